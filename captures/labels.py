@@ -1,0 +1,152 @@
+"""Ground-truth labels for a capture (CONTRACT §2).
+
+Sources, sidecar CSV winning over pcapng comments:
+1. sidecar CSV ``frame_number,label`` (header row), given with ``--labels`` or auto-discovered as
+   ``<capture>.labels.csv`` or ``<capture stem>.labels.csv``;
+2. pcapng packet comments ``label=<class>`` (column ``frame_comment``).
+
+Frames without a label are unlabelled (-1): excluded from metrics, never counted as ``normal``.
+An unknown class name is an ``InputError`` naming file, line and value.
+"""
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .batch import PacketBatch
+from .errors import InputError
+
+_COMMENT_RE = re.compile(r"(?:^|[\s;,])label=([A-Za-z0-9_\-]+)")
+
+
+def sidecar_candidates(capture: str | Path) -> list[Path]:
+    p = Path(capture)
+    cands = [p.with_name(p.name + ".labels.csv"), p.with_name(p.stem + ".labels.csv")]
+    # "lab.pcapng.gz" -> also "lab.labels.csv"
+    stem = p.name.split(".")[0]
+    cands.append(p.with_name(stem + ".labels.csv"))
+    return list(dict.fromkeys(cands))
+
+
+def discover_sidecar(capture: str | Path) -> Path | None:
+    for c in sidecar_candidates(capture):
+        if c.is_file():
+            return c
+    return None
+
+
+class LabelSet:
+    """Maps frames to class indices of ``classes`` (-1 = unlabelled)."""
+
+    def __init__(self, classes: Sequence[str], sidecar: dict[int, int] | None = None,
+                 sidecar_path: Path | None = None, use_comments: bool = True):
+        self.classes = list(classes)
+        self._index = {c: i for i, c in enumerate(self.classes)}
+        self.sidecar = sidecar
+        self.sidecar_path = sidecar_path
+        self.use_comments = use_comments
+        self.comment_labels_seen = 0
+        if sidecar:
+            mx = max(sidecar)
+            self._lut = np.full(mx + 2, -1, dtype=np.int64)
+            keys = np.fromiter(sidecar.keys(), dtype=np.int64, count=len(sidecar))
+            vals = np.fromiter(sidecar.values(), dtype=np.int64, count=len(sidecar))
+            self._lut[keys] = vals
+        else:
+            self._lut = None
+
+    @property
+    def source(self) -> str:
+        if self.sidecar_path is not None:
+            return str(self.sidecar_path)
+        return "pcapng comments"
+
+    @classmethod
+    def load(cls, classes: Sequence[str], capture: str | Path | None = None,
+             labels_path: str | Path | None = None) -> "LabelSet":
+        """Explicit ``labels_path`` wins; else an auto-discovered sidecar; else comments."""
+        path = Path(labels_path) if labels_path else (discover_sidecar(capture) if capture else None)
+        if path is None:
+            return cls(classes)
+        return cls(classes, read_sidecar(path, classes), sidecar_path=path, use_comments=False)
+
+    def for_batch(self, batch: PacketBatch) -> np.ndarray:
+        n = len(batch)
+        if self._lut is not None:
+            fn = batch["frame_number"]
+            out = np.full(n, -1, dtype=np.int64)
+            ok = (fn >= 0) & (fn < len(self._lut))
+            out[ok] = self._lut[fn[ok]]
+            return out
+        out = np.full(n, -1, dtype=np.int64)
+        if not self.use_comments:
+            return out
+        comments = batch["frame_comment"]
+        for i in np.flatnonzero(comments != ""):
+            m = _COMMENT_RE.search(comments[i])
+            if not m:
+                continue
+            name = m.group(1)
+            idx = self._index.get(name)
+            if idx is None:
+                raise InputError(
+                    f"pcapng comment of frame {int(batch['frame_number'][i])}: unknown class {name!r}",
+                    hint="known classes: " + ", ".join(self.classes),
+                )
+            out[i] = idx
+            self.comment_labels_seen += 1
+        return out
+
+
+def read_sidecar(path: str | Path, classes: Sequence[str]) -> dict[int, int]:
+    path = Path(path)
+    index = {c: i for i, c in enumerate(classes)}
+    try:
+        fh = open(path, newline="", encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"label file {path} does not exist", hint="check the --labels path") from None
+    except OSError as e:
+        raise InputError(f"cannot read label file {path}: {e.strerror}") from None
+    out: dict[int, int] = {}
+    with fh:
+        reader = csv.reader(fh)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise InputError(f"{path}: empty label file", hint="expected a header row 'frame_number,label'") from None
+        except UnicodeDecodeError:
+            raise InputError(f"{path}: not a text CSV file", hint="expected 'frame_number,label'") from None
+        cols = [h.strip().lower() for h in header]
+        if "frame_number" not in cols or "label" not in cols:
+            raise InputError(f"{path}:1: header must contain 'frame_number,label', got {','.join(header)!r}")
+        fi, li = cols.index("frame_number"), cols.index("label")
+        try:
+            for row in reader:
+                line = reader.line_num
+                if not row or all(not c.strip() for c in row):
+                    continue
+                if len(row) <= max(fi, li):
+                    raise InputError(f"{path}:{line}: expected 'frame_number,label', got {','.join(row)!r}")
+                fs, name = row[fi].strip(), row[li].strip()
+                try:
+                    fn = int(fs)
+                except ValueError:
+                    raise InputError(f"{path}:{line}: frame_number {fs!r} is not an integer") from None
+                if fn < 1:
+                    raise InputError(f"{path}:{line}: frame_number {fn} must be >= 1")
+                if name == "":
+                    continue  # explicitly unlabelled
+                idx = index.get(name)
+                if idx is None:
+                    raise InputError(f"{path}:{line}: unknown class {name!r}",
+                                     hint="known classes: " + ", ".join(classes))
+                out[fn] = idx
+        except UnicodeDecodeError:
+            raise InputError(f"{path}: not a text CSV file", hint="expected 'frame_number,label'") from None
+        except csv.Error as e:
+            raise InputError(f"{path}:{reader.line_num}: {e}") from None
+    return out

@@ -1,0 +1,3 @@
+from iotwatch.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# One-stop set-up and run script (idempotent). See README.md.
+#   bash dev.sh run  [iotwatch args...]   set up, then run iotwatch (default: the TUI on the bundled demo)
+#   bash dev.sh test [pytest args...]     set up, then run the test suite
+#   bash dev.sh setup                     set up only
+set -euo pipefail
+cd "$(dirname "$0")"
+VENV=${IOTWATCH_VENV:-.venv}
+PY=${PYTHON:-python3}
+
+need_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else return 99; fi; }
+
+apt_install() {
+  # Debian/Ubuntu packages: tshark (+dumpcap), tmux for the terminal test, the lab's real tools.
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if ! command -v apt-get >/dev/null; then
+    echo "iotwatch setup: please install: ${missing[*]} (no apt-get on this machine)" >&2; return 3
+  fi
+  echo "iotwatch setup: installing ${missing[*]} via apt-get" >&2
+  echo "wireshark-common wireshark-common/install-setuid boolean true" | need_root debconf-set-selections || true
+  if ! need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null 2>&1; then
+    need_root env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null 2>&1 || true
+    need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null || {
+      rc=$?; [ $rc -eq 99 ] && echo "iotwatch setup: need root or sudo to install: ${missing[*]}" >&2; return 3; }
+  fi
+}
+
+setup() {
+  apt_install tshark tmux
+  if [ "${IOTWATCH_LAB_TOOLS:-1}" = 1 ] && [ -f captures/lab_packages.txt ]; then
+    # shellcheck disable=SC2046
+    apt_install $(grep -v '^#' captures/lab_packages.txt) || echo "iotwatch setup: lab tools not installed (lab tests will fail)" >&2
+  fi
+  [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+  # torch first, pinned: this machine has the 2.13.0 CPU wheel; otherwise pip pulls a multi-GB CUDA build.
+  "$VENV/bin/python" -c "import torch" 2>/dev/null || \
+    "$VENV/bin/pip" install -q torch==2.13.0 ${IOTWATCH_TORCH_INDEX:+--extra-index-url "$IOTWATCH_TORCH_INDEX"}
+  local stamp="$VENV/.iotwatch-installed"
+  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    "$VENV/bin/pip" install -q -e ".[test]" && touch "$stamp"
+  fi
+}
+
+cmd=${1:-run}; shift || true
+case "$cmd" in
+  setup) setup ;;
+  run)   setup; exec "$VENV/bin/iotwatch" "$@" ;;
+  test)  setup; exec "$VENV/bin/python" -m pytest "$@" ;;
+  *) echo "usage: bash dev.sh run|test|setup [args]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,1 @@
+"""The Textual app (UI only): everything else lives in iotwatch.captures / iotwatch.detector."""
