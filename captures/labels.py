@@ -67,12 +67,18 @@ class LabelSet:
 
     @classmethod
     def load(cls, classes: Sequence[str], capture: str | Path | None = None,
-             labels_path: str | Path | None = None) -> "LabelSet":
-        """Explicit ``labels_path`` wins; else an auto-discovered sidecar; else comments."""
+             labels_path: str | Path | None = None) -> "LabelSet | None":
+        """Explicit ``labels_path`` wins; else an auto-discovered sidecar; else pcapng comments.
+
+        Returns ``None`` when the capture cannot carry labels at all (no sidecar, and not a pcapng
+        file containing ``label=`` comments), so outputs leave out label columns and metrics.
+        """
         path = Path(labels_path) if labels_path else (discover_sidecar(capture) if capture else None)
-        if path is None:
+        if path is not None:
+            return cls(classes, read_sidecar(path, classes), sidecar_path=path, use_comments=False)
+        if capture is not None and may_have_comment_labels(capture):
             return cls(classes)
-        return cls(classes, read_sidecar(path, classes), sidecar_path=path, use_comments=False)
+        return None
 
     def for_batch(self, batch: PacketBatch) -> np.ndarray:
         n = len(batch)
@@ -100,6 +106,26 @@ class LabelSet:
             out[i] = idx
             self.comment_labels_seen += 1
         return out
+
+
+_PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
+
+
+def may_have_comment_labels(capture: str | Path) -> bool:
+    """Cheap pre-check (a byte search, GB/s): a pcapng file whose bytes contain ``label=``."""
+    import mmap
+
+    try:
+        with open(capture, "rb") as fh:
+            if fh.read(4) != _PCAPNG_MAGIC:
+                return False
+            fh.seek(0, 2)
+            if fh.tell() == 0:
+                return False
+            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                return mm.find(b"label=") >= 0
+    except (OSError, ValueError):
+        return False  # unreadable files are reported by the source's preflight
 
 
 def read_sidecar(path: str | Path, classes: Sequence[str]) -> dict[int, int]:
