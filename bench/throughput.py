@@ -1,0 +1,89 @@
+"""Throughput of iotwatch's capture path against raw tshark on the same file, in one run.
+
+    .venv/bin/python bench/throughput.py FILE [--repeat N] [--rows 8192]
+
+Times (best of ``--repeat``):
+  1. raw ``tshark -T fields`` with the same fields and prefs, output discarded (the reference);
+  2. ``open_source(read=FILE)`` iterated to the end (the capture layer alone);
+  3. ``iotwatch -r FILE --headless`` end to end, when a classifier is installed.
+Prints packets/s of each and, as the LAST line, ``ratio=<iotwatch/tshark>`` (the headless run when
+available, else the source alone). Ratios, not absolute numbers, are comparable across machines.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import subprocess
+import sys
+import time
+
+from iotwatch.captures.sources import open_source
+from iotwatch.captures.tshark_args import tshark_fields_command
+from pyshark.tshark.tshark import get_process_path
+
+
+def time_tshark(path: str) -> tuple[float, int]:
+    argv = tshark_fields_command(get_process_path(), read=path, line_buffered=False)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    lines = 0
+    while chunk := proc.stdout.read(1 << 20):
+        lines += chunk.count(b"\n")
+    proc.wait()
+    return time.perf_counter() - t0, lines
+
+
+def time_source(path: str, rows: int) -> tuple[float, int]:
+    t0 = time.perf_counter()
+    src = open_source(read=path)
+    n = 0
+    try:
+        for b in src.batches(max_rows=rows):
+            n += len(b)
+    finally:
+        src.close()
+    return time.perf_counter() - t0, n
+
+
+def classifier_available() -> bool:
+    return importlib.util.find_spec("iotwatch.detector.classifier") is not None
+
+
+def time_headless(path: str) -> tuple[float, int, int]:
+    exe = os.path.join(os.path.dirname(sys.executable), "iotwatch")
+    argv = [exe, "-r", path, "--headless"] if os.path.exists(exe) else [sys.executable, "-m", "iotwatch", "-r", path, "--headless"]
+    t0 = time.perf_counter()
+    cp = subprocess.run(argv, capture_output=True)
+    return time.perf_counter() - t0, cp.returncode, len(cp.stdout)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("file")
+    ap.add_argument("--repeat", type=int, default=2, help="best of N runs each (default 2)")
+    ap.add_argument("--rows", type=int, default=8192, help="batch size for the source (default 8192)")
+    ap.add_argument("--no-headless", action="store_true", help="skip the end-to-end iotwatch run")
+    ns = ap.parse_args(argv)
+    t_ref, n_ref = min(time_tshark(ns.file) for _ in range(ns.repeat))
+    print(f"tshark -T fields : {n_ref:>9,} pkts  {t_ref:7.2f} s  {n_ref / t_ref:>10,.0f} pkt/s")
+    t_src, n_src = min(time_source(ns.file, ns.rows) for _ in range(ns.repeat))
+    print(f"iotwatch source  : {n_src:>9,} pkts  {t_src:7.2f} s  {n_src / t_src:>10,.0f} pkt/s")
+    if n_src != n_ref:
+        print(f"MISMATCH: source yielded {n_src} frames, tshark printed {n_ref}", file=sys.stderr)
+        return 1
+    ratio = t_ref / t_src
+    if not ns.no_headless and classifier_available():
+        t_hl, rc, _ = min(time_headless(ns.file) for _ in range(ns.repeat))
+        if rc == 0:
+            print(f"iotwatch headless: {n_ref:>9,} pkts  {t_hl:7.2f} s  {n_ref / t_hl:>10,.0f} pkt/s")
+            print(f"source ratio={ratio:.3f}")
+            ratio = t_ref / t_hl
+        else:
+            print(f"iotwatch headless failed (exit {rc}); reporting the source alone", file=sys.stderr)
+    print(f"ratio={ratio:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

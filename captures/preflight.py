@@ -1,0 +1,320 @@
+"""Checks that run BEFORE any capture starts, and ``iotwatch doctor``.
+
+Every failure is an ``InputError`` (exit 2) or ``EnvironmentProblem`` (exit 3) whose text is one
+line saying what is wrong, where, and the exact fix. Nothing here can hang: every probe process
+has a timeout (pyshark's LiveCapture waits forever when dumpcap lacks permission; we ask
+``dumpcap -i IFACE -L`` first, which fails in milliseconds).
+
+* tools: tshark/dumpcap found through pyshark's discovery (``get_process_path``), executable;
+* files: exists, is a regular readable file, not empty, pcap/pcapng magic (or a compressed
+  capture tshark reads), at least one packet before the file ends;
+* live: interface known (pyshark's ``tshark -D`` names, numbers, /sys/class/net), capture
+  permission (``dumpcap -L``), BPF compiles (``dumpcap -d -f``);
+* display filter compiles (tshark against an empty capture on stdin).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import struct
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyshark.tshark.tshark import TSharkNotFoundException, get_all_tshark_interfaces_names, get_process_path
+
+from .errors import EnvironmentProblem, InputError
+from .tshark_args import (dumpcap_bpf_check_command, dumpcap_permission_command,
+                          display_filter_check_command)
+
+INSTALL_HINT = "install it: sudo apt-get install tshark"
+PROBE_TIMEOUT = 1.5  # seconds per probe; permission problems must surface within 2 s
+_NOISE = ("Running as user", "Capturing on")
+# An empty little-endian pcap (header only): input for compiling a display filter.
+EMPTY_PCAP = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
+PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1": "<", b"\xa1\xb2\xc3\xd4": ">",
+               b"\x4d\x3c\xb2\xa1": "<", b"\xa1\xb2\x3c\x4d": ">"}
+PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
+COMPRESSED_MAGICS = (b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"\x04\x22\x4d\x18")  # gzip, zstd, lz4
+_PCAPNG_PACKET_BLOCKS = {2, 3, 6}  # obsolete packet, simple packet, enhanced packet
+_PCAPNG_WALK_LIMIT = 10_000
+
+
+@dataclass
+class Tools:
+    tshark: str
+    dumpcap: str | None
+
+
+def permission_fix(dumpcap: str | None = None) -> str:
+    dc = dumpcap or "$(which dumpcap)"
+    return (f"fix: sudo usermod -aG wireshark $USER and log in again, "
+            f"or: sudo setcap cap_net_raw,cap_net_admin+eip {dc}")
+
+
+def _find(name: str, tshark_path: str | None) -> str | None:
+    try:
+        return get_process_path(tshark_path=tshark_path, process_name=name)
+    except TSharkNotFoundException:
+        return None
+
+
+def check_tools(need_dumpcap: bool = False, tshark_path: str | None = None) -> Tools:
+    """Locate tshark (and dumpcap for live capture) the way pyshark does; exit 3 if unusable."""
+    tshark = _find("tshark", tshark_path)
+    if tshark is None:
+        raise EnvironmentProblem("tshark not found on PATH", hint=INSTALL_HINT)
+    if not os.access(tshark, os.X_OK):
+        raise EnvironmentProblem(f"tshark at {tshark} is not executable by this user",
+                                 hint=f"fix its permissions or {INSTALL_HINT}")
+    dumpcap = _find("dumpcap", tshark_path)
+    if need_dumpcap:
+        if dumpcap is None:
+            raise EnvironmentProblem("dumpcap not found on PATH (live capture needs it)", hint=INSTALL_HINT)
+        if not os.access(dumpcap, os.X_OK):
+            raise EnvironmentProblem(f"no permission to capture: this user may not run {dumpcap}",
+                                     hint=permission_fix(dumpcap))
+    return Tools(tshark, dumpcap)
+
+
+def _run(argv: list[str], timeout: float = PROBE_TIMEOUT, stdin: bytes | None = None):
+    """Run a probe; (returncode, meaningful stderr lines). Timeout -> returncode None."""
+    try:
+        cp = subprocess.run(argv, input=stdin if stdin is not None else b"", capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None, []
+    except OSError as e:
+        return -1, [str(e)]
+    lines = [ln.strip() for ln in cp.stderr.decode("utf-8", "replace").splitlines()]
+    return cp.returncode, [ln for ln in lines if ln and not ln.startswith(_NOISE)]
+
+
+def _reason(lines: list[str], prog: str) -> str:
+    """First meaningful stderr line(s) joined into one, without the ``prog:`` prefix."""
+    text = " ".join(ln for ln in lines if not ln.startswith("^") and not ln.startswith("See the User"))
+    return text.removeprefix(f"{prog}: ").strip() or "no reason given"
+
+
+# --- files -------------------------------------------------------------------------------------
+
+def check_capture_file(path: str | os.PathLike) -> None:
+    """Missing, unreadable, empty, non-capture or packet-less file -> InputError (exit 2)."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"capture file not found: {p}", hint="check the path given to -r")
+    if not p.is_file():
+        raise InputError(f"not a capture file: {p} is a {'directory' if p.is_dir() else 'special file'}")
+    try:
+        with p.open("rb") as fh:
+            head = fh.read(64)
+            size = os.fstat(fh.fileno()).st_size
+            if size == 0:
+                raise InputError(f"capture file is empty (0 bytes): {p}")
+            magic = head[:4]
+            if magic in PCAP_MAGICS:
+                _check_pcap(p, size)
+            elif magic == PCAPNG_MAGIC:
+                _check_pcapng(p, fh, size)
+            elif not head.startswith(COMPRESSED_MAGICS):
+                raise InputError(f"not a pcap/pcapng capture: {p} (starts with {head[:8]!r})",
+                                 hint="give a file written by tcpdump, dumpcap, tshark or Wireshark")
+    except PermissionError:
+        raise InputError(f"cannot read capture file {p}: permission denied",
+                         hint="check its permissions or run as a user who may read it") from None
+    except IsADirectoryError:
+        raise InputError(f"not a capture file: {p} is a directory") from None
+
+
+def _check_pcap(p: Path, size: int) -> None:
+    if size < 24:
+        raise InputError(f"capture file is cut short inside its pcap header ({size} bytes): {p}")
+    if size == 24:
+        raise InputError(f"capture file contains no packets (pcap header only): {p}")
+
+
+def _check_pcapng(p: Path, fh, size: int) -> None:
+    """Walk block headers from the start until the first packet block."""
+    offset, order = 0, "<"
+    for _ in range(_PCAPNG_WALK_LIMIT):
+        if offset + 12 > size:
+            break
+        fh.seek(offset)
+        hdr = fh.read(12)
+        if hdr[:4] == PCAPNG_MAGIC:
+            order = "<" if hdr[8:12] == b"\x4d\x3c\x2b\x1a" else ">"
+        btype, blen = struct.unpack(order + "II", hdr[:8])
+        if blen < 12 or blen % 4:
+            raise InputError(f"capture file is damaged: bad pcapng block at byte {offset}: {p}")
+        if offset + blen > size:
+            break
+        if btype in _PCAPNG_PACKET_BLOCKS:
+            return
+        offset += blen
+    else:
+        return  # many non-packet blocks: let tshark decide
+    if offset == size:
+        raise InputError(f"capture file contains no packets: {p}")
+    raise InputError(f"capture file is cut short before its first packet (byte {offset} of {size}): {p}")
+
+
+# --- filters -----------------------------------------------------------------------------------
+
+def check_display_filter(expr: str, tshark: str) -> None:
+    """Compile a Wireshark display filter; InputError quoting tshark's reason when it is bad."""
+    rc, lines = _run(display_filter_check_command(tshark, expr), timeout=15, stdin=EMPTY_PCAP)
+    if rc != 0:
+        reason = _reason(lines, "tshark") if rc is not None else "tshark did not answer"
+        raise InputError(f"bad display filter {expr!r}: {reason}", hint="see 'man wireshark-filter'")
+
+
+def check_bpf(expr: str, iface: str, dumpcap: str) -> None:
+    """Compile a BPF capture filter for ``iface``; InputError quoting dumpcap's reason when it is bad."""
+    rc, lines = _run(dumpcap_bpf_check_command(dumpcap, iface, expr))
+    bad = [ln for ln in lines if "capture filter" in ln or "isn't a valid" in ln]
+    if rc != 0 or bad:
+        detail = [ln for ln in lines if ln.startswith("That string")]
+        reason = _reason(detail or bad or lines, "dumpcap")
+        raise InputError(f"bad BPF capture filter {expr!r}: {reason}", hint="see 'man pcap-filter'")
+
+
+# --- interfaces --------------------------------------------------------------------------------
+
+def interface_names(tshark: str) -> list[str]:
+    """Interface names and aliases from pyshark's ``tshark -D`` parser, plus /sys/class/net."""
+    names: list[str] = []
+    try:
+        names = get_all_tshark_interfaces_names(tshark)
+    except (subprocess.CalledProcessError, OSError):
+        pass
+    sysnet = Path("/sys/class/net")
+    if sysnet.is_dir():
+        names += sorted(d.name for d in sysnet.iterdir())
+    return list(dict.fromkeys(names))
+
+
+def check_live(iface: str, bpf: str | None, tools: Tools) -> None:
+    """Interface exists (exit 2), we may capture on it (exit 3), the BPF compiles (exit 2)."""
+    names = interface_names(tools.tshark)
+    if not (iface.isdigit() or iface.startswith("rpcap://") or iface.lower() in (n.lower() for n in names)):
+        raise InputError(f"unknown interface {iface!r}; available: {', '.join(names) or 'none found'}",
+                         hint="see 'iotwatch doctor'")
+    ok, reason = capture_permission(iface, tools.dumpcap)
+    if not ok:
+        raise EnvironmentProblem(f"no permission to capture on {iface}: {reason}", hint=permission_fix(tools.dumpcap))
+    if bpf:
+        check_bpf(bpf, iface, tools.dumpcap)
+
+
+def capture_permission(iface: str, dumpcap: str | None) -> tuple[bool, str]:
+    """(True, "") when dumpcap may open ``iface``; else (False, dumpcap's reason)."""
+    if dumpcap is None:
+        return False, "dumpcap not found"
+    if not os.access(dumpcap, os.X_OK):
+        return False, f"this user may not run {dumpcap}"
+    rc, lines = _run(dumpcap_permission_command(dumpcap, iface))
+    if rc == 0:
+        return True, ""
+    if rc is None:
+        return False, f"dumpcap did not answer within {PROBE_TIMEOUT} s"
+    return False, _reason(lines, "dumpcap")
+
+
+def wifi_mode(iface: str) -> str | None:
+    """'managed' or 'monitor' for a Wi-Fi interface, None for anything else."""
+    base = Path("/sys/class/net") / iface
+    if not ((base / "wireless").exists() or (base / "phy80211").exists()):
+        return None
+    try:
+        arphrd = int((base / "type").read_text().strip())
+    except (OSError, ValueError):
+        return "managed"
+    return "monitor" if arphrd in (802, 803) else "managed"  # ARPHRD_IEEE80211_PRISM / _RADIOTAP
+
+
+WIFI_WARNING = ("Wi-Fi in managed mode: only this host's and broadcast traffic is visible; "
+                "to see other devices use a switch mirror port or capture on the access point")
+
+
+# --- iotwatch doctor ---------------------------------------------------------------------------
+
+def _version(path: str) -> str:
+    try:
+        out = subprocess.run([path, "-v"], capture_output=True, timeout=10).stdout.decode("utf-8", "replace")
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    first = out.splitlines()[0] if out else "unknown"
+    return first.split("(")[0].strip()
+
+
+def _dumpcap_interfaces(dumpcap: str) -> list[tuple[str, str]]:
+    """(name, description) from ``dumpcap -D`` (real interfaces only, no extcap)."""
+    try:
+        out = subprocess.run([dumpcap, "-D"], capture_output=True, timeout=10).stdout.decode("utf-8", "replace")
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    rows = []
+    for line in out.splitlines():
+        parts = line.split(". ", 1)
+        if len(parts) == 2:
+            name, _, desc = parts[1].partition(" (")
+            rows.append((name.strip(), desc.rstrip(")")))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``iotwatch doctor``: tool paths/versions, capture permission per interface, fixes. 0 usable, 3 not."""
+    ap = argparse.ArgumentParser(prog="iotwatch doctor",
+                                 description="Check tshark/dumpcap and capture permission per interface.")
+    ap.add_argument("-i", "--iface", action="append", metavar="IFACE", help="check only these interfaces")
+    ns = ap.parse_args(argv)
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console(highlight=False, soft_wrap=True)
+    tshark = _find("tshark", None)
+    dumpcap = _find("dumpcap", None)
+    problems: list[str] = []
+    tools = Table(title="tools", title_justify="left", show_edge=False)
+    for col in ("tool", "path", "version"):
+        tools.add_column(col)
+    for name, path in (("tshark", tshark), ("dumpcap", dumpcap)):
+        if path is None:
+            tools.add_row(name, "[red]not found[/]", "")
+            problems.append(f"{name} not found ({INSTALL_HINT})")
+        elif not os.access(path, os.X_OK):
+            tools.add_row(name, path, "[red]not executable by this user[/]")
+            problems.append(f"cannot run {path} ({permission_fix(path) if name == 'dumpcap' else INSTALL_HINT})")
+        else:
+            tools.add_row(name, path, _version(path))
+    con.print(tools)
+    capturable = 0
+    if dumpcap and os.access(dumpcap, os.X_OK):
+        ifaces = _dumpcap_interfaces(dumpcap)
+        if ns.iface:
+            known = dict(ifaces)
+            ifaces = [(i, known.get(i, "")) for i in ns.iface]
+        table = Table(title="capture permission per interface", title_justify="left", show_edge=False)
+        for col in ("interface", "description", "capture", "notes"):
+            table.add_column(col)
+        for name, desc in ifaces:
+            ok, reason = capture_permission(name, dumpcap)
+            capturable += ok
+            mode = wifi_mode(name)
+            note = f"[yellow]{WIFI_WARNING}[/]" if mode == "managed" else (f"Wi-Fi {mode} mode" if mode else "")
+            table.add_row(name, desc, "[green]ok[/]" if ok else f"[red]denied[/]: {reason}", note)
+        con.print(table)
+        if not capturable:
+            problems.append(f"no interface can be captured ({permission_fix(dumpcap)})")
+    if problems:
+        for p in problems:
+            con.print(f"[red]problem:[/] {p}")
+        if tshark and os.access(tshark, os.X_OK):
+            con.print("replaying capture files (-r FILE) still works.")
+        return 3
+    con.print(f"[green]ready:[/] live capture on {capturable} interface(s) and file replay.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

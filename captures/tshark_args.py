@@ -1,0 +1,92 @@
+"""Pure argv builders for tshark/dumpcap (no processes here; unit-tested without privileges).
+
+The capture layer asks tshark for *field* output instead of PDML/JSON, one line per frame::
+
+    tshark -l -n -T fields -E separator=/t -E occurrence=f -E quote=n -e frame.number -e ... [-o pref:val ...]
+
+* ``occurrence=f`` keeps the first occurrence only (an ICMP error quoting an IP header would
+  otherwise give ``127.0.0.1,127.0.0.1``).
+* tshark escapes tabs and newlines inside values (``\\t``, ``\\n``), so one line = one frame and
+  one tab = one column separator.
+* ``DISSECTION_PREFS`` make every frame dissect on its own (no TCP/IP reassembly, no TCP sequence
+  analysis). That keeps per-frame fields independent of neighbouring frames, bounds tshark's
+  per-session memory, and is cheaper. Measured on a 100k-frame loopback capture (see bench/).
+"""
+from __future__ import annotations
+
+from typing import Iterable, Mapping, Sequence
+
+from .fields import TSHARK_FIELDS
+
+# Preferences that cut per-packet state and cost without changing the per-frame fields we read.
+DISSECTION_PREFS: Mapping[str, str] = {
+    "tcp.analyze_sequence_numbers": "FALSE",   # no retransmission/dup-ack state per stream
+    "tcp.desegment_tcp_streams": "FALSE",      # each segment dissected on its own
+    "tcp.calculate_timestamps": "FALSE",
+    "udp.calculate_timestamps": "FALSE",
+    "ip.defragment": "FALSE",                  # first fragment shows the L4 header, like a sniffer sees it
+    "ipv6.defragment": "FALSE",
+    "tls.desegment_ssl_records": "FALSE",
+    "tls.desegment_ssl_application_data": "FALSE",
+    "http.desegment_headers": "FALSE",
+    "http.desegment_body": "FALSE",
+}
+
+FIELD_OUTPUT_ARGS: tuple[str, ...] = (
+    "-T", "fields", "-E", "separator=/t", "-E", "occurrence=f", "-E", "quote=n",
+)
+
+
+def field_args(fields: Sequence[str] = TSHARK_FIELDS) -> list[str]:
+    """``-T fields ... -e f1 -e f2 ...`` for ``fields`` (default: every tshark field of FIELDS)."""
+    args = list(FIELD_OUTPUT_ARGS)
+    for f in fields:
+        args += ["-e", f]
+    return args
+
+
+def pref_args(prefs: Mapping[str, str]) -> list[str]:
+    """``-o name:value`` for every preference."""
+    args: list[str] = []
+    for name, value in prefs.items():
+        args += ["-o", f"{name}:{value}"]
+    return args
+
+
+def tshark_fields_command(tshark: str, *, read: str | None = None, display_filter: str | None = None,
+                          prefs: Mapping[str, str] = DISSECTION_PREFS, line_buffered: bool = True,
+                          fields: Sequence[str] = TSHARK_FIELDS, extra: Iterable[str] = ()) -> list[str]:
+    """Full tshark argv emitting our fields from ``read`` (a file) or stdin (``-i -``) when ``read`` is None."""
+    argv = [tshark]
+    if line_buffered:
+        argv.append("-l")
+    argv += ["-n", *field_args(fields)]
+    if display_filter:
+        argv += ["-Y", display_filter]
+    argv += pref_args(prefs)
+    argv += list(extra)
+    argv += ["-r", read] if read is not None else ["-i", "-"]
+    return argv
+
+
+def dumpcap_command(dumpcap: str, iface: str, *, bpf: str | None = None, output: str = "-") -> list[str]:
+    """dumpcap writing pcapng of ``iface`` (BPF-filtered in the kernel) to ``output`` (stdout by default)."""
+    argv = [dumpcap, "-q", "-i", iface]
+    if bpf:
+        argv += ["-f", bpf]
+    return argv + ["-w", output]
+
+
+def dumpcap_permission_command(dumpcap: str, iface: str) -> list[str]:
+    """Cheap capture-permission probe: list the link types of ``iface`` (opens the device, captures nothing)."""
+    return [dumpcap, "-i", iface, "-L"]
+
+
+def dumpcap_bpf_check_command(dumpcap: str, iface: str, bpf: str) -> list[str]:
+    """Compile ``bpf`` for ``iface`` and print the BPF code (fails with dumpcap's reason when invalid)."""
+    return [dumpcap, "-d", "-f", bpf, "-i", iface]
+
+
+def display_filter_check_command(tshark: str, expr: str) -> list[str]:
+    """Compile display filter ``expr`` against an empty capture fed on stdin."""
+    return [tshark, "-n", "-Y", expr, "-r", "-"]
