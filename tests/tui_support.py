@@ -1,0 +1,96 @@
+"""Deterministic inputs for the TUI tests and bench: synthetic packets, labels and a fake classifier
+that follows the COMMON.md classifier API (used until/unless the real tiny bundle is wanted)."""
+from __future__ import annotations
+
+import numpy as np
+
+from iotwatch.captures.batch import PacketBatch
+from iotwatch.captures.labels import LabelSet
+
+CLASSES = ["normal", "recon", "dos", "bruteforce", "spoofing", "exfiltration"]
+# (dst port, frame length, protocols) -> class the fake classifier predicts
+_KINDS = [
+    (443, 120, "eth:ethertype:ip:tcp:tls", 0),
+    (1883, 90, "eth:ethertype:ip:tcp:mqtt", 0),
+    (81, 60, "eth:ethertype:ip:tcp", 1),
+    (80, 54, "eth:ethertype:ip:tcp", 2),
+    (23, 70, "eth:ethertype:ip:tcp:telnet", 3),
+    (-1, 42, "eth:ethertype:arp", 4),
+    (53, 300, "eth:ethertype:ip:udp:dns", 5),
+]
+
+
+def make_packets(n: int = 600, seed: int = 7, t0: float = 1_700_000_000.0, spacing: float = 0.001) -> PacketBatch:
+    """``n`` packets, a fixed pseudo-random mix of the kinds above, frame numbers 1..n."""
+    rng = np.random.default_rng(seed)
+    kinds = rng.choice(len(_KINDS), size=n, p=[0.35, 0.25, 0.1, 0.1, 0.08, 0.05, 0.07])
+    recs = []
+    for i, k in enumerate(kinds.tolist()):
+        port, length, protos, _ = _KINDS[k]
+        host = 10 + (i * 7919) % 5
+        rec = {"frame_number": i + 1, "time_epoch": t0 + i * spacing, "frame_len": length, "protocols": protos,
+               "eth_src": f"02:00:00:00:00:{host:02x}", "eth_dst": "02:00:00:00:00:01"}
+        if port == -1:
+            rec.update(arp_opcode=2, arp_src_ip=f"192.168.1.{host}", arp_dst_ip="192.168.1.1")
+        else:
+            rec.update(ip_version=4, ip_src=f"192.168.1.{host}", ip_dst="192.168.1.1", ip_ttl=64, ip_len=length - 14)
+            if "udp" in protos:
+                rec.update(ip_proto=17, udp_srcport=40000 + i % 100, udp_dstport=port)
+            else:
+                rec.update(ip_proto=6, tcp_srcport=40000 + i % 100, tcp_dstport=port, tcp_flags=0x18)
+        recs.append(rec)
+    return PacketBatch.from_records(recs)
+
+
+def truth(packets: PacketBatch) -> np.ndarray:
+    """The class the fake classifier predicts for each packet."""
+    out = np.zeros(len(packets), dtype=np.int64)
+    dport = np.where(packets["tcp_dstport"] >= 0, packets["tcp_dstport"], packets["udp_dstport"])
+    for port, length, protos, cls in _KINDS:
+        if port == -1:
+            out[packets["arp_opcode"] >= 0] = cls
+        else:
+            out[(dport == port) & (packets["frame_len"] == length)] = cls
+    return out
+
+
+def make_labels(packets: PacketBatch, wrong_every: int = 9, unlabelled_every: int = 13) -> LabelSet:
+    """Labels equal to the fake prediction except every ``wrong_every``-th frame (shifted class) and
+    every ``unlabelled_every``-th frame (unlabelled), so confusion has errors and gaps."""
+    t = truth(packets)
+    fn = packets["frame_number"].tolist()
+    sidecar = {}
+    for f, c in zip(fn, t.tolist()):
+        if f % unlabelled_every == 0:
+            continue
+        sidecar[f] = (c + 1) % len(CLASSES) if f % wrong_every == 0 else c
+    return LabelSet(CLASSES, sidecar=sidecar)
+
+
+class _Extractor:
+    def transform(self, batch: PacketBatch) -> np.ndarray:
+        return truth(batch).astype(np.float32)[:, None]
+
+
+class FakeClassifier:
+    """Predicts ``truth()`` with a fixed confidence; anomalies are confident non-normal predictions."""
+
+    classes_ = CLASSES
+    feature_names_in_ = ["kind"]
+    name = "fake/1"
+    normal_index = 0
+
+    def new_extractor(self) -> _Extractor:
+        return _Extractor()
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        k = X[:, 0].astype(np.int64)
+        proba = np.full((len(k), len(CLASSES)), 0.02, dtype=np.float32)
+        proba[np.arange(len(k)), k] = 0.9
+        return proba
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.predict_proba(X).argmax(axis=1)
+
+    def is_anomaly(self, proba: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+        return (predicted != self.normal_index) & (proba.max(axis=1) >= 0.5)

@@ -1,0 +1,377 @@
+"""The iotwatch Textual app: ``run_tui(cfg)`` for the CLI, ``make_app(...)`` for tests and benches.
+
+Data flow (one direction, few hops):
+
+1. One thread worker (group ``capture``) runs ``CaptureSession.run``: it opens the source inside
+   the thread, runs ``classify_stream``, counts every packet in ``RunTotals``, writes the outputs
+   and hands each batch to ``_emit``, which posts ``BatchClassified`` unless the UI is behind
+   (then the rows are dropped from view, never from the counts).
+2. ``on_batch_classified`` only appends to bounded stores (``RowStore``, ``AlertGroups``).
+3. A fixed tick turns the stores and a ``RunTotals`` snapshot into widget updates, at most one
+   refresh per widget per tick.
+4. Failures become ``CaptureFailed`` (one line, the CLI exit code), the end ``CaptureFinished``.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from typing import Callable
+
+from rich.text import Text
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Footer
+from textual.worker import get_current_worker
+
+from iotwatch.captures.errors import EXIT_ANOMALIES, EXIT_ENV, EXIT_OK, IotwatchError
+from iotwatch.tui.commands import IotwatchCommands
+from iotwatch.tui.messages import (BatchClassified, CaptureFailed, CaptureFinished, CaptureStarted,
+                                   DetailFailed, DetailLoaded)
+from iotwatch.tui.session import SPEEDS, CaptureSession
+from iotwatch.tui.store import AlertGroups, RateHistory, RowStore
+from iotwatch.tui.widgets.alerts import AlertPane
+from iotwatch.tui.widgets.class_counters import ClassCounters
+from iotwatch.tui.widgets.confusion import ConfusionSummary
+from iotwatch.tui.widgets.detail import DetailScreen, dissect_frame
+from iotwatch.tui.widgets.help import HelpScreen
+from iotwatch.tui.widgets.packet_table import PacketTable
+from iotwatch.tui.widgets.status_bar import StatusBar
+
+QUEUE_LIMIT = 20   # pending app messages above which new rows are dropped from view
+PANES = ("counters", "alerts", "confusion")
+
+
+class IotWatchApp(App[int]):
+    """The monitor. Build it with ``make_app``; ``return_code`` is the CLI exit code."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "iotwatch"
+    COMMANDS = App.COMMANDS | {IotwatchCommands}
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
+    BINDINGS = [
+        Binding("q", "quit", "Quit", id="quit"),
+        Binding("space", "toggle_pause", "Pause", id="pause"),
+        Binding("s", "cycle_speed", "Speed", id="speed"),
+        Binding("a", "toggle_anomalies", "Anomalies", id="filter-anomalies"),
+        Binding("f", "cycle_class_filter", "Class", id="filter-class"),
+        Binding("n", "next_anomaly", "Next !", id="next-anomaly"),
+        Binding("c", "clear", "Clear", id="clear"),
+        Binding("m", "cycle_pane", "Pane", id="cycle-pane"),
+        Binding("question_mark", "help", "Help", id="help"),
+    ]
+
+    def __init__(self, session: CaptureSession, *, source_name: str, capture_path: str | None = None,
+                 normal_index: int = 0, fail_on: str | None = None, tick: float = 0.1,
+                 view_cap: int = 50_000, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.session = session
+        self.class_names = list(session.classes)
+        self.normal_index = normal_index
+        self.source_name = source_name
+        self.capture_path = capture_path
+        self.fail_on = fail_on
+        self.tick = tick
+        self.clock = clock
+        self.rows = RowStore(view_cap)
+        self.alerts = AlertGroups()
+        self.rates = RateHistory(len(self.class_names))
+        self.filter: tuple = ("all",)
+        self.paused = False
+        self.state = "starting"
+        self.live = False
+        self.error: str | None = None
+        self.exit_code = EXIT_OK
+        self.report: dict | None = None
+        self.skipped = 0          # rows never offered to the view (UI behind, or live while paused)
+        self._pane = 0
+        self._dirty = True
+        self._last_packets = -1
+        self._last_labelled = -1
+        self._last_alerts = -1
+        self._rate_version = -1
+
+    # --- layout ----------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield StatusBar(id="status")
+        with Vertical(id="main"):
+            yield PacketTable(self.class_names, self.normal_index, labelled=False, id="packets")
+            with Horizontal(id="panes"):
+                yield ClassCounters(self.class_names, self.normal_index, id="counters")
+                yield ConfusionSummary(self.class_names, id="confusion")
+            yield AlertPane(self.class_names, id="alerts")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(PacketTable)
+        table.border_title = "Packets"
+        self.query_one("#counters").border_title = "Classes"
+        self.query_one("#confusion").border_title = "Confusion (labelled)"
+        self.query_one("#alerts").border_title = "Alerts by host and class"
+        for w in (self.query_one(ClassCounters), self.query_one(ConfusionSummary), self.query_one(AlertPane)):
+            w.class_style = table.class_style
+        table.focus()
+        self._set_pane(0)
+        self.refresh_screen()
+        self.set_interval(self.tick, self.refresh_screen, name="tick")
+        self.run_capture()
+
+    # --- the capture worker ------------------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="capture", exit_on_error=False, description="capture")
+    def run_capture(self) -> None:
+        worker = get_current_worker()
+        session = self.session
+
+        def emit(cb) -> None:
+            if (self.paused and session.live) or self.message_queue_size > QUEUE_LIMIT:
+                self.skipped += len(cb)
+            else:
+                self.post_message(BatchClassified(cb))
+
+        def opened() -> None:
+            self.post_message(CaptureStarted(session.source.description, session.live))
+
+        try:
+            report = session.run(emit, lambda: worker.is_cancelled, opened=opened)
+        except IotwatchError as e:
+            self.post_message(CaptureFailed(str(e), e.exit_code, started=session.totals.packets > 0))
+        except Exception as e:  # tshark/pyshark broke in an unforeseen way: still one line, no traceback
+            self.post_message(CaptureFailed(f"capture failed: {type(e).__name__}: {e}", EXIT_ENV,
+                                            started=session.totals.packets > 0))
+        else:
+            self.post_message(CaptureFinished(report))
+
+    def on_capture_started(self, message: CaptureStarted) -> None:
+        self.live = message.live
+        self.state = "live" if message.live else "replay"
+        self._dirty = True
+
+    def on_batch_classified(self, message: BatchClassified) -> None:
+        self.rows.append(message.batch)
+        self.alerts.add(message.batch)
+        self._dirty = True
+
+    def on_capture_failed(self, message: CaptureFailed) -> None:
+        self.error = message.reason
+        self.exit_code = message.exit_code
+        self.state = "failed"
+        if not message.started:
+            self.exit(self.exit_code, return_code=self.exit_code)
+            return
+        self.query_one(StatusBar).add_class("-failed")
+        self.notify(message.reason, title="capture failed", severity="error", timeout=30)
+        self._dirty = True
+
+    def on_capture_finished(self, message: CaptureFinished) -> None:
+        self.report = message.report
+        self.state = "interrupted" if message.report.get("interrupted") else "finished"
+        msg = f"{message.report['packets']:,} packets, {message.report.get('anomalies', 0):,} anomalous"
+        if message.report.get("truncated"):
+            msg += f"; capture ended early: {message.report['truncated']}"
+        if self.session.report_path:
+            msg += f"; report written to {self.session.report_path}"
+        self.notify(msg, title="end of capture", timeout=10)
+        self._dirty = True
+
+    # --- the tick ---------------------------------------------------------------------------------
+    def refresh_screen(self) -> None:
+        """Turn the stores into widget updates: one refresh per changed widget."""
+        packets, anomalies, counts, matrix, labelled = self.session.snapshot()
+        self.rates.sample(self.clock(), counts)
+        table = self.query_one(PacketTable)
+        if labelled and not table.labelled:
+            table.labelled = True
+            self.query_one("#main").add_class("-labelled")
+        if self._dirty:
+            table.set_view(self.rows.view(self.filter), self.rows.first_time)
+        if self._dirty or packets != self._last_packets:
+            table.border_subtitle = self._table_subtitle(packets, len(table.view))
+        rate_version = len(self.rates.history)
+        if packets != self._last_packets or rate_version != self._rate_version:
+            self.query_one(ClassCounters).show(counts, anomalies, self.rates)
+        if labelled != self._last_labelled:
+            self.query_one(ConfusionSummary).show(matrix if labelled else None)
+        if self.alerts.total != self._last_alerts or self._dirty:
+            self.query_one(AlertPane).show(self.alerts)
+        self.query_one(StatusBar).show(
+            state=self._state_label(), source=self.source_name, packets=packets, rate=self.rates.total_rate,
+            shown=len(self.rows), dropped=self.rows.evicted + self.skipped,
+            capture_drops=self.session.capture_drops, speed="live" if self.live else self.session.speed,
+            filter_name=self.filter_name, model=getattr(self.session.classifier, "name", "?"))
+        self._last_packets, self._last_labelled = packets, labelled
+        self._last_alerts, self._rate_version = self.alerts.total, rate_version
+        self._dirty = False
+
+    def _table_subtitle(self, packets: int, in_view: int) -> str:
+        text = f"showing last {len(self.rows):,} of {packets:,}"
+        if self.filter != ("all",):
+            text = f"{in_view:,} match {self.filter_name} · " + text
+        return text
+
+    def _state_label(self) -> str:
+        if self.paused and self.state in ("live", "replay"):
+            return "⏸ paused"
+        return {"starting": "… starting", "live": "● live", "replay": "▶ replay", "finished": "■ finished",
+                "interrupted": "■ stopped", "failed": "✗ failed"}.get(self.state, self.state)
+
+    @property
+    def filter_name(self) -> str:
+        if self.filter[0] == "anomaly":
+            return "anomalies"
+        if self.filter[0] == "class":
+            return self.class_names[self.filter[1]]
+        return "all"
+
+    # --- actions ----------------------------------------------------------------------------------
+    def set_filter(self, flt: tuple) -> None:
+        self.filter = flt
+        self._dirty = True
+        self.refresh_screen()
+
+    def set_speed(self, speed: str) -> None:
+        if self.live:
+            self.notify("speed applies to replays; live traffic arrives at its own pace", timeout=3)
+            return
+        self.session.set_speed(speed)
+        self._dirty = True
+
+    def action_toggle_pause(self) -> None:
+        self.paused = not self.paused
+        self.session.pause(self.paused)
+        self.query_one(StatusBar).set_class(self.paused, "-paused")
+        self._dirty = True
+
+    def action_cycle_speed(self) -> None:
+        self.set_speed(SPEEDS[(SPEEDS.index(self.session.speed) + 1) % len(SPEEDS)])
+
+    def action_toggle_anomalies(self) -> None:
+        self.set_filter(("all",) if self.filter == ("anomaly",) else ("anomaly",))
+
+    def action_cycle_class_filter(self) -> None:
+        k = self.filter[1] + 1 if self.filter[0] == "class" else 0
+        self.set_filter(("class", k) if k < len(self.class_names) else ("all",))
+
+    def action_next_anomaly(self) -> None:
+        table = self.query_one(PacketTable)
+        view = table.view
+        start = table.cursor_pos if table.cursor_pos is not None else int(table.scroll_y) - 1
+        pos = view.next_anomaly(start)
+        if pos is None and start >= 0:
+            pos = view.next_anomaly(-1)
+        if pos is None:
+            self.notify("no anomalous packet in the table", timeout=3)
+            return
+        table.move_cursor(pos)
+
+    def action_follow(self) -> None:
+        self.query_one(PacketTable).move_cursor(None)
+
+    def action_clear(self) -> None:
+        self.rows.clear()
+        self.alerts.clear()
+        self.query_one(PacketTable).move_cursor(None)
+        self._dirty = True
+        self.refresh_screen()
+
+    def action_cycle_pane(self) -> None:
+        self._set_pane(self._pane + 1)
+
+    def _set_pane(self, index: int) -> None:
+        self._pane = index % len(PANES)
+        main = self.query_one("#main")
+        for name in PANES:
+            main.set_class(PANES[self._pane] == name, f"-show-{name}")
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.key_help()))
+
+    def key_help(self) -> list[tuple[str, str]]:
+        """(key, description) for the app's and the table's bindings."""
+        out = []
+        for b in [*self.BINDINGS, *PacketTable.BINDINGS]:
+            keys = ", ".join(self.get_key_display(Binding(k, b.action)) for k in b.key.split(","))
+            out.append((keys, b.description))
+        out.append(("ctrl+p", "command palette (filters, speed, pause, clear ...)"))
+        return out
+
+    async def action_quit(self) -> None:
+        self.workers.cancel_group(self, "capture")
+        code = self.exit_code
+        if code == EXIT_OK and self.fail_on == "anomaly" and self.session.totals.anomalies:
+            code = EXIT_ANOMALIES
+        self.exit(code, return_code=code)
+
+    # --- packet detail ---------------------------------------------------------------------------
+    @on(PacketTable.RowChosen)
+    def open_detail(self, message: PacketTable.RowChosen) -> None:
+        row = message.row
+        table = self.query_one(PacketTable)
+        summary = Text.assemble(
+            (f"frame {row.frame}  ", "bold"), f"{row.endpoints(200)}  {row.proto}  {row.length} bytes  ",
+            ("predicted ", "bold"), (self.class_names[row.predicted], table.class_style(row.predicted)),
+            f" ({row.confidence:.2f})",
+            *((("  label ", "bold"), self.class_names[row.label]) if row.label >= 0 else ()),
+            ("  ANOMALY" if row.anomaly else "", "bold red"))
+        if self.live or not self.capture_path:
+            note = "the full dissection is available for capture files only (-r FILE)"
+            self.push_screen(DetailScreen(row.frame, summary, note=note))
+            return
+        self.push_screen(DetailScreen(row.frame, summary))
+        self.load_detail(self.capture_path, row.frame)
+
+    @work(thread=True, exclusive=True, group="detail", exit_on_error=False, description="dissect frame")
+    def load_detail(self, path: str, frame: int) -> None:
+        try:
+            layers = dissect_frame(path, frame)
+        except Exception as e:  # missing tshark, file gone, frame not found: one line in the modal
+            self.post_message(DetailFailed(frame, f"cannot dissect frame {frame}: {e}"))
+        else:
+            self.post_message(DetailLoaded(frame, layers))
+
+    def on_detail_loaded(self, message: DetailLoaded) -> None:
+        screen = self.screen
+        if isinstance(screen, DetailScreen) and screen.frame == message.frame:
+            screen.show_layers(message.layers)
+
+    def on_detail_failed(self, message: DetailFailed) -> None:
+        screen = self.screen
+        if isinstance(screen, DetailScreen) and screen.frame == message.frame:
+            screen.show_error(message.reason)
+
+
+def make_app(source_factory: Callable[[], object], classifier, labels=None, *, source_name: str = "replay",
+             capture_path: str | None = None, speed: str = "max", count: int | None = None,
+             duration: float | None = None, report: str | None = None, predictions: str | None = None,
+             alerts: str | None = None, fail_on: str | None = None, tick: float = 0.1,
+             view_cap: int = 50_000, batch_rows: int = 8192,
+             clock: Callable[[], float] = time.monotonic) -> IotWatchApp:
+    """Build the app around any zero-argument source factory and classifier (tests inject a
+    ``ReplaySource`` and a tiny classifier; ``clock`` fixes rates for snapshots)."""
+    session = CaptureSession(source_factory, classifier, labels, source_name=source_name, speed=speed,
+                             count=count, duration=duration, report=report, predictions=predictions,
+                             alerts=alerts, batch_rows=batch_rows)
+    return IotWatchApp(session, source_name=source_name, capture_path=capture_path,
+                       normal_index=int(getattr(classifier, "normal_index", 0)), fail_on=fail_on, tick=tick,
+                       view_cap=view_cap, clock=clock)
+
+
+def run_tui(cfg) -> int:
+    """Run the TUI for a validated ``RunConfig``; returns the CLI exit code (terminal restored)."""
+    from iotwatch.headless import check_outputs
+    from iotwatch.options import load_classifier, load_labels, source_factory
+
+    check_outputs(cfg)
+    classifier = load_classifier(cfg.model)
+    labels = load_labels(cfg, list(classifier.classes_))
+    app = make_app(source_factory(cfg), classifier, labels, source_name=cfg.source_name,
+                   capture_path=cfg.read, speed=cfg.speed, count=cfg.count, duration=cfg.duration,
+                   report=cfg.report, predictions=cfg.predictions, alerts=cfg.alerts, fail_on=cfg.fail_on)
+    result = app.run()
+    # the worker was cancelled on quit: let it close the source and write the outputs
+    app.session.done.wait(timeout=15)
+    if app.error:
+        print(f"iotwatch: error: {app.error}", file=sys.stderr)
+    code = app.return_code if app.return_code is not None else (result or 0)
+    return int(code or 0)

@@ -1,0 +1,65 @@
+"""Messages the app's workers post to the UI (past-tense events; ``post_message`` is thread-safe)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from textual.message import Message
+
+from iotwatch.detector.pipeline import ClassifiedBatch
+
+
+class CaptureStarted(Message):
+    """The source is open and packets are flowing."""
+
+    def __init__(self, description: str, live: bool) -> None:
+        super().__init__()
+        self.description = description
+        self.live = live
+
+
+class BatchClassified(Message):
+    """One classified batch for the screen (already counted by the worker)."""
+
+    def __init__(self, batch: ClassifiedBatch) -> None:
+        super().__init__()
+        self.batch = batch
+
+
+class CaptureFailed(Message):
+    """The source could not be opened or broke mid-run: one line and the CLI exit code."""
+
+    def __init__(self, reason: str, exit_code: int, started: bool) -> None:
+        super().__init__()
+        self.reason = reason
+        self.exit_code = exit_code
+        self.started = started  # False: failed before any packet (the app exits at once)
+
+
+class CaptureFinished(Message):
+    """The source ended (end of file, -c/-a reached, or cancelled); ``report`` is the run report."""
+
+    def __init__(self, report: dict) -> None:
+        super().__init__()
+        self.report = report
+
+
+@dataclass
+class DissectedLayer:
+    name: str
+    fields: list[str] = field(default_factory=list)
+
+
+class DetailLoaded(Message):
+    """The full dissection of one frame (built in a thread worker)."""
+
+    def __init__(self, frame: int, layers: list[DissectedLayer]) -> None:
+        super().__init__()
+        self.frame = frame
+        self.layers = layers
+
+
+class DetailFailed(Message):
+    def __init__(self, frame: int, reason: str) -> None:
+        super().__init__()
+        self.frame = frame
+        self.reason = reason

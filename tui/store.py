@@ -1,0 +1,337 @@
+"""Bounded display stores behind the TUI (plain Python + numpy, no Textual).
+
+The capture worker counts every packet in ``RunTotals``; these stores only hold what the screen
+can show, and say what they dropped:
+
+* ``RowStore``: the last ``cap`` classified packets, kept as whole ``ClassifiedBatch`` chunks
+  (appending is O(1); nothing is formatted until a row is actually drawn), with filtered views
+  (all / anomalies only / one class) that map a view position to a packet.
+* ``AlertGroups``: recent anomalous packets grouped by (source host, class).
+* ``RateHistory``: per-class packets per second sampled from ``RunTotals.class_counts``, for rates
+  and sparklines.
+"""
+from __future__ import annotations
+
+import bisect
+from collections import Counter, OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from iotwatch.captures.describe import endpoints, ports, protocol_name
+from iotwatch.detector.pipeline import ClassifiedBatch
+
+# A filter is ("all",), ("anomaly",) or ("class", index).
+Filter = tuple
+
+
+def _hostport(host: str, port: int) -> str:
+    if port < 0:
+        return host
+    return f"[{host}]:{port}" if ":" in host and host.count(":") > 1 and "." not in host[:4] else f"{host}:{port}"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One packet as the table shows it (built only for rows on screen)."""
+
+    gid: int            # position in the order rows entered the store (stable across eviction)
+    frame: int
+    time: float
+    src: str            # host (IP, ARP sender or MAC)
+    src_port: int       # -1 when none
+    dst: str
+    dst_port: int
+    proto: str
+    length: int
+    predicted: int
+    confidence: float
+    anomaly: bool
+    label: int          # -1 unlabelled / no labels
+
+    def endpoints(self, width: int) -> str:
+        """``src:port → dst:port``, dropping the source port first when it does not fit."""
+        full = f"{_hostport(self.src, self.src_port)} → {_hostport(self.dst, self.dst_port)}"
+        if len(full) <= width or self.src_port < 0:
+            return full
+        return f"{self.src} → {_hostport(self.dst, self.dst_port)}"
+
+
+class _Chunk:
+    """A slice of one ClassifiedBatch; display columns are computed the first time they are needed."""
+
+    __slots__ = ("cb", "start", "skip", "_ep", "_masks")
+
+    def __init__(self, cb: ClassifiedBatch, start: int):
+        self.cb = cb
+        self.start = start      # gid of row 0 of ``cb``
+        self.skip = 0           # rows evicted from the head of this chunk
+        self._ep = None
+        self._masks: dict = {}
+
+    def __len__(self) -> int:
+        return len(self.cb) - self.skip
+
+    def indices(self, flt: Filter) -> np.ndarray:
+        """Indices into ``cb`` (>= skip) of the rows passing ``flt``."""
+        key = (flt, self.skip)
+        idx = self._masks.get(key)
+        if idx is None:
+            if flt[0] == "anomaly":
+                idx = np.flatnonzero(self.cb.anomaly[self.skip:]) + self.skip
+            elif flt[0] == "class":
+                idx = np.flatnonzero(self.cb.predicted[self.skip:] == flt[1]) + self.skip
+            else:
+                idx = np.arange(self.skip, len(self.cb))
+            self._masks = {key: idx}
+        return idx
+
+    def row(self, i: int) -> Row:
+        if self._ep is None:
+            p = self.cb.packets
+            src, dst = endpoints(p)
+            sp, dp = ports(p)
+            self._ep = (src, dst, sp, dp)
+        src, dst, sp, dp = self._ep
+        p = self.cb.packets
+        labels = self.cb.labels
+        return Row(
+            gid=self.start + i, frame=int(p["frame_number"][i]), time=float(p["time_epoch"][i]),
+            src=str(src[i]), src_port=int(sp[i]), dst=str(dst[i]), dst_port=int(dp[i]), proto=protocol_name(p["protocols"][i]), length=int(p["frame_len"][i]),
+            predicted=int(self.cb.predicted[i]), confidence=float(self.cb.confidence[i]),
+            anomaly=bool(self.cb.anomaly[i]), label=int(labels[i]) if labels is not None else -1,
+        )
+
+
+class View:
+    """An immutable snapshot of the store under one filter: position -> Row."""
+
+    def __init__(self, parts: list[tuple[_Chunk, np.ndarray]]):
+        self._parts = parts
+        self._offsets: list[int] = []
+        total = 0
+        for _, idx in parts:
+            self._offsets.append(total)
+            total += len(idx)
+        self._len = total
+
+    def __len__(self) -> int:
+        return self._len
+
+    def _locate(self, pos: int) -> tuple[_Chunk, int]:
+        k = bisect.bisect_right(self._offsets, pos) - 1
+        chunk, idx = self._parts[k]
+        return chunk, int(idx[pos - self._offsets[k]])
+
+    def row(self, pos: int) -> Row:
+        chunk, i = self._locate(pos)
+        return chunk.row(i)
+
+    def gid(self, pos: int) -> int:
+        chunk, i = self._locate(pos)
+        return chunk.start + i
+
+    def position(self, gid: int) -> int:
+        """View position of the first row whose gid is >= ``gid`` (``len(self)`` if none)."""
+        for (chunk, idx), off in zip(self._parts, self._offsets):
+            if len(idx) and chunk.start + int(idx[-1]) >= gid:
+                return off + int(np.searchsorted(idx, gid - chunk.start))
+        return self._len
+
+    def next_anomaly(self, after: int) -> int | None:
+        """Position of the first anomalous row after position ``after`` (-1 = from the top)."""
+        start = after + 1
+        for (chunk, idx), off in zip(self._parts, self._offsets):
+            if off + len(idx) <= start:
+                continue
+            lo = max(0, start - off)
+            hits = np.flatnonzero(chunk.cb.anomaly[idx[lo:]])
+            if len(hits):
+                return off + lo + int(hits[0])
+        return None
+
+
+class RowStore:
+    """The last ``cap`` packets offered for display, as whole batches (bounded memory)."""
+
+    MERGE_BELOW = 2048  # small live batches are merged so a view has few chunks
+
+    def __init__(self, cap: int = 50_000):
+        self.cap = cap
+        self._chunks: deque[_Chunk] = deque()
+        self._stored = 0
+        self.added = 0          # rows ever appended (gid of the next row)
+        self.evicted = 0        # rows pushed out by the cap (not by clear)
+        self.first_time: float | None = None
+
+    def __len__(self) -> int:
+        return self._stored
+
+    def append(self, cb: ClassifiedBatch) -> None:
+        n = len(cb)
+        if not n:
+            return
+        if self.first_time is None:
+            t = cb.packets["time_epoch"]
+            if not np.all(np.isnan(t)):
+                self.first_time = float(np.nanmin(t))
+        last = self._chunks[-1] if self._chunks else None
+        if last is not None and last.skip == 0 and len(last.cb) < self.MERGE_BELOW and n < self.MERGE_BELOW:
+            self._chunks[-1] = _Chunk(_concat(last.cb, cb), last.start)
+        else:
+            self._chunks.append(_Chunk(cb, self.added))
+        self.added += n
+        self._stored += n
+        self._evict()
+
+    def _evict(self) -> None:
+        while self._stored > self.cap:
+            head = self._chunks[0]
+            excess = self._stored - self.cap
+            if excess >= len(head):
+                self._chunks.popleft()
+                self._stored -= len(head)
+                self.evicted += len(head)
+            else:
+                head.skip += excess
+                self._stored -= excess
+                self.evicted += excess
+
+    def clear(self) -> None:
+        self._chunks.clear()
+        self._stored = 0
+
+    def view(self, flt: Filter = ("all",)) -> View:
+        return View([(c, c.indices(flt)) for c in self._chunks])
+
+
+def _concat(a: ClassifiedBatch, b: ClassifiedBatch) -> ClassifiedBatch:
+    from iotwatch.captures.batch import PacketBatch
+
+    labels = None
+    if a.labels is not None or b.labels is not None:
+        la = a.labels if a.labels is not None else np.full(len(a), -1, dtype=np.int64)
+        lb = b.labels if b.labels is not None else np.full(len(b), -1, dtype=np.int64)
+        labels = np.concatenate([la, lb])
+    return ClassifiedBatch(
+        packets=PacketBatch.concat([a.packets, b.packets]),
+        proba=np.concatenate([a.proba, b.proba]),
+        predicted=np.concatenate([a.predicted, b.predicted]),
+        confidence=np.concatenate([a.confidence, b.confidence]),
+        anomaly=np.concatenate([a.anomaly, b.anomaly]),
+        labels=labels,
+    )
+
+
+@dataclass
+class AlertGroup:
+    host: str
+    cls: int
+    count: int = 0
+    first_frame: int = 0
+    last_frame: int = 0
+    last_time: float = float("nan")
+    targets: set = field(default_factory=set)
+
+
+class AlertGroups:
+    """Anomalous packets grouped by (source host, predicted class); most recent group last."""
+
+    MAX_TARGETS = 8
+
+    def __init__(self, cap: int = 500):
+        self.cap = cap
+        self.groups: OrderedDict[tuple[str, int], AlertGroup] = OrderedDict()
+        self.total = 0
+
+    def add(self, cb: ClassifiedBatch) -> None:
+        idx = np.flatnonzero(cb.anomaly)
+        if not len(idx):
+            return
+        sub = cb.packets.take(idx)
+        src, dst = endpoints(sub)
+        cls = cb.predicted[idx].tolist()
+        frames = sub["frame_number"].tolist()
+        times = sub["time_epoch"].tolist()
+        keys = list(zip(src.tolist(), cls))
+        counts = Counter(keys)
+        last = dict(zip(keys, range(len(keys))))          # last occurrence wins
+        first = dict(zip(reversed(keys), range(len(keys) - 1, -1, -1)))
+        targets: dict = {}
+        for k, d in zip(keys, dst.tolist()):
+            s = targets.setdefault(k, set())
+            if len(s) < self.MAX_TARGETS:
+                s.add(d)
+        for k in sorted(counts, key=last.__getitem__):
+            g = self.groups.pop(k, None) or AlertGroup(host=k[0], cls=k[1], first_frame=frames[first[k]])
+            g.count += counts[k]
+            g.last_frame = frames[last[k]]
+            g.last_time = times[last[k]]
+            if len(g.targets) < self.MAX_TARGETS:
+                g.targets |= set(list(targets[k])[: self.MAX_TARGETS - len(g.targets)])
+            self.groups[k] = g
+        self.total += len(idx)
+        while len(self.groups) > self.cap:
+            self.groups.popitem(last=False)
+
+    def recent(self, n: int) -> list[AlertGroup]:
+        """The ``n`` most recently active groups, newest first."""
+        out = []
+        for g in reversed(self.groups.values()):
+            if len(out) >= n:
+                break
+            out.append(g)
+        return out
+
+    def clear(self) -> None:
+        self.groups.clear()
+        self.total = 0
+
+
+class RateHistory:
+    """Per-class rates (packets per second of wall time) from successive totals samples."""
+
+    def __init__(self, n_classes: int, buckets: int = 30, period: float = 1.0):
+        self.period = period
+        self.history: deque[np.ndarray] = deque(maxlen=buckets)
+        self._last_t: float | None = None
+        self._last_counts = np.zeros(n_classes, dtype=np.int64)
+        self.rates = np.zeros(n_classes, dtype=np.float64)
+        self.total_rate = 0.0
+
+    def sample(self, now: float, counts: np.ndarray) -> None:
+        if self._last_t is None:
+            self._last_t = now
+            self._last_counts = counts.copy()
+            return
+        dt = now - self._last_t
+        if dt < self.period:
+            return
+        delta = counts - self._last_counts
+        self.rates = delta / dt
+        self.total_rate = float(delta.sum() / dt)
+        self.history.append(self.rates.copy())
+        self._last_t = now
+        self._last_counts = counts.copy()
+
+    def series(self, k: int) -> list[float]:
+        return [float(h[k]) for h in self.history]
+
+
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: Sequence[float], width: int) -> str:
+    """Unicode block sparkline of the last ``width`` values (blank-padded on the left)."""
+    vals = list(values)[-width:]
+    if not vals:
+        return " " * width
+    top = max(vals)
+    out = []
+    for v in vals:
+        if top <= 0 or v <= 0:
+            out.append(" " if top <= 0 else SPARK[0])
+        else:
+            out.append(SPARK[min(len(SPARK) - 1, int(v / top * (len(SPARK) - 1) + 0.5))])
+    return " " * (width - len(out)) + "".join(out)

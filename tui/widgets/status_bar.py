@@ -1,0 +1,33 @@
+"""One-line status: state, source, packets, pkt/s, rows shown vs dropped from view, capture drops,
+speed, filter and model."""
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+
+class StatusBar(Static):
+    DEFAULT_CSS = """
+    StatusBar {
+        height: 1;
+        background: $panel;
+        color: $text;
+        padding: 0 1;
+        &.-failed { background: $error 40%; }
+        &.-paused { background: $warning 35%; }
+    }
+    """
+
+    def show(self, *, state: str, source: str, packets: int, rate: float, shown: int, dropped: int,
+             capture_drops: int, speed: str, filter_name: str, model: str) -> None:
+        text = Text.assemble(
+            (f"{state} ", "bold"), (source, "bold"),
+            "  ", (f"{packets:,}", "bold"), " pkts  ", (f"{rate:,.0f}", "bold"), " pkt/s",
+            "  speed ", (speed, "bold"),
+            *(("  filter ", (filter_name, "bold reverse")) if filter_name != "all" else ()),
+            "  view ", f"{shown:,}", " shown / ", (f"{dropped:,}", "bold" if dropped else ""), " dropped",
+            "  capture drops ", (f"{capture_drops:,}", "bold red" if capture_drops else ""),
+            "  model ", model,
+            no_wrap=True, overflow="ellipsis",
+        )
+        self.update(text)
