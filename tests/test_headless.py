@@ -1,0 +1,152 @@
+"""`iotwatch --headless` end to end (CONTRACT §3/§4): report, predictions, alerts, exit codes."""
+from __future__ import annotations
+
+import csv
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from iotwatch.detector.testing import make_tiny_bundle
+from iotwatch.main import main
+
+from pcaptools import MAC_A, MAC_B, ether, pcap, udp_frames
+
+CLASSES = ["normal", "recon", "dos", "bruteforce", "spoofing", "exfiltration"]
+N_UDP, N_ARP = 40, 6
+
+
+def arp_frame(i: int) -> bytes:
+    body = (bytes.fromhex("0001080006040001") + MAC_A + bytes([192, 0, 2, 10]) + b"\0" * 6 + bytes([192, 0, 2, 100 + i]))
+    return ether(b"\xff" * 6, MAC_A, 0x0806, body)
+
+
+@pytest.fixture
+def capture(tmp_path) -> Path:
+    frames = udp_frames(N_UDP // 2) + [arp_frame(i) for i in range(N_ARP)] + udp_frames(N_UDP // 2, size=300)
+    p = tmp_path / "mix.pcap"
+    p.write_bytes(pcap(frames))
+    # frames 1..30 labelled (classes cycling), the rest unlabelled
+    rows = "".join(f"{i},{CLASSES[i % 6]}\n" for i in range(1, 31))
+    (tmp_path / "mix.pcap.labels.csv").write_text("frame_number,label\n" + rows)
+    return p
+
+
+@pytest.fixture
+def model(tmp_path) -> Path:
+    return make_tiny_bundle(tmp_path / "tiny.iotw", seed=3, hidden=(16, 16), anomaly_threshold=0.0)
+
+
+def run(capsys, *args):
+    rc = main([str(a) for a in args])
+    cap = capsys.readouterr()
+    assert "Traceback" not in cap.err
+    return rc, cap
+
+
+def test_report_predictions_and_alerts_agree(capture, model, tmp_path, capsys):
+    rep, pred, alerts = tmp_path / "r.json", tmp_path / "p.csv", tmp_path / "a.jsonl"
+    rc, cap = run(capsys, "-r", capture, "--headless", "--model", model, "--report", rep,
+                  "--predictions", pred, "--alerts", alerts)
+    assert rc == 0, cap.err
+    r = json.loads(rep.read_text())
+    n = N_UDP + N_ARP
+    for key in ("source", "model", "packets", "seconds", "packets_per_second", "class_counts", "labelled_packets",
+                "confusion", "per_class", "accuracy", "macro_f1"):
+        assert key in r, key
+    assert r["source"] == str(capture) and r["model"] == "tiny-test/seed3"
+    assert r["packets"] == n and sum(r["class_counts"].values()) == n
+    assert list(r["class_counts"]) == CLASSES == r["confusion"]["classes"]
+
+    rows = list(csv.DictReader(pred.open()))
+    assert [int(x["frame_number"]) for x in rows] == list(range(1, n + 1))  # every frame, ARP included, in order
+    assert list(rows[0]) == ["frame_number", "predicted", "confidence", "label"]
+    assert {c: sum(x["predicted"] == c for x in rows) for c in CLASSES} == r["class_counts"]
+    # recompute the confusion matrix independently from the predictions file
+    m = np.zeros((6, 6), dtype=int)
+    for x in rows:
+        if x["label"]:
+            m[CLASSES.index(x["label"]), CLASSES.index(x["predicted"])] += 1
+    assert m.tolist() == r["confusion"]["matrix"]
+    assert r["labelled_packets"] == 30 == m.sum()
+    assert [r["per_class"][c]["support"] for c in CLASSES] == m.sum(axis=1).tolist()
+    assert r["accuracy"] == pytest.approx(np.trace(m) / m.sum(), abs=1e-6)
+    assert all(x["label"] == "" for x in rows[30:])
+
+    lines = [json.loads(line) for line in alerts.read_text().splitlines()]
+    flagged = [int(x["frame_number"]) for x in rows if x["predicted"] != "normal"]
+    assert [a["frame_number"] for a in lines] == flagged == sorted(flagged)
+    assert r["anomalies"] == len(lines)
+    for a in lines:
+        for key in ("timestamp", "src_ip", "dest_ip", "src_port", "dest_port", "proto", "frame_number"):
+            assert key in a
+        assert a["alert"]["category"] in CLASSES[1:] and 0 <= a["alert"]["confidence"] <= 1
+        assert a["timestamp"].startswith("2023-11-14T")
+    udp_alerts = [a for a in lines if a["proto"] == "UDP"]
+    arp_alerts = [a for a in lines if a["proto"] == "ARP"]
+    assert all(a["dest_port"] == 5683 and a["src_ip"] == "192.0.2.10" for a in udp_alerts)
+    assert all(a["src_port"] is None and a["dest_ip"].startswith("192.0.2.1") for a in arp_alerts)
+    assert "macro-F1" in cap.out and "packets" in cap.out
+
+
+def test_fail_on_anomaly_exit_codes(capture, tmp_path, capsys):
+    flagging = make_tiny_bundle(tmp_path / "flag.iotw", seed=3, hidden=(16, 16), anomaly_threshold=0.0)
+    silent = make_tiny_bundle(tmp_path / "silent.iotw", seed=3, hidden=(16, 16), anomaly_threshold=1.0)
+    rc, cap = run(capsys, "-r", capture, "--headless", "--model", flagging, "--fail-on", "anomaly")
+    assert rc == 1, cap.err
+    rc, cap = run(capsys, "-r", capture, "--headless", "--model", silent, "--fail-on", "anomaly")
+    assert rc == 0, cap.err
+
+
+def test_existing_outputs_need_force(capture, model, tmp_path, capsys):
+    rep = tmp_path / "r.json"
+    rep.write_text("precious")
+    rc, cap = run(capsys, "-r", capture, "--headless", "--model", model, "--report", rep)
+    assert rc == 2 and "--force" in cap.err and cap.err.count("\n") == 1
+    assert rep.read_text() == "precious"
+    rc, cap = run(capsys, "-r", capture, "--headless", "--model", model, "--report", rep, "--force")
+    assert rc == 0 and json.loads(rep.read_text())["packets"] == N_UDP + N_ARP
+
+
+def test_count_limit_stops_after_n_packets(capture, model, tmp_path, capsys):
+    pred = tmp_path / "p.csv"
+    rc, _ = run(capsys, "-r", capture, "--headless", "--model", model, "-c", 7, "--predictions", pred)
+    assert rc == 0
+    assert len(pred.read_text().splitlines()) == 8
+
+
+def test_unlabelled_plain_pcap_has_no_label_column_or_metrics(tmp_path, model, capsys):
+    p = tmp_path / "plain.pcap"
+    p.write_bytes(pcap(udp_frames(5)))
+    rep, pred = tmp_path / "r.json", tmp_path / "p.csv"
+    rc, _ = run(capsys, "-r", p, "--headless", "--model", model, "--report", rep, "--predictions", pred)
+    assert rc == 0
+    r = json.loads(rep.read_text())
+    assert "confusion" not in r and "macro_f1" not in r and r["labelled_packets"] == 0
+    assert pred.read_text().splitlines()[0] == "frame_number,predicted,confidence"
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--labels", "{tmp}/missing.csv"], "missing.csv does not exist"),
+    (["--model", "{tmp}/nope.iotw"], "nope.iotw"),
+    (["--model", "{tmp}/evil.iotw"], "evil.iotw"),
+    (["-f", "udp"], "live capture only"),
+    (["--fail-on", "everything"], "invalid choice"),
+    (["-c", "0"], "positive"),
+])
+def test_usage_and_input_errors_exit_2_with_one_line(capture, tmp_path, capsys, args, needle):
+    (tmp_path / "evil.iotw").write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
+    args = [a.format(tmp=tmp_path) for a in args]
+    rc, cap = run(capsys, "-r", capture, "--headless", *args)
+    assert rc == 2
+    lines = cap.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("iotwatch: error: ") and needle in lines[0], cap.err
+
+
+def test_bad_label_value_names_file_and_line(capture, tmp_path, model, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("frame_number,label\n1,normal\n2,worm\n")
+    rc, cap = run(capsys, "-r", capture, "--headless", "--model", model, "--labels", bad)
+    assert rc == 2 and f"{bad}:3: unknown class 'worm'" in cap.err
