@@ -187,16 +187,21 @@ def interface_names(tshark: str) -> list[str]:
         names = get_all_tshark_interfaces_names(tshark)
     except (subprocess.CalledProcessError, OSError):
         pass
+    return list(dict.fromkeys(names + _sys_net()))
+
+
+def _sys_net() -> list[str]:
     sysnet = Path("/sys/class/net")
-    if sysnet.is_dir():
-        names += sorted(d.name for d in sysnet.iterdir())
-    return list(dict.fromkeys(names))
+    return sorted(d.name for d in sysnet.iterdir()) if sysnet.is_dir() else []
 
 
 def check_live(iface: str, bpf: str | None, tools: Tools) -> None:
     """Interface exists (exit 2), we may capture on it (exit 3), the BPF compiles (exit 2)."""
-    names = interface_names(tools.tshark)
-    if not (iface.isdigit() or iface.startswith("rpcap://") or iface.lower() in (n.lower() for n in names)):
+    known = iface.isdigit() or iface.startswith("rpcap://") or iface in _sys_net()
+    if not known:  # pseudo-interfaces (any, nflog, ...) and aliases: ask tshark (~0.3 s)
+        names = interface_names(tools.tshark)
+        known = iface.lower() in (n.lower() for n in names)
+    if not known:
         raise InputError(f"unknown interface {iface!r}; available: {', '.join(names) or 'none found'}",
                          hint="see 'iotwatch doctor'")
     ok, reason = capture_permission(iface, tools.dumpcap)

@@ -69,14 +69,6 @@ def tshark_fields_command(tshark: str, *, read: str | None = None, display_filte
     return argv
 
 
-def dumpcap_command(dumpcap: str, iface: str, *, bpf: str | None = None, output: str = "-") -> list[str]:
-    """dumpcap writing pcapng of ``iface`` (BPF-filtered in the kernel) to ``output`` (stdout by default)."""
-    argv = [dumpcap, "-q", "-i", iface]
-    if bpf:
-        argv += ["-f", bpf]
-    return argv + ["-w", output]
-
-
 def dumpcap_permission_command(dumpcap: str, iface: str) -> list[str]:
     """Cheap capture-permission probe: list the link types of ``iface`` (opens the device, captures nothing)."""
     return [dumpcap, "-i", iface, "-L"]

@@ -202,6 +202,14 @@ class FieldsLiveCapture(LiveCapture, _FieldsCapture):
             os.close(read)
             os.close(write)
 
+    def get_parameters(self, packet_count=None):
+        # tshark reads dumpcap's pcapng stream as a file (-r -). pyshark's "-i -" makes tshark start a
+        # second dumpcap on the pipe that copies every packet into an ever-growing temp file.
+        return Capture.get_parameters(self, packet_count=packet_count) + ["-r", "-"]
+
+    def _verify_capture_parameters(self):
+        pass  # preflight.check_live already checked the interface (pyshark's tshark -D names) and permission
+
     def _get_dumpcap_parameters(self):
         # pyshark passes -q, which also silences dumpcap's final drop statistics; we want them.
         return [p for p in super()._get_dumpcap_parameters() if p != "-q"]
@@ -272,6 +280,8 @@ class TsharkFieldsSource:
             if n == 0 and (self.live and not eof):
                 yield batch  # idle interface: let the caller check for cancellation
             for start in range(0, n, max_rows):
+                if self._closed:
+                    return
                 part = batch.slice(start, min(n, start + max_rows))
                 self.stats.packets += len(part)
                 if eof and start + max_rows >= n:

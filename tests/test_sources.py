@@ -1,0 +1,228 @@
+"""The tshark fields source: golden captures compared exactly, batching, filters, cut files, parser, argv."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from iotwatch.captures.batch import PacketBatch
+from iotwatch.captures.errors import InputError
+from iotwatch.captures.fields import FIELDS, FIELD_NAMES, TSHARK_FIELDS
+from iotwatch.captures.labels import LabelSet
+from iotwatch.captures.sources import PacketSource, open_source
+from iotwatch.captures.tshark_args import DISSECTION_PREFS, field_args, tshark_fields_command
+from iotwatch.captures.tshark_source import FieldsLiveCapture, FieldsParser, TsharkFieldsSource
+
+from make_golden import CUT_FRAMES, LABELS, PCAPS, read_expected, same_value
+
+DTYPES = {"int": np.int64, "hex": np.int64, "float": np.float64, "str": object}
+GOLDEN = sorted(p.name for p in PCAPS.iterdir())
+
+
+def read_all(path, max_rows=256, **kw) -> tuple[list[PacketBatch], TsharkFieldsSource]:
+    src = open_source(read=str(path), **kw)
+    try:
+        batches = list(src.batches(max_rows=max_rows))
+    finally:
+        src.close()
+    return batches, src
+
+
+def as_text(kind: str, value) -> str:
+    if kind == "str":
+        return value
+    if kind == "float":
+        return "nan" if math.isnan(value) else repr(float(value))
+    return str(int(value))
+
+
+def test_golden_set_is_there():
+    assert {"loopback.pcapng", "loopback.pcap", "labelled.pcapng", "loopback_cut.pcap"} <= set(GOLDEN)
+
+
+@pytest.mark.parametrize("name", GOLDEN)
+def test_golden_fields_match_tshark_exactly(name):
+    expected = read_expected(name)
+    batches, src = read_all(PCAPS / name, max_rows=7)
+    assert isinstance(src, PacketSource)
+    got = PacketBatch.concat(batches)
+    assert len(got) == len(expected) > 0
+    mismatches = []
+    for f in FIELDS:
+        col = got[f.name]
+        for i, row in enumerate(expected):
+            actual = as_text(f.kind, col[i])
+            if not same_value(f.kind, row[f.name], actual):
+                mismatches.append(f"frame {row['frame_number']} {f.name}: expected {row[f.name]!r} got {actual!r}")
+    assert not mismatches, "\n".join(mismatches[:20])
+
+
+@pytest.mark.parametrize("name", ["loopback.pcapng", "loopback_cut.pcap"])
+def test_every_batch_has_every_column_with_its_dtype(name):
+    batches, _ = read_all(PCAPS / name, max_rows=4)
+    assert len(batches) >= 3
+    for b in batches:
+        assert list(b.columns) == list(FIELD_NAMES)
+        assert 0 < len(b) <= 4
+        for f in FIELDS:
+            assert b[f.name].dtype == DTYPES[f.kind], f.name
+            assert len(b[f.name]) == len(b)
+
+
+def test_every_frame_in_frame_order_with_stats():
+    batches, src = read_all(PCAPS / "loopback.pcapng", max_rows=5)
+    frames = np.concatenate([b["frame_number"] for b in batches])
+    assert frames.tolist() == list(range(1, len(read_expected("loopback.pcapng")) + 1))
+    assert src.stats.packets == len(frames)
+    assert src.stats.truncated is None
+    assert not src.live and src.description.endswith("loopback.pcapng")
+
+
+def test_golden_covers_the_protocols_the_detector_needs():
+    got = PacketBatch.concat(read_all(PCAPS / "loopback.pcapng")[0])
+    protos = set(":".join(got["protocols"]).split(":"))
+    assert {"udp", "tcp", "icmp", "icmpv6", "dns", "http", "mqtt", "ipv6"} <= protos
+    assert (got["ip_version"] == 6).any() and (got["ip_version"] == 4).any()
+    assert "sensor1.iot.example" in set(got["dns_qry_name"])
+    assert 5 in set(got["mqtt_conack"].tolist())
+    assert 0x12 in set(got["tcp_flags"].tolist())  # SYN+ACK
+    assert "GET" in set(got["http_method"]) and 200 in set(got["http_status"].tolist())
+
+
+def test_missing_values_follow_the_kind():
+    got = PacketBatch.concat(read_all(PCAPS / "loopback.pcapng")[0])
+    icmp = got.record(int(np.flatnonzero(got["protocols"] == "eth:ethertype:ip:icmp:data")[0]))
+    assert icmp["tcp_srcport"] == -1 and icmp["dns_qry_name"] == "" and icmp["tcp_flags"] == -1
+    assert icmp["icmp_type"] == 8
+
+
+def test_cut_file_yields_what_was_read_and_says_why():
+    batches, src = read_all(PCAPS / "loopback_cut.pcap", max_rows=4)
+    assert sum(len(b) for b in batches) == CUT_FRAMES
+    assert "cut short in the middle of a packet" in src.stats.truncated
+    assert f"after frame {CUT_FRAMES}" in src.stats.truncated
+    assert "\n" not in src.stats.truncated
+    assert batches[-1].truncated == src.stats.truncated
+
+
+def test_display_filter_keeps_only_matching_frames():
+    expected = [r for r in read_expected("loopback.pcapng") if ":udp" in r["protocols"]]
+    got = PacketBatch.concat(read_all(PCAPS / "loopback.pcapng", display_filter="udp")[0])
+    assert got["frame_number"].tolist() == [int(r["frame_number"]) for r in expected]
+
+
+def test_pcapng_label_comments_reach_the_label_set():
+    got = PacketBatch.concat(read_all(PCAPS / "labelled.pcapng")[0])
+    classes = ["normal", "recon", "dos", "bruteforce", "spoofing", "exfiltration"]
+    labels = LabelSet(classes).for_batch(got)
+    want = np.full(len(got), -1)
+    for frame, name in LABELS.items():
+        want[frame - 1] = classes.index(name)
+    assert labels.tolist() == want.tolist()
+
+
+def test_bad_display_filter_is_an_input_error_quoting_tshark():
+    with pytest.raises(InputError) as ei:
+        open_source(read=str(PCAPS / "loopback.pcapng"), display_filter="ip.srcx == 1")
+    msg = str(ei.value)
+    assert "ip.srcx" in msg and "\n" not in msg and "field or function" in msg
+    assert ei.value.exit_code == 2
+
+
+def test_closing_early_stops_tshark():
+    src = open_source(read=str(PCAPS / "loopback.pcapng"))
+    it = src.batches(max_rows=2)
+    assert len(next(it)) == 2
+    proc = src._process
+    src.close()
+    assert proc.returncode is not None
+    assert list(it) == []
+
+
+def test_unknown_option_is_rejected():
+    with pytest.raises(TypeError):
+        open_source(read=str(PCAPS / "loopback.pcapng"), colour="red")
+
+
+# --- the parser on hand-written tshark lines -----------------------------------------------------
+
+def _line(**values) -> str:
+    return "\t".join(values.get(t, "") for t in TSHARK_FIELDS) + "\n"
+
+
+def test_parser_first_nonempty_source_hex_and_missing():
+    text = (_line(**{"frame.number": "1", "frame.time_epoch": "1700000000.5", "ipv6.src": "::1",
+                     "ipv6.version": "6", "tcp.flags": "0x0012", "dns.flags": "0x8180"})
+            + _line(**{"frame.number": "2", "ip.src": "10.0.0.1", "ip.version": "4", "arp.opcode": "2",
+                       "frame.comment": "label=dos"}))
+    b = FieldsParser().parse(text)
+    assert b["frame_number"].tolist() == [1, 2]
+    assert b["ip_src"].tolist() == ["::1", "10.0.0.1"]
+    assert b["ip_version"].tolist() == [6, 4]
+    assert b["tcp_flags"].tolist() == [0x12, -1]
+    assert b["dns_flags"].tolist() == [0x8180, -1]
+    assert b["time_epoch"][0] == 1700000000.5 and math.isnan(b["time_epoch"][1])
+    assert b["arp_opcode"].tolist() == [-1, 2]
+    assert b["frame_comment"].tolist() == ["", "label=dos"]
+
+
+def test_parser_survives_malformed_lines_and_odd_values():
+    good = _line(**{"frame.number": "1", "ip.ttl": "64"})
+    short = "2\t1700000000.0\n"
+    odd = _line(**{"frame.number": "3", "ip.ttl": "64,63"})
+    p = FieldsParser()
+    b = p.parse(good + short + odd)
+    assert b["frame_number"].tolist() == [1, 2, 3]
+    assert b["ip_ttl"].tolist() == [64, -1, -1]
+    assert p.malformed_lines == 1
+
+
+def test_parser_empty_text():
+    b = FieldsParser().parse("")
+    assert len(b) == 0 and list(b.columns) == list(FIELD_NAMES)
+
+
+# --- argv builders (no tshark needed) ------------------------------------------------------------
+
+def test_field_args_emit_every_tshark_field_once_in_order():
+    args = field_args()
+    assert args[:8] == ["-T", "fields", "-E", "separator=/t", "-E", "occurrence=f", "-E", "quote=n"]
+    assert args[8:][1::2] == list(TSHARK_FIELDS)
+    assert set(args[8:][0::2]) == {"-e"}
+
+
+def test_tshark_command_for_file_and_stdin():
+    argv = tshark_fields_command("/usr/bin/tshark", read="x.pcap", display_filter="udp")
+    assert argv[:3] == ["/usr/bin/tshark", "-l", "-n"]
+    assert argv[-2:] == ["-r", "x.pcap"]
+    assert argv[argv.index("-Y") + 1] == "udp"
+    prefs = [argv[i + 1] for i, a in enumerate(argv) if a == "-o"]
+    assert prefs == [f"{k}:{v}" for k, v in DISSECTION_PREFS.items()]
+    assert tshark_fields_command("tshark", line_buffered=False)[-2:] == ["-i", "-"]
+    assert "-l" not in tshark_fields_command("tshark", line_buffered=False)
+
+
+def test_capture_argv_matches_the_reference_command():
+    """The pyshark subclass builds the same tshark argv the benchmark and goldens use."""
+    src = open_source(read=str(PCAPS / "loopback.pcapng"), display_filter="udp")
+    try:
+        next(src.batches())
+        argv = src.capture.tshark_argv
+    finally:
+        src.close()
+    ref = tshark_fields_command(argv[0], read=str(PCAPS / "loopback.pcapng"), display_filter="udp",
+                                line_buffered=False)
+    assert sorted(argv) == sorted(ref)
+    assert argv[argv.index("-T"):argv.index("-T") + len(field_args())] == field_args()
+
+
+def test_live_capture_argv():
+    """dumpcap keeps the BPF (the kernel filter) and its drop statistics; tshark reads its stream as a file."""
+    cap = FieldsLiveCapture("lo", bpf_filter="udp port 5", display_filter="udp", override_prefs=DISSECTION_PREFS)
+    dumpcap = cap._get_dumpcap_parameters()
+    assert dumpcap == ["-f", "udp port 5", "-i", "lo", "-w", "-"]
+    params = cap.get_parameters()
+    assert params[-2:] == ["-r", "-"] and "-i" not in params
+    assert params[params.index("-Y") + 1] == "udp"
+    assert "-f" not in params  # pyshark's capture_filter would be silently ignored on the pipe
