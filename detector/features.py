@@ -681,34 +681,42 @@ class ContextExtractor:
 # ---------------------------------------------------------------------------------------------------
 # The seed paper's raw fields
 # ---------------------------------------------------------------------------------------------------
+_LOW24 = 0xFFFFFF
+
+
 def ip_to_number(values: np.ndarray) -> np.ndarray:
-    """IPv4 dotted quad -> its 32-bit value; IPv6 -> a 32-bit hash; "" -> 0 (float64)."""
+    """Address as an integer: the low 24 bits of an IPv4 address (exact in float32), a 24-bit hash
+    of anything else (IPv6); "" -> 0. float64."""
     out = np.zeros(len(values), dtype=np.float64)
     for i, v in enumerate(values.tolist()):
         if not v:
             continue
         parts = v.split(".")
         if len(parts) == 4 and all(x.isdigit() for x in parts):
-            out[i] = float((int(parts[0]) << 24) | (int(parts[1]) << 16) | (int(parts[2]) << 8) | int(parts[3]))
+            out[i] = float(((int(parts[1]) << 16) | (int(parts[2]) << 8) | int(parts[3])) & _LOW24)
         else:
-            out[i] = float(int(hash_strings(np.array([v], dtype=object))[0]) & 0xFFFFFFFF)
+            out[i] = float(int(hash_strings(np.array([v], dtype=object))[0]) & _LOW24)
     return out
 
 
 def mac_to_number(values: np.ndarray) -> np.ndarray:
-    """MAC aa:bb:cc:dd:ee:ff -> its 48-bit value; anything else -> 0 (float64)."""
+    """MAC aa:bb:cc:dd:ee:ff -> its low 24 bits (the device part; exact in float32); else 0."""
     out = np.zeros(len(values), dtype=np.float64)
     for i, v in enumerate(values.tolist()):
         if v:
             try:
-                out[i] = float(int(v.replace(":", "").replace("-", ""), 16))
+                out[i] = float(int(v.replace(":", "").replace("-", ""), 16) & _LOW24)
             except ValueError:
                 out[i] = 0.0
     return out
 
 
 class PaperExtractor:
-    """The seed paper's 11 raw fields, addresses as integers, missing numbers as 0 (stateless)."""
+    """The seed paper's 11 raw fields, addresses as integers, missing numbers as 0 (stateless).
+
+    The paper feeds addresses as numbers; we keep their low 24 bits so they survive float32 exactly
+    (a full 48-bit MAC or 32-bit IPv4 would be rounded to the same value for neighbouring devices).
+    """
 
     names = PAPER_FEATURE_NAMES
     schema = PAPER_FEATURE_SCHEMA

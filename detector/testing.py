@@ -10,13 +10,16 @@ deterministic.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from .bundle import CONTRACT_CLASSES, make_meta, save_bundle
 from .features import FEATURIZERS
 from .model import ModelConfig
+
+if TYPE_CHECKING:
+    from iotwatch.captures.batch import PacketBatch
 
 
 def tiny_tensors(cfg: ModelConfig, seed: int = 0) -> dict[str, np.ndarray]:
@@ -39,3 +42,62 @@ def make_tiny_bundle(path: str | Path, seed: int = 0, classes: Sequence[str] = C
                      normal_class=classes[0], anomaly_threshold=anomaly_threshold,
                      training={"data": "none: random weights for tests", "seed": seed})
     return save_bundle(path, tiny_tensors(cfg, seed), meta)
+
+
+def synthetic_packets(n: int, seed: int = 0, hosts: int = 50, start: float = 1_700_000_000.0,
+                      rate: float = 2000.0) -> "PacketBatch":
+    """A random but plausible packet stream (TCP/UDP/DNS/ICMP/ARP mix) for benchmarks and tests.
+
+    Not labelled and not meant to look like any attack; only field types and ranges are realistic.
+    """
+    from iotwatch.captures.batch import PacketBatch
+    from iotwatch.captures.fields import FIELDS
+
+    rng = np.random.default_rng(seed)
+    cols = {f.name: (np.full(n, "", dtype=object) if f.kind == "str" else
+                     np.full(n, np.nan) if f.kind == "float" else np.full(n, -1, dtype=np.int64)) for f in FIELDS}
+    cols["frame_number"] = np.arange(1, n + 1, dtype=np.int64)
+    cols["time_epoch"] = start + np.cumsum(rng.exponential(1.0 / rate, n))
+    kind = rng.choice(5, size=n, p=[0.55, 0.2, 0.1, 0.1, 0.05])  # tcp, udp, dns, icmp, arp
+    ips = np.array([f"192.168.1.{i + 2}" for i in range(hosts)], dtype=object)
+    macs = np.array([f"02:00:00:00:{i // 256:02x}:{i % 256:02x}" for i in range(hosts)], dtype=object)
+    s, d = rng.integers(0, hosts, n), rng.integers(0, hosts, n)
+    ip = kind < 4
+    cols["eth_src"] = macs[s]
+    cols["eth_dst"] = np.where(kind == 4, "ff:ff:ff:ff:ff:ff", macs[d]).astype(object)
+    cols["ip_src"] = np.where(ip, ips[s], "").astype(object)
+    cols["ip_dst"] = np.where(ip, ips[d], "").astype(object)
+    cols["ip_version"] = np.where(ip, 4, -1)
+    cols["ip_proto"] = np.select([kind == 0, (kind == 1) | (kind == 2), kind == 3], [6, 17, 1], -1)
+    cols["ip_ttl"] = np.where(ip, rng.choice([64, 128, 255], n), -1)
+    cols["ip_flags"] = np.where(ip, 0x40, -1)
+    cols["ip_frag_offset"] = np.where(ip, 0, -1)
+    payload = rng.integers(0, 1400, n)
+    cols["ip_len"] = np.where(ip, 40 + payload, -1)
+    cols["frame_len"] = np.where(ip, 54 + payload, 42)
+    tcp, udp = kind == 0, (kind == 1) | (kind == 2)
+    service = rng.choice([22, 23, 80, 443, 1883, 8080, 5683], n)
+    eph = rng.integers(32768, 61000, n)
+    cols["tcp_srcport"] = np.where(tcp, eph, -1)
+    cols["tcp_dstport"] = np.where(tcp, service, -1)
+    cols["tcp_len"] = np.where(tcp, payload, -1)
+    cols["tcp_flags"] = np.where(tcp, rng.choice([0x02, 0x12, 0x10, 0x18, 0x04, 0x11], n), -1)
+    cols["tcp_window"] = np.where(tcp, rng.integers(0, 65535, n), -1)
+    cols["tcp_hdr_len"] = np.where(tcp, rng.choice([20, 32, 40], n), -1)
+    cols["udp_srcport"] = np.where(udp, eph, -1)
+    cols["udp_dstport"] = np.where(kind == 2, 53, np.where(udp, rng.choice([123, 5353, 5683], n), -1))
+    cols["icmp_type"] = np.where(kind == 3, rng.choice([0, 8, 3], n), -1)
+    cols["icmp_code"] = np.where(kind == 3, 0, -1)
+    cols["arp_opcode"] = np.where(kind == 4, rng.choice([1, 2], n), -1)
+    cols["arp_src_hw"] = np.where(kind == 4, macs[s], "").astype(object)
+    cols["arp_src_ip"] = np.where(kind == 4, ips[s], "").astype(object)
+    cols["arp_dst_ip"] = np.where(kind == 4, ips[d], "").astype(object)
+    words = np.array(["time", "api", "cloud", "cam", "x7f3a9c", "update", "mqtt"], dtype=object)
+    names = words[rng.integers(0, len(words), n)] + "." + words[rng.integers(0, len(words), n)] + ".example.com"
+    cols["dns_qry_name"] = np.where(kind == 2, names, "").astype(object)
+    cols["dns_qry_type"] = np.where(kind == 2, 1, -1)
+    cols["dns_flags"] = np.where(kind == 2, rng.choice([0x0100, 0x8180], n), -1)
+    cols["protocols"] = np.select([kind == 0, kind == 1, kind == 2, kind == 3],
+                                  ["eth:ethertype:ip:tcp", "eth:ethertype:ip:udp", "eth:ethertype:ip:udp:dns",
+                                   "eth:ethertype:ip:icmp"], "eth:ethertype:arp").astype(object)
+    return PacketBatch(cols)

@@ -1,0 +1,525 @@
+"""``iotwatch train``: fit a model bundle from labelled captures or from the seed paper's CSV.
+
+    iotwatch train --captures DIR_OR_FILE... --out model.iotw [--preset default|paper]
+                   [--epochs N] [--seed N] [--eval DIR_OR_FILE...] [--max-rows-per-class N]
+    iotwatch train --csv FILE --schema kaggle --out model.iotw [--preset paper]
+
+Captures (pcap/pcapng, labels from ``<capture>.labels.csv`` or ``label=`` comments, CONTRACT §2) are
+read with ``captures.open_source`` and featurised by THE SAME extractor the classifier uses at
+inference (``features.new_extractor``), one fresh extractor per capture, as a replay would.
+
+Presets:
+  ``paper``   the seed paper's protocol: its 11 raw fields (addresses included), three-sigma outlier
+              removal, standard scaling, stratified 80/20 split, the 128-64-32 network with dropout 0.5,
+              Adam (lr 1e-3), sparse categorical cross-entropy, batch 32, 10 epochs.
+  ``default`` context-v1 features, the same network and optimiser, class-weighted loss, batch 256,
+              up to 40 epochs with early stopping on validation macro-F1 (patience 5), and an anomaly
+              threshold calibrated on validation normal traffic.
+
+Everything is seeded (numpy, torch, split, shuffling; one torch thread), and the bundle holds no
+timestamps, so the same command on the same data writes a byte-identical bundle. ``--eval`` replays
+held-out captures through the trained classifier (the headless data path) and stores the numbers in
+the bundle's metrics. This module is never imported by the UI or the classifier.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import math
+import sys
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from iotwatch.captures.batch import PacketBatch
+from iotwatch.captures.errors import InputError
+
+from .bundle import CONTRACT_CLASSES, Bundle, make_meta, save_bundle
+from .evaluate import evaluate_capture, summarize
+from .features import FEATURIZERS, new_extractor
+from .model import ModelConfig
+
+CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz")
+KAGGLE_COLUMNS = ("frame.number", "frame.time", "frame.len", "eth.src", "eth.dst", "ip.src", "ip.dst",
+                  "ip.proto", "ip.len", "tcp.len", "tcp.srcport", "tcp.dstport", "Value", "normality")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    preset: str
+    featurizer: str
+    epochs: int
+    batch_size: int
+    lr: float = 1e-3
+    hidden: tuple[int, ...] = (128, 64, 32)
+    dropout: float = 0.5
+    outlier_sigma: float | None = None
+    class_weighting: bool = False
+    early_stopping_patience: int | None = None
+    val_fraction: float = 0.2
+    calibrate_false_alarms: float | None = None  # target rate on validation normal packets
+
+
+PRESETS = {
+    "paper": TrainConfig(preset="paper", featurizer="paper", epochs=10, batch_size=32, outlier_sigma=3.0),
+    "default": TrainConfig(preset="default", featurizer="context-v1", epochs=40, batch_size=256,
+                           class_weighting=True, early_stopping_patience=5, calibrate_false_alarms=0.001),
+}
+
+
+@dataclass
+class Dataset:
+    X: np.ndarray          # float32 (n, F)
+    y: np.ndarray          # int64 (n,)
+    classes: list[str]
+    normal_class: str
+    sources: list[dict]    # what the rows came from (file, sha256, packets, labelled)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------------------
+def find_captures(paths: Sequence[str]) -> list[Path]:
+    """Capture files named directly or found (recursively, sorted) under the given folders."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.name.endswith(CAPTURE_SUFFIXES))
+            if not found:
+                raise InputError(f"no pcap/pcapng captures under {p}", hint="point --captures at capture files or folders")
+            out.extend(found)
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise InputError(f"capture path {p} does not exist")
+    return list(dict.fromkeys(out))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_captures(paths: Sequence[Path], classes: Sequence[str], featurizer: str, console=None) -> Dataset:
+    """Featurise every labelled frame of every capture (unlabelled frames still feed the context)."""
+    from iotwatch.captures.labels import LabelSet
+    from iotwatch.captures.sources import open_source
+
+    Xs, ys, sources = [], [], []
+    for path in paths:
+        labels = LabelSet.load(classes, capture=path)
+        extractor = new_extractor(featurizer)
+        source = open_source(read=str(path))
+        packets = labelled = 0
+        try:
+            for batch in source.batches(max_rows=8192, max_wait=1.0):
+                if not len(batch):
+                    continue
+                X = extractor.transform(batch)
+                lab = labels.for_batch(batch)
+                keep = lab >= 0
+                packets += len(batch)
+                labelled += int(keep.sum())
+                Xs.append(X[keep])
+                ys.append(lab[keep])
+        finally:
+            source.close()
+        if labelled == 0:
+            raise InputError(f"capture {path} has no labelled frames",
+                             hint="add <capture>.labels.csv (frame_number,label) or label= packet comments")
+        sources.append({"file": path.name, "sha256": _sha256(path), "packets": packets, "labelled": labelled,
+                        "labels": labels.source if labels.sidecar_path is None else labels.sidecar_path.name})
+        if console is not None:
+            console.print(f"  {path}: {packets:,} packets, {labelled:,} labelled")
+    return Dataset(np.concatenate(Xs), np.concatenate(ys), list(classes), "normal", sources)
+
+
+_TIME_FORMATS = ("%b %d, %Y %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S", "%b %d, %Y %H:%M:%S")
+
+
+def _parse_time(s: str) -> float:
+    """frame.time as epoch seconds: a number, or tshark's 'Nov 10, 2021 09:45:23.123456789 UTC'."""
+    s = s.strip()
+    try:
+        return float(s)
+    except ValueError:
+        pass
+    parts = s.split()
+    if parts and parts[-1].isalpha() and len(parts) > 1:  # time zone name: ignored (relative times matter)
+        s = " ".join(parts[:-1])
+    if "." in s:  # nanoseconds -> microseconds for strptime
+        head, frac = s.rsplit(".", 1)
+        s = f"{head}.{frac[:6]}"
+    for fmt in _TIME_FORMATS:
+        try:
+            return datetime.strptime(s, fmt).timestamp()
+        except ValueError:
+            continue
+    return math.nan
+
+
+def _int_or_missing(s: str) -> int:
+    s = s.strip()
+    if not s:
+        return -1
+    try:
+        return int(float(s.split(",")[0]))
+    except ValueError:
+        return -1
+
+
+def read_kaggle_csv(path: str | Path) -> tuple[PacketBatch, list[str], np.ndarray, str]:
+    """The seed paper's 14-column CSV -> (PacketBatch, classes, labels, normal class).
+
+    Labels: ``normality`` is the class; when it is numeric it gives the class index and ``Value``
+    names it (class names fall back to ``class<N>``). The normal class is the one called
+    normal/benign, else index 0.
+    """
+    path = Path(path)
+    try:
+        fh = open(path, newline="", encoding="utf-8")
+    except OSError as e:
+        raise InputError(f"cannot read CSV {path}: {e.strerror}") from None
+    with fh:
+        reader = csv.DictReader(fh)
+        try:
+            header = reader.fieldnames or []
+            missing = [c for c in KAGGLE_COLUMNS if c not in header]
+            if missing:
+                raise InputError(f"{path}:1: not the kaggle schema, missing columns {', '.join(missing)}",
+                                 hint="expected: " + ",".join(KAGGLE_COLUMNS))
+            rows = list(reader)
+        except UnicodeDecodeError:
+            raise InputError(f"{path}: not a text CSV file") from None
+        except csv.Error as e:
+            raise InputError(f"{path}:{reader.line_num}: {e}") from None
+    if not rows:
+        raise InputError(f"{path}: no data rows")
+    recs = []
+    for r in rows:
+        recs.append({
+            "frame_number": _int_or_missing(r["frame.number"]), "time_epoch": _parse_time(r["frame.time"]),
+            "frame_len": _int_or_missing(r["frame.len"]), "eth_src": r["eth.src"].strip(),
+            "eth_dst": r["eth.dst"].strip(), "ip_src": r["ip.src"].strip(), "ip_dst": r["ip.dst"].strip(),
+            "ip_version": 4 if r["ip.src"].strip() else -1, "ip_proto": _int_or_missing(r["ip.proto"]),
+            "ip_len": _int_or_missing(r["ip.len"]), "tcp_len": _int_or_missing(r["tcp.len"]),
+            "tcp_srcport": _int_or_missing(r["tcp.srcport"]), "tcp_dstport": _int_or_missing(r["tcp.dstport"]),
+        })
+    batch = PacketBatch.from_records(recs)
+    norm = [r["normality"].strip() for r in rows]
+    value = [r["Value"].strip() for r in rows]
+    if all(_is_int(v) for v in norm):
+        codes = np.array([int(float(v)) for v in norm], dtype=np.int64)
+        if codes.min() < 0:
+            raise InputError(f"{path}: negative normality code {codes.min()}")
+        names: dict[int, str] = {}
+        for code, name in zip(codes.tolist(), value):
+            names.setdefault(code, name if name and not _is_int(name) else f"class{code}")
+        classes = [names.get(k, f"class{k}") for k in range(int(codes.max()) + 1)]
+        if len(set(classes)) != len(classes):
+            classes = [f"class{k}" for k in range(len(classes))]
+        y = codes
+    else:
+        uniq = sorted(set(norm))
+        classes = sorted(uniq, key=lambda c: (c.lower() not in ("normal", "benign"), c))
+        index = {c: i for i, c in enumerate(classes)}
+        y = np.array([index[v] for v in norm], dtype=np.int64)
+    normal = next((c for c in classes if c.lower() in ("normal", "benign")), classes[0])
+    if len(classes) < 2:
+        raise InputError(f"{path}: only one class ({classes[0]}) in the data; nothing to learn")
+    return batch, classes, y, normal
+
+
+def _is_int(s: str) -> bool:
+    try:
+        return float(s) == int(float(s))
+    except ValueError:
+        return False
+
+
+def load_kaggle(path: str | Path, featurizer: str) -> Dataset:
+    batch, classes, y, normal = read_kaggle_csv(path)
+    X = new_extractor(featurizer).transform(batch)
+    p = Path(path)
+    return Dataset(X, y, classes, normal, [{"file": p.name, "sha256": _sha256(p), "packets": len(y),
+                                              "labelled": len(y), "labels": "normality column"}])
+
+
+# ---------------------------------------------------------------------------------------------------
+# Preprocessing
+# ---------------------------------------------------------------------------------------------------
+def three_sigma_mask(X: np.ndarray, sigma: float = 3.0) -> np.ndarray:
+    """Rows whose every feature lies within ``sigma`` standard deviations of its mean."""
+    mean = X.mean(axis=0, dtype=np.float64)
+    std = X.std(axis=0, dtype=np.float64)
+    z = np.abs((X - mean) / np.where(std > 0, std, 1.0))
+    return (z <= sigma).all(axis=1)
+
+
+def stratified_split(y: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(train, held-out) indices with ``fraction`` of each class held out (at least one when possible)."""
+    train, held = [], []
+    for k in np.unique(y):
+        idx = np.flatnonzero(y == k)
+        idx = idx[rng.permutation(len(idx))]
+        m = int(round(len(idx) * fraction))
+        if len(idx) > 1:
+            m = min(max(m, 1), len(idx) - 1)
+        held.append(idx[:m])
+        train.append(idx[m:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(held))
+
+
+def cap_per_class(y: np.ndarray, cap: int | None, rng: np.random.Generator) -> np.ndarray:
+    """Indices keeping at most ``cap`` random rows of each class (all rows when cap is None)."""
+    if cap is None:
+        return np.arange(len(y))
+    keep = []
+    for k in np.unique(y):
+        idx = np.flatnonzero(y == k)
+        if len(idx) > cap:
+            idx = np.sort(rng.choice(idx, size=cap, replace=False))
+        keep.append(idx)
+    return np.sort(np.concatenate(keep))
+
+
+def fit_scaler(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean = X.mean(axis=0, dtype=np.float64)
+    std = X.std(axis=0, dtype=np.float64)
+    return mean, np.where(std > 1e-6, std, 1.0)
+
+
+def class_weights(y: np.ndarray, k: int) -> np.ndarray:
+    """Inverse-frequency weights (sklearn's 'balanced'), mean 1 over present classes."""
+    counts = np.bincount(y, minlength=k).astype(np.float64)
+    w = np.where(counts > 0, len(y) / (np.maximum(counts, 1) * max((counts > 0).sum(), 1)), 0.0)
+    return w
+
+
+# ---------------------------------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------------------------------
+@dataclass
+class FitResult:
+    tensors: dict[str, np.ndarray]
+    mean: np.ndarray
+    std: np.ndarray
+    history: list[dict]
+    best_epoch: int
+    val_proba: np.ndarray
+    val_y: np.ndarray
+    rows: dict
+
+
+def fit(data: Dataset, cfg: TrainConfig, seed: int, console, max_rows_per_class: int | None = None) -> FitResult:
+    import torch
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .model import build_model
+
+    torch.manual_seed(seed)
+    torch.set_num_threads(1)  # reproducible and polite on a shared machine
+    rng = np.random.default_rng(seed)
+    X, y = data.X, data.y
+    k = len(data.classes)
+    rows = {"labelled": int(len(y))}
+    sel = cap_per_class(y, max_rows_per_class, rng)
+    X, y = X[sel], y[sel]
+    rows["after_cap"] = int(len(y))
+    if cfg.outlier_sigma is not None:
+        ok = three_sigma_mask(X, cfg.outlier_sigma)
+        X, y = X[ok], y[ok]
+        rows["after_outlier_removal"] = int(len(y))
+    tr, va = stratified_split(y, cfg.val_fraction, rng)
+    rows["train"], rows["validation"] = int(len(tr)), int(len(va))
+    rows["train_class_counts"] = {c: int(n) for c, n in zip(data.classes, np.bincount(y[tr], minlength=k))}
+    if len(np.unique(y[tr])) < 2:
+        raise InputError("training data holds fewer than two classes after preprocessing; nothing to learn")
+    mean, std = fit_scaler(X[tr])
+    Xs = ((X - mean) / std).astype(np.float32)
+    Xt, yt = torch.from_numpy(Xs[tr]), torch.from_numpy(y[tr])
+    Xv, yv = torch.from_numpy(Xs[va]), y[va]
+
+    model = build_model(ModelConfig(X.shape[1], k, cfg.hidden, cfg.dropout))
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    weight = torch.tensor(class_weights(y[tr], k), dtype=torch.float32) if cfg.class_weighting else None
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
+    gen = torch.Generator().manual_seed(seed)
+    n = len(yt)
+    steps = math.ceil(n / cfg.batch_size)
+    history: list[dict] = []
+    best = (-1.0, math.inf)
+    best_state, best_epoch, best_proba = None, 0, None
+    stale = 0
+    progress = Progress(TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                        TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(), console=console, transient=True)
+    with progress:
+        for epoch in range(1, cfg.epochs + 1):
+            task = progress.add_task("train", total=steps, epoch=epoch, loss=0.0)
+            model.train()
+            perm = torch.randperm(n, generator=gen)
+            tot_loss = 0.0
+            correct = 0
+            for s in range(steps):
+                idx = perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]
+                xb, yb = Xt[idx], yt[idx]
+                opt.zero_grad(set_to_none=True)
+                out = model(xb)
+                loss = loss_fn(out, yb)
+                loss.backward()
+                opt.step()
+                tot_loss += loss.item() * len(idx)
+                correct += int((out.argmax(1) == yb).sum())
+                if s % 200 == 0 or s == steps - 1:
+                    progress.update(task, completed=s + 1, loss=tot_loss / min(n, (s + 1) * cfg.batch_size))
+            progress.remove_task(task)
+            model.eval()
+            with torch.inference_mode():
+                logits = torch.cat([model(Xv[i:i + 65536]) for i in range(0, len(Xv), 65536)])
+                val_loss = float(torch.nn.functional.cross_entropy(logits, torch.from_numpy(yv)))
+                proba = torch.softmax(logits, 1).numpy()
+            val = summarize(yv, proba.argmax(1), None, data.classes, data.classes.index(data.normal_class))
+            rec = {"epoch": epoch, "loss": round(tot_loss / n, 6), "accuracy": round(correct / n, 6),
+                   "val_loss": round(val_loss, 6), "val_accuracy": val["accuracy"], "val_macro_f1": val["macro_f1"]}
+            history.append(rec)
+            console.print(f"epoch {epoch:>3}  loss {rec['loss']:.4f}  acc {rec['accuracy']:.4f}  "
+                          f"val_loss {rec['val_loss']:.4f}  val_acc {rec['val_accuracy']:.4f}  "
+                          f"val_macro_f1 {rec['val_macro_f1']:.4f}")
+            score = (val["macro_f1"], -val_loss)
+            if cfg.early_stopping_patience is None or score > best:
+                best = score
+                best_state = {kk: v.detach().clone() for kk, v in model.state_dict().items()}
+                best_epoch, best_proba = epoch, proba
+                stale = 0
+            else:
+                stale += 1
+                if stale >= cfg.early_stopping_patience:
+                    console.print(f"early stop: no validation improvement for {stale} epochs (best epoch {best_epoch})")
+                    break
+    tensors = {kk: v.numpy().astype(np.float32) for kk, v in best_state.items()}
+    return FitResult(tensors, mean, std, history, best_epoch, best_proba, yv, rows)
+
+
+# ---------------------------------------------------------------------------------------------------
+# CLI
+# ---------------------------------------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise InputError(f"train: {message} (see 'iotwatch train --help')")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="iotwatch train", description="Train a model bundle (.iotw) from labelled captures or a CSV.",
+                epilog="The same command on the same data writes a byte-identical bundle.")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--captures", nargs="+", metavar="PATH", help="labelled pcap/pcapng files or folders of them")
+    src.add_argument("--csv", metavar="FILE", help="packets in the seed paper's 14-column CSV (with --schema kaggle)")
+    p.add_argument("--schema", choices=["kaggle"], help="CSV schema (required with --csv)")
+    p.add_argument("--out", required=True, metavar="FILE.iotw", help="bundle to write")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="default", help="training protocol (default: default)")
+    p.add_argument("--epochs", type=int, metavar="N", help="maximum epochs (default: the preset's)")
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="seed for sampling, split, init and shuffling")
+    p.add_argument("--max-rows-per-class", type=int, metavar="N", help="keep at most N random rows per class")
+    p.add_argument("--eval", nargs="+", metavar="PATH", help="held-out labelled captures to report metrics on")
+    p.add_argument("--name", default=None, help="bundle name (default: iotwatch-<preset>)")
+    p.add_argument("--version", dest="model_version", default="1", help="bundle version string")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    return p
+
+
+def main(argv: Sequence[str]) -> int:
+    from rich.console import Console
+
+    args = build_parser().parse_args(list(argv))
+    console = Console(highlight=False, soft_wrap=True)
+    cfg = PRESETS[args.preset]
+    if args.epochs is not None:
+        if args.epochs < 1:
+            raise InputError(f"train: --epochs must be >= 1, got {args.epochs}")
+        cfg = TrainConfig(**{**asdict(cfg), "epochs": args.epochs})
+    if args.max_rows_per_class is not None and args.max_rows_per_class < 10:
+        raise InputError("train: --max-rows-per-class must be >= 10")
+    if args.csv and args.schema != "kaggle":
+        raise InputError("train: --csv needs --schema kaggle (the seed paper's 14-column CSV)")
+    out = Path(args.out)
+    from .outputs import check_writable
+
+    check_writable(out, args.force, "model bundle")
+    eval_paths = find_captures(args.eval) if args.eval else []
+    if args.captures:
+        paths = find_captures(args.captures)
+        overlap = set(map(Path.resolve, paths)) & set(map(Path.resolve, eval_paths))
+        if overlap:
+            raise InputError(f"train: {sorted(overlap)[0]} is both a training and an --eval capture")
+        console.print(f"reading {len(paths)} capture(s) with the {cfg.featurizer} featurizer")
+        data = load_captures(paths, CONTRACT_CLASSES, cfg.featurizer, console)
+    else:
+        data = load_kaggle(args.csv, cfg.featurizer)
+    counts = np.bincount(data.y, minlength=len(data.classes))
+    console.print("labelled rows: " + ", ".join(f"{c} {n:,}" for c, n in zip(data.classes, counts)))
+
+    res = fit(data, cfg, args.seed, console, args.max_rows_per_class)
+    normal_index = data.classes.index(data.normal_class)
+    threshold = 0.5
+    if cfg.calibrate_false_alarms is not None:
+        from .anomaly import calibrate_threshold
+
+        threshold = calibrate_threshold(res.val_proba[res.val_y == normal_index], normal_index,
+                                        cfg.calibrate_false_alarms)
+    validation = summarize(res.val_y, res.val_proba.argmax(1), res.val_proba, data.classes, normal_index)
+    model_cfg = ModelConfig(data.X.shape[1], len(data.classes), cfg.hidden, cfg.dropout)
+    training = {
+        "preset": cfg.preset, "config": {**asdict(cfg), "hidden": list(cfg.hidden)}, "seed": args.seed,
+        "command": "iotwatch train " + " ".join(a for a in argv if a != "--force"), "data": data.sources, "rows": res.rows,
+        "max_rows_per_class": args.max_rows_per_class, "epochs_run": len(res.history),
+        "best_epoch": res.best_epoch, "history": res.history,
+    }
+    meta = make_meta(name=args.name or f"iotwatch-{cfg.preset}", version=args.model_version, classes=data.classes,
+                     featurizer=cfg.featurizer, scaler_mean=res.mean, scaler_std=res.std, config=model_cfg,
+                     normal_class=data.normal_class, anomaly_threshold=threshold, training=training,
+                     metrics={"validation": validation})
+    if eval_paths:
+        from .classifier import PacketClassifier
+
+        clf = PacketClassifier(Bundle(model_cfg, res.tensors, meta))
+        held = []
+        for p in eval_paths:
+            r = evaluate_capture(clf, p)
+            r["capture"] = p.name
+            held.append(r)
+        meta["metrics"]["held_out"] = held
+    save_bundle(out, res.tensors, meta)
+    print_metrics(console, meta["metrics"], data.classes)
+    console.print(f"wrote {out} ({out.stat().st_size:,} bytes), anomaly threshold {threshold:.4f}")
+    return 0
+
+
+def print_metrics(console, metrics: dict, classes: Sequence[str]) -> None:
+    from rich.table import Table
+
+    blocks = [("validation split", metrics["validation"])]
+    blocks += [(f"held-out {r['capture']}", r) for r in metrics.get("held_out", [])]
+    for title, m in blocks:
+        t = Table(title=f"{title}: macro-F1 {m['macro_f1']:.4f}, accuracy {m['accuracy']:.4f}, "
+                        f"false alarms {m['false_alarm_rate'] * 100:.3f}% of normal", show_edge=False)
+        for col in ("class", "support", "precision", "recall", "f1", "roc_auc"):
+            t.add_column(col, justify="left" if col == "class" else "right")
+        auc = m.get("roc_auc_ovr", {})
+        for c in classes:
+            pc = m["per_class"][c]
+            if pc["support"] == 0 and pc["precision"] == 0:
+                continue
+            t.add_row(c, f"{pc['support']:,}", f"{pc['precision']:.4f}", f"{pc['recall']:.4f}", f"{pc['f1']:.4f}",
+                      f"{auc[c]:.4f}" if c in auc else "-")
+        console.print(t)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
