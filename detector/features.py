@@ -84,7 +84,7 @@ HOST_COLUMNS: tuple[tuple[str, float], ...] = (
 # Pair (unordered host pair) columns; "fwd"/"rev" are turned into sent/received per packet.
 PAIR_COLUMNS: tuple[tuple[str, float], ...] = (
     ("pkts_1s", 1.0), ("pkts_10s", 10.0), ("fwd_bytes_10s", 10.0), ("rev_bytes_10s", 10.0),
-    ("syn_10s", 10.0), ("authfail_30s", 30.0), ("dnsq_10s", 10.0), ("dnsr_10s", 10.0),
+    ("syn_10s", 10.0), ("authfail_30s", 30.0), ("dnsq_10s", 10.0), ("dnsr_10s", 10.0), ("macchange_30s", 30.0),
 )
 
 _CONTEXT_NAMES = (
@@ -93,7 +93,7 @@ _CONTEXT_NAMES = (
     + ["pair_pkts_1s", "pair_pkts_10s", "pair_sent_bytes_10s", "pair_recv_bytes_10s", "pair_updown_ratio",
        "pair_syn_10s", "pair_authfail_30s", "pair_dns_resp_per_query"]
     + ["src_syn_ratio", "src_fail_ratio", "src_rst_ratio", "src_updown_ratio", "dst_syn_ratio",
-       "new_peer", "new_port", "mac_changed"]
+       "new_peer", "new_port", "mac_changed", "dst_mac_changed", "pair_macchange_30s"]
 )
 
 FEATURE_NAMES: tuple[str, ...] = tuple(_PACKET_NAMES + _CONTEXT_NAMES)
@@ -512,7 +512,8 @@ class ContextExtractor:
         bcast = eth_dst == "ff:ff:ff:ff:ff:ff"
         put("eth_broadcast", bcast)
         eth_u = eth_dst.astype(str)
-        put("eth_multicast", (np.char.startswith(eth_u, "01:") | np.char.startswith(eth_u, "33:")) & ~bcast)
+        eth_group = np.char.startswith(eth_u, "01:") | np.char.startswith(eth_u, "33:")
+        put("eth_multicast", eth_group & ~bcast)
 
         qname = b["dns_qry_name"]
         dflags = b["dns_flags"]
@@ -562,7 +563,7 @@ class ContextExtractor:
         return dict(syn_only=syn_only, synack=synack, rst=rst, icmp_any=icmp_any, icmp_unreach=icmp_unreach,
                     is_arp=is_arp, arp_reply=arp_op == 2, is_dns=is_dns, dns_resp=dns_resp,
                     dns_query=is_dns & ~dns_resp, has_name=has_name, auth_fail=auth_fail, dp=dp,
-                    has_ip=has_ip, it=it)
+                    has_ip=has_ip, it=it, eth_group=eth_group)
 
     # -- context ---------------------------------------------------------------------------------
     def transform(self, batch: PacketBatch) -> np.ndarray:
@@ -600,9 +601,24 @@ class ContextExtractor:
         new_peer = self.peers.is_new(pair_dir, t)
         port_key = mix(pair_dir, (np.where(p["icmp_any"], p["it"] + 70000, p["dp"]) + 1).astype(np.uint64))
         new_port = self.ports.is_new(port_key, t)
+        # IP->MAC bindings as seen on the wire: the sender side (IP source or ARP sender claim with the
+        # frame's source MAC) and the unicast receiver side (IP destination with the frame's target MAC)
         bind_ip = np.where(is_arp, batch["arp_src_ip"], batch["ip_src"])
-        bind_mask = (bind_ip != "") & (batch["eth_src"] != "")
-        mac_changed = self.bindings.changed(hash_strings(np.where(bind_mask, bind_ip, "")), mac, t, bind_mask)
+        src_mask = (bind_ip != "") & (batch["eth_src"] != "")
+        eth_dst = batch["eth_dst"]
+        dst_mask = has_ip & (eth_dst != "") & (eth_dst != "ff:ff:ff:ff:ff:ff") & ~p["eth_group"]
+        bkeys = np.empty(2 * n, dtype=np.uint64)
+        bkeys[0::2] = hash_strings(np.where(src_mask, bind_ip, ""))
+        bkeys[1::2] = np.where(dst_mask, hd, 0)
+        bvals = np.empty(2 * n, dtype=np.uint64)
+        bvals[0::2] = mac
+        bvals[1::2] = hash_strings(eth_dst)
+        bmask = np.empty(2 * n, dtype=bool)
+        bmask[0::2] = src_mask
+        bmask[1::2] = dst_mask
+        changed = self.bindings.changed(bkeys, bvals, np.repeat(t, 2), bmask)
+        mac_changed, dst_mac_changed = changed[0::2], changed[1::2]
+        X[:, c["dst_mac_changed"]] = dst_mac_changed
         new_name = self.names_seen.is_new(mix(hs, hash_strings(batch["dns_qry_name"])), t,
                                           p["has_name"] & p["dns_query"])
         X[:, c["new_peer"]] = new_peer
@@ -663,6 +679,7 @@ class ContextExtractor:
         pe[:, pc["authfail_30s"]] = p["auth_fail"]
         pe[:, pc["dnsq_10s"]] = p["dns_query"]
         pe[:, pc["dnsr_10s"]] = p["dns_resp"]
+        pe[:, pc["macchange_30s"]] = mac_changed | dst_mac_changed
         pl = self.pairs.update(pkey, t, pe)
         sent_l = np.where(fwd, pl[:, pc["fwd_bytes_10s"]], pl[:, pc["rev_bytes_10s"]]).clip(-50)
         recv_l = np.where(fwd, pl[:, pc["rev_bytes_10s"]], pl[:, pc["fwd_bytes_10s"]]).clip(-50)
@@ -675,6 +692,7 @@ class ContextExtractor:
         X[:, c["pair_authfail_30s"]] = np.logaddexp(0.0, pl[:, pc["authfail_30s"]])
         X[:, c["pair_dns_resp_per_query"]] = np.clip(
             np.exp(pl[:, pc["dnsr_10s"]]) / np.maximum(np.exp(pl[:, pc["dnsq_10s"]]), 1.0), 0, 4) / 4.0
+        X[:, c["pair_macchange_30s"]] = np.logaddexp(0.0, pl[:, pc["macchange_30s"]])
         return X
 
 
