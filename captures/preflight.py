@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -39,6 +40,7 @@ PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 COMPRESSED_MAGICS = (b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"\x04\x22\x4d\x18")  # gzip, zstd, lz4
 _PCAPNG_PACKET_BLOCKS = {2, 3, 6}  # obsolete packet, simple packet, enhanced packet
 _PCAPNG_WALK_LIMIT = 10_000
+SYS_NET = Path("/sys/class/net")
 
 
 @dataclass
@@ -191,8 +193,7 @@ def interface_names(tshark: str) -> list[str]:
 
 
 def _sys_net() -> list[str]:
-    sysnet = Path("/sys/class/net")
-    return sorted(d.name for d in sysnet.iterdir()) if sysnet.is_dir() else []
+    return sorted(d.name for d in SYS_NET.iterdir()) if SYS_NET.is_dir() else []
 
 
 def check_live(iface: str, bpf: str | None, tools: Tools) -> None:
@@ -205,14 +206,16 @@ def check_live(iface: str, bpf: str | None, tools: Tools) -> None:
         raise InputError(f"unknown interface {iface!r}; available: {', '.join(names) or 'none found'}",
                          hint="see 'iotwatch doctor'")
     ok, reason = capture_permission(iface, tools.dumpcap)
-    if not ok:
+    if not ok and is_permission_problem(reason):
         raise EnvironmentProblem(f"no permission to capture on {iface}: {reason}", hint=permission_fix(tools.dumpcap))
+    if not ok:
+        raise EnvironmentProblem(f"cannot capture on {iface}: {reason}", hint="see 'iotwatch doctor'")
     if bpf:
         check_bpf(bpf, iface, tools.dumpcap)
 
 
 def capture_permission(iface: str, dumpcap: str | None) -> tuple[bool, str]:
-    """(True, "") when dumpcap may open ``iface``; else (False, dumpcap's reason)."""
+    """(True, "") when dumpcap may open ``iface``; else (False, dumpcap's reason, shortened)."""
     if dumpcap is None:
         return False, "dumpcap not found"
     if not os.access(dumpcap, os.X_OK):
@@ -222,12 +225,18 @@ def capture_permission(iface: str, dumpcap: str | None) -> tuple[bool, str]:
         return True, ""
     if rc is None:
         return False, f"dumpcap did not answer within {PROBE_TIMEOUT} s"
-    return False, _reason(lines, "dumpcap")
+    first = _reason(lines[:1], "dumpcap")
+    m = re.search(r"\(pcap_activate\(\) failed: (.*)\)\.?$", first)
+    return False, m.group(1) if m else first
+
+
+def is_permission_problem(reason: str) -> bool:
+    return any(k in reason.lower() for k in ("permission", "not permitted", "may not run"))
 
 
 def wifi_mode(iface: str) -> str | None:
     """'managed' or 'monitor' for a Wi-Fi interface, None for anything else."""
-    base = Path("/sys/class/net") / iface
+    base = SYS_NET / iface
     if not ((base / "wireless").exists() or (base / "phy80211").exists()):
         return None
     try:
@@ -244,12 +253,13 @@ WIFI_WARNING = ("Wi-Fi in managed mode: only this host's and broadcast traffic i
 # --- iotwatch doctor ---------------------------------------------------------------------------
 
 def _version(path: str) -> str:
+    """"4.0.17" from the first line of ``tshark -v`` / ``dumpcap -v``."""
     try:
         out = subprocess.run([path, "-v"], capture_output=True, timeout=10).stdout.decode("utf-8", "replace")
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
-    first = out.splitlines()[0] if out else "unknown"
-    return first.split("(")[0].strip()
+    m = re.search(r"\d+\.\d+\.\d+", out.partition("\n")[0])
+    return m.group(0) if m else "unknown"
 
 
 def _dumpcap_interfaces(dumpcap: str) -> list[tuple[str, str]]:
@@ -302,13 +312,21 @@ def main(argv: list[str] | None = None) -> int:
         table = Table(title="capture permission per interface", title_justify="left", show_edge=False)
         for col in ("interface", "description", "capture", "notes"):
             table.add_column(col)
+        warnings = []
+        denied = 0
         for name, desc in ifaces:
             ok, reason = capture_permission(name, dumpcap)
             capturable += ok
+            denied += not ok and is_permission_problem(reason)
             mode = wifi_mode(name)
-            note = f"[yellow]{WIFI_WARNING}[/]" if mode == "managed" else (f"Wi-Fi {mode} mode" if mode else "")
-            table.add_row(name, desc, "[green]ok[/]" if ok else f"[red]denied[/]: {reason}", note)
+            if mode == "managed":
+                warnings.append(f"[yellow]warning:[/] {name}: {WIFI_WARNING}")
+            state = "[green]ok[/]" if ok else ("[red]denied[/]" if is_permission_problem(reason) else "unavailable")
+            table.add_row(name, desc, state if ok else f"{state}: {reason}",
+                          f"Wi-Fi {mode} mode" if mode else "")
         con.print(table)
+        for w in warnings:
+            con.print(w)
         if not capturable:
             problems.append(f"no interface can be captured ({permission_fix(dumpcap)})")
     if problems:
