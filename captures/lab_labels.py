@@ -1,0 +1,154 @@
+"""Labelling rules of the lab recorder: attack windows + a per-frame packet table -> one class per frame.
+
+The lab (``iotwatch lab record``) knows exactly when each real tool ran and from which host, so the
+ground truth is rule-based, not guessed:
+
+* A frame inside an attack window (``start <= time <= end``) whose Ethernet or IP/ARP addresses
+  touch the attacker (sent by it, sent to it, ARP about it) gets the window's class. Victims'
+  replies are therefore included.
+* Spoofed-source floods carry random source addresses: a frame inside the window that involves the
+  window's ``victim_ip`` and an address that belongs to no lab host gets the class too (the flood
+  and the victim's answers or ARP look-ups for the forged peers).
+* DNS tunnels through the lab resolver: a frame inside the window whose DNS query name ends in the
+  window's ``dns_suffix`` gets the class (the resolver's forwarded queries never touch the attacker).
+* Every other frame is ``normal``. When windows overlap the earliest-starting one wins.
+
+The packet table comes from ``tshark -T fields`` (:data:`TSHARK_FIELDS`, :func:`read_packet_table`)
+and the result is written as the CONTRACT §2 sidecar CSV (:func:`write_labels_csv`).
+"""
+from __future__ import annotations
+
+import csv
+import subprocess
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from .errors import EnvironmentProblem, InputError
+
+NORMAL = "normal"
+
+#: tshark fields read per frame (column name, tshark field); order = column order of the table.
+TSHARK_FIELDS: tuple[tuple[str, str], ...] = (
+    ("frame_number", "frame.number"),
+    ("time", "frame.time_epoch"),
+    ("eth_src", "eth.src"),
+    ("eth_dst", "eth.dst"),
+    ("ip_src", "ip.src"),
+    ("ip_dst", "ip.dst"),
+    ("arp_spa", "arp.src.proto_ipv4"),
+    ("arp_tpa", "arp.dst.proto_ipv4"),
+    ("dns_qry_name", "dns.qry.name"),
+)
+
+
+@dataclass(frozen=True)
+class Packet:
+    """One frame of the table (strings as tshark prints them, "" when absent)."""
+
+    frame_number: int
+    time: float
+    eth_src: str = ""
+    eth_dst: str = ""
+    ip_src: str = ""
+    ip_dst: str = ""
+    arp_spa: str = ""
+    arp_tpa: str = ""
+    dns_qry_name: str = ""
+
+
+@dataclass
+class AttackWindow:
+    """One real-tool run: its class, the attacker and the time span (epoch seconds, grace included)."""
+
+    label: str
+    start: float
+    end: float
+    attacker_mac: str
+    attacker_ip: str
+    step: str = ""                 # e.g. "nmap -sS" (documentation only)
+    victim_ip: str = ""            # spoofed-source floods: frames victim <-> unknown address
+    dns_suffix: str = ""           # DNS tunnels: frames whose query name ends with this
+    argv: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def _attacker_match(p: Packet, mac: str, ip: str) -> bool:
+    return (p.eth_src == mac or p.eth_dst == mac
+            or (ip != "" and ip in (p.ip_src, p.ip_dst, p.arp_spa, p.arp_tpa)))
+
+
+def _spoofed_match(p: Packet, victim: str, lab_ips: frozenset[str]) -> bool:
+    if p.ip_src and p.ip_dst:
+        pair = (p.ip_src, p.ip_dst)
+    elif p.arp_spa and p.arp_tpa:
+        pair = (p.arp_spa, p.arp_tpa)
+    else:
+        return False
+    if victim not in pair:
+        return False
+    other = pair[1] if pair[0] == victim else pair[0]
+    return other not in lab_ips
+
+
+def label_for(p: Packet, windows: Sequence[AttackWindow], lab_ips: frozenset[str]) -> str:
+    """The class of one frame (``windows`` sorted by start; the first match wins)."""
+    for w in windows:
+        if not (w.start <= p.time <= w.end):
+            continue
+        if _attacker_match(p, w.attacker_mac, w.attacker_ip):
+            return w.label
+        if w.victim_ip and _spoofed_match(p, w.victim_ip, lab_ips):
+            return w.label
+        if w.dns_suffix and p.dns_qry_name.lower().rstrip(".").endswith(w.dns_suffix.lower().strip(".")):
+            return w.label
+    return NORMAL
+
+
+def label_packets(packets: Iterable[Packet], windows: Sequence[AttackWindow],
+                  lab_ips: Iterable[str]) -> list[tuple[int, str]]:
+    """``(frame_number, label)`` for every packet, in input order."""
+    ordered = sorted(windows, key=lambda w: w.start)
+    ips = frozenset(lab_ips)
+    return [(p.frame_number, label_for(p, ordered, ips)) for p in packets]
+
+
+def parse_fields_line(line: str) -> Packet:
+    """One ``tshark -T fields -E separator=/t -E occurrence=f`` line (columns of TSHARK_FIELDS)."""
+    cols = line.rstrip("\n").split("\t")
+    cols += [""] * (len(TSHARK_FIELDS) - len(cols))
+    values = dict(zip((name for name, _ in TSHARK_FIELDS), cols))
+    return Packet(frame_number=int(values.pop("frame_number")), time=float(values.pop("time")),
+                  **{k: v.strip().lower() for k, v in values.items()})
+
+
+def read_packet_table(capture: str | Path, tshark: str = "tshark") -> list[Packet]:
+    """Every frame of ``capture`` as a :class:`Packet` (needs tshark)."""
+    argv = [tshark, "-n", "-r", str(capture), "-T", "fields", "-E", "separator=/t", "-E", "occurrence=f"]
+    for _, f in TSHARK_FIELDS:
+        argv += ["-e", f]
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    except FileNotFoundError:
+        raise EnvironmentProblem("tshark not found", hint="install it: apt-get install tshark") from None
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise InputError(f"tshark cannot read {capture}: {last}")
+    return [parse_fields_line(line) for line in proc.stdout.splitlines() if line.strip()]
+
+
+def write_labels_csv(path: str | Path, labels: Sequence[tuple[int, str]]) -> None:
+    """The CONTRACT §2 sidecar: header ``frame_number,label`` then one row per frame."""
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(["frame_number", "label"])
+        w.writerows(labels)
+
+
+def class_counts(labels: Sequence[tuple[int, str]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for _, name in labels:
+        out[name] = out.get(name, 0) + 1
+    return out

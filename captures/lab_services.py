@@ -1,0 +1,418 @@
+"""Small lab services and the benign device driver, run inside lab namespaces by ``iotwatch lab``.
+
+    python -m iotwatch.captures.lab_services serve --bind IP [--http 80] [--admin-user U --admin-pass P]
+        [--telnet 23] [--ftp 21] [--coap 5683] [--dns 53 --dns-zone Z] [--user U --password P] --until EPOCH
+    python -m iotwatch.captures.lab_services drive --seed N --until EPOCH --max-actions N [actions...]
+
+``serve`` runs the login targets and IoT endpoints the real tools attack: an HTTP server (pages, a
+camera snapshot, an ``/admin`` page behind basic auth, ``/upload``), a telnet login, an FTP login
+(USER/PASS/SYST/PWD/NOOP/QUIT), a CoAP responder and a tiny authoritative DNS server for the
+tunnel zone (TXT and A answers). Real daemons (mosquitto, dnsmasq, dropbear) are started by the lab
+itself. ``drive`` is one device's benign behaviour: MQTT publishes through a persistent
+``mosquitto_pub -l``, HTTP/CoAP polls, DNS look-ups with ``dig``, legitimate FTP logins and pings,
+at seeded random intervals. Both stop by themselves at ``--until`` (epoch seconds); ``drive`` also
+after ``--max-actions`` actions. They only ever talk to the addresses given on their command line,
+which the lab sets to lab hosts. ``guess-mqtt`` is the bounded MQTT login-guessing loop of the
+bruteforce family (``mosquitto_pub`` with each password of a list).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import ftplib
+import json
+import os
+import random
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+MAX_UPLOAD = 64 * 1024 * 1024
+IAC = 255
+
+
+# ---------------------------------------------------------------------------------------------------
+# serve
+# ---------------------------------------------------------------------------------------------------
+def _http_handler(admin_user: str, admin_pass: str, name: str):
+    token = "Basic " + base64.b64encode(f"{admin_user}:{admin_pass}".encode()).decode()
+    rng = random.Random(name)
+    snapshot = bytes(rng.getrandbits(8) for _ in range(24_000))
+
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "iot-httpd/1.0"
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *a):  # quiet
+            pass
+
+        def _send(self, code: int, body: bytes, ctype: str = "text/html", extra: dict | None = None):
+            self.send_response(code)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            for k, v in (extra or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def do_GET(self):
+            if self.path.startswith("/admin"):
+                if self.headers.get("Authorization") != token:
+                    self._send(401, b"<h1>401 Unauthorized</h1>", extra={"WWW-Authenticate": 'Basic realm="admin"'})
+                else:
+                    self._send(200, b"<h1>Router admin</h1>")
+            elif self.path.startswith("/snapshot"):
+                self._send(200, snapshot, "image/jpeg")
+            elif self.path.startswith("/status"):
+                body = json.dumps({"device": name, "uptime": int(time.monotonic()), "ok": True}).encode()
+                self._send(200, body, "application/json")
+            elif self.path == "/" or self.path.startswith("/index"):
+                self._send(200, f"<html><body><h1>{name}</h1></body></html>".encode())
+            else:
+                self._send(404, b"<h1>404</h1>")
+
+        do_HEAD = do_GET
+
+        def do_POST(self):
+            length = min(int(self.headers.get("Content-Length") or 0), MAX_UPLOAD)
+            remaining = length
+            while remaining > 0:
+                chunk = self.rfile.read(min(65536, remaining))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+            self._send(200, json.dumps({"stored": length - remaining}).encode(), "application/json")
+
+    return Handler
+
+
+def _strip_telnet(data: bytes) -> bytes:
+    out, i = bytearray(), 0
+    while i < len(data):
+        b = data[i]
+        if b == IAC and i + 1 < len(data):
+            cmd = data[i + 1]
+            i += 3 if cmd in (251, 252, 253, 254) else 2
+            continue
+        out.append(b)
+        i += 1
+    return bytes(out)
+
+
+async def _readline(reader: asyncio.StreamReader, timeout: float = 30.0) -> str | None:
+    try:
+        raw = await asyncio.wait_for(reader.readline(), timeout)
+    except (asyncio.TimeoutError, ConnectionError):
+        return None
+    if not raw:
+        return None
+    return _strip_telnet(raw).decode("latin-1").strip("\r\n\x00 ")
+
+
+async def _telnet_session(reader, writer, name: str, user: str, password: str):
+    try:
+        writer.write(bytes([IAC, 251, 1, IAC, 251, 3]) + f"\r\n{name} login: ".encode())
+        for _ in range(3):
+            await writer.drain()
+            u = await _readline(reader)
+            if u is None:
+                return
+            writer.write(b"Password: ")
+            await writer.drain()
+            p = await _readline(reader)
+            if p is None:
+                return
+            if u == user and p == password:
+                writer.write(b"\r\nBusyBox v1.35.0 built-in shell (ash)\r\n# ")
+                await writer.drain()
+                await _readline(reader, 5.0)
+                writer.write(b"exit\r\n")
+                return
+            await asyncio.sleep(0.3)
+            writer.write(f"\r\nLogin incorrect\r\n{name} login: ".encode())
+    finally:
+        await _close(writer)
+
+
+async def _ftp_session(reader, writer, name: str, user: str, password: str):
+    try:
+        writer.write(f"220 {name} FTP server ready.\r\n".encode())
+        given_user = None
+        while True:
+            await writer.drain()
+            line = await _readline(reader)
+            if line is None:
+                return
+            cmd, _, arg = line.partition(" ")
+            cmd = cmd.upper()
+            if cmd == "USER":
+                given_user = arg
+                writer.write(b"331 Please specify the password.\r\n")
+            elif cmd == "PASS":
+                if given_user == user and arg == password:
+                    writer.write(b"230 Login successful.\r\n")
+                else:
+                    await asyncio.sleep(0.3)
+                    writer.write(b"530 Login incorrect.\r\n")
+            elif cmd == "SYST":
+                writer.write(b"215 UNIX Type: L8\r\n")
+            elif cmd == "PWD":
+                writer.write(b'257 "/" is the current directory\r\n')
+            elif cmd == "NOOP":
+                writer.write(b"200 NOOP ok.\r\n")
+            elif cmd == "QUIT":
+                writer.write(b"221 Goodbye.\r\n")
+                await writer.drain()
+                return
+            else:
+                writer.write(b"502 Command not implemented.\r\n")
+    finally:
+        await _close(writer)
+
+
+async def _close(writer):
+    try:
+        writer.close()
+        await writer.wait_closed()
+    except (ConnectionError, OSError):
+        pass
+
+
+class _CoapProtocol(asyncio.DatagramProtocol):
+    """Answers any confirmable/non-confirmable CoAP request with 2.05 Content and a reading."""
+
+    def __init__(self, seed: str):
+        self.rng = random.Random(seed)
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def datagram_received(self, data, addr):
+        if len(data) < 4 or data[0] >> 6 != 1:
+            return
+        typ, tkl = (data[0] >> 4) & 3, data[0] & 0x0F
+        msg_id, token = data[2:4], data[4:4 + tkl]
+        rtype = 2 if typ == 0 else 1  # CON -> ACK, NON -> NON
+        payload = json.dumps({"t": round(20 + self.rng.random() * 5, 2), "h": self.rng.randint(30, 60)}).encode()
+        header = bytes([(1 << 6) | (rtype << 4) | tkl, 0x45]) + msg_id + token
+        self.transport.sendto(header + bytes([0xC0 | 1, 50]) + b"\xff" + payload, addr)  # Content-Format json
+
+
+def _dns_name(data: bytes, off: int) -> tuple[str, int]:
+    labels = []
+    while off < len(data):
+        n = data[off]
+        if n == 0:
+            return ".".join(labels), off + 1
+        if n & 0xC0:
+            return ".".join(labels), off + 2
+        labels.append(data[off + 1:off + 1 + n].decode("latin-1"))
+        off += 1 + n
+    raise ValueError("truncated name")
+
+
+class _DnsProtocol(asyncio.DatagramProtocol):
+    """Authoritative answers for one zone: TXT -> an encoded blob, A -> a lab address; else NXDOMAIN."""
+
+    def __init__(self, zone: str, answer_ip: str):
+        self.zone = zone.lower().strip(".")
+        self.answer_ip = socket.inet_aton(answer_ip)
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def datagram_received(self, data, addr):
+        try:
+            qid, flags, qd = struct.unpack("!HHH", data[:6])
+            name, off = _dns_name(data, 12)
+            qtype, _ = struct.unpack("!HH", data[off:off + 4])
+        except (struct.error, ValueError):
+            return
+        question = data[12:off + 4]
+        in_zone = name.lower().rstrip(".").endswith(self.zone)
+        rdata = b""
+        if in_zone and qtype == 16:  # TXT
+            blob = base64.b32encode(os.urandom(90)).decode().rstrip("=").lower().encode()
+            rdata = bytes([len(blob)]) + blob
+        elif in_zone and qtype == 1:
+            rdata = self.answer_ip
+        rcode = 0 if in_zone else 3
+        ancount = 1 if rdata else 0
+        resp = struct.pack("!HHHHHH", qid, 0x8400 | (flags & 0x0100) | rcode, 1, ancount, 0, 0) + question
+        if rdata:
+            resp += struct.pack("!HHHIH", 0xC00C, qtype, 1, 0, len(rdata)) + rdata
+        self.transport.sendto(resp, addr)
+
+
+async def serve(args) -> None:
+    loop = asyncio.get_running_loop()
+    servers = []
+    if args.telnet:
+        servers.append(await asyncio.start_server(
+            lambda r, w: _telnet_session(r, w, args.name, args.user, args.password), args.bind, args.telnet))
+    if args.ftp:
+        servers.append(await asyncio.start_server(
+            lambda r, w: _ftp_session(r, w, args.name, args.user, args.password), args.bind, args.ftp))
+    if args.coap:
+        await loop.create_datagram_endpoint(lambda: _CoapProtocol(args.name), local_addr=(args.bind, args.coap))
+    if args.dns:
+        await loop.create_datagram_endpoint(lambda: _DnsProtocol(args.dns_zone, args.bind), local_addr=(args.bind, args.dns))
+    if args.http:
+        httpd = ThreadingHTTPServer((args.bind, args.http), _http_handler(args.admin_user, args.admin_pass, args.name))
+        httpd.daemon_threads = True
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    print(f"serving on {args.bind} until {args.until:.0f}", flush=True)
+    await asyncio.sleep(max(0.0, args.until - time.time()))
+    for s in servers:
+        s.close()
+
+
+# ---------------------------------------------------------------------------------------------------
+# drive (benign behaviour of one device)
+# ---------------------------------------------------------------------------------------------------
+def _coap_get(host: str, path: str, rng: random.Random) -> None:
+    token = rng.getrandbits(32).to_bytes(4, "big")
+    opt = path.encode()
+    pkt = bytes([0x44, 0x01]) + rng.getrandbits(16).to_bytes(2, "big") + token + bytes([0xB0 | len(opt)]) + opt
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(1.0)
+        s.sendto(pkt, (host, 5683))
+        s.recvfrom(1500)
+
+
+def drive(args) -> int:
+    rng = random.Random(args.seed)
+    pub = None
+    if args.mqtt:
+        host, user, password, topic = args.mqtt.split(",", 3)
+        pub = subprocess.Popen(["mosquitto_pub", "-h", host, "-u", user, "-P", password, "-t", topic,
+                                "-l", "-q", "1", "-k", "20", "-i", f"{args.name}-{rng.getrandbits(24):06x}"],
+                               stdin=subprocess.PIPE)
+        time.sleep(0.2)
+    actions: list[tuple[str, float]] = []  # (kind, mean period seconds)
+    if pub:
+        actions.append(("mqtt", args.mqtt_every))
+    actions += [("http", 4.0)] * bool(args.http) + [("coap", 3.0)] * bool(args.coap)
+    actions += [("dns", 6.0)] * bool(args.dns) + [("ftp", 15.0)] * bool(args.ftp) + [("ping", 10.0)] * bool(args.ping)
+    actions += [("telnet", 20.0)] * bool(args.telnet)
+    nxt = {k: time.time() + rng.uniform(0, p) for k, p in actions}
+    done = 0
+    try:
+        while time.time() < args.until and done < args.max_actions and nxt:
+            kind = min(nxt, key=nxt.get)
+            time.sleep(max(0.0, min(nxt[kind], args.until) - time.time()))
+            if time.time() >= args.until:
+                break
+            period = dict(actions)[kind]
+            nxt[kind] = time.time() + rng.expovariate(1.0 / period)
+            done += 1
+            try:
+                _act(kind, args, rng, pub)
+            except (OSError, ftplib.Error, subprocess.SubprocessError, ValueError) as e:
+                print(f"{kind}: {e}", flush=True)
+    finally:
+        if pub:
+            pub.stdin.close()
+            try:
+                pub.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                pub.kill()
+    return 0
+
+
+def _act(kind: str, args, rng: random.Random, pub) -> None:
+    if kind == "mqtt":
+        reading = {"dev": args.name, "ts": round(time.time(), 1), "v": round(rng.gauss(21, 2), 2)}
+        pub.stdin.write((json.dumps(reading) + "\n").encode())
+        pub.stdin.flush()
+    elif kind == "http":
+        url = rng.choice(args.http)
+        with urllib.request.urlopen(url, timeout=3) as r:
+            r.read()
+    elif kind == "coap":
+        _coap_get(rng.choice(args.coap), rng.choice(["temp", "status", "hum"]), rng)
+    elif kind == "dns":
+        server, *names = args.dns.split(",")
+        subprocess.run(["dig", f"@{server}", rng.choice(names), "+short", "+tries=1", "+time=1"],
+                       capture_output=True, timeout=5)
+    elif kind == "ftp":
+        host, user, password = args.ftp.split(",", 2)
+        with ftplib.FTP(host, timeout=5) as f:
+            f.login(user, password)
+            f.pwd()
+            f.voidcmd("NOOP")
+    elif kind == "telnet":
+        host, user, password = args.telnet.split(",", 2)
+        with socket.create_connection((host, 23), timeout=5) as c:
+            for answer in (user, password, "uptime"):
+                c.recv(4096)
+                c.sendall(answer.encode() + b"\r\n")
+            c.recv(4096)
+    elif kind == "ping":
+        subprocess.run(["ping", "-n", "-c", "2", "-i", "0.5", "-W", "1", rng.choice(args.ping)],
+                       capture_output=True, timeout=5)
+
+
+def guess_mqtt(args) -> int:
+    """Bounded MQTT login guessing with the real client (hydra 9.4 has no MQTT module)."""
+    with open(args.passwords, encoding="utf-8") as fh:
+        words = [w.strip() for w in fh if w.strip()][:args.max]
+    for word in words:
+        subprocess.run(["mosquitto_pub", "-h", args.host, "-u", args.user, "-P", word, "-t", "cmd/ping",
+                        "-m", "1", "--quiet"], capture_output=True, timeout=5)
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m iotwatch.captures.lab_services")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("serve")
+    s.add_argument("--name", required=True)
+    s.add_argument("--bind", required=True)
+    s.add_argument("--until", type=float, required=True)
+    s.add_argument("--http", type=int, default=0)
+    s.add_argument("--admin-user", default="admin")
+    s.add_argument("--admin-pass", default="admin-secret")
+    s.add_argument("--telnet", type=int, default=0)
+    s.add_argument("--ftp", type=int, default=0)
+    s.add_argument("--coap", type=int, default=0)
+    s.add_argument("--dns", type=int, default=0)
+    s.add_argument("--dns-zone", default="t.lab")
+    s.add_argument("--user", default="operator")
+    s.add_argument("--password", default="operator-secret")
+    d = sub.add_parser("drive")
+    d.add_argument("--name", required=True)
+    d.add_argument("--seed", type=int, required=True)
+    d.add_argument("--until", type=float, required=True)
+    d.add_argument("--max-actions", type=int, default=5000)
+    d.add_argument("--mqtt", help="host,user,password,topic")
+    d.add_argument("--mqtt-every", type=float, default=2.0)
+    d.add_argument("--http", nargs="*", default=[])
+    d.add_argument("--coap", nargs="*", default=[])
+    d.add_argument("--dns", help="server,name1,name2,...")
+    d.add_argument("--ftp", help="host,user,password")
+    d.add_argument("--ping", nargs="*", default=[])
+    d.add_argument("--telnet", help="host,user,password")
+    g = sub.add_parser("guess-mqtt")
+    g.add_argument("--host", required=True)
+    g.add_argument("--user", required=True)
+    g.add_argument("--passwords", required=True)
+    g.add_argument("--max", type=int, default=60)
+    args = p.parse_args(argv)
+    if args.cmd == "guess-mqtt":
+        return guess_mqtt(args)
+    if args.cmd == "serve":
+        asyncio.run(serve(args))
+        return 0
+    return drive(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
