@@ -1,0 +1,132 @@
+"""A real live capture on ``lo`` (CI runs as root): every datagram we send to 127.0.0.1 is counted.
+
+Traffic goes to 127.0.0.1 only, a bounded number of datagrams. The BPF filter keeps other loopback
+traffic (other tests, other tools) out, so the count must be exact. Deadlines are hang guards,
+never timing assertions.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from iotwatch.captures.sources import open_source
+
+pytestmark = pytest.mark.live
+
+N = 40
+GUARD = 30.0  # seconds: fail instead of hanging
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def send_udp(port: int, n: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for i in range(n):
+            s.sendto(b"datagram %d" % i, ("127.0.0.1", port))
+
+
+def capturing(src) -> bool:
+    """dumpcap says 'File: -' once the device is open and it writes packets."""
+    return any(line.startswith("File:") for line in src.capture.stderr_lines)
+
+
+def test_live_lo_counts_every_datagram():
+    port = free_udp_port()
+    src = open_source(iface="lo", bpf=f"udp port {port}")
+    assert src.live and src.description == "lo"
+    got, sent, batches, empty = [], False, 0, 0
+    deadline = time.monotonic() + GUARD
+    try:
+        for b in src.batches(max_rows=16, max_wait=0.1):
+            batches += 1
+            empty += len(b) == 0
+            got += b["udp_dstport"].tolist()
+            assert len(b) <= 16
+            if not sent and capturing(src):
+                time.sleep(0.2)
+                send_udp(port, N)
+                sent = True
+                settle = time.monotonic() + 1.0  # keep reading briefly: nothing extra may arrive
+            if sent and len(got) >= N and time.monotonic() > settle:
+                break
+            assert time.monotonic() < deadline, f"only {len(got)} of {N} datagrams after {GUARD} s"
+        procs = [p for p in src.capture._running_processes]
+    finally:
+        src.close()
+    assert sent
+    assert got == [port] * N
+    assert empty >= 1  # an idle interface still yields (empty) batches, so callers can stop
+    assert src.stats.packets == N
+    assert src.stats.capture_drops == 0
+    assert all(p.returncode is not None for p in procs)  # close() ended dumpcap and tshark
+
+
+def test_live_close_leaves_no_child_processes():
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
+    src = open_source(iface="lo", bpf=f"udp port {free_udp_port()}")
+    it = src.batches(max_rows=8, max_wait=0.05)
+    next(it)
+    running = {p.pid for p in me.children(recursive=True)} - before
+    assert {psutil.Process(pid).name() for pid in running} >= {"dumpcap", "tshark"}
+    src.close()
+    deadline = time.monotonic() + GUARD
+    while any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in running):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def _wait_for_dumpcap(proc: subprocess.Popen) -> None:
+    """Until iotwatch's dumpcap child has its capture socket open."""
+    deadline = time.monotonic() + GUARD
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read()
+        kids = psutil.Process(proc.pid).children(recursive=True)
+        if any(k.name() == "dumpcap" and _has_packet_socket(k.pid) for k in kids):
+            return
+        time.sleep(0.05)
+    pytest.fail("dumpcap never started")
+
+
+def _has_packet_socket(pid: int) -> bool:
+    """dumpcap opened its AF_PACKET socket: listed in /proc/net/packet by inode."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    with open("/proc/net/packet") as fh:
+        return any(line.split()[-1] in inodes for line in fh.readlines()[1:])
+
+
+def test_headless_cli_live_count(tmp_path):
+    port = free_udp_port()
+    report = tmp_path / "live.json"
+    proc = subprocess.Popen([sys.executable, "-m", "iotwatch", "-i", "lo", "--headless", "-f", f"udp port {port}",
+                             "-c", str(N), "--report", str(report)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_dumpcap(proc)
+        time.sleep(0.3)
+        send_udp(port, N)
+        out, err = proc.communicate(timeout=GUARD)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    data = json.loads(report.read_text())
+    assert data["packets"] == N and data["source"] == "lo"
