@@ -94,3 +94,39 @@ class FakeClassifier:
 
     def is_anomaly(self, proba: np.ndarray, predicted: np.ndarray) -> np.ndarray:
         return (predicted != self.normal_index) & (proba.max(axis=1) >= 0.5)
+
+
+def write_capture(path, n: int = 400, seed: int = 3, t0: float = 1_700_000_000.0, spacing: float = 0.002):
+    """A small labelled pcapng (mixed TCP/UDP/ARP traffic) plus ``<path>.labels.csv``; the labels
+    are the fake classifier's truth for each frame (so a real model gets a real confusion matrix)."""
+    from pathlib import Path
+
+    from iotwatch.captures import packets as P
+    from iotwatch.captures.pcapng import PcapngWriter
+
+    path = Path(path)
+    rng = np.random.default_rng(seed)
+    kinds = rng.choice(len(_KINDS), size=n, p=[0.35, 0.25, 0.1, 0.1, 0.08, 0.05, 0.07])
+    gw_mac, gw_ip = P.mac("02:00:00:00:00:01"), P.ip4("192.168.1.1")
+    rows = ["frame_number,label"]
+    with open(path, "wb") as fh:
+        w = PcapngWriter(fh, application="iotwatch tests")
+        for i, k in enumerate(kinds.tolist()):
+            port, length, protos, cls = _KINDS[k]
+            host = 10 + (i * 7919) % 5
+            smac, sip = P.mac(f"02:00:00:00:00:{host:02x}"), P.ip4(f"192.168.1.{host}")
+            sport = 40000 + i % 100
+            if port == -1:
+                frame = P.arp_frame(gw_mac, smac, 2, smac, sip, gw_mac, gw_ip)
+            elif "udp" in protos:
+                frame = P.udp4_frame(gw_mac, smac, sip, gw_ip, 64, i, True, sport, port, bytes(max(0, length - 42)))
+            else:
+                flags = P.SYN if port in (80, 81) else P.PSH | P.ACK
+                payload = bytes(max(0, length - 54)) if flags != P.SYN else b""
+                frame = P.tcp4_frame(gw_mac, smac, sip, gw_ip, 64, i, True, sport, port, 1000 + i, 0 if flags == P.SYN else 1,
+                                     flags, 64240, payload=payload)
+            w.write(int((t0 + i * spacing) * 1e6), frame)
+            rows.append(f"{i + 1},{CLASSES[cls]}")
+        w.close()
+    Path(str(path) + ".labels.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path

@@ -95,22 +95,28 @@ class IotWatchApp(App[int]):
 
     # --- layout ----------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
-        yield StatusBar(id="status")
-        with Vertical(id="main"):
-            yield PacketTable(self.class_names, self.normal_index, labelled=False, id="packets")
+        self.status = StatusBar(id="status")
+        self.table = PacketTable(self.class_names, self.normal_index, labelled=False, id="packets")
+        self.counters = ClassCounters(self.class_names, self.normal_index, id="counters")
+        self.confusion = ConfusionSummary(self.class_names, id="confusion")
+        self.alert_pane = AlertPane(self.class_names, id="alerts")
+        self.main = Vertical(id="main")
+        yield self.status
+        with self.main:
+            yield self.table
             with Horizontal(id="panes"):
-                yield ClassCounters(self.class_names, self.normal_index, id="counters")
-                yield ConfusionSummary(self.class_names, id="confusion")
-            yield AlertPane(self.class_names, id="alerts")
+                yield self.counters
+                yield self.confusion
+            yield self.alert_pane
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one(PacketTable)
+        table = self.table
         table.border_title = "Packets"
-        self.query_one("#counters").border_title = "Classes"
-        self.query_one("#confusion").border_title = "Confusion (labelled)"
-        self.query_one("#alerts").border_title = "Alerts by host and class"
-        for w in (self.query_one(ClassCounters), self.query_one(ConfusionSummary), self.query_one(AlertPane)):
+        self.counters.border_title = "Classes"
+        self.confusion.border_title = "Confusion (labelled)"
+        self.alert_pane.border_title = "Alerts by host and class"
+        for w in (self.counters, self.confusion, self.alert_pane):
             w.class_style = table.class_style
         table.focus()
         self._set_pane(0)
@@ -160,7 +166,7 @@ class IotWatchApp(App[int]):
         if not message.started:
             self.exit(self.exit_code, return_code=self.exit_code)
             return
-        self.query_one(StatusBar).add_class("-failed")
+        self.status.add_class("-failed")
         self.notify(message.reason, title="capture failed", severity="error", timeout=30)
         self._dirty = True
 
@@ -178,31 +184,39 @@ class IotWatchApp(App[int]):
     # --- the tick ---------------------------------------------------------------------------------
     def refresh_screen(self) -> None:
         """Turn the stores into widget updates: one refresh per changed widget."""
+        if not self.table.is_attached:  # a last tick while the app shuts down
+            return
         packets, anomalies, counts, matrix, labelled = self.session.snapshot()
         self.rates.sample(self.clock(), counts)
-        table = self.query_one(PacketTable)
+        table = self.table
         if labelled and not table.labelled:
             table.labelled = True
-            self.query_one("#main").add_class("-labelled")
+            self.main.add_class("-labelled")
         if self._dirty:
             table.set_view(self.rows.view(self.filter), self.rows.first_time)
         if self._dirty or packets != self._last_packets:
             table.border_subtitle = self._table_subtitle(packets, len(table.view))
         rate_version = len(self.rates.history)
         if packets != self._last_packets or rate_version != self._rate_version:
-            self.query_one(ClassCounters).show(counts, anomalies, self.rates)
+            self.counters.show(counts, anomalies, self.rates)
         if labelled != self._last_labelled:
-            self.query_one(ConfusionSummary).show(matrix if labelled else None)
+            self.confusion.show(matrix if labelled else None)
         if self.alerts.total != self._last_alerts or self._dirty:
-            self.query_one(AlertPane).show(self.alerts)
-        self.query_one(StatusBar).show(
-            state=self._state_label(), source=self.source_name, packets=packets, rate=self.rates.total_rate,
+            self.alert_pane.show(self.alerts)
+        self.status.show(
+            state=self._state_label(), source=self.source_name, packets=packets, rate=self._rate(),
             shown=len(self.rows), dropped=self.rows.evicted + self.skipped,
             capture_drops=self.session.capture_drops, speed="live" if self.live else self.session.speed,
             filter_name=self.filter_name, model=getattr(self.session.classifier, "name", "?"))
         self._last_packets, self._last_labelled = packets, labelled
         self._last_alerts, self._rate_version = self.alerts.total, rate_version
         self._dirty = False
+
+    def _rate(self) -> float:
+        """pkt/s over the last second while running; the whole run's average once it ended."""
+        if self.report is not None:
+            return float(self.report.get("packets_per_second", 0.0))
+        return self.rates.total_rate
 
     def _table_subtitle(self, packets: int, in_view: int) -> str:
         text = f"showing last {len(self.rows):,} of {packets:,}"
@@ -240,7 +254,7 @@ class IotWatchApp(App[int]):
     def action_toggle_pause(self) -> None:
         self.paused = not self.paused
         self.session.pause(self.paused)
-        self.query_one(StatusBar).set_class(self.paused, "-paused")
+        self.status.set_class(self.paused, "-paused")
         self._dirty = True
 
     def action_cycle_speed(self) -> None:
@@ -254,7 +268,7 @@ class IotWatchApp(App[int]):
         self.set_filter(("class", k) if k < len(self.class_names) else ("all",))
 
     def action_next_anomaly(self) -> None:
-        table = self.query_one(PacketTable)
+        table = self.table
         view = table.view
         start = table.cursor_pos if table.cursor_pos is not None else int(table.scroll_y) - 1
         pos = view.next_anomaly(start)
@@ -266,12 +280,12 @@ class IotWatchApp(App[int]):
         table.move_cursor(pos)
 
     def action_follow(self) -> None:
-        self.query_one(PacketTable).move_cursor(None)
+        self.table.move_cursor(None)
 
     def action_clear(self) -> None:
         self.rows.clear()
         self.alerts.clear()
-        self.query_one(PacketTable).move_cursor(None)
+        self.table.move_cursor(None)
         self._dirty = True
         self.refresh_screen()
 
@@ -280,7 +294,7 @@ class IotWatchApp(App[int]):
 
     def _set_pane(self, index: int) -> None:
         self._pane = index % len(PANES)
-        main = self.query_one("#main")
+        main = self.main
         for name in PANES:
             main.set_class(PANES[self._pane] == name, f"-show-{name}")
 
@@ -307,7 +321,7 @@ class IotWatchApp(App[int]):
     @on(PacketTable.RowChosen)
     def open_detail(self, message: PacketTable.RowChosen) -> None:
         row = message.row
-        table = self.query_one(PacketTable)
+        table = self.table
         summary = Text.assemble(
             (f"frame {row.frame}  ", "bold"), f"{row.endpoints(200)}  {row.proto}  {row.length} bytes  ",
             ("predicted ", "bold"), (self.class_names[row.predicted], table.class_style(row.predicted)),

@@ -1,5 +1,5 @@
-"""One-line status: state, source, packets, pkt/s, rows shown vs dropped from view, capture drops,
-speed, filter and model."""
+"""One-line status: state, source, packets, pkt/s, speed, filter, rows shown vs dropped from view,
+capture drops (``drops``: lost by the kernel/dumpcap) and model."""
 from __future__ import annotations
 
 from rich.text import Text
@@ -26,7 +26,7 @@ class StatusBar(Static):
             "  speed ", (speed, "bold"),
             *(("  filter ", (filter_name, "bold reverse")) if filter_name != "all" else ()),
             "  view ", f"{shown:,}", " shown / ", (f"{dropped:,}", "bold" if dropped else ""), " dropped",
-            "  capture drops ", (f"{capture_drops:,}", "bold red" if capture_drops else ""),
+            "  drops ", (f"{capture_drops:,}", "bold red" if capture_drops else ""),
             "  model ", model,
             no_wrap=True, overflow="ellipsis",
         )

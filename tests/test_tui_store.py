@@ -1,0 +1,141 @@
+"""The TUI's bounded stores and capture session, without Textual: eviction, filtered views, alert
+grouping, rates, pacing and outputs."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from iotwatch.captures.sources import ReplaySource
+from iotwatch.detector.metrics import RunTotals
+from iotwatch.detector.pipeline import classify_stream
+from iotwatch.tui.session import CaptureSession
+from iotwatch.tui.store import AlertGroups, RateHistory, RowStore, sparkline
+
+from tui_support import CLASSES, FakeClassifier, make_labels, make_packets, truth
+
+
+def _batches(n=1000, rows=100):
+    pk = make_packets(n)
+    return pk, list(classify_stream(ReplaySource(pk), FakeClassifier(), make_labels(pk), max_rows=rows))
+
+
+def test_rowstore_keeps_the_last_cap_rows_exactly():
+    pk, cbs = _batches(1000, rows=100)
+    store = RowStore(cap=250)
+    store.MERGE_BELOW = 0  # keep one chunk per batch so partial eviction of a chunk is exercised
+    for cb in cbs:
+        store.append(cb)
+    view = store.view()
+    assert len(store) == len(view) == 250
+    assert store.added == 1000 and store.evicted == 750
+    frames = [view.row(i).frame for i in range(len(view))]
+    assert frames == list(range(751, 1001))
+
+
+def test_rowstore_merges_small_batches_and_keeps_row_order():
+    pk, cbs = _batches(300, rows=7)
+    store = RowStore(cap=10_000)
+    for cb in cbs:
+        store.append(cb)
+    view = store.view()
+    assert len(store._chunks) == 1
+    assert [view.row(i).frame for i in range(len(view))] == list(range(1, 301))
+
+
+def test_filtered_views_positions_and_next_anomaly():
+    pk, cbs = _batches(600, rows=64)
+    store = RowStore(cap=10_000)
+    store.MERGE_BELOW = 0
+    for cb in cbs:
+        store.append(cb)
+    t = truth(pk)
+    anomalies = store.view(("anomaly",))
+    assert len(anomalies) == int(np.count_nonzero(t != 0))
+    assert all(anomalies.row(i).anomaly for i in range(len(anomalies)))
+    dos = store.view(("class", 2))
+    assert [dos.row(i).frame for i in range(len(dos))] == (np.flatnonzero(t == 2) + 1).tolist()
+    full = store.view()
+    first = full.next_anomaly(-1)
+    assert first == int(np.flatnonzero(t != 0)[0])
+    second = full.next_anomaly(first)
+    assert second == int(np.flatnonzero(t != 0)[1])
+    # position() maps a row id to the first row at or after it in a filtered view
+    gid = full.gid(second)
+    assert anomalies.gid(anomalies.position(gid)) == gid
+    assert full.position(10**9) == len(full)
+
+
+def test_alert_groups_by_host_and_class_newest_first():
+    pk, cbs = _batches(500, rows=50)
+    groups = AlertGroups()
+    for cb in cbs:
+        groups.add(cb)
+    t = truth(pk)
+    assert groups.total == int(np.count_nonzero(t != 0))
+    hosts = pk["ip_src"].copy()
+    arp = hosts == ""
+    hosts[arp] = pk["arp_src_ip"][arp]
+    expected = {}
+    for h, c, f in zip(hosts.tolist(), t.tolist(), pk["frame_number"].tolist()):
+        if c:
+            g = expected.setdefault((h, c), [0, f, f])
+            g[0] += 1
+            g[2] = f
+    got = {(g.host, g.cls): [g.count, g.first_frame, g.last_frame] for g in groups.groups.values()}
+    assert got == expected
+    recent = groups.recent(3)
+    assert [g.last_frame for g in recent] == sorted((v[2] for v in expected.values()), reverse=True)[:3]
+
+
+def test_rates_and_sparkline():
+    r = RateHistory(2, period=1.0)
+    r.sample(0.0, np.array([0, 0]))
+    r.sample(0.5, np.array([10, 0]))      # too soon: no bucket
+    assert len(r.history) == 0
+    r.sample(2.0, np.array([40, 4]))
+    assert r.rates.tolist() == [20.0, 2.0] and r.total_rate == 22.0
+    assert sparkline([0, 1, 2, 4], 6) == "  ▁▃▅█"
+    assert sparkline([], 3) == "   "
+
+
+def test_session_counts_every_packet_and_writes_outputs(tmp_path):
+    pk = make_packets(700)
+    labels = make_labels(pk)
+    rep, pred, al = tmp_path / "r.json", tmp_path / "p.csv", tmp_path / "a.jsonl"
+    s = CaptureSession(lambda: ReplaySource(pk, "x.pcapng"), FakeClassifier(), labels, source_name="x.pcapng",
+                       report=str(rep), predictions=str(pred), alerts=str(al), batch_rows=128)
+    emitted = []
+    report = s.run(emitted.append, lambda: False)
+    ref = RunTotals(CLASSES)
+    for cb in classify_stream(ReplaySource(pk), FakeClassifier(), labels, max_rows=128):
+        ref.update(cb.predicted, cb.anomaly, cb.labels)
+    assert sum(len(cb) for cb in emitted) == 700
+    assert report["class_counts"] == {c: int(n) for c, n in zip(CLASSES, ref.class_counts)}
+    assert report["confusion"]["matrix"] == ref.confusion.matrix.tolist()
+    assert json.loads(rep.read_text()) == report
+    assert len(pred.read_text().splitlines()) == 701
+    assert len(al.read_text().splitlines()) == ref.anomalies
+    assert s.done.is_set()
+
+
+def test_session_count_limit_and_cancel():
+    pk = make_packets(500)
+    s = CaptureSession(lambda: ReplaySource(pk), FakeClassifier(), count=130, batch_rows=64)
+    rep = s.run(lambda cb: None, lambda: False)
+    assert rep["packets"] == 130
+    s2 = CaptureSession(lambda: ReplaySource(pk), FakeClassifier(), batch_rows=64)
+    seen = []
+    rep2 = s2.run(seen.append, lambda: len(seen) >= 2)
+    assert rep2["interrupted"] is True and rep2["packets"] == 128
+
+
+def test_paced_replay_slices_follow_timestamps():
+    # 1x over 0.2 s of capture time: the stream arrives in several slices, in order, nothing lost
+    pk = make_packets(200, spacing=0.001)
+    s = CaptureSession(lambda: ReplaySource(pk), FakeClassifier(), speed="1x", batch_rows=1000)
+    seen = []
+    s.run(seen.append, lambda: False)
+    assert len(seen) > 1
+    frames = np.concatenate([cb.packets["frame_number"] for cb in seen])
+    assert frames.tolist() == list(range(1, 201))
