@@ -87,6 +87,8 @@ class IotWatchApp(App[int]):
         self.report: dict | None = None
         self.skipped = 0          # rows never offered to the view (UI behind, or live while paused)
         self._pane = 0
+        self._started_at: float | None = None
+        self._ended_at: float | None = None
         self._dirty = True
         self._last_packets = -1
         self._last_labelled = -1
@@ -152,6 +154,7 @@ class IotWatchApp(App[int]):
     def on_capture_started(self, message: CaptureStarted) -> None:
         self.live = message.live
         self.state = "live" if message.live else "replay"
+        self._started_at = self.clock()
         self._dirty = True
 
     def on_batch_classified(self, message: BatchClassified) -> None:
@@ -172,6 +175,7 @@ class IotWatchApp(App[int]):
 
     def on_capture_finished(self, message: CaptureFinished) -> None:
         self.report = message.report
+        self._ended_at = self.clock()
         self.state = "interrupted" if message.report.get("interrupted") else "finished"
         msg = f"{message.report['packets']:,} packets, {message.report.get('anomalies', 0):,} anomalous"
         if message.report.get("truncated"):
@@ -213,9 +217,11 @@ class IotWatchApp(App[int]):
         self._dirty = False
 
     def _rate(self) -> float:
-        """pkt/s over the last second while running; the whole run's average once it ended."""
-        if self.report is not None:
-            return float(self.report.get("packets_per_second", 0.0))
+        """pkt/s over the last second while running; the whole run's average once it ended
+        (both on the injected clock, so tests with a fixed clock see 0)."""
+        if self._ended_at is not None and self._started_at is not None:
+            span = self._ended_at - self._started_at
+            return self.session.totals.packets / span if span > 0 else 0.0
         return self.rates.total_rate
 
     def _table_subtitle(self, packets: int, in_view: int) -> str:

@@ -20,8 +20,14 @@ class AlertPane(Static):
         super().__init__(**kwargs)
         self.class_names = list(classes_)
         self.class_style: Callable[[int], Style] = lambda i: Style()
+        self._last: AlertGroups | None = None
+
+    def on_resize(self) -> None:
+        if self._last is not None:
+            self.show(self._last)
 
     def show(self, alerts: AlertGroups) -> None:
+        self._last = alerts
         if not alerts.groups:
             self.update(Text("no anomalous packets yet", style="dim"))
             return

@@ -25,8 +25,14 @@ class ClassCounters(Static):
         self.class_names = list(classes_)
         self.normal_index = normal_index
         self.class_style: Callable[[int], Style] = lambda i: Style()
+        self._last: tuple | None = None
+
+    def on_resize(self) -> None:
+        if self._last is not None:
+            self.show(*self._last)
 
     def show(self, counts: np.ndarray, anomalies: int, rates: RateHistory) -> None:
+        self._last = (counts, anomalies, rates)
         total = int(counts.sum())
         name_w = max(11, max(len(c) for c in self.class_names) + 2)
         fixed = name_w + 9 + 7 + 5
