@@ -1,0 +1,189 @@
+"""The synthetic lab (`iotwatch simulate`): determinism, labels, Wireshark validity, hard negatives.
+
+Generation speed is measured in bench/ and reported, never asserted here.
+"""
+from __future__ import annotations
+
+import csv
+import subprocess
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pytest
+
+from iotwatch.captures import simulate as S
+from iotwatch.captures.errors import InputError
+from iotwatch.captures.labels import LabelSet
+from iotwatch.captures.pcapng import read_packets
+from iotwatch.main import main as iotwatch_main
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "captures" / "demo" / "demo.pcapng"
+DEMO_LABELS = ROOT / "captures" / "demo" / "demo.pcapng.labels.csv"
+
+
+def read_labels(path: Path) -> list[str]:
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == ["frame_number", "label"]
+    assert [int(r[0]) for r in rows[1:]] == list(range(1, len(rows)))
+    return [r[1] for r in rows[1:]]
+
+
+def comment_fields(comment: str) -> dict[str, str]:
+    return dict(kv.split("=", 1) for kv in comment.split())
+
+
+@pytest.fixture(scope="module")
+def acceptance_run(tmp_path_factory):
+    """The issue's acceptance command: `iotwatch simulate --out DIR --seed 1 --duration 10m`."""
+    out = tmp_path_factory.mktemp("sim10m")
+    rc = iotwatch_main(["simulate", "--out", str(out), "--seed", "1", "--duration", "10m"])
+    assert rc == 0
+    pcap = out / "home-seed1.pcapng"
+    return pcap, read_labels(Path(str(pcap) + ".labels.csv")), read_packets(pcap)
+
+
+@pytest.fixture(scope="module")
+def small_home(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sim2m")
+    res = S.simulate(out, seed=3, duration_us=120 * S.SECOND, devices=8, scenario="home")
+    return res
+
+
+def test_acceptance_command_has_every_class(acceptance_run, capsys):
+    pcap, labels, packets = acceptance_run
+    counts = Counter(labels)
+    assert set(counts) == set(S.CLASSES), counts
+    assert len(labels) == len(packets)
+    assert counts["normal"] > len(labels) // 3  # a home, not an attack trace
+
+
+def test_summary_line_names_classes_file_and_speed(tmp_path, capsys):
+    rc = iotwatch_main(["simulate", "--out", str(tmp_path), "--seed", "5", "--duration", "30s", "--devices", "4",
+                        "--attacks", "recon"])
+    assert rc == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1
+    line = out[0]
+    assert str(tmp_path / "home-seed5.pcapng") in line and "packets/s" in line
+    for c in S.CLASSES:
+        assert f"{c}=" in line
+    labels = read_labels(tmp_path / "home-seed5.pcapng.labels.csv")
+    assert set(labels) <= {"normal", "recon"} and "recon" in labels
+
+
+def test_same_seed_is_byte_identical_and_seeds_differ(tmp_path):
+    runs = []
+    for d, seed in (("a", 11), ("b", 11), ("c", 12)):
+        res = S.simulate(tmp_path / d, seed=seed, duration_us=60 * S.SECOND, devices=6, scenario="demo", name="x")
+        runs.append((res.pcap.read_bytes(), res.labels.read_bytes()))
+    assert runs[0] == runs[1]
+    assert runs[0][0] != runs[2][0]
+    # different seeds also give a different home (addresses, MACs), not just other timings
+    ips = [{f[26:30] for _, f, _ in read_packets(tmp_path / d / "x.pcapng") if f[12:14] == b"\x08\x00"} for d in "ac"]
+    assert ips[0] != ips[1]
+
+
+def test_bundled_demo_regenerates_from_documented_command(tmp_path):
+    cmd = next(line.strip() for line in S.__doc__.splitlines() if "--scenario demo" in line)
+    argv = cmd.split()[2:]  # drop "iotwatch simulate"
+    argv[argv.index("--out") + 1] = str(tmp_path)
+    assert S.main(argv) == 0
+    assert (tmp_path / "demo.pcapng").read_bytes() == DEMO.read_bytes()
+    assert (tmp_path / "demo.pcapng.labels.csv").read_bytes() == DEMO_LABELS.read_bytes()
+
+
+def test_demo_is_small_and_has_every_class():
+    assert DEMO.stat().st_size <= 2_000_000
+    counts = Counter(read_labels(DEMO_LABELS))
+    assert set(counts) == set(S.CLASSES), counts
+    assert min(counts.values()) >= 20
+    # the shared label loader finds the sidecar and agrees with it
+    ls = LabelSet.load(list(S.CLASSES), capture=DEMO)
+    assert ls.sidecar_path == DEMO_LABELS and len(ls.sidecar) == sum(counts.values())
+
+
+@pytest.mark.parametrize("which", ["demo", "home"])
+def test_csv_and_comments_agree(which, small_home):
+    pcap = DEMO if which == "demo" else small_home.pcap
+    labels = read_labels(Path(str(pcap) + ".labels.csv"))
+    comments = [comment_fields(c) for _, _, c in read_packets(pcap)]
+    assert len(comments) == len(labels)
+    assert [c["label"] for c in comments] == labels
+    assert all(c.get("activity") for c in comments)
+
+
+def test_timestamps_ordered_and_frames_sane(small_home):
+    pkts = read_packets(small_home.pcap)
+    ts = [t for t, _, _ in pkts]
+    assert ts == sorted(ts)
+    assert all(60 <= len(f) <= 1514 for _, f, _ in pkts)
+    assert (ts[-1] - ts[0]) <= 120 * S.SECOND
+
+
+def _tshark(args: list[str]) -> str:
+    return subprocess.run(["tshark", *args], check=True, capture_output=True, text=True).stdout
+
+
+@pytest.mark.parametrize("which", ["demo", "home"])
+def test_wireshark_sees_no_malformed_frames_errors_or_bad_checksums(which, small_home):
+    pcap = str(DEMO if which == "demo" else small_home.pcap)
+    bad = _tshark(["-r", pcap, "-o", "ip.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE",
+                   "-o", "udp.check_checksum:TRUE", "-Y",
+                   "_ws.malformed || _ws.expert.severity == error || ip.checksum.status == 0 || "
+                   "tcp.checksum.status == 0 || udp.checksum.status == 0 || icmp.checksum.status == 0 || "
+                   "icmpv6.checksum.status == 0", "-T", "fields", "-e", "frame.number", "-e", "_ws.col.Info"])
+    assert bad.strip() == ""
+    n = int(_tshark(["-r", pcap, "-T", "fields", "-e", "frame.number"]).split()[-1])
+    assert n == len(read_labels(Path(pcap + ".labels.csv")))
+    info = subprocess.run(["capinfos", "-M", "-o", "-c", pcap], check=True, capture_output=True, text=True).stdout
+    assert "Strict time order:   True" in info and f"Number of packets:   {n}" in info
+
+
+def test_hard_negatives_are_present_and_normal(acceptance_run):
+    _, labels, packets = acceptance_run
+    acts: dict[str, Counter] = defaultdict(Counter)
+    per_sec: Counter = Counter()
+    for (t, frame, comment), label in zip(packets, labels):
+        c = comment_fields(comment)
+        acts[c["activity"]][label] += 1
+        if c["activity"] == "rtsp-rtp":
+            per_sec[(frame[6:12], t // S.SECOND)] += 1
+    for act in ("rtsp-rtp", "camera-clip-upload", "hub-ping", "hub-poll", "firmware", "dns", "arp", "mdns"):
+        assert set(acts[act]) == {"normal"}, (act, acts[act])
+    # the camera stream is a high-rate normal flow (hard negative for dos) ...
+    assert max(per_sec.values()) >= 40
+    # ... the clip upload is a bulk upload to a known cloud host (hard negative for exfiltration)
+    assert acts["camera-clip-upload"]["normal"] >= 300
+
+
+def test_attack_labels_cover_victim_replies(small_home, acceptance_run):
+    _, labels, packets = acceptance_run
+    by_class_src: dict[str, set] = defaultdict(set)
+    for (_, frame, _), label in zip(packets, labels):
+        by_class_src[label].add(frame[6:12])
+    # every attack class has packets from more than one MAC (attacker + victims answering)
+    for c in S.ATTACK_FAMILIES:
+        assert len(by_class_src[c]) >= 2, c
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--out", "{tmp}", "--duration", "ten minutes"], "--duration"),
+    (["--out", "{tmp}", "--duration", "1s"], "--duration"),
+    (["--out", "{tmp}", "--attacks", "recon,fuzzing"], "fuzzing"),
+    (["--out", "{tmp}", "--scenario", "office"], "office"),
+    (["--out", "{tmp}", "--devices", "1"], "--devices"),
+    (["--out", "{tmp}", "--seed", "x"], "--seed"),
+    (["--seed", "1"], "--out"),
+    (["--out", "{tmp}/file.txt/sub"], "cannot create"),
+])
+def test_bad_arguments_are_one_line_input_errors(argv, needle, tmp_path, capsys):
+    (tmp_path / "file.txt").write_text("x")
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    with pytest.raises(InputError) as ei:
+        S.main(argv)
+    assert needle in str(ei.value) and "\n" not in str(ei.value)
+    assert iotwatch_main(["simulate", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("iotwatch: error:")
