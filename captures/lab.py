@@ -41,10 +41,12 @@ from .lab_labels import AttackWindow, class_counts, label_packets, read_packet_t
 from .lab_net import BRIDGE, Lab
 
 SCENARIOS = ("all", "benign") + FAMILIES
-OPTIONAL_TOOLS = ("masscan",)   # its steps are dropped (with a note) when it is missing
+OPTIONAL_TOOLS = ("masscan", "iodine", "iodined")   # its steps are dropped (with a note) when it is missing
 GRACE = 1.5                     # seconds after a tool exits that still belong to its window
-TUNNEL_ZONE = "t.lab"
-SECRET = {"mqtt": "mqtt-s3cret", "operator": "operator-s3cret", "admin": "router-s3cret"}
+TUNNEL_ZONE = "t.lab"           # dig tunnel: answered by the sink's small authoritative server
+IODINE_ZONE = "i.lab"           # iodine tunnel: answered by iodined on the sink (port 5353)
+IODINE_NET = "10.77.1.1/27"     # iodine's tunnel addresses exist only on dns0 inside sink/attacker
+SECRET = {"mqtt": "mqtt-s3cret", "operator": "operator-s3cret", "admin": "router-s3cret", "iodine": "tunnel-s3cret"}
 
 
 def topology(seed: int) -> dict[str, str]:
@@ -107,7 +109,7 @@ def start_services(lab: Lab, wd: Path, until: float) -> None:
     op = ["--user", "operator", "--password", SECRET["operator"]]
     lab.spawn("gw", ["dnsmasq", "-k", "-C", "/dev/null", "--no-resolv", "--no-hosts", "--bind-interfaces",
                      f"--listen-address={ip['gw']}", f"--addn-hosts={wd / 'lab.hosts'}",
-                     f"--server=/{TUNNEL_ZONE}/{ip['sink']}", "--user=root", f"--pid-file={wd / 'dnsmasq.pid'}",
+                     f"--server=/{TUNNEL_ZONE}/{ip['sink']}", f"--server=/{IODINE_ZONE}/{ip['sink']}#5353", "--user=root", f"--pid-file={wd / 'dnsmasq.pid'}",
                      "--cache-size=0"], "dnsmasq")
     lab.spawn("gw", _py("serve", "--name", "gw", "--bind", ip["gw"], "--until", u, "--http", "80",
                         "--admin-user", "admin", "--admin-pass", SECRET["admin"]), "serve-gw")
@@ -123,6 +125,9 @@ def start_services(lab: Lab, wd: Path, until: float) -> None:
                       str(wd / "dropbear_ed25519_host_key"), "-P", str(wd / "dropbear.pid")], "dropbear")
     lab.spawn("sink", _py("serve", "--name", "sink", "--bind", ip["sink"], "--until", u, "--http", "8080",
                           "--dns", "53", "--dns-zone", TUNNEL_ZONE), "serve-sink")
+    if shutil.which("iodined"):
+        lab.spawn("sink", ["timeout", str(int(until - time.time()) + 5), "iodined", "-f", "-c", "-P", SECRET["iodine"],
+                           "-l", ip["sink"], "-p", "5353", IODINE_NET, IODINE_ZONE], "iodined")
 
 
 def start_benign(lab: Lab, seed: int, until: float, max_actions: int) -> None:
@@ -197,11 +202,12 @@ def record(out_dir: Path, scenario: str, duration: float, seed: int, force: bool
     lab = Lab(topology(seed), workdir)
     attacker = lab.hosts["attacker"]
     ctx = LabContext(ips={r: h.ip for r, h in lab.hosts.items()}, macs={r: h.mac for r, h in lab.hosts.items()},
-                     workdir=workdir, tunnel_zone=TUNNEL_ZONE)
+                     workdir=workdir, tunnel_zone=TUNNEL_ZONE, iodine_zone=IODINE_ZONE,
+                     iodine_peer=IODINE_NET.split("/")[0], creds=SECRET)
     steps: list[Step] = []
     for fam in families:
         steps += [s for s in plan(fam, ctx, rng)
-                  if not any(c[0] in optional_missing for c in s.commands)]
+                  if not s.tools() & set(optional_missing)]
     notes = [f"{t} not installed: its steps were skipped" for t in optional_missing]
     lead = min(10.0, max(3.0, 0.1 * duration))
     gaps = [rng.uniform(2.0, 4.0) for _ in steps[1:]]

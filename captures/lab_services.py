@@ -12,8 +12,10 @@ itself. ``drive`` is one device's benign behaviour: MQTT publishes through a per
 ``mosquitto_pub -l``, HTTP/CoAP polls, DNS look-ups with ``dig``, legitimate FTP logins and pings,
 at seeded random intervals. Both stop by themselves at ``--until`` (epoch seconds); ``drive`` also
 after ``--max-actions`` actions. They only ever talk to the addresses given on their command line,
-which the lab sets to lab hosts. ``guess-mqtt`` is the bounded MQTT login-guessing loop of the
-bruteforce family (``mosquitto_pub`` with each password of a list).
+which the lab sets to lab hosts. The attack helpers are bounded loops around real clients: ``guess-mqtt``
+(``mosquitto_pub`` with each password of a list; hydra 9.4 has no MQTT module), ``dig-tunnel``
+(base32 data chunks as query names, ``dig`` in paced batches) and ``iodine-exfil`` (an ``iodine``
+tunnel through the lab resolver, with a bounded ``ping`` through it).
 """
 from __future__ import annotations
 
@@ -370,6 +372,51 @@ def guess_mqtt(args) -> int:
     return 0
 
 
+def tunnel_name(rng: random.Random, seq: int, zone: str) -> str:
+    """A DNS-tunnel query name: a data chunk base32-encoded into long labels, then a sequence number."""
+    chunk = base64.b32encode(rng.randbytes(rng.choice([30, 35, 38]))).decode().rstrip("=").lower()
+    return f"{chunk[:60]}.{chunk[60:] or 'a'}{seq:04x}.{zone}"
+
+
+def dig_tunnel(args) -> int:
+    """Bounded DNS tunnel with the real ``dig``: ``--queries`` names, ``--batch`` per dig run, paced."""
+    rng = random.Random(args.seed)
+    for first in range(0, args.queries, args.batch):
+        argv = ["dig", f"@{args.server}", "+tries=1", "+time=1"]
+        for seq in range(first, min(args.queries, first + args.batch)):
+            argv += [tunnel_name(rng, seq, args.zone), args.qtype]
+        subprocess.run(argv, capture_output=True, timeout=5 + args.batch)
+        time.sleep(rng.uniform(0.5, 1.5) * args.pause)
+    return 0
+
+
+def iodine_exfil(args) -> int:
+    """Bring up an iodine DNS tunnel through the resolver, push ``--pings`` pings through it, close it."""
+    iod = subprocess.Popen(["iodine", "-f", "-r", "-P", args.password, args.resolver, args.zone])
+    try:
+        deadline = time.time() + args.setup_timeout
+        while time.time() < deadline:
+            out = subprocess.run(["ip", "-br", "-4", "addr", "show", "dev", "dns0"], capture_output=True, text=True)
+            if out.returncode == 0 and args.peer.rsplit(".", 1)[0] in out.stdout:
+                break
+            if iod.poll() is not None:
+                print(f"iodine exited with {iod.returncode}", flush=True)
+                return 1
+            time.sleep(0.3)
+        else:
+            print("iodine tunnel did not come up", flush=True)
+            return 1
+        subprocess.run(["ping", "-n", "-q", "-c", str(args.pings), "-s", str(args.size), "-i", "0.2", "-W", "3",
+                        args.peer], timeout=args.pings * 3 + 10)
+    finally:
+        iod.terminate()
+        try:
+            iod.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            iod.kill()
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m iotwatch.captures.lab_services")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -405,9 +452,29 @@ def main(argv=None) -> int:
     g.add_argument("--user", required=True)
     g.add_argument("--passwords", required=True)
     g.add_argument("--max", type=int, default=60)
+    t = sub.add_parser("dig-tunnel")
+    t.add_argument("--server", required=True)
+    t.add_argument("--zone", required=True)
+    t.add_argument("--qtype", default="TXT")
+    t.add_argument("--queries", type=int, default=200)
+    t.add_argument("--batch", type=int, default=10)
+    t.add_argument("--pause", type=float, default=0.3)
+    t.add_argument("--seed", type=int, default=0)
+    i = sub.add_parser("iodine-exfil")
+    i.add_argument("--resolver", required=True)
+    i.add_argument("--zone", required=True)
+    i.add_argument("--password", required=True)
+    i.add_argument("--peer", required=True, help="iodined's tunnel address")
+    i.add_argument("--pings", type=int, default=40)
+    i.add_argument("--size", type=int, default=400)
+    i.add_argument("--setup-timeout", type=float, default=15.0)
     args = p.parse_args(argv)
     if args.cmd == "guess-mqtt":
         return guess_mqtt(args)
+    if args.cmd == "dig-tunnel":
+        return dig_tunnel(args)
+    if args.cmd == "iodine-exfil":
+        return iodine_exfil(args)
     if args.cmd == "serve":
         asyncio.run(serve(args))
         return 0
@@ -415,4 +482,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # the recorder's `timeout --signal=INT` ended a bounded window
+        sys.exit(130)

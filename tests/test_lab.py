@@ -123,7 +123,7 @@ def test_plans_target_only_lab_addresses_and_are_bounded(tmp_path, family):
             assert cmd[0] in lab_attacks.TOOLS or cmd[0] == sys.executable
             addrs = {a for a in cmd if a.count(".") == 3 and a.replace(".", "").isdigit()}
             urls = {a.split("//", 1)[1].split("/")[0].split(":")[0] for a in cmd if "://" in a}
-            assert (addrs | urls) <= lab_ips | {"10.77.0.0/24"}, (s.name, cmd)
+            assert (addrs | urls) <= lab_ips | {"10.77.0.0/24", ctx.iodine_peer}, (s.name, cmd)
             if cmd[0] == "hping3":
                 assert "-c" in cmd  # floods are bounded in count
 
