@@ -69,8 +69,12 @@ def run_headless(cfg: RunConfig, out=None) -> int:
         if cfg.alerts:
             alert_w = AlertsWriter(cfg.alerts, classes, source=source.description)
         deadline = (t0 + cfg.duration) if cfg.duration else None
+
+        def expired() -> bool:  # checked on every source batch, idle (empty) live batches included
+            return deadline is not None and time.perf_counter() >= deadline
+
         try:
-            for cb in classify_stream(source, classifier, labels, max_rows=8192, max_wait=0.25):
+            for cb in classify_stream(source, classifier, labels, max_rows=8192, max_wait=0.25, cancelled=expired):
                 if cfg.count is not None and totals.packets + len(cb) >= cfg.count:
                     keep = cfg.count - totals.packets
                     cb = _head(cb, keep)
@@ -81,8 +85,6 @@ def run_headless(cfg: RunConfig, out=None) -> int:
                     alert_w.write(cb)
                 progress.update(totals.packets, t0)
                 if cfg.count is not None and totals.packets >= cfg.count:
-                    break
-                if deadline is not None and time.perf_counter() >= deadline:
                     break
         except KeyboardInterrupt:
             interrupted = True
