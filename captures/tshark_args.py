@@ -30,6 +30,9 @@ DISSECTION_PREFS: Mapping[str, str] = {
     "tls.desegment_ssl_application_data": "FALSE",
     "http.desegment_headers": "FALSE",
     "http.desegment_body": "FALSE",
+    # MQTT messages decode per the version in the session's CONNECT; when CONNECT was not seen
+    # (live capture started mid-session, or a replay chunk boundary) assume the common 3.1.1.
+    "mqtt.default_version": "MQTT v3.1.1",
 }
 
 FIELD_OUTPUT_ARGS: tuple[str, ...] = (

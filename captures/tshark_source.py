@@ -28,6 +28,7 @@ import os
 import re
 import signal
 import subprocess
+import threading
 from typing import Iterator
 
 import numpy as np
@@ -38,6 +39,7 @@ from pyshark.tshark.tshark import get_process_path
 
 from . import preflight
 from .batch import PacketBatch
+from .chunking import Chunk, ChunkPlanner, capture_format
 from .errors import InputError
 from .fields import FIELDS, TSHARK_FIELDS
 from .sources import SourceStats
@@ -45,9 +47,15 @@ from .tshark_args import DISSECTION_PREFS, field_args
 
 _READ_SIZE = 1 << 20
 _PIPE_SIZE = 4 << 20
+_STREAM_LIMIT = 1 << 16       # asyncio StreamReader buffer (pyshark/asyncio default)
+_PREFETCH_LIMIT = 1 << 26     # a chunk read ahead by a parallel tshark may buffer this much output
 _F_SETPIPE_SZ = 1031
 _STDERR_KEEP = 200
 _NOISE = ("Running as user", "Capturing on", "File: ", "Packets captured:")
+CHUNK_PACKETS = 200_000        # packets per tshark run when chunking: keeps tshark's memory flat
+CHUNK_MIN_BYTES = 64 << 20     # smaller files are read by one tshark
+# Display filters whose meaning depends on frames before a chunk: never chunk with those.
+_STATEFUL_FILTER = re.compile(r"frame\.(number|time_relative|time_delta|ref_time|offset)|\.stream\b|analysis|reassembl")
 _DROPS_RE = re.compile(r"Packets received/dropped on interface '.*?': (\d+)/(\d+)")
 
 
@@ -130,8 +138,15 @@ class _FieldsCapture(Capture):
 
     line_buffered = True
 
+    def _setup_eventloop(self):
+        # A private loop per capture: pyshark would reuse (or install) the thread's current loop and,
+        # on the main thread, a process-wide SafeChildWatcher; neither is ours to change.
+        self.eventloop = asyncio.new_event_loop()
+
     def _init_fields(self):
         self.stderr_lines: collections.deque[str] = collections.deque(maxlen=_STDERR_KEEP)
+        self.stderr_by_stream: dict[int, collections.deque[str]] = {}
+        self.stream_limit = _STREAM_LIMIT
 
     async def _get_tshark_process(self, packet_count=None, stdin=None):
         self._verify_capture_parameters()
@@ -139,12 +154,13 @@ class _FieldsCapture(Capture):
         argv += self.get_parameters(packet_count=packet_count)
         self.tshark_argv = argv
         process = await asyncio.create_subprocess_exec(
-            *argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=stdin)
+            *argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=stdin, limit=self.stream_limit)
         self._create_stderr_handling_task(process.stderr)
         self._created_new_process(argv, process)
         return process
 
     async def _handle_process_stderr_forever(self, stderr):
+        mine = self.stderr_by_stream.setdefault(id(stderr), collections.deque(maxlen=_STDERR_KEEP))
         while True:
             line = await stderr.readline()
             if not line:
@@ -153,6 +169,10 @@ class _FieldsCapture(Capture):
             if text:
                 self._last_error_line = text
                 self.stderr_lines.append(text)
+                mine.append(text)
+
+    def stderr_of(self, process) -> list[str]:
+        return list(self.stderr_by_stream.get(id(process.stderr), ()))
 
     async def _cleanup_subprocess(self, process):
         """Kill our own process if still running; exit codes are judged by the source, not here."""
@@ -165,14 +185,22 @@ class _FieldsCapture(Capture):
 
 
 class FieldsFileCapture(FileCapture, _FieldsCapture):
-    """pyshark FileCapture emitting ``-T fields`` (not line-buffered: fewer writes, same output)."""
+    """pyshark FileCapture emitting ``-T fields`` (not line-buffered: fewer writes, same output).
+
+    With ``from_stdin`` tshark reads ``-r -``: the source streams chunks of the file into it."""
 
     line_buffered = False
 
-    def __init__(self, input_file, **kw):
+    def __init__(self, input_file, from_stdin: bool = False, **kw):
         super().__init__(input_file=input_file, keep_packets=False, **kw)
         self._packet_generator = None  # FileCapture pre-builds a PDML generator we never use
+        self.from_stdin = from_stdin
         self._init_fields()
+
+    def get_parameters(self, packet_count=None):
+        if not self.from_stdin:
+            return super().get_parameters(packet_count=packet_count)
+        return Capture.get_parameters(self, packet_count=packet_count) + ["-r", "-"]
 
 
 class FieldsLiveCapture(LiveCapture, _FieldsCapture):
@@ -215,32 +243,82 @@ class FieldsLiveCapture(LiveCapture, _FieldsCapture):
         return [p for p in super()._get_dumpcap_parameters() if p != "-q"]
 
 
-class TsharkFieldsSource:
-    """PacketSource over a :class:`FieldsFileCapture` or :class:`FieldsLiveCapture`."""
+class _Segment:
+    """One tshark run: the whole source, or one chunk of a file (frames renumbered by ``first_frame``)."""
 
-    def __init__(self, capture: _FieldsCapture, description: str, live: bool, path: str | None = None):
+    def __init__(self, process, first_frame: int = 1, chunk: Chunk | None = None, feeder=None):
+        self.process = process
+        self.first_frame = first_frame
+        self.chunk = chunk
+        self.feeder = feeder
+        self.rows = 0
+
+
+class TsharkFieldsSource:
+    """PacketSource over a :class:`FieldsFileCapture` or :class:`FieldsLiveCapture`.
+
+    ``planner`` (files only): a :class:`~iotwatch.captures.chunking.ChunkPlanner`; each chunk runs in
+    its own short-lived tshark fed through a pipe (flat memory), ``workers`` of them at a time.
+    """
+
+    def __init__(self, capture: _FieldsCapture, description: str, live: bool, path: str | None = None,
+                 planner: ChunkPlanner | None = None, workers: int = 1):
         self.capture = capture
         self.description = description
         self.live = live
         self.path = path
         self.stats = SourceStats()
         self._parser = FieldsParser()
-        self._process = None
+        self._planner = planner
+        self._workers = max(1, workers)
+        self._pending: collections.deque[_Segment] = collections.deque()
+        self._started = False
+        self._tail_problem: str | None = None
         self._closed = False
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
         return self.capture.eventloop
 
-    def _start(self):
-        if self._process is None:
-            self._process = self.loop.run_until_complete(self.capture._get_tshark_process())
-            _grow_pipe(self._process)
-        return self._process
+    @property
+    def _process(self):
+        """The tshark process currently read (None before the first batch)."""
+        return self._pending[0].process if self._pending else None
 
-    def _read(self, timeout: float | None) -> bytes | None:
+    def _start_segment(self) -> bool:
+        """Start the next tshark (the only one, or the next chunk's). False when there is none."""
+        if self._planner is None:
+            if self._started:
+                return False
+            self._started = True
+            proc = self.loop.run_until_complete(self.capture._get_tshark_process())
+            _grow_pipe(proc)
+            self._pending.append(_Segment(proc))
+            return True
+        if not self._planner.remaining:
+            return False
+        read, write = os.pipe()
+        try:
+            proc = self.loop.run_until_complete(self.capture._get_tshark_process(stdin=read))
+        finally:
+            os.close(read)
+        _grow_pipe(proc)
+        chunk = self._planner.next_chunk()  # walked while tshark starts up
+        if chunk is None or chunk.packets == 0:  # nothing left, or only a cut/damaged tail
+            os.close(write)
+            self.loop.run_until_complete(self.capture._cleanup_subprocess(proc))
+            if chunk is not None:
+                self._tail_problem = f"{chunk.problem}; stopped after frame {chunk.first_frame - 1}"
+            return False
+        feeder = threading.Thread(target=_feed_chunk, args=(write, self.path, chunk), daemon=True,
+                                  name=f"iotwatch-chunk-{chunk.first_frame}")
+        feeder.start()
+        self._pending.append(_Segment(proc, chunk.first_frame, chunk, feeder))
+        return True
+
+    def _read(self, seg: _Segment, timeout: float | None) -> bytes | None:
         """Up to ``_READ_SIZE`` bytes; b"" at EOF; None when ``timeout`` passed with nothing read."""
-        reader = self._process.stdout.read(_READ_SIZE)
+        reader = seg.process.stdout.read(_READ_SIZE)
         if timeout is None:
             return self.loop.run_until_complete(reader)
         try:
@@ -251,14 +329,32 @@ class TsharkFieldsSource:
     def batches(self, max_rows: int = 256, max_wait: float = 0.1) -> Iterator[PacketBatch]:
         if max_rows <= 0:
             raise ValueError("max_rows must be positive")
-        self._start()
+        while not self._closed:
+            while len(self._pending) < self._workers and self._start_segment():
+                pass
+            if not self._pending:
+                if self._tail_problem and not self.stats.truncated:
+                    self.stats.truncated = self._tail_problem
+                    marker = PacketBatch.empty()  # the last batch carries the reason
+                    marker.truncated = self._tail_problem
+                    yield marker
+                return
+            yield from self._segment_batches(self._pending[0], max_rows, max_wait)
+            if self._closed:
+                return
+            self._pending.popleft()
+            if self.stats.truncated:
+                self._stop_pending()
+                return
+
+    def _segment_batches(self, seg: _Segment, max_rows: int, max_wait: float) -> Iterator[PacketBatch]:
         buf = bytearray()
         lines = 0
         eof = False
         while not eof and not self._closed:
             deadline = self.loop.time() + max_wait if self.live else None
             while lines < max_rows:
-                data = self._read(None if deadline is None else deadline - self.loop.time())
+                data = self._read(seg, None if deadline is None else deadline - self.loop.time())
                 if data is None:  # live: max_wait passed
                     break
                 if not data:
@@ -274,10 +370,13 @@ class TsharkFieldsSource:
             del buf[:cut]
             lines = buf.count(b"\n")
             batch = self._parser.parse(text)
-            if eof:
-                self._finish(len(batch))
             n = len(batch)
-            if n == 0 and (self.live and not eof):
+            if seg.first_frame != 1:
+                batch.columns["frame_number"] += seg.first_frame - 1
+            seg.rows += n
+            if eof:
+                self._finish(seg)
+            if n == 0 and self.live and not eof:
                 yield batch  # idle interface: let the caller check for cancellation
             for start in range(0, n, max_rows):
                 if self._closed:
@@ -288,27 +387,46 @@ class TsharkFieldsSource:
                     part.truncated = self.stats.truncated
                 yield part
 
-    def _finish(self, last_rows: int) -> None:
+    def _finish(self, seg: _Segment) -> None:
         """tshark reached EOF: judge its exit; raise if it failed before any frame, else note why it stopped."""
-        proc = self._process
         try:
-            rc = self.loop.run_until_complete(asyncio.wait_for(proc.wait(), 5))
+            rc = self.loop.run_until_complete(asyncio.wait_for(seg.process.wait(), 5))
         except asyncio.TimeoutError:
             rc = None
+        if seg.feeder is not None:
+            seg.feeder.join(5)
         self.loop.run_until_complete(asyncio.gather(*self.capture._stderr_handling_tasks))
         self._note_drops()
-        reason = _tshark_reason(self.capture.stderr_lines)
-        if (rc not in (0, None) or reason) and not self._closed:
-            if self.stats.packets + last_rows == 0 and rc not in (0, None):
-                raise InputError(f"cannot read {self.description}: {reason or f'tshark exited with code {rc}'}")
-            why = (reason or f"tshark exited with code {rc}").rstrip(".")
-            self.stats.truncated = f"{why}; stopped after frame {self.stats.packets + last_rows}"
+        if self._closed:
+            return
+        reason = _tshark_reason(self.capture.stderr_of(seg.process))
+        failed = rc not in (0, None) or reason is not None
+        if seg.chunk is not None and not failed and seg.rows < seg.chunk.packets:
+            failed, reason = True, f"tshark read {seg.rows} of the {seg.chunk.packets} packets of a chunk"
+        if not failed and seg.chunk is not None and seg.chunk.problem:
+            failed, reason = True, seg.chunk.problem
+        if not failed:
+            return
+        why = (reason or f"tshark exited with code {rc}").rstrip(".")
+        last = seg.first_frame - 1 + seg.rows
+        if last == 0:
+            raise InputError(f"cannot read {self.description}: {why}")
+        self.stats.truncated = f"{why}; stopped after frame {last}"
 
     def _note_drops(self) -> None:
         for line in self.capture.stderr_lines:
             m = _DROPS_RE.search(line)
             if m:
                 self.stats.capture_drops = int(m.group(2))
+
+    def _stop_pending(self) -> None:
+        for seg in list(self._pending):
+            if seg.process.returncode is None:
+                try:
+                    seg.process.kill()
+                except ProcessLookupError:
+                    pass
+        self._pending.clear()
 
     def close(self) -> None:
         """Stop our own processes (dumpcap first, politely, so it reports drops), then tshark."""
@@ -324,9 +442,35 @@ class TsharkFieldsSource:
                 pass
         try:
             self.loop.run_until_complete(self.capture.close_async())
-        except RuntimeError:  # loop closed or running elsewhere: processes die with their pipes
+        except RuntimeError:  # called from a thread running another loop: processes die with their pipes
             return
+        for seg in self._pending:
+            if seg.feeder is not None:
+                seg.feeder.join(5)
+        if self._planner is not None:
+            self._planner.close()
         self._note_drops()
+        self.loop.close()
+
+
+def _feed_chunk(write_fd: int, path: str, chunk: Chunk) -> None:
+    """Writer thread: ``chunk.header`` then the chunk's byte range, copied by the kernel (sendfile)."""
+    try:
+        with open(path, "rb") as fh:
+            view = memoryview(chunk.header)
+            while view:
+                view = view[os.write(write_fd, view):]
+            offset, left = chunk.start, chunk.stop - chunk.start
+            while left > 0:
+                sent = os.sendfile(write_fd, fh.fileno(), offset, min(left, 1 << 24))
+                if sent == 0:
+                    break
+                offset += sent
+                left -= sent
+    except (BrokenPipeError, OSError):
+        pass  # tshark stopped early (closed or failed): the reader reports it
+    finally:
+        os.close(write_fd)
 
 
 def _grow_pipe(process) -> None:
@@ -361,8 +505,17 @@ def open_tshark_source(read: str | None = None, iface: str | None = None, bpf: s
     """Open a file (``read``) or a live interface (``iface``) after preflight checks.
 
     Options: ``tshark_path`` (another tshark), ``prefs`` (dict replacing ``DISSECTION_PREFS``),
-    ``custom_parameters`` (extra tshark argv). Raises InputError/EnvironmentProblem, never hangs.
+    ``custom_parameters`` (extra tshark argv), ``chunk_packets`` (files: packets per tshark run;
+    None = automatic, chunks of ``CHUNK_PACKETS`` for files over ``CHUNK_MIN_BYTES``; 0 = one run),
+    ``workers`` (files: tshark runs side by side, e.g. 2 on two cores; needs chunks).
+    Raises InputError/EnvironmentProblem, never hangs.
     """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        raise RuntimeError("open a packet source in a worker thread, not on a running asyncio loop (e.g. Textual's)")
     if bool(read) == bool(iface):
         raise InputError("give exactly one packet source: a file (-r FILE) or an interface (-i IFACE)")
     if bpf and not iface:
@@ -370,6 +523,8 @@ def open_tshark_source(read: str | None = None, iface: str | None = None, bpf: s
     tshark_path = options.pop("tshark_path", None)
     prefs = dict(options.pop("prefs", DISSECTION_PREFS))
     custom = options.pop("custom_parameters", None)
+    chunk_packets = options.pop("chunk_packets", None)
+    workers = int(options.pop("workers", 1))
     if options:
         raise TypeError(f"unknown source options: {', '.join(sorted(options))}")
     tools = preflight.check_tools(need_dumpcap=bool(iface), tshark_path=tshark_path)
@@ -379,10 +534,33 @@ def open_tshark_source(read: str | None = None, iface: str | None = None, bpf: s
         preflight.check_capture_file(read)
         if display_filter:
             preflight.check_display_filter(display_filter, tools.tshark)
-        return TsharkFieldsSource(FieldsFileCapture(read, **common), description=str(read), live=False,
-                                  path=str(read))
+        planner = _plan_chunks(str(read), display_filter, chunk_packets, workers)
+        capture = FieldsFileCapture(read, from_stdin=planner is not None, **common)
+        if planner is not None and workers > 1:
+            capture.stream_limit = _PREFETCH_LIMIT
+        return TsharkFieldsSource(capture, description=str(read), live=False, path=str(read),
+                                  planner=planner, workers=workers if planner is not None else 1)
     preflight.check_live(iface, bpf=bpf, tools=tools)
     if display_filter:
         preflight.check_display_filter(display_filter, tools.tshark)
     return TsharkFieldsSource(FieldsLiveCapture(iface, bpf_filter=bpf or None, **common),
                               description=iface, live=True)
+
+
+def _plan_chunks(path: str, display_filter: str | None, chunk_packets: int | None,
+                 workers: int) -> ChunkPlanner | None:
+    """A ChunkPlanner when the file should be replayed in chunks, else None (one tshark reads it)."""
+    if chunk_packets == 0 or (display_filter and _STATEFUL_FILTER.search(display_filter)):
+        return None
+    with open(path, "rb") as fh:
+        if capture_format(fh.read(4)) is None:  # compressed: tshark reads it itself
+            return None
+        size = os.fstat(fh.fileno()).st_size
+    if chunk_packets is None:
+        if size < CHUNK_MIN_BYTES and workers == 1:
+            return None
+        chunk_packets = CHUNK_PACKETS
+        if workers > 1:  # one chunk per worker, unless that breaks the memory bound
+            total = ChunkPlanner(path, 1 << 62).next_chunk()
+            chunk_packets = min(CHUNK_PACKETS, max(1, -(-total.packets // workers))) if total else CHUNK_PACKETS
+    return ChunkPlanner(path, chunk_packets)

@@ -41,10 +41,16 @@ def test_golden_set_is_there():
     assert {"loopback.pcapng", "loopback.pcap", "labelled.pcapng", "loopback_cut.pcap"} <= set(GOLDEN)
 
 
+# one tshark reading the file; 10-packet chunks streamed to one tshark after another; chunks on two tsharks
+READ_MODES = {"direct": {"chunk_packets": 0}, "chunked": {"chunk_packets": 10},
+              "parallel": {"chunk_packets": 10, "workers": 2}}
+
+
+@pytest.mark.parametrize("mode", READ_MODES)
 @pytest.mark.parametrize("name", GOLDEN)
-def test_golden_fields_match_tshark_exactly(name):
+def test_golden_fields_match_tshark_exactly(name, mode):
     expected = read_expected(name)
-    batches, src = read_all(PCAPS / name, max_rows=7)
+    batches, src = read_all(PCAPS / name, max_rows=7, **READ_MODES[mode])
     assert isinstance(src, PacketSource)
     got = PacketBatch.concat(batches)
     assert len(got) == len(expected) > 0
@@ -97,8 +103,9 @@ def test_missing_values_follow_the_kind():
     assert icmp["icmp_type"] == 8
 
 
-def test_cut_file_yields_what_was_read_and_says_why():
-    batches, src = read_all(PCAPS / "loopback_cut.pcap", max_rows=4)
+@pytest.mark.parametrize("mode", READ_MODES)
+def test_cut_file_yields_what_was_read_and_says_why(mode):
+    batches, src = read_all(PCAPS / "loopback_cut.pcap", max_rows=4, **READ_MODES[mode])
     assert sum(len(b) for b in batches) == CUT_FRAMES
     assert "cut short in the middle of a packet" in src.stats.truncated
     assert f"after frame {CUT_FRAMES}" in src.stats.truncated
