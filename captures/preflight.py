@@ -7,7 +7,7 @@ has a timeout (pyshark's LiveCapture waits forever when dumpcap lacks permission
 
 * tools: tshark/dumpcap found through pyshark's discovery (``get_process_path``), executable;
 * files: exists, is a regular readable file, not empty, pcap/pcapng magic (or a compressed
-  capture tshark reads), at least one packet before the file ends;
+  capture tshark reads), at least one whole packet record (``chunking.packet_problem``);
 * live: interface known (pyshark's ``tshark -D`` names, numbers, /sys/class/net), capture
   permission (``dumpcap -L``), BPF compiles (``dumpcap -d -f``);
 * display filter compiles (tshark against an empty capture on stdin).
@@ -25,6 +25,7 @@ from pathlib import Path
 
 from pyshark.tshark.tshark import TSharkNotFoundException, get_all_tshark_interfaces_names, get_process_path
 
+from .chunking import capture_format, packet_problem
 from .errors import EnvironmentProblem, InputError
 from .tshark_args import (dumpcap_bpf_check_command, dumpcap_permission_command,
                           display_filter_check_command)
@@ -34,12 +35,7 @@ PROBE_TIMEOUT = 1.5  # seconds per probe; permission problems must surface withi
 _NOISE = ("Running as user", "Capturing on")
 # An empty little-endian pcap (header only): input for compiling a display filter.
 EMPTY_PCAP = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
-PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1": "<", b"\xa1\xb2\xc3\xd4": ">",
-               b"\x4d\x3c\xb2\xa1": "<", b"\xa1\xb2\x3c\x4d": ">"}
-PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 COMPRESSED_MAGICS = (b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"\x04\x22\x4d\x18")  # gzip, zstd, lz4
-_PCAPNG_PACKET_BLOCKS = {2, 3, 6}  # obsolete packet, simple packet, enhanced packet
-_PCAPNG_WALK_LIMIT = 10_000
 SYS_NET = Path("/sys/class/net")
 
 
@@ -113,11 +109,9 @@ def check_capture_file(path: str | os.PathLike) -> None:
             size = os.fstat(fh.fileno()).st_size
             if size == 0:
                 raise InputError(f"capture file is empty (0 bytes): {p}")
-            magic = head[:4]
-            if magic in PCAP_MAGICS:
-                _check_pcap(p, size)
-            elif magic == PCAPNG_MAGIC:
-                _check_pcapng(p, fh, size)
+            fmt = capture_format(head)
+            if fmt is not None:
+                _check_records(p, size, pcap=fmt == "pcap")
             elif not head.startswith(COMPRESSED_MAGICS):
                 raise InputError(f"not a pcap/pcapng capture: {p} (starts with {head[:8]!r})",
                                  hint="give a file written by tcpdump, dumpcap, tshark or Wireshark")
@@ -128,36 +122,18 @@ def check_capture_file(path: str | os.PathLike) -> None:
         raise InputError(f"not a capture file: {p} is a directory") from None
 
 
-def _check_pcap(p: Path, size: int) -> None:
-    if size < 24:
+def _check_records(p: Path, size: int, pcap: bool) -> None:
+    """At least one whole packet record before the file ends (walks record headers only)."""
+    if pcap and size < 24:
         raise InputError(f"capture file is cut short inside its pcap header ({size} bytes): {p}")
-    if size == 24:
-        raise InputError(f"capture file contains no packets (pcap header only): {p}")
-
-
-def _check_pcapng(p: Path, fh, size: int) -> None:
-    """Walk block headers from the start until the first packet block."""
-    offset, order = 0, "<"
-    for _ in range(_PCAPNG_WALK_LIMIT):
-        if offset + 12 > size:
-            break
-        fh.seek(offset)
-        hdr = fh.read(12)
-        if hdr[:4] == PCAPNG_MAGIC:
-            order = "<" if hdr[8:12] == b"\x4d\x3c\x2b\x1a" else ">"
-        btype, blen = struct.unpack(order + "II", hdr[:8])
-        if blen < 12 or blen % 4:
-            raise InputError(f"capture file is damaged: bad pcapng block at byte {offset}: {p}")
-        if offset + blen > size:
-            break
-        if btype in _PCAPNG_PACKET_BLOCKS:
-            return
-        offset += blen
-    else:
-        return  # many non-packet blocks: let tshark decide
-    if offset == size:
+    problem = packet_problem(p)
+    if problem == "contains no packets":
         raise InputError(f"capture file contains no packets: {p}")
-    raise InputError(f"capture file is cut short before its first packet (byte {offset} of {size}): {p}")
+    if problem and "cut short" in problem:
+        raise InputError(f"capture file is cut short before its first packet: {p}")
+    if problem:
+        detail = problem.partition("(")[2].rstrip(")") or problem
+        raise InputError(f"capture file is damaged before its first packet: {p} ({detail})")
 
 
 # --- filters -----------------------------------------------------------------------------------
