@@ -24,11 +24,11 @@ ONLY=${ONLY:-all}
 
 if [ "$ONLY" = all ] || [ "$ONLY" = simulated ]; then
   mkdir -p "$DATA/simulated"
-  "$IOTWATCH" simulate --out "$DATA/simulated" --scenario home   --seed 1 --duration 10m
-  "$IOTWATCH" simulate --out "$DATA/simulated" --scenario home   --seed 2 --duration 10m --devices 20
+  "$IOTWATCH" simulate --out "$DATA/simulated" --scenario home   --seed 1 --duration 5m
+  "$IOTWATCH" simulate --out "$DATA/simulated" --scenario home   --seed 2 --duration 5m --devices 20
   "$IOTWATCH" simulate --out "$DATA/simulated" --scenario busy   --seed 3 --duration 5m
-  "$IOTWATCH" simulate --out "$DATA/simulated" --scenario benign --seed 4 --duration 10m
-  "$IOTWATCH" simulate --out "$DATA/simulated" --scenario home   --seed 5 --duration 10m --devices 6
+  "$IOTWATCH" simulate --out "$DATA/simulated" --scenario benign --seed 4 --duration 5m
+  "$IOTWATCH" simulate --out "$DATA/simulated" --scenario home   --seed 5 --duration 5m --devices 6
 fi
 
 if [ "$ONLY" = all ] || [ "$ONLY" = recorded ]; then

@@ -212,7 +212,7 @@ def record(out_dir: Path, scenario: str, duration: float, seed: int, force: bool
     lead = min(10.0, max(3.0, 0.1 * duration))
     gaps = [rng.uniform(2.0, 4.0) for _ in steps[1:]]
     budgets = schedule(steps, max(0.0, duration - 2 * lead - sum(gaps) - GRACE * len(steps)))
-    planned = 2 * lead + sum(gaps) + sum(budgets) + GRACE * len(steps)
+    planned = max(duration, 2 * lead + sum(gaps) + sum(budgets) + GRACE * len(steps))
     until = time.time() + planned + 15
 
     old = {s: signal.signal(s, _raise_interrupt) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
@@ -231,13 +231,14 @@ def record(out_dir: Path, scenario: str, duration: float, seed: int, force: bool
         time.sleep(1.5)
         start_benign(lab, seed, until, max_actions=int(planned * 10) + 100)
         log(f"lab: recording {capture} (scenario {scenario}, seed {seed}, ~{planned:.0f} s, {len(steps)} attack steps)")
+        t0 = time.time()
         time.sleep(lead)
         for i, (step, budget) in enumerate(zip(steps, budgets)):
             w = run_step(lab, step, budget, attacker.mac, attacker.ip, i)
             windows.append(w)
             log(f"lab:   [{step.label}] {step.name}: {w.end - w.start - GRACE:.1f} s")
             time.sleep(GRACE + (gaps[i] if i < len(gaps) else 0.0))
-        time.sleep(lead)
+        time.sleep(max(lead, t0 + planned - time.time()))  # benign tail, up to the planned length
         lab.stop(dumpcap, signal.SIGINT, wait=10)
         ok = True
     finally:

