@@ -5,8 +5,7 @@ checksums (IPv4 header, TCP/UDP/ICMP/ICMPv6 over the pseudo header), so Wireshar
 result without "malformed" or checksum complaints.
 
 Layers:
-* link:       :func:`eth` (pads to the 60-byte Ethernet minimum, as a switch mirror port shows it),
-              :func:`arp`
+* link:       :func:`eth` (unpadded, as captured on the router's LAN bridge), :func:`arp`
 * network:    :func:`ipv4`, :func:`ipv6`
 * transport:  :func:`tcp4_frame` / :func:`tcp6_frame` (one call = Ethernet+IP+TCP, the hot path),
               :func:`udp4_frame` / :func:`udp6_frame`, :func:`icmp4_frame`, :func:`icmp6_frame`,
@@ -41,7 +40,6 @@ _pack_tcp = struct.Struct("!HHIIBBHHH").pack
 _pack_udp = struct.Struct("!HHHH").pack
 _pack_pseudo4 = struct.Struct("!4s4sBBH").pack
 _pack_pseudo6 = struct.Struct("!16s16sIxxxB").pack
-_ZEROS = bytes(64)
 
 
 # ----------------------------------------------------------------------------- addresses
@@ -87,10 +85,9 @@ def checksum(data: bytes) -> int:
 
 # ----------------------------------------------------------------------------- link layer
 def eth(dst: bytes, src: bytes, ethertype: int, payload: bytes) -> bytes:
-    frame = _pack_eth(dst, src, ethertype) + payload
-    if len(frame) < 60:
-        frame += _ZEROS[: 60 - len(frame)]
-    return frame
+    """Ethernet II frame, unpadded (as a router's LAN bridge or a Wi-Fi capture shows it: the
+    60-byte minimum is added by Ethernet NICs on the wire, not seen there)."""
+    return _pack_eth(dst, src, ethertype) + payload
 
 
 def arp(op: int, sha: bytes, spa: bytes, tha: bytes, tpa: bytes) -> bytes:
@@ -189,8 +186,6 @@ def tcp4_frame(dmac: bytes, smac: bytes, src: bytes, dst: bytes, ttl: int, ident
     ipc = _fold(int.from_bytes(iph, "big"))
     frame = b"".join((dmac, smac, b"\x08\x00", iph[:10], ipc.to_bytes(2, "big"), iph[12:], tcp_nock[:16],
                       c.to_bytes(2, "big"), tcp_nock[18:], options, payload))
-    if len(frame) < 60:
-        frame += _ZEROS[: 60 - len(frame)]
     return frame
 
 
@@ -219,8 +214,6 @@ def udp4_frame(dmac: bytes, smac: bytes, src: bytes, dst: bytes, ttl: int, ident
     ipc = _fold(int.from_bytes(iph, "big"))
     frame = b"".join((dmac, smac, b"\x08\x00", iph[:10], ipc.to_bytes(2, "big"), iph[12:],
                       _pack_udp(sport, dport, n, c), payload))
-    if len(frame) < 60:
-        frame += _ZEROS[: 60 - len(frame)]
     return frame
 
 

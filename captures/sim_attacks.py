@@ -36,8 +36,9 @@ import random
 import struct
 
 from . import packets as P
-from .sim_core import LINUX, MS, SECOND, Host, Process, Tcp, syn_options
-from .sim_devices import Env, eph_port, jitter, lan_delay, tls_handshake, wan_rtt
+from .sim_core import MS, SECOND, Host, Process, Tcp, syn_options
+from .sim_devices import (Env, eph_port, jitter, lan_delay, router_advertisement, ssh_kex, tls_handshake,
+                          wan_rtt)
 
 # Ports nmap probes first (nmap-services top ports, in frequency order).
 NMAP_TOP_PORTS = (80, 23, 443, 21, 22, 25, 3389, 110, 445, 139, 143, 53, 135, 3306, 8080, 1723, 111, 995, 993,
@@ -98,9 +99,10 @@ class Attack:
                                       flags, window, options), self.tag)
 
     def reply(self, t: int, src: Host, dst: Host, sport: int, dport: int, seq: int, ack: int, flags: int,
-              window: int, options: bytes = b"", linux_rst: bool = True, ip_src: bytes | None = None) -> None:
-        """A kernel's answer to a probe (RST/ACK from Linux: IP ID 0 + DF; lwIP: counter, no DF)."""
-        ident = 0 if (linux_rst and src.stack.df) else src.next_id()
+              window: int, options: bytes = b"", ip_src: bytes | None = None) -> None:
+        """A kernel's answer to a probe: Linux sends SYN/ACKs and socket-less RSTs with IP ID 0 and
+        DF; other stacks (lwIP) use their IP ID counter."""
+        ident = 0 if src.stack.linux else src.next_id()
         self.sim.emit(t, P.tcp4_frame(dst.mac, src.mac, ip_src or src.ip, dst.ip, src.ttl, ident, src.stack.df, sport,
                                       dport, seq, ack, flags, window, options), self.tag)
 
@@ -109,6 +111,14 @@ def _open_ports(dev: Host) -> tuple[int, ...]:
     return {"camera": (23, 80, 443, 554, 8000), "hub": (22, 80, 1883, 8123), "plug": (80, 9999), "router": (53, 80, 443),
             "speaker": (8008, 8009, 8443), "coap": (80,), "sensor": (), "laptop": (), "phone": (62078,),
             "nvr": (80, 554, 8000)}.get(dev.kind, (80,))
+
+
+def _udp_services(dev: Host) -> dict[int, bytes]:
+    """UDP services a device runs, with what they answer to a garbage datagram."""
+    coap_rst = bytes((0x70, 0x00, 0x00, 0x00))
+    formerr = P.dns_message(0, 0x8001, [])
+    return {"coap": {5683: coap_rst}, "router": {53: formerr}, "hub": {5683: coap_rst},
+            "bridge": {5683: coap_rst}}.get(dev.kind, {})
 
 
 def _filtered(dev: Host) -> bool:
@@ -147,8 +157,8 @@ def nmap_syn_scan(env: Env, attacker: Host, target: Host, rng: random.Random, *,
         elif port in open_ports:
             synack = P.tcp_options(mss=target.stack.mss, order="plain")
             isn = rng.getrandbits(32)
-            atk.reply(rt, target, attacker, port, sport, isn, seq + 1, P.SYN | P.ACK, target.stack.syn_window, synack,
-                      linux_rst=False)
+            atk.reply(rt, target, attacker, port, sport, isn, seq + 1, P.SYN | P.ACK,
+                      target.stack.syn_window, synack)
             atk.reply(rt + rng.randint(20, 120), attacker, target, sport, port, seq + 1, 0, P.RST, 0)
         else:
             atk.reply(rt, target, attacker, port, sport, 0, seq + 1, P.RST | P.ACK, 0)
@@ -164,9 +174,12 @@ def nmap_syn_scan(env: Env, attacker: Host, target: Host, rng: random.Random, *,
 
 
 def nmap_udp_scan(env: Env, attacker: Host, target: Host, rng: random.Random, *, ports: int = 60) -> Process:
-    """``nmap -sU``: empty datagrams (payloads for well-known ports), ICMP port unreachable replies.
+    """``nmap -sU -T4``: empty datagrams (payloads for well-known ports) from one source port, a
+    retransmission round from source port + 2 for the silent ports.
 
-    Linux targets rate-limit ICMP errors to ~1/s, so nmap slows down and retransmits.
+    Closed ports answer ICMP port unreachable, which Linux targets rate-limit (burst of 6, then
+    1/s), so most probes go unanswered; open services answer, and since no socket owns the
+    scanner's port its kernel replies port unreachable too.
     """
     atk = Attack(env, "recon", "nmap-sU", attacker, rng)
     sim = env.sim
@@ -176,28 +189,44 @@ def nmap_udp_scan(env: Env, attacker: Host, target: Host, rng: random.Random, *,
                 161: bytes.fromhex("302602010104067075626c6963a11902044c33a756020100020100300b300906052b060102010500"),
                 1900: b"M-SEARCH * HTTP/1.1\r\nHost:239.255.255.250:1900\r\nST:upnp:rootdevice\r\nMan:\"ssdp:discover\"\r\nMX:3\r\n\r\n",
                 5353: P.dns_message(0, 0, [P.dns_question("_services._dns-sd._udp.local", P.DNS_PTR)])}
-    answering = {"router": {53, 123, 1900}, "hub": {5353, 1900}, "speaker": {5353, 1900}, "camera": {1900}}.get(
-        target.kind, set())
+    answering = {"router": {53: b"\x00\x00\x81\x80" + bytes(8), 123: P.ntp(4, 2, sim.now)},
+                 "hub": {5353: P.dns_message(0, P.MDNS_RESPONSE_FLAGS, [])},
+                 "speaker": {5353: P.dns_message(0, P.MDNS_RESPONSE_FLAGS, [])},
+                 "camera": {1900: b"HTTP/1.1 200 OK\r\nST: upnp:rootdevice\r\n\r\n"}}.get(target.kind, {})
+    answering.update(_udp_services(target))
     plist = list(NMAP_UDP_PORTS[:ports]) + rng.sample(range(1, 65536), max(0, ports - len(NMAP_UDP_PORTS)))
     t = sim.now
-    last_icmp = 0
-    for port in plist:
-        data = payloads.get(port, b"")
-        ttl = rng.randint(37, 59)
-        f = P.udp4_frame(target.mac, attacker.mac, attacker.ip, target.ip, ttl, rng.getrandbits(16), False, sport,
-                         port, data)
-        sim.emit(t, f, atk.tag)
-        rt = t + lan_delay(rng, target)
-        if port in answering:
-            resp = b"\x00" * 12 if port == 53 else (b"HTTP/1.1 200 OK\r\nST: upnp:rootdevice\r\n\r\n" if port == 1900
-                                                     else P.ntp(4, 2, rt))
-            sim.udp(rt, target, attacker, port, sport, resp, atk.tag)
-        elif not _filtered(target) and (not limited or rt - last_icmp >= SECOND):
-            sim.icmp(rt, target, attacker, 3, 3, bytes(4), P.quoted_ip(f, 28 + len(data))[:28 + min(len(data), 548)],
-                     atk.tag, df=False)
-            last_icmp = rt
-        t += (SECOND + rng.randint(0, 200 * MS)) if limited else rng.randint(2 * MS, 20 * MS)
-        yield t
+    tokens, last_refill = 6.0, t
+    silent: list[int] = []
+    for rnd, batch in enumerate((plist, None)):
+        if batch is None:
+            batch, silent = silent, []
+        for port in batch:
+            data = payloads.get(port, b"")
+            sp = sport + 2 * rnd
+            f = P.udp4_frame(target.mac, attacker.mac, attacker.ip, target.ip, rng.randint(37, 59), rng.getrandbits(16),
+                             False, sp, port, data)
+            sim.emit(t, f, atk.tag)
+            rt = t + lan_delay(rng, target)
+            tokens = min(6.0, tokens + (rt - last_refill) / SECOND)
+            last_refill = rt
+            if port in answering:
+                sim.udp(rt, target, attacker, port, sp, answering[port], atk.tag)
+                back = P.udp4_frame(attacker.mac, target.mac, target.ip, attacker.ip, target.ttl, 0, True, port, sp,
+                                    answering[port])
+                sim.icmp(rt + 50, attacker, target, 3, 3, bytes(4), P.quoted_ip(back, 28 + len(answering[port])),
+                         atk.tag, df=False)
+            elif _filtered(target):
+                silent.append(port)
+            elif not limited or tokens >= 1:
+                tokens -= 1
+                sim.icmp(rt, target, attacker, 3, 3, bytes(4), P.quoted_ip(f, 28 + len(data)), atk.tag, df=False)
+            else:
+                silent.append(port)
+            t += rng.randint(1 * MS, 30 * MS)
+            yield t
+        t += rng.randint(300 * MS, 900 * MS)
+    yield t
 
 
 def nmap_version_probe(env: Env, attacker: Host, target: Host, rng: random.Random) -> Process:
@@ -227,29 +256,43 @@ def nmap_version_probe(env: Env, attacker: Host, target: Host, rng: random.Rando
 
 
 def arp_sweep(env: Env, attacker: Host, rng: random.Random, *, tool: str = "nmap-sn") -> Process:
-    """ARP who-has for every address of the /24 (nmap -sn / arp-scan); live hosts answer."""
+    """ARP who-has for every address of the /24; live hosts answer.
+
+    ``nmap-sn``: bursts of ~25 requests every ~100 ms in random order, one retry round for the
+    silent addresses; ``arp-scan``: one request every ~2 ms in address order. Linux hosts that
+    learned the scanner's MAC confirm it later with a unicast request (neighbour probing).
+    """
     atk = Attack(env, "recon", f"arp-sweep-{tool}", attacker, rng)
     sim, home = env.sim, env.home
     live = {h.ip: h for h in home.live_hosts() if h is not attacker}
     t = sim.now
-    gap = 2 * MS if tool == "arp-scan" else 400
-    targets = list(range(1, 255))
+    targets = [last for last in range(1, 255) if home.lan_ip(last) != attacker.ip]
     if tool != "arp-scan":
         rng.shuffle(targets)
-    for rnd in range(2 if tool != "arp-scan" else 1):
-        for last in targets:
+    rounds = (targets, [x for x in targets if home.lan_ip(x) not in live]) if tool != "arp-scan" else (targets,)
+    for rnd, batch in enumerate(rounds):
+        for k, last in enumerate(batch):
             ip = home.lan_ip(last)
-            if ip == attacker.ip or (rnd and ip in live):
-                continue
             sim.arp(t, P.BROADCAST, attacker.mac, 1, attacker.mac, attacker.ip, bytes(6), ip, atk.tag)
             h = live.get(ip)
-            if h is not None and rnd == 0:
-                sim.arp(t + lan_delay(rng, h), attacker.mac, h.mac, 2, h.mac, h.ip, attacker.mac, attacker.ip, atk.tag)
-            t += gap + rng.randint(0, gap)
-            if last % 32 == 0:
+            if h is not None:
+                rt = t + lan_delay(rng, h)
+                sim.arp(rt, attacker.mac, h.mac, 2, h.mac, h.ip, attacker.mac, attacker.ip, atk.tag)
+                if h.stack.name in ("linux", "embedded-linux", "android") and rng.random() < 0.3:
+                    vt = rt + rng.randint(1 * SECOND, 6 * SECOND)
+                    sim.arp(vt, attacker.mac, h.mac, 1, h.mac, h.ip, bytes(6), attacker.ip, atk.tag)
+                    sim.arp(vt + lan_delay(rng, attacker), h.mac, attacker.mac, 2, attacker.mac, attacker.ip, h.mac,
+                            h.ip, atk.tag)
+            if tool == "arp-scan":
+                t += 2 * MS + rng.randint(0, 300)
+            elif k % 25 == 24:
+                t += rng.randint(90 * MS, 110 * MS)
+            else:
+                t += rng.randint(10, 150)
+            if k % 25 == 24:
                 yield t
-        t += rng.randint(300 * MS, 800 * MS)
-    yield t
+        t += rng.randint(500 * MS, 700 * MS)
+        yield t
 
 
 def ping_sweep(env: Env, attacker: Host, rng: random.Random) -> Process:
@@ -266,44 +309,60 @@ def ping_sweep(env: Env, attacker: Host, rng: random.Random) -> Process:
         if ip == attacker.ip:
             continue
         h = live.get(ip)
-        dst = h or Host("absent", "absent", P.BROADCAST, ip, LINUX, rng=rng)
         if h is None:  # the attacker's kernel ARPs for absent hosts; nobody answers
             sim.arp(t, P.BROADCAST, attacker.mac, 1, attacker.mac, attacker.ip, bytes(6), ip, atk.tag)
         else:
-            f = P.icmp4_frame(dst.mac, attacker.mac, attacker.ip, ip, rng.randint(37, 59), rng.getrandbits(16), False,
+            f = P.icmp4_frame(h.mac, attacker.mac, attacker.ip, ip, rng.randint(37, 59), rng.getrandbits(16), False,
                               8, 0, P.icmp_echo(ident, 0))
             sim.emit(t, f, atk.tag)
             if not _filtered(h):
-                sim.icmp(t + lan_delay(rng, h), h, attacker, 0, 0, P.icmp_echo(ident, 0), b"", atk.tag)
+                sim.icmp(t + lan_delay(rng, h), h, attacker, 0, 0, P.icmp_echo(ident, 0), b"", atk.tag, df=False)
         t += rng.randint(1 * MS, 6 * MS)
         if i % 32 == 31:
             yield t
     yield t
 
 
-def masscan(env: Env, attacker: Host, rng: random.Random, *, rate: int = 2000, count: int = 6000) -> Process:
-    """masscan of an Internet range: TTL 255, window 1024, no options, fixed source port, to the router MAC."""
+def masscan(env: Env, attacker: Host, rng: random.Random, *, rate: int = 2000, count: int = 6000,
+            target: Host | None = None) -> Process:
+    """masscan: TTL 255, window 1024, no options, one source port, SYN-cookie sequence numbers.
+
+    Without ``target`` it sweeps an Internet range through the router (``-p`` a few IoT ports);
+    with ``target`` it sweeps a port range of one LAN host. masscan's own stack answers every
+    SYN/ACK or RST/ACK with a RST (TTL 255, window 1200).
+    """
     atk = Attack(env, "recon", "masscan", attacker, rng)
-    sim, home = env.sim, env.home
+    home = env.home
     ports = rng.choice(((80, 443, 8080), (23, 2323), (22,), (554, 8554, 37777), (1883, 8883), (5555, 7547, 8291)))
-    sport = rng.randint(40000, 60000)
+    top = rng.choice((1000, 2000, 5000, 10000))
+    sport = rng.randint(32768, 61000)
     base = rng.choice((0xC6120000, 0xC6130000))
-    t = sim.now
+    open_ports = set(_open_ports(target)) if target is not None else set()
+    t = env.sim.now
     for i in range(count):
-        peer = home.peer((base + rng.randrange(65536)).to_bytes(4, "big"))
-        dport = rng.choice(ports)
-        seq = rng.getrandbits(32)
-        atk.raw_syn(t, peer, sport, dport, seq, ttl=255, window=1024, options=b"")
-        r = rng.random()
-        if r < 0.03 or r > 0.985:
+        if target is None:
+            peer = home.peer((base + rng.randrange(65536)).to_bytes(4, "big"))
+            dport = rng.choice(ports)
+            r = rng.random()
+            answer = "synack" if r < 0.03 else "rst" if r > 0.985 else None
             rt = t + wan_rtt(rng)
-            if r < 0.03:
-                atk.reply(rt, peer, attacker, dport, sport, rng.getrandbits(32), seq + 1, P.SYN | P.ACK, 65535,
-                          P.tcp_options(mss=1460, order="plain"), linux_rst=False)
-                atk.reply(rt + rng.randint(20, 100), attacker, peer, sport, dport, seq + 1, 0, P.RST, 0)
-            else:
-                atk.reply(rt, peer, attacker, dport, sport, 0, seq + 1, P.RST | P.ACK, 0)
-        t += SECOND // rate
+        else:
+            peer = target
+            dport = rng.randint(1, top)
+            answer = "synack" if dport in open_ports else (None if _filtered(target) else "rst")
+            rt = t + lan_delay(rng, target)
+        seq = rng.getrandbits(32)
+        ident = rng.getrandbits(16)
+        atk.raw_syn(t, peer, sport, dport, seq, ttl=255, window=1024, options=b"", ident=ident)
+        if answer == "synack":
+            atk.reply(rt, peer, attacker, dport, sport, rng.getrandbits(32), seq + 1, P.SYN | P.ACK,
+                      peer.stack.syn_window, syn_options(peer.stack, rng.getrandbits(32)))
+        elif answer == "rst":
+            atk.reply(rt, peer, attacker, dport, sport, 0, seq + 1, P.RST | P.ACK, 0)
+        if answer:
+            atk.raw_syn(rt + rng.randint(20, 100), peer, sport, dport, seq + 1, ttl=255, window=1200, options=b"",
+                        ident=(ident - 3) & 0xFFFF, flags=P.RST)
+        t += int(SECOND / rate * rng.uniform(0.8, 1.2))
         if i % 100 == 99:
             yield t
     yield t
@@ -361,8 +420,9 @@ def hping3_syn_flood(env: Env, attacker: Host, target: Host, rng: random.Random,
         if n % 3 == 0 or spoof == "none":  # the victim's backlog answers a share of the flood
             rt = t + lan_delay(rng, target) // 4
             dmac = attacker.mac if spoof == "none" else home.gateway.mac
-            sim.emit(rt, P.tcp4_frame(dmac, target.mac, target.ip, src_ip, target.ttl, target.next_id(),
-                                      target.stack.df, dport, sport, rng.getrandbits(32), seq + 1, P.SYN | P.ACK,
+            sim.emit(rt, P.tcp4_frame(dmac, target.mac, target.ip, src_ip, target.ttl,
+                                      0 if target.stack.linux else target.next_id(), target.stack.df, dport, sport,
+                                      rng.getrandbits(32), seq + 1, P.SYN | P.ACK,
                                       target.stack.syn_window, opts), atk.tag)
             if spoof == "none":
                 atk.reply(rt + 30, attacker, target, sport, dport, seq + 1, 0, P.RST, 0)
@@ -390,16 +450,30 @@ def hping3_udp_flood(env: Env, attacker: Host, target: Host, rng: random.Random,
     step = max(1, SECOND // rate)
     n = 0
     gw = env.home.gateway
+    limited = not target.stack.name.startswith("lwip")
+    services = _udp_services(target)
+    last_kernel = 0
     while t < end:
         src = rng.getrandbits(32).to_bytes(4, "big") if spoof else attacker.ip
         f = P.udp4_frame(target.mac, attacker.mac, src, target.ip, 64, rng.getrandbits(16), False, sport, dport, payload)
         sim.emit(t, f, atk.tag)
-        if dport not in _open_ports(target) and t - last_icmp >= 1000:  # icmp_msgs_per_sec ~ 1000
+        # Linux limits ICMP errors per destination (burst 6, then 1/s) and globally (~1000/s); lwIP does not
+        if dport not in services and (not limited or (spoof and t - last_icmp >= 1000)
+                                                  or (not spoof and (n < 6 or t - last_icmp >= SECOND))):
             rt = t + 200
             sim.emit(rt, P.icmp4_frame(gw.mac if spoof else attacker.mac, target.mac, target.ip, src, target.ttl,
                                        target.next_id(), False, 3, 3, bytes(4), P.quoted_ip(f, 28 + min(data, 548))),
                      atk.tag)
             last_icmp = rt
+        elif dport in services and not spoof and rng.random() < 0.5:  # the service answers the garbage ...
+            rt = t + 300
+            sim.udp(rt, target, attacker, dport, sport, services[dport], atk.tag)
+            if n < 6 or rt - last_kernel >= SECOND:  # ... and the attacker's kernel: port unreachable
+                reply = P.udp4_frame(attacker.mac, target.mac, target.ip, attacker.ip, target.ttl, 0, True, dport,
+                                     sport, services[dport])
+                sim.icmp(rt + 40, attacker, target, 3, 3, bytes(4), P.quoted_ip(reply, 28 + len(services[dport])),
+                         atk.tag, df=False)
+                last_kernel = rt
         sport = sport + 1 if sport < 65535 else 1024
         t += step
         n += 1
@@ -409,8 +483,9 @@ def hping3_udp_flood(env: Env, attacker: Host, target: Host, rng: random.Random,
 
 
 def hping3_icmp_flood(env: Env, attacker: Host, target: Host, rng: random.Random, *, rate: int,
-                      seconds: float) -> Process:
-    """``hping3 --icmp --flood``: 8-byte echo requests, id = pid, sequence stepping by 256 (byte swap)."""
+                      seconds: float, data: int = 0) -> Process:
+    """``hping3 --icmp --flood [-d N]``: echo requests (no data by default), id = pid, sequence
+    stepping by 256 (hping3 writes it little-endian)."""
     atk = Attack(env, "dos", "hping3-icmp-flood", attacker, rng)
     sim = env.sim
     ident = rng.randint(1000, 40000)
@@ -419,11 +494,12 @@ def hping3_icmp_flood(env: Env, attacker: Host, target: Host, rng: random.Random
     step = max(1, SECOND // rate)
     seq = 0
     n = 0
+    payload = bytes(data)
     while t < end:
         rest = struct.pack("!HH", ident, ((seq & 0xFF) << 8) | (seq >> 8 & 0xFF))
         sim.emit(t, P.icmp4_frame(target.mac, attacker.mac, attacker.ip, target.ip, 64, rng.getrandbits(16), False,
-                                  8, 0, rest), atk.tag)
-        sim.icmp(t + 150, target, attacker, 0, 0, rest, b"", atk.tag)
+                                  8, 0, rest, payload), atk.tag)
+        sim.icmp(t + 150, target, attacker, 0, 0, rest, payload, atk.tag, df=False)  # echo replies copy DF
         seq = (seq + 1) & 0xFFFF
         t += step
         n += 1
@@ -492,30 +568,6 @@ def botnet_udp_flood(env: Env, bot: Host, rng: random.Random, *, rate: int, seco
 
 
 # ----------------------------------------------------------------------------- bruteforce
-def _ssh_kex(env: Env, c: Tcp, t: int, rng: random.Random, server_banner: bytes) -> int:
-    """SSH version exchange, KEXINIT both ways, curve25519 ECDH, NEWKEYS, service request."""
-    def sstr(b: bytes) -> bytes:
-        return struct.pack("!I", len(b)) + b
-    t = c.send(t + c.db, False, server_banner)
-    t = c.send(t + c.da, True, b"SSH-2.0-libssh_0.10.5\r\n")
-    t = c.send(t + 200, True, P.ssh_kexinit(rng.randbytes(16), b"curve25519-sha256,curve25519-sha256@libssh.org,"
-                                            b"ecdh-sha2-nistp256,diffie-hellman-group14-sha256", b"ssh-ed25519,rsa-sha2-512,"
-                                            b"rsa-sha2-256,ecdsa-sha2-nistp256", b"aes256-ctr,aes192-ctr,aes128-ctr,"
-                                            b"chacha20-poly1305@openssh.com", b"hmac-sha2-256,hmac-sha2-512"))
-    t = c.send(t + c.db, False, P.ssh_kexinit(rng.randbytes(16), b"curve25519-sha256,curve25519-sha256@libssh.org,"
-                                              b"diffie-hellman-group14-sha256", b"ssh-ed25519,rsa-sha2-256",
-                                              b"aes128-ctr,aes256-ctr,chacha20-poly1305@openssh.com",
-                                              b"hmac-sha2-256,hmac-sha1"))
-    t = c.send(t + c.da, True, P.ssh_packet(b"\x1e" + sstr(rng.randbytes(32))))
-    reply = (b"\x1f" + sstr(sstr(b"ssh-ed25519") + sstr(rng.randbytes(32))) + sstr(rng.randbytes(32))
-             + sstr(sstr(b"ssh-ed25519") + sstr(rng.randbytes(64))))
-    t = c.send(t + c.db + rng.randint(2 * MS, 15 * MS), False, P.ssh_packet(reply) + P.ssh_packet(b"\x15"))
-    t = c.send(t + c.da, True, P.ssh_packet(b"\x15"))
-    # from here on everything is encrypted (aes128-ctr + hmac-sha2-256: 32-byte MAC)
-    t = c.send(t + 300, True, env.noise(32 + 32, rng))
-    return c.send(t + c.db, False, env.noise(32 + 32, rng))
-
-
 def hydra(env: Env, attacker: Host, target: Host, rng: random.Random, *, service: str, tasks: int,
           attempts: int) -> Process:
     """``hydra -l USER -P wordlist -t TASKS SERVICE://TARGET`` for ssh, telnet, ftp, http-get and mqtt."""
@@ -539,7 +591,7 @@ def hydra(env: Env, attacker: Host, target: Host, rng: random.Random, *, service
                 db=lan_delay(rng, target))
         t = c.connect(t)
         if service == "ssh":
-            t = _ssh_kex(env, c, t, rng, banner)
+            t = ssh_kex(env, c, t, rng, banner, b"SSH-2.0-libssh_0.10.5\r\n")
             for _ in range(per_conn):
                 t = c.send(t + 500, True, env.noise(rng.choice((96, 112, 128)), rng), ack=False)
                 t = c.send(t + c.db + rng.randint(50 * MS, 2 * SECOND), False, env.noise(rng.choice((48, 64)), rng))
@@ -629,6 +681,11 @@ def arp_poison(env: Env, attacker: Host, victim: Host, rng: random.Random, *, se
             v_mac = victim.mac if real else attacker.mac
             sim.arp(at + 50, gw.mac, attacker.mac, op, v_mac, victim.ip, gw.mac if op == 2 else bytes(6), gw.ip, atk.tag)
 
+    for who in (victim, gw):  # arpspoof first resolves the real MACs of its targets
+        sim.arp(t, P.BROADCAST, attacker.mac, 1, attacker.mac, attacker.ip, bytes(6), who.ip, atk.tag)
+        t += lan_delay(rng, who)
+        sim.arp(t, attacker.mac, who.mac, 2, who.mac, who.ip, attacker.mac, attacker.ip, atk.tag)
+        t += rng.randint(1 * MS, 10 * MS)
     if relay_traffic:
         sim.spawn(_relayed_session(env, attacker, victim, atk, rng, end), t + rng.randint(1 * SECOND, 5 * SECOND))
     while t < end:
@@ -698,18 +755,14 @@ def dns_spoof(env: Env, attacker: Host, victim: Host, rng: random.Random, *, cou
 
 
 def rogue_ra(env: Env, attacker: Host, rng: random.Random, *, count: int, interval: float) -> Process:
-    """fake_router6-style rogue IPv6 router advertisements to all nodes (ff02::1)."""
+    """fake_router6-style rogue IPv6 router advertisements to all nodes (ff02::1) for a foreign prefix."""
     atk = Attack(env, "spoofing", "rogue-ra", attacker, rng)
-    sim = env.sim
-    src = attacker.ip6 or (bytes.fromhex("fe80000000000000") + rng.randbytes(8))
-    dst = P.ip6("ff02::1")
-    prefix = bytes.fromhex("20010db8") + rng.randbytes(4) + bytes(8)
-    t = sim.now
+    prefix = bytes.fromhex("20010db8") + rng.randbytes(4)
+    flags = rng.choice((0x08, 0x08, 0x00, 0x40))
+    lifetime = rng.choice((1800, 9000, 65535))
+    t = env.sim.now
     for _ in range(count):
-        body = (struct.pack("!BBHII", 64, 0x08, 1800, 0, 0)
-                + struct.pack("!BBBBIII", 3, 4, 64, 0xC0, 0xFFFFFFFF, 0xFFFFFFFF, 0) + prefix
-                + b"\x01\x01" + attacker.mac + struct.pack("!BBHI", 5, 1, 0, 1500))
-        sim.emit(t, P.icmp6_frame(P.multicast_mac6(dst), attacker.mac, src, dst, 255, 134, 0, body), atk.tag)
+        router_advertisement(env, t, attacker, prefix, atk.tag, flags=flags, lifetime=lifetime, hop_limit=rng.choice((64, 255)))
         t += jitter(rng, interval, 0.1)
         yield t
 
@@ -742,7 +795,10 @@ def dns_tunnel(env: Env, client: Host, rng: random.Random, *, tool: str, seconds
     uid = rng.randrange(16)
     seqno = 0
     while t < end:
-        if tool == "iodine":
+        if tool == "iodine" and rng.random() < 0.3:  # lazy-mode ping: short name, keeps a query pending
+            name = f"r{uid:x}{_b32(rng.randbytes(4))}.{domain}"
+            qt = qtype
+        elif tool == "iodine":
             raw = env.noise(rng.randint(80, 150), rng)
             enc = _b32(raw) if rng.random() < 0.5 else _b64u(raw)
             name = _labels(f"{uid:x}{enc}")[: 250 - len(domain)].rstrip(".") + "." + domain
@@ -776,7 +832,12 @@ def dns_tunnel(env: Env, client: Host, rng: random.Random, *, tool: str, seconds
 
 
 def icmp_tunnel(env: Env, client: Host, rng: random.Random, *, seconds: float, pps: float, tool: str) -> Process:
-    """ptunnel-ng / icmptunnel: echo requests and replies with large, high-entropy payloads."""
+    """Data in ICMP echo payloads to an Internet relay nobody contacted before.
+
+    ``ptunnel``: ptunnel-ng packets (magic 0xD5200880 header), variable sizes, replies carry data;
+    ``icmptunnel``: raw IP packets as payload, both ways; ``hping3``: ``hping3 -1 -E FILE -d N``
+    (fixed-size chunks, no DF, random IP ID, sequence stepping by 256, the relay echoes them).
+    """
     atk = Attack(env, "exfiltration", f"icmp-tunnel-{tool}", client, rng)
     sim = env.sim
     proxy = env.home.unseen_peer(rng)
@@ -784,22 +845,31 @@ def icmp_tunnel(env: Env, client: Host, rng: random.Random, *, seconds: float, p
     t = sim.now
     end = t + int(seconds * SECOND)
     seq = 0
+    size = rng.choice((500, 1000, 1400))
     while t < end:
-        up = rng.randint(300, 1024) if rng.random() < 0.7 else rng.randint(28, 100)
-        if tool == "ptunnel":
-            data = struct.pack("!IIHHIHH", 0xD5200880, rng.getrandbits(32), 22, 0x2000, 0, seq, 0) + env.noise(up, rng)
+        if tool == "hping3":
+            rest = struct.pack("!HH", ident, ((seq & 0xFF) << 8) | (seq >> 8 & 0xFF))
+            data = env.noise(size, rng)
+            sim.emit(t, P.icmp4_frame(proxy.mac, client.mac, client.ip, proxy.ip, 64, rng.getrandbits(16), False,
+                                      8, 0, rest, data), atk.tag)
+            sim.icmp(t + wan_rtt(rng), proxy, client, 0, 0, rest, data, atk.tag, df=False)
         else:
-            data = env.noise(up, rng)
-        sim.icmp(t, client, proxy, 8, 0, P.icmp_echo(ident, seq), data, atk.tag)
-        reply = (data[:20] if tool == "ptunnel" else b"") + env.noise(rng.randint(28, 200), rng)
-        sim.icmp(t + wan_rtt(rng), proxy, client, 0, 0, P.icmp_echo(ident, seq), reply, atk.tag)
+            up = rng.randint(300, 1024) if rng.random() < 0.7 else rng.randint(28, 100)
+            if tool == "ptunnel":
+                data = struct.pack("!IIHHIHH", 0xD5200880, rng.getrandbits(32), 22, 0x2000, 0, seq, 0) + env.noise(up, rng)
+            else:
+                data = env.noise(up, rng)
+            sim.icmp(t, client, proxy, 8, 0, P.icmp_echo(ident, seq), data, atk.tag)
+            reply = (data[:20] if tool == "ptunnel" else b"") + env.noise(rng.randint(28, 200), rng)
+            sim.icmp(t + wan_rtt(rng), proxy, client, 0, 0, P.icmp_echo(ident, seq), reply, atk.tag)
         seq = (seq + 1) & 0xFFFF
         t += int(SECOND / pps * rng.uniform(0.5, 1.5))
         yield t
 
 
 def bulk_upload(env: Env, client: Host, rng: random.Random, *, megabytes: float, port: int, tls: bool) -> Process:
-    """Data pushed to an Internet host nobody resolved or talked to before (curl/nc/rclone style)."""
+    """Data pushed to an Internet host nobody resolved or talked to before: TLS (rclone/https),
+    an HTTP POST (``curl --data-binary @loot``) on 80/8080, or raw bytes (``nc``) elsewhere."""
     atk = Attack(env, "exfiltration", f"bulk-upload-{port}", client, rng)
     sim = env.sim
     server = env.home.unseen_peer(rng)
@@ -807,9 +877,15 @@ def bulk_upload(env: Env, client: Host, rng: random.Random, *, megabytes: float,
     c = Tcp(sim, client, server, eph_port(rng, client), port, atk.tag, rng, da=lan_delay(rng, client), db=wan_rtt(rng),
             loss=0.002)
     t = c.connect(t)
+    total = int(megabytes * 1024 * 1024)
+    http = not tls and port in (80, 8080)
     if tls:
         t = tls_handshake(env, c, t, rng, P.ip_str(server.ip))
-    total = int(megabytes * 1024 * 1024)
+    elif http:
+        head = (f"POST /{rng.choice(('upload', 'u', 'api/v1/files', 'data'))} HTTP/1.1\r\nHost: {P.ip_str(server.ip)}"
+                f":{port}\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\nContent-Type: application/octet-stream\r\n"
+                f"Content-Length: {total}\r\n\r\n").encode()
+        t = c.send(t, True, head, ack=False)
     chunk = 256 * 1024
     sent = 0
     rate = rng.uniform(1.5e6, 6e6)
@@ -818,5 +894,7 @@ def bulk_upload(env: Env, client: Host, rng: random.Random, *, megabytes: float,
         t = c.send(t, True, env.tls_records(n, rng) if tls else env.noise(n, rng), rate=rate)
         sent += n
         yield t
+    if http:
+        t = c.send(t + c.db, False, b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok")
     t = c.close(t + rng.randint(10 * MS, 200 * MS))
     yield t

@@ -4,8 +4,8 @@
   want to run next) in time order. A process may emit packets at or after its current time
   (replies "arrive later"); the scheduler keeps every emitted packet in a heap and hands it to the
   sink only once no process can emit anything earlier, so the output is in timestamp order.
-* :class:`Host` is one interface as seen from the capture point (a mirror port on the home
-  switch): MAC, IPv4 (+IPv6), the TTL its packets arrive with, and its TCP/IP :class:`Stack`
+* :class:`Host` is one interface as seen from the capture point (the home router's LAN
+  bridge): MAC, IPv4 (+IPv6), the TTL its packets arrive with, and its TCP/IP :class:`Stack`
   fingerprint. Internet peers carry the router's MAC and a TTL reduced by their hop count.
 * :class:`Tcp` is one TCP connection with real handshakes, delayed ACKs, consistent sequence
   numbers, timestamps when both stacks negotiate them, optional retransmissions and FIN/RST
@@ -49,16 +49,19 @@ class Stack:
     order: str          # tcp_options order
     window: int         # raw window field once established (already scaled)
     df: bool = True
+    synack_window: int = 0   # SYN/ACK window when timestamps are on (0: same as syn_window)
+    linux: bool = False      # IP ID 0 on SYN/ACKs and socket-less RSTs, per-connection IP IDs otherwise
 
 
-LINUX = Stack("linux", 64, 64240, 1460, 7, True, True, "linux", 502)
-ANDROID = Stack("android", 64, 65535, 1460, 9, True, True, "linux", 343)
+LINUX = Stack("linux", 64, 64240, 1460, 7, True, True, "linux", 502, synack_window=65160, linux=True)
+ANDROID = Stack("android", 64, 65535, 1460, 9, True, True, "linux", 343, synack_window=65160, linux=True)
 WINDOWS = Stack("windows", 128, 64240, 1460, 8, True, False, "windows", 1026)
 APPLE = Stack("apple", 64, 65535, 1460, 6, True, True, "apple", 2058)
 LWIP = Stack("lwip", 64, 5744, 1436, None, False, False, "plain", 5744, df=False)
 LWIP255 = Stack("lwip255", 255, 2920, 1460, None, False, False, "plain", 2920, df=False)
-EMBEDDED_LINUX = Stack("embedded-linux", 64, 29200, 1460, 6, True, True, "linux", 457)
-SERVER_LINUX = Stack("server", 64, 65160, 1460, 7, True, True, "linux", 509)
+EMBEDDED_LINUX = Stack("embedded-linux", 64, 29200, 1460, 6, True, True, "linux", 457, synack_window=28960,
+                       linux=True)
+SERVER_LINUX = Stack("server", 64, 65160, 1460, 7, True, True, "linux", 509, linux=True)
 SERVER_WIN = Stack("server-win", 128, 65535, 1460, 8, True, False, "windows", 1024)
 
 
@@ -207,6 +210,8 @@ class Tcp:
         self.loss = loss
         self.relay, self.relay_tag = relay, relay_tag or tag
         self._ts_a = self._ts_b = 0
+        self._id_a = rng.getrandbits(16) if a.stack.linux else None
+        self._id_b = rng.getrandbits(16) if b.stack.linux else None
         self.open = False
 
     # -- one segment
@@ -228,12 +233,22 @@ class Tcp:
         win = s.stack.window if window is None else window
         if not flags & P.ACK:
             ack = 0
+        if from_a:
+            if self._id_a is None:
+                ident = s.next_id()
+            else:
+                ident = self._id_a = (self._id_a + 1) & 0xFFFF
+        elif self._id_b is None:
+            ident = s.next_id()
+        elif flags & P.SYN or (flags & P.RST and not self.open):  # listener SYN/ACK, socket-less RST
+            ident = 0
+        else:
+            ident = self._id_b = (self._id_b + 1) & 0xFFFF
         emit = self.sim.emit
         if self.relay is None:
-            emit(t, P.tcp4_frame(d.mac, s.mac, s.ip, d.ip, s.ttl, s.next_id(), s.stack.df, sp, dp, seq, ack, flags,
+            emit(t, P.tcp4_frame(d.mac, s.mac, s.ip, d.ip, s.ttl, ident, s.stack.df, sp, dp, seq, ack, flags,
                                  win, options, payload), self.tag)
         else:  # poisoned path: sender -> attacker's MAC, then attacker forwards (TTL - 1)
-            ident = s.next_id()
             r = self.relay.mac
             emit(t, P.tcp4_frame(r, s.mac, s.ip, d.ip, s.ttl, ident, s.stack.df, sp, dp, seq, ack, flags, win,
                                  options, payload), self.relay_tag)
@@ -264,7 +279,9 @@ class Tcp:
             opts = P.tcp_options(mss=b.stack.mss, sack_perm=b.stack.sack and a.stack.sack,
                                  ts=(self._ts_b, self._ts_a) if ts_both else None,
                                  wscale=b.stack.wscale if a.stack.wscale is not None else None, order=b.stack.order)
-        self.seg(t, False, P.SYN | P.ACK, options=opts, window=b.stack.syn_window)
+        # Linux rounds its SYN/ACK window to the MSS left after the timestamps option (45 x 1448)
+        win = b.stack.synack_window if (self.ts_ok and self.a_syn is None and b.stack.synack_window) else b.stack.syn_window
+        self.seg(t, False, P.SYN | P.ACK, options=opts, window=win)
         t += self.da
         self.seg(t, True, P.ACK)
         self.open = True
@@ -484,8 +501,9 @@ class Home:
         key = (client.mac, name)
         if not force and self.dns_cache.get(key, -1) > t:
             return t, ip
-        ttl = rng.choice((60, 60, 120, 300, 300, 600, 3600))
-        self.dns_cache[key] = t + ttl * SECOND
+        ttl = rng.choice((30, 60, 60, 120, 300, 300, 600))
+        if qtype == P.DNS_A:
+            self.dns_cache[key] = t + ttl * SECOND
         tag = tag or self.dns_tag
         qid = rng.getrandbits(16)
         sport = rng.randint(32768, 60999) if client.stack.name != "lwip" else rng.randint(49152, 65535)

@@ -75,7 +75,7 @@ def wan_rtt(rng: random.Random) -> int:
 
 
 def lan_delay(rng: random.Random, host: Host) -> int:
-    """How fast ``host`` reacts as seen on the mirror port (Wi-Fi devices are slower)."""
+    """How fast ``host`` reacts as seen at the capture point (Wi-Fi devices are slower)."""
     base = 3 * MS if host.stack.name.startswith("lwip") else 800
     return base + rng.randint(0, base)
 
@@ -121,8 +121,35 @@ def https_fetch(env: Env, t: int, dev: Host, name: str, rng: random.Random, tag,
     t += c.db + rng.randint(5 * MS, 60 * MS)
     t = c.send(t, False, env.tls_records(down, rng), rate=rate)
     if not keep:
-        t = c.close(t + rng.randint(10 * MS, 200 * MS), from_a=rng.random() < 0.7)
+        if rng.random() < 0.12:  # browsers and Windows often abort with RST instead of FIN
+            t = c.reset(t + rng.randint(10 * MS, 200 * MS))
+        else:
+            t = c.close(t + rng.randint(10 * MS, 200 * MS), from_a=rng.random() < 0.7)
     return t, c
+
+
+def ssh_kex(env: Env, c: Tcp, t: int, rng: random.Random, server_banner: bytes, client_banner: bytes) -> int:
+    """SSH version exchange, KEXINIT both ways, curve25519 ECDH, NEWKEYS, service request."""
+    def sstr(b: bytes) -> bytes:
+        return struct.pack("!I", len(b)) + b
+    t = c.send(t + c.db, False, server_banner)
+    t = c.send(t + c.da, True, client_banner)
+    t = c.send(t + 200, True, P.ssh_kexinit(rng.randbytes(16), b"curve25519-sha256,curve25519-sha256@libssh.org,"
+                                            b"ecdh-sha2-nistp256,diffie-hellman-group14-sha256", b"ssh-ed25519,rsa-sha2-512,"
+                                            b"rsa-sha2-256,ecdsa-sha2-nistp256", b"aes256-ctr,aes192-ctr,aes128-ctr,"
+                                            b"chacha20-poly1305@openssh.com", b"hmac-sha2-256,hmac-sha2-512"))
+    t = c.send(t + c.db, False, P.ssh_kexinit(rng.randbytes(16), b"curve25519-sha256,curve25519-sha256@libssh.org,"
+                                              b"diffie-hellman-group14-sha256", b"ssh-ed25519,rsa-sha2-256",
+                                              b"aes128-ctr,aes256-ctr,chacha20-poly1305@openssh.com",
+                                              b"hmac-sha2-256,hmac-sha1"))
+    t = c.send(t + c.da, True, P.ssh_packet(b"\x1e" + sstr(rng.randbytes(32))))
+    reply = (b"\x1f" + sstr(sstr(b"ssh-ed25519") + sstr(rng.randbytes(32))) + sstr(rng.randbytes(32))
+             + sstr(sstr(b"ssh-ed25519") + sstr(rng.randbytes(64))))
+    t = c.send(t + c.db + rng.randint(2 * MS, 15 * MS), False, P.ssh_packet(reply) + P.ssh_packet(b"\x15"))
+    t = c.send(t + c.da, True, P.ssh_packet(b"\x15"))
+    # from here on everything is encrypted (aes128-ctr + hmac-sha2-256: 32-byte MAC)
+    t = c.send(t + 300, True, env.noise(32 + 32, rng))
+    return c.send(t + c.db, False, env.noise(32 + 32, rng))
 
 
 # ----------------------------------------------------------------------------- housekeeping
@@ -172,6 +199,7 @@ def router_housekeeping(env: Env, rng: random.Random) -> Process:
     ssdp_tag = env.normal("ssdp")
     t = sim.now
     next_notify = t + jitter(rng, 20, 0.9)
+    next_ra = t + jitter(rng, 30, 0.9)
     while True:
         t += jitter(rng, 15, 0.8)
         hosts = [h for h in home.hosts if h.local and h is not gw and h.kind != "attacker"]
@@ -191,7 +219,33 @@ def router_housekeeping(env: Env, rng: random.Random) -> Process:
                 sim.udp(t, gw, home.ssdp, 1900, 1900, msg, ssdp_tag, ttl=2)
                 t += rng.randint(100, 2 * MS)
             next_notify = t + jitter(rng, 60, 0.5)
+        if t >= next_ra:
+            router_advertisement(env, t, gw, home.v6_prefix, tag=env.normal("ndp"))
+            next_ra = t + jitter(rng, rng.choice((200, 300, 600)), 0.3)
         yield t
+
+
+def router_advertisement(env: Env, t: int, router: Host, prefix: bytes, tag, *, flags: int = 0x00,
+                         lifetime: int = 1800, hop_limit: int = 64) -> None:
+    """ICMPv6 RA to all nodes: prefix information (/64, SLAAC), source link-layer address, MTU."""
+    dst = P.ip6("ff02::1")
+    body = (struct.pack("!BBHII", hop_limit, flags, lifetime, 0, 0)
+            + struct.pack("!BBBBIII", 3, 4, 64, 0xC0, 86400, 14400, 0) + prefix + bytes(8)
+            + b"\x01\x01" + router.mac + struct.pack("!BBHI", 5, 1, 0, 1500))
+    env.sim.emit(t, P.icmp6_frame(P.multicast_mac6(dst), router.mac, router.ip6, dst, 255, 134, 0, body), tag)
+
+
+def ipv6_join(env: Env, dev: Host, t: int, rng: random.Random) -> int:
+    """Duplicate address detection (NS from ::) and a router solicitation, as a v6 host comes up."""
+    tag = env.normal("ndp")
+    target = dev.ip6
+    snm = P.ip6("ff02::1:ff00:0")[:13] + target[13:]
+    env.sim.emit(t, P.icmp6_frame(P.multicast_mac6(snm), dev.mac, bytes(16), snm, 255, 135, 0, bytes(4) + target), tag)
+    t += rng.randint(300 * MS, 1000 * MS)
+    rs = P.ip6("ff02::2")
+    env.sim.emit(t, P.icmp6_frame(P.multicast_mac6(rs), dev.mac, target, rs, 255, 133, 0,
+                                  bytes(4) + b"\x01\x01" + dev.mac), tag)
+    return t
 
 
 def ntp_client(env: Env, dev: Host, rng: random.Random, server_name: str, period: float) -> Process:
@@ -574,8 +628,8 @@ def web_client(env: Env, dev: Host, rng: random.Random, sites: tuple[str, ...], 
         if quic and r < 0.25:
             t = yield from quic_session(env, dev, rng, t, rng.choice(("r3---sn-ab5l6nzr.googlevideo.com",
                                                                    "www.youtube.com", "www.google.com")),
-                                        seconds=(5, 15, 40) if heavy else (2, 3), pps=(150, 700) if heavy else (20, 60))
-        elif heavy and r < 0.30:
+                                        seconds=(5, 15, 40) if heavy else (2, 3), pps=(150, 700) if heavy else (10, 30))
+        elif heavy and r < 0.28:
             t = yield from speed_test(env, dev, rng, t)
         else:
             site = rng.choice(sites)
@@ -631,7 +685,7 @@ def speed_test(env: Env, dev: Host, rng: random.Random, t: int):
             e = c.connect(t + i * 3 * MS)
             e = tls_handshake(env, c, e, rng, name)
             e = c.send(e, True, env.tls_records(rng.randint(300, 600), rng), ack=False)
-            e = c.send(e + c.db, upload, env.tls_records(rng.randint(3_000_000, 6_000_000), rng),
+            e = c.send(e + c.db, upload, env.tls_records(rng.randint(1_000_000, 2_500_000), rng),
                        rate=rng.uniform(6e6, 12e6))
             e = c.close(e)
             end = max(end, e)
@@ -655,3 +709,87 @@ def apple_push(env: Env, dev: Host, rng: random.Random) -> Process:
             t = c.send(t + c.db, False, env.tls_records(rng.randint(20, 60), rng))
         t = c.close(t)
         yield t
+
+
+def admin_ssh(env: Env, laptop: Host, server: Host, rng: random.Random) -> Process:
+    """Someone SSHes into the hub: OpenSSH KEX, public-key login, an interactive session, logout."""
+    sim = env.sim
+    tag = env.normal("ssh-admin")
+    t = sim.now
+    while True:
+        c = lan_conn(env, laptop, server, 22, tag, rng)
+        t = c.connect(t)
+        t = ssh_kex(env, c, t, rng, b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n", b"SSH-2.0-OpenSSH_9.6\r\n")
+        for size_c, size_s in ((64, 96), (400, 64), (112, 48)):  # publickey offer, signature, session open
+            t = c.request(t + rng.randint(1 * MS, 20 * MS), env.noise(size_c, rng), env.noise(size_s, rng),
+                          server_time=rng.randint(1 * MS, 30 * MS))
+        end = t + jitter(rng, rng.choice((30, 90, 240)), 0.5)
+        while t < end:
+            t += rng.randint(80 * MS, 1500 * MS)
+            if rng.random() < 0.08:  # command output
+                t = c.request(t, env.noise(36, rng), env.noise(rng.randint(1_000, 20_000), rng))
+            else:  # one keystroke, echoed
+                t = c.request(t, env.noise(36, rng), env.noise(36, rng), server_time=rng.randint(200, 2 * MS))
+            yield t
+        t = c.request(t + rng.randint(100 * MS, 1 * SECOND), env.noise(36, rng), env.noise(rng.choice((52, 68)), rng))
+        t = c.close(t, from_a=False)
+        t += jitter(rng, rng.choice((600, 1200, 2400)), 0.5)
+        yield t
+
+
+def photo_backup(env: Env, phone: Host, rng: random.Random, name: str, size_mb: tuple[float, float]) -> Process:
+    """Phone camera-roll backup: a bulk HTTPS upload to its (resolved) cloud, now and then."""
+    tag = env.normal("photo-backup")
+    t = env.sim.now
+    while True:
+        t += jitter(rng, rng.choice((120, 300, 900)), 0.5)
+        yield t
+        size = int(rng.uniform(*size_mb) * 1024 * 1024)
+        t, _ = https_fetch(env, t, phone, name, rng, tag, up=size, down=rng.randint(300, 2000),
+                           rate=rng.uniform(1e6, 5e6))
+        yield t
+
+
+def mac_rotation(env: Env, phone: Host, rng: random.Random) -> Process:
+    """A phone rotates its private Wi-Fi MAC and rejoins; the router hands it the same address.
+
+    A benign IP -> MAC change (hard negative for ARP spoofing)."""
+    t = env.sim.now
+    phone.mac = env.home.new_mac("apple", randomized=True)
+    t = dhcp_join(env, phone, t, rng, phone.name.encode())
+    yield t
+
+
+def dns_chatter(env: Env, dev: Host, rng: random.Random, period: float) -> Process:
+    """Background lookups of apps and OS services: CDN and telemetry names with hash-like labels,
+    AAAA next to A, the odd NXDOMAIN (benign high-entropy DNS: hard negative for DNS tunnels)."""
+    sim, home = env.sim, env.home
+    tag = home.dns_tag
+    t = sim.now
+    while True:
+        t += jitter(rng, period, 0.8)
+        yield t
+        r = rng.random()
+        if r < 0.25:
+            name = f"{rng.randbytes(rng.choice((8, 16))).hex()}.telemetry.example.com"
+        elif r < 0.4:
+            name = f"r{rng.randint(1, 8)}---sn-{''.join(rng.choice('abcdefghijklmnopqrstuvwxyz0123456789-') for _ in range(8))}.googlevideo.example.com"
+        elif r < 0.55:
+            name = f"d{rng.randbytes(6).hex()[:13]}.cloudfront.example.net"
+        elif r < 0.65:
+            name = f"e{rng.randint(1000, 99999)}.dscx.akamaiedge.example.net"
+        elif r < 0.75:
+            name = rng.choice(("wpad.home.arpa", "printer.local.example", "_ldap._tcp.dc._msdcs.home.example"))
+            qid = rng.getrandbits(16)
+            sport = eph_port(rng, dev)
+            q = P.dns_question(name, P.DNS_A)
+            sim.udp(t, dev, home.gateway, sport, 53, P.dns_message(qid, P.DNS_QUERY_FLAGS, [q]), tag)
+            sim.udp(t + rng.randint(500, 30 * MS), home.gateway, dev, 53, sport,
+                    P.dns_message(qid, P.DNS_NXDOMAIN_FLAGS, [q]), tag)
+            continue
+        else:
+            name = rng.choice(("api.example-app.com", "graph.example.net", "play.example-store.com",
+                               "gateway.icloud.example.com", "mobile.events.example.org"))
+        t, _ = home.lookup(t, dev, name, rng)
+        if dev.ip6 is not None:
+            t, _ = home.lookup(t + rng.randint(50, 2 * MS), dev, name, rng, qtype=P.DNS_AAAA, force=True)

@@ -52,7 +52,9 @@ class Profile:
     flood_seconds: tuple[float, float] = (4, 12)
     scan_ports: tuple[int, ...] = (100, 1000)
     upload_mb: tuple[float, float] = (4, 20)
+    backup_mb: tuple[float, float] = (2, 15)
     tunnel_seconds: tuple[float, float] = (30, 120)
+    tunnel_rate: tuple[float, float] = (5, 30)
     episodes_per_10min: float = 2.0
     extra_clients: int = 0
 
@@ -61,10 +63,10 @@ SCENARIOS: dict[str, tuple[Profile, tuple[str, ...]]] = {
     "home": (Profile(), ATTACK_FAMILIES),
     "busy": (Profile(extra_clients=3, episodes_per_10min=3.0), ATTACK_FAMILIES),
     "benign": (Profile(), ()),
-    "demo": (Profile(camera_kbps=(20, 35), camera_fps=(4, 6), continuous_stream=False, stream_seconds=(20, 30),
+    "demo": (Profile(camera_kbps=(20, 35), camera_fps=(4, 6), continuous_stream=False, stream_seconds=(15, 20),
                      clip_kb=(40, 120), firmware_kb=(30, 80), heavy_web=False, flood_rate=(150, 300), flood_seconds=(3, 4),
                      scan_ports=(100,),
-                     upload_mb=(0.3, 0.6), tunnel_seconds=(10, 20), episodes_per_10min=2.5), ATTACK_FAMILIES),
+                     upload_mb=(0.3, 0.6), backup_mb=(0.1, 0.3), tunnel_seconds=(10, 20), tunnel_rate=(4, 10), episodes_per_10min=2.5), ATTACK_FAMILIES),
 }
 
 CORE_KINDS = ("hub", "camera", "sensor", "plug", "speaker", "laptop", "phone", "coap")
@@ -192,10 +194,13 @@ def build_home(sim: Sim, devices: int, profile: Profile) -> tuple[D.Env, dict[st
             h = home.add_host(name, "coap", r.choice(("signify", "xiaomi", "espressif")), LWIP255)
         by_kind.setdefault(h.kind, []).append(h)
         at = start(i)
-        if kind == "phone" and r.random() < 0.5:  # arrives home during the capture: DHCP + ARP probes
+        joins = kind == "phone" and r.random() < 0.5
+        if joins:  # arrives home during the capture: DHCP + ARP probes
             at = t0 + r.randint(10 * SECOND, max(11 * SECOND, (sim.end - sim.start) // 2))
             spawn(_after_join(env, h, r), at)
             at += 3 * SECOND
+        if h.ip6 is not None:
+            spawn(_v6_join(env, h, r), at + r.randint(0, 2 * SECOND))
         if kind == "sensor":
             broker = hub or home.gateway
             spawn(D.mqtt_sensor(env, h, broker, r, period=r.choice((10, 15, 30, 60)), keepalive=r.choice((30, 60, 120)),
@@ -224,10 +229,18 @@ def build_home(sim: Sim, devices: int, profile: Profile) -> tuple[D.Env, dict[st
             spawn(D.firmware_check(env, h, r, "update.os-vendor.example.com", profile.firmware_kb), at + 60 * SECOND)
             spawn(D.mdns_browser(env, h, r, ("_airplay._tcp", "_googlecast._tcp", "_ipp._tcp", "_spotify-connect._tcp"),
                                  r.choice((60, 120))), at + 5 * SECOND)
+            spawn(D.dns_chatter(env, h, r, r.choice((20, 40, 90))), at + r.randint(1, 20) * SECOND)
+            if hub is not None and r.random() < 0.7:
+                spawn(D.admin_ssh(env, h, hub, r), at + r.randint(20, max(21, (sim.end - sim.start) // SECOND // 3)) * SECOND)
         elif kind == "phone":
             spawn(D.web_client(env, h, r, _SITES, quic=True, heavy=profile.heavy_web), at)
             if vendor == "apple":
                 spawn(D.apple_push(env, h, r), at)
+            spawn(D.dns_chatter(env, h, r, r.choice((15, 30, 60))), at + r.randint(1, 10) * SECOND)
+            spawn(D.photo_backup(env, h, r, "photos-upload.example.com" if vendor == "google"
+                                 else "p52-content.icloud.example.com", profile.backup_mb), at)
+            if not joins and h.mac[0] & 0x02 and r.random() < 0.5:
+                spawn(D.mac_rotation(env, h, r), t0 + r.randint(30 * SECOND, max(31 * SECOND, (sim.end - sim.start) * 3 // 4)))
             spawn(D.mdns_browser(env, h, r, ("_homekit._tcp", "_hap._tcp", "_airplay._tcp", "_companion-link._tcp",
                                              "_googlecast._tcp"), r.choice((30, 90))), at + 2 * SECOND)
         elif kind in ("thermostat", "bridge"):
@@ -254,6 +267,10 @@ def build_home(sim: Sim, devices: int, profile: Profile) -> tuple[D.Env, dict[st
 def _after_join(env: D.Env, dev: Host, rng) -> D.Process:
     t = env.sim.now
     yield D.dhcp_join(env, dev, t, rng, dev.name.encode())
+
+
+def _v6_join(env: D.Env, dev: Host, rng) -> D.Process:
+    yield D.ipv6_join(env, dev, env.sim.now, rng)
 
 
 # ----------------------------------------------------------------------------- attack schedule
@@ -313,10 +330,11 @@ def schedule_attacks(env: D.Env, by_kind: dict[str, list[Host]], families: tuple
                                                  dport=r.choice(A._open_ports(victim) or (80,))), at)
                 elif what == "udp":
                     sim.spawn(A.hping3_udp_flood(env, kali, victim, r, rate=fr(), seconds=fs(),
-                                                 dport=r.choice((53, 80, 123, 1900, 5683, 0)), data=r.choice((0, 0, 64, 512)),
+                                                 dport=r.choice((53, 80, 123, 1900, 5683, 0)), data=r.choice((0, 0, 32, 64, 128, 512)),
                                                  spoof=r.random() < 0.3), at)
                 elif what == "icmp":
-                    sim.spawn(A.hping3_icmp_flood(env, kali, victim, r, rate=fr(), seconds=fs()), at)
+                    sim.spawn(A.hping3_icmp_flood(env, kali, victim, r, rate=fr(), seconds=fs(),
+                                                  data=r.choice((0, 0, 56, 120, 512))), at)
                 elif what == "slowloris":
                     sim.spawn(A.slowloris(env, kali, victim, r, sockets=r.choice((50, 100, 150)),
                                           seconds=r.uniform(40, 120) if profile.heavy_web else 35), at)
@@ -354,13 +372,15 @@ def schedule_attacks(env: D.Env, by_kind: dict[str, list[Host]], families: tuple
                 client = r.choice(lan)
                 if what in ("iodine", "dnscat2"):
                     sim.spawn(A.dns_tunnel(env, client, r, tool=what, seconds=r.uniform(*profile.tunnel_seconds),
-                                           qps=r.uniform(5, 30), direct=r.random() < 0.25), at)
+                                           qps=r.uniform(*profile.tunnel_rate), direct=r.random() < 0.25), at)
                 elif what == "icmp":
                     sim.spawn(A.icmp_tunnel(env, client, r, seconds=r.uniform(*profile.tunnel_seconds),
-                                            pps=r.uniform(5, 40), tool=r.choice(("ptunnel", "icmptunnel"))), at)
+                                            pps=r.uniform(*profile.tunnel_rate), tool=r.choice(("ptunnel", "icmptunnel", "hping3"))),
+                              at)
                 else:
                     sim.spawn(A.bulk_upload(env, client, r, megabytes=r.uniform(*profile.upload_mb),
-                                            port=r.choice((443, 443, 8443, 4444, 21, 9001)), tls=r.random() < 0.6), at)
+                                            port=r.choice((443, 443, 8443, 80, 8080, 4444, 9001)), tls=r.random() < 0.5),
+                              at)
             notes.append(f"{family}:{what}@{(at - sim.start) / SECOND:.0f}s")
     return notes
 
@@ -373,11 +393,16 @@ class Result:
     packets: int
     class_counts: dict[str, int]
     seconds: float
+    cpu_seconds: float
     episodes: list[str]
 
     @property
     def packets_per_second(self) -> float:
         return self.packets / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def packets_per_cpu_second(self) -> float:
+        return self.packets / self.cpu_seconds if self.cpu_seconds > 0 else 0.0
 
 
 def start_time(seed: int) -> int:
@@ -409,7 +434,7 @@ def simulate(out_dir: str | Path, *, seed: int = 1, duration_us: int = 600 * SEC
     pcap_path = out / f"{stem}.pcapng"
     labels_path = out / f"{stem}.pcapng.labels.csv"
 
-    wall0 = time.perf_counter()
+    wall0, cpu0 = time.perf_counter(), time.process_time()
     sim = Sim(seed, start_time(seed), duration_us)
     env, by_kind = build_home(sim, devices, profile)
     episodes = schedule_attacks(env, by_kind, families, profile)
@@ -447,8 +472,8 @@ def simulate(out_dir: str | Path, *, seed: int = 1, duration_us: int = 600 * SEC
         sim.run(sink)
         lh.write("".join(rows))
         writer.close()
-    seconds = time.perf_counter() - wall0
-    return Result(pcap_path, labels_path, frame_no, dict(zip(CLASSES, counts)), seconds, episodes)
+    seconds, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    return Result(pcap_path, labels_path, frame_no, dict(zip(CLASSES, counts)), seconds, cpu, episodes)
 
 
 def main(argv: Sequence[str]) -> int:
@@ -460,5 +485,6 @@ def main(argv: Sequence[str]) -> int:
     per_class = " ".join(f"{c}={n}" for c, n in res.class_counts.items())
     size_mb = res.pcap.stat().st_size / 1e6
     print(f"wrote {res.pcap} ({size_mb:.1f} MB, {res.packets} packets: {per_class}) + {res.labels.name} "
-          f"in {res.seconds:.1f} s ({res.packets_per_second:,.0f} packets/s)")
+          f"in {res.seconds:.1f} s ({res.packets_per_second:,.0f} packets/s; "
+          f"{res.packets_per_cpu_second:,.0f} per CPU-second)")
     return 0
