@@ -13,8 +13,8 @@ Data flow (one direction, few hops):
 """
 from __future__ import annotations
 
-import sys
 import time
+from pathlib import Path
 from typing import Callable
 
 from rich.text import Text
@@ -167,7 +167,7 @@ class IotWatchApp(App[int]):
         self.exit_code = message.exit_code
         self.state = "failed"
         if not message.started:
-            self.exit(self.exit_code, return_code=self.exit_code)
+            self.exit(self.exit_code, return_code=self.exit_code, message=self._exit_message())
             return
         self.status.add_class("-failed")
         self.notify(message.reason, title="capture failed", severity="error", timeout=30)
@@ -208,13 +208,18 @@ class IotWatchApp(App[int]):
         if self.alerts.total != self._last_alerts or self._dirty:
             self.alert_pane.show(self.alerts)
         self.status.show(
-            state=self._state_label(), source=self.source_name, packets=packets, rate=self._rate(),
+            state=self._state_label(), source=self._source_label, packets=packets, rate=self._rate(),
             shown=len(self.rows), dropped=self.rows.evicted + self.skipped,
             capture_drops=self.session.capture_drops, speed="live" if self.live else self.session.speed,
             filter_name=self.filter_name, model=getattr(self.session.classifier, "name", "?"))
         self._last_packets, self._last_labelled = packets, labelled
         self._last_alerts, self._rate_version = self.alerts.total, rate_version
         self._dirty = False
+
+    @property
+    def _source_label(self) -> str:
+        """A capture file's name (the full path is in the report) or the interface."""
+        return Path(self.source_name).name if self.capture_path else self.source_name
 
     def _rate(self) -> float:
         """pkt/s over the last second while running; the whole run's average once it ended
@@ -321,7 +326,11 @@ class IotWatchApp(App[int]):
         code = self.exit_code
         if code == EXIT_OK and self.fail_on == "anomaly" and self.session.totals.anomalies:
             code = EXIT_ANOMALIES
-        self.exit(code, return_code=code)
+        self.exit(code, return_code=code, message=self._exit_message())
+
+    def _exit_message(self) -> Text | None:
+        """The one error line printed once the terminal is restored (Textual prints it on stderr)."""
+        return Text(f"iotwatch: error: {self.error}") if self.error else None
 
     # --- packet detail ---------------------------------------------------------------------------
     @on(PacketTable.RowChosen)
@@ -379,10 +388,15 @@ def make_app(source_factory: Callable[[], object], classifier, labels=None, *, s
 
 def run_tui(cfg) -> int:
     """Run the TUI for a validated ``RunConfig``; returns the CLI exit code (terminal restored)."""
+    from iotwatch.captures.preflight import check_capture_file
     from iotwatch.headless import check_outputs
     from iotwatch.options import load_classifier, load_labels, source_factory
 
+    # the common input errors fail here, as one line before the screen switches; anything the
+    # source finds later arrives as CaptureFailed inside the app
     check_outputs(cfg)
+    if cfg.read:
+        check_capture_file(cfg.read)
     classifier = load_classifier(cfg.model)
     labels = load_labels(cfg, list(classifier.classes_))
     app = make_app(source_factory(cfg), classifier, labels, source_name=cfg.source_name,
@@ -391,7 +405,5 @@ def run_tui(cfg) -> int:
     result = app.run()
     # the worker was cancelled on quit: let it close the source and write the outputs
     app.session.done.wait(timeout=15)
-    if app.error:
-        print(f"iotwatch: error: {app.error}", file=sys.stderr)
     code = app.return_code if app.return_code is not None else (result or 0)
     return int(code or 0)

@@ -13,32 +13,26 @@ from iotwatch.tui.store import AlertGroups
 
 class AlertPane(Static):
     DEFAULT_CSS = """
-    AlertPane { height: 1fr; }
+    AlertPane { height: 1fr; overflow: hidden; }
     """
+    MAX_ROWS = 40
 
     def __init__(self, classes_: Sequence[str], **kwargs) -> None:
         super().__init__(**kwargs)
         self.class_names = list(classes_)
         self.class_style: Callable[[int], Style] = lambda i: Style()
-        self._last: AlertGroups | None = None
-
-    def on_resize(self) -> None:
-        if self._last is not None:
-            self.show(self._last)
 
     def show(self, alerts: AlertGroups) -> None:
-        self._last = alerts
         if not alerts.groups:
             self.update(Text("no anomalous packets yet", style="dim"))
             return
-        rows = max(1, self.size.height - 1) if self.size.height else 10
         t = Table(box=None, expand=True, padding=(0, 1), show_edge=False, pad_edge=False)
         t.add_column("class", no_wrap=True)
         t.add_column("host", no_wrap=True, overflow="ellipsis")
         t.add_column("pkts", justify="right", no_wrap=True)
         t.add_column("frames", no_wrap=True)
         t.add_column("targets", no_wrap=True, overflow="ellipsis", ratio=1)
-        for g in alerts.recent(rows):
+        for g in alerts.recent(self.MAX_ROWS):  # the pane clips to its height
             targets = sorted(g.targets)
             more = "+" if len(targets) >= alerts.MAX_TARGETS else ""
             shown = ", ".join(targets[:3]) + (f" (+{len(targets) - 3}{more})" if len(targets) > 3 else "")
