@@ -97,12 +97,19 @@ class ChunkPlanner:
             header, start = b"".join(self._header_blocks), self._off
             walk = self._walk_pcap if self.format == "pcap" else self._walk_pcapng
             count, self._problem = walk(self.per_chunk)
+            self._release(start, self._off)
             chunk = Chunk(header, start, self._off, count, self._frames + 1, self._problem)
             self._frames += count
             if count or self._problem:
                 return chunk
         self.close()
         return None
+
+    def _release(self, start: int, stop: int) -> None:
+        """Drop walked pages from our mapping: they would count as our RSS (the page cache keeps them)."""
+        first = start - start % mmap.PAGESIZE
+        if stop > first:
+            self._mm.madvise(mmap.MADV_DONTNEED, first, stop - first)
 
     def _walk_pcap(self, limit: int) -> tuple[int, str | None]:
         mm, size, off, n = self._mm, self.size, self._off, 0

@@ -146,6 +146,7 @@ class _FieldsCapture(Capture):
     def _init_fields(self):
         self.stderr_lines: collections.deque[str] = collections.deque(maxlen=_STDERR_KEEP)
         self.stderr_by_stream: dict[int, collections.deque[str]] = {}
+        self.stderr_tasks: dict[int, asyncio.Task] = {}
         self.stream_limit = _STREAM_LIMIT
 
     async def _get_tshark_process(self, packet_count=None, stdin=None):
@@ -159,6 +160,16 @@ class _FieldsCapture(Capture):
         self._created_new_process(argv, process)
         return process
 
+    def _create_stderr_handling_task(self, stderr):
+        super()._create_stderr_handling_task(stderr)
+        self.stderr_tasks[id(stderr)] = self._stderr_handling_tasks[-1]
+
+    async def stderr_done(self, process) -> None:
+        """Wait until ``process``'s stderr is fully read (it ends when the process exits)."""
+        task = self.stderr_tasks.get(id(process.stderr))
+        if task is not None:
+            await asyncio.wait_for(asyncio.shield(task), 5)
+
     async def _handle_process_stderr_forever(self, stderr):
         mine = self.stderr_by_stream.setdefault(id(stderr), collections.deque(maxlen=_STDERR_KEEP))
         while True:
@@ -171,8 +182,15 @@ class _FieldsCapture(Capture):
                 self.stderr_lines.append(text)
                 mine.append(text)
 
-    def stderr_of(self, process) -> list[str]:
-        return list(self.stderr_by_stream.get(id(process.stderr), ()))
+    def release(self, process) -> list[str]:
+        """Forget a finished process (its transport, task and stderr); return its stderr lines."""
+        self._running_processes.discard(process)
+        self._stderr_handling_tasks = [t for t in self._stderr_handling_tasks if not t.done()]
+        self.stderr_tasks.pop(id(process.stderr), None)
+        transport = getattr(process, "_transport", None)
+        if transport is not None:
+            transport.close()
+        return list(self.stderr_by_stream.pop(id(process.stderr), ()))
 
     async def _cleanup_subprocess(self, process):
         """Kill our own process if still running; exit codes are judged by the source, not here."""
@@ -395,11 +413,14 @@ class TsharkFieldsSource:
             rc = None
         if seg.feeder is not None:
             seg.feeder.join(5)
-        self.loop.run_until_complete(asyncio.gather(*self.capture._stderr_handling_tasks))
+        try:
+            self.loop.run_until_complete(self.capture.stderr_done(seg.process))
+        except asyncio.TimeoutError:
+            pass
         self._note_drops()
         if self._closed:
             return
-        reason = _tshark_reason(self.capture.stderr_of(seg.process))
+        reason = _tshark_reason(self.capture.release(seg.process))
         failed = rc not in (0, None) or reason is not None
         if seg.chunk is not None and not failed and seg.rows < seg.chunk.packets:
             failed, reason = True, f"tshark read {seg.rows} of the {seg.chunk.packets} packets of a chunk"
@@ -420,12 +441,12 @@ class TsharkFieldsSource:
                 self.stats.capture_drops = int(m.group(2))
 
     def _stop_pending(self) -> None:
-        for seg in list(self._pending):
-            if seg.process.returncode is None:
-                try:
-                    seg.process.kill()
-                except ProcessLookupError:
-                    pass
+        """A chunk ended the file early: stop the chunks started after it."""
+        for seg in self._pending:
+            self.loop.run_until_complete(self.capture._cleanup_subprocess(seg.process))
+            if seg.feeder is not None:
+                seg.feeder.join(5)
+            self.capture.release(seg.process)
         self._pending.clear()
 
     def close(self) -> None:
@@ -447,9 +468,13 @@ class TsharkFieldsSource:
         for seg in self._pending:
             if seg.feeder is not None:
                 seg.feeder.join(5)
+            self.capture.release(seg.process)
+        if dumpcap is not None:
+            self.capture.release(dumpcap)
         if self._planner is not None:
             self._planner.close()
         self._note_drops()
+        self.loop.run_until_complete(asyncio.sleep(0))  # let closed transports finish before the loop goes
         self.loop.close()
 
 
