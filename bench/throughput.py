@@ -4,8 +4,9 @@
 
 Times (best of ``--repeat``):
   1. raw ``tshark -T fields`` with the same fields and prefs, output discarded (the reference);
-  2. ``open_source(read=FILE)`` iterated to the end (the capture layer alone);
-  3. ``iotwatch -r FILE --headless`` end to end, when a classifier is installed.
+  2. ``open_source(read=FILE)`` iterated to the end (the capture layer alone, one tshark);
+  3. the same with ``workers=N`` (the file in N chunks, one tshark each, merged in frame order);
+  4. ``iotwatch -r FILE --headless`` end to end, when a classifier is installed.
 Prints packets/s of each and, as the LAST line, ``ratio=<iotwatch/tshark>`` (the headless run when
 available, else the source alone). Ratios, not absolute numbers, are comparable across machines.
 """
@@ -34,9 +35,9 @@ def time_tshark(path: str) -> tuple[float, int]:
     return time.perf_counter() - t0, lines
 
 
-def time_source(path: str, rows: int) -> tuple[float, int]:
+def time_source(path: str, rows: int, **options) -> tuple[float, int]:
     t0 = time.perf_counter()
-    src = open_source(read=path)
+    src = open_source(read=path, **options)
     n = 0
     try:
         for b in src.batches(max_rows=rows):
@@ -64,6 +65,8 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=2, help="best of N runs each (default 2)")
     ap.add_argument("--rows", type=int, default=8192, help="batch size for the source (default 8192)")
     ap.add_argument("--no-headless", action="store_true", help="skip the end-to-end iotwatch run")
+    ap.add_argument("--workers", type=int, default=2,
+                    help="also time the source with N tsharks side by side (default 2; 1 = skip)")
     ns = ap.parse_args(argv)
     t_ref, n_ref = min(time_tshark(ns.file) for _ in range(ns.repeat))
     print(f"tshark -T fields : {n_ref:>9,} pkts  {t_ref:7.2f} s  {n_ref / t_ref:>10,.0f} pkt/s")
@@ -73,6 +76,10 @@ def main(argv=None) -> int:
         print(f"MISMATCH: source yielded {n_src} frames, tshark printed {n_ref}", file=sys.stderr)
         return 1
     ratio = t_ref / t_src
+    if ns.workers > 1:
+        t_par, n_par = min(time_source(ns.file, ns.rows, workers=ns.workers) for _ in range(ns.repeat))
+        print(f"source, {ns.workers} tsharks: {n_par:>9,} pkts  {t_par:7.2f} s  {n_par / t_par:>10,.0f} pkt/s")
+        print(f"parallel source ratio={t_ref / t_par:.3f}")
     if not ns.no_headless and classifier_available():
         t_hl, rc, _ = min(time_headless(ns.file) for _ in range(ns.repeat))
         if rc == 0:

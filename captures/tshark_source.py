@@ -87,8 +87,8 @@ class FieldsParser:
             col = cols[idx[0]]
             for j in idx[1:]:  # first non-empty of several tshark fields (ip.src / ipv6.src)
                 alt = cols[j]
-                if alt.count("") != n:
-                    col = [a or b for a, b in zip(col, alt)]
+                if any(alt):
+                    col = [a or b for a, b in zip(col, alt)] if any(col) else alt
             out[name] = _convert(col, kind, n)
         return PacketBatch(out)
 
@@ -111,13 +111,15 @@ def _convert(col: list[str], kind: str, n: int) -> np.ndarray:
         arr = np.empty(n, dtype=object)
         arr[:] = col
         return arr
-    if col.count("") == n:
+    if not any(col):
         return np.full(n, np.nan, dtype=np.float64) if kind == "float" else np.full(n, -1, dtype=np.int64)
     if kind == "hex":
         return np.fromiter((int(v, 16) if v else -1 for v in col), dtype=np.int64, count=n)
-    missing, dtype = ("nan", np.float64) if kind == "float" else ("-1", np.int64)
+    missing, dtype = (",nan,", np.float64) if kind == "float" else (",-1,", np.int64)
+    text = "," + ",".join(col) + ","
+    text = text.replace(",,", missing).replace(",,", missing)  # empty fields, also runs of them
     try:  # numpy's C text parser: ~30 ns per value
-        arr = np.fromstring(",".join([v or missing for v in col]), dtype=dtype, sep=",")
+        arr = np.fromstring(text[1:-1], dtype=dtype, sep=",")
         if len(arr) == n:
             return arr
     except ValueError:
