@@ -440,6 +440,7 @@ class TsharkFieldsSource:
         for line in self.capture.stderr_lines:
             m = _DROPS_RE.search(line)
             if m:
+                self.stats.extra["captured"] = int(m.group(1))
                 self.stats.capture_drops = int(m.group(2))
 
     def _stop_pending(self) -> None:

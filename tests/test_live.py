@@ -69,6 +69,7 @@ def test_live_lo_counts_every_datagram():
     assert empty >= 1  # an idle interface still yields (empty) batches, so callers can stop
     assert src.stats.packets == N
     assert src.stats.capture_drops == 0
+    assert src.stats.extra["captured"] == N  # dumpcap's own count, read when it stopped
     assert all(p.returncode is not None for p in procs)  # close() ended dumpcap and tshark
 
 
