@@ -46,7 +46,7 @@ PANES = ("counters", "alerts", "confusion")
 class IotWatchApp(App[int]):
     """The monitor. Build it with ``make_app``; ``return_code`` is the CLI exit code."""
 
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).parent / "app.tcss"
     TITLE = "iotwatch"
     COMMANDS = App.COMMANDS | {IotwatchCommands}
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
@@ -64,7 +64,7 @@ class IotWatchApp(App[int]):
     ]
 
     def __init__(self, session: CaptureSession, *, source_name: str, capture_path: str | None = None,
-                 normal_index: int = 0, fail_on: str | None = None, tick: float = 0.1,
+                 normal_index: int = 0, fail_on: str | None = None, tick: float = 0.25,
                  view_cap: int = 50_000, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         self.session = session
@@ -373,7 +373,7 @@ class IotWatchApp(App[int]):
 def make_app(source_factory: Callable[[], object], classifier, labels=None, *, source_name: str = "replay",
              capture_path: str | None = None, speed: str = "max", count: int | None = None,
              duration: float | None = None, report: str | None = None, predictions: str | None = None,
-             alerts: str | None = None, fail_on: str | None = None, tick: float = 0.1,
+             alerts: str | None = None, fail_on: str | None = None, tick: float = 0.25,
              view_cap: int = 50_000, batch_rows: int = 8192,
              clock: Callable[[], float] = time.monotonic) -> IotWatchApp:
     """Build the app around any zero-argument source factory and classifier (tests inject a
@@ -386,22 +386,31 @@ def make_app(source_factory: Callable[[], object], classifier, labels=None, *, s
                        view_cap=view_cap, clock=clock)
 
 
-def run_tui(cfg) -> int:
-    """Run the TUI for a validated ``RunConfig``; returns the CLI exit code (terminal restored)."""
+def build_app(cfg, app_class: type[IotWatchApp] = IotWatchApp) -> IotWatchApp:
+    """Check the outputs and the capture file, load the model and labels, and build the app for a
+    validated ``RunConfig`` (user errors raise ``IotwatchError`` before the screen switches)."""
+    from iotwatch.captures import tshark_source  # noqa: F401  (import pyshark now, not while the UI starts)
     from iotwatch.captures.preflight import check_capture_file
     from iotwatch.headless import check_outputs
     from iotwatch.options import load_classifier, load_labels, source_factory
 
-    # the common input errors fail here, as one line before the screen switches; anything the
-    # source finds later arrives as CaptureFailed inside the app
     check_outputs(cfg)
     if cfg.read:
         check_capture_file(cfg.read)
     classifier = load_classifier(cfg.model)
     labels = load_labels(cfg, list(classifier.classes_))
-    app = make_app(source_factory(cfg), classifier, labels, source_name=cfg.source_name,
-                   capture_path=cfg.read, speed=cfg.speed, count=cfg.count, duration=cfg.duration,
-                   report=cfg.report, predictions=cfg.predictions, alerts=cfg.alerts, fail_on=cfg.fail_on)
+    session = CaptureSession(source_factory(cfg), classifier, labels, source_name=cfg.source_name, speed=cfg.speed,
+                             count=cfg.count, duration=cfg.duration, report=cfg.report,
+                             predictions=cfg.predictions, alerts=cfg.alerts)
+    return app_class(session, source_name=cfg.source_name, capture_path=cfg.read,
+                     normal_index=int(classifier.normal_index), fail_on=cfg.fail_on)
+
+
+def run_tui(cfg) -> int:
+    """Run the TUI for a validated ``RunConfig``; returns the CLI exit code (terminal restored).
+    Errors the source finds once running arrive as ``CaptureFailed`` and end up in the exit code
+    and one line on stderr."""
+    app = build_app(cfg)
     result = app.run()
     # the worker was cancelled on quit: let it close the source and write the outputs
     app.session.done.wait(timeout=15)

@@ -95,20 +95,25 @@ class CaptureSession:
         """Process the whole source; returns the run report. Raises IotwatchError on bad input.
 
         ``opened`` is called once the source is open, ``emit`` with every counted (sub-)batch."""
-        t0 = time.perf_counter()
         pred_w = alert_w = None
         interrupted = False
+        t0 = time.perf_counter()
         try:
             self.source = self.source_factory()
             self.live = bool(getattr(self.source, "live", False))
+            t0 = time.perf_counter()   # like the headless report: seconds of processing, open excluded
             opened()
             if self.predictions_path:
                 pred_w = PredictionsWriter(self.predictions_path, self.classes, with_labels=self.labels is not None)
             if self.alerts_path:
                 alert_w = AlertsWriter(self.alerts_path, self.classes, source=self.source.description)
             deadline = (t0 + self.duration) if self.duration else None
+
+            def stop() -> bool:  # checked on every source batch, idle live batches included
+                return cancelled() or (deadline is not None and time.perf_counter() >= deadline)
+
             stream = classify_stream(self.source, self.classifier, self.labels, max_rows=self.batch_rows,
-                                     max_wait=0.1, cancelled=cancelled)
+                                     max_wait=0.1, cancelled=stop)
             for cb in stream:
                 if self.count is not None and self.totals.packets + len(cb) >= self.count:
                     cb = part(cb, 0, self.count - self.totals.packets)
@@ -121,15 +126,11 @@ class CaptureSession:
                     if alert_w:
                         alert_w.write(piece)
                     emit(piece)
-                if cancelled():
-                    interrupted = True
+                if stop():
                     break
                 if self.count is not None and self.totals.packets >= self.count:
                     break
-                if deadline is not None and time.perf_counter() >= deadline:
-                    break
-            else:
-                interrupted = cancelled()
+            interrupted = cancelled()
         finally:
             if self.source is not None:
                 self.source.close()

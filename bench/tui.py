@@ -1,0 +1,106 @@
+"""The TUI's cost over headless, and its key-press latency while a replay is running.
+
+    .venv/bin/python bench/tui.py [FILE] [--model BUNDLE] [--repeat N] [--size 120x40]
+
+FILE defaults to the bundled demo capture. For each of ``--repeat`` rounds:
+  1. ``iotwatch -r FILE --headless`` in-process (``run_headless``), wall time;
+  2. the same capture through the Textual app at max speed (``build_app`` + ``run_test``, headless
+     Textual, real tshark source and classifier), wall time from loading the model to the
+     ``CaptureFinished`` message, both measured the same way (model load included);
+  3. during (2), once packets flow (``CaptureStarted`` handled), a key (``a``, the anomaly filter)
+     is pressed every ``--key-every`` seconds; the latency is the time from posting the key to the
+     end of its action (which also rebuilds the filtered view), measured in the app.
+Prints best times, ``ratio=<tui/headless>`` (target <= 1.2) and key latency median/p95/max
+(target < 100 ms). Both runs count the same packets (checked).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import statistics
+import sys
+import time
+
+from iotwatch.headless import run_headless
+from iotwatch.options import RunConfig, demo_capture
+from iotwatch.tui.app import IotWatchApp, build_app
+
+
+def time_headless(cfg: RunConfig) -> float:
+    t0 = time.perf_counter()
+    run_headless(cfg, out=io.StringIO())
+    return time.perf_counter() - t0
+
+
+class _Timed(IotWatchApp):
+    """The app with a timestamp when the end of capture is handled and per-key action timings."""
+
+    finished_at: float | None = None
+    key_latencies: list[float]
+
+    def on_capture_finished(self, message) -> None:
+        super().on_capture_finished(message)
+        self.finished_at = time.perf_counter()
+
+    def action_toggle_anomalies(self) -> None:
+        super().action_toggle_anomalies()
+        sent = getattr(self, "_key_sent", None)
+        if sent is not None:
+            self.key_latencies.append(time.perf_counter() - sent)
+            self._key_sent = None
+
+
+async def time_tui(cfg: RunConfig, size: tuple[int, int], key_every: float) -> tuple[float, int, list[float]]:
+    t0 = time.perf_counter()
+    app = build_app(cfg, _Timed)   # exactly what run_tui does before app.run()
+    app.key_latencies = []
+    async with app.run_test(size=size) as pilot:
+        while app.finished_at is None:
+            await asyncio.sleep(key_every)
+            if app.state == "replay" and app.finished_at is None:   # packets are flowing
+                app._key_sent = time.perf_counter()
+                await pilot.press("a")
+            if app.state == "failed":
+                raise SystemExit(f"capture failed: {app.error}")
+        elapsed = app.finished_at - t0
+        packets = app.session.totals.packets
+        await pilot.press("q")
+    return elapsed, packets, app.key_latencies
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("file", nargs="?", default=str(demo_capture()))
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--size", default="120x40")
+    ap.add_argument("--key-every", type=float, default=0.05, help="seconds between key presses during the replay")
+    args = ap.parse_args(argv)
+    w, h = (int(x) for x in args.size.split("x"))
+    cfg = RunConfig(read=args.file, model=args.model)
+    heads, tuis, lat = [], [], []
+    packets = None
+    for _ in range(args.repeat):
+        heads.append(time_headless(RunConfig(read=args.file, model=args.model, headless=True)))
+        t, n, keys = asyncio.run(time_tui(cfg, (w, h), args.key_every))
+        tuis.append(t)
+        lat += keys
+        packets = n
+    head, tui = min(heads), min(tuis)
+    print(f"capture {args.file}: {packets:,} packets")
+    print(f"headless  best {head:.3f} s  ({packets / head:,.0f} pkt/s)  runs {', '.join(f'{x:.3f}' for x in heads)}")
+    print(f"tui       best {tui:.3f} s  ({packets / tui:,.0f} pkt/s)  runs {', '.join(f'{x:.3f}' for x in tuis)}")
+    if lat:
+        lat_ms = sorted(x * 1000 for x in lat)
+        p95 = lat_ms[min(len(lat_ms) - 1, int(0.95 * len(lat_ms)))]
+        print(f"key latency during replay: n={len(lat_ms)} median {statistics.median(lat_ms):.1f} ms "
+              f"p95 {p95:.1f} ms max {lat_ms[-1]:.1f} ms (target < 100 ms)")
+    else:
+        print("key latency during replay: no key landed before the replay ended (use a longer capture)")
+    print(f"ratio={tui / head:.3f} (target <= 1.2)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
