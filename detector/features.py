@@ -28,6 +28,7 @@ expires idle keys and is capped in size, so memory is bounded on any stream.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import math
 from collections import Counter
 
@@ -79,7 +80,7 @@ HOST_COLUMNS: tuple[tuple[str, float], ...] = (
     ("s_newpeer_10s", 10.0), ("s_newport_10s", 10.0), ("s_dnsq_10s", 10.0), ("s_dnsnew_10s", 10.0),
     ("s_icmp_1s", 1.0), ("s_arp_reply_10s", 10.0), ("s_authfail_30s", 30.0), ("s_macchange_30s", 30.0),
     ("r_pkts_1s", 1.0), ("r_pkts_10s", 10.0), ("r_bytes_10s", 10.0), ("r_syn_1s", 1.0),
-    ("r_fail_10s", 10.0), ("r_newpeer_10s", 10.0),
+    ("r_fail_10s", 10.0), ("r_newpeer_10s", 10.0), ("r_dnsresp_1s", 1.0),
 )
 # Pair (unordered host pair) columns; "fwd"/"rev" are turned into sent/received per packet.
 PAIR_COLUMNS: tuple[tuple[str, float], ...] = (
@@ -94,6 +95,8 @@ _CONTEXT_NAMES = (
        "pair_syn_10s", "pair_authfail_30s", "pair_dns_resp_per_query"]
     + ["src_syn_ratio", "src_fail_ratio", "src_rst_ratio", "src_updown_ratio", "dst_syn_ratio",
        "new_peer", "new_port", "mac_changed", "dst_mac_changed", "pair_macchange_30s"]
+    + ["src_local", "dst_local", "dst_group", "src_public", "dst_public", "src_age_log", "dst_age_log",
+       "pair_age_log", "pair_dns_before", "ra_rogue"]
 )
 
 FEATURE_NAMES: tuple[str, ...] = tuple(_PACKET_NAMES + _CONTEXT_NAMES)
@@ -267,37 +270,52 @@ class DecayTable:
 
 
 class RecentSet:
-    """Which keys were not seen within ``window`` seconds before (first occurrence per batch)."""
+    """Keys seen within ``window`` seconds: is an entry new, how long ago was its key first seen,
+    and an optional value recorded when the key was first seen (e.g. "was a DNS answer just
+    received when this conversation started")."""
 
     def __init__(self, window: float = 300.0, cap: int = 131072):
         self.window = window
         self.cap = cap
         self.keys = np.empty(0, dtype=np.uint64)
         self.last_t = np.empty(0, dtype=np.float64)
+        self.first_t = np.empty(0, dtype=np.float64)
+        self.value = np.empty(0, dtype=np.float64)
 
     def __len__(self) -> int:
         return len(self.keys)
 
-    def is_new(self, keys: np.ndarray, t: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-        """Boolean per entry; entries outside ``mask`` are neither tested nor remembered."""
+    def update(self, keys: np.ndarray, t: np.ndarray, mask: np.ndarray | None = None,
+               values: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(new, age, value) per entry: ``new`` for the first entry of a key not seen within the
+        window, ``age`` seconds since the key was first seen, ``value`` recorded at that moment.
+        Entries outside ``mask`` are neither tested nor remembered (new False, age 0, value 0)."""
         n = len(keys)
         new = np.zeros(n, dtype=bool)
+        age = np.zeros(n, dtype=np.float64)
+        val = np.zeros(n, dtype=np.float64)
         idx = np.arange(n) if mask is None else np.flatnonzero(mask)
         if len(idx) == 0:
-            return new
+            return new, age, val
         k = keys[idx]
         tk = t[idx]
         uk, first, inv = np.unique(k, return_index=True, return_inverse=True)
         pos, found = _lookup(self.keys, uk)
-        stale = _take(self.last_t, pos, found, -np.inf) < tk[first] - self.window
-        new[idx[first[stale]]] = True
+        alive = _take(self.last_t, pos, found, -np.inf) >= tk[first] - self.window
+        new[idx[first[~alive]]] = True
+        first_t = np.where(alive, _take(self.first_t, pos, found, 0.0), tk[first])
+        v_new = np.zeros(len(uk)) if values is None else values[idx][first]
+        first_v = np.where(alive, _take(self.value, pos, found, 0.0), v_new)
+        age[idx] = tk - first_t[inv]
+        val[idx] = first_v[inv]
         last = np.full(len(uk), -np.inf)
         np.maximum.at(last, inv, tk)
         keep_old = np.ones(len(self.keys), dtype=bool)
         keep_old[pos[found]] = False
-        self.keys, (self.last_t,) = _merge_state(self.keys, [self.last_t], keep_old, uk, [last],
-                                                  float(tk.max()), self.window, self.cap)
-        return new
+        self.keys, (self.last_t, self.first_t, self.value) = _merge_state(
+            self.keys, [self.last_t, self.first_t, self.value], keep_old, uk, [last, first_t, first_v],
+            float(tk.max()), self.window, self.cap)
+        return new, age, val
 
 
 class BindingTable:
@@ -344,6 +362,27 @@ class BindingTable:
 # ---------------------------------------------------------------------------------------------------
 # Per-packet helpers
 # ---------------------------------------------------------------------------------------------------
+_LOCAL_NETS = tuple(ipaddress.ip_network(n) for n in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "169.254.0.0/16", "100.64.0.0/10",
+    "0.0.0.0/8", "fc00::/7", "fe80::/10", "::1/128", "::/128"))
+
+
+def address_class(text: str) -> int:
+    """0 none/unparsable, 1 local, 2 multicast or 255.255.255.255, 3 public (documentation and
+    benchmark ranges count as public: simulated Internet hosts live there)."""
+    if not text:
+        return 0
+    try:
+        a = ipaddress.ip_address(text)
+    except ValueError:
+        return 0
+    if a.is_multicast or (a.version == 4 and int(a) == 0xFFFFFFFF):
+        return 2
+    if any(a in n for n in _LOCAL_NETS if n.version == a.version):
+        return 1
+    return 3
+
+
 def _entropy(s: str) -> float:
     n = len(s)
     if n == 0:
@@ -404,6 +443,10 @@ class ContextExtractor:
         self.peers = RecentSet(window=idle, cap=2 * cap)
         self.ports = RecentSet(window=idle, cap=2 * cap)
         self.names_seen = RecentSet(window=idle, cap=cap)
+        self.hosts_seen = RecentSet(window=idle, cap=2 * cap)
+        self.pairs_seen = RecentSet(window=idle, cap=2 * cap)
+        self.ra_bindings = BindingTable(idle=6 * idle, cap=16)
+        self._addr_class: dict[str, int] = {}
         self.bindings = BindingTable(idle=idle, cap=cap)
         self._shapes = _NameShapeCache()
         self._last_time = -np.inf
@@ -563,7 +606,20 @@ class ContextExtractor:
         return dict(syn_only=syn_only, synack=synack, rst=rst, icmp_any=icmp_any, icmp_unreach=icmp_unreach,
                     is_arp=is_arp, arp_reply=arp_op == 2, is_dns=is_dns, dns_resp=dns_resp,
                     dns_query=is_dns & ~dns_resp, has_name=has_name, auth_fail=auth_fail, dp=dp,
-                    has_ip=has_ip, it=it, eth_group=eth_group)
+                    has_ip=has_ip, it=it, eth_group=eth_group,
+                    icmp_router_adv=X[:, c["icmp_router_adv"]] > 0)
+
+    def _classify_addresses(self, values: np.ndarray) -> np.ndarray:
+        """Per address: 0 none, 1 local (private, link-local, loopback, CGNAT, ULA), 2 multicast or
+        limited broadcast, 3 anything else (public). Memoised per distinct string, bounded."""
+        cache = self._addr_class
+        todo = [v for v in dict.fromkeys(values.tolist()) if v not in cache]
+        if todo:
+            if len(cache) > 65536:
+                cache.clear()
+            for v in todo:
+                cache[v] = address_class(v)
+        return np.fromiter((cache[v] for v in values.tolist()), dtype=np.int8, count=len(values))
 
     # -- context ---------------------------------------------------------------------------------
     def transform(self, batch: PacketBatch) -> np.ndarray:
@@ -598,9 +654,9 @@ class ContextExtractor:
 
         # new peer / new port (directed), IP->MAC binding change (IP packets and ARP sender claims)
         pair_dir = mix(hs, hd)
-        new_peer = self.peers.is_new(pair_dir, t)
+        new_peer = self.peers.update(pair_dir, t)[0]
         port_key = mix(pair_dir, (np.where(p["icmp_any"], p["it"] + 70000, p["dp"]) + 1).astype(np.uint64))
-        new_port = self.ports.is_new(port_key, t)
+        new_port = self.ports.update(port_key, t)[0]
         # IP->MAC bindings as seen on the wire: the sender side (IP source or ARP sender claim with the
         # frame's source MAC) and the unicast receiver side (IP destination with the frame's target MAC)
         bind_ip = np.where(is_arp, batch["arp_src_ip"], batch["ip_src"])
@@ -619,8 +675,8 @@ class ContextExtractor:
         changed = self.bindings.changed(bkeys, bvals, np.repeat(t, 2), bmask)
         mac_changed, dst_mac_changed = changed[0::2], changed[1::2]
         X[:, c["dst_mac_changed"]] = dst_mac_changed
-        new_name = self.names_seen.is_new(mix(hs, hash_strings(batch["dns_qry_name"])), t,
-                                          p["has_name"] & p["dns_query"])
+        new_name = self.names_seen.update(mix(hs, hash_strings(batch["dns_qry_name"])), t,
+                                          p["has_name"] & p["dns_query"])[0]
         X[:, c["new_peer"]] = new_peer
         X[:, c["new_port"]] = new_port
         X[:, c["mac_changed"]] = mac_changed
@@ -640,7 +696,8 @@ class ContextExtractor:
             s[:, hc[name]] = v
         failed = p["rst"] | p["icmp_unreach"]
         for name, v in (("r_pkts_1s", ones), ("r_pkts_10s", ones), ("r_bytes_10s", size),
-                        ("r_syn_1s", p["syn_only"]), ("r_fail_10s", failed), ("r_newpeer_10s", new_peer)):
+                        ("r_syn_1s", p["syn_only"]), ("r_fail_10s", failed), ("r_newpeer_10s", new_peer),
+                        ("r_dnsresp_1s", p["dns_resp"])):
             r[:, hc[name]] = v
         keys = np.empty(2 * n, dtype=np.uint64)
         keys[0::2] = hs
@@ -693,6 +750,25 @@ class ContextExtractor:
         X[:, c["pair_dns_resp_per_query"]] = np.clip(
             np.exp(pl[:, pc["dnsr_10s"]]) / np.maximum(np.exp(pl[:, pc["dnsq_10s"]]), 1.0), 0, 4) / 4.0
         X[:, c["pair_macchange_30s"]] = np.logaddexp(0.0, pl[:, pc["macchange_30s"]])
+        # how long the endpoints and the conversation have been around; whether the conversation
+        # started right after one side received a DNS answer (resolved peer vs. hard-coded/unseen)
+        hkeys = keys  # src/dst interleaved, as for the host table
+        _, hage, _ = self.hosts_seen.update(hkeys, np.repeat(t, 2))
+        X[:, c["src_age_log"]] = np.log1p(hage[0::2]) / 6.0
+        X[:, c["dst_age_log"]] = np.log1p(hage[1::2]) / 6.0
+        dns_recent = np.maximum(src_lin[:, hc["r_dnsresp_1s"]], dst_lin[:, hc["r_dnsresp_1s"]]).clip(0, 1)
+        _, page, pdns = self.pairs_seen.update(pkey, t, values=dns_recent)
+        X[:, c["pair_age_log"]] = np.log1p(page) / 6.0
+        X[:, c["pair_dns_before"]] = pdns
+        ra = p["icmp_router_adv"]
+        X[:, c["ra_rogue"]] = self.ra_bindings.changed(np.where(ra, np.uint64(1), np.uint64(0)), mac, t, ra)
+        sc = self._classify_addresses(batch["ip_src"])
+        dc = self._classify_addresses(batch["ip_dst"])
+        X[:, c["src_local"]] = sc == 1
+        X[:, c["dst_local"]] = dc == 1
+        X[:, c["dst_group"]] = (dc == 2) | p["eth_group"] | (batch["eth_dst"] == "ff:ff:ff:ff:ff:ff")
+        X[:, c["src_public"]] = sc == 3
+        X[:, c["dst_public"]] = dc == 3
         return X
 
 

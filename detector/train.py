@@ -12,7 +12,8 @@ Presets:
   ``paper``   the seed paper's protocol: its 11 raw fields (addresses included), three-sigma outlier
               removal, standard scaling, stratified 80/20 split, the 128-64-32 network with dropout 0.5,
               Adam (lr 1e-3), sparse categorical cross-entropy, batch 32, 10 epochs.
-  ``default`` context-v1 features, the same network and optimiser, class-weighted loss, batch 256,
+  ``default`` context-v1 features, the same network and optimiser, a loss weighted by the square root
+              of inverse class frequency, batch 256,
               up to 40 epochs with early stopping on validation macro-F1 (patience 5), and an anomaly
               threshold calibrated on validation normal traffic.
 
@@ -58,7 +59,7 @@ class TrainConfig:
     hidden: tuple[int, ...] = (128, 64, 32)
     dropout: float = 0.5
     outlier_sigma: float | None = None
-    class_weighting: bool = False
+    class_weight_power: float = 0.0  # loss weight of class c ~ (1 / frequency_c) ** power; 0 = unweighted
     early_stopping_patience: int | None = None
     val_fraction: float = 0.2
     calibrate_false_alarms: float | None = None  # target rate on validation normal packets
@@ -67,7 +68,7 @@ class TrainConfig:
 PRESETS = {
     "paper": TrainConfig(preset="paper", featurizer="paper", epochs=10, batch_size=32, outlier_sigma=3.0),
     "default": TrainConfig(preset="default", featurizer="context-v1", epochs=40, batch_size=256,
-                           class_weighting=True, early_stopping_patience=5, calibrate_false_alarms=0.001),
+                           class_weight_power=0.5, early_stopping_patience=5, calibrate_false_alarms=0.001),
 }
 
 
@@ -296,11 +297,12 @@ def fit_scaler(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.where(std > 1e-6, std, 1.0)
 
 
-def class_weights(y: np.ndarray, k: int) -> np.ndarray:
-    """Inverse-frequency weights (sklearn's 'balanced'), mean 1 over present classes."""
+def class_weights(y: np.ndarray, k: int, power: float = 1.0) -> np.ndarray:
+    """Inverse-frequency weights to the ``power`` (1 = sklearn's 'balanced', 0.5 = its square root),
+    normalised so the mean weight per training row is 1; 0 for absent classes."""
     counts = np.bincount(y, minlength=k).astype(np.float64)
-    w = np.where(counts > 0, len(y) / (np.maximum(counts, 1) * max((counts > 0).sum(), 1)), 0.0)
-    return w
+    w = np.where(counts > 0, (len(y) / np.maximum(counts, 1)) ** power, 0.0)
+    return w * len(y) / max(float((w * counts).sum()), 1e-12)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -349,7 +351,8 @@ def fit(data: Dataset, cfg: TrainConfig, seed: int, console, max_rows_per_class:
 
     model = build_model(ModelConfig(X.shape[1], k, cfg.hidden, cfg.dropout))
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    weight = torch.tensor(class_weights(y[tr], k), dtype=torch.float32) if cfg.class_weighting else None
+    weight = (torch.tensor(class_weights(y[tr], k, cfg.class_weight_power), dtype=torch.float32)
+              if cfg.class_weight_power else None)
     loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
     gen = torch.Generator().manual_seed(seed)
     n = len(yt)
