@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import ctypes
 import fcntl
 import os
 import re
@@ -157,7 +158,8 @@ class _FieldsCapture(Capture):
         argv += self.get_parameters(packet_count=packet_count)
         self.tshark_argv = argv
         process = await asyncio.create_subprocess_exec(
-            *argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=stdin, limit=self.stream_limit)
+            *argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=stdin, limit=self.stream_limit,
+            preexec_fn=_die_with_parent)
         self._create_stderr_handling_task(process.stderr)
         self._created_new_process(argv, process)
         return process
@@ -241,7 +243,8 @@ class FieldsLiveCapture(LiveCapture, _FieldsCapture):
             argv = [get_process_path(process_name="dumpcap", tshark_path=self.tshark_path)]
             argv += self._get_dumpcap_parameters()
             self.dumpcap_argv = argv
-            dumpcap = await asyncio.create_subprocess_exec(*argv, stdout=write, stderr=subprocess.PIPE)
+            dumpcap = await asyncio.create_subprocess_exec(*argv, stdout=write, stderr=subprocess.PIPE,
+                                                           preexec_fn=_die_with_parent)
             self._create_stderr_handling_task(dumpcap.stderr)
             self._created_new_process(argv, dumpcap, process_name="Dumpcap")
             self.dumpcap_process = dumpcap
@@ -499,6 +502,25 @@ def _feed_chunk(write_fd: int, path: str, chunk: Chunk) -> None:
         pass  # tshark stopped early (closed or failed): the reader reports it
     finally:
         os.close(write_fd)
+
+
+def _load_prctl():
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux
+        return None
+
+
+_PRCTL = _load_prctl()
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGKILL when the thread that started us ends (Linux), so a
+    crashed or killed iotwatch leaves no dumpcap capturing forever. Hence: use a source in the
+    thread that opened it (which pyshark requires anyway)."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _grow_pipe(process) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -89,13 +90,16 @@ def test_live_close_leaves_no_child_processes():
 
 
 def _wait_for_dumpcap(proc: subprocess.Popen) -> None:
-    """Until iotwatch's dumpcap child has its capture socket open."""
+    """Until iotwatch's capturing dumpcap (``-w``, not a preflight probe) has its socket open."""
     deadline = time.monotonic() + GUARD
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.stderr.read()
-        kids = psutil.Process(proc.pid).children(recursive=True)
-        if any(k.name() == "dumpcap" and _has_packet_socket(k.pid) for k in kids):
-            return
+        for kid in psutil.Process(proc.pid).children(recursive=True):
+            try:
+                if kid.name() == "dumpcap" and "-w" in kid.cmdline() and _has_packet_socket(kid.pid):
+                    return
+            except (psutil.Error, OSError):  # a probe that just exited
+                continue
         time.sleep(0.05)
     pytest.fail("dumpcap never started")
 
@@ -119,7 +123,7 @@ def test_headless_cli_live_count(tmp_path):
     report = tmp_path / "live.json"
     proc = subprocess.Popen([sys.executable, "-m", "iotwatch", "-i", "lo", "--headless", "-f", f"udp port {port}",
                              "-c", str(N), "--report", str(report)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         _wait_for_dumpcap(proc)
         time.sleep(0.3)
@@ -127,7 +131,25 @@ def test_headless_cli_live_count(tmp_path):
         out, err = proc.communicate(timeout=GUARD)
     finally:
         if proc.poll() is None:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)  # iotwatch and its dumpcap/tshark
+            proc.wait()
     assert proc.returncode == 0, err
     data = json.loads(report.read_text())
     assert data["packets"] == N and data["source"] == "lo"
+
+
+def test_killed_iotwatch_leaves_no_capture_running():
+    """SIGKILL the process that owns a live source: its dumpcap and tshark must not keep capturing."""
+    script = ("import sys, time\nfrom iotwatch.captures.sources import open_source\n"
+              f"src = open_source(iface='lo', bpf='udp port {free_udp_port()}')\n"
+              "for b in src.batches(max_wait=0.1):\n    print('batch', flush=True)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "batch"
+        kids = psutil.Process(proc.pid).children(recursive=True)
+        assert {k.name() for k in kids} >= {"dumpcap", "tshark"}
+    finally:
+        proc.kill()
+        proc.wait()
+    gone, alive = psutil.wait_procs(kids, timeout=GUARD)
+    assert not alive
