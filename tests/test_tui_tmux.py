@@ -23,6 +23,7 @@ class Tmux:
 
     def __init__(self, folder: Path):
         self.sock = f"iotwatch-test-{uuid.uuid4().hex[:8]}"
+        self.folder = folder
         self.conf = folder / "tmux.conf"
         # keep dead panes readable; no escape delay so Escape then q are two keys, not alt+q
         self.conf.write_text("set -g remain-on-exit on\nset -s escape-time 0\n", encoding="utf-8")
@@ -36,7 +37,12 @@ class Tmux:
         return out.stdout
 
     def start(self, name: str, argv: list[str], width: int = 120, height: int = 40) -> None:
-        self("new-session", "-d", "-s", name, "-x", str(width), "-y", str(height), *argv)
+        """Run ``argv`` in a new pane; a small Python wrapper (no shell) records its exit code."""
+        rc_file = self.folder / f"{name}.rc"
+        wrapper = ("import subprocess, sys; rc = subprocess.call(sys.argv[2:]); "
+                   "open(sys.argv[1], 'w').write(str(rc))")
+        self("new-session", "-d", "-s", name, "-x", str(width), "-y", str(height),
+             sys.executable, "-c", wrapper, str(rc_file), *argv)
 
     def screen(self, name: str) -> str:
         return self("capture-pane", "-p", "-t", name)
@@ -45,7 +51,7 @@ class Tmux:
         """Everything the pane printed, history included, wrapped lines joined."""
         return self("capture-pane", "-p", "-J", "-S", "-", "-t", name)
 
-    def wait_for(self, name: str, text: str, timeout: float = 90) -> str:
+    def wait_for(self, name: str, text: str, timeout: float = 120) -> str:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             screen = self.screen(name)
@@ -54,7 +60,7 @@ class Tmux:
             time.sleep(0.25)
         raise AssertionError(f"{text!r} never appeared on screen:\n{self.screen(name)}")
 
-    def wait_for_gone(self, name: str, text: str, timeout: float = 30) -> None:
+    def wait_for_gone(self, name: str, text: str, timeout: float = 60) -> None:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             if text not in self.screen(name):
@@ -62,14 +68,13 @@ class Tmux:
             time.sleep(0.1)
         raise AssertionError(f"{text!r} still on screen:\n{self.screen(name)}")
 
-    def exit_status(self, name: str, timeout: float = 30) -> int:
+    def exit_status(self, name: str, timeout: float = 60) -> int:
+        rc_file = self.folder / f"{name}.rc"
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            dead, _, status = self("display-message", "-p", "-t", name,
-                                   "#{pane_dead} #{pane_dead_status}").strip().partition(" ")
-            if dead == "1" and status:     # tmux may report the death a moment before the status
-                return int(status)
-            time.sleep(0.2)
+            if rc_file.is_file() and rc_file.read_text():
+                return int(rc_file.read_text())
+            time.sleep(0.1)
         raise AssertionError(f"iotwatch did not exit:\n{self.screen(name)}")
 
     def close(self) -> None:
