@@ -6,6 +6,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -324,3 +325,44 @@ def test_totals_reference_is_the_pipeline():
     for cb in classify_stream(ReplaySource(pk), FakeClassifier(), make_labels(pk)):
         ref.update(cb.predicted, cb.anomaly, cb.labels)
     assert ref.labelled > 0 and ref.confusion.accuracy() < 1.0
+
+
+async def test_when_the_ui_is_behind_rows_leave_the_view_but_every_packet_is_counted(monkeypatch):
+    import iotwatch.tui.app as tui_app
+
+    monkeypatch.setattr(tui_app, "QUEUE_LIMIT", -1)    # "the message queue is always too long"
+    app = fake_app(700)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await finish(app, pilot)
+        assert app.session.totals.packets == 700 and app.skipped == 700
+        assert len(app.query_one(PacketTable).view) == 0
+        assert "0 shown / 700 dropped" in text_of(app.query_one(StatusBar))
+        assert app.query_one(PacketTable).border_subtitle == "showing last 0 of 700"
+        normal = int(np.count_nonzero(truth(make_packets(700)) == 0))
+        assert any(line.split()[:2] == ["normal", str(normal)]
+                   for line in text_of(app.query_one(ClassCounters)).splitlines())
+
+
+async def test_pausing_a_live_capture_keeps_counting():
+    pk = make_packets(600)
+
+    class Live(ReplaySource):
+        live = True
+
+        def batches(self, max_rows=256, max_wait=0.1):
+            for b in super().batches(100, max_wait):
+                yield b
+                time.sleep(0.02)
+
+    app = make_app(lambda: Live(pk, "lo"), FakeClassifier(), source_name="lo", batch_rows=100)
+    async with app.run_test(size=(120, 40)) as pilot:
+        while app.state != "live":
+            await pilot.pause(0.01)
+        await pilot.press("space")
+        assert app.paused
+        await finish(app, pilot)
+        assert app.session.totals.packets == 600          # the capture never stopped
+        assert app.skipped > 0 and app.rows.added + app.skipped == 600
+        status = text_of(app.query_one(StatusBar))
+        assert "live" in status or "finished" in status
+        assert "capture drops" in status

@@ -210,7 +210,7 @@ class IotWatchApp(App[int]):
         self.status.show(
             state=self._state_label(), source=self._source_label, packets=packets, rate=self._rate(),
             shown=len(self.rows), dropped=self.rows.evicted + self.skipped,
-            capture_drops=self.session.capture_drops, speed="live" if self.live else self.session.speed,
+            capture_drops=self.session.capture_drops, live=self.live, speed="live" if self.live else self.session.speed,
             filter_name=self.filter_name, model=getattr(self.session.classifier, "name", "?"))
         self._last_packets, self._last_labelled = packets, labelled
         self._last_alerts, self._rate_version = self.alerts.total, rate_version

@@ -1,5 +1,5 @@
 """One-line status: state, source, packets, pkt/s, speed, filter, rows shown vs dropped from view,
-capture drops (``drops``: lost by the kernel/dumpcap) and model."""
+capture drops (lost by the kernel/dumpcap) and model."""
 from __future__ import annotations
 
 from rich.text import Text
@@ -19,14 +19,16 @@ class StatusBar(Static):
     """
 
     def show(self, *, state: str, source: str, packets: int, rate: float, shown: int, dropped: int,
-             capture_drops: int, speed: str, filter_name: str, model: str) -> None:
+             capture_drops: int, live: bool, speed: str, filter_name: str, model: str) -> None:
+        """``capture_drops`` is shown for live captures (and for files only if ever non-zero)."""
         text = Text.assemble(
             (f"{state} ", "bold"), (source, "bold"),
             "  ", (f"{packets:,}", "bold"), " pkts  ", (f"{rate:,.0f}", "bold"), " pkt/s",
             "  speed ", (speed, "bold"),
             *(("  filter ", (filter_name, "bold reverse")) if filter_name != "all" else ()),
             "  view ", f"{shown:,}", " shown / ", (f"{dropped:,}", "bold" if dropped else ""), " dropped",
-            "  drops ", (f"{capture_drops:,}", "bold red" if capture_drops else ""),
+            *(("  capture drops ", (f"{capture_drops:,}", "bold red" if capture_drops else ""))
+              if live or capture_drops else ()),
             "  model ", model,
             no_wrap=True, overflow="ellipsis",
         )
