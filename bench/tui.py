@@ -18,19 +18,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import json
 import statistics
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 from iotwatch.headless import run_headless
 from iotwatch.options import RunConfig, demo_capture
 from iotwatch.tui.app import IotWatchApp, build_app
 
 
-def time_headless(cfg: RunConfig) -> float:
-    t0 = time.perf_counter()
-    run_headless(cfg, out=io.StringIO())
-    return time.perf_counter() - t0
+def time_headless(cfg: RunConfig) -> tuple[float, int]:
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg.report = str(Path(tmp) / "report.json")
+        t0 = time.perf_counter()
+        run_headless(cfg, out=io.StringIO())
+        elapsed = time.perf_counter() - t0
+        return elapsed, json.loads(Path(cfg.report).read_text())["packets"]
 
 
 class _Timed(IotWatchApp):
@@ -82,8 +88,12 @@ def main(argv=None) -> int:
     heads, tuis, lat = [], [], []
     packets = None
     for _ in range(args.repeat):
-        heads.append(time_headless(RunConfig(read=args.file, model=args.model, headless=True)))
+        t_head, n_head = time_headless(RunConfig(read=args.file, model=args.model, headless=True))
         t, n, keys = asyncio.run(time_tui(cfg, (w, h), args.key_every))
+        if n != n_head:
+            print(f"error: headless counted {n_head:,} packets, the app {n:,}", file=sys.stderr)
+            return 1
+        heads.append(t_head)
         tuis.append(t)
         lat += keys
         packets = n
