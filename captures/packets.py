@@ -219,7 +219,8 @@ def udp4_frame(dmac: bytes, smac: bytes, src: bytes, dst: bytes, ttl: int, ident
 
 def udp6_frame(dmac: bytes, smac: bytes, src: bytes, dst: bytes, hlim: int, sport: int, dport: int,
                payload: bytes, flow: int = 0) -> bytes:
-    return eth(dmac, smac, ETH_IPV6, ipv6(src, dst, PROTO_UDP, udp_datagram(src, dst, sport, dport, payload), hlim, flow))
+    dgram = udp_datagram(src, dst, sport, dport, payload)
+    return eth(dmac, smac, ETH_IPV6, ipv6(src, dst, PROTO_UDP, dgram, hlim, flow))
 
 
 def icmp4(icmp_type: int, code: int, rest: bytes, data: bytes = b"") -> bytes:
@@ -255,8 +256,8 @@ def quoted_ip(frame: bytes, limit: int = 28) -> bytes:
 
 
 # ----------------------------------------------------------------------------- DNS / mDNS
-DNS_A, DNS_NS, DNS_CNAME, DNS_NULL, DNS_PTR, DNS_MX, DNS_TXT, DNS_AAAA, DNS_SRV, DNS_OPT = 1, 2, 5, 10, 12, 15, 16, 28, 33, 41
-DNS_HTTPS, DNS_ANY = 65, 255
+DNS_A, DNS_NS, DNS_CNAME, DNS_NULL, DNS_PTR, DNS_MX, DNS_TXT = 1, 2, 5, 10, 12, 15, 16
+DNS_AAAA, DNS_SRV, DNS_OPT, DNS_HTTPS, DNS_ANY = 28, 33, 41, 65, 255
 
 
 def dns_name(name: str) -> bytes:
@@ -480,8 +481,10 @@ DHCP_DISCOVER, DHCP_OFFER, DHCP_REQUEST, DHCP_ACK = 1, 2, 3, 5
 
 
 def dhcp(op: int, xid: int, chaddr: bytes, msgtype: int, ciaddr: bytes = bytes(4), yiaddr: bytes = bytes(4),
-         siaddr: bytes = bytes(4), options: list[tuple[int, bytes]] = (), secs: int = 0, broadcast: bool = False) -> bytes:
-    body = struct.pack("!BBBBIHH4s4s4s4s16s64s128sI", op, 1, 6, 0, xid, secs, 0x8000 if broadcast else 0, ciaddr, yiaddr,
+         siaddr: bytes = bytes(4), options: list[tuple[int, bytes]] = (), secs: int = 0,
+         broadcast: bool = False) -> bytes:
+    body = struct.pack("!BBBBIHH4s4s4s4s16s64s128sI", op, 1, 6, 0, xid, secs, 0x8000 if broadcast else 0, ciaddr,
+                       yiaddr,
                        siaddr, bytes(4), chaddr + bytes(10), b"", b"", 0x63825363)
     opts = bytes((53, 1, msgtype)) + b"".join(bytes((c, len(v))) + v for c, v in options) + b"\xff"
     out = body + opts

@@ -16,7 +16,8 @@ header details follow the tools (checked against loopback recordings, see docs/s
     hping3 SYN floods (window 512, no options, random seq/ack, incrementing source port; own IP
     or --rand-source), hping3 UDP floods (8-byte datagrams, incrementing source port), hping3
     ICMP floods (echo id = pid, sequence stepping by 256), slowloris (many connections with
-    partial headers and 15 s ``X-a:`` keepalives), botnet UDP floods from an infected device.
+    partial headers and 15 s ``X-a:`` keepalives), Mirai attack commands run by an infected device
+    (DNS water torture, SYN flood with Mirai's option block).
 ``bruteforce``
     hydra ssh (libssh client, KEX, encrypted auth attempts), hydra telnet/ftp/http-get
     (basic auth), MQTT CONNECT guessing (CONNACK 4/5), Mirai telnet logins with its dictionary.
@@ -107,8 +108,9 @@ class Attack:
                                       dport, seq, ack, flags, window, options), self.tag)
 
 
-def _open_ports(dev: Host) -> tuple[int, ...]:
-    return {"camera": (23, 80, 443, 554, 8000), "hub": (22, 80, 1883, 8123), "plug": (80, 9999), "router": (53, 80, 443),
+def open_ports(dev: Host) -> tuple[int, ...]:
+    return {"camera": (23, 80, 443, 554, 8000), "hub": (22, 80, 1883, 8123), "plug": (80, 9999),
+            "router": (53, 80, 443),
             "speaker": (8008, 8009, 8443), "coap": (80,), "sensor": (), "laptop": (), "phone": (62078,),
             "nvr": (80, 554, 8000)}.get(dev.kind, (80,))
 
@@ -145,16 +147,16 @@ def nmap_syn_scan(env: Env, attacker: Host, target: Host, rng: random.Random, *,
     sport = rng.randint(32768, 65000)
     seq = rng.getrandbits(32)
     gap = 250 if timing >= 4 else 900
-    open_ports = set(_open_ports(target))
+    listening = set(open_ports(target))
     silent = _filtered(target)
     retry: list[int] = []
     for i, port in enumerate(order):
         atk.raw_syn(t, target, sport, port, seq, ttl=rng.randint(37, 59), window=1024,
                     options=P.tcp_options(mss=1460, order="plain"))
         rt = t + lan_delay(rng, target)
-        if silent and port not in open_ports:
+        if silent and port not in listening:
             retry.append(port)
-        elif port in open_ports:
+        elif port in listening:
             synack = P.tcp_options(mss=target.stack.mss, order="plain")
             isn = rng.getrandbits(32)
             atk.reply(rt, target, attacker, port, sport, isn, seq + 1, P.SYN | P.ACK,
@@ -187,7 +189,8 @@ def nmap_udp_scan(env: Env, attacker: Host, target: Host, rng: random.Random, *,
     limited = target.stack.name in ("linux", "embedded-linux", "android")
     payloads = {53: P.dns_message(0, 0x0000, []), 123: P.ntp(3, 0, sim.now),
                 161: bytes.fromhex("302602010104067075626c6963a11902044c33a756020100020100300b300906052b060102010500"),
-                1900: b"M-SEARCH * HTTP/1.1\r\nHost:239.255.255.250:1900\r\nST:upnp:rootdevice\r\nMan:\"ssdp:discover\"\r\nMX:3\r\n\r\n",
+                1900: b"M-SEARCH * HTTP/1.1\r\nHost:239.255.255.250:1900\r\nST:upnp:rootdevice\r\n"
+                      b"Man:\"ssdp:discover\"\r\nMX:3\r\n\r\n",
                 5353: P.dns_message(0, 0, [P.dns_question("_services._dns-sd._udp.local", P.DNS_PTR)])}
     answering = {"router": {53: b"\x00\x00\x81\x80" + bytes(8), 123: P.ntp(4, 2, sim.now)},
                  "hub": {5353: P.dns_message(0, P.MDNS_RESPONSE_FLAGS, [])},
@@ -235,13 +238,14 @@ def nmap_version_probe(env: Env, attacker: Host, target: Host, rng: random.Rando
     t = env.sim.now
     probes = (b"GET / HTTP/1.0\r\n\r\n", b"OPTIONS / HTTP/1.0\r\n\r\n", b"OPTIONS / RTSP/1.0\r\n\r\n", b"\r\n\r\n",
               b"GET /nice%20ports%2C/Tri%6Eity.txt%2ebak HTTP/1.0\r\n\r\n")
-    for port in _open_ports(target) or (80,):
+    for port in open_ports(target) or (80,):
         for probe in probes[:rng.randint(2, len(probes))]:
             c = Tcp(env.sim, attacker, target, eph_port(rng, attacker), port, atk.tag, rng,
                     da=lan_delay(rng, attacker), db=lan_delay(rng, target))
             t = c.connect(t)
             if port in (22, 23, 21):
-                t = c.send(t + c.db, False, b"SSH-2.0-dropbear_2019.78\r\n" if port == 22 else b"\xff\xfd\x18\xff\xfd\x20")
+                banner = b"SSH-2.0-dropbear_2019.78\r\n" if port == 22 else b"\xff\xfd\x18\xff\xfd\x20"
+                t = c.send(t + c.db, False, banner)
             else:
                 t += 6 * SECOND if probe is probes[0] else rng.randint(1 * MS, 5 * MS)
                 resp = (b"RTSP/1.0 200 OK\r\nCSeq: 0\r\nPublic: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN\r\n\r\n"
@@ -337,7 +341,7 @@ def masscan(env: Env, attacker: Host, rng: random.Random, *, rate: int = 2000, c
     top = rng.choice((1000, 2000, 5000, 10000))
     sport = rng.randint(32768, 61000)
     base = rng.choice((0xC6120000, 0xC6130000))
-    open_ports = set(_open_ports(target)) if target is not None else set()
+    listening = set(open_ports(target)) if target is not None else set()
     t = env.sim.now
     for i in range(count):
         if target is None:
@@ -349,7 +353,7 @@ def masscan(env: Env, attacker: Host, rng: random.Random, *, rate: int = 2000, c
         else:
             peer = target
             dport = rng.randint(1, top)
-            answer = "synack" if dport in open_ports else (None if _filtered(target) else "rst")
+            answer = "synack" if dport in listening else (None if _filtered(target) else "rst")
             rt = t + lan_delay(rng, target)
         seq = rng.getrandbits(32)
         ident = rng.getrandbits(16)
@@ -375,7 +379,7 @@ def mirai_scan(env: Env, bot: Host, rng: random.Random, *, count: int = 3000, ra
     sport = rng.randint(1024, 65535)
     t = env.sim.now
     for i in range(count):
-        ip = home._new_public_ip(rng)
+        ip = home.new_public_ip(rng)
         peer = home.peer(ip)
         dport = 2323 if rng.random() < 0.1 else 23
         seq = int.from_bytes(ip, "big")
@@ -404,7 +408,7 @@ def hping3_syn_flood(env: Env, attacker: Host, target: Host, rng: random.Random,
     end = t + int(seconds * SECOND)
     gap = SECOND / rate
     acc = 0.0
-    spoofed_ip = home._new_public_ip(rng) if spoof == "fixed" else None
+    spoofed_ip = home.new_public_ip(rng) if spoof == "fixed" else None
     opts = P.tcp_options(mss=target.stack.mss, order="plain")
     n = 0
     while t < end:
@@ -445,7 +449,7 @@ def hping3_udp_flood(env: Env, attacker: Host, target: Host, rng: random.Random,
     sport = rng.randint(1024, 60000)
     t = sim.now
     end = t + int(seconds * SECOND)
-    payload = bytes(data)
+    payload = b"X" * data  # hping3 -d pads with 'X'
     last_icmp = 0
     step = max(1, SECOND // rate)
     n = 0
@@ -455,7 +459,8 @@ def hping3_udp_flood(env: Env, attacker: Host, target: Host, rng: random.Random,
     last_kernel = 0
     while t < end:
         src = rng.getrandbits(32).to_bytes(4, "big") if spoof else attacker.ip
-        f = P.udp4_frame(target.mac, attacker.mac, src, target.ip, 64, rng.getrandbits(16), False, sport, dport, payload)
+        f = P.udp4_frame(target.mac, attacker.mac, src, target.ip, 64, rng.getrandbits(16), False, sport, dport,
+                         payload)
         sim.emit(t, f, atk.tag)
         # Linux limits ICMP errors per destination (burst 6, then 1/s) and globally (~1000/s); lwIP does not
         if dport not in services and (not limited or (spoof and t - last_icmp >= 1000)
@@ -494,7 +499,7 @@ def hping3_icmp_flood(env: Env, attacker: Host, target: Host, rng: random.Random
     step = max(1, SECOND // rate)
     seq = 0
     n = 0
-    payload = bytes(data)
+    payload = b"X" * data  # hping3 -d pads with 'X'
     while t < end:
         rest = struct.pack("!HH", ident, ((seq & 0xFF) << 8) | (seq >> 8 & 0xFF))
         sim.emit(t, P.icmp4_frame(target.mac, attacker.mac, attacker.ip, target.ip, 64, rng.getrandbits(16), False,
@@ -514,7 +519,8 @@ def slowloris(env: Env, attacker: Host, target: Host, rng: random.Random, *, soc
     atk = Attack(env, "dos", "slowloris", attacker, rng)
     t = env.sim.now
     end = t + int(seconds * SECOND)
-    uas = (b"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/119.0 Safari/537.36",
+    uas = (b"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/119.0 "
+           b"Safari/537.36",
            b"Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:109.0) Gecko/20100101 Firefox/119.0")
     conns: list[Tcp] = []
     limit = rng.randint(40, 120) if target.stack.name.startswith("lwip") else sockets
@@ -543,23 +549,37 @@ def slowloris(env: Env, attacker: Host, target: Host, rng: random.Random, *, soc
     yield t
 
 
-def botnet_udp_flood(env: Env, bot: Host, rng: random.Random, *, rate: int, seconds: float) -> Process:
-    """Mirai ``udpplain``/``udp`` attack from an infected device at an Internet victim (512-byte payloads)."""
-    atk = Attack(env, "dos", "mirai-udp-flood", bot, rng)
-    sim = env.sim
-    victim = env.home.unseen_peer(rng)
+def botnet_flood(env: Env, bot: Host, rng: random.Random, *, rate: int, seconds: float, method: str) -> Process:
+    """A Mirai attack command run by an infected device (attack.c methods).
+
+    ``dns``: DNS water torture, random 12-character labels under the victim's domain sent to the
+    resolver, which answers SERVFAIL/NXDOMAIN; ``syn``: raw SYNs with Mirai's option block
+    (MSS, SACK, TS, NOP, WS) and random source ports and windows to an Internet victim.
+    """
+    atk = Attack(env, "dos", f"mirai-{method}-flood", bot, rng)
+    sim, home = env.sim, env.home
+    victim = home.unseen_peer(rng)
+    domain = rng.choice(("shop.example.com", "game.example.net", "bank.example.org"))
     t = sim.now
     end = t + int(seconds * SECOND)
-    fixed_dport = rng.random() < 0.5
-    dport = rng.randint(1, 65535)
-    sport = rng.randint(1024, 65535)
-    size = rng.choice((512, 512, 1024, 1400))
     step = max(1, SECOND // rate)
+    dport = rng.choice((80, 443, 22, 25565))
+    opts = P.tcp_options(mss=rng.randint(1400, 1460), sack_perm=True, ts=(rng.getrandbits(32), 0), wscale=6)
     n = 0
+    gw = home.gateway
     while t < end:
-        sim.emit(t, P.udp4_frame(victim.mac, bot.mac, bot.ip, victim.ip, 64, rng.getrandbits(16), False,
-                                 sport if fixed_dport else rng.randint(1024, 65535),
-                                 dport if fixed_dport else rng.randint(1, 65535), env.noise(size, rng)), atk.tag)
+        sport = rng.randint(1024, 65535)
+        if method == "dns":
+            q = P.dns_question("".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(12))
+                               + "." + domain, P.DNS_A)
+            qid = rng.getrandbits(16)
+            sim.udp(t, bot, gw, sport, 53, P.dns_message(qid, P.DNS_QUERY_FLAGS, [q]), atk.tag)
+            if n % 4 == 0:  # the resolver keeps up with a share of them
+                sim.udp(t + rng.randint(20 * MS, 400 * MS), gw, bot, 53, sport,
+                        P.dns_message(qid, rng.choice((0x8182, 0x8183)), [q]), atk.tag)
+        else:
+            sim.emit(t, P.tcp4_frame(victim.mac, bot.mac, bot.ip, victim.ip, 64, rng.getrandbits(16), True, sport, dport,
+                                     rng.getrandbits(32), 0, P.SYN, rng.getrandbits(16) or 1, opts), atk.tag)
         t += step
         n += 1
         if n % 200 == 0:
@@ -679,7 +699,8 @@ def arp_poison(env: Env, attacker: Host, victim: Host, rng: random.Random, *, se
         sim.arp(at, victim.mac, attacker.mac, op, a_mac, gw.ip, victim.mac if op == 2 else bytes(6), victim.ip, atk.tag)
         if both:
             v_mac = victim.mac if real else attacker.mac
-            sim.arp(at + 50, gw.mac, attacker.mac, op, v_mac, victim.ip, gw.mac if op == 2 else bytes(6), gw.ip, atk.tag)
+            sim.arp(at + 50, gw.mac, attacker.mac, op, v_mac, victim.ip, gw.mac if op == 2 else bytes(6), gw.ip,
+                    atk.tag)
 
     for who in (victim, gw):  # arpspoof first resolves the real MACs of its targets
         sim.arp(t, P.BROADCAST, attacker.mac, 1, attacker.mac, attacker.ip, bytes(6), who.ip, atk.tag)
@@ -740,7 +761,8 @@ def dns_spoof(env: Env, attacker: Host, victim: Host, rng: random.Random, *, cou
         forged = P.dns_message(qid, P.DNS_RESPONSE_FLAGS, [q], [P.dns_rr(P.PTR_TO_QNAME, P.DNS_A, attacker.ip, ttl)])
         sim.emit(ft, P.udp4_frame(victim.mac, attacker.mac, gw.ip, victim.ip, 64, rng.getrandbits(16), True, 53, sport,
                                   forged), atk.tag)
-        real = P.dns_message(qid, P.DNS_RESPONSE_FLAGS, [q], [P.dns_rr(P.PTR_TO_QNAME, P.DNS_A, home.resolve(name), 300)])
+        real = P.dns_message(qid, P.DNS_RESPONSE_FLAGS, [q],
+                             [P.dns_rr(P.PTR_TO_QNAME, P.DNS_A, home.resolve(name), 300)])
         sim.udp(ft + rng.randint(5 * MS, 40 * MS), gw, victim, 53, sport, real, atk.tag)
         c = Tcp(sim, victim, attacker, eph_port(rng, victim), 80, atk.tag, rng, da=lan_delay(rng, victim),
                 db=lan_delay(rng, attacker))
@@ -762,7 +784,8 @@ def rogue_ra(env: Env, attacker: Host, rng: random.Random, *, count: int, interv
     lifetime = rng.choice((1800, 9000, 65535))
     t = env.sim.now
     for _ in range(count):
-        router_advertisement(env, t, attacker, prefix, atk.tag, flags=flags, lifetime=lifetime, hop_limit=rng.choice((64, 255)))
+        router_advertisement(env, t, attacker, prefix, atk.tag, flags=flags, lifetime=lifetime,
+                             hop_limit=rng.choice((64, 255)))
         t += jitter(rng, interval, 0.1)
         yield t
 
@@ -825,7 +848,8 @@ def dns_tunnel(env: Env, client: Host, rng: random.Random, *, tool: str, seconds
             rdata = down
         rt = t + (wan_rtt(rng) if not direct else wan_rtt(rng) + rng.randint(0, 20 * MS))
         sim.udp(rt, server, client, 53, sport,
-                P.dns_message(qid, 0x8180, [q], [P.dns_rr(P.PTR_TO_QNAME, qt, rdata, 0)], additional=[P.edns_opt(4096)]),
+                P.dns_message(qid, 0x8180, [q], [P.dns_rr(P.PTR_TO_QNAME, qt, rdata, 0)],
+                              additional=[P.edns_opt(4096)]),
                 atk.tag)
         t += int(SECOND / qps * rng.uniform(0.3, 1.7))
         yield t
@@ -856,7 +880,8 @@ def icmp_tunnel(env: Env, client: Host, rng: random.Random, *, seconds: float, p
         else:
             up = rng.randint(300, 1024) if rng.random() < 0.7 else rng.randint(28, 100)
             if tool == "ptunnel":
-                data = struct.pack("!IIHHIHH", 0xD5200880, rng.getrandbits(32), 22, 0x2000, 0, seq, 0) + env.noise(up, rng)
+                head = struct.pack("!IIHHIHH", 0xD5200880, rng.getrandbits(32), 22, 0x2000, 0, seq, 0)
+                data = head + env.noise(up, rng)
             else:
                 data = env.noise(up, rng)
             sim.icmp(t, client, proxy, 8, 0, P.icmp_echo(ident, seq), data, atk.tag)
@@ -867,9 +892,9 @@ def icmp_tunnel(env: Env, client: Host, rng: random.Random, *, seconds: float, p
         yield t
 
 
-def bulk_upload(env: Env, client: Host, rng: random.Random, *, megabytes: float, port: int, tls: bool) -> Process:
-    """Data pushed to an Internet host nobody resolved or talked to before: TLS (rclone/https),
-    an HTTP POST (``curl --data-binary @loot``) on 80/8080, or raw bytes (``nc``) elsewhere."""
+def bulk_upload(env: Env, client: Host, rng: random.Random, *, megabytes: float, port: int) -> Process:
+    """Data pushed to an Internet host nobody resolved or talked to before: an HTTP POST
+    (``curl --data-binary @loot``) on 80/8080, TLS elsewhere (https, rclone, ``ncat --ssl`` on 4444)."""
     atk = Attack(env, "exfiltration", f"bulk-upload-{port}", client, rng)
     sim = env.sim
     server = env.home.unseen_peer(rng)
@@ -878,7 +903,8 @@ def bulk_upload(env: Env, client: Host, rng: random.Random, *, megabytes: float,
             loss=0.002)
     t = c.connect(t)
     total = int(megabytes * 1024 * 1024)
-    http = not tls and port in (80, 8080)
+    http = port in (80, 8080)
+    tls = not http
     if tls:
         t = tls_handshake(env, c, t, rng, P.ip_str(server.ip))
     elif http:

@@ -24,7 +24,7 @@ import heapq
 import itertools
 import random
 from dataclasses import dataclass
-from typing import Callable, Generator, Iterator
+from typing import Callable, Generator
 
 from . import packets as P
 
@@ -280,7 +280,8 @@ class Tcp:
                                  ts=(self._ts_b, self._ts_a) if ts_both else None,
                                  wscale=b.stack.wscale if a.stack.wscale is not None else None, order=b.stack.order)
         # Linux rounds its SYN/ACK window to the MSS left after the timestamps option (45 x 1448)
-        win = b.stack.synack_window if (self.ts_ok and self.a_syn is None and b.stack.synack_window) else b.stack.syn_window
+        ts_on = self.ts_ok and self.a_syn is None
+        win = b.stack.synack_window if (ts_on and b.stack.synack_window) else b.stack.syn_window
         self.seg(t, False, P.SYN | P.ACK, options=opts, window=win)
         t += self.da
         self.seg(t, True, P.ACK)
@@ -290,14 +291,17 @@ class Tcp:
     def send(self, t: int, from_a: bool, data: bytes, *, rate: float = 2e6, ack: bool = True, push: bool = True) -> int:
         """Send ``data`` in MSS-sized segments at ``rate`` bytes/s; the peer ACKs every 2nd segment.
 
+        With ``loss`` (per segment), the last segment may be lost behind the capture point: it is
+        seen twice, the second time after the retransmission timeout, and only then ACKed (a tail
+        loss; retransmitting before newer data keeps Wireshark's reassembly consistent).
         Returns the time of the last ACK (or of the last segment when ``ack`` is False).
         """
-        sender = self.a if from_a else self.b
         mss = min(self.a.stack.mss, self.b.stack.mss) - (12 if self.ts_ok else 0)
         delay = self.db if from_a else self.da
         n = len(data)
         data = memoryview(data)
         gap = max(150 if self.relay else 1, int((mss + 54) / rate * SECOND))
+        lost_tail = self.loss and self.rng.random() < min(0.3, self.loss * (n // mss + 1))
         i = 0
         k = 0
         last_ack = t
@@ -308,8 +312,9 @@ class Tcp:
             k += 1
             last = i >= n
             seg(t, from_a, P.ACK | (P.PSH if last and push else 0), chunk)
-            if self.loss and self.rng.random() < self.loss:
-                self._retransmit(t + max(200 * MS, 3 * delay), from_a, chunk, sender)
+            if last and lost_tail:
+                t += max(200 * MS, 3 * delay)
+                self._retransmit(t, from_a, chunk)
             if ack and (last or k % 2 == 0):
                 last_ack = t + delay
                 seg(last_ack, not from_a, P.ACK)
@@ -317,8 +322,8 @@ class Tcp:
                 t += gap
         return last_ack if ack else t
 
-    def _retransmit(self, t: int, from_a: bool, chunk: bytes, sender: Host) -> None:
-        """Re-emit the segment just sent (a spurious retransmission after an RTO)."""
+    def _retransmit(self, t: int, from_a: bool, chunk: bytes) -> None:
+        """Re-emit the segment just sent, with the same sequence number."""
         if from_a:
             saved = self.seq_a
             self.seq_a = (saved - len(chunk)) & 0xFFFFFFFF
@@ -459,7 +464,8 @@ class Home:
         return [h for h in self.hosts if h.local]
 
     # --- Internet
-    def _new_public_ip(self, rng: random.Random) -> bytes:
+    def new_public_ip(self, rng: random.Random) -> bytes:
+        """A fresh address from the documentation/benchmarking blocks, never handed out before."""
         while True:
             base, size = rng.choice(_CLOUD_BLOCKS)
             v = base + rng.randrange(1, size - 1)
@@ -471,25 +477,27 @@ class Home:
     def resolve(self, name: str) -> bytes:
         ip = self._dns.get(name)
         if ip is None:
-            ip = self._dns[name] = self._new_public_ip(self.sim.rng("dns/" + name))
+            ip = self._dns[name] = self.new_public_ip(self.sim.rng("dns/" + name))
         return ip
 
-    def peer(self, ip: bytes, stack: Stack = SERVER_LINUX, hops: int | None = None) -> Host:
-        """The Internet host at ``ip`` as seen on the LAN (router's MAC, TTL minus hops)."""
+    def peer(self, ip: bytes, stack: Stack | None = None, hops: int | None = None) -> Host:
+        """The Internet host at ``ip`` as seen on the LAN (router's MAC, TTL minus hops); most
+        servers run Linux, some Windows (TTL 128, no TCP timestamps)."""
         h = self._remote.get(ip)
         if h is None:
             r = self.sim.rng("peer/" + P.ip_str(ip))
+            stack = stack or (SERVER_WIN if r.random() < 0.2 else SERVER_LINUX)
             hops = hops if hops is not None else r.randint(8, 22)
             h = Host(P.ip_str(ip), "internet", self.gateway.mac, ip, stack, local=False, ttl=stack.ttl - hops, rng=r)
             self._remote[ip] = h
         return h
 
-    def cloud(self, name: str, stack: Stack = SERVER_LINUX) -> Host:
-        return self.peer(self.resolve(name), stack)
+    def cloud(self, name: str) -> Host:
+        return self.peer(self.resolve(name))
 
-    def unseen_peer(self, rng: random.Random, stack: Stack = SERVER_LINUX) -> Host:
+    def unseen_peer(self, rng: random.Random) -> Host:
         """An Internet host no name resolves to and nobody contacted before."""
-        return self.peer(self._new_public_ip(rng), stack)
+        return self.peer(self.new_public_ip(rng))
 
     def lookup(self, t: int, client: Host, name: str, rng: random.Random, *, qtype: int = P.DNS_A,
                tag: Tag | None = None, force: bool = False) -> tuple[int, bytes]:
@@ -509,7 +517,8 @@ class Home:
         sport = rng.randint(32768, 60999) if client.stack.name != "lwip" else rng.randint(49152, 65535)
         q = P.dns_question(name, qtype)
         edns = [P.edns_opt()] if client.stack.name in ("linux", "android", "apple", "windows") else []
-        self.sim.udp(t, client, self.gateway, sport, 53, P.dns_message(qid, P.DNS_QUERY_FLAGS, [q], additional=edns), tag)
+        self.sim.udp(t, client, self.gateway, sport, 53, P.dns_message(qid, P.DNS_QUERY_FLAGS, [q], additional=edns),
+                     tag)
         t += (rng.randint(300, 1500) if rng.random() < 0.5 else rng.randint(8 * MS, 45 * MS))
         answers = []
         if rng.random() < 0.3 and qtype == P.DNS_A:
@@ -520,7 +529,7 @@ class Home:
         elif qtype == P.DNS_A:
             answers.append(P.dns_rr(P.PTR_TO_QNAME, P.DNS_A, ip, ttl))
             if rng.random() < 0.3:
-                answers.append(P.dns_rr(P.PTR_TO_QNAME, P.DNS_A, self._new_public_ip(rng), ttl))
+                answers.append(P.dns_rr(P.PTR_TO_QNAME, P.DNS_A, self.new_public_ip(rng), ttl))
         elif qtype == P.DNS_AAAA:
             answers.append(P.dns_rr(P.PTR_TO_QNAME, P.DNS_AAAA, bytes.fromhex("20010db8") + ip * 3, ttl))
         self.sim.udp(t, self.gateway, client, 53, sport,

@@ -58,6 +58,15 @@ class Env:
         return b"".join(out)
 
 
+def jpeg_image(env: Env, rng: random.Random, size: int) -> bytes:
+    """A JFIF image: SOI, APP0, SOF0 (640x360 YCbCr), SOS, ``size`` bytes of entropy-coded data
+    (0xFF bytes stuffed away, as an encoder does), EOI."""
+    app0 = b"\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+    sof0 = b"\xff\xc0\x00\x11\x08" + struct.pack("!HH", 360, 640) + b"\x03\x01\x22\x00\x02\x11\x01\x03\x11\x01"
+    sos = b"\xff\xda\x00\x0c\x03\x01\x00\x02\x11\x03\x11\x00\x3f\x00"
+    return b"\xff\xd8" + app0 + sof0 + sos + env.noise(size, rng).replace(b"\xff", b"\xfe") + b"\xff\xd9"
+
+
 def jitter(rng: random.Random, seconds: float, frac: float = 0.1) -> int:
     return int(seconds * SECOND * (1 + rng.uniform(-frac, frac)))
 
@@ -134,10 +143,10 @@ def ssh_kex(env: Env, c: Tcp, t: int, rng: random.Random, server_banner: bytes, 
         return struct.pack("!I", len(b)) + b
     t = c.send(t + c.db, False, server_banner)
     t = c.send(t + c.da, True, client_banner)
-    t = c.send(t + 200, True, P.ssh_kexinit(rng.randbytes(16), b"curve25519-sha256,curve25519-sha256@libssh.org,"
-                                            b"ecdh-sha2-nistp256,diffie-hellman-group14-sha256", b"ssh-ed25519,rsa-sha2-512,"
-                                            b"rsa-sha2-256,ecdsa-sha2-nistp256", b"aes256-ctr,aes192-ctr,aes128-ctr,"
-                                            b"chacha20-poly1305@openssh.com", b"hmac-sha2-256,hmac-sha2-512"))
+    t = c.send(t + 200, True, P.ssh_kexinit(
+        rng.randbytes(16), b"curve25519-sha256,curve25519-sha256@libssh.org,ecdh-sha2-nistp256,"
+        b"diffie-hellman-group14-sha256", b"ssh-ed25519,rsa-sha2-512,rsa-sha2-256,ecdsa-sha2-nistp256",
+        b"aes256-ctr,aes192-ctr,aes128-ctr,chacha20-poly1305@openssh.com", b"hmac-sha2-256,hmac-sha2-512"))
     t = c.send(t + c.db, False, P.ssh_kexinit(rng.randbytes(16), b"curve25519-sha256,curve25519-sha256@libssh.org,"
                                               b"diffie-hellman-group14-sha256", b"ssh-ed25519,rsa-sha2-256",
                                               b"aes128-ctr,aes256-ctr,chacha20-poly1305@openssh.com",
@@ -290,7 +299,8 @@ def mdns_browser(env: Env, dev: Host, rng: random.Random, services: tuple[str, .
     tag = env.normal("mdns")
     t = sim.now
     while True:
-        qs = [P.dns_question(f"{s}.local", P.DNS_PTR) for s in rng.sample(services, min(len(services), rng.randint(1, 4)))]
+        asked = rng.sample(services, min(len(services), rng.randint(1, 4)))
+        qs = [P.dns_question(f"{s}.local", P.DNS_PTR) for s in asked]
         sim.udp(t, dev, home.mdns, 5353, 5353, P.dns_message(0, 0, qs), tag, ttl=255)
         for h, inst in (responders or []):
             if rng.random() < 0.6:
@@ -306,7 +316,8 @@ def tuya_broadcast(env: Env, dev: Host, rng: random.Random) -> Process:
     """Tuya devices broadcast an encrypted discovery beacon to UDP 6667 every ~5 s."""
     sim, home = env.sim, env.home
     tag = env.normal("tuya-discovery")
-    beacon = b"\x00\x00\x55\xaa\x00\x00\x00\x00\x00\x00\x00\x13\x00\x00\x00\x9c" + env.noise(140, rng) + b"\x00\x00\xaa\x55"
+    beacon = (b"\x00\x00\x55\xaa\x00\x00\x00\x00\x00\x00\x00\x13\x00\x00\x00\x9c" + env.noise(140, rng)
+              + b"\x00\x00\xaa\x55")
     t = sim.now
     while True:
         sim.udp(t, dev, home.bcast, 6667, 6667, beacon, tag)
@@ -374,7 +385,8 @@ def coap_poller(env: Env, hub: Host, dev: Host, rng: random.Random, period: floa
         body = (b'</sensors/temperature>;rt="temperature";obs,</sensors/light>;rt="light-lux";obs'
                 if "core" in path else f'{{"v":{rng.uniform(0, 100):.2f}}}'.encode())
         fmt = 40 if "core" in path else 50
-        sim.udp(t, dev, hub, 5683, sport, P.coap(P.COAP_ACK, P.COAP_CONTENT, mid, tok, [(12, P.coap_uint(fmt))], body), tag)
+        sim.udp(t, dev, hub, 5683, sport, P.coap(P.COAP_ACK, P.COAP_CONTENT, mid, tok, [(12, P.coap_uint(fmt))], body),
+                tag)
         mid = (mid + 1) & 0xFFFF
         if rng.random() < 0.4:
             t += jitter(rng, period / 3, 0.5)
@@ -444,7 +456,8 @@ def camera_stream(env: Env, cam: Host, nvr: Host, rng: random.Random, *, fps: in
              "RTSP/1.0 200 OK\r\nCSeq: 2\r\nPublic: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN, GET_PARAMETER\r\n\r\n"),
             (f"DESCRIBE {url} RTSP/1.0\r\nCSeq: 3\r\nAccept: application/sdp\r\n\r\n",
              f"RTSP/1.0 200 OK\r\nCSeq: 3\r\nContent-Type: application/sdp\r\nContent-Length: {len(sdp)}\r\n\r\n{sdp}"),
-            (f"SETUP {url}/trackID=1 RTSP/1.0\r\nCSeq: 4\r\nTransport: RTP/AVP;unicast;client_port={cport}-{cport + 1}\r\n\r\n",
+            (f"SETUP {url}/trackID=1 RTSP/1.0\r\nCSeq: 4\r\nTransport: RTP/AVP;unicast;"
+             f"client_port={cport}-{cport + 1}\r\n\r\n",
              f"RTSP/1.0 200 OK\r\nCSeq: 4\r\nSession: {session};timeout=60\r\nTransport: RTP/AVP;unicast;"
              f"client_port={cport}-{cport + 1};server_port={sport}-{sport + 1}\r\n\r\n"),
             (f"PLAY {url} RTSP/1.0\r\nCSeq: 5\r\nSession: {session}\r\nRange: npt=0.000-\r\n\r\n",
@@ -479,10 +492,12 @@ def camera_stream(env: Env, cam: Host, nvr: Host, rng: random.Random, *, fps: in
             rtp_ts += 90000 // fps
             t += frame_gap + rng.randint(-2 * MS, 2 * MS)
             if t >= next_sr:
-                udp(t, cam, nvr, sport + 1, cport + 1, P.rtcp_sender_report(ssrc, t, rtp_ts, sent_pkts, sent_octets), tag)
+                udp(t, cam, nvr, sport + 1, cport + 1, P.rtcp_sender_report(ssrc, t, rtp_ts, sent_pkts, sent_octets),
+                    tag)
                 next_sr = t + 5 * SECOND
             if t >= next_keepalive:
-                t = c.request(t, f"GET_PARAMETER {url} RTSP/1.0\r\nCSeq: {5 + n}\r\nSession: {session}\r\n\r\n".encode(),
+                t = c.request(t, f"GET_PARAMETER {url} RTSP/1.0\r\nCSeq: {5 + n}\r\nSession: {session}\r\n\r\n"
+                              .encode(),
                               f"RTSP/1.0 200 OK\r\nCSeq: {5 + n}\r\nSession: {session}\r\n\r\n".encode())
                 next_keepalive = t + 30 * SECOND
             yield t
@@ -541,7 +556,8 @@ def smart_speaker(env: Env, dev: Host, rng: random.Random, cloud_name: str, musi
             r = rng.random()
             if r < 0.05:  # voice request: upload speech, get the answer audio
                 t = c.send(t, True, env.tls_records(rng.randint(20_000, 90_000), rng), rate=0.3e6)
-                t = c.send(t + rng.randint(200 * MS, 800 * MS), False, env.tls_records(rng.randint(50_000, 300_000), rng))
+                t = c.send(t + rng.randint(200 * MS, 800 * MS), False,
+                           env.tls_records(rng.randint(50_000, 300_000), rng))
             elif r < 0.12:  # music: fetch a few hundred KB of audio
                 t, _ = https_fetch(env, t, dev, music_name, rng, tag, up=rng.randint(300, 900),
                                    down=rng.randint(200_000, 900_000), rate=rng.uniform(2e6, 8e6))
@@ -565,11 +581,13 @@ def firmware_check(env: Env, dev: Host, rng: random.Random, cdn_name: str, size_
         yield t
 
 
-def hub_discovery(env: Env, hub: Host, rng: random.Random, targets: list[Host], period: float) -> Process:
+def hub_discovery(env: Env, hub: Host, rng: random.Random, targets: list[Host], period: float,
+                  snapshot_kb: tuple[int, int] = (20, 60)) -> Process:
     """Home Assistant style: ping every tracked device, poll their HTTP APIs, SSDP M-SEARCH.
 
     Touches many LAN hosts and ports on a regular schedule with complete exchanges: the hard
-    negative for ``recon``.
+    negative for ``recon``. Camera snapshots use HTTP digest auth, so every poll starts with a
+    benign 401.
     """
     sim, home = env.sim, env.home
     ping_tag = env.normal("hub-ping")
@@ -590,11 +608,30 @@ def hub_discovery(env: Env, hub: Host, rng: random.Random, targets: list[Host], 
             port = {"plug": 80, "camera": 80, "speaker": 8008, "coap": 80}[dev.kind]
             c = lan_conn(env, hub, dev, port, http_tag, rng)
             t = c.connect(t)
-            path = rng.choice(("/status", "/api/v1/state", "/setup/eureka_info", "/cgi-bin/info"))
-            req = f"GET {path} HTTP/1.1\r\nHost: {P.ip_str(dev.ip)}:{port}\r\nUser-Agent: HomeAssistant/2024.5 aiohttp/3.9\r\nAccept: */*\r\n\r\n"
-            body = f'{{"on":{str(rng.random() < 0.5).lower()},"power":{rng.uniform(0, 60):.1f},"uptime":{t // SECOND % 100000}}}'
-            resp = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n{body}"
-            t = c.request(t, req.encode(), resp.encode(), server_time=rng.randint(2 * MS, 20 * MS))
+            host = f"{P.ip_str(dev.ip)}:{port}"
+            ua = "User-Agent: HomeAssistant/2024.5 aiohttp/3.9\r\nAccept: */*\r\n"
+            if dev.kind == "camera":  # ONVIF/ISAPI snapshot with HTTP digest auth: 401 first, then 200
+                path = "/ISAPI/Streaming/channels/101/picture"
+                nonce = rng.randbytes(16).hex()
+                t = c.request(t, f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{ua}\r\n".encode(),
+                              (f"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Digest realm=\"IP Camera\", "
+                               f"qop=\"auth\", nonce=\"{nonce}\"\r\nContent-Length: 0\r\n\r\n").encode(),
+                              server_time=rng.randint(2 * MS, 20 * MS))
+                auth = (f"Authorization: Digest username=\"admin\", realm=\"IP Camera\", nonce=\"{nonce}\", "
+                        f"uri=\"{path}\", qop=auth, nc=00000001, cnonce=\"{rng.randbytes(8).hex()}\", "
+                        f"response=\"{rng.randbytes(16).hex()}\"\r\n")
+                jpeg = jpeg_image(env, rng, rng.randint(*snapshot_kb) * 1000)
+                t = c.request(t + rng.randint(1 * MS, 5 * MS),
+                              f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{ua}{auth}\r\n".encode(),
+                              f"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
+                              .encode() + jpeg, server_time=rng.randint(20 * MS, 80 * MS))
+            else:
+                path = rng.choice(("/status", "/api/v1/state", "/setup/eureka_info", "/cgi-bin/info"))
+                body = (f'{{"on":{str(rng.random() < 0.5).lower()},"power":{rng.uniform(0, 60):.1f},'
+                        f'"uptime":{t // SECOND % 100000}}}')
+                t = c.request(t, f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{ua}\r\n".encode(),
+                              f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                              f"\r\n{body}".encode(), server_time=rng.randint(2 * MS, 20 * MS))
             t = c.close(t, from_a=False)
         if rng.random() < 0.3:
             st = rng.choice(("ssdp:all", "urn:dial-multiscreen-org:service:dial:1", "upnp:rootdevice"))
@@ -647,27 +684,38 @@ def web_client(env: Env, dev: Host, rng: random.Random, sites: tuple[str, ...], 
 
 def quic_session(env: Env, dev: Host, rng: random.Random, t: int, name: str, *, seconds: tuple[int, ...],
                  pps: tuple[int, int]):
-    """QUIC short-header flow on UDP 443 (mostly server -> client), after the DNS lookup."""
+    """QUIC video on UDP 443 after the DNS lookup: a resumed connection (long-header Handshake packets
+    carrying both connection IDs, so Wireshark tracks the flow), then 1-RTT short-header packets,
+    mostly server -> client."""
     sim = env.sim
     tag = env.normal("quic")
     t, ip = env.home.lookup(t, dev, name, rng)
     server = env.home.peer(ip)
     sport = eph_port(rng, dev)
-    dcid_s = rng.randbytes(8)
-    dcid_c = rng.randbytes(8)
-    pn_c = pn_s = 0
+    cid_c, cid_s = rng.randbytes(8), rng.randbytes(8)
+
+    def handshake(dcid: bytes, scid: bytes, size: int) -> bytes:
+        body = rng.randbytes(2) + env.noise(size, rng)  # packet number + protected payload
+        return (b"\xe1\x00\x00\x00\x01" + bytes((len(dcid),)) + dcid + bytes((len(scid),)) + scid
+                + struct.pack("!H", 0x4000 | len(body)) + body)
+
+    sim.udp(t, dev, server, sport, 443, handshake(cid_s, cid_c, rng.randint(1150, 1200)), tag)
+    t += wan_rtt(rng)
+    sim.udp(t, server, dev, 443, sport, handshake(cid_c, cid_s, rng.randint(600, 1100)), tag)
+    t += rng.randint(1 * MS, 5 * MS)
+    sim.udp(t, dev, server, sport, 443, handshake(cid_s, cid_c, rng.randint(40, 80)), tag)
     end = t + jitter(rng, rng.choice(seconds), 0.3)
     rate_pps = rng.randint(*pps)
+    n = 0
     while t < end:
         for _ in range(max(1, rate_pps // 10)):
-            sim.udp(t, server, dev, 443, sport, b"\x43" + dcid_c + struct.pack("!H", pn_s & 0xFFFF)
+            sim.udp(t, server, dev, 443, sport, bytes((0x40 | rng.getrandbits(5),)) + cid_c
                     + env.noise(rng.randint(1150, 1230), rng), tag)
-            pn_s += 1
+            n += 1
             t += SECOND // rate_pps
-            if pn_s % 2 == 0:
-                sim.udp(t, dev, server, sport, 443, b"\x41" + dcid_s + struct.pack("!H", pn_c & 0xFFFF)
-                        + env.noise(rng.randint(20, 40), rng), tag)
-                pn_c += 1
+            if n % 2 == 0:
+                sim.udp(t, dev, server, sport, 443, bytes((0x40 | rng.getrandbits(5),)) + cid_s
+                        + env.noise(rng.randint(24, 44), rng), tag)
         yield t
     return t
 
@@ -726,12 +774,12 @@ def admin_ssh(env: Env, laptop: Host, server: Host, rng: random.Random) -> Proce
         end = t + jitter(rng, rng.choice((30, 90, 240)), 0.5)
         while t < end:
             t += rng.randint(80 * MS, 1500 * MS)
-            if rng.random() < 0.08:  # command output
-                t = c.request(t, env.noise(36, rng), env.noise(rng.randint(1_000, 20_000), rng))
-            else:  # one keystroke, echoed
-                t = c.request(t, env.noise(36, rng), env.noise(36, rng), server_time=rng.randint(200, 2 * MS))
+            t = c.request(t, env.noise(48, rng), env.noise(48, rng), server_time=rng.randint(200, 2 * MS))  # keystroke
+            if rng.random() < 0.08:  # command output: one encrypted SSH packet per segment
+                for _ in range(rng.randint(1, 15)):
+                    t = c.send(t + rng.randint(100, 2 * MS), False, env.noise(16 * rng.randint(4, 84) + 32, rng))
             yield t
-        t = c.request(t + rng.randint(100 * MS, 1 * SECOND), env.noise(36, rng), env.noise(rng.choice((52, 68)), rng))
+        t = c.request(t + rng.randint(100 * MS, 1 * SECOND), env.noise(48, rng), env.noise(rng.choice((64, 80)), rng))
         t = c.close(t, from_a=False)
         t += jitter(rng, rng.choice((600, 1200, 2400)), 0.5)
         yield t
@@ -773,7 +821,8 @@ def dns_chatter(env: Env, dev: Host, rng: random.Random, period: float) -> Proce
         if r < 0.25:
             name = f"{rng.randbytes(rng.choice((8, 16))).hex()}.telemetry.example.com"
         elif r < 0.4:
-            name = f"r{rng.randint(1, 8)}---sn-{''.join(rng.choice('abcdefghijklmnopqrstuvwxyz0123456789-') for _ in range(8))}.googlevideo.example.com"
+            node = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789-") for _ in range(8))
+            name = f"r{rng.randint(1, 8)}---sn-{node}.googlevideo.example.com"
         elif r < 0.55:
             name = f"d{rng.randbytes(6).hex()[:13]}.cloudfront.example.net"
         elif r < 0.65:
@@ -793,3 +842,66 @@ def dns_chatter(env: Env, dev: Host, rng: random.Random, period: float) -> Proce
         t, _ = home.lookup(t, dev, name, rng)
         if dev.ip6 is not None:
             t, _ = home.lookup(t + rng.randint(50, 2 * MS), dev, name, rng, qtype=P.DNS_AAAA, force=True)
+
+
+def misconfigured_mqtt(env: Env, dev: Host, broker: Host, rng: random.Random) -> Process:
+    """A device with a stale password: one MQTT CONNECT refused (CONNACK 5) every 30-120 s, for
+    hours. Sparse failed logins are normal life, not brute force."""
+    tag = env.normal("mqtt-auth-retry")
+    t = env.sim.now
+    client_id = f"shelly-{dev.mac[3:].hex()}".encode()
+    backoff = rng.choice((30, 60, 120))
+    while True:
+        c = lan_conn(env, dev, broker, 1883, tag, rng)
+        t = c.connect(t)
+        t = c.request(t, P.mqtt_connect(client_id, 60, user=b"shelly", password=b"old-password"), P.mqtt_connack(5),
+                      server_time=rng.randint(1 * MS, 5 * MS))
+        t = c.close(t + rng.randint(100, 2 * MS), from_a=False)
+        t += jitter(rng, backoff, 0.2)
+        yield t
+
+
+def camera_p2p(env: Env, cam: Host, rng: random.Random, *, relay_kb: tuple[int, int]) -> Process:
+    """Vendor P2P (the CS2 "PPPP" protocol of many cheap cameras): UDP keepalives to hard-coded server
+    IPs on port 32100 (no DNS) and, when someone watches remotely, video pushed over UDP to a relay
+    never seen before: a hard negative for exfiltration and for "contacted without a DNS lookup"."""
+    sim, home = env.sim, env.home
+    tag = env.normal("camera-p2p")
+    servers = [home.peer(home.new_public_ip(rng)) for _ in range(rng.randint(2, 4))]
+    sport = rng.randint(10000, 60000)
+
+    def pppp(mtype: int, body: bytes = b"") -> bytes:
+        return struct.pack("!BBH", 0xF1, mtype, len(body)) + body
+
+    t = sim.now
+    for srv in servers:  # MSG_HELLO / MSG_HELLO_ACK (our public address)
+        sim.udp(t, cam, srv, sport, 32100, pppp(0x00), tag)
+        sim.udp(t + wan_rtt(rng), srv, cam, 32100, sport, pppp(0x01, struct.pack("!HH4s", 2, sport, cam.ip) + bytes(8)),
+                tag)
+        t += rng.randint(1 * MS, 20 * MS)
+    next_view = t + jitter(rng, rng.choice((60, 180, 400)), 0.5)
+    while True:
+        for srv in servers:  # MSG_ALIVE / MSG_ALIVE_ACK
+            sim.udp(t, cam, srv, sport, 32100, pppp(0xE0), tag)
+            sim.udp(t + wan_rtt(rng), srv, cam, 32100, sport, pppp(0xE1), tag)
+            t += rng.randint(1 * MS, 20 * MS)
+        if t >= next_view:  # remote viewing through a relay: MSG_DRW data, MSG_DRW_ACK back
+            relay = home.unseen_peer(rng)
+            left = rng.randint(*relay_kb) * 1024
+            rport = rng.randint(20000, 40000)
+            idx = 0
+            while left > 0:
+                n = min(left, 1024)
+                sim.udp(t, cam, relay, sport, rport, pppp(0xD0, struct.pack("!BBH", 0xD1, 1, idx) + env.noise(n, rng)),
+                        tag)
+                left -= n
+                idx = (idx + 1) & 0xFFFF
+                t += rng.randint(700, 4 * MS)
+                if idx % 16 == 0:
+                    sim.udp(t, relay, cam, rport, sport,
+                            pppp(0xD1, struct.pack("!BBH", 0xD1, 1, 16) + b"".join(
+                                struct.pack("!H", (idx - k) & 0xFFFF) for k in range(16, 0, -1))), tag)
+                    yield t
+            next_view = t + jitter(rng, rng.choice((300, 600, 1200)), 0.5)
+        t += jitter(rng, rng.choice((20, 30, 60)), 0.2)
+        yield t

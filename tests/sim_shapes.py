@@ -230,7 +230,7 @@ def simulate_sample(name: str, path: Path, seed: int = 1, argv: str = "") -> str
         "dnsspoof": lambda: A.dns_spoof(env, atk, victim2, r, count=3, tool="dnsspoof"),
         "iodine": lambda: A.dns_tunnel(env, victim2, r, tool="iodine", seconds=5, qps=20),
         "icmp-tunnel": lambda: A.icmp_tunnel(env, victim2, r, seconds=5, pps=40, tool="hping3"),
-        "bulk-upload": lambda: A.bulk_upload(env, victim2, r, megabytes=0.5, port=8080, tls=False),
+        "bulk-upload": lambda: A.bulk_upload(env, victim2, r, megabytes=0.5, port=8080),
     }
     sim.spawn(procs[name](), sim.start + SECOND)
     with open(path, "wb") as fh:

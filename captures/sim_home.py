@@ -1,0 +1,379 @@
+"""Composition of a simulated home: which devices live there and when which attack happens.
+
+:func:`build_home` picks the device mix for a seed (a hub, cameras, MQTT sensors, plugs, speakers,
+laptops, phones, CoAP devices, thermostats, a light bridge), gives them vendor MACs and addresses,
+and spawns their behaviours from :mod:`.sim_devices`. :func:`schedule_attacks` adds an attacker
+laptop (which also browses and syncs its clock like any machine) and places attack episodes of
+:mod:`.sim_attacks` over the capture, drawing tool, victim and intensity per episode, so every
+seed gives another mix. :class:`Profile` holds the volume knobs of a scenario.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Callable
+
+from . import sim_attacks as A
+from . import sim_devices as D
+from .sim_core import (ANDROID, APPLE, EMBEDDED_LINUX, LINUX, LWIP, LWIP255, MS, SECOND, WINDOWS, Home, Host, Process,
+                       Sim)
+
+CLASSES = ("normal", "recon", "dos", "bruteforce", "spoofing", "exfiltration")
+ATTACK_FAMILIES = CLASSES[1:]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Volume knobs of a scenario (the demo must stay under 2 MB; training data can be heavy)."""
+
+    camera_kbps: tuple[int, int] = (600, 1500)
+    camera_fps: tuple[int, int] = (12, 25)
+    continuous_stream: bool = True
+    stream_seconds: tuple[int, ...] = (20, 45, 90, 180)
+    clip_kb: tuple[int, int] = (800, 4000)
+    firmware_kb: tuple[int, int] = (2000, 8000)
+    heavy_web: bool = True
+    flood_rate: tuple[int, int] = (800, 4000)
+    flood_seconds: tuple[float, float] = (4, 12)
+    scan_ports: tuple[int, ...] = (100, 1000)
+    upload_mb: tuple[float, float] = (4, 20)
+    backup_mb: tuple[float, float] = (2, 15)
+    tunnel_seconds: tuple[float, float] = (30, 120)
+    tunnel_rate: tuple[float, float] = (5, 30)
+    snapshot_kb: tuple[int, int] = (20, 60)
+    episodes_per_10min: float = 2.0
+    extra_clients: int = 0
+
+
+DEMO_PROFILE = Profile(camera_kbps=(20, 35), camera_fps=(4, 6), continuous_stream=False, stream_seconds=(15, 20),
+                       clip_kb=(40, 120), firmware_kb=(30, 80), heavy_web=False, flood_rate=(150, 300),
+                       flood_seconds=(3, 4), scan_ports=(100,), upload_mb=(0.3, 0.6), backup_mb=(0.1, 0.3),
+                       tunnel_seconds=(10, 20), tunnel_rate=(4, 10), snapshot_kb=(3, 8), episodes_per_10min=2.5)
+
+CORE_KINDS = ("hub", "camera", "sensor", "plug", "speaker", "laptop", "phone", "coap")
+EXTRA_KINDS = ("sensor", "sensor", "plug", "plug", "camera", "speaker", "phone", "laptop", "thermostat", "bridge",
+               "coap")
+_CAMERA_CLOUDS = (("hikvision", "dev.hik-connect.example.com", "clips.hik-connect.example.com"),
+                  ("dahua", "p2p.easy4ip.example.com", "upload.easy4ip.example.com"),
+                  ("wyze", "api.wyzecam.example.com", "kvs.wyze-upload.example.com"))
+_PLUG_CLOUDS = (("tplink", "n-devs.tplinkcloud.example.com"), ("espressif", "a1.tuyaus.example.com"))
+_SPEAKER_CLOUDS = (("amazon", "avs-alexa-na.amazon.example.com", "music.amazon.example.com", "_amzn-wplay._tcp"),
+                   ("google", "clients4.google.example.com", "rr5.googlevideo.example.com", "_googlecast._tcp"),
+                   ("sonos", "api.ws.sonos.example.com", "audio.spotify.example.com", "_sonos._tcp"))
+SITES = ("www.wikipedia.example.org", "news.example.com", "www.shop.example.com", "mail.example.net",
+         "docs.example.org", "www.video.example.com", "forum.example.net", "www.bank.example.com")
+
+
+class _Builder:
+    """State shared while one home is assembled."""
+
+    def __init__(self, sim: Sim, profile: Profile):
+        self.sim, self.profile = sim, profile
+        self.home = Home(sim)
+        self.env = D.Env(sim, self.home)
+        self.by_kind: dict[str, list[Host]] = {}
+        self.hub_host: Host | None = None
+        self.t0 = sim.start
+        self.span = sim.end - sim.start
+
+    def at_some_point(self, r: random.Random, lo_s: int, frac: float) -> int:
+        """A time between ``lo_s`` seconds in and ``frac`` of the capture."""
+        return self.t0 + r.randint(lo_s * SECOND, max((lo_s + 1) * SECOND, int(self.span * frac)))
+
+    def spawn(self, proc: Process, at: int) -> None:
+        self.sim.spawn(proc, at)
+
+    # --- one function per device kind: create the host, spawn its behaviours from ``at``
+    def hub(self, name: str, r: random.Random, at: int) -> Host:
+        h = self.home.add_host(name, "hub", r.choice(("raspberrypi", "raspberrypi", "samjin")), LINUX, v6=True)
+        self.hub_host = h
+        return h
+
+    def camera(self, name: str, r: random.Random, at: int) -> Host:
+        p, env = self.profile, self.env
+        vendor, cloud, upload = r.choice(_CAMERA_CLOUDS)
+        h = self.home.add_host(name, "camera", vendor, r.choice((EMBEDDED_LINUX, LINUX)))
+        first = not self.by_kind.get("camera")
+        self.spawn(D.camera_stream(env, h, self.hub_host or self.home.gateway, r, fps=r.randint(*p.camera_fps),
+                                   kbps=r.randint(*p.camera_kbps), continuous=p.continuous_stream and first,
+                                   session_s=p.stream_seconds), at)
+        self.spawn(D.camera_cloud(env, h, r, cloud, upload, clip_kb=p.clip_kb), at + r.randint(1, 4) * SECOND)
+        self.spawn(D.ntp_client(env, h, r, "time.vendor.example.com", r.choice((300, 900))), at + 2 * SECOND)
+        if vendor in ("dahua", "wyze") or r.random() < 0.3:
+            self.spawn(D.camera_p2p(env, h, r, relay_kb=p.clip_kb), at + r.randint(1, 10) * SECOND)
+        return h
+
+    def sensor(self, name: str, r: random.Random, at: int) -> Host:
+        env = self.env
+        h = self.home.add_host(name, "sensor", "espressif", LWIP)
+        room = r.choice(("livingroom", "kitchen", "garage", "bedroom"))
+        self.spawn(D.mqtt_sensor(env, h, self.hub_host or self.home.gateway, r, period=r.choice((10, 15, 30, 60)),
+                                 keepalive=r.choice((30, 60, 120)), topic=f"home/{room}/{name}",
+                                 qos=r.choice((0, 0, 1))), at)
+        self.spawn(D.ntp_client(env, h, r, "pool.ntp.example.org", r.choice((600, 1800, 3600))), at + SECOND)
+        if self.hub_host is not None and r.random() < 0.25:  # a second, misconfigured client on the same board
+            self.spawn(D.misconfigured_mqtt(env, h, self.hub_host, r), at + r.randint(5, 60) * SECOND)
+        return h
+
+    def plug(self, name: str, r: random.Random, at: int) -> Host:
+        env = self.env
+        vendor, cloud = r.choice(_PLUG_CLOUDS)
+        h = self.home.add_host(name, "plug", vendor, r.choice((LWIP, LWIP255)) if vendor == "espressif"
+                               else EMBEDDED_LINUX)
+        self.spawn(D.smart_plug(env, h, r, cloud, persistent=vendor == "tplink" or r.random() < 0.3), at)
+        if vendor == "espressif":
+            self.spawn(D.tuya_broadcast(env, h, r), at + r.randint(0, 5 * SECOND))
+        self.spawn(D.firmware_check(env, h, r, "fw.vendor-cdn.example.net", self.profile.firmware_kb),
+                   at + r.randint(30, 300) * SECOND)
+        return h
+
+    def speaker(self, name: str, r: random.Random, at: int) -> Host:
+        env = self.env
+        vendor, cloud, music, service = r.choice(_SPEAKER_CLOUDS)
+        h = self.home.add_host(name, "speaker", vendor, r.choice((LINUX, ANDROID)), v6=True)
+        self.spawn(D.smart_speaker(env, h, r, cloud, music), at)
+        self.spawn(D.mdns_announcer(env, h, r, service, f"{vendor.title()}-{h.mac[3:].hex()}", 8009,
+                                    r.choice((60, 120))), at)
+        self.spawn(D.ntp_client(env, h, r, "time.speaker.example.com", 900), at + SECOND)
+        self.spawn(D.dns_chatter(env, h, r, r.choice((60, 120))), at + r.randint(1, 30) * SECOND)
+        return h
+
+    def laptop(self, name: str, r: random.Random, at: int) -> Host:
+        env = self.env
+        vendor = r.choice(("intel", "dell", "apple"))
+        stack = APPLE if vendor == "apple" else r.choice((WINDOWS, WINDOWS, LINUX))
+        h = self.home.add_host(name, "laptop", vendor, stack, v6=True)
+        self.spawn(D.web_client(env, h, r, SITES, quic=r.random() < 0.7, heavy=self.profile.heavy_web), at)
+        self.spawn(D.firmware_check(env, h, r, "update.os-vendor.example.com", self.profile.firmware_kb),
+                   at + 60 * SECOND)
+        self.spawn(D.mdns_browser(env, h, r, ("_airplay._tcp", "_googlecast._tcp", "_ipp._tcp",
+                                              "_spotify-connect._tcp"), r.choice((60, 120))), at + 5 * SECOND)
+        self.spawn(D.dns_chatter(env, h, r, r.choice((20, 40, 90))), at + r.randint(1, 20) * SECOND)
+        if self.hub_host is not None and r.random() < 0.7:
+            self.spawn(D.admin_ssh(env, h, self.hub_host, r), self.at_some_point(r, 20, 1 / 3))
+        return h
+
+    def phone(self, name: str, r: random.Random, at: int) -> Host:
+        env = self.env
+        vendor = r.choice(("apple", "google"))
+        h = self.home.add_host(name, "phone", vendor, APPLE if vendor == "apple" else ANDROID,
+                               randomized_mac=r.random() < 0.7, v6=True)
+        joins = r.random() < 0.5
+        if joins:  # comes home during the capture: DHCP + ARP probes first
+            at = self.at_some_point(r, 10, 1 / 2)
+            self.spawn(_after_join(env, h, r), at)
+            at += 3 * SECOND
+        self.spawn(D.web_client(env, h, r, SITES, quic=True, heavy=self.profile.heavy_web), at)
+        if vendor == "apple":
+            self.spawn(D.apple_push(env, h, r), at)
+        self.spawn(D.dns_chatter(env, h, r, r.choice((15, 30, 60))), at + r.randint(1, 10) * SECOND)
+        backup = "photos-upload.example.com" if vendor == "google" else "p52-content.icloud.example.com"
+        self.spawn(D.photo_backup(env, h, r, backup, self.profile.backup_mb), at)
+        if not joins and h.mac[0] & 0x02 and r.random() < 0.5:
+            self.spawn(D.mac_rotation(env, h, r), self.at_some_point(r, 30, 3 / 4))
+        self.spawn(D.mdns_browser(env, h, r, ("_homekit._tcp", "_hap._tcp", "_airplay._tcp", "_companion-link._tcp",
+                                              "_googlecast._tcp"), r.choice((30, 90))), at + 2 * SECOND)
+        return h
+
+    def thermostat(self, name: str, r: random.Random, at: int) -> Host:
+        h = self.home.add_host(name, "thermostat", r.choice(("nest", "ecobee")), LWIP)
+        self.spawn(D.smart_plug(self.env, h, r, f"{h.vendor}.api.example.com", persistent=False), at)
+        return h
+
+    def bridge(self, name: str, r: random.Random, at: int) -> Host:
+        h = self.home.add_host(name, "bridge", "signify", EMBEDDED_LINUX, v6=True)
+        self.spawn(D.smart_plug(self.env, h, r, "bridge.meethue.example.com", persistent=True), at)
+        self.spawn(D.mdns_announcer(self.env, h, r, "_hue._tcp", f"Hue Bridge - {h.mac[3:].hex()}", 443, 120), at)
+        return h
+
+    def coap(self, name: str, r: random.Random, at: int) -> Host:
+        return self.home.add_host(name, "coap", r.choice(("signify", "xiaomi", "espressif")), LWIP255)
+
+    def hub_services(self) -> None:
+        """The hub watches everyone (pings, HTTP polls, SSDP, mDNS) and polls the CoAP devices."""
+        hub, env, home = self.hub_host, self.env, self.home
+        if hub is None:
+            return
+        r = self.sim.rng("hub")
+        targets = [h for h in home.hosts if h.local and h is not hub and h is not home.gateway]
+        self.spawn(D.hub_discovery(env, hub, r, targets, r.choice((30, 60)), snapshot_kb=self.profile.snapshot_kb),
+                   self.t0 + r.randint(2, 10) * SECOND)
+        responders = [(h, h.name) for h in self.by_kind.get("speaker", []) + self.by_kind.get("bridge", [])]
+        self.spawn(D.mdns_browser(env, hub, r, ("_hap._tcp", "_googlecast._tcp", "_hue._tcp", "_esphomelib._tcp",
+                                                "_printer._tcp", "_sonos._tcp", "_airplay._tcp"), 60,
+                                  responders=responders), self.t0 + r.randint(1, 20) * SECOND)
+        for dev in self.by_kind.get("coap", []):
+            self.spawn(D.coap_poller(env, hub, dev, self.sim.rng("coap/" + dev.name), r.choice((5, 10, 20))),
+                       self.t0 + r.randint(1, 10) * SECOND)
+        self.spawn(D.ntp_client(env, hub, r, "pool.ntp.example.org", 1024), self.t0 + SECOND)
+
+
+def build_home(sim: Sim, devices: int, profile: Profile) -> tuple[D.Env, dict[str, list[Host]]]:
+    """Create ``devices`` devices (+ the router), spawn their behaviour; returns the environment and
+    the hosts by kind. The first eight are one of each core kind, the rest drawn per seed."""
+    b = _Builder(sim, profile)
+    rng = sim.rng("layout")
+    n = devices + profile.extra_clients
+    kinds = list(CORE_KINDS[:n]) + [rng.choice(EXTRA_KINDS) for _ in range(max(0, n - len(CORE_KINDS)))]
+    makers: dict[str, Callable[[str, random.Random, int], Host]] = {
+        "hub": b.hub, "camera": b.camera, "sensor": b.sensor, "plug": b.plug, "speaker": b.speaker,
+        "laptop": b.laptop, "phone": b.phone, "thermostat": b.thermostat, "bridge": b.bridge, "coap": b.coap}
+    for i, kind in enumerate(kinds):
+        name = f"{kind}{len(b.by_kind.get(kind, ())) + 1}"
+        r = sim.rng("dev/" + name)
+        at = b.t0 + rng.randint(0, 8 * SECOND) + i * rng.randint(50 * MS, 400 * MS)
+        h = makers[kind](name, r, at)
+        b.by_kind.setdefault(kind, []).append(h)
+        if h.ip6 is not None:
+            sim.spawn(_v6_join(b.env, h, r), at + r.randint(0, 2 * SECOND))
+    b.hub_services()
+    sim.spawn(D.router_housekeeping(b.env, sim.rng("router")), b.t0)
+    return b.env, b.by_kind
+
+
+def _after_join(env: D.Env, dev: Host, rng: random.Random) -> Process:
+    yield D.dhcp_join(env, dev, env.sim.now, rng, dev.name.encode())
+
+
+def _v6_join(env: D.Env, dev: Host, rng: random.Random) -> Process:
+    yield D.ipv6_join(env, dev, env.sim.now, rng)
+
+
+# ----------------------------------------------------------------------------- attacks
+class _Episodes:
+    """Draws one attack episode of a family: tool, victim and intensity (returns its description)."""
+
+    def __init__(self, env: D.Env, by_kind: dict[str, list[Host]], attacker: Host, profile: Profile):
+        self.env, self.sim, self.home, self.by_kind, self.kali, self.p = env, env.sim, env.home, by_kind, attacker, profile
+        home = self.home
+        self.lan = [h for h in home.hosts if h.local and h.kind != "attacker" and h is not home.gateway]
+        self.iot = [h for h in self.lan if h.kind in ("camera", "plug", "sensor", "thermostat", "coap", "bridge")]
+        self.iot = self.iot or self.lan
+        self.servers = [h for h in self.lan if h.kind in ("camera", "hub", "plug", "bridge")] or self.lan
+
+    def recon(self, r: random.Random, at: int) -> str:
+        env, kali, p, victim = self.env, self.kali, self.p, r.choice(self.servers)
+        what = r.choice(("syn", "syn", "udp", "arp", "ping", "masscan", "masscan-lan", "mirai", "version"))
+        if what == "syn":
+            proc = A.nmap_syn_scan(env, kali, victim, r, ports=r.choice(p.scan_ports), timing=r.choice((3, 4)))
+        elif what == "version":
+            self.sim.spawn(A.nmap_version_probe(env, kali, victim, r), at + 2 * SECOND)
+            proc = A.nmap_syn_scan(env, kali, victim, r, ports=100, timing=4)
+        elif what == "udp":
+            proc = A.nmap_udp_scan(env, kali, r.choice(self.lan + [self.home.gateway]), r, ports=r.randint(20, 45))
+        elif what == "arp":
+            proc = A.arp_sweep(env, kali, r, tool=r.choice(("nmap-sn", "arp-scan")))
+        elif what == "ping":
+            proc = A.ping_sweep(env, kali, r)
+        elif what == "masscan":
+            proc = A.masscan(env, kali, r, rate=r.choice((500, 1000, 2000)),
+                             count=r.randint(800, 3000) if p.heavy_web else r.randint(300, 600))
+        elif what == "masscan-lan":
+            proc = A.masscan(env, kali, r, rate=r.choice((300, 500, 1000)), count=r.randint(300, 2000), target=victim)
+        else:
+            proc = A.mirai_scan(env, r.choice(self.iot), r, count=r.randint(300, 1500) if p.heavy_web else 300,
+                                rate=r.randint(80, 200))
+        self.sim.spawn(proc, at)
+        return what
+
+    def dos(self, r: random.Random, at: int) -> str:
+        env, kali, p, victim = self.env, self.kali, self.p, r.choice(self.servers)
+        rate, secs = r.randint(*p.flood_rate), r.uniform(*p.flood_seconds)
+        what = r.choice(("syn", "syn", "udp", "icmp", "slowloris", "botnet"))
+        if what == "syn":
+            what = "syn-" + r.choice(("none", "random", "random", "fixed"))
+            proc = A.hping3_syn_flood(env, kali, victim, r, rate=rate, seconds=secs, spoof=what[4:],
+                                      dport=r.choice(A.open_ports(victim) or (80,)))
+        elif what == "udp":
+            # hping3's default empty datagrams: with -d N ('X' padding) the sweeping source port lands on
+            # registered ports whose Wireshark dissectors call the padding malformed
+            proc = A.hping3_udp_flood(env, kali, victim, r, rate=rate, seconds=secs,
+                                      dport=r.choice((53, 80, 123, 1900, 5683, 0, r.randint(1024, 65535))),
+                                      spoof=r.random() < 0.3)
+        elif what == "icmp":
+            proc = A.hping3_icmp_flood(env, kali, victim, r, rate=rate, seconds=secs,
+                                       data=r.choice((0, 0, 56, 120, 512)))
+        elif what == "slowloris":
+            proc = A.slowloris(env, kali, victim, r, sockets=r.choice((50, 100, 150)),
+                               seconds=r.uniform(40, 120) if p.heavy_web else 35)
+        else:
+            method = r.choice(("dns", "syn"))
+            what = f"mirai-{method}"
+            proc = A.botnet_flood(env, r.choice(self.iot), r, rate=rate, seconds=secs, method=method)
+        self.sim.spawn(proc, at)
+        return what
+
+    def bruteforce(self, r: random.Random, at: int) -> str:
+        what = r.choice(("ssh", "telnet", "ftp", "http-get", "mqtt", "mirai"))
+        cameras = self.by_kind.get("camera") or self.servers
+        if what == "mirai":
+            bot = self.home.unseen_peer(r) if r.random() < 0.6 else r.choice(self.iot)
+            proc = A.mirai_telnet_login(self.env, bot, r.choice(cameras), r, attempts=r.randint(8, 30))
+        else:
+            hubs = self.by_kind.get("hub") or self.servers
+            target = r.choice(cameras if what in ("telnet", "http-get") else hubs)
+            proc = A.hydra(self.env, self.kali, target, r, service=what, tasks=r.choice((4, 8, 16)),
+                           attempts=r.randint(30, 120))
+        self.sim.spawn(proc, at)
+        return what
+
+    def spoofing(self, r: random.Random, at: int) -> str:
+        env, kali = self.env, self.kali
+        what = r.choice(("arp", "arp", "dns", "ra"))
+        victim = r.choice(self.lan)
+        if what == "ra":
+            self.sim.spawn(A.rogue_ra(env, kali, r, count=r.randint(10, 40), interval=r.choice((1, 3, 5))), at)
+            return what
+        tool = r.choice(("arpspoof", "bettercap", "ettercap-req"))
+        secs = r.uniform(30, 120) if self.p.heavy_web else r.uniform(20, 40)
+        self.sim.spawn(A.arp_poison(env, kali, victim, r, seconds=secs,
+                                    interval={"arpspoof": 2.0, "bettercap": 1.0, "ettercap-req": 10.0}[tool],
+                                    both=r.random() < 0.7, tool=tool), at)
+        if what == "dns":
+            self.sim.spawn(A.dns_spoof(env, kali, victim, r, count=r.randint(3, 8),
+                                       tool=r.choice(("dnsspoof", "bettercap"))), at + 3 * SECOND)
+        return f"{what}:{tool}"
+
+    def exfiltration(self, r: random.Random, at: int) -> str:
+        env, p = self.env, self.p
+        what = r.choice(("iodine", "dnscat2", "icmp", "upload", "upload"))
+        client = r.choice(self.lan)
+        if what in ("iodine", "dnscat2"):
+            proc = A.dns_tunnel(env, client, r, tool=what, seconds=r.uniform(*p.tunnel_seconds),
+                                qps=r.uniform(*p.tunnel_rate), direct=r.random() < 0.25)
+        elif what == "icmp":
+            what = "icmp-" + r.choice(("ptunnel", "icmptunnel", "hping3"))
+            proc = A.icmp_tunnel(env, client, r, seconds=r.uniform(*p.tunnel_seconds), pps=r.uniform(*p.tunnel_rate),
+                                 tool=what[5:])
+        else:
+            proc = A.bulk_upload(env, client, r, megabytes=r.uniform(*p.upload_mb),
+                                 port=r.choice((443, 443, 8443, 80, 8080, 4444, 9001)))
+        self.sim.spawn(proc, at)
+        return what
+
+
+def schedule_attacks(env: D.Env, by_kind: dict[str, list[Host]], families: tuple[str, ...],
+                     profile: Profile) -> list[str]:
+    """Place attack episodes over the capture; returns ``family:tool@offset`` per episode."""
+    sim, home = env.sim, env.home
+    if not families:
+        return []
+    rng = sim.rng("attacks")
+    span = sim.end - sim.start
+    vendor = rng.choice(("intel", "dell", "raspberrypi", "vmware", "virtualbox", "apple"))
+    kali = home.add_host("attacker", "attacker", vendor, LINUX, v6=True)
+    join = sim.start + rng.randint(2 * SECOND, max(3 * SECOND, span // 10))
+    sim.spawn(_after_join(env, kali, rng), join)
+    # the attacker's machine also does ordinary things: its host context is not "attacks only"
+    sim.spawn(D.web_client(env, kali, sim.rng("attacker-web"), SITES, quic=False, heavy=profile.heavy_web),
+              join + 5 * SECOND)
+    sim.spawn(D.ntp_client(env, kali, sim.rng("attacker-ntp"), "ntp.ubuntu.example.com", 1800), join + 4 * SECOND)
+    draw = _Episodes(env, by_kind, kali, profile)
+    episodes = max(1, round(span / (600 * SECOND) * profile.episodes_per_10min))
+    notes = []
+    for family in families:
+        for k, frac in enumerate(sorted(rng.uniform(0.08, 0.92) for _ in range(episodes))):
+            at = sim.start + int(frac * span)
+            what = getattr(draw, family)(sim.rng(f"episode/{family}/{k}"), at)
+            notes.append(f"{family}:{what}@{(at - sim.start) / SECOND:.0f}s")
+    return notes
