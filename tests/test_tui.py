@@ -126,7 +126,6 @@ async def test_keys_filter_jump_clear_pause_speed_help():
         # pause / resume and speed reach the session
         await pilot.press("space")
         assert app.paused and not app.session.running.is_set()
-        assert "paused" in text_of(app.query_one(StatusBar)) or app.state == "finished"
         await pilot.press("space")
         assert not app.paused and app.session.running.is_set()
         await pilot.press("s")
@@ -274,8 +273,7 @@ async def test_enter_shows_the_frame_dissection(capture):
         await pilot.pause()
         tree = app.screen.query_one("#detail-tree")
         layers = [str(node.label) for node in tree.root.children]
-        assert layers[:3] == ["GENINFO", "FRAME", "ETH"] or "ETH" in layers
-        assert "IP" in layers and "TCP" in layers
+        assert {"FRAME", "ETH", "IP", "TCP"} <= set(layers)
         ip = tree.root.children[layers.index("IP")]
         assert any("192.168.1.1" in str(leaf.label) for leaf in ip.children)
         await pilot.press("escape")

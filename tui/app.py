@@ -53,6 +53,7 @@ class IotWatchApp(App[int]):
     VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
     BINDINGS = [
         Binding("q", "quit", "Quit", id="quit"),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True, id="quit-interrupt"),
         Binding("space", "toggle_pause", "Pause", id="pause"),
         Binding("s", "cycle_speed", "Speed", id="speed"),
         Binding("a", "toggle_anomalies", "Anomalies", id="filter-anomalies"),
@@ -374,16 +375,16 @@ def make_app(source_factory: Callable[[], object], classifier, labels=None, *, s
              capture_path: str | None = None, speed: str = "max", count: int | None = None,
              duration: float | None = None, report: str | None = None, predictions: str | None = None,
              alerts: str | None = None, fail_on: str | None = None, tick: float = 0.25,
-             view_cap: int = 50_000, batch_rows: int = 8192,
-             clock: Callable[[], float] = time.monotonic) -> IotWatchApp:
+             view_cap: int = 50_000, batch_rows: int = 8192, clock: Callable[[], float] = time.monotonic,
+             app_class: type[IotWatchApp] = IotWatchApp) -> IotWatchApp:
     """Build the app around any zero-argument source factory and classifier (tests inject a
     ``ReplaySource`` and a tiny classifier; ``clock`` fixes rates for snapshots)."""
     session = CaptureSession(source_factory, classifier, labels, source_name=source_name, speed=speed,
                              count=count, duration=duration, report=report, predictions=predictions,
                              alerts=alerts, batch_rows=batch_rows)
-    return IotWatchApp(session, source_name=source_name, capture_path=capture_path,
-                       normal_index=int(getattr(classifier, "normal_index", 0)), fail_on=fail_on, tick=tick,
-                       view_cap=view_cap, clock=clock)
+    return app_class(session, source_name=source_name, capture_path=capture_path,
+                     normal_index=int(getattr(classifier, "normal_index", 0)), fail_on=fail_on, tick=tick,
+                     view_cap=view_cap, clock=clock)
 
 
 def build_app(cfg, app_class: type[IotWatchApp] = IotWatchApp) -> IotWatchApp:
@@ -399,11 +400,9 @@ def build_app(cfg, app_class: type[IotWatchApp] = IotWatchApp) -> IotWatchApp:
         check_capture_file(cfg.read)
     classifier = load_classifier(cfg.model)
     labels = load_labels(cfg, list(classifier.classes_))
-    session = CaptureSession(source_factory(cfg), classifier, labels, source_name=cfg.source_name, speed=cfg.speed,
-                             count=cfg.count, duration=cfg.duration, report=cfg.report,
-                             predictions=cfg.predictions, alerts=cfg.alerts)
-    return app_class(session, source_name=cfg.source_name, capture_path=cfg.read,
-                     normal_index=int(classifier.normal_index), fail_on=cfg.fail_on)
+    return make_app(source_factory(cfg), classifier, labels, source_name=cfg.source_name, capture_path=cfg.read,
+                    speed=cfg.speed, count=cfg.count, duration=cfg.duration, report=cfg.report,
+                    predictions=cfg.predictions, alerts=cfg.alerts, fail_on=cfg.fail_on, app_class=app_class)
 
 
 def run_tui(cfg) -> int:
