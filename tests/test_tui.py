@@ -364,3 +364,18 @@ async def test_pausing_a_live_capture_keeps_counting():
         status = text_of(app.query_one(StatusBar))
         assert "live" in status or "finished" in status
         assert "capture drops" in status
+
+
+def test_build_app_refuses_bad_input_before_the_screen_switches(tmp_path):
+    from iotwatch.tui.app import build_app
+
+    existing = tmp_path / "r.json"
+    existing.write_text("{}")
+    with pytest.raises(InputError, match="already exists"):
+        build_app(RunConfig(read=str(write_capture(tmp_path / "c.pcapng", n=20)), report=str(existing)))
+    with pytest.raises(InputError, match="not found"):
+        build_app(RunConfig(read=str(tmp_path / "missing.pcapng")))
+    junk = tmp_path / "junk.pcap"
+    junk.write_bytes(b"this is not a capture file at all")
+    with pytest.raises(InputError, match="not a pcap"):
+        build_app(RunConfig(read=str(junk)))
