@@ -183,7 +183,7 @@ class IotWatchApp(App[int]):
             msg += f"; capture ended early: {message.report['truncated']}"
         if self.session.report_path:
             msg += f"; report written to {self.session.report_path}"
-        self.notify(msg, title="end of capture", timeout=10)
+        self.notify(msg, title="end of capture", timeout=6)
         self._dirty = True
 
     # --- the tick ---------------------------------------------------------------------------------

@@ -145,16 +145,17 @@ class PacketTable(ScrollView, can_focus=True):
         class names."""
         name_w = self._name_w
         label_w = name_w + 2 if self.labelled else 0
-        ep = width - (7 + 10 + 7 + 6 + name_w + 1 + 5 + label_w)
+        time_w, len_w = 10, 6
+        ep = width - (7 + time_w + 7 + len_w + name_w + 1 + 5 + label_w)
         frame_w = 7
         if ep < 34:
-            ep += frame_w
-            frame_w = 0
+            ep += frame_w + 2
+            frame_w, time_w, len_w = 0, 9, 5
         if ep < 34 and name_w > 6:
             ep += (name_w - 6) * (2 if self.labelled else 1)
             name_w = 6
             label_w = name_w + 2 if self.labelled else 0
-        return frame_w, 10, max(10, ep), 7, 6, name_w + 1, 5, label_w
+        return frame_w, time_w, max(10, ep), 7, len_w, name_w + 1, 5, label_w
 
     def _header(self, width: int) -> Strip:
         fw, tw, ew, pw, lw, cw, qw, bw = self._columns(width)
