@@ -94,7 +94,7 @@ def tls_handshake(env: Env, c: Tcp, t: int, rng: random.Random, sni: str, *, tls
     sid = rng.randbytes(32)
     hello = P.tls_client_hello(sni, rng.randbytes(32), sid, rng.randbytes(32), tls13=tls13,
                                alpn=(b"h2", b"http/1.1") if tls13 else ())
-    t = c.send(t, True, hello, ack=False)
+    t = c.send(t + rng.randint(100, 1500), True, hello, ack=False)
     t += c.db + rng.randint(1 * MS, 8 * MS)
     if tls13:
         flight = (P.tls_server_hello(rng.randbytes(32), sid, rng.randbytes(32)) + P.TLS_CCS_RECORD

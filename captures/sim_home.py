@@ -197,15 +197,15 @@ class _Builder:
         r = self.sim.rng("hub")
         targets = [h for h in home.hosts if h.local and h is not hub and h is not home.gateway]
         self.spawn(D.hub_discovery(env, hub, r, targets, r.choice((30, 60)), snapshot_kb=self.profile.snapshot_kb),
-                   self.t0 + r.randint(2, 10) * SECOND)
+                   self.t0 + r.randint(2 * SECOND, 10 * SECOND))
         responders = [(h, h.name) for h in self.by_kind.get("speaker", []) + self.by_kind.get("bridge", [])]
         self.spawn(D.mdns_browser(env, hub, r, ("_hap._tcp", "_googlecast._tcp", "_hue._tcp", "_esphomelib._tcp",
                                                 "_printer._tcp", "_sonos._tcp", "_airplay._tcp"), 60,
-                                  responders=responders), self.t0 + r.randint(1, 20) * SECOND)
+                                  responders=responders), self.t0 + r.randint(1 * SECOND, 20 * SECOND))
         for dev in self.by_kind.get("coap", []):
             self.spawn(D.coap_poller(env, hub, dev, self.sim.rng("coap/" + dev.name), r.choice((5, 10, 20))),
-                       self.t0 + r.randint(1, 10) * SECOND)
-        self.spawn(D.ntp_client(env, hub, r, "pool.ntp.example.org", 1024), self.t0 + SECOND)
+                       self.t0 + r.randint(1 * SECOND, 10 * SECOND))
+        self.spawn(D.ntp_client(env, hub, r, "pool.ntp.example.org", 1024), self.t0 + r.randint(SECOND, 2 * SECOND))
 
 
 def build_home(sim: Sim, devices: int, profile: Profile) -> tuple[D.Env, dict[str, list[Host]]]:
