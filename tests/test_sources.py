@@ -243,7 +243,7 @@ def test_multi_section_pcapng_chunked_equals_direct(tmp_path):
     f.write_bytes((PCAPS / "loopback.pcapng").read_bytes() + (PCAPS / "labelled.pcapng").read_bytes())
     direct = PacketBatch.concat(read_all(f, chunk_packets=0)[0])
     assert direct["frame_number"].tolist() == list(range(1, 75))
-    for opts in ({"chunk_packets": 10}, {"chunk_packets": 37}, {"chunk_packets": 9, "workers": 2}):
+    for opts in ({"chunk_packets": 25}, {"chunk_packets": 37}, {"chunk_packets": 30, "workers": 2}):
         got = PacketBatch.concat(read_all(f, max_rows=16, **opts)[0])
         for name in FIELD_NAMES:
             a, b = direct[name], got[name]
