@@ -116,7 +116,7 @@ def _convert(col: list[str], kind: str, n: int) -> np.ndarray:
     if not any(col):
         return np.full(n, np.nan, dtype=np.float64) if kind == "float" else np.full(n, -1, dtype=np.int64)
     if kind == "hex":
-        return np.fromiter((int(v, 16) if v else -1 for v in col), dtype=np.int64, count=n)
+        return _hex_column(col, n)
     missing, dtype = (",nan,", np.float64) if kind == "float" else (",-1,", np.int64)
     text = "," + ",".join(col) + ","
     text = text.replace(",,", missing).replace(",,", missing)  # empty fields, also runs of them
@@ -127,12 +127,35 @@ def _convert(col: list[str], kind: str, n: int) -> np.ndarray:
     except ValueError:
         pass
     # a value that is not a plain number (e.g. "1,2"): keep what parses, missing for the rest
-    return np.fromiter((_number_or_missing(v, kind) for v in col), dtype=dtype, count=n)
+    return np.fromiter((_number_or_missing(v, kind) if v else float(missing[1:-1]) for v in col),
+                       dtype=dtype, count=n)
+
+
+def _hex_column(col: list[str], n: int) -> np.ndarray:
+    """tshark prints hex fields zero-padded ("0x0012"): decode them all at once when widths agree."""
+    present = np.fromiter(map(bool, col), dtype=bool, count=n)
+    m = int(present.sum())
+    digits = "".join(col).replace("0x", "")
+    width = len(digits) // m
+    if len(digits) == m * width and width % 2 == 0 and 0 < width <= 14:
+        try:
+            raw = np.frombuffer(bytes.fromhex(digits), dtype=np.uint8).reshape(m, width // 2)
+        except ValueError:  # not all hex digits after all
+            raw = None
+        if raw is not None:
+            out = np.full(n, -1, dtype=np.int64)
+            out[present] = raw.astype(np.int64) @ (256 ** np.arange(width // 2 - 1, -1, -1, dtype=np.int64))
+            return out
+    return np.fromiter((_number_or_missing(v, "hex") for v in col), dtype=np.int64, count=n)
 
 
 def _number_or_missing(v: str, kind: str):
+    """One value the fast paths could not take: parse it alone; missing when it is not a number."""
     try:
-        return float(v) if kind == "float" else int(v, 0)
+        if kind == "float":
+            return float(v)
+        value = int(v, 16 if kind == "hex" else 0)
+        return value if -1 <= value < 2**63 else -1
     except ValueError:
         return float("nan") if kind == "float" else -1
 

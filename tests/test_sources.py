@@ -262,3 +262,13 @@ def test_chunk_planner_splits_exactly(tmp_path):
     assert chunks[-1].stop == (PCAPS / "loopback.pcap").stat().st_size
     cut = list(ChunkPlanner(PCAPS / "loopback_cut.pcap", 8))
     assert [c.packets for c in cut] == [8, 2] and "cut short" in cut[-1].problem
+
+
+def test_parser_hex_columns_fast_path_and_odd_values():
+    rows = [{"frame.number": str(i), "tcp.flags": f"0x{i * 7 % 4096:04x}"} for i in range(1, 50)]
+    rows += [{"frame.number": "50", "tcp.flags": "0x7"}, {"frame.number": "51", "tcp.flags": "0xzz"},
+             {"frame.number": "52"}, {"frame.number": "53", "tcp.flags": "0xffffffffffffffffff"}]
+    b = FieldsParser().parse("".join(_line(**r) for r in rows))
+    assert b["tcp_flags"].tolist() == [i * 7 % 4096 for i in range(1, 50)] + [7, -1, -1, -1]
+    uniform = FieldsParser().parse("".join(_line(**r) for r in rows[:49]))
+    assert uniform["tcp_flags"].tolist() == [i * 7 % 4096 for i in range(1, 50)]
