@@ -470,7 +470,7 @@ def hping3_udp_flood(env: Env, attacker: Host, target: Host, rng: random.Random,
                                        target.next_id(), False, 3, 3, bytes(4), P.quoted_ip(f, 28 + min(data, 548))),
                      atk.tag)
             last_icmp = rt
-        elif dport in services and not spoof and rng.random() < 0.5:  # the service answers the garbage ...
+        elif dport in services and data >= 4 and not spoof and rng.random() < 0.5:  # the service answers ...
             rt = t + 300
             sim.udp(rt, target, attacker, dport, sport, services[dport], atk.tag)
             if n < 6 or rt - last_kernel >= SECOND:  # ... and the attacker's kernel: port unreachable

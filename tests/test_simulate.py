@@ -128,9 +128,15 @@ def _tshark(args: list[str]) -> str:
     return subprocess.run(["tshark", *args], check=True, capture_output=True, text=True).stdout
 
 
-@pytest.mark.parametrize("which", ["demo", "home"])
-def test_wireshark_sees_no_malformed_frames_errors_or_bad_checksums(which, small_home):
-    pcap = str(DEMO if which == "demo" else small_home.pcap)
+@pytest.mark.parametrize("which", ["demo", "home", "acceptance"])
+def test_wireshark_sees_no_malformed_frames_errors_or_bad_checksums(which, request):
+    """The bundled demo, a small home and the issue's acceptance capture (seed 1, 10 minutes)."""
+    if which == "demo":
+        pcap = str(DEMO)
+    elif which == "home":
+        pcap = str(request.getfixturevalue("small_home").pcap)
+    else:
+        pcap = str(request.getfixturevalue("acceptance_run")[0])
     bad = _tshark(["-r", pcap, "-o", "ip.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE",
                    "-o", "udp.check_checksum:TRUE", "-Y",
                    "_ws.malformed || _ws.expert.severity == error || ip.checksum.status == 0 || "
