@@ -2,6 +2,7 @@
 
     iotwatch lab record --out DIR --scenario all|benign|recon|dos|bruteforce|spoofing|exfiltration
                         [--duration S] [--seed N] [--force] [--keep-workdir]
+    iotwatch lab setup          apt-get install the packages of captures/lab_packages.txt (root)
     iotwatch lab cleanup        delete namespaces left by a killed recorder (iw-<dead pid>-*)
 
 ``record`` (root only) builds the lab of :mod:`.lab_net` (a bridge in its own namespace; gateway,
@@ -307,6 +308,46 @@ def cleanup(log=print) -> int:
 
 
 # --------------------------------------------------------------------------------------------------
+# setup: the Debian packages, without leaving host daemons behind
+# --------------------------------------------------------------------------------------------------
+PACKAGES_FILE = Path(__file__).with_name("lab_packages.txt")
+#: package -> systemd unit its install may start in the host namespace (the lab starts its own copy)
+HOST_UNITS = {"mosquitto": "mosquitto.service", "iodine": "iodined.service"}
+
+
+def lab_packages(path: Path = PACKAGES_FILE) -> list[str]:
+    return [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+
+
+def _installed(pkg: str) -> bool:
+    return subprocess.run(["dpkg", "-s", pkg], capture_output=True).returncode == 0
+
+
+def setup(log=print) -> int:
+    """Install missing lab packages; stop/disable host units that those installs started."""
+    require_root()
+    if shutil.which("apt-get") is None:
+        raise EnvironmentProblem("apt-get not found", hint="install by hand: " + " ".join(lab_packages()))
+    missing = [p for p in lab_packages() if not _installed(p)]
+    if not missing:
+        log("lab: all lab packages are installed")
+        return 0
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    log(f"lab: apt-get install {' '.join(missing)}")
+    proc = subprocess.run(["apt-get", "install", "-y", "-q", *missing], env=env)
+    if proc.returncode != 0:
+        raise EnvironmentProblem(f"apt-get install failed with exit code {proc.returncode}",
+                                 hint="run 'apt-get update' and retry")
+    if shutil.which("systemctl"):
+        for pkg in missing:
+            unit = HOST_UNITS.get(pkg)
+            if unit and subprocess.run(["systemctl", "is-enabled", "--quiet", unit]).returncode == 0:
+                subprocess.run(["systemctl", "disable", "--now", unit], capture_output=True)
+                log(f"lab: disabled {unit} in the host namespace (the lab runs its own, inside a namespace)")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
 # CLI
 # --------------------------------------------------------------------------------------------------
 class _Parser(argparse.ArgumentParser):
@@ -326,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=1, help="seed for victims, sizes, timing and the attacker address")
     r.add_argument("--force", action="store_true", help="overwrite an existing capture")
     r.add_argument("--keep-workdir", action="store_true", help="keep the lab's logs and configs (printed path)")
+    sub.add_parser("setup", help="apt-get install the lab's Debian packages (root)")
     sub.add_parser("cleanup", help="delete namespaces left by a killed recorder (root)")
     return p
 
@@ -334,6 +376,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ns = build_parser().parse_args(list(argv or []))
     if ns.cmd == "cleanup":
         return cleanup()
+    if ns.cmd == "setup":
+        return setup()
     n_fam = len(FAMILIES) if ns.scenario == "all" else 1
     duration = ns.duration if ns.duration is not None else 60.0 * n_fam
     if duration <= 0:
