@@ -37,7 +37,7 @@ FIELDS: tuple[Field, ...] = (
     Field("ip_proto", ("ip.proto", "ipv6.nxt"), "int", "IP protocol / IPv6 next header"),
     Field("ip_len", ("ip.len", "ipv6.plen"), "int"),
     Field("ip_ttl", ("ip.ttl", "ipv6.hlim"), "int"),
-    Field("ip_flags", ("ip.flags",), "hex", "IPv4 flags byte (DF 0x40, MF 0x20)"),
+    Field("ip_flags", ("ip.flags",), "hex", "IPv4 flags, 3 bits as tshark 4 prints them: DF 0x2, MF 0x1, reserved 0x4"),
     Field("ip_frag_offset", ("ip.frag_offset",), "int"),
     Field("tcp_srcport", ("tcp.srcport",), "int"),
     Field("tcp_dstport", ("tcp.dstport",), "int"),
