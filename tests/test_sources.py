@@ -93,6 +93,7 @@ def test_golden_covers_the_protocols_the_detector_needs():
     assert "sensor1.iot.example" in set(got["dns_qry_name"])
     assert 5 in set(got["mqtt_conack"].tolist())
     assert 0x12 in set(got["tcp_flags"].tolist())  # SYN+ACK
+    assert set(got["ip_flags"][got["ip_proto"] == 6].tolist()) == {0x2}  # loopback TCP sets DF: 0x2 in tshark 4
     assert "GET" in set(got["http_method"]) and 200 in set(got["http_status"].tolist())
 
 
