@@ -10,7 +10,8 @@ Safety rules this module enforces (see captures/lab.py for the whole recorder):
 * Lab hosts get one address in the lab subnet and no default route. :meth:`Lab.verify_isolated`
   checks this in every namespace (routes, links, a route look-up and a ping towards each host
   address) before any tool runs; a failure raises and the lab is torn down.
-* Every process is started through :meth:`Lab.spawn` in its own session and remembered; teardown
+* Every process is started through :meth:`Lab.spawn` in its own session, marked with the
+  environment variable ``IOTWATCH_LAB=<prefix>`` (inherited by its children) and remembered; teardown
   signals exactly those process groups, then any process still inside *our* namespaces, then
   deletes the namespaces and the working directory.
 """
@@ -30,6 +31,7 @@ from typing import Sequence
 from .errors import EnvironmentProblem
 
 LAB_SUBNET = ipaddress.ip_network("10.77.0.0/24")
+LAB_ENV = "IOTWATCH_LAB"   # every lab process (and its children) carries IOTWATCH_LAB=<prefix>
 BRIDGE = "br0"
 
 
@@ -161,7 +163,8 @@ class Lab:
         log = open(self.workdir / f"{name}.log", "ab")
         self._logs.append(log)
         proc = subprocess.Popen(["ip", "netns", "exec", ns, *argv], stdin=stdin, stdout=log, cwd=self.workdir,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+                                stderr=subprocess.STDOUT, start_new_session=True,
+                                env=dict(os.environ, **{LAB_ENV: self.prefix}))
         self._procs.append((name, proc))
         return proc
 

@@ -11,7 +11,10 @@ import csv
 import json
 import os
 import random
+import re
 import subprocess
+import tempfile
+import time
 import sys
 from pathlib import Path
 
@@ -22,6 +25,7 @@ from iotwatch.captures import lab, lab_attacks
 from iotwatch.captures.errors import EnvironmentProblem
 from iotwatch.captures.lab_labels import (TSHARK_FIELDS, AttackWindow, Packet, class_counts, label_packets,
                                           parse_fields_line, write_labels_csv)
+from iotwatch.captures.lab_net import LAB_ENV
 from iotwatch.captures.labels import read_sidecar
 
 ATK_MAC, ATK_IP = "02:77:00:00:00:42", "10.77.0.66"
@@ -176,28 +180,22 @@ def test_lab_packages_cover_every_tool_and_are_installed():
 # ---------------------------------------------------------------------------------------------------
 # smoke test: a real recording (root)
 # ---------------------------------------------------------------------------------------------------
-LAB_BINARIES = {"mosquitto", "mosquitto_sub", "mosquitto_pub", "dnsmasq", "dropbear", "dumpcap", "nmap",
-                "masscan", "hping3", "hydra", "arpspoof", "dnsspoof", "dig", "curl", "timeout"}
-
-
 def _netns() -> set[str]:
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
     return {l.split()[0] for l in out.splitlines() if l.strip()}
 
 
-def _lab_like_processes() -> set[int]:
-    """Processes that look like lab members: lab binaries on lab arguments, lab helpers, or in a non-host netns."""
-    host_ns = os.readlink("/proc/self/ns/net")
-    found = set()
-    for p in psutil.process_iter(["pid", "name", "cmdline"]):
+def _processes_marked(prefix: str) -> list[str]:
+    """Processes carrying the lab's IOTWATCH_LAB=<prefix> mark (every lab process and its children)."""
+    mark = f"{LAB_ENV}={prefix}".encode()
+    found = []
+    for p in psutil.process_iter(["pid", "cmdline"]):
         try:
-            cmd = " ".join(p.info["cmdline"] or [])
-            other_ns = os.readlink(f"/proc/{p.pid}/ns/net") != host_ns
-        except (OSError, psutil.Error):
+            env = Path(f"/proc/{p.pid}/environ").read_bytes().split(b"\0")
+        except OSError:
             continue
-        lab_args = "10.77.0." in cmd or "/iw-" in cmd or " br0" in cmd
-        if (p.info["name"] in LAB_BINARIES and lab_args) or "iotwatch.captures.lab_services" in cmd or other_ns:
-            found.add(p.pid)
+        if mark in env:
+            found.append(" ".join(p.info["cmdline"] or []))
     return found
 
 
@@ -206,13 +204,27 @@ def _lab_like_processes() -> set[int]:
 @pytest.mark.timeout(240)
 def test_recon_recording_smoke(tmp_path):
     assert os.geteuid() == 0, "the lab smoke test runs as root (CI is root)"
-    ns_before, procs_before = _netns(), _lab_like_processes()
-    proc = subprocess.run([sys.executable, "-m", "iotwatch", "lab", "record", "--out", str(tmp_path),
-                           "--scenario", "recon", "--duration", "20", "--seed", "7"],
-                          capture_output=True, text=True, timeout=220)
-    assert proc.returncode == 0, proc.stderr
-    assert _netns() == ns_before
-    assert _lab_like_processes() - procs_before == set()
+    ns_before = _netns()
+    proc = subprocess.Popen([sys.executable, "-m", "iotwatch", "lab", "record", "--out", str(tmp_path),
+                             "--scenario", "recon", "--duration", "20", "--seed", "7"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    prefix = f"iw-{proc.pid}-"
+    seen_running = 0  # proves the mark is visible while the lab runs, so "none left" below means something
+    deadline = time.time() + 220
+    while proc.poll() is None and time.time() < deadline:
+        seen_running = max(seen_running, len(_processes_marked(prefix)))
+        time.sleep(2)
+    out, err = proc.communicate(timeout=max(1, deadline - time.time()))
+    assert proc.returncode == 0, err
+    assert seen_running >= 10  # services, drivers, dumpcap, tools
+    assert f"({prefix}*), isolation verified" in out
+    # nothing of this lab is left: no namespace, no process (other engineers' labs may run meanwhile)
+    others = re.compile(r"^iw-(\d+)-")
+    new_ns = {n for n in _netns() - ns_before
+              if not (others.match(n) and others.match(n).group(1) != str(proc.pid))}
+    assert new_ns == set()
+    assert _processes_marked(prefix) == []
+    assert not list(Path(tempfile.gettempdir()).glob(prefix + "*"))  # the lab's workdir is gone
 
     capture = tmp_path / "lab-recon-seed7.pcapng"
     frames = subprocess.run(["tshark", "-n", "-r", str(capture), "-T", "fields", "-e", "frame.number"],
