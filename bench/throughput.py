@@ -9,12 +9,14 @@ Times (best of ``--repeat``):
   4. ``iotwatch -r FILE --headless`` end to end, when a classifier is installed.
 Prints packets/s of each and, as the LAST line, ``ratio=<iotwatch/tshark>`` (the headless run when
 available, else the source alone). Ratios, not absolute numbers, are comparable across machines.
+On a busy machine wall-clock ratios swing; ``source cpu ratio`` (tshark's CPU seconds over the
+source's, tshark included) is what the ratio converges to when both cores are saturated.
 """
 from __future__ import annotations
 
 import argparse
 import importlib.util
-import os
+import resource
 import subprocess
 import sys
 import time
@@ -24,19 +26,26 @@ from iotwatch.captures.tshark_args import tshark_fields_command
 from pyshark.tshark.tshark import get_process_path
 
 
-def time_tshark(path: str) -> tuple[float, int]:
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (user + system)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def time_tshark(path: str) -> tuple[float, int, float]:
+    """(wall seconds, frames, CPU seconds) of raw tshark with our fields, its output only counted."""
     argv = tshark_fields_command(get_process_path(), read=path, line_buffered=False)
-    t0 = time.perf_counter()
+    c0, t0 = cpu_seconds(), time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     lines = 0
     while chunk := proc.stdout.read(1 << 20):
         lines += chunk.count(b"\n")
     proc.wait()
-    return time.perf_counter() - t0, lines
+    return time.perf_counter() - t0, lines, cpu_seconds() - c0
 
 
-def time_source(path: str, rows: int, **options) -> tuple[float, int]:
-    t0 = time.perf_counter()
+def time_source(path: str, rows: int, **options) -> tuple[float, int, float]:
+    c0, t0 = cpu_seconds(), time.perf_counter()
     src = open_source(read=path, **options)
     n = 0
     try:
@@ -44,19 +53,18 @@ def time_source(path: str, rows: int, **options) -> tuple[float, int]:
             n += len(b)
     finally:
         src.close()
-    return time.perf_counter() - t0, n
+    return time.perf_counter() - t0, n, cpu_seconds() - c0
 
 
 def classifier_available() -> bool:
     return importlib.util.find_spec("iotwatch.detector.classifier") is not None
 
 
-def time_headless(path: str) -> tuple[float, int, int]:
-    exe = os.path.join(os.path.dirname(sys.executable), "iotwatch")
-    argv = [exe, "-r", path, "--headless"] if os.path.exists(exe) else [sys.executable, "-m", "iotwatch", "-r", path, "--headless"]
+def time_headless(path: str) -> tuple[float, int]:
+    argv = [sys.executable, "-m", "iotwatch", "-r", path, "--headless"]
     t0 = time.perf_counter()
     cp = subprocess.run(argv, capture_output=True)
-    return time.perf_counter() - t0, cp.returncode, len(cp.stdout)
+    return time.perf_counter() - t0, cp.returncode
 
 
 def main(argv=None) -> int:
@@ -68,20 +76,21 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=2,
                     help="also time the source with N tsharks side by side (default 2; 1 = skip)")
     ns = ap.parse_args(argv)
-    t_ref, n_ref = min(time_tshark(ns.file) for _ in range(ns.repeat))
-    print(f"tshark -T fields : {n_ref:>9,} pkts  {t_ref:7.2f} s  {n_ref / t_ref:>10,.0f} pkt/s")
-    t_src, n_src = min(time_source(ns.file, ns.rows) for _ in range(ns.repeat))
-    print(f"iotwatch source  : {n_src:>9,} pkts  {t_src:7.2f} s  {n_src / t_src:>10,.0f} pkt/s")
+    t_ref, n_ref, c_ref = min(time_tshark(ns.file) for _ in range(ns.repeat))
+    print(f"tshark -T fields : {n_ref:>9,} pkts  {t_ref:7.2f} s  {n_ref / t_ref:>10,.0f} pkt/s  cpu {c_ref:6.2f} s")
+    t_src, n_src, c_src = min(time_source(ns.file, ns.rows) for _ in range(ns.repeat))
+    print(f"iotwatch source  : {n_src:>9,} pkts  {t_src:7.2f} s  {n_src / t_src:>10,.0f} pkt/s  cpu {c_src:6.2f} s")
     if n_src != n_ref:
         print(f"MISMATCH: source yielded {n_src} frames, tshark printed {n_ref}", file=sys.stderr)
         return 1
+    print(f"source cpu ratio={c_ref / c_src:.3f}  (tshark CPU / source CPU: the ratio on a saturated machine)")
     ratio = t_ref / t_src
     if ns.workers > 1:
-        t_par, n_par = min(time_source(ns.file, ns.rows, workers=ns.workers) for _ in range(ns.repeat))
+        t_par, n_par, _ = min(time_source(ns.file, ns.rows, workers=ns.workers) for _ in range(ns.repeat))
         print(f"source, {ns.workers} tsharks: {n_par:>9,} pkts  {t_par:7.2f} s  {n_par / t_par:>10,.0f} pkt/s")
         print(f"parallel source ratio={t_ref / t_par:.3f}")
     if not ns.no_headless and classifier_available():
-        t_hl, rc, _ = min(time_headless(ns.file) for _ in range(ns.repeat))
+        t_hl, rc = min(time_headless(ns.file) for _ in range(ns.repeat))
         if rc == 0:
             print(f"iotwatch headless: {n_ref:>9,} pkts  {t_hl:7.2f} s  {n_ref / t_hl:>10,.0f} pkt/s")
             print(f"source ratio={ratio:.3f}")

@@ -568,14 +568,20 @@ def _close_stdout(process) -> None:
 
 def _grow_pipe(process) -> None:
     """Enlarge tshark's stdout pipe (Linux) so tshark keeps dissecting while we parse a batch;
-    with the default 64 KiB it would block within milliseconds and the two would take turns."""
+    with the default 64 KiB it would block within milliseconds and the two would take turns.
+    Unprivileged users may go up to /proc/sys/fs/pipe-max-size (1 MiB by default)."""
     try:
-        pipe = process._transport.get_pipe_transport(1).get_extra_info("pipe")
-        with open("/proc/sys/fs/pipe-max-size") as fh:
-            size = min(int(fh.read()), _PIPE_SIZE)
-        fcntl.fcntl(pipe.fileno(), _F_SETPIPE_SZ, size)
-    except (AttributeError, OSError, ValueError):
-        pass  # not Linux, or not allowed: correct, only slower
+        fd = process._transport.get_pipe_transport(1).get_extra_info("pipe").fileno()
+    except AttributeError:
+        return
+    try:
+        fcntl.fcntl(fd, _F_SETPIPE_SZ, _PIPE_SIZE)
+    except OSError:
+        try:
+            with open("/proc/sys/fs/pipe-max-size") as fh:
+                fcntl.fcntl(fd, _F_SETPIPE_SZ, min(int(fh.read()), _PIPE_SIZE))
+        except (OSError, ValueError):
+            pass  # not Linux, or not allowed: correct, only slower
 
 
 def _nth_newline(buf: bytearray, nth: int) -> int:
