@@ -39,6 +39,11 @@ def fake_app(n=1200, **kw) -> IotWatchApp:
 
 
 async def finish(app: IotWatchApp, pilot) -> None:
+    """Wait until the capture worker (started after the first paint) has finished, then redraw."""
+    for _ in range(3000):
+        if app.session.done.is_set():
+            break
+        await pilot.pause(0.01)
     await app.workers.wait_for_complete()
     await pilot.pause()
     app.refresh_screen()

@@ -14,6 +14,7 @@ Data flow (one direction, few hops):
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -39,6 +40,7 @@ from iotwatch.tui.widgets.help import HelpScreen
 from iotwatch.tui.widgets.packet_table import PacketTable
 from iotwatch.tui.widgets.status_bar import StatusBar
 
+PANE_EVERY = 2     # ticks between refreshes of the counters / confusion / alerts panes
 QUEUE_LIMIT = 20   # pending app messages above which new rows are dropped from view
 PANES = ("counters", "alerts", "confusion")
 
@@ -95,6 +97,7 @@ class IotWatchApp(App[int]):
         self._last_labelled = -1
         self._last_alerts = -1
         self._rate_version = -1
+        self._ticks = 0
 
     # --- layout ----------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -124,8 +127,8 @@ class IotWatchApp(App[int]):
         table.focus()
         self._set_pane(0)
         self.refresh_screen()
-        self.set_interval(self.tick, self.refresh_screen, name="tick")
-        self.run_capture()
+        self.set_interval(self.tick, partial(self.refresh_screen, force=False), name="tick")
+        self.call_after_refresh(self.run_capture)  # first paint without competing with the capture thread
 
     # --- the capture worker ------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="capture", exit_on_error=False, description="capture")
@@ -187,8 +190,9 @@ class IotWatchApp(App[int]):
         self._dirty = True
 
     # --- the tick ---------------------------------------------------------------------------------
-    def refresh_screen(self) -> None:
-        """Turn the stores into widget updates: one refresh per changed widget."""
+    def refresh_screen(self, force: bool = True) -> None:
+        """Turn the stores into widget updates: one refresh per changed widget. The tick passes
+        ``force=False``: then the panes refresh only every PANE_EVERY ticks."""
         if not self.table.is_attached:  # a last tick while the app shuts down
             return
         packets, anomalies, counts, matrix, labelled = self.session.snapshot()
@@ -201,20 +205,26 @@ class IotWatchApp(App[int]):
             table.set_view(self.rows.view(self.filter), self.rows.first_time)
         if self._dirty or packets != self._last_packets:
             table.border_subtitle = self._table_subtitle(packets, len(table.view))
+        # the panes (rich tables, the costly part of a frame) refresh at most every PANE_EVERY ticks
+        self._ticks += 1
+        panes_due = force or self._ticks % PANE_EVERY == 0 or self.report is not None
         rate_version = len(self.rates.history)
-        if packets != self._last_packets or rate_version != self._rate_version:
+        if panes_due and (packets != self._last_packets or rate_version != self._rate_version):
             self.counters.show(counts, anomalies, self.rates)
-        if labelled != self._last_labelled:
+            self._rate_version = rate_version
+        if panes_due and labelled != self._last_labelled:
             self.confusion.show(matrix if labelled else None)
-        if self.alerts.total != self._last_alerts or self._dirty:
+            self._last_labelled = labelled
+        if panes_due and (self.alerts.total != self._last_alerts or force):
             self.alert_pane.show(self.alerts)
+            self._last_alerts = self.alerts.total
         self.status.show(
             state=self._state_label(), source=self._source_label, packets=packets, rate=self._rate(),
             shown=len(self.rows), dropped=self.rows.evicted + self.skipped,
             capture_drops=self.session.capture_drops, live=self.live, speed="live" if self.live else self.session.speed,
             filter_name=self.filter_name, model=getattr(self.session.classifier, "name", "?"))
-        self._last_packets, self._last_labelled = packets, labelled
-        self._last_alerts, self._rate_version = self.alerts.total, rate_version
+        if panes_due:
+            self._last_packets = packets
         self._dirty = False
 
     @property

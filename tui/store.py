@@ -259,17 +259,15 @@ class AlertGroups:
         last = dict(zip(keys, range(len(keys))))          # last occurrence wins
         first = dict(zip(reversed(keys), range(len(keys) - 1, -1, -1)))
         targets: dict = {}
-        for k, d in zip(keys, dst.tolist()):
-            s = targets.setdefault(k, set())
-            if len(s) < self.MAX_TARGETS:
-                s.add(d)
+        for host, c, d in set(zip(src.tolist(), cls, dst.tolist())):   # distinct (group, target) pairs
+            targets.setdefault((host, c), set()).add(d)
         for k in sorted(counts, key=last.__getitem__):
             g = self.groups.pop(k, None) or AlertGroup(host=k[0], cls=k[1], first_frame=frames[first[k]])
             g.count += counts[k]
             g.last_frame = frames[last[k]]
             g.last_time = times[last[k]]
             if len(g.targets) < self.MAX_TARGETS:
-                g.targets |= set(list(targets[k])[: self.MAX_TARGETS - len(g.targets)])
+                g.targets |= set(sorted(targets[k])[: self.MAX_TARGETS - len(g.targets)])
             self.groups[k] = g
         self.total += len(idx)
         while len(self.groups) > self.cap:
