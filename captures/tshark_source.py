@@ -49,6 +49,7 @@ from .tshark_args import DISSECTION_PREFS, field_args
 
 _READ_SIZE = 1 << 20
 _PIPE_SIZE = 4 << 20
+DUMPCAP_BUFFER_MIB = 128      # live capture kernel buffer (dumpcap -B)
 _STREAM_LIMIT = 1 << 16       # asyncio StreamReader buffer (pyshark/asyncio default)
 _PREFETCH_LIMIT = 1 << 26     # a chunk read ahead by a parallel tshark may buffer this much output
 _F_SETPIPE_SZ = 1031
@@ -257,10 +258,11 @@ class FieldsLiveCapture(LiveCapture, _FieldsCapture):
     dumpcap exits (pyshark hangs forever there), and it keeps dumpcap's process for a clean stop.
     """
 
-    def __init__(self, interface, **kw):
+    def __init__(self, interface, buffer_mib: int = DUMPCAP_BUFFER_MIB, **kw):
         super().__init__(interface=interface, **kw)
         self._init_fields()
         self.dumpcap_process = None
+        self.buffer_mib = buffer_mib
 
     async def _get_tshark_process(self, packet_count=None, stdin=None):
         read, write = os.pipe()
@@ -288,7 +290,10 @@ class FieldsLiveCapture(LiveCapture, _FieldsCapture):
 
     def _get_dumpcap_parameters(self):
         # pyshark passes -q, which also silences dumpcap's final drop statistics; we want them.
-        return [p for p in super()._get_dumpcap_parameters() if p != "-q"]
+        # -B: a kernel capture buffer large enough to absorb bursts while tshark (~20k pkt/s) catches
+        # up; dumpcap's default 2 MiB holds only ~9k small packets, the rest of a burst is dropped.
+        params = [p for p in super()._get_dumpcap_parameters() if p != "-q"]
+        return params + ["-B", str(self.buffer_mib)]
 
 
 class _Segment:
@@ -606,7 +611,8 @@ def open_tshark_source(read: str | None = None, iface: str | None = None, bpf: s
     Options: ``tshark_path`` (another tshark), ``prefs`` (dict replacing ``DISSECTION_PREFS``),
     ``custom_parameters`` (extra tshark argv), ``chunk_packets`` (files: packets per tshark run;
     None = automatic, chunks of ``CHUNK_PACKETS`` for files over ``CHUNK_MIN_BYTES``; 0 = one run),
-    ``workers`` (files: tshark runs side by side, e.g. 2 on two cores; needs chunks).
+    ``workers`` (files: tshark runs side by side, e.g. 2 on two cores; needs chunks),
+    ``buffer_mib`` (live: dumpcap's kernel capture buffer, default ``DUMPCAP_BUFFER_MIB``).
     Raises InputError/EnvironmentProblem, never hangs.
     """
     try:
@@ -624,6 +630,7 @@ def open_tshark_source(read: str | None = None, iface: str | None = None, bpf: s
     custom = options.pop("custom_parameters", None)
     chunk_packets = options.pop("chunk_packets", None)
     workers = int(options.pop("workers", 1))
+    buffer_mib = options.pop("buffer_mib", None) or DUMPCAP_BUFFER_MIB
     if options:
         raise TypeError(f"unknown source options: {', '.join(sorted(options))}")
     tools = preflight.check_tools(need_dumpcap=bool(iface), tshark_path=tshark_path)
@@ -642,7 +649,7 @@ def open_tshark_source(read: str | None = None, iface: str | None = None, bpf: s
     preflight.check_live(iface, bpf=bpf, tools=tools)
     if display_filter:
         preflight.check_display_filter(display_filter, tools.tshark)
-    return TsharkFieldsSource(FieldsLiveCapture(iface, bpf_filter=bpf or None, **common),
+    return TsharkFieldsSource(FieldsLiveCapture(iface, bpf_filter=bpf or None, buffer_mib=buffer_mib, **common),
                               description=iface, live=True)
 
 
