@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("-Y", "--display-filter", metavar="EXPR", help="Wireshark display filter")
     src.add_argument("-c", "--count", type=int, metavar="N", help="stop after N packets")
     src.add_argument("-a", "--duration", type=float, metavar="SECONDS", help="stop after SECONDS (live)")
+    src.add_argument("-B", "--buffer-size", type=int, metavar="MiB", dest="buffer_mib",
+                     help="live capture kernel buffer in MiB (default 128): absorbs bursts")
     run = p.add_argument_group("run")
     run.add_argument("--headless", action="store_true", help="no TUI: process the source, write outputs, print a summary")
     run.add_argument("--model", metavar="FILE", help="model bundle to use instead of the bundled one")
@@ -71,7 +73,7 @@ def config_from_args(ns: argparse.Namespace) -> RunConfig:
     cfg = RunConfig(read=ns.read, iface=ns.iface, bpf=ns.bpf, display_filter=ns.display_filter,
                     labels=ns.labels, model=ns.model, report=ns.report, predictions=ns.predictions,
                     alerts=ns.alerts, force=ns.force, fail_on=ns.fail_on, count=ns.count,
-                    duration=ns.duration, headless=ns.headless, speed=ns.speed)
+                    duration=ns.duration, buffer_mib=ns.buffer_mib, headless=ns.headless, speed=ns.speed)
     if not cfg.read and not cfg.iface:
         demo = demo_capture()
         if not demo.is_file():

@@ -30,6 +30,7 @@ class RunConfig:
     fail_on: str | None = None
     count: int | None = None        # stop after N packets (like tshark -c)
     duration: float | None = None   # stop after S seconds of capture (like tshark -a duration:S)
+    buffer_mib: int | None = None   # live: kernel capture buffer in MiB (like tshark -B)
     headless: bool = False
     speed: str = "max"              # replay pacing in the TUI: max | 1x | 10x
 
@@ -46,6 +47,8 @@ class RunConfig:
             raise InputError(f"-c/--count must be a positive number of packets, got {self.count}")
         if self.duration is not None and self.duration <= 0:
             raise InputError(f"--duration must be positive seconds, got {self.duration}")
+        if self.buffer_mib is not None and not (self.iface and 1 <= self.buffer_mib <= 4096):
+            raise InputError("-B/--buffer-size takes 1..4096 MiB and applies to live capture only")
         if self.fail_on not in (None, "anomaly"):
             raise InputError(f"--fail-on takes 'anomaly', got {self.fail_on!r}")
 
@@ -73,6 +76,7 @@ def source_factory(cfg: RunConfig) -> Callable[[], object]:
     from iotwatch.captures.sources import open_source
 
     def _open():
-        return open_source(read=cfg.read, iface=cfg.iface, bpf=cfg.bpf, display_filter=cfg.display_filter)
+        extra = {"buffer_mib": cfg.buffer_mib} if cfg.buffer_mib else {}
+        return open_source(read=cfg.read, iface=cfg.iface, bpf=cfg.bpf, display_filter=cfg.display_filter, **extra)
 
     return _open

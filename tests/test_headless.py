@@ -135,6 +135,7 @@ def test_unlabelled_plain_pcap_has_no_label_column_or_metrics(tmp_path, model, c
     (["-f", "udp"], "live capture only"),
     (["--fail-on", "everything"], "invalid choice"),
     (["-c", "0"], "positive"),
+    (["-B", "8"], "live capture only"),
 ])
 def test_usage_and_input_errors_exit_2_with_one_line(capture, tmp_path, capsys, args, needle):
     (tmp_path / "evil.iotw").write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
