@@ -27,6 +27,7 @@ SECTION_HEADER = 0x0A0D0D0A
 PCAPNG_PACKET_BLOCKS = frozenset({2, 3, 6})   # obsolete packet, simple packet, enhanced packet
 PCAPNG_HEADER_BLOCKS = frozenset({1, 0x0A})   # interface description, decryption secrets
 MAX_RECORD = 1 << 26  # a record longer than 64 MiB is damage, not a packet
+_WALK_STEP = 8192  # packets walked between releases of mapped pages
 CUT = "file appears to have been cut short in the middle of a packet"
 
 
@@ -93,11 +94,14 @@ class ChunkPlanner:
         """The next ``per_chunk`` packets, or None at the end. Its header holds the header blocks seen
         before its byte range; header blocks inside the range are streamed in place and join the
         headers of later chunks. A chunk with ``problem`` set is the last one."""
+        walk = self._walk_pcap if self.format == "pcap" else self._walk_pcapng
         while self.remaining:
-            header, start = b"".join(self._header_blocks), self._off
-            walk = self._walk_pcap if self.format == "pcap" else self._walk_pcapng
-            count, self._problem = walk(self.per_chunk)
-            self._release(start, self._off)
+            header, start, count = b"".join(self._header_blocks), self._off, 0
+            while count < self.per_chunk and self.remaining:  # in steps, so walked pages go early
+                step_start = self._off
+                step, self._problem = walk(min(_WALK_STEP, self.per_chunk - count))
+                self._release(step_start, self._off)
+                count += step
             chunk = Chunk(header, start, self._off, count, self._frames + 1, self._problem)
             self._frames += count
             if count or self._problem:

@@ -229,7 +229,8 @@ def test_live_capture_argv():
     """dumpcap keeps the BPF (the kernel filter) and its drop statistics; tshark reads its stream as a file."""
     cap = FieldsLiveCapture("lo", bpf_filter="udp port 5", display_filter="udp", override_prefs=DISSECTION_PREFS)
     dumpcap = cap._get_dumpcap_parameters()
-    assert dumpcap == ["-f", "udp port 5", "-i", "lo", "-w", "-"]
+    assert dumpcap[:6] == ["-f", "udp port 5", "-i", "lo", "-w", "-"] and "-q" not in dumpcap
+    assert dumpcap[6:] == ["-B", str(cap.buffer_mib)]
     params = cap.get_parameters()
     assert params[-2:] == ["-r", "-"] and "-i" not in params
     assert params[params.index("-Y") + 1] == "udp"
