@@ -100,18 +100,18 @@ class Attack:
                                       flags, window, options), self.tag)
 
     def reply(self, t: int, src: Host, dst: Host, sport: int, dport: int, seq: int, ack: int, flags: int,
-              window: int, options: bytes = b"", ip_src: bytes | None = None) -> None:
+              window: int, options: bytes = b"") -> None:
         """A kernel's answer to a probe: Linux sends SYN/ACKs and socket-less RSTs with IP ID 0 and
         DF; other stacks (lwIP) use their IP ID counter."""
         ident = 0 if src.stack.linux else src.next_id()
-        self.sim.emit(t, P.tcp4_frame(dst.mac, src.mac, ip_src or src.ip, dst.ip, src.ttl, ident, src.stack.df, sport,
+        self.sim.emit(t, P.tcp4_frame(dst.mac, src.mac, src.ip, dst.ip, src.ttl, ident, src.stack.df, sport,
                                       dport, seq, ack, flags, window, options), self.tag)
 
 
 def open_ports(dev: Host) -> tuple[int, ...]:
-    return {"camera": (23, 80, 443, 554, 8000), "hub": (22, 80, 1883, 8123), "plug": (80, 9999),
+    return {"camera": (23, 80, 443, 554, 8000, 49152), "hub": (21, 22, 80, 1883, 8123), "plug": (80, 9999),
             "router": (53, 80, 443),
-            "speaker": (8008, 8009, 8443), "coap": (80,), "sensor": (), "laptop": (), "phone": (62078,),
+            "speaker": (8008, 8009, 8443, 49152), "coap": (80,), "sensor": (), "laptop": (), "phone": (62078,),
             "nvr": (80, 554, 8000)}.get(dev.kind, (80,))
 
 
@@ -146,7 +146,7 @@ def nmap_syn_scan(env: Env, attacker: Host, target: Host, rng: random.Random, *,
     order = head + tail
     sport = rng.randint(32768, 65000)
     seq = rng.getrandbits(32)
-    gap = 250 if timing >= 4 else 900
+    gap = {3: 900, 4: 150, 5: 30}[timing]  # -T5 / --min-rate: tens of thousands of probes per second
     listening = set(open_ports(target))
     silent = _filtered(target)
     retry: list[int] = []

@@ -168,18 +168,15 @@ class Sim:
 
     # --- stateless one-packet helpers (every frame goes through emit)
     def udp(self, t: int, src: Host, dst: Host, sport: int, dport: int, payload: bytes, tag: Tag,
-            ttl: int | None = None, dmac: bytes | None = None, smac: bytes | None = None, v6: bool = False) -> bytes:
-        if v6:
-            f = P.udp6_frame(dmac or dst.mac, smac or src.mac, src.ip6, dst.ip6, ttl or 255, sport, dport, payload)
-        else:
-            f = P.udp4_frame(dmac or dst.mac, smac or src.mac, src.ip, dst.ip, ttl or src.ttl, src.next_id(),
-                             src.stack.df, sport, dport, payload)
+            ttl: int | None = None) -> bytes:
+        f = P.udp4_frame(dst.mac, src.mac, src.ip, dst.ip, ttl or src.ttl, src.next_id(), src.stack.df, sport, dport,
+                         payload)
         self.emit(t, f, tag)
         return f
 
     def icmp(self, t: int, src: Host, dst: Host, itype: int, code: int, rest: bytes, data: bytes, tag: Tag,
-             ttl: int | None = None, df: bool | None = None, ip_src: bytes | None = None) -> bytes:
-        f = P.icmp4_frame(dst.mac, src.mac, ip_src or src.ip, dst.ip, ttl or src.ttl, src.next_id(),
+             ttl: int | None = None, df: bool | None = None) -> bytes:
+        f = P.icmp4_frame(dst.mac, src.mac, src.ip, dst.ip, ttl or src.ttl, src.next_id(),
                           src.stack.df if df is None else df, itype, code, rest, data)
         self.emit(t, f, tag)
         return f

@@ -202,7 +202,8 @@ def arp_resolve(env: Env, t: int, asker: Host, target: Host, rng: random.Random)
 
 
 def router_housekeeping(env: Env, rng: random.Random) -> Process:
-    """ARP cache refreshes of LAN hosts and UPnP IGD NOTIFY announcements."""
+    """ARP between LAN hosts and the router (broadcast who-has, and Linux-style unicast probes that
+    re-confirm a known neighbour), UPnP IGD NOTIFY announcements and IPv6 router advertisements."""
     sim, home = env.sim, env.home
     gw = home.gateway
     ssdp_tag = env.normal("ssdp")
@@ -210,14 +211,17 @@ def router_housekeeping(env: Env, rng: random.Random) -> Process:
     next_notify = t + jitter(rng, 20, 0.9)
     next_ra = t + jitter(rng, 30, 0.9)
     while True:
-        t += jitter(rng, 15, 0.8)
+        t += jitter(rng, 4, 0.8)
         hosts = [h for h in home.hosts if h.local and h is not gw and h.kind != "attacker"]
         if hosts:
             h = rng.choice(hosts)
+            a, b = (gw, h) if rng.random() < 0.5 else (h, gw)
             if rng.random() < 0.5:
-                arp_resolve(env, t, gw, h, rng)
-            else:
-                arp_resolve(env, t, h, gw, rng)
+                arp_resolve(env, t, a, b, rng)
+            else:  # neighbour unreachability detection: unicast request to the cached MAC
+                tag = env.normal("arp")
+                sim.arp(t, b.mac, a.mac, 1, a.mac, a.ip, bytes(6), b.ip, tag)
+                sim.arp(t + lan_delay(rng, b), a.mac, b.mac, 2, b.mac, b.ip, a.mac, a.ip, tag)
         if t >= next_notify:
             location = f"http://{P.ip_str(gw.ip)}:{rng.choice((1900, 5000, 49152))}/rootDesc.xml"
             for nt in ("upnp:rootdevice", "urn:schemas-upnp-org:device:InternetGatewayDevice:1",
@@ -639,11 +643,24 @@ def hub_discovery(env: Env, hub: Host, rng: random.Random, targets: list[Host], 
                    f"ST: {st}\r\n\r\n").encode()
             sport = eph_port(rng, hub)
             sim.udp(t, hub, home.ssdp, sport, 1900, msg, ssdp_tag, ttl=4)
+            answered = t
             for dev in [home.gateway] + [d for d in targets if d.kind in ("speaker", "camera")]:
                 resp = (f"HTTP/1.1 200 OK\r\nCACHE-CONTROL: max-age=1800\r\nEXT:\r\nLOCATION: http://{P.ip_str(dev.ip)}"
                         f":49152/description.xml\r\nSERVER: Linux/3.10 UPnP/1.0 Sonos/70.3\r\nST: {st}\r\n"
                         f"USN: uuid:{rng.getrandbits(64):016x}::{st}\r\n\r\n").encode()
-                sim.udp(t + rng.randint(10 * MS, 2900 * MS), dev, hub, 1900, sport, resp, ssdp_tag)
+                answered = max(answered, t + rng.randint(10 * MS, 2900 * MS))
+                sim.udp(answered, dev, hub, 1900, sport, resp, ssdp_tag)
+            t = answered + rng.randint(5 * MS, 50 * MS)
+            for dev in [d for d in targets if d.kind in ("speaker", "camera")][:2]:  # fetch the descriptions
+                c = lan_conn(env, hub, dev, 49152, http_tag, rng)
+                t = c.connect(t)
+                xml = (f'<?xml version="1.0"?><root xmlns="urn:schemas-upnp-org:device-1-0"><device><deviceType>'
+                       f'urn:schemas-upnp-org:device:MediaRenderer:1</deviceType><friendlyName>{dev.name}'
+                       f'</friendlyName><UDN>uuid:{rng.getrandbits(64):016x}</UDN></device></root>')
+                t = c.request(t, f"GET /description.xml HTTP/1.1\r\nHost: {P.ip_str(dev.ip)}:49152\r\n\r\n".encode(),
+                              f"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: {len(xml)}\r\n\r\n{xml}"
+                              .encode(), server_time=rng.randint(2 * MS, 30 * MS))
+                t = c.close(t, from_a=False)
         t += jitter(rng, period, 0.1)
         yield t
 
@@ -904,4 +921,57 @@ def camera_p2p(env: Env, cam: Host, rng: random.Random, *, relay_kb: tuple[int, 
                     yield t
             next_view = t + jitter(rng, rng.choice((300, 600, 1200)), 0.5)
         t += jitter(rng, rng.choice((20, 30, 60)), 0.2)
+        yield t
+
+
+def connectivity_check(env: Env, dev: Host, rng: random.Random, period: float) -> Process:
+    """Android/Windows/Apple captive-portal probes: plain HTTP GET answered 204/200 (benign port 80)."""
+    tag = env.normal("http-connectivity")
+    name, path, resp = rng.choice((
+        ("connectivitycheck.gstatic.example.com", "/generate_204", b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n"),
+        ("www.msftconnecttest.example.com", "/connecttest.txt",
+         b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 22\r\n\r\nMicrosoft Connect Test"),
+        ("captive.apple.example.com", "/hotspot-detect.html",
+         b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 68\r\n\r\n"
+         b"<HTML><HEAD><TITLE>Success</TITLE></HEAD><BODY>Success</BODY></HTML>")))
+    t = env.sim.now
+    while True:
+        t, ip = env.home.lookup(t, dev, name, rng)
+        c = cloud_conn(env, dev, env.home.peer(ip), 80, tag, rng)
+        t = c.connect(t)
+        t = c.request(t + rng.randint(100, 1 * MS), f"GET {path} HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n"
+                      f"User-Agent: Dalvik/2.1.0 (Linux; U; Android 14)\r\n\r\n".encode(), resp)
+        t = c.close(t + rng.randint(1 * MS, 20 * MS), from_a=False)
+        t += jitter(rng, period, 0.5)
+        yield t
+
+
+def ftp_snapshots(env: Env, cam: Host, nas: Host, rng: random.Random, period: float,
+                  snapshot_kb: tuple[int, int] = (30, 120)) -> Process:
+    """Camera motion snapshots to a NAS over FTP: login (230), passive mode, STOR of a JPEG on a
+    data connection. Benign FTP logins (hard negative for FTP brute force)."""
+    tag = env.normal("ftp-upload")
+    t = env.sim.now
+    while True:
+        t += jitter(rng, period, 0.6)
+        yield t
+        c = lan_conn(env, cam, nas, 21, tag, rng)
+        t = c.connect(t)
+        t = c.send(t + c.db, False, b"220 (vsFTPd 3.0.3)\r\n")
+        for req, resp in ((b"USER camera\r\n", b"331 Please specify the password.\r\n"),
+                          (b"PASS cam-upload-1\r\n", b"230 Login successful.\r\n"),
+                          (b"TYPE I\r\n", b"200 Switching to Binary mode.\r\n")):
+            t = c.request(t + c.da, req, resp, server_time=rng.randint(1 * MS, 20 * MS))
+        dport = rng.randint(40000, 50000)
+        h, l = P.ip_str(nas.ip).replace(".", ","), f"{dport >> 8},{dport & 0xFF}"
+        t = c.request(t + c.da, b"PASV\r\n", f"227 Entering Passive Mode ({h},{l}).\r\n".encode())
+        d = lan_conn(env, cam, nas, dport, tag, rng)
+        t = d.connect(t + c.da)
+        name = f"snap_{t // SECOND}.jpg".encode()
+        t = c.request(t + c.da, b"STOR " + name + b"\r\n", b"150 Ok to send data.\r\n")
+        t = d.send(t + d.da, True, jpeg_image(env, rng, rng.randint(*snapshot_kb) * 1000), rate=rng.uniform(1e6, 4e6))
+        t = d.close(t + rng.randint(1 * MS, 5 * MS))
+        t = c.send(t + c.db, False, b"226 Transfer complete.\r\n")
+        t = c.request(t + c.da, b"QUIT\r\n", b"221 Goodbye.\r\n")
+        t = c.close(t, from_a=False)
         yield t

@@ -41,14 +41,16 @@ class Profile:
     tunnel_seconds: tuple[float, float] = (30, 120)
     tunnel_rate: tuple[float, float] = (5, 30)
     snapshot_kb: tuple[int, int] = (20, 60)
-    episodes_per_10min: float = 2.0
+    episodes_per_10min: float = 3.0
+    min_episodes: int = 2
     extra_clients: int = 0
 
 
 DEMO_PROFILE = Profile(camera_kbps=(20, 35), camera_fps=(4, 6), continuous_stream=False, stream_seconds=(15, 20),
                        clip_kb=(40, 120), firmware_kb=(30, 80), heavy_web=False, flood_rate=(150, 300),
                        flood_seconds=(3, 4), scan_ports=(100,), upload_mb=(0.3, 0.6), backup_mb=(0.1, 0.3),
-                       tunnel_seconds=(10, 20), tunnel_rate=(4, 10), snapshot_kb=(3, 8), episodes_per_10min=2.5)
+                       tunnel_seconds=(10, 20), tunnel_rate=(4, 10), snapshot_kb=(3, 8), episodes_per_10min=2.5,
+                       min_episodes=1)
 
 CORE_KINDS = ("hub", "camera", "sensor", "plug", "speaker", "laptop", "phone", "coap")
 EXTRA_KINDS = ("sensor", "sensor", "plug", "plug", "camera", "speaker", "phone", "laptop", "thermostat", "bridge",
@@ -101,6 +103,9 @@ class _Builder:
         self.spawn(D.ntp_client(env, h, r, "time.vendor.example.com", r.choice((300, 900))), at + 2 * SECOND)
         if vendor in ("dahua", "wyze") or r.random() < 0.3:
             self.spawn(D.camera_p2p(env, h, r, relay_kb=p.clip_kb), at + r.randint(1, 10) * SECOND)
+        if self.hub_host is not None and r.random() < 0.5:  # the hub doubles as a NAS
+            self.spawn(D.ftp_snapshots(env, h, self.hub_host, r, r.choice((60, 180, 400)), snapshot_kb=p.snapshot_kb),
+                       at + 5 * SECOND)
         return h
 
     def sensor(self, name: str, r: random.Random, at: int) -> Host:
@@ -151,6 +156,7 @@ class _Builder:
         self.spawn(D.dns_chatter(env, h, r, r.choice((20, 40, 90))), at + r.randint(1, 20) * SECOND)
         if self.hub_host is not None and r.random() < 0.7:
             self.spawn(D.admin_ssh(env, h, self.hub_host, r), self.at_some_point(r, 20, 1 / 3))
+        self.spawn(D.connectivity_check(env, h, r, r.choice((60, 300))), at + r.randint(0, 5 * SECOND))
         return h
 
     def phone(self, name: str, r: random.Random, at: int) -> Host:
@@ -167,6 +173,7 @@ class _Builder:
         if vendor == "apple":
             self.spawn(D.apple_push(env, h, r), at)
         self.spawn(D.dns_chatter(env, h, r, r.choice((15, 30, 60))), at + r.randint(1, 10) * SECOND)
+        self.spawn(D.connectivity_check(env, h, r, r.choice((30, 120, 300))), at + r.randint(0, 5 * SECOND))
         backup = "photos-upload.example.com" if vendor == "google" else "p52-content.icloud.example.com"
         self.spawn(D.photo_backup(env, h, r, backup, self.profile.backup_mb), at)
         if not joins and h.mac[0] & 0x02 and r.random() < 0.5:
@@ -251,11 +258,18 @@ class _Episodes:
         self.iot = self.iot or self.lan
         self.servers = [h for h in self.lan if h.kind in ("camera", "hub", "plug", "bridge")] or self.lan
 
-    def recon(self, r: random.Random, at: int) -> str:
+    VARIANTS = {
+        "recon": ("syn", "version", "udp", "arp", "ping", "masscan", "masscan-lan", "mirai"),
+        "dos": ("syn-none", "syn-random", "syn-fixed", "udp", "icmp", "slowloris", "mirai"),
+        "bruteforce": ("ssh", "telnet", "ftp", "http-get", "mqtt", "mirai"),
+        "spoofing": ("arp", "dns", "ra"),
+        "exfiltration": ("iodine", "dnscat2", "icmp", "upload"),
+    }
+
+    def recon(self, r: random.Random, at: int, what: str) -> str:
         env, kali, p, victim = self.env, self.kali, self.p, r.choice(self.servers)
-        what = r.choice(("syn", "syn", "udp", "arp", "ping", "masscan", "masscan-lan", "mirai", "version"))
         if what == "syn":
-            proc = A.nmap_syn_scan(env, kali, victim, r, ports=r.choice(p.scan_ports), timing=r.choice((3, 4)))
+            proc = A.nmap_syn_scan(env, kali, victim, r, ports=r.choice(p.scan_ports), timing=r.choice((3, 4, 5)))
         elif what == "version":
             self.sim.spawn(A.nmap_version_probe(env, kali, victim, r), at + 2 * SECOND)
             proc = A.nmap_syn_scan(env, kali, victim, r, ports=100, timing=4)
@@ -276,12 +290,10 @@ class _Episodes:
         self.sim.spawn(proc, at)
         return what
 
-    def dos(self, r: random.Random, at: int) -> str:
+    def dos(self, r: random.Random, at: int, what: str) -> str:
         env, kali, p, victim = self.env, self.kali, self.p, r.choice(self.servers)
         rate, secs = r.randint(*p.flood_rate), r.uniform(*p.flood_seconds)
-        what = r.choice(("syn", "syn", "udp", "icmp", "slowloris", "botnet"))
-        if what == "syn":
-            what = "syn-" + r.choice(("none", "random", "random", "fixed"))
+        if what.startswith("syn-"):
             proc = A.hping3_syn_flood(env, kali, victim, r, rate=rate, seconds=secs, spoof=what[4:],
                                       dport=r.choice(A.open_ports(victim) or (80,)))
         elif what == "udp":
@@ -303,8 +315,7 @@ class _Episodes:
         self.sim.spawn(proc, at)
         return what
 
-    def bruteforce(self, r: random.Random, at: int) -> str:
-        what = r.choice(("ssh", "telnet", "ftp", "http-get", "mqtt", "mirai"))
+    def bruteforce(self, r: random.Random, at: int, what: str) -> str:
         cameras = self.by_kind.get("camera") or self.servers
         if what == "mirai":
             bot = self.home.unseen_peer(r) if r.random() < 0.6 else r.choice(self.iot)
@@ -312,14 +323,13 @@ class _Episodes:
         else:
             hubs = self.by_kind.get("hub") or self.servers
             target = r.choice(cameras if what in ("telnet", "http-get") else hubs)
-            proc = A.hydra(self.env, self.kali, target, r, service=what, tasks=r.choice((4, 8, 16)),
+            proc = A.hydra(self.env, self.kali, target, r, service=what, tasks=r.choice((2, 4, 4, 8, 16)),
                            attempts=r.randint(30, 120))
         self.sim.spawn(proc, at)
         return what
 
-    def spoofing(self, r: random.Random, at: int) -> str:
+    def spoofing(self, r: random.Random, at: int, what: str) -> str:
         env, kali = self.env, self.kali
-        what = r.choice(("arp", "arp", "dns", "ra"))
         victim = r.choice(self.lan)
         if what == "ra":
             self.sim.spawn(A.rogue_ra(env, kali, r, count=r.randint(10, 40), interval=r.choice((1, 3, 5))), at)
@@ -334,9 +344,8 @@ class _Episodes:
                                        tool=r.choice(("dnsspoof", "bettercap"))), at + 3 * SECOND)
         return f"{what}:{tool}"
 
-    def exfiltration(self, r: random.Random, at: int) -> str:
+    def exfiltration(self, r: random.Random, at: int, what: str) -> str:
         env, p = self.env, self.p
-        what = r.choice(("iodine", "dnscat2", "icmp", "upload", "upload"))
         client = r.choice(self.lan)
         if what in ("iodine", "dnscat2"):
             proc = A.dns_tunnel(env, client, r, tool=what, seconds=r.uniform(*p.tunnel_seconds),
@@ -369,11 +378,14 @@ def schedule_attacks(env: D.Env, by_kind: dict[str, list[Host]], families: tuple
               join + 5 * SECOND)
     sim.spawn(D.ntp_client(env, kali, sim.rng("attacker-ntp"), "ntp.ubuntu.example.com", 1800), join + 4 * SECOND)
     draw = _Episodes(env, by_kind, kali, profile)
-    episodes = max(1, round(span / (600 * SECOND) * profile.episodes_per_10min))
+    episodes = max(profile.min_episodes, round(span / (600 * SECOND) * profile.episodes_per_10min))
     notes = []
     for family in families:
+        # cycle through the family's tools in a seed-shuffled order: every capture covers several
+        variants = list(_Episodes.VARIANTS[family])
+        rng.shuffle(variants)
         for k, frac in enumerate(sorted(rng.uniform(0.08, 0.92) for _ in range(episodes))):
             at = sim.start + int(frac * span)
-            what = getattr(draw, family)(sim.rng(f"episode/{family}/{k}"), at)
+            what = getattr(draw, family)(sim.rng(f"episode/{family}/{k}"), at, variants[k % len(variants)])
             notes.append(f"{family}:{what}@{(at - sim.start) / SECOND:.0f}s")
     return notes

@@ -12,7 +12,7 @@ capture clock starts at a date derived from the seed and nothing reads the wall 
 The bundled demo capture (``captures/demo/demo.pcapng`` + ``.labels.csv``, the default source of
 plain ``iotwatch``) is generated with::
 
-    iotwatch simulate --scenario demo --seed 10 --duration 3m --devices 10 --out captures/demo --name demo
+    iotwatch simulate --scenario demo --seed 11 --duration 3m --devices 10 --out captures/demo --name demo
 
 What is simulated: :mod:`~iotwatch.captures.sim_home` (device mix, attack schedule),
 :mod:`~iotwatch.captures.sim_devices` (benign behaviour, hard negatives),
@@ -38,7 +38,7 @@ from .sim_home import ATTACK_FAMILIES, CLASSES, DEMO_PROFILE, Profile, build_hom
 
 SCENARIOS: dict[str, tuple[Profile, tuple[str, ...]]] = {
     "home": (Profile(), ATTACK_FAMILIES),
-    "busy": (Profile(extra_clients=3, episodes_per_10min=3.0), ATTACK_FAMILIES),
+    "busy": (Profile(extra_clients=3, episodes_per_10min=4.5), ATTACK_FAMILIES),
     "benign": (Profile(), ()),
     "demo": (DEMO_PROFILE, ATTACK_FAMILIES),
 }

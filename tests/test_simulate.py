@@ -211,3 +211,43 @@ def test_simulated_attack_has_the_real_tools_shape(tool, tmp_path):
     assert compare(sim, real, EXACT_BY_TOOL[tool]) == []
     # the comparison is not vacuous: at least the protocol set is checked for every tool
     assert "probe.protocols" in EXACT_BY_TOOL[tool] and real["probe.protocols"] == sim["probe.protocols"]
+
+
+def test_packet_builders_write_valid_ipv6_tcp_udp_icmpv6_and_dns_mqtt_coap(tmp_path):
+    """The builders the simulator does not exercise on every run (IPv6 transport) and the
+    application encoders, dissected by tshark with checksum validation."""
+    from iotwatch.captures import packets as P
+    from iotwatch.captures.pcapng import PcapngWriter
+
+    a, b = P.mac("02:00:00:00:00:01"), P.mac("02:00:00:00:00:02")
+    s6, d6 = P.ip6("2001:db8::1"), P.ip6("2001:db8::2")
+    s4, d4 = P.ip4("192.0.2.1"), P.ip4("192.0.2.2")
+    frames = [
+        P.tcp6_frame(b, a, s6, d6, 64, 7, 40000, 443, 1, 0, P.SYN, 64800,
+                     P.tcp_options(mss=1440, sack_perm=True, ts=(1, 0), wscale=7)),
+        P.udp6_frame(b, a, s6, d6, 64, 5353, 5353, P.dns_message(0, 0, [P.dns_question("_hap._tcp.local", P.DNS_PTR)])),
+        P.icmp6_frame(b, a, s6, d6, 64, 128, 0, P.icmp_echo(1, 1) + b"abc"),  # odd length
+        P.udp4_frame(b, a, s4, d4, 64, 1, False, 5683, 5683,
+                     P.coap(P.COAP_CON, P.COAP_GET, 1, b"\x01\x02", P.coap_uri("/a/b"))),
+        P.tcp4_frame(b, a, s4, d4, 64, 2, True, 40001, 1883, 1, 1, P.ACK | P.PSH, 502,
+                     payload=P.mqtt_connect(b"x", 60, user=b"u", password=b"p")),
+        P.udp4_frame(b, a, s4, d4, 64, 3, False, 40002, 53, P.dns_message(
+            9, P.DNS_RESPONSE_FLAGS, [P.dns_question("a.example.com", P.DNS_A)],
+            [P.dns_rr(P.PTR_TO_QNAME, P.DNS_A, d4), P.dns_rr(P.PTR_TO_QNAME, P.DNS_TXT, P.dns_txt(b"x" * 300))])),
+    ]
+    path = tmp_path / "builders.pcapng"
+    with open(path, "wb") as fh:
+        w = PcapngWriter(fh)
+        for i, f in enumerate(frames):
+            w.write(1_700_000_000_000_000 + i, f)
+        w.close()
+    out = _tshark(["-r", str(path), "-o", "tcp.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE", "-T", "fields",
+                   "-e", "frame.protocols", "-e", "tcp.checksum.status", "-e", "udp.checksum.status",
+                   "-e", "icmpv6.checksum.status", "-e", "_ws.malformed", "-E", "occurrence=f"])
+    rows = [line.split("\t") for line in out.splitlines()]
+    assert len(rows) == len(frames)
+    expected = ("ipv6:tcp", "ipv6:udp:mdns", "ipv6:icmpv6", "ip:udp:coap", "ip:tcp:mqtt", "ip:udp:dns")
+    for row, proto in zip(rows, expected):
+        assert proto in row[0], (proto, row)
+        assert "0" not in row[1:4] and "1" in row[1:4], row  # a checksum was verified and none is bad
+        assert row[4] == "", row
