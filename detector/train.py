@@ -2,6 +2,7 @@
 
     iotwatch train --captures DIR_OR_FILE... --out model.iotw [--preset default|paper]
                    [--epochs N] [--seed N] [--eval DIR_OR_FILE...] [--max-rows-per-class N]
+                   [--upweight DIR_OR_FILE... [--upweight-factor N]]
     iotwatch train --csv FILE --schema kaggle --out model.iotw [--preset paper]
 
 Captures (pcap/pcapng, labels from ``<capture>.labels.csv`` or ``label=`` comments, CONTRACT §2) are
@@ -421,7 +422,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="iotwatch train", description="Train a model bundle (.iotw) from labelled captures or a CSV.",
                 epilog="The same command on the same data writes a byte-identical bundle.")
-    src = p.add_mutually_exclusive_group(required=True)
+    src = p.add_mutually_exclusive_group(required=True)  # --upweight adds to --captures
     src.add_argument("--captures", nargs="+", metavar="PATH", help="labelled pcap/pcapng files or folders of them")
     src.add_argument("--csv", metavar="FILE", help="packets in the seed paper's 14-column CSV (with --schema kaggle)")
     p.add_argument("--schema", choices=["kaggle"], help="CSV schema (required with --csv)")
@@ -430,6 +431,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, metavar="N", help="maximum epochs (default: the preset's)")
     p.add_argument("--seed", type=int, default=0, metavar="N", help="seed for sampling, split, init and shuffling")
     p.add_argument("--max-rows-per-class", type=int, metavar="N", help="keep at most N random rows per class")
+    p.add_argument("--upweight", nargs="+", metavar="PATH", default=[],
+                   help="more labelled captures whose rows count --upweight-factor times (e.g. small real-tool "
+                        "recordings next to large simulated sets)")
+    p.add_argument("--upweight-factor", type=int, default=10, metavar="N", help="repeat factor for --upweight (default 10)")
     p.add_argument("--eval", nargs="+", metavar="PATH", help="held-out labelled captures to report metrics on")
     p.add_argument("--name", default=None, help="bundle name (default: iotwatch-<preset>)")
     p.add_argument("--version", dest="model_version", default="1", help="bundle version string")
@@ -456,13 +461,27 @@ def main(argv: Sequence[str]) -> int:
 
     check_writable(out, args.force, "model bundle")
     eval_paths = find_captures(args.eval) if args.eval else []
+    if args.upweight and not args.captures:
+        raise InputError("train: --upweight adds to --captures; it needs --captures too")
+    if args.upweight_factor < 1:
+        raise InputError(f"train: --upweight-factor must be >= 1, got {args.upweight_factor}")
     if args.captures:
         paths = find_captures(args.captures)
-        overlap = set(map(Path.resolve, paths)) & set(map(Path.resolve, eval_paths))
+        heavy = find_captures(args.upweight) if args.upweight else []
+        overlap = set(map(Path.resolve, paths + heavy)) & set(map(Path.resolve, eval_paths))
         if overlap:
             raise InputError(f"train: {sorted(overlap)[0]} is both a training and an --eval capture")
-        console.print(f"reading {len(paths)} capture(s) with the {cfg.featurizer} featurizer")
+        if set(map(Path.resolve, paths)) & set(map(Path.resolve, heavy)):
+            raise InputError("train: a capture is given both in --captures and --upweight")
+        console.print(f"reading {len(paths) + len(heavy)} capture(s) with the {cfg.featurizer} featurizer")
         data = load_captures(paths, CONTRACT_CLASSES, cfg.featurizer, console)
+        if heavy:
+            extra = load_captures(heavy, CONTRACT_CLASSES, cfg.featurizer, console)
+            f = args.upweight_factor
+            for src in extra.sources:
+                src["upweight"] = f
+            data = Dataset(np.concatenate([data.X] + [extra.X] * f), np.concatenate([data.y] + [extra.y] * f),
+                           data.classes, data.normal_class, data.sources + extra.sources)
     else:
         data = load_kaggle(args.csv, cfg.featurizer)
     counts = np.bincount(data.y, minlength=len(data.classes))

@@ -95,6 +95,19 @@ def test_train_on_captures_with_held_out_eval_is_reproducible(tmp_path, capsys):
     assert out.read_bytes() == first  # same command, same data -> identical bundle
 
 
+def test_upweighted_captures_count_several_times(tmp_path):
+    a = write_capture(tmp_path / "a.pcapng", seed=1, n_normal=200, n_scan=100)
+    b = write_capture(tmp_path / "b.pcapng", seed=2, n_normal=100, n_scan=50)
+    out = tmp_path / "u.iotw"
+    assert main(["--captures", str(a), "--upweight", str(b), "--upweight-factor", "3", "--epochs", "1",
+                 "--out", str(out)]) == 0
+    tr = load_bundle(out).meta["training"]
+    assert tr["rows"]["labelled"] == 300 + 3 * 150
+    assert [(d["file"], d.get("upweight")) for d in tr["data"]] == [("a.pcapng", None), ("b.pcapng", 3)]
+    with pytest.raises(InputError, match="both"):
+        main(["--captures", str(a), "--upweight", str(a), "--out", str(tmp_path / "v.iotw")])
+
+
 def test_paper_preset_on_kaggle_csv(tmp_path):
     csv_path = write_kaggle(tmp_path / "seed.csv")
     out = tmp_path / "paper.iotw"
