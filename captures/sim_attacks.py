@@ -578,8 +578,8 @@ def botnet_flood(env: Env, bot: Host, rng: random.Random, *, rate: int, seconds:
                 sim.udp(t + rng.randint(20 * MS, 400 * MS), gw, bot, 53, sport,
                         P.dns_message(qid, rng.choice((0x8182, 0x8183)), [q]), atk.tag)
         else:
-            sim.emit(t, P.tcp4_frame(victim.mac, bot.mac, bot.ip, victim.ip, 64, rng.getrandbits(16), True, sport, dport,
-                                     rng.getrandbits(32), 0, P.SYN, rng.getrandbits(16) or 1, opts), atk.tag)
+            sim.emit(t, P.tcp4_frame(victim.mac, bot.mac, bot.ip, victim.ip, 64, rng.getrandbits(16), True, sport,
+                                     dport, rng.getrandbits(32), 0, P.SYN, rng.getrandbits(16) or 1, opts), atk.tag)
         t += step
         n += 1
         if n % 200 == 0:

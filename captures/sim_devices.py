@@ -928,7 +928,8 @@ def connectivity_check(env: Env, dev: Host, rng: random.Random, period: float) -
     """Android/Windows/Apple captive-portal probes: plain HTTP GET answered 204/200 (benign port 80)."""
     tag = env.normal("http-connectivity")
     name, path, resp = rng.choice((
-        ("connectivitycheck.gstatic.example.com", "/generate_204", b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n"),
+        ("connectivitycheck.gstatic.example.com", "/generate_204",
+         b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n"),
         ("www.msftconnecttest.example.com", "/connecttest.txt",
          b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 22\r\n\r\nMicrosoft Connect Test"),
         ("captive.apple.example.com", "/hotspot-detect.html",

@@ -251,7 +251,8 @@ class _Episodes:
     """Draws one attack episode of a family: tool, victim and intensity (returns its description)."""
 
     def __init__(self, env: D.Env, by_kind: dict[str, list[Host]], attacker: Host, profile: Profile):
-        self.env, self.sim, self.home, self.by_kind, self.kali, self.p = env, env.sim, env.home, by_kind, attacker, profile
+        self.env, self.sim, self.home, self.by_kind = env, env.sim, env.home, by_kind
+        self.kali, self.p = attacker, profile
         home = self.home
         self.lan = [h for h in home.hosts if h.local and h.kind != "attacker" and h is not home.gateway]
         self.iot = [h for h in self.lan if h.kind in ("camera", "plug", "sensor", "thermostat", "coap", "bridge")]

@@ -216,10 +216,12 @@ def simulate_sample(name: str, path: Path, seed: int = 1, argv: str = "") -> str
         "nmap-sn": lambda: A.arp_sweep(env, atk, r, tool="nmap-sn"),
         "masscan": lambda: A.masscan(env, atk, r, rate=500, count=400, target=target),
         "hping3-syn": lambda: A.hping3_syn_flood(env, atk, target, r, rate=2000, seconds=0.2, spoof="none"),
-        "hping3-syn-rand-source": lambda: A.hping3_syn_flood(env, atk, target, r, rate=2000, seconds=0.2, spoof="random"),
-        "hping3-udp": lambda: A.hping3_udp_flood(env, atk, coap, r, rate=2000, seconds=0.2, dport=_arg(argv, "-p", 5683),
-                                                 data=_arg(argv, "-d", 0)),
-        "hping3-icmp": lambda: A.hping3_icmp_flood(env, atk, target, r, rate=2000, seconds=0.2, data=_arg(argv, "-d", 0)),
+        "hping3-syn-rand-source": lambda: A.hping3_syn_flood(env, atk, target, r, rate=2000, seconds=0.2,
+                                                             spoof="random"),
+        "hping3-udp": lambda: A.hping3_udp_flood(env, atk, coap, r, rate=2000, seconds=0.2,
+                                                 dport=_arg(argv, "-p", 5683), data=_arg(argv, "-d", 0)),
+        "hping3-icmp": lambda: A.hping3_icmp_flood(env, atk, target, r, rate=2000, seconds=0.2,
+                                                   data=_arg(argv, "-d", 0)),
         "hydra-ssh": lambda: A.hydra(env, atk, target, r, service="ssh", tasks=4, attempts=8),
         "hydra-telnet": lambda: A.hydra(env, atk, victim2, r, service="telnet", tasks=4, attempts=8),
         "hydra-ftp": lambda: A.hydra(env, atk, target, r, service="ftp", tasks=4, attempts=8),
@@ -271,8 +273,8 @@ REFS = {
     "bulk-upload": ("lab", "bulk HTTP upload to an unseen host", "tcp"),
 }
 SAMPLE = {"nmap-sS-loopback": "nmap-sS", "hping3-syn-loopback": "hping3-syn"}  # which simulation a ref is compared with
-_TCP_TOOL = ("probe.protocols", "probe.df", "probe.ttl_range", "probe.syn_window", "probe.syn_options", "reply.protocols",
-             "reply.df", "reply.ttl_range")
+_TCP_TOOL = ("probe.protocols", "probe.df", "probe.ttl_range", "probe.syn_window", "probe.syn_options",
+             "reply.protocols", "reply.df", "reply.ttl_range")
 # per-tool keys that must agree (what legitimately differs is explained in docs/sim_vs_real.md)
 EXACT_BY_TOOL = {
     "nmap-sS": EXACT,
