@@ -459,7 +459,8 @@ class TsharkFieldsSource:
             return
         reason = _tshark_reason(self.capture.release(seg.process))
         failed = rc not in (0, None) or reason is not None
-        if seg.chunk is not None and not failed and seg.rows < seg.chunk.packets:
+        filtered = bool(self.capture._display_filter)  # with -Y, fewer rows than packets is normal
+        if seg.chunk is not None and not failed and not filtered and seg.rows < seg.chunk.packets:
             failed, reason = True, f"tshark read {seg.rows} of the {seg.chunk.packets} packets of a chunk"
         if not failed and seg.chunk is not None and seg.chunk.problem:
             failed, reason = True, seg.chunk.problem

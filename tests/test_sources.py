@@ -114,10 +114,13 @@ def test_cut_file_yields_what_was_read_and_says_why(mode):
     assert batches[-1].truncated == src.stats.truncated
 
 
-def test_display_filter_keeps_only_matching_frames():
+@pytest.mark.parametrize("mode", READ_MODES)
+def test_display_filter_keeps_only_matching_frames(mode):
     expected = [r for r in read_expected("loopback.pcapng") if ":udp" in r["protocols"]]
-    got = PacketBatch.concat(read_all(PCAPS / "loopback.pcapng", display_filter="udp")[0])
+    batches, src = read_all(PCAPS / "loopback.pcapng", display_filter="udp", **READ_MODES[mode])
+    got = PacketBatch.concat(batches)
     assert got["frame_number"].tolist() == [int(r["frame_number"]) for r in expected]
+    assert src.stats.truncated is None
 
 
 def test_pcapng_label_comments_reach_the_label_set():
