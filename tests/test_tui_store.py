@@ -10,14 +10,15 @@ from iotwatch.captures.sources import ReplaySource
 from iotwatch.detector.metrics import RunTotals
 from iotwatch.detector.pipeline import classify_stream
 from iotwatch.tui.session import CaptureSession
-from iotwatch.tui.store import AlertGroups, RateHistory, RowStore, sparkline
+from iotwatch.tui.store import AlertGroups, RateHistory, RowStore, display_batch, sparkline
 
 from tui_support import CLASSES, FakeClassifier, make_labels, make_packets, truth
 
 
 def _batches(n=1000, rows=100):
     pk = make_packets(n)
-    return pk, list(classify_stream(ReplaySource(pk), FakeClassifier(), make_labels(pk), max_rows=rows))
+    return pk, [display_batch(cb) for cb in
+                classify_stream(ReplaySource(pk), FakeClassifier(), make_labels(pk), max_rows=rows)]
 
 
 def test_rowstore_keeps_the_last_cap_rows_exactly():
@@ -139,3 +140,16 @@ def test_paced_replay_slices_follow_timestamps():
     assert len(seen) > 1
     frames = np.concatenate([cb.packets["frame_number"] for cb in seen])
     assert frames.tolist() == list(range(1, 201))
+
+
+def test_display_batches_hold_no_python_objects():
+    # object columns would be walked by the cycle collector on every full collection
+    pk, cbs = _batches(300, rows=100)
+    for cb in cbs:
+        assert all(col.dtype != object for col in cb.packets.columns.values())
+    store = RowStore()
+    for cb in cbs:
+        store.append(cb)
+    row = store.view().row(0)
+    assert (row.src, row.dst, row.dst_port) == (pk["ip_src"][0], "192.168.1.1", int(pk["tcp_dstport"][0]))
+    assert isinstance(row.proto, str) and row.proto == "TCP"

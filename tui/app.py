@@ -13,6 +13,7 @@ Data flow (one direction, few hops):
 """
 from __future__ import annotations
 
+import gc
 import time
 from functools import partial
 from pathlib import Path
@@ -31,7 +32,7 @@ from iotwatch.tui.commands import IotwatchCommands
 from iotwatch.tui.messages import (BatchClassified, CaptureFailed, CaptureFinished, CaptureStarted,
                                    DetailFailed, DetailLoaded)
 from iotwatch.tui.session import SPEEDS, CaptureSession
-from iotwatch.tui.store import AlertGroups, RateHistory, RowStore
+from iotwatch.tui.store import AlertGroups, RateHistory, RowStore, display_batch
 from iotwatch.tui.widgets.alerts import AlertPane
 from iotwatch.tui.widgets.class_counters import ClassCounters
 from iotwatch.tui.widgets.confusion import ConfusionSummary
@@ -106,7 +107,9 @@ class IotWatchApp(App[int]):
         self.counters = ClassCounters(self.class_names, self.normal_index, id="counters")
         self.confusion = ConfusionSummary(self.class_names, id="confusion")
         self.alert_pane = AlertPane(self.class_names, id="alerts")
-        self.main = Vertical(id="main")
+        # decided once (a class change at run time would restyle the whole screen): replays with a
+        # label source show the confusion pane from the start
+        self.main = Vertical(id="main", classes="-labelled" if self.session.labels is not None else "")
         yield self.status
         with self.main:
             yield self.table
@@ -128,7 +131,17 @@ class IotWatchApp(App[int]):
         self._set_pane(0)
         self.refresh_screen()
         self.set_interval(self.tick, partial(self.refresh_screen, force=False), name="tick")
-        self.call_after_refresh(self.run_capture)  # first paint without competing with the capture thread
+        self.call_after_refresh(self._start)  # first paint without competing with the capture thread
+
+    def _start(self) -> None:
+        # Everything built so far (modules, widgets, styles, the model) lives as long as the app:
+        # keep it out of the cycle collector's full passes, which otherwise stall the UI thread
+        # for tens of milliseconds each time Textual's allocations trigger one.
+        gc.freeze()
+        self.run_capture()
+
+    def on_unmount(self) -> None:
+        gc.unfreeze()
 
     # --- the capture worker ------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="capture", exit_on_error=False, description="capture")
@@ -140,7 +153,7 @@ class IotWatchApp(App[int]):
             if (self.paused and session.live) or self.message_queue_size > QUEUE_LIMIT:
                 self.skipped += len(cb)
             else:
-                self.post_message(BatchClassified(cb))
+                self.post_message(BatchClassified(display_batch(cb)))
 
         def opened() -> None:
             self.post_message(CaptureStarted(session.source.description, session.live))
@@ -200,7 +213,6 @@ class IotWatchApp(App[int]):
         table = self.table
         if labelled and not table.labelled:
             table.labelled = True
-            self.main.add_class("-labelled")
         if self._dirty:
             table.set_view(self.rows.view(self.filter), self.rows.first_time)
         if self._dirty or packets != self._last_packets:

@@ -18,7 +18,7 @@ class CaptureStarted(Message):
 
 
 class BatchClassified(Message):
-    """One classified batch for the screen (already counted by the worker)."""
+    """One classified batch for the screen, in ``store.display_batch`` form (already counted)."""
 
     def __init__(self, batch: ClassifiedBatch) -> None:
         super().__init__()

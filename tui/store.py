@@ -3,9 +3,13 @@
 The capture worker counts every packet in ``RunTotals``; these stores only hold what the screen
 can show, and say what they dropped:
 
-* ``RowStore``: the last ``cap`` classified packets, kept as whole ``ClassifiedBatch`` chunks
-  (appending is O(1); nothing is formatted until a row is actually drawn), with filtered views
-  (all / anomalies only / one class) that map a view position to a packet.
+* ``display_batch``: what the screen keeps of a classified batch (run in the capture thread): a few
+  columns, endpoints resolved once, strings as fixed-width numpy unicode arrays. Object arrays would
+  be walked by Python's cycle collector on every full collection: with 50k buffered rows that was a
+  300 ms pause on the UI thread.
+* ``RowStore``: the last ``cap`` display batches, kept as whole chunks (appending is O(1); nothing
+  is formatted until a row is actually drawn), with filtered views (all / anomalies only / one
+  class) that map a view position to a packet.
 * ``AlertGroups``: recent anomalous packets grouped by (source host, class).
 * ``RateHistory``: per-class packets per second sampled from ``RunTotals.class_counts``, for rates
   and sparklines.
@@ -14,11 +18,12 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter, OrderedDict, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
 
+from iotwatch.captures.batch import PacketBatch
 from iotwatch.captures.describe import endpoints, ports, protocol_name
 from iotwatch.detector.pipeline import ClassifiedBatch
 
@@ -58,16 +63,27 @@ class Row:
         return f"{self.src} → {_hostport(self.dst, self.dst_port)}"
 
 
+def display_batch(cb: ClassifiedBatch) -> ClassifiedBatch:
+    """The display form of ``cb``: columns frame_number, time_epoch, frame_len, protocols, src, dst,
+    sport, dport (see module doc); predictions, anomaly flags and labels unchanged."""
+    p = cb.packets
+    src, dst = endpoints(p)
+    sport, dport = ports(p)
+    cols = {"frame_number": p["frame_number"], "time_epoch": p["time_epoch"], "frame_len": p["frame_len"],
+            "protocols": p["protocols"].astype(str), "src": src.astype(str), "dst": dst.astype(str),
+            "sport": sport, "dport": dport}
+    return replace(cb, packets=PacketBatch(cols))
+
+
 class _Chunk:
     """A slice of one ClassifiedBatch; display columns are computed the first time they are needed."""
 
-    __slots__ = ("cb", "start", "skip", "_ep", "_masks")
+    __slots__ = ("cb", "start", "skip", "_masks")
 
     def __init__(self, cb: ClassifiedBatch, start: int):
         self.cb = cb
         self.start = start      # gid of row 0 of ``cb``
         self.skip = 0           # rows evicted from the head of this chunk
-        self._ep = None
         self._masks: dict = {}
 
     def __len__(self) -> int:
@@ -88,17 +104,12 @@ class _Chunk:
         return idx
 
     def row(self, i: int) -> Row:
-        if self._ep is None:
-            p = self.cb.packets
-            src, dst = endpoints(p)
-            sp, dp = ports(p)
-            self._ep = (src, dst, sp, dp)
-        src, dst, sp, dp = self._ep
         p = self.cb.packets
         labels = self.cb.labels
         return Row(
             gid=self.start + i, frame=int(p["frame_number"][i]), time=float(p["time_epoch"][i]),
-            src=str(src[i]), src_port=int(sp[i]), dst=str(dst[i]), dst_port=int(dp[i]), proto=protocol_name(p["protocols"][i]), length=int(p["frame_len"][i]),
+            src=str(p["src"][i]), src_port=int(p["sport"][i]), dst=str(p["dst"][i]), dst_port=int(p["dport"][i]),
+            proto=protocol_name(p["protocols"][i]), length=int(p["frame_len"][i]),
             predicted=int(self.cb.predicted[i]), confidence=float(self.cb.confidence[i]),
             anomaly=bool(self.cb.anomaly[i]), label=int(labels[i]) if labels is not None else -1,
         )
@@ -153,7 +164,7 @@ class View:
 
 
 class RowStore:
-    """The last ``cap`` packets offered for display, as whole batches (bounded memory)."""
+    """The last ``cap`` packets offered for display (``display_batch`` form), as whole batches."""
 
     MERGE_BELOW = 2048  # small live batches are merged so a view has few chunks
 
@@ -207,8 +218,6 @@ class RowStore:
 
 
 def _concat(a: ClassifiedBatch, b: ClassifiedBatch) -> ClassifiedBatch:
-    from iotwatch.captures.batch import PacketBatch
-
     labels = None
     if a.labels is not None or b.labels is not None:
         la = a.labels if a.labels is not None else np.full(len(a), -1, dtype=np.int64)
@@ -236,7 +245,8 @@ class AlertGroup:
 
 
 class AlertGroups:
-    """Anomalous packets grouped by (source host, predicted class); most recent group last."""
+    """Anomalous packets of display batches grouped by (source host, predicted class); most recent
+    group last."""
 
     MAX_TARGETS = 8
 
@@ -249,11 +259,11 @@ class AlertGroups:
         idx = np.flatnonzero(cb.anomaly)
         if not len(idx):
             return
-        sub = cb.packets.take(idx)
-        src, dst = endpoints(sub)
+        p = cb.packets
+        src, dst = p["src"][idx], p["dst"][idx]
         cls = cb.predicted[idx].tolist()
-        frames = sub["frame_number"].tolist()
-        times = sub["time_epoch"].tolist()
+        frames = p["frame_number"][idx].tolist()
+        times = p["time_epoch"][idx].tolist()
         keys = list(zip(src.tolist(), cls))
         counts = Counter(keys)
         last = dict(zip(keys, range(len(keys))))          # last occurrence wins
