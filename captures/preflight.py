@@ -6,8 +6,9 @@ has a timeout (pyshark's LiveCapture waits forever when dumpcap lacks permission
 ``dumpcap -i IFACE -L`` first, which fails in milliseconds).
 
 * tools: tshark/dumpcap found through pyshark's discovery (``get_process_path``), executable;
-* files: exists, is a regular readable file, not empty, pcap/pcapng magic (or a compressed
-  capture tshark reads), at least one whole packet record (``chunking.packet_problem``);
+* files: exists, is a regular readable file, not empty, pcap/pcapng magic (or a compressed or
+  modified-pcap capture tshark reads itself), at least one whole packet record
+  (``chunking.packet_problem``);
 * live: interface known (pyshark's ``tshark -D`` names, numbers, /sys/class/net), capture
   permission (``dumpcap -L``), BPF compiles (``dumpcap -d -f``);
 * display filter compiles (tshark against an empty capture on stdin).
@@ -35,7 +36,9 @@ PROBE_TIMEOUT = 1.5  # seconds per probe; permission problems must surface withi
 _NOISE = ("Running as user", "Capturing on")
 # An empty little-endian pcap (header only): input for compiling a display filter.
 EMPTY_PCAP = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
-COMPRESSED_MAGICS = (b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"\x04\x22\x4d\x18")  # gzip, zstd, lz4
+# Captures tshark reads that we pass to it whole: gzip, zstd, lz4, and the modified (Kuznetzov) pcap.
+OTHER_CAPTURE_MAGICS = (b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"\x04\x22\x4d\x18",
+                        b"\xa1\xb2\xcd\x34", b"\x34\xcd\xb2\xa1")
 SYS_NET = Path("/sys/class/net")
 
 
@@ -112,7 +115,7 @@ def check_capture_file(path: str | os.PathLike) -> None:
             fmt = capture_format(head)
             if fmt is not None:
                 _check_records(p, size, pcap=fmt == "pcap")
-            elif not head.startswith(COMPRESSED_MAGICS):
+            elif not head.startswith(OTHER_CAPTURE_MAGICS):
                 raise InputError(f"not a pcap/pcapng capture: {p} (starts with {head[:8]!r})",
                                  hint="give a file written by tcpdump, dumpcap, tshark or Wireshark")
     except PermissionError:
