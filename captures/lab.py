@@ -259,6 +259,8 @@ def record(out_dir: Path, scenario: str, duration: float, seed: int, force: bool
         "hosts": {r: {"ip": h.ip, "mac": h.mac} for r, h in lab.hosts.items()},
         "isolation_checks": checks, "windows": [w.to_json() for w in windows], "notes": notes,
     }
+    if keep_workdir:
+        summary["workdir"] = str(workdir)
     meta_path.write_text(json.dumps(summary, indent=1))
     return summary
 
@@ -390,6 +392,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     counts = ", ".join(f"{k}={v}" for k, v in sorted(summary["class_counts"].items()))
     print(f"lab: wrote {summary['capture']} ({summary['frames']} frames: {counts})")
     print(f"lab: labels {summary['labels']}")
+    if "workdir" in summary:
+        print(f"lab: logs and configs kept in {summary['workdir']}")
     for n in summary["notes"]:
         print(f"lab: note: {n}")
     return 0
