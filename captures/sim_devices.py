@@ -976,3 +976,29 @@ def ftp_snapshots(env: Env, cam: Host, nas: Host, rng: random.Random, period: fl
         t = c.request(t + c.da, b"QUIT\r\n", b"221 Goodbye.\r\n")
         t = c.close(t, from_a=False)
         yield t
+
+
+def admin_telnet(env: Env, laptop: Host, device: Host, rng: random.Random) -> Process:
+    """Someone manages an old camera/router over telnet: option negotiation, a successful login,
+    a few shell commands, exit. Benign telnet logins (hard negative for telnet brute force)."""
+    tag = env.normal("telnet-admin")
+    t = env.sim.now
+    while True:
+        c = lan_conn(env, laptop, device, 23, tag, rng)
+        t = c.connect(t)
+        t = c.send(t + c.db, False, P.telnet_opts((P.TELNET_DO, 24), (P.TELNET_DO, 32), (P.TELNET_DO, 31)))
+        t = c.send(t + c.da, True, P.telnet_opts((P.TELNET_WILL, 24), (P.TELNET_WONT, 32), (P.TELNET_WILL, 31)))
+        t = c.send(t + c.db, False, P.telnet_opts((P.TELNET_WILL, 1), (P.TELNET_WILL, 3)) + b"\r\nIPCam login: ")
+        t = c.request(t + rng.randint(1 * SECOND, 4 * SECOND), b"admin\r\n", b"admin\r\nPassword: ")
+        t = c.request(t + rng.randint(1 * SECOND, 3 * SECOND), b"Cam-admin-7\r\n",
+                      b"\r\n\r\nBusyBox v1.31.1 built-in shell (ash)\r\n\r\n# ", server_time=rng.randint(50 * MS, 300 * MS))
+        for cmd in rng.sample((b"uptime", b"df -h", b"ps", b"cat /proc/meminfo", b"ls /mnt/sd", b"ifconfig"), 3):
+            for ch in cmd + b"\r\n":  # character mode: every keystroke echoed
+                t = c.request(t + rng.randint(80 * MS, 400 * MS), bytes((ch,)), bytes((ch,)) if ch != 13 else b"\r\n",
+                              server_time=rng.randint(1 * MS, 5 * MS))
+            t = c.send(t + rng.randint(5 * MS, 50 * MS), False, env.noise(rng.randint(100, 900), rng)
+                       .replace(b"\xff", b"\xfe") + b"\r\n# ")
+        t = c.request(t + rng.randint(1 * SECOND, 5 * SECOND), b"exit\r\n", b"exit\r\n")
+        t = c.close(t, from_a=False)
+        t += jitter(rng, rng.choice((900, 1800, 3600)), 0.5)
+        yield t

@@ -157,6 +157,9 @@ class _Builder:
         if self.hub_host is not None and r.random() < 0.7:
             self.spawn(D.admin_ssh(env, h, self.hub_host, r), self.at_some_point(r, 20, 1 / 3))
         self.spawn(D.connectivity_check(env, h, r, r.choice((60, 300))), at + r.randint(0, 5 * SECOND))
+        cameras = self.by_kind.get("camera")
+        if cameras and r.random() < 0.4:
+            self.spawn(D.admin_telnet(env, h, r.choice(cameras), r), self.at_some_point(r, 30, 1 / 2))
         return h
 
     def phone(self, name: str, r: random.Random, at: int) -> Host:
