@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .errors import EnvironmentProblem, InputError
-from .lab_attacks import BASE_TOOLS, FAMILIES, FAMILY_TOOLS, TOOLS, LabContext, Step, plan
+from .lab_attacks import BASE_TOOLS, FAMILIES, FAMILY_TOOLS, TOOLS, LabContext, Step, helper, plan
 from .lab_labels import AttackWindow, class_counts, label_packets, read_packet_table, write_labels_csv
 from .lab_net import BRIDGE, Lab
 
@@ -87,10 +87,6 @@ def require_tools(families: Sequence[str]) -> list[str]:
 # --------------------------------------------------------------------------------------------------
 # lab services and benign load
 # --------------------------------------------------------------------------------------------------
-def _py(*args: str) -> list[str]:
-    return [sys.executable, "-m", "iotwatch.captures.lab_services", *args]
-
-
 def write_configs(lab: Lab, wd: Path) -> None:
     ip = {r: h.ip for r, h in lab.hosts.items()}
     pw = wd / "mosquitto.passwd"
@@ -112,19 +108,19 @@ def start_services(lab: Lab, wd: Path, until: float) -> None:
                      f"--listen-address={ip['gw']}", f"--addn-hosts={wd / 'lab.hosts'}",
                      f"--server=/{TUNNEL_ZONE}/{ip['sink']}", f"--server=/{IODINE_ZONE}/{ip['sink']}#5353", "--user=root", f"--pid-file={wd / 'dnsmasq.pid'}",
                      "--cache-size=0"], "dnsmasq")
-    lab.spawn("gw", _py("serve", "--name", "gw", "--bind", ip["gw"], "--until", u, "--http", "80",
+    lab.spawn("gw", helper("serve", "--name", "gw", "--bind", ip["gw"], "--until", u, "--http", "80",
                         "--admin-user", "admin", "--admin-pass", SECRET["admin"]), "serve-gw")
     lab.spawn("hub", ["mosquitto", "-c", str(wd / "mosquitto.conf")], "mosquitto")
-    lab.spawn("hub", _py("serve", "--name", "hub", "--bind", ip["hub"], "--until", u, "--http", "80"), "serve-hub")
-    lab.spawn("cam", _py("serve", "--name", "cam", "--bind", ip["cam"], "--until", u, "--http", "80",
+    lab.spawn("hub", helper("serve", "--name", "hub", "--bind", ip["hub"], "--until", u, "--http", "80"), "serve-hub")
+    lab.spawn("cam", helper("serve", "--name", "cam", "--bind", ip["cam"], "--until", u, "--http", "80",
                          "--telnet", "23", *op), "serve-cam")
-    lab.spawn("sensor", _py("serve", "--name", "sensor", "--bind", ip["sensor"], "--until", u, "--coap", "5683"),
+    lab.spawn("sensor", helper("serve", "--name", "sensor", "--bind", ip["sensor"], "--until", u, "--coap", "5683"),
               "serve-sensor")
-    lab.spawn("nas", _py("serve", "--name", "nas", "--bind", ip["nas"], "--until", u, "--ftp", "21", "--http", "80",
+    lab.spawn("nas", helper("serve", "--name", "nas", "--bind", ip["nas"], "--until", u, "--ftp", "21", "--http", "80",
                          *op), "serve-nas")
     lab.spawn("nas", ["dropbear", "-F", "-E", "-w", "-p", f"{ip['nas']}:22", "-r",
                       str(wd / "dropbear_ed25519_host_key"), "-P", str(wd / "dropbear.pid")], "dropbear")
-    lab.spawn("sink", _py("serve", "--name", "sink", "--bind", ip["sink"], "--until", u, "--http", "8080",
+    lab.spawn("sink", helper("serve", "--name", "sink", "--bind", ip["sink"], "--until", u, "--http", "8080",
                           "--dns", "53", "--dns-zone", TUNNEL_ZONE), "serve-sink")
     if shutil.which("iodined"):
         lab.spawn("sink", ["timeout", str(int(until - time.time()) + 5), "iodined", "-f", "-c", "-P", SECRET["iodine"],
@@ -151,7 +147,7 @@ def start_benign(lab: Lab, seed: int, until: float, max_actions: int) -> None:
         "gw": ["--ping", ip["hub"], ip["cam"], ip["sensor"], ip["nas"]],
     }
     for i, (role, args) in enumerate(drivers.items()):
-        lab.spawn(role, _py("drive", "--name", role, "--seed", str(seed * 100 + i), *common, *args), f"drive-{role}")
+        lab.spawn(role, helper("drive", "--name", role, "--seed", str(seed * 100 + i), *common, *args), f"drive-{role}")
 
 
 # --------------------------------------------------------------------------------------------------

