@@ -153,3 +153,17 @@ def test_display_batches_hold_no_python_objects():
     row = store.view().row(0)
     assert (row.src, row.dst, row.dst_port) == (pk["ip_src"][0], "192.168.1.1", int(pk["tcp_dstport"][0]))
     assert isinstance(row.proto, str) and row.proto == "TCP"
+
+
+def test_alert_groups_stay_bounded_under_a_spoofed_source_flood():
+    pk, cbs = _batches(1000, rows=1000)
+    cb = cbs[0]   # display form already
+    src = np.array([f"10.{i // 250}.{i % 250}.1" for i in range(len(cb))])   # every packet a new host
+    cb.packets.columns["src"] = src
+    groups = AlertGroups(cap=50)
+    groups.add(cb)
+    assert len(groups.groups) == 50
+    anomalous = np.flatnonzero(cb.anomaly)
+    newest = groups.recent(1)[0]
+    assert newest.host == src[anomalous[-1]] and newest.last_frame == int(cb.packets["frame_number"][anomalous[-1]])
+    assert groups.total == len(anomalous)

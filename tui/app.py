@@ -41,7 +41,7 @@ from iotwatch.tui.widgets.help import HelpScreen
 from iotwatch.tui.widgets.packet_table import PacketTable
 from iotwatch.tui.widgets.status_bar import StatusBar
 
-PANE_EVERY = 2     # ticks between refreshes of the counters / confusion / alerts panes
+PANE_EVERY = 4     # ticks between refreshes of the counters / confusion / alerts panes (1 s: rates are per second)
 QUEUE_LIMIT = 20   # pending app messages above which new rows are dropped from view
 PANES = ("counters", "alerts", "confusion")
 

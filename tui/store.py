@@ -268,10 +268,14 @@ class AlertGroups:
         counts = Counter(keys)
         last = dict(zip(keys, range(len(keys))))          # last occurrence wins
         first = dict(zip(reversed(keys), range(len(keys) - 1, -1, -1)))
+        # only the groups that can survive this batch (a spoofed-source flood makes one per packet)
+        keep = sorted(counts, key=last.__getitem__)[-self.cap:]
+        wanted = set(keep)
         targets: dict = {}
         for host, c, d in set(zip(src.tolist(), cls, dst.tolist())):   # distinct (group, target) pairs
-            targets.setdefault((host, c), set()).add(d)
-        for k in sorted(counts, key=last.__getitem__):
+            if (host, c) in wanted:
+                targets.setdefault((host, c), set()).add(d)
+        for k in keep:
             g = self.groups.pop(k, None) or AlertGroup(host=k[0], cls=k[1], first_frame=frames[first[k]])
             g.count += counts[k]
             g.last_frame = frames[last[k]]
