@@ -27,7 +27,6 @@ import ctypes
 import fcntl
 import os
 import re
-import select
 import signal
 import subprocess
 import threading
@@ -50,8 +49,8 @@ from .tshark_args import DISSECTION_PREFS, field_args
 _READ_SIZE = 1 << 20
 _PIPE_SIZE = 4 << 20
 DUMPCAP_BUFFER_MIB = 128      # live capture kernel buffer (dumpcap -B)
-_STREAM_LIMIT = 1 << 16       # asyncio StreamReader buffer (pyshark/asyncio default)
-_PREFETCH_LIMIT = 1 << 26     # a chunk read ahead by a parallel tshark may buffer this much output
+_READ_AHEAD = 8 << 20         # tshark output buffered ahead of the parser (one stream)
+_PREFETCH_LIMIT = 1 << 26     # ... for a chunk read ahead by a parallel tshark
 _F_SETPIPE_SZ = 1031
 _STDERR_KEEP = 200
 _NOISE = ("Running as user", "Capturing on", "File: ", "Packets captured:")
@@ -175,7 +174,6 @@ class _FieldsCapture(Capture):
         self.stderr_lines: collections.deque[str] = collections.deque(maxlen=_STDERR_KEEP)
         self.stderr_by_stream: dict[int, collections.deque[str]] = {}
         self.stderr_tasks: dict[int, asyncio.Task] = {}
-        self.stream_limit = _STREAM_LIMIT
 
     async def _get_tshark_process(self, packet_count=None, stdin=None):
         self._verify_capture_parameters()
@@ -183,7 +181,7 @@ class _FieldsCapture(Capture):
         argv += self.get_parameters(packet_count=packet_count)
         self.tshark_argv = argv
         process = await asyncio.create_subprocess_exec(
-            *argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=stdin, limit=self.stream_limit,
+            *argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=stdin,
             preexec_fn=_die_with_parent)
         self._create_stderr_handling_task(process.stderr)
         self._created_new_process(argv, process)
@@ -296,16 +294,93 @@ class FieldsLiveCapture(LiveCapture, _FieldsCapture):
         return params + ["-B", str(self.buffer_mib)]
 
 
+class _PipeReader:
+    """A thread draining tshark's stdout into memory (up to ``limit`` bytes ahead of the consumer).
+
+    tshark never waits for the parser (or, with parallel chunks, for the chunks before its own),
+    and reading costs a syscall per ~MB instead of an event-loop pass. The thread reads a dup of the
+    pipe, so closing the asyncio transport never races with a read in progress."""
+
+    def __init__(self, process, limit: int):
+        transport = process._transport.get_pipe_transport(1)
+        transport.pause_reading()  # before asyncio ever read from it: every byte comes through here
+        fd = transport.get_extra_info("pipe").fileno()
+        self._fd = os.dup(fd)
+        os.set_blocking(self._fd, True)
+        self._limit = limit
+        self._chunks: collections.deque[bytes] = collections.deque()
+        self._buffered = 0
+        self._eof = False
+        self._stopped = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, daemon=True, name=f"iotwatch-tshark-{process.pid}")
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                try:
+                    data = os.read(self._fd, _READ_SIZE)
+                except OSError:
+                    data = b""
+                with self._cond:
+                    while data and self._buffered >= self._limit and not self._stopped:
+                        self._cond.wait()
+                    if self._stopped:
+                        return
+                    if data:
+                        self._chunks.append(data)
+                        self._buffered += len(data)
+                    else:
+                        self._eof = True
+                    self._cond.notify_all()
+                if not data:
+                    return
+        finally:
+            os.close(self._fd)
+
+    def read(self, timeout: float | None) -> bytes | None:
+        """Everything buffered so far (at least 1 byte); b"" at EOF; None after ``timeout`` with nothing."""
+        with self._cond:
+            if not self._chunks and not self._eof:
+                self._cond.wait_for(lambda: self._chunks or self._eof, timeout)
+            if not self._chunks:
+                return b"" if self._eof else None
+            data = b"".join(self._chunks)
+            self._chunks.clear()
+            self._buffered = 0
+            self._cond.notify_all()
+            return data
+
+    def stop(self) -> None:
+        """Stop reading (the process is being killed); the thread ends at its next wake-up."""
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+
 class _Segment:
     """One tshark run: the whole source, or one chunk of a file (frames renumbered by ``first_frame``)."""
 
-    def __init__(self, process, first_frame: int = 1, chunk: Chunk | None = None, feeder=None):
+    def __init__(self, process, reader_limit: int, first_frame: int = 1, chunk: Chunk | None = None, feeder=None):
         self.process = process
-        self.fd = _take_stdout(process)
+        self.reader = _PipeReader(process, reader_limit)
         self.first_frame = first_frame
         self.chunk = chunk
         self.feeder = feeder
         self.rows = 0
+
+    def stop(self, loop, capture) -> None:
+        """Kill tshark if running, end the reader and feeder threads, forget the process."""
+        self.reader.stop()
+        loop.run_until_complete(capture._cleanup_subprocess(self.process))
+        self.reader.join(5)
+        if self.feeder is not None:
+            self.feeder.join(5)
+        capture.release(self.process)
 
 
 class TsharkFieldsSource:
@@ -347,7 +422,7 @@ class TsharkFieldsSource:
             self._started = True
             proc = self.loop.run_until_complete(self.capture._get_tshark_process())
             _grow_pipe(proc)
-            self._pending.append(_Segment(proc))
+            self._pending.append(_Segment(proc, _READ_AHEAD))
             return True
         if not self._planner.remaining:
             return False
@@ -367,17 +442,9 @@ class TsharkFieldsSource:
         feeder = threading.Thread(target=_feed_chunk, args=(write, self.path, chunk), daemon=True,
                                   name=f"iotwatch-chunk-{chunk.first_frame}")
         feeder.start()
-        self._pending.append(_Segment(proc, chunk.first_frame, chunk, feeder))
+        limit = _PREFETCH_LIMIT if self._workers > 1 else _READ_AHEAD
+        self._pending.append(_Segment(proc, limit, chunk.first_frame, chunk, feeder))
         return True
-
-    def _read(self, seg: _Segment, timeout: float | None) -> bytes | None:
-        """Up to ``_READ_SIZE`` bytes; b"" at EOF; None when ``timeout`` passed with nothing read.
-
-        Reads tshark's stdout pipe directly (its asyncio transport is paused): a blocking ``read``
-        costs a syscall where a pass through the event loop costs ~50 us, thousands of times a file."""
-        if timeout is not None and not select.select([seg.fd], [], [], max(timeout, 0.0))[0]:
-            return None
-        return os.read(seg.fd, _READ_SIZE)
 
     def batches(self, max_rows: int = 256, max_wait: float = 0.1) -> Iterator[PacketBatch]:
         if max_rows <= 0:
@@ -407,7 +474,7 @@ class TsharkFieldsSource:
         while not eof and not self._closed:
             deadline = self.loop.time() + max_wait if self.live else None
             while lines < max_rows:
-                data = self._read(seg, None if deadline is None else deadline - self.loop.time())
+                data = seg.reader.read(None if deadline is None else max(deadline - self.loop.time(), 0.0))
                 if data is None:  # live: max_wait passed
                     break
                 if not data:
@@ -482,10 +549,7 @@ class TsharkFieldsSource:
     def _stop_pending(self) -> None:
         """A chunk ended the file early: stop the chunks started after it."""
         for seg in self._pending:
-            self.loop.run_until_complete(self.capture._cleanup_subprocess(seg.process))
-            if seg.feeder is not None:
-                seg.feeder.join(5)
-            self.capture.release(seg.process)
+            seg.stop(self.loop, self.capture)
         self._pending.clear()
 
     def close(self) -> None:
@@ -501,13 +565,11 @@ class TsharkFieldsSource:
             except (ProcessLookupError, asyncio.TimeoutError):
                 pass
         try:
+            for seg in self._pending:
+                seg.stop(self.loop, self.capture)
             self.loop.run_until_complete(self.capture.close_async())
         except RuntimeError:  # called from a thread running another loop: processes die with their pipes
             return
-        for seg in self._pending:
-            if seg.feeder is not None:
-                seg.feeder.join(5)
-            self.capture.release(seg.process)
         if dumpcap is not None:
             self.capture.release(dumpcap)
         if self._planner is not None:
@@ -554,15 +616,6 @@ def _die_with_parent() -> None:
     thread that opened it (which pyshark requires anyway)."""
     if _PRCTL is not None:
         _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def _take_stdout(process) -> int:
-    """Stop asyncio reading ``process``'s stdout (before it ever has) and return the pipe's fd."""
-    transport = process._transport.get_pipe_transport(1)
-    transport.pause_reading()
-    fd = transport.get_extra_info("pipe").fileno()
-    os.set_blocking(fd, True)  # asyncio made it non-blocking; we wait in read/select instead
-    return fd
 
 
 def _close_stdout(process) -> None:
@@ -643,8 +696,6 @@ def open_tshark_source(read: str | None = None, iface: str | None = None, bpf: s
             preflight.check_display_filter(display_filter, tools.tshark)
         planner = _plan_chunks(str(read), display_filter, chunk_packets, workers)
         capture = FieldsFileCapture(read, from_stdin=planner is not None, **common)
-        if planner is not None and workers > 1:
-            capture.stream_limit = _PREFETCH_LIMIT
         return TsharkFieldsSource(capture, description=str(read), live=False, path=str(read),
                                   planner=planner, workers=workers if planner is not None else 1)
     preflight.check_live(iface, bpf=bpf, tools=tools)
