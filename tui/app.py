@@ -109,7 +109,8 @@ class IotWatchApp(App[int]):
         self.alert_pane = AlertPane(self.class_names, id="alerts")
         # decided once (a class change at run time would restyle the whole screen): replays with a
         # label source show the confusion pane from the start
-        self.main = Vertical(id="main", classes="-labelled" if self.session.labels is not None else "")
+        classes = "-show-counters" + (" -labelled" if self.session.labels is not None else "")
+        self.main = Vertical(id="main", classes=classes)
         yield self.status
         with self.main:
             yield self.table
@@ -128,7 +129,6 @@ class IotWatchApp(App[int]):
         for w in (self.counters, self.confusion, self.alert_pane):
             w.class_style = table.class_style
         table.focus()
-        self._set_pane(0)
         self.refresh_screen()
         self.set_interval(self.tick, partial(self.refresh_screen, force=False), name="tick")
         self.call_after_refresh(self._start)  # first paint without competing with the capture thread
