@@ -21,15 +21,16 @@ class StatusBar(Static):
     def show(self, *, state: str, source: str, packets: int, rate: float, shown: int, dropped: int,
              capture_drops: int, live: bool, speed: str, filter_name: str, model: str) -> None:
         """``capture_drops`` is shown for live captures (and for files only if ever non-zero)."""
+        sep = (" · ", "dim")
         text = Text.assemble(
             (f"{state} ", "bold"), (source, "bold"),
-            "  ", (f"{packets:,}", "bold"), " pkts  ", (f"{rate:,.0f}", "bold"), " pkt/s",
-            "  speed ", (speed, "bold"),
-            *(("  filter ", (filter_name, "bold reverse")) if filter_name != "all" else ()),
-            "  view ", f"{shown:,}", " shown / ", (f"{dropped:,}", "bold" if dropped else ""), " dropped",
-            *(("  capture drops ", (f"{capture_drops:,}", "bold red" if capture_drops else ""))
+            sep, (f"{packets:,}", "bold"), " pkts", sep, (f"{rate:,.0f}", "bold"), " pkt/s",
+            sep, (speed, "bold"),
+            *((sep, "filter ", (filter_name, "bold reverse")) if filter_name != "all" else ()),
+            sep, f"{shown:,} shown, ", (f"{dropped:,}", "bold" if dropped else ""), " dropped",
+            *((sep, "capture drops ", (f"{capture_drops:,}", "bold red" if capture_drops else ""))
               if live or capture_drops else ()),
-            "  model ", model,
+            sep, model,
             no_wrap=True, overflow="ellipsis",
         )
         self.update(text)
