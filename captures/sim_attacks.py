@@ -268,7 +268,7 @@ def arp_sweep(env: Env, attacker: Host, rng: random.Random, *, tool: str = "nmap
     """
     atk = Attack(env, "recon", f"arp-sweep-{tool}", attacker, rng)
     sim, home = env.sim, env.home
-    live = {h.ip: h for h in home.live_hosts() if h is not attacker}
+    live = {h.ip: h for h in home.live_hosts(sim.now) if h is not attacker}
     t = sim.now
     targets = [last for last in range(1, 255) if home.lan_ip(last) != attacker.ip]
     if tool != "arp-scan":
@@ -303,7 +303,7 @@ def ping_sweep(env: Env, attacker: Host, rng: random.Random) -> Process:
     """``nmap -sn -PE --send-ip`` style ICMP echo sweep of the /24 (8-byte echo, random TTL/ID)."""
     atk = Attack(env, "recon", "ping-sweep", attacker, rng)
     sim, home = env.sim, env.home
-    live = {h.ip: h for h in home.live_hosts() if h is not attacker}
+    live = {h.ip: h for h in home.live_hosts(sim.now) if h is not attacker}
     t = sim.now
     ident = rng.getrandbits(16)
     order = list(range(1, 255))

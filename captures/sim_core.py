@@ -74,7 +74,8 @@ def syn_options(stack: Stack, tsval: int, tsecr: int = 0, mss: int | None = None
 class Host:
     """One interface on (or reachable through) the home LAN."""
 
-    __slots__ = ("name", "kind", "mac", "ip", "ip6", "ttl", "stack", "local", "_ipid", "ts_base", "vendor")
+    __slots__ = ("name", "kind", "mac", "ip", "ip6", "ttl", "stack", "local", "_ipid", "ts_base", "vendor",
+                 "present_from")
 
     def __init__(self, name: str, kind: str, mac: bytes, ip: bytes, stack: Stack, *, local: bool = True,
                  ttl: int | None = None, ip6: bytes | None = None, rng: random.Random | None = None, vendor: str = ""):
@@ -86,6 +87,7 @@ class Host:
         self._ipid = rng.randrange(65536)
         self.ts_base = rng.randrange(1 << 31)
         self.vendor = vendor
+        self.present_from = 0  # µs; a device that joins later answers nothing before that
 
     def next_id(self) -> int:
         self._ipid = (self._ipid + 1) & 0xFFFF
@@ -457,8 +459,9 @@ class Home:
     def lan_ip(self, last: int) -> bytes:
         return P.ip4(f"{self.prefix}.{last}")
 
-    def live_hosts(self) -> list[Host]:
-        return [h for h in self.hosts if h.local]
+    def live_hosts(self, t: int) -> list[Host]:
+        """LAN hosts connected at time ``t``."""
+        return [h for h in self.hosts if h.local and h.present_from <= t]
 
     # --- Internet
     def new_public_ip(self, rng: random.Random) -> bytes:

@@ -212,7 +212,7 @@ def router_housekeeping(env: Env, rng: random.Random) -> Process:
     next_ra = t + jitter(rng, 30, 0.9)
     while True:
         t += jitter(rng, 4, 0.8)
-        hosts = [h for h in home.hosts if h.local and h is not gw and h.kind != "attacker"]
+        hosts = [h for h in home.live_hosts(t) if h is not gw and h.kind != "attacker"]
         if hosts:
             h = rng.choice(hosts)
             a, b = (gw, h) if rng.random() < 0.5 else (h, gw)
@@ -602,12 +602,14 @@ def hub_discovery(env: Env, hub: Host, rng: random.Random, targets: list[Host], 
     t = sim.now
     while True:
         for dev in targets:
+            if dev.present_from > t:
+                continue
             seq += 1
             data = struct.pack("!Q", t // SECOND) + bytes(range(16, 56))
             sim.icmp(t, hub, dev, 8, 0, P.icmp_echo(ident, seq), data, ping_tag)
             sim.icmp(t + lan_delay(rng, dev), dev, hub, 0, 0, P.icmp_echo(ident, seq), data, ping_tag)
             t += rng.randint(1 * MS, 30 * MS)
-        polled = [d for d in targets if d.kind in ("plug", "camera", "speaker", "coap")]
+        polled = [d for d in targets if d.kind in ("plug", "camera", "speaker", "coap") and d.present_from <= t]
         for dev in rng.sample(polled, min(len(polled), 3)):
             port = {"plug": 80, "camera": 80, "speaker": 8008, "coap": 80}[dev.kind]
             c = lan_conn(env, hub, dev, port, http_tag, rng)

@@ -170,6 +170,7 @@ class _Builder:
         joins = r.random() < 0.5
         if joins:  # comes home during the capture: DHCP + ARP probes first
             at = self.at_some_point(r, 10, 1 / 2)
+            h.present_from = at
             self.spawn(_after_join(env, h, r), at)
             at += 3 * SECOND
         self.spawn(D.web_client(env, h, r, SITES, quic=True, heavy=self.profile.heavy_web), at)
@@ -262,6 +263,10 @@ class _Episodes:
         self.iot = self.iot or self.lan
         self.servers = [h for h in self.lan if h.kind in ("camera", "hub", "plug", "bridge")] or self.lan
 
+    def present(self, at: int) -> list[Host]:
+        """LAN devices connected at ``at`` (a phone that comes home later is no victim before that)."""
+        return [h for h in self.lan if h.present_from <= at]
+
     VARIANTS = {
         "recon": ("syn", "version", "udp", "arp", "ping", "masscan", "masscan-lan", "mirai"),
         "dos": ("syn-none", "syn-random", "syn-fixed", "udp", "icmp", "slowloris", "mirai"),
@@ -278,7 +283,7 @@ class _Episodes:
             self.sim.spawn(A.nmap_version_probe(env, kali, victim, r), at + 2 * SECOND)
             proc = A.nmap_syn_scan(env, kali, victim, r, ports=100, timing=4)
         elif what == "udp":
-            proc = A.nmap_udp_scan(env, kali, r.choice(self.lan + [self.home.gateway]), r, ports=r.randint(20, 45))
+            proc = A.nmap_udp_scan(env, kali, r.choice(self.present(at) + [self.home.gateway]), r, ports=r.randint(20, 45))
         elif what == "arp":
             proc = A.arp_sweep(env, kali, r, tool=r.choice(("nmap-sn", "arp-scan")))
         elif what == "ping":
@@ -334,7 +339,7 @@ class _Episodes:
 
     def spoofing(self, r: random.Random, at: int, what: str) -> str:
         env, kali = self.env, self.kali
-        victim = r.choice(self.lan)
+        victim = r.choice(self.present(at))
         if what == "ra":
             self.sim.spawn(A.rogue_ra(env, kali, r, count=r.randint(10, 40), interval=r.choice((1, 3, 5))), at)
             return what
@@ -350,7 +355,7 @@ class _Episodes:
 
     def exfiltration(self, r: random.Random, at: int, what: str) -> str:
         env, p = self.env, self.p
-        client = r.choice(self.lan)
+        client = r.choice(self.present(at))
         if what in ("iodine", "dnscat2"):
             proc = A.dns_tunnel(env, client, r, tool=what, seconds=r.uniform(*p.tunnel_seconds),
                                 qps=r.uniform(*p.tunnel_rate), direct=r.random() < 0.25)
@@ -376,6 +381,7 @@ def schedule_attacks(env: D.Env, by_kind: dict[str, list[Host]], families: tuple
     vendor = rng.choice(("intel", "dell", "raspberrypi", "vmware", "virtualbox", "apple"))
     kali = home.add_host("attacker", "attacker", vendor, LINUX, v6=True)
     join = sim.start + rng.randint(2 * SECOND, max(3 * SECOND, span // 10))
+    kali.present_from = join
     sim.spawn(_after_join(env, kali, rng), join)
     # the attacker's machine also does ordinary things: its host context is not "attacks only"
     sim.spawn(D.web_client(env, kali, sim.rng("attacker-web"), SITES, quic=False, heavy=profile.heavy_web),
