@@ -277,3 +277,27 @@ def test_parser_hex_columns_fast_path_and_odd_values():
     assert b["tcp_flags"].tolist() == [i * 7 % 4096 for i in range(1, 50)] + [7, -1, -1, -1]
     uniform = FieldsParser().parse("".join(_line(**r) for r in rows[:49]))
     assert uniform["tcp_flags"].tolist() == [i * 7 % 4096 for i in range(1, 50)]
+
+
+def test_source_in_a_worker_thread_and_refused_on_a_running_loop():
+    """The TUI opens sources in a worker thread; on a running asyncio loop (Textual's) it is a clear error."""
+    import asyncio
+    import threading
+
+    got = {}
+
+    def worker():
+        src = open_source(read=str(PCAPS / "loopback.pcapng"))
+        got["n"] = sum(len(b) for b in src.batches())
+        src.close()
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join(60)
+    assert got["n"] == len(read_expected("loopback.pcapng"))
+
+    async def on_loop():
+        open_source(read=str(PCAPS / "loopback.pcapng"))
+
+    with pytest.raises(RuntimeError, match="worker thread"):
+        asyncio.run(on_loop())
