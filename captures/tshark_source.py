@@ -49,6 +49,7 @@ from .tshark_args import DISSECTION_PREFS, field_args
 _READ_SIZE = 1 << 20
 _PIPE_SIZE = 4 << 20
 DUMPCAP_BUFFER_MIB = 128      # live capture kernel buffer (dumpcap -B)
+_PARSE_ROWS = 8192            # lines parsed in one go (bounds the parser's transient memory)
 _READ_AHEAD = 8 << 20         # tshark output buffered ahead of the parser (one stream)
 _PREFETCH_LIMIT = 1 << 26     # ... for a chunk read ahead by a parallel tshark
 _F_SETPIPE_SZ = 1031
@@ -482,8 +483,11 @@ class TsharkFieldsSource:
                     break
                 buf += data
                 lines += data.count(b"\n")
-            if lines >= max_rows and not self.live:
-                cut = _nth_newline(buf, lines - lines % max_rows) + 1
+            # parse whole batches (files) or every complete line (live), at most ~_PARSE_ROWS at a time:
+            # a parse holds ~50 bytes of Python string per field while it runs
+            take = max_rows * max(1, _PARSE_ROWS // max_rows)
+            if lines > take or (lines >= max_rows and not self.live):
+                cut = _nth_newline(buf, min(take, lines - lines % max_rows)) + 1
             else:
                 cut = buf.rfind(b"\n") + 1
             self.loop.run_until_complete(asyncio.sleep(0))  # let the loop drain stderr pipes
