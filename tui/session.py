@@ -62,7 +62,6 @@ class CaptureSession:
         self.source = None
         self.live = False
         self.report: dict | None = None
-        self.error = None                  # the IotwatchError that ended the run, if any
         self._rebase = True                # re-anchor the replay clock (start, speed change, resume)
         self._wall0 = self._cap0 = 0.0
 
