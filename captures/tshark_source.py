@@ -30,6 +30,7 @@ import re
 import signal
 import subprocess
 import threading
+import time
 from typing import Iterator
 
 import numpy as np
@@ -50,6 +51,7 @@ _READ_SIZE = 1 << 20
 _PIPE_SIZE = 4 << 20
 DUMPCAP_BUFFER_MIB = 128      # live capture kernel buffer (dumpcap -B)
 _PARSE_ROWS = 8192            # lines parsed in one go (bounds the parser's transient memory)
+_FILE_READ_PAUSE = 0.01       # replay: wait this long after a small read (the pipe holds ~0.1 s of output)
 _READ_AHEAD = 8 << 20         # tshark output buffered ahead of the parser (one stream)
 _PREFETCH_LIMIT = 1 << 26     # ... for a chunk read ahead by a parallel tshark
 _F_SETPIPE_SZ = 1031
@@ -302,13 +304,14 @@ class _PipeReader:
     and reading costs a syscall per ~MB instead of an event-loop pass. The thread reads a dup of the
     pipe, so closing the asyncio transport never races with a read in progress."""
 
-    def __init__(self, process, limit: int):
+    def __init__(self, process, limit: int, pause: float = 0.0):
         transport = process._transport.get_pipe_transport(1)
         transport.pause_reading()  # before asyncio ever read from it: every byte comes through here
         fd = transport.get_extra_info("pipe").fileno()
         self._fd = os.dup(fd)
         os.set_blocking(self._fd, True)
         self._limit = limit
+        self._pause = pause
         self._chunks: collections.deque[bytes] = collections.deque()
         self._buffered = 0
         self._eof = False
@@ -337,6 +340,8 @@ class _PipeReader:
                     self._cond.notify_all()
                 if not data:
                     return
+                if len(data) < _READ_SIZE // 4 and self._pause:
+                    time.sleep(self._pause)  # let the pipe fill: fewer wake-ups, fewer GIL hand-offs
         finally:
             os.close(self._fd)
 
@@ -366,9 +371,10 @@ class _PipeReader:
 class _Segment:
     """One tshark run: the whole source, or one chunk of a file (frames renumbered by ``first_frame``)."""
 
-    def __init__(self, process, reader_limit: int, first_frame: int = 1, chunk: Chunk | None = None, feeder=None):
+    def __init__(self, process, reader_limit: int, first_frame: int = 1, chunk: Chunk | None = None,
+                 feeder=None, live: bool = False):
         self.process = process
-        self.reader = _PipeReader(process, reader_limit)
+        self.reader = _PipeReader(process, reader_limit, pause=0.0 if live else _FILE_READ_PAUSE)
         self.first_frame = first_frame
         self.chunk = chunk
         self.feeder = feeder
@@ -423,7 +429,7 @@ class TsharkFieldsSource:
             self._started = True
             proc = self.loop.run_until_complete(self.capture._get_tshark_process())
             _grow_pipe(proc)
-            self._pending.append(_Segment(proc, _READ_AHEAD))
+            self._pending.append(_Segment(proc, _READ_AHEAD, live=self.live))
             return True
         if not self._planner.remaining:
             return False
