@@ -38,7 +38,7 @@ import struct
 
 from . import packets as P
 from .sim_core import MS, SECOND, Host, Process, Tcp, syn_options
-from .sim_devices import (Env, eph_port, jitter, lan_delay, router_advertisement, ssh_kex, tls_handshake,
+from .sim_devices import (Env, b32, eph_port, jitter, lan_delay, router_advertisement, ssh_kex, tls_handshake,
                           wan_rtt)
 
 # Ports nmap probes first (nmap-services top ports, in frequency order).
@@ -791,10 +791,6 @@ def rogue_ra(env: Env, attacker: Host, rng: random.Random, *, count: int, interv
 
 
 # ----------------------------------------------------------------------------- exfiltration
-def _b32(data: bytes) -> str:
-    return base64.b32encode(data).decode().rstrip("=").lower()
-
-
 def _b64u(data: bytes) -> str:
     return base64.b64encode(data, altchars=b"-+").decode().rstrip("=")
 
@@ -819,11 +815,11 @@ def dns_tunnel(env: Env, client: Host, rng: random.Random, *, tool: str, seconds
     seqno = 0
     while t < end:
         if tool == "iodine" and rng.random() < 0.3:  # lazy-mode ping: short name, keeps a query pending
-            name = f"r{uid:x}{_b32(rng.randbytes(4))}.{domain}"
+            name = f"r{uid:x}{b32(rng.randbytes(4))}.{domain}"
             qt = qtype
         elif tool == "iodine":
             raw = env.noise(rng.randint(80, 150), rng)
-            enc = _b32(raw) if rng.random() < 0.5 else _b64u(raw)
+            enc = b32(raw) if rng.random() < 0.5 else _b64u(raw)
             name = _labels(f"{uid:x}{enc}")[: 250 - len(domain)].rstrip(".") + "." + domain
             qt = qtype
         else:
@@ -843,7 +839,7 @@ def dns_tunnel(env: Env, client: Host, rng: random.Random, *, tool: str, seconds
             target = P.dns_name(_labels(down.hex()[:120]) + "." + domain)
             rdata = (struct.pack("!H", 10) + target) if qt == P.DNS_MX else target
         elif qt == P.DNS_SRV:
-            rdata = struct.pack("!HHH", 0, 0, 0) + P.dns_name(_labels(_b32(down)[:120]) + "." + domain)
+            rdata = struct.pack("!HHH", 0, 0, 0) + P.dns_name(_labels(b32(down)[:120]) + "." + domain)
         else:
             rdata = down
         rt = t + (wan_rtt(rng) if not direct else wan_rtt(rng) + rng.randint(0, 20 * MS))

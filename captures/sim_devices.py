@@ -22,6 +22,7 @@ They are modelled on what the real devices do on the wire:
 """
 from __future__ import annotations
 
+import base64
 import random
 import struct
 
@@ -65,6 +66,11 @@ def jpeg_image(env: Env, rng: random.Random, size: int) -> bytes:
     sof0 = b"\xff\xc0\x00\x11\x08" + struct.pack("!HH", 360, 640) + b"\x03\x01\x22\x00\x02\x11\x01\x03\x11\x01"
     sos = b"\xff\xda\x00\x0c\x03\x01\x00\x02\x11\x03\x11\x00\x3f\x00"
     return b"\xff\xd8" + app0 + sof0 + sos + env.noise(size, rng).replace(b"\xff", b"\xfe") + b"\xff\xd9"
+
+
+def b32(data: bytes) -> str:
+    """Unpadded lowercase base32 (how DNS-carried binary data usually looks)."""
+    return base64.b32encode(data).decode().rstrip("=").lower()
 
 
 def jitter(rng: random.Random, seconds: float, frac: float = 0.1) -> int:
@@ -837,7 +843,13 @@ def dns_chatter(env: Env, dev: Host, rng: random.Random, period: float) -> Proce
         t += jitter(rng, period, 0.8)
         yield t
         r = rng.random()
-        if r < 0.25:
+        if r < 0.08 and dev.kind == "laptop":  # antivirus cloud lookups carry a file hash (McAfee GTI style)
+            name = (f"a-0.19-a3000000.{rng.randbytes(3).hex()}.{rng.randint(1000, 9999)}.{rng.randbytes(2).hex()}."
+                    f"{rng.randbytes(2).hex()}.210.0.{b32(rng.randbytes(20))}.avqs.example.com")
+        elif r < 0.18 and dev.kind == "laptop":  # load balancer names
+            name = (f"dualstack.{rng.choice(('api', 'web', 'edge'))}-{rng.randbytes(4).hex()}-"
+                    f"{rng.randint(10**9, 10**10 - 1)}.us-east-1.elb.example.com")
+        elif r < 0.25:
             name = f"{rng.randbytes(rng.choice((8, 16))).hex()}.telemetry.example.com"
         elif r < 0.4:
             node = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789-") for _ in range(8))
