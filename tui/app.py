@@ -32,7 +32,7 @@ from iotwatch.tui.commands import IotwatchCommands
 from iotwatch.tui.messages import (BatchClassified, CaptureFailed, CaptureFinished, CaptureStarted,
                                    DetailFailed, DetailLoaded)
 from iotwatch.tui.session import SPEEDS, CaptureSession
-from iotwatch.tui.store import AlertGroups, RateHistory, RowStore, display_batch
+from iotwatch.tui.store import AlertGroups, RateHistory, RowStore, display_batch, summarize_alerts
 from iotwatch.tui.widgets.alerts import AlertPane
 from iotwatch.tui.widgets.class_counters import ClassCounters
 from iotwatch.tui.widgets.confusion import ConfusionSummary
@@ -153,7 +153,8 @@ class IotWatchApp(App[int]):
             if (self.paused and session.live) or self.message_queue_size > QUEUE_LIMIT:
                 self.skipped += len(cb)
             else:
-                self.post_message(BatchClassified(display_batch(cb)))
+                shown = display_batch(cb)
+                self.post_message(BatchClassified(shown, summarize_alerts(shown, self.alerts.cap)))
 
         def opened() -> None:
             self.post_message(CaptureStarted(session.source.description, session.live))
@@ -176,7 +177,7 @@ class IotWatchApp(App[int]):
 
     def on_batch_classified(self, message: BatchClassified) -> None:
         self.rows.append(message.batch)
-        self.alerts.add(message.batch)
+        self.alerts.merge(message.alerts)
         self._dirty = True
 
     def on_capture_failed(self, message: CaptureFailed) -> None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from textual.message import Message
 
 from iotwatch.detector.pipeline import ClassifiedBatch
+from iotwatch.tui.store import AlertSummary
 
 
 class CaptureStarted(Message):
@@ -18,11 +19,13 @@ class CaptureStarted(Message):
 
 
 class BatchClassified(Message):
-    """One classified batch for the screen, in ``store.display_batch`` form (already counted)."""
+    """One classified batch for the screen, in ``store.display_batch`` form (already counted), and
+    its anomalies grouped by host and class."""
 
-    def __init__(self, batch: ClassifiedBatch) -> None:
+    def __init__(self, batch: ClassifiedBatch, alerts: AlertSummary) -> None:
         super().__init__()
         self.batch = batch
+        self.alerts = alerts
 
 
 class CaptureFailed(Message):

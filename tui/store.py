@@ -10,7 +10,8 @@ can show, and say what they dropped:
 * ``RowStore``: the last ``cap`` display batches, kept as whole chunks (appending is O(1); nothing
   is formatted until a row is actually drawn), with filtered views (all / anomalies only / one
   class) that map a view position to a packet.
-* ``AlertGroups``: recent anomalous packets grouped by (source host, class).
+* ``summarize_alerts`` (capture thread) / ``AlertGroups`` (UI): recent anomalous packets grouped by
+  (source host, class).
 * ``RateHistory``: per-class packets per second sampled from ``RunTotals.class_counts``, for rates
   and sparklines.
 """
@@ -244,48 +245,75 @@ class AlertGroup:
     targets: set = field(default_factory=set)
 
 
-class AlertGroups:
-    """Anomalous packets of display batches grouped by (source host, predicted class); most recent
-    group last."""
+@dataclass
+class AlertSummary:
+    """The anomalous packets of one batch, grouped (computed in the capture thread)."""
 
-    MAX_TARGETS = 8
+    groups: list[AlertGroup]   # by last occurrence, oldest first; at most ``cap`` of them
+    total: int                 # anomalous packets in the batch
+
+
+MAX_TARGETS = 8
+
+
+def summarize_alerts(cb: ClassifiedBatch, cap: int = 500) -> AlertSummary:
+    """Group the anomalous packets of a display batch by (source host, predicted class)."""
+    idx = np.flatnonzero(cb.anomaly)
+    if not len(idx):
+        return AlertSummary([], 0)
+    p = cb.packets
+    src, dst = p["src"][idx].tolist(), p["dst"][idx].tolist()
+    cls = cb.predicted[idx].tolist()
+    frames = p["frame_number"][idx].tolist()
+    times = p["time_epoch"][idx].tolist()
+    keys = list(zip(src, cls))
+    counts = Counter(keys)
+    last = dict(zip(keys, range(len(keys))))          # last occurrence wins
+    first = dict(zip(reversed(keys), range(len(keys) - 1, -1, -1)))
+    # only the groups that can survive this batch (a spoofed-source flood makes one per packet)
+    keep = sorted(counts, key=last.__getitem__)[-cap:]
+    wanted = set(keep)
+    targets: dict = {}
+    for host, c, d in set(zip(src, cls, dst)):   # distinct (group, target) pairs
+        if (host, c) in wanted:
+            targets.setdefault((host, c), set()).add(d)
+    groups = [AlertGroup(host=k[0], cls=k[1], count=counts[k], first_frame=frames[first[k]],
+                         last_frame=frames[last[k]], last_time=times[last[k]],
+                         targets=set(sorted(targets[k])[:MAX_TARGETS])) for k in keep]
+    return AlertSummary(groups, len(idx))
+
+
+class AlertGroups:
+    """Recent anomalous packets grouped by (source host, predicted class); most recent group last.
+    ``merge`` takes the per-batch summaries the capture thread computed, so the UI thread only does
+    work proportional to the number of groups."""
+
+    MAX_TARGETS = MAX_TARGETS
 
     def __init__(self, cap: int = 500):
         self.cap = cap
         self.groups: OrderedDict[tuple[str, int], AlertGroup] = OrderedDict()
         self.total = 0
 
-    def add(self, cb: ClassifiedBatch) -> None:
-        idx = np.flatnonzero(cb.anomaly)
-        if not len(idx):
-            return
-        p = cb.packets
-        src, dst = p["src"][idx], p["dst"][idx]
-        cls = cb.predicted[idx].tolist()
-        frames = p["frame_number"][idx].tolist()
-        times = p["time_epoch"][idx].tolist()
-        keys = list(zip(src.tolist(), cls))
-        counts = Counter(keys)
-        last = dict(zip(keys, range(len(keys))))          # last occurrence wins
-        first = dict(zip(reversed(keys), range(len(keys) - 1, -1, -1)))
-        # only the groups that can survive this batch (a spoofed-source flood makes one per packet)
-        keep = sorted(counts, key=last.__getitem__)[-self.cap:]
-        wanted = set(keep)
-        targets: dict = {}
-        for host, c, d in set(zip(src.tolist(), cls, dst.tolist())):   # distinct (group, target) pairs
-            if (host, c) in wanted:
-                targets.setdefault((host, c), set()).add(d)
-        for k in keep:
-            g = self.groups.pop(k, None) or AlertGroup(host=k[0], cls=k[1], first_frame=frames[first[k]])
-            g.count += counts[k]
-            g.last_frame = frames[last[k]]
-            g.last_time = times[last[k]]
-            if len(g.targets) < self.MAX_TARGETS:
-                g.targets |= set(sorted(targets[k])[: self.MAX_TARGETS - len(g.targets)])
+    def merge(self, summary: AlertSummary) -> None:
+        for d in summary.groups:
+            k = (d.host, d.cls)
+            g = self.groups.pop(k, None)
+            if g is None:
+                g = replace(d, targets=set(d.targets))
+            else:
+                g.count += d.count
+                g.last_frame, g.last_time = d.last_frame, d.last_time
+                if len(g.targets) < MAX_TARGETS:
+                    g.targets |= set(sorted(d.targets)[: MAX_TARGETS - len(g.targets)])
             self.groups[k] = g
-        self.total += len(idx)
+        self.total += summary.total
         while len(self.groups) > self.cap:
             self.groups.popitem(last=False)
+
+    def add(self, cb: ClassifiedBatch) -> None:
+        """Summarize and merge in one go (for callers that are not split across threads)."""
+        self.merge(summarize_alerts(cb, self.cap))
 
     def recent(self, n: int) -> list[AlertGroup]:
         """The ``n`` most recently active groups, newest first."""
