@@ -27,6 +27,17 @@ apt_install() {
   fi
 }
 
+pip_quiet() {
+  # pip's output goes to a log; shown only when pip fails.
+  local log="$VENV/pip.log"
+  echo "iotwatch setup: pip $*" >&2
+  if ! "$VENV/bin/pip" "$@" >"$log" 2>&1; then
+    grep -v "^WARNING: Location" "$log" | tail -20 >&2
+    echo "iotwatch setup: pip failed (full log: $log)" >&2
+    return 1
+  fi
+}
+
 setup() {
   apt_install tshark tmux
   if [ "${IOTWATCH_LAB_TOOLS:-1}" = 1 ] && [ -f captures/lab_packages.txt ]; then
@@ -36,10 +47,10 @@ setup() {
   [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
   # torch first, pinned: this machine has the 2.13.0 CPU wheel; otherwise pip pulls a multi-GB CUDA build.
   "$VENV/bin/python" -c "import torch" 2>/dev/null || \
-    "$VENV/bin/pip" install -q torch==2.13.0 ${IOTWATCH_TORCH_INDEX:+--extra-index-url "$IOTWATCH_TORCH_INDEX"}
+    pip_quiet install torch==2.13.0 ${IOTWATCH_TORCH_INDEX:+--extra-index-url "$IOTWATCH_TORCH_INDEX"}
   local stamp="$VENV/.iotwatch-installed"
   if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    "$VENV/bin/pip" install -q -e ".[test]" && touch "$stamp"
+    pip_quiet install -e ".[test]" && touch "$stamp"
   fi
 }
 
