@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import threading
 import sys
 import time
 
@@ -349,13 +350,16 @@ async def test_when_the_ui_is_behind_rows_leave_the_view_but_every_packet_is_cou
 async def test_pausing_a_live_capture_keeps_counting():
     pk = make_packets(600)
 
+    pressed = threading.Event()
+
     class Live(ReplaySource):
         live = True
 
         def batches(self, max_rows=256, max_wait=0.1):
-            for b in super().batches(100, max_wait):
+            for i, b in enumerate(super().batches(100, max_wait)):
+                if i == 1:  # the rest of the capture arrives only once the user has paused
+                    pressed.wait(30)
                 yield b
-                time.sleep(0.02)
 
     app = make_app(lambda: Live(pk, "lo"), FakeClassifier(), source_name="lo", batch_rows=100)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -363,6 +367,7 @@ async def test_pausing_a_live_capture_keeps_counting():
             await pilot.pause(0.01)
         await pilot.press("space")
         assert app.paused
+        pressed.set()
         await finish(app, pilot)
         assert app.session.totals.packets == 600          # the capture never stopped
         assert app.skipped > 0 and app.rows.added + app.skipped == 600
