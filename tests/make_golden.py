@@ -12,7 +12,8 @@ except the field list and the tshark argv, so the golden test checks the parser 
 and ::1 only, bounded in count): UDP to a closed port (-> ICMP port unreachable), a DNS query and
 answer on 127.0.0.1:53, a TCP handshake with an HTTP request/response, an MQTT CONNECT refused by
 CONNACK, ICMP/ICMPv6 echo via ping. editcap then derives a pcap copy, a copy with
-``label=<class>`` packet comments, and a copy cut in the middle of a packet.
+``label=<class>`` packet comments, and a copy cut in the middle of a packet. ARP (which loopback
+lacks) comes from a ping between two throw-away network namespaces joined by a veth pair.
 """
 from __future__ import annotations
 
@@ -154,8 +155,40 @@ def _send_traffic() -> None:
     subprocess.run(["ping", "-6", "-c", "1", "::1"], capture_output=True, timeout=10)
 
 
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
+
+
+def record_veth_arp(out: Path) -> None:
+    """ARP request/reply (real MAC addresses) + ICMP echo between two network namespaces joined by a
+    veth pair, created here and deleted afterwards: no route out, nothing on the host's interfaces."""
+    ns_a, ns_b = "iotw-golden-a", "iotw-golden-b"
+    for ns in (ns_a, ns_b):
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
+    try:
+        _ip("netns", "add", ns_a)
+        _ip("netns", "add", ns_b)
+        _ip("-n", ns_a, "link", "add", "gveth-a", "type", "veth", "peer", "name", "gveth-b", "netns", ns_b)
+        _ip("-n", ns_a, "addr", "add", "10.99.0.1/24", "dev", "gveth-a")
+        _ip("-n", ns_b, "addr", "add", "10.99.0.2/24", "dev", "gveth-b")
+        _ip("-n", ns_a, "link", "set", "gveth-a", "up")
+        _ip("-n", ns_b, "link", "set", "gveth-b", "up")
+        dumpcap = subprocess.Popen(["ip", "netns", "exec", ns_a, "dumpcap", "-q", "-i", "gveth-a", "-f",
+                                    "arp or icmp", "-w", str(out)], stderr=subprocess.PIPE)
+        time.sleep(1.5)
+        subprocess.run(["ip", "netns", "exec", ns_a, "ping", "-c", "2", "-i", "0.2", "10.99.0.2"],
+                       capture_output=True, timeout=10)
+        time.sleep(0.5)
+        dumpcap.terminate()
+        dumpcap.wait(10)
+    finally:
+        for ns in (ns_a, ns_b):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
+
+
 def record() -> None:
     PCAPS.mkdir(parents=True, exist_ok=True)
+    record_veth_arp(PCAPS / "veth_arp.pcapng")
     raw = PCAPS / RECORDED
     dumpcap = subprocess.Popen(["dumpcap", "-q", "-i", "lo", "-f", BPF, "-w", str(raw)],
                                stderr=subprocess.PIPE)

@@ -38,7 +38,17 @@ def as_text(kind: str, value) -> str:
 
 
 def test_golden_set_is_there():
-    assert {"loopback.pcapng", "loopback.pcap", "labelled.pcapng", "loopback_cut.pcap"} <= set(GOLDEN)
+    assert {"loopback.pcapng", "loopback.pcap", "labelled.pcapng", "loopback_cut.pcap", "veth_arp.pcapng"} <= set(GOLDEN)
+
+
+def test_golden_arp_between_namespaces():
+    got = PacketBatch.concat(read_all(PCAPS / "veth_arp.pcapng")[0])
+    assert got["arp_opcode"].tolist()[:2] == [1, 2] and (got["arp_opcode"][2:] == -1).all()
+    request, reply = got.record(0), got.record(1)
+    assert request["arp_src_ip"] == "10.99.0.1" and request["arp_dst_ip"] == "10.99.0.2"
+    assert request["eth_dst"] == "ff:ff:ff:ff:ff:ff" and request["arp_src_hw"] == request["eth_src"]
+    assert reply["arp_src_hw"] == reply["eth_src"] == got["eth_dst"][2]  # the first ping goes to the MAC learnt
+    assert request["ip_src"] == "" and request["ip_version"] == -1 and request["protocols"] == "eth:ethertype:arp"
 
 
 # one tshark reading the file; 10-packet chunks streamed to one tshark after another; chunks on two tsharks
