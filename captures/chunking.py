@@ -29,6 +29,7 @@ PCAPNG_HEADER_BLOCKS = frozenset({1, 0x0A})   # interface description, decryptio
 MAX_RECORD = 1 << 26  # a record longer than 64 MiB is damage, not a packet
 _WALK_STEP = 8192  # packets walked between releases of mapped pages
 CUT = "file appears to have been cut short in the middle of a packet"
+NO_PACKETS = "contains no packets"
 
 
 @dataclass(frozen=True)
@@ -172,5 +173,5 @@ def packet_problem(path: str | os.PathLike) -> str | None:
     chunk = planner.next_chunk()
     planner.close()
     if chunk is None:
-        return "contains no packets"
+        return NO_PACKETS
     return chunk.problem if chunk.packets == 0 else None

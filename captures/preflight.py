@@ -26,7 +26,7 @@ from pathlib import Path
 
 from pyshark.tshark.tshark import TSharkNotFoundException, get_all_tshark_interfaces_names, get_process_path
 
-from .chunking import capture_format, packet_problem
+from .chunking import CUT, NO_PACKETS, capture_format, packet_problem
 from .errors import EnvironmentProblem, InputError
 from .tshark_args import (dumpcap_bpf_check_command, dumpcap_permission_command,
                           display_filter_check_command)
@@ -121,8 +121,6 @@ def check_capture_file(path: str | os.PathLike) -> None:
     except PermissionError:
         raise InputError(f"cannot read capture file {p}: permission denied",
                          hint="check its permissions or run as a user who may read it") from None
-    except IsADirectoryError:
-        raise InputError(f"not a capture file: {p} is a directory") from None
 
 
 def _check_records(p: Path, size: int, pcap: bool) -> None:
@@ -130,9 +128,9 @@ def _check_records(p: Path, size: int, pcap: bool) -> None:
     if pcap and size < 24:
         raise InputError(f"capture file is cut short inside its pcap header ({size} bytes): {p}")
     problem = packet_problem(p)
-    if problem == "contains no packets":
+    if problem == NO_PACKETS:
         raise InputError(f"capture file contains no packets: {p}")
-    if problem and "cut short" in problem:
+    if problem == CUT:
         raise InputError(f"capture file is cut short before its first packet: {p}")
     if problem:
         detail = problem.partition("(")[2].rstrip(")") or problem
