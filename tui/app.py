@@ -42,6 +42,7 @@ from iotwatch.tui.widgets.packet_table import PacketTable
 from iotwatch.tui.widgets.status_bar import StatusBar
 
 PANE_EVERY = 4     # ticks between refreshes of the counters / confusion / alerts panes (1 s: rates are per second)
+GC_GEN0_THRESHOLD = 20_000  # allocations between young-generation GC passes (Python's default: 700)
 QUEUE_LIMIT = 20   # pending app messages above which new rows are dropped from view
 PANES = ("counters", "alerts", "confusion")
 
@@ -134,13 +135,19 @@ class IotWatchApp(App[int]):
         self.call_after_refresh(self._start)  # first paint without competing with the capture thread
 
     def _start(self) -> None:
-        # Everything built so far (modules, widgets, styles, the model) lives as long as the app:
-        # keep it out of the cycle collector's full passes, which otherwise stall the UI thread
-        # for tens of milliseconds each time Textual's allocations trigger one.
+        # The cycle collector is process-wide: a pass triggered by Textual's many small allocations
+        # also walks the capture thread's fresh object arrays (8192-row batches) and stalled key
+        # presses by 20-300 ms. Everything built so far (modules, widgets, styles, the model) lives
+        # as long as the app, so it leaves the collector (freeze); young-generation passes become
+        # rarer (threshold), so far fewer of them land in the middle of a batch.
         gc.freeze()
+        self._gc_threshold = gc.get_threshold()
+        gc.set_threshold(GC_GEN0_THRESHOLD, *self._gc_threshold[1:])
         self.run_capture()
 
     def on_unmount(self) -> None:
+        if hasattr(self, "_gc_threshold"):
+            gc.set_threshold(*self._gc_threshold)
         gc.unfreeze()
 
     # --- the capture worker ------------------------------------------------------------------------
