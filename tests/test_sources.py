@@ -311,3 +311,22 @@ def test_source_in_a_worker_thread_and_refused_on_a_running_loop():
 
     with pytest.raises(RuntimeError, match="worker thread"):
         asyncio.run(on_loop())
+
+
+# --- the benchmarks still run (their numbers are not asserted) ---------------------------------------
+
+@pytest.mark.parametrize("script,args,last", [
+    ("throughput.py", ["--repeat", "1", "--no-headless", "--workers", "2"], "ratio="),
+    ("memory.py", ["--source-only", "--every", "0.05"], "peak_rss_mb="),
+])
+def test_bench_scripts_run(script, args, last):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parent.parent / "bench" / script
+    cp = subprocess.run([sys.executable, str(bench), str(PCAPS / "loopback.pcapng"), *args],
+                        capture_output=True, text=True, timeout=120)
+    assert cp.returncode == 0, cp.stderr
+    assert cp.stdout.strip().splitlines()[-1].startswith(last)
+    float(cp.stdout.strip().splitlines()[-1].split("=")[1])
