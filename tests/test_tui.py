@@ -40,7 +40,7 @@ def fake_app(n=1200, **kw) -> IotWatchApp:
 
 
 async def finish(app: IotWatchApp, pilot) -> None:
-    """Wait until the capture worker (started after the first paint) has finished, then redraw."""
+    """Wait until the capture worker has finished (it may not have started yet), then redraw."""
     for _ in range(3000):
         if app.session.done.is_set():
             break

@@ -16,7 +16,7 @@ def app_for(n=800, labelled=True):
 
 
 async def replayed(pilot) -> None:
-    while not pilot.app.session.done.is_set():   # the capture worker starts after the first paint
+    while not pilot.app.session.done.is_set():   # the capture worker may not have started yet
         await pilot.pause(0.01)
     await pilot.app.workers.wait_for_complete()
     await pilot.pause()

@@ -132,7 +132,7 @@ class IotWatchApp(App[int]):
         table.focus()
         self.refresh_screen()
         self.set_interval(self.tick, partial(self.refresh_screen, force=False), name="tick")
-        self.call_after_refresh(self._start)  # first paint without competing with the capture thread
+        self._start()
 
     def _start(self) -> None:
         # The cycle collector is process-wide: a pass triggered by Textual's many small allocations
