@@ -41,7 +41,7 @@ from iotwatch.tui.widgets.help import HelpScreen
 from iotwatch.tui.widgets.packet_table import PacketTable
 from iotwatch.tui.widgets.status_bar import StatusBar
 
-PANE_EVERY = 4     # ticks between refreshes of the counters / confusion / alerts panes (1 s: rates are per second)
+PANE_EVERY = 4     # ticks between refreshes of the counters and confusion panes (1 s: rates are per second)
 GC_GEN0_THRESHOLD = 20_000  # allocations between young-generation GC passes (Python's default: 700)
 QUEUE_LIMIT = 20   # pending app messages above which new rows are dropped from view
 PANES = ("counters", "alerts", "confusion")
@@ -225,7 +225,7 @@ class IotWatchApp(App[int]):
             table.set_view(self.rows.view(self.filter), self.rows.first_time)
         if self._dirty or packets != self._last_packets:
             table.border_subtitle = self._table_subtitle(packets, len(table.view))
-        # the panes (rich tables, the costly part of a frame) refresh at most every PANE_EVERY ticks
+        # counters and confusion (rich tables, the costly part of a frame) refresh every PANE_EVERY ticks
         self._ticks += 1
         panes_due = force or self._ticks % PANE_EVERY == 0 or self.report is not None
         rate_version = len(self.rates.history)
@@ -235,7 +235,7 @@ class IotWatchApp(App[int]):
         if panes_due and labelled != self._last_labelled:
             self.confusion.show(matrix if labelled else None)
             self._last_labelled = labelled
-        if panes_due and (self.alerts.total != self._last_alerts or force):
+        if self.alerts.total != self._last_alerts or force:   # the most "live" pane: every tick
             self.alert_pane.show(self.alerts)
             self._last_alerts = self.alerts.total
         self.status.show(

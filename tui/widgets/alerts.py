@@ -27,12 +27,13 @@ class AlertPane(Static):
             self.update(Text("no anomalous packets yet", style="dim"))
             return
         t = Table(box=None, expand=True, padding=(0, 1), show_edge=False, pad_edge=False)
-        t.add_column("class", no_wrap=True)
+        t.add_column("class", no_wrap=True, min_width=max(len(c) for c in self.class_names))
         t.add_column("host", no_wrap=True, overflow="ellipsis")
         t.add_column("pkts", justify="right", no_wrap=True)
         t.add_column("frames", no_wrap=True)
         t.add_column("targets", no_wrap=True, overflow="ellipsis", ratio=1)
-        for g in alerts.recent(self.MAX_ROWS):  # the pane clips to its height
+        rows = self.content_size.height - 1 if self.content_size.height > 1 else self.MAX_ROWS  # minus the header
+        for g in alerts.recent(rows):
             targets = sorted(g.targets)
             more = "+" if len(targets) >= alerts.MAX_TARGETS else ""
             shown = ", ".join(targets[:3]) + (f" (+{len(targets) - 3}{more})" if len(targets) > 3 else "")
