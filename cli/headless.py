@@ -1,17 +1,13 @@
 """``iotwatch --headless``: process the whole source, write the outputs, print a short summary."""
 from __future__ import annotations
 
-import json
 import signal
 import sys
 import time
 
-import numpy as np
-
 from iotwatch.captures.errors import EXIT_ANOMALIES, EXIT_OK
-from iotwatch.detector.metrics import RunTotals
-from iotwatch.detector.outputs import AlertsWriter, PredictionsWriter, check_writable
-from iotwatch.detector.pipeline import classify_stream
+from iotwatch.detector.outputs import check_writable
+from iotwatch.detector.run import MonitorRun
 
 from .options import RunConfig, load_classifier, load_labels, source_factory
 
@@ -53,76 +49,23 @@ def run_headless(cfg: RunConfig, out=None) -> int:
     out = out or sys.stdout
     check_outputs(cfg)
     classifier = load_classifier(cfg.model)
-    classes = list(classifier.classes_)
-    labels = load_labels(cfg, classes)
-    source = source_factory(cfg)()
-    totals = RunTotals(classes)
-    pred_w = alert_w = None
-    interrupted = False
-    t0 = time.perf_counter()
+    labels = load_labels(cfg, list(classifier.classes_))
+    run = MonitorRun(source_factory(cfg), classifier, labels, source_name=cfg.source_name, count=cfg.count,
+                     duration=cfg.duration, report=cfg.report, predictions=cfg.predictions, alerts=cfg.alerts,
+                     batch_rows=8192, max_wait=0.25)
     progress = _Progress(enabled=True)
+    t0 = time.perf_counter()
     # A live run ends with Ctrl-C / SIGTERM: finish cleanly and still write every output.
     old_term = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        if cfg.predictions:
-            pred_w = PredictionsWriter(cfg.predictions, classes, with_labels=labels is not None)
-        if cfg.alerts:
-            alert_w = AlertsWriter(cfg.alerts, classes, source=source.description)
-        deadline = (t0 + cfg.duration) if cfg.duration else None
-
-        def expired() -> bool:  # checked on every source batch, idle (empty) live batches included
-            return deadline is not None and time.perf_counter() >= deadline
-
-        try:
-            for cb in classify_stream(source, classifier, labels, max_rows=8192, max_wait=0.25, cancelled=expired):
-                if cfg.count is not None and totals.packets + len(cb) >= cfg.count:
-                    keep = cfg.count - totals.packets
-                    cb = _head(cb, keep)
-                totals.update(cb.predicted, cb.anomaly, cb.labels, cb.packets["time_epoch"])
-                if pred_w:
-                    pred_w.write(cb)
-                if alert_w:
-                    alert_w.write(cb)
-                progress.update(totals.packets, t0)
-                if cfg.count is not None and totals.packets >= cfg.count:
-                    break
-        except KeyboardInterrupt:
-            interrupted = True
+        report = run.run(on_batch=lambda cb: progress.update(run.totals.packets, t0))
     finally:
         signal.signal(signal.SIGTERM, old_term)
         progress.done()
-        source.close()
-        for w in (pred_w, alert_w):
-            if w:
-                w.close()
-    seconds = time.perf_counter() - t0
-    extra = {}
-    st = getattr(source, "stats", None)
-    if st is not None:
-        extra["capture_drops"] = int(st.capture_drops)
-        if st.truncated:
-            extra["truncated"] = st.truncated
-    if labels is not None:
-        extra["labels_source"] = labels.source
-    if interrupted:
-        extra["interrupted"] = True
-    report = totals.report(cfg.source_name, classifier.name, seconds, extra)
-    if cfg.report:
-        with open(cfg.report, "w", encoding="utf-8") as fh:
-            json.dump(report, fh, indent=2)
-            fh.write("\n")
     print_summary(report, out)
-    if cfg.fail_on == "anomaly" and totals.anomalies:
+    if cfg.fail_on == "anomaly" and run.totals.anomalies:
         return EXIT_ANOMALIES
     return EXIT_OK
-
-
-def _head(cb, n):
-    from dataclasses import replace
-
-    return replace(cb, packets=cb.packets.slice(0, n), proba=cb.proba[:n], predicted=cb.predicted[:n],
-                   confidence=cb.confidence[:n], anomaly=cb.anomaly[:n],
-                   labels=None if cb.labels is None else cb.labels[:n])
 
 
 def print_summary(report: dict, out) -> None:

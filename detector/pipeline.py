@@ -29,6 +29,12 @@ class ClassifiedBatch:
     def __len__(self) -> int:
         return len(self.predicted)
 
+    def slice(self, start: int, stop: int) -> "ClassifiedBatch":
+        """Packets ``start:stop`` of this batch."""
+        return ClassifiedBatch(self.packets.slice(start, stop), self.proba[start:stop], self.predicted[start:stop],
+                               self.confidence[start:stop], self.anomaly[start:stop],
+                               None if self.labels is None else self.labels[start:stop])
+
 
 def classify_batch(classifier, extractor, packets: PacketBatch, labels: LabelSet | None = None) -> ClassifiedBatch:
     X = extractor.transform(packets)
