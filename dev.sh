@@ -40,10 +40,6 @@ pip_quiet() {
 
 setup() {
   apt_install tshark tmux
-  if [ "${IOTWATCH_LAB_TOOLS:-1}" = 1 ] && [ -f captures/lab_packages.txt ]; then
-    # shellcheck disable=SC2046
-    apt_install $(grep -v '^#' captures/lab_packages.txt) || echo "iotwatch setup: lab tools not installed (lab tests will fail)" >&2
-  fi
   [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
   # torch first, pinned: this machine has the 2.13.0 CPU wheel; otherwise pip pulls a multi-GB CUDA build.
   "$VENV/bin/python" -c "import torch" 2>/dev/null || \
@@ -51,6 +47,12 @@ setup() {
   local stamp="$VENV/.iotwatch-installed"
   if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     pip_quiet install -e ".[test]" && touch "$stamp"
+  fi
+  if [ "${IOTWATCH_LAB_TOOLS:-1}" = 1 ]; then
+    # the attack lab's real tools (nmap, hping3, hydra, ...): installed without leaving host daemons running
+    need_root "$VENV/bin/iotwatch" lab setup >"$VENV/lab-setup.log" 2>&1 || {
+      tail -5 "$VENV/lab-setup.log" >&2
+      echo "iotwatch setup: lab tools not installed (lab tests need them; IOTWATCH_LAB_TOOLS=0 skips this step)" >&2; }
   fi
 }
 

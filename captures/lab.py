@@ -333,6 +333,9 @@ def setup(log=print) -> int:
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     log(f"lab: apt-get install {' '.join(missing)}")
     proc = subprocess.run(["apt-get", "install", "-y", "-q", *missing], env=env)
+    if proc.returncode != 0:  # a fresh machine may have no package lists yet
+        subprocess.run(["apt-get", "update", "-q"], env=env)
+        proc = subprocess.run(["apt-get", "install", "-y", "-q", *missing], env=env)
     if proc.returncode != 0:
         raise EnvironmentProblem(f"apt-get install failed with exit code {proc.returncode}",
                                  hint="run 'apt-get update' and retry")
