@@ -80,7 +80,7 @@ HOST_COLUMNS: tuple[tuple[str, float], ...] = (
     ("s_newpeer_10s", 10.0), ("s_newport_10s", 10.0), ("s_dnsq_10s", 10.0), ("s_dnsnew_10s", 10.0),
     ("s_icmp_1s", 1.0), ("s_arp_reply_10s", 10.0), ("s_authfail_30s", 30.0), ("s_macchange_30s", 30.0),
     ("r_pkts_1s", 1.0), ("r_pkts_10s", 10.0), ("r_bytes_10s", 10.0), ("r_syn_1s", 1.0),
-    ("r_fail_10s", 10.0), ("r_newpeer_10s", 10.0), ("r_dnsresp_1s", 1.0),
+    ("r_fail_10s", 10.0), ("r_newpeer_10s", 10.0), ("r_dnsresp_200ms", 0.2),
 )
 # Pair (unordered host pair) columns; "fwd"/"rev" are turned into sent/received per packet.
 PAIR_COLUMNS: tuple[tuple[str, float], ...] = (
@@ -697,7 +697,7 @@ class ContextExtractor:
         failed = p["rst"] | p["icmp_unreach"]
         for name, v in (("r_pkts_1s", ones), ("r_pkts_10s", ones), ("r_bytes_10s", size),
                         ("r_syn_1s", p["syn_only"]), ("r_fail_10s", failed), ("r_newpeer_10s", new_peer),
-                        ("r_dnsresp_1s", p["dns_resp"])):
+                        ("r_dnsresp_200ms", p["dns_resp"])):
             r[:, hc[name]] = v
         keys = np.empty(2 * n, dtype=np.uint64)
         keys[0::2] = hs
@@ -756,7 +756,7 @@ class ContextExtractor:
         _, hage, _ = self.hosts_seen.update(hkeys, np.repeat(t, 2))
         X[:, c["src_age_log"]] = np.log1p(hage[0::2]) / 6.0
         X[:, c["dst_age_log"]] = np.log1p(hage[1::2]) / 6.0
-        dns_recent = np.maximum(src_lin[:, hc["r_dnsresp_1s"]], dst_lin[:, hc["r_dnsresp_1s"]]).clip(0, 1)
+        dns_recent = np.maximum(src_lin[:, hc["r_dnsresp_200ms"]], dst_lin[:, hc["r_dnsresp_200ms"]]).clip(0, 1)
         _, page, pdns = self.pairs_seen.update(pkey, t, values=dns_recent)
         X[:, c["pair_age_log"]] = np.log1p(page) / 6.0
         X[:, c["pair_dns_before"]] = pdns
