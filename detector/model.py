@@ -99,9 +99,14 @@ class FoldedMLP:
                 np.maximum(h, 0, out=h)
         return h
 
+    CHUNK = 4096  # rows per pass: keeps the (chunk, 128) activations in L2 cache (fastest measured)
+
     def proba(self, X: np.ndarray) -> np.ndarray:
-        z = self.logits(X)
-        z -= z.max(axis=1, keepdims=True)
-        np.exp(z, out=z)
-        z /= z.sum(axis=1, keepdims=True)
-        return z
+        out = np.empty((len(X), self.biases[-1].shape[0]), dtype=np.float32)
+        for s in range(0, len(X), self.CHUNK):
+            z = self.logits(X[s:s + self.CHUNK])
+            z -= z.max(axis=1, keepdims=True)
+            np.exp(z, out=z)
+            z /= z.sum(axis=1, keepdims=True)
+            out[s:s + self.CHUNK] = z
+        return out

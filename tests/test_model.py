@@ -46,6 +46,11 @@ def test_folded_numpy_forward_matches_torch_eval():
     got = FoldedMLP.from_tensors(cfg, tensors, mean, std).proba(X.copy())
     np.testing.assert_allclose(got, ref, atol=2e-5)
     assert np.array_equal(got.argmax(1), ref.argmax(1))
+    folded = FoldedMLP.from_tensors(cfg, tensors, mean, std)
+    big = np.tile(X, (20, 1))  # 10,000 rows: more than one internal chunk
+    pb = folded.proba(big)
+    assert pb.shape == (10_000, 6) and pb.dtype == np.float32
+    np.testing.assert_allclose(pb, np.tile(got, (20, 1)), atol=1e-6)
 
 
 def test_anomaly_policy_and_calibration():
