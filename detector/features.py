@@ -367,11 +367,31 @@ _LOCAL_NETS = tuple(ipaddress.ip_network(n) for n in (
     "0.0.0.0/8", "fc00::/7", "fe80::/10", "::1/128", "::/128"))
 
 
+def _ipv4_class(text: str) -> int | None:
+    """``address_class`` for dotted-quad IPv4 without ``ipaddress`` (~40x faster: spoofed-source
+    floods bring thousands of new addresses per batch). None when ``text`` is not plain IPv4."""
+    parts = text.split(".")
+    if len(parts) != 4 or not all(x.isdigit() and len(x) <= 3 and (x[0] != "0" or x == "0") for x in parts):
+        return None  # not canonical dotted-quad: ipaddress decides
+    a, b, c, d = (int(x) for x in parts)
+    if max(a, b, c, d) > 255:
+        return 0
+    if 224 <= a <= 239 or (a == b == c == d == 255):
+        return 2
+    if (a in (0, 10, 127) or (a == 172 and 16 <= b <= 31) or (a == 192 and b == 168)
+            or (a == 169 and b == 254) or (a == 100 and 64 <= b <= 127)):
+        return 1
+    return 3
+
+
 def address_class(text: str) -> int:
     """0 none/unparsable, 1 local, 2 multicast or 255.255.255.255, 3 public (documentation and
     benchmark ranges count as public: simulated Internet hosts live there)."""
     if not text:
         return 0
+    fast = _ipv4_class(text)
+    if fast is not None:
+        return fast
     try:
         a = ipaddress.ip_address(text)
     except ValueError:

@@ -159,3 +159,30 @@ def test_paper_extractor_fields():
     row = dict(zip(PAPER_FEATURE_NAMES, X[0].tolist()))
     assert row == {"frame_number": 7, "frame_len": 60, "eth_src": 256, "eth_dst": 0, "ip_src": (1 << 8) + 2,
                    "ip_dst": 0, "ip_proto": 6, "ip_len": 46, "tcp_len": 6, "tcp_srcport": 1234, "tcp_dstport": 23}
+
+
+def test_fast_ipv4_address_class_matches_ipaddress_reference():
+    """The dotted-quad fast path gives exactly what the ipaddress-based definition gives."""
+    import ipaddress
+    import random
+
+    from iotwatch.detector import features as F
+
+    def ref(text):
+        if not text:
+            return 0
+        try:
+            a = ipaddress.ip_address(text)
+        except ValueError:
+            return 0
+        if a.is_multicast or (a.version == 4 and int(a) == 0xFFFFFFFF):
+            return 2
+        return 1 if any(a in n for n in F._LOCAL_NETS if n.version == a.version) else 3
+
+    rng = random.Random(0)
+    octets = [0, 10, 16, 31, 32, 64, 100, 127, 128, 168, 169, 172, 192, 223, 224, 239, 240, 254, 255]
+    cases = [".".join(str(rng.choice(octets + [rng.randrange(256)])) for _ in range(4)) for _ in range(50_000)]
+    cases += ["256.1.1.1", "1.2.3", "01.2.3.4", "1.2.3.04", "a.b.c.d", "1.2.3.4.5", "", "::1", "fe80::1",
+              "ff02::1", "2001:db8::1", "255.255.255.255", "0.0.0.0"]
+    assert [F.address_class(c) for c in cases] == [ref(c) for c in cases]
+    assert {F.address_class(c) for c in cases} == {0, 1, 2, 3}
