@@ -141,11 +141,25 @@ _FNV_PRIME = np.uint64(0x100000001B3)
 
 
 def hash_strings(values: np.ndarray) -> np.ndarray:
-    """Deterministic 64-bit FNV-1a of each string (code points), vectorised; "" hashes to the offset."""
+    """Deterministic 64-bit FNV-1a of each string (code points); "" hashes to the offset.
+
+    A batch holds few distinct strings (hosts, names) many times over: hash each distinct one once
+    (vectorised), then map back."""
     n = len(values)
     if n == 0:
         return np.empty(0, dtype=np.uint64)
-    u = np.asarray(values, dtype=str)
+    items = values.tolist() if isinstance(values, np.ndarray) else list(values)
+    distinct = dict.fromkeys(items)
+    if len(distinct) * 2 > n:
+        return _fnv1a(np.asarray(items, dtype=str))
+    hashes = _fnv1a(np.asarray(list(distinct), dtype=str)).tolist()
+    lookup = dict(zip(distinct, hashes))
+    return np.fromiter((lookup[v] for v in items), dtype=np.uint64, count=n)
+
+
+def _fnv1a(u: np.ndarray) -> np.ndarray:
+    """FNV-1a over the code points of a numpy unicode array, one column of characters at a time."""
+    n = len(u)
     width = u.dtype.itemsize // 4
     h = np.full(n, _FNV_OFFSET, dtype=np.uint64)
     if width == 0:
