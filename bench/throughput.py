@@ -1,5 +1,6 @@
 """Throughput of iotwatch's capture path against raw tshark on the same file, in one run.
 
+    .venv/bin/python bench/make_mixed_pcap.py /tmp/mixed100k.pcapng     # the 100k mixed IoT reference file
     .venv/bin/python bench/throughput.py FILE [--repeat N] [--rows 8192]
 
 Times (best of ``--repeat``):
