@@ -114,6 +114,8 @@ class MonitorRun:
         st = getattr(self.source, "stats", None)
         if st is not None:
             extra["capture_drops"] = int(st.capture_drops)
+            if st.extra.get("captured") is not None:  # live: what dumpcap itself received
+                extra["capture_received"] = int(st.extra["captured"])
             if st.truncated:
                 extra["truncated"] = st.truncated
         if self.labels is not None:
