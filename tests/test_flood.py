@@ -49,15 +49,16 @@ def run_flood(tmp_path, *extra):
         time.sleep(0.3)
         sent = flood(port)
         # let the pipeline drain what the kernel buffered, then stop the run like a user (Ctrl-C)
-        deadline = time.monotonic() + GUARD
+        deadline = time.monotonic() + 3 * GUARD
+        last, still = -1, time.monotonic()
         while time.monotonic() < deadline:
-            time.sleep(1.0)
+            time.sleep(0.5)
             rows = sum(1 for _ in pred.open()) - 1 if pred.exists() else 0
             if rows >= sent:
                 break
-            before = rows
-            time.sleep(1.0)
-            if sum(1 for _ in pred.open()) - 1 == before:  # no progress for a second: drained
+            if rows != last:
+                last, still = rows, time.monotonic()
+            elif time.monotonic() - still > 10.0:  # no progress for 10 s: drained (or stuck)
                 break
         proc.send_signal(2)
         out, err = proc.communicate(timeout=GUARD)
@@ -72,12 +73,12 @@ def run_flood(tmp_path, *extra):
     return sent, data["packets"], data["capture_drops"], data["capture_received"]
 
 
-def test_flood_default_buffer_counts_every_captured_datagram(tmp_path):
-    """The default 128 MiB kernel buffer absorbs a 2 s burst: every datagram dumpcap received is
-    counted, none is dropped by the capture."""
+def test_flood_default_buffer_counts_every_datagram(tmp_path):
+    """The default 128 MiB kernel buffer absorbs a 2 s burst while tshark catches up: every datagram
+    sent is received by dumpcap and counted, none is dropped."""
     sent, counted, drops, received = run_flood(tmp_path)
-    assert sent >= 10_000 and counted > 0
-    assert counted == received <= sent, f"sent {sent}, received {received}, counted {counted}"
+    assert sent >= 10_000
+    assert counted == received == sent, f"sent {sent}, received {received}, counted {counted}"
     assert drops == 0, f"sent {sent}, counted {counted}, drops {drops}"
 
 

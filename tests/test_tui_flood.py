@@ -1,5 +1,5 @@
-"""The TUI during a live flood on ``lo`` (issue 7): every captured packet counted, keys still handled
-while the burst is being worked through. Traffic goes only to 127.0.0.1, bounded in count and time; waits are
+"""The TUI during a live flood on ``lo`` (issue 7): every packet counted, keys still handled while the
+burst is being worked through. Traffic goes only to 127.0.0.1, bounded in count and time; waits are
 hang guards, not timing assertions (bench/tui.py measures key latency)."""
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from test_live import GUARD, _has_packet_socket, free_udp_port
 pytestmark = pytest.mark.live
 
 
-async def test_keys_work_and_every_captured_packet_counts_during_a_live_flood(tmp_path):
+async def test_keys_work_and_every_packet_counts_during_a_live_flood(tmp_path):
     port = free_udp_port()
     clf = PacketClassifier.load(make_tiny_bundle(tmp_path / "tiny.iotw", seed=1))
     cfg = RunConfig(iface="lo", bpf=f"udp port {port}")
@@ -44,22 +44,22 @@ async def test_keys_work_and_every_captured_packet_counts_during_a_live_flood(tm
         await pilot.press("space")
         assert not app.paused
         sender.join(GUARD)
-        # wait until the pipeline has drained the burst (count reached, or no progress for 2 s), then quit
+        # wait until the pipeline has drained the burst (count reached, or no progress for 10 s), then quit
         last, still = -1, time.monotonic()
         while app.session.totals.packets < sent[0]:
             now_count = app.session.totals.packets
             if now_count != last:
                 last, still = now_count, time.monotonic()
-            elif time.monotonic() - still > 2.0:
+            elif time.monotonic() - still > 10.0:
                 break
-            assert time.monotonic() < deadline + GUARD, (app.session.totals.packets, sent)
+            assert time.monotonic() < deadline + 3 * GUARD, (app.session.totals.packets, sent)
             await pilot.pause(0.1)
         await pilot.press("q")
     assert app.session.done.wait(GUARD)  # the worker closed the source: dumpcap's drop count is final
     total, drops = app.session.totals.packets, app.session.capture_drops
     # the key presses were handled while the burst was still being worked through
     assert 0 < counted_at_pause < total
-    # every datagram the capture received is counted; nothing is dropped by the capture
+    # every datagram sent is captured and counted; nothing is dropped by the capture
     stats = app.session.source.stats
-    assert total == stats.extra["captured"] <= sent[0]
+    assert total == stats.extra["captured"] == sent[0], (sent[0], total, stats.extra)
     assert drops == 0
