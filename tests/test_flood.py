@@ -22,18 +22,23 @@ MAX_DATAGRAMS = 150_000
 MAX_SECONDS = 2.0
 
 
-def flood(port: int) -> int:
-    """Blast UDP datagrams at 127.0.0.1:port (a bound socket swallows them, so no ICMP replies)."""
+def flood(port: int, seconds: float = MAX_SECONDS, min_seconds: float = 0.0) -> int:
+    """Blast UDP datagrams at 127.0.0.1:port (a bound socket swallows them, so no ICMP replies), at
+    most MAX_DATAGRAMS and ``seconds``; ``min_seconds`` spreads them so the burst lasts that long."""
     sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sink.bind(("127.0.0.1", port))
     sent = 0
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        end = time.monotonic() + MAX_SECONDS
+        start = time.monotonic()
+        end = start + seconds
         payload = b"f" * 48
         while sent < MAX_DATAGRAMS and time.monotonic() < end:
             for _ in range(500):
                 s.sendto(payload, ("127.0.0.1", port))
             sent += 500
+            ahead = start + min_seconds * sent / MAX_DATAGRAMS - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)
     sink.close()
     return sent
 

@@ -3,21 +3,34 @@ burst is being worked through. Traffic goes only to 127.0.0.1, bounded in count 
 hang guards, not timing assertions (bench/tui.py measures key latency)."""
 from __future__ import annotations
 
-import threading
+import asyncio
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import psutil
 import pytest
+from textual import events
 
 from iotwatch.detector.classifier import PacketClassifier
 from iotwatch.detector.testing import make_tiny_bundle
 from iotwatch.options import RunConfig, source_factory
 from iotwatch.tui.app import make_app
 
-from test_flood import flood
 from test_live import GUARD, _has_packet_socket, free_udp_port
 
 pytestmark = pytest.mark.live
+
+
+def _capturing_dumpcap(me: psutil.Process) -> bool:
+    for k in me.children(recursive=True):
+        try:
+            if k.name() == "dumpcap" and _has_packet_socket(k.pid):
+                return True
+        except (psutil.Error, OSError):  # a short-lived child (preflight probe) exited meanwhile
+            continue
+    return False
 
 
 async def test_keys_work_and_every_packet_counts_during_a_live_flood(tmp_path):
@@ -29,21 +42,26 @@ async def test_keys_work_and_every_packet_counts_during_a_live_flood(tmp_path):
     async with app.run_test(size=(120, 40)) as pilot:
         me = psutil.Process()
         deadline = time.monotonic() + GUARD
-        while not any(k.name() == "dumpcap" and _has_packet_socket(k.pid) for k in me.children(recursive=True)):
+        while not _capturing_dumpcap(me):
             assert time.monotonic() < deadline, "dumpcap never started"
             await pilot.pause(0.05)
         await pilot.pause(0.3)
-        sender = threading.Thread(target=lambda: sent.append(flood(port)))
-        sender.start()
+        # a 4 s burst from another process (like a real flood: no share of this process's GIL);
+        # the key presses below must be handled while it is still going on
+        sender = subprocess.Popen([sys.executable, "-c", f"from test_flood import flood; print(flood({port}, 6.0, 4.0))"],
+                                  cwd=Path(__file__).parent, stdout=subprocess.PIPE, text=True)
         while app.session.totals.packets == 0:  # the burst reached the app
             assert time.monotonic() < deadline
             await pilot.pause(0.02)
-        await pilot.press("space")
-        counted_at_pause = app.session.totals.packets
-        assert app.paused
-        await pilot.press("space")
-        assert not app.paused
-        sender.join(GUARD)
+        # post the key like a terminal would (pilot.press waits for an idle screen, which a flood never has)
+        for want in (True, False):
+            app.post_message(events.Key("space", " "))
+            while app.paused != want:
+                assert sender.poll() is None, "a key press was only handled after the burst ended"
+                await asyncio.sleep(0.005)
+            if want:
+                counted_at_pause = app.session.totals.packets
+        sent.append(int(sender.communicate(timeout=GUARD)[0]))
         # wait until the pipeline has drained the burst (count reached, or no progress for 10 s), then quit
         last, still = -1, time.monotonic()
         while app.session.totals.packets < sent[0]:
