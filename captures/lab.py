@@ -22,7 +22,6 @@ Exit codes: 0 ok, 2 usage error, 3 not root / a tool missing (the line names the
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
@@ -36,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from .errors import EnvironmentProblem, InputError
+from .errors import EnvironmentProblem, InputError, UsageParser
 from .lab_attacks import BASE_TOOLS, FAMILIES, FAMILY_TOOLS, TOOLS, LabContext, Step, helper, plan
 from .lab_labels import AttackWindow, class_counts, label_packets, read_packet_table, write_labels_csv
 from .lab_net import BRIDGE, Lab
@@ -351,15 +350,10 @@ def setup(log=print) -> int:
 # --------------------------------------------------------------------------------------------------
 # CLI
 # --------------------------------------------------------------------------------------------------
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise InputError(f"{message} (see 'iotwatch lab --help')")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="iotwatch lab", description="Record real attack tools in an isolated network-namespace lab.",
+def build_parser() -> UsageParser:
+    p = UsageParser(prog="iotwatch lab", description="Record real attack tools in an isolated network-namespace lab.",
                 epilog="exit codes: 0 ok, 2 usage error, 3 not root or a lab tool missing (names the apt package)")
-    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=UsageParser)
     r = sub.add_parser("record", help="record a labelled capture (root)")
     r.add_argument("--out", required=True, metavar="DIR", help="output directory")
     r.add_argument("--scenario", default="all", choices=SCENARIOS, help="attack family to record (default all)")

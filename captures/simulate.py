@@ -23,7 +23,6 @@ real tools.
 """
 from __future__ import annotations
 
-import argparse
 import random
 import re
 import time
@@ -31,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from .errors import InputError
+from .errors import InputError, UsageParser
 from .pcapng import PcapngWriter, comment_option
 from .sim_core import SECOND, Sim
 from .sim_home import ATTACK_FAMILIES, CLASSES, DEMO_PROFILE, Profile, build_home, schedule_attacks
@@ -76,13 +75,8 @@ def parse_attacks(text: str | None, default: tuple[str, ...]) -> tuple[str, ...]
     return tuple(a for a in ATTACK_FAMILIES if a in out)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise InputError(f"simulate: {message}", hint="see 'iotwatch simulate --help'")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="iotwatch simulate", description="Write a synthetic labelled smart-home capture "
+def build_parser() -> UsageParser:
+    p = UsageParser(prog="iotwatch simulate", description="Write a synthetic labelled smart-home capture "
                 "(pcapng with label=<class> comments + sidecar frame_number,label CSV).",
                 epilog="Same arguments => byte-identical output. Classes: " + ", ".join(CLASSES))
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (created if missing)")

@@ -16,7 +16,7 @@ import sys
 from typing import Sequence
 
 from iotwatch import __version__
-from iotwatch.captures.errors import EXIT_ENV, IotwatchError
+from iotwatch.captures.errors import EXIT_ENV, IotwatchError, UsageParser
 
 from .options import RunConfig, demo_capture
 
@@ -37,13 +37,8 @@ exit codes: 0 success, 1 anomalies found (--fail-on anomaly), 2 usage or input e
 3 environment error (tshark missing, no capture permission)"""
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2
-        raise IotwatchError(f"{message} (see 'iotwatch --help')")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="iotwatch", description="Terminal network monitor that finds attacks in IoT traffic.",
+    p = UsageParser(prog="iotwatch", description="Terminal network monitor that finds attacks in IoT traffic.",
                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_argument_group("source (default: the bundled demo capture)")
     src.add_argument("-r", "--read", metavar="FILE", help="replay a pcap or pcapng file")

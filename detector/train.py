@@ -25,7 +25,6 @@ the bundle's metrics. This module is never imported by the UI or the classifier.
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import hashlib
 import math
@@ -38,11 +37,11 @@ from typing import Sequence
 import numpy as np
 
 from iotwatch.captures.batch import PacketBatch
-from iotwatch.captures.errors import InputError
+from iotwatch.captures.errors import InputError, UsageParser
 
 from .bundle import CONTRACT_CLASSES, Bundle, make_meta, save_bundle
 from .evaluate import evaluate_capture, summarize
-from .features import FEATURIZERS, new_extractor
+from .features import new_extractor
 from .model import ModelConfig
 
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz")
@@ -414,13 +413,8 @@ def fit(data: Dataset, cfg: TrainConfig, seed: int, console, max_rows_per_class:
 # ---------------------------------------------------------------------------------------------------
 # CLI
 # ---------------------------------------------------------------------------------------------------
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise InputError(f"train: {message} (see 'iotwatch train --help')")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="iotwatch train", description="Train a model bundle (.iotw) from labelled captures or a CSV.",
+def build_parser() -> UsageParser:
+    p = UsageParser(prog="iotwatch train", description="Train a model bundle (.iotw) from labelled captures or a CSV.",
                 epilog="The same command on the same data writes a byte-identical bundle.")
     src = p.add_mutually_exclusive_group(required=True)  # --upweight adds to --captures
     src.add_argument("--captures", nargs="+", metavar="PATH", help="labelled pcap/pcapng files or folders of them")
