@@ -75,8 +75,9 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f+0000")
 
 
-def alert_records(cb: ClassifiedBatch, classes: Sequence[str], source: str = "") -> list[dict]:
-    """EVE-like alert objects for the anomalous packets of one batch."""
+def alert_records(cb: ClassifiedBatch, classes: Sequence[str], source: str = "", live: bool = False) -> list[dict]:
+    """EVE-like alert objects for the anomalous packets of one batch (``source``: the interface of a
+    live capture, else the capture file)."""
     idx = np.flatnonzero(cb.anomaly)
     if not len(idx):
         return []
@@ -103,7 +104,7 @@ def alert_records(cb: ClassifiedBatch, classes: Sequence[str], source: str = "")
             },
         }
         if source:
-            rec["in_iface" if not source.endswith((".pcap", ".pcapng")) else "pcap_filename"] = source
+            rec["in_iface" if live else "pcap_filename"] = source
         if cb.labels is not None and cb.labels[i] >= 0:
             rec["label"] = classes[int(cb.labels[i])]
         out.append(rec)
@@ -111,14 +112,15 @@ def alert_records(cb: ClassifiedBatch, classes: Sequence[str], source: str = "")
 
 
 class AlertsWriter:
-    def __init__(self, path, classes: Sequence[str], source: str = ""):
+    def __init__(self, path, classes: Sequence[str], source: str = "", live: bool = False):
         self.classes = list(classes)
         self.source = source
+        self.live = live
         self._fh = _open(path)
         self.alerts = 0
 
     def write(self, cb: ClassifiedBatch) -> None:
-        recs = alert_records(cb, self.classes, self.source)
+        recs = alert_records(cb, self.classes, self.source, self.live)
         if recs:
             self._fh.write("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in recs))
             self._fh.flush()

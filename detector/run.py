@@ -69,7 +69,8 @@ class MonitorRun:
             if self.predictions_path:
                 pred_w = PredictionsWriter(self.predictions_path, self.classes, with_labels=self.labels is not None)
             if self.alerts_path:
-                alert_w = AlertsWriter(self.alerts_path, self.classes, source=self.source.description)
+                alert_w = AlertsWriter(self.alerts_path, self.classes, source=self.source.description,
+                                       live=self.live)
             deadline = (time.perf_counter() + self.duration) if self.duration else None
 
             def stop() -> bool:

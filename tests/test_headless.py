@@ -151,3 +151,14 @@ def test_bad_label_value_names_file_and_line(capture, tmp_path, model, capsys):
     bad.write_text("frame_number,label\n1,normal\n2,worm\n")
     rc, cap = run(capsys, "-r", capture, "--headless", "--model", model, "--labels", bad)
     assert rc == 2 and f"{bad}:3: unknown class 'worm'" in cap.err
+
+
+def test_alerts_name_the_capture_file_whatever_its_extension(tmp_path, model, capsys):
+    cap = tmp_path / "evidence.cap"  # editcap/tcpdump names: not .pcap/.pcapng, still a file replay
+    cap.write_bytes(pcap(udp_frames(20)))
+    alerts = tmp_path / "a.jsonl"
+    rc, _ = run(capsys, "-r", cap, "--headless", "--model", model, "--alerts", alerts)
+    assert rc == 0
+    lines = [json.loads(line) for line in alerts.read_text().splitlines()]
+    assert lines, "the flagging model raised no alert"
+    assert all(a["pcap_filename"] == str(cap) and "in_iface" not in a for a in lines)
