@@ -6,7 +6,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from .fields import FIELDS, FIELD_NAMES
+from .fields import FIELDS
 
 _DTYPES = {"int": np.int64, "hex": np.int64, "float": np.float64, "str": object}
 _MISSING = {"int": -1, "hex": -1, "float": np.nan, "str": ""}
@@ -54,9 +54,6 @@ class PacketBatch:
     def slice(self, start: int, stop: int) -> "PacketBatch":
         return PacketBatch({k: v[start:stop] for k, v in self.columns.items()})
 
-    def take(self, index: np.ndarray) -> "PacketBatch":
-        return PacketBatch({k: v[index] for k, v in self.columns.items()})
-
     @staticmethod
     def concat(batches: list["PacketBatch"]) -> "PacketBatch":
         batches = [b for b in batches if len(b)]
@@ -70,8 +67,3 @@ class PacketBatch:
         """Row ``i`` as a plain dict (for detail views and tests)."""
         return {k: (v[i].item() if hasattr(v[i], "item") else v[i]) for k, v in self.columns.items()}
 
-
-def check_columns(batch: PacketBatch) -> None:
-    missing = [n for n in FIELD_NAMES if n not in batch.columns]
-    if missing:
-        raise ValueError(f"PacketBatch lacks columns: {', '.join(missing)}")

@@ -67,8 +67,6 @@ class RunTotals:
     anomalies: int = 0
     class_counts: np.ndarray = field(default=None)  # type: ignore[assignment]
     confusion: ConfusionAccumulator = field(default=None)  # type: ignore[assignment]
-    first_time: float | None = None
-    last_time: float | None = None
 
     def __post_init__(self):
         k = len(self.classes)
@@ -77,8 +75,7 @@ class RunTotals:
         if self.confusion is None:
             self.confusion = ConfusionAccumulator(k)
 
-    def update(self, predicted: np.ndarray, anomaly: np.ndarray, labels: np.ndarray | None,
-               times: np.ndarray | None = None) -> None:
+    def update(self, predicted: np.ndarray, anomaly: np.ndarray, labels: np.ndarray | None) -> None:
         n = len(predicted)
         if not n:
             return
@@ -87,12 +84,6 @@ class RunTotals:
         self.class_counts += np.bincount(predicted, minlength=len(self.classes))[: len(self.classes)]
         if labels is not None:
             self.confusion.update(labels, predicted)
-        if times is not None and len(times):
-            ft = float(np.nanmin(times)) if not np.all(np.isnan(times)) else None
-            lt = float(np.nanmax(times)) if ft is not None else None
-            if ft is not None:
-                self.first_time = ft if self.first_time is None else min(self.first_time, ft)
-                self.last_time = lt if self.last_time is None else max(self.last_time, lt)
 
     @property
     def labelled(self) -> int:

@@ -83,8 +83,7 @@ class MonitorRun:
                         cb = cb.slice(0, self.count - self.totals.packets)
                     for piece in self.pieces(cb, cancelled):
                         with self.lock:
-                            self.totals.update(piece.predicted, piece.anomaly, piece.labels,
-                                               piece.packets["time_epoch"])
+                            self.totals.update(piece.predicted, piece.anomaly, piece.labels)
                         if pred_w:
                             pred_w.write(piece)
                         if alert_w:
