@@ -1,7 +1,8 @@
 """One monitoring run, UI-free: the loop shared by ``iotwatch --headless`` and the TUI's worker.
 
 ``MonitorRun.run`` opens the source (in the calling thread: pyshark/tshark must not touch Textual's
-event loop), runs the ``classify_stream`` pipeline, counts every packet in ``RunTotals``, writes
+event loop), resolves deferred labels (``labels`` may be a zero-argument loader: a big sidecar CSV is
+then parsed while tshark starts instead of before it), runs the ``classify_stream`` pipeline, counts every packet in ``RunTotals``, writes
 ``--predictions`` / ``--alerts`` incrementally, honours ``-c`` (count), ``-a`` (duration) and
 cancellation on every source batch (idle live batches included), and finally writes ``--report``.
 Subclasses hook ``pieces`` (the TUI paces replays there) and ``run(on_batch=...)`` sees every counted
@@ -61,10 +62,14 @@ class MonitorRun:
         Raises IotwatchError on bad input; a KeyboardInterrupt ends the run like a user stop."""
         pred_w = alert_w = None
         interrupted = False
+        started = False
         t0 = time.perf_counter()   # the report's "seconds": wall time of the whole run
         try:
             self.source = self.source_factory()
             self.live = bool(getattr(self.source, "live", False))
+            if callable(self.labels):  # deferred: read while tshark loads its dissectors
+                self.labels = self.labels()
+            started = True
             opened()
             if self.predictions_path:
                 pred_w = PredictionsWriter(self.predictions_path, self.classes, with_labels=self.labels is not None)
@@ -100,7 +105,7 @@ class MonitorRun:
             for w in (pred_w, alert_w):
                 if w:
                     w.close()
-            if self.source is not None:
+            if started:
                 self.report = self._report(time.perf_counter() - t0, interrupted)
                 if self.report_path:
                     with open(self.report_path, "w", encoding="utf-8") as fh:

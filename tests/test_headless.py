@@ -147,10 +147,19 @@ def test_usage_and_input_errors_exit_2_with_one_line(capture, tmp_path, capsys, 
 
 
 def test_bad_label_value_names_file_and_line(capture, tmp_path, model, capsys):
+    """Labels are read once tshark is starting (headless defers them): a bad file still exits 2 with
+    its line, writes no report or outputs, and leaves no tshark behind."""
+    import psutil
+
     bad = tmp_path / "bad.csv"
     bad.write_text("frame_number,label\n1,normal\n2,worm\n")
-    rc, cap = run(capsys, "-r", capture, "--headless", "--model", model, "--labels", bad)
+    rep, pred = tmp_path / "r.json", tmp_path / "p.csv"
+    rc, cap = run(capsys, "-r", capture, "--headless", "--model", model, "--labels", bad,
+                  "--report", rep, "--predictions", pred)
     assert rc == 2 and f"{bad}:3: unknown class 'worm'" in cap.err
+    assert len(cap.err.strip().splitlines()) == 1, cap.err
+    assert not rep.exists() and not pred.exists()
+    assert [c.name() for c in psutil.Process().children(recursive=True)] == []
 
 
 def test_alerts_name_the_capture_file_whatever_its_extension(tmp_path, model, capsys):
