@@ -128,8 +128,48 @@ def may_have_comment_labels(capture: str | Path) -> bool:
         return False  # unreadable files are reported by the source's preflight
 
 
+_NOT_SEPARATOR = bytes(b for b in range(256) if b not in b",\n")
+
+
+def _read_sidecar_fast(path: Path, index: dict[str, int]) -> dict[int, int] | None:
+    """The common, clean file (``frame_number,label`` header, plain rows): ~4x the csv module.
+    None when anything is unusual; the careful reader then parses it and names the bad line."""
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            text = fh.read()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if '"' in text or "\r" in text:
+        return None
+    head, _, body = text.partition("\n")
+    if head.strip().lower().replace(" ", "") != "frame_number,label":
+        return None
+    body = body.rstrip("\n")
+    if not body.strip():
+        return {}
+    lines = body.count("\n") + 1
+    if body.encode().translate(None, _NOT_SEPARATOR) != b",\n" * (lines - 1) + b",":
+        return None  # a blank line, or a line without exactly two columns
+    flat = body.replace("\n", ",").split(",")
+    names = {**index, "": -1}
+    try:
+        frames = list(map(int, flat[0::2]))
+        idx = list(map(names.__getitem__, flat[1::2]))
+    except (ValueError, KeyError):
+        return None
+    if frames and min(frames) < 1:
+        return None
+    if -1 in idx:
+        return {f: i for f, i in zip(frames, idx) if i >= 0}
+    return dict(zip(frames, idx))
+
+
 def read_sidecar(path: str | Path, classes: Sequence[str]) -> dict[int, int]:
     path = Path(path)
+    index = {c: i for i, c in enumerate(classes)}
+    fast = _read_sidecar_fast(path, index) if path.is_file() else None
+    if fast is not None:
+        return fast
     index = {c: i for i, c in enumerate(classes)}
     try:
         fh = open(path, newline="", encoding="utf-8")

@@ -38,6 +38,7 @@ def test_sidecar_header_column_order_and_blank_lines(tmp_path):
     ("frame,cls\n1,normal\n", ":1: header must contain"),
     ("", "empty label file"),
     ("frame_number,label\n5\n", ":2: expected 'frame_number,label'"),
+    ("frame_number,label\n5\nnormal,6,recon\n", ":2: expected 'frame_number,label'"),  # realigns if split naively
 ])
 def test_bad_sidecar_errors_name_file_line_and_value(tmp_path, text, needle):
     p = tmp_path / "bad.labels.csv"
@@ -47,6 +48,26 @@ def test_bad_sidecar_errors_name_file_line_and_value(tmp_path, text, needle):
     msg = str(ei.value)
     assert str(p) in msg and needle in msg
     assert "\n" not in msg
+
+
+@pytest.mark.parametrize("text", [
+    "frame_number,label\n1,normal\n2,\n2,recon\n7,dos",        # explicit blank label, duplicates, no final newline
+    "frame_number,label\n1,normal\n1,\n",                        # a blank label does not erase an earlier one
+    "frame_number,label\n",
+    "frame_number, label\n3,recon\n\n\n",
+    " 9,exfiltration\n".join(["frame_number,label\n", ""]) + "10, spoofing\n",
+    "frame_number,label\r\n1,normal\r\n",
+    "frame_number,label\n1,normal\n2,dos,\n",                     # trailing empty column: accepted
+])
+def test_fast_sidecar_reader_agrees_with_the_careful_one(tmp_path, text, monkeypatch):
+    """Clean files take a fast path (~4x the csv module); it must give exactly the careful reader's map."""
+    import iotwatch.captures.labels as labels_mod
+
+    p = tmp_path / "l.csv"
+    p.write_text(text, newline="")
+    fast = read_sidecar(p, CLASSES)
+    monkeypatch.setattr(labels_mod, "_read_sidecar_fast", lambda *a: None)
+    assert fast == read_sidecar(p, CLASSES)
 
 
 def test_binary_and_missing_sidecar_are_input_errors(tmp_path):
