@@ -280,6 +280,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             tools.add_row(name, path, _version(path))
     con.print(tools)
+    from iotwatch.detector.model import FAST_KERNELS, kernel_status  # numpy only; no torch, no UI
+
+    kernel, why = kernel_status()
+    colour = "green" if kernel in FAST_KERNELS else "yellow"
+    con.print(f"inference kernel: [{colour}]{kernel}[/] ({why})")
     capturable = 0
     if dumpcap and os.access(dumpcap, os.X_OK):
         ifaces = _dumpcap_interfaces(dumpcap)

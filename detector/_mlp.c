@@ -44,6 +44,7 @@
 
 #define PAD 16            /* floats per padded column group (one AVX-512 vector) */
 #define MAX_LAYERS 16
+#define BLOCK 16          /* rows per block in the blocked AVX-512 kernel */
 
 enum { ISA_GENERIC = 0, ISA_AVX2 = 1, ISA_AVX512 = 2 };
 static const char *ISA_NAMES[] = {"generic", "avx2", "avx512"};
@@ -52,12 +53,28 @@ typedef struct {
     int n_layers;
     int dims[MAX_LAYERS + 1];   /* dims[0] = inputs, dims[l + 1] = outputs of layer l */
     int pdims[MAX_LAYERS + 1];  /* padded to a multiple of PAD */
-    const float *W[MAX_LAYERS]; /* (dims[l], pdims[l + 1]) row-major, padding columns zero */
+    int cw[MAX_LAYERS];         /* column chunk width of layer l (multiple of PAD) */
+    const float *W[MAX_LAYERS]; /* chunk-major: chunk c (columns c*cw .. +w, w = min(cw, pdims - c*cw))
+                                   is a (dims[l], w) row-major block at W + dims[l] * c * cw; padding
+                                   columns are zero. cw == pdims (one chunk) for the row-wise kernels */
     const float *b[MAX_LAYERS]; /* (pdims[l + 1]), padding zero */
     int maxw;                   /* largest padded width, for scratch buffers */
 } Net;
 
 static inline int pad_up(int n) { return (n + PAD - 1) / PAD * PAD; }
+
+/* Column chunk width for the blocked AVX-512 kernel: as wide as possible (at most 128 columns, 8
+ * vectors of accumulators) while a (K, width) weight chunk fits in CHUNK_BYTES, split evenly. */
+#ifndef CHUNK_BYTES
+#define CHUNK_BYTES (48 * 1024)
+#endif
+static int chunk_width(int K, int P) {
+    int maxw = CHUNK_BYTES / (K * (int)sizeof(float)) / PAD * PAD;
+    if (maxw < PAD) maxw = PAD;
+    if (maxw > 8 * PAD) maxw = 8 * PAD;
+    const int nchunks = (P + maxw - 1) / maxw;
+    return pad_up((P + nchunks - 1) / nchunks);
+}
 
 /* ---------------------------------------------------------------- generic (portable C) */
 
@@ -114,29 +131,30 @@ static void rows_generic(const Net *net, const float *X, Py_ssize_t n, float *ou
 
 T512 static inline __mmask16 tail16(int k) { return k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << k) - 1u); }
 
-/* nonzero (or NaN) entries of x[0:K] -> idx/val; both need K + 16 slots (full-vector stores). The
- * register form of vcompress is used: the memory form is microcoded and slow on some CPUs. */
-T512 static int nz_avx512(const float *x, int K, int32_t *idx, float *val) {
+/* Indices (int16) of the nonzero (or NaN) entries of x[0:K] -> idx, which needs K + 16 slots
+ * (full-vector stores). The register form of vcompress is used: the memory form is microcoded and
+ * slow on some CPUs. Values are not copied: the layer reads x[idx[t]] from the row itself. */
+T512 static int nzi_avx512(const float *x, int K, int16_t *idx) {
     int n = 0;
-    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    __m512i ids = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i step = _mm512_set1_epi32(16);
     const __m512 zero = _mm512_setzero_ps();
     for (int j = 0; j < K; j += 16) {
-        __mmask16 t = tail16(K - j);
-        __m512 v = _mm512_maskz_loadu_ps(t, x + j);
-        __mmask16 m = _mm512_mask_cmp_ps_mask(t, v, zero, _CMP_NEQ_UQ);
-        __m512i ids = _mm512_add_epi32(iota, _mm512_set1_epi32(j));
-        _mm512_storeu_si512((void *)(idx + n), _mm512_maskz_compress_epi32(m, ids));
-        _mm512_storeu_ps(val + n, _mm512_maskz_compress_ps(m, v));
+        const __mmask16 t = tail16(K - j);
+        const __mmask16 m = _mm512_mask_cmp_ps_mask(t, _mm512_maskz_loadu_ps(t, x + j), zero, _CMP_NEQ_UQ);
+        _mm256_storeu_si256((__m256i *)(idx + n), _mm512_cvtepi32_epi16(_mm512_maskz_compress_epi32(m, ids)));
         n += __builtin_popcount((unsigned)m);
+        ids = _mm512_add_epi32(ids, step);
     }
     return n;
 }
 
-/* out[0:16*NV] = bias + sum_t val[t] * W[idx[t], 0:16*NV]; NV accumulators in registers. For small
- * NV two interleaved accumulator sets hide the FMA latency. */
+/* out[0:16*NV] = bias + sum_t x[idx[t]] * W[idx[t], 0:16*NV], then ReLU if relu (max(0, NaN) is
+ * NaN, as np.maximum: vmaxps returns its 2nd operand on NaN). NV accumulators live in registers;
+ * for small NV two interleaved accumulator sets hide the FMA latency. */
 #define DEF_AXPY512(NV)                                                                              \
-    T512 static void axpy512_##NV(const int32_t *idx, const float *val, int nnz, const float *W,   \
-                                  size_t ldw, const float *bias, float *out) {                       \
+    T512 static void axpy512_##NV(const int16_t *idx, const float *x, int nnz, const float *W,     \
+                                  size_t ldw, const float *bias, float *out, int relu) {             \
         __m512 a[NV], c[NV];                                                                         \
         _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) {                                       \
             a[v] = _mm512_load_ps(bias + 16 * v);                                                    \
@@ -145,8 +163,9 @@ T512 static int nz_avx512(const float *x, int K, int32_t *idx, float *val) {
         int t = 0;                                                                                   \
         if (NV <= 4) {                                                                               \
             for (; t + 1 < nnz; t += 2) {                                                            \
-                const float *w0 = W + (size_t)idx[t] * ldw, *w1 = W + (size_t)idx[t + 1] * ldw;     \
-                const __m512 x0 = _mm512_set1_ps(val[t]), x1 = _mm512_set1_ps(val[t + 1]);          \
+                const int i0 = idx[t], i1 = idx[t + 1];                                              \
+                const float *w0 = W + (size_t)i0 * ldw, *w1 = W + (size_t)i1 * ldw;                 \
+                const __m512 x0 = _mm512_set1_ps(x[i0]), x1 = _mm512_set1_ps(x[i1]);                \
                 _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) {                               \
                     a[v] = _mm512_fmadd_ps(x0, _mm512_load_ps(w0 + 16 * v), a[v]);                   \
                     c[v] = _mm512_fmadd_ps(x1, _mm512_load_ps(w1 + 16 * v), c[v]);                   \
@@ -154,33 +173,30 @@ T512 static int nz_avx512(const float *x, int K, int32_t *idx, float *val) {
             }                                                                                        \
         }                                                                                            \
         for (; t < nnz; t++) {                                                                       \
-            const float *w = W + (size_t)idx[t] * ldw;                                              \
-            const __m512 x = _mm512_set1_ps(val[t]);                                                 \
+            const int i = idx[t];                                                                    \
+            const float *w = W + (size_t)i * ldw;                                                   \
+            const __m512 xv = _mm512_set1_ps(x[i]);                                                  \
             _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++)                                     \
-                a[v] = _mm512_fmadd_ps(x, _mm512_load_ps(w + 16 * v), a[v]);                         \
+                a[v] = _mm512_fmadd_ps(xv, _mm512_load_ps(w + 16 * v), a[v]);                        \
         }                                                                                            \
-        _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++)                                         \
-            _mm512_store_ps(out + 16 * v, NV <= 4 ? _mm512_add_ps(a[v], c[v]) : a[v]);               \
+        const __m512 zero = _mm512_setzero_ps();                                                     \
+        _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) {                                       \
+            __m512 r = NV <= 4 ? _mm512_add_ps(a[v], c[v]) : a[v];                                   \
+            _mm512_store_ps(out + 16 * v, relu ? _mm512_max_ps(zero, r) : r);                        \
+        }                                                                                            \
     }
 DEF_AXPY512(8)
+DEF_AXPY512(7)
+DEF_AXPY512(6)
+DEF_AXPY512(5)
 DEF_AXPY512(4)
+DEF_AXPY512(3)
 DEF_AXPY512(2)
 DEF_AXPY512(1)
 
-T512 static void layer_avx512(const int32_t *idx, const float *val, int nnz, const float *W, int P,
-                              const float *bias, float *out) {
-    int c = 0;
-    for (; P - c >= 128; c += 128) axpy512_8(idx, val, nnz, W + c, (size_t)P, bias + c, out + c);
-    if (P - c >= 64) { axpy512_4(idx, val, nnz, W + c, (size_t)P, bias + c, out + c); c += 64; }
-    if (P - c >= 32) { axpy512_2(idx, val, nnz, W + c, (size_t)P, bias + c, out + c); c += 32; }
-    if (P - c >= 16) { axpy512_1(idx, val, nnz, W + c, (size_t)P, bias + c, out + c); c += 16; }
-}
-
-/* ReLU that keeps NaN (max(0, NaN) = NaN, as np.maximum): vmaxps returns its 2nd operand on NaN. */
-T512 static void relu_avx512(float *h, int P) {
-    const __m512 zero = _mm512_setzero_ps();
-    for (int j = 0; j < P; j += 16) _mm512_store_ps(h + j, _mm512_max_ps(zero, _mm512_load_ps(h + j)));
-}
+typedef void (*axpy_fn)(const int16_t *, const float *, int, const float *, size_t, const float *, float *, int);
+static const axpy_fn AXPY512[9] = {NULL, axpy512_1, axpy512_2, axpy512_3, axpy512_4,
+                                   axpy512_5, axpy512_6, axpy512_7, axpy512_8};
 
 /* exp(d) for d <= 0 or NaN (softmax arguments); |rel err| ~1 ulp (Cephes expf polynomial). */
 T512 static inline __m512 exp_neg512(__m512 d) {
@@ -213,18 +229,44 @@ T512 static void softmax_avx512(const float *z, int N, float *out) {
     _mm512_mask_storeu_ps(out, t, _mm512_div_ps(e, _mm512_set1_ps(s)));
 }
 
-T512 static void rows_avx512(const Net *net, const float *X, Py_ssize_t n, float *out, float *h,
-                             int32_t *idx, float *val) {
-    const int L = net->n_layers;
-    for (Py_ssize_t r = 0; r < n; r++) {
-        int nnz = nz_avx512(X + (size_t)r * net->dims[0], net->dims[0], idx, val);
+/* Rows go through the network in blocks of BLOCK rows, layer by layer, one column chunk at a time:
+ * a chunk's weights (at most ~24 KB, see chunk_width) stay in L1 while every row of the block uses
+ * them. Per row and layer, the nonzero inputs are listed once (index, value) and reused by every
+ * chunk. */
+
+T512 static void rows_avx512(const Net *net, const float *X, Py_ssize_t n, float *out, float *hbuf,
+                             int16_t *idx, int S, int HS) {
+    const int L = net->n_layers, K0 = net->dims[0], NC = net->dims[L];
+    int cnt[BLOCK];
+    float *hA = hbuf, *hB = hbuf + (size_t)BLOCK * HS; /* ping-pong: a layer reads one, writes the other */
+    for (Py_ssize_t r0 = 0; r0 < n; r0 += BLOCK) {
+        const int nb = n - r0 < BLOCK ? (int)(n - r0) : BLOCK;
+        const float *in = X + (size_t)r0 * K0;
+        int in_stride = K0;
+        for (int r = 0; r < nb; r++) cnt[r] = nzi_avx512(in + (size_t)r * K0, K0, idx + r * S);
+        /* the next block's input rows are fetched while this block computes */
+        if (r0 + BLOCK < n) {
+            const char *nx = (const char *)(X + (size_t)(r0 + BLOCK) * K0);
+            const size_t bytes = (size_t)((n - r0 - BLOCK) < BLOCK ? (n - r0 - BLOCK) : BLOCK) * K0 * sizeof(float);
+            for (size_t o = 0; o < bytes; o += 64) _mm_prefetch(nx + o, _MM_HINT_T0);
+        }
+        float *h = hA;
         for (int l = 0; l < L; l++) {
-            layer_avx512(idx, val, nnz, net->W[l], net->pdims[l + 1], net->b[l], h);
-            if (l + 1 < L) {
-                relu_avx512(h, net->pdims[l + 1]);
-                nnz = nz_avx512(h, net->dims[l + 1], idx, val);
+            const int K = net->dims[l], P = net->pdims[l + 1], cw = net->cw[l], relu = l + 1 < L;
+            for (int c = 0; c < P; c += cw) {
+                const int w = P - c < cw ? P - c : cw;
+                const float *Wc = net->W[l] + (size_t)K * c, *bc = net->b[l] + c;
+                const axpy_fn f = AXPY512[w / 16];
+                for (int r = 0; r < nb; r++)
+                    f(idx + r * S, in + (size_t)r * in_stride, cnt[r], Wc, (size_t)w, bc, h + (size_t)r * HS + c, relu);
+            }
+            if (relu) {
+                for (int r = 0; r < nb; r++) cnt[r] = nzi_avx512(h + (size_t)r * HS, net->dims[l + 1], idx + r * S);
+                in = h;
+                in_stride = HS;
+                h = h == hA ? hB : hA;
             } else {
-                softmax_avx512(h, net->dims[L], out + (size_t)r * net->dims[L]);
+                for (int r = 0; r < nb; r++) softmax_avx512(h + (size_t)r * HS, NC, out + (size_t)(r0 + r) * NC);
             }
         }
     }
@@ -390,7 +432,7 @@ static int Kernel_init(KernelObject *self, PyObject *args, PyObject *kwds) {
     }
     for (int l = 0; l < L; l++) {
         Py_ssize_t K = wv[l].shape[0], N = wv[l].shape[1];
-        if (K < 1 || N < 1 || K > (1 << 20) || N > (1 << 20) || bv[l].shape[0] != N ||
+        if (K < 1 || N < 1 || K > 32000 || N > 32000 || bv[l].shape[0] != N ||
             (l > 0 && K != net.dims[l])) {
             PyErr_Format(PyExc_ValueError, "layer %d: weight (%zd, %zd), bias (%zd) do not chain", l, K, N,
                          bv[l].shape[0]);
@@ -404,6 +446,7 @@ static int Kernel_init(KernelObject *self, PyObject *args, PyObject *kwds) {
         net.pdims[l] = pad_up(net.dims[l]);
         if (net.pdims[l] > net.maxw) net.maxw = net.pdims[l];
     }
+    for (int l = 0; l < L; l++) net.cw[l] = isa == ISA_AVX512 ? chunk_width(net.dims[l], net.pdims[l + 1]) : net.pdims[l + 1];
     for (int l = 0; l < L; l++) total += (size_t)net.dims[l] * net.pdims[l + 1] + net.pdims[l + 1];
     float *store = aligned_alloc(64, (total * sizeof(float) + 63) / 64 * 64);
     if (!store) { PyErr_NoMemory(); goto done; }
@@ -412,7 +455,11 @@ static int Kernel_init(KernelObject *self, PyObject *args, PyObject *kwds) {
     for (int l = 0; l < L; l++) {
         const int K = net.dims[l], N = net.dims[l + 1], P = net.pdims[l + 1];
         const float *src = (const float *)wv[l].buf;
-        for (int i = 0; i < K; i++) memcpy(p + (size_t)i * P, src + (size_t)i * N, sizeof(float) * (size_t)N);
+        for (int c = 0; c < N; c += net.cw[l]) {
+            const int w = P - c < net.cw[l] ? P - c : net.cw[l], take = N - c < w ? N - c : w;
+            for (int i = 0; i < K; i++)
+                memcpy(p + (size_t)K * c + (size_t)i * w, src + (size_t)i * N + c, sizeof(float) * (size_t)take);
+        }
         net.W[l] = p;
         p += (size_t)K * P;
         memcpy(p, bv[l].buf, sizeof(float) * (size_t)N);
@@ -453,10 +500,15 @@ static PyObject *Kernel_proba(KernelObject *self, PyObject *args) {
     }
     if (n > 0) {
         /* scratch: one padded activation row, and index/value lists with a vector of slack */
-        const size_t w = (size_t)net->maxw + 64;
-        float *h = aligned_alloc(64, w * sizeof(float));
-        float *val = aligned_alloc(64, w * sizeof(float));
-        int32_t *idx = aligned_alloc(64, w * sizeof(int32_t));
+        /* per block row: a padded activation row (HS floats) and index/value lists of the nonzero
+           inputs (S slots: the widest layer input plus a vector of slack for full-vector stores) */
+        int S = 0;
+        for (int l = 0; l < net->n_layers; l++) if (net->pdims[l] > S) S = net->pdims[l];
+        S += 16;
+        const int HS = net->maxw;
+        float *h = aligned_alloc(64, (size_t)2 * BLOCK * HS * sizeof(float));
+        float *val = aligned_alloc(64, (size_t)BLOCK * S * sizeof(float));
+        int32_t *idx = aligned_alloc(64, (size_t)BLOCK * S * sizeof(int32_t));
         if (!h || !val || !idx) {
             free(h); free(val); free(idx);
             PyErr_NoMemory();
@@ -466,7 +518,7 @@ static PyObject *Kernel_proba(KernelObject *self, PyObject *args) {
         float *out = (float *)ov.buf;
         Py_BEGIN_ALLOW_THREADS
 #if IOTW_X86
-        if (self->isa == ISA_AVX512) rows_avx512(net, X, n, out, h, idx, val);
+        if (self->isa == ISA_AVX512) rows_avx512(net, X, n, out, h, (int16_t *)idx, S, HS);
         else if (self->isa == ISA_AVX2) rows_avx2(net, X, n, out, h, idx, val);
         else
 #endif
@@ -534,6 +586,7 @@ static PyObject *available_isas(PyObject *mod, PyObject *unused) {
     Py_DECREF(lst);
     return t;
 }
+
 
 static PyMethodDef module_methods[] = {
     {"available_isas", available_isas, METH_NOARGS, "kernels this machine can run, best first"},

@@ -6,9 +6,11 @@
     proba = clf.predict_proba(X)               # float32 (n, len(clf.classes_)), rows sum to 1
     clf.predict(X); clf.is_anomaly(proba, predicted)
 
-Inference runs the bundle's weights as float32 numpy matmuls with the scaler folded into the first
-layer (``model.FoldedMLP``): identical to the torch module in ``eval()`` mode, and faster for this
-tiny network (``bench/inference.py`` measures both). Training code is never imported from here.
+Inference runs the bundle's weights in float32 with the scaler folded into the first layer
+(``model.FoldedMLP``): the fused C kernel ``iotwatch.detector._mlp`` when it is built and the CPU has
+AVX-512 or AVX2, else numpy matmuls (``clf.kernel`` says which); both match the torch module in
+``eval()`` mode to ~1e-6 and are faster for this tiny network (``bench/inference.py`` measures all
+three). Training code is never imported from here.
 """
 from __future__ import annotations
 
@@ -42,6 +44,11 @@ class PacketClassifier:
     def load(cls, path: str | Path | None = None) -> "PacketClassifier":
         """The bundle at ``path`` (``None`` = the bundled model). Bad file -> ``InputError``."""
         return cls(load_bundle(default_bundle_path() if path is None else path))
+
+    @property
+    def kernel(self) -> str:
+        """The inference kernel in use: "avx512", "avx2", "generic" (C) or "numpy"."""
+        return self._mlp.kernel_name
 
     @property
     def meta(self) -> dict:
