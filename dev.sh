@@ -38,15 +38,29 @@ pip_quiet() {
   fi
 }
 
+build_tools() {
+  # the inference kernel (detector/_mlp.c) is compiled at install time: a C compiler and Python.h
+  local inc
+  command -v gcc >/dev/null || command -v cc >/dev/null || apt_install gcc
+  inc=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+  [ -f "$inc/Python.h" ] || apt_install python3-dev
+}
+
 setup() {
   apt_install tshark tmux
+  build_tools
   [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
   # torch first, pinned: this machine has the 2.13.0 CPU wheel; otherwise pip pulls a multi-GB CUDA build.
   "$VENV/bin/python" -c "import torch" 2>/dev/null || \
     pip_quiet install torch==2.13.0 ${IOTWATCH_TORCH_INDEX:+--extra-index-url "$IOTWATCH_TORCH_INDEX"}
+  # (re)install when the packaging or the C kernel changed, or the built kernel is missing
   local stamp="$VENV/.iotwatch-installed"
-  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ detector/_mlp.c -nt "$stamp" ] || \
+     ! "$VENV/bin/python" -c "import iotwatch.detector._mlp" 2>/dev/null; then
     pip_quiet install -e ".[test]" && touch "$stamp"
+    "$VENV/bin/python" -c "import iotwatch.detector._mlp" 2>/dev/null || \
+      echo "iotwatch setup: warning: the C inference kernel (detector/_mlp.c) did not build, inference" \
+           "runs the slower numpy fallback (install gcc and python3-dev; build log: $VENV/pip.log)" >&2
   fi
   if [ "${IOTWATCH_LAB_TOOLS:-1}" = 1 ]; then
     # the attack lab's real tools (nmap, hping3, hydra, ...): installed without leaving host daemons running
