@@ -63,15 +63,16 @@ typedef struct {
 
 static inline int pad_up(int n) { return (n + PAD - 1) / PAD * PAD; }
 
-/* Column chunk width for the blocked AVX-512 kernel: as wide as possible (at most 128 columns, 8
- * vectors of accumulators) while a (K, width) weight chunk fits in CHUNK_BYTES, split evenly. */
+/* Column chunk width for the blocked SIMD kernels: as wide as possible (at most maxcols columns, the
+ * accumulators the kernel keeps in registers) while a (K, width) weight chunk stays within
+ * CHUNK_BYTES (about L1 + a bit: measured best on Zen 4 among 16-90 KB), split evenly. */
 #ifndef CHUNK_BYTES
 #define CHUNK_BYTES (48 * 1024)
 #endif
-static int chunk_width(int K, int P) {
+static int chunk_width(int K, int P, int maxcols) {
     int maxw = CHUNK_BYTES / (K * (int)sizeof(float)) / PAD * PAD;
     if (maxw < PAD) maxw = PAD;
-    if (maxw > 8 * PAD) maxw = 8 * PAD;
+    if (maxw > maxcols) maxw = maxcols;
     const int nchunks = (P + maxw - 1) / maxw;
     return pad_up((P + nchunks - 1) / nchunks);
 }
@@ -230,7 +231,7 @@ T512 static void softmax_avx512(const float *z, int N, float *out) {
 }
 
 /* Rows go through the network in blocks of BLOCK rows, layer by layer, one column chunk at a time:
- * a chunk's weights (at most ~24 KB, see chunk_width) stay in L1 while every row of the block uses
+ * a chunk's weights (see chunk_width) stay in L1/L2 while every row of the block uses
  * them. Per row and layer, the nonzero inputs are listed once (index, value) and reused by every
  * chunk. */
 
@@ -276,27 +277,37 @@ T512 static void rows_avx512(const Net *net, const float *X, Py_ssize_t n, float
 
 #define T256 __attribute__((target("avx2,fma,bmi,popcnt")))
 
-T256 static int nz_avx2(const float *x, int K, int32_t *idx, float *val) {
+/* NZ_LUT[m] = positions of the set bits of the 8-bit mask m, in order (int16, for nzi_avx2) */
+static int16_t NZ_LUT[256][8] __attribute__((aligned(16)));
+
+static void init_nz_lut(void) {
+    for (int m = 0; m < 256; m++) {
+        int k = 0;
+        for (int b = 0; b < 8; b++) if (m & (1 << b)) NZ_LUT[m][k++] = (int16_t)b;
+        for (; k < 8; k++) NZ_LUT[m][k] = 0;
+    }
+}
+
+/* as nzi_avx512, 8 lanes at a time: indices from a lookup table on the compare mask */
+T256 static int nzi_avx2(const float *x, int K, int16_t *idx) {
     int n = 0, j = 0;
     const __m256 zero = _mm256_setzero_ps();
     for (; j + 8 <= K; j += 8) {
-        unsigned m = (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + j), zero, _CMP_NEQ_UQ));
-        while (m) {
-            int b = __builtin_ctz(m);
-            idx[n] = j + b; val[n] = x[j + b]; n++;
-            m &= m - 1;
-        }
+        const unsigned m = (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + j), zero, _CMP_NEQ_UQ));
+        _mm_storeu_si128((__m128i *)(idx + n), _mm_add_epi16(_mm_load_si128((const __m128i *)NZ_LUT[m]),
+                                                              _mm_set1_epi16((short)j)));
+        n += __builtin_popcount(m);
     }
     for (; j < K; j++) {
-        float v = x[j];
-        if (v != 0.0f || v != v) { idx[n] = j; val[n] = v; n++; }
+        const float v = x[j];
+        if (v != 0.0f || v != v) idx[n++] = (int16_t)j;
     }
     return n;
 }
 
 #define DEF_AXPY256(NV)                                                                              \
-    T256 static void axpy256_##NV(const int32_t *idx, const float *val, int nnz, const float *W,   \
-                                  size_t ldw, const float *bias, float *out) {                       \
+    T256 static void axpy256_##NV(const int16_t *idx, const float *x, int nnz, const float *W,     \
+                                  size_t ldw, const float *bias, float *out, int relu) {             \
         __m256 a[NV], c[NV];                                                                         \
         _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) {                                       \
             a[v] = _mm256_load_ps(bias + 8 * v);                                                     \
@@ -305,8 +316,9 @@ T256 static int nz_avx2(const float *x, int K, int32_t *idx, float *val) {
         int t = 0;                                                                                   \
         if (NV <= 4) {                                                                               \
             for (; t + 1 < nnz; t += 2) {                                                            \
-                const float *w0 = W + (size_t)idx[t] * ldw, *w1 = W + (size_t)idx[t + 1] * ldw;     \
-                const __m256 x0 = _mm256_set1_ps(val[t]), x1 = _mm256_set1_ps(val[t + 1]);          \
+                const int i0 = idx[t], i1 = idx[t + 1];                                              \
+                const float *w0 = W + (size_t)i0 * ldw, *w1 = W + (size_t)i1 * ldw;                 \
+                const __m256 x0 = _mm256_broadcast_ss(x + i0), x1 = _mm256_broadcast_ss(x + i1);     \
                 _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) {                               \
                     a[v] = _mm256_fmadd_ps(x0, _mm256_load_ps(w0 + 8 * v), a[v]);                    \
                     c[v] = _mm256_fmadd_ps(x1, _mm256_load_ps(w1 + 8 * v), c[v]);                    \
@@ -314,43 +326,107 @@ T256 static int nz_avx2(const float *x, int K, int32_t *idx, float *val) {
             }                                                                                        \
         }                                                                                            \
         for (; t < nnz; t++) {                                                                       \
-            const float *w = W + (size_t)idx[t] * ldw;                                              \
-            const __m256 x = _mm256_set1_ps(val[t]);                                                 \
+            const int i = idx[t];                                                                    \
+            const float *w = W + (size_t)i * ldw;                                                   \
+            const __m256 xv = _mm256_broadcast_ss(x + i);                                            \
             _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++)                                     \
-                a[v] = _mm256_fmadd_ps(x, _mm256_load_ps(w + 8 * v), a[v]);                          \
+                a[v] = _mm256_fmadd_ps(xv, _mm256_load_ps(w + 8 * v), a[v]);                         \
         }                                                                                            \
-        _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++)                                         \
-            _mm256_store_ps(out + 8 * v, NV <= 4 ? _mm256_add_ps(a[v], c[v]) : a[v]);                \
+        const __m256 zero = _mm256_setzero_ps();                                                     \
+        _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) {                                       \
+            __m256 r = NV <= 4 ? _mm256_add_ps(a[v], c[v]) : a[v];                                   \
+            _mm256_store_ps(out + 8 * v, relu ? _mm256_max_ps(zero, r) : r);                         \
+        }                                                                                            \
     }
 DEF_AXPY256(8)
+DEF_AXPY256(6)
 DEF_AXPY256(4)
 DEF_AXPY256(2)
 
-T256 static void layer_avx2(const int32_t *idx, const float *val, int nnz, const float *W, int P,
-                            const float *bias, float *out) {
-    int c = 0;
-    for (; P - c >= 64; c += 64) axpy256_8(idx, val, nnz, W + c, (size_t)P, bias + c, out + c);
-    if (P - c >= 32) { axpy256_4(idx, val, nnz, W + c, (size_t)P, bias + c, out + c); c += 32; }
-    if (P - c >= 16) { axpy256_2(idx, val, nnz, W + c, (size_t)P, bias + c, out + c); c += 16; }
+/* chunk widths are multiples of 16 floats: 2, 4, 6 or 8 vectors of 8 */
+static const axpy_fn AXPY256[9] = {NULL, NULL, axpy256_2, NULL, axpy256_4, NULL, axpy256_6, NULL, axpy256_8};
+
+/* exp(d) for d <= 0 or NaN, 8 lanes (as exp_neg512; below -87 it returns ~1.6e-38 instead of 0) */
+T256 static inline __m256 exp_neg256(__m256 d) {
+    d = _mm256_max_ps(_mm256_set1_ps(-87.0f), d); /* NaN stays NaN (2nd operand) */
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(d, _mm256_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), d);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
-T256 static void relu_avx2(float *h, int P) {
-    const __m256 zero = _mm256_setzero_ps();
-    for (int j = 0; j < P; j += 8) _mm256_store_ps(h + j, _mm256_max_ps(zero, _mm256_load_ps(h + j)));
+T256 static inline float hmax256(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
 }
 
-T256 static void rows_avx2(const Net *net, const float *X, Py_ssize_t n, float *out, float *h,
-                           int32_t *idx, float *val) {
-    const int L = net->n_layers;
-    for (Py_ssize_t r = 0; r < n; r++) {
-        int nnz = nz_avx2(X + (size_t)r * net->dims[0], net->dims[0], idx, val);
+T256 static inline float hsum256(__m256 v) {
+    __m128 m = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_add_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_add_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
+T256 static void softmax_avx2(const float *z, int N, float *out) {
+    if (N > 8) { softmax_generic(z, N, out); return; }
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i t = _mm256_cmpgt_epi32(_mm256_set1_epi32(N), lane);
+    const __m256 v = _mm256_load_ps(z); /* z is a padded (16-float, aligned) activation row */
+    const __m256 tf = _mm256_castsi256_ps(t);
+    if (_mm256_movemask_ps(_mm256_and_ps(tf, _mm256_cmp_ps(v, v, _CMP_UNORD_Q)))) {
+        _mm256_maskstore_ps(out, t, _mm256_set1_ps(NAN));
+        return;
+    }
+    const float m = hmax256(_mm256_blendv_ps(_mm256_set1_ps(-INFINITY), v, tf));
+    const __m256 e = _mm256_and_ps(tf, exp_neg256(_mm256_sub_ps(v, _mm256_set1_ps(m))));
+    const float s = hsum256(e);
+    _mm256_maskstore_ps(out, t, _mm256_div_ps(e, _mm256_set1_ps(s)));
+}
+
+/* the blocked structure of rows_avx512, 8-float vectors */
+T256 static void rows_avx2(const Net *net, const float *X, Py_ssize_t n, float *out, float *hbuf,
+                           int16_t *idx, int S, int HS) {
+    const int L = net->n_layers, K0 = net->dims[0], NC = net->dims[L];
+    int cnt[BLOCK];
+    float *hA = hbuf, *hB = hbuf + (size_t)BLOCK * HS;
+    for (Py_ssize_t r0 = 0; r0 < n; r0 += BLOCK) {
+        const int nb = n - r0 < BLOCK ? (int)(n - r0) : BLOCK;
+        const float *in = X + (size_t)r0 * K0;
+        int in_stride = K0;
+        for (int r = 0; r < nb; r++) cnt[r] = nzi_avx2(in + (size_t)r * K0, K0, idx + r * S);
+        if (r0 + BLOCK < n) {
+            const char *nx = (const char *)(X + (size_t)(r0 + BLOCK) * K0);
+            const size_t bytes = (size_t)((n - r0 - BLOCK) < BLOCK ? (n - r0 - BLOCK) : BLOCK) * K0 * sizeof(float);
+            for (size_t o = 0; o < bytes; o += 64) _mm_prefetch(nx + o, _MM_HINT_T0);
+        }
+        float *h = hA;
         for (int l = 0; l < L; l++) {
-            layer_avx2(idx, val, nnz, net->W[l], net->pdims[l + 1], net->b[l], h);
-            if (l + 1 < L) {
-                relu_avx2(h, net->pdims[l + 1]);
-                nnz = nz_avx2(h, net->dims[l + 1], idx, val);
+            const int K = net->dims[l], P = net->pdims[l + 1], cw = net->cw[l], relu = l + 1 < L;
+            for (int c = 0; c < P; c += cw) {
+                const int w = P - c < cw ? P - c : cw;
+                const float *Wc = net->W[l] + (size_t)K * c, *bc = net->b[l] + c;
+                const axpy_fn f = AXPY256[w / 8];
+                for (int r = 0; r < nb; r++)
+                    f(idx + r * S, in + (size_t)r * in_stride, cnt[r], Wc, (size_t)w, bc, h + (size_t)r * HS + c, relu);
+            }
+            if (relu) {
+                for (int r = 0; r < nb; r++) cnt[r] = nzi_avx2(h + (size_t)r * HS, net->dims[l + 1], idx + r * S);
+                in = h;
+                in_stride = HS;
+                h = h == hA ? hB : hA;
             } else {
-                softmax_generic(h, net->dims[L], out + (size_t)r * net->dims[L]);
+                for (int r = 0; r < nb; r++) softmax_avx2(h + (size_t)r * HS, NC, out + (size_t)(r0 + r) * NC);
             }
         }
     }
@@ -446,7 +522,10 @@ static int Kernel_init(KernelObject *self, PyObject *args, PyObject *kwds) {
         net.pdims[l] = pad_up(net.dims[l]);
         if (net.pdims[l] > net.maxw) net.maxw = net.pdims[l];
     }
-    for (int l = 0; l < L; l++) net.cw[l] = isa == ISA_AVX512 ? chunk_width(net.dims[l], net.pdims[l + 1]) : net.pdims[l + 1];
+    for (int l = 0; l < L; l++)
+        net.cw[l] = isa == ISA_AVX512 ? chunk_width(net.dims[l], net.pdims[l + 1], 128)
+                  : isa == ISA_AVX2   ? chunk_width(net.dims[l], net.pdims[l + 1], 64)
+                                      : net.pdims[l + 1];
     for (int l = 0; l < L; l++) total += (size_t)net.dims[l] * net.pdims[l + 1] + net.pdims[l + 1];
     float *store = aligned_alloc(64, (total * sizeof(float) + 63) / 64 * 64);
     if (!store) { PyErr_NoMemory(); goto done; }
@@ -519,7 +598,7 @@ static PyObject *Kernel_proba(KernelObject *self, PyObject *args) {
         Py_BEGIN_ALLOW_THREADS
 #if IOTW_X86
         if (self->isa == ISA_AVX512) rows_avx512(net, X, n, out, h, (int16_t *)idx, S, HS);
-        else if (self->isa == ISA_AVX2) rows_avx2(net, X, n, out, h, idx, val);
+        else if (self->isa == ISA_AVX2) rows_avx2(net, X, n, out, h, (int16_t *)idx, S, HS);
         else
 #endif
             rows_generic(net, X, n, out, h, idx, val);
@@ -599,6 +678,9 @@ static struct PyModuleDef moduledef = {
 };
 
 PyMODINIT_FUNC PyInit__mlp(void) {
+#if IOTW_X86
+    init_nz_lut();
+#endif
     if (PyType_Ready(&KernelType) < 0) return NULL;
     PyObject *m = PyModule_Create(&moduledef);
     if (!m) return NULL;
