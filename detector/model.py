@@ -130,6 +130,15 @@ class FoldedMLP:
                 name, self.kernel_reason = "numpy", f"C kernel refused this network: {e}"
         self.kernel_name = name
 
+    def __getstate__(self) -> dict:  # picklable (e.g. for worker processes): the C kernel is rebuilt
+        state = dict(self.__dict__)
+        state.pop("_k", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.__post_init__()
+
     @classmethod
     def from_tensors(cls, cfg: ModelConfig, tensors: dict[str, np.ndarray], mean: np.ndarray,
                      std: np.ndarray, kernel: str = "auto") -> "FoldedMLP":

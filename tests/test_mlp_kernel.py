@@ -176,6 +176,17 @@ def test_any_input_layout_and_dtype_is_accepted():
         np.testing.assert_allclose(kern.proba(A), want[: len(A)] if len(A) == len(X) else want[::2], atol=ATOL)
 
 
+def test_folded_mlp_pickles_and_rebuilds_its_kernel():
+    import pickle
+
+    ws, bs = _random_net((20, 32, 5), seed=4)
+    f = FoldedMLP(ws, bs)
+    g = pickle.loads(pickle.dumps(f))
+    assert g.kernel_name == f.kernel_name and g._k is not f._k
+    X = _sparse_rows(50, 20, np.random.default_rng(4))
+    np.testing.assert_array_equal(g.proba(X), f.proba(X))
+
+
 def test_kernel_api_rejects_bad_shapes_and_types():
     from iotwatch.detector import _mlp
 
