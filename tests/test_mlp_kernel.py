@@ -231,3 +231,15 @@ def test_classifier_predictions_equal_the_numpy_path_on_a_config_with_another_fe
     np.testing.assert_allclose(got, FoldedMLP.from_tensors(cfg, tensors, mean, std, kernel="numpy").proba(X),
                                atol=ATOL, rtol=0)
     np.testing.assert_allclose(got, _torch_proba(cfg, tensors, mean, std, X), atol=ATOL, rtol=0)
+
+
+def test_doctor_says_which_inference_kernel_runs(monkeypatch, capsys):
+    from iotwatch.captures import preflight
+
+    preflight.main(["-i", "lo"])
+    out = " ".join(capsys.readouterr().out.split())
+    kernel = PacketClassifier.load(None).kernel
+    assert f"inference kernel: {kernel} (" in out
+    monkeypatch.setenv(mdl.KERNEL_ENV, "numpy")
+    preflight.main(["-i", "lo"])
+    assert "inference kernel: numpy (forced by IOTWATCH_MLP_KERNEL=numpy)" in " ".join(capsys.readouterr().out.split())
