@@ -43,6 +43,7 @@ from . import preflight
 from .batch import PacketBatch
 from .chunking import Chunk, ChunkPlanner, capture_format
 from .errors import InputError
+from .rotation import PcapngSplitter
 from .fields import FIELDS, TSHARK_FIELDS
 from .sources import SourceStats
 from .tshark_args import DISSECTION_PREFS, field_args
@@ -59,6 +60,7 @@ _STDERR_KEEP = 200
 _NOISE = ("Running as user", "Capturing on", "File: ", "Packets captured:")
 CHUNK_PACKETS = 200_000        # packets per tshark run when chunking: keeps tshark's memory flat
 CHUNK_MIN_BYTES = 64 << 20     # smaller files are read by one tshark
+LIVE_ROTATE_PACKETS = 200_000  # live: packets per tshark before the next takes over (flat memory over hours)
 # Display filters whose meaning depends on frames before a chunk: never chunk with those.
 _STATEFUL_FILTER = re.compile(r"frame\.(number|time_relative|time_delta|ref_time|offset)|\.stream\b|analysis|reassembl")
 _DROPS_RE = re.compile(r"Packets received/dropped on interface '.*?': (\d+)/(\d+)")
@@ -265,7 +267,8 @@ class FieldsLiveCapture(LiveCapture, _FieldsCapture):
         self.dumpcap_process = None
         self.buffer_mib = buffer_mib
 
-    async def _get_tshark_process(self, packet_count=None, stdin=None):
+    async def start_dumpcap(self) -> int:
+        """Start dumpcap writing its pcapng stream into a pipe; return the pipe's read end (caller closes it)."""
         read, write = os.pipe()
         try:
             argv = [get_process_path(process_name="dumpcap", tshark_path=self.tshark_path)]
@@ -276,10 +279,22 @@ class FieldsLiveCapture(LiveCapture, _FieldsCapture):
             self._create_stderr_handling_task(dumpcap.stderr)
             self._created_new_process(argv, dumpcap, process_name="Dumpcap")
             self.dumpcap_process = dumpcap
+        except BaseException:
+            os.close(read)
+            raise
+        finally:
+            os.close(write)
+        return read
+
+    async def _get_tshark_process(self, packet_count=None, stdin=None):
+        """dumpcap + the tshark reading it; with ``stdin`` only a tshark on that pipe (rotation)."""
+        if stdin is not None:
+            return await _FieldsCapture._get_tshark_process(self, packet_count=packet_count, stdin=stdin)
+        read = await self.start_dumpcap()
+        try:
             return await _FieldsCapture._get_tshark_process(self, packet_count=packet_count, stdin=read)
         finally:
             os.close(read)
-            os.close(write)
 
     def get_parameters(self, packet_count=None):
         # tshark reads dumpcap's pcapng stream as a file (-r -). pyshark's "-i -" makes tshark start a
@@ -395,10 +410,12 @@ class TsharkFieldsSource:
 
     ``planner`` (files only): a :class:`~iotwatch.captures.chunking.ChunkPlanner`; each chunk runs in
     its own short-lived tshark fed through a pipe (flat memory), ``workers`` of them at a time.
+    ``rotate_packets`` (live only): a :class:`~iotwatch.captures.rotation.PcapngSplitter` feeds
+    dumpcap's stream to one tshark after another, that many packets each (flat memory); 0 = one tshark.
     """
 
     def __init__(self, capture: _FieldsCapture, description: str, live: bool, path: str | None = None,
-                 planner: ChunkPlanner | None = None, workers: int = 1):
+                 planner: ChunkPlanner | None = None, workers: int = 1, rotate_packets: int = 0):
         self.capture = capture
         self.description = description
         self.live = live
@@ -411,6 +428,9 @@ class TsharkFieldsSource:
         self._started = False
         self._tail_problem: str | None = None
         self._closed = False
+        self._rotate = rotate_packets if live else 0
+        self._splitter: PcapngSplitter | None = None
+        self.tsharks_started = 0
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -422,12 +442,15 @@ class TsharkFieldsSource:
         return self._pending[0].process if self._pending else None
 
     def _start_segment(self) -> bool:
-        """Start the next tshark (the only one, or the next chunk's). False when there is none."""
+        """Start the next tshark (the only one, the next chunk's, or the next live rotation's). False when there is none."""
+        if self._rotate:
+            return self._start_live_segment()
         if self._planner is None:
             if self._started:
                 return False
             self._started = True
             proc = self.loop.run_until_complete(self.capture._get_tshark_process())
+            self.tsharks_started += 1
             _grow_pipe(proc)
             self._pending.append(_Segment(proc, _READ_AHEAD, live=self.live))
             return True
@@ -446,11 +469,37 @@ class TsharkFieldsSource:
             if chunk is not None:
                 self._tail_problem = f"{chunk.problem}; stopped after frame {chunk.first_frame - 1}"
             return False
+        self.tsharks_started += 1
         feeder = threading.Thread(target=_feed_chunk, args=(write, self.path, chunk), daemon=True,
                                   name=f"iotwatch-chunk-{chunk.first_frame}")
         feeder.start()
         limit = _PREFETCH_LIMIT if self._workers > 1 else _READ_AHEAD
         self._pending.append(_Segment(proc, limit, chunk.first_frame, chunk, feeder))
+        return True
+
+    def _start_live_segment(self) -> bool:
+        """Live with rotation: dumpcap and the splitter first, then a tshark whenever the splitter needs one
+        (after the previous tshark ended, so two never hold memory at once)."""
+        if self._splitter is None:
+            if self._started:
+                return False
+            self._started = True
+            read = self.loop.run_until_complete(self.capture.start_dumpcap())
+            self._splitter = PcapngSplitter(read, self._rotate)
+        elif not self._splitter.wants_output():
+            return False
+        read, write = os.pipe()
+        try:
+            proc = self.loop.run_until_complete(self.capture._get_tshark_process(stdin=read))
+        except BaseException:
+            os.close(write)
+            raise
+        finally:
+            os.close(read)
+        self.tsharks_started += 1
+        _grow_pipe(proc)
+        first = self._splitter.attach(write)
+        self._pending.append(_Segment(proc, _READ_AHEAD, first_frame=first, live=True))
         return True
 
     def batches(self, max_rows: int = 256, max_wait: float = 0.1) -> Iterator[PacketBatch]:
@@ -460,6 +509,8 @@ class TsharkFieldsSource:
             while len(self._pending) < self._workers and self._start_segment():
                 pass
             if not self._pending:
+                if self._splitter is not None and self._splitter.problem and not self.stats.truncated:
+                    self._tail_problem = f"{self._splitter.problem}; stopped after frame {self._splitter.packets}"
                 if self._tail_problem and not self.stats.truncated:
                     self.stats.truncated = self._tail_problem
                     marker = PacketBatch.empty()  # the last batch carries the reason
@@ -568,6 +619,16 @@ class TsharkFieldsSource:
             return
         self._closed = True
         dumpcap = getattr(self.capture, "dumpcap_process", None)
+        if self._splitter is not None:
+            # rotation: stop forwarding and end the tsharks first; the splitter drains dumpcap's stream,
+            # so dumpcap exits at once on SIGTERM and reports its statistics
+            self._splitter.stop()
+            try:
+                for seg in self._pending:
+                    seg.stop(self.loop, self.capture)
+            except RuntimeError:  # called from a thread running another loop: processes die with their pipes
+                return
+            self._pending.clear()
         if dumpcap is not None and dumpcap.returncode is None:
             try:
                 dumpcap.send_signal(signal.SIGTERM)
@@ -584,6 +645,8 @@ class TsharkFieldsSource:
             self.capture.release(dumpcap)
         if self._planner is not None:
             self._planner.close()
+        if self._splitter is not None:
+            self._splitter.join(5)
         self._note_drops()
         self.loop.run_until_complete(asyncio.sleep(0))  # let closed transports finish before the loop goes
         self.loop.close()
@@ -676,7 +739,10 @@ def open_tshark_source(read: str | None = None, iface: str | None = None, bpf: s
     ``custom_parameters`` (extra tshark argv), ``chunk_packets`` (files: packets per tshark run;
     None = automatic, chunks of ``CHUNK_PACKETS`` for files over ``CHUNK_MIN_BYTES``; 0 = one run),
     ``workers`` (files: tshark runs side by side, e.g. 2 on two cores; needs chunks),
-    ``buffer_mib`` (live: dumpcap's kernel capture buffer, default ``DUMPCAP_BUFFER_MIB``).
+    ``buffer_mib`` (live: dumpcap's kernel capture buffer, default ``DUMPCAP_BUFFER_MIB``),
+    ``rotate_packets`` (live: packets per tshark run, default ``LIVE_ROTATE_PACKETS``; 0 = one tshark
+    for the whole capture, whose memory grows with packets; also 0 under a display filter that
+    depends on earlier frames, like ``frame.number`` or ``tcp.stream``).
     Raises InputError/EnvironmentProblem, never hangs.
     """
     try:
@@ -695,6 +761,10 @@ def open_tshark_source(read: str | None = None, iface: str | None = None, bpf: s
     chunk_packets = options.pop("chunk_packets", None)
     workers = int(options.pop("workers", 1))
     buffer_mib = options.pop("buffer_mib", None) or DUMPCAP_BUFFER_MIB
+    rotate_packets = options.pop("rotate_packets", None)
+    rotate_packets = LIVE_ROTATE_PACKETS if rotate_packets is None else int(rotate_packets)
+    if rotate_packets < 0:
+        raise ValueError("rotate_packets must be >= 0")
     if options:
         raise TypeError(f"unknown source options: {', '.join(sorted(options))}")
     tools = preflight.check_tools(need_dumpcap=bool(iface), tshark_path=tshark_path)
@@ -711,8 +781,10 @@ def open_tshark_source(read: str | None = None, iface: str | None = None, bpf: s
     preflight.check_live(iface, bpf=bpf, tools=tools)
     if display_filter:
         preflight.check_display_filter(display_filter, tools.tshark)
+    if display_filter and _STATEFUL_FILTER.search(display_filter):
+        rotate_packets = 0  # frame numbers / streams would restart with every tshark
     return TsharkFieldsSource(FieldsLiveCapture(iface, bpf_filter=bpf or None, buffer_mib=buffer_mib, **common),
-                              description=iface, live=True)
+                              description=iface, live=True, rotate_packets=rotate_packets)
 
 
 def _fits_one_chunk(path: str) -> bool:
