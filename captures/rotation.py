@@ -140,6 +140,7 @@ class PcapngSplitter:
                 pos = 0
                 while pos < len(buf):
                     end, packets = pos, 0
+                    header = self.header  # what a tshark starting at ``pos`` needs first
                     while split and end + 12 <= len(buf) and in_segment + packets < self.per_segment:
                         btype, blen = head(buf, end)
                         if btype == SECTION_HEADER:  # palindromic type; it sets the byte order of what follows
@@ -166,7 +167,7 @@ class PcapngSplitter:
                         break  # the next whole block is not in yet
                     if out is None:
                         out = self._take_output()
-                        if out is None or (self.rotations and not _write_all(out, self.header)):
+                        if out is None or (self.rotations and not _write_all(out, header)):
                             out = self._broken(out)
                             buf.clear()
                             break
