@@ -1,19 +1,31 @@
-"""Peak RSS of the whole process tree (python + tshark + dumpcap) while replaying a capture.
+"""Peak RSS of the whole process tree (python + tshark + dumpcap) while replaying or capturing.
 
     .venv/bin/python bench/memory.py FILE                 # iotwatch -r FILE --headless (when a classifier exists)
     .venv/bin/python bench/memory.py FILE --source-only   # the capture layer alone (open_source, iterate, discard)
     .venv/bin/python bench/memory.py FILE --tshark        # raw tshark -T fields, for reference
+    .venv/bin/python bench/memory.py --live [--packets 1000000] [--rate 20000] [--rotate N ...] [--pipeline]
 
 Samples the RSS sum of the child process and all its descendants with psutil every ``--every``
 seconds and prints a sparse timeline (to see whether it is flat or grows with packets), then
 ``peak_rss_mb=<MB>`` as the LAST line. The issue's target: < 400 MB for a 1M-packet replay.
+
+``--live`` captures on ``lo`` (needs capture permission) while a sender subprocess sends ``--packets``
+small UDP datagrams to 127.0.0.1 at ``--rate`` per second (bounded in count and time), once per
+``--rotate`` value (default: the default rotation, then 0 = one tshark for the whole capture). The
+child opens the source with ``rotate_packets`` and discards batches, or with ``--pipeline`` runs the
+whole headless loop (features + bundled model). Per run it prints the timeline, packets counted and
+dumpcap's own count, tsharks used, peak tree RSS, and the growth in MB per 100k packets (least
+squares of RSS against packets counted, between 10% and 98% of them), for the tree and for tshark alone.
 """
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 import psutil
@@ -27,6 +39,67 @@ for b in src.batches(max_rows=8192):
     n += len(b)
 src.close()
 print(f"{n} packets", file=sys.stderr)
+"""
+
+
+LIVE_CHILD = """
+import sys, time
+from iotwatch.captures.sources import open_source
+port, want, rotate, pipeline = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
+factory = lambda: open_source(iface="lo", bpf=f"udp dst port {port}", rotate_packets=rotate)
+said = [False, 0]
+
+def progress(src, n):
+    if not said[0] and any(line.startswith("File:") for line in src.capture.stderr_lines):
+        said[0] = True
+        print("capturing", flush=True)
+    if n - said[1] >= 5000:
+        said[1] = n
+        print("packets", n, flush=True)
+
+try:
+    if pipeline:
+        from iotwatch.detector.run import MonitorRun
+        from iotwatch.options import load_classifier
+        run = MonitorRun(factory, load_classifier(None), None, source_name="lo", count=want)
+        report = run.run(on_batch=lambda cb: progress(run.source, run.totals.packets),
+                         cancelled=lambda: progress(run.source, run.totals.packets) or False)
+        src, n = run.source, report["packets"]
+    else:
+        src, n = factory(), 0
+        try:
+            for b in src.batches(max_rows=8192, max_wait=0.1):
+                n += len(b)
+                progress(src, n)
+                if n >= want:
+                    break
+        except KeyboardInterrupt:
+            pass
+        finally:
+            src.close()
+except KeyboardInterrupt:
+    pass
+st = src.stats
+print("done", n, st.extra.get("captured", -1), st.capture_drops, getattr(src, "tsharks_started", 0), flush=True)
+"""
+
+SENDER = """
+import socket, sys, time
+port, n, rate = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sink.bind(("127.0.0.1", port))  # swallows the datagrams: no ICMP port unreachable
+t0 = time.monotonic()
+stop = t0 + 2 * n / rate + 30  # bounded in time as well as in count
+sent = 0
+with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    while sent < n and time.monotonic() < stop:
+        for _ in range(min(100, n - sent)):
+            s.sendto(b"iotwatch-mem", ("127.0.0.1", port))
+        sent += min(100, n - sent)
+        ahead = t0 + sent / rate - time.monotonic()
+        if ahead > 0:
+            time.sleep(ahead)
+print(sent, flush=True)
 """
 
 
@@ -51,15 +124,140 @@ def command(ns) -> list[str]:
     return [sys.executable, "-m", "iotwatch", "-r", ns.file, "--headless"]
 
 
+def tshark_rss(proc: psutil.Process) -> int:
+    total = 0
+    for p in proc.children(recursive=True):
+        try:
+            if p.name() == "tshark":
+                total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def slope_mb_per_100k(points: list[tuple[int, int]]) -> float:
+    """Least-squares slope of RSS (bytes) against packets, in MB per 100k packets."""
+    if len(points) < 3:
+        return float("nan")
+    n = len(points)
+    mx = sum(x for x, _ in points) / n
+    my = sum(y for _, y in points) / n
+    sxx = sum((x - mx) ** 2 for x, _ in points)
+    if sxx == 0:
+        return float("nan")
+    sxy = sum((x - mx) * (y - my) for x, y in points)
+    return sxy / sxx * 100_000 / 2**20
+
+
+def live_run(rotate: int, ns) -> dict:
+    """One live capture on lo with ``rotate_packets=rotate`` while the sender sends ``ns.packets``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    child = subprocess.Popen([sys.executable, "-c", LIVE_CHILD, str(port), str(ns.packets), str(rotate),
+                              "1" if ns.pipeline else "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = psutil.Process(child.pid)
+    state = {"packets": 0, "capturing": False, "done": None}
+
+    def read_child():
+        for line in child.stdout:
+            word, *rest = line.split()
+            if word == "capturing":
+                state["capturing"] = True
+            elif word == "packets":
+                state["packets"] = int(rest[0])
+            elif word == "done":
+                state["done"] = [int(v) for v in rest]
+
+    reader = threading.Thread(target=read_child, daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 30
+    while not state["capturing"]:
+        if child.poll() is not None or time.monotonic() > deadline:
+            child.kill()
+            raise SystemExit(f"live capture did not start: {child.stderr.read().strip()[-300:]}")
+        time.sleep(0.05)
+    time.sleep(0.3)
+    sender = subprocess.Popen([sys.executable, "-c", SENDER, str(port), str(ns.packets), str(ns.rate)],
+                              stdout=subprocess.PIPE, text=True)
+    t0 = time.perf_counter()
+    samples = []  # (seconds, packets counted, tree rss, tshark rss)
+    last, still = -1, time.monotonic()
+    while child.poll() is None:
+        samples.append((time.perf_counter() - t0, state["packets"], tree_rss(proc), tshark_rss(proc)))
+        if sender.poll() is not None:  # everything sent: stop once the count stops moving
+            if state["packets"] != last:
+                last, still = state["packets"], time.monotonic()
+            elif time.monotonic() - still > 10:
+                child.send_signal(signal.SIGINT)
+                break
+        time.sleep(ns.every)
+    try:
+        child.wait(60)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+    sent = int(sender.communicate(timeout=60)[0] or 0)
+    reader.join(5)
+    seconds = time.perf_counter() - t0
+    counted, captured, drops, tsharks = state["done"] or [state["packets"], -1, -1, 0]
+    # steady state: after the first 10% of packets, before the last 2% (the end of the run tears down)
+    warm = [s for s in samples if 0.1 * counted <= s[1] <= 0.98 * counted]
+    return dict(rotate=rotate, sent=sent, counted=counted, captured=captured, drops=drops, tsharks=tsharks,
+                seconds=seconds, samples=samples, exit=child.returncode,
+                peak=max(s[2] for s in samples), tshark_peak=max(s[3] for s in samples),
+                growth=slope_mb_per_100k([(s[1], s[2]) for s in warm]),
+                tshark_growth=slope_mb_per_100k([(s[1], s[3]) for s in warm]),
+                err=child.stderr.read().strip().splitlines()[-1:] if child.returncode else [])
+
+
+def live_main(ns) -> int:
+    from iotwatch.captures.tshark_source import LIVE_ROTATE_PACKETS
+
+    rotations = ns.rotate if ns.rotate is not None else [LIVE_ROTATE_PACKETS, 0]
+    print(f"live on lo: {ns.packets:,} UDP datagrams at {ns.rate:,.0f}/s, "
+          f"{'headless pipeline' if ns.pipeline else 'capture layer'}, rotate_packets={rotations}", file=sys.stderr)
+    results = []
+    for rotate in rotations:
+        r = live_run(rotate, ns)
+        results.append(r)
+        print(f"--- rotate_packets={rotate}" + (" (one tshark)" if rotate == 0 else ""))
+        step = max(1, len(r["samples"]) // 12)
+        for t, n, rss, trss in r["samples"][::step]:
+            print(f"t={t:6.1f}s  packets={n:>9,}  tree_rss={rss / 2**20:7.1f} MB  tshark_rss={trss / 2**20:7.1f} MB")
+        print(f"sent={r['sent']} counted={r['counted']} dumpcap_captured={r['captured']} drops={r['drops']} "
+              f"tsharks={r['tsharks']} seconds={r['seconds']:.1f} exit={r['exit']} {' '.join(r['err'])}")
+        print(f"peak_rss_mb={r['peak'] / 2**20:.1f} tshark_peak_mb={r['tshark_peak'] / 2**20:.1f} "
+              f"growth_mb_per_100k={r['growth']:.2f} tshark_growth_mb_per_100k={r['tshark_growth']:.2f}")
+    print("summary: " + "; ".join(f"rotate={r['rotate']}: peak {r['peak'] / 2**20:.0f} MB, "
+                                  f"growth {r['growth']:.2f} MB/100k" for r in results))
+    return 0 if all(r["exit"] == 0 and r["counted"] > 0 for r in results) else 1
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("file")
+    ap.add_argument("file", nargs="?")
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--source-only", action="store_true", help="measure the capture layer alone")
     mode.add_argument("--tshark", action="store_true", help="measure raw tshark -T fields alone")
+    mode.add_argument("--live", action="store_true", help="capture on lo while a subprocess sends UDP to 127.0.0.1")
     ap.add_argument("--extra", nargs="*", default=[], help="extra tshark arguments with --tshark (e.g. -M 100000)")
-    ap.add_argument("--every", type=float, default=0.2, help="sampling interval in seconds (default 0.2)")
+    ap.add_argument("--every", type=float, default=None, help="sampling interval in seconds (default 0.2; live 0.5)")
+    ap.add_argument("--packets", type=int, default=1_000_000, help="live: datagrams to send (default 1M)")
+    ap.add_argument("--rate", type=float, default=20_000, help="live: datagrams per second (default 20k)")
+    ap.add_argument("--rotate", type=int, nargs="+", help="live: rotate_packets values to run (default: default, 0)")
+    ap.add_argument("--pipeline", action="store_true", help="live: run features + model too (MonitorRun)")
     ns = ap.parse_args(argv)
+    if ns.live:
+        if ns.file:
+            ap.error("--live takes no FILE")
+        if not (0 < ns.packets <= 10_000_000 and 0 < ns.rate <= 1_000_000):
+            ap.error("--packets 1..10M, --rate 1..1M")
+        ns.every = ns.every or 0.5
+        return live_main(ns)
+    if not ns.file:
+        ap.error("FILE is required (or --live)")
+    ns.every = ns.every or 0.2
     argv_ = command(ns)
     print("running:", " ".join(argv_[:4]), "...", file=sys.stderr)
     t0 = time.perf_counter()
