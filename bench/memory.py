@@ -10,12 +10,17 @@ seconds and prints a sparse timeline (to see whether it is flat or grows with pa
 ``peak_rss_mb=<MB>`` as the LAST line. The issue's target: < 400 MB for a 1M-packet replay.
 
 ``--live`` captures on ``lo`` (needs capture permission) while a sender subprocess sends ``--packets``
-small UDP datagrams to 127.0.0.1 at ``--rate`` per second (bounded in count and time), once per
+small UDP datagrams to 127.0.0.1 at ``--rate`` per second (bounded in count and time), a new source
+port every ``--flow`` datagrams (tshark's state grows with flows, not with packets); or, with
+``--replay FILE`` (e.g. from ``iotwatch simulate``), FILE's IPv4 and ARP frames written onto lo
+through a packet socket: a realistic mix of hosts and protocols, captured by dumpcap on the way in and
+then discarded by the kernel (not addressed to lo, IPv4 checksum broken on purpose). Once per
 ``--rotate`` value (default: the default rotation, then 0 = one tshark for the whole capture). The
 child opens the source with ``rotate_packets`` and discards batches, or with ``--pipeline`` runs the
 whole headless loop (features + bundled model). Per run it prints the timeline, packets counted and
 dumpcap's own count, tsharks used, peak tree RSS, and the growth in MB per 100k packets (least
 squares of RSS against packets counted, between 10% and 98% of them), for the tree and for tshark alone.
+dumpcap's RSS includes the pages of its kernel capture ring it has touched (bounded by ``-B``, 128 MiB).
 """
 from __future__ import annotations
 
@@ -45,8 +50,8 @@ print(f"{n} packets", file=sys.stderr)
 LIVE_CHILD = """
 import sys, time
 from iotwatch.captures.sources import open_source
-port, want, rotate, pipeline = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
-factory = lambda: open_source(iface="lo", bpf=f"udp dst port {port}", rotate_packets=rotate)
+bpf, want, rotate, pipeline = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
+factory = lambda: open_source(iface="lo", bpf=bpf, rotate_packets=rotate)
 said = [False, 0]
 
 def progress(src, n):
@@ -85,19 +90,78 @@ print("done", n, st.extra.get("captured", -1), st.capture_drops, getattr(src, "t
 
 SENDER = """
 import socket, sys, time
-port, n, rate = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+port, n, rate, flow = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
 sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 sink.bind(("127.0.0.1", port))  # swallows the datagrams: no ICMP port unreachable
 t0 = time.monotonic()
 stop = t0 + 2 * n / rate + 30  # bounded in time as well as in count
 sent = 0
-with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-    while sent < n and time.monotonic() < stop:
-        for _ in range(min(100, n - sent)):
-            s.sendto(b"iotwatch-mem", ("127.0.0.1", port))
-        sent += min(100, n - sent)
+while sent < n and time.monotonic() < stop:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:  # a new source port: a new flow
+        for _ in range(min(flow, n - sent)):
+            s.sendto(b"iotwatch-mem %d" % sent, ("127.0.0.1", port))
+            sent += 1
+    ahead = t0 + sent / rate - time.monotonic()
+    if ahead > 0.002:
+        time.sleep(ahead)
+print(sent, flush=True)
+"""
+
+
+INJECTOR = r"""
+import os, socket, struct, sys, time
+path, n, rate = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+# Frames of a capture written onto lo through a packet socket. Safe by construction: dumpcap captures
+# them on the way in, then the kernel discards every one: the destination MAC is not lo's (the stack
+# drops "other host" frames), lo does no ARP, and each IPv4 header checksum is broken on purpose
+# (dropped even if a frame were broadcast). IPv6 and other frames are not sent at all.
+sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+sock.bind(("lo", 0))
+
+def frames():
+    with open(path, "rb") as fh:
+        head = fh.read(24)
+        if head[:4] == b"\x0a\x0d\x0d\x0a":  # pcapng, little-endian (what iotwatch simulate writes)
+            fh.seek(0)
+            while True:
+                hdr = fh.read(8)
+                if len(hdr) < 8:
+                    return
+                btype, blen = struct.unpack("<II", hdr)
+                body = fh.read(blen - 8)
+                if btype == 6:
+                    cap = struct.unpack_from("<I", body, 12)[0]
+                    yield body[20:20 + cap]
+        else:  # classic pcap, little-endian
+            while True:
+                rec = fh.read(16)
+                if len(rec) < 16:
+                    return
+                yield fh.read(struct.unpack_from("<I", rec, 8)[0])
+
+t0 = time.monotonic()
+stop = t0 + 2 * n / rate + 30
+sent = 0
+for f in frames():
+    if sent >= n or time.monotonic() > stop:
+        break
+    off = 14
+    etype = f[12:14]
+    while etype == b"\x81\x00" and len(f) >= off + 4:  # VLAN tags
+        etype, off = f[off + 2:off + 4], off + 4
+    if etype == b"\x08\x00" and len(f) >= off + 20:
+        f = bytearray(f)
+        f[off + 10] ^= 0xFF  # IPv4 header checksum: now wrong, so the stack drops the frame
+        f[off + 11] ^= 0x5A
+    elif etype != b"\x08\x06":  # ARP is fine (lo does no ARP); skip IPv6 and the rest
+        continue
+    if f[0] & 1 == 0 and f[:6] == b"\0" * 6:
+        continue  # addressed to lo's own (all-zero) MAC: would be delivered, skip
+    sock.send(f)
+    sent += 1
+    if sent % 100 == 0:
         ahead = t0 + sent / rate - time.monotonic()
-        if ahead > 0:
+        if ahead > 0.002:
             time.sleep(ahead)
 print(sent, flush=True)
 """
@@ -124,11 +188,12 @@ def command(ns) -> list[str]:
     return [sys.executable, "-m", "iotwatch", "-r", ns.file, "--headless"]
 
 
-def tshark_rss(proc: psutil.Process) -> int:
+def rss_by_name(proc: psutil.Process, name: str) -> int:
+    """RSS sum of ``proc``'s descendants called ``name``."""
     total = 0
     for p in proc.children(recursive=True):
         try:
-            if p.name() == "tshark":
+            if p.name() == name:
                 total += p.memory_info().rss
         except psutil.Error:
             pass
@@ -154,7 +219,13 @@ def live_run(rotate: int, ns) -> dict:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    child = subprocess.Popen([sys.executable, "-c", LIVE_CHILD, str(port), str(ns.packets), str(rotate),
+    if ns.replay:  # the injected frames never use 127.0.0.1 (other loopback users do); IPv6 is never sent
+        bpf = "not host 127.0.0.1 and not ip6"
+        send = [sys.executable, "-c", INJECTOR, ns.replay, str(ns.packets), str(ns.rate)]
+    else:
+        bpf = f"udp dst port {port}"
+        send = [sys.executable, "-c", SENDER, str(port), str(ns.packets), str(ns.rate), str(ns.flow)]
+    child = subprocess.Popen([sys.executable, "-c", LIVE_CHILD, bpf, str(ns.packets), str(rotate),
                               "1" if ns.pipeline else "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     proc = psutil.Process(child.pid)
     state = {"packets": 0, "capturing": False, "done": None}
@@ -178,13 +249,13 @@ def live_run(rotate: int, ns) -> dict:
             raise SystemExit(f"live capture did not start: {child.stderr.read().strip()[-300:]}")
         time.sleep(0.05)
     time.sleep(0.3)
-    sender = subprocess.Popen([sys.executable, "-c", SENDER, str(port), str(ns.packets), str(ns.rate)],
-                              stdout=subprocess.PIPE, text=True)
+    sender = subprocess.Popen(send, stdout=subprocess.PIPE, text=True)
     t0 = time.perf_counter()
-    samples = []  # (seconds, packets counted, tree rss, tshark rss)
+    samples = []  # (seconds, packets counted, tree rss, tshark rss, dumpcap rss)
     last, still = -1, time.monotonic()
     while child.poll() is None:
-        samples.append((time.perf_counter() - t0, state["packets"], tree_rss(proc), tshark_rss(proc)))
+        samples.append((time.perf_counter() - t0, state["packets"], tree_rss(proc), rss_by_name(proc, "tshark"),
+                        rss_by_name(proc, "dumpcap")))
         if sender.poll() is not None:  # everything sent: stop once the count stops moving
             if state["packets"] != last:
                 last, still = state["packets"], time.monotonic()
@@ -206,6 +277,8 @@ def live_run(rotate: int, ns) -> dict:
     return dict(rotate=rotate, sent=sent, counted=counted, captured=captured, drops=drops, tsharks=tsharks,
                 seconds=seconds, samples=samples, exit=child.returncode,
                 peak=max(s[2] for s in samples), tshark_peak=max(s[3] for s in samples),
+                dumpcap_peak=max(s[4] for s in samples),
+                python_peak=max(s[2] - s[3] - s[4] for s in samples),
                 growth=slope_mb_per_100k([(s[1], s[2]) for s in warm]),
                 tshark_growth=slope_mb_per_100k([(s[1], s[3]) for s in warm]),
                 err=child.stderr.read().strip().splitlines()[-1:] if child.returncode else [])
@@ -215,7 +288,8 @@ def live_main(ns) -> int:
     from iotwatch.captures.tshark_source import LIVE_ROTATE_PACKETS
 
     rotations = ns.rotate if ns.rotate is not None else [LIVE_ROTATE_PACKETS, 0]
-    print(f"live on lo: {ns.packets:,} UDP datagrams at {ns.rate:,.0f}/s, "
+    what = f"frames of {ns.replay}" if ns.replay else f"UDP datagrams ({ns.flow} per flow)"
+    print(f"live on lo: {ns.packets:,} {what} at {ns.rate:,.0f}/s, "
           f"{'headless pipeline' if ns.pipeline else 'capture layer'}, rotate_packets={rotations}", file=sys.stderr)
     results = []
     for rotate in rotations:
@@ -223,11 +297,13 @@ def live_main(ns) -> int:
         results.append(r)
         print(f"--- rotate_packets={rotate}" + (" (one tshark)" if rotate == 0 else ""))
         step = max(1, len(r["samples"]) // 12)
-        for t, n, rss, trss in r["samples"][::step]:
-            print(f"t={t:6.1f}s  packets={n:>9,}  tree_rss={rss / 2**20:7.1f} MB  tshark_rss={trss / 2**20:7.1f} MB")
+        for t, n, rss, trss, drss in r["samples"][::step]:
+            print(f"t={t:6.1f}s  packets={n:>9,}  tree={rss / 2**20:6.1f} MB  tshark={trss / 2**20:6.1f}  "
+                  f"dumpcap={drss / 2**20:6.1f}  python={(rss - trss - drss) / 2**20:6.1f}")
         print(f"sent={r['sent']} counted={r['counted']} dumpcap_captured={r['captured']} drops={r['drops']} "
               f"tsharks={r['tsharks']} seconds={r['seconds']:.1f} exit={r['exit']} {' '.join(r['err'])}")
         print(f"peak_rss_mb={r['peak'] / 2**20:.1f} tshark_peak_mb={r['tshark_peak'] / 2**20:.1f} "
+              f"dumpcap_peak_mb={r['dumpcap_peak'] / 2**20:.1f} python_peak_mb={r['python_peak'] / 2**20:.1f} "
               f"growth_mb_per_100k={r['growth']:.2f} tshark_growth_mb_per_100k={r['tshark_growth']:.2f}")
     print("summary: " + "; ".join(f"rotate={r['rotate']}: peak {r['peak'] / 2**20:.0f} MB, "
                                   f"growth {r['growth']:.2f} MB/100k" for r in results))
@@ -245,6 +321,9 @@ def main(argv=None) -> int:
     ap.add_argument("--every", type=float, default=None, help="sampling interval in seconds (default 0.2; live 0.5)")
     ap.add_argument("--packets", type=int, default=1_000_000, help="live: datagrams to send (default 1M)")
     ap.add_argument("--rate", type=float, default=20_000, help="live: datagrams per second (default 20k)")
+    ap.add_argument("--flow", type=int, default=10, help="live: datagrams per UDP flow (new source port; default 10)")
+    ap.add_argument("--replay", metavar="FILE", help="live: write FILE's IPv4/ARP frames onto lo instead "
+                    "(realistic flow mix; each frame is discarded by the kernel after capture)")
     ap.add_argument("--rotate", type=int, nargs="+", help="live: rotate_packets values to run (default: default, 0)")
     ap.add_argument("--pipeline", action="store_true", help="live: run features + model too (MonitorRun)")
     ns = ap.parse_args(argv)
