@@ -14,7 +14,10 @@ conversion per column), so tshark's dissector, not Python, is the limit.
   (cut mid-packet, damaged) yields what was read and sets ``stats.truncated`` to a one-line reason;
 * live: dumpcap (BPF in the kernel) -> tshark; a batch closes at ``max_rows`` rows or ``max_wait``
   seconds (an idle interface yields empty batches so callers can check for cancellation);
-  ``stats.capture_drops`` comes from dumpcap's statistics when it stops.
+  ``stats.capture_drops`` comes from dumpcap's statistics when it stops. By default dumpcap's stream
+  goes through a :class:`~iotwatch.captures.rotation.PcapngSplitter` that hands it to a new tshark
+  every ``LIVE_ROTATE_PACKETS`` packets (tshark's memory grows with the flows it has seen), frames
+  renumbered so they run on; the next tshark starts once the previous one has ended.
 
 Build and use a source in ONE thread (pyshark binds an asyncio loop to the creating thread; on
 Textual's running loop it fails): the TUI builds it inside its capture worker.
@@ -43,6 +46,7 @@ from . import preflight
 from .batch import PacketBatch
 from .chunking import Chunk, ChunkPlanner, capture_format
 from .errors import InputError
+from .malloc import pin_mmap_threshold
 from .rotation import PcapngSplitter
 from .fields import FIELDS, TSHARK_FIELDS
 from .sources import SourceStats
@@ -751,6 +755,7 @@ def open_tshark_source(read: str | None = None, iface: str | None = None, bpf: s
         pass
     else:
         raise RuntimeError("open a packet source in a worker thread, not on a running asyncio loop (e.g. Textual's)")
+    pin_mmap_threshold()  # flat memory over long runs (see malloc.py)
     if bool(read) == bool(iface):
         raise InputError("give exactly one packet source: a file (-r FILE) or an interface (-i IFACE)")
     if bpf and not iface:

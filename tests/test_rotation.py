@@ -349,3 +349,31 @@ def test_live_close_mid_rotation_leaves_no_process():
             if psutil.pid_exists(pid)]
     gone, alive = psutil.wait_procs([p for p in left if p.pid != (sender.pid if sender else 0)], timeout=GUARD)
     assert not alive, f"left running: {[p.name() for p in alive]}"
+
+
+@pytest.mark.live
+def test_rotation_is_the_default_and_off_under_filters_that_need_earlier_frames():
+    from iotwatch.captures.tshark_source import LIVE_ROTATE_PACKETS
+
+    opened = []
+    try:
+        for kw in ({}, {"display_filter": "udp"}, {"display_filter": "frame.number > 3"},
+                   {"display_filter": "tcp.stream == 1"}, {"rotate_packets": 0}, {"rotate_packets": 7}):
+            opened.append(open_source(iface="lo", bpf="udp port 9", **kw))
+    finally:
+        for src in opened:
+            src.close()
+    assert [src._rotate for src in opened] == [LIVE_ROTATE_PACKETS, LIVE_ROTATE_PACKETS, 0, 0, 0, 7]
+    assert 100_000 <= LIVE_ROTATE_PACKETS <= 200_000
+
+
+def test_malloc_mmap_threshold_is_pinned_on_glibc():
+    """Opening a source pins glibc's mmap threshold (freed batch buffers go back to the OS)."""
+    import platform
+
+    from iotwatch.captures.malloc import pin_mmap_threshold
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.fail(f"expected glibc on the CI machine, got {platform.libc_ver()}")
+    assert pin_mmap_threshold() is True
+    assert pin_mmap_threshold() is True  # idempotent
