@@ -22,6 +22,7 @@ import fcntl
 import os
 import struct
 import threading
+import time
 
 from .chunking import MAX_RECORD, PCAPNG_BOM_LE, PCAPNG_HEADER_BLOCKS, PCAPNG_PACKET_BLOCKS, SECTION_HEADER
 
@@ -62,6 +63,8 @@ class PcapngSplitter:
         self.header = b""              # section header + interface descriptions: what a new tshark reads first
         self.packets = 0               # packet blocks forwarded
         self.rotations = 0             # tshark stdins closed after per_segment packets
+        self.waited = 0.0              # seconds spent waiting for the next tshark (dumpcap's buffer holds the traffic)
+        self.longest_wait = 0.0
         self.problem: str | None = None  # why the stream could not be split / forwarded, when it could not
         grow_pipe(read_fd)
         self._thread = threading.Thread(target=self._run, daemon=True, name=name)
@@ -109,9 +112,14 @@ class PcapngSplitter:
     # -- splitter thread --------------------------------------------------------------------------
 
     def _take_output(self) -> int | None:
+        t0 = time.monotonic()
         with self._cond:
             while self._next is None and not self._stopped:
                 self._cond.wait()
+            if self.rotations:
+                wait = time.monotonic() - t0
+                self.waited += wait
+                self.longest_wait = max(self.longest_wait, wait)
             if self._stopped:
                 return None
             fd, self._next = self._next, None
