@@ -86,8 +86,11 @@ except KeyboardInterrupt:
     pass
 st = src.stats
 sp = getattr(src, "_splitter", None)
+import resource
+cpu = sum(getattr(resource.getrusage(w), f) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+          for f in ("ru_utime", "ru_stime"))
 print("done", n, st.extra.get("captured", -1), st.capture_drops, getattr(src, "tsharks_started", 0),
-      int(1000 * sp.longest_wait) if sp else 0, flush=True)
+      int(1000 * sp.longest_wait) if sp else 0, int(1000 * cpu), flush=True)
 """
 
 SENDER = """
@@ -273,11 +276,11 @@ def live_run(rotate: int, ns) -> dict:
     sent = int(sender.communicate(timeout=60)[0] or 0)
     reader.join(5)
     seconds = time.perf_counter() - t0
-    counted, captured, drops, tsharks, stall_ms = state["done"] or [state["packets"], -1, -1, 0, 0]
+    counted, captured, drops, tsharks, stall_ms, cpu_ms = state["done"] or [state["packets"], -1, -1, 0, 0, 0]
     # steady state: after the first 10% of packets, before the last 2% (the end of the run tears down)
     warm = [s for s in samples if 0.1 * counted <= s[1] <= 0.98 * counted]
     return dict(rotate=rotate, sent=sent, counted=counted, captured=captured, drops=drops, tsharks=tsharks,
-                stall_ms=stall_ms,
+                stall_ms=stall_ms, cpu=cpu_ms / 1000,
                 seconds=seconds, samples=samples, exit=child.returncode,
                 peak=max(s[2] for s in samples), tshark_peak=max(s[3] for s in samples),
                 dumpcap_peak=max(s[4] for s in samples),
@@ -304,7 +307,7 @@ def live_main(ns) -> int:
             print(f"t={t:6.1f}s  packets={n:>9,}  tree={rss / 2**20:6.1f} MB  tshark={trss / 2**20:6.1f}  "
                   f"dumpcap={drss / 2**20:6.1f}  python={(rss - trss - drss) / 2**20:6.1f}")
         print(f"sent={r['sent']} counted={r['counted']} dumpcap_captured={r['captured']} drops={r['drops']} "
-              f"tsharks={r['tsharks']} longest_rotation_stall_ms={r['stall_ms']} seconds={r['seconds']:.1f} exit={r['exit']} {' '.join(r['err'])}")
+              f"tsharks={r['tsharks']} longest_rotation_stall_ms={r['stall_ms']} cpu_seconds={r['cpu']:.1f} seconds={r['seconds']:.1f} exit={r['exit']} {' '.join(r['err'])}")
         print(f"peak_rss_mb={r['peak'] / 2**20:.1f} tshark_peak_mb={r['tshark_peak'] / 2**20:.1f} "
               f"dumpcap_peak_mb={r['dumpcap_peak'] / 2**20:.1f} python_peak_mb={r['python_peak'] / 2**20:.1f} "
               f"growth_mb_per_100k={r['growth']:.2f} tshark_growth_mb_per_100k={r['tshark_growth']:.2f}")
