@@ -58,6 +58,7 @@ FIELDS: tuple[Field, ...] = (
     Field("dns_qry_type", ("dns.qry.type",), "int"),
     Field("dns_flags", ("dns.flags",), "hex", "response bit 0x8000, rcode low 4 bits"),
     Field("dns_answers", ("dns.count.answers",), "int"),
+    Field("dns_a", ("dns.a",), "str", "first IPv4 address of a DNS answer (A record), e.g. the peer a name resolved to"),
     Field("mqtt_msgtype", ("mqtt.msgtype",), "int"),
     Field("mqtt_conack", ("mqtt.conack.val",), "int", "CONNACK return code (non-zero = refused)"),
     Field("http_method", ("http.request.method",), "str"),

@@ -2,6 +2,7 @@
 
     iotwatch lab record --out DIR --scenario all|benign|recon|dos|bruteforce|spoofing|exfiltration
                         [--duration S] [--seed N] [--force] [--keep-workdir]
+    iotwatch lab relabel CAPTURE...   re-derive the labels of recorded captures from their .lab.json
     iotwatch lab setup          apt-get install the packages of captures/lab_packages.txt (root)
     iotwatch lab cleanup        delete namespaces left by a killed recorder (iw-<dead pid>-*)
 
@@ -347,6 +348,34 @@ def setup(log=print) -> int:
     return 0
 
 
+def relabel(capture: Path, log=print) -> dict:
+    """Label a recorded capture again from its ``.lab.json`` (hosts and attack windows) with the
+    current rules of :mod:`.lab_labels`; rewrites the sidecar CSV and the class counts. No root,
+    no lab: the windows were written at record time."""
+    meta_path = Path(str(capture) + ".lab.json")
+    if not capture.is_file():
+        raise InputError(f"{capture} does not exist")
+    try:
+        summary = json.loads(meta_path.read_text())
+        windows = [AttackWindow(**w) for w in summary["windows"]]
+        lab_ips = [h["ip"] for h in summary["hosts"].values()]
+    except FileNotFoundError:
+        raise InputError(f"{meta_path} does not exist", hint="relabel needs the .lab.json written by lab record") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise InputError(f"{meta_path}: not a lab summary ({type(e).__name__}: {e})") from None
+    labels = label_packets(read_packet_table(capture), windows, lab_ips)
+    labels_path = Path(str(capture) + ".labels.csv")
+    before = summary.get("class_counts", {})
+    write_labels_csv(labels_path, labels)
+    summary["frames"] = len(labels)
+    summary["class_counts"] = class_counts(labels)
+    meta_path.write_text(json.dumps(summary, indent=1))
+    changes = ", ".join(f"{k} {before.get(k, 0)}->{v}" for k, v in sorted(summary["class_counts"].items())
+                        if before.get(k, 0) != v)
+    log(f"lab: relabelled {capture} ({len(labels)} frames; {changes or 'no change'})")
+    return summary
+
+
 # --------------------------------------------------------------------------------------------------
 # CLI
 # --------------------------------------------------------------------------------------------------
@@ -362,6 +391,8 @@ def build_parser() -> UsageParser:
     r.add_argument("--seed", type=int, default=1, help="seed for victims, sizes, timing and the attacker address")
     r.add_argument("--force", action="store_true", help="overwrite an existing capture")
     r.add_argument("--keep-workdir", action="store_true", help="keep the lab's logs and configs (printed path)")
+    rl = sub.add_parser("relabel", help="re-derive labels of recorded captures from their .lab.json (after a labelling change)")
+    rl.add_argument("captures", nargs="+", metavar="CAPTURE", help="lab-*.pcapng written by lab record")
     sub.add_parser("setup", help="apt-get install the lab's Debian packages (root)")
     sub.add_parser("cleanup", help="delete namespaces left by a killed recorder (root)")
     return p
@@ -373,6 +404,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cleanup()
     if ns.cmd == "setup":
         return setup()
+    if ns.cmd == "relabel":
+        for c in ns.captures:
+            relabel(Path(c))
+        return 0
     n_fam = len(FAMILIES) if ns.scenario == "all" else 1
     duration = ns.duration if ns.duration is not None else 60.0 * n_fam
     if duration <= 0:

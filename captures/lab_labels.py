@@ -11,6 +11,14 @@ ground truth is rule-based, not guessed:
   and the victim's answers or ARP look-ups for the forged peers).
 * DNS tunnels through the lab resolver: a frame inside the window whose DNS query name ends in the
   window's ``dns_suffix`` gets the class (the resolver's forwarded queries never touch the attacker).
+* Traffic relayed by an ARP-poisoning attacker (man in the middle) is ``spoofing``, as the
+  simulator labels it: once a ``spoofing`` window of an attacker has started, an IP frame sent to
+  or by the attacker's MAC whose IP addresses are neither the attacker's (the victims' own traffic,
+  forwarded by the attacker) is ``spoofing`` whenever it appears -- inside that window, after it
+  (victims' ARP caches stay poisoned until they expire) and inside later windows of other classes
+  (the attacker's MAC alone does not make it, say, exfiltration). Only relayed frames that carry
+  another window's own traffic (a spoofed-source flood's victim, a DNS tunnel's names) keep that
+  window's class.
 * Every other frame is ``normal``. When windows overlap the earliest-starting one wins.
 
 The packet table comes from ``tshark -T fields`` (:data:`TSHARK_FIELDS`, :func:`read_packet_table`)
@@ -93,8 +101,46 @@ def _spoofed_match(p: Packet, victim: str, lab_ips: frozenset[str]) -> bool:
     return other not in lab_ips
 
 
-def label_for(p: Packet, windows: Sequence[AttackWindow], lab_ips: frozenset[str]) -> str:
+SPOOFING = "spoofing"
+
+
+def poison_starts(windows: Sequence[AttackWindow]) -> dict[str, tuple[float, str]]:
+    """Attacker MAC -> (start of its first ``spoofing`` window, its IP): from then on it may relay
+    victims' traffic."""
+    out: dict[str, tuple[float, str]] = {}
+    for w in windows:
+        if w.label == SPOOFING and w.attacker_mac:
+            mac = w.attacker_mac.lower()
+            start = min(out[mac][0], w.start) if mac in out else w.start
+            out[mac] = (start, w.attacker_ip)
+    return out
+
+
+def relayed(p: Packet, poisoned: dict[str, tuple[float, str]]) -> bool:
+    """An IP frame between two other hosts that went to or came from a poisoning attacker's MAC."""
+    if not (p.ip_src and p.ip_dst):
+        return False
+    for mac in (p.eth_src, p.eth_dst):
+        hit = poisoned.get(mac)
+        if hit is not None and p.time >= hit[0] and hit[1] not in (p.ip_src, p.ip_dst):
+            return True
+    return False
+
+
+def label_for(p: Packet, windows: Sequence[AttackWindow], lab_ips: frozenset[str],
+              poisoned: dict[str, tuple[float, str]] | None = None) -> str:
     """The class of one frame (``windows`` sorted by start; the first match wins)."""
+    if poisoned is None:
+        poisoned = poison_starts(windows)
+    if poisoned and relayed(p, poisoned):
+        for w in windows:  # relayed frames that are another window's own traffic keep its class
+            if not (w.start <= p.time <= w.end):
+                continue
+            if w.victim_ip and _spoofed_match(p, w.victim_ip, lab_ips):
+                return w.label
+            if w.dns_suffix and p.dns_qry_name.lower().rstrip(".").endswith(w.dns_suffix.lower().strip(".")):
+                return w.label
+        return SPOOFING
     for w in windows:
         if not (w.start <= p.time <= w.end):
             continue
@@ -112,7 +158,8 @@ def label_packets(packets: Iterable[Packet], windows: Sequence[AttackWindow],
     """``(frame_number, label)`` for every packet, in input order."""
     ordered = sorted(windows, key=lambda w: w.start)
     ips = frozenset(lab_ips)
-    return [(p.frame_number, label_for(p, ordered, ips)) for p in packets]
+    poisoned = poison_starts(ordered)
+    return [(p.frame_number, label_for(p, ordered, ips, poisoned)) for p in packets]
 
 
 def parse_fields_line(line: str) -> Packet:

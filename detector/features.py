@@ -97,6 +97,7 @@ _CONTEXT_NAMES = (
        "new_peer", "new_port", "mac_changed", "dst_mac_changed", "pair_macchange_30s"]
     + ["src_local", "dst_local", "dst_group", "src_public", "dst_public", "src_age_log", "dst_age_log",
        "pair_age_log", "pair_dns_before", "ra_rogue"]
+    + ["peer_resolved", "pair_upload_unresolved_log"]
 )
 
 FEATURE_NAMES: tuple[str, ...] = tuple(_PACKET_NAMES + _CONTEXT_NAMES)
@@ -373,6 +374,63 @@ class BindingTable:
         return out
 
 
+class MarkTable:
+    """Keys marked at some moments (e.g. "host H resolved address A": a DNS answer to H carrying A),
+    queried in stream order: is the key marked, i.e. was it marked at or before this query with no
+    silence longer than ``window`` seconds since?
+
+    A query that finds its key refreshes the mark, so a conversation with a resolved peer stays
+    resolved while it is in use. Marks and queries of a batch are resolved together in stream order
+    (``*_pos``: the packet index; a packet's marks precede its own queries), so the answer does not
+    depend on how the stream is cut into batches.
+    """
+
+    def __init__(self, window: float = 1800.0, cap: int = 65536):
+        self.window = window
+        self.cap = cap
+        self.keys = np.empty(0, dtype=np.uint64)
+        self.last_t = np.empty(0, dtype=np.float64)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def update(self, mark_keys: np.ndarray, mark_t: np.ndarray, mark_pos: np.ndarray,
+               query_keys: np.ndarray, query_t: np.ndarray, query_pos: np.ndarray) -> np.ndarray:
+        """``found`` per query."""
+        c, nm, nq = len(self.keys), len(mark_keys), len(query_keys)
+        if nm + nq == 0:
+            return np.zeros(0, dtype=bool)
+        k = np.concatenate([self.keys, mark_keys, query_keys])
+        t = np.concatenate([self.last_t, mark_t, query_t])
+        seq = np.concatenate([np.full(c, -1, dtype=np.int64), 2 * np.asarray(mark_pos, dtype=np.int64),
+                              2 * np.asarray(query_pos, dtype=np.int64) + 1])
+        order = np.lexsort((seq, k))
+        ks, ts = k[order], t[order]
+        is_mark = (order < c + nm)
+        pos = np.arange(len(ks))
+        start = np.empty(len(ks), dtype=bool)
+        start[0] = True
+        np.not_equal(ks[1:], ks[:-1], out=start[1:])
+        group_start = np.maximum.accumulate(np.where(start, pos, 0))
+        last_mark = np.maximum.accumulate(np.where(is_mark, pos, -1))
+        gap = np.zeros(len(ks), dtype=bool)
+        gap[1:] = (ts[1:] - ts[:-1] > self.window) & ~start[1:]
+        last_gap = np.maximum.accumulate(np.where(gap & ~is_mark, pos, -1))
+        ok = (last_mark >= group_start) & (last_gap < last_mark) & ~is_mark
+        found = np.empty(len(ks), dtype=bool)
+        found[order] = ok
+        # new state: per key, the time of its last mark or found query
+        live = is_mark | ok
+        lk, lt = ks[live], ts[live]
+        if len(lk):
+            end = np.empty(len(lk), dtype=bool)
+            end[-1] = True
+            np.not_equal(lk[1:], lk[:-1], out=end[:-1])
+            self.keys, (self.last_t,) = _merge_state(self.keys, [self.last_t], np.zeros(c, dtype=bool),
+                                                     lk[end], [lt[end]], float(t.max()), self.window, self.cap)
+        return found[c + nm:]
+
+
 # ---------------------------------------------------------------------------------------------------
 # Per-packet helpers
 # ---------------------------------------------------------------------------------------------------
@@ -480,6 +538,7 @@ class ContextExtractor:
         self.hosts_seen = RecentSet(window=idle, cap=2 * cap)
         self.pairs_seen = RecentSet(window=idle, cap=2 * cap)
         self.ra_bindings = BindingTable(idle=6 * idle, cap=16)
+        self.resolved = MarkTable(window=6 * idle, cap=cap)
         self._addr_class: dict[str, int] = {}
         self.bindings = BindingTable(idle=idle, cap=cap)
         self._shapes = _NameShapeCache()
@@ -803,6 +862,24 @@ class ContextExtractor:
         X[:, c["dst_group"]] = (dc == 2) | p["eth_group"] | (batch["eth_dst"] == "ff:ff:ff:ff:ff:ff")
         X[:, c["src_public"]] = sc == 3
         X[:, c["dst_public"]] = dc == 3
+
+        # resolved peers: a DNS answer (A record) to host H naming address A marks (H, A); a packet
+        # between H and A then has a resolved peer (kept while the conversation goes on). Bulk data
+        # pushed to a public host nobody resolved is the bulk-upload exfiltration pattern.
+        dns_a = batch["dns_a"]
+        mark = p["dns_resp"] & has_ip & (dns_a != "")
+        midx = np.flatnonzero(mark)
+        qidx = np.flatnonzero(has_ip)
+        found = self.resolved.update(
+            mix(hd[midx], hash_strings(dns_a[midx])), t[midx], midx,
+            np.concatenate([mix(hs[qidx], hd[qidx]), mix(hd[qidx], hs[qidx])]), np.tile(t[qidx], 2),
+            np.tile(qidx, 2))
+        resolved = np.zeros(n, dtype=bool)
+        resolved[qidx] = found[:len(qidx)] | found[len(qidx):]
+        X[:, c["peer_resolved"]] = resolved
+        up = np.where(dc == 3, sent_l, np.where(sc == 3, recv_l, -50.0))
+        X[:, c["pair_upload_unresolved_log"]] = np.where(resolved | ~((dc == 3) ^ (sc == 3)), 0.0,
+                                                         np.logaddexp(0.0, up))
         return X
 
 

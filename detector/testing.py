@@ -97,6 +97,9 @@ def synthetic_packets(n: int, seed: int = 0, hosts: int = 50, start: float = 1_7
     cols["dns_qry_name"] = np.where(kind == 2, names, "").astype(object)
     cols["dns_qry_type"] = np.where(kind == 2, 1, -1)
     cols["dns_flags"] = np.where(kind == 2, rng.choice([0x0100, 0x8180], n), -1)
+    # answers name one of the hosts (drawn last, so the columns above do not depend on it)
+    answer = ips[rng.integers(0, hosts, n)]
+    cols["dns_a"] = np.where((kind == 2) & (cols["dns_flags"] == 0x8180), answer, "").astype(object)
     cols["protocols"] = np.select([kind == 0, kind == 1, kind == 2, kind == 3],
                                   ["eth:ethertype:ip:tcp", "eth:ethertype:ip:udp", "eth:ethertype:ip:udp:dns",
                                    "eth:ethertype:ip:icmp"], "eth:ethertype:arp").astype(object)

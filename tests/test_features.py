@@ -40,7 +40,7 @@ def test_no_raw_identities_or_absolute_time():
     b = synthetic_packets(4000, seed=2)
     X = new_extractor().transform(b)
     cols = dict(b.columns)
-    for name in ("ip_src", "ip_dst", "arp_src_ip", "arp_dst_ip"):
+    for name in ("ip_src", "ip_dst", "arp_src_ip", "arp_dst_ip", "dns_a"):
         cols[name] = np.array([v.replace("192.168.1.", "10.9.8.") for v in b[name]], dtype=object)
     for name in ("eth_src", "eth_dst", "arp_src_hw"):
         cols[name] = np.array([v.replace("02:00:00:00", "0a:bb:cc:dd") for v in b[name]], dtype=object)
@@ -186,3 +186,55 @@ def test_fast_ipv4_address_class_matches_ipaddress_reference():
               "ff02::1", "2001:db8::1", "255.255.255.255", "0.0.0.0"]
     assert [F.address_class(c) for c in cases] == [ref(c) for c in cases]
     assert {F.address_class(c) for c in cases} == {0, 1, 2, 3}
+
+
+def _tcp(i, t, src, dst, sport, dport, size=1514, flags=0x10):
+    return dict(frame_number=i + 1, time_epoch=t, frame_len=size, ip_version=4, ip_src=src, ip_dst=dst,
+                ip_proto=6, tcp_srcport=sport, tcp_dstport=dport, tcp_flags=flags, tcp_len=max(size - 66, 0),
+                eth_src="02:00:00:00:00:01", eth_dst="02:00:00:00:00:02")
+
+
+def _dns_answer(i, t, client, name, address):
+    return dict(frame_number=i + 1, time_epoch=t, frame_len=120, ip_version=4, ip_src="192.168.0.1",
+                ip_dst=client, ip_proto=17, udp_srcport=53, udp_dstport=41000, dns_qry_name=name,
+                dns_qry_type=1, dns_flags=0x8180, dns_answers=1, dns_a=address,
+                eth_src="02:00:00:00:00:02", eth_dst="02:00:00:00:00:01")
+
+
+@pytest.mark.parametrize("size", [1, 3, 100])
+def test_resolved_peer_versus_bulk_upload_to_an_unresolved_host(size):
+    """A conversation with an address this host got in a DNS answer is 'resolved' (both directions,
+    for as long as it goes on); an upload to a public host nobody resolved is not, and its volume
+    shows in pair_upload_unresolved_log. Another host's answer, or a stale one, does not count."""
+    me, other, cloud, loot = "192.168.0.20", "192.168.0.21", "198.51.100.7", "203.0.113.9"
+    recs = [_dns_answer(0, 10.0, me, "api.example.com", cloud)]
+    recs += [_tcp(len(recs) + k, 10.1 + k * 0.01, me, cloud, 40000, 443) for k in range(3)]
+    recs.append(_tcp(len(recs), 10.2, cloud, me, 443, 40000, size=66))
+    recs.append(_tcp(len(recs), 10.3, other, cloud, 40001, 443))                     # other host: not resolved
+    recs += [_tcp(len(recs) + k, 10.4 + k * 0.001, me, loot, 40002, 443) for k in range(50)]  # unresolved upload
+    recs.append(_tcp(len(recs), 10.5, loot, me, 443, 40002, size=66))
+    recs.append(_tcp(len(recs), 1500.0, me, cloud, 40000, 443))                     # still in use (< window)
+    recs.append(_tcp(len(recs), 9000.0, me, cloud, 40000, 443))                     # silent too long: stale
+    X = _run(PacketBatch.from_records(recs), size)
+    res = X[:, COL["peer_resolved"]].tolist()
+    assert res[0] == 0 and res[1:5] == [1, 1, 1, 1] and res[5] == 0
+    assert res[6:57] == [0] * 51 and res[57] == 1 and res[58] == 0
+    up = X[:, COL["pair_upload_unresolved_log"]]
+    assert up[1:5].tolist() == [0, 0, 0, 0]
+    assert up[55] > 10 and up[56] > 10 and up[55] > up[10]      # grows with the upload; the ACK sees it too
+    assert X[:, COL["pair_dns_before"]][6] > 0.1  # the older signal: a DNS answer just arrived, by coincidence
+
+
+def test_mark_table_chains_refreshes_and_expires():
+    from iotwatch.detector.features import MarkTable
+
+    tab = MarkTable(window=10.0)
+    k = np.array([7], dtype=np.uint64)
+    none = np.empty(0, dtype=np.uint64)
+    f = tab.update(k, np.array([0.0]), np.array([0]), np.array([7, 7, 8], dtype=np.uint64),
+                   np.array([0.0, 9.0, 9.0]), np.array([0, 1, 1]))
+    assert f.tolist() == [True, True, False]
+    assert tab.update(none, np.empty(0), np.empty(0, int), np.array([7], dtype=np.uint64), np.array([18.0]),
+                      np.array([0])).tolist() == [True]  # refreshed at 9 s by the found query
+    assert tab.update(none, np.empty(0), np.empty(0, int), np.array([7], dtype=np.uint64), np.array([40.0]),
+                      np.array([0])).tolist() == [False]

@@ -65,6 +65,49 @@ def test_mac_alone_identifies_the_attacker_for_forged_ip_headers():
     assert [lab for _, lab in label_packets(pkts, [window("spoofing", 4, 6)], LAB_IPS)] == ["spoofing"] * 2
 
 
+def test_relayed_victim_traffic_is_spoofing_after_the_window_and_inside_later_windows():
+    """As the simulator labels it: victims' frames forwarded by the poisoning attacker are spoofing
+    while their ARP caches stay poisoned, not normal after the window nor the next step's class."""
+    V, GW = "02:77:00:00:00:0b", "02:77:00:00:00:01"
+    ws = [window("spoofing", 4.0, 6.0), window("exfiltration", 8.0, 12.0, dns_suffix="t.lab"),
+          window("dos", 13.0, 15.0, victim_ip="10.77.0.11")]
+    pkts = [
+        P(1, 3.0, eth_src=V, eth_dst=ATK_MAC, ip_src="10.77.0.11", ip_dst="10.77.0.1"),   # before any poisoning
+        P(2, 5.0, eth_src=V, eth_dst=ATK_MAC, ip_src="10.77.0.11", ip_dst="10.77.0.1"),   # in the window
+        P(3, 7.0, eth_src=ATK_MAC, eth_dst=GW, ip_src="10.77.0.11", ip_dst="10.77.0.1"),  # after it, relayed
+        P(4, 7.0, eth_src=GW, eth_dst=V, ip_src="10.77.0.1", ip_dst="10.77.0.11"),        # not via the attacker
+        P(5, 9.0, eth_src=ATK_MAC, eth_dst=GW, ip_src="10.77.0.11", ip_dst="10.77.0.1"),  # inside the exfil window
+        P(6, 9.0, eth_src=ATK_MAC, eth_dst=GW, ip_src=ATK_IP, ip_dst="10.77.0.200"),      # the attacker's own upload
+        P(7, 9.0, eth_src=ATK_MAC, eth_dst=GW, ip_src="10.77.0.11", ip_dst="10.77.0.1",
+          dns_qry_name="abc.t.lab"),                                                     # relayed tunnel query
+        P(8, 9.5, eth_src=ATK_MAC, eth_dst="ff:ff:ff:ff:ff:ff", arp_spa=ATK_IP, arp_tpa="10.77.0.1"),  # its ARP
+        P(9, 14.0, eth_src=ATK_MAC, eth_dst=V, ip_src="198.51.100.9", ip_dst="10.77.0.11"),  # forged flood source
+    ]
+    got = [lab for _, lab in label_packets(pkts, ws, LAB_IPS)]
+    assert got == ["normal", "spoofing", "spoofing", "normal", "spoofing", "exfiltration", "exfiltration",
+                   "exfiltration", "dos"]
+
+
+def test_relabel_rewrites_the_sidecar_from_the_lab_summary(tmp_path, capsys):
+    from iotwatch.captures.errors import InputError
+    from iotwatch.detector.bundle import CONTRACT_CLASSES
+
+    cap = tmp_path / "lab-x.pcapng"
+    cap.write_bytes((Path(__file__).parent / "data" / "pcaps" / "loopback.pcapng").read_bytes())
+    w = AttackWindow(label="recon", start=0.0, end=4e9, attacker_mac="", attacker_ip="127.0.0.1")
+    summary = {"hosts": {"a": {"ip": "127.0.0.1", "mac": ""}}, "class_counts": {"normal": 0}, "windows": [w.to_json()]}
+    Path(str(cap) + ".lab.json").write_text(json.dumps(summary))
+    assert lab.main(["relabel", str(cap)]) == 0
+    rows = read_sidecar(Path(str(cap) + ".labels.csv"), CONTRACT_CLASSES)
+    meta = json.loads(Path(str(cap) + ".lab.json").read_text())
+    assert len(rows) == meta["frames"] == sum(meta["class_counts"].values()) > 0
+    assert meta["class_counts"]["recon"] > 0  # frames of 127.0.0.1 (the ::1 ones stay normal)
+    assert "relabelled" in capsys.readouterr().out
+    Path(str(cap) + ".lab.json").unlink()
+    with pytest.raises(InputError, match="lab.json"):
+        lab.relabel(cap)
+
+
 def test_spoofed_source_flood_rule_covers_victim_and_forged_peers_only():
     w = window("dos", 1.0, 3.0, victim_ip="10.77.0.10")
     pkts = [
