@@ -16,7 +16,8 @@ ground truth is rule-based, not guessed:
   or by the attacker's MAC whose IP addresses are neither the attacker's (the victims' own traffic,
   forwarded by the attacker) is ``spoofing`` whenever it appears -- inside that window, after it
   (victims' ARP caches stay poisoned until they expire) and inside later windows of other classes
-  (the attacker's MAC alone does not make it, say, exfiltration). Only relayed frames that carry
+  (the attacker's MAC alone does not make it, say, exfiltration); so are the ICMP redirects the
+  attacker's kernel sends while forwarding them. Only relayed frames that carry
   another window's own traffic (a spoofed-source flood's victim, a DNS tunnel's names) keep that
   window's class.
 * Every other frame is ``normal``. When windows overlap the earliest-starting one wins.
@@ -47,6 +48,7 @@ TSHARK_FIELDS: tuple[tuple[str, str], ...] = (
     ("arp_spa", "arp.src.proto_ipv4"),
     ("arp_tpa", "arp.dst.proto_ipv4"),
     ("dns_qry_name", "dns.qry.name"),
+    ("icmp_type", "icmp.type"),
 )
 
 
@@ -63,6 +65,7 @@ class Packet:
     arp_spa: str = ""
     arp_tpa: str = ""
     dns_qry_name: str = ""
+    icmp_type: str = ""
 
 
 @dataclass
@@ -117,12 +120,17 @@ def poison_starts(windows: Sequence[AttackWindow]) -> dict[str, tuple[float, str
 
 
 def relayed(p: Packet, poisoned: dict[str, tuple[float, str]]) -> bool:
-    """An IP frame between two other hosts that went to or came from a poisoning attacker's MAC."""
+    """An IP frame between two other hosts that went to or came from a poisoning attacker's MAC, or
+    an ICMP redirect its kernel sent because it forwards such frames back out of the same link."""
     if not (p.ip_src and p.ip_dst):
         return False
     for mac in (p.eth_src, p.eth_dst):
         hit = poisoned.get(mac)
-        if hit is not None and p.time >= hit[0] and hit[1] not in (p.ip_src, p.ip_dst):
+        if hit is None or p.time < hit[0]:
+            continue
+        if hit[1] not in (p.ip_src, p.ip_dst):
+            return True
+        if mac == p.eth_src and p.ip_src == hit[1] and p.icmp_type == "5":
             return True
     return False
 

@@ -79,6 +79,7 @@ class Dataset:
     classes: list[str]
     normal_class: str
     sources: list[dict]    # what the rows came from (file, sha256, packets, labelled)
+    repeat: np.ndarray | None = None  # int (n,): times each row counts (--upweight); None = once each
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -331,8 +332,15 @@ def fit(data: Dataset, cfg: TrainConfig, seed: int, console, max_rows_per_class:
     rng = np.random.default_rng(seed)
     X, y = data.X, data.y
     k = len(data.classes)
-    rows = {"labelled": int(len(y))}
-    sel = cap_per_class(y, max_rows_per_class, rng)
+    if data.repeat is None:
+        rows = {"labelled": int(len(y))}
+        sel = cap_per_class(y, max_rows_per_class, rng)
+    else:  # the cap thins the ordinary rows only; upweighted rows are all kept, each repeated
+        rows = {"labelled": int(data.repeat.sum())}
+        plain = np.flatnonzero(data.repeat == 1)
+        heavy = np.flatnonzero(data.repeat != 1)
+        keep = np.sort(np.concatenate([plain[cap_per_class(y[plain], max_rows_per_class, rng)], heavy]))
+        sel = np.repeat(keep, data.repeat[keep])
     X, y = X[sel], y[sel]
     rows["after_cap"] = int(len(y))
     if cfg.outlier_sigma is not None:
@@ -424,7 +432,8 @@ def build_parser() -> UsageParser:
     p.add_argument("--preset", choices=sorted(PRESETS), default="default", help="training protocol (default: default)")
     p.add_argument("--epochs", type=int, metavar="N", help="maximum epochs (default: the preset's)")
     p.add_argument("--seed", type=int, default=0, metavar="N", help="seed for sampling, split, init and shuffling")
-    p.add_argument("--max-rows-per-class", type=int, metavar="N", help="keep at most N random rows per class")
+    p.add_argument("--max-rows-per-class", type=int, metavar="N", help="keep at most N random rows per class of the --captures rows "
+                   "(--upweight rows are all kept)")
     p.add_argument("--upweight", nargs="+", metavar="PATH", default=[],
                    help="more labelled captures whose rows count --upweight-factor times (e.g. small real-tool "
                         "recordings next to large simulated sets)")
@@ -474,11 +483,12 @@ def main(argv: Sequence[str]) -> int:
             f = args.upweight_factor
             for src in extra.sources:
                 src["upweight"] = f
-            data = Dataset(np.concatenate([data.X] + [extra.X] * f), np.concatenate([data.y] + [extra.y] * f),
-                           data.classes, data.normal_class, data.sources + extra.sources)
+            data = Dataset(np.concatenate([data.X, extra.X]), np.concatenate([data.y, extra.y]),
+                           data.classes, data.normal_class, data.sources + extra.sources,
+                           repeat=np.concatenate([np.ones(len(data.y), np.int64), np.full(len(extra.y), f, np.int64)]))
     else:
         data = load_kaggle(args.csv, cfg.featurizer)
-    counts = np.bincount(data.y, minlength=len(data.classes))
+    counts = np.bincount(data.y, weights=data.repeat, minlength=len(data.classes)).astype(np.int64)
     console.print("labelled rows: " + ", ".join(f"{c} {n:,}" for c, n in zip(data.classes, counts)))
 
     res = fit(data, cfg, args.seed, console, args.max_rows_per_class)

@@ -82,10 +82,13 @@ def test_relayed_victim_traffic_is_spoofing_after_the_window_and_inside_later_wi
           dns_qry_name="abc.t.lab"),                                                     # relayed tunnel query
         P(8, 9.5, eth_src=ATK_MAC, eth_dst="ff:ff:ff:ff:ff:ff", arp_spa=ATK_IP, arp_tpa="10.77.0.1"),  # its ARP
         P(9, 14.0, eth_src=ATK_MAC, eth_dst=V, ip_src="198.51.100.9", ip_dst="10.77.0.11"),  # forged flood source
+        P(10, 7.5, eth_src=ATK_MAC, eth_dst=V, ip_src=ATK_IP, ip_dst="10.77.0.11", icmp_type="5"),  # its redirect
+        P(11, 7.5, eth_src=ATK_MAC, eth_dst=V, ip_src=ATK_IP, ip_dst="10.77.0.11", icmp_type="8"),  # its own ping
+        P(12, 2.0, eth_src=ATK_MAC, eth_dst=V, ip_src=ATK_IP, ip_dst="10.77.0.11", icmp_type="5"),  # before
     ]
     got = [lab for _, lab in label_packets(pkts, ws, LAB_IPS)]
     assert got == ["normal", "spoofing", "spoofing", "normal", "spoofing", "exfiltration", "exfiltration",
-                   "exfiltration", "dos"]
+                   "exfiltration", "dos", "spoofing", "normal", "normal"]
 
 
 def test_relabel_rewrites_the_sidecar_from_the_lab_summary(tmp_path, capsys):

@@ -106,6 +106,12 @@ def test_upweighted_captures_count_several_times(tmp_path):
     assert [(d["file"], d.get("upweight")) for d in tr["data"]] == [("a.pcapng", None), ("b.pcapng", 3)]
     with pytest.raises(InputError, match="both"):
         main(["--captures", str(a), "--upweight", str(a), "--out", str(tmp_path / "v.iotw")])
+    # --max-rows-per-class thins the --captures rows only; every upweighted row is kept, repeated
+    capped = tmp_path / "c.iotw"
+    assert main(["--captures", str(a), "--upweight", str(b), "--upweight-factor", "3", "--epochs", "1",
+                 "--max-rows-per-class", "60", "--out", str(capped)]) == 0
+    rows = load_bundle(capped).meta["training"]["rows"]
+    assert rows["labelled"] == 300 + 3 * 150 and rows["after_cap"] == 60 + 60 + 3 * 150
 
 
 def test_paper_preset_on_kaggle_csv(tmp_path):
