@@ -1,44 +1,46 @@
 #!/usr/bin/env bash
-# Regenerates the training data of the bundled model (detector/train.py): simulated captures
-# (`iotwatch simulate`, no privileges) + real-tool captures recorded in the namespace lab
-# (`iotwatch lab record`, root; the lab tools of captures/lab_packages.txt installed by `bash dev.sh setup`).
+# Regenerates the training and held-out data of the bundled model (detector/MODEL_CARD.md has the
+# one training command): simulated captures (`iotwatch simulate`, no privileges) + real-tool
+# captures recorded in the namespace lab (`iotwatch lab record`, root; the lab tools of
+# captures/lab_packages.txt installed by `bash dev.sh setup`).
 #
-#   sudo bash bench/make_training_data.sh [DATA_DIR]          default DATA_DIR=/work/data
+#   sudo bash bench/make_training_data.sh [DATA_DIR]          default DATA_DIR=/work/data/detector
 #   ONLY=simulated|recorded|heldout bash bench/make_training_data.sh     one part only
 #
-# Layout written (NOT in git: several hundred MB):
-#   DATA_DIR/simulated/*.pcapng (+ .labels.csv)          synthetic smart homes, seeds 1-5
-#   DATA_DIR/recorded/lab-<family>-seed11.pcapng (+ .labels.csv, .lab.json)
-#                                                         one real-tool recording per family + benign
-#   DATA_DIR/recorded-heldout/lab-all-seed99.pcapng       held-out evaluation capture: every family,
-#                                                         other seed => other victims, sizes, order,
-#                                                         timing and attacker address; used by no training run
-# Recording takes ~20 minutes of wall time (the lab runs in real time). Every command is seeded;
+# Layout written (NOT in git: a few GB):
+#   DATA_DIR/sim-train/*.pcapng (+ .labels.csv)        40 synthetic homes, seeds 1-24 and 27-42 (home/busy),
+#                                                      25-26 (benign only), 3 minutes each
+#   DATA_DIR/recorded-train/lab-*.pcapng (+ .labels.csv, .lab.json)
+#                                                      one real-tool recording per family + benign, one of all
+#   DATA_DIR/sim-held/{busy-seed101,home-seed102}.pcapng   held out: other seeds and device mixes, 10 minutes
+#   DATA_DIR/recorded-held/lab-all-seed99.pcapng        held out: another lab run (other victims, order, timing)
+# Recording takes ~30 minutes of wall time (the lab runs in real time). Every command is seeded;
 # the simulated part is byte-identical for the same arguments, the recorded part has the same
-# plan (tools, victims, order, budgets) but real timing.
+# plan (tools, victims, order, budgets) but real timing. After a change of the lab's labelling rules,
+# `iotwatch lab relabel DATA_DIR/recorded-*/*.pcapng` relabels the recordings without recording again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATA=${1:-/work/data}
+D=${1:-/work/data/detector}
 IOTWATCH=${IOTWATCH:-.venv/bin/iotwatch}
 ONLY=${ONLY:-all}
 
 if [ "$ONLY" = all ] || [ "$ONLY" = simulated ]; then
-  mkdir -p "$DATA/simulated"
-  "$IOTWATCH" simulate --out "$DATA/simulated" --scenario home   --seed 1 --duration 5m
-  "$IOTWATCH" simulate --out "$DATA/simulated" --scenario home   --seed 2 --duration 5m --devices 20
-  "$IOTWATCH" simulate --out "$DATA/simulated" --scenario busy   --seed 3 --duration 5m
-  "$IOTWATCH" simulate --out "$DATA/simulated" --scenario benign --seed 4 --duration 5m
-  "$IOTWATCH" simulate --out "$DATA/simulated" --scenario home   --seed 5 --duration 5m --devices 6
+  for s in $(seq 1 24) $(seq 27 42); do
+    sc=home; [ $((s % 3)) -eq 0 ] && sc=busy
+    "$IOTWATCH" simulate --out "$D/sim-train" --seed "$s" --duration 3m --devices $((4 + (s * 7) % 17)) --scenario "$sc"
+  done
+  for s in 25 26; do "$IOTWATCH" simulate --out "$D/sim-train" --seed "$s" --duration 3m --devices 12 --scenario benign; done
 fi
 
 if [ "$ONLY" = all ] || [ "$ONLY" = recorded ]; then
-  # scenario seed seconds: low-volume families (spoofing, bruteforce) get more time
-  for spec in "benign 11 180" "recon 11 150" "dos 11 90" "bruteforce 11 200" "spoofing 11 300" "exfiltration 11 150"; do
-    set -- $spec
-    "$IOTWATCH" lab record --out "$DATA/recorded" --scenario "$1" --seed "$2" --duration "$3" --force
+  for f in benign recon dos bruteforce spoofing exfiltration; do
+    "$IOTWATCH" lab record --out "$D/recorded-train" --scenario "$f" --seed 11 --force
   done
+  "$IOTWATCH" lab record --out "$D/recorded-train" --scenario all --seed 12 --duration 360 --force
 fi
 
 if [ "$ONLY" = all ] || [ "$ONLY" = heldout ]; then
-  "$IOTWATCH" lab record --out "$DATA/recorded-heldout" --scenario all --seed 99 --duration 360 --force
+  "$IOTWATCH" simulate --out "$D/sim-held" --seed 101 --duration 10m --devices 20 --scenario busy
+  "$IOTWATCH" simulate --out "$D/sim-held" --seed 102 --duration 10m --devices 6 --scenario home
+  "$IOTWATCH" lab record --out "$D/recorded-held" --scenario all --seed 99 --duration 360 --force
 fi
