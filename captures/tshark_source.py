@@ -180,6 +180,9 @@ class _FieldsCapture(Capture):
         self.eventloop = asyncio.new_event_loop()
 
     def _init_fields(self):
+        # set once dumpcap reports its output file ("File: -"): its capture filter is in place and every
+        # packet from now on is captured (libpcap discards what arrived while the filter was being set)
+        self.capturing = threading.Event()
         self.stderr_lines: collections.deque[str] = collections.deque(maxlen=_STDERR_KEEP)
         self.stderr_by_stream: dict[int, collections.deque[str]] = {}
         self.stderr_tasks: dict[int, asyncio.Task] = {}
@@ -214,6 +217,8 @@ class _FieldsCapture(Capture):
                 break
             text = line.decode("utf-8", "replace").strip()
             if text:
+                if text.startswith("File: "):
+                    self.capturing.set()
                 self._last_error_line = text
                 self.stderr_lines.append(text)
                 mine.append(text)
@@ -439,6 +444,12 @@ class TsharkFieldsSource:
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
         return self.capture.eventloop
+
+    @property
+    def capturing(self) -> bool:
+        """Live: dumpcap's filter is installed and packets are being captured (seen within a batch
+        wait of it happening). Files: always."""
+        return not self.live or self.capture.capturing.is_set()
 
     @property
     def _process(self):

@@ -47,6 +47,14 @@ def _import_summary() -> None:
     import rich.table  # noqa: F401
 
 
+def _announce_live(run: MonitorRun) -> None:
+    """Like tshark's "Capturing on": printed once the capture filter is in place, so a script (or a
+    test) knows that from now on every packet is captured."""
+    if run.live:
+        sys.stderr.write(f"iotwatch: capturing on {run.source_name} (Ctrl-C stops and writes the outputs)\n")
+        sys.stderr.flush()
+
+
 def _interrupt(*_):
     raise KeyboardInterrupt
 
@@ -64,7 +72,8 @@ def run_headless(cfg: RunConfig, out=None) -> int:
     # A live run ends with Ctrl-C / SIGTERM: finish cleanly and still write every output.
     old_term = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        report = run.run(on_batch=lambda cb: progress.update(run.totals.packets, t0), opened=_import_summary)
+        report = run.run(on_batch=lambda cb: progress.update(run.totals.packets, t0), opened=_import_summary,
+                         capturing=lambda: _announce_live(run))
     finally:
         signal.signal(signal.SIGTERM, old_term)
         progress.done()

@@ -56,10 +56,13 @@ class MonitorRun:
         yield cb
 
     def run(self, on_batch: Callable[[ClassifiedBatch], None] = lambda cb: None,
-            cancelled: Callable[[], bool] = lambda: False, opened: Callable[[], None] = lambda: None) -> dict:
+            cancelled: Callable[[], bool] = lambda: False, opened: Callable[[], None] = lambda: None,
+            capturing: Callable[[], None] = lambda: None) -> dict:
         """Process the whole source (or until count/duration/cancel/Ctrl-C); returns the run report.
 
-        Raises IotwatchError on bad input; a KeyboardInterrupt ends the run like a user stop."""
+        ``capturing()`` is called once the source really captures (a live capture's filter is in place;
+        at once for files). Raises IotwatchError on bad input; a KeyboardInterrupt ends the run like a
+        user stop."""
         pred_w = alert_w = None
         interrupted = False
         started = False
@@ -78,7 +81,13 @@ class MonitorRun:
                                        live=self.live)
             deadline = (time.perf_counter() + self.duration) if self.duration else None
 
-            def stop() -> bool:
+            announced = False
+
+            def stop() -> bool:  # called on every source batch, idle live ones included
+                nonlocal announced
+                if not announced and getattr(self.source, "capturing", True):
+                    announced = True
+                    capturing()
                 return cancelled() or (deadline is not None and time.perf_counter() >= deadline)
 
             try:

@@ -51,7 +51,6 @@ def run_flood(tmp_path, *extra):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for_dumpcap(proc)
-        time.sleep(0.3)
         sent = flood(port)
         # let the pipeline drain what the kernel buffered, then stop the run like a user (Ctrl-C)
         deadline = time.monotonic() + 3 * GUARD

@@ -90,18 +90,25 @@ def test_live_close_leaves_no_child_processes():
 
 
 def _wait_for_dumpcap(proc: subprocess.Popen) -> None:
-    """Until iotwatch's capturing dumpcap (``-w``, not a preflight probe) has its socket open."""
+    """Until ``iotwatch --headless -i`` says it is capturing (dumpcap's filter is in place: from then on
+    libpcap keeps every packet; what arrives while the filter is being set is discarded, which made
+    a fixed sleep after the socket opened lose the first datagrams on a loaded machine)."""
+    import selectors
+
     deadline = time.monotonic() + GUARD
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stderr, selectors.EVENT_READ)
+    seen = []
     while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stderr.read()
-        for kid in psutil.Process(proc.pid).children(recursive=True):
-            try:
-                if kid.name() == "dumpcap" and "-w" in kid.cmdline() and _has_packet_socket(kid.pid):
-                    return
-            except (psutil.Error, OSError):  # a probe that just exited
-                continue
-        time.sleep(0.05)
-    pytest.fail("dumpcap never started")
+        if sel.select(timeout=0.1):
+            line = proc.stderr.readline()
+            if not line:
+                pytest.fail(f"iotwatch exited before capturing: {''.join(seen)}")
+            seen.append(line)
+            if line.startswith("iotwatch: capturing on "):
+                return
+        assert proc.poll() is None, "".join(seen) + proc.stderr.read()
+    pytest.fail(f"iotwatch never said it was capturing: {''.join(seen)}")
 
 
 def _has_packet_socket(pid: int) -> bool:
@@ -126,7 +133,6 @@ def test_headless_cli_live_count(tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         _wait_for_dumpcap(proc)
-        time.sleep(0.3)
         send_udp(port, N)
         out, err = proc.communicate(timeout=GUARD)
     finally:

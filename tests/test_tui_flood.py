@@ -9,7 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 from textual import events
 
@@ -18,19 +17,9 @@ from iotwatch.detector.testing import make_tiny_bundle
 from iotwatch.options import RunConfig, source_factory
 from iotwatch.tui.app import make_app
 
-from test_live import GUARD, _has_packet_socket, free_udp_port
+from test_live import GUARD, free_udp_port
 
 pytestmark = pytest.mark.live
-
-
-def _capturing_dumpcap(me: psutil.Process) -> bool:
-    for k in me.children(recursive=True):
-        try:
-            if k.name() == "dumpcap" and _has_packet_socket(k.pid):
-                return True
-        except (psutil.Error, OSError):  # a short-lived child (preflight probe) exited meanwhile
-            continue
-    return False
 
 
 async def test_keys_work_and_every_packet_counts_during_a_live_flood(tmp_path):
@@ -40,12 +29,11 @@ async def test_keys_work_and_every_packet_counts_during_a_live_flood(tmp_path):
     app = make_app(source_factory(cfg), clf, None, source_name="lo")
     sent: list[int] = []
     async with app.run_test(size=(120, 40)) as pilot:
-        me = psutil.Process()
         deadline = time.monotonic() + GUARD
-        while not _capturing_dumpcap(me):
-            assert time.monotonic() < deadline, "dumpcap never started"
+        # until dumpcap's filter is in place (before that libpcap discards what arrives)
+        while app.session.source is None or not app.session.source.capturing:
+            assert time.monotonic() < deadline, "the capture never started"
             await pilot.pause(0.05)
-        await pilot.pause(0.3)
         # a 4 s burst from another process (like a real flood: no share of this process's GIL);
         # the key presses below must be handled while it is still going on
         sender = subprocess.Popen([sys.executable, "-c", f"from test_flood import flood; print(flood({port}, 6.0, 4.0))"],
