@@ -167,7 +167,7 @@ class IotWatchApp(App[int]):
             self.post_message(CaptureStarted(session.source.description, session.live))
 
         try:
-            report = session.run(emit, lambda: worker.is_cancelled, opened=opened)
+            report = session.run(on_batch=emit, cancelled=lambda: worker.is_cancelled, opened=opened)
         except IotwatchError as e:
             self.post_message(CaptureFailed(str(e), e.exit_code, started=session.totals.packets > 0))
         except Exception as e:  # tshark/pyshark broke in an unforeseen way: still one line, no traceback

@@ -4,7 +4,7 @@
 outputs, ``-c``/``-a`` and the report is ``iotwatch.detector.run.MonitorRun`` (the same loop the
 headless runner uses). This class adds what only a screen needs: replays paced by packet
 timestamps (max / 1x / 10x), pause (a replay blocks; a live capture keeps counting), and
-consistent snapshots of the totals for the UI tick. Each counted (sub-)batch goes to ``emit``;
+consistent snapshots of the totals for the UI tick. Each counted (sub-)batch goes to ``on_batch``;
 the app decides whether the screen can take it.
 """
 from __future__ import annotations
@@ -53,15 +53,7 @@ class CaptureSession(MonitorRun):
             t = self.totals
             return t.packets, t.anomalies, t.class_counts.copy(), t.confusion.matrix.copy(), t.labelled
 
-    def run(self, emit: Callable[[ClassifiedBatch], None], cancelled: Callable[[], bool],
-            opened: Callable[[], None] = lambda: None) -> dict:
-        """Process the whole source; returns the run report. Raises IotwatchError on bad input."""
-        return super().run(on_batch=emit, cancelled=cancelled, opened=opened)
-
     def pieces(self, cb: ClassifiedBatch, cancelled: Callable[[], bool]):
-        return self._paced(cb, cancelled)
-
-    def _paced(self, cb: ClassifiedBatch, cancelled: Callable[[], bool]):
         """Yield ``cb`` whole at max speed; else in slices released at capture-time pace.
 
         Pause blocks a replay here (nothing is lost); a live capture keeps counting while paused
