@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import ctypes
-import fcntl
 import os
 import re
 import signal
@@ -47,7 +46,7 @@ from .batch import PacketBatch
 from .chunking import Chunk, ChunkPlanner, capture_format
 from .errors import InputError
 from .malloc import pin_mmap_threshold
-from .rotation import PcapngSplitter
+from .rotation import PcapngSplitter, grow_pipe
 from .fields import FIELDS, TSHARK_FIELDS
 from .sources import SourceStats
 from .tshark_args import DISSECTION_PREFS, field_args
@@ -59,7 +58,6 @@ _PARSE_ROWS = 8192            # lines parsed in one go (bounds the parser's tran
 _FILE_READ_PAUSE = 0.01       # replay: wait this long after a small read (the pipe holds ~0.1 s of output)
 _READ_AHEAD = 8 << 20         # tshark output buffered ahead of the parser (one stream)
 _PREFETCH_LIMIT = 1 << 26     # ... for a chunk read ahead by a parallel tshark
-_F_SETPIPE_SZ = 1031
 _STDERR_KEEP = 200
 _NOISE = ("Running as user", "Capturing on", "File: ", "Packets captured:")
 CHUNK_PACKETS = 200_000        # packets per tshark run when chunking: keeps tshark's memory flat
@@ -471,12 +469,7 @@ class TsharkFieldsSource:
             return True
         if not self._planner.remaining:
             return False
-        read, write = os.pipe()
-        try:
-            proc = self.loop.run_until_complete(self.capture._get_tshark_process(stdin=read))
-        finally:
-            os.close(read)
-        _grow_pipe(proc)
+        proc, write = self._tshark_on_pipe()
         chunk = self._planner.next_chunk()  # walked while tshark starts up
         if chunk is None or chunk.packets == 0:  # nothing left, or only a cut/damaged tail
             os.close(write)
@@ -503,6 +496,14 @@ class TsharkFieldsSource:
             self._splitter = PcapngSplitter(read, self._rotate)
         elif not self._splitter.wants_output():
             return False
+        proc, write = self._tshark_on_pipe()
+        self.tsharks_started += 1
+        first = self._splitter.attach(write)
+        self._pending.append(_Segment(proc, _READ_AHEAD, first_frame=first, live=True))
+        return True
+
+    def _tshark_on_pipe(self) -> tuple[object, int]:
+        """Start a tshark reading ``-r -`` from a new pipe; returns (process, the pipe's write end)."""
         read, write = os.pipe()
         try:
             proc = self.loop.run_until_complete(self.capture._get_tshark_process(stdin=read))
@@ -511,11 +512,8 @@ class TsharkFieldsSource:
             raise
         finally:
             os.close(read)
-        self.tsharks_started += 1
         _grow_pipe(proc)
-        first = self._splitter.attach(write)
-        self._pending.append(_Segment(proc, _READ_AHEAD, first_frame=first, live=True))
-        return True
+        return proc, write
 
     def batches(self, max_rows: int = 256, max_wait: float = 0.1) -> Iterator[PacketBatch]:
         if max_rows <= 0:
@@ -623,7 +621,7 @@ class TsharkFieldsSource:
                 self.stats.capture_drops = int(m.group(2))
 
     def _stop_pending(self) -> None:
-        """A chunk ended the file early: stop the chunks started after it."""
+        """Stop every started tshark (a chunk ended the file early, or the source closes)."""
         for seg in self._pending:
             seg.stop(self.loop, self.capture)
         self._pending.clear()
@@ -639,11 +637,9 @@ class TsharkFieldsSource:
             # so dumpcap exits at once on SIGTERM and reports its statistics
             self._splitter.stop()
             try:
-                for seg in self._pending:
-                    seg.stop(self.loop, self.capture)
+                self._stop_pending()
             except RuntimeError:  # called from a thread running another loop: processes die with their pipes
                 return
-            self._pending.clear()
         if dumpcap is not None and dumpcap.returncode is None:
             try:
                 dumpcap.send_signal(signal.SIGTERM)
@@ -651,8 +647,7 @@ class TsharkFieldsSource:
             except (ProcessLookupError, asyncio.TimeoutError):
                 pass
         try:
-            for seg in self._pending:
-                seg.stop(self.loop, self.capture)
+            self._stop_pending()
             self.loop.run_until_complete(self.capture.close_async())
         except RuntimeError:  # called from a thread running another loop: processes die with their pipes
             return
@@ -715,20 +710,12 @@ def _close_stdout(process) -> None:
 
 def _grow_pipe(process) -> None:
     """Enlarge tshark's stdout pipe (Linux) so tshark keeps dissecting while we parse a batch;
-    with the default 64 KiB it would block within milliseconds and the two would take turns.
-    Unprivileged users may go up to /proc/sys/fs/pipe-max-size (1 MiB by default)."""
+    with the default 64 KiB it would block within milliseconds and the two would take turns."""
     try:
         fd = process._transport.get_pipe_transport(1).get_extra_info("pipe").fileno()
     except AttributeError:
         return
-    try:
-        fcntl.fcntl(fd, _F_SETPIPE_SZ, _PIPE_SIZE)
-    except OSError:
-        try:
-            with open("/proc/sys/fs/pipe-max-size") as fh:
-                fcntl.fcntl(fd, _F_SETPIPE_SZ, min(int(fh.read()), _PIPE_SIZE))
-        except (OSError, ValueError):
-            pass  # not Linux, or not allowed: correct, only slower
+    grow_pipe(fd, _PIPE_SIZE)
 
 
 def _nth_newline(buf: bytearray, nth: int) -> int:
