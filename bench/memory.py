@@ -55,7 +55,7 @@ factory = lambda: open_source(iface="lo", bpf=bpf, rotate_packets=rotate)
 said = [False, 0]
 
 def progress(src, n):
-    if not said[0] and any(line.startswith("File:") for line in src.capture.stderr_lines):
+    if not said[0] and src.capturing:  # dumpcap's filter is in place
         said[0] = True
         print("capturing", flush=True)
     if n - said[1] >= 5000:

@@ -275,7 +275,7 @@ def capture_while_sending(n: int, rotate: int, max_rows: int = 64):
             frames += b["frame_number"].tolist()
             ports += b["udp_dstport"].tolist()
             pids |= tshark_children()
-            if sent is None and any(line.startswith("File:") for line in src.capture.stderr_lines):
+            if sent is None and src.capturing:   # dumpcap's filter is in place
                 time.sleep(0.2)
                 sent = send(port, n)
                 settle = time.monotonic() + 1.0
@@ -330,7 +330,7 @@ def test_live_close_mid_rotation_leaves_no_process():
         deadline = time.monotonic() + GUARD
         for b in src.batches(max_rows=256, max_wait=0.05):
             got += len(b)
-            if sender is None and any(line.startswith("File:") for line in src.capture.stderr_lines):
+            if sender is None and src.capturing:
                 sender = subprocess.Popen([sys.executable, "-c", SENDER, str(port), "20000"], stdout=subprocess.DEVNULL)
             if got >= 3_000:
                 break
