@@ -29,7 +29,7 @@ from iotwatch.tui.widgets.help import HelpScreen
 from iotwatch.tui.widgets.packet_table import PacketTable
 from iotwatch.tui.widgets.status_bar import StatusBar
 
-from tui_support import CLASSES, FakeClassifier, make_labels, make_packets, truth, write_capture
+from tui_support import CLASSES, FakeClassifier, finish, make_labels, make_packets, truth, write_capture
 
 
 def fake_app(n=1200, **kw) -> IotWatchApp:
@@ -37,18 +37,6 @@ def fake_app(n=1200, **kw) -> IotWatchApp:
     kw.setdefault("batch_rows", 256)
     return make_app(lambda: ReplaySource(pk, "fake.pcapng"), FakeClassifier(), make_labels(pk),
                     source_name="fake.pcapng", clock=lambda: 0.0, **kw)
-
-
-async def finish(app: IotWatchApp, pilot) -> None:
-    """Wait until the capture worker has finished (it may not have started yet), then redraw."""
-    for _ in range(3000):
-        if app.session.done.is_set():
-            break
-        await pilot.pause(0.01)
-    await app.workers.wait_for_complete()
-    await pilot.pause()
-    app.refresh_screen()
-    await pilot.pause()
 
 
 def text_of(widget) -> str:
@@ -64,7 +52,7 @@ async def test_replay_counts_every_packet_and_shows_messages():
     msgs = []
     app = fake_app(1200)
     async with app.run_test(size=(120, 40), message_hook=msgs.append) as pilot:
-        await finish(app, pilot)
+        await finish(pilot)
         pk = make_packets(1200)
         t = truth(pk)
         expected = np.bincount(t, minlength=len(CLASSES))
@@ -89,7 +77,7 @@ async def test_replay_counts_every_packet_and_shows_messages():
 async def test_view_cap_drops_rows_from_view_never_from_counts():
     app = fake_app(3000, view_cap=500)
     async with app.run_test(size=(120, 40)) as pilot:
-        await finish(app, pilot)
+        await finish(pilot)
         table = app.query_one(PacketTable)
         assert len(table.view) == 500
         assert table.border_subtitle == "showing last 500 of 3,000"
@@ -103,7 +91,7 @@ async def test_view_cap_drops_rows_from_view_never_from_counts():
 async def test_keys_filter_jump_clear_pause_speed_help():
     app = fake_app(900)
     async with app.run_test(size=(120, 40)) as pilot:
-        await finish(app, pilot)
+        await finish(pilot)
         table = app.query_one(PacketTable)
         t = truth(make_packets(900))
         await pilot.press("a")
@@ -169,7 +157,7 @@ async def test_scrolling_away_stops_following_and_keeps_rows_in_place():
         top_frame = table.view.row(int(table.scroll_y)).frame
         app.set_speed("max")
         app.action_toggle_pause()
-        await finish(app, pilot)
+        await finish(pilot)
         assert len(table.view) == 4000 and before < 4000
         assert table.view.row(int(table.scroll_y)).frame == top_frame
         await pilot.press("end")
@@ -181,7 +169,7 @@ async def test_command_palette_provider_lists_filters_and_speeds():
 
     app = fake_app(50)
     async with app.run_test(size=(100, 30)) as pilot:
-        await finish(app, pilot)
+        await finish(pilot)
         provider = IotwatchCommands(app.screen)
         titles = [t for t, _, _ in provider._commands()]
         assert "filter: class dos" in titles and "replay: speed 10x" in titles
@@ -216,7 +204,7 @@ async def test_failure_mid_run_is_shown_and_sets_the_exit_code():
     msgs = []
     app = make_app(lambda: Breaks(pk), FakeClassifier(), source_name="cut.pcap", batch_rows=100)
     async with app.run_test(size=(100, 30), message_hook=msgs.append) as pilot:
-        await finish(app, pilot)
+        await finish(pilot)
         failed = [m for m in msgs if isinstance(m, CaptureFailed)]
         assert failed and failed[0].started and failed[0].exit_code == 2
         assert app.state == "failed" and app.session.totals.packets == 200
@@ -249,7 +237,7 @@ async def test_tui_equals_headless_report_on_the_same_capture(capture, tmp_path)
     app = make_app(source_factory(cfg), clf, load_labels(cfg, clf.classes_), source_name=cfg.source_name,
                    capture_path=cfg.read, report=cfg.report, predictions=cfg.predictions, alerts=cfg.alerts)
     async with app.run_test(size=(120, 40)) as pilot:
-        await finish(app, pilot)
+        await finish(pilot)
         tui = app.session.report
         shown_counts = app.session.totals.class_counts.tolist()
         shown_matrix = app.query_one(ConfusionSummary).matrix.tolist()
@@ -272,7 +260,7 @@ async def test_enter_shows_the_frame_dissection(capture):
     clf = PacketClassifier.load(bundle)
     app = make_app(source_factory(cfg), clf, None, source_name=str(path), capture_path=str(path))
     async with app.run_test(size=(120, 40)) as pilot:
-        await finish(app, pilot)
+        await finish(pilot)
         await pilot.press("home", "down", "down", "enter")   # frame 3 (telnet in write_capture's mix)
         assert isinstance(app.screen, DetailScreen) and app.screen.frame == 3
         await app.workers.wait_for_complete()
@@ -289,7 +277,7 @@ async def test_enter_shows_the_frame_dissection(capture):
 async def test_detail_without_a_capture_file_says_so():
     app = fake_app(20)
     async with app.run_test(size=(100, 30)) as pilot:
-        await finish(app, pilot)
+        await finish(pilot)
         await pilot.press("enter")
         assert isinstance(app.screen, DetailScreen)
         note = app.screen.query_one("#detail-note")
@@ -302,7 +290,7 @@ async def test_compact_layout_cycles_panes():
 
     app = fake_app(200)
     async with app.run_test(size=(80, 24)) as pilot:
-        await finish(app, pilot)
+        await finish(pilot)
         counters, alerts, confusion = (app.query_one(ClassCounters), app.query_one(AlertPane),
                                        app.query_one(ConfusionSummary))
         assert shown(counters) and not shown(alerts) and not shown(confusion)
@@ -317,7 +305,7 @@ async def test_compact_layout_cycles_panes():
 async def test_wide_layout_shows_every_pane():
     app = fake_app(200)
     async with app.run_test(size=(120, 40)) as pilot:
-        await finish(app, pilot)
+        await finish(pilot)
         for w in (app.query_one(ClassCounters), app.query_one(AlertPane), app.query_one(ConfusionSummary)):
             assert w.display and w.parent.display and w.region.height > 3
 
@@ -337,7 +325,7 @@ async def test_when_the_ui_is_behind_rows_leave_the_view_but_every_packet_is_cou
     monkeypatch.setattr(tui_app, "QUEUE_LIMIT", -1)    # "the message queue is always too long"
     app = fake_app(700)
     async with app.run_test(size=(120, 40)) as pilot:
-        await finish(app, pilot)
+        await finish(pilot)
         assert app.session.totals.packets == 700 and app.skipped == 700
         assert len(app.query_one(PacketTable).view) == 0
         assert "0 shown, 700 dropped" in text_of(app.query_one(StatusBar))
@@ -368,7 +356,7 @@ async def test_pausing_a_live_capture_keeps_counting():
         await pilot.press("space")
         assert app.paused
         pressed.set()
-        await finish(app, pilot)
+        await finish(pilot)
         assert app.session.totals.packets == 600          # the capture never stopped
         assert app.skipped > 0 and app.rows.added + app.skipped == 600
         status = text_of(app.query_one(StatusBar))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from iotwatch.captures.sources import ReplaySource
 from iotwatch.tui.app import make_app
 
-from tui_support import FakeClassifier, make_labels, make_packets
+from tui_support import FakeClassifier, finish, make_labels, make_packets
 
 
 def app_for(n=800, labelled=True):
@@ -15,34 +15,25 @@ def app_for(n=800, labelled=True):
                     source_name="demo.pcapng", clock=lambda: 0.0, batch_rows=256)
 
 
-async def replayed(pilot) -> None:
-    while not pilot.app.session.done.is_set():   # the capture worker may not have started yet
-        await pilot.pause(0.01)
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-    pilot.app.refresh_screen()
-    await pilot.pause()
-
-
 def test_wide_labelled_replay(snap_compare):
-    assert snap_compare(app_for(), terminal_size=(120, 40), run_before=replayed)
+    assert snap_compare(app_for(), terminal_size=(120, 40), run_before=finish)
 
 
 def test_compact_layout(snap_compare):
-    assert snap_compare(app_for(), terminal_size=(80, 24), run_before=replayed)
+    assert snap_compare(app_for(), terminal_size=(80, 24), run_before=finish)
 
 
 def test_compact_confusion_pane(snap_compare):
-    assert snap_compare(app_for(), terminal_size=(80, 24), run_before=replayed, press=["m", "m"])
+    assert snap_compare(app_for(), terminal_size=(80, 24), run_before=finish, press=["m", "m"])
 
 
 def test_anomalies_filter_with_cursor(snap_compare):
-    assert snap_compare(app_for(), terminal_size=(120, 40), run_before=replayed, press=["a", "home", "n"])
+    assert snap_compare(app_for(), terminal_size=(120, 40), run_before=finish, press=["a", "home", "n"])
 
 
 def test_unlabelled_replay_hides_label_column_and_confusion(snap_compare):
-    assert snap_compare(app_for(labelled=False), terminal_size=(120, 40), run_before=replayed)
+    assert snap_compare(app_for(labelled=False), terminal_size=(120, 40), run_before=finish)
 
 
 def test_help_screen(snap_compare):
-    assert snap_compare(app_for(50), terminal_size=(120, 40), run_before=replayed, press=["question_mark"])
+    assert snap_compare(app_for(50), terminal_size=(120, 40), run_before=finish, press=["question_mark"])

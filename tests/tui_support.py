@@ -130,3 +130,16 @@ def write_capture(path, n: int = 400, seed: int = 3, t0: float = 1_700_000_000.0
         w.close()
     Path(str(path) + ".labels.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     return path
+
+
+async def finish(pilot) -> None:
+    """Wait until the app's capture worker has finished (it may not have started yet), then redraw."""
+    app = pilot.app
+    for _ in range(3000):
+        if app.session.done.is_set():
+            break
+        await pilot.pause(0.01)
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+    app.refresh_screen()
+    await pilot.pause()
