@@ -28,8 +28,8 @@ def dissect_frame(path: str, frame: int) -> list[DissectedLayer]:
         if packet is None:
             raise LookupError(f"frame {frame} not found in {path}")
         layers = []
-        frame = getattr(packet, "frame_info", None)  # pyshark keeps the frame layer apart
-        for layer in ([frame] if frame is not None and frame not in packet.layers else []) + list(packet.layers):
+        info = getattr(packet, "frame_info", None)  # pyshark keeps the frame layer apart
+        for layer in ([info] if info is not None and info not in packet.layers else []) + list(packet.layers):
             lines = []
             for name in layer.field_names:
                 container = layer.get_field(name)
