@@ -235,43 +235,45 @@ T512 static void softmax_avx512(const float *z, int N, float *out) {
  * them. Per row and layer, the nonzero inputs are listed once (index, value) and reused by every
  * chunk. */
 
-T512 static void rows_avx512(const Net *net, const float *X, Py_ssize_t n, float *out, float *hbuf,
-                             int16_t *idx, int S, int HS) {
-    const int L = net->n_layers, K0 = net->dims[0], NC = net->dims[L];
-    int cnt[BLOCK];
-    float *hA = hbuf, *hB = hbuf + (size_t)BLOCK * HS; /* ping-pong: a layer reads one, writes the other */
-    for (Py_ssize_t r0 = 0; r0 < n; r0 += BLOCK) {
-        const int nb = n - r0 < BLOCK ? (int)(n - r0) : BLOCK;
-        const float *in = X + (size_t)r0 * K0;
-        int in_stride = K0;
-        for (int r = 0; r < nb; r++) cnt[r] = nzi_avx512(in + (size_t)r * K0, K0, idx + r * S);
-        /* the next block's input rows are fetched while this block computes */
-        if (r0 + BLOCK < n) {
-            const char *nx = (const char *)(X + (size_t)(r0 + BLOCK) * K0);
-            const size_t bytes = (size_t)((n - r0 - BLOCK) < BLOCK ? (n - r0 - BLOCK) : BLOCK) * K0 * sizeof(float);
-            for (size_t o = 0; o < bytes; o += 64) _mm_prefetch(nx + o, _MM_HINT_T0);
-        }
-        float *h = hA;
-        for (int l = 0; l < L; l++) {
-            const int K = net->dims[l], P = net->pdims[l + 1], cw = net->cw[l], relu = l + 1 < L;
-            for (int c = 0; c < P; c += cw) {
-                const int w = P - c < cw ? P - c : cw;
-                const float *Wc = net->W[l] + (size_t)K * c, *bc = net->b[l] + c;
-                const axpy_fn f = AXPY512[w / 16];
-                for (int r = 0; r < nb; r++)
-                    f(idx + r * S, in + (size_t)r * in_stride, cnt[r], Wc, (size_t)w, bc, h + (size_t)r * HS + c, relu);
-            }
-            if (relu) {
-                for (int r = 0; r < nb; r++) cnt[r] = nzi_avx512(h + (size_t)r * HS, net->dims[l + 1], idx + r * S);
-                in = h;
-                in_stride = HS;
-                h = h == hA ? hB : hA;
-            } else {
-                for (int r = 0; r < nb; r++) softmax_avx512(h + (size_t)r * HS, NC, out + (size_t)(r0 + r) * NC);
-            }
-        }
-    }
+#define DEF_ROWS(NAME, TARGET, NZI, AXPY, VEC, SOFTMAX)                                                                  \
+TARGET static void NAME(const Net *net, const float *X, Py_ssize_t n, float *out, float *hbuf,                           \
+                      int16_t *idx, int S, int HS) {                                                                     \
+    const int L = net->n_layers, K0 = net->dims[0], NC = net->dims[L];                                                   \
+    int cnt[BLOCK];                                                                                                      \
+    float *hA = hbuf, *hB = hbuf + (size_t)BLOCK * HS; /* ping-pong: a layer reads one, writes the other */              \
+    for (Py_ssize_t r0 = 0; r0 < n; r0 += BLOCK) {                                                                       \
+        const int nb = n - r0 < BLOCK ? (int)(n - r0) : BLOCK;                                                           \
+        const float *in = X + (size_t)r0 * K0;                                                                           \
+        int in_stride = K0;                                                                                              \
+        for (int r = 0; r < nb; r++) cnt[r] = NZI(in + (size_t)r * K0, K0, idx + r * S);                                 \
+        /* the next block's input rows are fetched while this block computes */                                          \
+        if (r0 + BLOCK < n) {                                                                                            \
+            const char *nx = (const char *)(X + (size_t)(r0 + BLOCK) * K0);                                              \
+            const size_t bytes = (size_t)((n - r0 - BLOCK) < BLOCK ? (n - r0 - BLOCK) : BLOCK) * K0 * sizeof(float);     \
+            for (size_t o = 0; o < bytes; o += 64) _mm_prefetch(nx + o, _MM_HINT_T0);                                    \
+        }                                                                                                                \
+        float *h = hA;                                                                                                   \
+        for (int l = 0; l < L; l++) {                                                                                    \
+            const int K = net->dims[l], P = net->pdims[l + 1], cw = net->cw[l], relu = l + 1 < L;                        \
+            for (int c = 0; c < P; c += cw) {                                                                            \
+                const int w = P - c < cw ? P - c : cw;                                                                   \
+                const float *Wc = net->W[l] + (size_t)K * c, *bc = net->b[l] + c;                                        \
+                const axpy_fn f = AXPY[w / VEC];                                                                         \
+                for (int r = 0; r < nb; r++)                                                                             \
+                    f(idx + r * S, in + (size_t)r * in_stride, cnt[r], Wc, (size_t)w, bc, h + (size_t)r * HS + c, relu); \
+            }                                                                                                            \
+            if (relu) {                                                                                                  \
+                for (int r = 0; r < nb; r++) cnt[r] = NZI(h + (size_t)r * HS, net->dims[l + 1], idx + r * S);            \
+                in = h;                                                                                                  \
+                in_stride = HS;                                                                                          \
+                h = h == hA ? hB : hA;                                                                                   \
+            } else {                                                                                                     \
+                for (int r = 0; r < nb; r++) SOFTMAX(h + (size_t)r * HS, NC, out + (size_t)(r0 + r) * NC);               \
+            }                                                                                                            \
+        }                                                                                                                \
+    }                                                                                                                    \
 }
+DEF_ROWS(rows_avx512, T512, nzi_avx512, AXPY512, 16, softmax_avx512)
 
 /* ---------------------------------------------------------------- AVX2 + FMA */
 
@@ -395,42 +397,7 @@ T256 static void softmax_avx2(const float *z, int N, float *out) {
 }
 
 /* the blocked structure of rows_avx512, 8-float vectors */
-T256 static void rows_avx2(const Net *net, const float *X, Py_ssize_t n, float *out, float *hbuf,
-                           int16_t *idx, int S, int HS) {
-    const int L = net->n_layers, K0 = net->dims[0], NC = net->dims[L];
-    int cnt[BLOCK];
-    float *hA = hbuf, *hB = hbuf + (size_t)BLOCK * HS;
-    for (Py_ssize_t r0 = 0; r0 < n; r0 += BLOCK) {
-        const int nb = n - r0 < BLOCK ? (int)(n - r0) : BLOCK;
-        const float *in = X + (size_t)r0 * K0;
-        int in_stride = K0;
-        for (int r = 0; r < nb; r++) cnt[r] = nzi_avx2(in + (size_t)r * K0, K0, idx + r * S);
-        if (r0 + BLOCK < n) {
-            const char *nx = (const char *)(X + (size_t)(r0 + BLOCK) * K0);
-            const size_t bytes = (size_t)((n - r0 - BLOCK) < BLOCK ? (n - r0 - BLOCK) : BLOCK) * K0 * sizeof(float);
-            for (size_t o = 0; o < bytes; o += 64) _mm_prefetch(nx + o, _MM_HINT_T0);
-        }
-        float *h = hA;
-        for (int l = 0; l < L; l++) {
-            const int K = net->dims[l], P = net->pdims[l + 1], cw = net->cw[l], relu = l + 1 < L;
-            for (int c = 0; c < P; c += cw) {
-                const int w = P - c < cw ? P - c : cw;
-                const float *Wc = net->W[l] + (size_t)K * c, *bc = net->b[l] + c;
-                const axpy_fn f = AXPY256[w / 8];
-                for (int r = 0; r < nb; r++)
-                    f(idx + r * S, in + (size_t)r * in_stride, cnt[r], Wc, (size_t)w, bc, h + (size_t)r * HS + c, relu);
-            }
-            if (relu) {
-                for (int r = 0; r < nb; r++) cnt[r] = nzi_avx2(h + (size_t)r * HS, net->dims[l + 1], idx + r * S);
-                in = h;
-                in_stride = HS;
-                h = h == hA ? hB : hA;
-            } else {
-                for (int r = 0; r < nb; r++) softmax_avx2(h + (size_t)r * HS, NC, out + (size_t)(r0 + r) * NC);
-            }
-        }
-    }
-}
+DEF_ROWS(rows_avx2, T256, nzi_avx2, AXPY256, 8, softmax_avx2)
 #endif /* IOTW_X86 */
 
 static int isa_supported(int isa) {
