@@ -38,8 +38,8 @@ import struct
 
 from . import packets as P
 from .sim_core import MS, SECOND, Host, Process, Tcp, syn_options
-from .sim_devices import (Env, b32, eph_port, jitter, lan_delay, router_advertisement, ssh_kex, tls_handshake,
-                          wan_rtt)
+from .sim_devices import (Env, b32, cloud_conn, eph_port, jitter, lan_conn, lan_delay, router_advertisement, ssh_kex,
+                          tls_handshake, wan_rtt)
 
 # Ports nmap probes first (nmap-services top ports, in frequency order).
 NMAP_TOP_PORTS = (80, 23, 443, 21, 22, 25, 3389, 110, 445, 139, 143, 53, 135, 3306, 8080, 1723, 111, 995, 993,
@@ -240,8 +240,7 @@ def nmap_version_probe(env: Env, attacker: Host, target: Host, rng: random.Rando
               b"GET /nice%20ports%2C/Tri%6Eity.txt%2ebak HTTP/1.0\r\n\r\n")
     for port in open_ports(target) or (80,):
         for probe in probes[:rng.randint(2, len(probes))]:
-            c = Tcp(env.sim, attacker, target, eph_port(rng, attacker), port, atk.tag, rng,
-                    da=lan_delay(rng, attacker), db=lan_delay(rng, target))
+            c = lan_conn(env, attacker, target, port, atk.tag, rng)
             t = c.connect(t)
             if port in (22, 23, 21):
                 banner = b"SSH-2.0-dropbear_2019.78\r\n" if port == 22 else b"\xff\xfd\x18\xff\xfd\x20"
@@ -525,8 +524,7 @@ def slowloris(env: Env, attacker: Host, target: Host, rng: random.Random, *, soc
     conns: list[Tcp] = []
     limit = rng.randint(40, 120) if target.stack.name.startswith("lwip") else sockets
     for i in range(sockets):
-        c = Tcp(env.sim, attacker, target, eph_port(rng, attacker), port, atk.tag, rng, da=lan_delay(rng, attacker),
-                db=lan_delay(rng, target))
+        c = lan_conn(env, attacker, target, port, atk.tag, rng)
         if i >= limit:  # the server is out of connection slots
             c.connect(t, refuse=True)
         else:
@@ -607,8 +605,7 @@ def hydra(env: Env, attacker: Host, target: Host, rng: random.Random, *, service
     while i < attempts:
         lane = min(range(tasks), key=lanes.__getitem__)
         t = lanes[lane]
-        c = Tcp(sim, attacker, target, eph_port(rng, attacker), port, atk.tag, rng, da=lan_delay(rng, attacker),
-                db=lan_delay(rng, target))
+        c = lan_conn(env, attacker, target, port, atk.tag, rng)
         t = c.connect(t)
         if service == "ssh":
             t = ssh_kex(env, c, t, rng, banner, b"SSH-2.0-libssh_0.10.5\r\n")
@@ -764,8 +761,7 @@ def dns_spoof(env: Env, attacker: Host, victim: Host, rng: random.Random, *, cou
         real = P.dns_message(qid, P.DNS_RESPONSE_FLAGS, [q],
                              [P.dns_rr(P.PTR_TO_QNAME, P.DNS_A, home.resolve(name), 300)])
         sim.udp(ft + rng.randint(5 * MS, 40 * MS), gw, victim, 53, sport, real, atk.tag)
-        c = Tcp(sim, victim, attacker, eph_port(rng, victim), 80, atk.tag, rng, da=lan_delay(rng, victim),
-                db=lan_delay(rng, attacker))
+        c = lan_conn(env, victim, attacker, 80, atk.tag, rng)
         t = c.connect(ft + rng.randint(2 * MS, 20 * MS))
         t = c.request(t, b"GET / HTTP/1.1\r\nHost: " + name.encode() + b"\r\nUser-Agent: Mozilla/5.0\r\n\r\n",
                       b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Type: text/html\r\nContent-Length: 120\r\n\r\n"
@@ -895,8 +891,7 @@ def bulk_upload(env: Env, client: Host, rng: random.Random, *, megabytes: float,
     sim = env.sim
     server = env.home.unseen_peer(rng)
     t = sim.now
-    c = Tcp(sim, client, server, eph_port(rng, client), port, atk.tag, rng, da=lan_delay(rng, client), db=wan_rtt(rng),
-            loss=0.002)
+    c = cloud_conn(env, client, server, port, atk.tag, rng, loss=0.002)
     t = c.connect(t)
     total = int(megabytes * 1024 * 1024)
     http = port in (80, 8080)
