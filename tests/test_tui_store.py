@@ -96,6 +96,10 @@ def test_rates_and_sparkline():
     assert len(r.history) == 0
     r.sample(2.0, np.array([40, 4]))
     assert r.rates.tolist() == [20.0, 2.0] and r.total_rate == 22.0
+    # the history is capped; the sample count is what tells the UI new rates exist (e.g. traffic stopped)
+    for i in range(40):
+        r.sample(3.0 + i, np.array([40, 4]))
+    assert len(r.history) == 30 and r.samples == 41 and r.total_rate == 0.0
     assert sparkline([0, 1, 2, 4], 6) == "  ▁▃▅█"
     assert sparkline([], 3) == "   "
 

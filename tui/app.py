@@ -228,7 +228,7 @@ class IotWatchApp(App[int]):
         # counters and confusion (rich tables, the costly part of a frame) refresh every PANE_EVERY ticks
         self._ticks += 1
         panes_due = force or self._ticks % PANE_EVERY == 0 or self.report is not None
-        rate_version = len(self.rates.history)
+        rate_version = self.rates.samples  # not len(history): it stops changing once the history is full
         if panes_due and (packets != self._last_packets or rate_version != self._rate_version):
             self.counters.show(counts, anomalies, self.rates)
             self._rate_version = rate_version

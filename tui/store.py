@@ -339,6 +339,7 @@ class RateHistory:
         self._last_counts = np.zeros(n_classes, dtype=np.int64)
         self.rates = np.zeros(n_classes, dtype=np.float64)
         self.total_rate = 0.0
+        self.samples = 0  # rate buckets taken so far (the history is capped; this keeps counting)
 
     def sample(self, now: float, counts: np.ndarray) -> None:
         if self._last_t is None:
@@ -352,6 +353,7 @@ class RateHistory:
         self.rates = delta / dt
         self.total_rate = float(delta.sum() / dt)
         self.history.append(self.rates.copy())
+        self.samples += 1
         self._last_t = now
         self._last_counts = counts.copy()
 
