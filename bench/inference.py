@@ -78,7 +78,7 @@ def main() -> None:
     clf = PacketClassifier.load(args.model)
     cfg = clf.bundle.config
     print(f"model {clf.name}: {cfg.n_features} features -> {list(cfg.hidden)} -> {cfg.n_classes} classes; 1 thread")
-    kernel, why = mdl.kernel_status()
+    _, why = mdl.kernel_status()
     print(f"predict_proba kernel: {clf.kernel} ({why})")
     capture = args.capture or str(demo_capture())
     X = feature_rows(clf, capture, args.rows)

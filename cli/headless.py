@@ -64,9 +64,9 @@ def run_headless(cfg: RunConfig, out=None) -> int:
     check_outputs(cfg)
     classifier = load_classifier(cfg.model)
     # labels are loaded once the source is open: a large sidecar CSV is parsed while tshark starts up
-    run = MonitorRun(source_factory(cfg), classifier, lambda: load_labels(cfg, list(classifier.classes_)), source_name=cfg.source_name, count=cfg.count,
-                     duration=cfg.duration, report=cfg.report, predictions=cfg.predictions, alerts=cfg.alerts,
-                     batch_rows=8192, max_wait=0.25)
+    run = MonitorRun(source_factory(cfg), classifier, lambda: load_labels(cfg, list(classifier.classes_)),
+                     source_name=cfg.source_name, count=cfg.count, duration=cfg.duration, report=cfg.report,
+                     predictions=cfg.predictions, alerts=cfg.alerts, batch_rows=8192, max_wait=0.25)
     progress = _Progress(enabled=True)
     t0 = time.perf_counter()
     # A live run ends with Ctrl-C / SIGTERM: finish cleanly and still write every output.
