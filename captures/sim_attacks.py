@@ -38,8 +38,8 @@ import struct
 
 from . import packets as P
 from .sim_core import MS, SECOND, Host, Process, Tcp, syn_options
-from .sim_devices import (Env, b32, cloud_conn, eph_port, jitter, lan_conn, lan_delay, router_advertisement, ssh_kex,
-                          tls_handshake, wan_rtt)
+from .sim_devices import (Env, arp_resolve, b32, cloud_conn, eph_port, jitter, lan_conn, lan_delay,
+                          router_advertisement, ssh_kex, tls_handshake, wan_rtt)
 
 # Ports nmap probes first (nmap-services top ports, in frequency order).
 NMAP_TOP_PORTS = (80, 23, 443, 21, 22, 25, 3389, 110, 445, 139, 143, 53, 135, 3306, 8080, 1723, 111, 995, 993,
@@ -134,10 +134,7 @@ def nmap_syn_scan(env: Env, attacker: Host, target: Host, rng: random.Random, *,
     atk = Attack(env, "recon", f"nmap-sS-T{timing}", attacker, rng)
     sim = env.sim
     t = sim.now
-    sim.arp(t, P.BROADCAST, attacker.mac, 1, attacker.mac, attacker.ip, bytes(6), target.ip, atk.tag)
-    t += lan_delay(rng, target)
-    sim.arp(t, attacker.mac, target.mac, 2, target.mac, target.ip, attacker.mac, attacker.ip, atk.tag)
-    t += rng.randint(5 * MS, 40 * MS)
+    t = arp_resolve(env, t, attacker, target, rng, tag=atk.tag) + rng.randint(5 * MS, 40 * MS)
     plist = list(NMAP_TOP_PORTS)
     extra = rng.sample(range(1, 65536), max(0, ports - len(plist)))
     plist = (plist + [p for p in extra if p not in NMAP_TOP_PORTS])[:ports]
@@ -700,10 +697,7 @@ def arp_poison(env: Env, attacker: Host, victim: Host, rng: random.Random, *, se
                     atk.tag)
 
     for who in (victim, gw):  # arpspoof first resolves the real MACs of its targets
-        sim.arp(t, P.BROADCAST, attacker.mac, 1, attacker.mac, attacker.ip, bytes(6), who.ip, atk.tag)
-        t += lan_delay(rng, who)
-        sim.arp(t, attacker.mac, who.mac, 2, who.mac, who.ip, attacker.mac, attacker.ip, atk.tag)
-        t += rng.randint(1 * MS, 10 * MS)
+        t = arp_resolve(env, t, attacker, who, rng, tag=atk.tag) + rng.randint(1 * MS, 10 * MS)
     if relay_traffic:
         sim.spawn(_relayed_session(env, attacker, victim, atk, rng, end), t + rng.randint(1 * SECOND, 5 * SECOND))
     while t < end:

@@ -198,9 +198,9 @@ def dhcp_join(env: Env, dev: Host, t: int, rng: random.Random, hostname: bytes) 
     return t
 
 
-def arp_resolve(env: Env, t: int, asker: Host, target: Host, rng: random.Random) -> int:
-    """who-has / is-at between two LAN hosts."""
-    tag = env.normal("arp")
+def arp_resolve(env: Env, t: int, asker: Host, target: Host, rng: random.Random, tag=None) -> int:
+    """who-has / is-at between two LAN hosts (``tag``: default ``normal``/``arp``); returns the reply time."""
+    tag = tag or env.normal("arp")
     env.sim.arp(t, P.BROADCAST, asker.mac, 1, asker.mac, asker.ip, bytes(6), target.ip, tag)
     t += lan_delay(rng, target)
     env.sim.arp(t, asker.mac, target.mac, 2, target.mac, target.ip, asker.mac, asker.ip, tag)
