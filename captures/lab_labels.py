@@ -140,25 +140,19 @@ def label_for(p: Packet, windows: Sequence[AttackWindow], lab_ips: frozenset[str
     """The class of one frame (``windows`` sorted by start; the first match wins)."""
     if poisoned is None:
         poisoned = poison_starts(windows)
-    if poisoned and relayed(p, poisoned):
-        for w in windows:  # relayed frames that are another window's own traffic keep its class
-            if not (w.start <= p.time <= w.end):
-                continue
-            if w.victim_ip and _spoofed_match(p, w.victim_ip, lab_ips):
-                return w.label
-            if w.dns_suffix and p.dns_qry_name.lower().rstrip(".").endswith(w.dns_suffix.lower().strip(".")):
-                return w.label
-        return SPOOFING
+    # a relayed frame is spoofing even when the attacker's MAC puts it in a window of another class;
+    # only another window's own traffic (spoofed-source victim, tunnel names) keeps that class
+    relay = bool(poisoned) and relayed(p, poisoned)
     for w in windows:
         if not (w.start <= p.time <= w.end):
             continue
-        if _attacker_match(p, w.attacker_mac, w.attacker_ip):
+        if not relay and _attacker_match(p, w.attacker_mac, w.attacker_ip):
             return w.label
         if w.victim_ip and _spoofed_match(p, w.victim_ip, lab_ips):
             return w.label
         if w.dns_suffix and p.dns_qry_name.lower().rstrip(".").endswith(w.dns_suffix.lower().strip(".")):
             return w.label
-    return NORMAL
+    return SPOOFING if relay else NORMAL
 
 
 def label_packets(packets: Iterable[Packet], windows: Sequence[AttackWindow],
