@@ -889,20 +889,19 @@ def bulk_upload(env: Env, client: Host, rng: random.Random, *, megabytes: float,
     t = c.connect(t)
     total = int(megabytes * 1024 * 1024)
     http = port in (80, 8080)
-    tls = not http
-    if tls:
-        t = tls_handshake(env, c, t, rng, P.ip_str(server.ip))
-    elif http:
+    if http:
         head = (f"POST /{rng.choice(('upload', 'u', 'api/v1/files', 'data'))} HTTP/1.1\r\nHost: {P.ip_str(server.ip)}"
                 f":{port}\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\nContent-Type: application/octet-stream\r\n"
                 f"Content-Length: {total}\r\n\r\n").encode()
         t = c.send(t, True, head, ack=False)
+    else:
+        t = tls_handshake(env, c, t, rng, P.ip_str(server.ip))
     chunk = 256 * 1024
     sent = 0
     rate = rng.uniform(1.5e6, 6e6)
     while sent < total:
         n = min(chunk, total - sent)
-        t = c.send(t, True, env.tls_records(n, rng) if tls else env.noise(n, rng), rate=rate)
+        t = c.send(t, True, env.noise(n, rng) if http else env.tls_records(n, rng), rate=rate)
         sent += n
         yield t
     if http:
