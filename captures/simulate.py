@@ -149,9 +149,13 @@ def simulate(out_dir: str | Path, *, seed: int = 1, duration_us: int = 600 * SEC
     class_index = {c: i for i, c in enumerate(CLASSES)}
     try:
         fh = open(pcap_path, "wb")
-        lh = open(labels_path, "w", encoding="ascii", newline="")
     except OSError as e:
         raise InputError(f"cannot write {pcap_path}: {e.strerror}", hint="choose a writable --out") from None
+    try:
+        lh = open(labels_path, "w", encoding="ascii", newline="")
+    except OSError as e:
+        fh.close()
+        raise InputError(f"cannot write {labels_path}: {e.strerror}", hint="choose a writable --out") from None
     with fh, lh:
         writer = PcapngWriter(fh, if_name="sim0", if_description=f"iotwatch simulate scenario={scenario} seed={seed}")
         options: list[bytes] = []

@@ -197,6 +197,13 @@ def test_bad_arguments_are_one_line_input_errors(argv, needle, tmp_path, capsys)
     assert len(err) == 1 and err[0].startswith("iotwatch: error:")
 
 
+def test_unwritable_labels_file_is_named(tmp_path):
+    (tmp_path / "x.pcapng.labels.csv").mkdir()  # the labels path cannot be opened for writing
+    with pytest.raises(InputError) as ei:
+        S.simulate(tmp_path, seed=1, duration_us=60 * S.SECOND, name="x")
+    assert "x.pcapng.labels.csv" in str(ei.value) and "\n" not in str(ei.value)
+
+
 # ----------------------------------------------------------------------------- simulated vs real tools
 
 
