@@ -31,7 +31,7 @@ pip_quiet() {
   # pip's output goes to a log; shown only when pip fails.
   local log="$VENV/pip.log"
   echo "iotwatch setup: pip $*" >&2
-  if ! "$VENV/bin/pip" "$@" >"$log" 2>&1; then
+  if ! "$VENV/bin/python" -m pip "$@" >"$log" 2>&1; then
     grep -v "^WARNING: Location" "$log" | tail -20 >&2
     echo "iotwatch setup: pip failed (full log: $log)" >&2
     return 1

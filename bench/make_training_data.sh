@@ -2,7 +2,7 @@
 # Regenerates the training and held-out data of the bundled model (detector/MODEL_CARD.md has the
 # one training command): simulated captures (`iotwatch simulate`, no privileges) + real-tool
 # captures recorded in the namespace lab (`iotwatch lab record`, root; the lab tools of
-# captures/lab_packages.txt installed by `bash dev.sh setup`).
+# captures/lab/packages.txt installed by `bash dev.sh setup`).
 #
 #   sudo bash bench/make_training_data.sh [DATA_DIR]          default DATA_DIR=/work/data/detector
 #   ONLY=simulated|recorded|heldout bash bench/make_training_data.sh     one part only

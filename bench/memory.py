@@ -184,7 +184,7 @@ def tree_rss(proc: psutil.Process) -> int:
 
 def command(ns) -> list[str]:
     if ns.tshark:
-        from iotwatch.captures.tshark_args import tshark_fields_command
+        from iotwatch.captures.tshark.args import tshark_fields_command
         from pyshark.tshark.tshark import get_process_path
 
         return tshark_fields_command(get_process_path(), read=ns.file, line_buffered=False, extra=ns.extra)
@@ -291,7 +291,7 @@ def live_run(rotate: int, ns) -> dict:
 
 
 def live_main(ns) -> int:
-    from iotwatch.captures.tshark_source import LIVE_ROTATE_PACKETS
+    from iotwatch.captures.tshark.source import LIVE_ROTATE_PACKETS
 
     rotations = ns.rotate if ns.rotate is not None else [LIVE_ROTATE_PACKETS, 0]
     what = f"frames of {ns.replay}" if ns.replay else f"UDP datagrams ({ns.flow} per flow)"

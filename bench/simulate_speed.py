@@ -17,8 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from iotwatch.captures.pcapng import PcapngWriter, comment_option, read_packets
-from iotwatch.captures.simulate import parse_duration, simulate
+from iotwatch.captures.sim.writer import PcapngWriter, comment_option, read_packets
+from iotwatch.captures.sim.simulate import parse_duration, simulate
 
 
 def main(argv: list[str]) -> int:

@@ -23,7 +23,7 @@ import sys
 import time
 
 from iotwatch.captures.sources import open_source
-from iotwatch.captures.tshark_args import tshark_fields_command
+from iotwatch.captures.tshark.args import tshark_fields_command
 from pyshark.tshark.tshark import get_process_path
 
 

@@ -5,7 +5,7 @@ non-IP) from ``batches(max_rows, max_wait)``. Live batches close at ``max_rows``
 ``max_wait`` seconds, whichever comes first, so a UI gets steady updates.
 
 Implementations:
-* ``TsharkFieldsSource`` (``tshark_source.py``): pyshark's tshark discovery / argument building /
+* ``TsharkFieldsSource`` (``tshark/source.py``): pyshark's tshark discovery / argument building /
   process handling, tshark emitting ``-T fields`` which we parse column-wise (fast path).
 * ``ReplaySource``: batches from memory (tests, demos).
 """
@@ -73,6 +73,6 @@ def open_source(
     Raises ``InputError`` (exit 2) / ``EnvironmentProblem`` (exit 3) with one clear line on bad
     input, before any packet is read. Never hangs on missing capture permission.
     """
-    from .tshark_source import open_tshark_source  # implemented in tshark_source.py
+    from .tshark.source import open_tshark_source
 
     return open_tshark_source(read=read, iface=iface, bpf=bpf, display_filter=display_filter, **options)

@@ -21,9 +21,9 @@ from iotwatch.captures.errors import EXIT_ENV, IotwatchError, UsageParser
 from .options import RunConfig, demo_capture
 
 SUBCOMMANDS = {
-    "doctor": ("iotwatch.captures.preflight", "check tshark/dumpcap and capture permission per interface"),
-    "simulate": ("iotwatch.captures.simulate", "write synthetic labelled IoT captures (pcapng + labels CSV)"),
-    "lab": ("iotwatch.captures.lab", "record real attack tools in isolated network namespaces (root)"),
+    "doctor": ("iotwatch.captures.tshark.preflight", "check tshark/dumpcap and capture permission per interface"),
+    "simulate": ("iotwatch.captures.sim.simulate", "write synthetic labelled IoT captures (pcapng + labels CSV)"),
+    "lab": ("iotwatch.captures.lab.recorder", "record real attack tools in isolated network namespaces (root)"),
     "train": ("iotwatch.detector.train", "train a model bundle from labelled captures or a CSV"),
 }
 

@@ -5,7 +5,7 @@
 
 Expected values come straight from raw ``tshark -T fields`` output, converted here line by line
 with plain Python (first non-empty of a field's tshark fields; ``int(x, 16)`` for hex; missing
--> -1 / nan / ""). This deliberately shares nothing with ``captures/tshark_source.FieldsParser``
+-> -1 / nan / ""). This deliberately shares nothing with ``captures/tshark/source.FieldsParser``
 except the field list and the tshark argv, so the golden test checks the parser independently.
 
 ``--record`` captures loopback traffic with dumpcap (all of it sent by this script to 127.0.0.1
@@ -49,7 +49,7 @@ def canonical(kind: str, raw: str) -> str:
 
 def expected_rows(pcap: Path) -> list[list[str]]:
     from iotwatch.captures.fields import FIELDS, TSHARK_FIELDS
-    from iotwatch.captures.tshark_args import tshark_fields_command
+    from iotwatch.captures.tshark.args import tshark_fields_command
 
     cp = subprocess.run(tshark_fields_command("tshark", read=str(pcap), line_buffered=False),
                         capture_output=True, text=True)

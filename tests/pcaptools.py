@@ -1,6 +1,6 @@
 """Tiny, dependency-free pcap/pcapng builders for odd inputs (link types, unknown blocks, cut files).
 
-Independent of captures/pcapng.py on purpose: robustness tests must not share code with what they test.
+Independent of captures/sim/writer.py on purpose: robustness tests must not share code with what they test.
 """
 from __future__ import annotations
 

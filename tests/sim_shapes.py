@@ -4,7 +4,7 @@
 * ``shape(rows)`` summarises them: flags, window sizes, TCP options, TTL range, DF, IP ID and
   port/sequence patterns, payload sizes, rate — for the attacker's packets ("probe") and the
   answers ("reply").
-* ``SAMPLES`` runs one attack of :mod:`iotwatch.captures.sim_attacks` in a minimal simulated LAN
+* ``SAMPLES`` runs one attack of :mod:`iotwatch.captures.sim.attacks` in a minimal simulated LAN
   (a Linux target, like the real recordings) and ``REFS`` says which stored real-tool reference
   it is compared with.
 
@@ -194,11 +194,11 @@ def _arg(argv: str, flag: str, default: int) -> int:
 
 def simulate_sample(name: str, path: Path, seed: int = 1, argv: str = "") -> str:
     """Run one attack of the simulator against a Linux LAN target; returns the attacker MAC."""
-    from iotwatch.captures import packets as P
-    from iotwatch.captures import sim_attacks as A
-    from iotwatch.captures.pcapng import PcapngWriter
-    from iotwatch.captures.sim_core import LINUX, SECOND, Home, Sim
-    from iotwatch.captures.sim_devices import Env
+    from iotwatch.captures.sim import frames as P
+    from iotwatch.captures.sim import attacks as A
+    from iotwatch.captures.sim.writer import PcapngWriter
+    from iotwatch.captures.sim.core import LINUX, SECOND, Home, Sim
+    from iotwatch.captures.sim.devices import Env
 
     sim = Sim(seed, 1_700_000_000 * SECOND, 60 * SECOND)
     home = Home(sim)

@@ -21,11 +21,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from iotwatch.captures import lab, lab_attacks
+from iotwatch.captures.lab import recorder as lab
+from iotwatch.captures.lab import attacks as lab_attacks
 from iotwatch.captures.errors import EnvironmentProblem
-from iotwatch.captures.lab_labels import (TSHARK_FIELDS, AttackWindow, Packet, class_counts, label_packets,
+from iotwatch.captures.lab.labelling import (TSHARK_FIELDS, AttackWindow, Packet, class_counts, label_packets,
                                           parse_fields_line, write_labels_csv)
-from iotwatch.captures.lab_net import LAB_ENV
+from iotwatch.captures.lab.net import LAB_ENV
 from iotwatch.captures.labels import read_sidecar
 
 ATK_MAC, ATK_IP = "02:77:00:00:00:42", "10.77.0.66"

@@ -234,7 +234,7 @@ def test_classifier_predictions_equal_the_numpy_path_on_a_config_with_another_fe
 
 
 def test_doctor_says_which_inference_kernel_runs(monkeypatch, capsys):
-    from iotwatch.captures import preflight
+    from iotwatch.captures.tshark import preflight
 
     preflight.main(["-i", "lo"])
     out = " ".join(capsys.readouterr().out.split())

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from iotwatch.captures import preflight
+from iotwatch.captures.tshark import preflight
 from iotwatch.captures.errors import EnvironmentProblem, InputError
 from iotwatch.captures.sources import open_source
 from iotwatch.main import main

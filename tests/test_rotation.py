@@ -19,7 +19,7 @@ import psutil
 import pytest
 from pyshark.tshark.tshark import get_process_path
 
-from iotwatch.captures.rotation import PcapngSplitter
+from iotwatch.captures.tshark.rotation import PcapngSplitter
 from iotwatch.captures.sources import open_source
 
 from pcaptools import udp_frames
@@ -353,7 +353,7 @@ def test_live_close_mid_rotation_leaves_no_process():
 
 @pytest.mark.live
 def test_rotation_is_the_default_and_off_under_filters_that_need_earlier_frames():
-    from iotwatch.captures.tshark_source import LIVE_ROTATE_PACKETS
+    from iotwatch.captures.tshark.source import LIVE_ROTATE_PACKETS
 
     opened = []
     try:
@@ -371,7 +371,7 @@ def test_malloc_mmap_threshold_is_pinned_on_glibc():
     """Opening a source pins glibc's mmap threshold (freed batch buffers go back to the OS)."""
     import platform
 
-    from iotwatch.captures.malloc import pin_mmap_threshold
+    from iotwatch.captures.tshark.malloc import pin_mmap_threshold
 
     if platform.libc_ver()[0] != "glibc":
         pytest.fail(f"expected glibc on the CI machine, got {platform.libc_ver()}")

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from iotwatch.captures import simulate as S
+from iotwatch.captures.sim import simulate as S
 from iotwatch.captures.errors import InputError
 from iotwatch.captures.labels import LabelSet
-from iotwatch.captures.pcapng import read_packets
+from iotwatch.captures.sim.writer import read_packets
 from iotwatch.main import main as iotwatch_main
 from sim_shapes import EXACT_BY_TOOL, REFS, compare, read_ref, shape, simulated_shape
 
@@ -223,8 +223,8 @@ def test_simulated_attack_has_the_real_tools_shape(tool, tmp_path):
 def test_packet_builders_write_valid_ipv6_tcp_udp_icmpv6_and_dns_mqtt_coap(tmp_path):
     """The builders the simulator does not exercise on every run (IPv6 transport) and the
     application encoders, dissected by tshark with checksum validation."""
-    from iotwatch.captures import packets as P
-    from iotwatch.captures.pcapng import PcapngWriter
+    from iotwatch.captures.sim import frames as P
+    from iotwatch.captures.sim.writer import PcapngWriter
 
     a, b = P.mac("02:00:00:00:00:01"), P.mac("02:00:00:00:00:02")
     s6, d6 = P.ip6("2001:db8::1"), P.ip6("2001:db8::2")

@@ -11,8 +11,8 @@ from iotwatch.captures.errors import InputError
 from iotwatch.captures.fields import FIELDS, FIELD_NAMES, TSHARK_FIELDS
 from iotwatch.captures.labels import LabelSet
 from iotwatch.captures.sources import PacketSource, open_source
-from iotwatch.captures.tshark_args import DISSECTION_PREFS, field_args, tshark_fields_command
-from iotwatch.captures.tshark_source import FieldsLiveCapture, FieldsParser, TsharkFieldsSource
+from iotwatch.captures.tshark.args import DISSECTION_PREFS, field_args, tshark_fields_command
+from iotwatch.captures.tshark.source import FieldsLiveCapture, FieldsParser, TsharkFieldsSource
 
 from make_golden import CUT_FRAMES, LABELS, PCAPS, read_expected, same_value
 
@@ -267,7 +267,7 @@ def test_multi_section_pcapng_chunked_equals_direct(tmp_path):
 
 
 def test_chunk_planner_splits_exactly(tmp_path):
-    from iotwatch.captures.chunking import ChunkPlanner
+    from iotwatch.captures.tshark.chunking import ChunkPlanner
 
     chunks = list(ChunkPlanner(PCAPS / "loopback.pcap", 8))
     assert [c.packets for c in chunks] == [8, 8, 8, 8, 5]

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from iotwatch.captures import packets as P
+from iotwatch.captures.sim import frames as P
 from iotwatch.captures.errors import InputError
-from iotwatch.captures.pcapng import PcapngWriter
+from iotwatch.captures.sim.writer import PcapngWriter
 from iotwatch.detector.bundle import load_bundle
 from iotwatch.detector.classifier import PacketClassifier
 from iotwatch.detector.features import PAPER_FEATURE_NAMES

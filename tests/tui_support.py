@@ -101,8 +101,8 @@ def write_capture(path, n: int = 400, seed: int = 3, t0: float = 1_700_000_000.0
     are the fake classifier's truth for each frame (so a real model gets a real confusion matrix)."""
     from pathlib import Path
 
-    from iotwatch.captures import packets as P
-    from iotwatch.captures.pcapng import PcapngWriter
+    from iotwatch.captures.sim import frames as P
+    from iotwatch.captures.sim.writer import PcapngWriter
 
     path = Path(path)
     rng = np.random.default_rng(seed)

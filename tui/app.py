@@ -420,8 +420,8 @@ def make_app(source_factory: Callable[[], object], classifier, labels=None, *, s
 def build_app(cfg, app_class: type[IotWatchApp] = IotWatchApp) -> IotWatchApp:
     """Check the outputs and the capture file, load the model and labels, and build the app for a
     validated ``RunConfig`` (user errors raise ``IotwatchError`` before the screen switches)."""
-    from iotwatch.captures import tshark_source  # noqa: F401  (import pyshark now, not while the UI starts)
-    from iotwatch.captures.preflight import check_capture_file
+    from iotwatch.captures.tshark import source as tshark_source  # noqa: F401  (import pyshark now, not while the UI starts)
+    from iotwatch.captures.tshark.preflight import check_capture_file
     from iotwatch.headless import check_outputs
     from iotwatch.options import load_classifier, load_labels, source_factory
 

@@ -27,8 +27,8 @@ from pathlib import Path
 from pyshark.tshark.tshark import TSharkNotFoundException, get_all_tshark_interfaces_names, get_process_path
 
 from .chunking import CUT, NO_PACKETS, capture_format, packet_problem
-from .errors import EnvironmentProblem, InputError
-from .tshark_args import (dumpcap_bpf_check_command, dumpcap_permission_command,
+from ..errors import EnvironmentProblem, InputError
+from .args import (dumpcap_bpf_check_command, dumpcap_permission_command,
                           display_filter_check_command)
 
 INSTALL_HINT = "install it: sudo apt-get install tshark"

@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from .errors import EnvironmentProblem, InputError
+from ..errors import EnvironmentProblem, InputError
 
 NORMAL = "normal"
 

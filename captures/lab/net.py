@@ -1,6 +1,6 @@
 """Isolated lab network for ``iotwatch lab``: namespaces, veths, a bridge, and the processes in them.
 
-Safety rules this module enforces (see captures/lab.py for the whole recorder):
+Safety rules this module enforces (see captures/lab/recorder.py for the whole recorder):
 
 * Every namespace is named ``iw-<pid>-<role>`` and only namespaces with this run's prefix are ever
   deleted. The host (root) namespace is never changed: veth pairs are created *inside* a lab
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from .errors import EnvironmentProblem
+from ..errors import EnvironmentProblem
 
 LAB_SUBNET = ipaddress.ip_network("10.77.0.0/24")
 LAB_ENV = "IOTWATCH_LAB"   # every lab process (and its children) carries IOTWATCH_LAB=<prefix>

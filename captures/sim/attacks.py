@@ -1,6 +1,6 @@
 """Attack traffic for the synthetic lab, modelled on the packets real tools put on the wire.
 
-Every attack is a process (see :mod:`~iotwatch.captures.sim_core`) that labels its own packets
+Every attack is a process (see :mod:`~iotwatch.captures.sim.core`) that labels its own packets
 *and the victims' replies* with its class; everything else in a capture is ``normal``. The
 header details follow the tools (checked against loopback recordings, see docs/sim_vs_real.md):
 
@@ -36,9 +36,9 @@ import base64
 import random
 import struct
 
-from . import packets as P
-from .sim_core import MS, SECOND, Host, Process, Tcp, syn_options
-from .sim_devices import (Env, arp_resolve, b32, cloud_conn, eph_port, jitter, lan_conn, lan_delay,
+from . import frames as P
+from .core import MS, SECOND, Host, Process, Tcp, syn_options
+from .devices import (Env, arp_resolve, b32, cloud_conn, eph_port, jitter, lan_conn, lan_delay,
                           router_advertisement, ssh_kex, tls_handshake, wan_rtt)
 
 # Ports nmap probes first (nmap-services top ports, in frequency order).

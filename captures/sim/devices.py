@@ -1,6 +1,6 @@
 """Benign behaviour of a simulated smart home (every packet here is labelled ``normal``).
 
-Each behaviour is a *process* for :class:`~iotwatch.captures.sim_core.Sim`: a generator that emits
+Each behaviour is a *process* for :class:`~iotwatch.captures.sim.core.Sim`: a generator that emits
 packets through the shared helpers and ``yield``\\ s the absolute time (µs) it wants to run next.
 They are modelled on what the real devices do on the wire:
 
@@ -26,8 +26,8 @@ import base64
 import random
 import struct
 
-from . import packets as P
-from .sim_core import MS, SECOND, Home, Host, Process, Sim, Tcp
+from . import frames as P
+from .core import MS, SECOND, Home, Host, Process, Sim, Tcp
 
 # ----------------------------------------------------------------------------- shared helpers
 

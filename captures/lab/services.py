@@ -1,8 +1,8 @@
 """Small lab services and the benign device driver, run inside lab namespaces by ``iotwatch lab``.
 
-    python -m iotwatch.captures.lab_services serve --bind IP [--http 80] [--admin-user U --admin-pass P]
+    python -m iotwatch.captures.lab.services serve --bind IP [--http 80] [--admin-user U --admin-pass P]
         [--telnet 23] [--ftp 21] [--coap 5683] [--dns 53 --dns-zone Z] [--user U --password P] --until EPOCH
-    python -m iotwatch.captures.lab_services drive --seed N --until EPOCH --max-actions N [actions...]
+    python -m iotwatch.captures.lab.services drive --seed N --until EPOCH --max-actions N [actions...]
 
 ``serve`` runs the login targets and IoT endpoints the real tools attack: an HTTP server (pages, a
 camera snapshot, an ``/admin`` page behind basic auth, ``/upload``), a telnet login, an FTP login
@@ -419,7 +419,7 @@ def iodine_exfil(args) -> int:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m iotwatch.captures.lab_services")
+    p = argparse.ArgumentParser(prog="python -m iotwatch.captures.lab.services")
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("serve")
     s.add_argument("--name", required=True)

@@ -14,11 +14,11 @@ plain ``iotwatch``) is generated with::
 
     iotwatch simulate --scenario demo --seed 11 --duration 3m --devices 10 --out captures/demo --name demo
 
-What is simulated: :mod:`~iotwatch.captures.sim_home` (device mix, attack schedule),
-:mod:`~iotwatch.captures.sim_devices` (benign behaviour, hard negatives),
-:mod:`~iotwatch.captures.sim_attacks` (the tools of the five attack families),
-:mod:`~iotwatch.captures.sim_core` (scheduler, TCP, addressing), :mod:`~iotwatch.captures.packets`
-and :mod:`~iotwatch.captures.pcapng` (bytes). docs/sim_vs_real.md compares the attacks with the
+What is simulated: :mod:`~iotwatch.captures.sim.home` (device mix, attack schedule),
+:mod:`~iotwatch.captures.sim.devices` (benign behaviour, hard negatives),
+:mod:`~iotwatch.captures.sim.attacks` (the tools of the five attack families),
+:mod:`~iotwatch.captures.sim.core` (scheduler, TCP, addressing), :mod:`~iotwatch.captures.sim.frames`
+and :mod:`~iotwatch.captures.sim.writer` (bytes). docs/sim_vs_real.md compares the attacks with the
 real tools.
 """
 from __future__ import annotations
@@ -30,10 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from .errors import InputError, UsageParser
-from .pcapng import PcapngWriter, comment_option
-from .sim_core import SECOND, Sim
-from .sim_home import ATTACK_FAMILIES, CLASSES, DEMO_PROFILE, Profile, build_home, schedule_attacks
+from ..errors import InputError, UsageParser
+from .writer import PcapngWriter, comment_option
+from .core import SECOND, Sim
+from .home import ATTACK_FAMILIES, CLASSES, DEMO_PROFILE, Profile, build_home, schedule_attacks
 
 SCENARIOS: dict[str, tuple[Profile, tuple[str, ...]]] = {
     "home": (Profile(), ATTACK_FAMILIES),

@@ -4,7 +4,7 @@ pyshark's packet objects cost ~0.3x of raw tshark, so we keep everything pyshark
 (tshark/dumpcap discovery, argument building, interface checks, the dumpcap -> tshark pipe,
 asyncio process handling) and replace only the output format: :class:`FieldsFileCapture` and
 :class:`FieldsLiveCapture` are pyshark ``FileCapture``/``LiveCapture`` subclasses whose tshark
-runs ``-T fields -e ...`` (``tshark_args.field_args``). :class:`FieldsParser` turns the tab
+runs ``-T fields -e ...`` (``args.field_args``). :class:`FieldsParser` turns the tab
 separated lines into numpy columns a chunk at a time (one ``split`` for the whole chunk, one
 conversion per column), so tshark's dissector, not Python, is the limit.
 
@@ -15,7 +15,7 @@ conversion per column), so tshark's dissector, not Python, is the limit.
 * live: dumpcap (BPF in the kernel) -> tshark; a batch closes at ``max_rows`` rows or ``max_wait``
   seconds (an idle interface yields empty batches so callers can check for cancellation);
   ``stats.capture_drops`` comes from dumpcap's statistics when it stops. By default dumpcap's stream
-  goes through a :class:`~iotwatch.captures.rotation.PcapngSplitter` that hands it to a new tshark
+  goes through a :class:`~iotwatch.captures.tshark.rotation.PcapngSplitter` that hands it to a new tshark
   every ``LIVE_ROTATE_PACKETS`` packets (tshark's memory grows with the flows it has seen), frames
   renumbered so they run on; the next tshark starts once the previous one has ended.
 
@@ -42,14 +42,14 @@ from pyshark.capture.live_capture import LiveCapture
 from pyshark.tshark.tshark import get_process_path
 
 from . import preflight
-from .batch import PacketBatch
+from ..batch import PacketBatch
 from .chunking import Chunk, ChunkPlanner, capture_format
-from .errors import InputError
+from ..errors import InputError
 from .malloc import pin_mmap_threshold
 from .rotation import PcapngSplitter, grow_pipe
-from .fields import FIELDS, TSHARK_FIELDS
-from .sources import SourceStats
-from .tshark_args import DISSECTION_PREFS, field_args
+from ..fields import FIELDS, TSHARK_FIELDS
+from ..sources import SourceStats
+from .args import DISSECTION_PREFS, field_args
 
 _READ_SIZE = 1 << 20
 _PIPE_SIZE = 4 << 20
@@ -415,9 +415,9 @@ class _Segment:
 class TsharkFieldsSource:
     """PacketSource over a :class:`FieldsFileCapture` or :class:`FieldsLiveCapture`.
 
-    ``planner`` (files only): a :class:`~iotwatch.captures.chunking.ChunkPlanner`; each chunk runs in
+    ``planner`` (files only): a :class:`~iotwatch.captures.tshark.chunking.ChunkPlanner`; each chunk runs in
     its own short-lived tshark fed through a pipe (flat memory), ``workers`` of them at a time.
-    ``rotate_packets`` (live only): a :class:`~iotwatch.captures.rotation.PcapngSplitter` feeds
+    ``rotate_packets`` (live only): a :class:`~iotwatch.captures.tshark.rotation.PcapngSplitter` feeds
     dumpcap's stream to one tshark after another, that many packets each (flat memory); 0 = one tshark.
     """
 

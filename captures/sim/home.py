@@ -2,9 +2,9 @@
 
 :func:`build_home` picks the device mix for a seed (a hub, cameras, MQTT sensors, plugs, speakers,
 laptops, phones, CoAP devices, thermostats, a light bridge), gives them vendor MACs and addresses,
-and spawns their behaviours from :mod:`.sim_devices`. :func:`schedule_attacks` adds an attacker
+and spawns their behaviours from :mod:`.devices`. :func:`schedule_attacks` adds an attacker
 laptop (which also browses and syncs its clock like any machine) and places attack episodes of
-:mod:`.sim_attacks` over the capture, drawing tool, victim and intensity per episode, so every
+:mod:`.attacks` over the capture, drawing tool, victim and intensity per episode, so every
 seed gives another mix. :class:`Profile` holds the volume knobs of a scenario.
 """
 from __future__ import annotations
@@ -13,9 +13,9 @@ import random
 from dataclasses import dataclass
 from typing import Callable
 
-from . import sim_attacks as A
-from . import sim_devices as D
-from .sim_core import (ANDROID, APPLE, EMBEDDED_LINUX, LINUX, LWIP, LWIP255, MS, SECOND, WINDOWS, Home, Host, Process,
+from . import attacks as A
+from . import devices as D
+from .core import (ANDROID, APPLE, EMBEDDED_LINUX, LINUX, LWIP, LWIP255, MS, SECOND, WINDOWS, Home, Host, Process,
                        Sim)
 
 CLASSES = ("normal", "recon", "dos", "bruteforce", "spoofing", "exfiltration")

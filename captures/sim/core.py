@@ -26,7 +26,7 @@ import random
 from dataclasses import dataclass
 from typing import Callable, Generator
 
-from . import packets as P
+from . import frames as P
 
 SECOND = 1_000_000
 MS = 1_000

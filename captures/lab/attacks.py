@@ -56,9 +56,9 @@ class Step:
     commands: list[list[str]]
     weight: float = 1.0          # share of the family's time budget
     min_seconds: float = 4.0
-    victim_ip: str = ""          # spoofed-source flood: see lab_labels
-    dns_suffix: str = ""         # DNS tunnel through the resolver: see lab_labels
-    needs: tuple[str, ...] = ()  # tools used by lab_services helpers (besides the commands' own binaries)
+    victim_ip: str = ""          # spoofed-source flood: see labelling.py
+    dns_suffix: str = ""         # DNS tunnel through the resolver: see labelling.py
+    needs: tuple[str, ...] = ()  # tools used by services helpers (besides the commands' own binaries)
 
     def tools(self) -> set[str]:
         return {Path(c[0]).name for c in self.commands if c[0] != sys.executable} | set(self.needs)
@@ -95,8 +95,8 @@ def _write(path: Path, lines: list[str]) -> str:
 
 
 def helper(*args: str) -> list[str]:
-    """argv of a lab_services helper (server, benign driver, bounded attack loop), run with this interpreter."""
-    return [sys.executable, "-m", "iotwatch.captures.lab_services", *args]
+    """argv of a services helper (server, benign driver, bounded attack loop), run with this interpreter."""
+    return [sys.executable, "-m", "iotwatch.captures.lab.services", *args]
 
 
 def plan(family: str, ctx: LabContext, rng: random.Random) -> list[Step]:

@@ -3,21 +3,21 @@
     iotwatch lab record --out DIR --scenario all|benign|recon|dos|bruteforce|spoofing|exfiltration
                         [--duration S] [--seed N] [--force] [--keep-workdir]
     iotwatch lab relabel CAPTURE...   re-derive the labels of recorded captures from their .lab.json
-    iotwatch lab setup          apt-get install the packages of captures/lab_packages.txt (root)
+    iotwatch lab setup          apt-get install the packages of captures/lab/packages.txt (root)
     iotwatch lab cleanup        delete namespaces left by a killed recorder (iw-<dead pid>-*)
 
-``record`` (root only) builds the lab of :mod:`.lab_net` (a bridge in its own namespace; gateway,
+``record`` (root only) builds the lab of :mod:`.net` (a bridge in its own namespace; gateway,
 hub, camera, sensor, NAS, phone, an unseen "sink" host and one attacker, each in its own namespace
 on 10.77.0.0/24 with no route out), proves the isolation, starts real services (mosquitto,
-dnsmasq, dropbear, and the small servers of :mod:`.lab_services`) and the benign device drivers,
-records the bridge with dumpcap, and runs the real tools of :mod:`.lab_attacks` in bounded windows
+dnsmasq, dropbear, and the small servers of :mod:`.services`) and the benign device drivers,
+records the bridge with dumpcap, and runs the real tools of :mod:`.attacks` in bounded windows
 between benign stretches. Output, in DIR:
 
     lab-<scenario>-seed<N>.pcapng              the capture (tshark reads it)
     lab-<scenario>-seed<N>.pcapng.labels.csv   frame_number,label for EVERY frame (CONTRACT §2)
     lab-<scenario>-seed<N>.pcapng.lab.json     hosts, attack windows (tool argv, times), class counts
 
-Labels follow :mod:`.lab_labels`. Everything is torn down afterwards, also on errors, Ctrl-C,
+Labels follow :mod:`.labelling`. Everything is torn down afterwards, also on errors, Ctrl-C,
 SIGTERM and SIGHUP: only the processes this run started and the namespaces it created.
 Exit codes: 0 ok, 2 usage error, 3 not root / a tool missing (the line names the apt package).
 """
@@ -36,10 +36,10 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from .errors import EnvironmentProblem, InputError, UsageParser
-from .lab_attacks import BASE_TOOLS, FAMILIES, FAMILY_TOOLS, TOOLS, LabContext, Step, helper, plan
-from .lab_labels import AttackWindow, class_counts, label_packets, read_packet_table, write_labels_csv
-from .lab_net import BRIDGE, Lab
+from ..errors import EnvironmentProblem, InputError, UsageParser
+from .attacks import BASE_TOOLS, FAMILIES, FAMILY_TOOLS, TOOLS, LabContext, Step, helper, plan
+from .labelling import AttackWindow, class_counts, label_packets, read_packet_table, write_labels_csv
+from .net import BRIDGE, Lab
 
 SCENARIOS = ("all", "benign") + FAMILIES
 OPTIONAL_TOOLS = ("masscan", "iodine", "iodined")   # its steps are dropped (with a note) when it is missing
@@ -308,7 +308,7 @@ def cleanup(log=print) -> int:
 # --------------------------------------------------------------------------------------------------
 # setup: the Debian packages, without leaving host daemons behind
 # --------------------------------------------------------------------------------------------------
-PACKAGES_FILE = Path(__file__).with_name("lab_packages.txt")
+PACKAGES_FILE = Path(__file__).with_name("packages.txt")
 #: package -> systemd unit its install may start in the host namespace (the lab starts its own copy)
 HOST_UNITS = {"mosquitto": "mosquitto.service", "iodine": "iodined.service"}
 
@@ -350,7 +350,7 @@ def setup(log=print) -> int:
 
 def relabel(capture: Path, log=print) -> dict:
     """Label a recorded capture again from its ``.lab.json`` (hosts and attack windows) with the
-    current rules of :mod:`.lab_labels`; rewrites the sidecar CSV and the class counts. No root,
+    current rules of :mod:`.labelling`; rewrites the sidecar CSV and the class counts. No root,
     no lab: the windows were written at record time."""
     meta_path = Path(str(capture) + ".lab.json")
     if not capture.is_file():

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping, Sequence
 
-from .fields import TSHARK_FIELDS
+from ..fields import TSHARK_FIELDS
 
 # Preferences that cut per-packet state and cost without changing the per-frame fields we read.
 DISSECTION_PREFS: Mapping[str, str] = {

@@ -1,0 +1,1 @@
+"""The namespace lab behind ``iotwatch lab``: real attack tools recorded in isolated namespaces."""

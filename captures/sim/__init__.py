@@ -1,0 +1,1 @@
+"""The simulator behind ``iotwatch simulate``: synthetic labelled IoT homes written as pcapng."""
