@@ -170,6 +170,7 @@ class Track:
         self.impersonations = 0
         self.next_update = 0
         self.end_reason = ""
+        self.rep: dict | None = None    # the packet that opened the incident, oriented attacker -> victim
 
     # --- roles ---------------------------------------------------------------------------------
     @property
@@ -584,7 +585,8 @@ class IncidentEngine:
                     dns_r=(p["dns_flags"][idx] >= 0) & ((p["dns_flags"][idx] & 0x8000) != 0),
                     dns_len=_lengths(p["dns_qry_name"][idx], p["dns_flags"][idx] >= 0),
                     authfail=_authfail(p, idx), eth_src=eth_src, claimed=claimed, refl=refl,
-                    ip_len=p["ip_len"][idx], dst=dst)
+                    ip_len=p["ip_len"][idx], dst=dst, ip_src=ip_src, ip_dst=ip_dst, sp=sp, dp=dp, proto=proto,
+                    icmp_code=p["icmp_code"][idx], protocols=p["protocols"][idx])
         groups = []
         for g in range(len(first)):
             rows = order[bounds[g]:bounds[g + 1]]
@@ -708,6 +710,7 @@ class IncidentEngine:
                 pos += j + 1
                 tr.state = "active"
                 tr.open_time, tr.open_frame = tr.last_time, tr.last_frame
+                tr.rep = _representative(tr, int(rows[pos - 1]), cols)
                 tr.kind = tr.classify_kind()
                 tr.next_update = tr.packets * UPDATE_EVERY
                 tr.recent = np.empty(0)
@@ -843,6 +846,28 @@ class IncidentEngine:
             cnt[0] += tr.bucket_count
         tr.peak = max(tr.peak, int(cnt.max()))
         tr.bucket, tr.bucket_count = int(u[-1]), int(cnt[-1])
+
+
+def _representative(tr: Track, r: int, cols: dict) -> dict:
+    """The opening packet's addresses, ports (ICMP: type/code) and protocol, attacker side first;
+    ``cid`` is its Community ID (computed in the packet's own direction, as tshark does)."""
+    from .eve import community_id
+
+    proto = int(cols["proto"][r])
+    src, dst = str(cols["ip_src"][r]), str(cols["ip_dst"][r])
+    icmp = proto in (1, 58)
+    sp = int(cols["icmp"][r]) if icmp else int(cols["sp"][r])
+    dp = int(cols["icmp_code"][r]) if icmp else int(cols["dp"][r])
+    sent_by_attacker = bool(cols["fwd"][r]) == (tr.rule.role == "attacker")
+    rep = {"ip": bool(src), "proto": proto, "frame": int(cols["frame"][r]),
+           "proto_name": "ARP" if cols["is_arp"][r] else str(cols["protocols"][r]).split(":")[-1].upper(),
+           "cid": community_id(src, dst, proto, sp, dp) if src else None}
+    if not sent_by_attacker and not icmp:
+        src, dst, sp, dp = dst, src, dp, sp
+    elif not sent_by_attacker:
+        src, dst = dst, src
+    rep.update(src=src, dst=dst, sport=sp, dport=dp)
+    return rep
 
 
 def _lengths(names: np.ndarray, has: np.ndarray) -> np.ndarray:

@@ -357,6 +357,8 @@ class IotWatchApp(App[int]):
         code = self.exit_code
         if code == EXIT_OK and self.fail_on == "anomaly" and self.session.totals.anomalies:
             code = EXIT_ANOMALIES
+        if code == EXIT_OK and self.fail_on == "incident" and self.session.incidents.opened:
+            code = EXIT_ANOMALIES
         self.exit(code, return_code=code, message=self._exit_message())
 
     def _exit_message(self) -> Text | None:
