@@ -67,7 +67,7 @@ class IotWatchApp(App[int]):
         Binding("n", "next_anomaly", "Next !", id="next-anomaly"),
         Binding("c", "clear", "Clear", id="clear"),
         Binding("m", "cycle_pane", "Pane", id="cycle-pane"),
-        Binding("i", "focus_incidents", "Incidents", id="focus-incidents"),
+        Binding("i", "focus_incidents", "Incidents", show=False, id="focus-incidents"),
         Binding("question_mark", "help", "Help", id="help"),
     ]
 

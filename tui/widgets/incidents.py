@@ -79,7 +79,8 @@ class IncidentsPane(DataTable):
         if store.version == self._version:
             return
         self._version = store.version
-        keep = self._order[self.cursor_row] if self._order and 0 <= self.cursor_row < len(self._order) else None
+        # while the user works in the pane the cursor stays on its incident; otherwise on the top row
+        keep = self.selected if self.has_focus else None
         items = store.sorted()
         self.clear()
         self._order = [s["id"] for s in items]
@@ -93,7 +94,8 @@ class IncidentsPane(DataTable):
                          since(s, first_time), state, key=str(s["id"]))
         if keep in self._order:
             self.move_cursor(row=self._order.index(keep), animate=False)
-        self.border_subtitle = f"{len(items):,} incidents" if items else self.empty_text
+        hint = "i focus · ⏎ open · j jump · t filter"
+        self.border_subtitle = f"{len(items):,} incidents · {hint}" if items else self.empty_text
 
     @property
     def selected(self) -> int | None:
