@@ -11,8 +11,8 @@ packet is dropped or sent twice, and since every segment but the last holds exac
 ``per_segment`` packets, frame numbers continue across tsharks (segment k starts at frame
 ``k * per_segment + 1``; the source renumbers like chunked replay).
 
-The splitter never starts a process: pyshark's process handling belongs to the thread (and event
-loop) that owns the source, so the source starts each tshark and hands its stdin over with
+The splitter never starts a process: processes belong to the thread that owns the source
+(``process.py``), so the source starts each tshark and hands its stdin over with
 :meth:`PcapngSplitter.attach` when :meth:`PcapngSplitter.wants_output` says one is needed. Until
 then the splitter waits and dumpcap's kernel buffer holds the traffic.
 """
