@@ -24,7 +24,7 @@ import struct
 import threading
 import time
 
-from .chunking import MAX_RECORD, PCAPNG_BOM_LE, PCAPNG_HEADER_BLOCKS, PCAPNG_PACKET_BLOCKS, SECTION_HEADER
+from ..pcapfile import MAX_RECORD, PCAPNG_HEADER_BLOCKS, PCAPNG_PACKET_BLOCKS, SECTION_HEADER, section_byte_order
 
 _READ_SIZE = 1 << 20
 _F_SETPIPE_SZ = 1031
@@ -157,7 +157,7 @@ class PcapngSplitter:
                     while split and end + 12 <= len(buf) and in_segment + packets < self.per_segment:
                         btype, blen = head(buf, end)
                         if btype == SECTION_HEADER:  # palindromic type; it sets the byte order of what follows
-                            order = "<" if buf[end + 8:end + 12] == PCAPNG_BOM_LE else ">"
+                            order = section_byte_order(buf[end + 8:end + 12])
                             head = struct.Struct(order + "II").unpack_from
                             btype, blen = head(buf, end)
                         if blen < 12 or blen % 4 or blen > MAX_RECORD:

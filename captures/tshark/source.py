@@ -29,7 +29,8 @@ from typing import Iterator, Mapping, Sequence
 
 from . import preflight
 from ..batch import PacketBatch
-from .chunking import Chunk, ChunkPlanner, capture_format
+from .chunking import Chunk, ChunkPlanner
+from ..pcapfile import capture_format
 from ..errors import InputError
 from .malloc import pin_mmap_threshold
 from .parser import FieldsParser, nth_newline
