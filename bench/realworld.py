@@ -150,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="write the results as JSON here")
     ap.add_argument("--keep", help="keep per-file reports/predictions in this folder")
     ap.add_argument("--source", action="append", help="only this source slug (repeatable)")
+    ap.add_argument("--scope", choices=["all", "whole", "partial"], default="all",
+                    help="only rows of this label scope (issue 12 quotes whole-file-labelled files)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="with --keep: score predictions already in that folder instead of re-running")
     ap.add_argument("--iotwatch", help="path of the iotwatch command")
     ap.add_argument("--quiet", action="store_true", help="no per-file lines")
     args = ap.parse_args(argv)
@@ -160,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = [r for r in rows if r["split"] == args.split]
     if args.source:
         rows = [r for r in rows if r["source"] in set(args.source)]
+    if args.scope != "all":
+        rows = [r for r in rows if r["scope"] == args.scope]
     data = Path(args.data)
     exe = args.iotwatch or find_iotwatch()
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="realworld-"))
@@ -183,7 +189,10 @@ def main(argv: list[str] | None = None) -> int:
                "--labels", str(lab_path), "--force"]
         if args.model:
             cmd += ["--model", args.model]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if args.reuse and args.keep and pred.is_file() and rep.is_file():
+            proc = subprocess.CompletedProcess(cmd, 0, "", "")
+        else:
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode not in (0, 1) or not pred.is_file():
             failed.append(f"{cap}: exit {proc.returncode}: {proc.stderr.strip()[:200]}")
             print(f"realworld: FAILED {cap}: {proc.stderr.strip()[:200]}", file=sys.stderr)
@@ -210,18 +219,23 @@ def main(argv: list[str] | None = None) -> int:
     total = Score()
     for s in by_source.values():
         total.merge(s)
-    print(f"\nreal-world set, split {args.split}, model {model_name or args.model or 'bundled'}"
+    print(f"\nreal-world set, split {args.split}, scope {args.scope}, model {model_name or args.model or 'bundled'}"
           f" ({time.time() - t0:.0f} s)")
     print(f"{'source':28s} {'files':>5s} {'frames':>9s}  macF1  benign-fl  attack-fl  per-class F1")
-    results = {"split": args.split, "model": model_name, "data": str(data), "sources": {},
+    results = {"split": args.split, "scope": args.scope, "model": model_name, "data": str(data), "sources": {},
                "files": per_file, "absent": absent, "failed": failed}
     for src in sorted(by_source):
         m = by_source[src].metrics()
         results["sources"][src] = m
         print_summary(src, m)
     mt = total.metrics()
+    for key in ("benign_flagged_pct", "attack_flagged_pct"):
+        vals = [f[key] for f in per_file if f[key] is not None]
+        mt[key.replace("_pct", "_file_mean_pct")] = round(sum(vals) / len(vals), 3) if vals else None
     results["overall"] = mt
     print_summary("OVERALL", mt)
+    print(f"{'  mean over files':28s} {'':5s} {'':9s}  {'':5s}  {fmt_pct(mt['benign_flagged_file_mean_pct'])}%"
+          f"  {fmt_pct(mt['attack_flagged_file_mean_pct'])}%")
     print("\nconfusion (overall, frames):")
     print_confusion(mt)
     if absent:

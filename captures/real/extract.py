@@ -163,16 +163,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", choices=["train", "eval"], help="only this part")
     ap.add_argument("--source", action="append", help="only this source slug (repeatable)")
     ap.add_argument("--force", action="store_true", help="rewrite files and labels even when present")
+    ap.add_argument("--list-dirs", action="store_true",
+                    help="only print the data folders of the selected rows, one per line (e.g. "
+                         "iotwatch train --captures $(python captures/real/extract.py --split train --list-dirs))")
     args = ap.parse_args(argv)
-    if shutil.which("tshark") is None:
-        print("extract: tshark not found; install it (apt-get install tshark)", file=sys.stderr)
-        return 3
     rows = read_manifest(Path(args.manifest))
     if args.split:
         rows = [r for r in rows if r["split"] == args.split]
     if args.source:
         rows = [r for r in rows if r["source"] in set(args.source)]
     mirrors, out = Path(args.mirrors), Path(args.out)
+    if args.list_dirs:
+        for src in dict.fromkeys(r["source"] for r in rows):
+            print(out / src)
+        return 0
+    if shutil.which("tshark") is None:
+        print("extract: tshark not found; install it (apt-get install tshark)", file=sys.stderr)
+        return 3
     done, failed, missing_repos = 0, [], {}
     for row in rows:
         try:
