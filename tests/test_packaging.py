@@ -2,6 +2,7 @@
 dependencies borrowed from this environment), and run what a user runs first."""
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -13,10 +14,20 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def tracked_files() -> list[str]:
+    out = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    return [f for f in out.split("\0") if f and (ROOT / f).is_file()]
+
+
 @pytest.fixture(scope="module")
 def fresh(tmp_path_factory):
     d = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation",
+    # build from a copy of the tracked files: a stale build/ folder in the work tree would hide a missing file
+    src = d / "src"
+    for f in tracked_files():
+        (src / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / f, src / f)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation",
                     "-q", "-w", str(d / "dist")], check=True, timeout=300)
     wheel = next((d / "dist").glob("iotwatch-*.whl"))
     venv = d / "venv"
@@ -39,7 +50,7 @@ def run(venv, *args, **kw):
 def test_wheel_lists_every_data_file(fresh):
     wheel, _ = fresh
     names = set(zipfile.ZipFile(wheel).namelist())
-    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    tracked = tracked_files()
     mapping = {"captures/": "iotwatch/captures/", "detector/": "iotwatch/detector/", "tui/": "iotwatch/tui/",
                "cli/": "iotwatch/"}
     missing = []
