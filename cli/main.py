@@ -16,16 +16,12 @@ import sys
 from typing import Sequence
 
 from iotwatch import __version__
-from iotwatch.captures.errors import EXIT_ENV, IotwatchError, UsageParser
+from iotwatch.captures.errors import EXIT_ENV, IotwatchError
 
+from .commands import SUBCOMMANDS
 from .options import RunConfig, demo_capture
+from .usage import UsageParser
 
-SUBCOMMANDS = {
-    "doctor": ("iotwatch.captures.tshark.preflight", "check tshark/dumpcap and capture permission per interface"),
-    "simulate": ("iotwatch.captures.sim.simulate", "write synthetic labelled IoT captures (pcapng + labels CSV)"),
-    "lab": ("iotwatch.captures.lab.recorder", "record real attack tools in isolated network namespaces (root)"),
-    "train": ("iotwatch.detector.train", "train a model bundle from labelled captures or a CSV"),
-}
 
 EPILOG = """subcommands:
   doctor      check tshark/dumpcap, versions and capture permission per interface
