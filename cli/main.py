@@ -16,17 +16,12 @@ import sys
 from typing import Sequence
 
 from iotwatch import __version__
-from iotwatch.captures.errors import EXIT_ENV, IotwatchError, UsageParser
+from iotwatch.captures.errors import EXIT_ENV, IotwatchError
 
+from .commands import SUBCOMMANDS
 from .options import RunConfig, demo_capture
+from .usage import UsageParser
 
-SUBCOMMANDS = {
-    "doctor": ("iotwatch.captures.tshark.preflight", "check tshark/dumpcap and capture permission per interface"),
-    "simulate": ("iotwatch.captures.sim.simulate", "write synthetic labelled IoT captures (pcapng + labels CSV)"),
-    "lab": ("iotwatch.captures.lab.recorder", "record real attack tools in isolated network namespaces (root)"),
-    "train": ("iotwatch.detector.train", "train a model bundle from labelled captures or a CSV"),
-    "model": ("iotwatch.model_cmd", "inspect a model bundle (iotwatch model show FILE)"),
-}
 
 EPILOG = """subcommands:
   doctor      check tshark/dumpcap, versions and capture permission per interface
@@ -35,7 +30,7 @@ EPILOG = """subcommands:
   lab         record real attack tools in network namespaces (iotwatch lab --help)
   model       inspect a model bundle: iotwatch model show [FILE]
 
-exit codes: 0 success, 1 anomalies / incidents found (--fail-on anomaly|incident), 2 usage or input error,
+exit codes: 0 success, 1 anomalies found (--fail-on anomaly), 2 usage or input error,
 3 environment error (tshark missing, no capture permission)"""
 
 
@@ -59,11 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     out = p.add_argument_group("outputs")
     out.add_argument("--report", metavar="FILE.json", help="run report (JSON)")
     out.add_argument("--predictions", metavar="FILE.csv", help="frame_number,predicted,confidence[,label] per frame")
-    out.add_argument("--alerts", metavar="FILE.jsonl",
-                     help="incidents as Suricata EVE alert events (opened / updated / closed, one JSON per line)")
+    out.add_argument("--alerts", metavar="FILE.jsonl", help="one EVE-like JSON object per anomalous packet")
     out.add_argument("--force", action="store_true", help="overwrite existing output files")
-    out.add_argument("--fail-on", choices=["anomaly", "incident"],
-                     help="exit 1 when anomalous packets were found / when any incident opened")
+    out.add_argument("--fail-on", choices=["anomaly"], help="exit 1 when anomalies were found (headless)")
     p.add_argument("-V", "--version", action="version", version=f"iotwatch {__version__}")
     return p
 
