@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from iotwatch.captures.tshark.preflight import (INSTALL_HINT, WIFI_WARNING, capture_permission, dumpcap_interfaces,
-                                                find_tool, is_permission_problem, permission_fix, tool_version,
-                                                wifi_mode)
+                                                find_tool, is_permission_problem, monitor_mode_support, permission_fix,
+                                                tool_version, wifi_mode)
 from iotwatch.detector.model import FAST_KERNELS, kernel_status  # numpy only; no torch, no UI
 
 from ..usage import UsageParser
@@ -63,6 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             mode = wifi_mode(name)
             if mode == "managed":
                 warnings.append(f"[yellow]warning:[/] {name}: {WIFI_WARNING}")
+            if mode:
+                can, why = monitor_mode_support(name, dumpcap) if ok else (False, "no capture permission")
+                mode += ", monitor mode (-I) " + ("supported" if can else f"not available: {why}")
             state = "[green]ok[/]" if ok else ("[red]denied[/]" if is_permission_problem(reason) else "unavailable")
             table.add_row(name, desc, state if ok else f"{state}: {reason}",
                           f"Wi-Fi {mode} mode" if mode else "")
