@@ -1,8 +1,6 @@
 """Messages the app's workers post to the UI (past-tense events; ``post_message`` is thread-safe)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from textual.message import Message
 
 from iotwatch.captures.tshark.dissect import DissectedLayer
