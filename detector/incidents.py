@@ -460,7 +460,8 @@ class IncidentEngine:
 
     # --- internals -----------------------------------------------------------------------------------
     def _flush(self) -> list[IncidentEvent]:
-        ev = sorted(self._events, key=lambda e: (e.frame, _ORDER[e.kind], e.incident.seq))
+        # stream order; closings caused by the same packet in the order their incidents began
+        ev = sorted(self._events, key=lambda e: (e.frame, _ORDER[e.kind], e.incident.first_frame, e.incident.seq))
         self._events = []
         out = []
         for e in ev:

@@ -358,11 +358,10 @@ class IotWatchApp(App[int]):
             main.set_class(PANES[self._pane] == name, f"-show-{name}")
 
     def action_focus_incidents(self) -> None:
-        if self.incident_pane.display:
-            self.incident_pane.focus()
-        else:   # compact layout: show the pane first
+        # focus at once (widget.focus() is deferred): a key typed right after i must reach the pane
+        if not self.incident_pane.display:   # compact layout: show the pane first
             self._set_pane(PANES.index("alerts"))
-            self.call_after_refresh(self.incident_pane.focus)
+        self.screen.set_focus(self.incident_pane)
 
     @on(IncidentsPane.Chosen)
     def incident_chosen(self, message: IncidentsPane.Chosen) -> None:
