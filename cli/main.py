@@ -19,7 +19,7 @@ from iotwatch import __version__
 from iotwatch.captures.errors import EXIT_ENV, IotwatchError
 
 from .commands import SUBCOMMANDS
-from .options import RunConfig, demo_capture
+from .options import config_from_args
 from .usage import UsageParser
 
 
@@ -58,20 +58,6 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--fail-on", choices=["anomaly"], help="exit 1 when anomalies were found (headless)")
     p.add_argument("-V", "--version", action="version", version=f"iotwatch {__version__}")
     return p
-
-
-def config_from_args(ns: argparse.Namespace) -> RunConfig:
-    cfg = RunConfig(read=ns.read, iface=ns.iface, bpf=ns.bpf, display_filter=ns.display_filter,
-                    labels=ns.labels, model=ns.model, report=ns.report, predictions=ns.predictions,
-                    alerts=ns.alerts, force=ns.force, fail_on=ns.fail_on, count=ns.count,
-                    duration=ns.duration, buffer_mib=ns.buffer_mib, headless=ns.headless, speed=ns.speed)
-    if not cfg.read and not cfg.iface:
-        demo = demo_capture()
-        if not demo.is_file():
-            raise IotwatchError(f"bundled demo capture missing at {demo}", hint="reinstall iotwatch or pass -r FILE")
-        cfg.read = str(demo)
-    cfg.validate()
-    return cfg
 
 
 def _run_subcommand(name: str, argv: Sequence[str]) -> int:
