@@ -12,7 +12,7 @@ Prints, for the bundle's network, all measured in the same run:
   inputs and zero hidden units, so its speed depends on the data; dense random rows (every input
   nonzero, its worst case) are timed too;
 * the largest probability difference of each path from torch, and the argmax agreement;
-* ``extractor.transform`` packets/s on a synthetic stream (``detector.testing.synthetic_packets``)
+* ``extractor.transform`` packets/s on a synthetic stream (``tests/fakes.synthetic_packets``)
   in 8192-row batches (replay) and 256-row batches (live), against the ~20k pkt/s raw tshark rate the
   headless replay is bounded by.
 Everything runs on ONE thread (BLAS and torch), so the numbers are per core: best of ``--repeat``

@@ -4,7 +4,7 @@
     iotwatch -r FILE [--labels F] TUI replaying a pcap/pcapng file
     iotwatch -i IFACE [-f BPF]    TUI on live traffic
     ... --headless [--report R.json] [--predictions P.csv] [--alerts A.jsonl]
-    iotwatch doctor | simulate | train | lab
+    iotwatch doctor | simulate | train | lab | model
 
 Exit codes: 0 ok, 1 anomalies found with --fail-on anomaly, 2 usage/input error,
 3 environment error (tshark missing, no capture permission). Errors are one line on stderr.
@@ -28,8 +28,9 @@ EPILOG = """subcommands:
   simulate    write synthetic labelled IoT captures (iotwatch simulate --help)
   train       train a model bundle (iotwatch train --help)
   lab         record real attack tools in network namespaces (iotwatch lab --help)
+  model       inspect a model bundle: iotwatch model show [FILE]
 
-exit codes: 0 success, 1 anomalies found (--fail-on anomaly), 2 usage or input error,
+exit codes: 0 success, 1 anomalies / incidents found (--fail-on anomaly|incident), 2 usage or input error,
 3 environment error (tshark missing, no capture permission)"""
 
 
@@ -53,9 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     out = p.add_argument_group("outputs")
     out.add_argument("--report", metavar="FILE.json", help="run report (JSON)")
     out.add_argument("--predictions", metavar="FILE.csv", help="frame_number,predicted,confidence[,label] per frame")
-    out.add_argument("--alerts", metavar="FILE.jsonl", help="one EVE-like JSON object per anomalous packet")
+    out.add_argument("--alerts", metavar="FILE.jsonl",
+                     help="incidents as Suricata EVE alert events (opened / updated / closed, one JSON per line)")
     out.add_argument("--force", action="store_true", help="overwrite existing output files")
-    out.add_argument("--fail-on", choices=["anomaly"], help="exit 1 when anomalies were found (headless)")
+    out.add_argument("--fail-on", choices=["anomaly", "incident"],
+                     help="exit 1 when anomalous packets were found / when any incident opened")
     p.add_argument("-V", "--version", action="version", version=f"iotwatch {__version__}")
     return p
 

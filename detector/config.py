@@ -21,6 +21,7 @@ class OutputConfig:
     predictions: str | None = None   # --predictions P.csv
     alerts: str | None = None        # --alerts A.jsonl
     force: bool = False              # overwrite existing files
+    sensor: str | None = None        # EVE "host" of the alerts (default: this machine's name)
 
     def check(self) -> None:
         """InputError before anything runs when a file exists without --force or cannot be written."""
@@ -38,7 +39,7 @@ class RunConfig:
     model: str | None = None         # bundle path; None = the bundled model
     count: int | None = None         # stop after N packets (like tshark -c)
     duration: float | None = None    # stop after S seconds of capture (like tshark -a duration:S)
-    fail_on: str | None = None       # "anomaly": exit 1 when anomalies were found
+    fail_on: str | None = None       # "anomaly" / "incident": exit 1 when any was found
     headless: bool = False
     speed: str = "max"               # replay pacing in the TUI: max | 1x | 10x
 
@@ -52,8 +53,8 @@ class RunConfig:
             raise InputError(f"-c/--count must be a positive number of packets, got {self.count}")
         if self.duration is not None and self.duration <= 0:
             raise InputError(f"--duration must be positive seconds, got {self.duration}")
-        if self.fail_on not in (None, "anomaly"):
-            raise InputError(f"--fail-on takes 'anomaly', got {self.fail_on!r}")
+        if self.fail_on not in (None, "anomaly", "incident"):
+            raise InputError(f"--fail-on takes 'anomaly' or 'incident', got {self.fail_on!r}")
 
     def load_classifier(self):
         from .classifier import PacketClassifier

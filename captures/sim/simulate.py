@@ -4,8 +4,10 @@
                       [--attacks recon,dos,bruteforce,spoofing,exfiltration|all|none]
                       [--scenario home|demo|benign|busy] [--name NAME]
 
-Writes ``DIR/NAME.pcapng`` (every packet carries the comment ``label=<class> activity=<what>``)
-and ``DIR/NAME.pcapng.labels.csv`` (``frame_number,label``, CONTRACT §2), then prints one summary
+Writes ``DIR/NAME.pcapng`` (every packet carries the comment ``label=<class> activity=<what>``),
+``DIR/NAME.pcapng.labels.csv`` (``frame_number,label``, CONTRACT §2) and
+``DIR/NAME.pcapng.episodes.json`` (per attack episode: class, attacker, victims, time window, frame
+range; :mod:`~iotwatch.captures.sim.episodes`), then prints one summary
 line (packets per class, file, speed). The same arguments always give byte-identical files: the
 capture clock starts at a date derived from the seed and nothing reads the wall clock.
 
@@ -33,6 +35,7 @@ from ..errors import InputError
 from ..pcapfile import comment_option
 from .writer import PcapngWriter
 from .core import SECOND, Sim
+from .episodes import EpisodeLog
 from .home import ATTACK_FAMILIES, CLASSES, DEMO_PROFILE, Profile, build_home, schedule_attacks
 
 SCENARIOS: dict[str, tuple[Profile, tuple[str, ...]]] = {
@@ -123,11 +126,13 @@ def simulate(out_dir: str | Path, *, seed: int = 1, duration_us: int = 600 * SEC
         raise InputError(f"--name {stem!r}: use letters, digits, '.', '_' or '-'")
     pcap_path = out / f"{stem}.pcapng"
     labels_path = out / f"{stem}.pcapng.labels.csv"
+    episodes_path = out / f"{stem}.pcapng.episodes.json"
 
     wall0, cpu0 = time.perf_counter(), time.process_time()
     sim = Sim(seed, start_time(seed), duration_us)
     env, by_kind = build_home(sim, devices, profile)
     episodes = schedule_attacks(env, by_kind, families, profile)
+    log = EpisodeLog(sim.episodes)
     counts = [0] * len(CLASSES)
     class_index = {c: i for i, c in enumerate(CLASSES)}
     try:
@@ -144,6 +149,7 @@ def simulate(out_dir: str | Path, *, seed: int = 1, duration_us: int = 600 * SEC
         options: list[bytes] = []
         tag_class: list[int] = []
         tag_label: list[str] = []
+        tag_episode: list = []
         rows: list[str] = ["frame_number,label\n"]
         write = writer.write
         frame_no = 0
@@ -155,7 +161,10 @@ def simulate(out_dir: str | Path, *, seed: int = 1, duration_us: int = 600 * SEC
                 options.append(comment_option(f"label={tg.label} activity={tg.activity}"))
                 tag_class.append(class_index[tg.label])
                 tag_label.append(tg.label)
+                tag_episode.append(tg.episode if tg.label != "normal" else None)
             frame_no += 1
+            if tag_episode[tag] is not None:
+                log.add(tag_episode[tag], t, frame_no, frame)
             write(t, frame, options[tag])
             counts[tag_class[tag]] += 1
             rows.append(f"{frame_no},{tag_label[tag]}\n")
@@ -166,5 +175,9 @@ def simulate(out_dir: str | Path, *, seed: int = 1, duration_us: int = 600 * SEC
         sim.run(sink)
         lh.write("".join(rows))
         writer.close()
+    try:
+        log.write(episodes_path, pcap_path, scenario, seed)
+    except OSError as e:
+        raise InputError(f"cannot write {episodes_path}: {e.strerror}", hint="choose a writable --out") from None
     seconds, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     return Result(pcap_path, labels_path, frame_no, dict(zip(CLASSES, counts)), seconds, cpu, episodes)

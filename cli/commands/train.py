@@ -26,9 +26,13 @@ def build_parser() -> UsageParser:
                         "recordings next to large simulated sets)")
     p.add_argument("--upweight-factor", type=int, default=10, metavar="N", help="repeat factor for --upweight (default 10)")
     p.add_argument("--eval", nargs="+", metavar="PATH", help="held-out labelled captures to report metrics on")
-    p.add_argument("--name", default=None, help="bundle name (default: iotwatch-<preset>)")
+    p.add_argument("--name", default=None, help="bundle name (default: custom-<preset>; names starting with "
+                   "'iotwatch-' are the bundled models')")
     p.add_argument("--version", dest="model_version", default="1", help="bundle version string")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.add_argument("--report", metavar="DIR", help="write the training figures (accuracy/loss vs epochs, confusion "
+                   "matrix, prediction distribution, ROC per class, loss vs training-set size) and a Markdown/HTML "
+                   "report into DIR (needs matplotlib: pip install 'iotwatch[train]')")
     return p
 
 
