@@ -104,10 +104,10 @@ class Host:
 class Tag:
     """Ground truth for emitted packets: class ``label`` plus the ``activity`` that produced it."""
 
-    __slots__ = ("index", "label", "activity")
+    __slots__ = ("index", "label", "activity", "episode")
 
-    def __init__(self, index: int, label: str, activity: str):
-        self.index, self.label, self.activity = index, label, activity
+    def __init__(self, index: int, label: str, activity: str, episode: int | None = None):
+        self.index, self.label, self.activity, self.episode = index, label, activity, episode
 
 
 class Sim:
@@ -121,17 +121,22 @@ class Sim:
         self._seq = itertools.count()
         self._pid = itertools.count()
         self.tags: list[Tag] = []
-        self._tag_ids: dict[tuple[str, str], Tag] = {}
+        self._tag_ids: dict[tuple, Tag] = {}
+        # index of the attack episode whose process is running (set by home.schedule_attacks'
+        # wrapper): attack tags created meanwhile belong to that episode, so the writer can report
+        # each episode's exact frames; the comment bytes do not change (same label/activity)
+        self.episode: int | None = None
 
     def rng(self, name: str) -> random.Random:
         """An independent, reproducible random stream for one component."""
         return random.Random(f"iotwatch-sim/{self.seed}/{name}")
 
     def tag(self, label: str, activity: str) -> Tag:
-        key = (label, activity)
+        ep = self.episode if label != "normal" else None
+        key = (label, activity) if ep is None else (label, activity, ep)
         t = self._tag_ids.get(key)
         if t is None:
-            t = self._tag_ids[key] = Tag(len(self.tags), label, activity)
+            t = self._tag_ids[key] = Tag(len(self.tags), label, activity, ep)
             self.tags.append(t)
         return t
 
@@ -397,11 +402,19 @@ _CLOUD_BLOCKS = ((0xC0000200, 256), (0xC6336400, 256), (0xCB007100, 256), (0xC61
 class Home:
     """The home network: LAN addressing, the router, name resolution and Internet peers."""
 
-    def __init__(self, sim: Sim):
+    def __init__(self, sim: Sim, plan=None):
         self.sim = sim
         self.rng = sim.rng("home")
         r = self.rng
         self.prefix = r.choice(LAN_PREFIXES)
+        # ``plan`` (scenario varied, see variety.Plan): address plan, public address space, host
+        # stacks and how names are resolved; None keeps the classic home (and its bytes)
+        self.plan = plan
+        if plan is not None:
+            self.prefix = plan.prefix
+        # varied: callable(t, client, name, rng, qtype) -> int (answered without a visible router
+        # exchange, at that time) | Host (plain DNS to that resolver) | None (the router)
+        self.resolver_hook = None
         self.gw_last = r.choice((1, 1, 1, 254))
         self._used_ips: set[int] = {0, 255, self.gw_last}
         self._used_macs: set[bytes] = set()
@@ -451,8 +464,11 @@ class Home:
 
     def add_host(self, name: str, kind: str, vendor: str, stack: Stack, *, randomized_mac: bool = False,
                  static: int | None = None, v6: bool = False) -> Host:
+        ttl = None
+        if self.plan is not None:
+            stack, ttl = self.plan.host_stack(self.sim, name, kind, stack)
         h = Host(name, kind, self.new_mac(vendor, randomized_mac), self.new_lan_ip(static), stack,
-                 ip6=self.link_local() if v6 else None, rng=self.sim.rng("host/" + name), vendor=vendor)
+                 ip6=self.link_local() if v6 else None, rng=self.sim.rng("host/" + name), vendor=vendor, ttl=ttl)
         self.hosts.append(h)
         return h
 
@@ -466,6 +482,13 @@ class Home:
     # --- Internet
     def new_public_ip(self, rng: random.Random) -> bytes:
         """A fresh address from the documentation/benchmarking blocks, never handed out before."""
+        if self.plan is not None and self.plan.wide_public:
+            while True:  # anywhere in the global unicast space, as real peers are
+                v = rng.getrandbits(32)
+                if v & 0xFF in (0, 255) or v in self._used_remote or self.plan.reserved(v):
+                    continue
+                self._used_remote.add(v)
+                return v.to_bytes(4, "big")
         while True:
             base, size = rng.choice(_CLOUD_BLOCKS)
             v = base + rng.randrange(1, size - 1)
@@ -486,6 +509,8 @@ class Home:
         h = self._remote.get(ip)
         if h is None:
             r = self.sim.rng("peer/" + P.ip_str(ip))
+            if self.plan is not None:
+                stack, hops = self.plan.peer_stack(r, stack, hops)
             stack = stack or (SERVER_WIN if r.random() < 0.2 else SERVER_LINUX)
             hops = hops if hops is not None else r.randint(8, 22)
             h = Host(P.ip_str(ip), "internet", self.gateway.mac, ip, stack, local=False, ttl=stack.ttl - hops, rng=r)
@@ -509,6 +534,14 @@ class Home:
         key = (client.mac, name)
         if not force and self.dns_cache.get(key, -1) > t:
             return t, ip
+        server = self.gateway
+        if self.resolver_hook is not None:
+            got = self.resolver_hook(t, client, name, rng, qtype)
+            if isinstance(got, int):
+                if qtype == P.DNS_A:
+                    self.dns_cache[key] = got + rng.choice((60, 300, 3600)) * SECOND
+                return got, ip
+            server = got or server
         ttl = rng.choice((30, 60, 60, 120, 300, 300, 600))
         if qtype == P.DNS_A:
             self.dns_cache[key] = t + ttl * SECOND
@@ -517,8 +550,7 @@ class Home:
         sport = rng.randint(32768, 60999) if client.stack.name != "lwip" else rng.randint(49152, 65535)
         q = P.dns_question(name, qtype)
         edns = [P.edns_opt()] if client.stack.name in ("linux", "android", "apple", "windows") else []
-        self.sim.udp(t, client, self.gateway, sport, 53, P.dns_message(qid, P.DNS_QUERY_FLAGS, [q], additional=edns),
-                     tag)
+        self.sim.udp(t, client, server, sport, 53, P.dns_message(qid, P.DNS_QUERY_FLAGS, [q], additional=edns), tag)
         t += (rng.randint(300, 1500) if rng.random() < 0.5 else rng.randint(8 * MS, 45 * MS))
         answers = []
         if rng.random() < 0.3 and qtype == P.DNS_A:
@@ -532,6 +564,6 @@ class Home:
                 answers.append(P.dns_rr(P.PTR_TO_QNAME, P.DNS_A, self.new_public_ip(rng), ttl))
         elif qtype == P.DNS_AAAA:
             answers.append(P.dns_rr(P.PTR_TO_QNAME, P.DNS_AAAA, bytes.fromhex("20010db8") + ip * 3, ttl))
-        self.sim.udp(t, self.gateway, client, 53, sport,
+        self.sim.udp(t, server, client, 53, sport,
                      P.dns_message(qid, P.DNS_RESPONSE_FLAGS, [q], answers, additional=edns), tag)
         return t, ip

@@ -9,12 +9,16 @@ seed gives another mix. :class:`Profile` holds the volume knobs of a scenario.
 """
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from typing import Callable
 
 from . import attacks as A
 from . import devices as D
+from . import frames as P
+from . import tools as T
+from . import variety as V
 from .core import (ANDROID, APPLE, EMBEDDED_LINUX, LINUX, LWIP, LWIP255, MS, SECOND, WINDOWS, Home, Host, Process,
                        Sim)
 
@@ -44,6 +48,7 @@ class Profile:
     episodes_per_10min: float = 3.0
     min_episodes: int = 2
     extra_clients: int = 0
+    varied: bool = False      # draw address plan, stacks, DNS visibility, wider attack kinds (variety.py)
 
 
 DEMO_PROFILE = Profile(camera_kbps=(20, 35), camera_fps=(4, 6), continuous_stream=False, stream_seconds=(15, 20),
@@ -51,6 +56,13 @@ DEMO_PROFILE = Profile(camera_kbps=(20, 35), camera_fps=(4, 6), continuous_strea
                        flood_seconds=(3, 4), scan_ports=(100,), upload_mb=(0.3, 0.6), backup_mb=(0.1, 0.3),
                        tunnel_seconds=(10, 20), tunnel_rate=(4, 10), snapshot_kb=(3, 8), episodes_per_10min=2.5,
                        min_episodes=1)
+
+# scenario "varied": wide volume ranges; the rest is drawn per home and per episode
+VARIED_PROFILE = Profile(camera_kbps=(50, 1500), camera_fps=(4, 25), continuous_stream=False,
+                         stream_seconds=(10, 30, 90), clip_kb=(100, 4000), firmware_kb=(500, 6000),
+                         flood_rate=(100, 8000), flood_seconds=(2, 8), scan_ports=(100, 1000, 3000),
+                         upload_mb=(0.5, 10), backup_mb=(0.5, 8), tunnel_seconds=(20, 180), tunnel_rate=(0.5, 40), episodes_per_10min=3.5,
+                         varied=True)
 
 CORE_KINDS = ("hub", "camera", "sensor", "plug", "speaker", "laptop", "phone", "coap")
 EXTRA_KINDS = ("sensor", "sensor", "plug", "plug", "camera", "speaker", "phone", "laptop", "thermostat", "bridge",
@@ -69,9 +81,9 @@ SITES = ("www.wikipedia.example.org", "news.example.com", "www.shop.example.com"
 class _Builder:
     """State shared while one home is assembled."""
 
-    def __init__(self, sim: Sim, profile: Profile):
+    def __init__(self, sim: Sim, profile: Profile, plan: V.Plan | None = None):
         self.sim, self.profile = sim, profile
-        self.home = Home(sim)
+        self.home = Home(sim, plan)
         self.env = D.Env(sim, self.home)
         self.by_kind: dict[str, list[Host]] = {}
         self.hub_host: Host | None = None
@@ -219,10 +231,12 @@ class _Builder:
         self.spawn(D.ntp_client(env, hub, r, "pool.ntp.example.org", 1024), self.t0 + r.randint(SECOND, 2 * SECOND))
 
 
-def build_home(sim: Sim, devices: int, profile: Profile) -> tuple[D.Env, dict[str, list[Host]]]:
+def build_home(sim: Sim, devices: int, profile: Profile, plan: V.Plan | None = None
+               ) -> tuple[D.Env, dict[str, list[Host]]]:
     """Create ``devices`` devices (+ the router), spawn their behaviour; returns the environment and
-    the hosts by kind. The first eight are one of each core kind, the rest drawn per seed."""
-    b = _Builder(sim, profile)
+    the hosts by kind. The first eight are one of each core kind, the rest drawn per seed.
+    ``plan`` (scenario varied): address plan, stacks, name resolution and benign look-alikes."""
+    b = _Builder(sim, profile, plan)
     rng = sim.rng("layout")
     n = devices + profile.extra_clients
     kinds = list(CORE_KINDS[:n]) + [rng.choice(EXTRA_KINDS) for _ in range(max(0, n - len(CORE_KINDS)))]
@@ -239,6 +253,9 @@ def build_home(sim: Sim, devices: int, profile: Profile) -> tuple[D.Env, dict[st
             sim.spawn(_v6_join(b.env, h, r), at + r.randint(0, 2 * SECOND))
     b.hub_services()
     sim.spawn(D.router_housekeeping(b.env, sim.rng("router")), b.t0)
+    if plan is not None:
+        b.home.resolver_hook = V.Resolver(b.env, plan)
+        V.spawn_lookalikes(b.env, b.by_kind, sim.rng("variety/lookalikes"), b.t0, b.span, profile.backup_mb)
     return b.env, b.by_kind
 
 
@@ -267,6 +284,17 @@ class _Episodes:
         """LAN devices connected at ``at`` (a phone that comes home later is no victim before that)."""
         return [h for h in self.lan if h.present_from <= at]
 
+    # --- episode records (ground truth per episode: who, whom, what; see schedule_attacks)
+    rec: dict | None = None
+
+    def spawn(self, proc: Process, at: int) -> None:
+        """Start an attack process; packets it tags belong to the current episode."""
+        self.sim.spawn(_tracked(self.sim, proc, self.rec["id"] if self.rec is not None else None), at)
+
+    def note(self, **kw) -> None:
+        if self.rec is not None:
+            self.rec.update(kw)
+
     VARIANTS = {
         "recon": ("syn", "version", "udp", "arp", "ping", "masscan", "masscan-lan", "mirai"),
         "dos": ("syn-none", "syn-random", "syn-fixed", "udp", "icmp", "slowloris", "mirai"),
@@ -277,31 +305,40 @@ class _Episodes:
 
     def recon(self, r: random.Random, at: int, what: str) -> str:
         env, kali, p, victim = self.env, self.kali, self.p, r.choice(self.servers)
+        self.note(attacker=kali, victims=[victim])
         if what == "syn":
             proc = A.nmap_syn_scan(env, kali, victim, r, ports=r.choice(p.scan_ports), timing=r.choice((3, 4, 5)))
         elif what == "version":
-            self.sim.spawn(A.nmap_version_probe(env, kali, victim, r), at + 2 * SECOND)
+            self.spawn(A.nmap_version_probe(env, kali, victim, r), at + 2 * SECOND)
             proc = A.nmap_syn_scan(env, kali, victim, r, ports=100, timing=4)
         elif what == "udp":
-            proc = A.nmap_udp_scan(env, kali, r.choice(self.present(at) + [self.home.gateway]), r, ports=r.randint(20, 45))
+            target = r.choice(self.present(at) + [self.home.gateway])
+            self.note(victims=[target])
+            proc = A.nmap_udp_scan(env, kali, target, r, ports=r.randint(20, 45))
         elif what == "arp":
+            self.note(victims=[], targets="lan")
             proc = A.arp_sweep(env, kali, r, tool=r.choice(("nmap-sn", "arp-scan")))
         elif what == "ping":
+            self.note(victims=[], targets="lan")
             proc = A.ping_sweep(env, kali, r)
         elif what == "masscan":
+            self.note(victims=[], targets="internet")
             proc = A.masscan(env, kali, r, rate=r.choice((500, 1000, 2000)),
                              count=r.randint(800, 3000) if p.heavy_web else r.randint(300, 600))
         elif what == "masscan-lan":
             proc = A.masscan(env, kali, r, rate=r.choice((300, 500, 1000)), count=r.randint(300, 2000), target=victim)
         else:
-            proc = A.mirai_scan(env, r.choice(self.iot), r, count=r.randint(300, 1500) if p.heavy_web else 300,
+            bot = r.choice(self.iot)
+            self.note(attacker=bot, victims=[], targets="internet")
+            proc = A.mirai_scan(env, bot, r, count=r.randint(300, 1500) if p.heavy_web else 300,
                                 rate=r.randint(80, 200))
-        self.sim.spawn(proc, at)
+        self.spawn(proc, at)
         return what
 
     def dos(self, r: random.Random, at: int, what: str) -> str:
         env, kali, p, victim = self.env, self.kali, self.p, r.choice(self.servers)
         rate, secs = r.randint(*p.flood_rate), r.uniform(*p.flood_seconds)
+        self.note(attacker=kali, victims=[victim])
         if what.startswith("syn-"):
             proc = A.hping3_syn_flood(env, kali, victim, r, rate=rate, seconds=secs, spoof=what[4:],
                                       dport=r.choice(A.open_ports(victim) or (80,)))
@@ -320,42 +357,50 @@ class _Episodes:
         else:
             method = r.choice(("dns", "syn"))
             what = f"mirai-{method}"
-            proc = A.botnet_flood(env, r.choice(self.iot), r, rate=rate, seconds=secs, method=method)
-        self.sim.spawn(proc, at)
+            bot = r.choice(self.iot)
+            self.note(attacker=bot, victims=[], targets="internet")
+            proc = A.botnet_flood(env, bot, r, rate=rate, seconds=secs, method=method)
+        self.spawn(proc, at)
         return what
 
     def bruteforce(self, r: random.Random, at: int, what: str) -> str:
         cameras = self.by_kind.get("camera") or self.servers
         if what == "mirai":
             bot = self.home.unseen_peer(r) if r.random() < 0.6 else r.choice(self.iot)
-            proc = A.mirai_telnet_login(self.env, bot, r.choice(cameras), r, attempts=r.randint(8, 30))
+            target = r.choice(cameras)
+            self.note(attacker=bot, victims=[target])
+            proc = A.mirai_telnet_login(self.env, bot, target, r, attempts=r.randint(8, 30))
         else:
             hubs = self.by_kind.get("hub") or self.servers
             target = r.choice(cameras if what in ("telnet", "http-get") else hubs)
+            self.note(attacker=self.kali, victims=[target])
             proc = A.hydra(self.env, self.kali, target, r, service=what, tasks=r.choice((2, 4, 4, 8, 16)),
                            attempts=r.randint(30, 120))
-        self.sim.spawn(proc, at)
+        self.spawn(proc, at)
         return what
 
     def spoofing(self, r: random.Random, at: int, what: str) -> str:
         env, kali = self.env, self.kali
         victim = r.choice(self.present(at))
+        self.note(attacker=kali, victims=[victim, self.home.gateway])
         if what == "ra":
-            self.sim.spawn(A.rogue_ra(env, kali, r, count=r.randint(10, 40), interval=r.choice((1, 3, 5))), at)
+            self.note(victims=[], targets="lan")
+            self.spawn(A.rogue_ra(env, kali, r, count=r.randint(10, 40), interval=r.choice((1, 3, 5))), at)
             return what
         tool = r.choice(("arpspoof", "bettercap", "ettercap-req"))
         secs = r.uniform(30, 120) if self.p.heavy_web else r.uniform(20, 40)
-        self.sim.spawn(A.arp_poison(env, kali, victim, r, seconds=secs,
+        self.spawn(A.arp_poison(env, kali, victim, r, seconds=secs,
                                     interval={"arpspoof": 2.0, "bettercap": 1.0, "ettercap-req": 10.0}[tool],
                                     both=r.random() < 0.7, tool=tool), at)
         if what == "dns":
-            self.sim.spawn(A.dns_spoof(env, kali, victim, r, count=r.randint(3, 8),
+            self.spawn(A.dns_spoof(env, kali, victim, r, count=r.randint(3, 8),
                                        tool=r.choice(("dnsspoof", "bettercap"))), at + 3 * SECOND)
         return f"{what}:{tool}"
 
     def exfiltration(self, r: random.Random, at: int, what: str) -> str:
         env, p = self.env, self.p
         client = r.choice(self.present(at))
+        self.note(attacker=client, victims=[])
         if what in ("iodine", "dnscat2"):
             proc = A.dns_tunnel(env, client, r, tool=what, seconds=r.uniform(*p.tunnel_seconds),
                                 qps=r.uniform(*p.tunnel_rate), direct=r.random() < 0.25)
@@ -366,36 +411,209 @@ class _Episodes:
         else:
             proc = A.bulk_upload(env, client, r, megabytes=r.uniform(*p.upload_mb),
                                  port=r.choice((443, 443, 8443, 80, 8080, 4444, 9001)))
-        self.sim.spawn(proc, at)
+        self.spawn(proc, at)
         return what
 
 
+def _tracked(sim: Sim, proc: Process, episode: int | None) -> Process:
+    """Run ``proc`` with ``sim.episode`` set, so the tags its packets get name the episode."""
+    while True:
+        prev, sim.episode = sim.episode, episode
+        try:
+            t = next(proc)
+        except StopIteration:
+            return
+        finally:
+            sim.episode = prev
+        yield t
+
+
+def _loguniform(r: random.Random, lo: float, hi: float) -> float:
+    return math.exp(r.uniform(math.log(lo), math.log(hi)))
+
+
+class _WideEpisodes(_Episodes):
+    """Scenario ``varied``: the kinds of docs/sim_vs_real.md, rates and timings drawn per episode
+    (slow scans and fast ones, floods from 100 to 20k packets/s, slow and parallel guessing), the
+    attacker a LAN machine, a compromised device or an Internet host."""
+
+    VARIANTS = {
+        "recon": ("nmap", "nmap-fast", "nmap-slow", "nmap", "sweep", "hping3-scan", "udp", "arp", "ping", "version",
+                  "masscan", "mirai"),
+        "dos": ("reflection", "reflection", "http-flood", "syn-none", "syn-random", "inbound-syn", "udp", "icmp",
+                "slowloris", "mirai"),
+        "bruteforce": ("ssh-guess", "ssh-guess", "ssh-slow", "ssh-inbound", "telnet-guess", "http-form", "mqtt",
+                       "telnet", "http-get", "ftp", "mirai"),
+        "spoofing": ("arp", "dns", "ra"),
+        "exfiltration": ("iodine", "dnscat2", "icmp", "upload"),
+    }
+
+    def _who(self, r: random.Random) -> Host:
+        """The attacking machine: usually the attacker's laptop, sometimes a compromised device."""
+        return self.kali if r.random() < 0.75 else r.choice(self.iot)
+
+    def recon(self, r: random.Random, at: int, what: str) -> str:
+        env, p = self.env, self.p
+        if what in ("udp", "arp", "ping", "version", "masscan", "mirai"):
+            return super().recon(r, at, what)
+        who = self._who(r)
+        victims = [h for h in r.sample(self.present(at), min(len(self.present(at)), r.choice((1, 1, 1, 2, 4))))
+                   if h is not who] or [self.home.gateway]
+        self.note(attacker=who, victims=victims)
+        if what == "sweep":
+            tool = r.choice(("masscan", "zmap"))
+            rate = int(_loguniform(r, 10_000, 100_000))
+            ports = (r.choice((23, 80, 443, 22, 8080, 7547)),) if tool == "zmap" else tuple(
+                r.sample((21, 22, 23, 80, 443, 554, 1883, 2323, 3389, 5555, 7547, 8080, 8443, 37777), r.randint(1, 8)))
+            self.note(victims=[], targets="internet", tool=tool)
+            self.spawn(T.internet_sweep(env, who, r, tool=tool, rate=rate, count=int(rate * r.uniform(1, 4)),
+                                        ports=ports), at)
+            return f"{tool}-{rate}pps"
+        if what == "hping3-scan":
+            first = r.choice((1, 1, 20, 1000))
+            self.spawn(T.hping3_scan(env, who, victims[0], r, first=first, last=first + r.choice((100, 500, 1024))),
+                       at)
+            return what
+        kind = r.choice(("sS", "sS", "sS", "sT", "sT", "sA", "sF", "sX", "sN"))
+        if what == "nmap-fast":
+            timing, min_rate = 5, r.choice((0, 5000, 10_000, 20_000))
+            ports = r.choice((1000, 3000, 10_000))
+        elif what == "nmap-slow":
+            timing, min_rate, ports = r.choice((0, 1, 1, 2)), 0, r.choice((20, 100, 1000))
+        else:
+            timing, min_rate, ports = r.choice((3, 4, 4, 5)), 0, r.choice(p.scan_ports)
+        self.note(tool=f"nmap -{kind} -T{timing}" + (f" --min-rate {min_rate}" if min_rate else ""))
+        self.spawn(T.nmap_scan(env, who, victims, r, kind=kind, timing=timing, ports=ports, min_rate=min_rate,
+                               seconds=r.uniform(120, 600)), at)
+        return f"nmap-{kind}-T{timing}" + (f"-{min_rate}pps" if min_rate else "")
+
+    def dos(self, r: random.Random, at: int, what: str) -> str:
+        env, p = self.env, self.p
+        victim = r.choice(self.present(at))
+        rate, secs = int(_loguniform(r, *p.flood_rate)), r.uniform(*p.flood_seconds)
+        if what == "reflection":
+            proto = r.choice(("dns", "dns", "ntp", "snmp", "ssdp", "coap", "memcached", "chargen"))
+            refl = [self.home.peer(self.home.new_public_ip(r)) for _ in range(int(_loguniform(r, 5, 400)))]
+            self.note(attacker=None, victims=[victim], reflectors=refl, tool=f"{proto} reflection")
+            self.spawn(T.reflection_flood(env, victim, r, proto=proto, rate=min(rate, 15_000), seconds=secs,
+                                          reflectors=refl), at)
+            return f"reflection-{proto}"
+        if what == "http-flood":
+            web = [h for h in self.present(at) if 80 in A.open_ports(h)] or [victim]
+            victim = r.choice(web)
+            if r.random() < 0.5:
+                sources = [self.kali]
+            else:
+                sources = [self.home.unseen_peer(r) for _ in range(r.randint(5, 200))]
+            self.note(attacker=sources[0] if len(sources) == 1 else None, attackers=sources, victims=[victim])
+            self.spawn(T.http_flood(env, sources, victim, r, rate=min(rate, 1500) / 5, seconds=secs), at)
+            return what
+        if what == "inbound-syn":
+            src = self.home.unseen_peer(r)
+            servers = [h for h in self.present(at) if A.open_ports(h)] or [victim]
+            victim = r.choice(servers)
+            self.note(attacker=src, victims=[victim])
+            self.spawn(A.hping3_syn_flood(env, src, victim, r, rate=rate, seconds=secs, spoof="random",
+                                          dport=r.choice(A.open_ports(victim) or (80,))), at)
+            return what
+        return super().dos(r, at, what)
+
+    def bruteforce(self, r: random.Random, at: int, what: str) -> str:
+        env = self.env
+        ssh_hosts = [h for h in self.present(at) if h.kind in ("hub", "camera", "laptop", "bridge")] or self.servers
+        if what.startswith("ssh"):
+            tool = r.choice(tuple(T.SSH_TOOLS))
+            target = r.choice(ssh_hosts)
+            who = self.home.unseen_peer(r) if what == "ssh-inbound" else self._who(r)
+            slow = r.choice((5.0, 15.0, 40.0)) if what == "ssh-slow" else 0.0
+            self.note(attacker=who, victims=[target], tool=tool)
+            self.spawn(T.ssh_guess(env, who, target, r, tool=tool, attempts=r.randint(10, 40) if slow else
+                                   r.randint(20, 150), slow=slow, port=22 if r.random() < 0.85 else 2222), at)
+            return f"ssh-{tool}" + ("-slow" if slow else "") + ("-inbound" if what == "ssh-inbound" else "")
+        if what == "telnet-guess":
+            tool = r.choice(("medusa", "ncrack"))
+            target = r.choice(self.by_kind.get("camera") or self.servers)
+            who = self._who(r)
+            self.note(attacker=who, victims=[target], tool=tool)
+            self.spawn(T.telnet_guess(env, who, target, r, tool=tool, attempts=r.randint(10, 60),
+                                      slow=r.choice((0.0, 0.0, 8.0))), at)
+            return f"telnet-{tool}"
+        if what == "http-form":
+            tool = r.choice(("hydra", "burp"))
+            web = [h for h in self.present(at) if 80 in A.open_ports(h)] or self.servers
+            target = r.choice(web)
+            self.note(attacker=self.kali, victims=[target], tool=tool)
+            self.spawn(T.http_form_guess(env, self.kali, target, r, tool=tool, attempts=r.randint(30, 200)), at)
+            return f"http-form-{tool}"
+        return super().bruteforce(r, at, what)
+
+
 def schedule_attacks(env: D.Env, by_kind: dict[str, list[Host]], families: tuple[str, ...],
-                     profile: Profile) -> list[str]:
-    """Place attack episodes over the capture; returns ``family:tool@offset`` per episode."""
+                     profile: Profile, records: list[dict] | None = None, first_us: int = 0) -> list[str]:
+    """Place attack episodes over the capture; returns ``family:tool@offset`` per episode.
+
+    ``records`` (if given) receives one dict per episode: ``id``, ``family``, ``kind``, ``tool``,
+    ``attacker``/``attackers``, ``victims``, ``reflectors``, ``targets`` (lan/internet for sweeps)
+    and ``start_us``; hosts are :class:`Host` objects (see :func:`episode_json`). Packets of the
+    episode carry tags whose ``episode`` is the record's ``id``. ``first_us``: no episode starts in
+    the first ``first_us`` of the capture (the part ``--start-offset`` cuts away).
+    """
     sim, home = env.sim, env.home
     if not families:
         return []
     rng = sim.rng("attacks")
-    span = sim.end - sim.start
+    t0 = sim.start + first_us
+    span = sim.end - t0
     vendor = rng.choice(("intel", "dell", "raspberrypi", "vmware", "virtualbox", "apple"))
     kali = home.add_host("attacker", "attacker", vendor, LINUX, v6=True)
-    join = sim.start + rng.randint(2 * SECOND, max(3 * SECOND, span // 10))
+    if profile.varied:
+        r = sim.rng("variety/attacker")
+        kali.stack = r.choice((LINUX, LINUX, WINDOWS, APPLE))
+        kali.ttl = kali.stack.ttl
+    join = t0 + rng.randint(2 * SECOND, max(3 * SECOND, span // 10))
     kali.present_from = join
     sim.spawn(_after_join(env, kali, rng), join)
     # the attacker's machine also does ordinary things: its host context is not "attacks only"
     sim.spawn(D.web_client(env, kali, sim.rng("attacker-web"), SITES, quic=False, heavy=profile.heavy_web),
               join + 5 * SECOND)
     sim.spawn(D.ntp_client(env, kali, sim.rng("attacker-ntp"), "ntp.ubuntu.example.com", 1800), join + 4 * SECOND)
-    draw = _Episodes(env, by_kind, kali, profile)
+    draw = (_WideEpisodes if profile.varied else _Episodes)(env, by_kind, kali, profile)
     episodes = max(profile.min_episodes, round(span / (600 * SECOND) * profile.episodes_per_10min))
     notes = []
     for family in families:
         # cycle through the family's tools in a seed-shuffled order: every capture covers several
-        variants = list(_Episodes.VARIANTS[family])
+        variants = list(draw.VARIANTS[family])
         rng.shuffle(variants)
         for k, frac in enumerate(sorted(rng.uniform(0.08, 0.92) for _ in range(episodes))):
-            at = sim.start + int(frac * span)
+            at = t0 + int(frac * span)
+            draw.rec = {"id": len(records) if records is not None else None, "family": family, "start_us": at,
+                        "attacker": draw.kali, "victims": [], "reflectors": []}
             what = getattr(draw, family)(sim.rng(f"episode/{family}/{k}"), at, variants[k % len(variants)])
+            draw.rec.setdefault("tool", what)
+            draw.rec["kind"] = what
+            if records is not None:
+                records.append(draw.rec)
+            draw.rec = None
             notes.append(f"{family}:{what}@{(at - sim.start) / SECOND:.0f}s")
     return notes
+
+
+def host_json(h: Host | None) -> dict | None:
+    if h is None:
+        return None
+    return {"name": h.name, "ip": P.ip_str(h.ip), "mac": P.mac_str(h.mac), "local": h.local}
+
+
+def episode_json(rec: dict, t0_us: int) -> dict:
+    """An episode record with hosts as ``{name, ip, mac, local}`` and times in seconds (epoch)."""
+    out = {}
+    for k, v in rec.items():
+        if isinstance(v, Host) or (v is None and k == "attacker"):
+            out[k] = host_json(v)
+        elif isinstance(v, list) and v and isinstance(v[0], Host):
+            out[k] = [host_json(h) for h in v]
+        elif k.endswith("_us"):
+            out[k[:-3]] = v / SECOND
+        else:
+            out[k] = v
+    return out

@@ -2,7 +2,7 @@
 
     iotwatch simulate --out DIR [--seed N] [--duration 10m] [--devices 12]
                       [--attacks recon,dos,bruteforce,spoofing,exfiltration|all|none]
-                      [--scenario home|demo|benign|busy] [--name NAME]
+                      [--scenario home|demo|benign|busy|varied] [--name NAME] [--start-offset T|random]
 
 Writes ``DIR/NAME.pcapng`` (every packet carries the comment ``label=<class> activity=<what>``)
 and ``DIR/NAME.pcapng.labels.csv`` (``frame_number,label``, CONTRACT §2), then prints one summary
@@ -13,6 +13,13 @@ The bundled demo capture (``captures/demo/demo.pcapng`` + ``.labels.csv``, the d
 plain ``iotwatch``) is generated with::
 
     iotwatch simulate --scenario demo --seed 11 --duration 3m --devices 10 --out captures/demo --name demo
+
+Scenario ``varied`` (training data that does not teach the generator's conventions) draws per home
+the address plan (192.168/16, 10/8, 172.16/12, CGNAT 100.64/10, public-looking blocks), host stacks
+and TTLs, whether DNS is visible (router, a resolver outside the capture, DoH, a public resolver,
+partly cached), benign look-alikes (unresolved backups, browser bursts, streaming, pairing storms,
+health checks) and the wider attack kinds of :mod:`~iotwatch.captures.sim.tools`, and cuts a random
+start (``--start-offset``, default ``random`` there, 0 elsewhere) so the capture begins mid-conversation.
 
 What is simulated: :mod:`~iotwatch.captures.sim.home` (device mix, attack schedule),
 :mod:`~iotwatch.captures.sim.devices` (benign behaviour, hard negatives),
@@ -33,13 +40,16 @@ from typing import Sequence
 from ..errors import InputError, UsageParser
 from .writer import PcapngWriter, comment_option
 from .core import SECOND, Sim
-from .home import ATTACK_FAMILIES, CLASSES, DEMO_PROFILE, Profile, build_home, schedule_attacks
+from .home import (ATTACK_FAMILIES, CLASSES, DEMO_PROFILE, VARIED_PROFILE, Profile, build_home, episode_json,
+                   schedule_attacks)
+from .variety import draw_plan
 
 SCENARIOS: dict[str, tuple[Profile, tuple[str, ...]]] = {
     "home": (Profile(), ATTACK_FAMILIES),
     "busy": (Profile(extra_clients=3, episodes_per_10min=4.5), ATTACK_FAMILIES),
     "benign": (Profile(), ()),
     "demo": (DEMO_PROFILE, ATTACK_FAMILIES),
+    "varied": (VARIED_PROFILE, ATTACK_FAMILIES),
 }
 
 
@@ -53,6 +63,22 @@ def parse_duration(text: str) -> int:
     us = int((h * 3600 + mi * 60 + s) * SECOND)
     if us < 10 * SECOND or us > 24 * 3600 * SECOND:
         raise InputError(f"--duration {text!r} out of range", hint="between 10s and 24h")
+    return us
+
+
+def parse_offset(text: str | None) -> int | None:
+    """``--start-offset``: ``"random"``/None -> None (drawn per seed in scenario varied), else µs (0-1h)."""
+    if text is None or text.strip().lower() == "random":
+        return None
+    t = text.strip()
+    if t in ("0", "0s"):
+        return 0
+    m = re.fullmatch(r"(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?", t)
+    if not m or not any(m.groups()):
+        raise InputError(f"--start-offset: cannot parse {text!r}", hint="use e.g. 0, 45s, 2m or random")
+    us = int((float(m.group(1) or 0) * 60 + float(m.group(2) or 0)) * SECOND)
+    if us > 3600 * SECOND:
+        raise InputError(f"--start-offset {text!r} out of range", hint="between 0 and 1h")
     return us
 
 
@@ -88,6 +114,9 @@ def build_parser() -> UsageParser:
     p.add_argument("--scenario", default="home", metavar="NAME",
                    help="one of " + ", ".join(SCENARIOS) + " (default home)")
     p.add_argument("--name", metavar="NAME", help="file name stem (default <scenario>-seed<N>)")
+    p.add_argument("--start-offset", metavar="T", help="cut the first T of the simulation (e.g. 45s, 2m) so the "
+                   "capture starts mid-conversation; 'random' draws it per seed (default: random for scenario "
+                   "varied, 0 otherwise); the capture still lasts --duration")
     return p
 
 
@@ -101,6 +130,7 @@ class Result:
     seconds: float
     cpu_seconds: float
     episodes: list[str]
+    episode_records: list[dict] | None = None  # JSON-ready, see home.schedule_attacks / episode_json
 
     @property
     def packets_per_second(self) -> float:
@@ -119,7 +149,8 @@ def start_time(seed: int) -> int:
 
 
 def simulate(out_dir: str | Path, *, seed: int = 1, duration_us: int = 600 * SECOND, devices: int = 12,
-             attacks: tuple[str, ...] | None = None, scenario: str = "home", name: str | None = None) -> Result:
+             attacks: tuple[str, ...] | None = None, scenario: str = "home", name: str | None = None,
+             start_offset_us: int | None = None) -> Result:
     """Generate one capture; returns what was written (see module docstring)."""
     if scenario not in SCENARIOS:
         raise InputError(f"--scenario: unknown scenario {scenario!r}", hint="choose from " + ", ".join(SCENARIOS))
@@ -142,9 +173,15 @@ def simulate(out_dir: str | Path, *, seed: int = 1, duration_us: int = 600 * SEC
     labels_path = out / f"{stem}.pcapng.labels.csv"
 
     wall0, cpu0 = time.perf_counter(), time.process_time()
-    sim = Sim(seed, start_time(seed), duration_us)
-    env, by_kind = build_home(sim, devices, profile)
-    episodes = schedule_attacks(env, by_kind, families, profile)
+    plan = draw_plan(seed, duration_us, start_offset_us) if profile.varied else None
+    cut = plan.cut_us if plan is not None else (start_offset_us or 0)
+    sim = Sim(seed, start_time(seed), duration_us + cut)
+    env, by_kind = build_home(sim, devices, profile, plan)
+    records: list[dict] = []
+    episodes = schedule_attacks(env, by_kind, families, profile, records, first_us=cut // 2)
+    first_t = sim.start + cut
+    # per episode: [first time, last time, first frame, last frame, packets] of its written frames
+    windows = [[0, 0, 0, 0, 0] for _ in records]
     counts = [0] * len(CLASSES)
     class_index = {c: i for i, c in enumerate(CLASSES)}
     try:
@@ -165,15 +202,26 @@ def simulate(out_dir: str | Path, *, seed: int = 1, duration_us: int = 600 * SEC
         write = writer.write
         frame_no = 0
 
+        tag_window: list = []
+
         def sink(t: int, frame: bytes, tag: int) -> None:
             nonlocal frame_no
+            if t < first_t:
+                return
             while tag >= len(options):
                 tg = sim.tags[len(options)]
                 options.append(comment_option(f"label={tg.label} activity={tg.activity}"))
                 tag_class.append(class_index[tg.label])
                 tag_label.append(tg.label)
+                tag_window.append(windows[tg.episode] if tg.episode is not None else None)
             frame_no += 1
             write(t, frame, options[tag])
+            w = tag_window[tag]
+            if w is not None:
+                if not w[4]:
+                    w[0], w[2] = t, frame_no
+                w[1], w[3] = t, frame_no
+                w[4] += 1
             counts[tag_class[tag]] += 1
             rows.append(f"{frame_no},{tag_label[tag]}\n")
             if len(rows) >= 8192:
@@ -184,7 +232,13 @@ def simulate(out_dir: str | Path, *, seed: int = 1, duration_us: int = 600 * SEC
         lh.write("".join(rows))
         writer.close()
     seconds, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-    return Result(pcap_path, labels_path, frame_no, dict(zip(CLASSES, counts)), seconds, cpu, episodes)
+    recs = []
+    for rec, w in zip(records, windows):
+        j = episode_json(rec, sim.start)
+        j.update(packets=w[4], first_frame=w[2] or None, last_frame=w[3] or None,
+                 first_time=w[0] / SECOND if w[4] else None, last_time=w[1] / SECOND if w[4] else None)
+        recs.append(j)
+    return Result(pcap_path, labels_path, frame_no, dict(zip(CLASSES, counts)), seconds, cpu, episodes, recs)
 
 
 def main(argv: Sequence[str]) -> int:
@@ -192,7 +246,8 @@ def main(argv: Sequence[str]) -> int:
     if ns.scenario not in SCENARIOS:
         raise InputError(f"--scenario: unknown scenario {ns.scenario!r}", hint="choose from " + ", ".join(SCENARIOS))
     res = simulate(ns.out, seed=ns.seed, duration_us=parse_duration(ns.duration), devices=ns.devices,
-                   attacks=parse_attacks(ns.attacks, SCENARIOS[ns.scenario][1]), scenario=ns.scenario, name=ns.name)
+                   attacks=parse_attacks(ns.attacks, SCENARIOS[ns.scenario][1]), scenario=ns.scenario, name=ns.name,
+                   start_offset_us=parse_offset(ns.start_offset))
     per_class = " ".join(f"{c}={n}" for c, n in res.class_counts.items())
     size_mb = res.pcap.stat().st_size / 1e6
     print(f"wrote {res.pcap} ({size_mb:.1f} MB, {res.packets} packets: {per_class}) + {res.labels.name} "

@@ -1,0 +1,464 @@
+"""More attack tools for the ``varied`` scenario: the breadth users meet (see docs/sim_vs_real.md).
+
+Like :mod:`.attacks`, every process labels its own packets *and the answers they provoke* with
+its class.
+
+``recon``
+    nmap ``-sS/-sT/-sA/-sF/-sX/-sN`` at timing templates -T0 (5 min between probes) to -T5 /
+    ``--min-rate`` (tens of thousands of probes per second), against one or several hosts;
+    masscan/zmap Internet sweeps at 10k-100k packets/s over many hosts and ports; hping3 ``--scan``.
+``dos``
+    UDP reflection/amplification seen at the victim: DNS (EDNS answers of 1-4 KB, fragmented
+    like real ANY/TXT answers), NTP monlist (mode 7, 440-byte items, up to 100 datagrams per
+    request), SNMP GetBulk responses, SSDP, CoAP ``/.well-known/core``, Memcached ``stats``,
+    chargen — from many reflectors to a victim that sent no requests; HTTP GET floods over many
+    connections (one attacker or a botnet).
+``bruteforce``
+    encrypted SSH password guessing with the shapes of hydra (libssh, 4-16 parallel tasks),
+    medusa (libssh2, one connection at a time), ncrack (OpenSSH-derived, timing templates down
+    to a connection every 10+ s), patator (paramiko) and Metasploit (net-ssh): key exchange, then
+    only encrypted USERAUTH requests and failures, server failure delays, MaxAuthTries
+    disconnects.
+"""
+from __future__ import annotations
+
+import random
+import struct
+
+from . import frames as P
+from .attacks import NMAP_TOP_PORTS, USERS, WORDLIST, Attack, _filtered, open_ports
+from .core import MS, SECOND, Host, Process, Tcp, syn_options
+from .devices import Env, arp_resolve, eph_port, jitter, lan_conn, lan_delay, ssh_kex, wan_rtt
+
+# ----------------------------------------------------------------------------- recon
+NMAP_GAP_US = {0: 300 * SECOND, 1: 15 * SECOND, 2: 400 * MS, 3: 2 * MS, 4: 300, 5: 60}
+_SCAN_FLAGS = {"sS": P.SYN, "sA": P.ACK, "sF": P.FIN, "sX": P.FIN | P.PSH | P.URG, "sN": 0}
+
+
+def nmap_scan(env: Env, attacker: Host, targets: list[Host], rng: random.Random, *, kind: str = "sS",
+              timing: int = 4, ports: int = 1000, min_rate: int = 0, seconds: float = 600) -> Process:
+    """``nmap -<kind> -T<timing> [--min-rate N] --top-ports N TARGETS`` from a LAN host.
+
+    Raw probes (all kinds but -sT): window 1024, no DF, random IP ID, TTL 37-59, one source port per
+    scan, MSS-only option on SYNs, no options otherwise. -sT uses the kernel's connect(): full
+    OS options, handshake completed, then RST. Answers: SYN -> SYN/ACK (open) or RST/ACK;
+    ACK -> RST (unfiltered); FIN/Xmas/NULL -> RST/ACK from closed ports, silence from open ones
+    (Windows stacks answer RST to everything). ``seconds`` bounds slow templates.
+    """
+    atk = Attack(env, "recon", f"nmap-{kind}-T{timing}", attacker, rng)
+    sim = env.sim
+    t = sim.now
+    end = t + int(seconds * SECOND)
+    gap = max(1, SECOND // min_rate) if min_rate else NMAP_GAP_US[timing]
+    plist = list(NMAP_TOP_PORTS)
+    plist += [p for p in rng.sample(range(1, 65536), max(0, ports - len(plist))) if p not in NMAP_TOP_PORTS]
+    plist = plist[:ports]
+    sport = rng.randint(32768, 65000)
+    seq = rng.getrandbits(32)
+    for target in targets:
+        if target.local:
+            t = arp_resolve(env, t, attacker, target, rng, tag=atk.tag) + rng.randint(1 * MS, 20 * MS)
+    probes = [(h, p) for p in plist for h in targets]
+    head, tail = probes[:10 * len(targets)], probes[10 * len(targets):]
+    rng.shuffle(tail)
+    flags = _SCAN_FLAGS.get(kind, P.SYN)
+    syn_opts = P.tcp_options(mss=1460, order="plain")
+    for i, (target, port) in enumerate(head + tail):
+        if t >= end:
+            break
+        listening = port in open_ports(target)
+        silent = _filtered(target) and not listening
+        rt = t + (lan_delay(rng, target) if target.local else wan_rtt(rng))
+        if kind == "sT":
+            c = Tcp(sim, attacker, target, eph_port(rng, attacker), port, atk.tag, rng, da=lan_delay(rng, attacker),
+                    db=lan_delay(rng, target))
+            if silent:
+                c.seg(t, True, P.SYN, options=syn_options(attacker.stack, attacker.tsval(t)),
+                      window=attacker.stack.syn_window)
+            elif listening:
+                e = c.connect(t)
+                c.reset(e + rng.randint(50, 400))
+            else:
+                c.connect(t, refuse=True)
+        else:
+            atk.raw_syn(t, target, sport, port, seq if flags == P.SYN else rng.getrandbits(32), ttl=rng.randint(37, 59),
+                        window=1024, options=syn_opts if flags == P.SYN else b"",
+                        ack=rng.getrandbits(32) if flags & P.ACK else 0, flags=flags)
+            if silent:
+                pass
+            elif flags == P.SYN:
+                if listening:
+                    atk.reply(rt, target, attacker, port, sport, rng.getrandbits(32), seq + 1, P.SYN | P.ACK,
+                              target.stack.syn_window, P.tcp_options(mss=target.stack.mss, order="plain"))
+                    atk.reply(rt + rng.randint(20, 120), attacker, target, sport, port, seq + 1, 0, P.RST, 0)
+                else:
+                    atk.reply(rt, target, attacker, port, sport, 0, seq + 1, P.RST | P.ACK, 0)
+            elif flags == P.ACK:
+                atk.reply(rt, target, attacker, port, sport, rng.getrandbits(32), 0, P.RST, 0)
+            elif not listening or target.stack.name.startswith("windows"):
+                atk.reply(rt, target, attacker, port, sport, 0, rng.getrandbits(32), P.RST | P.ACK, 0)
+        t += gap + rng.randint(0, gap // 2 + 1)
+        if i % 50 == 49 or gap >= 100 * MS:
+            yield t
+    yield t
+
+
+def internet_sweep(env: Env, scanner: Host, rng: random.Random, *, tool: str, rate: int, count: int,
+                   ports: tuple[int, ...]) -> Process:
+    """masscan / zmap from a LAN host towards the Internet, through the router's MAC.
+
+    masscan: TTL 255, window 1024, no options, one source port, its own RST after answers.
+    zmap: IP ID 54321, TTL 255, window 65535, no options, source port drawn from a range, one port
+    per run. Rates of 10k-100k probes per second; a few per cent of targets answer.
+    """
+    atk = Attack(env, "recon", f"{tool}-sweep", scanner, rng)
+    home = env.home
+    t = env.sim.now
+    sport = rng.randint(32768, 61000)
+    for i in range(count):
+        peer = home.peer(home.new_public_ip(rng))
+        dport = rng.choice(ports)
+        seq = rng.getrandbits(32)
+        if tool == "zmap":
+            sp = rng.randint(32768, 61000)
+            atk.raw_syn(t, peer, sp, dport, seq, ttl=255, window=65535, options=b"", ident=54321)
+        else:
+            sp = sport
+            atk.raw_syn(t, peer, sp, dport, seq, ttl=255, window=1024, options=b"")
+        x = rng.random()
+        if x < 0.03 or x > 0.985:
+            rt = t + wan_rtt(rng)
+            if x < 0.03:
+                atk.reply(rt, peer, scanner, dport, sp, rng.getrandbits(32), seq + 1, P.SYN | P.ACK,
+                          peer.stack.syn_window, syn_options(peer.stack, rng.getrandbits(32)))
+            else:
+                atk.reply(rt, peer, scanner, dport, sp, 0, seq + 1, P.RST | P.ACK, 0)
+            atk.raw_syn(rt + rng.randint(20, 100), peer, sp, dport, seq + 1, ttl=255 if tool == "masscan" else 64,
+                        window=1200 if tool == "masscan" else 0, options=b"", flags=P.RST)
+        t += max(1, int(SECOND / rate * rng.uniform(0.7, 1.3)))
+        if i % 200 == 199:
+            yield t
+    yield t
+
+
+def hping3_scan(env: Env, attacker: Host, target: Host, rng: random.Random, *, first: int, last: int) -> Process:
+    """``hping3 --scan FIRST-LAST -S TARGET``: window 512, TTL 64, no options, ports in order, the
+    source port incremented per probe."""
+    atk = Attack(env, "recon", "hping3-scan", attacker, rng)
+    t = arp_resolve(env, env.sim.now, attacker, target, rng, tag=atk.tag) + rng.randint(1 * MS, 10 * MS)
+    sport = rng.randint(1024, 60000)
+    listening = set(open_ports(target))
+    for i, port in enumerate(range(first, last + 1)):
+        seq = rng.getrandbits(32)
+        atk.raw_syn(t, target, sport, port, seq, ttl=64, window=512, options=b"")
+        rt = t + lan_delay(rng, target)
+        if port in listening:
+            atk.reply(rt, target, attacker, port, sport, rng.getrandbits(32), seq + 1, P.SYN | P.ACK,
+                      target.stack.syn_window, P.tcp_options(mss=target.stack.mss, order="plain"))
+            atk.reply(rt + 50, attacker, target, sport, port, seq + 1, 0, P.RST, 0)
+        elif not _filtered(target):
+            atk.reply(rt, target, attacker, port, sport, 0, seq + 1, P.RST | P.ACK, 0)
+        sport = sport + 1 if sport < 65535 else 1024
+        t += rng.randint(50, 2 * MS)
+        if i % 100 == 99:
+            yield t
+    yield t
+
+
+# ----------------------------------------------------------------------------- dos: reflection
+def _ber(tag: int, body: bytes) -> bytes:
+    n = len(body)
+    if n < 0x80:
+        return bytes((tag, n)) + body
+    if n < 0x100:
+        return bytes((tag, 0x81, n)) + body
+    return bytes((tag, 0x82)) + n.to_bytes(2, "big") + body
+
+
+def _oid(parts: tuple[int, ...]) -> bytes:
+    out = bytearray((40 * parts[0] + parts[1],))
+    for p in parts[2:]:
+        enc = [p & 0x7F]
+        p >>= 7
+        while p:
+            enc.append(0x80 | (p & 0x7F))
+            p >>= 7
+        out += bytes(reversed(enc))
+    return _ber(0x06, bytes(out))
+
+
+_TEXT = b"abcdefghijklmnopqrstuvwxyz0123456789 -_.:/ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _text(rng: random.Random, n: int) -> bytes:
+    return bytes(rng.choice(_TEXT) for _ in range(n))
+
+
+def reflection_payload(proto: str, rng: random.Random, size: int) -> tuple[int, bytes]:
+    """(source port, UDP payload) of one amplified answer of ``proto`` of about ``size`` bytes."""
+    if proto == "dns":
+        name = rng.choice(("isc.example.org", "any.example.com", "big.example.net", "dnssec.example.org"))
+        q = P.dns_question(name, rng.choice((P.DNS_ANY, P.DNS_TXT, P.DNS_ANY)))
+        answers = [P.dns_rr(P.PTR_TO_QNAME, P.DNS_A, rng.randbytes(4), 3600)]
+        left = size - 60
+        while left > 40:
+            k = min(255, left - 13)
+            answers.append(P.dns_rr(P.PTR_TO_QNAME, P.DNS_TXT, P.dns_txt(_text(rng, k)), 3600))
+            left -= k + 13
+        return 53, P.dns_message(rng.getrandbits(16), 0x8180, [q], answers, additional=[P.edns_opt(4096)])
+    if proto == "ntp":  # monlist (mode 7, request 42): up to 6 items of 72 bytes per datagram
+        items = 6
+        head = struct.pack("!BBBBHH", 0xD7, rng.randrange(128), 3, 42, items, 72)
+        return 123, head + b"".join(struct.pack("!IIIIIIII", rng.getrandbits(32), rng.getrandbits(32),
+                                                rng.getrandbits(32), rng.getrandbits(32), rng.getrandbits(32),
+                                                rng.getrandbits(32), rng.getrandbits(32), rng.getrandbits(32))
+                                    + bytes(40) for _ in range(items))
+    if proto == "snmp":  # GetBulk answer: many varbinds of the interfaces table
+        vbs = b""
+        i = 1
+        while len(vbs) < size - 60:
+            val = _ber(0x04, _text(rng, rng.randint(8, 40)))
+            vbs += _ber(0x30, _oid((1, 3, 6, 1, 2, 1, 2, 2, 1, 2, i)) + val)
+            i += 1
+        pdu = _ber(0xA2, _ber(0x02, struct.pack("!I", rng.getrandbits(31))) + _ber(0x02, b"\x00") + _ber(0x02, b"\x00")
+                   + _ber(0x30, vbs))
+        return 161, _ber(0x30, _ber(0x02, b"\x01") + _ber(0x04, b"public") + pdu)
+    if proto == "ssdp":
+        st = rng.choice(("upnp:rootdevice", "urn:schemas-upnp-org:device:InternetGatewayDevice:1",
+                         "urn:schemas-upnp-org:service:WANIPConnection:1", "urn:dial-multiscreen-org:service:dial:1"))
+        return 1900, (f"HTTP/1.1 200 OK\r\nCACHE-CONTROL: max-age=1800\r\nDATE: Mon, 01 Jan 2024 00:00:00 GMT\r\n"
+                      f"EXT:\r\nLOCATION: http://192.168.{rng.randrange(256)}.1:{rng.choice((1900, 49152, 5000))}/"
+                      f"rootDesc.xml\r\nSERVER: Linux/3.14 UPnP/1.0 IpBridge/1.26.0\r\nST: {st}\r\n"
+                      f"USN: uuid:{rng.getrandbits(128):032x}::{st}\r\n\r\n").encode()
+    if proto == "coap":  # ACK 2.05 Content, link-format /.well-known/core
+        links = b",".join(b"</" + _text(rng, rng.randint(3, 12)).replace(b" ", b"") + b">;rt=\"" +
+                          _text(rng, 6).replace(b" ", b"") + b"\";ct=40" for _ in range(max(1, size // 40)))
+        return 5683, P.coap(2, 0x45, rng.getrandbits(16), rng.randbytes(4), [(12, b"\x28")], links[:max(40, size)])
+    if proto == "memcached":  # UDP frame header + "stats" lines
+        lines = b"".join(b"STAT " + _text(rng, rng.randint(4, 14)).replace(b" ", b"_") + b" "
+                         + str(rng.getrandbits(32)).encode() + b"\r\n" for _ in range(max(1, size // 30)))
+        return 11211, struct.pack("!HHHH", rng.getrandbits(16), 0, 1, 0) + lines + b"END\r\n"
+    # chargen
+    line = bytes(range(33, 33 + 72)) + b"\r\n"
+    return 19, (line * (size // 74 + 1))[:size]
+
+
+_REFLECT_SIZE = {"dns": (1200, 4000), "ntp": (440, 440), "snmp": (600, 1400), "ssdp": (280, 360),
+                 "coap": (200, 1000), "memcached": (900, 1400), "chargen": (200, 1400)}
+
+
+def udp4_fragments(frame: bytes, ident: int, mtu: int = 1500) -> list[bytes]:
+    """Split an Ethernet+IPv4 frame into fragments that fit ``mtu`` (what a reflector's kernel does)."""
+    eth, ip = frame[:14], frame[14:]
+    ihl = (ip[0] & 0x0F) * 4
+    hdr, data = ip[:ihl], ip[ihl:]
+    step = (mtu - ihl) // 8 * 8
+    out = []
+    for off in range(0, len(data), step):
+        chunk = data[off:off + step]
+        more = off + step < len(data)
+        h = bytearray(hdr)
+        h[2:4] = (ihl + len(chunk)).to_bytes(2, "big")
+        h[4:6] = (ident & 0xFFFF).to_bytes(2, "big")
+        h[6:8] = (((0x2000 if more else 0) | (off // 8))).to_bytes(2, "big")
+        h[10:12] = b"\x00\x00"
+        h[10:12] = P.checksum(bytes(h)).to_bytes(2, "big")
+        out.append(eth + bytes(h) + chunk)
+    return out
+
+
+def reflection_flood(env: Env, victim: Host, rng: random.Random, *, proto: str, rate: int, seconds: float,
+                     reflectors: list[Host]) -> Process:
+    """Amplified answers from many reflectors to ``victim``, which sent no request (the attacker
+    spoofed the victim's address elsewhere). The victim's kernel answers a few with ICMP port
+    unreachable (rate-limited)."""
+    atk = Attack(env, "dos", f"reflection-{proto}", victim, rng)
+    sim, home = env.sim, env.home
+    refl = reflectors
+    dport = rng.choice((rng.randint(1024, 65535), 80, 443, rng.randint(1024, 65535)))
+    t = sim.now
+    end = t + int(seconds * SECOND)
+    lo, hi = _REFLECT_SIZE[proto]
+    gw = home.gateway
+    last_icmp = -SECOND
+    n = 0
+    while t < end:
+        r = rng.choice(refl)
+        sport, payload = reflection_payload(proto, rng, rng.randint(lo, hi))
+        frame = P.udp4_frame(victim.mac, gw.mac, r.ip, victim.ip, r.ttl, r.next_id(), False, sport,
+                             rng.randint(1024, 65535) if rng.random() < 0.2 else dport, payload)
+        if len(frame) > 1514:
+            for f in udp4_fragments(frame, r.next_id()):
+                sim.emit(t, f, atk.tag)
+                t += 2
+        else:
+            sim.emit(t, frame, atk.tag)
+        if t - last_icmp >= SECOND and rng.random() < 0.2:
+            sim.icmp(t + 100, victim, r, 3, 3, bytes(4), P.quoted_ip(frame, 28), atk.tag, df=False)
+            last_icmp = t
+        n += 1
+        t += max(1, int(SECOND / rate * rng.uniform(0.3, 1.7)))
+        if n % 200 == 0:
+            yield t
+    yield t
+
+
+def http_flood(env: Env, sources: list[Host], victim: Host, rng: random.Random, *, rate: float, seconds: float,
+               port: int = 80) -> Process:
+    """HTTP GET flood (LOIC/HOIC/GoldenEye-like): many connections, each one or a few requests,
+    randomised paths and headers, the server answering until it saturates."""
+    atk = Attack(env, "dos", "http-flood", sources[0], rng)
+    sim = env.sim
+    t = sim.now
+    end = t + int(seconds * SECOND)
+    uas = (b"Mozilla/5.0 (Windows NT 10.0; Win64; x64)", b"Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101",
+           b"Mozilla/5.0 (compatible; Googlebot/2.1)", b"python-requests/2.31.0")
+    n = 0
+    while t < end:
+        src = rng.choice(sources)
+        if src.local:
+            c = lan_conn(env, src, victim, port, atk.tag, rng)
+        else:
+            c = Tcp(sim, src, victim, eph_port(rng, src), port, atk.tag, rng, da=wan_rtt(rng),
+                    db=lan_delay(rng, victim))
+        busy = n > rate * 2 and rng.random() < 0.4  # backlog full: some SYNs go unanswered / refused
+        if busy and rng.random() < 0.5:
+            c.seg(t, True, P.SYN, options=syn_options(src.stack, src.tsval(t)), window=src.stack.syn_window)
+        else:
+            e = c.connect(t, refuse=busy)
+            if e is not None:
+                for _ in range(rng.randint(1, 3)):
+                    req = (b"GET /?" + str(rng.getrandbits(32)).encode() + b" HTTP/1.1\r\nHost: "
+                           + P.ip_str(victim.ip).encode() + b"\r\nUser-Agent: " + rng.choice(uas)
+                           + b"\r\nCache-Control: no-cache\r\nConnection: keep-alive\r\n\r\n")
+                    e = c.request(e, req, b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 612\r\n\r\n"
+                                  + _text(rng, 612), server_time=rng.randint(1 * MS, 80 * MS))
+                c.close(e + rng.randint(100, 5 * MS), from_a=rng.random() < 0.7)
+        n += 1
+        t += max(1, int(SECOND / rate * rng.uniform(0.2, 1.8)))
+        if n % 50 == 0:
+            yield t
+    yield t
+
+
+# ----------------------------------------------------------------------------- bruteforce: SSH
+SSH_TOOLS = {
+    # tool: (client banner, parallel connections, attempts per connection, gap between connections µs)
+    "hydra": (b"SSH-2.0-libssh_0.10.5\r\n", (4, 16), (1, 3), (1 * MS, 50 * MS)),
+    "medusa": (b"SSH-2.0-libssh2_1.10.0\r\n", (1, 2), (1, 1), (50 * MS, 400 * MS)),
+    "ncrack": (b"SSH-2.0-OpenSSH_7.4\r\n", (1, 10), (3, 6), (10 * MS, 1 * SECOND)),
+    "patator": (b"SSH-2.0-paramiko_3.4.0\r\n", (2, 10), (1, 1), (5 * MS, 200 * MS)),
+    "metasploit": (b"SSH-2.0-Ruby/Net::SSH_7.2.0 x86_64-linux\r\n", (1, 1), (1, 1), (100 * MS, 1 * SECOND)),
+}
+SSH_SERVERS = (b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n", b"SSH-2.0-OpenSSH_8.9p1 Ubuntu-3ubuntu0.6\r\n",
+               b"SSH-2.0-dropbear_2022.83\r\n", b"SSH-2.0-OpenSSH_8.4p1 Raspbian-5+deb11u3\r\n",
+               b"SSH-2.0-OpenSSH_7.4\r\n")
+
+
+def ssh_guess(env: Env, attacker: Host, target: Host, rng: random.Random, *, tool: str, attempts: int,
+              slow: float = 0.0, port: int = 22) -> Process:
+    """Password guessing against SSH: every connection does the version exchange and key exchange,
+    then sends encrypted USERAUTH_REQUESTs and gets encrypted USERAUTH_FAILUREs after the server's
+    failure delay; no plaintext reply tells a failure. ``slow``: seconds between connections
+    (ncrack -T0/-T1, a patient bot)."""
+    atk = Attack(env, "bruteforce", f"ssh-guess-{tool}", attacker, rng)
+    sim = env.sim
+    banner, par, per, gap = SSH_TOOLS[tool]
+    tasks = 1 if slow else rng.randint(*par)
+    server_banner = rng.choice(SSH_SERVERS)
+    dropbear = b"dropbear" in server_banner
+    mac = rng.choice((16, 32))  # chacha20-poly1305 / aes-ctr + hmac-sha2-256
+    delay = (200 * MS, 800 * MS) if dropbear else (1500 * MS, 3500 * MS)  # pam_faildelay ~2 s
+    t0 = sim.now
+    if target.local and attacker.local:
+        t0 = arp_resolve(env, t0, attacker, target, rng, tag=atk.tag) + rng.randint(1 * MS, 10 * MS)
+    lanes = [t0 + i * rng.randint(1 * MS, 30 * MS) for i in range(tasks)]
+    i = 0
+    while i < attempts:
+        lane = min(range(tasks), key=lanes.__getitem__)
+        t = lanes[lane]
+        if attacker.local and target.local:
+            c = lan_conn(env, attacker, target, port, atk.tag, rng)
+        else:
+            c = Tcp(sim, attacker, target, eph_port(rng, attacker), port, atk.tag, rng,
+                    da=wan_rtt(rng) if not attacker.local else lan_delay(rng, attacker),
+                    db=wan_rtt(rng) if not target.local else lan_delay(rng, target))
+        t = c.connect(t)
+        t = ssh_kex(env, c, t, rng, server_banner, banner)
+        # ssh-userauth service accepted above; now the guesses
+        k = rng.randint(*per)
+        for j in range(k):
+            size = 16 * rng.randint(5, 9) + mac  # user, "ssh-connection", "password", the guess
+            t = c.send(t + rng.randint(200, 3 * MS), True, env.noise(size, rng), ack=False)
+            t = c.send(t + c.db + rng.randint(*delay), False, env.noise(16 * rng.randint(2, 3) + mac, rng))
+            i += 1
+            if i >= attempts:
+                break
+        if k >= 6 and rng.random() < 0.7:  # MaxAuthTries reached: the server disconnects
+            t = c.send(t + 200, False, env.noise(16 * 4 + mac, rng))
+            t = c.close(t, from_a=False)
+        else:
+            t = c.close(t + rng.randint(100, 5 * MS), from_a=rng.random() < 0.8)
+        lanes[lane] = t + (int(slow * SECOND * rng.uniform(0.5, 1.5)) if slow else rng.randint(*gap))
+        yield min(lanes)
+    yield max(lanes)
+
+
+def telnet_guess(env: Env, attacker: Host, target: Host, rng: random.Random, *, tool: str, attempts: int,
+                 slow: float = 0.0) -> Process:
+    """medusa / ncrack telnet guessing: one connection per 1-5 attempts, plaintext prompts."""
+    atk = Attack(env, "bruteforce", f"telnet-guess-{tool}", attacker, rng)
+    user = rng.choice(USERS)
+    words = list(WORDLIST)
+    rng.shuffle(words)
+    t = env.sim.now
+    i = 0
+    while i < attempts:
+        c = lan_conn(env, attacker, target, 23, atk.tag, rng) if attacker.local else Tcp(
+            env.sim, attacker, target, eph_port(rng, attacker), 23, atk.tag, rng, da=wan_rtt(rng),
+            db=lan_delay(rng, target))
+        t = c.connect(t)
+        t = c.send(t + c.db, False, P.telnet_opts((P.TELNET_DO, 24), (P.TELNET_DO, 31)) + b"\r\nlogin: ")
+        for _ in range(rng.randint(1, 5) if tool == "ncrack" else 1):
+            t = c.request(t + c.da, user + b"\r\n", b"Password: ")
+            t = c.request(t + c.da, words[i % len(words)] + b"\r\n", b"\r\nLogin incorrect\r\nlogin: ",
+                          server_time=rng.randint(300 * MS, 3 * SECOND))
+            i += 1
+        t = c.close(t + rng.randint(1 * MS, 20 * MS), from_a=True)
+        t += int(slow * SECOND * rng.uniform(0.5, 1.5)) if slow else rng.randint(5 * MS, 300 * MS)
+        yield t
+    yield t
+
+
+def http_form_guess(env: Env, attacker: Host, target: Host, rng: random.Random, *, tool: str, attempts: int,
+                    port: int = 80) -> Process:
+    """hydra http-post-form / Burp-intruder-like: POST login forms, 200 "invalid" or 302 back to the form."""
+    atk = Attack(env, "bruteforce", f"http-form-{tool}", attacker, rng)
+    user = rng.choice(USERS)
+    words = list(WORDLIST)
+    rng.shuffle(words)
+    t = env.sim.now
+    i = 0
+    keep = tool == "burp"
+    while i < attempts:
+        c = lan_conn(env, attacker, target, port, atk.tag, rng)
+        t = c.connect(t)
+        for _ in range(rng.randint(5, 20) if keep else 1):
+            body = b"username=" + user + b"&password=" + words[i % len(words)] + b"&login=Login"
+            req = (b"POST /login HTTP/1.1\r\nHost: " + P.ip_str(target.ip).encode()
+                   + b"\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: "
+                   + str(len(body)).encode() + b"\r\nUser-Agent: " + (b"Mozilla/5.0 (Hydra)" if tool == "hydra"
+                                                                      else b"Mozilla/5.0") + b"\r\n\r\n" + body)
+            resp = (b"HTTP/1.1 302 Found\r\nLocation: /login?error=1\r\nContent-Length: 0\r\n\r\n" if rng.random() < 0.5
+                    else b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 40\r\n\r\n"
+                         b"<html>Invalid username or password</html>")
+            t = c.request(t + rng.randint(100, 2 * MS), req, resp, server_time=rng.randint(5 * MS, 120 * MS))
+            i += 1
+        t = c.close(t + rng.randint(100, 2 * MS), from_a=True)
+        t += rng.randint(1 * MS, 100 * MS)
+        yield t
+    yield t
+
+
+__all__ = ["nmap_scan", "internet_sweep", "hping3_scan", "reflection_flood", "http_flood", "ssh_guess",
+           "telnet_guess", "http_form_guess", "udp4_fragments", "reflection_payload", "jitter"]
