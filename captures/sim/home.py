@@ -61,8 +61,8 @@ DEMO_PROFILE = Profile(camera_kbps=(20, 35), camera_fps=(4, 6), continuous_strea
 VARIED_PROFILE = Profile(camera_kbps=(50, 1500), camera_fps=(4, 25), continuous_stream=False,
                          stream_seconds=(10, 30, 90), clip_kb=(100, 4000), firmware_kb=(500, 6000),
                          flood_rate=(100, 8000), flood_seconds=(2, 8), scan_ports=(100, 1000, 3000),
-                         upload_mb=(0.5, 10), backup_mb=(0.5, 8), tunnel_seconds=(20, 180), tunnel_rate=(0.5, 40), episodes_per_10min=3.5,
-                         varied=True)
+                         upload_mb=(0.5, 10), backup_mb=(0.5, 8), tunnel_seconds=(20, 180), tunnel_rate=(0.5, 40),
+                         episodes_per_10min=6.0, min_episodes=2, varied=True)
 
 CORE_KINDS = ("hub", "camera", "sensor", "plug", "speaker", "laptop", "phone", "coap")
 EXTRA_KINDS = ("sensor", "sensor", "plug", "plug", "camera", "speaker", "phone", "laptop", "thermostat", "bridge",
@@ -444,8 +444,8 @@ class _WideEpisodes(_Episodes):
                 "slowloris", "mirai"),
         "bruteforce": ("ssh-guess", "ssh-guess", "ssh-slow", "ssh-inbound", "telnet-guess", "http-form", "mqtt",
                        "telnet", "http-get", "ftp", "mirai"),
-        "spoofing": ("arp", "dns", "ra"),
-        "exfiltration": ("iodine", "dnscat2", "icmp", "upload"),
+        "spoofing": ("arp", "dns", "ra", "dhcp-starvation", "dhcp-spoof", "arp-subnet"),
+        "exfiltration": ("iodine", "dnscat2", "icmp", "upload", "dns2tcp", "dns-beacon", "https-post"),
     }
 
     def _who(self, r: random.Random) -> Host:
@@ -491,6 +491,7 @@ class _WideEpisodes(_Episodes):
         env, p = self.env, self.p
         victim = r.choice(self.present(at))
         rate, secs = int(_loguniform(r, *p.flood_rate)), r.uniform(*p.flood_seconds)
+        secs = min(secs, 25_000 / rate)  # at most ~25k flood packets per episode (file sizes)
         if what == "reflection":
             proto = r.choice(("dns", "dns", "ntp", "snmp", "ssdp", "coap", "memcached", "chargen"))
             refl = [self.home.peer(self.home.new_public_ip(r)) for _ in range(int(_loguniform(r, 5, 400)))]
@@ -515,6 +516,21 @@ class _WideEpisodes(_Episodes):
             self.note(attacker=src, victims=[victim])
             self.spawn(A.hping3_syn_flood(env, src, victim, r, rate=rate, seconds=secs, spoof="random",
                                           dport=r.choice(A.open_ports(victim) or (80,))), at)
+            return what
+        if what in ("udp", "icmp") or what.startswith("syn-"):
+            kali = self.kali
+            self.note(attacker=kali, victims=[victim])
+            if what == "udp":
+                proc = A.hping3_udp_flood(env, kali, victim, r, rate=rate, seconds=secs,
+                                          dport=r.choice((53, 80, 123, 1900, 5683, 0, r.randint(1024, 65535))),
+                                          spoof=r.random() < 0.3)
+            elif what == "icmp":
+                proc = A.hping3_icmp_flood(env, kali, victim, r, rate=rate, seconds=secs,
+                                           data=r.choice((0, 0, 56, 120, 512, 1400)))
+            else:
+                proc = A.hping3_syn_flood(env, kali, victim, r, rate=rate, seconds=secs, spoof=what[4:],
+                                          dport=r.choice(A.open_ports(victim) or (80, 443, 22)))
+            self.spawn(proc, at)
             return what
         return super().dos(r, at, what)
 
@@ -546,6 +562,52 @@ class _WideEpisodes(_Episodes):
             self.spawn(T.http_form_guess(env, self.kali, target, r, tool=tool, attempts=r.randint(30, 200)), at)
             return f"http-form-{tool}"
         return super().bruteforce(r, at, what)
+
+    def spoofing(self, r: random.Random, at: int, what: str) -> str:
+        env, kali = self.env, self.kali
+        if what == "dhcp-starvation":
+            tool = r.choice(("yersinia", "dhcpig", "scapy-fixed"))
+            self.note(attacker=kali, victims=[self.home.gateway], tool=tool)
+            self.spawn(T.dhcp_starvation(env, kali, r, tool=tool, count=r.randint(100, 1500),
+                                         rate=_loguniform(r, 5, 2000) if tool != "dhcpig" else r.uniform(5, 50)), at)
+            return f"dhcp-starvation-{tool}"
+        if what == "dhcp-spoof":
+            tool = r.choice(("yersinia", "ettercap", "bettercap"))
+            victim = r.choice([h for h in self.present(at) if h.kind in ("phone", "laptop", "camera", "speaker")]
+                              or self.present(at))
+            self.note(attacker=kali, victims=[victim], tool=tool)
+            if r.random() < 0.4:  # starve the real server first
+                self.spawn(T.dhcp_starvation(env, kali, r, tool="yersinia", count=r.randint(100, 400),
+                                             rate=r.uniform(100, 1000)), at)
+                at += 3 * SECOND
+            self.spawn(T.rogue_dhcp(env, kali, victim, r, tool=tool, seconds=r.uniform(20, 90)), at)
+            return f"dhcp-spoof-{tool}"
+        if what == "arp-subnet":
+            tool = r.choice(("bettercap", "gratuitous"))
+            self.note(attacker=kali, victims=[], targets="lan", tool=tool)
+            self.spawn(T.arp_subnet_poison(env, kali, r, tool=tool, seconds=r.uniform(15, 90),
+                                           interval=_loguniform(r, 0.2, 10)), at)
+            return f"arp-subnet-{tool}"
+        return super().spoofing(r, at, what)
+
+    def exfiltration(self, r: random.Random, at: int, what: str) -> str:
+        env, p = self.env, self.p
+        client = r.choice(self.present(at))
+        if what == "dns2tcp":
+            self.note(attacker=client, victims=[])
+            self.spawn(T.dns2tcp(env, client, r, seconds=r.uniform(*p.tunnel_seconds),
+                                 qps=_loguniform(r, *p.tunnel_rate)), at)
+            return what
+        if what == "dns-beacon":
+            self.note(attacker=client, victims=[])
+            self.spawn(T.dns_beacon(env, client, r, seconds=r.uniform(60, 400), period=_loguniform(r, 1, 30)), at)
+            return what
+        if what == "https-post":
+            self.note(attacker=client, victims=[])
+            self.spawn(T.https_post_exfil(env, client, r, seconds=r.uniform(30, 300), period=_loguniform(r, 3, 60),
+                                          chunk_kb=(20, 800)), at)
+            return what
+        return super().exfiltration(r, at, what)
 
 
 def schedule_attacks(env: D.Env, by_kind: dict[str, list[Host]], families: tuple[str, ...],

@@ -150,15 +150,17 @@ def start_time(seed: int) -> int:
 
 def simulate(out_dir: str | Path, *, seed: int = 1, duration_us: int = 600 * SECOND, devices: int = 12,
              attacks: tuple[str, ...] | None = None, scenario: str = "home", name: str | None = None,
-             start_offset_us: int | None = None) -> Result:
-    """Generate one capture; returns what was written (see module docstring)."""
+             start_offset_us: int | None = None, profile: Profile | None = None) -> Result:
+    """Generate one capture; returns what was written (see module docstring). ``profile``
+    (Python API only) replaces the scenario's volume knobs, e.g. for tests."""
     if scenario not in SCENARIOS:
         raise InputError(f"--scenario: unknown scenario {scenario!r}", hint="choose from " + ", ".join(SCENARIOS))
     if not 3 <= devices <= 60:
         raise InputError(f"--devices must be between 3 and 60, got {devices}")
     if seed < 0:
         raise InputError(f"--seed must be >= 0, got {seed}")
-    profile, default_attacks = SCENARIOS[scenario]
+    scenario_profile, default_attacks = SCENARIOS[scenario]
+    profile = profile or scenario_profile
     families = default_attacks if attacks is None else attacks
     out = Path(out_dir)
     try:

@@ -190,8 +190,16 @@ def _oid(parts: tuple[int, ...]) -> bytes:
 _TEXT = b"abcdefghijklmnopqrstuvwxyz0123456789 -_.:/ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
+_TEXT_RNG = random.Random("iotwatch-sim/text")
+_TEXT_POOL = bytes(_TEXT_RNG.choice(_TEXT) for _ in range(1 << 16))
+
+
 def _text(rng: random.Random, n: int) -> bytes:
-    return bytes(rng.choice(_TEXT) for _ in range(n))
+    """``n`` printable bytes (a slice of a fixed pool at a random offset: fast)."""
+    if n >= len(_TEXT_POOL):
+        return (_TEXT_POOL * (n // len(_TEXT_POOL) + 1))[:n]
+    o = rng.randrange(len(_TEXT_POOL) - n)
+    return _TEXT_POOL[o:o + n]
 
 
 def reflection_payload(proto: str, rng: random.Random, size: int) -> tuple[int, bytes]:
@@ -237,7 +245,8 @@ def reflection_payload(proto: str, rng: random.Random, size: int) -> tuple[int, 
     if proto == "memcached":  # UDP frame header + "stats" lines
         lines = b"".join(b"STAT " + _text(rng, rng.randint(4, 14)).replace(b" ", b"_") + b" "
                          + str(rng.getrandbits(32)).encode() + b"\r\n" for _ in range(max(1, size // 30)))
-        return 11211, struct.pack("!HHHH", rng.getrandbits(16), 0, 1, 0) + lines + b"END\r\n"
+        # request id < 0x8000: a first byte 0x80/0x81 would read as the binary protocol's magic
+        return 11211, struct.pack("!HHHH", rng.getrandbits(15), 0, 1, 0) + lines + b"END\r\n"
     # chargen
     line = bytes(range(33, 33 + 72)) + b"\r\n"
     return 19, (line * (size // 74 + 1))[:size]
@@ -460,5 +469,211 @@ def http_form_guess(env: Env, attacker: Host, target: Host, rng: random.Random, 
     yield t
 
 
-__all__ = ["nmap_scan", "internet_sweep", "hping3_scan", "reflection_flood", "http_flood", "ssh_guess",
+# ----------------------------------------------------------------------------- spoofing
+DHCP_NAK = 6
+
+
+def _dhcp_server_opts(server_ip: bytes, router: bytes, dns: bytes, bcast: bytes, lease: int) -> list:
+    return [(54, server_ip), (51, struct.pack("!I", lease)), (1, b"\xff\xff\xff\x00"), (3, router), (6, dns),
+            (28, bcast)]
+
+
+def dhcp_starvation(env: Env, attacker: Host, rng: random.Random, *, tool: str, count: int, rate: float) -> Process:
+    """DHCP starvation: DISCOVERs from random MACs until the router's pool is empty.
+
+    ``yersinia`` (attack 1): DISCOVERs only, random Ethernet source = chaddr, as fast as it can;
+    ``dhcpig``: the full DISCOVER/OFFER/REQUEST/ACK per fake client, slower, so every address is
+    leased. The router OFFERs (and ACKs) from its pool, then stays silent (or NAKs) once it is empty.
+    """
+    atk = Attack(env, "spoofing", f"dhcp-starvation-{tool}", attacker, rng)
+    sim, home = env.sim, env.home
+    gw = home.gateway
+    zero = bytes(4)
+    free = [x for x in range(2, 255) if home.lan_ip(x) not in {h.ip for h in home.hosts}]
+    rng.shuffle(free)
+    free = free[:rng.randint(20, min(200, len(free)))] if free else []
+    opts = _dhcp_server_opts(gw.ip, gw.ip, gw.ip, home.bcast.ip, 86400)
+    t = sim.now
+    for i in range(count):
+        m = bytes([(rng.randrange(256) & 0xFC) | (0x02 if rng.random() < 0.5 else 0)]) + rng.randbytes(5)
+        smac = m if tool != "scapy-fixed" else attacker.mac
+        xid = rng.getrandbits(32)
+        disc = P.dhcp(1, xid, m, P.DHCP_DISCOVER, options=[(61, b"\x01" + m), (55, bytes((1, 3, 6, 15)))])
+        sim.emit(t, P.udp4_frame(P.BROADCAST, smac, zero, b"\xff\xff\xff\xff", 64, rng.getrandbits(16), False, 68, 67,
+                                 disc), atk.tag)
+        if free:
+            ip = home.lan_ip(free.pop())
+            rt = t + rng.randint(1 * MS, 15 * MS)
+            sim.emit(rt, P.udp4_frame(m, gw.mac, gw.ip, ip, 64, gw.next_id(), False, 67, 68,
+                                      P.dhcp(2, xid, m, P.DHCP_OFFER, yiaddr=ip, siaddr=gw.ip, options=opts)),
+                     atk.tag)
+            if tool == "dhcpig":
+                rt += rng.randint(1 * MS, 10 * MS)
+                req = P.dhcp(1, xid, m, P.DHCP_REQUEST, options=[(61, b"\x01" + m), (50, ip), (54, gw.ip)])
+                sim.emit(rt, P.udp4_frame(P.BROADCAST, smac, zero, b"\xff\xff\xff\xff", 64, rng.getrandbits(16), False,
+                                          68, 67, req), atk.tag)
+                rt += rng.randint(1 * MS, 10 * MS)
+                sim.emit(rt, P.udp4_frame(m, gw.mac, gw.ip, ip, 64, gw.next_id(), False, 67, 68,
+                                          P.dhcp(2, xid, m, P.DHCP_ACK, yiaddr=ip, siaddr=gw.ip, options=opts)),
+                         atk.tag)
+        t += max(50, int(SECOND / rate * rng.uniform(0.5, 1.5)))
+        if i % 50 == 49:
+            yield t
+    yield t
+
+
+def rogue_dhcp(env: Env, attacker: Host, victim: Host, rng: random.Random, *, tool: str, seconds: float) -> Process:
+    """DHCP spoofing (yersinia attack 2 / ettercap / bettercap-like rogue server): the victim
+    rejoins, the attacker's OFFER/ACK beat the router's and name the attacker as router and DNS
+    server; the victim then resolves through the attacker (forged answers) and its Internet
+    traffic passes the attacker (seen twice). The victim's DISCOVER and the router's late OFFER
+    are normal; everything the rogue server provokes is spoofing."""
+    from .attacks import _relayed_session
+    atk = Attack(env, "spoofing", f"dhcp-spoof-{tool}", attacker, rng)
+    sim, home = env.sim, env.home
+    gw = home.gateway
+    dtag = env.normal("dhcp")
+    t = sim.now
+    end = t + int(seconds * SECOND)
+    xid = rng.getrandbits(32)
+    zero = bytes(4)
+    bc = b"\xff\xff\xff\xff"
+    copts = [(61, b"\x01" + victim.mac), (12, victim.name.encode()), (55, bytes((1, 3, 6, 15, 28, 42)))]
+    sim.emit(t, P.udp4_frame(P.BROADCAST, victim.mac, zero, bc, 64, rng.getrandbits(16), False, 68, 67,
+                             P.dhcp(1, xid, victim.mac, P.DHCP_DISCOVER, options=copts)), dtag)
+    rogue = _dhcp_server_opts(attacker.ip, attacker.ip, attacker.ip, home.bcast.ip, rng.choice((600, 3600, 43200)))
+    real = _dhcp_server_opts(gw.ip, gw.ip, gw.ip, home.bcast.ip, 86400)
+    t += rng.randint(300, 3 * MS)
+    sim.emit(t, P.udp4_frame(victim.mac, attacker.mac, attacker.ip, victim.ip, 64, attacker.next_id(), False, 67, 68,
+                             P.dhcp(2, xid, victim.mac, P.DHCP_OFFER, yiaddr=victim.ip, siaddr=attacker.ip,
+                                    options=rogue)), atk.tag)
+    sim.emit(t + rng.randint(5 * MS, 40 * MS),
+             P.udp4_frame(victim.mac, gw.mac, gw.ip, victim.ip, 64, gw.next_id(), False, 67, 68,
+                          P.dhcp(2, xid, victim.mac, P.DHCP_OFFER, yiaddr=victim.ip, siaddr=gw.ip, options=real)), dtag)
+    t += rng.randint(2 * MS, 20 * MS)
+    sim.emit(t, P.udp4_frame(P.BROADCAST, victim.mac, zero, bc, 64, rng.getrandbits(16), False, 68, 67,
+                             P.dhcp(1, xid, victim.mac, P.DHCP_REQUEST, options=copts + [(50, victim.ip),
+                                                                                     (54, attacker.ip)])), atk.tag)
+    t += rng.randint(300, 3 * MS)
+    sim.emit(t, P.udp4_frame(victim.mac, attacker.mac, attacker.ip, victim.ip, 64, attacker.next_id(), False, 67, 68,
+                             P.dhcp(2, xid, victim.mac, P.DHCP_ACK, yiaddr=victim.ip, siaddr=attacker.ip,
+                                    options=rogue)), atk.tag)
+    sim.spawn(_relayed_session(env, attacker, victim, atk, rng, end), t + rng.randint(1 * SECOND, 4 * SECOND))
+    names = ("www.bank.example.com", "login.example.com", "api.example-app.com", "mail.example.net")
+    while t < end:  # the victim now asks the attacker for names
+        t += jitter(rng, rng.choice((3, 8, 20)), 0.5)
+        name = rng.choice(names)
+        q = P.dns_question(name, P.DNS_A)
+        qid = rng.getrandbits(16)
+        sport = eph_port(rng, victim)
+        sim.udp(t, victim, attacker, sport, 53, P.dns_message(qid, P.DNS_QUERY_FLAGS, [q]), atk.tag)
+        sim.udp(t + lan_delay(rng, attacker), attacker, victim, 53, sport,
+                P.dns_message(qid, P.DNS_RESPONSE_FLAGS, [q], [P.dns_rr(P.PTR_TO_QNAME, P.DNS_A, attacker.ip, 60)]),
+                atk.tag)
+        yield t
+    yield t
+
+
+def arp_subnet_poison(env: Env, attacker: Host, rng: random.Random, *, tool: str, seconds: float,
+                      interval: float) -> Process:
+    """Whole-subnet ARP poisoning: bettercap ``arp.spoof`` without targets (a unicast reply to every
+    live host claiming the gateway, every ``interval``) or gratuitous broadcasts
+    (``arping -U``/ettercap-like: who-has gateway from the attacker's MAC to everyone)."""
+    atk = Attack(env, "spoofing", f"arp-subnet-{tool}", attacker, rng)
+    sim, home = env.sim, env.home
+    gw = home.gateway
+    t = sim.now
+    end = t + int(seconds * SECOND)
+    while t < end:
+        if tool == "gratuitous":
+            op = rng.choice((1, 2))
+            sim.arp(t, P.BROADCAST, attacker.mac, op, attacker.mac, gw.ip, bytes(6) if op == 1 else P.BROADCAST,
+                    gw.ip, atk.tag)
+        else:
+            for h in home.live_hosts(t):
+                if h is attacker or h is gw:
+                    continue
+                sim.arp(t, h.mac, attacker.mac, 2, attacker.mac, gw.ip, h.mac, h.ip, atk.tag)
+                t += rng.randint(50, 800)
+        t += jitter(rng, interval, 0.1)
+        yield t
+    yield t
+
+
+# ----------------------------------------------------------------------------- exfiltration
+def dns2tcp(env: Env, client: Host, rng: random.Random, *, seconds: float, qps: float) -> Process:
+    """dns2tcp: TXT queries whose first labels carry base64-like data (``<data>.<domain>``), TXT
+    answers with base64 data back, through the router's resolver."""
+    import base64
+    atk = Attack(env, "exfiltration", "dns-tunnel-dns2tcp", client, rng)
+    sim, home = env.sim, env.home
+    domain = rng.choice(("dns2tcp.example.net", "t.example-cdn.org", "x.example.com"))
+    gw = home.gateway
+    t = sim.now
+    end = t + int(seconds * SECOND)
+    while t < end:
+        data = base64.b64encode(env.noise(rng.randint(30, 140), rng), altchars=b"-_").decode().rstrip("=")
+        name = ".".join(data[i:i + 63] for i in range(0, len(data), 63)) + "." + domain
+        q = P.dns_question(name[:250], P.DNS_TXT)
+        qid = rng.getrandbits(16)
+        sport = eph_port(rng, client)
+        sim.udp(t, client, gw, sport, 53, P.dns_message(qid, P.DNS_QUERY_FLAGS, [q]), atk.tag)
+        down = base64.b64encode(env.noise(rng.randint(16, 180), rng)).rstrip(b"=")
+        sim.udp(t + wan_rtt(rng), gw, client, 53, sport,
+                P.dns_message(qid, P.DNS_RESPONSE_FLAGS, [q], [P.dns_rr(P.PTR_TO_QNAME, P.DNS_TXT, P.dns_txt(down), 0)]),
+                atk.tag)
+        t += max(1, int(SECOND / qps * rng.uniform(0.3, 1.7)))
+        yield t
+    yield t
+
+
+def dns_beacon(env: Env, client: Host, rng: random.Random, *, seconds: float, period: float) -> Process:
+    """Slow DNS exfiltration (DNSExfiltrator / C2 DNS beacon): an A query every ``period`` seconds
+    whose first label is 30-60 hex characters of data, answered with an innocent-looking A record."""
+    atk = Attack(env, "exfiltration", "dns-beacon", client, rng)
+    sim, home = env.sim, env.home
+    domain = rng.choice(("cdn-stats.example.net", "updates.example-soft.com", "metrics.example.org"))
+    t = sim.now
+    end = t + int(seconds * SECOND)
+    seq = rng.randrange(1000)
+    while t < end:
+        label = f"{seq:x}" + env.noise(rng.randint(15, 30), rng).hex()
+        q = P.dns_question(label[:63] + "." + domain, rng.choice((P.DNS_A, P.DNS_A, P.DNS_AAAA)))
+        qid = rng.getrandbits(16)
+        sport = eph_port(rng, client)
+        sim.udp(t, client, home.gateway, sport, 53, P.dns_message(qid, P.DNS_QUERY_FLAGS, [q]), atk.tag)
+        sim.udp(t + wan_rtt(rng), home.gateway, client, 53, sport,
+                P.dns_message(qid, P.DNS_RESPONSE_FLAGS, [q], [P.dns_rr(P.PTR_TO_QNAME, P.DNS_A, rng.randbytes(4), 5)])
+                if q[-4:-2] == b"\x00\x01" else P.dns_message(qid, P.DNS_RESPONSE_FLAGS, [q]), atk.tag)
+        seq += 1
+        t += jitter(rng, period, 0.3)
+        yield t
+    yield t
+
+
+def https_post_exfil(env: Env, client: Host, rng: random.Random, *, seconds: float, period: float,
+                     chunk_kb: tuple[int, int]) -> Process:
+    """Staged exfiltration over HTTPS: every ``period`` seconds a TLS connection to the same
+    never-resolved server (no SNI or an IP literal) POSTs a chunk; tiny answers."""
+    atk = Attack(env, "exfiltration", "https-post-exfil", client, rng)
+    sim = env.sim
+    server = env.home.unseen_peer(rng)
+    port = rng.choice((443, 443, 8443, 4443))
+    t = sim.now
+    end = t + int(seconds * SECOND)
+    from .devices import cloud_conn, tls_handshake
+    while t < end:
+        c = cloud_conn(env, client, server, port, atk.tag, rng)
+        t = c.connect(t)
+        t = tls_handshake(env, c, t, rng, rng.choice((P.ip_str(server.ip), "")))
+        t = c.send(t, True, env.tls_records(rng.randint(*chunk_kb) * 1024, rng), rate=rng.uniform(0.3e6, 5e6))
+        t = c.send(t + c.db, False, env.tls_records(rng.randint(40, 200), rng))
+        t = c.close(t + rng.randint(5 * MS, 100 * MS))
+        t += jitter(rng, period, 0.4)
+        yield t
+    yield t
+
+
+__all__ = ["dhcp_starvation", "rogue_dhcp", "arp_subnet_poison", "dns2tcp", "dns_beacon", "https_post_exfil",
+           "nmap_scan", "internet_sweep", "hping3_scan", "reflection_flood", "http_flood", "ssh_guess",
            "telnet_guess", "http_form_guess", "udp4_fragments", "reflection_payload", "jitter"]

@@ -161,8 +161,6 @@ def unresolved_backup(env: Env, dev: Host, rng: random.Random, size_mb: tuple[fl
     server = env.home.unseen_peer(rng)
     port = rng.choice((443, 443, 443, 8443))
     while True:
-        t += jitter(rng, rng.choice((60, 180, 600)), 0.6)
-        yield t
         streams = rng.choice((1, 1, 2, 4))
         end = t
         for i in range(streams):
@@ -177,6 +175,7 @@ def unresolved_backup(env: Env, dev: Host, rng: random.Random, size_mb: tuple[fl
         t = end
         if rng.random() < 0.3:
             server = env.home.unseen_peer(rng)
+        t += jitter(rng, rng.choice((60, 180, 600)), 0.6)
         yield t
 
 
@@ -221,7 +220,7 @@ def video_stream(env: Env, dev: Host, rng: random.Random) -> Process:
     home = env.home
     t = env.sim.now
     while True:
-        t += jitter(rng, rng.choice((30, 120, 300)), 0.6)
+        t += jitter(rng, rng.choice((60, 240, 600)), 0.6)
         yield t
         name = rng.choice(("vod.example-stream.com", "edge.example-video.net", "cdn.example-tv.org"))
         t, ip = home.lookup(t, dev, name, rng)
@@ -229,7 +228,7 @@ def video_stream(env: Env, dev: Host, rng: random.Random) -> Process:
         t = c.connect(t)
         t = tls_handshake(env, c, t, rng, name)
         end = t + jitter(rng, rng.choice((20, 45, 90)), 0.4)
-        mbps = rng.uniform(1, 8)
+        mbps = rng.uniform(0.5, 5)
         while t < end:
             t = c.send(t, True, env.tls_records(rng.randint(300, 700), rng), ack=False)
             seg = int(mbps * 1e6 / 8 * rng.uniform(2, 6))
@@ -260,7 +259,7 @@ def pairing_burst(env: Env, phone: Host, device: Host, rng: random.Random) -> Pr
     services = ("_hap._tcp", "_matter._tcp", "_matterc._udp", "_hue._tcp", "_esphomelib._tcp", "_googlecast._tcp",
                 "_tuya._tcp", "_http._tcp", "_services._dns-sd._udp")
     end = t + rng.randint(5, 25) * SECOND
-    port = rng.choice((80, 8080, 8081, 5000, 6668, 55443))
+    port = rng.choice((80, 8080, 8081, 8888))
     n = 0
     while t < end:
         qs = [P.dns_question(f"{s}.local", P.DNS_PTR) for s in rng.sample(services, rng.randint(1, 4))]
