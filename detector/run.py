@@ -1,9 +1,9 @@
 """One monitoring run, UI-free: the loop shared by ``iotwatch --headless`` and the TUI's worker.
 
-``MonitorRun.run`` opens the source (in the calling thread: pyshark/tshark must not touch Textual's
-event loop), resolves deferred labels (``labels`` may be a zero-argument loader: a big sidecar CSV is
-then parsed while tshark starts instead of before it), runs the ``classify_stream`` pipeline, counts
-every packet in ``RunTotals``, writes
+``MonitorRun.run`` opens the source (in the calling thread: its tshark/dumpcap die with that
+thread, and opening blocks, so never on Textual's event loop), resolves deferred labels (``labels``
+may be a zero-argument loader: a big sidecar CSV is then parsed while tshark starts instead of
+before it), runs the ``classify_stream`` pipeline, counts every packet in ``RunTotals``, writes
 ``--predictions`` / ``--alerts`` incrementally, honours ``-c`` (count), ``-a`` (duration) and
 cancellation on every source batch (idle live batches included), and finally writes ``--report``.
 Subclasses hook ``pieces`` (the TUI paces replays there) and ``run(on_batch=...)`` sees every counted

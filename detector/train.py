@@ -29,6 +29,7 @@ import csv
 import hashlib
 import math
 import sys
+import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -110,37 +111,64 @@ def _sha256(path: Path) -> str:
 
 
 def load_captures(paths: Sequence[Path], classes: Sequence[str], featurizer: str, console=None) -> Dataset:
-    """Featurise every labelled frame of every capture (unlabelled frames still feed the context)."""
+    """Featurise every labelled frame of every capture (unlabelled frames still feed the context).
+
+    With a ``console``, a rich progress bar shows files done, packets, packets/s and the time left
+    (estimated from the bytes of the files still to read)."""
+    from contextlib import nullcontext
+
     from iotwatch.captures.labels import LabelSet
     from iotwatch.captures.sources import open_source
 
+    sizes = [max(p.stat().st_size, 1) for p in paths]
+    progress = _reading_progress(console) if console is not None else None
+    task = progress.add_task("reading", total=sum(sizes), files=f"0/{len(paths)}", packets=0, rate=0.0) \
+        if progress is not None else None
+    started = time.monotonic()
+    total_packets = 0
     Xs, ys, sources = [], [], []
-    for path in paths:
-        labels = LabelSet.load(classes, capture=path)
-        extractor = new_extractor(featurizer)
-        source = open_source(read=str(path))
-        packets = labelled = 0
-        try:
-            for batch in source.batches(max_rows=8192, max_wait=1.0):
-                if not len(batch):
-                    continue
-                X = extractor.transform(batch)
-                lab = labels.for_batch(batch)
-                keep = lab >= 0
-                packets += len(batch)
-                labelled += int(keep.sum())
-                Xs.append(X[keep])
-                ys.append(lab[keep])
-        finally:
-            source.close()
-        if labelled == 0:
-            raise InputError(f"capture {path} has no labelled frames",
-                             hint="add <capture>.labels.csv (frame_number,label) or label= packet comments")
-        sources.append({"file": path.name, "sha256": _sha256(path), "packets": packets, "labelled": labelled,
-                        "labels": labels.source if labels.sidecar_path is None else labels.sidecar_path.name})
-        if console is not None:
-            console.print(f"  {path}: {packets:,} packets, {labelled:,} labelled")
+    with progress if progress is not None else nullcontext():
+        for i, (path, size) in enumerate(zip(paths, sizes)):
+            labels = LabelSet.load(classes, capture=path)
+            extractor = new_extractor(featurizer)
+            source = open_source(read=str(path))
+            packets = labelled = 0
+            try:
+                for batch in source.batches(max_rows=8192, max_wait=1.0):
+                    if not len(batch):
+                        continue
+                    X = extractor.transform(batch)
+                    lab = labels.for_batch(batch)
+                    keep = lab >= 0
+                    packets += len(batch)
+                    labelled += int(keep.sum())
+                    Xs.append(X[keep])
+                    ys.append(lab[keep])
+                    if progress is not None:
+                        done = total_packets + packets
+                        progress.update(task, completed=sum(sizes[:i]) + min(size, size * 0.99),
+                                        packets=done, rate=done / max(time.monotonic() - started, 1e-6))
+            finally:
+                source.close()
+            if labelled == 0:
+                raise InputError(f"capture {path} has no labelled frames",
+                                 hint="add <capture>.labels.csv (frame_number,label) or label= packet comments")
+            total_packets += packets
+            sources.append({"file": path.name, "sha256": _sha256(path), "packets": packets, "labelled": labelled,
+                            "labels": labels.source if labels.sidecar_path is None else labels.sidecar_path.name})
+            if progress is not None:
+                progress.update(task, completed=sum(sizes[:i + 1]), files=f"{i + 1}/{len(paths)}",
+                                packets=total_packets, rate=total_packets / max(time.monotonic() - started, 1e-6))
+                console.print(f"  {path}: {packets:,} packets, {labelled:,} labelled")
     return Dataset(np.concatenate(Xs), np.concatenate(ys), list(classes), "normal", sources)
+
+
+def _reading_progress(console):
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("[bold]reading captures"), BarColumn(), TextColumn("files {task.fields[files]}"),
+                    TextColumn("{task.fields[packets]:,} packets"), TextColumn("{task.fields[rate]:,.0f} pkt/s"),
+                    TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(), console=console, transient=True)
 
 
 _TIME_FORMATS = ("%b %d, %Y %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S", "%b %d, %Y %H:%M:%S")
@@ -439,9 +467,13 @@ def build_parser() -> UsageParser:
                         "recordings next to large simulated sets)")
     p.add_argument("--upweight-factor", type=int, default=10, metavar="N", help="repeat factor for --upweight (default 10)")
     p.add_argument("--eval", nargs="+", metavar="PATH", help="held-out labelled captures to report metrics on")
-    p.add_argument("--name", default=None, help="bundle name (default: iotwatch-<preset>)")
+    p.add_argument("--name", default=None, help="bundle name (default: custom-<preset>; names starting with "
+                   "'iotwatch-' are the bundled models')")
     p.add_argument("--version", dest="model_version", default="1", help="bundle version string")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.add_argument("--report", metavar="DIR", help="write the training figures (accuracy/loss vs epochs, confusion "
+                   "matrix, prediction distribution, ROC per class, loss vs training-set size) and a Markdown/HTML "
+                   "report into DIR (needs matplotlib: pip install 'iotwatch[train]')")
     return p
 
 
@@ -507,7 +539,7 @@ def main(argv: Sequence[str]) -> int:
         "max_rows_per_class": args.max_rows_per_class, "epochs_run": len(res.history),
         "best_epoch": res.best_epoch, "history": res.history,
     }
-    meta = make_meta(name=args.name or f"iotwatch-{cfg.preset}", version=args.model_version, classes=data.classes,
+    meta = make_meta(name=args.name or default_name(cfg.preset), version=args.model_version, classes=data.classes,
                      featurizer=cfg.featurizer, scaler_mean=res.mean, scaler_std=res.std, config=model_cfg,
                      normal_class=data.normal_class, anomaly_threshold=threshold, training=training,
                      metrics={"validation": validation})
@@ -524,7 +556,62 @@ def main(argv: Sequence[str]) -> int:
     save_bundle(out, res.tensors, meta)
     print_metrics(console, meta["metrics"], data.classes)
     console.print(f"wrote {out} ({out.stat().st_size:,} bytes), anomaly threshold {threshold:.4f}")
+    warn_if_useless(console, validation)
+    if args.report:
+        from .train_report import RunRecord, write_report
+
+        curve = learning_curve(data, cfg, args.seed, args.max_rows_per_class, res)
+        files = write_report(RunRecord(list(data.classes), res.history, res.val_y, res.val_proba, meta, curve),
+                             args.report)
+        console.print(f"wrote the training report: {files[-3]} ({len(files)} files in {args.report})")
     return 0
+
+
+USELESS_MACRO_F1 = 0.6
+
+
+def default_name(preset: str) -> str:
+    """A trained bundle's default name: never the bundled models' ``iotwatch-*`` names."""
+    return f"custom-{preset}"
+
+
+def warn_if_useless(console, validation: dict) -> bool:
+    """A loud warning when the validation macro-F1 says the model is not worth using."""
+    if validation["macro_f1"] >= USELESS_MACRO_F1:
+        return False
+    console.print(f"[bold red]WARNING:[/] validation macro-F1 {validation['macro_f1']:.3f} is below "
+                  f"{USELESS_MACRO_F1}: this model misclassifies most classes; check the labels and the "
+                  "class balance of the training data before using it")
+    return True
+
+
+def learning_curve(data: Dataset, cfg: TrainConfig, seed: int, max_rows_per_class: int | None, full: FitResult):
+    """Loss vs training-set size: the same recipe on stratified fractions of the rows (at most 8 epochs
+    each, quietly), plus the full run's best epoch."""
+    import io
+
+    from rich.console import Console
+
+    from .train_report import CurvePoint, curve_fractions
+
+    def point(fraction: float, res: FitResult) -> CurvePoint:
+        best = res.history[res.best_epoch - 1]
+        return CurvePoint(fraction, int(res.rows["train"]), best["loss"], best["val_loss"], best["val_macro_f1"])
+
+    quiet = Console(file=io.StringIO())
+    short = TrainConfig(**{**asdict(cfg), "epochs": min(cfg.epochs, 8)})
+    rng = np.random.default_rng(seed)
+    points = []
+    for f in curve_fractions(full.rows["train"]):
+        _, idx = stratified_split(data.y, f, rng)
+        idx = np.sort(idx)
+        sub = Dataset(data.X[idx], data.y[idx], data.classes, data.normal_class, data.sources,
+                      None if data.repeat is None else data.repeat[idx])
+        if len(np.unique(sub.y)) < 2:
+            continue
+        points.append(point(f, fit(sub, short, seed, quiet, max_rows_per_class)))
+    points.append(point(1.0, full))
+    return points
 
 
 def print_metrics(console, metrics: dict, classes: Sequence[str]) -> None:

@@ -15,7 +15,7 @@ import pytest
 from iotwatch.captures.sim import simulate as S
 from iotwatch.captures.errors import InputError
 from iotwatch.captures.labels import LabelSet
-from iotwatch.captures.sim.writer import read_packets
+from iotwatch.captures.pcapfile import read_packets
 from iotwatch.main import main as iotwatch_main
 from sim_shapes import EXACT_BY_TOOL, REFS, compare, read_ref, shape, simulated_shape
 

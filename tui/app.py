@@ -36,7 +36,8 @@ from iotwatch.tui.store import AlertGroups, RateHistory, RowStore, display_batch
 from iotwatch.tui.widgets.alerts import AlertPane
 from iotwatch.tui.widgets.class_counters import ClassCounters
 from iotwatch.tui.widgets.confusion import ConfusionSummary
-from iotwatch.tui.widgets.detail import DetailScreen, dissect_frame
+from iotwatch.captures.tshark.dissect import dissect_frame
+from iotwatch.tui.widgets.detail import DetailScreen
 from iotwatch.tui.widgets.help import HelpScreen
 from iotwatch.tui.widgets.packet_table import PacketTable
 from iotwatch.tui.widgets.status_bar import StatusBar
@@ -420,7 +421,7 @@ def make_app(source_factory: Callable[[], object], classifier, labels=None, *, s
 def build_app(cfg, app_class: type[IotWatchApp] = IotWatchApp) -> IotWatchApp:
     """Check the outputs and the capture file, load the model and labels, and build the app for a
     validated ``RunConfig`` (user errors raise ``IotwatchError`` before the screen switches)."""
-    from iotwatch.captures.tshark import source as tshark_source  # noqa: F401  (import pyshark now, not while the UI starts)
+    from iotwatch.captures.tshark import source as tshark_source  # noqa: F401  (import the capture layer now, not while the UI starts)
     from iotwatch.captures.tshark.preflight import check_capture_file
     from iotwatch.headless import check_outputs
     from iotwatch.options import load_classifier, load_labels, source_factory

@@ -1,10 +1,11 @@
 """Messages the app's workers post to the UI (past-tense events; ``post_message`` is thread-safe)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from textual.message import Message
 
+from iotwatch.captures.tshark.dissect import DissectedLayer
 from iotwatch.detector.pipeline import ClassifiedBatch
 from iotwatch.tui.store import AlertSummary
 
@@ -44,12 +45,6 @@ class CaptureFinished(Message):
     def __init__(self, report: dict) -> None:
         super().__init__()
         self.report = report
-
-
-@dataclass
-class DissectedLayer:
-    name: str
-    fields: list[str] = field(default_factory=list)
 
 
 class DetailLoaded(Message):

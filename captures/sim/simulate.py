@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import InputError, UsageParser
-from .writer import PcapngWriter, comment_option
+from ..pcapfile import comment_option
+from .writer import PcapngWriter
 from .core import SECOND, Sim
 from .home import (ATTACK_FAMILIES, CLASSES, DEMO_PROFILE, VARIED_PROFILE, Profile, build_home, episode_json,
                    schedule_attacks)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import struct
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -26,7 +25,8 @@ from pathlib import Path
 
 from pyshark.tshark.tshark import TSharkNotFoundException, get_all_tshark_interfaces_names, get_process_path
 
-from .chunking import CUT, NO_PACKETS, capture_format, packet_problem
+from .chunking import CUT, NO_PACKETS, packet_problem
+from ..pcapfile import capture_format, pcap_header
 from ..errors import EnvironmentProblem, InputError
 from .args import (dumpcap_bpf_check_command, dumpcap_permission_command,
                           display_filter_check_command)
@@ -35,7 +35,7 @@ INSTALL_HINT = "install it: sudo apt-get install tshark"
 PROBE_TIMEOUT = 1.5  # seconds per probe; permission problems must surface within 2 s
 _NOISE = ("Running as user", "Capturing on")
 # An empty little-endian pcap (header only): input for compiling a display filter.
-EMPTY_PCAP = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
+EMPTY_PCAP = pcap_header()
 # Captures tshark reads that we pass to it whole: gzip, zstd, lz4, and the modified (Kuznetzov) pcap.
 OTHER_CAPTURE_MAGICS = (b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"\x04\x22\x4d\x18",
                         b"\xa1\xb2\xcd\x34", b"\x34\xcd\xb2\xa1")
