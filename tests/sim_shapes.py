@@ -420,7 +420,8 @@ def simulate_wide(path: Path, seed: int = 7, dns: str = "doh") -> dict[str, str]
     from iotwatch.captures.sim.core import EMBEDDED_LINUX, LINUX, LWIP, MS, SECOND, Sim, WINDOWS
     from iotwatch.captures.sim.devices import Env
     from iotwatch.captures.sim.home import Home
-    from iotwatch.captures.sim.writer import PcapngWriter, comment_option
+    from iotwatch.captures.pcapfile import comment_option
+    from iotwatch.captures.sim.writer import PcapngWriter
 
     plan = V.Plan(prefix="100.72.9", wide_public=True, dns=dns, stack_share=0.0, cut_us=0)
     sim = Sim(seed, 1_700_000_000 * SECOND, 400 * SECOND)
