@@ -445,6 +445,9 @@ def simulate_wide(path: Path, seed: int = 7, dns: str = "doh") -> dict[str, str]
     for kind in ("sS", "sT", "sA", "sF", "sX", "sN"):
         spawn(T.nmap_scan(env, atk, [hub, cam], r, kind=kind, timing=4, ports=60))
         expected[f"nmap-{kind}-T4"] = "recon"
+    spawn(T.nmap_scan(env, atk, [hub, cam], r, kind="sS", timing=4, ports=60, v6=True), 2)
+    spawn(T.nmap_scan(env, atk, [hub], r, kind="sT", timing=4, ports=60, v6=True), 2)
+    expected.update({"nmap-sS-T4-v6": "recon", "nmap-sT-T4-v6": "recon"})
     spawn(T.nmap_scan(env, atk, [hub], r, kind="sS", timing=5, ports=2000, min_rate=20_000), 2)
     spawn(T.nmap_scan(env, atk, [cam], r, kind="sS", timing=1, ports=20, seconds=300), 1)
     expected.update({"nmap-sS-T5": "recon", "nmap-sS-T1": "recon"})
@@ -463,6 +466,9 @@ def simulate_wide(path: Path, seed: int = 7, dns: str = "doh") -> dict[str, str]
         spawn(T.ssh_guess(env, atk, hub, r, tool=tool, attempts=8), 4)
         expected[f"ssh-guess-{tool}"] = "bruteforce"
     spawn(T.ssh_guess(env, home.unseen_peer(r), hub, r, tool="ncrack", attempts=4, slow=3.0), 4)
+    spawn(T.ssh_guess(env, atk, hub, r, tool="hydra", attempts=6, v6=True), 4)
+    spawn(T.ssh_guess(env, home.unseen_peer(r), hub, r, tool="patator", attempts=4, v6=True), 4)
+    expected.update({"ssh-guess-hydra-v6": "bruteforce", "ssh-guess-patator-v6": "bruteforce"})
     for tool in ("medusa", "ncrack"):
         spawn(T.telnet_guess(env, atk, cam, r, tool=tool, attempts=6), 6)
         expected[f"telnet-guess-{tool}"] = "bruteforce"
@@ -489,8 +495,9 @@ def simulate_wide(path: Path, seed: int = 7, dns: str = "doh") -> dict[str, str]
     spawn(V.pairing_burst(env, phone, plug, r), 1)
     spawn(V.health_checks(env, hub, [cam, plug, lap], r), 1)
     spawn(V.ntp_burst(env, [hub, cam, plug, lap, phone], r), 1)
+    spawn(V.v6_browsing(env, lap, r), 1)
     expected.update({k: "normal" for k in ("backup-upload", "web-burst", "video-stream", "pairing", "health-check",
-                                           "ntp", "doh")})
+                                           "ntp", "doh", "web-v6")})
     with open(path, "wb") as fh:
         w = PcapngWriter(fh)
         sim.run(lambda t, frame, tag: w.write(t, frame, comment_option(

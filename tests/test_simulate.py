@@ -348,6 +348,11 @@ def test_new_kinds_follow_the_real_tools(wide):
     doh = by_act["doh"]
     assert doh and all(443 in (int.from_bytes(f[34:36], "big"), int.from_bytes(f[36:38], "big"))
                        or 853 in (int.from_bytes(f[34:36], "big"), int.from_bytes(f[36:38], "big")) for f in doh)
+    # IPv6 variants really run over IPv6 (global addresses, MSS 1440 on SYNs)
+    for act in ("nmap-sS-T4-v6", "nmap-sT-T4-v6", "ssh-guess-hydra-v6", "ssh-guess-patator-v6", "web-v6"):
+        frames = by_act[act]
+        assert frames and all(f[12:14] == b"\x86\xdd" for f in frames), act
+        assert all(f[22] & 0xE0 == 0x20 and f[38] & 0xE0 == 0x20 for f in frames), act  # 2000::/3
     # DHCP starvation: DISCOVERs from many different client MACs
     starv = by_act["dhcp-starvation-yersinia"]
     assert len({f[6:12] for f in starv if f[12:14] == b"\x08\x00" and f[14 + 20 + 8] == 1}) >= 50

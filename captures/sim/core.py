@@ -75,7 +75,7 @@ class Host:
     """One interface on (or reachable through) the home LAN."""
 
     __slots__ = ("name", "kind", "mac", "ip", "ip6", "ttl", "stack", "local", "_ipid", "ts_base", "vendor",
-                 "present_from")
+                 "present_from", "gua6")
 
     def __init__(self, name: str, kind: str, mac: bytes, ip: bytes, stack: Stack, *, local: bool = True,
                  ttl: int | None = None, ip6: bytes | None = None, rng: random.Random | None = None, vendor: str = ""):
@@ -88,6 +88,7 @@ class Host:
         self.ts_base = rng.randrange(1 << 31)
         self.vendor = vendor
         self.present_from = 0  # µs; a device that joins later answers nothing before that
+        self.gua6: bytes | None = None  # global IPv6 address (scenario varied: IPv6 conversations)
 
     def next_id(self) -> int:
         self._ipid = (self._ipid + 1) & 0xFFFF
@@ -204,8 +205,11 @@ class Tcp:
 
     def __init__(self, sim: Sim, a: Host, b: Host, sport: int, dport: int, tag: Tag, rng: random.Random, *,
                  da: int = 2 * MS, db: int = 30 * MS, a_syn: bytes | None = None, loss: float = 0.0,
-                 relay: Host | None = None, relay_tag: Tag | None = None):
+                 relay: Host | None = None, relay_tag: Tag | None = None, v6: bool = False):
         self.sim, self.a, self.b, self.sport, self.dport, self.tag, self.rng = sim, a, b, sport, dport, tag, rng
+        # v6: over both hosts' global IPv6 addresses (gua6); the MSS is 20 bytes smaller
+        self.v6 = v6
+        self.flow = rng.getrandbits(20) if v6 else 0
         self.da, self.db = da, db
         self.seq_a = rng.getrandbits(32)
         self.seq_b = rng.getrandbits(32)
@@ -249,7 +253,10 @@ class Tcp:
         else:
             ident = self._id_b = (self._id_b + 1) & 0xFFFF
         emit = self.sim.emit
-        if self.relay is None:
+        if self.v6:
+            emit(t, P.tcp6_frame(d.mac, s.mac, s.gua6, d.gua6, s.ttl, self.flow, sp, dp, seq, ack, flags, win, options,
+                                 payload), self.tag)
+        elif self.relay is None:
             emit(t, P.tcp4_frame(d.mac, s.mac, s.ip, d.ip, s.ttl, ident, s.stack.df, sp, dp, seq, ack, flags,
                                  win, options, payload), self.tag)
         else:  # poisoned path: sender -> attacker's MAC, then attacker forwards (TTL - 1)
@@ -269,7 +276,9 @@ class Tcp:
         """SYN, SYN/ACK, ACK. ``refuse``: the server answers RST/ACK; returns None then."""
         a, b = self.a, self.b
         self._ts_a = a.tsval(t)
-        syn_opts = self.a_syn if self.a_syn is not None else syn_options(a.stack, self._ts_a)
+        adj = 20 if self.v6 else 0
+        syn_opts = self.a_syn if self.a_syn is not None else syn_options(a.stack, self._ts_a,
+                                                                        mss=a.stack.mss - adj if adj else None)
         self.seg(t, True, P.SYN, options=syn_opts, window=a.stack.syn_window)
         t += self.db
         if refuse:
@@ -280,7 +289,7 @@ class Tcp:
         if self.a_syn is None or b"\x02\x04" in self.a_syn[:4]:
             ts_both = self.ts_ok
             self._ts_b = b.tsval(t)
-            opts = P.tcp_options(mss=b.stack.mss, sack_perm=b.stack.sack and a.stack.sack,
+            opts = P.tcp_options(mss=b.stack.mss - adj, sack_perm=b.stack.sack and a.stack.sack,
                                  ts=(self._ts_b, self._ts_a) if ts_both else None,
                                  wscale=b.stack.wscale if a.stack.wscale is not None else None, order=b.stack.order)
         # Linux rounds its SYN/ACK window to the MSS left after the timestamps option (45 x 1448)
@@ -300,7 +309,7 @@ class Tcp:
         loss; retransmitting before newer data keeps Wireshark's reassembly consistent).
         Returns the time of the last ACK (or of the last segment when ``ack`` is False).
         """
-        mss = min(self.a.stack.mss, self.b.stack.mss) - (12 if self.ts_ok else 0)
+        mss = min(self.a.stack.mss, self.b.stack.mss) - (12 if self.ts_ok else 0) - (20 if self.v6 else 0)
         delay = self.db if from_a else self.da
         n = len(data)
         data = memoryview(data)
@@ -470,6 +479,21 @@ class Home:
         h = Host(name, kind, self.new_mac(vendor, randomized_mac), self.new_lan_ip(static), stack,
                  ip6=self.link_local() if v6 else None, rng=self.sim.rng("host/" + name), vendor=vendor, ttl=ttl)
         self.hosts.append(h)
+        return h
+
+    def give_gua6(self, h: Host) -> bytes:
+        """A global IPv6 address for a LAN host (SLAAC in the router's /64, random interface ID)."""
+        if h.gua6 is None:
+            h.gua6 = self.v6_prefix + self.sim.rng("gua6/" + h.name).randbytes(8)
+        return h.gua6
+
+    def peer6(self, ip: bytes, rng: random.Random | None = None) -> Host:
+        """The Internet peer at ``ip`` with a global IPv6 address: 2001:db8::/32 + the IPv4 address for a
+        name (what :meth:`lookup` answers to AAAA), a random one in 2000::/4 for an unnamed host."""
+        h = self.peer(ip)
+        if h.gua6 is None:
+            h.gua6 = (bytes.fromhex("20010db8") + ip * 3) if rng is None else (
+                bytes((0x20 | rng.randrange(16),)) + rng.randbytes(15))
         return h
 
     def lan_ip(self, last: int) -> bytes:

@@ -482,10 +482,11 @@ class _WideEpisodes(_Episodes):
             timing, min_rate, ports = r.choice((0, 1, 1, 2)), 0, r.choice((20, 100, 1000))
         else:
             timing, min_rate, ports = r.choice((3, 4, 4, 5)), 0, r.choice(p.scan_ports)
-        self.note(tool=f"nmap -{kind} -T{timing}" + (f" --min-rate {min_rate}" if min_rate else ""))
+        v6 = r.random() < 0.15  # nmap -6 over the global IPv6 addresses
+        self.note(tool=f"nmap -{kind} -T{timing}" + (f" --min-rate {min_rate}" if min_rate else "") + (" -6" if v6 else ""))
         self.spawn(T.nmap_scan(env, who, victims, r, kind=kind, timing=timing, ports=ports, min_rate=min_rate,
-                               seconds=r.uniform(120, 600)), at)
-        return f"nmap-{kind}-T{timing}" + (f"-{min_rate}pps" if min_rate else "")
+                               seconds=r.uniform(120, 600), v6=v6), at)
+        return f"nmap-{kind}-T{timing}" + (f"-{min_rate}pps" if min_rate else "") + ("-v6" if v6 else "")
 
     def dos(self, r: random.Random, at: int, what: str) -> str:
         env, p = self.env, self.p
@@ -543,9 +544,11 @@ class _WideEpisodes(_Episodes):
             who = self.home.unseen_peer(r) if what == "ssh-inbound" else self._who(r)
             slow = r.choice((5.0, 15.0, 40.0)) if what == "ssh-slow" else 0.0
             self.note(attacker=who, victims=[target], tool=tool)
+            v6 = r.random() < 0.2
             self.spawn(T.ssh_guess(env, who, target, r, tool=tool, attempts=r.randint(10, 40) if slow else
-                                   r.randint(20, 150), slow=slow, port=22 if r.random() < 0.85 else 2222), at)
-            return f"ssh-{tool}" + ("-slow" if slow else "") + ("-inbound" if what == "ssh-inbound" else "")
+                                   r.randint(20, 150), slow=slow, port=22 if r.random() < 0.85 else 2222, v6=v6), at)
+            return (f"ssh-{tool}" + ("-slow" if slow else "") + ("-inbound" if what == "ssh-inbound" else "")
+                    + ("-v6" if v6 else ""))
         if what == "telnet-guess":
             tool = r.choice(("medusa", "ncrack"))
             target = r.choice(self.by_kind.get("camera") or self.servers)

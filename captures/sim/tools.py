@@ -36,17 +36,34 @@ _SCAN_FLAGS = {"sS": P.SYN, "sA": P.ACK, "sF": P.FIN, "sX": P.FIN | P.PSH | P.UR
 
 
 def nmap_scan(env: Env, attacker: Host, targets: list[Host], rng: random.Random, *, kind: str = "sS",
-              timing: int = 4, ports: int = 1000, min_rate: int = 0, seconds: float = 600) -> Process:
+              timing: int = 4, ports: int = 1000, min_rate: int = 0, seconds: float = 600, v6: bool = False) -> Process:
     """``nmap -<kind> -T<timing> [--min-rate N] --top-ports N TARGETS`` from a LAN host.
 
     Raw probes (all kinds but -sT): window 1024, no DF, random IP ID, TTL 37-59, one source port per
     scan, MSS-only option on SYNs, no options otherwise. -sT uses the kernel's connect(): full
     OS options, handshake completed, then RST. Answers: SYN -> SYN/ACK (open) or RST/ACK;
     ACK -> RST (unfiltered); FIN/Xmas/NULL -> RST/ACK from closed ports, silence from open ones
-    (Windows stacks answer RST to everything). ``seconds`` bounds slow templates.
+    (Windows stacks answer RST to everything). ``seconds`` bounds slow templates. ``v6``: ``nmap -6``
+    over the hosts' global IPv6 addresses (hop limit instead of TTL, no IP ID).
     """
-    atk = Attack(env, "recon", f"nmap-{kind}-T{timing}", attacker, rng)
+    atk = Attack(env, "recon", f"nmap-{kind}-T{timing}" + ("-v6" if v6 else ""), attacker, rng)
     sim = env.sim
+    if v6:
+        for h in [attacker] + targets:
+            env.home.give_gua6(h)
+
+    def raw(t: int, src: Host, dst: Host, sport: int, dport: int, seq: int, ack: int, flags: int, window: int,
+            options: bytes = b"", ttl: int | None = None) -> None:
+        """A raw probe (src = attacker) or a kernel's answer, over IPv4 or IPv6."""
+        if v6:
+            sim.emit(t, P.tcp6_frame(dst.mac, src.mac, src.gua6, dst.gua6, ttl or src.ttl, 0, sport, dport, seq, ack,
+                                     flags, window, options), atk.tag)
+        elif src is attacker:
+            atk.raw_syn(t, dst, sport, dport, seq, ttl=ttl or src.ttl, window=window, options=options, ack=ack,
+                        flags=flags)
+        else:
+            atk.reply(t, src, dst, sport, dport, seq, ack, flags, window, options)
+
     t = sim.now
     end = t + int(seconds * SECOND)
     gap = max(1, SECOND // min_rate) if min_rate else NMAP_GAP_US[timing]
@@ -56,13 +73,14 @@ def nmap_scan(env: Env, attacker: Host, targets: list[Host], rng: random.Random,
     sport = rng.randint(32768, 65000)
     seq = rng.getrandbits(32)
     for target in targets:
-        if target.local:
+        if target.local and not v6:
             t = arp_resolve(env, t, attacker, target, rng, tag=atk.tag) + rng.randint(1 * MS, 20 * MS)
     probes = [(h, p) for p in plist for h in targets]
     head, tail = probes[:10 * len(targets)], probes[10 * len(targets):]
     rng.shuffle(tail)
     flags = _SCAN_FLAGS.get(kind, P.SYN)
     syn_opts = P.tcp_options(mss=1460, order="plain")
+    syn_opts6 = P.tcp_options(mss=1440, order="plain")
     for i, (target, port) in enumerate(head + tail):
         if t >= end:
             break
@@ -71,9 +89,10 @@ def nmap_scan(env: Env, attacker: Host, targets: list[Host], rng: random.Random,
         rt = t + (lan_delay(rng, target) if target.local else wan_rtt(rng))
         if kind == "sT":
             c = Tcp(sim, attacker, target, eph_port(rng, attacker), port, atk.tag, rng, da=lan_delay(rng, attacker),
-                    db=lan_delay(rng, target))
+                    db=lan_delay(rng, target), v6=v6)
             if silent:
-                c.seg(t, True, P.SYN, options=syn_options(attacker.stack, attacker.tsval(t)),
+                c.seg(t, True, P.SYN, options=syn_options(attacker.stack, attacker.tsval(t),
+                                                           mss=attacker.stack.mss - 20 if v6 else None),
                       window=attacker.stack.syn_window)
             elif listening:
                 e = c.connect(t)
@@ -81,22 +100,23 @@ def nmap_scan(env: Env, attacker: Host, targets: list[Host], rng: random.Random,
             else:
                 c.connect(t, refuse=True)
         else:
-            atk.raw_syn(t, target, sport, port, seq if flags == P.SYN else rng.getrandbits(32), ttl=rng.randint(37, 59),
-                        window=1024, options=syn_opts if flags == P.SYN else b"",
-                        ack=rng.getrandbits(32) if flags & P.ACK else 0, flags=flags)
+            raw(t, attacker, target, sport, port, seq if flags == P.SYN else rng.getrandbits(32),
+                rng.getrandbits(32) if flags & P.ACK else 0, flags, 1024,
+                (syn_opts6 if v6 else syn_opts) if flags == P.SYN else b"", ttl=rng.randint(37, 59))
             if silent:
                 pass
             elif flags == P.SYN:
                 if listening:
-                    atk.reply(rt, target, attacker, port, sport, rng.getrandbits(32), seq + 1, P.SYN | P.ACK,
-                              target.stack.syn_window, P.tcp_options(mss=target.stack.mss, order="plain"))
-                    atk.reply(rt + rng.randint(20, 120), attacker, target, sport, port, seq + 1, 0, P.RST, 0)
+                    raw(rt, target, attacker, port, sport, rng.getrandbits(32), seq + 1, P.SYN | P.ACK,
+                        target.stack.syn_window, P.tcp_options(mss=target.stack.mss - (20 if v6 else 0), order="plain"))
+                    raw(rt + rng.randint(20, 120), attacker, target, sport, port, seq + 1, 0, P.RST, 0,
+                        ttl=attacker.ttl)
                 else:
-                    atk.reply(rt, target, attacker, port, sport, 0, seq + 1, P.RST | P.ACK, 0)
+                    raw(rt, target, attacker, port, sport, 0, seq + 1, P.RST | P.ACK, 0)
             elif flags == P.ACK:
-                atk.reply(rt, target, attacker, port, sport, rng.getrandbits(32), 0, P.RST, 0)
+                raw(rt, target, attacker, port, sport, rng.getrandbits(32), 0, P.RST, 0)
             elif not listening or target.stack.name.startswith("windows"):
-                atk.reply(rt, target, attacker, port, sport, 0, rng.getrandbits(32), P.RST | P.ACK, 0)
+                raw(rt, target, attacker, port, sport, 0, rng.getrandbits(32), P.RST | P.ACK, 0)
         t += gap + rng.randint(0, gap // 2 + 1)
         if i % 50 == 49 or gap >= 100 * MS:
             yield t
@@ -365,13 +385,19 @@ SSH_SERVERS = (b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n", b"SSH-2.0-OpenSSH_
 
 
 def ssh_guess(env: Env, attacker: Host, target: Host, rng: random.Random, *, tool: str, attempts: int,
-              slow: float = 0.0, port: int = 22) -> Process:
+              slow: float = 0.0, port: int = 22, v6: bool = False) -> Process:
     """Password guessing against SSH: every connection does the version exchange and key exchange,
     then sends encrypted USERAUTH_REQUESTs and gets encrypted USERAUTH_FAILUREs after the server's
     failure delay; no plaintext reply tells a failure. ``slow``: seconds between connections
     (ncrack -T0/-T1, a patient bot)."""
-    atk = Attack(env, "bruteforce", f"ssh-guess-{tool}", attacker, rng)
+    atk = Attack(env, "bruteforce", f"ssh-guess-{tool}" + ("-v6" if v6 else ""), attacker, rng)
     sim = env.sim
+    if v6:
+        for h in (attacker, target):
+            if h.local:
+                env.home.give_gua6(h)
+            elif h.gua6 is None:
+                env.home.peer6(h.ip, rng)
     banner, par, per, gap = SSH_TOOLS[tool]
     tasks = 1 if slow else rng.randint(*par)
     server_banner = rng.choice(SSH_SERVERS)
@@ -379,7 +405,7 @@ def ssh_guess(env: Env, attacker: Host, target: Host, rng: random.Random, *, too
     mac = rng.choice((16, 32))  # chacha20-poly1305 / aes-ctr + hmac-sha2-256
     delay = (200 * MS, 800 * MS) if dropbear else (1500 * MS, 3500 * MS)  # pam_faildelay ~2 s
     t0 = sim.now
-    if target.local and attacker.local:
+    if target.local and attacker.local and not v6:
         t0 = arp_resolve(env, t0, attacker, target, rng, tag=atk.tag) + rng.randint(1 * MS, 10 * MS)
     lanes = [t0 + i * rng.randint(1 * MS, 30 * MS) for i in range(tasks)]
     i = 0
@@ -387,11 +413,11 @@ def ssh_guess(env: Env, attacker: Host, target: Host, rng: random.Random, *, too
         lane = min(range(tasks), key=lanes.__getitem__)
         t = lanes[lane]
         if attacker.local and target.local:
-            c = lan_conn(env, attacker, target, port, atk.tag, rng)
+            c = lan_conn(env, attacker, target, port, atk.tag, rng, v6=v6)
         else:
             c = Tcp(sim, attacker, target, eph_port(rng, attacker), port, atk.tag, rng,
                     da=wan_rtt(rng) if not attacker.local else lan_delay(rng, attacker),
-                    db=wan_rtt(rng) if not target.local else lan_delay(rng, target))
+                    db=wan_rtt(rng) if not target.local else lan_delay(rng, target), v6=v6)
         t = c.connect(t)
         t = ssh_kex(env, c, t, rng, server_banner, banner)
         # ssh-userauth service accepted above; now the guesses

@@ -53,6 +53,7 @@ class Plan:
     dns: str                       # one of DNS_MODES or "mixed"
     stack_share: float             # share of devices with another stack/TTL
     cut_us: int                    # capture starts this long after the simulation
+    mss_clamp: int = 0             # the router clamps the MSS (PPPoE 1452, VPN/tunnel 1360-1400); 0: none
     doh: tuple[str, str] = DOH_SERVERS[0]
     resolver: str = PUBLIC_RESOLVERS[0]
     client_dns: dict[bytes, str] = field(default_factory=dict)
@@ -72,6 +73,9 @@ class Plan:
         ttl = stack.ttl - 1 if r.random() < 0.12 else None  # behind a mesh repeater / second router
         return stack, ttl
 
+    def clamp(self, stack: Stack) -> Stack:
+        return replace(stack, mss=self.mss_clamp) if self.mss_clamp and stack.mss > self.mss_clamp else stack
+
     def peer_stack(self, r: random.Random, stack: Stack | None, hops: int | None) -> tuple[Stack | None, int | None]:
         if stack is None:
             x = r.random()
@@ -79,7 +83,7 @@ class Plan:
                      else replace(SERVER_LINUX, ttl=128) if x < 0.25 else SERVER_LINUX)
         if hops is None:
             hops = r.randint(1, 30)
-        return stack, hops
+        return self.clamp(stack), hops
 
     def dns_mode(self, sim: Sim, client: Host) -> str:
         mode = self.client_dns.get(client.mac)
@@ -110,8 +114,10 @@ def draw_plan(seed: int, duration_us: int, cut_us: int | None = None) -> Plan:
     dns = r.choices(DNS_MODES + ("mixed",), weights=(30, 20, 15, 8, 7, 20))[0]
     if cut_us is None:  # a capture started later than the devices: every long conversation is mid-stream
         cut_us = 0 if r.random() < 0.3 else int(r.uniform(5, 120) * SECOND)
-    return Plan(prefix=_odd_prefix(r), wide_public=r.random() < 0.7, dns=dns, stack_share=r.choice((0.0, 0.2, 0.5)),
+    plan = Plan(prefix=_odd_prefix(r), wide_public=r.random() < 0.7, dns=dns, stack_share=r.choice((0.0, 0.2, 0.5)),
                 cut_us=cut_us, doh=r.choice(DOH_SERVERS), resolver=r.choice(PUBLIC_RESOLVERS))
+    plan.mss_clamp = r.choice((0, 0, 0, 1452, 1400, 1360))  # drawn last: earlier draws stay as they were
+    return plan
 
 
 # ----------------------------------------------------------------------------- name resolution
@@ -176,6 +182,27 @@ def unresolved_backup(env: Env, dev: Host, rng: random.Random, size_mb: tuple[fl
         if rng.random() < 0.3:
             server = env.home.unseen_peer(rng)
         t += jitter(rng, rng.choice((60, 180, 600)), 0.6)
+        yield t
+
+
+def v6_browsing(env: Env, dev: Host, rng: random.Random) -> Process:
+    """Dual-stack browsing: AAAA lookups, then HTTPS over IPv6 to the named server (global addresses)."""
+    tag = env.normal("web-v6")
+    home = env.home
+    home.give_gua6(dev)
+    t = env.sim.now
+    while True:
+        name = rng.choice(("www.example-video.com", "v6.example.net", "api.example-app.com", "cdn.example.org"))
+        t, ip = home.lookup(t, dev, name, rng, qtype=P.DNS_AAAA, force=True)
+        c = cloud_conn(env, dev, home.peer6(ip), 443, tag, rng, v6=True)
+        t = c.connect(t + rng.randint(100, 2 * MS))
+        t = tls_handshake(env, c, t, rng, name)
+        for _ in range(rng.randint(1, 5)):
+            t = c.send(t, True, env.tls_records(rng.randint(300, 1500), rng), ack=False)
+            t = c.send(t + c.db + rng.randint(5 * MS, 60 * MS), False, env.tls_records(rng.randint(2000, 200_000), rng),
+                       rate=rng.uniform(2e6, 15e6))
+        t = c.close(t + rng.randint(20 * MS, 2 * SECOND), from_a=rng.random() < 0.7)
+        t += jitter(rng, rng.choice((10, 40, 120)), 0.8)
         yield t
 
 
@@ -376,6 +403,9 @@ def spawn_lookalikes(env: Env, by_kind: dict[str, list[Host]], rng: random.Rando
     def at(lo: float = 0.0, hi: float = 0.9) -> int:
         return t0 + int(rng.uniform(lo, hi) * span)
 
+    for h in people + by_kind.get("speaker", []):
+        if h.ip6 is not None and rng.random() < 0.5:
+            sim.spawn(v6_browsing(env, h, rng), at(0, 0.3))
     for h in people:
         if rng.random() < 0.6:
             sim.spawn(browser_burst(env, h, rng), at(0, 0.3))
