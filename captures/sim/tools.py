@@ -311,9 +311,14 @@ def reflection_flood(env: Env, victim: Host, rng: random.Random, *, proto: str, 
     gw = home.gateway
     last_icmp = -SECOND
     n = 0
+    # a reflector answers the same request with the same bytes: a pool of answers per episode
+    # (DNS answers get fresh query IDs) keeps generation fast
+    pool = [reflection_payload(proto, rng, rng.randint(lo, hi)) for _ in range(48)]
     while t < end:
         r = rng.choice(refl)
-        sport, payload = reflection_payload(proto, rng, rng.randint(lo, hi))
+        sport, payload = rng.choice(pool)
+        if proto == "dns":
+            payload = rng.randbytes(2) + payload[2:]
         frame = P.udp4_frame(victim.mac, gw.mac, r.ip, victim.ip, r.ttl, r.next_id(), False, sport,
                              rng.randint(1024, 65535) if rng.random() < 0.2 else dport, payload)
         if len(frame) > 1514:
