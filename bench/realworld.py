@@ -216,6 +216,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {r['source']:24s} {cap.name[:48]:48s} {r['class']:12s} {fm['frames']:8d}  "
                   + ", ".join(f"{p} {n}" for p, n in top), flush=True)
 
+    if not by_source:
+        print(f"realworld: no capture of the {args.split} part found under {data} "
+              f"({len(absent)} absent); extract it first: python -m iotwatch.captures.real.extract "
+              f"--out {data}", file=sys.stderr)
+        return 2
     total = Score()
     for s in by_source.values():
         total.merge(s)

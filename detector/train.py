@@ -28,7 +28,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import math
-import sys
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -38,7 +37,7 @@ from typing import Sequence
 import numpy as np
 
 from iotwatch.captures.batch import PacketBatch
-from iotwatch.captures.errors import InputError, UsageParser
+from iotwatch.captures.errors import InputError
 
 from .bundle import CONTRACT_CLASSES, Bundle, make_meta, save_bundle
 from .evaluate import evaluate_capture, summarize
@@ -446,42 +445,31 @@ def fit(data: Dataset, cfg: TrainConfig, seed: int, console, max_rows_per_class:
     return FitResult(tensors, mean, std, history, best_epoch, best_proba, yv, rows)
 
 
-# ---------------------------------------------------------------------------------------------------
-# CLI
-# ---------------------------------------------------------------------------------------------------
-def build_parser() -> UsageParser:
-    p = UsageParser(prog="iotwatch train", description="Train a model bundle (.iotw) from labelled captures or a CSV.",
-                epilog="The same command on the same data writes a byte-identical bundle.")
-    src = p.add_mutually_exclusive_group(required=True)  # --upweight adds to --captures
-    src.add_argument("--captures", nargs="+", metavar="PATH", help="labelled pcap/pcapng files or folders of them")
-    src.add_argument("--csv", metavar="FILE", help="packets in the seed paper's 14-column CSV (with --schema kaggle)")
-    p.add_argument("--schema", choices=["kaggle"], help="CSV schema (required with --csv)")
-    p.add_argument("--out", required=True, metavar="FILE.iotw", help="bundle to write")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="default", help="training protocol (default: default)")
-    p.add_argument("--epochs", type=int, metavar="N", help="maximum epochs (default: the preset's)")
-    p.add_argument("--seed", type=int, default=0, metavar="N", help="seed for sampling, split, init and shuffling")
-    p.add_argument("--max-rows-per-class", type=int, metavar="N", help="keep at most N random rows per class of the --captures rows "
-                   "(--upweight rows are all kept)")
-    p.add_argument("--upweight", nargs="+", metavar="PATH", default=[],
-                   help="more labelled captures whose rows count --upweight-factor times (e.g. small real-tool "
-                        "recordings next to large simulated sets)")
-    p.add_argument("--upweight-factor", type=int, default=10, metavar="N", help="repeat factor for --upweight (default 10)")
-    p.add_argument("--eval", nargs="+", metavar="PATH", help="held-out labelled captures to report metrics on")
-    p.add_argument("--name", default=None, help="bundle name (default: custom-<preset>; names starting with "
-                   "'iotwatch-' are the bundled models')")
-    p.add_argument("--version", dest="model_version", default="1", help="bundle version string")
-    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
-    p.add_argument("--report", metavar="DIR", help="write the training figures (accuracy/loss vs epochs, confusion "
-                   "matrix, prediction distribution, ROC per class, loss vs training-set size) and a Markdown/HTML "
-                   "report into DIR (needs matplotlib: pip install 'iotwatch[train]')")
-    return p
+@dataclass(frozen=True)
+class TrainRequest:
+    """What ``iotwatch train`` asks for (cli/commands/train.py builds it from the command line)."""
+    out: str
+    captures: Sequence[str] | None = None
+    csv: str | None = None
+    schema: str | None = None
+    preset: str = "default"
+    epochs: int | None = None
+    seed: int = 0
+    max_rows_per_class: int | None = None
+    upweight: Sequence[str] = ()
+    upweight_factor: int = 10
+    eval: Sequence[str] | None = None
+    name: str | None = None
+    model_version: str = "1"
+    force: bool = False
+    report: str | None = None  # folder for the training report's figures and tables
 
 
-def main(argv: Sequence[str]) -> int:
-    from rich.console import Console
-
-    args = build_parser().parse_args(list(argv))
-    console = Console(highlight=False, soft_wrap=True)
+def train(args: TrainRequest, console, command: str) -> Path:
+    """Check the request, read the data, fit, calibrate, evaluate and write the bundle; returns its path.
+    ``console``: a rich Console for progress and the metric tables; ``command`` is recorded in the bundle."""
+    if bool(args.captures) == bool(args.csv):
+        raise InputError("train: give labelled --captures or a --csv, one of the two")
     cfg = PRESETS[args.preset]
     if args.epochs is not None:
         if args.epochs < 1:
@@ -535,7 +523,7 @@ def main(argv: Sequence[str]) -> int:
     model_cfg = ModelConfig(data.X.shape[1], len(data.classes), cfg.hidden, cfg.dropout)
     training = {
         "preset": cfg.preset, "config": {**asdict(cfg), "hidden": list(cfg.hidden)}, "seed": args.seed,
-        "command": "iotwatch train " + " ".join(a for a in argv if a != "--force"), "data": data.sources, "rows": res.rows,
+        "command": command, "data": data.sources, "rows": res.rows,
         "max_rows_per_class": args.max_rows_per_class, "epochs_run": len(res.history),
         "best_epoch": res.best_epoch, "history": res.history,
     }
@@ -564,7 +552,7 @@ def main(argv: Sequence[str]) -> int:
         files = write_report(RunRecord(list(data.classes), res.history, res.val_y, res.val_proba, meta, curve),
                              args.report)
         console.print(f"wrote the training report: {files[-3]} ({len(files)} files in {args.report})")
-    return 0
+    return out
 
 
 USELESS_MACRO_F1 = 0.6
@@ -633,6 +621,3 @@ def print_metrics(console, metrics: dict, classes: Sequence[str]) -> None:
                       f"{auc[c]:.4f}" if c in auc else "-")
         console.print(t)
 
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -16,6 +16,7 @@ from iotwatch.captures.sim import simulate as S
 from iotwatch.captures.errors import InputError
 from iotwatch.captures.labels import LabelSet
 from iotwatch.captures.pcapfile import read_packets
+from iotwatch.commands.simulate import main as simulate_cmd
 from iotwatch.main import main as iotwatch_main
 from sim_shapes import EXACT_BY_TOOL, REFS, compare, read_ref, shape, simulated_shape
 
@@ -91,7 +92,7 @@ def test_bundled_demo_regenerates_from_documented_command(tmp_path):
     cmd = next(line.strip() for line in S.__doc__.splitlines() if "--scenario demo" in line)
     argv = cmd.split()[2:]  # drop "iotwatch simulate"
     argv[argv.index("--out") + 1] = str(tmp_path)
-    assert S.main(argv) == 0
+    assert simulate_cmd(argv) == 0
     assert (tmp_path / "demo.pcapng").read_bytes() == DEMO.read_bytes()
     assert (tmp_path / "demo.pcapng.labels.csv").read_bytes() == DEMO_LABELS.read_bytes()
 
@@ -190,7 +191,7 @@ def test_bad_arguments_are_one_line_input_errors(argv, needle, tmp_path, capsys)
     (tmp_path / "file.txt").write_text("x")
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     with pytest.raises(InputError) as ei:
-        S.main(argv)
+        simulate_cmd(argv)
     assert needle in str(ei.value) and "\n" not in str(ei.value)
     assert iotwatch_main(["simulate", *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -379,20 +380,25 @@ def test_varied_scenario_has_every_class_and_dissects_cleanly(varied_run):
 
 
 def test_varied_episode_records_match_the_labels(varied_run):
+    """<capture>.episodes.json of a varied home: every attack frame belongs to one episode, the
+    window's first/last frames carry its class, the declared hosts are there."""
     labels = read_labels(varied_run.labels)
-    recs = varied_run.episode_records
+    doc = json.loads(Path(str(varied_run.pcap) + ".episodes.json").read_text())
+    recs = doc["episodes"]
     assert recs and len(recs) == len(varied_run.episodes)
-    json.dumps(recs)  # JSON-ready
     written = [r for r in recs if r["packets"]]
     assert len(written) >= len(S.ATTACK_FAMILIES)
     for r in written:
-        assert labels[r["first_frame"] - 1] == r["family"] and labels[r["last_frame"] - 1] == r["family"], r
-        assert r["first_time"] <= r["last_time"] and r["kind"] and "victims" in r
-        if r["attacker"] is not None:
-            assert set(r["attacker"]) == {"name", "ip", "mac", "local"}
+        assert labels[r["first_frame"] - 1] == r["class"] and labels[r["last_frame"] - 1] == r["class"], r
+        assert r["start"] <= r["end"] and r["kind"] and r["tool"]
+        d = r["declared"]
+        if d.get("attacker") is not None:
+            assert {"ip", "mac", "name", "local"} <= set(d["attacker"])
+        if r["kind"].startswith("reflection"):
+            assert d["attacker"] is None and d["reflector_count"] >= 5 and r["attacker"] is None
     per_family = Counter(labels)
     for fam in S.ATTACK_FAMILIES:  # every attack frame belongs to one recorded episode
-        assert sum(r["packets"] for r in recs if r["family"] == fam) == per_family[fam], fam
+        assert sum(r["packets"] for r in recs if r["class"] == fam) == per_family[fam], fam
 
 
 def test_varied_is_deterministic_and_draws_other_homes(tmp_path):
@@ -420,7 +426,7 @@ def test_start_offset_cuts_the_start_and_keeps_the_duration(tmp_path):
     t_cut = [t for t, _, _ in read_packets(cut.pcap)]
     assert t_full[0] < S.start_time(9) + 5 * S.SECOND <= S.start_time(9) + 30 * S.SECOND <= t_cut[0]
     assert t_cut[-1] - S.start_time(9) > 80 * S.SECOND  # the capture still covers 60 s after the cut
-    assert S.main(["--out", str(tmp_path / "c"), "--seed", "9", "--duration", "30s", "--devices", "4",
-                   "--start-offset", "15s", "--attacks", "none"]) == 0
+    assert simulate_cmd(["--out", str(tmp_path / "c"), "--seed", "9", "--duration", "30s", "--devices", "4",
+                         "--start-offset", "15s", "--attacks", "none"]) == 0
     with pytest.raises(InputError):
-        S.main(["--out", str(tmp_path / "d"), "--start-offset", "soon"])
+        simulate_cmd(["--out", str(tmp_path / "d"), "--start-offset", "soon"])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from iotwatch.detector.bundle import default_bundle_path, load_bundle
-from iotwatch.detector.train import main as train_main
+from iotwatch.commands.train import main as train_main
 from iotwatch.detector.train_report import FIGURES, roc_curve
 
 from test_train import write_capture

@@ -1,13 +1,10 @@
 """Messages the app's workers post to the UI (past-tense events; ``post_message`` is thread-safe)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from textual.message import Message
 
 from iotwatch.captures.tshark.dissect import DissectedLayer
 from iotwatch.detector.pipeline import ClassifiedBatch
-from iotwatch.tui.store import AlertSummary
 
 
 class CaptureStarted(Message):
@@ -20,13 +17,19 @@ class CaptureStarted(Message):
 
 
 class BatchClassified(Message):
-    """One classified batch for the screen, in ``store.display_batch`` form (already counted), and
-    its anomalies grouped by host and class."""
+    """One classified batch for the screen, in ``store.display_batch`` form (already counted)."""
 
-    def __init__(self, batch: ClassifiedBatch, alerts: AlertSummary) -> None:
+    def __init__(self, batch: ClassifiedBatch) -> None:
         super().__init__()
         self.batch = batch
-        self.alerts = alerts
+
+
+class IncidentsChanged(Message):
+    """Snapshots (``Track.to_dict``) of incidents that opened, grew or ended; never dropped."""
+
+    def __init__(self, snapshots: list[dict]) -> None:
+        super().__init__()
+        self.snapshots = snapshots
 
 
 class CaptureFailed(Message):

@@ -103,12 +103,43 @@ class Host:
 
 # ----------------------------------------------------------------------------- scheduler
 class Tag:
-    """Ground truth for emitted packets: class ``label`` plus the ``activity`` that produced it."""
+    """Ground truth for emitted packets: class ``label`` plus the ``activity`` that produced it, and the
+    attack :class:`Episode` it belongs to (None for benign activity)."""
 
     __slots__ = ("index", "label", "activity", "episode")
 
-    def __init__(self, index: int, label: str, activity: str, episode: int | None = None):
+    def __init__(self, index: int, label: str, activity: str, episode: "Episode | None" = None):
         self.index, self.label, self.activity, self.episode = index, label, activity, episode
+
+
+class Episode:
+    """One scheduled attack episode (ground truth for incident tests): family, tool variant, start,
+    the hosts that ran the attack tools (``attackers``, filled by ``attacks.Attack``) and the
+    declared ``target`` when the schedule chose one. Processes spawned while an episode is being
+    scheduled, or by one of its processes, belong to it (``Sim.spawn``), so their packets carry
+    episode-specific tags (same label and comment: the bytes do not change)."""
+
+    __slots__ = ("index", "family", "kind", "at", "attackers", "target", "declared")
+
+    def __init__(self, index: int, family: str, kind: str, at: int):
+        self.index, self.family, self.kind, self.at = index, family, kind, at
+        self.attackers: list = []
+        self.target = None
+        # what the schedule chose (home._Episodes.note): tool, attacker, victims, reflectors, targets
+        self.declared: dict = {}
+
+
+def _in_episode(sim: "Sim", ep: Episode, proc: Process) -> Process:
+    """Run ``proc`` with ``sim.episode`` set while it executes (tags and child processes join ``ep``)."""
+    while True:
+        prev, sim.episode = sim.episode, ep
+        try:
+            nxt = next(proc)
+        except StopIteration:
+            return
+        finally:
+            sim.episode = prev
+        yield nxt
 
 
 class Sim:
@@ -123,18 +154,17 @@ class Sim:
         self._pid = itertools.count()
         self.tags: list[Tag] = []
         self._tag_ids: dict[tuple, Tag] = {}
-        # index of the attack episode whose process is running (set by home.schedule_attacks'
-        # wrapper): attack tags created meanwhile belong to that episode, so the writer can report
-        # each episode's exact frames; the comment bytes do not change (same label/activity)
-        self.episode: int | None = None
+        self.episodes: list[Episode] = []
+        self.episode: Episode | None = None        # the episode whose process runs right now
+        self.scheduling: Episode | None = None     # the episode being scheduled (see home.schedule_attacks)
 
     def rng(self, name: str) -> random.Random:
         """An independent, reproducible random stream for one component."""
         return random.Random(f"iotwatch-sim/{self.seed}/{name}")
 
     def tag(self, label: str, activity: str) -> Tag:
-        ep = self.episode if label != "normal" else None
-        key = (label, activity) if ep is None else (label, activity, ep)
+        ep = self.episode
+        key = (label, activity) if ep is None else (label, activity, ep.index)
         t = self._tag_ids.get(key)
         if t is None:
             t = self._tag_ids[key] = Tag(len(self.tags), label, activity, ep)
@@ -147,6 +177,9 @@ class Sim:
         heapq.heappush(self._out, (t, next(self._seq), frame, tag.index))
 
     def spawn(self, proc: Process, at: int) -> None:
+        ep = self.scheduling or self.episode
+        if ep is not None:
+            proc = _in_episode(self, ep, proc)
         heapq.heappush(self._procs, (max(at, self.now), next(self._pid), proc))
 
     def run(self, sink: Callable[[int, bytes, int], None]) -> None:

@@ -16,11 +16,10 @@ from typing import Callable
 
 from . import attacks as A
 from . import devices as D
-from . import frames as P
 from . import tools as T
 from . import variety as V
-from .core import (ANDROID, APPLE, EMBEDDED_LINUX, LINUX, LWIP, LWIP255, MS, SECOND, WINDOWS, Home, Host, Process,
-                       Sim)
+from .core import (ANDROID, APPLE, EMBEDDED_LINUX, LINUX, LWIP, LWIP255, MS, SECOND, WINDOWS, Episode, Home, Host,
+                   Process, Sim)
 
 CLASSES = ("normal", "recon", "dos", "bruteforce", "spoofing", "exfiltration")
 ATTACK_FAMILIES = CLASSES[1:]
@@ -284,16 +283,16 @@ class _Episodes:
         """LAN devices connected at ``at`` (a phone that comes home later is no victim before that)."""
         return [h for h in self.lan if h.present_from <= at]
 
-    # --- episode records (ground truth per episode: who, whom, what; see schedule_attacks)
-    rec: dict | None = None
+    # --- ground truth per episode: who, whom, what (see schedule_attacks)
+    rec: Episode | None = None
 
     def spawn(self, proc: Process, at: int) -> None:
-        """Start an attack process; packets it tags belong to the current episode."""
-        self.sim.spawn(_tracked(self.sim, proc, self.rec["id"] if self.rec is not None else None), at)
+        """Start an attack process (it joins the episode being scheduled, see ``Sim.spawn``)."""
+        self.sim.spawn(proc, at)
 
     def note(self, **kw) -> None:
         if self.rec is not None:
-            self.rec.update(kw)
+            self.rec.declared.update(kw)
 
     VARIANTS = {
         "recon": ("syn", "version", "udp", "arp", "ping", "masscan", "masscan-lan", "mirai"),
@@ -413,19 +412,6 @@ class _Episodes:
                                  port=r.choice((443, 443, 8443, 80, 8080, 4444, 9001)))
         self.spawn(proc, at)
         return what
-
-
-def _tracked(sim: Sim, proc: Process, episode: int | None) -> Process:
-    """Run ``proc`` with ``sim.episode`` set, so the tags its packets get name the episode."""
-    while True:
-        prev, sim.episode = sim.episode, episode
-        try:
-            t = next(proc)
-        except StopIteration:
-            return
-        finally:
-            sim.episode = prev
-        yield t
 
 
 def _loguniform(r: random.Random, lo: float, hi: float) -> float:
@@ -614,14 +600,15 @@ class _WideEpisodes(_Episodes):
 
 
 def schedule_attacks(env: D.Env, by_kind: dict[str, list[Host]], families: tuple[str, ...],
-                     profile: Profile, records: list[dict] | None = None, first_us: int = 0) -> list[str]:
+                     profile: Profile, first_us: int = 0) -> list[str]:
     """Place attack episodes over the capture; returns ``family:tool@offset`` per episode.
 
-    ``records`` (if given) receives one dict per episode: ``id``, ``family``, ``kind``, ``tool``,
-    ``attacker``/``attackers``, ``victims``, ``reflectors``, ``targets`` (lan/internet for sweeps)
-    and ``start_us``; hosts are :class:`Host` objects (see :func:`episode_json`). Packets of the
-    episode carry tags whose ``episode`` is the record's ``id``. ``first_us``: no episode starts in
-    the first ``first_us`` of the capture (the part ``--start-offset`` cuts away).
+    Each episode is a :class:`~iotwatch.captures.sim.core.Episode` in ``sim.episodes``; its
+    ``declared`` dict holds what the schedule chose (``tool``, ``attacker``/``attackers``,
+    ``victims``, ``reflectors``, ``targets`` = lan/internet for sweeps), written to
+    ``*.episodes.json`` by :mod:`.episodes`. ``first_us``: no episode starts in the first
+    ``first_us`` of the capture (half the part ``--start-offset`` cuts away: some attacks are
+    already under way when the capture starts).
     """
     sim, home = env.sim, env.home
     if not families:
@@ -651,34 +638,18 @@ def schedule_attacks(env: D.Env, by_kind: dict[str, list[Host]], families: tuple
         rng.shuffle(variants)
         for k, frac in enumerate(sorted(rng.uniform(0.08, 0.92) for _ in range(episodes))):
             at = t0 + int(frac * span)
-            draw.rec = {"id": len(records) if records is not None else None, "family": family, "start_us": at,
-                        "attacker": draw.kali, "victims": [], "reflectors": []}
-            what = getattr(draw, family)(sim.rng(f"episode/{family}/{k}"), at, variants[k % len(variants)])
-            draw.rec.setdefault("tool", what)
-            draw.rec["kind"] = what
-            if records is not None:
-                records.append(draw.rec)
-            draw.rec = None
+            # processes spawned now belong to this episode (ground truth: simulate writes *.episodes.json)
+            ep = sim.scheduling = draw.rec = Episode(len(sim.episodes), family, variants[k % len(variants)], at)
+            ep.declared["attacker"] = draw.kali
+            sim.episodes.append(ep)
+            try:
+                what = getattr(draw, family)(sim.rng(f"episode/{family}/{k}"), at, variants[k % len(variants)])
+            finally:
+                sim.scheduling = draw.rec = None
+            ep.kind = what
+            ep.declared.setdefault("tool", what)
+            victims = ep.declared.get("victims") or []
+            if len(victims) == 1:
+                ep.target = victims[0]
             notes.append(f"{family}:{what}@{(at - sim.start) / SECOND:.0f}s")
     return notes
-
-
-def host_json(h: Host | None) -> dict | None:
-    if h is None:
-        return None
-    return {"name": h.name, "ip": P.ip_str(h.ip), "mac": P.mac_str(h.mac), "local": h.local}
-
-
-def episode_json(rec: dict, t0_us: int) -> dict:
-    """An episode record with hosts as ``{name, ip, mac, local}`` and times in seconds (epoch)."""
-    out = {}
-    for k, v in rec.items():
-        if isinstance(v, Host) or (v is None and k == "attacker"):
-            out[k] = host_json(v)
-        elif isinstance(v, list) and v and isinstance(v[0], Host):
-            out[k] = [host_json(h) for h in v]
-        elif k.endswith("_us"):
-            out[k[:-3]] = v / SECOND
-        else:
-            out[k] = v
-    return out

@@ -1,11 +1,13 @@
-"""``iotwatch simulate``: write a synthetic, labelled smart-home capture (pcapng + sidecar labels).
+"""``iotwatch simulate`` (the command line is cli/commands/simulate.py): write a synthetic, labelled smart-home capture (pcapng + sidecar labels).
 
     iotwatch simulate --out DIR [--seed N] [--duration 10m] [--devices 12]
                       [--attacks recon,dos,bruteforce,spoofing,exfiltration|all|none]
                       [--scenario home|demo|benign|busy|varied] [--name NAME] [--start-offset T|random]
 
-Writes ``DIR/NAME.pcapng`` (every packet carries the comment ``label=<class> activity=<what>``)
-and ``DIR/NAME.pcapng.labels.csv`` (``frame_number,label``, CONTRACT §2), then prints one summary
+Writes ``DIR/NAME.pcapng`` (every packet carries the comment ``label=<class> activity=<what>``),
+``DIR/NAME.pcapng.labels.csv`` (``frame_number,label``, CONTRACT §2) and
+``DIR/NAME.pcapng.episodes.json`` (per attack episode: class, attacker, victims, time window, frame
+range; :mod:`~iotwatch.captures.sim.episodes`), then prints one summary
 line (packets per class, file, speed). The same arguments always give byte-identical files: the
 capture clock starts at a date derived from the seed and nothing reads the wall clock.
 
@@ -35,14 +37,13 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
-from ..errors import InputError, UsageParser
+from ..errors import InputError
 from ..pcapfile import comment_option
 from .writer import PcapngWriter
 from .core import SECOND, Sim
-from .home import (ATTACK_FAMILIES, CLASSES, DEMO_PROFILE, VARIED_PROFILE, Profile, build_home, episode_json,
-                   schedule_attacks)
+from .episodes import EpisodeLog
+from .home import ATTACK_FAMILIES, CLASSES, DEMO_PROFILE, VARIED_PROFILE, Profile, build_home, schedule_attacks
 from .variety import draw_plan
 
 SCENARIOS: dict[str, tuple[Profile, tuple[str, ...]]] = {
@@ -102,26 +103,6 @@ def parse_attacks(text: str | None, default: tuple[str, ...]) -> tuple[str, ...]
     return tuple(a for a in ATTACK_FAMILIES if a in out)
 
 
-def build_parser() -> UsageParser:
-    p = UsageParser(prog="iotwatch simulate", description="Write a synthetic labelled smart-home capture "
-                "(pcapng with label=<class> comments + sidecar frame_number,label CSV).",
-                epilog="Same arguments => byte-identical output. Classes: " + ", ".join(CLASSES))
-    p.add_argument("--out", required=True, metavar="DIR", help="output directory (created if missing)")
-    p.add_argument("--seed", type=int, default=1, metavar="N", help="random seed (default 1)")
-    p.add_argument("--duration", default="10m", metavar="T", help="capture length, e.g. 90s, 10m, 1h (default 10m)")
-    p.add_argument("--devices", type=int, default=12, metavar="N", help="benign devices in the home (3-60, default 12)")
-    p.add_argument("--attacks", metavar="LIST", help="comma list of " + ",".join(ATTACK_FAMILIES)
-                   + ", or all/none (default: the scenario's)")
-    p.add_argument("--scenario", default="home", metavar="NAME",
-                   help="one of " + ", ".join(SCENARIOS) + " (default home)")
-    p.add_argument("--name", metavar="NAME", help="file name stem (default <scenario>-seed<N>)")
-    p.add_argument("--start-offset", metavar="T", help="cut the first T of the simulation (e.g. 45s, 2m) so the "
-                   "capture starts mid-conversation; 'random' draws it per seed (default: random for scenario "
-                   "varied, 0 otherwise); the capture still lasts --duration")
-    return p
-
-
-# ----------------------------------------------------------------------------- run
 @dataclass
 class Result:
     pcap: Path
@@ -131,7 +112,6 @@ class Result:
     seconds: float
     cpu_seconds: float
     episodes: list[str]
-    episode_records: list[dict] | None = None  # JSON-ready, see home.schedule_attacks / episode_json
 
     @property
     def packets_per_second(self) -> float:
@@ -174,17 +154,16 @@ def simulate(out_dir: str | Path, *, seed: int = 1, duration_us: int = 600 * SEC
         raise InputError(f"--name {stem!r}: use letters, digits, '.', '_' or '-'")
     pcap_path = out / f"{stem}.pcapng"
     labels_path = out / f"{stem}.pcapng.labels.csv"
+    episodes_path = out / f"{stem}.pcapng.episodes.json"
 
     wall0, cpu0 = time.perf_counter(), time.process_time()
     plan = draw_plan(seed, duration_us, start_offset_us) if profile.varied else None
     cut = plan.cut_us if plan is not None else (start_offset_us or 0)
     sim = Sim(seed, start_time(seed), duration_us + cut)
     env, by_kind = build_home(sim, devices, profile, plan)
-    records: list[dict] = []
-    episodes = schedule_attacks(env, by_kind, families, profile, records, first_us=cut // 2)
-    first_t = sim.start + cut
-    # per episode: [first time, last time, first frame, last frame, packets] of its written frames
-    windows = [[0, 0, 0, 0, 0] for _ in records]
+    episodes = schedule_attacks(env, by_kind, families, profile, first_us=cut // 2)
+    log = EpisodeLog(sim.episodes, declared=profile.varied)
+    first_t = sim.start + cut  # frames before it are cut away (--start-offset)
     counts = [0] * len(CLASSES)
     class_index = {c: i for i, c in enumerate(CLASSES)}
     try:
@@ -201,11 +180,10 @@ def simulate(out_dir: str | Path, *, seed: int = 1, duration_us: int = 600 * SEC
         options: list[bytes] = []
         tag_class: list[int] = []
         tag_label: list[str] = []
+        tag_episode: list = []
         rows: list[str] = ["frame_number,label\n"]
         write = writer.write
         frame_no = 0
-
-        tag_window: list = []
 
         def sink(t: int, frame: bytes, tag: int) -> None:
             nonlocal frame_no
@@ -216,15 +194,11 @@ def simulate(out_dir: str | Path, *, seed: int = 1, duration_us: int = 600 * SEC
                 options.append(comment_option(f"label={tg.label} activity={tg.activity}"))
                 tag_class.append(class_index[tg.label])
                 tag_label.append(tg.label)
-                tag_window.append(windows[tg.episode] if tg.episode is not None else None)
+                tag_episode.append(tg.episode if tg.label != "normal" else None)
             frame_no += 1
+            if tag_episode[tag] is not None:
+                log.add(tag_episode[tag], t, frame_no, frame)
             write(t, frame, options[tag])
-            w = tag_window[tag]
-            if w is not None:
-                if not w[4]:
-                    w[0], w[2] = t, frame_no
-                w[1], w[3] = t, frame_no
-                w[4] += 1
             counts[tag_class[tag]] += 1
             rows.append(f"{frame_no},{tag_label[tag]}\n")
             if len(rows) >= 8192:
@@ -234,26 +208,9 @@ def simulate(out_dir: str | Path, *, seed: int = 1, duration_us: int = 600 * SEC
         sim.run(sink)
         lh.write("".join(rows))
         writer.close()
+    try:
+        log.write(episodes_path, pcap_path, scenario, seed)
+    except OSError as e:
+        raise InputError(f"cannot write {episodes_path}: {e.strerror}", hint="choose a writable --out") from None
     seconds, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-    recs = []
-    for rec, w in zip(records, windows):
-        j = episode_json(rec, sim.start)
-        j.update(packets=w[4], first_frame=w[2] or None, last_frame=w[3] or None,
-                 first_time=w[0] / SECOND if w[4] else None, last_time=w[1] / SECOND if w[4] else None)
-        recs.append(j)
-    return Result(pcap_path, labels_path, frame_no, dict(zip(CLASSES, counts)), seconds, cpu, episodes, recs)
-
-
-def main(argv: Sequence[str]) -> int:
-    ns = build_parser().parse_args(list(argv))
-    if ns.scenario not in SCENARIOS:
-        raise InputError(f"--scenario: unknown scenario {ns.scenario!r}", hint="choose from " + ", ".join(SCENARIOS))
-    res = simulate(ns.out, seed=ns.seed, duration_us=parse_duration(ns.duration), devices=ns.devices,
-                   attacks=parse_attacks(ns.attacks, SCENARIOS[ns.scenario][1]), scenario=ns.scenario, name=ns.name,
-                   start_offset_us=parse_offset(ns.start_offset))
-    per_class = " ".join(f"{c}={n}" for c, n in res.class_counts.items())
-    size_mb = res.pcap.stat().st_size / 1e6
-    print(f"wrote {res.pcap} ({size_mb:.1f} MB, {res.packets} packets: {per_class}) + {res.labels.name} "
-          f"in {res.seconds:.1f} s ({res.packets_per_second:,.0f} packets/s; "
-          f"{res.packets_per_cpu_second:,.0f} per CPU-second)")
-    return 0
+    return Result(pcap_path, labels_path, frame_no, dict(zip(CLASSES, counts)), seconds, cpu, episodes)

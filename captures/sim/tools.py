@@ -301,7 +301,7 @@ def reflection_flood(env: Env, victim: Host, rng: random.Random, *, proto: str, 
     """Amplified answers from many reflectors to ``victim``, which sent no request (the attacker
     spoofed the victim's address elsewhere). The victim's kernel answers a few with ICMP port
     unreachable (rate-limited)."""
-    atk = Attack(env, "dos", f"reflection-{proto}", victim, rng)
+    atk = Attack(env, "dos", f"reflection-{proto}", None, rng)  # the spoofing sender is not on this wire
     sim, home = env.sim, env.home
     refl = reflectors
     dport = rng.choice((rng.randint(1024, 65535), 80, 443, rng.randint(1024, 65535)))
@@ -343,6 +343,9 @@ def http_flood(env: Env, sources: list[Host], victim: Host, rng: random.Random, 
     randomised paths and headers, the server answering until it saturates."""
     atk = Attack(env, "dos", "http-flood", sources[0], rng)
     sim = env.sim
+    ep = sim.episode
+    if ep is not None:  # a botnet: every source is an attacker
+        ep.attackers.extend(h for h in sources if h not in ep.attackers)
     t = sim.now
     end = t + int(seconds * SECOND)
     uas = (b"Mozilla/5.0 (Windows NT 10.0; Win64; x64)", b"Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101",

@@ -6,7 +6,7 @@ import json
 import sys
 from typing import Sequence
 
-from iotwatch.captures.errors import UsageParser
+from ..usage import UsageParser
 
 
 def build_parser() -> UsageParser:
