@@ -472,6 +472,9 @@ def simulate_wide(path: Path, seed: int = 7, dns: str = "doh") -> dict[str, str]
     for tool in ("medusa", "ncrack"):
         spawn(T.telnet_guess(env, atk, cam, r, tool=tool, attempts=6), 6)
         expected[f"telnet-guess-{tool}"] = "bruteforce"
+    for tool in ("mosquitto", "ncrack", "mqtt-pwn"):
+        spawn(T.mqtt_guess(env, atk, hub, r, tool=tool, attempts=10), 3)
+        expected[f"mqtt-guess-{tool}"] = "bruteforce"
     for tool in ("hydra", "burp"):
         spawn(T.http_form_guess(env, atk, cam, r, tool=tool, attempts=10), 3)
         expected[f"http-form-{tool}"] = "bruteforce"
@@ -496,8 +499,9 @@ def simulate_wide(path: Path, seed: int = 7, dns: str = "doh") -> dict[str, str]
     spawn(V.health_checks(env, hub, [cam, plug, lap], r), 1)
     spawn(V.ntp_burst(env, [hub, cam, plug, lap, phone], r), 1)
     spawn(V.v6_browsing(env, lap, r), 1)
+    spawn(V.ssh_user(env, lap, hub, r), 1)
     expected.update({k: "normal" for k in ("backup-upload", "web-burst", "video-stream", "pairing", "health-check",
-                                           "ntp", "doh", "web-v6")})
+                                           "ntp", "doh", "web-v6", "ssh-login")})
     with open(path, "wb") as fh:
         w = PcapngWriter(fh)
         sim.run(lambda t, frame, tag: w.write(t, frame, comment_option(

@@ -427,8 +427,8 @@ class _WideEpisodes(_Episodes):
         "recon": ("nmap", "nmap-fast", "nmap-slow", "nmap", "sweep", "hping3-scan", "udp", "arp", "ping", "version",
                   "masscan", "mirai"),
         "dos": ("reflection", "reflection", "http-flood", "syn-none", "syn-random", "inbound-syn", "udp", "icmp",
-                "slowloris", "mirai"),
-        "bruteforce": ("ssh-guess", "ssh-guess", "ssh-slow", "ssh-inbound", "telnet-guess", "http-form", "mqtt",
+                "inbound-udp", "slowloris", "mirai"),
+        "bruteforce": ("ssh-guess", "ssh-guess", "ssh-slow", "ssh-inbound", "telnet-guess", "http-form", "mqtt-guess",
                        "telnet", "http-get", "ftp", "mirai"),
         "spoofing": ("arp", "dns", "ra", "dhcp-starvation", "dhcp-spoof", "arp-subnet"),
         "exfiltration": ("iodine", "dnscat2", "icmp", "upload", "dns2tcp", "dns-beacon", "https-post"),
@@ -496,6 +496,16 @@ class _WideEpisodes(_Episodes):
             self.note(attacker=sources[0] if len(sources) == 1 else None, attackers=sources, victims=[victim])
             self.spawn(T.http_flood(env, sources, victim, r, rate=min(rate, 1500) / 5, seconds=secs), at)
             return what
+        if what == "inbound-udp":  # a UDP/ICMP flood from the Internet with spoofed sources, at a forwarded host
+            src = self.home.unseen_peer(r)
+            self.note(attacker=src, victims=[victim])
+            if r.random() < 0.5:
+                self.spawn(A.hping3_udp_flood(env, src, victim, r, rate=rate, seconds=secs,
+                                              dport=r.choice((53, 80, 123, 0, r.randint(1024, 65535))), spoof=True), at)
+                return "inbound-udp"
+            self.spawn(A.hping3_icmp_flood(env, src, victim, r, rate=rate, seconds=secs,
+                                           data=r.choice((0, 56, 512, 1400))), at)
+            return "inbound-icmp"
         if what == "inbound-syn":
             src = self.home.unseen_peer(r)
             servers = [h for h in self.present(at) if A.open_ports(h)] or [victim]
@@ -543,6 +553,14 @@ class _WideEpisodes(_Episodes):
             self.spawn(T.telnet_guess(env, who, target, r, tool=tool, attempts=r.randint(10, 60),
                                       slow=r.choice((0.0, 0.0, 8.0))), at)
             return f"telnet-{tool}"
+        if what == "mqtt-guess":
+            tool = r.choice(("mosquitto", "ncrack", "mqtt-pwn"))
+            brokers = [h for h in self.present(at) if 1883 in A.open_ports(h)] or self.servers
+            target = r.choice(brokers)
+            who = self._who(r)
+            self.note(attacker=who, victims=[target], tool=tool)
+            self.spawn(T.mqtt_guess(env, who, target, r, tool=tool, attempts=r.randint(20, 150)), at)
+            return f"mqtt-guess-{tool}"
         if what == "http-form":
             tool = r.choice(("hydra", "burp"))
             web = [h for h in self.present(at) if 80 in A.open_ports(h)] or self.servers

@@ -503,6 +503,37 @@ def http_form_guess(env: Env, attacker: Host, target: Host, rng: random.Random, 
     yield t
 
 
+def mqtt_guess(env: Env, attacker: Host, broker: Host, rng: random.Random, *, tool: str, attempts: int,
+               port: int = 1883) -> Process:
+    """MQTT password guessing: ``mosquitto`` (a mosquitto_pub loop: one connection per guess,
+    client id ``mosqpub|PID-host``, one at a time), ``ncrack`` (its mqtt module, parallel
+    connections), ``mqtt-pwn`` (paho client ids, a few at once). The broker answers CONNACK 4/5 and
+    closes."""
+    atk = Attack(env, "bruteforce", f"mqtt-guess-{tool}", attacker, rng)
+    user = rng.choice(USERS)
+    words = list(WORDLIST)
+    rng.shuffle(words)
+    par = {"mosquitto": 1, "ncrack": rng.randint(3, 10), "mqtt-pwn": rng.randint(2, 4)}[tool]
+    lanes = [env.sim.now + k * rng.randint(1 * MS, 20 * MS) for k in range(par)]
+    pid = rng.randint(1000, 60000)
+    for i in range(attempts):
+        lane = min(range(par), key=lanes.__getitem__)
+        t = lanes[lane]
+        c = lan_conn(env, attacker, broker, port, atk.tag, rng) if attacker.local else Tcp(
+            env.sim, attacker, broker, eph_port(rng, attacker), port, atk.tag, rng, da=wan_rtt(rng),
+            db=lan_delay(rng, broker))
+        t = c.connect(t)
+        cid = {"mosquitto": b"mosqpub|%d-kali" % (pid + i), "ncrack": b"",
+               "mqtt-pwn": b"paho%d" % rng.getrandbits(40)}[tool]
+        t = c.request(t + rng.randint(100, 2 * MS), P.mqtt_connect(cid, 60, user=user, password=words[i % len(words)]),
+                      P.mqtt_connack(rng.choice((4, 5))), server_time=rng.randint(1 * MS, 10 * MS))
+        t = c.close(t + rng.randint(100, 2 * MS), from_a=False)
+        lanes[lane] = t + (rng.randint(20 * MS, 200 * MS) if tool == "mosquitto" else rng.randint(1 * MS, 30 * MS))
+        if i % 5 == 4:
+            yield min(lanes)
+    yield max(lanes)
+
+
 # ----------------------------------------------------------------------------- spoofing
 DHCP_NAK = 6
 
@@ -708,6 +739,6 @@ def https_post_exfil(env: Env, client: Host, rng: random.Random, *, seconds: flo
     yield t
 
 
-__all__ = ["dhcp_starvation", "rogue_dhcp", "arp_subnet_poison", "dns2tcp", "dns_beacon", "https_post_exfil",
+__all__ = ["mqtt_guess", "dhcp_starvation", "rogue_dhcp", "arp_subnet_poison", "dns2tcp", "dns_beacon", "https_post_exfil",
            "nmap_scan", "internet_sweep", "hping3_scan", "reflection_flood", "http_flood", "ssh_guess",
            "telnet_guess", "http_form_guess", "udp4_fragments", "reflection_payload", "jitter"]

@@ -375,6 +375,32 @@ def health_checks(env: Env, monitor: Host, targets: list[Host], rng: random.Rand
         yield t
 
 
+def ssh_user(env: Env, client: Host, server: Host, rng: random.Random) -> Process:
+    """A person logging in with SSH who mistypes the password once or twice, then gets in: the same
+    encrypted failures as guessing, but one connection, a human pace and a session afterwards."""
+    from .devices import ssh_kex
+    tag = env.normal("ssh-login")
+    t = env.sim.now
+    while True:
+        c = lan_conn(env, client, server, 22, tag, rng)
+        t = c.connect(t)
+        t = ssh_kex(env, c, t, rng, b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n", b"SSH-2.0-OpenSSH_9.6\r\n")
+        for _ in range(rng.choice((0, 1, 1, 2))):  # typos: USERAUTH_REQUEST, failure after the PAM delay
+            t = c.send(t + rng.randint(2 * SECOND, 8 * SECOND), True, env.noise(16 * rng.randint(5, 7) + 32, rng),
+                       ack=False)
+            t = c.send(t + c.db + rng.randint(1500 * MS, 3 * SECOND), False, env.noise(48 + 32, rng))
+        t = c.request(t + rng.randint(2 * SECOND, 6 * SECOND), env.noise(112, rng), env.noise(48, rng),
+                      server_time=rng.randint(20 * MS, 200 * MS))  # success
+        end = t + jitter(rng, rng.choice((20, 60, 200)), 0.5)
+        while t < end:
+            t = c.request(t + rng.randint(100 * MS, 2 * SECOND), env.noise(48, rng), env.noise(48, rng),
+                          server_time=rng.randint(200, 2 * MS))
+            yield t
+        t = c.close(t, from_a=False)
+        t += jitter(rng, rng.choice((300, 900, 1800)), 0.5)
+        yield t
+
+
 def ntp_burst(env: Env, hosts: list[Host], rng: random.Random) -> Process:
     """After a power cut every device syncs its clock at once (tens of NTP exchanges in a second)."""
     sim, home = env.sim, env.home
@@ -416,6 +442,9 @@ def spawn_lookalikes(env: Env, by_kind: dict[str, list[Host]], rng: random.Rando
     if people and iot and rng.random() < 0.7:
         sim.spawn(pairing_sessions(env, people, iot, rng), at(0, 0.4))
     hub = (by_kind.get("hub") or people or lan)[0]
+    servers = [h for h in lan if h.kind in ("hub", "camera", "bridge")]
+    if people and servers and rng.random() < 0.5:
+        sim.spawn(ssh_user(env, rng.choice(people), rng.choice(servers), rng), at(0, 0.6))
     if rng.random() < 0.5:
         sim.spawn(health_checks(env, hub, rng.sample(lan, min(len(lan), rng.randint(3, 10))), rng), at(0, 0.2))
     if rng.random() < 0.3:
