@@ -666,6 +666,14 @@ def arp_subnet_poison(env: Env, attacker: Host, rng: random.Random, *, tool: str
 
 
 # ----------------------------------------------------------------------------- exfiltration
+def _tunnel_resolver(env: Env, rng: random.Random) -> Host:
+    """Where a DNS tunnel sends its queries: the router (70 %) or a hard-coded public resolver, so a
+    tunnel is visible even in a home whose own lookups are not (resolver outside the capture)."""
+    if rng.random() < 0.7:
+        return env.home.gateway
+    return env.home.peer(P.ip4(rng.choice(("8.8.8.8", "1.1.1.1", "9.9.9.9", "208.67.222.222"))))
+
+
 def dns2tcp(env: Env, client: Host, rng: random.Random, *, seconds: float, qps: float) -> Process:
     """dns2tcp: TXT queries whose first labels carry base64-like data (``<data>.<domain>``), TXT
     answers with base64 data back, through the router's resolver."""
@@ -673,7 +681,7 @@ def dns2tcp(env: Env, client: Host, rng: random.Random, *, seconds: float, qps: 
     atk = Attack(env, "exfiltration", "dns-tunnel-dns2tcp", client, rng)
     sim, home = env.sim, env.home
     domain = rng.choice(("dns2tcp.example.net", "t.example-cdn.org", "x.example.com"))
-    gw = home.gateway
+    gw = _tunnel_resolver(env, rng)
     t = sim.now
     end = t + int(seconds * SECOND)
     while t < end:
@@ -701,13 +709,14 @@ def dns_beacon(env: Env, client: Host, rng: random.Random, *, seconds: float, pe
     t = sim.now
     end = t + int(seconds * SECOND)
     seq = rng.randrange(1000)
+    resolver = _tunnel_resolver(env, rng)
     while t < end:
         label = f"{seq:x}" + env.noise(rng.randint(15, 30), rng).hex()
         q = P.dns_question(label[:63] + "." + domain, rng.choice((P.DNS_A, P.DNS_A, P.DNS_AAAA)))
         qid = rng.getrandbits(16)
         sport = eph_port(rng, client)
-        sim.udp(t, client, home.gateway, sport, 53, P.dns_message(qid, P.DNS_QUERY_FLAGS, [q]), atk.tag)
-        sim.udp(t + wan_rtt(rng), home.gateway, client, 53, sport,
+        sim.udp(t, client, resolver, sport, 53, P.dns_message(qid, P.DNS_QUERY_FLAGS, [q]), atk.tag)
+        sim.udp(t + wan_rtt(rng), resolver, client, 53, sport,
                 P.dns_message(qid, P.DNS_RESPONSE_FLAGS, [q], [P.dns_rr(P.PTR_TO_QNAME, P.DNS_A, rng.randbytes(4), 5)])
                 if q[-4:-2] == b"\x00\x01" else P.dns_message(qid, P.DNS_RESPONSE_FLAGS, [q]), atk.tag)
         seq += 1
@@ -741,4 +750,4 @@ def https_post_exfil(env: Env, client: Host, rng: random.Random, *, seconds: flo
 
 __all__ = ["mqtt_guess", "dhcp_starvation", "rogue_dhcp", "arp_subnet_poison", "dns2tcp", "dns_beacon", "https_post_exfil",
            "nmap_scan", "internet_sweep", "hping3_scan", "reflection_flood", "http_flood", "ssh_guess",
-           "telnet_guess", "http_form_guess", "udp4_fragments", "reflection_payload", "jitter"]
+           "telnet_guess", "http_form_guess", "udp4_fragments", "reflection_payload"]

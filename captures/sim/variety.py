@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 
 from . import frames as P
 from .core import (ANDROID, APPLE, EMBEDDED_LINUX, LINUX, LWIP, LWIP255, MS, SECOND, SERVER_LINUX, SERVER_WIN,
-                   WINDOWS, Host, Process, Sim, Stack, Tcp)
+                   WINDOWS, Host, Process, Sim, Stack)
 from .devices import (Env, cloud_conn, dhcp_join, eph_port, jitter, lan_conn, lan_delay, tls_handshake, wan_rtt)
 
 # ----------------------------------------------------------------------------- plan
