@@ -13,6 +13,9 @@ ground truth is rule-based, not guessed:
   DNS/NTP/SNMP/SSDP/CoAP servers) from a fixed UDP source port; inside the window, every frame
   between the victim and a reflector's service port on that port -- the forged request, the
   reflector's answer to the victim, the victim's ICMP error quoting it -- gets the class (``dos``).
+* Forged clients (DHCP starvation): frames sent by, sent to or about (DHCP client hardware address) a
+  MAC under the window's ``mac_prefix`` get the class -- the forged DISCOVERs/REQUESTs and the
+  server's OFFERs/ACKs to them.
 * DNS tunnels through the lab resolver: a frame inside the window whose DNS query name ends in the
   window's ``dns_suffix`` gets the class (the resolver's forwarded queries never touch the attacker).
 * Traffic relayed by an ARP-poisoning attacker (man in the middle) is ``spoofing``, as the
@@ -55,6 +58,7 @@ TSHARK_FIELDS: tuple[tuple[str, str], ...] = (
     ("icmp_type", "icmp.type"),
     ("udp_sport", "udp.srcport"),   # first occurrence: inside an ICMP error, the quoted datagram's ports
     ("udp_dport", "udp.dstport"),
+    ("dhcp_chaddr", "dhcp.hw.mac_addr"),
 )
 
 
@@ -74,6 +78,7 @@ class Packet:
     icmp_type: str = ""
     udp_sport: str = ""
     udp_dport: str = ""
+    dhcp_chaddr: str = ""
 
 
 @dataclass
@@ -91,6 +96,7 @@ class AttackWindow:
     argv: list[str] = field(default_factory=list)
     reflectors: list[str] = field(default_factory=list)  # reflection: "ip:udp-port" of each reflector
     spoof_port: int = 0            # reflection: the UDP source port the forged requests carry
+    mac_prefix: str = ""           # forged client MACs (DHCP starvation): frames from/to/about them
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -177,6 +183,8 @@ def label_for(p: Packet, windows: Sequence[AttackWindow], lab_ips: frozenset[str
         if w.dns_suffix and p.dns_qry_name.lower().rstrip(".").endswith(w.dns_suffix.lower().strip(".")):
             return w.label
         if w.reflectors and _reflection_match(p, w.victim_ip, w.reflectors, w.spoof_port):
+            return w.label
+        if w.mac_prefix and any(m.startswith(w.mac_prefix) for m in (p.eth_src, p.eth_dst, p.dhcp_chaddr)):
             return w.label
     return SPOOFING if relay else NORMAL
 

@@ -11,7 +11,8 @@ Safety rules this module enforces (see captures/lab/recorder.py for the whole re
   checks this in every namespace (routes, links, a route look-up and a ping towards each host
   address) before any tool runs; a failure raises and the lab is torn down.
 * Every process is started through :meth:`Lab.spawn` in its own session, marked with the
-  environment variable ``IOTWATCH_LAB=<prefix>`` (inherited by its children) and remembered; teardown
+  environment variable ``IOTWATCH_LAB=<prefix>`` (inherited by its children), with HOME set to the
+  lab's working directory (tools' session files, e.g. ncrack's restore state, go there) and remembered; teardown
   signals exactly those process groups, then any process still inside *our* namespaces, then
   deletes the namespaces and the working directory.
 """
@@ -176,7 +177,7 @@ class Lab:
         self._logs.append(log)
         proc = subprocess.Popen(["ip", "netns", "exec", ns, *argv], stdin=stdin, stdout=log, cwd=self.workdir,
                                 stderr=subprocess.STDOUT, start_new_session=True,
-                                env=dict(os.environ, **{LAB_ENV: self.prefix}))
+                                env=dict(os.environ, HOME=str(self.workdir), **{LAB_ENV: self.prefix}))
         self._procs.append((name, proc))
         return proc
 

