@@ -431,9 +431,10 @@ def test_mac_prefix_rule_labels_forged_dhcp_clients_and_the_servers_answers():
           ip_dst="255.255.255.255", dhcp_chaddr="02:de:ad:01:02:03"),                                 # broadcast OFFER
         P(4, 2.0, eth_src="02:77:00:00:00:1e", eth_dst="ff:ff:ff:ff:ff:ff", ip_src="0.0.0.0",
           ip_dst="255.255.255.255", dhcp_chaddr="02:77:00:00:00:1e"),                                 # the plug's own
-        P(5, 5.0, eth_src="02:de:ad:01:02:03", eth_dst="ff:ff:ff:ff:ff:ff"),                         # after
+        P(5, 9.0, eth_src="02:77:00:00:00:01", eth_dst="02:de:ad:01:02:03"),                         # late OFFER
+        P(6, 0.5, eth_src="02:de:ad:01:02:03", eth_dst="ff:ff:ff:ff:ff:ff"),                         # before
     ]
-    assert [lab for _, lab in label_packets(pkts, [w], LAB_IPS)] == ["dos", "dos", "dos", "normal", "normal"]
+    assert [lab for _, lab in label_packets(pkts, [w], LAB_IPS)] == ["dos", "dos", "dos", "normal", "dos", "normal"]
 
 
 def test_lab_accepts_cloud_hosts_only_in_test_net_3(tmp_path):

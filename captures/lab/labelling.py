@@ -15,7 +15,8 @@ ground truth is rule-based, not guessed:
   reflector's answer to the victim, the victim's ICMP error quoting it -- gets the class (``dos``).
 * Forged clients (DHCP starvation): frames sent by, sent to or about (DHCP client hardware address) a
   MAC under the window's ``mac_prefix`` get the class -- the forged DISCOVERs/REQUESTs and the
-  server's OFFERs/ACKs to them.
+  server's OFFERs/ACKs to them -- from the window's start on, also after its end (the server answers
+  seconds late); no lab host has such a MAC.
 * DNS tunnels through the lab resolver: a frame inside the window whose DNS query name ends in the
   window's ``dns_suffix`` gets the class (the resolver's forwarded queries never touch the attacker).
 * Traffic relayed by an ARP-poisoning attacker (man in the middle) is ``spoofing``, as the
@@ -174,6 +175,11 @@ def label_for(p: Packet, windows: Sequence[AttackWindow], lab_ips: frozenset[str
     # only another window's own traffic (spoofed-source victim, tunnel names) keeps that class
     relay = bool(poisoned) and relayed(p, poisoned)
     for w in windows:
+        # forged clients' MACs belong to the attack whenever they appear after it started (a DHCP
+        # server answers seconds later: dnsmasq pings each address before offering it)
+        if w.mac_prefix and p.time >= w.start and any(m.startswith(w.mac_prefix)
+                                                      for m in (p.eth_src, p.eth_dst, p.dhcp_chaddr)):
+            return w.label
         if not (w.start <= p.time <= w.end):
             continue
         if not relay and _attacker_match(p, w.attacker_mac, w.attacker_ip):
@@ -183,8 +189,6 @@ def label_for(p: Packet, windows: Sequence[AttackWindow], lab_ips: frozenset[str
         if w.dns_suffix and p.dns_qry_name.lower().rstrip(".").endswith(w.dns_suffix.lower().strip(".")):
             return w.label
         if w.reflectors and _reflection_match(p, w.victim_ip, w.reflectors, w.spoof_port):
-            return w.label
-        if w.mac_prefix and any(m.startswith(w.mac_prefix) for m in (p.eth_src, p.eth_dst, p.dhcp_chaddr)):
             return w.label
     return SPOOFING if relay else NORMAL
 

@@ -561,7 +561,8 @@ def dig_tunnel(args) -> int:
 
 def iodine_exfil(args) -> int:
     """Bring up an iodine DNS tunnel through the resolver, push ``--pings`` pings through it, close it."""
-    iod = subprocess.Popen(["iodine", "-f", "-r", "-P", args.password, args.resolver, args.zone])
+    # -T: no query-type autodetection (on a busy machine it outlasted the set-up timeout)
+    iod = subprocess.Popen(["iodine", "-f", "-r", "-T", args.qtype, "-P", args.password, args.resolver, args.zone])
     try:
         deadline = time.time() + args.setup_timeout
         while time.time() < deadline:
@@ -772,7 +773,8 @@ def main(argv=None) -> int:
     i.add_argument("--peer", required=True, help="iodined's tunnel address")
     i.add_argument("--pings", type=int, default=40)
     i.add_argument("--size", type=int, default=400)
-    i.add_argument("--setup-timeout", type=float, default=15.0)
+    i.add_argument("--setup-timeout", type=float, default=25.0)
+    i.add_argument("--qtype", default="NULL", choices=("NULL", "PRIVATE", "TXT", "SRV", "MX", "CNAME", "A"))
     pa = sub.add_parser("pair")
     pa.add_argument("--role", choices=("device", "app"), required=True)
     pa.add_argument("--name", default="plug")
