@@ -151,8 +151,9 @@ def _recon(ctx: LabContext, rng: random.Random) -> list[Step]:
         Step("nmap -sS -T2 (polite)", "recon", [_nmap("-sS", "-T2", "-p", few, ctx.ip(v[3]))], min_seconds=6.0),
         Step("nmap -sS -T1 (sneaky, cut by the window)", "recon", [_nmap("-sS", "-T1", "-p", few, ctx.ip(v[4]))],
              min_seconds=35.0, weight=0.5),
-        Step("nmap -sS -T0 (paranoid, cut by the window)", "recon", [_nmap("-sS", "-T0", "-p", "22,80", ctx.ip(v[5]))],
-             min_seconds=12.0, weight=0.2),
+        # -T0 waits 5 minutes between probes: with its own delay no window would see a packet
+        Step("nmap -sS -T0 --scan-delay 8s (paranoid timing, shorter delay)", "recon",
+             [_nmap("-sS", "-T0", "--scan-delay", "8s", "-p", "22,80,443", ctx.ip(v[5]))], min_seconds=26.0, weight=0.2),
         Step("masscan 300-500 pkt/s", "recon",
              [["masscan", ctx.ip(v[1]), "-p", f"1-{rng.choice([2000, 3000])}", "--rate", str(rng.choice([300, 500])),
                "-e", "eth0", "--adapter-ip", ctx.ip("attacker"), "--router-mac", ctx.macs[v[1]], "--wait", "1"]],
