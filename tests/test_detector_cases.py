@@ -6,11 +6,13 @@ captures/lab/cases.py). Every case runs through the headless CLI with the bundle
 
 * benign traffic that looks like attacks to a naive model -- HTTPS download/upload to a "cloud"
   address whose DNS look-up is not in the capture, a DNS-over-HTTPS session, a smart-plug pairing
-  burst (DHCP, mDNS, SSDP, setup over HTTP) -- raises no alert at all;
+  burst (DHCP, mDNS, SSDP, setup over HTTP) -- raises no alert at all: no alert record, and no packet
+  above the model's anomaly threshold with a non-normal class;
 * SSH password guessing by hydra, medusa and ncrack against OpenSSH is ``bruteforce``, a masscan SYN
   scan at ~10k packets/s is ``recon``, an nping SYN flood (10k packets/s) to one port is ``dos``, and a DNS+SNMP
   reflection flood captured at the victim is ``dos``: for each, most packets labelled with the
-  attack's class are predicted as that class, and each tool's own packets are too.
+  attack's class are predicted as that class, each tool's own packets are too, and the alerts
+  raised are mostly of that class.
 """
 from __future__ import annotations
 
@@ -62,12 +64,22 @@ def test_case_capture_is_small_labelled_and_complete(case):
         assert set(counts) <= {"normal", ATTACKS[case]}
 
 
+@pytest.fixture(scope="module")
+def threshold() -> float:
+    from iotwatch.detector.classifier import PacketClassifier
+
+    return PacketClassifier.load().policy.threshold
+
+
 @pytest.mark.parametrize("case", BENIGN)
-def test_benign_case_raises_no_alert(case, tmp_path, capsys):
+def test_benign_case_raises_no_alert(case, tmp_path, capsys, threshold):
     rows, alerts = _run(case, tmp_path, capsys)
     assert len(rows) == _meta(case)["frames"]
+    anomalous = Counter(r["predicted"] for r in rows
+                        if r["predicted"] != "normal" and float(r["confidence"]) >= threshold)
     got = Counter(a["alert"]["category"] for a in alerts)
-    assert not alerts, f"{case}: {len(alerts)} of {len(rows)} packets alerted ({dict(got)})"
+    assert not anomalous, f"{case}: {sum(anomalous.values())} of {len(rows)} packets anomalous ({dict(anomalous)})"
+    assert not alerts, f"{case}: {len(alerts)} alerts ({dict(got)})"
 
 
 @pytest.mark.parametrize("case", list(ATTACKS))
@@ -79,8 +91,8 @@ def test_attack_case_is_its_class(case, tmp_path, capsys):
     got = Counter(r["predicted"] for r in attack)
     share = got[want] / len(attack)
     assert share > 0.5, f"{case}: {share:.0%} of {len(attack)} {want} packets predicted {want} ({dict(got)})"
-    alerted = Counter(a["alert"]["category"] for a in alerts if a.get("label") == want)
-    assert alerted.most_common(1)[0][0] == want, f"{case}: alerts {dict(alerted)}"
+    alerted = Counter(a["alert"]["category"] for a in alerts)
+    assert alerted and alerted.most_common(1)[0][0] == want, f"{case}: alerts {dict(alerted)}"
 
 
 def test_ssh_guessing_each_tool_is_bruteforce(tmp_path, capsys):
