@@ -562,7 +562,9 @@ def dig_tunnel(args) -> int:
 def iodine_exfil(args) -> int:
     """Bring up an iodine DNS tunnel through the resolver, push ``--pings`` pings through it, close it."""
     # -T: no query-type autodetection (on a busy machine it outlasted the set-up timeout)
-    iod = subprocess.Popen(["iodine", "-f", "-r", "-T", args.qtype, "-P", args.password, args.resolver, args.zone])
+    # -m: no fragment-size autodetection either (same reason)
+    iod = subprocess.Popen(["iodine", "-f", "-r", "-T", args.qtype, "-m", str(args.fragsize), "-P", args.password,
+                            args.resolver, args.zone])
     try:
         deadline = time.time() + args.setup_timeout
         while time.time() < deadline:
@@ -792,6 +794,7 @@ def main(argv=None) -> int:
     i.add_argument("--pings", type=int, default=40)
     i.add_argument("--size", type=int, default=400)
     i.add_argument("--setup-timeout", type=float, default=25.0)
+    i.add_argument("--fragsize", type=int, default=600)
     i.add_argument("--qtype", default="NULL", choices=("NULL", "PRIVATE", "TXT", "SRV", "MX", "CNAME", "A"))
     pa = sub.add_parser("pair")
     pa.add_argument("--role", choices=("device", "app"), required=True)
