@@ -297,6 +297,7 @@ def run_case(case: Case, out_dir: Path, seed: int = 1, log=print, keep_workdir: 
                 windows.append(AttackWindow(label=step.label, start=start, end=time.time() + GRACE,
                                             attacker_mac=attacker.mac, attacker_ip=attacker.ip, step=step.name,
                                             victim_ip=step.victim_ip, argv=[" ".join(c) for c in step.commands],
+                                            dns_suffix=step.dns_suffix, mac_prefix=step.mac_prefix,
                                             reflectors=list(step.reflectors), spoof_port=step.spoof_port))
             log(f"case {case.name}: [{step.label}] {step.name}: {time.time() - start:.1f} s")
             time.sleep(GRACE + 0.5)
