@@ -8,9 +8,11 @@
     iotwatch lab cleanup        delete namespaces left by a killed recorder (iw-<dead pid>-*)
 
 ``record`` (root only) builds the lab of :mod:`.net` (a bridge in its own namespace; gateway,
-hub, camera, sensor, NAS, phone, an unseen "sink" host and one attacker, each in its own namespace
-on 10.77.0.0/24 with no route out), proves the isolation, starts real services (mosquitto,
-dnsmasq, dropbear, and the small servers of :mod:`.services`) and the benign device drivers,
+hub, camera, sensor, NAS, phone, smart plug, an unseen "sink" host and one attacker, each in its
+own namespace on 10.77.0.0/24, plus a "cloud" HTTPS host and a DoH server in 203.0.113.0/24 on the
+same bridge; no route out), proves the isolation, starts real services (mosquitto, dnsmasq for DNS
+and DHCP, dropbear, OpenSSH, snmpd, chronyd, iodined, dns2tcpd, ptunnel-ng, and the small servers
+of :mod:`.services`: HTTP(S)/DoH, telnet, FTP, CoAP, SSDP, mDNS) and the benign device drivers,
 records the bridge with dumpcap, and runs the real tools of :mod:`.attacks` in bounded windows
 between benign stretches. Output, in DIR:
 
