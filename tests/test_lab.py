@@ -305,8 +305,8 @@ def test_recon_plan_covers_every_timing_and_scan_kind(tmp_path):
         assert f" {kind} " in text, kind
     assert "arp-scan" in text and "hping3 -I eth0 -S --scan" in text
     fast = [c for s in lab_attacks.plan("recon", _ctx(tmp_path), random.Random(1)) for c in s.commands
-            if c[0] == "masscan" and c[c.index("--rate") + 1] == "10000"]
-    assert fast, "masscan at 10k packets/s"
+            if c[0] == "masscan" and int(c[c.index("--rate") + 1]) >= 10000]
+    assert fast, "masscan at >= 10k packets/s"
     slow = [s for s in lab_attacks.plan("recon", _ctx(tmp_path), random.Random(1)) if "-T0" in s.commands[0]]
     assert slow and all(len(c[c.index("-p") + 1].split(",")) <= 5 for s in slow for c in s.commands)  # short lists
 
