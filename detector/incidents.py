@@ -844,7 +844,7 @@ class IncidentEngine:
 def _representative(tr: Track, r: int, cols: dict) -> dict:
     """The opening packet's addresses, ports (ICMP: type/code) and protocol, attacker side first;
     ``cid`` is its Community ID (computed in the packet's own direction, as tshark does)."""
-    from .eve import community_id
+    from .community_id import community_id
 
     proto = int(cols["proto"][r])
     src, dst = str(cols["ip_src"][r]), str(cols["ip_dst"][r])

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-from rich.console import Console
 from rich.table import Table
 
 from iotwatch.captures.tshark.preflight import (INSTALL_HINT, WIFI_WARNING, capture_permission, dumpcap_interfaces,
@@ -15,16 +14,21 @@ from iotwatch.captures.tshark.preflight import (INSTALL_HINT, WIFI_WARNING, capt
                                                 tool_version, wifi_mode)
 from iotwatch.detector.model import FAST_KERNELS, kernel_status  # numpy only; no torch, no UI
 
+from ..console import console
 from ..usage import UsageParser
+
+
+def build_parser() -> UsageParser:
+    ap = UsageParser(prog="iotwatch doctor", description="Check tshark/dumpcap and capture permission per interface.")
+    ap.add_argument("-i", "--iface", action="append", metavar="IFACE", help="check only these interfaces")
+    return ap
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``iotwatch doctor``: tool paths/versions, capture permission per interface, fixes. 0 usable, 3 not."""
-    ap = UsageParser(prog="iotwatch doctor", description="Check tshark/dumpcap and capture permission per interface.")
-    ap.add_argument("-i", "--iface", action="append", metavar="IFACE", help="check only these interfaces")
-    ns = ap.parse_args(list(argv or []))
+    ns = build_parser().parse_args(list(argv or []))
 
-    con = Console(highlight=False, soft_wrap=True)
+    con = console()
     tshark = find_tool("tshark", None)
     dumpcap = find_tool("dumpcap", None)
     problems: list[str] = []
