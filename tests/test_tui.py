@@ -319,22 +319,6 @@ def test_totals_reference_is_the_pipeline():
     assert ref.labelled > 0 and ref.confusion.accuracy() < 1.0
 
 
-async def test_when_the_ui_is_behind_rows_leave_the_view_but_every_packet_is_counted(monkeypatch):
-    import iotwatch.tui.app as tui_app
-
-    monkeypatch.setattr(tui_app, "QUEUE_LIMIT", -1)    # "the message queue is always too long"
-    app = fake_app(700)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await finish(pilot)
-        assert app.session.totals.packets == 700 and app.skipped == 700
-        assert len(app.query_one(PacketTable).view) == 0
-        assert "0 shown, 700 dropped" in text_of(app.query_one(StatusBar))
-        assert app.query_one(PacketTable).border_subtitle == "showing last 0 of 700"
-        normal = int(np.count_nonzero(truth(make_packets(700)) == 0))
-        assert any(line.split()[:2] == ["normal", str(normal)]
-                   for line in text_of(app.query_one(ClassCounters)).splitlines())
-
-
 async def test_pausing_a_live_capture_keeps_counting():
     pk = make_packets(600)
 
@@ -353,15 +337,27 @@ async def test_pausing_a_live_capture_keeps_counting():
     async with app.run_test(size=(120, 40)) as pilot:
         while app.state != "live":
             await pilot.pause(0.01)
+        table = app.query_one(PacketTable)
         await pilot.press("space")
         assert app.paused
+        held = len(table.view)
+        held_rows = [table.view.row(i).frame for i in range(held)]
         pressed.set()
         await finish(pilot)
         assert app.session.totals.packets == 600          # the capture never stopped
-        assert app.skipped > 0 and app.rows.added + app.skipped == 600
+        assert app.rows.added == 600 and app.skipped == 0  # ... and the store kept every row
+        # the screen is frozen: same rows, and it says how many arrived meanwhile
+        assert [table.view.row(i).frame for i in range(len(table.view))] == held_rows
         status = text_of(app.query_one(StatusBar))
-        assert "live" in status or "finished" in status
-        assert "capture drops" in status
+        assert f"paused (+{600 - held:,} new" in status and "capture drops" in status
+        top = int(table.scroll_y)
+        await pilot.press("space")                         # resume: every row, from where it was
+        await pilot.pause()
+        assert not app.paused and len(table.view) == 600
+        assert [table.view.row(i).frame for i in range(600)] == list(range(1, 601))
+        assert int(table.scroll_y) == top and not table.follow
+        await pilot.press("end")
+        assert table.follow
 
 
 def test_build_app_refuses_bad_input_before_the_screen_switches(tmp_path):

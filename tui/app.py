@@ -43,7 +43,6 @@ from iotwatch.tui.widgets.status_bar import StatusBar
 
 PANE_EVERY = 4     # ticks between refreshes of the counters and confusion panes (1 s: rates are per second)
 GC_GEN0_THRESHOLD = 20_000  # allocations between young-generation GC passes (Python's default: 700)
-QUEUE_LIMIT = 20   # pending app messages above which new rows are dropped from view
 PANES = ("counters", "alerts", "confusion")
 
 
@@ -90,7 +89,10 @@ class IotWatchApp(App[int]):
         self.error: str | None = None
         self.exit_code = EXIT_OK
         self.report: dict | None = None
-        self.skipped = 0          # rows never offered to the view (UI behind, or live while paused)
+        self.skipped = 0          # rows never offered to the view (kept for the status bar; now always 0)
+        self._frozen: list | None = None   # paused: the store snapshot the table holds
+        self._paused_added = 0    # rows.added when the view froze
+        self._last_added = -1
         self._pane = 0
         self._started_at: float | None = None
         self._ended_at: float | None = None
@@ -157,11 +159,11 @@ class IotWatchApp(App[int]):
         session = self.session
 
         def emit(cb) -> None:
-            if (self.paused and session.live) or self.message_queue_size > QUEUE_LIMIT:
-                self.skipped += len(cb)
-            else:
-                shown = display_batch(cb)
-                self.post_message(BatchClassified(shown, summarize_alerts(shown, self.alerts.cap)))
+            # every row goes into the store here, paused or not, however far behind the screen is;
+            # a paused screen keeps showing its own snapshot (``View``) until resumed
+            shown = display_batch(cb)
+            self.rows.append(shown)
+            self.post_message(BatchClassified(shown, summarize_alerts(shown, self.alerts.cap)))
 
         def opened() -> None:
             self.post_message(CaptureStarted(session.source.description, session.live))
@@ -183,7 +185,6 @@ class IotWatchApp(App[int]):
         self._dirty = True
 
     def on_batch_classified(self, message: BatchClassified) -> None:
-        self.rows.append(message.batch)
         self.alerts.merge(message.alerts)
         self._dirty = True
 
@@ -221,8 +222,12 @@ class IotWatchApp(App[int]):
         table = self.table
         if labelled and not table.labelled:
             table.labelled = True
-        if self._dirty:
+        if self._frozen is not None:
+            if self._dirty:   # paused: filters apply to the rows the screen held when it froze
+                table.set_view(self.rows.view(self.filter, self._frozen), self.rows.first_time)
+        elif self._dirty or self.rows.added != self._last_added:
             table.set_view(self.rows.view(self.filter), self.rows.first_time)
+            self._last_added = self.rows.added
         if self._dirty or packets != self._last_packets:
             table.border_subtitle = self._table_subtitle(packets, len(table.view))
         # counters and confusion (rich tables, the costly part of a frame) refresh every PANE_EVERY ticks
@@ -267,8 +272,10 @@ class IotWatchApp(App[int]):
         return text
 
     def _state_label(self) -> str:
-        if self.paused and self.state in ("live", "replay"):
-            return "⏸ paused"
+        if self.paused and self.state in ("live", "replay", "finished", "interrupted"):
+            arrived = self.arrived_while_paused
+            ended = "" if self.state in ("live", "replay") else ", ended"
+            return f"⏸ paused (+{arrived:,} new{ended})" if arrived or ended else "⏸ paused"
         return {"starting": "… starting", "live": "● live", "replay": "▶ replay", "finished": "■ finished",
                 "interrupted": "■ stopped", "failed": "✗ failed"}.get(self.state, self.state)
 
@@ -294,10 +301,30 @@ class IotWatchApp(App[int]):
         self._dirty = True
 
     def action_toggle_pause(self) -> None:
+        """Pause freezes the screen, never the store: a replay waits, a live capture keeps storing
+        rows; resume shows them from where the table was, with how many arrived meanwhile."""
         self.paused = not self.paused
         self.session.pause(self.paused)
         self.status.set_class(self.paused, "-paused")
+        table = self.table
+        if self.paused:
+            self._frozen = snap = self.rows.snapshot()
+            self._paused_added = snap[-1][0].start + len(snap[-1][0].cb) if snap else self.rows.added
+            self._dirty = True
+            self.refresh_screen()     # the frozen rows, placed as the table was (newest at the bottom)
+            table.pin_bottom()        # keep the place: resume must not jump past the new rows
+        else:
+            self._frozen = None
+            arrived = self.rows.added - self._paused_added
+            if arrived:
+                self.notify(f"{arrived:,} rows arrived meanwhile; End follows the newest again",
+                            title="resumed", timeout=5)
         self._dirty = True
+        self.refresh_screen()
+
+    @property
+    def arrived_while_paused(self) -> int:
+        return self.rows.added - self._paused_added if self.paused else 0
 
     def action_cycle_speed(self) -> None:
         self.set_speed(SPEEDS[(SPEEDS.index(self.session.speed) + 1) % len(SPEEDS)])
@@ -326,6 +353,8 @@ class IotWatchApp(App[int]):
 
     def action_clear(self) -> None:
         self.rows.clear()
+        if self._frozen is not None:
+            self._frozen = []
         self.alerts.clear()
         self.table.move_cursor(None)
         self._dirty = True

@@ -18,6 +18,7 @@ can show, and say what they dropped:
 from __future__ import annotations
 
 import bisect
+import threading
 from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field, replace
 from typing import Sequence
@@ -90,17 +91,18 @@ class _Chunk:
     def __len__(self) -> int:
         return len(self.cb) - self.skip
 
-    def indices(self, flt: Filter) -> np.ndarray:
+    def indices(self, flt: Filter, skip: int | None = None) -> np.ndarray:
         """Indices into ``cb`` (>= skip) of the rows passing ``flt``."""
-        key = (flt, self.skip)
+        skip = self.skip if skip is None else skip
+        key = (flt, skip)
         idx = self._masks.get(key)
         if idx is None:
             if flt[0] == "anomaly":
-                idx = np.flatnonzero(self.cb.anomaly[self.skip:]) + self.skip
+                idx = np.flatnonzero(self.cb.anomaly[skip:]) + skip
             elif flt[0] == "class":
-                idx = np.flatnonzero(self.cb.predicted[self.skip:] == flt[1]) + self.skip
+                idx = np.flatnonzero(self.cb.predicted[skip:] == flt[1]) + skip
             else:
-                idx = np.arange(self.skip, len(self.cb))
+                idx = np.arange(skip, len(self.cb))
             self._masks = {key: idx}
         return idx
 
@@ -176,11 +178,18 @@ class RowStore:
         self.added = 0          # rows ever appended (gid of the next row)
         self.evicted = 0        # rows pushed out by the cap (not by clear)
         self.first_time: float | None = None
+        # the capture thread appends, the UI thread takes views: both under this lock (a View is
+        # an immutable snapshot, so a paused screen keeps its rows while the store moves on)
+        self.lock = threading.Lock()
 
     def __len__(self) -> int:
         return self._stored
 
     def append(self, cb: ClassifiedBatch) -> None:
+        with self.lock:
+            self._append(cb)
+
+    def _append(self, cb: ClassifiedBatch) -> None:
         n = len(cb)
         if not n:
             return
@@ -211,11 +220,19 @@ class RowStore:
                 self.evicted += excess
 
     def clear(self) -> None:
-        self._chunks.clear()
-        self._stored = 0
+        with self.lock:
+            self._chunks.clear()
+            self._stored = 0
 
-    def view(self, flt: Filter = ("all",)) -> View:
-        return View([(c, c.indices(flt)) for c in self._chunks])
+    def snapshot(self) -> list:
+        """The rows stored now, as (chunk, skip) pairs: later appends and evictions leave it alone."""
+        with self.lock:
+            return [(c, c.skip) for c in self._chunks]
+
+    def view(self, flt: Filter = ("all",), snapshot: list | None = None) -> View:
+        """The rows passing ``flt``: of the store now, or of an earlier ``snapshot()``."""
+        chunks = self.snapshot() if snapshot is None else snapshot
+        return View([(c, c.indices(flt, skip)) for c, skip in chunks])
 
 
 def _concat(a: ClassifiedBatch, b: ClassifiedBatch) -> ClassifiedBatch:

@@ -129,6 +129,11 @@ class PacketTable(ScrollView, can_focus=True):
             self._adjusting = False
         self.refresh()
 
+    def pin_bottom(self) -> None:
+        """Stop following but keep the rows now on screen where they are (pause: new rows must not
+        push them away)."""
+        self.follow = False
+
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
         if self._adjusting:
