@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = p.add_argument_group("run")
     run.add_argument("--headless", action="store_true", help="no TUI: process the source, write outputs, print a summary")
     run.add_argument("--model", metavar="FILE", help="model bundle to use instead of the bundled one")
-    run.add_argument("--speed", choices=["max", "1x", "10x"], default="max", help="replay pacing in the TUI")
+    run.add_argument("--speed", choices=["max", "1x", "10x"], default=None,
+                     help="replay pacing in the TUI (default: max; the demo: 10x, so the attacks arrive in view)")
     out = p.add_argument_group("outputs")
     out.add_argument("--report", metavar="FILE.json", help="run report (JSON)")
     out.add_argument("--predictions", metavar="FILE.csv", help="frame_number,predicted,confidence[,label] per frame")
@@ -68,8 +69,9 @@ def config_from_args(ns: argparse.Namespace) -> RunConfig:
     cfg = RunConfig(read=ns.read, iface=ns.iface, bpf=ns.bpf, display_filter=ns.display_filter,
                     labels=ns.labels, model=ns.model, report=ns.report, predictions=ns.predictions,
                     alerts=ns.alerts, force=ns.force, fail_on=ns.fail_on, count=ns.count,
-                    duration=ns.duration, buffer_mib=ns.buffer_mib, headless=ns.headless, speed=ns.speed)
+                    duration=ns.duration, buffer_mib=ns.buffer_mib, headless=ns.headless, speed=ns.speed or "max")
     if not cfg.read and not cfg.iface:
+        cfg.speed = ns.speed or "10x"   # the demo: slow enough to watch the attacks arrive
         demo = demo_capture()
         if not demo.is_file():
             raise IotwatchError(f"bundled demo capture missing at {demo}", hint="reinstall iotwatch or pass -r FILE")

@@ -63,7 +63,7 @@ async def test_replay_counts_every_packet_and_shows_messages():
         assert any(isinstance(m, CaptureFinished) for m in msgs)
         table = app.query_one(PacketTable)
         assert len(table.view) == 1200
-        assert table.border_subtitle == "showing last 1,200 of 1,200"
+        assert table.border_subtitle == "1,200 of 1,200 packets"
         counters = text_of(app.query_one(ClassCounters))
         for name, n in zip(CLASSES, expected):
             assert f"{name}" in counters and f"{n:,}" in counters
@@ -80,7 +80,7 @@ async def test_view_cap_drops_rows_from_view_never_from_counts():
         await finish(pilot)
         table = app.query_one(PacketTable)
         assert len(table.view) == 500
-        assert table.border_subtitle == "showing last 500 of 3,000"
+        assert table.border_subtitle == "500 of 3,000 packets"
         assert app.session.totals.packets == 3000
         assert "500 shown, 2,500 dropped" in text_of(app.query_one(StatusBar))
         # the newest row is followed: the last frame is on screen

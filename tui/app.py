@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import gc
 import time
+
+import numpy as np
 from functools import partial
 from pathlib import Path
 from typing import Callable
@@ -24,7 +26,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer
+from textual.widgets import Footer, Input
 from textual.worker import get_current_worker
 
 from iotwatch.captures.errors import EXIT_ANOMALIES, EXIT_ENV, EXIT_OK, IotwatchError
@@ -32,15 +34,18 @@ from iotwatch.tui.commands import IotwatchCommands
 from iotwatch.tui.messages import (BatchClassified, CaptureFailed, CaptureFinished, CaptureStarted,
                                    DetailFailed, DetailLoaded)
 from iotwatch.tui.session import SPEEDS, CaptureSession
-from iotwatch.tui.store import AlertGroups, RateHistory, RowStore, display_batch, summarize_alerts
+from iotwatch.tui.store import (SORT_KEYS, AlertGroups, LogView, PageCache, PredictionLog, RateHistory, RowStore,
+                                display_batch, summarize_alerts)
 from iotwatch.tui.widgets.alerts import AlertPane
 from iotwatch.tui.widgets.class_counters import ClassCounters
 from iotwatch.tui.widgets.confusion import ConfusionSummary
 from iotwatch.tui.widgets.detail import DetailScreen, dissect_frame
 from iotwatch.tui.widgets.help import HelpScreen
 from iotwatch.tui.widgets.packet_table import PacketTable
+from iotwatch.tui.widgets.prompt import PromptBar
 from iotwatch.tui.widgets.status_bar import StatusBar
 
+EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports a command killed by SIGINT
 PANE_EVERY = 4     # ticks between refreshes of the counters and confusion panes (1 s: rates are per second)
 GC_GEN0_THRESHOLD = 20_000  # allocations between young-generation GC passes (Python's default: 700)
 PANES = ("counters", "alerts", "confusion")
@@ -56,15 +61,18 @@ class IotWatchApp(App[int]):
     VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
     BINDINGS = [
         Binding("q", "quit", "Quit", id="quit"),
-        Binding("ctrl+c", "quit", "Quit", show=False, priority=True, id="quit-interrupt"),
+        Binding("ctrl+c", "interrupt", "Quit", show=False, priority=True, id="quit-interrupt"),
         Binding("space", "toggle_pause", "Pause", id="pause"),
-        Binding("s", "cycle_speed", "Speed", id="speed"),
+        Binding("slash", "prompt('filter')", "Filter", id="display-filter"),
+        Binding("colon", "prompt('goto')", "Go to", id="goto"),
         Binding("a", "toggle_anomalies", "Anomalies", id="filter-anomalies"),
-        Binding("f", "cycle_class_filter", "Class", id="filter-class"),
-        Binding("n", "next_anomaly", "Next !", id="next-anomaly"),
-        Binding("c", "clear", "Clear", id="clear"),
         Binding("m", "cycle_pane", "Pane", id="cycle-pane"),
         Binding("question_mark", "help", "Help", id="help"),
+        Binding("s", "cycle_speed", "Speed", show=False, id="speed"),
+        Binding("f", "cycle_class_filter", "Class filter", show=False, id="filter-class"),
+        Binding("n", "next_anomaly", "Next anomaly", show=False, id="next-anomaly"),
+        Binding("o", "cycle_sort", "Sort (No., Len, Class, Conf)", show=False, id="sort"),
+        Binding("c", "clear", "Clear table", show=False, id="clear"),
     ]
 
     def __init__(self, session: CaptureSession, *, source_name: str, capture_path: str | None = None,
@@ -80,6 +88,15 @@ class IotWatchApp(App[int]):
         self.tick = tick
         self.clock = clock
         self.rows = RowStore(view_cap)
+        self.plog = PredictionLog()      # every packet's prediction: the table browses the whole run
+        self.index = None               # FrameIndex of the capture file (built in a worker)
+        self.pages: PageCache | None = None
+        self.dfilter: str | None = None           # active Wireshark display filter (whole file)
+        self.dfilter_frames = None                # its matching frame numbers
+        self.sort: tuple[str, bool] | None = None
+        self._base = 0                  # gid of the first row shown (clear moves it)
+        self._search: dict = {}         # display filter -> matching frames (search cache)
+        self._pages_gen = 0
         self.alerts = AlertGroups()
         self.rates = RateHistory(len(self.class_names))
         self.filter: tuple = ("all",)
@@ -89,8 +106,9 @@ class IotWatchApp(App[int]):
         self.error: str | None = None
         self.exit_code = EXIT_OK
         self.report: dict | None = None
+        self.index_error: str | None = None
         self.skipped = 0          # rows never offered to the view (kept for the status bar; now always 0)
-        self._frozen: list | None = None   # paused: the store snapshot the table holds
+        self._frozen: int | None = None    # paused: how many rows of the run the table holds
         self._paused_added = 0    # rows.added when the view froze
         self._last_added = -1
         self._pane = 0
@@ -117,11 +135,12 @@ class IotWatchApp(App[int]):
         yield self.status
         with self.main:
             yield self.table
+            yield PromptBar(id="prompt")
             with Horizontal(id="panes"):
                 yield self.counters
                 yield self.confusion
             yield self.alert_pane
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         table = self.table
@@ -131,10 +150,13 @@ class IotWatchApp(App[int]):
         self.alert_pane.border_title = "Alerts by host and class"
         for w in (self.counters, self.confusion, self.alert_pane):
             w.class_style = table.class_style
+        self.counters.threshold = self.threshold
         table.focus()
         self.refresh_screen()
         self.set_interval(self.tick, partial(self.refresh_screen, force=False), name="tick")
         self._start()
+        if self.capture_path:
+            self.build_index(self.capture_path)
 
     def _start(self) -> None:
         # The cycle collector is process-wide: a pass triggered by Textual's many small allocations
@@ -163,6 +185,7 @@ class IotWatchApp(App[int]):
             # a paused screen keeps showing its own snapshot (``View``) until resumed
             shown = display_batch(cb)
             self.rows.append(shown)
+            self.plog.append(shown)   # after the rows: every gid the log knows is in the store or was
             self.post_message(BatchClassified(shown, summarize_alerts(shown, self.alerts.cap)))
 
         def opened() -> None:
@@ -222,12 +245,11 @@ class IotWatchApp(App[int]):
         table = self.table
         if labelled and not table.labelled:
             table.labelled = True
-        if self._frozen is not None:
-            if self._dirty:   # paused: filters apply to the rows the screen held when it froze
-                table.set_view(self.rows.view(self.filter, self._frozen), self.rows.first_time)
-        elif self._dirty or self.rows.added != self._last_added:
-            table.set_view(self.rows.view(self.filter), self.rows.first_time)
-            self._last_added = self.rows.added
+        n = self.plog.n if self._frozen is None else self._frozen
+        if self._dirty or n != self._last_added:
+            table.set_view(self.make_view(n), self.rows.first_time)
+            self._last_added = n
+        self._load_pages()
         if self._dirty or packets != self._last_packets:
             table.border_subtitle = self._table_subtitle(packets, len(table.view))
         # counters and confusion (rich tables, the costly part of a frame) refresh every PANE_EVERY ticks
@@ -245,12 +267,19 @@ class IotWatchApp(App[int]):
             self._last_alerts = self.alerts.total
         self.status.show(
             state=self._state_label(), source=self._source_label, packets=packets, rate=self._rate(),
-            shown=len(self.rows), dropped=self.rows.evicted + self.skipped,
+            shown=len(table.view), dropped=self.dropped_from_view, in_memory=len(self.rows),
             capture_drops=self.session.capture_drops, live=self.live, speed="live" if self.live else self.session.speed,
-            filter_name=self.filter_name, model=getattr(self.session.classifier, "name", "?"))
+            filter_name=self.filter_name, dfilter=self.dfilter, model=getattr(self.session.classifier, "name", "?"))
         if panes_due:
             self._last_packets = packets
         self._dirty = False
+
+    @property
+    def threshold(self) -> float | None:
+        """The model's anomaly threshold: a packet is anomalous when its class is not normal and the
+        model is at least this sure (why 'anomalous' is less than the sum of the attack classes)."""
+        policy = getattr(self.session.classifier, "policy", None)
+        return getattr(policy, "threshold", None)
 
     @property
     def _source_label(self) -> str:
@@ -266,10 +295,26 @@ class IotWatchApp(App[int]):
         return self.rates.total_rate
 
     def _table_subtitle(self, packets: int, in_view: int) -> str:
-        text = f"showing last {len(self.rows):,} of {packets:,}"
-        if self.filter != ("all",):
-            text = f"{in_view:,} match {self.filter_name} · " + text
+        text = f"{self.plog.n - self._base - self.dropped_from_view:,} of {packets:,} packets"
+        if self.filter != ("all",) or self.dfilter:
+            what = " && ".join(x for x in (self.dfilter, self.filter_name if self.filter != ("all",) else None) if x)
+            text = f"{in_view:,} match {what} · " + text
+        if self.sort is not None:
+            text += f" · sorted by {self.sort[0]}{' ▼' if self.sort[1] else ''}"
         return text
+
+    def make_view(self, n: int | None = None) -> LogView:
+        """The table's rows now: the run's gids [_base, n) through the class filter, the display
+        filter's frames and the sort."""
+        n = self.plog.n if n is None else n
+        lo = self._base if self.pages is not None else max(self._base, self.rows.first_gid)
+        return LogView(self.plog, self.rows, min(lo, n), n, self.filter, self.dfilter_frames, self.sort,
+                       self.pages)
+
+    @property
+    def dropped_from_view(self) -> int:
+        """Rows that left memory and cannot be read back (no capture file to read them from)."""
+        return 0 if self.pages is not None else max(0, self.rows.first_gid - self._base)
 
     def _state_label(self) -> str:
         if self.paused and self.state in ("live", "replay", "finished", "interrupted"):
@@ -308,14 +353,13 @@ class IotWatchApp(App[int]):
         self.status.set_class(self.paused, "-paused")
         table = self.table
         if self.paused:
-            self._frozen = snap = self.rows.snapshot()
-            self._paused_added = snap[-1][0].start + len(snap[-1][0].cb) if snap else self.rows.added
+            self._frozen = self._paused_added = self.plog.n
             self._dirty = True
             self.refresh_screen()     # the frozen rows, placed as the table was (newest at the bottom)
             table.pin_bottom()        # keep the place: resume must not jump past the new rows
         else:
             self._frozen = None
-            arrived = self.rows.added - self._paused_added
+            arrived = self.plog.n - self._paused_added
             if arrived:
                 self.notify(f"{arrived:,} rows arrived meanwhile; End follows the newest again",
                             title="resumed", timeout=5)
@@ -324,7 +368,7 @@ class IotWatchApp(App[int]):
 
     @property
     def arrived_while_paused(self) -> int:
-        return self.rows.added - self._paused_added if self.paused else 0
+        return self.plog.n - self._paused_added if self.paused else 0
 
     def action_cycle_speed(self) -> None:
         self.set_speed(SPEEDS[(SPEEDS.index(self.session.speed) + 1) % len(SPEEDS)])
@@ -353,8 +397,7 @@ class IotWatchApp(App[int]):
 
     def action_clear(self) -> None:
         self.rows.clear()
-        if self._frozen is not None:
-            self._frozen = []
+        self._base = self.plog.n if self._frozen is None else self._frozen
         self.alerts.clear()
         self.table.move_cursor(None)
         self._dirty = True
@@ -388,9 +431,256 @@ class IotWatchApp(App[int]):
             code = EXIT_ANOMALIES
         self.exit(code, return_code=code, message=self._exit_message())
 
+    async def action_interrupt(self) -> None:
+        """Ctrl-C: stop like q (outputs written, marked interrupted), exit status 130 like any
+        interrupted command line tool; Textual restores the terminal."""
+        self.workers.cancel_group(self, "capture")
+        self.exit(EXIT_INTERRUPTED, return_code=EXIT_INTERRUPTED, message=self._exit_message())
+
     def _exit_message(self) -> Text | None:
         """The one error line printed once the terminal is restored (Textual prints it on stderr)."""
         return Text(f"iotwatch: error: {self.error}") if self.error else None
+
+    # --- the capture file: frame index, rows read back, display filter, search, jump -------------
+    @work(thread=True, exclusive=True, group="index", exit_on_error=False, description="index frames")
+    def build_index(self, path: str) -> None:
+        """Index the capture file's frame offsets (once, off the UI thread): detail, export, display
+        filters and rows no longer in memory read from it."""
+        from iotwatch.captures.tshark.frames import FrameIndex
+
+        worker = get_current_worker()
+        try:
+            index = FrameIndex(path).build(cancelled=lambda: worker.is_cancelled)
+        except Exception as e:   # compressed or odd files: the table keeps what is in memory
+            self.call_from_thread(self._index_failed, f"{type(e).__name__}: {e}")
+            return
+        if index.done:
+            self.call_from_thread(self._index_ready, index)
+
+    def _index_ready(self, index) -> None:
+        self.index = index
+        self.pages = PageCache(index, self.plog)
+        self.table.frame_digits = max(5, len(str(index.frames)))
+        self._dirty = True
+
+    def _index_failed(self, reason: str) -> None:
+        self.index_error = reason
+
+    def _load_pages(self) -> None:
+        pages = self.pages
+        if pages is None:
+            return
+        if pages.generation != self._pages_gen:
+            self._pages_gen = pages.generation
+            self.table.generation = pages.generation
+            self.table.refresh()
+        p = pages.take_request()
+        if p is not None:
+            self.load_page(p)
+
+    @work(thread=True, exclusive=True, group="pages", exit_on_error=False, description="read back rows")
+    def load_page(self, p: int) -> None:
+        try:
+            self.pages.load(p)
+        except Exception as e:
+            self.pages.failed = f"{type(e).__name__}: {e}"
+            self.call_from_thread(self.notify, f"cannot read rows back from the file: {self.pages.failed}",
+                                  severity="error", timeout=8)
+            return
+        self.call_from_thread(self._load_pages)
+
+    def action_prompt(self, mode: str) -> None:
+        prompt = self.query_one(PromptBar)
+        prompt.open(mode, (self.dfilter or "") if mode == "filter" else self._last_goto)
+        if mode == "filter" and prompt.value:
+            self._check_later(prompt.value)
+
+    _last_goto = ""
+    _check_timer = None
+
+    @on(Input.Changed, "#prompt")
+    def _prompt_changed(self, event: Input.Changed) -> None:
+        if self.query_one(PromptBar).mode == "filter":
+            self._check_later(event.value)
+
+    def _check_later(self, expr: str) -> None:
+        """Validate as you type: tshark checks the filter 0.3 s after the last key, off the UI thread."""
+        if self._check_timer is not None:
+            self._check_timer.stop()
+        prompt = self.query_one(PromptBar)
+        if not expr.strip():
+            prompt.verdict("", "empty: Enter clears the display filter")
+            return
+        prompt.verdict("checking", "checking with tshark …")
+        self._check_timer = self.set_timer(0.3, partial(self.check_filter, expr.strip()))
+
+    @work(thread=True, exclusive=True, group="check-filter", exit_on_error=False, description="check filter")
+    def check_filter(self, expr: str) -> None:
+        reason = self._filter_problem(expr)
+        self.call_from_thread(self._filter_checked, expr, reason)
+
+    def _filter_problem(self, expr: str) -> str | None:
+        from iotwatch.captures.errors import IotwatchError
+        from iotwatch.captures.tshark.preflight import check_display_filter, check_tools
+
+        try:
+            check_display_filter(expr, check_tools().tshark)
+        except IotwatchError as e:
+            return str(e).split(": ", 1)[-1] if "bad display filter" in str(e) else str(e)
+        return None
+
+    def _filter_checked(self, expr: str, reason: str | None) -> None:
+        prompt = self.query_one(PromptBar)
+        if prompt.mode != "filter" or prompt.value.strip() != expr:
+            return   # the user typed on
+        prompt.verdict("invalid" if reason else "valid", reason or "valid display filter · Enter applies")
+
+    @on(PromptBar.Cancelled)
+    def _prompt_cancelled(self) -> None:
+        self.query_one(PromptBar).close()
+        self.table.focus()
+
+    @on(PromptBar.Submitted)
+    def _prompt_submitted(self, message: PromptBar.Submitted) -> None:
+        prompt = self.query_one(PromptBar)
+        if message.mode == "filter":
+            if not message.value:
+                prompt.close()
+                self.table.focus()
+                self.set_display_filter(None, None)
+                return
+            if not self.capture_path:
+                prompt.verdict("invalid", "display filters apply to capture files (-r FILE); live: start with -Y")
+                return
+            prompt.verdict("checking", f"filtering {Path(self.capture_path).name} with tshark …")
+            self.apply_display_filter(message.value)
+            return
+        self._last_goto = message.value
+        prompt.close()
+        self.table.focus()
+        if message.value.isdigit():
+            self.jump_to_frame(int(message.value))
+        elif message.value:
+            self.search(message.value)
+
+    @work(thread=True, exclusive=True, group="display-filter", exit_on_error=False, description="display filter")
+    def apply_display_filter(self, expr: str) -> None:
+        reason = self._filter_problem(expr)
+        if reason is None:
+            try:
+                frames = self._index_for_filter().filter_frames(expr, cancelled=lambda: get_current_worker().is_cancelled)
+            except Exception as e:
+                reason = str(e)
+        if reason is not None:
+            self.call_from_thread(self._filter_checked, expr, reason)
+            return
+        self.call_from_thread(self._filter_applied, expr, frames)
+
+    def _index_for_filter(self):
+        """The frame index, or a bare one for tshark runs over the file (before indexing finished)."""
+        from iotwatch.captures.tshark.frames import FrameIndex
+
+        return self.index if self.index is not None else FrameIndex(self.capture_path)
+
+    def _filter_applied(self, expr: str, frames) -> None:
+        prompt = self.query_one(PromptBar)
+        if prompt.mode == "filter":
+            prompt.close()
+        self.table.focus()
+        self.set_display_filter(expr, frames)
+
+    def set_display_filter(self, expr: str | None, frames) -> None:
+        self.dfilter, self.dfilter_frames = expr, frames
+        self._dirty = True
+        self.refresh_screen()
+        if expr is not None:
+            self.notify(f"{len(self.table.view):,} rows match {expr}", title="display filter", timeout=4)
+
+    def jump_to_frame(self, frame: int) -> None:
+        pos, exact = self.table.view.frame_position(frame)
+        if pos is None:
+            self.notify(f"frame {frame:,} is not in the table", severity="warning", timeout=4)
+            return
+        self.table.move_cursor(pos)
+        if not exact:
+            self.notify(f"frame {frame:,} is not in this view; showing frame {self.table.view.row(pos).frame:,}",
+                        timeout=4)
+
+    def search(self, query: str) -> None:
+        """Next row after the cursor matching ``query``: a display filter (tshark over the file) when
+        it is one, else text in the rows held in memory."""
+        if self.capture_path and self._search.get(query) is None:
+            self.search_file(query)
+            return
+        frames = self._search.get(query)
+        table = self.table
+        view = table.view
+        start = (table.cursor_pos if table.cursor_pos is not None else int(table.scroll_y) - 1) + 1
+        if frames is not None and len(frames):
+            if not view.sorted:
+                here = view.row(start).frame if start < len(view) else None
+                nxt = frames[np.searchsorted(frames, here)] if here is not None and np.searchsorted(frames, here) < len(frames) else frames[0]
+                pos, exact = view.frame_position(int(nxt))
+                while pos is not None and not exact:   # filtered out of the view: the next match
+                    k = int(np.searchsorted(frames, view.row(pos).frame))
+                    if k >= len(frames):
+                        pos = None
+                        break
+                    pos, exact = view.frame_position(int(frames[k]))
+                if pos is not None:
+                    table.move_cursor(pos)
+                    return
+            self.notify(f"no row in the table matches {query}", timeout=4)
+            return
+        needle = query.lower()
+        first = self.rows.first_gid
+        for pos in list(range(start, len(view))) + list(range(0, start)):
+            gid = view.gid(pos)
+            if gid < first:
+                continue
+            row = view.row(pos)
+            line = f"{row.frame} {row.endpoints(999)} {row.proto} {row.info} {self.class_names[row.predicted]}".lower()
+            if needle in line:
+                table.move_cursor(pos)
+                return
+        self.notify(f"{query!r} not found in the rows held in memory", timeout=4)
+
+    @work(thread=True, exclusive=True, group="search", exit_on_error=False, description="search")
+    def search_file(self, query: str) -> None:
+        if self._filter_problem(query) is None:
+            try:
+                frames = self._index_for_filter().filter_frames(query)
+            except Exception:
+                frames = False
+        else:
+            frames = False      # not a display filter: text search
+        self.call_from_thread(self._searched, query, frames)
+
+    def _searched(self, query: str, frames) -> None:
+        self._search = {query: frames}
+        self.search(query)
+
+    def action_cycle_sort(self) -> None:
+        keys = list(SORT_KEYS)
+        cur = self.sort[0] if self.sort else "No."
+        self.set_sort(keys[(keys.index(cur) + 1) % len(keys)])
+
+    @on(PacketTable.SortClicked)
+    def _sort_clicked(self, message: PacketTable.SortClicked) -> None:
+        self.set_sort(message.key)
+
+    def set_sort(self, key: str) -> None:
+        """Sort by ``key`` (a second time on the same key: descending; frame order is the default)."""
+        if self.sort is not None and self.sort[0] == key and not self.sort[1]:
+            self.sort = (key, True)
+        elif key == "No." and (self.sort is None or self.sort[0] != "No."):
+            self.sort = None
+        else:
+            self.sort = (key, False) if key != "No." or self.sort is None else None
+        self.table.sort = self.sort
+        self.table._col_cache.clear()
+        self._dirty = True
+        self.refresh_screen()
 
     # --- packet detail ---------------------------------------------------------------------------
     @on(PacketTable.RowChosen)

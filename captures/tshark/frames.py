@@ -238,13 +238,18 @@ class FrameIndex:
 
     def read_fields(self, first: int, last: int) -> PacketBatch:
         """Frames first..last as the capture's fields (Info column included), file frame numbers."""
+        return self.read(range(first, min(last, self.frames) + 1))
+
+    def read(self, frames) -> PacketBatch:
+        """The given frames (ascending frame numbers) as the capture's fields, with their frame numbers."""
         from .source import FieldsParser
 
+        frames = np.asarray(list(frames) if not isinstance(frames, np.ndarray) else frames, dtype=np.int64)
         text = self._run(tshark_fields_command(self.tshark, read="-", line_buffered=False),
-                         stdin=self.records(first, last))
+                         stdin=self.select(frames.tolist()))
         batch = FieldsParser().parse(text)
-        if len(batch):
-            batch["frame_number"][:] += first - 1
+        if len(batch) == len(frames):
+            batch["frame_number"][:] = frames
         return batch
 
     def dissect(self, frame: int) -> list[Node]:
@@ -321,3 +326,7 @@ def _node(el: ET.Element) -> Node | None:
         if sub is not None and (sub.text or sub.children):
             node.children.append(sub)
     return node
+
+
+def read_frames(index: FrameIndex, frames) -> PacketBatch:
+    return index.read(frames)
