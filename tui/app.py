@@ -66,6 +66,8 @@ class IotWatchApp(App[int]):
         Binding("slash", "prompt('filter')", "Filter", id="display-filter"),
         Binding("colon", "prompt('goto')", "Go to", id="goto"),
         Binding("a", "toggle_anomalies", "Anomalies", id="filter-anomalies"),
+        Binding("w", "export", "Save", id="export"),
+        Binding("v", "mark", "Mark range", show=False, id="mark"),
         Binding("m", "cycle_pane", "Pane", id="cycle-pane"),
         Binding("question_mark", "help", "Help", id="help"),
         Binding("s", "cycle_speed", "Speed", show=False, id="speed"),
@@ -555,6 +557,13 @@ class IotWatchApp(App[int]):
             prompt.verdict("checking", f"filtering {Path(self.capture_path).name} with tshark …")
             self.apply_display_filter(message.value)
             return
+        if message.mode == "export":
+            if not message.value:
+                prompt.verdict("invalid", "give a file name")
+                return
+            prompt.verdict("checking", "writing …")
+            self.export_frames(self.export_frames_list(), message.value)
+            return
         self._last_goto = message.value
         prompt.close()
         self.table.focus()
@@ -660,23 +669,88 @@ class IotWatchApp(App[int]):
         self._search = {query: frames}
         self.search(query)
 
+    # --- export -------------------------------------------------------------------------------------
+    _mark: int | None = None    # gid where a marked range starts (v)
+
+    def action_mark(self) -> None:
+        """v: start a range at the cursor (w then saves the range up to the cursor); v again drops it."""
+        table = self.table
+        if self._mark is not None or table.cursor_gid is None:
+            self._mark = None
+            table.mark_gid = None
+            table.refresh()
+            if table.cursor_gid is None:
+                self.notify("put the cursor on a row first (j/k, g, :frame)", timeout=3)
+            return
+        self._mark = table.mark_gid = table.cursor_gid
+        table.refresh()
+        self.notify("range started: move the cursor, then w saves the marked rows", timeout=4)
+
+    def export_frames_list(self) -> list[int]:
+        """Frame numbers to save: the marked range (v ... cursor) or every row of the view."""
+        view = self.table.view
+        if self._mark is not None and self.table.cursor_pos is not None:
+            a, b = sorted((view.position(self._mark), self.table.cursor_pos))
+            gids = view.gids(a, min(b + 1, len(view)))
+        else:
+            gids = view.gids(0, len(view))
+        return sorted(self.plog.col("frame")[np.asarray(gids, dtype=np.int64)].tolist())
+
+    def action_export(self) -> None:
+        if self.index is None:
+            why = ("saving needs a capture file (-r FILE)" if not self.capture_path
+                   else f"still indexing the capture file" if self.index_error is None
+                   else f"cannot index the capture file: {self.index_error}")
+            self.notify(why, severity="warning", timeout=5)
+            return
+        n = len(self.export_frames_list())
+        suffix = ".pcap" if self.index.format == "pcap" else ".pcapng"
+        stem = Path(self.capture_path).stem
+        name = f"{stem}-{'range' if self._mark is not None else 'view'}-{time.strftime('%H%M%S')}{suffix}"
+        prompt = self.query_one(PromptBar)
+        prompt.open("export", name)
+        prompt.verdict("", f"{n:,} frames to write · Enter writes · Esc cancels")
+
+    @work(thread=True, exclusive=True, group="export", exit_on_error=False, description="export")
+    def export_frames(self, frames: list[int], out: str) -> None:
+        try:
+            if Path(out).exists():
+                raise FileExistsError(f"{out} exists (nothing is replaced)")
+            n = self.index.write(frames, out)
+        except Exception as e:
+            self.call_from_thread(self._export_done, out, None, f"{e}")
+            return
+        self.call_from_thread(self._export_done, out, n, None)
+
+    def _export_done(self, out: str, n: int | None, error: str | None) -> None:
+        prompt = self.query_one(PromptBar)
+        if error:
+            prompt.verdict("invalid", f"not saved: {error}")
+            return
+        prompt.close()
+        self.table.focus()
+        self._mark = self.table.mark_gid = None
+        self.notify(f"{n:,} frames written to {out}", title="saved", timeout=6)
+
     def action_cycle_sort(self) -> None:
-        keys = list(SORT_KEYS)
-        cur = self.sort[0] if self.sort else "No."
-        self.set_sort(keys[(keys.index(cur) + 1) % len(keys)])
+        """o: frame order -> Len ▲ -> Len ▼ -> Class ▲ -> ... -> Conf ▼ -> frame order."""
+        cycle = [None] + [(k, d) for k in SORT_KEYS if k != "No." for d in (False, True)]
+        nxt = cycle[(cycle.index(self.sort) + 1) % len(cycle)] if self.sort in cycle else None
+        self._apply_sort(nxt)
 
     @on(PacketTable.SortClicked)
     def _sort_clicked(self, message: PacketTable.SortClicked) -> None:
         self.set_sort(message.key)
 
     def set_sort(self, key: str) -> None:
-        """Sort by ``key`` (a second time on the same key: descending; frame order is the default)."""
-        if self.sort is not None and self.sort[0] == key and not self.sort[1]:
-            self.sort = (key, True)
-        elif key == "No." and (self.sort is None or self.sort[0] != "No."):
-            self.sort = None
-        else:
-            self.sort = (key, False) if key != "No." or self.sort is None else None
+        """Sort by ``key`` like a click on its title: ascending, again descending (No. ascending is
+        frame order, the default)."""
+        cur = self.sort or ("No.", False)
+        nxt = (key, not cur[1]) if cur[0] == key else (key, False)
+        self._apply_sort(None if nxt == ("No.", False) else nxt)
+
+    def _apply_sort(self, sort) -> None:
+        self.sort = sort
         self.table.sort = self.sort
         self.table._col_cache.clear()
         self._dirty = True

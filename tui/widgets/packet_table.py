@@ -118,6 +118,7 @@ class PacketTable(ScrollView, can_focus=True):
         self.frame_digits = 5      # widened by the app for big captures
         self.sort: tuple[str, bool] | None = None   # (key, descending); None = frame order
         self.generation = 0        # bumped when rows read back from the file arrive
+        self.mark_gid: int | None = None   # start of a marked range (v), drawn with a bar in the marker column
 
     # --- data ----------------------------------------------------------------------------------
     @property
@@ -211,6 +212,13 @@ class PacketTable(ScrollView, can_focus=True):
         style = self.rich_style + self.get_component_rich_style("packet-table--header")
         return Strip([Segment(_fit("".join(parts), width), style)], width)
 
+    def _in_range(self, gid: int) -> bool:
+        if self.mark_gid is None or self.cursor_gid is None:
+            return False
+        a, b = self._view.position(self.mark_gid), self._view.position(self.cursor_gid)
+        p = self._view.position(gid)
+        return min(a, b) <= p <= max(a, b)
+
     def column_at(self, x: int, width: int) -> str | None:
         """The column under screen column ``x`` (header clicks sort)."""
         cols = self._columns(width)
@@ -240,7 +248,7 @@ class PacketTable(ScrollView, can_focus=True):
                 continue
             style = base
             if name == "no":
-                text = f"{'!' if row.anomaly else ' '}{row.frame:>{w - 2}} "
+                text = f"{'!' if row.anomaly else ' '}{row.frame:>{w - 2}}" + ("▐" if self._in_range(row.gid) else " ")
             elif name == "time":
                 text = f"{t:>{w - 1}.3f} " if not math.isnan(t) else " " * w
             elif name == "ep":
@@ -282,7 +290,7 @@ class PacketTable(ScrollView, can_focus=True):
             return Strip.blank(width, self.rich_style)
         gid = self._view.gid(pos)
         cursor = gid == self.cursor_gid
-        key = (gid, cursor, width, self.first_time, self.generation)
+        key = (gid, cursor, width, self.first_time, self.generation, self.mark_gid is not None and self._in_range(gid))
         strip = self._cache.get(key)
         if strip is None:
             strip = self._row_strip(self._view.row(pos), width, cursor)

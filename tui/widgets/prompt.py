@@ -10,6 +10,7 @@ from textual.widgets import Input
 MODES = {
     "filter": ("Display filter", "a Wireshark display filter, e.g. dns or tcp.flags.syn==1 · Enter applies, "
                                  "empty clears · Esc cancels"),
+    "export": ("Save", "file to write the table's frames to (never replaces a file) · Enter writes · Esc cancels"),
     "goto": ("Go to", "a frame number, or a display filter / text to find the next match · Esc cancels"),
 }
 
