@@ -32,14 +32,14 @@ from textual.worker import get_current_worker
 from iotwatch.captures.errors import EXIT_ANOMALIES, EXIT_ENV, EXIT_OK, IotwatchError
 from iotwatch.tui.commands import IotwatchCommands
 from iotwatch.tui.messages import (BatchClassified, CaptureFailed, CaptureFinished, CaptureStarted,
-                                   DetailFailed, DetailLoaded)
+                                   DetailFailed, DetailLoaded, StreamFollowed)
 from iotwatch.tui.session import SPEEDS, CaptureSession
 from iotwatch.tui.store import (SORT_KEYS, AlertGroups, LogView, PageCache, PredictionLog, RateHistory, RowStore,
                                 display_batch, summarize_alerts)
 from iotwatch.tui.widgets.alerts import AlertPane
 from iotwatch.tui.widgets.class_counters import ClassCounters
 from iotwatch.tui.widgets.confusion import ConfusionSummary
-from iotwatch.tui.widgets.detail import DetailScreen, dissect_frame
+from iotwatch.tui.widgets.detail import DetailScreen, StreamScreen
 from iotwatch.tui.widgets.help import HelpScreen
 from iotwatch.tui.widgets.packet_table import PacketTable
 from iotwatch.tui.widgets.prompt import PromptBar
@@ -767,26 +767,73 @@ class IotWatchApp(App[int]):
             f" ({row.confidence:.2f})",
             *((("  label ", "bold"), self.class_names[row.label]) if row.label >= 0 else ()),
             ("  ANOMALY" if row.anomaly else "", "bold red"))
-        if self.live or not self.capture_path:
-            note = "the full dissection is available for capture files only (-r FILE)"
+        if not self.capture_path:
+            note = ("the dissection needs a capture file (-r FILE): a live capture's frames are not kept on disk; "
+                    "save the traffic with dumpcap -w and replay it")
             self.push_screen(DetailScreen(row.frame, summary, note=note))
             return
         self.push_screen(DetailScreen(row.frame, summary))
-        self.load_detail(self.capture_path, row.frame)
+        self.load_detail(row.frame)
+
+    def _wait_index(self, timeout: float = 60.0):
+        """The frame index, waiting (in a worker) while it is being built."""
+        end = time.monotonic() + timeout
+        while self.index is None:
+            if self.index_error is not None:
+                raise RuntimeError(f"cannot index the capture file: {self.index_error}")
+            if time.monotonic() > end or get_current_worker().is_cancelled:
+                raise RuntimeError("the capture file is still being indexed; try again")
+            time.sleep(0.02)
+        return self.index
 
     @work(thread=True, exclusive=True, group="detail", exit_on_error=False, description="dissect frame")
-    def load_detail(self, path: str, frame: int) -> None:
+    def load_detail(self, frame: int) -> None:
+        """One frame through the index: a one-frame stream to tshark -T pdml (the cost does not
+        depend on the file's size) and its bytes."""
+        t0 = time.perf_counter()
         try:
-            layers = dissect_frame(path, frame)
+            index = self._wait_index()
+            layers = index.dissect(frame)
+            raw = index.packet_bytes(frame)
         except Exception as e:  # missing tshark, file gone, frame not found: one line in the modal
             self.post_message(DetailFailed(frame, f"cannot dissect frame {frame}: {e}"))
         else:
-            self.post_message(DetailLoaded(frame, layers))
+            self.post_message(DetailLoaded(frame, layers, raw, time.perf_counter() - t0))
+
+    def follow_stream(self, frame: int) -> None:
+        self.notify(f"following the conversation of frame {frame} (tshark reads the whole file) …", timeout=3)
+        self.run_follow(frame)
+
+    @work(thread=True, exclusive=True, group="follow", exit_on_error=False, description="follow stream")
+    def run_follow(self, frame: int) -> None:
+        try:
+            index = self._wait_index()
+            p = index.read([frame])
+            if p["tcp_srcport"][0] >= 0:
+                proto, sport, dport = "tcp", int(p["tcp_srcport"][0]), int(p["tcp_dstport"][0])
+            elif p["udp_srcport"][0] >= 0:
+                proto, sport, dport = "udp", int(p["udp_srcport"][0]), int(p["udp_dstport"][0])
+            else:
+                raise ValueError("not a TCP or UDP frame")
+
+            def ep(host: str, port: int) -> str:
+                return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+            src, dst = str(p["ip_src"][0]), str(p["ip_dst"][0])
+            text = index.follow(proto, ep(src, sport), ep(dst, dport))
+            title = f"Follow {proto.upper()} stream {ep(src, sport)} ⇄ {ep(dst, dport)}"
+        except Exception as e:
+            self.post_message(StreamFollowed(frame, "Follow stream", f"cannot follow frame {frame}: {e}"))
+        else:
+            self.post_message(StreamFollowed(frame, title, text))
+
+    def on_stream_followed(self, message: StreamFollowed) -> None:
+        self.push_screen(StreamScreen(message.title, message.text))
 
     def on_detail_loaded(self, message: DetailLoaded) -> None:
         screen = self.screen
         if isinstance(screen, DetailScreen) and screen.frame == message.frame:
-            screen.show_layers(message.layers)
+            screen.show_layers(message.layers, message.raw, message.seconds)
 
     def on_detail_failed(self, message: DetailFailed) -> None:
         screen = self.screen

@@ -1,48 +1,33 @@
-"""Packet detail: the full dissection tree of one frame, read on demand with pyshark.
+"""Packet detail like Wireshark's lower panes: the dissection tree (tshark's PDML ``showname`` lines,
+nested as Wireshark nests them), the frame's bytes as a hex dump, and follow TCP/UDP stream.
 
-``dissect_frame`` is blocking (it runs tshark through pyshark) and is called from a thread worker;
-the capture is built and closed inside that thread. ``DetailScreen`` shows a loading state, then
-the layers as a tree.
+The app reads one frame through the capture file's frame index (``captures.tshark.frames``) in a
+thread worker, so the cost does not depend on the file's size; this screen shows a loading state,
+then the tree and the bytes.
 """
 from __future__ import annotations
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import LoadingIndicator, Static, Tree
 
-from iotwatch.tui.messages import DissectedLayer
 
-
-def dissect_frame(path: str, frame: int) -> list[DissectedLayer]:
-    """Every layer and field of frame ``frame`` of the capture at ``path`` (PDML showname text).
-
-    Raises LookupError when the frame is not in the file."""
-    import pyshark
-
-    cap = pyshark.FileCapture(path, display_filter=f"frame.number=={int(frame)}", keep_packets=False)
-    try:
-        packet = next(iter(cap), None)
-        if packet is None:
-            raise LookupError(f"frame {frame} not found in {path}")
-        layers = []
-        info = getattr(packet, "frame_info", None)  # pyshark keeps the frame layer apart
-        for layer in ([info] if info is not None and info not in packet.layers else []) + list(packet.layers):
-            lines = []
-            for name in layer.field_names:
-                container = layer.get_field(name)
-                for f in getattr(container, "all_fields", [container]):
-                    if getattr(f, "hide", None):
-                        continue
-                    text = getattr(f, "showname", None) or getattr(f, "show", None)
-                    if text:
-                        lines.append(str(text))
-            layers.append(DissectedLayer(layer.layer_name.upper(), lines))
-        return layers
-    finally:
-        cap.close()
+def hexdump(raw: bytes, width: int = 16) -> Text:
+    """Wireshark's bytes pane: offset, hex bytes in two groups of 8, ASCII."""
+    out = Text(no_wrap=True)
+    for off in range(0, len(raw), width):
+        chunk = raw[off:off + width]
+        hx = " ".join(f"{b:02x}" for b in chunk[:8])
+        if len(chunk) > 8:
+            hx += "  " + " ".join(f"{b:02x}" for b in chunk[8:])
+        asc = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
+        out.append(f"{off:04x}  ", style="dim")
+        out.append(f"{hx:<49} ")
+        out.append(asc + "\n", style="bold")
+    return out
 
 
 class DetailScreen(ModalScreen[None]):
@@ -52,15 +37,20 @@ class DetailScreen(ModalScreen[None]):
     DetailScreen {
         align: center middle;
         & > Vertical {
-            width: 90%; height: 85%;
+            width: 95%; height: 95%;
             border: thick $accent; background: $surface; padding: 0 1;
         }
         & #detail-summary { height: auto; margin-bottom: 1; }
-        & Tree { height: 1fr; }
+        & Tree { height: 2fr; }
+        & #detail-hex { height: 1fr; min-height: 4; border-top: solid $primary; }
         & LoadingIndicator { height: 3; }
     }
     """
-    BINDINGS = [Binding("escape,q,enter", "dismiss", "Close", id="detail-close")]
+    BINDINGS = [
+        Binding("escape,q", "dismiss", "Close", id="detail-close"),
+        Binding("F", "follow", "Follow stream", id="detail-follow"),
+        Binding("e", "expand_all", "Expand all", id="detail-expand"),
+    ]
 
     def __init__(self, frame: int, summary: Text, note: str | None = None) -> None:
         super().__init__()
@@ -71,28 +61,73 @@ class DetailScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical() as v:
             v.border_title = f"Frame {self.frame}"
-            v.border_subtitle = "esc to close"
+            v.border_subtitle = "esc close · F follow TCP/UDP stream · e expand all · ←/→ fold"
             yield Static(self.summary, id="detail-summary")
             if self.note:
                 yield Static(Text(self.note, style="italic"), id="detail-note")
             else:
                 yield LoadingIndicator()
 
-    def show_layers(self, layers: list[DissectedLayer]) -> None:
+    def show_layers(self, layers: list, raw: bytes = b"", seconds: float = 0.0) -> None:
         tree: Tree[None] = Tree(f"Frame {self.frame}", id="detail-tree")
+        tree.show_root = False
         tree.root.expand()
+
+        def add(parent, node, top: bool) -> None:
+            label = Text(node.text, style="bold" if top else "")
+            if node.children:
+                branch = parent.add(label, expand=top)
+                for child in node.children:
+                    add(branch, child, False)
+            else:
+                parent.add_leaf(label)
+
         for layer in layers:
-            node = tree.root.add(Text(layer.name, style="bold"), expand=True)
-            for line in layer.fields:
-                node.add_leaf(line)
+            add(tree.root, layer, True)
         self._replace_body(tree)
+        if raw:
+            hx = VerticalScroll(Static(hexdump(raw)), id="detail-hex")
+            hx.border_title = f"{len(raw)} bytes"
+            self.query_one(Vertical).mount(hx)
+        if seconds:
+            self.query_one(Vertical).border_title = f"Frame {self.frame} · dissected in {seconds * 1000:.0f} ms"
         tree.focus()
 
     def show_error(self, reason: str) -> None:
         self._replace_body(Static(Text(reason, style="bold red"), id="detail-note"))
 
+    def action_expand_all(self) -> None:
+        for tree in self.query("#detail-tree").results(Tree):
+            tree.root.expand_all()
+
+    def action_follow(self) -> None:
+        self.app.follow_stream(self.frame)   # type: ignore[attr-defined]
+
     def _replace_body(self, widget) -> None:
         body = self.query_one(Vertical)
-        for w in body.query("LoadingIndicator, #detail-note, #detail-tree"):
+        for w in body.query("LoadingIndicator, #detail-note, #detail-tree, #detail-hex"):
             w.remove()
         body.mount(widget)
+
+
+class StreamScreen(ModalScreen[None]):
+    """``tshark -z follow`` output of one conversation."""
+
+    DEFAULT_CSS = """
+    StreamScreen {
+        align: center middle;
+        & > VerticalScroll { width: 95%; height: 95%; border: thick $accent; background: $surface; padding: 0 1; }
+    }
+    """
+    BINDINGS = [Binding("escape,q", "dismiss", "Close", id="stream-close")]
+
+    def __init__(self, title: str, text: str) -> None:
+        super().__init__()
+        self.title_text = title
+        self.text = text
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll() as v:
+            v.border_title = self.title_text
+            v.border_subtitle = "esc to close"
+            yield Static(Text(self.text or "(no payload in this conversation)"), id="stream-text")
