@@ -10,7 +10,7 @@ import pytest
 
 from iotwatch.captures.batch import PacketBatch
 from iotwatch.captures.tshark import frames as frames_mod
-from iotwatch.captures.tshark.frames import FrameIndex
+from iotwatch.captures.tshark.frames import Dissector, FrameIndex
 from iotwatch.captures.tshark.source import open_tshark_source
 
 PCAPS = Path(__file__).parent / "data" / "pcaps"
@@ -88,3 +88,29 @@ def test_filter_frames_matches_tshark():
     assert got.tolist() == [int(x) for x in cp.stdout.split()] and len(got) > 0
     with pytest.raises(RuntimeError):
         ix.filter_frames("udp &&")
+
+
+def flat(nodes, depth=0):
+    out = []
+    for n in nodes:
+        out.append((depth, n.text))
+        out += flat(n.children, depth + 1)
+    return out
+
+
+@pytest.mark.parametrize("name", ["loopback.pcapng", "loopback.pcap", "veth_arp.pcapng"])
+def test_long_running_dissector_equals_one_shot_in_any_order(name, monkeypatch):
+    ix = FrameIndex(PCAPS / name).build()
+    d = Dissector(ix)
+    monkeypatch.setattr(Dissector, "RECYCLE", 4)   # restarts along the way
+    try:
+        order = [ix.frames, 1, 3, 2, ix.frames // 2, 1, ix.frames]
+        for f in order:
+            got = flat(d.dissect(f))
+            assert got == flat(ix.dissect(f)), f
+            assert got[0][1].startswith(f"Frame {f}: ") and (1, f"Frame Number: {f}") in got
+            # nothing that refers to tshark's own run (deltas, other frames' numbers)
+            assert not any(t.startswith("Time delta from previous") for _, t in got)
+    finally:
+        d.close()
+    assert d._proc is None

@@ -172,6 +172,8 @@ class IotWatchApp(App[int]):
         self.run_capture()
 
     def on_unmount(self) -> None:
+        if self.dissector is not None:
+            self.dissector.close()
         if hasattr(self, "_gc_threshold"):
             gc.set_threshold(*self._gc_threshold)
         gc.unfreeze()
@@ -460,10 +462,23 @@ class IotWatchApp(App[int]):
             self.call_from_thread(self._index_ready, index)
 
     def _index_ready(self, index) -> None:
+        from iotwatch.captures.tshark.frames import Dissector
+
         self.index = index
+        self.dissector = Dissector(index)
+        self.warm_dissector()
         self.pages = PageCache(index, self.plog)
         self.table.frame_digits = max(5, len(str(index.frames)))
         self._dirty = True
+
+    dissector = None
+
+    @work(thread=True, exclusive=True, group="detail", exit_on_error=False, description="start tshark")
+    def warm_dissector(self) -> None:
+        try:
+            self.dissector.start()
+        except Exception:   # the detail falls back to one-shot tshark runs
+            pass
 
     def _index_failed(self, reason: str) -> None:
         self.index_error = reason
@@ -793,7 +808,10 @@ class IotWatchApp(App[int]):
         t0 = time.perf_counter()
         try:
             index = self._wait_index()
-            layers = index.dissect(frame)
+            try:
+                layers = self.dissector.dissect(frame)
+            except Exception:   # the long-running tshark broke: a one-shot run (slower, same tree)
+                layers = index.dissect(frame)
             raw = index.packet_bytes(frame)
         except Exception as e:  # missing tshark, file gone, frame not found: one line in the modal
             self.post_message(DetailFailed(frame, f"cannot dissect frame {frame}: {e}"))
