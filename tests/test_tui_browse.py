@@ -175,3 +175,36 @@ async def test_export_writes_the_view_and_a_marked_range(capture, tmp_path, monk
 
     assert lines(tmp_path / "anomalies.pcapng") == [original[f - 1] for f in shown]
     assert lines(tmp_path / "range.pcapng") == [original[f - 1] for f in range(10, 15)]
+
+
+async def test_truncation_stays_in_the_status_bar_until_dismissed(tmp_path):
+    from pathlib import Path
+
+    cut = Path(__file__).parent / "data" / "pcaps" / "loopback_cut.pcap"
+    bundle = make_tiny_bundle(tmp_path / "tiny.iotw", seed=1)
+    cfg = RunConfig(read=str(cut), model=str(bundle))
+    app = make_app(source_factory(cfg), PacketClassifier.load(bundle), None, source_name=str(cut),
+                   capture_path=str(cut))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await finish(pilot)
+        await pilot.pause(1.0)        # well after the end-of-capture toast would have gone
+        status = text_of(app.query_one(StatusBar))
+        assert "capture ended early" in status and "cut short" in status
+        await pilot.press("x")
+        assert "capture ended early" not in text_of(app.query_one(StatusBar))
+
+
+async def test_resize_keeps_following_the_newest_row(capture):
+    app = app_on(capture)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await finish(pilot)
+        table = app.query_one(PacketTable)
+        assert table.follow and int(table.scroll_y) == table.max_scroll_y > 0
+        await pilot.resize_terminal(120, 50)
+        await pilot.pause(0.2)
+        assert table.follow and int(table.scroll_y) == table.max_scroll_y
+        await pilot.resize_terminal(100, 24)
+        await pilot.pause(0.2)
+        assert int(table.scroll_y) == table.max_scroll_y
+        last = table.view.row(len(table.view) - 1).frame
+        assert last == N

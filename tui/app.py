@@ -75,6 +75,7 @@ class IotWatchApp(App[int]):
         Binding("n", "next_anomaly", "Next anomaly", show=False, id="next-anomaly"),
         Binding("o", "cycle_sort", "Sort (No., Len, Class, Conf)", show=False, id="sort"),
         Binding("c", "clear", "Clear table", show=False, id="clear"),
+        Binding("x", "dismiss_notice", "Dismiss warning", show=False, id="dismiss"),
     ]
 
     def __init__(self, session: CaptureSession, *, source_name: str, capture_path: str | None = None,
@@ -109,6 +110,7 @@ class IotWatchApp(App[int]):
         self.exit_code = EXIT_OK
         self.report: dict | None = None
         self.index_error: str | None = None
+        self.notice: str | None = None   # truncation / interruption / failure: in the status bar until x
         self.skipped = 0          # rows never offered to the view (kept for the status bar; now always 0)
         self._frozen: int | None = None    # paused: how many rows of the run the table holds
         self._paused_added = 0    # rows.added when the view froze
@@ -224,6 +226,7 @@ class IotWatchApp(App[int]):
             return
         self.status.add_class("-failed")
         self.notify(message.reason, title="capture failed", severity="error", timeout=30)
+        self.notice = f"✗ {message.reason} (x dismisses)"
         self._dirty = True
 
     def on_capture_finished(self, message: CaptureFinished) -> None:
@@ -236,6 +239,10 @@ class IotWatchApp(App[int]):
         if self.session.report_path:
             msg += f"; report written to {self.session.report_path}"
         self.notify(msg, title="end of capture", timeout=6)
+        if message.report.get("truncated"):
+            self.notice = f"⚠ capture ended early: {message.report['truncated']} (x dismisses)"
+        elif message.report.get("interrupted") and self.state == "interrupted":
+            self.notice = "⚠ stopped before the end of the source: outputs marked interrupted (x dismisses)"
         self._dirty = True
 
     # --- the tick ---------------------------------------------------------------------------------
@@ -273,7 +280,7 @@ class IotWatchApp(App[int]):
             state=self._state_label(), source=self._source_label, packets=packets, rate=self._rate(),
             shown=len(table.view), dropped=self.dropped_from_view, in_memory=len(self.rows),
             capture_drops=self.session.capture_drops, live=self.live, speed="live" if self.live else self.session.speed,
-            filter_name=self.filter_name, dfilter=self.dfilter, model=getattr(self.session.classifier, "name", "?"))
+            filter_name=self.filter_name, dfilter=self.dfilter, notice=self.notice, model=getattr(self.session.classifier, "name", "?"))
         if panes_due:
             self._last_packets = packets
         self._dirty = False
@@ -373,6 +380,10 @@ class IotWatchApp(App[int]):
     @property
     def arrived_while_paused(self) -> int:
         return self.plog.n - self._paused_added if self.paused else 0
+
+    def action_dismiss_notice(self) -> None:
+        self.notice = None
+        self.refresh_screen()
 
     def action_cycle_speed(self) -> None:
         self.set_speed(SPEEDS[(SPEEDS.index(self.session.speed) + 1) % len(SPEEDS)])

@@ -151,6 +151,21 @@ class PacketTable(ScrollView, can_focus=True):
             self._adjusting = False
         self.refresh()
 
+    def on_resize(self, event: events.Resize) -> None:
+        """A new height moves the bottom: a following table keeps the newest row in view."""
+        self.virtual_size = Size(event.size.width, len(self._view) + 1)
+        if self.follow:
+            self.call_after_refresh(self._to_end)
+
+    def _to_end(self) -> None:
+        if self.follow:
+            self._adjusting = True
+            try:
+                self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
+            finally:
+                self._adjusting = False
+            self.refresh()
+
     def pin_bottom(self) -> None:
         """Stop following but keep the rows now on screen where they are (pause: new rows must not
         push them away)."""

@@ -25,11 +25,11 @@ class StatusBar(Static):
         sep = (" · ", "dim")
         text = Text.assemble(
             (f"{state} ", "bold"), (source, "bold"),
+            *((sep, (notice, "bold reverse red")) if notice else ()),
             sep, (f"{packets:,}", "bold"), " pkts", sep, (f"{rate:,.0f}", "bold"), " pkt/s",
             sep, (speed, "bold"),
             *((sep, "-Y ", (dfilter, "bold reverse")) if dfilter else ()),
             *((sep, "filter ", (filter_name, "bold reverse")) if filter_name != "all" else ()),
-            *((sep, (notice, "bold reverse red")) if notice else ()),
             sep, f"{shown:,} shown",
             *((", ", (f"{dropped:,}", "bold"), " dropped") if dropped else ()),
             *((sep, "capture drops ", (f"{capture_drops:,}", "bold red" if capture_drops else ""))
