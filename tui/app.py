@@ -61,7 +61,7 @@ class IotWatchApp(App[int]):
     VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
     BINDINGS = [
         Binding("q", "quit", "Quit", id="quit"),
-        Binding("ctrl+c", "interrupt", "Quit", show=False, priority=True, id="quit-interrupt"),
+        Binding("ctrl+c", "interrupt", "Interrupt (exit status 130)", show=False, priority=True, id="quit-interrupt"),
         Binding("space", "toggle_pause", "Pause", id="pause"),
         Binding("slash", "prompt('filter')", "Filter", id="display-filter"),
         Binding("colon", "prompt('goto')", "Go to", id="goto"),

@@ -194,7 +194,7 @@ class PacketTable(ScrollView, can_focus=True):
         if self.labelled:
             cols["label"] = name_w + 2 if width - sum(cols.values()) >= name_w + 2 else 8
         rem = width - sum(cols.values())
-        order = [("time", 10)] if width < 100 else [("time", 10), ("flags", 7), ("info", 24), ("len", 6)]
+        order = [("time", 10)] if width < 100 else [("time", 10), ("info", 20), ("flags", 7), ("len", 6)]
         for name, w in order:
             if rem >= w:
                 cols[name] = w
