@@ -214,7 +214,7 @@ def test_filter_bar_valid_invalid_cleared_and_jump(tmux):
     assert "-Y" not in status_line(tmux, "app")
     # jump to a frame: it is on screen
     tmux("send-keys", "-t", "app", ":")
-    tmux.wait_for("app", "Go to")
+    tmux.wait_for("app", "a frame number, or a display filter")
     tmux("send-keys", "-t", "app", "-l", "1234")
     tmux("send-keys", "-t", "app", "Enter")
     end = time.monotonic() + 20
@@ -313,7 +313,7 @@ def test_pause_resume_during_a_live_flood_keeps_every_row(tmux):
     assert table_frames(tmux.screen("app"))[:3] == [1, 2, 3]
     for frame in (total // 2, total):
         tmux("send-keys", "-t", "app", ":")
-        tmux.wait_for("app", "Go to")
+        tmux.wait_for("app", "a frame number, or a display filter")
         tmux("send-keys", "-t", "app", "C-u")
         tmux("send-keys", "-t", "app", "-l", str(frame))
         tmux("send-keys", "-t", "app", "Enter")

@@ -14,6 +14,7 @@ Data flow (one direction, few hops):
 from __future__ import annotations
 
 import gc
+import sys
 import time
 
 import numpy as np
@@ -46,6 +47,7 @@ from iotwatch.tui.widgets.prompt import PromptBar
 from iotwatch.tui.widgets.status_bar import StatusBar
 
 EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports a command killed by SIGINT
+SWITCH_INTERVAL = 0.001  # seconds: GIL hand-over while the app runs (Python's default 0.005)
 PANE_EVERY = 4     # ticks between refreshes of the counters and confusion panes (1 s: rates are per second)
 GC_GEN0_THRESHOLD = 20_000  # allocations between young-generation GC passes (Python's default: 700)
 PANES = ("counters", "alerts", "confusion")
@@ -169,6 +171,10 @@ class IotWatchApp(App[int]):
         # as long as the app, so it leaves the collector (freeze); young-generation passes become
         # rarer (threshold), so far fewer of them land in the middle of a batch.
         gc.freeze()
+        # the capture thread holds the GIL in 5 ms slices by default; a key press waits for the
+        # hand-over: 1 ms slices let the UI thread in sooner (measured by bench/tui_latency.py keys)
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL)
         self._gc_threshold = gc.get_threshold()
         gc.set_threshold(GC_GEN0_THRESHOLD, *self._gc_threshold[1:])
         self.run_capture()
@@ -176,6 +182,8 @@ class IotWatchApp(App[int]):
     def on_unmount(self) -> None:
         if self.dissector is not None:
             self.dissector.close()
+        if hasattr(self, "_switch_interval"):
+            sys.setswitchinterval(self._switch_interval)
         if hasattr(self, "_gc_threshold"):
             gc.set_threshold(*self._gc_threshold)
         gc.unfreeze()

@@ -52,7 +52,8 @@ class PromptBar(Input):
         self.cursor_position = len(value)
         self.remove_class("-valid", "-invalid", "-checking")
         self.add_class("-visible")
-        self.focus()
+        # focus now, not after the keys already queued: a fast typist's (or tmux's) next keys land here
+        self.screen.set_focus(self)
 
     def close(self) -> None:
         self.remove_class("-visible", "-valid", "-invalid", "-checking")
