@@ -149,9 +149,9 @@ def table_frames(screen: str) -> list[int]:
     out = []
     for line in screen.splitlines():
         if line.startswith("│") and len(line) > 3:
-            cell = line[1:].split()
-            if cell and cell[0].lstrip("!").isdigit():
-                out.append(int(cell[0].lstrip("!")))
+            cell = line[2:].split()    # after the border and the '!' marker column
+            if cell and cell[0].isdigit():
+                out.append(int(cell[0]))
     return out
 
 
