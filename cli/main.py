@@ -4,7 +4,7 @@
     iotwatch -r FILE [--labels F] TUI replaying a pcap/pcapng file
     iotwatch -i IFACE [-f BPF]    TUI on live traffic
     ... --headless [--report R.json] [--predictions P.csv] [--alerts A.jsonl]
-    iotwatch doctor | simulate | train | lab
+    iotwatch doctor | simulate | train | lab | model
 
 Exit codes: 0 ok, 1 anomalies found with --fail-on anomaly, 2 usage/input error,
 3 environment error (tshark missing, no capture permission). Errors are one line on stderr.
@@ -16,22 +16,19 @@ import sys
 from typing import Sequence
 
 from iotwatch import __version__
-from iotwatch.captures.errors import EXIT_ENV, IotwatchError, UsageParser
+from iotwatch.captures.errors import EXIT_ENV, IotwatchError
 
+from .commands import SUBCOMMANDS
 from .options import RunConfig, demo_capture
+from .usage import UsageParser
 
-SUBCOMMANDS = {
-    "doctor": ("iotwatch.captures.tshark.preflight", "check tshark/dumpcap and capture permission per interface"),
-    "simulate": ("iotwatch.captures.sim.simulate", "write synthetic labelled IoT captures (pcapng + labels CSV)"),
-    "lab": ("iotwatch.captures.lab.recorder", "record real attack tools in isolated network namespaces (root)"),
-    "train": ("iotwatch.detector.train", "train a model bundle from labelled captures or a CSV"),
-}
 
 EPILOG = """subcommands:
   doctor      check tshark/dumpcap, versions and capture permission per interface
   simulate    write synthetic labelled IoT captures (iotwatch simulate --help)
   train       train a model bundle (iotwatch train --help)
   lab         record real attack tools in network namespaces (iotwatch lab --help)
+  model       inspect a model bundle: iotwatch model show [FILE]
 
 exit codes: 0 success, 1 anomalies found (--fail-on anomaly), 2 usage or input error,
 3 environment error (tshark missing, no capture permission)"""

@@ -49,8 +49,8 @@ class RunConfig:
             raise InputError(f"--duration must be positive seconds, got {self.duration}")
         if self.buffer_mib is not None and not (self.iface and 1 <= self.buffer_mib <= 4096):
             raise InputError("-B/--buffer-size takes 1..4096 MiB and applies to live capture only")
-        if self.fail_on not in (None, "anomaly"):
-            raise InputError(f"--fail-on takes 'anomaly', got {self.fail_on!r}")
+        if self.fail_on not in (None, "anomaly", "incident"):
+            raise InputError(f"--fail-on takes 'anomaly' or 'incident', got {self.fail_on!r}")
 
 
 def load_classifier(model: str | None):

@@ -6,7 +6,8 @@ Data flow (one direction, few hops):
    the thread, runs ``classify_stream``, counts every packet in ``RunTotals``, writes the outputs
    and hands each batch to ``_emit``, which posts ``BatchClassified`` unless the UI is behind
    (then the rows are dropped from view, never from the counts).
-2. ``on_batch_classified`` only appends to bounded stores (``RowStore``, ``AlertGroups``).
+2. ``on_batch_classified`` only appends to bounded stores (``RowStore``); the session's incident
+   engine (in the worker) sends incident snapshots as ``IncidentsChanged`` (``IncidentStore``).
 3. A fixed tick turns the stores and a ``RunTotals`` snapshot into widget updates, at most one
    refresh per widget per tick.
 4. Failures become ``CaptureFailed`` (one line, the CLI exit code), the end ``CaptureFinished``.
@@ -33,11 +34,11 @@ from textual.worker import get_current_worker
 from iotwatch.captures.errors import EXIT_ANOMALIES, EXIT_ENV, EXIT_OK, IotwatchError
 from iotwatch.tui.commands import IotwatchCommands
 from iotwatch.tui.messages import (BatchClassified, CaptureFailed, CaptureFinished, CaptureStarted,
-                                   DetailFailed, DetailLoaded, StreamFollowed)
+                                   DetailFailed, DetailLoaded, IncidentsChanged, StreamFollowed)
 from iotwatch.tui.session import SPEEDS, CaptureSession
-from iotwatch.tui.store import (SORT_KEYS, AlertGroups, LogView, PageCache, PredictionLog, RateHistory, RowStore,
-                                display_batch, summarize_alerts)
-from iotwatch.tui.widgets.alerts import AlertPane
+from iotwatch.tui.store import (SORT_KEYS, IncidentStore, LogView, PageCache, PredictionLog, RateHistory, RowStore,
+                                display_batch)
+from iotwatch.tui.widgets.incidents import IncidentScreen, IncidentsPane
 from iotwatch.tui.widgets.class_counters import ClassCounters
 from iotwatch.tui.widgets.confusion import ConfusionSummary
 from iotwatch.tui.widgets.detail import DetailScreen, StreamScreen
@@ -50,6 +51,7 @@ EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports a command killed by SIGINT
 SWITCH_INTERVAL = 0.001  # seconds: GIL hand-over while the app runs (Python's default 0.005)
 PANE_EVERY = 4     # ticks between refreshes of the counters and confusion panes (1 s: rates are per second)
 GC_GEN0_THRESHOLD = 20_000  # allocations between young-generation GC passes (Python's default: 700)
+INCIDENT_REFRESH = 0.5  # s of wall time between snapshots of the active incidents (display only)
 PANES = ("counters", "alerts", "confusion")
 
 
@@ -71,6 +73,7 @@ class IotWatchApp(App[int]):
         Binding("w", "export", "Save", id="export"),
         Binding("v", "mark", "Mark range", show=False, id="mark"),
         Binding("m", "cycle_pane", "Pane", id="cycle-pane"),
+        Binding("i", "focus_incidents", "Incidents", show=False, id="focus-incidents"),
         Binding("question_mark", "help", "Help", id="help"),
         Binding("s", "cycle_speed", "Speed", show=False, id="speed"),
         Binding("f", "cycle_class_filter", "Class filter", show=False, id="filter-class"),
@@ -102,7 +105,8 @@ class IotWatchApp(App[int]):
         self._base = 0                  # gid of the first row shown (clear moves it)
         self._search: dict = {}         # display filter -> matching frames (search cache)
         self._pages_gen = 0
-        self.alerts = AlertGroups()
+        self.incidents = IncidentStore()
+        self._explainer = None
         self.rates = RateHistory(len(self.class_names))
         self.filter: tuple = ("all",)
         self.paused = False
@@ -123,7 +127,8 @@ class IotWatchApp(App[int]):
         self._dirty = True
         self._last_packets = -1
         self._last_labelled = -1
-        self._last_alerts = -1
+        self._last_incidents = -1
+        self._incidents_posted = 0.0
         self._rate_version = -1
         self._ticks = 0
 
@@ -133,7 +138,7 @@ class IotWatchApp(App[int]):
         self.table = PacketTable(self.class_names, self.normal_index, labelled=False, id="packets")
         self.counters = ClassCounters(self.class_names, self.normal_index, id="counters")
         self.confusion = ConfusionSummary(self.class_names, id="confusion")
-        self.alert_pane = AlertPane(self.class_names, id="alerts")
+        self.incident_pane = IncidentsPane(self.class_names, id="alerts")
         # decided once (a class change at run time would restyle the whole screen): replays with a
         # label source show the confusion pane from the start
         classes = "-show-counters" + (" -labelled" if self.session.labels is not None else "")
@@ -145,7 +150,7 @@ class IotWatchApp(App[int]):
             with Horizontal(id="panes"):
                 yield self.counters
                 yield self.confusion
-            yield self.alert_pane
+            yield self.incident_pane
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
@@ -153,8 +158,8 @@ class IotWatchApp(App[int]):
         table.border_title = "Packets"
         self.counters.border_title = "Classes"
         self.confusion.border_title = "Confusion (labelled)"
-        self.alert_pane.border_title = "Alerts by host and class"
-        for w in (self.counters, self.confusion, self.alert_pane):
+        self.incident_pane.border_title = "Incidents"
+        for w in (self.counters, self.confusion, self.incident_pane):
             w.class_style = table.class_style
         self.counters.threshold = self.threshold
         table.focus()
@@ -196,17 +201,25 @@ class IotWatchApp(App[int]):
 
         def emit(cb) -> None:
             # every row goes into the store here, paused or not, however far behind the screen is;
-            # a paused screen keeps showing its own snapshot (``View``) until resumed
+            # a paused screen keeps showing its own snapshot until resumed
             shown = display_batch(cb)
             self.rows.append(shown)
             self.plog.append(shown)   # after the rows: every gid the log knows is in the store or was
-            self.post_message(BatchClassified(shown, summarize_alerts(shown, self.alerts.cap)))
+            self.post_message(BatchClassified(shown))
+            now = time.monotonic()   # the active incidents' counts, for display (the engine uses packet time)
+            if now - self._incidents_posted >= INCIDENT_REFRESH and session.incidents.active:
+                self._incidents_posted = now
+                self.post_message(IncidentsChanged([t.to_dict() for t in session.incidents.active]))
+
+        def incident_events(events) -> None:
+            self.post_message(IncidentsChanged([e.snapshot for e in events]))
 
         def opened() -> None:
             self.post_message(CaptureStarted(session.source.description, session.live))
 
         try:
-            report = session.run(on_batch=emit, cancelled=lambda: worker.is_cancelled, opened=opened)
+            report = session.run(on_batch=emit, cancelled=lambda: worker.is_cancelled, opened=opened,
+                                 on_events=incident_events)
         except IotwatchError as e:
             self.post_message(CaptureFailed(str(e), e.exit_code, started=session.totals.packets > 0))
         except Exception as e:  # tshark/pyshark broke in an unforeseen way: still one line, no traceback
@@ -222,7 +235,10 @@ class IotWatchApp(App[int]):
         self._dirty = True
 
     def on_batch_classified(self, message: BatchClassified) -> None:
-        self.alerts.merge(message.alerts)
+        self._dirty = True
+
+    def on_incidents_changed(self, message: IncidentsChanged) -> None:
+        self.incidents.merge(message.snapshots)
         self._dirty = True
 
     def on_capture_failed(self, message: CaptureFailed) -> None:
@@ -281,9 +297,9 @@ class IotWatchApp(App[int]):
         if panes_due and labelled != self._last_labelled:
             self.confusion.show(matrix if labelled else None)
             self._last_labelled = labelled
-        if self.alerts.total != self._last_alerts or force:   # the most "live" pane: every tick
-            self.alert_pane.show(self.alerts)
-            self._last_alerts = self.alerts.total
+        if self.incidents.version != self._last_incidents or force:   # the most "live" pane: every tick
+            self.incident_pane.show(self.incidents, self.rows.first_time)
+            self._last_incidents = self.incidents.version
         self.status.show(
             state=self._state_label(), source=self._source_label, packets=packets, rate=self._rate(),
             shown=len(table.view), dropped=self.dropped_from_view, in_memory=len(self.rows),
@@ -349,6 +365,8 @@ class IotWatchApp(App[int]):
             return "anomalies"
         if self.filter[0] == "class":
             return self.class_names[self.filter[1]]
+        if self.filter[0] == "incident":
+            return f"incident #{self.filter[1]}"
         return "all"
 
     # --- actions ----------------------------------------------------------------------------------
@@ -421,7 +439,6 @@ class IotWatchApp(App[int]):
     def action_clear(self) -> None:
         self.rows.clear()
         self._base = self.plog.n if self._frozen is None else self._frozen
-        self.alerts.clear()
         self.table.move_cursor(None)
         self._dirty = True
         self.refresh_screen()
@@ -434,6 +451,40 @@ class IotWatchApp(App[int]):
         main = self.main
         for name in PANES:
             main.set_class(PANES[self._pane] == name, f"-show-{name}")
+
+    def action_focus_incidents(self) -> None:
+        if self.incident_pane.display:
+            self.incident_pane.focus()
+        else:   # compact layout: show the pane first
+            self._set_pane(PANES.index("alerts"))
+            self.call_after_refresh(self.incident_pane.focus)
+
+    @on(IncidentsPane.Chosen)
+    def incident_chosen(self, message: IncidentsPane.Chosen) -> None:
+        s = message.incident
+        if message.action == "open":
+            self.push_screen(IncidentScreen(s, self.rows.first_time),
+                             callback=lambda action: self.incident_action(s, action))
+        else:
+            self.incident_action(s, message.action)
+
+    def incident_action(self, s: dict, action: str | None) -> None:
+        """``jump``: cursor to the incident's first frame still in the table; ``filter``: only its packets."""
+        if action == "filter":
+            cls = self.class_names.index(s["class"]) if s["class"] in self.class_names else -1
+            hosts = tuple(h for h in [s.get("attacker"), *s.get("victims", []), *s.get("claimed_ips", [])]
+                          if h and _is_ip(h))
+            self.set_filter(("incident", s["id"], cls, s["first_frame"], s["last_frame"], hosts))
+            self.table.focus()
+        elif action == "jump":
+            if self.filter != ("all",):
+                self.set_filter(("all",))
+            pos = self.table.view.position_of_frame(s["first_frame"])
+            if pos is None:
+                self.notify(f"frames {s['first_frame']}-{s['last_frame']} are no longer in the table", timeout=4)
+                return
+            self.table.move_cursor(pos)
+            self.table.focus()
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.key_help()))
@@ -451,6 +502,8 @@ class IotWatchApp(App[int]):
         self.workers.cancel_group(self, "capture")
         code = self.exit_code
         if code == EXIT_OK and self.fail_on == "anomaly" and self.session.totals.anomalies:
+            code = EXIT_ANOMALIES
+        if code == EXIT_OK and self.fail_on == "incident" and self.session.incidents.opened:
             code = EXIT_ANOMALIES
         self.exit(code, return_code=code, message=self._exit_message())
 
@@ -800,7 +853,7 @@ class IotWatchApp(App[int]):
             ("predicted ", "bold"), (self.class_names[row.predicted], table.class_style(row.predicted)),
             f" ({row.confidence:.2f})",
             *((("  label ", "bold"), self.class_names[row.label]) if row.label >= 0 else ()),
-            ("  ANOMALY" if row.anomaly else "", "bold red"))
+            ("  ANOMALY" if row.anomaly else "", "bold red"), self._why(row))
         if not self.capture_path:
             note = ("the dissection needs a capture file (-r FILE): a live capture's frames are not kept on disk; "
                     "save the traffic with dumpcap -w and replay it")
@@ -819,6 +872,22 @@ class IotWatchApp(App[int]):
                 raise RuntimeError("the capture file is still being indexed; try again")
             time.sleep(0.02)
         return self.index
+
+    def _why(self, row) -> str:
+        """The per-packet "why" (gradient x input over feature groups) when the model input was kept."""
+        x = self.rows.features(row.gid)
+        if x is None:
+            return ""
+        try:
+            if self._explainer is None:
+                from iotwatch.detector.explain import Explainer
+
+                self._explainer = Explainer(self.session.classifier)
+            from iotwatch.detector.explain import format_why
+
+            return "\n" + format_why(self._explainer.explain(x, row.predicted), self.class_names[row.predicted])
+        except (AttributeError, KeyError, ValueError, TypeError):   # a model without inspectable weights
+            return ""
 
     @work(thread=True, exclusive=True, group="detail", exit_on_error=False, description="dissect frame")
     def load_detail(self, frame: int) -> None:
@@ -878,6 +947,16 @@ class IotWatchApp(App[int]):
             screen.show_error(message.reason)
 
 
+def _is_ip(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def make_app(source_factory: Callable[[], object], classifier, labels=None, *, source_name: str = "replay",
              capture_path: str | None = None, speed: str = "max", count: int | None = None,
              duration: float | None = None, report: str | None = None, predictions: str | None = None,
@@ -897,7 +976,7 @@ def make_app(source_factory: Callable[[], object], classifier, labels=None, *, s
 def build_app(cfg, app_class: type[IotWatchApp] = IotWatchApp) -> IotWatchApp:
     """Check the outputs and the capture file, load the model and labels, and build the app for a
     validated ``RunConfig`` (user errors raise ``IotwatchError`` before the screen switches)."""
-    from iotwatch.captures.tshark import source as tshark_source  # noqa: F401  (import pyshark now, not while the UI starts)
+    from iotwatch.captures.tshark import source as tshark_source  # noqa: F401  (import the capture layer now, not while the UI starts)
     from iotwatch.captures.tshark.preflight import check_capture_file
     from iotwatch.headless import check_outputs
     from iotwatch.options import load_classifier, load_labels, source_factory

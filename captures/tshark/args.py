@@ -56,10 +56,11 @@ def pref_args(prefs: Mapping[str, str]) -> list[str]:
     return args
 
 
-def tshark_fields_command(tshark: str, *, read: str | None = None, display_filter: str | None = None,
+def tshark_fields_command(tshark: str, *, read: str = "-", display_filter: str | None = None,
                           prefs: Mapping[str, str] = DISSECTION_PREFS, line_buffered: bool = True,
                           fields: Sequence[str] = TSHARK_FIELDS, extra: Iterable[str] = ()) -> list[str]:
-    """Full tshark argv emitting our fields from ``read`` (a file) or stdin (``-i -``) when ``read`` is None."""
+    """Full tshark argv emitting our fields from ``read``: a file, or ``-`` = a capture file on stdin
+    (a chunk of a file, or dumpcap's pcapng stream). The only place the source's tshark argv is built."""
     argv = [tshark]
     if line_buffered:
         argv.append("-l")
@@ -68,8 +69,20 @@ def tshark_fields_command(tshark: str, *, read: str | None = None, display_filte
         argv += ["-Y", display_filter]
     argv += pref_args(prefs)
     argv += list(extra)
-    argv += ["-r", read] if read is not None else ["-i", "-"]
+    argv += ["-r", read]
     return argv
+
+
+def dumpcap_command(dumpcap: str, iface: str, bpf: str | None = None, buffer_mib: int = 128) -> list[str]:
+    """dumpcap capturing ``iface`` (BPF in the kernel) as a pcapng stream on stdout.
+
+    No ``-q``: dumpcap's final "Packets received/dropped" line is how drops are counted. ``-B``: a
+    kernel buffer large enough to absorb bursts while tshark (~20k pkt/s) catches up; dumpcap's
+    default 2 MiB holds only ~9k small packets, the rest of a burst is dropped."""
+    argv = [dumpcap]
+    if bpf:
+        argv += ["-f", bpf]
+    return argv + ["-i", iface, "-w", "-", "-B", str(buffer_mib)]
 
 
 def dumpcap_permission_command(dumpcap: str, iface: str) -> list[str]:

@@ -38,8 +38,8 @@ import numpy as np
 
 from ..batch import PacketBatch
 from .args import DISSECTION_PREFS, pref_args, tshark_fields_command
-from .chunking import (PCAPNG_BOM_LE, PCAPNG_HEADER_BLOCKS, PCAPNG_PACKET_BLOCKS, SECTION_HEADER,
-                       ChunkPlanner)
+from ..pcapfile import PCAPNG_BOM_LE, PCAPNG_HEADER_BLOCKS, PCAPNG_PACKET_BLOCKS, SECTION_HEADER
+from .chunking import ChunkPlanner
 
 STEP = 256           # packets between indexed offsets
 TIMEOUT = 120.0      # seconds for any one tshark run over the whole file (filter, follow)
@@ -246,7 +246,7 @@ class FrameIndex:
 
     def read(self, frames) -> PacketBatch:
         """The given frames (ascending frame numbers) as the capture's fields, with their frame numbers."""
-        from .source import FieldsParser
+        from .parser import FieldsParser
 
         frames = np.asarray(list(frames) if not isinstance(frames, np.ndarray) else frames, dtype=np.int64)
         text = self._run(tshark_fields_command(self.tshark, read="-", line_buffered=False),
