@@ -4,12 +4,16 @@ Data flow (one direction, few hops):
 
 1. One thread worker (group ``capture``) runs ``CaptureSession.run``: it opens the source inside
    the thread, runs ``classify_stream``, counts every packet in ``RunTotals``, writes the outputs
-   and hands each batch to ``_emit``, which posts ``BatchClassified`` unless the UI is behind
-   (then the rows are dropped from view, never from the counts).
-2. ``on_batch_classified`` only appends to bounded stores (``RowStore``); the session's incident
-   engine (in the worker) sends incident snapshots as ``IncidentsChanged`` (``IncidentStore``).
-3. A fixed tick turns the stores and a ``RunTotals`` snapshot into widget updates, at most one
-   refresh per widget per tick.
+   and hands each batch to ``emit``, which appends its display form to ``RowStore`` (the newest
+   rows, bounded) and ``PredictionLog`` (what the model said about every packet, 12 bytes each),
+   paused or not; the session's incident engine sends snapshots as ``IncidentsChanged``.
+2. A fixed tick turns the stores and a ``RunTotals`` snapshot into widget updates, at most one
+   refresh per widget per tick. The table gets a ``LogView`` (filters, display filter, sort over
+   the whole run); rows that left memory are read back from the capture file through its frame
+   index (``captures.tshark.frames``, built by a worker) page by page, in a worker. Pause freezes
+   the view (its row count), never the stores.
+3. Display filters, search, export, detail and follow stream run tshark in thread workers and
+   post their results back; the UI thread never waits for tshark.
 4. Failures become ``CaptureFailed`` (one line, the CLI exit code), the end ``CaptureFinished``.
 """
 from __future__ import annotations
@@ -17,11 +21,11 @@ from __future__ import annotations
 import gc
 import sys
 import time
-
-import numpy as np
 from functools import partial
 from pathlib import Path
 from typing import Callable
+
+import numpy as np
 
 from rich.text import Text
 from textual import on, work

@@ -10,6 +10,10 @@ can show, and say what they dropped:
 * ``RowStore``: the last ``cap`` display batches, kept as whole chunks (appending is O(1); nothing
   is formatted until a row is actually drawn), with filtered views (all / anomalies only / one
   class) that map a view position to a packet.
+* ``PredictionLog``: frame, class, confidence, anomaly, label and length of every packet of the run
+  (12 bytes each); ``LogView``: the table's rows over it (filters, display-filter frames, sort), row
+  data from ``RowStore`` or read back from the capture file by ``PageCache`` (pages of 256 rows,
+  bounded), so the whole run stays browsable while memory holds only the newest rows.
 * ``IncidentStore``: the latest snapshot of every incident of the run (from the capture thread's
   incident engine), sorted by severity then recency.
 * ``RateHistory``: per-class packets per second sampled from ``RunTotals.class_counts``, for rates
