@@ -284,6 +284,15 @@ async def test_enter_shows_the_frame_dissection(capture):
             await pilot.pause(0.02)
         assert isinstance(app.screen, StreamScreen) and app.screen.title_text.startswith("Follow TCP stream 192.168.1.")
         assert "Node 0:" in app.screen.text or "192.168.1." in app.screen.text
+        await pilot.press("escape", "escape")
+        # with tshark warm the tree is there as the modal opens (no loading state, no worker)
+        for _ in range(500):
+            if app.dissector.ready:
+                break
+            await pilot.pause(0.02)
+        await pilot.press("up", "enter")
+        assert isinstance(app.screen, DetailScreen) and app.screen.frame == 2
+        assert str(app.screen.query_one("#detail-tree").root.children[0].label).startswith("Frame 2: ")
         await pilot.press("escape")
         await pilot.press("escape")
         assert not isinstance(app.screen, DetailScreen)

@@ -62,6 +62,19 @@ class Tmux:
             time.sleep(0.25)
         raise AssertionError(f"{text!r} never appeared on screen:\n{self.screen(name)}")
 
+    def settled(self, name: str, quiet: float = 1.0, timeout: float = 30) -> str:
+        """The screen once it has not changed for ``quiet`` seconds."""
+        end = time.monotonic() + timeout
+        last, since = self.screen(name), time.monotonic()
+        while time.monotonic() < end:
+            time.sleep(0.1)
+            now = self.screen(name)
+            if now != last:
+                last, since = now, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                break
+        return last
+
     def wait_for_gone(self, name: str, text: str, timeout: float = 60) -> None:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
@@ -100,7 +113,8 @@ def test_demo_replay_in_a_real_terminal(tmux, tmp_path):
     n = report["packets"]
 
     tmux.start("app", [IOTWATCH, "-r", str(demo), "--report", str(tmp_path / "t.json")])
-    screen = tmux.wait_for("app", "finished")
+    tmux.wait_for("app", "finished")
+    screen = tmux.settled("app")    # the panes of the last tick drawn too (a loaded machine paints in pieces)
     lines = screen.splitlines()
     assert len(lines) == 40 and all(len(line) <= 120 for line in lines)
     assert f"{n:,} pkts" in lines[0] and demo.name in lines[0]
@@ -238,8 +252,10 @@ def test_export_is_read_by_tshark_with_the_views_frame_count(tmux, tmp_path):
     out = tmp_path / "anomalies.pcapng"
     tmux("send-keys", "-t", "app", "w")
     tmux.wait_for("app", "frames to write")
-    tmux("send-keys", "-t", "app", "C-u")
+    tmux("send-keys", "-t", "app", "C-u")     # clear the suggested name, type ours (at a typist's pace)
+    tmux.wait_for("app", "file to write the table's frames to")
     tmux("send-keys", "-t", "app", "-l", str(out))
+    tmux.wait_for("app", out.name)
     tmux("send-keys", "-t", "app", "Enter")
     tmux.wait_for("app", "frames written to", timeout=60)
     assert tshark_count(out) == shown > 0

@@ -863,8 +863,22 @@ class IotWatchApp(App[int]):
                     "save the traffic with dumpcap -w and replay it")
             self.push_screen(DetailScreen(row.frame, summary, note=note))
             return
-        self.push_screen(DetailScreen(row.frame, summary))
-        self.load_detail(row.frame)
+        # a warm tshark answers in a few ms: build the tree right away (no loading state, no worker
+        # round trip); anything slower goes to the worker
+        layers = None
+        if self.dissector is not None and self.dissector.ready:
+            t0 = time.perf_counter()
+            try:
+                layers = self.dissector.dissect(row.frame, timeout=0.2, only_if_ready=True)
+                raw = self.index.packet_bytes(row.frame) if layers is not None else b""
+            except Exception:
+                layers = None
+        if layers is not None:
+            self.push_screen(DetailScreen(row.frame, summary, layers=layers, raw=raw,
+                                          seconds=time.perf_counter() - t0))
+        else:
+            self.push_screen(DetailScreen(row.frame, summary))
+            self.load_detail(row.frame)
 
     def _wait_index(self, timeout: float = 60.0):
         """The frame index, waiting (in a worker) while it is being built."""

@@ -378,11 +378,24 @@ class Dissector:
         with self._lock:
             self._stop()
 
-    def dissect(self, frame: int, timeout: float = 20.0) -> list[Node]:
+    @property
+    def ready(self) -> bool:
+        """tshark is running and idle: a frame now costs milliseconds."""
+        return self._proc is not None and self._proc.poll() is None and not self._lock.locked()
+
+    def dissect(self, frame: int, timeout: float = 20.0, only_if_ready: bool = False) -> list[Node] | None:
+        """The tree of ``frame``. ``only_if_ready``: None instead of starting or waiting for tshark
+        (so a caller that must not block can try first and fall back to a worker)."""
         header, record = _split_record(self.index.select([frame]), self.index.format)
-        with self._lock:
+        if only_if_ready and not self._lock.acquire(blocking=False):
+            return None
+        if not only_if_ready:
+            self._lock.acquire()
+        try:
             if (self._proc is None or self._proc.poll() is not None or header != self._header
                     or self._served >= self.RECYCLE):
+                if only_if_ready:
+                    return None
                 self._restart(header)
             try:
                 self._proc.stdin.write(record)
@@ -392,6 +405,8 @@ class Dissector:
                 self._stop()
                 raise
             self._served += 1
+        finally:
+            self._lock.release()
         return pdml_tree(xml, frame)
 
     def _read_packet(self, timeout: float) -> bytes:

@@ -52,11 +52,13 @@ class DetailScreen(ModalScreen[None]):
         Binding("e", "expand_all", "Expand all", id="detail-expand"),
     ]
 
-    def __init__(self, frame: int, summary: Text, note: str | None = None) -> None:
+    def __init__(self, frame: int, summary: Text, note: str | None = None, layers: list | None = None,
+                 raw: bytes = b"", seconds: float = 0.0) -> None:
         super().__init__()
         self.frame = frame
         self.summary = summary
         self.note = note
+        self._ready = (layers, raw, seconds) if layers is not None else None
 
     def compose(self) -> ComposeResult:
         with Vertical() as v:
@@ -65,33 +67,55 @@ class DetailScreen(ModalScreen[None]):
             yield Static(self.summary, id="detail-summary")
             if self.note:
                 yield Static(Text(self.note, style="italic"), id="detail-note")
+            elif self._ready is not None:   # already dissected: no loading state
+                layers, raw, seconds = self._ready
+                yield from self._body(layers, raw)
+                if seconds:
+                    v.border_title = self._title(seconds)
             else:
                 yield LoadingIndicator()
 
-    def show_layers(self, layers: list, raw: bytes = b"", seconds: float = 0.0) -> None:
+    def on_mount(self) -> None:
+        if self._ready is not None:
+            self.query_one("#detail-tree").focus()
+
+    def _title(self, seconds: float) -> str:
+        return f"Frame {self.frame} · dissected in {seconds * 1000:.0f} ms"
+
+    def _body(self, layers: list, raw: bytes) -> list:
         tree: Tree[None] = Tree(f"Frame {self.frame}", id="detail-tree")
         tree.show_root = False
         tree.root.expand()
 
-        def add(parent, node, top: bool) -> None:
+        def add(parent, node, top: bool, expand: bool) -> None:
             label = Text(node.text, style="bold" if top else "")
             if node.children:
-                branch = parent.add(label, expand=top)
+                branch = parent.add(label, expand=expand)
                 for child in node.children:
-                    add(branch, child, False)
+                    add(branch, child, False, False)
             else:
                 parent.add_leaf(label)
 
-        for layer in layers:
-            add(tree.root, layer, True)
-        self._replace_body(tree)
+        # like Wireshark: one summary line per protocol; the innermost one opened (what the frame is)
+        last = max((i for i, n in enumerate(layers) if n.children), default=-1)
+        for i, layer in enumerate(layers):
+            add(tree.root, layer, True, i == last)
+        out = [tree]
         if raw:
             hx = VerticalScroll(Static(hexdump(raw)), id="detail-hex")
             hx.border_title = f"{len(raw)} bytes"
-            self.query_one(Vertical).mount(hx)
+            out.append(hx)
+        return out
+
+    def show_layers(self, layers: list, raw: bytes = b"", seconds: float = 0.0) -> None:
+        body = self.query_one(Vertical)
+        for w in body.query("LoadingIndicator, #detail-note, #detail-tree, #detail-hex"):
+            w.remove()
+        widgets = self._body(layers, raw)
+        body.mount(*widgets)
         if seconds:
-            self.query_one(Vertical).border_title = f"Frame {self.frame} · dissected in {seconds * 1000:.0f} ms"
-        tree.focus()
+            body.border_title = self._title(seconds)
+        widgets[0].focus()
 
     def show_error(self, reason: str) -> None:
         self._replace_body(Static(Text(reason, style="bold red"), id="detail-note"))
