@@ -6,16 +6,8 @@ import sys
 import time
 
 from iotwatch.captures.errors import EXIT_ANOMALIES, EXIT_OK
-from iotwatch.detector.outputs import check_writable
+from iotwatch.detector.config import RunConfig
 from iotwatch.detector.run import MonitorRun
-
-from .options import RunConfig, load_classifier, load_labels, source_factory
-
-
-def check_outputs(cfg: RunConfig) -> None:
-    check_writable(cfg.report, cfg.force, "report")
-    check_writable(cfg.predictions, cfg.force, "predictions")
-    check_writable(cfg.alerts, cfg.force, "alerts")
 
 
 class _Progress:
@@ -61,12 +53,11 @@ def _interrupt(*_):
 
 def run_headless(cfg: RunConfig, out=None) -> int:
     out = out or sys.stdout
-    check_outputs(cfg)
-    classifier = load_classifier(cfg.model)
+    cfg.outputs.check()
+    classifier = cfg.load_classifier()
     # labels are loaded once the source is open: a large sidecar CSV is parsed while tshark starts up
-    run = MonitorRun(source_factory(cfg), classifier, lambda: load_labels(cfg, list(classifier.classes_)),
-                     source_name=cfg.source_name, count=cfg.count, duration=cfg.duration, report=cfg.report,
-                     predictions=cfg.predictions, alerts=cfg.alerts, batch_rows=8192, max_wait=0.25)
+    run = MonitorRun(cfg, classifier, lambda: cfg.source.load_labels(list(classifier.classes_)),
+                     batch_rows=8192, max_wait=0.25)
     progress = _Progress(enabled=True)
     t0 = time.perf_counter()
     # A live run ends with Ctrl-C / SIGTERM: finish cleanly and still write every output.
@@ -86,10 +77,11 @@ def run_headless(cfg: RunConfig, out=None) -> int:
 
 
 def print_summary(report: dict, out) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    con = Console(file=out, highlight=False, soft_wrap=True)
+    from .console import console
+
+    con = console(file=out)
     head = (f"[bold]{report['source']}[/]: {report['packets']:,} packets in {report['seconds']:.2f} s "
             f"({report['packets_per_second']:,.0f} pkt/s), {report.get('anomalies', 0):,} anomalous; model {report['model']}")
     con.print(head)

@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 
 from iotwatch.detector.classifier import PacketClassifier
-from iotwatch.detector.testing import make_tiny_bundle
-from iotwatch.options import RunConfig, source_factory
 from iotwatch.tui.app import make_app
 from iotwatch.tui.widgets.packet_table import PacketTable
 from iotwatch.tui.widgets.prompt import PromptBar
 from iotwatch.tui.widgets.status_bar import StatusBar
 
+from fakes import make_tiny_bundle, run_config
 from test_tui import text_of
 from tui_support import finish, write_capture
 
@@ -30,9 +29,7 @@ def capture(tmp_path_factory):
 
 def app_on(capture, **kw):
     path, bundle = capture
-    cfg = RunConfig(read=str(path), model=str(bundle))
-    return make_app(source_factory(cfg), PacketClassifier.load(bundle), None, source_name=str(path),
-                    capture_path=str(path), **kw)
+    return make_app(run_config(str(path), model=str(bundle)), PacketClassifier.load(bundle), None, **kw)
 
 
 def tshark_frames(path, expr) -> list[int]:
@@ -182,9 +179,7 @@ async def test_truncation_stays_in_the_status_bar_until_dismissed(tmp_path):
 
     cut = Path(__file__).parent / "data" / "pcaps" / "loopback_cut.pcap"
     bundle = make_tiny_bundle(tmp_path / "tiny.iotw", seed=1)
-    cfg = RunConfig(read=str(cut), model=str(bundle))
-    app = make_app(source_factory(cfg), PacketClassifier.load(bundle), None, source_name=str(cut),
-                   capture_path=str(cut))
+    app = make_app(run_config(str(cut), model=str(bundle)), PacketClassifier.load(bundle), None)
     async with app.run_test(size=(120, 40)) as pilot:
         await finish(pilot)
         await pilot.pause(1.0)        # well after the end-of-capture toast would have gone
