@@ -114,3 +114,20 @@ def test_long_running_dissector_equals_one_shot_in_any_order(name, monkeypatch):
     finally:
         d.close()
     assert d._proc is None
+
+
+def test_info_field_follows_the_installed_tshark(monkeypatch):
+    from iotwatch.captures.tshark import version
+    from iotwatch.captures.tshark.args import tshark_fields_command
+
+    for ver, want in (((4, 0), "_ws.col.Info"), ((4, 2), "_ws.col.info"), ((4, 6), "_ws.col.info")):
+        monkeypatch.setattr(version, "tshark_version", lambda t, v=ver: v)
+        argv = tshark_fields_command("/usr/bin/tshark")
+        assert want in argv and ({"_ws.col.Info", "_ws.col.info"} - {want}).isdisjoint(argv)
+    monkeypatch.undo()
+    real = version.tshark_version("tshark")
+    assert real >= (2, 0)   # this machine's tshark answers -v
+    # and accepts the name we give it
+    cp = subprocess.run(["tshark", "-n", "-r", str(PCAPS / "loopback.pcap"), "-c", "1", "-T", "fields",
+                         "-e", version.field_name("_ws.col.Info", "tshark")], capture_output=True, text=True)
+    assert cp.returncode == 0 and cp.stdout.strip()
