@@ -203,3 +203,22 @@ async def test_resize_keeps_following_the_newest_row(capture):
         assert int(table.scroll_y) == table.max_scroll_y
         last = table.view.row(len(table.view) - 1).frame
         assert last == N
+
+
+async def test_frame_numbers_beyond_five_digits_keep_the_columns_aligned():
+    from fakes import ReplaySource
+    from tui_support import FakeClassifier, make_packets
+
+    pk = make_packets(300)
+    pk["frame_number"][:] += 1_234_000          # a long live capture: 7-digit frame numbers
+    app = make_app(run_config(iface="lo"), FakeClassifier(), source_factory=lambda: ReplaySource(pk, "lo"),
+                   clock=lambda: 0.0, batch_rows=100)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await finish(pilot)
+        table = app.query_one(PacketTable)
+        width = table.scrollable_content_region.width
+        header = "".join(seg.text for seg in table.render_line(0))
+        last = "".join(seg.text for seg in table.render_line(table.scrollable_content_region.height - 1))
+        assert "1234300" in last and len(last) == len(header) == width
+        # the columns line up: the endpoints start where their title does
+        assert last.index("192.168.1.") == header.index("Source")

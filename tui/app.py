@@ -289,6 +289,10 @@ class IotWatchApp(App[int]):
         if labelled and not table.labelled:
             table.labelled = True
         n = self.plog.n if self._frozen is None else self._frozen
+        if n:   # the No. column grows with the frame numbers (live captures pass 99,999 too)
+            digits = len(str(int(self.plog.col("frame", n)[n - 1])))
+            if digits > table.frame_digits:
+                table.frame_digits = digits
         if self._dirty or n != self._last_added:
             table.set_view(self.make_view(n), self.rows.first_time)
             self._last_added = n

@@ -305,7 +305,8 @@ class PacketTable(ScrollView, can_focus=True):
             return Strip.blank(width, self.rich_style)
         gid = self._view.gid(pos)
         cursor = gid == self.cursor_gid
-        key = (gid, cursor, width, self.first_time, self.generation, self.mark_gid is not None and self._in_range(gid))
+        key = (gid, cursor, width, self.first_time, self.generation, self.frame_digits, self.labelled,
+               self.mark_gid is not None and self._in_range(gid))
         strip = self._cache.get(key)
         if strip is None:
             strip = self._row_strip(self._view.row(pos), width, cursor)
