@@ -131,3 +131,18 @@ def test_info_field_follows_the_installed_tshark(monkeypatch):
     cp = subprocess.run(["tshark", "-n", "-r", str(PCAPS / "loopback.pcap"), "-c", "1", "-T", "fields",
                          "-e", version.field_name("_ws.col.Info", "tshark")], capture_output=True, text=True)
     assert cp.returncode == 0 and cp.stdout.strip()
+
+
+def test_a_slow_answer_does_not_cost_the_warm_tshark(monkeypatch):
+    ix = FrameIndex(PCAPS / "loopback.pcapng").build()
+    d = Dissector(ix)
+    try:
+        d.start()
+        proc = d._proc
+        with pytest.raises(TimeoutError):
+            d.dissect(5, timeout=0.0)            # gives up at once: the answer comes later
+        assert d._proc is proc and d._late == 1
+        got = flat(d.dissect(6))                 # the late answer for 5 is skipped, 6 is 6
+        assert got == flat(ix.dissect(6)) and d._proc is proc and d._late == 0
+    finally:
+        d.close()

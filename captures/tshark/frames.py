@@ -345,6 +345,7 @@ class Dissector:
         self._header: bytes | None = None
         self._buf = b""
         self._served = 0
+        self._late = 0       # questions whose answers have not been read yet (timed out)
         self._lock = threading.Lock()
 
     def start(self, frame: int = 1) -> None:
@@ -358,7 +359,7 @@ class Dissector:
                                       stderr=subprocess.DEVNULL)
         self._proc.stdin.write(header)
         self._proc.stdin.flush()
-        self._header, self._buf, self._served = header, b"", 0
+        self._header, self._buf, self._served, self._late = header, b"", 0, 0
 
     def _stop(self) -> None:
         proc, self._proc = self._proc, None
@@ -398,10 +399,21 @@ class Dissector:
                     return None
                 self._restart(header)
             try:
+                while self._late:          # answers to earlier questions that timed out
+                    self._read_packet(max(timeout, 5.0))
+                    self._late -= 1
                 self._proc.stdin.write(record)
                 self._proc.stdin.flush()
-                xml = self._read_packet(timeout)
             except (OSError, TimeoutError):
+                self._stop()
+                raise
+            try:
+                xml = self._read_packet(timeout)
+            except TimeoutError:
+                # slow (a loaded machine), not broken: keep it warm, its answer is skipped next time
+                self._late += 1
+                raise
+            except OSError:
                 self._stop()
                 raise
             self._served += 1
