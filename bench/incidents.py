@@ -7,8 +7,9 @@
    model); then, ``--repeat`` times, the classified batches go through a fresh ``IncidentEngine``
    (8192-row batches as headless runs use, and 256-row pieces) and, as the reference measured in the
    same run on the same batches, through the feature extractor (``transform``) and the model
-   (``predict_proba``). Prints best µs per packet (target <= 1 µs/pkt on average), µs per anomalous
-   packet, and ``ratio=engine/features``.
+   (``predict_proba``). Times are CPU seconds of this (single-threaded) process, so other load on
+   the machine changes them little. Prints best µs per packet (target <= 1 µs/pkt), µs per
+   anomalous packet, and ``ratio=engine/features``.
 2. ``--tmux FILE``: ``iotwatch -r FILE`` (max speed) in a private tmux server (120x42); while it
    replays, the anomaly filter key ``a`` is sent ``--keys`` times and the screen polled until the
    table's subtitle shows the change (so the figure includes tmux's own round trip); then ``i`` +
@@ -46,22 +47,22 @@ def classified(path: str, clf, rows: int = 8192) -> list:
 
 def time_engine(cbs: list, classes, piece: int) -> float:
     eng = IncidentEngine(classes, 0)
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     for cb in cbs:
         for s in range(0, len(cb), piece):
             eng.update(cb.slice(s, min(len(cb), s + piece)) if piece < len(cb) else cb)
     eng.finish()
-    return time.perf_counter() - t0
+    return time.process_time() - t0
 
 
 def time_reference(cbs: list, clf) -> tuple[float, float]:
     ext = clf.new_extractor()
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     xs = [ext.transform(cb.packets) for cb in cbs]
-    t1 = time.perf_counter()
+    t1 = time.process_time()
     for x in xs:
         clf.predict_proba(x)
-    return t1 - t0, time.perf_counter() - t1
+    return t1 - t0, time.process_time() - t1
 
 
 def bench_engine(paths: list[str], repeat: int) -> None:

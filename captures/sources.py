@@ -11,30 +11,10 @@ Implementations:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Iterator, Protocol, runtime_checkable
+from dataclasses import dataclass
 
-from .batch import PacketBatch
+from .batch import PacketBatch, PacketSource, SourceStats  # noqa: F401  (the source API, re-exported)
 from .errors import InputError
-
-
-@dataclass
-class SourceStats:
-    packets: int = 0              # frames yielded so far
-    capture_drops: int = 0        # frames the kernel/dumpcap dropped (live), when known
-    truncated: str | None = None  # why a file ended early ("cut mid-packet at frame N"), if it did
-    extra: dict = field(default_factory=dict)
-
-
-@runtime_checkable
-class PacketSource(Protocol):
-    description: str   # path or interface, for the report's "source"
-    live: bool
-    stats: SourceStats
-
-    def batches(self, max_rows: int = 256, max_wait: float = 0.1) -> Iterator[PacketBatch]: ...
-
-    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)

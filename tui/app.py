@@ -79,7 +79,7 @@ class IotWatchApp(App[int]):
         Binding("w", "export", "Save", id="export"),
         Binding("v", "mark", "Mark range", show=False, id="mark"),
         Binding("m", "cycle_pane", "Pane", id="cycle-pane"),
-        Binding("i", "focus_incidents", "Incidents", show=False, id="focus-incidents"),
+        Binding("i", "focus_incidents", "Focus the incidents pane", show=False, id="focus-incidents"),
         Binding("question_mark", "help", "Help", id="help"),
         Binding("s", "cycle_speed", "Speed", show=False, id="speed"),
         Binding("f", "cycle_class_filter", "Class filter", show=False, id="filter-class"),
@@ -507,6 +507,8 @@ class IotWatchApp(App[int]):
         for b in [*self.BINDINGS, *PacketTable.BINDINGS]:
             keys = ", ".join(self.get_key_display(Binding(k, b.action)) for k in b.key.split(","))
             out.append((keys, b.description))
+        for b in IncidentsPane.BINDINGS:   # keys of the focused Incidents pane
+            out.append((self.get_key_display(Binding(b.key, b.action)), f"incidents pane: {b.description.lower()}"))
         out.append(("ctrl+p", "command palette (filters, speed, pause, clear ...)"))
         return out
 

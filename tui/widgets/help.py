@@ -15,7 +15,7 @@ PANES = (
                 "anomaly and the row takes its class colour; ✗ a label that disagrees with the prediction. "
                 "A replay keeps every frame browsable: rows no longer in memory are read back from the file "
                 "(shown as … for a moment). Click a column title (No., Len, Class, Conf) or press o to sort. "
-                "Enter shows Wireshark's dissection of the frame"),
+                "Enter shows Wireshark's dissection of the frame and why the model chose the class"),
     ("Filter /", "a Wireshark display filter (tshark checks it as you type: green valid, red invalid with "
                  "tshark's reason); Enter filters the table by the frames tshark matches in the file, an empty "
                  "filter clears it; the active filter is in the status bar (-Y ...)"),
@@ -27,7 +27,8 @@ PANES = (
                 "▲ = attack class seen. 'anomalous' counts packets whose class is not normal AND whose "
                 "confidence reaches the model's anomaly threshold, so it is less than the sum of the attack "
                 "classes: low-confidence attack predictions are shown but not flagged"),
-    ("Alerts", "anomalous packets grouped by source host and class, most recent first"),
+    ("Incidents", "who attacks whom since when: one line per incident, most severe then most recent first; "
+                  "i focuses it, Enter shows the evidence, j jumps to its frames, t filters the table to it"),
     ("Confusion", "labelled replays: rows are labels, columns predictions; precision/recall/F1 and macro-F1"),
     ("Status", "state, source, packets, pkt/s, speed, filters, rows in the table, capture drops, model"),
 )

@@ -52,9 +52,9 @@ class IncidentsPane(DataTable):
     IncidentsPane > .datatable--cursor { background: $accent 45%; }
     """
     BINDINGS = [
-        Binding("enter", "open", "Incident", id="incident-open"),
-        Binding("j", "jump", "Jump", id="incident-jump"),
-        Binding("t", "filter", "Filter", id="incident-filter"),
+        Binding("enter", "open", "Open incident", id="incident-open"),
+        Binding("j", "jump", "Jump to its frames", id="incident-jump"),
+        Binding("t", "filter", "Filter table to it", id="incident-filter"),
     ]
 
     class Chosen(Message):
