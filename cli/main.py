@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = p.add_argument_group("run")
     run.add_argument("--headless", action="store_true", help="no TUI: process the source, write outputs, print a summary")
     run.add_argument("--model", metavar="FILE", help="model bundle to use instead of the bundled one")
-    run.add_argument("--speed", choices=["max", "1x", "10x"], default="max", help="replay pacing in the TUI")
+    run.add_argument("--speed", choices=["max", "1x", "10x"], default=None,
+                     help="replay pacing in the TUI (default: max; the demo: 10x, so the attacks arrive in view)")
     out = p.add_argument_group("outputs")
     out.add_argument("--report", metavar="FILE.json", help="run report (JSON)")
     out.add_argument("--predictions", metavar="FILE.csv", help="frame_number,predicted,confidence[,label] per frame")
