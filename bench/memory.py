@@ -65,8 +65,9 @@ def progress(src, n):
 try:
     if pipeline:
         from iotwatch.detector.run import MonitorRun
-        from iotwatch.options import load_classifier
-        run = MonitorRun(factory, load_classifier(None), None, source_name="lo", count=want)
+        from iotwatch.detector.config import RunConfig, SourceConfig
+        cfg = RunConfig(source=SourceConfig(iface="lo"), count=want)
+        run = MonitorRun(cfg, cfg.load_classifier(), None, source_factory=factory)
         report = run.run(on_batch=lambda cb: progress(run.source, run.totals.packets),
                          cancelled=lambda: progress(run.source, run.totals.packets) or False)
         src, n = run.source, report["packets"]

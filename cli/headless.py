@@ -6,39 +6,20 @@ import sys
 import time
 
 from iotwatch.captures.errors import EXIT_ANOMALIES, EXIT_OK
-from iotwatch.detector.outputs import check_writable
+from iotwatch.detector.config import RunConfig
 from iotwatch.detector.run import MonitorRun
 
-from .options import RunConfig, load_classifier, load_labels, source_factory
 
+def _progress():
+    """rich's progress display on stderr (packets, rate, elapsed; cleared at the end), or None when
+    stderr is not a terminal."""
+    if not sys.stderr.isatty():
+        return None
+    from rich.console import Console
+    from rich.progress import Progress, TextColumn, TimeElapsedColumn
 
-def check_outputs(cfg: RunConfig) -> None:
-    check_writable(cfg.report, cfg.force, "report")
-    check_writable(cfg.predictions, cfg.force, "predictions")
-    check_writable(cfg.alerts, cfg.force, "alerts")
-
-
-class _Progress:
-    """A one-line progress meter on stderr for long runs (only when stderr is a terminal)."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled and sys.stderr.isatty()
-        self._last = 0.0
-
-    def update(self, packets: int, t0: float, force: bool = False) -> None:
-        if not self.enabled:
-            return
-        now = time.perf_counter()
-        if force or now - self._last >= 0.5:
-            self._last = now
-            rate = packets / max(now - t0, 1e-9)
-            sys.stderr.write(f"\r{packets:,} packets  {rate:,.0f} pkt/s ")
-            sys.stderr.flush()
-
-    def done(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\r\033[K")
-            sys.stderr.flush()
+    return Progress(TextColumn("{task.completed:,} packets  {task.fields[rate]:,.0f} pkt/s"), TimeElapsedColumn(),
+                    console=Console(stderr=True), transient=True, refresh_per_second=2)
 
 
 def _import_summary() -> None:
@@ -61,22 +42,30 @@ def _interrupt(*_):
 
 def run_headless(cfg: RunConfig, out=None) -> int:
     out = out or sys.stdout
-    check_outputs(cfg)
-    classifier = load_classifier(cfg.model)
+    cfg.outputs.check()
+    classifier = cfg.load_classifier()
     # labels are loaded once the source is open: a large sidecar CSV is parsed while tshark starts up
-    run = MonitorRun(source_factory(cfg), classifier, lambda: load_labels(cfg, list(classifier.classes_)),
-                     source_name=cfg.source_name, count=cfg.count, duration=cfg.duration, report=cfg.report,
-                     predictions=cfg.predictions, alerts=cfg.alerts, batch_rows=8192, max_wait=0.25)
-    progress = _Progress(enabled=True)
+    run = MonitorRun(cfg, classifier, lambda: cfg.source.load_labels(list(classifier.classes_)),
+                     batch_rows=8192, max_wait=0.25)
+    progress = _progress()
+    task = progress.add_task("replay", total=None, rate=0.0) if progress else None
     t0 = time.perf_counter()
+
+    def show(_cb) -> None:
+        n = run.totals.packets
+        progress.update(task, completed=n, rate=n / max(time.perf_counter() - t0, 1e-9))
+
     # A live run ends with Ctrl-C / SIGTERM: finish cleanly and still write every output.
     old_term = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        report = run.run(on_batch=lambda cb: progress.update(run.totals.packets, t0), opened=_import_summary,
+        if progress:
+            progress.start()
+        report = run.run(on_batch=show if progress else (lambda cb: None), opened=_import_summary,
                          capturing=lambda: _announce_live(run))
     finally:
         signal.signal(signal.SIGTERM, old_term)
-        progress.done()
+        if progress:
+            progress.stop()
     print_summary(report, out)
     if cfg.fail_on == "anomaly" and run.totals.anomalies:
         return EXIT_ANOMALIES

@@ -20,7 +20,7 @@ from iotwatch.captures.errors import EXIT_ENV, EnvironmentProblem, IotwatchError
 
 from .commands import SUBCOMMANDS
 from .console import silence_stdout
-from .options import RunConfig, demo_capture
+from .options import config_from_args
 from .usage import UsageParser
 
 
@@ -102,21 +102,6 @@ def list_interfaces(out=None) -> int:
     for i, (name, desc) in enumerate(dumpcap_interfaces(dumpcap), 1):
         out.write(f"{i}. {name}" + (f" ({desc})" if desc else "") + "\n")
     return 0
-
-
-def config_from_args(ns: argparse.Namespace) -> RunConfig:
-    cfg = RunConfig(read=ns.read, iface=ns.iface, bpf=ns.bpf, display_filter=ns.display_filter,
-                    labels=ns.labels, model=ns.model, report=ns.report, predictions=ns.predictions,
-                    alerts=ns.alerts, force=ns.force, fail_on=ns.fail_on, count=ns.count,
-                    duration=ns.duration, buffer_mib=ns.buffer_mib, headless=ns.headless, speed=ns.speed,
-                    monitor_mode=ns.monitor_mode, wpa_pwd=tuple(ns.wpa_pwd), wpa_psk=tuple(ns.wpa_psk))
-    if not cfg.read and not cfg.iface:
-        demo = demo_capture()
-        if not demo.is_file():
-            raise IotwatchError(f"bundled demo capture missing at {demo}", hint="reinstall iotwatch or pass -r FILE")
-        cfg.read = str(demo)
-    cfg.validate()
-    return cfg
 
 
 def _run_subcommand(name: str, argv: Sequence[str]) -> int:

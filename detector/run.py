@@ -18,6 +18,7 @@ import threading
 import time
 from typing import Callable, Iterator
 
+from .config import RunConfig
 from .incidents import IncidentEngine
 from .metrics import RunTotals
 from .outputs import AlertsWriter, PredictionsWriter
@@ -27,20 +28,21 @@ from .pipeline import ClassifiedBatch, classify_stream
 class MonitorRun:
     """Counts and outputs of one run. Reads of ``totals`` from another thread go through ``lock``."""
 
-    def __init__(self, source_factory: Callable[[], object], classifier, labels=None, *,
-                 source_name: str = "", count: int | None = None, duration: float | None = None,
-                 report: str | None = None, predictions: str | None = None, alerts: str | None = None,
-                 batch_rows: int = 8192, max_wait: float = 0.1, sensor: str | None = None):
-        self.source_factory = source_factory
+    def __init__(self, config: RunConfig, classifier, labels=None, *,
+                 source_factory: Callable[[], object] | None = None, batch_rows: int = 8192, max_wait: float = 0.1):
+        """``labels``: a LabelSet, None, or a zero-argument loader called once the source is open.
+        ``source_factory``: opens the source (default ``config.source.open``; tests inject fakes)."""
+        self.config = config
+        self.source_factory = source_factory or config.source.open
         self.classifier = classifier
         self.classes = list(classifier.classes_)
         self.labels = labels
-        self.source_name = source_name
-        self.count = count
-        self.duration = duration
-        self.report_path = report
-        self.predictions_path = predictions
-        self.alerts_path = alerts
+        self.source_name = config.source_name
+        self.count = config.count
+        self.duration = config.duration
+        self.report_path = config.outputs.report
+        self.predictions_path = config.outputs.predictions
+        self.alerts_path = config.outputs.alerts
         self.batch_rows = batch_rows
         self.max_wait = max_wait
         self.totals = RunTotals(self.classes)
@@ -51,7 +53,7 @@ class MonitorRun:
         self.report: dict | None = None
         # classified packets -> incidents (packet time only: the same at any speed or batch size)
         self.incidents = IncidentEngine(self.classes, int(getattr(classifier, "normal_index", 0)))
-        self.sensor = sensor
+        self.sensor = config.outputs.sensor
 
     @property
     def capture_drops(self) -> int:

@@ -11,11 +11,12 @@ from rich.text import Text
 
 from iotwatch.detector.classifier import PacketClassifier
 from iotwatch.main import main
-from iotwatch.options import RunConfig, demo_capture, source_factory
+from iotwatch.options import demo_capture
 from iotwatch.tui.app import make_app
 from iotwatch.tui.widgets.detail import DetailScreen
 from iotwatch.tui.widgets.incidents import IncidentScreen, IncidentsPane
 
+from fakes import run_config
 from tui_support import finish
 
 
@@ -35,7 +36,7 @@ def _plain(widget) -> str:
 async def test_incidents_pane_open_jump_filter_and_why(expected):
     demo = str(demo_capture())
     clf = PacketClassifier.load(None)
-    app = make_app(source_factory(RunConfig(read=demo)), clf, None, source_name=demo, capture_path=demo)
+    app = make_app(run_config(demo), clf, None)
     async with app.run_test(size=(120, 42)) as pilot:
         await finish(pilot)
         await pilot.pause()

@@ -29,6 +29,8 @@ from textual.widgets import Footer
 from textual.worker import get_current_worker
 
 from iotwatch.captures.errors import EXIT_ANOMALIES, EXIT_ENV, EXIT_OK, IotwatchError
+from iotwatch.captures.tshark.dissect import dissect_frame
+from iotwatch.detector.config import RunConfig
 from iotwatch.tui.commands import IotwatchCommands
 from iotwatch.tui.messages import (BatchClassified, CaptureFailed, CaptureFinished, CaptureStarted,
                                    DetailFailed, DetailLoaded, IncidentsChanged)
@@ -37,7 +39,6 @@ from iotwatch.tui.store import IncidentStore, RateHistory, RowStore, display_bat
 from iotwatch.tui.widgets.incidents import IncidentScreen, IncidentsPane
 from iotwatch.tui.widgets.class_counters import ClassCounters
 from iotwatch.tui.widgets.confusion import ConfusionSummary
-from iotwatch.captures.tshark.dissect import dissect_frame
 from iotwatch.tui.widgets.detail import DetailScreen
 from iotwatch.tui.widgets.help import HelpScreen
 from iotwatch.tui.widgets.packet_table import PacketTable
@@ -68,20 +69,20 @@ class IotWatchApp(App[int]):
         Binding("n", "next_anomaly", "Next !", id="next-anomaly"),
         Binding("c", "clear", "Clear", id="clear"),
         Binding("m", "cycle_pane", "Pane", id="cycle-pane"),
-        Binding("i", "focus_incidents", "Incidents", show=False, id="focus-incidents"),
+        Binding("i", "focus_incidents", "Focus the incidents pane", show=False, id="focus-incidents"),
         Binding("question_mark", "help", "Help", id="help"),
     ]
 
-    def __init__(self, session: CaptureSession, *, source_name: str, capture_path: str | None = None,
-                 normal_index: int = 0, fail_on: str | None = None, tick: float = 0.25,
-                 view_cap: int = 50_000, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, session: CaptureSession, *, tick: float = 0.25, view_cap: int = 50_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         self.session = session
+        cfg = session.config
         self.class_names = list(session.classes)
-        self.normal_index = normal_index
-        self.source_name = source_name
-        self.capture_path = capture_path
-        self.fail_on = fail_on
+        self.normal_index = int(getattr(session.classifier, "normal_index", 0))
+        self.source_name = cfg.source_name
+        self.capture_path = cfg.source.read
+        self.fail_on = cfg.fail_on
         self.tick = tick
         self.clock = clock
         self.rows = RowStore(view_cap)
@@ -400,6 +401,8 @@ class IotWatchApp(App[int]):
         for b in [*self.BINDINGS, *PacketTable.BINDINGS]:
             keys = ", ".join(self.get_key_display(Binding(k, b.action)) for k in b.key.split(","))
             out.append((keys, b.description))
+        for b in IncidentsPane.BINDINGS:   # keys of the focused Incidents pane
+            out.append((self.get_key_display(Binding(b.key, b.action)), f"incidents pane: {b.description.lower()}"))
         out.append(("ctrl+p", "command palette (filters, speed, pause, clear ...)"))
         return out
 
@@ -427,7 +430,7 @@ class IotWatchApp(App[int]):
             f" ({row.confidence:.2f})",
             *((("  label ", "bold"), self.class_names[row.label]) if row.label >= 0 else ()),
             ("  ANOMALY" if row.anomaly else "", "bold red"), self._why(row))
-        if self.live or not self.capture_path:
+        if self.live or not self.capture_path or not Path(self.capture_path).is_file():
             note = "the full dissection is available for capture files only (-r FILE)"
             self.push_screen(DetailScreen(row.frame, summary, note=note))
             return
@@ -480,41 +483,30 @@ def _is_ip(text: str) -> bool:
     return True
 
 
-def make_app(source_factory: Callable[[], object], classifier, labels=None, *, source_name: str = "replay",
-             capture_path: str | None = None, speed: str = "max", count: int | None = None,
-             duration: float | None = None, report: str | None = None, predictions: str | None = None,
-             alerts: str | None = None, fail_on: str | None = None, tick: float = 0.25,
-             view_cap: int = 50_000, batch_rows: int = 8192, clock: Callable[[], float] = time.monotonic,
-             app_class: type[IotWatchApp] = IotWatchApp) -> IotWatchApp:
-    """Build the app around any zero-argument source factory and classifier (tests inject a
-    ``ReplaySource`` and a tiny classifier; ``clock`` fixes rates for snapshots)."""
-    session = CaptureSession(source_factory, classifier, labels, source_name=source_name, speed=speed,
-                             count=count, duration=duration, report=report, predictions=predictions,
-                             alerts=alerts, batch_rows=batch_rows)
-    return app_class(session, source_name=source_name, capture_path=capture_path,
-                     normal_index=int(getattr(classifier, "normal_index", 0)), fail_on=fail_on, tick=tick,
-                     view_cap=view_cap, clock=clock)
+def make_app(cfg: RunConfig, classifier, labels=None, *, source_factory: Callable[[], object] | None = None,
+             tick: float = 0.25, view_cap: int = 50_000, batch_rows: int = 8192,
+             clock: Callable[[], float] = time.monotonic, app_class: type[IotWatchApp] = IotWatchApp) -> IotWatchApp:
+    """Build the app for a run configuration and a classifier (tests inject a fake ``source_factory``
+    and a tiny classifier; ``clock`` fixes rates for snapshots)."""
+    session = CaptureSession(cfg, classifier, labels, source_factory=source_factory, batch_rows=batch_rows)
+    return app_class(session, tick=tick, view_cap=view_cap, clock=clock)
 
 
-def build_app(cfg, app_class: type[IotWatchApp] = IotWatchApp) -> IotWatchApp:
+def build_app(cfg: RunConfig, app_class: type[IotWatchApp] = IotWatchApp) -> IotWatchApp:
     """Check the outputs and the capture file, load the model and labels, and build the app for a
     validated ``RunConfig`` (user errors raise ``IotwatchError`` before the screen switches)."""
     from iotwatch.captures.tshark import source as tshark_source  # noqa: F401  (import the capture layer now, not while the UI starts)
     from iotwatch.captures.tshark.preflight import check_capture_file
-    from iotwatch.headless import check_outputs
-    from iotwatch.options import load_classifier, load_labels, source_factory
 
-    check_outputs(cfg)
-    if cfg.read:
-        check_capture_file(cfg.read)
-    classifier = load_classifier(cfg.model)
-    labels = load_labels(cfg, list(classifier.classes_))
-    return make_app(source_factory(cfg), classifier, labels, source_name=cfg.source_name, capture_path=cfg.read,
-                    speed=cfg.speed, count=cfg.count, duration=cfg.duration, report=cfg.report,
-                    predictions=cfg.predictions, alerts=cfg.alerts, fail_on=cfg.fail_on, app_class=app_class)
+    cfg.outputs.check()
+    if cfg.source.read:
+        check_capture_file(cfg.source.read)
+    classifier = cfg.load_classifier()
+    labels = cfg.source.load_labels(list(classifier.classes_))
+    return make_app(cfg, classifier, labels, app_class=app_class)
 
 
-def run_tui(cfg) -> int:
+def run_tui(cfg: RunConfig) -> int:
     """Run the TUI for a validated ``RunConfig``; returns the CLI exit code (terminal restored).
     Errors the source finds once running arrive as ``CaptureFailed`` and end up in the exit code
     and one line on stderr."""

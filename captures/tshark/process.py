@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import ctypes
+import fcntl
 import os
 import signal
 import subprocess
@@ -21,11 +22,51 @@ import threading
 import time
 from typing import Callable
 
-from .rotation import grow_pipe
-
 READ_SIZE = 1 << 20
 STDOUT_PIPE_SIZE = 4 << 20
 STDERR_KEEP = 200
+_F_SETPIPE_SZ = 1031
+_PIPE_SIZE = 1 << 20
+
+
+def grow_pipe(fd: int, size: int = _PIPE_SIZE) -> None:
+    """Enlarge a pipe (Linux) so writer and reader take fewer turns. Unprivileged users may go up to
+    /proc/sys/fs/pipe-max-size (1 MiB by default): then that; silently keep the pipe when not allowed."""
+    try:
+        fcntl.fcntl(fd, _F_SETPIPE_SZ, size)
+    except OSError:
+        try:
+            with open("/proc/sys/fs/pipe-max-size") as fh:
+                fcntl.fcntl(fd, _F_SETPIPE_SZ, min(int(fh.read()), size))
+        except (OSError, ValueError):
+            pass  # not Linux, or not allowed: correct, only slower
+
+
+class ByteMover:
+    """Base of the byte-moving threads (:class:`PipeReader`, ``rotation.PcapngSplitter``): a daemon
+    thread running ``self._run``, one Condition guarding the hand-over, a stop flag. Subclasses
+    start ``self._thread`` once their state is set."""
+
+    def __init__(self, name: str):
+        self._cond = threading.Condition()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, daemon=True, name=name)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Ask the thread to stop; it ends at its next wake-up."""
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
 
 
 def _load_prctl():
@@ -109,7 +150,7 @@ class ToolProcess:
                 self.kill()
 
 
-class PipeReader:
+class PipeReader(ByteMover):
     """A thread draining a pipe (tshark's stdout) into memory, up to ``limit`` bytes ahead of the consumer.
 
     tshark never waits for the parser (or, with parallel chunks, for the chunks before its own),
@@ -117,6 +158,7 @@ class PipeReader:
     fills (fewer wake-ups and GIL hand-offs on replay). The reader owns ``fd`` and closes it."""
 
     def __init__(self, fd: int, limit: int, pause: float = 0.0, name: str = "iotwatch-pipe"):
+        super().__init__(name)
         os.set_blocking(fd, True)
         grow_pipe(fd, STDOUT_PIPE_SIZE)  # tshark keeps dissecting while we parse a batch
         self._fd = fd
@@ -125,9 +167,6 @@ class PipeReader:
         self._chunks: collections.deque[bytes] = collections.deque()
         self._buffered = 0
         self._eof = False
-        self._stopped = False
-        self._cond = threading.Condition()
-        self._thread = threading.Thread(target=self._run, daemon=True, name=name)
         self._thread.start()
 
     def _run(self) -> None:
@@ -168,14 +207,7 @@ class PipeReader:
             self._cond.notify_all()
             return data
 
-    def stop(self) -> None:
-        """Stop reading (the writer is being killed): reads return EOF, the thread ends at its next wake-up."""
-        with self._cond:
-            self._stopped = True
-            self._cond.notify_all()
-
-    def join(self, timeout: float) -> None:
-        self._thread.join(timeout)
+    # stop() (inherited): reads return EOF from then on (the writer is being killed)
 
 
 def start_tshark(argv: list[str], stdin: int | None = None, on_line=None) -> tuple[ToolProcess, int]:

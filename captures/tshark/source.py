@@ -36,7 +36,7 @@ from .malloc import pin_mmap_threshold
 from .parser import FieldsParser, nth_newline
 from .process import STDERR_KEEP, PipeReader, ToolProcess, feed_file_range, start_into_pipe, start_tshark
 from .rotation import PcapngSplitter
-from ..sources import SourceStats
+from ..batch import SourceStats
 from .args import DISSECTION_PREFS, dumpcap_command, tshark_fields_command, wlan_decryption_args
 
 DUMPCAP_BUFFER_MIB = 128      # live capture kernel buffer (dumpcap -B)
