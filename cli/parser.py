@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--alerts", metavar="FILE.jsonl",
                      help="incidents as Suricata EVE alert events (opened / updated / closed, one JSON per line)")
     out.add_argument("--force", action="store_true", help="overwrite existing output files")
+    out.add_argument("--sensor-name", metavar="NAME", help="this sensor's name in every EVE record (\"host\") and "
+                     "in the report (default: the machine's host name)")
     out.add_argument("--fail-on", choices=["anomaly", "incident"],
                      help="exit 1 when anomalous packets were found / when any incident opened")
     return p
