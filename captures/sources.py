@@ -27,6 +27,9 @@ class SourceConfig:
     display_filter: str | None = None  # Wireshark display filter (-Y)
     labels: str | None = None          # labels CSV frame_number,label (--labels)
     buffer_mib: int | None = None      # live: kernel capture buffer in MiB (-B)
+    monitor_mode: bool = False         # live: 802.11 monitor mode (-I)
+    wpa_pwd: tuple[str, ...] = ()      # 802.11 WPA/WPA2-PSK decryption: PASSPHRASE:SSID (--wpa-pwd)
+    wpa_psk: tuple[str, ...] = ()      # ... or the 64-hex-digit pre-shared key (--wpa-psk)
 
     @property
     def name(self) -> str:
@@ -40,10 +43,16 @@ class SourceConfig:
             raise InputError("-f/--bpf applies to live capture only", hint="use -Y/--display-filter on files")
         if self.buffer_mib is not None and not (self.iface and 1 <= self.buffer_mib <= 4096):
             raise InputError("-B/--buffer-size takes 1..4096 MiB and applies to live capture only")
+        if self.monitor_mode and not self.iface:
+            raise InputError("-I/--monitor-mode applies to live capture only (-i IFACE)")
 
     def open(self) -> PacketSource:
         """Open the packet source (blocking: call it in the thread that reads it, never on a UI loop)."""
         extra = {"buffer_mib": self.buffer_mib} if self.buffer_mib else {}
+        if self.monitor_mode:
+            extra["monitor_mode"] = True
+        if self.wpa_pwd or self.wpa_psk:
+            extra.update(wpa_pwd=self.wpa_pwd, wpa_psk=self.wpa_psk)
         return open_source(read=self.read, iface=self.iface, bpf=self.bpf, display_filter=self.display_filter, **extra)
 
     def load_labels(self, classes):

@@ -75,10 +75,11 @@ def run_headless(cfg: RunConfig, out=None) -> int:
 
 
 def print_summary(report: dict, out) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    con = Console(file=out, highlight=False, soft_wrap=True)
+    from .console import console
+
+    con = console(file=out)
     head = (f"[bold]{report['source']}[/]: {report['packets']:,} packets in {report['seconds']:.2f} s "
             f"({report['packets_per_second']:,.0f} pkt/s), {report.get('anomalies', 0):,} anomalous; model {report['model']}")
     con.print(head)

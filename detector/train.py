@@ -462,7 +462,7 @@ class TrainRequest:
     name: str | None = None
     model_version: str = "1"
     force: bool = False
-    report: str | None = None        # DIR for the training figures and report
+    report: str | None = None  # folder for the training report's figures and tables
 
 
 def train(args: TrainRequest, console, command: str) -> Path:

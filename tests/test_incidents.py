@@ -206,3 +206,20 @@ def test_monitor_run_reports_incidents_like_the_engine(clf):
     eng, events = run_engine(classified(demo, clf), clf.classes_, 8192)
     assert report["incidents"] == [t.to_dict() for t in eng.incidents()]
     assert _stream(seen) == _stream(events)
+
+
+def _lab_captures() -> list[Path]:
+    """Recorded ``iotwatch lab record --scenario all`` captures (not versioned: they need root and
+    minutes): ``$IOTWATCH_LAB_DIR`` or the shared data folder, when present."""
+    import os
+
+    root = Path(os.environ.get("IOTWATCH_LAB_DIR", "/work/shared/data/lab"))
+    return sorted(p for p in root.glob("**/lab-all-*.pcapng") if Path(str(p) + ".lab.json").is_file()) \
+        if root.is_dir() else []
+
+
+@pytest.mark.skipif(not _lab_captures(), reason="no recorded lab capture (iotwatch lab record needs root)")
+@pytest.mark.parametrize("path", _lab_captures()[:2], ids=lambda p: p.name)
+def test_lab_recordings_every_attack_window_is_one_incident(path, clf):
+    # the real tools: windows of one attacker and class closer than QUIET share one incident
+    _check_against_episodes(path, classified(path, clf), clf)

@@ -69,7 +69,7 @@ class IotWatchApp(App[int]):
         Binding("n", "next_anomaly", "Next !", id="next-anomaly"),
         Binding("c", "clear", "Clear", id="clear"),
         Binding("m", "cycle_pane", "Pane", id="cycle-pane"),
-        Binding("i", "focus_incidents", "Incidents", show=False, id="focus-incidents"),
+        Binding("i", "focus_incidents", "Focus the incidents pane", show=False, id="focus-incidents"),
         Binding("question_mark", "help", "Help", id="help"),
     ]
 
@@ -401,6 +401,8 @@ class IotWatchApp(App[int]):
         for b in [*self.BINDINGS, *PacketTable.BINDINGS]:
             keys = ", ".join(self.get_key_display(Binding(k, b.action)) for k in b.key.split(","))
             out.append((keys, b.description))
+        for b in IncidentsPane.BINDINGS:   # keys of the focused Incidents pane
+            out.append((self.get_key_display(Binding(b.key, b.action)), f"incidents pane: {b.description.lower()}"))
         out.append(("ctrl+p", "command palette (filters, speed, pause, clear ...)"))
         return out
 

@@ -2,7 +2,7 @@
 
     iotwatch simulate --out DIR [--seed N] [--duration 10m] [--devices 12]
                       [--attacks recon,dos,bruteforce,spoofing,exfiltration|all|none]
-                      [--scenario home|demo|benign|busy] [--name NAME]
+                      [--scenario home|demo|benign|busy|varied] [--name NAME] [--start-offset T|random]
 
 Writes ``DIR/NAME.pcapng`` (every packet carries the comment ``label=<class> activity=<what>``),
 ``DIR/NAME.pcapng.labels.csv`` (``frame_number,label``, CONTRACT §2) and
@@ -15,6 +15,13 @@ The bundled demo capture (``captures/demo/demo.pcapng`` + ``.labels.csv``, the d
 plain ``iotwatch``) is generated with::
 
     iotwatch simulate --scenario demo --seed 11 --duration 3m --devices 10 --out captures/demo --name demo
+
+Scenario ``varied`` (training data that does not teach the generator's conventions) draws per home
+the address plan (192.168/16, 10/8, 172.16/12, CGNAT 100.64/10, public-looking blocks), host stacks
+and TTLs, whether DNS is visible (router, a resolver outside the capture, DoH, a public resolver,
+partly cached), benign look-alikes (unresolved backups, browser bursts, streaming, pairing storms,
+health checks) and the wider attack kinds of :mod:`~iotwatch.captures.sim.tools`, and cuts a random
+start (``--start-offset``, default ``random`` there, 0 elsewhere) so the capture begins mid-conversation.
 
 What is simulated: :mod:`~iotwatch.captures.sim.home` (device mix, attack schedule),
 :mod:`~iotwatch.captures.sim.devices` (benign behaviour, hard negatives),
@@ -36,13 +43,15 @@ from ..pcapfile import comment_option
 from .writer import PcapngWriter
 from .core import SECOND, Sim
 from .episodes import EpisodeLog
-from .home import ATTACK_FAMILIES, CLASSES, DEMO_PROFILE, Profile, build_home, schedule_attacks
+from .home import ATTACK_FAMILIES, CLASSES, DEMO_PROFILE, VARIED_PROFILE, Profile, build_home, schedule_attacks
+from .variety import draw_plan
 
 SCENARIOS: dict[str, tuple[Profile, tuple[str, ...]]] = {
     "home": (Profile(), ATTACK_FAMILIES),
     "busy": (Profile(extra_clients=3, episodes_per_10min=4.5), ATTACK_FAMILIES),
     "benign": (Profile(), ()),
     "demo": (DEMO_PROFILE, ATTACK_FAMILIES),
+    "varied": (VARIED_PROFILE, ATTACK_FAMILIES),
 }
 
 
@@ -56,6 +65,22 @@ def parse_duration(text: str) -> int:
     us = int((h * 3600 + mi * 60 + s) * SECOND)
     if us < 10 * SECOND or us > 24 * 3600 * SECOND:
         raise InputError(f"--duration {text!r} out of range", hint="between 10s and 24h")
+    return us
+
+
+def parse_offset(text: str | None) -> int | None:
+    """``--start-offset``: ``"random"``/None -> None (drawn per seed in scenario varied), else µs (0-1h)."""
+    if text is None or text.strip().lower() == "random":
+        return None
+    t = text.strip()
+    if t in ("0", "0s"):
+        return 0
+    m = re.fullmatch(r"(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?", t)
+    if not m or not any(m.groups()):
+        raise InputError(f"--start-offset: cannot parse {text!r}", hint="use e.g. 0, 45s, 2m or random")
+    us = int((float(m.group(1) or 0) * 60 + float(m.group(2) or 0)) * SECOND)
+    if us > 3600 * SECOND:
+        raise InputError(f"--start-offset {text!r} out of range", hint="between 0 and 1h")
     return us
 
 
@@ -105,15 +130,18 @@ def start_time(seed: int) -> int:
 
 
 def simulate(out_dir: str | Path, *, seed: int = 1, duration_us: int = 600 * SECOND, devices: int = 12,
-             attacks: tuple[str, ...] | None = None, scenario: str = "home", name: str | None = None) -> Result:
-    """Generate one capture; returns what was written (see module docstring)."""
+             attacks: tuple[str, ...] | None = None, scenario: str = "home", name: str | None = None,
+             start_offset_us: int | None = None, profile: Profile | None = None) -> Result:
+    """Generate one capture; returns what was written (see module docstring). ``profile``
+    (Python API only) replaces the scenario's volume knobs, e.g. for tests."""
     if scenario not in SCENARIOS:
         raise InputError(f"--scenario: unknown scenario {scenario!r}", hint="choose from " + ", ".join(SCENARIOS))
     if not 3 <= devices <= 60:
         raise InputError(f"--devices must be between 3 and 60, got {devices}")
     if seed < 0:
         raise InputError(f"--seed must be >= 0, got {seed}")
-    profile, default_attacks = SCENARIOS[scenario]
+    scenario_profile, default_attacks = SCENARIOS[scenario]
+    profile = profile or scenario_profile
     families = default_attacks if attacks is None else attacks
     out = Path(out_dir)
     try:
@@ -129,10 +157,13 @@ def simulate(out_dir: str | Path, *, seed: int = 1, duration_us: int = 600 * SEC
     episodes_path = out / f"{stem}.pcapng.episodes.json"
 
     wall0, cpu0 = time.perf_counter(), time.process_time()
-    sim = Sim(seed, start_time(seed), duration_us)
-    env, by_kind = build_home(sim, devices, profile)
-    episodes = schedule_attacks(env, by_kind, families, profile)
-    log = EpisodeLog(sim.episodes)
+    plan = draw_plan(seed, duration_us, start_offset_us) if profile.varied else None
+    cut = plan.cut_us if plan is not None else (start_offset_us or 0)
+    sim = Sim(seed, start_time(seed), duration_us + cut)
+    env, by_kind = build_home(sim, devices, profile, plan)
+    episodes = schedule_attacks(env, by_kind, families, profile, first_us=cut // 2)
+    log = EpisodeLog(sim.episodes, declared=profile.varied)
+    first_t = sim.start + cut  # frames before it are cut away (--start-offset)
     counts = [0] * len(CLASSES)
     class_index = {c: i for i, c in enumerate(CLASSES)}
     try:
@@ -156,6 +187,8 @@ def simulate(out_dir: str | Path, *, seed: int = 1, duration_us: int = 600 * SEC
 
         def sink(t: int, frame: bytes, tag: int) -> None:
             nonlocal frame_no
+            if t < first_t:
+                return
             while tag >= len(options):
                 tg = sim.tags[len(options)]
                 options.append(comment_option(f"label={tg.label} activity={tg.activity}"))

@@ -26,7 +26,7 @@ from pyshark.tshark.tshark import TSharkNotFoundException, get_all_tshark_interf
 from .chunking import CUT, NO_PACKETS, packet_problem
 from ..pcapfile import capture_format, pcap_header
 from ..errors import EnvironmentProblem, InputError
-from .args import (dumpcap_bpf_check_command, dumpcap_permission_command,
+from .args import (dumpcap_bpf_check_command, dumpcap_monitor_probe_command, dumpcap_permission_command,
                           display_filter_check_command)
 
 INSTALL_HINT = "install it: sudo apt-get install tshark"
@@ -222,7 +222,30 @@ def wifi_mode(iface: str) -> str | None:
 
 
 WIFI_WARNING = ("Wi-Fi in managed mode: only this host's and broadcast traffic is visible; "
-                "to see other devices use a switch mirror port or capture on the access point")
+                "to see other devices use monitor mode (-I, with --wpa-pwd 'PASSPHRASE:SSID' to decrypt "
+                "WPA2-PSK after each device's handshake), a switch mirror port, or capture on the access point")
+
+
+def monitor_mode_support(iface: str, dumpcap: str | None) -> tuple[bool, str]:
+    """(True, "") when dumpcap can open ``iface`` in 802.11 monitor mode; else (False, dumpcap's reason)."""
+    if dumpcap is None or not os.access(dumpcap, os.X_OK):
+        return False, "dumpcap not available"
+    if wifi_mode(iface) is None:  # libpcap lists link types with -I even where activation then fails
+        return False, "not a Wi-Fi interface"
+    rc, lines = _run(dumpcap_monitor_probe_command(dumpcap, iface))
+    if rc == 0:
+        return True, ""
+    if rc is None:
+        return False, f"dumpcap did not answer within {PROBE_TIMEOUT} s"
+    return False, _reason(lines[:1], "dumpcap")
+
+
+def check_monitor_mode(iface: str, dumpcap: str) -> None:
+    """-I on an interface that cannot do monitor mode: one line naming it (exit 2)."""
+    ok, reason = monitor_mode_support(iface, dumpcap)
+    if not ok:
+        raise InputError(f"{iface} cannot capture in monitor mode (-I): {reason}",
+                         hint="only Wi-Fi adapters whose driver supports monitor mode can; see 'iotwatch doctor'")
 
 
 # --- probes for iotwatch doctor (cli/commands/doctor.py) ---------------------------------------------------------------------------

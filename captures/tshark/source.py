@@ -37,7 +37,7 @@ from .parser import FieldsParser, nth_newline
 from .process import STDERR_KEEP, PipeReader, ToolProcess, feed_file_range, start_into_pipe, start_tshark
 from .rotation import PcapngSplitter
 from ..batch import SourceStats
-from .args import DISSECTION_PREFS, dumpcap_command, tshark_fields_command
+from .args import DISSECTION_PREFS, dumpcap_command, tshark_fields_command, wlan_decryption_args
 
 DUMPCAP_BUFFER_MIB = 128      # live capture kernel buffer (dumpcap -B)
 _PARSE_ROWS = 8192            # lines parsed in one go (bounds the parser's transient memory)
@@ -88,7 +88,7 @@ class TsharkFieldsSource:
                  display_filter: str | None = None, prefs: Mapping[str, str] = DISSECTION_PREFS,
                  extra: Sequence[str] = (), planner: ChunkPlanner | None = None, workers: int = 1,
                  dumpcap: str | None = None, iface: str | None = None, bpf: str | None = None,
-                 buffer_mib: int = DUMPCAP_BUFFER_MIB, rotate_packets: int = 0):
+                 buffer_mib: int = DUMPCAP_BUFFER_MIB, rotate_packets: int = 0, monitor_mode: bool = False):
         self.description = description
         self.live = live
         self.path = path
@@ -97,7 +97,7 @@ class TsharkFieldsSource:
         self._display_filter = display_filter or None
         self._prefs = dict(prefs)
         self._extra = list(extra)
-        self._dumpcap_argv = dumpcap_command(dumpcap, iface, bpf, buffer_mib) if live else None
+        self._dumpcap_argv = dumpcap_command(dumpcap, iface, bpf, buffer_mib, monitor_mode) if live else None
         self._parser = FieldsParser()
         self._planner = planner
         self._workers = max(1, workers)
@@ -360,7 +360,9 @@ def open_tshark_source(read: str | None = None, iface: str | None = None, bpf: s
     ``buffer_mib`` (live: dumpcap's kernel capture buffer, default ``DUMPCAP_BUFFER_MIB``),
     ``rotate_packets`` (live: packets per tshark run, default ``LIVE_ROTATE_PACKETS``; 0 = one tshark
     for the whole capture, whose memory grows with packets; also 0 under a display filter that
-    depends on earlier frames, like ``frame.number`` or ``tcp.stream``).
+    depends on earlier frames, like ``frame.number`` or ``tcp.stream``), ``monitor_mode`` (live: 802.11
+    monitor mode, dumpcap -I), ``wpa_pwd`` / ``wpa_psk`` (sequences of ``PASSPHRASE:SSID`` / hex keys:
+    802.11 WPA/WPA2-PSK decryption by tshark, see ``args.wlan_decryption_args``).
     Raises InputError/EnvironmentProblem, never hangs.
     """
     try:
@@ -382,6 +384,8 @@ def open_tshark_source(read: str | None = None, iface: str | None = None, bpf: s
     buffer_mib = options.pop("buffer_mib", None) or DUMPCAP_BUFFER_MIB
     rotate_packets = options.pop("rotate_packets", None)
     rotate_packets = LIVE_ROTATE_PACKETS if rotate_packets is None else int(rotate_packets)
+    monitor_mode = bool(options.pop("monitor_mode", False))
+    decrypt = wlan_decryption_args(options.pop("wpa_pwd", ()) or (), options.pop("wpa_psk", ()) or ())
     if rotate_packets < 0:
         raise ValueError("rotate_packets must be >= 0")
     if options:
@@ -389,7 +393,10 @@ def open_tshark_source(read: str | None = None, iface: str | None = None, bpf: s
     tools = preflight.check_tools(need_dumpcap=bool(iface), tshark_path=tshark_path)
     if isinstance(custom, Mapping):
         custom = [arg for pair in custom.items() for arg in pair]
-    common = dict(tshark=tools.tshark, display_filter=display_filter or None, prefs=prefs, extra=list(custom or ()))
+    if monitor_mode and not iface:
+        raise InputError("-I/--monitor-mode applies to live capture only (-i IFACE)")
+    common = dict(tshark=tools.tshark, display_filter=display_filter or None, prefs=prefs,
+                  extra=[*decrypt, *(custom or ())])
     if read:
         preflight.check_capture_file(read)
         if display_filter:
@@ -402,8 +409,11 @@ def open_tshark_source(read: str | None = None, iface: str | None = None, bpf: s
         preflight.check_display_filter(display_filter, tools.tshark)
     if display_filter and _STATEFUL_FILTER.search(display_filter):
         rotate_packets = 0  # frame numbers / streams would restart with every tshark
+    if monitor_mode:
+        preflight.check_monitor_mode(iface, tools.dumpcap)
     return TsharkFieldsSource(iface, True, dumpcap=tools.dumpcap, iface=iface, bpf=bpf or None,
-                              buffer_mib=buffer_mib, rotate_packets=rotate_packets, **common)
+                              buffer_mib=buffer_mib, rotate_packets=rotate_packets, monitor_mode=monitor_mode,
+                              **common)
 
 
 def _fits_one_chunk(path: str) -> bool:

@@ -7,24 +7,28 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-from rich.console import Console
 from rich.table import Table
 
 from iotwatch.captures.tshark.preflight import (INSTALL_HINT, WIFI_WARNING, capture_permission, dumpcap_interfaces,
-                                                find_tool, is_permission_problem, permission_fix, tool_version,
-                                                wifi_mode)
+                                                find_tool, is_permission_problem, monitor_mode_support, permission_fix,
+                                                tool_version, wifi_mode)
 from iotwatch.detector.model import FAST_KERNELS, kernel_status  # numpy only; no torch, no UI
 
+from ..console import console
 from ..usage import UsageParser
+
+
+def build_parser() -> UsageParser:
+    ap = UsageParser(prog="iotwatch doctor", description="Check tshark/dumpcap and capture permission per interface.")
+    ap.add_argument("-i", "--iface", action="append", metavar="IFACE", help="check only these interfaces")
+    return ap
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``iotwatch doctor``: tool paths/versions, capture permission per interface, fixes. 0 usable, 3 not."""
-    ap = UsageParser(prog="iotwatch doctor", description="Check tshark/dumpcap and capture permission per interface.")
-    ap.add_argument("-i", "--iface", action="append", metavar="IFACE", help="check only these interfaces")
-    ns = ap.parse_args(list(argv or []))
+    ns = build_parser().parse_args(list(argv or []))
 
-    con = Console(highlight=False, soft_wrap=True)
+    con = console()
     tshark = find_tool("tshark", None)
     dumpcap = find_tool("dumpcap", None)
     problems: list[str] = []
@@ -63,6 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             mode = wifi_mode(name)
             if mode == "managed":
                 warnings.append(f"[yellow]warning:[/] {name}: {WIFI_WARNING}")
+            if mode:
+                can, why = monitor_mode_support(name, dumpcap) if ok else (False, "no capture permission")
+                mode += ", monitor mode (-I) " + ("supported" if can else f"not available: {why}")
             state = "[green]ok[/]" if ok else ("[red]denied[/]" if is_permission_problem(reason) else "unavailable")
             table.add_row(name, desc, state if ok else f"{state}: {reason}",
                           f"Wi-Fi {mode} mode" if mode else "")

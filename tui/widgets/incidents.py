@@ -19,6 +19,8 @@ from textual.widgets import DataTable, Static
 from iotwatch.tui.store import IncidentStore
 
 SEVERITY = {1: "high", 2: "med", 3: "low"}
+COLUMNS = (("sev", 4), ("class", 24), ("attacker → victim", 36), ("services", 16), ("pkts", 7), ("since", 9),
+           ("state", 6))
 
 
 def who(s: dict, width: int = 60) -> str:
@@ -50,9 +52,9 @@ class IncidentsPane(DataTable):
     IncidentsPane > .datatable--cursor { background: $accent 45%; }
     """
     BINDINGS = [
-        Binding("enter", "open", "Incident", id="incident-open"),
-        Binding("j", "jump", "Jump", id="incident-jump"),
-        Binding("t", "filter", "Filter", id="incident-filter"),
+        Binding("enter", "open", "Open incident", id="incident-open"),
+        Binding("j", "jump", "Jump to its frames", id="incident-jump"),
+        Binding("t", "filter", "Filter table to it", id="incident-filter"),
     ]
 
     class Chosen(Message):
@@ -72,7 +74,9 @@ class IncidentsPane(DataTable):
         self.empty_text = "no incidents yet"
 
     def on_mount(self) -> None:
-        self.add_columns("sev", "class", "attacker → victim", "services", "pkts", "since", "state")
+        # fixed widths: auto widths are measured when the app is idle, so they would depend on timing
+        for label, width in COLUMNS:
+            self.add_column(label, width=width)
         self.show_header = True
 
     def show(self, store: IncidentStore, first_time: float | None) -> None:
@@ -90,7 +94,7 @@ class IncidentsPane(DataTable):
             self.add_row(Text(SEVERITY.get(s["severity"], str(s["severity"])), style="bold" if s["severity"] == 1
                               else ""),
                          Text(f"{s['class']}/{s['kind']}", style=self.class_style(cls) + Style(bold=True)),
-                         who(s), ", ".join(s.get("services", [])[:2]), f"{s['packets']:,}",
+                         who(s, 36), ", ".join(s.get("services", [])[:2]), f"{s['packets']:,}",
                          since(s, first_time), state, key=str(s["id"]))
         if keep in self._order:
             self.move_cursor(row=self._order.index(keep), animate=False)
