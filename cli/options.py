@@ -28,7 +28,8 @@ def config_from_args(ns: argparse.Namespace) -> RunConfig:
         source=SourceConfig(read=read, iface=ns.iface, bpf=ns.bpf, display_filter=ns.display_filter,
                             labels=ns.labels, buffer_mib=ns.buffer_mib, monitor_mode=ns.monitor_mode,
                             wpa_pwd=tuple(ns.wpa_pwd), wpa_psk=tuple(ns.wpa_psk)),
-        outputs=OutputConfig(report=ns.report, predictions=ns.predictions, alerts=ns.alerts, force=ns.force),
+        outputs=OutputConfig(report=ns.report, predictions=ns.predictions, alerts=ns.alerts, force=ns.force,
+                             sensor=ns.sensor_name),
         model=ns.model, count=ns.count, duration=ns.duration, fail_on=ns.fail_on, headless=ns.headless,
         speed=speed)
     cfg.validate()

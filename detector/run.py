@@ -19,6 +19,7 @@ import time
 from typing import Callable, Iterator
 
 from .config import RunConfig
+from .eve import sensor_name
 from .incidents import IncidentEngine
 from .metrics import RunTotals
 from .outputs import AlertsWriter, PredictionsWriter
@@ -155,6 +156,7 @@ class MonitorRun:
             extra["labels_source"] = self.labels.source
         if interrupted:
             extra["interrupted"] = True
+        extra["sensor"] = self.sensor or sensor_name()
         extra["incidents_opened"] = self.incidents.opened
         extra["incidents"] = [t.to_dict() for t in self.incidents.incidents()]
         if self.incidents.dropped:
