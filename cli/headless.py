@@ -6,16 +6,24 @@ import sys
 import time
 
 from iotwatch.captures.errors import EXIT_ANOMALIES, EXIT_OK
-from iotwatch.detector.outputs import check_writable
+from iotwatch.detector.files import plan_outputs
 from iotwatch.detector.run import MonitorRun
 
 from .options import RunConfig, load_classifier, load_labels, source_factory
 
 
+def run_inputs(cfg: RunConfig) -> tuple:
+    """The files a run reads: no output may be one of them (even with --force)."""
+    from iotwatch.captures.labels import discover_sidecar
+
+    sidecar = discover_sidecar(cfg.read) if cfg.read and not cfg.labels else None
+    return tuple(str(p) for p in (cfg.read, cfg.labels, cfg.model, sidecar) if p)
+
+
 def check_outputs(cfg: RunConfig) -> None:
-    check_writable(cfg.report, cfg.force, "report")
-    check_writable(cfg.predictions, cfg.force, "predictions")
-    check_writable(cfg.alerts, cfg.force, "alerts")
+    """Every output checked together before any work starts (see ``detector.files``)."""
+    plan_outputs([(cfg.report, "report"), (cfg.predictions, "predictions"), (cfg.alerts, "alerts")],
+                 cfg.force, run_inputs(cfg))
 
 
 class _Progress:
@@ -55,8 +63,57 @@ def _announce_live(run: MonitorRun) -> None:
         sys.stderr.flush()
 
 
-def _interrupt(*_):
-    raise KeyboardInterrupt
+class StopSignals:
+    """Ctrl-C, SIGTERM, SIGHUP and SIGQUIT end a headless run the same way: once the run has started
+    they only set a flag the run checks between batches (a KeyboardInterrupt raised in the middle of
+    writing a batch once left the report counting 8,192 alerts the file did not hold), so every output
+    is written and the report says ``interrupted``. A second signal changes nothing; the third one
+    aborts at once (exit 130, outputs left as temporary files) for a source that no longer answers.
+    Before the run starts (model and labels loading) the first signal aborts."""
+
+    SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
+
+    def __init__(self):
+        self.count = 0
+        self.armed = False
+        self._old: dict = {}
+
+    def __enter__(self):
+        for name in self.SIGNALS:
+            sig = getattr(signal, name, None)
+            if sig is not None:
+                try:
+                    self._old[sig] = signal.signal(sig, self._handle)
+                except (ValueError, OSError):  # not the main thread
+                    pass
+        return self
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        return False
+
+    def _handle(self, signum, frame):
+        self.count += 1
+        if not self.armed or self.count >= 3:
+            raise KeyboardInterrupt
+        if signum == signal.SIGHUP:  # the terminal is gone: stop writing to it
+            _quiet_stdio()
+
+    def __call__(self) -> bool:
+        return self.count > 0
+
+
+def _quiet_stdio() -> None:
+    import os
+
+    try:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+    except OSError:
+        pass
 
 
 def run_headless(cfg: RunConfig, out=None) -> int:
@@ -66,17 +123,26 @@ def run_headless(cfg: RunConfig, out=None) -> int:
     # labels are loaded once the source is open: a large sidecar CSV is parsed while tshark starts up
     run = MonitorRun(source_factory(cfg), classifier, lambda: load_labels(cfg, list(classifier.classes_)),
                      source_name=cfg.source_name, count=cfg.count, duration=cfg.duration, report=cfg.report,
-                     predictions=cfg.predictions, alerts=cfg.alerts, batch_rows=8192, max_wait=0.25)
+                     predictions=cfg.predictions, alerts=cfg.alerts, batch_rows=8192, max_wait=0.25,
+                     force=cfg.force, inputs=run_inputs(cfg))
     progress = _Progress(enabled=True)
     t0 = time.perf_counter()
-    # A live run ends with Ctrl-C / SIGTERM: finish cleanly and still write every output.
-    old_term = signal.signal(signal.SIGTERM, _interrupt)
+
+    def opened():
+        stop.armed = True   # from now on a signal stops the run and the outputs are still written
+        _import_summary()
+
+    # A live run ends with Ctrl-C / SIGTERM / SIGHUP / SIGQUIT: finish cleanly and write every output.
+    with StopSignals() as stop:
+        try:
+            report = run.run(on_batch=lambda cb: progress.update(run.totals.packets, t0), opened=opened,
+                             cancelled=stop, capturing=lambda: _announce_live(run))
+        finally:
+            progress.done()
     try:
-        report = run.run(on_batch=lambda cb: progress.update(run.totals.packets, t0), opened=_import_summary,
-                         capturing=lambda: _announce_live(run))
-    finally:
-        signal.signal(signal.SIGTERM, old_term)
-        progress.done()
+        print_summary(report, out)
+    except OSError:  # the terminal went away (SIGHUP): the outputs are written, nothing to say
+        pass
     print_summary(report, out)
     if cfg.fail_on == "anomaly" and run.totals.anomalies:
         return EXIT_ANOMALIES
@@ -87,14 +153,21 @@ def print_summary(report: dict, out) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from rich.markup import escape
+
+    from iotwatch.captures.errors import one_line
+
     con = Console(file=out, highlight=False, soft_wrap=True)
-    head = (f"[bold]{report['source']}[/]: {report['packets']:,} packets in {report['seconds']:.2f} s "
+    head = (f"[bold]{escape(one_line(report['source'], 200))}[/]: {report['packets']:,} packets in {report['seconds']:.2f} s "
             f"({report['packets_per_second']:,.0f} pkt/s), {report.get('anomalies', 0):,} anomalous; model {report['model']}")
     con.print(head)
     if report.get("truncated"):
-        con.print(f"[yellow]warning:[/] capture ended early: {report['truncated']}")
+        con.print(f"[yellow]warning:[/] capture ended early: {escape(one_line(report['truncated'], 300))}")
     if report.get("capture_drops"):
         con.print(f"[yellow]warning:[/] {report['capture_drops']:,} packets dropped by the capture")
+    if report.get("labels_beyond_capture"):
+        con.print(f"[yellow]warning:[/] {report['labels_beyond_capture']:,} labels name frames after the last "
+                  f"frame of the capture (wrong label file?): {escape(one_line(report.get('labels_source', ''), 200))}")
     t = Table(show_edge=False, pad_edge=False)
     t.add_column("class")
     t.add_column("predicted", justify="right")

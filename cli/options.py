@@ -45,8 +45,8 @@ class RunConfig:
             raise InputError("-f/--bpf applies to live capture only", hint="use -Y/--display-filter on files")
         if self.count is not None and self.count <= 0:
             raise InputError(f"-c/--count must be a positive number of packets, got {self.count}")
-        if self.duration is not None and self.duration <= 0:
-            raise InputError(f"--duration must be positive seconds, got {self.duration}")
+        if self.duration is not None and not (0 < self.duration <= 366 * 86400):  # also NaN and inf
+            raise InputError(f"-a/--duration must be a positive number of seconds (at most a year), got {self.duration}")
         if self.buffer_mib is not None and not (self.iface and 1 <= self.buffer_mib <= 4096):
             raise InputError("-B/--buffer-size takes 1..4096 MiB and applies to live capture only")
         if self.fail_on not in (None, "anomaly"):

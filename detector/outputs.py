@@ -1,7 +1,7 @@
 """Incremental run outputs (CONTRACT §3): predictions CSV and EVE-like alerts JSONL.
 
-Both are written batch by batch and flushed, so a crash loses nothing already written. Existing
-files are refused unless ``force`` (checked up front by ``check_writable`` before any work starts).
+Both are written batch by batch into a reserved ``files.OutputFile`` (a temporary file next to the
+target, renamed into place when the run ends); existing files are refused unless ``force``.
 """
 from __future__ import annotations
 
@@ -9,47 +9,70 @@ import csv
 import json
 import os
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from iotwatch.captures.describe import endpoints, ports, transport_name
-from iotwatch.captures.errors import InputError
 
+from .files import OutputFile
 from .pipeline import ClassifiedBatch
 
 
 def check_writable(path: str | os.PathLike | None, force: bool, what: str) -> None:
-    if path is None:
-        return
-    p = Path(path)
-    if p.exists() and not force:
-        raise InputError(f"{what} file {p} already exists", hint="pass --force to overwrite it")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError(f"cannot write {what} file {p}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise InputError(f"cannot write {what} file {p}: folder {parent} is not writable")
+    """Refuse an output path before any work starts (see ``files.OutputFile.check``)."""
+    if path is not None:
+        OutputFile(path, what, force).check()
 
 
-def _open(path) -> "object":
-    try:
-        return open(path, "w", newline="", encoding="utf-8")
-    except OSError as e:
-        raise InputError(f"cannot write {path}: {e.strerror}") from None
+class _Writer:
+    """A text output written batch by batch into a reserved ``OutputFile``. ``mark``/``rollback``
+    keep it consistent with the run's counts: a batch that could not be written whole (disk full)
+    is cut back off, so the file never ends in half a line."""
+
+    def __init__(self, out: OutputFile | str | os.PathLike):
+        if not isinstance(out, OutputFile):  # a bare path (tests): check and reserve it here
+            out = OutputFile(out, "output", force=True)
+            out.check()
+            out.reserve()
+        self.out = out
+        self._fh = out.open("w")
+        self._good = 0
+
+    def mark(self) -> None:
+        self._good = self._fh.tell()
+
+    def rollback(self) -> None:
+        try:
+            self._fh.seek(self._good)
+            self._fh.truncate()
+        except (OSError, ValueError):
+            pass
+
+    def flush(self) -> None:
+        self._fh.flush()
+
+    def commit(self) -> None:
+        self.out.commit()
+
+    def discard(self) -> None:
+        self.out.discard()
+
+    def close(self) -> None:  # kept for callers that only close: commits
+        self.commit()
 
 
-class PredictionsWriter:
+class PredictionsWriter(_Writer):
     """``frame_number,predicted,confidence[,label]``: one row per frame, in frame order."""
 
-    def __init__(self, path, classes: Sequence[str], with_labels: bool):
-        self.classes = list(classes)
+    def __init__(self, out, classes: Sequence[str], with_labels: bool):
+        super().__init__(out)
+        self.classes = [csv_safe(c) for c in classes]
         self.with_labels = with_labels
-        self._fh = _open(path)
         self._w = csv.writer(self._fh, lineterminator="\n")
         self._w.writerow(["frame_number", "predicted", "confidence"] + (["label"] if with_labels else []))
         self._fh.flush()
+        self.mark()
         self.rows = 0
 
     def write(self, cb: ClassifiedBatch) -> None:
@@ -62,17 +85,23 @@ class PredictionsWriter:
             self._w.writerows(zip(fn, names.tolist(), conf, lab_names))
         else:
             self._w.writerows(zip(fn, names.tolist(), conf))
-        self.rows += len(cb)
         self._fh.flush()
+        self.rows += len(cb)
 
-    def close(self) -> None:
-        self._fh.close()
+
+def csv_safe(name: str) -> str:
+    """A class name as a spreadsheet will not run it: a leading = + - @ becomes a quoted text cell
+    (bundles are validated to plain names; this guards names from anywhere else)."""
+    return "'" + name if name[:1] in ("=", "+", "-", "@", "\t", "\r") else name
 
 
 def _iso(ts: float) -> str:
-    if ts != ts:  # NaN
+    """ISO 8601 UTC, or "" for a time a datetime cannot hold (NaN, year 586524 from a crafted
+    ``if_tsresol``, before year 1)."""
+    try:
+        return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f+0000")
+    except (ValueError, OverflowError, OSError):
         return ""
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f+0000")
 
 
 def alert_records(cb: ClassifiedBatch, classes: Sequence[str], source: str = "", live: bool = False) -> list[dict]:
@@ -111,12 +140,12 @@ def alert_records(cb: ClassifiedBatch, classes: Sequence[str], source: str = "",
     return out
 
 
-class AlertsWriter:
-    def __init__(self, path, classes: Sequence[str], source: str = "", live: bool = False):
+class AlertsWriter(_Writer):
+    def __init__(self, out, classes: Sequence[str], source: str = "", live: bool = False):
+        super().__init__(out)
         self.classes = list(classes)
         self.source = source
         self.live = live
-        self._fh = _open(path)
         self.alerts = 0
 
     def write(self, cb: ClassifiedBatch) -> None:
@@ -125,6 +154,3 @@ class AlertsWriter:
             self._fh.write("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in recs))
             self._fh.flush()
             self.alerts += len(recs)
-
-    def close(self) -> None:
-        self._fh.close()

@@ -16,18 +16,28 @@ import threading
 import time
 from typing import Callable, Iterator
 
+from iotwatch.captures.errors import IotwatchError
+
+from .files import plan_outputs, reserve_all, write_error
 from .metrics import RunTotals
 from .outputs import AlertsWriter, PredictionsWriter
 from .pipeline import ClassifiedBatch, classify_stream
 
 
 class MonitorRun:
-    """Counts and outputs of one run. Reads of ``totals`` from another thread go through ``lock``."""
+    """Counts and outputs of one run. Reads of ``totals`` from another thread go through ``lock``.
+
+    Outputs go through ``files.OutputFile``: checked and reserved when ``run`` starts (so a second
+    run on the same paths is refused at once), written to temporary files, renamed into place at
+    the end. A batch is written to every output *before* it is counted, and cut back off every
+    output if any write fails, so the report's counts always match the lines written. An input
+    error (exit 2) leaves no outputs behind; a write error (disk full) stops the run, keeps what
+    was written whole and marks the report ``truncated`` before the error is raised (exit 3)."""
 
     def __init__(self, source_factory: Callable[[], object], classifier, labels=None, *,
                  source_name: str = "", count: int | None = None, duration: float | None = None,
                  report: str | None = None, predictions: str | None = None, alerts: str | None = None,
-                 batch_rows: int = 8192, max_wait: float = 0.1):
+                 batch_rows: int = 8192, max_wait: float = 0.1, force: bool = False, inputs: tuple = ()):
         self.source_factory = source_factory
         self.classifier = classifier
         self.classes = list(classifier.classes_)
@@ -38,6 +48,8 @@ class MonitorRun:
         self.report_path = report
         self.predictions_path = predictions
         self.alerts_path = alerts
+        self.force = force
+        self.inputs = tuple(inputs)
         self.batch_rows = batch_rows
         self.max_wait = max_wait
         self.totals = RunTotals(self.classes)
@@ -46,6 +58,9 @@ class MonitorRun:
         self.source = None
         self.live = False
         self.report: dict | None = None
+        self.stopped_early: str | None = None   # why a file was not read to its end (-a on a file)
+        self.write_failure: Exception | None = None
+        self.last_frame = 0
 
     @property
     def capture_drops(self) -> int:
@@ -56,6 +71,10 @@ class MonitorRun:
         """How a classified batch is released to counting and display (whole, by default)."""
         yield cb
 
+    def _outputs(self) -> dict:
+        return plan_outputs([(self.report_path, "report"), (self.predictions_path, "predictions"),
+                             (self.alerts_path, "alerts")], self.force, self.inputs)
+
     def run(self, on_batch: Callable[[ClassifiedBatch], None] = lambda cb: None,
             cancelled: Callable[[], bool] = lambda: False, opened: Callable[[], None] = lambda: None,
             capturing: Callable[[], None] = lambda: None) -> dict:
@@ -64,22 +83,29 @@ class MonitorRun:
         ``capturing()`` is called once the source really captures (a live capture's filter is in place;
         at once for files). Raises IotwatchError on bad input; a KeyboardInterrupt ends the run like a
         user stop."""
+        writers: list = []
         pred_w = alert_w = None
         interrupted = False
         started = False
+        failed: BaseException | None = None
+        outs: dict = {}
         t0 = time.perf_counter()   # the report's "seconds": wall time of the whole run
         try:
+            outs = self._outputs()
+            reserve_all(outs)
             self.source = self.source_factory()
             self.live = bool(getattr(self.source, "live", False))
             if callable(self.labels):  # deferred: read while tshark loads its dissectors
                 self.labels = self.labels()
             started = True
             opened()
-            if self.predictions_path:
-                pred_w = PredictionsWriter(self.predictions_path, self.classes, with_labels=self.labels is not None)
-            if self.alerts_path:
-                alert_w = AlertsWriter(self.alerts_path, self.classes, source=self.source.description,
+            if "predictions" in outs:
+                pred_w = PredictionsWriter(outs["predictions"], self.classes, with_labels=self.labels is not None)
+                writers.append(pred_w)
+            if "alerts" in outs:
+                alert_w = AlertsWriter(outs["alerts"], self.classes, source=self.source.description,
                                        live=self.live)
+                writers.append(alert_w)
             deadline = (time.perf_counter() + self.duration) if self.duration else None
 
             announced = False
@@ -89,7 +115,14 @@ class MonitorRun:
                 if not announced and getattr(self.source, "capturing", True):
                     announced = True
                     capturing()
-                return cancelled() or (deadline is not None and time.perf_counter() >= deadline)
+                if cancelled():
+                    return True
+                if deadline is not None and time.perf_counter() >= deadline:
+                    if not self.live and self.stopped_early is None:
+                        self.stopped_early = (f"stopped by -a/--duration after {self.duration:g} s, "
+                                              "before the end of the file")
+                    return True
+                return False
 
             try:
                 for cb in classify_stream(self.source, self.classifier, self.labels, max_rows=self.batch_rows,
@@ -97,44 +130,108 @@ class MonitorRun:
                     if self.count is not None and self.totals.packets + len(cb) >= self.count:
                         cb = cb.slice(0, self.count - self.totals.packets)
                     for piece in self.pieces(cb, cancelled):
-                        with self.lock:
-                            self.totals.update(piece.predicted, piece.anomaly, piece.labels)
-                        if pred_w:
-                            pred_w.write(piece)
-                        if alert_w:
-                            alert_w.write(piece)
+                        if not self._write(piece, writers):
+                            break
                         on_batch(piece)
+                    if self.write_failure is not None:
+                        break
                     if stop() or (self.count is not None and self.totals.packets >= self.count):
                         break
             except KeyboardInterrupt:
                 interrupted = True
             interrupted = interrupted or cancelled()
+        except BaseException as e:
+            failed = e
+            raise
         finally:
             if self.source is not None:
                 self.source.close()
-            for w in (pred_w, alert_w):
-                if w:
-                    w.close()
-            if started:
-                self.report = self._report(time.perf_counter() - t0, interrupted)
-                if self.report_path:
-                    with open(self.report_path, "w", encoding="utf-8") as fh:
-                        json.dump(self.report, fh, indent=2)
-                        fh.write("\n")
+            if not started or isinstance(failed, IotwatchError) or failed is not None and not isinstance(
+                    failed, KeyboardInterrupt):
+                # an input error (or nothing ran): leave no header-only outputs behind
+                for f in outs.values():
+                    f.discard()
+            else:
+                self._finish(outs, writers, time.perf_counter() - t0, interrupted or failed is not None)
             self.done.set()
+        if self.write_failure is not None:
+            raise self.write_failure
         return self.report
+
+    def _write(self, piece: ClassifiedBatch, writers: list) -> bool:
+        """Write one piece to every output, then count it. A failed write (disk full) cuts the piece
+        back off every output and records the error; the piece is then not counted."""
+        current = None
+        try:
+            for w in writers:
+                w.mark()
+            for w in writers:
+                current = w
+                w.write(piece)
+        except OSError as e:
+            for w in writers:
+                w.rollback()
+            self.write_failure = write_error(current.out.path, current.out.what, e)
+            return False
+        except BaseException:
+            for w in writers:
+                w.rollback()
+            raise
+        with self.lock:
+            self.totals.update(piece.predicted, piece.anomaly, piece.labels)
+        if len(piece):
+            self.last_frame = int(piece.packets["frame_number"][-1])
+        return True
+
+    def _finish(self, outs: dict, writers: list, seconds: float, interrupted: bool) -> None:
+        """Commit the streamed outputs, then build and commit the report (last, so it never counts
+        lines a file does not hold)."""
+        for w in writers:
+            try:
+                w.flush()
+                w.commit()
+            except (OSError, IotwatchError) as e:
+                if self.write_failure is None:
+                    self.write_failure = e if isinstance(e, IotwatchError) else write_error(w.out.path, w.out.what, e)
+                w.discard()
+        self.report = self._report(seconds, interrupted)
+        rep = outs.get("report")
+        if rep is not None:
+            try:
+                fh = rep.open("w")
+                json.dump(self.report, fh, indent=2)
+                fh.write("\n")
+                rep.commit()
+            except OSError as e:
+                rep.discard()
+                if self.write_failure is None:
+                    self.write_failure = write_error(rep.path, "report", e)
+            except IotwatchError as e:
+                if self.write_failure is None:
+                    self.write_failure = e
 
     def _report(self, seconds: float, interrupted: bool) -> dict:
         extra: dict = {}
         st = getattr(self.source, "stats", None)
+        truncated = []
         if st is not None:
             extra["capture_drops"] = int(st.capture_drops)
             if st.extra.get("captured") is not None:  # live: what dumpcap itself received
                 extra["capture_received"] = int(st.extra["captured"])
             if st.truncated:
-                extra["truncated"] = st.truncated
+                truncated.append(st.truncated)
+        if self.stopped_early:
+            truncated.append(self.stopped_early)
+        if self.write_failure is not None:
+            truncated.append(f"stopped: {self.write_failure}")
+        if truncated:
+            extra["truncated"] = "; ".join(truncated)
         if self.labels is not None:
             extra["labels_source"] = self.labels.source
+            whole = not (interrupted or truncated or self.count is not None and self.totals.packets >= self.count)
+            beyond = self.labels.labelled_beyond(self.last_frame) if whole and hasattr(self.labels, "labelled_beyond") else 0
+            if beyond:
+                extra["labels_beyond_capture"] = beyond
         if interrupted:
             extra["interrupted"] = True
         model = getattr(self.classifier, "name", "")

@@ -27,7 +27,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer
 from textual.worker import get_current_worker
 
-from iotwatch.captures.errors import EXIT_ANOMALIES, EXIT_ENV, EXIT_OK, IotwatchError
+from iotwatch.captures.errors import EXIT_ANOMALIES, EXIT_ENV, EXIT_INPUT, EXIT_OK, IotwatchError, one_line
 from iotwatch.tui.commands import IotwatchCommands
 from iotwatch.tui.messages import (BatchClassified, CaptureFailed, CaptureFinished, CaptureStarted,
                                    DetailFailed, DetailLoaded)
@@ -171,7 +171,9 @@ class IotWatchApp(App[int]):
         except IotwatchError as e:
             self.post_message(CaptureFailed(str(e), e.exit_code, started=session.totals.packets > 0))
         except Exception as e:  # tshark/pyshark broke in an unforeseen way: still one line, no traceback
-            self.post_message(CaptureFailed(f"capture failed: {type(e).__name__}: {e}", EXIT_ENV,
+            # values the input produced (a crafted capture) are input errors (2); anything else is 3
+            code = EXIT_INPUT if isinstance(e, (ValueError, OverflowError, UnicodeError)) else EXIT_ENV
+            self.post_message(CaptureFailed(one_line(f"capture failed: {type(e).__name__}: {e}"), code,
                                             started=session.totals.packets > 0))
         else:
             self.post_message(CaptureFinished(report))
@@ -405,13 +407,14 @@ def make_app(source_factory: Callable[[], object], classifier, labels=None, *, s
              capture_path: str | None = None, speed: str = "max", count: int | None = None,
              duration: float | None = None, report: str | None = None, predictions: str | None = None,
              alerts: str | None = None, fail_on: str | None = None, tick: float = 0.25,
+             force: bool = False, inputs: tuple = (),
              view_cap: int = 50_000, batch_rows: int = 8192, clock: Callable[[], float] = time.monotonic,
              app_class: type[IotWatchApp] = IotWatchApp) -> IotWatchApp:
     """Build the app around any zero-argument source factory and classifier (tests inject a
     ``ReplaySource`` and a tiny classifier; ``clock`` fixes rates for snapshots)."""
     session = CaptureSession(source_factory, classifier, labels, source_name=source_name, speed=speed,
                              count=count, duration=duration, report=report, predictions=predictions,
-                             alerts=alerts, batch_rows=batch_rows)
+                             alerts=alerts, batch_rows=batch_rows, force=force, inputs=inputs)
     return app_class(session, source_name=source_name, capture_path=capture_path,
                      normal_index=int(getattr(classifier, "normal_index", 0)), fail_on=fail_on, tick=tick,
                      view_cap=view_cap, clock=clock)
@@ -422,7 +425,7 @@ def build_app(cfg, app_class: type[IotWatchApp] = IotWatchApp) -> IotWatchApp:
     validated ``RunConfig`` (user errors raise ``IotwatchError`` before the screen switches)."""
     from iotwatch.captures.tshark import source as tshark_source  # noqa: F401  (import pyshark now, not while the UI starts)
     from iotwatch.captures.tshark.preflight import check_capture_file
-    from iotwatch.headless import check_outputs
+    from iotwatch.headless import check_outputs, run_inputs
     from iotwatch.options import load_classifier, load_labels, source_factory
 
     check_outputs(cfg)
@@ -432,7 +435,8 @@ def build_app(cfg, app_class: type[IotWatchApp] = IotWatchApp) -> IotWatchApp:
     labels = load_labels(cfg, list(classifier.classes_))
     return make_app(source_factory(cfg), classifier, labels, source_name=cfg.source_name, capture_path=cfg.read,
                     speed=cfg.speed, count=cfg.count, duration=cfg.duration, report=cfg.report,
-                    predictions=cfg.predictions, alerts=cfg.alerts, fail_on=cfg.fail_on, app_class=app_class)
+                    predictions=cfg.predictions, alerts=cfg.alerts, fail_on=cfg.fail_on, app_class=app_class,
+                    force=cfg.force, inputs=run_inputs(cfg))
 
 
 def run_tui(cfg) -> int:
