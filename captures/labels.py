@@ -21,7 +21,7 @@ import numpy as np
 
 from .batch import PacketBatch
 from .errors import InputError
-from .inputs import require_regular_input
+from .files import require_regular_input
 
 _COMMENT_RE = re.compile(r"(?:^|[\s;,])label=([A-Za-z0-9_\-]+)")
 

@@ -6,7 +6,7 @@ import sys
 import time
 
 from iotwatch.captures.errors import EXIT_ANOMALIES, EXIT_OK
-from iotwatch.detector.files import plan_outputs
+from iotwatch.captures.files import plan_outputs
 from iotwatch.detector.run import MonitorRun
 
 from .options import RunConfig, load_classifier, load_labels, source_factory

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from iotwatch.captures.errors import InputError, one_line
-from iotwatch.captures.inputs import require_regular_input
+from iotwatch.captures.files import require_regular_input
 
 from .features import FEATURIZERS, schema_hash
 from .model import ModelConfig
@@ -88,24 +88,27 @@ def make_meta(*, name: str, version: str, classes, featurizer: str, scaler_mean,
 
 
 def save_bundle(path: str | Path, tensors: dict[str, np.ndarray], meta: dict, force: bool = True,
-                inputs=()) -> Path:
+                output=None) -> Path:
     """Write a bundle (validated by the same checks as ``load_bundle`` first) through
-    ``files.OutputFile``: a temporary file in the same folder renamed over ``path`` when complete,
-    never replacing a device node, FIFO, folder or dangling link (``train --out /dev/null`` once
-    replaced the device node)."""
+    ``files.OutputFile`` (``output``: one already checked and reserved, e.g. by ``train`` before it
+    trains): a temporary file in the same folder renamed over ``path`` when complete, never
+    replacing a device node, FIFO, folder or dangling link (``train --out /dev/null`` once replaced
+    the device node)."""
     from safetensors.numpy import save as save_bytes
 
-    from .files import OutputFile, write_error
+    from iotwatch.captures.files import OutputFile, write_error
 
     path = Path(path)
     tensors = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()}
     _validate(tensors, meta, str(path))
-    if not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
     data = save_bytes(tensors, metadata={META_KEY: json.dumps(meta, sort_keys=True, separators=(",", ":"))})
-    out = OutputFile(path, "model bundle", force)
-    out.check()
-    out.reserve()
+    out = output
+    if out is None:
+        if not path.parent.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+        out = OutputFile(path, "model bundle", force)
+        out.check()
+        out.reserve()
     try:
         out.open("wb").write(data)
         out.commit()
@@ -116,6 +119,13 @@ def save_bundle(path: str | Path, tensors: dict[str, np.ndarray], meta: dict, fo
         out.discard()
         raise
     return path
+
+
+def check_bundle_name(value: str, key: str = "name") -> str:
+    """A bundle name/version as ``load_bundle`` accepts it (plain text: it reaches CSVs and terminals)."""
+    if not _NAME_RE.fullmatch(value):
+        raise InputError(f"bundle {key} {_show(value)} must be 1-64 letters, digits, spaces or _.+-")
+    return value
 
 
 def _sniff(path: Path, head: bytes, size: int) -> None:

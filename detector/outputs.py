@@ -15,7 +15,7 @@ import numpy as np
 
 from iotwatch.captures.describe import endpoints, ports, transport_name
 
-from .files import OutputFile
+from iotwatch.captures.files import OutputFile
 from .pipeline import ClassifiedBatch
 
 

@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 
 from iotwatch.captures.errors import IotwatchError
 
-from .files import plan_outputs, reserve_all, write_error
+from iotwatch.captures.files import plan_outputs, reserve_all, write_error
 from .metrics import RunTotals
 from .outputs import AlertsWriter, PredictionsWriter
 from .pipeline import ClassifiedBatch, classify_stream

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import InputError, UsageParser
+from ..files import plan_outputs, reserve_all, write_error
 from .writer import PcapngWriter, comment_option
 from .core import SECOND, Sim
 from .home import ATTACK_FAMILIES, CLASSES, DEMO_PROFILE, Profile, build_home, schedule_attacks
@@ -88,6 +89,7 @@ def build_parser() -> UsageParser:
     p.add_argument("--scenario", default="home", metavar="NAME",
                    help="one of " + ", ".join(SCENARIOS) + " (default home)")
     p.add_argument("--name", metavar="NAME", help="file name stem (default <scenario>-seed<N>)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing capture/labels of the same name")
     return p
 
 
@@ -119,7 +121,8 @@ def start_time(seed: int) -> int:
 
 
 def simulate(out_dir: str | Path, *, seed: int = 1, duration_us: int = 600 * SECOND, devices: int = 12,
-             attacks: tuple[str, ...] | None = None, scenario: str = "home", name: str | None = None) -> Result:
+             attacks: tuple[str, ...] | None = None, scenario: str = "home", name: str | None = None,
+             force: bool = True) -> Result:
     """Generate one capture; returns what was written (see module docstring)."""
     if scenario not in SCENARIOS:
         raise InputError(f"--scenario: unknown scenario {scenario!r}", hint="choose from " + ", ".join(SCENARIOS))
@@ -147,44 +150,65 @@ def simulate(out_dir: str | Path, *, seed: int = 1, duration_us: int = 600 * SEC
     episodes = schedule_attacks(env, by_kind, families, profile)
     counts = [0] * len(CLASSES)
     class_index = {c: i for i, c in enumerate(CLASSES)}
+    # both files through files.OutputFile: refused when they exist (without --force) or are not
+    # regular files, written to temporary files and renamed into place only when complete (a full
+    # disk once left a cut pcapng and an empty CSV)
+    outs = plan_outputs([(pcap_path, "capture"), (labels_path, "labels CSV")], force)
+    reserve_all(outs)
     try:
-        fh = open(pcap_path, "wb")
+        with outs["capture"].open("wb") as fh, outs["labels CSV"].open("w") as lh:
+            frame_no = _write_capture(sim, scenario, seed, fh, lh, counts, class_index)
+        outs["capture"].commit()
+        outs["labels CSV"].commit()
     except OSError as e:
-        raise InputError(f"cannot write {pcap_path}: {e.strerror}", hint="choose a writable --out") from None
-    try:
-        lh = open(labels_path, "w", encoding="ascii", newline="")
-    except OSError as e:
-        fh.close()
-        raise InputError(f"cannot write {labels_path}: {e.strerror}", hint="choose a writable --out") from None
-    with fh, lh:
-        writer = PcapngWriter(fh, if_name="sim0", if_description=f"iotwatch simulate scenario={scenario} seed={seed}")
-        options: list[bytes] = []
-        tag_class: list[int] = []
-        tag_label: list[str] = []
-        rows: list[str] = ["frame_number,label\n"]
-        write = writer.write
-        frame_no = 0
-
-        def sink(t: int, frame: bytes, tag: int) -> None:
-            nonlocal frame_no
-            while tag >= len(options):
-                tg = sim.tags[len(options)]
-                options.append(comment_option(f"label={tg.label} activity={tg.activity}"))
-                tag_class.append(class_index[tg.label])
-                tag_label.append(tg.label)
-            frame_no += 1
-            write(t, frame, options[tag])
-            counts[tag_class[tag]] += 1
-            rows.append(f"{frame_no},{tag_label[tag]}\n")
-            if len(rows) >= 8192:
-                lh.write("".join(rows))
-                rows.clear()
-
-        sim.run(sink)
-        lh.write("".join(rows))
-        writer.close()
+        for f in outs.values():
+            f.discard()
+        bad = pcap_path if getattr(e, "_iotwatch_what", "capture") == "capture" else labels_path
+        raise write_error(bad, getattr(e, "_iotwatch_what", "capture"), e) from None
+    except BaseException:
+        for f in outs.values():
+            f.discard()
+        raise
     seconds, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     return Result(pcap_path, labels_path, frame_no, dict(zip(CLASSES, counts)), seconds, cpu, episodes)
+
+
+def _write_capture(sim, scenario: str, seed: int, fh, lh, counts: list[int], class_index: dict) -> int:
+    """Run the simulation into the open capture (``fh``) and labels CSV (``lh``); returns frames."""
+    writer = PcapngWriter(fh, if_name="sim0", if_description=f"iotwatch simulate scenario={scenario} seed={seed}")
+    options: list[bytes] = []
+    tag_class: list[int] = []
+    tag_label: list[str] = []
+    rows: list[str] = ["frame_number,label\n"]
+    write = writer.write
+    frame_no = 0
+
+    def flush_rows() -> None:
+        try:
+            lh.write("".join(rows))
+        except OSError as e:
+            e._iotwatch_what = "labels CSV"
+            raise
+        rows.clear()
+
+    def sink(t: int, frame: bytes, tag: int) -> None:
+        nonlocal frame_no
+        while tag >= len(options):
+            tg = sim.tags[len(options)]
+            options.append(comment_option(f"label={tg.label} activity={tg.activity}"))
+            tag_class.append(class_index[tg.label])
+            tag_label.append(tg.label)
+        frame_no += 1
+        write(t, frame, options[tag])
+        counts[tag_class[tag]] += 1
+        rows.append(f"{frame_no},{tag_label[tag]}\n")
+        if len(rows) >= 8192:
+            flush_rows()
+
+    sim.run(sink)
+    flush_rows()
+    writer.close()
+    return frame_no
 
 
 def main(argv: Sequence[str]) -> int:
@@ -192,7 +216,8 @@ def main(argv: Sequence[str]) -> int:
     if ns.scenario not in SCENARIOS:
         raise InputError(f"--scenario: unknown scenario {ns.scenario!r}", hint="choose from " + ", ".join(SCENARIOS))
     res = simulate(ns.out, seed=ns.seed, duration_us=parse_duration(ns.duration), devices=ns.devices,
-                   attacks=parse_attacks(ns.attacks, SCENARIOS[ns.scenario][1]), scenario=ns.scenario, name=ns.name)
+                   attacks=parse_attacks(ns.attacks, SCENARIOS[ns.scenario][1]), scenario=ns.scenario, name=ns.name,
+                   force=ns.force)
     per_class = " ".join(f"{c}={n}" for c, n in res.class_counts.items())
     size_mb = res.pcap.stat().st_size / 1e6
     print(f"wrote {res.pcap} ({size_mb:.1f} MB, {res.packets} packets: {per_class}) + {res.labels.name} "

@@ -1,4 +1,4 @@
-"""Opening output files safely: the one place every writer (report, predictions, alerts, ``train
+"""Opening inputs and outputs safely: the one place every writer (report, predictions, alerts, ``train
 --out``, ``simulate``) goes through.
 
 Rules (issue 16):
@@ -16,6 +16,10 @@ Rules (issue 16):
   header-only outputs behind).
 
 Write errors (disk full, file size limit) surface as ``EnvironmentProblem`` (exit 3) naming the file.
+
+Inputs: ``require_regular_input`` stats a path the user names as an input (label file, model bundle)
+and refuses anything but a regular file (``open()`` on a FIFO blocks forever, ``/dev/zero`` never ends).
+It lives in ``captures/`` so the simulator can use it too (captures never imports detector).
 """
 from __future__ import annotations
 
@@ -26,9 +30,35 @@ import tempfile
 from pathlib import Path
 from typing import Iterable
 
-from iotwatch.captures.errors import EnvironmentProblem, InputError
-from iotwatch.captures.inputs import file_kind as _kind
-from iotwatch.captures.inputs import require_regular_input  # noqa: F401  (re-exported)
+from .errors import EnvironmentProblem, InputError
+
+_KINDS = {stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device", stat.S_IFIFO: "a FIFO",
+          stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a folder"}
+
+
+def file_kind(mode: int) -> str | None:
+    """None for a regular file, else what it is ("a FIFO", "a folder", ...)."""
+    if stat.S_ISREG(mode):
+        return None
+    return _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+
+
+def require_regular_input(path, what: str, hint: str = "check the path") -> os.stat_result:
+    """``stat`` an input (following links) and refuse anything but a regular file; returns the stat."""
+    p = Path(path)
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        raise InputError(f"{what} {p} does not exist", hint=hint) from None
+    except OSError as e:
+        raise InputError(f"cannot read {what} {p}: {e.strerror}") from None
+    kind = file_kind(st.st_mode)
+    if kind:
+        raise InputError(f"{what} {p} is {kind}, not a regular file", hint="pass a regular file")
+    return st
+
+
+_kind = file_kind
 
 _ENV_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS}
 
