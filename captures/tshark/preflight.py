@@ -27,7 +27,7 @@ from pathlib import Path
 from pyshark.tshark.tshark import TSharkNotFoundException, get_all_tshark_interfaces_names, get_process_path
 
 from .chunking import CUT, NO_PACKETS, capture_format, packet_problem
-from ..errors import EnvironmentProblem, InputError
+from ..errors import EnvironmentProblem, InputError, one_line
 from .args import (dumpcap_bpf_check_command, dumpcap_permission_command,
                           display_filter_check_command)
 
@@ -169,6 +169,13 @@ def interface_names(tshark: str) -> list[str]:
     return list(dict.fromkeys(names + _sys_net()))
 
 
+def capture_interfaces(tools: Tools) -> list[str]:
+    """Names of the real capture interfaces for an error message: ``dumpcap -D`` (no extcap tools such
+    as sshdump or randpkt, no descriptions), else /sys/class/net."""
+    names = [n for n, _ in _dumpcap_interfaces(tools.dumpcap)] if tools.dumpcap else []
+    return list(dict.fromkeys(names or _sys_net()))
+
+
 def _sys_net() -> list[str]:
     return sorted(d.name for d in SYS_NET.iterdir()) if SYS_NET.is_dir() else []
 
@@ -180,7 +187,7 @@ def check_live(iface: str, bpf: str | None, tools: Tools) -> None:
         names = interface_names(tools.tshark)
         known = iface.lower() in (n.lower() for n in names)
     if not known:
-        raise InputError(f"unknown interface {iface!r}; available: {', '.join(names) or 'none found'}",
+        raise InputError(f"unknown interface {iface!r}; available: {', '.join(capture_interfaces(tools)) or 'none found'}",
                          hint="see 'iotwatch doctor'")
     ok, reason = capture_permission(iface, tools.dumpcap)
     if not ok and is_permission_problem(reason):
@@ -261,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-i", "--iface", action="append", metavar="IFACE", help="check only these interfaces")
     ns = ap.parse_args(argv)
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     con = Console(highlight=False, soft_wrap=True)
@@ -288,9 +296,15 @@ def main(argv: list[str] | None = None) -> int:
     capturable = 0
     if dumpcap and os.access(dumpcap, os.X_OK):
         ifaces = _dumpcap_interfaces(dumpcap)
+        unknown: list[str] = []
         if ns.iface:
             known = dict(ifaces)
-            ifaces = [(i, known.get(i, "")) for i in ns.iface]
+            real = set(known) | set(_sys_net())
+            unknown = [i for i in ns.iface if i not in real and not i.isdigit()]
+            ifaces = [(i, known.get(i, "")) for i in ns.iface if i not in unknown]
+            for i in unknown:
+                problems.append(f"unknown interface {one_line(repr(i), 80)} (available: "
+                                f"{', '.join(n for n, _ in _dumpcap_interfaces(dumpcap)) or 'none found'})")
         table = Table(title="capture permission per interface", title_justify="left", show_edge=False)
         for col in ("interface", "description", "capture", "notes"):
             table.add_column(col)
@@ -309,14 +323,17 @@ def main(argv: list[str] | None = None) -> int:
         con.print(table)
         for w in warnings:
             con.print(w)
-        if not capturable:
+        if not capturable and denied:
             problems.append(f"no interface can be captured ({permission_fix(dumpcap)})")
+        elif not capturable and ifaces:
+            problems.append("none of these interfaces can be captured (see the table)")
     if problems:
         for p in problems:
-            con.print(f"[red]problem:[/] {p}")
+            con.print(f"[red]problem:[/] {escape(p)}")
         if tshark and os.access(tshark, os.X_OK):
             con.print("replaying capture files (-r FILE) still works.")
-        return 3
+        only_unknown = dumpcap and ns.iface and not capturable and len(problems) == len(unknown)
+        return 2 if only_unknown else 3
     con.print(f"[green]ready:[/] live capture on {capturable} interface(s) and file replay.")
     return 0
 
