@@ -83,6 +83,7 @@ class OutputFile:
     handle to write (a temporary file next to the target); ``commit`` renames it into place."""
 
     def __init__(self, path, what: str, force: bool = False):
+        self.raw = os.fspath(path)
         self.path = Path(path)
         self.what = what
         self.force = force
@@ -95,7 +96,7 @@ class OutputFile:
     # -- checks -----------------------------------------------------------------------------
     def check(self) -> None:
         p = self.path
-        if str(p).endswith(os.sep) or p.name in ("", ".", ".."):
+        if str(self.raw).endswith(os.sep) or p.name in ("", ".", ".."):
             raise InputError(f"{self.what} {p} names a folder, not a file", hint="give a file name")
         try:
             lst = os.lstat(p)

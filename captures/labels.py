@@ -68,7 +68,7 @@ class LabelSet:
             order = np.argsort(frames, kind="stable")
             sidecar = (frames[order], values[order]) if len(frames) else None
         if sidecar is not None and len(sidecar[0]):
-            self._frames = np.asarray(sidecar[0], dtype=np.int64)
+            self._frames = np.asarray(sidecar[0], dtype=np.uint32)
             self._values = np.asarray(sidecar[1], dtype=np.int8)
         else:
             self._frames = self._values = None
@@ -89,7 +89,8 @@ class LabelSet:
         """How many sidecar rows label frames after ``frame`` (labels beyond the end of a capture)."""
         if self._frames is None:
             return 0
-        return int(len(self._frames) - np.searchsorted(self._frames, frame, side="right"))
+        return int(len(self._frames) - np.searchsorted(self._frames, np.uint32(min(max(frame, 0), MAX_FRAME)),
+                                                        side="right"))
 
     @classmethod
     def load(cls, classes: Sequence[str], capture: str | Path | None = None,
@@ -111,9 +112,10 @@ class LabelSet:
         out = np.full(n, -1, dtype=np.int64)
         if self._frames is not None:
             fn = np.asarray(batch["frame_number"], dtype=np.int64)
-            pos = np.searchsorted(self._frames, fn)
+            fn32 = np.clip(fn, 0, MAX_FRAME).astype(np.uint32)   # same dtype: no copy of the table per batch
+            pos = np.searchsorted(self._frames, fn32)
             pos_c = np.minimum(pos, len(self._frames) - 1)
-            hit = self._frames[pos_c] == fn
+            hit = (self._frames[pos_c] == fn32) & (fn == fn32)
             out[hit] = self._values[pos_c[hit]]
             return out
         if not self.use_comments:
@@ -168,31 +170,54 @@ def may_have_comment_labels(capture: str | Path, limit: int = COMMENT_SCAN_BYTES
 MAX_FRAME = 2 ** 32 - 1        # tshark's frame.number is 32-bit
 MAX_LABEL_ROWS = 100_000_000   # a label file bigger than this is refused (exit 2), not loaded
 MAX_LINE = 4096                # characters in one line of a label file
-_BLOCK = 4 << 20               # bytes parsed at a time: memory stays ~ rows x 9 bytes
+_BLOCK = 256 << 10             # bytes parsed at a time: memory stays ~ rows x 5 bytes + ~4 MB
 NL = b"\n"
 _NOT_SEPARATOR = bytes(b for b in range(256) if b not in b",\n")
 
 
 def _fast_block(text: str, names: dict[str, int]):
-    """(frames, values) for a block of clean ``frame,label`` lines, or None when anything is
-    unusual (the careful reader then parses the block and names the bad line)."""
-    if '"' in text or "\r" in text:
+    """(frames, values) for a block of clean ``frame,label`` lines, parsed with numpy on the bytes
+    (no Python object per row), or None when anything is unusual (the careful reader then parses
+    the block and names the bad line)."""
+    raw = text.encode()
+    lines = raw.count(b"\n")
+    if not lines or raw.translate(None, _NOT_SEPARATOR) != b",\n" * lines:
+        return None  # a blank line, a quote, or a line without exactly two columns
+    b = np.frombuffer(raw, dtype=np.uint8)
+    comma = np.flatnonzero(b == 44)
+    nl = np.flatnonzero(b == 10)
+    start = np.empty_like(nl)
+    start[0] = 0
+    start[1:] = nl[:-1] + 1
+    ndig = comma - start
+    if ndig.min() < 1 or ndig.max() > 10:
         return None
-    lines = text.count("\n")
-    if text.encode().translate(None, _NOT_SEPARATOR) != b",\n" * lines:
-        return None  # a blank line, or a line without exactly two columns
-    flat = text.replace("\n", ",").split(",")[:-1]
-    fs = flat[0::2]
-    try:
-        if not all(f.isdigit() and f.isascii() for f in fs):
+    frames = np.zeros(lines, dtype=np.int64)
+    scale = 1
+    for k in range(int(ndig.max())):
+        has = ndig > k
+        d = b[np.where(has, comma - 1 - k, 0)].astype(np.int64) - 48
+        if np.any(has & ((d < 0) | (d > 9))):
             return None
-        idx = list(map(names.__getitem__, flat[1::2]))
-        frames = np.array(fs).astype(np.int64) if fs else np.zeros(0, np.int64)
-    except (KeyError, ValueError, OverflowError):
+        frames += np.where(has, d, 0) * scale
+        scale *= 10
+    if frames.min() < 1 or frames.max() > MAX_FRAME:
         return None
-    if len(frames) and (frames.min() < 1 or frames.max() > MAX_FRAME):
-        return None
-    vals = np.array(idx, dtype=np.int8) if idx else np.zeros(0, np.int8)
+    vals = np.full(lines, -2, dtype=np.int8)
+    length = nl - comma - 1
+    vals[length == 0] = -1
+    for name, idx in names.items():
+        if not name or idx < 0:
+            continue
+        nb = np.frombuffer(name.encode(), dtype=np.uint8)
+        cand = np.flatnonzero(length == len(nb))
+        for j, ch in enumerate(nb.tolist()):
+            if not len(cand):
+                break
+            cand = cand[b[comma[cand] + 1 + j] == ch]
+        vals[cand] = idx
+    if np.any(vals == -2):
+        return None  # an unknown class name (or spaces): the careful reader names it
     keep = vals >= 0
     return frames[keep].astype(np.uint32), vals[keep]
 
@@ -237,8 +262,8 @@ def _text(raw: bytes, path: Path) -> str:
 
 
 def read_sidecar_arrays(path: str | Path, classes: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Parse a label file into ``(frames, values)``: frames sorted and unique (int64), values class
-    indices (int8). Streams the file in 4 MiB blocks, so memory follows the rows, not the file; a
+    """Parse a label file into ``(frames, values)``: frames sorted and unique (uint32), values class
+    indices (int8). Streams the file in 256 KiB blocks, so memory follows the rows, not the file; a
     FIFO, device or folder is refused before ``open`` (a FIFO blocked forever), and so are lines over
     ``MAX_LINE`` characters, frame numbers over 2^32-1 and more than ``MAX_LABEL_ROWS`` rows.
     A byte-order mark is skipped. A frame labelled twice with different classes is an error."""
@@ -336,7 +361,7 @@ def _sorted_unique(frames: np.ndarray, vals: np.ndarray, path: Path, classes: Se
             i = int(same[0])
             raise InputError(f"{path}: frame {int(frames[i])} is labelled both {classes[vals[i]]!r} and "
                              f"{classes[vals[i + 1]]!r}", hint="keep one label per frame")
-    return frames.astype(np.int64), vals
+    return frames, vals
 
 
 def read_sidecar(path: str | Path, classes: Sequence[str]) -> dict[int, int]:

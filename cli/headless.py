@@ -133,17 +133,16 @@ def run_headless(cfg: RunConfig, out=None) -> int:
         _import_summary()
 
     # A live run ends with Ctrl-C / SIGTERM / SIGHUP / SIGQUIT: finish cleanly and write every output.
-    with StopSignals() as stop:
+    with StopSignals() as stop:   # kept through the summary: a second Ctrl-C must not cut it short
         try:
             report = run.run(on_batch=lambda cb: progress.update(run.totals.packets, t0), opened=opened,
                              cancelled=stop, capturing=lambda: _announce_live(run))
         finally:
             progress.done()
-    try:
-        print_summary(report, out)
-    except OSError:  # the terminal went away (SIGHUP): the outputs are written, nothing to say
-        pass
-    print_summary(report, out)
+        try:
+            print_summary(report, out)
+        except OSError:  # the terminal went away (SIGHUP): the outputs are written, nothing to say
+            pass
     if cfg.fail_on == "anomaly" and run.totals.anomalies:
         return EXIT_ANOMALIES
     return EXIT_OK
