@@ -5,7 +5,7 @@ import signal
 import sys
 import time
 
-from iotwatch.captures.errors import EXIT_ANOMALIES, EXIT_OK
+from iotwatch.captures.errors import EXIT_ANOMALIES, EXIT_OK, EnvironmentProblem
 from iotwatch.captures.files import plan_outputs
 from iotwatch.detector.run import MonitorRun
 
@@ -67,8 +67,9 @@ class StopSignals:
     """Ctrl-C, SIGTERM, SIGHUP and SIGQUIT end a headless run the same way: once the run has started
     they only set a flag the run checks between batches (a KeyboardInterrupt raised in the middle of
     writing a batch once left the report counting 8,192 alerts the file did not hold), so every output
-    is written and the report says ``interrupted``. A second signal changes nothing; the third one
-    aborts at once (exit 130, outputs left as temporary files) for a source that no longer answers.
+    is written and the report says ``interrupted``. The first signal stops a live capture gracefully
+    (dumpcap stops, the packets it already captured are still processed); the second stops at once;
+    the third aborts (exit 130, outputs left as temporary files) for a source that no longer answers.
     Before the run starts (model and labels loading) the first signal aborts."""
 
     SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
@@ -101,6 +102,11 @@ class StopSignals:
             _quiet_stdio()
 
     def __call__(self) -> bool:
+        """Stop now: the second signal (a live capture's backlog is no longer waited for)."""
+        return self.count > 1
+
+    def drain(self) -> bool:
+        """Stop gracefully: the first signal (a live capture stops, what it captured is processed)."""
         return self.count > 0
 
 
@@ -136,13 +142,16 @@ def run_headless(cfg: RunConfig, out=None) -> int:
     with StopSignals() as stop:   # kept through the summary: a second Ctrl-C must not cut it short
         try:
             report = run.run(on_batch=lambda cb: progress.update(run.totals.packets, t0), opened=opened,
-                             cancelled=stop, capturing=lambda: _announce_live(run))
+                             cancelled=stop, drain=stop.drain, capturing=lambda: _announce_live(run))
         finally:
             progress.done()
         try:
             print_summary(report, out)
         except OSError:  # the terminal went away (SIGHUP): the outputs are written, nothing to say
             pass
+    failed = run.source.stats.extra.get("capture_failed") if run.source is not None else None
+    if failed:  # the interface went away mid-capture: outputs are written (marked truncated), still an error
+        raise EnvironmentProblem(failed, hint="the outputs up to that point are written; the report says 'truncated'")
     if cfg.fail_on == "anomaly" and run.totals.anomalies:
         return EXIT_ANOMALIES
     return EXIT_OK

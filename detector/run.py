@@ -24,6 +24,9 @@ from .outputs import AlertsWriter, PredictionsWriter
 from .pipeline import ClassifiedBatch, classify_stream
 
 
+DRAIN_SECONDS = 10.0   # a stopped live capture's backlog is processed for at most this long
+
+
 class MonitorRun:
     """Counts and outputs of one run. Reads of ``totals`` from another thread go through ``lock``.
 
@@ -77,11 +80,13 @@ class MonitorRun:
 
     def run(self, on_batch: Callable[[ClassifiedBatch], None] = lambda cb: None,
             cancelled: Callable[[], bool] = lambda: False, opened: Callable[[], None] = lambda: None,
-            capturing: Callable[[], None] = lambda: None) -> dict:
+            capturing: Callable[[], None] = lambda: None, drain: Callable[[], bool] = lambda: False) -> dict:
         """Process the whole source (or until count/duration/cancel/Ctrl-C); returns the run report.
 
         ``capturing()`` is called once the source really captures (a live capture's filter is in place;
-        at once for files). Raises IotwatchError on bad input; a KeyboardInterrupt ends the run like a
+        at once for files). ``drain()`` true asks for a graceful stop: a live capture stops capturing
+        and what it already captured is still processed (at most ``DRAIN_SECONDS``); ``cancelled()``
+        true stops at once. Raises IotwatchError on bad input; a KeyboardInterrupt ends the run like a
         user stop."""
         writers: list = []
         pred_w = alert_w = None
@@ -109,6 +114,7 @@ class MonitorRun:
             deadline = (time.perf_counter() + self.duration) if self.duration else None
 
             announced = False
+            drain_until: list = [None]
 
             def stop() -> bool:  # called on every source batch, idle live ones included
                 nonlocal announced
@@ -117,6 +123,13 @@ class MonitorRun:
                     capturing()
                 if cancelled():
                     return True
+                if drain():
+                    if not (self.live and hasattr(self.source, "stop_capture")):
+                        return True
+                    if drain_until[0] is None:
+                        self.source.stop_capture()
+                        drain_until[0] = time.perf_counter() + DRAIN_SECONDS
+                    return time.perf_counter() >= drain_until[0]
                 if deadline is not None and time.perf_counter() >= deadline:
                     if not self.live and self.stopped_early is None:
                         self.stopped_early = (f"stopped by -a/--duration after {self.duration:g} s, "
@@ -139,7 +152,7 @@ class MonitorRun:
                         break
             except KeyboardInterrupt:
                 interrupted = True
-            interrupted = interrupted or cancelled()
+            interrupted = interrupted or cancelled() or drain()
         except BaseException as e:
             failed = e
             raise
