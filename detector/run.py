@@ -231,6 +231,8 @@ class MonitorRun:
             extra["capture_drops"] = int(st.capture_drops)
             if st.extra.get("captured") is not None:  # live: what dumpcap itself received
                 extra["capture_received"] = int(st.extra["captured"])
+            if st.extra.get("written") is not None:  # live: what dumpcap wrote for tshark to read
+                extra["capture_written"] = int(st.extra["written"])
             if st.truncated:
                 truncated.append(st.truncated)
         if self.stopped_early:

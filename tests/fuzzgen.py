@@ -349,12 +349,14 @@ OUTPUT_SITUATIONS = ["new", "existing", "existing_force", "folder", "trailing_sl
 
 # ------------------------------------------------------------------------------ cases
 def make_cases(seed: int, n: int) -> list[dict]:
-    """``n`` cases: 40% captures, 20% label files, 25% bundles, 15% output paths (deterministic)."""
+    """``n`` cases: 40% captures, 20% label files, 20% bundles, 15% output paths, 5% live captures on
+    lo stopped by a signal (alternately as root and as a non-root member of the wireshark group)."""
     cases = []
     for i in range(n):
         rng = random.Random(f"{seed}/{i}")
         r = i % 20
-        family = "capture" if r < 8 else "labels" if r < 12 else "bundle" if r < 17 else "outputs"
+        family = ("capture" if r < 8 else "labels" if r < 12 else "bundle" if r < 16 else "outputs" if r < 19
+                  else "live")
         cases.append({"id": i, "family": family, "seed": f"{seed}/{i}"})
     return cases
 
@@ -395,6 +397,25 @@ def materialise(case: dict, work: Path, base) -> dict:
         case["cli"] = case["id"] % 4 == 0
         case["argv"] = ["-r", str(small), "--headless", "--model", str(f), "--report", str(outs["report"])]
         case["input"] = str(small)
+    elif fam == "live":
+        port = 47100 + case["id"] % 800
+        case["port"] = port
+        case["send"] = rng.choice([0, 100, 3000])
+        extra = rng.choice([[], [], ["-c", "50"], ["-a", "1.5"], ["-Y", "udp"], ["-B", "4"]])
+        case["signal"] = rng.choice(["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGKILL", "SIGINT2"])
+        case["delay"] = rng.choice([0.0, 0.05, 0.3])
+        case["as_user"] = case["id"] % 2 == 1
+        if case["as_user"]:   # a folder the wireshark user may write (pytest's tmp folders are 0700)
+            import tempfile
+
+            d = Path(tempfile.mkdtemp(prefix=f"iwfuzz{case['id']}-", dir="/tmp"))
+            os.chmod(d, 0o777)
+            case["dir"] = str(d)
+            outs = {"report": d / "r.json", "predictions": d / "p.csv", "alerts": d / "a.jsonl"}
+            case["outputs"] = {k: str(v) for k, v in outs.items()}
+        case["argv"] = ["-i", "lo", "-f", f"udp port {port}", "--headless", "--report", str(outs["report"]),
+                        "--predictions", str(outs["predictions"]), *extra]
+        case["input"] = None
     else:
         situation = OUTPUT_SITUATIONS[case["id"] % len(OUTPUT_SITUATIONS)]
         case["situation"] = situation
@@ -480,11 +501,32 @@ class _Sampler(threading.Thread):
 
         self.proc = psutil.Process()
         self.peak = 0
+        self.seen: dict[int, float] = {}   # every descendant seen: pid -> create time
         self.stop = threading.Event()
 
     def run(self):
         while not self.stop.wait(0.02):
             self.peak = max(self.peak, _tree_rss(self.proc))
+            try:
+                for c in self.proc.children(recursive=True):
+                    self.seen.setdefault(c.pid, c.create_time())
+            except Exception:
+                pass
+
+    def left_behind(self) -> list:
+        """Descendants seen during the case that still run (also those re-parented to init after
+        the process that started them was killed)."""
+        import psutil
+
+        out = []
+        for pid, created in self.seen.items():
+            try:
+                p = psutil.Process(pid)
+                if p.create_time() == created and p.status() != psutil.STATUS_ZOMBIE:
+                    out.append(p)
+            except psutil.Error:
+                pass
+        return out
 
 
 def _count_lines(path: Path) -> int | None:
@@ -504,7 +546,7 @@ def check_outputs(case: dict, rc: int) -> list[str]:
     problems = []
     d = Path(case["dir"])
     leftovers = [p.name for p in d.rglob(".*.part")]
-    if leftovers:
+    if leftovers and not case.get("killed"):   # kill -9 leaves its temporary files, nothing else can
         problems.append(f"temporary files left: {leftovers}")
     outs = {k: Path(v) for k, v in case["outputs"].items()}
     situation = case.get("situation")
@@ -519,6 +561,18 @@ def check_outputs(case: dict, rc: int) -> list[str]:
         problems.append("the input capture was overwritten")
     if situation == "dangling_link" and (d / "nowhere").exists():
         problems.append("dangling link followed")
+    if case["family"] == "live" and rc == 0 and not case.get("killed") and not case.get("skipped"):
+        rep = outs["report"]
+        if not rep.is_file():
+            return problems + ["live run ended without its report"]
+        r = json.loads(rep.read_text())
+        if case.get("sent_signal") and not r.get("interrupted"):
+            problems.append("signalled live run not marked interrupted")
+        if (case.get("sent_signal") in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT") and "-Y" not in case["argv"]
+                and r.get("capture_written") is not None
+                and not r["capture_written"] - 1 <= r["packets"] <= r["capture_written"]):   # see test_hostile_live
+            problems.append(f"stopped capture lost its backlog: {r['packets']} counted of "
+                            f"{r['capture_written']} written by dumpcap")
     if rc == 0 and "--report" in case["argv"]:
         rep_path = Path(case["argv"][case["argv"].index("--report") + 1])
         if rep_path.is_file() and rep_path.suffix == ".json" and not rep_path.is_symlink():
@@ -583,6 +637,105 @@ def _subprocess_case(case: dict, argv: list[str]) -> tuple[int, str, str]:
     return p.returncode, p.stdout, p.stderr
 
 
+def wireshark_user() -> str | None:
+    """A non-root member of the wireshark group (the README's recommended capture setup)."""
+    import grp
+    import pwd
+
+    try:
+        members = grp.getgrnam("wireshark").gr_mem
+    except KeyError:
+        return None
+    for name in members:
+        try:
+            if pwd.getpwnam(name).pw_uid != 0:
+                return name
+        except KeyError:
+            continue
+    return None
+
+
+PROBE = "import subprocess, sys; sys.exit(subprocess.run([sys.executable, '-c', 'import encodings']).returncode)"
+
+
+def as_user_command(user: str, home: str = "/tmp") -> list[str]:
+    """``setpriv`` + a python that ``user`` may execute, running iotwatch from this environment."""
+    import pwd
+    import sysconfig
+
+    exe = os.path.realpath(sys.executable)
+    prefix = ["setpriv", "--reuid", user, "--regid", str(pwd.getpwnam(user).pw_gid), "--init-groups"]
+    code = (f"import site,sys; site.addsitedir({sysconfig.get_paths()['purelib']!r}); "
+            "from iotwatch.main import main; sys.exit(main(sys.argv[1:]))")
+    ok = subprocess.run(prefix + [exe, "-c", PROBE], capture_output=True, timeout=30).returncode == 0
+    return prefix + ["env", f"HOME={home}", f"USER={user}",   # the user's own session, not root's HOME
+                     exe if ok else f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}", "-c", code]
+
+
+def _live_case(case: dict, argv: list[str]) -> tuple[int, str, str, dict]:
+    """A live capture on lo in a subprocess (as root, or as the wireshark user), some datagrams to
+    its filter's port, then a signal; what it left behind is checked by the caller."""
+    import socket
+
+    info: dict = {}
+    cmd = [sys.executable, "-m", "iotwatch", *argv]
+    if case["as_user"]:
+        user = wireshark_user()
+        if user is None or os.geteuid() != 0:
+            info["skipped"] = "no non-root wireshark user"
+            return 0, "", "", info
+        cmd = as_user_command(user, home=case["dir"]) + argv
+        os.chmod(case["dir"], 0o777)
+        info["user"] = user
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=case["dir"])
+    first = ""
+    deadline = time.monotonic() + 30
+    import selectors
+
+    sel = selectors.DefaultSelector()
+    sel.register(p.stderr, selectors.EVENT_READ)
+    while time.monotonic() < deadline and p.poll() is None:
+        if sel.select(0.2):
+            first = p.stderr.readline()
+            break
+    sel.close()
+    if "capturing on" not in first:
+        try:
+            o, e = p.communicate(timeout=CASE_SECONDS)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            return -9, "", "HANG", info
+        return p.returncode, o, first + e, info
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sink, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        sink.bind(("127.0.0.1", case["port"]))
+        t_end = time.monotonic() + 5
+        for i in range(case["send"]):
+            if time.monotonic() > t_end:
+                break
+            s.sendto(b"fuzz %d" % i, ("127.0.0.1", case["port"]))
+        time.sleep(case["delay"])
+        ends_itself = "-c" in argv and case["send"] >= 50 or "-a" in argv
+        if not ends_itself:
+            sig = case["signal"]
+            info["sent_signal"] = sig
+            p.send_signal(signal.SIGINT if sig == "SIGINT2" else getattr(signal, sig))
+            if sig == "SIGINT2":
+                time.sleep(0.05)
+                p.send_signal(signal.SIGINT)
+        try:
+            o, e = p.communicate(timeout=CASE_SECONDS)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.communicate()
+            return -9, "", "HANG", info
+    rc = p.returncode
+    if info.get("sent_signal") == "SIGKILL" and rc == -9:
+        rc = 0   # what we asked for; outputs are not expected, processes left behind are checked
+        info["killed"] = True
+    return rc, o, e, info
+
+
 def run_case(case: dict, model: str, big: str) -> dict:
     import psutil
 
@@ -599,7 +752,14 @@ def run_case(case: dict, model: str, big: str) -> dict:
     out = io.StringIO()
     hang = False
     try:
-        if case.get("fsize") is not None:
+        if case["family"] == "live":
+            rc, o, e, info = _live_case(case, argv)
+            out.write(o)
+            err.write(e)
+            hang = e == "HANG"
+            res.update(info)
+            case.update(info)
+        elif case.get("fsize") is not None:
             rc, o, e = _subprocess_case(case, argv)
             out.write(o)
             err.write(e)
@@ -630,8 +790,9 @@ def run_case(case: dict, model: str, big: str) -> dict:
     res["stderr"] = err.getvalue()[-3000:]
     # processes left behind (tshark, dumpcap): give them a moment to exit, then list them
     orphans = []
-    for _ in range(40):
-        orphans = [p for p in psutil.Process().children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE]
+    for _ in range(100):
+        orphans = sampler.left_behind() + [p for p in psutil.Process().children(recursive=True)
+                                           if p.status() != psutil.STATUS_ZOMBIE]
         if not orphans:
             break
         time.sleep(0.05)
@@ -640,6 +801,10 @@ def run_case(case: dict, model: str, big: str) -> dict:
         with contextlib.suppress(Exception):
             p.kill()
     res["problems"] = check_outputs(case, rc) if not hang else []
+    if case.get("as_user") and case["dir"].startswith("/tmp/iwfuzz"):
+        import shutil
+
+        shutil.rmtree(case["dir"], ignore_errors=True)
     return res
 
 

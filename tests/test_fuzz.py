@@ -2,6 +2,9 @@
 headers/metadata, output-path situations; see fuzzgen.py), run in batches, each batch one
 subprocess under ``prlimit`` (address space and CPU time), each case under a wall-clock alarm.
 
+Families: crafted captures, label files, bundles, output paths and live captures on lo stopped by
+signals (kill -9 included), alternately as root and as a non-root member of the wireshark group.
+
 Every case must: exit 0, 2 or 3 (1 only with --fail-on, never used here); print exactly one
 ``iotwatch: error:`` line on stderr when it fails and no traceback ever; finish within
 ``fuzzgen.CASE_SECONDS``; keep the process tree's peak RSS under ``fuzzgen.RSS_LIMIT_MB``; leave
@@ -93,6 +96,10 @@ def test_fuzz_cases_hold_every_promise(fuzz_results):
           f"slowest case {max(r['seconds'] for r in res):.1f} s")
     for fam, f in sorted(by_family.items()):
         print(f"  {fam:8s} {f['cases']:4d} cases, exit codes {dict(sorted(f['exit'].items()))}")
+    live = [r for r in res if r["family"] == "live"]
+    print(f"  live: {sum(1 for r in live if r.get('user'))} as a non-root wireshark user, "
+          f"{sum(1 for r in live if not r.get('user') and not r.get('skipped'))} as root, "
+          f"{sum(1 for r in live if r.get('skipped'))} skipped, {sum(1 for r in live if r.get('killed'))} kill -9")
 
     def show(rs):
         return [{k: r[k] for k in ("id", "family", "situation", "rc", "stderr", "problems", "orphans", "argv")}

@@ -68,6 +68,7 @@ LIVE_ROTATE_PACKETS = 200_000  # live: packets per tshark before the next takes 
 # Display filters whose meaning depends on frames before a chunk: never chunk with those.
 _STATEFUL_FILTER = re.compile(r"frame\.(number|time_relative|time_delta|ref_time|offset)|\.stream\b|analysis|reassembl")
 _DROPS_RE = re.compile(r"Packets received/dropped on interface '.*?': (\d+)/(\d+)")
+_WRITTEN_RE = re.compile(r"Packets captured: (\d+)")   # what dumpcap wrote to its output
 
 
 class FieldsParser:
@@ -672,6 +673,9 @@ class TsharkFieldsSource:
 
     def _note_drops(self) -> None:
         for line in self.capture.stderr_lines:
+            w = _WRITTEN_RE.search(line)
+            if w:
+                self.stats.extra["written"] = int(w.group(1))
             m = _DROPS_RE.search(line)
             if m:
                 self.stats.extra["captured"] = int(m.group(1))

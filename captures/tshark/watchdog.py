@@ -17,6 +17,7 @@ dumpcap's exit status once dumpcap has ended.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 
 # Runs as ``python -I -S -c WATCHDOG LIFELINE_FD DUMPCAP [ARGS...]``.
@@ -53,6 +54,13 @@ sys.exit(128 - rc if rc < 0 else rc)
 """
 
 
+def _python() -> str:
+    """An interpreter this user may execute for the watchdog (plain stdlib is all it needs)."""
+    if sys.executable and os.access(sys.executable, os.X_OK):
+        return sys.executable
+    return shutil.which("python3") or sys.executable
+
+
 class Lifeline:
     """The pipe that ties a watched dumpcap to this process."""
 
@@ -61,7 +69,7 @@ class Lifeline:
 
     def argv(self, dumpcap_argv: list[str]) -> list[str]:
         """The command that runs ``dumpcap_argv`` under the watchdog (pass ``pass_fds=(read_fd,)``)."""
-        return [sys.executable, "-I", "-S", "-c", WATCHDOG, str(self.read_fd), *dumpcap_argv]
+        return [_python(), "-I", "-S", "-c", WATCHDOG, str(self.read_fd), *dumpcap_argv]
 
     def started(self) -> None:
         """The watchdog has its copy of the read end: close ours."""
