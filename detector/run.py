@@ -111,26 +111,32 @@ class MonitorRun:
                 alert_w = AlertsWriter(outs["alerts"], self.classes, source=self.source.description,
                                        live=self.live)
                 writers.append(alert_w)
-            deadline = (time.perf_counter() + self.duration) if self.duration else None
+            # -a counts from the moment packets are captured (dumpcap needs ~1 s to start; tshark's
+            # -a duration does the same), for files from the start of the run
+            deadline = (time.perf_counter() + self.duration) if self.duration and not self.live else None
 
             announced = False
             drain_until: list = [None]
 
             def stop() -> bool:  # called on every source batch, idle live ones included
-                nonlocal announced
+                nonlocal announced, deadline
                 if not announced and getattr(self.source, "capturing", True):
                     announced = True
+                    if self.duration and self.live:
+                        deadline = time.perf_counter() + self.duration
                     capturing()
                 if cancelled():
                     return True
-                if drain():
+                timed_out = deadline is not None and time.perf_counter() >= deadline
+                if drain() or (timed_out and self.live):
+                    # a live capture stops capturing; what dumpcap already has is still processed
                     if not (self.live and hasattr(self.source, "stop_capture")):
                         return True
                     if drain_until[0] is None:
                         self.source.stop_capture()
                         drain_until[0] = time.perf_counter() + DRAIN_SECONDS
                     return time.perf_counter() >= drain_until[0]
-                if deadline is not None and time.perf_counter() >= deadline:
+                if timed_out:
                     if not self.live and self.stopped_early is None:
                         self.stopped_early = (f"stopped by -a/--duration after {self.duration:g} s, "
                                               "before the end of the file")
