@@ -9,11 +9,13 @@ Rules (issue 16):
 * an existing file is refused without ``--force``; two outputs of one run may not share a path, and
   no output may be one of the run's inputs (``--force`` once destroyed the capture);
 * the path is *reserved* when the run starts (``O_CREAT|O_EXCL``), so a second run started later
-  sees it at once instead of both writing at the end;
+  sees it at once instead of both writing at the end; a reserved report holds a stub saying the run
+  is in progress / interrupted until the real one replaces it (what a ``kill -9`` leaves);
 * content goes to a temporary file in the same folder and is renamed over the target when complete
   (``commit``): a reader never sees half a JSON report and ``--force`` keeps the old file until the
-  new one is whole. ``discard`` removes everything this run created (exit-2 errors leave no
-  header-only outputs behind).
+  new one is whole. A stream (predictions, alerts) written to a file this run created goes straight
+  into it (``direct``), so a killed run leaves the rows written so far. ``discard`` removes
+  everything this run created (exit-2 errors leave no header-only outputs behind).
 
 Write errors (disk full, file size limit) surface as ``EnvironmentProblem`` (exit 3) naming the file.
 
@@ -82,11 +84,14 @@ class OutputFile:
     """One reserved output path. ``check`` validates it; ``reserve`` claims it; ``open`` gives the
     handle to write (a temporary file next to the target); ``commit`` renames it into place."""
 
-    def __init__(self, path, what: str, force: bool = False):
+    def __init__(self, path, what: str, force: bool = False, stub: bytes = b"", direct: bool = False):
         self.raw = os.fspath(path)
         self.path = Path(path)
         self.what = what
         self.force = force
+        self.stub = stub        # what the reserved file holds until the content arrives (a report says "in progress")
+        self.direct = direct    # a stream (predictions, alerts): written straight into a file we created
+        self._direct = False
         self.target = self.path          # where the content finally lands (a link's target with --force)
         self._placeholder = False        # we created the target empty at reserve time
         self._tmp: Path | None = None
@@ -145,8 +150,18 @@ class OutputFile:
                                  hint="pass --force to overwrite it") from None
             except OSError as e:
                 raise write_error(self.path, self.what, e) from None
-            os.close(fd)
             self._placeholder = True
+            try:
+                if self.stub:
+                    os.write(fd, self.stub)
+            except OSError as e:
+                os.close(fd)
+                self.discard()
+                raise write_error(self.path, self.what, e) from None
+            os.close(fd)
+            if self.direct:   # ours alone: stream into it (a kill -9 leaves what was written, not a hidden .part)
+                self._direct = True
+                return self
         try:
             fd, name = tempfile.mkstemp(prefix=f".{self.target.name}.", suffix=".part", dir=self.target.parent)
         except OSError as e:
@@ -159,6 +174,9 @@ class OutputFile:
 
     @property
     def tmp_path(self) -> Path:
+        """Where the content is written: the temporary file, or the reserved target itself (direct)."""
+        if self._direct:
+            return self.target
         assert self._tmp is not None, "reserve() first"
         return self._tmp
 
@@ -176,11 +194,13 @@ class OutputFile:
             except OSError as e:
                 self.discard()
                 raise write_error(self.path, self.what, e) from None
-        try:
-            os.replace(self.tmp_path, self.target)
-        except OSError as e:
-            self.discard()
-            raise write_error(self.path, self.what, e) from None
+        if not self._direct:
+            try:
+                os.replace(self.tmp_path, self.target)
+            except OSError as e:
+                self.discard()
+                raise write_error(self.path, self.what, e) from None
+        self._direct = False
         self._tmp = None
         self._placeholder = False
         self.committed = True
@@ -201,6 +221,7 @@ class OutputFile:
                     pass
         self._tmp = None
         self._placeholder = False
+        self._direct = False
 
 
 def plan_outputs(outputs: Iterable[tuple[str | os.PathLike | None, str]], force: bool,
@@ -209,10 +230,10 @@ def plan_outputs(outputs: Iterable[tuple[str | os.PathLike | None, str]], force:
     checked (not yet reserved) ``OutputFile`` keyed by ``what``. Refuses two outputs on one path and
     an output that is one of ``inputs`` (the capture, label file or model)."""
     files: dict[str, OutputFile] = {}
-    for path, what in outputs:
+    for path, what, *opts in outputs:
         if path is None or path == "":
             continue
-        f = OutputFile(path, what, force)
+        f = OutputFile(path, what, force, **(opts[0] if opts else {}))
         f.check()
         for other in files.values():
             if _same_file(f.target, other.target):

@@ -75,8 +75,11 @@ class MonitorRun:
         yield cb
 
     def _outputs(self) -> dict:
-        return plan_outputs([(self.report_path, "report"), (self.predictions_path, "predictions"),
-                             (self.alerts_path, "alerts")], self.force, self.inputs)
+        stub = (json.dumps({"source": self.source_name, "in_progress": True, "interrupted": True,
+                            "note": "written when the run ends; this run is still going or was killed"}) + "\n").encode()
+        return plan_outputs([(self.report_path, "report", {"stub": stub}),
+                             (self.predictions_path, "predictions", {"direct": True}),
+                             (self.alerts_path, "alerts", {"direct": True})], self.force, self.inputs)
 
     def run(self, on_batch: Callable[[ClassifiedBatch], None] = lambda cb: None,
             cancelled: Callable[[], bool] = lambda: False, opened: Callable[[], None] = lambda: None,

@@ -576,6 +576,11 @@ def check_outputs(case: dict, rc: int) -> list[str]:
                 and not r["capture_written"] - 1 <= r["packets"] <= r["capture_written"]):   # see test_hostile_live
             problems.append(f"stopped capture lost its backlog: {r['packets']} counted of "
                             f"{r['capture_written']} written by dumpcap")
+    if case.get("killed"):
+        rep = outs["report"]
+        if rep.exists() and not json.loads(rep.read_text() or "{}").get("interrupted"):
+            problems.append("a killed run left a report not marked interrupted")
+        return problems
     if rc == 0 and "--report" in case["argv"]:
         rep_path = Path(case["argv"][case["argv"].index("--report") + 1])
         if rep_path.is_file() and rep_path.suffix == ".json" and not rep_path.is_symlink():
