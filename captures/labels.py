@@ -22,6 +22,7 @@ import numpy as np
 from .batch import PacketBatch
 from .errors import InputError
 from .files import require_regular_input
+from .pcapfile import PCAPNG_MAGIC
 
 _COMMENT_RE = re.compile(r"(?:^|[\s;,])label=([A-Za-z0-9_\-]+)")
 
@@ -137,7 +138,6 @@ class LabelSet:
         return out
 
 
-_PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 COMMENT_SCAN_BYTES = 64 * 1024 * 1024  # the label= pre-scan reads at most this much of a capture
 
 
@@ -150,7 +150,7 @@ def may_have_comment_labels(capture: str | Path, limit: int = COMMENT_SCAN_BYTES
         if not stat.S_ISREG(st.st_mode):
             return False
         with open(capture, "rb") as fh:
-            if fh.read(4) != _PCAPNG_MAGIC:
+            if fh.read(4) != PCAPNG_MAGIC:
                 return False
             tail = b""
             read = 4

@@ -6,47 +6,20 @@ import sys
 import time
 
 from iotwatch.captures.errors import EXIT_ANOMALIES, EXIT_OK, EnvironmentProblem
-from iotwatch.captures.files import plan_outputs
+from iotwatch.detector.config import RunConfig
 from iotwatch.detector.run import MonitorRun
 
-from .options import RunConfig, load_classifier, load_labels, source_factory
 
+def _progress():
+    """rich's progress display on stderr (packets, rate, elapsed; cleared at the end), or None when
+    stderr is not a terminal."""
+    if not sys.stderr.isatty():
+        return None
+    from rich.console import Console
+    from rich.progress import Progress, TextColumn, TimeElapsedColumn
 
-def run_inputs(cfg: RunConfig) -> tuple:
-    """The files a run reads: no output may be one of them (even with --force)."""
-    from iotwatch.captures.labels import discover_sidecar
-
-    sidecar = discover_sidecar(cfg.read) if cfg.read and not cfg.labels else None
-    return tuple(str(p) for p in (cfg.read, cfg.labels, cfg.model, sidecar) if p)
-
-
-def check_outputs(cfg: RunConfig) -> None:
-    """Every output checked together before any work starts (see ``detector.files``)."""
-    plan_outputs([(cfg.report, "report"), (cfg.predictions, "predictions"), (cfg.alerts, "alerts")],
-                 cfg.force, run_inputs(cfg))
-
-
-class _Progress:
-    """A one-line progress meter on stderr for long runs (only when stderr is a terminal)."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled and sys.stderr.isatty()
-        self._last = 0.0
-
-    def update(self, packets: int, t0: float, force: bool = False) -> None:
-        if not self.enabled:
-            return
-        now = time.perf_counter()
-        if force or now - self._last >= 0.5:
-            self._last = now
-            rate = packets / max(now - t0, 1e-9)
-            sys.stderr.write(f"\r{packets:,} packets  {rate:,.0f} pkt/s ")
-            sys.stderr.flush()
-
-    def done(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\r\033[K")
-            sys.stderr.flush()
+    return Progress(TextColumn("{task.completed:,} packets  {task.fields[rate]:,.0f} pkt/s"), TimeElapsedColumn(),
+                    console=Console(stderr=True), transient=True, refresh_per_second=2)
 
 
 def _import_summary() -> None:
@@ -124,15 +97,18 @@ def _quiet_stdio() -> None:
 
 def run_headless(cfg: RunConfig, out=None) -> int:
     out = out or sys.stdout
-    check_outputs(cfg)
-    classifier = load_classifier(cfg.model)
+    cfg.outputs.check(cfg.inputs())
+    classifier = cfg.load_classifier()
     # labels are loaded once the source is open: a large sidecar CSV is parsed while tshark starts up
-    run = MonitorRun(source_factory(cfg), classifier, lambda: load_labels(cfg, list(classifier.classes_)),
-                     source_name=cfg.source_name, count=cfg.count, duration=cfg.duration, report=cfg.report,
-                     predictions=cfg.predictions, alerts=cfg.alerts, batch_rows=8192, max_wait=0.25,
-                     force=cfg.force, inputs=run_inputs(cfg))
-    progress = _Progress(enabled=True)
+    run = MonitorRun(cfg, classifier, lambda: cfg.source.load_labels(list(classifier.classes_)),
+                     batch_rows=8192, max_wait=0.25)
+    progress = _progress()
+    task = progress.add_task("replay", total=None, rate=0.0) if progress else None
     t0 = time.perf_counter()
+
+    def show(_cb) -> None:
+        n = run.totals.packets
+        progress.update(task, completed=n, rate=n / max(time.perf_counter() - t0, 1e-9))
 
     def opened():
         stop.armed = True   # from now on a signal stops the run and the outputs are still written
@@ -141,10 +117,13 @@ def run_headless(cfg: RunConfig, out=None) -> int:
     # A live run ends with Ctrl-C / SIGTERM / SIGHUP / SIGQUIT: finish cleanly and write every output.
     with StopSignals() as stop:   # kept through the summary: a second Ctrl-C must not cut it short
         try:
-            report = run.run(on_batch=lambda cb: progress.update(run.totals.packets, t0), opened=opened,
-                             cancelled=stop, drain=stop.drain, capturing=lambda: _announce_live(run))
+            if progress:
+                progress.start()
+            report = run.run(on_batch=show if progress else (lambda cb: None), opened=opened, cancelled=stop,
+                             drain=stop.drain, capturing=lambda: _announce_live(run))
         finally:
-            progress.done()
+            if progress:
+                progress.stop()
         try:
             print_summary(report, out)
         except OSError:  # the terminal went away (SIGHUP): the outputs are written, nothing to say
@@ -154,18 +133,21 @@ def run_headless(cfg: RunConfig, out=None) -> int:
         raise EnvironmentProblem(failed, hint="the outputs up to that point are written; the report says 'truncated'")
     if cfg.fail_on == "anomaly" and run.totals.anomalies:
         return EXIT_ANOMALIES
+    if cfg.fail_on == "incident" and run.incidents.opened:
+        return EXIT_ANOMALIES
     return EXIT_OK
 
 
 def print_summary(report: dict, out) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from .console import console
 
     from rich.markup import escape
 
     from iotwatch.captures.errors import one_line
 
-    con = Console(file=out, highlight=False, soft_wrap=True)
+    con = console(file=out)
     head = (f"[bold]{escape(one_line(report['source'], 200))}[/]: {report['packets']:,} packets in {report['seconds']:.2f} s "
             f"({report['packets_per_second']:,.0f} pkt/s), {report.get('anomalies', 0):,} anomalous; model {report['model']}")
     con.print(head)
@@ -190,6 +172,16 @@ def print_summary(report: dict, out) -> None:
             row += [f"{pc['support']:,}", f"{pc['precision']:.3f}", f"{pc['recall']:.3f}", f"{pc['f1']:.3f}"]
         t.add_row(*row)
     con.print(t)
+    incidents = report.get("incidents") or []
+    if incidents:
+        con.print(f"[bold]{report.get('incidents_opened', len(incidents)):,} incidents[/]")
+        for inc in incidents[:20]:
+            who = inc.get("attacker") or "?"
+            victims = ", ".join(inc.get("victims", [])[:2])
+            con.print(f"  #{inc['id']} {inc['class']}/{inc['kind']} {who} → {victims}  frames "
+                      f"{inc['first_frame']}-{inc['last_frame']}: {inc['evidence']}")
+        if len(incidents) > 20:
+            con.print(f"  ... {len(incidents) - 20:,} more in the report")
     if labelled:
         con.print(f"labelled packets {report['labelled_packets']:,}  accuracy {report['accuracy']:.4f}  "
                   f"macro-F1 {report['macro_f1']:.4f}")

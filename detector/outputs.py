@@ -1,28 +1,35 @@
-"""Incremental run outputs (CONTRACT §3): predictions CSV and EVE-like alerts JSONL.
+"""Incremental run outputs (CONTRACT §3): predictions CSV and incident alerts (Suricata EVE JSONL).
 
-Both are written batch by batch into a reserved ``files.OutputFile`` (a temporary file next to the
-target, renamed into place when the run ends); existing files are refused unless ``force``.
+Both are written batch by batch and flushed into a reserved ``captures.files.OutputFile`` (a file
+this run created, or a temporary file renamed over the old one with ``--force``); existing files are
+refused unless ``force``.
 """
 from __future__ import annotations
 
 import csv
-import json
 import os
-from datetime import datetime, timezone
 from typing import Sequence
 
 import numpy as np
 
-from iotwatch.captures.describe import endpoints, ports, transport_name
-
 from iotwatch.captures.files import OutputFile
+
 from .pipeline import ClassifiedBatch
 
 
 def check_writable(path: str | os.PathLike | None, force: bool, what: str) -> None:
-    """Refuse an output path before any work starts (see ``files.OutputFile.check``)."""
+    """Refuse an output path before any work starts (see ``captures.files.OutputFile.check``)."""
     if path is not None:
         OutputFile(path, what, force).check()
+
+
+def _reserved(out) -> OutputFile:
+    if isinstance(out, OutputFile):
+        return out
+    f = OutputFile(out, "output", force=True)   # a bare path (tests, the Python API): check and claim it here
+    f.check()
+    f.reserve()
+    return f
 
 
 class _Writer:
@@ -30,21 +37,15 @@ class _Writer:
     keep it consistent with the run's counts: a batch that could not be written whole (disk full)
     is cut back off, so the file never ends in half a line."""
 
-    def __init__(self, out: OutputFile | str | os.PathLike):
-        if not isinstance(out, OutputFile):  # a bare path (tests): check and reserve it here
-            out = OutputFile(out, "output", force=True)
-            out.check()
-            out.reserve()
-        self.out = out
-        self._fh = out.open("w")
-        self._good = 0
+    _fh = None
+    out: OutputFile
 
     def mark(self) -> None:
         self._good = self._fh.tell()
 
     def rollback(self) -> None:
         try:
-            self._fh.seek(self._good)
+            self._fh.seek(getattr(self, "_good", 0))
             self._fh.truncate()
         except (OSError, ValueError):
             pass
@@ -58,7 +59,7 @@ class _Writer:
     def discard(self) -> None:
         self.out.discard()
 
-    def close(self) -> None:  # kept for callers that only close: commits
+    def close(self) -> None:  # callers that only close: commit
         self.commit()
 
 
@@ -66,7 +67,8 @@ class PredictionsWriter(_Writer):
     """``frame_number,predicted,confidence[,label]``: one row per frame, in frame order."""
 
     def __init__(self, out, classes: Sequence[str], with_labels: bool):
-        super().__init__(out)
+        self.out = _reserved(out)
+        self._fh = self.out.open("w")
         self.classes = [csv_safe(c) for c in classes]
         self.with_labels = with_labels
         self._w = csv.writer(self._fh, lineterminator="\n")
@@ -95,62 +97,27 @@ def csv_safe(name: str) -> str:
     return "'" + name if name[:1] in ("=", "+", "-", "@", "\t", "\r") else name
 
 
-def _iso(ts: float) -> str:
-    """ISO 8601 UTC, or "" for a time a datetime cannot hold (NaN, year 586524 from a crafted
-    ``if_tsresol``, before year 1)."""
-    try:
-        return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f+0000")
-    except (ValueError, OverflowError, OSError):
-        return ""
-
-
-def alert_records(cb: ClassifiedBatch, classes: Sequence[str], source: str = "", live: bool = False) -> list[dict]:
-    """EVE-like alert objects for the anomalous packets of one batch (``source``: the interface of a
-    live capture, else the capture file)."""
-    idx = np.flatnonzero(cb.anomaly)
-    if not len(idx):
-        return []
-    p = cb.packets
-    src, dst = endpoints(p)
-    sp, dp = ports(p)
-    out = []
-    for i in idx.tolist():
-        cls = classes[int(cb.predicted[i])]
-        rec = {
-            "timestamp": _iso(float(p["time_epoch"][i])),
-            "event_type": "alert",
-            "frame_number": int(p["frame_number"][i]),
-            "src_ip": src[i] or None,
-            "dest_ip": dst[i] or None,
-            "src_port": int(sp[i]) if sp[i] >= 0 else None,
-            "dest_port": int(dp[i]) if dp[i] >= 0 else None,
-            "proto": transport_name(int(p["ip_proto"][i]), p["protocols"][i]),
-            "alert": {
-                "category": cls,
-                "confidence": round(float(cb.confidence[i]), 4),
-                "signature": f"iotwatch model: {cls}",
-                "severity": 1 if float(cb.confidence[i]) >= 0.9 else 2,
-            },
-        }
-        if source:
-            rec["in_iface" if live else "pcap_filename"] = source
-        if cb.labels is not None and cb.labels[i] >= 0:
-            rec["label"] = classes[int(cb.labels[i])]
-        out.append(rec)
-    return out
-
-
 class AlertsWriter(_Writer):
-    def __init__(self, out, classes: Sequence[str], source: str = "", live: bool = False):
-        super().__init__(out)
-        self.classes = list(classes)
-        self.source = source
-        self.live = live
-        self.alerts = 0
+    """``--alerts``: Suricata-compatible EVE events, one per incident change (``detector.eve``);
+    the per-packet view is ``--predictions``."""
 
-    def write(self, cb: ClassifiedBatch) -> None:
-        recs = alert_records(cb, self.classes, self.source, self.live)
-        if recs:
-            self._fh.write("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in recs))
-            self._fh.flush()
-            self.alerts += len(recs)
+    def __init__(self, out, *, source: str = "", live: bool = False, host: str | None = None, model: str = ""):
+        from .eve import EveWriter
+
+        self.out = _reserved(out)
+        self._w = EveWriter(self.out.tmp_path, source=source, live=live, host=host, model=model,
+                            opener=lambda _path: self.out.open("w"))
+        self._fh = self._w._fh
+        self.mark()
+
+    @property
+    def events(self) -> int:
+        return self._w.events
+
+    @property
+    def alerts(self) -> int:
+        """Incidents opened (one ``alert`` event each; updates and closings are counted in ``events``)."""
+        return self._w.alerts
+
+    def write(self, events) -> None:
+        self._w.write(events)

@@ -1,11 +1,13 @@
 """One monitoring run, UI-free: the loop shared by ``iotwatch --headless`` and the TUI's worker.
 
-``MonitorRun.run`` opens the source (in the calling thread: pyshark/tshark must not touch Textual's
-event loop), resolves deferred labels (``labels`` may be a zero-argument loader: a big sidecar CSV is
-then parsed while tshark starts instead of before it), runs the ``classify_stream`` pipeline, counts
-every packet in ``RunTotals``, writes
+``MonitorRun.run`` opens the source (in the calling thread: its tshark/dumpcap die with that
+thread, and opening blocks, so never on Textual's event loop), resolves deferred labels (``labels``
+may be a zero-argument loader: a big sidecar CSV is then parsed while tshark starts instead of
+before it), runs the ``classify_stream`` pipeline, counts every packet in ``RunTotals``, writes
 ``--predictions`` / ``--alerts`` incrementally, honours ``-c`` (count), ``-a`` (duration) and
-cancellation on every source batch (idle live batches included), and finally writes ``--report``.
+cancellation on every source batch (idle live batches included), turns the classified packets into
+incidents (``IncidentEngine``: ``--alerts`` gets their EVE events, ``on_events`` sees them, the
+report lists them), and finally writes ``--report``.
 Subclasses hook ``pieces`` (the TUI paces replays there) and ``run(on_batch=...)`` sees every counted
 (sub-)batch.
 """
@@ -17,8 +19,10 @@ import time
 from typing import Callable, Iterator
 
 from iotwatch.captures.errors import IotwatchError
-
 from iotwatch.captures.files import plan_outputs, reserve_all, write_error
+
+from .config import RunConfig
+from .incidents import IncidentEngine
 from .metrics import RunTotals
 from .outputs import AlertsWriter, PredictionsWriter
 from .pipeline import ClassifiedBatch, classify_stream
@@ -30,29 +34,30 @@ DRAIN_SECONDS = 10.0   # a stopped live capture's backlog is processed for at mo
 class MonitorRun:
     """Counts and outputs of one run. Reads of ``totals`` from another thread go through ``lock``.
 
-    Outputs go through ``files.OutputFile``: checked and reserved when ``run`` starts (so a second
-    run on the same paths is refused at once), written to temporary files, renamed into place at
-    the end. A batch is written to every output *before* it is counted, and cut back off every
-    output if any write fails, so the report's counts always match the lines written. An input
-    error (exit 2) leaves no outputs behind; a write error (disk full) stops the run, keeps what
-    was written whole and marks the report ``truncated`` before the error is raised (exit 3)."""
+    Outputs go through ``captures.files.OutputFile``: checked and reserved when ``run`` starts (a
+    second run on the same paths is refused at once; a reserved report says "interrupted" until the
+    real one replaces it), predictions/alerts streamed into files this run created (or temporary
+    files renamed over old ones with ``--force``). A batch is written to every output *before* it is
+    counted and cut back off every output if any write fails, so the report's counts always match
+    the lines written. An input error (exit 2) leaves no outputs behind; a write error (disk full)
+    stops the run, keeps what was written whole and marks the report ``truncated`` before the error
+    is raised (exit 3)."""
 
-    def __init__(self, source_factory: Callable[[], object], classifier, labels=None, *,
-                 source_name: str = "", count: int | None = None, duration: float | None = None,
-                 report: str | None = None, predictions: str | None = None, alerts: str | None = None,
-                 batch_rows: int = 8192, max_wait: float = 0.1, force: bool = False, inputs: tuple = ()):
-        self.source_factory = source_factory
+    def __init__(self, config: RunConfig, classifier, labels=None, *,
+                 source_factory: Callable[[], object] | None = None, batch_rows: int = 8192, max_wait: float = 0.1):
+        """``labels``: a LabelSet, None, or a zero-argument loader called once the source is open.
+        ``source_factory``: opens the source (default ``config.source.open``; tests inject fakes)."""
+        self.config = config
+        self.source_factory = source_factory or config.source.open
         self.classifier = classifier
         self.classes = list(classifier.classes_)
         self.labels = labels
-        self.source_name = source_name
-        self.count = count
-        self.duration = duration
-        self.report_path = report
-        self.predictions_path = predictions
-        self.alerts_path = alerts
-        self.force = force
-        self.inputs = tuple(inputs)
+        self.source_name = config.source_name
+        self.count = config.count
+        self.duration = config.duration
+        self.report_path = config.outputs.report
+        self.predictions_path = config.outputs.predictions
+        self.alerts_path = config.outputs.alerts
         self.batch_rows = batch_rows
         self.max_wait = max_wait
         self.totals = RunTotals(self.classes)
@@ -61,9 +66,20 @@ class MonitorRun:
         self.source = None
         self.live = False
         self.report: dict | None = None
+        # classified packets -> incidents (packet time only: the same at any speed or batch size)
+        self.incidents = IncidentEngine(self.classes, int(getattr(classifier, "normal_index", 0)))
+        self.sensor = config.outputs.sensor
         self.stopped_early: str | None = None   # why a file was not read to its end (-a on a file)
         self.write_failure: Exception | None = None
         self.last_frame = 0
+
+    def _outputs(self) -> dict:
+        out = self.config.outputs
+        stub = (json.dumps({"source": self.source_name, "in_progress": True, "interrupted": True,
+                            "note": "written when the run ends; this run is still going or was killed"}) + "\n").encode()
+        return plan_outputs([(out.report, "report", {"stub": stub}),
+                             (out.predictions, "predictions", {"direct": True}),
+                             (out.alerts, "alerts", {"direct": True})], out.force, self.config.inputs())
 
     @property
     def capture_drops(self) -> int:
@@ -74,16 +90,11 @@ class MonitorRun:
         """How a classified batch is released to counting and display (whole, by default)."""
         yield cb
 
-    def _outputs(self) -> dict:
-        stub = (json.dumps({"source": self.source_name, "in_progress": True, "interrupted": True,
-                            "note": "written when the run ends; this run is still going or was killed"}) + "\n").encode()
-        return plan_outputs([(self.report_path, "report", {"stub": stub}),
-                             (self.predictions_path, "predictions", {"direct": True}),
-                             (self.alerts_path, "alerts", {"direct": True})], self.force, self.inputs)
-
     def run(self, on_batch: Callable[[ClassifiedBatch], None] = lambda cb: None,
             cancelled: Callable[[], bool] = lambda: False, opened: Callable[[], None] = lambda: None,
-            capturing: Callable[[], None] = lambda: None, drain: Callable[[], bool] = lambda: False) -> dict:
+            capturing: Callable[[], None] = lambda: None,
+            on_events: Callable[[list], None] = lambda events: None,
+            drain: Callable[[], bool] = lambda: False) -> dict:
         """Process the whole source (or until count/duration/cancel/Ctrl-C); returns the run report.
 
         ``capturing()`` is called once the source really captures (a live capture's filter is in place;
@@ -91,8 +102,8 @@ class MonitorRun:
         and what it already captured is still processed (at most ``DRAIN_SECONDS``); ``cancelled()``
         true stops at once. Raises IotwatchError on bad input; a KeyboardInterrupt ends the run like a
         user stop."""
-        writers: list = []
         pred_w = alert_w = None
+        writers: list = []
         interrupted = False
         started = False
         failed: BaseException | None = None
@@ -111,8 +122,8 @@ class MonitorRun:
                 pred_w = PredictionsWriter(outs["predictions"], self.classes, with_labels=self.labels is not None)
                 writers.append(pred_w)
             if "alerts" in outs:
-                alert_w = AlertsWriter(outs["alerts"], self.classes, source=self.source.description,
-                                       live=self.live)
+                alert_w = AlertsWriter(outs["alerts"], source=self.source.description, live=self.live,
+                                       host=self.sensor, model=getattr(self.classifier, "name", ""))
                 writers.append(alert_w)
             # -a counts from the moment packets are captured (dumpcap needs ~1 s to start; tshark's
             # -a duration does the same), for files from the start of the run
@@ -152,9 +163,12 @@ class MonitorRun:
                     if self.count is not None and self.totals.packets + len(cb) >= self.count:
                         cb = cb.slice(0, self.count - self.totals.packets)
                     for piece in self.pieces(cb, cancelled):
-                        if not self._write(piece, writers):
+                        events = self._write(piece, pred_w, alert_w, writers)
+                        if events is None:
                             break
                         on_batch(piece)
+                        if events:
+                            on_events(events)
                     if self.write_failure is not None:
                         break
                     if stop() or (self.count is not None and self.totals.packets >= self.count):
@@ -168,33 +182,47 @@ class MonitorRun:
         finally:
             if self.source is not None:
                 self.source.close()
-            if not started or isinstance(failed, IotwatchError) or failed is not None and not isinstance(
-                    failed, KeyboardInterrupt):
+            if not started or (failed is not None and not isinstance(failed, KeyboardInterrupt)):
                 # an input error (or nothing ran): leave no header-only outputs behind
                 for f in outs.values():
                     f.discard()
             else:
+                events = self.incidents.finish()   # incidents still active end with the source
+                if alert_w and self.write_failure is None:
+                    try:
+                        alert_w.write(events)
+                    except OSError as e:
+                        alert_w.rollback()
+                        self.write_failure = write_error(alert_w.out.path, alert_w.out.what, e)
+                if events:
+                    on_events(events)
                 self._finish(outs, writers, time.perf_counter() - t0, interrupted or failed is not None)
             self.done.set()
         if self.write_failure is not None:
             raise self.write_failure
         return self.report
 
-    def _write(self, piece: ClassifiedBatch, writers: list) -> bool:
-        """Write one piece to every output, then count it. A failed write (disk full) cuts the piece
-        back off every output and records the error; the piece is then not counted."""
+    def _write(self, piece: ClassifiedBatch, pred_w, alert_w, writers: list):
+        """Write one piece to every output, then count it; returns its incident events. A failed
+        write (disk full) cuts the piece back off every output and records the error (returns None);
+        the piece is then not counted."""
         current = None
+        for w in writers:
+            w.mark()
         try:
-            for w in writers:
-                w.mark()
-            for w in writers:
-                current = w
-                w.write(piece)
+            events = self.incidents.update(piece)
+            if pred_w:
+                current = pred_w
+                pred_w.write(piece)
+            if alert_w:
+                current = alert_w
+                alert_w.write(events)
         except OSError as e:
             for w in writers:
                 w.rollback()
-            self.write_failure = write_error(current.out.path, current.out.what, e)
-            return False
+            self.write_failure = write_error(current.out.path if current else "output",
+                                             current.out.what if current else "output", e)
+            return None
         except BaseException:
             for w in writers:
                 w.rollback()
@@ -203,7 +231,7 @@ class MonitorRun:
             self.totals.update(piece.predicted, piece.anomaly, piece.labels)
         if len(piece):
             self.last_frame = int(piece.packets["frame_number"][-1])
-        return True
+        return events
 
     def _finish(self, outs: dict, writers: list, seconds: float, interrupted: bool) -> None:
         """Commit the streamed outputs, then build and commit the report (last, so it never counts
@@ -240,7 +268,7 @@ class MonitorRun:
             extra["capture_drops"] = int(st.capture_drops)
             if st.extra.get("captured") is not None:  # live: what dumpcap itself received
                 extra["capture_received"] = int(st.extra["captured"])
-            if st.extra.get("written") is not None:  # live: what dumpcap wrote for tshark to read
+            if st.extra.get("written") is not None:   # live: what dumpcap wrote for tshark to read
                 extra["capture_written"] = int(st.extra["written"])
             if st.truncated:
                 truncated.append(st.truncated)
@@ -258,6 +286,10 @@ class MonitorRun:
                 extra["labels_beyond_capture"] = beyond
         if interrupted:
             extra["interrupted"] = True
+        extra["incidents_opened"] = self.incidents.opened
+        extra["incidents"] = [t.to_dict() for t in self.incidents.incidents()]
+        if self.incidents.dropped:
+            extra["incidents_truncated"] = self.incidents.dropped
         model = getattr(self.classifier, "name", "")
         with self.lock:
             return self.totals.report(self.source_name, model, seconds, extra)

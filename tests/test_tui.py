@@ -13,15 +13,12 @@ import numpy as np
 import pytest
 
 from iotwatch.captures.errors import InputError
-from iotwatch.captures.sources import ReplaySource
 from iotwatch.detector.classifier import PacketClassifier
 from iotwatch.detector.metrics import RunTotals
 from iotwatch.detector.pipeline import classify_stream
-from iotwatch.detector.testing import make_tiny_bundle
-from iotwatch.options import RunConfig, load_classifier, load_labels, source_factory
 from iotwatch.tui.app import IotWatchApp, make_app
 from iotwatch.tui.messages import BatchClassified, CaptureFailed, CaptureFinished
-from iotwatch.tui.widgets.alerts import AlertPane
+from iotwatch.tui.widgets.incidents import IncidentsPane
 from iotwatch.tui.widgets.class_counters import ClassCounters
 from iotwatch.tui.widgets.confusion import ConfusionSummary
 from iotwatch.tui.widgets.detail import DetailScreen
@@ -29,14 +26,16 @@ from iotwatch.tui.widgets.help import HelpScreen
 from iotwatch.tui.widgets.packet_table import PacketTable
 from iotwatch.tui.widgets.status_bar import StatusBar
 
+from fakes import ReplaySource, make_tiny_bundle, run_config
 from tui_support import CLASSES, FakeClassifier, finish, make_labels, make_packets, truth, write_capture
 
 
 def fake_app(n=1200, **kw) -> IotWatchApp:
     pk = make_packets(n)
     kw.setdefault("batch_rows", 256)
-    return make_app(lambda: ReplaySource(pk, "fake.pcapng"), FakeClassifier(), make_labels(pk),
-                    source_name="fake.pcapng", clock=lambda: 0.0, **kw)
+    speed = kw.pop("speed", "max")
+    return make_app(run_config("fake.pcapng", speed=speed), FakeClassifier(), make_labels(pk),
+                    source_factory=lambda: ReplaySource(pk, "fake.pcapng"), clock=lambda: 0.0, **kw)
 
 
 def text_of(widget) -> str:
@@ -126,11 +125,11 @@ async def test_keys_filter_jump_clear_pause_speed_help():
         assert app.session.speed == "1x"
         await pilot.press("s", "s")
         assert app.session.speed == "max"
-        # clear empties the table and alerts, never the counts
+        # clear empties the table, never the counts nor the run's incidents
+        incidents = len(app.incidents)
         await pilot.press("c")
-        assert len(table.view) == 0 and not app.alerts.groups
+        assert len(table.view) == 0 and len(app.incidents) == incidents
         assert app.session.totals.packets == 900
-        assert "no anomalous packets" in text_of(app.query_one(AlertPane))
         # help screen lists the bindings and closes with escape
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
@@ -142,8 +141,8 @@ async def test_keys_filter_jump_clear_pause_speed_help():
 
 async def test_scrolling_away_stops_following_and_keeps_rows_in_place():
     pk = make_packets(4000, spacing=0.001)     # 4 s of capture: at 1x the replay is still running
-    app = make_app(lambda: ReplaySource(pk), FakeClassifier(), source_name="x", clock=lambda: 0.0,
-                   batch_rows=500, speed="1x")
+    app = make_app(run_config("x", speed="1x"), FakeClassifier(), source_factory=lambda: ReplaySource(pk),
+                   clock=lambda: 0.0, batch_rows=500)
     async with app.run_test(size=(100, 30)) as pilot:
         while app.rows.added < 100:
             await pilot.pause(0.05)
@@ -183,7 +182,7 @@ async def test_failure_before_any_packet_exits_with_the_error_code():
     def broken():
         raise InputError("capture file /nope.pcap does not exist", hint="check the -r path")
 
-    app = make_app(broken, FakeClassifier(), source_name="/nope.pcap")
+    app = make_app(run_config("/nope.pcap"), FakeClassifier(), source_factory=broken)
     async with app.run_test(size=(80, 24)) as pilot:
         for _ in range(100):
             if app.return_code is not None:
@@ -202,7 +201,7 @@ async def test_failure_mid_run_is_shown_and_sets_the_exit_code():
             raise InputError("capture cut mid-packet at frame 201")
 
     msgs = []
-    app = make_app(lambda: Breaks(pk), FakeClassifier(), source_name="cut.pcap", batch_rows=100)
+    app = make_app(run_config("cut.pcap"), FakeClassifier(), source_factory=lambda: Breaks(pk), batch_rows=100)
     async with app.run_test(size=(100, 30), message_hook=msgs.append) as pilot:
         await finish(pilot)
         failed = [m for m in msgs if isinstance(m, CaptureFailed)]
@@ -231,11 +230,10 @@ async def test_tui_equals_headless_report_on_the_same_capture(capture, tmp_path)
     assert done.returncode == 0, done.stderr
     headless = json.loads((tmp_path / "h.json").read_text())
 
-    cfg = RunConfig(read=str(path), model=str(bundle), report=str(tmp_path / "t.json"),
-                    predictions=str(tmp_path / "t.csv"), alerts=str(tmp_path / "t.jsonl"))
-    clf = load_classifier(cfg.model)
-    app = make_app(source_factory(cfg), clf, load_labels(cfg, clf.classes_), source_name=cfg.source_name,
-                   capture_path=cfg.read, report=cfg.report, predictions=cfg.predictions, alerts=cfg.alerts)
+    cfg = run_config(str(path), model=str(bundle), report=str(tmp_path / "t.json"),
+                     predictions=str(tmp_path / "t.csv"), alerts=str(tmp_path / "t.jsonl"))
+    clf = cfg.load_classifier()
+    app = make_app(cfg, clf, cfg.source.load_labels(clf.classes_))
     async with app.run_test(size=(120, 40)) as pilot:
         await finish(pilot)
         tui = app.session.report
@@ -256,9 +254,9 @@ async def test_tui_equals_headless_report_on_the_same_capture(capture, tmp_path)
 
 async def test_enter_shows_the_frame_dissection(capture):
     path, bundle = capture
-    cfg = RunConfig(read=str(path), model=str(bundle))
+    cfg = run_config(str(path), model=str(bundle))
     clf = PacketClassifier.load(bundle)
-    app = make_app(source_factory(cfg), clf, None, source_name=str(path), capture_path=str(path))
+    app = make_app(cfg, clf, None)
     async with app.run_test(size=(120, 40)) as pilot:
         await finish(pilot)
         await pilot.press("home", "down", "down", "enter")   # frame 3 (telnet in write_capture's mix)
@@ -291,7 +289,7 @@ async def test_compact_layout_cycles_panes():
     app = fake_app(200)
     async with app.run_test(size=(80, 24)) as pilot:
         await finish(pilot)
-        counters, alerts, confusion = (app.query_one(ClassCounters), app.query_one(AlertPane),
+        counters, alerts, confusion = (app.query_one(ClassCounters), app.query_one(IncidentsPane),
                                        app.query_one(ConfusionSummary))
         assert shown(counters) and not shown(alerts) and not shown(confusion)
         await pilot.press("m")
@@ -306,7 +304,7 @@ async def test_wide_layout_shows_every_pane():
     app = fake_app(200)
     async with app.run_test(size=(120, 40)) as pilot:
         await finish(pilot)
-        for w in (app.query_one(ClassCounters), app.query_one(AlertPane), app.query_one(ConfusionSummary)):
+        for w in (app.query_one(ClassCounters), app.query_one(IncidentsPane), app.query_one(ConfusionSummary)):
             assert w.display and w.parent.display and w.region.height > 3
 
 
@@ -349,7 +347,7 @@ async def test_pausing_a_live_capture_keeps_counting():
                     pressed.wait(30)
                 yield b
 
-    app = make_app(lambda: Live(pk, "lo"), FakeClassifier(), source_name="lo", batch_rows=100)
+    app = make_app(run_config(iface="lo"), FakeClassifier(), source_factory=lambda: Live(pk, "lo"), batch_rows=100)
     async with app.run_test(size=(120, 40)) as pilot:
         while app.state != "live":
             await pilot.pause(0.01)
@@ -370,10 +368,10 @@ def test_build_app_refuses_bad_input_before_the_screen_switches(tmp_path):
     existing = tmp_path / "r.json"
     existing.write_text("{}")
     with pytest.raises(InputError, match="already exists"):
-        build_app(RunConfig(read=str(write_capture(tmp_path / "c.pcapng", n=20)), report=str(existing)))
+        build_app(run_config(str(write_capture(tmp_path / "c.pcapng", n=20)), report=str(existing)))
     with pytest.raises(InputError, match="not found"):
-        build_app(RunConfig(read=str(tmp_path / "missing.pcapng")))
+        build_app(run_config(str(tmp_path / "missing.pcapng")))
     junk = tmp_path / "junk.pcap"
     junk.write_bytes(b"this is not a capture file at all")
     with pytest.raises(InputError, match="not a pcap"):
-        build_app(RunConfig(read=str(junk)))
+        build_app(run_config(str(junk)))

@@ -6,7 +6,8 @@ Data flow (one direction, few hops):
    the thread, runs ``classify_stream``, counts every packet in ``RunTotals``, writes the outputs
    and hands each batch to ``_emit``, which posts ``BatchClassified`` unless the UI is behind
    (then the rows are dropped from view, never from the counts).
-2. ``on_batch_classified`` only appends to bounded stores (``RowStore``, ``AlertGroups``).
+2. ``on_batch_classified`` only appends to bounded stores (``RowStore``); the session's incident
+   engine (in the worker) sends incident snapshots as ``IncidentsChanged`` (``IncidentStore``).
 3. A fixed tick turns the stores and a ``RunTotals`` snapshot into widget updates, at most one
    refresh per widget per tick.
 4. Failures become ``CaptureFailed`` (one line, the CLI exit code), the end ``CaptureFinished``.
@@ -28,15 +29,17 @@ from textual.widgets import Footer
 from textual.worker import get_current_worker
 
 from iotwatch.captures.errors import EXIT_ANOMALIES, EXIT_ENV, EXIT_INPUT, EXIT_OK, IotwatchError, one_line
+from iotwatch.captures.tshark.dissect import dissect_frame
+from iotwatch.detector.config import RunConfig
 from iotwatch.tui.commands import IotwatchCommands
 from iotwatch.tui.messages import (BatchClassified, CaptureFailed, CaptureFinished, CaptureStarted,
-                                   DetailFailed, DetailLoaded)
+                                   DetailFailed, DetailLoaded, IncidentsChanged)
 from iotwatch.tui.session import SPEEDS, CaptureSession
-from iotwatch.tui.store import AlertGroups, RateHistory, RowStore, display_batch, summarize_alerts
-from iotwatch.tui.widgets.alerts import AlertPane
+from iotwatch.tui.store import IncidentStore, RateHistory, RowStore, display_batch
+from iotwatch.tui.widgets.incidents import IncidentScreen, IncidentsPane
 from iotwatch.tui.widgets.class_counters import ClassCounters
 from iotwatch.tui.widgets.confusion import ConfusionSummary
-from iotwatch.tui.widgets.detail import DetailScreen, dissect_frame
+from iotwatch.tui.widgets.detail import DetailScreen
 from iotwatch.tui.widgets.help import HelpScreen
 from iotwatch.tui.widgets.packet_table import PacketTable
 from iotwatch.tui.widgets.status_bar import StatusBar
@@ -44,6 +47,7 @@ from iotwatch.tui.widgets.status_bar import StatusBar
 PANE_EVERY = 4     # ticks between refreshes of the counters and confusion panes (1 s: rates are per second)
 GC_GEN0_THRESHOLD = 20_000  # allocations between young-generation GC passes (Python's default: 700)
 QUEUE_LIMIT = 20   # pending app messages above which new rows are dropped from view
+INCIDENT_REFRESH = 0.5  # s of wall time between snapshots of the active incidents (display only)
 PANES = ("counters", "alerts", "confusion")
 
 
@@ -65,23 +69,25 @@ class IotWatchApp(App[int]):
         Binding("n", "next_anomaly", "Next !", id="next-anomaly"),
         Binding("c", "clear", "Clear", id="clear"),
         Binding("m", "cycle_pane", "Pane", id="cycle-pane"),
+        Binding("i", "focus_incidents", "Focus the incidents pane", show=False, id="focus-incidents"),
         Binding("question_mark", "help", "Help", id="help"),
     ]
 
-    def __init__(self, session: CaptureSession, *, source_name: str, capture_path: str | None = None,
-                 normal_index: int = 0, fail_on: str | None = None, tick: float = 0.25,
-                 view_cap: int = 50_000, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, session: CaptureSession, *, tick: float = 0.25, view_cap: int = 50_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         self.session = session
+        cfg = session.config
         self.class_names = list(session.classes)
-        self.normal_index = normal_index
-        self.source_name = source_name
-        self.capture_path = capture_path
-        self.fail_on = fail_on
+        self.normal_index = int(getattr(session.classifier, "normal_index", 0))
+        self.source_name = cfg.source_name
+        self.capture_path = cfg.source.read
+        self.fail_on = cfg.fail_on
         self.tick = tick
         self.clock = clock
         self.rows = RowStore(view_cap)
-        self.alerts = AlertGroups()
+        self.incidents = IncidentStore()
+        self._explainer = None
         self.rates = RateHistory(len(self.class_names))
         self.filter: tuple = ("all",)
         self.paused = False
@@ -97,7 +103,8 @@ class IotWatchApp(App[int]):
         self._dirty = True
         self._last_packets = -1
         self._last_labelled = -1
-        self._last_alerts = -1
+        self._last_incidents = -1
+        self._incidents_posted = 0.0
         self._rate_version = -1
         self._ticks = 0
 
@@ -107,7 +114,7 @@ class IotWatchApp(App[int]):
         self.table = PacketTable(self.class_names, self.normal_index, labelled=False, id="packets")
         self.counters = ClassCounters(self.class_names, self.normal_index, id="counters")
         self.confusion = ConfusionSummary(self.class_names, id="confusion")
-        self.alert_pane = AlertPane(self.class_names, id="alerts")
+        self.incident_pane = IncidentsPane(self.class_names, id="alerts")
         # decided once (a class change at run time would restyle the whole screen): replays with a
         # label source show the confusion pane from the start
         classes = "-show-counters" + (" -labelled" if self.session.labels is not None else "")
@@ -118,7 +125,7 @@ class IotWatchApp(App[int]):
             with Horizontal(id="panes"):
                 yield self.counters
                 yield self.confusion
-            yield self.alert_pane
+            yield self.incident_pane
         yield Footer()
 
     def on_mount(self) -> None:
@@ -126,8 +133,8 @@ class IotWatchApp(App[int]):
         table.border_title = "Packets"
         self.counters.border_title = "Classes"
         self.confusion.border_title = "Confusion (labelled)"
-        self.alert_pane.border_title = "Alerts by host and class"
-        for w in (self.counters, self.confusion, self.alert_pane):
+        self.incident_pane.border_title = "Incidents"
+        for w in (self.counters, self.confusion, self.incident_pane):
             w.class_style = table.class_style
         table.focus()
         self.refresh_screen()
@@ -160,14 +167,21 @@ class IotWatchApp(App[int]):
             if (self.paused and session.live) or self.message_queue_size > QUEUE_LIMIT:
                 self.skipped += len(cb)
             else:
-                shown = display_batch(cb)
-                self.post_message(BatchClassified(shown, summarize_alerts(shown, self.alerts.cap)))
+                self.post_message(BatchClassified(display_batch(cb)))
+            now = time.monotonic()   # the active incidents' counts, for display (the engine uses packet time)
+            if now - self._incidents_posted >= INCIDENT_REFRESH and session.incidents.active:
+                self._incidents_posted = now
+                self.post_message(IncidentsChanged([t.to_dict() for t in session.incidents.active]))
+
+        def incident_events(events) -> None:
+            self.post_message(IncidentsChanged([e.snapshot for e in events]))
 
         def opened() -> None:
             self.post_message(CaptureStarted(session.source.description, session.live))
 
         try:
-            report = session.run(on_batch=emit, cancelled=lambda: worker.is_cancelled, opened=opened)
+            report = session.run(on_batch=emit, cancelled=lambda: worker.is_cancelled, opened=opened,
+                                 on_events=incident_events)
         except IotwatchError as e:
             self.post_message(CaptureFailed(str(e), e.exit_code, started=session.totals.packets > 0))
         except Exception as e:  # tshark/pyshark broke in an unforeseen way: still one line, no traceback
@@ -186,7 +200,10 @@ class IotWatchApp(App[int]):
 
     def on_batch_classified(self, message: BatchClassified) -> None:
         self.rows.append(message.batch)
-        self.alerts.merge(message.alerts)
+        self._dirty = True
+
+    def on_incidents_changed(self, message: IncidentsChanged) -> None:
+        self.incidents.merge(message.snapshots)
         self._dirty = True
 
     def on_capture_failed(self, message: CaptureFailed) -> None:
@@ -237,9 +254,9 @@ class IotWatchApp(App[int]):
         if panes_due and labelled != self._last_labelled:
             self.confusion.show(matrix if labelled else None)
             self._last_labelled = labelled
-        if self.alerts.total != self._last_alerts or force:   # the most "live" pane: every tick
-            self.alert_pane.show(self.alerts)
-            self._last_alerts = self.alerts.total
+        if self.incidents.version != self._last_incidents or force:   # the most "live" pane: every tick
+            self.incident_pane.show(self.incidents, self.rows.first_time)
+            self._last_incidents = self.incidents.version
         self.status.show(
             state=self._state_label(), source=self._source_label, packets=packets, rate=self._rate(),
             shown=len(self.rows), dropped=self.rows.evicted + self.skipped,
@@ -280,6 +297,8 @@ class IotWatchApp(App[int]):
             return "anomalies"
         if self.filter[0] == "class":
             return self.class_names[self.filter[1]]
+        if self.filter[0] == "incident":
+            return f"incident #{self.filter[1]}"
         return "all"
 
     # --- actions ----------------------------------------------------------------------------------
@@ -328,7 +347,6 @@ class IotWatchApp(App[int]):
 
     def action_clear(self) -> None:
         self.rows.clear()
-        self.alerts.clear()
         self.table.move_cursor(None)
         self._dirty = True
         self.refresh_screen()
@@ -342,6 +360,40 @@ class IotWatchApp(App[int]):
         for name in PANES:
             main.set_class(PANES[self._pane] == name, f"-show-{name}")
 
+    def action_focus_incidents(self) -> None:
+        if self.incident_pane.display:
+            self.incident_pane.focus()
+        else:   # compact layout: show the pane first
+            self._set_pane(PANES.index("alerts"))
+            self.call_after_refresh(self.incident_pane.focus)
+
+    @on(IncidentsPane.Chosen)
+    def incident_chosen(self, message: IncidentsPane.Chosen) -> None:
+        s = message.incident
+        if message.action == "open":
+            self.push_screen(IncidentScreen(s, self.rows.first_time),
+                             callback=lambda action: self.incident_action(s, action))
+        else:
+            self.incident_action(s, message.action)
+
+    def incident_action(self, s: dict, action: str | None) -> None:
+        """``jump``: cursor to the incident's first frame still in the table; ``filter``: only its packets."""
+        if action == "filter":
+            cls = self.class_names.index(s["class"]) if s["class"] in self.class_names else -1
+            hosts = tuple(h for h in [s.get("attacker"), *s.get("victims", []), *s.get("claimed_ips", [])]
+                          if h and _is_ip(h))
+            self.set_filter(("incident", s["id"], cls, s["first_frame"], s["last_frame"], hosts))
+            self.table.focus()
+        elif action == "jump":
+            if self.filter != ("all",):
+                self.set_filter(("all",))
+            pos = self.table.view.position_of_frame(s["first_frame"])
+            if pos is None:
+                self.notify(f"frames {s['first_frame']}-{s['last_frame']} are no longer in the table", timeout=4)
+                return
+            self.table.move_cursor(pos)
+            self.table.focus()
+
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.key_help()))
 
@@ -351,6 +403,8 @@ class IotWatchApp(App[int]):
         for b in [*self.BINDINGS, *PacketTable.BINDINGS]:
             keys = ", ".join(self.get_key_display(Binding(k, b.action)) for k in b.key.split(","))
             out.append((keys, b.description))
+        for b in IncidentsPane.BINDINGS:   # keys of the focused Incidents pane
+            out.append((self.get_key_display(Binding(b.key, b.action)), f"incidents pane: {b.description.lower()}"))
         out.append(("ctrl+p", "command palette (filters, speed, pause, clear ...)"))
         return out
 
@@ -358,6 +412,8 @@ class IotWatchApp(App[int]):
         self.workers.cancel_group(self, "capture")
         code = self.exit_code
         if code == EXIT_OK and self.fail_on == "anomaly" and self.session.totals.anomalies:
+            code = EXIT_ANOMALIES
+        if code == EXIT_OK and self.fail_on == "incident" and self.session.incidents.opened:
             code = EXIT_ANOMALIES
         self.exit(code, return_code=code, message=self._exit_message())
 
@@ -375,13 +431,29 @@ class IotWatchApp(App[int]):
             ("predicted ", "bold"), (self.class_names[row.predicted], table.class_style(row.predicted)),
             f" ({row.confidence:.2f})",
             *((("  label ", "bold"), self.class_names[row.label]) if row.label >= 0 else ()),
-            ("  ANOMALY" if row.anomaly else "", "bold red"))
-        if self.live or not self.capture_path:
+            ("  ANOMALY" if row.anomaly else "", "bold red"), self._why(row))
+        if self.live or not self.capture_path or not Path(self.capture_path).is_file():
             note = "the full dissection is available for capture files only (-r FILE)"
             self.push_screen(DetailScreen(row.frame, summary, note=note))
             return
         self.push_screen(DetailScreen(row.frame, summary))
         self.load_detail(self.capture_path, row.frame)
+
+    def _why(self, row) -> str:
+        """The per-packet "why" (gradient x input over feature groups) when the model input was kept."""
+        x = self.rows.features(row.gid)
+        if x is None:
+            return ""
+        try:
+            if self._explainer is None:
+                from iotwatch.detector.explain import Explainer
+
+                self._explainer = Explainer(self.session.classifier)
+            from iotwatch.detector.explain import format_why
+
+            return "\n" + format_why(self._explainer.explain(x, row.predicted), self.class_names[row.predicted])
+        except (AttributeError, KeyError, ValueError, TypeError):   # a model without inspectable weights
+            return ""
 
     @work(thread=True, exclusive=True, group="detail", exit_on_error=False, description="dissect frame")
     def load_detail(self, path: str, frame: int) -> None:
@@ -403,43 +475,40 @@ class IotWatchApp(App[int]):
             screen.show_error(message.reason)
 
 
-def make_app(source_factory: Callable[[], object], classifier, labels=None, *, source_name: str = "replay",
-             capture_path: str | None = None, speed: str = "max", count: int | None = None,
-             duration: float | None = None, report: str | None = None, predictions: str | None = None,
-             alerts: str | None = None, fail_on: str | None = None, tick: float = 0.25,
-             force: bool = False, inputs: tuple = (),
-             view_cap: int = 50_000, batch_rows: int = 8192, clock: Callable[[], float] = time.monotonic,
-             app_class: type[IotWatchApp] = IotWatchApp) -> IotWatchApp:
-    """Build the app around any zero-argument source factory and classifier (tests inject a
-    ``ReplaySource`` and a tiny classifier; ``clock`` fixes rates for snapshots)."""
-    session = CaptureSession(source_factory, classifier, labels, source_name=source_name, speed=speed,
-                             count=count, duration=duration, report=report, predictions=predictions,
-                             alerts=alerts, batch_rows=batch_rows, force=force, inputs=inputs)
-    return app_class(session, source_name=source_name, capture_path=capture_path,
-                     normal_index=int(getattr(classifier, "normal_index", 0)), fail_on=fail_on, tick=tick,
-                     view_cap=view_cap, clock=clock)
+def _is_ip(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
-def build_app(cfg, app_class: type[IotWatchApp] = IotWatchApp) -> IotWatchApp:
+def make_app(cfg: RunConfig, classifier, labels=None, *, source_factory: Callable[[], object] | None = None,
+             tick: float = 0.25, view_cap: int = 50_000, batch_rows: int = 8192,
+             clock: Callable[[], float] = time.monotonic, app_class: type[IotWatchApp] = IotWatchApp) -> IotWatchApp:
+    """Build the app for a run configuration and a classifier (tests inject a fake ``source_factory``
+    and a tiny classifier; ``clock`` fixes rates for snapshots)."""
+    session = CaptureSession(cfg, classifier, labels, source_factory=source_factory, batch_rows=batch_rows)
+    return app_class(session, tick=tick, view_cap=view_cap, clock=clock)
+
+
+def build_app(cfg: RunConfig, app_class: type[IotWatchApp] = IotWatchApp) -> IotWatchApp:
     """Check the outputs and the capture file, load the model and labels, and build the app for a
     validated ``RunConfig`` (user errors raise ``IotwatchError`` before the screen switches)."""
-    from iotwatch.captures.tshark import source as tshark_source  # noqa: F401  (import pyshark now, not while the UI starts)
+    from iotwatch.captures.tshark import source as tshark_source  # noqa: F401  (import the capture layer now, not while the UI starts)
     from iotwatch.captures.tshark.preflight import check_capture_file
-    from iotwatch.headless import check_outputs, run_inputs
-    from iotwatch.options import load_classifier, load_labels, source_factory
 
-    check_outputs(cfg)
-    if cfg.read:
-        check_capture_file(cfg.read)
-    classifier = load_classifier(cfg.model)
-    labels = load_labels(cfg, list(classifier.classes_))
-    return make_app(source_factory(cfg), classifier, labels, source_name=cfg.source_name, capture_path=cfg.read,
-                    speed=cfg.speed, count=cfg.count, duration=cfg.duration, report=cfg.report,
-                    predictions=cfg.predictions, alerts=cfg.alerts, fail_on=cfg.fail_on, app_class=app_class,
-                    force=cfg.force, inputs=run_inputs(cfg))
+    cfg.outputs.check(cfg.inputs())
+    if cfg.source.read:
+        check_capture_file(cfg.source.read)
+    classifier = cfg.load_classifier()
+    labels = cfg.source.load_labels(list(classifier.classes_))
+    return make_app(cfg, classifier, labels, app_class=app_class)
 
 
-def run_tui(cfg) -> int:
+def run_tui(cfg: RunConfig) -> int:
     """Run the TUI for a validated ``RunConfig``; returns the CLI exit code (terminal restored).
     Errors the source finds once running arrive as ``CaptureFailed`` and end up in the exit code
     and one line on stderr."""

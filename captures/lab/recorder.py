@@ -3,13 +3,16 @@
     iotwatch lab record --out DIR --scenario all|benign|recon|dos|bruteforce|spoofing|exfiltration
                         [--duration S] [--seed N] [--force] [--keep-workdir]
     iotwatch lab relabel CAPTURE...   re-derive the labels of recorded captures from their .lab.json
+    iotwatch lab cases --out DIR [--only CASE...]   the detector's small specific-case captures (root)
     iotwatch lab setup          apt-get install the packages of captures/lab/packages.txt (root)
     iotwatch lab cleanup        delete namespaces left by a killed recorder (iw-<dead pid>-*)
 
 ``record`` (root only) builds the lab of :mod:`.net` (a bridge in its own namespace; gateway,
-hub, camera, sensor, NAS, phone, an unseen "sink" host and one attacker, each in its own namespace
-on 10.77.0.0/24 with no route out), proves the isolation, starts real services (mosquitto,
-dnsmasq, dropbear, and the small servers of :mod:`.services`) and the benign device drivers,
+hub, camera, sensor, NAS, phone, smart plug, an unseen "sink" host and one attacker, each in its
+own namespace on 10.77.0.0/24, plus a "cloud" HTTPS host and a DoH server in 203.0.113.0/24 on the
+same bridge; no route out), proves the isolation, starts real services (mosquitto, dnsmasq for DNS
+and DHCP, dropbear, OpenSSH, snmpd, chronyd, iodined, dns2tcpd, ptunnel-ng, and the small servers
+of :mod:`.services`: HTTP(S)/DoH, telnet, FTP, CoAP, SSDP, mDNS) and the benign device drivers,
 records the bridge with dumpcap, and runs the real tools of :mod:`.attacks` in bounded windows
 between benign stretches. Output, in DIR:
 
@@ -36,24 +39,30 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import EnvironmentProblem, InputError, UsageParser
-from .attacks import BASE_TOOLS, FAMILIES, FAMILY_TOOLS, TOOLS, LabContext, Step, helper, plan
+from ..errors import EnvironmentProblem, InputError
+from .attacks import BASE_TOOLS, FAMILIES, FAMILY_TOOLS, OPTIONAL, TOOLS, LabContext, Step, helper, plan
 from .labelling import AttackWindow, class_counts, label_packets, read_packet_table, write_labels_csv
+from .cases import _cert, reflector_services, sshd_argv
 from .net import BRIDGE, Lab
 
 SCENARIOS = ("all", "benign") + FAMILIES
-OPTIONAL_TOOLS = ("masscan", "iodine", "iodined")   # its steps are dropped (with a note) when it is missing
+OPTIONAL_TOOLS = OPTIONAL   # their steps are dropped (with a note) when they are missing
+BIG_TXT = ",".join('"' + "v=spf1 include:_spf.big.lab " + "x" * 150 + '"' for _ in range(6))
 GRACE = 1.5                     # seconds after a tool exits that still belong to its window
 TUNNEL_ZONE = "t.lab"           # dig tunnel: answered by the sink's small authoritative server
 IODINE_ZONE = "i.lab"           # iodine tunnel: answered by iodined on the sink (port 5353)
+DNS2TCP_ZONE = "d.lab"          # dns2tcp tunnel: answered by dns2tcpd on the sink (port 5354)
 IODINE_NET = "10.77.1.1/27"     # iodine's tunnel addresses exist only on dns0 inside sink/attacker
-SECRET = {"mqtt": "mqtt-s3cret", "operator": "operator-s3cret", "admin": "router-s3cret", "iodine": "tunnel-s3cret"}
+CLOUD_IP, DOH_IP = "203.0.113.10", "203.0.113.53"
+SECRET = {"mqtt": "mqtt-s3cret", "operator": "operator-s3cret", "admin": "router-s3cret", "iodine": "tunnel-s3cret", "dns2tcp": "d2t-s3cret"}
 
 
 def topology(seed: int) -> dict[str, str]:
-    """role -> lab address; the attacker's address depends on the seed."""
+    """role -> lab address; the attacker's address depends on the seed. ``cloud`` (HTTPS uploads,
+    backups, updates, streaming) and ``doh`` (DNS over HTTPS) sit in TEST-NET-3 (see net.py)."""
     return {"gw": "10.77.0.1", "hub": "10.77.0.10", "cam": "10.77.0.11", "sensor": "10.77.0.12",
-            "nas": "10.77.0.13", "user": "10.77.0.20", "sink": "10.77.0.200",
+            "nas": "10.77.0.13", "user": "10.77.0.20", "plug": "10.77.0.30", "sink": "10.77.0.200",
+            "cloud": CLOUD_IP, "doh": DOH_IP,
             "attacker": f"10.77.0.{random.Random(seed).choice([66, 77, 99, 150, 166])}"}
 
 
@@ -98,6 +107,7 @@ def write_configs(lab: Lab, wd: Path) -> None:
     (wd / "lab.hosts").write_text("".join(f"{a} {r}.lab\n" for r, a in ip.items() if r != "attacker")
                                   + f"{ip['hub']} broker.lab\n")
     Lab.run(["dropbearkey", "-t", "ed25519", "-f", str(wd / "dropbear_ed25519_host_key")])
+    _cert(wd)
 
 
 def start_services(lab: Lab, wd: Path, until: float) -> None:
@@ -106,12 +116,36 @@ def start_services(lab: Lab, wd: Path, until: float) -> None:
     op = ["--user", "operator", "--password", SECRET["operator"]]
     lab.spawn("gw", ["dnsmasq", "-k", "-C", "/dev/null", "--no-resolv", "--no-hosts", "--bind-interfaces",
                      f"--listen-address={ip['gw']}", f"--addn-hosts={wd / 'lab.hosts'}",
-                     f"--server=/{TUNNEL_ZONE}/{ip['sink']}", f"--server=/{IODINE_ZONE}/{ip['sink']}#5353", "--user=root", f"--pid-file={wd / 'dnsmasq.pid'}",
-                     "--cache-size=0"], "dnsmasq")
+                     f"--server=/{TUNNEL_ZONE}/{ip['sink']}", f"--server=/{IODINE_ZONE}/{ip['sink']}#5353",
+                     f"--server=/{DNS2TCP_ZONE}/{ip['sink']}#5354",
+                     "--user=root", f"--pid-file={wd / 'dnsmasq.pid'}", "--cache-size=0",
+                     # DHCP for the plug (and the pool DHCP starvation drains); large TXT answers (reflection)
+                     "--dhcp-range=10.77.0.100,10.77.0.149,255.255.255.0,2m", f"--dhcp-host={lab.hosts['plug'].mac},{ip['plug']}",
+                     f"--dhcp-leasefile={wd / 'dnsmasq.leases'}", f"--dhcp-option=3,{ip['gw']}", f"--dhcp-option=6,{ip['gw']}",
+                     f"--txt-record=big.lab,{BIG_TXT}", "--edns-packet-max=4096"], "dnsmasq")
     lab.spawn("gw", helper("serve", "--name", "gw", "--bind", ip["gw"], "--until", u, "--http", "80",
                         "--admin-user", "admin", "--admin-pass", SECRET["admin"]), "serve-gw")
     lab.spawn("hub", ["mosquitto", "-c", str(wd / "mosquitto.conf")], "mosquitto")
-    lab.spawn("hub", helper("serve", "--name", "hub", "--bind", ip["hub"], "--until", u, "--http", "80"), "serve-hub")
+    lab.spawn("hub", helper("serve", "--name", "hub", "--bind", ip["hub"], "--until", u, "--http", "80", "--ssdp"),
+              "serve-hub")
+    lab.spawn("hub", sshd_argv(ip["hub"], wd), "sshd")
+    reflector_services(lab, wd, dns_role="", snmp_role="hub", ntp_role="gw")
+    lab.spawn("plug", helper("serve", "--name", "plug", "--bind", ip["plug"], "--until", u, "--http", "80",
+                             "--ssdp", "--mdns"), "serve-plug")
+    crt, key = str(wd / "cloud.crt"), str(wd / "cloud.key")
+    lab.spawn("cloud", helper("serve", "--name", "cloud", "--bind", ip["cloud"], "--until", u, "--https", "443",
+                              "--cert", crt, "--key", key), "serve-cloud")
+    lab.spawn("doh", helper("serve", "--name", "doh", "--bind", ip["doh"], "--until", u, "--https", "443",
+                            "--cert", crt, "--key", key, "--doh-answer", ip["cloud"]), "serve-doh")
+    if shutil.which("dns2tcpd"):
+        (wd / "dns2tcpd.conf").write_text(f"listen = {ip['sink']}\nport = 5354\nuser = root\nchroot = {wd}\n"
+                                          f"domain = {DNS2TCP_ZONE}\nresources = upload:{ip['sink']}:8080\n"
+                                          f"key = {SECRET['dns2tcp']}\n")
+        lab.spawn("sink", ["timeout", str(int(until - time.time()) + 5), "dns2tcpd", "-F", "-d", "1", "-f",
+                           str(wd / "dns2tcpd.conf")], "dns2tcpd")
+    if shutil.which("ptunnel-ng"):
+        lab.spawn("sink", ["timeout", str(int(until - time.time()) + 5), "ptunnel-ng", f"-r{ip['sink']}", "-R8080",
+                           "-v", "1"], "ptunnel-ng")
     lab.spawn("cam", helper("serve", "--name", "cam", "--bind", ip["cam"], "--until", u, "--http", "80",
                          "--telnet", "23", *op), "serve-cam")
     lab.spawn("sensor", helper("serve", "--name", "sensor", "--bind", ip["sensor"], "--until", u, "--coap", "5683"),
@@ -134,6 +168,10 @@ def start_benign(lab: Lab, seed: int, until: float, max_actions: int) -> None:
     dns = f"{ip['gw']},{names}"
     mqtt = lambda who, topic: f"{ip['hub']},{who},{SECRET['mqtt']},{topic}"  # noqa: E731
     common = ["--until", u, "--max-actions", str(max_actions)]
+    wd = lab.workdir
+    rng = random.Random(seed)
+    (wd / "clip.bin").write_bytes(rng.randbytes(rng.choice([150_000, 300_000, 600_000])))
+    (wd / "backup.bin").write_bytes(rng.randbytes(rng.choice([3, 5]) * 1024 * 1024))
     lab.spawn("user", ["timeout", str(int(until - time.time()) + 5), "mosquitto_sub", "-h", ip["hub"], "-u", "user",
                        "-P", SECRET["mqtt"], "-t", "sensors/#", "-k", "15"], "mqtt-sub")
     drivers = {
@@ -144,8 +182,28 @@ def start_benign(lab: Lab, seed: int, until: float, max_actions: int) -> None:
         "user": ["--http", f"http://{ip['cam']}/", f"http://{ip['hub']}/status", f"http://{ip['gw']}/",
                  "--coap", ip["sensor"], "--dns", dns, "--ftp", f"{ip['nas']},operator,{SECRET['operator']}",
                  "--telnet", f"{ip['cam']},operator,{SECRET['operator']}", "--ping", ip["cam"], ip["hub"]],
-        "gw": ["--ping", ip["hub"], ip["cam"], ip["sensor"], ip["nas"]],
+        "gw": ["--ping", ip["hub"], ip["cam"], ip["sensor"], ip["nas"],
+               # health checks of the devices' web endpoints
+               "--run", f"5|curl -s -o /dev/null -m 3 http://{ip['hub']}/status",
+               "--run", f"9|curl -s -o /dev/null -m 3 http://{ip['cam']}/"],
+        "plug": ["--run", "15|udhcpc -i eth0 -f -q -n -t 2 -T 1 -s /bin/true -x hostname:plug",
+                 "--run", f"20|{sys.executable} -m iotwatch.captures.lab.services pair --role device --name plug "
+                          f"--ip {ip['plug']} --rounds 3"],
     }
+    cloud = f"cloud.example.com:443:{ip['cloud']}"  # names known to the device, DNS look-ups not visible
+    https = f"curl -sk -o /dev/null -m 30 --resolve {cloud}"
+    drivers["cam"] += ["--run", f"12|{https} -H 'Content-Type: video/mp4' --data-binary @{wd / 'clip.bin'} "
+                                "https://cloud.example.com/upload"]
+    drivers["nas"] += ["--run", f"40|{https} --limit-rate 2M --data-binary @{wd / 'backup.bin'} "
+                                "https://cloud.example.com/upload",
+                       "--run", f"30|{https} https://cloud.example.com/download?bytes=1500000"]  # update
+    drivers["user"] += [
+        "--run", f"8|curl -sk -o /dev/null -m 10 --doh-insecure --doh-url https://{ip['doh']}/dns-query "
+                 "https://news.example.net/status",
+        "--run", f"25|{https} --limit-rate 600K https://cloud.example.com/download?bytes=2500000",  # streaming
+        "--run", f"45|{sys.executable} -m iotwatch.captures.lab.services pair --role app --ip {ip['user']} "
+                 f"--device {ip['plug']} --rounds 3",
+    ]
     for i, (role, args) in enumerate(drivers.items()):
         lab.spawn(role, helper("drive", "--name", role, "--seed", str(seed * 100 + i), *common, *args), f"drive-{role}")
 
@@ -171,7 +229,8 @@ def run_step(lab: Lab, step: Step, budget: float, attacker_mac: str, attacker_ip
             lab.stop(p)
     return AttackWindow(label=step.label, start=start, end=time.time() + GRACE, attacker_mac=attacker_mac,
                         attacker_ip=attacker_ip, step=step.name, victim_ip=step.victim_ip,
-                        dns_suffix=step.dns_suffix, argv=[" ".join(c) for c in step.commands])
+                        dns_suffix=step.dns_suffix, argv=[" ".join(c) for c in step.commands],
+                        reflectors=list(step.reflectors), spoof_port=step.spoof_port, mac_prefix=step.mac_prefix)
 
 
 def _raise_interrupt(signum, frame):
@@ -310,7 +369,9 @@ def cleanup(log=print) -> int:
 # --------------------------------------------------------------------------------------------------
 PACKAGES_FILE = Path(__file__).with_name("packages.txt")
 #: package -> systemd unit its install may start in the host namespace (the lab starts its own copy)
-HOST_UNITS = {"mosquitto": "mosquitto.service", "iodine": "iodined.service"}
+HOST_UNITS = {"mosquitto": "mosquitto.service", "iodine": "iodined.service", "openssh-server": "ssh.service",
+              "snmpd": "snmpd.service", "chrony": "chrony.service", "ptunnel-ng": "ptunnel-ng.service",
+              "dns2tcp": "dns2tcp.service"}
 
 
 def lab_packages(path: Path = PACKAGES_FILE) -> list[str]:
@@ -374,54 +435,3 @@ def relabel(capture: Path, log=print) -> dict:
                         if before.get(k, 0) != v)
     log(f"lab: relabelled {capture} ({len(labels)} frames; {changes or 'no change'})")
     return summary
-
-
-# --------------------------------------------------------------------------------------------------
-# CLI
-# --------------------------------------------------------------------------------------------------
-def build_parser() -> UsageParser:
-    p = UsageParser(prog="iotwatch lab", description="Record real attack tools in an isolated network-namespace lab.",
-                epilog="exit codes: 0 ok, 2 usage error, 3 not root or a lab tool missing (names the apt package)")
-    sub = p.add_subparsers(dest="cmd", required=True, parser_class=UsageParser)
-    r = sub.add_parser("record", help="record a labelled capture (root)")
-    r.add_argument("--out", required=True, metavar="DIR", help="output directory")
-    r.add_argument("--scenario", default="all", choices=SCENARIOS, help="attack family to record (default all)")
-    r.add_argument("--duration", type=float, default=None, metavar="S",
-                   help="target length in seconds (default 60 per family, 60 for benign); each step keeps a minimum")
-    r.add_argument("--seed", type=int, default=1, help="seed for victims, sizes, timing and the attacker address")
-    r.add_argument("--force", action="store_true", help="overwrite an existing capture")
-    r.add_argument("--keep-workdir", action="store_true", help="keep the lab's logs and configs (printed path)")
-    rl = sub.add_parser("relabel", help="re-derive labels of recorded captures from their .lab.json (after a labelling change)")
-    rl.add_argument("captures", nargs="+", metavar="CAPTURE", help="lab-*.pcapng written by lab record")
-    sub.add_parser("setup", help="apt-get install the lab's Debian packages (root)")
-    sub.add_parser("cleanup", help="delete namespaces left by a killed recorder (root)")
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    ns = build_parser().parse_args(list(argv or []))
-    if ns.cmd == "cleanup":
-        return cleanup()
-    if ns.cmd == "setup":
-        return setup()
-    if ns.cmd == "relabel":
-        for c in ns.captures:
-            relabel(Path(c))
-        return 0
-    n_fam = len(FAMILIES) if ns.scenario == "all" else 1
-    duration = ns.duration if ns.duration is not None else 60.0 * n_fam
-    if duration <= 0:
-        raise InputError(f"--duration must be positive, got {duration}")
-    try:
-        summary = record(Path(ns.out), ns.scenario, duration, ns.seed, force=ns.force, keep_workdir=ns.keep_workdir)
-    except KeyboardInterrupt:
-        print("iotwatch lab: interrupted; the lab was torn down", file=sys.stderr)
-        return 130
-    counts = ", ".join(f"{k}={v}" for k, v in sorted(summary["class_counts"].items()))
-    print(f"lab: wrote {summary['capture']} ({summary['frames']} frames: {counts})")
-    print(f"lab: labels {summary['labels']}")
-    if "workdir" in summary:
-        print(f"lab: logs and configs kept in {summary['workdir']}")
-    for n in summary["notes"]:
-        print(f"lab: note: {n}")
-    return 0

@@ -1,11 +1,13 @@
-"""``iotwatch simulate``: write a synthetic, labelled smart-home capture (pcapng + sidecar labels).
+"""``iotwatch simulate`` (the command line is cli/commands/simulate.py): write a synthetic, labelled smart-home capture (pcapng + sidecar labels).
 
     iotwatch simulate --out DIR [--seed N] [--duration 10m] [--devices 12]
                       [--attacks recon,dos,bruteforce,spoofing,exfiltration|all|none]
-                      [--scenario home|demo|benign|busy] [--name NAME]
+                      [--scenario home|demo|benign|busy|varied] [--name NAME] [--start-offset T|random]
 
-Writes ``DIR/NAME.pcapng`` (every packet carries the comment ``label=<class> activity=<what>``)
-and ``DIR/NAME.pcapng.labels.csv`` (``frame_number,label``, CONTRACT §2), then prints one summary
+Writes ``DIR/NAME.pcapng`` (every packet carries the comment ``label=<class> activity=<what>``),
+``DIR/NAME.pcapng.labels.csv`` (``frame_number,label``, CONTRACT §2) and
+``DIR/NAME.pcapng.episodes.json`` (per attack episode: class, attacker, victims, time window, frame
+range; :mod:`~iotwatch.captures.sim.episodes`), then prints one summary
 line (packets per class, file, speed). The same arguments always give byte-identical files: the
 capture clock starts at a date derived from the seed and nothing reads the wall clock.
 
@@ -13,6 +15,13 @@ The bundled demo capture (``captures/demo/demo.pcapng`` + ``.labels.csv``, the d
 plain ``iotwatch``) is generated with::
 
     iotwatch simulate --scenario demo --seed 11 --duration 3m --devices 10 --out captures/demo --name demo
+
+Scenario ``varied`` (training data that does not teach the generator's conventions) draws per home
+the address plan (192.168/16, 10/8, 172.16/12, CGNAT 100.64/10, public-looking blocks), host stacks
+and TTLs, whether DNS is visible (router, a resolver outside the capture, DoH, a public resolver,
+partly cached), benign look-alikes (unresolved backups, browser bursts, streaming, pairing storms,
+health checks) and the wider attack kinds of :mod:`~iotwatch.captures.sim.tools`, and cuts a random
+start (``--start-offset``, default ``random`` there, 0 elsewhere) so the capture begins mid-conversation.
 
 What is simulated: :mod:`~iotwatch.captures.sim.home` (device mix, attack schedule),
 :mod:`~iotwatch.captures.sim.devices` (benign behaviour, hard negatives),
@@ -28,19 +37,22 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
-from ..errors import InputError, UsageParser
+from ..errors import InputError
 from ..files import plan_outputs, reserve_all, write_error
-from .writer import PcapngWriter, comment_option
+from ..pcapfile import comment_option
+from .writer import PcapngWriter
 from .core import SECOND, Sim
-from .home import ATTACK_FAMILIES, CLASSES, DEMO_PROFILE, Profile, build_home, schedule_attacks
+from .episodes import EpisodeLog
+from .home import ATTACK_FAMILIES, CLASSES, DEMO_PROFILE, VARIED_PROFILE, Profile, build_home, schedule_attacks
+from .variety import draw_plan
 
 SCENARIOS: dict[str, tuple[Profile, tuple[str, ...]]] = {
     "home": (Profile(), ATTACK_FAMILIES),
     "busy": (Profile(extra_clients=3, episodes_per_10min=4.5), ATTACK_FAMILIES),
     "benign": (Profile(), ()),
     "demo": (DEMO_PROFILE, ATTACK_FAMILIES),
+    "varied": (VARIED_PROFILE, ATTACK_FAMILIES),
 }
 
 
@@ -54,6 +66,22 @@ def parse_duration(text: str) -> int:
     us = int((h * 3600 + mi * 60 + s) * SECOND)
     if us < 10 * SECOND or us > 24 * 3600 * SECOND:
         raise InputError(f"--duration {text!r} out of range", hint="between 10s and 24h")
+    return us
+
+
+def parse_offset(text: str | None) -> int | None:
+    """``--start-offset``: ``"random"``/None -> None (drawn per seed in scenario varied), else µs (0-1h)."""
+    if text is None or text.strip().lower() == "random":
+        return None
+    t = text.strip()
+    if t in ("0", "0s"):
+        return 0
+    m = re.fullmatch(r"(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?", t)
+    if not m or not any(m.groups()):
+        raise InputError(f"--start-offset: cannot parse {text!r}", hint="use e.g. 0, 45s, 2m or random")
+    us = int((float(m.group(1) or 0) * 60 + float(m.group(2) or 0)) * SECOND)
+    if us > 3600 * SECOND:
+        raise InputError(f"--start-offset {text!r} out of range", hint="between 0 and 1h")
     return us
 
 
@@ -76,24 +104,6 @@ def parse_attacks(text: str | None, default: tuple[str, ...]) -> tuple[str, ...]
     return tuple(a for a in ATTACK_FAMILIES if a in out)
 
 
-def build_parser() -> UsageParser:
-    p = UsageParser(prog="iotwatch simulate", description="Write a synthetic labelled smart-home capture "
-                "(pcapng with label=<class> comments + sidecar frame_number,label CSV).",
-                epilog="Same arguments => byte-identical output. Classes: " + ", ".join(CLASSES))
-    p.add_argument("--out", required=True, metavar="DIR", help="output directory (created if missing)")
-    p.add_argument("--seed", type=int, default=1, metavar="N", help="random seed (default 1)")
-    p.add_argument("--duration", default="10m", metavar="T", help="capture length, e.g. 90s, 10m, 1h (default 10m)")
-    p.add_argument("--devices", type=int, default=12, metavar="N", help="benign devices in the home (3-60, default 12)")
-    p.add_argument("--attacks", metavar="LIST", help="comma list of " + ",".join(ATTACK_FAMILIES)
-                   + ", or all/none (default: the scenario's)")
-    p.add_argument("--scenario", default="home", metavar="NAME",
-                   help="one of " + ", ".join(SCENARIOS) + " (default home)")
-    p.add_argument("--name", metavar="NAME", help="file name stem (default <scenario>-seed<N>)")
-    p.add_argument("--force", action="store_true", help="overwrite an existing capture/labels of the same name")
-    return p
-
-
-# ----------------------------------------------------------------------------- run
 @dataclass
 class Result:
     pcap: Path
@@ -122,15 +132,18 @@ def start_time(seed: int) -> int:
 
 def simulate(out_dir: str | Path, *, seed: int = 1, duration_us: int = 600 * SECOND, devices: int = 12,
              attacks: tuple[str, ...] | None = None, scenario: str = "home", name: str | None = None,
-             force: bool = True) -> Result:
-    """Generate one capture; returns what was written (see module docstring)."""
+             start_offset_us: int | None = None, profile: Profile | None = None, force: bool = True) -> Result:
+    """Generate one capture; returns what was written (see module docstring). ``profile``
+    (Python API only) replaces the scenario's volume knobs, e.g. for tests. ``force=False`` (the
+    command line without --force) refuses to replace existing files."""
     if scenario not in SCENARIOS:
         raise InputError(f"--scenario: unknown scenario {scenario!r}", hint="choose from " + ", ".join(SCENARIOS))
     if not 3 <= devices <= 60:
         raise InputError(f"--devices must be between 3 and 60, got {devices}")
     if seed < 0:
         raise InputError(f"--seed must be >= 0, got {seed}")
-    profile, default_attacks = SCENARIOS[scenario]
+    scenario_profile, default_attacks = SCENARIOS[scenario]
+    profile = profile or scenario_profile
     families = default_attacks if attacks is None else attacks
     out = Path(out_dir)
     try:
@@ -143,28 +156,40 @@ def simulate(out_dir: str | Path, *, seed: int = 1, duration_us: int = 600 * SEC
         raise InputError(f"--name {stem!r}: use letters, digits, '.', '_' or '-'")
     pcap_path = out / f"{stem}.pcapng"
     labels_path = out / f"{stem}.pcapng.labels.csv"
+    episodes_path = out / f"{stem}.pcapng.episodes.json"
 
     wall0, cpu0 = time.perf_counter(), time.process_time()
-    sim = Sim(seed, start_time(seed), duration_us)
-    env, by_kind = build_home(sim, devices, profile)
-    episodes = schedule_attacks(env, by_kind, families, profile)
+    plan = draw_plan(seed, duration_us, start_offset_us) if profile.varied else None
+    cut = plan.cut_us if plan is not None else (start_offset_us or 0)
+    sim = Sim(seed, start_time(seed), duration_us + cut)
+    env, by_kind = build_home(sim, devices, profile, plan)
+    episodes = schedule_attacks(env, by_kind, families, profile, first_us=cut // 2)
+    log = EpisodeLog(sim.episodes, declared=profile.varied)
+    first_t = sim.start + cut  # frames before it are cut away (--start-offset)
     counts = [0] * len(CLASSES)
     class_index = {c: i for i, c in enumerate(CLASSES)}
-    # both files through files.OutputFile: refused when they exist (without --force) or are not
-    # regular files, written to temporary files and renamed into place only when complete (a full
-    # disk once left a cut pcapng and an empty CSV)
-    outs = plan_outputs([(pcap_path, "capture"), (labels_path, "labels CSV")], force)
+    # every file through files.OutputFile: refused when it exists (without --force) or is not a
+    # regular file, written to a temporary file and renamed into place only when all are complete
+    # (a full disk once left a cut pcapng and an empty CSV)
+    outs = plan_outputs([(pcap_path, "capture"), (labels_path, "labels CSV"), (episodes_path, "episodes JSON")],
+                        force)
     reserve_all(outs)
     try:
         with outs["capture"].open("wb") as fh, outs["labels CSV"].open("w") as lh:
-            frame_no = _write_capture(sim, scenario, seed, fh, lh, counts, class_index)
-        outs["capture"].commit()
-        outs["labels CSV"].commit()
+            frame_no = _write_capture(sim, scenario, seed, fh, lh, counts, class_index, first_t, log)
+        try:
+            log.write(outs["episodes JSON"].tmp_path, pcap_path, scenario, seed)
+        except OSError as e:
+            e._iotwatch_what = "episodes JSON"
+            raise
+        for f in outs.values():
+            f.commit()
     except OSError as e:
         for f in outs.values():
             f.discard()
-        bad = pcap_path if getattr(e, "_iotwatch_what", "capture") == "capture" else labels_path
-        raise write_error(bad, getattr(e, "_iotwatch_what", "capture"), e) from None
+        what = getattr(e, "_iotwatch_what", "capture")
+        bad = {"capture": pcap_path, "labels CSV": labels_path, "episodes JSON": episodes_path}[what]
+        raise write_error(bad, what, e) from None
     except BaseException:
         for f in outs.values():
             f.discard()
@@ -173,12 +198,14 @@ def simulate(out_dir: str | Path, *, seed: int = 1, duration_us: int = 600 * SEC
     return Result(pcap_path, labels_path, frame_no, dict(zip(CLASSES, counts)), seconds, cpu, episodes)
 
 
-def _write_capture(sim, scenario: str, seed: int, fh, lh, counts: list[int], class_index: dict) -> int:
+def _write_capture(sim, scenario: str, seed: int, fh, lh, counts: list[int], class_index: dict, first_t: int,
+                   log) -> int:
     """Run the simulation into the open capture (``fh``) and labels CSV (``lh``); returns frames."""
     writer = PcapngWriter(fh, if_name="sim0", if_description=f"iotwatch simulate scenario={scenario} seed={seed}")
     options: list[bytes] = []
     tag_class: list[int] = []
     tag_label: list[str] = []
+    tag_episode: list = []
     rows: list[str] = ["frame_number,label\n"]
     write = writer.write
     frame_no = 0
@@ -193,12 +220,17 @@ def _write_capture(sim, scenario: str, seed: int, fh, lh, counts: list[int], cla
 
     def sink(t: int, frame: bytes, tag: int) -> None:
         nonlocal frame_no
+        if t < first_t:
+            return
         while tag >= len(options):
             tg = sim.tags[len(options)]
             options.append(comment_option(f"label={tg.label} activity={tg.activity}"))
             tag_class.append(class_index[tg.label])
             tag_label.append(tg.label)
+            tag_episode.append(tg.episode if tg.label != "normal" else None)
         frame_no += 1
+        if tag_episode[tag] is not None:
+            log.add(tag_episode[tag], t, frame_no, frame)
         write(t, frame, options[tag])
         counts[tag_class[tag]] += 1
         rows.append(f"{frame_no},{tag_label[tag]}\n")
@@ -209,18 +241,3 @@ def _write_capture(sim, scenario: str, seed: int, fh, lh, counts: list[int], cla
     flush_rows()
     writer.close()
     return frame_no
-
-
-def main(argv: Sequence[str]) -> int:
-    ns = build_parser().parse_args(list(argv))
-    if ns.scenario not in SCENARIOS:
-        raise InputError(f"--scenario: unknown scenario {ns.scenario!r}", hint="choose from " + ", ".join(SCENARIOS))
-    res = simulate(ns.out, seed=ns.seed, duration_us=parse_duration(ns.duration), devices=ns.devices,
-                   attacks=parse_attacks(ns.attacks, SCENARIOS[ns.scenario][1]), scenario=ns.scenario, name=ns.name,
-                   force=ns.force)
-    per_class = " ".join(f"{c}={n}" for c, n in res.class_counts.items())
-    size_mb = res.pcap.stat().st_size / 1e6
-    print(f"wrote {res.pcap} ({size_mb:.1f} MB, {res.packets} packets: {per_class}) + {res.labels.name} "
-          f"in {res.seconds:.1f} s ({res.packets_per_second:,.0f} packets/s; "
-          f"{res.packets_per_cpu_second:,.0f} per CPU-second)")
-    return 0

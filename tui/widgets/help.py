@@ -12,9 +12,11 @@ from textual.widgets import Static
 
 PANES = (
     ("Packets", "newest at the bottom, followed unless you scroll away (End follows again); "
-                "'!' marks anomalies, ✗ a label that disagrees with the prediction; Enter shows the dissection"),
+                "'!' marks anomalies, ✗ a label that disagrees with the prediction; Enter shows the dissection "
+                "and why the model chose the class"),
     ("Classes", "every packet counted, rate over the last second and a sparkline of recent rates; ▲ = attack class seen"),
-    ("Alerts", "anomalous packets grouped by source host and class, most recent first"),
+    ("Incidents", "who attacks whom since when: one line per incident, most severe then most recent first; "
+                  "i focuses it, Enter shows the evidence, j jumps to its frames, t filters the table to it"),
     ("Confusion", "labelled replays: rows are labels, columns predictions; precision/recall/F1 and macro-F1"),
     ("Status", "source, packets, pkt/s, rows shown vs dropped from view (buffer limit), capture drops, model"),
 )
