@@ -37,7 +37,7 @@ def fuzz_results(request, tmp_path_factory):
     n = request.config.getoption("--fuzz-cases") or int(os.environ.get("IOTWATCH_FUZZ_CASES", DEFAULT_CASES))
     seed = request.config.getoption("--fuzz-seed") or int(os.environ.get("IOTWATCH_FUZZ_SEED", 16))
     work = tmp_path_factory.mktemp("fuzz")
-    from iotwatch.detector.testing import make_tiny_bundle
+    from fakes import make_tiny_bundle
 
     model = make_tiny_bundle(work / "tiny.iotw", seed=3, hidden=(16, 16), anomaly_threshold=0.0)
     big = work / "big.pcapng"

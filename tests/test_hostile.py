@@ -23,10 +23,10 @@ import pytest
 from iotwatch.captures.errors import InputError
 from iotwatch.captures.labels import LabelSet, discover_sidecar, may_have_comment_labels, read_sidecar
 from iotwatch.detector.bundle import load_bundle
-from iotwatch.detector.testing import make_tiny_bundle
 from iotwatch.main import main
 
-from pcaptools import MAC_A, MAC_B, _block, ether, pcap, pcapng, udp_frames
+from fakes import make_tiny_bundle, run_config
+from pcaptools import _block, pcap, udp_frames
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "captures" / "demo" / "demo.pcapng"
@@ -146,15 +146,35 @@ def test_item1_save_bundle_never_replaces_a_device_node(tmp_path):
 
 
 # ------------------------------------------------------------------------------ item 3
+def demo_with_tsresol0(path: Path) -> Path:
+    """The demo capture with if_tsresol 0 on its interface: every timestamp ~ year 53 million."""
+    data = DEMO.read_bytes()
+    out, pos = [], 0
+    while pos + 8 <= len(data):
+        btype, blen = struct.unpack_from("<II", data, pos)
+        block = data[pos:pos + blen]
+        if btype == 1:   # interface description: linktype, reserved, snaplen, then if_tsresol 0 first
+            body = block[8:-4]
+            block = _block(1, body[:8] + struct.pack("<HHB3x", 9, 1, 0) + body[8:])
+        out.append(block)
+        pos += blen
+    path.write_bytes(b"".join(out))
+    return path
+
+
 def test_item3_far_future_timestamps_with_alerts(tmp_path, model, capsys):
-    f = tsresol0_capture(tmp_path / "tsresol0.pcapng")
-    rep, alerts = tmp_path / "r.json", tmp_path / "a.jsonl"
-    rc, cap = run(capsys, "-r", f, "--model", model, "--headless", "--alerts", alerts, "--report", rep)
+    from iotwatch.detector.eve import iso
+
+    assert iso(1.7e15) == "" and iso(float("nan")) == ""   # was ValueError: year 53 million is out of range
+    f = demo_with_tsresol0(tmp_path / "tsresol0.pcapng")
+    rep, alerts, pred = tmp_path / "r.json", tmp_path / "a.jsonl", tmp_path / "p.csv"
+    rc, cap = run(capsys, "-r", f, "--headless", "--alerts", alerts, "--report", rep, "--predictions", pred)
     assert rc == 0, cap.err
     r = json.loads(rep.read_text())
-    lines = alerts.read_text().splitlines()
-    assert r["anomalies"] == len(lines) == 50
-    assert all(json.loads(x)["timestamp"] == "" for x in lines)  # a time no calendar holds: left empty
+    events = [json.loads(x) for x in alerts.read_text().splitlines()]
+    assert r["packets"] == len(pred.read_text().splitlines()) - 1 > 5000
+    assert r["incidents_opened"] == sum(e["event_type"] == "alert" for e in events)
+    assert all(e["timestamp"] == "" for e in events)  # a time no calendar holds: left empty
 
 
 def test_item3_disk_full_while_writing_predictions(tmp_path, model, big):
@@ -229,29 +249,30 @@ def test_item3_simulate_to_a_full_disk(tmp_path):
 
 
 # ------------------------------------------------------------------------------ item 4
-def test_item4_interrupt_while_writing_a_batch_keeps_report_and_alerts_in_step(tmp_path, model, monkeypatch):
-    """A Ctrl-C that lands between writing a batch and counting it (the 8,192-alert gap)."""
+def test_item4_interrupt_while_writing_a_batch_keeps_report_and_outputs_in_step(tmp_path, model, monkeypatch):
+    """A Ctrl-C that lands between writing a batch and counting it (the report once counted 8,192
+    more anomalies than alert lines were written)."""
     from iotwatch.detector import outputs
     from iotwatch.detector.classifier import PacketClassifier
     from iotwatch.detector.run import MonitorRun
-    from iotwatch.options import source_factory, RunConfig
 
-    real = outputs.AlertsWriter.write
+    real = outputs.PredictionsWriter.write
     calls = {"n": 0}
 
     def flaky(self, cb):
         real(self, cb)
         calls["n"] += 1
         if calls["n"] == 2:
-            raise KeyboardInterrupt   # after the alerts of batch 2 went out, before it was counted
+            raise KeyboardInterrupt   # after the rows of batch 2 went out, before it was counted
 
-    monkeypatch.setattr(outputs.AlertsWriter, "write", flaky)
-    rep, alerts = tmp_path / "r.json", tmp_path / "a.jsonl"
-    run_ = MonitorRun(source_factory(RunConfig(read=str(DEMO))), PacketClassifier.load(model), None,
-                      source_name=str(DEMO), report=str(rep), alerts=str(alerts), batch_rows=1000)
+    monkeypatch.setattr(outputs.PredictionsWriter, "write", flaky)
+    rep, pred = tmp_path / "r.json", tmp_path / "p.csv"
+    run_ = MonitorRun(run_config(str(DEMO), report=str(rep), predictions=str(pred)), PacketClassifier.load(model),
+                      None, batch_rows=1000)
     r = run_.run()
     assert r["interrupted"] is True
-    assert json.loads(rep.read_text())["anomalies"] == len(alerts.read_text().splitlines()) == r["anomalies"] > 0
+    rows = pred.read_text().splitlines()[1:]
+    assert json.loads(rep.read_text())["packets"] == len(rows) == r["packets"] == 1000
 
 
 @pytest.fixture
@@ -379,21 +400,21 @@ def test_item8_two_outputs_on_one_path(tmp_path, cap, capsys):
 
 def test_item8_report_is_reserved_when_the_run_starts(tmp_path, cap, capsys):
     """A run started while another is still running on the same --report is refused at once."""
+    from iotwatch.detector.classifier import PacketClassifier
     from iotwatch.detector.run import MonitorRun
-    from iotwatch.options import RunConfig, load_classifier, source_factory
 
     rep = tmp_path / "r.json"
     second = {}
-    factory = source_factory(RunConfig(read=str(cap)))
+    cfg = run_config(str(cap), report=str(rep))
 
     def slow_factory():
         second["rc"] = main(["-r", str(cap), "--headless", "--report", str(rep)])  # started later
         second["err"] = capsys.readouterr().err
-        return factory()
+        return cfg.source.open()
 
-    r = MonitorRun(slow_factory, load_classifier(None), None, source_name="first", report=str(rep)).run()
+    r = MonitorRun(cfg, PacketClassifier.load(None), None, source_factory=slow_factory).run()
     assert second["rc"] == 2 and "already exists" in second["err"]
-    assert json.loads(rep.read_text())["source"] == "first" == r["source"]
+    assert json.loads(rep.read_text())["source"] == str(cap) == r["source"] and "in_progress" not in r
 
 
 def test_item8_dangling_symlink_is_not_followed(tmp_path, cap, capsys):
@@ -543,7 +564,7 @@ def test_item12_tui_exits_2_on_a_value_error_from_the_input():
     def crafted():
         raise ValueError("year 586524 is out of range")
 
-    app = make_app(crafted, FakeClassifier(), source_name="crafted.pcapng")
+    app = make_app(run_config("crafted.pcapng"), FakeClassifier(), source_factory=crafted)
 
     async def go():
         async with app.run_test(size=(80, 24)) as pilot:
