@@ -603,8 +603,10 @@ def check_outputs(case: dict, rc: int) -> list[str]:
                         events = None
                         problems.append("alerts: a line is not JSON")
                     opened = rep.get("incidents_opened", 0)
-                    if events is not None and sum(e.get("event_type") == "alert" for e in events) != opened:
-                        problems.append(f"alert events != report incidents_opened {opened}")
+                    said = sum(((e.get("alert") or {}).get("metadata") or {}).get("incident_state") == ["opened"]
+                               for e in events or [])
+                    if events is not None and said != opened:
+                        problems.append(f"{said} 'opened' alert events != report incidents_opened {opened}")
             ref = case.get("reference_frames")
             if ref is not None and not (rep.get("truncated") or rep.get("interrupted")) and "-c" not in case["argv"]:
                 if rep["packets"] != ref:
