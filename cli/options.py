@@ -17,7 +17,9 @@ def demo_capture() -> Path:
 
 def config_from_args(ns: argparse.Namespace) -> RunConfig:
     read = ns.read
+    speed = ns.speed or "max"
     if not read and not ns.iface:
+        speed = ns.speed or "10x"   # the demo: slow enough to watch the attacks arrive
         demo = demo_capture()
         if not demo.is_file():
             raise IotwatchError(f"bundled demo capture missing at {demo}", hint="reinstall iotwatch or pass -r FILE")
@@ -26,8 +28,9 @@ def config_from_args(ns: argparse.Namespace) -> RunConfig:
         source=SourceConfig(read=read, iface=ns.iface, bpf=ns.bpf, display_filter=ns.display_filter,
                             labels=ns.labels, buffer_mib=ns.buffer_mib, monitor_mode=ns.monitor_mode,
                             wpa_pwd=tuple(ns.wpa_pwd), wpa_psk=tuple(ns.wpa_psk)),
-        outputs=OutputConfig(report=ns.report, predictions=ns.predictions, alerts=ns.alerts, force=ns.force),
+        outputs=OutputConfig(report=ns.report, predictions=ns.predictions, alerts=ns.alerts, force=ns.force,
+                             sensor=ns.sensor_name),
         model=ns.model, count=ns.count, duration=ns.duration, fail_on=ns.fail_on, headless=ns.headless,
-        speed=ns.speed)
+        speed=speed)
     cfg.validate()
     return cfg

@@ -310,7 +310,7 @@ class Track:
             conns = len(self.distinct)
             sizes = sorted(self.conn_bytes.values())
             med = sizes[len(sizes) // 2] if sizes else 0
-            svc = (self.services or ["?"])[0]
+            svc = " + ".join(self.services[:2]) or "?"
             fails = f", {n[C_AUTHFAIL]:,} refused logins" if n[C_AUTHFAIL] else ""
             return (f"{self._capped(conns)} {svc} connections from {self.key} to {victim} {d}, "
                     f"median {_size(med)} each{fails}")
@@ -460,7 +460,8 @@ class IncidentEngine:
 
     # --- internals -----------------------------------------------------------------------------------
     def _flush(self) -> list[IncidentEvent]:
-        ev = sorted(self._events, key=lambda e: (e.frame, _ORDER[e.kind], e.incident.seq))
+        # stream order; closings caused by the same packet in the order their incidents began
+        ev = sorted(self._events, key=lambda e: (e.frame, _ORDER[e.kind], e.incident.first_frame, e.incident.seq))
         self._events = []
         out = []
         for e in ev:

@@ -22,6 +22,7 @@ from iotwatch.captures.errors import IotwatchError
 from iotwatch.captures.files import plan_outputs, reserve_all, write_error
 
 from .config import RunConfig
+from .eve import sensor_name
 from .incidents import IncidentEngine
 from .metrics import RunTotals
 from .outputs import AlertsWriter, PredictionsWriter
@@ -286,6 +287,7 @@ class MonitorRun:
                 extra["labels_beyond_capture"] = beyond
         if interrupted:
             extra["interrupted"] = True
+        extra["sensor"] = self.sensor or sensor_name()
         extra["incidents_opened"] = self.incidents.opened
         extra["incidents"] = [t.to_dict() for t in self.incidents.incidents()]
         if self.incidents.dropped:

@@ -64,6 +64,33 @@ def test_case_capture_is_small_labelled_and_complete(case):
         assert set(counts) <= {"normal", ATTACKS[case]}
 
 
+def _count(case: str, display_filter: str) -> int:
+    import subprocess
+
+    out = subprocess.run(["tshark", "-n", "-r", str(CASES / f"{case}.pcapng"), "-Y", display_filter, "-T", "fields",
+                          "-e", "frame.number"], capture_output=True, text=True, check=True).stdout
+    return len(out.split())
+
+
+def test_cases_show_what_they_claim():
+    """The captures are what their names say (so a passing detector test means something)."""
+    assert _count("https-no-dns", "dns or mdns") == 0 and _count("https-no-dns", "tls.handshake.type == 1") >= 3
+    assert _count("https-no-dns", "http.request.method == \"POST\"") == 0  # encrypted: no plaintext HTTP
+    assert _count("doh", "udp.port == 53") == 0 and _count("doh", "tcp.dstport == 443 and ip.dst == 203.0.113.53") > 0
+    assert min(_count("pairing", f) for f in ("dhcp", "mdns", "ssdp", "http.request")) > 0
+    assert len({w["step"].split()[0] for w in _meta("ssh-guessing")["windows"]}) >= 2
+    assert _count("ssh-guessing", "tcp.flags == 0x002 and tcp.dstport == 22") >= 20  # many short connections
+    assert _meta("syn-scan-10k")["attack_packets_per_second"] >= 9000
+    assert _count("syn-scan-10k", "tcp.flags == 0x002") >= 1000
+    assert _count("syn-flood", "tcp.flags == 0x002 and tcp.dstport != 80") == 0
+    assert _meta("syn-flood")["attack_packets_per_second"] >= 9000
+    meta = _meta("reflection")
+    assert meta["captured_on"].endswith(":eth0")
+    # only the victim's view: of the attacker, at most its broadcast ARP look-ups reach the victim
+    assert _count("reflection", f"eth.addr == {meta['hosts']['attacker']['mac']} and not arp") == 0
+    assert _count("reflection", "udp.srcport in {53,161} and ip.dst == 10.77.0.11") >= 150
+
+
 @pytest.fixture(scope="module")
 def threshold() -> float:
     from iotwatch.detector.classifier import PacketClassifier

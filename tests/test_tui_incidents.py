@@ -45,6 +45,10 @@ async def test_incidents_pane_open_jump_filter_and_why(expected):
         pane = app.query_one(IncidentsPane)
         order = [s["id"] for s in app.incidents.sorted()]
         assert pane.row_count == len(expected) == len(order)
+        for i in order:   # cells updated in place while incidents grew show the final counts and state
+            snap = app.incidents.get(i)
+            assert pane.get_cell(str(i), pane._columns[4]) == f"{snap['packets']:,}"
+            assert str(pane.get_cell(str(i), pane._columns[6])) == snap["state"] == "ended"
         sev = [app.incidents.get(i)["severity"] for i in order]
         assert sev == sorted(sev)                                    # most severe first
         await pilot.press("i")

@@ -37,3 +37,11 @@ def test_unlabelled_replay_hides_label_column_and_confusion(snap_compare):
 
 def test_help_screen(snap_compare):
     assert snap_compare(app_for(50), terminal_size=(120, 40), run_before=finish, press=["question_mark"])
+
+
+def test_80x24_anomalies_show_number_marker_and_full_class_names(snap_compare):
+    assert snap_compare(app_for(), terminal_size=(80, 24), run_before=finish, press=["a", "g"])
+
+
+def test_goto_prompt(snap_compare):
+    assert snap_compare(app_for(), terminal_size=(100, 30), run_before=finish, press=["colon", "4", "2"])

@@ -24,7 +24,7 @@ def build_parser() -> UsageParser:
 def full_parser():
     """The main parser with every subcommand's own parser attached as a sub-parser (for completion only:
     ``iotwatch`` dispatches subcommands itself)."""
-    from ..main import build_parser as main_parser  # noqa: the layer rule: cli may import cli
+    from ..parser import build_parser as main_parser
     from . import SUBCOMMANDS
 
     root = main_parser()
