@@ -95,12 +95,14 @@ class ToolProcess:
     ``on_line(text)`` is called from the stderr thread for every non-empty line."""
 
     def __init__(self, argv: list[str], *, stdin=None, stdout=subprocess.PIPE,
-                 on_line: Callable[[str], None] | None = None):
+                 on_line: Callable[[str], None] | None = None, pass_fds: tuple = (), die_with_parent: bool = True):
         self.argv = argv
         self.lines: collections.deque[str] = collections.deque(maxlen=STDERR_KEEP)
         self._on_line = on_line
-        self.popen = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE,
-                                      preexec_fn=_die_with_parent)
+        # die_with_parent=False for dumpcap's watchdog (watchdog.py): it must outlive us long enough
+        # to stop dumpcap, and it goes by itself when our end of its lifeline closes
+        self.popen = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, pass_fds=pass_fds,
+                                      preexec_fn=_die_with_parent if die_with_parent else None)
         self.pid = self.popen.pid
         self._stderr = threading.Thread(target=self._read_stderr, daemon=True, name=f"iotwatch-stderr-{self.pid}")
         self._stderr.start()
@@ -218,11 +220,12 @@ def start_tshark(argv: list[str], stdin: int | None = None, on_line=None) -> tup
     return proc, fd
 
 
-def start_into_pipe(argv: list[str], on_line=None) -> tuple[ToolProcess, int]:
-    """Start a child (dumpcap) writing its stdout into a new pipe; returns (it, the read end, ours)."""
+def start_into_pipe(argv: list[str], on_line=None, **options) -> tuple[ToolProcess, int]:
+    """Start a child (dumpcap) writing its stdout into a new pipe; returns (it, the read end, ours).
+    ``options``: ``pass_fds`` / ``die_with_parent`` of :class:`ToolProcess`."""
     read, write = os.pipe()
     try:
-        proc = ToolProcess(argv, stdout=write, on_line=on_line)
+        proc = ToolProcess(argv, stdout=write, on_line=on_line, **options)
     except BaseException:
         os.close(read)
         raise
