@@ -65,6 +65,9 @@ class RunConfig:
     def validate(self) -> None:
         self.source.validate()
         self.outputs.validate()
+        if self.source.read == "-" and not self.headless:
+            raise InputError("-r - (a capture on standard input) works with --headless only: the TUI needs the terminal",
+                             hint="save the capture to a file for the TUI, or add --headless")
         if self.count is not None and self.count <= 0:
             raise InputError(f"-c/--count must be a positive number of packets, got {self.count}")
         if self.duration is not None and not (0 < self.duration <= 366 * 86400):  # also NaN and inf
