@@ -41,7 +41,12 @@ def signature_id(cls_name: str, kind: str) -> int:
 
 
 def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f+0000")
+    """ISO 8601 UTC, or "" for a time a datetime cannot hold (NaN, year 586524 from a crafted
+    ``if_tsresol``, before year 1)."""
+    try:
+        return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f+0000")
+    except (ValueError, OverflowError, OSError):
+        return ""
 
 
 # ICMP "ports" for Community ID v1: (type, code) and the reply type that makes a flow two-way
@@ -138,6 +143,31 @@ def eve_record(ev: IncidentEvent, *, source: str = "", live: bool = False, host:
         "action": "allowed", "gid": GID, "signature_id": signature_id(snap["class"], kind), "rev": REV,
         "signature": f"IOTWATCH {snap['class']} {kind}", "category": snap["class"],
         "severity": int(snap["severity"]), "metadata": _meta(snap, ev, model),
+    }
+    return rec
+
+
+def stats_record(*, now: float, uptime: float, host: str, source: str, live: bool, packets: int, anomalies: int,
+                 drops: int, received: int | None, interval_packets: int, interval_seconds: float, incidents_open: int,
+                 incidents_opened: int, alerts: int, class_counts: dict, model: str) -> dict:
+    """A Suricata-style ``stats`` event (``stats.uptime``, ``stats.capture.kernel_packets/kernel_drops``,
+    ``stats.decoder.pkts``, ``stats.detect.alert``) with iotwatch's own counters under ``stats.iotwatch``."""
+    rec: dict = {"timestamp": iso(now), "event_type": "stats"}
+    if source:
+        rec["in_iface" if live else "pcap_filename"] = source
+    if host:
+        rec["host"] = host
+    capture = {"kernel_drops": int(drops)}
+    if received is not None:
+        capture["kernel_packets"] = int(received)
+    rec["stats"] = {
+        "uptime": int(uptime),
+        "capture": capture,
+        "decoder": {"pkts": int(packets)},
+        "detect": {"alert": int(alerts)},
+        "iotwatch": {"packets_per_second": round(interval_packets / max(interval_seconds, 1e-9), 1),
+                     "anomalies": int(anomalies), "incidents_open": int(incidents_open),
+                     "incidents_opened": int(incidents_opened), "class_counts": class_counts, "model": model},
     }
     return rec
 
