@@ -84,13 +84,15 @@ class OutputFile:
     """One reserved output path. ``check`` validates it; ``reserve`` claims it; ``open`` gives the
     handle to write (a temporary file next to the target); ``commit`` renames it into place."""
 
-    def __init__(self, path, what: str, force: bool = False, stub: bytes = b"", direct: bool = False):
+    def __init__(self, path, what: str, force: bool = False, stub: bytes = b"", direct: bool = False,
+                 append: bool = False):
         self.raw = os.fspath(path)
         self.path = Path(path)
         self.what = what
         self.force = force
         self.stub = stub        # what the reserved file holds until the content arrives (a report says "in progress")
         self.direct = direct    # a stream (predictions, alerts): written straight into a file we created
+        self.append = append    # a sensor's stream (--append): continue an existing regular file, never wipe it
         self._direct = False
         self.target = self.path          # where the content finally lands (a link's target with --force)
         self._placeholder = False        # we created the target empty at reserve time
@@ -122,7 +124,7 @@ class OutputFile:
                 if kind:
                     raise InputError(f"{self.what} {p} links to {kind}; refusing to replace it",
                                      hint="give a regular file path")
-                if not self.force:
+                if not (self.force or self.append):
                     raise InputError(f"{self.what} file {p} already exists", hint="pass --force to overwrite it")
                 self.target = Path(os.path.realpath(p))
             else:
@@ -130,7 +132,7 @@ class OutputFile:
                 if kind:
                     raise InputError(f"{self.what} {p} is {kind}; refusing to replace it",
                                      hint="give a regular file path")
-                if not self.force:
+                if not (self.force or self.append):
                     raise InputError(f"{self.what} file {p} already exists", hint="pass --force to overwrite it")
         parent = self.target.parent if str(self.target.parent) else Path(".")
         if not parent.is_dir():
@@ -141,7 +143,15 @@ class OutputFile:
     # -- lifecycle ----------------------------------------------------------------------------
     def reserve(self) -> "OutputFile":
         """Claim the path now: create it empty (exclusive) when it does not exist, so a run started
-        later refuses it; then open the temporary file the content goes to."""
+        later refuses it; then open the temporary file the content goes to. Append mode writes the
+        target itself, created when missing and never truncated."""
+        if self.append:
+            try:
+                os.close(os.open(self.target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644))
+            except OSError as e:
+                raise write_error(self.path, self.what, e) from None
+            self._direct = True
+            return self
         if not self.target.exists() and not os.path.islink(self.path):
             try:
                 fd = os.open(self.target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -183,8 +193,24 @@ class OutputFile:
     def open(self, mode: str = "w"):
         """The temporary file, opened for writing (text mode: utf-8, no newline translation)."""
         kw = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
+        if self.append:
+            mode = mode.replace("w", "a")
         self._fh = open(self.tmp_path, mode, **kw)
         return self._fh
+
+    def reopen(self):
+        """Append mode after log rotation (SIGHUP): close the handle and open the path again, so the
+        lines that follow go to the new file (created if the old one was renamed away)."""
+        assert self.append and self._fh is not None, "reopen() is for an open append-mode output"
+        mode = self._fh.mode
+        try:
+            self._fh.close()
+        except OSError as e:
+            raise write_error(self.path, self.what, e) from None
+        try:
+            return self.open(mode)
+        except OSError as e:
+            raise write_error(self.path, self.what, e) from None
 
     def commit(self) -> Path:
         """Flush, fsync-free close and rename the temporary file over the target."""
@@ -213,7 +239,7 @@ class OutputFile:
                 self._fh.close()
             except OSError:
                 pass
-        for p, ours in ((self._tmp, True), (self.target, self._placeholder)):
+        for p, ours in ((self._tmp, True), (self.target, self._placeholder and not self.append)):
             if p is not None and ours:
                 try:
                     os.unlink(p)

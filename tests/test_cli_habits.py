@@ -94,3 +94,22 @@ def test_closed_stdout_ends_quietly_with_exit_0(argv):
     err = proc.stderr.read()
     assert proc.wait(timeout=300) == 0, err
     assert "Traceback" not in err and "Exception ignored" not in err, err
+
+
+def test_read_a_capture_from_stdin(tmp_path):
+    rep = tmp_path / "r.json"
+    with open(DEMO, "rb") as fh:
+        r = subprocess.run([sys.executable, "-m", "iotwatch", "-r", "-", "--headless", "--report", str(rep)],
+                           stdin=fh, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(rep.read_text())
+    direct = tmp_path / "d.json"
+    assert iotwatch("-r", DEMO, "--headless", "--report", direct).returncode == 0
+    assert report["packets"] == json.loads(direct.read_text())["packets"] == 5411
+    assert report["class_counts"] == json.loads(direct.read_text())["class_counts"]
+
+
+def test_stdin_capture_is_refused_for_the_tui_and_from_a_terminal_in_one_line():
+    r = subprocess.run([sys.executable, "-m", "iotwatch", "-r", "-"], stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "--headless" in r.stderr and r.stderr.count("\n") == 1, r.stderr

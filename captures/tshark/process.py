@@ -42,6 +42,14 @@ def grow_pipe(fd: int, size: int = _PIPE_SIZE) -> None:
             pass  # not Linux, or not allowed: correct, only slower
 
 
+def read_some(fd: int, size: int = READ_SIZE) -> bytes:
+    """Up to ``size`` bytes from a pipe; b"" at EOF or once the pipe is gone (closed on stop)."""
+    try:
+        return os.read(fd, size)
+    except OSError:
+        return b""
+
+
 class ByteMover:
     """Base of the byte-moving threads (:class:`PipeReader`, ``rotation.PcapngSplitter``): a daemon
     thread running ``self._run``, one Condition guarding the hand-over, a stop flag. Subclasses
@@ -174,10 +182,7 @@ class PipeReader(ByteMover):
     def _run(self) -> None:
         try:
             while True:
-                try:
-                    data = os.read(self._fd, READ_SIZE)
-                except OSError:
-                    data = b""
+                data = read_some(self._fd)
                 with self._cond:
                     while data and self._buffered >= self._limit and not self._stopped:
                         self._cond.wait()

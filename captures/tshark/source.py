@@ -24,6 +24,7 @@ import collections
 import os
 import re
 import signal
+import sys
 import threading
 import time
 from typing import Iterator, Mapping, Sequence
@@ -471,6 +472,13 @@ def open_tshark_source(read: str | None = None, iface: str | None = None, bpf: s
         raise InputError("-I/--monitor-mode applies to live capture only (-i IFACE)")
     common = dict(tshark=tools.tshark, display_filter=display_filter or None, prefs=prefs,
                   extra=[*decrypt, *(custom or ())])
+    if read == "-":  # tshark reads the capture from our standard input (a pipe: no chunks, no sidecar)
+        if sys.stdin is None or sys.stdin.isatty():
+            raise InputError("-r - reads a capture from standard input, but standard input is a terminal",
+                             hint="pipe a capture in: tcpdump -w - ... | iotwatch -r - --headless")
+        if display_filter:
+            preflight.check_display_filter(display_filter, tools.tshark)
+        return TsharkFieldsSource("stdin", False, path="-", **common)
     if read:
         preflight.check_capture_file(read)
         if display_filter:
