@@ -100,8 +100,15 @@ class OutputFile:
         self._fh = None
         self.committed = False
 
+    @property
+    def stdout(self) -> bool:
+        """``-`` means standard output (tshark's habit): written there as it comes, never renamed."""
+        return self.raw == "-"
+
     # -- checks -----------------------------------------------------------------------------
     def check(self) -> None:
+        if self.stdout:
+            return
         p = self.path
         if str(self.raw).endswith(os.sep) or p.name in ("", ".", ".."):
             raise InputError(f"{self.what} {p} names a folder, not a file", hint="give a file name")
@@ -144,7 +151,10 @@ class OutputFile:
     def reserve(self) -> "OutputFile":
         """Claim the path now: create it empty (exclusive) when it does not exist, so a run started
         later refuses it; then open the temporary file the content goes to. Append mode writes the
-        target itself, created when missing and never truncated."""
+        target itself, created when missing and never truncated; ``-`` (standard output) claims nothing."""
+        if self.stdout:
+            self._direct = True
+            return self
         if self.append:
             try:
                 os.close(os.open(self.target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644))
@@ -193,6 +203,9 @@ class OutputFile:
     def open(self, mode: str = "w"):
         """The temporary file, opened for writing (text mode: utf-8, no newline translation)."""
         kw = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
+        if self.stdout:
+            self._fh = _StdoutHandle(binary="b" in mode)
+            return self._fh
         if self.append:
             mode = mode.replace("w", "a")
         self._fh = open(self.tmp_path, mode, **kw)
@@ -202,6 +215,8 @@ class OutputFile:
         """Append mode after log rotation (SIGHUP): close the handle and open the path again, so the
         lines that follow go to the new file (created if the old one was renamed away)."""
         assert self.append and self._fh is not None, "reopen() is for an open append-mode output"
+        if self.stdout:
+            return self._fh
         mode = self._fh.mode
         try:
             self._fh.close()
@@ -220,7 +235,7 @@ class OutputFile:
             except OSError as e:
                 self.discard()
                 raise write_error(self.path, self.what, e) from None
-        if not self._direct:
+        if not self._direct and not self.stdout:
             try:
                 os.replace(self.tmp_path, self.target)
             except OSError as e:
@@ -239,6 +254,8 @@ class OutputFile:
                 self._fh.close()
             except OSError:
                 pass
+        if self.stdout:
+            return
         for p, ours in ((self._tmp, True), (self.target, self._placeholder and not self.append)):
             if p is not None and ours:
                 try:
@@ -248,6 +265,43 @@ class OutputFile:
         self._tmp = None
         self._placeholder = False
         self._direct = False
+
+
+class _StdoutHandle:
+    """Standard output as an output's handle: writes and flushes go through, close only flushes (stdout
+    stays open for the rest of the run); no seeking (a failed batch cannot be taken back from a pipe)."""
+
+    def __init__(self, binary: bool):
+        import sys
+
+        self._fh = sys.stdout.buffer if binary else sys.stdout
+        self.closed = False
+        self.mode = "ab" if binary else "a"
+        self._written = 0
+
+    def write(self, data):
+        self._written += len(data)
+        return self._fh.write(data)
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def flush(self):
+        self._fh.flush()
+
+    def tell(self) -> int:
+        return self._written
+
+    def seek(self, *_):
+        raise OSError(29, "standard output cannot seek")
+
+    def truncate(self, *_):
+        raise OSError(29, "standard output cannot be truncated")
+
+    def close(self):
+        self._fh.flush()
+        self.closed = True
 
 
 def plan_outputs(outputs: Iterable[tuple[str | os.PathLike | None, str]], force: bool,
@@ -262,6 +316,9 @@ def plan_outputs(outputs: Iterable[tuple[str | os.PathLike | None, str]], force:
         f = OutputFile(path, what, force, **(opts[0] if opts else {}))
         f.check()
         for other in files.values():
+            if f.stdout and other.stdout:
+                raise InputError(f"{what} and {other.what} both go to standard output (-)",
+                                 hint="only one output can be -; give the other a file")
             if _same_file(f.target, other.target):
                 raise InputError(f"{what} and {other.what} are the same file {path}", hint="give each output its own path")
         for src in inputs:
