@@ -353,11 +353,15 @@ class TsharkFieldsSource:
         if self._dumpcap is None:
             return
         rc = self._dumpcap.wait(2)
-        lines = [ln.strip() for ln in self._dumpcap.stderr_lines(2)
-                 if ln.strip() and not ln.startswith(_NOISE + ("Packets",)) and "received/dropped" not in ln]
+        raw = self._dumpcap.stderr_lines(2)
+        # dumpcap's complaint may share a line with its "Packets: N" progress counter (\r-separated)
+        lines = [m.group(1).strip() for ln in raw for m in re.finditer(r"dumpcap: (.*?)(?=\rPackets|$)", ln)]
+        if not lines and rc not in (0, None):
+            lines = [ln.strip() for ln in raw if ln.strip() and not ln.startswith(_NOISE + ("Packets",))
+                     and "received/dropped" not in ln]
         if rc in (0, None) and not lines:
             return
-        reason = " ".join(ln.removeprefix("dumpcap: ") for ln in lines) or f"dumpcap exited with code {rc}"
+        reason = " ".join(lines) or f"dumpcap exited with code {rc}"
         reason = f"the capture on {self.description} stopped: {reason.rstrip('.')}"
         self.stats.extra["capture_failed"] = reason
         if not self._tail_problem:
