@@ -23,13 +23,14 @@ class OutputConfig:
     force: bool = False              # overwrite existing files
     sensor: str | None = None        # EVE "host" of the alerts (default: this machine's name)
 
-    def check(self) -> None:
-        """InputError before anything runs when a file exists without --force or cannot be written."""
-        from .outputs import check_writable
+    def check(self, inputs=()) -> None:
+        """InputError before anything runs when a file exists without --force, cannot be written, is
+        not a regular file, is shared by two outputs or is one of the run's ``inputs``
+        (``captures.files``)."""
+        from iotwatch.captures.files import plan_outputs
 
-        check_writable(self.report, self.force, "report")
-        check_writable(self.predictions, self.force, "predictions")
-        check_writable(self.alerts, self.force, "alerts")
+        plan_outputs([(self.report, "report"), (self.predictions, "predictions"), (self.alerts, "alerts")],
+                     self.force, inputs)
 
 
 @dataclass(frozen=True)
@@ -51,10 +52,19 @@ class RunConfig:
         self.source.validate()
         if self.count is not None and self.count <= 0:
             raise InputError(f"-c/--count must be a positive number of packets, got {self.count}")
-        if self.duration is not None and self.duration <= 0:
-            raise InputError(f"--duration must be positive seconds, got {self.duration}")
+        if self.duration is not None and not (0 < self.duration <= 366 * 86400):  # also NaN and inf
+            raise InputError(f"-a/--duration must be a positive number of seconds (at most a year), got {self.duration}")
         if self.fail_on not in (None, "anomaly", "incident"):
             raise InputError(f"--fail-on takes 'anomaly' or 'incident', got {self.fail_on!r}")
+
+    def inputs(self) -> tuple[str, ...]:
+        """The files this run reads (capture, labels, model, a discovered sidecar): no output may be
+        one of them, even with --force."""
+        from iotwatch.captures.labels import discover_sidecar
+
+        src = self.source
+        sidecar = discover_sidecar(src.read) if src.read and not src.labels else None
+        return tuple(str(p) for p in (src.read, src.labels, self.model, sidecar) if p)
 
     def load_classifier(self):
         from .classifier import PacketClassifier

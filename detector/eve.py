@@ -41,7 +41,12 @@ def signature_id(cls_name: str, kind: str) -> int:
 
 
 def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f+0000")
+    """ISO 8601 UTC, or "" for a time a datetime cannot hold (NaN, year 586524 from a crafted
+    ``if_tsresol``, before year 1)."""
+    try:
+        return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f+0000")
+    except (ValueError, OverflowError, OSError):
+        return ""
 
 
 # ICMP "ports" for Community ID v1: (type, code) and the reply type that makes a flow two-way

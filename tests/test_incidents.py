@@ -112,11 +112,13 @@ def test_demo_every_episode_is_one_incident_with_the_right_roles(clf):
 
 
 @pytest.mark.parametrize("k", range(len(SEEDS)))
+@pytest.mark.slow
 def test_simulated_captures_every_episode_is_one_incident(sims, clf, k):
     path = sims[0][k]
     _check_against_episodes(path, classified(path, clf), clf)
 
 
+@pytest.mark.slow
 def test_benign_traffic_opens_no_incident(sims, clf):
     cb = classified(sims[1], clf)
     eng, events = run_engine(cb, clf.classes_, 8192)
@@ -131,6 +133,7 @@ def _stream(events):
             for e in events]
 
 
+@pytest.mark.slow
 def test_same_incidents_and_events_for_any_batch_size(clf):
     cb = classified(demo_capture(), clf)
     ref = _stream(run_engine(cb, clf.classes_, len(cb))[1])
@@ -139,6 +142,7 @@ def test_same_incidents_and_events_for_any_batch_size(clf):
         assert _stream(run_engine(cb, clf.classes_, batch)[1]) == ref, f"batch size {batch}"
 
 
+@pytest.mark.slow
 def test_same_incidents_at_replay_speeds_max_and_10x(tmp_path, clf):
     # 40 s of the demo profile with an attack: 10x paces it over ~4 s, in many small slices
     res = simulate(tmp_path, seed=3, duration_us=40_000_000, devices=5, scenario="demo", attacks=("bruteforce",))
@@ -180,6 +184,7 @@ def test_engine_keeps_bounded_state_and_ends_incidents_after_the_quiet_period():
     assert not eng.tracks and eng.finish() == []
 
 
+@pytest.mark.slow
 def test_headless_report_and_fail_on_incident(tmp_path, capsys):
     from iotwatch.main import main
 
@@ -197,6 +202,7 @@ def test_headless_report_and_fail_on_incident(tmp_path, capsys):
     assert main(["-r", str(demo), "--headless", "--fail-on", "incident", "-c", "300"]) == 0   # nothing opened yet
 
 
+@pytest.mark.slow
 def test_monitor_run_reports_incidents_like_the_engine(clf):
     demo = demo_capture()
     run = MonitorRun(run_config(str(demo)), clf, source_factory=lambda: ReplaySource(classified(demo, clf).packets, str(demo)),
@@ -221,6 +227,7 @@ def _lab_captures() -> list[Path]:
 
 @pytest.mark.skipif(not _lab_captures(), reason="no recorded lab capture (iotwatch lab record needs root)")
 @pytest.mark.parametrize("path", _lab_captures()[:2], ids=lambda p: p.name)
+@pytest.mark.slow
 def test_lab_recordings_every_attack_window_is_one_incident(path, clf):
     # the real tools: windows of one attacker and class closer than QUIET share one incident
     _check_against_episodes(path, classified(path, clf), clf)

@@ -255,7 +255,8 @@ def test_recon_recording_smoke(tmp_path):
     assert os.geteuid() == 0, "the lab smoke test runs as root (CI is root)"
     ns_before = _netns()
     proc = subprocess.Popen([sys.executable, "-m", "iotwatch", "lab", "record", "--out", str(tmp_path),
-                             "--scenario", "recon", "--duration", "20", "--seed", "7"],
+                             "--scenario", "recon", "--duration", "20", "--seed", "7",
+                             "--max-steps", "3"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     prefix = f"iw-{proc.pid}-"
     seen_running = 0  # proves the mark is visible while the lab runs, so "none left" below means something

@@ -54,6 +54,7 @@ def small_home(tmp_path_factory):
     return res
 
 
+@pytest.mark.slow
 def test_acceptance_command_has_every_class(acceptance_run, capsys):
     pcap, labels, packets = acceptance_run
     counts = Counter(labels)
@@ -130,6 +131,7 @@ def _tshark(args: list[str]) -> str:
 
 
 @pytest.mark.parametrize("which", ["demo", "home", "acceptance"])
+@pytest.mark.slow
 def test_wireshark_sees_no_malformed_frames_errors_or_bad_checksums(which, request):
     """The bundled demo, a small home and the issue's acceptance capture (seed 1, 10 minutes)."""
     if which == "demo":
@@ -150,6 +152,7 @@ def test_wireshark_sees_no_malformed_frames_errors_or_bad_checksums(which, reque
     assert "Strict time order:   True" in info and f"Number of packets:   {n}" in info
 
 
+@pytest.mark.slow
 def test_hard_negatives_are_present_and_normal(acceptance_run):
     _, labels, packets = acceptance_run
     acts: dict[str, Counter] = defaultdict(Counter)
@@ -167,6 +170,7 @@ def test_hard_negatives_are_present_and_normal(acceptance_run):
     assert acts["camera-clip-upload"]["normal"] >= 300
 
 
+@pytest.mark.slow
 def test_attack_labels_cover_victim_replies(small_home, acceptance_run):
     _, labels, packets = acceptance_run
     by_class_src: dict[str, set] = defaultdict(set)
@@ -283,6 +287,7 @@ def wide(tmp_path_factory):
     return pcap, expected, packets, [comment_fields(c) for _, _, c in packets]
 
 
+@pytest.mark.slow
 def test_every_new_kind_labels_its_packets(wide):
     _, expected, _, comments = wide
     seen: dict[str, Counter] = defaultdict(Counter)
@@ -293,6 +298,7 @@ def test_every_new_kind_labels_its_packets(wide):
         assert seen[activity][label] >= 5, (activity, seen[activity])
 
 
+@pytest.mark.slow
 def test_new_kinds_dissect_cleanly(wide):
     assert _bad_frames(wide[0]) == ""
 
@@ -306,6 +312,7 @@ def _tcp4(f: bytes) -> bool:
     return f[12:14] == b"\x08\x00" and f[23] == 6
 
 
+@pytest.mark.slow
 def test_new_kinds_follow_the_real_tools(wide):
     """Facts of the real tools that the wider kinds must keep (docs/sim_vs_real.md)."""
     pcap, _, packets, comments = wide

@@ -256,6 +256,7 @@ def test_live_capture_argv():
 
 # --- chunked replay on files with more than one section ---------------------------------------------
 
+@pytest.mark.slow
 def test_multi_section_pcapng_chunked_equals_direct(tmp_path):
     """A second section header (and its interface block) in the middle of a chunk's byte range."""
     f = tmp_path / "two_sections.pcapng"
@@ -325,6 +326,7 @@ def test_source_in_a_worker_thread_and_refused_on_a_running_loop():
     ("throughput.py", ["--repeat", "1", "--no-headless", "--workers", "2"], "ratio="),
     ("memory.py", ["--source-only", "--every", "0.05"], "peak_rss_mb="),
 ])
+@pytest.mark.slow
 def test_bench_scripts_run(script, args, last):
     import subprocess
     import sys

@@ -220,6 +220,7 @@ def capture(tmp_path_factory):
     return path, bundle
 
 
+@pytest.mark.slow
 async def test_tui_equals_headless_report_on_the_same_capture(capture, tmp_path):
     path, bundle = capture
     # the headless CLI on the same capture (a subprocess: pyshark needs a thread without a running loop)
@@ -252,6 +253,7 @@ async def test_tui_equals_headless_report_on_the_same_capture(capture, tmp_path)
     assert (tmp_path / "t.jsonl").read_text() == (tmp_path / "h.jsonl").read_text()
 
 
+@pytest.mark.slow
 async def test_enter_shows_the_frame_dissection(capture):
     path, bundle = capture
     cfg = run_config(str(path), model=str(bundle))

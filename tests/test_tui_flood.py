@@ -19,7 +19,7 @@ from iotwatch.tui.app import make_app
 
 from test_live import GUARD, free_udp_port
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.slow]
 
 
 async def test_keys_work_and_every_packet_counts_during_a_live_flood(tmp_path):

@@ -19,6 +19,8 @@ from iotwatch.tui.widgets.incidents import IncidentScreen, IncidentsPane
 from fakes import run_config
 from tui_support import finish
 
+pytestmark = pytest.mark.slow  # every test here takes > ~5 s (bash dev.sh test -m 'not slow' skips them)
+
 
 @pytest.fixture
 def expected(tmp_path) -> list[dict]:

@@ -103,6 +103,7 @@ def tmux(tmp_path):
     t.close()
 
 
+@pytest.mark.slow
 def test_demo_replay_in_a_real_terminal(tmux, tmp_path):
     demo = demo_capture()
     assert demo.is_file(), f"demo capture missing at {demo}"
@@ -137,6 +138,7 @@ def test_demo_replay_in_a_real_terminal(tmux, tmp_path):
     assert tui.get("confusion") == report.get("confusion")
 
 
+@pytest.mark.slow
 def test_help_and_quit_keys_in_a_real_terminal(tmux):
     tmux.start("app", [IOTWATCH, "-r", str(demo_capture())], width=80, height=24)
     tmux.wait_for("app", "finished")

@@ -35,7 +35,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Input
 from textual.worker import get_current_worker
 
-from iotwatch.captures.errors import EXIT_ANOMALIES, EXIT_ENV, EXIT_OK, IotwatchError
+from iotwatch.captures.errors import EXIT_ANOMALIES, EXIT_ENV, EXIT_INPUT, EXIT_OK, IotwatchError, one_line
 from iotwatch.captures.tshark.dissect import dissect_frame
 from iotwatch.detector.config import RunConfig
 from iotwatch.tui.commands import IotwatchCommands
@@ -231,7 +231,9 @@ class IotWatchApp(App[int]):
         except IotwatchError as e:
             self.post_message(CaptureFailed(str(e), e.exit_code, started=session.totals.packets > 0))
         except Exception as e:  # tshark/pyshark broke in an unforeseen way: still one line, no traceback
-            self.post_message(CaptureFailed(f"capture failed: {type(e).__name__}: {e}", EXIT_ENV,
+            # values the input produced (a crafted capture) are input errors (2); anything else is 3
+            code = EXIT_INPUT if isinstance(e, (ValueError, OverflowError, UnicodeError)) else EXIT_ENV
+            self.post_message(CaptureFailed(one_line(f"capture failed: {type(e).__name__}: {e}"), code,
                                             started=session.totals.packets > 0))
         else:
             self.post_message(CaptureFinished(report))
@@ -999,7 +1001,7 @@ def build_app(cfg: RunConfig, app_class: type[IotWatchApp] = IotWatchApp) -> Iot
     from iotwatch.captures.tshark import source as tshark_source  # noqa: F401  (import the capture layer now, not while the UI starts)
     from iotwatch.captures.tshark.preflight import check_capture_file
 
-    cfg.outputs.check()
+    cfg.outputs.check(cfg.inputs())
     if cfg.source.read:
         check_capture_file(cfg.source.read)
     classifier = cfg.load_classifier()

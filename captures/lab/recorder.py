@@ -238,8 +238,9 @@ def _raise_interrupt(signum, frame):
 
 
 def record(out_dir: Path, scenario: str, duration: float, seed: int, force: bool = False,
-           keep_workdir: bool = False, log=print) -> dict:
-    """Record one scenario; returns the summary that is also written as ``<capture>.lab.json``."""
+           keep_workdir: bool = False, log=print, max_steps: int = 0) -> dict:
+    """Record one scenario; returns the summary that is also written as ``<capture>.lab.json``.
+    ``max_steps`` > 0 keeps only that many (seeded random) steps of each family -- short recordings."""
     require_root()
     families = list(FAMILIES) if scenario == "all" else ([] if scenario == "benign" else [scenario])
     optional_missing = require_tools(families)
@@ -262,8 +263,8 @@ def record(out_dir: Path, scenario: str, duration: float, seed: int, force: bool
                      iodine_peer=IODINE_NET.split("/")[0], creds=SECRET)
     steps: list[Step] = []
     for fam in families:
-        steps += [s for s in plan(fam, ctx, rng)
-                  if not s.tools() & set(optional_missing)]
+        fam_steps = [s for s in plan(fam, ctx, rng) if not s.tools() & set(optional_missing)]
+        steps += fam_steps[:max_steps] if max_steps > 0 else fam_steps  # plans come shuffled
     notes = [f"{t} not installed: its steps were skipped" for t in optional_missing]
     lead = min(10.0, max(3.0, 0.1 * duration))
     gaps = [rng.uniform(2.0, 4.0) for _ in steps[1:]]

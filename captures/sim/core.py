@@ -75,7 +75,7 @@ class Host:
     """One interface on (or reachable through) the home LAN."""
 
     __slots__ = ("name", "kind", "mac", "ip", "ip6", "ttl", "stack", "local", "_ipid", "ts_base", "vendor",
-                 "present_from", "gua6")
+                 "present_from", "gua6", "delay_scale")
 
     def __init__(self, name: str, kind: str, mac: bytes, ip: bytes, stack: Stack, *, local: bool = True,
                  ttl: int | None = None, ip6: bytes | None = None, rng: random.Random | None = None, vendor: str = ""):
@@ -89,6 +89,9 @@ class Host:
         self.vendor = vendor
         self.present_from = 0  # µs; a device that joins later answers nothing before that
         self.gua6: bytes | None = None  # global IPv6 address (scenario varied: IPv6 conversations)
+        # scenario varied: how much slower/faster this host answers than the classic defaults (LAN
+        # reaction for local hosts, round trip for Internet peers); 1.0 = classic
+        self.delay_scale = 1.0
 
     def next_id(self) -> int:
         self._ipid = (self._ipid + 1) & 0xFFFF
@@ -358,7 +361,7 @@ class Tcp:
             k += 1
             last = i >= n
             seg(t, from_a, P.ACK | (P.PSH if last and push else 0), chunk)
-            if last and lost_tail:
+            if last and lost_tail and len(chunk) > 1:  # (a 1-byte resend would read as a keep-alive)
                 t += max(200 * MS, 3 * delay)
                 self._retransmit(t, from_a, chunk)
             if ack and (last or k % 2 == 0):
@@ -511,6 +514,8 @@ class Home:
             stack, ttl = self.plan.host_stack(self.sim, name, kind, stack)
         h = Host(name, kind, self.new_mac(vendor, randomized_mac), self.new_lan_ip(static), stack,
                  ip6=self.link_local() if v6 else None, rng=self.sim.rng("host/" + name), vendor=vendor, ttl=ttl)
+        if self.plan is not None:
+            h.delay_scale = self.plan.lan_scale(self.sim, name)
         self.hosts.append(h)
         return h
 
@@ -571,6 +576,8 @@ class Home:
             stack = stack or (SERVER_WIN if r.random() < 0.2 else SERVER_LINUX)
             hops = hops if hops is not None else r.randint(8, 22)
             h = Host(P.ip_str(ip), "internet", self.gateway.mac, ip, stack, local=False, ttl=stack.ttl - hops, rng=r)
+            if self.plan is not None:
+                h.delay_scale = self.plan.wan_scale * r.choice((0.3, 0.6, 1.0, 1.0, 1.5, 3.0))  # CDN edge .. far away
             self._remote[ip] = h
         return h
 

@@ -434,6 +434,9 @@ class _WideEpisodes(_Episodes):
         "exfiltration": ("iodine", "dnscat2", "icmp", "upload", "dns2tcp", "dns-beacon", "https-post"),
     }
 
+    # probes/flood packets per episode: 100 per second of capture, 3k-25k (a 2-minute home is not one flood)
+    cap = 25_000
+
     def _who(self, r: random.Random) -> Host:
         """The attacking machine: usually the attacker's laptop, sometimes a compromised device."""
         return self.kali if r.random() < 0.75 else r.choice(self.iot)
@@ -452,7 +455,8 @@ class _WideEpisodes(_Episodes):
             ports = (r.choice((23, 80, 443, 22, 8080, 7547)),) if tool == "zmap" else tuple(
                 r.sample((21, 22, 23, 80, 443, 554, 1883, 2323, 3389, 5555, 7547, 8080, 8443, 37777), r.randint(1, 8)))
             self.note(victims=[], targets="internet", tool=tool)
-            self.spawn(T.internet_sweep(env, who, r, tool=tool, rate=rate, count=int(rate * r.uniform(1, 4)),
+            self.spawn(T.internet_sweep(env, who, r, tool=tool, rate=rate,
+                                        count=min(self.cap, int(rate * r.uniform(1, 4))),
                                         ports=ports), at)
             return f"{tool}-{rate}pps"
         if what == "hping3-scan":
@@ -463,7 +467,7 @@ class _WideEpisodes(_Episodes):
         kind = r.choice(("sS", "sS", "sS", "sT", "sT", "sA", "sF", "sX", "sN"))
         if what == "nmap-fast":
             timing, min_rate = 5, r.choice((0, 5000, 10_000, 20_000))
-            ports = r.choice((1000, 3000, 10_000))
+            ports = min(r.choice((1000, 3000, 10_000)), max(100, self.cap // len(victims)))
         elif what == "nmap-slow":
             timing, min_rate, ports = r.choice((0, 1, 1, 2)), 0, r.choice((20, 100, 1000))
         else:
@@ -478,7 +482,7 @@ class _WideEpisodes(_Episodes):
         env, p = self.env, self.p
         victim = r.choice(self.present(at))
         rate, secs = int(_loguniform(r, *p.flood_rate)), r.uniform(*p.flood_seconds)
-        secs = min(secs, 25_000 / rate)  # at most ~25k flood packets per episode (file sizes)
+        secs = min(secs, self.cap / rate)  # bounded flood packets per episode (class balance, file sizes)
         if what == "reflection":
             proto = r.choice(("dns", "dns", "ntp", "snmp", "ssdp", "coap", "memcached", "chargen"))
             refl = [self.home.peer(self.home.new_public_ip(r)) for _ in range(int(_loguniform(r, 5, 400)))]
@@ -514,9 +518,16 @@ class _WideEpisodes(_Episodes):
             self.spawn(A.hping3_syn_flood(env, src, victim, r, rate=rate, seconds=secs, spoof="random",
                                           dport=r.choice(A.open_ports(victim) or (80,))), at)
             return what
+        if what == "mirai":
+            method = r.choice(("dns", "syn"))
+            bot = r.choice(self.iot)
+            self.note(attacker=bot, victims=[], targets="internet")
+            self.spawn(A.botnet_flood(env, bot, r, rate=rate, seconds=secs, method=method), at)
+            return f"mirai-{method}"
         if what in ("udp", "icmp") or what.startswith("syn-"):
             kali = self.kali
             self.note(attacker=kali, victims=[victim])
+            secs /= 3 if what == "syn-none" else 2  # the victim's answers (and the attacker's RSTs) count too
             if what == "udp":
                 proc = A.hping3_udp_flood(env, kali, victim, r, rate=rate, seconds=secs,
                                           dport=r.choice((53, 80, 123, 1900, 5683, 0, r.randint(1024, 65535))),
@@ -648,6 +659,8 @@ def schedule_attacks(env: D.Env, by_kind: dict[str, list[Host]], families: tuple
               join + 5 * SECOND)
     sim.spawn(D.ntp_client(env, kali, sim.rng("attacker-ntp"), "ntp.ubuntu.example.com", 1800), join + 4 * SECOND)
     draw = (_WideEpisodes if profile.varied else _Episodes)(env, by_kind, kali, profile)
+    if profile.varied:
+        draw.cap = int(min(25_000, max(3_000, span / SECOND * 100)))
     episodes = max(profile.min_episodes, round(span / (600 * SECOND) * profile.episodes_per_10min))
     notes = []
     for family in families:

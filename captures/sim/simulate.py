@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
+from ..files import plan_outputs, reserve_all, write_error
 from ..pcapfile import comment_option
 from .writer import PcapngWriter
 from .core import SECOND, Sim
@@ -131,9 +132,10 @@ def start_time(seed: int) -> int:
 
 def simulate(out_dir: str | Path, *, seed: int = 1, duration_us: int = 600 * SECOND, devices: int = 12,
              attacks: tuple[str, ...] | None = None, scenario: str = "home", name: str | None = None,
-             start_offset_us: int | None = None, profile: Profile | None = None) -> Result:
+             start_offset_us: int | None = None, profile: Profile | None = None, force: bool = True) -> Result:
     """Generate one capture; returns what was written (see module docstring). ``profile``
-    (Python API only) replaces the scenario's volume knobs, e.g. for tests."""
+    (Python API only) replaces the scenario's volume knobs, e.g. for tests. ``force=False`` (the
+    command line without --force) refuses to replace existing files."""
     if scenario not in SCENARIOS:
         raise InputError(f"--scenario: unknown scenario {scenario!r}", hint="choose from " + ", ".join(SCENARIOS))
     if not 3 <= devices <= 60:
@@ -166,51 +168,76 @@ def simulate(out_dir: str | Path, *, seed: int = 1, duration_us: int = 600 * SEC
     first_t = sim.start + cut  # frames before it are cut away (--start-offset)
     counts = [0] * len(CLASSES)
     class_index = {c: i for i, c in enumerate(CLASSES)}
+    # every file through files.OutputFile: refused when it exists (without --force) or is not a
+    # regular file, written to a temporary file and renamed into place only when all are complete
+    # (a full disk once left a cut pcapng and an empty CSV)
+    outs = plan_outputs([(pcap_path, "capture"), (labels_path, "labels CSV"), (episodes_path, "episodes JSON")],
+                        force)
+    reserve_all(outs)
     try:
-        fh = open(pcap_path, "wb")
+        with outs["capture"].open("wb") as fh, outs["labels CSV"].open("w") as lh:
+            frame_no = _write_capture(sim, scenario, seed, fh, lh, counts, class_index, first_t, log)
+        try:
+            log.write(outs["episodes JSON"].tmp_path, pcap_path, scenario, seed)
+        except OSError as e:
+            e._iotwatch_what = "episodes JSON"
+            raise
+        for f in outs.values():
+            f.commit()
     except OSError as e:
-        raise InputError(f"cannot write {pcap_path}: {e.strerror}", hint="choose a writable --out") from None
-    try:
-        lh = open(labels_path, "w", encoding="ascii", newline="")
-    except OSError as e:
-        fh.close()
-        raise InputError(f"cannot write {labels_path}: {e.strerror}", hint="choose a writable --out") from None
-    with fh, lh:
-        writer = PcapngWriter(fh, if_name="sim0", if_description=f"iotwatch simulate scenario={scenario} seed={seed}")
-        options: list[bytes] = []
-        tag_class: list[int] = []
-        tag_label: list[str] = []
-        tag_episode: list = []
-        rows: list[str] = ["frame_number,label\n"]
-        write = writer.write
-        frame_no = 0
-
-        def sink(t: int, frame: bytes, tag: int) -> None:
-            nonlocal frame_no
-            if t < first_t:
-                return
-            while tag >= len(options):
-                tg = sim.tags[len(options)]
-                options.append(comment_option(f"label={tg.label} activity={tg.activity}"))
-                tag_class.append(class_index[tg.label])
-                tag_label.append(tg.label)
-                tag_episode.append(tg.episode if tg.label != "normal" else None)
-            frame_no += 1
-            if tag_episode[tag] is not None:
-                log.add(tag_episode[tag], t, frame_no, frame)
-            write(t, frame, options[tag])
-            counts[tag_class[tag]] += 1
-            rows.append(f"{frame_no},{tag_label[tag]}\n")
-            if len(rows) >= 8192:
-                lh.write("".join(rows))
-                rows.clear()
-
-        sim.run(sink)
-        lh.write("".join(rows))
-        writer.close()
-    try:
-        log.write(episodes_path, pcap_path, scenario, seed)
-    except OSError as e:
-        raise InputError(f"cannot write {episodes_path}: {e.strerror}", hint="choose a writable --out") from None
+        for f in outs.values():
+            f.discard()
+        what = getattr(e, "_iotwatch_what", "capture")
+        bad = {"capture": pcap_path, "labels CSV": labels_path, "episodes JSON": episodes_path}[what]
+        raise write_error(bad, what, e) from None
+    except BaseException:
+        for f in outs.values():
+            f.discard()
+        raise
     seconds, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     return Result(pcap_path, labels_path, frame_no, dict(zip(CLASSES, counts)), seconds, cpu, episodes)
+
+
+def _write_capture(sim, scenario: str, seed: int, fh, lh, counts: list[int], class_index: dict, first_t: int,
+                   log) -> int:
+    """Run the simulation into the open capture (``fh``) and labels CSV (``lh``); returns frames."""
+    writer = PcapngWriter(fh, if_name="sim0", if_description=f"iotwatch simulate scenario={scenario} seed={seed}")
+    options: list[bytes] = []
+    tag_class: list[int] = []
+    tag_label: list[str] = []
+    tag_episode: list = []
+    rows: list[str] = ["frame_number,label\n"]
+    write = writer.write
+    frame_no = 0
+
+    def flush_rows() -> None:
+        try:
+            lh.write("".join(rows))
+        except OSError as e:
+            e._iotwatch_what = "labels CSV"
+            raise
+        rows.clear()
+
+    def sink(t: int, frame: bytes, tag: int) -> None:
+        nonlocal frame_no
+        if t < first_t:
+            return
+        while tag >= len(options):
+            tg = sim.tags[len(options)]
+            options.append(comment_option(f"label={tg.label} activity={tg.activity}"))
+            tag_class.append(class_index[tg.label])
+            tag_label.append(tg.label)
+            tag_episode.append(tg.episode if tg.label != "normal" else None)
+        frame_no += 1
+        if tag_episode[tag] is not None:
+            log.add(tag_episode[tag], t, frame_no, frame)
+        write(t, frame, options[tag])
+        counts[tag_class[tag]] += 1
+        rows.append(f"{frame_no},{tag_label[tag]}\n")
+        if len(rows) >= 8192:
+            flush_rows()
+
+    sim.run(sink)
+    flush_rows()
+    writer.close()
+    return frame_no

@@ -54,6 +54,8 @@ class Plan:
     stack_share: float             # share of devices with another stack/TTL
     cut_us: int                    # capture starts this long after the simulation
     mss_clamp: int = 0             # the router clamps the MSS (PPPoE 1452, VPN/tunnel 1360-1400); 0: none
+    wan_scale: float = 1.0         # uplink round trips vs the classic 12-90 ms (fibre 0.3 .. satellite 8)
+    lan_scale_range: tuple[float, float] = (1.0, 1.0)  # per-host LAN reaction time factor
     doh: tuple[str, str] = DOH_SERVERS[0]
     resolver: str = PUBLIC_RESOLVERS[0]
     client_dns: dict[bytes, str] = field(default_factory=dict)
@@ -72,6 +74,10 @@ class Plan:
                 stack = replace(stack, ttl=r.choice((32, 60, 128, 255)))
         ttl = stack.ttl - 1 if r.random() < 0.12 else None  # behind a mesh repeater / second router
         return stack, ttl
+
+    def lan_scale(self, sim: Sim, name: str) -> float:
+        lo, hi = self.lan_scale_range
+        return sim.rng("variety/lan/" + name).uniform(lo, hi)
 
     def clamp(self, stack: Stack) -> Stack:
         return replace(stack, mss=self.mss_clamp) if self.mss_clamp and stack.mss > self.mss_clamp else stack
@@ -117,6 +123,8 @@ def draw_plan(seed: int, duration_us: int, cut_us: int | None = None) -> Plan:
     plan = Plan(prefix=_odd_prefix(r), wide_public=r.random() < 0.7, dns=dns, stack_share=r.choice((0.0, 0.2, 0.5)),
                 cut_us=cut_us, doh=r.choice(DOH_SERVERS), resolver=r.choice(PUBLIC_RESOLVERS))
     plan.mss_clamp = r.choice((0, 0, 0, 1452, 1400, 1360))  # drawn last: earlier draws stay as they were
+    plan.wan_scale = r.choice((0.3, 0.5, 1.0, 1.0, 2.0, 8.0))
+    plan.lan_scale_range = r.choice(((0.3, 1.0), (1.0, 1.0), (0.5, 3.0), (1.0, 10.0)))
     return plan
 
 

@@ -42,6 +42,14 @@ def grow_pipe(fd: int, size: int = _PIPE_SIZE) -> None:
             pass  # not Linux, or not allowed: correct, only slower
 
 
+def read_some(fd: int, size: int = READ_SIZE) -> bytes:
+    """Up to ``size`` bytes from a pipe; b"" at EOF or once the pipe is gone (closed on stop)."""
+    try:
+        return os.read(fd, size)
+    except OSError:
+        return b""
+
+
 class ByteMover:
     """Base of the byte-moving threads (:class:`PipeReader`, ``rotation.PcapngSplitter``): a daemon
     thread running ``self._run``, one Condition guarding the hand-over, a stop flag. Subclasses
@@ -95,12 +103,14 @@ class ToolProcess:
     ``on_line(text)`` is called from the stderr thread for every non-empty line."""
 
     def __init__(self, argv: list[str], *, stdin=None, stdout=subprocess.PIPE,
-                 on_line: Callable[[str], None] | None = None):
+                 on_line: Callable[[str], None] | None = None, pass_fds: tuple = (), die_with_parent: bool = True):
         self.argv = argv
         self.lines: collections.deque[str] = collections.deque(maxlen=STDERR_KEEP)
         self._on_line = on_line
-        self.popen = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE,
-                                      preexec_fn=_die_with_parent)
+        # die_with_parent=False for dumpcap's watchdog (watchdog.py): it must outlive us long enough
+        # to stop dumpcap, and it goes by itself when our end of its lifeline closes
+        self.popen = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, pass_fds=pass_fds,
+                                      preexec_fn=_die_with_parent if die_with_parent else None)
         self.pid = self.popen.pid
         self._stderr = threading.Thread(target=self._read_stderr, daemon=True, name=f"iotwatch-stderr-{self.pid}")
         self._stderr.start()
@@ -172,10 +182,7 @@ class PipeReader(ByteMover):
     def _run(self) -> None:
         try:
             while True:
-                try:
-                    data = os.read(self._fd, READ_SIZE)
-                except OSError:
-                    data = b""
+                data = read_some(self._fd)
                 with self._cond:
                     while data and self._buffered >= self._limit and not self._stopped:
                         self._cond.wait()
@@ -218,11 +225,12 @@ def start_tshark(argv: list[str], stdin: int | None = None, on_line=None) -> tup
     return proc, fd
 
 
-def start_into_pipe(argv: list[str], on_line=None) -> tuple[ToolProcess, int]:
-    """Start a child (dumpcap) writing its stdout into a new pipe; returns (it, the read end, ours)."""
+def start_into_pipe(argv: list[str], on_line=None, **options) -> tuple[ToolProcess, int]:
+    """Start a child (dumpcap) writing its stdout into a new pipe; returns (it, the read end, ours).
+    ``options``: ``pass_fds`` / ``die_with_parent`` of :class:`ToolProcess`."""
     read, write = os.pipe()
     try:
-        proc = ToolProcess(argv, stdout=write, on_line=on_line)
+        proc = ToolProcess(argv, stdout=write, on_line=on_line, **options)
     except BaseException:
         os.close(read)
         raise

@@ -22,7 +22,7 @@ import os
 import struct
 import time
 
-from .process import ByteMover, grow_pipe
+from .process import ByteMover, grow_pipe, read_some
 from ..pcapfile import MAX_RECORD, PCAPNG_HEADER_BLOCKS, PCAPNG_PACKET_BLOCKS, SECTION_HEADER, section_byte_order
 
 _READ_SIZE = 1 << 20
@@ -111,10 +111,7 @@ class PcapngSplitter(ByteMover):
         head = struct.Struct("<II").unpack_from
         try:
             while True:
-                try:
-                    data = os.read(self._fd, _READ_SIZE)
-                except OSError:
-                    data = b""
+                data = read_some(self._fd, _READ_SIZE)
                 if not data:
                     break
                 if self._stopped:

@@ -24,6 +24,8 @@ def build_parser() -> UsageParser:
     r.add_argument("--seed", type=int, default=1, help="seed for victims, sizes, timing and the attacker address")
     r.add_argument("--force", action="store_true", help="overwrite an existing capture")
     r.add_argument("--keep-workdir", action="store_true", help="keep the lab's logs and configs (printed path)")
+    r.add_argument("--max-steps", type=int, default=0, metavar="N",
+                   help="only N (seeded random) attack steps per family, for short recordings (default: all)")
     rl = sub.add_parser("relabel", help="re-derive labels of recorded captures from their .lab.json (after a labelling change)")
     rl.add_argument("captures", nargs="+", metavar="CAPTURE", help="lab-*.pcapng written by lab record")
     c = sub.add_parser("cases", help="record the small labelled captures of the detector's specific cases (root)")
@@ -59,7 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if duration <= 0:
         raise InputError(f"--duration must be positive, got {duration}")
     try:
-        summary = record(Path(ns.out), ns.scenario, duration, ns.seed, force=ns.force, keep_workdir=ns.keep_workdir)
+        summary = record(Path(ns.out), ns.scenario, duration, ns.seed, force=ns.force, keep_workdir=ns.keep_workdir,
+                         max_steps=ns.max_steps)
     except KeyboardInterrupt:
         print("iotwatch lab: interrupted; the lab was torn down", file=sys.stderr)
         return 130

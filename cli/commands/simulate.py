@@ -26,6 +26,7 @@ def build_parser() -> UsageParser:
     p.add_argument("--start-offset", metavar="T", help="cut the first T of the simulation (e.g. 45s, 2m) so the "
                    "capture starts mid-conversation; 'random' draws it per seed (default: random for scenario "
                    "varied, 0 otherwise); the capture still lasts --duration")
+    p.add_argument("--force", action="store_true", help="overwrite an existing capture/labels of the same name")
     return p
 
 
@@ -35,7 +36,7 @@ def main(argv: Sequence[str]) -> int:
         raise InputError(f"--scenario: unknown scenario {ns.scenario!r}", hint="choose from " + ", ".join(SCENARIOS))
     res = simulate(ns.out, seed=ns.seed, duration_us=parse_duration(ns.duration), devices=ns.devices,
                    attacks=parse_attacks(ns.attacks, SCENARIOS[ns.scenario][1]), scenario=ns.scenario, name=ns.name,
-                   start_offset_us=parse_offset(ns.start_offset))
+                   start_offset_us=parse_offset(ns.start_offset), force=ns.force)
     per_class = " ".join(f"{c}={n}" for c, n in res.class_counts.items())
     size_mb = res.pcap.stat().st_size / 1e6
     print(f"wrote {res.pcap} ({size_mb:.1f} MB, {res.packets} packets: {per_class}) + {res.labels.name} "
