@@ -23,7 +23,7 @@ import numpy as np
 
 from iotwatch.captures.errors import InputError
 
-from .features import FEATURIZERS, schema_hash
+from .features import FEATURIZER_VERSION, FEATURIZERS, RETIRED_FEATURIZERS, schema_hash
 from .model import ModelConfig
 
 FORMAT = "iotwatch-bundle"
@@ -163,6 +163,10 @@ def _validate(tensors: dict[str, np.ndarray], meta: dict, where: str) -> ModelCo
         raise InputError(f"{where}: bundle format version {meta['format_version']} is not supported "
                          f"(this iotwatch reads version {FORMAT_VERSION})", hint="upgrade iotwatch or retrain")
     featurizer = meta["featurizer"]
+    if featurizer in RETIRED_FEATURIZERS:
+        raise InputError(f"{where}: built for the retired featurizer {featurizer!r} "
+                         f"({RETIRED_FEATURIZERS[featurizer]}); this iotwatch computes {FEATURIZER_VERSION!r} features",
+                         hint="use the bundled model (omit --model) or retrain with 'iotwatch train'")
     if featurizer not in FEATURIZERS:
         raise InputError(f"{where}: unknown featurizer {featurizer!r}",
                          hint="known: " + ", ".join(FEATURIZERS) + "; retrain with 'iotwatch train'")

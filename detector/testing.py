@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from .bundle import CONTRACT_CLASSES, make_meta, save_bundle
-from .features import FEATURIZERS
+from .features import FEATURIZER_VERSION, FEATURIZERS
 from .model import ModelConfig
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ def tiny_tensors(cfg: ModelConfig, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def make_tiny_bundle(path: str | Path, seed: int = 0, classes: Sequence[str] = CONTRACT_CLASSES,
-                     featurizer: str = "context-v1", hidden: tuple[int, ...] = (8, 8),
+                     featurizer: str = FEATURIZER_VERSION, hidden: tuple[int, ...] = (8, 8),
                      name: str = "tiny-test", anomaly_threshold: float = 0.5) -> Path:
     """Write a small deterministic bundle at ``path`` and return the path."""
     names, _ = FEATURIZERS[featurizer]

@@ -13,7 +13,7 @@ Presets:
   ``paper``   the seed paper's protocol: its 11 raw fields (addresses included), three-sigma outlier
               removal, standard scaling, stratified 80/20 split, the 128-64-32 network with dropout 0.5,
               Adam (lr 1e-3), sparse categorical cross-entropy, batch 32, 10 epochs.
-  ``default`` context-v1 features, the same network and optimiser, a loss weighted by the square root
+  ``default`` behaviour-v1 features, the same network and optimiser, a loss weighted by the square root
               of inverse class frequency, batch 256,
               up to 40 epochs with early stopping on validation macro-F1 (patience 5), and an anomaly
               threshold calibrated on validation normal traffic.
@@ -67,7 +67,7 @@ class TrainConfig:
 
 PRESETS = {
     "paper": TrainConfig(preset="paper", featurizer="paper", epochs=10, batch_size=32, outlier_sigma=3.0),
-    "default": TrainConfig(preset="default", featurizer="context-v1", epochs=40, batch_size=256,
+    "default": TrainConfig(preset="default", featurizer="behaviour-v1", epochs=40, batch_size=256,
                            class_weight_power=0.5, early_stopping_patience=5, calibrate_false_alarms=0.001),
 }
 
