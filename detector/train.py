@@ -80,6 +80,7 @@ class Dataset:
     normal_class: str
     sources: list[dict]    # what the rows came from (file, sha256, packets, labelled)
     repeat: np.ndarray | None = None  # int (n,): times each row counts (--upweight); None = once each
+    groups: np.ndarray | None = None  # int (n,): source group of each row (--per-source); None = one group
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -332,7 +333,16 @@ def fit(data: Dataset, cfg: TrainConfig, seed: int, console, max_rows_per_class:
     rng = np.random.default_rng(seed)
     X, y = data.X, data.y
     k = len(data.classes)
-    if data.repeat is None:
+    if data.groups is not None:  # the cap applies per (source group, class)
+        rows = {"labelled": int(len(y))}
+        parts = []
+        for g in np.unique(data.groups):
+            idx = np.flatnonzero(data.groups == g)
+            parts.append(idx[cap_per_class(y[idx], max_rows_per_class, rng)])
+        sel = np.sort(np.concatenate(parts))
+        if data.repeat is not None:
+            sel = np.repeat(sel, data.repeat[sel])
+    elif data.repeat is None:
         rows = {"labelled": int(len(y))}
         sel = cap_per_class(y, max_rows_per_class, rng)
     else:  # the cap thins the ordinary rows only; upweighted rows are all kept, each repeated
@@ -434,6 +444,9 @@ def build_parser() -> UsageParser:
     p.add_argument("--seed", type=int, default=0, metavar="N", help="seed for sampling, split, init and shuffling")
     p.add_argument("--max-rows-per-class", type=int, metavar="N", help="keep at most N random rows per class of the --captures rows "
                    "(--upweight rows are all kept)")
+    p.add_argument("--per-source", action="store_true",
+                   help="each --captures PATH is one source: --max-rows-per-class applies per (source, class), so a "
+                        "large simulated set cannot drown small real ones")
     p.add_argument("--upweight", nargs="+", metavar="PATH", default=[],
                    help="more labelled captures whose rows count --upweight-factor times (e.g. small real-tool "
                         "recordings next to large simulated sets)")
@@ -478,14 +491,26 @@ def main(argv: Sequence[str]) -> int:
             raise InputError("train: a capture is given both in --captures and --upweight")
         console.print(f"reading {len(paths) + len(heavy)} capture(s) with the {cfg.featurizer} featurizer")
         data = load_captures(paths, CONTRACT_CLASSES, cfg.featurizer, console)
+        if args.per_source:
+            group_of: dict[Path, int] = {}
+            for g, arg in enumerate(args.captures):
+                for f in find_captures([arg]):
+                    group_of.setdefault(f, g)
+            gids = [group_of[f] for f in paths]  # data.sources follow paths
+            for src, g in zip(data.sources, gids):
+                src["source_group"] = Path(args.captures[g]).name
+            data.groups = np.repeat(gids, [src["labelled"] for src in data.sources]).astype(np.int64)
         if heavy:
             extra = load_captures(heavy, CONTRACT_CLASSES, cfg.featurizer, console)
             f = args.upweight_factor
             for src in extra.sources:
                 src["upweight"] = f
+            groups = None if data.groups is None else np.concatenate(
+                [data.groups, np.full(len(extra.y), len(args.captures), np.int64)])
             data = Dataset(np.concatenate([data.X, extra.X]), np.concatenate([data.y, extra.y]),
                            data.classes, data.normal_class, data.sources + extra.sources,
-                           repeat=np.concatenate([np.ones(len(data.y), np.int64), np.full(len(extra.y), f, np.int64)]))
+                           repeat=np.concatenate([np.ones(len(data.y), np.int64), np.full(len(extra.y), f, np.int64)]),
+                           groups=groups)
     else:
         data = load_kaggle(args.csv, cfg.featurizer)
     counts = np.bincount(data.y, weights=data.repeat, minlength=len(data.classes)).astype(np.int64)
@@ -504,7 +529,7 @@ def main(argv: Sequence[str]) -> int:
     training = {
         "preset": cfg.preset, "config": {**asdict(cfg), "hidden": list(cfg.hidden)}, "seed": args.seed,
         "command": "iotwatch train " + " ".join(a for a in argv if a != "--force"), "data": data.sources, "rows": res.rows,
-        "max_rows_per_class": args.max_rows_per_class, "epochs_run": len(res.history),
+        "max_rows_per_class": args.max_rows_per_class, "per_source": bool(args.per_source), "epochs_run": len(res.history),
         "best_epoch": res.best_epoch, "history": res.history,
     }
     meta = make_meta(name=args.name or f"iotwatch-{cfg.preset}", version=args.model_version, classes=data.classes,
