@@ -97,14 +97,15 @@ def featurise(path: Path, cache: Path, log=print) -> tuple[np.ndarray, np.ndarra
     return X, y
 
 
-def _captures(folder: str | None) -> list[Path]:
-    if not folder:
-        return []
-    p = Path(folder)
-    if not p.is_dir():
-        return []
-    return sorted(f for f in p.rglob("*") if f.is_file() and f.name.endswith(SUFFIXES)
-                  and Path(str(f) + ".labels.csv").is_file())
+def _captures(folders) -> list[tuple[str, Path]]:
+    """(folder name, capture) for every labelled capture under the folders."""
+    out = []
+    for folder in folders or []:
+        p = Path(folder)
+        if p.is_dir():
+            out += [(p.name, f) for f in sorted(p.rglob("*")) if f.is_file() and f.name.endswith(SUFFIXES)
+                    and Path(str(f) + ".labels.csv").is_file()]
+    return out
 
 
 def local_name(path: str) -> str:
@@ -178,7 +179,7 @@ class Trained:
     def predict(self, X: np.ndarray) -> np.ndarray:
         out = np.empty(len(X), np.int64)
         for s in range(0, len(X), 65536):
-            out[s:s + 65536] = self.mlp.predict_proba(np.ascontiguousarray(X[s:s + 65536][:, self.cols])).argmax(1)
+            out[s:s + 65536] = self.mlp.proba(np.ascontiguousarray(X[s:s + 65536][:, self.cols])).argmax(1)
         return out
 
 
@@ -229,16 +230,17 @@ def fmt(m: dict | None, key: str) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--sim-train")
-    ap.add_argument("--sim-held")
-    ap.add_argument("--lab-train")
-    ap.add_argument("--lab-held")
+    ap.add_argument("--sim-train", nargs="+", default=[])
+    ap.add_argument("--sim-held", nargs="+", default=[])
+    ap.add_argument("--lab-train", nargs="+", default=[])
+    ap.add_argument("--lab-held", nargs="+", default=[])
     ap.add_argument("--real", help="data folder of the real-world set (captures/real/extract.py)")
     ap.add_argument("--manifest", default=str(ROOT / "captures" / "real" / "manifest.csv"))
     ap.add_argument("--cache", default="/work/data/featcache")
     ap.add_argument("--rows-per-class", type=int, default=20000)
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--class-weight-power", type=float, default=0.5)
+    ap.add_argument("--real-repeat", type=int, default=1, help="repeat the real training rows N times (after the cap)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--ablation", action="store_true")
     ap.add_argument("--configs", default="sim,lab,sim+lab,sim+lab+real")
@@ -252,10 +254,10 @@ def main(argv=None) -> int:
     cache = Path(args.cache)
     real = real_parts(args.real, Path(args.manifest))
     files = {
-        "sim-train": [("sim", f) for f in _captures(args.sim_train)],
-        "sim-held": [("sim", f) for f in _captures(args.sim_held)],
-        "lab-train": [("lab", f) for f in _captures(args.lab_train)],
-        "lab-held": [("lab", f) for f in _captures(args.lab_held)],
+        "sim-train": _captures(args.sim_train),
+        "sim-held": _captures(args.sim_held),
+        "lab-train": [("lab", f) for _, f in _captures(args.lab_train)],
+        "lab-held": [("lab", f) for _, f in _captures(args.lab_held)],
         "real-train": real["train"],
         "real-eval": real["eval"],
     }
@@ -285,6 +287,10 @@ def main(argv=None) -> int:
         Xall = np.concatenate([X for v in groups.values() for X, _ in v]) if groups else None
         idx, _ = sample_rows(glist, args.rows_per_class, np.random.default_rng(rng_seed))
         yall = np.concatenate([y for _, y in glist])
+        if args.real_repeat > 1:  # rows of real sources (not simulator folders, not the lab) count more
+            real_src = {s for s, _ in files["real-train"]}
+            owner = np.repeat([g in real_src for g, _ in glist], [len(y) for _, y in glist])
+            idx = np.repeat(idx, np.where(owner[idx], args.real_repeat, 1))
         return Xall[idx], yall[idx]
 
     results: dict = {"settings": {"rows_per_class_per_group": args.rows_per_class, "epochs_max": args.epochs,

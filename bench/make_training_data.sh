@@ -8,9 +8,9 @@
 #   ONLY=simulated|recorded|heldout bash bench/make_training_data.sh     one part only
 #
 # Layout written (NOT in git: a few GB):
-#   DATA_DIR/simv-train/varied-seed*.pcapng (+ .labels.csv)  20 randomised homes (scenario varied: address
+#   DATA_DIR/simv-train/varied-seed*.pcapng (+ .labels.csv)  10 randomised homes (scenario varied: address
 #                                                      plans, TTLs, rates, DNS visibility, mid-conversation
-#                                                      starts, benign look-alikes), seeds 201-220, 2 minutes each
+#                                                      starts, benign look-alikes), seeds 201-210, 2 minutes each
 #   DATA_DIR/sim-train/*.pcapng (+ .labels.csv)        15 classic homes, seeds 1-14 (home/busy), 25 (benign),
 #                                                      2 minutes each
 #   DATA_DIR/recorded-train/lab-*.pcapng (+ .labels.csv, .lab.json)
@@ -29,7 +29,7 @@ IOTWATCH=${IOTWATCH:-.venv/bin/iotwatch}
 ONLY=${ONLY:-all}
 
 if [ "$ONLY" = all ] || [ "$ONLY" = simulated ]; then
-  for s in $(seq 201 220); do
+  for s in $(seq 201 210); do
     "$IOTWATCH" simulate --out "$D/simv-train" --seed "$s" --duration 2m --devices $((4 + (s * 7) % 17)) --scenario varied
   done
   for s in $(seq 1 14); do

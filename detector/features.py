@@ -1103,13 +1103,14 @@ class SpoofingBlock(FeatureBlock):
     changes per host and pair over 30 s, and router advertisements from a new router MAC."""
 
     name = "spoofing"
-    names = ("mac_changed", "dst_mac_changed", "src_macchange_30s", "pair_macchange_30s", "ra_rogue")
+    names = ("mac_changed", "arp_claim_changed", "dst_mac_changed", "src_macchange_30s", "src_arpclaim_30s",
+             "pair_macchange_30s", "ra_rogue")
 
     def __init__(self, idle: float = 300.0, cap: int = 65536):
         super().__init__(idle, cap)
         self.bindings = BindingTable(idle=idle, cap=cap)
         self.ra_bindings = BindingTable(idle=6 * idle, cap=16)
-        self.changes = DecayTable([30.0], idle=idle, cap=cap)
+        self.changes = DecayTable([30.0, 30.0], idle=idle, cap=cap)
 
     def tables(self):
         return [self.bindings, self.changes]
@@ -1136,14 +1137,20 @@ class SpoofingBlock(FeatureBlock):
         keys = np.empty(2 * n, dtype=np.uint64)
         keys[0::2] = p["hs"]
         keys[1::2] = p["pkey"] ^ np.uint64(0x5BD1E995)
-        x = np.empty((2 * n, 1))
+        # an ARP sender claiming an address bound to another MAC (poisoning) vs. an IP packet whose
+        # source MAC differs (also two routers, a capture on both sides of a bridge, VRRP)
+        arp_claim = mac_changed & is_arp
+        x = np.zeros((2 * n, 2))
         x[0::2, 0] = mac_changed
+        x[0::2, 1] = arp_claim
         x[1::2, 0] = mac_changed | dst_changed
         lg = self.changes.update(keys, np.repeat(t, 2), x)
         put = self.put
         put(out, "mac_changed", mac_changed)
+        put(out, "arp_claim_changed", arp_claim)
         put(out, "dst_mac_changed", dst_changed)
         put(out, "src_macchange_30s", _log1(lg[0::2, 0]))
+        put(out, "src_arpclaim_30s", _log1(lg[0::2, 1]))
         put(out, "pair_macchange_30s", _log1(lg[1::2, 0]))
         ra = p["router_adv"]
         put(out, "ra_rogue", self.ra_bindings.changed(np.where(ra, np.uint64(1), np.uint64(0)), mac, t, ra))
