@@ -62,38 +62,15 @@ def sha256(path: Path) -> str:
 
 
 def featurise(path: Path, cache: Path, log=print) -> tuple[np.ndarray, np.ndarray]:
-    """(X float32, y int8 with -1 = unlabelled) for every frame of ``path``, cached."""
-    from iotwatch.captures.labels import LabelSet
-    from iotwatch.captures.sources import open_source
-    from iotwatch.detector.features import FEATURE_SCHEMA, new_extractor
+    """(X float32, y int8 with -1 = unlabelled) for every frame of ``path``, cached (the cache of
+    ``iotwatch train --cache``: the same files serve both)."""
+    from iotwatch.detector.features import FEATURIZER_VERSION
+    from iotwatch.detector.train import featurise_capture
 
-    digest = sha256(path)
-    lab_path = Path(str(path) + ".labels.csv")
-    lab_digest = sha256(lab_path)[:12] if lab_path.is_file() else "nolabels"
-    key = hashlib.sha256(f"{digest}:{lab_digest}:{FEATURE_SCHEMA}".encode()).hexdigest()[:24]
-    f = cache / f"{path.name}.{key}.npz"
-    if f.is_file():
-        with np.load(f) as z:
-            return z["X"], z["y"]
     t0 = time.time()
-    labels = LabelSet.load(CLASSES, capture=path)
-    ext = new_extractor()
-    src = open_source(read=str(path))
-    Xs, ys = [], []
-    try:
-        for b in src.batches(max_rows=8192, max_wait=1.0):
-            if len(b):
-                Xs.append(ext.transform(b))
-                ys.append(labels.for_batch(b).astype(np.int8))
-    finally:
-        src.close()
-    X = np.concatenate(Xs) if Xs else np.zeros((0, len(ext.names)), np.float32)
-    y = np.concatenate(ys) if ys else np.zeros(0, np.int8)
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = f.with_suffix(".tmp.npz")
-    np.savez(tmp, X=X, y=y, sha256=np.array(digest))
-    tmp.replace(f)
-    log(f"  featurised {path} ({len(y):,} frames, {int((y >= 0).sum()):,} labelled) in {time.time() - t0:.0f} s")
+    X, y, _ = featurise_capture(path, CLASSES, FEATURIZER_VERSION, cache)
+    if time.time() - t0 > 2:
+        log(f"  featurised {path} ({len(y):,} frames, {int((y >= 0).sum()):,} labelled) in {time.time() - t0:.0f} s")
     return X, y
 
 

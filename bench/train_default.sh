@@ -42,5 +42,5 @@ done
 
 "$PY" -m iotwatch train --per-source \
   --captures "$D/simv-train" "$D/sim-train" "$LAB/train" "${REAL_TRAIN[@]}" \
-  --max-rows-per-class "$ROWS" --seed 0 --name iotwatch-default --version 3 \
+  --max-rows-per-class "$ROWS" --seed 0 --name iotwatch-default --version 3 --cache "${CACHE:-/work/data/featcache}" \
   --out "$OUT" --force ${EVAL:+--eval "${EVAL[@]}"}

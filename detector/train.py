@@ -110,35 +110,64 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def load_captures(paths: Sequence[Path], classes: Sequence[str], featurizer: str, console=None) -> Dataset:
-    """Featurise every labelled frame of every capture (unlabelled frames still feed the context)."""
+def featurise_capture(path: Path, classes: Sequence[str], featurizer: str,
+                      cache: Path | None = None) -> tuple[np.ndarray, np.ndarray, str]:
+    """(X float32 for every frame, labels int8 with -1 = unlabelled, label source) of one capture, read
+    with a fresh extractor as a replay would. With ``cache``, the result is kept as an .npz named after
+    the capture and keyed by its sha256, its sidecar's sha256 and the feature schema, so a changed
+    capture, label file or featurizer is never served stale rows."""
     from iotwatch.captures.labels import LabelSet
     from iotwatch.captures.sources import open_source
 
+    from .features import featurizer_info
+
+    labels = LabelSet.load(classes, capture=path)
+    label_source = labels.source if labels.sidecar_path is None else labels.sidecar_path.name
+    f = None
+    if cache is not None:
+        side = Path(str(path) + ".labels.csv")
+        lab_digest = _sha256(side)[:12] if side.is_file() else "nolabels"
+        schema = featurizer_info(featurizer)[1]
+        key = hashlib.sha256(f"{_sha256(path)}:{lab_digest}:{schema}".encode()).hexdigest()[:24]
+        f = Path(cache) / f"{path.name}.{key}.npz"
+        if f.is_file() and list(classes) == list(CONTRACT_CLASSES):
+            with np.load(f) as z:
+                return z["X"], z["y"].astype(np.int8), label_source
+    extractor = new_extractor(featurizer)
+    source = open_source(read=str(path))
+    Xs, ys = [], []
+    try:
+        for batch in source.batches(max_rows=8192, max_wait=1.0):
+            if len(batch):
+                Xs.append(extractor.transform(batch))
+                ys.append(labels.for_batch(batch).astype(np.int8))
+    finally:
+        source.close()
+    X = np.concatenate(Xs) if Xs else np.zeros((0, len(extractor.names)), np.float32)
+    y = np.concatenate(ys) if ys else np.zeros(0, np.int8)
+    if f is not None and list(classes) == list(CONTRACT_CLASSES):
+        f.parent.mkdir(parents=True, exist_ok=True)
+        tmp = f.with_name(f.name + ".tmp.npz")
+        np.savez(tmp, X=X, y=y)
+        tmp.replace(f)
+    return X, y, label_source
+
+
+def load_captures(paths: Sequence[Path], classes: Sequence[str], featurizer: str, console=None,
+                  cache: Path | None = None) -> Dataset:
+    """Featurise every labelled frame of every capture (unlabelled frames still feed the context)."""
     Xs, ys, sources = [], [], []
     for path in paths:
-        labels = LabelSet.load(classes, capture=path)
-        extractor = new_extractor(featurizer)
-        source = open_source(read=str(path))
-        packets = labelled = 0
-        try:
-            for batch in source.batches(max_rows=8192, max_wait=1.0):
-                if not len(batch):
-                    continue
-                X = extractor.transform(batch)
-                lab = labels.for_batch(batch)
-                keep = lab >= 0
-                packets += len(batch)
-                labelled += int(keep.sum())
-                Xs.append(X[keep])
-                ys.append(lab[keep])
-        finally:
-            source.close()
+        X, lab, label_source = featurise_capture(path, classes, featurizer, cache)
+        keep = lab >= 0
+        packets, labelled = len(lab), int(keep.sum())
+        Xs.append(X[keep])
+        ys.append(lab[keep].astype(np.int64))
         if labelled == 0:
             raise InputError(f"capture {path} has no labelled frames",
                              hint="add <capture>.labels.csv (frame_number,label) or label= packet comments")
         sources.append({"file": path.name, "sha256": _sha256(path), "packets": packets, "labelled": labelled,
-                        "labels": labels.source if labels.sidecar_path is None else labels.sidecar_path.name})
+                        "labels": label_source})
         if console is not None:
             console.print(f"  {path}: {packets:,} packets, {labelled:,} labelled")
     return Dataset(np.concatenate(Xs), np.concatenate(ys), list(classes), "normal", sources)
@@ -444,6 +473,8 @@ def build_parser() -> UsageParser:
     p.add_argument("--seed", type=int, default=0, metavar="N", help="seed for sampling, split, init and shuffling")
     p.add_argument("--max-rows-per-class", type=int, metavar="N", help="keep at most N random rows per class of the --captures rows "
                    "(--upweight rows are all kept)")
+    p.add_argument("--cache", metavar="DIR", help="keep each capture's feature rows here (keyed by the capture's and its "
+                   "labels' sha256 and the feature schema) and reuse them on the next run")
     p.add_argument("--per-source", action="store_true",
                    help="each --captures PATH is one source: --max-rows-per-class applies per (source, class), so a "
                         "large simulated set cannot drown small real ones")
@@ -490,7 +521,8 @@ def main(argv: Sequence[str]) -> int:
         if set(map(Path.resolve, paths)) & set(map(Path.resolve, heavy)):
             raise InputError("train: a capture is given both in --captures and --upweight")
         console.print(f"reading {len(paths) + len(heavy)} capture(s) with the {cfg.featurizer} featurizer")
-        data = load_captures(paths, CONTRACT_CLASSES, cfg.featurizer, console)
+        cache = Path(args.cache) if args.cache else None
+        data = load_captures(paths, CONTRACT_CLASSES, cfg.featurizer, console, cache)
         if args.per_source:
             group_of: dict[Path, int] = {}
             for g, arg in enumerate(args.captures):
@@ -501,7 +533,7 @@ def main(argv: Sequence[str]) -> int:
                 src["source_group"] = Path(args.captures[g]).name
             data.groups = np.repeat(gids, [src["labelled"] for src in data.sources]).astype(np.int64)
         if heavy:
-            extra = load_captures(heavy, CONTRACT_CLASSES, cfg.featurizer, console)
+            extra = load_captures(heavy, CONTRACT_CLASSES, cfg.featurizer, console, cache)
             f = args.upweight_factor
             for src in extra.sources:
                 src["upweight"] = f
@@ -528,7 +560,7 @@ def main(argv: Sequence[str]) -> int:
     model_cfg = ModelConfig(data.X.shape[1], len(data.classes), cfg.hidden, cfg.dropout)
     training = {
         "preset": cfg.preset, "config": {**asdict(cfg), "hidden": list(cfg.hidden)}, "seed": args.seed,
-        "command": "iotwatch train " + " ".join(a for a in argv if a != "--force"), "data": data.sources, "rows": res.rows,
+        "command": "iotwatch train " + " ".join(_recorded_argv(argv)), "data": data.sources, "rows": res.rows,
         "max_rows_per_class": args.max_rows_per_class, "per_source": bool(args.per_source), "epochs_run": len(res.history),
         "best_epoch": res.best_epoch, "history": res.history,
     }
@@ -550,6 +582,21 @@ def main(argv: Sequence[str]) -> int:
     print_metrics(console, meta["metrics"], data.classes)
     console.print(f"wrote {out} ({out.stat().st_size:,} bytes), anomaly threshold {threshold:.4f}")
     return 0
+
+
+def _recorded_argv(argv: Sequence[str]) -> list[str]:
+    """The command line without what does not change the bundle (--force, --cache DIR)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--force":
+            continue
+        elif a == "--cache":
+            skip = True
+        elif not a.startswith("--cache="):
+            out.append(a)
+    return out
 
 
 def print_metrics(console, metrics: dict, classes: Sequence[str]) -> None:

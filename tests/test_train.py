@@ -93,6 +93,11 @@ def test_train_on_captures_with_held_out_eval_is_reproducible(tmp_path, capsys):
     assert "roc_auc_ovr" in heldm
     assert main(argv + ["--force"]) == 0
     assert out.read_bytes() == first  # same command, same data -> identical bundle
+    cache = tmp_path / "cache"
+    assert main(argv + ["--force", "--cache", str(cache)]) == 0  # fills the feature cache
+    assert len(list(cache.glob("*.npz"))) == 2 and out.read_bytes() == first
+    assert main(argv + ["--force", "--cache", str(cache)]) == 0  # served from it: the same bundle
+    assert out.read_bytes() == first
 
 
 def test_upweighted_captures_count_several_times(tmp_path):
