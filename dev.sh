@@ -48,7 +48,7 @@ build_tools() {
 }
 
 setup() {
-  apt_install tshark tmux
+  apt_install tshark tmux rsyslog   # rsyslog: tests/test_shipping.py runs the shipping recipe
   build_tools
   [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
   # torch first, pinned: this machine has the 2.13.0 CPU wheel; otherwise pip pulls a multi-GB CUDA build.

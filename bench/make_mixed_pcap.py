@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from iotwatch.captures.sim.simulate import main as simulate
+from iotwatch.commands.simulate import main as simulate
 
 
 def main(argv=None) -> int:

@@ -115,6 +115,7 @@ print(sent, flush=True)
 
 INJECTOR = r"""
 import os, socket, struct, sys, time
+from iotwatch.captures.pcapfile import iter_packets
 path, n, rate = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 # Frames of a capture written onto lo through a packet socket. Safe by construction: dumpcap captures
 # them on the way in, then the kernel discards every one: the destination MAC is not lo's (the stack
@@ -124,25 +125,8 @@ sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
 sock.bind(("lo", 0))
 
 def frames():
-    with open(path, "rb") as fh:
-        head = fh.read(24)
-        if head[:4] == b"\x0a\x0d\x0d\x0a":  # pcapng, little-endian (what iotwatch simulate writes)
-            fh.seek(0)
-            while True:
-                hdr = fh.read(8)
-                if len(hdr) < 8:
-                    return
-                btype, blen = struct.unpack("<II", hdr)
-                body = fh.read(blen - 8)
-                if btype == 6:
-                    cap = struct.unpack_from("<I", body, 12)[0]
-                    yield body[20:20 + cap]
-        else:  # classic pcap, little-endian
-            while True:
-                rec = fh.read(16)
-                if len(rec) < 16:
-                    return
-                yield fh.read(struct.unpack_from("<I", rec, 8)[0])
+    for _, frame, _ in iter_packets(path):
+        yield frame
 
 t0 = time.monotonic()
 stop = t0 + 2 * n / rate + 30

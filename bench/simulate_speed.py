@@ -17,7 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from iotwatch.captures.sim.writer import PcapngWriter, comment_option, read_packets
+from iotwatch.captures.pcapfile import comment_option, read_packets
+from iotwatch.captures.sim.writer import PcapngWriter
 from iotwatch.captures.sim.simulate import parse_duration, simulate
 
 

@@ -6,8 +6,6 @@ Every layer raises these instead of letting a traceback escape:
 """
 from __future__ import annotations
 
-import argparse
-
 EXIT_OK = 0
 EXIT_ANOMALIES = 1  # only with --fail-on anomaly
 EXIT_INPUT = 2
@@ -38,11 +36,3 @@ class EnvironmentProblem(IotwatchError):
     """Missing tshark/dumpcap, no capture permission, needs root: exit 3."""
 
     exit_code = EXIT_ENV
-
-
-class UsageParser(argparse.ArgumentParser):
-    """argparse for every iotwatch command: a usage error is an ``InputError`` (one line, exit 2)
-    naming the command's help, instead of argparse's usage dump and exit."""
-
-    def error(self, message):
-        raise InputError(message, hint=f"see '{self.prog} --help'")

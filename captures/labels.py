@@ -19,6 +19,7 @@ import numpy as np
 
 from .batch import PacketBatch
 from .errors import InputError
+from .pcapfile import PCAPNG_MAGIC
 
 _COMMENT_RE = re.compile(r"(?:^|[\s;,])label=([A-Za-z0-9_\-]+)")
 
@@ -108,16 +109,13 @@ class LabelSet:
         return out
 
 
-_PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
-
-
 def may_have_comment_labels(capture: str | Path) -> bool:
     """Cheap pre-check (a byte search, GB/s): a pcapng file whose bytes contain ``label=``."""
     import mmap
 
     try:
         with open(capture, "rb") as fh:
-            if fh.read(4) != _PCAPNG_MAGIC:
+            if fh.read(4) != PCAPNG_MAGIC:
                 return False
             fh.seek(0, 2)
             if fh.tell() == 0:

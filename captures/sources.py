@@ -5,8 +5,8 @@ non-IP) from ``batches(max_rows, max_wait)``. Live batches close at ``max_rows``
 ``max_wait`` seconds, whichever comes first, so a UI gets steady updates.
 
 Implementations:
-* ``TsharkFieldsSource`` (``tshark/source.py``): pyshark's tshark discovery / argument building /
-  process handling, tshark emitting ``-T fields`` which we parse column-wise (fast path).
+* ``TsharkFieldsSource`` (``tshark/source.py``): tshark emitting ``-T fields`` which we parse
+  column-wise (fast path).
 * ``ReplaySource``: batches from memory (tests, demos).
 """
 from __future__ import annotations

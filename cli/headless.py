@@ -80,6 +80,8 @@ def run_headless(cfg: RunConfig, out=None) -> int:
     print_summary(report, out)
     if cfg.fail_on == "anomaly" and run.totals.anomalies:
         return EXIT_ANOMALIES
+    if cfg.fail_on == "incident" and run.incidents.opened:
+        return EXIT_ANOMALIES
     return EXIT_OK
 
 
@@ -109,6 +111,16 @@ def print_summary(report: dict, out) -> None:
             row += [f"{pc['support']:,}", f"{pc['precision']:.3f}", f"{pc['recall']:.3f}", f"{pc['f1']:.3f}"]
         t.add_row(*row)
     con.print(t)
+    incidents = report.get("incidents") or []
+    if incidents:
+        con.print(f"[bold]{report.get('incidents_opened', len(incidents)):,} incidents[/]")
+        for inc in incidents[:20]:
+            who = inc.get("attacker") or "?"
+            victims = ", ".join(inc.get("victims", [])[:2])
+            con.print(f"  #{inc['id']} {inc['class']}/{inc['kind']} {who} → {victims}  frames "
+                      f"{inc['first_frame']}-{inc['last_frame']}: {inc['evidence']}")
+        if len(incidents) > 20:
+            con.print(f"  ... {len(incidents) - 20:,} more in the report")
     if labelled:
         con.print(f"labelled packets {report['labelled_packets']:,}  accuracy {report['accuracy']:.4f}  "
                   f"macro-F1 {report['macro_f1']:.4f}")

@@ -4,7 +4,7 @@
     iotwatch -r FILE [--labels F] TUI replaying a pcap/pcapng file
     iotwatch -i IFACE [-f BPF]    TUI on live traffic
     ... --headless [--report R.json] [--predictions P.csv] [--alerts A.jsonl]
-    iotwatch doctor | simulate | train | lab
+    iotwatch doctor | simulate | train | lab | model
 
 Exit codes: 0 ok, 1 anomalies found with --fail-on anomaly, 2 usage/input error,
 3 environment error (tshark missing, no capture permission). Errors are one line on stderr.
@@ -16,22 +16,19 @@ import sys
 from typing import Sequence
 
 from iotwatch import __version__
-from iotwatch.captures.errors import EXIT_ENV, IotwatchError, UsageParser
+from iotwatch.captures.errors import EXIT_ENV, IotwatchError
 
+from .commands import SUBCOMMANDS
 from .options import RunConfig, demo_capture
+from .usage import UsageParser
 
-SUBCOMMANDS = {
-    "doctor": ("iotwatch.captures.tshark.preflight", "check tshark/dumpcap and capture permission per interface"),
-    "simulate": ("iotwatch.captures.sim.simulate", "write synthetic labelled IoT captures (pcapng + labels CSV)"),
-    "lab": ("iotwatch.captures.lab.recorder", "record real attack tools in isolated network namespaces (root)"),
-    "train": ("iotwatch.detector.train", "train a model bundle from labelled captures or a CSV"),
-}
 
 EPILOG = """subcommands:
   doctor      check tshark/dumpcap, versions and capture permission per interface
   simulate    write synthetic labelled IoT captures (iotwatch simulate --help)
   train       train a model bundle (iotwatch train --help)
   lab         record real attack tools in network namespaces (iotwatch lab --help)
+  model       inspect a model bundle: iotwatch model show [FILE]
 
 exit codes: 0 success, 1 anomalies found (--fail-on anomaly), 2 usage or input error,
 3 environment error (tshark missing, no capture permission)"""
@@ -50,6 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("-a", "--duration", type=float, metavar="SECONDS", help="stop after SECONDS (live)")
     src.add_argument("-B", "--buffer-size", type=int, metavar="MiB", dest="buffer_mib",
                      help="live capture kernel buffer in MiB (default 128): absorbs bursts")
+    src.add_argument("-I", "--monitor-mode", action="store_true",
+                     help="capture 802.11 in monitor mode (live Wi-Fi: every station's frames, not only this host's)")
+    src.add_argument("--wpa-pwd", action="append", default=[], metavar="PASSPHRASE:SSID",
+                     help="decrypt WPA/WPA2-PSK 802.11 traffic (tshark's wpa-pwd; repeatable); a station's "
+                          "frames decrypt once its EAPOL handshake was captured")
+    src.add_argument("--wpa-psk", action="append", default=[], metavar="HEX",
+                     help="decrypt WPA/WPA2-PSK with the 64-hex-digit pre-shared key instead (repeatable)")
     run = p.add_argument_group("run")
     run.add_argument("--headless", action="store_true", help="no TUI: process the source, write outputs, print a summary")
     run.add_argument("--model", metavar="FILE", help="model bundle to use instead of the bundled one")
@@ -68,7 +72,8 @@ def config_from_args(ns: argparse.Namespace) -> RunConfig:
     cfg = RunConfig(read=ns.read, iface=ns.iface, bpf=ns.bpf, display_filter=ns.display_filter,
                     labels=ns.labels, model=ns.model, report=ns.report, predictions=ns.predictions,
                     alerts=ns.alerts, force=ns.force, fail_on=ns.fail_on, count=ns.count,
-                    duration=ns.duration, buffer_mib=ns.buffer_mib, headless=ns.headless, speed=ns.speed)
+                    duration=ns.duration, buffer_mib=ns.buffer_mib, headless=ns.headless, speed=ns.speed,
+                    monitor_mode=ns.monitor_mode, wpa_pwd=tuple(ns.wpa_pwd), wpa_psk=tuple(ns.wpa_psk))
     if not cfg.read and not cfg.iface:
         demo = demo_capture()
         if not demo.is_file():

@@ -31,6 +31,9 @@ class RunConfig:
     count: int | None = None        # stop after N packets (like tshark -c)
     duration: float | None = None   # stop after S seconds of capture (like tshark -a duration:S)
     buffer_mib: int | None = None   # live: kernel capture buffer in MiB (like tshark -B)
+    monitor_mode: bool = False      # live: 802.11 monitor mode (like tshark -I)
+    wpa_pwd: tuple[str, ...] = ()   # 802.11 WPA/WPA2-PSK decryption: PASSPHRASE:SSID (like tshark's wpa-pwd keys)
+    wpa_psk: tuple[str, ...] = ()   # ... or the 64-hex-digit pre-shared key
     headless: bool = False
     speed: str = "max"              # replay pacing in the TUI: max | 1x | 10x
 
@@ -49,8 +52,10 @@ class RunConfig:
             raise InputError(f"--duration must be positive seconds, got {self.duration}")
         if self.buffer_mib is not None and not (self.iface and 1 <= self.buffer_mib <= 4096):
             raise InputError("-B/--buffer-size takes 1..4096 MiB and applies to live capture only")
-        if self.fail_on not in (None, "anomaly"):
-            raise InputError(f"--fail-on takes 'anomaly', got {self.fail_on!r}")
+        if self.monitor_mode and not self.iface:
+            raise InputError("-I/--monitor-mode applies to live capture only (-i IFACE)")
+        if self.fail_on not in (None, "anomaly", "incident"):
+            raise InputError(f"--fail-on takes 'anomaly' or 'incident', got {self.fail_on!r}")
 
 
 def load_classifier(model: str | None):
@@ -77,6 +82,10 @@ def source_factory(cfg: RunConfig) -> Callable[[], object]:
 
     def _open():
         extra = {"buffer_mib": cfg.buffer_mib} if cfg.buffer_mib else {}
+        if cfg.monitor_mode:
+            extra["monitor_mode"] = True
+        if cfg.wpa_pwd or cfg.wpa_psk:
+            extra.update(wpa_pwd=cfg.wpa_pwd, wpa_psk=cfg.wpa_psk)
         return open_source(read=cfg.read, iface=cfg.iface, bpf=cfg.bpf, display_filter=cfg.display_filter, **extra)
 
     return _open

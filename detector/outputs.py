@@ -1,4 +1,4 @@
-"""Incremental run outputs (CONTRACT §3): predictions CSV and EVE-like alerts JSONL.
+"""Incremental run outputs (CONTRACT §3): predictions CSV and incident alerts (Suricata EVE JSONL).
 
 Both are written batch by batch and flushed, so a crash loses nothing already written. Existing
 files are refused unless ``force`` (checked up front by ``check_writable`` before any work starts).
@@ -6,15 +6,12 @@ files are refused unless ``force`` (checked up front by ``check_writable`` befor
 from __future__ import annotations
 
 import csv
-import json
 import os
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from iotwatch.captures.describe import endpoints, ports, transport_name
 from iotwatch.captures.errors import InputError
 
 from .pipeline import ClassifiedBatch
@@ -69,62 +66,26 @@ class PredictionsWriter:
         self._fh.close()
 
 
-def _iso(ts: float) -> str:
-    if ts != ts:  # NaN
-        return ""
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f+0000")
-
-
-def alert_records(cb: ClassifiedBatch, classes: Sequence[str], source: str = "", live: bool = False) -> list[dict]:
-    """EVE-like alert objects for the anomalous packets of one batch (``source``: the interface of a
-    live capture, else the capture file)."""
-    idx = np.flatnonzero(cb.anomaly)
-    if not len(idx):
-        return []
-    p = cb.packets
-    src, dst = endpoints(p)
-    sp, dp = ports(p)
-    out = []
-    for i in idx.tolist():
-        cls = classes[int(cb.predicted[i])]
-        rec = {
-            "timestamp": _iso(float(p["time_epoch"][i])),
-            "event_type": "alert",
-            "frame_number": int(p["frame_number"][i]),
-            "src_ip": src[i] or None,
-            "dest_ip": dst[i] or None,
-            "src_port": int(sp[i]) if sp[i] >= 0 else None,
-            "dest_port": int(dp[i]) if dp[i] >= 0 else None,
-            "proto": transport_name(int(p["ip_proto"][i]), p["protocols"][i]),
-            "alert": {
-                "category": cls,
-                "confidence": round(float(cb.confidence[i]), 4),
-                "signature": f"iotwatch model: {cls}",
-                "severity": 1 if float(cb.confidence[i]) >= 0.9 else 2,
-            },
-        }
-        if source:
-            rec["in_iface" if live else "pcap_filename"] = source
-        if cb.labels is not None and cb.labels[i] >= 0:
-            rec["label"] = classes[int(cb.labels[i])]
-        out.append(rec)
-    return out
-
-
 class AlertsWriter:
-    def __init__(self, path, classes: Sequence[str], source: str = "", live: bool = False):
-        self.classes = list(classes)
-        self.source = source
-        self.live = live
-        self._fh = _open(path)
-        self.alerts = 0
+    """``--alerts``: Suricata-compatible EVE events, one per incident change (``detector.eve``);
+    the per-packet view is ``--predictions``."""
 
-    def write(self, cb: ClassifiedBatch) -> None:
-        recs = alert_records(cb, self.classes, self.source, self.live)
-        if recs:
-            self._fh.write("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in recs))
-            self._fh.flush()
-            self.alerts += len(recs)
+    def __init__(self, path, *, source: str = "", live: bool = False, host: str | None = None, model: str = ""):
+        from .eve import EveWriter
+
+        self._w = EveWriter(path, source=source, live=live, host=host, model=model, opener=_open)
+
+    @property
+    def events(self) -> int:
+        return self._w.events
+
+    @property
+    def alerts(self) -> int:
+        """Incidents opened (one ``alert`` event each; updates and closings are counted in ``events``)."""
+        return self._w.alerts
+
+    def write(self, events) -> None:
+        self._w.write(events)
 
     def close(self) -> None:
-        self._fh.close()
+        self._w.close()

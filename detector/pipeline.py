@@ -25,6 +25,7 @@ class ClassifiedBatch:
     confidence: np.ndarray   # (n,) float32, probability of the predicted class
     anomaly: np.ndarray      # (n,) bool, see detector.anomaly
     labels: np.ndarray | None  # (n,) int64 class index, -1 = unlabelled; None = no label source
+    features: np.ndarray | None = None  # (n, f) float32 model input (kept for the per-packet "why")
 
     def __len__(self) -> int:
         return len(self.predicted)
@@ -33,7 +34,8 @@ class ClassifiedBatch:
         """Packets ``start:stop`` of this batch."""
         return ClassifiedBatch(self.packets.slice(start, stop), self.proba[start:stop], self.predicted[start:stop],
                                self.confidence[start:stop], self.anomaly[start:stop],
-                               None if self.labels is None else self.labels[start:stop])
+                               None if self.labels is None else self.labels[start:stop],
+                               None if self.features is None else self.features[start:stop])
 
 
 def classify_batch(classifier, extractor, packets: PacketBatch, labels: LabelSet | None = None) -> ClassifiedBatch:
@@ -43,7 +45,7 @@ def classify_batch(classifier, extractor, packets: PacketBatch, labels: LabelSet
     confidence = proba[np.arange(len(predicted)), predicted].astype(np.float32)
     anomaly = classifier.is_anomaly(proba, predicted)
     lab = labels.for_batch(packets) if labels is not None else None
-    return ClassifiedBatch(packets, proba, predicted, confidence, anomaly, lab)
+    return ClassifiedBatch(packets, proba, predicted, confidence, anomaly, lab, X)
 
 
 def classify_stream(

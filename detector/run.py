@@ -1,11 +1,13 @@
 """One monitoring run, UI-free: the loop shared by ``iotwatch --headless`` and the TUI's worker.
 
-``MonitorRun.run`` opens the source (in the calling thread: pyshark/tshark must not touch Textual's
-event loop), resolves deferred labels (``labels`` may be a zero-argument loader: a big sidecar CSV is
-then parsed while tshark starts instead of before it), runs the ``classify_stream`` pipeline, counts
-every packet in ``RunTotals``, writes
+``MonitorRun.run`` opens the source (in the calling thread: its tshark/dumpcap die with that
+thread, and opening blocks, so never on Textual's event loop), resolves deferred labels (``labels``
+may be a zero-argument loader: a big sidecar CSV is then parsed while tshark starts instead of
+before it), runs the ``classify_stream`` pipeline, counts every packet in ``RunTotals``, writes
 ``--predictions`` / ``--alerts`` incrementally, honours ``-c`` (count), ``-a`` (duration) and
-cancellation on every source batch (idle live batches included), and finally writes ``--report``.
+cancellation on every source batch (idle live batches included), turns the classified packets into
+incidents (``IncidentEngine``: ``--alerts`` gets their EVE events, ``on_events`` sees them, the
+report lists them), and finally writes ``--report``.
 Subclasses hook ``pieces`` (the TUI paces replays there) and ``run(on_batch=...)`` sees every counted
 (sub-)batch.
 """
@@ -16,6 +18,7 @@ import threading
 import time
 from typing import Callable, Iterator
 
+from .incidents import IncidentEngine
 from .metrics import RunTotals
 from .outputs import AlertsWriter, PredictionsWriter
 from .pipeline import ClassifiedBatch, classify_stream
@@ -27,7 +30,7 @@ class MonitorRun:
     def __init__(self, source_factory: Callable[[], object], classifier, labels=None, *,
                  source_name: str = "", count: int | None = None, duration: float | None = None,
                  report: str | None = None, predictions: str | None = None, alerts: str | None = None,
-                 batch_rows: int = 8192, max_wait: float = 0.1):
+                 batch_rows: int = 8192, max_wait: float = 0.1, sensor: str | None = None):
         self.source_factory = source_factory
         self.classifier = classifier
         self.classes = list(classifier.classes_)
@@ -46,6 +49,9 @@ class MonitorRun:
         self.source = None
         self.live = False
         self.report: dict | None = None
+        # classified packets -> incidents (packet time only: the same at any speed or batch size)
+        self.incidents = IncidentEngine(self.classes, int(getattr(classifier, "normal_index", 0)))
+        self.sensor = sensor
 
     @property
     def capture_drops(self) -> int:
@@ -58,7 +64,8 @@ class MonitorRun:
 
     def run(self, on_batch: Callable[[ClassifiedBatch], None] = lambda cb: None,
             cancelled: Callable[[], bool] = lambda: False, opened: Callable[[], None] = lambda: None,
-            capturing: Callable[[], None] = lambda: None) -> dict:
+            capturing: Callable[[], None] = lambda: None,
+            on_events: Callable[[list], None] = lambda events: None) -> dict:
         """Process the whole source (or until count/duration/cancel/Ctrl-C); returns the run report.
 
         ``capturing()`` is called once the source really captures (a live capture's filter is in place;
@@ -78,8 +85,8 @@ class MonitorRun:
             if self.predictions_path:
                 pred_w = PredictionsWriter(self.predictions_path, self.classes, with_labels=self.labels is not None)
             if self.alerts_path:
-                alert_w = AlertsWriter(self.alerts_path, self.classes, source=self.source.description,
-                                       live=self.live)
+                alert_w = AlertsWriter(self.alerts_path, source=self.source.description, live=self.live,
+                                       host=self.sensor, model=getattr(self.classifier, "name", ""))
             deadline = (time.perf_counter() + self.duration) if self.duration else None
 
             announced = False
@@ -99,11 +106,14 @@ class MonitorRun:
                     for piece in self.pieces(cb, cancelled):
                         with self.lock:
                             self.totals.update(piece.predicted, piece.anomaly, piece.labels)
+                        events = self.incidents.update(piece)
                         if pred_w:
                             pred_w.write(piece)
                         if alert_w:
-                            alert_w.write(piece)
+                            alert_w.write(events)
                         on_batch(piece)
+                        if events:
+                            on_events(events)
                     if stop() or (self.count is not None and self.totals.packets >= self.count):
                         break
             except KeyboardInterrupt:
@@ -112,6 +122,12 @@ class MonitorRun:
         finally:
             if self.source is not None:
                 self.source.close()
+            if started:   # incidents still active end with the source
+                events = self.incidents.finish()
+                if alert_w:
+                    alert_w.write(events)
+                if events:
+                    on_events(events)
             for w in (pred_w, alert_w):
                 if w:
                     w.close()
@@ -137,6 +153,10 @@ class MonitorRun:
             extra["labels_source"] = self.labels.source
         if interrupted:
             extra["interrupted"] = True
+        extra["incidents_opened"] = self.incidents.opened
+        extra["incidents"] = [t.to_dict() for t in self.incidents.incidents()]
+        if self.incidents.dropped:
+            extra["incidents_truncated"] = self.incidents.dropped
         model = getattr(self.classifier, "name", "")
         with self.lock:
             return self.totals.report(self.source_name, model, seconds, extra)

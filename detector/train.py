@@ -28,7 +28,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import math
-import sys
+import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -37,7 +37,7 @@ from typing import Sequence
 import numpy as np
 
 from iotwatch.captures.batch import PacketBatch
-from iotwatch.captures.errors import InputError, UsageParser
+from iotwatch.captures.errors import InputError
 
 from .bundle import CONTRACT_CLASSES, Bundle, make_meta, save_bundle
 from .evaluate import evaluate_capture, summarize
@@ -110,8 +110,8 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def featurise_capture(path: Path, classes: Sequence[str], featurizer: str,
-                      cache: Path | None = None) -> tuple[np.ndarray, np.ndarray, str]:
+def featurise_capture(path: Path, classes: Sequence[str], featurizer: str, cache: Path | None = None,
+                      on_batch=None) -> tuple[np.ndarray, np.ndarray, str]:
     """(X float32 for every frame, labels int8 with -1 = unlabelled, label source) of one capture, read
     with a fresh extractor as a replay would. With ``cache``, the result is kept as an .npz named after
     the capture and keyed by its sha256, its sidecar's sha256 and the feature schema, so a changed
@@ -141,6 +141,8 @@ def featurise_capture(path: Path, classes: Sequence[str], featurizer: str,
             if len(batch):
                 Xs.append(extractor.transform(batch))
                 ys.append(labels.for_batch(batch).astype(np.int8))
+                if on_batch is not None:
+                    on_batch(len(batch))
     finally:
         source.close()
     X = np.concatenate(Xs) if Xs else np.zeros((0, len(extractor.names)), np.float32)
@@ -155,22 +157,54 @@ def featurise_capture(path: Path, classes: Sequence[str], featurizer: str,
 
 def load_captures(paths: Sequence[Path], classes: Sequence[str], featurizer: str, console=None,
                   cache: Path | None = None) -> Dataset:
-    """Featurise every labelled frame of every capture (unlabelled frames still feed the context)."""
+    """Featurise every labelled frame of every capture (unlabelled frames still feed the context).
+
+    With a ``console``, a rich progress bar shows files done, packets, packets/s and the time left
+    (estimated from the bytes of the files still to read). With ``cache``, see ``featurise_capture``."""
+    from contextlib import nullcontext
+
+    sizes = [max(p.stat().st_size, 1) for p in paths]
+    progress = _reading_progress(console) if console is not None else None
+    task = progress.add_task("reading", total=sum(sizes), files=f"0/{len(paths)}", packets=0, rate=0.0) \
+        if progress is not None else None
+    started = time.monotonic()
+    total_packets = 0
     Xs, ys, sources = [], [], []
-    for path in paths:
-        X, lab, label_source = featurise_capture(path, classes, featurizer, cache)
-        keep = lab >= 0
-        packets, labelled = len(lab), int(keep.sum())
-        Xs.append(X[keep])
-        ys.append(lab[keep].astype(np.int64))
-        if labelled == 0:
-            raise InputError(f"capture {path} has no labelled frames",
-                             hint="add <capture>.labels.csv (frame_number,label) or label= packet comments")
-        sources.append({"file": path.name, "sha256": _sha256(path), "packets": packets, "labelled": labelled,
-                        "labels": label_source})
-        if console is not None:
-            console.print(f"  {path}: {packets:,} packets, {labelled:,} labelled")
+    with progress if progress is not None else nullcontext():
+        for i, (path, size) in enumerate(zip(paths, sizes)):
+            seen = [0]
+
+            def on_batch(n, i=i, size=size, seen=seen):
+                seen[0] += n
+                if progress is not None:
+                    done = total_packets + seen[0]
+                    progress.update(task, completed=sum(sizes[:i]) + min(size, size * 0.99),
+                                    packets=done, rate=done / max(time.monotonic() - started, 1e-6))
+
+            X, lab, label_source = featurise_capture(path, classes, featurizer, cache, on_batch)
+            keep = lab >= 0
+            packets, labelled = len(lab), int(keep.sum())
+            if labelled == 0:
+                raise InputError(f"capture {path} has no labelled frames",
+                                 hint="add <capture>.labels.csv (frame_number,label) or label= packet comments")
+            Xs.append(X[keep])
+            ys.append(lab[keep].astype(np.int64))
+            total_packets += packets
+            sources.append({"file": path.name, "sha256": _sha256(path), "packets": packets, "labelled": labelled,
+                            "labels": label_source})
+            if progress is not None:
+                progress.update(task, completed=sum(sizes[:i + 1]), files=f"{i + 1}/{len(paths)}",
+                                packets=total_packets, rate=total_packets / max(time.monotonic() - started, 1e-6))
+                console.print(f"  {path}: {packets:,} packets, {labelled:,} labelled")
     return Dataset(np.concatenate(Xs), np.concatenate(ys), list(classes), "normal", sources)
+
+
+def _reading_progress(console):
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("[bold]reading captures"), BarColumn(), TextColumn("files {task.fields[files]}"),
+                    TextColumn("{task.fields[packets]:,} packets"), TextColumn("{task.fields[rate]:,.0f} pkt/s"),
+                    TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(), console=console, transient=True)
 
 
 _TIME_FORMATS = ("%b %d, %Y %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S", "%b %d, %Y %H:%M:%S")
@@ -457,43 +491,33 @@ def fit(data: Dataset, cfg: TrainConfig, seed: int, console, max_rows_per_class:
     return FitResult(tensors, mean, std, history, best_epoch, best_proba, yv, rows)
 
 
-# ---------------------------------------------------------------------------------------------------
-# CLI
-# ---------------------------------------------------------------------------------------------------
-def build_parser() -> UsageParser:
-    p = UsageParser(prog="iotwatch train", description="Train a model bundle (.iotw) from labelled captures or a CSV.",
-                epilog="The same command on the same data writes a byte-identical bundle.")
-    src = p.add_mutually_exclusive_group(required=True)  # --upweight adds to --captures
-    src.add_argument("--captures", nargs="+", metavar="PATH", help="labelled pcap/pcapng files or folders of them")
-    src.add_argument("--csv", metavar="FILE", help="packets in the seed paper's 14-column CSV (with --schema kaggle)")
-    p.add_argument("--schema", choices=["kaggle"], help="CSV schema (required with --csv)")
-    p.add_argument("--out", required=True, metavar="FILE.iotw", help="bundle to write")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="default", help="training protocol (default: default)")
-    p.add_argument("--epochs", type=int, metavar="N", help="maximum epochs (default: the preset's)")
-    p.add_argument("--seed", type=int, default=0, metavar="N", help="seed for sampling, split, init and shuffling")
-    p.add_argument("--max-rows-per-class", type=int, metavar="N", help="keep at most N random rows per class of the --captures rows "
-                   "(--upweight rows are all kept)")
-    p.add_argument("--cache", metavar="DIR", help="keep each capture's feature rows here (keyed by the capture's and its "
-                   "labels' sha256 and the feature schema) and reuse them on the next run")
-    p.add_argument("--per-source", action="store_true",
-                   help="each --captures PATH is one source: --max-rows-per-class applies per (source, class), so a "
-                        "large simulated set cannot drown small real ones")
-    p.add_argument("--upweight", nargs="+", metavar="PATH", default=[],
-                   help="more labelled captures whose rows count --upweight-factor times (e.g. small real-tool "
-                        "recordings next to large simulated sets)")
-    p.add_argument("--upweight-factor", type=int, default=10, metavar="N", help="repeat factor for --upweight (default 10)")
-    p.add_argument("--eval", nargs="+", metavar="PATH", help="held-out labelled captures to report metrics on")
-    p.add_argument("--name", default=None, help="bundle name (default: iotwatch-<preset>)")
-    p.add_argument("--version", dest="model_version", default="1", help="bundle version string")
-    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
-    return p
+@dataclass(frozen=True)
+class TrainRequest:
+    """What ``iotwatch train`` asks for (cli/commands/train.py builds it from the command line)."""
+    out: str
+    captures: Sequence[str] | None = None
+    csv: str | None = None
+    schema: str | None = None
+    preset: str = "default"
+    epochs: int | None = None
+    seed: int = 0
+    max_rows_per_class: int | None = None
+    upweight: Sequence[str] = ()
+    upweight_factor: int = 10
+    cache: str | None = None      # folder of cached per-capture feature rows (featurise_capture)
+    per_source: bool = False      # --max-rows-per-class per (--captures PATH, class)
+    eval: Sequence[str] | None = None
+    name: str | None = None
+    model_version: str = "1"
+    force: bool = False
+    report: str | None = None  # folder for the training report's figures and tables
 
 
-def main(argv: Sequence[str]) -> int:
-    from rich.console import Console
-
-    args = build_parser().parse_args(list(argv))
-    console = Console(highlight=False, soft_wrap=True)
+def train(args: TrainRequest, console, command: str) -> Path:
+    """Check the request, read the data, fit, calibrate, evaluate and write the bundle; returns its path.
+    ``console``: a rich Console for progress and the metric tables; ``command`` is recorded in the bundle."""
+    if bool(args.captures) == bool(args.csv):
+        raise InputError("train: give labelled --captures or a --csv, one of the two")
     cfg = PRESETS[args.preset]
     if args.epochs is not None:
         if args.epochs < 1:
@@ -560,11 +584,11 @@ def main(argv: Sequence[str]) -> int:
     model_cfg = ModelConfig(data.X.shape[1], len(data.classes), cfg.hidden, cfg.dropout)
     training = {
         "preset": cfg.preset, "config": {**asdict(cfg), "hidden": list(cfg.hidden)}, "seed": args.seed,
-        "command": "iotwatch train " + " ".join(_recorded_argv(argv)), "data": data.sources, "rows": res.rows,
+        "command": command, "data": data.sources, "rows": res.rows,
         "max_rows_per_class": args.max_rows_per_class, "per_source": bool(args.per_source), "epochs_run": len(res.history),
         "best_epoch": res.best_epoch, "history": res.history,
     }
-    meta = make_meta(name=args.name or f"iotwatch-{cfg.preset}", version=args.model_version, classes=data.classes,
+    meta = make_meta(name=args.name or default_name(cfg.preset), version=args.model_version, classes=data.classes,
                      featurizer=cfg.featurizer, scaler_mean=res.mean, scaler_std=res.std, config=model_cfg,
                      normal_class=data.normal_class, anomaly_threshold=threshold, training=training,
                      metrics={"validation": validation})
@@ -581,22 +605,62 @@ def main(argv: Sequence[str]) -> int:
     save_bundle(out, res.tensors, meta)
     print_metrics(console, meta["metrics"], data.classes)
     console.print(f"wrote {out} ({out.stat().st_size:,} bytes), anomaly threshold {threshold:.4f}")
-    return 0
+    warn_if_useless(console, validation)
+    if args.report:
+        from .train_report import RunRecord, write_report
 
-
-def _recorded_argv(argv: Sequence[str]) -> list[str]:
-    """The command line without what does not change the bundle (--force, --cache DIR)."""
-    out, skip = [], False
-    for a in argv:
-        if skip:
-            skip = False
-        elif a == "--force":
-            continue
-        elif a == "--cache":
-            skip = True
-        elif not a.startswith("--cache="):
-            out.append(a)
+        curve = learning_curve(data, cfg, args.seed, args.max_rows_per_class, res)
+        files = write_report(RunRecord(list(data.classes), res.history, res.val_y, res.val_proba, meta, curve),
+                             args.report)
+        console.print(f"wrote the training report: {files[-3]} ({len(files)} files in {args.report})")
     return out
+
+
+USELESS_MACRO_F1 = 0.6
+
+
+def default_name(preset: str) -> str:
+    """A trained bundle's default name: never the bundled models' ``iotwatch-*`` names."""
+    return f"custom-{preset}"
+
+
+def warn_if_useless(console, validation: dict) -> bool:
+    """A loud warning when the validation macro-F1 says the model is not worth using."""
+    if validation["macro_f1"] >= USELESS_MACRO_F1:
+        return False
+    console.print(f"[bold red]WARNING:[/] validation macro-F1 {validation['macro_f1']:.3f} is below "
+                  f"{USELESS_MACRO_F1}: this model misclassifies most classes; check the labels and the "
+                  "class balance of the training data before using it")
+    return True
+
+
+def learning_curve(data: Dataset, cfg: TrainConfig, seed: int, max_rows_per_class: int | None, full: FitResult):
+    """Loss vs training-set size: the same recipe on stratified fractions of the rows (at most 8 epochs
+    each, quietly), plus the full run's best epoch."""
+    import io
+
+    from rich.console import Console
+
+    from .train_report import CurvePoint, curve_fractions
+
+    def point(fraction: float, res: FitResult) -> CurvePoint:
+        best = res.history[res.best_epoch - 1]
+        return CurvePoint(fraction, int(res.rows["train"]), best["loss"], best["val_loss"], best["val_macro_f1"])
+
+    quiet = Console(file=io.StringIO())
+    short = TrainConfig(**{**asdict(cfg), "epochs": min(cfg.epochs, 8)})
+    rng = np.random.default_rng(seed)
+    points = []
+    for f in curve_fractions(full.rows["train"]):
+        _, idx = stratified_split(data.y, f, rng)
+        idx = np.sort(idx)
+        sub = Dataset(data.X[idx], data.y[idx], data.classes, data.normal_class, data.sources,
+                      None if data.repeat is None else data.repeat[idx])
+        if len(np.unique(sub.y)) < 2:
+            continue
+        points.append(point(f, fit(sub, short, seed, quiet, max_rows_per_class)))
+    points.append(point(1.0, full))
+    return points
 
 
 def print_metrics(console, metrics: dict, classes: Sequence[str]) -> None:
@@ -618,6 +682,3 @@ def print_metrics(console, metrics: dict, classes: Sequence[str]) -> None:
                       f"{auc[c]:.4f}" if c in auc else "-")
         console.print(t)
 
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

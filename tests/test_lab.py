@@ -22,6 +22,7 @@ import psutil
 import pytest
 
 from iotwatch.captures.lab import recorder as lab
+from iotwatch.commands.lab import main as lab_cmd
 from iotwatch.captures.lab import attacks as lab_attacks
 from iotwatch.captures.errors import EnvironmentProblem
 from iotwatch.captures.lab.labelling import (TSHARK_FIELDS, AttackWindow, Packet, class_counts, label_packets,
@@ -101,7 +102,7 @@ def test_relabel_rewrites_the_sidecar_from_the_lab_summary(tmp_path, capsys):
     w = AttackWindow(label="recon", start=0.0, end=4e9, attacker_mac="", attacker_ip="127.0.0.1")
     summary = {"hosts": {"a": {"ip": "127.0.0.1", "mac": ""}}, "class_counts": {"normal": 0}, "windows": [w.to_json()]}
     Path(str(cap) + ".lab.json").write_text(json.dumps(summary))
-    assert lab.main(["relabel", str(cap)]) == 0
+    assert lab_cmd(["relabel", str(cap)]) == 0
     rows = read_sidecar(Path(str(cap) + ".labels.csv"), CONTRACT_CLASSES)
     meta = json.loads(Path(str(cap) + ".lab.json").read_text())
     assert len(rows) == meta["frames"] == sum(meta["class_counts"].values()) > 0

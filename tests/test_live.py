@@ -39,7 +39,7 @@ def send_udp(port: int, n: int) -> None:
 
 def capturing(src) -> bool:
     """dumpcap says 'File: -' once the device is open and it writes packets."""
-    return any(line.startswith("File:") for line in src.capture.stderr_lines)
+    return any(line.startswith("File:") for line in src.stderr_lines)
 
 
 def test_live_lo_counts_every_datagram():
@@ -62,7 +62,7 @@ def test_live_lo_counts_every_datagram():
             if sent and len(got) >= N and time.monotonic() > settle:
                 break
             assert time.monotonic() < deadline, f"only {len(got)} of {N} datagrams after {GUARD} s"
-        procs = [p for p in src.capture._running_processes]
+        procs = list(src.processes)
     finally:
         src.close()
     assert sent

@@ -234,12 +234,12 @@ def test_classifier_predictions_equal_the_numpy_path_on_a_config_with_another_fe
 
 
 def test_doctor_says_which_inference_kernel_runs(monkeypatch, capsys):
-    from iotwatch.captures.tshark import preflight
+    from iotwatch.commands import doctor
 
-    preflight.main(["-i", "lo"])
+    doctor.main(["-i", "lo"])
     out = " ".join(capsys.readouterr().out.split())
     kernel = PacketClassifier.load(None).kernel
     assert f"inference kernel: {kernel} (" in out
     monkeypatch.setenv(mdl.KERNEL_ENV, "numpy")
-    preflight.main(["-i", "lo"])
+    doctor.main(["-i", "lo"])
     assert "inference kernel: numpy (forced by IOTWATCH_MLP_KERNEL=numpy)" in " ".join(capsys.readouterr().out.split())

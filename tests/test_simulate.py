@@ -15,7 +15,8 @@ import pytest
 from iotwatch.captures.sim import simulate as S
 from iotwatch.captures.errors import InputError
 from iotwatch.captures.labels import LabelSet
-from iotwatch.captures.sim.writer import read_packets
+from iotwatch.captures.pcapfile import read_packets
+from iotwatch.commands.simulate import main as simulate_cmd
 from iotwatch.main import main as iotwatch_main
 from sim_shapes import EXACT_BY_TOOL, REFS, compare, read_ref, shape, simulated_shape
 
@@ -91,7 +92,7 @@ def test_bundled_demo_regenerates_from_documented_command(tmp_path):
     cmd = next(line.strip() for line in S.__doc__.splitlines() if "--scenario demo" in line)
     argv = cmd.split()[2:]  # drop "iotwatch simulate"
     argv[argv.index("--out") + 1] = str(tmp_path)
-    assert S.main(argv) == 0
+    assert simulate_cmd(argv) == 0
     assert (tmp_path / "demo.pcapng").read_bytes() == DEMO.read_bytes()
     assert (tmp_path / "demo.pcapng.labels.csv").read_bytes() == DEMO_LABELS.read_bytes()
 
@@ -190,7 +191,7 @@ def test_bad_arguments_are_one_line_input_errors(argv, needle, tmp_path, capsys)
     (tmp_path / "file.txt").write_text("x")
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     with pytest.raises(InputError) as ei:
-        S.main(argv)
+        simulate_cmd(argv)
     assert needle in str(ei.value) and "\n" not in str(ei.value)
     assert iotwatch_main(["simulate", *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()

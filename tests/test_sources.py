@@ -11,8 +11,9 @@ from iotwatch.captures.errors import InputError
 from iotwatch.captures.fields import FIELDS, FIELD_NAMES, TSHARK_FIELDS
 from iotwatch.captures.labels import LabelSet
 from iotwatch.captures.sources import PacketSource, open_source
-from iotwatch.captures.tshark.args import DISSECTION_PREFS, field_args, tshark_fields_command
-from iotwatch.captures.tshark.source import FieldsLiveCapture, FieldsParser, TsharkFieldsSource
+from iotwatch.captures.tshark.args import DISSECTION_PREFS, dumpcap_command, field_args, tshark_fields_command
+from iotwatch.captures.tshark.parser import FieldsParser
+from iotwatch.captures.tshark.source import TsharkFieldsSource
 
 from make_golden import CUT_FRAMES, LABELS, PCAPS, read_expected, same_value
 
@@ -220,34 +221,33 @@ def test_tshark_command_for_file_and_stdin():
     assert argv[argv.index("-Y") + 1] == "udp"
     prefs = [argv[i + 1] for i, a in enumerate(argv) if a == "-o"]
     assert prefs == [f"{k}:{v}" for k, v in DISSECTION_PREFS.items()]
-    assert tshark_fields_command("tshark", line_buffered=False)[-2:] == ["-i", "-"]
+    assert tshark_fields_command("tshark", line_buffered=False)[-2:] == ["-r", "-"]  # a capture file on stdin
     assert "-l" not in tshark_fields_command("tshark", line_buffered=False)
 
 
-def test_capture_argv_matches_the_reference_command():
-    """The pyshark subclass builds the same tshark argv the benchmark and goldens use."""
+def test_source_runs_the_reference_command():
+    """The source's tshark argv is the one args.py builds (the benchmark and goldens use it too)."""
     src = open_source(read=str(PCAPS / "loopback.pcapng"), display_filter="udp")
     try:
         next(src.batches())
-        argv = src.capture.tshark_argv
+        argv = src.tshark_argv
     finally:
         src.close()
     ref = tshark_fields_command(argv[0], read=str(PCAPS / "loopback.pcapng"), display_filter="udp",
                                 line_buffered=False)
-    assert sorted(argv) == sorted(ref)
+    assert argv == ref
     assert argv[argv.index("-T"):argv.index("-T") + len(field_args())] == field_args()
 
 
 def test_live_capture_argv():
     """dumpcap keeps the BPF (the kernel filter) and its drop statistics; tshark reads its stream as a file."""
-    cap = FieldsLiveCapture("lo", bpf_filter="udp port 5", display_filter="udp", override_prefs=DISSECTION_PREFS)
-    dumpcap = cap._get_dumpcap_parameters()
-    assert dumpcap[:6] == ["-f", "udp port 5", "-i", "lo", "-w", "-"] and "-q" not in dumpcap
-    assert dumpcap[6:] == ["-B", str(cap.buffer_mib)]
-    params = cap.get_parameters()
+    dumpcap = dumpcap_command("dumpcap", "lo", "udp port 5", 64)
+    assert dumpcap == ["dumpcap", "-f", "udp port 5", "-i", "lo", "-w", "-", "-B", "64"] and "-q" not in dumpcap
+    assert dumpcap_command("dumpcap", "lo") == ["dumpcap", "-i", "lo", "-w", "-", "-B", "128"]
+    params = tshark_fields_command("tshark", display_filter="udp")
     assert params[-2:] == ["-r", "-"] and "-i" not in params
     assert params[params.index("-Y") + 1] == "udp"
-    assert "-f" not in params  # pyshark's capture_filter would be silently ignored on the pipe
+    assert "-f" not in params  # a capture filter belongs to dumpcap
 
 
 # --- chunked replay on files with more than one section ---------------------------------------------

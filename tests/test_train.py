@@ -13,7 +13,8 @@ from iotwatch.captures.sim.writer import PcapngWriter
 from iotwatch.detector.bundle import load_bundle
 from iotwatch.detector.classifier import PacketClassifier
 from iotwatch.detector.features import PAPER_FEATURE_NAMES
-from iotwatch.detector.train import (class_weights, main, read_kaggle_csv, stratified_split,
+from iotwatch.commands.train import main
+from iotwatch.detector.train import (class_weights, read_kaggle_csv, stratified_split,
                                      three_sigma_mask)
 
 GW, CAM, EVIL = "192.168.7.1", "192.168.7.20", "192.168.7.66"

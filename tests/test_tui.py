@@ -21,7 +21,7 @@ from iotwatch.detector.testing import make_tiny_bundle
 from iotwatch.options import RunConfig, load_classifier, load_labels, source_factory
 from iotwatch.tui.app import IotWatchApp, make_app
 from iotwatch.tui.messages import BatchClassified, CaptureFailed, CaptureFinished
-from iotwatch.tui.widgets.alerts import AlertPane
+from iotwatch.tui.widgets.incidents import IncidentsPane
 from iotwatch.tui.widgets.class_counters import ClassCounters
 from iotwatch.tui.widgets.confusion import ConfusionSummary
 from iotwatch.tui.widgets.detail import DetailScreen
@@ -126,11 +126,11 @@ async def test_keys_filter_jump_clear_pause_speed_help():
         assert app.session.speed == "1x"
         await pilot.press("s", "s")
         assert app.session.speed == "max"
-        # clear empties the table and alerts, never the counts
+        # clear empties the table, never the counts nor the run's incidents
+        incidents = len(app.incidents)
         await pilot.press("c")
-        assert len(table.view) == 0 and not app.alerts.groups
+        assert len(table.view) == 0 and len(app.incidents) == incidents
         assert app.session.totals.packets == 900
-        assert "no anomalous packets" in text_of(app.query_one(AlertPane))
         # help screen lists the bindings and closes with escape
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
@@ -291,7 +291,7 @@ async def test_compact_layout_cycles_panes():
     app = fake_app(200)
     async with app.run_test(size=(80, 24)) as pilot:
         await finish(pilot)
-        counters, alerts, confusion = (app.query_one(ClassCounters), app.query_one(AlertPane),
+        counters, alerts, confusion = (app.query_one(ClassCounters), app.query_one(IncidentsPane),
                                        app.query_one(ConfusionSummary))
         assert shown(counters) and not shown(alerts) and not shown(confusion)
         await pilot.press("m")
@@ -306,7 +306,7 @@ async def test_wide_layout_shows_every_pane():
     app = fake_app(200)
     async with app.run_test(size=(120, 40)) as pilot:
         await finish(pilot)
-        for w in (app.query_one(ClassCounters), app.query_one(AlertPane), app.query_one(ConfusionSummary)):
+        for w in (app.query_one(ClassCounters), app.query_one(IncidentsPane), app.query_one(ConfusionSummary)):
             assert w.display and w.parent.display and w.region.height > 3
 
 

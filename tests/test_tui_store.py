@@ -1,5 +1,5 @@
 """The TUI's bounded stores and capture session, without Textual: eviction, filtered views, alert
-grouping, rates, pacing and outputs."""
+incident snapshots, rates, pacing and outputs."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,7 @@ from iotwatch.captures.sources import ReplaySource
 from iotwatch.detector.metrics import RunTotals
 from iotwatch.detector.pipeline import classify_stream
 from iotwatch.tui.session import CaptureSession
-from iotwatch.tui.store import AlertGroups, RateHistory, RowStore, display_batch, sparkline
+from iotwatch.tui.store import IncidentStore, RateHistory, RowStore, display_batch, sparkline
 
 from tui_support import CLASSES, FakeClassifier, make_labels, make_packets, truth
 
@@ -67,26 +67,38 @@ def test_filtered_views_positions_and_next_anomaly():
     assert full.position(10**9) == len(full)
 
 
-def test_alert_groups_by_host_and_class_newest_first():
-    pk, cbs = _batches(500, rows=50)
-    groups = AlertGroups()
+def test_incident_store_keeps_the_latest_snapshot_sorted_by_severity_then_recency():
+    def snap(i, sev, last, state="active"):
+        return {"id": i, "severity": sev, "last_time": last, "state": state}
+
+    st = IncidentStore(cap=3)
+    st.merge([snap(1, 3, 10.0), snap(2, 1, 5.0)])
+    st.merge([snap(1, 3, 20.0), snap(3, 1, 7.0)])       # incident 1 grew: replaced, not added
+    assert [s["id"] for s in st.sorted()] == [3, 2, 1] and st.get(1)["last_time"] == 20.0
+    assert st.opened == 3 and st.version == 2
+    st.merge([snap(2, 1, 6.0, "ended"), snap(4, 2, 30.0)])  # over the cap: the ended one seen longest ago goes
+    assert len(st) == 3 and st.get(2) is None and st.opened == 4
+
+
+def test_incident_filter_frame_positions_and_kept_features():
+    pk, cbs = _batches(600, rows=100)
+    store = RowStore()
     for cb in cbs:
-        groups.add(cb)
+        store.append(cb)
     t = truth(pk)
-    assert groups.total == int(np.count_nonzero(t != 0))
-    hosts = pk["ip_src"].copy()
-    arp = hosts == ""
-    hosts[arp] = pk["arp_src_ip"][arp]
-    expected = {}
-    for h, c, f in zip(hosts.tolist(), t.tolist(), pk["frame_number"].tolist()):
-        if c:
-            g = expected.setdefault((h, c), [0, f, f])
-            g[0] += 1
-            g[2] = f
-    got = {(g.host, g.cls): [g.count, g.first_frame, g.last_frame] for g in groups.groups.values()}
-    assert got == expected
-    recent = groups.recent(3)
-    assert [g.last_frame for g in recent] == sorted((v[2] for v in expected.values()), reverse=True)[:3]
+    src = pk["ip_src"]
+    host = src[np.flatnonzero(t == 2)[0]]
+    view = store.view(("incident", 7, 2, 100, 400, (host,)))
+    fr = pk["frame_number"]
+    want = [int(f) for f, c, s, d in zip(fr, t, src, pk["ip_dst"]) if c == 2 and 100 <= f <= 400 and host in (s, d)]
+    assert [view.row(i).frame for i in range(len(view))] == want and want
+    full = store.view()
+    assert full.row(full.position_of_frame(250)).frame == 250
+    assert full.position_of_frame(10_000) is None
+    # the model input is kept for anomalous rows only (for the detail view's "why")
+    for gid in (int(np.flatnonzero(t != 0)[0]), int(np.flatnonzero(t != 0)[-1])):
+        assert store.features(gid).tolist() == [float(t[gid])]
+    assert store.features(int(np.flatnonzero(t == 0)[0])) is None
 
 
 def test_rates_and_sparkline():
@@ -120,7 +132,10 @@ def test_session_counts_every_packet_and_writes_outputs(tmp_path):
     assert report["confusion"]["matrix"] == ref.confusion.matrix.tolist()
     assert json.loads(rep.read_text()) == report
     assert len(pred.read_text().splitlines()) == 701
-    assert len(al.read_text().splitlines()) == ref.anomalies
+    events = [json.loads(line) for line in al.read_text().splitlines()]   # incidents as EVE alerts
+    assert all(e["event_type"] == "alert" and e["alert"]["metadata"]["incident_id"] for e in events)
+    assert sum(e["alert"]["metadata"]["incident_state"] == ["opened"] for e in events) == report["incidents_opened"]
+    assert len(report["incidents"]) == report["incidents_opened"]
     assert s.done.is_set()
 
 
@@ -157,17 +172,3 @@ def test_display_batches_hold_no_python_objects():
     row = store.view().row(0)
     assert (row.src, row.dst, row.dst_port) == (pk["ip_src"][0], "192.168.1.1", int(pk["tcp_dstport"][0]))
     assert isinstance(row.proto, str) and row.proto == "TCP"
-
-
-def test_alert_groups_stay_bounded_under_a_spoofed_source_flood():
-    pk, cbs = _batches(1000, rows=1000)
-    cb = cbs[0]   # display form already
-    src = np.array([f"10.{i // 250}.{i % 250}.1" for i in range(len(cb))])   # every packet a new host
-    cb.packets.columns["src"] = src
-    groups = AlertGroups(cap=50)
-    groups.add(cb)
-    assert len(groups.groups) == 50
-    anomalous = np.flatnonzero(cb.anomaly)
-    newest = groups.recent(1)[0]
-    assert newest.host == src[anomalous[-1]] and newest.last_frame == int(cb.packets["frame_number"][anomalous[-1]])
-    assert groups.total == len(anomalous)

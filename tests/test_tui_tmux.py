@@ -103,8 +103,11 @@ def test_demo_replay_in_a_real_terminal(tmux, tmp_path):
     assert len(lines) == 40 and all(len(line) <= 120 for line in lines)
     assert f"{n:,} pkts" in lines[0] and demo.name in lines[0]
     assert f"showing last {n:,} of {n:,}" in screen
-    for title in ("Packets", "Classes", "Alerts by host and class", "Source → Destination"):
+    for title in ("Packets", "Classes", "Incidents", "attacker → victim", "Source → Destination"):
         assert title in screen
+    for inc in report["incidents"]:   # every incident of the headless run has its line (class/kind, attacker)
+        assert any(f"{inc['class']}/{inc['kind']}" in line and (inc["attacker"] or "spoofed") in line
+                   for line in lines), f"incident {inc['id']} not on:\n{screen}"
     for cls, count in report["class_counts"].items():
         assert any(cls in line and f"{count:,}" in line for line in lines), f"{cls} {count} not on:\n{screen}"
     if report.get("labelled_packets"):

@@ -6,7 +6,8 @@ Data flow (one direction, few hops):
    the thread, runs ``classify_stream``, counts every packet in ``RunTotals``, writes the outputs
    and hands each batch to ``_emit``, which posts ``BatchClassified`` unless the UI is behind
    (then the rows are dropped from view, never from the counts).
-2. ``on_batch_classified`` only appends to bounded stores (``RowStore``, ``AlertGroups``).
+2. ``on_batch_classified`` only appends to bounded stores (``RowStore``); the session's incident
+   engine (in the worker) sends incident snapshots as ``IncidentsChanged`` (``IncidentStore``).
 3. A fixed tick turns the stores and a ``RunTotals`` snapshot into widget updates, at most one
    refresh per widget per tick.
 4. Failures become ``CaptureFailed`` (one line, the CLI exit code), the end ``CaptureFinished``.
@@ -30,13 +31,14 @@ from textual.worker import get_current_worker
 from iotwatch.captures.errors import EXIT_ANOMALIES, EXIT_ENV, EXIT_OK, IotwatchError
 from iotwatch.tui.commands import IotwatchCommands
 from iotwatch.tui.messages import (BatchClassified, CaptureFailed, CaptureFinished, CaptureStarted,
-                                   DetailFailed, DetailLoaded)
+                                   DetailFailed, DetailLoaded, IncidentsChanged)
 from iotwatch.tui.session import SPEEDS, CaptureSession
-from iotwatch.tui.store import AlertGroups, RateHistory, RowStore, display_batch, summarize_alerts
-from iotwatch.tui.widgets.alerts import AlertPane
+from iotwatch.tui.store import IncidentStore, RateHistory, RowStore, display_batch
+from iotwatch.tui.widgets.incidents import IncidentScreen, IncidentsPane
 from iotwatch.tui.widgets.class_counters import ClassCounters
 from iotwatch.tui.widgets.confusion import ConfusionSummary
-from iotwatch.tui.widgets.detail import DetailScreen, dissect_frame
+from iotwatch.captures.tshark.dissect import dissect_frame
+from iotwatch.tui.widgets.detail import DetailScreen
 from iotwatch.tui.widgets.help import HelpScreen
 from iotwatch.tui.widgets.packet_table import PacketTable
 from iotwatch.tui.widgets.status_bar import StatusBar
@@ -44,6 +46,7 @@ from iotwatch.tui.widgets.status_bar import StatusBar
 PANE_EVERY = 4     # ticks between refreshes of the counters and confusion panes (1 s: rates are per second)
 GC_GEN0_THRESHOLD = 20_000  # allocations between young-generation GC passes (Python's default: 700)
 QUEUE_LIMIT = 20   # pending app messages above which new rows are dropped from view
+INCIDENT_REFRESH = 0.5  # s of wall time between snapshots of the active incidents (display only)
 PANES = ("counters", "alerts", "confusion")
 
 
@@ -65,6 +68,7 @@ class IotWatchApp(App[int]):
         Binding("n", "next_anomaly", "Next !", id="next-anomaly"),
         Binding("c", "clear", "Clear", id="clear"),
         Binding("m", "cycle_pane", "Pane", id="cycle-pane"),
+        Binding("i", "focus_incidents", "Incidents", show=False, id="focus-incidents"),
         Binding("question_mark", "help", "Help", id="help"),
     ]
 
@@ -81,7 +85,8 @@ class IotWatchApp(App[int]):
         self.tick = tick
         self.clock = clock
         self.rows = RowStore(view_cap)
-        self.alerts = AlertGroups()
+        self.incidents = IncidentStore()
+        self._explainer = None
         self.rates = RateHistory(len(self.class_names))
         self.filter: tuple = ("all",)
         self.paused = False
@@ -97,7 +102,8 @@ class IotWatchApp(App[int]):
         self._dirty = True
         self._last_packets = -1
         self._last_labelled = -1
-        self._last_alerts = -1
+        self._last_incidents = -1
+        self._incidents_posted = 0.0
         self._rate_version = -1
         self._ticks = 0
 
@@ -107,7 +113,7 @@ class IotWatchApp(App[int]):
         self.table = PacketTable(self.class_names, self.normal_index, labelled=False, id="packets")
         self.counters = ClassCounters(self.class_names, self.normal_index, id="counters")
         self.confusion = ConfusionSummary(self.class_names, id="confusion")
-        self.alert_pane = AlertPane(self.class_names, id="alerts")
+        self.incident_pane = IncidentsPane(self.class_names, id="alerts")
         # decided once (a class change at run time would restyle the whole screen): replays with a
         # label source show the confusion pane from the start
         classes = "-show-counters" + (" -labelled" if self.session.labels is not None else "")
@@ -118,7 +124,7 @@ class IotWatchApp(App[int]):
             with Horizontal(id="panes"):
                 yield self.counters
                 yield self.confusion
-            yield self.alert_pane
+            yield self.incident_pane
         yield Footer()
 
     def on_mount(self) -> None:
@@ -126,8 +132,8 @@ class IotWatchApp(App[int]):
         table.border_title = "Packets"
         self.counters.border_title = "Classes"
         self.confusion.border_title = "Confusion (labelled)"
-        self.alert_pane.border_title = "Alerts by host and class"
-        for w in (self.counters, self.confusion, self.alert_pane):
+        self.incident_pane.border_title = "Incidents"
+        for w in (self.counters, self.confusion, self.incident_pane):
             w.class_style = table.class_style
         table.focus()
         self.refresh_screen()
@@ -160,14 +166,21 @@ class IotWatchApp(App[int]):
             if (self.paused and session.live) or self.message_queue_size > QUEUE_LIMIT:
                 self.skipped += len(cb)
             else:
-                shown = display_batch(cb)
-                self.post_message(BatchClassified(shown, summarize_alerts(shown, self.alerts.cap)))
+                self.post_message(BatchClassified(display_batch(cb)))
+            now = time.monotonic()   # the active incidents' counts, for display (the engine uses packet time)
+            if now - self._incidents_posted >= INCIDENT_REFRESH and session.incidents.active:
+                self._incidents_posted = now
+                self.post_message(IncidentsChanged([t.to_dict() for t in session.incidents.active]))
+
+        def incident_events(events) -> None:
+            self.post_message(IncidentsChanged([e.snapshot for e in events]))
 
         def opened() -> None:
             self.post_message(CaptureStarted(session.source.description, session.live))
 
         try:
-            report = session.run(on_batch=emit, cancelled=lambda: worker.is_cancelled, opened=opened)
+            report = session.run(on_batch=emit, cancelled=lambda: worker.is_cancelled, opened=opened,
+                                 on_events=incident_events)
         except IotwatchError as e:
             self.post_message(CaptureFailed(str(e), e.exit_code, started=session.totals.packets > 0))
         except Exception as e:  # tshark/pyshark broke in an unforeseen way: still one line, no traceback
@@ -184,7 +197,10 @@ class IotWatchApp(App[int]):
 
     def on_batch_classified(self, message: BatchClassified) -> None:
         self.rows.append(message.batch)
-        self.alerts.merge(message.alerts)
+        self._dirty = True
+
+    def on_incidents_changed(self, message: IncidentsChanged) -> None:
+        self.incidents.merge(message.snapshots)
         self._dirty = True
 
     def on_capture_failed(self, message: CaptureFailed) -> None:
@@ -235,9 +251,9 @@ class IotWatchApp(App[int]):
         if panes_due and labelled != self._last_labelled:
             self.confusion.show(matrix if labelled else None)
             self._last_labelled = labelled
-        if self.alerts.total != self._last_alerts or force:   # the most "live" pane: every tick
-            self.alert_pane.show(self.alerts)
-            self._last_alerts = self.alerts.total
+        if self.incidents.version != self._last_incidents or force:   # the most "live" pane: every tick
+            self.incident_pane.show(self.incidents, self.rows.first_time)
+            self._last_incidents = self.incidents.version
         self.status.show(
             state=self._state_label(), source=self._source_label, packets=packets, rate=self._rate(),
             shown=len(self.rows), dropped=self.rows.evicted + self.skipped,
@@ -278,6 +294,8 @@ class IotWatchApp(App[int]):
             return "anomalies"
         if self.filter[0] == "class":
             return self.class_names[self.filter[1]]
+        if self.filter[0] == "incident":
+            return f"incident #{self.filter[1]}"
         return "all"
 
     # --- actions ----------------------------------------------------------------------------------
@@ -326,7 +344,6 @@ class IotWatchApp(App[int]):
 
     def action_clear(self) -> None:
         self.rows.clear()
-        self.alerts.clear()
         self.table.move_cursor(None)
         self._dirty = True
         self.refresh_screen()
@@ -339,6 +356,40 @@ class IotWatchApp(App[int]):
         main = self.main
         for name in PANES:
             main.set_class(PANES[self._pane] == name, f"-show-{name}")
+
+    def action_focus_incidents(self) -> None:
+        if self.incident_pane.display:
+            self.incident_pane.focus()
+        else:   # compact layout: show the pane first
+            self._set_pane(PANES.index("alerts"))
+            self.call_after_refresh(self.incident_pane.focus)
+
+    @on(IncidentsPane.Chosen)
+    def incident_chosen(self, message: IncidentsPane.Chosen) -> None:
+        s = message.incident
+        if message.action == "open":
+            self.push_screen(IncidentScreen(s, self.rows.first_time),
+                             callback=lambda action: self.incident_action(s, action))
+        else:
+            self.incident_action(s, message.action)
+
+    def incident_action(self, s: dict, action: str | None) -> None:
+        """``jump``: cursor to the incident's first frame still in the table; ``filter``: only its packets."""
+        if action == "filter":
+            cls = self.class_names.index(s["class"]) if s["class"] in self.class_names else -1
+            hosts = tuple(h for h in [s.get("attacker"), *s.get("victims", []), *s.get("claimed_ips", [])]
+                          if h and _is_ip(h))
+            self.set_filter(("incident", s["id"], cls, s["first_frame"], s["last_frame"], hosts))
+            self.table.focus()
+        elif action == "jump":
+            if self.filter != ("all",):
+                self.set_filter(("all",))
+            pos = self.table.view.position_of_frame(s["first_frame"])
+            if pos is None:
+                self.notify(f"frames {s['first_frame']}-{s['last_frame']} are no longer in the table", timeout=4)
+                return
+            self.table.move_cursor(pos)
+            self.table.focus()
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.key_help()))
@@ -357,6 +408,8 @@ class IotWatchApp(App[int]):
         code = self.exit_code
         if code == EXIT_OK and self.fail_on == "anomaly" and self.session.totals.anomalies:
             code = EXIT_ANOMALIES
+        if code == EXIT_OK and self.fail_on == "incident" and self.session.incidents.opened:
+            code = EXIT_ANOMALIES
         self.exit(code, return_code=code, message=self._exit_message())
 
     def _exit_message(self) -> Text | None:
@@ -373,13 +426,29 @@ class IotWatchApp(App[int]):
             ("predicted ", "bold"), (self.class_names[row.predicted], table.class_style(row.predicted)),
             f" ({row.confidence:.2f})",
             *((("  label ", "bold"), self.class_names[row.label]) if row.label >= 0 else ()),
-            ("  ANOMALY" if row.anomaly else "", "bold red"))
+            ("  ANOMALY" if row.anomaly else "", "bold red"), self._why(row))
         if self.live or not self.capture_path:
             note = "the full dissection is available for capture files only (-r FILE)"
             self.push_screen(DetailScreen(row.frame, summary, note=note))
             return
         self.push_screen(DetailScreen(row.frame, summary))
         self.load_detail(self.capture_path, row.frame)
+
+    def _why(self, row) -> str:
+        """The per-packet "why" (gradient x input over feature groups) when the model input was kept."""
+        x = self.rows.features(row.gid)
+        if x is None:
+            return ""
+        try:
+            if self._explainer is None:
+                from iotwatch.detector.explain import Explainer
+
+                self._explainer = Explainer(self.session.classifier)
+            from iotwatch.detector.explain import format_why
+
+            return "\n" + format_why(self._explainer.explain(x, row.predicted), self.class_names[row.predicted])
+        except (AttributeError, KeyError, ValueError, TypeError):   # a model without inspectable weights
+            return ""
 
     @work(thread=True, exclusive=True, group="detail", exit_on_error=False, description="dissect frame")
     def load_detail(self, path: str, frame: int) -> None:
@@ -401,6 +470,16 @@ class IotWatchApp(App[int]):
             screen.show_error(message.reason)
 
 
+def _is_ip(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def make_app(source_factory: Callable[[], object], classifier, labels=None, *, source_name: str = "replay",
              capture_path: str | None = None, speed: str = "max", count: int | None = None,
              duration: float | None = None, report: str | None = None, predictions: str | None = None,
@@ -420,7 +499,7 @@ def make_app(source_factory: Callable[[], object], classifier, labels=None, *, s
 def build_app(cfg, app_class: type[IotWatchApp] = IotWatchApp) -> IotWatchApp:
     """Check the outputs and the capture file, load the model and labels, and build the app for a
     validated ``RunConfig`` (user errors raise ``IotwatchError`` before the screen switches)."""
-    from iotwatch.captures.tshark import source as tshark_source  # noqa: F401  (import pyshark now, not while the UI starts)
+    from iotwatch.captures.tshark import source as tshark_source  # noqa: F401  (import the capture layer now, not while the UI starts)
     from iotwatch.captures.tshark.preflight import check_capture_file
     from iotwatch.headless import check_outputs
     from iotwatch.options import load_classifier, load_labels, source_factory

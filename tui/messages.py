@@ -1,12 +1,10 @@
 """Messages the app's workers post to the UI (past-tense events; ``post_message`` is thread-safe)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from textual.message import Message
 
+from iotwatch.captures.tshark.dissect import DissectedLayer
 from iotwatch.detector.pipeline import ClassifiedBatch
-from iotwatch.tui.store import AlertSummary
 
 
 class CaptureStarted(Message):
@@ -19,13 +17,19 @@ class CaptureStarted(Message):
 
 
 class BatchClassified(Message):
-    """One classified batch for the screen, in ``store.display_batch`` form (already counted), and
-    its anomalies grouped by host and class."""
+    """One classified batch for the screen, in ``store.display_batch`` form (already counted)."""
 
-    def __init__(self, batch: ClassifiedBatch, alerts: AlertSummary) -> None:
+    def __init__(self, batch: ClassifiedBatch) -> None:
         super().__init__()
         self.batch = batch
-        self.alerts = alerts
+
+
+class IncidentsChanged(Message):
+    """Snapshots (``Track.to_dict``) of incidents that opened, grew or ended; never dropped."""
+
+    def __init__(self, snapshots: list[dict]) -> None:
+        super().__init__()
+        self.snapshots = snapshots
 
 
 class CaptureFailed(Message):
@@ -44,12 +48,6 @@ class CaptureFinished(Message):
     def __init__(self, report: dict) -> None:
         super().__init__()
         self.report = report
-
-
-@dataclass
-class DissectedLayer:
-    name: str
-    fields: list[str] = field(default_factory=list)
 
 
 class DetailLoaded(Message):

@@ -10,16 +10,16 @@ can show, and say what they dropped:
 * ``RowStore``: the last ``cap`` display batches, kept as whole chunks (appending is O(1); nothing
   is formatted until a row is actually drawn), with filtered views (all / anomalies only / one
   class) that map a view position to a packet.
-* ``summarize_alerts`` (capture thread) / ``AlertGroups`` (UI): recent anomalous packets grouped by
-  (source host, class).
+* ``IncidentStore``: the latest snapshot of every incident of the run (from the capture thread's
+  incident engine), sorted by severity then recency.
 * ``RateHistory``: per-class packets per second sampled from ``RunTotals.class_counts``, for rates
   and sparklines.
 """
 from __future__ import annotations
 
 import bisect
-from collections import Counter, OrderedDict, deque
-from dataclasses import dataclass, field, replace
+from collections import deque
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -73,7 +73,12 @@ def display_batch(cb: ClassifiedBatch) -> ClassifiedBatch:
     cols = {"frame_number": p["frame_number"], "time_epoch": p["time_epoch"], "frame_len": p["frame_len"],
             "protocols": p["protocols"].astype(str), "src": src.astype(str), "dst": dst.astype(str),
             "sport": sport, "dport": dport}
-    return replace(cb, packets=PacketBatch(cols))
+    why = None
+    if cb.features is not None:  # model inputs of the anomalous rows (float16), for the packet detail's "why"
+        ai = np.flatnonzero(cb.anomaly)
+        if len(ai):
+            why = (ai, cb.features[ai].astype(np.float16))
+    return replace(cb, packets=PacketBatch(cols, extra={"why": why}), features=None)
 
 
 class _Chunk:
@@ -97,12 +102,30 @@ class _Chunk:
         if idx is None:
             if flt[0] == "anomaly":
                 idx = np.flatnonzero(self.cb.anomaly[self.skip:]) + self.skip
+            elif flt[0] == "incident":   # ("incident", id, class, first frame, last frame, hosts)
+                _, _, cls, lo, hi, hosts = flt
+                p = self.cb.packets
+                fr = p["frame_number"]
+                m = self.cb.anomaly & (self.cb.predicted == cls) & (fr >= lo) & (fr <= hi)
+                if hosts:
+                    h = list(hosts)
+                    m &= np.isin(p["src"], h) | np.isin(p["dst"], h)
+                idx = np.flatnonzero(m[self.skip:]) + self.skip
             elif flt[0] == "class":
                 idx = np.flatnonzero(self.cb.predicted[self.skip:] == flt[1]) + self.skip
             else:
                 idx = np.arange(self.skip, len(self.cb))
             self._masks = {key: idx}
         return idx
+
+    def features(self, i: int) -> np.ndarray | None:
+        """The model input of row ``i`` when it was kept (anomalous rows), else None."""
+        why = self.cb.packets.extra.get("why")
+        if why is None:
+            return None
+        ai, X = why
+        k = int(np.searchsorted(ai, i))
+        return X[k].astype(np.float32) if k < len(ai) and ai[k] == i else None
 
     def row(self, i: int) -> Row:
         p = self.cb.packets
@@ -150,6 +173,16 @@ class View:
             if len(idx) and chunk.start + int(idx[-1]) >= gid:
                 return off + int(np.searchsorted(idx, gid - chunk.start))
         return self._len
+
+    def position_of_frame(self, frame: int) -> int | None:
+        """View position of the first row whose frame number is >= ``frame`` (None if none)."""
+        for (chunk, idx), off in zip(self._parts, self._offsets):
+            if not len(idx):
+                continue
+            frames = chunk.cb.packets["frame_number"][idx]
+            if frames[-1] >= frame:
+                return off + int(np.searchsorted(frames, frame))
+        return None
 
     def next_anomaly(self, after: int) -> int | None:
         """Position of the first anomalous row after position ``after`` (-1 = from the top)."""
@@ -214,6 +247,13 @@ class RowStore:
         self._chunks.clear()
         self._stored = 0
 
+    def features(self, gid: int) -> np.ndarray | None:
+        """The kept model input of the row with this gid (None when evicted or not kept)."""
+        for c in self._chunks:
+            if c.start + c.skip <= gid < c.start + len(c.cb):
+                return c.features(gid - c.start)
+        return None
+
     def view(self, flt: Filter = ("all",)) -> View:
         return View([(c, c.indices(flt)) for c in self._chunks])
 
@@ -224,8 +264,13 @@ def _concat(a: ClassifiedBatch, b: ClassifiedBatch) -> ClassifiedBatch:
         la = a.labels if a.labels is not None else np.full(len(a), -1, dtype=np.int64)
         lb = b.labels if b.labels is not None else np.full(len(b), -1, dtype=np.int64)
         labels = np.concatenate([la, lb])
+    packets = PacketBatch.concat([a.packets, b.packets])
+    wa, wb = a.packets.extra.get("why"), b.packets.extra.get("why")
+    if wa is not None or wb is not None:
+        parts = [w for w in ((wa[0], wa[1]) if wa else None, (wb[0] + len(a), wb[1]) if wb else None) if w]
+        packets.extra["why"] = (np.concatenate([w[0] for w in parts]), np.concatenate([w[1] for w in parts]))
     return ClassifiedBatch(
-        packets=PacketBatch.concat([a.packets, b.packets]),
+        packets=packets,
         proba=np.concatenate([a.proba, b.proba]),
         predicted=np.concatenate([a.predicted, b.predicted]),
         confidence=np.concatenate([a.confidence, b.confidence]),
@@ -234,99 +279,35 @@ def _concat(a: ClassifiedBatch, b: ClassifiedBatch) -> ClassifiedBatch:
     )
 
 
-@dataclass
-class AlertGroup:
-    host: str
-    cls: int
-    count: int = 0
-    first_frame: int = 0
-    last_frame: int = 0
-    last_time: float = float("nan")
-    targets: set = field(default_factory=set)
+class IncidentStore:
+    """The latest snapshot of each incident (``Track.to_dict`` dicts from the capture thread), bounded:
+    beyond ``cap`` the ended incident seen longest ago is forgotten. ``version`` changes on every merge."""
 
-
-@dataclass
-class AlertSummary:
-    """The anomalous packets of one batch, grouped (computed in the capture thread)."""
-
-    groups: list[AlertGroup]   # by last occurrence, oldest first; at most ``cap`` of them
-    total: int                 # anomalous packets in the batch
-
-
-MAX_TARGETS = 8
-
-
-def summarize_alerts(cb: ClassifiedBatch, cap: int = 500) -> AlertSummary:
-    """Group the anomalous packets of a display batch by (source host, predicted class)."""
-    idx = np.flatnonzero(cb.anomaly)
-    if not len(idx):
-        return AlertSummary([], 0)
-    p = cb.packets
-    src, dst = p["src"][idx].tolist(), p["dst"][idx].tolist()
-    cls = cb.predicted[idx].tolist()
-    frames = p["frame_number"][idx].tolist()
-    times = p["time_epoch"][idx].tolist()
-    keys = list(zip(src, cls))
-    counts = Counter(keys)
-    last = dict(zip(keys, range(len(keys))))          # last occurrence wins
-    first = dict(zip(reversed(keys), range(len(keys) - 1, -1, -1)))
-    # only the groups that can survive this batch (a spoofed-source flood makes one per packet)
-    keep = sorted(counts, key=last.__getitem__)[-cap:]
-    wanted = set(keep)
-    targets: dict = {}
-    for host, c, d in set(zip(src, cls, dst)):   # distinct (group, target) pairs
-        if (host, c) in wanted:
-            targets.setdefault((host, c), set()).add(d)
-    groups = [AlertGroup(host=k[0], cls=k[1], count=counts[k], first_frame=frames[first[k]],
-                         last_frame=frames[last[k]], last_time=times[last[k]],
-                         targets=set(sorted(targets[k])[:MAX_TARGETS])) for k in keep]
-    return AlertSummary(groups, len(idx))
-
-
-class AlertGroups:
-    """Recent anomalous packets grouped by (source host, predicted class); most recent group last.
-    ``merge`` takes the per-batch summaries the capture thread computed, so the UI thread only does
-    work proportional to the number of groups."""
-
-    MAX_TARGETS = MAX_TARGETS
-
-    def __init__(self, cap: int = 500):
+    def __init__(self, cap: int = 1000):
         self.cap = cap
-        self.groups: OrderedDict[tuple[str, int], AlertGroup] = OrderedDict()
-        self.total = 0
+        self.items: dict[int, dict] = {}
+        self.version = 0
+        self.opened = 0
 
-    def merge(self, summary: AlertSummary) -> None:
-        for d in summary.groups:
-            k = (d.host, d.cls)
-            g = self.groups.pop(k, None)
-            if g is None:
-                g = replace(d, targets=set(d.targets))
-            else:
-                g.count += d.count
-                g.last_frame, g.last_time = d.last_frame, d.last_time
-                if len(g.targets) < MAX_TARGETS:
-                    g.targets |= set(sorted(d.targets)[: MAX_TARGETS - len(g.targets)])
-            self.groups[k] = g
-        self.total += summary.total
-        while len(self.groups) > self.cap:
-            self.groups.popitem(last=False)
+    def merge(self, snapshots: Sequence[dict]) -> None:
+        for s in snapshots:
+            if s["id"] not in self.items:
+                self.opened += 1
+            self.items[s["id"]] = s
+        while len(self.items) > self.cap:
+            ended = [s for s in self.items.values() if s["state"] != "active"] or list(self.items.values())
+            del self.items[min(ended, key=lambda s: s["last_time"])["id"]]
+        self.version += 1
 
-    def add(self, cb: ClassifiedBatch) -> None:
-        """Summarize and merge in one go (for callers that are not split across threads)."""
-        self.merge(summarize_alerts(cb, self.cap))
+    def sorted(self) -> list[dict]:
+        """Most severe first (1 = highest), then the most recently active."""
+        return sorted(self.items.values(), key=lambda s: (s["severity"], -s["last_time"], -s["id"]))
 
-    def recent(self, n: int) -> list[AlertGroup]:
-        """The ``n`` most recently active groups, newest first."""
-        out = []
-        for g in reversed(self.groups.values()):
-            if len(out) >= n:
-                break
-            out.append(g)
-        return out
+    def get(self, incident_id: int) -> dict | None:
+        return self.items.get(incident_id)
 
-    def clear(self) -> None:
-        self.groups.clear()
-        self.total = 0
+    def __len__(self) -> int:
+        return len(self.items)
 
 
 class RateHistory:

@@ -30,13 +30,12 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import EnvironmentProblem, InputError, UsageParser
+from ..errors import EnvironmentProblem, InputError
 from .attacks import BASE_TOOLS, FAMILIES, FAMILY_TOOLS, TOOLS, LabContext, Step, helper, plan
 from .labelling import AttackWindow, class_counts, label_packets, read_packet_table, write_labels_csv
 from .net import BRIDGE, Lab
@@ -374,54 +373,3 @@ def relabel(capture: Path, log=print) -> dict:
                         if before.get(k, 0) != v)
     log(f"lab: relabelled {capture} ({len(labels)} frames; {changes or 'no change'})")
     return summary
-
-
-# --------------------------------------------------------------------------------------------------
-# CLI
-# --------------------------------------------------------------------------------------------------
-def build_parser() -> UsageParser:
-    p = UsageParser(prog="iotwatch lab", description="Record real attack tools in an isolated network-namespace lab.",
-                epilog="exit codes: 0 ok, 2 usage error, 3 not root or a lab tool missing (names the apt package)")
-    sub = p.add_subparsers(dest="cmd", required=True, parser_class=UsageParser)
-    r = sub.add_parser("record", help="record a labelled capture (root)")
-    r.add_argument("--out", required=True, metavar="DIR", help="output directory")
-    r.add_argument("--scenario", default="all", choices=SCENARIOS, help="attack family to record (default all)")
-    r.add_argument("--duration", type=float, default=None, metavar="S",
-                   help="target length in seconds (default 60 per family, 60 for benign); each step keeps a minimum")
-    r.add_argument("--seed", type=int, default=1, help="seed for victims, sizes, timing and the attacker address")
-    r.add_argument("--force", action="store_true", help="overwrite an existing capture")
-    r.add_argument("--keep-workdir", action="store_true", help="keep the lab's logs and configs (printed path)")
-    rl = sub.add_parser("relabel", help="re-derive labels of recorded captures from their .lab.json (after a labelling change)")
-    rl.add_argument("captures", nargs="+", metavar="CAPTURE", help="lab-*.pcapng written by lab record")
-    sub.add_parser("setup", help="apt-get install the lab's Debian packages (root)")
-    sub.add_parser("cleanup", help="delete namespaces left by a killed recorder (root)")
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    ns = build_parser().parse_args(list(argv or []))
-    if ns.cmd == "cleanup":
-        return cleanup()
-    if ns.cmd == "setup":
-        return setup()
-    if ns.cmd == "relabel":
-        for c in ns.captures:
-            relabel(Path(c))
-        return 0
-    n_fam = len(FAMILIES) if ns.scenario == "all" else 1
-    duration = ns.duration if ns.duration is not None else 60.0 * n_fam
-    if duration <= 0:
-        raise InputError(f"--duration must be positive, got {duration}")
-    try:
-        summary = record(Path(ns.out), ns.scenario, duration, ns.seed, force=ns.force, keep_workdir=ns.keep_workdir)
-    except KeyboardInterrupt:
-        print("iotwatch lab: interrupted; the lab was torn down", file=sys.stderr)
-        return 130
-    counts = ", ".join(f"{k}={v}" for k, v in sorted(summary["class_counts"].items()))
-    print(f"lab: wrote {summary['capture']} ({summary['frames']} frames: {counts})")
-    print(f"lab: labels {summary['labels']}")
-    if "workdir" in summary:
-        print(f"lab: logs and configs kept in {summary['workdir']}")
-    for n in summary["notes"]:
-        print(f"lab: note: {n}")
-    return 0

@@ -90,6 +90,9 @@ class Attack:
         self.tag = env.sim.tag(label, activity)
         self.attacker = attacker
         self.rng = rng
+        ep = env.sim.episode
+        if ep is not None and attacker not in ep.attackers:  # ground truth for incident tests
+            ep.attackers.append(attacker)
 
     def raw_syn(self, t: int, dst: Host, sport: int, dport: int, seq: int, *, ttl: int, window: int,
                 options: bytes, ident: int | None = None, df: bool = False, ack: int = 0, flags: int = P.SYN,

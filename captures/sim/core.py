@@ -102,12 +102,41 @@ class Host:
 
 # ----------------------------------------------------------------------------- scheduler
 class Tag:
-    """Ground truth for emitted packets: class ``label`` plus the ``activity`` that produced it."""
+    """Ground truth for emitted packets: class ``label`` plus the ``activity`` that produced it, and the
+    attack :class:`Episode` it belongs to (None for benign activity)."""
 
-    __slots__ = ("index", "label", "activity")
+    __slots__ = ("index", "label", "activity", "episode")
 
-    def __init__(self, index: int, label: str, activity: str):
-        self.index, self.label, self.activity = index, label, activity
+    def __init__(self, index: int, label: str, activity: str, episode: "Episode | None" = None):
+        self.index, self.label, self.activity, self.episode = index, label, activity, episode
+
+
+class Episode:
+    """One scheduled attack episode (ground truth for incident tests): family, tool variant, start,
+    the hosts that ran the attack tools (``attackers``, filled by ``attacks.Attack``) and the
+    declared ``target`` when the schedule chose one. Processes spawned while an episode is being
+    scheduled, or by one of its processes, belong to it (``Sim.spawn``), so their packets carry
+    episode-specific tags (same label and comment: the bytes do not change)."""
+
+    __slots__ = ("index", "family", "kind", "at", "attackers", "target")
+
+    def __init__(self, index: int, family: str, kind: str, at: int):
+        self.index, self.family, self.kind, self.at = index, family, kind, at
+        self.attackers: list = []
+        self.target = None
+
+
+def _in_episode(sim: "Sim", ep: Episode, proc: Process) -> Process:
+    """Run ``proc`` with ``sim.episode`` set while it executes (tags and child processes join ``ep``)."""
+    while True:
+        prev, sim.episode = sim.episode, ep
+        try:
+            nxt = next(proc)
+        except StopIteration:
+            return
+        finally:
+            sim.episode = prev
+        yield nxt
 
 
 class Sim:
@@ -121,17 +150,21 @@ class Sim:
         self._seq = itertools.count()
         self._pid = itertools.count()
         self.tags: list[Tag] = []
-        self._tag_ids: dict[tuple[str, str], Tag] = {}
+        self._tag_ids: dict[tuple, Tag] = {}
+        self.episodes: list[Episode] = []
+        self.episode: Episode | None = None        # the episode whose process runs right now
+        self.scheduling: Episode | None = None     # the episode being scheduled (see home.schedule_attacks)
 
     def rng(self, name: str) -> random.Random:
         """An independent, reproducible random stream for one component."""
         return random.Random(f"iotwatch-sim/{self.seed}/{name}")
 
     def tag(self, label: str, activity: str) -> Tag:
-        key = (label, activity)
+        ep = self.episode
+        key = (label, activity) if ep is None else (label, activity, ep.index)
         t = self._tag_ids.get(key)
         if t is None:
-            t = self._tag_ids[key] = Tag(len(self.tags), label, activity)
+            t = self._tag_ids[key] = Tag(len(self.tags), label, activity, ep)
             self.tags.append(t)
         return t
 
@@ -141,6 +174,9 @@ class Sim:
         heapq.heappush(self._out, (t, next(self._seq), frame, tag.index))
 
     def spawn(self, proc: Process, at: int) -> None:
+        ep = self.scheduling or self.episode
+        if ep is not None:
+            proc = _in_episode(self, ep, proc)
         heapq.heappush(self._procs, (max(at, self.now), next(self._pid), proc))
 
     def run(self, sink: Callable[[int, bytes, int], None]) -> None:

@@ -15,8 +15,8 @@ from typing import Callable
 
 from . import attacks as A
 from . import devices as D
-from .core import (ANDROID, APPLE, EMBEDDED_LINUX, LINUX, LWIP, LWIP255, MS, SECOND, WINDOWS, Home, Host, Process,
-                       Sim)
+from .core import (ANDROID, APPLE, EMBEDDED_LINUX, LINUX, LWIP, LWIP255, MS, SECOND, WINDOWS, Episode, Home, Host,
+                   Process, Sim)
 
 CLASSES = ("normal", "recon", "dos", "bruteforce", "spoofing", "exfiltration")
 ATTACK_FAMILIES = CLASSES[1:]
@@ -396,6 +396,13 @@ def schedule_attacks(env: D.Env, by_kind: dict[str, list[Host]], families: tuple
         rng.shuffle(variants)
         for k, frac in enumerate(sorted(rng.uniform(0.08, 0.92) for _ in range(episodes))):
             at = sim.start + int(frac * span)
-            what = getattr(draw, family)(sim.rng(f"episode/{family}/{k}"), at, variants[k % len(variants)])
+            # processes spawned now belong to this episode (ground truth: simulate writes *.episodes.json)
+            ep = sim.scheduling = Episode(len(sim.episodes), family, variants[k % len(variants)], at)
+            sim.episodes.append(ep)
+            try:
+                what = getattr(draw, family)(sim.rng(f"episode/{family}/{k}"), at, variants[k % len(variants)])
+            finally:
+                sim.scheduling = None
+            ep.kind = what
             notes.append(f"{family}:{what}@{(at - sim.start) / SECOND:.0f}s")
     return notes

@@ -1,11 +1,13 @@
-"""``iotwatch simulate``: write a synthetic, labelled smart-home capture (pcapng + sidecar labels).
+"""``iotwatch simulate`` (the command line is cli/commands/simulate.py): write a synthetic, labelled smart-home capture (pcapng + sidecar labels).
 
     iotwatch simulate --out DIR [--seed N] [--duration 10m] [--devices 12]
                       [--attacks recon,dos,bruteforce,spoofing,exfiltration|all|none]
                       [--scenario home|demo|benign|busy] [--name NAME]
 
-Writes ``DIR/NAME.pcapng`` (every packet carries the comment ``label=<class> activity=<what>``)
-and ``DIR/NAME.pcapng.labels.csv`` (``frame_number,label``, CONTRACT §2), then prints one summary
+Writes ``DIR/NAME.pcapng`` (every packet carries the comment ``label=<class> activity=<what>``),
+``DIR/NAME.pcapng.labels.csv`` (``frame_number,label``, CONTRACT §2) and
+``DIR/NAME.pcapng.episodes.json`` (per attack episode: class, attacker, victims, time window, frame
+range; :mod:`~iotwatch.captures.sim.episodes`), then prints one summary
 line (packets per class, file, speed). The same arguments always give byte-identical files: the
 capture clock starts at a date derived from the seed and nothing reads the wall clock.
 
@@ -28,11 +30,12 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
-from ..errors import InputError, UsageParser
-from .writer import PcapngWriter, comment_option
+from ..errors import InputError
+from ..pcapfile import comment_option
+from .writer import PcapngWriter
 from .core import SECOND, Sim
+from .episodes import EpisodeLog
 from .home import ATTACK_FAMILIES, CLASSES, DEMO_PROFILE, Profile, build_home, schedule_attacks
 
 SCENARIOS: dict[str, tuple[Profile, tuple[str, ...]]] = {
@@ -75,23 +78,6 @@ def parse_attacks(text: str | None, default: tuple[str, ...]) -> tuple[str, ...]
     return tuple(a for a in ATTACK_FAMILIES if a in out)
 
 
-def build_parser() -> UsageParser:
-    p = UsageParser(prog="iotwatch simulate", description="Write a synthetic labelled smart-home capture "
-                "(pcapng with label=<class> comments + sidecar frame_number,label CSV).",
-                epilog="Same arguments => byte-identical output. Classes: " + ", ".join(CLASSES))
-    p.add_argument("--out", required=True, metavar="DIR", help="output directory (created if missing)")
-    p.add_argument("--seed", type=int, default=1, metavar="N", help="random seed (default 1)")
-    p.add_argument("--duration", default="10m", metavar="T", help="capture length, e.g. 90s, 10m, 1h (default 10m)")
-    p.add_argument("--devices", type=int, default=12, metavar="N", help="benign devices in the home (3-60, default 12)")
-    p.add_argument("--attacks", metavar="LIST", help="comma list of " + ",".join(ATTACK_FAMILIES)
-                   + ", or all/none (default: the scenario's)")
-    p.add_argument("--scenario", default="home", metavar="NAME",
-                   help="one of " + ", ".join(SCENARIOS) + " (default home)")
-    p.add_argument("--name", metavar="NAME", help="file name stem (default <scenario>-seed<N>)")
-    return p
-
-
-# ----------------------------------------------------------------------------- run
 @dataclass
 class Result:
     pcap: Path
@@ -140,11 +126,13 @@ def simulate(out_dir: str | Path, *, seed: int = 1, duration_us: int = 600 * SEC
         raise InputError(f"--name {stem!r}: use letters, digits, '.', '_' or '-'")
     pcap_path = out / f"{stem}.pcapng"
     labels_path = out / f"{stem}.pcapng.labels.csv"
+    episodes_path = out / f"{stem}.pcapng.episodes.json"
 
     wall0, cpu0 = time.perf_counter(), time.process_time()
     sim = Sim(seed, start_time(seed), duration_us)
     env, by_kind = build_home(sim, devices, profile)
     episodes = schedule_attacks(env, by_kind, families, profile)
+    log = EpisodeLog(sim.episodes)
     counts = [0] * len(CLASSES)
     class_index = {c: i for i, c in enumerate(CLASSES)}
     try:
@@ -161,6 +149,7 @@ def simulate(out_dir: str | Path, *, seed: int = 1, duration_us: int = 600 * SEC
         options: list[bytes] = []
         tag_class: list[int] = []
         tag_label: list[str] = []
+        tag_episode: list = []
         rows: list[str] = ["frame_number,label\n"]
         write = writer.write
         frame_no = 0
@@ -172,7 +161,10 @@ def simulate(out_dir: str | Path, *, seed: int = 1, duration_us: int = 600 * SEC
                 options.append(comment_option(f"label={tg.label} activity={tg.activity}"))
                 tag_class.append(class_index[tg.label])
                 tag_label.append(tg.label)
+                tag_episode.append(tg.episode if tg.label != "normal" else None)
             frame_no += 1
+            if tag_episode[tag] is not None:
+                log.add(tag_episode[tag], t, frame_no, frame)
             write(t, frame, options[tag])
             counts[tag_class[tag]] += 1
             rows.append(f"{frame_no},{tag_label[tag]}\n")
@@ -183,19 +175,9 @@ def simulate(out_dir: str | Path, *, seed: int = 1, duration_us: int = 600 * SEC
         sim.run(sink)
         lh.write("".join(rows))
         writer.close()
+    try:
+        log.write(episodes_path, pcap_path, scenario, seed)
+    except OSError as e:
+        raise InputError(f"cannot write {episodes_path}: {e.strerror}", hint="choose a writable --out") from None
     seconds, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     return Result(pcap_path, labels_path, frame_no, dict(zip(CLASSES, counts)), seconds, cpu, episodes)
-
-
-def main(argv: Sequence[str]) -> int:
-    ns = build_parser().parse_args(list(argv))
-    if ns.scenario not in SCENARIOS:
-        raise InputError(f"--scenario: unknown scenario {ns.scenario!r}", hint="choose from " + ", ".join(SCENARIOS))
-    res = simulate(ns.out, seed=ns.seed, duration_us=parse_duration(ns.duration), devices=ns.devices,
-                   attacks=parse_attacks(ns.attacks, SCENARIOS[ns.scenario][1]), scenario=ns.scenario, name=ns.name)
-    per_class = " ".join(f"{c}={n}" for c, n in res.class_counts.items())
-    size_mb = res.pcap.stat().st_size / 1e6
-    print(f"wrote {res.pcap} ({size_mb:.1f} MB, {res.packets} packets: {per_class}) + {res.labels.name} "
-          f"in {res.seconds:.1f} s ({res.packets_per_second:,.0f} packets/s; "
-          f"{res.packets_per_cpu_second:,.0f} per CPU-second)")
-    return 0

@@ -20,14 +20,9 @@ import struct
 from dataclasses import dataclass
 from typing import Iterator
 
-PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1": "<", b"\xa1\xb2\xc3\xd4": ">",
-               b"\x4d\x3c\xb2\xa1": "<", b"\xa1\xb2\x3c\x4d": ">"}
-PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
-PCAPNG_BOM_LE = b"\x4d\x3c\x2b\x1a"
-SECTION_HEADER = 0x0A0D0D0A
-PCAPNG_PACKET_BLOCKS = frozenset({2, 3, 6})   # obsolete packet, simple packet, enhanced packet
-PCAPNG_HEADER_BLOCKS = frozenset({1, 0x0A})   # interface description, decryption secrets
-MAX_RECORD = 1 << 26  # a record longer than 64 MiB is damage, not a packet
+from ..pcapfile import (MAX_RECORD, PCAP_HEADER_LEN, PCAP_MAGICS, PCAP_RECORD_LEN, PCAPNG_HEADER_BLOCKS,
+                        PCAPNG_PACKET_BLOCKS, SECTION_HEADER, capture_format, section_byte_order)
+
 _WALK_STEP = 8192  # packets walked between releases of mapped pages
 CUT = "file appears to have been cut short in the middle of a packet"
 NO_PACKETS = "contains no packets"
@@ -41,15 +36,6 @@ class Chunk:
     packets: int        # packet records in [start, stop)
     first_frame: int    # 1-based frame number (in the whole file) of the first packet
     problem: str | None = None  # set on the last chunk when the file ends early or is damaged
-
-
-def capture_format(head: bytes) -> str | None:
-    """'pcap', 'pcapng' or None (compressed or unknown: cannot be chunked)."""
-    if head[:4] in PCAP_MAGICS:
-        return "pcap"
-    if head[:4] == PCAPNG_MAGIC:
-        return "pcapng"
-    return None
 
 
 class ChunkPlanner:
@@ -71,8 +57,8 @@ class ChunkPlanner:
         self._problem: str | None = None
         if self.format == "pcap":
             self._order = PCAP_MAGICS[head]
-            self._header_blocks = [bytes(self._mm[:24])]
-            self._off = 24
+            self._header_blocks = [bytes(self._mm[:PCAP_HEADER_LEN])]
+            self._off = PCAP_HEADER_LEN
         else:  # the first section header is streamed as part of the first chunk's range
             self._order = "<"
             self._header_blocks = []
@@ -122,17 +108,17 @@ class ChunkPlanner:
         incl_len = struct.Struct(self._order + "I").unpack_from
         problem = None
         while n < limit and off < size:
-            if off + 16 > size:
+            if off + PCAP_RECORD_LEN > size:
                 problem = CUT
                 break
             (incl,) = incl_len(mm, off + 8)
             if incl > MAX_RECORD:
                 problem = f"file appears to be damaged or corrupt (a {incl}-byte packet at byte {off})"
                 break
-            if off + 16 + incl > size:
+            if off + PCAP_RECORD_LEN + incl > size:
                 problem = CUT
                 break
-            off += 16 + incl
+            off += PCAP_RECORD_LEN + incl
             n += 1
         self._off = off
         return n, problem
@@ -148,7 +134,7 @@ class ChunkPlanner:
                 break
             btype, blen = block(mm, off)
             if btype == SECTION_HEADER:  # palindromic type; the byte order of what follows may change
-                self._order = "<" if mm[off + 8:off + 12] == PCAPNG_BOM_LE else ">"
+                self._order = section_byte_order(mm[off + 8:off + 12])
                 block = struct.Struct(self._order + "II").unpack_from
                 btype, blen = block(mm, off)
             if blen < 12 or blen % 4 or blen > MAX_RECORD:

@@ -1,4 +1,4 @@
-"""Checks that run BEFORE any capture starts, and ``iotwatch doctor``.
+"""Checks that run BEFORE any capture starts, and the probes of ``iotwatch doctor``.
 
 Every failure is an ``InputError`` (exit 2) or ``EnvironmentProblem`` (exit 3) whose text is one
 line saying what is wrong, where, and the exact fix. Nothing here can hang: every probe process
@@ -15,27 +15,25 @@ has a timeout (pyshark's LiveCapture waits forever when dumpcap lacks permission
 """
 from __future__ import annotations
 
-import argparse
 import os
 import re
-import struct
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from pyshark.tshark.tshark import TSharkNotFoundException, get_all_tshark_interfaces_names, get_process_path
 
-from .chunking import CUT, NO_PACKETS, capture_format, packet_problem
+from .chunking import CUT, NO_PACKETS, packet_problem
+from ..pcapfile import capture_format, pcap_header
 from ..errors import EnvironmentProblem, InputError
-from .args import (dumpcap_bpf_check_command, dumpcap_permission_command,
+from .args import (dumpcap_bpf_check_command, dumpcap_monitor_probe_command, dumpcap_permission_command,
                           display_filter_check_command)
 
 INSTALL_HINT = "install it: sudo apt-get install tshark"
 PROBE_TIMEOUT = 1.5  # seconds per probe; permission problems must surface within 2 s
 _NOISE = ("Running as user", "Capturing on")
 # An empty little-endian pcap (header only): input for compiling a display filter.
-EMPTY_PCAP = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
+EMPTY_PCAP = pcap_header()
 # Captures tshark reads that we pass to it whole: gzip, zstd, lz4, and the modified (Kuznetzov) pcap.
 OTHER_CAPTURE_MAGICS = (b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"\x04\x22\x4d\x18",
                         b"\xa1\xb2\xcd\x34", b"\x34\xcd\xb2\xa1")
@@ -54,7 +52,7 @@ def permission_fix(dumpcap: str | None = None) -> str:
             f"or: sudo setcap cap_net_raw,cap_net_admin+eip {dc}")
 
 
-def _find(name: str, tshark_path: str | None) -> str | None:
+def find_tool(name: str, tshark_path: str | None) -> str | None:
     try:
         return get_process_path(tshark_path=tshark_path, process_name=name)
     except TSharkNotFoundException:
@@ -63,13 +61,13 @@ def _find(name: str, tshark_path: str | None) -> str | None:
 
 def check_tools(need_dumpcap: bool = False, tshark_path: str | None = None) -> Tools:
     """Locate tshark (and dumpcap for live capture) the way pyshark does; exit 3 if unusable."""
-    tshark = _find("tshark", tshark_path)
+    tshark = find_tool("tshark", tshark_path)
     if tshark is None:
         raise EnvironmentProblem("tshark not found on PATH", hint=INSTALL_HINT)
     if not os.access(tshark, os.X_OK):
         raise EnvironmentProblem(f"tshark at {tshark} is not executable by this user",
                                  hint=f"fix its permissions or {INSTALL_HINT}")
-    dumpcap = _find("dumpcap", tshark_path)
+    dumpcap = find_tool("dumpcap", tshark_path)
     if need_dumpcap:
         if dumpcap is None:
             raise EnvironmentProblem("dumpcap not found on PATH (live capture needs it)", hint=INSTALL_HINT)
@@ -224,12 +222,35 @@ def wifi_mode(iface: str) -> str | None:
 
 
 WIFI_WARNING = ("Wi-Fi in managed mode: only this host's and broadcast traffic is visible; "
-                "to see other devices use a switch mirror port or capture on the access point")
+                "to see other devices use monitor mode (-I, with --wpa-pwd 'PASSPHRASE:SSID' to decrypt "
+                "WPA2-PSK after each device's handshake), a switch mirror port, or capture on the access point")
 
 
-# --- iotwatch doctor ---------------------------------------------------------------------------
+def monitor_mode_support(iface: str, dumpcap: str | None) -> tuple[bool, str]:
+    """(True, "") when dumpcap can open ``iface`` in 802.11 monitor mode; else (False, dumpcap's reason)."""
+    if dumpcap is None or not os.access(dumpcap, os.X_OK):
+        return False, "dumpcap not available"
+    if wifi_mode(iface) is None:  # libpcap lists link types with -I even where activation then fails
+        return False, "not a Wi-Fi interface"
+    rc, lines = _run(dumpcap_monitor_probe_command(dumpcap, iface))
+    if rc == 0:
+        return True, ""
+    if rc is None:
+        return False, f"dumpcap did not answer within {PROBE_TIMEOUT} s"
+    return False, _reason(lines[:1], "dumpcap")
 
-def _version(path: str) -> str:
+
+def check_monitor_mode(iface: str, dumpcap: str) -> None:
+    """-I on an interface that cannot do monitor mode: one line naming it (exit 2)."""
+    ok, reason = monitor_mode_support(iface, dumpcap)
+    if not ok:
+        raise InputError(f"{iface} cannot capture in monitor mode (-I): {reason}",
+                         hint="only Wi-Fi adapters whose driver supports monitor mode can; see 'iotwatch doctor'")
+
+
+# --- probes for iotwatch doctor (cli/commands/doctor.py) ---------------------------------------------------------------------------
+
+def tool_version(path: str) -> str:
     """"4.0.17" from the first line of ``tshark -v`` / ``dumpcap -v``."""
     try:
         out = subprocess.run([path, "-v"], capture_output=True, timeout=10).stdout.decode("utf-8", "replace")
@@ -239,7 +260,7 @@ def _version(path: str) -> str:
     return m.group(0) if m else "unknown"
 
 
-def _dumpcap_interfaces(dumpcap: str) -> list[tuple[str, str]]:
+def dumpcap_interfaces(dumpcap: str) -> list[tuple[str, str]]:
     """(name, description) from ``dumpcap -D`` (real interfaces only, no extcap)."""
     try:
         out = subprocess.run([dumpcap, "-D"], capture_output=True, timeout=10).stdout.decode("utf-8", "replace")
@@ -252,74 +273,3 @@ def _dumpcap_interfaces(dumpcap: str) -> list[tuple[str, str]]:
             name, _, desc = parts[1].partition(" (")
             rows.append((name.strip(), desc.rstrip(")")))
     return rows
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``iotwatch doctor``: tool paths/versions, capture permission per interface, fixes. 0 usable, 3 not."""
-    ap = argparse.ArgumentParser(prog="iotwatch doctor",
-                                 description="Check tshark/dumpcap and capture permission per interface.")
-    ap.add_argument("-i", "--iface", action="append", metavar="IFACE", help="check only these interfaces")
-    ns = ap.parse_args(argv)
-    from rich.console import Console
-    from rich.table import Table
-
-    con = Console(highlight=False, soft_wrap=True)
-    tshark = _find("tshark", None)
-    dumpcap = _find("dumpcap", None)
-    problems: list[str] = []
-    tools = Table(title="tools", title_justify="left", show_edge=False)
-    for col in ("tool", "path", "version"):
-        tools.add_column(col)
-    for name, path in (("tshark", tshark), ("dumpcap", dumpcap)):
-        if path is None:
-            tools.add_row(name, "[red]not found[/]", "")
-            problems.append(f"{name} not found ({INSTALL_HINT})")
-        elif not os.access(path, os.X_OK):
-            tools.add_row(name, path, "[red]not executable by this user[/]")
-            problems.append(f"cannot run {path} ({permission_fix(path) if name == 'dumpcap' else INSTALL_HINT})")
-        else:
-            tools.add_row(name, path, _version(path))
-    con.print(tools)
-    from iotwatch.detector.model import FAST_KERNELS, kernel_status  # numpy only; no torch, no UI
-
-    kernel, why = kernel_status()
-    colour = "green" if kernel in FAST_KERNELS else "yellow"
-    con.print(f"inference kernel: [{colour}]{kernel}[/] ({why})")
-    capturable = 0
-    if dumpcap and os.access(dumpcap, os.X_OK):
-        ifaces = _dumpcap_interfaces(dumpcap)
-        if ns.iface:
-            known = dict(ifaces)
-            ifaces = [(i, known.get(i, "")) for i in ns.iface]
-        table = Table(title="capture permission per interface", title_justify="left", show_edge=False)
-        for col in ("interface", "description", "capture", "notes"):
-            table.add_column(col)
-        warnings = []
-        denied = 0
-        for name, desc in ifaces:
-            ok, reason = capture_permission(name, dumpcap)
-            capturable += ok
-            denied += not ok and is_permission_problem(reason)
-            mode = wifi_mode(name)
-            if mode == "managed":
-                warnings.append(f"[yellow]warning:[/] {name}: {WIFI_WARNING}")
-            state = "[green]ok[/]" if ok else ("[red]denied[/]" if is_permission_problem(reason) else "unavailable")
-            table.add_row(name, desc, state if ok else f"{state}: {reason}",
-                          f"Wi-Fi {mode} mode" if mode else "")
-        con.print(table)
-        for w in warnings:
-            con.print(w)
-        if not capturable:
-            problems.append(f"no interface can be captured ({permission_fix(dumpcap)})")
-    if problems:
-        for p in problems:
-            con.print(f"[red]problem:[/] {p}")
-        if tshark and os.access(tshark, os.X_OK):
-            con.print("replaying capture files (-r FILE) still works.")
-        return 3
-    con.print(f"[green]ready:[/] live capture on {capturable} interface(s) and file replay.")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,8 +11,8 @@ packet is dropped or sent twice, and since every segment but the last holds exac
 ``per_segment`` packets, frame numbers continue across tsharks (segment k starts at frame
 ``k * per_segment + 1``; the source renumbers like chunked replay).
 
-The splitter never starts a process: pyshark's process handling belongs to the thread (and event
-loop) that owns the source, so the source starts each tshark and hands its stdin over with
+The splitter never starts a process: processes belong to the thread that owns the source
+(``process.py``), so the source starts each tshark and hands its stdin over with
 :meth:`PcapngSplitter.attach` when :meth:`PcapngSplitter.wants_output` says one is needed. Until
 then the splitter waits and dumpcap's kernel buffer holds the traffic.
 """
@@ -24,7 +24,7 @@ import struct
 import threading
 import time
 
-from .chunking import MAX_RECORD, PCAPNG_BOM_LE, PCAPNG_HEADER_BLOCKS, PCAPNG_PACKET_BLOCKS, SECTION_HEADER
+from ..pcapfile import MAX_RECORD, PCAPNG_HEADER_BLOCKS, PCAPNG_PACKET_BLOCKS, SECTION_HEADER, section_byte_order
 
 _READ_SIZE = 1 << 20
 _F_SETPIPE_SZ = 1031
@@ -157,7 +157,7 @@ class PcapngSplitter:
                     while split and end + 12 <= len(buf) and in_segment + packets < self.per_segment:
                         btype, blen = head(buf, end)
                         if btype == SECTION_HEADER:  # palindromic type; it sets the byte order of what follows
-                            order = "<" if buf[end + 8:end + 12] == PCAPNG_BOM_LE else ">"
+                            order = section_byte_order(buf[end + 8:end + 12])
                             head = struct.Struct(order + "II").unpack_from
                             btype, blen = head(buf, end)
                         if blen < 12 or blen % 4 or blen > MAX_RECORD:

@@ -1,8 +1,7 @@
-"""Packet detail: the full dissection tree of one frame, read on demand with pyshark.
+"""Packet detail: the full dissection tree of one frame.
 
-``dissect_frame`` is blocking (it runs tshark through pyshark) and is called from a thread worker;
-the capture is built and closed inside that thread. ``DetailScreen`` shows a loading state, then
-the layers as a tree.
+The app reads it with ``captures.tshark.dissect.dissect_frame`` in a thread worker;
+``DetailScreen`` shows a loading state, then the layers as a tree.
 """
 from __future__ import annotations
 
@@ -13,36 +12,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import LoadingIndicator, Static, Tree
 
-from iotwatch.tui.messages import DissectedLayer
-
-
-def dissect_frame(path: str, frame: int) -> list[DissectedLayer]:
-    """Every layer and field of frame ``frame`` of the capture at ``path`` (PDML showname text).
-
-    Raises LookupError when the frame is not in the file."""
-    import pyshark
-
-    cap = pyshark.FileCapture(path, display_filter=f"frame.number=={int(frame)}", keep_packets=False)
-    try:
-        packet = next(iter(cap), None)
-        if packet is None:
-            raise LookupError(f"frame {frame} not found in {path}")
-        layers = []
-        info = getattr(packet, "frame_info", None)  # pyshark keeps the frame layer apart
-        for layer in ([info] if info is not None and info not in packet.layers else []) + list(packet.layers):
-            lines = []
-            for name in layer.field_names:
-                container = layer.get_field(name)
-                for f in getattr(container, "all_fields", [container]):
-                    if getattr(f, "hide", None):
-                        continue
-                    text = getattr(f, "showname", None) or getattr(f, "show", None)
-                    if text:
-                        lines.append(str(text))
-            layers.append(DissectedLayer(layer.layer_name.upper(), lines))
-        return layers
-    finally:
-        cap.close()
+from iotwatch.captures.tshark.dissect import DissectedLayer
 
 
 class DetailScreen(ModalScreen[None]):

@@ -1,0 +1,1 @@
+"""A real-world development set: public captures from other repositories, listed in manifest.csv."""

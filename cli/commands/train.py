@@ -1,0 +1,65 @@
+"""``iotwatch train``: the command line of :func:`iotwatch.detector.train.train`."""
+from __future__ import annotations
+
+from typing import Sequence
+
+from iotwatch.detector.train import PRESETS, TrainRequest, train
+
+from ..usage import UsageParser
+
+
+def build_parser() -> UsageParser:
+    p = UsageParser(prog="iotwatch train", description="Train a model bundle (.iotw) from labelled captures or a CSV.",
+                epilog="The same command on the same data writes a byte-identical bundle.")
+    src = p.add_mutually_exclusive_group(required=True)  # --upweight adds to --captures
+    src.add_argument("--captures", nargs="+", metavar="PATH", help="labelled pcap/pcapng files or folders of them")
+    src.add_argument("--csv", metavar="FILE", help="packets in the seed paper's 14-column CSV (with --schema kaggle)")
+    p.add_argument("--schema", choices=["kaggle"], help="CSV schema (required with --csv)")
+    p.add_argument("--out", required=True, metavar="FILE.iotw", help="bundle to write")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="default", help="training protocol (default: default)")
+    p.add_argument("--epochs", type=int, metavar="N", help="maximum epochs (default: the preset's)")
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="seed for sampling, split, init and shuffling")
+    p.add_argument("--max-rows-per-class", type=int, metavar="N", help="keep at most N random rows per class of the --captures rows "
+                   "(--upweight rows are all kept)")
+    p.add_argument("--cache", metavar="DIR", help="keep each capture's feature rows here (keyed by the capture's and its "
+                   "labels' sha256 and the feature schema) and reuse them on the next run (the same bundle either way)")
+    p.add_argument("--per-source", action="store_true",
+                   help="each --captures PATH is one source: --max-rows-per-class applies per (source, class), so a "
+                        "large simulated set cannot drown small real ones")
+    p.add_argument("--upweight", nargs="+", metavar="PATH", default=[],
+                   help="more labelled captures whose rows count --upweight-factor times (e.g. small real-tool "
+                        "recordings next to large simulated sets)")
+    p.add_argument("--upweight-factor", type=int, default=10, metavar="N", help="repeat factor for --upweight (default 10)")
+    p.add_argument("--eval", nargs="+", metavar="PATH", help="held-out labelled captures to report metrics on")
+    p.add_argument("--name", default=None, help="bundle name (default: custom-<preset>; names starting with "
+                   "'iotwatch-' are the bundled models')")
+    p.add_argument("--version", dest="model_version", default="1", help="bundle version string")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.add_argument("--report", metavar="DIR", help="write the training figures (accuracy/loss vs epochs, confusion "
+                   "matrix, prediction distribution, ROC per class, loss vs training-set size) and a Markdown/HTML "
+                   "report into DIR (needs matplotlib: pip install 'iotwatch[train]')")
+    return p
+
+
+def main(argv: Sequence[str]) -> int:
+    from rich.console import Console
+
+    ns = build_parser().parse_args(list(argv))
+    command = "iotwatch train " + " ".join(_recorded_argv(argv))
+    train(TrainRequest(**vars(ns)), Console(highlight=False, soft_wrap=True), command)
+    return 0
+
+
+def _recorded_argv(argv: Sequence[str]) -> list[str]:
+    """The command line without what does not change the bundle (--force, --cache DIR)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--force":
+            continue
+        elif a == "--cache":
+            skip = True
+        elif not a.startswith("--cache="):
+            out.append(a)
+    return out

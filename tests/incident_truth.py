@@ -1,0 +1,59 @@
+"""Matching incidents against ground-truth attack episodes (simulator ``*.episodes.json`` or lab
+``*.lab.json``), shared by the incident tests."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+SPOOFED_KINDS = ("syn-random", "syn-fixed")
+
+
+def load_episodes(capture: str | Path) -> list[dict]:
+    """Episodes of a simulated capture (``<capture>.episodes.json``) or of a lab recording
+    (``<capture>.lab.json``: one episode per attack window), only those that produced packets."""
+    cap = Path(capture)
+    sim = Path(str(cap) + ".episodes.json")
+    if sim.is_file():
+        doc = json.loads(sim.read_text())
+        return [e for e in doc["episodes"] if e["packets"] > 0]
+    lab = json.loads(Path(str(cap) + ".lab.json").read_text())
+    out = []
+    for i, w in enumerate(lab["windows"]):
+        if w["label"] == "normal":
+            continue
+        att = {"ip": w["attacker_ip"], "ip6": None, "mac": w["attacker_mac"]}
+        out.append({"id": i, "class": w["label"], "kind": w.get("step", ""), "attacker": att, "attackers": [att],
+                    "victims": [w["victim_ip"]] if w.get("victim_ip") else [], "claimed_ips": [],
+                    "start": w["start"], "end": w["end"], "packets": 1})
+    return out
+
+
+def _addresses(ep: dict) -> set[str]:
+    return {a for h in ep["attackers"] for a in (h["ip"], h.get("ip6"), h["mac"]) if a}
+
+
+def matches(ep: dict, inc: dict, slack: float = 1.0) -> bool:
+    """Same class, overlapping time and the right roles (see tests/test_incidents.py)."""
+    if inc["class"] != ep["class"]:
+        return False
+    if inc["first_time"] > ep["end"] + slack or inc["last_time"] < ep["start"] - slack:
+        return False
+    mine = _addresses(ep)
+    if ep["class"] == "spoofing":
+        return inc.get("attacker_mac") in {h["mac"] for h in ep["attackers"]}
+    if inc["key_role"] == "victim":
+        if ep["victims"] and inc["victims"][0] not in ep["victims"]:
+            return False
+        if inc.get("spoofed_sources") or ep["kind"].split(":")[0] in SPOOFED_KINDS:
+            return True   # forged sources: the victim is what counts
+        return inc["attacker"] in mine or (inc["attacker"] is None and bool(set(inc.get("source_macs", [])) & mine))
+    if inc["attacker"] not in mine:
+        return False
+    return not ep["victims"] or bool(set(ep["victims"]) & set(inc["victims"]))
+
+
+def match_all(episodes: list[dict], incidents: list[dict]) -> tuple[dict[int, list[int]], list[dict]]:
+    """For each episode id the ids of the incidents matching it, and the incidents matching none."""
+    per_ep = {e["id"]: [i["id"] for i in incidents if matches(e, i)] for e in episodes}
+    used = {i for ids in per_ep.values() for i in ids}
+    return per_ep, [i for i in incidents if i["id"] not in used]

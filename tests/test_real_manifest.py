@@ -1,0 +1,106 @@
+"""The real-world development set's manifest (captures/real/manifest.csv).
+
+The manifest checks need no data. The sha256 check needs the extracted files
+(``python -m iotwatch.captures.real.extract``, default folder /work/shared/data/real or
+``$IOTWATCH_REAL_DATA``); they are public captures from other repositories that are never
+committed, so when that folder is absent the test is skipped with the reason said.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+REAL = Path(__file__).resolve().parent.parent / "captures" / "real"
+MANIFEST = REAL / "manifest.csv"
+COLUMNS = ["source", "repo", "commit", "path", "sha256", "frames", "class", "scope", "filter",
+           "rest", "split", "how_known"]
+CLASSES = ["normal", "recon", "dos", "bruteforce", "spoofing", "exfiltration"]  # CONTRACT §1
+DEFAULT_DATA = Path("/work/shared/data/real")
+
+
+def _rows() -> list[dict[str, str]]:
+    with open(MANIFEST, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _local_name(path: str) -> str:
+    # same rule as captures/real/extract.py (kept standalone there)
+    member = path.split("#", 1)[1] if "#" in path else path
+    name = member.replace("/", "__").replace(" ", "_")
+    return name[:-3] if name.endswith(".gz") else name
+
+
+def test_columns_and_values():
+    with open(MANIFEST, newline="", encoding="utf-8") as fh:
+        header = next(csv.reader(fh))
+    assert header == COLUMNS
+    for i, r in enumerate(_rows(), start=2):
+        where = f"manifest.csv line {i}"
+        assert r["class"] in CLASSES, where
+        assert re.fullmatch(r"[0-9a-f]{64}", r["sha256"]), where
+        assert re.fullmatch(r"[0-9a-f]{40}", r["commit"]), where
+        assert re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", r["repo"]), where
+        assert re.fullmatch(r"[a-z0-9-]+", r["source"]), where
+        assert r["split"] in ("train", "eval"), where
+        assert r["scope"] in ("whole", "partial"), where
+        assert int(r["frames"]) > 0, where
+        assert r["how_known"].strip(), where
+        if r["scope"] == "partial":
+            assert r["filter"].strip(), where
+            assert r["rest"] in ("", "normal"), where
+        else:
+            assert not r["filter"] and not r["rest"], where
+
+
+def test_unique_files():
+    rows = _rows()
+    assert len({r["sha256"] for r in rows}) == len(rows), "a capture is listed twice"
+    names = Counter((r["source"], _local_name(r["path"])) for r in rows)
+    assert max(names.values()) == 1, "two rows extract to the same file"
+
+
+def test_split_by_source():
+    rows = _rows()
+    parts: dict[str, set[str]] = {}
+    for r in rows:
+        parts.setdefault(r["repo"], set()).add(r["split"])
+        parts.setdefault("source:" + r["source"], set()).add(r["split"])
+    both = sorted(k for k, v in parts.items() if len(v) > 1)
+    assert not both, f"in both train and eval: {both}"
+    src_repo = {(r["source"], r["repo"]) for r in rows}
+    assert len({s for s, _ in src_repo}) == len(src_repo), "a source slug names one repository"
+
+
+def test_size_and_coverage():
+    rows = _rows()
+    assert len(rows) >= 150
+    assert len({r["repo"] for r in rows}) >= 10
+    for part in ("eval", "train"):
+        have = {r["class"] for r in rows if r["split"] == part}
+        assert have == set(CLASSES), f"{part} lacks {set(CLASSES) - have}"
+
+
+def test_extracted_files_match_sha256():
+    data = Path(os.environ.get("IOTWATCH_REAL_DATA", DEFAULT_DATA))
+    if not data.is_dir():
+        pytest.skip(f"external data not present: {data} does not exist (public captures are never "
+                    "committed; run `python -m iotwatch.captures.real.extract --out DIR` or set "
+                    "IOTWATCH_REAL_DATA) - the manifest tests above still ran")
+    missing, wrong = [], []
+    for r in _rows():
+        f = data / r["source"] / _local_name(r["path"])
+        if not f.is_file():
+            missing.append(str(f))
+            continue
+        if hashlib.sha256(f.read_bytes()).hexdigest() != r["sha256"]:
+            wrong.append(str(f))
+        if not f.with_name(f.name + ".labels.csv").is_file():
+            missing.append(str(f) + ".labels.csv")
+    assert not wrong, f"sha256 differs: {wrong[:5]}"
+    assert not missing, f"{len(missing)} files missing under {data} (re-run extract): {missing[:5]}"

@@ -1,0 +1,180 @@
+"""Incidents pane: one line per incident (class, attacker → victim, services, packets, since),
+most severe first, then the most recently active; focusable and scrollable (a small ``DataTable``:
+incidents are few). Enter opens ``IncidentScreen`` with the evidence; ``j`` jumps the packet table
+to the incident's first frame, ``t`` filters the table to its packets (from the pane or the screen).
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+from rich.style import Style
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Static
+
+from iotwatch.tui.store import IncidentStore
+
+SEVERITY = {1: "high", 2: "med", 3: "low"}
+
+
+def who(s: dict, width: int = 60) -> str:
+    """``attacker → victim`` of an incident snapshot (a spoofed flood: ``N sources → victim``)."""
+    victims = s.get("victims") or []
+    vic = victims[0] + (f" +{len(victims) - 1}" if len(victims) > 1 else "") if victims else "?"
+    if s.get("attacker"):
+        att = s["attacker"]
+    elif s.get("spoofed_sources"):
+        att = f"{s.get('distinct_peers', 0):,} spoofed sources"
+    elif s.get("reflectors"):
+        att = f"{s.get('distinct_peers', 0):,} reflectors"
+    else:
+        att = "?"
+    text = f"{att} → {vic}"
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def since(s: dict, first_time: float | None) -> str:
+    rel = s["first_time"] - first_time if first_time is not None else 0.0
+    return f"{rel:,.1f} s"
+
+
+class IncidentsPane(DataTable):
+    """The incidents of the run; ``show(store, first_time)`` redraws when the store changed."""
+
+    DEFAULT_CSS = """
+    IncidentsPane { height: 1fr; }
+    IncidentsPane > .datatable--cursor { background: $accent 45%; }
+    """
+    BINDINGS = [
+        Binding("enter", "open", "Incident", id="incident-open"),
+        Binding("j", "jump", "Jump", id="incident-jump"),
+        Binding("t", "filter", "Filter", id="incident-filter"),
+    ]
+
+    class Chosen(Message):
+        """A key on an incident: ``action`` is "open", "jump" or "filter"."""
+
+        def __init__(self, incident: dict, action: str) -> None:
+            super().__init__()
+            self.incident = incident
+            self.action = action
+
+    def __init__(self, classes_: Sequence[str], **kwargs) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
+        self.class_names = list(classes_)
+        self.class_style: Callable[[int], Style] = lambda i: Style()
+        self._version = -1
+        self._order: list[int] = []
+        self.empty_text = "no incidents yet"
+
+    def on_mount(self) -> None:
+        self.add_columns("sev", "class", "attacker → victim", "services", "pkts", "since", "state")
+        self.show_header = True
+
+    def show(self, store: IncidentStore, first_time: float | None) -> None:
+        if store.version == self._version:
+            return
+        self._version = store.version
+        # while the user works in the pane the cursor stays on its incident; otherwise on the top row
+        keep = self.selected if self.has_focus else None
+        items = store.sorted()
+        self.clear()
+        self._order = [s["id"] for s in items]
+        for s in items:
+            cls = self.class_names.index(s["class"]) if s["class"] in self.class_names else 0
+            state = Text(s["state"], style="bold" if s["state"] == "active" else "dim")
+            self.add_row(Text(SEVERITY.get(s["severity"], str(s["severity"])), style="bold" if s["severity"] == 1
+                              else ""),
+                         Text(f"{s['class']}/{s['kind']}", style=self.class_style(cls) + Style(bold=True)),
+                         who(s), ", ".join(s.get("services", [])[:2]), f"{s['packets']:,}",
+                         since(s, first_time), state, key=str(s["id"]))
+        if keep in self._order:
+            self.move_cursor(row=self._order.index(keep), animate=False)
+        hint = "i focus · ⏎ open · j jump · t filter"
+        self.border_subtitle = f"{len(items):,} incidents · {hint}" if items else self.empty_text
+
+    @property
+    def selected(self) -> int | None:
+        if not self._order or not 0 <= self.cursor_row < len(self._order):
+            return None
+        return self._order[self.cursor_row]
+
+    def _chosen(self, action: str) -> None:
+        sel = self.selected
+        store = getattr(self.app, "incidents", None)
+        if sel is None or store is None or store.get(sel) is None:
+            self.app.notify("no incident selected", timeout=3)
+            return
+        self.post_message(self.Chosen(store.get(sel), action))
+
+    def action_open(self) -> None:
+        self._chosen("open")
+
+    def action_jump(self) -> None:
+        self._chosen("jump")
+
+    def action_filter(self) -> None:
+        self._chosen("filter")
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self._chosen("open")
+
+
+def incident_text(s: dict, first_time: float | None) -> Text:
+    """Everything about one incident: roles, evidence in words and numbers, frames and counts."""
+    lines = [
+        (f"#{s['id']} {s['class']}/{s['kind']}  ", "bold"), (f"severity {s['severity']}  state {s['state']}\n", ""),
+        ("who      ", "bold"), who(s, 200) + "\n",
+        ("evidence ", "bold"), s["evidence"] + "\n",
+        ("frames   ", "bold"), f"{s['first_frame']}-{s['last_frame']} (opened at {s['open_frame']}), "
+                               f"since {since(s, first_time)}, {s['last_time'] - s['first_time']:,.1f} s long\n",
+        ("traffic  ", "bold"), f"{s['packets']:,} packets, {s['bytes']:,} bytes, peak {s['peak_pps']:,} pkt/s, "
+                               f"{s['distinct_peers']:,} distinct peers\n",
+        ("model    ", "bold"), f"mean confidence {s['confidence']:.2f}\n",
+    ]
+    if s.get("services"):
+        lines += [("services ", "bold"), ", ".join(s["services"]) + "\n"]
+    if s.get("victims"):
+        lines += [("victims  ", "bold"), ", ".join(s["victims"]) + "\n"]
+    for key, title in (("attacker_mac", "MAC      "), ("claimed_ips", "claimed  "), ("source_macs", "src MACs "),
+                       ("reflectors", "reflect. "), ("attackers", "sources  ")):
+        v = s.get(key)
+        if v:
+            lines += [(title, "bold"), (", ".join(v) if isinstance(v, list) else str(v)) + "\n"]
+    if s.get("end_reason"):
+        lines += [("ended    ", "bold"), s["end_reason"] + "\n"]
+    return Text.assemble(*lines)
+
+
+class IncidentScreen(ModalScreen[str | None]):
+    """One incident with its evidence; dismisses with "jump", "filter" or None."""
+
+    DEFAULT_CSS = """
+    IncidentScreen {
+        align: center middle;
+        & > Vertical { width: 90%; height: auto; max-height: 85%; border: thick $accent; background: $surface;
+                       padding: 0 1; }
+        & #incident-body { height: auto; }
+    }
+    """
+    BINDINGS = [
+        Binding("escape,q,enter", "dismiss(None)", "Close", id="incident-close"),
+        Binding("j", "dismiss('jump')", "Jump to frames", id="incident-screen-jump"),
+        Binding("t", "dismiss('filter')", "Filter table", id="incident-screen-filter"),
+    ]
+
+    def __init__(self, incident: dict, first_time: float | None) -> None:
+        super().__init__()
+        self.incident = incident
+        self.first_time = first_time
+
+    def compose(self) -> ComposeResult:
+        with Vertical() as v:
+            v.border_title = f"Incident #{self.incident['id']}"
+            v.border_subtitle = "j jump to its frames · t filter the table to it · esc close"
+            yield Static(incident_text(self.incident, self.first_time), id="incident-body")
