@@ -211,6 +211,8 @@ def main(argv=None) -> int:
     ap.add_argument("--sim-held", nargs="+", default=[])
     ap.add_argument("--lab-train", nargs="+", default=[])
     ap.add_argument("--lab-held", nargs="+", default=[])
+    ap.add_argument("--cases", nargs="+", default=[], help="small case captures (tests/data/cases) to report "
+                    "per file, never trained on")
     ap.add_argument("--real", help="data folder of the real-world set (captures/real/extract.py)")
     ap.add_argument("--manifest", default=str(ROOT / "captures" / "real" / "manifest.csv"))
     ap.add_argument("--cache", default="/work/data/featcache")
@@ -237,6 +239,7 @@ def main(argv=None) -> int:
         "lab-held": [("lab", f) for _, f in _captures(args.lab_held)],
         "real-train": real["train"],
         "real-eval": real["eval"],
+        "cases": [(f.name.split(".")[0], f) for _, f in _captures(args.cases)],
     }
     print("captures: " + ", ".join(f"{k} {len(v)}" for k, v in files.items()), flush=True)
     feats: dict[str, list[tuple[str, np.ndarray, np.ndarray]]] = {}
@@ -253,7 +256,8 @@ def main(argv=None) -> int:
     rng_seed = args.seed
     recipes = {"sim": ["sim-train"], "lab": ["lab-train"], "sim+lab": ["sim-train", "lab-train"],
                "sim+lab+real": ["sim-train", "lab-train", "real-train"]}
-    tests = {"sim-held": feats["sim-held"], "lab-held": feats["lab-held"], "real-eval": feats["real-eval"]}
+    tests = {"sim-held": feats["sim-held"], "lab-held": feats["lab-held"], "real-eval": feats["real-eval"],
+             "cases": feats["cases"]}
 
     def build(parts: list[str]):
         groups: dict[str, list] = {}
@@ -311,9 +315,11 @@ def print_matrix(matrix: dict) -> None:
             pc = " ".join(f"{c[:5]} {v:.2f}" for c, v in m["per_class_f1"].items())
             print(f"| {name} | {part} | {fmt(m, 'macro_f1')} | {fmt(m, 'benign_flagged_pct')} | "
                   f"{fmt(m, 'attack_flagged_pct')} | {pc} |")
-    last = list(matrix.values())[-1]["results"].get("real-eval", {})
-    if len(last) > 1:
-        print(f"\nper real eval source ({list(matrix)[-1]}):\n")
+    for part in ("sim-held", "real-eval", "cases"):
+        last = list(matrix.values())[-1]["results"].get(part, {})
+        if len(last) <= 1:
+            continue
+        print(f"\nper source of {part} ({list(matrix)[-1]}):\n")
         print("| source | frames | macro-F1 | benign flagged | attack flagged | per-class F1 |")
         print("|---|---:|---:|---:|---:|---|")
         for src, m in last.items():
