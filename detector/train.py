@@ -561,8 +561,16 @@ def train(args: TrainRequest, console, command: str) -> Path:
             f = args.upweight_factor
             for src in extra.sources:
                 src["upweight"] = f
-            groups = None if data.groups is None else np.concatenate(
-                [data.groups, np.full(len(extra.y), len(args.captures), np.int64)])
+            groups = None
+            if data.groups is not None:  # each --upweight PATH is a source too (capped, then repeated)
+                hgroup: dict[Path, int] = {}
+                for g, arg in enumerate(args.upweight):
+                    for f_ in find_captures([arg]):
+                        hgroup.setdefault(f_, len(args.captures) + g)
+                hg = [hgroup[f_] for f_ in heavy]
+                for src, g in zip(extra.sources, hg):
+                    src["source_group"] = Path(args.upweight[g - len(args.captures)]).name
+                groups = np.concatenate([data.groups, np.repeat(hg, [src["labelled"] for src in extra.sources])])
             data = Dataset(np.concatenate([data.X, extra.X]), np.concatenate([data.y, extra.y]),
                            data.classes, data.normal_class, data.sources + extra.sources,
                            repeat=np.concatenate([np.ones(len(data.y), np.int64), np.full(len(extra.y), f, np.int64)]),

@@ -136,6 +136,12 @@ def test_per_source_caps_rows_per_source_and_class(tmp_path):
     assert tr["per_source"] is True
     assert [d["source_group"] for d in tr["data"]] == ["big", "big", "small"]
     assert tr["rows"]["after_cap"] == 100 + 100 + 50 + 30
+    up = tmp_path / "u.iotw"  # an --upweight source is capped too, then repeated
+    assert main(["--captures", str(big), "--upweight", str(small), "--upweight-factor", "2", "--per-source",
+                 "--max-rows-per-class", "40", "--epochs", "1", "--out", str(up)]) == 0
+    tr = load_bundle(up).meta["training"]
+    assert [d["source_group"] for d in tr["data"]] == ["big", "big", "small"]
+    assert tr["rows"]["after_cap"] == 40 + 40 + 2 * (40 + 30)
     plain = tmp_path / "q.iotw"
     assert main(["--captures", str(big), str(small), "--max-rows-per-class", "100", "--epochs", "1",
                  "--out", str(plain)]) == 0

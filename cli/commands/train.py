@@ -24,8 +24,9 @@ def build_parser() -> UsageParser:
     p.add_argument("--cache", metavar="DIR", help="keep each capture's feature rows here (keyed by the capture's and its "
                    "labels' sha256 and the feature schema) and reuse them on the next run (the same bundle either way)")
     p.add_argument("--per-source", action="store_true",
-                   help="each --captures PATH is one source: --max-rows-per-class applies per (source, class), so a "
-                        "large simulated set cannot drown small real ones")
+                   help="each --captures and --upweight PATH is one source: --max-rows-per-class applies per "
+                        "(source, class), also to --upweight sources (then repeated), so a large simulated set cannot "
+                        "drown small real ones")
     p.add_argument("--upweight", nargs="+", metavar="PATH", default=[],
                    help="more labelled captures whose rows count --upweight-factor times (e.g. small real-tool "
                         "recordings next to large simulated sets)")
