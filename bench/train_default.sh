@@ -18,7 +18,9 @@ LAB=${2:-/work/shared/data/lab}
 REAL=${3:-/work/shared/data/real}
 OUT=${4:-detector/models/default.iotw}
 PY=${PY:-.venv/bin/python}
-ROWS=${ROWS:-60000}
+ROWS=${ROWS:-25000}          # rows per (source, class)
+REAL_FACTOR=${REAL_FACTOR:-3} # each real source's (capped) rows count this many times
+EPOCHS=${EPOCHS:-15}
 
 mapfile -t REAL_TRAIN < <("$PY" - "$REAL" <<'EOF'
 import csv, sys
@@ -35,12 +37,21 @@ EOF
 )
 echo "real training sources: ${#REAL_TRAIN[@]}" >&2
 
+# the lab recordings that are complete (the sidecar labels file is written when a recording ends),
+# linked into one folder: the lab is ONE source for --per-source
+LABSNAP="$D/lab-train"
+mkdir -p "$LABSNAP" && find "$LABSNAP" -maxdepth 1 -type l -delete
+for f in "$LAB"/train/*.pcapng; do
+  if [ -f "$f.labels.csv" ]; then ln -s "$f" "$LABSNAP/"; ln -s "$f.labels.csv" "$LABSNAP/"; fi
+done
+
 EVAL=()
 for f in "$D"/sim-held/*.pcapng "$D"/simv-held/*.pcapng "$LAB"/held/*.pcapng; do
-  [ -f "$f" ] && EVAL+=("$f")
+  [ -f "$f.labels.csv" ] && EVAL+=("$f")
 done
 
 "$PY" -m iotwatch train --per-source \
-  --captures "$D/simv-train" "$D/sim-train" "$LAB/train" "${REAL_TRAIN[@]}" \
-  --max-rows-per-class "$ROWS" --seed 0 --name iotwatch-default --version 3 --cache "${CACHE:-/work/data/featcache}" \
-  --out "$OUT" --force ${EVAL:+--eval "${EVAL[@]}"}
+  --captures "$D/simv-train" "$D/sim-train" "$LABSNAP" \
+  --upweight "${REAL_TRAIN[@]}" --upweight-factor "$REAL_FACTOR" \
+  --max-rows-per-class "$ROWS" --epochs "$EPOCHS" --seed 0 --name iotwatch-default --version 3 \
+  --cache "${CACHE:-/work/data/featcache}" --out "$OUT" --force ${EVAL:+--eval "${EVAL[@]}"}
