@@ -12,7 +12,7 @@ Prints, for the bundle's network, all measured in the same run:
   inputs and zero hidden units, so its speed depends on the data; dense random rows (every input
   nonzero, its worst case) are timed too;
 * the largest probability difference of each path from torch, and the argmax agreement;
-* ``extractor.transform`` packets/s on a synthetic stream (``detector.testing.synthetic_packets``)
+* ``extractor.transform`` packets/s on a synthetic stream (``tests/fakes.synthetic_packets``)
   in 8192-row batches (replay) and 256-row batches (live), against the ~20k pkt/s raw tshark rate the
   headless replay is bounded by.
 Everything runs on ONE thread (BLAS and torch), so the numbers are per core: best of ``--repeat``
@@ -27,7 +27,9 @@ for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_v] = "1"
 
 import argparse  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -71,7 +73,8 @@ def main() -> None:
     from iotwatch.detector import model as mdl
     from iotwatch.detector.classifier import PacketClassifier
     from iotwatch.detector.features import new_extractor
-    from iotwatch.detector.testing import synthetic_packets
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from fakes import synthetic_packets  # test fakes live in tests/, not in the package
     from iotwatch.options import demo_capture
 
     torch.set_num_threads(1)

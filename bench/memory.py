@@ -4,6 +4,7 @@
     .venv/bin/python bench/memory.py FILE --source-only   # the capture layer alone (open_source, iterate, discard)
     .venv/bin/python bench/memory.py FILE --tshark        # raw tshark -T fields, for reference
     .venv/bin/python bench/memory.py --live [--packets 1000000] [--rate 20000] [--rotate N ...] [--pipeline]
+    .venv/bin/python bench/memory.py --bombs             # label-file and bundle-header bombs (issue 16)
 
 Samples the RSS sum of the child process and all its descendants with psutil every ``--every``
 seconds and prints a sparse timeline (to see whether it is flat or grows with packets), then
@@ -65,8 +66,9 @@ def progress(src, n):
 try:
     if pipeline:
         from iotwatch.detector.run import MonitorRun
-        from iotwatch.options import load_classifier
-        run = MonitorRun(factory, load_classifier(None), None, source_name="lo", count=want)
+        from iotwatch.detector.config import RunConfig, SourceConfig
+        cfg = RunConfig(source=SourceConfig(iface="lo"), count=want)
+        run = MonitorRun(cfg, cfg.load_classifier(), None, source_factory=factory)
         report = run.run(on_batch=lambda cb: progress(run.source, run.totals.packets),
                          cancelled=lambda: progress(run.source, run.totals.packets) or False)
         src, n = run.source, report["packets"]
@@ -300,6 +302,82 @@ def live_main(ns) -> int:
     return 0 if all(r["exit"] == 0 and r["counted"] > 0 for r in results) else 1
 
 
+def _hwm(pid: int) -> int:
+    """VmHWM (peak RSS so far) of one process, in bytes; 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _make_bombs(d) -> list[tuple[str, list[str]]]:
+    """(name, iotwatch arguments) of each memory bomb of issue 16, files written under ``d``."""
+    import json
+    import struct
+    from pathlib import Path
+
+    import numpy as np
+
+    d = Path(d)
+    one = d / "one-line.labels.csv"
+    one.write_text("frame_number,label\n100000000,dos\n")           # 42 bytes: was 970 MB
+    rows = d / "10M-rows.labels.csv"                                  # was 2.66 GB
+    classes = np.array([b"normal", b"recon", b"dos", b"bruteforce", b"spoofing", b"exfiltration"])
+    with open(rows, "wb") as fh:
+        fh.write(b"frame_number,label\n")
+        for start in range(1, 10_000_001, 1_000_000):
+            n = np.arange(start, start + 1_000_000)
+            fh.write(b"".join(b"%d,%s\n" % (i, classes[i % 6]) for i in n.tolist()))
+    header = {"__metadata__": {"iotwatch": "{}"},
+              "layers.0.weight": {"dtype": "F32", "shape": [375_000_000], "data_offsets": [0, 1_500_000_000]}}
+    h = json.dumps(header).encode()
+    bundle = d / "huge-tensor.iotw"                                   # 28 KB declaring 1.5 GB: was 3.0 GB
+    bundle.write_bytes(struct.pack("<Q", len(h)) + h + bytes(28_000 - 8 - len(h)))
+    cap = d / "capture-as-labels.pcapng"                              # --labels given a capture: was 1.9 GB/GB
+    demo = Path(__file__).resolve().parent.parent / "captures" / "demo" / "demo.pcapng"
+    with open(cap, "wb") as fh:
+        for _ in range(60):
+            fh.write(demo.read_bytes())
+    return [("labels: one line naming frame 100,000,000", ["--labels", str(one)]),
+            ("labels: 10M rows", ["--labels", str(rows), "-c", "1"]),
+            ("labels: /dev/zero", ["--labels", "/dev/zero"]),
+            (f"labels: a {cap.stat().st_size / 1e6:.0f} MB capture", ["--labels", str(cap)]),
+            ("bundle: header declaring a 1.5 GB tensor in 28 KB", ["--model", str(bundle)])]
+
+
+def bombs_main(ns) -> int:
+    """Each bomb through ``iotwatch -r demo --headless``: peak RSS of the iotwatch process (VmHWM,
+    sampled until it exits) and of the whole tree (tshark included); the target is <= 200 MB for
+    the iotwatch process."""
+    import tempfile
+    from pathlib import Path
+
+    demo = Path(__file__).resolve().parent.parent / "captures" / "demo" / "demo.pcapng"
+    worst = 0.0
+    with tempfile.TemporaryDirectory() as d:
+        for name, extra in _make_bombs(d):
+            t0 = time.perf_counter()
+            child = subprocess.Popen([sys.executable, "-m", "iotwatch", "-r", str(demo), "--headless", *extra],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            proc = psutil.Process(child.pid)
+            hwm = tree = 0
+            while child.poll() is None:
+                hwm = max(hwm, _hwm(child.pid))
+                tree = max(tree, tree_rss(proc))
+                time.sleep(0.01)
+            err = child.stderr.read().decode("utf-8", "replace").strip().splitlines()
+            mb = hwm / 2**20
+            worst = max(worst, mb)
+            print(f"bomb: {name:48s} exit={child.returncode} {time.perf_counter() - t0:5.1f} s  "
+                  f"peak_rss_mb={mb:6.1f} (iotwatch)  tree={tree / 2**20:6.1f} MB  {(err or [''])[-1][:90]}")
+    print(f"worst_bomb_peak_rss_mb={worst:.1f} (target <= 200)")
+    return 0 if worst <= 200 else 1
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("file", nargs="?")
@@ -316,7 +394,10 @@ def main(argv=None) -> int:
                     "(realistic flow mix; each frame is discarded by the kernel after capture)")
     ap.add_argument("--rotate", type=int, nargs="+", help="live: rotate_packets values to run (default: default, 0)")
     ap.add_argument("--pipeline", action="store_true", help="live: run features + model too (MonitorRun)")
+    mode.add_argument("--bombs", action="store_true", help="label-file and bundle-header memory bombs (issue 16)")
     ns = ap.parse_args(argv)
+    if ns.bombs:
+        return bombs_main(ns)
     if ns.live:
         if ns.file:
             ap.error("--live takes no FILE")

@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import io
 import json
+import dataclasses
 import statistics
 import sys
 import tempfile
@@ -29,18 +30,19 @@ import time
 from pathlib import Path
 
 from iotwatch.headless import run_headless
-from iotwatch.options import RunConfig, demo_capture
+from iotwatch.detector.config import OutputConfig, RunConfig, SourceConfig
+from iotwatch.options import demo_capture
 from iotwatch.tui.app import IotWatchApp, build_app
 
 
 def time_headless(cfg: RunConfig) -> tuple[float, float, int]:
     """Wall seconds, CPU seconds of this process (all threads), packets."""
     with tempfile.TemporaryDirectory() as tmp:
-        cfg.report = str(Path(tmp) / "report.json")
+        cfg = dataclasses.replace(cfg, outputs=OutputConfig(report=str(Path(tmp) / "report.json")))
         t0, c0 = time.perf_counter(), time.process_time()
         run_headless(cfg, out=io.StringIO())
         elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
-        return elapsed, cpu, json.loads(Path(cfg.report).read_text())["packets"]
+        return elapsed, cpu, json.loads(Path(cfg.outputs.report).read_text())["packets"]
 
 
 class _Timed(IotWatchApp):
@@ -92,11 +94,11 @@ def main(argv=None) -> int:
     ap.add_argument("--key-every", type=float, default=0.05, help="seconds between key presses during the replay")
     args = ap.parse_args(argv)
     w, h = (int(x) for x in args.size.split("x"))
-    cfg = RunConfig(read=args.file, model=args.model)
+    cfg = RunConfig(source=SourceConfig(read=args.file), model=args.model)
     heads, tuis, head_cpu, tui_cpu, lat = [], [], [], [], []
     packets = None
     for _ in range(args.repeat):
-        t_head, c_head, n_head = time_headless(RunConfig(read=args.file, model=args.model, headless=True))
+        t_head, c_head, n_head = time_headless(dataclasses.replace(cfg, headless=True))
         t, c, n, _ = asyncio.run(time_tui(cfg, (w, h), None))
         if n != n_head:
             print(f"error: headless counted {n_head:,} packets, the app {n:,}", file=sys.stderr)

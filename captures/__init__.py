@@ -5,9 +5,9 @@ Never imports Textual (tests/test_layout.py enforces it).
 from .batch import PacketBatch
 from .errors import EnvironmentProblem, InputError, IotwatchError
 from .fields import FIELD_NAMES, FIELDS
-from .sources import PacketSource, ReplaySource, SourceStats, open_source
+from .sources import PacketSource, SourceConfig, SourceStats, open_source
 
 __all__ = [
-    "FIELDS", "FIELD_NAMES", "PacketBatch", "PacketSource", "ReplaySource", "SourceStats",
+    "FIELDS", "FIELD_NAMES", "PacketBatch", "PacketSource", "SourceConfig", "SourceStats",
     "open_source", "IotwatchError", "InputError", "EnvironmentProblem",
 ]

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
+from typing import Iterable, Iterator, Mapping, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -67,3 +67,23 @@ class PacketBatch:
         """Row ``i`` as a plain dict (for detail views and tests)."""
         return {k: (v[i].item() if hasattr(v[i], "item") else v[i]) for k, v in self.columns.items()}
 
+
+# --- what a packet source is (implemented by tshark/source.py; tests/fakes.py has an in-memory one) ---
+
+@dataclass
+class SourceStats:
+    packets: int = 0              # frames yielded so far
+    capture_drops: int = 0        # frames the kernel/dumpcap dropped (live), when known
+    truncated: str | None = None  # why a file ended early ("cut mid-packet at frame N"), if it did
+    extra: dict = field(default_factory=dict)
+
+
+@runtime_checkable
+class PacketSource(Protocol):
+    description: str   # path or interface, for the report's "source"
+    live: bool
+    stats: SourceStats
+
+    def batches(self, max_rows: int = 256, max_wait: float = 0.1) -> Iterator[PacketBatch]: ...
+
+    def close(self) -> None: ...

@@ -23,7 +23,29 @@ class IotwatchError(Exception):
         self.hint = hint
 
     def __str__(self) -> str:  # one line, never a traceback
-        return f"{self.message} ({self.hint})" if self.hint else self.message
+        return one_line(f"{self.message} ({self.hint})" if self.hint else self.message)
+
+
+MAX_ERROR_CHARS = 400
+
+
+def one_line(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """``text`` as one printable line of at most ``limit`` characters: newlines, escape codes and
+    other control characters (from file names, bundle metadata, label files) become visible escapes,
+    and a long message (65 KB of a label line once) is cut with a note of how much was left out."""
+    out = []
+    for ch in text:
+        o = ord(ch)
+        if o < 0x20 or 0x7F <= o < 0xA0 or o in (0x2028, 0x2029):
+            out.append({"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(ch, f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}"))
+        else:
+            out.append(ch)
+        if len(out) > limit + 1:
+            break
+    s = "".join(out)
+    if len(s) > limit or len(out) > limit:
+        s = s[:limit] + f"... ({len(text) - limit:,} more characters)"
+    return s
 
 
 class InputError(IotwatchError):

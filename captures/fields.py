@@ -65,6 +65,8 @@ FIELDS: tuple[Field, ...] = (
     Field("http_status", ("http.response.code",), "int"),
     Field("ftp_code", ("ftp.response.code",), "int"),
     Field("frame_comment", ("frame.comment",), "str", "pcapng packet comment (labels: label=<class>)"),
+    # tshark 4.0/4.0.x spell the column field _ws.col.Info (4.2 renamed the column fields to lower case)
+    Field("info", ("_ws.col.Info",), "str", "Wireshark's Info column (the TUI shows it; costs tshark ~4% CPU)"),
 )
 
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)

@@ -7,58 +7,63 @@ non-IP) from ``batches(max_rows, max_wait)``. Live batches close at ``max_rows``
 Implementations:
 * ``TsharkFieldsSource`` (``tshark/source.py``): tshark emitting ``-T fields`` which we parse
   column-wise (fast path).
-* ``ReplaySource``: batches from memory (tests, demos).
+* tests/fakes.py ``ReplaySource``: batches from memory (tests).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Iterator, Protocol, runtime_checkable
+from dataclasses import dataclass
 
-from .batch import PacketBatch
-
-
-@dataclass
-class SourceStats:
-    packets: int = 0              # frames yielded so far
-    capture_drops: int = 0        # frames the kernel/dumpcap dropped (live), when known
-    truncated: str | None = None  # why a file ended early ("cut mid-packet at frame N"), if it did
-    extra: dict = field(default_factory=dict)
+from .batch import PacketBatch, PacketSource, SourceStats  # noqa: F401  (the source API, re-exported)
+from .errors import InputError
 
 
-@runtime_checkable
-class PacketSource(Protocol):
-    description: str   # path or interface, for the report's "source"
-    live: bool
-    stats: SourceStats
+@dataclass(frozen=True)
+class SourceConfig:
+    """Where packets (and their ground truth) come from: the source part of a run's configuration."""
 
-    def batches(self, max_rows: int = 256, max_wait: float = 0.1) -> Iterator[PacketBatch]: ...
+    read: str | None = None            # pcap/pcapng file (-r)
+    iface: str | None = None           # live interface (-i)
+    bpf: str | None = None             # live: kernel capture filter (-f)
+    display_filter: str | None = None  # Wireshark display filter (-Y)
+    labels: str | None = None          # labels CSV frame_number,label (--labels)
+    buffer_mib: int | None = None      # live: kernel capture buffer in MiB (-B)
+    monitor_mode: bool = False         # live: 802.11 monitor mode (-I)
+    wpa_pwd: tuple[str, ...] = ()      # 802.11 WPA/WPA2-PSK decryption: PASSPHRASE:SSID (--wpa-pwd)
+    wpa_psk: tuple[str, ...] = ()      # ... or the 64-hex-digit pre-shared key (--wpa-psk)
 
-    def close(self) -> None: ...
+    @property
+    def name(self) -> str:
+        """The report's "source": the file path or the interface."""
+        return self.read if self.read else (self.iface or "")
 
+    def validate(self) -> None:
+        if self.read and self.iface:
+            raise InputError("use either -r FILE or -i IFACE, not both")
+        if self.bpf and not self.iface:
+            raise InputError("-f/--bpf applies to live capture only", hint="use -Y/--display-filter on files")
+        if self.buffer_mib is not None and not (self.iface and 1 <= self.buffer_mib <= 4096):
+            raise InputError("-B/--buffer-size takes 1..4096 MiB and applies to live capture only")
+        if self.monitor_mode and not self.iface:
+            raise InputError("-I/--monitor-mode applies to live capture only (-i IFACE)")
 
-class ReplaySource:
-    """Yields pre-built batches (re-chunked to ``max_rows``). For tests and demos."""
+    def open(self) -> PacketSource:
+        """Open the packet source (blocking: call it in the thread that reads it, never on a UI loop)."""
+        extra = {"buffer_mib": self.buffer_mib} if self.buffer_mib else {}
+        if self.monitor_mode:
+            extra["monitor_mode"] = True
+        if self.wpa_pwd or self.wpa_psk:
+            extra.update(wpa_pwd=self.wpa_pwd, wpa_psk=self.wpa_psk)
+        return open_source(read=self.read, iface=self.iface, bpf=self.bpf, display_filter=self.display_filter, **extra)
 
-    live = False
+    def load_labels(self, classes):
+        """LabelSet for a replay (sidecar/--labels/comments) or for live with --labels; else None."""
+        from .labels import LabelSet
 
-    def __init__(self, batches: list[PacketBatch] | PacketBatch, description: str = "replay", path: str | None = None):
-        self._data = PacketBatch.concat(batches if isinstance(batches, list) else [batches])
-        self.description = description
-        self.path = path
-        self.stats = SourceStats()
-        self._closed = False
-
-    def batches(self, max_rows: int = 256, max_wait: float = 0.1) -> Iterator[PacketBatch]:
-        n = len(self._data)
-        for start in range(0, n, max_rows):
-            if self._closed:
-                return
-            b = self._data.slice(start, min(n, start + max_rows))
-            self.stats.packets += len(b)
-            yield b
-
-    def close(self) -> None:
-        self._closed = True
+        if self.read:
+            return LabelSet.load(classes, capture=self.read, labels_path=self.labels)
+        if self.labels:
+            return LabelSet.load(classes, labels_path=self.labels)
+        return None
 
 
 def open_source(

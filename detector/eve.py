@@ -18,15 +18,12 @@ Severity is per class (``incidents.CLASS_RULES``: 1 highest). ``category`` is th
 """
 from __future__ import annotations
 
-import base64
-import hashlib
-import ipaddress
 import json
 import socket
-import struct
 import zlib
 from datetime import datetime, timezone
 
+from .community_id import community_id  # noqa: F401  (re-exported: part of the EVE record)
 from .incidents import KINDS, IncidentEvent, Track, incident_id_hash
 
 SID_BASE = 9_130_000
@@ -44,39 +41,15 @@ def signature_id(cls_name: str, kind: str) -> int:
 
 
 def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f+0000")
+    """ISO 8601 UTC, or "" for a time a datetime cannot hold (NaN, year 586524 from a crafted
+    ``if_tsresol``, before year 1)."""
+    try:
+        return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f+0000")
+    except (ValueError, OverflowError, OSError):
+        return ""
 
 
 # ICMP "ports" for Community ID v1: (type, code) and the reply type that makes a flow two-way
-_ICMP4_PAIRS = {8: 0, 0: 8, 13: 14, 14: 13, 15: 16, 16: 15, 17: 18, 18: 17, 10: 9, 9: 10}
-_ICMP6_PAIRS = {128: 129, 129: 128, 133: 134, 134: 133, 135: 136, 136: 135, 130: 131, 131: 130}
-
-
-def community_id(src: str, dst: str, proto: int, sport: int, dport: int, seed: int = 0) -> str | None:
-    """Community ID v1 (``1:`` + base64 SHA-1) of a flow; ``sport/dport`` are ICMP type/code for ICMP.
-    None when the addresses are not IP addresses."""
-    try:
-        a, b = ipaddress.ip_address(src), ipaddress.ip_address(dst)
-    except ValueError:
-        return None
-    if a.version != b.version:
-        return None
-    sa, da = a.packed, b.packed
-    one_way = False
-    if proto in (1, 58):
-        pairs = _ICMP4_PAIRS if proto == 1 else _ICMP6_PAIRS
-        itype, icode = sport, dport
-        if itype in pairs:
-            sport, dport = itype, pairs[itype]
-        else:
-            sport, dport, one_way = itype, icode, True
-    has_ports = proto in (1, 6, 17, 58, 132)
-    if not one_way and (sa, sport) > (da, dport):
-        sa, da, sport, dport = da, sa, dport, sport
-    data = struct.pack("!H", seed) + sa + da + struct.pack("!BB", proto, 0)
-    if has_ports:
-        data += struct.pack("!HH", max(sport, 0), max(dport, 0))
-    return "1:" + base64.b64encode(hashlib.sha1(data).digest()).decode()
 
 
 def sensor_name() -> str:

@@ -17,7 +17,9 @@ and the same events in the same order (the tests check this).
   victim with "N distinct sources" (and the source MACs it arrived from); a flood of *responses*
   from a reflection service port (DNS, NTP, SSDP, memcached, ...) to one host is keyed by that
   host (``reflection``: victim and reflectors), unless that host is the attacker of an incident
-  already running (a DNS water torture's answers return to the bot).
+  already running (a DNS water torture's answers return to the bot). Likewise an ``exfiltration``
+  key that is the main destination of a running exfiltration (a resolver forwarding a DNS tunnel's
+  queries to the tunnel's server) joins that incident.
 * ``spoofing`` is keyed by the **sender MAC** of the forged packets (ARP claims, forged DNS answers,
   rogue router advertisements); an ARP claim names the claimed IP (``claimed_ips``) and the
   poisoned target (victims). Victims' traffic sent *to* a known poisoner's MAC joins its incident.
@@ -308,7 +310,7 @@ class Track:
             conns = len(self.distinct)
             sizes = sorted(self.conn_bytes.values())
             med = sizes[len(sizes) // 2] if sizes else 0
-            svc = (self.services or ["?"])[0]
+            svc = " + ".join(self.services[:2]) or "?"
             fails = f", {n[C_AUTHFAIL]:,} refused logins" if n[C_AUTHFAIL] else ""
             return (f"{self._capped(conns)} {svc} connections from {self.key} to {victim} {d}, "
                     f"median {_size(med)} each{fails}")
@@ -323,10 +325,12 @@ class Track:
                         f"{', '.join(self.top_peers(3)) or '?'} {d}{dns}")
             return f"{self.packets:,} forged packets from MAC {self.key} {d}{dns}"
         if self.cls_name == "exfiltration":
-            if kind == "dns-tunnel":
-                q = max(n[C_DNS_Q], 1)
+            if kind == "dns-tunnel" and n[C_DNS_Q]:
                 return (f"{n[C_DNS_Q]:,} DNS queries from {self.key} (mean name length "
-                        f"{n[C_DNS_LEN] / q:.0f}) to {victim} {d}, {_size(n[C_FWD_BYTES])} out")
+                        f"{n[C_DNS_LEN] / n[C_DNS_Q]:.0f}) to {victim} {d}, {_size(n[C_FWD_BYTES])} out")
+            if kind == "dns-tunnel":
+                return (f"{n[C_DNS_R]:,} DNS answers between {self.key} and {victim} {d} "
+                        f"({_size(n[C_REV_BYTES])} in, {_size(n[C_FWD_BYTES])} out)")
             if kind == "icmp-tunnel":
                 return (f"{n[C_ICMP_REQ]:,} ICMP echo requests from {self.key} to {victim} {d}, "
                         f"mean payload {n[C_ICMP_LEN] / max(n[C_ICMP_REQ] + n[C_ICMP_BACK], 1):.0f} B")
@@ -456,7 +460,8 @@ class IncidentEngine:
 
     # --- internals -----------------------------------------------------------------------------------
     def _flush(self) -> list[IncidentEvent]:
-        ev = sorted(self._events, key=lambda e: (e.frame, _ORDER[e.kind], e.incident.seq))
+        # stream order; closings caused by the same packet in the order their incidents began
+        ev = sorted(self._events, key=lambda e: (e.frame, _ORDER[e.kind], e.incident.first_frame, e.incident.seq))
         self._events = []
         out = []
         for e in ev:
@@ -587,6 +592,7 @@ class IncidentEngine:
                     authfail=_authfail(p, idx), eth_src=eth_src, claimed=claimed, refl=refl,
                     ip_len=p["ip_len"][idx], dst=dst, ip_src=ip_src, ip_dst=ip_dst, sp=sp, dp=dp, proto=proto,
                     icmp_code=p["icmp_code"][idx], protocols=p["protocols"][idx])
+        cols["static"] = _static_counters(cols)
         groups = []
         for g in range(len(first)):
             rows = order[bounds[g]:bounds[g + 1]]
@@ -595,6 +601,10 @@ class IncidentEngine:
         # reflection groups last, so the attacker of a running incident is known
         groups.sort(key=lambda x: (bool(refl[x[3][0]]) and self.rules[x[1]].role == "victim", x[0]))
         for _, c, k, rows in groups:
+            if names[c] == "exfiltration" and (c, k) not in self.tracks:
+                relay = self._attacker_incident(c, k, 3)   # a resolver forwarding a running tunnel's queries
+                if relay is not None:
+                    k = relay
             if self.rules[c].role == "victim" and refl[rows[0]]:
                 host = self._attacker_incident(c, k)
                 if host is not None:  # the answers to a running flood's requests (DNS water torture)
@@ -604,10 +614,10 @@ class IncidentEngine:
                     cols["refl"][rows] = False
             self._group(c, k, rows, cols)
 
-    def _attacker_incident(self, c: int, host: str) -> str | None:
-        """The key of a running incident of class ``c`` whose main source is ``host``."""
+    def _attacker_incident(self, c: int, host: str, top: int = 1) -> str | None:
+        """The key of a running incident of class ``c`` with ``host`` among its ``top`` peers."""
         for (cc, k), tr in self.tracks.items():
-            if cc == c and tr.peers and tr.peers.most_common(1)[0][0] == host:
+            if cc == c and k != host and any(p == host for p, _ in tr.peers.most_common(top)):
                 return k
         return None
 
@@ -813,31 +823,14 @@ class IncidentEngine:
             cu, cinv = _codes(cl)
             _capped_update(tr.claimed, cu, np.bincount(cinv).tolist())
         n = tr.n
-        syn, ack = cols["syn"][rows], cols["ack"][rows]
-        n[C_SYN] += int((syn & ~ack).sum())
-        n[C_SYNACK] += int((syn & ack).sum())
-        n[C_RST] += int(cols["rst"][rows].sum())
-        n[C_TCP] += int(cols["tcp"][rows].sum())
-        icmp, ic4, ic6 = cols["icmp"][rows], cols["icmp4"][rows], cols["icmp6"][rows]
-        req = (ic4 & _lookup(_REQ4, icmp)) | (ic6 & (icmp == 128))
-        back = (ic4 & _lookup(_BACK4, icmp)) | (ic6 & _lookup(_BACK6, icmp))
-        n[C_ICMP_REQ] += int(req.sum())
-        n[C_ICMP_BACK] += int(back.sum())
-        n[C_ICMP_LEN] += int((cols["ip_len"][rows][req | back].clip(28) - 28).sum())
-        n[C_RA] += int((ic6 & (icmp == 134)).sum())
-        arp_op = cols["arp_op"][rows]
-        n[C_ARP_REQ] += int((arp_op == 1).sum())
-        n[C_ARP_REP] += int((arp_op == 2).sum())
-        n[C_UDP] += int(cols["udp"][rows].sum())
-        dq = cols["dns_q"][rows]
-        n[C_DNS_Q] += int(dq.sum())
+        n += cols["static"][rows].sum(axis=0)      # the counters that do not depend on the key's side
+        n[C_RST] += int((cols["rst"][rows] & ~fwd).sum())     # RSTs answering the key (not its own)
         dr = cols["dns_r"][rows]
         n[C_DNS_R] += int((dr & fwd).sum() if tr.cls_name == "spoofing" else dr.sum())
-        n[C_DNS_LEN] += int(cols["dns_len"][rows][dq].sum())
-        n[C_AUTHFAIL] += int(cols["authfail"][rows].sum())
         fb = flen.clip(0)
-        n[C_FWD_BYTES] += int(fb[fwd].sum())
-        n[C_REV_BYTES] += int(fb[~fwd].sum())
+        fwd_bytes = int(fb[fwd].sum())
+        n[C_FWD_BYTES] += fwd_bytes
+        n[C_REV_BYTES] += int(fb.sum()) - fwd_bytes
         n[C_FWD_PKTS] += int(fwd.sum())
         tr.reflection += int(cols["refl"][rows].sum())
         sec = np.floor(t).astype(np.int64)
@@ -851,7 +844,7 @@ class IncidentEngine:
 def _representative(tr: Track, r: int, cols: dict) -> dict:
     """The opening packet's addresses, ports (ICMP: type/code) and protocol, attacker side first;
     ``cid`` is its Community ID (computed in the packet's own direction, as tshark does)."""
-    from .eve import community_id
+    from .community_id import community_id
 
     proto = int(cols["proto"][r])
     src, dst = str(cols["ip_src"][r]), str(cols["ip_dst"][r])
@@ -868,6 +861,31 @@ def _representative(tr: Track, r: int, cols: dict) -> dict:
         src, dst = dst, src
     rep.update(src=src, dst=dst, sport=sp, dport=dp)
     return rep
+
+
+def _static_counters(cols: dict) -> np.ndarray:
+    """(rows, N_COUNTERS) int64: per anomalous packet, the evidence counters that do not depend on
+    which side of the packet the key is (summed per slice in ``_apply``)."""
+    n = len(cols["t"])
+    m = np.zeros((n, N_COUNTERS), dtype=np.int64)
+    syn, ack = cols["syn"], cols["ack"]
+    icmp, ic4, ic6 = cols["icmp"], cols["icmp4"], cols["icmp6"]
+    req = (ic4 & _lookup(_REQ4, icmp)) | (ic6 & (icmp == 128))
+    back = (ic4 & _lookup(_BACK4, icmp)) | (ic6 & _lookup(_BACK6, icmp))
+    m[:, C_SYN] = syn & ~ack
+    m[:, C_SYNACK] = syn & ack
+    m[:, C_TCP] = cols["tcp"]
+    m[:, C_ICMP_REQ] = req
+    m[:, C_ICMP_BACK] = back
+    m[:, C_ICMP_LEN] = np.where(req | back, cols["ip_len"].clip(28) - 28, 0)
+    m[:, C_RA] = ic6 & (icmp == 134)
+    m[:, C_ARP_REQ] = cols["arp_op"] == 1
+    m[:, C_ARP_REP] = cols["arp_op"] == 2
+    m[:, C_UDP] = cols["udp"]
+    m[:, C_DNS_Q] = cols["dns_q"]
+    m[:, C_DNS_LEN] = np.where(cols["dns_q"], cols["dns_len"], 0)
+    m[:, C_AUTHFAIL] = cols["authfail"]
+    return m
 
 
 def _lengths(names: np.ndarray, has: np.ndarray) -> np.ndarray:

@@ -1,52 +1,80 @@
 """Incremental run outputs (CONTRACT §3): predictions CSV and incident alerts (Suricata EVE JSONL).
 
-Both are written batch by batch and flushed, so a crash loses nothing already written. Existing
-files are refused unless ``force`` (checked up front by ``check_writable`` before any work starts).
+Both are written batch by batch and flushed into a reserved ``captures.files.OutputFile`` (a file
+this run created, or a temporary file renamed over the old one with ``--force``); existing files are
+refused unless ``force``.
 """
 from __future__ import annotations
 
 import csv
 import os
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from iotwatch.captures.errors import InputError
+from iotwatch.captures.files import OutputFile
 
 from .pipeline import ClassifiedBatch
 
 
 def check_writable(path: str | os.PathLike | None, force: bool, what: str) -> None:
-    if path is None:
-        return
-    p = Path(path)
-    if p.exists() and not force:
-        raise InputError(f"{what} file {p} already exists", hint="pass --force to overwrite it")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError(f"cannot write {what} file {p}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise InputError(f"cannot write {what} file {p}: folder {parent} is not writable")
+    """Refuse an output path before any work starts (see ``captures.files.OutputFile.check``)."""
+    if path is not None:
+        OutputFile(path, what, force).check()
 
 
-def _open(path) -> "object":
-    try:
-        return open(path, "w", newline="", encoding="utf-8")
-    except OSError as e:
-        raise InputError(f"cannot write {path}: {e.strerror}") from None
+def _reserved(out) -> OutputFile:
+    if isinstance(out, OutputFile):
+        return out
+    f = OutputFile(out, "output", force=True)   # a bare path (tests, the Python API): check and claim it here
+    f.check()
+    f.reserve()
+    return f
 
 
-class PredictionsWriter:
+class _Writer:
+    """A text output written batch by batch into a reserved ``OutputFile``. ``mark``/``rollback``
+    keep it consistent with the run's counts: a batch that could not be written whole (disk full)
+    is cut back off, so the file never ends in half a line."""
+
+    _fh = None
+    out: OutputFile
+
+    def mark(self) -> None:
+        self._good = self._fh.tell()
+
+    def rollback(self) -> None:
+        try:
+            self._fh.seek(getattr(self, "_good", 0))
+            self._fh.truncate()
+        except (OSError, ValueError):
+            pass
+
+    def flush(self) -> None:
+        self._fh.flush()
+
+    def commit(self) -> None:
+        self.out.commit()
+
+    def discard(self) -> None:
+        self.out.discard()
+
+    def close(self) -> None:  # callers that only close: commit
+        self.commit()
+
+
+class PredictionsWriter(_Writer):
     """``frame_number,predicted,confidence[,label]``: one row per frame, in frame order."""
 
-    def __init__(self, path, classes: Sequence[str], with_labels: bool):
-        self.classes = list(classes)
+    def __init__(self, out, classes: Sequence[str], with_labels: bool):
+        self.out = _reserved(out)
+        self._fh = self.out.open("w")
+        self.classes = [csv_safe(c) for c in classes]
         self.with_labels = with_labels
-        self._fh = _open(path)
         self._w = csv.writer(self._fh, lineterminator="\n")
         self._w.writerow(["frame_number", "predicted", "confidence"] + (["label"] if with_labels else []))
         self._fh.flush()
+        self.mark()
         self.rows = 0
 
     def write(self, cb: ClassifiedBatch) -> None:
@@ -59,21 +87,28 @@ class PredictionsWriter:
             self._w.writerows(zip(fn, names.tolist(), conf, lab_names))
         else:
             self._w.writerows(zip(fn, names.tolist(), conf))
-        self.rows += len(cb)
         self._fh.flush()
-
-    def close(self) -> None:
-        self._fh.close()
+        self.rows += len(cb)
 
 
-class AlertsWriter:
+def csv_safe(name: str) -> str:
+    """A class name as a spreadsheet will not run it: a leading = + - @ becomes a quoted text cell
+    (bundles are validated to plain names; this guards names from anywhere else)."""
+    return "'" + name if name[:1] in ("=", "+", "-", "@", "\t", "\r") else name
+
+
+class AlertsWriter(_Writer):
     """``--alerts``: Suricata-compatible EVE events, one per incident change (``detector.eve``);
     the per-packet view is ``--predictions``."""
 
-    def __init__(self, path, *, source: str = "", live: bool = False, host: str | None = None, model: str = ""):
+    def __init__(self, out, *, source: str = "", live: bool = False, host: str | None = None, model: str = ""):
         from .eve import EveWriter
 
-        self._w = EveWriter(path, source=source, live=live, host=host, model=model, opener=_open)
+        self.out = _reserved(out)
+        self._w = EveWriter(self.out.tmp_path, source=source, live=live, host=host, model=model,
+                            opener=lambda _path: self.out.open("w"))
+        self._fh = self._w._fh
+        self.mark()
 
     @property
     def events(self) -> int:
@@ -86,6 +121,3 @@ class AlertsWriter:
 
     def write(self, events) -> None:
         self._w.write(events)
-
-    def close(self) -> None:
-        self._w.close()

@@ -18,29 +18,47 @@ import threading
 import time
 from typing import Callable, Iterator
 
+from iotwatch.captures.errors import IotwatchError
+from iotwatch.captures.files import plan_outputs, reserve_all, write_error
+
+from .config import RunConfig
+from .eve import sensor_name
 from .incidents import IncidentEngine
 from .metrics import RunTotals
 from .outputs import AlertsWriter, PredictionsWriter
 from .pipeline import ClassifiedBatch, classify_stream
 
 
-class MonitorRun:
-    """Counts and outputs of one run. Reads of ``totals`` from another thread go through ``lock``."""
+DRAIN_SECONDS = 10.0   # a stopped live capture's backlog is processed for at most this long
 
-    def __init__(self, source_factory: Callable[[], object], classifier, labels=None, *,
-                 source_name: str = "", count: int | None = None, duration: float | None = None,
-                 report: str | None = None, predictions: str | None = None, alerts: str | None = None,
-                 batch_rows: int = 8192, max_wait: float = 0.1, sensor: str | None = None):
-        self.source_factory = source_factory
+
+class MonitorRun:
+    """Counts and outputs of one run. Reads of ``totals`` from another thread go through ``lock``.
+
+    Outputs go through ``captures.files.OutputFile``: checked and reserved when ``run`` starts (a
+    second run on the same paths is refused at once; a reserved report says "interrupted" until the
+    real one replaces it), predictions/alerts streamed into files this run created (or temporary
+    files renamed over old ones with ``--force``). A batch is written to every output *before* it is
+    counted and cut back off every output if any write fails, so the report's counts always match
+    the lines written. An input error (exit 2) leaves no outputs behind; a write error (disk full)
+    stops the run, keeps what was written whole and marks the report ``truncated`` before the error
+    is raised (exit 3)."""
+
+    def __init__(self, config: RunConfig, classifier, labels=None, *,
+                 source_factory: Callable[[], object] | None = None, batch_rows: int = 8192, max_wait: float = 0.1):
+        """``labels``: a LabelSet, None, or a zero-argument loader called once the source is open.
+        ``source_factory``: opens the source (default ``config.source.open``; tests inject fakes)."""
+        self.config = config
+        self.source_factory = source_factory or config.source.open
         self.classifier = classifier
         self.classes = list(classifier.classes_)
         self.labels = labels
-        self.source_name = source_name
-        self.count = count
-        self.duration = duration
-        self.report_path = report
-        self.predictions_path = predictions
-        self.alerts_path = alerts
+        self.source_name = config.source_name
+        self.count = config.count
+        self.duration = config.duration
+        self.report_path = config.outputs.report
+        self.predictions_path = config.outputs.predictions
+        self.alerts_path = config.outputs.alerts
         self.batch_rows = batch_rows
         self.max_wait = max_wait
         self.totals = RunTotals(self.classes)
@@ -51,7 +69,18 @@ class MonitorRun:
         self.report: dict | None = None
         # classified packets -> incidents (packet time only: the same at any speed or batch size)
         self.incidents = IncidentEngine(self.classes, int(getattr(classifier, "normal_index", 0)))
-        self.sensor = sensor
+        self.sensor = config.outputs.sensor
+        self.stopped_early: str | None = None   # why a file was not read to its end (-a on a file)
+        self.write_failure: Exception | None = None
+        self.last_frame = 0
+
+    def _outputs(self) -> dict:
+        out = self.config.outputs
+        stub = (json.dumps({"source": self.source_name, "in_progress": True, "interrupted": True,
+                            "note": "written when the run ends; this run is still going or was killed"}) + "\n").encode()
+        return plan_outputs([(out.report, "report", {"stub": stub}),
+                             (out.predictions, "predictions", {"direct": True}),
+                             (out.alerts, "alerts", {"direct": True})], out.force, self.config.inputs())
 
     @property
     def capture_drops(self) -> int:
@@ -65,38 +94,69 @@ class MonitorRun:
     def run(self, on_batch: Callable[[ClassifiedBatch], None] = lambda cb: None,
             cancelled: Callable[[], bool] = lambda: False, opened: Callable[[], None] = lambda: None,
             capturing: Callable[[], None] = lambda: None,
-            on_events: Callable[[list], None] = lambda events: None) -> dict:
+            on_events: Callable[[list], None] = lambda events: None,
+            drain: Callable[[], bool] = lambda: False) -> dict:
         """Process the whole source (or until count/duration/cancel/Ctrl-C); returns the run report.
 
         ``capturing()`` is called once the source really captures (a live capture's filter is in place;
-        at once for files). Raises IotwatchError on bad input; a KeyboardInterrupt ends the run like a
+        at once for files). ``drain()`` true asks for a graceful stop: a live capture stops capturing
+        and what it already captured is still processed (at most ``DRAIN_SECONDS``); ``cancelled()``
+        true stops at once. Raises IotwatchError on bad input; a KeyboardInterrupt ends the run like a
         user stop."""
         pred_w = alert_w = None
+        writers: list = []
         interrupted = False
         started = False
+        failed: BaseException | None = None
+        outs: dict = {}
         t0 = time.perf_counter()   # the report's "seconds": wall time of the whole run
         try:
+            outs = self._outputs()
+            reserve_all(outs)
             self.source = self.source_factory()
             self.live = bool(getattr(self.source, "live", False))
             if callable(self.labels):  # deferred: read while tshark loads its dissectors
                 self.labels = self.labels()
             started = True
             opened()
-            if self.predictions_path:
-                pred_w = PredictionsWriter(self.predictions_path, self.classes, with_labels=self.labels is not None)
-            if self.alerts_path:
-                alert_w = AlertsWriter(self.alerts_path, source=self.source.description, live=self.live,
+            if "predictions" in outs:
+                pred_w = PredictionsWriter(outs["predictions"], self.classes, with_labels=self.labels is not None)
+                writers.append(pred_w)
+            if "alerts" in outs:
+                alert_w = AlertsWriter(outs["alerts"], source=self.source.description, live=self.live,
                                        host=self.sensor, model=getattr(self.classifier, "name", ""))
-            deadline = (time.perf_counter() + self.duration) if self.duration else None
+                writers.append(alert_w)
+            # -a counts from the moment packets are captured (dumpcap needs ~1 s to start; tshark's
+            # -a duration does the same), for files from the start of the run
+            deadline = (time.perf_counter() + self.duration) if self.duration and not self.live else None
 
             announced = False
+            drain_until: list = [None]
 
             def stop() -> bool:  # called on every source batch, idle live ones included
-                nonlocal announced
+                nonlocal announced, deadline
                 if not announced and getattr(self.source, "capturing", True):
                     announced = True
+                    if self.duration and self.live:
+                        deadline = time.perf_counter() + self.duration
                     capturing()
-                return cancelled() or (deadline is not None and time.perf_counter() >= deadline)
+                if cancelled():
+                    return True
+                timed_out = deadline is not None and time.perf_counter() >= deadline
+                if drain() or (timed_out and self.live):
+                    # a live capture stops capturing; what dumpcap already has is still processed
+                    if not (self.live and hasattr(self.source, "stop_capture")):
+                        return True
+                    if drain_until[0] is None:
+                        self.source.stop_capture()
+                        drain_until[0] = time.perf_counter() + DRAIN_SECONDS
+                    return time.perf_counter() >= drain_until[0]
+                if timed_out:
+                    if not self.live and self.stopped_early is None:
+                        self.stopped_early = (f"stopped by -a/--duration after {self.duration:g} s, "
+                                              "before the end of the file")
+                    return True
+                return False
 
             try:
                 for cb in classify_stream(self.source, self.classifier, self.labels, max_rows=self.batch_rows,
@@ -104,55 +164,130 @@ class MonitorRun:
                     if self.count is not None and self.totals.packets + len(cb) >= self.count:
                         cb = cb.slice(0, self.count - self.totals.packets)
                     for piece in self.pieces(cb, cancelled):
-                        with self.lock:
-                            self.totals.update(piece.predicted, piece.anomaly, piece.labels)
-                        events = self.incidents.update(piece)
-                        if pred_w:
-                            pred_w.write(piece)
-                        if alert_w:
-                            alert_w.write(events)
+                        events = self._write(piece, pred_w, alert_w, writers)
+                        if events is None:
+                            break
                         on_batch(piece)
                         if events:
                             on_events(events)
+                    if self.write_failure is not None:
+                        break
                     if stop() or (self.count is not None and self.totals.packets >= self.count):
                         break
             except KeyboardInterrupt:
                 interrupted = True
-            interrupted = interrupted or cancelled()
+            interrupted = interrupted or cancelled() or drain()
+        except BaseException as e:
+            failed = e
+            raise
         finally:
             if self.source is not None:
                 self.source.close()
-            if started:   # incidents still active end with the source
-                events = self.incidents.finish()
-                if alert_w:
-                    alert_w.write(events)
+            if not started or (failed is not None and not isinstance(failed, KeyboardInterrupt)):
+                # an input error (or nothing ran): leave no header-only outputs behind
+                for f in outs.values():
+                    f.discard()
+            else:
+                events = self.incidents.finish()   # incidents still active end with the source
+                if alert_w and self.write_failure is None:
+                    try:
+                        alert_w.write(events)
+                    except OSError as e:
+                        alert_w.rollback()
+                        self.write_failure = write_error(alert_w.out.path, alert_w.out.what, e)
                 if events:
                     on_events(events)
-            for w in (pred_w, alert_w):
-                if w:
-                    w.close()
-            if started:
-                self.report = self._report(time.perf_counter() - t0, interrupted)
-                if self.report_path:
-                    with open(self.report_path, "w", encoding="utf-8") as fh:
-                        json.dump(self.report, fh, indent=2)
-                        fh.write("\n")
+                self._finish(outs, writers, time.perf_counter() - t0, interrupted or failed is not None)
             self.done.set()
+        if self.write_failure is not None:
+            raise self.write_failure
         return self.report
+
+    def _write(self, piece: ClassifiedBatch, pred_w, alert_w, writers: list):
+        """Write one piece to every output, then count it; returns its incident events. A failed
+        write (disk full) cuts the piece back off every output and records the error (returns None);
+        the piece is then not counted."""
+        current = None
+        for w in writers:
+            w.mark()
+        try:
+            events = self.incidents.update(piece)
+            if pred_w:
+                current = pred_w
+                pred_w.write(piece)
+            if alert_w:
+                current = alert_w
+                alert_w.write(events)
+        except OSError as e:
+            for w in writers:
+                w.rollback()
+            self.write_failure = write_error(current.out.path if current else "output",
+                                             current.out.what if current else "output", e)
+            return None
+        except BaseException:
+            for w in writers:
+                w.rollback()
+            raise
+        with self.lock:
+            self.totals.update(piece.predicted, piece.anomaly, piece.labels)
+        if len(piece):
+            self.last_frame = int(piece.packets["frame_number"][-1])
+        return events
+
+    def _finish(self, outs: dict, writers: list, seconds: float, interrupted: bool) -> None:
+        """Commit the streamed outputs, then build and commit the report (last, so it never counts
+        lines a file does not hold)."""
+        for w in writers:
+            try:
+                w.flush()
+                w.commit()
+            except (OSError, IotwatchError) as e:
+                if self.write_failure is None:
+                    self.write_failure = e if isinstance(e, IotwatchError) else write_error(w.out.path, w.out.what, e)
+                w.discard()
+        self.report = self._report(seconds, interrupted)
+        rep = outs.get("report")
+        if rep is not None:
+            try:
+                fh = rep.open("w")
+                json.dump(self.report, fh, indent=2)
+                fh.write("\n")
+                rep.commit()
+            except OSError as e:
+                rep.discard()
+                if self.write_failure is None:
+                    self.write_failure = write_error(rep.path, "report", e)
+            except IotwatchError as e:
+                if self.write_failure is None:
+                    self.write_failure = e
 
     def _report(self, seconds: float, interrupted: bool) -> dict:
         extra: dict = {}
         st = getattr(self.source, "stats", None)
+        truncated = []
         if st is not None:
             extra["capture_drops"] = int(st.capture_drops)
             if st.extra.get("captured") is not None:  # live: what dumpcap itself received
                 extra["capture_received"] = int(st.extra["captured"])
+            if st.extra.get("written") is not None:   # live: what dumpcap wrote for tshark to read
+                extra["capture_written"] = int(st.extra["written"])
             if st.truncated:
-                extra["truncated"] = st.truncated
+                truncated.append(st.truncated)
+        if self.stopped_early:
+            truncated.append(self.stopped_early)
+        if self.write_failure is not None:
+            truncated.append(f"stopped: {self.write_failure}")
+        if truncated:
+            extra["truncated"] = "; ".join(truncated)
         if self.labels is not None:
             extra["labels_source"] = self.labels.source
+            whole = not (interrupted or truncated or self.count is not None and self.totals.packets >= self.count)
+            beyond = self.labels.labelled_beyond(self.last_frame) if whole and hasattr(self.labels, "labelled_beyond") else 0
+            if beyond:
+                extra["labels_beyond_capture"] = beyond
         if interrupted:
             extra["interrupted"] = True
+        extra["sensor"] = self.sensor or sensor_name()
         extra["incidents_opened"] = self.incidents.opened
         extra["incidents"] = [t.to_dict() for t in self.incidents.incidents()]
         if self.incidents.dropped:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import math
+import os
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -122,6 +123,9 @@ def featurise_capture(path: Path, classes: Sequence[str], featurizer: str, cache
     from .features import featurizer_info
 
     labels = LabelSet.load(classes, capture=path)
+    if labels is None:
+        raise InputError(f"capture {path} has no labels",
+                         hint="add <capture>.labels.csv (frame_number,label) or label= packet comments")
     label_source = labels.source if labels.sidecar_path is None else labels.sidecar_path.name
     f = None
     if cache is not None:
@@ -528,9 +532,42 @@ def train(args: TrainRequest, console, command: str) -> Path:
     if args.csv and args.schema != "kaggle":
         raise InputError("train: --csv needs --schema kaggle (the seed paper's 14-column CSV)")
     out = Path(args.out)
-    from .outputs import check_writable
+    from iotwatch.captures.files import plan_outputs
 
-    check_writable(out, args.force, "model bundle")
+    from .bundle import check_bundle_name
+
+    if args.name is not None:
+        check_bundle_name(args.name)
+    check_bundle_name(args.model_version, "version")
+    if not out.parent.exists() and not os.path.islink(out.parent):
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise InputError(f"cannot create the folder of --out {out}: {e.strerror}") from None
+    # never a device node, FIFO, folder or an input; claimed now, so a second run on the same --out is
+    # refused before it trains (train --out /dev/null --force once replaced the device node)
+    out_file = plan_outputs([(out, "model bundle")], args.force, _train_inputs(args))["model bundle"]
+    out_file.reserve()
+    try:
+        return _train(args, console, command, cfg, out, out_file)
+    except BaseException:
+        out_file.discard()
+        raise
+
+
+def _train_inputs(args) -> list[str]:
+    """Every file this run reads (no --out may replace one of them)."""
+    paths = []
+    for group in (args.captures, args.upweight, args.eval):
+        for p in group or []:
+            q = Path(p)
+            paths += [str(x) for x in q.rglob("*")] if q.is_dir() else [str(q)]
+    if args.csv:
+        paths.append(args.csv)
+    return paths
+
+
+def _train(args: TrainRequest, console, command: str, cfg, out: Path, out_file) -> Path:
     eval_paths = find_captures(args.eval) if args.eval else []
     if args.upweight and not args.captures:
         raise InputError("train: --upweight adds to --captures; it needs --captures too")
@@ -610,7 +647,7 @@ def train(args: TrainRequest, console, command: str) -> Path:
             r["capture"] = p.name
             held.append(r)
         meta["metrics"]["held_out"] = held
-    save_bundle(out, res.tensors, meta)
+    save_bundle(out, res.tensors, meta, output=out_file)
     print_metrics(console, meta["metrics"], data.classes)
     console.print(f"wrote {out} ({out.stat().st_size:,} bytes), anomaly threshold {threshold:.4f}")
     warn_if_useless(console, validation)

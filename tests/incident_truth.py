@@ -17,14 +17,20 @@ def load_episodes(capture: str | Path) -> list[dict]:
         doc = json.loads(sim.read_text())
         return [e for e in doc["episodes"] if e["packets"] > 0]
     lab = json.loads(Path(str(cap) + ".lab.json").read_text())
+    hosts = {h["ip"] for h in lab.get("hosts", {}).values() if h.get("ip")}
     out = []
     for i, w in enumerate(lab["windows"]):
         if w["label"] == "normal":
             continue
         att = {"ip": w["attacker_ip"], "ip6": None, "mac": w["attacker_mac"]}
+        if w.get("victim_ip"):
+            victims = [w["victim_ip"]]
+        else:   # the lab hosts the tool's command line names (its targets), not the attacker
+            words = " ".join(w.get("argv", [])).replace(",", " ").replace("/", " ").replace(":", " ").split()
+            victims = sorted({x for x in words if x in hosts and x != w["attacker_ip"]})
         out.append({"id": i, "class": w["label"], "kind": w.get("step", ""), "attacker": att, "attackers": [att],
-                    "victims": [w["victim_ip"]] if w.get("victim_ip") else [], "claimed_ips": [],
-                    "start": w["start"], "end": w["end"], "packets": 1})
+                    "victims": victims, "claimed_ips": [], "start": w["start"], "end": w["end"], "packets": 1,
+                    "reflection": bool(w.get("reflectors"))})
     return out
 
 
@@ -44,8 +50,9 @@ def matches(ep: dict, inc: dict, slack: float = 1.0) -> bool:
     if inc["key_role"] == "victim":
         if ep["victims"] and inc["victims"][0] not in ep["victims"]:
             return False
-        if inc.get("spoofed_sources") or ep["kind"].split(":")[0] in SPOOFED_KINDS:
-            return True   # forged sources: the victim is what counts
+        if inc.get("spoofed_sources") or inc.get("reflectors") or ep.get("reflection") \
+                or ep["kind"].split(":")[0] in SPOOFED_KINDS:
+            return True   # forged sources (or reflectors answering them): the victim is what counts
         return inc["attacker"] in mine or (inc["attacker"] is None and bool(set(inc.get("source_macs", [])) & mine))
     if inc["attacker"] not in mine:
         return False

@@ -410,5 +410,105 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- the wider kinds (issue 12)
+def simulate_wide(path: Path, seed: int = 7, dns: str = "doh") -> dict[str, str]:
+    """Every attack kind of captures/sim/tools.py and every benign look-alike of variety.py, once,
+    in a small varied home (DNS mode ``dns``), written to ``path``. Returns activity -> label as
+    the processes should tag their packets."""
+    from iotwatch.captures.sim import tools as T
+    from iotwatch.captures.sim import variety as V
+    from iotwatch.captures.sim.core import EMBEDDED_LINUX, LINUX, LWIP, MS, SECOND, Sim, WINDOWS
+    from iotwatch.captures.sim.devices import Env
+    from iotwatch.captures.sim.home import Home
+    from iotwatch.captures.pcapfile import comment_option
+    from iotwatch.captures.sim.writer import PcapngWriter
+
+    plan = V.Plan(prefix="100.72.9", wide_public=True, dns=dns, stack_share=0.0, cut_us=0)
+    sim = Sim(seed, 1_700_000_000 * SECOND, 400 * SECOND)
+    home = Home(sim, plan)
+    env = Env(sim, home)
+    home.resolver_hook = V.Resolver(env, plan)
+    hub = home.add_host("hub1", "hub", "raspberrypi", LINUX)
+    cam = home.add_host("camera1", "camera", "hikvision", EMBEDDED_LINUX)
+    plug = home.add_host("plug1", "plug", "espressif", LWIP)
+    lap = home.add_host("laptop1", "laptop", "dell", WINDOWS)
+    phone = home.add_host("phone1", "phone", "google", LINUX)
+    atk = home.add_host("attacker", "attacker", "intel", LINUX)
+    r = sim.rng("wide")
+    at = [sim.start + SECOND]
+
+    def spawn(proc, gap: float = 6) -> None:
+        sim.spawn(proc, at[0])
+        at[0] += int(gap * SECOND)
+
+    expected = {}
+    for kind in ("sS", "sT", "sA", "sF", "sX", "sN"):
+        spawn(T.nmap_scan(env, atk, [hub, cam], r, kind=kind, timing=4, ports=60))
+        expected[f"nmap-{kind}-T4"] = "recon"
+    spawn(T.nmap_scan(env, atk, [hub, cam], r, kind="sS", timing=4, ports=60, v6=True), 2)
+    spawn(T.nmap_scan(env, atk, [hub], r, kind="sT", timing=4, ports=60, v6=True), 2)
+    expected.update({"nmap-sS-T4-v6": "recon", "nmap-sT-T4-v6": "recon"})
+    spawn(T.nmap_scan(env, atk, [hub], r, kind="sS", timing=5, ports=2000, min_rate=20_000), 2)
+    spawn(T.nmap_scan(env, atk, [cam], r, kind="sS", timing=1, ports=20, seconds=300), 1)
+    expected.update({"nmap-sS-T5": "recon", "nmap-sS-T1": "recon"})
+    for tool in ("masscan", "zmap"):
+        spawn(T.internet_sweep(env, atk, r, tool=tool, rate=20_000, count=3000, ports=(23, 80)), 2)
+        expected[f"{tool}-sweep"] = "recon"
+    spawn(T.hping3_scan(env, atk, cam, r, first=1, last=300), 2)
+    expected["hping3-scan"] = "recon"
+    for proto in ("dns", "ntp", "snmp", "ssdp", "coap", "memcached", "chargen"):
+        refl = [home.peer(home.new_public_ip(r)) for _ in range(20)]
+        spawn(T.reflection_flood(env, lap, r, proto=proto, rate=2000, seconds=0.5, reflectors=refl), 2)
+        expected[f"reflection-{proto}"] = "dos"
+    spawn(T.http_flood(env, [home.unseen_peer(r) for _ in range(10)], cam, r, rate=100, seconds=2), 4)
+    expected["http-flood"] = "dos"
+    for tool in T.SSH_TOOLS:
+        spawn(T.ssh_guess(env, atk, hub, r, tool=tool, attempts=8), 4)
+        expected[f"ssh-guess-{tool}"] = "bruteforce"
+    spawn(T.ssh_guess(env, home.unseen_peer(r), hub, r, tool="ncrack", attempts=4, slow=3.0), 4)
+    spawn(T.ssh_guess(env, atk, hub, r, tool="hydra", attempts=6, v6=True), 4)
+    spawn(T.ssh_guess(env, home.unseen_peer(r), hub, r, tool="patator", attempts=4, v6=True), 4)
+    expected.update({"ssh-guess-hydra-v6": "bruteforce", "ssh-guess-patator-v6": "bruteforce"})
+    for tool in ("medusa", "ncrack"):
+        spawn(T.telnet_guess(env, atk, cam, r, tool=tool, attempts=6), 6)
+        expected[f"telnet-guess-{tool}"] = "bruteforce"
+    for tool in ("mosquitto", "ncrack", "mqtt-pwn"):
+        spawn(T.mqtt_guess(env, atk, hub, r, tool=tool, attempts=10), 3)
+        expected[f"mqtt-guess-{tool}"] = "bruteforce"
+    for tool in ("hydra", "burp"):
+        spawn(T.http_form_guess(env, atk, cam, r, tool=tool, attempts=10), 3)
+        expected[f"http-form-{tool}"] = "bruteforce"
+    for tool in ("yersinia", "dhcpig", "scapy-fixed"):
+        spawn(T.dhcp_starvation(env, atk, r, tool=tool, count=60, rate=200), 2)
+        expected[f"dhcp-starvation-{tool}"] = "spoofing"
+    spawn(T.rogue_dhcp(env, atk, phone, r, tool="yersinia", seconds=15), 16)
+    expected["dhcp-spoof-yersinia"] = "spoofing"
+    for tool in ("bettercap", "gratuitous"):
+        spawn(T.arp_subnet_poison(env, atk, r, tool=tool, seconds=5, interval=1), 6)
+        expected[f"arp-subnet-{tool}"] = "spoofing"
+    spawn(T.dns2tcp(env, plug, r, seconds=5, qps=10), 6)
+    spawn(T.dns_beacon(env, cam, r, seconds=20, period=2), 1)
+    spawn(T.https_post_exfil(env, lap, r, seconds=20, period=4, chunk_kb=(20, 60)), 1)
+    expected.update({"dns-tunnel-dns2tcp": "exfiltration", "dns-beacon": "exfiltration",
+                     "https-post-exfil": "exfiltration"})
+    at[0] = sim.start + 2 * SECOND  # the benign look-alikes run alongside
+    spawn(V.unresolved_backup(env, hub, r, (0.2, 0.5)), 1)
+    spawn(V.browser_burst(env, lap, r), 1)
+    spawn(V.video_stream(env, phone, r), 1)
+    spawn(V.pairing_burst(env, phone, plug, r), 1)
+    spawn(V.health_checks(env, hub, [cam, plug, lap], r), 1)
+    spawn(V.ntp_burst(env, [hub, cam, plug, lap, phone], r), 1)
+    spawn(V.v6_browsing(env, lap, r), 1)
+    spawn(V.ssh_user(env, lap, hub, r), 1)
+    expected.update({k: "normal" for k in ("backup-upload", "web-burst", "video-stream", "pairing", "health-check",
+                                           "ntp", "doh", "web-v6", "ssh-login")})
+    with open(path, "wb") as fh:
+        w = PcapngWriter(fh)
+        sim.run(lambda t, frame, tag: w.write(t, frame, comment_option(
+            f"label={sim.tags[tag].label} activity={sim.tags[tag].activity}")))
+        w.close()
+    return expected
+
+
 if __name__ == "__main__":
     raise SystemExit(main(sys.argv[1:]))

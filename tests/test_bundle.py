@@ -14,7 +14,7 @@ from iotwatch.captures.errors import InputError
 from iotwatch.detector.bundle import CONTRACT_CLASSES, META_KEY, load_bundle, save_bundle
 from iotwatch.detector.classifier import PacketClassifier
 from iotwatch.detector.features import FEATURE_NAMES, FEATURE_SCHEMA, PAPER_FEATURE_NAMES
-from iotwatch.detector.testing import make_tiny_bundle
+from fakes import make_tiny_bundle
 
 
 def _batch(n=50):

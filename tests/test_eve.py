@@ -79,6 +79,7 @@ def alerts(tmp_path_factory):
     return runs
 
 
+@pytest.mark.slow
 def test_every_alert_line_is_a_suricata_eve_alert(alerts):
     for cap, lines, _ in alerts.values():
         assert lines
@@ -87,6 +88,7 @@ def test_every_alert_line_is_a_suricata_eve_alert(alerts):
             assert rec["pcap_filename"] == str(cap) and rec["pcap_cnt"] >= 1
 
 
+@pytest.mark.slow
 def test_the_check_catches_what_the_old_alerts_did(alerts):
     rec = alerts["demo"][1][0]
     bad = [dict(rec, frame_number=3), dict(rec, src_port=None), dict(rec, src_ip="00:0c:29:99:6e:23"),
@@ -97,6 +99,7 @@ def test_the_check_catches_what_the_old_alerts_did(alerts):
             check_eve_alert(r)
 
 
+@pytest.mark.slow
 def test_a_two_minute_capture_gives_tens_of_events_sharing_flow_ids(alerts):
     _, lines, report = alerts["sim2m"]
     assert report["anomalies"] > 10_000                  # per-packet alerts would have been this many
@@ -121,6 +124,7 @@ def test_signature_ids_are_stable_per_class_and_kind():
     assert signature_id("mymodel-class", "x") == signature_id("mymodel-class", "x")
 
 
+@pytest.mark.slow
 def test_same_capture_same_alert_lines(alerts, tmp_path):
     cap, lines, _ = alerts["demo"]
     again = tmp_path / "again.jsonl"
@@ -129,6 +133,7 @@ def test_same_capture_same_alert_lines(alerts, tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
+@pytest.mark.slow
 def test_community_id_is_what_tshark_computes(alerts):
     cap, lines, _ = alerts["demo"]
     wanted = {rec["pcap_cnt"]: rec["community_id"] for rec in lines

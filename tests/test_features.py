@@ -10,7 +10,7 @@ import pytest
 from iotwatch.captures.batch import PacketBatch
 from iotwatch.detector.features import (BLOCKS, FEATURE_BLOCKS, FEATURE_NAMES, FEATURE_SCHEMA, PAPER_FEATURE_NAMES,
                                         CountTable, DecayTable, hash_strings, new_extractor, schema_hash)
-from iotwatch.detector.testing import synthetic_packets
+from fakes import synthetic_packets
 
 COL = {n: i for i, n in enumerate(FEATURE_NAMES)}
 

@@ -16,7 +16,7 @@ import pytest
 
 from test_live import GUARD, _wait_for_dumpcap, free_udp_port
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.slow]
 
 MAX_DATAGRAMS = 150_000
 MAX_SECONDS = 2.0

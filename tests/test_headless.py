@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from iotwatch.detector.testing import make_tiny_bundle
+from fakes import make_tiny_bundle
 from iotwatch.main import main
 
 from pcaptools import MAC_A, MAC_B, ether, pcap, udp_frames

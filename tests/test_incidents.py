@@ -19,7 +19,7 @@ import pytest
 
 from iotwatch.captures.batch import PacketBatch
 from iotwatch.captures.sim.simulate import simulate
-from iotwatch.captures.sources import ReplaySource, open_source
+from iotwatch.captures.sources import open_source
 from iotwatch.detector.classifier import PacketClassifier
 from iotwatch.detector.incidents import CLASS_RULES, IncidentEngine
 from iotwatch.detector.pipeline import ClassifiedBatch, classify_stream
@@ -27,6 +27,7 @@ from iotwatch.detector.run import MonitorRun
 from iotwatch.options import demo_capture
 from iotwatch.tui.session import CaptureSession
 
+from fakes import ReplaySource, run_config
 from incident_truth import load_episodes, match_all
 
 SEEDS = (1, 2, 3, 4, 5)   # the demo is seed 11
@@ -111,11 +112,13 @@ def test_demo_every_episode_is_one_incident_with_the_right_roles(clf):
 
 
 @pytest.mark.parametrize("k", range(len(SEEDS)))
+@pytest.mark.slow
 def test_simulated_captures_every_episode_is_one_incident(sims, clf, k):
     path = sims[0][k]
     _check_against_episodes(path, classified(path, clf), clf)
 
 
+@pytest.mark.slow
 def test_benign_traffic_opens_no_incident(sims, clf):
     cb = classified(sims[1], clf)
     eng, events = run_engine(cb, clf.classes_, 8192)
@@ -130,6 +133,7 @@ def _stream(events):
             for e in events]
 
 
+@pytest.mark.slow
 def test_same_incidents_and_events_for_any_batch_size(clf):
     cb = classified(demo_capture(), clf)
     ref = _stream(run_engine(cb, clf.classes_, len(cb))[1])
@@ -138,13 +142,13 @@ def test_same_incidents_and_events_for_any_batch_size(clf):
         assert _stream(run_engine(cb, clf.classes_, batch)[1]) == ref, f"batch size {batch}"
 
 
+@pytest.mark.slow
 def test_same_incidents_at_replay_speeds_max_and_10x(tmp_path, clf):
     # 40 s of the demo profile with an attack: 10x paces it over ~4 s, in many small slices
     res = simulate(tmp_path, seed=3, duration_us=40_000_000, devices=5, scenario="demo", attacks=("bruteforce",))
     out = {}
     for speed in ("max", "10x"):
-        s = CaptureSession(lambda: open_source(read=str(res.pcap)), clf, speed=speed, batch_rows=8192,
-                           source_name=str(res.pcap))
+        s = CaptureSession(run_config(str(res.pcap), speed=speed), clf, batch_rows=8192)
         pieces = []
         report = s.run(pieces.append, lambda: False)
         out[speed] = (report["incidents"], len(pieces))
@@ -180,6 +184,7 @@ def test_engine_keeps_bounded_state_and_ends_incidents_after_the_quiet_period():
     assert not eng.tracks and eng.finish() == []
 
 
+@pytest.mark.slow
 def test_headless_report_and_fail_on_incident(tmp_path, capsys):
     from iotwatch.main import main
 
@@ -197,11 +202,31 @@ def test_headless_report_and_fail_on_incident(tmp_path, capsys):
     assert main(["-r", str(demo), "--headless", "--fail-on", "incident", "-c", "300"]) == 0   # nothing opened yet
 
 
+@pytest.mark.slow
 def test_monitor_run_reports_incidents_like_the_engine(clf):
     demo = demo_capture()
-    run = MonitorRun(lambda: ReplaySource(classified(demo, clf).packets, str(demo)), clf, batch_rows=512)
+    run = MonitorRun(run_config(str(demo)), clf, source_factory=lambda: ReplaySource(classified(demo, clf).packets, str(demo)),
+                     batch_rows=512)
     seen = []
     report = run.run(on_events=seen.extend)
     eng, events = run_engine(classified(demo, clf), clf.classes_, 8192)
     assert report["incidents"] == [t.to_dict() for t in eng.incidents()]
     assert _stream(seen) == _stream(events)
+
+
+def _lab_captures() -> list[Path]:
+    """Recorded ``iotwatch lab record --scenario all`` captures (not versioned: they need root and
+    minutes): ``$IOTWATCH_LAB_DIR`` or the shared data folder, when present."""
+    import os
+
+    root = Path(os.environ.get("IOTWATCH_LAB_DIR", "/work/shared/data/lab"))
+    return sorted(p for p in root.glob("**/lab-all-*.pcapng") if Path(str(p) + ".lab.json").is_file()) \
+        if root.is_dir() else []
+
+
+@pytest.mark.skipif(not _lab_captures(), reason="no recorded lab capture (iotwatch lab record needs root)")
+@pytest.mark.parametrize("path", _lab_captures()[:2], ids=lambda p: p.name)
+@pytest.mark.slow
+def test_lab_recordings_every_attack_window_is_one_incident(path, clf):
+    # the real tools: windows of one attacker and class closer than QUIET share one incident
+    _check_against_episodes(path, classified(path, clf), clf)

@@ -176,8 +176,9 @@ def test_plans_target_only_lab_addresses_and_are_bounded(tmp_path, family):
             addrs = {a for a in cmd if a.count(".") == 3 and a.replace(".", "").isdigit()}
             urls = {a.split("//", 1)[1].split("/")[0].split(":")[0] for a in cmd if "://" in a}
             assert (addrs | urls) <= lab_ips | {"10.77.0.0/24", ctx.iodine_peer}, (s.name, cmd)
-            if cmd[0] == "hping3":
-                assert "-c" in cmd  # floods are bounded in count
+            if cmd[0] in ("hping3", "nping", "arping"):
+                assert "-c" in cmd or "--scan" in cmd  # floods are bounded in count, scans by the port list
+                assert "--flood" not in cmd
 
 
 def test_schedule_splits_by_weight_and_keeps_minimums():
@@ -254,7 +255,8 @@ def test_recon_recording_smoke(tmp_path):
     assert os.geteuid() == 0, "the lab smoke test runs as root (CI is root)"
     ns_before = _netns()
     proc = subprocess.Popen([sys.executable, "-m", "iotwatch", "lab", "record", "--out", str(tmp_path),
-                             "--scenario", "recon", "--duration", "20", "--seed", "7"],
+                             "--scenario", "recon", "--duration", "20", "--seed", "7",
+                             "--max-steps", "3"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     prefix = f"iw-{proc.pid}-"
     seen_running = 0  # proves the mark is visible while the lab runs, so "none left" below means something
@@ -287,3 +289,220 @@ def test_recon_recording_smoke(tmp_path):
     meta = json.loads(Path(str(capture) + ".lab.json").read_text())
     assert meta["class_counts"] == counts and meta["windows"]
     assert any("no route" in c for c in meta["isolation_checks"])
+
+
+# ---------------------------------------------------------------------------------------------------
+# the wider tool set (issue 12): plans, payloads, labelling rules, cases
+# ---------------------------------------------------------------------------------------------------
+def _argv_text(steps) -> list[str]:
+    return [" ".join(c) for s in steps for c in s.commands]
+
+
+def test_recon_plan_covers_every_timing_and_scan_kind(tmp_path):
+    text = " ".join(_argv_text(lab_attacks.plan("recon", _ctx(tmp_path), random.Random(1))))
+    for t in ("-T0", "-T1", "-T2", "-T3", "-T4", "-T5"):
+        assert f" {t} " in text + " ", t
+    for kind in ("-sS", "-sT", "-sA", "-sF", "-sX", "-sN", "-sU", "-sV", "-sn"):
+        assert f" {kind} " in text, kind
+    assert "arp-scan" in text and "hping3 -I eth0 -S --scan" in text
+    fast = [c for s in lab_attacks.plan("recon", _ctx(tmp_path), random.Random(1)) for c in s.commands
+            if c[0] == "masscan" and int(c[c.index("--rate") + 1]) >= 10000]
+    assert fast, "masscan at >= 10k packets/s"
+    slow = [s for s in lab_attacks.plan("recon", _ctx(tmp_path), random.Random(1)) if "-T0" in s.commands[0]]
+    assert slow and all(len(c[c.index("-p") + 1].split(",")) <= 5 for s in slow for c in s.commands)  # short lists
+
+
+def test_bruteforce_plan_uses_several_tools_per_service(tmp_path):
+    steps = lab_attacks.plan("bruteforce", _ctx(tmp_path), random.Random(2))
+    tools_by_service: dict[str, set[str]] = {}
+    for s in steps:
+        for c in s.commands:
+            tool = Path(c[0]).name if c[0] != sys.executable else c[3]  # helper name for our loops
+            joined = " ".join(c)
+            for svc in ("ssh", "telnet", "ftp", "mqtt", "http"):
+                if f"{svc}://" in joined or f"-M {svc}" in joined or f"{svc}_login" in joined or f"guess-{svc}" in joined \
+                        or (svc == "http" and "http-get://" in joined):
+                    tools_by_service.setdefault(svc, set()).add(tool)
+    assert tools_by_service["ssh"] >= {"hydra", "medusa", "ncrack", "patator"}
+    for svc in ("telnet", "ftp", "mqtt", "http"):
+        assert len(tools_by_service[svc]) >= 2, (svc, tools_by_service[svc])
+    ncrack_timings = {c[1] for s in steps for c in s.commands if c[0] == "ncrack" and "ssh://" in " ".join(c)}
+    assert len(ncrack_timings) >= 3 and ncrack_timings <= {"-T2", "-T3", "-T4", "-T5"}
+
+
+def test_every_family_tool_has_a_package_and_optional_tools_are_known():
+    for fam, tools in lab_attacks.FAMILY_TOOLS.items():
+        assert set(tools) <= set(lab_attacks.TOOLS), fam
+    assert set(lab_attacks.OPTIONAL) <= set(lab_attacks.TOOLS)
+    assert set(lab_attacks.BASE_TOOLS) <= set(lab_attacks.TOOLS)
+
+
+@pytest.mark.parametrize("family", lab_attacks.FAMILIES)
+def test_every_step_binary_is_declared(tmp_path, family):
+    declared = set(lab_attacks.BASE_TOOLS) | set(lab_attacks.FAMILY_TOOLS[family])
+    for s in lab_attacks.plan(family, _ctx(tmp_path), random.Random(4)):
+        assert s.tools() <= declared, (s.name, s.tools() - declared)
+
+
+def test_reflection_steps_forge_the_victim_and_name_real_reflectors(tmp_path):
+    ctx = _ctx(tmp_path)
+    steps = [s for s in lab_attacks.plan("dos", ctx, random.Random(3)) if s.reflectors]
+    kinds = set()
+    for s in steps:
+        assert s.label == "dos" and s.victim_ip in ctx.ips.values() and s.spoof_port > 1024
+        for c in s.commands:
+            assert c[c.index("-a") + 1] == s.victim_ip and c[c.index("-s") + 1] == str(s.spoof_port) and "-k" in c
+            payload = Path(c[c.index("-E") + 1]).read_bytes()
+            assert c[c.index("-d") + 1] == str(len(payload))
+            assert f"{c[-1]}:{c[c.index('-p') + 1]}" in s.reflectors
+        kinds |= {r.rsplit(":", 1)[1] for r in s.reflectors}
+    assert kinds == {"53", "123", "161", "1900", "5683"}
+
+
+def _decode(frames_payloads, fields):
+    """tshark's reading of UDP datagrams carrying the given payloads (dport decides the dissector)."""
+    from pcaptools import MAC_A, MAC_B, ether, ipv4, pcap, udp
+
+    frames = [ether(MAC_B, MAC_A, 0x0800, ipv4("10.77.0.11", "10.77.0.1", 17, udp(41000, dport, data)))
+              for dport, data in frames_payloads]
+    path = Path(tempfile.mkdtemp()) / "p.pcap"
+    path.write_bytes(pcap(frames))
+    argv = ["tshark", "-n", "-r", str(path), "-T", "fields", "-E", "separator=|"]
+    for f in fields:
+        argv += ["-e", f]
+    return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.splitlines()
+
+
+def test_reflection_payloads_are_valid_requests_for_tshark():
+    P = lab_attacks.REFLECTION_PAYLOADS
+    rows = _decode([(53, P["dns"][1]()), (161, P["snmp"][1]()), (123, P["ntp"][1]()), (5683, P["coap"][1]()),
+                    (1900, P["ssdp"][1]())],
+                   ["_ws.col.Protocol", "dns.qry.name", "dns.qry.type", "snmp.community", "ntp.flags.mode",
+                    "coap.code", "http.request.method"])
+    proto = [r.split("|")[0] for r in rows]
+    assert proto == ["DNS", "SNMP", "NTP", "CoAP", "SSDP"]
+    assert rows[0].split("|")[1:3] == ["big.lab", "16"]
+    assert rows[1].split("|")[3] == "public"
+    assert rows[2].split("|")[4] == "3"        # NTP client mode
+    assert rows[3].split("|")[5] == "1"        # CoAP GET
+    assert rows[4].split("|")[6] == "M-SEARCH"
+
+
+def test_dhcp_starvation_frames_decode_as_discover_and_request():
+    from iotwatch.captures.lab.services import STARVE_OUI, dhcp_frame
+
+    mac = bytes.fromhex(STARVE_OUI.replace(":", "") + "010203")
+    frames = [dhcp_frame(mac, 0x1234, 1), dhcp_frame(mac, 0x1234, 3, requested=bytes([10, 77, 0, 120]),
+                                                     server=bytes([10, 77, 0, 1]))]
+    path = Path(tempfile.mkdtemp()) / "d.pcap"
+    from pcaptools import pcap
+
+    path.write_bytes(pcap(frames))
+    out = subprocess.run(["tshark", "-n", "-r", str(path), "-T", "fields", "-E", "separator=|", "-E", "occurrence=f",
+                          "-e", "eth.src",
+                          "-e", "dhcp.hw.mac_addr", "-e", "dhcp.option.dhcp", "-e", "dhcp.option.requested_ip_address",
+                          "-e", "ip.checksum.status", "-e", "_ws.expert"],
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    want = STARVE_OUI + ":01:02:03"
+    assert [r.split("|")[:4] for r in out] == [[want, want, "1", ""], [want, want, "3", "10.77.0.120"]]
+
+
+def test_reflection_rule_labels_forged_requests_answers_and_icmp_errors():
+    R, V = "10.77.0.1", "10.77.0.11"
+    w = window("dos", 1.0, 3.0, victim_ip=V, reflectors=[f"{R}:53"], spoof_port=41234)
+    pkts = [
+        P(1, 2.0, eth_src=ATK_MAC, ip_src=V, ip_dst=R, udp_sport="41234", udp_dport="53"),          # forged
+        P(2, 2.0, eth_src="02:77:00:00:00:01", ip_src=R, ip_dst=V, udp_sport="53", udp_dport="41234"),  # answer
+        P(3, 2.0, ip_src=V, ip_dst=R, icmp_type="3", udp_sport="53", udp_dport="41234"),           # ICMP error
+        P(4, 2.0, ip_src=V, ip_dst=R, udp_sport="50000", udp_dport="53"),                          # victim's own DNS
+        P(5, 2.0, ip_src=R, ip_dst=V, udp_sport="53", udp_dport="50000"),                          # its answer
+        P(6, 4.0, ip_src=R, ip_dst=V, udp_sport="53", udp_dport="41234"),                          # after the window
+        P(7, 2.0, ip_src="10.77.0.10", ip_dst=V, udp_sport="53", udp_dport="41234"),               # not a reflector
+    ]
+    assert [lab for _, lab in label_packets(pkts, [w], LAB_IPS)] == \
+        ["dos", "dos", "dos", "normal", "normal", "normal", "normal"]
+
+
+def test_mac_prefix_rule_labels_forged_dhcp_clients_and_the_servers_answers():
+    w = window("dos", 1.0, 3.0, mac_prefix="02:de:ad")
+    pkts = [
+        P(1, 2.0, eth_src="02:de:ad:01:02:03", eth_dst="ff:ff:ff:ff:ff:ff", ip_src="0.0.0.0", ip_dst="255.255.255.255",
+          dhcp_chaddr="02:de:ad:01:02:03"),
+        P(2, 2.0, eth_src="02:77:00:00:00:01", eth_dst="02:de:ad:01:02:03", ip_src="10.77.0.1", ip_dst="10.77.0.120"),
+        P(3, 2.0, eth_src="02:77:00:00:00:01", eth_dst="ff:ff:ff:ff:ff:ff", ip_src="10.77.0.1",
+          ip_dst="255.255.255.255", dhcp_chaddr="02:de:ad:01:02:03"),                                 # broadcast OFFER
+        P(4, 2.0, eth_src="02:77:00:00:00:1e", eth_dst="ff:ff:ff:ff:ff:ff", ip_src="0.0.0.0",
+          ip_dst="255.255.255.255", dhcp_chaddr="02:77:00:00:00:1e"),                                 # the plug's own
+        P(5, 9.0, eth_src="02:77:00:00:00:01", eth_dst="02:de:ad:01:02:03"),                         # late OFFER
+        P(6, 0.5, eth_src="02:de:ad:01:02:03", eth_dst="ff:ff:ff:ff:ff:ff"),                         # before
+    ]
+    assert [lab for _, lab in label_packets(pkts, [w], LAB_IPS)] == ["dos", "dos", "dos", "normal", "dos", "normal"]
+
+
+def test_lab_accepts_cloud_hosts_only_in_test_net_3(tmp_path):
+    from iotwatch.captures.lab.net import CLOUD_NET, Lab, in_lab
+
+    assert in_lab("203.0.113.10") and in_lab("10.77.0.5") and not in_lab("192.0.2.2") and not in_lab("8.8.8.8")
+    assert str(CLOUD_NET) == "203.0.113.0/24"
+    Lab({"cam": "10.77.0.11", "cloud": "203.0.113.10"}, tmp_path / "w")
+    with pytest.raises(ValueError, match="outside"):
+        Lab({"cam": "10.77.0.11", "cloud": "198.51.100.10"}, tmp_path / "w")
+
+
+def test_doh_server_answers_a_queries_with_the_cloud_address():
+    from iotwatch.captures.lab.services import doh_answer
+
+    q = lab_attacks.dns_query_payload("api.example.com", qtype=1, qid=0x4242)
+    ans = doh_answer(q, "203.0.113.10")
+    assert ans[:2] == b"\x42\x42" and ans[3] & 0x0F == 0 and int.from_bytes(ans[6:8], "big") == 1
+    assert ans.endswith(bytes([203, 0, 113, 10]))
+    assert int.from_bytes(doh_answer(lab_attacks.dns_query_payload("x.example", qtype=28), "203.0.113.10")[6:8],
+                          "big") == 0  # AAAA: no data
+    assert doh_answer(b"\x00\x01junk", "203.0.113.10")[3] & 0x0F == 1  # FORMERR
+
+
+def test_cases_are_defined_for_every_acceptance_case_and_target_only_lab_hosts(tmp_path):
+    from iotwatch.captures.lab.cases import CASES
+    from iotwatch.captures.lab.net import in_lab
+
+    assert {c.expect for c in CASES.values()} == {"normal", "bruteforce", "recon", "dos"}
+    assert set(CASES) >= {"https-no-dns", "doh", "pairing", "ssh-guessing", "syn-scan-10k", "syn-flood", "reflection"}
+    for case in CASES.values():
+        assert all(in_lab(ip) for ip in case.hosts.values())
+        ctx = lab_attacks.LabContext(ips=dict(case.hosts), macs={r: "02:77:00:00:00:01" for r in case.hosts},
+                                     workdir=tmp_path)
+        steps = case.steps(ctx, random.Random(1))
+        assert steps and all(s.role in case.hosts for s in steps)
+        assert all((s.label == "normal") == (case.expect == "normal") for s in steps)
+        for s in steps:
+            for c in s.commands:
+                addrs = {a for a in c if a.count(".") == 3 and a.replace(".", "").isdigit()}
+                assert all(in_lab(a) for a in addrs), (case.name, c)
+                assert "--flood" not in c
+    ssh = [s.commands[0][0] for s in CASES["ssh-guessing"].steps(lab_attacks.LabContext(
+        ips=dict(CASES["ssh-guessing"].hosts), macs={}, workdir=tmp_path), random.Random(1))]
+    assert len(set(ssh)) >= 2
+
+
+@pytest.mark.lab
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_reflection_case_smoke(tmp_path):
+    """A real reflection case: only the victim's interface is captured, the reflectors' answers are dos."""
+    assert os.geteuid() == 0, "the lab smoke test runs as root (CI is root)"
+    ns_before = _netns()
+    proc = subprocess.run([sys.executable, "-m", "iotwatch", "lab", "cases", "--out", str(tmp_path), "--only", "reflection"],
+                          capture_output=True, text=True, timeout=220)
+    assert proc.returncode == 0, proc.stderr
+    cap = tmp_path / "reflection.pcapng"
+    rows = subprocess.run(["tshark", "-n", "-r", str(cap), "-T", "fields", "-E", "separator=|", "-e", "frame.number",
+                           "-e", "ip.src", "-e", "ip.dst", "-e", "udp.srcport"], capture_output=True, text=True,
+                          check=True).stdout.splitlines()
+    with open(f"{cap}.labels.csv", newline="") as fh:
+        labels = {int(r["frame_number"]): r["label"] for r in csv.DictReader(fh)}
+    answers = [int(r.split("|")[0]) for r in rows if r.split("|")[1] in ("10.77.0.1", "10.77.0.10")
+               and r.split("|")[2] == "10.77.0.11" and r.split("|")[3] in ("53", "161")]
+    assert len(answers) >= 150 and all(labels[n] == "dos" for n in answers)
+    assert not any(r.split("|")[1] == "10.77.0.66" for r in rows)  # the attacker is never seen at the victim
+    others = re.compile(r"^iw-(\d+)-")
+    assert {n for n in _netns() - ns_before if not others.match(n)} == set()

@@ -66,7 +66,7 @@ def test_fast_sidecar_reader_agrees_with_the_careful_one(tmp_path, text, monkeyp
     p = tmp_path / "l.csv"
     p.write_text(text, newline="")
     fast = read_sidecar(p, CLASSES)
-    monkeypatch.setattr(labels_mod, "_read_sidecar_fast", lambda *a: None)
+    monkeypatch.setattr(labels_mod, "_fast_block", lambda *a: None)
     assert fast == read_sidecar(p, CLASSES)
 
 

@@ -80,8 +80,14 @@ def test_live_close_leaves_no_child_processes():
     src = open_source(iface="lo", bpf=f"udp port {free_udp_port()}")
     it = src.batches(max_rows=8, max_wait=0.05)
     next(it)
-    running = {p.pid for p in me.children(recursive=True)} - before
-    assert {psutil.Process(pid).name() for pid in running} >= {"dumpcap", "tshark"}
+    deadline = time.monotonic() + GUARD
+    while True:  # dumpcap is started by its watchdog (captures/tshark/watchdog.py) a moment later
+        running = {p.pid for p in me.children(recursive=True)} - before
+        names = {psutil.Process(pid).name() for pid in running if psutil.pid_exists(pid)}
+        if names >= {"dumpcap", "tshark"} or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    assert names >= {"dumpcap", "tshark"}
     src.close()
     deadline = time.monotonic() + GUARD
     while any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in running):

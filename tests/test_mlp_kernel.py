@@ -221,7 +221,7 @@ def test_kernel_api_rejects_bad_shapes_and_types():
 def test_classifier_predictions_equal_the_numpy_path_on_a_config_with_another_feature_count():
     """The kernel sizes everything at run time: a bundle with more features works unchanged."""
     cfg = ModelConfig(n_features=171, n_classes=6)
-    from iotwatch.detector.testing import tiny_tensors
+    from fakes import tiny_tensors
 
     tensors = tiny_tensors(cfg, seed=5)
     rng = np.random.default_rng(5)

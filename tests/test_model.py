@@ -10,7 +10,7 @@ import torch
 from iotwatch.detector.anomaly import AnomalyPolicy, calibrate_threshold
 from iotwatch.detector.evaluate import roc_auc_binary, roc_auc_ovr, summarize
 from iotwatch.detector.model import FoldedMLP, ModelConfig, build_model
-from iotwatch.detector.testing import tiny_tensors
+from fakes import tiny_tensors
 
 
 def test_default_config_is_the_papers_network():

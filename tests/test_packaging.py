@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # every test here takes > ~5 s (bash dev.sh test -m 'not slow' skips them)
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

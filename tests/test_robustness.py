@@ -71,6 +71,7 @@ def fuzzed(base_capture, tmp_path_factory) -> list[Path]:
     return files
 
 
+@pytest.mark.slow
 def test_fuzzed_captures_all_complete_with_every_frame(fuzzed, tmp_path, capsys):
     assert len(fuzzed) >= 50
     for f in fuzzed:

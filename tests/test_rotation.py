@@ -292,6 +292,7 @@ def capture_while_sending(n: int, rotate: int, max_rows: int = 64):
 
 
 @pytest.mark.live
+@pytest.mark.slow
 def test_live_rotation_counts_every_datagram_with_continuous_frames():
     n, rotate = 300, 25
     sent, frames, ports, src, pids = capture_while_sending(n, rotate)
@@ -307,6 +308,7 @@ def test_live_rotation_counts_every_datagram_with_continuous_frames():
 
 
 @pytest.mark.live
+@pytest.mark.slow
 def test_live_rotation_under_a_burst_loses_nothing():
     """30k datagrams as fast as a subprocess can send them, a new tshark every 2,000: while one starts,
     dumpcap's kernel buffer holds the burst; every datagram is counted once, frames run on."""
@@ -318,6 +320,7 @@ def test_live_rotation_under_a_burst_loses_nothing():
 
 
 @pytest.mark.live
+@pytest.mark.slow
 def test_live_close_mid_rotation_leaves_no_process():
     """Close while a burst is rotating tsharks: close returns, dumpcap still reports, nothing is left."""
     sink = sink_port()

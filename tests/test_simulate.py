@@ -54,6 +54,7 @@ def small_home(tmp_path_factory):
     return res
 
 
+@pytest.mark.slow
 def test_acceptance_command_has_every_class(acceptance_run, capsys):
     pcap, labels, packets = acceptance_run
     counts = Counter(labels)
@@ -130,6 +131,7 @@ def _tshark(args: list[str]) -> str:
 
 
 @pytest.mark.parametrize("which", ["demo", "home", "acceptance"])
+@pytest.mark.slow
 def test_wireshark_sees_no_malformed_frames_errors_or_bad_checksums(which, request):
     """The bundled demo, a small home and the issue's acceptance capture (seed 1, 10 minutes)."""
     if which == "demo":
@@ -150,6 +152,7 @@ def test_wireshark_sees_no_malformed_frames_errors_or_bad_checksums(which, reque
     assert "Strict time order:   True" in info and f"Number of packets:   {n}" in info
 
 
+@pytest.mark.slow
 def test_hard_negatives_are_present_and_normal(acceptance_run):
     _, labels, packets = acceptance_run
     acts: dict[str, Counter] = defaultdict(Counter)
@@ -167,6 +170,7 @@ def test_hard_negatives_are_present_and_normal(acceptance_run):
     assert acts["camera-clip-upload"]["normal"] >= 300
 
 
+@pytest.mark.slow
 def test_attack_labels_cover_victim_replies(small_home, acceptance_run):
     _, labels, packets = acceptance_run
     by_class_src: dict[str, set] = defaultdict(set)
@@ -259,3 +263,177 @@ def test_packet_builders_write_valid_ipv6_tcp_udp_icmpv6_and_dns_mqtt_coap(tmp_p
         assert proto in row[0], (proto, row)
         assert "0" not in row[1:4] and "1" in row[1:4], row  # a checksum was verified and none is bad
         assert row[4] == "", row
+
+
+# ----------------------------------------------------------------------------- the wider space (issue 12)
+from sim_shapes import simulate_wide  # noqa: E402
+
+BAD_FRAMES = ("_ws.malformed || _ws.expert.severity == error || ip.checksum.status == 0 || tcp.checksum.status == 0 || "
+              "udp.checksum.status == 0 || icmp.checksum.status == 0 || icmpv6.checksum.status == 0")
+
+
+def _bad_frames(pcap: Path) -> str:
+    return _tshark(["-r", str(pcap), "-o", "ip.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE",
+                    "-o", "udp.check_checksum:TRUE", "-Y", BAD_FRAMES, "-T", "fields", "-e", "frame.number",
+                    "-e", "frame.comment", "-e", "_ws.col.Info"]).strip()
+
+
+@pytest.fixture(scope="module")
+def wide(tmp_path_factory):
+    """Every new attack kind and benign look-alike once, in a home with DoH and a CGNAT address plan."""
+    pcap = tmp_path_factory.mktemp("wide") / "wide.pcapng"
+    expected = simulate_wide(pcap)
+    packets = read_packets(pcap)
+    return pcap, expected, packets, [comment_fields(c) for _, _, c in packets]
+
+
+@pytest.mark.slow
+def test_every_new_kind_labels_its_packets(wide):
+    _, expected, _, comments = wide
+    seen: dict[str, Counter] = defaultdict(Counter)
+    for c in comments:
+        seen[c["activity"]][c["label"]] += 1
+    for activity, label in expected.items():
+        assert set(seen[activity]) == {label}, (activity, seen[activity])
+        assert seen[activity][label] >= 5, (activity, seen[activity])
+
+
+@pytest.mark.slow
+def test_new_kinds_dissect_cleanly(wide):
+    assert _bad_frames(wide[0]) == ""
+
+
+def _rows(pcap: Path, flt: str, *fields: str) -> list[list[str]]:
+    out = _tshark(["-r", str(pcap), "-Y", flt, "-T", "fields", "-E", "occurrence=f", *sum((["-e", f] for f in fields), [])])
+    return [line.split("\t") for line in out.splitlines() if line]
+
+
+def _tcp4(f: bytes) -> bool:
+    return f[12:14] == b"\x08\x00" and f[23] == 6
+
+
+@pytest.mark.slow
+def test_new_kinds_follow_the_real_tools(wide):
+    """Facts of the real tools that the wider kinds must keep (docs/sim_vs_real.md)."""
+    pcap, _, packets, comments = wide
+    by_act: dict[str, list[bytes]] = defaultdict(list)
+    times: dict[str, list[int]] = defaultdict(list)
+    for (t, frame, _), c in zip(packets, comments):
+        by_act[c["activity"]].append(frame)
+        times[c["activity"]].append(t)
+    # zmap: IP ID 54321, TTL 255, window 65535 on every probe; masscan: TTL 255, window 1024
+    zmap = [f for f in by_act["zmap-sweep"] if _tcp4(f) and f[47] == 0x02]
+    assert zmap and all(f[18:20] == (54321).to_bytes(2, "big") and f[22] == 255 and f[48:50] == b"\xff\xff"
+                        for f in zmap)
+    masscan = [f for f in by_act["masscan-sweep"] if _tcp4(f) and f[47] == 0x02]
+    assert masscan and all(f[22] == 255 and f[48:50] == (1024).to_bytes(2, "big") for f in masscan)
+    # nmap scan kinds: the probe flags of -sS/-sA/-sF/-sX/-sN, -sT completes handshakes
+    flags = {"sS": 0x02, "sA": 0x10, "sF": 0x01, "sX": 0x29, "sN": 0x00}
+    for kind, fl in flags.items():
+        probes = Counter(f[47] for f in by_act[f"nmap-{kind}-T4"] if _tcp4(f) and f[22] in range(37, 60))
+        assert probes.most_common(1)[0][0] == fl, (kind, probes)
+    # -T5 --min-rate 20000: at least 10k probes per second; -T1: 15 s between probes
+    t5 = times["nmap-sS-T5"]
+    assert len(t5) > 1000 and len(t5) / ((t5[-1] - t5[0]) / S.SECOND) >= 10_000
+    t1 = [t for t, f in zip(times["nmap-sS-T1"], by_act["nmap-sS-T1"]) if _tcp4(f) and f[47] == 0x02
+          and f[22] in range(37, 60)]
+    assert min(b - a for a, b in zip(t1, t1[1:])) >= 15 * S.SECOND
+    # reflection: the victim never sends a UDP request; reflected answers come from many sources
+    for proto in ("dns", "ntp", "snmp", "ssdp", "coap", "memcached", "chargen"):
+        frames = by_act[f"reflection-{proto}"]
+        victim = Counter(f[30:34] for f in frames).most_common(1)[0][0]
+        assert not [f for f in frames if f[26:30] == victim and f[23] == 17], proto
+        assert len({f[26:30] for f in frames if f[30:34] == victim}) >= 10, proto
+    # DNS amplification: answers above the MTU arrive as IP fragments (Wireshark reassembles them)
+    assert any(f[20] & 0x20 for f in by_act["reflection-dns"])
+    # encrypted SSH guessing: many short connections, no plaintext failure reply from the server
+    for tool in ("hydra", "medusa", "ncrack", "patator", "metasploit"):
+        frames = by_act[f"ssh-guess-{tool}"]
+        assert sum(1 for f in frames if _tcp4(f) and f[47] == 0x02) >= 3, tool
+        assert not any(b"denied" in f or b"incorrect" in f or b"failed" in f.lower() for f in frames), tool
+    # DoH home: no plain DNS from the hosts, TLS to the DoH resolver instead
+    assert not [c for c in comments if c["activity"] == "dns"]
+    doh = by_act["doh"]
+    assert doh and all(443 in (int.from_bytes(f[34:36], "big"), int.from_bytes(f[36:38], "big"))
+                       or 853 in (int.from_bytes(f[34:36], "big"), int.from_bytes(f[36:38], "big")) for f in doh)
+    # IPv6 variants really run over IPv6 (global addresses, MSS 1440 on SYNs)
+    for act in ("nmap-sS-T4-v6", "nmap-sT-T4-v6", "ssh-guess-hydra-v6", "ssh-guess-patator-v6", "web-v6"):
+        frames = by_act[act]
+        assert frames and all(f[12:14] == b"\x86\xdd" for f in frames), act
+        assert all(f[22] & 0xE0 == 0x20 and f[38] & 0xE0 == 0x20 for f in frames), act  # 2000::/3
+    # DHCP starvation: DISCOVERs from many different client MACs
+    starv = by_act["dhcp-starvation-yersinia"]
+    assert len({f[6:12] for f in starv if f[12:14] == b"\x08\x00" and f[14 + 20 + 8] == 1}) >= 50
+
+
+def test_wide_kinds_are_deterministic(tmp_path):
+    a, b = tmp_path / "a.pcapng", tmp_path / "b.pcapng"
+    simulate_wide(a, seed=3, dns="hidden")
+    simulate_wide(b, seed=3, dns="hidden")
+    assert a.read_bytes() == b.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def varied_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("varied")
+    res = S.simulate(out, seed=21, duration_us=150 * S.SECOND, devices=8, scenario="varied")
+    return res
+
+
+def test_varied_scenario_has_every_class_and_dissects_cleanly(varied_run):
+    labels = read_labels(varied_run.labels)
+    assert set(labels) == set(S.CLASSES), Counter(labels)
+    assert _bad_frames(varied_run.pcap) == ""
+
+
+def test_varied_episode_records_match_the_labels(varied_run):
+    """<capture>.episodes.json of a varied home: every attack frame belongs to one episode, the
+    window's first/last frames carry its class, the declared hosts are there."""
+    labels = read_labels(varied_run.labels)
+    doc = json.loads(Path(str(varied_run.pcap) + ".episodes.json").read_text())
+    recs = doc["episodes"]
+    assert recs and len(recs) == len(varied_run.episodes)
+    written = [r for r in recs if r["packets"]]
+    assert len(written) >= len(S.ATTACK_FAMILIES)
+    for r in written:
+        assert labels[r["first_frame"] - 1] == r["class"] and labels[r["last_frame"] - 1] == r["class"], r
+        assert r["start"] <= r["end"] and r["kind"] and r["tool"]
+        d = r["declared"]
+        if d.get("attacker") is not None:
+            assert {"ip", "mac", "name", "local"} <= set(d["attacker"])
+        if r["kind"].startswith("reflection"):
+            assert d["attacker"] is None and d["reflector_count"] >= 5 and r["attacker"] is None
+    per_family = Counter(labels)
+    for fam in S.ATTACK_FAMILIES:  # every attack frame belongs to one recorded episode
+        assert sum(r["packets"] for r in recs if r["class"] == fam) == per_family[fam], fam
+
+
+def test_varied_is_deterministic_and_draws_other_homes(tmp_path):
+    runs = [S.simulate(tmp_path / d, seed=s, duration_us=40 * S.SECOND, devices=5, scenario="varied", name="x")
+            for d, s in (("a", 4), ("b", 4), ("c", 5))]
+    assert runs[0].pcap.read_bytes() == runs[1].pcap.read_bytes()
+    assert runs[0].labels.read_bytes() == runs[1].labels.read_bytes()
+    assert runs[0].pcap.read_bytes() != runs[2].pcap.read_bytes()
+
+
+def test_address_plans_and_dns_modes_vary_per_seed():
+    from iotwatch.captures.sim.variety import draw_plan
+    plans = [draw_plan(s, 600 * S.SECOND) for s in range(40)]
+    firsts = {p.prefix.split(".")[0] for p in plans}
+    assert {"192", "10", "172", "100"} <= firsts and firsts - {"192", "10", "172", "100"}
+    assert {p.dns for p in plans} >= {"router", "hidden", "doh", "mixed"}
+    assert len({p.cut_us for p in plans}) > 20 and any(p.cut_us == 0 for p in plans)
+
+
+def test_start_offset_cuts_the_start_and_keeps_the_duration(tmp_path):
+    full = S.simulate(tmp_path / "a", seed=9, duration_us=60 * S.SECOND, devices=5, scenario="home", name="x")
+    cut = S.simulate(tmp_path / "b", seed=9, duration_us=60 * S.SECOND, devices=5, scenario="home", name="x",
+                     start_offset_us=30 * S.SECOND)
+    t_full = [t for t, _, _ in read_packets(full.pcap)]
+    t_cut = [t for t, _, _ in read_packets(cut.pcap)]
+    assert t_full[0] < S.start_time(9) + 5 * S.SECOND <= S.start_time(9) + 30 * S.SECOND <= t_cut[0]
+    assert t_cut[-1] - S.start_time(9) > 80 * S.SECOND  # the capture still covers 60 s after the cut
+    assert simulate_cmd(["--out", str(tmp_path / "c"), "--seed", "9", "--duration", "30s", "--devices", "4",
+                         "--start-offset", "15s", "--attacks", "none"]) == 0
+    with pytest.raises(InputError):
+        simulate_cmd(["--out", str(tmp_path / "d"), "--start-offset", "soon"])

@@ -69,6 +69,10 @@ def test_golden_fields_match_tshark_exactly(name, mode):
     for f in FIELDS:
         col = got[f.name]
         for i, row in enumerate(expected):
+            # tshark's Info column refers to earlier frames of its own run ("request in 2", window
+            # scaling from the SYN): a chunked replay matches it only within the first chunk
+            if f.name == "info" and mode != "direct" and i >= READ_MODES[mode]["chunk_packets"]:
+                continue
             actual = as_text(f.kind, col[i])
             if not same_value(f.kind, row[f.name], actual):
                 mismatches.append(f"frame {row['frame_number']} {f.name}: expected {row[f.name]!r} got {actual!r}")
@@ -252,6 +256,7 @@ def test_live_capture_argv():
 
 # --- chunked replay on files with more than one section ---------------------------------------------
 
+@pytest.mark.slow
 def test_multi_section_pcapng_chunked_equals_direct(tmp_path):
     """A second section header (and its interface block) in the middle of a chunk's byte range."""
     f = tmp_path / "two_sections.pcapng"
@@ -262,6 +267,8 @@ def test_multi_section_pcapng_chunked_equals_direct(tmp_path):
         got = PacketBatch.concat(read_all(f, max_rows=16, **opts)[0])
         for name in FIELD_NAMES:
             a, b = direct[name], got[name]
+            if name == "info":   # refers to earlier frames of its tshark run: equal within the first chunk
+                a, b = a[:opts["chunk_packets"]], b[:opts["chunk_packets"]]
             same = np.array_equal(a, b, equal_nan=True) if a.dtype != object else (a == b).all()
             assert same, (opts, name)
 
@@ -319,6 +326,7 @@ def test_source_in_a_worker_thread_and_refused_on_a_running_loop():
     ("throughput.py", ["--repeat", "1", "--no-headless", "--workers", "2"], "ratio="),
     ("memory.py", ["--source-only", "--every", "0.05"], "peak_rss_mb="),
 ])
+@pytest.mark.slow
 def test_bench_scripts_run(script, args, last):
     import subprocess
     import sys

@@ -70,6 +70,7 @@ def write_kaggle(path, n=800, seed=0):
     return path
 
 
+@pytest.mark.slow
 def test_train_on_captures_with_held_out_eval_is_reproducible(tmp_path, capsys):
     train_dir = tmp_path / "train"
     train_dir.mkdir()
@@ -101,6 +102,7 @@ def test_train_on_captures_with_held_out_eval_is_reproducible(tmp_path, capsys):
     assert out.read_bytes() == first
 
 
+@pytest.mark.slow
 def test_upweighted_captures_count_several_times(tmp_path):
     a = write_capture(tmp_path / "a.pcapng", seed=1, n_normal=200, n_scan=100)
     b = write_capture(tmp_path / "b.pcapng", seed=2, n_normal=100, n_scan=50)

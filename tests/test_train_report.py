@@ -28,6 +28,7 @@ def trained(tmp_path_factory):
     return out, report
 
 
+@pytest.mark.slow
 def test_report_writes_five_figures_that_are_real_images(trained):
     import matplotlib.image as mpimg
 
@@ -41,6 +42,7 @@ def test_report_writes_five_figures_that_are_real_images(trained):
         assert len(np.unique(img.reshape(-1, img.shape[2])[:, :3], axis=0)) > 20, name
 
 
+@pytest.mark.slow
 def test_report_tables_and_numbers_match_the_bundle(trained):
     out, report = trained
     meta = load_bundle(out).meta
@@ -60,6 +62,7 @@ def test_report_tables_and_numbers_match_the_bundle(trained):
     assert [p["rows"] for p in pts] == sorted(p["rows"] for p in pts) and pts[0]["rows"] < pts[-1]["rows"]
 
 
+@pytest.mark.slow
 def test_default_bundle_name_never_collides_with_the_shipped_model(trained):
     out, _ = trained
     shipped = load_bundle(default_bundle_path()).meta["name"]
@@ -78,6 +81,7 @@ def test_useless_model_gets_a_loud_warning(tmp_path, capsys):
     assert "WARNING: validation macro-F1" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_no_warning_for_a_useful_model(trained, capsys):
     from rich.console import Console
 

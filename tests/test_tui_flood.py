@@ -4,6 +4,7 @@ hang guards, not timing assertions (bench/tui.py measures key latency)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import subprocess
 import sys
 import time
@@ -13,20 +14,20 @@ import pytest
 from textual import events
 
 from iotwatch.detector.classifier import PacketClassifier
-from iotwatch.detector.testing import make_tiny_bundle
-from iotwatch.options import RunConfig, source_factory
+from fakes import make_tiny_bundle, run_config
 from iotwatch.tui.app import make_app
 
 from test_live import GUARD, free_udp_port
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.slow]
 
 
 async def test_keys_work_and_every_packet_counts_during_a_live_flood(tmp_path):
     port = free_udp_port()
     clf = PacketClassifier.load(make_tiny_bundle(tmp_path / "tiny.iotw", seed=1))
-    cfg = RunConfig(iface="lo", bpf=f"udp port {port}")
-    app = make_app(source_factory(cfg), clf, None, source_name="lo")
+    cfg = run_config(iface="lo")
+    cfg = dataclasses.replace(cfg, source=dataclasses.replace(cfg.source, bpf=f"udp port {port}"))
+    app = make_app(cfg, clf, None)
     sent: list[int] = []
     async with app.run_test(size=(120, 40)) as pilot:
         deadline = time.monotonic() + GUARD

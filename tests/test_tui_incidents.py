@@ -11,12 +11,15 @@ from rich.text import Text
 
 from iotwatch.detector.classifier import PacketClassifier
 from iotwatch.main import main
-from iotwatch.options import RunConfig, demo_capture, source_factory
+from iotwatch.options import demo_capture
 from iotwatch.tui.app import make_app
 from iotwatch.tui.widgets.detail import DetailScreen
 from iotwatch.tui.widgets.incidents import IncidentScreen, IncidentsPane
 
+from fakes import run_config
 from tui_support import finish
+
+pytestmark = pytest.mark.slow  # every test here takes > ~5 s (bash dev.sh test -m 'not slow' skips them)
 
 
 @pytest.fixture
@@ -35,7 +38,7 @@ def _plain(widget) -> str:
 async def test_incidents_pane_open_jump_filter_and_why(expected):
     demo = str(demo_capture())
     clf = PacketClassifier.load(None)
-    app = make_app(source_factory(RunConfig(read=demo)), clf, None, source_name=demo, capture_path=demo)
+    app = make_app(run_config(demo), clf, None)
     async with app.run_test(size=(120, 42)) as pilot:
         await finish(pilot)
         await pilot.pause()
@@ -44,6 +47,10 @@ async def test_incidents_pane_open_jump_filter_and_why(expected):
         pane = app.query_one(IncidentsPane)
         order = [s["id"] for s in app.incidents.sorted()]
         assert pane.row_count == len(expected) == len(order)
+        for i in order:   # cells updated in place while incidents grew show the final counts and state
+            snap = app.incidents.get(i)
+            assert pane.get_cell(str(i), pane._columns[4]) == f"{snap['packets']:,}"
+            assert str(pane.get_cell(str(i), pane._columns[6])) == snap["state"] == "ended"
         sev = [app.incidents.get(i)["severity"] for i in order]
         assert sev == sorted(sev)                                    # most severe first
         await pilot.press("i")

@@ -6,12 +6,12 @@ import json
 
 import numpy as np
 
-from iotwatch.captures.sources import ReplaySource
 from iotwatch.detector.metrics import RunTotals
 from iotwatch.detector.pipeline import classify_stream
 from iotwatch.tui.session import CaptureSession
 from iotwatch.tui.store import IncidentStore, RateHistory, RowStore, display_batch, sparkline
 
+from fakes import ReplaySource, run_config
 from tui_support import CLASSES, FakeClassifier, make_labels, make_packets, truth
 
 
@@ -120,8 +120,8 @@ def test_session_counts_every_packet_and_writes_outputs(tmp_path):
     pk = make_packets(700)
     labels = make_labels(pk)
     rep, pred, al = tmp_path / "r.json", tmp_path / "p.csv", tmp_path / "a.jsonl"
-    s = CaptureSession(lambda: ReplaySource(pk, "x.pcapng"), FakeClassifier(), labels, source_name="x.pcapng",
-                       report=str(rep), predictions=str(pred), alerts=str(al), batch_rows=128)
+    s = CaptureSession(run_config("x.pcapng", report=str(rep), predictions=str(pred), alerts=str(al)),
+                       FakeClassifier(), labels, source_factory=lambda: ReplaySource(pk, "x.pcapng"), batch_rows=128)
     emitted = []
     report = s.run(emitted.append, lambda: False)
     ref = RunTotals(CLASSES)
@@ -141,10 +141,10 @@ def test_session_counts_every_packet_and_writes_outputs(tmp_path):
 
 def test_session_count_limit_and_cancel():
     pk = make_packets(500)
-    s = CaptureSession(lambda: ReplaySource(pk), FakeClassifier(), count=130, batch_rows=64)
+    s = CaptureSession(run_config(count=130), FakeClassifier(), source_factory=lambda: ReplaySource(pk), batch_rows=64)
     rep = s.run(lambda cb: None, lambda: False)
     assert rep["packets"] == 130
-    s2 = CaptureSession(lambda: ReplaySource(pk), FakeClassifier(), batch_rows=64)
+    s2 = CaptureSession(run_config(), FakeClassifier(), source_factory=lambda: ReplaySource(pk), batch_rows=64)
     seen = []
     rep2 = s2.run(seen.append, lambda: len(seen) >= 2)
     assert rep2["interrupted"] is True and rep2["packets"] == 128
@@ -153,7 +153,7 @@ def test_session_count_limit_and_cancel():
 def test_paced_replay_slices_follow_timestamps():
     # 1x over 0.2 s of capture time: the stream arrives in several slices, in order, nothing lost
     pk = make_packets(200, spacing=0.001)
-    s = CaptureSession(lambda: ReplaySource(pk), FakeClassifier(), speed="1x", batch_rows=1000)
+    s = CaptureSession(run_config(speed="1x"), FakeClassifier(), source_factory=lambda: ReplaySource(pk), batch_rows=1000)
     seen = []
     s.run(seen.append, lambda: False)
     assert len(seen) > 1

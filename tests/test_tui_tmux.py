@@ -15,6 +15,8 @@ import pytest
 
 from iotwatch.options import demo_capture
 
+HERE = Path(__file__).parent
+
 IOTWATCH = str(Path(sys.executable).parent / "iotwatch")
 
 
@@ -60,6 +62,19 @@ class Tmux:
             time.sleep(0.25)
         raise AssertionError(f"{text!r} never appeared on screen:\n{self.screen(name)}")
 
+    def settled(self, name: str, quiet: float = 1.0, timeout: float = 30) -> str:
+        """The screen once it has not changed for ``quiet`` seconds."""
+        end = time.monotonic() + timeout
+        last, since = self.screen(name), time.monotonic()
+        while time.monotonic() < end:
+            time.sleep(0.1)
+            now = self.screen(name)
+            if now != last:
+                last, since = now, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                break
+        return last
+
     def wait_for_gone(self, name: str, text: str, timeout: float = 60) -> None:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
@@ -88,6 +103,7 @@ def tmux(tmp_path):
     t.close()
 
 
+@pytest.mark.slow
 def test_demo_replay_in_a_real_terminal(tmux, tmp_path):
     demo = demo_capture()
     assert demo.is_file(), f"demo capture missing at {demo}"
@@ -98,11 +114,12 @@ def test_demo_replay_in_a_real_terminal(tmux, tmp_path):
     n = report["packets"]
 
     tmux.start("app", [IOTWATCH, "-r", str(demo), "--report", str(tmp_path / "t.json")])
-    screen = tmux.wait_for("app", "finished")
+    tmux.wait_for("app", "finished")
+    screen = tmux.settled("app")    # the panes of the last tick drawn too (a loaded machine paints in pieces)
     lines = screen.splitlines()
     assert len(lines) == 40 and all(len(line) <= 120 for line in lines)
     assert f"{n:,} pkts" in lines[0] and demo.name in lines[0]
-    assert f"showing last {n:,} of {n:,}" in screen
+    assert f"{n:,} of {n:,} packets" in screen
     for title in ("Packets", "Classes", "Incidents", "attacker → victim", "Source → Destination"):
         assert title in screen
     for inc in report["incidents"]:   # every incident of the headless run has its line (class/kind, attacker)
@@ -121,6 +138,7 @@ def test_demo_replay_in_a_real_terminal(tmux, tmp_path):
     assert tui.get("confusion") == report.get("confusion")
 
 
+@pytest.mark.slow
 def test_help_and_quit_keys_in_a_real_terminal(tmux):
     tmux.start("app", [IOTWATCH, "-r", str(demo_capture())], width=80, height=24)
     tmux.wait_for("app", "finished")
@@ -141,3 +159,188 @@ def test_missing_capture_exits_2_with_one_line(tmux, tmp_path):
     errors = [line for line in text if line.startswith("iotwatch: error:")]
     assert len(errors) == 1 and str(missing.name) in errors[0], text
     assert not any("Traceback" in line for line in text)
+
+
+# --- issue 14: the Wireshark habits, in a real terminal with real keys ---------------------------------
+
+def table_frames(screen: str) -> list[int]:
+    """Frame numbers of the packet rows on screen (the No. column, '!' marker allowed)."""
+    out = []
+    for line in screen.splitlines():
+        if line.startswith("│") and len(line) > 3:
+            cell = line[2:].split()    # after the border and the '!' marker column
+            if cell and cell[0].isdigit():
+                out.append(int(cell[0]))
+    return out
+
+
+def tshark_count(path, expr=None) -> int:
+    argv = ["tshark", "-n", "-r", str(path), "-T", "fields", "-e", "frame.number"] + (["-Y", expr] if expr else [])
+    return len(subprocess.run(argv, capture_output=True, text=True, check=True).stdout.split())
+
+
+def status_line(tmux, name) -> str:
+    return tmux.screen(name).splitlines()[0]
+
+
+def test_80x24_shows_number_marker_and_full_class_names(tmux):
+    tmux.start("app", [IOTWATCH, "-r", str(demo_capture())], width=80, height=24)
+    tmux.wait_for("app", "finished")
+    tmux("send-keys", "-t", "app", "a", "g")       # anomalies only, from the first one
+    screen = tmux.wait_for("app", "match anomalies")
+    lines = screen.splitlines()
+    assert len(lines) == 24 and all(len(line) <= 80 for line in lines)
+    assert "No." in lines[2] and "Class" in lines[2]
+    rows = [line for line in lines if line.startswith("│!")]
+    assert len(rows) >= 4, screen
+    tmux("send-keys", "-t", "app", "G")
+    names = set()
+    for key in ["G"] + ["f"] * 6:   # each attack class in turn: the full name is in the table
+        tmux("send-keys", "-t", "app", key)
+        time.sleep(0.4)
+        names |= {w for line in tmux.screen("app").splitlines() if line.startswith("│") for w in line.split()}
+    assert {"spoofing", "exfiltration", "bruteforce"} <= names, names
+    footer = lines[-1]
+    for key in ("Quit", "Pause", "Filter", "Go to", "Pane", "Help"):
+        assert key in footer, footer
+    tmux("send-keys", "-t", "app", "q")
+    assert tmux.exit_status("app") == 0
+
+
+def test_filter_bar_valid_invalid_cleared_and_jump(tmux):
+    demo = demo_capture()
+    n = tshark_count(demo)
+    tmux.start("app", [IOTWATCH, "-r", str(demo)])
+    tmux.wait_for("app", "finished")
+    tmux("send-keys", "-t", "app", "/")
+    tmux.wait_for("app", "Display filter")
+    tmux("send-keys", "-t", "app", "-l", "dns &&")
+    screen = tmux.wait_for("app", "tshark", timeout=30)   # tshark's reason under the bar
+    tmux("send-keys", "-t", "app", "Enter")
+    time.sleep(1)
+    assert "-Y" not in status_line(tmux, "app")          # an invalid filter is not applied
+    tmux("send-keys", "-t", "app", "BSpace", "BSpace", "BSpace")
+    tmux.wait_for("app", "valid display filter", timeout=30)
+    tmux("send-keys", "-t", "app", "Enter")
+    want = tshark_count(demo, "dns")
+    screen = tmux.wait_for("app", f"{want:,} match dns", timeout=60)
+    assert "-Y dns" in screen.splitlines()[0]
+    assert all(f <= n for f in table_frames(screen)) and table_frames(screen)
+    tmux("send-keys", "-t", "app", "/")
+    tmux.wait_for("app", "Display filter")
+    tmux("send-keys", "-t", "app", "BSpace", "BSpace", "BSpace", "Enter")
+    tmux.wait_for_gone("app", "match dns", timeout=30)
+    assert "-Y" not in status_line(tmux, "app")
+    # jump to a frame: it is on screen
+    tmux("send-keys", "-t", "app", ":")
+    tmux.wait_for("app", "a frame number, or a display filter")
+    tmux("send-keys", "-t", "app", "-l", "1234")
+    tmux("send-keys", "-t", "app", "Enter")
+    end = time.monotonic() + 20
+    while 1234 not in table_frames(tmux.screen("app")):
+        assert time.monotonic() < end, tmux.screen("app")
+        time.sleep(0.2)
+    tmux("send-keys", "-t", "app", "q")
+    assert tmux.exit_status("app") == 0
+
+
+def test_export_is_read_by_tshark_with_the_views_frame_count(tmux, tmp_path):
+    demo = demo_capture()
+    tmux.start("app", [IOTWATCH, "-r", str(demo)])
+    tmux.wait_for("app", "finished")
+    tmux("send-keys", "-t", "app", "a")
+    screen = tmux.wait_for("app", "match anomalies")
+    shown = int(screen.splitlines()[0].split(" shown")[0].rsplit("· ", 1)[-1].replace(",", ""))
+    out = tmp_path / "anomalies.pcapng"
+    tmux("send-keys", "-t", "app", "w")
+    tmux.wait_for("app", "frames to write")
+    tmux("send-keys", "-t", "app", "C-u")     # clear the suggested name, type ours (at a typist's pace)
+    tmux.wait_for("app", "file to write the table's frames to")
+    tmux("send-keys", "-t", "app", "-l", str(out))
+    tmux.wait_for("app", out.name)
+    tmux("send-keys", "-t", "app", "Enter")
+    tmux.wait_for("app", "frames written to", timeout=60)
+    assert tshark_count(out) == shown > 0
+    tmux("send-keys", "-t", "app", "q")
+    assert tmux.exit_status("app") == 0
+
+
+def test_ctrl_c_exits_130_and_restores_the_terminal(tmux):
+    tmux.start("app", [IOTWATCH, "-r", str(demo_capture()), "--speed", "1x"], width=80, height=24)
+    tmux.wait_for("app", "replay")
+    tmux("send-keys", "-t", "app", "C-c")
+    assert tmux.exit_status("app") == 130
+    assert "Packets" not in tmux.screen("app")   # the alternate screen is gone
+
+
+@pytest.mark.slow
+def test_home_on_a_200k_packet_replay_shows_frame_1(tmux, tmp_path):
+    big = tmp_path / "m200k.pcapng"
+    subprocess.run([sys.executable, str(HERE.parent / "bench" / "make_mixed_pcap.py"), str(big), "--packets", "200000"],
+                   check=True, capture_output=True, timeout=600)
+    tmux.start("app", [IOTWATCH, "-r", str(big)])
+    end = time.monotonic() + 600
+    while True:   # beyond the 50,000 rows kept in memory
+        line = status_line(tmux, "app")
+        pk = next((w for w in line.split(" · ") if w.endswith(" pkts")), "0 pkts").split()[0].replace(",", "")
+        if pk.isdigit() and int(pk) > 80_000:
+            break
+        assert time.monotonic() < end, line
+        time.sleep(0.5)
+    tmux("send-keys", "-t", "app", "g")
+    end = time.monotonic() + 60
+    # frame 1 at the top, read back from the file (a row shows "…" until its page arrives)
+    while not (table_frames(tmux.screen("app"))[:1] == [1] and " → " in tmux.screen("app").splitlines()[3]):
+        assert time.monotonic() < end, tmux.screen("app")
+        time.sleep(0.2)
+    screen = tmux.screen("app")
+    assert table_frames(screen)[:5] == [1, 2, 3, 4, 5]
+    assert all(" → " in line for line in screen.splitlines()[3:8]), screen
+    tmux("send-keys", "-t", "app", "q")
+    assert tmux.exit_status("app") == 0
+
+
+@pytest.mark.live
+def test_pause_resume_during_a_live_flood_keeps_every_row(tmux):
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    tmux.start("app", [IOTWATCH, "-i", "lo", "-f", f"udp port {port}"])
+    tmux.wait_for("app", "live", timeout=60)
+    time.sleep(1.0)    # dumpcap's filter in place
+    total = 3000       # bounded: 3000 datagrams to 127.0.0.1 over ~3 s
+    sender = subprocess.Popen([sys.executable, "-c", (
+        "import socket, time\n"
+        f"s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); t0 = time.monotonic()\n"
+        f"for i in range({total}):\n"
+        f"    s.sendto(b'x' * 32, ('127.0.0.1', {port}))\n"
+        "    time.sleep(max(0.0, t0 + i / 1000 - time.monotonic()))\n")])
+    tmux.wait_for("app", " pkts", timeout=30)
+    time.sleep(0.5)
+    tmux("send-keys", "-t", "app", "Space")
+    tmux.wait_for("app", "paused")
+    time.sleep(2.0)
+    paused_screen = tmux.screen("app")
+    tmux("send-keys", "-t", "app", "Space")
+    assert sender.wait(timeout=30) == 0
+    screen = tmux.wait_for("app", f"{total:,} pkts", timeout=60)
+    time.sleep(1.0)
+    screen = tmux.screen("app")
+    assert f"{total:,} shown" in screen.splitlines()[0] and "dropped" not in screen.splitlines()[0], screen
+    assert "+" in paused_screen.splitlines()[0] and "new" in paused_screen.splitlines()[0]
+    # every row reachable: the first, one from the pause, the last
+    tmux("send-keys", "-t", "app", "g")
+    time.sleep(0.5)
+    assert table_frames(tmux.screen("app"))[:3] == [1, 2, 3]
+    for frame in (total // 2, total):
+        tmux("send-keys", "-t", "app", ":")
+        tmux.wait_for("app", "a frame number, or a display filter")
+        tmux("send-keys", "-t", "app", "C-u")
+        tmux("send-keys", "-t", "app", "-l", str(frame))
+        tmux("send-keys", "-t", "app", "Enter")
+        time.sleep(0.8)
+        assert frame in table_frames(tmux.screen("app")), tmux.screen("app")
+    tmux("send-keys", "-t", "app", "q")
+    assert tmux.exit_status("app") == 0

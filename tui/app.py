@@ -4,48 +4,59 @@ Data flow (one direction, few hops):
 
 1. One thread worker (group ``capture``) runs ``CaptureSession.run``: it opens the source inside
    the thread, runs ``classify_stream``, counts every packet in ``RunTotals``, writes the outputs
-   and hands each batch to ``_emit``, which posts ``BatchClassified`` unless the UI is behind
-   (then the rows are dropped from view, never from the counts).
-2. ``on_batch_classified`` only appends to bounded stores (``RowStore``); the session's incident
-   engine (in the worker) sends incident snapshots as ``IncidentsChanged`` (``IncidentStore``).
-3. A fixed tick turns the stores and a ``RunTotals`` snapshot into widget updates, at most one
-   refresh per widget per tick.
+   and hands each batch to ``emit``, which appends its display form to ``RowStore`` (the newest
+   rows, bounded) and ``PredictionLog`` (what the model said about every packet, 12 bytes each),
+   paused or not; the session's incident engine sends snapshots as ``IncidentsChanged``.
+2. A fixed tick turns the stores and a ``RunTotals`` snapshot into widget updates, at most one
+   refresh per widget per tick. The table gets a ``LogView`` (filters, display filter, sort over
+   the whole run); rows that left memory are read back from the capture file through its frame
+   index (``captures.tshark.frames``, built by a worker) page by page, in a worker. Pause freezes
+   the view (its row count), never the stores.
+3. Display filters, search, export, detail and follow stream run tshark in thread workers and
+   post their results back; the UI thread never waits for tshark.
 4. Failures become ``CaptureFailed`` (one line, the CLI exit code), the end ``CaptureFinished``.
 """
 from __future__ import annotations
 
 import gc
+import sys
 import time
 from functools import partial
 from pathlib import Path
 from typing import Callable
+
+import numpy as np
 
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer
+from textual.widgets import Footer, Input
 from textual.worker import get_current_worker
 
-from iotwatch.captures.errors import EXIT_ANOMALIES, EXIT_ENV, EXIT_OK, IotwatchError
+from iotwatch.captures.errors import EXIT_ANOMALIES, EXIT_ENV, EXIT_INPUT, EXIT_OK, IotwatchError, one_line
+from iotwatch.captures.tshark.dissect import dissect_frame
+from iotwatch.detector.config import RunConfig
 from iotwatch.tui.commands import IotwatchCommands
 from iotwatch.tui.messages import (BatchClassified, CaptureFailed, CaptureFinished, CaptureStarted,
-                                   DetailFailed, DetailLoaded, IncidentsChanged)
+                                   DetailFailed, DetailLoaded, IncidentsChanged, StreamFollowed)
 from iotwatch.tui.session import SPEEDS, CaptureSession
-from iotwatch.tui.store import IncidentStore, RateHistory, RowStore, display_batch
+from iotwatch.tui.store import (SORT_KEYS, IncidentStore, LogView, PageCache, PredictionLog, RateHistory, RowStore,
+                                display_batch)
 from iotwatch.tui.widgets.incidents import IncidentScreen, IncidentsPane
 from iotwatch.tui.widgets.class_counters import ClassCounters
 from iotwatch.tui.widgets.confusion import ConfusionSummary
-from iotwatch.captures.tshark.dissect import dissect_frame
-from iotwatch.tui.widgets.detail import DetailScreen
+from iotwatch.tui.widgets.detail import DetailScreen, StreamScreen
 from iotwatch.tui.widgets.help import HelpScreen
 from iotwatch.tui.widgets.packet_table import PacketTable
+from iotwatch.tui.widgets.prompt import PromptBar
 from iotwatch.tui.widgets.status_bar import StatusBar
 
+EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports a command killed by SIGINT
+SWITCH_INTERVAL = 0.001  # seconds: GIL hand-over while the app runs (Python's default 0.005)
 PANE_EVERY = 4     # ticks between refreshes of the counters and confusion panes (1 s: rates are per second)
 GC_GEN0_THRESHOLD = 20_000  # allocations between young-generation GC passes (Python's default: 700)
-QUEUE_LIMIT = 20   # pending app messages above which new rows are dropped from view
 INCIDENT_REFRESH = 0.5  # s of wall time between snapshots of the active incidents (display only)
 PANES = ("counters", "alerts", "confusion")
 
@@ -60,31 +71,48 @@ class IotWatchApp(App[int]):
     VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
     BINDINGS = [
         Binding("q", "quit", "Quit", id="quit"),
-        Binding("ctrl+c", "quit", "Quit", show=False, priority=True, id="quit-interrupt"),
+        Binding("ctrl+c", "interrupt", "Interrupt (exit status 130)", show=False, priority=True, id="quit-interrupt"),
         Binding("space", "toggle_pause", "Pause", id="pause"),
-        Binding("s", "cycle_speed", "Speed", id="speed"),
+        Binding("slash", "prompt('filter')", "Filter", id="display-filter"),
+        Binding("colon", "prompt('goto')", "Go to", id="goto"),
         Binding("a", "toggle_anomalies", "Anomalies", id="filter-anomalies"),
-        Binding("f", "cycle_class_filter", "Class", id="filter-class"),
-        Binding("n", "next_anomaly", "Next !", id="next-anomaly"),
-        Binding("c", "clear", "Clear", id="clear"),
+        Binding("w", "export", "Save", id="export"),
+        Binding("v", "mark", "Mark range", show=False, id="mark"),
         Binding("m", "cycle_pane", "Pane", id="cycle-pane"),
-        Binding("i", "focus_incidents", "Incidents", show=False, id="focus-incidents"),
+        Binding("i", "focus_incidents", "Focus the incidents pane", show=False, id="focus-incidents"),
         Binding("question_mark", "help", "Help", id="help"),
+        Binding("s", "cycle_speed", "Speed", show=False, id="speed"),
+        Binding("f", "cycle_class_filter", "Class filter", show=False, id="filter-class"),
+        Binding("n", "next_anomaly", "Next anomaly", show=False, id="next-anomaly"),
+        Binding("o", "cycle_sort", "Sort (No., Len, Class, Conf)", show=False, id="sort"),
+        Binding("c", "clear", "Clear table", show=False, id="clear"),
+        Binding("x", "dismiss_notice", "Dismiss warning", show=False, id="dismiss"),
     ]
 
-    def __init__(self, session: CaptureSession, *, source_name: str, capture_path: str | None = None,
-                 normal_index: int = 0, fail_on: str | None = None, tick: float = 0.25,
-                 view_cap: int = 50_000, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, session: CaptureSession, *, tick: float = 0.25, view_cap: int = 50_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         self.session = session
+        cfg = session.config
         self.class_names = list(session.classes)
-        self.normal_index = normal_index
-        self.source_name = source_name
-        self.capture_path = capture_path
-        self.fail_on = fail_on
+        self.normal_index = int(getattr(session.classifier, "normal_index", 0))
+        self.source_name = cfg.source_name
+        # a capture file we can index, filter, dissect and export from (tests name files that do not exist)
+        read = cfg.source.read
+        self.capture_path = read if read and Path(read).is_file() else None
+        self.fail_on = cfg.fail_on
         self.tick = tick
         self.clock = clock
         self.rows = RowStore(view_cap)
+        self.plog = PredictionLog()      # every packet's prediction: the table browses the whole run
+        self.index = None               # FrameIndex of the capture file (built in a worker)
+        self.pages: PageCache | None = None
+        self.dfilter: str | None = None           # active Wireshark display filter (whole file)
+        self.dfilter_frames = None                # its matching frame numbers
+        self.sort: tuple[str, bool] | None = None
+        self._base = 0                  # gid of the first row shown (clear moves it)
+        self._search: dict = {}         # display filter -> matching frames (search cache)
+        self._pages_gen = 0
         self.incidents = IncidentStore()
         self._explainer = None
         self.rates = RateHistory(len(self.class_names))
@@ -95,7 +123,12 @@ class IotWatchApp(App[int]):
         self.error: str | None = None
         self.exit_code = EXIT_OK
         self.report: dict | None = None
-        self.skipped = 0          # rows never offered to the view (UI behind, or live while paused)
+        self.index_error: str | None = None
+        self.notice: str | None = None   # truncation / interruption / failure: in the status bar until x
+        self.skipped = 0          # rows never offered to the view (kept for the status bar; now always 0)
+        self._frozen: int | None = None    # paused: how many rows of the run the table holds
+        self._paused_added = 0    # rows.added when the view froze
+        self._last_added = -1
         self._pane = 0
         self._started_at: float | None = None
         self._ended_at: float | None = None
@@ -121,11 +154,12 @@ class IotWatchApp(App[int]):
         yield self.status
         with self.main:
             yield self.table
+            yield PromptBar(id="prompt")
             with Horizontal(id="panes"):
                 yield self.counters
                 yield self.confusion
             yield self.incident_pane
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         table = self.table
@@ -135,10 +169,13 @@ class IotWatchApp(App[int]):
         self.incident_pane.border_title = "Incidents"
         for w in (self.counters, self.confusion, self.incident_pane):
             w.class_style = table.class_style
+        self.counters.threshold = self.threshold
         table.focus()
         self.refresh_screen()
         self.set_interval(self.tick, partial(self.refresh_screen, force=False), name="tick")
         self._start()
+        if self.capture_path:
+            self.build_index(self.capture_path)
 
     def _start(self) -> None:
         # The cycle collector is process-wide: a pass triggered by Textual's many small allocations
@@ -147,11 +184,19 @@ class IotWatchApp(App[int]):
         # as long as the app, so it leaves the collector (freeze); young-generation passes become
         # rarer (threshold), so far fewer of them land in the middle of a batch.
         gc.freeze()
+        # the capture thread holds the GIL in 5 ms slices by default; a key press waits for the
+        # hand-over: 1 ms slices let the UI thread in sooner (measured by bench/tui_latency.py keys)
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL)
         self._gc_threshold = gc.get_threshold()
         gc.set_threshold(GC_GEN0_THRESHOLD, *self._gc_threshold[1:])
         self.run_capture()
 
     def on_unmount(self) -> None:
+        if self.dissector is not None:
+            self.dissector.close()
+        if hasattr(self, "_switch_interval"):
+            sys.setswitchinterval(self._switch_interval)
         if hasattr(self, "_gc_threshold"):
             gc.set_threshold(*self._gc_threshold)
         gc.unfreeze()
@@ -163,10 +208,12 @@ class IotWatchApp(App[int]):
         session = self.session
 
         def emit(cb) -> None:
-            if (self.paused and session.live) or self.message_queue_size > QUEUE_LIMIT:
-                self.skipped += len(cb)
-            else:
-                self.post_message(BatchClassified(display_batch(cb)))
+            # every row goes into the store here, paused or not, however far behind the screen is;
+            # a paused screen keeps showing its own snapshot until resumed
+            shown = display_batch(cb)
+            self.rows.append(shown)
+            self.plog.append(shown)   # after the rows: every gid the log knows is in the store or was
+            self.post_message(BatchClassified(shown))
             now = time.monotonic()   # the active incidents' counts, for display (the engine uses packet time)
             if now - self._incidents_posted >= INCIDENT_REFRESH and session.incidents.active:
                 self._incidents_posted = now
@@ -184,7 +231,9 @@ class IotWatchApp(App[int]):
         except IotwatchError as e:
             self.post_message(CaptureFailed(str(e), e.exit_code, started=session.totals.packets > 0))
         except Exception as e:  # tshark/pyshark broke in an unforeseen way: still one line, no traceback
-            self.post_message(CaptureFailed(f"capture failed: {type(e).__name__}: {e}", EXIT_ENV,
+            # values the input produced (a crafted capture) are input errors (2); anything else is 3
+            code = EXIT_INPUT if isinstance(e, (ValueError, OverflowError, UnicodeError)) else EXIT_ENV
+            self.post_message(CaptureFailed(one_line(f"capture failed: {type(e).__name__}: {e}"), code,
                                             started=session.totals.packets > 0))
         else:
             self.post_message(CaptureFinished(report))
@@ -196,7 +245,6 @@ class IotWatchApp(App[int]):
         self._dirty = True
 
     def on_batch_classified(self, message: BatchClassified) -> None:
-        self.rows.append(message.batch)
         self._dirty = True
 
     def on_incidents_changed(self, message: IncidentsChanged) -> None:
@@ -212,6 +260,7 @@ class IotWatchApp(App[int]):
             return
         self.status.add_class("-failed")
         self.notify(message.reason, title="capture failed", severity="error", timeout=30)
+        self.notice = f"✗ {message.reason} (x dismisses)"
         self._dirty = True
 
     def on_capture_finished(self, message: CaptureFinished) -> None:
@@ -224,6 +273,10 @@ class IotWatchApp(App[int]):
         if self.session.report_path:
             msg += f"; report written to {self.session.report_path}"
         self.notify(msg, title="end of capture", timeout=6)
+        if message.report.get("truncated"):
+            self.notice = f"⚠ capture ended early: {message.report['truncated']} (x dismisses)"
+        elif message.report.get("interrupted") and self.state == "interrupted":
+            self.notice = "⚠ stopped before the end of the source: outputs marked interrupted (x dismisses)"
         self._dirty = True
 
     # --- the tick ---------------------------------------------------------------------------------
@@ -237,8 +290,15 @@ class IotWatchApp(App[int]):
         table = self.table
         if labelled and not table.labelled:
             table.labelled = True
-        if self._dirty:
-            table.set_view(self.rows.view(self.filter), self.rows.first_time)
+        n = self.plog.n if self._frozen is None else self._frozen
+        if n:   # the No. column grows with the frame numbers (live captures pass 99,999 too)
+            digits = len(str(int(self.plog.col("frame", n)[n - 1])))
+            if digits > table.frame_digits:
+                table.frame_digits = digits
+        if self._dirty or n != self._last_added:
+            table.set_view(self.make_view(n), self.rows.first_time)
+            self._last_added = n
+        self._load_pages()
         if self._dirty or packets != self._last_packets:
             table.border_subtitle = self._table_subtitle(packets, len(table.view))
         # counters and confusion (rich tables, the costly part of a frame) refresh every PANE_EVERY ticks
@@ -256,12 +316,19 @@ class IotWatchApp(App[int]):
             self._last_incidents = self.incidents.version
         self.status.show(
             state=self._state_label(), source=self._source_label, packets=packets, rate=self._rate(),
-            shown=len(self.rows), dropped=self.rows.evicted + self.skipped,
+            shown=len(table.view), dropped=self.dropped_from_view, in_memory=len(self.rows),
             capture_drops=self.session.capture_drops, live=self.live, speed="live" if self.live else self.session.speed,
-            filter_name=self.filter_name, model=getattr(self.session.classifier, "name", "?"))
+            filter_name=self.filter_name, dfilter=self.dfilter, notice=self.notice, model=getattr(self.session.classifier, "name", "?"))
         if panes_due:
             self._last_packets = packets
         self._dirty = False
+
+    @property
+    def threshold(self) -> float | None:
+        """The model's anomaly threshold: a packet is anomalous when its class is not normal and the
+        model is at least this sure (why 'anomalous' is less than the sum of the attack classes)."""
+        policy = getattr(self.session.classifier, "policy", None)
+        return getattr(policy, "threshold", None)
 
     @property
     def _source_label(self) -> str:
@@ -277,14 +344,32 @@ class IotWatchApp(App[int]):
         return self.rates.total_rate
 
     def _table_subtitle(self, packets: int, in_view: int) -> str:
-        text = f"showing last {len(self.rows):,} of {packets:,}"
-        if self.filter != ("all",):
-            text = f"{in_view:,} match {self.filter_name} · " + text
+        text = f"{self.plog.n - self._base - self.dropped_from_view:,} of {packets:,} packets"
+        if self.filter != ("all",) or self.dfilter:
+            what = " && ".join(x for x in (self.dfilter, self.filter_name if self.filter != ("all",) else None) if x)
+            text = f"{in_view:,} match {what} · " + text
+        if self.sort is not None:
+            text += f" · sorted by {self.sort[0]}{' ▼' if self.sort[1] else ''}"
         return text
 
+    def make_view(self, n: int | None = None) -> LogView:
+        """The table's rows now: the run's gids [_base, n) through the class filter, the display
+        filter's frames and the sort."""
+        n = self.plog.n if n is None else n
+        lo = self._base if self.pages is not None else max(self._base, self.rows.first_gid)
+        return LogView(self.plog, self.rows, min(lo, n), n, self.filter, self.dfilter_frames, self.sort,
+                       self.pages)
+
+    @property
+    def dropped_from_view(self) -> int:
+        """Rows that left memory and cannot be read back (no capture file to read them from)."""
+        return 0 if self.pages is not None else max(0, self.rows.first_gid - self._base)
+
     def _state_label(self) -> str:
-        if self.paused and self.state in ("live", "replay"):
-            return "⏸ paused"
+        if self.paused and self.state in ("live", "replay", "finished", "interrupted"):
+            arrived = self.arrived_while_paused
+            ended = "" if self.state in ("live", "replay") else ", ended"
+            return f"⏸ paused (+{arrived:,} new{ended})" if arrived or ended else "⏸ paused"
         return {"starting": "… starting", "live": "● live", "replay": "▶ replay", "finished": "■ finished",
                 "interrupted": "■ stopped", "failed": "✗ failed"}.get(self.state, self.state)
 
@@ -312,10 +397,33 @@ class IotWatchApp(App[int]):
         self._dirty = True
 
     def action_toggle_pause(self) -> None:
+        """Pause freezes the screen, never the store: a replay waits, a live capture keeps storing
+        rows; resume shows them from where the table was, with how many arrived meanwhile."""
         self.paused = not self.paused
         self.session.pause(self.paused)
         self.status.set_class(self.paused, "-paused")
+        table = self.table
+        if self.paused:
+            self._frozen = self._paused_added = self.plog.n
+            self._dirty = True
+            self.refresh_screen()     # the frozen rows, placed as the table was (newest at the bottom)
+            table.pin_bottom()        # keep the place: resume must not jump past the new rows
+        else:
+            self._frozen = None
+            arrived = self.plog.n - self._paused_added
+            if arrived:
+                self.notify(f"{arrived:,} rows arrived meanwhile; End follows the newest again",
+                            title="resumed", timeout=5)
         self._dirty = True
+        self.refresh_screen()
+
+    @property
+    def arrived_while_paused(self) -> int:
+        return self.plog.n - self._paused_added if self.paused else 0
+
+    def action_dismiss_notice(self) -> None:
+        self.notice = None
+        self.refresh_screen()
 
     def action_cycle_speed(self) -> None:
         self.set_speed(SPEEDS[(SPEEDS.index(self.session.speed) + 1) % len(SPEEDS)])
@@ -344,6 +452,7 @@ class IotWatchApp(App[int]):
 
     def action_clear(self) -> None:
         self.rows.clear()
+        self._base = self.plog.n if self._frozen is None else self._frozen
         self.table.move_cursor(None)
         self._dirty = True
         self.refresh_screen()
@@ -358,11 +467,10 @@ class IotWatchApp(App[int]):
             main.set_class(PANES[self._pane] == name, f"-show-{name}")
 
     def action_focus_incidents(self) -> None:
-        if self.incident_pane.display:
-            self.incident_pane.focus()
-        else:   # compact layout: show the pane first
+        # focus at once (widget.focus() is deferred): a key typed right after i must reach the pane
+        if not self.incident_pane.display:   # compact layout: show the pane first
             self._set_pane(PANES.index("alerts"))
-            self.call_after_refresh(self.incident_pane.focus)
+        self.screen.set_focus(self.incident_pane)
 
     @on(IncidentsPane.Chosen)
     def incident_chosen(self, message: IncidentsPane.Chosen) -> None:
@@ -400,6 +508,8 @@ class IotWatchApp(App[int]):
         for b in [*self.BINDINGS, *PacketTable.BINDINGS]:
             keys = ", ".join(self.get_key_display(Binding(k, b.action)) for k in b.key.split(","))
             out.append((keys, b.description))
+        for b in IncidentsPane.BINDINGS:   # keys of the focused Incidents pane
+            out.append((self.get_key_display(Binding(b.key, b.action)), f"incidents pane: {b.description.lower()}"))
         out.append(("ctrl+p", "command palette (filters, speed, pause, clear ...)"))
         return out
 
@@ -412,9 +522,341 @@ class IotWatchApp(App[int]):
             code = EXIT_ANOMALIES
         self.exit(code, return_code=code, message=self._exit_message())
 
+    async def action_interrupt(self) -> None:
+        """Ctrl-C: stop like q (outputs written, marked interrupted), exit status 130 like any
+        interrupted command line tool; Textual restores the terminal."""
+        self.workers.cancel_group(self, "capture")
+        self.exit(EXIT_INTERRUPTED, return_code=EXIT_INTERRUPTED, message=self._exit_message())
+
     def _exit_message(self) -> Text | None:
         """The one error line printed once the terminal is restored (Textual prints it on stderr)."""
         return Text(f"iotwatch: error: {self.error}") if self.error else None
+
+    # --- the capture file: frame index, rows read back, display filter, search, jump -------------
+    @work(thread=True, exclusive=True, group="index", exit_on_error=False, description="index frames")
+    def build_index(self, path: str) -> None:
+        """Index the capture file's frame offsets (once, off the UI thread): detail, export, display
+        filters and rows no longer in memory read from it."""
+        from iotwatch.captures.tshark.frames import FrameIndex
+
+        worker = get_current_worker()
+        try:
+            index = FrameIndex(path).build(cancelled=lambda: worker.is_cancelled)
+        except Exception as e:   # compressed or odd files: the table keeps what is in memory
+            self.call_from_thread(self._index_failed, f"{type(e).__name__}: {e}")
+            return
+        if index.done:
+            self.call_from_thread(self._index_ready, index)
+
+    def _index_ready(self, index) -> None:
+        from iotwatch.captures.tshark.frames import Dissector
+
+        self.index = index
+        self.dissector = Dissector(index)
+        self.warm_dissector()
+        self.pages = PageCache(index, self.plog)
+        self.table.frame_digits = max(5, len(str(index.frames)))
+        self._dirty = True
+
+    dissector = None
+
+    @work(thread=True, exclusive=True, group="detail", exit_on_error=False, description="start tshark")
+    def warm_dissector(self) -> None:
+        try:
+            self.dissector.start()
+        except Exception:   # the detail falls back to one-shot tshark runs
+            pass
+
+    def _index_failed(self, reason: str) -> None:
+        self.index_error = reason
+
+    def _load_pages(self) -> None:
+        pages = self.pages
+        if pages is None:
+            return
+        if pages.generation != self._pages_gen:
+            self._pages_gen = pages.generation
+            self.table.generation = pages.generation
+            self.table.refresh()
+        p = pages.take_request()
+        if p is not None:
+            self.load_page(p)
+
+    @work(thread=True, exclusive=True, group="pages", exit_on_error=False, description="read back rows")
+    def load_page(self, p: int) -> None:
+        try:
+            self.pages.load(p)
+        except Exception as e:
+            self.pages.failed = f"{type(e).__name__}: {e}"
+            self.call_from_thread(self.notify, f"cannot read rows back from the file: {self.pages.failed}",
+                                  severity="error", timeout=8)
+            return
+        self.call_from_thread(self._load_pages)
+
+    def action_prompt(self, mode: str) -> None:
+        prompt = self.query_one(PromptBar)
+        prompt.open(mode, (self.dfilter or "") if mode == "filter" else self._last_goto)
+        if mode == "filter" and prompt.value:
+            self._check_later(prompt.value)
+
+    _last_goto = ""
+    _check_timer = None
+
+    @on(Input.Changed, "#prompt")
+    def _prompt_changed(self, event: Input.Changed) -> None:
+        if self.query_one(PromptBar).mode == "filter":
+            self._check_later(event.value)
+
+    def _check_later(self, expr: str) -> None:
+        """Validate as you type: tshark checks the filter 0.3 s after the last key, off the UI thread."""
+        if self._check_timer is not None:
+            self._check_timer.stop()
+        prompt = self.query_one(PromptBar)
+        if not expr.strip():
+            prompt.verdict("", "empty: Enter clears the display filter")
+            return
+        prompt.verdict("checking", "checking with tshark …")
+        self._check_timer = self.set_timer(0.3, partial(self.check_filter, expr.strip()))
+
+    @work(thread=True, exclusive=True, group="check-filter", exit_on_error=False, description="check filter")
+    def check_filter(self, expr: str) -> None:
+        reason = self._filter_problem(expr)
+        self.call_from_thread(self._filter_checked, expr, reason)
+
+    def _filter_problem(self, expr: str) -> str | None:
+        from iotwatch.captures.errors import IotwatchError
+        from iotwatch.captures.tshark.preflight import check_display_filter, check_tools
+
+        try:
+            check_display_filter(expr, check_tools().tshark)
+        except IotwatchError as e:
+            return str(e).split(": ", 1)[-1] if "bad display filter" in str(e) else str(e)
+        return None
+
+    def _filter_checked(self, expr: str, reason: str | None) -> None:
+        prompt = self.query_one(PromptBar)
+        if prompt.mode != "filter" or prompt.value.strip() != expr:
+            return   # the user typed on
+        prompt.verdict("invalid" if reason else "valid", reason or "valid display filter · Enter applies")
+
+    @on(PromptBar.Cancelled)
+    def _prompt_cancelled(self) -> None:
+        self.query_one(PromptBar).close()
+        self.table.focus()
+
+    @on(PromptBar.Submitted)
+    def _prompt_submitted(self, message: PromptBar.Submitted) -> None:
+        prompt = self.query_one(PromptBar)
+        if message.mode == "filter":
+            if not message.value:
+                prompt.close()
+                self.table.focus()
+                self.set_display_filter(None, None)
+                return
+            if not self.capture_path:
+                prompt.verdict("invalid", "display filters apply to capture files (-r FILE); live: start with -Y")
+                return
+            prompt.verdict("checking", f"filtering {Path(self.capture_path).name} with tshark …")
+            self.apply_display_filter(message.value)
+            return
+        if message.mode == "export":
+            if not message.value:
+                prompt.verdict("invalid", "give a file name")
+                return
+            prompt.verdict("checking", "writing …")
+            self.export_frames(self.export_frames_list(), message.value)
+            return
+        self._last_goto = message.value
+        prompt.close()
+        self.table.focus()
+        if message.value.isdigit():
+            self.jump_to_frame(int(message.value))
+        elif message.value:
+            self.search(message.value)
+
+    @work(thread=True, exclusive=True, group="display-filter", exit_on_error=False, description="display filter")
+    def apply_display_filter(self, expr: str) -> None:
+        reason = self._filter_problem(expr)
+        if reason is None:
+            try:
+                frames = self._index_for_filter().filter_frames(expr, cancelled=lambda: get_current_worker().is_cancelled)
+            except Exception as e:
+                reason = str(e)
+        if reason is not None:
+            self.call_from_thread(self._filter_checked, expr, reason)
+            return
+        self.call_from_thread(self._filter_applied, expr, frames)
+
+    def _index_for_filter(self):
+        """The frame index, or a bare one for tshark runs over the file (before indexing finished)."""
+        from iotwatch.captures.tshark.frames import FrameIndex
+
+        return self.index if self.index is not None else FrameIndex(self.capture_path)
+
+    def _filter_applied(self, expr: str, frames) -> None:
+        prompt = self.query_one(PromptBar)
+        if prompt.mode == "filter":
+            prompt.close()
+        self.table.focus()
+        self.set_display_filter(expr, frames)
+
+    def set_display_filter(self, expr: str | None, frames) -> None:
+        self.dfilter, self.dfilter_frames = expr, frames
+        self._dirty = True
+        self.refresh_screen()
+        if expr is not None:
+            self.notify(f"{len(self.table.view):,} rows match {expr}", title="display filter", timeout=4)
+
+    def jump_to_frame(self, frame: int) -> None:
+        pos, exact = self.table.view.frame_position(frame)
+        if pos is None:
+            self.notify(f"frame {frame:,} is not in the table", severity="warning", timeout=4)
+            return
+        self.table.move_cursor(pos)
+        if not exact:
+            self.notify(f"frame {frame:,} is not in this view; showing frame {self.table.view.row(pos).frame:,}",
+                        timeout=4)
+
+    def search(self, query: str) -> None:
+        """Next row after the cursor matching ``query``: a display filter (tshark over the file) when
+        it is one, else text in the rows held in memory."""
+        if self.capture_path and self._search.get(query) is None:
+            self.search_file(query)
+            return
+        frames = self._search.get(query)
+        table = self.table
+        view = table.view
+        start = (table.cursor_pos if table.cursor_pos is not None else int(table.scroll_y) - 1) + 1
+        if frames is not None and len(frames):
+            if not view.sorted:
+                here = view.row(start).frame if start < len(view) else None
+                nxt = frames[np.searchsorted(frames, here)] if here is not None and np.searchsorted(frames, here) < len(frames) else frames[0]
+                pos, exact = view.frame_position(int(nxt))
+                while pos is not None and not exact:   # filtered out of the view: the next match
+                    k = int(np.searchsorted(frames, view.row(pos).frame))
+                    if k >= len(frames):
+                        pos = None
+                        break
+                    pos, exact = view.frame_position(int(frames[k]))
+                if pos is not None:
+                    table.move_cursor(pos)
+                    return
+            self.notify(f"no row in the table matches {query}", timeout=4)
+            return
+        needle = query.lower()
+        first = self.rows.first_gid
+        for pos in list(range(start, len(view))) + list(range(0, start)):
+            gid = view.gid(pos)
+            if gid < first:
+                continue
+            row = view.row(pos)
+            line = f"{row.frame} {row.endpoints(999)} {row.proto} {row.info} {self.class_names[row.predicted]}".lower()
+            if needle in line:
+                table.move_cursor(pos)
+                return
+        self.notify(f"{query!r} not found in the rows held in memory", timeout=4)
+
+    @work(thread=True, exclusive=True, group="search", exit_on_error=False, description="search")
+    def search_file(self, query: str) -> None:
+        if self._filter_problem(query) is None:
+            try:
+                frames = self._index_for_filter().filter_frames(query)
+            except Exception:
+                frames = False
+        else:
+            frames = False      # not a display filter: text search
+        self.call_from_thread(self._searched, query, frames)
+
+    def _searched(self, query: str, frames) -> None:
+        self._search = {query: frames}
+        self.search(query)
+
+    # --- export -------------------------------------------------------------------------------------
+    _mark: int | None = None    # gid where a marked range starts (v)
+
+    def action_mark(self) -> None:
+        """v: start a range at the cursor (w then saves the range up to the cursor); v again drops it."""
+        table = self.table
+        if self._mark is not None or table.cursor_gid is None:
+            self._mark = None
+            table.mark_gid = None
+            table.refresh()
+            if table.cursor_gid is None:
+                self.notify("put the cursor on a row first (j/k, g, :frame)", timeout=3)
+            return
+        self._mark = table.mark_gid = table.cursor_gid
+        table.refresh()
+        self.notify("range started: move the cursor, then w saves the marked rows", timeout=4)
+
+    def export_frames_list(self) -> list[int]:
+        """Frame numbers to save: the marked range (v ... cursor) or every row of the view."""
+        view = self.table.view
+        if self._mark is not None and self.table.cursor_pos is not None:
+            a, b = sorted((view.position(self._mark), self.table.cursor_pos))
+            gids = view.gids(a, min(b + 1, len(view)))
+        else:
+            gids = view.gids(0, len(view))
+        return sorted(self.plog.col("frame")[np.asarray(gids, dtype=np.int64)].tolist())
+
+    def action_export(self) -> None:
+        if self.index is None:
+            why = ("saving needs a capture file (-r FILE)" if not self.capture_path
+                   else f"still indexing the capture file" if self.index_error is None
+                   else f"cannot index the capture file: {self.index_error}")
+            self.notify(why, severity="warning", timeout=5)
+            return
+        n = len(self.export_frames_list())
+        suffix = ".pcap" if self.index.format == "pcap" else ".pcapng"
+        stem = Path(self.capture_path).stem
+        name = f"{stem}-{'range' if self._mark is not None else 'view'}-{time.strftime('%H%M%S')}{suffix}"
+        prompt = self.query_one(PromptBar)
+        prompt.open("export", name)
+        prompt.verdict("", f"{n:,} frames to write · Enter writes · Esc cancels")
+
+    @work(thread=True, exclusive=True, group="export", exit_on_error=False, description="export")
+    def export_frames(self, frames: list[int], out: str) -> None:
+        try:
+            if Path(out).exists():
+                raise FileExistsError(f"{out} exists (nothing is replaced)")
+            n = self.index.write(frames, out)
+        except Exception as e:
+            self.call_from_thread(self._export_done, out, None, f"{e}")
+            return
+        self.call_from_thread(self._export_done, out, n, None)
+
+    def _export_done(self, out: str, n: int | None, error: str | None) -> None:
+        prompt = self.query_one(PromptBar)
+        if error:
+            prompt.verdict("invalid", f"not saved: {error}")
+            return
+        prompt.close()
+        self.table.focus()
+        self._mark = self.table.mark_gid = None
+        self.notify(f"{n:,} frames written to {out}", title="saved", timeout=6)
+
+    def action_cycle_sort(self) -> None:
+        """o: frame order -> Len ▲ -> Len ▼ -> Class ▲ -> ... -> Conf ▼ -> frame order."""
+        cycle = [None] + [(k, d) for k in SORT_KEYS if k != "No." for d in (False, True)]
+        nxt = cycle[(cycle.index(self.sort) + 1) % len(cycle)] if self.sort in cycle else None
+        self._apply_sort(nxt)
+
+    @on(PacketTable.SortClicked)
+    def _sort_clicked(self, message: PacketTable.SortClicked) -> None:
+        self.set_sort(message.key)
+
+    def set_sort(self, key: str) -> None:
+        """Sort by ``key`` like a click on its title: ascending, again descending (No. ascending is
+        frame order, the default)."""
+        cur = self.sort or ("No.", False)
+        nxt = (key, not cur[1]) if cur[0] == key else (key, False)
+        self._apply_sort(None if nxt == ("No.", False) else nxt)
+
+    def _apply_sort(self, sort) -> None:
+        self.sort = sort
+        self.table.sort = self.sort
+        self.table._col_cache.clear()
+        self._dirty = True
+        self.refresh_screen()
 
     # --- packet detail ---------------------------------------------------------------------------
     @on(PacketTable.RowChosen)
@@ -427,12 +869,38 @@ class IotWatchApp(App[int]):
             f" ({row.confidence:.2f})",
             *((("  label ", "bold"), self.class_names[row.label]) if row.label >= 0 else ()),
             ("  ANOMALY" if row.anomaly else "", "bold red"), self._why(row))
-        if self.live or not self.capture_path:
-            note = "the full dissection is available for capture files only (-r FILE)"
+        if not self.capture_path:
+            note = ("the dissection needs a capture file (-r FILE): a live capture's frames are not kept on disk; "
+                    "save the traffic with dumpcap -w and replay it")
             self.push_screen(DetailScreen(row.frame, summary, note=note))
             return
-        self.push_screen(DetailScreen(row.frame, summary))
-        self.load_detail(self.capture_path, row.frame)
+        # a warm tshark answers in a few ms: build the tree right away (no loading state, no worker
+        # round trip); anything slower goes to the worker
+        layers = None
+        if self.dissector is not None and self.dissector.ready:
+            t0 = time.perf_counter()
+            try:
+                layers = self.dissector.dissect(row.frame, timeout=0.2, only_if_ready=True)
+                raw = self.index.packet_bytes(row.frame) if layers is not None else b""
+            except Exception:
+                layers = None
+        if layers is not None:
+            self.push_screen(DetailScreen(row.frame, summary, layers=layers, raw=raw,
+                                          seconds=time.perf_counter() - t0))
+        else:
+            self.push_screen(DetailScreen(row.frame, summary))
+            self.load_detail(row.frame)
+
+    def _wait_index(self, timeout: float = 60.0):
+        """The frame index, waiting (in a worker) while it is being built."""
+        end = time.monotonic() + timeout
+        while self.index is None:
+            if self.index_error is not None:
+                raise RuntimeError(f"cannot index the capture file: {self.index_error}")
+            if time.monotonic() > end or get_current_worker().is_cancelled:
+                raise RuntimeError("the capture file is still being indexed; try again")
+            time.sleep(0.02)
+        return self.index
 
     def _why(self, row) -> str:
         """The per-packet "why" (gradient x input over feature groups) when the model input was kept."""
@@ -451,18 +919,56 @@ class IotWatchApp(App[int]):
             return ""
 
     @work(thread=True, exclusive=True, group="detail", exit_on_error=False, description="dissect frame")
-    def load_detail(self, path: str, frame: int) -> None:
+    def load_detail(self, frame: int) -> None:
+        """One frame through the index: a one-frame stream to tshark -T pdml (the cost does not
+        depend on the file's size) and its bytes."""
+        t0 = time.perf_counter()
         try:
-            layers = dissect_frame(path, frame)
+            index = self._wait_index()
+            try:
+                layers = self.dissector.dissect(frame)
+            except Exception:   # the long-running tshark broke: a one-shot run (slower, same tree)
+                layers = index.dissect(frame)
+            raw = index.packet_bytes(frame)
         except Exception as e:  # missing tshark, file gone, frame not found: one line in the modal
             self.post_message(DetailFailed(frame, f"cannot dissect frame {frame}: {e}"))
         else:
-            self.post_message(DetailLoaded(frame, layers))
+            self.post_message(DetailLoaded(frame, layers, raw, time.perf_counter() - t0))
+
+    def follow_stream(self, frame: int) -> None:
+        self.notify(f"following the conversation of frame {frame} (tshark reads the whole file) …", timeout=3)
+        self.run_follow(frame)
+
+    @work(thread=True, exclusive=True, group="follow", exit_on_error=False, description="follow stream")
+    def run_follow(self, frame: int) -> None:
+        try:
+            index = self._wait_index()
+            p = index.read([frame])
+            if p["tcp_srcport"][0] >= 0:
+                proto, sport, dport = "tcp", int(p["tcp_srcport"][0]), int(p["tcp_dstport"][0])
+            elif p["udp_srcport"][0] >= 0:
+                proto, sport, dport = "udp", int(p["udp_srcport"][0]), int(p["udp_dstport"][0])
+            else:
+                raise ValueError("not a TCP or UDP frame")
+
+            def ep(host: str, port: int) -> str:
+                return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+            src, dst = str(p["ip_src"][0]), str(p["ip_dst"][0])
+            text = index.follow(proto, ep(src, sport), ep(dst, dport))
+            title = f"Follow {proto.upper()} stream {ep(src, sport)} ⇄ {ep(dst, dport)}"
+        except Exception as e:
+            self.post_message(StreamFollowed(frame, "Follow stream", f"cannot follow frame {frame}: {e}"))
+        else:
+            self.post_message(StreamFollowed(frame, title, text))
+
+    def on_stream_followed(self, message: StreamFollowed) -> None:
+        self.push_screen(StreamScreen(message.title, message.text))
 
     def on_detail_loaded(self, message: DetailLoaded) -> None:
         screen = self.screen
         if isinstance(screen, DetailScreen) and screen.frame == message.frame:
-            screen.show_layers(message.layers)
+            screen.show_layers(message.layers, message.raw, message.seconds)
 
     def on_detail_failed(self, message: DetailFailed) -> None:
         screen = self.screen
@@ -480,41 +986,30 @@ def _is_ip(text: str) -> bool:
     return True
 
 
-def make_app(source_factory: Callable[[], object], classifier, labels=None, *, source_name: str = "replay",
-             capture_path: str | None = None, speed: str = "max", count: int | None = None,
-             duration: float | None = None, report: str | None = None, predictions: str | None = None,
-             alerts: str | None = None, fail_on: str | None = None, tick: float = 0.25,
-             view_cap: int = 50_000, batch_rows: int = 8192, clock: Callable[[], float] = time.monotonic,
-             app_class: type[IotWatchApp] = IotWatchApp) -> IotWatchApp:
-    """Build the app around any zero-argument source factory and classifier (tests inject a
-    ``ReplaySource`` and a tiny classifier; ``clock`` fixes rates for snapshots)."""
-    session = CaptureSession(source_factory, classifier, labels, source_name=source_name, speed=speed,
-                             count=count, duration=duration, report=report, predictions=predictions,
-                             alerts=alerts, batch_rows=batch_rows)
-    return app_class(session, source_name=source_name, capture_path=capture_path,
-                     normal_index=int(getattr(classifier, "normal_index", 0)), fail_on=fail_on, tick=tick,
-                     view_cap=view_cap, clock=clock)
+def make_app(cfg: RunConfig, classifier, labels=None, *, source_factory: Callable[[], object] | None = None,
+             tick: float = 0.25, view_cap: int = 50_000, batch_rows: int = 8192,
+             clock: Callable[[], float] = time.monotonic, app_class: type[IotWatchApp] = IotWatchApp) -> IotWatchApp:
+    """Build the app for a run configuration and a classifier (tests inject a fake ``source_factory``
+    and a tiny classifier; ``clock`` fixes rates for snapshots)."""
+    session = CaptureSession(cfg, classifier, labels, source_factory=source_factory, batch_rows=batch_rows)
+    return app_class(session, tick=tick, view_cap=view_cap, clock=clock)
 
 
-def build_app(cfg, app_class: type[IotWatchApp] = IotWatchApp) -> IotWatchApp:
+def build_app(cfg: RunConfig, app_class: type[IotWatchApp] = IotWatchApp) -> IotWatchApp:
     """Check the outputs and the capture file, load the model and labels, and build the app for a
     validated ``RunConfig`` (user errors raise ``IotwatchError`` before the screen switches)."""
     from iotwatch.captures.tshark import source as tshark_source  # noqa: F401  (import the capture layer now, not while the UI starts)
     from iotwatch.captures.tshark.preflight import check_capture_file
-    from iotwatch.headless import check_outputs
-    from iotwatch.options import load_classifier, load_labels, source_factory
 
-    check_outputs(cfg)
-    if cfg.read:
-        check_capture_file(cfg.read)
-    classifier = load_classifier(cfg.model)
-    labels = load_labels(cfg, list(classifier.classes_))
-    return make_app(source_factory(cfg), classifier, labels, source_name=cfg.source_name, capture_path=cfg.read,
-                    speed=cfg.speed, count=cfg.count, duration=cfg.duration, report=cfg.report,
-                    predictions=cfg.predictions, alerts=cfg.alerts, fail_on=cfg.fail_on, app_class=app_class)
+    cfg.outputs.check(cfg.inputs())
+    if cfg.source.read:
+        check_capture_file(cfg.source.read)
+    classifier = cfg.load_classifier()
+    labels = cfg.source.load_labels(list(classifier.classes_))
+    return make_app(cfg, classifier, labels, app_class=app_class)
 
 
-def run_tui(cfg) -> int:
+def run_tui(cfg: RunConfig) -> int:
     """Run the TUI for a validated ``RunConfig``; returns the CLI exit code (terminal restored).
     Errors the source finds once running arrive as ``CaptureFailed`` and end up in the exit code
     and one line on stderr."""

@@ -24,6 +24,11 @@ class IotwatchCommands(Provider):
             ("view: cycle side pane", app.action_cycle_pane, "compact layout: counters, alerts, confusion"),
             ("filter: none (all packets)", partial(app.set_filter, ("all",)), "show every packet"),
             ("filter: anomalies only", partial(app.set_filter, ("anomaly",)), "show anomalous packets only"),
+            ("filter: Wireshark display filter …", partial(app.action_prompt, "filter"), "the / bar: checked by tshark as you type"),
+            ("view: go to frame / find …", partial(app.action_prompt, "goto"), "the : bar: a frame number, a display filter or text"),
+            ("view: first frame", app.table.action_top, "g / Home: frame 1, read back from the file if need be"),
+            ("view: sort by next column", app.action_cycle_sort, "o: No., Len, Class, Conf (ascending, descending)"),
+            ("file: save the view as a capture …", app.action_export, "w: the table's frames (or a v-marked range)"),
             ("help: keys and panes", app.action_help, "the ? screen"),
         ]
         for i, name in enumerate(app.class_names):

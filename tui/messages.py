@@ -51,12 +51,25 @@ class CaptureFinished(Message):
 
 
 class DetailLoaded(Message):
-    """The full dissection of one frame (built in a thread worker)."""
+    """The full dissection of one frame (built in a thread worker): Wireshark's tree (``Node``s from
+    ``captures.tshark.frames``), the frame's bytes and how long it took."""
 
-    def __init__(self, frame: int, layers: list[DissectedLayer]) -> None:
+    def __init__(self, frame: int, layers: list, raw: bytes = b"", seconds: float = 0.0) -> None:
         super().__init__()
         self.frame = frame
         self.layers = layers
+        self.raw = raw
+        self.seconds = seconds
+
+
+class StreamFollowed(Message):
+    """``tshark -z follow`` text of one frame's conversation (or why there is none)."""
+
+    def __init__(self, frame: int, title: str, text: str) -> None:
+        super().__init__()
+        self.frame = frame
+        self.title = title
+        self.text = text
 
 
 class DetailFailed(Message):

@@ -15,6 +15,7 @@ from typing import Callable
 
 import numpy as np
 
+from iotwatch.detector.config import RunConfig
 from iotwatch.detector.pipeline import ClassifiedBatch
 from iotwatch.detector.run import MonitorRun
 
@@ -26,10 +27,9 @@ PACE_SLICE = 0.05  # seconds of wall time per paced slice
 class CaptureSession(MonitorRun):
     """Counts, outputs and pacing for one run. Thread-safe reads of ``totals`` go through ``lock``."""
 
-    def __init__(self, source_factory: Callable[[], object], classifier, labels=None, *,
-                 speed: str = "max", **run_options):
-        super().__init__(source_factory, classifier, labels, **run_options)
-        self.speed = speed if speed in SPEEDS else "max"
+    def __init__(self, config: RunConfig, classifier, labels=None, **run_options):
+        super().__init__(config, classifier, labels, **run_options)
+        self.speed = config.speed if config.speed in SPEEDS else "max"
         self.running = threading.Event()   # cleared = paused
         self.running.set()
         self._rebase = True                # re-anchor the replay clock (start, speed change, resume)

@@ -10,6 +10,10 @@ can show, and say what they dropped:
 * ``RowStore``: the last ``cap`` display batches, kept as whole chunks (appending is O(1); nothing
   is formatted until a row is actually drawn), with filtered views (all / anomalies only / one
   class) that map a view position to a packet.
+* ``PredictionLog``: frame, class, confidence, anomaly, label and length of every packet of the run
+  (12 bytes each); ``LogView``: the table's rows over it (filters, display-filter frames, sort), row
+  data from ``RowStore`` or read back from the capture file by ``PageCache`` (pages of 256 rows,
+  bounded), so the whole run stays browsable while memory holds only the newest rows.
 * ``IncidentStore``: the latest snapshot of every incident of the run (from the capture thread's
   incident engine), sorted by severity then recency.
 * ``RateHistory``: per-class packets per second sampled from ``RunTotals.class_counts``, for rates
@@ -18,7 +22,8 @@ can show, and say what they dropped:
 from __future__ import annotations
 
 import bisect
-from collections import deque
+import threading
+from collections import OrderedDict, deque
 from dataclasses import dataclass, replace
 from typing import Sequence
 
@@ -30,6 +35,7 @@ from iotwatch.detector.pipeline import ClassifiedBatch
 
 # A filter is ("all",), ("anomaly",) or ("class", index).
 Filter = tuple
+INFO_WIDTH = 96     # characters of the Info column kept per row
 
 
 def _hostport(host: str, port: int) -> str:
@@ -55,13 +61,17 @@ class Row:
     confidence: float
     anomaly: bool
     label: int          # -1 unlabelled / no labels
+    info: str = ""      # tshark's Info column
+    flags: int = -1     # TCP flags (-1: not TCP)
+    loading: bool = False  # read back from the file on demand and not there yet (only frame + class known)
 
     def endpoints(self, width: int) -> str:
         """``src:port → dst:port``, dropping the source port first when it does not fit."""
         full = f"{_hostport(self.src, self.src_port)} → {_hostport(self.dst, self.dst_port)}"
         if len(full) <= width or self.src_port < 0:
             return full
-        return f"{self.src} → {_hostport(self.dst, self.dst_port)}"
+        short = f"{self.src} → {_hostport(self.dst, self.dst_port)}"
+        return short if len(short) <= width else f"{self.src} → {self.dst}"
 
 
 def display_batch(cb: ClassifiedBatch) -> ClassifiedBatch:
@@ -70,9 +80,11 @@ def display_batch(cb: ClassifiedBatch) -> ClassifiedBatch:
     p = cb.packets
     src, dst = endpoints(p)
     sport, dport = ports(p)
+    info = p["info"] if "info" in p else np.full(len(p), "", dtype=object)
     cols = {"frame_number": p["frame_number"], "time_epoch": p["time_epoch"], "frame_len": p["frame_len"],
             "protocols": p["protocols"].astype(str), "src": src.astype(str), "dst": dst.astype(str),
-            "sport": sport, "dport": dport}
+            "sport": sport, "dport": dport, "info": info.astype(f"U{INFO_WIDTH}"),
+            "tcp_flags": p["tcp_flags"]}
     why = None
     if cb.features is not None:  # model inputs of the anomalous rows (float16), for the packet detail's "why"
         ai = np.flatnonzero(cb.anomaly)
@@ -95,13 +107,14 @@ class _Chunk:
     def __len__(self) -> int:
         return len(self.cb) - self.skip
 
-    def indices(self, flt: Filter) -> np.ndarray:
+    def indices(self, flt: Filter, skip: int | None = None) -> np.ndarray:
         """Indices into ``cb`` (>= skip) of the rows passing ``flt``."""
-        key = (flt, self.skip)
+        skip = self.skip if skip is None else skip
+        key = (flt, skip)
         idx = self._masks.get(key)
         if idx is None:
             if flt[0] == "anomaly":
-                idx = np.flatnonzero(self.cb.anomaly[self.skip:]) + self.skip
+                idx = np.flatnonzero(self.cb.anomaly[skip:]) + skip
             elif flt[0] == "incident":   # ("incident", id, class, first frame, last frame, hosts)
                 _, _, cls, lo, hi, hosts = flt
                 p = self.cb.packets
@@ -110,11 +123,11 @@ class _Chunk:
                 if hosts:
                     h = list(hosts)
                     m &= np.isin(p["src"], h) | np.isin(p["dst"], h)
-                idx = np.flatnonzero(m[self.skip:]) + self.skip
+                idx = np.flatnonzero(m[skip:]) + skip
             elif flt[0] == "class":
-                idx = np.flatnonzero(self.cb.predicted[self.skip:] == flt[1]) + self.skip
+                idx = np.flatnonzero(self.cb.predicted[skip:] == flt[1]) + skip
             else:
-                idx = np.arange(self.skip, len(self.cb))
+                idx = np.arange(skip, len(self.cb))
             self._masks = {key: idx}
         return idx
 
@@ -128,15 +141,21 @@ class _Chunk:
         return X[k].astype(np.float32) if k < len(ai) and ai[k] == i else None
 
     def row(self, i: int) -> Row:
-        p = self.cb.packets
-        labels = self.cb.labels
-        return Row(
-            gid=self.start + i, frame=int(p["frame_number"][i]), time=float(p["time_epoch"][i]),
-            src=str(p["src"][i]), src_port=int(p["sport"][i]), dst=str(p["dst"][i]), dst_port=int(p["dport"][i]),
-            proto=protocol_name(p["protocols"][i]), length=int(p["frame_len"][i]),
-            predicted=int(self.cb.predicted[i]), confidence=float(self.cb.confidence[i]),
-            anomaly=bool(self.cb.anomaly[i]), label=int(labels[i]) if labels is not None else -1,
-        )
+        return batch_row(self.cb, i, self.start + i)
+
+
+def batch_row(cb: ClassifiedBatch, i: int, gid: int) -> Row:
+    """Row ``i`` of a display batch."""
+    p = cb.packets
+    labels = cb.labels
+    return Row(
+        gid=gid, frame=int(p["frame_number"][i]), time=float(p["time_epoch"][i]),
+        src=str(p["src"][i]), src_port=int(p["sport"][i]), dst=str(p["dst"][i]), dst_port=int(p["dport"][i]),
+        proto=protocol_name(p["protocols"][i]), length=int(p["frame_len"][i]),
+        predicted=int(cb.predicted[i]), confidence=float(cb.confidence[i]),
+        anomaly=bool(cb.anomaly[i]), label=int(labels[i]) if labels is not None else -1,
+        info=str(p["info"][i]) if "info" in p else "", flags=int(p["tcp_flags"][i]) if "tcp_flags" in p else -1,
+    )
 
 
 class View:
@@ -209,11 +228,18 @@ class RowStore:
         self.added = 0          # rows ever appended (gid of the next row)
         self.evicted = 0        # rows pushed out by the cap (not by clear)
         self.first_time: float | None = None
+        # the capture thread appends, the UI thread takes views: both under this lock (a View is
+        # an immutable snapshot, so a paused screen keeps its rows while the store moves on)
+        self.lock = threading.Lock()
 
     def __len__(self) -> int:
         return self._stored
 
     def append(self, cb: ClassifiedBatch) -> None:
+        with self.lock:
+            self._append(cb)
+
+    def _append(self, cb: ClassifiedBatch) -> None:
         n = len(cb)
         if not n:
             return
@@ -244,18 +270,49 @@ class RowStore:
                 self.evicted += excess
 
     def clear(self) -> None:
-        self._chunks.clear()
-        self._stored = 0
+        with self.lock:
+            self._chunks.clear()
+            self._stored = 0
+
+    @property
+    def first_gid(self) -> int:
+        """gid of the oldest row still stored (``added`` when empty)."""
+        with self.lock:
+            if not self._chunks:
+                return self.added
+            head = self._chunks[0]
+            return head.start + head.skip
+
+    def row_by_gid(self, gid: int) -> Row | None:
+        """The stored row with this gid, or None when it is not (or no longer) in memory."""
+        with self.lock:
+            chunks = self._chunks
+            if not chunks or gid < chunks[0].start + chunks[0].skip or gid >= self.added:
+                return None
+            k = len(chunks) - 1
+            while k > 0 and chunks[k].start > gid:   # few chunks, newest rows are asked for most
+                k -= 1
+            chunk = chunks[k]
+        return chunk.row(gid - chunk.start)
+
+    def snapshot(self) -> list:
+        """The rows stored now, as (chunk, skip) pairs: later appends and evictions leave it alone."""
+        with self.lock:
+            return [(c, c.skip) for c in self._chunks]
+
+    def view(self, flt: Filter = ("all",), snapshot: list | None = None) -> View:
+        """The rows passing ``flt``: of the store now, or of an earlier ``snapshot()``."""
+        chunks = self.snapshot() if snapshot is None else snapshot
+        return View([(c, c.indices(flt, skip)) for c, skip in chunks])
 
     def features(self, gid: int) -> np.ndarray | None:
         """The kept model input of the row with this gid (None when evicted or not kept)."""
-        for c in self._chunks:
+        with self.lock:
+            chunks = list(self._chunks)
+        for c in chunks:
             if c.start + c.skip <= gid < c.start + len(c.cb):
                 return c.features(gid - c.start)
         return None
-
-    def view(self, flt: Filter = ("all",)) -> View:
-        return View([(c, c.indices(flt)) for c in self._chunks])
 
 
 def _concat(a: ClassifiedBatch, b: ClassifiedBatch) -> ClassifiedBatch:
@@ -277,6 +334,224 @@ def _concat(a: ClassifiedBatch, b: ClassifiedBatch) -> ClassifiedBatch:
         anomaly=np.concatenate([a.anomaly, b.anomaly]),
         labels=labels,
     )
+
+
+class PredictionLog:
+    """What the model said about every packet of the run, in arrival order (index = gid): frame
+    number, predicted class, confidence, anomaly flag, label and length; 12 bytes a packet (1M
+    packets: 12 MB). It lets the table filter, sort and browse the whole run while ``RowStore``
+    keeps only the newest rows' display columns; rows that left it are read back from the file
+    (``PageCache``). Appended by the capture thread; readers take ``n`` first (arrays only grow)."""
+
+    COLUMNS = (("frame", np.int32), ("predicted", np.int8), ("confidence", np.float16), ("anomaly", np.bool_),
+               ("label", np.int8), ("length", np.int32))
+
+    def __init__(self, capacity: int = 1 << 15):
+        self.n = 0
+        self._cols = {name: np.zeros(capacity, dtype) for name, dtype in self.COLUMNS}
+
+    def __len__(self) -> int:
+        return self.n
+
+    def append(self, cb: ClassifiedBatch) -> None:
+        k, n = len(cb), self.n
+        cols = self._cols
+        if n + k > len(cols["frame"]):
+            size = max(2 * len(cols["frame"]), n + k)
+            grown = {}
+            for name, dtype in self.COLUMNS:
+                a = np.zeros(size, dtype)
+                a[:n] = cols[name][:n]
+                grown[name] = a
+            self._cols = cols = grown
+        p = cb.packets
+        cols["frame"][n:n + k] = p["frame_number"]
+        cols["predicted"][n:n + k] = cb.predicted
+        cols["confidence"][n:n + k] = cb.confidence
+        cols["anomaly"][n:n + k] = cb.anomaly
+        cols["label"][n:n + k] = cb.labels if cb.labels is not None else -1
+        cols["length"][n:n + k] = p["frame_len"]
+        self.n = n + k
+
+    def col(self, name: str, n: int | None = None) -> np.ndarray:
+        return self._cols[name][: self.n if n is None else n]
+
+    def gid_of_frame(self, frame: int, n: int | None = None) -> int | None:
+        """gid of frame number ``frame`` (frames arrive in ascending order), or None."""
+        frames = self.col("frame", n)
+        i = int(np.searchsorted(frames, frame))
+        return i if i < len(frames) and frames[i] == frame else None
+
+
+SORT_KEYS = ("No.", "Len", "Class", "Conf")
+
+
+class LogView:
+    """The table's rows: gids ``lo..hi`` of the run passing a filter (optionally sorted), row data from
+    ``RowStore`` when in memory, else from ``PageCache`` (read back from the capture file), else a
+    ``loading`` placeholder that already knows frame, class and confidence from the log."""
+
+    def __init__(self, log: PredictionLog, rows: "RowStore", lo: int, hi: int, flt: Filter = ("all",),
+                 frames: np.ndarray | None = None, sort: tuple[str, bool] | None = None,
+                 pages: "PageCache | None" = None):
+        self.log, self.rows, self.pages = log, rows, pages
+        self.lo, self.hi = lo, hi
+        gids: np.ndarray | None = None
+        if flt[0] == "incident":
+            # an incident's packets are matched on their hosts, which only the rows in memory have
+            parts = [c.start + c.indices(flt, skip) for c, skip in rows.snapshot()]
+            gids = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+            gids = gids[(gids >= lo) & (gids < hi)]
+            if frames is not None:
+                gids = gids[np.isin(log.col("frame", hi)[gids], frames)]
+        elif flt[0] != "all" or frames is not None:
+            mask = np.ones(hi - lo, dtype=bool)
+            if flt[0] == "anomaly":
+                mask &= log.col("anomaly", hi)[lo:]
+            elif flt[0] == "class":
+                mask &= log.col("predicted", hi)[lo:] == flt[1]
+            if frames is not None:
+                mask &= np.isin(log.col("frame", hi)[lo:], frames, assume_unique=True)
+            gids = np.flatnonzero(mask) + lo
+        if sort is not None and sort[0] != "No." or (sort is not None and sort[1]):
+            if gids is None:
+                gids = np.arange(lo, hi)
+            key = {"Len": "length", "Class": "predicted", "Conf": "confidence"}.get(sort[0])
+            if key is not None:
+                order = np.argsort(log.col(key, hi)[gids], kind="stable")
+                gids = gids[order]
+            if sort[1]:
+                gids = gids[::-1]
+        self.sorted = sort is not None and (sort[0] != "No." or sort[1])
+        self._gids = gids
+
+    def __len__(self) -> int:
+        return self.hi - self.lo if self._gids is None else len(self._gids)
+
+    def gid(self, pos: int) -> int:
+        return self.lo + pos if self._gids is None else int(self._gids[pos])
+
+    def gids(self, start: int, stop: int) -> np.ndarray:
+        return np.arange(self.lo + start, self.lo + stop) if self._gids is None else self._gids[start:stop]
+
+    def position(self, gid: int) -> int:
+        """View position of ``gid`` (unsorted: of the first row whose gid is >= ``gid``)."""
+        if self._gids is None:
+            return min(max(gid - self.lo, 0), len(self))
+        if self.sorted:
+            hits = np.flatnonzero(self._gids == gid)
+            return int(hits[0]) if len(hits) else len(self)
+        return int(np.searchsorted(self._gids, gid))
+
+    def row(self, pos: int) -> Row:
+        gid = self.gid(pos)
+        row = self.rows.row_by_gid(gid)
+        if row is not None:
+            return row
+        log = self.log
+        frame = int(log.col("frame", self.hi)[gid])
+        if self.pages is not None:
+            row = self.pages.row(gid, frame)
+            if row is not None:
+                return replace(row, predicted=int(log.col("predicted", self.hi)[gid]),
+                               confidence=float(log.col("confidence", self.hi)[gid]),
+                               anomaly=bool(log.col("anomaly", self.hi)[gid]),
+                               label=int(log.col("label", self.hi)[gid]))
+        return Row(gid=gid, frame=frame, time=float("nan"), src="", src_port=-1, dst="", dst_port=-1, proto="",
+                   length=int(log.col("length", self.hi)[gid]), predicted=int(log.col("predicted", self.hi)[gid]),
+                   confidence=float(log.col("confidence", self.hi)[gid]),
+                   anomaly=bool(log.col("anomaly", self.hi)[gid]), label=int(log.col("label", self.hi)[gid]),
+                   loading=True)
+
+    def next_anomaly(self, after: int) -> int | None:
+        """Position of the first anomalous row after position ``after`` (-1 = from the top)."""
+        start = after + 1
+        if start >= len(self):
+            return None
+        if self._gids is None:
+            hits = np.flatnonzero(self.log.col("anomaly", self.hi)[self.lo + start:])
+        else:
+            hits = np.flatnonzero(self.log.col("anomaly", self.hi)[self._gids[start:]])
+        return start + int(hits[0]) if len(hits) else None
+
+    def position_of_frame(self, frame: int) -> int | None:
+        """View position of the first row whose frame number is >= ``frame`` (None if none)."""
+        pos, _ = self.frame_position(frame)
+        return pos
+
+    def frame_position(self, frame: int) -> tuple[int | None, bool]:
+        """(position, exact) of frame number ``frame``: exact when that frame is in the view, else the
+        position of the next frame in view order (None if there is none)."""
+        gid = self.log.gid_of_frame(frame, self.hi)
+        if gid is not None and self.lo <= gid:
+            pos = self.position(gid)
+            if pos < len(self) and self.gid(pos) == gid:
+                return pos, True
+        frames = self.log.col("frame", self.hi)
+        g = int(np.searchsorted(frames, frame))
+        if self.sorted:
+            return None, False
+        pos = self.position(max(g, self.lo))
+        return (pos if pos < len(self) else None), False
+
+
+class PageCache:
+    """Rows read back from the capture file through a ``FrameIndex``, by pages of PAGE gids; the
+    newest ``keep`` pages stay (bounded memory). ``row`` never blocks: a missing page is queued and
+    the app loads it in a worker (``take_request`` / ``load``)."""
+
+    PAGE = 256
+
+    def __init__(self, index, log: PredictionLog, keep: int = 64):
+        self.index = index
+        self.log = log
+        self.keep = keep
+        self._pages: OrderedDict[int, dict[int, Row]] = OrderedDict()
+        self._wanted: list[int] = []
+        self.failed: str | None = None
+        self.generation = 0      # bumps when a page arrives (the table drops its cached lines)
+
+    def row(self, gid: int, frame: int) -> Row | None:
+        page = self._pages.get(gid // self.PAGE)
+        if page is None:
+            p = gid // self.PAGE
+            if p not in self._wanted and self.failed is None:
+                self._wanted.append(p)
+            return None
+        return page.get(gid)
+
+    def take_request(self) -> int | None:
+        """The most recently wanted page (what is on screen now), or None."""
+        while self._wanted:
+            p = self._wanted.pop()
+            if p not in self._pages:
+                self._wanted.clear()
+                return p
+        return None
+
+    def load(self, p: int) -> None:
+        """Read page ``p`` back (blocking: call from a worker thread)."""
+        n = self.log.n
+        lo, hi = p * self.PAGE, min((p + 1) * self.PAGE, n)
+        frames = self.log.col("frame", n)[lo:hi]
+        if not len(frames) or not self.index.done:
+            return
+        from iotwatch.captures.tshark.frames import read_frames
+
+        batch = read_frames(self.index, frames)
+        shown = display_batch(ClassifiedBatch(packets=batch, proba=np.zeros((len(batch), 1), np.float32),
+                                              predicted=np.zeros(len(batch), np.int64),
+                                              confidence=np.zeros(len(batch), np.float32),
+                                              anomaly=np.zeros(len(batch), bool), labels=None))
+        rows = {}
+        got = shown.packets["frame_number"].tolist()
+        for i, (gid, frame) in enumerate(zip(range(lo, hi), frames.tolist())):
+            if i < len(got) and got[i] == frame:
+                rows[gid] = batch_row(shown, i, gid)
+        self._pages[p] = rows
+        while len(self._pages) > self.keep:
+            self._pages.popitem(last=False)
+        self.generation += 1
 
 
 class IncidentStore:

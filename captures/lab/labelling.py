@@ -9,6 +9,14 @@ ground truth is rule-based, not guessed:
 * Spoofed-source floods carry random source addresses: a frame inside the window that involves the
   window's ``victim_ip`` and an address that belongs to no lab host gets the class too (the flood
   and the victim's answers or ARP look-ups for the forged peers).
+* Reflection/amplification: requests forged with the victim's address go to lab reflectors (real
+  DNS/NTP/SNMP/SSDP/CoAP servers) from a fixed UDP source port; inside the window, every frame
+  between the victim and a reflector's service port on that port -- the forged request, the
+  reflector's answer to the victim, the victim's ICMP error quoting it -- gets the class (``dos``).
+* Forged clients (DHCP starvation): frames sent by, sent to or about (DHCP client hardware address) a
+  MAC under the window's ``mac_prefix`` get the class -- the forged DISCOVERs/REQUESTs and the
+  server's OFFERs/ACKs to them -- from the window's start on, also after its end (the server answers
+  seconds late); no lab host has such a MAC.
 * DNS tunnels through the lab resolver: a frame inside the window whose DNS query name ends in the
   window's ``dns_suffix`` gets the class (the resolver's forwarded queries never touch the attacker).
 * Traffic relayed by an ARP-poisoning attacker (man in the middle) is ``spoofing``, as the
@@ -49,6 +57,9 @@ TSHARK_FIELDS: tuple[tuple[str, str], ...] = (
     ("arp_tpa", "arp.dst.proto_ipv4"),
     ("dns_qry_name", "dns.qry.name"),
     ("icmp_type", "icmp.type"),
+    ("udp_sport", "udp.srcport"),   # first occurrence: inside an ICMP error, the quoted datagram's ports
+    ("udp_dport", "udp.dstport"),
+    ("dhcp_chaddr", "dhcp.hw.mac_addr"),
 )
 
 
@@ -66,6 +77,9 @@ class Packet:
     arp_tpa: str = ""
     dns_qry_name: str = ""
     icmp_type: str = ""
+    udp_sport: str = ""
+    udp_dport: str = ""
+    dhcp_chaddr: str = ""
 
 
 @dataclass
@@ -81,6 +95,9 @@ class AttackWindow:
     victim_ip: str = ""            # spoofed-source floods: frames victim <-> unknown address
     dns_suffix: str = ""           # DNS tunnels: frames whose query name ends with this
     argv: list[str] = field(default_factory=list)
+    reflectors: list[str] = field(default_factory=list)  # reflection: "ip:udp-port" of each reflector
+    spoof_port: int = 0            # reflection: the UDP source port the forged requests carry
+    mac_prefix: str = ""           # forged client MACs (DHCP starvation): frames from/to/about them
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -102,6 +119,20 @@ def _spoofed_match(p: Packet, victim: str, lab_ips: frozenset[str]) -> bool:
         return False
     other = pair[1] if pair[0] == victim else pair[0]
     return other not in lab_ips
+
+
+def _reflection_match(p: Packet, victim: str, reflectors: Sequence[str], spoof_port: int) -> bool:
+    """A forged request (victim's address -> reflector service, from ``spoof_port``), the reflector's
+    answer to the victim, or the victim's ICMP error quoting that answer."""
+    if not (victim and spoof_port and p.ip_src and p.ip_dst and victim in (p.ip_src, p.ip_dst)):
+        return False
+    other = p.ip_dst if p.ip_src == victim else p.ip_src
+    ports = {p.udp_sport, p.udp_dport}
+    for r in reflectors:
+        ip, _, port = r.rpartition(":")
+        if other == ip and ports == {port, str(spoof_port)}:
+            return True
+    return False
 
 
 SPOOFING = "spoofing"
@@ -144,6 +175,11 @@ def label_for(p: Packet, windows: Sequence[AttackWindow], lab_ips: frozenset[str
     # only another window's own traffic (spoofed-source victim, tunnel names) keeps that class
     relay = bool(poisoned) and relayed(p, poisoned)
     for w in windows:
+        # forged clients' MACs belong to the attack whenever they appear after it started (a DHCP
+        # server answers seconds later: dnsmasq pings each address before offering it)
+        if w.mac_prefix and p.time >= w.start and any(m.startswith(w.mac_prefix)
+                                                      for m in (p.eth_src, p.eth_dst, p.dhcp_chaddr)):
+            return w.label
         if not (w.start <= p.time <= w.end):
             continue
         if not relay and _attacker_match(p, w.attacker_mac, w.attacker_ip):
@@ -151,6 +187,8 @@ def label_for(p: Packet, windows: Sequence[AttackWindow], lab_ips: frozenset[str
         if w.victim_ip and _spoofed_match(p, w.victim_ip, lab_ips):
             return w.label
         if w.dns_suffix and p.dns_qry_name.lower().rstrip(".").endswith(w.dns_suffix.lower().strip(".")):
+            return w.label
+        if w.reflectors and _reflection_match(p, w.victim_ip, w.reflectors, w.spoof_port):
             return w.label
     return SPOOFING if relay else NORMAL
 

@@ -11,7 +11,8 @@ Safety rules this module enforces (see captures/lab/recorder.py for the whole re
   checks this in every namespace (routes, links, a route look-up and a ping towards each host
   address) before any tool runs; a failure raises and the lab is torn down.
 * Every process is started through :meth:`Lab.spawn` in its own session, marked with the
-  environment variable ``IOTWATCH_LAB=<prefix>`` (inherited by its children) and remembered; teardown
+  environment variable ``IOTWATCH_LAB=<prefix>`` (inherited by its children), with HOME set to the
+  lab's working directory (tools' session files, e.g. ncrack's restore state, go there) and remembered; teardown
   signals exactly those process groups, then any process still inside *our* namespaces, then
   deletes the namespaces and the working directory.
 """
@@ -31,6 +32,11 @@ from typing import Sequence
 from ..errors import EnvironmentProblem
 
 LAB_SUBNET = ipaddress.ip_network("10.77.0.0/24")
+#: "cloud" hosts of the lab (an unseen upload target, a DoH server): TEST-NET-3, a documentation range
+#: that is never routed on the internet. They are namespaces of this lab on the same bridge; the lab
+#: hosts reach them through an on-link route, never through a gateway.
+CLOUD_NET = ipaddress.ip_network("203.0.113.0/24")
+LAB_NETS = (LAB_SUBNET, CLOUD_NET)
 LAB_ENV = "IOTWATCH_LAB"   # every lab process (and its children) carries IOTWATCH_LAB=<prefix>
 BRIDGE = "br0"
 
@@ -60,8 +66,8 @@ class Lab:
         self.bridge_ns = self.prefix + "br"
         self.hosts = {role: Host(role, self.prefix + role, ip, mac_for(ip)) for role, ip in hosts.items()}
         for h in self.hosts.values():
-            if ipaddress.ip_address(h.ip) not in LAB_SUBNET:
-                raise ValueError(f"lab host {h.role} address {h.ip} is outside {LAB_SUBNET}")
+            if not in_lab(h.ip):
+                raise ValueError(f"lab host {h.role} address {h.ip} is outside {LAB_SUBNET} and {CLOUD_NET}")
         self._created: list[str] = []
         self._procs: list[tuple[str, subprocess.Popen]] = []
         self._logs: list = []
@@ -102,8 +108,15 @@ class Lab:
                       "peer", "name", port, "netns", self.bridge_ns])
             self.run(["ip", "-n", self.bridge_ns, "link", "set", port, "master", BRIDGE])
             self.run(["ip", "-n", self.bridge_ns, "link", "set", port, "up"])
-            self.run(["ip", "-n", h.ns, "addr", "add", f"{h.ip}/{LAB_SUBNET.prefixlen}", "dev", "eth0"])
+            own, other = (LAB_SUBNET, CLOUD_NET) if ipaddress.ip_address(h.ip) in LAB_SUBNET else (CLOUD_NET, LAB_SUBNET)
+            self.run(["ip", "-n", h.ns, "addr", "add", f"{h.ip}/{own.prefixlen}", "dev", "eth0"])
             self.run(["ip", "-n", h.ns, "link", "set", "eth0", "up"])
+            # wire-sized frames: without this, veth hands TCP segments of up to 64 KB to the bridge
+            # (TSO/GSO), and the capture shows packets no real link carries
+            self.ns_run(h.ns, ["ethtool", "-K", "eth0", "tso", "off", "gso", "off", "gro", "off"], check=False)
+            if any(ipaddress.ip_address(x.ip) in other for x in self.hosts.values()):
+                # on-link: the other lab network is on the same bridge (no gateway, no way out)
+                self.run(["ip", "-n", h.ns, "route", "add", str(other), "dev", "eth0"])
 
     def _add_ns(self, ns: str) -> None:
         self.run(["ip", "netns", "add", ns])
@@ -127,8 +140,8 @@ class Lab:
                 if dst == "default" or not dst:
                     raise EnvironmentProblem(f"lab namespace {ns} has a default route", hint="aborting before any attack")
                 net = ipaddress.ip_network(dst, strict=False)
-                if net.version == 4 and not net.subnet_of(LAB_SUBNET):
-                    raise EnvironmentProblem(f"lab namespace {ns} routes {dst} outside {LAB_SUBNET}",
+                if net.version == 4 and not any(net.subnet_of(n) for n in LAB_NETS):
+                    raise EnvironmentProblem(f"lab namespace {ns} routes {dst} outside {LAB_SUBNET} and {CLOUD_NET}",
                                              hint="aborting before any attack")
             links = json.loads(self.run(["ip", "-j", "-n", ns, "link", "show"]).stdout or "[]")
             for link in links:
@@ -139,7 +152,7 @@ class Lab:
                     ok = name in ("lo", "eth0")
                 if not ok:
                     raise EnvironmentProblem(f"lab namespace {ns} has an unexpected interface {name}")
-            done.append(f"{ns}: {len(routes)} routes all inside {LAB_SUBNET}, links ok")
+            done.append(f"{ns}: {len(routes)} routes all inside {LAB_SUBNET} / {CLOUD_NET}, links ok")
         probe = [h.ns for h in self.hosts.values()]
         for addr in host_addresses:
             for ns in probe:
@@ -164,7 +177,7 @@ class Lab:
         self._logs.append(log)
         proc = subprocess.Popen(["ip", "netns", "exec", ns, *argv], stdin=stdin, stdout=log, cwd=self.workdir,
                                 stderr=subprocess.STDOUT, start_new_session=True,
-                                env=dict(os.environ, **{LAB_ENV: self.prefix}))
+                                env=dict(os.environ, HOME=str(self.workdir), **{LAB_ENV: self.prefix}))
         self._procs.append((name, proc))
         return proc
 
@@ -219,6 +232,11 @@ class Lab:
 
     def __exit__(self, *exc) -> None:
         self.teardown()
+
+
+def in_lab(ip: str) -> bool:
+    """True for an address of the lab's own networks (the subnet and the on-link "cloud" range)."""
+    return any(ipaddress.ip_address(ip) in n for n in LAB_NETS)
 
 
 def host_side_addresses() -> list[str]:

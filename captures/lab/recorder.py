@@ -3,13 +3,16 @@
     iotwatch lab record --out DIR --scenario all|benign|recon|dos|bruteforce|spoofing|exfiltration
                         [--duration S] [--seed N] [--force] [--keep-workdir]
     iotwatch lab relabel CAPTURE...   re-derive the labels of recorded captures from their .lab.json
+    iotwatch lab cases --out DIR [--only CASE...]   the detector's small specific-case captures (root)
     iotwatch lab setup          apt-get install the packages of captures/lab/packages.txt (root)
     iotwatch lab cleanup        delete namespaces left by a killed recorder (iw-<dead pid>-*)
 
 ``record`` (root only) builds the lab of :mod:`.net` (a bridge in its own namespace; gateway,
-hub, camera, sensor, NAS, phone, an unseen "sink" host and one attacker, each in its own namespace
-on 10.77.0.0/24 with no route out), proves the isolation, starts real services (mosquitto,
-dnsmasq, dropbear, and the small servers of :mod:`.services`) and the benign device drivers,
+hub, camera, sensor, NAS, phone, smart plug, an unseen "sink" host and one attacker, each in its
+own namespace on 10.77.0.0/24, plus a "cloud" HTTPS host and a DoH server in 203.0.113.0/24 on the
+same bridge; no route out), proves the isolation, starts real services (mosquitto, dnsmasq for DNS
+and DHCP, dropbear, OpenSSH, snmpd, chronyd, iodined, dns2tcpd, ptunnel-ng, and the small servers
+of :mod:`.services`: HTTP(S)/DoH, telnet, FTP, CoAP, SSDP, mDNS) and the benign device drivers,
 records the bridge with dumpcap, and runs the real tools of :mod:`.attacks` in bounded windows
 between benign stretches. Output, in DIR:
 
@@ -30,29 +33,36 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Sequence
 
 from ..errors import EnvironmentProblem, InputError
-from .attacks import BASE_TOOLS, FAMILIES, FAMILY_TOOLS, TOOLS, LabContext, Step, helper, plan
+from .attacks import BASE_TOOLS, FAMILIES, FAMILY_TOOLS, OPTIONAL, TOOLS, LabContext, Step, helper, plan
 from .labelling import AttackWindow, class_counts, label_packets, read_packet_table, write_labels_csv
+from .cases import _cert, reflector_services, sshd_argv
 from .net import BRIDGE, Lab
 
 SCENARIOS = ("all", "benign") + FAMILIES
-OPTIONAL_TOOLS = ("masscan", "iodine", "iodined")   # its steps are dropped (with a note) when it is missing
+OPTIONAL_TOOLS = OPTIONAL   # their steps are dropped (with a note) when they are missing
+BIG_TXT = ",".join('"' + "v=spf1 include:_spf.big.lab " + "x" * 150 + '"' for _ in range(6))
 GRACE = 1.5                     # seconds after a tool exits that still belong to its window
 TUNNEL_ZONE = "t.lab"           # dig tunnel: answered by the sink's small authoritative server
 IODINE_ZONE = "i.lab"           # iodine tunnel: answered by iodined on the sink (port 5353)
+DNS2TCP_ZONE = "d.lab"          # dns2tcp tunnel: answered by dns2tcpd on the sink (port 5354)
 IODINE_NET = "10.77.1.1/27"     # iodine's tunnel addresses exist only on dns0 inside sink/attacker
-SECRET = {"mqtt": "mqtt-s3cret", "operator": "operator-s3cret", "admin": "router-s3cret", "iodine": "tunnel-s3cret"}
+CLOUD_IP, DOH_IP = "203.0.113.10", "203.0.113.53"
+SECRET = {"mqtt": "mqtt-s3cret", "operator": "operator-s3cret", "admin": "router-s3cret", "iodine": "tunnel-s3cret", "dns2tcp": "d2t-s3cret"}
 
 
 def topology(seed: int) -> dict[str, str]:
-    """role -> lab address; the attacker's address depends on the seed."""
+    """role -> lab address; the attacker's address depends on the seed. ``cloud`` (HTTPS uploads,
+    backups, updates, streaming) and ``doh`` (DNS over HTTPS) sit in TEST-NET-3 (see net.py)."""
     return {"gw": "10.77.0.1", "hub": "10.77.0.10", "cam": "10.77.0.11", "sensor": "10.77.0.12",
-            "nas": "10.77.0.13", "user": "10.77.0.20", "sink": "10.77.0.200",
+            "nas": "10.77.0.13", "user": "10.77.0.20", "plug": "10.77.0.30", "sink": "10.77.0.200",
+            "cloud": CLOUD_IP, "doh": DOH_IP,
             "attacker": f"10.77.0.{random.Random(seed).choice([66, 77, 99, 150, 166])}"}
 
 
@@ -97,6 +107,7 @@ def write_configs(lab: Lab, wd: Path) -> None:
     (wd / "lab.hosts").write_text("".join(f"{a} {r}.lab\n" for r, a in ip.items() if r != "attacker")
                                   + f"{ip['hub']} broker.lab\n")
     Lab.run(["dropbearkey", "-t", "ed25519", "-f", str(wd / "dropbear_ed25519_host_key")])
+    _cert(wd)
 
 
 def start_services(lab: Lab, wd: Path, until: float) -> None:
@@ -105,12 +116,36 @@ def start_services(lab: Lab, wd: Path, until: float) -> None:
     op = ["--user", "operator", "--password", SECRET["operator"]]
     lab.spawn("gw", ["dnsmasq", "-k", "-C", "/dev/null", "--no-resolv", "--no-hosts", "--bind-interfaces",
                      f"--listen-address={ip['gw']}", f"--addn-hosts={wd / 'lab.hosts'}",
-                     f"--server=/{TUNNEL_ZONE}/{ip['sink']}", f"--server=/{IODINE_ZONE}/{ip['sink']}#5353", "--user=root", f"--pid-file={wd / 'dnsmasq.pid'}",
-                     "--cache-size=0"], "dnsmasq")
+                     f"--server=/{TUNNEL_ZONE}/{ip['sink']}", f"--server=/{IODINE_ZONE}/{ip['sink']}#5353",
+                     f"--server=/{DNS2TCP_ZONE}/{ip['sink']}#5354",
+                     "--user=root", f"--pid-file={wd / 'dnsmasq.pid'}", "--cache-size=0",
+                     # DHCP for the plug (and the pool DHCP starvation drains); large TXT answers (reflection)
+                     "--dhcp-range=10.77.0.100,10.77.0.149,255.255.255.0,2m", f"--dhcp-host={lab.hosts['plug'].mac},{ip['plug']}",
+                     f"--dhcp-leasefile={wd / 'dnsmasq.leases'}", f"--dhcp-option=3,{ip['gw']}", f"--dhcp-option=6,{ip['gw']}",
+                     f"--txt-record=big.lab,{BIG_TXT}", "--edns-packet-max=4096"], "dnsmasq")
     lab.spawn("gw", helper("serve", "--name", "gw", "--bind", ip["gw"], "--until", u, "--http", "80",
                         "--admin-user", "admin", "--admin-pass", SECRET["admin"]), "serve-gw")
     lab.spawn("hub", ["mosquitto", "-c", str(wd / "mosquitto.conf")], "mosquitto")
-    lab.spawn("hub", helper("serve", "--name", "hub", "--bind", ip["hub"], "--until", u, "--http", "80"), "serve-hub")
+    lab.spawn("hub", helper("serve", "--name", "hub", "--bind", ip["hub"], "--until", u, "--http", "80", "--ssdp"),
+              "serve-hub")
+    lab.spawn("hub", sshd_argv(ip["hub"], wd), "sshd")
+    reflector_services(lab, wd, dns_role="", snmp_role="hub", ntp_role="gw")
+    lab.spawn("plug", helper("serve", "--name", "plug", "--bind", ip["plug"], "--until", u, "--http", "80",
+                             "--ssdp", "--mdns"), "serve-plug")
+    crt, key = str(wd / "cloud.crt"), str(wd / "cloud.key")
+    lab.spawn("cloud", helper("serve", "--name", "cloud", "--bind", ip["cloud"], "--until", u, "--https", "443",
+                              "--cert", crt, "--key", key), "serve-cloud")
+    lab.spawn("doh", helper("serve", "--name", "doh", "--bind", ip["doh"], "--until", u, "--https", "443",
+                            "--cert", crt, "--key", key, "--doh-answer", ip["cloud"]), "serve-doh")
+    if shutil.which("dns2tcpd"):
+        (wd / "dns2tcpd.conf").write_text(f"listen = {ip['sink']}\nport = 5354\nuser = root\nchroot = {wd}\n"
+                                          f"domain = {DNS2TCP_ZONE}\nresources = upload:{ip['sink']}:8080\n"
+                                          f"key = {SECRET['dns2tcp']}\n")
+        lab.spawn("sink", ["timeout", str(int(until - time.time()) + 5), "dns2tcpd", "-F", "-d", "1", "-f",
+                           str(wd / "dns2tcpd.conf")], "dns2tcpd")
+    if shutil.which("ptunnel-ng"):
+        lab.spawn("sink", ["timeout", str(int(until - time.time()) + 5), "ptunnel-ng", f"-r{ip['sink']}", "-R8080",
+                           "-v", "1"], "ptunnel-ng")
     lab.spawn("cam", helper("serve", "--name", "cam", "--bind", ip["cam"], "--until", u, "--http", "80",
                          "--telnet", "23", *op), "serve-cam")
     lab.spawn("sensor", helper("serve", "--name", "sensor", "--bind", ip["sensor"], "--until", u, "--coap", "5683"),
@@ -133,6 +168,10 @@ def start_benign(lab: Lab, seed: int, until: float, max_actions: int) -> None:
     dns = f"{ip['gw']},{names}"
     mqtt = lambda who, topic: f"{ip['hub']},{who},{SECRET['mqtt']},{topic}"  # noqa: E731
     common = ["--until", u, "--max-actions", str(max_actions)]
+    wd = lab.workdir
+    rng = random.Random(seed)
+    (wd / "clip.bin").write_bytes(rng.randbytes(rng.choice([150_000, 300_000, 600_000])))
+    (wd / "backup.bin").write_bytes(rng.randbytes(rng.choice([3, 5]) * 1024 * 1024))
     lab.spawn("user", ["timeout", str(int(until - time.time()) + 5), "mosquitto_sub", "-h", ip["hub"], "-u", "user",
                        "-P", SECRET["mqtt"], "-t", "sensors/#", "-k", "15"], "mqtt-sub")
     drivers = {
@@ -143,8 +182,28 @@ def start_benign(lab: Lab, seed: int, until: float, max_actions: int) -> None:
         "user": ["--http", f"http://{ip['cam']}/", f"http://{ip['hub']}/status", f"http://{ip['gw']}/",
                  "--coap", ip["sensor"], "--dns", dns, "--ftp", f"{ip['nas']},operator,{SECRET['operator']}",
                  "--telnet", f"{ip['cam']},operator,{SECRET['operator']}", "--ping", ip["cam"], ip["hub"]],
-        "gw": ["--ping", ip["hub"], ip["cam"], ip["sensor"], ip["nas"]],
+        "gw": ["--ping", ip["hub"], ip["cam"], ip["sensor"], ip["nas"],
+               # health checks of the devices' web endpoints
+               "--run", f"5|curl -s -o /dev/null -m 3 http://{ip['hub']}/status",
+               "--run", f"9|curl -s -o /dev/null -m 3 http://{ip['cam']}/"],
+        "plug": ["--run", "15|udhcpc -i eth0 -f -q -n -t 2 -T 1 -s /bin/true -x hostname:plug",
+                 "--run", f"20|{sys.executable} -m iotwatch.captures.lab.services pair --role device --name plug "
+                          f"--ip {ip['plug']} --rounds 3"],
     }
+    cloud = f"cloud.example.com:443:{ip['cloud']}"  # names known to the device, DNS look-ups not visible
+    https = f"curl -sk -o /dev/null -m 30 --resolve {cloud}"
+    drivers["cam"] += ["--run", f"12|{https} -H 'Content-Type: video/mp4' --data-binary @{wd / 'clip.bin'} "
+                                "https://cloud.example.com/upload"]
+    drivers["nas"] += ["--run", f"40|{https} --limit-rate 2M --data-binary @{wd / 'backup.bin'} "
+                                "https://cloud.example.com/upload",
+                       "--run", f"30|{https} https://cloud.example.com/download?bytes=1500000"]  # update
+    drivers["user"] += [
+        "--run", f"8|curl -sk -o /dev/null -m 10 --doh-insecure --doh-url https://{ip['doh']}/dns-query "
+                 "https://news.example.net/status",
+        "--run", f"25|{https} --limit-rate 600K https://cloud.example.com/download?bytes=2500000",  # streaming
+        "--run", f"45|{sys.executable} -m iotwatch.captures.lab.services pair --role app --ip {ip['user']} "
+                 f"--device {ip['plug']} --rounds 3",
+    ]
     for i, (role, args) in enumerate(drivers.items()):
         lab.spawn(role, helper("drive", "--name", role, "--seed", str(seed * 100 + i), *common, *args), f"drive-{role}")
 
@@ -170,7 +229,8 @@ def run_step(lab: Lab, step: Step, budget: float, attacker_mac: str, attacker_ip
             lab.stop(p)
     return AttackWindow(label=step.label, start=start, end=time.time() + GRACE, attacker_mac=attacker_mac,
                         attacker_ip=attacker_ip, step=step.name, victim_ip=step.victim_ip,
-                        dns_suffix=step.dns_suffix, argv=[" ".join(c) for c in step.commands])
+                        dns_suffix=step.dns_suffix, argv=[" ".join(c) for c in step.commands],
+                        reflectors=list(step.reflectors), spoof_port=step.spoof_port, mac_prefix=step.mac_prefix)
 
 
 def _raise_interrupt(signum, frame):
@@ -178,8 +238,9 @@ def _raise_interrupt(signum, frame):
 
 
 def record(out_dir: Path, scenario: str, duration: float, seed: int, force: bool = False,
-           keep_workdir: bool = False, log=print) -> dict:
-    """Record one scenario; returns the summary that is also written as ``<capture>.lab.json``."""
+           keep_workdir: bool = False, log=print, max_steps: int = 0) -> dict:
+    """Record one scenario; returns the summary that is also written as ``<capture>.lab.json``.
+    ``max_steps`` > 0 keeps only that many (seeded random) steps of each family -- short recordings."""
     require_root()
     families = list(FAMILIES) if scenario == "all" else ([] if scenario == "benign" else [scenario])
     optional_missing = require_tools(families)
@@ -202,8 +263,8 @@ def record(out_dir: Path, scenario: str, duration: float, seed: int, force: bool
                      iodine_peer=IODINE_NET.split("/")[0], creds=SECRET)
     steps: list[Step] = []
     for fam in families:
-        steps += [s for s in plan(fam, ctx, rng)
-                  if not s.tools() & set(optional_missing)]
+        fam_steps = [s for s in plan(fam, ctx, rng) if not s.tools() & set(optional_missing)]
+        steps += fam_steps[:max_steps] if max_steps > 0 else fam_steps  # plans come shuffled
     notes = [f"{t} not installed: its steps were skipped" for t in optional_missing]
     lead = min(10.0, max(3.0, 0.1 * duration))
     gaps = [rng.uniform(2.0, 4.0) for _ in steps[1:]]
@@ -309,7 +370,9 @@ def cleanup(log=print) -> int:
 # --------------------------------------------------------------------------------------------------
 PACKAGES_FILE = Path(__file__).with_name("packages.txt")
 #: package -> systemd unit its install may start in the host namespace (the lab starts its own copy)
-HOST_UNITS = {"mosquitto": "mosquitto.service", "iodine": "iodined.service"}
+HOST_UNITS = {"mosquitto": "mosquitto.service", "iodine": "iodined.service", "openssh-server": "ssh.service",
+              "snmpd": "snmpd.service", "chrony": "chrony.service", "ptunnel-ng": "ptunnel-ng.service",
+              "dns2tcp": "dns2tcp.service"}
 
 
 def lab_packages(path: Path = PACKAGES_FILE) -> list[str]:

@@ -85,13 +85,13 @@ USERS = (b"admin", b"root", b"user", b"pi", b"ubnt", b"support", b"guest", b"tes
 class Attack:
     """Shared state of one attack episode: its tag, attacker host and RNG."""
 
-    def __init__(self, env: Env, label: str, activity: str, attacker: Host, rng: random.Random):
+    def __init__(self, env: Env, label: str, activity: str, attacker: Host | None, rng: random.Random):
         self.env, self.sim, self.home = env, env.sim, env.home
         self.tag = env.sim.tag(label, activity)
-        self.attacker = attacker
+        self.attacker = attacker  # None: no attacking host on the wire (reflection floods)
         self.rng = rng
         ep = env.sim.episode
-        if ep is not None and attacker not in ep.attackers:  # ground truth for incident tests
+        if ep is not None and attacker is not None and attacker not in ep.attackers:  # ground truth for incidents
             ep.attackers.append(attacker)
 
     def raw_syn(self, t: int, dst: Host, sport: int, dport: int, seq: int, *, ttl: int, window: int,

@@ -75,7 +75,7 @@ class Host:
     """One interface on (or reachable through) the home LAN."""
 
     __slots__ = ("name", "kind", "mac", "ip", "ip6", "ttl", "stack", "local", "_ipid", "ts_base", "vendor",
-                 "present_from")
+                 "present_from", "gua6", "delay_scale")
 
     def __init__(self, name: str, kind: str, mac: bytes, ip: bytes, stack: Stack, *, local: bool = True,
                  ttl: int | None = None, ip6: bytes | None = None, rng: random.Random | None = None, vendor: str = ""):
@@ -88,6 +88,10 @@ class Host:
         self.ts_base = rng.randrange(1 << 31)
         self.vendor = vendor
         self.present_from = 0  # µs; a device that joins later answers nothing before that
+        self.gua6: bytes | None = None  # global IPv6 address (scenario varied: IPv6 conversations)
+        # scenario varied: how much slower/faster this host answers than the classic defaults (LAN
+        # reaction for local hosts, round trip for Internet peers); 1.0 = classic
+        self.delay_scale = 1.0
 
     def next_id(self) -> int:
         self._ipid = (self._ipid + 1) & 0xFFFF
@@ -118,12 +122,14 @@ class Episode:
     scheduled, or by one of its processes, belong to it (``Sim.spawn``), so their packets carry
     episode-specific tags (same label and comment: the bytes do not change)."""
 
-    __slots__ = ("index", "family", "kind", "at", "attackers", "target")
+    __slots__ = ("index", "family", "kind", "at", "attackers", "target", "declared")
 
     def __init__(self, index: int, family: str, kind: str, at: int):
         self.index, self.family, self.kind, self.at = index, family, kind, at
         self.attackers: list = []
         self.target = None
+        # what the schedule chose (home._Episodes.note): tool, attacker, victims, reflectors, targets
+        self.declared: dict = {}
 
 
 def _in_episode(sim: "Sim", ep: Episode, proc: Process) -> Process:
@@ -235,8 +241,11 @@ class Tcp:
 
     def __init__(self, sim: Sim, a: Host, b: Host, sport: int, dport: int, tag: Tag, rng: random.Random, *,
                  da: int = 2 * MS, db: int = 30 * MS, a_syn: bytes | None = None, loss: float = 0.0,
-                 relay: Host | None = None, relay_tag: Tag | None = None):
+                 relay: Host | None = None, relay_tag: Tag | None = None, v6: bool = False):
         self.sim, self.a, self.b, self.sport, self.dport, self.tag, self.rng = sim, a, b, sport, dport, tag, rng
+        # v6: over both hosts' global IPv6 addresses (gua6); the MSS is 20 bytes smaller
+        self.v6 = v6
+        self.flow = rng.getrandbits(20) if v6 else 0
         self.da, self.db = da, db
         self.seq_a = rng.getrandbits(32)
         self.seq_b = rng.getrandbits(32)
@@ -280,7 +289,10 @@ class Tcp:
         else:
             ident = self._id_b = (self._id_b + 1) & 0xFFFF
         emit = self.sim.emit
-        if self.relay is None:
+        if self.v6:
+            emit(t, P.tcp6_frame(d.mac, s.mac, s.gua6, d.gua6, s.ttl, self.flow, sp, dp, seq, ack, flags, win, options,
+                                 payload), self.tag)
+        elif self.relay is None:
             emit(t, P.tcp4_frame(d.mac, s.mac, s.ip, d.ip, s.ttl, ident, s.stack.df, sp, dp, seq, ack, flags,
                                  win, options, payload), self.tag)
         else:  # poisoned path: sender -> attacker's MAC, then attacker forwards (TTL - 1)
@@ -300,7 +312,9 @@ class Tcp:
         """SYN, SYN/ACK, ACK. ``refuse``: the server answers RST/ACK; returns None then."""
         a, b = self.a, self.b
         self._ts_a = a.tsval(t)
-        syn_opts = self.a_syn if self.a_syn is not None else syn_options(a.stack, self._ts_a)
+        adj = 20 if self.v6 else 0
+        syn_opts = self.a_syn if self.a_syn is not None else syn_options(a.stack, self._ts_a,
+                                                                        mss=a.stack.mss - adj if adj else None)
         self.seg(t, True, P.SYN, options=syn_opts, window=a.stack.syn_window)
         t += self.db
         if refuse:
@@ -311,7 +325,7 @@ class Tcp:
         if self.a_syn is None or b"\x02\x04" in self.a_syn[:4]:
             ts_both = self.ts_ok
             self._ts_b = b.tsval(t)
-            opts = P.tcp_options(mss=b.stack.mss, sack_perm=b.stack.sack and a.stack.sack,
+            opts = P.tcp_options(mss=b.stack.mss - adj, sack_perm=b.stack.sack and a.stack.sack,
                                  ts=(self._ts_b, self._ts_a) if ts_both else None,
                                  wscale=b.stack.wscale if a.stack.wscale is not None else None, order=b.stack.order)
         # Linux rounds its SYN/ACK window to the MSS left after the timestamps option (45 x 1448)
@@ -331,7 +345,7 @@ class Tcp:
         loss; retransmitting before newer data keeps Wireshark's reassembly consistent).
         Returns the time of the last ACK (or of the last segment when ``ack`` is False).
         """
-        mss = min(self.a.stack.mss, self.b.stack.mss) - (12 if self.ts_ok else 0)
+        mss = min(self.a.stack.mss, self.b.stack.mss) - (12 if self.ts_ok else 0) - (20 if self.v6 else 0)
         delay = self.db if from_a else self.da
         n = len(data)
         data = memoryview(data)
@@ -347,7 +361,7 @@ class Tcp:
             k += 1
             last = i >= n
             seg(t, from_a, P.ACK | (P.PSH if last and push else 0), chunk)
-            if last and lost_tail:
+            if last and lost_tail and len(chunk) > 1:  # (a 1-byte resend would read as a keep-alive)
                 t += max(200 * MS, 3 * delay)
                 self._retransmit(t, from_a, chunk)
             if ack and (last or k % 2 == 0):
@@ -433,11 +447,19 @@ _CLOUD_BLOCKS = ((0xC0000200, 256), (0xC6336400, 256), (0xCB007100, 256), (0xC61
 class Home:
     """The home network: LAN addressing, the router, name resolution and Internet peers."""
 
-    def __init__(self, sim: Sim):
+    def __init__(self, sim: Sim, plan=None):
         self.sim = sim
         self.rng = sim.rng("home")
         r = self.rng
         self.prefix = r.choice(LAN_PREFIXES)
+        # ``plan`` (scenario varied, see variety.Plan): address plan, public address space, host
+        # stacks and how names are resolved; None keeps the classic home (and its bytes)
+        self.plan = plan
+        if plan is not None:
+            self.prefix = plan.prefix
+        # varied: callable(t, client, name, rng, qtype) -> int (answered without a visible router
+        # exchange, at that time) | Host (plain DNS to that resolver) | None (the router)
+        self.resolver_hook = None
         self.gw_last = r.choice((1, 1, 1, 254))
         self._used_ips: set[int] = {0, 255, self.gw_last}
         self._used_macs: set[bytes] = set()
@@ -487,9 +509,29 @@ class Home:
 
     def add_host(self, name: str, kind: str, vendor: str, stack: Stack, *, randomized_mac: bool = False,
                  static: int | None = None, v6: bool = False) -> Host:
+        ttl = None
+        if self.plan is not None:
+            stack, ttl = self.plan.host_stack(self.sim, name, kind, stack)
         h = Host(name, kind, self.new_mac(vendor, randomized_mac), self.new_lan_ip(static), stack,
-                 ip6=self.link_local() if v6 else None, rng=self.sim.rng("host/" + name), vendor=vendor)
+                 ip6=self.link_local() if v6 else None, rng=self.sim.rng("host/" + name), vendor=vendor, ttl=ttl)
+        if self.plan is not None:
+            h.delay_scale = self.plan.lan_scale(self.sim, name)
         self.hosts.append(h)
+        return h
+
+    def give_gua6(self, h: Host) -> bytes:
+        """A global IPv6 address for a LAN host (SLAAC in the router's /64, random interface ID)."""
+        if h.gua6 is None:
+            h.gua6 = self.v6_prefix + self.sim.rng("gua6/" + h.name).randbytes(8)
+        return h.gua6
+
+    def peer6(self, ip: bytes, rng: random.Random | None = None) -> Host:
+        """The Internet peer at ``ip`` with a global IPv6 address: 2001:db8::/32 + the IPv4 address for a
+        name (what :meth:`lookup` answers to AAAA), a random one in 2000::/4 for an unnamed host."""
+        h = self.peer(ip)
+        if h.gua6 is None:
+            h.gua6 = (bytes.fromhex("20010db8") + ip * 3) if rng is None else (
+                bytes((0x20 | rng.randrange(16),)) + rng.randbytes(15))
         return h
 
     def lan_ip(self, last: int) -> bytes:
@@ -502,6 +544,13 @@ class Home:
     # --- Internet
     def new_public_ip(self, rng: random.Random) -> bytes:
         """A fresh address from the documentation/benchmarking blocks, never handed out before."""
+        if self.plan is not None and self.plan.wide_public:
+            while True:  # anywhere in the global unicast space, as real peers are
+                v = rng.getrandbits(32)
+                if v & 0xFF in (0, 255) or v in self._used_remote or self.plan.reserved(v):
+                    continue
+                self._used_remote.add(v)
+                return v.to_bytes(4, "big")
         while True:
             base, size = rng.choice(_CLOUD_BLOCKS)
             v = base + rng.randrange(1, size - 1)
@@ -522,9 +571,13 @@ class Home:
         h = self._remote.get(ip)
         if h is None:
             r = self.sim.rng("peer/" + P.ip_str(ip))
+            if self.plan is not None:
+                stack, hops = self.plan.peer_stack(r, stack, hops)
             stack = stack or (SERVER_WIN if r.random() < 0.2 else SERVER_LINUX)
             hops = hops if hops is not None else r.randint(8, 22)
             h = Host(P.ip_str(ip), "internet", self.gateway.mac, ip, stack, local=False, ttl=stack.ttl - hops, rng=r)
+            if self.plan is not None:
+                h.delay_scale = self.plan.wan_scale * r.choice((0.3, 0.6, 1.0, 1.0, 1.5, 3.0))  # CDN edge .. far away
             self._remote[ip] = h
         return h
 
@@ -545,6 +598,14 @@ class Home:
         key = (client.mac, name)
         if not force and self.dns_cache.get(key, -1) > t:
             return t, ip
+        server = self.gateway
+        if self.resolver_hook is not None:
+            got = self.resolver_hook(t, client, name, rng, qtype)
+            if isinstance(got, int):
+                if qtype == P.DNS_A:
+                    self.dns_cache[key] = got + rng.choice((60, 300, 3600)) * SECOND
+                return got, ip
+            server = got or server
         ttl = rng.choice((30, 60, 60, 120, 300, 300, 600))
         if qtype == P.DNS_A:
             self.dns_cache[key] = t + ttl * SECOND
@@ -553,8 +614,7 @@ class Home:
         sport = rng.randint(32768, 60999) if client.stack.name != "lwip" else rng.randint(49152, 65535)
         q = P.dns_question(name, qtype)
         edns = [P.edns_opt()] if client.stack.name in ("linux", "android", "apple", "windows") else []
-        self.sim.udp(t, client, self.gateway, sport, 53, P.dns_message(qid, P.DNS_QUERY_FLAGS, [q], additional=edns),
-                     tag)
+        self.sim.udp(t, client, server, sport, 53, P.dns_message(qid, P.DNS_QUERY_FLAGS, [q], additional=edns), tag)
         t += (rng.randint(300, 1500) if rng.random() < 0.5 else rng.randint(8 * MS, 45 * MS))
         answers = []
         if rng.random() < 0.3 and qtype == P.DNS_A:
@@ -568,6 +628,6 @@ class Home:
                 answers.append(P.dns_rr(P.PTR_TO_QNAME, P.DNS_A, self.new_public_ip(rng), ttl))
         elif qtype == P.DNS_AAAA:
             answers.append(P.dns_rr(P.PTR_TO_QNAME, P.DNS_AAAA, bytes.fromhex("20010db8") + ip * 3, ttl))
-        self.sim.udp(t, self.gateway, client, 53, sport,
+        self.sim.udp(t, server, client, 53, sport,
                      P.dns_message(qid, P.DNS_RESPONSE_FLAGS, [q], answers, additional=edns), tag)
         return t, ip

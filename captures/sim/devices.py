@@ -92,6 +92,8 @@ def wan_rtt(rng: random.Random) -> int:
 def lan_delay(rng: random.Random, host: Host) -> int:
     """How fast ``host`` reacts as seen at the capture point (Wi-Fi devices are slower)."""
     base = 3 * MS if host.stack.name.startswith("lwip") else 800
+    if host.delay_scale != 1.0:  # scenario varied: wired, busy Wi-Fi, power-saving radios
+        base = max(50, int(base * host.delay_scale))
     return base + rng.randint(0, base)
 
 
@@ -116,8 +118,12 @@ def tls_handshake(env: Env, c: Tcp, t: int, rng: random.Random, sni: str, *, tls
 
 
 def cloud_conn(env: Env, dev: Host, server: Host, dport: int, tag, rng: random.Random, **kw) -> Tcp:
-    return Tcp(env.sim, dev, server, eph_port(rng, dev), dport, tag, rng, da=lan_delay(rng, dev), db=wan_rtt(rng),
-               **kw)
+    sport = eph_port(rng, dev)
+    da = lan_delay(rng, dev)  # (draw order as before: port, LAN delay, WAN round trip)
+    db = wan_rtt(rng)
+    if server.delay_scale != 1.0:  # scenario varied: the home's uplink and the server's distance
+        db = max(1 * MS, int(db * server.delay_scale))
+    return Tcp(env.sim, dev, server, sport, dport, tag, rng, da=da, db=db, **kw)
 
 
 def lan_conn(env: Env, a: Host, b: Host, dport: int, tag, rng: random.Random, **kw) -> Tcp:

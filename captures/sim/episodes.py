@@ -11,7 +11,11 @@ the IP addresses it claimed. File format (one object)::
     {"capture": "x.pcapng", "scenario": "home", "seed": 3,
      "episodes": [{"id": 0, "class": "dos", "kind": "syn-random", "attacker": {"ip": .., "ip6": .., "mac": ..},
                    "attackers": [...], "victims": ["192.168.1.20"], "peers": 4012, "claimed_ips": [],
-                   "start": 1712.5, "end": 1718.1, "first_frame": 901, "last_frame": 22013, "packets": 14000}]}
+                   "start": 1712.5, "end": 1718.1, "first_frame": 901, "last_frame": 22013, "packets": 14000,
+                   "tool": "...", "declared": {"attacker": {..}, "victims": [..], "reflectors": [..], ...}}]}
+
+Scenario ``varied`` adds ``tool`` and ``declared``: what the schedule chose (tool, attacker, victims, reflectors with ``reflector_count``,
+``targets`` lan/internet for sweeps); ``victims`` above is what the wire shows.
 
 Times are seconds since the epoch (the capture's clock), frames 1-based as tshark numbers them.
 """
@@ -41,8 +45,9 @@ class _Stats:
 class EpisodeLog:
     """Per-episode statistics of the frames handed to the sink (cheap: attack frames only)."""
 
-    def __init__(self, episodes: list[Episode]):
+    def __init__(self, episodes: list[Episode], declared: bool = False):
         self.episodes = episodes
+        self.declared = declared  # add "tool" and "declared" (scenario varied; the classic files stay as they were)
         self.stats = [_Stats() for _ in episodes]
 
     def add(self, ep: Episode, t: int, frame_no: int, frame: bytes) -> None:
@@ -71,6 +76,23 @@ class EpisodeLog:
     def _host(h: Host) -> dict:
         return {"ip": P.ip_str(h.ip), "ip6": P.ip_str(h.ip6) if h.ip6 else None, "mac": P.mac_str(h.mac)}
 
+    @classmethod
+    def _declared(cls, d: dict) -> dict:
+        """What the schedule chose (home._Episodes.note): hosts as ip/ip6/mac(+name, local), the
+        reflectors as a count and their first 50 addresses."""
+        out = {}
+        for k, v in d.items():
+            if isinstance(v, Host):
+                out[k] = dict(cls._host(v), name=v.name, local=v.local)
+            elif isinstance(v, list) and k == "reflectors":
+                out["reflector_count"] = len(v)
+                out[k] = [P.ip_str(h.ip) for h in v[:50]]
+            elif isinstance(v, list):
+                out[k] = [dict(cls._host(h), name=h.name, local=h.local) if isinstance(h, Host) else h for h in v]
+            else:
+                out[k] = v
+        return out
+
     def records(self) -> list[dict]:
         out = []
         for ep, st in zip(self.episodes, self.stats):
@@ -89,6 +111,8 @@ class EpisodeLog:
                 "first_frame": st.first_frame or None, "last_frame": st.last_frame or None,
                 "packets": st.packets,
             })
+            if self.declared:
+                out[-1].update(tool=ep.declared.get("tool", ep.kind), declared=self._declared(ep.declared))
         return out
 
     def write(self, path: Path, capture: Path, scenario: str, seed: int) -> None:

@@ -423,7 +423,7 @@ def tls_client_hello(sni: str, random32: bytes, session_id: bytes, key_share: by
     """A complete ClientHello record (TLS 1.3 capable when ``tls13``; else a TLS 1.2 embedded-stack hello)."""
     ciphers = _CIPHERS13 if tls13 else _CIPHERS12
     host = sni.encode()
-    exts = _ext(0, struct.pack("!HBH", len(host) + 3, 0, len(host)) + host)
+    exts = _ext(0, struct.pack("!HBH", len(host) + 3, 0, len(host)) + host) if host else b""  # no SNI for IPs
     exts += _ext(23, b"") + _ext(0xFF01, b"\x00")
     exts += _ext(10, struct.pack("!H", 6) + struct.pack("!HHH", 29, 23, 24))
     exts += _ext(11, b"\x01\x00")

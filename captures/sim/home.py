@@ -9,12 +9,15 @@ seed gives another mix. :class:`Profile` holds the volume knobs of a scenario.
 """
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from typing import Callable
 
 from . import attacks as A
 from . import devices as D
+from . import tools as T
+from . import variety as V
 from .core import (ANDROID, APPLE, EMBEDDED_LINUX, LINUX, LWIP, LWIP255, MS, SECOND, WINDOWS, Episode, Home, Host,
                    Process, Sim)
 
@@ -44,6 +47,7 @@ class Profile:
     episodes_per_10min: float = 3.0
     min_episodes: int = 2
     extra_clients: int = 0
+    varied: bool = False      # draw address plan, stacks, DNS visibility, wider attack kinds (variety.py)
 
 
 DEMO_PROFILE = Profile(camera_kbps=(20, 35), camera_fps=(4, 6), continuous_stream=False, stream_seconds=(15, 20),
@@ -51,6 +55,13 @@ DEMO_PROFILE = Profile(camera_kbps=(20, 35), camera_fps=(4, 6), continuous_strea
                        flood_seconds=(3, 4), scan_ports=(100,), upload_mb=(0.3, 0.6), backup_mb=(0.1, 0.3),
                        tunnel_seconds=(10, 20), tunnel_rate=(4, 10), snapshot_kb=(3, 8), episodes_per_10min=2.5,
                        min_episodes=1)
+
+# scenario "varied": wide volume ranges; the rest is drawn per home and per episode
+VARIED_PROFILE = Profile(camera_kbps=(50, 1500), camera_fps=(4, 25), continuous_stream=False,
+                         stream_seconds=(10, 30, 90), clip_kb=(100, 4000), firmware_kb=(500, 6000),
+                         flood_rate=(100, 8000), flood_seconds=(2, 8), scan_ports=(100, 1000, 3000),
+                         upload_mb=(0.5, 10), backup_mb=(0.5, 8), tunnel_seconds=(20, 180), tunnel_rate=(0.5, 40),
+                         episodes_per_10min=6.0, min_episodes=2, varied=True)
 
 CORE_KINDS = ("hub", "camera", "sensor", "plug", "speaker", "laptop", "phone", "coap")
 EXTRA_KINDS = ("sensor", "sensor", "plug", "plug", "camera", "speaker", "phone", "laptop", "thermostat", "bridge",
@@ -69,9 +80,9 @@ SITES = ("www.wikipedia.example.org", "news.example.com", "www.shop.example.com"
 class _Builder:
     """State shared while one home is assembled."""
 
-    def __init__(self, sim: Sim, profile: Profile):
+    def __init__(self, sim: Sim, profile: Profile, plan: V.Plan | None = None):
         self.sim, self.profile = sim, profile
-        self.home = Home(sim)
+        self.home = Home(sim, plan)
         self.env = D.Env(sim, self.home)
         self.by_kind: dict[str, list[Host]] = {}
         self.hub_host: Host | None = None
@@ -219,10 +230,12 @@ class _Builder:
         self.spawn(D.ntp_client(env, hub, r, "pool.ntp.example.org", 1024), self.t0 + r.randint(SECOND, 2 * SECOND))
 
 
-def build_home(sim: Sim, devices: int, profile: Profile) -> tuple[D.Env, dict[str, list[Host]]]:
+def build_home(sim: Sim, devices: int, profile: Profile, plan: V.Plan | None = None
+               ) -> tuple[D.Env, dict[str, list[Host]]]:
     """Create ``devices`` devices (+ the router), spawn their behaviour; returns the environment and
-    the hosts by kind. The first eight are one of each core kind, the rest drawn per seed."""
-    b = _Builder(sim, profile)
+    the hosts by kind. The first eight are one of each core kind, the rest drawn per seed.
+    ``plan`` (scenario varied): address plan, stacks, name resolution and benign look-alikes."""
+    b = _Builder(sim, profile, plan)
     rng = sim.rng("layout")
     n = devices + profile.extra_clients
     kinds = list(CORE_KINDS[:n]) + [rng.choice(EXTRA_KINDS) for _ in range(max(0, n - len(CORE_KINDS)))]
@@ -239,6 +252,9 @@ def build_home(sim: Sim, devices: int, profile: Profile) -> tuple[D.Env, dict[st
             sim.spawn(_v6_join(b.env, h, r), at + r.randint(0, 2 * SECOND))
     b.hub_services()
     sim.spawn(D.router_housekeeping(b.env, sim.rng("router")), b.t0)
+    if plan is not None:
+        b.home.resolver_hook = V.Resolver(b.env, plan)
+        V.spawn_lookalikes(b.env, b.by_kind, sim.rng("variety/lookalikes"), b.t0, b.span, profile.backup_mb)
     return b.env, b.by_kind
 
 
@@ -267,6 +283,17 @@ class _Episodes:
         """LAN devices connected at ``at`` (a phone that comes home later is no victim before that)."""
         return [h for h in self.lan if h.present_from <= at]
 
+    # --- ground truth per episode: who, whom, what (see schedule_attacks)
+    rec: Episode | None = None
+
+    def spawn(self, proc: Process, at: int) -> None:
+        """Start an attack process (it joins the episode being scheduled, see ``Sim.spawn``)."""
+        self.sim.spawn(proc, at)
+
+    def note(self, **kw) -> None:
+        if self.rec is not None:
+            self.rec.declared.update(kw)
+
     VARIANTS = {
         "recon": ("syn", "version", "udp", "arp", "ping", "masscan", "masscan-lan", "mirai"),
         "dos": ("syn-none", "syn-random", "syn-fixed", "udp", "icmp", "slowloris", "mirai"),
@@ -277,31 +304,40 @@ class _Episodes:
 
     def recon(self, r: random.Random, at: int, what: str) -> str:
         env, kali, p, victim = self.env, self.kali, self.p, r.choice(self.servers)
+        self.note(attacker=kali, victims=[victim])
         if what == "syn":
             proc = A.nmap_syn_scan(env, kali, victim, r, ports=r.choice(p.scan_ports), timing=r.choice((3, 4, 5)))
         elif what == "version":
-            self.sim.spawn(A.nmap_version_probe(env, kali, victim, r), at + 2 * SECOND)
+            self.spawn(A.nmap_version_probe(env, kali, victim, r), at + 2 * SECOND)
             proc = A.nmap_syn_scan(env, kali, victim, r, ports=100, timing=4)
         elif what == "udp":
-            proc = A.nmap_udp_scan(env, kali, r.choice(self.present(at) + [self.home.gateway]), r, ports=r.randint(20, 45))
+            target = r.choice(self.present(at) + [self.home.gateway])
+            self.note(victims=[target])
+            proc = A.nmap_udp_scan(env, kali, target, r, ports=r.randint(20, 45))
         elif what == "arp":
+            self.note(victims=[], targets="lan")
             proc = A.arp_sweep(env, kali, r, tool=r.choice(("nmap-sn", "arp-scan")))
         elif what == "ping":
+            self.note(victims=[], targets="lan")
             proc = A.ping_sweep(env, kali, r)
         elif what == "masscan":
+            self.note(victims=[], targets="internet")
             proc = A.masscan(env, kali, r, rate=r.choice((500, 1000, 2000)),
                              count=r.randint(800, 3000) if p.heavy_web else r.randint(300, 600))
         elif what == "masscan-lan":
             proc = A.masscan(env, kali, r, rate=r.choice((300, 500, 1000)), count=r.randint(300, 2000), target=victim)
         else:
-            proc = A.mirai_scan(env, r.choice(self.iot), r, count=r.randint(300, 1500) if p.heavy_web else 300,
+            bot = r.choice(self.iot)
+            self.note(attacker=bot, victims=[], targets="internet")
+            proc = A.mirai_scan(env, bot, r, count=r.randint(300, 1500) if p.heavy_web else 300,
                                 rate=r.randint(80, 200))
-        self.sim.spawn(proc, at)
+        self.spawn(proc, at)
         return what
 
     def dos(self, r: random.Random, at: int, what: str) -> str:
         env, kali, p, victim = self.env, self.kali, self.p, r.choice(self.servers)
         rate, secs = r.randint(*p.flood_rate), r.uniform(*p.flood_seconds)
+        self.note(attacker=kali, victims=[victim])
         if what.startswith("syn-"):
             proc = A.hping3_syn_flood(env, kali, victim, r, rate=rate, seconds=secs, spoof=what[4:],
                                       dport=r.choice(A.open_ports(victim) or (80,)))
@@ -320,42 +356,50 @@ class _Episodes:
         else:
             method = r.choice(("dns", "syn"))
             what = f"mirai-{method}"
-            proc = A.botnet_flood(env, r.choice(self.iot), r, rate=rate, seconds=secs, method=method)
-        self.sim.spawn(proc, at)
+            bot = r.choice(self.iot)
+            self.note(attacker=bot, victims=[], targets="internet")
+            proc = A.botnet_flood(env, bot, r, rate=rate, seconds=secs, method=method)
+        self.spawn(proc, at)
         return what
 
     def bruteforce(self, r: random.Random, at: int, what: str) -> str:
         cameras = self.by_kind.get("camera") or self.servers
         if what == "mirai":
             bot = self.home.unseen_peer(r) if r.random() < 0.6 else r.choice(self.iot)
-            proc = A.mirai_telnet_login(self.env, bot, r.choice(cameras), r, attempts=r.randint(8, 30))
+            target = r.choice(cameras)
+            self.note(attacker=bot, victims=[target])
+            proc = A.mirai_telnet_login(self.env, bot, target, r, attempts=r.randint(8, 30))
         else:
             hubs = self.by_kind.get("hub") or self.servers
             target = r.choice(cameras if what in ("telnet", "http-get") else hubs)
+            self.note(attacker=self.kali, victims=[target])
             proc = A.hydra(self.env, self.kali, target, r, service=what, tasks=r.choice((2, 4, 4, 8, 16)),
                            attempts=r.randint(30, 120))
-        self.sim.spawn(proc, at)
+        self.spawn(proc, at)
         return what
 
     def spoofing(self, r: random.Random, at: int, what: str) -> str:
         env, kali = self.env, self.kali
         victim = r.choice(self.present(at))
+        self.note(attacker=kali, victims=[victim, self.home.gateway])
         if what == "ra":
-            self.sim.spawn(A.rogue_ra(env, kali, r, count=r.randint(10, 40), interval=r.choice((1, 3, 5))), at)
+            self.note(victims=[], targets="lan")
+            self.spawn(A.rogue_ra(env, kali, r, count=r.randint(10, 40), interval=r.choice((1, 3, 5))), at)
             return what
         tool = r.choice(("arpspoof", "bettercap", "ettercap-req"))
         secs = r.uniform(30, 120) if self.p.heavy_web else r.uniform(20, 40)
-        self.sim.spawn(A.arp_poison(env, kali, victim, r, seconds=secs,
+        self.spawn(A.arp_poison(env, kali, victim, r, seconds=secs,
                                     interval={"arpspoof": 2.0, "bettercap": 1.0, "ettercap-req": 10.0}[tool],
                                     both=r.random() < 0.7, tool=tool), at)
         if what == "dns":
-            self.sim.spawn(A.dns_spoof(env, kali, victim, r, count=r.randint(3, 8),
+            self.spawn(A.dns_spoof(env, kali, victim, r, count=r.randint(3, 8),
                                        tool=r.choice(("dnsspoof", "bettercap"))), at + 3 * SECOND)
         return f"{what}:{tool}"
 
     def exfiltration(self, r: random.Random, at: int, what: str) -> str:
         env, p = self.env, self.p
         client = r.choice(self.present(at))
+        self.note(attacker=client, victims=[])
         if what in ("iodine", "dnscat2"):
             proc = A.dns_tunnel(env, client, r, tool=what, seconds=r.uniform(*p.tunnel_seconds),
                                 qps=r.uniform(*p.tunnel_rate), direct=r.random() < 0.25)
@@ -366,43 +410,277 @@ class _Episodes:
         else:
             proc = A.bulk_upload(env, client, r, megabytes=r.uniform(*p.upload_mb),
                                  port=r.choice((443, 443, 8443, 80, 8080, 4444, 9001)))
-        self.sim.spawn(proc, at)
+        self.spawn(proc, at)
         return what
 
 
+def _loguniform(r: random.Random, lo: float, hi: float) -> float:
+    return math.exp(r.uniform(math.log(lo), math.log(hi)))
+
+
+class _WideEpisodes(_Episodes):
+    """Scenario ``varied``: the kinds of docs/sim_vs_real.md, rates and timings drawn per episode
+    (slow scans and fast ones, floods from 100 to 20k packets/s, slow and parallel guessing), the
+    attacker a LAN machine, a compromised device or an Internet host."""
+
+    VARIANTS = {
+        "recon": ("nmap", "nmap-fast", "nmap-slow", "nmap", "sweep", "hping3-scan", "udp", "arp", "ping", "version",
+                  "masscan", "mirai"),
+        "dos": ("reflection", "reflection", "http-flood", "syn-none", "syn-random", "inbound-syn", "udp", "icmp",
+                "inbound-udp", "slowloris", "mirai"),
+        "bruteforce": ("ssh-guess", "ssh-guess", "ssh-slow", "ssh-inbound", "telnet-guess", "http-form", "mqtt-guess",
+                       "telnet", "http-get", "ftp", "mirai"),
+        "spoofing": ("arp", "dns", "ra", "dhcp-starvation", "dhcp-spoof", "arp-subnet"),
+        "exfiltration": ("iodine", "dnscat2", "icmp", "upload", "dns2tcp", "dns-beacon", "https-post"),
+    }
+
+    # probes/flood packets per episode: 100 per second of capture, 3k-25k (a 2-minute home is not one flood)
+    cap = 25_000
+
+    def _who(self, r: random.Random) -> Host:
+        """The attacking machine: usually the attacker's laptop, sometimes a compromised device."""
+        return self.kali if r.random() < 0.75 else r.choice(self.iot)
+
+    def recon(self, r: random.Random, at: int, what: str) -> str:
+        env, p = self.env, self.p
+        if what in ("udp", "arp", "ping", "version", "masscan", "mirai"):
+            return super().recon(r, at, what)
+        who = self._who(r)
+        victims = [h for h in r.sample(self.present(at), min(len(self.present(at)), r.choice((1, 1, 1, 2, 4))))
+                   if h is not who] or [self.home.gateway]
+        self.note(attacker=who, victims=victims)
+        if what == "sweep":
+            tool = r.choice(("masscan", "zmap"))
+            rate = int(_loguniform(r, 10_000, 100_000))
+            ports = (r.choice((23, 80, 443, 22, 8080, 7547)),) if tool == "zmap" else tuple(
+                r.sample((21, 22, 23, 80, 443, 554, 1883, 2323, 3389, 5555, 7547, 8080, 8443, 37777), r.randint(1, 8)))
+            self.note(victims=[], targets="internet", tool=tool)
+            self.spawn(T.internet_sweep(env, who, r, tool=tool, rate=rate,
+                                        count=min(self.cap, int(rate * r.uniform(1, 4))),
+                                        ports=ports), at)
+            return f"{tool}-{rate}pps"
+        if what == "hping3-scan":
+            first = r.choice((1, 1, 20, 1000))
+            self.spawn(T.hping3_scan(env, who, victims[0], r, first=first, last=first + r.choice((100, 500, 1024))),
+                       at)
+            return what
+        kind = r.choice(("sS", "sS", "sS", "sT", "sT", "sA", "sF", "sX", "sN"))
+        if what == "nmap-fast":
+            timing, min_rate = 5, r.choice((0, 5000, 10_000, 20_000))
+            ports = min(r.choice((1000, 3000, 10_000)), max(100, self.cap // len(victims)))
+        elif what == "nmap-slow":
+            timing, min_rate, ports = r.choice((0, 1, 1, 2)), 0, r.choice((20, 100, 1000))
+        else:
+            timing, min_rate, ports = r.choice((3, 4, 4, 5)), 0, r.choice(p.scan_ports)
+        v6 = r.random() < 0.15  # nmap -6 over the global IPv6 addresses
+        self.note(tool=f"nmap -{kind} -T{timing}" + (f" --min-rate {min_rate}" if min_rate else "") + (" -6" if v6 else ""))
+        self.spawn(T.nmap_scan(env, who, victims, r, kind=kind, timing=timing, ports=ports, min_rate=min_rate,
+                               seconds=r.uniform(120, 600), v6=v6), at)
+        return f"nmap-{kind}-T{timing}" + (f"-{min_rate}pps" if min_rate else "") + ("-v6" if v6 else "")
+
+    def dos(self, r: random.Random, at: int, what: str) -> str:
+        env, p = self.env, self.p
+        victim = r.choice(self.present(at))
+        rate, secs = int(_loguniform(r, *p.flood_rate)), r.uniform(*p.flood_seconds)
+        secs = min(secs, self.cap / rate)  # bounded flood packets per episode (class balance, file sizes)
+        if what == "reflection":
+            proto = r.choice(("dns", "dns", "ntp", "snmp", "ssdp", "coap", "memcached", "chargen"))
+            refl = [self.home.peer(self.home.new_public_ip(r)) for _ in range(int(_loguniform(r, 5, 400)))]
+            self.note(attacker=None, victims=[victim], reflectors=refl, tool=f"{proto} reflection")
+            self.spawn(T.reflection_flood(env, victim, r, proto=proto, rate=min(rate, 15_000), seconds=secs,
+                                          reflectors=refl), at)
+            return f"reflection-{proto}"
+        if what == "http-flood":
+            web = [h for h in self.present(at) if 80 in A.open_ports(h)] or [victim]
+            victim = r.choice(web)
+            if r.random() < 0.5:
+                sources = [self.kali]
+            else:
+                sources = [self.home.unseen_peer(r) for _ in range(r.randint(5, 200))]
+            self.note(attacker=sources[0] if len(sources) == 1 else None, attackers=sources, victims=[victim])
+            self.spawn(T.http_flood(env, sources, victim, r, rate=min(rate, 1500) / 5, seconds=secs), at)
+            return what
+        if what == "inbound-udp":  # a UDP/ICMP flood from the Internet with spoofed sources, at a forwarded host
+            src = self.home.unseen_peer(r)
+            self.note(attacker=src, victims=[victim])
+            if r.random() < 0.5:
+                self.spawn(A.hping3_udp_flood(env, src, victim, r, rate=rate, seconds=secs,
+                                              dport=r.choice((53, 80, 123, 0, r.randint(1024, 65535))), spoof=True), at)
+                return "inbound-udp"
+            self.spawn(A.hping3_icmp_flood(env, src, victim, r, rate=rate, seconds=secs,
+                                           data=r.choice((0, 56, 512, 1400))), at)
+            return "inbound-icmp"
+        if what == "inbound-syn":
+            src = self.home.unseen_peer(r)
+            servers = [h for h in self.present(at) if A.open_ports(h)] or [victim]
+            victim = r.choice(servers)
+            self.note(attacker=src, victims=[victim])
+            self.spawn(A.hping3_syn_flood(env, src, victim, r, rate=rate, seconds=secs, spoof="random",
+                                          dport=r.choice(A.open_ports(victim) or (80,))), at)
+            return what
+        if what == "mirai":
+            method = r.choice(("dns", "syn"))
+            bot = r.choice(self.iot)
+            self.note(attacker=bot, victims=[], targets="internet")
+            self.spawn(A.botnet_flood(env, bot, r, rate=rate, seconds=secs, method=method), at)
+            return f"mirai-{method}"
+        if what in ("udp", "icmp") or what.startswith("syn-"):
+            kali = self.kali
+            self.note(attacker=kali, victims=[victim])
+            secs /= 3 if what == "syn-none" else 2  # the victim's answers (and the attacker's RSTs) count too
+            if what == "udp":
+                proc = A.hping3_udp_flood(env, kali, victim, r, rate=rate, seconds=secs,
+                                          dport=r.choice((53, 80, 123, 1900, 5683, 0, r.randint(1024, 65535))),
+                                          spoof=r.random() < 0.3)
+            elif what == "icmp":
+                proc = A.hping3_icmp_flood(env, kali, victim, r, rate=rate, seconds=secs,
+                                           data=r.choice((0, 0, 56, 120, 512, 1400)))
+            else:
+                proc = A.hping3_syn_flood(env, kali, victim, r, rate=rate, seconds=secs, spoof=what[4:],
+                                          dport=r.choice(A.open_ports(victim) or (80, 443, 22)))
+            self.spawn(proc, at)
+            return what
+        return super().dos(r, at, what)
+
+    def bruteforce(self, r: random.Random, at: int, what: str) -> str:
+        env = self.env
+        ssh_hosts = [h for h in self.present(at) if h.kind in ("hub", "camera", "laptop", "bridge")] or self.servers
+        if what.startswith("ssh"):
+            tool = r.choice(tuple(T.SSH_TOOLS))
+            target = r.choice(ssh_hosts)
+            who = self.home.unseen_peer(r) if what == "ssh-inbound" else self._who(r)
+            slow = r.choice((5.0, 15.0, 40.0)) if what == "ssh-slow" else 0.0
+            self.note(attacker=who, victims=[target], tool=tool)
+            v6 = r.random() < 0.2
+            self.spawn(T.ssh_guess(env, who, target, r, tool=tool, attempts=r.randint(10, 40) if slow else
+                                   r.randint(20, 150), slow=slow, port=22 if r.random() < 0.85 else 2222, v6=v6), at)
+            return (f"ssh-{tool}" + ("-slow" if slow else "") + ("-inbound" if what == "ssh-inbound" else "")
+                    + ("-v6" if v6 else ""))
+        if what == "telnet-guess":
+            tool = r.choice(("medusa", "ncrack"))
+            target = r.choice(self.by_kind.get("camera") or self.servers)
+            who = self._who(r)
+            self.note(attacker=who, victims=[target], tool=tool)
+            self.spawn(T.telnet_guess(env, who, target, r, tool=tool, attempts=r.randint(10, 60),
+                                      slow=r.choice((0.0, 0.0, 8.0))), at)
+            return f"telnet-{tool}"
+        if what == "mqtt-guess":
+            tool = r.choice(("mosquitto", "ncrack", "mqtt-pwn"))
+            brokers = [h for h in self.present(at) if 1883 in A.open_ports(h)] or self.servers
+            target = r.choice(brokers)
+            who = self._who(r)
+            self.note(attacker=who, victims=[target], tool=tool)
+            self.spawn(T.mqtt_guess(env, who, target, r, tool=tool, attempts=r.randint(20, 150)), at)
+            return f"mqtt-guess-{tool}"
+        if what == "http-form":
+            tool = r.choice(("hydra", "burp"))
+            web = [h for h in self.present(at) if 80 in A.open_ports(h)] or self.servers
+            target = r.choice(web)
+            self.note(attacker=self.kali, victims=[target], tool=tool)
+            self.spawn(T.http_form_guess(env, self.kali, target, r, tool=tool, attempts=r.randint(30, 200)), at)
+            return f"http-form-{tool}"
+        return super().bruteforce(r, at, what)
+
+    def spoofing(self, r: random.Random, at: int, what: str) -> str:
+        env, kali = self.env, self.kali
+        if what == "dhcp-starvation":
+            tool = r.choice(("yersinia", "dhcpig", "scapy-fixed"))
+            self.note(attacker=kali, victims=[self.home.gateway], tool=tool)
+            self.spawn(T.dhcp_starvation(env, kali, r, tool=tool, count=r.randint(100, 1500),
+                                         rate=_loguniform(r, 5, 2000) if tool != "dhcpig" else r.uniform(5, 50)), at)
+            return f"dhcp-starvation-{tool}"
+        if what == "dhcp-spoof":
+            tool = r.choice(("yersinia", "ettercap", "bettercap"))
+            victim = r.choice([h for h in self.present(at) if h.kind in ("phone", "laptop", "camera", "speaker")]
+                              or self.present(at))
+            self.note(attacker=kali, victims=[victim], tool=tool)
+            if r.random() < 0.4:  # starve the real server first
+                self.spawn(T.dhcp_starvation(env, kali, r, tool="yersinia", count=r.randint(100, 400),
+                                             rate=r.uniform(100, 1000)), at)
+                at += 3 * SECOND
+            self.spawn(T.rogue_dhcp(env, kali, victim, r, tool=tool, seconds=r.uniform(20, 90)), at)
+            return f"dhcp-spoof-{tool}"
+        if what == "arp-subnet":
+            tool = r.choice(("bettercap", "gratuitous"))
+            self.note(attacker=kali, victims=[], targets="lan", tool=tool)
+            self.spawn(T.arp_subnet_poison(env, kali, r, tool=tool, seconds=r.uniform(15, 90),
+                                           interval=_loguniform(r, 0.2, 10)), at)
+            return f"arp-subnet-{tool}"
+        return super().spoofing(r, at, what)
+
+    def exfiltration(self, r: random.Random, at: int, what: str) -> str:
+        env, p = self.env, self.p
+        client = r.choice(self.present(at))
+        if what == "dns2tcp":
+            self.note(attacker=client, victims=[])
+            self.spawn(T.dns2tcp(env, client, r, seconds=r.uniform(*p.tunnel_seconds),
+                                 qps=_loguniform(r, *p.tunnel_rate)), at)
+            return what
+        if what == "dns-beacon":
+            self.note(attacker=client, victims=[])
+            self.spawn(T.dns_beacon(env, client, r, seconds=r.uniform(60, 400), period=_loguniform(r, 1, 30)), at)
+            return what
+        if what == "https-post":
+            self.note(attacker=client, victims=[])
+            self.spawn(T.https_post_exfil(env, client, r, seconds=r.uniform(30, 300), period=_loguniform(r, 3, 60),
+                                          chunk_kb=(20, 800)), at)
+            return what
+        return super().exfiltration(r, at, what)
+
+
 def schedule_attacks(env: D.Env, by_kind: dict[str, list[Host]], families: tuple[str, ...],
-                     profile: Profile) -> list[str]:
-    """Place attack episodes over the capture; returns ``family:tool@offset`` per episode."""
+                     profile: Profile, first_us: int = 0) -> list[str]:
+    """Place attack episodes over the capture; returns ``family:tool@offset`` per episode.
+
+    Each episode is a :class:`~iotwatch.captures.sim.core.Episode` in ``sim.episodes``; its
+    ``declared`` dict holds what the schedule chose (``tool``, ``attacker``/``attackers``,
+    ``victims``, ``reflectors``, ``targets`` = lan/internet for sweeps), written to
+    ``*.episodes.json`` by :mod:`.episodes`. ``first_us``: no episode starts in the first
+    ``first_us`` of the capture (half the part ``--start-offset`` cuts away: some attacks are
+    already under way when the capture starts).
+    """
     sim, home = env.sim, env.home
     if not families:
         return []
     rng = sim.rng("attacks")
-    span = sim.end - sim.start
+    t0 = sim.start + first_us
+    span = sim.end - t0
     vendor = rng.choice(("intel", "dell", "raspberrypi", "vmware", "virtualbox", "apple"))
     kali = home.add_host("attacker", "attacker", vendor, LINUX, v6=True)
-    join = sim.start + rng.randint(2 * SECOND, max(3 * SECOND, span // 10))
+    if profile.varied:
+        r = sim.rng("variety/attacker")
+        kali.stack = r.choice((LINUX, LINUX, WINDOWS, APPLE))
+        kali.ttl = kali.stack.ttl
+    join = t0 + rng.randint(2 * SECOND, max(3 * SECOND, span // 10))
     kali.present_from = join
     sim.spawn(_after_join(env, kali, rng), join)
     # the attacker's machine also does ordinary things: its host context is not "attacks only"
     sim.spawn(D.web_client(env, kali, sim.rng("attacker-web"), SITES, quic=False, heavy=profile.heavy_web),
               join + 5 * SECOND)
     sim.spawn(D.ntp_client(env, kali, sim.rng("attacker-ntp"), "ntp.ubuntu.example.com", 1800), join + 4 * SECOND)
-    draw = _Episodes(env, by_kind, kali, profile)
+    draw = (_WideEpisodes if profile.varied else _Episodes)(env, by_kind, kali, profile)
+    if profile.varied:
+        draw.cap = int(min(25_000, max(3_000, span / SECOND * 100)))
     episodes = max(profile.min_episodes, round(span / (600 * SECOND) * profile.episodes_per_10min))
     notes = []
     for family in families:
         # cycle through the family's tools in a seed-shuffled order: every capture covers several
-        variants = list(_Episodes.VARIANTS[family])
+        variants = list(draw.VARIANTS[family])
         rng.shuffle(variants)
         for k, frac in enumerate(sorted(rng.uniform(0.08, 0.92) for _ in range(episodes))):
-            at = sim.start + int(frac * span)
+            at = t0 + int(frac * span)
             # processes spawned now belong to this episode (ground truth: simulate writes *.episodes.json)
-            ep = sim.scheduling = Episode(len(sim.episodes), family, variants[k % len(variants)], at)
+            ep = sim.scheduling = draw.rec = Episode(len(sim.episodes), family, variants[k % len(variants)], at)
+            ep.declared["attacker"] = draw.kali
             sim.episodes.append(ep)
             try:
                 what = getattr(draw, family)(sim.rng(f"episode/{family}/{k}"), at, variants[k % len(variants)])
             finally:
-                sim.scheduling = None
+                sim.scheduling = draw.rec = None
             ep.kind = what
+            ep.declared.setdefault("tool", what)
+            victims = ep.declared.get("victims") or []
+            if len(victims) == 1:
+                ep.target = victims[0]
             notes.append(f"{family}:{what}@{(at - sim.start) / SECOND:.0f}s")
     return notes

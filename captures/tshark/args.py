@@ -1,4 +1,5 @@
-"""Pure argv builders for tshark/dumpcap (no processes here; unit-tested without privileges).
+"""Argv builders for tshark/dumpcap (unit-tested without privileges; the only process they start is
+one ``tshark -v`` per executable, for field names that changed between releases: ``version.py``).
 
 The capture layer asks tshark for *field* output instead of PDML/JSON, one line per frame::
 
@@ -18,6 +19,7 @@ from typing import Iterable, Mapping, Sequence
 
 from ..errors import InputError
 from ..fields import TSHARK_FIELDS
+from .version import field_name
 
 # Preferences that cut per-packet state and cost without changing the per-frame fields we read.
 DISSECTION_PREFS: Mapping[str, str] = {
@@ -65,7 +67,7 @@ def tshark_fields_command(tshark: str, *, read: str = "-", display_filter: str |
     argv = [tshark]
     if line_buffered:
         argv.append("-l")
-    argv += ["-n", *field_args(fields)]
+    argv += ["-n", *field_args([field_name(f, tshark) for f in fields])]
     if display_filter:
         argv += ["-Y", display_filter]
     argv += pref_args(prefs)

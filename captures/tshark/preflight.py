@@ -25,7 +25,7 @@ from pyshark.tshark.tshark import TSharkNotFoundException, get_all_tshark_interf
 
 from .chunking import CUT, NO_PACKETS, packet_problem
 from ..pcapfile import capture_format, pcap_header
-from ..errors import EnvironmentProblem, InputError
+from ..errors import EnvironmentProblem, InputError, one_line
 from .args import (dumpcap_bpf_check_command, dumpcap_monitor_probe_command, dumpcap_permission_command,
                           display_filter_check_command)
 
@@ -167,6 +167,18 @@ def interface_names(tshark: str) -> list[str]:
     return list(dict.fromkeys(names + _sys_net()))
 
 
+def capture_interfaces(tools: Tools) -> list[str]:
+    """Names of the real capture interfaces for an error message: ``dumpcap -D`` (no extcap tools such
+    as sshdump or randpkt, no descriptions), else /sys/class/net."""
+    names = [n for n, _ in dumpcap_interfaces(tools.dumpcap)] if tools.dumpcap else []
+    return list(dict.fromkeys(names or _sys_net()))
+
+
+def sys_net() -> list[str]:
+    """Interface names from /sys/class/net."""
+    return _sys_net()
+
+
 def _sys_net() -> list[str]:
     return sorted(d.name for d in SYS_NET.iterdir()) if SYS_NET.is_dir() else []
 
@@ -178,7 +190,7 @@ def check_live(iface: str, bpf: str | None, tools: Tools) -> None:
         names = interface_names(tools.tshark)
         known = iface.lower() in (n.lower() for n in names)
     if not known:
-        raise InputError(f"unknown interface {iface!r}; available: {', '.join(names) or 'none found'}",
+        raise InputError(f"unknown interface {iface!r}; available: {', '.join(capture_interfaces(tools)) or 'none found'}",
                          hint="see 'iotwatch doctor'")
     ok, reason = capture_permission(iface, tools.dumpcap)
     if not ok and is_permission_problem(reason):

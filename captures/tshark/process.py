@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import ctypes
+import fcntl
 import os
 import signal
 import subprocess
@@ -21,11 +22,59 @@ import threading
 import time
 from typing import Callable
 
-from .rotation import grow_pipe
-
 READ_SIZE = 1 << 20
 STDOUT_PIPE_SIZE = 4 << 20
 STDERR_KEEP = 200
+_F_SETPIPE_SZ = 1031
+_PIPE_SIZE = 1 << 20
+
+
+def grow_pipe(fd: int, size: int = _PIPE_SIZE) -> None:
+    """Enlarge a pipe (Linux) so writer and reader take fewer turns. Unprivileged users may go up to
+    /proc/sys/fs/pipe-max-size (1 MiB by default): then that; silently keep the pipe when not allowed."""
+    try:
+        fcntl.fcntl(fd, _F_SETPIPE_SZ, size)
+    except OSError:
+        try:
+            with open("/proc/sys/fs/pipe-max-size") as fh:
+                fcntl.fcntl(fd, _F_SETPIPE_SZ, min(int(fh.read()), size))
+        except (OSError, ValueError):
+            pass  # not Linux, or not allowed: correct, only slower
+
+
+def read_some(fd: int, size: int = READ_SIZE) -> bytes:
+    """Up to ``size`` bytes from a pipe; b"" at EOF or once the pipe is gone (closed on stop)."""
+    try:
+        return os.read(fd, size)
+    except OSError:
+        return b""
+
+
+class ByteMover:
+    """Base of the byte-moving threads (:class:`PipeReader`, ``rotation.PcapngSplitter``): a daemon
+    thread running ``self._run``, one Condition guarding the hand-over, a stop flag. Subclasses
+    start ``self._thread`` once their state is set."""
+
+    def __init__(self, name: str):
+        self._cond = threading.Condition()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, daemon=True, name=name)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Ask the thread to stop; it ends at its next wake-up."""
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
 
 
 def _load_prctl():
@@ -54,12 +103,14 @@ class ToolProcess:
     ``on_line(text)`` is called from the stderr thread for every non-empty line."""
 
     def __init__(self, argv: list[str], *, stdin=None, stdout=subprocess.PIPE,
-                 on_line: Callable[[str], None] | None = None):
+                 on_line: Callable[[str], None] | None = None, pass_fds: tuple = (), die_with_parent: bool = True):
         self.argv = argv
         self.lines: collections.deque[str] = collections.deque(maxlen=STDERR_KEEP)
         self._on_line = on_line
-        self.popen = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE,
-                                      preexec_fn=_die_with_parent)
+        # die_with_parent=False for dumpcap's watchdog (watchdog.py): it must outlive us long enough
+        # to stop dumpcap, and it goes by itself when our end of its lifeline closes
+        self.popen = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, pass_fds=pass_fds,
+                                      preexec_fn=_die_with_parent if die_with_parent else None)
         self.pid = self.popen.pid
         self._stderr = threading.Thread(target=self._read_stderr, daemon=True, name=f"iotwatch-stderr-{self.pid}")
         self._stderr.start()
@@ -109,7 +160,7 @@ class ToolProcess:
                 self.kill()
 
 
-class PipeReader:
+class PipeReader(ByteMover):
     """A thread draining a pipe (tshark's stdout) into memory, up to ``limit`` bytes ahead of the consumer.
 
     tshark never waits for the parser (or, with parallel chunks, for the chunks before its own),
@@ -117,6 +168,7 @@ class PipeReader:
     fills (fewer wake-ups and GIL hand-offs on replay). The reader owns ``fd`` and closes it."""
 
     def __init__(self, fd: int, limit: int, pause: float = 0.0, name: str = "iotwatch-pipe"):
+        super().__init__(name)
         os.set_blocking(fd, True)
         grow_pipe(fd, STDOUT_PIPE_SIZE)  # tshark keeps dissecting while we parse a batch
         self._fd = fd
@@ -125,18 +177,12 @@ class PipeReader:
         self._chunks: collections.deque[bytes] = collections.deque()
         self._buffered = 0
         self._eof = False
-        self._stopped = False
-        self._cond = threading.Condition()
-        self._thread = threading.Thread(target=self._run, daemon=True, name=name)
         self._thread.start()
 
     def _run(self) -> None:
         try:
             while True:
-                try:
-                    data = os.read(self._fd, READ_SIZE)
-                except OSError:
-                    data = b""
+                data = read_some(self._fd)
                 with self._cond:
                     while data and self._buffered >= self._limit and not self._stopped:
                         self._cond.wait()
@@ -168,14 +214,7 @@ class PipeReader:
             self._cond.notify_all()
             return data
 
-    def stop(self) -> None:
-        """Stop reading (the writer is being killed): reads return EOF, the thread ends at its next wake-up."""
-        with self._cond:
-            self._stopped = True
-            self._cond.notify_all()
-
-    def join(self, timeout: float) -> None:
-        self._thread.join(timeout)
+    # stop() (inherited): reads return EOF from then on (the writer is being killed)
 
 
 def start_tshark(argv: list[str], stdin: int | None = None, on_line=None) -> tuple[ToolProcess, int]:
@@ -186,11 +225,12 @@ def start_tshark(argv: list[str], stdin: int | None = None, on_line=None) -> tup
     return proc, fd
 
 
-def start_into_pipe(argv: list[str], on_line=None) -> tuple[ToolProcess, int]:
-    """Start a child (dumpcap) writing its stdout into a new pipe; returns (it, the read end, ours)."""
+def start_into_pipe(argv: list[str], on_line=None, **options) -> tuple[ToolProcess, int]:
+    """Start a child (dumpcap) writing its stdout into a new pipe; returns (it, the read end, ours).
+    ``options``: ``pass_fds`` / ``die_with_parent`` of :class:`ToolProcess`."""
     read, write = os.pipe()
     try:
-        proc = ToolProcess(argv, stdout=write, on_line=on_line)
+        proc = ToolProcess(argv, stdout=write, on_line=on_line, **options)
     except BaseException:
         os.close(read)
         raise

@@ -18,33 +18,17 @@ then the splitter waits and dumpcap's kernel buffer holds the traffic.
 """
 from __future__ import annotations
 
-import fcntl
 import os
 import struct
-import threading
 import time
 
+from .process import ByteMover, grow_pipe, read_some
 from ..pcapfile import MAX_RECORD, PCAPNG_HEADER_BLOCKS, PCAPNG_PACKET_BLOCKS, SECTION_HEADER, section_byte_order
 
 _READ_SIZE = 1 << 20
-_F_SETPIPE_SZ = 1031
-_PIPE_SIZE = 1 << 20
 
 
-def grow_pipe(fd: int, size: int = _PIPE_SIZE) -> None:
-    """Enlarge a pipe (Linux) so writer and reader take fewer turns. Unprivileged users may go up to
-    /proc/sys/fs/pipe-max-size (1 MiB by default): then that; silently keep the pipe when not allowed."""
-    try:
-        fcntl.fcntl(fd, _F_SETPIPE_SZ, size)
-    except OSError:
-        try:
-            with open("/proc/sys/fs/pipe-max-size") as fh:
-                fcntl.fcntl(fd, _F_SETPIPE_SZ, min(int(fh.read()), size))
-        except (OSError, ValueError):
-            pass  # not Linux, or not allowed: correct, only slower
-
-
-class PcapngSplitter:
+class PcapngSplitter(ByteMover):
     """Reads a pcapng stream from ``read_fd`` (ours: closed when done) in a thread and forwards it to
     the stdin of one tshark after another, ``per_segment`` packets each.
 
@@ -57,14 +41,13 @@ class PcapngSplitter:
     def __init__(self, read_fd: int, per_segment: int, name: str = "iotwatch-live-splitter"):
         if per_segment <= 0:
             raise ValueError("per_segment must be positive")
+        super().__init__(name)
         self.per_segment = per_segment
         self._fd = read_fd
-        self._cond = threading.Condition()
         self._next: int | None = None  # write fd attached by the owner, not used yet
         self._attached = 0             # outputs handed over so far
         self._want = True              # an output is needed: the first one, or the next after a rotation
         self._done = False             # the stream ended (or we stopped): no output wanted any more
-        self._stopped = False
         self.header = b""              # section header + interface descriptions: what a new tshark reads first
         self.packets = 0               # packet blocks forwarded
         self.rotations = 0             # tshark stdins closed after per_segment packets
@@ -72,7 +55,6 @@ class PcapngSplitter:
         self.longest_wait = 0.0
         self.problem: str | None = None  # why the stream could not be split / forwarded, when it could not
         grow_pipe(read_fd)
-        self._thread = threading.Thread(target=self._run, daemon=True, name=name)
         self._thread.start()
 
     # -- owner side -------------------------------------------------------------------------------
@@ -101,18 +83,8 @@ class PcapngSplitter:
         os.close(write_fd)
         return first
 
-    def stop(self) -> None:
-        """Stop forwarding: close the current tshark's stdin, then read and discard until the stream ends."""
-        with self._cond:
-            self._stopped = True
-            self._cond.notify_all()
-
-    def join(self, timeout: float) -> None:
-        self._thread.join(timeout)
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
+    # stop() (inherited): stop forwarding, close the current tshark's stdin, then read and discard
+    # until the stream ends
 
     # -- splitter thread --------------------------------------------------------------------------
 
@@ -139,10 +111,7 @@ class PcapngSplitter:
         head = struct.Struct("<II").unpack_from
         try:
             while True:
-                try:
-                    data = os.read(self._fd, _READ_SIZE)
-                except OSError:
-                    data = b""
+                data = read_some(self._fd, _READ_SIZE)
                 if not data:
                     break
                 if self._stopped:

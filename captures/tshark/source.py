@@ -23,6 +23,7 @@ import asyncio
 import collections
 import os
 import re
+import signal
 import threading
 import time
 from typing import Iterator, Mapping, Sequence
@@ -36,7 +37,9 @@ from .malloc import pin_mmap_threshold
 from .parser import FieldsParser, nth_newline
 from .process import STDERR_KEEP, PipeReader, ToolProcess, feed_file_range, start_into_pipe, start_tshark
 from .rotation import PcapngSplitter
-from ..sources import SourceStats
+from .gunzip import GunzipFeeder, gzip_pcapng
+from .watchdog import Lifeline
+from ..batch import SourceStats
 from .args import DISSECTION_PREFS, dumpcap_command, tshark_fields_command, wlan_decryption_args
 
 DUMPCAP_BUFFER_MIB = 128      # live capture kernel buffer (dumpcap -B)
@@ -51,6 +54,7 @@ LIVE_ROTATE_PACKETS = 200_000  # live: packets per tshark before the next takes 
 # Display filters whose meaning depends on frames before a chunk: never chunk with those.
 _STATEFUL_FILTER = re.compile(r"frame\.(number|time_relative|time_delta|ref_time|offset)|\.stream\b|analysis|reassembl")
 _DROPS_RE = re.compile(r"Packets received/dropped on interface '.*?': (\d+)/(\d+)")
+_WRITTEN_RE = re.compile(r"Packets captured: (\d+)")   # what dumpcap wrote to its output
 
 
 class _Segment:
@@ -88,7 +92,8 @@ class TsharkFieldsSource:
                  display_filter: str | None = None, prefs: Mapping[str, str] = DISSECTION_PREFS,
                  extra: Sequence[str] = (), planner: ChunkPlanner | None = None, workers: int = 1,
                  dumpcap: str | None = None, iface: str | None = None, bpf: str | None = None,
-                 buffer_mib: int = DUMPCAP_BUFFER_MIB, rotate_packets: int = 0, monitor_mode: bool = False):
+                 buffer_mib: int = DUMPCAP_BUFFER_MIB, rotate_packets: int = 0, monitor_mode: bool = False,
+                 gzip_packets: int = 0):
         self.description = description
         self.live = live
         self.path = path
@@ -105,9 +110,14 @@ class TsharkFieldsSource:
         self._started = False
         self._tail_problem: str | None = None
         self._closed = False
-        self._rotate = rotate_packets if live else 0
+        # live: dumpcap's stream split into tsharks; a gzip-compressed pcapng file: its decompressed
+        # stream split the same way (one tshark for the whole file grew 343 -> 666 MB over 1.2M packets)
+        self._rotate = rotate_packets if live else gzip_packets
+        self._gunzip: GunzipFeeder | None = None
         self._splitter: PcapngSplitter | None = None
         self._dumpcap: ToolProcess | None = None
+        self._lifeline: Lifeline | None = None
+        self._stopping = False     # stop_capture() was called: dumpcap ends, the backlog drains
         self._capturing = threading.Event()
         self.stderr_lines: collections.deque[str] = collections.deque(maxlen=STDERR_KEEP)  # every child's
         self.processes: list[ToolProcess] = []   # every child started, in order
@@ -155,7 +165,16 @@ class TsharkFieldsSource:
 
     def _start_dumpcap(self) -> int:
         """dumpcap writing its pcapng stream into a pipe; returns the read end (caller closes it)."""
-        self._dumpcap, read = start_into_pipe(self._dumpcap_argv, on_line=self._on_stderr)
+        # under a watchdog tied to us by a pipe: dumpcap's file capabilities clear the parent-death
+        # signal, so a killed non-root iotwatch left it capturing (watchdog.py)
+        self._lifeline = Lifeline()
+        try:
+            self._dumpcap, read = start_into_pipe(self._lifeline.argv(self._dumpcap_argv), on_line=self._on_stderr,
+                                                  pass_fds=(self._lifeline.read_fd,), die_with_parent=False)
+        except BaseException:
+            self._lifeline.close()
+            raise
+        self._lifeline.started()
         self.processes.append(self._dumpcap)
         return read
 
@@ -203,12 +222,17 @@ class TsharkFieldsSource:
             if self._started:
                 return False
             self._started = True
-            self._splitter = PcapngSplitter(self._start_dumpcap(), self._rotate)
+            if self.live:
+                read = self._start_dumpcap()
+            else:
+                self._gunzip = GunzipFeeder(self.path)
+                read = self._gunzip.read_fd
+            self._splitter = PcapngSplitter(read, self._rotate)
         elif not self._splitter.wants_output():
             return False
         proc, out, write = self._tshark_on_pipe()
         first = self._splitter.attach(write)
-        self._pending.append(_Segment(proc, out, _READ_AHEAD, first_frame=first, live=True))
+        self._pending.append(_Segment(proc, out, _READ_AHEAD, first_frame=first, live=self.live))
         return True
 
     # -- reading (the owner thread) --------------------------------------------------------------------
@@ -220,6 +244,12 @@ class TsharkFieldsSource:
             while len(self._pending) < self._workers and self._start_segment():
                 pass
             if not self._pending:
+                if self.live and not self._closed and not self._stopping:
+                    self._check_dumpcap()
+                if self._gunzip is not None and self._gunzip.problem and not self._tail_problem:
+                    if not self.stats.packets:
+                        raise InputError(f"cannot read {self.description}: {self._gunzip.problem}")
+                    self._tail_problem = f"{self._gunzip.problem}; stopped after frame {self.stats.packets}"
                 if self._splitter is not None and self._splitter.problem and not self.stats.truncated:
                     self._tail_problem = f"{self._splitter.problem}; stopped after frame {self._splitter.packets}"
                 if self._tail_problem and not self.stats.truncated:
@@ -303,8 +333,40 @@ class TsharkFieldsSource:
             raise InputError(f"cannot read {self.description}: {why}")
         self.stats.truncated = f"{why}; stopped after frame {last}"
 
+    def stop_capture(self) -> None:
+        """Live: ask dumpcap to stop (SIGTERM) and keep the source open, so what dumpcap already
+        captured still flows through tshark to the caller until the source ends (stopping used to
+        discard that backlog: 16,250 of 19,130 received packets counted)."""
+        if not self.live or self._stopping:
+            return
+        self._stopping = True
+        if self._dumpcap is not None and self._dumpcap.returncode is None:
+            try:
+                self._dumpcap.popen.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    def _check_dumpcap(self) -> None:
+        """tshark ended although nobody stopped the capture: if dumpcap gave up (the interface went
+        away, it lost permission), say so; the run's outputs are then marked truncated."""
+        if self._dumpcap is None:
+            return
+        rc = self._dumpcap.wait(2)
+        lines = [ln.strip() for ln in self._dumpcap.stderr_lines(2)
+                 if ln.strip() and not ln.startswith(_NOISE + ("Packets",)) and "received/dropped" not in ln]
+        if rc in (0, None) and not lines:
+            return
+        reason = " ".join(ln.removeprefix("dumpcap: ") for ln in lines) or f"dumpcap exited with code {rc}"
+        reason = f"the capture on {self.description} stopped: {reason.rstrip('.')}"
+        self.stats.extra["capture_failed"] = reason
+        if not self._tail_problem:
+            self._tail_problem = f"{reason}; stopped after frame {self.stats.packets}"
+
     def _note_drops(self) -> None:
         for line in tuple(self.stderr_lines):
+            w = _WRITTEN_RE.search(line)
+            if w:
+                self.stats.extra["written"] = int(w.group(1))
             m = _DROPS_RE.search(line)
             if m:
                 self.stats.extra["captured"] = int(m.group(1))
@@ -320,6 +382,8 @@ class TsharkFieldsSource:
         if self._closed:
             return
         self._closed = True
+        if self._gunzip is not None:
+            self._gunzip.stop()
         if self._splitter is not None:
             # rotation: stop forwarding and end the tsharks first; the splitter drains dumpcap's stream,
             # so dumpcap exits at once on SIGTERM and reports its statistics
@@ -327,6 +391,12 @@ class TsharkFieldsSource:
             self._stop_pending()
         if self._dumpcap is not None:
             self._dumpcap.terminate(2)
+        if self._lifeline is not None:
+            # cut the lifeline before any SIGKILL: the watchdog then stops a dumpcap that ignored
+            # SIGTERM itself (a killed watchdog would leave it running)
+            self._lifeline.close()
+            if self._dumpcap is not None:
+                self._dumpcap.wait(3)
         self._stop_pending()
         for proc in self.processes:  # a chunk's tshark killed before its segment existed, ...
             proc.kill()
@@ -402,8 +472,11 @@ def open_tshark_source(read: str | None = None, iface: str | None = None, bpf: s
         if display_filter:
             preflight.check_display_filter(display_filter, tools.tshark)
         planner = _plan_chunks(str(read), display_filter, chunk_packets, workers)
+        gz = 0
+        if planner is None and chunk_packets != 0 and not (display_filter and _STATEFUL_FILTER.search(display_filter)):
+            gz = (chunk_packets or CHUNK_PACKETS) if gzip_pcapng(str(read)) else 0
         return TsharkFieldsSource(str(read), False, path=str(read), planner=planner,
-                                  workers=workers if planner is not None else 1, **common)
+                                  workers=workers if planner is not None else 1, gzip_packets=gz, **common)
     preflight.check_live(iface, bpf=bpf, tools=tools)
     if display_filter:
         preflight.check_display_filter(display_filter, tools.tshark)

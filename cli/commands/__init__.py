@@ -7,4 +7,5 @@ SUBCOMMANDS = {
     "lab": ("iotwatch.commands.lab", "record real attack tools in isolated network namespaces (root)"),
     "train": ("iotwatch.commands.train", "train a model bundle from labelled captures or a CSV"),
     "model": ("iotwatch.commands.model", "inspect a model bundle (iotwatch model show [FILE])"),
+    "completion": ("iotwatch.commands.completion", "print a shell completion script (bash, zsh, tcsh)"),
 }

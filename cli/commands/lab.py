@@ -24,8 +24,15 @@ def build_parser() -> UsageParser:
     r.add_argument("--seed", type=int, default=1, help="seed for victims, sizes, timing and the attacker address")
     r.add_argument("--force", action="store_true", help="overwrite an existing capture")
     r.add_argument("--keep-workdir", action="store_true", help="keep the lab's logs and configs (printed path)")
+    r.add_argument("--max-steps", type=int, default=0, metavar="N",
+                   help="only N (seeded random) attack steps per family, for short recordings (default: all)")
     rl = sub.add_parser("relabel", help="re-derive labels of recorded captures from their .lab.json (after a labelling change)")
     rl.add_argument("captures", nargs="+", metavar="CAPTURE", help="lab-*.pcapng written by lab record")
+    c = sub.add_parser("cases", help="record the small labelled captures of the detector's specific cases (root)")
+    c.add_argument("--out", required=True, metavar="DIR", help="output directory (the repository keeps them in tests/data/cases)")
+    c.add_argument("--only", nargs="+", metavar="CASE", help="record only these cases")
+    c.add_argument("--seed", type=int, default=1)
+    c.add_argument("--keep-workdir", action="store_true", help="keep the lab's logs and configs (printed path)")
     sub.add_parser("setup", help="apt-get install the lab's Debian packages (root)")
     sub.add_parser("cleanup", help="delete namespaces left by a killed recorder (root)")
     return p
@@ -37,6 +44,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cleanup()
     if ns.cmd == "setup":
         return setup()
+    if ns.cmd == "cases":
+        from iotwatch.captures.lab.cases import CASES, make_cases
+
+        unknown = [n for n in ns.only or [] if n not in CASES]
+        if unknown:
+            raise InputError(f"unknown case(s): {', '.join(unknown)}", hint="cases: " + ", ".join(CASES))
+        make_cases(Path(ns.out), ns.only, ns.seed, keep_workdir=ns.keep_workdir)
+        return 0
     if ns.cmd == "relabel":
         for c in ns.captures:
             relabel(Path(c))
@@ -46,7 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if duration <= 0:
         raise InputError(f"--duration must be positive, got {duration}")
     try:
-        summary = record(Path(ns.out), ns.scenario, duration, ns.seed, force=ns.force, keep_workdir=ns.keep_workdir)
+        summary = record(Path(ns.out), ns.scenario, duration, ns.seed, force=ns.force, keep_workdir=ns.keep_workdir,
+                         max_steps=ns.max_steps)
     except KeyboardInterrupt:
         print("iotwatch lab: interrupted; the lab was torn down", file=sys.stderr)
         return 130

@@ -6,6 +6,7 @@ import json
 import sys
 from typing import Sequence
 
+from ..console import console
 from ..usage import UsageParser
 
 
@@ -20,8 +21,6 @@ def build_parser() -> UsageParser:
 
 
 def main(argv: Sequence[str]) -> int:
-    from rich.console import Console
-
     from iotwatch.detector.bundle import default_bundle_path, load_bundle
     from iotwatch.detector.card import card
 
@@ -32,8 +31,8 @@ def main(argv: Sequence[str]) -> int:
         json.dump(bundle.meta, sys.stdout, indent=1, sort_keys=True)
         sys.stdout.write("\n")
         return 0
-    console = Console(highlight=False, soft_wrap=False)
+    con = console(soft_wrap=False)
     for part in card(bundle.meta, path):
-        console.print(part)
-        console.print()
+        con.print(part)
+        con.print()
     return 0

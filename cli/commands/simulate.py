@@ -5,7 +5,7 @@ from typing import Sequence
 
 from iotwatch.captures.errors import InputError
 from iotwatch.captures.sim.home import ATTACK_FAMILIES, CLASSES
-from iotwatch.captures.sim.simulate import SCENARIOS, parse_attacks, parse_duration, simulate
+from iotwatch.captures.sim.simulate import SCENARIOS, parse_attacks, parse_duration, parse_offset, simulate
 
 from ..usage import UsageParser
 
@@ -23,6 +23,10 @@ def build_parser() -> UsageParser:
     p.add_argument("--scenario", default="home", metavar="NAME",
                    help="one of " + ", ".join(SCENARIOS) + " (default home)")
     p.add_argument("--name", metavar="NAME", help="file name stem (default <scenario>-seed<N>)")
+    p.add_argument("--start-offset", metavar="T", help="cut the first T of the simulation (e.g. 45s, 2m) so the "
+                   "capture starts mid-conversation; 'random' draws it per seed (default: random for scenario "
+                   "varied, 0 otherwise); the capture still lasts --duration")
+    p.add_argument("--force", action="store_true", help="overwrite an existing capture/labels of the same name")
     return p
 
 
@@ -31,7 +35,8 @@ def main(argv: Sequence[str]) -> int:
     if ns.scenario not in SCENARIOS:
         raise InputError(f"--scenario: unknown scenario {ns.scenario!r}", hint="choose from " + ", ".join(SCENARIOS))
     res = simulate(ns.out, seed=ns.seed, duration_us=parse_duration(ns.duration), devices=ns.devices,
-                   attacks=parse_attacks(ns.attacks, SCENARIOS[ns.scenario][1]), scenario=ns.scenario, name=ns.name)
+                   attacks=parse_attacks(ns.attacks, SCENARIOS[ns.scenario][1]), scenario=ns.scenario, name=ns.name,
+                   start_offset_us=parse_offset(ns.start_offset), force=ns.force)
     per_class = " ".join(f"{c}={n}" for c, n in res.class_counts.items())
     size_mb = res.pcap.stat().st_size / 1e6
     print(f"wrote {res.pcap} ({size_mb:.1f} MB, {res.packets} packets: {per_class}) + {res.labels.name} "

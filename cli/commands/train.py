@@ -5,6 +5,7 @@ from typing import Sequence
 
 from iotwatch.detector.train import PRESETS, TrainRequest, train
 
+from ..console import console
 from ..usage import UsageParser
 
 
@@ -34,7 +35,8 @@ def build_parser() -> UsageParser:
     p.add_argument("--eval", nargs="+", metavar="PATH", help="held-out labelled captures to report metrics on")
     p.add_argument("--name", default=None, help="bundle name (default: custom-<preset>; names starting with "
                    "'iotwatch-' are the bundled models')")
-    p.add_argument("--version", dest="model_version", default="1", help="bundle version string")
+    p.add_argument("--model-version", dest="model_version", default="1", metavar="V",
+                   help="bundle version string (default 1; the bundle is NAME/V)")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.add_argument("--report", metavar="DIR", help="write the training figures (accuracy/loss vs epochs, confusion "
                    "matrix, prediction distribution, ROC per class, loss vs training-set size) and a Markdown/HTML "
@@ -43,11 +45,9 @@ def build_parser() -> UsageParser:
 
 
 def main(argv: Sequence[str]) -> int:
-    from rich.console import Console
-
     ns = build_parser().parse_args(list(argv))
     command = "iotwatch train " + " ".join(_recorded_argv(argv))
-    train(TrainRequest(**vars(ns)), Console(highlight=False, soft_wrap=True), command)
+    train(TrainRequest(**vars(ns)), console(), command)
     return 0
 
 

@@ -41,6 +41,7 @@ class ClassCounters(Static):
         self.class_names = list(classes_)
         self.normal_index = normal_index
         self.class_style: Callable[[int], Style] = lambda i: Style()
+        self.threshold: float | None = None   # the model's anomaly threshold (explained in the last row)
 
     def show(self, counts: np.ndarray, anomalies: int, rates: RateHistory) -> None:
         total = int(counts.sum())
@@ -60,5 +61,7 @@ class ClassCounters(Static):
             t.add_row(label, Text(f"{n:,}", style=Style(bold=attack)), f"{rates.rates[i]:,.0f}", share,
                       _Spark(rates.series(i), style))
         t.add_row(Text("  anomalous", style="bold" if anomalies else "dim"), Text(f"{anomalies:,}", style="bold"),
-                  "", f"{100 * anomalies / total:.1f}" if total else "-", "")
+                  "", f"{100 * anomalies / total:.1f}" if total else "-",
+                  Text(f"= attack class at confidence ≥ {self.threshold:.2f}", style="dim", no_wrap=True,
+                       overflow="ellipsis") if self.threshold is not None else "")
         self.update(t)

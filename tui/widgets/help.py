@@ -11,12 +11,26 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 PANES = (
-    ("Packets", "newest at the bottom, followed unless you scroll away (End follows again); "
-                "'!' marks anomalies, ✗ a label that disagrees with the prediction; Enter shows the dissection"),
-    ("Classes", "every packet counted, rate over the last second and a sparkline of recent rates; ▲ = attack class seen"),
-    ("Alerts", "anomalous packets grouped by source host and class, most recent first"),
+    ("Packets", "newest at the bottom, followed unless you move away (End / G follows again); '!' marks an "
+                "anomaly and the row takes its class colour; ✗ a label that disagrees with the prediction. "
+                "A replay keeps every frame browsable: rows no longer in memory are read back from the file "
+                "(shown as … for a moment). Click a column title (No., Len, Class, Conf) or press o to sort. "
+                "Enter shows Wireshark's dissection of the frame and why the model chose the class"),
+    ("Filter /", "a Wireshark display filter (tshark checks it as you type: green valid, red invalid with "
+                 "tshark's reason); Enter filters the table by the frames tshark matches in the file, an empty "
+                 "filter clears it; the active filter is in the status bar (-Y ...)"),
+    ("Go to :", "a frame number jumps to it; anything else finds the next row matching it as a display filter "
+                "(or as text in the rows in memory)"),
+    ("Pause", "freezes the table, never the capture: every packet is still counted and kept; resuming shows "
+              "the rows that arrived meanwhile below where you were"),
+    ("Classes", "every packet counted by predicted class, rate over the last second and a sparkline; "
+                "▲ = attack class seen. 'anomalous' counts packets whose class is not normal AND whose "
+                "confidence reaches the model's anomaly threshold, so it is less than the sum of the attack "
+                "classes: low-confidence attack predictions are shown but not flagged"),
+    ("Incidents", "who attacks whom since when: one line per incident, most severe then most recent first; "
+                  "i focuses it, Enter shows the evidence, j jumps to its frames, t filters the table to it"),
     ("Confusion", "labelled replays: rows are labels, columns predictions; precision/recall/F1 and macro-F1"),
-    ("Status", "source, packets, pkt/s, rows shown vs dropped from view (buffer limit), capture drops, model"),
+    ("Status", "state, source, packets, pkt/s, speed, filters, rows in the table, capture drops, model"),
 )
 
 

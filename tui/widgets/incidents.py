@@ -19,6 +19,8 @@ from textual.widgets import DataTable, Static
 from iotwatch.tui.store import IncidentStore
 
 SEVERITY = {1: "high", 2: "med", 3: "low"}
+COLUMNS = (("sev", 4), ("class", 24), ("attacker → victim", 36), ("services", 16), ("pkts", 7), ("since", 9),
+           ("state", 6))
 
 
 def who(s: dict, width: int = 60) -> str:
@@ -50,9 +52,9 @@ class IncidentsPane(DataTable):
     IncidentsPane > .datatable--cursor { background: $accent 45%; }
     """
     BINDINGS = [
-        Binding("enter", "open", "Incident", id="incident-open"),
-        Binding("j", "jump", "Jump", id="incident-jump"),
-        Binding("t", "filter", "Filter", id="incident-filter"),
+        Binding("enter", "open", "Open incident", id="incident-open"),
+        Binding("j", "jump", "Jump to its frames", id="incident-jump"),
+        Binding("t", "filter", "Filter table to it", id="incident-filter"),
     ]
 
     class Chosen(Message):
@@ -69,29 +71,43 @@ class IncidentsPane(DataTable):
         self.class_style: Callable[[int], Style] = lambda i: Style()
         self._version = -1
         self._order: list[int] = []
+        self._shown: dict[int, tuple] = {}
+        self._columns: list = []
         self.empty_text = "no incidents yet"
 
     def on_mount(self) -> None:
-        self.add_columns("sev", "class", "attacker → victim", "services", "pkts", "since", "state")
+        # fixed widths: auto widths are measured when the app is idle, so they would depend on timing
+        self._columns = [self.add_column(label, width=width) for label, width in COLUMNS]
         self.show_header = True
+
+    def _cells(self, s: dict, first_time: float | None) -> tuple:
+        cls = self.class_names.index(s["class"]) if s["class"] in self.class_names else 0
+        return (Text(SEVERITY.get(s["severity"], str(s["severity"])), style="bold" if s["severity"] == 1 else ""),
+                Text(f"{s['class']}/{s['kind']}", style=self.class_style(cls) + Style(bold=True)),
+                who(s, 36), ", ".join(s.get("services", [])[:2]), f"{s['packets']:,}", since(s, first_time),
+                Text(s["state"], style="bold" if s["state"] == "active" else "dim"))
 
     def show(self, store: IncidentStore, first_time: float | None) -> None:
         if store.version == self._version:
             return
         self._version = store.version
+        items = store.sorted()
+        rows = {s["id"]: self._cells(s, first_time) for s in items}
+        if [s["id"] for s in items] == self._order:   # same incidents, same order: only changed cells
+            for i, cells in rows.items():
+                old = self._shown.get(i, ())
+                for col, (a, b) in enumerate(zip(old, cells)):
+                    if str(a) != str(b):
+                        self.update_cell(str(i), self._columns[col], b)
+            self._shown = rows
+            return
         # while the user works in the pane the cursor stays on its incident; otherwise on the top row
         keep = self.selected if self.has_focus else None
-        items = store.sorted()
         self.clear()
         self._order = [s["id"] for s in items]
-        for s in items:
-            cls = self.class_names.index(s["class"]) if s["class"] in self.class_names else 0
-            state = Text(s["state"], style="bold" if s["state"] == "active" else "dim")
-            self.add_row(Text(SEVERITY.get(s["severity"], str(s["severity"])), style="bold" if s["severity"] == 1
-                              else ""),
-                         Text(f"{s['class']}/{s['kind']}", style=self.class_style(cls) + Style(bold=True)),
-                         who(s), ", ".join(s.get("services", [])[:2]), f"{s['packets']:,}",
-                         since(s, first_time), state, key=str(s["id"]))
+        self._shown = rows
+        for i in self._order:
+            self.add_row(*rows[i], key=str(i))
         if keep in self._order:
             self.move_cursor(row=self._order.index(keep), animate=False)
         hint = "i focus · ⏎ open · j jump · t filter"

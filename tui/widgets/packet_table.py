@@ -33,6 +33,16 @@ def class_slot(index: int, normal_index: int) -> int:
     return 1 + ((index - (index > normal_index)) % (CLASS_SLOTS - 1))
 
 
+_FLAG_LETTERS = ((0x80, "C"), (0x40, "E"), (0x20, "U"), (0x02, "S"), (0x01, "F"), (0x04, "R"), (0x08, "P"), (0x10, "A"))
+
+
+def tcp_flags_text(flags: int) -> str:
+    """TCP flags as letters (S=SYN A=ACK F=FIN R=RST P=PSH U=URG E=ECE C=CWR): ``SA`` for SYN-ACK."""
+    if flags < 0:
+        return ""
+    return "".join(letter for bit, letter in _FLAG_LETTERS if flags & bit) or "·"
+
+
 def _fit(text: str, width: int) -> str:
     if len(text) > width:
         return text[: max(0, width - 1)] + "…"
@@ -67,14 +77,21 @@ class PacketTable(ScrollView, can_focus=True):
     """
 
     BINDINGS = [
-        Binding("up", "cursor(-1)", "Up", show=False, id="table-up"),
-        Binding("down", "cursor(1)", "Down", show=False, id="table-down"),
-        Binding("pageup", "page(-1)", "Page up", show=False, id="table-page-up"),
-        Binding("pagedown", "page(1)", "Page down", show=False, id="table-page-down"),
-        Binding("home", "top", "Oldest", show=False, id="table-top"),
-        Binding("end", "follow", "Follow", show=False, id="table-follow"),
+        Binding("up,k", "cursor(-1)", "Up", show=False, id="table-up"),
+        Binding("down,j", "cursor(1)", "Down", show=False, id="table-down"),
+        Binding("pageup,ctrl+b", "page(-1)", "Page up", show=False, id="table-page-up"),
+        Binding("pagedown,ctrl+f", "page(1)", "Page down", show=False, id="table-page-down"),
+        Binding("home,g", "top", "First frame", show=False, id="table-top"),
+        Binding("end,G", "follow", "Newest, follow", show=False, id="table-follow"),
         Binding("enter", "choose", "Detail", id="detail"),
     ]
+
+    class SortClicked(Message):
+        """A click on a sortable column title."""
+
+        def __init__(self, key: str) -> None:
+            super().__init__()
+            self.key = key
 
     class RowChosen(Message):
         """Enter on a row: the app opens the packet detail."""
@@ -97,6 +114,11 @@ class PacketTable(ScrollView, can_focus=True):
         self._cache: LRUCache[tuple, Strip] = LRUCache(1024)
         self._slots = [class_slot(i, normal_index) for i in range(len(self.class_names))]
         self._name_w = max([5] + [len(c) for c in self.class_names])
+        self._col_cache: dict = {}
+        self.frame_digits = 5      # widened by the app for big captures
+        self.sort: tuple[str, bool] | None = None   # (key, descending); None = frame order
+        self.generation = 0        # bumped when rows read back from the file arrive
+        self.mark_gid: int | None = None   # start of a marked range (v), drawn with a bar in the marker column
 
     # --- data ----------------------------------------------------------------------------------
     @property
@@ -129,6 +151,26 @@ class PacketTable(ScrollView, can_focus=True):
             self._adjusting = False
         self.refresh()
 
+    def on_resize(self, event: events.Resize) -> None:
+        """A new height moves the bottom: a following table keeps the newest row in view."""
+        self.virtual_size = Size(event.size.width, len(self._view) + 1)
+        if self.follow:
+            self.call_after_refresh(self._to_end)
+
+    def _to_end(self) -> None:
+        if self.follow:
+            self._adjusting = True
+            try:
+                self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
+            finally:
+                self._adjusting = False
+            self.refresh()
+
+    def pin_bottom(self) -> None:
+        """Stop following but keep the rows now on screen where they are (pause: new rows must not
+        push them away)."""
+        self.follow = False
+
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
         if self._adjusting:
@@ -139,60 +181,120 @@ class PacketTable(ScrollView, can_focus=True):
             self.follow = False
 
     # --- rendering -----------------------------------------------------------------------------
-    def _columns(self, width: int) -> tuple[int, ...]:
-        """Widths: frame, time, endpoints, proto, len, class, conf, label (0 = hidden); the
-        endpoints column takes what is left, narrow terminals drop the frame number and shorten
-        class names."""
+    def _columns(self, width: int) -> dict[str, int]:
+        """Column widths (absent = hidden). Always: No. with the '!' marker, endpoints, protocol,
+        full class name, confidence (and the label when labelled); then, as the width allows, time,
+        length, TCP flags and tshark's Info column (which takes what is left)."""
+        key = (width, self.labelled, self.frame_digits)
+        cols = self._col_cache.get(key)
+        if cols is not None:
+            return cols
         name_w = self._name_w
-        label_w = name_w + 2 if self.labelled else 0
-        time_w, len_w = 10, 6
-        ep = width - (7 + time_w + 7 + len_w + name_w + 1 + 5 + label_w)
-        frame_w = 7
-        if ep < 34:
-            ep += frame_w + 2
-            frame_w, time_w, len_w = 0, 9, 5
-        if ep < 34 and name_w > 6:
-            ep += (name_w - 6) * (2 if self.labelled else 1)
-            name_w = 6
-            label_w = name_w + 2 if self.labelled else 0
-        return frame_w, time_w, max(10, ep), 7, len_w, name_w + 1, 5, label_w
+        cols = {"no": 2 + self.frame_digits, "ep": 30, "proto": 7, "class": name_w + 1, "conf": 5}
+        if self.labelled:
+            cols["label"] = name_w + 2 if width - sum(cols.values()) >= name_w + 2 else 8
+        rem = width - sum(cols.values())
+        order = [("time", 10)] if width < 100 else [("time", 10), ("info", 20), ("flags", 7), ("len", 6)]
+        for name, w in order:
+            if rem >= w:
+                cols[name] = w
+                rem -= w
+        if "info" in cols:
+            grow = min(max(rem, 0), 12)
+            cols["ep"] += grow
+            cols["info"] += rem - grow
+        else:
+            cols["ep"] += max(rem, 0)
+        self._col_cache[key] = cols
+        return cols
+
+    ORDER = ("no", "time", "ep", "proto", "len", "flags", "class", "conf", "label", "info")
+    TITLES = {"no": " No.", "time": "Time", "ep": "Source → Destination", "proto": "Proto", "len": "Len",
+              "flags": "Flags", "class": "Class", "conf": "Conf", "label": " Label", "info": "Info"}
+    SORTABLE = {"no": "No.", "len": "Len", "class": "Class", "conf": "Conf"}
 
     def _header(self, width: int) -> Strip:
-        fw, tw, ew, pw, lw, cw, qw, bw = self._columns(width)
-        text = ((" No." .ljust(fw) if fw else "") + "Time".rjust(tw - 1) + " " + _fit("Source → Destination", ew - 1)
-                + " " + _fit("Proto", pw) + "Len".rjust(lw - 1) + " " + _fit("Class", cw) + "Conf".rjust(qw - 1)
-                + " " + (_fit(" Label", bw) if bw else ""))
+        cols = self._columns(width)
+        parts = []
+        for name in self.ORDER:
+            w = cols.get(name)
+            if not w:
+                continue
+            title = self.TITLES[name]
+            if self.sort is not None and self.SORTABLE.get(name) == self.sort[0]:
+                title += "▼" if self.sort[1] else "▲"
+            parts.append(title.rjust(w - 1) + " " if name in ("time", "len", "conf") else _fit(title, w))
         style = self.rich_style + self.get_component_rich_style("packet-table--header")
-        return Strip([Segment(_fit(text, width), style)], width)
+        return Strip([Segment(_fit("".join(parts), width), style)], width)
+
+    def _in_range(self, gid: int) -> bool:
+        if self.mark_gid is None or self.cursor_gid is None:
+            return False
+        a, b = self._view.position(self.mark_gid), self._view.position(self.cursor_gid)
+        p = self._view.position(gid)
+        return min(a, b) <= p <= max(a, b)
+
+    def column_at(self, x: int, width: int) -> str | None:
+        """The column under screen column ``x`` (header clicks sort)."""
+        cols = self._columns(width)
+        left = 0
+        for name in self.ORDER:
+            w = cols.get(name)
+            if w:
+                if left <= x < left + w:
+                    return name
+                left += w
+        return None
 
     def _row_strip(self, row: Row, width: int, cursor: bool) -> Strip:
-        fw, tw, ew, pw, lw, cw, qw, bw = self._columns(width)
+        cols = self._columns(width)
         t = row.time - self.first_time if self.first_time is not None and not math.isnan(row.time) else float("nan")
-        mark = "!" if row.anomaly else " "
-        frame = f"{mark}{row.frame:>{fw - 2}} " if fw else ""
-        time_s = f"{t:>{tw - 1}.3f} " if not math.isnan(t) else " " * tw
-        main = (frame + time_s + _fit(row.endpoints(ew - 1), ew - 1) + " " + _fit(row.proto, pw)
-                + f"{row.length:>{lw - 1}} " + _fit(self.class_names[row.predicted][: cw - 1], cw)
-                + f"{row.confidence:>{qw - 1}.2f} ")
-        base = self.rich_style + self.get_component_rich_style(f"packet-table--class-{self._slots[row.predicted]}")
-        if row.anomaly:
-            base += self.get_component_rich_style("packet-table--anomaly")
+        class_style = self.get_component_rich_style(f"packet-table--class-{self._slots[row.predicted]}")
+        base = self.rich_style
+        if row.anomaly:   # flagged rows take their class colour, bold
+            base = base + class_style + self.get_component_rich_style("packet-table--anomaly")
+        elif row.loading:
+            base = base + self.get_component_rich_style("packet-table--match")
         cursor_style = self.get_component_rich_style("packet-table--cursor") if cursor else Style()
-        segments = [Segment(main, base + cursor_style)]
-        used = len(main)
-        if bw:
-            if row.label < 0:
-                lab, lstyle = _fit(" -", bw), base
-            elif row.label == row.predicted:
-                lab, lstyle = _fit(" " + self.class_names[row.label][: bw - 2], bw), base + self.get_component_rich_style("packet-table--match")
-            else:
-                lab = _fit("✗" + self.class_names[row.label][: bw - 2], bw)
-                lstyle = self.rich_style + self.get_component_rich_style("packet-table--mismatch")
-            segments.append(Segment(lab, lstyle + cursor_style))
-            used += len(lab)
+        segs: list[Segment] = []
+        for name in self.ORDER:
+            w = cols.get(name)
+            if not w:
+                continue
+            style = base
+            if name == "no":
+                text = f"{'!' if row.anomaly else ' '}{row.frame:>{w - 2}}" + ("▐" if self._in_range(row.gid) else " ")
+            elif name == "time":
+                text = f"{t:>{w - 1}.3f} " if not math.isnan(t) else " " * w
+            elif name == "ep":
+                text = _fit("…" if row.loading else row.endpoints(w - 1), w - 1) + " "
+            elif name == "proto":
+                text = _fit(row.proto, w)
+            elif name == "len":
+                text = f"{row.length:>{w - 1}} "
+            elif name == "flags":
+                text = _fit(tcp_flags_text(row.flags), w)
+            elif name == "class":
+                text = _fit(self.class_names[row.predicted][: w - 1], w)
+                style = base + class_style
+            elif name == "conf":
+                text = f"{row.confidence:>{w - 1}.2f} "
+            elif name == "label":
+                if row.label < 0:
+                    text = _fit(" -", w)
+                elif row.label == row.predicted:
+                    text = _fit(" " + self.class_names[row.label][: w - 2], w)
+                    style = base + self.get_component_rich_style("packet-table--match")
+                else:
+                    text = _fit("✗" + self.class_names[row.label][: w - 2], w)
+                    style = self.rich_style + self.get_component_rich_style("packet-table--mismatch")
+            else:  # info
+                text = _fit(row.info, w)
+            segs.append(Segment(text, style + cursor_style))
+        used = sum(len(sg.text) for sg in segs)
         if used < width:
-            segments.append(Segment(" " * (width - used), base + cursor_style))
-        return Strip(segments, max(width, used)).crop(0, width)
+            segs.append(Segment(" " * (width - used), base + cursor_style))
+        return Strip(segs, max(width, used)).crop(0, width)
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
@@ -203,7 +305,8 @@ class PacketTable(ScrollView, can_focus=True):
             return Strip.blank(width, self.rich_style)
         gid = self._view.gid(pos)
         cursor = gid == self.cursor_gid
-        key = (gid, cursor, width, self.first_time)
+        key = (gid, cursor, width, self.first_time, self.generation, self.frame_digits, self.labelled,
+               self.mark_gid is not None and self._in_range(gid))
         strip = self._cache.get(key)
         if strip is None:
             strip = self._row_strip(self._view.row(pos), width, cursor)
@@ -272,7 +375,12 @@ class PacketTable(ScrollView, can_focus=True):
 
     def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)
-        if offset is None or offset.y == 0:
+        if offset is None:
+            return
+        if offset.y == 0:
+            col = self.column_at(offset.x, self.scrollable_content_region.width)
+            if col in self.SORTABLE:
+                self.post_message(self.SortClicked(self.SORTABLE[col]))
             return
         pos = int(self.scroll_y) + offset.y - 1
         if pos < len(self._view):

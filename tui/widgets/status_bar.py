@@ -19,15 +19,19 @@ class StatusBar(Static):
     """
 
     def show(self, *, state: str, source: str, packets: int, rate: float, shown: int, dropped: int,
-             capture_drops: int, live: bool, speed: str, filter_name: str, model: str) -> None:
+             capture_drops: int, live: bool, speed: str, filter_name: str, model: str,
+             dfilter: str | None = None, in_memory: int | None = None, notice: str | None = None) -> None:
         """``capture_drops`` is shown for live captures (and for files only if ever non-zero)."""
         sep = (" · ", "dim")
         text = Text.assemble(
             (f"{state} ", "bold"), (source, "bold"),
+            *((sep, (notice, "bold reverse red")) if notice else ()),
             sep, (f"{packets:,}", "bold"), " pkts", sep, (f"{rate:,.0f}", "bold"), " pkt/s",
             sep, (speed, "bold"),
+            *((sep, "-Y ", (dfilter, "bold reverse")) if dfilter else ()),
             *((sep, "filter ", (filter_name, "bold reverse")) if filter_name != "all" else ()),
-            sep, f"{shown:,} shown, ", (f"{dropped:,}", "bold" if dropped else ""), " dropped",
+            sep, f"{shown:,} shown",
+            *((", ", (f"{dropped:,}", "bold"), " dropped") if dropped else ()),
             *((sep, "capture drops ", (f"{capture_drops:,}", "bold red" if capture_drops else ""))
               if live or capture_drops else ()),
             sep, model,

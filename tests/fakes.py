@@ -1,4 +1,7 @@
-"""Tiny deterministic model bundles for tests (anyone's): fast, no training, no torch.
+"""Test fakes (not shipped in the package): tiny model bundles, synthetic packets, an in-memory
+source and a run-configuration shortcut.
+
+Tiny deterministic model bundles: fast, no training, no torch.
 
     path = make_tiny_bundle(tmp_path / "tiny.iotw", seed=0)
     clf = PacketClassifier.load(path)
@@ -10,16 +13,16 @@ deterministic.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
-from .bundle import CONTRACT_CLASSES, make_meta, save_bundle
-from .features import FEATURIZER_VERSION, FEATURIZERS
-from .model import ModelConfig
-
-if TYPE_CHECKING:
-    from iotwatch.captures.batch import PacketBatch
+from iotwatch.captures.batch import PacketBatch
+from iotwatch.captures.sources import SourceConfig, SourceStats
+from iotwatch.detector.bundle import CONTRACT_CLASSES, make_meta, save_bundle
+from iotwatch.detector.config import OutputConfig, RunConfig
+from iotwatch.detector.features import FEATURIZER_VERSION, FEATURIZERS
+from iotwatch.detector.model import ModelConfig
 
 
 def tiny_tensors(cfg: ModelConfig, seed: int = 0) -> dict[str, np.ndarray]:
@@ -109,3 +112,35 @@ def synthetic_packets(n: int, seed: int = 0, hosts: int = 50, start: float = 1_7
                                   ["eth:ethertype:ip:tcp", "eth:ethertype:ip:udp", "eth:ethertype:ip:udp:dns",
                                    "eth:ethertype:ip:icmp"], "eth:ethertype:arp").astype(object)
     return PacketBatch(cols)
+
+
+class ReplaySource:
+    """Yields pre-built batches (re-chunked to ``max_rows``). For tests and demos."""
+
+    live = False
+
+    def __init__(self, batches: list[PacketBatch] | PacketBatch, description: str = "replay", path: str | None = None):
+        self._data = PacketBatch.concat(batches if isinstance(batches, list) else [batches])
+        self.description = description
+        self.path = path
+        self.stats = SourceStats()
+        self._closed = False
+
+    def batches(self, max_rows: int = 256, max_wait: float = 0.1) -> Iterator[PacketBatch]:
+        n = len(self._data)
+        for start in range(0, n, max_rows):
+            if self._closed:
+                return
+            b = self._data.slice(start, min(n, start + max_rows))
+            self.stats.packets += len(b)
+            yield b
+
+    def close(self) -> None:
+        self._closed = True
+
+
+def run_config(read: str | None = None, *, iface: str | None = None, report: str | None = None,
+               predictions: str | None = None, alerts: str | None = None, **run) -> RunConfig:
+    """A RunConfig in one call: ``run_config("x.pcapng", report=..., count=5, speed="1x")``."""
+    return RunConfig(source=SourceConfig(read=read, iface=iface),
+                     outputs=OutputConfig(report=report, predictions=predictions, alerts=alerts), **run)

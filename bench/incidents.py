@@ -1,0 +1,182 @@
+"""The incident engine's cost per packet, and key latency in a real terminal during a full-speed replay.
+
+    .venv/bin/python bench/incidents.py [FILE...] [--repeat 3] [--tmux FILE] [--keys 20]
+
+1. Engine cost. Each FILE (default: the demo, plus a 2-minute simulated home capture and a
+   10-minute benign one written to a temporary folder) is classified once (tshark source, features,
+   model); then, ``--repeat`` times, the classified batches go through a fresh ``IncidentEngine``
+   (8192-row batches as headless runs use, and 256-row pieces) and, as the reference measured in the
+   same run on the same batches, through the feature extractor (``transform``) and the model
+   (``predict_proba``). Times are CPU seconds of this (single-threaded) process, so other load on
+   the machine changes them little. Prints best µs per packet (target <= 1 µs/pkt), µs per
+   anomalous packet, and ``ratio=engine/features``.
+2. ``--tmux FILE``: ``iotwatch -r FILE`` (max speed) in a private tmux server (120x42); while it
+   replays, the anomaly filter key ``a`` is sent ``--keys`` times and the screen polled until the
+   table's subtitle shows the change (so the figure includes tmux's own round trip); then ``i`` +
+   ``enter`` open an incident and ``escape`` closes it, timed the same way. Prints median/p95/max
+   milliseconds (target < 100 ms) and whether the replay was still running when the last key landed.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from iotwatch.captures.sources import open_source
+from iotwatch.detector.classifier import PacketClassifier
+from iotwatch.detector.incidents import IncidentEngine
+from iotwatch.detector.pipeline import classify_stream
+from iotwatch.options import demo_capture
+
+
+def classified(path: str, clf, rows: int = 8192) -> list:
+    src = open_source(read=path)
+    try:
+        return list(classify_stream(src, clf, None, max_rows=rows))
+    finally:
+        src.close()
+
+
+def time_engine(cbs: list, classes, piece: int) -> float:
+    eng = IncidentEngine(classes, 0)
+    t0 = time.process_time()
+    for cb in cbs:
+        for s in range(0, len(cb), piece):
+            eng.update(cb.slice(s, min(len(cb), s + piece)) if piece < len(cb) else cb)
+    eng.finish()
+    return time.process_time() - t0
+
+
+def time_reference(cbs: list, clf) -> tuple[float, float]:
+    ext = clf.new_extractor()
+    t0 = time.process_time()
+    xs = [ext.transform(cb.packets) for cb in cbs]
+    t1 = time.process_time()
+    for x in xs:
+        clf.predict_proba(x)
+    return t1 - t0, time.process_time() - t1
+
+
+def bench_engine(paths: list[str], repeat: int) -> None:
+    clf = PacketClassifier.load(None)
+    for path in paths:
+        cbs = classified(path, clf)
+        n = sum(len(cb) for cb in cbs)
+        anom = int(sum(int(cb.anomaly.sum()) for cb in cbs))
+        best = {8192: float("inf"), 256: float("inf")}
+        feat = model = float("inf")
+        for _ in range(repeat):
+            for piece in best:
+                best[piece] = min(best[piece], time_engine(cbs, clf.classes_, piece))
+            f, m = time_reference(cbs, clf)
+            feat, model = min(feat, f), min(model, m)
+        eng = IncidentEngine(clf.classes_, 0)
+        for cb in cbs:
+            eng.update(cb)
+        eng.finish()
+        us = lambda s: s / n * 1e6  # noqa: E731
+        print(f"{Path(path).name}: {n:,} packets, {anom:,} anomalous ({100 * anom / max(n, 1):.0f}%), "
+              f"{eng.opened} incidents")
+        print(f"  engine  8192-row batches {us(best[8192]):.3f} us/pkt ({best[8192] / max(anom, 1) * 1e6:.2f} us per "
+              f"anomalous packet); 256-row pieces {us(best[256]):.3f} us/pkt")
+        print(f"  reference (same batches): features {us(feat):.3f} us/pkt, model {us(model):.3f} us/pkt")
+        print(f"  ratio=engine/features {best[8192] / feat:.3f}  engine/model {best[8192] / model:.3f}")
+
+
+class Tmux:
+    def __init__(self, folder: Path):
+        self.sock = f"iotwatch-bench-{uuid.uuid4().hex[:8]}"
+        conf = folder / "tmux.conf"
+        conf.write_text("set -g remain-on-exit on\nset -s escape-time 0\n", encoding="utf-8")
+        self.conf = str(conf)
+
+    def __call__(self, *args: str) -> str:
+        env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+        return subprocess.run(["tmux", "-L", self.sock, "-f", self.conf, *args], capture_output=True, text=True,
+                              timeout=30, env=env, check=True).stdout
+
+    def screen(self) -> str:
+        return self("capture-pane", "-p", "-t", "app")
+
+    def until(self, pred, timeout: float = 5.0) -> float:
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < timeout:
+            if pred(self.screen()):
+                return time.perf_counter() - t0
+        raise TimeoutError("the screen did not change")
+
+
+def bench_tmux(path: str, keys: int) -> None:
+    exe = str(Path(sys.executable).parent / "iotwatch")
+    with tempfile.TemporaryDirectory() as tmp:
+        tm = Tmux(Path(tmp))
+        tm("new-session", "-d", "-s", "app", "-x", "120", "-y", "42", exe, "-r", path)
+        try:
+            tm.until(lambda s: "replay" in s and "Incidents" in s, timeout=60)
+            lat = []
+            for k in range(keys):
+                want = k % 2 == 0       # the filter turns on, then off
+                t0 = time.perf_counter()
+                tm("send-keys", "-t", "app", "a")
+                tm.until(lambda s: ("match anomalies" in s) == want)
+                lat.append(time.perf_counter() - t0)
+                time.sleep(0.1)
+            opened = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                tm("send-keys", "-t", "app", "i", "Enter")
+                try:
+                    tm.until(lambda s: "Incident #" in s, timeout=3)
+                except TimeoutError:
+                    break   # no incident yet
+                opened.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                tm("send-keys", "-t", "app", "Escape")
+                tm.until(lambda s: "Incident #" not in s)
+                opened.append(time.perf_counter() - t0)
+            running = "replay" in tm.screen().splitlines()[0]
+        finally:
+            tm("send-keys", "-t", "app", "q")
+            time.sleep(0.5)
+            tm("kill-server")
+    ms = sorted(x * 1000 for x in lat)
+    print(f"tmux key latency ('a' filter, screen polled), {len(ms)} keys: median {statistics.median(ms):.1f} ms, "
+          f"p95 {ms[int(0.95 * (len(ms) - 1))]:.1f} ms, max {ms[-1]:.1f} ms; replay still running: {running}")
+    if opened:
+        om = sorted(x * 1000 for x in opened)
+        print(f"tmux incident open/close (i+enter / escape): median {statistics.median(om):.1f} ms, max {om[-1]:.1f} ms")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("files", nargs="*")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--tmux", metavar="FILE", help="measure key latency in tmux replaying FILE at max speed")
+    ap.add_argument("--keys", type=int, default=20)
+    ns = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        files = ns.files
+        if not files and not ns.tmux:
+            from iotwatch.captures.sim.simulate import simulate
+
+            files = [str(demo_capture()),
+                     str(simulate(tmp, seed=7, duration_us=120_000_000, devices=8).pcap),
+                     str(simulate(tmp, seed=201, duration_us=600_000_000, devices=3, scenario="benign").pcap)]
+        if files:
+            bench_engine(files, ns.repeat)
+        if ns.tmux:
+            bench_tmux(ns.tmux, ns.keys)
+    return 0
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    raise SystemExit(main())

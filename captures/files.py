@@ -1,0 +1,274 @@
+"""Opening inputs and outputs safely: the one place every writer (report, predictions, alerts, ``train
+--out``, ``simulate``) goes through.
+
+Rules (issue 16):
+* nothing that is not a regular file is ever replaced or written through: a device node, FIFO,
+  socket or folder at the output path is refused up front (``train --out /dev/null`` once replaced
+  the device node); a symbolic link is refused unless it points at an existing regular file and
+  ``--force`` is given (a dangling link is never followed);
+* an existing file is refused without ``--force``; two outputs of one run may not share a path, and
+  no output may be one of the run's inputs (``--force`` once destroyed the capture);
+* the path is *reserved* when the run starts (``O_CREAT|O_EXCL``), so a second run started later
+  sees it at once instead of both writing at the end; a reserved report holds a stub saying the run
+  is in progress / interrupted until the real one replaces it (what a ``kill -9`` leaves);
+* content goes to a temporary file in the same folder and is renamed over the target when complete
+  (``commit``): a reader never sees half a JSON report and ``--force`` keeps the old file until the
+  new one is whole. A stream (predictions, alerts) written to a file this run created goes straight
+  into it (``direct``), so a killed run leaves the rows written so far. ``discard`` removes
+  everything this run created (exit-2 errors leave no header-only outputs behind).
+
+Write errors (disk full, file size limit) surface as ``EnvironmentProblem`` (exit 3) naming the file.
+
+Inputs: ``require_regular_input`` stats a path the user names as an input (label file, model bundle)
+and refuses anything but a regular file (``open()`` on a FIFO blocks forever, ``/dev/zero`` never ends).
+It lives in ``captures/`` so the simulator can use it too (captures never imports detector).
+"""
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import tempfile
+from pathlib import Path
+from typing import Iterable
+
+from .errors import EnvironmentProblem, InputError
+
+_KINDS = {stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device", stat.S_IFIFO: "a FIFO",
+          stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a folder"}
+
+
+def file_kind(mode: int) -> str | None:
+    """None for a regular file, else what it is ("a FIFO", "a folder", ...)."""
+    if stat.S_ISREG(mode):
+        return None
+    return _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+
+
+def require_regular_input(path, what: str, hint: str = "check the path") -> os.stat_result:
+    """``stat`` an input (following links) and refuse anything but a regular file; returns the stat."""
+    p = Path(path)
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        raise InputError(f"{what} {p} does not exist", hint=hint) from None
+    except OSError as e:
+        raise InputError(f"cannot read {what} {p}: {e.strerror}") from None
+    kind = file_kind(st.st_mode)
+    if kind:
+        raise InputError(f"{what} {p} is {kind}, not a regular file", hint="pass a regular file")
+    return st
+
+
+_kind = file_kind
+
+_ENV_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS}
+
+
+def write_error(path, what: str, e: OSError) -> Exception:
+    """An OSError while writing an output as the user-facing error (exit 3 for a full disk)."""
+    reason = e.strerror or type(e).__name__
+    if e.errno in _ENV_ERRNOS:
+        return EnvironmentProblem(f"cannot write {what} {path}: {reason}", hint="free some space or choose another place")
+    return InputError(f"cannot write {what} {path}: {reason}")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)
+
+
+class OutputFile:
+    """One reserved output path. ``check`` validates it; ``reserve`` claims it; ``open`` gives the
+    handle to write (a temporary file next to the target); ``commit`` renames it into place."""
+
+    def __init__(self, path, what: str, force: bool = False, stub: bytes = b"", direct: bool = False):
+        self.raw = os.fspath(path)
+        self.path = Path(path)
+        self.what = what
+        self.force = force
+        self.stub = stub        # what the reserved file holds until the content arrives (a report says "in progress")
+        self.direct = direct    # a stream (predictions, alerts): written straight into a file we created
+        self._direct = False
+        self.target = self.path          # where the content finally lands (a link's target with --force)
+        self._placeholder = False        # we created the target empty at reserve time
+        self._tmp: Path | None = None
+        self._fh = None
+        self.committed = False
+
+    # -- checks -----------------------------------------------------------------------------
+    def check(self) -> None:
+        p = self.path
+        if str(self.raw).endswith(os.sep) or p.name in ("", ".", ".."):
+            raise InputError(f"{self.what} {p} names a folder, not a file", hint="give a file name")
+        try:
+            lst = os.lstat(p)
+        except FileNotFoundError:
+            lst = None
+        except NotADirectoryError:
+            raise InputError(f"cannot write {self.what} {p}: a part of the path is not a folder") from None
+        except OSError as e:
+            raise InputError(f"cannot write {self.what} {p}: {e.strerror}") from None
+        if lst is not None:
+            if stat.S_ISLNK(lst.st_mode):
+                try:
+                    st = os.stat(p)
+                except OSError:
+                    raise InputError(f"{self.what} {p} is a symbolic link to a missing file; refusing to follow it",
+                                     hint="remove the link or give another path") from None
+                kind = _kind(st.st_mode)
+                if kind:
+                    raise InputError(f"{self.what} {p} links to {kind}; refusing to replace it",
+                                     hint="give a regular file path")
+                if not self.force:
+                    raise InputError(f"{self.what} file {p} already exists", hint="pass --force to overwrite it")
+                self.target = Path(os.path.realpath(p))
+            else:
+                kind = _kind(lst.st_mode)
+                if kind:
+                    raise InputError(f"{self.what} {p} is {kind}; refusing to replace it",
+                                     hint="give a regular file path")
+                if not self.force:
+                    raise InputError(f"{self.what} file {p} already exists", hint="pass --force to overwrite it")
+        parent = self.target.parent if str(self.target.parent) else Path(".")
+        if not parent.is_dir():
+            raise InputError(f"cannot write {self.what} {p}: folder {parent} does not exist")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise InputError(f"cannot write {self.what} {p}: folder {parent} is not writable")
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def reserve(self) -> "OutputFile":
+        """Claim the path now: create it empty (exclusive) when it does not exist, so a run started
+        later refuses it; then open the temporary file the content goes to."""
+        if not self.target.exists() and not os.path.islink(self.path):
+            try:
+                fd = os.open(self.target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                raise InputError(f"{self.what} file {self.path} already exists (another run just created it)",
+                                 hint="pass --force to overwrite it") from None
+            except OSError as e:
+                raise write_error(self.path, self.what, e) from None
+            self._placeholder = True
+            try:
+                if self.stub:
+                    os.write(fd, self.stub)
+            except OSError as e:
+                os.close(fd)
+                self.discard()
+                raise write_error(self.path, self.what, e) from None
+            os.close(fd)
+            if self.direct:   # ours alone: stream into it (a kill -9 leaves what was written, not a hidden .part)
+                self._direct = True
+                return self
+        try:
+            fd, name = tempfile.mkstemp(prefix=f".{self.target.name}.", suffix=".part", dir=self.target.parent)
+        except OSError as e:
+            self.discard()
+            raise write_error(self.path, self.what, e) from None
+        os.fchmod(fd, 0o644)
+        os.close(fd)
+        self._tmp = Path(name)
+        return self
+
+    @property
+    def tmp_path(self) -> Path:
+        """Where the content is written: the temporary file, or the reserved target itself (direct)."""
+        if self._direct:
+            return self.target
+        assert self._tmp is not None, "reserve() first"
+        return self._tmp
+
+    def open(self, mode: str = "w"):
+        """The temporary file, opened for writing (text mode: utf-8, no newline translation)."""
+        kw = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
+        self._fh = open(self.tmp_path, mode, **kw)
+        return self._fh
+
+    def commit(self) -> Path:
+        """Flush, fsync-free close and rename the temporary file over the target."""
+        if self._fh is not None and not self._fh.closed:
+            try:
+                self._fh.close()
+            except OSError as e:
+                self.discard()
+                raise write_error(self.path, self.what, e) from None
+        if not self._direct:
+            try:
+                os.replace(self.tmp_path, self.target)
+            except OSError as e:
+                self.discard()
+                raise write_error(self.path, self.what, e) from None
+        self._direct = False
+        self._tmp = None
+        self._placeholder = False
+        self.committed = True
+        return self.path
+
+    def discard(self) -> None:
+        """Remove what this run created (the temporary file; the placeholder if we made it)."""
+        if self._fh is not None and not self._fh.closed:
+            try:
+                self._fh.close()
+            except OSError:
+                pass
+        for p, ours in ((self._tmp, True), (self.target, self._placeholder)):
+            if p is not None and ours:
+                try:
+                    os.unlink(p)
+                except OSError:
+                    pass
+        self._tmp = None
+        self._placeholder = False
+        self._direct = False
+
+
+def plan_outputs(outputs: Iterable[tuple[str | os.PathLike | None, str]], force: bool,
+                 inputs: Iterable[str | os.PathLike | None] = ()) -> dict[str, OutputFile]:
+    """Validate every output of one run together: each ``(path, what)`` pair with a path becomes a
+    checked (not yet reserved) ``OutputFile`` keyed by ``what``. Refuses two outputs on one path and
+    an output that is one of ``inputs`` (the capture, label file or model)."""
+    files: dict[str, OutputFile] = {}
+    for path, what, *opts in outputs:
+        if path is None or path == "":
+            continue
+        f = OutputFile(path, what, force, **(opts[0] if opts else {}))
+        f.check()
+        for other in files.values():
+            if _same_file(f.target, other.target):
+                raise InputError(f"{what} and {other.what} are the same file {path}", hint="give each output its own path")
+        for src in inputs:
+            if src and Path(src).exists() and _same_file(f.target, Path(src)):
+                raise InputError(f"{what} {path} is an input of this run; refusing to overwrite it",
+                                 hint="write the output somewhere else")
+        files[what] = f
+    return files
+
+
+def reserve_all(files: dict[str, OutputFile]) -> None:
+    done = []
+    try:
+        for f in files.values():
+            f.reserve()
+            done.append(f)
+    except BaseException:
+        for f in done:
+            f.discard()
+        raise
+
+
+def write_atomic(path, data: bytes, what: str, force: bool = False, inputs=()) -> Path:
+    """Check, reserve, write ``data`` and commit one output in one call."""
+    f = plan_outputs([(path, what)], force, inputs)[what]
+    f.reserve()
+    try:
+        fh = f.open("wb")
+        fh.write(data)
+        return f.commit()
+    except OSError as e:
+        f.discard()
+        raise write_error(path, what, e) from None
+    except BaseException:
+        f.discard()
+        raise
