@@ -8,11 +8,15 @@
 #   ONLY=simulated|recorded|heldout bash bench/make_training_data.sh     one part only
 #
 # Layout written (NOT in git: a few GB):
-#   DATA_DIR/sim-train/*.pcapng (+ .labels.csv)        40 synthetic homes, seeds 1-24 and 27-42 (home/busy),
-#                                                      25-26 (benign only), 3 minutes each
+#   DATA_DIR/simv-train/varied-seed*.pcapng (+ .labels.csv)  10 randomised homes (scenario varied: address
+#                                                      plans, TTLs, rates, DNS visibility, mid-conversation
+#                                                      starts, benign look-alikes), seeds 201-210, 2 minutes each
+#   DATA_DIR/sim-train/*.pcapng (+ .labels.csv)        15 classic homes, seeds 1-14 (home/busy), 25 (benign),
+#                                                      2 minutes each
 #   DATA_DIR/recorded-train/lab-*.pcapng (+ .labels.csv, .lab.json)
 #                                                      one real-tool recording per family + benign, one of all
-#   DATA_DIR/sim-held/{busy-seed101,home-seed102}.pcapng   held out: other seeds and device mixes, 10 minutes
+#   DATA_DIR/sim-held/{busy-seed101,home-seed102}.pcapng   held out: other seeds and device mixes, 4 minutes
+#   DATA_DIR/simv-held/varied-seed{301,302}.pcapng    held out: randomised homes, 4 minutes
 #   DATA_DIR/recorded-held/lab-all-seed99.pcapng        held out: another lab run (other victims, order, timing)
 # Recording takes ~30 minutes of wall time (the lab runs in real time). Every command is seeded;
 # the simulated part is byte-identical for the same arguments, the recorded part has the same
@@ -25,11 +29,14 @@ IOTWATCH=${IOTWATCH:-.venv/bin/iotwatch}
 ONLY=${ONLY:-all}
 
 if [ "$ONLY" = all ] || [ "$ONLY" = simulated ]; then
-  for s in $(seq 1 24) $(seq 27 42); do
-    sc=home; [ $((s % 3)) -eq 0 ] && sc=busy
-    "$IOTWATCH" simulate --out "$D/sim-train" --seed "$s" --duration 3m --devices $((4 + (s * 7) % 17)) --scenario "$sc"
+  for s in $(seq 201 210); do
+    "$IOTWATCH" simulate --out "$D/simv-train" --seed "$s" --duration 2m --devices $((4 + (s * 7) % 17)) --scenario varied
   done
-  for s in 25 26; do "$IOTWATCH" simulate --out "$D/sim-train" --seed "$s" --duration 3m --devices 12 --scenario benign; done
+  for s in $(seq 1 14); do
+    sc=home; [ $((s % 3)) -eq 0 ] && sc=busy
+    "$IOTWATCH" simulate --out "$D/sim-train" --seed "$s" --duration 2m --devices $((4 + (s * 7) % 17)) --scenario "$sc"
+  done
+  "$IOTWATCH" simulate --out "$D/sim-train" --seed 25 --duration 2m --devices 12 --scenario benign
 fi
 
 if [ "$ONLY" = all ] || [ "$ONLY" = recorded ]; then
@@ -40,7 +47,9 @@ if [ "$ONLY" = all ] || [ "$ONLY" = recorded ]; then
 fi
 
 if [ "$ONLY" = all ] || [ "$ONLY" = heldout ]; then
-  "$IOTWATCH" simulate --out "$D/sim-held" --seed 101 --duration 10m --devices 20 --scenario busy
-  "$IOTWATCH" simulate --out "$D/sim-held" --seed 102 --duration 10m --devices 6 --scenario home
+  "$IOTWATCH" simulate --out "$D/sim-held" --seed 101 --duration 4m --devices 20 --scenario busy
+  "$IOTWATCH" simulate --out "$D/sim-held" --seed 102 --duration 4m --devices 6 --scenario home
+  "$IOTWATCH" simulate --out "$D/simv-held" --seed 301 --duration 4m --devices 16 --scenario varied
+  "$IOTWATCH" simulate --out "$D/simv-held" --seed 302 --duration 4m --devices 7 --scenario varied
   "$IOTWATCH" lab record --out "$D/recorded-held" --scenario all --seed 99 --duration 360 --force
 fi

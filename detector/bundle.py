@@ -24,7 +24,7 @@ import numpy as np
 from iotwatch.captures.errors import InputError, one_line
 from iotwatch.captures.files import require_regular_input
 
-from .features import FEATURIZERS, schema_hash
+from .features import FEATURIZER_VERSION, FEATURIZERS, RETIRED_FEATURIZERS, schema_hash
 from .model import ModelConfig
 
 FORMAT = "iotwatch-bundle"
@@ -272,6 +272,10 @@ def _check_meta(meta: dict, where: str, shapes: dict[str, tuple]) -> ModelConfig
         if not isinstance(meta[key], str) or not _NAME_RE.fullmatch(meta[key]):
             raise InputError(f"{where}: {key} must be 1-64 letters, digits, spaces or _.+- (got {_show(meta[key])})")
     featurizer = meta["featurizer"]
+    if isinstance(featurizer, str) and featurizer in RETIRED_FEATURIZERS:
+        raise InputError(f"{where}: built for the retired featurizer {featurizer!r} "
+                         f"({RETIRED_FEATURIZERS[featurizer]}); this iotwatch computes {FEATURIZER_VERSION!r} features",
+                         hint="use the bundled model (omit --model) or retrain with 'iotwatch train'")
     if not isinstance(featurizer, str) or featurizer not in FEATURIZERS:
         raise InputError(f"{where}: unknown featurizer {_show(featurizer)}",
                          hint="known: " + ", ".join(FEATURIZERS) + "; retrain with 'iotwatch train'")

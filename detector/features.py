@@ -4,15 +4,39 @@
 ``transform(PacketBatch) -> float32 (n, F)`` turns every frame (ARP and non-IP included) into a row.
 Two featurizers exist:
 
-``context-v1`` (the default, ``FEATURE_NAMES``)
-    Per-packet fields without raw identities (no IP/MAC values, frame numbers or absolute times):
-    lengths, protocol, port *categories*, TCP flags, window, TTL, ICMP type, ARP opcode, DNS name shape
-    (length, character entropy, labels), MQTT/HTTP/FTP result codes. Plus streaming context over packet
-    timestamps, Kitsune/AfterImage style: exponentially decayed counters (time constants 1 s and 10 s)
-    per source host, per destination host and per host pair (packets, bytes, SYN, SYN-ACK, RST,
-    failed connections, new peers, new ports, DNS queries and new names, ICMP, ARP replies, failed logins,
-    upload/download bytes), a new-peer indicator and an IP->MAC binding-change indicator (ARP poisoning,
-    forged answers from a spoofed address).
+``behaviour-v1`` (the default, ``FEATURE_NAMES``)
+    Features of *behaviour*, assembled from small **feature blocks** (nfstream-plugin style: each block
+    is a class that declares its column ``names`` next to the vectorised ``compute(ctx)`` that writes
+    them, plus any state it keeps; ``BLOCKS`` lists them in order, ``FEATURE_BLOCKS`` maps a block to its
+    columns for ablations). No raw identities (IP/MAC values, frame numbers, absolute times), no
+    address-space conventions (private/public, "was the peer resolved over DNS"), no absolute TTLs:
+
+    * ``packet``       header fields: lengths, protocol, TCP flags/window/options, service-port buckets,
+                       direction, ICMP type, ARP opcode, broadcast/multicast, hop distance from the
+                       nearest initial TTL (not the TTL itself);
+    * ``application``  DNS name shape/type/rcode, MQTT/HTTP/FTP result codes, failed logins;
+    * ``flow``         per connection (5-tuple, either direction): packets and bytes each way so far,
+                       duration, SYN/SYN-ACK/handshake completed, no SYN seen (started before the capture),
+                       closed, reset before establishment, who initiated (Zeek ``conn_state`` at packet time);
+    * ``conn``         connections, failed and short connections per host pair and per service
+                       (server, port) over decayed 10 s / 60 s windows (hydra/ncrack against SSH: many short
+                       connections to one service, whatever the encryption);
+    * ``fan``          fan-out and fan-in: distinct servers, service ports and (server, port) pairs per
+                       client, distinct clients and ports per server, over decayed 1/10/60 s windows, and
+                       their share of the packets (rate-free: a fast scan and a slow scan look alike, a
+                       SYN flood to one port does not);
+    * ``balance``      request/response balance: packets of flows whose initiator sent nothing (replies
+                       without requests: reflection), per packet and per receiving host, DNS answers and
+                       ICMP echo replies against the queries/requests the host sent;
+    * ``host_rates``   Kitsune/AfterImage-style decayed counters per source and destination host (packets,
+                       bytes, SYN, SYN-ACK, RST, failures, ICMP, DNS queries/new names, ARP replies,
+                       failed logins) and their ratios;
+    * ``pair``         decayed counters per host pair (packets, bytes each way and their balance, SYNs,
+                       failed logins, DNS answers per query) and how long the pair has talked;
+    * ``spoofing``     IP->MAC binding changes on the sender/receiver side, rogue router advertisements.
+
+    Distinct counts come from first-seen events of capped LRU key sets (``RecentSet``; bounded memory,
+    approximate once a set is full) summed with exponential decay, the same decayed sums as the counters.
 
 ``paper`` (``PAPER_FEATURE_NAMES``)
     The seed paper's 11 raw fields (frame number, lengths, protocol, TCP ports and the addresses as
@@ -20,10 +44,11 @@ Two featurizers exist:
 
 Determinism and bounds: only packet time is used (never the wall clock), made monotonic per stream;
 host/pair identities are hashed with a fixed 64-bit FNV-1a (no per-process salt); every state table
-expires idle keys and is capped in size, so memory is bounded on any stream.
+expires idle keys and is capped in size, so memory is bounded on any stream. Features do not depend
+on how the stream is cut into batches (tested).
 
 ``FEATURE_SCHEMA`` hashes the featurizer version and its feature names; a model bundle records it and
-``load_bundle`` refuses a bundle built for another schema.
+``load_bundle`` refuses a bundle built for another schema (``RETIRED_FEATURIZERS`` names the old ones).
 """
 from __future__ import annotations
 
@@ -36,71 +61,12 @@ import numpy as np
 
 from iotwatch.captures.batch import PacketBatch
 
-FEATURIZER_VERSION = "context-v1"
-
-# ---------------------------------------------------------------------------------------------------
-# Feature names
-# ---------------------------------------------------------------------------------------------------
-# Service-port buckets: the lower-numbered / known side of a TCP/UDP conversation.
-PORT_BUCKETS: tuple[tuple[str, tuple[int, ...]], ...] = (
-    ("ftp", (20, 21)), ("ssh", (22,)), ("telnet", (23, 2323)), ("smtp", (25, 465, 587)),
-    ("dns", (53,)), ("dhcp", (67, 68, 546, 547)), ("http", (80, 8000, 8008, 8080, 8081, 8888)),
-    ("ntp", (123,)), ("https", (443, 8443)), ("mdns", (5353,)), ("ssdp", (1900,)),
-    ("mqtt", (1883, 8883)), ("coap", (5683, 5684)), ("rtsp", (554, 8554)),
-)
-# (name, ICMPv4 types, ICMPv6 types)
-_ICMP_TYPES = (("echo_request", (8,), (128,)), ("echo_reply", (0,), (129,)), ("unreachable", (3,), (1,)),
-               ("time_exceeded", (11,), (3,)), ("router_adv", (9,), (134,)), ("router_sol", (10,), (133,)),
-               ("neighbor", (), (135, 136)))
-_DNS_QTYPES = (("a", 1), ("aaaa", 28), ("txt", 16), ("null", 10), ("cname", 5), ("mx", 15), ("any", 255))
-
-_PACKET_NAMES = (
-    ["frame_len_log", "ip_len_log", "tcp_len_log", "payload_frac", "ip_ttl", "ip_df", "ip_mf",
-     "ip_fragment", "ipv4", "ipv6", "non_ip",
-     "proto_tcp", "proto_udp", "proto_icmp", "proto_icmpv6", "proto_other_ip", "arp",
-     "tcp_fin", "tcp_syn", "tcp_rst", "tcp_psh", "tcp_ack", "tcp_urg", "tcp_syn_only", "tcp_synack",
-     "tcp_window_log", "tcp_window_zero", "tcp_hdr_len", "tcp_options"]
-    + [f"port_{b}" for b, _ in PORT_BUCKETS]
-    + ["port_other_system", "port_other_registered", "port_both_ephemeral", "port_none",
-       "to_service", "from_service"]
-    + [f"icmp_{n}" for n, _, _ in _ICMP_TYPES] + ["icmp_other", "icmp_code_nonzero"]
-    + ["arp_request", "arp_reply", "arp_gratuitous", "eth_broadcast", "eth_multicast"]
-    + ["dns", "dns_response", "dns_rcode_error", "dns_answers_log"]
-    + [f"dns_qtype_{n}" for n, _ in _DNS_QTYPES]
-    + ["dns_name_len", "dns_name_entropy", "dns_label_max", "dns_labels", "dns_digit_frac"]
-    + ["mqtt", "mqtt_connect", "mqtt_connack", "mqtt_publish", "mqtt_refused",
-       "http_request", "http_post", "http_status_2xx", "http_status_401_403", "http_status_4xx_5xx",
-       "ftp_reply", "ftp_230", "ftp_331", "ftp_530", "auth_fail"]
-)
-
-# Host-table columns (name, time constant in seconds). "s_" = sent by the host, "r_" = received.
-HOST_COLUMNS: tuple[tuple[str, float], ...] = (
-    ("s_pkts_1s", 1.0), ("s_pkts_10s", 10.0), ("s_bytes_1s", 1.0), ("s_bytes_10s", 10.0),
-    ("s_syn_1s", 1.0), ("s_syn_10s", 10.0), ("s_synack_10s", 10.0), ("s_rst_10s", 10.0),
-    ("s_newpeer_10s", 10.0), ("s_newport_10s", 10.0), ("s_dnsq_10s", 10.0), ("s_dnsnew_10s", 10.0),
-    ("s_icmp_1s", 1.0), ("s_arp_reply_10s", 10.0), ("s_authfail_30s", 30.0), ("s_macchange_30s", 30.0),
-    ("r_pkts_1s", 1.0), ("r_pkts_10s", 10.0), ("r_bytes_10s", 10.0), ("r_syn_1s", 1.0),
-    ("r_fail_10s", 10.0), ("r_newpeer_10s", 10.0), ("r_dnsresp_200ms", 0.2),
-)
-# Pair (unordered host pair) columns; "fwd"/"rev" are turned into sent/received per packet.
-PAIR_COLUMNS: tuple[tuple[str, float], ...] = (
-    ("pkts_1s", 1.0), ("pkts_10s", 10.0), ("fwd_bytes_10s", 10.0), ("rev_bytes_10s", 10.0),
-    ("syn_10s", 10.0), ("authfail_30s", 30.0), ("dnsq_10s", 10.0), ("dnsr_10s", 10.0), ("macchange_30s", 30.0),
-)
-
-_CONTEXT_NAMES = (
-    [f"src_{n}" for n, _ in HOST_COLUMNS]
-    + [f"dst_{n}" for n, _ in HOST_COLUMNS]
-    + ["pair_pkts_1s", "pair_pkts_10s", "pair_sent_bytes_10s", "pair_recv_bytes_10s", "pair_updown_ratio",
-       "pair_syn_10s", "pair_authfail_30s", "pair_dns_resp_per_query"]
-    + ["src_syn_ratio", "src_fail_ratio", "src_rst_ratio", "src_updown_ratio", "dst_syn_ratio",
-       "new_peer", "new_port", "mac_changed", "dst_mac_changed", "pair_macchange_30s"]
-    + ["src_local", "dst_local", "dst_group", "src_public", "dst_public", "src_age_log", "dst_age_log",
-       "pair_age_log", "pair_dns_before", "ra_rogue"]
-    + ["peer_resolved", "pair_upload_unresolved_log"]
-)
-
-FEATURE_NAMES: tuple[str, ...] = tuple(_PACKET_NAMES + _CONTEXT_NAMES)
+FEATURIZER_VERSION = "behaviour-v1"
+# featurizers of earlier iotwatch versions: a bundle built for one is refused with this explanation
+RETIRED_FEATURIZERS = {
+    "context-v1": "iotwatch-default/1 and /2 era features (resolved-peer and address-class shortcuts), "
+                  "replaced by behaviour-v1",
+}
 
 PAPER_FEATURE_NAMES: tuple[str, ...] = (
     "frame_number", "frame_len", "eth_src", "eth_dst", "ip_src", "ip_dst", "ip_proto", "ip_len",
@@ -112,26 +78,6 @@ def schema_hash(featurizer: str, names) -> str:
     """``<featurizer>:<sha256 prefix of the names>``; what a bundle must match."""
     h = hashlib.sha256(("\n".join([featurizer, *names])).encode()).hexdigest()[:16]
     return f"{featurizer}:{h}"
-
-
-FEATURE_SCHEMA = schema_hash(FEATURIZER_VERSION, FEATURE_NAMES)
-PAPER_FEATURE_SCHEMA = schema_hash("paper", PAPER_FEATURE_NAMES)
-
-FEATURIZERS = {"context-v1": (FEATURE_NAMES, FEATURE_SCHEMA), "paper": (PAPER_FEATURE_NAMES, PAPER_FEATURE_SCHEMA)}
-
-
-def featurizer_info(featurizer: str) -> tuple[tuple[str, ...], str]:
-    """(feature names, schema hash) of a featurizer; KeyError for an unknown one."""
-    return FEATURIZERS[featurizer]
-
-
-def new_extractor(featurizer: str = FEATURIZER_VERSION, **options):
-    """A fresh stateful extractor for one packet stream."""
-    if featurizer == "context-v1":
-        return ContextExtractor(**options)
-    if featurizer == "paper":
-        return PaperExtractor()
-    raise KeyError(f"unknown featurizer {featurizer!r}")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -252,8 +198,8 @@ class DecayTable:
         all_keys = np.concatenate([uk[found], keys])
         all_t = np.concatenate([self.last_t[cpos], t])
         all_l = np.concatenate([self.logs[cpos], logx])
-        seq = np.concatenate([np.full(c, -1, dtype=np.int64), np.arange(n, dtype=np.int64)])
-        order = np.lexsort((seq, all_keys))
+        # carries first, then entries in stream order: a stable sort by key keeps that order per key
+        order = np.argsort(all_keys, kind="stable")
         k = all_keys[order]
         tt = all_t[order]
         ll = all_l[order]
@@ -282,6 +228,55 @@ class DecayTable:
         self.keys, (self.last_t, self.logs) = _merge_state(
             self.keys, [self.last_t, self.logs], keep_old, k[end], [tt[end], acc[end]], now, self.idle, self.cap)
         return out[c:]
+
+
+class CountTable:
+    """Running sums per key (no decay): ``update(keys, t, x)`` returns, for every entry, the key's
+    sums including that entry, for the whole batch at once (stable sort by key, grouped cumulative
+    sums, previous state as a carry). Keys idle for ``idle`` seconds start again from zero; at most
+    ``cap`` keys are kept (the most recently used)."""
+
+    def __init__(self, columns: int, idle: float = 300.0, cap: int = 65536):
+        self.m = columns
+        self.idle = idle
+        self.cap = cap
+        self.keys = np.empty(0, dtype=np.uint64)
+        self.last_t = np.empty(0, dtype=np.float64)
+        self.sums = np.empty((0, columns), dtype=np.float64)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def update(self, keys: np.ndarray, t: np.ndarray, x: np.ndarray) -> np.ndarray:
+        n = len(keys)
+        if n == 0:
+            return np.empty((0, self.m), dtype=np.float64)
+        order = np.argsort(keys, kind="stable")
+        k, tt, xx = keys[order], t[order], x[order]
+        start = np.empty(n, dtype=bool)
+        start[0] = True
+        np.not_equal(k[1:], k[:-1], out=start[1:])
+        heads = np.flatnonzero(start)
+        pos, found = _lookup(self.keys, k[heads])
+        alive = found & (_take(self.last_t, pos, found, -np.inf) >= tt[heads] - self.idle)
+        carry = np.zeros((len(heads), self.m))
+        if alive.any():
+            carry[alive] = self.sums[pos[alive]]
+        cs = np.cumsum(xx, axis=0)
+        gid = np.cumsum(start) - 1
+        before = np.vstack([np.zeros((1, self.m)), cs[:-1]])[heads]  # running total before each group
+        acc = cs - before[gid] + carry[gid]
+        out = np.empty_like(acc)
+        out[order] = acc
+        end = np.empty(n, dtype=bool)
+        end[-1] = True
+        end[:-1] = start[1:]
+        keep_old = np.ones(len(self.keys), dtype=bool)
+        keep_old[pos[found]] = False
+        self.keys, (self.last_t, self.sums) = _merge_state(
+            self.keys, [self.last_t, self.sums], keep_old, k[end], [tt[end], acc[end]], float(tt.max()),
+            self.idle, self.cap)
+        return out
 
 
 class RecentSet:
@@ -372,63 +367,6 @@ class BindingTable:
         self.keys, (self.last_t, self.values) = _merge_state(
             self.keys, [self.last_t, self.values], keep_old, uk, [last, bound], float(tk.max()), self.idle, self.cap)
         return out
-
-
-class MarkTable:
-    """Keys marked at some moments (e.g. "host H resolved address A": a DNS answer to H carrying A),
-    queried in stream order: is the key marked, i.e. was it marked at or before this query with no
-    silence longer than ``window`` seconds since?
-
-    A query that finds its key refreshes the mark, so a conversation with a resolved peer stays
-    resolved while it is in use. Marks and queries of a batch are resolved together in stream order
-    (``*_pos``: the packet index; a packet's marks precede its own queries), so the answer does not
-    depend on how the stream is cut into batches.
-    """
-
-    def __init__(self, window: float = 1800.0, cap: int = 65536):
-        self.window = window
-        self.cap = cap
-        self.keys = np.empty(0, dtype=np.uint64)
-        self.last_t = np.empty(0, dtype=np.float64)
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-    def update(self, mark_keys: np.ndarray, mark_t: np.ndarray, mark_pos: np.ndarray,
-               query_keys: np.ndarray, query_t: np.ndarray, query_pos: np.ndarray) -> np.ndarray:
-        """``found`` per query."""
-        c, nm, nq = len(self.keys), len(mark_keys), len(query_keys)
-        if nm + nq == 0:
-            return np.zeros(0, dtype=bool)
-        k = np.concatenate([self.keys, mark_keys, query_keys])
-        t = np.concatenate([self.last_t, mark_t, query_t])
-        seq = np.concatenate([np.full(c, -1, dtype=np.int64), 2 * np.asarray(mark_pos, dtype=np.int64),
-                              2 * np.asarray(query_pos, dtype=np.int64) + 1])
-        order = np.lexsort((seq, k))
-        ks, ts = k[order], t[order]
-        is_mark = (order < c + nm)
-        pos = np.arange(len(ks))
-        start = np.empty(len(ks), dtype=bool)
-        start[0] = True
-        np.not_equal(ks[1:], ks[:-1], out=start[1:])
-        group_start = np.maximum.accumulate(np.where(start, pos, 0))
-        last_mark = np.maximum.accumulate(np.where(is_mark, pos, -1))
-        gap = np.zeros(len(ks), dtype=bool)
-        gap[1:] = (ts[1:] - ts[:-1] > self.window) & ~start[1:]
-        last_gap = np.maximum.accumulate(np.where(gap & ~is_mark, pos, -1))
-        ok = (last_mark >= group_start) & (last_gap < last_mark) & ~is_mark
-        found = np.empty(len(ks), dtype=bool)
-        found[order] = ok
-        # new state: per key, the time of its last mark or found query
-        live = is_mark | ok
-        lk, lt = ks[live], ts[live]
-        if len(lk):
-            end = np.empty(len(lk), dtype=bool)
-            end[-1] = True
-            np.not_equal(lk[1:], lk[:-1], out=end[:-1])
-            self.keys, (self.last_t,) = _merge_state(self.keys, [self.last_t], np.zeros(c, dtype=bool),
-                                                     lk[end], [lt[end]], float(t.max()), self.window, self.cap)
-        return found[c + nm:]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -522,52 +460,112 @@ def _log1p_pos(a: np.ndarray) -> np.ndarray:
     return np.log1p(np.maximum(a, 0))
 
 
-class ContextExtractor:
-    """Stateful ``context-v1`` extractor for one packet stream (see module doc)."""
+# ---------------------------------------------------------------------------------------------------
+# Feature blocks
+# ---------------------------------------------------------------------------------------------------
+# Service-port buckets: the lower-numbered / known side of a TCP/UDP conversation.
+PORT_BUCKETS: tuple[tuple[str, tuple[int, ...]], ...] = (
+    ("ftp", (20, 21)), ("ssh", (22,)), ("telnet", (23, 2323)), ("smtp", (25, 465, 587)),
+    ("dns", (53,)), ("dhcp", (67, 68, 546, 547)), ("http", (80, 8000, 8008, 8080, 8081, 8888)),
+    ("ntp", (123,)), ("https", (443, 8443)), ("mdns", (5353,)), ("ssdp", (1900,)),
+    ("mqtt", (1883, 8883)), ("coap", (5683, 5684)), ("rtsp", (554, 8554)),
+)
+# (name, ICMPv4 types, ICMPv6 types)
+_ICMP_TYPES = (("echo_request", (8,), (128,)), ("echo_reply", (0,), (129,)), ("unreachable", (3,), (1,)),
+               ("time_exceeded", (11,), (3,)), ("router_adv", (9,), (134,)), ("router_sol", (10,), (133,)),
+               ("neighbor", (), (135, 136)))
+_DNS_QTYPES = (("a", 1), ("aaaa", 28), ("txt", 16), ("null", 10), ("cname", 5), ("mx", 15), ("any", 255))
+_INITIAL_TTLS = np.array([32, 64, 128, 255])
 
-    names = FEATURE_NAMES
-    schema = FEATURE_SCHEMA
+
+def _log1(a):
+    """log(1 + S) from log S (what DecayTable returns); S stays far below overflow."""
+    return np.log1p(np.exp(a))
+
+
+def _share(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.clip(a / np.maximum(b, 1e-9), 0.0, 1.0)
+
+
+class Ctx:
+    """What one batch shares between blocks: the batch, packet times, host hashes and the per-packet
+    and per-flow facts earlier blocks publish (``p``: a dict of arrays)."""
+
+    def __init__(self, batch: PacketBatch, t: np.ndarray):
+        self.b = batch
+        self.n = len(batch)
+        self.t = t
+        self.p: dict[str, np.ndarray] = {}
+
+
+class FeatureBlock:
+    """A group of feature columns and their computation: ``names`` (declared once, in order) and
+    ``compute(ctx, out)`` writing every column of ``out`` (an (n, len(names)) view of the row block).
+    Stateful blocks keep bounded tables, created per stream in ``__init__``."""
+
+    name = ""
+    names: tuple[str, ...] = ()
 
     def __init__(self, idle: float = 300.0, cap: int = 65536):
-        self._col = {n: i for i, n in enumerate(FEATURE_NAMES)}
-        self.hosts = DecayTable([tau for _, tau in HOST_COLUMNS], idle=idle, cap=cap)
-        self.pairs = DecayTable([tau for _, tau in PAIR_COLUMNS], idle=idle, cap=cap)
-        self.peers = RecentSet(window=idle, cap=2 * cap)
-        self.ports = RecentSet(window=idle, cap=2 * cap)
-        self.names_seen = RecentSet(window=idle, cap=cap)
-        self.hosts_seen = RecentSet(window=idle, cap=2 * cap)
-        self.pairs_seen = RecentSet(window=idle, cap=2 * cap)
-        self.ra_bindings = BindingTable(idle=6 * idle, cap=16)
-        self.resolved = MarkTable(window=6 * idle, cap=cap)
+        self.idle, self.cap = idle, cap
+        self.col = {n: i for i, n in enumerate(self.names)}
+
+    def tables(self) -> list:
+        return []
+
+    def compute(self, ctx: Ctx, out: np.ndarray) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def put(self, out: np.ndarray, name: str, values) -> None:
+        out[:, self.col[name]] = values
+
+
+class PacketBlock(FeatureBlock):
+    """Header fields of the packet itself (no identities, no absolute TTL)."""
+
+    name = "packet"
+    names = tuple(
+        ["frame_len_log", "payload_log", "payload_frac", "ip_hops", "ip_df", "ip_mf", "ip_fragment", "ipv4",
+         "ipv6", "non_ip", "proto_tcp", "proto_udp", "proto_icmp", "proto_icmpv6", "proto_other_ip", "arp",
+         "tcp_fin", "tcp_syn", "tcp_rst", "tcp_psh", "tcp_ack", "tcp_urg", "tcp_syn_only", "tcp_synack",
+         "tcp_window_log", "tcp_window_zero", "tcp_options"]
+        + [f"port_{b}" for b, _ in PORT_BUCKETS]
+        + ["port_other_system", "port_other_registered", "port_both_ephemeral", "port_none",
+           "to_service", "from_service"]
+        + [f"icmp_{n}" for n, _, _ in _ICMP_TYPES] + ["icmp_other", "icmp_code_nonzero"]
+        + ["arp_request", "arp_reply", "arp_gratuitous", "eth_broadcast", "eth_multicast", "dst_group"])
+
+    def __init__(self, idle: float = 300.0, cap: int = 65536):
+        super().__init__(idle, cap)
         self._addr_class: dict[str, int] = {}
-        self.bindings = BindingTable(idle=idle, cap=cap)
-        self._shapes = _NameShapeCache()
-        self._last_time = -np.inf
 
-    @property
-    def state_size(self) -> int:
-        """Keys held across all tables (bounded by the caps)."""
-        return sum(len(x) for x in (self.hosts, self.pairs, self.peers, self.ports, self.names_seen, self.bindings))
+    def _group(self, values: np.ndarray) -> np.ndarray:
+        cache = self._addr_class
+        todo = [v for v in dict.fromkeys(values.tolist()) if v not in cache]
+        if todo:
+            if len(cache) > 65536:
+                cache.clear()
+            for v in todo:
+                cache[v] = address_class(v)
+        return np.array(list(map(cache.__getitem__, values.tolist())), dtype=np.int8) == 2
 
-    # -- per-packet ------------------------------------------------------------------------------
-    def _packet_features(self, b: PacketBatch, X: np.ndarray) -> dict:
-        c = self._col
-        n = len(b)
+    def compute(self, ctx: Ctx, out: np.ndarray) -> None:
+        b, n, p = ctx.b, ctx.n, ctx.p
 
-        def put(name, values):
-            X[:, c[name]] = values
+        def put(name, v):
+            out[:, self.col[name]] = v
 
         flen = b["frame_len"].astype(np.float64)
         ip_len = b["ip_len"].astype(np.float64)
         tcp_len = b["tcp_len"].astype(np.float64)
-        put("frame_len_log", _log1p_pos(flen))
-        put("ip_len_log", _log1p_pos(ip_len))
-        put("tcp_len_log", _log1p_pos(tcp_len))
         udp = (b["udp_srcport"] >= 0) & (b["tcp_srcport"] < 0)
         payload = np.where(tcp_len >= 0, tcp_len, np.where(udp & (ip_len >= 0), ip_len - 28, 0))
+        put("frame_len_log", _log1p_pos(flen) / 7.3)
+        put("payload_log", _log1p_pos(payload) / 7.3)
         put("payload_frac", np.clip(payload / np.maximum(flen, 1), 0, 1))
         ttl = b["ip_ttl"]
-        put("ip_ttl", np.where(ttl >= 0, ttl / 255.0, 0))
+        init = _INITIAL_TTLS[np.minimum(np.searchsorted(_INITIAL_TTLS, np.maximum(ttl, 0)), 3)]
+        put("ip_hops", np.where(ttl >= 0, np.log1p(np.maximum(init - ttl, 0)) / 3.5, 0))
         ipf = b["ip_flags"]
         put("ip_df", _flag(ipf, 0x40))
         put("ip_mf", _flag(ipf, 0x20))
@@ -603,42 +601,40 @@ class ContextExtractor:
         win = b["tcp_window"]
         put("tcp_window_log", np.where(win >= 0, _log1p_pos(win.astype(np.float64)) / 11.1, 0))
         put("tcp_window_zero", (win == 0) & is_tcp)
-        hdr = b["tcp_hdr_len"]
-        put("tcp_hdr_len", np.where(hdr >= 0, hdr / 60.0, 0))
-        put("tcp_options", hdr > 20)
+        put("tcp_options", b["tcp_hdr_len"] > 20)
 
         sp = np.where(b["tcp_srcport"] >= 0, b["tcp_srcport"], b["udp_srcport"])
         dp = np.where(b["tcp_dstport"] >= 0, b["tcp_dstport"], b["udp_dstport"])
         has_port = (sp >= 0) & (dp >= 0)
         known_s = np.zeros(n, dtype=bool)
         known_d = np.zeros(n, dtype=bool)
-        bucket_hit = np.zeros(n, dtype=bool)
         for name, plist in PORT_BUCKETS:
             ins, ind = _isin(sp, plist), _isin(dp, plist)
             put(f"port_{name}", ins | ind)
             known_s |= ins
             known_d |= ind
-            bucket_hit |= ins | ind
         lo = np.minimum(sp, dp)
-        rest = has_port & ~bucket_hit
+        rest = has_port & ~(known_s | known_d)
         put("port_other_system", rest & (lo < 1024))
         put("port_other_registered", rest & (lo >= 1024) & (lo < 49152))
         put("port_both_ephemeral", rest & (lo >= 49152))
         put("port_none", ~has_port)
         to_service = has_port & (known_d | (~known_s & (dp < sp)))
+        from_service = has_port & ~to_service
         put("to_service", to_service)
-        put("from_service", has_port & ~to_service)
+        put("from_service", from_service)
 
         icmp_any = is_icmp | is_icmp6
         it = np.where(icmp_any, b["icmp_type"], -1)
         hit = np.zeros(n, dtype=bool)
+        icmp = {}
         for name, v4, v6 in _ICMP_TYPES:
             m = (is_icmp & _isin(it, v4)) | (is_icmp6 & _isin(it, v6))
             put(f"icmp_{name}", m)
+            icmp[name] = m
             hit |= m
         put("icmp_other", icmp_any & ~hit)
         put("icmp_code_nonzero", icmp_any & (b["icmp_code"] > 0))
-        icmp_unreach = X[:, c["icmp_unreachable"]] > 0
 
         arp_src_ip = b["arp_src_ip"]
         put("arp_request", arp_op == 1)
@@ -650,6 +646,36 @@ class ContextExtractor:
         eth_u = eth_dst.astype(str)
         eth_group = np.char.startswith(eth_u, "01:") | np.char.startswith(eth_u, "33:")
         put("eth_multicast", eth_group & ~bcast)
+        put("dst_group", bcast | eth_group | self._group(b["ip_dst"]))
+        size = np.maximum(flen, 0)
+        p.update(has_ip=has_ip, is_tcp=is_tcp, is_udp=proto == 17, is_arp=is_arp, arp_reply=arp_op == 2,
+                 fin=fin, rst=rst, syn_only=syn_only, synack=synack, sp=sp, dp=dp, has_port=has_port,
+                 to_service=to_service, from_service=from_service, icmp_any=icmp_any, it=it,
+                 icmp_unreach=icmp["unreachable"], echo_req=icmp["echo_request"], echo_rep=icmp["echo_reply"],
+                 router_adv=icmp["router_adv"], eth_group=eth_group, size=size)
+
+
+class ApplicationBlock(FeatureBlock):
+    """DNS name shape and type, MQTT/HTTP/FTP results, failed logins (per packet)."""
+
+    name = "application"
+    names = tuple(
+        ["dns", "dns_response", "dns_rcode_error", "dns_answers_log"]
+        + [f"dns_qtype_{n}" for n, _ in _DNS_QTYPES]
+        + ["dns_name_len", "dns_name_entropy", "dns_label_max", "dns_labels", "dns_digit_frac"]
+        + ["mqtt", "mqtt_connect", "mqtt_connack", "mqtt_publish", "mqtt_refused",
+           "http_request", "http_post", "http_status_2xx", "http_status_401_403", "http_status_4xx_5xx",
+           "ftp_reply", "ftp_230", "ftp_331", "ftp_530", "auth_fail"])
+
+    def __init__(self, idle: float = 300.0, cap: int = 65536):
+        super().__init__(idle, cap)
+        self._shapes = _NameShapeCache()
+
+    def compute(self, ctx: Ctx, out: np.ndarray) -> None:
+        b, p = ctx.b, ctx.p
+
+        def put(name, v):
+            out[:, self.col[name]] = v
 
         qname = b["dns_qry_name"]
         dflags = b["dns_flags"]
@@ -663,22 +689,23 @@ class ContextExtractor:
         for name, v in _DNS_QTYPES:
             put(f"dns_qtype_{name}", qt == v)
         has_name = qname != ""
+        for name in ("dns_name_len", "dns_name_entropy", "dns_label_max", "dns_labels", "dns_digit_frac"):
+            put(name, 0.0)
         if has_name.any():
             idx = np.flatnonzero(has_name)
             sh = self._shapes.shapes(qname[idx])
-            X[idx, c["dns_name_len"]] = sh[:, 0] / 64.0
-            X[idx, c["dns_name_entropy"]] = sh[:, 1] / 6.0
-            X[idx, c["dns_label_max"]] = sh[:, 2] / 63.0
-            X[idx, c["dns_labels"]] = sh[:, 3] / 8.0
-            X[idx, c["dns_digit_frac"]] = sh[:, 4]
-
+            c = self.col
+            out[idx, c["dns_name_len"]] = sh[:, 0] / 64.0
+            out[idx, c["dns_name_entropy"]] = sh[:, 1] / 6.0
+            out[idx, c["dns_label_max"]] = sh[:, 2] / 63.0
+            out[idx, c["dns_labels"]] = sh[:, 3] / 8.0
+            out[idx, c["dns_digit_frac"]] = sh[:, 4]
         mt = b["mqtt_msgtype"]
-        conack = b["mqtt_conack"]
+        mqtt_refused = b["mqtt_conack"] > 0
         put("mqtt", mt >= 0)
         put("mqtt_connect", mt == 1)
         put("mqtt_connack", mt == 2)
         put("mqtt_publish", mt == 3)
-        mqtt_refused = conack > 0
         put("mqtt_refused", mqtt_refused)
         method = b["http_method"]
         put("http_request", method != "")
@@ -696,129 +723,353 @@ class ContextExtractor:
         put("ftp_530", ftp_fail)
         auth_fail = ftp_fail | mqtt_refused | http_denied
         put("auth_fail", auth_fail)
-        return dict(syn_only=syn_only, synack=synack, rst=rst, icmp_any=icmp_any, icmp_unreach=icmp_unreach,
-                    is_arp=is_arp, arp_reply=arp_op == 2, is_dns=is_dns, dns_resp=dns_resp,
-                    dns_query=is_dns & ~dns_resp, has_name=has_name, auth_fail=auth_fail, dp=dp,
-                    has_ip=has_ip, it=it, eth_group=eth_group,
-                    icmp_router_adv=X[:, c["icmp_router_adv"]] > 0)
+        p.update(is_dns=is_dns, dns_resp=dns_resp, dns_query=is_dns & ~dns_resp, has_name=has_name,
+                 auth_fail=auth_fail)
 
-    def _classify_addresses(self, values: np.ndarray) -> np.ndarray:
-        """Per address: 0 none, 1 local (private, link-local, loopback, CGNAT, ULA), 2 multicast or
-        limited broadcast, 3 anything else (public). Memoised per distinct string, bounded."""
-        cache = self._addr_class
-        todo = [v for v in dict.fromkeys(values.tolist()) if v not in cache]
-        if todo:
-            if len(cache) > 65536:
-                cache.clear()
-            for v in todo:
-                cache[v] = address_class(v)
-        return np.array(list(map(cache.__getitem__, values.tolist())), dtype=np.int8)
 
-    # -- context ---------------------------------------------------------------------------------
-    def transform(self, batch: PacketBatch) -> np.ndarray:
-        n = len(batch)
-        F = len(FEATURE_NAMES)
-        X = np.zeros((n, F), dtype=np.float32)
-        if n == 0:
-            return X
-        c = self._col
-        p = self._packet_features(batch, X)
+class FlowBlock(FeatureBlock):
+    """Per connection (5-tuple, both directions; ICMP and ARP per host pair): Zeek-style state at
+    packet time. "sent"/"recv" = by this packet's sender / by the other side, so far in the flow.
+    The initiator is the side of the flow's first packet seen, unless that packet looks like a reply
+    (SYN-ACK, from a service port, ARP reply): a capture that starts mid-conversation still gets it
+    right, and replies nobody asked for (reflection) are attributed to the silent "initiator"."""
 
-        # packet time, made monotonic over the stream (missing -> previous)
-        t = np.asarray(batch["time_epoch"], dtype=np.float64).copy()
-        bad = ~np.isfinite(t)
-        if bad.any():
-            t[bad] = -np.inf
-        t = np.maximum.accumulate(np.concatenate([[self._last_time], t]))[1:]
-        if not np.isfinite(t[0]):
-            first = t[np.isfinite(t)]
-            t = np.where(np.isfinite(t), t, first[0] if len(first) else 0.0)
-        self._last_time = float(t[-1])
+    name = "flow"
+    names = ("flow_sent_pkts_log", "flow_recv_pkts_log", "flow_sent_bytes_log", "flow_recv_bytes_log",
+             "flow_sent_share", "flow_duration_log", "flow_new", "flow_by_initiator", "flow_no_syn",
+             "flow_syn_seen", "flow_synack_seen", "flow_established", "flow_unanswered", "flow_rejected",
+             "flow_closed", "flow_pkts_per_s_log")
+    def __init__(self, idle: float = 300.0, cap: int = 65536):
+        super().__init__(idle, cap)
+        self.table = CountTable(8, idle=idle, cap=cap)  # running sums over a flow's life
+        self.seen = RecentSet(window=idle, cap=cap)
 
-        # host identities: IP; for ARP the sender MAC and the target IP; else MACs
-        is_arp = p["is_arp"]
-        has_ip = p["has_ip"]
-        src_s = np.where(has_ip, batch["ip_src"], batch["eth_src"])
-        dst_s = np.where(has_ip, batch["ip_dst"], np.where(is_arp & (batch["arp_dst_ip"] != ""),
-                                                          batch["arp_dst_ip"], batch["eth_dst"]))
-        hs = hash_strings(src_s)
-        hd = hash_strings(dst_s)
-        mac = hash_strings(batch["eth_src"])
+    def tables(self):
+        return [self.table, self.seen]
 
-        # new peer / new port (directed), IP->MAC binding change (IP packets and ARP sender claims)
-        pair_dir = mix(hs, hd)
-        new_peer = self.peers.update(pair_dir, t)[0]
-        port_key = mix(pair_dir, (np.where(p["icmp_any"], p["it"] + 70000, p["dp"]) + 1).astype(np.uint64))
-        new_port = self.ports.update(port_key, t)[0]
-        # IP->MAC bindings as seen on the wire: the sender side (IP source or ARP sender claim with the
-        # frame's source MAC) and the unicast receiver side (IP destination with the frame's target MAC)
-        bind_ip = np.where(is_arp, batch["arp_src_ip"], batch["ip_src"])
-        src_mask = (bind_ip != "") & (batch["eth_src"] != "")
-        eth_dst = batch["eth_dst"]
-        dst_mask = has_ip & (eth_dst != "") & (eth_dst != "ff:ff:ff:ff:ff:ff") & ~p["eth_group"]
-        bkeys = np.empty(2 * n, dtype=np.uint64)
-        bkeys[0::2] = hash_strings(np.where(src_mask, bind_ip, ""))
-        bkeys[1::2] = np.where(dst_mask, hd, 0)
-        bvals = np.empty(2 * n, dtype=np.uint64)
-        bvals[0::2] = mac
-        bvals[1::2] = hash_strings(eth_dst)
-        bmask = np.empty(2 * n, dtype=bool)
-        bmask[0::2] = src_mask
-        bmask[1::2] = dst_mask
-        changed = self.bindings.changed(bkeys, bvals, np.repeat(t, 2), bmask)
-        mac_changed, dst_mac_changed = changed[0::2], changed[1::2]
-        X[:, c["dst_mac_changed"]] = dst_mac_changed
-        new_name = self.names_seen.update(mix(hs, hash_strings(batch["dns_qry_name"])), t,
+    def compute(self, ctx: Ctx, out: np.ndarray) -> None:
+        p, t, n = ctx.p, ctx.t, ctx.n
+        fwd = p["fwd"]
+        sp, dp = p["sp"], p["dp"]
+        proto = ctx.b["ip_proto"]
+        ports = p["has_port"]
+        pa = np.where(ports, np.where(fwd, sp, dp), -1) + 1
+        pb = np.where(ports, np.where(fwd, dp, sp), -1) + 1
+        fkey = mix(mix(p["pkey"], (proto + 2).astype(np.uint64)), (pa * 65537 + pb).astype(np.uint64))
+        looks_reply = p["synack"] | (p["from_service"] & ~p["syn_only"]) | p["arp_reply"] | p["echo_rep"]
+        init_a = np.where(looks_reply, ~fwd, fwd).astype(np.float64)
+        new, age, first_a = self.seen.update(fkey, t, values=init_a)
+        by_init = fwd == (first_a > 0.5)
+        size = p["size"]
+        e = np.zeros((n, 8))
+        e[:, 0] = fwd
+        e[:, 1] = ~fwd
+        e[:, 2] = np.where(fwd, size, 0)
+        e[:, 3] = np.where(fwd, 0, size)
+        e[:, 4] = p["syn_only"]
+        e[:, 5] = p["synack"]
+        e[:, 6] = p["fin"] | p["rst"]
+        e[:, 7] = p["rst"]
+        cnt = self.table.update(fkey, t, e)
+        sent_p = np.where(fwd, cnt[:, 0], cnt[:, 1])
+        recv_p = np.where(fwd, cnt[:, 1], cnt[:, 0])
+        sent_b = np.where(fwd, cnt[:, 2], cnt[:, 3])
+        recv_b = np.where(fwd, cnt[:, 3], cnt[:, 2])
+        total = sent_p + recv_p
+        init_p = np.where(by_init, sent_p, recv_p)
+        resp_p = total - init_p
+        tcp = p["is_tcp"]
+        syn_seen = cnt[:, 4] > 0.5
+        synack_seen = cnt[:, 5] > 0.5
+        established = tcp & syn_seen & synack_seen & (total > 2.5)
+        no_syn = tcp & ~syn_seen & ~synack_seen
+        closed = cnt[:, 6] > 0.5
+        put = self.put
+        put(out, "flow_sent_pkts_log", np.log1p(sent_p) / 6.0)
+        put(out, "flow_recv_pkts_log", np.log1p(recv_p) / 6.0)
+        put(out, "flow_sent_bytes_log", np.log1p(sent_b) / 12.0)
+        put(out, "flow_recv_bytes_log", np.log1p(recv_b) / 12.0)
+        put(out, "flow_sent_share", _share(sent_b, sent_b + recv_b))
+        put(out, "flow_duration_log", np.log1p(age) / 6.0)
+        put(out, "flow_new", new)
+        put(out, "flow_by_initiator", by_init)
+        put(out, "flow_no_syn", no_syn)
+        put(out, "flow_syn_seen", tcp & syn_seen)
+        put(out, "flow_synack_seen", tcp & synack_seen)
+        put(out, "flow_established", established)
+        put(out, "flow_unanswered", tcp & syn_seen & ~synack_seen & (resp_p < 0.5))
+        put(out, "flow_rejected", tcp & (cnt[:, 7] > 0.5) & ~established & ~no_syn)
+        put(out, "flow_closed", closed)
+        put(out, "flow_pkts_per_s_log", np.log1p(total / np.maximum(age, 0.05)) / 10.0)
+        hs, hd = p["hs"], p["hd"]
+        p.update(new_flow=new, by_init=by_init, init_pkts=init_p, flow_total=total, flow_age=age,
+                 established=established, closed=closed, no_syn=no_syn,
+                 cli=np.where(by_init, hs, hd), srv=np.where(by_init, hd, hs),
+                 svc_port=np.where(ports, np.where(by_init, dp, sp), np.where(p["icmp_any"], 70000, 70001)))
+
+
+class ConnBlock(FeatureBlock):
+    """Connections, failed and short connections per host pair and per service (server, port),
+    decayed over 10 s and 60 s: credential guessing = many short connections to one service."""
+
+    name = "conn"
+    _COLS = (("conns_10s", 10.0), ("conns_60s", 60.0), ("failed_60s", 60.0), ("short_60s", 60.0), ("pkts_60s", 60.0))
+    names = tuple(f"{w}_{c}" for w in ("pair", "svc") for c in (
+        "conns_10s", "conns_60s", "failed_60s", "short_60s", "conns_per_pkt", "short_share", "failed_share"))
+    SHORT_PKTS, SHORT_SECONDS = 60, 30.0
+
+    def __init__(self, idle: float = 300.0, cap: int = 65536):
+        super().__init__(idle, cap)
+        taus = [tau for _, tau in self._COLS]
+        self.pair = DecayTable(taus, idle=idle, cap=cap)
+        self.svc = DecayTable(taus, idle=idle, cap=cap)
+
+    def tables(self):
+        return [self.pair, self.svc]
+
+    def compute(self, ctx: Ctx, out: np.ndarray) -> None:
+        p, t, n = ctx.p, ctx.t, ctx.n
+        conn = p["new_flow"] & p["has_ip"]
+        fail = (p["is_tcp"] & p["rst"] & ~p["established"]) | p["icmp_unreach"]
+        short = (p["is_tcp"] & (p["fin"] | p["rst"]) & (p["flow_total"] < self.SHORT_PKTS)
+                 & (p["flow_age"] < self.SHORT_SECONDS))
+        e = np.zeros((n, 5))
+        e[:, 0] = conn
+        e[:, 1] = conn
+        e[:, 2] = fail
+        e[:, 3] = short
+        e[:, 4] = 1.0
+        skey = mix(p["srv"], (p["svc_port"] + 1).astype(np.uint64))
+        for w, tab, key in (("pair", self.pair, p["pkey"]), ("svc", self.svc, skey)):
+            lg = tab.update(key, t, e)
+            c = np.exp(lg)
+            self.put(out, f"{w}_conns_10s", _log1(lg[:, 0]) / 6.0)
+            self.put(out, f"{w}_conns_60s", _log1(lg[:, 1]) / 6.0)
+            self.put(out, f"{w}_failed_60s", _log1(lg[:, 2]) / 6.0)
+            self.put(out, f"{w}_short_60s", _log1(lg[:, 3]) / 6.0)
+            self.put(out, f"{w}_conns_per_pkt", _share(c[:, 1], c[:, 4]))
+            self.put(out, f"{w}_short_share", _share(c[:, 3], np.maximum(c[:, 1], 1.0)))
+            self.put(out, f"{w}_failed_share", _share(c[:, 2], np.maximum(c[:, 1], 1.0)))
+
+
+class FanBlock(FeatureBlock):
+    """Fan-out and fan-in of the flow's client and server: distinct servers, service ports and
+    (server, port) pairs a client reached, distinct clients and ports a server was reached on, over
+    decayed windows, and their share of the host's packets (independent of the rate)."""
+
+    name = "fan"
+    # host table columns: (name, tau); "c_" = the host as a client, "s_" = as a server
+    _CCOLS = (("c_pkts_10s", 10.0), ("c_pkts_60s", 60.0), ("c_srv_1s", 1.0), ("c_srv_10s", 10.0), ("c_srv_60s", 60.0),
+              ("c_svc_10s", 10.0), ("c_svc_60s", 60.0), ("c_port_1s", 1.0), ("c_port_10s", 10.0), ("c_port_60s", 60.0))
+    _SCOLS = (("s_pkts_10s", 10.0), ("s_cli_1s", 1.0), ("s_cli_10s", 10.0), ("s_cli_60s", 60.0),
+              ("s_port_10s", 10.0), ("s_port_60s", 60.0))
+    names = ("cli_servers_1s", "cli_servers_10s", "cli_servers_60s", "cli_services_10s", "cli_services_60s",
+             "cli_ports_1s", "cli_ports_10s", "cli_ports_60s", "cli_server_share_10s", "cli_port_share_10s",
+             "cli_service_share_60s", "cli_port_servers_60s",
+             "srv_clients_1s", "srv_clients_10s", "srv_clients_60s", "srv_ports_10s", "srv_ports_60s",
+             "srv_client_share_10s", "srv_port_share_10s", "new_server", "new_service", "new_client_port")
+
+    def __init__(self, idle: float = 300.0, cap: int = 65536):
+        super().__init__(idle, cap)
+        self.clients = DecayTable([tau for _, tau in self._CCOLS], idle=idle, cap=cap)  # the host as a client
+        self.servers = DecayTable([tau for _, tau in self._SCOLS], idle=idle, cap=cap)  # ... as a server
+        self.cli_port = DecayTable([60.0], idle=idle, cap=cap)
+        self.cs = RecentSet(window=idle, cap=2 * cap)
+        self.csp = RecentSet(window=idle, cap=2 * cap)
+        self.cp = RecentSet(window=idle, cap=2 * cap)
+        self.sp = RecentSet(window=idle, cap=2 * cap)
+
+    def tables(self):
+        return [self.clients, self.servers, self.cli_port, self.cs, self.csp, self.cp, self.sp]
+
+    def compute(self, ctx: Ctx, out: np.ndarray) -> None:
+        p, t, n = ctx.p, ctx.t, ctx.n
+        cli, srv = p["cli"], p["srv"]
+        port = (p["svc_port"] + 1).astype(np.uint64)
+        m = p["has_ip"] | p["is_arp"]
+        new_srv = self.cs.update(mix(cli, srv), t, m)[0]
+        new_svc = self.csp.update(mix(mix(cli, srv), port), t, m)[0]
+        new_port = self.cp.update(mix(cli, port), t, m)[0]
+        new_sport = self.sp.update(mix(srv, port), t, m)[0]
+        hc = {name: i for i, (name, _) in enumerate(self._CCOLS)}
+        hs_ = {name: i for i, (name, _) in enumerate(self._SCOLS)}
+        ce = np.zeros((n, len(self._CCOLS)))
+        se = np.zeros((n, len(self._SCOLS)))
+        for name, v in (("c_pkts_10s", 1.0), ("c_pkts_60s", 1.0), ("c_srv_1s", new_srv), ("c_srv_10s", new_srv),
+                        ("c_srv_60s", new_srv), ("c_svc_10s", new_svc), ("c_svc_60s", new_svc),
+                        ("c_port_1s", new_port), ("c_port_10s", new_port), ("c_port_60s", new_port)):
+            ce[:, hc[name]] = v
+        for name, v in (("s_pkts_10s", 1.0), ("s_cli_1s", new_srv), ("s_cli_10s", new_srv), ("s_cli_60s", new_srv),
+                        ("s_port_10s", new_sport), ("s_port_60s", new_sport)):
+            se[:, hs_[name]] = v
+        cl = self.clients.update(cli, t, ce)
+        sl = self.servers.update(srv, t, se)
+        cc, sc = np.exp(cl), np.exp(sl)
+        put = self.put
+        for name, col in (("cli_servers_1s", "c_srv_1s"), ("cli_servers_10s", "c_srv_10s"),
+                          ("cli_servers_60s", "c_srv_60s"), ("cli_services_10s", "c_svc_10s"),
+                          ("cli_services_60s", "c_svc_60s"), ("cli_ports_1s", "c_port_1s"),
+                          ("cli_ports_10s", "c_port_10s"), ("cli_ports_60s", "c_port_60s")):
+            put(out, name, _log1(cl[:, hc[col]]) / 8.0)
+        for name, col in (("srv_clients_1s", "s_cli_1s"), ("srv_clients_10s", "s_cli_10s"),
+                          ("srv_clients_60s", "s_cli_60s"), ("srv_ports_10s", "s_port_10s"),
+                          ("srv_ports_60s", "s_port_60s")):
+            put(out, name, _log1(sl[:, hs_[col]]) / 8.0)
+        put(out, "cli_server_share_10s", _share(cc[:, hc["c_srv_10s"]], cc[:, hc["c_pkts_10s"]]))
+        put(out, "cli_port_share_10s", _share(cc[:, hc["c_port_10s"]], cc[:, hc["c_pkts_10s"]]))
+        put(out, "cli_service_share_60s", _share(cc[:, hc["c_svc_60s"]], cc[:, hc["c_pkts_60s"]]))
+        put(out, "srv_client_share_10s", _share(sc[:, hs_["s_cli_10s"]], sc[:, hs_["s_pkts_10s"]]))
+        put(out, "srv_port_share_10s", _share(sc[:, hs_["s_port_10s"]], sc[:, hs_["s_pkts_10s"]]))
+        # horizontal spread: distinct servers per (client, service port)
+        put(out, "cli_port_servers_60s", _log1(self.cli_port.update(mix(cli, port), t, new_svc[:, None].astype(float))[:, 0]) / 8.0)
+        put(out, "new_server", new_srv)
+        put(out, "new_service", new_svc)
+        put(out, "new_client_port", new_port)
+
+
+class BalanceBlock(FeatureBlock):
+    """Request/response balance: packets of flows whose initiator has sent nothing (replies nobody
+    asked for: reflection/backscatter at the victim), per packet and per receiving host; and per host
+    pair, the DNS answers, ICMP echo replies and SYN-ACKs the packet's receiver got from its sender
+    against the queries/requests/SYNs it sent it."""
+
+    name = "balance"
+    _COLS = (("r_unsol_1s", 1.0), ("r_unsol_10s", 10.0), ("r_unsolflow_10s", 10.0), ("r_pkts_10s", 10.0))
+    # per unordered pair, "a" = lower host hash: (answers a got, requests a sent) x 3 kinds, and for b
+    _PAIR = ("dnsr_a", "dnsq_a", "echorep_a", "echoreq_a", "synack_a", "syn_a",
+             "dnsr_b", "dnsq_b", "echorep_b", "echoreq_b", "synack_b", "syn_b")
+    names = ("flow_unsolicited", "dst_unsolicited_1s", "dst_unsolicited_10s", "dst_unsolicited_share",
+             "dst_unsolicited_flows_10s", "dst_dns_answer_excess", "dst_echo_reply_excess", "dst_synack_excess")
+
+    def __init__(self, idle: float = 300.0, cap: int = 65536):
+        super().__init__(idle, cap)
+        self.hosts = DecayTable([tau for _, tau in self._COLS], idle=idle, cap=cap)
+        self.pairs = DecayTable([10.0] * len(self._PAIR), idle=idle, cap=cap)
+
+    def tables(self):
+        return [self.hosts, self.pairs]
+
+    def compute(self, ctx: Ctx, out: np.ndarray) -> None:
+        p, t, n = ctx.p, ctx.t, ctx.n
+        # a TCP flow with neither SYN nor SYN-ACK started before the capture: its first packets from
+        # the server are not unsolicited
+        unsol = p["has_ip"] & ~p["by_init"] & (p["init_pkts"] < 0.5) & ~p["no_syn"]
+        e = np.empty((n, 4))
+        e[:, 0] = unsol
+        e[:, 1] = unsol
+        e[:, 2] = unsol & p["new_flow"]
+        e[:, 3] = 1.0
+        dl = self.hosts.update(p["hd"], t, e)
+        put = self.put
+        put(out, "flow_unsolicited", unsol)
+        put(out, "dst_unsolicited_1s", _log1(dl[:, 0]) / 8.0)
+        put(out, "dst_unsolicited_10s", _log1(dl[:, 1]) / 8.0)
+        put(out, "dst_unsolicited_share", _share(np.exp(dl[:, 1]), np.exp(dl[:, 3])))
+        put(out, "dst_unsolicited_flows_10s", _log1(dl[:, 2]) / 8.0)
+        fwd = p["fwd"]  # sender is a
+        pe = np.zeros((n, 12))
+        kinds = ((p["dns_resp"], p["dns_query"]), (p["echo_rep"], p["echo_req"]), (p["synack"], p["syn_only"]))
+        for j, (reply, request) in enumerate(kinds):
+            # a reply sent by a is received by b; a request sent by a counts for a
+            pe[:, 2 * j] = reply & ~fwd          # answers a received (sent by b)
+            pe[:, 2 * j + 1] = request & fwd     # requests a sent
+            pe[:, 6 + 2 * j] = reply & fwd       # answers b received
+            pe[:, 6 + 2 * j + 1] = request & ~fwd
+        pl = _log1(self.pairs.update(p["pkey"], t, pe))
+        for j, name in enumerate(("dst_dns_answer_excess", "dst_echo_reply_excess", "dst_synack_excess")):
+            # the receiver is b when the sender is a
+            got = np.where(fwd, pl[:, 6 + 2 * j], pl[:, 2 * j])
+            asked = np.where(fwd, pl[:, 6 + 2 * j + 1], pl[:, 2 * j + 1])
+            put(out, name, np.tanh((got - asked) / 2.0))
+
+
+# Host-table columns (name, time constant in seconds). "s_" = sent by the host, "r_" = received.
+HOST_COLUMNS: tuple[tuple[str, float], ...] = (
+    ("s_pkts_1s", 1.0), ("s_pkts_10s", 10.0), ("s_bytes_1s", 1.0), ("s_bytes_10s", 10.0),
+    ("s_syn_1s", 1.0), ("s_syn_10s", 10.0), ("s_synack_10s", 10.0), ("s_rst_10s", 10.0),
+    ("s_dnsq_10s", 10.0), ("s_dnsnew_10s", 10.0), ("s_icmp_1s", 1.0), ("s_arp_reply_10s", 10.0),
+    ("s_authfail_30s", 30.0),
+    ("r_pkts_1s", 1.0), ("r_pkts_10s", 10.0), ("r_bytes_10s", 10.0), ("r_syn_1s", 1.0), ("r_fail_10s", 10.0),
+)
+
+
+class HostRatesBlock(FeatureBlock):
+    """Decayed per-host counters (Kitsune/AfterImage) of the packet's source and destination."""
+
+    name = "host_rates"
+    names = tuple([f"src_{n}" for n, _ in HOST_COLUMNS] + [f"dst_{n}" for n, _ in HOST_COLUMNS]
+                  + ["src_syn_ratio", "src_fail_ratio", "src_rst_ratio", "src_updown_ratio", "dst_syn_ratio"])
+
+    def __init__(self, idle: float = 300.0, cap: int = 65536):
+        super().__init__(idle, cap)
+        self.hosts = DecayTable([tau for _, tau in HOST_COLUMNS], idle=idle, cap=cap)
+        self.names_seen = RecentSet(window=idle, cap=cap)
+
+    def tables(self):
+        return [self.hosts, self.names_seen]
+
+    def compute(self, ctx: Ctx, out: np.ndarray) -> None:
+        p, t, n, b = ctx.p, ctx.t, ctx.n, ctx.b
+        hs, hd = p["hs"], p["hd"]
+        new_name = self.names_seen.update(mix(hs, hash_strings(b["dns_qry_name"])), t,
                                           p["has_name"] & p["dns_query"])[0]
-        X[:, c["new_peer"]] = new_peer
-        X[:, c["new_port"]] = new_port
-        X[:, c["mac_changed"]] = mac_changed
-
-        # host table: one "sent" entry per packet for its source, one "received" entry for its target
-        size = np.maximum(batch["frame_len"], 0).astype(np.float64)
-        ones = np.ones(n)
+        size = p["size"]
         hc = {name: i for i, (name, _) in enumerate(HOST_COLUMNS)}
         ent = np.zeros((2 * n, len(HOST_COLUMNS)))
         s, r = ent[0::2], ent[1::2]
-        for name, v in (("s_pkts_1s", ones), ("s_pkts_10s", ones), ("s_bytes_1s", size), ("s_bytes_10s", size),
+        for name, v in (("s_pkts_1s", 1.0), ("s_pkts_10s", 1.0), ("s_bytes_1s", size), ("s_bytes_10s", size),
                         ("s_syn_1s", p["syn_only"]), ("s_syn_10s", p["syn_only"]), ("s_synack_10s", p["synack"]),
-                        ("s_rst_10s", p["rst"]), ("s_newpeer_10s", new_peer), ("s_newport_10s", new_port),
-                        ("s_dnsq_10s", p["dns_query"]), ("s_dnsnew_10s", new_name), ("s_icmp_1s", p["icmp_any"]),
-                        ("s_arp_reply_10s", p["arp_reply"]), ("s_authfail_30s", p["auth_fail"]),
-                        ("s_macchange_30s", mac_changed)):
+                        ("s_rst_10s", p["rst"]), ("s_dnsq_10s", p["dns_query"]), ("s_dnsnew_10s", new_name),
+                        ("s_icmp_1s", p["icmp_any"]), ("s_arp_reply_10s", p["arp_reply"]),
+                        ("s_authfail_30s", p["auth_fail"])):
             s[:, hc[name]] = v
         failed = p["rst"] | p["icmp_unreach"]
-        for name, v in (("r_pkts_1s", ones), ("r_pkts_10s", ones), ("r_bytes_10s", size),
-                        ("r_syn_1s", p["syn_only"]), ("r_fail_10s", failed), ("r_newpeer_10s", new_peer),
-                        ("r_dnsresp_200ms", p["dns_resp"])):
+        for name, v in (("r_pkts_1s", 1.0), ("r_pkts_10s", 1.0), ("r_bytes_10s", size), ("r_syn_1s", p["syn_only"]),
+                        ("r_fail_10s", failed)):
             r[:, hc[name]] = v
         keys = np.empty(2 * n, dtype=np.uint64)
         keys[0::2] = hs
         keys[1::2] = hd
         hl = self.hosts.update(keys, np.repeat(t, 2), ent)
-        host = np.logaddexp(0.0, hl)  # log1p(S)
+        host = _log1(hl)
         nh = len(HOST_COLUMNS)
-        base = c[f"src_{HOST_COLUMNS[0][0]}"]
-        X[:, base:base + nh] = host[0::2]
-        based = c[f"dst_{HOST_COLUMNS[0][0]}"]
-        X[:, based:based + nh] = host[1::2]
+        out[:, :nh] = host[0::2]
+        out[:, nh:2 * nh] = host[1::2]
         src_lin = np.exp(hl[0::2])
         dst_lin = np.exp(hl[1::2])
+        put = self.put
+        put(out, "src_syn_ratio", _share(src_lin[:, hc["s_syn_10s"]], src_lin[:, hc["s_pkts_10s"]]))
+        put(out, "src_fail_ratio", _share(src_lin[:, hc["r_fail_10s"]], src_lin[:, hc["s_pkts_10s"]]))
+        put(out, "src_rst_ratio", _share(src_lin[:, hc["s_rst_10s"]], src_lin[:, hc["s_pkts_10s"]]))
+        put(out, "src_updown_ratio", np.tanh((hl[0::2, hc["s_bytes_10s"]].clip(-50)
+                                              - hl[0::2, hc["r_bytes_10s"]].clip(-50)) / 4.0))
+        put(out, "dst_syn_ratio", _share(dst_lin[:, hc["r_syn_1s"]], dst_lin[:, hc["r_pkts_1s"]]))
 
-        def ratio(a, b_):
-            return np.clip(a / np.maximum(b_, 1e-9), 0, 1)
 
-        X[:, c["src_syn_ratio"]] = ratio(src_lin[:, hc["s_syn_10s"]], src_lin[:, hc["s_pkts_10s"]])
-        X[:, c["src_fail_ratio"]] = ratio(src_lin[:, hc["r_fail_10s"]], src_lin[:, hc["s_pkts_10s"]])
-        X[:, c["src_rst_ratio"]] = ratio(src_lin[:, hc["s_rst_10s"]], src_lin[:, hc["s_pkts_10s"]])
-        X[:, c["src_updown_ratio"]] = np.tanh((hl[0::2, hc["s_bytes_10s"]].clip(-50) -
-                                               hl[0::2, hc["r_bytes_10s"]].clip(-50)) / 4.0)
-        X[:, c["dst_syn_ratio"]] = ratio(dst_lin[:, hc["r_syn_1s"]], dst_lin[:, hc["r_pkts_1s"]])
+PAIR_COLUMNS: tuple[tuple[str, float], ...] = (
+    ("pkts_1s", 1.0), ("pkts_10s", 10.0), ("fwd_bytes_10s", 10.0), ("rev_bytes_10s", 10.0),
+    ("syn_10s", 10.0), ("authfail_30s", 30.0), ("dnsq_10s", 10.0), ("dnsr_10s", 10.0),
+)
 
-        # pair table (unordered pair; "fwd" = from the lower hash)
-        fwd = hs <= hd
-        lo_h, hi_h = np.where(fwd, hs, hd), np.where(fwd, hd, hs)
-        pkey = mix(lo_h, hi_h)
+
+class PairBlock(FeatureBlock):
+    """Decayed counters per (unordered) host pair, turned into sent/received for the packet."""
+
+    name = "pair"
+    names = ("pair_pkts_1s", "pair_pkts_10s", "pair_sent_bytes_10s", "pair_recv_bytes_10s", "pair_updown_ratio",
+             "pair_syn_10s", "pair_authfail_30s", "pair_dns_resp_per_query", "pair_age_log")
+
+    def __init__(self, idle: float = 300.0, cap: int = 65536):
+        super().__init__(idle, cap)
+        self.pairs = DecayTable([tau for _, tau in PAIR_COLUMNS], idle=idle, cap=cap)
+        self.pairs_seen = RecentSet(window=idle, cap=2 * cap)
+
+    def tables(self):
+        return [self.pairs, self.pairs_seen]
+
+    def compute(self, ctx: Ctx, out: np.ndarray) -> None:
+        p, t, n = ctx.p, ctx.t, ctx.n
+        fwd, size = p["fwd"], p["size"]
         pc = {name: i for i, (name, _) in enumerate(PAIR_COLUMNS)}
         pe = np.zeros((n, len(PAIR_COLUMNS)))
         pe[:, pc["pkts_1s"]] = 1
@@ -829,58 +1080,173 @@ class ContextExtractor:
         pe[:, pc["authfail_30s"]] = p["auth_fail"]
         pe[:, pc["dnsq_10s"]] = p["dns_query"]
         pe[:, pc["dnsr_10s"]] = p["dns_resp"]
-        pe[:, pc["macchange_30s"]] = mac_changed | dst_mac_changed
-        pl = self.pairs.update(pkey, t, pe)
+        pl = self.pairs.update(p["pkey"], t, pe)
         sent_l = np.where(fwd, pl[:, pc["fwd_bytes_10s"]], pl[:, pc["rev_bytes_10s"]]).clip(-50)
         recv_l = np.where(fwd, pl[:, pc["rev_bytes_10s"]], pl[:, pc["fwd_bytes_10s"]]).clip(-50)
-        X[:, c["pair_pkts_1s"]] = np.logaddexp(0.0, pl[:, pc["pkts_1s"]])
-        X[:, c["pair_pkts_10s"]] = np.logaddexp(0.0, pl[:, pc["pkts_10s"]])
-        X[:, c["pair_sent_bytes_10s"]] = np.logaddexp(0.0, sent_l)
-        X[:, c["pair_recv_bytes_10s"]] = np.logaddexp(0.0, recv_l)
-        X[:, c["pair_updown_ratio"]] = np.tanh((sent_l - recv_l) / 4.0)
-        X[:, c["pair_syn_10s"]] = np.logaddexp(0.0, pl[:, pc["syn_10s"]])
-        X[:, c["pair_authfail_30s"]] = np.logaddexp(0.0, pl[:, pc["authfail_30s"]])
-        X[:, c["pair_dns_resp_per_query"]] = np.clip(
-            np.exp(pl[:, pc["dnsr_10s"]]) / np.maximum(np.exp(pl[:, pc["dnsq_10s"]]), 1.0), 0, 4) / 4.0
-        X[:, c["pair_macchange_30s"]] = np.logaddexp(0.0, pl[:, pc["macchange_30s"]])
-        # how long the endpoints and the conversation have been around; whether the conversation
-        # started right after one side received a DNS answer (resolved peer vs. hard-coded/unseen)
-        hkeys = keys  # src/dst interleaved, as for the host table
-        _, hage, _ = self.hosts_seen.update(hkeys, np.repeat(t, 2))
-        X[:, c["src_age_log"]] = np.log1p(hage[0::2]) / 6.0
-        X[:, c["dst_age_log"]] = np.log1p(hage[1::2]) / 6.0
-        dns_recent = np.maximum(src_lin[:, hc["r_dnsresp_200ms"]], dst_lin[:, hc["r_dnsresp_200ms"]]).clip(0, 1)
-        _, page, pdns = self.pairs_seen.update(pkey, t, values=dns_recent)
-        X[:, c["pair_age_log"]] = np.log1p(page) / 6.0
-        X[:, c["pair_dns_before"]] = pdns
-        ra = p["icmp_router_adv"]
-        X[:, c["ra_rogue"]] = self.ra_bindings.changed(np.where(ra, np.uint64(1), np.uint64(0)), mac, t, ra)
-        sc = self._classify_addresses(batch["ip_src"])
-        dc = self._classify_addresses(batch["ip_dst"])
-        X[:, c["src_local"]] = sc == 1
-        X[:, c["dst_local"]] = dc == 1
-        X[:, c["dst_group"]] = (dc == 2) | p["eth_group"] | (batch["eth_dst"] == "ff:ff:ff:ff:ff:ff")
-        X[:, c["src_public"]] = sc == 3
-        X[:, c["dst_public"]] = dc == 3
+        put = self.put
+        put(out, "pair_pkts_1s", _log1(pl[:, pc["pkts_1s"]]))
+        put(out, "pair_pkts_10s", _log1(pl[:, pc["pkts_10s"]]))
+        put(out, "pair_sent_bytes_10s", _log1(sent_l))
+        put(out, "pair_recv_bytes_10s", _log1(recv_l))
+        put(out, "pair_updown_ratio", np.tanh((sent_l - recv_l) / 4.0))
+        put(out, "pair_syn_10s", _log1(pl[:, pc["syn_10s"]]))
+        put(out, "pair_authfail_30s", _log1(pl[:, pc["authfail_30s"]]))
+        put(out, "pair_dns_resp_per_query", np.clip(
+            np.exp(pl[:, pc["dnsr_10s"]]) / np.maximum(np.exp(pl[:, pc["dnsq_10s"]]), 1.0), 0, 4) / 4.0)
+        _, page, _ = self.pairs_seen.update(p["pkey"], t)
+        put(out, "pair_age_log", np.log1p(page) / 6.0)
 
-        # resolved peers: a DNS answer (A record) to host H naming address A marks (H, A); a packet
-        # between H and A then has a resolved peer (kept while the conversation goes on). Bulk data
-        # pushed to a public host nobody resolved is the bulk-upload exfiltration pattern.
-        dns_a = batch["dns_a"]
-        mark = p["dns_resp"] & has_ip & (dns_a != "")
-        midx = np.flatnonzero(mark)
-        qidx = np.flatnonzero(has_ip)
-        found = self.resolved.update(
-            mix(hd[midx], hash_strings(dns_a[midx])), t[midx], midx,
-            np.concatenate([mix(hs[qidx], hd[qidx]), mix(hd[qidx], hs[qidx])]), np.tile(t[qidx], 2),
-            np.tile(qidx, 2))
-        resolved = np.zeros(n, dtype=bool)
-        resolved[qidx] = found[:len(qidx)] | found[len(qidx):]
-        X[:, c["peer_resolved"]] = resolved
-        up = np.where(dc == 3, sent_l, np.where(sc == 3, recv_l, -50.0))
-        X[:, c["pair_upload_unresolved_log"]] = np.where(resolved | ~((dc == 3) ^ (sc == 3)), 0.0,
-                                                         np.logaddexp(0.0, up))
+
+class SpoofingBlock(FeatureBlock):
+    """IP->MAC bindings as seen on the wire (sender side: IP source or ARP sender claim with the
+    frame's source MAC; receiver side: unicast IP destination with the frame's target MAC), their
+    changes per host and pair over 30 s, and router advertisements from a new router MAC."""
+
+    name = "spoofing"
+    names = ("mac_changed", "arp_claim_changed", "dst_mac_changed", "src_macchange_30s", "src_arpclaim_30s",
+             "pair_macchange_30s", "ra_rogue")
+
+    def __init__(self, idle: float = 300.0, cap: int = 65536):
+        super().__init__(idle, cap)
+        self.bindings = BindingTable(idle=idle, cap=cap)
+        self.ra_bindings = BindingTable(idle=6 * idle, cap=16)
+        self.changes = DecayTable([30.0, 30.0], idle=idle, cap=cap)
+
+    def tables(self):
+        return [self.bindings, self.changes]
+
+    def compute(self, ctx: Ctx, out: np.ndarray) -> None:
+        p, t, n, b = ctx.p, ctx.t, ctx.n, ctx.b
+        is_arp, has_ip = p["is_arp"], p["has_ip"]
+        mac = hash_strings(b["eth_src"])
+        bind_ip = np.where(is_arp, b["arp_src_ip"], b["ip_src"])
+        src_mask = (bind_ip != "") & (b["eth_src"] != "")
+        eth_dst = b["eth_dst"]
+        dst_mask = has_ip & (eth_dst != "") & (eth_dst != "ff:ff:ff:ff:ff:ff") & ~p["eth_group"]
+        bkeys = np.empty(2 * n, dtype=np.uint64)
+        bkeys[0::2] = hash_strings(np.where(src_mask, bind_ip, ""))
+        bkeys[1::2] = np.where(dst_mask, p["hd"], 0)
+        bvals = np.empty(2 * n, dtype=np.uint64)
+        bvals[0::2] = mac
+        bvals[1::2] = hash_strings(eth_dst)
+        bmask = np.empty(2 * n, dtype=bool)
+        bmask[0::2] = src_mask
+        bmask[1::2] = dst_mask
+        changed = self.bindings.changed(bkeys, bvals, np.repeat(t, 2), bmask)
+        mac_changed, dst_changed = changed[0::2], changed[1::2]
+        keys = np.empty(2 * n, dtype=np.uint64)
+        keys[0::2] = p["hs"]
+        keys[1::2] = p["pkey"] ^ np.uint64(0x5BD1E995)
+        # an ARP sender claiming an address bound to another MAC (poisoning) vs. an IP packet whose
+        # source MAC differs (also two routers, a capture on both sides of a bridge, VRRP)
+        arp_claim = mac_changed & is_arp
+        x = np.zeros((2 * n, 2))
+        x[0::2, 0] = mac_changed
+        x[0::2, 1] = arp_claim
+        x[1::2, 0] = mac_changed | dst_changed
+        lg = self.changes.update(keys, np.repeat(t, 2), x)
+        put = self.put
+        put(out, "mac_changed", mac_changed)
+        put(out, "arp_claim_changed", arp_claim)
+        put(out, "dst_mac_changed", dst_changed)
+        put(out, "src_macchange_30s", _log1(lg[0::2, 0]))
+        put(out, "src_arpclaim_30s", _log1(lg[0::2, 1]))
+        put(out, "pair_macchange_30s", _log1(lg[1::2, 0]))
+        ra = p["router_adv"]
+        put(out, "ra_rogue", self.ra_bindings.changed(np.where(ra, np.uint64(1), np.uint64(0)), mac, t, ra))
+
+
+BLOCKS: tuple[type[FeatureBlock], ...] = (PacketBlock, ApplicationBlock, FlowBlock, ConnBlock, FanBlock,
+                                          BalanceBlock, HostRatesBlock, PairBlock, SpoofingBlock)
+FEATURE_NAMES: tuple[str, ...] = tuple(n for blk in BLOCKS for n in blk.names)
+FEATURE_BLOCKS: dict[str, tuple[str, ...]] = {blk.name: blk.names for blk in BLOCKS}
+FEATURE_SCHEMA = schema_hash(FEATURIZER_VERSION, FEATURE_NAMES)
+PAPER_FEATURE_SCHEMA = schema_hash("paper", PAPER_FEATURE_NAMES)
+
+FEATURIZERS = {FEATURIZER_VERSION: (FEATURE_NAMES, FEATURE_SCHEMA), "paper": (PAPER_FEATURE_NAMES, PAPER_FEATURE_SCHEMA)}
+
+
+def featurizer_info(featurizer: str) -> tuple[tuple[str, ...], str]:
+    """(feature names, schema hash) of a featurizer; KeyError for an unknown one."""
+    return FEATURIZERS[featurizer]
+
+
+def new_extractor(featurizer: str = FEATURIZER_VERSION, **options):
+    """A fresh stateful extractor for one packet stream."""
+    if featurizer == FEATURIZER_VERSION:
+        return BehaviourExtractor(**options)
+    if featurizer == "paper":
+        return PaperExtractor()
+    raise KeyError(f"unknown featurizer {featurizer!r}")
+
+
+class BehaviourExtractor:
+    """Stateful ``behaviour-v1`` extractor for one packet stream: the blocks of ``BLOCKS``, in order,
+    each writing its own columns (see module doc)."""
+
+    names = FEATURE_NAMES
+    schema = FEATURE_SCHEMA
+
+    def __init__(self, idle: float = 300.0, cap: int = 65536):
+        self.blocks = [blk(idle=idle, cap=cap) for blk in BLOCKS]
+        self.slices = []
+        start = 0
+        for blk in self.blocks:
+            self.slices.append(slice(start, start + len(blk.names)))
+            start += len(blk.names)
+        self._last_time = -np.inf
+        self._by_name = {blk.name: blk for blk in self.blocks}
+
+    def __getattr__(self, name):  # extractor.fan, extractor.flow, ... for tests and benches
+        by_name = self.__dict__.get("_by_name", {})
+        if name in by_name:
+            return by_name[name]
+        raise AttributeError(name)
+
+    @property
+    def state_size(self) -> int:
+        """Keys held across all tables (bounded by the caps)."""
+        return sum(len(tab) for blk in self.blocks for tab in blk.tables())
+
+    def _times(self, batch: PacketBatch) -> np.ndarray:
+        """Packet time, made monotonic over the stream (missing -> previous)."""
+        t = np.asarray(batch["time_epoch"], dtype=np.float64).copy()
+        bad = ~np.isfinite(t)
+        if bad.any():
+            t[bad] = -np.inf
+        t = np.maximum.accumulate(np.concatenate([[self._last_time], t]))[1:]
+        if not np.isfinite(t[0]):
+            first = t[np.isfinite(t)]
+            t = np.where(np.isfinite(t), t, first[0] if len(first) else 0.0)
+        self._last_time = float(t[-1])
+        return t
+
+    def transform(self, batch: PacketBatch, fill: float = 0.0) -> np.ndarray:
+        n = len(batch)
+        X = np.full((n, len(FEATURE_NAMES)), fill, dtype=np.float32)
+        if n == 0:
+            return X
+        ctx = Ctx(batch, self._times(batch))
+        for blk, sl in zip(self.blocks, self.slices):
+            out = np.zeros((n, sl.stop - sl.start), dtype=np.float64) if fill == 0.0 else \
+                np.full((n, sl.stop - sl.start), fill, dtype=np.float64)
+            blk.compute(ctx, out)
+            if blk is self.blocks[0]:
+                self._identities(ctx)  # the packet block found ARP/IP; the others need host identities
+            X[:, sl] = out
         return X
+
+    @staticmethod
+    def _identities(ctx: Ctx) -> None:
+        """Host identities: IP; for ARP the sender MAC and the target IP; else MACs."""
+        b, p = ctx.b, ctx.p
+        has_ip, is_arp = p["has_ip"], p["is_arp"]
+        src_s = np.where(has_ip, b["ip_src"], b["eth_src"])
+        dst_s = np.where(has_ip, b["ip_dst"], np.where(is_arp & (b["arp_dst_ip"] != ""), b["arp_dst_ip"], b["eth_dst"]))
+        hs = hash_strings(src_s)
+        hd = hash_strings(dst_s)
+        fwd = hs <= hd
+        p.update(hs=hs, hd=hd, fwd=fwd, pkey=mix(np.where(fwd, hs, hd), np.where(fwd, hd, hs)))
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ Presets:
   ``paper``   the seed paper's protocol: its 11 raw fields (addresses included), three-sigma outlier
               removal, standard scaling, stratified 80/20 split, the 128-64-32 network with dropout 0.5,
               Adam (lr 1e-3), sparse categorical cross-entropy, batch 32, 10 epochs.
-  ``default`` context-v1 features, the same network and optimiser, a loss weighted by the square root
+  ``default`` behaviour-v1 features, the same network and optimiser, a loss weighted by the square root
               of inverse class frequency, batch 256,
               up to 40 epochs with early stopping on validation macro-F1 (patience 5), and an anomaly
               threshold calibrated on validation normal traffic.
@@ -68,7 +68,7 @@ class TrainConfig:
 
 PRESETS = {
     "paper": TrainConfig(preset="paper", featurizer="paper", epochs=10, batch_size=32, outlier_sigma=3.0),
-    "default": TrainConfig(preset="default", featurizer="context-v1", epochs=40, batch_size=256,
+    "default": TrainConfig(preset="default", featurizer="behaviour-v1", epochs=40, batch_size=256,
                            class_weight_power=0.5, early_stopping_patience=5, calibrate_false_alarms=0.001),
 }
 
@@ -81,6 +81,7 @@ class Dataset:
     normal_class: str
     sources: list[dict]    # what the rows came from (file, sha256, packets, labelled)
     repeat: np.ndarray | None = None  # int (n,): times each row counts (--upweight); None = once each
+    groups: np.ndarray | None = None  # int (n,): source group of each row (--per-source); None = one group
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -110,15 +111,61 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def load_captures(paths: Sequence[Path], classes: Sequence[str], featurizer: str, console=None) -> Dataset:
+def featurise_capture(path: Path, classes: Sequence[str], featurizer: str, cache: Path | None = None,
+                      on_batch=None) -> tuple[np.ndarray, np.ndarray, str]:
+    """(X float32 for every frame, labels int8 with -1 = unlabelled, label source) of one capture, read
+    with a fresh extractor as a replay would. With ``cache``, the result is kept as an .npz named after
+    the capture and keyed by its sha256, its sidecar's sha256 and the feature schema, so a changed
+    capture, label file or featurizer is never served stale rows."""
+    from iotwatch.captures.labels import LabelSet
+    from iotwatch.captures.sources import open_source
+
+    from .features import featurizer_info
+
+    labels = LabelSet.load(classes, capture=path)
+    if labels is None:
+        raise InputError(f"capture {path} has no labels",
+                         hint="add <capture>.labels.csv (frame_number,label) or label= packet comments")
+    label_source = labels.source if labels.sidecar_path is None else labels.sidecar_path.name
+    f = None
+    if cache is not None:
+        side = Path(str(path) + ".labels.csv")
+        lab_digest = _sha256(side)[:12] if side.is_file() else "nolabels"
+        schema = featurizer_info(featurizer)[1]
+        key = hashlib.sha256(f"{_sha256(path)}:{lab_digest}:{schema}".encode()).hexdigest()[:24]
+        f = Path(cache) / f"{path.name}.{key}.npz"
+        if f.is_file() and list(classes) == list(CONTRACT_CLASSES):
+            with np.load(f) as z:
+                return z["X"], z["y"].astype(np.int8), label_source
+    extractor = new_extractor(featurizer)
+    source = open_source(read=str(path))
+    Xs, ys = [], []
+    try:
+        for batch in source.batches(max_rows=8192, max_wait=1.0):
+            if len(batch):
+                Xs.append(extractor.transform(batch))
+                ys.append(labels.for_batch(batch).astype(np.int8))
+                if on_batch is not None:
+                    on_batch(len(batch))
+    finally:
+        source.close()
+    X = np.concatenate(Xs) if Xs else np.zeros((0, len(extractor.names)), np.float32)
+    y = np.concatenate(ys) if ys else np.zeros(0, np.int8)
+    if f is not None and list(classes) == list(CONTRACT_CLASSES):
+        f.parent.mkdir(parents=True, exist_ok=True)
+        tmp = f.with_name(f.name + ".tmp.npz")
+        np.savez(tmp, X=X, y=y)
+        tmp.replace(f)
+    return X, y, label_source
+
+
+def load_captures(paths: Sequence[Path], classes: Sequence[str], featurizer: str, console=None,
+                  cache: Path | None = None) -> Dataset:
     """Featurise every labelled frame of every capture (unlabelled frames still feed the context).
 
     With a ``console``, a rich progress bar shows files done, packets, packets/s and the time left
-    (estimated from the bytes of the files still to read)."""
+    (estimated from the bytes of the files still to read). With ``cache``, see ``featurise_capture``."""
     from contextlib import nullcontext
-
-    from iotwatch.captures.labels import LabelSet
-    from iotwatch.captures.sources import open_source
 
     sizes = [max(p.stat().st_size, 1) for p in paths]
     progress = _reading_progress(console) if console is not None else None
@@ -129,36 +176,26 @@ def load_captures(paths: Sequence[Path], classes: Sequence[str], featurizer: str
     Xs, ys, sources = [], [], []
     with progress if progress is not None else nullcontext():
         for i, (path, size) in enumerate(zip(paths, sizes)):
-            labels = LabelSet.load(classes, capture=path)
-            if labels is None:
-                raise InputError(f"capture {path} has no labels",
-                                 hint="add <capture>.labels.csv (frame_number,label) or label= packet comments")
-            extractor = new_extractor(featurizer)
-            source = open_source(read=str(path))
-            packets = labelled = 0
-            try:
-                for batch in source.batches(max_rows=8192, max_wait=1.0):
-                    if not len(batch):
-                        continue
-                    X = extractor.transform(batch)
-                    lab = labels.for_batch(batch)
-                    keep = lab >= 0
-                    packets += len(batch)
-                    labelled += int(keep.sum())
-                    Xs.append(X[keep])
-                    ys.append(lab[keep])
-                    if progress is not None:
-                        done = total_packets + packets
-                        progress.update(task, completed=sum(sizes[:i]) + min(size, size * 0.99),
-                                        packets=done, rate=done / max(time.monotonic() - started, 1e-6))
-            finally:
-                source.close()
+            seen = [0]
+
+            def on_batch(n, i=i, size=size, seen=seen):
+                seen[0] += n
+                if progress is not None:
+                    done = total_packets + seen[0]
+                    progress.update(task, completed=sum(sizes[:i]) + min(size, size * 0.99),
+                                    packets=done, rate=done / max(time.monotonic() - started, 1e-6))
+
+            X, lab, label_source = featurise_capture(path, classes, featurizer, cache, on_batch)
+            keep = lab >= 0
+            packets, labelled = len(lab), int(keep.sum())
             if labelled == 0:
                 raise InputError(f"capture {path} has no labelled frames",
                                  hint="add <capture>.labels.csv (frame_number,label) or label= packet comments")
+            Xs.append(X[keep])
+            ys.append(lab[keep].astype(np.int64))
             total_packets += packets
             sources.append({"file": path.name, "sha256": _sha256(path), "packets": packets, "labelled": labelled,
-                            "labels": labels.source if labels.sidecar_path is None else labels.sidecar_path.name})
+                            "labels": label_source})
             if progress is not None:
                 progress.update(task, completed=sum(sizes[:i + 1]), files=f"{i + 1}/{len(paths)}",
                                 packets=total_packets, rate=total_packets / max(time.monotonic() - started, 1e-6))
@@ -363,7 +400,16 @@ def fit(data: Dataset, cfg: TrainConfig, seed: int, console, max_rows_per_class:
     rng = np.random.default_rng(seed)
     X, y = data.X, data.y
     k = len(data.classes)
-    if data.repeat is None:
+    if data.groups is not None:  # the cap applies per (source group, class)
+        rows = {"labelled": int(len(y))}
+        parts = []
+        for g in np.unique(data.groups):
+            idx = np.flatnonzero(data.groups == g)
+            parts.append(idx[cap_per_class(y[idx], max_rows_per_class, rng)])
+        sel = np.sort(np.concatenate(parts))
+        if data.repeat is not None:
+            sel = np.repeat(sel, data.repeat[sel])
+    elif data.repeat is None:
         rows = {"labelled": int(len(y))}
         sel = cap_per_class(y, max_rows_per_class, rng)
     else:  # the cap thins the ordinary rows only; upweighted rows are all kept, each repeated
@@ -462,6 +508,8 @@ class TrainRequest:
     max_rows_per_class: int | None = None
     upweight: Sequence[str] = ()
     upweight_factor: int = 10
+    cache: str | None = None      # folder of cached per-capture feature rows (featurise_capture)
+    per_source: bool = False      # --max-rows-per-class per (--captures PATH, class)
     eval: Sequence[str] | None = None
     name: str | None = None
     model_version: str = "1"
@@ -534,15 +582,36 @@ def _train(args: TrainRequest, console, command: str, cfg, out: Path, out_file) 
         if set(map(Path.resolve, paths)) & set(map(Path.resolve, heavy)):
             raise InputError("train: a capture is given both in --captures and --upweight")
         console.print(f"reading {len(paths) + len(heavy)} capture(s) with the {cfg.featurizer} featurizer")
-        data = load_captures(paths, CONTRACT_CLASSES, cfg.featurizer, console)
+        cache = Path(args.cache) if args.cache else None
+        data = load_captures(paths, CONTRACT_CLASSES, cfg.featurizer, console, cache)
+        if args.per_source:
+            group_of: dict[Path, int] = {}
+            for g, arg in enumerate(args.captures):
+                for f in find_captures([arg]):
+                    group_of.setdefault(f, g)
+            gids = [group_of[f] for f in paths]  # data.sources follow paths
+            for src, g in zip(data.sources, gids):
+                src["source_group"] = Path(args.captures[g]).name
+            data.groups = np.repeat(gids, [src["labelled"] for src in data.sources]).astype(np.int64)
         if heavy:
-            extra = load_captures(heavy, CONTRACT_CLASSES, cfg.featurizer, console)
+            extra = load_captures(heavy, CONTRACT_CLASSES, cfg.featurizer, console, cache)
             f = args.upweight_factor
             for src in extra.sources:
                 src["upweight"] = f
+            groups = None
+            if data.groups is not None:  # each --upweight PATH is a source too (capped, then repeated)
+                hgroup: dict[Path, int] = {}
+                for g, arg in enumerate(args.upweight):
+                    for f_ in find_captures([arg]):
+                        hgroup.setdefault(f_, len(args.captures) + g)
+                hg = [hgroup[f_] for f_ in heavy]
+                for src, g in zip(extra.sources, hg):
+                    src["source_group"] = Path(args.upweight[g - len(args.captures)]).name
+                groups = np.concatenate([data.groups, np.repeat(hg, [src["labelled"] for src in extra.sources])])
             data = Dataset(np.concatenate([data.X, extra.X]), np.concatenate([data.y, extra.y]),
                            data.classes, data.normal_class, data.sources + extra.sources,
-                           repeat=np.concatenate([np.ones(len(data.y), np.int64), np.full(len(extra.y), f, np.int64)]))
+                           repeat=np.concatenate([np.ones(len(data.y), np.int64), np.full(len(extra.y), f, np.int64)]),
+                           groups=groups)
     else:
         data = load_kaggle(args.csv, cfg.featurizer)
     counts = np.bincount(data.y, weights=data.repeat, minlength=len(data.classes)).astype(np.int64)
@@ -561,7 +630,7 @@ def _train(args: TrainRequest, console, command: str, cfg, out: Path, out_file) 
     training = {
         "preset": cfg.preset, "config": {**asdict(cfg), "hidden": list(cfg.hidden)}, "seed": args.seed,
         "command": command, "data": data.sources, "rows": res.rows,
-        "max_rows_per_class": args.max_rows_per_class, "epochs_run": len(res.history),
+        "max_rows_per_class": args.max_rows_per_class, "per_source": bool(args.per_source), "epochs_run": len(res.history),
         "best_epoch": res.best_epoch, "history": res.history,
     }
     meta = make_meta(name=args.name or default_name(cfg.preset), version=args.model_version, classes=data.classes,

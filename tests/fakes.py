@@ -21,7 +21,7 @@ from iotwatch.captures.batch import PacketBatch
 from iotwatch.captures.sources import SourceConfig, SourceStats
 from iotwatch.detector.bundle import CONTRACT_CLASSES, make_meta, save_bundle
 from iotwatch.detector.config import OutputConfig, RunConfig
-from iotwatch.detector.features import FEATURIZERS
+from iotwatch.detector.features import FEATURIZER_VERSION, FEATURIZERS
 from iotwatch.detector.model import ModelConfig
 
 
@@ -35,16 +35,21 @@ def tiny_tensors(cfg: ModelConfig, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def make_tiny_bundle(path: str | Path, seed: int = 0, classes: Sequence[str] = CONTRACT_CLASSES,
-                     featurizer: str = "context-v1", hidden: tuple[int, ...] = (8, 8),
-                     name: str = "tiny-test", anomaly_threshold: float = 0.5) -> Path:
-    """Write a small deterministic bundle at ``path`` and return the path."""
+                     featurizer: str = FEATURIZER_VERSION, hidden: tuple[int, ...] = (8, 8),
+                     name: str = "tiny-test", anomaly_threshold: float = 0.5, favour: str | None = None) -> Path:
+    """Write a small deterministic bundle at ``path`` and return the path. ``favour``: a class whose
+    output bias is raised so that it wins on (nearly) every row (a model that always flags)."""
     names, _ = FEATURIZERS[featurizer]
     cfg = ModelConfig(n_features=len(names), n_classes=len(classes), hidden=tuple(hidden))
     meta = make_meta(name=name, version=f"seed{seed}", classes=classes, featurizer=featurizer,
                      scaler_mean=np.zeros(len(names)), scaler_std=np.ones(len(names)), config=cfg,
                      normal_class=classes[0], anomaly_threshold=anomaly_threshold,
                      training={"data": "none: random weights for tests", "seed": seed})
-    return save_bundle(path, tiny_tensors(cfg, seed), meta)
+    tensors = tiny_tensors(cfg, seed)
+    if favour is not None:
+        last = f"layers.{len(cfg.layer_sizes()) - 1}.bias"
+        tensors[last][list(classes).index(favour)] += 20.0
+    return save_bundle(path, tensors, meta)
 
 
 def synthetic_packets(n: int, seed: int = 0, hosts: int = 50, start: float = 1_700_000_000.0,

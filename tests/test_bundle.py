@@ -122,6 +122,11 @@ def test_refuses_schema_mismatch_shapes_and_missing_keys(tmp_path):
         m["feature_schema"] = "context-v1:0000000000000000"
     _one_line_input_error(_rewrite(good, tmp_path / "s.iotw", bad_schema), "feature schema")
 
+    def retired(m):  # an iotwatch-default/2 era bundle
+        m["featurizer"] = "context-v1"
+        m["feature_schema"] = "context-v1:f40bbd5843d1773e"
+    _one_line_input_error(_rewrite(good, tmp_path / "r.iotw", retired), "retired featurizer 'context-v1'")
+
     def renamed(m):
         m["feature_names"] = m["feature_names"][::-1]
     _one_line_input_error(_rewrite(good, tmp_path / "n.iotw", renamed), "feature schema")

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from iotwatch.captures.batch import PacketBatch
-from iotwatch.detector.features import (FEATURE_NAMES, FEATURE_SCHEMA, PAPER_FEATURE_NAMES, DecayTable,
-                                        hash_strings, new_extractor, schema_hash)
+from iotwatch.detector.features import (BLOCKS, FEATURE_BLOCKS, FEATURE_NAMES, FEATURE_SCHEMA, PAPER_FEATURE_NAMES,
+                                        CountTable, DecayTable, hash_strings, new_extractor, schema_hash)
 from fakes import synthetic_packets
 
 COL = {n: i for i, n in enumerate(FEATURE_NAMES)}
@@ -25,8 +26,9 @@ def _run(batch: PacketBatch, size: int, **kw) -> np.ndarray:
 
 def test_names_schema_shape_and_finiteness():
     assert len(set(FEATURE_NAMES)) == len(FEATURE_NAMES)
-    assert FEATURE_SCHEMA == schema_hash("context-v1", FEATURE_NAMES)
-    assert FEATURE_SCHEMA != schema_hash("context-v1", FEATURE_NAMES[:-1])
+    assert FEATURE_SCHEMA == schema_hash("behaviour-v1", FEATURE_NAMES)
+    assert FEATURE_SCHEMA != schema_hash("behaviour-v1", FEATURE_NAMES[:-1])
+    assert sum(len(v) for v in FEATURE_BLOCKS.values()) == len(FEATURE_NAMES)
     b = synthetic_packets(3000, seed=1)
     X = new_extractor().transform(b)
     assert X.shape == (3000, len(FEATURE_NAMES)) and X.dtype == np.float32
@@ -70,7 +72,7 @@ def test_decayed_counter_matches_the_definition():
         assert X[i, COL["src_s_pkts_10s"]] == pytest.approx(math.log1p(s10), rel=1e-5)
         assert X[i, COL["src_s_bytes_10s"]] == pytest.approx(math.log1p(100 * s10), rel=1e-5)
         assert X[i, COL["dst_r_pkts_1s"]] == pytest.approx(math.log1p(s1), rel=1e-5)
-    assert X[:, COL["new_peer"]].tolist() == [1, 0, 0, 0, 0, 0]
+    assert X[:, COL["new_server"]].tolist() == [1, 0, 0, 0, 0, 0]
 
 
 def _syn(i, t, src, dst, dport, sport=40000):
@@ -83,8 +85,9 @@ def test_port_scan_stands_out_from_repeated_connections():
     normal = [_syn(i, 100 + i * 0.01, "10.0.0.7", "10.0.0.5", 1883, sport=40000 + i) for i in range(300)]
     xs = new_extractor().transform(PacketBatch.from_records(scan))
     xn = new_extractor().transform(PacketBatch.from_records(normal))
-    assert xs[-1, COL["src_s_newport_10s"]] > 4.0
-    assert xn[-1, COL["src_s_newport_10s"]] < 1.0
+    assert xs[-1, COL["cli_ports_10s"]] > 0.6          # log1p(~300 distinct ports) / 8
+    assert xn[-1, COL["cli_ports_10s"]] < 0.1          # one service port
+    assert xs[-1, COL["cli_port_share_10s"]] > 0.9 and xn[-1, COL["cli_port_share_10s"]] < 0.05
     assert xs[-1, COL["port_other_system"]] == 1 or xs[-1, COL["port_other_registered"]] == 1
     assert xn[-1, COL["port_mqtt"]] == 1 and xn[-1, COL["to_service"]] == 1
 
@@ -99,7 +102,9 @@ def test_arp_spoof_flags_the_impostor_not_the_owner():
                          arp_dst_hw="02:00:00:00:00:09", arp_dst_ip="192.168.1.9"))
     X = new_extractor().transform(PacketBatch.from_records(recs))
     assert X[:, COL["mac_changed"]].tolist() == [0, 0, 0, 0, 1, 1, 1, 1, 0, 0]
-    assert X[7, COL["src_s_macchange_30s"]] > X[3, COL["src_s_macchange_30s"]]
+    assert X[7, COL["src_macchange_30s"]] > X[3, COL["src_macchange_30s"]]
+    assert X[:, COL["arp_claim_changed"]].tolist() == [0, 0, 0, 0, 1, 1, 1, 1, 0, 0]
+    assert X[7, COL["src_arpclaim_30s"]] > 0.5
 
 
 def test_dns_name_shape():
@@ -119,10 +124,12 @@ def test_state_is_bounded_and_idle_hosts_expire():
     ext = new_extractor(cap=200, idle=60.0)
     b = synthetic_packets(5000, seed=4, hosts=1000)
     ext.transform(b)
-    assert 0 < len(ext.hosts) <= 200 and len(ext.pairs) <= 200 and len(ext.peers) <= 400
+    sizes = [len(tab) for blk in ext.blocks for tab in blk.tables()]
+    assert 0 < len(ext.host_rates.hosts) <= 200 and len(ext.pair.pairs) <= 200 and max(sizes) <= 400
     late = synthetic_packets(10, seed=5, hosts=2, start=float(b["time_epoch"][-1]) + 3600)
     ext.transform(late)
-    assert len(ext.hosts) <= 4  # only the two late hosts (and their peers) remain
+    assert len(ext.host_rates.hosts) <= 4  # only the two late hosts (and their peers) remain
+    assert len(ext.flow.table) <= 10 and len(ext.fan.clients) <= 4
 
 
 def test_bad_and_backwards_times_stay_finite():
@@ -188,53 +195,184 @@ def test_fast_ipv4_address_class_matches_ipaddress_reference():
     assert {F.address_class(c) for c in cases} == {0, 1, 2, 3}
 
 
-def _tcp(i, t, src, dst, sport, dport, size=1514, flags=0x10):
+def _tcp(i, t, src, dst, sport, dport, size=66, flags=0x10):
     return dict(frame_number=i + 1, time_epoch=t, frame_len=size, ip_version=4, ip_src=src, ip_dst=dst,
                 ip_proto=6, tcp_srcport=sport, tcp_dstport=dport, tcp_flags=flags, tcp_len=max(size - 66, 0),
-                eth_src="02:00:00:00:00:01", eth_dst="02:00:00:00:00:02")
+                ip_ttl=64, eth_src="02:00:00:00:00:01", eth_dst="02:00:00:00:00:02")
 
 
-def _dns_answer(i, t, client, name, address):
-    return dict(frame_number=i + 1, time_epoch=t, frame_len=120, ip_version=4, ip_src="192.168.0.1",
-                ip_dst=client, ip_proto=17, udp_srcport=53, udp_dstport=41000, dns_qry_name=name,
-                dns_qry_type=1, dns_flags=0x8180, dns_answers=1, dns_a=address,
-                eth_src="02:00:00:00:00:02", eth_dst="02:00:00:00:00:01")
+def _udp(i, t, src, dst, sport, dport, size=120, **kw):
+    return dict(frame_number=i + 1, time_epoch=t, frame_len=size, ip_version=4, ip_src=src, ip_dst=dst,
+                ip_proto=17, udp_srcport=sport, udp_dstport=dport, ip_len=size - 14, ip_ttl=60,
+                eth_src="02:00:00:00:00:03", eth_dst="02:00:00:00:00:01", **kw)
 
 
-@pytest.mark.parametrize("size", [1, 3, 100])
-def test_resolved_peer_versus_bulk_upload_to_an_unresolved_host(size):
-    """A conversation with an address this host got in a DNS answer is 'resolved' (both directions,
-    for as long as it goes on); an upload to a public host nobody resolved is not, and its volume
-    shows in pair_upload_unresolved_log. Another host's answer, or a stale one, does not count."""
-    me, other, cloud, loot = "192.168.0.20", "192.168.0.21", "198.51.100.7", "203.0.113.9"
-    recs = [_dns_answer(0, 10.0, me, "api.example.com", cloud)]
-    recs += [_tcp(len(recs) + k, 10.1 + k * 0.01, me, cloud, 40000, 443) for k in range(3)]
-    recs.append(_tcp(len(recs), 10.2, cloud, me, 443, 40000, size=66))
-    recs.append(_tcp(len(recs), 10.3, other, cloud, 40001, 443))                     # other host: not resolved
-    recs += [_tcp(len(recs) + k, 10.4 + k * 0.001, me, loot, 40002, 443) for k in range(50)]  # unresolved upload
-    recs.append(_tcp(len(recs), 10.5, loot, me, 443, 40002, size=66))
-    recs.append(_tcp(len(recs), 1500.0, me, cloud, 40000, 443))                     # still in use (< window)
-    recs.append(_tcp(len(recs), 9000.0, me, cloud, 40000, 443))                     # silent too long: stale
-    X = _run(PacketBatch.from_records(recs), size)
-    res = X[:, COL["peer_resolved"]].tolist()
-    assert res[0] == 0 and res[1:5] == [1, 1, 1, 1] and res[5] == 0
-    assert res[6:57] == [0] * 51 and res[57] == 1 and res[58] == 0
-    up = X[:, COL["pair_upload_unresolved_log"]]
-    assert up[1:5].tolist() == [0, 0, 0, 0]
-    assert up[55] > 10 and up[56] > 10 and up[55] > up[10]      # grows with the upload; the ACK sees it too
-    assert X[:, COL["pair_dns_before"]][6] > 0.1  # the older signal: a DNS answer just arrived, by coincidence
+def _varied_batch() -> PacketBatch:
+    """The bundled demo capture (simulated home with every attack family) plus hand-made packets of
+    what it lacks (IPv6, router advertisements, fragments, MQTT/HTTP/FTP failures, ...)."""
+    from iotwatch.captures.sources import open_source
+
+    demo = Path(__file__).resolve().parent.parent / "captures" / "demo" / "demo.pcapng"
+    src = open_source(read=str(demo))
+    try:
+        parts = [b for b in src.batches(max_rows=8192, max_wait=1.0) if len(b)]
+    finally:
+        src.close()
+    t0 = float(parts[-1]["time_epoch"][-1]) + 1
+    extra = [
+        dict(time_epoch=t0, frame_len=118, ip_version=6, ip_src="fe80::1", ip_dst="ff02::1", ip_proto=58,
+             icmp_type=134, icmp_code=0, ip_ttl=255, eth_src="02:00:00:00:00:aa", eth_dst="33:33:00:00:00:01"),
+        dict(time_epoch=t0 + 0.1, frame_len=1514, ip_version=4, ip_src="10.1.1.1", ip_dst="10.1.1.2", ip_proto=17,
+             ip_flags=0x20, ip_frag_offset=0, ip_ttl=128, eth_src="02:00:00:00:00:ab", eth_dst="02:00:00:00:00:ac"),
+        dict(time_epoch=t0 + 0.2, frame_len=600, ip_version=4, ip_src="10.1.1.1", ip_dst="10.1.1.2", ip_proto=17,
+             ip_flags=0, ip_frag_offset=185, ip_ttl=127, eth_src="02:00:00:00:00:ab", eth_dst="02:00:00:00:00:ac"),
+        dict(time_epoch=t0 + 0.3, frame_len=60, ip_version=4, ip_src="10.1.1.2", ip_dst="10.1.1.1", ip_proto=47,
+             ip_ttl=33, eth_src="02:00:00:00:00:ac", eth_dst="02:00:00:00:00:ab"),
+    ]
+    app = dict(ip_version=4, ip_proto=6, ip_ttl=64, tcp_flags=0x18, frame_len=90, eth_src="02:00:00:00:00:ab",
+               eth_dst="02:00:00:00:00:ac")
+    for k, (sp, dp, kw) in enumerate([
+            (50000, 1883, dict(mqtt_msgtype=3)), (1883, 50000, dict(mqtt_msgtype=2, mqtt_conack=5)),
+            (50001, 80, dict(http_method="POST")), (80, 50001, dict(http_status=401)),
+            (80, 50001, dict(http_status=503)), (21, 50002, dict(ftp_code=331)), (21, 50002, dict(ftp_code=530)),
+            (21, 50002, dict(ftp_code=230)), (50003, 8080, dict(tcp_flags=0x39))]):
+        a, b = ("10.1.1.1", "10.1.1.2") if sp > dp else ("10.1.1.2", "10.1.1.1")
+        extra.append(dict(app, time_epoch=t0 + 1 + k * 0.1, ip_src=a, ip_dst=b, tcp_srcport=sp, tcp_dstport=dp,
+                          tcp_len=24, **kw))
+    for k, (it, code) in enumerate(((11, 1), (5, 1))):  # time exceeded (reassembly), redirect
+        extra.append(dict(time_epoch=t0 + 1.9 + k * 0.01, frame_len=70, ip_version=4, ip_src="10.1.1.254",
+                          ip_dst="10.1.1.1", ip_proto=1, ip_ttl=64, icmp_type=it, icmp_code=code))
+    for k, dp in enumerate((25, 135)):
+        extra.append(dict(app, time_epoch=t0 + 1.95 + k * 0.01, ip_src="10.1.1.1", ip_dst="10.1.1.3",
+                          tcp_srcport=50010, tcp_dstport=dp, tcp_flags=0x02, tcp_len=0))
+    # an ARP reply, then a non-IP frame (e.g. EAPOL) to the replier's MAC (ARP senders are known by MAC)
+    extra.append(dict(time_epoch=t0 + 1.97, frame_len=42, eth_src="02:00:00:00:00:ad", eth_dst="02:00:00:00:00:ab",
+                      arp_opcode=2, arp_src_hw="02:00:00:00:00:ad", arp_src_ip="10.1.1.4",
+                      arp_dst_hw="02:00:00:00:00:ab", arp_dst_ip="10.1.1.1"))
+    extra.append(dict(time_epoch=t0 + 1.98, frame_len=60, eth_src="02:00:00:00:00:ab", eth_dst="02:00:00:00:00:ad"))
+    for k, qt in enumerate((10, 15, 255)):
+        extra.append(dict(time_epoch=t0 + 2 + k * 0.1, frame_len=80, ip_version=4, ip_src="10.1.1.1",
+                          ip_dst="10.1.1.53", ip_proto=17, ip_ttl=64, udp_srcport=40000 + k, udp_dstport=53,
+                          dns_qry_name="q.example", dns_qry_type=qt, dns_flags=0x0100))
+    recs = [dict(r, frame_number=i + 1) for i, r in enumerate(extra)]
+    return PacketBatch.concat(parts + [PacketBatch.from_records(recs)])
 
 
-def test_mark_table_chains_refreshes_and_expires():
-    from iotwatch.detector.features import MarkTable
+def test_every_declared_column_is_written_and_moves():
+    """Each block writes every column it declares (nothing left at the NaN fill), and over a varied
+    capture every column takes more than one value."""
+    b = PacketBatch.concat([_varied_batch(), synthetic_packets(2000, seed=9, start=2_000_000_000.0)])
+    X = new_extractor().transform(b, fill=np.nan)
+    unwritten = [n for n, bad in zip(FEATURE_NAMES, np.isnan(X).any(axis=0)) if bad]
+    assert unwritten == []
+    assert np.isfinite(X).all()
+    constant = {n for n, s in zip(FEATURE_NAMES, X.std(axis=0)) if s == 0}
+    assert constant == set(), sorted(constant)
+    for blk in BLOCKS:
+        assert blk.names and len(set(blk.names)) == len(blk.names)
 
-    tab = MarkTable(window=10.0)
-    k = np.array([7], dtype=np.uint64)
-    none = np.empty(0, dtype=np.uint64)
-    f = tab.update(k, np.array([0.0]), np.array([0]), np.array([7, 7, 8], dtype=np.uint64),
-                   np.array([0.0, 9.0, 9.0]), np.array([0, 1, 1]))
-    assert f.tolist() == [True, True, False]
-    assert tab.update(none, np.empty(0), np.empty(0, int), np.array([7], dtype=np.uint64), np.array([18.0]),
-                      np.array([0])).tolist() == [True]  # refreshed at 9 s by the found query
-    assert tab.update(none, np.empty(0), np.empty(0, int), np.array([7], dtype=np.uint64), np.array([40.0]),
-                      np.array([0])).tolist() == [False]
+
+def test_count_table_is_a_running_sum_per_key():
+    tab = CountTable(1)
+    out = tab.update(np.array([5, 7, 5], dtype=np.uint64), np.array([0.0, 1.0, 2.0]), np.ones((3, 1)))
+    assert out[:, 0].tolist() == [1, 1, 2]
+    out = tab.update(np.array([5, 7], dtype=np.uint64), np.array([3.0, 500.0]), np.ones((2, 1)))
+    assert out[:, 0].tolist() == [3, 1]  # key 7 idle > 300 s: starts again
+
+
+def _syn_stream(rate, n, src="10.0.0.66", dst="10.0.0.5", ports=True, spoofed=False, t0=100.0):
+    recs = []
+    for i in range(n):
+        s = f"172.16.{i // 250}.{i % 250 + 1}" if spoofed else src
+        recs.append(_tcp(i, t0 + i / rate, s, dst, 40000 + (i % 20000 if spoofed else 0), (1 + i) if ports else 80,
+                         size=60, flags=0x02))
+    return new_extractor().transform(PacketBatch.from_records(recs))
+
+
+def test_scans_and_floods_differ_by_fan_out_not_by_rate():
+    fast_scan = _syn_stream(10_000, 2000)
+    slow_scan = _syn_stream(5, 300)
+    flood = _syn_stream(10_000, 2000, ports=False, spoofed=True)
+    for scan in (fast_scan, slow_scan):
+        assert scan[-1, COL["cli_port_share_10s"]] > 0.9
+        assert scan[-1, COL["srv_port_share_10s"]] > 0.9
+        assert scan[-1, COL["srv_client_share_10s"]] < 0.05
+    assert flood[-1, COL["cli_ports_10s"]] < 0.1            # each spoofed source hits one port...
+    assert fast_scan[-1, COL["cli_ports_10s"]] > 0.6
+    assert flood[-1, COL["srv_port_share_10s"]] < 0.05      # ...the same one
+    assert flood[-1, COL["srv_client_share_10s"]] > 0.9
+    assert flood[-1, COL["flow_unanswered"]] == 1 and fast_scan[-1, COL["flow_unanswered"]] == 1
+
+
+def _ssh_session(recs, t, client, sport, pkts):
+    """SYN, SYN-ACK, ACK, ``pkts`` encrypted packets alternating, FIN/ACK both ways."""
+    srv = "10.0.0.22"
+    recs.append(_tcp(len(recs), t, client, srv, sport, 22, flags=0x02))
+    recs.append(_tcp(len(recs), t + 0.001, srv, client, 22, sport, flags=0x12))
+    recs.append(_tcp(len(recs), t + 0.002, client, srv, sport, 22))
+    for k in range(pkts):
+        a, b, sp, dp = (client, srv, sport, 22) if k % 2 == 0 else (srv, client, 22, sport)
+        recs.append(_tcp(len(recs), t + 0.01 + k * 0.01, a, b, sp, dp, size=150, flags=0x18))
+    te = t + 0.02 + pkts * 0.01
+    recs.append(_tcp(len(recs), te, client, srv, sport, 22, flags=0x11))
+    recs.append(_tcp(len(recs), te + 0.001, srv, client, 22, sport, flags=0x11))
+    return recs
+
+
+def test_encrypted_guessing_is_many_short_connections_to_one_service():
+    guess: list = []
+    for k in range(40):
+        _ssh_session(guess, 10.0 + k * 0.5, "10.0.0.9", 50000 + k, 20)
+    admin = _ssh_session([], 10.0, "10.0.0.8", 50000, 600)
+    xg = new_extractor().transform(PacketBatch.from_records(guess))
+    xa = new_extractor().transform(PacketBatch.from_records(admin))
+    assert xg[-1, COL["svc_short_60s"]] > 0.5 and xa[-1, COL["svc_short_60s"]] < 0.15
+    assert xg[-1, COL["pair_conns_60s"]] > 0.5 and xa[-1, COL["pair_conns_60s"]] < 0.15
+    assert xg[-1, COL["flow_established"]] == 1 and xa[-1, COL["flow_established"]] == 1
+    assert xg[-1, COL["flow_closed"]] == 1
+
+
+def test_replies_without_requests_mark_reflection_not_ordinary_dns():
+    victim = "10.0.0.50"
+    refl = [_udp(i, 10.0 + i * 0.001, f"198.51.{i % 200}.{i % 7 + 1}", victim, 53, 30000 + i % 50, size=1200,
+                 dns_flags=0x8180, dns_qry_name="x.example", dns_answers=20) for i in range(500)]
+    xr = new_extractor().transform(PacketBatch.from_records(refl))
+    assert xr[:, COL["flow_unsolicited"]].min() == 1
+    assert xr[-1, COL["dst_unsolicited_share"]] > 0.9
+    assert xr[-1, COL["dst_dns_answer_excess"]] > 0.3
+    normal = []
+    for i in range(100):
+        normal.append(_udp(len(normal), 10.0 + i, victim, "10.0.0.1", 40000 + i, 53, dns_flags=0x0100,
+                           dns_qry_name="time.example"))
+        normal.append(_udp(len(normal), 10.01 + i, "10.0.0.1", victim, 53, 40000 + i, dns_flags=0x8180,
+                           dns_qry_name="time.example", dns_answers=1))
+    xn = new_extractor().transform(PacketBatch.from_records(normal))
+    assert xn[:, COL["flow_unsolicited"]].max() == 0
+    assert xn[-1, COL["dst_unsolicited_share"]] < 0.05
+    assert abs(xn[-1, COL["dst_dns_answer_excess"]]) < 0.2
+
+
+def test_capture_starting_mid_stream_is_not_a_reply_flood():
+    """A download already under way when the capture starts: no SYN seen, the server speaks first;
+    it is marked as such and not as unsolicited traffic."""
+    recs = []
+    for k in range(200):
+        a, b, sp, dp = (("203.0.113.5", "10.0.0.7", 443, 51000) if (k + 1) % 3 else
+                        ("10.0.0.7", "203.0.113.5", 51000, 443))
+        recs.append(_tcp(k, 5.0 + k * 0.001, a, b, sp, dp, size=1514 if k % 3 else 66))
+    X = new_extractor().transform(PacketBatch.from_records(recs))
+    assert X[:, COL["flow_no_syn"]].min() == 1
+    assert X[:, COL["flow_unsolicited"]].max() == 0
+    assert X[0, COL["flow_by_initiator"]] == 0 and X[1, COL["flow_by_initiator"]] == 0
+    assert X[2, COL["flow_by_initiator"]] == 1     # the client (ephemeral port) is the initiator
+
+
+def test_address_plan_does_not_matter():
+    """The same traffic with public, private, CGNAT or documentation addresses gives the same rows."""
+    b = synthetic_packets(2000, seed=12)
+    X = new_extractor().transform(b)
+    for prefix in ("8.8.", "100.64.", "203.0."):
+        cols = dict(b.columns)
+        for name in ("ip_src", "ip_dst", "arp_src_ip", "arp_dst_ip", "dns_a"):
+            cols[name] = np.array([v.replace("192.168.", prefix) for v in b[name]], dtype=object)
+        np.testing.assert_allclose(new_extractor().transform(PacketBatch(cols)), X, rtol=1e-5, atol=1e-5)

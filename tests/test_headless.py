@@ -162,7 +162,8 @@ def test_alerts_name_the_capture_file_whatever_its_extension(tmp_path, model, ca
     cap = tmp_path / "evidence.cap"  # editcap/tcpdump names: not .pcap/.pcapng, still a file replay
     cap.write_bytes(pcap(udp_frames(20)))
     alerts = tmp_path / "a.jsonl"
-    rc, _ = run(capsys, "-r", cap, "--headless", "--model", model, "--alerts", alerts)
+    flagging = make_tiny_bundle(tmp_path / "flag.iotw", seed=3, anomaly_threshold=0.0, favour="exfiltration")
+    rc, _ = run(capsys, "-r", cap, "--headless", "--model", flagging, "--alerts", alerts)
     assert rc == 0
     lines = [json.loads(line) for line in alerts.read_text().splitlines()]
     assert lines, "the flagging model opened no incident"

@@ -95,6 +95,11 @@ def test_train_on_captures_with_held_out_eval_is_reproducible(tmp_path, capsys):
     assert "roc_auc_ovr" in heldm
     assert main(argv + ["--force"]) == 0
     assert out.read_bytes() == first  # same command, same data -> identical bundle
+    cache = tmp_path / "cache"
+    assert main(argv + ["--force", "--cache", str(cache)]) == 0  # fills the feature cache
+    assert len(list(cache.glob("*.npz"))) == 2 and out.read_bytes() == first
+    assert main(argv + ["--force", "--cache", str(cache)]) == 0  # served from it: the same bundle
+    assert out.read_bytes() == first
 
 
 @pytest.mark.slow
@@ -115,6 +120,34 @@ def test_upweighted_captures_count_several_times(tmp_path):
                  "--max-rows-per-class", "60", "--out", str(capped)]) == 0
     rows = load_bundle(capped).meta["training"]["rows"]
     assert rows["labelled"] == 300 + 3 * 150 and rows["after_cap"] == 60 + 60 + 3 * 150
+
+
+def test_per_source_caps_rows_per_source_and_class(tmp_path):
+    """--per-source: each --captures PATH is a source; the cap applies per (source, class), so a big
+    source cannot crowd out a small one."""
+    big, small = tmp_path / "big", tmp_path / "small"
+    big.mkdir()
+    small.mkdir()
+    write_capture(big / "a.pcapng", seed=1, n_normal=400, n_scan=200)
+    write_capture(big / "b.pcapng", seed=2, n_normal=400, n_scan=200)
+    write_capture(small / "a.pcapng", seed=3, n_normal=50, n_scan=30)  # same file name, other source
+    out = tmp_path / "p.iotw"
+    assert main(["--captures", str(big), str(small), "--per-source", "--max-rows-per-class", "100",
+                 "--epochs", "1", "--out", str(out)]) == 0
+    tr = load_bundle(out).meta["training"]
+    assert tr["per_source"] is True
+    assert [d["source_group"] for d in tr["data"]] == ["big", "big", "small"]
+    assert tr["rows"]["after_cap"] == 100 + 100 + 50 + 30
+    up = tmp_path / "u.iotw"  # an --upweight source is capped too, then repeated
+    assert main(["--captures", str(big), "--upweight", str(small), "--upweight-factor", "2", "--per-source",
+                 "--max-rows-per-class", "40", "--epochs", "1", "--out", str(up)]) == 0
+    tr = load_bundle(up).meta["training"]
+    assert [d["source_group"] for d in tr["data"]] == ["big", "big", "small"]
+    assert tr["rows"]["after_cap"] == 40 + 40 + 2 * (40 + 30)
+    plain = tmp_path / "q.iotw"
+    assert main(["--captures", str(big), str(small), "--max-rows-per-class", "100", "--epochs", "1",
+                 "--out", str(plain)]) == 0
+    assert load_bundle(plain).meta["training"]["rows"]["after_cap"] == 200
 
 
 def test_paper_preset_on_kaggle_csv(tmp_path):

@@ -22,6 +22,12 @@ def build_parser() -> UsageParser:
     p.add_argument("--seed", type=int, default=0, metavar="N", help="seed for sampling, split, init and shuffling")
     p.add_argument("--max-rows-per-class", type=int, metavar="N", help="keep at most N random rows per class of the --captures rows "
                    "(--upweight rows are all kept)")
+    p.add_argument("--cache", metavar="DIR", help="keep each capture's feature rows here (keyed by the capture's and its "
+                   "labels' sha256 and the feature schema) and reuse them on the next run (the same bundle either way)")
+    p.add_argument("--per-source", action="store_true",
+                   help="each --captures and --upweight PATH is one source: --max-rows-per-class applies per "
+                        "(source, class), also to --upweight sources (then repeated), so a large simulated set cannot "
+                        "drown small real ones")
     p.add_argument("--upweight", nargs="+", metavar="PATH", default=[],
                    help="more labelled captures whose rows count --upweight-factor times (e.g. small real-tool "
                         "recordings next to large simulated sets)")
@@ -40,6 +46,21 @@ def build_parser() -> UsageParser:
 
 def main(argv: Sequence[str]) -> int:
     ns = build_parser().parse_args(list(argv))
-    command = "iotwatch train " + " ".join(a for a in argv if a != "--force")
+    command = "iotwatch train " + " ".join(_recorded_argv(argv))
     train(TrainRequest(**vars(ns)), console(), command)
     return 0
+
+
+def _recorded_argv(argv: Sequence[str]) -> list[str]:
+    """The command line without what does not change the bundle (--force, --cache DIR)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--force":
+            continue
+        elif a == "--cache":
+            skip = True
+        elif not a.startswith("--cache="):
+            out.append(a)
+    return out

@@ -1,0 +1,365 @@
+"""Cross-source generalisation matrix and feature-block ablation (issue 12).
+
+    nice .venv/bin/python bench/generalisation.py --sim-train D/sim-train --sim-held D/sim-held \
+        --lab-train LAB/train --lab-held LAB/held --real /work/shared/data/real \
+        [--manifest captures/real/manifest.csv] [--cache DIR] [--rows-per-class 20000] [--epochs 8]
+        [--ablation] [--json OUT.json] [--only-cache]
+
+Trains the bundled model's network (``detector.train.fit``, behaviour-v1 features) on
+
+* ``sim``            simulator training captures only,
+* ``lab``            namespace-lab training recordings only,
+* ``sim+lab``        both,
+* ``sim+lab+real``   both plus the TRAIN part of the real-world set (captures/real/manifest.csv,
+                     ``split=train``; the ``eval`` part is never trained on),
+
+and tests each on the simulator held-out captures, the lab held-out recordings and the real EVAL
+part (per source repository and overall): macro-F1 (over the classes present in the labels, as
+bench/realworld.py), benign packets flagged (% of normal-labelled frames predicted as an attack),
+attack packets flagged (% of attack frames predicted as any attack class), per-class F1. Predictions
+are the argmax, as ``iotwatch --predictions`` writes them.
+
+Reduced size (CPU is scarce): at most ``--rows-per-class`` random rows per (source group, class) --
+the simulator is one group, the lab one, each real repository one -- and at most ``--epochs`` epochs
+(early stopping as the default preset). The final bundle is trained by bench/train_default.sh with
+larger caps; the numbers here are for comparing recipes and feature blocks, not the bundle's.
+
+``--ablation`` retrains the ``sim+lab+real`` recipe once per feature block with that block's columns
+removed (features.FEATURE_BLOCKS) and reports the change of each cross-source number.
+
+Features are computed once per capture (the same streaming extractor as a replay, one per capture;
+unlabelled frames still feed the context) and cached as .npz under ``--cache`` keyed by the capture's
+sha256 and the feature schema.
+"""
+from __future__ import annotations
+
+import os
+
+for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_v, "1")
+
+import argparse  # noqa: E402
+import csv  # noqa: E402
+import hashlib  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+CLASSES = ["normal", "recon", "dos", "bruteforce", "spoofing", "exfiltration"]
+SUFFIXES = (".pcap", ".pcapng", ".cap")
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def featurise(path: Path, cache: Path, log=print) -> tuple[np.ndarray, np.ndarray]:
+    """(X float32, y int8 with -1 = unlabelled) for every frame of ``path``, cached (the cache of
+    ``iotwatch train --cache``: the same files serve both)."""
+    from iotwatch.detector.features import FEATURIZER_VERSION
+    from iotwatch.detector.train import featurise_capture
+
+    t0 = time.time()
+    X, y, _ = featurise_capture(path, CLASSES, FEATURIZER_VERSION, cache)
+    if time.time() - t0 > 2:
+        log(f"  featurised {path} ({len(y):,} frames, {int((y >= 0).sum()):,} labelled) in {time.time() - t0:.0f} s")
+    return X, y
+
+
+def _captures(folders) -> list[tuple[str, Path]]:
+    """(folder name, capture) for every labelled capture under the folders."""
+    out = []
+    for folder in folders or []:
+        p = Path(folder)
+        if p.is_dir():
+            out += [(p.name, f) for f in sorted(p.rglob("*")) if f.is_file() and f.name.endswith(SUFFIXES)
+                    and Path(str(f) + ".labels.csv").is_file()]
+    return out
+
+
+def local_name(path: str) -> str:
+    """captures/real/extract.py's file naming."""
+    member = path.split("#", 1)[1] if "#" in path else path
+    name = member.replace("/", "__").replace(" ", "_")
+    return name[:-3] if name.endswith(".gz") else name
+
+
+def real_parts(data: str | None, manifest: Path) -> dict[str, list[tuple[str, Path]]]:
+    """{"train": [(source, path)], "eval": [...]} for manifest rows present under ``data``."""
+    out: dict[str, list[tuple[str, Path]]] = {"train": [], "eval": []}
+    if not data or not manifest.is_file():
+        return out
+    with open(manifest, newline="", encoding="utf-8") as fh:
+        for r in csv.DictReader(fh):
+            f = Path(data) / r["source"] / local_name(r["path"])
+            if f.is_file() and Path(str(f) + ".labels.csv").is_file() and r["split"] in out:
+                out[r["split"]].append((r["source"], f))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# metrics (the definitions of bench/realworld.py)
+# ---------------------------------------------------------------------------------------------------
+def score(y: np.ndarray, pred: np.ndarray) -> dict:
+    ok = y >= 0
+    y, pred = y[ok].astype(np.int64), pred[ok].astype(np.int64)
+    k = len(CLASSES)
+    cm = np.bincount(y * k + pred, minlength=k * k).reshape(k, k)
+    present = [c for c in range(k) if cm[c].sum()]
+    per_class = {}
+    for c in present:
+        tp, sup, npred = cm[c, c], cm[c].sum(), cm[:, c].sum()
+        prec = tp / npred if npred else 0.0
+        rec = tp / sup if sup else 0.0
+        per_class[CLASSES[c]] = round(2 * prec * rec / (prec + rec) if prec + rec else 0.0, 4)
+    normal_n = cm[0].sum()
+    attack_n = cm[1:].sum()
+    return {
+        "frames": int(len(y)),
+        "macro_f1": round(float(np.mean(list(per_class.values()))), 4) if per_class else None,
+        "benign_flagged_pct": round(100 * (normal_n - cm[0, 0]) / normal_n, 3) if normal_n else None,
+        "attack_flagged_pct": round(100 * cm[1:, 1:].sum() / attack_n, 3) if attack_n else None,
+        "per_class_f1": per_class,
+        "confusion": cm.tolist(),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------
+# training
+# ---------------------------------------------------------------------------------------------------
+def sample_rows(groups: list[tuple[str, np.ndarray]], cap: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (into the concatenation of the groups' label arrays) keeping at most ``cap`` random
+    labelled rows per (group, class)."""
+    from iotwatch.detector.train import cap_per_class
+
+    keep, offset = [], 0
+    for _, y in groups:
+        lab = np.flatnonzero(y >= 0)
+        sel = lab[cap_per_class(y[lab].astype(np.int64), cap, rng)]
+        keep.append(sel + offset)
+        offset += len(y)
+    return np.concatenate(keep) if keep else np.zeros(0, np.int64), np.array([])
+
+
+class Trained:
+    def __init__(self, mlp, cols: np.ndarray):
+        self.mlp, self.cols = mlp, cols
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        out = np.empty(len(X), np.int64)
+        for s in range(0, len(X), 65536):
+            out[s:s + 65536] = self.mlp.proba(np.ascontiguousarray(X[s:s + 65536][:, self.cols])).argmax(1)
+        return out
+
+
+def train(X: np.ndarray, y: np.ndarray, cols: np.ndarray, epochs: int, seed: int, class_weight_power: float) -> Trained:
+    from dataclasses import replace
+
+    from rich.console import Console
+
+    from iotwatch.detector.model import FoldedMLP, ModelConfig
+    from iotwatch.detector.train import PRESETS, Dataset, fit
+
+    cfg = replace(PRESETS["default"], epochs=epochs, early_stopping_patience=3, class_weight_power=class_weight_power)
+    data = Dataset(np.ascontiguousarray(X[:, cols]), y.astype(np.int64), list(CLASSES), "normal", [])
+    res = fit(data, cfg, seed, Console(quiet=True))
+    mcfg = ModelConfig(len(cols), len(CLASSES), cfg.hidden, cfg.dropout)
+    return Trained(FoldedMLP.from_tensors(mcfg, res.tensors, res.mean, res.std), cols)
+
+
+def evaluate(model: Trained, tests: dict[str, list[tuple[str, np.ndarray, np.ndarray]]]) -> dict:
+    """{test part: {"all": metrics, per source: metrics}}."""
+    out = {}
+    for part, items in tests.items():
+        if not items:
+            continue
+        by_src: dict[str, list] = {}
+        for src, X, y in items:
+            by_src.setdefault(src, []).append((y, model.predict(X)))
+        res = {}
+        ys_all, ps_all = [], []
+        for src, pairs in sorted(by_src.items()):
+            ys = np.concatenate([a for a, _ in pairs])
+            ps = np.concatenate([b for _, b in pairs])
+            ys_all.append(ys)
+            ps_all.append(ps)
+            if len(by_src) > 1:
+                res[src] = score(ys, ps)
+        res["all"] = score(np.concatenate(ys_all), np.concatenate(ps_all))
+        out[part] = res
+    return out
+
+
+def fmt(m: dict | None, key: str) -> str:
+    if not m or m.get(key) is None:
+        return "-"
+    v = m[key]
+    return f"{v:.3f}" if key == "macro_f1" else f"{v:.2f}%"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sim-train", nargs="+", default=[])
+    ap.add_argument("--sim-held", nargs="+", default=[])
+    ap.add_argument("--lab-train", nargs="+", default=[])
+    ap.add_argument("--lab-held", nargs="+", default=[])
+    ap.add_argument("--cases", nargs="+", default=[], help="small case captures (tests/data/cases) to report "
+                    "per file, never trained on")
+    ap.add_argument("--real", help="data folder of the real-world set (captures/real/extract.py)")
+    ap.add_argument("--manifest", default=str(ROOT / "captures" / "real" / "manifest.csv"))
+    ap.add_argument("--cache", default="/work/data/featcache")
+    ap.add_argument("--rows-per-class", type=int, default=20000)
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--class-weight-power", type=float, default=0.5)
+    ap.add_argument("--real-repeat", type=int, default=1, help="repeat the real training rows N times (after the cap)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--ablation", action="store_true")
+    ap.add_argument("--configs", default="sim,lab,sim+lab,sim+lab+real")
+    ap.add_argument("--only-cache", action="store_true", help="featurise (fill the cache) and stop")
+    ap.add_argument("--model", help="score this bundle on the test parts instead of training (no matrix)")
+    ap.add_argument("--json")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(1)
+    cache = Path(args.cache)
+    real = real_parts(args.real, Path(args.manifest))
+    files = {
+        "sim-train": _captures(args.sim_train),
+        "sim-held": _captures(args.sim_held),
+        "lab-train": [("lab", f) for _, f in _captures(args.lab_train)],
+        "lab-held": [("lab", f) for _, f in _captures(args.lab_held)],
+        "real-train": real["train"],
+        "real-eval": real["eval"],
+        "cases": [(f.name.split(".")[0], f) for _, f in _captures(args.cases)],
+    }
+    print("captures: " + ", ".join(f"{k} {len(v)}" for k, v in files.items()), flush=True)
+    feats: dict[str, list[tuple[str, np.ndarray, np.ndarray]]] = {}
+    for part, items in files.items():
+        feats[part] = []
+        for src, f in items:
+            X, y = featurise(f, cache, log=lambda s: print(s, flush=True))
+            feats[part].append((src, X, y))
+    if args.only_cache:
+        return 0
+
+    from iotwatch.detector.features import FEATURE_BLOCKS, FEATURE_NAMES
+
+    rng_seed = args.seed
+    if args.model:
+        from iotwatch.detector.classifier import PacketClassifier
+
+        clf = PacketClassifier.load(args.model)
+        model = Trained(clf._mlp, np.arange(len(FEATURE_NAMES)))
+        tests = {"sim-held": feats["sim-held"], "lab-held": feats["lab-held"], "real-eval": feats["real-eval"],
+                 "cases": feats["cases"]}
+        res = {clf.name: {"train_rows": None, "results": evaluate(model, tests)}}
+        print_matrix(res)
+        if args.json:
+            Path(args.json).write_text(json.dumps(res, indent=1))
+        return 0
+    recipes = {"sim": ["sim-train"], "lab": ["lab-train"], "sim+lab": ["sim-train", "lab-train"],
+               "sim+lab+real": ["sim-train", "lab-train", "real-train"]}
+    tests = {"sim-held": feats["sim-held"], "lab-held": feats["lab-held"], "real-eval": feats["real-eval"],
+             "cases": feats["cases"]}
+
+    def build(parts: list[str]):
+        groups: dict[str, list] = {}
+        for part in parts:
+            for src, X, y in feats[part]:
+                groups.setdefault(src, []).append((X, y))
+        glist = [(g, np.concatenate([y for _, y in v])) for g, v in groups.items()]
+        Xall = np.concatenate([X for v in groups.values() for X, _ in v]) if groups else None
+        idx, _ = sample_rows(glist, args.rows_per_class, np.random.default_rng(rng_seed))
+        yall = np.concatenate([y for _, y in glist])
+        if args.real_repeat > 1:  # rows of real sources (not simulator folders, not the lab) count more
+            real_src = {s for s, _ in files["real-train"]}
+            owner = np.repeat([g in real_src for g, _ in glist], [len(y) for _, y in glist])
+            idx = np.repeat(idx, np.where(owner[idx], args.real_repeat, 1))
+        return Xall[idx], yall[idx]
+
+    results: dict = {"settings": {"rows_per_class_per_group": args.rows_per_class, "epochs_max": args.epochs,
+                                  "class_weight_power": args.class_weight_power, "seed": args.seed,
+                                  "files": {k: [str(f) for _, f in v] for k, v in files.items()}},
+                     "matrix": {}, "ablation": {}}
+    all_cols = np.arange(len(FEATURE_NAMES))
+    for name in args.configs.split(","):
+        parts = recipes[name]
+        if not all(feats[p] for p in parts):
+            print(f"{name}: skipped (no data for {', '.join(p for p in parts if not feats[p])})", flush=True)
+            continue
+        t0 = time.time()
+        X, y = build(parts)
+        model = train(X, y, all_cols, args.epochs, args.seed, args.class_weight_power)
+        results["matrix"][name] = {"train_rows": int(len(y)), "results": evaluate(model, tests)}
+        print(f"{name}: trained on {len(y):,} rows in {time.time() - t0:.0f} s", flush=True)
+        print_matrix(results["matrix"])
+    if args.ablation and "sim+lab+real" in results["matrix"]:
+        X, y = build(recipes["sim+lab+real"])
+        names = list(FEATURE_NAMES)
+        for block, cols in FEATURE_BLOCKS.items():
+            drop = {names.index(c) for c in cols}
+            keep = np.array([i for i in range(len(names)) if i not in drop])
+            t0 = time.time()
+            model = train(X, y, keep, args.epochs, args.seed, args.class_weight_power)
+            results["ablation"][block] = {"dropped_columns": len(cols), "results": evaluate(model, tests)}
+            print(f"ablation -{block}: {time.time() - t0:.0f} s", flush=True)
+        print_ablation(results)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    return 0
+
+
+def print_matrix(matrix: dict) -> None:
+    print("\n| trained on | tested on | macro-F1 | benign flagged | attack flagged | per-class F1 |")
+    print("|---|---|---:|---:|---:|---|")
+    for name, r in matrix.items():
+        for part, res in r["results"].items():
+            m = res["all"]
+            pc = " ".join(f"{c[:5]} {v:.2f}" for c, v in m["per_class_f1"].items())
+            print(f"| {name} | {part} | {fmt(m, 'macro_f1')} | {fmt(m, 'benign_flagged_pct')} | "
+                  f"{fmt(m, 'attack_flagged_pct')} | {pc} |")
+    for part in ("sim-held", "real-eval", "cases"):
+        last = list(matrix.values())[-1]["results"].get(part, {})
+        if len(last) <= 1:
+            continue
+        print(f"\nper source of {part} ({list(matrix)[-1]}):\n")
+        print("| source | frames | macro-F1 | benign flagged | attack flagged | per-class F1 |")
+        print("|---|---:|---:|---:|---:|---|")
+        for src, m in last.items():
+            pc = " ".join(f"{c[:5]} {v:.2f}" for c, v in m["per_class_f1"].items())
+            print(f"| {src} | {m['frames']:,} | {fmt(m, 'macro_f1')} | {fmt(m, 'benign_flagged_pct')} | "
+                  f"{fmt(m, 'attack_flagged_pct')} | {pc} |")
+    sys.stdout.flush()
+
+
+def print_ablation(results: dict) -> None:
+    base = results["matrix"]["sim+lab+real"]["results"]
+    parts = list(base)
+    print("\nablation (sim+lab+real recipe; each cell: macro-F1 / benign flagged % / attack flagged %, change vs all blocks)\n")
+    print("| dropped block | cols | " + " | ".join(parts) + " |")
+    print("|---|---:|" + "---|" * len(parts))
+    row = [f"{fmt(base[p]['all'], 'macro_f1')} / {fmt(base[p]['all'], 'benign_flagged_pct')} / "
+           f"{fmt(base[p]['all'], 'attack_flagged_pct')}" for p in parts]
+    print("| (none) | | " + " | ".join(row) + " |")
+    for block, r in results["ablation"].items():
+        cells = []
+        for p in parts:
+            m, b = r["results"][p]["all"], base[p]["all"]
+            cells.append(f"{m['macro_f1']:.3f} ({m['macro_f1'] - b['macro_f1']:+.3f}) / "
+                         f"{fmt(m, 'benign_flagged_pct')} / {fmt(m, 'attack_flagged_pct')}")
+        print(f"| {block} | {r['dropped_columns']} | " + " | ".join(cells) + " |")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Trains the bundled model iotwatch-default/3 (detector/models/default.iotw) with ONE command, from
+#   * simulated homes (bench/make_training_data.sh: scenario varied + the classic home/busy homes),
+#   * the namespace lab's training recordings (iotwatch lab record, ../shared/data/lab/train),
+#   * the TRAIN part of the real-world set (captures/real/manifest.csv, split=train; extracted by
+#     `python -m iotwatch.captures.real.extract` into ../shared/data/real/<source>/). The eval part
+#     (split=eval) is never trained on: only the train sources' folders are passed.
+# Every simulated folder, the lab folder and each real source repository is one source group:
+# --per-source caps the rows per (source, class), so the large simulated set does not drown the real
+# sources (class balancing by source).
+#
+#   bash bench/train_default.sh [SIM_DIR] [LAB_DIR] [REAL_DIR] [OUT]
+#     defaults: /work/data/detector  /work/shared/data/lab  /work/shared/data/real  detector/models/default.iotw
+set -euo pipefail
+cd "$(dirname "$0")/.."
+D=${1:-/work/data/detector}
+LAB=${2:-/work/shared/data/lab}
+REAL=${3:-/work/shared/data/real}
+OUT=${4:-detector/models/default.iotw}
+PY=${PY:-.venv/bin/python}
+ROWS=${ROWS:-25000}          # rows per (source, class)
+REAL_FACTOR=${REAL_FACTOR:-3} # each real source's (capped) rows count this many times
+EPOCHS=${EPOCHS:-15}
+
+mapfile -t REAL_TRAIN < <("$PY" - "$REAL" <<'EOF'
+import csv, sys
+from pathlib import Path
+real = Path(sys.argv[1])
+seen = []
+with open("captures/real/manifest.csv", newline="", encoding="utf-8") as fh:
+    for r in csv.DictReader(fh):
+        if r["split"] == "train" and r["source"] not in seen and (real / r["source"]).is_dir():
+            seen.append(r["source"])
+for s in seen:
+    print(real / s)
+EOF
+)
+echo "real training sources: ${#REAL_TRAIN[@]}" >&2
+
+# the lab recordings that are complete (the sidecar labels file is written when a recording ends),
+# linked into one folder: the lab is ONE source for --per-source
+LABSNAP="$D/lab-train"
+mkdir -p "$LABSNAP" && find "$LABSNAP" -maxdepth 1 -type l -delete
+for f in "$LAB"/train/*.pcapng; do
+  if [ -f "$f.labels.csv" ]; then ln -s "$f" "$LABSNAP/"; ln -s "$f.labels.csv" "$LABSNAP/"; fi
+done
+
+EVAL=()
+for f in "$D"/sim-held/*.pcapng "$D"/simv-held/*.pcapng "$LAB"/held/*.pcapng; do
+  [ -f "$f.labels.csv" ] && EVAL+=("$f")
+done
+
+"$PY" -m iotwatch train --per-source \
+  --captures "$D/simv-train" "$D/sim-train" "$LABSNAP" \
+  --upweight "${REAL_TRAIN[@]}" --upweight-factor "$REAL_FACTOR" \
+  --max-rows-per-class "$ROWS" --epochs "$EPOCHS" --seed 0 --name iotwatch-default --version 3 \
+  --cache "${CACHE:-/work/data/featcache}" --out "$OUT" --force ${EVAL:+--eval "${EVAL[@]}"}
