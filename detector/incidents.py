@@ -411,6 +411,7 @@ class IncidentEngine:
         self._poisoners: set = set()        # MACs that claimed another host's IP
         self._owner: dict = {}              # IP -> MAC of its first ARP claim
         self._impostor: dict = {}           # IP -> the MAC that claimed it against its owner
+        self._ra_owner: str | None = None   # MAC of the first router advertisement seen
         self._events: list[IncidentEvent] = []
 
     # --- public ------------------------------------------------------------------------------------
@@ -435,6 +436,10 @@ class IncidentEngine:
             t = np.where(np.isfinite(t), t, 0.0)
         frames = np.asarray(p["frame_number"])
         self._t, self._frames = t, frames
+        if self._ra_owner is None:   # the first router advertisement's sender is the router
+            ra = np.flatnonzero((p["ip_proto"] == 58) & (p["icmp_type"] == 134))
+            if len(ra):
+                self._ra_owner = str(p["eth_src"][ra[0]])
         idx = np.flatnonzero(cb.anomaly)
         self._arp_learnt = False
         if len(idx):
@@ -774,7 +779,8 @@ class IncidentEngine:
             cum = np.searchsorted(firsts, np.arange(len(rows)), side="right")
             ok &= (len(have) + cum) >= rule.distinct
         if tr.cls_name == "spoofing":   # an impersonation must be seen: a claim against an owner, a rogue RA
-            ev = (cols["claimed"][rows] != "") | (cols["icmp6"][rows] & (cols["icmp"][rows] == 134))
+            ev = (cols["claimed"][rows] != "") | (cols["icmp6"][rows] & (cols["icmp"][rows] == 134)
+                                                  & (cols["eth_src"][rows] != self._ra_owner))
             ok &= (tr.impersonations + np.cumsum(ev)) >= 1
         hit = np.flatnonzero(ok)
         return int(hit[0]) if len(hit) else None

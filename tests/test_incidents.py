@@ -204,30 +204,14 @@ def test_headless_report_and_fail_on_incident(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_monitor_run_reports_incidents_like_the_engine(clf):
-    demo = demo_capture()
-    run = MonitorRun(run_config(str(demo)), clf, source_factory=lambda: ReplaySource(classified(demo, clf).packets, str(demo)),
+    # the run's hook (engine per counted piece, on_events, report) against the engine fed directly
+    pk = classified(demo_capture(), clf).packets
+    run = MonitorRun(run_config(str(demo_capture())), clf, source_factory=lambda: ReplaySource(pk, "demo"),
                      batch_rows=512)
     seen = []
     report = run.run(on_events=seen.extend)
-    eng, events = run_engine(classified(demo, clf), clf.classes_, 8192)
-    assert report["incidents"] == [t.to_dict() for t in eng.incidents()]
+    cbs = list(classify_stream(ReplaySource(pk, "demo"), clf, None, max_rows=512))
+    eng = IncidentEngine(clf.classes_, 0)
+    events = [e for cb in cbs for e in eng.update(cb)] + eng.finish()
+    assert report["incidents"] == [t.to_dict() for t in eng.incidents()] and report["incidents"]
     assert _stream(seen) == _stream(events)
-
-
-def _lab_captures() -> list[Path]:
-    """Recorded ``iotwatch lab record --scenario all`` captures (not versioned: they need root and
-    minutes): ``$IOTWATCH_LAB_DIR`` or the shared data folder, when present."""
-    import os
-
-    root = Path(os.environ.get("IOTWATCH_LAB_DIR", "/work/shared/data/lab"))
-    # the standard "all" scenario (not the held-out set of other tools kept to measure the model)
-    return sorted(p for p in root.glob("**/lab-all-*.pcapng") if Path(str(p) + ".lab.json").is_file()
-                  and "held" not in p.parts) if root.is_dir() else []
-
-
-@pytest.mark.skipif(not _lab_captures(), reason="no recorded lab capture (iotwatch lab record needs root)")
-@pytest.mark.parametrize("path", _lab_captures()[:2], ids=lambda p: p.name)
-@pytest.mark.slow
-def test_lab_recordings_every_attack_window_is_one_incident(path, clf):
-    # the real tools: windows of one attacker and class closer than QUIET share one incident
-    _check_against_episodes(path, classified(path, clf), clf)
