@@ -49,6 +49,12 @@ build_tools() {
 
 setup() {
   apt_install tshark tmux rsyslog   # rsyslog: tests/test_shipping.py runs the shipping recipe
+  # a non-root member of the wireshark group: the tests of the README's recommended capture set-up (kill -9 of a
+  # non-root capture, the fuzz harness's non-root live cases) run iotwatch as this user
+  if [ "$(id -u)" -eq 0 ] && ! id iwcap >/dev/null 2>&1; then
+    getent group wireshark >/dev/null || groupadd --system wireshark
+    useradd --system --no-create-home --shell /usr/sbin/nologin -G wireshark iwcap || true
+  fi
   build_tools
   [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
   # torch first, pinned: this machine has the 2.13.0 CPU wheel; otherwise pip pulls a multi-GB CUDA build.
