@@ -45,10 +45,26 @@ class _Writer:
         self._good = self._fh.tell()
 
     def rollback(self) -> None:
+        good = getattr(self, "_good", 0)
         try:
-            self._fh.seek(getattr(self, "_good", 0))
+            self._fh.seek(good)
             self._fh.truncate()
+            return
         except (OSError, ValueError):
+            pass
+        if self.out.stdout:  # a pipe cannot take anything back
+            return
+        # seek() flushes first, and the bytes that did not fit (disk full) are still in the handle's buffer:
+        # drop them with the handle, cut the file back on disk, continue in a fresh handle
+        try:
+            self._fh.close()
+        except (OSError, ValueError):
+            pass
+        try:
+            os.truncate(self.out.tmp_path, good)
+            self._fh = self.out.open("a")
+            self._rebind()
+        except OSError:
             pass
 
     def flush(self) -> None:

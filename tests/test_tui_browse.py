@@ -144,16 +144,21 @@ async def test_export_writes_the_view_and_a_marked_range(capture, tmp_path, monk
         await finish(pilot)
         await index_ready(pilot)
         table = app.query_one(PacketTable)
-        await pilot.press("a")                        # the view: anomalies only
-        shown = [table.view.row(i).frame for i in range(len(table.view))]
-        assert 0 < len(shown) < N
-        await pilot.press("w")
         prompt = app.query_one(PromptBar)
+        await pilot.press("slash", *"udp")            # the view: a display filter (whatever the model says)
+        await settle(pilot, lambda: prompt.has_class("-valid"))
+        await pilot.press("enter")
+        await settle(pilot, lambda: app.dfilter == "udp")
+        shown = [table.view.row(i).frame for i in range(len(table.view))]
+        assert 0 < len(shown) < N and shown == tshark_frames(capture[0], "udp")
+        await pilot.press("w")
         prompt.value = "anomalies.pcapng"
         await pilot.press("enter")
         await settle(pilot, lambda: (tmp_path / "anomalies.pcapng").exists() and not prompt.has_class("-visible"))
+        await pilot.press("slash", "backspace", "backspace", "backspace", "enter")   # cleared
+        await settle(pilot, lambda: app.dfilter is None)
         # a marked range: frames 10..14 of the unfiltered view
-        await pilot.press("a", "colon", *"10", "enter", "v", "j", "j", "j", "j", "w")
+        await pilot.press("colon", *"10", "enter", "v", "j", "j", "j", "j", "w")
         prompt.value = "range.pcapng"
         await pilot.press("enter")
         await settle(pilot, lambda: (tmp_path / "range.pcapng").exists() and not prompt.has_class("-visible"))
