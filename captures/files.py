@@ -26,6 +26,7 @@ It lives in ``captures/`` so the simulator can use it too (captures never import
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import stat
 import tempfile
@@ -36,6 +37,15 @@ from .errors import EnvironmentProblem, InputError
 
 _KINDS = {stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device", stat.S_IFIFO: "a FIFO",
           stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a folder"}
+
+
+def sha256_file(path) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB blocks (model cards and caches name captures by it)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def file_kind(mode: int) -> str | None:
@@ -84,13 +94,15 @@ class OutputFile:
     """One reserved output path. ``check`` validates it; ``reserve`` claims it; ``open`` gives the
     handle to write (a temporary file next to the target); ``commit`` renames it into place."""
 
-    def __init__(self, path, what: str, force: bool = False, stub: bytes = b"", direct: bool = False):
+    def __init__(self, path, what: str, force: bool = False, stub: bytes = b"", direct: bool = False,
+                 append: bool = False):
         self.raw = os.fspath(path)
         self.path = Path(path)
         self.what = what
         self.force = force
         self.stub = stub        # what the reserved file holds until the content arrives (a report says "in progress")
         self.direct = direct    # a stream (predictions, alerts): written straight into a file we created
+        self.append = append    # a sensor's stream (--append): continue an existing regular file, never wipe it
         self._direct = False
         self.target = self.path          # where the content finally lands (a link's target with --force)
         self._placeholder = False        # we created the target empty at reserve time
@@ -98,8 +110,15 @@ class OutputFile:
         self._fh = None
         self.committed = False
 
+    @property
+    def stdout(self) -> bool:
+        """``-`` means standard output (tshark's habit): written there as it comes, never renamed."""
+        return self.raw == "-"
+
     # -- checks -----------------------------------------------------------------------------
     def check(self) -> None:
+        if self.stdout:
+            return
         p = self.path
         if str(self.raw).endswith(os.sep) or p.name in ("", ".", ".."):
             raise InputError(f"{self.what} {p} names a folder, not a file", hint="give a file name")
@@ -122,7 +141,7 @@ class OutputFile:
                 if kind:
                     raise InputError(f"{self.what} {p} links to {kind}; refusing to replace it",
                                      hint="give a regular file path")
-                if not self.force:
+                if not (self.force or self.append):
                     raise InputError(f"{self.what} file {p} already exists", hint="pass --force to overwrite it")
                 self.target = Path(os.path.realpath(p))
             else:
@@ -130,7 +149,7 @@ class OutputFile:
                 if kind:
                     raise InputError(f"{self.what} {p} is {kind}; refusing to replace it",
                                      hint="give a regular file path")
-                if not self.force:
+                if not (self.force or self.append):
                     raise InputError(f"{self.what} file {p} already exists", hint="pass --force to overwrite it")
         parent = self.target.parent if str(self.target.parent) else Path(".")
         if not parent.is_dir():
@@ -141,7 +160,18 @@ class OutputFile:
     # -- lifecycle ----------------------------------------------------------------------------
     def reserve(self) -> "OutputFile":
         """Claim the path now: create it empty (exclusive) when it does not exist, so a run started
-        later refuses it; then open the temporary file the content goes to."""
+        later refuses it; then open the temporary file the content goes to. Append mode writes the
+        target itself, created when missing and never truncated; ``-`` (standard output) claims nothing."""
+        if self.stdout:
+            self._direct = True
+            return self
+        if self.append:
+            try:
+                os.close(os.open(self.target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644))
+            except OSError as e:
+                raise write_error(self.path, self.what, e) from None
+            self._direct = True
+            return self
         if not self.target.exists() and not os.path.islink(self.path):
             try:
                 fd = os.open(self.target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -183,8 +213,29 @@ class OutputFile:
     def open(self, mode: str = "w"):
         """The temporary file, opened for writing (text mode: utf-8, no newline translation)."""
         kw = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
+        if self.stdout:
+            self._fh = _StdoutHandle(binary="b" in mode)
+            return self._fh
+        if self.append:
+            mode = mode.replace("w", "a")
         self._fh = open(self.tmp_path, mode, **kw)
         return self._fh
+
+    def reopen(self):
+        """Append mode after log rotation (SIGHUP): close the handle and open the path again, so the
+        lines that follow go to the new file (created if the old one was renamed away)."""
+        assert self.append and self._fh is not None, "reopen() is for an open append-mode output"
+        if self.stdout:
+            return self._fh
+        mode = self._fh.mode
+        try:
+            self._fh.close()
+        except OSError as e:
+            raise write_error(self.path, self.what, e) from None
+        try:
+            return self.open(mode)
+        except OSError as e:
+            raise write_error(self.path, self.what, e) from None
 
     def commit(self) -> Path:
         """Flush, fsync-free close and rename the temporary file over the target."""
@@ -194,7 +245,7 @@ class OutputFile:
             except OSError as e:
                 self.discard()
                 raise write_error(self.path, self.what, e) from None
-        if not self._direct:
+        if not self._direct and not self.stdout:
             try:
                 os.replace(self.tmp_path, self.target)
             except OSError as e:
@@ -213,7 +264,9 @@ class OutputFile:
                 self._fh.close()
             except OSError:
                 pass
-        for p, ours in ((self._tmp, True), (self.target, self._placeholder)):
+        if self.stdout:
+            return
+        for p, ours in ((self._tmp, True), (self.target, self._placeholder and not self.append)):
             if p is not None and ours:
                 try:
                     os.unlink(p)
@@ -222,6 +275,43 @@ class OutputFile:
         self._tmp = None
         self._placeholder = False
         self._direct = False
+
+
+class _StdoutHandle:
+    """Standard output as an output's handle: writes and flushes go through, close only flushes (stdout
+    stays open for the rest of the run); no seeking (a failed batch cannot be taken back from a pipe)."""
+
+    def __init__(self, binary: bool):
+        import sys
+
+        self._fh = sys.stdout.buffer if binary else sys.stdout
+        self.closed = False
+        self.mode = "ab" if binary else "a"
+        self._written = 0
+
+    def write(self, data):
+        self._written += len(data)
+        return self._fh.write(data)
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def flush(self):
+        self._fh.flush()
+
+    def tell(self) -> int:
+        return self._written
+
+    def seek(self, *_):
+        raise OSError(29, "standard output cannot seek")
+
+    def truncate(self, *_):
+        raise OSError(29, "standard output cannot be truncated")
+
+    def close(self):
+        self._fh.flush()
+        self.closed = True
 
 
 def plan_outputs(outputs: Iterable[tuple[str | os.PathLike | None, str]], force: bool,
@@ -236,6 +326,9 @@ def plan_outputs(outputs: Iterable[tuple[str | os.PathLike | None, str]], force:
         f = OutputFile(path, what, force, **(opts[0] if opts else {}))
         f.check()
         for other in files.values():
+            if f.stdout and other.stdout:
+                raise InputError(f"{what} and {other.what} both go to standard output (-)",
+                                 hint="only one output can be -; give the other a file")
             if _same_file(f.target, other.target):
                 raise InputError(f"{what} and {other.what} are the same file {path}", hint="give each output its own path")
         for src in inputs:

@@ -43,13 +43,15 @@ class StopSignals:
     is written and the report says ``interrupted``. The first signal stops a live capture gracefully
     (dumpcap stops, the packets it already captured are still processed); the second stops at once;
     the third aborts (exit 130, outputs left as temporary files) for a source that no longer answers.
-    Before the run starts (model and labels loading) the first signal aborts."""
+    Before the run starts (model and labels loading) the first signal aborts. With ``--append`` (a
+    sensor under logrotate) SIGHUP does not stop the run: it reopens the streamed outputs."""
 
     SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
 
-    def __init__(self):
+    def __init__(self, on_hangup=None):
         self.count = 0
         self.armed = False
+        self.on_hangup = on_hangup   # SIGHUP handler of a sensor (--append): reopen, do not stop
         self._old: dict = {}
 
     def __enter__(self):
@@ -68,6 +70,9 @@ class StopSignals:
         return False
 
     def _handle(self, signum, frame):
+        if signum == signal.SIGHUP and self.on_hangup is not None and self.armed:
+            self.on_hangup()
+            return
         self.count += 1
         if not self.armed or self.count >= 3:
             raise KeyboardInterrupt
@@ -96,7 +101,9 @@ def _quiet_stdio() -> None:
 
 
 def run_headless(cfg: RunConfig, out=None) -> int:
-    out = out or sys.stdout
+    o = cfg.outputs
+    # an output on standard output ("-", like tshark's -w -) keeps stdout for itself; the summary goes to stderr
+    out = out or (sys.stderr if "-" in (o.report, o.predictions, o.alerts) else sys.stdout)
     cfg.outputs.check(cfg.inputs())
     classifier = cfg.load_classifier()
     # labels are loaded once the source is open: a large sidecar CSV is parsed while tshark starts up
@@ -115,7 +122,7 @@ def run_headless(cfg: RunConfig, out=None) -> int:
         _import_summary()
 
     # A live run ends with Ctrl-C / SIGTERM / SIGHUP / SIGQUIT: finish cleanly and write every output.
-    with StopSignals() as stop:   # kept through the summary: a second Ctrl-C must not cut it short
+    with StopSignals(on_hangup=run.request_reopen if cfg.outputs.append else None) as stop:   # kept through the summary: a second Ctrl-C must not cut it short
         try:
             if progress:
                 progress.start()

@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--alerts", metavar="FILE.jsonl",
                      help="incidents as Suricata EVE alert events (opened / updated / closed, one JSON per line)")
     out.add_argument("--force", action="store_true", help="overwrite existing output files")
+    out.add_argument("--append", action="store_true",
+                     help="sensor mode: --predictions/--alerts continue existing files (never wiped); SIGHUP "
+                          "reopens them after log rotation")
+    out.add_argument("--stats-interval", type=float, metavar="SECONDS",
+                     help="write an EVE 'stats' event (packets, drops, rates, incidents, model) into --alerts "
+                          "every SECONDS, and one at the end")
     out.add_argument("--sensor-name", metavar="NAME", help="this sensor's name in every EVE record (\"host\") and "
                      "in the report (default: the machine's host name)")
     out.add_argument("--fail-on", choices=["anomaly", "incident"],

@@ -22,15 +22,29 @@ class OutputConfig:
     alerts: str | None = None        # --alerts A.jsonl
     force: bool = False              # overwrite existing files
     sensor: str | None = None        # EVE "host" of the alerts (default: this machine's name)
+    append: bool = False             # predictions/alerts continue existing files; SIGHUP reopens them
+    stats_interval: float | None = None  # seconds between EVE "stats" events in the alerts file
+
+    def specs(self, report_stub: bytes = b"") -> list[tuple]:
+        """``(path, what, options)`` of every output, for ``captures.files.plan_outputs``."""
+        stream = {"direct": True, "append": self.append}
+        return [(self.report, "report", {"stub": report_stub}), (self.predictions, "predictions", dict(stream)),
+                (self.alerts, "alerts", dict(stream))]
+
+    def validate(self) -> None:
+        if self.stats_interval is not None:
+            if not self.alerts:
+                raise InputError("--stats-interval writes EVE stats events into the --alerts file; give --alerts")
+            if not (1 <= self.stats_interval <= 86400):  # also NaN and inf
+                raise InputError(f"--stats-interval takes 1..86400 seconds, got {self.stats_interval}")
 
     def check(self, inputs=()) -> None:
-        """InputError before anything runs when a file exists without --force, cannot be written, is
-        not a regular file, is shared by two outputs or is one of the run's ``inputs``
+        """InputError before anything runs when a file exists without --force (or --append), cannot be
+        written, is not a regular file, is shared by two outputs or is one of the run's ``inputs``
         (``captures.files``)."""
         from iotwatch.captures.files import plan_outputs
 
-        plan_outputs([(self.report, "report"), (self.predictions, "predictions"), (self.alerts, "alerts")],
-                     self.force, inputs)
+        plan_outputs(self.specs(), self.force, inputs)
 
 
 @dataclass(frozen=True)
@@ -50,6 +64,10 @@ class RunConfig:
 
     def validate(self) -> None:
         self.source.validate()
+        self.outputs.validate()
+        if self.source.read == "-" and not self.headless:
+            raise InputError("-r - (a capture on standard input) works with --headless only: the TUI needs the terminal",
+                             hint="save the capture to a file for the TUI, or add --headless")
         if self.count is not None and self.count <= 0:
             raise InputError(f"-c/--count must be a positive number of packets, got {self.count}")
         if self.duration is not None and not (0 < self.duration <= 366 * 86400):  # also NaN and inf

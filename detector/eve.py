@@ -147,4 +147,29 @@ def eve_record(ev: IncidentEvent, *, source: str = "", live: bool = False, host:
     return rec
 
 
+def stats_record(*, now: float, uptime: float, host: str, source: str, live: bool, packets: int, anomalies: int,
+                 drops: int, received: int | None, interval_packets: int, interval_seconds: float, incidents_open: int,
+                 incidents_opened: int, alerts: int, class_counts: dict, model: str) -> dict:
+    """A Suricata-style ``stats`` event (``stats.uptime``, ``stats.capture.kernel_packets/kernel_drops``,
+    ``stats.decoder.pkts``, ``stats.detect.alert``) with iotwatch's own counters under ``stats.iotwatch``."""
+    rec: dict = {"timestamp": iso(now), "event_type": "stats"}
+    if source:
+        rec["in_iface" if live else "pcap_filename"] = source
+    if host:
+        rec["host"] = host
+    capture = {"kernel_drops": int(drops)}
+    if received is not None:
+        capture["kernel_packets"] = int(received)
+    rec["stats"] = {
+        "uptime": int(uptime),
+        "capture": capture,
+        "decoder": {"pkts": int(packets)},
+        "detect": {"alert": int(alerts)},
+        "iotwatch": {"packets_per_second": round(interval_packets / max(interval_seconds, 1e-9), 1),
+                     "anomalies": int(anomalies), "incidents_open": int(incidents_open),
+                     "incidents_opened": int(incidents_opened), "class_counts": class_counts, "model": model},
+    }
+    return rec
+
+
 _PROTO = {1: "ICMP", 6: "TCP", 17: "UDP", 58: "IPv6-ICMP", 132: "SCTP", 47: "GRE", 50: "ESP", 2: "IGMP"}

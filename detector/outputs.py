@@ -7,6 +7,7 @@ refused unless ``force``.
 from __future__ import annotations
 
 import csv
+import json
 import os
 from typing import Sequence
 
@@ -62,6 +63,15 @@ class _Writer:
     def close(self) -> None:  # callers that only close: commit
         self.commit()
 
+    def reopen(self) -> None:
+        """--append after log rotation (SIGHUP): continue in a file at the same path."""
+        self._fh = self.out.reopen()
+        self._rebind()
+        self.mark()
+
+    def _rebind(self) -> None:
+        """Point what writes through the handle at the new one."""
+
 
 class PredictionsWriter(_Writer):
     """``frame_number,predicted,confidence[,label]``: one row per frame, in frame order."""
@@ -71,11 +81,17 @@ class PredictionsWriter(_Writer):
         self._fh = self.out.open("w")
         self.classes = [csv_safe(c) for c in classes]
         self.with_labels = with_labels
-        self._w = csv.writer(self._fh, lineterminator="\n")
-        self._w.writerow(["frame_number", "predicted", "confidence"] + (["label"] if with_labels else []))
-        self._fh.flush()
+        self._rebind()
         self.mark()
         self.rows = 0
+
+    def _rebind(self) -> None:
+        """A new handle: the header when the file is new (--append continues an existing one after its
+        header; a file reopened after rotation starts with one)."""
+        self._w = csv.writer(self._fh, lineterminator="\n")
+        if self._fh.tell() == 0:
+            self._w.writerow(["frame_number", "predicted", "confidence"] + (["label"] if self.with_labels else []))
+            self._fh.flush()
 
     def write(self, cb: ClassifiedBatch) -> None:
         names = np.asarray(self.classes, dtype=object)[cb.predicted]
@@ -108,6 +124,7 @@ class AlertsWriter(_Writer):
         self._w = EveWriter(self.out.tmp_path, source=source, live=live, host=host, model=model,
                             opener=lambda _path: self.out.open("w"))
         self._fh = self._w._fh
+        self.stats_events = 0
         self.mark()
 
     @property
@@ -118,6 +135,15 @@ class AlertsWriter(_Writer):
     def alerts(self) -> int:
         """Incidents opened (one ``alert`` event each; updates and closings are counted in ``events``)."""
         return self._w.alerts
+
+    def _rebind(self) -> None:
+        self._w._fh = self._fh
+
+    def write_stats(self, record: dict) -> None:
+        """One EVE ``stats`` event (``--stats-interval``), flushed at once."""
+        self._fh.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self._fh.flush()
+        self.stats_events += 1
 
     def write(self, events) -> None:
         self._w.write(events)

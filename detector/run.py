@@ -22,7 +22,7 @@ from iotwatch.captures.errors import IotwatchError
 from iotwatch.captures.files import plan_outputs, reserve_all, write_error
 
 from .config import RunConfig
-from .eve import sensor_name
+from .eve import sensor_name, stats_record
 from .incidents import IncidentEngine
 from .metrics import RunTotals
 from .outputs import AlertsWriter, PredictionsWriter
@@ -73,14 +73,34 @@ class MonitorRun:
         self.stopped_early: str | None = None   # why a file was not read to its end (-a on a file)
         self.write_failure: Exception | None = None
         self.last_frame = 0
+        self.reopen_requested = False   # --append + SIGHUP: reopen predictions/alerts between batches
+        self.reopens = 0
+        self.stats_interval = config.outputs.stats_interval
+
+    def request_reopen(self) -> None:
+        """Ask the run to reopen its streamed outputs (log rotation); safe from a signal handler."""
+        self.reopen_requested = True
+
+    def _stats(self, started: float, last: tuple[float, int], alert_w) -> dict:
+        st = getattr(self.source, "stats", None)
+        now = time.perf_counter()
+        received = st.extra.get("captured") if st is not None else None
+        with self.lock:
+            packets, anomalies = self.totals.packets, self.totals.anomalies
+            counts = {c: int(n) for c, n in zip(self.classes, self.totals.class_counts.tolist())}
+        return stats_record(now=time.time(), uptime=now - started, host=self.sensor or sensor_name(),
+                            source=getattr(self.source, "description", self.source_name), live=self.live,
+                            packets=packets, anomalies=anomalies, drops=self.capture_drops,
+                            received=None if received is None else int(received),
+                            interval_packets=packets - last[1], interval_seconds=now - last[0],
+                            incidents_open=len(self.incidents.active), incidents_opened=self.incidents.opened,
+                            alerts=alert_w.alerts, class_counts=counts, model=getattr(self.classifier, "name", ""))
 
     def _outputs(self) -> dict:
         out = self.config.outputs
         stub = (json.dumps({"source": self.source_name, "in_progress": True, "interrupted": True,
                             "note": "written when the run ends; this run is still going or was killed"}) + "\n").encode()
-        return plan_outputs([(out.report, "report", {"stub": stub}),
-                             (out.predictions, "predictions", {"direct": True}),
-                             (out.alerts, "alerts", {"direct": True})], out.force, self.config.inputs())
+        return plan_outputs(out.specs(stub), out.force, self.config.inputs())
 
     @property
     def capture_drops(self) -> int:
@@ -110,6 +130,7 @@ class MonitorRun:
         failed: BaseException | None = None
         outs: dict = {}
         t0 = time.perf_counter()   # the report's "seconds": wall time of the whole run
+        stats_last = [(t0, 0)]     # (when, packets) of the last stats event
         try:
             outs = self._outputs()
             reserve_all(outs)
@@ -133,8 +154,25 @@ class MonitorRun:
             announced = False
             drain_until: list = [None]
 
+            def housekeeping() -> None:
+                """Between batches: reopen the streamed outputs after a rotation, write a stats event when due."""
+                if self.reopen_requested:
+                    self.reopen_requested = False
+                    for w in writers:
+                        w.reopen()
+                    self.reopens += 1
+                if alert_w is not None and self.stats_interval and \
+                        time.perf_counter() - stats_last[0][0] >= self.stats_interval:
+                    alert_w.write_stats(self._stats(t0, stats_last[0], alert_w))
+                    stats_last[0] = (time.perf_counter(), self.totals.packets)
+
             def stop() -> bool:  # called on every source batch, idle live ones included
                 nonlocal announced, deadline
+                try:
+                    housekeeping()
+                except OSError as e:
+                    self.write_failure = write_error(alert_w.out.path if alert_w else "output", "alerts", e)
+                    return True
                 if not announced and getattr(self.source, "capturing", True):
                     announced = True
                     if self.duration and self.live:
@@ -197,6 +235,12 @@ class MonitorRun:
                         self.write_failure = write_error(alert_w.out.path, alert_w.out.what, e)
                 if events:
                     on_events(events)
+                if alert_w and self.stats_interval and self.write_failure is None:
+                    try:  # the last word of a run: its final counters
+                        alert_w.write_stats(self._stats(t0, stats_last[0], alert_w))
+                    except OSError as e:
+                        alert_w.rollback()
+                        self.write_failure = write_error(alert_w.out.path, alert_w.out.what, e)
                 self._finish(outs, writers, time.perf_counter() - t0, interrupted or failed is not None)
             self.done.set()
         if self.write_failure is not None:

@@ -39,6 +39,7 @@ import numpy as np
 
 from iotwatch.captures.batch import PacketBatch
 from iotwatch.captures.errors import InputError
+from iotwatch.captures.files import sha256_file
 
 from .bundle import CONTRACT_CLASSES, Bundle, make_meta, save_bundle
 from .evaluate import evaluate_capture, summarize
@@ -103,14 +104,6 @@ def find_captures(paths: Sequence[str]) -> list[Path]:
     return list(dict.fromkeys(out))
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def featurise_capture(path: Path, classes: Sequence[str], featurizer: str, cache: Path | None = None,
                       on_batch=None) -> tuple[np.ndarray, np.ndarray, str]:
     """(X float32 for every frame, labels int8 with -1 = unlabelled, label source) of one capture, read
@@ -130,9 +123,9 @@ def featurise_capture(path: Path, classes: Sequence[str], featurizer: str, cache
     f = None
     if cache is not None:
         side = Path(str(path) + ".labels.csv")
-        lab_digest = _sha256(side)[:12] if side.is_file() else "nolabels"
+        lab_digest = sha256_file(side)[:12] if side.is_file() else "nolabels"
         schema = featurizer_info(featurizer)[1]
-        key = hashlib.sha256(f"{_sha256(path)}:{lab_digest}:{schema}".encode()).hexdigest()[:24]
+        key = hashlib.sha256(f"{sha256_file(path)}:{lab_digest}:{schema}".encode()).hexdigest()[:24]
         f = Path(cache) / f"{path.name}.{key}.npz"
         if f.is_file() and list(classes) == list(CONTRACT_CLASSES):
             with np.load(f) as z:
@@ -194,7 +187,7 @@ def load_captures(paths: Sequence[Path], classes: Sequence[str], featurizer: str
             Xs.append(X[keep])
             ys.append(lab[keep].astype(np.int64))
             total_packets += packets
-            sources.append({"file": path.name, "sha256": _sha256(path), "packets": packets, "labelled": labelled,
+            sources.append({"file": path.name, "sha256": sha256_file(path), "packets": packets, "labelled": labelled,
                             "labels": label_source})
             if progress is not None:
                 progress.update(task, completed=sum(sizes[:i + 1]), files=f"{i + 1}/{len(paths)}",
@@ -318,7 +311,7 @@ def load_kaggle(path: str | Path, featurizer: str) -> Dataset:
     batch, classes, y, normal = read_kaggle_csv(path)
     X = new_extractor(featurizer).transform(batch)
     p = Path(path)
-    return Dataset(X, y, classes, normal, [{"file": p.name, "sha256": _sha256(p), "packets": len(y),
+    return Dataset(X, y, classes, normal, [{"file": p.name, "sha256": sha256_file(p), "packets": len(y),
                                               "labelled": len(y), "labels": "normality column"}])
 
 

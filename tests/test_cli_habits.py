@@ -94,3 +94,38 @@ def test_closed_stdout_ends_quietly_with_exit_0(argv):
     err = proc.stderr.read()
     assert proc.wait(timeout=300) == 0, err
     assert "Traceback" not in err and "Exception ignored" not in err, err
+
+
+def test_read_a_capture_from_stdin(tmp_path):
+    rep = tmp_path / "r.json"
+    with open(DEMO, "rb") as fh:
+        r = subprocess.run([sys.executable, "-m", "iotwatch", "-r", "-", "--headless", "--report", str(rep)],
+                           stdin=fh, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(rep.read_text())
+    direct = tmp_path / "d.json"
+    assert iotwatch("-r", DEMO, "--headless", "--report", direct).returncode == 0
+    assert report["packets"] == json.loads(direct.read_text())["packets"] == 5411
+    assert report["class_counts"] == json.loads(direct.read_text())["class_counts"]
+
+
+def test_stdin_capture_is_refused_for_the_tui_and_from_a_terminal_in_one_line():
+    r = subprocess.run([sys.executable, "-m", "iotwatch", "-r", "-"], stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "--headless" in r.stderr and r.stderr.count("\n") == 1, r.stderr
+
+
+@pytest.mark.parametrize("flag", ["--report", "--predictions", "--alerts"])
+def test_dash_means_stdout_for_an_output_and_the_summary_moves_to_stderr(tmp_path, flag):
+    ref = tmp_path / "ref"
+    assert iotwatch("-r", DEMO, "--headless", "-c", "800", flag, ref).returncode == 0
+    r = iotwatch("-r", DEMO, "--headless", "-c", "800", flag, "-", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == ref.read_text() if flag != "--report" else \
+        json.loads(r.stdout)["class_counts"] == json.loads(ref.read_text())["class_counts"]
+    assert "800 packets" in r.stderr and not (tmp_path / "-").exists()
+
+
+def test_two_outputs_on_stdout_are_refused():
+    r = iotwatch("-r", DEMO, "--headless", "--report", "-", "--alerts", "-")
+    assert r.returncode == 2 and "standard output" in r.stderr and r.stderr.count("\n") == 1

@@ -57,7 +57,8 @@ def ship(tmp_path: Path, alerts: Path, expect: int, timeout: float = 60.0) -> tu
 def alerts(tmp_path_factory):
     d = tmp_path_factory.mktemp("alerts")
     path = d / "alerts.jsonl"
-    r = subprocess.run([sys.executable, "-m", "iotwatch", "-r", str(DEMO), "--headless", "--alerts", str(path)],
+    r = subprocess.run([sys.executable, "-m", "iotwatch", "-r", str(DEMO), "--headless", "--alerts", str(path),
+                        "--stats-interval", "1"],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     lines = path.read_text().splitlines()
@@ -71,8 +72,14 @@ def test_every_alert_arrives_as_an_ecs_document_with_its_fields_mapped(tmp_path,
     docs, bad = ship(tmp_path, src, len(alerts))
     assert bad == []
     assert len(docs) == len(alerts), "records dropped or duplicated"
+    assert {a["event_type"] for a in alerts} == {"alert", "stats"}
     for a, d in zip(alerts, docs):
         assert d["@timestamp"] == a["timestamp"]
+        assert d["observer"]["hostname"] == a["host"]
+        if a["event_type"] == "stats":
+            assert d["event"]["kind"] == "metric" and d["suricata"]["eve"]["stats"] == a["stats"]
+            assert "rule" not in d and "source" not in d
+            continue
         assert d["event"]["kind"] == "alert" and d["event"]["severity"] == a["alert"]["severity"]
         assert d["rule"] == {"id": a["alert"]["signature_id"], "name": a["alert"]["signature"],
                              "category": a["alert"]["category"]}

@@ -24,6 +24,7 @@ import collections
 import os
 import re
 import signal
+import sys
 import threading
 import time
 from typing import Iterator, Mapping, Sequence
@@ -352,11 +353,15 @@ class TsharkFieldsSource:
         if self._dumpcap is None:
             return
         rc = self._dumpcap.wait(2)
-        lines = [ln.strip() for ln in self._dumpcap.stderr_lines(2)
-                 if ln.strip() and not ln.startswith(_NOISE + ("Packets",)) and "received/dropped" not in ln]
+        raw = self._dumpcap.stderr_lines(2)
+        # dumpcap's complaint may share a line with its "Packets: N" progress counter (\r-separated)
+        lines = [m.group(1).strip() for ln in raw for m in re.finditer(r"dumpcap: (.*?)(?=\rPackets|$)", ln)]
+        if not lines and rc not in (0, None):
+            lines = [ln.strip() for ln in raw if ln.strip() and not ln.startswith(_NOISE + ("Packets",))
+                     and "received/dropped" not in ln]
         if rc in (0, None) and not lines:
             return
-        reason = " ".join(ln.removeprefix("dumpcap: ") for ln in lines) or f"dumpcap exited with code {rc}"
+        reason = " ".join(lines) or f"dumpcap exited with code {rc}"
         reason = f"the capture on {self.description} stopped: {reason.rstrip('.')}"
         self.stats.extra["capture_failed"] = reason
         if not self._tail_problem:
@@ -467,6 +472,13 @@ def open_tshark_source(read: str | None = None, iface: str | None = None, bpf: s
         raise InputError("-I/--monitor-mode applies to live capture only (-i IFACE)")
     common = dict(tshark=tools.tshark, display_filter=display_filter or None, prefs=prefs,
                   extra=[*decrypt, *(custom or ())])
+    if read == "-":  # tshark reads the capture from our standard input (a pipe: no chunks, no sidecar)
+        if sys.stdin is None or sys.stdin.isatty():
+            raise InputError("-r - reads a capture from standard input, but standard input is a terminal",
+                             hint="pipe a capture in: tcpdump -w - ... | iotwatch -r - --headless")
+        if display_filter:
+            preflight.check_display_filter(display_filter, tools.tshark)
+        return TsharkFieldsSource("stdin", False, path="-", **common)
     if read:
         preflight.check_capture_file(read)
         if display_filter:
