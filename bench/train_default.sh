@@ -53,5 +53,5 @@ done
 "$PY" -m iotwatch train --per-source \
   --captures "$D/simv-train" "$D/sim-train" "$LABSNAP" \
   --upweight "${REAL_TRAIN[@]}" --upweight-factor "$REAL_FACTOR" \
-  --max-rows-per-class "$ROWS" --epochs "$EPOCHS" --seed 0 --name iotwatch-default --version 3 \
+  --max-rows-per-class "$ROWS" --epochs "$EPOCHS" --seed 0 --name iotwatch-default --model-version 3 \
   --cache "${CACHE:-/work/data/featcache}" --out "$OUT" --force ${EVAL:+--eval "${EVAL[@]}"}
