@@ -3,7 +3,6 @@ mid-capture is reported (5), stopping drains dumpcap's backlog (10), and a .pcap
 chunked (6). Live tests capture on lo or inside a network namespace created here (no route out)."""
 from __future__ import annotations
 
-import grp
 import gzip
 import json
 import os
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
+from fuzzgen import PROBE, wireshark_user
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "captures" / "demo" / "demo.pcapng"
@@ -35,22 +35,6 @@ def _can_capture(iface: str = "lo") -> bool:
     return capture_permission(iface, "/usr/bin/dumpcap")[0]
 
 
-def _wireshark_user() -> str | None:
-    """A non-root member of the wireshark group (the README's recommended setup)."""
-    try:
-        members = grp.getgrnam("wireshark").gr_mem
-    except KeyError:
-        return None
-    for name in members:
-        try:
-            if pwd.getpwnam(name).pw_uid != 0:
-                return name
-        except KeyError:
-            continue
-    return None
-
-
-PROBE = "import subprocess, sys; sys.exit(subprocess.run([sys.executable, '-c', 'import encodings']).returncode)"
 
 
 def _python_for(user: str) -> list[str]:
@@ -90,7 +74,7 @@ def _dumpcaps(root: psutil.Process) -> list[psutil.Process]:
 def test_item2_killed_nonroot_live_capture_leaves_no_dumpcap(how):
     if os.geteuid() != 0:
         pytest.skip("needs root to run iotwatch as another user")
-    user = _wireshark_user()
+    user = wireshark_user()
     if user is None:
         pytest.skip("no non-root user in the wireshark group (useradd -G wireshark NAME)")
     if not _can_capture():
