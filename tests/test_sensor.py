@@ -106,6 +106,7 @@ def test_sighup_reopens_after_rotation_without_losing_or_repeating_a_line(tmp_pa
         _wait_for_dumpcap(proc)
         send_udp(port, 300)
         wait_until(lambda: len(rows(pred)) >= 300, "the first 300 rows")
+        wait_until(lambda: '"event_type":"stats"' in al.read_text(), "a stats event before the rotation")
         os.rename(pred, tmp_path / "p.csv.1")
         os.rename(al, tmp_path / "a.jsonl.1")
         proc.send_signal(signal.SIGHUP)
