@@ -72,6 +72,7 @@ def _count(case: str, display_filter: str) -> int:
     return len(out.split())
 
 
+@pytest.mark.slow
 def test_cases_show_what_they_claim():
     """The captures are what their names say (so a passing detector test means something)."""
     assert _count("https-no-dns", "dns or mdns") == 0 and _count("https-no-dns", "tls.handshake.type == 1") >= 3

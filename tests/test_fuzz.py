@@ -28,6 +28,8 @@ import pytest
 
 import fuzzgen
 
+pytestmark = pytest.mark.slow  # 320 generated cases (~50 s): CI runs them, the fast lane does not
+
 DEFAULT_CASES = 320
 BATCHES = 2   # this machine has 2 cores
 

@@ -26,7 +26,7 @@ from fuzzgen import PROBE, wireshark_user
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "captures" / "demo" / "demo.pcapng"
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.slow]  # live captures, namespaces, other users (1-3 s each)
 
 
 def _can_capture(iface: str = "lo") -> bool:

@@ -150,6 +150,7 @@ def test_headless_cli_live_count(tmp_path):
     assert data["packets"] == N and data["source"] == "lo"
 
 
+@pytest.mark.slow
 def test_killed_iotwatch_leaves_no_capture_running():
     """SIGKILL the process that owns a live source: its dumpcap and tshark must not keep capturing."""
     script = ("import sys, time\nfrom iotwatch.captures.sources import open_source\n"

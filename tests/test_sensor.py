@@ -94,6 +94,7 @@ def test_stats_events_carry_the_counters(tmp_path):
     assert r.returncode == 2 and "--alerts" in r.stderr
 
 
+@pytest.mark.slow
 def test_sighup_reopens_after_rotation_without_losing_or_repeating_a_line(tmp_path):
     """logrotate renames the files, then SIGHUP: rows before go to the old file, rows after to a new one."""
     port = free_udp_port()

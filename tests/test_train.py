@@ -122,6 +122,7 @@ def test_upweighted_captures_count_several_times(tmp_path):
     assert rows["labelled"] == 300 + 3 * 150 and rows["after_cap"] == 60 + 60 + 3 * 150
 
 
+@pytest.mark.slow
 def test_per_source_caps_rows_per_source_and_class(tmp_path):
     """--per-source: each --captures PATH is a source; the cap applies per (source, class), so a big
     source cannot crowd out a small one."""

@@ -87,6 +87,7 @@ async def test_view_cap_drops_rows_from_view_never_from_counts():
         assert int(table.scroll_y) == table.max_scroll_y
 
 
+@pytest.mark.slow
 async def test_keys_filter_jump_clear_pause_speed_help():
     app = fake_app(900)
     async with app.run_test(size=(120, 40)) as pilot:

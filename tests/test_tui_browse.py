@@ -18,6 +18,8 @@ from fakes import make_tiny_bundle, run_config
 from test_tui import text_of
 from tui_support import finish, write_capture
 
+pytestmark = pytest.mark.slow  # whole-app runs with tshark read-back (1.5-4.5 s each)
+
 N = 600
 
 

@@ -13,6 +13,8 @@ from iotwatch.captures.tshark import frames as frames_mod
 from iotwatch.captures.tshark.frames import Dissector, FrameIndex
 from iotwatch.captures.tshark.source import open_tshark_source
 
+pytestmark = pytest.mark.slow  # tshark runs per parameter (~1-2 s each)
+
 PCAPS = Path(__file__).parent / "data" / "pcaps"
 
 

@@ -15,6 +15,8 @@ import pytest
 
 from iotwatch.options import demo_capture
 
+pytestmark = pytest.mark.slow  # a real terminal per test (1-9 s each)
+
 HERE = Path(__file__).parent
 
 IOTWATCH = str(Path(sys.executable).parent / "iotwatch")
