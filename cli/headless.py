@@ -65,8 +65,11 @@ class StopSignals:
         return self
 
     def __exit__(self, *exc):
+        # Once a stop was asked for, the process only returns its exit code: a further Ctrl-C (two
+        # presses 50 ms apart) must not land on Python's default handler and turn exit 0 into a
+        # KeyboardInterrupt traceback after the outputs are written, so those signals are ignored.
         for sig, old in self._old.items():
-            signal.signal(sig, old)
+            signal.signal(sig, signal.SIG_IGN if self.count else old)
         return False
 
     def _handle(self, signum, frame):
