@@ -4,7 +4,7 @@
 ``transform(PacketBatch) -> float32 (n, F)`` turns every frame (ARP and non-IP included) into a row.
 Two featurizers exist:
 
-``behaviour-v1`` (the default, ``FEATURE_NAMES``)
+``behaviour-v2`` (the default, ``FEATURE_NAMES``)
     Features of *behaviour*, assembled from small **feature blocks** (nfstream-plugin style: each block
     is a class that declares its column ``names`` next to the vectorised ``compute(ctx)`` that writes
     them, plus any state it keeps; ``BLOCKS`` lists them in order, ``FEATURE_BLOCKS`` maps a block to its
@@ -33,7 +33,8 @@ Two featurizers exist:
                        failed logins) and their ratios;
     * ``pair``         decayed counters per host pair (packets, bytes each way and their balance, SYNs,
                        failed logins, DNS answers per query) and how long the pair has talked;
-    * ``spoofing``     IP->MAC binding changes on the sender/receiver side, rogue router advertisements.
+    * ``spoofing``     IP->MAC binding changes on the sender/receiver side, rogue router advertisements,
+                       ARP replies nobody asked for and the addresses one MAC claims in ARP.
 
     Distinct counts come from first-seen events of capped LRU key sets (``RecentSet``; bounded memory,
     approximate once a set is full) summed with exponential decay, the same decayed sums as the counters.
@@ -61,11 +62,13 @@ import numpy as np
 
 from iotwatch.captures.batch import PacketBatch
 
-FEATURIZER_VERSION = "behaviour-v1"
+FEATURIZER_VERSION = "behaviour-v2"
 # featurizers of earlier iotwatch versions: a bundle built for one is refused with this explanation
 RETIRED_FEATURIZERS = {
     "context-v1": "iotwatch-default/1 and /2 era features (resolved-peer and address-class shortcuts), "
                   "replaced by behaviour-v1",
+    "behaviour-v1": "iotwatch-default/3 features (IPv6 extension headers read as an unknown protocol, ARP "
+                    "replies without request matching), replaced by behaviour-v2",
 }
 
 PAPER_FEATURE_NAMES: tuple[str, ...] = (
@@ -369,6 +372,73 @@ class BindingTable:
         return out
 
 
+class LastSeen:
+    """When each key was last *set*: ``update(keys, t, set_mask, query_mask)`` returns, for every query
+    entry, the seconds since the latest set entry of its key strictly earlier in the stream (inf when
+    none within ``idle``), for the whole batch at once (stable sort by key; the previous state enters as
+    a carry at the head of its key's group). E.g. "was this ARP reply asked for?"."""
+
+    def __init__(self, idle: float = 300.0, cap: int = 65536):
+        self.idle = idle
+        self.cap = cap
+        self.keys = np.empty(0, dtype=np.uint64)
+        self.last_t = np.empty(0, dtype=np.float64)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def update(self, keys: np.ndarray, t: np.ndarray, set_mask: np.ndarray, query_mask: np.ndarray) -> np.ndarray:
+        n = len(keys)
+        since = np.full(n, np.inf)
+        idx = np.flatnonzero(set_mask | query_mask)
+        if len(idx) == 0:
+            return since
+        k, tk, is_set = keys[idx], t[idx], set_mask[idx]
+        uk = np.unique(k)
+        pos, found = _lookup(self.keys, uk)
+        carry_t = _take(self.last_t, pos, found, -np.inf)
+        has = np.isfinite(carry_t)
+        ck = uk[has]
+        c = len(ck)
+        all_k = np.concatenate([ck, k])
+        all_t = np.concatenate([carry_t[has], tk])
+        all_set = np.concatenate([np.ones(c, dtype=bool), is_set])
+        order = np.argsort(all_k, kind="stable")
+        kk, tt, ss = all_k[order], all_t[order], all_set[order]
+        m = len(kk)
+        start = np.empty(m, dtype=bool)
+        start[0] = True
+        np.not_equal(kk[1:], kk[:-1], out=start[1:])
+        # index of the latest set entry at or before each position, not crossing a group start
+        mark = np.where(ss | start, np.arange(m), 0)
+        np.maximum.accumulate(mark, out=mark)
+        prev = np.empty(m, dtype=np.int64)  # the latest set entry strictly before: shift by one in-group
+        prev[0] = -1
+        prev[1:] = np.where(start[1:], -1, mark[:-1])
+        ok = prev >= 0
+        ok[ok] = ss[prev[ok]]
+        dt = np.full(m, np.inf)
+        dt[ok] = tt[ok] - tt[prev[ok]]
+        dt[dt > self.idle] = np.inf
+        res = np.empty(m)
+        res[order] = dt
+        since[idx] = res[c:]
+        end = np.empty(m, dtype=bool)
+        end[-1] = True
+        end[:-1] = start[1:]
+        last_set = np.where(ss, tt, -np.inf)
+        gid = np.cumsum(start) - 1
+        grp_last = np.full(int(gid[-1]) + 1, -np.inf)
+        np.maximum.at(grp_last, gid, last_set)
+        gk = kk[end]
+        live = np.isfinite(grp_last)
+        keep_old = np.ones(len(self.keys), dtype=bool)
+        keep_old[pos[found]] = False
+        self.keys, (self.last_t,) = _merge_state(self.keys, [self.last_t], keep_old, gk[live], [grp_last[live]],
+                                                float(tt.max()), self.idle, self.cap)
+        return since
+
+
 # ---------------------------------------------------------------------------------------------------
 # Per-packet helpers
 # ---------------------------------------------------------------------------------------------------
@@ -454,6 +524,25 @@ def _isin(values: np.ndarray, choices) -> np.ndarray:
 
 def _flag(values: np.ndarray, bit: int) -> np.ndarray:
     return (values >= 0) & ((values & bit) != 0)
+
+
+# IPv6 extension headers (hop-by-hop, routing, fragment, ESP, AH, destination options, mobility, HIP,
+# shim6): the fixed header's next-header field names these, not the upper-layer protocol
+_IPV6_EXT_HEADERS = (0, 43, 44, 50, 51, 60, 135, 139, 140)
+
+
+def upper_protocol(b) -> np.ndarray:
+    """The packet's upper-layer protocol number: the IP protocol field, except behind IPv6 extension
+    headers (THC ``denial6``, covert channels in destination options, AH), where the dissected layers
+    tell it (ICMPv6 58, TCP 6, UDP 17; the extension header's number when no upper layer follows).
+    An ICMP error that quotes a TCP/UDP header stays ICMP (its own protocol field says so)."""
+    proto = np.asarray(b["ip_proto"])
+    ext = (np.asarray(b["ip_version"]) == 6) & _isin(proto, _IPV6_EXT_HEADERS)
+    if not ext.any():
+        return proto
+    inner = np.where(b["icmp_type"] >= 0, 58, np.where(b["tcp_srcport"] >= 0, 6,
+                                                       np.where(b["udp_srcport"] >= 0, 17, proto)))
+    return np.where(ext, inner, proto)
 
 
 def _log1p_pos(a: np.ndarray) -> np.ndarray:
@@ -575,7 +664,7 @@ class PacketBlock(FeatureBlock):
         put("ipv4", ver == 4)
         put("ipv6", ver == 6)
         put("non_ip", ~has_ip)
-        proto = b["ip_proto"]
+        proto = upper_protocol(b)
         is_tcp = proto == 6
         is_icmp = proto == 1
         is_icmp6 = proto == 58
@@ -648,7 +737,7 @@ class PacketBlock(FeatureBlock):
         put("eth_multicast", eth_group & ~bcast)
         put("dst_group", bcast | eth_group | self._group(b["ip_dst"]))
         size = np.maximum(flen, 0)
-        p.update(has_ip=has_ip, is_tcp=is_tcp, is_udp=proto == 17, is_arp=is_arp, arp_reply=arp_op == 2,
+        p.update(has_ip=has_ip, proto=proto, is_tcp=is_tcp, is_udp=proto == 17, is_arp=is_arp, arp_reply=arp_op == 2,
                  fin=fin, rst=rst, syn_only=syn_only, synack=synack, sp=sp, dp=dp, has_port=has_port,
                  to_service=to_service, from_service=from_service, icmp_any=icmp_any, it=it,
                  icmp_unreach=icmp["unreachable"], echo_req=icmp["echo_request"], echo_rep=icmp["echo_reply"],
@@ -751,7 +840,7 @@ class FlowBlock(FeatureBlock):
         p, t, n = ctx.p, ctx.t, ctx.n
         fwd = p["fwd"]
         sp, dp = p["sp"], p["dp"]
-        proto = ctx.b["ip_proto"]
+        proto = p["proto"]
         ports = p["has_port"]
         pa = np.where(ports, np.where(fwd, sp, dp), -1) + 1
         pb = np.where(ports, np.where(fwd, dp, sp), -1) + 1
@@ -1100,20 +1189,28 @@ class PairBlock(FeatureBlock):
 class SpoofingBlock(FeatureBlock):
     """IP->MAC bindings as seen on the wire (sender side: IP source or ARP sender claim with the
     frame's source MAC; receiver side: unicast IP destination with the frame's target MAC), their
-    changes per host and pair over 30 s, and router advertisements from a new router MAC."""
+    changes per host and pair over 30 s, and router advertisements from a new router MAC.
+
+    ARP replies nobody asked for (no request from the reply's target for the claimed address in the
+    last 10 s; gratuitous replies included) and the distinct addresses one MAC claims in ARP over 60 s:
+    a poisoner repeats unsolicited replies and claims other hosts' addresses, whether or not the capture
+    saw the binding it replaced (a capture that starts mid-poisoning has no "changed" binding)."""
 
     name = "spoofing"
     names = ("mac_changed", "arp_claim_changed", "dst_mac_changed", "src_macchange_30s", "src_arpclaim_30s",
-             "pair_macchange_30s", "ra_rogue")
+             "pair_macchange_30s", "ra_rogue", "arp_unsolicited", "src_arp_unsolicited_30s", "src_arp_claims_60s")
+    ARP_ASK_WINDOW = 10.0
 
     def __init__(self, idle: float = 300.0, cap: int = 65536):
         super().__init__(idle, cap)
         self.bindings = BindingTable(idle=idle, cap=cap)
         self.ra_bindings = BindingTable(idle=6 * idle, cap=16)
-        self.changes = DecayTable([30.0, 30.0], idle=idle, cap=cap)
+        self.changes = DecayTable([30.0, 30.0, 30.0, 60.0], idle=idle, cap=cap)
+        self.arp_asked = LastSeen(idle=self.ARP_ASK_WINDOW, cap=cap)
+        self.arp_claims = RecentSet(window=60.0, cap=cap)
 
     def tables(self):
-        return [self.bindings, self.changes]
+        return [self.bindings, self.changes, self.arp_asked, self.arp_claims]
 
     def compute(self, ctx: Ctx, out: np.ndarray) -> None:
         p, t, n, b = ctx.p, ctx.t, ctx.n, ctx.b
@@ -1140,9 +1237,20 @@ class SpoofingBlock(FeatureBlock):
         # an ARP sender claiming an address bound to another MAC (poisoning) vs. an IP packet whose
         # source MAC differs (also two routers, a capture on both sides of a bridge, VRRP)
         arp_claim = mac_changed & is_arp
-        x = np.zeros((2 * n, 2))
+        # was this ARP reply asked for: a request from its target for the address it claims
+        op = b["arp_opcode"]
+        a_src, a_dst = b["arp_src_ip"], b["arp_dst_ip"]
+        req, rep = is_arp & (op == 1), is_arp & (op == 2)
+        ha_src, ha_dst = hash_strings(a_src), hash_strings(a_dst)
+        ask = mix(np.where(rep, ha_dst, ha_src), np.where(rep, ha_src, ha_dst))  # (asker, asked-for)
+        since = self.arp_asked.update(ask, t, req & (a_src != a_dst), rep)
+        unsolicited = rep & ~(since <= self.ARP_ASK_WINDOW)
+        claim_new = self.arp_claims.update(mix(mac, ha_src), t, is_arp & (a_src != "") & (a_src != "0.0.0.0"))[0]
+        x = np.zeros((2 * n, 4))
         x[0::2, 0] = mac_changed
         x[0::2, 1] = arp_claim
+        x[0::2, 2] = unsolicited
+        x[0::2, 3] = claim_new
         x[1::2, 0] = mac_changed | dst_changed
         lg = self.changes.update(keys, np.repeat(t, 2), x)
         put = self.put
@@ -1152,6 +1260,9 @@ class SpoofingBlock(FeatureBlock):
         put(out, "src_macchange_30s", _log1(lg[0::2, 0]))
         put(out, "src_arpclaim_30s", _log1(lg[0::2, 1]))
         put(out, "pair_macchange_30s", _log1(lg[1::2, 0]))
+        put(out, "arp_unsolicited", unsolicited)
+        put(out, "src_arp_unsolicited_30s", _log1(lg[0::2, 2]))
+        put(out, "src_arp_claims_60s", _log1(lg[0::2, 3]))
         ra = p["router_adv"]
         put(out, "ra_rogue", self.ra_bindings.changed(np.where(ra, np.uint64(1), np.uint64(0)), mac, t, ra))
 
@@ -1181,7 +1292,7 @@ def new_extractor(featurizer: str = FEATURIZER_VERSION, **options):
 
 
 class BehaviourExtractor:
-    """Stateful ``behaviour-v1`` extractor for one packet stream: the blocks of ``BLOCKS``, in order,
+    """Stateful ``behaviour-v2`` extractor for one packet stream: the blocks of ``BLOCKS``, in order,
     each writing its own columns (see module doc)."""
 
     names = FEATURE_NAMES

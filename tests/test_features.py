@@ -26,8 +26,8 @@ def _run(batch: PacketBatch, size: int, **kw) -> np.ndarray:
 
 def test_names_schema_shape_and_finiteness():
     assert len(set(FEATURE_NAMES)) == len(FEATURE_NAMES)
-    assert FEATURE_SCHEMA == schema_hash("behaviour-v1", FEATURE_NAMES)
-    assert FEATURE_SCHEMA != schema_hash("behaviour-v1", FEATURE_NAMES[:-1])
+    assert FEATURE_SCHEMA == schema_hash("behaviour-v2", FEATURE_NAMES)
+    assert FEATURE_SCHEMA != schema_hash("behaviour-v2", FEATURE_NAMES[:-1])
     assert sum(len(v) for v in FEATURE_BLOCKS.values()) == len(FEATURE_NAMES)
     b = synthetic_packets(3000, seed=1)
     X = new_extractor().transform(b)
@@ -376,3 +376,49 @@ def test_address_plan_does_not_matter():
         for name in ("ip_src", "ip_dst", "arp_src_ip", "arp_dst_ip", "dns_a"):
             cols[name] = np.array([v.replace("192.168.", prefix) for v in b[name]], dtype=object)
         np.testing.assert_allclose(new_extractor().transform(PacketBatch(cols)), X, rtol=1e-5, atol=1e-5)
+
+
+def _arp(i, t, op, mac, src_ip, dst_ip, eth_dst="ff:ff:ff:ff:ff:ff"):
+    return dict(frame_number=i + 1, time_epoch=t, frame_len=42, eth_src=mac, eth_dst=eth_dst, arp_opcode=op,
+                arp_src_hw=mac, arp_src_ip=src_ip, arp_dst_hw="00:00:00:00:00:00" if op == 1 else "02:00:00:00:00:09",
+                arp_dst_ip=dst_ip)
+
+
+@pytest.mark.parametrize("size", [1, 3, 100])
+def test_arp_replies_nobody_asked_for_are_marked_whatever_the_batching(size):
+    """A reply to a request (from the asker, for the claimed address, within 10 s) is solicited; a
+    poisoner's repeated replies are not, even when the capture starts mid-poisoning (no binding change
+    to see), and the poisoner claims two addresses from one MAC."""
+    gw, victim, evil = "02:00:00:00:00:01", "02:00:00:00:00:09", "02:00:00:00:00:66"
+    recs = [_arp(0, 10.0, 1, victim, "192.168.1.9", "192.168.1.1"),
+            _arp(1, 10.001, 2, gw, "192.168.1.1", "192.168.1.9", eth_dst=victim),
+            _arp(2, 25.0, 2, gw, "192.168.1.1", "192.168.1.9", eth_dst=victim)]  # 15 s after the request
+    for k in range(8):  # the poisoner: unsolicited replies every 2 s to both ends
+        recs.append(_arp(3 + 2 * k, 30.0 + 2 * k, 2, evil, "192.168.1.1", "192.168.1.9", eth_dst=victim))
+        recs.append(_arp(4 + 2 * k, 30.0 + 2 * k + 0.01, 2, evil, "192.168.1.9", "192.168.1.1", eth_dst=gw))
+    b = PacketBatch.from_records(recs)
+    X = _run(b, size)
+    assert X[:3, COL["arp_unsolicited"]].tolist() == [0, 0, 1]
+    assert X[3:, COL["arp_unsolicited"]].tolist() == [1] * 16
+    assert X[-1, COL["src_arp_unsolicited_30s"]] > X[1, COL["src_arp_unsolicited_30s"]] + 2
+    assert X[-1, COL["src_arp_claims_60s"]] > X[1, COL["src_arp_claims_60s"]] + 0.2  # two addresses vs one
+    np.testing.assert_allclose(X, new_extractor().transform(b), rtol=1e-5, atol=1e-5)
+
+
+def test_ipv6_extension_headers_do_not_hide_the_upper_layer():
+    """THC denial6-style echo requests behind an AH / hop-by-hop header read as ICMPv6 (the upper
+    layer tshark dissected), like the same packets without the header; an ICMP error quoting a TCP
+    header stays ICMP; a header chain with no upper layer stays an unknown protocol."""
+    base = dict(frame_len=118, ip_version=6, ip_src="2001:db8::66", ip_dst="2001:db8::5", eth_src="02:00:00:00:00:66",
+                eth_dst="02:00:00:00:00:05")
+    recs = [dict(base, time_epoch=1.0, ip_proto=58, icmp_type=128, icmp_code=0),
+            dict(base, time_epoch=1.1, ip_proto=51, icmp_type=128, icmp_code=0),     # AH, then ICMPv6
+            dict(base, time_epoch=1.2, ip_proto=0, icmp_type=128, icmp_code=0),      # hop-by-hop, then ICMPv6
+            dict(base, time_epoch=1.3, ip_proto=0, tcp_srcport=40000, tcp_dstport=80, tcp_flags=0x02),
+            dict(base, time_epoch=1.4, ip_proto=0),                                  # hop-by-hop + fragment only
+            dict(base, time_epoch=1.5, ip_proto=58, icmp_type=1, icmp_code=4, tcp_srcport=80, tcp_dstport=40000)]
+    X = new_extractor().transform(PacketBatch.from_records([dict(r, frame_number=i + 1) for i, r in enumerate(recs)]))
+    assert X[:, COL["proto_icmpv6"]].tolist() == [1, 1, 1, 0, 0, 1]
+    assert X[:, COL["icmp_echo_request"]].tolist() == [1, 1, 1, 0, 0, 0]
+    assert X[:, COL["proto_tcp"]].tolist() == [0, 0, 0, 1, 0, 0]
+    assert X[:, COL["proto_other_ip"]].tolist() == [0, 0, 0, 0, 1, 0]
