@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Trains the bundled model iotwatch-default/3 (detector/models/default.iotw) with ONE command, from
+# Trains the bundled model iotwatch-default/4 (detector/models/default.iotw) with ONE command, from
 #   * simulated homes (bench/make_training_data.sh: scenario varied + the classic home/busy homes),
 #   * the namespace lab's training recordings (iotwatch lab record, ../shared/data/lab/train),
 #   * the TRAIN part of the real-world set (captures/real/manifest.csv, split=train; extracted by
@@ -53,5 +53,5 @@ done
 "$PY" -m iotwatch train --per-source \
   --captures "$D/simv-train" "$D/sim-train" "$LABSNAP" \
   --upweight "${REAL_TRAIN[@]}" --upweight-factor "$REAL_FACTOR" \
-  --max-rows-per-class "$ROWS" --epochs "$EPOCHS" --seed 0 --name iotwatch-default --model-version 3 \
+  --max-rows-per-class "$ROWS" --epochs "$EPOCHS" --seed 0 --name iotwatch-default --model-version 4 \
   --cache "${CACHE:-/work/data/featcache}" --out "$OUT" --force ${EVAL:+--eval "${EVAL[@]}"}

@@ -33,8 +33,9 @@ Two featurizers exist:
                        failed logins) and their ratios;
     * ``pair``         decayed counters per host pair (packets, bytes each way and their balance, SYNs,
                        failed logins, DNS answers per query) and how long the pair has talked;
-    * ``spoofing``     IP->MAC binding changes on the sender/receiver side, rogue router advertisements,
-                       ARP replies nobody asked for and the addresses one MAC claims in ARP.
+    * ``spoofing``     IP->MAC binding changes of the sender, ARP claims of another host's address, rogue
+                       router advertisements, ARP replies nobody asked for (per reply, and per MAC for
+                       the frames a poisoner sends or receives) and the addresses one MAC claims in ARP.
 
     Distinct counts come from first-seen events of capped LRU key sets (``RecentSet``; bounded memory,
     approximate once a set is full) summed with exponential decay, the same decayed sums as the counters.
@@ -1187,9 +1188,9 @@ class PairBlock(FeatureBlock):
 
 
 class SpoofingBlock(FeatureBlock):
-    """IP->MAC bindings as seen on the wire (sender side: IP source or ARP sender claim with the
-    frame's source MAC; receiver side: unicast IP destination with the frame's target MAC), their
-    changes per host and pair over 30 s, and router advertisements from a new router MAC.
+    """IP->MAC bindings as seen on the wire (IP source or ARP sender claim with the frame's source MAC),
+    ARP claims of another host's address per sender over 30 s, and router advertisements from a new
+    router MAC.
 
     ARP replies nobody asked for (no request from the reply's target for the claimed address in the
     last 10 s; gratuitous replies included) and the distinct addresses one MAC claims in ARP over 60 s:
@@ -1197,45 +1198,33 @@ class SpoofingBlock(FeatureBlock):
     saw the binding it replaced (a capture that starts mid-poisoning has no "changed" binding)."""
 
     name = "spoofing"
-    names = ("mac_changed", "arp_claim_changed", "dst_mac_changed", "src_macchange_30s", "src_arpclaim_30s",
-             "pair_macchange_30s", "ra_rogue", "arp_unsolicited", "src_arp_unsolicited_30s", "src_arp_claims_60s")
+    names = ("mac_changed", "arp_claim_changed", "src_arpclaim_30s", "ra_rogue", "arp_unsolicited",
+             "src_mac_arp_unsolicited_30s", "dst_mac_arp_unsolicited_30s", "src_arp_claims_60s")
     ARP_ASK_WINDOW = 10.0
 
     def __init__(self, idle: float = 300.0, cap: int = 65536):
         super().__init__(idle, cap)
         self.bindings = BindingTable(idle=idle, cap=cap)
         self.ra_bindings = BindingTable(idle=6 * idle, cap=16)
-        self.changes = DecayTable([30.0, 30.0, 30.0, 60.0], idle=idle, cap=cap)
+        self.changes = DecayTable([30.0, 60.0], idle=idle, cap=cap)
+        self.mac_unsolicited = DecayTable([30.0], idle=idle, cap=cap)
         self.arp_asked = LastSeen(idle=self.ARP_ASK_WINDOW, cap=cap)
         self.arp_claims = RecentSet(window=60.0, cap=cap)
 
     def tables(self):
-        return [self.bindings, self.changes, self.arp_asked, self.arp_claims]
+        return [self.bindings, self.changes, self.mac_unsolicited, self.arp_asked, self.arp_claims]
 
     def compute(self, ctx: Ctx, out: np.ndarray) -> None:
         p, t, n, b = ctx.p, ctx.t, ctx.n, ctx.b
-        is_arp, has_ip = p["is_arp"], p["has_ip"]
+        is_arp = p["is_arp"]
         mac = hash_strings(b["eth_src"])
         bind_ip = np.where(is_arp, b["arp_src_ip"], b["ip_src"])
         src_mask = (bind_ip != "") & (b["eth_src"] != "")
         eth_dst = b["eth_dst"]
-        dst_mask = has_ip & (eth_dst != "") & (eth_dst != "ff:ff:ff:ff:ff:ff") & ~p["eth_group"]
-        bkeys = np.empty(2 * n, dtype=np.uint64)
-        bkeys[0::2] = hash_strings(np.where(src_mask, bind_ip, ""))
-        bkeys[1::2] = np.where(dst_mask, p["hd"], 0)
-        bvals = np.empty(2 * n, dtype=np.uint64)
-        bvals[0::2] = mac
-        bvals[1::2] = hash_strings(eth_dst)
-        bmask = np.empty(2 * n, dtype=bool)
-        bmask[0::2] = src_mask
-        bmask[1::2] = dst_mask
-        changed = self.bindings.changed(bkeys, bvals, np.repeat(t, 2), bmask)
-        mac_changed, dst_changed = changed[0::2], changed[1::2]
-        keys = np.empty(2 * n, dtype=np.uint64)
-        keys[0::2] = p["hs"]
-        keys[1::2] = p["pkey"] ^ np.uint64(0x5BD1E995)
+        mac_changed = self.bindings.changed(hash_strings(np.where(src_mask, bind_ip, "")), mac, t, src_mask)
         # an ARP sender claiming an address bound to another MAC (poisoning) vs. an IP packet whose
-        # source MAC differs (also two routers, a capture on both sides of a bridge, VRRP)
+        # source MAC differs (also two routers, a capture on both sides of a bridge, VRRP: per-host and
+        # per-pair sums of the latter marked whole benign captures as spoofing and were removed in v2)
         arp_claim = mac_changed & is_arp
         # was this ARP reply asked for: a request from its target for the address it claims
         op = b["arp_opcode"]
@@ -1246,23 +1235,27 @@ class SpoofingBlock(FeatureBlock):
         since = self.arp_asked.update(ask, t, req & (a_src != a_dst), rep)
         unsolicited = rep & ~(since <= self.ARP_ASK_WINDOW)
         claim_new = self.arp_claims.update(mix(mac, ha_src), t, is_arp & (a_src != "") & (a_src != "0.0.0.0"))[0]
-        x = np.zeros((2 * n, 4))
-        x[0::2, 0] = mac_changed
-        x[0::2, 1] = arp_claim
-        x[0::2, 2] = unsolicited
-        x[0::2, 3] = claim_new
-        x[1::2, 0] = mac_changed | dst_changed
-        lg = self.changes.update(keys, np.repeat(t, 2), x)
+        x = np.zeros((n, 2))
+        x[:, 0] = arp_claim
+        x[:, 1] = claim_new
+        lg = self.changes.update(p["hs"], t, x)
+        # the frame's own MACs (IP frames too): has the sender / the next hop been answering ARP nobody
+        # asked for? Traffic a poisoner intercepts goes to and comes from its MAC, whatever the IPs say
+        mkeys = np.empty(2 * n, dtype=np.uint64)
+        mkeys[0::2] = mac
+        mkeys[1::2] = np.where(eth_dst != "", hash_strings(eth_dst), np.uint64(0))
+        mx = np.zeros((2 * n, 1))
+        mx[0::2, 0] = unsolicited
+        ml = _log1(self.mac_unsolicited.update(mkeys, np.repeat(t, 2), mx)[:, 0])
+        unicast = (eth_dst != "") & (eth_dst != "ff:ff:ff:ff:ff:ff") & ~p["eth_group"]
         put = self.put
         put(out, "mac_changed", mac_changed)
         put(out, "arp_claim_changed", arp_claim)
-        put(out, "dst_mac_changed", dst_changed)
-        put(out, "src_macchange_30s", _log1(lg[0::2, 0]))
-        put(out, "src_arpclaim_30s", _log1(lg[0::2, 1]))
-        put(out, "pair_macchange_30s", _log1(lg[1::2, 0]))
+        put(out, "src_arpclaim_30s", _log1(lg[:, 0]))
         put(out, "arp_unsolicited", unsolicited)
-        put(out, "src_arp_unsolicited_30s", _log1(lg[0::2, 2]))
-        put(out, "src_arp_claims_60s", _log1(lg[0::2, 3]))
+        put(out, "src_mac_arp_unsolicited_30s", ml[0::2])
+        put(out, "dst_mac_arp_unsolicited_30s", np.where(unicast, ml[1::2], 0.0))
+        put(out, "src_arp_claims_60s", _log1(lg[:, 1]))
         ra = p["router_adv"]
         put(out, "ra_rogue", self.ra_bindings.changed(np.where(ra, np.uint64(1), np.uint64(0)), mac, t, ra))
 
