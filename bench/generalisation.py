@@ -5,7 +5,8 @@
         [--manifest captures/real/manifest.csv] [--cache DIR] [--rows-per-class 20000] [--epochs 8]
         [--ablation] [--json OUT.json] [--only-cache]
 
-Trains the bundled model's network (``detector.train.fit``, behaviour-v1 features) on
+Trains the bundled model's network (``detector.train.fit``, the default preset: behaviour-v2 features,
+scaler std floor, label smoothing) on
 
 * ``sim``            simulator training captures only,
 * ``lab``            namespace-lab training recordings only,

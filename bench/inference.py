@@ -14,7 +14,10 @@ Prints, for the bundle's network, all measured in the same run:
 * the largest probability difference of each path from torch, and the argmax agreement;
 * ``extractor.transform`` packets/s on a synthetic stream (``tests/fakes.synthetic_packets``)
   in 8192-row batches (replay) and 256-row batches (live), against the ~20k pkt/s raw tshark rate the
-  headless replay is bounded by.
+  headless replay is bounded by; with ``--reference-features REV`` also the extractor of
+  ``detector/features.py`` at git revision REV (e.g. the commit of an older bundle's featurizer) on the
+  same stream, interleaved pass by pass, and the ratio new / reference, plus features + model packets/s
+  in 8192-row batches for both when ``--reference-model`` names that bundle.
 Everything runs on ONE thread (BLAS and torch), so the numbers are per core: best of ``--repeat``
 passes, timed with the thread's CPU clock (``time.thread_time``) so other processes on a shared
 machine count less; wall-clock rates are printed beside them.
@@ -66,6 +69,10 @@ def main() -> None:
     ap.add_argument("--packets", type=int, default=100_000)
     ap.add_argument("--rows", type=int, default=262_144)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--reference-features", metavar="REV",
+                    help="git revision whose detector/features.py is timed beside this one (same stream, same run)")
+    ap.add_argument("--reference-model", help="bundle of the reference featurizer (read raw: its schema is old)")
+    ap.add_argument("--only-features", action="store_true", help="skip the kernel tables")
     args = ap.parse_args()
 
     import torch
@@ -120,7 +127,7 @@ def main() -> None:
                 f.proba(A[i:i + chunk])
         return run
 
-    for label, A in (("real feature rows", X), ("dense random rows (worst case for the C kernel)", Xd)):
+    for label, A in (() if args.only_features else (("real feature rows", X), ("dense random rows (worst case for the C kernel)", Xd))):
         torch_rate, torch_wall = best_rate(torch_probs(A, 16384), len(A), args.repeat)
         print(f"\n{label}:")
         print(f"{'path, rows per call':<40}{'rows/s/core':>14}{'x target':>10}{'x torch':>9}{'wall rows/s':>14}")
@@ -141,6 +148,72 @@ def main() -> None:
                 ext.transform(stream.slice(s, s + rows))
         r, _ = best_rate(extract, len(stream), max(1, args.repeat // 2))
         print(f"{rows:<40}{r:>14,.0f}{r / TSHARK_PKTS:>10.1f}")
+    if args.reference_features:
+        compare_reference(args, clf, stream)
+
+
+def reference_module(rev: str):
+    """detector/features.py as of git revision ``rev``, imported under another name."""
+    import importlib.util
+    import subprocess
+    import tempfile
+
+    root = Path(__file__).resolve().parent.parent
+    src = subprocess.run(["git", "-C", str(root), "show", f"{rev}:detector/features.py"], capture_output=True,
+                         text=True, check=True).stdout
+    tmp = Path(tempfile.mkdtemp()) / "features_reference.py"
+    tmp.write_text(src)
+    spec = importlib.util.spec_from_file_location("features_reference", tmp)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def reference_mlp(path: str):
+    """FoldedMLP of a bundle read without the schema check (its featurizer is not this iotwatch's)."""
+    import json
+
+    from safetensors import safe_open
+
+    from iotwatch.detector.model import FoldedMLP, ModelConfig
+
+    with safe_open(path, "numpy") as fh:
+        meta = json.loads(fh.metadata()["iotwatch"])
+        tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    cfg = ModelConfig.from_dict(meta["model_config"])
+    return FoldedMLP.from_tensors(cfg, tensors, np.asarray(meta["scaler_mean"]), np.asarray(meta["scaler_std"]))
+
+
+def compare_reference(args, clf, stream) -> None:
+    """This featurizer (+ model) against the reference revision's, interleaved on the same stream."""
+    from iotwatch.detector.features import new_extractor
+
+    ref = reference_module(args.reference_features)
+    ref_mlp = reference_mlp(args.reference_model) if args.reference_model else None
+    print(f"\nagainst {args.reference_features} ({ref.FEATURIZER_VERSION}, {len(ref.FEATURE_NAMES)} columns) "
+          f"on the same {len(stream):,} packets, interleaved, best of {args.repeat}:")
+    print(f"{'batch rows':<12}{'this pkt/s':>14}{'ref pkt/s':>14}{'ratio':>8}{'this+model':>14}{'ref+model':>14}{'ratio':>8}")
+    for rows in (8192, 256):
+        def run(make, mlp):
+            def go():
+                ext = make()
+                for s in range(0, len(stream), rows):
+                    X = ext.transform(stream.slice(s, s + rows))
+                    if mlp is not None:
+                        mlp.proba(X)
+            return go
+        best = {k: 0.0 for k in ("new", "ref", "new_m", "ref_m")}
+        for _ in range(max(1, args.repeat)):
+            for key, fn in (("new", run(lambda: new_extractor(clf.featurizer), None)),
+                            ("ref", run(ref.new_extractor, None)),
+                            ("new_m", run(lambda: new_extractor(clf.featurizer), clf._mlp)),
+                            ("ref_m", run(ref.new_extractor, ref_mlp))):
+                if key == "ref_m" and ref_mlp is None:
+                    continue
+                best[key] = max(best[key], best_rate(fn, len(stream), 1)[0])
+        rm = best["ref_m"] or float("nan")
+        print(f"{rows:<12}{best['new']:>14,.0f}{best['ref']:>14,.0f}{best['new'] / best['ref']:>8.2f}"
+              f"{best['new_m']:>14,.0f}{rm:>14,.0f}{best['new_m'] / rm:>8.2f}")
 
 
 def build_module(clf, cfg, torch):
