@@ -106,7 +106,7 @@ def _quiet_stdio() -> None:
 def run_headless(cfg: RunConfig, out=None) -> int:
     o = cfg.outputs
     # an output on standard output ("-", like tshark's -w -) keeps stdout for itself; the summary goes to stderr
-    out = out or (sys.stderr if "-" in (o.report, o.predictions, o.alerts) else sys.stdout)
+    out = out or (sys.stderr if "-" in (o.report, o.predictions, o.alerts, o.write) else sys.stdout)
     cfg.outputs.check(cfg.inputs())
     classifier = cfg.load_classifier()
     # labels are loaded once the source is open: a large sidecar CSV is parsed while tshark starts up
