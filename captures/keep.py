@@ -14,6 +14,7 @@ Public API (captures layer; detector/run.py and the TUI build on it):
   be called from any thread while the capture runs): live, the files the capture tee wrote so far and
   still on disk (a ring's deleted files are gone from the list; only frames already flushed to disk are
   listed); a replayed file: ``[(the file, 1, frames read so far)]``; standard input: ``[]``.
+  ``MonitorRun.kept_frames()`` (detector/run.py; the TUI's ``CaptureSession``) forwards to it.
   A live run keeps files only when it was given a :class:`CaptureKeeper`: the user's ``-w`` (MonitorRun
   builds it), or :meth:`CaptureKeeper.private` -- a bounded ring in a private temporary folder
   (``PRIVATE_RING_FILES`` x ``PRIVATE_RING_KB``) removed by ``close()`` -- which MonitorRun uses for a

@@ -313,8 +313,15 @@ class MonitorRun:
 
     def _keep(self, piece: ClassifiedBatch) -> None:
         """Copy a counted piece's frames into -w (replay) and its flagged ones into --write-flagged."""
-        if not len(piece) or (self._frames is None and self.flagged is None):
-            return
+        if len(piece) and (self._frames is not None or self.flagged is not None):
+            self._copy(piece)
+        if self.write_failure is None:   # a -w / flagged file that cannot be written stops the run (exit 3)
+            for w in self._user_writers():
+                if w.problem is not None:
+                    self.write_failure = w.problem
+                    break
+
+    def _copy(self, piece: ClassifiedBatch) -> None:
         frames = piece.packets["frame_number"]
         flagged = self.flagged is not None and bool(piece.anomaly.any())
         got: list = []
@@ -328,13 +335,27 @@ class MonitorRun:
         elif flagged and self.keeper is not None:
             got = self.keeper.take(frames[piece.anomaly].tolist())
         if flagged and got:
-            idx = piece.anomaly.nonzero()[0]
-            info = dict(zip(frames[idx].tolist(), zip(piece.predicted[idx].tolist(), piece.confidence[idx].tolist())))
-            tracks = {}
-            for fr, tr in getattr(self.incidents, "assigned", ()):
-                for n in fr.tolist():
-                    tracks[n] = tr
-            self.flagged.add([f for f in got if f.number in info], info, tracks)
+            self._flag(piece, frames, got)
+
+    def _user_writers(self) -> list:
+        """The pcapng writers of the user's -w / --write-flagged (not the private ring)."""
+        keeper_w = self.keeper.writer if self.keeper is not None and not self.keeper.private_dir else None
+        return [w for w in (self._capture_w, keeper_w, self.flagged.ring if self.flagged else None) if w is not None]
+
+    def kept_frames(self) -> list:
+        """``source.kept_frames()`` (``captures/keep.py``): the files holding this run's frames so far."""
+        src = self.source
+        return src.kept_frames() if src is not None and hasattr(src, "kept_frames") else []
+
+    def _flag(self, piece: ClassifiedBatch, frames, got: list) -> None:
+        """The flagged frames of a piece with their class, confidence and incident track."""
+        idx = piece.anomaly.nonzero()[0]
+        info = dict(zip(frames[idx].tolist(), zip(piece.predicted[idx].tolist(), piece.confidence[idx].tolist())))
+        tracks = {}
+        for fr, tr in getattr(self.incidents, "assigned", ()):   # this piece's rows -> their incident track
+            for n in fr.tolist():
+                tracks[n] = tr
+        self.flagged.add([f for f in got if f.number in info], info, tracks)
 
     def _close_keeping(self) -> None:
         """Complete -w / --write-flagged (after the source closed: the tee has stopped)."""
@@ -349,9 +370,8 @@ class MonitorRun:
             self._capture_w.close(header)
         if self.flagged is not None:
             self.flagged.close(header)
-        for w, what in ((self._capture_w or (self.keeper.writer if self.keeper and not self.keeper.private_dir else None),
-                         "capture"), (self.flagged.ring if self.flagged else None, "flagged")):
-            if w is not None and w.problem is not None and self.write_failure is None:
+        for w in self._user_writers():
+            if w.problem is not None and self.write_failure is None:
                 self.write_failure = w.problem
 
     def _discard_keeping(self) -> None:
