@@ -13,6 +13,7 @@ import re
 import signal
 import socket
 import stat
+import struct
 import subprocess
 import sys
 import time
@@ -289,7 +290,8 @@ def lo():
 
 
 def _start_live(tmp_path, port, *extra):
-    p = subprocess.Popen([sys.executable, "-m", "iotwatch", "-i", "lo", "-f", f"udp port {port}", "--headless",
+    bpf = ["-f", f"udp port {port}"] if port else []
+    p = subprocess.Popen([sys.executable, "-m", "iotwatch", "-i", "lo", *bpf, "--headless",
                           "--report", str(tmp_path / "r.json"), *map(str, extra)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = p.stderr.readline()
@@ -385,3 +387,141 @@ def test_kept_frames_api_serves_live_frames_for_dissection(tmp_path, lo):
             assert int(bytes.fromhex(data)[9:15]) == n - 1          # datagram index = global frame - 1
     keeper.cleanup()
     assert not Path(folder).exists()
+
+
+@pytest.mark.live
+def test_live_write_flagged_from_the_tee_on_a_loopback_scan(tmp_path, lo):
+    """Bounded TCP connect scan of 600 closed ports on 127.0.0.1: the flagged file holds exactly the
+    packets the report counts as anomalous, taken from the live tee, commented."""
+    p = _start_live(tmp_path, 0, "-f", "tcp portrange 41000-41599", "-w", tmp_path / "all.pcapng",
+                    "--write-flagged", tmp_path / "flag.pcapng", "-a", "packets:1200")
+    try:
+        for port in range(41000, 41600):
+            with socket.socket() as s:
+                s.setblocking(False)
+                s.connect_ex(("127.0.0.1", port))
+        out, err = p.communicate(timeout=GUARD)
+    finally:
+        p.kill()
+    assert p.returncode == 0, err
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["packets"] == 1200 == frames_in(tmp_path / "all.pcapng")
+    assert report["anomalies"] > 0, "the bundled model no longer flags a loopback port scan"
+    assert frames_in(tmp_path / "flag.pcapng") == report["anomalies"] == report["flagged_file"]["packets"]
+    assert "missing" not in report["flagged_file"]
+    comments = [c for (c,) in tshark_fields(tmp_path / "flag.pcapng", "frame.comment")]
+    assert all(re.match(r"iotwatch: \w+ confidence=[\d.]+( incident=\d+)? frame=\d+$", c) for c in comments)
+    # the flagged packets are those frames of the full capture, byte for byte
+    frames = [int(c.rsplit("frame=", 1)[1]) for c in comments]
+    ours = [row[0] for row in tshark_fields(tmp_path / "flag.pcapng", "frame.time_epoch")]
+    wanted = ",".join(map(str, frames[:300]))
+    theirs = [row[0] for row in tshark_fields(tmp_path / "all.pcapng", "frame.time_epoch",
+                                              read_filter=f"frame.number in {{{wanted}}}")]
+    assert ours[:300] == theirs
+
+
+@pytest.mark.live
+def test_live_tui_run_without_w_keeps_a_private_bounded_ring(lo):
+    """What the TUI's live detail view reads: MonitorRun (not headless, no -w) keeps a private ring."""
+    import threading
+
+    from iotwatch.detector.classifier import PacketClassifier
+    from iotwatch.detector.config import RunConfig, SourceConfig
+    from iotwatch.detector.run import MonitorRun
+
+    port = free_udp_port()
+    cfg = RunConfig(source=SourceConfig(iface="lo", bpf=f"udp port {port}"), headless=False)
+    run = MonitorRun(cfg, PacketClassifier.load(None), None, max_wait=0.1)
+    sender = threading.Thread(target=send_udp, args=(port, 300), daemon=True)
+    deadline = time.monotonic() + GUARD
+    report = run.run(capturing=sender.start,
+                     cancelled=lambda: run.totals.packets >= 300 or time.monotonic() > deadline)
+    sender.join(5)
+    folder = Path(run.keeper.private_dir)
+    kept = run.kept_frames()
+    assert report["packets"] == 300 and "capture_file" not in report   # not the user's file
+    assert kept and kept[0].first_frame == 1 and kept[-1].last_frame == 300
+    assert all(Path(k.path).parent == folder for k in kept)
+    assert sum(frames_in(k.path) for k in kept) == 300
+    run.keeper.cleanup()
+    assert not folder.exists()
+
+
+def test_private_ring_is_removed_at_exit(tmp_path):
+    code = ("from iotwatch.captures.keep import CaptureKeeper\n"
+            "k = CaptureKeeper.private()\n"
+            "open(k.private_dir + '/x', 'w').write('x')\n"
+            "print(k.private_dir)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    folder = Path(r.stdout.strip())
+    assert folder.name.startswith("iotwatch-live-") and not folder.exists()
+
+
+# ------------------------------------------------------------------------------ pcapng corner cases
+def _blk(order: str, btype: int, body: bytes) -> bytes:
+    body += b"\0" * (-len(body) % 4)
+    n = 12 + len(body)
+    return struct.pack(order + "II", btype, n) + body + struct.pack(order + "I", n)
+
+
+def _opt(order: str, code: int, value: bytes) -> bytes:
+    return struct.pack(order + "HH", code, len(value)) + value + b"\0" * (-len(value) % 4)
+
+
+def odd_pcapng() -> bytes:
+    """Two sections: little-endian (ns interface, an interface described after packets, a packet that
+    already has a comment) then big-endian (a simple packet block, then an enhanced one)."""
+    frames = [ether(b"\x02" * 6, b"\x04" * 6, 0x0800, ipv4("10.0.0.1", "10.0.0.2", 17, udp(5000 + i, 53, b"x" * i)))
+              for i in range(8)]
+    out = []
+    for order in ("<", ">"):
+        out.append(_blk(order, 0x0A0D0D0A, struct.pack(order + "IHHq", 0x1A2B3C4D, 1, 0, -1)))
+        tsres = _opt(order, 9, b"\x09") + _opt(order, 0, b"")
+        out.append(_blk(order, 1, struct.pack(order + "HHI", 1, 0, 65535) + tsres))
+    le, be = out[:2], out[2:]
+
+    def epb(order, iface, t, f, comment=None):
+        opts = (_opt(order, 1, comment.encode()) + _opt(order, 0, b"")) if comment else b""
+        pad = b"\0" * (-len(f) % 4)
+        return _blk(order, 6, struct.pack(order + "IIIII", iface, t >> 32, t & 0xFFFFFFFF, len(f), len(f)) + f + pad + opts)
+
+    t0 = 1_700_000_000_000_000_000
+    le += [epb("<", 0, t0, frames[0]), epb("<", 0, t0 + 10**9, frames[1], "label=normal"),
+           _blk("<", 1, struct.pack("<HHI", 1, 0, 65535)),     # a second interface (µs), described late
+           epb("<", 1, (t0 // 1000) + 2 * 10**6, frames[2]), epb("<", 0, t0 + 3 * 10**9, frames[3])]
+    spb = _blk(">", 3, struct.pack(">I", len(frames[4])) + frames[4])
+    be += [spb, epb(">", 0, t0 + 5 * 10**9, frames[5]), epb(">", 0, t0 + 6 * 10**9, frames[6])]
+    return b"".join(le + be)
+
+
+def test_multi_section_big_endian_file_copies_and_comments(tmp_path):
+    from iotwatch.captures.keep import FileFrames, PcapngRing
+
+    src = tmp_path / "odd.pcapng"
+    src.write_bytes(odd_pcapng())
+    fields = ("frame.time_epoch", "frame.len", "frame.interface_id", "udp.srcport")
+    original = tshark_fields(src, *fields)
+    assert len(original) == 7
+    # -w on a replay: the same packets, same interfaces and times
+    r = iotwatch("-r", src, "--headless", "-w", tmp_path / "copy.pcapng")
+    assert r.returncode == 0, r.stderr
+    assert tshark_fields(tmp_path / "copy.pcapng", *fields) == original
+    # a ring of 2-packet files: each starts with its section's header (the late interface included)
+    r = iotwatch("-r", src, "--headless", "-w", tmp_path / "r.pcapng", "-b", "packets:2")
+    assert r.returncode == 0, r.stderr
+    files = ring_files(tmp_path, "r")
+    assert [frames_in(p) for p in files] == [2, 2, 2, 1]
+    assert [row for p in files for row in tshark_fields(p, *fields)] == original
+    # comments on every kind of packet block, next to an existing one
+    frames = FileFrames(str(src))
+    got = frames.take(range(1, 8))
+    frames.close()
+    ring = PcapngRing(str(tmp_path / "c.pcapng"), None)
+    for f in got:
+        assert ring.packet(f, f"iotwatch: test frame={f.number}")
+    ring.close()
+    comments = tshark_fields(tmp_path / "c.pcapng", "frame.comment", "udp.srcport")
+    assert [c for c, _ in comments] == [("label=normal," if n == 2 else "") + f"iotwatch: test frame={n}"
+                                        for n in range(1, 8)]
+    assert [p for _, p in comments] == [row[3] for row in original]
