@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import errno
 import gzip
 import os
 import shutil
@@ -341,12 +342,13 @@ class PcapngRing:
         self.files_written = 0
         self.deleted: list[str] = []       # ring files removed (files:N)
         self.problem: Exception | None = None
+        self.stdout_closed = False         # -w -: the reader of standard output went away (| head): stop quietly
         self._flushed_last = 0
         self.last_header: tuple[int, bytes, str] | None = None
 
     # -- public ---------------------------------------------------------------------------------
     def packet(self, frame: Frame, comment: str | None = None) -> bool:
-        if self.problem is not None:
+        if self.problem is not None or self.stdout_closed:
             return False
         try:
             if self._fh is None or self._switch or self._duration_up(frame.ts):
@@ -492,9 +494,10 @@ class PcapngRing:
             return
         out, self._out = self._out, None
         try:
-            if self._fh is not None:
+            if self._fh is not None and not self.stdout_closed:
                 self._fh.flush()
-            out.commit()
+            if not self.stdout_closed:
+                out.commit()
         finally:
             self._fh = None
         with self._lock:
@@ -502,7 +505,21 @@ class PcapngRing:
                 self._flushed_last = self._files[-1][2]
 
     def _fail(self, e: OSError) -> None:
+        if e.errno == errno.EPIPE and self._out is not None and self._out.stdout:
+            self.stdout_closed = True   # like tshark -w - | head: not an error, the run just stops
+            _silence_stdout()
+            return
         self.problem = write_error(self._out.path if self._out else self.path, self.what, e)
+
+
+def _silence_stdout() -> None:
+    """Point fd 1 at /dev/null: nothing more (not even the interpreter's last flush) hits the closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+    except OSError:
+        pass
 
 
 # --- the live tee --------------------------------------------------------------------------------

@@ -188,7 +188,7 @@ class MonitorRun:
                     if self.duration and self.live:
                         deadline = time.perf_counter() + self.duration
                     capturing()
-                if cancelled():
+                if cancelled() or self._check_writers():
                     return True
                 timed_out = deadline is not None and time.perf_counter() >= deadline
                 if drain() or (timed_out and self.live):
@@ -315,11 +315,17 @@ class MonitorRun:
         """Copy a counted piece's frames into -w (replay) and its flagged ones into --write-flagged."""
         if len(piece) and (self._frames is not None or self.flagged is not None):
             self._copy(piece)
-        if self.write_failure is None:   # a -w / flagged file that cannot be written stops the run (exit 3)
-            for w in self._user_writers():
-                if w.problem is not None:
-                    self.write_failure = w.problem
-                    break
+        self._check_writers()
+
+    def _check_writers(self) -> bool:
+        """A -w / flagged file that cannot be written stops the run (exit 3, report truncated); a
+        closed standard output (``-w - | head``) stops it quietly. True when the run must stop."""
+        for w in self._user_writers():
+            if w.problem is not None and self.write_failure is None:
+                self.write_failure = w.problem
+            if w.stdout_closed and self.stopped_early is None:
+                self.stopped_early = f"standard output (-w -) was closed by its reader after {w.packets} packets"
+        return self.write_failure is not None or (self.stopped_early is not None and self.stopped_early.startswith("standard output"))
 
     def _copy(self, piece: ClassifiedBatch) -> None:
         frames = piece.packets["frame_number"]

@@ -525,3 +525,19 @@ def test_multi_section_big_endian_file_copies_and_comments(tmp_path):
     assert [c for c, _ in comments] == [("label=normal," if n == 2 else "") + f"iotwatch: test frame={n}"
                                         for n in range(1, 8)]
     assert [p for _, p in comments] == [row[3] for row in original]
+
+
+def test_w_dash_reader_going_away_ends_quietly(tmp_path):
+    """tshark -w - | head: a closed standard output is not an error (exit 0, no traceback); the
+    report says where the pcapng stream stopped."""
+    rep = tmp_path / "r.json"
+    p = subprocess.Popen([sys.executable, "-m", "iotwatch", "-r", DEMO, "--headless", "-w", "-", "--report", rep],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    head = p.stdout.read(1000)
+    p.stdout.close()
+    err = p.stderr.read()
+    assert p.wait(timeout=120) == 0, err
+    assert head[:4] == b"\x0a\x0d\x0d\x0a" and b"Traceback" not in err and b"Broken pipe" not in err
+    report = json.loads(rep.read_text())
+    assert report["truncated"].startswith("standard output (-w -) was closed")
+    assert report["capture_file"]["packets"] < frames_in(DEMO)
