@@ -15,6 +15,8 @@ Public API (captures layer; detector/run.py and the TUI build on it):
   still on disk (a ring's deleted files are gone from the list; only frames already flushed to disk are
   listed); a replayed file: ``[(the file, 1, frames read so far)]``; standard input: ``[]``.
   ``MonitorRun.kept_frames()`` (detector/run.py; the TUI's ``CaptureSession``) forwards to it.
+  (A ``-w FILE --append`` file also holds earlier runs' sections before this run's frames: the offset
+  rule above holds only for files this run created -- ring files and private rings always are.)
   A live run keeps files only when it was given a :class:`CaptureKeeper`: the user's ``-w`` (MonitorRun
   builds it), or :meth:`CaptureKeeper.private` -- a bounded ring in a private temporary folder
   (``PRIVATE_RING_FILES`` x ``PRIVATE_RING_KB``) removed by ``close()`` -- which MonitorRun uses for a
@@ -113,6 +115,20 @@ def ring_file_name(base: str | os.PathLike, number: int, when: float | None = No
     suffix = base.suffix if base.stem else ""
     stem = base.stem if base.stem else base.name
     return base.with_name(f"{stem}_{number:05d}_{stamp}{suffix}")
+
+
+def check_appendable(path, what: str) -> None:
+    """``--append`` continues a pcapng file with a new section: refuse an existing file that is not pcapng."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise InputError(f"cannot read {what} {path}: {e.strerror}") from None
+    if head and capture_format(head) != "pcapng":
+        raise InputError(f"{what} {path} is not a pcapng file; --append adds a section to a pcapng file",
+                         hint="give another file name, or --force to replace it")
 
 
 class KeptFile(NamedTuple):
@@ -393,8 +409,8 @@ class PcapngRing:
         """The files written so far and still on disk, with their (flushed) frame ranges."""
         with self._lock:
             out = []
-            for p, first, last, _ in self._files:
-                if p is self._files[-1][0]:
+            for i, (p, first, last, _) in enumerate(self._files):
+                if i == len(self._files) - 1:
                     last = min(last, self._flushed_last)
                 if first and last >= first:
                     out.append(KeptFile(p, first, last))
@@ -457,7 +473,9 @@ class PcapngRing:
             out.check()
             out.reserve()
         self._out = out
-        self._fh = out.open("wb") if out.stdout else open(out.tmp_path, "wb", buffering=_WRITE_BUFFER)
+        # --append: a new section at the end of an existing pcapng (checked by check_appendable)
+        mode = "ab" if out.append else "wb"
+        self._fh = out.open("wb") if out.stdout else open(out.tmp_path, mode, buffering=_WRITE_BUFFER)
         out._fh = self._fh
         self.files_written += 1
         self._size = 0

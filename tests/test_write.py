@@ -78,11 +78,17 @@ def test_replay_w_with_count_keeps_only_what_was_read(tmp_path):
     assert ours == theirs
 
 
-def test_replay_w_converts_pcap_to_pcapng_with_the_same_packets(tmp_path):
+@pytest.mark.parametrize("nanoseconds", [False, True])
+def test_replay_w_converts_pcap_to_pcapng_with_the_same_packets(tmp_path, nanoseconds):
     frames = [ether(b"\x02" * 6, b"\x04" * 6, 0x0800, ipv4("10.0.0.1", "10.0.0.2", 17, udp(1000 + i, 53, b"q" * i)))
               for i in range(50)]
     src = tmp_path / "in.pcap"
-    src.write_bytes(pcap(frames))
+    if nanoseconds:   # big-endian, nanosecond magic, odd nanoseconds
+        body = [struct.pack(">IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 65535, 1)]
+        body += [struct.pack(">IIII", 1_700_000_000 + i, 123_456_789 + i, len(f), len(f)) + f for i, f in enumerate(frames)]
+        src.write_bytes(b"".join(body))
+    else:
+        src.write_bytes(pcap(frames))
     out = tmp_path / "out.pcapng"
     r = iotwatch("-r", src, "--headless", "-w", out)
     assert r.returncode == 0, r.stderr
@@ -541,3 +547,35 @@ def test_w_dash_reader_going_away_ends_quietly(tmp_path):
     report = json.loads(rep.read_text())
     assert report["truncated"].startswith("standard output (-w -) was closed")
     assert report["capture_file"]["packets"] < frames_in(DEMO)
+
+
+def test_append_adds_a_section_to_an_existing_pcapng_and_refuses_other_files(tmp_path):
+    out, flag = tmp_path / "a.pcapng", tmp_path / "f.pcapng"
+    assert iotwatch("-r", DEMO, "--headless", "-c", "100", "-w", out).returncode == 0
+    r = iotwatch("-r", DEMO, "--headless", "-c", "50", "-w", out, "--append")
+    assert r.returncode == 0, r.stderr
+    assert frames_in(out) == 150                 # never wiped: the first run's 100 + this run's 50
+    times = [row[0] for row in tshark_fields(out, "frame.time_epoch")]
+    first = [row[0] for row in tshark_fields(DEMO, "frame.time_epoch", read_filter="frame.number <= 100")]
+    assert times == first + first[:50]
+    bad = tmp_path / "old.pcap"
+    bad.write_bytes(pcap([b"\x00" * 60]))
+    r = iotwatch("-r", DEMO, "--headless", "-c", "5", "--write-flagged", bad, "--append")
+    assert r.returncode == 2 and b"not a pcapng file" in r.stderr, r.stderr
+    assert bad.read_bytes() == pcap([b"\x00" * 60])
+
+
+def test_gzip_input_and_display_filter_copy_what_was_read(tmp_path):
+    import gzip
+
+    gz = tmp_path / "demo.pcapng.gz"
+    gz.write_bytes(gzip.compress(DEMO.read_bytes(), 1))
+    r = iotwatch("-r", gz, "--headless", "-w", tmp_path / "g.pcapng")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "g.pcapng").read_bytes() == DEMO.read_bytes()
+    rep = tmp_path / "r.json"
+    r = iotwatch("-r", DEMO, "--headless", "-Y", "arp", "-w", tmp_path / "arp.pcapng", "--report", rep)
+    assert r.returncode == 0, r.stderr
+    n = json.loads(rep.read_text())["packets"]
+    assert 0 < n == frames_in(tmp_path / "arp.pcapng") == len(tshark_fields(DEMO, "frame.number", read_filter="arp"))
+    assert {row[0] for row in tshark_fields(tmp_path / "arp.pcapng", "eth.type")} == {"0x0806"}
