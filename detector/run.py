@@ -22,7 +22,7 @@ from iotwatch.captures.errors import IotwatchError
 from iotwatch.captures.files import plan_outputs, reserve_all, write_error
 
 from .config import RunConfig
-from iotwatch.captures.keep import WINDOW_BYTES, CaptureKeeper, FileFrames, PcapngRing
+from iotwatch.captures.keep import WINDOW_BYTES, CaptureKeeper, FileFrames, PcapngRing, pick
 
 from .eve import sensor_name, stats_record
 from .flagged import FlaggedWriter
@@ -331,15 +331,16 @@ class MonitorRun:
         frames = piece.packets["frame_number"]
         flagged = self.flagged is not None and bool(piece.anomaly.any())
         got: list = []
-        if self._frames is not None:
-            want = frames if self._capture_w is not None else frames[piece.anomaly]
-            got = self._frames.take(want.tolist()) if len(want) else []
-            if self._capture_w is not None:
-                for f in got:
-                    if not self._capture_w.packet(f):
-                        break
-        elif flagged and self.keeper is not None:
-            got = self.keeper.take(frames[piece.anomaly].tolist())
+        if self._frames is not None and self._capture_w is not None:   # replay -w: every frame read
+            ranges = self._frames.take_ranges(frames.tolist())
+            for run, i, j in ranges:
+                if not self._capture_w.write_range(run, i, j):
+                    break
+            if flagged:
+                got = pick(ranges, sorted(frames[piece.anomaly].tolist()))
+        elif flagged:   # replay: the input, read on; live: the tee's window
+            supplier = self._frames if self._frames is not None else self.keeper
+            got = supplier.take(frames[piece.anomaly].tolist()) if supplier is not None else []
         if flagged and got:
             self._flag(piece, frames, got)
 
