@@ -82,6 +82,11 @@ class OutputConfig:
                 if path and path != "-":
                     check_appendable(path, what)
         if self.ring:   # the ring's files are named when opened: check their folder now
+            import os
+
+            if self.write.endswith(os.sep) or os.path.isdir(self.write):
+                raise InputError(f"-w {self.write} names a folder; with -b give a file name the ring's files are "
+                                 "named after", hint="e.g. -w capture/ring.pcapng -b filesize:100000")
             OutputFile(os_path_join_probe(self.write), "capture file").check()
 
 

@@ -398,7 +398,8 @@ class MonitorRun:
         w = self._capture_w or (self.keeper.writer if self.keeper is not None and not self.keeper.private_dir else None)
         if w is not None:
             kept = w.kept()
-            extra["capture_file"] = {"packets": w.packets, "files": [k.path for k in kept],
+            extra["capture_file"] = {"path": self.config.outputs.write, "packets": w.packets,
+                                     "files": [k.path for k in kept],
                                      "files_written": w.files_written, "files_deleted": len(w.deleted)}
             if self.keeper is not None and self.keeper.problem:
                 extra["capture_file"]["problem"] = self.keeper.problem

@@ -250,6 +250,8 @@ def test_non_regular_file_is_never_replaced(tmp_path, kind, flag):
     (["-w", "-", "-b", "packets:5"], b"needs a file name"),
     (["-w", "-", "--report", "-"], b"standard output"),
     (["-w", "{tmp}/nofolder/a.pcapng", "-b", "packets:5"], b"does not exist"),
+    (["-w", "{tmp}/", "-b", "packets:5"], b"names a folder"),
+    (["-w", "{tmp}/", ], b"names a folder"),
 ])
 def test_bad_write_options_are_one_line_usage_errors(tmp_path, argv, words):
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
