@@ -63,7 +63,8 @@ from .pcapfile import (ENHANCED_PACKET, INTERFACE_DESCRIPTION, MAX_RECORD, OBSOL
 PRIVATE_RING_FILES = 8        # a live TUI run without -w keeps this many files ...
 PRIVATE_RING_KB = 16_000      # ... of this many kB each (dumpcap's kB: 1000 bytes)
 WINDOW_BYTES = 64 << 20       # live --write-flagged: packet blocks kept in memory until classified
-_WRITE_BUFFER = 1 << 20
+_WRITE_BUFFER = 1 << 20      # bytes collected before they are written
+_PIECE = 256 << 10            # at most this much of a run in one write (what a write error can cost)
 _READ_SIZE = 1 << 20
 _IF_TSRESOL = 9
 
@@ -463,7 +464,7 @@ class PcapngRing:
                 self._next_file()
             self._write_header(frame.section, frame.header, frame.order)
             block = with_comment(frame, comment) if comment else frame.block
-            self._fh.write(block)
+            self._put(block, (self.packets + 1, frame.number))
         except OSError as e:
             self._fail(e)
             return False
@@ -471,7 +472,7 @@ class PcapngRing:
             self.problem = e
             return False
         self._wrote(1, len(block), frame.number, frame.ts)
-        return True
+        return True if getattr(self._fh, "pending", 0) < _WRITE_BUFFER else self.flush()
 
     def write_range(self, run: Run, i: int, j: int) -> bool:
         """Packets ``i..j-1`` of ``run`` (frames ``run.first + i`` ...), written as few slices as the
@@ -504,7 +505,9 @@ class PcapngRing:
                                 break
                             m += 1
                         k = m
-                self._fh.write(data[starts[i]:ends[k - 1]])
+                # pieces of at most _PIECE bytes: a write error loses at most that much
+                k = min(k, bisect.bisect_left(ends, starts[i] + _PIECE, i, k) + 1)
+                self._put(memoryview(data)[starts[i]:ends[k - 1]], (self.packets + k - i, run.first + k - 1))
             except OSError as e:
                 self._fail(e)
                 return False
@@ -513,6 +516,8 @@ class PcapngRing:
                 return False
             self._wrote(k - i, ends[k - 1] - starts[i], run.first + k - 1, ts, first=run.first + i)
             i = k
+            if getattr(self._fh, "pending", 0) >= _WRITE_BUFFER and not self.flush():
+                return False
         return True
 
     def _wrote(self, packets: int, nbytes: int, last: int, ts: float | None, first: int | None = None) -> None:
@@ -530,17 +535,21 @@ class PcapngRing:
                               or (r.packets is not None and self._file_packets >= r.packets)):
             self._switch = True
 
-    def flush(self) -> None:
-        """Push buffered blocks to the file (a reader -- the TUI's dissector -- sees them)."""
-        if self._fh is not None and self.problem is None:
+    def flush(self) -> bool:
+        """Push buffered blocks to the file (a reader -- the TUI's dissector -- sees them); what is
+        flushed is what a later write error leaves in the file. False after a write error."""
+        if self.problem is not None or self.stdout_closed:
+            return False
+        if self._fh is not None:
             try:
                 self._fh.flush()
             except OSError as e:
                 self._fail(e)
-                return
+                return False
         with self._lock:
             if self._files:
                 self._flushed_last = self._files[-1][2]
+        return True
 
     def kept(self) -> list[KeptFile]:
         """The files written so far and still on disk, with their (flushed) frame ranges."""
@@ -561,19 +570,51 @@ class PcapngRing:
                 if self._fh is None and not self._files:
                     self._next_file()
                     hdr = header or self.last_header
-                    self._fh.write(hdr[1] if hdr else section_header_block("iotwatch"))
+                    self._put(hdr[1] if hdr else section_header_block("iotwatch"), self._mark())
                 self._commit()
             except OSError as e:
                 self._fail(e)
             except InputError as e:
                 self.problem = e
-        if self.problem is not None and self._out is not None and self._fh is not None:
-            # keep what was written whole: the blocks before the failing write
-            try:
-                self._out.commit()
-            except Exception:  # noqa: BLE001 -- already failing; the first error is the one reported
-                pass
+        if self.problem is not None:
+            self._salvage()
         self._fh = None
+
+    def _salvage(self) -> None:
+        """After a write error (disk full): drop the unwritten buffer, cut the file back to what the
+        last successful flush left (whole blocks) and put it in place; the counts say what it holds."""
+        out, fh = self._out, self._fh
+        self._out = self._fh = None
+        if out is None or fh is None or out.stdout:
+            return
+        size, (packets, last) = fh.durable
+        fh.drop()         # what did not reach the disk is not written now
+        try:
+            fh.close()
+        except OSError:
+            pass
+        if size == 0 and not out.append:   # nothing whole reached the disk: leave no empty file
+            out.discard()
+            with self._lock:
+                self._files.pop()
+            self.packets = packets
+            return
+        try:
+            os.truncate(out.tmp_path, size)
+        except OSError:
+            pass
+        self.packets = packets
+        with self._lock:
+            entry = self._files[-1]
+            if last < entry[1]:
+                entry[1] = entry[2] = 0
+            else:
+                entry[2] = last
+            self._flushed_last = entry[2]
+        try:
+            out.commit()
+        except Exception:  # noqa: BLE001 -- already failing; the first error is the one reported
+            pass
 
     def discard(self) -> None:
         """Remove every file this run wrote (an input error before anything ran)."""
@@ -611,8 +652,7 @@ class PcapngRing:
             out.reserve()
         self._out = out
         # --append: a new section at the end of an existing pcapng (checked by check_appendable)
-        mode = "ab" if out.append else "wb"
-        self._fh = out.open("wb") if out.stdout else open(out.tmp_path, mode, buffering=_WRITE_BUFFER)
+        self._fh = out.open("wb") if out.stdout else _BlockFile(out.tmp_path, out.append, self._mark())
         out._fh = self._fh
         self.files_written += 1
         self._size = 0
@@ -632,14 +672,23 @@ class PcapngRing:
                         pass
                     self.deleted.append(old[0])
 
+    def _put(self, data, mark) -> None:
+        if isinstance(self._fh, _BlockFile):
+            self._fh.write(data, mark)
+        else:
+            self._fh.write(data)
+
+    def _mark(self) -> tuple[int, int]:
+        return self.packets, (self._files[-1][2] if self._files else 0)
+
     def _write_header(self, section: int, hdr: bytes, order: str) -> None:
         self.last_header = (section, hdr, order)
         if section != self._section:
-            self._fh.write(hdr)
+            self._put(hdr, self._mark())
             self._size += len(hdr)
             self._section, self._header_len = section, len(hdr)
         elif len(hdr) > self._header_len:   # interfaces described after the file started
-            self._fh.write(hdr[self._header_len:])
+            self._put(hdr[self._header_len:], self._mark())
             self._size += len(hdr) - self._header_len
             self._header_len = len(hdr)
 
@@ -664,6 +713,51 @@ class PcapngRing:
             _silence_stdout()
             return
         self.problem = write_error(self._out.path if self._out else self.path, self.what, e)
+
+
+class _BlockFile:
+    """A pcapng file written in whole blocks: ``write`` collects pieces (each whole blocks, with the
+    writer's counters after it as ``mark``), ``flush`` writes them one by one with ``os.write`` and
+    remembers how far whole pieces reached the disk (``durable``: file size, mark), so after a failed
+    write the file can be cut back to whole blocks (a buffered writer may already have written part
+    of a block) and the counters set to what it holds."""
+
+    def __init__(self, path, append: bool, mark):
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC), 0o644)
+        self._buf: list = []
+        self.pending = 0
+        self.closed = False
+        self.mode = "ab" if append else "wb"
+        self.durable = (os.fstat(self.fd).st_size, mark)
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def write(self, data, mark) -> None:
+        self._buf.append((data, mark))
+        self.pending += len(data)
+
+    def flush(self) -> None:
+        buf, self._buf, self.pending = self._buf, [], 0
+        size = self.durable[0]
+        for data, mark in buf:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self.fd, view):]
+            size += len(data)
+            self.durable = (size, mark)
+
+    def drop(self) -> None:
+        self._buf, self.pending = [], 0
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            self.flush()
+        finally:
+            self.closed = True
+            os.close(self.fd)
 
 
 def _silence_stdout() -> None:

@@ -336,6 +336,7 @@ class MonitorRun:
             for run, i, j in ranges:
                 if not self._capture_w.write_range(run, i, j):
                     break
+            self._capture_w.flush()   # a piece at a time on disk: what a later write error leaves
             if flagged:
                 got = pick(ranges, sorted(frames[piece.anomaly].tolist()))
         elif flagged:   # replay: the input, read on; live: the tee's window
@@ -406,8 +407,9 @@ class MonitorRun:
         if self.flagged is not None:
             missed = (self.keeper.missed if self.keeper is not None else 0) + \
                 (self._frames.missed if self._frames is not None else 0)
-            extra["flagged_file"] = {"path": self.config.outputs.write_flagged, "packets": self.flagged.written,
-                                     "with_incident": self.flagged.with_incident}
+            written = self.flagged.ring.packets   # after a write error: what the file really holds
+            extra["flagged_file"] = {"path": self.config.outputs.write_flagged, "packets": written,
+                                     "with_incident": min(self.flagged.with_incident, written)}
             if missed:
                 extra["flagged_file"]["missing"] = missed
         return extra

@@ -627,3 +627,19 @@ def test_ring_files_are_the_stream_cut_at_block_boundaries_whatever_the_feed_siz
     for f in got:
         start = offsets[f.number - 1]
         assert f.block == src[start:start + len(f.block)] and len(f.block) == struct.unpack_from("<I", src, start + 4)[0]
+
+
+@pytest.mark.parametrize("flag", ["-w", "--write-flagged"])
+def test_disk_full_keeps_whole_blocks_and_says_so(tmp_path, flag):
+    """RLIMIT_FSIZE makes writes fail like a full disk (EFBIG): exit 3, one line; the file holds whole
+    blocks (capinfos reads it) and as many packets as the report says."""
+    out, rep = tmp_path / "x.pcapng", tmp_path / "r.json"
+    p = subprocess.run(["prlimit", "--fsize=300000", sys.executable, "-m", "iotwatch", "-r", str(DEMO), "--headless",
+                        flag, str(out), "--report", str(rep)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 3, p.stderr
+    assert "Traceback" not in p.stderr and p.stderr.count("\n") == 1 and "cannot write" in p.stderr, p.stderr
+    report = json.loads(rep.read_text())
+    assert "stopped" in report["truncated"]
+    key = "capture_file" if flag == "-w" else "flagged_file"
+    assert 0 < frames_in(out) == report[key]["packets"]
+    assert out.stat().st_size <= 300000
