@@ -68,6 +68,7 @@ def test_replay_w_copies_every_frame_of_the_demo(tmp_path):
     assert out.read_bytes() == DEMO.read_bytes()
 
 
+@pytest.mark.slow
 def test_replay_w_with_count_keeps_only_what_was_read(tmp_path):
     out = tmp_path / "first.pcapng"
     r = iotwatch("-r", DEMO, "--headless", "-c", "123", "-w", out)
@@ -78,6 +79,7 @@ def test_replay_w_with_count_keeps_only_what_was_read(tmp_path):
     assert ours == theirs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("nanoseconds", [False, True])
 def test_replay_w_converts_pcap_to_pcapng_with_the_same_packets(tmp_path, nanoseconds):
     frames = [ether(b"\x02" * 6, b"\x04" * 6, 0x0800, ipv4("10.0.0.1", "10.0.0.2", 17, udp(1000 + i, 53, b"q" * i)))
@@ -98,6 +100,7 @@ def test_replay_w_converts_pcap_to_pcapng_with_the_same_packets(tmp_path, nanose
     assert frames_in(out) == 50
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("opts, expect_files", [(("packets:1000",), 6), (("packets:1000", "files:3"), 3)])
 def test_replay_ring_by_packets_names_and_counts(tmp_path, opts, expect_files):
     base, rep = tmp_path / "ring.pcapng", tmp_path / "r.json"
@@ -137,6 +140,7 @@ def test_replay_ring_by_filesize_switches_after_the_size(tmp_path):
     assert sum(frames_in(p) for p in files) == frames_in(DEMO)
 
 
+@pytest.mark.slow
 def test_replay_ring_by_duration_uses_capture_time(tmp_path):
     r = iotwatch("-r", DEMO, "--headless", "-w", tmp_path / "d.pcapng", "-b", "duration:20")
     assert r.returncode == 0, r.stderr
@@ -196,6 +200,7 @@ def test_write_flagged_demo_holds_exactly_the_flagged_frames_with_comments(tmp_p
     assert any("label=" in c for (c,) in tshark_fields(flag, "frame.comment"))
 
 
+@pytest.mark.slow
 def test_write_flagged_in_a_tui_run(tmp_path):
     """The TUI's run (CaptureSession = MonitorRun) writes the flagged file too."""
     from iotwatch.detector.classifier import PacketClassifier
@@ -210,6 +215,7 @@ def test_write_flagged_in_a_tui_run(tmp_path):
 
 
 # ------------------------------------------------------------------------------ refusals
+@pytest.mark.slow
 @pytest.mark.parametrize("flag", ["-w", "--write-flagged"])
 def test_existing_file_is_refused_without_force(tmp_path, flag):
     out = tmp_path / "x.pcapng"
@@ -307,6 +313,7 @@ def _start_live(tmp_path, port, *extra):
     return p
 
 
+@pytest.mark.slow
 @pytest.mark.live
 def test_live_ring_rotation_on_lo_frames_add_up(tmp_path, lo):
     port, n = free_udp_port(), 730
@@ -331,6 +338,7 @@ def test_live_ring_rotation_on_lo_frames_add_up(tmp_path, lo):
     assert frames_in(tmp_path / "flag.pcapng") == report["anomalies"] == report["flagged_file"]["packets"]
 
 
+@pytest.mark.slow
 @pytest.mark.live
 def test_ctrl_c_leaves_complete_ring_files(tmp_path, lo):
     port = free_udp_port()
@@ -357,6 +365,7 @@ def test_ctrl_c_leaves_complete_ring_files(tmp_path, lo):
     assert not list(tmp_path.glob(".*.part"))
 
 
+@pytest.mark.slow
 @pytest.mark.live
 def test_kept_frames_api_serves_live_frames_for_dissection(tmp_path, lo):
     """The API the TUI's live detail view uses: which file holds global frame n, and tshark finds it there."""
@@ -397,6 +406,7 @@ def test_kept_frames_api_serves_live_frames_for_dissection(tmp_path, lo):
     assert not Path(folder).exists()
 
 
+@pytest.mark.slow
 @pytest.mark.live
 def test_live_write_flagged_from_the_tee_on_a_loopback_scan(tmp_path, lo):
     """Bounded TCP connect scan of 600 closed ports on 127.0.0.1: the flagged file holds exactly the
@@ -503,6 +513,7 @@ def odd_pcapng() -> bytes:
     return b"".join(le + be)
 
 
+@pytest.mark.slow
 def test_multi_section_big_endian_file_copies_and_comments(tmp_path):
     from iotwatch.captures.keep import FileFrames, PcapngRing
 
@@ -535,6 +546,7 @@ def test_multi_section_big_endian_file_copies_and_comments(tmp_path):
     assert [p for _, p in comments] == [row[3] for row in original]
 
 
+@pytest.mark.slow
 def test_w_dash_reader_going_away_ends_quietly(tmp_path):
     """tshark -w - | head: a closed standard output is not an error (exit 0, no traceback); the
     report says where the pcapng stream stopped."""
@@ -551,6 +563,7 @@ def test_w_dash_reader_going_away_ends_quietly(tmp_path):
     assert report["capture_file"]["packets"] < frames_in(DEMO)
 
 
+@pytest.mark.slow
 def test_append_adds_a_section_to_an_existing_pcapng_and_refuses_other_files(tmp_path):
     out, flag = tmp_path / "a.pcapng", tmp_path / "f.pcapng"
     assert iotwatch("-r", DEMO, "--headless", "-c", "100", "-w", out).returncode == 0
@@ -567,6 +580,7 @@ def test_append_adds_a_section_to_an_existing_pcapng_and_refuses_other_files(tmp
     assert bad.read_bytes() == pcap([b"\x00" * 60])
 
 
+@pytest.mark.slow
 def test_gzip_input_and_display_filter_copy_what_was_read(tmp_path):
     import gzip
 
@@ -629,6 +643,7 @@ def test_ring_files_are_the_stream_cut_at_block_boundaries_whatever_the_feed_siz
         assert f.block == src[start:start + len(f.block)] and len(f.block) == struct.unpack_from("<I", src, start + 4)[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flag", ["-w", "--write-flagged"])
 def test_disk_full_keeps_whole_blocks_and_says_so(tmp_path, flag):
     """RLIMIT_FSIZE makes writes fail like a full disk (EFBIG): exit 3, one line; the file holds whole
