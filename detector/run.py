@@ -4,7 +4,8 @@
 thread, and opening blocks, so never on Textual's event loop), resolves deferred labels (``labels``
 may be a zero-argument loader: a big sidecar CSV is then parsed while tshark starts instead of
 before it), runs the ``classify_stream`` pipeline, counts every packet in ``RunTotals``, writes
-``--predictions`` / ``--alerts`` incrementally, honours ``-c`` (count), ``-a`` (duration) and
+``--predictions`` / ``--alerts`` incrementally (and ``-w`` / ``--write-flagged`` pcapng files through
+``captures/keep.py``), honours ``-c`` (count), ``-a`` (duration) and
 cancellation on every source batch (idle live batches included), turns the classified packets into
 incidents (``IncidentEngine``: ``--alerts`` gets their EVE events, ``on_events`` sees them, the
 report lists them), and finally writes ``--report``.
@@ -20,10 +21,9 @@ from typing import Callable, Iterator
 
 from iotwatch.captures.errors import IotwatchError
 from iotwatch.captures.files import plan_outputs, reserve_all, write_error
-
-from .config import RunConfig
 from iotwatch.captures.keep import WINDOW_BYTES, CaptureKeeper, FileFrames, PcapngRing, pick
 
+from .config import RunConfig
 from .eve import sensor_name, stats_record
 from .flagged import FlaggedWriter
 from .incidents import IncidentEngine
