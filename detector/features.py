@@ -1220,8 +1220,22 @@ class SpoofingBlock(FeatureBlock):
         mac = hash_strings(b["eth_src"])
         bind_ip = np.where(is_arp, b["arp_src_ip"], b["ip_src"])
         src_mask = (bind_ip != "") & (b["eth_src"] != "")
+        # bindings learnt from both ends of a frame (sender: IP source or ARP claim with the source MAC;
+        # receiver: unicast IP destination with the destination MAC), one table: a frame sent as an
+        # address, or to an address, through a MAC that is not that address's established one
         eth_dst = b["eth_dst"]
-        mac_changed = self.bindings.changed(hash_strings(np.where(src_mask, bind_ip, "")), mac, t, src_mask)
+        dst_mask = p["has_ip"] & (eth_dst != "") & (eth_dst != "ff:ff:ff:ff:ff:ff") & ~p["eth_group"]
+        bkeys = np.empty(2 * n, dtype=np.uint64)
+        bkeys[0::2] = hash_strings(np.where(src_mask, bind_ip, ""))
+        bkeys[1::2] = np.where(dst_mask, p["hd"], 0)
+        bvals = np.empty(2 * n, dtype=np.uint64)
+        bvals[0::2] = mac
+        bvals[1::2] = hash_strings(eth_dst)
+        bmask = np.empty(2 * n, dtype=bool)
+        bmask[0::2] = src_mask
+        bmask[1::2] = dst_mask
+        changed = self.bindings.changed(bkeys, bvals, np.repeat(t, 2), bmask)
+        mac_changed, dst_changed = changed[0::2], changed[1::2]
         # an ARP sender claiming an address bound to another MAC (poisoning) vs. an IP packet whose
         # source MAC differs (also two routers, a capture on both sides of a bridge, VRRP: per-host and
         # per-pair sums of the latter marked whole benign captures as spoofing and were removed in v2)
@@ -1253,8 +1267,10 @@ class SpoofingBlock(FeatureBlock):
         put(out, "arp_claim_changed", arp_claim)
         put(out, "src_arpclaim_30s", _log1(lg[:, 0]))
         put(out, "arp_unsolicited", unsolicited)
-        put(out, "src_mac_arp_unsolicited_30s", ml[0::2])
-        put(out, "dst_mac_arp_unsolicited_30s", np.where(unicast, ml[1::2], 0.0))
+        # only where the frame passes through that MAC in another host's name (forwarded/intercepted):
+        # the poisoner's own traffic (its floods, its uploads) is not spoofing
+        put(out, "src_mac_arp_unsolicited_30s", np.where(mac_changed | is_arp, ml[0::2], 0.0))
+        put(out, "dst_mac_arp_unsolicited_30s", np.where(unicast & dst_changed, ml[1::2], 0.0))
         put(out, "src_arp_claims_60s", _log1(lg[:, 1]))
         ra = p["router_adv"]
         put(out, "ra_rogue", self.ra_bindings.changed(np.where(ra, np.uint64(1), np.uint64(0)), mac, t, ra))

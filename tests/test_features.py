@@ -249,6 +249,9 @@ def _varied_batch() -> PacketBatch:
                       arp_opcode=2, arp_src_hw="02:00:00:00:00:ad", arp_src_ip="10.1.1.4",
                       arp_dst_hw="02:00:00:00:00:ab", arp_dst_ip="10.1.1.1"))
     extra.append(dict(time_epoch=t0 + 1.98, frame_len=60, eth_src="02:00:00:00:00:ab", eth_dst="02:00:00:00:00:ad"))
+    # ... and an IP frame for 10.1.1.2 (bound to ...:ac) sent to that unsolicited replier's MAC
+    extra.append(dict(time_epoch=t0 + 1.985, frame_len=60, ip_version=4, ip_src="10.1.1.1", ip_dst="10.1.1.2", ip_proto=17,
+                      udp_srcport=40001, udp_dstport=443, eth_src="02:00:00:00:00:ab", eth_dst="02:00:00:00:00:ad"))
     for k, qt in enumerate((10, 15, 255)):
         extra.append(dict(time_epoch=t0 + 2 + k * 0.1, frame_len=80, ip_version=4, ip_src="10.1.1.1",
                           ip_dst="10.1.1.53", ip_proto=17, ip_ttl=64, udp_srcport=40000 + k, udp_dstport=53,
@@ -405,19 +408,27 @@ def test_arp_replies_nobody_asked_for_are_marked_whatever_the_batching(size):
 
 
 def test_traffic_through_a_poisoner_is_linked_to_its_unsolicited_arp():
-    """IP frames sent by or to the MAC that answers ARP nobody asked for carry that MAC's count (an
-    intercepted conversation, however its IPs look); the same frames via an honest MAC do not."""
+    """IP frames a poisoner forwards in another host's name (to or from the MAC that answers ARP nobody
+    asked for, with an address bound to another MAC) carry that MAC's count; the same conversation via
+    the real gateway before the poisoning, and the poisoner's own traffic as itself, do not."""
     gw, victim, evil = "02:00:00:00:00:01", "02:00:00:00:00:09", "02:00:00:00:00:66"
-    recs = [_arp(k, 10.0 + k, 2, evil, "192.168.1.1", "192.168.1.9", eth_dst=victim) for k in range(5)]
     ip = dict(frame_len=100, ip_version=4, ip_proto=17, udp_srcport=40000, udp_dstport=443)
+    recs = [dict(ip, time_epoch=5.0, ip_src="192.168.1.9", ip_dst="93.184.216.34", eth_src=victim, eth_dst=gw),
+            dict(ip, time_epoch=5.1, ip_src="93.184.216.34", ip_dst="192.168.1.9", eth_src=gw, eth_dst=victim),
+            dict(ip, time_epoch=5.2, ip_src="192.168.1.66", ip_dst="93.184.216.34", eth_src=evil, eth_dst=gw)]
+    recs += [_arp(k, 10.0 + k, 2, evil, "192.168.1.1", "192.168.1.9", eth_dst=victim) for k in range(5)]
     recs += [dict(ip, time_epoch=16.0, ip_src="192.168.1.9", ip_dst="93.184.216.34", eth_src=victim, eth_dst=evil),
-             dict(ip, time_epoch=16.1, ip_src="192.168.1.9", ip_dst="93.184.216.34", eth_src=evil, eth_dst=gw),
-             dict(ip, time_epoch=16.2, ip_src="192.168.1.7", ip_dst="93.184.216.34", eth_src="02:00:00:00:00:07",
+             dict(ip, time_epoch=16.1, ip_src="93.184.216.34", ip_dst="192.168.1.9", eth_src=evil, eth_dst=victim),
+             dict(ip, time_epoch=16.2, ip_src="192.168.1.66", ip_dst="93.184.216.34", eth_src=evil, eth_dst=gw),
+             dict(ip, time_epoch=16.3, ip_src="192.168.1.7", ip_dst="93.184.216.34", eth_src="02:00:00:00:00:07",
                   eth_dst=gw)]
     X = new_extractor().transform(PacketBatch.from_records([dict(r, frame_number=i + 1) for i, r in enumerate(recs)]))
-    assert X[5, COL["dst_mac_arp_unsolicited_30s"]] > 1.0 and X[5, COL["src_mac_arp_unsolicited_30s"]] == 0
-    assert X[6, COL["src_mac_arp_unsolicited_30s"]] > 1.0 and X[6, COL["dst_mac_arp_unsolicited_30s"]] == 0
-    assert X[7, COL["src_mac_arp_unsolicited_30s"]] == 0 and X[7, COL["dst_mac_arp_unsolicited_30s"]] == 0
+    src, dst = X[:, COL["src_mac_arp_unsolicited_30s"]], X[:, COL["dst_mac_arp_unsolicited_30s"]]
+    assert (src[:3] == 0).all() and (dst[:3] == 0).all()
+    assert dst[8] > 1.0 and src[8] == 0          # victim -> poisoner, addressed to the remote host
+    assert src[9] > 1.0 and dst[9] == 0          # poisoner -> victim in the remote host's name
+    assert src[10] == 0 and dst[10] == 0         # the poisoner's own traffic as itself
+    assert src[11] == 0 and dst[11] == 0         # a bystander
 
 
 def test_ipv6_extension_headers_do_not_hide_the_upper_layer():
