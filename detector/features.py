@@ -1199,7 +1199,7 @@ class SpoofingBlock(FeatureBlock):
 
     name = "spoofing"
     names = ("mac_changed", "arp_claim_changed", "src_arpclaim_30s", "ra_rogue", "arp_unsolicited",
-             "src_mac_arp_unsolicited_30s", "dst_mac_arp_unsolicited_30s", "src_arp_claims_60s")
+             "relay_src_arp_unsolicited_30s", "relay_dst_arp_unsolicited_30s", "src_arp_claims_60s")
     ARP_ASK_WINDOW = 10.0
 
     def __init__(self, idle: float = 300.0, cap: int = 65536):
@@ -1269,8 +1269,8 @@ class SpoofingBlock(FeatureBlock):
         put(out, "arp_unsolicited", unsolicited)
         # only where the frame passes through that MAC in another host's name (forwarded/intercepted):
         # the poisoner's own traffic (its floods, its uploads) is not spoofing
-        put(out, "src_mac_arp_unsolicited_30s", np.where(mac_changed | is_arp, ml[0::2], 0.0))
-        put(out, "dst_mac_arp_unsolicited_30s", np.where(unicast & dst_changed, ml[1::2], 0.0))
+        put(out, "relay_src_arp_unsolicited_30s", np.where(mac_changed | is_arp, ml[0::2], 0.0))
+        put(out, "relay_dst_arp_unsolicited_30s", np.where(unicast & dst_changed, ml[1::2], 0.0))
         put(out, "src_arp_claims_60s", _log1(lg[:, 1]))
         ra = p["router_adv"]
         put(out, "ra_rogue", self.ra_bindings.changed(np.where(ra, np.uint64(1), np.uint64(0)), mac, t, ra))

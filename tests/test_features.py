@@ -402,7 +402,7 @@ def test_arp_replies_nobody_asked_for_are_marked_whatever_the_batching(size):
     X = _run(b, size)
     assert X[:3, COL["arp_unsolicited"]].tolist() == [0, 0, 1]
     assert X[3:, COL["arp_unsolicited"]].tolist() == [1] * 16
-    assert X[-1, COL["src_mac_arp_unsolicited_30s"]] > X[1, COL["src_mac_arp_unsolicited_30s"]] + 2
+    assert X[-1, COL["relay_src_arp_unsolicited_30s"]] > X[1, COL["relay_src_arp_unsolicited_30s"]] + 2
     assert X[-1, COL["src_arp_claims_60s"]] > X[1, COL["src_arp_claims_60s"]] + 0.2  # two addresses vs one
     np.testing.assert_allclose(X, new_extractor().transform(b), rtol=1e-5, atol=1e-5)
 
@@ -423,7 +423,7 @@ def test_traffic_through_a_poisoner_is_linked_to_its_unsolicited_arp():
              dict(ip, time_epoch=16.3, ip_src="192.168.1.7", ip_dst="93.184.216.34", eth_src="02:00:00:00:00:07",
                   eth_dst=gw)]
     X = new_extractor().transform(PacketBatch.from_records([dict(r, frame_number=i + 1) for i, r in enumerate(recs)]))
-    src, dst = X[:, COL["src_mac_arp_unsolicited_30s"]], X[:, COL["dst_mac_arp_unsolicited_30s"]]
+    src, dst = X[:, COL["relay_src_arp_unsolicited_30s"]], X[:, COL["relay_dst_arp_unsolicited_30s"]]
     assert (src[:3] == 0).all() and (dst[:3] == 0).all()
     assert dst[8] > 1.0 and src[8] == 0          # victim -> poisoner, addressed to the remote host
     assert src[9] > 1.0 and dst[9] == 0          # poisoner -> victim in the remote host's name
