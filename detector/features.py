@@ -1198,15 +1198,16 @@ class SpoofingBlock(FeatureBlock):
     saw the binding it replaced (a capture that starts mid-poisoning has no "changed" binding)."""
 
     name = "spoofing"
-    names = ("mac_changed", "arp_claim_changed", "src_arpclaim_30s", "ra_rogue", "arp_unsolicited",
-             "relay_src_arp_unsolicited_30s", "relay_dst_arp_unsolicited_30s", "src_arp_claims_60s")
+    names = ("mac_changed", "arp_claim_changed", "dst_mac_changed", "src_macchange_30s", "src_arpclaim_30s",
+             "pair_macchange_30s", "ra_rogue", "arp_unsolicited", "relay_src_arp_unsolicited_30s",
+             "relay_dst_arp_unsolicited_30s", "src_arp_claims_60s")
     ARP_ASK_WINDOW = 10.0
 
     def __init__(self, idle: float = 300.0, cap: int = 65536):
         super().__init__(idle, cap)
         self.bindings = BindingTable(idle=idle, cap=cap)
         self.ra_bindings = BindingTable(idle=6 * idle, cap=16)
-        self.changes = DecayTable([30.0, 60.0], idle=idle, cap=cap)
+        self.changes = DecayTable([30.0, 30.0, 60.0], idle=idle, cap=cap)
         self.mac_unsolicited = DecayTable([30.0], idle=idle, cap=cap)
         self.arp_asked = LastSeen(idle=self.ARP_ASK_WINDOW, cap=cap)
         self.arp_claims = RecentSet(window=60.0, cap=cap)
@@ -1237,8 +1238,7 @@ class SpoofingBlock(FeatureBlock):
         changed = self.bindings.changed(bkeys, bvals, np.repeat(t, 2), bmask)
         mac_changed, dst_changed = changed[0::2], changed[1::2]
         # an ARP sender claiming an address bound to another MAC (poisoning) vs. an IP packet whose
-        # source MAC differs (also two routers, a capture on both sides of a bridge, VRRP: per-host and
-        # per-pair sums of the latter marked whole benign captures as spoofing and were removed in v2)
+        # source MAC differs (also two routers, a capture on both sides of a bridge, VRRP)
         arp_claim = mac_changed & is_arp
         # was this ARP reply asked for: a request from its target for the address it claims
         op = b["arp_opcode"]
@@ -1249,10 +1249,15 @@ class SpoofingBlock(FeatureBlock):
         since = self.arp_asked.update(ask, t, req & (a_src != a_dst), rep)
         unsolicited = rep & ~(since <= self.ARP_ASK_WINDOW)
         claim_new = self.arp_claims.update(mix(mac, ha_src), t, is_arp & (a_src != "") & (a_src != "0.0.0.0"))[0]
-        x = np.zeros((n, 2))
-        x[:, 0] = arp_claim
-        x[:, 1] = claim_new
-        lg = self.changes.update(p["hs"], t, x)
+        keys = np.empty(2 * n, dtype=np.uint64)
+        keys[0::2] = p["hs"]
+        keys[1::2] = p["pkey"] ^ np.uint64(0x5BD1E995)
+        x = np.zeros((2 * n, 3))
+        x[0::2, 0] = mac_changed
+        x[0::2, 1] = arp_claim
+        x[0::2, 2] = claim_new
+        x[1::2, 0] = mac_changed | dst_changed
+        lg = self.changes.update(keys, np.repeat(t, 2), x)
         # the frame's own MACs (IP frames too): has the sender / the next hop been answering ARP nobody
         # asked for? Traffic a poisoner intercepts goes to and comes from its MAC, whatever the IPs say
         mkeys = np.empty(2 * n, dtype=np.uint64)
@@ -1265,13 +1270,16 @@ class SpoofingBlock(FeatureBlock):
         put = self.put
         put(out, "mac_changed", mac_changed)
         put(out, "arp_claim_changed", arp_claim)
-        put(out, "src_arpclaim_30s", _log1(lg[:, 0]))
+        put(out, "dst_mac_changed", dst_changed)
+        put(out, "src_macchange_30s", _log1(lg[0::2, 0]))
+        put(out, "src_arpclaim_30s", _log1(lg[0::2, 1]))
+        put(out, "pair_macchange_30s", _log1(lg[1::2, 0]))
         put(out, "arp_unsolicited", unsolicited)
         # only where the frame passes through that MAC in another host's name (forwarded/intercepted):
         # the poisoner's own traffic (its floods, its uploads) is not spoofing
         put(out, "relay_src_arp_unsolicited_30s", np.where(mac_changed | is_arp, ml[0::2], 0.0))
         put(out, "relay_dst_arp_unsolicited_30s", np.where(unicast & dst_changed, ml[1::2], 0.0))
-        put(out, "src_arp_claims_60s", _log1(lg[:, 1]))
+        put(out, "src_arp_claims_60s", _log1(lg[0::2, 2]))
         ra = p["router_adv"]
         put(out, "ra_rogue", self.ra_bindings.changed(np.where(ra, np.uint64(1), np.uint64(0)), mac, t, ra))
 

@@ -102,6 +102,7 @@ def test_arp_spoof_flags_the_impostor_not_the_owner():
                          arp_dst_hw="02:00:00:00:00:09", arp_dst_ip="192.168.1.9"))
     X = new_extractor().transform(PacketBatch.from_records(recs))
     assert X[:, COL["mac_changed"]].tolist() == [0, 0, 0, 0, 1, 1, 1, 1, 0, 0]
+    assert X[7, COL["src_macchange_30s"]] > X[3, COL["src_macchange_30s"]]
     assert X[:, COL["arp_claim_changed"]].tolist() == [0, 0, 0, 0, 1, 1, 1, 1, 0, 0]
     assert X[7, COL["src_arpclaim_30s"]] > 0.5
 
