@@ -19,10 +19,10 @@ REAL=${3:-/work/shared/data/real}
 OUT=${4:-detector/models/default.iotw}
 PY=${PY:-.venv/bin/python}
 ROWS=${ROWS:-15000}          # rows per (source, class)
-REAL_FACTOR=${REAL_FACTOR:-3} # each real source's (capped) rows count this many times
+REAL_FACTOR=${REAL_FACTOR:-2} # each real source's (capped) rows count this many times
 EPOCHS=${EPOCHS:-10}
-HELD_OUT=${HELD_OUT:-1}       # 0: skip --eval (replaying ~0.9M held-out packets through tshark takes ~10 min;
-                              # bench/generalisation.py --model scores the same captures from the feature cache)
+HELD_OUT=${HELD_OUT:-0}       # 1: also --eval the simulator/lab held-out captures (a tshark replay of ~0.9M packets,
+                              # ~10 min); bench/generalisation.py --model scores them from the feature cache instead
 
 mapfile -t REAL_TRAIN < <("$PY" - "$REAL" <<'EOF'
 import csv, sys
