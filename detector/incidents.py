@@ -124,15 +124,6 @@ KINDS: dict[str, tuple[str, ...]] = {
 N_COUNTERS = 18
 
 
-def _capped_update(counter: Counter, keys, counts) -> None:
-    for k, c in zip(keys, counts):
-        counter[k] += int(c)
-    if len(counter) > MAX_COUNTER * 2:
-        keep = counter.most_common(MAX_COUNTER)
-        counter.clear()
-        counter.update(dict(keep))
-
-
 def _codes(values) -> tuple[list, np.ndarray]:
     """Distinct values (first-seen order) and each row's index into them."""
     items = values.tolist() if isinstance(values, np.ndarray) else list(values)
@@ -155,9 +146,10 @@ class Track:
         self.open_frame = 0
         self.packets = 0
         self.bytes = 0
-        self.conf_sum = 0.0
+        self.conf_q = 0                  # sum of confidences in units of 1 / CONF_SCALE
         self.recent: np.ndarray = np.empty(0)      # last (packets-1) times while pending
         self.peers: Counter = Counter()
+        self._top: tuple = (-1, [])     # (packets, peers.most_common(5)) at that count
         self.peer_set: set = set()
         self.ports: Counter = Counter()
         self.distinct: set = set()                 # probe targets / connections (hashes)
@@ -180,7 +172,7 @@ class Track:
         """A flood whose sources are many and each rare: forged source addresses."""
         if self.rule.role != "victim" or len(self.peer_set) < 20:
             return False
-        top = self.peers.most_common(1)[0][1] if self.peers else 0
+        top = self.top_peer_counts()[0][1] if self.peers else 0
         return top * 4 < self.packets
 
     @property
@@ -188,7 +180,15 @@ class Track:
         return self.rule.role == "victim" and self.reflection * 2 > self.packets
 
     def top_peers(self, n: int = 5) -> list[str]:
-        return [p for p, _ in self.peers.most_common(n) if p]
+        return [p for p, _ in self.top_peer_counts(n) if p]
+
+    def top_peer_counts(self, n: int = 5) -> list[tuple[str, int]]:
+        """``peers.most_common(n)``, the first 5 kept until the track's next packets."""
+        if n > 5:
+            return self.peers.most_common(n)
+        if self._top[0] != self.packets:
+            self._top = (self.packets, self.peers.most_common(5))
+        return self._top[1][:n]
 
     @property
     def attacker(self) -> str:
@@ -215,7 +215,7 @@ class Track:
 
     @property
     def confidence(self) -> float:
-        return self.conf_sum / self.packets if self.packets else 0.0
+        return self.conf_q / CONF_SCALE / self.packets if self.packets else 0.0
 
     @property
     def distinct_peers(self) -> int:
@@ -587,7 +587,7 @@ class IncidentEngine:
         ncls = len(self.classes) + 1
         _, first, inv = np.unique(kinv * ncls + cls, return_index=True, return_inverse=True)
         order = np.argsort(inv, kind="stable")
-        bounds = np.searchsorted(inv[order], np.arange(len(first) + 1))
+        bounds = np.searchsorted(inv[order], np.arange(len(first) + 1)).tolist()
         cols = dict(t=t, frame=p["frame_number"][idx], flen=p["frame_len"][idx], conf=cb.confidence[idx],
                     peer=peer, server_port=server_port, client_port=client_port, fwd=fwd, syn=syn, ack=ack,
                     rst=rst, tcp=tcp, icmp4=icmp4, icmp6=icmp6, icmp=icmp, is_arp=is_arp, arp_op=arp_op, udp=udp,
@@ -596,33 +596,34 @@ class IncidentEngine:
                     dns_len=_lengths(p["dns_qry_name"][idx], p["dns_flags"][idx] >= 0),
                     authfail=_authfail(p, idx), eth_src=eth_src, claimed=claimed, refl=refl,
                     ip_len=p["ip_len"][idx], dst=dst, ip_src=ip_src, ip_dst=ip_dst, sp=sp, dp=dp, proto=proto,
-                    icmp_code=p["icmp_code"][idx], protocols=p["protocols"][idx])
-        cols["static"] = _static_counters(cols)
-        groups = []
-        for g in range(len(first)):
-            rows = order[bounds[g]:bounds[g + 1]]
-            c = int(cls[rows[0]])
-            groups.append((int(rows[0]), c, key[rows[0]], rows))
+                    icmp_code=p["icmp_code"][idx], protocols=p["protocols"][idx], cls=cls)
+        sb = _Sorted(self, cols, order, bounds)
+        heads = order[bounds[:-1]]
+        gcls, gkey, grefl = cls[heads].tolist(), key[heads].tolist(), refl[heads].tolist()
+        groups = list(range(len(heads)))
         # reflection groups last, so the attacker of a running incident is known
-        groups.sort(key=lambda x: (bool(refl[x[3][0]]) and self.rules[x[1]].role == "victim", x[0]))
-        for _, c, k, rows in groups:
+        groups.sort(key=lambda g: (grefl[g] and self.rules[gcls[g]].role == "victim", int(heads[g])))
+        for g in groups:
+            c, k = gcls[g], gkey[g]
             if names[c] == "exfiltration" and (c, k) not in self.tracks:
                 relay = self._attacker_incident(c, k, 3)   # a resolver forwarding a running tunnel's queries
                 if relay is not None:
                     k = relay
-            if self.rules[c].role == "victim" and refl[rows[0]]:
+            if grefl[g] and self.rules[c].role == "victim":
                 host = self._attacker_incident(c, k)
                 if host is not None:  # the answers to a running flood's requests (DNS water torture)
                     k = host
+                    rows = order[bounds[g]:bounds[g + 1]]
                     cols["peer"][rows] = cols["dst"][rows]
                     cols["fwd"][rows] = True
                     cols["refl"][rows] = False
-            self._group(c, k, rows, cols)
+                    sb = _Sorted(self, cols, order, bounds)
+            self._group(c, k, bounds[g], bounds[g + 1], sb)
 
     def _attacker_incident(self, c: int, host: str, top: int = 1) -> str | None:
         """The key of a running incident of class ``c`` with ``host`` among its ``top`` peers."""
         for (cc, k), tr in self.tracks.items():
-            if cc == c and k != host and any(p == host for p, _ in tr.peers.most_common(top)):
+            if cc == c and k != host and any(p == host for p, _ in tr.top_peer_counts(top)):
                 return k
         return None
 
@@ -683,11 +684,12 @@ class IncidentEngine:
         if ip and ip != "0.0.0.0" and mac and ip not in self._owner and len(self._owner) < MAX_DISTINCT:
             self._owner[ip] = mac
 
-    def _group(self, c: int, key: str, rows: np.ndarray, cols: dict) -> None:
-        t = cols["t"][rows]
+    def _group(self, c: int, key: str, g0: int, g1: int, sb: "_Sorted") -> None:
+        """Rows ``g0:g1`` (positions in ``sb``, one class and key, in stream order)."""
+        t = sb.t
         tr = self.tracks.get((c, key))
-        start = 0
-        while start < len(rows):
+        start = g0
+        while start < g1:
             if tr is not None and t[start] - tr.last_time > self.quiet:
                 self._end_track(tr, tr.last_time + self.quiet)
                 tr = None
@@ -697,10 +699,12 @@ class IncidentEngine:
                 tr = Track(c, self.classes[c] if c < len(self.classes) else str(c), key, self.rules[c],
                            next(self._seq))
                 self.tracks[(c, key)] = tr
+            # the per-second count goes on from the track's last second (a previous batch or group)
+            sb.carry_until = sb.run_end(start)
+            sb.carry = tr.bucket_count if tr.bucket == sb.sec[start] else 0
             # rows up to the next quiet gap belong to this track
-            gaps = np.flatnonzero(np.diff(t[start:]) > self.quiet)
-            stop = start + (int(gaps[0]) + 1 if len(gaps) else len(rows) - start)
-            self._segment(tr, rows[start:stop], cols)
+            stop = sb.gap_after(start, g1)
+            self._segment(tr, start, stop, sb)
             heapq.heappush(self._deadlines, (tr.last_time + self.quiet, tr.seq, tr))
             start = stop
 
@@ -711,31 +715,31 @@ class IncidentEngine:
             old = min(pending, key=lambda x: (x.last_time, x.seq))
             del self.tracks[(old.cls, old.key)]
 
-    def _segment(self, tr: Track, rows: np.ndarray, cols: dict) -> None:
-        """Rows of one key without a quiet gap: update, opening and update events at exact rows."""
-        pos = 0
-        while pos < len(rows):
+    def _segment(self, tr: Track, a: int, b: int, sb: "_Sorted") -> None:
+        """Rows ``a:b`` of one key without a quiet gap: update, opening and update events at exact rows."""
+        pos = a
+        while pos < b:
             if tr.state == "pending":
-                j = self._open_index(tr, rows[pos:], cols)
+                j = self._open_index(tr, pos, b, sb)
                 if j is None:
-                    self._apply(tr, rows[pos:], cols)
-                    self._remember(tr, cols["t"][rows[pos:]])
+                    self._apply(tr, pos, b, sb)
+                    self._remember(tr, sb.t[pos:b])
                     return
-                self._apply(tr, rows[pos:pos + j + 1], cols)
-                pos += j + 1
+                self._apply(tr, pos, j + 1, sb)
+                pos = j + 1
                 tr.state = "active"
                 tr.open_time, tr.open_frame = tr.last_time, tr.last_frame
-                tr.rep = _representative(tr, int(rows[pos - 1]), cols)
+                tr.rep = _representative(tr, int(sb.order[pos - 1]), sb.cols)
                 tr.kind = tr.classify_kind()
                 tr.next_update = tr.packets * UPDATE_EVERY
                 tr.recent = np.empty(0)
                 self._emit("opened", tr, tr.last_frame, tr.last_time)
             else:
                 need = tr.next_update - tr.packets
-                if need > len(rows) - pos:
-                    self._apply(tr, rows[pos:], cols)
+                if need > b - pos:
+                    self._apply(tr, pos, b, sb)
                     return
-                self._apply(tr, rows[pos:pos + need], cols)
+                self._apply(tr, pos, pos + need, sb)
                 pos += need
                 tr.next_update *= UPDATE_EVERY
                 self._emit("updated", tr, tr.last_frame, tr.last_time)
@@ -745,106 +749,189 @@ class IncidentEngine:
         if k > 0:
             tr.recent = np.concatenate([tr.recent, t])[-k:]
 
-    def _distinct_keys(self, tr: Track, rows: np.ndarray, cols: dict) -> np.ndarray | None:
-        """Per-row identity of what must be distinct for the class (probe target / connection)."""
-        name = tr.cls_name
-        if name == "recon":
-            peers, inv = _codes(cols["peer"][rows])
-            ph = np.array([zlib.crc32(str(x).encode()) for x in peers], dtype=np.int64)[inv]
-            return ph * 65537 + cols["server_port"][rows] + 1
-        if name == "bruteforce":
-            peers, inv = _codes(cols["peer"][rows])
-            ph = np.array([zlib.crc32(str(x).encode()) for x in peers], dtype=np.int64)[inv]
-            return ph * 65537 + cols["client_port"][rows] + 1
-        return None
-
-    def _open_index(self, tr: Track, rows: np.ndarray, cols: dict) -> int | None:
-        """Index (into ``rows``) of the packet that opens the incident, or None."""
+    def _open_index(self, tr: Track, a: int, b: int, sb: "_Sorted") -> int | None:
+        """Position (in ``sb``, within ``a:b``) of the packet that opens the incident, or None."""
         rule = tr.rule
-        t = cols["t"][rows]
+        t = sb.t[a:b]
         allt = np.concatenate([tr.recent, t])
         off = len(tr.recent)
         K = rule.packets
         if len(allt) < K:
             return None
-        ok = np.zeros(len(rows), dtype=bool)
+        ok = np.zeros(b - a, dtype=bool)
         j = np.arange(max(K - 1, off), len(allt))
         ok[j - off] = allt[j] - allt[j - K + 1] <= self.window
-        if rule.distinct > 1:
-            keys = self._distinct_keys(tr, rows, cols)
+        if rule.distinct > 1 and tr.cls_name in _DISTINCT_CLASSES:
+            keys = sb.dk[a:b]
             have = tr.distinct
-            new = np.fromiter((k not in have for k in keys.tolist()), dtype=bool, count=len(keys))
-            _, first = np.unique(np.where(new, keys, -1), return_index=True)
-            firsts = np.sort(first[np.where(new, keys, -1)[first] != -1]) if new.any() else np.empty(0, int)
-            cum = np.searchsorted(firsts, np.arange(len(rows)), side="right")
+            new = ~np.fromiter(map(have.__contains__, sb.dk_list[a:b]), dtype=bool, count=b - a)
+            if new.any():
+                _, first = np.unique(np.where(new, keys, -1), return_index=True)
+                firsts = np.sort(first[np.where(new, keys, -1)[first] != -1])
+            else:
+                firsts = np.empty(0, int)
+            cum = np.searchsorted(firsts, np.arange(b - a), side="right")
             ok &= (len(have) + cum) >= rule.distinct
+        elif rule.distinct > 1:
+            ok &= len(tr.distinct) >= rule.distinct
         if tr.cls_name == "spoofing":   # an impersonation must be seen: a claim against an owner, a rogue RA
-            ev = (cols["claimed"][rows] != "") | (cols["icmp6"][rows] & (cols["icmp"][rows] == 134)
-                                                  & (cols["eth_src"][rows] != self._ra_owner))
-            ok &= (tr.impersonations + np.cumsum(ev)) >= 1
+            ok &= (tr.impersonations + np.cumsum(sb.ev[a:b])) >= 1
         hit = np.flatnonzero(ok)
-        return int(hit[0]) if len(hit) else None
+        return a + int(hit[0]) if len(hit) else None
 
-    def _apply(self, tr: Track, rows: np.ndarray, cols: dict) -> None:
-        """Add rows (one key, in order) to the track's counts."""
-        if not len(rows):
+    def _apply(self, tr: Track, a: int, b: int, sb: "_Sorted") -> None:
+        """Add rows ``a:b`` (positions in ``sb``: one key, in order) to the track's counts; every sum
+        is a difference of the batch's running sums, every counter a C-level update of a list slice."""
+        if a >= b:
             return
-        t = cols["t"][rows]
-        fr = cols["frame"][rows]
         if tr.packets == 0:
-            tr.first_time, tr.first_frame = float(t[0]), int(fr[0])
-        tr.last_time, tr.last_frame = float(t[-1]), int(fr[-1])
-        k = len(rows)
-        tr.packets += k
-        flen = cols["flen"][rows]
-        tr.bytes += int(flen[flen > 0].sum())
-        tr.conf_sum += float(cols["conf"][rows].sum())
-        peers, inv = _codes(cols["peer"][rows])
-        counts = np.bincount(inv, minlength=len(peers))
-        _capped_update(tr.peers, peers, counts.tolist())
+            tr.first_time, tr.first_frame = float(sb.t[a]), int(sb.frame[a])
+        tr.last_time, tr.last_frame = float(sb.t[b - 1]), int(sb.frame[b - 1])
+        tr.packets += b - a
+        d = sb.cs[:, b] - sb.cs[:, a]
+        tr.n += d[:N_COUNTERS]
+        extra = d[N_COUNTERS:].tolist()
+        tr.bytes += extra[0]
+        tr.conf_q += extra[1]
+        tr.reflection += extra[2]
+        pl = sb.peer_list[a:b]
+        _count(tr.peers, pl)
         if len(tr.peer_set) < MAX_DISTINCT:
-            tr.peer_set.update(peers[: MAX_DISTINCT - len(tr.peer_set)])
-        sport = cols["server_port"][rows]
-        sp = sport[sport >= 0]
-        if len(sp):
-            u, cnt = np.unique(sp, return_counts=True)
-            _capped_update(tr.ports, u.tolist(), cnt.tolist())
-        dk = self._distinct_keys(tr, rows, cols)
-        if dk is not None and len(tr.distinct) < MAX_DISTINCT:
-            tr.distinct.update(dk.tolist()[: MAX_DISTINCT])
+            if len(tr.peer_set) + len(pl) <= MAX_DISTINCT:
+                tr.peer_set.update(pl)
+            else:
+                tr.peer_set.update(list(dict.fromkeys(pl))[: MAX_DISTINCT - len(tr.peer_set)])
+        pa, pb = sb.port_at[a], sb.port_at[b]
+        if pb > pa:
+            _count(tr.ports, np.sort(sb.ports[pa:pb]).tolist())
+        if tr.cls_name in _DISTINCT_CLASSES and len(tr.distinct) < MAX_DISTINCT:
+            tr.distinct.update(sb.dk_list[a:b][:MAX_DISTINCT])
             if tr.cls_name == "bruteforce" and len(tr.conn_bytes) < MAX_DISTINCT:
-                u, inv2 = np.unique(dk, return_inverse=True)
-                sums = np.bincount(inv2, weights=flen.clip(0), minlength=len(u))
-                for a, b in zip(u.tolist(), sums.tolist()):
-                    tr.conn_bytes[a] = tr.conn_bytes.get(a, 0) + int(b)
-        fwd = cols["fwd"][rows]
-        macs = cols["eth_src"][rows][~fwd] if tr.rule.role == "victim" else cols["eth_src"][rows][fwd]
-        if len(macs):
-            mu, minv = _codes(macs)
-            _capped_update(tr.macs, mu, np.bincount(minv).tolist())
-        cl = cols["claimed"][rows]
-        cl = cl[cl != ""]
-        tr.impersonations += len(cl)
-        if len(cl):
-            cu, cinv = _codes(cl)
-            _capped_update(tr.claimed, cu, np.bincount(cinv).tolist())
-        n = tr.n
-        n += cols["static"][rows].sum(axis=0)      # the counters that do not depend on the key's side
-        n[C_RST] += int((cols["rst"][rows] & ~fwd).sum())     # RSTs answering the key (not its own)
-        dr = cols["dns_r"][rows]
-        n[C_DNS_R] += int((dr & fwd).sum() if tr.cls_name == "spoofing" else dr.sum())
-        fb = flen.clip(0)
-        fwd_bytes = int(fb[fwd].sum())
-        n[C_FWD_BYTES] += fwd_bytes
-        n[C_REV_BYTES] += int(fb.sum()) - fwd_bytes
-        n[C_FWD_PKTS] += int(fwd.sum())
-        tr.reflection += int(cols["refl"][rows].sum())
-        sec = np.floor(t).astype(np.int64)
-        u, cnt = np.unique(sec, return_counts=True)
-        if u[0] == tr.bucket:
-            cnt[0] += tr.bucket_count
-        tr.peak = max(tr.peak, int(cnt.max()))
-        tr.bucket, tr.bucket_count = int(u[-1]), int(cnt[-1])
+                u, inv2 = np.unique(sb.dk[a:b], return_inverse=True)
+                sums = np.bincount(inv2, weights=sb.fb[a:b], minlength=len(u))
+                for x, y in zip(u.tolist(), sums.tolist()):
+                    tr.conn_bytes[x] = tr.conn_bytes.get(x, 0) + int(y)
+        ma, mb = sb.mac_at[a], sb.mac_at[b]
+        if mb > ma:
+            _count(tr.macs, sb.macs[ma:mb])
+        ca, cb_ = sb.claim_at[a], sb.claim_at[b]
+        if cb_ > ca:
+            tr.impersonations += int(cb_ - ca)
+            _count(tr.claimed, sb.claims[ca:cb_])
+        # peak packets per second: the running count within each second (carried over from the
+        # track's last second for the rows of the group's first run)
+        peak = int(sb.runpos[a:b].max())
+        if sb.carry and a < sb.carry_until:
+            peak = max(peak, int(sb.runpos[min(b, sb.carry_until) - 1]) + sb.carry)
+        tr.peak = max(tr.peak, peak)
+        tr.bucket = int(sb.sec[b - 1])
+        tr.bucket_count = int(sb.runpos[b - 1]) + (sb.carry if b - 1 < sb.carry_until else 0)
+
+
+_DISTINCT_CLASSES = ("recon", "bruteforce")
+CONF_SCALE = float(1 << 32)   # confidences are summed as integers (exact, the same for any batch size)
+
+
+def _count(counter: Counter, items: list) -> None:
+    """Count ``items`` (C-level, new keys in first-seen order), then keep the ``MAX_COUNTER`` most
+    common when the counter has grown past twice that."""
+    counter.update(items)
+    if len(counter) > MAX_COUNTER * 2:
+        keep = counter.most_common(MAX_COUNTER)
+        counter.clear()
+        counter.update(dict(keep))
+
+
+class _Sorted:
+    """The anomalous rows of one batch in group order (``order``: position -> row), with what
+    ``_apply`` needs as running sums, list slices and compressed lists, computed once per batch."""
+
+    def __init__(self, eng: "IncidentEngine", cols: dict, order: np.ndarray, bounds: list):
+        self.cols, self.order = cols, order
+        names = eng.classes
+        n = len(order)
+        o = {k: cols[k][order] for k in _SORTED_COLS}
+        ccls = np.minimum(o["cls"], len(names))   # per class (the last slot: a class the model does not name)
+        victim_role = np.array([r.role == "victim" for r in eng.rules] + [False])[ccls]
+        spoof = np.array([c == "spoofing" for c in names] + [False])[ccls]
+        recon = np.array([c == "recon" for c in names] + [False])[ccls]
+        dist = np.array([c in _DISTINCT_CLASSES for c in names] + [False])[ccls]
+        fwd = o["fwd"]
+        self.fb = fb = o["flen"].clip(0)
+        # running sums (one row per counter, a leading 0): the sum over positions a:b is cs[:, b] - cs[:, a]
+        v = np.empty((N_COUNTERS + 3, n + 1), dtype=np.int64)
+        v[:, 0] = 0
+        _static_counters(o, v[:N_COUNTERS, 1:])
+        v[C_RST, 1:] = o["rst"] & ~fwd
+        dr = o["dns_r"]
+        v[C_DNS_R, 1:] = np.where(spoof, dr & fwd, dr)
+        v[C_FWD_BYTES, 1:] = np.where(fwd, fb, 0)
+        v[C_REV_BYTES, 1:] = np.where(fwd, 0, fb)
+        v[C_FWD_PKTS, 1:] = fwd
+        v[N_COUNTERS, 1:] = fb
+        v[N_COUNTERS + 1, 1:] = o["conf"].astype(np.float64) * CONF_SCALE
+        v[N_COUNTERS + 2, 1:] = o["refl"]
+        self.cs = np.cumsum(v, axis=1, out=v)
+        self.t = t = o["t"]
+        self.frame = o["frame"]
+        self.peer_list = o["peer"].tolist()
+        # distinct probe targets (recon: peer, server port) / connections (bruteforce: peer, client port)
+        self.dk = self.dk_list = None
+        if dist.any():
+            rd = np.flatnonzero(dist)
+            peers, inv = _codes(o["peer"][rd])
+            dk = np.zeros(n, dtype=np.int64)
+            port = np.where(recon[rd], o["server_port"][rd], o["client_port"][rd])
+            dk[rd] = np.array([zlib.crc32(str(x).encode()) for x in peers], dtype=np.int64)[inv] * 65537 + port + 1
+            self.dk = dk
+            self.dk_list = dk.tolist()
+        # compressed lists: server ports seen, source MACs on the attacker's (victim's) side, claims
+        sport = o["server_port"]
+        has = sport >= 0
+        self.ports = sport[has]
+        self.port_at = _at(has)
+        sel = np.where(victim_role, ~fwd, fwd)
+        self.macs = o["eth_src"][sel].tolist()
+        self.mac_at = _at(sel)
+        cl = o["claimed"]
+        hc = cl != ""
+        self.claims = cl[hc].tolist()
+        self.claim_at = _at(hc)
+        ra = np.flatnonzero(o["icmp6"] & (o["icmp"] == 134))
+        hc[ra] |= o["eth_src"][ra] != eng._ra_owner
+        self.ev = hc                  # impersonation evidence: a claim against an owner, a rogue RA
+        # runs of one key within one second (and no quiet gap): each row's position in its run
+        self.sec = sec = np.floor(t).astype(np.int64)
+        brk = np.ones(n, dtype=bool)
+        gap = np.diff(t) > eng.quiet
+        brk[1:] = (sec[1:] != sec[:-1]) | gap
+        brk[np.array(bounds[:-1], dtype=np.int64)] = True
+        self.run_starts = starts = np.flatnonzero(brk)
+        self.runpos = np.arange(1, n + 1) - starts[np.cumsum(brk) - 1]
+        self.gaps = np.flatnonzero(gap) + 1   # positions that follow a quiet gap
+        self.n = n
+        self.carry, self.carry_until = 0, 0
+
+    def run_end(self, pos: int) -> int:
+        k = int(np.searchsorted(self.run_starts, pos, side="right"))
+        return int(self.run_starts[k]) if k < len(self.run_starts) else self.n
+
+    def gap_after(self, pos: int, stop: int) -> int:
+        """The first position after ``pos`` (and before ``stop``) that follows a quiet gap, else stop."""
+        k = int(np.searchsorted(self.gaps, pos, side="right"))
+        return min(int(self.gaps[k]), stop) if k < len(self.gaps) else stop
+
+
+def _at(mask: np.ndarray) -> np.ndarray:
+    """Running count of ``mask`` with a leading 0: items of positions a:b are [at[a]:at[b]]."""
+    out = np.zeros(len(mask) + 1, dtype=np.int64)
+    np.cumsum(mask, out=out[1:])
+    return out
+
+
+_SORTED_COLS = ("cls", "fwd", "flen", "rst", "dns_r", "conf", "refl", "t", "frame", "peer", "server_port",
+                "client_port", "eth_src", "claimed", "icmp6", "icmp", "syn", "ack", "icmp4", "tcp", "ip_len",
+                "arp_op", "udp", "dns_q", "dns_len", "authfail")
 
 
 def _representative(tr: Track, r: int, cols: dict) -> dict:
@@ -869,29 +956,27 @@ def _representative(tr: Track, r: int, cols: dict) -> dict:
     return rep
 
 
-def _static_counters(cols: dict) -> np.ndarray:
-    """(rows, N_COUNTERS) int64: per anomalous packet, the evidence counters that do not depend on
-    which side of the packet the key is (summed per slice in ``_apply``)."""
-    n = len(cols["t"])
-    m = np.zeros((n, N_COUNTERS), dtype=np.int64)
+def _static_counters(cols: dict, m: np.ndarray) -> None:
+    """Fill ``m`` (N_COUNTERS, rows): per anomalous packet, the evidence counters that do not depend
+    on which side of the packet the key is (running sums of them are taken in ``_Sorted``)."""
     syn, ack = cols["syn"], cols["ack"]
     icmp, ic4, ic6 = cols["icmp"], cols["icmp4"], cols["icmp6"]
     req = (ic4 & _lookup(_REQ4, icmp)) | (ic6 & (icmp == 128))
     back = (ic4 & _lookup(_BACK4, icmp)) | (ic6 & _lookup(_BACK6, icmp))
-    m[:, C_SYN] = syn & ~ack
-    m[:, C_SYNACK] = syn & ack
-    m[:, C_TCP] = cols["tcp"]
-    m[:, C_ICMP_REQ] = req
-    m[:, C_ICMP_BACK] = back
-    m[:, C_ICMP_LEN] = np.where(req | back, cols["ip_len"].clip(28) - 28, 0)
-    m[:, C_RA] = ic6 & (icmp == 134)
-    m[:, C_ARP_REQ] = cols["arp_op"] == 1
-    m[:, C_ARP_REP] = cols["arp_op"] == 2
-    m[:, C_UDP] = cols["udp"]
-    m[:, C_DNS_Q] = cols["dns_q"]
-    m[:, C_DNS_LEN] = np.where(cols["dns_q"], cols["dns_len"], 0)
-    m[:, C_AUTHFAIL] = cols["authfail"]
-    return m
+    m[:] = 0
+    m[C_SYN] = syn & ~ack
+    m[C_SYNACK] = syn & ack
+    m[C_TCP] = cols["tcp"]
+    m[C_ICMP_REQ] = req
+    m[C_ICMP_BACK] = back
+    m[C_ICMP_LEN] = np.where(req | back, cols["ip_len"].clip(28) - 28, 0)
+    m[C_RA] = ic6 & (icmp == 134)
+    m[C_ARP_REQ] = cols["arp_op"] == 1
+    m[C_ARP_REP] = cols["arp_op"] == 2
+    m[C_UDP] = cols["udp"]
+    m[C_DNS_Q] = cols["dns_q"]
+    m[C_DNS_LEN] = np.where(cols["dns_q"], cols["dns_len"], 0)
+    m[C_AUTHFAIL] = cols["authfail"]
 
 
 def _lengths(names: np.ndarray, has: np.ndarray) -> np.ndarray:
