@@ -58,6 +58,7 @@ MAX_DISTINCT = 20_000
 MAX_COUNTER = 256
 MAX_KEPT = 10_000
 UPDATE_EVERY = 10  # an ``updated`` event each time the packet count grows by this factor
+MAX_VICTIMS = 10   # victims named by an attacker's incident (its peers with the most packets)
 
 SERVICE_PORTS = frozenset({1883, 8883, 5683, 5684, 8080, 8443, 8000, 8008, 8009, 8081, 8888, 2323, 8554, 3306,
                            5432, 6379, 27017, 5353, 1900, 49152, 62078, 9999, 8123, 37777, 5555, 7547, 8291,
@@ -110,9 +111,10 @@ DEFAULT_RULE = Rule("attacker", 10, 1, 2)
 # Kinds per class, in a fixed order: the EVE signature_id is derived from (class, kind) and never
 # changes for a kind (new kinds are appended).
 KINDS: dict[str, tuple[str, ...]] = {
-    "recon": ("scan", "syn-scan", "udp-scan", "arp-sweep", "icmp-sweep", "service-probe"),
+    "recon": ("scan", "syn-scan", "udp-scan", "arp-sweep", "icmp-sweep", "service-probe", "fin-scan", "null-scan",
+              "xmas-scan", "slow-scan"),
     "dos": ("flood", "syn-flood", "spoofed-syn-flood", "udp-flood", "icmp-flood", "reflection",
-            "connection-exhaustion", "dns-flood", "spoofed-udp-flood"),
+            "connection-exhaustion", "dns-flood", "spoofed-udp-flood", "dhcp-starvation"),
     "bruteforce": ("login-guessing", "ssh", "telnet", "ftp", "http", "mqtt"),
     "spoofing": ("spoofing", "arp-poisoning", "dns-forgery", "rogue-router-advertisement"),
     "exfiltration": ("exfiltration", "dns-tunnel", "icmp-tunnel", "bulk-upload"),
@@ -120,8 +122,9 @@ KINDS: dict[str, tuple[str, ...]] = {
 
 # evidence counters (index into Track.n)
 (C_SYN, C_SYNACK, C_RST, C_ICMP_REQ, C_ICMP_BACK, C_ARP_REQ, C_ARP_REP, C_UDP, C_DNS_Q, C_DNS_LEN, C_AUTHFAIL,
- C_FWD_BYTES, C_REV_BYTES, C_RA, C_DNS_R, C_TCP, C_FWD_PKTS, C_ICMP_LEN) = range(18)
-N_COUNTERS = 18
+ C_FWD_BYTES, C_REV_BYTES, C_RA, C_DNS_R, C_TCP, C_FWD_PKTS, C_ICMP_LEN, C_FIN_PROBE, C_NULL_PROBE, C_XMAS_PROBE,
+ C_DHCP, C_FAILED, C_SURE) = range(24)
+N_COUNTERS = 24
 
 
 def _codes(values) -> tuple[list, np.ndarray]:
@@ -149,7 +152,7 @@ class Track:
         self.conf_q = 0                  # sum of confidences in units of 1 / CONF_SCALE
         self.recent: np.ndarray = np.empty(0)      # last (packets-1) times while pending
         self.peers: Counter = Counter()
-        self._top: tuple = (-1, [])     # (packets, peers.most_common(5)) at that count
+        self._top: tuple = (-1, [])     # (packets, peers.most_common(MAX_VICTIMS)) at that count
         self.peer_set: set = set()
         self.ports: Counter = Counter()
         self.distinct: set = set()                 # probe targets / connections (hashes)
@@ -164,6 +167,9 @@ class Track:
         self.impersonations = 0
         self.next_update = 0
         self.end_reason = ""
+        self.by_behaviour = False       # opened by a behaviour rule (``Behaviour``), not the class's rule
+        self.scan_targets = 0           # slow scan (Behaviour): distinct targets refused / left half-open
+        self.scan_since = np.inf        # slow scan: time of the source's first such failure
         self.rep: dict | None = None    # the packet that opened the incident, oriented attacker -> victim
 
     # --- roles ---------------------------------------------------------------------------------
@@ -183,11 +189,11 @@ class Track:
         return [p for p, _ in self.top_peer_counts(n) if p]
 
     def top_peer_counts(self, n: int = 5) -> list[tuple[str, int]]:
-        """``peers.most_common(n)``, the first 5 kept until the track's next packets."""
-        if n > 5:
-            return self.peers.most_common(n)
+        """``peers.most_common(n)``, the first MAX_VICTIMS kept until the track's next packets."""
+        if n > MAX_VICTIMS:
+            return _most_common(self.peers, n)
         if self._top[0] != self.packets:
-            self._top = (self.packets, self.peers.most_common(5))
+            self._top = (self.packets, _most_common(self.peers, MAX_VICTIMS))
         return self._top[1][:n]
 
     @property
@@ -203,12 +209,12 @@ class Track:
     def victims(self) -> list[str]:
         if self.rule.role == "victim":
             return [self.key]
-        return self.top_peers(5)
+        return self.top_peers(MAX_VICTIMS)
 
     @property
     def services(self) -> list[str]:
         out = []
-        for port, _ in self.ports.most_common(4):
+        for port, _ in _most_common(self.ports, 4):
             name = SERVICE_NAMES.get(port)
             out.append(f"{name}/{port}" if name else str(port))
         return out
@@ -228,8 +234,13 @@ class Track:
     def classify_kind(self) -> str:
         n, c = self.n, self.cls_name
         pk = max(self.packets, 1)
-        port = self.ports.most_common(1)[0][0] if self.ports else -1
+        port = _most_common(self.ports, 1)[0][0] if self.ports else -1
         if c == "recon":
+            stealth = (n[C_FIN_PROBE], n[C_NULL_PROBE], n[C_XMAS_PROBE])
+            if sum(stealth) > pk / 2:
+                return ("fin-scan", "null-scan", "xmas-scan")[int(np.argmax(stealth))]
+            if self.by_behaviour:
+                return "slow-scan"
             if n[C_ARP_REQ] + n[C_ARP_REP] > pk / 2:
                 return "arp-sweep"
             if n[C_ICMP_REQ] + n[C_ICMP_BACK] > pk / 2 and n[C_UDP] < pk / 4:
@@ -240,6 +251,8 @@ class Track:
                 return "udp-scan"
             return "scan"
         if c == "dos":
+            if n[C_DHCP] > pk / 2:
+                return "dhcp-starvation"
             if self.is_reflection:
                 return "reflection"
             if n[C_SYN] + n[C_SYNACK] > pk / 2:
@@ -290,12 +303,27 @@ class Track:
                         f"{n[C_ARP_REP]:,} answered")
             if kind == "icmp-sweep":
                 return f"ICMP echo to {self._capped(self.distinct_peers)} hosts {d}, {n[C_ICMP_BACK]:,} replies"
+            if kind in ("fin-scan", "null-scan", "xmas-scan"):
+                probes = int(n[C_FIN_PROBE] + n[C_NULL_PROBE] + n[C_XMAS_PROBE])
+                what = {"fin-scan": "FIN", "null-scan": "NULL (no flags)", "xmas-scan": "Xmas (FIN+PSH+URG)"}[kind]
+                return (f"{probes:,} {what} probes without a handshake to {self._capped(len(self.distinct))} "
+                        f"distinct ports/hosts ({self._capped(self.distinct_peers)} hosts, e.g. {victim}) {d}, "
+                        f"{n[C_RST]:,} answered by RST")
+            if kind == "slow-scan":
+                span = max(0.0, self.last_time - min(self.scan_since, self.first_time))
+                targets = max(self.scan_targets, len(self.distinct))
+                return (f"probes refused or left half-open (SYN, then RST before any handshake) at {targets:,} "
+                        f"distinct ports/hosts (e.g. {victim}) in {span:,.1f} s, about one every "
+                        f"{span / max(targets - 1, 1):,.1f} s")
             probes = max(n[C_SYN], 1)
             rst = 100.0 * n[C_RST] / probes
             return (f"{n[C_SYN]:,} SYN probes to {self._capped(len(self.distinct))} distinct ports/hosts "
                     f"({self._capped(self.distinct_peers)} hosts, e.g. {victim}) {d}, {rst:.0f}% answered by RST, "
                     f"{n[C_SYNACK]:,} SYN/ACK")
         if self.cls_name == "dos":
+            if kind == "dhcp-starvation":
+                return (f"{n[C_DHCP]:,} DHCP DISCOVER/REQUEST messages from {self._capped(self.distinct_peers)} distinct "
+                        f"client MACs (DHCP server {victim}) {d}, peak {self.peak:,} pkt/s")
             head = f"{self.packets:,} packets ({_size(self.bytes)}) to {victim} {d}, peak {self.peak:,} pkt/s"
             if kind == "reflection":
                 return head + f", responses from {self._capped(self.distinct_peers)} reflectors " \
@@ -413,6 +441,7 @@ class IncidentEngine:
         self._impostor: dict = {}           # IP -> the MAC that claimed it against its owner
         self._ra_owner: str | None = None   # MAC of the first router advertisement seen
         self._events: list[IncidentEvent] = []
+        self.behaviour = Behaviour(self.classes)
 
     # --- public ------------------------------------------------------------------------------------
     @property
@@ -440,10 +469,12 @@ class IncidentEngine:
             ra = np.flatnonzero((p["ip_proto"] == 58) & (p["icmp_type"] == 134))
             if len(ra):
                 self._ra_owner = str(p["eth_src"][ra[0]])
-        idx = np.flatnonzero(cb.anomaly)
+        beh = self.behaviour.run(p, t, cb.predicted, cb.anomaly)
+        over = beh.cls >= 0
+        idx = np.flatnonzero(cb.anomaly | over)
         self._arp_learnt = False
         if len(idx):
-            self._process(cb, idx, t)
+            self._process(cb, idx, t, np.where(over, beh.cls, cb.predicted), beh)
         if not self._arp_learnt:   # no spoofing rows in this batch: just learn the ARP senders
             arp = np.flatnonzero(p["arp_opcode"] >= 0)
             if len(arp):
@@ -513,10 +544,10 @@ class IncidentEngine:
             frame, time = cause if cause is not None else (tr.last_frame, tr.last_time)
             self._close(tr, frame, time, f"quiet for {self.quiet:.0f} s")
 
-    def _process(self, cb, idx: np.ndarray, tall: np.ndarray) -> None:
+    def _process(self, cb, idx: np.ndarray, tall: np.ndarray, cls_all: np.ndarray, beh: "Verdicts") -> None:
         p = cb.packets
         t = tall[idx]
-        cls = cb.predicted[idx]
+        cls = cls_all[idx]
         ip_src, ip_dst = p["ip_src"][idx], p["ip_dst"][idx]
         eth_src, eth_dst = p["eth_src"][idx], p["eth_dst"][idx]
         is_arp = p["arp_opcode"][idx] >= 0
@@ -582,6 +613,10 @@ class IncidentEngine:
                 key[m] = client[m]
                 peer[m] = server[m]
                 fwd[m] = client_src[m]
+        ov = np.flatnonzero(beh.rows[idx])
+        if len(ov):   # keyed by a behaviour rule (see Behaviour)
+            bi = idx[ov]
+            key[ov], peer[ov], fwd[ov], server_port[ov] = beh.key[bi], beh.peer[bi], beh.fwd[bi], beh.server_port[bi]
         # group rows by (class, key), in order of first appearance
         _, kinv = _codes(key)
         ncls = len(self.classes) + 1
@@ -596,7 +631,10 @@ class IncidentEngine:
                     dns_len=_lengths(p["dns_qry_name"][idx], p["dns_flags"][idx] >= 0),
                     authfail=_authfail(p, idx), eth_src=eth_src, claimed=claimed, refl=refl,
                     ip_len=p["ip_len"][idx], dst=dst, ip_src=ip_src, ip_dst=ip_dst, sp=sp, dp=dp, proto=proto,
-                    icmp_code=p["icmp_code"][idx], protocols=p["protocols"][idx], cls=cls)
+                    icmp_code=p["icmp_code"][idx], protocols=p["protocols"][idx], cls=cls, flags=flags,
+                    sure=beh.sure[idx], failed=beh.failed[idx], scan_targets=beh.scan_targets[idx],
+                    scan_since=beh.scan_since[idx],
+                    dhcp=udp & (sp == 68) & (dp == 67))
         sb = _Sorted(self, cols, order, bounds)
         heads = order[bounds[:-1]]
         gcls, gkey, grefl = cls[heads].tolist(), key[heads].tolist(), refl[heads].tolist()
@@ -752,11 +790,16 @@ class IncidentEngine:
     def _open_index(self, tr: Track, a: int, b: int, sb: "_Sorted") -> int | None:
         """Position (in ``sb``, within ``a:b``) of the packet that opens the incident, or None."""
         rule = tr.rule
+        sure = (tr.n[C_SURE] + np.cumsum(sb.sure[a:b])) >= 1    # a behaviour rule decided (Behaviour)
         t = sb.t[a:b]
         allt = np.concatenate([tr.recent, t])
         off = len(tr.recent)
         K = rule.packets
         if len(allt) < K:
+            hit = np.flatnonzero(sure)
+            if len(hit):
+                tr.by_behaviour = True
+                return a + int(hit[0])
             return None
         ok = np.zeros(b - a, dtype=bool)
         j = np.arange(max(K - 1, off), len(allt))
@@ -776,8 +819,11 @@ class IncidentEngine:
             ok &= len(tr.distinct) >= rule.distinct
         if tr.cls_name == "spoofing":   # an impersonation must be seen: a claim against an owner, a rogue RA
             ok &= (tr.impersonations + np.cumsum(sb.ev[a:b])) >= 1
-        hit = np.flatnonzero(ok)
-        return a + int(hit[0]) if len(hit) else None
+        hit = np.flatnonzero(ok | sure)
+        if not len(hit):
+            return None
+        tr.by_behaviour = not ok[hit[0]]
+        return a + int(hit[0])
 
     def _apply(self, tr: Track, a: int, b: int, sb: "_Sorted") -> None:
         """Add rows ``a:b`` (positions in ``sb``: one key, in order) to the track's counts; every sum
@@ -818,6 +864,9 @@ class IncidentEngine:
         if cb_ > ca:
             tr.impersonations += int(cb_ - ca)
             _count(tr.claimed, sb.claims[ca:cb_])
+        if tr.n[C_SURE] and tr.cls_name == "recon":
+            tr.scan_targets = max(tr.scan_targets, int(sb.scan_targets[a:b].max()))
+            tr.scan_since = min(tr.scan_since, float(sb.scan_since[a:b].min()))
         # peak packets per second: the running count within each second (carried over from the
         # track's last second for the rows of the group's first run)
         peak = int(sb.runpos[a:b].max())
@@ -837,9 +886,20 @@ def _count(counter: Counter, items: list) -> None:
     common when the counter has grown past twice that."""
     counter.update(items)
     if len(counter) > MAX_COUNTER * 2:
-        keep = counter.most_common(MAX_COUNTER)
+        keep = _most_common(counter, MAX_COUNTER)
         counter.clear()
         counter.update(dict(keep))
+
+
+def _most_common(counter: Counter, n: int) -> list:
+    """``counter.most_common(n)`` (count descending, ties in insertion order), sorted by numpy
+    when the counter is large."""
+    if len(counter) <= 64:
+        return counter.most_common(n)
+    counts = np.fromiter(counter.values(), dtype=np.int64, count=len(counter))
+    top = np.argsort(-counts, kind="stable")[:n].tolist()
+    keys = list(counter)
+    return [(keys[i], int(counts[i])) for i in top]
 
 
 class _Sorted:
@@ -879,10 +939,9 @@ class _Sorted:
         self.dk = self.dk_list = None
         if dist.any():
             rd = np.flatnonzero(dist)
-            peers, inv = _codes(o["peer"][rd])
             dk = np.zeros(n, dtype=np.int64)
             port = np.where(recon[rd], o["server_port"][rd], o["client_port"][rd])
-            dk[rd] = np.array([zlib.crc32(str(x).encode()) for x in peers], dtype=np.int64)[inv] * 65537 + port + 1
+            dk[rd] = _ip_hash(o["peer"][rd]) * 65537 + port + 1
             self.dk = dk
             self.dk_list = dk.tolist()
         # compressed lists: server ports seen, source MACs on the attacker's (victim's) side, claims
@@ -900,6 +959,8 @@ class _Sorted:
         ra = np.flatnonzero(o["icmp6"] & (o["icmp"] == 134))
         hc[ra] |= o["eth_src"][ra] != eng._ra_owner
         self.ev = hc                  # impersonation evidence: a claim against an owner, a rogue RA
+        self.sure = o["sure"]
+        self.scan_targets, self.scan_since = o["scan_targets"], o["scan_since"]
         # runs of one key within one second (and no quiet gap): each row's position in its run
         self.sec = sec = np.floor(t).astype(np.int64)
         brk = np.ones(n, dtype=bool)
@@ -931,7 +992,7 @@ def _at(mask: np.ndarray) -> np.ndarray:
 
 _SORTED_COLS = ("cls", "fwd", "flen", "rst", "dns_r", "conf", "refl", "t", "frame", "peer", "server_port",
                 "client_port", "eth_src", "claimed", "icmp6", "icmp", "syn", "ack", "icmp4", "tcp", "ip_len",
-                "arp_op", "udp", "dns_q", "dns_len", "authfail")
+                "arp_op", "udp", "dns_q", "dns_len", "authfail", "flags", "sure", "failed", "dhcp", "scan_targets", "scan_since")
 
 
 def _representative(tr: Track, r: int, cols: dict) -> dict:
@@ -977,6 +1038,15 @@ def _static_counters(cols: dict, m: np.ndarray) -> None:
     m[C_DNS_Q] = cols["dns_q"]
     m[C_DNS_LEN] = np.where(cols["dns_q"], cols["dns_len"], 0)
     m[C_AUTHFAIL] = cols["authfail"]
+    fl = cols["flags"]
+    stealth = cols["tcp"] & (fl >= 0) & ((fl & STEALTH_FLAGS) == 0)
+    xmas = stealth & ((fl & 0x29) == 0x29)
+    m[C_XMAS_PROBE] = xmas
+    m[C_NULL_PROBE] = stealth & ((fl & 0x3F) == 0)
+    m[C_FIN_PROBE] = stealth & ((fl & 0x01) != 0) & ~xmas
+    m[C_DHCP] = cols["dhcp"]
+    m[C_FAILED] = cols["failed"]
+    m[C_SURE] = cols["sure"]
 
 
 def _lengths(names: np.ndarray, has: np.ndarray) -> np.ndarray:
@@ -999,3 +1069,300 @@ def incident_id_hash(source: str, tr: Track) -> int:
     h = zlib.crc32(f"{tr.cls_name}|{tr.key}|{tr.first_frame}".encode())
     h2 = zlib.crc32(f"{source}|{tr.first_time:.6f}".encode())
     return ((h << 31) ^ h2) & 0x7FFFFFFFFFFFFFFF
+
+
+# --- behaviour evidence that does not need the model ---------------------------------------------
+STEALTH_FLAGS = 0x16          # SYN|RST|ACK: a TCP segment with none of them is no part of any connection
+DHCP_COUNT = 30               # DHCP client messages (DISCOVER/REQUEST, UDP 68 -> 67) ...
+DHCP_WINDOW = 10.0            # ... within this many seconds: the segment's DHCP pool is being drained
+FLOW_IDLE = 30.0              # s: a TCP conversation idle this long starts afresh
+SCAN_TARGETS = 3              # distinct (host, port) probes refused or left half-open by one source ...
+SCAN_HORIZON = 600.0          # ... each within this many seconds of the previous one: a (slow) scan
+SCAN_SPAN = 10.0              # s since its first failure (faster scans are the model's: see Behaviour)
+MAX_FLOWS = 65_536            # handshakes remembered across batches (those that can still fail)
+MAX_SCANNERS = 4096           # sources with refused/half-open probes remembered
+MAX_TARGETS = 64              # distinct targets remembered per source (enough to decide)
+_H1 = np.uint64(0x9E3779B97F4A7C15)
+_H2 = np.uint64(0xBF58476D1CE4E5B9)
+
+
+def _ip_hash(values: np.ndarray) -> np.ndarray:
+    """A stable 32-bit hash per address string (as int64): its first 48 bytes (an IPv6 address has
+    at most 45 characters, a MAC 17) mixed as six 64-bit words, vectorised; crc32 per distinct value
+    if one is not ASCII."""
+    try:
+        if not len(values):
+            return np.empty(0, dtype=np.int64)
+        words = values.astype("S48").view(np.uint64).reshape(len(values), 6)
+    except (UnicodeEncodeError, ValueError, TypeError):
+        distinct, inv = _codes(values)
+        return np.array([zlib.crc32(str(x).encode()) for x in distinct], dtype=np.int64)[inv]
+    h = words[:, 0] * _H1
+    for k in range(1, 6):
+        h = (h ^ words[:, k]) * _H2
+    return ((h ^ (h >> np.uint64(31))) >> np.uint64(32)).astype(np.int64)
+
+
+class Behaviour:
+    """Attack behaviour that holds on any network, decided per packet in stream order whatever the
+    model says (Zeek-style; the same for any batch size, bounded memory):
+
+    * **stealth probes** -- a TCP segment without SYN, ACK and RST (nmap -sF/-sN/-sX, hping3 -F):
+      no conforming stack sends one (every segment after the opening SYN carries ACK), so each is
+      a ``recon`` row keyed like any probe (by its sender); the recon rule (packets, distinct
+      targets within ``WINDOW``) still decides whether they are a scan;
+    * **refused or half-open probes over a long horizon** (slow scans: nmap -T0/-T1/-T2, one probe
+      every 0.4 s to 5 min) -- a TCP conversation that began with a SYN and ends in a RST before
+      the handshake completes (the RST is its 2nd or 3rd packet: RST/ACK from a closed port, or the
+      prober's bare RST after the SYN/ACK of an open one). A source with such failures at
+      ``SCAN_TARGETS`` distinct (host, port) targets, each within ``SCAN_HORIZON`` of the previous,
+      is scanning once ``SCAN_SPAN`` seconds have passed since its first failure: its failure rows
+      from then on are ``recon`` rows that open its incident at once (``sure``; a fast scan has
+      met the recon rule by then, so its incident and kind stay the model's). Ordinary clients
+      complete their handshakes; an occasional refused connection to one service never reaches
+      three distinct targets. Only failures the model does not flag, or flags as recon, count (a
+      flood's RSTs belong to the flood), and none of a host that sent packets the model flags as
+      another attack (not recon) within ``SCAN_HORIZON``: its refused connections are that attack's;
+    * **DHCP starvation** -- ``DHCP_COUNT`` DHCP client messages (UDP 68 -> 67: DISCOVER/REQUEST)
+      within ``DHCP_WINDOW`` seconds on the segment (RFC 2131 clients wait 4 s and more between
+      retries, so one client sends two or three in that time: it takes more than ten clients
+      joining at the same moment): from the row that reaches it, each client message is a ``dos``
+      row keyed by the DHCP server (the first one seen answering, else the broadcast address; a
+      flood already running on that server takes them in) with the client MAC (its Ethernet
+      source) as peer, so forged random MACs read as "N distinct sources". Tools that forge only
+      the BOOTP client address behind one Ethernet source show as that one source.
+    """
+
+    def __init__(self, classes: Sequence[str]):
+        self.recon = classes.index("recon") if "recon" in classes else -1
+        self.dos = classes.index("dos") if "dos" in classes else -1
+        self.dhcp_times = np.empty(0)          # the last DHCP_COUNT - 1 client-message times
+        self.dhcp_server: str | None = None   # the first DHCP server seen answering
+        self.dhcp_key: str | None = None      # the key of the current starvation
+        self.dhcp_last = -np.inf
+        # handshakes that can still fail: flow key -> (packets so far, last time), sorted by key
+        self.flow_keys = np.empty(0, dtype=np.uint64)
+        self.flow_n = np.empty(0, dtype=np.int64)
+        self.flow_t = np.empty(0)
+        self.flow_pp = np.empty(0, dtype=np.int64)   # their port pairs (low << 16 | high)
+        self.scanners: dict = {}               # source -> [distinct targets (dict, ordered), last time, first]
+        self.busy_h = np.empty(0, dtype=np.int64)   # hosts the model saw in another attack (hash, sorted)
+        self.busy_t = np.empty(0)                   # ... and when, last
+        self._ev_h = np.empty(0, dtype=np.int64)
+        self._ev_t = np.empty(0)
+
+    def run(self, p, t: np.ndarray, predicted: np.ndarray, anomaly: np.ndarray) -> "Verdicts":
+        """Per packet of the batch, in stream order (see the class doc)."""
+        v = Verdicts(len(t))
+        proto = p["ip_proto"]
+        flags = p["tcp_flags"]
+        tcp = (proto == 6) & (flags >= 0)
+        if self.recon >= 0:
+            # senders of packets the model flags as another attack (see _busy_before)
+            ev = np.flatnonzero(anomaly & (predicted != self.recon))
+            eh = _ip_hash(p["ip_src"][ev])
+            o = np.argsort(eh, kind="stable")          # by host, in time order within one
+            self._ev_h, self._ev_t = eh[o], t[ev][o]
+            stealth = np.flatnonzero(tcp & ((flags & STEALTH_FLAGS) == 0))
+            if len(stealth):
+                v.set(stealth, self.recon, False, p["ip_src"][stealth], p["ip_dst"][stealth], True,
+                      p["tcp_dstport"][stealth])
+            rows = np.flatnonzero(tcp)
+            if len(rows):
+                self._handshakes(p, t, rows, flags[rows], predicted, anomaly, v)
+            self._busy_merge(float(t[-1]))
+        if self.dos >= 0:
+            self._dhcp(p, t, v)
+        return v
+
+    def _dhcp(self, p, t: np.ndarray, v: "Verdicts") -> None:
+        udp = p["ip_proto"] == 17
+        sport, dport = p["udp_srcport"], p["udp_dstport"]
+        server = np.flatnonzero(udp & (sport == 67) & (dport == 68))
+        client = np.flatnonzero(udp & (sport == 68) & (dport == 67))
+        if len(client):
+            allt = np.concatenate([self.dhcp_times, t[client]])
+            k = len(self.dhcp_times)
+            j = np.arange(k, len(allt))
+            lo = np.searchsorted(allt, allt[j] - DHCP_WINDOW, side="right")
+            hit = client[(j - lo + 1) >= DHCP_COUNT]
+            self.dhcp_times = allt[-(DHCP_COUNT - 1):]
+            # one key per starvation (hits no more than QUIET apart): the server known at its first hit
+            for run in np.split(hit, np.flatnonzero(np.diff(t[hit]) > QUIET) + 1) if len(hit) else []:
+                r0 = int(run[0])
+                if self.dhcp_key is None or t[r0] - self.dhcp_last > QUIET:
+                    before = server[server < r0]
+                    if self.dhcp_server is None and len(before):
+                        self.dhcp_server = str(p["ip_src"][before[0]]) or None
+                    self.dhcp_key = self.dhcp_server or "255.255.255.255"
+                self.dhcp_last = float(t[run[-1]])
+                v.set(run, self.dos, True, np.full(len(run), self.dhcp_key, dtype=object), p["eth_src"][run], False,
+                      np.full(len(run), 67))
+        if self.dhcp_server is None and len(server):
+            self.dhcp_server = str(p["ip_src"][server[0]]) or None
+
+    def _handshakes(self, p, t: np.ndarray, rows: np.ndarray, fl: np.ndarray, predicted: np.ndarray,
+                    anomaly: np.ndarray, v: "Verdicts") -> None:
+        """Failed handshakes (a conversation that began with a SYN and gets a RST as its 2nd or 3rd
+        packet), then the per-source sketch of their distinct targets."""
+        sp, dp = p["tcp_srcport"][rows].clip(0), p["tcp_dstport"][rows].clip(0)
+        # only conversations that begin here (a SYN) or are remembered can fail: others by port pair out
+        pp = (np.minimum(sp, dp) << 16) | np.maximum(sp, dp)
+        # a conversation begins with a SYN the model does not flag or flags as recon (not a flood's)
+        opening = ((fl & 0x12) == 0x02) & (~anomaly[rows] | (predicted[rows] == self.recon))
+        want = np.unique(np.concatenate([pp[opening], self.flow_pp]))
+        mine = want[np.searchsorted(want, pp).clip(0, max(len(want) - 1, 0))] == pp if len(want) else \
+            np.zeros(len(pp), dtype=bool)
+        if not mine.all():
+            rows, fl, sp, dp, pp, opening = rows[mine], fl[mine], sp[mine], dp[mine], pp[mine], opening[mine]
+        if not len(rows):
+            keep = self.flow_t > float(t[-1]) - FLOW_IDLE
+            self.flow_keys, self.flow_n, self.flow_t, self.flow_pp = (self.flow_keys[keep], self.flow_n[keep],
+                                                                      self.flow_t[keep], self.flow_pp[keep])
+            return
+        src, dst = p["ip_src"][rows], p["ip_dst"][rows]
+        h = _ip_hash(np.concatenate([src, dst]))
+        a = (h[:len(rows)] << 16) | sp
+        b = (h[len(rows):] << 16) | dp
+        fk = np.minimum(a, b).astype(np.uint64) * _H1 ^ np.maximum(a, b).astype(np.uint64)
+        o = np.argsort(fk, kind="stable")            # by conversation, in stream order within one
+        fks, ts, f0 = fk[o], t[rows][o], fl[o]
+        m = len(o)
+        newgrp = np.ones(m, dtype=bool)
+        newgrp[1:] = fks[1:] != fks[:-1]
+        start = newgrp.copy()
+        start[1:] |= ts[1:] - ts[:-1] > FLOW_IDLE       # idle: the 4-tuple starts a new conversation
+        # packets already seen of conversations carried over from earlier batches
+        base = np.zeros(m, dtype=np.int64)
+        if len(self.flow_keys):
+            si = np.searchsorted(self.flow_keys, fks).clip(0, len(self.flow_keys) - 1)
+            hit = newgrp & (self.flow_keys[si] == fks) & (ts - self.flow_t[si] <= FLOW_IDLE)
+            base[hit] = self.flow_n[si[hit]]
+        seg_start = np.flatnonzero(start)
+        seg = np.cumsum(start) - 1
+        index = np.arange(m) - seg_start[seg] + base[seg_start][seg]   # 0-based packet of its conversation
+        began = ((base > 0) | opening[o])[seg_start][seg]
+        rst = (f0 & 0x04) != 0
+        fail = rst & began & (index >= 1) & (index <= 2)
+        # conversations that can still fail: began with a SYN, fewer than 3 packets, no RST yet
+        seg_end = np.append(seg_start[1:], m) - 1
+        last_of_group = np.append(newgrp[1:], True)
+        anyrst = np.add.reduceat(rst.astype(np.int64), seg_start) > 0
+        keep = last_of_group[seg_end] & began[seg_start] & (index[seg_end] < 2) & ~anyrst
+        kk, kn, kt = fks[seg_end[keep]], index[seg_end[keep]] + 1, ts[seg_end[keep]]
+        kp = pp[o][seg_end[keep]]
+        now = float(t[-1])
+        seen = np.searchsorted(fks, self.flow_keys).clip(0, m - 1)
+        old = (self.flow_t > now - FLOW_IDLE) & (fks[seen] != self.flow_keys)
+        keys = np.concatenate([self.flow_keys[old], kk])
+        ns = np.concatenate([self.flow_n[old], kn])
+        tt = np.concatenate([self.flow_t[old], kt])
+        pps = np.concatenate([self.flow_pp[old], kp])
+        if len(keys) > MAX_FLOWS:
+            recent = np.argsort(tt, kind="stable")[-MAX_FLOWS:]
+            keys, ns, tt, pps = keys[recent], ns[recent], tt[recent], pps[recent]
+        so = np.argsort(keys, kind="stable")
+        self.flow_keys, self.flow_n, self.flow_t, self.flow_pp = keys[so], ns[so], tt[so], pps[so]
+        fr = np.sort(rows[o[fail]])
+        if not len(fr):
+            return
+        v.failed[fr] = True
+        # the sketch: only rows the model does not flag or flags as recon (a flood's RSTs are the flood's)
+        fr = fr[~anomaly[fr] | (predicted[fr] == self.recon)]
+        if not len(fr):
+            return
+        ack = (p["tcp_flags"][fr] & 0x10) != 0          # RST/ACK: the server refusing; bare RST: the prober
+        client = np.where(ack, p["ip_dst"][fr], p["ip_src"][fr])
+        host = np.where(ack, p["ip_src"][fr], p["ip_dst"][fr])
+        port = np.where(ack, p["tcp_srcport"][fr], p["tcp_dstport"][fr])
+        target = (_ip_hash(host) << 16) | port.clip(0)
+        sure, notes = [], []
+        tf = t[fr]
+        busy = self._busy_before(_ip_hash(client), tf)
+        clients, inv = _codes(client)
+        for ci, c in enumerate(clients):
+            mine = np.flatnonzero(inv == ci)
+            st = self.scanners.pop(c, None)
+            for i, x, tt_, b in zip(mine.tolist(), target[mine].tolist(), tf[mine].tolist(), busy[mine].tolist()):
+                if tt_ - b <= SCAN_HORIZON:      # its failures belong to a flood / brute force the model sees
+                    st = None
+                    continue
+                if st is None or tt_ - st[1] > SCAN_HORIZON:
+                    st = [{}, tt_, tt_]
+                if x not in st[0] and len(st[0]) < MAX_TARGETS:
+                    st[0][x] = None
+                st[1] = tt_
+                if len(st[0]) >= SCAN_TARGETS and tt_ - st[2] >= SCAN_SPAN:
+                    sure.append(i)
+                    notes.append((len(st[0]), st[2]))
+            self.scanners[c] = st
+        while len(self.scanners) > MAX_SCANNERS:
+            self.scanners.pop(next(iter(self.scanners)))
+        if sure:
+            s = np.array(sure)
+            v.set(fr[s], self.recon, True, client[s], host[s], ~ack[s], port[s])
+            v.scan_targets[fr[s]] = [x for x, _ in notes]
+            v.scan_since[fr[s]] = [x for _, x in notes]
+
+
+    def _busy_before(self, hosts: np.ndarray, times: np.ndarray) -> np.ndarray:
+        """Per (host hash, time): the last time at or before it that the host sent a packet the model
+        flags as an attack other than recon (earlier batches or this one), else -inf."""
+        out = np.full(len(hosts), -np.inf)
+        if len(self.busy_h):
+            k = np.searchsorted(self.busy_h, hosts).clip(0, len(self.busy_h) - 1)
+            hit = self.busy_h[k] == hosts
+            out[hit] = self.busy_t[k[hit]]
+        eh, et = self._ev_h, self._ev_t
+        if len(eh):
+            lo = np.searchsorted(eh, hosts, side="left")
+            hi = np.searchsorted(eh, hosts, side="right")
+            for j in np.flatnonzero(hi > lo).tolist():
+                q = lo[j] + int(np.searchsorted(et[lo[j]:hi[j]], times[j], side="right")) - 1
+                if q >= lo[j]:
+                    out[j] = max(out[j], et[q])
+        return out
+
+    def _busy_merge(self, now: float) -> None:
+        """Remember each flagged host's last time (within SCAN_HORIZON; the most recent MAX_FLOWS)."""
+        if not len(self._ev_h):
+            keep = self.busy_t >= now - SCAN_HORIZON
+            self.busy_h, self.busy_t = self.busy_h[keep], self.busy_t[keep]
+            return
+        h = np.concatenate([self.busy_h, self._ev_h])
+        tt = np.concatenate([self.busy_t, self._ev_t])
+        o = np.argsort(h, kind="stable")              # earlier batches first within one host
+        h, tt = h[o], tt[o]
+        last = np.append(h[1:] != h[:-1], True)
+        h, tt = h[last], tt[last]
+        keep = tt >= now - SCAN_HORIZON
+        h, tt = h[keep], tt[keep]
+        if len(h) > MAX_FLOWS:
+            r = np.sort(np.argsort(tt, kind="stable")[-MAX_FLOWS:])
+            h, tt = h[r], tt[r]
+        self.busy_h, self.busy_t = h, tt
+
+
+class Verdicts:
+    """What ``Behaviour.run`` decided for the rows of one batch."""
+
+    def __init__(self, n: int):
+        self.cls = np.full(n, -1, dtype=np.int64)     # class override (-1: the model's)
+        self.sure = np.zeros(n, dtype=bool)            # opens its incident at once
+        self.failed = np.zeros(n, dtype=bool)          # a refused / half-open handshake
+        self.rows = np.zeros(n, dtype=bool)            # key, peer, fwd and server port below apply
+        self.key = np.empty(n, dtype=object)
+        self.peer = np.empty(n, dtype=object)
+        self.fwd = np.zeros(n, dtype=bool)
+        self.server_port = np.full(n, -1, dtype=np.int64)
+        self.scan_targets = np.zeros(n, dtype=np.int64)   # slow scan: distinct failed targets so far
+        self.scan_since = np.full(n, np.inf)              # slow scan: time of its first failure
+
+    def set(self, rows, cls: int, sure: bool, key, peer, fwd, server_port) -> None:
+        self.cls[rows] = cls
+        self.sure[rows] = sure
+        self.rows[rows] = True
+        self.key[rows] = key
+        self.peer[rows] = peer
+        self.fwd[rows] = fwd
+        self.server_port[rows] = server_port
