@@ -1073,7 +1073,7 @@ def incident_id_hash(source: str, tr: Track) -> int:
 
 # --- behaviour evidence that does not need the model ---------------------------------------------
 STEALTH_FLAGS = 0x16          # SYN|RST|ACK: a TCP segment with none of them is no part of any connection
-DHCP_COUNT = 30               # DHCP client messages (DISCOVER/REQUEST, UDP 68 -> 67) ...
+DHCP_COUNT = 40               # DHCP client messages (DISCOVER/REQUEST, UDP 68 -> 67) ...
 DHCP_WINDOW = 10.0            # ... within this many seconds: the segment's DHCP pool is being drained
 FLOW_IDLE = 30.0              # s: a TCP conversation idle this long starts afresh
 SCAN_TARGETS = 3              # distinct (host, port) probes refused or left half-open by one source ...
@@ -1125,7 +1125,7 @@ class Behaviour:
       another attack (not recon) within ``SCAN_HORIZON``: its refused connections are that attack's;
     * **DHCP starvation** -- ``DHCP_COUNT`` DHCP client messages (UDP 68 -> 67: DISCOVER/REQUEST)
       within ``DHCP_WINDOW`` seconds on the segment (RFC 2131 clients wait 4 s and more between
-      retries, so one client sends two or three in that time: it takes more than ten clients
+      retries, so one client sends two or three in that time: it takes more than a dozen clients
       joining at the same moment): from the row that reaches it, each client message is a ``dos``
       row keyed by the DHCP server (the first one seen answering, else the broadcast address; a
       flood already running on that server takes them in) with the client MAC (its Ethernet

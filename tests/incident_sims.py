@@ -6,6 +6,7 @@ that places exactly the given episodes (so the capture has its ``.labels.csv`` a
 """
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 from typing import Callable
@@ -71,10 +72,14 @@ def starvation(count: int) -> Callable:
 def capture(out: Path, name: str, episodes: list[tuple[str, str, float, Callable]], *, seed: int = 5,
             seconds: int = 240, devices: int = 5) -> Path:
     """Write ``out/name.pcapng`` (+ labels, episodes) with the home of ``seed`` and the given episodes:
-    ``(family, kind, start second, make(env, attacker, victims, rng) -> process)``."""
+    ``(family, kind, start second, make(env, attacker, victims, rng) -> process)``. A DHCP
+    starvation's victim in the episodes file is the home's DHCP server, the router (the wire would
+    name the broadcast address its DISCOVERs go to)."""
+    gateway = []
 
     def schedule(env, by_kind, families, profile, first_us=0):
         sim, home = env.sim, env.home
+        gateway.append(".".join(map(str, home.gateway.ip)))
         rng = sim.rng("attacks")
         kali = home.add_host("attacker", "attacker", "intel", LINUX, v6=True)
         join = sim.start + 2 * SECOND
@@ -98,7 +103,14 @@ def capture(out: Path, name: str, episodes: list[tuple[str, str, float, Callable
     real = S.schedule_attacks
     S.schedule_attacks = schedule
     try:
-        return S.simulate(out, seed=seed, duration_us=seconds * SECOND, devices=devices, scenario="home",
+        pcap = S.simulate(out, seed=seed, duration_us=seconds * SECOND, devices=devices, scenario="home",
                           name=name).pcap
     finally:
         S.schedule_attacks = real
+    side = Path(str(pcap) + ".episodes.json")
+    doc = json.loads(side.read_text())
+    for e in doc["episodes"]:
+        if "dhcp-starvation" in e["kind"]:
+            e["victims"] = gateway[:1]
+    side.write_text(json.dumps(doc, indent=1))
+    return pcap
