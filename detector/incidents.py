@@ -442,6 +442,8 @@ class IncidentEngine:
         self._ra_owner: str | None = None   # MAC of the first router advertisement seen
         self._events: list[IncidentEvent] = []
         self.behaviour = Behaviour(self.classes)
+        self._victim_role = np.array([r.role == "victim" for r in self.rules] + [False])
+        self._spoof_index = self.classes.index("spoofing") if "spoofing" in self.classes else -1
 
     # --- public ------------------------------------------------------------------------------------
     @property
@@ -582,56 +584,43 @@ class IncidentEngine:
         client_src &= ~(icmp4 & _lookup(_BACK4, icmp))
         client_src &= ~(icmp6 & _lookup(_BACK6, icmp))
         client_src &= ~(is_arp & (arp_op == 2))
-        client = np.where(client_src, src, dst)
-        server = np.where(client_src, dst, src)
         server_port = np.where(client_src, dp, sp)
         client_port = np.where(client_src, sp, dp)
         udp = proto == 17
         refl = udp & ~client_src & _lookup(_REFL, sp) & ~_lookup(_REFL, dp)
 
         names = self.classes
-        key = np.empty(len(idx), dtype=object)
-        peer = np.empty(len(idx), dtype=object)
-        fwd = np.ones(len(idx), dtype=bool)          # the packet was sent by the key entity
+        # the key is the client (attacker roles) or the server (victim roles; responses from
+        # reflection ports: their destination); ``fwd``: the packet was sent by the key entity
+        victim = self._victim_role[np.minimum(cls, len(names))]
+        fwd = np.where(victim, ~client_src & ~refl, client_src)
+        key = np.where(fwd, src, dst)
+        peer = np.where(fwd, dst, src)
         claimed = np.full(len(idx), "", dtype=object)
-        for c in np.unique(cls).tolist():
-            m = cls == c
-            role = self.rules[c].role
-            name = names[c] if c < len(names) else str(c)
-            if name == "spoofing":
+        if self._spoof_index >= 0:
+            m = cls == self._spoof_index
+            if m.any():
                 self._spoof_keys(m, key, peer, fwd, claimed, is_arp, eth_src, eth_dst, src, dst, p, idx)
-            elif role == "victim":
-                key[m] = server[m]
-                peer[m] = client[m]
-                fwd[m] = ~client_src[m]
-                r = m & refl
-                if r.any():  # responses from reflection ports: keyed by their destination
-                    key[r] = dst[r]
-                    peer[r] = src[r]
-                    fwd[r] = False
-            else:
-                key[m] = client[m]
-                peer[m] = server[m]
-                fwd[m] = client_src[m]
         ov = np.flatnonzero(beh.rows[idx])
         if len(ov):   # keyed by a behaviour rule (see Behaviour)
             bi = idx[ov]
             key[ov], peer[ov], fwd[ov], server_port[ov] = beh.key[bi], beh.peer[bi], beh.fwd[bi], beh.server_port[bi]
-        # group rows by (class, key), in order of first appearance
-        _, kinv = _codes(key)
-        ncls = len(self.classes) + 1
-        _, first, inv = np.unique(kinv * ncls + cls, return_index=True, return_inverse=True)
+        # group rows by (class, key) (groups are taken in order of first appearance below)
+        ncls = np.uint64(len(self.classes) + 1)
+        _, first, inv = np.unique(_key_hash(key) * ncls + cls.astype(np.uint64), return_index=True,
+                                  return_inverse=True)
         order = np.argsort(inv, kind="stable")
         bounds = np.searchsorted(inv[order], np.arange(len(first) + 1)).tolist()
+        dns = p["dns_flags"][idx]
+        has_dns = dns >= 0
         cols = dict(t=t, frame=p["frame_number"][idx], flen=p["frame_len"][idx], conf=cb.confidence[idx],
                     peer=peer, server_port=server_port, client_port=client_port, fwd=fwd, syn=syn, ack=ack,
                     rst=rst, tcp=tcp, icmp4=icmp4, icmp6=icmp6, icmp=icmp, is_arp=is_arp, arp_op=arp_op, udp=udp,
-                    dns_q=(p["dns_flags"][idx] >= 0) & ((p["dns_flags"][idx] & 0x8000) == 0),
-                    dns_r=(p["dns_flags"][idx] >= 0) & ((p["dns_flags"][idx] & 0x8000) != 0),
-                    dns_len=_lengths(p["dns_qry_name"][idx], p["dns_flags"][idx] >= 0),
+                    dns_q=has_dns & ((dns & 0x8000) == 0), dns_r=has_dns & ((dns & 0x8000) != 0),
+                    dns_len=_lengths(p["dns_qry_name"][idx], has_dns) if has_dns.any() else np.zeros(len(idx), np.int64),
                     authfail=_authfail(p, idx), eth_src=eth_src, claimed=claimed, refl=refl,
                     ip_len=p["ip_len"][idx], dst=dst, ip_src=ip_src, ip_dst=ip_dst, sp=sp, dp=dp, proto=proto,
-                    icmp_code=p["icmp_code"][idx], protocols=p["protocols"][idx], cls=cls, flags=flags,
+                    packets=p, idx=idx, cls=cls, flags=flags,
                     sure=beh.sure[idx], failed=beh.failed[idx], scan_targets=beh.scan_targets[idx],
                     scan_since=beh.scan_since[idx],
                     dhcp=udp & (sp == 68) & (dp == 67))
@@ -1004,10 +993,11 @@ def _representative(tr: Track, r: int, cols: dict) -> dict:
     src, dst = str(cols["ip_src"][r]), str(cols["ip_dst"][r])
     icmp = proto in (1, 58)
     sp = int(cols["icmp"][r]) if icmp else int(cols["sp"][r])
-    dp = int(cols["icmp_code"][r]) if icmp else int(cols["dp"][r])
+    row = int(cols["idx"][r])
+    dp = int(cols["packets"]["icmp_code"][row]) if icmp else int(cols["dp"][r])
     sent_by_attacker = bool(cols["fwd"][r]) == (tr.rule.role == "attacker")
     rep = {"ip": bool(src), "proto": proto, "frame": int(cols["frame"][r]),
-           "proto_name": "ARP" if cols["is_arp"][r] else str(cols["protocols"][r]).split(":")[-1].upper(),
+           "proto_name": "ARP" if cols["is_arp"][r] else str(cols["packets"]["protocols"][row]).split(":")[-1].upper(),
            "cid": community_id(src, dst, proto, sp, dp) if src else None}
     if not sent_by_attacker and not icmp:
         src, dst, sp, dp = dst, src, dp, sp
@@ -1084,11 +1074,27 @@ MAX_SCANNERS = 4096           # sources with refused/half-open probes remembered
 MAX_TARGETS = 64              # distinct targets remembered per source (enough to decide)
 _H1 = np.uint64(0x9E3779B97F4A7C15)
 _H2 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93,
+                 0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53], dtype=np.uint64)
+
+
+def _key_hash(values: np.ndarray) -> np.ndarray:
+    """A 64-bit hash per key string (uint64; as ``_ip_hash``), for grouping rows by key."""
+    try:
+        words = values.astype("S48").view(np.uint64).reshape(len(values), 6)
+    except (UnicodeEncodeError, ValueError, TypeError):
+        _, inv = _codes(values)
+        return inv.astype(np.uint64)
+    h = words @ _MIX
+    h ^= h >> np.uint64(31)
+    h *= _H2
+    h ^= h >> np.uint64(29)
+    return h
 
 
 def _ip_hash(values: np.ndarray) -> np.ndarray:
     """A stable 32-bit hash per address string (as int64): its first 48 bytes (an IPv6 address has
-    at most 45 characters, a MAC 17) mixed as six 64-bit words, vectorised; crc32 per distinct value
+    at most 45 characters, a MAC 17) as six 64-bit words, mixed vectorised; crc32 per distinct value
     if one is not ASCII."""
     try:
         if not len(values):
@@ -1097,9 +1103,9 @@ def _ip_hash(values: np.ndarray) -> np.ndarray:
     except (UnicodeEncodeError, ValueError, TypeError):
         distinct, inv = _codes(values)
         return np.array([zlib.crc32(str(x).encode()) for x in distinct], dtype=np.int64)[inv]
-    h = words[:, 0] * _H1
-    for k in range(1, 6):
-        h = (h ^ words[:, k]) * _H2
+    h = words @ _MIX             # a different odd multiplier per word, summed modulo 2**64
+    h ^= h >> np.uint64(29)
+    h *= _H2
     return ((h ^ (h >> np.uint64(31))) >> np.uint64(32)).astype(np.int64)
 
 
@@ -1167,7 +1173,9 @@ class Behaviour:
             if len(stealth):
                 v.set(stealth, self.recon, False, p["ip_src"][stealth], p["ip_dst"][stealth], True,
                       p["tcp_dstport"][stealth])
-            rows = np.flatnonzero(tcp)
+            # the packets that tell a handshake's fate: SYN, RST, FIN and the bare ACK completing it
+            # (data segments come after that ACK)
+            rows = np.flatnonzero(tcp & (((flags & 0x07) != 0) | (((flags & 0x3F) == 0x10) & (p["tcp_len"] <= 0))))
             if len(rows):
                 self._handshakes(p, t, rows, flags[rows], predicted, anomaly, v)
             self._busy_merge(float(t[-1]))
@@ -1204,7 +1212,8 @@ class Behaviour:
     def _handshakes(self, p, t: np.ndarray, rows: np.ndarray, fl: np.ndarray, predicted: np.ndarray,
                     anomaly: np.ndarray, v: "Verdicts") -> None:
         """Failed handshakes (a conversation that began with a SYN and gets a RST as its 2nd or 3rd
-        packet), then the per-source sketch of their distinct targets."""
+        packet, counting SYN, RST, FIN and bare ACK segments), then the per-source sketch of their
+        distinct targets."""
         sp, dp = p["tcp_srcport"][rows].clip(0), p["tcp_dstport"][rows].clip(0)
         # only conversations that begin here (a SYN) or are remembered can fail: others by port pair out
         pp = (np.minimum(sp, dp) << 16) | np.maximum(sp, dp)
