@@ -623,7 +623,7 @@ class IncidentEngine:
                     packets=p, idx=idx, cls=cls, flags=flags,
                     sure=beh.sure[idx], failed=beh.failed[idx], scan_targets=beh.scan_targets[idx],
                     scan_since=beh.scan_since[idx],
-                    dhcp=udp & (sp == 68) & (dp == 67))
+                    dhcp=udp & (sp == 68) & (dp == 67), ra=icmp6 & (icmp == 134))
         sb = _Sorted(self, cols, order, bounds)
         heads = order[bounds[:-1]]
         gcls, gkey, grefl = cls[heads].tolist(), key[heads].tolist(), refl[heads].tolist()
@@ -823,12 +823,14 @@ class IncidentEngine:
             tr.first_time, tr.first_frame = float(sb.t[a]), int(sb.frame[a])
         tr.last_time, tr.last_frame = float(sb.t[b - 1]), int(sb.frame[b - 1])
         tr.packets += b - a
-        d = sb.cs[:, b] - sb.cs[:, a]
-        tr.n += d[:N_COUNTERS]
-        extra = d[N_COUNTERS:].tolist()
-        tr.bytes += extra[0]
-        tr.conf_q += extra[1]
-        tr.reflection += extra[2]
+        ds = sb.vs[:, a:b].sum(axis=1, dtype=np.int64)
+        db = sb.vb[:, a:b].sum(axis=1)
+        n = tr.n
+        n[_SMALL] += ds[:len(_SMALL)]
+        n[_BIG] += db[:len(_BIG)]
+        tr.bytes += int(db[_B_BYTES])
+        tr.conf_q += int(db[_B_CONF])
+        tr.reflection += int(ds[_S_REFL])
         pl = sb.peer_list[a:b]
         _count(tr.peers, pl)
         if len(tr.peer_set) < MAX_DISTINCT:
@@ -902,25 +904,14 @@ class _Sorted:
         o = {k: cols[k][order] for k in _SORTED_COLS}
         ccls = np.minimum(o["cls"], len(names))   # per class (the last slot: a class the model does not name)
         victim_role = np.array([r.role == "victim" for r in eng.rules] + [False])[ccls]
-        spoof = np.array([c == "spoofing" for c in names] + [False])[ccls]
         recon = np.array([c == "recon" for c in names] + [False])[ccls]
         dist = np.array([c in _DISTINCT_CLASSES for c in names] + [False])[ccls]
         fwd = o["fwd"]
-        self.fb = fb = o["flen"].clip(0)
-        # running sums (one row per counter, a leading 0): the sum over positions a:b is cs[:, b] - cs[:, a]
-        v = np.empty((N_COUNTERS + 3, n + 1), dtype=np.int64)
-        v[:, 0] = 0
-        _static_counters(o, v[:N_COUNTERS, 1:])
-        v[C_RST, 1:] = o["rst"] & ~fwd
-        dr = o["dns_r"]
-        v[C_DNS_R, 1:] = np.where(spoof, dr & fwd, dr)
-        v[C_FWD_BYTES, 1:] = np.where(fwd, fb, 0)
-        v[C_REV_BYTES, 1:] = np.where(fwd, 0, fb)
-        v[C_FWD_PKTS, 1:] = fwd
-        v[N_COUNTERS, 1:] = fb
-        v[N_COUNTERS + 1, 1:] = o["conf"].astype(np.float64) * CONF_SCALE
-        v[N_COUNTERS + 2, 1:] = o["refl"]
-        self.cs = np.cumsum(v, axis=1, out=v)
+        # per-row counters (computed on the unsorted rows, gathered once): ``_apply`` sums a slice
+        spoof = np.array([c == "spoofing" for c in names] + [False])[np.minimum(cols["cls"], len(names))]
+        small, big = _counters(cols, spoof)
+        self.vs, self.vb = small[:, order], big[:, order]
+        self.fb = self.vb[_B_BYTES]
         self.t = t = o["t"]
         self.frame = o["frame"]
         self.peer_list = o["peer"].tolist()
@@ -945,7 +936,7 @@ class _Sorted:
         hc = cl != ""
         self.claims = cl[hc].tolist()
         self.claim_at = _at(hc)
-        ra = np.flatnonzero(o["icmp6"] & (o["icmp"] == 134))
+        ra = np.flatnonzero(o["ra"])
         hc[ra] |= o["eth_src"][ra] != eng._ra_owner
         self.ev = hc                  # impersonation evidence: a claim against an owner, a rogue RA
         self.sure = o["sure"]
@@ -979,9 +970,8 @@ def _at(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-_SORTED_COLS = ("cls", "fwd", "flen", "rst", "dns_r", "conf", "refl", "t", "frame", "peer", "server_port",
-                "client_port", "eth_src", "claimed", "icmp6", "icmp", "syn", "ack", "icmp4", "tcp", "ip_len",
-                "arp_op", "udp", "dns_q", "dns_len", "authfail", "flags", "sure", "failed", "dhcp", "scan_targets", "scan_since")
+_SORTED_COLS = ("cls", "fwd", "t", "frame", "peer", "server_port", "client_port", "eth_src", "claimed", "ra", "sure",
+                "scan_targets", "scan_since")
 
 
 def _representative(tr: Track, r: int, cols: dict) -> dict:
@@ -1007,36 +997,46 @@ def _representative(tr: Track, r: int, cols: dict) -> dict:
     return rep
 
 
-def _static_counters(cols: dict, m: np.ndarray) -> None:
-    """Fill ``m`` (N_COUNTERS, rows): per anomalous packet, the evidence counters that do not depend
-    on which side of the packet the key is (running sums of them are taken in ``_Sorted``)."""
-    syn, ack = cols["syn"], cols["ack"]
+# counters that are 0/1 per packet (summed from an int8 matrix) and the others (int64), see _counters
+_SMALL = np.array([C_SYN, C_SYNACK, C_RST, C_ICMP_REQ, C_ICMP_BACK, C_ARP_REQ, C_ARP_REP, C_UDP, C_DNS_Q, C_AUTHFAIL,
+                   C_RA, C_DNS_R, C_TCP, C_FWD_PKTS, C_FIN_PROBE, C_NULL_PROBE, C_XMAS_PROBE, C_DHCP, C_FAILED, C_SURE])
+_BIG = np.array([C_DNS_LEN, C_FWD_BYTES, C_REV_BYTES, C_ICMP_LEN])
+_S_REFL = len(_SMALL)                 # small row: response from a reflection port
+_B_BYTES, _B_CONF = len(_BIG), len(_BIG) + 1   # big rows: frame bytes, confidence x CONF_SCALE
+
+
+def _counters(cols: dict, spoof: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per anomalous packet (columns), the evidence counters: ``small`` (int8, the 0/1 ones in
+    ``_SMALL`` order, then reflection) and ``big`` (int64: ``_BIG``, then bytes and confidence)."""
+    n = len(cols["t"])
+    small = np.empty((len(_SMALL) + 1, n), dtype=np.int8)
+    big = np.empty((len(_BIG) + 2, n), dtype=np.int64)
+    row = {c: i for i, c in enumerate(_SMALL.tolist())}
+    syn, ack, fwd = cols["syn"], cols["ack"], cols["fwd"]
     icmp, ic4, ic6 = cols["icmp"], cols["icmp4"], cols["icmp6"]
     req = (ic4 & _lookup(_REQ4, icmp)) | (ic6 & (icmp == 128))
     back = (ic4 & _lookup(_BACK4, icmp)) | (ic6 & _lookup(_BACK6, icmp))
-    m[:] = 0
-    m[C_SYN] = syn & ~ack
-    m[C_SYNACK] = syn & ack
-    m[C_TCP] = cols["tcp"]
-    m[C_ICMP_REQ] = req
-    m[C_ICMP_BACK] = back
-    m[C_ICMP_LEN] = np.where(req | back, cols["ip_len"].clip(28) - 28, 0)
-    m[C_RA] = ic6 & (icmp == 134)
-    m[C_ARP_REQ] = cols["arp_op"] == 1
-    m[C_ARP_REP] = cols["arp_op"] == 2
-    m[C_UDP] = cols["udp"]
-    m[C_DNS_Q] = cols["dns_q"]
-    m[C_DNS_LEN] = np.where(cols["dns_q"], cols["dns_len"], 0)
-    m[C_AUTHFAIL] = cols["authfail"]
     fl = cols["flags"]
     stealth = cols["tcp"] & (fl >= 0) & ((fl & STEALTH_FLAGS) == 0)
     xmas = stealth & ((fl & 0x29) == 0x29)
-    m[C_XMAS_PROBE] = xmas
-    m[C_NULL_PROBE] = stealth & ((fl & 0x3F) == 0)
-    m[C_FIN_PROBE] = stealth & ((fl & 0x01) != 0) & ~xmas
-    m[C_DHCP] = cols["dhcp"]
-    m[C_FAILED] = cols["failed"]
-    m[C_SURE] = cols["sure"]
+    dr = cols["dns_r"]
+    for c, v in ((C_SYN, syn & ~ack), (C_SYNACK, syn & ack), (C_RST, cols["rst"] & ~fwd),   # RSTs answering the key
+                 (C_ICMP_REQ, req), (C_ICMP_BACK, back), (C_ARP_REQ, cols["arp_op"] == 1),
+                 (C_ARP_REP, cols["arp_op"] == 2), (C_UDP, cols["udp"]), (C_DNS_Q, cols["dns_q"]),
+                 (C_AUTHFAIL, cols["authfail"]), (C_RA, ic6 & (icmp == 134)),
+                 (C_DNS_R, np.where(spoof, dr & fwd, dr)), (C_TCP, cols["tcp"]), (C_FWD_PKTS, fwd),
+                 (C_FIN_PROBE, stealth & ((fl & 0x01) != 0) & ~xmas), (C_NULL_PROBE, stealth & ((fl & 0x3F) == 0)),
+                 (C_XMAS_PROBE, xmas), (C_DHCP, cols["dhcp"]), (C_FAILED, cols["failed"]), (C_SURE, cols["sure"])):
+        small[row[c]] = v
+    small[_S_REFL] = cols["refl"]
+    fb = cols["flen"].clip(0)
+    big[0] = np.where(cols["dns_q"], cols["dns_len"], 0)
+    big[1] = np.where(fwd, fb, 0)
+    big[2] = np.where(fwd, 0, fb)
+    big[3] = np.where(req | back, cols["ip_len"].clip(28) - 28, 0)
+    big[_B_BYTES] = fb
+    big[_B_CONF] = cols["conf"].astype(np.float64) * CONF_SCALE
+    return small, big
 
 
 def _lengths(names: np.ndarray, has: np.ndarray) -> np.ndarray:
@@ -1155,7 +1155,7 @@ class Behaviour:
         self.busy_h = np.empty(0, dtype=np.int64)   # hosts the model saw in another attack (hash, sorted)
         self.busy_t = np.empty(0)                   # ... and when, last
         self._ev_h = np.empty(0, dtype=np.int64)
-        self._ev_t = np.empty(0)
+        self._ev_t = self._ev_last = np.empty(0)
 
     def run(self, p, t: np.ndarray, predicted: np.ndarray, anomaly: np.ndarray) -> "Verdicts":
         """Per packet of the batch, in stream order (see the class doc)."""
@@ -1165,10 +1165,16 @@ class Behaviour:
         tcp = (proto == 6) & (flags >= 0)
         if self.recon >= 0:
             # senders of packets the model flags as another attack (see _busy_before)
+            # (as runs: one host's flagged packets with no other host's and no 1 s gap between them)
             ev = np.flatnonzero(anomaly & (predicted != self.recon))
-            eh = _ip_hash(p["ip_src"][ev])
+            sv, te = p["ip_src"][ev], t[ev]
+            brk = np.ones(len(ev), dtype=bool)
+            brk[1:] = (sv[1:] != sv[:-1]) | (te[1:] - te[:-1] > 1.0)
+            heads = np.flatnonzero(brk)
+            eh = _ip_hash(sv[heads])
             o = np.argsort(eh, kind="stable")          # by host, in time order within one
-            self._ev_h, self._ev_t = eh[o], t[ev][o]
+            self._ev_h, self._ev_t = eh[o], te[heads][o]
+            self._ev_last = te[np.append(heads[1:], len(ev)) - 1][o] if len(heads) else te
             stealth = np.flatnonzero(tcp & ((flags & STEALTH_FLAGS) == 0))
             if len(stealth):
                 v.set(stealth, self.recon, False, p["ip_src"][stealth], p["ip_dst"][stealth], True,
@@ -1322,14 +1328,14 @@ class Behaviour:
             k = np.searchsorted(self.busy_h, hosts).clip(0, len(self.busy_h) - 1)
             hit = self.busy_h[k] == hosts
             out[hit] = self.busy_t[k[hit]]
-        eh, et = self._ev_h, self._ev_t
+        eh, et, el = self._ev_h, self._ev_t, self._ev_last
         if len(eh):
             lo = np.searchsorted(eh, hosts, side="left")
             hi = np.searchsorted(eh, hosts, side="right")
-            for j in np.flatnonzero(hi > lo).tolist():
+            for j in np.flatnonzero(hi > lo).tolist():   # the host's last run begun by then
                 q = lo[j] + int(np.searchsorted(et[lo[j]:hi[j]], times[j], side="right")) - 1
                 if q >= lo[j]:
-                    out[j] = max(out[j], et[q])
+                    out[j] = max(out[j], min(el[q], times[j]))
         return out
 
     def _busy_merge(self, now: float) -> None:
@@ -1339,7 +1345,7 @@ class Behaviour:
             self.busy_h, self.busy_t = self.busy_h[keep], self.busy_t[keep]
             return
         h = np.concatenate([self.busy_h, self._ev_h])
-        tt = np.concatenate([self.busy_t, self._ev_t])
+        tt = np.concatenate([self.busy_t, self._ev_last])
         o = np.argsort(h, kind="stable")              # earlier batches first within one host
         h, tt = h[o], tt[o]
         last = np.append(h[1:] != h[:-1], True)
