@@ -554,12 +554,13 @@ class IncidentEngine:
         eth_src, eth_dst = p["eth_src"][idx], p["eth_dst"][idx]
         is_arp = p["arp_opcode"][idx] >= 0
         arp_op = p["arp_opcode"][idx]
-        noip = ip_src == ""
-        if noip.any():
-            src = np.where(noip, np.where(is_arp & (p["arp_src_ip"][idx] != ""), p["arp_src_ip"][idx], eth_src),
-                           ip_src)
-            dst = np.where(noip, np.where(is_arp & (p["arp_dst_ip"][idx] != ""), p["arp_dst_ip"][idx], eth_dst),
-                           ip_dst)
+        noip = np.flatnonzero(ip_src == "")
+        if len(noip):   # ARP: its addresses, else the MACs
+            src, dst = ip_src.copy(), ip_dst.copy()
+            ni = idx[noip]
+            asrc, adst = p["arp_src_ip"][ni], p["arp_dst_ip"][ni]
+            src[noip] = np.where(is_arp[noip] & (asrc != ""), asrc, eth_src[noip])
+            dst[noip] = np.where(is_arp[noip] & (adst != ""), adst, eth_dst[noip])
         else:
             src, dst = ip_src, ip_dst
         sp = np.where(p["tcp_srcport"][idx] >= 0, p["tcp_srcport"][idx], p["udp_srcport"][idx])
@@ -605,12 +606,14 @@ class IncidentEngine:
         if len(ov):   # keyed by a behaviour rule (see Behaviour)
             bi = idx[ov]
             key[ov], peer[ov], fwd[ov], server_port[ov] = beh.key[bi], beh.peer[bi], beh.fwd[bi], beh.server_port[bi]
-        # group rows by (class, key) (groups are taken in order of first appearance below)
+        # group rows by (class, key): one stable sort of a hash of both, so each group's rows stay in
+        # stream order and its first row is its first appearance (groups are taken in that order below)
         ncls = np.uint64(len(self.classes) + 1)
-        _, first, inv = np.unique(_key_hash(key) * ncls + cls.astype(np.uint64), return_index=True,
-                                  return_inverse=True)
-        order = np.argsort(inv, kind="stable")
-        bounds = np.searchsorted(inv[order], np.arange(len(first) + 1)).tolist()
+        gk = _key_hash(key) * ncls + cls.astype(np.uint64)
+        order = np.argsort(gk, kind="stable")
+        sk = gk[order]
+        starts = np.flatnonzero(np.append(True, sk[1:] != sk[:-1]))
+        bounds = np.append(starts, len(order)).tolist()
         dns = p["dns_flags"][idx]
         has_dns = dns >= 0
         cols = dict(t=t, frame=p["frame_number"][idx], flen=p["frame_len"][idx], conf=cb.confidence[idx],
@@ -1128,7 +1131,8 @@ class Behaviour:
       complete their handshakes; an occasional refused connection to one service never reaches
       three distinct targets. Only failures the model does not flag, or flags as recon, count (a
       flood's RSTs belong to the flood), and none of a host that sent packets the model flags as
-      another attack (not recon) within ``SCAN_HORIZON``: its refused connections are that attack's;
+      another attack (not recon; two or more in a row) within ``SCAN_HORIZON``: its refused
+      connections are that attack's;
     * **DHCP starvation** -- ``DHCP_COUNT`` DHCP client messages (UDP 68 -> 67: DISCOVER/REQUEST)
       within ``DHCP_WINDOW`` seconds on the segment (RFC 2131 clients wait 4 s and more between
       retries, so one client sends two or three in that time: it takes more than a dozen clients
@@ -1164,17 +1168,20 @@ class Behaviour:
         flags = p["tcp_flags"]
         tcp = (proto == 6) & (flags >= 0)
         if self.recon >= 0:
-            # senders of packets the model flags as another attack (see _busy_before)
-            # (as runs: one host's flagged packets with no other host's and no 1 s gap between them)
+            # senders of packets the model flags as another attack (see _busy_before), as runs: one
+            # host's flagged packets with no other host's and no 1 s gap between them, two or more
+            # (a spoofed source's single packet is no host's activity)
             ev = np.flatnonzero(anomaly & (predicted != self.recon))
             sv, te = p["ip_src"][ev], t[ev]
-            brk = np.ones(len(ev), dtype=bool)
-            brk[1:] = (sv[1:] != sv[:-1]) | (te[1:] - te[:-1] > 1.0)
-            heads = np.flatnonzero(brk)
+            brk = np.ones(len(ev) + 1, dtype=bool)
+            brk[1:-1] = (sv[1:] != sv[:-1]) | (te[1:] - te[:-1] > 1.0)
+            edges = np.flatnonzero(brk)
+            heads, tails = edges[:-1], edges[1:] - 1
+            keep = tails > heads
+            heads, tails = heads[keep], tails[keep]
             eh = _ip_hash(sv[heads])
             o = np.argsort(eh, kind="stable")          # by host, in time order within one
-            self._ev_h, self._ev_t = eh[o], te[heads][o]
-            self._ev_last = te[np.append(heads[1:], len(ev)) - 1][o] if len(heads) else te
+            self._ev_h, self._ev_t, self._ev_last = eh[o], te[heads][o], te[tails][o]
             stealth = np.flatnonzero(tcp & ((flags & STEALTH_FLAGS) == 0))
             if len(stealth):
                 v.set(stealth, self.recon, False, p["ip_src"][stealth], p["ip_dst"][stealth], True,
