@@ -441,6 +441,7 @@ class IncidentEngine:
         self._impostor: dict = {}           # IP -> the MAC that claimed it against its owner
         self._ra_owner: str | None = None   # MAC of the first router advertisement seen
         self._events: list[IncidentEvent] = []
+        self.assigned: list = []            # see update()
         self.behaviour = Behaviour(self.classes)
         self._victim_role = np.array([r.role == "victim" for r in self.rules] + [False])
         self._spoof_index = self.classes.index("spoofing") if "spoofing" in self.classes else -1
@@ -467,6 +468,7 @@ class IncidentEngine:
             t = np.where(np.isfinite(t), t, 0.0)
         frames = np.asarray(p["frame_number"])
         self._t, self._frames = t, frames
+        self.assigned = []   # (frame numbers, Track) of this batch's anomalous rows (--write-flagged)
         if self._ra_owner is None:   # the first router advertisement's sender is the router
             ra = np.flatnonzero((p["ip_proto"] == 58) & (p["icmp_type"] == 134))
             if len(ra):
@@ -822,6 +824,7 @@ class IncidentEngine:
         is a difference of the batch's running sums, every counter a C-level update of a list slice."""
         if a >= b:
             return
+        self.assigned.append((sb.frame[a:b], tr))
         if tr.packets == 0:
             tr.first_time, tr.first_frame = float(sb.t[a]), int(sb.frame[a])
         tr.last_time, tr.last_frame = float(sb.t[b - 1]), int(sb.frame[b - 1])
