@@ -825,9 +825,13 @@ class IncidentEngine:
         if a >= b:
             return
         self.assigned.append((sb.frame[a:b], tr))
+        t0, t1, f0, f1 = float(sb.t[a]), float(sb.t[b - 1]), int(sb.frame[a]), int(sb.frame[b - 1])
         if tr.packets == 0:
-            tr.first_time, tr.first_frame = float(sb.t[a]), int(sb.frame[a])
-        tr.last_time, tr.last_frame = float(sb.t[b - 1]), int(sb.frame[b - 1])
+            tr.first_time, tr.first_frame = t0, f0
+        elif t0 < tr.first_time:   # another key's rows joining (a relay, a flood's answers): earlier ones
+            tr.first_time, tr.first_frame = t0, min(tr.first_frame, f0)
+        if tr.packets == 0 or t1 >= tr.last_time:
+            tr.last_time, tr.last_frame = t1, max(f1, tr.last_frame)
         tr.packets += b - a
         ds = sb.vs[:, a:b].sum(axis=1, dtype=np.int64)
         db = sb.vb[:, a:b].sum(axis=1)
