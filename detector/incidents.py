@@ -445,6 +445,7 @@ class IncidentEngine:
         self.behaviour = Behaviour(self.classes)
         self._victim_role = np.array([r.role == "victim" for r in self.rules] + [False])
         self._spoof_index = self.classes.index("spoofing") if "spoofing" in self.classes else -1
+        self._dos_index = self.classes.index("dos") if "dos" in self.classes else -1
 
     # --- public ------------------------------------------------------------------------------------
     @property
@@ -596,9 +597,20 @@ class IncidentEngine:
         # the key is the client (attacker roles) or the server (victim roles; responses from
         # reflection ports: their destination); ``fwd``: the packet was sent by the key entity
         victim = self._victim_role[np.minimum(cls, len(names))]
+        # requests to a reflection port from a forged source (its Ethernet source is not the MAC
+        # that owns the address): the reflection's victim is that source (see _forged_sources)
+        forged = np.empty(0, dtype=np.int64)
+        if self._dos_index >= 0:
+            cand = np.flatnonzero((cls == self._dos_index) & udp & client_src & _lookup(_REFL, dp)
+                                  & ~_lookup(_REFL, sp) & (ip_src != ""))
+            if len(cand):
+                forged = cand[self._forged_sources(p, idx[cand], ip_src[cand], eth_src[cand])]
+                refl[forged] = True
         fwd = np.where(victim, ~client_src & ~refl, client_src)
         key = np.where(fwd, src, dst)
         peer = np.where(fwd, dst, src)
+        if len(forged):
+            key[forged], peer[forged] = src[forged], dst[forged]
         claimed = np.full(len(idx), "", dtype=object)
         if self._spoof_index >= 0:
             m = cls == self._spoof_index
@@ -641,7 +653,8 @@ class IncidentEngine:
                 relay = self._attacker_incident(c, k, 3)   # a resolver forwarding a running tunnel's queries
                 if relay is not None:
                     k = relay
-            if grefl[g] and self.rules[c].role == "victim":
+            if grefl[g] and self.rules[c].role == "victim" and not (
+                    len(forged) and np.isin(order[bounds[g]:bounds[g + 1]], forged).any()):
                 host = self._attacker_incident(c, k)
                 if host is not None:  # the answers to a running flood's requests (DNS water torture)
                     k = host
@@ -711,6 +724,29 @@ class IncidentEngine:
                     claimed[i] = src[i]
         for b in learn[li:]:
             self._learn(arp_sip[b], arp_hw[b] or p["eth_src"][b])
+
+    def _forged_sources(self, p, rows: np.ndarray, ips: np.ndarray, macs: np.ndarray) -> np.ndarray:
+        """Per packet (batch rows, in order): its source IP is owned by another MAC than the one
+        that sent it -- the owner as known at that packet (learnt from ARP in stream order: the
+        state before this batch, else the address's first ARP claim earlier in the batch)."""
+        out = np.zeros(len(rows), dtype=bool)
+        distinct, inv = _codes(ips)
+        arp = arp_ip = None
+        for k, ip in enumerate(distinct):
+            mine = np.flatnonzero(inv == k)
+            owner = self._owner.get(ip)
+            since = -1
+            if owner is None:
+                if arp is None:
+                    arp = np.flatnonzero(p["arp_opcode"] >= 0)
+                    arp_ip = p["arp_src_ip"][arp]
+                claims = arp[arp_ip == ip]
+                if not len(claims):
+                    continue
+                since = int(claims[0])
+                owner = p["arp_src_hw"][since] or p["eth_src"][since]
+            out[mine] = (rows[mine] > since) & (macs[mine] != owner)
+        return out
 
     def _learn(self, ip: str, mac: str) -> None:
         if ip and ip != "0.0.0.0" and mac and ip not in self._owner and len(self._owner) < MAX_DISTINCT:

@@ -180,6 +180,41 @@ def test_devices_joining_together_are_no_starvation():
     assert eng.opened == 0
 
 
+def udp(t, src, dst, sp, dp, eth_src):
+    return dict(time_epoch=t, frame_len=120, protocols="eth:ethertype:ip:udp", ip_src=src, ip_dst=dst, ip_proto=17,
+                udp_srcport=sp, udp_dstport=dp, eth_src=eth_src, eth_dst="aa:00:00:00:00:02")
+
+
+def arp_claim(t, ip, mac):
+    return dict(time_epoch=t, frame_len=42, protocols="eth:ethertype:arp", arp_opcode=2, arp_src_ip=ip, arp_src_hw=mac,
+                arp_dst_ip=SERVER, eth_src=mac, eth_dst="aa:00:00:00:00:01")
+
+
+@pytest.mark.parametrize("forged", [True, False])
+def test_requests_to_reflectors_from_a_forged_source_are_a_reflection_on_that_source(forged):
+    # the victim's own ARP teaches its MAC; the attacker then sends SNMP/SSDP requests with the victim's
+    # address from its own MAC (hping3 --spoof), the reflectors answer the victim. The model calls all dos.
+    victim_mac, attacker_mac = "aa:00:00:00:00:20", "aa:00:00:00:00:66"
+    recs = [arp_claim(999.0, "10.0.0.20", victim_mac)]
+    for i in range(300):
+        t = 1000 + 0.01 * i
+        reflector, port = ("10.0.0.30", 161) if i % 2 else ("10.0.0.31", 1900)
+        recs += [udp(t, "10.0.0.20", reflector, 40000, port, attacker_mac if forged else victim_mac),
+                 udp(t + 0.002, reflector, "10.0.0.20", port, 40000, "aa:00:00:00:00:30")]
+    pred = [0] + [2] * 600
+    eng, _ = run(batch(recs, pred))
+    inc = [t.to_dict() for t in eng.incidents()]
+    by_victim = {i["victims"][0]: i for i in inc}
+    if forged:   # one reflection incident on the victim, its requests sent from the attacker's MAC
+        assert list(by_victim) == ["10.0.0.20"], inc
+        i = by_victim["10.0.0.20"]
+        assert i["kind"] == "reflection" and i["attacker"] is None and i["packets"] == 600
+        assert set(i["reflectors"]) == {"10.0.0.30", "10.0.0.31"} and attacker_mac in i["source_macs"]
+    else:        # the host's own requests: it floods the two servers (their answers join its floods)
+        assert set(by_victim) == {"10.0.0.30", "10.0.0.31"}, inc
+        assert all(i["attacker"] == "10.0.0.20" for i in inc)
+
+
 @pytest.mark.slow
 def test_simulated_held_out_kinds_each_map_to_one_incident(tmp_path):
     """A simulated home with the lab's held-out kinds (nmap -sS -T1, -sF, -sX, -sN, DHCP starvation),
