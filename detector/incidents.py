@@ -583,6 +583,9 @@ class IncidentEngine:
         back = has_ports & ((svc_s & ~svc_d) | (svc_s & svc_d & (sp < dp)))
         client_src &= ~back
         client_src = np.where(syn & ~ack, True, np.where(syn & ack, False, client_src))
+        # a RST/ACK between two ports neither of which is a service's refuses (or aborts) the
+        # receiver's attempt: a scanned high port's answer goes back to the scanner
+        client_src &= ~(rst & ack & ~syn & ~svc_s & ~svc_d)
         icmp4 = proto == 1
         icmp6 = proto == 58
         client_src &= ~(icmp4 & _lookup(_BACK4, icmp))
