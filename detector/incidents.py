@@ -315,8 +315,8 @@ class Track:
                 return (f"probes refused or left half-open (SYN, then RST before any handshake) at {targets:,} "
                         f"distinct ports/hosts (e.g. {victim}) in {span:,.1f} s, about one every "
                         f"{span / max(targets - 1, 1):,.1f} s")
-            probes = max(n[C_SYN], 1)
-            rst = 100.0 * n[C_RST] / probes
+            probes = max(n[C_SYN] + n[C_FIN_PROBE] + n[C_NULL_PROBE] + n[C_XMAS_PROBE], 1)
+            rst = min(100.0, 100.0 * n[C_RST] / probes)   # (stealth probes' answers count too)
             return (f"{n[C_SYN]:,} SYN probes to {self._capped(len(self.distinct))} distinct ports/hosts "
                     f"({self._capped(self.distinct_peers)} hosts, e.g. {victim}) {d}, {rst:.0f}% answered by RST, "
                     f"{n[C_SYNACK]:,} SYN/ACK")
