@@ -19,7 +19,9 @@ Data flow (one direction, few hops):
 from __future__ import annotations
 
 import gc
+import os
 import sys
+import threading
 import time
 from functools import partial
 from pathlib import Path
@@ -59,6 +61,12 @@ PANE_EVERY = 4     # ticks between refreshes of the counters and confusion panes
 GC_GEN0_THRESHOLD = 20_000  # allocations between young-generation GC passes (Python's default: 700)
 INCIDENT_REFRESH = 0.5  # s of wall time between snapshots of the active incidents (display only)
 PANES = ("counters", "alerts", "confusion")
+# A full-speed replay keeps tshark and the capture thread busy on every core they get; on a loaded
+# machine (2 cores shared) a key press then waited behind them, and so did the terminal drawing the
+# answer. Their niceness is raised by this much (the UI thread keeps its own), so the scheduler
+# serves the keyboard first; the replay takes what is left. Live captures keep theirs (dumpcap and
+# tshark must keep up with the wire). Measured by bench/tui_latency.py keys --probe.
+REPLAY_NICE = 10
 
 
 class IotWatchApp(App[int]):
@@ -204,8 +212,17 @@ class IotWatchApp(App[int]):
     # --- the capture worker ------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="capture", exit_on_error=False, description="capture")
     def run_capture(self) -> None:
+        # A thread of its own (not the worker pool's, which later workers reuse): a replay lowers its
+        # scheduling priority, and the tshark it starts inherits it (see REPLAY_NICE)
         worker = get_current_worker()
+        thread = threading.Thread(target=self._capture, args=(worker,), name="iotwatch-capture", daemon=True)
+        thread.start()
+        thread.join()
+
+    def _capture(self, worker) -> None:
         session = self.session
+        if not session.config.source.iface:
+            _lower_priority(REPLAY_NICE)
 
         def emit(cb) -> None:
             # every row goes into the store here, paused or not, however far behind the screen is;
@@ -280,7 +297,12 @@ class IotWatchApp(App[int]):
         self._dirty = True
 
     # --- the tick ---------------------------------------------------------------------------------
-    def refresh_screen(self, force: bool = True) -> None:
+    def refresh_now(self) -> None:
+        """After a key: the table and the status bar at once; the panes keep their own schedule
+        (a key press must not wait for the counters' and incidents' redraw)."""
+        self.refresh_screen(force=False, tick=False)
+
+    def refresh_screen(self, force: bool = True, tick: bool = True) -> None:
         """Turn the stores into widget updates: one refresh per changed widget. The tick passes
         ``force=False``: then the panes refresh only every PANE_EVERY ticks."""
         if not self.table.is_attached:  # a last tick while the app shuts down
@@ -302,8 +324,8 @@ class IotWatchApp(App[int]):
         if self._dirty or packets != self._last_packets:
             table.border_subtitle = self._table_subtitle(packets, len(table.view))
         # counters and confusion (rich tables, the costly part of a frame) refresh every PANE_EVERY ticks
-        self._ticks += 1
-        panes_due = force or self._ticks % PANE_EVERY == 0 or self.report is not None
+        self._ticks += tick
+        panes_due = force or (tick and self._ticks % PANE_EVERY == 0) or self.report is not None
         rate_version = self.rates.samples  # not len(history): it stops changing once the history is full
         if panes_due and (packets != self._last_packets or rate_version != self._rate_version):
             self.counters.show(counts, anomalies, self.rates)
@@ -311,7 +333,7 @@ class IotWatchApp(App[int]):
         if panes_due and labelled != self._last_labelled:
             self.confusion.show(matrix if labelled else None)
             self._last_labelled = labelled
-        if self.incidents.version != self._last_incidents or force:   # the most "live" pane: every tick
+        if (self.incidents.version != self._last_incidents and tick) or force:   # the most "live" pane: every tick
             self.incident_pane.show(self.incidents, self.rows.first_time)
             self._last_incidents = self.incidents.version
         self.status.show(
@@ -387,7 +409,7 @@ class IotWatchApp(App[int]):
     def set_filter(self, flt: tuple) -> None:
         self.filter = flt
         self._dirty = True
-        self.refresh_screen()
+        self.refresh_now()
 
     def set_speed(self, speed: str) -> None:
         if self.live:
@@ -406,7 +428,7 @@ class IotWatchApp(App[int]):
         if self.paused:
             self._frozen = self._paused_added = self.plog.n
             self._dirty = True
-            self.refresh_screen()     # the frozen rows, placed as the table was (newest at the bottom)
+            self.refresh_now()     # the frozen rows, placed as the table was (newest at the bottom)
             table.pin_bottom()        # keep the place: resume must not jump past the new rows
         else:
             self._frozen = None
@@ -415,7 +437,7 @@ class IotWatchApp(App[int]):
                 self.notify(f"{arrived:,} rows arrived meanwhile; End follows the newest again",
                             title="resumed", timeout=5)
         self._dirty = True
-        self.refresh_screen()
+        self.refresh_now()
 
     @property
     def arrived_while_paused(self) -> int:
@@ -423,7 +445,7 @@ class IotWatchApp(App[int]):
 
     def action_dismiss_notice(self) -> None:
         self.notice = None
-        self.refresh_screen()
+        self.refresh_now()
 
     def action_cycle_speed(self) -> None:
         self.set_speed(SPEEDS[(SPEEDS.index(self.session.speed) + 1) % len(SPEEDS)])
@@ -455,7 +477,7 @@ class IotWatchApp(App[int]):
         self._base = self.plog.n if self._frozen is None else self._frozen
         self.table.move_cursor(None)
         self._dirty = True
-        self.refresh_screen()
+        self.refresh_now()
 
     def action_cycle_pane(self) -> None:
         self._set_pane(self._pane + 1)
@@ -540,8 +562,8 @@ class IotWatchApp(App[int]):
         from iotwatch.captures.tshark.frames import FrameIndex
 
         worker = get_current_worker()
-        try:
-            index = FrameIndex(path).build(cancelled=lambda: worker.is_cancelled)
+        try:   # a Python walk over the whole file: below the UI thread in priority, like the replay
+            index = _niced(REPLAY_NICE, lambda: FrameIndex(path).build(cancelled=lambda: worker.is_cancelled))
         except Exception as e:   # compressed or odd files: the table keeps what is in memory
             self.call_from_thread(self._index_failed, f"{type(e).__name__}: {e}")
             return
@@ -703,7 +725,7 @@ class IotWatchApp(App[int]):
     def set_display_filter(self, expr: str | None, frames) -> None:
         self.dfilter, self.dfilter_frames = expr, frames
         self._dirty = True
-        self.refresh_screen()
+        self.refresh_now()
         if expr is not None:
             self.notify(f"{len(self.table.view):,} rows match {expr}", title="display filter", timeout=4)
 
@@ -856,7 +878,7 @@ class IotWatchApp(App[int]):
         self.table.sort = self.sort
         self.table._col_cache.clear()
         self._dirty = True
-        self.refresh_screen()
+        self.refresh_now()
 
     # --- packet detail ---------------------------------------------------------------------------
     @on(PacketTable.RowChosen)
@@ -976,6 +998,37 @@ class IotWatchApp(App[int]):
             screen.show_error(message.reason)
 
 
+def _lower_priority(delta: int) -> None:
+    """Raise the calling thread's niceness by ``delta`` (Linux: per thread; processes it starts
+    inherit it). Best effort: nothing happens where the OS does not allow it."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + delta))
+    except (OSError, AttributeError):
+        pass
+
+
+def _niced(delta: int, fn: Callable[[], object]):
+    """``fn()`` in a thread of its own with its niceness raised by ``delta`` (the worker pool's threads
+    are reused, and an unprivileged process cannot lower a niceness again); returns its result or
+    raises its exception."""
+    out: dict = {}
+
+    def body() -> None:
+        _lower_priority(delta)
+        try:
+            out["value"] = fn()
+        except BaseException as e:   # handed to the caller
+            out["error"] = e
+
+    thread = threading.Thread(target=body, name="iotwatch-niced", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in out:
+        raise out["error"]
+    return out.get("value")
+
+
 def _is_ip(text: str) -> bool:
     import ipaddress
 
@@ -987,7 +1040,7 @@ def _is_ip(text: str) -> bool:
 
 
 def make_app(cfg: RunConfig, classifier, labels=None, *, source_factory: Callable[[], object] | None = None,
-             tick: float = 0.25, view_cap: int = 50_000, batch_rows: int = 8192,
+             tick: float = 0.25, view_cap: int = 50_000, batch_rows: int = 2048,
              clock: Callable[[], float] = time.monotonic, app_class: type[IotWatchApp] = IotWatchApp) -> IotWatchApp:
     """Build the app for a run configuration and a classifier (tests inject a fake ``source_factory``
     and a tiny classifier; ``clock`` fixes rates for snapshots)."""
