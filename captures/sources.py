@@ -46,9 +46,12 @@ class SourceConfig:
         if self.monitor_mode and not self.iface:
             raise InputError("-I/--monitor-mode applies to live capture only (-i IFACE)")
 
-    def open(self) -> PacketSource:
-        """Open the packet source (blocking: call it in the thread that reads it, never on a UI loop)."""
+    def open(self, keeper=None) -> PacketSource:
+        """Open the packet source (blocking: call it in the thread that reads it, never on a UI loop).
+        ``keeper``: a ``captures.keep.CaptureKeeper`` teeing a live capture's stream (-w, private ring)."""
         extra = {"buffer_mib": self.buffer_mib} if self.buffer_mib else {}
+        if keeper is not None and self.iface:
+            extra["keeper"] = keeper
         if self.monitor_mode:
             extra["monitor_mode"] = True
         if self.wpa_pwd or self.wpa_psk:

@@ -106,7 +106,7 @@ def _quiet_stdio() -> None:
 def run_headless(cfg: RunConfig, out=None) -> int:
     o = cfg.outputs
     # an output on standard output ("-", like tshark's -w -) keeps stdout for itself; the summary goes to stderr
-    out = out or (sys.stderr if "-" in (o.report, o.predictions, o.alerts) else sys.stdout)
+    out = out or (sys.stderr if "-" in (o.report, o.predictions, o.alerts, o.write) else sys.stdout)
     cfg.outputs.check(cfg.inputs())
     classifier = cfg.load_classifier()
     # labels are loaded once the source is open: a large sidecar CSV is parsed while tshark starts up
@@ -161,6 +161,15 @@ def print_summary(report: dict, out) -> None:
     head = (f"[bold]{escape(one_line(report['source'], 200))}[/]: {report['packets']:,} packets in {report['seconds']:.2f} s "
             f"({report['packets_per_second']:,.0f} pkt/s), {report.get('anomalies', 0):,} anomalous; model {report['model']}")
     con.print(head)
+    cf, ff = report.get("capture_file"), report.get("flagged_file")
+    if cf:
+        files = cf["files"]
+        where = files[0] if len(files) == 1 else f"{len(files)} files ({files[0]} ... {files[-1]})" if files else "no file"
+        con.print(f"kept {cf['packets']:,} packets in {escape(one_line(where, 300))}"
+                  + (f" ({cf['files_deleted']:,} older ring files deleted)" if cf.get("files_deleted") else ""))
+    if ff:
+        con.print(f"wrote {ff['packets']:,} flagged packets to {escape(one_line(ff['path'], 200))}"
+                  + (f" ({ff['missing']:,} no longer available)" if ff.get("missing") else ""))
     if report.get("truncated"):
         con.print(f"[yellow]warning:[/] capture ended early: {escape(one_line(report['truncated'], 300))}")
     if report.get("capture_drops"):

@@ -29,7 +29,8 @@ def config_from_args(ns: argparse.Namespace) -> RunConfig:
                             labels=ns.labels, buffer_mib=ns.buffer_mib, monitor_mode=ns.monitor_mode,
                             wpa_pwd=tuple(ns.wpa_pwd), wpa_psk=tuple(ns.wpa_psk)),
         outputs=OutputConfig(report=ns.report, predictions=ns.predictions, alerts=ns.alerts, force=ns.force,
-                             sensor=ns.sensor_name, append=ns.append, stats_interval=ns.stats_interval),
+                             sensor=ns.sensor_name, append=ns.append, stats_interval=ns.stats_interval,
+                             write=ns.write, ring=tuple(ns.ring_buffer), write_flagged=ns.write_flagged),
         model=ns.model, count=ns.count, duration=ns.duration, fail_on=ns.fail_on, headless=ns.headless,
         speed=speed)
     cfg.validate()

@@ -54,6 +54,16 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--predictions", metavar="FILE.csv", help="frame_number,predicted,confidence[,label] per frame")
     out.add_argument("--alerts", metavar="FILE.jsonl",
                      help="incidents as Suricata EVE alert events (opened / updated / closed, one JSON per line)")
+    out.add_argument("-w", "--write", metavar="FILE",
+                     help="keep every packet as pcapng in FILE (like tshark/dumpcap -w; - = standard output, "
+                          "--headless only); a replay copies the frames it read")
+    out.add_argument("-b", "--ring-buffer", action="append", default=[], metavar="KEY:VALUE",
+                     help="with -w, dumpcap's ring buffer: filesize:KB (1 kB = 1000 bytes), duration:SECONDS, "
+                          "packets:N switch to the next file FILE_00001_YYYYmmddHHMMSS.ext; files:N keeps the newest N "
+                          "(repeatable)")
+    out.add_argument("--write-flagged", metavar="FILE",
+                     help="the anomalous packets as pcapng, each with a comment giving class, confidence and "
+                          "incident id (open it in Wireshark)")
     out.add_argument("--force", action="store_true", help="overwrite existing output files")
     out.add_argument("--append", action="store_true",
                      help="sensor mode: --predictions/--alerts continue existing files (never wiped); SIGHUP "

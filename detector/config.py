@@ -15,6 +15,13 @@ from iotwatch.captures.sources import SourceConfig
 __all__ = ["OutputConfig", "RunConfig", "SourceConfig"]
 
 
+def os_path_join_probe(base: str) -> str:
+    """A name next to ``base`` that no file has: checks the ring's folder (exists, writable)."""
+    from iotwatch.captures.keep import ring_file_name
+
+    return str(ring_file_name(base, 0))
+
+
 @dataclass(frozen=True)
 class OutputConfig:
     report: str | None = None        # --report R.json
@@ -24,14 +31,38 @@ class OutputConfig:
     sensor: str | None = None        # EVE "host" of the alerts (default: this machine's name)
     append: bool = False             # predictions/alerts continue existing files; SIGHUP reopens them
     stats_interval: float | None = None  # seconds between EVE "stats" events in the alerts file
+    write: str | None = None         # -w FILE: keep every packet as pcapng ("-" = standard output)
+    ring: tuple[str, ...] = ()       # -b filesize:KB / duration:S / packets:N / files:N (dumpcap's ring buffer)
+    write_flagged: str | None = None  # --write-flagged FILE: the anomalous packets, commented, as pcapng
+
+    @property
+    def ring_options(self):
+        """The parsed ``-b`` options (``captures.keep.RingOptions``) or None."""
+        from iotwatch.captures.keep import RingOptions
+
+        return RingOptions.parse(self.ring)
 
     def specs(self, report_stub: bytes = b"") -> list[tuple]:
         """``(path, what, options)`` of every output, for ``captures.files.plan_outputs``."""
         stream = {"direct": True, "append": self.append}
         return [(self.report, "report", {"stub": report_stub}), (self.predictions, "predictions", dict(stream)),
-                (self.alerts, "alerts", dict(stream))]
+                (self.alerts, "alerts", dict(stream)),
+                # -w with -b writes FILE_00001_<time>.ext ... (checked one by one as they are opened)
+                (None if self.ring else self.write, "capture file", {"direct": True}),
+                (self.write_flagged, "flagged packets file", {"direct": True})]
 
     def validate(self) -> None:
+        if self.ring:
+            if not self.write:
+                raise InputError("-b (ring buffer) needs -w FILE", hint="e.g. -w cap.pcapng -b filesize:100000 -b files:10")
+            if self.write == "-":
+                raise InputError("-b (ring buffer) needs a file name, not -w - (standard output)")
+            self.ring_options  # noqa: B018 -- raises InputError on a bad -b
+        if self.write and self.write != "-" and self.append:
+            raise InputError("--append applies to --predictions/--alerts, not to -w",
+                             hint="use -b (ring buffer) for a capture that runs for long")
+        if self.write_flagged == "-":
+            raise InputError("--write-flagged needs a file name (standard output is for -w -)")
         if self.stats_interval is not None:
             if not self.alerts:
                 raise InputError("--stats-interval writes EVE stats events into the --alerts file; give --alerts")
@@ -42,9 +73,11 @@ class OutputConfig:
         """InputError before anything runs when a file exists without --force (or --append), cannot be
         written, is not a regular file, is shared by two outputs or is one of the run's ``inputs``
         (``captures.files``)."""
-        from iotwatch.captures.files import plan_outputs
+        from iotwatch.captures.files import OutputFile, plan_outputs
 
         plan_outputs(self.specs(), self.force, inputs)
+        if self.ring:   # the ring's files are named when opened: check their folder now
+            OutputFile(os_path_join_probe(self.write), "capture file").check()
 
 
 @dataclass(frozen=True)
@@ -65,6 +98,15 @@ class RunConfig:
     def validate(self) -> None:
         self.source.validate()
         self.outputs.validate()
+        o = self.outputs
+        if o.write == "-" and not self.headless:
+            raise InputError("-w - (pcapng on standard output) works with --headless only: the TUI needs the terminal")
+        if o.write == "-" and "-" in (o.report, o.predictions, o.alerts):
+            raise InputError("-w - and another output both go to standard output (-)",
+                             hint="only one output can be -; give the other a file")
+        if (o.write or o.write_flagged) and self.source.read == "-":
+            raise InputError("-w/--write-flagged need a capture file they can read again, not -r - (standard input)",
+                             hint="save the capture first (tee it into a file), or write it with the tool that feeds the pipe")
         if self.source.read == "-" and not self.headless:
             raise InputError("-r - (a capture on standard input) works with --headless only: the TUI needs the terminal",
                              hint="save the capture to a file for the TUI, or add --headless")

@@ -413,6 +413,7 @@ class IncidentEngine:
         self._impostor: dict = {}           # IP -> the MAC that claimed it against its owner
         self._ra_owner: str | None = None   # MAC of the first router advertisement seen
         self._events: list[IncidentEvent] = []
+        self.assigned: list = []            # see update()
 
     # --- public ------------------------------------------------------------------------------------
     @property
@@ -436,6 +437,7 @@ class IncidentEngine:
             t = np.where(np.isfinite(t), t, 0.0)
         frames = np.asarray(p["frame_number"])
         self._t, self._frames = t, frames
+        self.assigned = []   # (frame numbers, Track) of this batch's anomalous rows (--write-flagged)
         if self._ra_owner is None:   # the first router advertisement's sender is the router
             ra = np.flatnonzero((p["ip_proto"] == 58) & (p["icmp_type"] == 134))
             if len(ra):
@@ -791,6 +793,7 @@ class IncidentEngine:
             return
         t = cols["t"][rows]
         fr = cols["frame"][rows]
+        self.assigned.append((fr, tr))
         if tr.packets == 0:
             tr.first_time, tr.first_frame = float(t[0]), int(fr[0])
         tr.last_time, tr.last_frame = float(t[-1]), int(fr[-1])

@@ -22,7 +22,10 @@ from iotwatch.captures.errors import IotwatchError
 from iotwatch.captures.files import plan_outputs, reserve_all, write_error
 
 from .config import RunConfig
+from iotwatch.captures.keep import WINDOW_BYTES, CaptureKeeper, FileFrames, PcapngRing
+
 from .eve import sensor_name, stats_record
+from .flagged import FlaggedWriter
 from .incidents import IncidentEngine
 from .metrics import RunTotals
 from .outputs import AlertsWriter, PredictionsWriter
@@ -49,7 +52,8 @@ class MonitorRun:
         """``labels``: a LabelSet, None, or a zero-argument loader called once the source is open.
         ``source_factory``: opens the source (default ``config.source.open``; tests inject fakes)."""
         self.config = config
-        self.source_factory = source_factory or config.source.open
+        self._own_source = source_factory is None
+        self.source_factory = source_factory or (lambda: config.source.open(keeper=self.keeper))
         self.classifier = classifier
         self.classes = list(classifier.classes_)
         self.labels = labels
@@ -76,6 +80,11 @@ class MonitorRun:
         self.reopen_requested = False   # --append + SIGHUP: reopen predictions/alerts between batches
         self.reopens = 0
         self.stats_interval = config.outputs.stats_interval
+        # -w / --write-flagged / the live TUI's frames (captures/keep.py)
+        self.keeper: CaptureKeeper | None = None     # live: tees dumpcap's stream (files, flagged window)
+        self._frames: FileFrames | None = None       # replay: the input read once for -w/--write-flagged
+        self._capture_w: PcapngRing | None = None    # replay: -w
+        self.flagged: FlaggedWriter | None = None     # --write-flagged
 
     def request_reopen(self) -> None:
         """Ask the run to reopen its streamed outputs (log rotation); safe from a signal handler."""
@@ -134,6 +143,7 @@ class MonitorRun:
         try:
             outs = self._outputs()
             reserve_all(outs)
+            self._open_keeping(outs)
             self.source = self.source_factory()
             self.live = bool(getattr(self.source, "live", False))
             if callable(self.labels):  # deferred: read while tshark loads its dissectors
@@ -223,6 +233,7 @@ class MonitorRun:
                 self.source.close()
             if not started or (failed is not None and not isinstance(failed, KeyboardInterrupt)):
                 # an input error (or nothing ran): leave no header-only outputs behind
+                self._discard_keeping()
                 for f in outs.values():
                     f.discard()
             else:
@@ -274,13 +285,129 @@ class MonitorRun:
             raise
         with self.lock:
             self.totals.update(piece.predicted, piece.anomaly, piece.labels)
+        self._keep(piece)
         if len(piece):
             self.last_frame = int(piece.packets["frame_number"][-1])
         return events
 
+    # -- -w / --write-flagged (captures/keep.py) ------------------------------------------------------
+    def _open_keeping(self, outs: dict) -> None:
+        """Writers for -w and --write-flagged (reserved in ``outs``) and where their packets come from:
+        live, a keeper teeing dumpcap's stream (a private bounded ring for a TUI run without -w, so
+        its detail view can dissect live frames: ``source.kept_frames()``); replay, the input file."""
+        o, src = self.config.outputs, self.config.source
+        if o.write_flagged:
+            ring = PcapngRing(o.write_flagged, None, force=o.force, output=outs.get("flagged packets file"),
+                              what="flagged packets file")
+            self.flagged = FlaggedWriter(ring, self.classes, self.incidents)
+        writer = PcapngRing(o.write, o.ring_options, force=o.force, output=outs.get("capture file")) if o.write else None
+        if src.iface:
+            window = WINDOW_BYTES if self.flagged is not None else 0
+            if writer is None and not self.config.headless and self._own_source:
+                self.keeper = CaptureKeeper.private(window_bytes=window)
+            elif writer is not None or window:
+                self.keeper = CaptureKeeper(writer, window_bytes=window, max_frames=self.count)
+        elif writer is not None or self.flagged is not None:
+            self._capture_w = writer
+            self._frames = FileFrames(src.read)
+
+    def _keep(self, piece: ClassifiedBatch) -> None:
+        """Copy a counted piece's frames into -w (replay) and its flagged ones into --write-flagged."""
+        if len(piece) and (self._frames is not None or self.flagged is not None):
+            self._copy(piece)
+        if self.write_failure is None:   # a -w / flagged file that cannot be written stops the run (exit 3)
+            for w in self._user_writers():
+                if w.problem is not None:
+                    self.write_failure = w.problem
+                    break
+
+    def _copy(self, piece: ClassifiedBatch) -> None:
+        frames = piece.packets["frame_number"]
+        flagged = self.flagged is not None and bool(piece.anomaly.any())
+        got: list = []
+        if self._frames is not None:
+            want = frames if self._capture_w is not None else frames[piece.anomaly]
+            got = self._frames.take(want.tolist()) if len(want) else []
+            if self._capture_w is not None:
+                for f in got:
+                    if not self._capture_w.packet(f):
+                        break
+        elif flagged and self.keeper is not None:
+            got = self.keeper.take(frames[piece.anomaly].tolist())
+        if flagged and got:
+            self._flag(piece, frames, got)
+
+    def _user_writers(self) -> list:
+        """The pcapng writers of the user's -w / --write-flagged (not the private ring)."""
+        keeper_w = self.keeper.writer if self.keeper is not None and not self.keeper.private_dir else None
+        return [w for w in (self._capture_w, keeper_w, self.flagged.ring if self.flagged else None) if w is not None]
+
+    def kept_frames(self) -> list:
+        """``source.kept_frames()`` (``captures/keep.py``): the files holding this run's frames so far."""
+        src = self.source
+        return src.kept_frames() if src is not None and hasattr(src, "kept_frames") else []
+
+    def _flag(self, piece: ClassifiedBatch, frames, got: list) -> None:
+        """The flagged frames of a piece with their class, confidence and incident track."""
+        idx = piece.anomaly.nonzero()[0]
+        info = dict(zip(frames[idx].tolist(), zip(piece.predicted[idx].tolist(), piece.confidence[idx].tolist())))
+        tracks = {}
+        for fr, tr in getattr(self.incidents, "assigned", ()):   # this piece's rows -> their incident track
+            for n in fr.tolist():
+                tracks[n] = tr
+        self.flagged.add([f for f in got if f.number in info], info, tracks)
+
+    def _close_keeping(self) -> None:
+        """Complete -w / --write-flagged (after the source closed: the tee has stopped)."""
+        header = None
+        if self.keeper is not None:
+            self.keeper.close()
+            header = self.keeper.header()
+        if self._frames is not None:
+            header = self._frames.header()
+            self._frames.close()
+        if self._capture_w is not None:
+            self._capture_w.close(header)
+        if self.flagged is not None:
+            self.flagged.close(header)
+        for w in self._user_writers():
+            if w.problem is not None and self.write_failure is None:
+                self.write_failure = w.problem
+
+    def _discard_keeping(self) -> None:
+        if self.keeper is not None:
+            self.keeper.close()
+            if self.keeper.writer is not None:
+                self.keeper.writer.discard()
+            self.keeper.cleanup()
+        if self._frames is not None:
+            self._frames.close()
+        for w in (self._capture_w, self.flagged.ring if self.flagged else None):
+            if w is not None:
+                w.discard()
+
+    def _keeping_report(self) -> dict:
+        extra: dict = {}
+        w = self._capture_w or (self.keeper.writer if self.keeper is not None and not self.keeper.private_dir else None)
+        if w is not None:
+            kept = w.kept()
+            extra["capture_file"] = {"packets": w.packets, "files": [k.path for k in kept],
+                                     "files_written": w.files_written, "files_deleted": len(w.deleted)}
+            if self.keeper is not None and self.keeper.problem:
+                extra["capture_file"]["problem"] = self.keeper.problem
+        if self.flagged is not None:
+            missed = (self.keeper.missed if self.keeper is not None else 0) + \
+                (self._frames.missed if self._frames is not None else 0)
+            extra["flagged_file"] = {"path": self.config.outputs.write_flagged, "packets": self.flagged.written,
+                                     "with_incident": self.flagged.with_incident}
+            if missed:
+                extra["flagged_file"]["missing"] = missed
+        return extra
+
     def _finish(self, outs: dict, writers: list, seconds: float, interrupted: bool) -> None:
         """Commit the streamed outputs, then build and commit the report (last, so it never counts
         lines a file does not hold)."""
+        self._close_keeping()
         for w in writers:
             try:
                 w.flush()
@@ -332,6 +459,7 @@ class MonitorRun:
         if interrupted:
             extra["interrupted"] = True
         extra["sensor"] = self.sensor or sensor_name()
+        extra.update(self._keeping_report())
         extra["incidents_opened"] = self.incidents.opened
         extra["incidents"] = [t.to_dict() for t in self.incidents.incidents()]
         if self.incidents.dropped:

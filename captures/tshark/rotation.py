@@ -38,11 +38,12 @@ class PcapngSplitter(ByteMover):
     report its statistics); ``join()``.
     """
 
-    def __init__(self, read_fd: int, per_segment: int, name: str = "iotwatch-live-splitter"):
+    def __init__(self, read_fd: int, per_segment: int, name: str = "iotwatch-live-splitter", tee=None):
         if per_segment <= 0:
             raise ValueError("per_segment must be positive")
         super().__init__(name)
         self.per_segment = per_segment
+        self.tee = tee                 # a captures.keep.CaptureKeeper: gets every run of whole blocks first
         self._fd = read_fd
         self._next: int | None = None  # write fd attached by the owner, not used yet
         self._attached = 0             # outputs handed over so far
@@ -147,6 +148,8 @@ class PcapngSplitter(ByteMover):
                         end = len(buf)  # from here on: raw pass-through
                     if end == pos:
                         break  # the next whole block is not in yet
+                    if split and self.tee is not None:
+                        self._feed_tee(memoryview(buf)[pos:end])
                     if out is None:
                         out = self._take_output()
                         if out is None or (self.rotations and not _write_all(out, header)):
@@ -180,6 +183,14 @@ class PcapngSplitter(ByteMover):
                 _write_all(leftover, self.header)
                 os.close(leftover)
             os.close(self._fd)
+
+    def _feed_tee(self, blocks) -> None:
+        """Whole blocks to the keeper (-w files, the flagged window) before tshark sees them."""
+        try:
+            self.tee.feed(blocks)
+        except Exception as e:  # noqa: BLE001 -- a keeper bug must not stop the capture
+            self.tee.problem = f"keeping the capture failed: {type(e).__name__}: {e}"
+            self.tee = None
 
     def _broken(self, out: int | None) -> None:
         """No tshark to write to (stopped), or it stopped reading (killed on close, or failed): stop

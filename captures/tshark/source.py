@@ -40,6 +40,7 @@ from .process import STDERR_KEEP, PipeReader, ToolProcess, feed_file_range, star
 from .rotation import PcapngSplitter
 from .gunzip import GunzipFeeder, gzip_pcapng
 from .watchdog import Lifeline
+from ..keep import CaptureKeeper, KeptFile
 from ..batch import SourceStats
 from .args import DISSECTION_PREFS, dumpcap_command, tshark_fields_command, wlan_decryption_args
 
@@ -95,7 +96,7 @@ class TsharkFieldsSource:
                  extra: Sequence[str] = (), planner: ChunkPlanner | None = None, workers: int = 1,
                  dumpcap: str | None = None, iface: str | None = None, bpf: str | None = None,
                  buffer_mib: int = DUMPCAP_BUFFER_MIB, rotate_packets: int = 0, monitor_mode: bool = False,
-                 gzip_packets: int = 0):
+                 gzip_packets: int = 0, keeper: CaptureKeeper | None = None):
         self.description = description
         self.live = live
         self.path = path
@@ -115,6 +116,11 @@ class TsharkFieldsSource:
         # live: dumpcap's stream split into tsharks; a gzip-compressed pcapng file: its decompressed
         # stream split the same way (one tshark for the whole file grew 343 -> 666 MB over 1.2M packets)
         self._rotate = rotate_packets if live else gzip_packets
+        # live: a keeper (-w, a private ring, the flagged window) tees dumpcap's stream, which needs the splitter
+        self.keeper = keeper if live else None
+        if self.keeper is not None and not self._rotate:
+            self._rotate = 1 << 62   # one tshark for the whole capture, through the splitter
+        self._last_frame = 0
         self._gunzip: GunzipFeeder | None = None
         self._splitter: PcapngSplitter | None = None
         self._dumpcap: ToolProcess | None = None
@@ -131,6 +137,17 @@ class TsharkFieldsSource:
         """Live: dumpcap's filter is installed and packets are being captured (it said "File: -").
         Files: always."""
         return not self.live or self._capturing.is_set()
+
+    def kept_frames(self) -> list[KeptFile]:
+        """The files holding this source's frames so far, ``[(path, first_frame, last_frame)]`` oldest
+        first (see ``captures/keep.py``): live, what the keeper wrote and still has on disk (``[]``
+        without a keeper); a replayed file, the file itself up to the last frame read; stdin, ``[]``.
+        Thread-safe."""
+        if self.live:
+            return self.keeper.kept_frames() if self.keeper is not None else []
+        if not self.path or self.path == "-" or not self._last_frame:
+            return []
+        return [KeptFile(self.path, 1, self._last_frame)]
 
     @property
     def _process(self) -> ToolProcess | None:
@@ -229,7 +246,7 @@ class TsharkFieldsSource:
             else:
                 self._gunzip = GunzipFeeder(self.path)
                 read = self._gunzip.read_fd
-            self._splitter = PcapngSplitter(read, self._rotate)
+            self._splitter = PcapngSplitter(read, self._rotate, tee=self.keeper)
         elif not self._splitter.wants_output():
             return False
         proc, out, write = self._tshark_on_pipe()
@@ -307,6 +324,8 @@ class TsharkFieldsSource:
                     return
                 part = batch.slice(start, min(n, start + max_rows))
                 self.stats.packets += len(part)
+                if len(part):
+                    self._last_frame = int(part.columns["frame_number"][-1])
                 if eof and start + max_rows >= n:
                     part.truncated = self.stats.truncated
                 yield part
@@ -434,6 +453,8 @@ def open_tshark_source(read: str | None = None, iface: str | None = None, bpf: s
     None = automatic, chunks of ``CHUNK_PACKETS`` for files over ``CHUNK_MIN_BYTES``; 0 = one run),
     ``workers`` (files: tshark runs side by side, e.g. 2 on two cores; needs chunks),
     ``buffer_mib`` (live: dumpcap's kernel capture buffer, default ``DUMPCAP_BUFFER_MIB``),
+    ``keeper`` (live: a ``captures.keep.CaptureKeeper`` that tees dumpcap's stream into -w files / a
+    private ring / the flagged window; ``source.kept_frames()`` lists its files),
     ``rotate_packets`` (live: packets per tshark run, default ``LIVE_ROTATE_PACKETS``; 0 = one tshark
     for the whole capture, whose memory grows with packets; also 0 under a display filter that
     depends on earlier frames, like ``frame.number`` or ``tcp.stream``), ``monitor_mode`` (live: 802.11
@@ -458,6 +479,7 @@ def open_tshark_source(read: str | None = None, iface: str | None = None, bpf: s
     chunk_packets = options.pop("chunk_packets", None)
     workers = int(options.pop("workers", 1))
     buffer_mib = options.pop("buffer_mib", None) or DUMPCAP_BUFFER_MIB
+    keeper = options.pop("keeper", None)
     rotate_packets = options.pop("rotate_packets", None)
     rotate_packets = LIVE_ROTATE_PACKETS if rotate_packets is None else int(rotate_packets)
     monitor_mode = bool(options.pop("monitor_mode", False))
@@ -499,7 +521,7 @@ def open_tshark_source(read: str | None = None, iface: str | None = None, bpf: s
         preflight.check_monitor_mode(iface, tools.dumpcap)
     return TsharkFieldsSource(iface, True, dumpcap=tools.dumpcap, iface=iface, bpf=bpf or None,
                               buffer_mib=buffer_mib, rotate_packets=rotate_packets, monitor_mode=monitor_mode,
-                              **common)
+                              keeper=keeper, **common)
 
 
 def _fits_one_chunk(path: str) -> bool:
