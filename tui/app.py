@@ -114,6 +114,8 @@ class IotWatchApp(App[int]):
         self.rows = RowStore(view_cap)
         self.plog = PredictionLog()      # every packet's prediction: the table browses the whole run
         self.index = None               # FrameIndex of the capture file (built in a worker)
+        self.live_frames = None         # live: the frames the capture keeps on disk (tui.ring.LiveFrames)
+        self.live_filter = None         # live: the display filter running over them (tui.ring.LiveFilter)
         self.pages: PageCache | None = None
         self.dfilter: str | None = None           # active Wireshark display filter (whole file)
         self.dfilter_frames = None                # its matching frame numbers
@@ -258,6 +260,15 @@ class IotWatchApp(App[int]):
     def on_capture_started(self, message: CaptureStarted) -> None:
         self.live = message.live
         self.state = "live" if message.live else "replay"
+        source = self.session.source
+        if message.live and callable(getattr(source, "kept_frames", None)):
+            # the ring of files the live capture keeps (captures/keep.py): detail, display filter and
+            # rows beyond memory (a long pause) read from it
+            from iotwatch.tui.ring import LiveFrames
+
+            self.live_frames = LiveFrames(source)
+            self.pages = PageCache(self.live_frames, self.plog)
+            self.pages.gone = self._gone
         self._started_at = self.clock()
         self._dirty = True
 
@@ -372,6 +383,9 @@ class IotWatchApp(App[int]):
             text = f"{in_view:,} match {what} · " + text
         if self.sort is not None:
             text += f" · sorted by {self.sort[0]}{' ▼' if self.sort[1] else ''}"
+        lf = self.live_filter
+        if lf is not None and self.dfilter == lf.expr:
+            text += f" · -Y checked up to frame {lf.upto:,}" + (f" ({lf.lost:,} left the ring unchecked)" if lf.lost else "")
         return text
 
     def make_view(self, n: int | None = None) -> LogView:
@@ -379,13 +393,34 @@ class IotWatchApp(App[int]):
         filter's frames and the sort."""
         n = self.plog.n if n is None else n
         lo = self._base if self.pages is not None else max(self._base, self.rows.first_gid)
+        if self.live_frames is not None:   # rows still in memory or in the live ring's files
+            lo = max(self._base, self._first_reachable(n))
         return LogView(self.plog, self.rows, min(lo, n), n, self.filter, self.dfilter_frames, self.sort,
                        self.pages)
 
     @property
     def dropped_from_view(self) -> int:
-        """Rows that left memory and cannot be read back (no capture file to read them from)."""
+        """Rows that left memory and cannot be read back (no capture file to read them from, or
+        their frames left the live ring)."""
+        if self.live_frames is not None:
+            return max(0, self._first_reachable() - self._base)
         return 0 if self.pages is not None else max(0, self.rows.first_gid - self._base)
+
+    def _first_reachable(self, n: int | None = None) -> int:
+        """Live: gid of the oldest row in memory or in the ring's files."""
+        first = self.rows.first_gid
+        span = self.live_frames.span()
+        if span is not None:
+            n = self.plog.n if n is None else n
+            first = min(first, int(np.searchsorted(self.plog.col("frame", n), span[0])))
+        return first
+
+    def _gone(self, frame: int) -> str | None:
+        """Live: why a row cannot be read back (its frame left the ring), None if it may come."""
+        span = self.live_frames.span()
+        if span is not None and frame < span[0]:
+            return "(no longer kept: fell out of the live ring)"
+        return None
 
     def _state_label(self) -> str:
         if self.paused and self.state in ("live", "replay", "finished", "interrupted"):
@@ -533,6 +568,14 @@ class IotWatchApp(App[int]):
         for b in IncidentsPane.BINDINGS:   # keys of the focused Incidents pane
             out.append((self.get_key_display(Binding(b.key, b.action)), f"incidents pane: {b.description.lower()}"))
         out.append(("ctrl+p", "command palette (filters, speed, pause, clear ...)"))
+        out.append(("/ live", "display filter on a live capture: tshark runs it over the frames the capture keeps "
+                              "in its ring files (-w, or 8 x 16 MB in a temporary folder), block by block as they "
+                              "arrive; newer rows appear once checked; frames that left the ring are not shown; "
+                              "filters that need earlier frames (tcp.analysis, reassembly, tcp.stream) see each "
+                              "block of up to 20,000 frames on its own"))
+        out.append(("⏎ live", "detail of a live frame from the ring files; a frame that left the ring says so"))
+        out.append(("space live", "a long pause loses nothing: rows beyond the 50,000 in memory are read back "
+                                  "from the ring files while they are kept"))
         return out
 
     async def action_quit(self) -> None:
@@ -676,7 +719,11 @@ class IotWatchApp(App[int]):
                 self.set_display_filter(None, None)
                 return
             if not self.capture_path:
-                prompt.verdict("invalid", "display filters apply to capture files (-r FILE); live: start with -Y")
+                if self.live_frames is None:
+                    prompt.verdict("invalid", "this source keeps no frames to filter; start with -Y to filter at capture")
+                    return
+                prompt.verdict("checking", "filtering the frames kept by the live capture with tshark …")
+                self.apply_live_filter(message.value)
                 return
             prompt.verdict("checking", f"filtering {Path(self.capture_path).name} with tshark …")
             self.apply_display_filter(message.value)
@@ -722,7 +769,50 @@ class IotWatchApp(App[int]):
         self.table.focus()
         self.set_display_filter(expr, frames)
 
+    @work(thread=True, exclusive=True, group="display-filter", exit_on_error=False, description="live display filter")
+    def apply_live_filter(self, expr: str) -> None:
+        """Live: check ``expr`` with tshark, then run it over the ring's frames block by block as they
+        arrive (``tui.ring.LiveFilter``), in a niced thread, until the filter is cleared or replaced."""
+        from iotwatch.tui.ring import LiveFilter
+
+        reason = self._filter_problem(expr)
+        if reason is not None:
+            self.call_from_thread(self._filter_checked, expr, reason)
+            return
+        worker = get_current_worker()
+        lf = LiveFilter(self.live_frames, expr)
+        self.live_filter = lf
+        first = True
+
+        def run() -> None:
+            nonlocal first
+            while self.live_filter is lf and not worker.is_cancelled:
+                try:
+                    moved = lf.step(cancelled=lambda: worker.is_cancelled or self.live_filter is not lf)
+                except Exception as e:
+                    self.call_from_thread(self.notify, one_line(f"live display filter stopped: {e}"),
+                                          severity="error", timeout=8)
+                    return
+                if first:
+                    first = False
+                    self.call_from_thread(self._filter_applied, expr, lf.matched)
+                elif moved:
+                    self.call_from_thread(self._live_filter_progress, lf)
+                if not moved:
+                    if self.state not in ("live", "starting", "replay") and self.session.done.is_set():
+                        return   # the capture ended and every kept frame was checked
+                    time.sleep(0.5)
+
+        _niced(REPLAY_NICE, run)
+
+    def _live_filter_progress(self, lf) -> None:
+        if self.live_filter is lf:
+            self.dfilter_frames = lf.matched
+            self._dirty = True
+
     def set_display_filter(self, expr: str | None, frames) -> None:
+        if expr is None or (self.live_filter is not None and self.live_filter.expr != expr):
+            self.live_filter = None
         self.dfilter, self.dfilter_frames = expr, frames
         self._dirty = True
         self.refresh_now()
@@ -892,8 +982,12 @@ class IotWatchApp(App[int]):
             *((("  label ", "bold"), self.class_names[row.label]) if row.label >= 0 else ()),
             ("  ANOMALY" if row.anomaly else "", "bold red"), self._why(row))
         if not self.capture_path:
-            note = ("the dissection needs a capture file (-r FILE): a live capture's frames are not kept on disk; "
-                    "save the traffic with dumpcap -w and replay it")
+            if self.live_frames is not None:   # from the live ring's files, in a worker
+                self.push_screen(DetailScreen(row.frame, summary))
+                self.load_detail(row.frame)
+                return
+            note = ("the dissection needs a capture file (-r FILE) or a live capture that keeps its frames; "
+                    "this source keeps none")
             self.push_screen(DetailScreen(row.frame, summary, note=note))
             return
         # a warm tshark answers in a few ms: build the tree right away (no loading state, no worker
@@ -916,6 +1010,8 @@ class IotWatchApp(App[int]):
     def _wait_index(self, timeout: float = 60.0):
         """The frame index, waiting (in a worker) while it is being built."""
         end = time.monotonic() + timeout
+        if not self.capture_path:
+            raise RuntimeError("this needs a capture file (-r FILE); a live capture's ring is read frame by frame")
         while self.index is None:
             if self.index_error is not None:
                 raise RuntimeError(f"cannot index the capture file: {self.index_error}")
@@ -945,6 +1041,19 @@ class IotWatchApp(App[int]):
         """One frame through the index: a one-frame stream to tshark -T pdml (the cost does not
         depend on the file's size) and its bytes."""
         t0 = time.perf_counter()
+        if self.live_frames is not None:
+            from iotwatch.tui.ring import NotKept
+
+            try:
+                layers = self.live_frames.dissect(frame)
+                raw = self.live_frames.packet_bytes(frame)
+            except NotKept as e:   # fell out of the ring: one line
+                self.post_message(DetailFailed(frame, str(e)))
+            except Exception as e:
+                self.post_message(DetailFailed(frame, one_line(f"cannot dissect frame {frame}: {e}")))
+            else:
+                self.post_message(DetailLoaded(frame, layers, raw, time.perf_counter() - t0))
+            return
         try:
             index = self._wait_index()
             try:
@@ -1059,7 +1168,16 @@ def build_app(cfg: RunConfig, app_class: type[IotWatchApp] = IotWatchApp) -> Iot
         check_capture_file(cfg.source.read)
     classifier = cfg.load_classifier()
     labels = cfg.source.load_labels(list(classifier.classes_))
-    return make_app(cfg, classifier, labels, app_class=app_class)
+    return make_app(cfg, classifier, labels, app_class=app_class, view_cap=_view_rows())
+
+
+def _view_rows() -> int:
+    """Rows the table holds in memory (50,000; the environment variable IOTWATCH_VIEW_ROWS, for tests
+    in a real terminal, makes rows beyond it come back from the file or the live ring sooner)."""
+    try:
+        return max(1000, int(os.environ.get("IOTWATCH_VIEW_ROWS", "50000")))
+    except ValueError:
+        return 50_000
 
 
 def run_tui(cfg: RunConfig) -> int:
