@@ -55,7 +55,7 @@ class LiveFrames:
         first, last = kept[0].first_frame, kept[-1].last_frame
         if frame < first:
             return (f"frame {frame:,} fell out of the live ring (it keeps the newest {len(kept)} files: "
-                    f"frames {first:,}-{last:,}); start with -w FILE -b ... to keep more")
+                    f"frames {first:,}-{last:,}); -w FILE -b files:N keeps more")
         return f"frame {frame:,} is not on disk yet (kept: frames {first:,}-{last:,}); try again in a moment"
 
     def _index(self, path: str, local: int) -> FrameIndex:
