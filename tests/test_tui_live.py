@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from test_tui_tmux import IOTWATCH, Tmux, table_frames
+from test_tui_tmux import IOTWATCH, Tmux, table_frames, type_goto
 
 pytestmark = [pytest.mark.slow, pytest.mark.live]
 
@@ -56,16 +56,7 @@ def keys(tmux: Tmux, *k: str) -> None:
 
 
 def goto(tmux: Tmux, frame: int) -> None:
-    keys(tmux, ":")
-    tmux.wait_for("app", "a frame number, or a display filter")
-    time.sleep(0.3)   # the bar has focus and its last value (selected by C-u below)
-    keys(tmux, "C-u")
-    keys(tmux, "-l", str(frame))
-    end = time.monotonic() + 10
-    while not any(line.strip("│ ") == str(frame) for line in tmux.screen("app").splitlines()):   # the bar's text
-        assert time.monotonic() < end, tmux.screen("app")
-        time.sleep(0.1)
-    keys(tmux, "Enter")
+    type_goto(tmux, "app", frame)
 
 
 def wait_rows(tmux: Tmux, pred, what: str, timeout: float = 20) -> str:
