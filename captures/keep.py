@@ -15,6 +15,8 @@ Public API (captures layer; detector/run.py and the TUI build on it):
   still on disk (a ring's deleted files are gone from the list; only frames already flushed to disk are
   listed); a replayed file: ``[(the file, 1, frames read so far)]``; standard input: ``[]``.
   ``MonitorRun.kept_frames()`` (detector/run.py; the TUI's ``CaptureSession``) forwards to it.
+  (A ``-w FILE --append`` file also holds earlier runs' sections before this run's frames: the offset
+  rule above holds only for files this run created -- ring files and private rings always are.)
   A live run keeps files only when it was given a :class:`CaptureKeeper`: the user's ``-w`` (MonitorRun
   builds it), or :meth:`CaptureKeeper.private` -- a bounded ring in a private temporary folder
   (``PRIVATE_RING_FILES`` x ``PRIVATE_RING_KB``) removed by ``close()`` -- which MonitorRun uses for a
@@ -37,7 +39,9 @@ boundary, so every kept file reads back with tshark/capinfos.
 from __future__ import annotations
 
 import atexit
+import bisect
 import collections
+import errno
 import gzip
 import os
 import shutil
@@ -59,7 +63,8 @@ from .pcapfile import (ENHANCED_PACKET, INTERFACE_DESCRIPTION, MAX_RECORD, OBSOL
 PRIVATE_RING_FILES = 8        # a live TUI run without -w keeps this many files ...
 PRIVATE_RING_KB = 16_000      # ... of this many kB each (dumpcap's kB: 1000 bytes)
 WINDOW_BYTES = 64 << 20       # live --write-flagged: packet blocks kept in memory until classified
-_WRITE_BUFFER = 1 << 20
+_WRITE_BUFFER = 1 << 20      # bytes collected before they are written
+_PIECE = 256 << 10            # at most this much of a run in one write (what a write error can cost)
 _READ_SIZE = 1 << 20
 _IF_TSRESOL = 9
 
@@ -114,6 +119,20 @@ def ring_file_name(base: str | os.PathLike, number: int, when: float | None = No
     return base.with_name(f"{stem}_{number:05d}_{stamp}{suffix}")
 
 
+def check_appendable(path, what: str) -> None:
+    """``--append`` continues a pcapng file with a new section: refuse an existing file that is not pcapng."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise InputError(f"cannot read {what} {path}: {e.strerror}") from None
+    if head and capture_format(head) != "pcapng":
+        raise InputError(f"{what} {path} is not a pcapng file; --append adds a section to a pcapng file",
+                         hint="give another file name, or --force to replace it")
+
+
 class KeptFile(NamedTuple):
     path: str
     first_frame: int
@@ -133,70 +152,147 @@ class Frame(NamedTuple):
     order: str           # struct byte order of the section
 
 
+class Run:
+    """Consecutive packet blocks of one chunk of the stream, under one header: ``data[starts[i]:ends[i]]``
+    is frame ``first + i``. Blocks that are neither packets nor header blocks (name resolution,
+    interface statistics) sit between them and travel with a contiguous range. Cheap to make (one
+    offset pair per packet, no copy); :meth:`frame` builds a :class:`Frame` when one is needed."""
+
+    __slots__ = ("data", "starts", "ends", "first", "section", "header", "order", "tsres")
+
+    def __init__(self, data: bytes, first: int, section: int, header: bytes, order: str, tsres: list):
+        self.data, self.first, self.section, self.header, self.order, self.tsres = data, first, section, header, order, tsres
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    @property
+    def last(self) -> int:
+        return self.first + len(self.starts) - 1
+
+    @property
+    def nbytes(self) -> int:
+        return self.ends[-1] - self.starts[0] if self.starts else 0
+
+    def ts(self, i: int) -> float | None:
+        """Capture time of packet ``i`` in seconds (None for a simple packet block)."""
+        data, p = self.data, self.starts[i]
+        btype = struct.unpack_from(self.order + "I", data, p)[0]
+        if btype == SIMPLE_PACKET or self.ends[i] - p < 28:
+            return None
+        if btype == ENHANCED_PACKET:
+            iface, hi, lo = struct.unpack_from(self.order + "III", data, p + 8)
+        else:
+            iface, _, hi, lo = struct.unpack_from(self.order + "HHII", data, p + 8)
+        res = self.tsres[iface] if iface < len(self.tsres) else 1e-6
+        return ((hi << 32) | lo) * res
+
+    def frame(self, i: int) -> Frame:
+        return Frame(self.first + i, self.data[self.starts[i]:self.ends[i]], self.ts(i), self.section,
+                     self.header, self.order)
+
+
+def select(runs: Iterable[Run], wanted: Sequence[int]) -> list[tuple[Run, int, int]]:
+    """The contiguous ranges ``(run, i, j)`` (packets ``i..j-1``) of ``runs`` whose frame numbers are in
+    ``wanted`` (ascending)."""
+    out: list[tuple[Run, int, int]] = []
+    k, n = 0, len(wanted)
+    for run in runs:
+        first, last = run.first, run.last
+        while k < n and wanted[k] < first:
+            k += 1
+        while k < n and wanted[k] <= last:
+            i = wanted[k] - first
+            j = i + 1
+            k += 1
+            while k < n and wanted[k] == first + j and j < len(run):
+                j += 1
+                k += 1
+            out.append((run, i, j))
+        if k >= n:
+            break
+    return out
+
+
+def pick(ranges: Sequence[tuple[Run, int, int]], numbers: Sequence[int]) -> list[Frame]:
+    """The frames ``numbers`` (ascending) out of ``ranges`` (from :func:`select`), as :class:`Frame` objects."""
+    out: list[Frame] = []
+    k, n = 0, len(numbers)
+    for run, i, j in ranges:
+        lo, hi = run.first + i, run.first + j
+        while k < n and numbers[k] < lo:
+            k += 1
+        while k < n and numbers[k] < hi:
+            out.append(run.frame(numbers[k] - run.first))
+            k += 1
+    return out
+
+
 class PcapngWalker:
     """Incremental pcapng parser: ``feed(data)`` returns the packet blocks completed by ``data`` as
-    :class:`Frame` objects (an incomplete block waits for the next feed). Numbers packets from
-    ``first_frame``. ``problem`` is set (and nothing more is returned) on a malformed block."""
+    :class:`Run` objects (an incomplete block waits for the next feed; a run ends at every header
+    block, so each has one header). ``problem`` is set (and nothing more is returned) on a malformed
+    block."""
 
-    def __init__(self, first_frame: int = 1):
-        self.frames = first_frame - 1     # packets seen
+    def __init__(self):
+        self.frames = 0                   # packets seen
         self.section = -1
         self.header = b""
         self.order = "<"
         self._tsres: list[float] = []     # seconds per timestamp unit, per interface of the section
-        self._buf = bytearray()
+        self._rest = b""                  # an incomplete block from the last feed
         self.problem: str | None = None
         self.offset = 0                   # stream offset of the next unread byte
 
-    def feed(self, data) -> list[Frame]:
+    def feed(self, data) -> list[Run]:
         if self.problem:
             return []
-        buf = self._buf
-        buf += data
-        out: list[Frame] = []
+        buf = self._rest + bytes(data) if self._rest else bytes(data)
+        out: list[Run] = []
         pos, n = 0, len(buf)
         head = struct.Struct(self.order + "II").unpack_from
+        run: Run | None = None
+        packet_types = (ENHANCED_PACKET, OBSOLETE_PACKET, SIMPLE_PACKET)
         while pos + 12 <= n:
             btype, blen = head(buf, pos)
             if btype == SECTION_HEADER:
-                self.order = section_byte_order(bytes(buf[pos + 8:pos + 12]))
+                self.order = section_byte_order(buf[pos + 8:pos + 12])
                 head = struct.Struct(self.order + "II").unpack_from
                 btype, blen = head(buf, pos)
             if blen < 12 or blen % 4 or blen > MAX_RECORD:
                 self.problem = f"bad pcapng block at byte {self.offset + pos} (type {btype:#x}, length {blen})"
                 break
-            if pos + blen > n:
+            end = pos + blen
+            if end > n:
                 break
-            block = bytes(buf[pos:pos + blen])
-            if btype in (ENHANCED_PACKET, OBSOLETE_PACKET, SIMPLE_PACKET):
+            if btype in packet_types:
+                if run is None:
+                    run = Run(buf, self.frames + 1, self.section, self.header, self.order, self._tsres)
+                    out.append(run)
+                run.starts.append(pos)
+                run.ends.append(end)
                 self.frames += 1
-                ts = None
-                if btype != SIMPLE_PACKET and blen >= 28:
-                    if btype == ENHANCED_PACKET:
-                        iface, hi, lo = struct.unpack_from(self.order + "III", block, 8)
-                    else:
-                        iface, _, hi, lo = struct.unpack_from(self.order + "HHII", block, 8)
-                    res = self._tsres[iface] if iface < len(self._tsres) else 1e-6
-                    ts = ((hi << 32) | lo) * res
-                out.append(Frame(self.frames, block, ts, self.section, self.header, self.order))
             elif btype == SECTION_HEADER:
+                run = None
                 self.section += 1
-                self.header = block
+                self.header = buf[pos:end]
                 self._tsres = []
             elif btype in PCAPNG_HEADER_BLOCKS:
-                self.header += block
+                run = None
+                self.header += buf[pos:end]
                 if btype == INTERFACE_DESCRIPTION:
-                    self._tsres.append(_tsresol(block, self.order))
-            pos += blen
-        if pos:
-            del buf[:pos]
-            self.offset += pos
+                    self._tsres = self._tsres + [_tsresol(buf[pos:end], self.order)]
+            pos = end
+        self._rest = buf[pos:] if pos < n else b""
+        self.offset += pos
         return out
 
     @property
     def pending(self) -> int:
         """Bytes of an incomplete block waiting for more data."""
-        return len(self._buf)
+        return len(self._rest)
 
 
 def _tsresol(block: bytes, order: str) -> float:
@@ -214,33 +310,36 @@ def _tsresol(block: bytes, order: str) -> float:
 
 
 class PcapWalker:
-    """pcap records as pcapng frames: one section header and one interface description (link type,
+    """pcap records as pcapng runs: one section header and one interface description (link type,
     snap length, µs or ns resolution from the magic), each record an enhanced packet block."""
 
     def __init__(self):
         self.frames = 0
+        self.section = 0
+        self.order = "<"
         self._buf = bytearray()
-        self._order: str | None = None
-        self._frac = 1e-6
+        self._byte_order: str | None = None
         self._units = 1_000_000
+        self._tsres: list[float] = [1e-6]
         self.header = b""
         self.problem: str | None = None
         self._rec = None
 
-    def feed(self, data) -> list[Frame]:
+    def feed(self, data) -> list[Run]:
         if self.problem:
             return []
         buf = self._buf
         buf += data
         pos = 0
-        if self._order is None:
+        if self._byte_order is None:
             if len(buf) < PCAP_HEADER_LEN:
                 return []
             magic = bytes(buf[:4])
-            self._order = PCAP_MAGICS[magic]
+            self._byte_order = PCAP_MAGICS[magic]
             ns = magic in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
             self._units = 1_000_000_000 if ns else 1_000_000
-            _, _, _, _, snaplen, linktype = struct.unpack_from(self._order + "HHiIII", buf, 4)
+            self._tsres = [1.0 / self._units]
+            _, _, _, _, snaplen, linktype = struct.unpack_from(self._byte_order + "HHiIII", buf, 4)
             idb = interface_description_block(linktype & 0xFFFF, snaplen or 262144)
             if ns:  # if_tsresol = 9 (nanoseconds): rebuild the IDB with the option
                 body = struct.pack("<HHI", linktype & 0xFFFF, 0, snaplen or 262144)
@@ -248,11 +347,15 @@ class PcapWalker:
                 total = 12 + len(body) + len(opts)
                 idb = struct.pack("<II", INTERFACE_DESCRIPTION, total) + body + opts + struct.pack("<I", total)
             self.header = section_header_block("iotwatch") + idb
-            self._rec = struct.Struct(self._order + "IIII").unpack_from
+            self._rec = struct.Struct(self._byte_order + "IIII").unpack_from
             pos = PCAP_HEADER_LEN
-        out: list[Frame] = []
         n = len(buf)
         units = self._units
+        blocks: list[bytes] = []
+        starts: list[int] = []
+        ends: list[int] = []
+        off = 0
+        head = struct.Struct("<IIIIIII").pack
         while pos + PCAP_RECORD_LEN <= n:
             sec, sub, incl, orig = self._rec(buf, pos)
             if incl > MAX_RECORD:
@@ -260,17 +363,23 @@ class PcapWalker:
                 break
             if pos + PCAP_RECORD_LEN + incl > n:
                 break
-            self.frames += 1
-            data = bytes(buf[pos + 16:pos + 16 + incl])
             t = sec * units + sub
-            total = 32 + incl + (-incl & 3)
-            block = b"".join((struct.pack("<IIIIIII", ENHANCED_PACKET, total, 0, t >> 32, t & 0xFFFFFFFF, incl, orig),
-                              data, b"\x00" * (-incl & 3), struct.pack("<I", total)))
-            out.append(Frame(self.frames, block, t / units, 0, self.header, "<"))
+            pad = -incl & 3
+            total = 32 + incl + pad
+            blocks += (head(ENHANCED_PACKET, total, 0, t >> 32, t & 0xFFFFFFFF, incl, orig),
+                       bytes(buf[pos + 16:pos + 16 + incl]), b"\x00" * pad + struct.pack("<I", total))
+            starts.append(off)
+            off += total
+            ends.append(off)
             pos += PCAP_RECORD_LEN + incl
         if pos:
             del buf[:pos]
-        return out
+        if not starts:
+            return []
+        run = Run(b"".join(blocks), self.frames + 1, 0, self.header, "<", self._tsres)
+        run.starts, run.ends = starts, ends
+        self.frames += len(starts)
+        return [run]
 
     @property
     def pending(self) -> int:
@@ -341,58 +450,113 @@ class PcapngRing:
         self.files_written = 0
         self.deleted: list[str] = []       # ring files removed (files:N)
         self.problem: Exception | None = None
+        self.stdout_closed = False         # -w -: the reader of standard output went away (| head): stop quietly
         self._flushed_last = 0
         self.last_header: tuple[int, bytes, str] | None = None
 
     # -- public ---------------------------------------------------------------------------------
     def packet(self, frame: Frame, comment: str | None = None) -> bool:
-        if self.problem is not None:
+        """One frame, with ``comment`` added to its options when given."""
+        if self.problem is not None or self.stdout_closed:
             return False
         try:
             if self._fh is None or self._switch or self._duration_up(frame.ts):
                 self._next_file()
-            self._write_header(frame)
+            self._write_header(frame.section, frame.header, frame.order)
             block = with_comment(frame, comment) if comment else frame.block
-            self._fh.write(block)
+            self._put(block, (self.packets + 1, frame.number))
         except OSError as e:
             self._fail(e)
             return False
         except InputError as e:
             self.problem = e
             return False
-        self._size += len(block)
-        self._file_packets += 1
-        self.packets += 1
+        self._wrote(1, len(block), frame.number, frame.ts)
+        return True if getattr(self._fh, "pending", 0) < _WRITE_BUFFER else self.flush()
+
+    def write_range(self, run: Run, i: int, j: int) -> bool:
+        """Packets ``i..j-1`` of ``run`` (frames ``run.first + i`` ...), written as few slices as the
+        ring's switching allows (one per run without ``-b``)."""
+        r = self.ring
+        data, starts, ends = run.data, run.starts, run.ends
+        while i < j:
+            if self.problem is not None or self.stdout_closed:
+                return False
+            ts = run.ts(i) if r is not None and r.duration is not None else None
+            try:
+                if self._fh is None or self._switch or self._duration_up(ts):
+                    self._next_file()
+                    if ts is None and r is not None and r.duration is not None:
+                        ts = run.ts(i)
+                self._write_header(run.section, run.header, run.order)
+                k = j
+                if r is not None:
+                    if r.packets is not None:
+                        k = min(k, i + max(1, r.packets - self._file_packets))
+                    if r.filesize_kb is not None:   # the first packet that reaches the size ends the file
+                        need = r.filesize_kb * 1000 - self._size
+                        k = min(k, bisect.bisect_left(ends, starts[i] + need, i, k) + 1)
+                    if r.duration is not None:      # a packet S seconds after the file's first starts the next
+                        t0 = self._file_first_ts if self._file_first_ts is not None else ts
+                        m = i + 1
+                        while m < k:
+                            t = run.ts(m)
+                            if t is not None and t0 is not None and t - t0 >= r.duration:
+                                break
+                            m += 1
+                        k = m
+                # pieces of at most _PIECE bytes: a write error loses at most that much
+                k = min(k, bisect.bisect_left(ends, starts[i] + _PIECE, i, k) + 1)
+                self._put(memoryview(data)[starts[i]:ends[k - 1]], (self.packets + k - i, run.first + k - 1))
+            except OSError as e:
+                self._fail(e)
+                return False
+            except InputError as e:
+                self.problem = e
+                return False
+            self._wrote(k - i, ends[k - 1] - starts[i], run.first + k - 1, ts, first=run.first + i)
+            i = k
+            if getattr(self._fh, "pending", 0) >= _WRITE_BUFFER and not self.flush():
+                return False
+        return True
+
+    def _wrote(self, packets: int, nbytes: int, last: int, ts: float | None, first: int | None = None) -> None:
+        self._size += nbytes
+        self._file_packets += packets
+        self.packets += packets
         if self._file_first_ts is None:
-            self._file_first_ts = frame.ts
+            self._file_first_ts = ts
         entry = self._files[-1]
         if entry[1] == 0:
-            entry[1] = frame.number
-        entry[2] = frame.number
+            entry[1] = last if first is None else first
+        entry[2] = last
         r = self.ring
         if r is not None and ((r.filesize_kb is not None and self._size >= r.filesize_kb * 1000)
                               or (r.packets is not None and self._file_packets >= r.packets)):
             self._switch = True
-        return True
 
-    def flush(self) -> None:
-        """Push buffered blocks to the file (a reader -- the TUI's dissector -- sees them)."""
-        if self._fh is not None and self.problem is None:
+    def flush(self) -> bool:
+        """Push buffered blocks to the file (a reader -- the TUI's dissector -- sees them); what is
+        flushed is what a later write error leaves in the file. False after a write error."""
+        if self.problem is not None or self.stdout_closed:
+            return False
+        if self._fh is not None:
             try:
                 self._fh.flush()
             except OSError as e:
                 self._fail(e)
-                return
+                return False
         with self._lock:
             if self._files:
                 self._flushed_last = self._files[-1][2]
+        return True
 
     def kept(self) -> list[KeptFile]:
         """The files written so far and still on disk, with their (flushed) frame ranges."""
         with self._lock:
             out = []
-            for p, first, last, _ in self._files:
-                if p is self._files[-1][0]:
+            for i, (p, first, last, _) in enumerate(self._files):
+                if i == len(self._files) - 1:
                     last = min(last, self._flushed_last)
                 if first and last >= first:
                     out.append(KeptFile(p, first, last))
@@ -406,19 +570,51 @@ class PcapngRing:
                 if self._fh is None and not self._files:
                     self._next_file()
                     hdr = header or self.last_header
-                    self._fh.write(hdr[1] if hdr else section_header_block("iotwatch"))
+                    self._put(hdr[1] if hdr else section_header_block("iotwatch"), self._mark())
                 self._commit()
             except OSError as e:
                 self._fail(e)
             except InputError as e:
                 self.problem = e
-        if self.problem is not None and self._out is not None and self._fh is not None:
-            # keep what was written whole: the blocks before the failing write
-            try:
-                self._out.commit()
-            except Exception:  # noqa: BLE001 -- already failing; the first error is the one reported
-                pass
+        if self.problem is not None:
+            self._salvage()
         self._fh = None
+
+    def _salvage(self) -> None:
+        """After a write error (disk full): drop the unwritten buffer, cut the file back to what the
+        last successful flush left (whole blocks) and put it in place; the counts say what it holds."""
+        out, fh = self._out, self._fh
+        self._out = self._fh = None
+        if out is None or fh is None or out.stdout:
+            return
+        size, (packets, last) = fh.durable
+        fh.drop()         # what did not reach the disk is not written now
+        try:
+            fh.close()
+        except OSError:
+            pass
+        if size == 0 and not out.append:   # nothing whole reached the disk: leave no empty file
+            out.discard()
+            with self._lock:
+                self._files.pop()
+            self.packets = packets
+            return
+        try:
+            os.truncate(out.tmp_path, size)
+        except OSError:
+            pass
+        self.packets = packets
+        with self._lock:
+            entry = self._files[-1]
+            if last < entry[1]:
+                entry[1] = entry[2] = 0
+            else:
+                entry[2] = last
+            self._flushed_last = entry[2]
+        try:
+            out.commit()
+        except Exception:  # noqa: BLE001 -- already failing; the first error is the one reported
+            pass
 
     def discard(self) -> None:
         """Remove every file this run wrote (an input error before anything ran)."""
@@ -455,7 +651,8 @@ class PcapngRing:
             out.check()
             out.reserve()
         self._out = out
-        self._fh = out.open("wb") if out.stdout else open(out.tmp_path, "wb", buffering=_WRITE_BUFFER)
+        # --append: a new section at the end of an existing pcapng (checked by check_appendable)
+        self._fh = out.open("wb") if out.stdout else _BlockFile(out.tmp_path, out.append, self._mark())
         out._fh = self._fh
         self.files_written += 1
         self._size = 0
@@ -475,15 +672,23 @@ class PcapngRing:
                         pass
                     self.deleted.append(old[0])
 
-    def _write_header(self, frame: Frame) -> None:
-        hdr = frame.header
-        self.last_header = (frame.section, hdr, frame.order)
-        if frame.section != self._section:
-            self._fh.write(hdr)
+    def _put(self, data, mark) -> None:
+        if isinstance(self._fh, _BlockFile):
+            self._fh.write(data, mark)
+        else:
+            self._fh.write(data)
+
+    def _mark(self) -> tuple[int, int]:
+        return self.packets, (self._files[-1][2] if self._files else 0)
+
+    def _write_header(self, section: int, hdr: bytes, order: str) -> None:
+        self.last_header = (section, hdr, order)
+        if section != self._section:
+            self._put(hdr, self._mark())
             self._size += len(hdr)
-            self._section, self._header_len = frame.section, len(hdr)
+            self._section, self._header_len = section, len(hdr)
         elif len(hdr) > self._header_len:   # interfaces described after the file started
-            self._fh.write(hdr[self._header_len:])
+            self._put(hdr[self._header_len:], self._mark())
             self._size += len(hdr) - self._header_len
             self._header_len = len(hdr)
 
@@ -492,9 +697,10 @@ class PcapngRing:
             return
         out, self._out = self._out, None
         try:
-            if self._fh is not None:
+            if self._fh is not None and not self.stdout_closed:
                 self._fh.flush()
-            out.commit()
+            if not self.stdout_closed:
+                out.commit()
         finally:
             self._fh = None
         with self._lock:
@@ -502,35 +708,129 @@ class PcapngRing:
                 self._flushed_last = self._files[-1][2]
 
     def _fail(self, e: OSError) -> None:
+        if e.errno == errno.EPIPE and self._out is not None and self._out.stdout:
+            self.stdout_closed = True   # like tshark -w - | head: not an error, the run just stops
+            _silence_stdout()
+            return
         self.problem = write_error(self._out.path if self._out else self.path, self.what, e)
+
+
+class _BlockFile:
+    """A pcapng file written in whole blocks: ``write`` collects pieces (each whole blocks, with the
+    writer's counters after it as ``mark``), ``flush`` writes them one by one with ``os.write`` and
+    remembers how far whole pieces reached the disk (``durable``: file size, mark), so after a failed
+    write the file can be cut back to whole blocks (a buffered writer may already have written part
+    of a block) and the counters set to what it holds."""
+
+    def __init__(self, path, append: bool, mark):
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC), 0o644)
+        self._buf: list = []
+        self.pending = 0
+        self.closed = False
+        self.mode = "ab" if append else "wb"
+        self.durable = (os.fstat(self.fd).st_size, mark)
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def write(self, data, mark) -> None:
+        self._buf.append((data, mark))
+        self.pending += len(data)
+
+    def flush(self) -> None:
+        buf, self._buf, self.pending = self._buf, [], 0
+        size = self.durable[0]
+        for data, mark in buf:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self.fd, view):]
+            size += len(data)
+            self.durable = (size, mark)
+
+    def drop(self) -> None:
+        self._buf, self.pending = [], 0
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            self.flush()
+        finally:
+            self.closed = True
+            os.close(self.fd)
+
+
+def _silence_stdout() -> None:
+    """Point fd 1 at /dev/null: nothing more (not even the interpreter's last flush) hits the closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+    except OSError:
+        pass
 
 
 # --- the live tee --------------------------------------------------------------------------------
 
-class CaptureKeeper:
-    """What a live capture keeps of dumpcap's stream: files (``ring``) and/or an in-memory window of
+class _Runs:
+    """A queue of runs consumed front to back by ``take`` / ``take_ranges`` (frames asked for in
+    ascending order across calls)."""
+
+    def __init__(self):
+        self._runs: collections.deque[Run] = collections.deque()
+        self.missed = 0            # frames asked for that were not (or no longer) there
+
+    def _more(self) -> bool:
+        """Fetch more runs (a file reads on); False when there are none."""
+        return False
+
+    def take_ranges(self, frames: Iterable[int]) -> list[tuple[Run, int, int]]:
+        """Contiguous ranges ``(run, i, j)`` holding ``frames``; runs up to the last frame asked for
+        leave the queue."""
+        want = sorted(set(int(f) for f in frames))
+        if not want:
+            return []
+        top = want[-1]
+        runs = self._runs
+        while (not runs or runs[-1].last < top) and self._more():
+            pass
+        ranges = select(runs, want)
+        while runs and runs[0].last <= top:
+            self._drop(runs.popleft())
+        self.missed += len(want) - sum(j - i for _, i, j in ranges)
+        return ranges
+
+    def take(self, frames: Iterable[int]) -> list[Frame]:
+        """The frames asked for (ascending), as :class:`Frame` objects."""
+        return [run.frame(k) for run, i, j in self.take_ranges(frames) for k in range(i, j)]
+
+    def _drop(self, run: Run) -> None:
+        pass
+
+
+class CaptureKeeper(_Runs):
+    """What a live capture keeps of dumpcap's stream: files (``writer``) and/or an in-memory window of
     recent packet blocks (``window_bytes``, for ``take``). ``feed`` runs in the splitter thread;
     ``kept_frames`` and ``take`` in any other thread. ``max_frames``: write no frame beyond this one
-    (``-c``). ``private``: the folder is ours and removed by ``close``."""
+    (``-c``). ``private_dir``: a folder of ours, removed by ``cleanup`` (and at exit)."""
 
     def __init__(self, writer: PcapngRing | None = None, *, window_bytes: int = 0, max_frames: int | None = None,
                  private_dir: str | None = None):
+        super().__init__()
         self.writer = writer
         self.window_bytes = window_bytes
         self.max_frames = max_frames
         self.private_dir = private_dir
         self._walker = PcapngWalker()
-        self._window: collections.deque[Frame] = collections.deque()
         self._window_size = 0
         self._lock = threading.Lock()
-        self.missed = 0            # frames asked of take() no longer (or never) in the window
         self.problem: str | None = None
         self.closed = False
 
     @classmethod
     def private(cls, files: int = PRIVATE_RING_FILES, kb: int = PRIVATE_RING_KB, window_bytes: int = 0) -> "CaptureKeeper":
-        """A bounded ring in a new private temporary folder (removed by ``close``): the frames a live
-        TUI run without ``-w`` can still show in its detail view."""
+        """A bounded ring in a new private temporary folder (removed by ``cleanup`` and at exit): the
+        frames a live TUI run without ``-w`` can still show in its detail view."""
         folder = tempfile.mkdtemp(prefix="iotwatch-live-")
         ring = PcapngRing(os.path.join(folder, "live.pcapng"), RingOptions(filesize_kb=kb, files=files))
         keeper = cls(ring, window_bytes=window_bytes, private_dir=folder)
@@ -547,45 +847,32 @@ class CaptureKeeper:
         gets them, so a frame is here before it can be classified)."""
         if self.closed:
             return
-        frames = self._walker.feed(data)
+        runs = self._walker.feed(data)
         if self._walker.problem and not self.problem:
             self.problem = f"live capture stream: {self._walker.problem}; nothing kept from there"
         w = self.writer
-        if w is not None and w.problem is None:
-            for f in frames:
-                if self.max_frames is not None and f.number > self.max_frames:
-                    break
-                if not w.packet(f):
+        if w is not None and w.problem is None and runs:
+            for run in runs:
+                j = len(run)
+                if self.max_frames is not None:
+                    j = min(j, self.max_frames - run.first + 1)
+                if j <= 0 or not w.write_range(run, 0, j):
                     break
             w.flush()
-            if w.last_header is None and self._walker.header:
-                w.last_header = (self._walker.section, self._walker.header, self._walker.order)
-        if self.window_bytes and frames:
+        if self.window_bytes and runs:
             with self._lock:
-                for f in frames:
-                    self._window.append(f)
-                    self._window_size += len(f.block)
-                while self._window_size > self.window_bytes and self._window:
-                    self._window_size -= len(self._window.popleft().block)
+                for run in runs:
+                    self._runs.append(run)
+                    self._window_size += run.nbytes
+                while self._window_size > self.window_bytes and self._runs:
+                    self._drop(self._runs.popleft())
 
-    def take(self, frames: Iterable[int]) -> list[Frame]:
-        """The blocks of ``frames`` (ascending) from the window; frames up to the last one asked for
-        leave the window. Frames no longer there are counted in ``missed``."""
-        want = sorted(set(int(f) for f in frames))
-        if not want:
-            return []
-        top = want[-1]
-        got: list[Frame] = []
-        wanted = set(want)
+    def take_ranges(self, frames):
         with self._lock:
-            win = self._window
-            while win and win[0].number <= top:
-                f = win.popleft()
-                self._window_size -= len(f.block)
-                if f.number in wanted:
-                    got.append(f)
-        self.missed += len(want) - len(got)
-        return got
+            return super().take_ranges(frames)
+
+    def _drop(self, run: Run) -> None:
+        self._window_size -= run.nbytes
 
     def kept_frames(self) -> list[KeptFile]:
         return self.writer.kept() if self.writer is not None else []
@@ -612,16 +899,21 @@ class CaptureKeeper:
 
 # --- a replayed file -------------------------------------------------------------------------------
 
-class FileFrames:
-    """``take(frames)`` over a capture file read once, front to back (pcapng, pcap, either gzipped)."""
+class FileFrames(_Runs):
+    """``take`` / ``take_ranges`` over a capture file read once, front to back (pcapng, pcap, either
+    gzipped; pcap records become pcapng enhanced packet blocks)."""
 
     def __init__(self, path: str):
+        super().__init__()
         self.path = path
         with open(path, "rb") as fh:
             head = fh.read(4)
         if head[:2] == b"\x1f\x8b":
             self._fh = gzip.open(path, "rb")
-            head = self._fh.peek(4)[:4]
+            try:
+                head = self._fh.peek(4)[:4]
+            except (OSError, EOFError):
+                head = b""
         else:
             self._fh = open(path, "rb")
         fmt = capture_format(head)
@@ -630,11 +922,9 @@ class FileFrames:
             raise InputError(f"cannot copy frames of {path}: not a pcap or pcapng file (or compressed other than gzip)",
                              hint="convert it with editcap -F pcapng")
         self._walker = PcapngWalker() if fmt == "pcapng" else PcapWalker()
-        self._ready: collections.deque[Frame] = collections.deque()
         self._eof = False
-        self.missed = 0
 
-    def _fill(self) -> bool:
+    def _more(self) -> bool:
         if self._eof:
             return False
         try:
@@ -644,31 +934,14 @@ class FileFrames:
         if not data:
             self._eof = True
             return False
-        self._ready.extend(self._walker.feed(data))
+        self._runs.extend(self._walker.feed(data))
         return True
-
-    def take(self, frames: Iterable[int]) -> list[Frame]:
-        want = sorted(set(int(f) for f in frames))
-        if not want:
-            return []
-        wanted, top = set(want), want[-1]
-        got: list[Frame] = []
-        ready = self._ready
-        while True:
-            while ready and ready[0].number <= top:
-                f = ready.popleft()
-                if f.number in wanted:
-                    got.append(f)
-            if (ready and ready[0].number > top) or not self._fill():
-                break
-        self.missed += len(want) - len(got)
-        return got
 
     def header(self) -> tuple[int, bytes, str] | None:
         if not self._walker.header:
-            self._fill()
+            self._more()
         w = self._walker
-        return (getattr(w, "section", 0), w.header, getattr(w, "order", "<")) if w.header else None
+        return (w.section, w.header, w.order) if w.header else None
 
     def close(self) -> None:
         self._fh.close()

@@ -164,7 +164,8 @@ def print_summary(report: dict, out) -> None:
     cf, ff = report.get("capture_file"), report.get("flagged_file")
     if cf:
         files = cf["files"]
-        where = files[0] if len(files) == 1 else f"{len(files)} files ({files[0]} ... {files[-1]})" if files else "no file"
+        where = ("standard output" if cf.get("path") == "-" else files[0] if len(files) == 1
+                 else f"{len(files)} files ({files[0]} ... {files[-1]})" if files else cf.get("path") or "")
         con.print(f"kept {cf['packets']:,} packets in {escape(one_line(where, 300))}"
                   + (f" ({cf['files_deleted']:,} older ring files deleted)" if cf.get("files_deleted") else ""))
     if ff:

@@ -4,6 +4,7 @@
     iotwatch -r FILE [--labels F] TUI replaying a pcap/pcapng file
     iotwatch -i IFACE [-f BPF]    TUI on live traffic
     ... --headless [--report R.json] [--predictions P.csv] [--alerts A.jsonl]
+    ... [-w FILE [-b filesize:KB|duration:S|packets:N|files:N]] [--write-flagged FILE]
     iotwatch doctor | simulate | train | lab | model
 
 Exit codes: 0 ok, 1 anomalies / incidents found with --fail-on anomaly|incident, 2 usage/input error,

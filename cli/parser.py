@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--force", action="store_true", help="overwrite existing output files")
     out.add_argument("--append", action="store_true",
                      help="sensor mode: --predictions/--alerts continue existing files (never wiped); SIGHUP "
-                          "reopens them after log rotation")
+                          "reopens them after log rotation; -w/--write-flagged add a new pcapng section")
     out.add_argument("--stats-interval", type=float, metavar="SECONDS",
                      help="write an EVE 'stats' event (packets, drops, rates, incidents, model) into --alerts "
                           "every SECONDS, and one at the end")

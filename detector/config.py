@@ -48,8 +48,9 @@ class OutputConfig:
         return [(self.report, "report", {"stub": report_stub}), (self.predictions, "predictions", dict(stream)),
                 (self.alerts, "alerts", dict(stream)),
                 # -w with -b writes FILE_00001_<time>.ext ... (checked one by one as they are opened)
-                (None if self.ring else self.write, "capture file", {"direct": True}),
-                (self.write_flagged, "flagged packets file", {"direct": True})]
+                # with --append an existing pcapng gets a new section (never wiped)
+                (None if self.ring else self.write, "capture file", dict(stream)),
+                (self.write_flagged, "flagged packets file", dict(stream))]
 
     def validate(self) -> None:
         if self.ring:
@@ -58,9 +59,6 @@ class OutputConfig:
             if self.write == "-":
                 raise InputError("-b (ring buffer) needs a file name, not -w - (standard output)")
             self.ring_options  # noqa: B018 -- raises InputError on a bad -b
-        if self.write and self.write != "-" and self.append:
-            raise InputError("--append applies to --predictions/--alerts, not to -w",
-                             hint="use -b (ring buffer) for a capture that runs for long")
         if self.write_flagged == "-":
             raise InputError("--write-flagged needs a file name (standard output is for -w -)")
         if self.stats_interval is not None:
@@ -76,7 +74,19 @@ class OutputConfig:
         from iotwatch.captures.files import OutputFile, plan_outputs
 
         plan_outputs(self.specs(), self.force, inputs)
+        if self.append:
+            from iotwatch.captures.keep import check_appendable
+
+            for path, what in ((None if self.ring else self.write, "capture file"),
+                               (self.write_flagged, "flagged packets file")):
+                if path and path != "-":
+                    check_appendable(path, what)
         if self.ring:   # the ring's files are named when opened: check their folder now
+            import os
+
+            if self.write.endswith(os.sep) or os.path.isdir(self.write):
+                raise InputError(f"-w {self.write} names a folder; with -b give a file name the ring's files are "
+                                 "named after", hint="e.g. -w capture/ring.pcapng -b filesize:100000")
             OutputFile(os_path_join_probe(self.write), "capture file").check()
 
 

@@ -42,6 +42,7 @@ class FlaggedWriter:
             cls, conf = info[f.number]
             self._queue.append((f, cls, conf, tracks.get(f.number)))
         self._drain(final=False)
+        self.ring.flush()
 
     def _resolved(self, tr) -> bool:
         return tr is None or tr.id > 0 or self.engine.tracks.get((tr.cls, tr.key)) is not tr

@@ -4,7 +4,8 @@
 thread, and opening blocks, so never on Textual's event loop), resolves deferred labels (``labels``
 may be a zero-argument loader: a big sidecar CSV is then parsed while tshark starts instead of
 before it), runs the ``classify_stream`` pipeline, counts every packet in ``RunTotals``, writes
-``--predictions`` / ``--alerts`` incrementally, honours ``-c`` (count), ``-a`` (duration) and
+``--predictions`` / ``--alerts`` incrementally (and ``-w`` / ``--write-flagged`` pcapng files through
+``captures/keep.py``), honours ``-c`` (count), ``-a`` (duration) and
 cancellation on every source batch (idle live batches included), turns the classified packets into
 incidents (``IncidentEngine``: ``--alerts`` gets their EVE events, ``on_events`` sees them, the
 report lists them), and finally writes ``--report``.
@@ -20,10 +21,9 @@ from typing import Callable, Iterator
 
 from iotwatch.captures.errors import IotwatchError
 from iotwatch.captures.files import plan_outputs, reserve_all, write_error
+from iotwatch.captures.keep import WINDOW_BYTES, CaptureKeeper, FileFrames, PcapngRing, pick
 
 from .config import RunConfig
-from iotwatch.captures.keep import WINDOW_BYTES, CaptureKeeper, FileFrames, PcapngRing
-
 from .eve import sensor_name, stats_record
 from .flagged import FlaggedWriter
 from .incidents import IncidentEngine
@@ -188,7 +188,7 @@ class MonitorRun:
                     if self.duration and self.live:
                         deadline = time.perf_counter() + self.duration
                     capturing()
-                if cancelled():
+                if cancelled() or self._check_writers():
                     return True
                 timed_out = deadline is not None and time.perf_counter() >= deadline
                 if drain() or (timed_out and self.live):
@@ -315,25 +315,33 @@ class MonitorRun:
         """Copy a counted piece's frames into -w (replay) and its flagged ones into --write-flagged."""
         if len(piece) and (self._frames is not None or self.flagged is not None):
             self._copy(piece)
-        if self.write_failure is None:   # a -w / flagged file that cannot be written stops the run (exit 3)
-            for w in self._user_writers():
-                if w.problem is not None:
-                    self.write_failure = w.problem
-                    break
+        self._check_writers()
+
+    def _check_writers(self) -> bool:
+        """A -w / flagged file that cannot be written stops the run (exit 3, report truncated); a
+        closed standard output (``-w - | head``) stops it quietly. True when the run must stop."""
+        for w in self._user_writers():
+            if w.problem is not None and self.write_failure is None:
+                self.write_failure = w.problem
+            if w.stdout_closed and self.stopped_early is None:
+                self.stopped_early = f"standard output (-w -) was closed by its reader after {w.packets} packets"
+        return self.write_failure is not None or (self.stopped_early is not None and self.stopped_early.startswith("standard output"))
 
     def _copy(self, piece: ClassifiedBatch) -> None:
         frames = piece.packets["frame_number"]
         flagged = self.flagged is not None and bool(piece.anomaly.any())
         got: list = []
-        if self._frames is not None:
-            want = frames if self._capture_w is not None else frames[piece.anomaly]
-            got = self._frames.take(want.tolist()) if len(want) else []
-            if self._capture_w is not None:
-                for f in got:
-                    if not self._capture_w.packet(f):
-                        break
-        elif flagged and self.keeper is not None:
-            got = self.keeper.take(frames[piece.anomaly].tolist())
+        if self._frames is not None and self._capture_w is not None:   # replay -w: every frame read
+            ranges = self._frames.take_ranges(frames.tolist())
+            for run, i, j in ranges:
+                if not self._capture_w.write_range(run, i, j):
+                    break
+            self._capture_w.flush()   # a piece at a time on disk: what a later write error leaves
+            if flagged:
+                got = pick(ranges, sorted(frames[piece.anomaly].tolist()))
+        elif flagged:   # replay: the input, read on; live: the tee's window
+            supplier = self._frames if self._frames is not None else self.keeper
+            got = supplier.take(frames[piece.anomaly].tolist()) if supplier is not None else []
         if flagged and got:
             self._flag(piece, frames, got)
 
@@ -391,15 +399,17 @@ class MonitorRun:
         w = self._capture_w or (self.keeper.writer if self.keeper is not None and not self.keeper.private_dir else None)
         if w is not None:
             kept = w.kept()
-            extra["capture_file"] = {"packets": w.packets, "files": [k.path for k in kept],
+            extra["capture_file"] = {"path": self.config.outputs.write, "packets": w.packets,
+                                     "files": [k.path for k in kept],
                                      "files_written": w.files_written, "files_deleted": len(w.deleted)}
             if self.keeper is not None and self.keeper.problem:
                 extra["capture_file"]["problem"] = self.keeper.problem
         if self.flagged is not None:
             missed = (self.keeper.missed if self.keeper is not None else 0) + \
                 (self._frames.missed if self._frames is not None else 0)
-            extra["flagged_file"] = {"path": self.config.outputs.write_flagged, "packets": self.flagged.written,
-                                     "with_incident": self.flagged.with_incident}
+            written = self.flagged.ring.packets   # after a write error: what the file really holds
+            extra["flagged_file"] = {"path": self.config.outputs.write_flagged, "packets": written,
+                                     "with_incident": min(self.flagged.with_incident, written)}
             if missed:
                 extra["flagged_file"]["missing"] = missed
         return extra
