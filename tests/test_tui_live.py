@@ -169,7 +169,8 @@ def test_display_filter_on_a_live_capture(tmux):
     time.sleep(1)
     assert "-Y" not in status(tmux)               # an invalid filter is not applied
     keys(tmux, *["BSpace"] * len("udp &&"))
-    keys(tmux, "-l", 'data.data contains "hello 1"')
+    tmux.wait_for("app", "a Wireshark display filter, e.g. dns")   # empty: its placeholder (keys typed
+    keys(tmux, "-l", 'data.data contains "hello 1"')                # sooner could land before the deletes)
     tmux.wait_for("app", "valid display filter", timeout=30)
     keys(tmux, "Enter")
     # "hello 1" is in datagrams 1, 10-19 and 100-199 of 0..299: 111 rows

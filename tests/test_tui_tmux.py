@@ -179,10 +179,16 @@ def table_frames(screen: str) -> list[int]:
 def type_goto(tmux, name: str, frame: int) -> None:
     """: FRAME Enter, each step seen on screen first (on a loaded machine keys typed before the bar
     showed its last value were lost)."""
+    hint = "a frame number, or a display filter"
     tmux("send-keys", "-t", name, ":")
-    tmux.wait_for(name, "a frame number, or a display filter")
-    time.sleep(0.3)
+    tmux.wait_for(name, hint)
+    # the bar holds the last value: clear it and see it empty (its placeholder = the hint, shown twice)
+    # before typing; a binding's action (ctrl+u) can run after characters typed behind it
     tmux("send-keys", "-t", name, "C-u")
+    end = time.monotonic() + 10
+    while tmux.screen(name).count(hint) < 2:
+        assert time.monotonic() < end, tmux.screen(name)
+        time.sleep(0.1)
     tmux("send-keys", "-t", name, "-l", str(frame))
     end = time.monotonic() + 10
     while not any(line.strip("│▊▎ ") == str(frame) for line in tmux.screen(name).splitlines()):   # the bar's text
