@@ -104,3 +104,40 @@ def test_extracted_files_match_sha256():
             missing.append(str(f) + ".labels.csv")
     assert not wrong, f"sha256 differs: {wrong[:5]}"
     assert not missing, f"{len(missing)} files missing under {data} (re-run extract): {missing[:5]}"
+
+
+def _load_extract():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("real_extract", REAL / "extract.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_unpack_members_of_tar_zip_and_gz(tmp_path):
+    """extract.unpack takes `archive.tar.gz#member` and `archive.zip#member` (and gunzips .gz)."""
+    import gzip
+    import io
+    import tarfile
+    import zipfile
+
+    ex = _load_extract()
+    payload = b"\xd4\xc3\xb2\xa1" + bytes(range(40))  # bytes standing in for a capture
+    other = b"not this one"
+    tbuf = io.BytesIO()
+    with tarfile.open(fileobj=tbuf, mode="w:gz") as tf:
+        for name, data in (("run1/dns.pcap", payload), ("run1/other.log", other)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    assert ex.unpack(tbuf.getvalue(), "a/x_full_dataset.tar.gz", "run1/dns.pcap") == payload
+    assert ex.unpack(tbuf.getvalue(), "a/x_full_dataset.tar.gz", "run1/other.log") == other
+    with pytest.raises(KeyError):
+        ex.unpack(tbuf.getvalue(), "a/x.tar.gz", "run1/missing.pcap")
+    zbuf = io.BytesIO()
+    with zipfile.ZipFile(zbuf, "w") as zf:
+        zf.writestr("caps/c.pcap.gz", gzip.compress(payload))
+    assert ex.unpack(zbuf.getvalue(), "x.zip", "caps/c.pcap.gz") == payload
+    assert ex.unpack(gzip.compress(payload), "d/c.pcap.gz") == payload
+    assert ex.unpack(payload, "d/c.pcap") == payload
+    assert ex.local_name("a/x.tar.gz#run1/dns.pcap") == _local_name("a/x.tar.gz#run1/dns.pcap") == "run1__dns.pcap"

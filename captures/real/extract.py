@@ -5,8 +5,9 @@
 
 Every row of ``manifest.csv`` (next to this file) names a public GitHub repository, a commit and a
 path. The capture is taken from the repository mirror with ``git show COMMIT:PATH`` (a ``.gz`` is
-gunzipped; ``archive.zip#member`` takes one member of a zip), its sha256 is checked against the
-manifest, and it is written to ``OUT/<source>/<local name>`` with the sidecar labels
+gunzipped; ``archive.zip#member`` or ``archive.tar.gz#member`` takes one member of a zip or tar
+archive), its sha256 is checked against the manifest, and it is written to
+``OUT/<source>/<local name>`` with the sidecar labels
 ``<file>.labels.csv`` (``frame_number,label``, CONTRACT §2):
 
 * scope ``whole``: every frame gets the row's class;
@@ -29,6 +30,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -74,19 +76,33 @@ def git_blob(gitdir: Path, commit: str, path: str) -> bytes:
     return proc.stdout
 
 
+TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
+
+
+def unpack(data: bytes, path: str, member: str | None = None) -> bytes:
+    """The capture inside a repository file: ``member`` of a zip or tar(.gz) archive, and/or gunzipped."""
+    if member is not None:
+        if path.endswith(TAR_SUFFIXES):
+            with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tf:
+                fh = tf.extractfile(member)
+                if fh is None:
+                    raise LookupError(f"{member} is not a regular file in {path}")
+                data = fh.read()
+        else:
+            with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                data = zf.read(member)
+        path = member
+    if path.endswith(".gz"):
+        data = gzip.decompress(data)
+    return data
+
+
 def capture_bytes(gitdir: Path, row: dict[str, str]) -> bytes:
     path = row["path"]
     member = None
     if "#" in path:
         path, member = path.split("#", 1)
-    data = git_blob(gitdir, row["commit"], path)
-    if member is not None:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            data = zf.read(member)
-        path = member
-    if path.endswith(".gz"):
-        data = gzip.decompress(data)
-    return data
+    return unpack(git_blob(gitdir, row["commit"], path), path, member)
 
 
 def tshark_frames(capture: Path, display_filter: str | None = None) -> list[int]:
@@ -189,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
             missing_repos.setdefault(row["repo"], 0)
             missing_repos[row["repo"]] += 1
             failed.append(row)
-        except (LookupError, ValueError, RuntimeError, OSError, zipfile.BadZipFile) as exc:
+        except (LookupError, ValueError, RuntimeError, OSError, zipfile.BadZipFile, tarfile.TarError, KeyError) as exc:
             print(f"extract: {row['repo']}:{row['path']}: {exc}", file=sys.stderr)
             failed.append(row)
     for repo, n in sorted(missing_repos.items()):
