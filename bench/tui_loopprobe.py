@@ -119,7 +119,6 @@ class Probe:
                 break
             a, b = bisect.bisect_left(ts, sent), bisect.bisect_right(ts, sent + lag)
             ui = collections.Counter(s[1] for s in samples[a:b])
-            oth = collections.Counter(o for s in samples[a:b] for o in s[2])
             gaps = [g for t, g in self.gaps if sent <= t <= sent + lag]
             out.append(f"\n-- stall {lag * 1000:.0f} ms at +{sent - ts[0] if ts else 0:.2f} s, {b - a} samples, "
                        f"GIL gaps {[round(g * 1000) for g in gaps]}")
@@ -254,20 +253,13 @@ def _wrap_timeline() -> None:
 
     def on_gc(phase, info):
         if phase == "start":
-            started["t"] = time.perf_counter()
-        elif "t" in started:
-            TIMELINE.setdefault("gc", []).append((started.pop("t"), time.perf_counter() - started.get("t", 0)
-                                                  if False else 0.0, info["generation"]))
-
-    def on_gc2(phase, info):
-        if phase == "start":
             started["t0"] = time.perf_counter()
         elif "t0" in started:
             t0 = started.pop("t0")
             TIMELINE.setdefault("gc", []).append((t0, time.perf_counter() - t0, info["generation"],
                                                   info.get("collected", 0)))
 
-    gc.callbacks.append(on_gc2)
+    gc.callbacks.append(on_gc)
 
 
 def _timed_report(stats: dict) -> str:
