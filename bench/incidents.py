@@ -1,6 +1,6 @@
 """The incident engine's cost per packet, and key latency in a real terminal during a full-speed replay.
 
-    .venv/bin/python bench/incidents.py [FILE...] [--repeat 3] [--tmux FILE] [--keys 20]
+    .venv/bin/python bench/incidents.py [FILE...] [--repeat 3] [--against REV] [--tmux FILE] [--keys 20]
 
 1. Engine cost. Each FILE (default: the demo, plus a 2-minute simulated home capture and a
    10-minute benign one written to a temporary folder) is classified once (tshark source, features,
@@ -9,7 +9,9 @@
    same run on the same batches, through the feature extractor (``transform``) and the model
    (``predict_proba``). Times are CPU seconds of this (single-threaded) process, so other load on
    the machine changes them little. Prints best µs per packet (target <= 1 µs/pkt), µs per
-   anomalous packet, and ``ratio=engine/features``.
+   anomalous packet, and ``ratio=engine/features``. ``--against REV``: also times the engine of
+   git revision REV (its ``detector/incidents.py``) on the same batches, alternating with this one,
+   and prints ``ratio=engine/REV`` (before/after a change, measured in the same run).
 2. ``--tmux FILE``: ``iotwatch -r FILE`` (max speed) in a private tmux server (120x42); while it
    replays, the anomaly filter key ``a`` is sent ``--keys`` times and the screen polled until the
    table's subtitle shows the change (so the figure includes tmux's own round trip); then ``i`` +
@@ -45,8 +47,23 @@ def classified(path: str, clf, rows: int = 8192) -> list:
         src.close()
 
 
-def time_engine(cbs: list, classes, piece: int) -> float:
-    eng = IncidentEngine(classes, 0)
+def engine_at(rev: str):
+    """The IncidentEngine class of ``detector/incidents.py`` at git revision ``rev``."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parent.parent
+    src = subprocess.run(["git", "-C", str(root), "show", f"{rev}:detector/incidents.py"], capture_output=True,
+                         text=True, check=True).stdout
+    spec = importlib.util.spec_from_loader("iotwatch.detector._incidents_at_rev", loader=None)
+    mod = importlib.util.module_from_spec(spec)
+    mod.__package__ = "iotwatch.detector"
+    sys.modules[spec.name] = mod
+    exec(compile(src, f"{rev}:detector/incidents.py", "exec"), mod.__dict__)
+    return mod.IncidentEngine
+
+
+def time_engine(cbs: list, classes, piece: int, engine=IncidentEngine) -> float:
+    eng = engine(classes, 0)
     t0 = time.process_time()
     for cb in cbs:
         for s in range(0, len(cb), piece):
@@ -65,17 +82,20 @@ def time_reference(cbs: list, clf) -> tuple[float, float]:
     return t1 - t0, time.process_time() - t1
 
 
-def bench_engine(paths: list[str], repeat: int) -> None:
+def bench_engine(paths: list[str], repeat: int, against: str | None = None) -> None:
     clf = PacketClassifier.load(None)
+    ref_engine = engine_at(against) if against else None
     for path in paths:
         cbs = classified(path, clf)
         n = sum(len(cb) for cb in cbs)
         anom = int(sum(int(cb.anomaly.sum()) for cb in cbs))
         best = {8192: float("inf"), 256: float("inf")}
-        feat = model = float("inf")
+        feat = model = ref = float("inf")
         for _ in range(repeat):
             for piece in best:
                 best[piece] = min(best[piece], time_engine(cbs, clf.classes_, piece))
+            if ref_engine is not None:
+                ref = min(ref, time_engine(cbs, clf.classes_, 8192, ref_engine))
             f, m = time_reference(cbs, clf)
             feat, model = min(feat, f), min(model, m)
         eng = IncidentEngine(clf.classes_, 0)
@@ -89,6 +109,9 @@ def bench_engine(paths: list[str], repeat: int) -> None:
               f"anomalous packet); 256-row pieces {us(best[256]):.3f} us/pkt")
         print(f"  reference (same batches): features {us(feat):.3f} us/pkt, model {us(model):.3f} us/pkt")
         print(f"  ratio=engine/features {best[8192] / feat:.3f}  engine/model {best[8192] / model:.3f}")
+        if ref_engine is not None:
+            print(f"  engine at {against}: {us(ref):.3f} us/pkt (8192-row batches); ratio=engine/{against} "
+                  f"{best[8192] / ref:.3f}")
 
 
 class Tmux:
@@ -159,6 +182,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("files", nargs="*")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--against", metavar="REV", help="also time the engine of this git revision (before/after)")
     ap.add_argument("--tmux", metavar="FILE", help="measure key latency in tmux replaying FILE at max speed")
     ap.add_argument("--keys", type=int, default=20)
     ns = ap.parse_args(argv)
@@ -171,7 +195,7 @@ def main(argv=None) -> int:
                      str(simulate(tmp, seed=7, duration_us=120_000_000, devices=8).pcap),
                      str(simulate(tmp, seed=201, duration_us=600_000_000, devices=3, scenario="benign").pcap)]
         if files:
-            bench_engine(files, ns.repeat)
+            bench_engine(files, ns.repeat, ns.against)
         if ns.tmux:
             bench_tmux(ns.tmux, ns.keys)
     return 0

@@ -58,6 +58,7 @@ MAX_DISTINCT = 20_000
 MAX_COUNTER = 256
 MAX_KEPT = 10_000
 UPDATE_EVERY = 10  # an ``updated`` event each time the packet count grows by this factor
+MAX_VICTIMS = 10   # victims named by an attacker's incident (its peers with the most packets)
 
 SERVICE_PORTS = frozenset({1883, 8883, 5683, 5684, 8080, 8443, 8000, 8008, 8009, 8081, 8888, 2323, 8554, 3306,
                            5432, 6379, 27017, 5353, 1900, 49152, 62078, 9999, 8123, 37777, 5555, 7547, 8291,
@@ -110,9 +111,10 @@ DEFAULT_RULE = Rule("attacker", 10, 1, 2)
 # Kinds per class, in a fixed order: the EVE signature_id is derived from (class, kind) and never
 # changes for a kind (new kinds are appended).
 KINDS: dict[str, tuple[str, ...]] = {
-    "recon": ("scan", "syn-scan", "udp-scan", "arp-sweep", "icmp-sweep", "service-probe"),
+    "recon": ("scan", "syn-scan", "udp-scan", "arp-sweep", "icmp-sweep", "service-probe", "fin-scan", "null-scan",
+              "xmas-scan", "slow-scan"),
     "dos": ("flood", "syn-flood", "spoofed-syn-flood", "udp-flood", "icmp-flood", "reflection",
-            "connection-exhaustion", "dns-flood", "spoofed-udp-flood"),
+            "connection-exhaustion", "dns-flood", "spoofed-udp-flood", "dhcp-starvation"),
     "bruteforce": ("login-guessing", "ssh", "telnet", "ftp", "http", "mqtt"),
     "spoofing": ("spoofing", "arp-poisoning", "dns-forgery", "rogue-router-advertisement"),
     "exfiltration": ("exfiltration", "dns-tunnel", "icmp-tunnel", "bulk-upload"),
@@ -120,17 +122,9 @@ KINDS: dict[str, tuple[str, ...]] = {
 
 # evidence counters (index into Track.n)
 (C_SYN, C_SYNACK, C_RST, C_ICMP_REQ, C_ICMP_BACK, C_ARP_REQ, C_ARP_REP, C_UDP, C_DNS_Q, C_DNS_LEN, C_AUTHFAIL,
- C_FWD_BYTES, C_REV_BYTES, C_RA, C_DNS_R, C_TCP, C_FWD_PKTS, C_ICMP_LEN) = range(18)
-N_COUNTERS = 18
-
-
-def _capped_update(counter: Counter, keys, counts) -> None:
-    for k, c in zip(keys, counts):
-        counter[k] += int(c)
-    if len(counter) > MAX_COUNTER * 2:
-        keep = counter.most_common(MAX_COUNTER)
-        counter.clear()
-        counter.update(dict(keep))
+ C_FWD_BYTES, C_REV_BYTES, C_RA, C_DNS_R, C_TCP, C_FWD_PKTS, C_ICMP_LEN, C_FIN_PROBE, C_NULL_PROBE, C_XMAS_PROBE,
+ C_DHCP, C_FAILED, C_SURE) = range(24)
+N_COUNTERS = 24
 
 
 def _codes(values) -> tuple[list, np.ndarray]:
@@ -155,9 +149,10 @@ class Track:
         self.open_frame = 0
         self.packets = 0
         self.bytes = 0
-        self.conf_sum = 0.0
+        self.conf_q = 0                  # sum of confidences in units of 1 / CONF_SCALE
         self.recent: np.ndarray = np.empty(0)      # last (packets-1) times while pending
         self.peers: Counter = Counter()
+        self._top: tuple = (-1, [])     # (packets, peers.most_common(MAX_VICTIMS)) at that count
         self.peer_set: set = set()
         self.ports: Counter = Counter()
         self.distinct: set = set()                 # probe targets / connections (hashes)
@@ -172,6 +167,9 @@ class Track:
         self.impersonations = 0
         self.next_update = 0
         self.end_reason = ""
+        self.by_behaviour = False       # opened by a behaviour rule (``Behaviour``), not the class's rule
+        self.scan_targets = 0           # slow scan (Behaviour): distinct targets refused / left half-open
+        self.scan_since = np.inf        # slow scan: time of the source's first such failure
         self.rep: dict | None = None    # the packet that opened the incident, oriented attacker -> victim
 
     # --- roles ---------------------------------------------------------------------------------
@@ -180,7 +178,7 @@ class Track:
         """A flood whose sources are many and each rare: forged source addresses."""
         if self.rule.role != "victim" or len(self.peer_set) < 20:
             return False
-        top = self.peers.most_common(1)[0][1] if self.peers else 0
+        top = self.top_peer_counts()[0][1] if self.peers else 0
         return top * 4 < self.packets
 
     @property
@@ -188,7 +186,15 @@ class Track:
         return self.rule.role == "victim" and self.reflection * 2 > self.packets
 
     def top_peers(self, n: int = 5) -> list[str]:
-        return [p for p, _ in self.peers.most_common(n) if p]
+        return [p for p, _ in self.top_peer_counts(n) if p]
+
+    def top_peer_counts(self, n: int = 5) -> list[tuple[str, int]]:
+        """``peers.most_common(n)``, the first MAX_VICTIMS kept until the track's next packets."""
+        if n > MAX_VICTIMS:
+            return _most_common(self.peers, n)
+        if self._top[0] != self.packets:
+            self._top = (self.packets, _most_common(self.peers, MAX_VICTIMS))
+        return self._top[1][:n]
 
     @property
     def attacker(self) -> str:
@@ -203,19 +209,19 @@ class Track:
     def victims(self) -> list[str]:
         if self.rule.role == "victim":
             return [self.key]
-        return self.top_peers(5)
+        return self.top_peers(MAX_VICTIMS)
 
     @property
     def services(self) -> list[str]:
         out = []
-        for port, _ in self.ports.most_common(4):
+        for port, _ in _most_common(self.ports, 4):
             name = SERVICE_NAMES.get(port)
             out.append(f"{name}/{port}" if name else str(port))
         return out
 
     @property
     def confidence(self) -> float:
-        return self.conf_sum / self.packets if self.packets else 0.0
+        return self.conf_q / CONF_SCALE / self.packets if self.packets else 0.0
 
     @property
     def distinct_peers(self) -> int:
@@ -228,8 +234,13 @@ class Track:
     def classify_kind(self) -> str:
         n, c = self.n, self.cls_name
         pk = max(self.packets, 1)
-        port = self.ports.most_common(1)[0][0] if self.ports else -1
+        port = _most_common(self.ports, 1)[0][0] if self.ports else -1
         if c == "recon":
+            stealth = (n[C_FIN_PROBE], n[C_NULL_PROBE], n[C_XMAS_PROBE])
+            if sum(stealth) > pk / 2:
+                return ("fin-scan", "null-scan", "xmas-scan")[int(np.argmax(stealth))]
+            if self.by_behaviour:
+                return "slow-scan"
             if n[C_ARP_REQ] + n[C_ARP_REP] > pk / 2:
                 return "arp-sweep"
             if n[C_ICMP_REQ] + n[C_ICMP_BACK] > pk / 2 and n[C_UDP] < pk / 4:
@@ -240,6 +251,8 @@ class Track:
                 return "udp-scan"
             return "scan"
         if c == "dos":
+            if n[C_DHCP] > pk / 2:
+                return "dhcp-starvation"
             if self.is_reflection:
                 return "reflection"
             if n[C_SYN] + n[C_SYNACK] > pk / 2:
@@ -290,12 +303,27 @@ class Track:
                         f"{n[C_ARP_REP]:,} answered")
             if kind == "icmp-sweep":
                 return f"ICMP echo to {self._capped(self.distinct_peers)} hosts {d}, {n[C_ICMP_BACK]:,} replies"
-            probes = max(n[C_SYN], 1)
-            rst = 100.0 * n[C_RST] / probes
+            if kind in ("fin-scan", "null-scan", "xmas-scan"):
+                probes = int(n[C_FIN_PROBE] + n[C_NULL_PROBE] + n[C_XMAS_PROBE])
+                what = {"fin-scan": "FIN", "null-scan": "NULL (no flags)", "xmas-scan": "Xmas (FIN+PSH+URG)"}[kind]
+                return (f"{probes:,} {what} probes without a handshake to {self._capped(len(self.distinct))} "
+                        f"distinct ports/hosts ({self._capped(self.distinct_peers)} hosts, e.g. {victim}) {d}, "
+                        f"{n[C_RST]:,} answered by RST")
+            if kind == "slow-scan":
+                span = max(0.0, self.last_time - min(self.scan_since, self.first_time))
+                targets = max(self.scan_targets, len(self.distinct))
+                return (f"probes refused or left half-open (SYN, then RST before any handshake) at {targets:,} "
+                        f"distinct ports/hosts (e.g. {victim}) in {span:,.1f} s, about one every "
+                        f"{span / max(targets - 1, 1):,.1f} s")
+            probes = max(n[C_SYN] + n[C_FIN_PROBE] + n[C_NULL_PROBE] + n[C_XMAS_PROBE], 1)
+            rst = min(100.0, 100.0 * n[C_RST] / probes)   # (stealth probes' answers count too)
             return (f"{n[C_SYN]:,} SYN probes to {self._capped(len(self.distinct))} distinct ports/hosts "
                     f"({self._capped(self.distinct_peers)} hosts, e.g. {victim}) {d}, {rst:.0f}% answered by RST, "
                     f"{n[C_SYNACK]:,} SYN/ACK")
         if self.cls_name == "dos":
+            if kind == "dhcp-starvation":
+                return (f"{n[C_DHCP]:,} DHCP DISCOVER/REQUEST messages from {self._capped(self.distinct_peers)} distinct "
+                        f"client MACs (DHCP server {victim}) {d}, peak {self.peak:,} pkt/s")
             head = f"{self.packets:,} packets ({_size(self.bytes)}) to {victim} {d}, peak {self.peak:,} pkt/s"
             if kind == "reflection":
                 return head + f", responses from {self._capped(self.distinct_peers)} reflectors " \
@@ -414,6 +442,10 @@ class IncidentEngine:
         self._ra_owner: str | None = None   # MAC of the first router advertisement seen
         self._events: list[IncidentEvent] = []
         self.assigned: list = []            # see update()
+        self.behaviour = Behaviour(self.classes)
+        self._victim_role = np.array([r.role == "victim" for r in self.rules] + [False])
+        self._spoof_index = self.classes.index("spoofing") if "spoofing" in self.classes else -1
+        self._dos_index = self.classes.index("dos") if "dos" in self.classes else -1
 
     # --- public ------------------------------------------------------------------------------------
     @property
@@ -442,10 +474,12 @@ class IncidentEngine:
             ra = np.flatnonzero((p["ip_proto"] == 58) & (p["icmp_type"] == 134))
             if len(ra):
                 self._ra_owner = str(p["eth_src"][ra[0]])
-        idx = np.flatnonzero(cb.anomaly)
+        beh = self.behaviour.run(p, t, cb.predicted, cb.anomaly)
+        over = beh.cls >= 0
+        idx = np.flatnonzero(cb.anomaly | over)
         self._arp_learnt = False
         if len(idx):
-            self._process(cb, idx, t)
+            self._process(cb, idx, t, np.where(over, beh.cls, cb.predicted), beh)
         if not self._arp_learnt:   # no spoofing rows in this batch: just learn the ARP senders
             arp = np.flatnonzero(p["arp_opcode"] >= 0)
             if len(arp):
@@ -515,20 +549,21 @@ class IncidentEngine:
             frame, time = cause if cause is not None else (tr.last_frame, tr.last_time)
             self._close(tr, frame, time, f"quiet for {self.quiet:.0f} s")
 
-    def _process(self, cb, idx: np.ndarray, tall: np.ndarray) -> None:
+    def _process(self, cb, idx: np.ndarray, tall: np.ndarray, cls_all: np.ndarray, beh: "Verdicts") -> None:
         p = cb.packets
         t = tall[idx]
-        cls = cb.predicted[idx]
+        cls = cls_all[idx]
         ip_src, ip_dst = p["ip_src"][idx], p["ip_dst"][idx]
         eth_src, eth_dst = p["eth_src"][idx], p["eth_dst"][idx]
         is_arp = p["arp_opcode"][idx] >= 0
         arp_op = p["arp_opcode"][idx]
-        noip = ip_src == ""
-        if noip.any():
-            src = np.where(noip, np.where(is_arp & (p["arp_src_ip"][idx] != ""), p["arp_src_ip"][idx], eth_src),
-                           ip_src)
-            dst = np.where(noip, np.where(is_arp & (p["arp_dst_ip"][idx] != ""), p["arp_dst_ip"][idx], eth_dst),
-                           ip_dst)
+        noip = np.flatnonzero(ip_src == "")
+        if len(noip):   # ARP: its addresses, else the MACs
+            src, dst = ip_src.copy(), ip_dst.copy()
+            ni = idx[noip]
+            asrc, adst = p["arp_src_ip"][ni], p["arp_dst_ip"][ni]
+            src[noip] = np.where(is_arp[noip] & (asrc != ""), asrc, eth_src[noip])
+            dst[noip] = np.where(is_arp[noip] & (adst != ""), adst, eth_dst[noip])
         else:
             src, dst = ip_src, ip_dst
         sp = np.where(p["tcp_srcport"][idx] >= 0, p["tcp_srcport"][idx], p["udp_srcport"][idx])
@@ -548,83 +583,95 @@ class IncidentEngine:
         back = has_ports & ((svc_s & ~svc_d) | (svc_s & svc_d & (sp < dp)))
         client_src &= ~back
         client_src = np.where(syn & ~ack, True, np.where(syn & ack, False, client_src))
+        # a RST/ACK between two ports neither of which is a service's refuses (or aborts) the
+        # receiver's attempt: a scanned high port's answer goes back to the scanner
+        client_src &= ~(rst & ack & ~syn & ~svc_s & ~svc_d)
         icmp4 = proto == 1
         icmp6 = proto == 58
         client_src &= ~(icmp4 & _lookup(_BACK4, icmp))
         client_src &= ~(icmp6 & _lookup(_BACK6, icmp))
         client_src &= ~(is_arp & (arp_op == 2))
-        client = np.where(client_src, src, dst)
-        server = np.where(client_src, dst, src)
         server_port = np.where(client_src, dp, sp)
         client_port = np.where(client_src, sp, dp)
         udp = proto == 17
         refl = udp & ~client_src & _lookup(_REFL, sp) & ~_lookup(_REFL, dp)
 
         names = self.classes
-        key = np.empty(len(idx), dtype=object)
-        peer = np.empty(len(idx), dtype=object)
-        fwd = np.ones(len(idx), dtype=bool)          # the packet was sent by the key entity
+        # the key is the client (attacker roles) or the server (victim roles; responses from
+        # reflection ports: their destination); ``fwd``: the packet was sent by the key entity
+        victim = self._victim_role[np.minimum(cls, len(names))]
+        # requests to a reflection port from a forged source (its Ethernet source is not the MAC
+        # that owns the address): the reflection's victim is that source (see _forged_sources)
+        forged = np.empty(0, dtype=np.int64)
+        if self._dos_index >= 0:
+            cand = np.flatnonzero((cls == self._dos_index) & udp & client_src & _lookup(_REFL, dp)
+                                  & ~_lookup(_REFL, sp) & (ip_src != ""))
+            if len(cand):
+                forged = cand[self._forged_sources(p, idx[cand], ip_src[cand], eth_src[cand])]
+                refl[forged] = True
+        fwd = np.where(victim, ~client_src & ~refl, client_src)
+        key = np.where(fwd, src, dst)
+        peer = np.where(fwd, dst, src)
+        if len(forged):
+            key[forged], peer[forged] = src[forged], dst[forged]
         claimed = np.full(len(idx), "", dtype=object)
-        for c in np.unique(cls).tolist():
-            m = cls == c
-            role = self.rules[c].role
-            name = names[c] if c < len(names) else str(c)
-            if name == "spoofing":
+        if self._spoof_index >= 0:
+            m = cls == self._spoof_index
+            if m.any():
                 self._spoof_keys(m, key, peer, fwd, claimed, is_arp, eth_src, eth_dst, src, dst, p, idx)
-            elif role == "victim":
-                key[m] = server[m]
-                peer[m] = client[m]
-                fwd[m] = ~client_src[m]
-                r = m & refl
-                if r.any():  # responses from reflection ports: keyed by their destination
-                    key[r] = dst[r]
-                    peer[r] = src[r]
-                    fwd[r] = False
-            else:
-                key[m] = client[m]
-                peer[m] = server[m]
-                fwd[m] = client_src[m]
-        # group rows by (class, key), in order of first appearance
-        _, kinv = _codes(key)
-        ncls = len(self.classes) + 1
-        _, first, inv = np.unique(kinv * ncls + cls, return_index=True, return_inverse=True)
-        order = np.argsort(inv, kind="stable")
-        bounds = np.searchsorted(inv[order], np.arange(len(first) + 1))
+        ov = np.flatnonzero(beh.rows[idx])
+        if len(ov):   # keyed by a behaviour rule (see Behaviour)
+            bi = idx[ov]
+            key[ov], peer[ov], fwd[ov], server_port[ov] = beh.key[bi], beh.peer[bi], beh.fwd[bi], beh.server_port[bi]
+        # group rows by (class, key): one stable sort of a hash of both, so each group's rows stay in
+        # stream order and its first row is its first appearance (groups are taken in that order below)
+        ncls = np.uint64(len(self.classes) + 1)
+        gk = _key_hash(key) * ncls + cls.astype(np.uint64)
+        order = np.argsort(gk, kind="stable")
+        sk = gk[order]
+        starts = np.flatnonzero(np.append(True, sk[1:] != sk[:-1]))
+        bounds = np.append(starts, len(order)).tolist()
+        dns = p["dns_flags"][idx]
+        has_dns = dns >= 0
         cols = dict(t=t, frame=p["frame_number"][idx], flen=p["frame_len"][idx], conf=cb.confidence[idx],
                     peer=peer, server_port=server_port, client_port=client_port, fwd=fwd, syn=syn, ack=ack,
                     rst=rst, tcp=tcp, icmp4=icmp4, icmp6=icmp6, icmp=icmp, is_arp=is_arp, arp_op=arp_op, udp=udp,
-                    dns_q=(p["dns_flags"][idx] >= 0) & ((p["dns_flags"][idx] & 0x8000) == 0),
-                    dns_r=(p["dns_flags"][idx] >= 0) & ((p["dns_flags"][idx] & 0x8000) != 0),
-                    dns_len=_lengths(p["dns_qry_name"][idx], p["dns_flags"][idx] >= 0),
+                    dns_q=has_dns & ((dns & 0x8000) == 0), dns_r=has_dns & ((dns & 0x8000) != 0),
+                    dns_len=_lengths(p["dns_qry_name"][idx], has_dns) if has_dns.any() else np.zeros(len(idx), np.int64),
                     authfail=_authfail(p, idx), eth_src=eth_src, claimed=claimed, refl=refl,
                     ip_len=p["ip_len"][idx], dst=dst, ip_src=ip_src, ip_dst=ip_dst, sp=sp, dp=dp, proto=proto,
-                    icmp_code=p["icmp_code"][idx], protocols=p["protocols"][idx])
-        cols["static"] = _static_counters(cols)
-        groups = []
-        for g in range(len(first)):
-            rows = order[bounds[g]:bounds[g + 1]]
-            c = int(cls[rows[0]])
-            groups.append((int(rows[0]), c, key[rows[0]], rows))
+                    packets=p, idx=idx, cls=cls, flags=flags,
+                    sure=beh.sure[idx], failed=beh.failed[idx], scan_targets=beh.scan_targets[idx],
+                    scan_since=beh.scan_since[idx],
+                    dhcp=udp & (sp == 68) & (dp == 67), ra=icmp6 & (icmp == 134))
+        sb = _Sorted(self, cols, order, bounds)
+        heads = order[bounds[:-1]]
+        gcls, gkey, grefl = cls[heads].tolist(), key[heads].tolist(), refl[heads].tolist()
+        groups = list(range(len(heads)))
         # reflection groups last, so the attacker of a running incident is known
-        groups.sort(key=lambda x: (bool(refl[x[3][0]]) and self.rules[x[1]].role == "victim", x[0]))
-        for _, c, k, rows in groups:
+        groups.sort(key=lambda g: (grefl[g] and self.rules[gcls[g]].role == "victim", int(heads[g])))
+        for g in groups:
+            c, k = gcls[g], gkey[g]
             if names[c] == "exfiltration" and (c, k) not in self.tracks:
                 relay = self._attacker_incident(c, k, 3)   # a resolver forwarding a running tunnel's queries
                 if relay is not None:
                     k = relay
-            if self.rules[c].role == "victim" and refl[rows[0]]:
+            if grefl[g] and self.rules[c].role == "victim" and not (
+                    len(forged) and np.isin(order[bounds[g]:bounds[g + 1]], forged).any()):
                 host = self._attacker_incident(c, k)
                 if host is not None:  # the answers to a running flood's requests (DNS water torture)
                     k = host
+                    rows = order[bounds[g]:bounds[g + 1]]
                     cols["peer"][rows] = cols["dst"][rows]
                     cols["fwd"][rows] = True
                     cols["refl"][rows] = False
-            self._group(c, k, rows, cols)
+                    sb = _Sorted(self, cols, order, bounds)
+            self._group(c, k, bounds[g], bounds[g + 1], sb)
 
     def _attacker_incident(self, c: int, host: str, top: int = 1) -> str | None:
         """The key of a running incident of class ``c`` with ``host`` among its ``top`` peers."""
         for (cc, k), tr in self.tracks.items():
-            if cc == c and k != host and any(p == host for p, _ in tr.peers.most_common(top)):
+            if cc == c and k != host and any(p == host for p, _ in tr.top_peer_counts(top)):
                 return k
         return None
 
@@ -681,15 +728,39 @@ class IncidentEngine:
         for b in learn[li:]:
             self._learn(arp_sip[b], arp_hw[b] or p["eth_src"][b])
 
+    def _forged_sources(self, p, rows: np.ndarray, ips: np.ndarray, macs: np.ndarray) -> np.ndarray:
+        """Per packet (batch rows, in order): its source IP is owned by another MAC than the one
+        that sent it -- the owner as known at that packet (learnt from ARP in stream order: the
+        state before this batch, else the address's first ARP claim earlier in the batch)."""
+        out = np.zeros(len(rows), dtype=bool)
+        distinct, inv = _codes(ips)
+        arp = arp_ip = None
+        for k, ip in enumerate(distinct):
+            mine = np.flatnonzero(inv == k)
+            owner = self._owner.get(ip)
+            since = -1
+            if owner is None:
+                if arp is None:
+                    arp = np.flatnonzero(p["arp_opcode"] >= 0)
+                    arp_ip = p["arp_src_ip"][arp]
+                claims = arp[arp_ip == ip]
+                if not len(claims):
+                    continue
+                since = int(claims[0])
+                owner = p["arp_src_hw"][since] or p["eth_src"][since]
+            out[mine] = (rows[mine] > since) & (macs[mine] != owner)
+        return out
+
     def _learn(self, ip: str, mac: str) -> None:
         if ip and ip != "0.0.0.0" and mac and ip not in self._owner and len(self._owner) < MAX_DISTINCT:
             self._owner[ip] = mac
 
-    def _group(self, c: int, key: str, rows: np.ndarray, cols: dict) -> None:
-        t = cols["t"][rows]
+    def _group(self, c: int, key: str, g0: int, g1: int, sb: "_Sorted") -> None:
+        """Rows ``g0:g1`` (positions in ``sb``, one class and key, in stream order)."""
+        t = sb.t
         tr = self.tracks.get((c, key))
-        start = 0
-        while start < len(rows):
+        start = g0
+        while start < g1:
             if tr is not None and t[start] - tr.last_time > self.quiet:
                 self._end_track(tr, tr.last_time + self.quiet)
                 tr = None
@@ -699,10 +770,12 @@ class IncidentEngine:
                 tr = Track(c, self.classes[c] if c < len(self.classes) else str(c), key, self.rules[c],
                            next(self._seq))
                 self.tracks[(c, key)] = tr
+            # the per-second count goes on from the track's last second (a previous batch or group)
+            sb.carry_until = sb.run_end(start)
+            sb.carry = tr.bucket_count if tr.bucket == sb.sec[start] else 0
             # rows up to the next quiet gap belong to this track
-            gaps = np.flatnonzero(np.diff(t[start:]) > self.quiet)
-            stop = start + (int(gaps[0]) + 1 if len(gaps) else len(rows) - start)
-            self._segment(tr, rows[start:stop], cols)
+            stop = sb.gap_after(start, g1)
+            self._segment(tr, start, stop, sb)
             heapq.heappush(self._deadlines, (tr.last_time + self.quiet, tr.seq, tr))
             start = stop
 
@@ -713,31 +786,31 @@ class IncidentEngine:
             old = min(pending, key=lambda x: (x.last_time, x.seq))
             del self.tracks[(old.cls, old.key)]
 
-    def _segment(self, tr: Track, rows: np.ndarray, cols: dict) -> None:
-        """Rows of one key without a quiet gap: update, opening and update events at exact rows."""
-        pos = 0
-        while pos < len(rows):
+    def _segment(self, tr: Track, a: int, b: int, sb: "_Sorted") -> None:
+        """Rows ``a:b`` of one key without a quiet gap: update, opening and update events at exact rows."""
+        pos = a
+        while pos < b:
             if tr.state == "pending":
-                j = self._open_index(tr, rows[pos:], cols)
+                j = self._open_index(tr, pos, b, sb)
                 if j is None:
-                    self._apply(tr, rows[pos:], cols)
-                    self._remember(tr, cols["t"][rows[pos:]])
+                    self._apply(tr, pos, b, sb)
+                    self._remember(tr, sb.t[pos:b])
                     return
-                self._apply(tr, rows[pos:pos + j + 1], cols)
-                pos += j + 1
+                self._apply(tr, pos, j + 1, sb)
+                pos = j + 1
                 tr.state = "active"
                 tr.open_time, tr.open_frame = tr.last_time, tr.last_frame
-                tr.rep = _representative(tr, int(rows[pos - 1]), cols)
+                tr.rep = _representative(tr, int(sb.order[pos - 1]), sb.cols)
                 tr.kind = tr.classify_kind()
                 tr.next_update = tr.packets * UPDATE_EVERY
                 tr.recent = np.empty(0)
                 self._emit("opened", tr, tr.last_frame, tr.last_time)
             else:
                 need = tr.next_update - tr.packets
-                if need > len(rows) - pos:
-                    self._apply(tr, rows[pos:], cols)
+                if need > b - pos:
+                    self._apply(tr, pos, b, sb)
                     return
-                self._apply(tr, rows[pos:pos + need], cols)
+                self._apply(tr, pos, pos + need, sb)
                 pos += need
                 tr.next_update *= UPDATE_EVERY
                 self._emit("updated", tr, tr.last_frame, tr.last_time)
@@ -747,107 +820,207 @@ class IncidentEngine:
         if k > 0:
             tr.recent = np.concatenate([tr.recent, t])[-k:]
 
-    def _distinct_keys(self, tr: Track, rows: np.ndarray, cols: dict) -> np.ndarray | None:
-        """Per-row identity of what must be distinct for the class (probe target / connection)."""
-        name = tr.cls_name
-        if name == "recon":
-            peers, inv = _codes(cols["peer"][rows])
-            ph = np.array([zlib.crc32(str(x).encode()) for x in peers], dtype=np.int64)[inv]
-            return ph * 65537 + cols["server_port"][rows] + 1
-        if name == "bruteforce":
-            peers, inv = _codes(cols["peer"][rows])
-            ph = np.array([zlib.crc32(str(x).encode()) for x in peers], dtype=np.int64)[inv]
-            return ph * 65537 + cols["client_port"][rows] + 1
-        return None
-
-    def _open_index(self, tr: Track, rows: np.ndarray, cols: dict) -> int | None:
-        """Index (into ``rows``) of the packet that opens the incident, or None."""
+    def _open_index(self, tr: Track, a: int, b: int, sb: "_Sorted") -> int | None:
+        """Position (in ``sb``, within ``a:b``) of the packet that opens the incident, or None."""
         rule = tr.rule
-        t = cols["t"][rows]
+        sure = (tr.n[C_SURE] + np.cumsum(sb.sure[a:b])) >= 1    # a behaviour rule decided (Behaviour)
+        t = sb.t[a:b]
         allt = np.concatenate([tr.recent, t])
         off = len(tr.recent)
         K = rule.packets
         if len(allt) < K:
+            hit = np.flatnonzero(sure)
+            if len(hit):
+                tr.by_behaviour = True
+                return a + int(hit[0])
             return None
-        ok = np.zeros(len(rows), dtype=bool)
+        ok = np.zeros(b - a, dtype=bool)
         j = np.arange(max(K - 1, off), len(allt))
         ok[j - off] = allt[j] - allt[j - K + 1] <= self.window
-        if rule.distinct > 1:
-            keys = self._distinct_keys(tr, rows, cols)
+        if rule.distinct > 1 and tr.cls_name in _DISTINCT_CLASSES:
+            keys = sb.dk[a:b]
             have = tr.distinct
-            new = np.fromiter((k not in have for k in keys.tolist()), dtype=bool, count=len(keys))
-            _, first = np.unique(np.where(new, keys, -1), return_index=True)
-            firsts = np.sort(first[np.where(new, keys, -1)[first] != -1]) if new.any() else np.empty(0, int)
-            cum = np.searchsorted(firsts, np.arange(len(rows)), side="right")
+            new = ~np.fromiter(map(have.__contains__, sb.dk_list[a:b]), dtype=bool, count=b - a)
+            if new.any():
+                _, first = np.unique(np.where(new, keys, -1), return_index=True)
+                firsts = np.sort(first[np.where(new, keys, -1)[first] != -1])
+            else:
+                firsts = np.empty(0, int)
+            cum = np.searchsorted(firsts, np.arange(b - a), side="right")
             ok &= (len(have) + cum) >= rule.distinct
+        elif rule.distinct > 1:
+            ok &= len(tr.distinct) >= rule.distinct
         if tr.cls_name == "spoofing":   # an impersonation must be seen: a claim against an owner, a rogue RA
-            ev = (cols["claimed"][rows] != "") | (cols["icmp6"][rows] & (cols["icmp"][rows] == 134)
-                                                  & (cols["eth_src"][rows] != self._ra_owner))
-            ok &= (tr.impersonations + np.cumsum(ev)) >= 1
-        hit = np.flatnonzero(ok)
-        return int(hit[0]) if len(hit) else None
+            ok &= (tr.impersonations + np.cumsum(sb.ev[a:b])) >= 1
+        hit = np.flatnonzero(ok | sure)
+        if not len(hit):
+            return None
+        tr.by_behaviour = not ok[hit[0]]
+        return a + int(hit[0])
 
-    def _apply(self, tr: Track, rows: np.ndarray, cols: dict) -> None:
-        """Add rows (one key, in order) to the track's counts."""
-        if not len(rows):
+    def _apply(self, tr: Track, a: int, b: int, sb: "_Sorted") -> None:
+        """Add rows ``a:b`` (positions in ``sb``: one key, in order) to the track's counts; every sum
+        is a difference of the batch's running sums, every counter a C-level update of a list slice."""
+        if a >= b:
             return
-        t = cols["t"][rows]
-        fr = cols["frame"][rows]
-        self.assigned.append((fr, tr))
+        self.assigned.append((sb.frame[a:b], tr))
+        t0, t1, f0, f1 = float(sb.t[a]), float(sb.t[b - 1]), int(sb.frame[a]), int(sb.frame[b - 1])
         if tr.packets == 0:
-            tr.first_time, tr.first_frame = float(t[0]), int(fr[0])
-        tr.last_time, tr.last_frame = float(t[-1]), int(fr[-1])
-        k = len(rows)
-        tr.packets += k
-        flen = cols["flen"][rows]
-        tr.bytes += int(flen[flen > 0].sum())
-        tr.conf_sum += float(cols["conf"][rows].sum())
-        peers, inv = _codes(cols["peer"][rows])
-        counts = np.bincount(inv, minlength=len(peers))
-        _capped_update(tr.peers, peers, counts.tolist())
-        if len(tr.peer_set) < MAX_DISTINCT:
-            tr.peer_set.update(peers[: MAX_DISTINCT - len(tr.peer_set)])
-        sport = cols["server_port"][rows]
-        sp = sport[sport >= 0]
-        if len(sp):
-            u, cnt = np.unique(sp, return_counts=True)
-            _capped_update(tr.ports, u.tolist(), cnt.tolist())
-        dk = self._distinct_keys(tr, rows, cols)
-        if dk is not None and len(tr.distinct) < MAX_DISTINCT:
-            tr.distinct.update(dk.tolist()[: MAX_DISTINCT])
-            if tr.cls_name == "bruteforce" and len(tr.conn_bytes) < MAX_DISTINCT:
-                u, inv2 = np.unique(dk, return_inverse=True)
-                sums = np.bincount(inv2, weights=flen.clip(0), minlength=len(u))
-                for a, b in zip(u.tolist(), sums.tolist()):
-                    tr.conn_bytes[a] = tr.conn_bytes.get(a, 0) + int(b)
-        fwd = cols["fwd"][rows]
-        macs = cols["eth_src"][rows][~fwd] if tr.rule.role == "victim" else cols["eth_src"][rows][fwd]
-        if len(macs):
-            mu, minv = _codes(macs)
-            _capped_update(tr.macs, mu, np.bincount(minv).tolist())
-        cl = cols["claimed"][rows]
-        cl = cl[cl != ""]
-        tr.impersonations += len(cl)
-        if len(cl):
-            cu, cinv = _codes(cl)
-            _capped_update(tr.claimed, cu, np.bincount(cinv).tolist())
+            tr.first_time, tr.first_frame = t0, f0
+        elif t0 < tr.first_time:   # another key's rows joining (a relay, a flood's answers): earlier ones
+            tr.first_time, tr.first_frame = t0, min(tr.first_frame, f0)
+        if tr.packets == 0 or t1 >= tr.last_time:
+            tr.last_time, tr.last_frame = t1, max(f1, tr.last_frame)
+        tr.packets += b - a
+        ds = sb.vs[:, a:b].sum(axis=1, dtype=np.int64)
+        db = sb.vb[:, a:b].sum(axis=1)
         n = tr.n
-        n += cols["static"][rows].sum(axis=0)      # the counters that do not depend on the key's side
-        n[C_RST] += int((cols["rst"][rows] & ~fwd).sum())     # RSTs answering the key (not its own)
-        dr = cols["dns_r"][rows]
-        n[C_DNS_R] += int((dr & fwd).sum() if tr.cls_name == "spoofing" else dr.sum())
-        fb = flen.clip(0)
-        fwd_bytes = int(fb[fwd].sum())
-        n[C_FWD_BYTES] += fwd_bytes
-        n[C_REV_BYTES] += int(fb.sum()) - fwd_bytes
-        n[C_FWD_PKTS] += int(fwd.sum())
-        tr.reflection += int(cols["refl"][rows].sum())
-        sec = np.floor(t).astype(np.int64)
-        u, cnt = np.unique(sec, return_counts=True)
-        if u[0] == tr.bucket:
-            cnt[0] += tr.bucket_count
-        tr.peak = max(tr.peak, int(cnt.max()))
-        tr.bucket, tr.bucket_count = int(u[-1]), int(cnt[-1])
+        n[_SMALL] += ds[:len(_SMALL)]
+        n[_BIG] += db[:len(_BIG)]
+        tr.bytes += int(db[_B_BYTES])
+        tr.conf_q += int(db[_B_CONF])
+        tr.reflection += int(ds[_S_REFL])
+        pl = sb.peer_list[a:b]
+        _count(tr.peers, pl)
+        if len(tr.peer_set) < MAX_DISTINCT:
+            if len(tr.peer_set) + len(pl) <= MAX_DISTINCT:
+                tr.peer_set.update(pl)
+            else:
+                tr.peer_set.update(list(dict.fromkeys(pl))[: MAX_DISTINCT - len(tr.peer_set)])
+        pa, pb = sb.port_at[a], sb.port_at[b]
+        if pb > pa:
+            _count(tr.ports, np.sort(sb.ports[pa:pb]).tolist())
+        if tr.cls_name in _DISTINCT_CLASSES and len(tr.distinct) < MAX_DISTINCT:
+            tr.distinct.update(sb.dk_list[a:b][:MAX_DISTINCT])
+            if tr.cls_name == "bruteforce" and len(tr.conn_bytes) < MAX_DISTINCT:
+                u, inv2 = np.unique(sb.dk[a:b], return_inverse=True)
+                sums = np.bincount(inv2, weights=sb.fb[a:b], minlength=len(u))
+                for x, y in zip(u.tolist(), sums.tolist()):
+                    tr.conn_bytes[x] = tr.conn_bytes.get(x, 0) + int(y)
+        ma, mb = sb.mac_at[a], sb.mac_at[b]
+        if mb > ma:
+            _count(tr.macs, sb.macs[ma:mb])
+        ca, cb_ = sb.claim_at[a], sb.claim_at[b]
+        if cb_ > ca:
+            tr.impersonations += int(cb_ - ca)
+            _count(tr.claimed, sb.claims[ca:cb_])
+        if tr.n[C_SURE] and tr.cls_name == "recon":
+            tr.scan_targets = max(tr.scan_targets, int(sb.scan_targets[a:b].max()))
+            tr.scan_since = min(tr.scan_since, float(sb.scan_since[a:b].min()))
+        # peak packets per second: the running count within each second (carried over from the
+        # track's last second for the rows of the group's first run)
+        peak = int(sb.runpos[a:b].max())
+        if sb.carry and a < sb.carry_until:
+            peak = max(peak, int(sb.runpos[min(b, sb.carry_until) - 1]) + sb.carry)
+        tr.peak = max(tr.peak, peak)
+        tr.bucket = int(sb.sec[b - 1])
+        tr.bucket_count = int(sb.runpos[b - 1]) + (sb.carry if b - 1 < sb.carry_until else 0)
+
+
+_DISTINCT_CLASSES = ("recon", "bruteforce")
+CONF_SCALE = float(1 << 32)   # confidences are summed as integers (exact, the same for any batch size)
+
+
+def _count(counter: Counter, items: list) -> None:
+    """Count ``items`` (C-level, new keys in first-seen order), then keep the ``MAX_COUNTER`` most
+    common when the counter has grown past twice that."""
+    counter.update(items)
+    if len(counter) > MAX_COUNTER * 2:
+        keep = _most_common(counter, MAX_COUNTER)
+        counter.clear()
+        counter.update(dict(keep))
+
+
+def _most_common(counter: Counter, n: int) -> list:
+    """``counter.most_common(n)`` (count descending, ties in insertion order), sorted by numpy
+    when the counter is large."""
+    if len(counter) <= 64:
+        return counter.most_common(n)
+    counts = np.fromiter(counter.values(), dtype=np.int64, count=len(counter))
+    top = np.argsort(-counts, kind="stable")[:n].tolist()
+    keys = list(counter)
+    return [(keys[i], int(counts[i])) for i in top]
+
+
+class _Sorted:
+    """The anomalous rows of one batch in group order (``order``: position -> row), with what
+    ``_apply`` needs as running sums, list slices and compressed lists, computed once per batch."""
+
+    def __init__(self, eng: "IncidentEngine", cols: dict, order: np.ndarray, bounds: list):
+        self.cols, self.order = cols, order
+        names = eng.classes
+        n = len(order)
+        o = {k: cols[k][order] for k in _SORTED_COLS}
+        ccls = np.minimum(o["cls"], len(names))   # per class (the last slot: a class the model does not name)
+        victim_role = np.array([r.role == "victim" for r in eng.rules] + [False])[ccls]
+        recon = np.array([c == "recon" for c in names] + [False])[ccls]
+        dist = np.array([c in _DISTINCT_CLASSES for c in names] + [False])[ccls]
+        fwd = o["fwd"]
+        # per-row counters (computed on the unsorted rows, gathered once): ``_apply`` sums a slice
+        spoof = np.array([c == "spoofing" for c in names] + [False])[np.minimum(cols["cls"], len(names))]
+        small, big = _counters(cols, spoof)
+        self.vs, self.vb = small[:, order], big[:, order]
+        self.fb = self.vb[_B_BYTES]
+        self.t = t = o["t"]
+        self.frame = o["frame"]
+        self.peer_list = o["peer"].tolist()
+        # distinct probe targets (recon: peer, server port) / connections (bruteforce: peer, client port)
+        self.dk = self.dk_list = None
+        if dist.any():
+            rd = np.flatnonzero(dist)
+            dk = np.zeros(n, dtype=np.int64)
+            port = np.where(recon[rd], o["server_port"][rd], o["client_port"][rd])
+            dk[rd] = _ip_hash(o["peer"][rd]) * 65537 + port + 1
+            self.dk = dk
+            self.dk_list = dk.tolist()
+        # compressed lists: server ports seen, source MACs on the attacker's (victim's) side, claims
+        sport = o["server_port"]
+        has = sport >= 0
+        self.ports = sport[has]
+        self.port_at = _at(has)
+        sel = np.where(victim_role, ~fwd, fwd)
+        self.macs = o["eth_src"][sel].tolist()
+        self.mac_at = _at(sel)
+        cl = o["claimed"]
+        hc = cl != ""
+        self.claims = cl[hc].tolist()
+        self.claim_at = _at(hc)
+        ra = np.flatnonzero(o["ra"])
+        hc[ra] |= o["eth_src"][ra] != eng._ra_owner
+        self.ev = hc                  # impersonation evidence: a claim against an owner, a rogue RA
+        self.sure = o["sure"]
+        self.scan_targets, self.scan_since = o["scan_targets"], o["scan_since"]
+        # runs of one key within one second (and no quiet gap): each row's position in its run
+        self.sec = sec = np.floor(t).astype(np.int64)
+        brk = np.ones(n, dtype=bool)
+        gap = np.diff(t) > eng.quiet
+        brk[1:] = (sec[1:] != sec[:-1]) | gap
+        brk[np.array(bounds[:-1], dtype=np.int64)] = True
+        self.run_starts = starts = np.flatnonzero(brk)
+        self.runpos = np.arange(1, n + 1) - starts[np.cumsum(brk) - 1]
+        self.gaps = np.flatnonzero(gap) + 1   # positions that follow a quiet gap
+        self.n = n
+        self.carry, self.carry_until = 0, 0
+
+    def run_end(self, pos: int) -> int:
+        k = int(np.searchsorted(self.run_starts, pos, side="right"))
+        return int(self.run_starts[k]) if k < len(self.run_starts) else self.n
+
+    def gap_after(self, pos: int, stop: int) -> int:
+        """The first position after ``pos`` (and before ``stop``) that follows a quiet gap, else stop."""
+        k = int(np.searchsorted(self.gaps, pos, side="right"))
+        return min(int(self.gaps[k]), stop) if k < len(self.gaps) else stop
+
+
+def _at(mask: np.ndarray) -> np.ndarray:
+    """Running count of ``mask`` with a leading 0: items of positions a:b are [at[a]:at[b]]."""
+    out = np.zeros(len(mask) + 1, dtype=np.int64)
+    np.cumsum(mask, out=out[1:])
+    return out
+
+
+_SORTED_COLS = ("cls", "fwd", "t", "frame", "peer", "server_port", "client_port", "eth_src", "claimed", "ra", "sure",
+                "scan_targets", "scan_since")
 
 
 def _representative(tr: Track, r: int, cols: dict) -> dict:
@@ -859,10 +1032,11 @@ def _representative(tr: Track, r: int, cols: dict) -> dict:
     src, dst = str(cols["ip_src"][r]), str(cols["ip_dst"][r])
     icmp = proto in (1, 58)
     sp = int(cols["icmp"][r]) if icmp else int(cols["sp"][r])
-    dp = int(cols["icmp_code"][r]) if icmp else int(cols["dp"][r])
+    row = int(cols["idx"][r])
+    dp = int(cols["packets"]["icmp_code"][row]) if icmp else int(cols["dp"][r])
     sent_by_attacker = bool(cols["fwd"][r]) == (tr.rule.role == "attacker")
     rep = {"ip": bool(src), "proto": proto, "frame": int(cols["frame"][r]),
-           "proto_name": "ARP" if cols["is_arp"][r] else str(cols["protocols"][r]).split(":")[-1].upper(),
+           "proto_name": "ARP" if cols["is_arp"][r] else str(cols["packets"]["protocols"][row]).split(":")[-1].upper(),
            "cid": community_id(src, dst, proto, sp, dp) if src else None}
     if not sent_by_attacker and not icmp:
         src, dst, sp, dp = dst, src, dp, sp
@@ -872,29 +1046,46 @@ def _representative(tr: Track, r: int, cols: dict) -> dict:
     return rep
 
 
-def _static_counters(cols: dict) -> np.ndarray:
-    """(rows, N_COUNTERS) int64: per anomalous packet, the evidence counters that do not depend on
-    which side of the packet the key is (summed per slice in ``_apply``)."""
+# counters that are 0/1 per packet (summed from an int8 matrix) and the others (int64), see _counters
+_SMALL = np.array([C_SYN, C_SYNACK, C_RST, C_ICMP_REQ, C_ICMP_BACK, C_ARP_REQ, C_ARP_REP, C_UDP, C_DNS_Q, C_AUTHFAIL,
+                   C_RA, C_DNS_R, C_TCP, C_FWD_PKTS, C_FIN_PROBE, C_NULL_PROBE, C_XMAS_PROBE, C_DHCP, C_FAILED, C_SURE])
+_BIG = np.array([C_DNS_LEN, C_FWD_BYTES, C_REV_BYTES, C_ICMP_LEN])
+_S_REFL = len(_SMALL)                 # small row: response from a reflection port
+_B_BYTES, _B_CONF = len(_BIG), len(_BIG) + 1   # big rows: frame bytes, confidence x CONF_SCALE
+
+
+def _counters(cols: dict, spoof: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per anomalous packet (columns), the evidence counters: ``small`` (int8, the 0/1 ones in
+    ``_SMALL`` order, then reflection) and ``big`` (int64: ``_BIG``, then bytes and confidence)."""
     n = len(cols["t"])
-    m = np.zeros((n, N_COUNTERS), dtype=np.int64)
-    syn, ack = cols["syn"], cols["ack"]
+    small = np.empty((len(_SMALL) + 1, n), dtype=np.int8)
+    big = np.empty((len(_BIG) + 2, n), dtype=np.int64)
+    row = {c: i for i, c in enumerate(_SMALL.tolist())}
+    syn, ack, fwd = cols["syn"], cols["ack"], cols["fwd"]
     icmp, ic4, ic6 = cols["icmp"], cols["icmp4"], cols["icmp6"]
     req = (ic4 & _lookup(_REQ4, icmp)) | (ic6 & (icmp == 128))
     back = (ic4 & _lookup(_BACK4, icmp)) | (ic6 & _lookup(_BACK6, icmp))
-    m[:, C_SYN] = syn & ~ack
-    m[:, C_SYNACK] = syn & ack
-    m[:, C_TCP] = cols["tcp"]
-    m[:, C_ICMP_REQ] = req
-    m[:, C_ICMP_BACK] = back
-    m[:, C_ICMP_LEN] = np.where(req | back, cols["ip_len"].clip(28) - 28, 0)
-    m[:, C_RA] = ic6 & (icmp == 134)
-    m[:, C_ARP_REQ] = cols["arp_op"] == 1
-    m[:, C_ARP_REP] = cols["arp_op"] == 2
-    m[:, C_UDP] = cols["udp"]
-    m[:, C_DNS_Q] = cols["dns_q"]
-    m[:, C_DNS_LEN] = np.where(cols["dns_q"], cols["dns_len"], 0)
-    m[:, C_AUTHFAIL] = cols["authfail"]
-    return m
+    fl = cols["flags"]
+    stealth = cols["tcp"] & (fl >= 0) & ((fl & STEALTH_FLAGS) == 0)
+    xmas = stealth & ((fl & 0x29) == 0x29)
+    dr = cols["dns_r"]
+    for c, v in ((C_SYN, syn & ~ack), (C_SYNACK, syn & ack), (C_RST, cols["rst"] & ~fwd),   # RSTs answering the key
+                 (C_ICMP_REQ, req), (C_ICMP_BACK, back), (C_ARP_REQ, cols["arp_op"] == 1),
+                 (C_ARP_REP, cols["arp_op"] == 2), (C_UDP, cols["udp"]), (C_DNS_Q, cols["dns_q"]),
+                 (C_AUTHFAIL, cols["authfail"]), (C_RA, ic6 & (icmp == 134)),
+                 (C_DNS_R, np.where(spoof, dr & fwd, dr)), (C_TCP, cols["tcp"]), (C_FWD_PKTS, fwd),
+                 (C_FIN_PROBE, stealth & ((fl & 0x01) != 0) & ~xmas), (C_NULL_PROBE, stealth & ((fl & 0x3F) == 0)),
+                 (C_XMAS_PROBE, xmas), (C_DHCP, cols["dhcp"]), (C_FAILED, cols["failed"]), (C_SURE, cols["sure"])):
+        small[row[c]] = v
+    small[_S_REFL] = cols["refl"]
+    fb = cols["flen"].clip(0)
+    big[0] = np.where(cols["dns_q"], cols["dns_len"], 0)
+    big[1] = np.where(fwd, fb, 0)
+    big[2] = np.where(fwd, 0, fb)
+    big[3] = np.where(req | back, cols["ip_len"].clip(28) - 28, 0)
+    big[_B_BYTES] = fb
+    big[_B_CONF] = cols["conf"].astype(np.float64) * CONF_SCALE
+    return small, big
 
 
 def _lengths(names: np.ndarray, has: np.ndarray) -> np.ndarray:
@@ -917,3 +1108,329 @@ def incident_id_hash(source: str, tr: Track) -> int:
     h = zlib.crc32(f"{tr.cls_name}|{tr.key}|{tr.first_frame}".encode())
     h2 = zlib.crc32(f"{source}|{tr.first_time:.6f}".encode())
     return ((h << 31) ^ h2) & 0x7FFFFFFFFFFFFFFF
+
+
+# --- behaviour evidence that does not need the model ---------------------------------------------
+STEALTH_FLAGS = 0x16          # SYN|RST|ACK: a TCP segment with none of them is no part of any connection
+DHCP_COUNT = 40               # DHCP client messages (DISCOVER/REQUEST, UDP 68 -> 67) ...
+DHCP_WINDOW = 10.0            # ... within this many seconds: the segment's DHCP pool is being drained
+FLOW_IDLE = 30.0              # s: a TCP conversation idle this long starts afresh
+SCAN_TARGETS = 3              # distinct (host, port) probes refused or left half-open by one source ...
+SCAN_HORIZON = 600.0          # ... each within this many seconds of the previous one: a (slow) scan
+SCAN_SPAN = 10.0              # s since its first failure (faster scans are the model's: see Behaviour)
+MAX_FLOWS = 65_536            # handshakes remembered across batches (those that can still fail)
+MAX_SCANNERS = 4096           # sources with refused/half-open probes remembered
+MAX_TARGETS = 64              # distinct targets remembered per source (enough to decide)
+_H1 = np.uint64(0x9E3779B97F4A7C15)
+_H2 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93,
+                 0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53], dtype=np.uint64)
+
+
+def _key_hash(values: np.ndarray) -> np.ndarray:
+    """A 64-bit hash per key string (uint64; as ``_ip_hash``), for grouping rows by key."""
+    try:
+        words = values.astype("S48").view(np.uint64).reshape(len(values), 6)
+    except (UnicodeEncodeError, ValueError, TypeError):
+        _, inv = _codes(values)
+        return inv.astype(np.uint64)
+    h = words @ _MIX
+    h ^= h >> np.uint64(31)
+    h *= _H2
+    h ^= h >> np.uint64(29)
+    return h
+
+
+def _ip_hash(values: np.ndarray) -> np.ndarray:
+    """A stable 32-bit hash per address string (as int64): its first 48 bytes (an IPv6 address has
+    at most 45 characters, a MAC 17) as six 64-bit words, mixed vectorised; crc32 per distinct value
+    if one is not ASCII."""
+    try:
+        if not len(values):
+            return np.empty(0, dtype=np.int64)
+        words = values.astype("S48").view(np.uint64).reshape(len(values), 6)
+    except (UnicodeEncodeError, ValueError, TypeError):
+        distinct, inv = _codes(values)
+        return np.array([zlib.crc32(str(x).encode()) for x in distinct], dtype=np.int64)[inv]
+    h = words @ _MIX             # a different odd multiplier per word, summed modulo 2**64
+    h ^= h >> np.uint64(29)
+    h *= _H2
+    return ((h ^ (h >> np.uint64(31))) >> np.uint64(32)).astype(np.int64)
+
+
+class Behaviour:
+    """Attack behaviour that holds on any network, decided per packet in stream order whatever the
+    model says (Zeek-style; the same for any batch size, bounded memory):
+
+    * **stealth probes** -- a TCP segment without SYN, ACK and RST (nmap -sF/-sN/-sX, hping3 -F):
+      no conforming stack sends one (every segment after the opening SYN carries ACK), so each is
+      a ``recon`` row keyed like any probe (by its sender); the recon rule (packets, distinct
+      targets within ``WINDOW``) still decides whether they are a scan;
+    * **refused or half-open probes over a long horizon** (slow scans: nmap -T0/-T1/-T2, one probe
+      every 0.4 s to 5 min) -- a TCP conversation that began with a SYN and ends in a RST before
+      the handshake completes (the RST is its 2nd or 3rd packet: RST/ACK from a closed port, or the
+      prober's bare RST after the SYN/ACK of an open one). A source with such failures at
+      ``SCAN_TARGETS`` distinct (host, port) targets, each within ``SCAN_HORIZON`` of the previous,
+      is scanning once ``SCAN_SPAN`` seconds have passed since its first failure: its failure rows
+      from then on are ``recon`` rows that open its incident at once (``sure``; a fast scan has
+      met the recon rule by then, so its incident and kind stay the model's). Ordinary clients
+      complete their handshakes; an occasional refused connection to one service never reaches
+      three distinct targets. Only failures the model does not flag, or flags as recon, count (a
+      flood's RSTs belong to the flood), and none of a host that sent packets the model flags as
+      another attack (not recon; two or more in a row) within ``SCAN_HORIZON``: its refused
+      connections are that attack's;
+    * **DHCP starvation** -- ``DHCP_COUNT`` DHCP client messages (UDP 68 -> 67: DISCOVER/REQUEST)
+      within ``DHCP_WINDOW`` seconds on the segment (RFC 2131 clients wait 4 s and more between
+      retries, so one client sends two or three in that time: it takes more than a dozen clients
+      joining at the same moment): from the row that reaches it, each client message is a ``dos``
+      row keyed by the DHCP server (the first one seen answering, else the broadcast address; a
+      flood already running on that server takes them in) with the client MAC (its Ethernet
+      source) as peer, so forged random MACs read as "N distinct sources". Tools that forge only
+      the BOOTP client address behind one Ethernet source show as that one source.
+    """
+
+    def __init__(self, classes: Sequence[str]):
+        self.recon = classes.index("recon") if "recon" in classes else -1
+        self.dos = classes.index("dos") if "dos" in classes else -1
+        self.dhcp_times = np.empty(0)          # the last DHCP_COUNT - 1 client-message times
+        self.dhcp_server: str | None = None   # the first DHCP server seen answering
+        self.dhcp_key: str | None = None      # the key of the current starvation
+        self.dhcp_last = -np.inf
+        # handshakes that can still fail: flow key -> (packets so far, last time), sorted by key
+        self.flow_keys = np.empty(0, dtype=np.uint64)
+        self.flow_n = np.empty(0, dtype=np.int64)
+        self.flow_t = np.empty(0)
+        self.flow_pp = np.empty(0, dtype=np.int64)   # their port pairs (low << 16 | high)
+        self.scanners: dict = {}               # source -> [distinct targets (dict, ordered), last time, first]
+        self.busy_h = np.empty(0, dtype=np.int64)   # hosts the model saw in another attack (hash, sorted)
+        self.busy_t = np.empty(0)                   # ... and when, last
+        self._ev_h = np.empty(0, dtype=np.int64)
+        self._ev_t = self._ev_last = np.empty(0)
+
+    def run(self, p, t: np.ndarray, predicted: np.ndarray, anomaly: np.ndarray) -> "Verdicts":
+        """Per packet of the batch, in stream order (see the class doc)."""
+        v = Verdicts(len(t))
+        proto = p["ip_proto"]
+        flags = p["tcp_flags"]
+        tcp = (proto == 6) & (flags >= 0)
+        if self.recon >= 0:
+            # senders of packets the model flags as another attack (see _busy_before), as runs: one
+            # host's flagged packets with no other host's and no 1 s gap between them, two or more
+            # (a spoofed source's single packet is no host's activity)
+            ev = np.flatnonzero(anomaly & (predicted != self.recon))
+            sv, te = p["ip_src"][ev], t[ev]
+            brk = np.ones(len(ev) + 1, dtype=bool)
+            brk[1:-1] = (sv[1:] != sv[:-1]) | (te[1:] - te[:-1] > 1.0)
+            edges = np.flatnonzero(brk)
+            heads, tails = edges[:-1], edges[1:] - 1
+            keep = tails > heads
+            heads, tails = heads[keep], tails[keep]
+            eh = _ip_hash(sv[heads])
+            o = np.argsort(eh, kind="stable")          # by host, in time order within one
+            self._ev_h, self._ev_t, self._ev_last = eh[o], te[heads][o], te[tails][o]
+            stealth = np.flatnonzero(tcp & ((flags & STEALTH_FLAGS) == 0))
+            if len(stealth):
+                v.set(stealth, self.recon, False, p["ip_src"][stealth], p["ip_dst"][stealth], True,
+                      p["tcp_dstport"][stealth])
+            # the packets that tell a handshake's fate: SYN, RST, FIN and the bare ACK completing it
+            # (data segments come after that ACK)
+            rows = np.flatnonzero(tcp & (((flags & 0x07) != 0) | (((flags & 0x3F) == 0x10) & (p["tcp_len"] <= 0))))
+            if len(rows):
+                self._handshakes(p, t, rows, flags[rows], predicted, anomaly, v)
+            self._busy_merge(float(t[-1]))
+        if self.dos >= 0:
+            self._dhcp(p, t, v)
+        return v
+
+    def _dhcp(self, p, t: np.ndarray, v: "Verdicts") -> None:
+        udp = p["ip_proto"] == 17
+        sport, dport = p["udp_srcport"], p["udp_dstport"]
+        server = np.flatnonzero(udp & (sport == 67) & (dport == 68))
+        client = np.flatnonzero(udp & (sport == 68) & (dport == 67))
+        if len(client):
+            allt = np.concatenate([self.dhcp_times, t[client]])
+            k = len(self.dhcp_times)
+            j = np.arange(k, len(allt))
+            lo = np.searchsorted(allt, allt[j] - DHCP_WINDOW, side="right")
+            hit = client[(j - lo + 1) >= DHCP_COUNT]
+            self.dhcp_times = allt[-(DHCP_COUNT - 1):]
+            # one key per starvation (hits no more than QUIET apart): the server known at its first hit
+            for run in np.split(hit, np.flatnonzero(np.diff(t[hit]) > QUIET) + 1) if len(hit) else []:
+                r0 = int(run[0])
+                if self.dhcp_key is None or t[r0] - self.dhcp_last > QUIET:
+                    before = server[server < r0]
+                    if self.dhcp_server is None and len(before):
+                        self.dhcp_server = str(p["ip_src"][before[0]]) or None
+                    self.dhcp_key = self.dhcp_server or "255.255.255.255"
+                self.dhcp_last = float(t[run[-1]])
+                v.set(run, self.dos, True, np.full(len(run), self.dhcp_key, dtype=object), p["eth_src"][run], False,
+                      np.full(len(run), 67))
+        if self.dhcp_server is None and len(server):
+            self.dhcp_server = str(p["ip_src"][server[0]]) or None
+
+    def _handshakes(self, p, t: np.ndarray, rows: np.ndarray, fl: np.ndarray, predicted: np.ndarray,
+                    anomaly: np.ndarray, v: "Verdicts") -> None:
+        """Failed handshakes (a conversation that began with a SYN and gets a RST as its 2nd or 3rd
+        packet, counting SYN, RST, FIN and bare ACK segments), then the per-source sketch of their
+        distinct targets."""
+        sp, dp = p["tcp_srcport"][rows].clip(0), p["tcp_dstport"][rows].clip(0)
+        # only conversations that begin here (a SYN) or are remembered can fail: others by port pair out
+        pp = (np.minimum(sp, dp) << 16) | np.maximum(sp, dp)
+        # a conversation begins with a SYN the model does not flag or flags as recon (not a flood's)
+        opening = ((fl & 0x12) == 0x02) & (~anomaly[rows] | (predicted[rows] == self.recon))
+        want = np.unique(np.concatenate([pp[opening], self.flow_pp]))
+        mine = want[np.searchsorted(want, pp).clip(0, max(len(want) - 1, 0))] == pp if len(want) else \
+            np.zeros(len(pp), dtype=bool)
+        if not mine.all():
+            rows, fl, sp, dp, pp, opening = rows[mine], fl[mine], sp[mine], dp[mine], pp[mine], opening[mine]
+        if not len(rows):
+            keep = self.flow_t > float(t[-1]) - FLOW_IDLE
+            self.flow_keys, self.flow_n, self.flow_t, self.flow_pp = (self.flow_keys[keep], self.flow_n[keep],
+                                                                      self.flow_t[keep], self.flow_pp[keep])
+            return
+        src, dst = p["ip_src"][rows], p["ip_dst"][rows]
+        h = _ip_hash(np.concatenate([src, dst]))
+        a = (h[:len(rows)] << 16) | sp
+        b = (h[len(rows):] << 16) | dp
+        fk = np.minimum(a, b).astype(np.uint64) * _H1 ^ np.maximum(a, b).astype(np.uint64)
+        o = np.argsort(fk, kind="stable")            # by conversation, in stream order within one
+        fks, ts, f0 = fk[o], t[rows][o], fl[o]
+        m = len(o)
+        newgrp = np.ones(m, dtype=bool)
+        newgrp[1:] = fks[1:] != fks[:-1]
+        start = newgrp.copy()
+        start[1:] |= ts[1:] - ts[:-1] > FLOW_IDLE       # idle: the 4-tuple starts a new conversation
+        # packets already seen of conversations carried over from earlier batches
+        base = np.zeros(m, dtype=np.int64)
+        if len(self.flow_keys):
+            si = np.searchsorted(self.flow_keys, fks).clip(0, len(self.flow_keys) - 1)
+            hit = newgrp & (self.flow_keys[si] == fks) & (ts - self.flow_t[si] <= FLOW_IDLE)
+            base[hit] = self.flow_n[si[hit]]
+        seg_start = np.flatnonzero(start)
+        seg = np.cumsum(start) - 1
+        index = np.arange(m) - seg_start[seg] + base[seg_start][seg]   # 0-based packet of its conversation
+        began = ((base > 0) | opening[o])[seg_start][seg]
+        rst = (f0 & 0x04) != 0
+        fail = rst & began & (index >= 1) & (index <= 2)
+        # conversations that can still fail: began with a SYN, fewer than 3 packets, no RST yet
+        seg_end = np.append(seg_start[1:], m) - 1
+        last_of_group = np.append(newgrp[1:], True)
+        anyrst = np.add.reduceat(rst.astype(np.int64), seg_start) > 0
+        keep = last_of_group[seg_end] & began[seg_start] & (index[seg_end] < 2) & ~anyrst
+        kk, kn, kt = fks[seg_end[keep]], index[seg_end[keep]] + 1, ts[seg_end[keep]]
+        kp = pp[o][seg_end[keep]]
+        now = float(t[-1])
+        seen = np.searchsorted(fks, self.flow_keys).clip(0, m - 1)
+        old = (self.flow_t > now - FLOW_IDLE) & (fks[seen] != self.flow_keys)
+        keys = np.concatenate([self.flow_keys[old], kk])
+        ns = np.concatenate([self.flow_n[old], kn])
+        tt = np.concatenate([self.flow_t[old], kt])
+        pps = np.concatenate([self.flow_pp[old], kp])
+        if len(keys) > MAX_FLOWS:
+            recent = np.argsort(tt, kind="stable")[-MAX_FLOWS:]
+            keys, ns, tt, pps = keys[recent], ns[recent], tt[recent], pps[recent]
+        so = np.argsort(keys, kind="stable")
+        self.flow_keys, self.flow_n, self.flow_t, self.flow_pp = keys[so], ns[so], tt[so], pps[so]
+        fr = np.sort(rows[o[fail]])
+        if not len(fr):
+            return
+        v.failed[fr] = True
+        # the sketch: only rows the model does not flag or flags as recon (a flood's RSTs are the flood's)
+        fr = fr[~anomaly[fr] | (predicted[fr] == self.recon)]
+        if not len(fr):
+            return
+        ack = (p["tcp_flags"][fr] & 0x10) != 0          # RST/ACK: the server refusing; bare RST: the prober
+        client = np.where(ack, p["ip_dst"][fr], p["ip_src"][fr])
+        host = np.where(ack, p["ip_src"][fr], p["ip_dst"][fr])
+        port = np.where(ack, p["tcp_srcport"][fr], p["tcp_dstport"][fr])
+        target = (_ip_hash(host) << 16) | port.clip(0)
+        sure, notes = [], []
+        tf = t[fr]
+        busy = self._busy_before(_ip_hash(client), tf)
+        clients, inv = _codes(client)
+        for ci, c in enumerate(clients):
+            mine = np.flatnonzero(inv == ci)
+            st = self.scanners.pop(c, None)
+            for i, x, tt_, b in zip(mine.tolist(), target[mine].tolist(), tf[mine].tolist(), busy[mine].tolist()):
+                if tt_ - b <= SCAN_HORIZON:      # its failures belong to a flood / brute force the model sees
+                    st = None
+                    continue
+                if st is None or tt_ - st[1] > SCAN_HORIZON:
+                    st = [{}, tt_, tt_]
+                if x not in st[0] and len(st[0]) < MAX_TARGETS:
+                    st[0][x] = None
+                st[1] = tt_
+                if len(st[0]) >= SCAN_TARGETS and tt_ - st[2] >= SCAN_SPAN:
+                    sure.append(i)
+                    notes.append((len(st[0]), st[2]))
+            self.scanners[c] = st
+        while len(self.scanners) > MAX_SCANNERS:
+            self.scanners.pop(next(iter(self.scanners)))
+        if sure:
+            s = np.array(sure)
+            v.set(fr[s], self.recon, True, client[s], host[s], ~ack[s], port[s])
+            v.scan_targets[fr[s]] = [x for x, _ in notes]
+            v.scan_since[fr[s]] = [x for _, x in notes]
+
+
+    def _busy_before(self, hosts: np.ndarray, times: np.ndarray) -> np.ndarray:
+        """Per (host hash, time): the last time at or before it that the host sent a packet the model
+        flags as an attack other than recon (earlier batches or this one), else -inf."""
+        out = np.full(len(hosts), -np.inf)
+        if len(self.busy_h):
+            k = np.searchsorted(self.busy_h, hosts).clip(0, len(self.busy_h) - 1)
+            hit = self.busy_h[k] == hosts
+            out[hit] = self.busy_t[k[hit]]
+        eh, et, el = self._ev_h, self._ev_t, self._ev_last
+        if len(eh):
+            lo = np.searchsorted(eh, hosts, side="left")
+            hi = np.searchsorted(eh, hosts, side="right")
+            for j in np.flatnonzero(hi > lo).tolist():   # the host's last run begun by then
+                q = lo[j] + int(np.searchsorted(et[lo[j]:hi[j]], times[j], side="right")) - 1
+                if q >= lo[j]:
+                    out[j] = max(out[j], min(el[q], times[j]))
+        return out
+
+    def _busy_merge(self, now: float) -> None:
+        """Remember each flagged host's last time (within SCAN_HORIZON; the most recent MAX_FLOWS)."""
+        if not len(self._ev_h):
+            keep = self.busy_t >= now - SCAN_HORIZON
+            self.busy_h, self.busy_t = self.busy_h[keep], self.busy_t[keep]
+            return
+        h = np.concatenate([self.busy_h, self._ev_h])
+        tt = np.concatenate([self.busy_t, self._ev_last])
+        o = np.argsort(h, kind="stable")              # earlier batches first within one host
+        h, tt = h[o], tt[o]
+        last = np.append(h[1:] != h[:-1], True)
+        h, tt = h[last], tt[last]
+        keep = tt >= now - SCAN_HORIZON
+        h, tt = h[keep], tt[keep]
+        if len(h) > MAX_FLOWS:
+            r = np.sort(np.argsort(tt, kind="stable")[-MAX_FLOWS:])
+            h, tt = h[r], tt[r]
+        self.busy_h, self.busy_t = h, tt
+
+
+class Verdicts:
+    """What ``Behaviour.run`` decided for the rows of one batch."""
+
+    def __init__(self, n: int):
+        self.cls = np.full(n, -1, dtype=np.int64)     # class override (-1: the model's)
+        self.sure = np.zeros(n, dtype=bool)            # opens its incident at once
+        self.failed = np.zeros(n, dtype=bool)          # a refused / half-open handshake
+        self.rows = np.zeros(n, dtype=bool)            # key, peer, fwd and server port below apply
+        self.key = np.empty(n, dtype=object)
+        self.peer = np.empty(n, dtype=object)
+        self.fwd = np.zeros(n, dtype=bool)
+        self.server_port = np.full(n, -1, dtype=np.int64)
+        self.scan_targets = np.zeros(n, dtype=np.int64)   # slow scan: distinct failed targets so far
+        self.scan_since = np.full(n, np.inf)              # slow scan: time of its first failure
+
+    def set(self, rows, cls: int, sure: bool, key, peer, fwd, server_port) -> None:
+        self.cls[rows] = cls
+        self.sure[rows] = sure
+        self.rows[rows] = True
+        self.key[rows] = key
+        self.peer[rows] = peer
+        self.fwd[rows] = fwd
+        self.server_port[rows] = server_port

@@ -25,6 +25,9 @@ def load_episodes(capture: str | Path) -> list[dict]:
         att = {"ip": w["attacker_ip"], "ip6": None, "mac": w["attacker_mac"]}
         if w.get("victim_ip"):
             victims = [w["victim_ip"]]
+        elif w.get("mac_prefix") and lab.get("hosts", {}).get("gw", {}).get("ip"):
+            # forged DHCP clients (starvation): the victim is the pool's server, dnsmasq on the lab's gw
+            victims = [lab["hosts"]["gw"]["ip"]]
         else:   # the lab hosts the tool's command line names (its targets), not the attacker
             words = " ".join(w.get("argv", [])).replace(",", " ").replace("/", " ").replace(":", " ").split()
             victims = sorted({x for x in words if x in hosts and x != w["attacker_ip"]})

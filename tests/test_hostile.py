@@ -12,7 +12,6 @@ import stat
 import struct
 import subprocess
 import sys
-import threading
 import time
 import tracemalloc
 from pathlib import Path
@@ -273,16 +272,6 @@ def test_item4_interrupt_while_writing_a_batch_keeps_report_and_outputs_in_step(
     assert r["interrupted"] is True
     rows = pred.read_text().splitlines()[1:]
     assert json.loads(rep.read_text())["packets"] == len(rows) == r["packets"] == 1000
-
-
-@pytest.fixture
-def live_lo():
-    from iotwatch.captures.tshark.preflight import capture_permission
-
-    ok, why = capture_permission("lo", "/usr/bin/dumpcap")
-    if not ok:
-        pytest.skip(f"no capture permission on lo: {why}")
-    return "lo"
 
 
 def _start_live(tmp_path, iface, *extra):

@@ -176,6 +176,27 @@ def table_frames(screen: str) -> list[int]:
     return out
 
 
+def type_goto(tmux, name: str, frame: int) -> None:
+    """: FRAME Enter, each step seen on screen first (on a loaded machine keys typed before the bar
+    showed its last value were lost)."""
+    hint = "a frame number, or a display filter"
+    tmux("send-keys", "-t", name, ":")
+    tmux.wait_for(name, hint)
+    # the bar holds the last value: clear it and see it empty (its placeholder = the hint, shown twice)
+    # before typing; a binding's action (ctrl+u) can run after characters typed behind it
+    tmux("send-keys", "-t", name, "C-u")
+    end = time.monotonic() + 10
+    while tmux.screen(name).count(hint) < 2:
+        assert time.monotonic() < end, tmux.screen(name)
+        time.sleep(0.1)
+    tmux("send-keys", "-t", name, "-l", str(frame))
+    end = time.monotonic() + 10
+    while not any(line.strip("│▊▎ ") == str(frame) for line in tmux.screen(name).splitlines()):   # the bar's text
+        assert time.monotonic() < end, tmux.screen(name)
+        time.sleep(0.1)
+    tmux("send-keys", "-t", name, "Enter")
+
+
 def tshark_count(path, expr=None) -> int:
     argv = ["tshark", "-n", "-r", str(path), "-T", "fields", "-e", "frame.number"] + (["-Y", expr] if expr else [])
     return len(subprocess.run(argv, capture_output=True, text=True, check=True).stdout.split())
@@ -339,11 +360,7 @@ def test_pause_resume_during_a_live_flood_keeps_every_row(tmux):
         assert time.monotonic() < end, tmux.screen("app")
         time.sleep(0.2)
     for frame in (total // 2, total):
-        tmux("send-keys", "-t", "app", ":")
-        tmux.wait_for("app", "a frame number, or a display filter")
-        tmux("send-keys", "-t", "app", "C-u")
-        tmux("send-keys", "-t", "app", "-l", str(frame))
-        tmux("send-keys", "-t", "app", "Enter")
+        type_goto(tmux, "app", frame)
         end = time.monotonic() + 20
         while frame not in table_frames(tmux.screen("app")):
             assert time.monotonic() < end, tmux.screen("app")

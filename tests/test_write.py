@@ -293,16 +293,6 @@ def send_udp(port: int, n: int, pause: float = 0.0, stop=None) -> int:
     return sent
 
 
-@pytest.fixture
-def lo():
-    from iotwatch.captures.tshark.preflight import capture_permission
-
-    ok, why = capture_permission("lo", "/usr/bin/dumpcap")
-    if not ok:
-        pytest.skip(f"no capture permission on lo: {why}")
-    return "lo"
-
-
 def _start_live(tmp_path, port, *extra):
     bpf = ["-f", f"udp port {port}"] if port else []
     p = subprocess.Popen([sys.executable, "-m", "iotwatch", "-i", "lo", *bpf, "--headless",
@@ -315,7 +305,7 @@ def _start_live(tmp_path, port, *extra):
 
 @pytest.mark.slow
 @pytest.mark.live
-def test_live_ring_rotation_on_lo_frames_add_up(tmp_path, lo):
+def test_live_ring_rotation_on_lo_frames_add_up(tmp_path, live_lo):
     port, n = free_udp_port(), 730
     p = _start_live(tmp_path, port, "-w", tmp_path / "live.pcapng", "-b", "packets:100", "-b", "files:4",
                     "--write-flagged", tmp_path / "flag.pcapng", "-a", "packets:730")
@@ -340,7 +330,7 @@ def test_live_ring_rotation_on_lo_frames_add_up(tmp_path, lo):
 
 @pytest.mark.slow
 @pytest.mark.live
-def test_ctrl_c_leaves_complete_ring_files(tmp_path, lo):
+def test_ctrl_c_leaves_complete_ring_files(tmp_path, live_lo):
     port = free_udp_port()
     p = _start_live(tmp_path, port, "-w", tmp_path / "cc.pcapng", "-b", "filesize:20")
     deadline = time.monotonic() + 10
@@ -367,7 +357,7 @@ def test_ctrl_c_leaves_complete_ring_files(tmp_path, lo):
 
 @pytest.mark.slow
 @pytest.mark.live
-def test_kept_frames_api_serves_live_frames_for_dissection(tmp_path, lo):
+def test_kept_frames_api_serves_live_frames_for_dissection(tmp_path, live_lo):
     """The API the TUI's live detail view uses: which file holds global frame n, and tshark finds it there."""
     from iotwatch.captures.keep import CaptureKeeper, KeptFile
     from iotwatch.captures.sources import open_source
@@ -408,7 +398,7 @@ def test_kept_frames_api_serves_live_frames_for_dissection(tmp_path, lo):
 
 @pytest.mark.slow
 @pytest.mark.live
-def test_live_write_flagged_from_the_tee_on_a_loopback_scan(tmp_path, lo):
+def test_live_write_flagged_from_the_tee_on_a_loopback_scan(tmp_path, live_lo):
     """Bounded TCP connect scan of 600 closed ports on 127.0.0.1: the flagged file holds exactly the
     packets the report counts as anomalous, taken from the live tee, commented."""
     p = _start_live(tmp_path, 0, "-f", "tcp portrange 41000-41599", "-w", tmp_path / "all.pcapng",
@@ -439,7 +429,7 @@ def test_live_write_flagged_from_the_tee_on_a_loopback_scan(tmp_path, lo):
 
 
 @pytest.mark.live
-def test_live_tui_run_without_w_keeps_a_private_bounded_ring(lo):
+def test_live_tui_run_without_w_keeps_a_private_bounded_ring(live_lo):
     """What the TUI's live detail view reads: MonitorRun (not headless, no -w) keeps a private ring."""
     import threading
 
@@ -565,7 +555,7 @@ def test_w_dash_reader_going_away_ends_quietly(tmp_path):
 
 @pytest.mark.slow
 def test_append_adds_a_section_to_an_existing_pcapng_and_refuses_other_files(tmp_path):
-    out, flag = tmp_path / "a.pcapng", tmp_path / "f.pcapng"
+    out = tmp_path / "a.pcapng"
     assert iotwatch("-r", DEMO, "--headless", "-c", "100", "-w", out).returncode == 0
     r = iotwatch("-r", DEMO, "--headless", "-c", "50", "-w", out, "--append")
     assert r.returncode == 0, r.stderr

@@ -19,7 +19,9 @@ Data flow (one direction, few hops):
 from __future__ import annotations
 
 import gc
+import os
 import sys
+import threading
 import time
 from functools import partial
 from pathlib import Path
@@ -59,6 +61,12 @@ PANE_EVERY = 4     # ticks between refreshes of the counters and confusion panes
 GC_GEN0_THRESHOLD = 20_000  # allocations between young-generation GC passes (Python's default: 700)
 INCIDENT_REFRESH = 0.5  # s of wall time between snapshots of the active incidents (display only)
 PANES = ("counters", "alerts", "confusion")
+# A full-speed replay keeps tshark and the capture thread busy on every core they get; on a loaded
+# machine (2 cores shared) a key press then waited behind them, and so did the terminal drawing the
+# answer. Their niceness is raised by this much (the UI thread keeps its own), so the scheduler
+# serves the keyboard first; the replay takes what is left. Live captures keep theirs (dumpcap and
+# tshark must keep up with the wire). Measured by bench/tui_latency.py keys --probe.
+REPLAY_NICE = 10
 
 
 class IotWatchApp(App[int]):
@@ -106,6 +114,8 @@ class IotWatchApp(App[int]):
         self.rows = RowStore(view_cap)
         self.plog = PredictionLog()      # every packet's prediction: the table browses the whole run
         self.index = None               # FrameIndex of the capture file (built in a worker)
+        self.live_frames = None         # live: the frames the capture keeps on disk (tui.ring.LiveFrames)
+        self.live_filter = None         # live: the display filter running over them (tui.ring.LiveFilter)
         self.pages: PageCache | None = None
         self.dfilter: str | None = None           # active Wireshark display filter (whole file)
         self.dfilter_frames = None                # its matching frame numbers
@@ -204,8 +214,17 @@ class IotWatchApp(App[int]):
     # --- the capture worker ------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="capture", exit_on_error=False, description="capture")
     def run_capture(self) -> None:
+        # A thread of its own (not the worker pool's, which later workers reuse): a replay lowers its
+        # scheduling priority, and the tshark it starts inherits it (see REPLAY_NICE)
         worker = get_current_worker()
+        thread = threading.Thread(target=self._capture, args=(worker,), name="iotwatch-capture", daemon=True)
+        thread.start()
+        thread.join()
+
+    def _capture(self, worker) -> None:
         session = self.session
+        if not session.config.source.iface:
+            _lower_priority(REPLAY_NICE)
 
         def emit(cb) -> None:
             # every row goes into the store here, paused or not, however far behind the screen is;
@@ -241,6 +260,15 @@ class IotWatchApp(App[int]):
     def on_capture_started(self, message: CaptureStarted) -> None:
         self.live = message.live
         self.state = "live" if message.live else "replay"
+        source = self.session.source
+        if message.live and callable(getattr(source, "kept_frames", None)):
+            # the ring of files the live capture keeps (captures/keep.py): detail, display filter and
+            # rows beyond memory (a long pause) read from it
+            from iotwatch.tui.ring import LiveFrames
+
+            self.live_frames = LiveFrames(source)
+            self.pages = PageCache(self.live_frames, self.plog)
+            self.pages.gone = self._gone
         self._started_at = self.clock()
         self._dirty = True
 
@@ -280,7 +308,12 @@ class IotWatchApp(App[int]):
         self._dirty = True
 
     # --- the tick ---------------------------------------------------------------------------------
-    def refresh_screen(self, force: bool = True) -> None:
+    def refresh_now(self) -> None:
+        """After a key: the table and the status bar at once; the panes keep their own schedule
+        (a key press must not wait for the counters' and incidents' redraw)."""
+        self.refresh_screen(force=False, tick=False)
+
+    def refresh_screen(self, force: bool = True, tick: bool = True) -> None:
         """Turn the stores into widget updates: one refresh per changed widget. The tick passes
         ``force=False``: then the panes refresh only every PANE_EVERY ticks."""
         if not self.table.is_attached:  # a last tick while the app shuts down
@@ -302,8 +335,8 @@ class IotWatchApp(App[int]):
         if self._dirty or packets != self._last_packets:
             table.border_subtitle = self._table_subtitle(packets, len(table.view))
         # counters and confusion (rich tables, the costly part of a frame) refresh every PANE_EVERY ticks
-        self._ticks += 1
-        panes_due = force or self._ticks % PANE_EVERY == 0 or self.report is not None
+        self._ticks += tick
+        panes_due = force or (tick and self._ticks % PANE_EVERY == 0) or self.report is not None
         rate_version = self.rates.samples  # not len(history): it stops changing once the history is full
         if panes_due and (packets != self._last_packets or rate_version != self._rate_version):
             self.counters.show(counts, anomalies, self.rates)
@@ -311,7 +344,7 @@ class IotWatchApp(App[int]):
         if panes_due and labelled != self._last_labelled:
             self.confusion.show(matrix if labelled else None)
             self._last_labelled = labelled
-        if self.incidents.version != self._last_incidents or force:   # the most "live" pane: every tick
+        if (self.incidents.version != self._last_incidents and tick) or force:   # the most "live" pane: every tick
             self.incident_pane.show(self.incidents, self.rows.first_time)
             self._last_incidents = self.incidents.version
         self.status.show(
@@ -350,6 +383,9 @@ class IotWatchApp(App[int]):
             text = f"{in_view:,} match {what} · " + text
         if self.sort is not None:
             text += f" · sorted by {self.sort[0]}{' ▼' if self.sort[1] else ''}"
+        lf = self.live_filter
+        if lf is not None and self.dfilter == lf.expr:
+            text += f" · -Y checked up to frame {lf.upto:,}" + (f" ({lf.lost:,} left the ring unchecked)" if lf.lost else "")
         return text
 
     def make_view(self, n: int | None = None) -> LogView:
@@ -357,13 +393,34 @@ class IotWatchApp(App[int]):
         filter's frames and the sort."""
         n = self.plog.n if n is None else n
         lo = self._base if self.pages is not None else max(self._base, self.rows.first_gid)
+        if self.live_frames is not None:   # rows still in memory or in the live ring's files
+            lo = max(self._base, self._first_reachable(n))
         return LogView(self.plog, self.rows, min(lo, n), n, self.filter, self.dfilter_frames, self.sort,
                        self.pages)
 
     @property
     def dropped_from_view(self) -> int:
-        """Rows that left memory and cannot be read back (no capture file to read them from)."""
+        """Rows that left memory and cannot be read back (no capture file to read them from, or
+        their frames left the live ring)."""
+        if self.live_frames is not None:
+            return max(0, self._first_reachable() - self._base)
         return 0 if self.pages is not None else max(0, self.rows.first_gid - self._base)
+
+    def _first_reachable(self, n: int | None = None) -> int:
+        """Live: gid of the oldest row in memory or in the ring's files."""
+        first = self.rows.first_gid
+        span = self.live_frames.span()
+        if span is not None:
+            n = self.plog.n if n is None else n
+            first = min(first, int(np.searchsorted(self.plog.col("frame", n), span[0])))
+        return first
+
+    def _gone(self, frame: int) -> str | None:
+        """Live: why a row cannot be read back (its frame left the ring), None if it may come."""
+        span = self.live_frames.span()
+        if span is not None and frame < span[0]:
+            return "(no longer kept: fell out of the live ring)"
+        return None
 
     def _state_label(self) -> str:
         if self.paused and self.state in ("live", "replay", "finished", "interrupted"):
@@ -387,7 +444,7 @@ class IotWatchApp(App[int]):
     def set_filter(self, flt: tuple) -> None:
         self.filter = flt
         self._dirty = True
-        self.refresh_screen()
+        self.refresh_now()
 
     def set_speed(self, speed: str) -> None:
         if self.live:
@@ -406,7 +463,7 @@ class IotWatchApp(App[int]):
         if self.paused:
             self._frozen = self._paused_added = self.plog.n
             self._dirty = True
-            self.refresh_screen()     # the frozen rows, placed as the table was (newest at the bottom)
+            self.refresh_now()     # the frozen rows, placed as the table was (newest at the bottom)
             table.pin_bottom()        # keep the place: resume must not jump past the new rows
         else:
             self._frozen = None
@@ -415,7 +472,7 @@ class IotWatchApp(App[int]):
                 self.notify(f"{arrived:,} rows arrived meanwhile; End follows the newest again",
                             title="resumed", timeout=5)
         self._dirty = True
-        self.refresh_screen()
+        self.refresh_now()
 
     @property
     def arrived_while_paused(self) -> int:
@@ -423,7 +480,7 @@ class IotWatchApp(App[int]):
 
     def action_dismiss_notice(self) -> None:
         self.notice = None
-        self.refresh_screen()
+        self.refresh_now()
 
     def action_cycle_speed(self) -> None:
         self.set_speed(SPEEDS[(SPEEDS.index(self.session.speed) + 1) % len(SPEEDS)])
@@ -455,7 +512,7 @@ class IotWatchApp(App[int]):
         self._base = self.plog.n if self._frozen is None else self._frozen
         self.table.move_cursor(None)
         self._dirty = True
-        self.refresh_screen()
+        self.refresh_now()
 
     def action_cycle_pane(self) -> None:
         self._set_pane(self._pane + 1)
@@ -511,6 +568,14 @@ class IotWatchApp(App[int]):
         for b in IncidentsPane.BINDINGS:   # keys of the focused Incidents pane
             out.append((self.get_key_display(Binding(b.key, b.action)), f"incidents pane: {b.description.lower()}"))
         out.append(("ctrl+p", "command palette (filters, speed, pause, clear ...)"))
+        out.append(("/ live", "display filter on a live capture: tshark runs it over the frames the capture keeps "
+                              "in its ring files (-w, or 8 x 16 MB in a temporary folder), block by block as they "
+                              "arrive; newer rows appear once checked; frames that left the ring are not shown; "
+                              "filters that need earlier frames (tcp.analysis, reassembly, tcp.stream) see each "
+                              "block of up to 20,000 frames on its own"))
+        out.append(("⏎ live", "detail of a live frame from the ring files; a frame that left the ring says so"))
+        out.append(("space live", "a long pause loses nothing: rows beyond the 50,000 in memory are read back "
+                                  "from the ring files while they are kept"))
         return out
 
     async def action_quit(self) -> None:
@@ -540,8 +605,8 @@ class IotWatchApp(App[int]):
         from iotwatch.captures.tshark.frames import FrameIndex
 
         worker = get_current_worker()
-        try:
-            index = FrameIndex(path).build(cancelled=lambda: worker.is_cancelled)
+        try:   # a Python walk over the whole file: below the UI thread in priority, like the replay
+            index = _niced(REPLAY_NICE, lambda: FrameIndex(path).build(cancelled=lambda: worker.is_cancelled))
         except Exception as e:   # compressed or odd files: the table keeps what is in memory
             self.call_from_thread(self._index_failed, f"{type(e).__name__}: {e}")
             return
@@ -654,7 +719,11 @@ class IotWatchApp(App[int]):
                 self.set_display_filter(None, None)
                 return
             if not self.capture_path:
-                prompt.verdict("invalid", "display filters apply to capture files (-r FILE); live: start with -Y")
+                if self.live_frames is None:
+                    prompt.verdict("invalid", "this source keeps no frames to filter; start with -Y to filter at capture")
+                    return
+                prompt.verdict("checking", "filtering the frames kept by the live capture with tshark …")
+                self.apply_live_filter(message.value)
                 return
             prompt.verdict("checking", f"filtering {Path(self.capture_path).name} with tshark …")
             self.apply_display_filter(message.value)
@@ -700,10 +769,53 @@ class IotWatchApp(App[int]):
         self.table.focus()
         self.set_display_filter(expr, frames)
 
+    @work(thread=True, exclusive=True, group="display-filter", exit_on_error=False, description="live display filter")
+    def apply_live_filter(self, expr: str) -> None:
+        """Live: check ``expr`` with tshark, then run it over the ring's frames block by block as they
+        arrive (``tui.ring.LiveFilter``), in a niced thread, until the filter is cleared or replaced."""
+        from iotwatch.tui.ring import LiveFilter
+
+        reason = self._filter_problem(expr)
+        if reason is not None:
+            self.call_from_thread(self._filter_checked, expr, reason)
+            return
+        worker = get_current_worker()
+        lf = LiveFilter(self.live_frames, expr)
+        self.live_filter = lf
+        first = True
+
+        def run() -> None:
+            nonlocal first
+            while self.live_filter is lf and not worker.is_cancelled:
+                try:
+                    moved = lf.step(cancelled=lambda: worker.is_cancelled or self.live_filter is not lf)
+                except Exception as e:
+                    self.call_from_thread(self.notify, one_line(f"live display filter stopped: {e}"),
+                                          severity="error", timeout=8)
+                    return
+                if first:
+                    first = False
+                    self.call_from_thread(self._filter_applied, expr, lf.matched)
+                elif moved:
+                    self.call_from_thread(self._live_filter_progress, lf)
+                if not moved:
+                    if self.state not in ("live", "starting", "replay") and self.session.done.is_set():
+                        return   # the capture ended and every kept frame was checked
+                    time.sleep(0.5)
+
+        _niced(REPLAY_NICE, run)
+
+    def _live_filter_progress(self, lf) -> None:
+        if self.live_filter is lf:
+            self.dfilter_frames = lf.matched
+            self._dirty = True
+
     def set_display_filter(self, expr: str | None, frames) -> None:
+        if expr is None or (self.live_filter is not None and self.live_filter.expr != expr):
+            self.live_filter = None
         self.dfilter, self.dfilter_frames = expr, frames
         self._dirty = True
-        self.refresh_screen()
+        self.refresh_now()
         if expr is not None:
             self.notify(f"{len(self.table.view):,} rows match {expr}", title="display filter", timeout=4)
 
@@ -856,7 +968,7 @@ class IotWatchApp(App[int]):
         self.table.sort = self.sort
         self.table._col_cache.clear()
         self._dirty = True
-        self.refresh_screen()
+        self.refresh_now()
 
     # --- packet detail ---------------------------------------------------------------------------
     @on(PacketTable.RowChosen)
@@ -870,8 +982,12 @@ class IotWatchApp(App[int]):
             *((("  label ", "bold"), self.class_names[row.label]) if row.label >= 0 else ()),
             ("  ANOMALY" if row.anomaly else "", "bold red"), self._why(row))
         if not self.capture_path:
-            note = ("the dissection needs a capture file (-r FILE): a live capture's frames are not kept on disk; "
-                    "save the traffic with dumpcap -w and replay it")
+            if self.live_frames is not None:   # from the live ring's files, in a worker
+                self.push_screen(DetailScreen(row.frame, summary))
+                self.load_detail(row.frame)
+                return
+            note = ("the dissection needs a capture file (-r FILE) or a live capture that keeps its frames; "
+                    "this source keeps none")
             self.push_screen(DetailScreen(row.frame, summary, note=note))
             return
         # a warm tshark answers in a few ms: build the tree right away (no loading state, no worker
@@ -894,6 +1010,8 @@ class IotWatchApp(App[int]):
     def _wait_index(self, timeout: float = 60.0):
         """The frame index, waiting (in a worker) while it is being built."""
         end = time.monotonic() + timeout
+        if not self.capture_path:
+            raise RuntimeError("this needs a capture file (-r FILE); a live capture's ring is read frame by frame")
         while self.index is None:
             if self.index_error is not None:
                 raise RuntimeError(f"cannot index the capture file: {self.index_error}")
@@ -923,6 +1041,19 @@ class IotWatchApp(App[int]):
         """One frame through the index: a one-frame stream to tshark -T pdml (the cost does not
         depend on the file's size) and its bytes."""
         t0 = time.perf_counter()
+        if self.live_frames is not None:
+            from iotwatch.tui.ring import NotKept
+
+            try:
+                layers = self.live_frames.dissect(frame)
+                raw = self.live_frames.packet_bytes(frame)
+            except NotKept as e:   # fell out of the ring: one line
+                self.post_message(DetailFailed(frame, str(e)))
+            except Exception as e:
+                self.post_message(DetailFailed(frame, one_line(f"cannot dissect frame {frame}: {e}")))
+            else:
+                self.post_message(DetailLoaded(frame, layers, raw, time.perf_counter() - t0))
+            return
         try:
             index = self._wait_index()
             try:
@@ -976,6 +1107,37 @@ class IotWatchApp(App[int]):
             screen.show_error(message.reason)
 
 
+def _lower_priority(delta: int) -> None:
+    """Raise the calling thread's niceness by ``delta`` (Linux: per thread; processes it starts
+    inherit it). Best effort: nothing happens where the OS does not allow it."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + delta))
+    except (OSError, AttributeError):
+        pass
+
+
+def _niced(delta: int, fn: Callable[[], object]):
+    """``fn()`` in a thread of its own with its niceness raised by ``delta`` (the worker pool's threads
+    are reused, and an unprivileged process cannot lower a niceness again); returns its result or
+    raises its exception."""
+    out: dict = {}
+
+    def body() -> None:
+        _lower_priority(delta)
+        try:
+            out["value"] = fn()
+        except BaseException as e:   # handed to the caller
+            out["error"] = e
+
+    thread = threading.Thread(target=body, name="iotwatch-niced", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in out:
+        raise out["error"]
+    return out.get("value")
+
+
 def _is_ip(text: str) -> bool:
     import ipaddress
 
@@ -987,7 +1149,7 @@ def _is_ip(text: str) -> bool:
 
 
 def make_app(cfg: RunConfig, classifier, labels=None, *, source_factory: Callable[[], object] | None = None,
-             tick: float = 0.25, view_cap: int = 50_000, batch_rows: int = 8192,
+             tick: float = 0.25, view_cap: int = 50_000, batch_rows: int = 2048,
              clock: Callable[[], float] = time.monotonic, app_class: type[IotWatchApp] = IotWatchApp) -> IotWatchApp:
     """Build the app for a run configuration and a classifier (tests inject a fake ``source_factory``
     and a tiny classifier; ``clock`` fixes rates for snapshots)."""
@@ -1006,7 +1168,16 @@ def build_app(cfg: RunConfig, app_class: type[IotWatchApp] = IotWatchApp) -> Iot
         check_capture_file(cfg.source.read)
     classifier = cfg.load_classifier()
     labels = cfg.source.load_labels(list(classifier.classes_))
-    return make_app(cfg, classifier, labels, app_class=app_class)
+    return make_app(cfg, classifier, labels, app_class=app_class, view_cap=_view_rows())
+
+
+def _view_rows() -> int:
+    """Rows the table holds in memory (50,000; the environment variable IOTWATCH_VIEW_ROWS, for tests
+    in a real terminal, makes rows beyond it come back from the file or the live ring sooner)."""
+    try:
+        return max(1000, int(os.environ.get("IOTWATCH_VIEW_ROWS", "50000")))
+    except ValueError:
+        return 50_000
 
 
 def run_tui(cfg: RunConfig) -> int:

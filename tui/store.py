@@ -25,7 +25,7 @@ import bisect
 import threading
 from collections import OrderedDict, deque
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -496,7 +496,8 @@ class LogView:
 
 
 class PageCache:
-    """Rows read back from the capture file through a ``FrameIndex``, by pages of PAGE gids; the
+    """Rows read back from the capture file through a ``FrameIndex`` (or from a live capture's ring
+    files through ``tui.ring.LiveFrames``), by pages of PAGE gids; the
     newest ``keep`` pages stay (bounded memory). ``row`` never blocks: a missing page is queued and
     the app loads it in a worker (``take_request`` / ``load``)."""
 
@@ -510,6 +511,8 @@ class PageCache:
         self._wanted: list[int] = []
         self.failed: str | None = None
         self.generation = 0      # bumps when a page arrives (the table drops its cached lines)
+        # live: frame -> the Info of a row whose frame left the ring (None: not on disk yet, retry)
+        self.gone: "Callable[[int], str | None] | None" = None
 
     def row(self, gid: int, frame: int) -> Row | None:
         page = self._pages.get(gid // self.PAGE)
@@ -544,10 +547,18 @@ class PageCache:
                                               confidence=np.zeros(len(batch), np.float32),
                                               anomaly=np.zeros(len(batch), bool), labels=None))
         rows = {}
-        got = shown.packets["frame_number"].tolist()
-        for i, (gid, frame) in enumerate(zip(range(lo, hi), frames.tolist())):
-            if i < len(got) and got[i] == frame:
+        at = {f: i for i, f in enumerate(shown.packets["frame_number"].tolist())}
+        for gid, frame in zip(range(lo, hi), frames.tolist()):
+            i = at.get(frame)
+            if i is not None:
                 rows[gid] = batch_row(shown, i, gid)
+            elif self.gone is not None:
+                why = self.gone(frame)
+                if why is None:   # a live frame not on disk yet: ask again later
+                    return
+                # the live ring no longer holds it: the row says so
+                rows[gid] = Row(gid=gid, frame=frame, time=float("nan"), src="", src_port=-1, dst="", dst_port=-1,
+                                proto="", length=0, predicted=0, confidence=0.0, anomaly=False, label=-1, info=why)
         self._pages[p] = rows
         while len(self._pages) > self.keep:
             self._pages.popitem(last=False)

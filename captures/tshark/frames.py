@@ -292,6 +292,18 @@ class FrameIndex:
         text = b"".join(chunks)
         return np.fromstring(text.decode(), dtype=np.int64, sep="\n") if text.strip() else np.zeros(0, np.int64)
 
+    def filter_range(self, expr: str, first: int, last: int) -> np.ndarray:
+        """Frame numbers (of this file, ascending) among ``first..last`` matching display filter
+        ``expr``: tshark reads only those records, so a filter that needs earlier frames (TCP
+        analysis, reassembly, stream numbers) sees the range on its own (the live TUI's filter)."""
+        last = min(last, self.frames)
+        if last < first:
+            return np.zeros(0, np.int64)
+        text = self._run([self.tshark, "-n", "-Y", expr, "-T", "fields", "-e", "frame.number",
+                          *pref_args(DISSECTION_PREFS), "-r", "-"], stdin=self.records(first, last))
+        nums = np.array(text.split(), dtype=np.int64) if text.strip() else np.zeros(0, np.int64)
+        return nums + (first - 1)
+
     def follow(self, proto: str, a: str, b: str) -> str:
         """``tshark -z follow,<proto>,ascii,<a>,<b>`` over the file (``a``/``b`` = ``ip:port``)."""
         if proto not in ("tcp", "udp"):

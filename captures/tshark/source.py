@@ -45,7 +45,8 @@ from ..batch import SourceStats
 from .args import DISSECTION_PREFS, dumpcap_command, tshark_fields_command, wlan_decryption_args
 
 DUMPCAP_BUFFER_MIB = 128      # live capture kernel buffer (dumpcap -B)
-_PARSE_ROWS = 8192            # lines parsed in one go (bounds the parser's transient memory)
+_PARSE_ROWS = 2048            # lines parsed in one go unless a batch is bigger (bounds the parser's transient
+                              # memory and how long one parse holds the GIL: ~10 ms, not ~40, beside a UI)
 _FILE_READ_PAUSE = 0.01       # replay: wait this long after a small read (the pipe holds ~0.1 s of output)
 _READ_AHEAD = 8 << 20         # tshark output buffered ahead of the parser (one stream)
 _PREFETCH_LIMIT = 1 << 26     # ... for a chunk read ahead by a parallel tshark

@@ -64,4 +64,12 @@ class ClassCounters(Static):
                   "", f"{100 * anomalies / total:.1f}" if total else "-",
                   Text(f"= attack class at confidence ≥ {self.threshold:.2f}", style="dim", no_wrap=True,
                        overflow="ellipsis") if self.threshold is not None else "")
-        self.update(t)
+        self._put(t, "table")
+
+    _shape: object = None
+
+    def _put(self, content, shape: object) -> None:
+        """Replace the content; a layout pass only when its shape (line count) changes: the pane's
+        height is auto, and a layout refresh reflows and repaints the whole screen."""
+        self.update(content, layout=shape != self._shape)
+        self._shape = shape

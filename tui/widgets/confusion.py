@@ -41,8 +41,8 @@ class ConfusionSummary(Static):
     def show(self, matrix: np.ndarray | None) -> None:
         if matrix is None or not matrix.sum():
             self.matrix = np.zeros_like(self.matrix)
-            self.update(Text("no labelled packets yet\n(labels come from a sidecar CSV,\n"
-                             "--labels or pcapng comments)", style="dim"))
+            self._put(Text("no labelled packets yet\n(labels come from a sidecar CSV,\n"
+                             "--labels or pcapng comments)", style="dim"), "empty")
             return
         self.matrix = matrix
         acc = ConfusionAccumulator(len(self.class_names))
@@ -64,4 +64,12 @@ class ConfusionSummary(Static):
             t.add_row(Text(_short(name, 10), style=self.class_style(i)), *cells, *metrics)
         foot = Text.assemble(("macro-F1 ", "bold"), f"{acc.macro_f1():.3f}", "  ", ("accuracy ", "bold"),
                              f"{acc.accuracy():.3f}", "  ", ("labelled ", "bold"), f"{acc.total:,}")
-        self.update(Group(t, foot))
+        self._put(Group(t, foot), "table")
+
+    _shape: object = None
+
+    def _put(self, content, shape: object) -> None:
+        """Replace the content; a layout pass only when its shape (line count) changes: the pane's
+        height is auto, and a layout refresh reflows and repaints the whole screen."""
+        self.update(content, layout=shape != self._shape)
+        self._shape = shape

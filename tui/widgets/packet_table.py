@@ -142,7 +142,7 @@ class PacketTable(ScrollView, can_focus=True):
             self.cursor_gid = None
         self._adjusting = True
         try:
-            self.virtual_size = Size(self.size.width, len(view) + 1)
+            self._set_virtual_height(len(view) + 1)
             if self.follow:
                 self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
             elif top_gid is not None:
@@ -150,6 +150,19 @@ class PacketTable(ScrollView, can_focus=True):
         finally:
             self._adjusting = False
         self.refresh()
+
+    def _set_virtual_height(self, height: int) -> None:
+        """New row count: the scrollbar and the scroll limits follow, without the layout pass a
+        ``virtual_size`` assignment asks for (it reflowed and repainted the whole screen on every
+        tick of a replay; this widget's own size does not depend on its rows)."""
+        size = Size(self.size.width, height)
+        if size == self.virtual_size:
+            return
+        if not self.size.width or self.virtual_size.width != size.width:
+            self.virtual_size = size      # first layout or a new width: the ordinary way
+            return
+        self.set_reactive(PacketTable.virtual_size, size)
+        self._scroll_update(size)
 
     def on_resize(self, event: events.Resize) -> None:
         """A new height moves the bottom: a following table keeps the newest row in view."""

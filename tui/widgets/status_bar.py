@@ -18,6 +18,8 @@ class StatusBar(Static):
     }
     """
 
+    _last: Text | None = None
+
     def show(self, *, state: str, source: str, packets: int, rate: float, shown: int, dropped: int,
              capture_drops: int, live: bool, speed: str, filter_name: str, model: str,
              dfilter: str | None = None, in_memory: int | None = None, notice: str | None = None) -> None:
@@ -37,4 +39,8 @@ class StatusBar(Static):
             sep, model,
             no_wrap=True, overflow="ellipsis",
         )
-        self.update(text)
+        if text == self._last:
+            return   # nothing changed: no repaint (the tick calls this 4 times a second)
+        self._last = text
+        # one line, always: no layout pass (a layout refresh reflows and repaints the whole screen)
+        self.update(text, layout=False)
