@@ -18,9 +18,9 @@ LAB=${2:-/work/shared/data/lab}
 REAL=${3:-/work/shared/data/real}
 OUT=${4:-detector/models/default.iotw}
 PY=${PY:-.venv/bin/python}
-ROWS=${ROWS:-15000}          # rows per (source, class)
-REAL_FACTOR=${REAL_FACTOR:-2} # each real source's (capped) rows count this many times
-EPOCHS=${EPOCHS:-10}
+ROWS=${ROWS:-25000}          # rows per (source, class)
+REAL_FACTOR=${REAL_FACTOR:-1} # each real source's (capped) rows count this many times
+EPOCHS=${EPOCHS:-15}
 HELD_OUT=${HELD_OUT:-0}       # 1: also --eval the simulator/lab held-out captures (a tshark replay of ~0.9M packets,
                               # ~10 min); bench/generalisation.py --model scores them from the feature cache instead
 

@@ -1200,7 +1200,7 @@ class SpoofingBlock(FeatureBlock):
     name = "spoofing"
     names = ("mac_changed", "arp_claim_changed", "dst_mac_changed", "src_macchange_30s", "src_arpclaim_30s",
              "pair_macchange_30s", "ra_rogue", "arp_unsolicited", "relay_src_arp_unsolicited_30s",
-             "relay_dst_arp_unsolicited_30s", "src_arp_claims_60s")
+             "relay_dst_arp_unsolicited_30s", "src_arp_addrs_60s")
     ARP_ASK_WINDOW = 10.0
 
     def __init__(self, idle: float = 300.0, cap: int = 65536):
@@ -1210,7 +1210,7 @@ class SpoofingBlock(FeatureBlock):
         self.changes = DecayTable([30.0, 30.0, 60.0], idle=idle, cap=cap)
         self.mac_unsolicited = DecayTable([30.0], idle=idle, cap=cap)
         self.arp_asked = LastSeen(idle=self.ARP_ASK_WINDOW, cap=cap)
-        self.arp_claims = RecentSet(window=60.0, cap=cap)
+        self.arp_claims = LastSeen(idle=60.0, cap=cap)  # per occurrence: exact for any batching
 
     def tables(self):
         return [self.bindings, self.changes, self.mac_unsolicited, self.arp_asked, self.arp_claims]
@@ -1248,7 +1248,8 @@ class SpoofingBlock(FeatureBlock):
         ask = mix(np.where(rep, ha_dst, ha_src), np.where(rep, ha_src, ha_dst))  # (asker, asked-for)
         since = self.arp_asked.update(ask, t, req & (a_src != a_dst), rep)
         unsolicited = rep & ~(since <= self.ARP_ASK_WINDOW)
-        claim_new = self.arp_claims.update(mix(mac, ha_src), t, is_arp & (a_src != "") & (a_src != "0.0.0.0"))[0]
+        cmask = is_arp & (a_src != "") & (a_src != "0.0.0.0")
+        claim_new = cmask & ~(self.arp_claims.update(mix(mac, ha_src), t, cmask, cmask) <= 60.0)
         keys = np.empty(2 * n, dtype=np.uint64)
         keys[0::2] = p["hs"]
         keys[1::2] = p["pkey"] ^ np.uint64(0x5BD1E995)
@@ -1279,7 +1280,7 @@ class SpoofingBlock(FeatureBlock):
         # the poisoner's own traffic (its floods, its uploads) is not spoofing
         put(out, "relay_src_arp_unsolicited_30s", np.where(mac_changed | is_arp, ml[0::2], 0.0))
         put(out, "relay_dst_arp_unsolicited_30s", np.where(unicast & dst_changed, ml[1::2], 0.0))
-        put(out, "src_arp_claims_60s", _log1(lg[0::2, 2]))
+        put(out, "src_arp_addrs_60s", _log1(lg[0::2, 2]))
         ra = p["router_adv"]
         put(out, "ra_rogue", self.ra_bindings.changed(np.where(ra, np.uint64(1), np.uint64(0)), mac, t, ra))
 

@@ -404,7 +404,7 @@ def test_arp_replies_nobody_asked_for_are_marked_whatever_the_batching(size):
     assert X[:3, COL["arp_unsolicited"]].tolist() == [0, 0, 1]
     assert X[3:, COL["arp_unsolicited"]].tolist() == [1] * 16
     assert X[-1, COL["relay_src_arp_unsolicited_30s"]] > X[1, COL["relay_src_arp_unsolicited_30s"]] + 2
-    assert X[-1, COL["src_arp_claims_60s"]] > X[1, COL["src_arp_claims_60s"]] + 0.2  # two addresses vs one
+    assert X[-1, COL["src_arp_addrs_60s"]] > X[1, COL["src_arp_addrs_60s"]] + 0.2  # two addresses vs one
     np.testing.assert_allclose(X, new_extractor().transform(b), rtol=1e-5, atol=1e-5)
 
 
@@ -449,3 +449,14 @@ def test_ipv6_extension_headers_do_not_hide_the_upper_layer():
     assert X[:, COL["icmp_echo_request"]].tolist() == [1, 1, 1, 0, 0, 0]
     assert X[:, COL["proto_tcp"]].tolist() == [0, 0, 0, 1, 0, 0]
     assert X[:, COL["proto_other_ip"]].tolist() == [0, 0, 0, 0, 1, 0]
+
+
+@pytest.mark.parametrize("size", [1, 2, 5])
+def test_arp_claims_count_the_same_whatever_the_batching(size):
+    """An address claimed again after the 60 s window counts as claimed anew, in one batch or split."""
+    mac = "02:00:00:00:00:66"
+    recs = [_arp(i, t, 2, mac, ip, "192.168.1.9", eth_dst="02:00:00:00:00:09")
+            for i, (t, ip) in enumerate([(0.0, "192.168.1.1"), (30.0, "192.168.1.1"), (70.0, "192.168.1.1"),
+                                         (75.0, "192.168.1.2"), (200.0, "192.168.1.1")])]
+    b = PacketBatch.from_records(recs)
+    np.testing.assert_allclose(_run(b, size), new_extractor().transform(b), rtol=1e-5, atol=1e-5)

