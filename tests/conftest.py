@@ -13,7 +13,8 @@ def live_lo():
     """The loopback interface, when this user may capture on it (dumpcap's capability or root)."""
     from iotwatch.captures.tshark.preflight import capture_permission
 
+    from fakes import require
+
     ok, why = capture_permission("lo", "/usr/bin/dumpcap")
-    if not ok:
-        pytest.skip(f"no capture permission on lo: {why}")
+    require(ok, f"capture permission on lo ({why})")
     return "lo"

@@ -23,6 +23,8 @@ from iotwatch.detector.incidents import KINDS
 from iotwatch.main import main
 from iotwatch.options import demo_capture
 
+from fakes import require
+
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}[+-]\d{4}$")
 COMMUNITY_ID = re.compile(r"^1:[A-Za-z0-9+/]{27}=$")
 
@@ -132,9 +134,9 @@ def test_same_capture_same_alert_lines(alerts, tmp_path):
     assert [json.loads(x) for x in again.read_text().splitlines()] == lines
 
 
-@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
 @pytest.mark.slow
 def test_community_id_is_what_tshark_computes(alerts):
+    require(shutil.which("tshark"), "tshark")
     cap, lines, _ = alerts["demo"]
     wanted = {rec["pcap_cnt"]: rec["community_id"] for rec in lines
               if rec["alert"]["metadata"]["incident_state"] == ["opened"] and "community_id" in rec}

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
+from fakes import require
 from fuzzgen import PROBE, wireshark_user
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,8 +50,7 @@ def _python_for(user: str) -> list[str]:
     if probe.returncode == 0:
         return [exe, "-c", code]
     other = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
-    if not os.access(other, os.X_OK):
-        pytest.skip(f"{user} cannot run {exe} and there is no {other}")
+    require(os.access(other, os.X_OK), f"{user} cannot run {exe} and there is no {other}")
     return [other, "-c", code]
 
 
@@ -72,13 +72,10 @@ def _dumpcaps(root: psutil.Process) -> list[psutil.Process]:
 # ------------------------------------------------------------------------------ item 2
 @pytest.mark.parametrize("how", ["SIGKILL", "SIGHUP"])
 def test_item2_killed_nonroot_live_capture_leaves_no_dumpcap(how):
-    if os.geteuid() != 0:
-        pytest.skip("needs root to run iotwatch as another user")
+    require(os.geteuid() == 0, "root (to run iotwatch as another user)")
     user = wireshark_user()
-    if user is None:
-        pytest.skip("no non-root user in the wireshark group (useradd -G wireshark NAME)")
-    if not _can_capture():
-        pytest.skip("no capture permission on lo")
+    require(user is not None, "a non-root user in the wireshark group (useradd -G wireshark NAME)")
+    require(_can_capture(), "capture permission on lo")
     work = Path(tempfile.mkdtemp(prefix="iw16-", dir="/tmp"))   # pytest's tmp_path is root-only (0700)
     os.chmod(work, 0o777)
     try:
@@ -131,8 +128,7 @@ def test_item2_watchdog_stops_dumpcap_when_its_owner_dies(tmp_path):
 # ------------------------------------------------------------------------------ item 5
 @pytest.fixture
 def netns():
-    if os.geteuid() != 0:
-        pytest.skip("needs root for a network namespace")
+    require(os.geteuid() == 0, "root (for a network namespace)")
     name = f"iw16-{uuid.uuid4().hex[:8]}"
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
@@ -159,8 +155,7 @@ def test_item5_interface_removed_mid_capture(tmp_path, netns):
 
 # ------------------------------------------------------------------------------ item 10
 def test_item10_stopping_drains_what_dumpcap_captured(tmp_path):
-    if not _can_capture():
-        pytest.skip("no capture permission on lo")
+    require(_can_capture(), "capture permission on lo")
     port = 47000 + os.getpid() % 1000
     rep = tmp_path / "r.json"
     p = _start([sys.executable, "-m", "iotwatch", "-i", "lo", "-f", f"udp port {port}", "--headless",

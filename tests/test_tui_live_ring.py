@@ -17,11 +17,15 @@ from iotwatch.detector.classifier import PacketClassifier
 from iotwatch.tui.app import make_app
 from iotwatch.tui.messages import DetailLoaded
 
-from fakes import make_tiny_bundle, run_config
+from fakes import make_tiny_bundle, require, run_config
 from tui_support import finish, write_capture
 
-pytestmark = [pytest.mark.slow,   # tshark runs for the fields, the detail and the filter (2-6 s)
-              pytest.mark.skipif(not shutil.which("editcap"), reason="needs editcap")]
+pytestmark = pytest.mark.slow   # tshark runs for the fields, the detail and the filter (2-6 s)
+
+
+@pytest.fixture(autouse=True)
+def _tools():
+    require(shutil.which("editcap"), "editcap")
 
 N, PER_FILE = 600, 100
 

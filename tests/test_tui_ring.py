@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,8 +14,12 @@ from iotwatch.options import demo_capture
 from iotwatch.tui.ring import LiveFilter, LiveFrames, NotKept
 from iotwatch.tui.store import PageCache, PredictionLog
 
-pytestmark = pytest.mark.skipif(not shutil.which("editcap") or not shutil.which("tshark"),
-                                reason="needs editcap and tshark")
+from fakes import require
+
+
+@pytest.fixture(autouse=True)
+def _tools():
+    require(shutil.which("editcap") and shutil.which("tshark"), "editcap and tshark")
 
 PER_FILE = 200
 
