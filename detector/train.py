@@ -109,12 +109,33 @@ def find_captures(paths: Sequence[str]) -> list[Path]:
     return list(dict.fromkeys(out))
 
 
+def feature_code_digest() -> str:
+    """sha256 of the source of the code that turns a capture into feature rows (the tshark fields,
+    their parser, the features): part of the feature cache's key, so a change of how a column is
+    computed misses the cache even when the column names (the schema hash) stay the same."""
+    global _FEATURE_CODE_DIGEST
+    if _FEATURE_CODE_DIGEST is None:
+        from iotwatch.captures import fields
+        from iotwatch.captures.tshark import parser
+
+        from . import features
+
+        h = hashlib.sha256()
+        for mod in (fields, parser, features):
+            h.update(Path(mod.__file__).read_bytes())
+        _FEATURE_CODE_DIGEST = h.hexdigest()[:16]
+    return _FEATURE_CODE_DIGEST
+
+
+_FEATURE_CODE_DIGEST: str | None = None
+
+
 def featurise_capture(path: Path, classes: Sequence[str], featurizer: str, cache: Path | None = None,
                       on_batch=None) -> tuple[np.ndarray, np.ndarray, str]:
     """(X float32 for every frame, labels int8 with -1 = unlabelled, label source) of one capture, read
     with a fresh extractor as a replay would. With ``cache``, the result is kept as an .npz named after
-    the capture and keyed by its sha256, its sidecar's sha256 and the feature schema, so a changed
-    capture, label file or featurizer is never served stale rows."""
+    the capture and keyed by its sha256, its sidecar's sha256, the feature schema and the feature
+    code's digest, so a changed capture, label file or featurizer is never served stale rows."""
     from iotwatch.captures.labels import LabelSet
     from iotwatch.captures.sources import open_source
 
@@ -130,7 +151,8 @@ def featurise_capture(path: Path, classes: Sequence[str], featurizer: str, cache
         side = Path(str(path) + ".labels.csv")
         lab_digest = sha256_file(side)[:12] if side.is_file() else "nolabels"
         schema = featurizer_info(featurizer)[1]
-        key = hashlib.sha256(f"{sha256_file(path)}:{lab_digest}:{schema}".encode()).hexdigest()[:24]
+        key = hashlib.sha256(f"{sha256_file(path)}:{lab_digest}:{schema}:{feature_code_digest()}".encode()
+                             ).hexdigest()[:24]
         f = Path(cache) / f"{path.name}.{key}.npz"
         if f.is_file() and list(classes) == list(CONTRACT_CLASSES):
             with np.load(f) as z:

@@ -71,7 +71,7 @@ def write_kaggle(path, n=800, seed=0):
 
 
 @pytest.mark.slow
-def test_train_on_captures_with_held_out_eval_is_reproducible(tmp_path, capsys):
+def test_train_on_captures_with_held_out_eval_is_reproducible(tmp_path, capsys, monkeypatch):
     train_dir = tmp_path / "train"
     train_dir.mkdir()
     write_capture(train_dir / "a.pcapng", seed=1)
@@ -100,6 +100,12 @@ def test_train_on_captures_with_held_out_eval_is_reproducible(tmp_path, capsys):
     assert len(list(cache.glob("*.npz"))) == 2 and out.read_bytes() == first
     assert main(argv + ["--force", "--cache", str(cache)]) == 0  # served from it: the same bundle
     assert out.read_bytes() == first
+    # a change of how features are computed (same column names) must not be served the old rows
+    from iotwatch.detector import train as train_mod
+
+    monkeypatch.setattr(train_mod, "_FEATURE_CODE_DIGEST", "changed-code")
+    assert main(argv + ["--force", "--cache", str(cache)]) == 0
+    assert len(list(cache.glob("*.npz"))) == 4 and out.read_bytes() == first
 
 
 @pytest.mark.slow
