@@ -584,6 +584,9 @@ class _WideEpisodes(_Episodes):
     def spoofing(self, r: random.Random, at: int, what: str) -> str:
         env, kali = self.env, self.kali
         if what == "dhcp-starvation":
+            # labelled dos, as the lab, the real manifest and the incident engine call it (it exhausts the
+            # router's address pool); drawn from this family's tuple so the seeded schedules stay the same
+            self.rec.family = "dos"
             tool = r.choice(("yersinia", "dhcpig", "scapy-fixed"))
             self.note(attacker=kali, victims=[self.home.gateway], tool=tool)
             self.spawn(T.dhcp_starvation(env, kali, r, tool=tool, count=r.randint(100, 1500),

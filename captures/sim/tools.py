@@ -550,7 +550,7 @@ def dhcp_starvation(env: Env, attacker: Host, rng: random.Random, *, tool: str, 
     ``dhcpig``: the full DISCOVER/OFFER/REQUEST/ACK per fake client, slower, so every address is
     leased. The router OFFERs (and ACKs) from its pool, then stays silent (or NAKs) once it is empty.
     """
-    atk = Attack(env, "spoofing", f"dhcp-starvation-{tool}", attacker, rng)
+    atk = Attack(env, "dos", f"dhcp-starvation-{tool}", attacker, rng)  # dos: the pool is exhausted
     sim, home = env.sim, env.home
     gw = home.gateway
     zero = bytes(4)
