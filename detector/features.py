@@ -741,6 +741,7 @@ class PacketBlock(FeatureBlock):
         p.update(has_ip=has_ip, proto=proto, is_tcp=is_tcp, is_udp=proto == 17, is_arp=is_arp, arp_reply=arp_op == 2,
                  fin=fin, rst=rst, syn_only=syn_only, synack=synack, sp=sp, dp=dp, has_port=has_port,
                  to_service=to_service, from_service=from_service, icmp_any=icmp_any, it=it,
+                 sp_service=known_s | ((sp >= 0) & (sp < 1024)),
                  icmp_unreach=icmp["unreachable"], echo_req=icmp["echo_request"], echo_rep=icmp["echo_reply"],
                  router_adv=icmp["router_adv"], eth_group=eth_group, size=size)
 
@@ -846,7 +847,10 @@ class FlowBlock(FeatureBlock):
         pa = np.where(ports, np.where(fwd, sp, dp), -1) + 1
         pb = np.where(ports, np.where(fwd, dp, sp), -1) + 1
         fkey = mix(mix(p["pkey"], (proto + 2).astype(np.uint64)), (pa * 65537 + pb).astype(np.uint64))
-        looks_reply = p["synack"] | (p["from_service"] & ~p["syn_only"]) | p["arp_reply"] | p["echo_rep"]
+        # a UDP packet between two unregistered ports is a reply only from a known/system port: a flood with
+        # rotating source ports below the target's port is not "replies from many services" (a port scan)
+        from_svc = p["from_service"] & ~p["syn_only"] & (p["is_tcp"] | p["sp_service"])
+        looks_reply = p["synack"] | from_svc | p["arp_reply"] | p["echo_rep"]
         init_a = np.where(looks_reply, ~fwd, fwd).astype(np.float64)
         new, age, first_a = self.seen.update(fkey, t, values=init_a)
         by_init = fwd == (first_a > 0.5)

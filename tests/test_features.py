@@ -307,6 +307,20 @@ def test_scans_and_floods_differ_by_fan_out_not_by_rate():
     assert flood[-1, COL["flow_unanswered"]] == 1 and fast_scan[-1, COL["flow_unanswered"]] == 1
 
 
+def test_udp_flood_with_rotating_source_ports_is_one_service_not_a_port_fan_out():
+    """hping3-style UDP flood: source port counts up from a random base below the target's (ephemeral)
+    port. Every packet is a new flow; its sender is the initiator and the target port the one service,
+    so the flood does not read as a victim "receiving replies from thousands of services" (a scan)."""
+    recs = [_udp(i, 50.0 + i * 0.0005, "10.0.0.24", "10.0.0.18", 14000 + i, 56372, size=60) for i in range(2000)]
+    X = new_extractor().transform(PacketBatch.from_records(recs))
+    assert X[:, COL["flow_by_initiator"]].min() == 1
+    assert X[-1, COL["cli_port_share_10s"]] < 0.05 and X[-1, COL["srv_port_share_10s"]] < 0.05
+    assert X[-1, COL["cli_ports_10s"]] < 0.1
+    # a DNS answer (known source port) that opens a flow is still a reply, its receiver the initiator
+    ans = new_extractor().transform(PacketBatch.from_records([_udp(0, 1.0, "10.0.0.1", "10.0.0.7", 53, 14000)]))
+    assert ans[0, COL["flow_by_initiator"]] == 0
+
+
 def _ssh_session(recs, t, client, sport, pkts):
     """SYN, SYN-ACK, ACK, ``pkts`` encrypted packets alternating, FIN/ACK both ways."""
     srv = "10.0.0.22"
