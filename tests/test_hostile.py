@@ -587,3 +587,22 @@ def test_item12_huge_label_file_is_an_input_error(tmp_path, monkeypatch, capsys)
     p.write_text("frame_number,label\n" + "".join(f"{i},dos\n" for i in range(1, 300)))
     rc, c = run(capsys, "-r", DEMO, "--headless", "--labels", p)
     assert rc == 2 and "more than 100 labelled rows" in one_error_line(c)
+
+
+# ------------------------------------------------------------------------------ found while verifying (session 5)
+@pytest.mark.parametrize("argv", [
+    ["-r", "", "--headless", "-c", "5"], ["-i", "", "--headless", "-c", "5"], ["doctor", "-i", ""],
+    ["--labels", "", "--headless", "-c", "5"], ["--model", "", "--headless"],
+    ["--report", "", "--headless", "-c", "5"], ["--predictions", "", "--headless", "-c", "5"],
+    ["--alerts", "", "--headless", "-c", "5"], ["-w", "", "--headless", "-c", "5"],
+    ["--write-flagged", "", "--headless", "-c", "5"], ["simulate", "--out", "", "--duration", "5s"],
+    ["train", "--captures", str(DEMO), "", "--out", "m.iotw"], ["model", "show", ""],
+])
+def test_an_empty_path_is_a_usage_error(argv, tmp_path, monkeypatch, capsys):
+    """``-r "$CAP"`` or ``-i "$IF"`` with the variable unset replayed the bundled demo and reported it
+    as the user's traffic; ``--report ""`` (likewise the other outputs) ran to the end and wrote
+    nothing, exit 0."""
+    monkeypatch.chdir(tmp_path)
+    rc, c = run(capsys, *argv)
+    assert rc == 2 and "was given an empty" in one_error_line(c)
+    assert list(tmp_path.iterdir()) == []
