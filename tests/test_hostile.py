@@ -342,8 +342,12 @@ def test_item6_bundle_header_declaring_a_huge_tensor(tmp_path):
     header = {"__metadata__": {"iotwatch": "{}"},
               "layers.0.weight": {"dtype": "F32", "shape": [400_000_000], "data_offsets": [0, 1_600_000_000]}}
     f = raw_bundle(tmp_path / "huge.iotw", header=header, data=b"\0" * 28_000)
-    peak = _peak_bytes(lambda: pytest.raises(InputError, load_bundle, f))
+    got = {}
+    peak = _peak_bytes(lambda: got.setdefault("e", pytest.raises(InputError, load_bundle, f)))
     assert peak < 5_000_000
+    # refused by the size check on the header itself (without it the empty metadata was what stopped
+    # this file, and this test passed with the check removed)
+    assert f"declares 1,600,000,000 bytes that the {f.stat().st_size:,}-byte file does not hold" in str(got["e"].value)
 
 
 def test_item6_labels_from_dev_zero_a_fifo_and_a_capture(tmp_path, capsys):
