@@ -191,12 +191,17 @@ def test_item3_disk_full_while_writing_predictions(tmp_path, model, big):
     assert "stopped" in r["truncated"]
 
 
-def test_item3_dev_full_and_folders_as_outputs_are_refused_up_front(tmp_path, cap, capsys):
-    for target in ("/dev/full", tmp_path, f"{tmp_path}/x.json/"):
-        rc, c = run(capsys, "-r", cap, "--headless", "--report", target, "--force")
-        assert rc == 2, target
-        one_error_line(c)
+def test_item3_dev_full_as_output_is_refused_up_front(tmp_path, cap, capsys):
+    rc, c = run(capsys, "-r", cap, "--headless", "--report", "/dev/full", "--force")
+    assert rc == 2 and "refusing to replace" in one_error_line(c)
     assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+
+
+@pytest.mark.parametrize("target", ["DIR", "DIR/x.json/"])
+def test_item3_folder_as_report_is_refused_up_front(tmp_path, cap, capsys, target):
+    """--report DIR --force and --report x.json/ (was IsADirectoryError after the whole run)."""
+    rc, c = run(capsys, "-r", cap, "--headless", "--report", target.replace("DIR", str(tmp_path)), "--force")
+    assert rc == 2 and "folder" in one_error_line(c)
     assert not (tmp_path / "x.json").exists()
 
 
@@ -230,10 +235,13 @@ def test_item3_label_frame_beyond_int64(tmp_path):
         read_sidecar(p, CLASSES)
 
 
-def test_item3_train_on_unlabelled_captures_and_out_folder(tmp_path, cap, capsys):
+def test_item3_train_on_unlabelled_captures(tmp_path, cap, capsys):
     rc, c = run(capsys, "train", "--captures", cap, "--out", tmp_path / "m.iotw", "--epochs", "1")
     assert rc == 2 and "has no labels" in one_error_line(c)
     assert not (tmp_path / "m.iotw").exists()
+
+
+def test_item3_train_out_folder_with_force(tmp_path, cap, capsys):
     rc, c = run(capsys, "train", "--captures", cap, "--out", tmp_path, "--force")
     assert rc == 2 and "folder" in one_error_line(c)
 
@@ -508,9 +516,12 @@ def test_item12_csv_cells_never_start_a_formula():
     assert csv_safe("=cmd") == "'=cmd" and csv_safe("@x") == "'@x" and csv_safe("dos") == "dos"
 
 
-def test_item12_newline_and_huge_errors_are_one_capped_line(tmp_path, capsys):
+def test_item12_newline_in_a_file_name_is_one_line(tmp_path, capsys):
     rc, c = run(capsys, "-r", tmp_path / "two\nlines.pcap", "--headless")
     assert rc == 2 and "\\n" in one_error_line(c)
+
+
+def test_item12_huge_errors_are_capped(tmp_path, capsys):
     p = tmp_path / "l.csv"
     p.write_text("frame_number,label\n1," + "x" * 65_000 + "\n")
     rc, c = run(capsys, "-r", DEMO, "--headless", "--labels", p)
@@ -520,13 +531,21 @@ def test_item12_newline_and_huge_errors_are_one_capped_line(tmp_path, capsys):
     assert rc == 2 and len(one_error_line(c)) < 1000
 
 
-def test_item12_bom_conflicts_and_beyond_capture(tmp_path, cap, capsys):
+def test_item12_bom_in_a_label_file(tmp_path):
     p = tmp_path / "bom.csv"
     p.write_bytes(b"\xef\xbb\xbfframe_number,label\n1,dos\n")
     assert read_sidecar(p, CLASSES) == {1: 2}
+
+
+def test_item12_conflicting_duplicate_labels(tmp_path):
+    p = tmp_path / "dup.csv"
     p.write_text("frame_number,label\n3,dos\n2,recon\n3,dos\n3,recon\n")
     with pytest.raises(InputError, match="frame 3 is labelled both 'recon' and 'dos'"):
         read_sidecar(p, CLASSES)
+
+
+def test_item12_labels_beyond_the_capture_are_counted(tmp_path, cap, capsys):
+    p = tmp_path / "beyond.csv"
     p.write_text("frame_number,label\n1,dos\n" + "".join(f"{i},recon\n" for i in range(100, 110)))
     rep = tmp_path / "r.json"
     rc, c = run(capsys, "-r", cap, "--headless", "--labels", p, "--report", rep)
@@ -535,12 +554,16 @@ def test_item12_bom_conflicts_and_beyond_capture(tmp_path, cap, capsys):
     assert "after the last frame" in c.out
 
 
-def test_item12_true_is_not_a_number_and_version_message(tmp_path):
+@pytest.mark.parametrize("key", ["anomaly_threshold", "scaler_std"])
+def test_item12_true_is_not_a_number(tmp_path, key):
     meta, tensors = tiny_meta(tmp_path)
-    meta["anomaly_threshold"] = True
-    with pytest.raises(InputError, match="anomaly_threshold"):
+    meta[key] = True if key == "anomaly_threshold" else [True] * len(meta[key])
+    with pytest.raises(InputError, match=key):
         load_bundle(raw_bundle(tmp_path / "t.iotw", meta, tensors))
-    meta, _ = tiny_meta(tmp_path)
+
+
+def test_item12_format_version_message(tmp_path):
+    meta, tensors = tiny_meta(tmp_path)
     meta["format_version"] = "1"
     with pytest.raises(InputError) as ei:
         load_bundle(raw_bundle(tmp_path / "v.iotw", meta, tensors))
