@@ -78,6 +78,9 @@ _ENV_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS}
 def write_error(path, what: str, e: OSError) -> Exception:
     """An OSError while writing an output as the user-facing error (exit 3 for a full disk)."""
     reason = e.strerror or type(e).__name__
+    if e.errno == errno.ENOENT:   # checked before the run: the folder (or the run's temporary file) went away
+        return EnvironmentProblem(f"cannot write {what} {path}: its folder or temporary file was removed during the run",
+                                  hint="keep the output folder until the run ends")
     if e.errno in _ENV_ERRNOS:
         return EnvironmentProblem(f"cannot write {what} {path}: {reason}", hint="free some space or choose another place")
     return InputError(f"cannot write {what} {path}: {reason}")
@@ -218,7 +221,10 @@ class OutputFile:
             return self._fh
         if self.append:
             mode = mode.replace("w", "a")
-        self._fh = open(self.tmp_path, mode, **kw)
+        try:
+            self._fh = open(self.tmp_path, mode, **kw)
+        except OSError as e:   # e.g. the folder removed since reserve(): one line, not a traceback
+            raise write_error(self.path, self.what, e) from None
         return self._fh
 
     def reopen(self):

@@ -633,3 +633,33 @@ def test_an_empty_path_is_a_usage_error(argv, tmp_path, monkeypatch, capsys):
     rc, c = run(capsys, *argv)
     assert rc == 2 and "was given an empty" in one_error_line(c)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("when", ["before the writers open", "while writing"])
+def test_output_folder_removed_during_the_run_is_an_environment_error(tmp_path, cap, when):
+    """The outputs' folder deleted after the run checked and reserved them: exit 3 with one line, like
+    a full disk. Before the writers opened it was a raw FileNotFoundError (a traceback); while
+    writing, an input error (exit 2) 'No such file or directory'."""
+    import shutil
+
+    from iotwatch.captures.errors import EnvironmentProblem
+    from iotwatch.detector.classifier import PacketClassifier
+    from iotwatch.detector.run import MonitorRun
+
+    out = tmp_path / "out"
+    out.mkdir()
+    cfg = run_config(str(cap), report=str(out / "r.json"), predictions=str(out / "p.csv"), alerts=str(out / "a.jsonl"))
+
+    def factory():   # called once the outputs are reserved, before the writers open
+        if when == "before the writers open":
+            shutil.rmtree(out)
+        return cfg.source.open()
+
+    def on_batch(cb):
+        if out.exists():
+            shutil.rmtree(out)
+
+    run = MonitorRun(cfg, PacketClassifier.load(None), None, source_factory=factory)
+    with pytest.raises(EnvironmentProblem) as ei:
+        run.run(on_batch=on_batch if when == "while writing" else (lambda cb: None))
+    assert ei.value.exit_code == 3 and "removed during the run" in str(ei.value) and "\n" not in str(ei.value)
