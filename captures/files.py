@@ -86,6 +86,16 @@ def write_error(path, what: str, e: OSError) -> Exception:
     return InputError(f"cannot write {what} {path}: {reason}")
 
 
+def _start_on_a_new_line(fh, path) -> None:
+    """``--append`` to a text file whose last line was cut (a crash, a full disk, a copytruncate in
+    mid-line): end it first, so the cut line stays alone and this run's first row or event is whole
+    (it was glued onto the cut line: one corrupt CSV row, one JSON event lost to every reader)."""
+    with open(path, "rb") as r:
+        if r.seek(0, os.SEEK_END) and (r.seek(-1, os.SEEK_END), r.read(1))[1] != b"\n":
+            fh.write("\n")
+            fh.flush()
+
+
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return os.path.samefile(a, b)
@@ -223,6 +233,8 @@ class OutputFile:
             mode = mode.replace("w", "a")
         try:
             self._fh = open(self.tmp_path, mode, **kw)
+            if self.append and "b" not in mode:
+                _start_on_a_new_line(self._fh, self.tmp_path)
         except OSError as e:   # e.g. the folder removed since reserve(): one line, not a traceback
             raise write_error(self.path, self.what, e) from None
         return self._fh

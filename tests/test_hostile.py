@@ -663,3 +663,32 @@ def test_output_folder_removed_during_the_run_is_an_environment_error(tmp_path, 
     with pytest.raises(EnvironmentProblem) as ei:
         run.run(on_batch=on_batch if when == "while writing" else (lambda cb: None))
     assert ei.value.exit_code == 3 and "removed during the run" in str(ei.value) and "\n" not in str(ei.value)
+
+
+def test_append_after_a_cut_last_line_starts_on_a_new_line(tmp_path, capsys):
+    """--append to a predictions CSV / alerts JSONL whose last line was cut (a crash, a full disk):
+    this run's first row and event were glued onto the cut line (a 6-field CSV row, a JSON line no
+    reader parses: that event lost)."""
+    pred, alerts = tmp_path / "p.csv", tmp_path / "a.jsonl"
+    pred.write_text("frame_number,predicted,confidence,label\n1,dos,0.5")
+    alerts.write_text('{"event_type": "alert", "cut": tr')
+    rc, c = run(capsys, "-r", DEMO, "--headless", "-c", "20", "--predictions", pred, "--alerts", alerts, "--append",
+                "--stats-interval", "1")
+    assert rc == 0, c.err
+    rows = pred.read_text().splitlines()
+    assert rows[1] == "1,dos,0.5" and len(rows) == 2 + 20 and all(r.count(",") == 3 for r in rows[2:])
+    lines = alerts.read_text().splitlines()
+    assert lines[0] == '{"event_type": "alert", "cut": tr' and len(lines) >= 2
+    assert all(json.loads(x)["event_type"] for x in lines[1:])
+
+
+def test_append_to_a_predictions_file_with_other_columns_is_refused(tmp_path, capsys):
+    """A labelled replay appended to a live sensor's 3-column CSV wrote 4-column rows under it."""
+    pred = tmp_path / "p.csv"
+    pred.write_text("frame_number,predicted,confidence\n1,dos,0.5000\n")
+    rc, c = run(capsys, "-r", DEMO, "--headless", "-c", "20", "--predictions", pred, "--append")
+    assert rc == 2 and "has the columns" in one_error_line(c)
+    assert pred.read_text() == "frame_number,predicted,confidence\n1,dos,0.5000\n"
+    pred.write_text("frame_number,predicted,confidence,label\n1,dos,0.5000,dos\n")   # the same columns: continued
+    rc, c = run(capsys, "-r", DEMO, "--headless", "-c", "20", "--predictions", pred, "--append")
+    assert rc == 0 and len(pred.read_text().splitlines()) == 2 + 20
