@@ -63,6 +63,11 @@ import numpy as np
 
 from iotwatch.captures.batch import PacketBatch
 
+try:  # the grouped decayed sums in C (detector/_tables.c), bit-identical to DecayTable's numpy path
+    from iotwatch.detector import _tables
+except ImportError:  # pragma: no cover - no C compiler at install time
+    _tables = None
+
 FEATURIZER_VERSION = "behaviour-v2"
 # featurizers of earlier iotwatch versions: a bundle built for one is refused with this explanation
 RETIRED_FEATURIZERS = {
@@ -131,7 +136,53 @@ def mix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _merge_state(keys_old, cols_old, keep_old, keys_new, cols_new, now, idle, cap, time_col=0):
-    """Union of the old rows not updated (``keep_old``) and the new rows, minus idle ones, capped."""
+    """Union of the old rows not updated (``keep_old``) and the new rows, minus idle ones, capped.
+
+    Both key arrays are sorted and unique, and disjoint (an updated key is not kept from the old
+    state): the union is a merge by ``searchsorted``, no sort. Over the cap, the ``cap`` most recently
+    used keys are kept: when they are unambiguous (no tie of last-use times across the cut) they are
+    those at or after the cap-th latest time; otherwise ``_merge_state_capped`` picks them exactly as
+    it always did (``argpartition`` of the concatenation)."""
+    limit = now - idle
+    last_old, last_new = cols_old[time_col], cols_new[time_col]
+    alive_old = keep_old & (last_old >= limit)
+    alive_new = last_new >= limit
+    na, nb = int(np.count_nonzero(alive_old)), int(np.count_nonzero(alive_new))
+    if na + nb > cap:
+        last = np.concatenate([last_old[alive_old], last_new[alive_new]])
+        cut = np.partition(last, len(last) - cap)[len(last) - cap]  # the cap-th latest
+        if int(np.count_nonzero(last >= cut)) != cap:  # ties across the cut: the old, exact choice
+            return _merge_state_capped(keys_old, cols_old, keep_old, keys_new, cols_new, now, idle, cap, time_col)
+        alive_old &= last_old >= cut
+        alive_new &= last_new >= cut
+        na, nb = int(np.count_nonzero(alive_old)), int(np.count_nonzero(alive_new))
+    if na < len(keys_old):
+        keys_old = keys_old[alive_old]
+        cols_old = [c[alive_old] for c in cols_old]
+    if nb < len(keys_new):
+        keys_new = keys_new[alive_new]
+        cols_new = [c[alive_new] for c in cols_new]
+    if na == 0:
+        return keys_new, list(cols_new)
+    if nb == 0:
+        return keys_old, list(cols_old)
+    at_new = np.searchsorted(keys_old, keys_new)
+    at_new += np.arange(nb)
+    at_old = np.ones(na + nb, dtype=bool)
+    at_old[at_new] = False
+    keys = np.empty(na + nb, dtype=keys_old.dtype)
+    keys[at_new] = keys_new
+    keys[at_old] = keys_old
+    cols = []
+    for o, nw in zip(cols_old, cols_new):
+        c = np.empty((na + nb,) + o.shape[1:], dtype=np.result_type(o, nw))
+        c[at_new] = nw
+        c[at_old] = o
+        cols.append(c)
+    return keys, cols
+
+
+def _merge_state_capped(keys_old, cols_old, keep_old, keys_new, cols_new, now, idle, cap, time_col=0):
     keys = np.concatenate([keys_old[keep_old], keys_new])
     cols = [np.concatenate([o[keep_old], n]) for o, n in zip(cols_old, cols_new)]
     last = cols[time_col]
@@ -181,6 +232,11 @@ class DecayTable:
         self.idle = idle
         self.cap = cap
         m = len(self.taus)
+        self._utaus, inv = np.unique(self.taus, return_inverse=True)
+        # columns sharing a time constant share their time offsets: computed once per distinct tau
+        self._tau_of_col = None if np.array_equal(self._utaus, self.taus) else inv
+        self._col_tau = np.asarray(inv, dtype=np.int64).reshape(m)
+        self.kernel = True  # use detector/_tables.c when built (False: the numpy path, for tests)
         self.keys = np.empty(0, dtype=np.uint64)
         self.last_t = np.empty(0, dtype=np.float64)
         self.logs = np.empty((0, m), dtype=np.float64)
@@ -193,45 +249,87 @@ class DecayTable:
         m = len(self.taus)
         if n == 0:
             return np.empty((0, m), dtype=np.float64)
-        uk = np.unique(keys)
+        with np.errstate(divide="ignore"):
+            logx = np.log(x)
+        # one stable sort by key (stream order kept per key); a key in the state gets a carry entry
+        # right before its group's first entry: the layout a stable sort of [carries, entries] gives
+        order = np.argsort(keys, kind="stable")
+        ks = keys[order]
+        head = np.empty(n, dtype=bool)
+        head[0] = True
+        np.not_equal(ks[1:], ks[:-1], out=head[1:])
+        heads = np.flatnonzero(head)
+        uk = ks[heads]
         pos, found = _lookup(self.keys, uk)
         cpos = pos[found]
         c = len(cpos)
-        with np.errstate(divide="ignore"):
-            logx = np.log(x)
-        all_keys = np.concatenate([uk[found], keys])
-        all_t = np.concatenate([self.last_t[cpos], t])
-        all_l = np.concatenate([self.logs[cpos], logx])
-        # carries first, then entries in stream order: a stable sort by key keeps that order per key
-        order = np.argsort(all_keys, kind="stable")
-        k = all_keys[order]
-        tt = all_t[order]
-        ll = all_l[order]
-        start = np.empty(len(k), dtype=bool)
-        start[0] = True
-        np.not_equal(k[1:], k[:-1], out=start[1:])
-        gid = np.cumsum(start) - 1
+        if self.kernel and _tables is not None:
+            t = np.ascontiguousarray(t, dtype=np.float64)
+            out = np.empty((n, m))
+            end_t = np.empty(len(uk))
+            end_logs = np.empty((len(uk), m))
+            _tables.decay_accumulate(np.ascontiguousarray(logx, dtype=np.float64), t, order.astype(np.int64, copy=False),
+                                     heads.astype(np.int64, copy=False), np.where(found, pos, -1).astype(np.int64),
+                                     np.ascontiguousarray(self.last_t), np.ascontiguousarray(self.logs),
+                                     self._utaus, self._col_tau, self.GAP, out, end_t, end_logs)
+            now = float(t.max())
+            if c:
+                now = max(now, float(self.last_t[cpos].max()))
+            keep_old = np.ones(len(self.keys), dtype=bool)
+            keep_old[cpos] = False
+            self.keys, (self.last_t, self.logs) = _merge_state(
+                self.keys, [self.last_t, self.logs], keep_old, uk, [end_t, end_logs], now, self.idle, self.cap)
+            return out
+        gid0 = np.cumsum(head)
+        gid0 -= 1
+        N = n + c
+        if c:
+            carries = np.cumsum(found)  # carries up to and including each group
+            at = np.arange(n) + carries[gid0]  # combined position of each sorted entry
+            cat = heads[found] + carries[found] - 1
+            tt = np.empty(N)
+            tt[at] = t[order]
+            tt[cat] = self.last_t[cpos]
+            ll = np.empty((N, m))
+            ll[at] = logx[order]
+            ll[cat] = self.logs[cpos]
+            start = np.zeros(N, dtype=bool)
+            start[at[heads[~found]]] = True
+            start[cat] = True
+            gid = np.cumsum(start)
+            gid -= 1
+        else:
+            at = None
+            tt = t[order]
+            ll = logx[order]
+            start = head
+            gid = gid0
         first_t = tt[start]
         rel = tt - first_t[gid]
-        end = np.empty(len(k), dtype=bool)
+        end = np.empty(N, dtype=bool)
         end[-1] = True
         end[:-1] = start[1:]
         span = rel[end]  # per group
-        # offset of group g (per column): sum over earlier groups of span/tau + GAP
-        steps = span[:, None] / self.taus[None, :] + self.GAP
+        # offset of group g (per column): sum over earlier groups of span/tau + GAP; columns that share
+        # a time constant share it (the same arithmetic, done once)
+        steps = span[:, None] / self._utaus[None, :] + self.GAP
         offset = np.zeros_like(steps)
         np.cumsum(steps[:-1], axis=0, out=offset[1:])
-        g = rel[:, None] / self.taus[None, :] + offset[gid]
-        acc = np.logaddexp.accumulate(ll + g, axis=0) - g
-        out = np.empty_like(acc)
-        out[order] = acc
+        g = rel[:, None] / self._utaus[None, :] + offset[gid]
+        if self._tau_of_col is not None:
+            g = g[:, self._tau_of_col]
+        ll += g
+        acc = np.logaddexp.accumulate(ll, axis=0)
+        acc -= g
+        out = np.empty((n, m))
+        out[order] = acc if at is None else acc[at]
         # new state: last entry of each group
         keep_old = np.ones(len(self.keys), dtype=bool)
         keep_old[cpos] = False
         now = float(tt.max())
         self.keys, (self.last_t, self.logs) = _merge_state(
-            self.keys, [self.last_t, self.logs], keep_old, k[end], [tt[end], acc[end]], now, self.idle, self.cap)
-        return out[c:]
+            self.keys, [self.last_t, self.logs], keep_old, uk, [tt[end], acc[end]], now, self.idle, self.cap)
+        return out
 
 
 class CountTable:
