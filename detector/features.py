@@ -206,6 +206,31 @@ def _take(values: np.ndarray, pos: np.ndarray, found: np.ndarray, fill) -> np.nd
     return np.where(found, values[pos], fill)
 
 
+def _sorted_unique(k: np.ndarray) -> np.ndarray:
+    """``np.unique(k)`` of a small integer key array by one sort (numpy 2's hash-based unique costs
+    ~0.1 ms per call whatever the size)."""
+    s = np.sort(k)
+    if len(s) < 2:
+        return s
+    keep = np.empty(len(s), dtype=bool)
+    keep[0] = True
+    np.not_equal(s[1:], s[:-1], out=keep[1:])
+    return s[keep]
+
+
+def _unique_first_inverse(k: np.ndarray):
+    """``np.unique(k, return_index=True, return_inverse=True)`` (first occurrences) by one stable sort."""
+    order = np.argsort(k, kind="stable")
+    ks = k[order]
+    head = np.empty(len(k), dtype=bool)
+    head[0] = True
+    np.not_equal(ks[1:], ks[:-1], out=head[1:])
+    heads = np.flatnonzero(head)
+    inv = np.empty(len(k), dtype=np.intp)
+    inv[order] = np.cumsum(head) - 1
+    return ks[heads], order[heads], inv
+
+
 def _lookup(keys_sorted: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(position, found) of each query key in a sorted key array."""
     if len(keys_sorted) == 0:
@@ -244,7 +269,8 @@ class DecayTable:
     def __len__(self) -> int:
         return len(self.keys)
 
-    def update(self, keys: np.ndarray, t: np.ndarray, x: np.ndarray) -> np.ndarray:
+    def update(self, keys: np.ndarray, t: np.ndarray, x: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
+        """``order``: ``np.argsort(keys, kind="stable")`` when the caller has it (keys shared by tables)."""
         n = len(keys)
         m = len(self.taus)
         if n == 0:
@@ -253,7 +279,8 @@ class DecayTable:
             logx = np.log(x)
         # one stable sort by key (stream order kept per key); a key in the state gets a carry entry
         # right before its group's first entry: the layout a stable sort of [carries, entries] gives
-        order = np.argsort(keys, kind="stable")
+        if order is None:
+            order = np.argsort(keys, kind="stable")
         ks = keys[order]
         head = np.empty(n, dtype=bool)
         head[0] = True
@@ -349,11 +376,12 @@ class CountTable:
     def __len__(self) -> int:
         return len(self.keys)
 
-    def update(self, keys: np.ndarray, t: np.ndarray, x: np.ndarray) -> np.ndarray:
+    def update(self, keys: np.ndarray, t: np.ndarray, x: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
         n = len(keys)
         if n == 0:
             return np.empty((0, self.m), dtype=np.float64)
-        order = np.argsort(keys, kind="stable")
+        if order is None:
+            order = np.argsort(keys, kind="stable")
         k, tt, xx = keys[order], t[order], x[order]
         start = np.empty(n, dtype=bool)
         start[0] = True
@@ -398,30 +426,49 @@ class RecentSet:
         return len(self.keys)
 
     def update(self, keys: np.ndarray, t: np.ndarray, mask: np.ndarray | None = None,
-               values: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               values: np.ndarray | None = None, order: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(new, age, value) per entry: ``new`` for the first entry of a key not seen within the
         window, ``age`` seconds since the key was first seen, ``value`` recorded at that moment.
-        Entries outside ``mask`` are neither tested nor remembered (new False, age 0, value 0)."""
+        Entries outside ``mask`` are neither tested nor remembered (new False, age 0, value 0).
+        ``order``: ``np.argsort(keys, kind="stable")`` when the caller has it (only used without a mask)."""
         n = len(keys)
+        if mask is None:
+            idx, k, tk = None, keys, t
+            if order is None and n:
+                order = np.argsort(k, kind="stable")
+        else:
+            idx = np.flatnonzero(mask)
+            k, tk = keys[idx], t[idx]
+            order = np.argsort(k, kind="stable") if len(idx) else None
         new = np.zeros(n, dtype=bool)
         age = np.zeros(n, dtype=np.float64)
         val = np.zeros(n, dtype=np.float64)
-        idx = np.arange(n) if mask is None else np.flatnonzero(mask)
-        if len(idx) == 0:
+        if len(k) == 0:
             return new, age, val
-        k = keys[idx]
-        tk = t[idx]
-        uk, first, inv = np.unique(k, return_index=True, return_inverse=True)
+        # grouped by one stable sort: first occurrence, group of each entry, latest time per key
+        ks = k[order]
+        head = np.empty(len(k), dtype=bool)
+        head[0] = True
+        np.not_equal(ks[1:], ks[:-1], out=head[1:])
+        heads = np.flatnonzero(head)
+        uk = ks[heads]
+        first = order[heads]
+        inv = np.empty(len(k), dtype=np.intp)
+        inv[order] = np.cumsum(head) - 1
         pos, found = _lookup(self.keys, uk)
         alive = _take(self.last_t, pos, found, -np.inf) >= tk[first] - self.window
-        new[idx[first[~alive]]] = True
+        new[first[~alive] if idx is None else idx[first[~alive]]] = True
         first_t = np.where(alive, _take(self.first_t, pos, found, 0.0), tk[first])
-        v_new = np.zeros(len(uk)) if values is None else values[idx][first]
+        v_new = np.zeros(len(uk)) if values is None else (values[first] if idx is None else values[idx][first])
         first_v = np.where(alive, _take(self.value, pos, found, 0.0), v_new)
-        age[idx] = tk - first_t[inv]
-        val[idx] = first_v[inv]
-        last = np.full(len(uk), -np.inf)
-        np.maximum.at(last, inv, tk)
+        if idx is None:
+            age[:] = tk - first_t[inv]
+            val[:] = first_v[inv]
+        else:
+            age[idx] = tk - first_t[inv]
+            val[idx] = first_v[inv]
+        last = np.maximum.reduceat(tk[order], heads)
         keep_old = np.ones(len(self.keys), dtype=bool)
         keep_old[pos[found]] = False
         self.keys, (self.last_t, self.first_t, self.value) = _merge_state(
@@ -455,7 +502,7 @@ class BindingTable:
         if len(idx) == 0:
             return out
         k, v, tk = keys[idx], values[idx], t[idx]
-        uk, first, inv = np.unique(k, return_index=True, return_inverse=True)
+        uk, first, inv = _unique_first_inverse(k)
         pos, found = _lookup(self.keys, uk)
         seen_t = _take(self.last_t, pos, found, -np.inf)
         alive = found & (seen_t >= tk[first] - self.idle)
@@ -493,7 +540,7 @@ class LastSeen:
         if len(idx) == 0:
             return since
         k, tk, is_set = keys[idx], t[idx], set_mask[idx]
-        uk = np.unique(k)
+        uk = _sorted_unique(k)
         pos, found = _lookup(self.keys, uk)
         carry_t = _take(self.last_t, pos, found, -np.inf)
         has = np.isfinite(carry_t)
@@ -684,6 +731,14 @@ class Ctx:
         self.n = len(batch)
         self.t = t
         self.p: dict[str, np.ndarray] = {}
+        self._orders: dict[str, np.ndarray] = {}
+
+    def order(self, name: str) -> np.ndarray:
+        """``np.argsort(p[name], kind="stable")``, computed once per batch (tables keyed alike share it)."""
+        o = self._orders.get(name)
+        if o is None:
+            o = self._orders[name] = np.argsort(self.p[name], kind="stable")
+        return o
 
 
 class FeatureBlock:
@@ -946,7 +1001,8 @@ class FlowBlock(FeatureBlock):
         fkey = mix(mix(p["pkey"], (proto + 2).astype(np.uint64)), (pa * 65537 + pb).astype(np.uint64))
         looks_reply = p["synack"] | (p["from_service"] & ~p["syn_only"]) | p["arp_reply"] | p["echo_rep"]
         init_a = np.where(looks_reply, ~fwd, fwd).astype(np.float64)
-        new, age, first_a = self.seen.update(fkey, t, values=init_a)
+        forder = np.argsort(fkey, kind="stable")
+        new, age, first_a = self.seen.update(fkey, t, values=init_a, order=forder)
         by_init = fwd == (first_a > 0.5)
         size = p["size"]
         e = np.zeros((n, 8))
@@ -958,7 +1014,7 @@ class FlowBlock(FeatureBlock):
         e[:, 5] = p["synack"]
         e[:, 6] = p["fin"] | p["rst"]
         e[:, 7] = p["rst"]
-        cnt = self.table.update(fkey, t, e)
+        cnt = self.table.update(fkey, t, e, forder)
         sent_p = np.where(fwd, cnt[:, 0], cnt[:, 1])
         recv_p = np.where(fwd, cnt[:, 1], cnt[:, 0])
         sent_b = np.where(fwd, cnt[:, 2], cnt[:, 3])
@@ -1028,8 +1084,8 @@ class ConnBlock(FeatureBlock):
         e[:, 3] = short
         e[:, 4] = 1.0
         skey = mix(p["srv"], (p["svc_port"] + 1).astype(np.uint64))
-        for w, tab, key in (("pair", self.pair, p["pkey"]), ("svc", self.svc, skey)):
-            lg = tab.update(key, t, e)
+        for w, tab, key, order in (("pair", self.pair, p["pkey"], ctx.order("pkey")), ("svc", self.svc, skey, None)):
+            lg = tab.update(key, t, e, order)
             c = np.exp(lg)
             self.put(out, f"{w}_conns_10s", _log1(lg[:, 0]) / 6.0)
             self.put(out, f"{w}_conns_60s", _log1(lg[:, 1]) / 6.0)
@@ -1163,7 +1219,7 @@ class BalanceBlock(FeatureBlock):
             pe[:, 2 * j + 1] = request & fwd     # requests a sent
             pe[:, 6 + 2 * j] = reply & fwd       # answers b received
             pe[:, 6 + 2 * j + 1] = request & ~fwd
-        pl = _log1(self.pairs.update(p["pkey"], t, pe))
+        pl = _log1(self.pairs.update(p["pkey"], t, pe, ctx.order("pkey")))
         for j, name in enumerate(("dst_dns_answer_excess", "dst_echo_reply_excess", "dst_synack_excess")):
             # the receiver is b when the sender is a
             got = np.where(fwd, pl[:, 6 + 2 * j], pl[:, 2 * j])
@@ -1268,7 +1324,7 @@ class PairBlock(FeatureBlock):
         pe[:, pc["authfail_30s"]] = p["auth_fail"]
         pe[:, pc["dnsq_10s"]] = p["dns_query"]
         pe[:, pc["dnsr_10s"]] = p["dns_resp"]
-        pl = self.pairs.update(p["pkey"], t, pe)
+        pl = self.pairs.update(p["pkey"], t, pe, ctx.order("pkey"))
         sent_l = np.where(fwd, pl[:, pc["fwd_bytes_10s"]], pl[:, pc["rev_bytes_10s"]]).clip(-50)
         recv_l = np.where(fwd, pl[:, pc["rev_bytes_10s"]], pl[:, pc["fwd_bytes_10s"]]).clip(-50)
         put = self.put
@@ -1281,7 +1337,7 @@ class PairBlock(FeatureBlock):
         put(out, "pair_authfail_30s", _log1(pl[:, pc["authfail_30s"]]))
         put(out, "pair_dns_resp_per_query", np.clip(
             np.exp(pl[:, pc["dnsr_10s"]]) / np.maximum(np.exp(pl[:, pc["dnsq_10s"]]), 1.0), 0, 4) / 4.0)
-        _, page, _ = self.pairs_seen.update(p["pkey"], t)
+        _, page, _ = self.pairs_seen.update(p["pkey"], t, order=ctx.order("pkey"))
         put(out, "pair_age_log", np.log1p(page) / 6.0)
 
 
@@ -1450,18 +1506,16 @@ class BehaviourExtractor:
 
     def transform(self, batch: PacketBatch, fill: float = 0.0) -> np.ndarray:
         n = len(batch)
-        X = np.full((n, len(FEATURE_NAMES)), fill, dtype=np.float32)
         if n == 0:
-            return X
+            return np.full((n, len(FEATURE_NAMES)), fill, dtype=np.float32)
         ctx = Ctx(batch, self._times(batch))
+        # every block writes its float64 columns into one row block, converted to float32 once
+        rows = np.zeros((n, len(FEATURE_NAMES))) if fill == 0.0 else np.full((n, len(FEATURE_NAMES)), fill)
         for blk, sl in zip(self.blocks, self.slices):
-            out = np.zeros((n, sl.stop - sl.start), dtype=np.float64) if fill == 0.0 else \
-                np.full((n, sl.stop - sl.start), fill, dtype=np.float64)
-            blk.compute(ctx, out)
+            blk.compute(ctx, rows[:, sl])
             if blk is self.blocks[0]:
                 self._identities(ctx)  # the packet block found ARP/IP; the others need host identities
-            X[:, sl] = out
-        return X
+        return rows.astype(np.float32)
 
     @staticmethod
     def _identities(ctx: Ctx) -> None:
