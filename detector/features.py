@@ -1510,12 +1510,12 @@ class BehaviourExtractor:
             return np.full((n, len(FEATURE_NAMES)), fill, dtype=np.float32)
         ctx = Ctx(batch, self._times(batch))
         # every block writes its float64 columns into one row block, converted to float32 once
-        rows = np.zeros((n, len(FEATURE_NAMES))) if fill == 0.0 else np.full((n, len(FEATURE_NAMES)), fill)
+        cols = np.zeros((len(FEATURE_NAMES), n)) if fill == 0.0 else np.full((len(FEATURE_NAMES), n), fill)
         for blk, sl in zip(self.blocks, self.slices):
-            blk.compute(ctx, rows[:, sl])
+            blk.compute(ctx, cols[sl].T)
             if blk is self.blocks[0]:
                 self._identities(ctx)  # the packet block found ARP/IP; the others need host identities
-        return rows.astype(np.float32)
+        return np.ascontiguousarray(cols.T, dtype=np.float32)
 
     @staticmethod
     def _identities(ctx: Ctx) -> None:
