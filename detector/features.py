@@ -195,7 +195,7 @@ def _merge_state_capped(keys_old, cols_old, keep_old, keys_new, cols_new, now, i
         keep = np.argpartition(-last, cap - 1)[:cap]
         keys = keys[keep]
         cols = [c[keep] for c in cols]
-    order = np.argsort(keys, kind="stable")
+    order = _stable_argsort(keys)
     return keys[order], [c[order] for c in cols]
 
 
@@ -204,6 +204,27 @@ def _take(values: np.ndarray, pos: np.ndarray, found: np.ndarray, fill) -> np.nd
     if len(values) == 0:
         return np.full(len(pos), fill, dtype=values.dtype)
     return np.where(found, values[pos], fill)
+
+
+def _stable_argsort(k: np.ndarray) -> np.ndarray:
+    """``np.argsort(k, kind="stable")`` (the unique order by (key, position)), 2-3x faster on large
+    batches: numpy's unstable SIMD argsort by key, then equal keys put back in stream order by one
+    SIMD sort of (group, position) composites (distinct, so any sort gives the same order)."""
+    n = len(k)
+    if n < 1024:
+        return np.argsort(k, kind="stable")
+    o = np.argsort(k)
+    ks = k[o]
+    head = np.empty(n, dtype=bool)
+    head[0] = True
+    np.not_equal(ks[1:], ks[:-1], out=head[1:])
+    base = np.cumsum(head, dtype=np.int64)
+    base -= 1
+    base *= n
+    comp = base + o
+    comp.sort()  # groups keep their places (the group is the major part): only positions move
+    comp -= base
+    return comp
 
 
 def _sorted_unique(k: np.ndarray) -> np.ndarray:
@@ -220,7 +241,7 @@ def _sorted_unique(k: np.ndarray) -> np.ndarray:
 
 def _unique_first_inverse(k: np.ndarray):
     """``np.unique(k, return_index=True, return_inverse=True)`` (first occurrences) by one stable sort."""
-    order = np.argsort(k, kind="stable")
+    order = _stable_argsort(k)
     ks = k[order]
     head = np.empty(len(k), dtype=bool)
     head[0] = True
@@ -270,7 +291,7 @@ class DecayTable:
         return len(self.keys)
 
     def update(self, keys: np.ndarray, t: np.ndarray, x: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
-        """``order``: ``np.argsort(keys, kind="stable")`` when the caller has it (keys shared by tables)."""
+        """``order``: ``_stable_argsort(keys)`` when the caller has it (keys shared by tables)."""
         n = len(keys)
         m = len(self.taus)
         if n == 0:
@@ -280,7 +301,7 @@ class DecayTable:
         # one stable sort by key (stream order kept per key); a key in the state gets a carry entry
         # right before its group's first entry: the layout a stable sort of [carries, entries] gives
         if order is None:
-            order = np.argsort(keys, kind="stable")
+            order = _stable_argsort(keys)
         ks = keys[order]
         head = np.empty(n, dtype=bool)
         head[0] = True
@@ -381,7 +402,7 @@ class CountTable:
         if n == 0:
             return np.empty((0, self.m), dtype=np.float64)
         if order is None:
-            order = np.argsort(keys, kind="stable")
+            order = _stable_argsort(keys)
         k, tt, xx = keys[order], t[order], x[order]
         start = np.empty(n, dtype=bool)
         start[0] = True
@@ -431,16 +452,16 @@ class RecentSet:
         """(new, age, value) per entry: ``new`` for the first entry of a key not seen within the
         window, ``age`` seconds since the key was first seen, ``value`` recorded at that moment.
         Entries outside ``mask`` are neither tested nor remembered (new False, age 0, value 0).
-        ``order``: ``np.argsort(keys, kind="stable")`` when the caller has it (only used without a mask)."""
+        ``order``: ``_stable_argsort(keys)`` when the caller has it (only used without a mask)."""
         n = len(keys)
         if mask is None:
             idx, k, tk = None, keys, t
             if order is None and n:
-                order = np.argsort(k, kind="stable")
+                order = _stable_argsort(k)
         else:
             idx = np.flatnonzero(mask)
             k, tk = keys[idx], t[idx]
-            order = np.argsort(k, kind="stable") if len(idx) else None
+            order = _stable_argsort(k) if len(idx) else None
         new = np.zeros(n, dtype=bool)
         age = np.zeros(n, dtype=np.float64)
         val = np.zeros(n, dtype=np.float64)
@@ -549,7 +570,7 @@ class LastSeen:
         all_k = np.concatenate([ck, k])
         all_t = np.concatenate([carry_t[has], tk])
         all_set = np.concatenate([np.ones(c, dtype=bool), is_set])
-        order = np.argsort(all_k, kind="stable")
+        order = _stable_argsort(all_k)
         kk, tt, ss = all_k[order], all_t[order], all_set[order]
         m = len(kk)
         start = np.empty(m, dtype=bool)
@@ -737,7 +758,7 @@ class Ctx:
         """``np.argsort(p[name], kind="stable")``, computed once per batch (tables keyed alike share it)."""
         o = self._orders.get(name)
         if o is None:
-            o = self._orders[name] = np.argsort(self.p[name], kind="stable")
+            o = self._orders[name] = _stable_argsort(self.p[name])
         return o
 
 
@@ -1001,7 +1022,7 @@ class FlowBlock(FeatureBlock):
         fkey = mix(mix(p["pkey"], (proto + 2).astype(np.uint64)), (pa * 65537 + pb).astype(np.uint64))
         looks_reply = p["synack"] | (p["from_service"] & ~p["syn_only"]) | p["arp_reply"] | p["echo_rep"]
         init_a = np.where(looks_reply, ~fwd, fwd).astype(np.float64)
-        forder = np.argsort(fkey, kind="stable")
+        forder = _stable_argsort(fkey)
         new, age, first_a = self.seen.update(fkey, t, values=init_a, order=forder)
         by_init = fwd == (first_a > 0.5)
         size = p["size"]
@@ -1380,12 +1401,18 @@ class SpoofingBlock(FeatureBlock):
         # address, or to an address, through a MAC that is not that address's established one
         eth_dst = b["eth_dst"]
         dst_mask = p["has_ip"] & (eth_dst != "") & (eth_dst != "ff:ff:ff:ff:ff:ff") & ~p["eth_group"]
+        op = b["arp_opcode"]
+        a_src, a_dst = b["arp_src_ip"], b["arp_dst_ip"]
+        ha_src, ha_dst = hash_strings(a_src), hash_strings(a_dst)
+        h_eth_dst = hash_strings(eth_dst)
         bkeys = np.empty(2 * n, dtype=np.uint64)
-        bkeys[0::2] = hash_strings(np.where(src_mask, bind_ip, ""))
+        # the hash of the bound address: the ARP sender's (ha_src) or the IP source's (= hs: an IP frame's
+        # source identity is its IP source), "" (the FNV offset) outside the mask
+        bkeys[0::2] = np.where(src_mask, np.where(is_arp, ha_src, p["hs"]), _FNV_OFFSET)
         bkeys[1::2] = np.where(dst_mask, p["hd"], 0)
         bvals = np.empty(2 * n, dtype=np.uint64)
         bvals[0::2] = mac
-        bvals[1::2] = hash_strings(eth_dst)
+        bvals[1::2] = h_eth_dst
         bmask = np.empty(2 * n, dtype=bool)
         bmask[0::2] = src_mask
         bmask[1::2] = dst_mask
@@ -1395,10 +1422,7 @@ class SpoofingBlock(FeatureBlock):
         # source MAC differs (also two routers, a capture on both sides of a bridge, VRRP)
         arp_claim = mac_changed & is_arp
         # was this ARP reply asked for: a request from its target for the address it claims
-        op = b["arp_opcode"]
-        a_src, a_dst = b["arp_src_ip"], b["arp_dst_ip"]
         req, rep = is_arp & (op == 1), is_arp & (op == 2)
-        ha_src, ha_dst = hash_strings(a_src), hash_strings(a_dst)
         ask = mix(np.where(rep, ha_dst, ha_src), np.where(rep, ha_src, ha_dst))  # (asker, asked-for)
         since = self.arp_asked.update(ask, t, req & (a_src != a_dst), rep)
         unsolicited = rep & ~(since <= self.ARP_ASK_WINDOW)
@@ -1417,7 +1441,7 @@ class SpoofingBlock(FeatureBlock):
         # asked for? Traffic a poisoner intercepts goes to and comes from its MAC, whatever the IPs say
         mkeys = np.empty(2 * n, dtype=np.uint64)
         mkeys[0::2] = mac
-        mkeys[1::2] = np.where(eth_dst != "", hash_strings(eth_dst), np.uint64(0))
+        mkeys[1::2] = np.where(eth_dst != "", h_eth_dst, np.uint64(0))
         mx = np.zeros((2 * n, 1))
         mx[0::2, 0] = unsolicited
         ml = _log1(self.mac_unsolicited.update(mkeys, np.repeat(t, 2), mx)[:, 0])

@@ -519,3 +519,12 @@ def test_state_merge_without_sorting_equals_sorting_the_union(seed):
         k2, c2 = _merge_state_capped(old, cols_old, keep, new, cols_new, 120.0, 60.0, cap)
         assert np.array_equal(k1, k2) and all(np.array_equal(a, b) for a, b in zip(c1, c2))
         assert np.all(k1[1:] > k1[:-1]) and len(k1) <= cap
+
+
+@pytest.mark.parametrize("n,distinct", [(1, 1), (5, 2), (1023, 40), (1024, 3), (8192, 1), (8192, 3000), (20000, 60000)])
+def test_fast_stable_argsort_is_numpys_stable_argsort(n, distinct):
+    from iotwatch.detector.features import _stable_argsort
+
+    rng = np.random.default_rng(n + distinct)
+    k = rng.integers(0, distinct, n).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    assert np.array_equal(_stable_argsort(k), np.argsort(k, kind="stable"))
