@@ -65,8 +65,17 @@ from iotwatch.captures.batch import PacketBatch
 
 try:  # the grouped decayed sums in C (detector/_tables.c), bit-identical to DecayTable's numpy path
     from iotwatch.detector import _tables
-except ImportError:  # pragma: no cover - no C compiler at install time
+    _TABLES_ERROR = ""
+except ImportError as _e:  # pragma: no cover - no C compiler at install time
     _tables = None
+    _TABLES_ERROR = f"iotwatch.detector._tables not importable ({_e}); reinstall with `bash dev.sh setup`"
+
+
+def tables_kernel_status() -> tuple[str, str]:
+    """("C" | "numpy", why): which path DecayTable runs (the values are the same, the speed is not)."""
+    if _tables is None:
+        return "numpy", _TABLES_ERROR
+    return "C", "detector/_tables.c"
 
 FEATURIZER_VERSION = "behaviour-v2"
 # featurizers of earlier iotwatch versions: a bundle built for one is refused with this explanation
