@@ -116,6 +116,7 @@ def main(argv=None) -> int:
     ap.add_argument("--cache", default="/tmp/iotwatch-features-equal", help="pickle cache of read captures ('' = none)")
     args = ap.parse_args(argv)
 
+    from iotwatch.captures.errors import IotwatchError
     from iotwatch.detector.classifier import PacketClassifier
     from iotwatch.detector.features import FEATURE_NAMES, new_extractor
     from iotwatch.options import demo_capture
@@ -145,7 +146,11 @@ def main(argv=None) -> int:
     demo_X = demo_R = None
     for path in captures:
         t0 = time.perf_counter()
-        batch = read_capture(path, args.max_packets, cache)
+        try:
+            batch = read_capture(path, args.max_packets, cache)
+        except IotwatchError as exc:
+            print(f"features_equal: {path}: {exc}", file=sys.stderr)
+            return 2
         n = len(batch)
         print(f"{path}: {n:,} packets (read in {time.perf_counter() - t0:.1f} s)")
         plans = []
