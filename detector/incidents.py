@@ -167,6 +167,8 @@ class Track:
         self.impersonations = 0
         self.next_update = 0
         self.end_reason = ""
+        self.quiet = QUIET              # s without a packet that end it (a slow scan's: SCAN_HORIZON)
+        self.lapse: tuple | None = None  # slow scan: the first packet after QUIET idle (frame, time)
         self.by_behaviour = False       # opened by a behaviour rule (``Behaviour``), not the class's rule
         self.scan_targets = 0           # slow scan (Behaviour): distinct targets refused / left half-open
         self.scan_since = np.inf        # slow scan: time of the source's first such failure
@@ -441,6 +443,7 @@ class IncidentEngine:
         self._impostor: dict = {}           # IP -> the MAC that claimed it against its owner
         self._ra_owner: str | None = None   # MAC of the first router advertisement seen
         self._events: list[IncidentEvent] = []
+        self._long: set = set()             # active tracks with a longer quiet period (slow scans)
         self.assigned: list = []            # see update()
         self.behaviour = Behaviour(self.classes)
         self._victim_role = np.array([r.role == "victim" for r in self.rules] + [False])
@@ -488,6 +491,8 @@ class IncidentEngine:
                     self._learn(a, h or e)
         self.now = float(t[-1])
         self._expire(float(t[-1]))
+        if self._long:
+            self._lapses(float(t[-1]))
         return self._flush()
 
     def finish(self) -> list[IncidentEvent]:
@@ -497,6 +502,7 @@ class IncidentEngine:
                 self._close(tr, tr.last_frame, tr.last_time, "end of capture")
         self.tracks.clear()
         self._deadlines.clear()
+        self._long.clear()
         return self._flush()
 
     # --- internals -----------------------------------------------------------------------------------
@@ -536,18 +542,26 @@ class IncidentEngine:
         dl = self._deadlines
         while dl and dl[0][0] < now:
             deadline, _, tr = heapq.heappop(dl)
-            if self.tracks.get((tr.cls, tr.key)) is not tr or tr.last_time + self.quiet != deadline:
+            if self.tracks.get((tr.cls, tr.key)) is not tr or tr.last_time + tr.quiet != deadline:
                 continue  # stale entry
             self._end_track(tr, deadline)
 
-    def _end_track(self, tr: Track, deadline: float) -> None:
+    def _end_track(self, tr: Track, deadline: float, quiet: float | None = None) -> None:
         del self.tracks[(tr.cls, tr.key)]
+        self._long.discard(tr)
         if tr.cls_name == "spoofing":
             self._poisoners.discard(tr.key)
         if tr.state == "active":
-            cause = self._cause(deadline)
+            cause = tr.lapse if quiet is not None and tr.lapse is not None else self._cause(deadline)
             frame, time = cause if cause is not None else (tr.last_frame, tr.last_time)
-            self._close(tr, frame, time, f"quiet for {self.quiet:.0f} s")
+            self._close(tr, frame, time, f"quiet for {(quiet or tr.quiet):.0f} s")
+
+    def _lapses(self, now: float) -> None:
+        """Slow scans (quiet SCAN_HORIZON) idle longer than QUIET: remember the first packet after
+        that, which closes them if what comes next is no probe of theirs (see _group)."""
+        for tr in self._long:
+            if tr.lapse is None and now > tr.last_time + self.quiet:
+                tr.lapse = self._cause(tr.last_time + self.quiet)
 
     def _process(self, cb, idx: np.ndarray, tall: np.ndarray, cls_all: np.ndarray, beh: "Verdicts") -> None:
         p = cb.packets
@@ -643,7 +657,8 @@ class IncidentEngine:
                     packets=p, idx=idx, cls=cls, flags=flags,
                     sure=beh.sure[idx], failed=beh.failed[idx], scan_targets=beh.scan_targets[idx],
                     scan_since=beh.scan_since[idx],
-                    dhcp=udp & (sp == 68) & (dp == 67), ra=icmp6 & (icmp == 134))
+                    dhcp=udp & (sp == 68) & (dp == 67), ra=icmp6 & (icmp == 134),
+                    probe=(syn & ~ack) | beh.failed[idx])
         sb = _Sorted(self, cols, order, bounds)
         heads = order[bounds[:-1]]
         gcls, gkey, grefl = cls[heads].tolist(), key[heads].tolist(), refl[heads].tolist()
@@ -761,14 +776,20 @@ class IncidentEngine:
         tr = self.tracks.get((c, key))
         start = g0
         while start < g1:
-            if tr is not None and t[start] - tr.last_time > self.quiet:
-                self._end_track(tr, tr.last_time + self.quiet)
+            if tr is not None and t[start] - tr.last_time > tr.quiet:
+                self._end_track(tr, tr.last_time + tr.quiet)
+                tr = None
+            elif tr is not None and t[start] - tr.last_time > self.quiet and not sb.probe[start]:
+                # a slow scan's quiet spell ends with its next probe (a SYN, or a refused / half-open
+                # handshake); anything else of its attacker after QUIET is a new incident
+                self._end_track(tr, tr.last_time + self.quiet, self.quiet)
                 tr = None
             if tr is None:
                 if len(self.tracks) >= MAX_TRACKS:
                     self._evict()
                 tr = Track(c, self.classes[c] if c < len(self.classes) else str(c), key, self.rules[c],
                            next(self._seq))
+                tr.quiet = self.quiet
                 self.tracks[(c, key)] = tr
             # the per-second count goes on from the track's last second (a previous batch or group)
             sb.carry_until = sb.run_end(start)
@@ -776,7 +797,7 @@ class IncidentEngine:
             # rows up to the next quiet gap belong to this track
             stop = sb.gap_after(start, g1)
             self._segment(tr, start, stop, sb)
-            heapq.heappush(self._deadlines, (tr.last_time + self.quiet, tr.seq, tr))
+            heapq.heappush(self._deadlines, (tr.last_time + tr.quiet, tr.seq, tr))
             start = stop
 
     def _evict(self) -> None:
@@ -802,6 +823,9 @@ class IncidentEngine:
                 tr.open_time, tr.open_frame = tr.last_time, tr.last_frame
                 tr.rep = _representative(tr, int(sb.order[pos - 1]), sb.cols)
                 tr.kind = tr.classify_kind()
+                if tr.kind == "slow-scan":   # its probes come up to SCAN_HORIZON apart: so may its quiet spells
+                    tr.quiet = max(tr.quiet, SCAN_HORIZON)
+                    self._long.add(tr)
                 tr.next_update = tr.packets * UPDATE_EVERY
                 tr.recent = np.empty(0)
                 self._emit("opened", tr, tr.last_frame, tr.last_time)
@@ -872,6 +896,7 @@ class IncidentEngine:
         if tr.packets == 0 or t1 >= tr.last_time:
             tr.last_time, tr.last_frame = t1, max(f1, tr.last_frame)
         tr.packets += b - a
+        tr.lapse = None
         ds = sb.vs[:, a:b].sum(axis=1, dtype=np.int64)
         db = sb.vb[:, a:b].sum(axis=1)
         n = tr.n
@@ -989,6 +1014,7 @@ class _Sorted:
         hc[ra] |= o["eth_src"][ra] != eng._ra_owner
         self.ev = hc                  # impersonation evidence: a claim against an owner, a rogue RA
         self.sure = o["sure"]
+        self.probe = o["probe"]
         self.scan_targets, self.scan_since = o["scan_targets"], o["scan_since"]
         # runs of one key within one second (and no quiet gap): each row's position in its run
         self.sec = sec = np.floor(t).astype(np.int64)
@@ -1020,7 +1046,7 @@ def _at(mask: np.ndarray) -> np.ndarray:
 
 
 _SORTED_COLS = ("cls", "fwd", "t", "frame", "peer", "server_port", "client_port", "eth_src", "claimed", "ra", "sure",
-                "scan_targets", "scan_since")
+                "scan_targets", "scan_since", "probe")
 
 
 def _representative(tr: Track, r: int, cols: dict) -> dict:
@@ -1118,6 +1144,7 @@ FLOW_IDLE = 30.0              # s: a TCP conversation idle this long starts afre
 SCAN_TARGETS = 3              # distinct (host, port) probes refused or left half-open by one source ...
 SCAN_HORIZON = 600.0          # ... each within this many seconds of the previous one: a (slow) scan
 SCAN_SPAN = 10.0              # s since its first failure (faster scans are the model's: see Behaviour)
+BUSY_PACKETS = 10             # flagged packets in a run that make a host busy with another attack
 MAX_FLOWS = 65_536            # handshakes remembered across batches (those that can still fail)
 MAX_SCANNERS = 4096           # sources with refused/half-open probes remembered
 MAX_TARGETS = 64              # distinct targets remembered per source (enough to decide)
@@ -1206,6 +1233,7 @@ class Behaviour:
         self.busy_t = np.empty(0)                   # ... and when, last
         self._ev_h = np.empty(0, dtype=np.int64)
         self._ev_t = self._ev_last = np.empty(0)
+        self._run: tuple | None = None         # the last run of flagged packets: (host, packets, last time)
 
     def run(self, p, t: np.ndarray, predicted: np.ndarray, anomaly: np.ndarray) -> "Verdicts":
         """Per packet of the batch, in stream order (see the class doc)."""
@@ -1215,19 +1243,26 @@ class Behaviour:
         tcp = (proto == 6) & (flags >= 0)
         if self.recon >= 0:
             # senders of packets the model flags as another attack (see _busy_before), as runs: one
-            # host's flagged packets with no other host's and no 1 s gap between them, two or more
-            # (a spoofed source's single packet is no host's activity)
+            # host's flagged packets with no other host's and no 1 s gap between them (a run may go
+            # on from the previous batch), busy from the run's BUSY_PACKETS-th packet on (a spoofed
+            # source's single packet, or one connection the model calls an attack, is no attack)
             ev = np.flatnonzero(anomaly & (predicted != self.recon))
             sv, te = p["ip_src"][ev], t[ev]
             brk = np.ones(len(ev) + 1, dtype=bool)
             brk[1:-1] = (sv[1:] != sv[:-1]) | (te[1:] - te[:-1] > 1.0)
             edges = np.flatnonzero(brk)
             heads, tails = edges[:-1], edges[1:] - 1
-            keep = tails > heads
-            heads, tails = heads[keep], tails[keep]
-            eh = _ip_hash(sv[heads])
+            before = np.zeros(len(heads), dtype=np.int64)   # the run's packets in earlier batches
+            if len(ev) and self._run is not None and self._run[0] == sv[0] and te[0] - self._run[2] <= 1.0:
+                before[0] = self._run[1]
+            if len(ev):
+                self._run = (sv[-1], int(before[-1] + tails[-1] - heads[-1] + 1), float(te[-1]))
+            need = np.maximum(BUSY_PACKETS - before, 1) - 1   # the row of this batch that makes it busy
+            keep = heads + need <= tails
+            since, tails = heads[keep] + need[keep], tails[keep]
+            eh = _ip_hash(sv[since])
             o = np.argsort(eh, kind="stable")          # by host, in time order within one
-            self._ev_h, self._ev_t, self._ev_last = eh[o], te[heads][o], te[tails][o]
+            self._ev_h, self._ev_t, self._ev_last = eh[o], te[since][o], te[tails][o]
             stealth = np.flatnonzero(tcp & ((flags & STEALTH_FLAGS) == 0))
             if len(stealth):
                 v.set(stealth, self.recon, False, p["ip_src"][stealth], p["ip_dst"][stealth], True,
