@@ -57,6 +57,7 @@ MAX_TRACKS = 4096  # keys tracked at once (pending + active)
 MAX_DISTINCT = 20_000
 MAX_COUNTER = 256
 MAX_KEPT = 10_000
+MAX_NAMED = 65_536  # addresses named by DNS answers remembered (exfiltration: uploads to bare addresses)
 UPDATE_EVERY = 10  # an ``updated`` event each time the packet count grows by this factor
 MAX_VICTIMS = 10   # victims named by an attacker's incident (its peers with the most packets)
 
@@ -123,8 +124,8 @@ KINDS: dict[str, tuple[str, ...]] = {
 # evidence counters (index into Track.n)
 (C_SYN, C_SYNACK, C_RST, C_ICMP_REQ, C_ICMP_BACK, C_ARP_REQ, C_ARP_REP, C_UDP, C_DNS_Q, C_DNS_LEN, C_AUTHFAIL,
  C_FWD_BYTES, C_REV_BYTES, C_RA, C_DNS_R, C_TCP, C_FWD_PKTS, C_ICMP_LEN, C_FIN_PROBE, C_NULL_PROBE, C_XMAS_PROBE,
- C_DHCP, C_FAILED, C_SURE) = range(24)
-N_COUNTERS = 24
+ C_DHCP, C_FAILED, C_SURE, C_UNNAMED) = range(25)
+N_COUNTERS = 25
 
 
 def _codes(values) -> tuple[list, np.ndarray]:
@@ -364,7 +365,8 @@ class Track:
             if kind == "icmp-tunnel":
                 return (f"{n[C_ICMP_REQ]:,} ICMP echo requests from {self.key} to {victim} {d}, "
                         f"mean payload {n[C_ICMP_LEN] / max(n[C_ICMP_REQ] + n[C_ICMP_BACK], 1):.0f} B")
-            return f"{_size(n[C_FWD_BYTES])} sent from {self.key} to {victim} {d} ({self.packets:,} packets)"
+            bare = ", to an address no DNS answer named" if n[C_UNNAMED] * 2 > pk else ""
+            return f"{_size(n[C_FWD_BYTES])} sent from {self.key} to {victim} {d} ({self.packets:,} packets){bare}"
         return f"{self.packets:,} {self.cls_name} packets involving {self.key} {d}"
 
     def to_dict(self, classes: Sequence[str] | None = None) -> dict:
@@ -444,11 +446,14 @@ class IncidentEngine:
         self._ra_owner: str | None = None   # MAC of the first router advertisement seen
         self._events: list[IncidentEvent] = []
         self._long: set = set()             # active tracks with a longer quiet period (slow scans)
+        self._answers: dict | None = None   # this batch's DNS answers (see _batch_answers)
         self.assigned: list = []            # see update()
         self.behaviour = Behaviour(self.classes)
         self._victim_role = np.array([r.role == "victim" for r in self.rules] + [False])
         self._spoof_index = self.classes.index("spoofing") if "spoofing" in self.classes else -1
         self._dos_index = self.classes.index("dos") if "dos" in self.classes else -1
+        self._exfil_index = self.classes.index("exfiltration") if "exfiltration" in self.classes else -1
+        self._named: dict = {}              # addresses DNS answers named (the most recent MAX_NAMED)
 
     # --- public ------------------------------------------------------------------------------------
     @property
@@ -490,6 +495,7 @@ class IncidentEngine:
                 for a, h, e in zip(ip, hw, es):
                     self._learn(a, h or e)
         self.now = float(t[-1])
+        self._learn_names(p)
         self._expire(float(t[-1]))
         if self._long:
             self._lapses(float(t[-1]))
@@ -647,7 +653,12 @@ class IncidentEngine:
         bounds = np.append(starts, len(order)).tolist()
         dns = p["dns_flags"][idx]
         has_dns = dns >= 0
-        cols = dict(t=t, frame=p["frame_number"][idx], flen=p["frame_len"][idx], conf=cb.confidence[idx],
+        unnamed = np.zeros(len(idx), dtype=bool)
+        if self._exfil_index >= 0:
+            ex = np.flatnonzero(cls == self._exfil_index)
+            if len(ex):
+                unnamed[ex] = self._unnamed(p, idx[ex], peer[ex])
+        cols = dict(unnamed=unnamed, t=t, frame=p["frame_number"][idx], flen=p["frame_len"][idx], conf=cb.confidence[idx],
                     peer=peer, server_port=server_port, client_port=client_port, fwd=fwd, syn=syn, ack=ack,
                     rst=rst, tcp=tcp, icmp4=icmp4, icmp6=icmp6, icmp=icmp, is_arp=is_arp, arp_op=arp_op, udp=udp,
                     dns_q=has_dns & ((dns & 0x8000) == 0), dns_r=has_dns & ((dns & 0x8000) != 0),
@@ -682,6 +693,39 @@ class IncidentEngine:
                     cols["refl"][rows] = False
                     sb = _Sorted(self, cols, order, bounds)
             self._group(c, k, bounds[g], bounds[g + 1], sb)
+
+    def _unnamed(self, p, rows: np.ndarray, peers: np.ndarray) -> np.ndarray:
+        """Per row (batch rows, in order): its peer is an address no DNS answer named before it (the
+        names learnt so far, or an answer earlier in this batch; ``dns_a``: the first A record)."""
+        first = self._batch_answers(p)
+        out = np.zeros(len(rows), dtype=bool)
+        named = self._named
+        for k, (r, a) in enumerate(zip(rows.tolist(), peers.tolist())):
+            if a not in named and first.get(a, r) >= r:
+                out[k] = True
+        return out
+
+    def _batch_answers(self, p) -> dict:
+        """Address -> the batch row of its first DNS answer in this batch (computed once per batch)."""
+        if self._answers is None:
+            fl = p["dns_flags"]
+            r = np.flatnonzero((fl >= 0) & ((fl & 0x8000) != 0))
+            a = p["dns_a"][r] if len(r) else np.empty(0, dtype=object)
+            has = a != ""
+            self._answers = {}
+            for row, addr in zip(r[has].tolist(), a[has].tolist()):
+                self._answers.setdefault(addr, row)
+        return self._answers
+
+    def _learn_names(self, p) -> None:
+        """Remember the addresses this batch's DNS answers named (most recent last, MAX_NAMED kept)."""
+        named = self._named
+        for addr in self._batch_answers(p):
+            named.pop(addr, None)
+            named[addr] = None
+        while len(named) > MAX_NAMED:
+            named.pop(next(iter(named)))
+        self._answers = None
 
     def _attacker_incident(self, c: int, host: str, top: int = 1) -> str | None:
         """The key of a running incident of class ``c`` with ``host`` among its ``top`` peers."""
@@ -876,6 +920,8 @@ class IncidentEngine:
             ok &= len(tr.distinct) >= rule.distinct
         if tr.cls_name == "spoofing":   # an impersonation must be seen: a claim against an owner, a rogue RA
             ok &= (tr.impersonations + np.cumsum(sb.ev[a:b])) >= 1
+        elif tr.cls_name == "exfiltration":
+            ok &= _exfil_evidence(tr, a, b, sb)
         hit = np.flatnonzero(ok | sure)
         if not len(hit):
             return None
@@ -943,6 +989,20 @@ class IncidentEngine:
 
 
 _DISTINCT_CLASSES = ("recon", "bruteforce")
+
+
+def _exfil_evidence(tr: Track, a: int, b: int, sb: "_Sorted") -> np.ndarray:
+    """Per position a:b of a pending exfiltration track: with the rows up to it, is the incident
+    tunnel-like (more than half its packets DNS, or ICMP: the kinds dns-tunnel / icmp-tunnel) or,
+    for a bulk upload, do more than half go to addresses no DNS answer named (data pushed to a
+    bare address: a client uploading to its own cloud service looked the name up first)?"""
+    pk = tr.packets + np.arange(1, b - a + 1)
+    vs = sb.vs
+
+    def cum(*cs):
+        return sum(int(tr.n[c]) for c in cs) + np.cumsum(sum(vs[_ROW[c], a:b].astype(np.int64) for c in cs))
+    return ((cum(C_DNS_Q, C_DNS_R) * 2 > pk) | (cum(C_ICMP_REQ, C_ICMP_BACK) * 2 > pk)
+            | (cum(C_UNNAMED) * 2 > pk))
 CONF_SCALE = float(1 << 32)   # confidences are summed as integers (exact, the same for any batch size)
 
 
@@ -1074,7 +1134,9 @@ def _representative(tr: Track, r: int, cols: dict) -> dict:
 
 # counters that are 0/1 per packet (summed from an int8 matrix) and the others (int64), see _counters
 _SMALL = np.array([C_SYN, C_SYNACK, C_RST, C_ICMP_REQ, C_ICMP_BACK, C_ARP_REQ, C_ARP_REP, C_UDP, C_DNS_Q, C_AUTHFAIL,
-                   C_RA, C_DNS_R, C_TCP, C_FWD_PKTS, C_FIN_PROBE, C_NULL_PROBE, C_XMAS_PROBE, C_DHCP, C_FAILED, C_SURE])
+                   C_RA, C_DNS_R, C_TCP, C_FWD_PKTS, C_FIN_PROBE, C_NULL_PROBE, C_XMAS_PROBE, C_DHCP, C_FAILED, C_SURE,
+                   C_UNNAMED])
+_ROW = {c: i for i, c in enumerate(_SMALL.tolist())}   # counter -> its row in ``_Sorted.vs``
 _BIG = np.array([C_DNS_LEN, C_FWD_BYTES, C_REV_BYTES, C_ICMP_LEN])
 _S_REFL = len(_SMALL)                 # small row: response from a reflection port
 _B_BYTES, _B_CONF = len(_BIG), len(_BIG) + 1   # big rows: frame bytes, confidence x CONF_SCALE
@@ -1101,7 +1163,8 @@ def _counters(cols: dict, spoof: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                  (C_AUTHFAIL, cols["authfail"]), (C_RA, ic6 & (icmp == 134)),
                  (C_DNS_R, np.where(spoof, dr & fwd, dr)), (C_TCP, cols["tcp"]), (C_FWD_PKTS, fwd),
                  (C_FIN_PROBE, stealth & ((fl & 0x01) != 0) & ~xmas), (C_NULL_PROBE, stealth & ((fl & 0x3F) == 0)),
-                 (C_XMAS_PROBE, xmas), (C_DHCP, cols["dhcp"]), (C_FAILED, cols["failed"]), (C_SURE, cols["sure"])):
+                 (C_XMAS_PROBE, xmas), (C_DHCP, cols["dhcp"]), (C_FAILED, cols["failed"]), (C_SURE, cols["sure"]),
+                 (C_UNNAMED, cols["unnamed"])):
         small[row[c]] = v
     small[_S_REFL] = cols["refl"]
     fb = cols["flen"].clip(0)
