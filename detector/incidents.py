@@ -170,6 +170,8 @@ class Track:
         self.end_reason = ""
         self.quiet = QUIET              # s without a packet that end it (a slow scan's: SCAN_HORIZON)
         self.lapse: tuple | None = None  # slow scan: the first packet after QUIET idle (frame, time)
+        self.conn_times: dict = {}      # brute force, pending: server port -> its last new connections' times
+        self.guess_rate = False         # brute force: BRUTE_CONNS connections to one service within WINDOW seen
         self.by_behaviour = False       # opened by a behaviour rule (``Behaviour``), not the class's rule
         self.scan_targets = 0           # slow scan (Behaviour): distinct targets refused / left half-open
         self.scan_since = np.inf        # slow scan: time of the source's first such failure
@@ -896,6 +898,8 @@ class IncidentEngine:
         allt = np.concatenate([tr.recent, t])
         off = len(tr.recent)
         K = rule.packets
+        firsts = self._new_firsts(tr, a, b, sb) if tr.cls_name in _DISTINCT_CLASSES else None
+        guess = _guessing(tr, a, b, sb, firsts) if tr.cls_name == "bruteforce" else None
         if len(allt) < K:
             hit = np.flatnonzero(sure)
             if len(hit):
@@ -906,27 +910,32 @@ class IncidentEngine:
         j = np.arange(max(K - 1, off), len(allt))
         ok[j - off] = allt[j] - allt[j - K + 1] <= self.window
         if rule.distinct > 1 and tr.cls_name in _DISTINCT_CLASSES:
-            keys = sb.dk[a:b]
-            have = tr.distinct
-            new = ~np.fromiter(map(have.__contains__, sb.dk_list[a:b]), dtype=bool, count=b - a)
-            if new.any():
-                _, first = np.unique(np.where(new, keys, -1), return_index=True)
-                firsts = np.sort(first[np.where(new, keys, -1)[first] != -1])
-            else:
-                firsts = np.empty(0, int)
             cum = np.searchsorted(firsts, np.arange(b - a), side="right")
-            ok &= (len(have) + cum) >= rule.distinct
+            ok &= (len(tr.distinct) + cum) >= rule.distinct
         elif rule.distinct > 1:
             ok &= len(tr.distinct) >= rule.distinct
         if tr.cls_name == "spoofing":   # an impersonation must be seen: a claim against an owner, a rogue RA
             ok &= (tr.impersonations + np.cumsum(sb.ev[a:b])) >= 1
         elif tr.cls_name == "exfiltration":
             ok &= _exfil_evidence(tr, a, b, sb)
+        elif guess is not None:
+            ok &= guess
         hit = np.flatnonzero(ok | sure)
         if not len(hit):
             return None
         tr.by_behaviour = not ok[hit[0]]
         return a + int(hit[0])
+
+    @staticmethod
+    def _new_firsts(tr: Track, a: int, b: int, sb: "_Sorted") -> np.ndarray:
+        """Positions (relative to ``a``, ascending) of the first row of each probe target /
+        connection in a:b that the track has not seen yet."""
+        keys = sb.dk[a:b]
+        new = ~np.fromiter(map(tr.distinct.__contains__, sb.dk_list[a:b]), dtype=bool, count=b - a)
+        if not new.any():
+            return np.empty(0, int)
+        _, first = np.unique(np.where(new, keys, -1), return_index=True)
+        return np.sort(first[np.where(new, keys, -1)[first] != -1])
 
     def _apply(self, tr: Track, a: int, b: int, sb: "_Sorted") -> None:
         """Add rows ``a:b`` (positions in ``sb``: one key, in order) to the track's counts; every sum
@@ -989,6 +998,37 @@ class IncidentEngine:
 
 
 _DISTINCT_CLASSES = ("recon", "bruteforce")
+
+
+def _guessing(tr: Track, a: int, b: int, sb: "_Sorted", firsts: np.ndarray) -> np.ndarray:
+    """Per position a:b of a pending brute-force track: is there evidence of password guessing so
+    far -- ``BRUTE_FAILS`` logins the server refused (where the protocol shows its verdict: FTP 530,
+    HTTP 401/403, MQTT CONNACK), or ``BRUTE_CONNS`` connections to one service (server port) of
+    its peers within ``WINDOW`` (where it hides it: SSH, telnet)? A user's logins succeed and come
+    a few a minute. Remembers the last new-connection times per port (the rows a:b are applied
+    to the track unless it opens)."""
+    vs = sb.vs
+    fails = (int(tr.n[C_AUTHFAIL]) + np.cumsum(vs[_ROW[C_AUTHFAIL], a:b].astype(np.int64))) >= BRUTE_FAILS
+    rate = np.full(b - a, tr.guess_rate)
+    if len(firsts) and not tr.guess_rate:
+        ft, fp = sb.t[a:b][firsts], sb.server_port[a:b][firsts]
+        k = BRUTE_CONNS - 1
+        hit = b - a
+        for port in dict.fromkeys(fp.tolist()):
+            allt = np.concatenate([tr.conn_times.get(port, np.empty(0)), ft[fp == port]])
+            j = np.arange(k, len(allt))
+            new = len(allt) - int((fp == port).sum())
+            h = np.flatnonzero((allt[j] - allt[j - k] <= WINDOW) & (j >= new))
+            if len(h):
+                hit = min(hit, int(firsts[fp == port][j[h[0]] - new]))
+            tr.conn_times.pop(port, None)
+            tr.conn_times[port] = allt[-k:]
+        while len(tr.conn_times) > MAX_COUNTER:
+            tr.conn_times.pop(next(iter(tr.conn_times)))
+        if hit < b - a:
+            rate[hit:] = True
+            tr.guess_rate = True
+    return fails | rate
 
 
 def _exfil_evidence(tr: Track, a: int, b: int, sb: "_Sorted") -> np.ndarray:
@@ -1075,6 +1115,7 @@ class _Sorted:
         self.ev = hc                  # impersonation evidence: a claim against an owner, a rogue RA
         self.sure = o["sure"]
         self.probe = o["probe"]
+        self.server_port = o["server_port"]
         self.scan_targets, self.scan_since = o["scan_targets"], o["scan_since"]
         # runs of one key within one second (and no quiet gap): each row's position in its run
         self.sec = sec = np.floor(t).astype(np.int64)
@@ -1208,6 +1249,8 @@ SCAN_TARGETS = 3              # distinct (host, port) probes refused or left hal
 SCAN_HORIZON = 600.0          # ... each within this many seconds of the previous one: a (slow) scan
 SCAN_SPAN = 10.0              # s since its first failure (faster scans are the model's: see Behaviour)
 BUSY_PACKETS = 10             # flagged packets in a run that make a host busy with another attack
+BRUTE_FAILS = 5               # refused logins that show password guessing (fail2ban's default maxretry)
+BRUTE_CONNS = 10              # ... or connections to one service within WINDOW (one every 6 s and faster)
 MAX_FLOWS = 65_536            # handshakes remembered across batches (those that can still fail)
 MAX_SCANNERS = 4096           # sources with refused/half-open probes remembered
 MAX_TARGETS = 64              # distinct targets remembered per source (enough to decide)

@@ -222,6 +222,81 @@ def test_a_bulk_upload_opens_exfiltration_only_to_an_address_no_dns_answer_named
         ref = _stream(events)
 
 
+def _login(t, client, server, port, sport, ftp_code=None):
+    """One TCP login session (handshake, banner, user, password, verdict, close)."""
+    out = []
+    for k, (a, b, fl) in enumerate([(client, server, 0x02), (server, client, 0x12), (client, server, 0x10),
+                                    (server, client, 0x18), (client, server, 0x18), (server, client, 0x18),
+                                    (client, server, 0x18), (server, client, 0x18), (client, server, 0x11),
+                                    (server, client, 0x11)]):
+        r = dict(time_epoch=t + 0.01 * k, frame_len=80, protocols="eth:ethertype:ip:tcp", ip_src=a, ip_dst=b,
+                 ip_proto=6, tcp_srcport=sport if a == client else port, tcp_dstport=port if a == client else sport,
+                 tcp_flags=fl, eth_src="aa:aa:aa:aa:aa:01", eth_dst="aa:aa:aa:aa:aa:02")
+        if k == 7 and ftp_code is not None:
+            r["ftp_code"] = ftp_code
+        out.append(r)
+    return out
+
+
+def _flagged(recs, cls=3):
+    recs.sort(key=lambda r: r["time_epoch"])
+    for i, r in enumerate(recs):
+        r["frame_number"] = i + 1
+    pk = PacketBatch.from_records(recs)
+    n = len(recs)
+    pred = np.full(n, cls)
+    proba = np.zeros((n, 6), dtype=np.float32)
+    proba[np.arange(n), pred] = 0.9
+    return ClassifiedBatch(pk, proba, pred, proba.max(axis=1), pred != 0, None)
+
+
+def test_ordinary_logins_are_no_brute_force_even_when_the_model_says_so():
+    # the lab's user host: a telnet login to the camera every ~20 s and an FTP login to the NAS
+    # every ~15 s, all accepted (230), for 10 minutes -- the model calls every packet bruteforce
+    import random
+
+    rng = random.Random(4)
+    recs, t, port = [], 1000.0, 40000
+    while t < 1600:
+        recs += _login(t, "10.77.0.20", "10.77.0.11", 23, port)
+        port += 1
+        t += rng.expovariate(1 / 20)
+    t = 1003.0
+    while t < 1600:
+        recs += _login(t, "10.77.0.20", "10.77.0.13", 21, port, ftp_code=230)
+        port += 1
+        t += rng.expovariate(1 / 15)
+    cb = _flagged(recs)
+    classes = ["normal", "recon", "dos", "bruteforce", "spoofing", "exfiltration"]
+    eng, _ = run_engine(cb, classes, len(cb))
+    assert eng.opened == 0, [i.to_dict() for i in eng.incidents()]
+    # a single login session never opens one (one connection), nor does a user mistyping twice
+    recs = _login(2000, "10.0.0.7", "10.0.0.9", 21, 41000, 530) + _login(2010, "10.0.0.7", "10.0.0.9", 21, 41001, 530)
+    recs += _login(2020, "10.0.0.7", "10.0.0.9", 21, 41002, 230) + _login(2040, "10.0.0.7", "10.0.0.9", 21, 41003, 230)
+    assert run_engine(_flagged(recs), classes, 5)[0].opened == 0
+
+
+@pytest.mark.parametrize("case", ["telnet-fast", "ftp-refused"])
+def test_password_guessing_opens_one_brute_force(case):
+    classes = ["normal", "recon", "dos", "bruteforce", "spoofing", "exfiltration"]
+    if case == "telnet-fast":    # hydra telnet: a connection every 0.5 s, verdicts unseen
+        recs = [r for k in range(30) for r in _login(1000 + 0.5 * k, "10.0.0.66", "10.0.0.11", 23, 42000 + k)]
+        opens = 10     # the BRUTE_CONNS-th connection
+    else:                        # slow FTP guessing: one try every 8 s, each refused
+        recs = [r for k in range(8) for r in _login(1000 + 8 * k, "10.0.0.66", "10.0.0.13", 21, 42000 + k, 530)]
+        opens = 5      # the BRUTE_FAILS-th refusal
+    cb = _flagged(recs)
+    ref = None
+    for batch in (len(cb), 1, 7):
+        eng, events = run_engine(cb, classes, batch)
+        inc = [i.to_dict() for i in eng.incidents()]
+        assert len(inc) == 1 and inc[0]["class"] == "bruteforce" and inc[0]["attacker"] == "10.0.0.66", inc
+        opened = [e for e in events if e.kind == "opened"][0]
+        assert 10 * (opens - 1) < opened.frame <= 10 * opens, opened.frame
+        assert ref is None or _stream(events) == ref
+        ref = _stream(events)
+
+
 @pytest.mark.slow
 def test_headless_report_and_fail_on_incident(tmp_path, capsys):
     from iotwatch.main import main
