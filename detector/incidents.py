@@ -46,6 +46,7 @@ import heapq
 import itertools
 import zlib
 from collections import Counter
+from collections import _count_elements  # type: ignore[attr-defined]  # Counter.update's C helper
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -893,7 +894,10 @@ class IncidentEngine:
     def _open_index(self, tr: Track, a: int, b: int, sb: "_Sorted") -> int | None:
         """Position (in ``sb``, within ``a:b``) of the packet that opens the incident, or None."""
         rule = tr.rule
-        sure = (tr.n[C_SURE] + np.cumsum(sb.sure[a:b])) >= 1    # a behaviour rule decided (Behaviour)
+        if tr.n[C_SURE] or sb.sure[a:b].any():    # a behaviour rule decided (Behaviour)
+            sure = (tr.n[C_SURE] + np.cumsum(sb.sure[a:b])) >= 1
+        else:
+            sure = np.zeros(b - a, dtype=bool)
         t = sb.t[a:b]
         allt = np.concatenate([tr.recent, t])
         off = len(tr.recent)
@@ -968,7 +972,10 @@ class IncidentEngine:
             else:
                 tr.peer_set.update(list(dict.fromkeys(pl))[: MAX_DISTINCT - len(tr.peer_set)])
         pa, pb = sb.port_at[a], sb.port_at[b]
-        if pb > pa:
+        if pb - pa > 64:     # ascending ports with their counts: what counting the sorted list gives
+            u, k = np.unique(sb.ports[pa:pb], return_counts=True)
+            _count(tr.ports, dict(zip(u.tolist(), k.tolist())))
+        elif pb > pa:
             _count(tr.ports, np.sort(sb.ports[pa:pb]).tolist())
         if tr.cls_name in _DISTINCT_CLASSES and len(tr.distinct) < MAX_DISTINCT:
             tr.distinct.update(sb.dk_list[a:b][:MAX_DISTINCT])
@@ -1046,10 +1053,13 @@ def _exfil_evidence(tr: Track, a: int, b: int, sb: "_Sorted") -> np.ndarray:
 CONF_SCALE = float(1 << 32)   # confidences are summed as integers (exact, the same for any batch size)
 
 
-def _count(counter: Counter, items: list) -> None:
-    """Count ``items`` (C-level, new keys in first-seen order), then keep the ``MAX_COUNTER`` most
-    common when the counter has grown past twice that."""
-    counter.update(items)
+def _count(counter: Counter, items) -> None:
+    """Count ``items`` (a list, C-level; or a dict of counts), new keys in first-seen order, then
+    keep the ``MAX_COUNTER`` most common when the counter has grown past twice that."""
+    if isinstance(items, list):
+        _count_elements(counter, items)     # what Counter.update does with a list, without its checks
+    else:
+        counter.update(items)
     if len(counter) > MAX_COUNTER * 2:
         keep = _most_common(counter, MAX_COUNTER)
         counter.clear()
