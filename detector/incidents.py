@@ -27,7 +27,10 @@ and the same events in the same order (the tests check this).
 **Hysteresis** (documented thresholds, the same for every capture; times are packet times):
 a key's incident *opens* when ``packets`` anomalous packets of its class fall within ``WINDOW``
 seconds and the behaviour the class needs is present -- ``distinct`` probe targets (host, port) for
-recon, ``distinct`` connections for brute force; it *ends* after ``QUIET`` seconds without one.
+recon, ``distinct`` connections and evidence of guessing for brute force (``_guessing``), an
+impersonation for spoofing, tunnel-like traffic or an upload to an address no DNS answer named for
+exfiltration (``_exfil_evidence``); it *ends* after ``QUIET`` seconds without one (a slow scan:
+``SCAN_HORIZON``).
 The thresholds are the least the attack needs to exist at all (a scan touches many ports or hosts;
 guessing passwords needs several logins; a flood is many packets; ARP claims repeat), not values
 fitted to a capture; isolated false positives of the model never reach them.
@@ -671,8 +674,7 @@ class IncidentEngine:
                     packets=p, idx=idx, cls=cls, flags=flags,
                     sure=beh.sure[idx], failed=beh.failed[idx], scan_targets=beh.scan_targets[idx],
                     scan_since=beh.scan_since[idx],
-                    dhcp=udp & (sp == 68) & (dp == 67), ra=icmp6 & (icmp == 134),
-                    probe=(syn & ~ack) | beh.failed[idx])
+                    dhcp=udp & (sp == 68) & (dp == 67), ra=icmp6 & (icmp == 134))
         sb = _Sorted(self, cols, order, bounds)
         heads = order[bounds[:-1]]
         gcls, gkey, grefl = cls[heads].tolist(), key[heads].tolist(), refl[heads].tolist()
@@ -826,7 +828,7 @@ class IncidentEngine:
             if tr is not None and t[start] - tr.last_time > tr.quiet:
                 self._end_track(tr, tr.last_time + tr.quiet)
                 tr = None
-            elif tr is not None and t[start] - tr.last_time > self.quiet and not sb.probe[start]:
+            elif tr is not None and t[start] - tr.last_time > self.quiet and not sb.is_probe(start):
                 # a slow scan's quiet spell ends with its next probe (a SYN, or a refused / half-open
                 # handshake); anything else of its attacker after QUIET is a new incident
                 self._end_track(tr, tr.last_time + self.quiet, self.quiet)
@@ -902,8 +904,8 @@ class IncidentEngine:
         allt = np.concatenate([tr.recent, t])
         off = len(tr.recent)
         K = rule.packets
-        firsts = self._new_firsts(tr, a, b, sb) if tr.cls_name in _DISTINCT_CLASSES else None
-        guess = _guessing(tr, a, b, sb, firsts) if tr.cls_name == "bruteforce" else None
+        firsts = self._new_firsts(tr, a, b, sb) if tr.cls_name == "bruteforce" else None
+        guess = _guessing(tr, a, b, sb, firsts) if firsts is not None else None
         if len(allt) < K:
             hit = np.flatnonzero(sure)
             if len(hit):
@@ -914,6 +916,8 @@ class IncidentEngine:
         j = np.arange(max(K - 1, off), len(allt))
         ok[j - off] = allt[j] - allt[j - K + 1] <= self.window
         if rule.distinct > 1 and tr.cls_name in _DISTINCT_CLASSES:
+            if firsts is None:
+                firsts = self._new_firsts(tr, a, b, sb)
             cum = np.searchsorted(firsts, np.arange(b - a), side="right")
             ok &= (len(tr.distinct) + cum) >= rule.distinct
         elif rule.distinct > 1:
@@ -1124,7 +1128,6 @@ class _Sorted:
         hc[ra] |= o["eth_src"][ra] != eng._ra_owner
         self.ev = hc                  # impersonation evidence: a claim against an owner, a rogue RA
         self.sure = o["sure"]
-        self.probe = o["probe"]
         self.server_port = o["server_port"]
         self.scan_targets, self.scan_since = o["scan_targets"], o["scan_since"]
         # runs of one key within one second (and no quiet gap): each row's position in its run
@@ -1138,6 +1141,12 @@ class _Sorted:
         self.gaps = np.flatnonzero(gap) + 1   # positions that follow a quiet gap
         self.n = n
         self.carry, self.carry_until = 0, 0
+
+    def is_probe(self, pos: int) -> bool:
+        """The row at ``pos`` is a scan probe: a SYN, or a refused / half-open handshake."""
+        r = int(self.order[pos])
+        c = self.cols
+        return bool((c["syn"][r] and not c["ack"][r]) or c["failed"][r])
 
     def run_end(self, pos: int) -> int:
         k = int(np.searchsorted(self.run_starts, pos, side="right"))
@@ -1157,7 +1166,7 @@ def _at(mask: np.ndarray) -> np.ndarray:
 
 
 _SORTED_COLS = ("cls", "fwd", "t", "frame", "peer", "server_port", "client_port", "eth_src", "claimed", "ra", "sure",
-                "scan_targets", "scan_since", "probe")
+                "scan_targets", "scan_since")
 
 
 def _representative(tr: Track, r: int, cols: dict) -> dict:
@@ -1320,8 +1329,10 @@ class Behaviour:
       complete their handshakes; an occasional refused connection to one service never reaches
       three distinct targets. Only failures the model does not flag, or flags as recon, count (a
       flood's RSTs belong to the flood), and none of a host that sent packets the model flags as
-      another attack (not recon; two or more in a row) within ``SCAN_HORIZON``: its refused
-      connections are that attack's;
+      another attack (not recon; a run of ``BUSY_PACKETS``, see ``run``) within ``SCAN_HORIZON``:
+      its refused connections are that attack's. The incident of a slow scan ends after
+      ``SCAN_HORIZON`` without a packet (``Track.quiet``), the horizon that links its probes;
+      after ``QUIET`` only its next probe (a SYN or a failed handshake) continues it;
     * **DHCP starvation** -- ``DHCP_COUNT`` DHCP client messages (UDP 68 -> 67: DISCOVER/REQUEST)
       within ``DHCP_WINDOW`` seconds on the segment (RFC 2131 clients wait 4 s and more between
       retries, so one client sends two or three in that time: it takes more than a dozen clients
