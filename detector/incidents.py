@@ -713,8 +713,7 @@ class IncidentEngine:
     def _batch_answers(self, p) -> dict:
         """Address -> the batch row of its first DNS answer in this batch (computed once per batch)."""
         if self._answers is None:
-            fl = p["dns_flags"]
-            r = np.flatnonzero((fl >= 0) & ((fl & 0x8000) != 0))
+            r = np.flatnonzero(p["dns_flags"] >= 0x8000)     # responses (the QR bit; missing: -1)
             a = p["dns_a"][r] if len(r) else np.empty(0, dtype=object)
             has = a != ""
             self._answers = {}
