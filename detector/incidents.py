@@ -975,11 +975,12 @@ class IncidentEngine:
             else:
                 tr.peer_set.update(list(dict.fromkeys(pl))[: MAX_DISTINCT - len(tr.peer_set)])
         pa, pb = sb.port_at[a], sb.port_at[b]
-        if pb - pa > 64:     # ascending ports with their counts: what counting the sorted list gives
-            u, k = np.unique(sb.ports[pa:pb], return_counts=True)
-            _count(tr.ports, dict(zip(u.tolist(), k.tolist())))
+        if pb - pa > 64:     # ports with their counts in order of first appearance (stream order, as the list)
+            u, first, k = np.unique(sb.ports[pa:pb], return_index=True, return_counts=True)
+            o = np.argsort(first)
+            _count(tr.ports, dict(zip(u[o].tolist(), k[o].tolist())))
         elif pb > pa:
-            _count(tr.ports, np.sort(sb.ports[pa:pb]).tolist())
+            _count(tr.ports, sb.ports[pa:pb].tolist())
         if tr.cls_name in _DISTINCT_CLASSES and len(tr.distinct) < MAX_DISTINCT:
             tr.distinct.update(sb.dk_list[a:b][:MAX_DISTINCT])
             if tr.cls_name == "bruteforce" and len(tr.conn_bytes) < MAX_DISTINCT:

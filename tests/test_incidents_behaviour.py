@@ -291,13 +291,24 @@ def test_simulated_held_out_kinds_each_map_to_one_incident(tmp_path):
     clf = PacketClassifier.load(None)
     src = open_source(read=str(cap))
     eng = IncidentEngine(clf.classes_, 0)
+    cbs, events = [], []
     try:
         for cb in classify_stream(src, clf, None, max_rows=8192):
-            eng.update(cb)
+            cbs.append(cb)
+            events += eng.update(cb)
     finally:
         src.close()
-    eng.finish()
+    events += eng.finish()
     incidents = [t.to_dict() for t in eng.incidents()]
+    # the same events in small pieces (ties among an incident's services broken by stream order, not
+    # by how the batches cut it)
+    whole = ClassifiedBatch(PacketBatch.concat([c.packets for c in cbs]), np.concatenate([c.proba for c in cbs]),
+                            np.concatenate([c.predicted for c in cbs]), np.concatenate([c.confidence for c in cbs]),
+                            np.concatenate([c.anomaly for c in cbs]), None)
+    for size in (7, 256):
+        small = run(whole, size)[1]
+        assert stream(small) == stream(events), size
+        assert [e.snapshot["services"] for e in small] == [e.snapshot["services"] for e in events], size
     episodes = load_episodes(cap)
     per, unmatched = match_all(episodes, incidents)
     by_id = {i["id"]: i for i in incidents}
