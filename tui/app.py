@@ -46,7 +46,7 @@ from iotwatch.tui.messages import (BatchClassified, CaptureFailed, CaptureFinish
 from iotwatch.tui.session import SPEEDS, CaptureSession
 from iotwatch.tui.store import (SORT_KEYS, IncidentStore, LogView, PageCache, PredictionLog, RateHistory, RowStore,
                                 display_batch)
-from iotwatch.tui.widgets.incidents import IncidentScreen, IncidentsPane
+from iotwatch.tui.widgets.incidents import IncidentsPane, IncidentView
 from iotwatch.tui.widgets.class_counters import ClassCounters
 from iotwatch.tui.widgets.confusion import ConfusionSummary
 from iotwatch.tui.widgets.detail import DetailScreen, StreamScreen
@@ -170,6 +170,8 @@ class IotWatchApp(App[int]):
                 yield self.confusion
             yield self.incident_pane
         yield Footer(compact=True, show_command_palette=False)
+        self.incident_view = IncidentView(id="incident-view")
+        yield self.incident_view
 
     def on_mount(self) -> None:
         table = self.table
@@ -180,6 +182,10 @@ class IotWatchApp(App[int]):
         for w in (self.counters, self.confusion, self.incident_pane):
             w.class_style = table.class_style
         self.counters.threshold = self.threshold
+        # the incident view lies over the packet table on a layer of its own, centred (the other
+        # layer fills the screen, so the alignment moves nothing else)
+        self.screen.styles.layers = ("default", "incident")
+        self.screen.styles.align = ("center", "middle")
         table.focus()
         self.refresh_screen()
         self.set_interval(self.tick, partial(self.refresh_screen, force=False), name="tick")
@@ -533,10 +539,24 @@ class IotWatchApp(App[int]):
     def incident_chosen(self, message: IncidentsPane.Chosen) -> None:
         s = message.incident
         if message.action == "open":
-            self.push_screen(IncidentScreen(s, self.rows.first_time),
-                             callback=lambda action: self.incident_action(s, action))
+            self.incident_view.open(s, self.rows.first_time, self.incident_pane, self.table)
         else:
             self.incident_action(s, message.action)
+
+    @on(IncidentView.Closed)
+    def incident_closed(self, message: IncidentView.Closed) -> None:
+        if message.action is not None:
+            self.incident_action(message.incident, message.action)
+
+    # the app's own keys do nothing while the incident view is open (as under a modal screen); q and
+    # Escape close the view (its bindings come first), ctrl+c still interrupts
+    _KEEP_WITH_INCIDENT = frozenset({"quit", "interrupt"})
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        view = getattr(self, "incident_view", None)
+        if view is not None and view.is_open and action not in self._KEEP_WITH_INCIDENT:
+            return False
+        return True
 
     def incident_action(self, s: dict, action: str | None) -> None:
         """``jump``: cursor to the incident's first frame still in the table; ``filter``: only its packets."""

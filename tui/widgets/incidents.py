@@ -1,6 +1,6 @@
 """Incidents pane: one line per incident (class, attacker → victim, services, packets, since),
 most severe first, then the most recently active; focusable and scrollable (a small ``DataTable``:
-incidents are few). Enter opens ``IncidentScreen`` with the evidence; ``j`` jumps the packet table
+incidents are few). Enter opens ``IncidentView`` with the evidence; ``j`` jumps the packet table
 to the incident's first frame, ``t`` filters the table to its packets (from the pane or the screen).
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
-from textual.screen import ModalScreen
+from textual.widget import Widget
 from textual.widgets import DataTable, Static
 
 from iotwatch.tui.store import IncidentStore
@@ -167,30 +167,75 @@ def incident_text(s: dict, first_time: float | None) -> Text:
     return Text.assemble(*lines)
 
 
-class IncidentScreen(ModalScreen[str | None]):
-    """One incident with its evidence; dismisses with "jump", "filter" or None."""
+class IncidentView(Vertical, can_focus=True):
+    """One incident with its evidence, drawn over the packet table on the app's own screen (a layer
+    of its own, ``incident``), not on a screen of its own: pushing a ``ModalScreen`` restyled the
+    whole DOM on the way in and out and re-rendered and tinted the full screen behind it on every
+    tick of a replay (the table keeps moving), 150-400 ms per open/close on a full-speed replay
+    (bench/tui_latency.py incident). Closes with ``Closed(incident, action)``: action "jump",
+    "filter" or None. While it is open the app's own keys are disabled (``IotWatchApp.check_action``),
+    as under a modal."""
 
     DEFAULT_CSS = """
-    IncidentScreen {
-        align: center middle;
-        & > Vertical { width: 90%; height: auto; max-height: 85%; border: thick $accent; background: $surface;
-                       padding: 0 1; }
-        & #incident-body { height: auto; }
+    IncidentView {
+        layer: incident;
+        display: none;
+        width: 90%; height: auto; max-height: 85%;
+        border: thick $accent; background: $surface; padding: 0 1;
+        border-title-style: bold;
+        & > #incident-body { height: auto; }
     }
     """
     BINDINGS = [
-        Binding("escape,q,enter", "dismiss(None)", "Close", id="incident-close"),
-        Binding("j", "dismiss('jump')", "Jump to frames", id="incident-screen-jump"),
-        Binding("t", "dismiss('filter')", "Filter table", id="incident-screen-filter"),
+        Binding("escape,q,enter", "close(None)", "Close", id="incident-close"),
+        Binding("j", "close('jump')", "Jump to frames", id="incident-screen-jump"),
+        Binding("t", "close('filter')", "Filter table", id="incident-screen-filter"),
     ]
 
-    def __init__(self, incident: dict, first_time: float | None) -> None:
-        super().__init__()
-        self.incident = incident
-        self.first_time = first_time
+    class Closed(Message):
+        """The view closed: ``action`` is "jump", "filter" or None (just closed)."""
+
+        def __init__(self, incident: dict, action: str | None) -> None:
+            super().__init__()
+            self.incident = incident
+            self.action = action
+
+    incident: dict | None = None
 
     def compose(self) -> ComposeResult:
-        with Vertical() as v:
-            v.border_title = f"Incident #{self.incident['id']}"
-            v.border_subtitle = "j jump to its frames · t filter the table to it · esc close"
-            yield Static(incident_text(self.incident, self.first_time), id="incident-body")
+        self.border_subtitle = "j jump to its frames · t filter the table to it · esc close"
+        yield Static(id="incident-body")
+
+    @property
+    def is_open(self) -> bool:
+        return self.incident is not None
+
+    def open(self, incident: dict, first_time: float | None, back: Widget | None = None,
+             onward: Widget | None = None) -> None:
+        """Show ``incident`` and take the focus at once (a key typed right after must reach it).
+        Closing gives the focus to ``back`` (Escape) or ``onward`` (jump, filter) directly: one focus
+        change (each restyles the widgets involved), not one to whatever Textual picks and another."""
+        self._back, self._onward = back, onward
+        self.incident = incident
+        self.border_title = f"Incident #{incident['id']}"
+        self.query_one("#incident-body", Static).update(incident_text(incident, first_time))
+        self.display = True
+        self.screen.set_focus(self)
+
+    _back: Widget | None = None
+    _onward: Widget | None = None
+
+    def action_close(self, action: str | None) -> None:
+        s, self.incident = self.incident, None
+        target = self._back if action is None else self._onward
+        if self.has_focus and target is not None and target.display:
+            self.screen.set_focus(target)
+        self.display = False
+        if s is not None:
+            self.post_message(self.Closed(s, action))
+
+    def on_blur(self) -> None:
+        # the focus went elsewhere (a click on the table, a screen on top): the view closes, as a
+        # modal would not let it go there
+        if self.incident is not None:
+            self.action_close(None)
