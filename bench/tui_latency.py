@@ -171,7 +171,7 @@ def print_probe(report: Path, stamps: list[tuple[float, float]]) -> None:
         print(f"probe: full GC passes {len(gc_ms)}, max {max(gc_ms):.0f} ms")
 
 
-INCIDENT_KEYS = ("a", "PageUp", "End", "i", "open", "close", "filter t", "jump j")
+INCIDENT_KEYS = ("a", "Home", "End", "i", "open", "close", "filter t", "jump j")
 
 
 def table_frames(screen: str) -> list[int]:
@@ -199,7 +199,7 @@ def incident_frames(screen: str) -> tuple[int, int] | None:
 
 def bench_incident(path: str, rounds: int, probe: bool = False, restart: bool = True,
                    speed: str = "max", keep_report: str | None = None, app: list[str] | None = None) -> dict:
-    """Rounds of: ``a`` twice (the reference key), PageUp / End in the packet table (scroll), ``i``
+    """Rounds of: ``a`` twice (the reference key), Home / End in the packet table (scroll), ``i``
     (focus the Incidents pane: the footer shows its keys), Enter (the modal's border title
     ``Incident #`` on screen), Escape (gone), Enter again, then ``t`` (the table's subtitle says
     ``match incident #``) or ``j`` (the modal gone and the incident's first frame in the table's
@@ -265,11 +265,10 @@ def bench_incident(path: str, rounds: int, probe: bool = False, restart: bool = 
                     before = is_anom(t.screen())
                     press("a", ("a",), lambda s, b=before: is_anom(s) != b)
                     time.sleep(0.05)
-                f0 = min(table_frames(t.screen()) or [0])
-                s = press("PageUp", ("PageUp",), lambda s: (table_frames(s) or [f0])[0] < f0)
-                f1 = min(table_frames(s) or [0])
+                # scroll: Home shows frame 1 (read back from the file if it left memory), End the newest
+                press("Home", ("Home",), lambda s: (table_frames(s) or [0])[0] == 1)
                 time.sleep(0.05)
-                press("End", ("End",), lambda s: (table_frames(s) or [f1])[0] > f1)
+                press("End", ("End",), lambda s: (table_frames(s) or [1])[0] > 1)
                 time.sleep(0.05)
 
             while done_rounds < rounds and "replay" in status(t.screen()):

@@ -537,19 +537,19 @@ class IotWatchApp(App[int]):
 
     @on(IncidentsPane.Chosen)
     def incident_chosen(self, message: IncidentsPane.Chosen) -> None:
-        s = message.incident
+        s, pane, view = message.incident, self.incident_pane, self.incident_view
         if message.action == "open":
-            self.incident_view.open(s, self.rows.first_time, self.incident_pane, self.table)
-        else:
+            view.open(s, self.rows.first_time)
+            pane.viewing = s["id"]
+            return
+        if view.is_open:
+            view.close()
+            pane.viewing = None
+        if message.action in ("jump", "filter"):
             self.incident_action(s, message.action)
 
-    @on(IncidentView.Closed)
-    def incident_closed(self, message: IncidentView.Closed) -> None:
-        if message.action is not None:
-            self.incident_action(message.incident, message.action)
-
     # the app's own keys do nothing while the incident view is open (as under a modal screen); q and
-    # Escape close the view (its bindings come first), ctrl+c still interrupts
+    # Escape close the view (the focused pane's bindings come first), ctrl+c still interrupts
     _KEEP_WITH_INCIDENT = frozenset({"quit", "interrupt"})
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -585,7 +585,9 @@ class IotWatchApp(App[int]):
         for b in [*self.BINDINGS, *PacketTable.BINDINGS]:
             keys = ", ".join(self.get_key_display(Binding(k, b.action)) for k in b.key.split(","))
             out.append((keys, b.description))
-        for b in IncidentsPane.BINDINGS:   # keys of the focused Incidents pane
+        for b in IncidentsPane.BINDINGS:   # keys of the focused Incidents pane (not its cursor keys)
+            if not b.show and b.action != "close":
+                continue
             out.append((self.get_key_display(Binding(b.key, b.action)), f"incidents pane: {b.description.lower()}"))
         out.append(("ctrl+p", "command palette (filters, speed, pause, clear ...)"))
         out.append(("/ live", "display filter on a live capture: tshark runs it over the frames the capture keeps "
