@@ -205,9 +205,19 @@ class IncidentsPane(ScrollView, can_focus=True):
             self._cache[key] = strip
         return strip
 
+    _style_key: tuple | None = None
+
     def notify_style_update(self) -> None:
+        # the cached rows stay unless a colour they use changed (a focus change restyles the pane)
         super().notify_style_update()
-        self._cache.clear()
+        try:
+            key = (self.rich_style, *(self.get_component_rich_style(c, partial=True) for c in sorted(self.COMPONENT_CLASSES)),
+                   *(self.class_style(i) for i in range(len(self.class_names))))
+        except KeyError:   # component styles not set up yet
+            key = None
+        if key != self._style_key:
+            self._style_key = key
+            self._cache.clear()
 
     def _on_focus(self, event) -> None:
         super()._on_focus(event)
