@@ -34,7 +34,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, Input
+from textual.widgets import Input
 from textual.worker import get_current_worker
 
 from iotwatch.captures.errors import EXIT_ANOMALIES, EXIT_ENV, EXIT_INPUT, EXIT_OK, IotwatchError, one_line
@@ -51,6 +51,7 @@ from iotwatch.tui.widgets.class_counters import ClassCounters
 from iotwatch.tui.widgets.confusion import ConfusionSummary
 from iotwatch.tui.widgets.detail import DetailScreen, StreamScreen
 from iotwatch.tui.widgets.help import HelpScreen
+from iotwatch.tui.widgets.key_bar import KeyBar
 from iotwatch.tui.widgets.packet_table import PacketTable
 from iotwatch.tui.widgets.prompt import PromptBar
 from iotwatch.tui.widgets.status_bar import StatusBar
@@ -169,7 +170,7 @@ class IotWatchApp(App[int]):
                 yield self.counters
                 yield self.confusion
             yield self.incident_pane
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyBar(id="keys")
         self.incident_view = IncidentView(id="incident-view")
         yield self.incident_view
 
@@ -539,12 +540,16 @@ class IotWatchApp(App[int]):
     def incident_chosen(self, message: IncidentsPane.Chosen) -> None:
         s, pane, view = message.incident, self.incident_pane, self.incident_view
         if message.action == "open":
+            was_open = view.is_open
             view.open(s, self.rows.first_time)
             pane.viewing = s["id"]
+            if not was_open:
+                self.refresh_bindings()   # the key line: the app's keys are off, Escape closes
             return
         if view.is_open:
             view.close()
             pane.viewing = None
+            self.refresh_bindings()
         if message.action in ("jump", "filter"):
             self.incident_action(s, message.action)
 
@@ -586,7 +591,7 @@ class IotWatchApp(App[int]):
             keys = ", ".join(self.get_key_display(Binding(k, b.action)) for k in b.key.split(","))
             out.append((keys, b.description))
         for b in IncidentsPane.BINDINGS:   # keys of the focused Incidents pane (not its cursor keys)
-            if not b.show and b.action != "close":
+            if not b.show:
                 continue
             out.append((self.get_key_display(Binding(b.key, b.action)), f"incidents pane: {b.description.lower()}"))
         out.append(("ctrl+p", "command palette (filters, speed, pause, clear ...)"))

@@ -75,7 +75,7 @@ class IncidentsPane(ScrollView, can_focus=True):
         Binding("enter", "open", "Open incident", id="incident-open"),
         Binding("j", "jump", "Jump to its frames", id="incident-jump"),
         Binding("t", "filter", "Filter table to it", id="incident-filter"),
-        Binding("escape,q", "close", "Close the incident", show=False, id="incident-close"),
+        Binding("escape,q", "close", "Close the incident", id="incident-close"),
         Binding("up", "cursor(-1)", "Up", show=False, id="incident-up"),
         Binding("down", "cursor(1)", "Down", show=False, id="incident-down"),
         Binding("pageup", "cursor(-1000000)", "First", show=False, id="incident-page-up"),
