@@ -199,12 +199,14 @@ def incident_frames(screen: str) -> tuple[int, int] | None:
 
 def bench_incident(path: str, rounds: int, probe: bool = False, restart: bool = True,
                    speed: str = "max", keep_report: str | None = None, app: list[str] | None = None) -> dict:
-    """Rounds of: ``a`` twice (the reference key), Home / End in the packet table (scroll), ``i``
-    (focus the Incidents pane: the footer shows its keys), Enter (the modal's border title
+    """Rounds of: ``a`` twice (the reference key: the status line says ``filter anomalies``, then not),
+    ``i`` (focus the Incidents pane: the key line shows its keys), Enter (the incident's border title
     ``Incident #`` on screen), Escape (gone), Enter again, then ``t`` (the table's subtitle says
-    ``match incident #``) or ``j`` (the modal gone and the incident's first frame in the table's
-    rows), alternately; then back to the followed, unfiltered table. Only presses made while the
-    replay is still running count (short captures: the app is started again, ``restart``)."""
+    ``match incident #``, then ``a`` twice back to all rows) or ``j`` (the incident gone and its
+    first frame in the table's rows, then End), alternately; Home (frame 1 on screen) and End (the
+    newest). Only presses made while the replay is still running count; the others
+    are reported apart (short captures: the app is started again, ``restart``). The ratio of each
+    key's median to the ``a`` median of the same run is the figure to compare across machines."""
     lat: dict[str, list[float]] = {k: [] for k in INCIDENT_KEYS}
     after: dict[str, list[float]] = {k: [] for k in INCIDENT_KEYS}   # the replay had ended meanwhile
     stamps: list[tuple[float, float]] = []
@@ -239,7 +241,11 @@ def bench_incident(path: str, rounds: int, probe: bool = False, restart: bool = 
                 return "filter anomalies" in status(s)
 
             def one_round(k: int) -> None:
-                # the incident keys first (a short capture ends soon), then the reference keys
+                # the reference key (on, off), then the incident keys (a short capture ends soon)
+                for _ in range(2):
+                    before = is_anom(t.screen())
+                    press("a", ("a",), lambda s, b=before: is_anom(s) != b)
+                    time.sleep(0.05)
                 press("i", ("i",), lambda s: "Open incident" in s.splitlines()[-1])
                 time.sleep(0.05)
                 press("open", ("Enter",), lambda s: "Incident #" in s)
@@ -260,10 +266,6 @@ def bench_incident(path: str, rounds: int, probe: bool = False, restart: bool = 
                     press("jump j", ("j",), lambda s: "Incident #" not in s and first in table_frames(s), timeout=30)
                     time.sleep(0.05)
                     press("End", ("End",), lambda s: (table_frames(s) or [first])[-1] > first + 20)
-                    time.sleep(0.05)
-                for _ in range(2):
-                    before = is_anom(t.screen())
-                    press("a", ("a",), lambda s, b=before: is_anom(s) != b)
                     time.sleep(0.05)
                 # scroll: Home shows frame 1 (read back from the file if it left memory), End the newest
                 press("Home", ("Home",), lambda s: (table_frames(s) or [0])[0] == 1)
