@@ -23,6 +23,8 @@ import traceback
 
 STALL_MS = 40.0
 PROFILE = bool(os.environ.get("IOTWATCH_PROBE_PROFILE"))
+# profile (UI thread CPU) only from an incident key's handler to the first frame written after it
+SPANS = bool(os.environ.get("IOTWATCH_PROBE_SPANS"))
 
 
 def _where(frame, depth: int = 6) -> str:
@@ -262,6 +264,82 @@ def _wrap_timeline() -> None:
     gc.callbacks.append(on_gc)
 
 
+class Spans:
+    """cProfile of the UI thread from the start of an incident handler (open the modal, jump,
+    filter, close) to the end of the first ``App._display`` after it: what one such key costs,
+    summed over every press; plus each span's wall time."""
+
+    def __init__(self) -> None:
+        import cProfile
+
+        self.prof = cProfile.Profile(time.perf_counter)
+        self.active: tuple[str, float] | None = None
+        self.walls: dict[str, list[float]] = collections.defaultdict(list)
+
+    def start(self, name: str) -> None:
+        if self.active is None:
+            self.active = (name, time.perf_counter())
+            self.prof.enable()
+
+    def display_done(self) -> None:
+        if self.active is not None:
+            self.prof.disable()
+            name, t0 = self.active
+            self.walls[name].append(time.perf_counter() - t0)
+            self.active = None
+
+    def report(self) -> str:
+        import io
+        import pstats
+
+        out = ["\nincident spans (handler start -> first frame written), wall ms: name n median max"]
+        for name, xs in self.walls.items():
+            ms = sorted(x * 1000 for x in xs)
+            out.append(f"  {name:10s} {len(ms):4d} {statistics.median(ms):7.1f} {ms[-1]:7.1f}")
+        buf = io.StringIO()
+        try:
+            st = pstats.Stats(self.prof, stream=buf)
+        except TypeError:   # nothing profiled
+            return "\n".join(out) + "\n"
+        st.sort_stats("cumulative").print_stats(70)
+        st.sort_stats("tottime").print_stats(40)
+        return "\n".join(out) + "\nprofile of the spans (wall):\n" + buf.getvalue()
+
+
+def _wrap_spans(spans: Spans) -> None:
+    from textual.app import App
+    from iotwatch.tui.app import IotWatchApp
+
+    def wrap(klass, name, label):
+        orig = getattr(klass, name)
+
+        def f(self, *a, **k):
+            spans.start(label(a) if callable(label) else label)
+            return orig(self, *a, **k)
+
+        setattr(klass, name, f)
+
+    from iotwatch.tui.widgets.incidents import IncidentsPane
+
+    wrap(IncidentsPane, "_chosen", lambda a: f"pane-{a[0]}")   # (the @on handler itself cannot be wrapped)
+    wrap(IotWatchApp, "incident_action", lambda a: f"modal-{a[1]}")
+    from iotwatch.tui.widgets import incidents
+
+    view = getattr(incidents, "IncidentView", None) or getattr(incidents, "IncidentScreen")
+    wrap(view, "action_close" if hasattr(view, "action_close") else "action_dismiss",
+         lambda a: f"close-{a[0] if a else None}")
+    wrap(IotWatchApp, "action_toggle_anomalies", "key-a")
+    orig_d = App._display
+
+    def display(self, *a, **k):
+        try:
+            return orig_d(self, *a, **k)
+        finally:
+            spans.display_done()
+
+    App._display = display
+
+
 def _timed_report(stats: dict) -> str:
     out = ["\ncalls on the UI thread (wall ms, GIL waits included): name n total median p95 max"]
     for key, xs in sorted(stats.items(), key=lambda kv: -sum(kv[1])):
@@ -296,6 +374,9 @@ def main() -> int:
     timed = _wrap_timed()
     layouts = _wrap_layout()
     _wrap_timeline()
+    spans = Spans() if SPANS else None
+    if spans is not None:
+        _wrap_spans(spans)
     from iotwatch.main import main as cli_main
 
     try:
@@ -309,6 +390,8 @@ def main() -> int:
                     f"  {n:5d} {k}" for k, n in layouts.most_common(15)) + "\n"
             except Exception:
                 text = traceback.format_exc()
+            if spans is not None:
+                text += spans.report()
             with open(out, "w") as fh:
                 fh.write(text)
             import json

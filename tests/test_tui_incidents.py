@@ -14,7 +14,7 @@ from iotwatch.main import main
 from iotwatch.options import demo_capture
 from iotwatch.tui.app import make_app
 from iotwatch.tui.widgets.detail import DetailScreen
-from iotwatch.tui.widgets.incidents import IncidentScreen, IncidentsPane
+from iotwatch.tui.widgets.incidents import IncidentsPane, IncidentView
 
 from fakes import run_config
 from tui_support import finish
@@ -49,8 +49,8 @@ async def test_incidents_pane_open_jump_filter_and_why(expected):
         assert pane.row_count == len(expected) == len(order)
         for i in order:   # cells updated in place while incidents grew show the final counts and state
             snap = app.incidents.get(i)
-            assert pane.get_cell(str(i), pane._columns[4]) == f"{snap['packets']:,}"
-            assert str(pane.get_cell(str(i), pane._columns[6])) == snap["state"] == "ended"
+            assert pane.cells(i)[4] == f"{snap['packets']:,}"
+            assert pane.cells(i)[6] == snap["state"] == "ended"
         sev = [app.incidents.get(i)["severity"] for i in order]
         assert sev == sorted(sev)                                    # most severe first
         await pilot.press("i")
@@ -58,12 +58,23 @@ async def test_incidents_pane_open_jump_filter_and_why(expected):
         await pilot.press("down")
         chosen = app.incidents.get(order[1])
         await pilot.press("enter")
-        assert isinstance(app.screen, IncidentScreen) and app.screen.incident["id"] == chosen["id"]
-        body = _plain(app.screen.query_one("#incident-body"))
+        view = app.query_one(IncidentView)
+        assert view.display and view.incident["id"] == chosen["id"] and pane.has_focus
+        body = _plain(view.query_one("#incident-body"))
         assert chosen["evidence"] in body and f"{chosen['first_frame']}-{chosen['last_frame']}" in body
+        # as under a modal: the app's keys do nothing while the incident is open, q closes it
+        await pilot.press("a", "space")
+        assert app.filter == ("all",) and not app.paused and view.display
+        await pilot.press("up")                                      # the view follows the cursor
+        assert view.incident["id"] == order[0]
+        await pilot.press("q")
+        await pilot.pause()
+        assert not view.display and app.is_running and pane.has_focus
+        await pilot.press("down", "enter")
+        assert view.display and view.incident["id"] == chosen["id"]
         await pilot.press("j")                                       # jump: cursor on the first frame
         await pilot.pause()
-        assert not isinstance(app.screen, IncidentScreen)
+        assert not view.display
         table = app.table
         assert table.view.row(table.cursor_pos).frame == chosen["first_frame"] and table.has_focus
         # t from the pane: the table shows only the incident's packets

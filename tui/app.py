@@ -34,7 +34,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, Input
+from textual.widgets import Input
 from textual.worker import get_current_worker
 
 from iotwatch.captures.errors import EXIT_ANOMALIES, EXIT_ENV, EXIT_INPUT, EXIT_OK, IotwatchError, one_line
@@ -46,11 +46,12 @@ from iotwatch.tui.messages import (BatchClassified, CaptureFailed, CaptureFinish
 from iotwatch.tui.session import SPEEDS, CaptureSession
 from iotwatch.tui.store import (SORT_KEYS, IncidentStore, LogView, PageCache, PredictionLog, RateHistory, RowStore,
                                 display_batch)
-from iotwatch.tui.widgets.incidents import IncidentScreen, IncidentsPane
+from iotwatch.tui.widgets.incidents import IncidentsPane, IncidentView
 from iotwatch.tui.widgets.class_counters import ClassCounters
 from iotwatch.tui.widgets.confusion import ConfusionSummary
 from iotwatch.tui.widgets.detail import DetailScreen, StreamScreen
 from iotwatch.tui.widgets.help import HelpScreen
+from iotwatch.tui.widgets.key_bar import KeyBar
 from iotwatch.tui.widgets.packet_table import PacketTable
 from iotwatch.tui.widgets.prompt import PromptBar
 from iotwatch.tui.widgets.status_bar import StatusBar
@@ -169,7 +170,9 @@ class IotWatchApp(App[int]):
                 yield self.counters
                 yield self.confusion
             yield self.incident_pane
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyBar(id="keys")
+        self.incident_view = IncidentView(id="incident-view")
+        yield self.incident_view
 
     def on_mount(self) -> None:
         table = self.table
@@ -180,6 +183,10 @@ class IotWatchApp(App[int]):
         for w in (self.counters, self.confusion, self.incident_pane):
             w.class_style = table.class_style
         self.counters.threshold = self.threshold
+        # the incident view lies over the packet table on a layer of its own, centred (the other
+        # layer fills the screen, so the alignment moves nothing else)
+        self.screen.styles.layers = ("default", "incident")
+        self.screen.styles.align = ("center", "middle")
         table.focus()
         self.refresh_screen()
         self.set_interval(self.tick, partial(self.refresh_screen, force=False), name="tick")
@@ -531,12 +538,30 @@ class IotWatchApp(App[int]):
 
     @on(IncidentsPane.Chosen)
     def incident_chosen(self, message: IncidentsPane.Chosen) -> None:
-        s = message.incident
+        s, pane, view = message.incident, self.incident_pane, self.incident_view
         if message.action == "open":
-            self.push_screen(IncidentScreen(s, self.rows.first_time),
-                             callback=lambda action: self.incident_action(s, action))
-        else:
+            was_open = view.is_open
+            view.open(s, self.rows.first_time)
+            pane.viewing = s["id"]
+            if not was_open:
+                self.refresh_bindings()   # the key line: the app's keys are off, Escape closes
+            return
+        if view.is_open:
+            view.close()
+            pane.viewing = None
+            self.refresh_bindings()
+        if message.action in ("jump", "filter"):
             self.incident_action(s, message.action)
+
+    # the app's own keys do nothing while the incident view is open (as under a modal screen); q and
+    # Escape close the view (the focused pane's bindings come first), ctrl+c still interrupts
+    _KEEP_WITH_INCIDENT = frozenset({"quit", "interrupt"})
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        view = getattr(self, "incident_view", None)
+        if view is not None and view.is_open and action not in self._KEEP_WITH_INCIDENT:
+            return False
+        return True
 
     def incident_action(self, s: dict, action: str | None) -> None:
         """``jump``: cursor to the incident's first frame still in the table; ``filter``: only its packets."""
@@ -565,7 +590,9 @@ class IotWatchApp(App[int]):
         for b in [*self.BINDINGS, *PacketTable.BINDINGS]:
             keys = ", ".join(self.get_key_display(Binding(k, b.action)) for k in b.key.split(","))
             out.append((keys, b.description))
-        for b in IncidentsPane.BINDINGS:   # keys of the focused Incidents pane
+        for b in IncidentsPane.BINDINGS:   # keys of the focused Incidents pane (not its cursor keys)
+            if not b.show:
+                continue
             out.append((self.get_key_display(Binding(b.key, b.action)), f"incidents pane: {b.description.lower()}"))
         out.append(("ctrl+p", "command palette (filters, speed, pause, clear ...)"))
         out.append(("/ live", "display filter on a live capture: tshark runs it over the frames the capture keeps "
@@ -1180,11 +1207,28 @@ def _view_rows() -> int:
         return 50_000
 
 
+ESCAPE_DELAY = 0.025   # s; Textual's default 0.1
+
+
+def _short_escape_delay() -> None:
+    """Escape closes the incident, the detail and the prompts; a terminal without the kitty key
+    protocol (tmux, most) sends it as a lone ESC byte, which Textual reports only after waiting
+    ESCDELAY (default 100 ms) for the rest of a possible escape sequence: every Escape took over
+    100 ms (bench/tui_latency.py incident, close). 25 ms is enough for a sequence that arrives in
+    one write (terminals and tmux write a key's sequence at once); the ESCDELAY environment
+    variable (milliseconds) still decides when set."""
+    if "ESCDELAY" not in os.environ:
+        from textual import constants
+
+        constants.ESCAPE_DELAY = ESCAPE_DELAY
+
+
 def run_tui(cfg: RunConfig) -> int:
     """Run the TUI for a validated ``RunConfig``; returns the CLI exit code (terminal restored).
     Errors the source finds once running arrive as ``CaptureFailed`` and end up in the exit code
     and one line on stderr."""
     app = build_app(cfg)
+    _short_escape_delay()
     result = app.run()
     # the worker was cancelled on quit: let it close the source and write the outputs
     app.session.done.wait(timeout=15)

@@ -120,10 +120,13 @@ class _Chunk:
                 p = self.cb.packets
                 fr = p["frame_number"]
                 m = self.cb.anomaly & (self.cb.predicted == cls) & (fr >= lo) & (fr <= hi)
-                if hosts:
-                    h = list(hosts)
-                    m &= np.isin(p["src"], h) | np.isin(p["dst"], h)
                 idx = np.flatnonzero(m[skip:]) + skip
+                if hosts and len(idx):
+                    # addresses of the few candidate rows only (np.isin over a whole chunk's object
+                    # array of address strings sorted it: most of a 't' key's cost)
+                    h = set(hosts)
+                    keep = [s in h or d in h for s, d in zip(p["src"][idx].tolist(), p["dst"][idx].tolist())]
+                    idx = idx[np.asarray(keep, dtype=bool)]
             elif flt[0] == "class":
                 idx = np.flatnonzero(self.cb.predicted[skip:] == flt[1]) + skip
             else:

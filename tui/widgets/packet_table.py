@@ -330,9 +330,21 @@ class PacketTable(ScrollView, can_focus=True):
         """The rich style of class ``index`` (shared with the counters, alerts and confusion panes)."""
         return self.get_component_rich_style(f"packet-table--class-{self._slots[index]}", partial=True)
 
+    _style_key: tuple | None = None
+
     def notify_style_update(self) -> None:
+        """The cached rows keep their colours unless a colour they use changed: a focus change
+        (the border takes the accent colour) restyles the widget but no row, and dropping the
+        cache redrew every row on screen (~8 ms per focus change, bench/tui_latency.py incident)."""
         super().notify_style_update()
-        self._cache.clear()
+        try:
+            key = (self.rich_style, *(self.get_component_rich_style(c, partial=True)
+                                      for c in sorted(self.COMPONENT_CLASSES)))
+        except KeyError:   # component styles not set up yet
+            key = None
+        if key != self._style_key:
+            self._style_key = key
+            self._cache.clear()
 
     # --- navigation ----------------------------------------------------------------------------
     @property
