@@ -4,17 +4,14 @@
     .venv/bin/python bench/tui_latency.py keys --probe FILE   # the same, split into app / terminal share
     .venv/bin/python bench/tui_latency.py detail FILE   # Enter -> dissection on screen, frames across the file
     .venv/bin/python bench/tui_latency.py rss    FILE   # RSS while replaying FILE and browsing (g, G, PgUp ...)
-    .venv/bin/python bench/tui_latency.py incident FILE  # incident open / close / j / t / i during a
-                                                          # full-speed replay, against 'a' and Home/End
-        [--rounds N] [--json OUT] [--spans OUT.txt]      # --spans: UI-thread profile of the incident keys
-        [--app "python OTHER_LAUNCHER"]                  # another revision, for before/after on one machine
+    .venv/bin/python bench/tui_latency.py incident FILE  # incident modal open / close / jump / filter during a
+                                                          # full-speed replay, against 'a' and a scroll key
 
 Make the captures with ``bench/make_mixed_pcap.py OUT --packets N`` (100k for keys, 200k = 178 MB for
 detail, 1M for rss). Every figure is wall time from ``tmux send-keys`` returning to the first
 ``capture-pane`` showing the change (polled as fast as tmux answers, ~2-5 ms; that overhead is part of
 the figure, as it is part of what a user sees). Targets (issue 14): keys median < 100 ms, max < 250 ms;
-detail <= 300 ms; RSS bounded; issue 13: the incident keys < 100 ms (compare their ratio to ``a`` of
-the same run: on a machine loaded by others the absolute figures mostly measure the load). The printed reference line gives the same poll's cost on an idle
+detail <= 300 ms; RSS bounded. The printed reference line gives the same poll's cost on an idle
 change-free screen, so the numbers can be read against this machine's load.
 """
 from __future__ import annotations

@@ -1207,28 +1207,11 @@ def _view_rows() -> int:
         return 50_000
 
 
-ESCAPE_DELAY = 0.025   # s; Textual's default 0.1
-
-
-def _short_escape_delay() -> None:
-    """Escape closes the incident, the detail and the prompts; a terminal without the kitty key
-    protocol (tmux, most) sends it as a lone ESC byte, which Textual reports only after waiting
-    ESCDELAY (default 100 ms) for the rest of a possible escape sequence: every Escape took over
-    100 ms (bench/tui_latency.py incident, close). 25 ms is enough for a sequence that arrives in
-    one write (terminals and tmux write a key's sequence at once); the ESCDELAY environment
-    variable (milliseconds) still decides when set."""
-    if "ESCDELAY" not in os.environ:
-        from textual import constants
-
-        constants.ESCAPE_DELAY = ESCAPE_DELAY
-
-
 def run_tui(cfg: RunConfig) -> int:
     """Run the TUI for a validated ``RunConfig``; returns the CLI exit code (terminal restored).
     Errors the source finds once running arrive as ``CaptureFailed`` and end up in the exit code
     and one line on stderr."""
     app = build_app(cfg)
-    _short_escape_delay()
     result = app.run()
     # the worker was cancelled on quit: let it close the source and write the outputs
     app.session.done.wait(timeout=15)
