@@ -63,11 +63,15 @@ setup() {
   # (re)install when the packaging or the C kernel changed, or the built kernel is missing
   local stamp="$VENV/.iotwatch-installed"
   if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ detector/_mlp.c -nt "$stamp" ] || \
-     ! "$VENV/bin/python" -c "import iotwatch.detector._mlp" 2>/dev/null; then
+     [ detector/_tables.c -nt "$stamp" ] || \
+     ! "$VENV/bin/python" -c "import iotwatch.detector._mlp, iotwatch.detector._tables" 2>/dev/null; then
     pip_quiet install -e ".[test]" && touch "$stamp"
     "$VENV/bin/python" -c "import iotwatch.detector._mlp" 2>/dev/null || \
       echo "iotwatch setup: warning: the C inference kernel (detector/_mlp.c) did not build, inference" \
            "runs the slower numpy fallback (install gcc and python3-dev; build log: $VENV/pip.log)" >&2
+    "$VENV/bin/python" -c "import iotwatch.detector._tables" 2>/dev/null || \
+      echo "iotwatch setup: warning: the feature-table kernel (detector/_tables.c) did not build, feature" \
+           "extraction runs its slower numpy path (same values; install gcc and python3-dev)" >&2
   fi
   if [ "${IOTWATCH_LAB_TOOLS:-1}" = 1 ]; then
     # the attack lab's real tools (nmap, hping3, hydra, ...): installed without leaving host daemons running

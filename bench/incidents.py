@@ -1,6 +1,7 @@
 """The incident engine's cost per packet, and key latency in a real terminal during a full-speed replay.
 
     .venv/bin/python bench/incidents.py [FILE...] [--repeat 3] [--against REV] [--tmux FILE] [--keys 20]
+    .venv/bin/python bench/incidents.py [FILE...] --same-as REV
 
 1. Engine cost. Each FILE (default: the demo, plus a 2-minute simulated home capture and a
    10-minute benign one written to a temporary folder) is classified once (tshark source, features,
@@ -12,6 +13,11 @@
    anomalous packet, and ``ratio=engine/features``. ``--against REV``: also times the engine of
    git revision REV (its ``detector/incidents.py``) on the same batches, alternating with this one,
    and prints ``ratio=engine/REV`` (before/after a change, measured in the same run).
+   ``--same-as REV``: no timing; checks that this tree's engine gives exactly the output of the
+   engine of REV on each FILE at batch sizes all / 8192 / 256 / 7 (and 1 under 20,000 packets):
+   every event (kind, frame, time, snapshot, its EVE line), the frames each batch assigns to
+   which incident, the final incidents; exit 1 and the first difference when they differ (for
+   changes meant to keep the output, e.g. speed-ups).
 2. ``--tmux FILE``: ``iotwatch -r FILE`` (max speed) in a private tmux server (120x42); while it
    replays, the anomaly filter key ``a`` is sent ``--keys`` times and the screen polled until the
    table's subtitle shows the change (so the figure includes tmux's own round trip); then ``i`` +
@@ -114,6 +120,70 @@ def bench_engine(paths: list[str], repeat: int, against: str | None = None) -> N
                   f"{best[8192] / ref:.3f}")
 
 
+def engine_output(engine, cbs: list, classes, batch: int) -> tuple:
+    """Everything the engine tells its callers when fed ``cbs`` in ``batch``-row pieces."""
+    import json
+
+    from iotwatch.detector.eve import eve_record
+
+    eng = engine(classes, 0)
+    events, assigned, keep = [], [], []
+
+    def sig(e):
+        return (e.kind, e.frame, e.time, json.dumps(e.snapshot, sort_keys=True, default=str),
+                json.dumps(eve_record(e, source="capture", host="sensor", model="m"), sort_keys=True, default=str))
+    for cb in _pieces(cbs, batch):
+        evs = eng.update(cb)
+        d = {}
+        for fr, tr in eng.assigned:
+            keep.append(tr)
+            d.update(dict.fromkeys(fr.tolist(), tr))
+        assigned.append(d)
+        events += [sig(e) for e in evs]
+    events += [sig(e) for e in eng.finish()]
+    who = [{f: (tr.cls, tr.key, tr.first_frame, tr.seq) for f, tr in d.items()} for d in assigned]
+    final = [json.dumps(t.to_dict(), sort_keys=True, default=str) for t in eng.incidents()]
+    return events, who, final, eng.opened, eng.dropped
+
+
+def _pieces(cbs: list, batch: int):
+    """The classified batches re-cut into ``batch``-row pieces (whole stream order kept)."""
+    from iotwatch.captures.batch import PacketBatch
+    from iotwatch.detector.pipeline import ClassifiedBatch
+
+    if len(cbs) > 1:
+        cbs = [ClassifiedBatch(PacketBatch.concat([c.packets for c in cbs]), np.concatenate([c.proba for c in cbs]),
+                               np.concatenate([c.predicted for c in cbs]), np.concatenate([c.confidence for c in cbs]),
+                               np.concatenate([c.anomaly for c in cbs]), None)]
+    cb = cbs[0]
+    for s in range(0, len(cb), batch):
+        yield cb.slice(s, min(len(cb), s + batch)) if batch < len(cb) else cb
+
+
+def same_as(paths: list[str], rev: str) -> int:
+    clf = PacketClassifier.load(None)
+    ref_engine = engine_at(rev)
+    bad = 0
+    for path in paths:
+        cbs = classified(path, clf)
+        n = sum(len(cb) for cb in cbs)
+        for batch in [n, 8192, 256, 7] + ([1] if n < 20_000 else []):
+            a = engine_output(ref_engine, cbs, clf.classes_, batch)
+            b = engine_output(IncidentEngine, cbs, clf.classes_, batch)
+            ok = a == b
+            print(f"{Path(path).name} batch {batch}: {'same' if ok else 'DIFFERENT'} ({len(a[0])} events)", flush=True)
+            if not ok:
+                bad += 1
+                for part, x, y in zip(("events", "assigned frames", "incidents", "opened", "dropped"), a, b):
+                    if x != y:
+                        i = next((i for i, (u, v) in enumerate(zip(x, y)) if u != v), None) \
+                            if isinstance(x, list) else None
+                        print(f"  {part} differ" + (f" first at #{i}:\n    {rev}: {str(x[i])[:400]}\n    this: "
+                                                     f"{str(y[i])[:400]}" if i is not None else f": {x} vs {y}"))
+    print(f"same output as {rev}" if not bad else f"{bad} runs differ from {rev}")
+    return 1 if bad else 0
+
+
 class Tmux:
     def __init__(self, folder: Path):
         self.sock = f"iotwatch-bench-{uuid.uuid4().hex[:8]}"
@@ -185,6 +255,7 @@ def main(argv=None) -> int:
     ap.add_argument("--against", metavar="REV", help="also time the engine of this git revision (before/after)")
     ap.add_argument("--tmux", metavar="FILE", help="measure key latency in tmux replaying FILE at max speed")
     ap.add_argument("--keys", type=int, default=20)
+    ap.add_argument("--same-as", metavar="REV", help="check the engine's output equals REV's (no timing)")
     ns = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         files = ns.files
@@ -194,6 +265,8 @@ def main(argv=None) -> int:
             files = [str(demo_capture()),
                      str(simulate(tmp, seed=7, duration_us=120_000_000, devices=8).pcap),
                      str(simulate(tmp, seed=201, duration_us=600_000_000, devices=3, scenario="benign").pcap)]
+        if files and ns.same_as:
+            return same_as(files, ns.same_as)
         if files:
             bench_engine(files, ns.repeat, ns.against)
         if ns.tmux:

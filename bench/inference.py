@@ -90,6 +90,8 @@ def main() -> None:
     print(f"model {clf.name}: {cfg.n_features} features -> {list(cfg.hidden)} -> {cfg.n_classes} classes; 1 thread")
     _, why = mdl.kernel_status()
     print(f"predict_proba kernel: {clf.kernel} ({why})")
+    from iotwatch.detector.features import tables_kernel_status
+    print("feature-table kernel: %s (%s)" % tables_kernel_status())
     capture = args.capture or str(demo_capture())
     X = feature_rows(clf, capture, args.rows)
     Xd = np.random.default_rng(0).standard_normal((args.rows, cfg.n_features)).astype(np.float32)

@@ -11,7 +11,8 @@ Times (best of ``--repeat``):
 Prints packets/s of each and, as the LAST line, ``ratio=<iotwatch/tshark>`` (the headless run when
 available, else the source alone). Ratios, not absolute numbers, are comparable across machines.
 On a busy machine wall-clock ratios swing; ``source cpu ratio`` (tshark's CPU seconds over the
-source's, tshark included) is what the ratio converges to when both cores are saturated.
+source's, tshark included) and ``headless cpu ratio`` (the same for the whole headless run: capture,
+features, model, outputs) are what the ratios converge to when both cores are saturated.
 """
 from __future__ import annotations
 
@@ -61,11 +62,12 @@ def classifier_available() -> bool:
     return importlib.util.find_spec("iotwatch.detector.classifier") is not None
 
 
-def time_headless(path: str) -> tuple[float, int]:
+def time_headless(path: str) -> tuple[float, int, float]:
+    """(wall seconds, exit code, CPU seconds of the run and its tshark)."""
     argv = [sys.executable, "-m", "iotwatch", "-r", path, "--headless"]
-    t0 = time.perf_counter()
+    c0, t0 = cpu_seconds(), time.perf_counter()
     cp = subprocess.run(argv, capture_output=True)
-    return time.perf_counter() - t0, cp.returncode
+    return time.perf_counter() - t0, cp.returncode, cpu_seconds() - c0
 
 
 def main(argv=None) -> int:
@@ -91,9 +93,10 @@ def main(argv=None) -> int:
         print(f"source, {ns.workers} tsharks: {n_par:>9,} pkts  {t_par:7.2f} s  {n_par / t_par:>10,.0f} pkt/s")
         print(f"parallel source ratio={t_ref / t_par:.3f}")
     if not ns.no_headless and classifier_available():
-        t_hl, rc = min(time_headless(ns.file) for _ in range(ns.repeat))
+        t_hl, rc, c_hl = min(time_headless(ns.file) for _ in range(ns.repeat))
         if rc == 0:
-            print(f"iotwatch headless: {n_ref:>9,} pkts  {t_hl:7.2f} s  {n_ref / t_hl:>10,.0f} pkt/s")
+            print(f"iotwatch headless: {n_ref:>9,} pkts  {t_hl:7.2f} s  {n_ref / t_hl:>10,.0f} pkt/s  cpu {c_hl:6.2f} s")
+            print(f"headless cpu ratio={c_ref / c_hl:.3f}  (tshark CPU / headless CPU, its tshark included)")
             print(f"source ratio={ratio:.3f}")
             ratio = t_ref / t_hl
         else:

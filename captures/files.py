@@ -78,9 +78,22 @@ _ENV_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS}
 def write_error(path, what: str, e: OSError) -> Exception:
     """An OSError while writing an output as the user-facing error (exit 3 for a full disk)."""
     reason = e.strerror or type(e).__name__
+    if e.errno == errno.ENOENT:   # checked before the run: the folder (or the run's temporary file) went away
+        return EnvironmentProblem(f"cannot write {what} {path}: its folder or temporary file was removed during the run",
+                                  hint="keep the output folder until the run ends")
     if e.errno in _ENV_ERRNOS:
         return EnvironmentProblem(f"cannot write {what} {path}: {reason}", hint="free some space or choose another place")
     return InputError(f"cannot write {what} {path}: {reason}")
+
+
+def _start_on_a_new_line(fh, path) -> None:
+    """``--append`` to a text file whose last line was cut (a crash, a full disk, a copytruncate in
+    mid-line): end it first, so the cut line stays alone and this run's first row or event is whole
+    (it was glued onto the cut line: one corrupt CSV row, one JSON event lost to every reader)."""
+    with open(path, "rb") as r:
+        if r.seek(0, os.SEEK_END) and (r.seek(-1, os.SEEK_END), r.read(1))[1] != b"\n":
+            fh.write("\n")
+            fh.flush()
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -218,7 +231,12 @@ class OutputFile:
             return self._fh
         if self.append:
             mode = mode.replace("w", "a")
-        self._fh = open(self.tmp_path, mode, **kw)
+        try:
+            self._fh = open(self.tmp_path, mode, **kw)
+            if self.append and "b" not in mode:
+                _start_on_a_new_line(self._fh, self.tmp_path)
+        except OSError as e:   # e.g. the folder removed since reserve(): one line, not a traceback
+            raise write_error(self.path, self.what, e) from None
         return self._fh
 
     def reopen(self):

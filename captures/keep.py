@@ -460,17 +460,11 @@ class PcapngRing:
         if self.problem is not None or self.stdout_closed:
             return False
         try:
-            if self._fh is None or self._switch or self._duration_up(frame.ts):
-                self._next_file()
-            self._write_header(frame.section, frame.header, frame.order)
+            self._open_for(frame.ts, frame.section, frame.header, frame.order)
             block = with_comment(frame, comment) if comment else frame.block
             self._put(block, (self.packets + 1, frame.number))
-        except OSError as e:
-            self._fail(e)
-            return False
-        except InputError as e:
-            self.problem = e
-            return False
+        except (OSError, InputError) as e:
+            return self._stopped_by(e)
         self._wrote(1, len(block), frame.number, frame.ts)
         return True if getattr(self._fh, "pending", 0) < _WRITE_BUFFER else self.flush()
 
@@ -484,11 +478,7 @@ class PcapngRing:
                 return False
             ts = run.ts(i) if r is not None and r.duration is not None else None
             try:
-                if self._fh is None or self._switch or self._duration_up(ts):
-                    self._next_file()
-                    if ts is None and r is not None and r.duration is not None:
-                        ts = run.ts(i)
-                self._write_header(run.section, run.header, run.order)
+                self._open_for(ts, run.section, run.header, run.order)
                 k = j
                 if r is not None:
                     if r.packets is not None:
@@ -508,12 +498,8 @@ class PcapngRing:
                 # pieces of at most _PIECE bytes: a write error loses at most that much
                 k = min(k, bisect.bisect_left(ends, starts[i] + _PIECE, i, k) + 1)
                 self._put(memoryview(data)[starts[i]:ends[k - 1]], (self.packets + k - i, run.first + k - 1))
-            except OSError as e:
-                self._fail(e)
-                return False
-            except InputError as e:
-                self.problem = e
-                return False
+            except (OSError, InputError) as e:
+                return self._stopped_by(e)
             self._wrote(k - i, ends[k - 1] - starts[i], run.first + k - 1, ts, first=run.first + i)
             i = k
             if getattr(self._fh, "pending", 0) >= _WRITE_BUFFER and not self.flush():
@@ -706,6 +692,21 @@ class PcapngRing:
         with self._lock:
             if self._files:
                 self._flushed_last = self._files[-1][2]
+
+    def _open_for(self, ts: float | None, section: int, header: bytes, order: str) -> None:
+        """The file the next packets go to (a new one when the ring switches) with their section header."""
+        if self._fh is None or self._switch or self._duration_up(ts):
+            self._next_file()
+        self._write_header(section, header, order)
+
+    def _stopped_by(self, e: OSError | InputError) -> bool:
+        """A write step failed: an OSError is a write error (or a closed stdout), an InputError a
+        target that may not be written; either way the writer stops. Always False."""
+        if isinstance(e, OSError):
+            self._fail(e)
+        else:
+            self.problem = e
+        return False
 
     def _fail(self, e: OSError) -> None:
         if e.errno == errno.EPIPE and self._out is not None and self._out.stdout:

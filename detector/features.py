@@ -63,6 +63,20 @@ import numpy as np
 
 from iotwatch.captures.batch import PacketBatch
 
+try:  # the grouped decayed sums in C (detector/_tables.c), bit-identical to DecayTable's numpy path
+    from iotwatch.detector import _tables
+    _TABLES_ERROR = ""
+except ImportError as _e:  # pragma: no cover - no C compiler at install time
+    _tables = None
+    _TABLES_ERROR = f"iotwatch.detector._tables not importable ({_e}); reinstall with `bash dev.sh setup`"
+
+
+def tables_kernel_status() -> tuple[str, str]:
+    """("C" | "numpy", why): which path DecayTable runs (the values are the same, the speed is not)."""
+    if _tables is None:
+        return "numpy", _TABLES_ERROR
+    return "C", "detector/_tables.c"
+
 FEATURIZER_VERSION = "behaviour-v2"
 # featurizers of earlier iotwatch versions: a bundle built for one is refused with this explanation
 RETIRED_FEATURIZERS = {
@@ -131,7 +145,53 @@ def mix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _merge_state(keys_old, cols_old, keep_old, keys_new, cols_new, now, idle, cap, time_col=0):
-    """Union of the old rows not updated (``keep_old``) and the new rows, minus idle ones, capped."""
+    """Union of the old rows not updated (``keep_old``) and the new rows, minus idle ones, capped.
+
+    Both key arrays are sorted and unique, and disjoint (an updated key is not kept from the old
+    state): the union is a merge by ``searchsorted``, no sort. Over the cap, the ``cap`` most recently
+    used keys are kept: when they are unambiguous (no tie of last-use times across the cut) they are
+    those at or after the cap-th latest time; otherwise ``_merge_state_capped`` picks them exactly as
+    it always did (``argpartition`` of the concatenation)."""
+    limit = now - idle
+    last_old, last_new = cols_old[time_col], cols_new[time_col]
+    alive_old = keep_old & (last_old >= limit)
+    alive_new = last_new >= limit
+    na, nb = int(np.count_nonzero(alive_old)), int(np.count_nonzero(alive_new))
+    if na + nb > cap:
+        last = np.concatenate([last_old[alive_old], last_new[alive_new]])
+        cut = np.partition(last, len(last) - cap)[len(last) - cap]  # the cap-th latest
+        if int(np.count_nonzero(last >= cut)) != cap:  # ties across the cut: the old, exact choice
+            return _merge_state_capped(keys_old, cols_old, keep_old, keys_new, cols_new, now, idle, cap, time_col)
+        alive_old &= last_old >= cut
+        alive_new &= last_new >= cut
+        na, nb = int(np.count_nonzero(alive_old)), int(np.count_nonzero(alive_new))
+    if na < len(keys_old):
+        keys_old = keys_old[alive_old]
+        cols_old = [c[alive_old] for c in cols_old]
+    if nb < len(keys_new):
+        keys_new = keys_new[alive_new]
+        cols_new = [c[alive_new] for c in cols_new]
+    if na == 0:
+        return keys_new, list(cols_new)
+    if nb == 0:
+        return keys_old, list(cols_old)
+    at_new = np.searchsorted(keys_old, keys_new)
+    at_new += np.arange(nb)
+    at_old = np.ones(na + nb, dtype=bool)
+    at_old[at_new] = False
+    keys = np.empty(na + nb, dtype=keys_old.dtype)
+    keys[at_new] = keys_new
+    keys[at_old] = keys_old
+    cols = []
+    for o, nw in zip(cols_old, cols_new):
+        c = np.empty((na + nb,) + o.shape[1:], dtype=np.result_type(o, nw))
+        c[at_new] = nw
+        c[at_old] = o
+        cols.append(c)
+    return keys, cols
+
+
+def _merge_state_capped(keys_old, cols_old, keep_old, keys_new, cols_new, now, idle, cap, time_col=0):
     keys = np.concatenate([keys_old[keep_old], keys_new])
     cols = [np.concatenate([o[keep_old], n]) for o, n in zip(cols_old, cols_new)]
     last = cols[time_col]
@@ -144,7 +204,7 @@ def _merge_state(keys_old, cols_old, keep_old, keys_new, cols_new, now, idle, ca
         keep = np.argpartition(-last, cap - 1)[:cap]
         keys = keys[keep]
         cols = [c[keep] for c in cols]
-    order = np.argsort(keys, kind="stable")
+    order = _stable_argsort(keys)
     return keys[order], [c[order] for c in cols]
 
 
@@ -153,6 +213,52 @@ def _take(values: np.ndarray, pos: np.ndarray, found: np.ndarray, fill) -> np.nd
     if len(values) == 0:
         return np.full(len(pos), fill, dtype=values.dtype)
     return np.where(found, values[pos], fill)
+
+
+def _stable_argsort(k: np.ndarray) -> np.ndarray:
+    """``np.argsort(k, kind="stable")`` (the unique order by (key, position)), 2-3x faster on large
+    batches: numpy's unstable SIMD argsort by key, then equal keys put back in stream order by one
+    SIMD sort of (group, position) composites (distinct, so any sort gives the same order)."""
+    n = len(k)
+    if n < 1024:
+        return np.argsort(k, kind="stable")
+    o = np.argsort(k)
+    ks = k[o]
+    head = np.empty(n, dtype=bool)
+    head[0] = True
+    np.not_equal(ks[1:], ks[:-1], out=head[1:])
+    base = np.cumsum(head, dtype=np.int64)
+    base -= 1
+    base *= n
+    comp = base + o
+    comp.sort()  # groups keep their places (the group is the major part): only positions move
+    comp -= base
+    return comp
+
+
+def _sorted_unique(k: np.ndarray) -> np.ndarray:
+    """``np.unique(k)`` of a small integer key array by one sort (numpy 2's hash-based unique costs
+    ~0.1 ms per call whatever the size)."""
+    s = np.sort(k)
+    if len(s) < 2:
+        return s
+    keep = np.empty(len(s), dtype=bool)
+    keep[0] = True
+    np.not_equal(s[1:], s[:-1], out=keep[1:])
+    return s[keep]
+
+
+def _unique_first_inverse(k: np.ndarray):
+    """``np.unique(k, return_index=True, return_inverse=True)`` (first occurrences) by one stable sort."""
+    order = _stable_argsort(k)
+    ks = k[order]
+    head = np.empty(len(k), dtype=bool)
+    head[0] = True
+    np.not_equal(ks[1:], ks[:-1], out=head[1:])
+    heads = np.flatnonzero(head)
+    inv = np.empty(len(k), dtype=np.intp)
+    inv[order] = np.cumsum(head) - 1
+    return ks[heads], order[heads], inv
 
 
 def _lookup(keys_sorted: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -181,6 +287,11 @@ class DecayTable:
         self.idle = idle
         self.cap = cap
         m = len(self.taus)
+        self._utaus, inv = np.unique(self.taus, return_inverse=True)
+        # columns sharing a time constant share their time offsets: computed once per distinct tau
+        self._tau_of_col = None if np.array_equal(self._utaus, self.taus) else inv
+        self._col_tau = np.asarray(inv, dtype=np.int64).reshape(m)
+        self.kernel = True  # use detector/_tables.c when built (False: the numpy path, for tests)
         self.keys = np.empty(0, dtype=np.uint64)
         self.last_t = np.empty(0, dtype=np.float64)
         self.logs = np.empty((0, m), dtype=np.float64)
@@ -188,50 +299,94 @@ class DecayTable:
     def __len__(self) -> int:
         return len(self.keys)
 
-    def update(self, keys: np.ndarray, t: np.ndarray, x: np.ndarray) -> np.ndarray:
+    def update(self, keys: np.ndarray, t: np.ndarray, x: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
+        """``order``: ``_stable_argsort(keys)`` when the caller has it (keys shared by tables)."""
         n = len(keys)
         m = len(self.taus)
         if n == 0:
             return np.empty((0, m), dtype=np.float64)
-        uk = np.unique(keys)
+        with np.errstate(divide="ignore"):
+            logx = np.log(x)
+        # one stable sort by key (stream order kept per key); a key in the state gets a carry entry
+        # right before its group's first entry: the layout a stable sort of [carries, entries] gives
+        if order is None:
+            order = _stable_argsort(keys)
+        ks = keys[order]
+        head = np.empty(n, dtype=bool)
+        head[0] = True
+        np.not_equal(ks[1:], ks[:-1], out=head[1:])
+        heads = np.flatnonzero(head)
+        uk = ks[heads]
         pos, found = _lookup(self.keys, uk)
         cpos = pos[found]
         c = len(cpos)
-        with np.errstate(divide="ignore"):
-            logx = np.log(x)
-        all_keys = np.concatenate([uk[found], keys])
-        all_t = np.concatenate([self.last_t[cpos], t])
-        all_l = np.concatenate([self.logs[cpos], logx])
-        # carries first, then entries in stream order: a stable sort by key keeps that order per key
-        order = np.argsort(all_keys, kind="stable")
-        k = all_keys[order]
-        tt = all_t[order]
-        ll = all_l[order]
-        start = np.empty(len(k), dtype=bool)
-        start[0] = True
-        np.not_equal(k[1:], k[:-1], out=start[1:])
-        gid = np.cumsum(start) - 1
+        if self.kernel and _tables is not None:
+            t = np.ascontiguousarray(t, dtype=np.float64)
+            out = np.empty((n, m))
+            end_t = np.empty(len(uk))
+            end_logs = np.empty((len(uk), m))
+            _tables.decay_accumulate(np.ascontiguousarray(logx, dtype=np.float64), t, order.astype(np.int64, copy=False),
+                                     heads.astype(np.int64, copy=False), np.where(found, pos, -1).astype(np.int64),
+                                     np.ascontiguousarray(self.last_t), np.ascontiguousarray(self.logs),
+                                     self._utaus, self._col_tau, self.GAP, out, end_t, end_logs)
+            now = float(t.max())
+            if c:
+                now = max(now, float(self.last_t[cpos].max()))
+            keep_old = np.ones(len(self.keys), dtype=bool)
+            keep_old[cpos] = False
+            self.keys, (self.last_t, self.logs) = _merge_state(
+                self.keys, [self.last_t, self.logs], keep_old, uk, [end_t, end_logs], now, self.idle, self.cap)
+            return out
+        gid0 = np.cumsum(head)
+        gid0 -= 1
+        N = n + c
+        if c:
+            carries = np.cumsum(found)  # carries up to and including each group
+            at = np.arange(n) + carries[gid0]  # combined position of each sorted entry
+            cat = heads[found] + carries[found] - 1
+            tt = np.empty(N)
+            tt[at] = t[order]
+            tt[cat] = self.last_t[cpos]
+            ll = np.empty((N, m))
+            ll[at] = logx[order]
+            ll[cat] = self.logs[cpos]
+            start = np.zeros(N, dtype=bool)
+            start[at[heads[~found]]] = True
+            start[cat] = True
+            gid = np.cumsum(start)
+            gid -= 1
+        else:
+            at = None
+            tt = t[order]
+            ll = logx[order]
+            start = head
+            gid = gid0
         first_t = tt[start]
         rel = tt - first_t[gid]
-        end = np.empty(len(k), dtype=bool)
+        end = np.empty(N, dtype=bool)
         end[-1] = True
         end[:-1] = start[1:]
         span = rel[end]  # per group
-        # offset of group g (per column): sum over earlier groups of span/tau + GAP
-        steps = span[:, None] / self.taus[None, :] + self.GAP
+        # offset of group g (per column): sum over earlier groups of span/tau + GAP; columns that share
+        # a time constant share it (the same arithmetic, done once)
+        steps = span[:, None] / self._utaus[None, :] + self.GAP
         offset = np.zeros_like(steps)
         np.cumsum(steps[:-1], axis=0, out=offset[1:])
-        g = rel[:, None] / self.taus[None, :] + offset[gid]
-        acc = np.logaddexp.accumulate(ll + g, axis=0) - g
-        out = np.empty_like(acc)
-        out[order] = acc
+        g = rel[:, None] / self._utaus[None, :] + offset[gid]
+        if self._tau_of_col is not None:
+            g = g[:, self._tau_of_col]
+        ll += g
+        acc = np.logaddexp.accumulate(ll, axis=0)
+        acc -= g
+        out = np.empty((n, m))
+        out[order] = acc if at is None else acc[at]
         # new state: last entry of each group
         keep_old = np.ones(len(self.keys), dtype=bool)
         keep_old[cpos] = False
         now = float(tt.max())
         self.keys, (self.last_t, self.logs) = _merge_state(
-            self.keys, [self.last_t, self.logs], keep_old, k[end], [tt[end], acc[end]], now, self.idle, self.cap)
-        return out[c:]
+            self.keys, [self.last_t, self.logs], keep_old, uk, [tt[end], acc[end]], now, self.idle, self.cap)
+        return out
 
 
 class CountTable:
@@ -251,11 +406,12 @@ class CountTable:
     def __len__(self) -> int:
         return len(self.keys)
 
-    def update(self, keys: np.ndarray, t: np.ndarray, x: np.ndarray) -> np.ndarray:
+    def update(self, keys: np.ndarray, t: np.ndarray, x: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
         n = len(keys)
         if n == 0:
             return np.empty((0, self.m), dtype=np.float64)
-        order = np.argsort(keys, kind="stable")
+        if order is None:
+            order = _stable_argsort(keys)
         k, tt, xx = keys[order], t[order], x[order]
         start = np.empty(n, dtype=bool)
         start[0] = True
@@ -300,30 +456,49 @@ class RecentSet:
         return len(self.keys)
 
     def update(self, keys: np.ndarray, t: np.ndarray, mask: np.ndarray | None = None,
-               values: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               values: np.ndarray | None = None, order: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(new, age, value) per entry: ``new`` for the first entry of a key not seen within the
         window, ``age`` seconds since the key was first seen, ``value`` recorded at that moment.
-        Entries outside ``mask`` are neither tested nor remembered (new False, age 0, value 0)."""
+        Entries outside ``mask`` are neither tested nor remembered (new False, age 0, value 0).
+        ``order``: ``_stable_argsort(keys)`` when the caller has it (only used without a mask)."""
         n = len(keys)
+        if mask is None:
+            idx, k, tk = None, keys, t
+            if order is None and n:
+                order = _stable_argsort(k)
+        else:
+            idx = np.flatnonzero(mask)
+            k, tk = keys[idx], t[idx]
+            order = _stable_argsort(k) if len(idx) else None
         new = np.zeros(n, dtype=bool)
         age = np.zeros(n, dtype=np.float64)
         val = np.zeros(n, dtype=np.float64)
-        idx = np.arange(n) if mask is None else np.flatnonzero(mask)
-        if len(idx) == 0:
+        if len(k) == 0:
             return new, age, val
-        k = keys[idx]
-        tk = t[idx]
-        uk, first, inv = np.unique(k, return_index=True, return_inverse=True)
+        # grouped by one stable sort: first occurrence, group of each entry, latest time per key
+        ks = k[order]
+        head = np.empty(len(k), dtype=bool)
+        head[0] = True
+        np.not_equal(ks[1:], ks[:-1], out=head[1:])
+        heads = np.flatnonzero(head)
+        uk = ks[heads]
+        first = order[heads]
+        inv = np.empty(len(k), dtype=np.intp)
+        inv[order] = np.cumsum(head) - 1
         pos, found = _lookup(self.keys, uk)
         alive = _take(self.last_t, pos, found, -np.inf) >= tk[first] - self.window
-        new[idx[first[~alive]]] = True
+        new[first[~alive] if idx is None else idx[first[~alive]]] = True
         first_t = np.where(alive, _take(self.first_t, pos, found, 0.0), tk[first])
-        v_new = np.zeros(len(uk)) if values is None else values[idx][first]
+        v_new = np.zeros(len(uk)) if values is None else (values[first] if idx is None else values[idx][first])
         first_v = np.where(alive, _take(self.value, pos, found, 0.0), v_new)
-        age[idx] = tk - first_t[inv]
-        val[idx] = first_v[inv]
-        last = np.full(len(uk), -np.inf)
-        np.maximum.at(last, inv, tk)
+        if idx is None:
+            age[:] = tk - first_t[inv]
+            val[:] = first_v[inv]
+        else:
+            age[idx] = tk - first_t[inv]
+            val[idx] = first_v[inv]
+        last = np.maximum.reduceat(tk[order], heads)
         keep_old = np.ones(len(self.keys), dtype=bool)
         keep_old[pos[found]] = False
         self.keys, (self.last_t, self.first_t, self.value) = _merge_state(
@@ -357,7 +532,7 @@ class BindingTable:
         if len(idx) == 0:
             return out
         k, v, tk = keys[idx], values[idx], t[idx]
-        uk, first, inv = np.unique(k, return_index=True, return_inverse=True)
+        uk, first, inv = _unique_first_inverse(k)
         pos, found = _lookup(self.keys, uk)
         seen_t = _take(self.last_t, pos, found, -np.inf)
         alive = found & (seen_t >= tk[first] - self.idle)
@@ -395,7 +570,7 @@ class LastSeen:
         if len(idx) == 0:
             return since
         k, tk, is_set = keys[idx], t[idx], set_mask[idx]
-        uk = np.unique(k)
+        uk = _sorted_unique(k)
         pos, found = _lookup(self.keys, uk)
         carry_t = _take(self.last_t, pos, found, -np.inf)
         has = np.isfinite(carry_t)
@@ -404,7 +579,7 @@ class LastSeen:
         all_k = np.concatenate([ck, k])
         all_t = np.concatenate([carry_t[has], tk])
         all_set = np.concatenate([np.ones(c, dtype=bool), is_set])
-        order = np.argsort(all_k, kind="stable")
+        order = _stable_argsort(all_k)
         kk, tt, ss = all_k[order], all_t[order], all_set[order]
         m = len(kk)
         start = np.empty(m, dtype=bool)
@@ -586,6 +761,14 @@ class Ctx:
         self.n = len(batch)
         self.t = t
         self.p: dict[str, np.ndarray] = {}
+        self._orders: dict[str, np.ndarray] = {}
+
+    def order(self, name: str) -> np.ndarray:
+        """``np.argsort(p[name], kind="stable")``, computed once per batch (tables keyed alike share it)."""
+        o = self._orders.get(name)
+        if o is None:
+            o = self._orders[name] = _stable_argsort(self.p[name])
+        return o
 
 
 class FeatureBlock:
@@ -848,7 +1031,8 @@ class FlowBlock(FeatureBlock):
         fkey = mix(mix(p["pkey"], (proto + 2).astype(np.uint64)), (pa * 65537 + pb).astype(np.uint64))
         looks_reply = p["synack"] | (p["from_service"] & ~p["syn_only"]) | p["arp_reply"] | p["echo_rep"]
         init_a = np.where(looks_reply, ~fwd, fwd).astype(np.float64)
-        new, age, first_a = self.seen.update(fkey, t, values=init_a)
+        forder = _stable_argsort(fkey)
+        new, age, first_a = self.seen.update(fkey, t, values=init_a, order=forder)
         by_init = fwd == (first_a > 0.5)
         size = p["size"]
         e = np.zeros((n, 8))
@@ -860,7 +1044,7 @@ class FlowBlock(FeatureBlock):
         e[:, 5] = p["synack"]
         e[:, 6] = p["fin"] | p["rst"]
         e[:, 7] = p["rst"]
-        cnt = self.table.update(fkey, t, e)
+        cnt = self.table.update(fkey, t, e, forder)
         sent_p = np.where(fwd, cnt[:, 0], cnt[:, 1])
         recv_p = np.where(fwd, cnt[:, 1], cnt[:, 0])
         sent_b = np.where(fwd, cnt[:, 2], cnt[:, 3])
@@ -930,8 +1114,8 @@ class ConnBlock(FeatureBlock):
         e[:, 3] = short
         e[:, 4] = 1.0
         skey = mix(p["srv"], (p["svc_port"] + 1).astype(np.uint64))
-        for w, tab, key in (("pair", self.pair, p["pkey"]), ("svc", self.svc, skey)):
-            lg = tab.update(key, t, e)
+        for w, tab, key, order in (("pair", self.pair, p["pkey"], ctx.order("pkey")), ("svc", self.svc, skey, None)):
+            lg = tab.update(key, t, e, order)
             c = np.exp(lg)
             self.put(out, f"{w}_conns_10s", _log1(lg[:, 0]) / 6.0)
             self.put(out, f"{w}_conns_60s", _log1(lg[:, 1]) / 6.0)
@@ -1065,7 +1249,7 @@ class BalanceBlock(FeatureBlock):
             pe[:, 2 * j + 1] = request & fwd     # requests a sent
             pe[:, 6 + 2 * j] = reply & fwd       # answers b received
             pe[:, 6 + 2 * j + 1] = request & ~fwd
-        pl = _log1(self.pairs.update(p["pkey"], t, pe))
+        pl = _log1(self.pairs.update(p["pkey"], t, pe, ctx.order("pkey")))
         for j, name in enumerate(("dst_dns_answer_excess", "dst_echo_reply_excess", "dst_synack_excess")):
             # the receiver is b when the sender is a
             got = np.where(fwd, pl[:, 6 + 2 * j], pl[:, 2 * j])
@@ -1170,7 +1354,7 @@ class PairBlock(FeatureBlock):
         pe[:, pc["authfail_30s"]] = p["auth_fail"]
         pe[:, pc["dnsq_10s"]] = p["dns_query"]
         pe[:, pc["dnsr_10s"]] = p["dns_resp"]
-        pl = self.pairs.update(p["pkey"], t, pe)
+        pl = self.pairs.update(p["pkey"], t, pe, ctx.order("pkey"))
         sent_l = np.where(fwd, pl[:, pc["fwd_bytes_10s"]], pl[:, pc["rev_bytes_10s"]]).clip(-50)
         recv_l = np.where(fwd, pl[:, pc["rev_bytes_10s"]], pl[:, pc["fwd_bytes_10s"]]).clip(-50)
         put = self.put
@@ -1183,7 +1367,7 @@ class PairBlock(FeatureBlock):
         put(out, "pair_authfail_30s", _log1(pl[:, pc["authfail_30s"]]))
         put(out, "pair_dns_resp_per_query", np.clip(
             np.exp(pl[:, pc["dnsr_10s"]]) / np.maximum(np.exp(pl[:, pc["dnsq_10s"]]), 1.0), 0, 4) / 4.0)
-        _, page, _ = self.pairs_seen.update(p["pkey"], t)
+        _, page, _ = self.pairs_seen.update(p["pkey"], t, order=ctx.order("pkey"))
         put(out, "pair_age_log", np.log1p(page) / 6.0)
 
 
@@ -1226,12 +1410,18 @@ class SpoofingBlock(FeatureBlock):
         # address, or to an address, through a MAC that is not that address's established one
         eth_dst = b["eth_dst"]
         dst_mask = p["has_ip"] & (eth_dst != "") & (eth_dst != "ff:ff:ff:ff:ff:ff") & ~p["eth_group"]
+        op = b["arp_opcode"]
+        a_src, a_dst = b["arp_src_ip"], b["arp_dst_ip"]
+        ha_src, ha_dst = hash_strings(a_src), hash_strings(a_dst)
+        h_eth_dst = hash_strings(eth_dst)
         bkeys = np.empty(2 * n, dtype=np.uint64)
-        bkeys[0::2] = hash_strings(np.where(src_mask, bind_ip, ""))
+        # the hash of the bound address: the ARP sender's (ha_src) or the IP source's (= hs: an IP frame's
+        # source identity is its IP source), "" (the FNV offset) outside the mask
+        bkeys[0::2] = np.where(src_mask, np.where(is_arp, ha_src, p["hs"]), _FNV_OFFSET)
         bkeys[1::2] = np.where(dst_mask, p["hd"], 0)
         bvals = np.empty(2 * n, dtype=np.uint64)
         bvals[0::2] = mac
-        bvals[1::2] = hash_strings(eth_dst)
+        bvals[1::2] = h_eth_dst
         bmask = np.empty(2 * n, dtype=bool)
         bmask[0::2] = src_mask
         bmask[1::2] = dst_mask
@@ -1241,10 +1431,7 @@ class SpoofingBlock(FeatureBlock):
         # source MAC differs (also two routers, a capture on both sides of a bridge, VRRP)
         arp_claim = mac_changed & is_arp
         # was this ARP reply asked for: a request from its target for the address it claims
-        op = b["arp_opcode"]
-        a_src, a_dst = b["arp_src_ip"], b["arp_dst_ip"]
         req, rep = is_arp & (op == 1), is_arp & (op == 2)
-        ha_src, ha_dst = hash_strings(a_src), hash_strings(a_dst)
         ask = mix(np.where(rep, ha_dst, ha_src), np.where(rep, ha_src, ha_dst))  # (asker, asked-for)
         since = self.arp_asked.update(ask, t, req & (a_src != a_dst), rep)
         unsolicited = rep & ~(since <= self.ARP_ASK_WINDOW)
@@ -1263,7 +1450,7 @@ class SpoofingBlock(FeatureBlock):
         # asked for? Traffic a poisoner intercepts goes to and comes from its MAC, whatever the IPs say
         mkeys = np.empty(2 * n, dtype=np.uint64)
         mkeys[0::2] = mac
-        mkeys[1::2] = np.where(eth_dst != "", hash_strings(eth_dst), np.uint64(0))
+        mkeys[1::2] = np.where(eth_dst != "", h_eth_dst, np.uint64(0))
         mx = np.zeros((2 * n, 1))
         mx[0::2, 0] = unsolicited
         ml = _log1(self.mac_unsolicited.update(mkeys, np.repeat(t, 2), mx)[:, 0])
@@ -1352,18 +1539,16 @@ class BehaviourExtractor:
 
     def transform(self, batch: PacketBatch, fill: float = 0.0) -> np.ndarray:
         n = len(batch)
-        X = np.full((n, len(FEATURE_NAMES)), fill, dtype=np.float32)
         if n == 0:
-            return X
+            return np.full((n, len(FEATURE_NAMES)), fill, dtype=np.float32)
         ctx = Ctx(batch, self._times(batch))
+        # every block writes its float64 columns into one row block, converted to float32 once
+        cols = np.zeros((len(FEATURE_NAMES), n)) if fill == 0.0 else np.full((len(FEATURE_NAMES), n), fill)
         for blk, sl in zip(self.blocks, self.slices):
-            out = np.zeros((n, sl.stop - sl.start), dtype=np.float64) if fill == 0.0 else \
-                np.full((n, sl.stop - sl.start), fill, dtype=np.float64)
-            blk.compute(ctx, out)
+            blk.compute(ctx, cols[sl].T)
             if blk is self.blocks[0]:
                 self._identities(ctx)  # the packet block found ARP/IP; the others need host identities
-            X[:, sl] = out
-        return X
+        return np.ascontiguousarray(cols.T, dtype=np.float32)
 
     @staticmethod
     def _identities(ctx: Ctx) -> None:

@@ -27,7 +27,10 @@ and the same events in the same order (the tests check this).
 **Hysteresis** (documented thresholds, the same for every capture; times are packet times):
 a key's incident *opens* when ``packets`` anomalous packets of its class fall within ``WINDOW``
 seconds and the behaviour the class needs is present -- ``distinct`` probe targets (host, port) for
-recon, ``distinct`` connections for brute force; it *ends* after ``QUIET`` seconds without one.
+recon, ``distinct`` connections and evidence of guessing for brute force (``_guessing``), an
+impersonation for spoofing, tunnel-like traffic or an upload to an address no DNS answer named for
+exfiltration (``_exfil_evidence``); it *ends* after ``QUIET`` seconds without one (a slow scan:
+``SCAN_HORIZON``).
 The thresholds are the least the attack needs to exist at all (a scan touches many ports or hosts;
 guessing passwords needs several logins; a flood is many packets; ARP claims repeat), not values
 fitted to a capture; isolated false positives of the model never reach them.
@@ -46,6 +49,7 @@ import heapq
 import itertools
 import zlib
 from collections import Counter
+from collections import _count_elements  # type: ignore[attr-defined]  # Counter.update's C helper
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -57,6 +61,7 @@ MAX_TRACKS = 4096  # keys tracked at once (pending + active)
 MAX_DISTINCT = 20_000
 MAX_COUNTER = 256
 MAX_KEPT = 10_000
+MAX_NAMED = 65_536  # addresses named by DNS answers remembered (exfiltration: uploads to bare addresses)
 UPDATE_EVERY = 10  # an ``updated`` event each time the packet count grows by this factor
 MAX_VICTIMS = 10   # victims named by an attacker's incident (its peers with the most packets)
 
@@ -123,8 +128,8 @@ KINDS: dict[str, tuple[str, ...]] = {
 # evidence counters (index into Track.n)
 (C_SYN, C_SYNACK, C_RST, C_ICMP_REQ, C_ICMP_BACK, C_ARP_REQ, C_ARP_REP, C_UDP, C_DNS_Q, C_DNS_LEN, C_AUTHFAIL,
  C_FWD_BYTES, C_REV_BYTES, C_RA, C_DNS_R, C_TCP, C_FWD_PKTS, C_ICMP_LEN, C_FIN_PROBE, C_NULL_PROBE, C_XMAS_PROBE,
- C_DHCP, C_FAILED, C_SURE) = range(24)
-N_COUNTERS = 24
+ C_DHCP, C_FAILED, C_SURE, C_UNNAMED) = range(25)
+N_COUNTERS = 25
 
 
 def _codes(values) -> tuple[list, np.ndarray]:
@@ -167,6 +172,10 @@ class Track:
         self.impersonations = 0
         self.next_update = 0
         self.end_reason = ""
+        self.quiet = QUIET              # s without a packet that end it (a slow scan's: SCAN_HORIZON)
+        self.lapse: tuple | None = None  # slow scan: the first packet after QUIET idle (frame, time)
+        self.conn_times: dict = {}      # brute force, pending: server port -> its last new connections' times
+        self.guess_rate = False         # brute force: BRUTE_CONNS connections to one service within WINDOW seen
         self.by_behaviour = False       # opened by a behaviour rule (``Behaviour``), not the class's rule
         self.scan_targets = 0           # slow scan (Behaviour): distinct targets refused / left half-open
         self.scan_since = np.inf        # slow scan: time of the source's first such failure
@@ -362,7 +371,8 @@ class Track:
             if kind == "icmp-tunnel":
                 return (f"{n[C_ICMP_REQ]:,} ICMP echo requests from {self.key} to {victim} {d}, "
                         f"mean payload {n[C_ICMP_LEN] / max(n[C_ICMP_REQ] + n[C_ICMP_BACK], 1):.0f} B")
-            return f"{_size(n[C_FWD_BYTES])} sent from {self.key} to {victim} {d} ({self.packets:,} packets)"
+            bare = ", to an address no DNS answer named" if n[C_UNNAMED] * 2 > pk else ""
+            return f"{_size(n[C_FWD_BYTES])} sent from {self.key} to {victim} {d} ({self.packets:,} packets){bare}"
         return f"{self.packets:,} {self.cls_name} packets involving {self.key} {d}"
 
     def to_dict(self, classes: Sequence[str] | None = None) -> dict:
@@ -441,11 +451,15 @@ class IncidentEngine:
         self._impostor: dict = {}           # IP -> the MAC that claimed it against its owner
         self._ra_owner: str | None = None   # MAC of the first router advertisement seen
         self._events: list[IncidentEvent] = []
+        self._long: set = set()             # active tracks with a longer quiet period (slow scans)
+        self._answers: dict | None = None   # this batch's DNS answers (see _batch_answers)
         self.assigned: list = []            # see update()
         self.behaviour = Behaviour(self.classes)
         self._victim_role = np.array([r.role == "victim" for r in self.rules] + [False])
         self._spoof_index = self.classes.index("spoofing") if "spoofing" in self.classes else -1
         self._dos_index = self.classes.index("dos") if "dos" in self.classes else -1
+        self._exfil_index = self.classes.index("exfiltration") if "exfiltration" in self.classes else -1
+        self._named: dict = {}              # addresses DNS answers named (the most recent MAX_NAMED)
 
     # --- public ------------------------------------------------------------------------------------
     @property
@@ -487,7 +501,10 @@ class IncidentEngine:
                 for a, h, e in zip(ip, hw, es):
                     self._learn(a, h or e)
         self.now = float(t[-1])
+        self._learn_names(p)
         self._expire(float(t[-1]))
+        if self._long:
+            self._lapses(float(t[-1]))
         return self._flush()
 
     def finish(self) -> list[IncidentEvent]:
@@ -497,6 +514,7 @@ class IncidentEngine:
                 self._close(tr, tr.last_frame, tr.last_time, "end of capture")
         self.tracks.clear()
         self._deadlines.clear()
+        self._long.clear()
         return self._flush()
 
     # --- internals -----------------------------------------------------------------------------------
@@ -536,18 +554,26 @@ class IncidentEngine:
         dl = self._deadlines
         while dl and dl[0][0] < now:
             deadline, _, tr = heapq.heappop(dl)
-            if self.tracks.get((tr.cls, tr.key)) is not tr or tr.last_time + self.quiet != deadline:
+            if self.tracks.get((tr.cls, tr.key)) is not tr or tr.last_time + tr.quiet != deadline:
                 continue  # stale entry
             self._end_track(tr, deadline)
 
-    def _end_track(self, tr: Track, deadline: float) -> None:
+    def _end_track(self, tr: Track, deadline: float, quiet: float | None = None) -> None:
         del self.tracks[(tr.cls, tr.key)]
+        self._long.discard(tr)
         if tr.cls_name == "spoofing":
             self._poisoners.discard(tr.key)
         if tr.state == "active":
-            cause = self._cause(deadline)
+            cause = tr.lapse if quiet is not None and tr.lapse is not None else self._cause(deadline)
             frame, time = cause if cause is not None else (tr.last_frame, tr.last_time)
-            self._close(tr, frame, time, f"quiet for {self.quiet:.0f} s")
+            self._close(tr, frame, time, f"quiet for {(quiet or tr.quiet):.0f} s")
+
+    def _lapses(self, now: float) -> None:
+        """Slow scans (quiet SCAN_HORIZON) idle longer than QUIET: remember the first packet after
+        that, which closes them if what comes next is no probe of theirs (see _group)."""
+        for tr in self._long:
+            if tr.lapse is None and now > tr.last_time + self.quiet:
+                tr.lapse = self._cause(tr.last_time + self.quiet)
 
     def _process(self, cb, idx: np.ndarray, tall: np.ndarray, cls_all: np.ndarray, beh: "Verdicts") -> None:
         p = cb.packets
@@ -633,7 +659,12 @@ class IncidentEngine:
         bounds = np.append(starts, len(order)).tolist()
         dns = p["dns_flags"][idx]
         has_dns = dns >= 0
-        cols = dict(t=t, frame=p["frame_number"][idx], flen=p["frame_len"][idx], conf=cb.confidence[idx],
+        unnamed = np.zeros(len(idx), dtype=bool)
+        if self._exfil_index >= 0:
+            ex = np.flatnonzero(cls == self._exfil_index)
+            if len(ex):
+                unnamed[ex] = self._unnamed(p, idx[ex], peer[ex])
+        cols = dict(unnamed=unnamed, t=t, frame=p["frame_number"][idx], flen=p["frame_len"][idx], conf=cb.confidence[idx],
                     peer=peer, server_port=server_port, client_port=client_port, fwd=fwd, syn=syn, ack=ack,
                     rst=rst, tcp=tcp, icmp4=icmp4, icmp6=icmp6, icmp=icmp, is_arp=is_arp, arp_op=arp_op, udp=udp,
                     dns_q=has_dns & ((dns & 0x8000) == 0), dns_r=has_dns & ((dns & 0x8000) != 0),
@@ -667,6 +698,38 @@ class IncidentEngine:
                     cols["refl"][rows] = False
                     sb = _Sorted(self, cols, order, bounds)
             self._group(c, k, bounds[g], bounds[g + 1], sb)
+
+    def _unnamed(self, p, rows: np.ndarray, peers: np.ndarray) -> np.ndarray:
+        """Per row (batch rows, in order): its peer is an address no DNS answer named before it (the
+        names learnt so far, or an answer earlier in this batch; ``dns_a``: the first A record)."""
+        first = self._batch_answers(p)
+        out = np.zeros(len(rows), dtype=bool)
+        named = self._named
+        for k, (r, a) in enumerate(zip(rows.tolist(), peers.tolist())):
+            if a not in named and first.get(a, r) >= r:
+                out[k] = True
+        return out
+
+    def _batch_answers(self, p) -> dict:
+        """Address -> the batch row of its first DNS answer in this batch (computed once per batch)."""
+        if self._answers is None:
+            r = np.flatnonzero(p["dns_flags"] >= 0x8000)     # responses (the QR bit; missing: -1)
+            a = p["dns_a"][r] if len(r) else np.empty(0, dtype=object)
+            has = a != ""
+            self._answers = {}
+            for row, addr in zip(r[has].tolist(), a[has].tolist()):
+                self._answers.setdefault(addr, row)
+        return self._answers
+
+    def _learn_names(self, p) -> None:
+        """Remember the addresses this batch's DNS answers named (most recent last, MAX_NAMED kept)."""
+        named = self._named
+        for addr in self._batch_answers(p):
+            named.pop(addr, None)
+            named[addr] = None
+        while len(named) > MAX_NAMED:
+            named.pop(next(iter(named)))
+        self._answers = None
 
     def _attacker_incident(self, c: int, host: str, top: int = 1) -> str | None:
         """The key of a running incident of class ``c`` with ``host`` among its ``top`` peers."""
@@ -761,14 +824,20 @@ class IncidentEngine:
         tr = self.tracks.get((c, key))
         start = g0
         while start < g1:
-            if tr is not None and t[start] - tr.last_time > self.quiet:
-                self._end_track(tr, tr.last_time + self.quiet)
+            if tr is not None and t[start] - tr.last_time > tr.quiet:
+                self._end_track(tr, tr.last_time + tr.quiet)
+                tr = None
+            elif tr is not None and t[start] - tr.last_time > self.quiet and not sb.is_probe(start):
+                # a slow scan's quiet spell ends with its next probe (a SYN, or a refused / half-open
+                # handshake); anything else of its attacker after QUIET is a new incident
+                self._end_track(tr, tr.last_time + self.quiet, self.quiet)
                 tr = None
             if tr is None:
                 if len(self.tracks) >= MAX_TRACKS:
                     self._evict()
                 tr = Track(c, self.classes[c] if c < len(self.classes) else str(c), key, self.rules[c],
                            next(self._seq))
+                tr.quiet = self.quiet
                 self.tracks[(c, key)] = tr
             # the per-second count goes on from the track's last second (a previous batch or group)
             sb.carry_until = sb.run_end(start)
@@ -776,7 +845,7 @@ class IncidentEngine:
             # rows up to the next quiet gap belong to this track
             stop = sb.gap_after(start, g1)
             self._segment(tr, start, stop, sb)
-            heapq.heappush(self._deadlines, (tr.last_time + self.quiet, tr.seq, tr))
+            heapq.heappush(self._deadlines, (tr.last_time + tr.quiet, tr.seq, tr))
             start = stop
 
     def _evict(self) -> None:
@@ -802,6 +871,9 @@ class IncidentEngine:
                 tr.open_time, tr.open_frame = tr.last_time, tr.last_frame
                 tr.rep = _representative(tr, int(sb.order[pos - 1]), sb.cols)
                 tr.kind = tr.classify_kind()
+                if tr.kind == "slow-scan":   # its probes come up to SCAN_HORIZON apart: so may its quiet spells
+                    tr.quiet = max(tr.quiet, SCAN_HORIZON)
+                    self._long.add(tr)
                 tr.next_update = tr.packets * UPDATE_EVERY
                 tr.recent = np.empty(0)
                 self._emit("opened", tr, tr.last_frame, tr.last_time)
@@ -823,11 +895,16 @@ class IncidentEngine:
     def _open_index(self, tr: Track, a: int, b: int, sb: "_Sorted") -> int | None:
         """Position (in ``sb``, within ``a:b``) of the packet that opens the incident, or None."""
         rule = tr.rule
-        sure = (tr.n[C_SURE] + np.cumsum(sb.sure[a:b])) >= 1    # a behaviour rule decided (Behaviour)
+        if tr.n[C_SURE] or sb.sure[a:b].any():    # a behaviour rule decided (Behaviour)
+            sure = (tr.n[C_SURE] + np.cumsum(sb.sure[a:b])) >= 1
+        else:
+            sure = np.zeros(b - a, dtype=bool)
         t = sb.t[a:b]
         allt = np.concatenate([tr.recent, t])
         off = len(tr.recent)
         K = rule.packets
+        firsts = self._new_firsts(tr, a, b, sb) if tr.cls_name == "bruteforce" else None
+        guess = _guessing(tr, a, b, sb, firsts) if firsts is not None else None
         if len(allt) < K:
             hit = np.flatnonzero(sure)
             if len(hit):
@@ -838,25 +915,34 @@ class IncidentEngine:
         j = np.arange(max(K - 1, off), len(allt))
         ok[j - off] = allt[j] - allt[j - K + 1] <= self.window
         if rule.distinct > 1 and tr.cls_name in _DISTINCT_CLASSES:
-            keys = sb.dk[a:b]
-            have = tr.distinct
-            new = ~np.fromiter(map(have.__contains__, sb.dk_list[a:b]), dtype=bool, count=b - a)
-            if new.any():
-                _, first = np.unique(np.where(new, keys, -1), return_index=True)
-                firsts = np.sort(first[np.where(new, keys, -1)[first] != -1])
-            else:
-                firsts = np.empty(0, int)
+            if firsts is None:
+                firsts = self._new_firsts(tr, a, b, sb)
             cum = np.searchsorted(firsts, np.arange(b - a), side="right")
-            ok &= (len(have) + cum) >= rule.distinct
+            ok &= (len(tr.distinct) + cum) >= rule.distinct
         elif rule.distinct > 1:
             ok &= len(tr.distinct) >= rule.distinct
         if tr.cls_name == "spoofing":   # an impersonation must be seen: a claim against an owner, a rogue RA
             ok &= (tr.impersonations + np.cumsum(sb.ev[a:b])) >= 1
+        elif tr.cls_name == "exfiltration":
+            ok &= _exfil_evidence(tr, a, b, sb)
+        elif guess is not None:
+            ok &= guess
         hit = np.flatnonzero(ok | sure)
         if not len(hit):
             return None
         tr.by_behaviour = not ok[hit[0]]
         return a + int(hit[0])
+
+    @staticmethod
+    def _new_firsts(tr: Track, a: int, b: int, sb: "_Sorted") -> np.ndarray:
+        """Positions (relative to ``a``, ascending) of the first row of each probe target /
+        connection in a:b that the track has not seen yet."""
+        keys = sb.dk[a:b]
+        new = ~np.fromiter(map(tr.distinct.__contains__, sb.dk_list[a:b]), dtype=bool, count=b - a)
+        if not new.any():
+            return np.empty(0, int)
+        _, first = np.unique(np.where(new, keys, -1), return_index=True)
+        return np.sort(first[np.where(new, keys, -1)[first] != -1])
 
     def _apply(self, tr: Track, a: int, b: int, sb: "_Sorted") -> None:
         """Add rows ``a:b`` (positions in ``sb``: one key, in order) to the track's counts; every sum
@@ -872,6 +958,7 @@ class IncidentEngine:
         if tr.packets == 0 or t1 >= tr.last_time:
             tr.last_time, tr.last_frame = t1, max(f1, tr.last_frame)
         tr.packets += b - a
+        tr.lapse = None
         ds = sb.vs[:, a:b].sum(axis=1, dtype=np.int64)
         db = sb.vb[:, a:b].sum(axis=1)
         n = tr.n
@@ -888,8 +975,12 @@ class IncidentEngine:
             else:
                 tr.peer_set.update(list(dict.fromkeys(pl))[: MAX_DISTINCT - len(tr.peer_set)])
         pa, pb = sb.port_at[a], sb.port_at[b]
-        if pb > pa:
-            _count(tr.ports, np.sort(sb.ports[pa:pb]).tolist())
+        if pb - pa > 64:     # ports with their counts in order of first appearance (stream order, as the list)
+            u, first, k = np.unique(sb.ports[pa:pb], return_index=True, return_counts=True)
+            o = np.argsort(first)
+            _count(tr.ports, dict(zip(u[o].tolist(), k[o].tolist())))
+        elif pb > pa:
+            _count(tr.ports, sb.ports[pa:pb].tolist())
         if tr.cls_name in _DISTINCT_CLASSES and len(tr.distinct) < MAX_DISTINCT:
             tr.distinct.update(sb.dk_list[a:b][:MAX_DISTINCT])
             if tr.cls_name == "bruteforce" and len(tr.conn_bytes) < MAX_DISTINCT:
@@ -918,13 +1009,61 @@ class IncidentEngine:
 
 
 _DISTINCT_CLASSES = ("recon", "bruteforce")
+
+
+def _guessing(tr: Track, a: int, b: int, sb: "_Sorted", firsts: np.ndarray) -> np.ndarray:
+    """Per position a:b of a pending brute-force track: is there evidence of password guessing so
+    far -- ``BRUTE_FAILS`` logins the server refused (where the protocol shows its verdict: FTP 530,
+    HTTP 401/403, MQTT CONNACK), or ``BRUTE_CONNS`` connections to one service (server port) of
+    its peers within ``WINDOW`` (where it hides it: SSH, telnet)? A user's logins succeed and come
+    a few a minute. Remembers the last new-connection times per port (the rows a:b are applied
+    to the track unless it opens)."""
+    vs = sb.vs
+    fails = (int(tr.n[C_AUTHFAIL]) + np.cumsum(vs[_ROW[C_AUTHFAIL], a:b].astype(np.int64))) >= BRUTE_FAILS
+    rate = np.full(b - a, tr.guess_rate)
+    if len(firsts) and not tr.guess_rate:
+        ft, fp = sb.t[a:b][firsts], sb.server_port[a:b][firsts]
+        k = BRUTE_CONNS - 1
+        hit = b - a
+        for port in dict.fromkeys(fp.tolist()):
+            allt = np.concatenate([tr.conn_times.get(port, np.empty(0)), ft[fp == port]])
+            j = np.arange(k, len(allt))
+            new = len(allt) - int((fp == port).sum())
+            h = np.flatnonzero((allt[j] - allt[j - k] <= WINDOW) & (j >= new))
+            if len(h):
+                hit = min(hit, int(firsts[fp == port][j[h[0]] - new]))
+            tr.conn_times.pop(port, None)
+            tr.conn_times[port] = allt[-k:]
+        while len(tr.conn_times) > MAX_COUNTER:
+            tr.conn_times.pop(next(iter(tr.conn_times)))
+        if hit < b - a:
+            rate[hit:] = True
+            tr.guess_rate = True
+    return fails | rate
+
+
+def _exfil_evidence(tr: Track, a: int, b: int, sb: "_Sorted") -> np.ndarray:
+    """Per position a:b of a pending exfiltration track: with the rows up to it, is the incident
+    tunnel-like (more than half its packets DNS, or ICMP: the kinds dns-tunnel / icmp-tunnel) or,
+    for a bulk upload, do more than half go to addresses no DNS answer named (data pushed to a
+    bare address: a client uploading to its own cloud service looked the name up first)?"""
+    pk = tr.packets + np.arange(1, b - a + 1)
+    vs = sb.vs
+
+    def cum(*cs):
+        return sum(int(tr.n[c]) for c in cs) + np.cumsum(sum(vs[_ROW[c], a:b].astype(np.int64) for c in cs))
+    return ((cum(C_DNS_Q, C_DNS_R) * 2 > pk) | (cum(C_ICMP_REQ, C_ICMP_BACK) * 2 > pk)
+            | (cum(C_UNNAMED) * 2 > pk))
 CONF_SCALE = float(1 << 32)   # confidences are summed as integers (exact, the same for any batch size)
 
 
-def _count(counter: Counter, items: list) -> None:
-    """Count ``items`` (C-level, new keys in first-seen order), then keep the ``MAX_COUNTER`` most
-    common when the counter has grown past twice that."""
-    counter.update(items)
+def _count(counter: Counter, items) -> None:
+    """Count ``items`` (a list, C-level; or a dict of counts), new keys in first-seen order, then
+    keep the ``MAX_COUNTER`` most common when the counter has grown past twice that."""
+    if isinstance(items, list):
+        _count_elements(counter, items)     # what Counter.update does with a list, without its checks
+    else:
+        counter.update(items)
     if len(counter) > MAX_COUNTER * 2:
         keep = _most_common(counter, MAX_COUNTER)
         counter.clear()
@@ -989,6 +1128,7 @@ class _Sorted:
         hc[ra] |= o["eth_src"][ra] != eng._ra_owner
         self.ev = hc                  # impersonation evidence: a claim against an owner, a rogue RA
         self.sure = o["sure"]
+        self.server_port = o["server_port"]
         self.scan_targets, self.scan_since = o["scan_targets"], o["scan_since"]
         # runs of one key within one second (and no quiet gap): each row's position in its run
         self.sec = sec = np.floor(t).astype(np.int64)
@@ -1001,6 +1141,12 @@ class _Sorted:
         self.gaps = np.flatnonzero(gap) + 1   # positions that follow a quiet gap
         self.n = n
         self.carry, self.carry_until = 0, 0
+
+    def is_probe(self, pos: int) -> bool:
+        """The row at ``pos`` is a scan probe: a SYN, or a refused / half-open handshake."""
+        r = int(self.order[pos])
+        c = self.cols
+        return bool((c["syn"][r] and not c["ack"][r]) or c["failed"][r])
 
     def run_end(self, pos: int) -> int:
         k = int(np.searchsorted(self.run_starts, pos, side="right"))
@@ -1048,7 +1194,9 @@ def _representative(tr: Track, r: int, cols: dict) -> dict:
 
 # counters that are 0/1 per packet (summed from an int8 matrix) and the others (int64), see _counters
 _SMALL = np.array([C_SYN, C_SYNACK, C_RST, C_ICMP_REQ, C_ICMP_BACK, C_ARP_REQ, C_ARP_REP, C_UDP, C_DNS_Q, C_AUTHFAIL,
-                   C_RA, C_DNS_R, C_TCP, C_FWD_PKTS, C_FIN_PROBE, C_NULL_PROBE, C_XMAS_PROBE, C_DHCP, C_FAILED, C_SURE])
+                   C_RA, C_DNS_R, C_TCP, C_FWD_PKTS, C_FIN_PROBE, C_NULL_PROBE, C_XMAS_PROBE, C_DHCP, C_FAILED, C_SURE,
+                   C_UNNAMED])
+_ROW = {c: i for i, c in enumerate(_SMALL.tolist())}   # counter -> its row in ``_Sorted.vs``
 _BIG = np.array([C_DNS_LEN, C_FWD_BYTES, C_REV_BYTES, C_ICMP_LEN])
 _S_REFL = len(_SMALL)                 # small row: response from a reflection port
 _B_BYTES, _B_CONF = len(_BIG), len(_BIG) + 1   # big rows: frame bytes, confidence x CONF_SCALE
@@ -1075,7 +1223,8 @@ def _counters(cols: dict, spoof: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                  (C_AUTHFAIL, cols["authfail"]), (C_RA, ic6 & (icmp == 134)),
                  (C_DNS_R, np.where(spoof, dr & fwd, dr)), (C_TCP, cols["tcp"]), (C_FWD_PKTS, fwd),
                  (C_FIN_PROBE, stealth & ((fl & 0x01) != 0) & ~xmas), (C_NULL_PROBE, stealth & ((fl & 0x3F) == 0)),
-                 (C_XMAS_PROBE, xmas), (C_DHCP, cols["dhcp"]), (C_FAILED, cols["failed"]), (C_SURE, cols["sure"])):
+                 (C_XMAS_PROBE, xmas), (C_DHCP, cols["dhcp"]), (C_FAILED, cols["failed"]), (C_SURE, cols["sure"]),
+                 (C_UNNAMED, cols["unnamed"])):
         small[row[c]] = v
     small[_S_REFL] = cols["refl"]
     fb = cols["flen"].clip(0)
@@ -1118,6 +1267,9 @@ FLOW_IDLE = 30.0              # s: a TCP conversation idle this long starts afre
 SCAN_TARGETS = 3              # distinct (host, port) probes refused or left half-open by one source ...
 SCAN_HORIZON = 600.0          # ... each within this many seconds of the previous one: a (slow) scan
 SCAN_SPAN = 10.0              # s since its first failure (faster scans are the model's: see Behaviour)
+BUSY_PACKETS = 10             # flagged packets in a run that make a host busy with another attack
+BRUTE_FAILS = 5               # refused logins that show password guessing (fail2ban's default maxretry)
+BRUTE_CONNS = 10              # ... or connections to one service within WINDOW (one every 6 s and faster)
 MAX_FLOWS = 65_536            # handshakes remembered across batches (those that can still fail)
 MAX_SCANNERS = 4096           # sources with refused/half-open probes remembered
 MAX_TARGETS = 64              # distinct targets remembered per source (enough to decide)
@@ -1177,8 +1329,10 @@ class Behaviour:
       complete their handshakes; an occasional refused connection to one service never reaches
       three distinct targets. Only failures the model does not flag, or flags as recon, count (a
       flood's RSTs belong to the flood), and none of a host that sent packets the model flags as
-      another attack (not recon; two or more in a row) within ``SCAN_HORIZON``: its refused
-      connections are that attack's;
+      another attack (not recon; a run of ``BUSY_PACKETS``, see ``run``) within ``SCAN_HORIZON``:
+      its refused connections are that attack's. The incident of a slow scan ends after
+      ``SCAN_HORIZON`` without a packet (``Track.quiet``), the horizon that links its probes;
+      after ``QUIET`` only its next probe (a SYN or a failed handshake) continues it;
     * **DHCP starvation** -- ``DHCP_COUNT`` DHCP client messages (UDP 68 -> 67: DISCOVER/REQUEST)
       within ``DHCP_WINDOW`` seconds on the segment (RFC 2131 clients wait 4 s and more between
       retries, so one client sends two or three in that time: it takes more than a dozen clients
@@ -1206,6 +1360,7 @@ class Behaviour:
         self.busy_t = np.empty(0)                   # ... and when, last
         self._ev_h = np.empty(0, dtype=np.int64)
         self._ev_t = self._ev_last = np.empty(0)
+        self._run: tuple | None = None         # the last run of flagged packets: (host, packets, last time)
 
     def run(self, p, t: np.ndarray, predicted: np.ndarray, anomaly: np.ndarray) -> "Verdicts":
         """Per packet of the batch, in stream order (see the class doc)."""
@@ -1215,19 +1370,26 @@ class Behaviour:
         tcp = (proto == 6) & (flags >= 0)
         if self.recon >= 0:
             # senders of packets the model flags as another attack (see _busy_before), as runs: one
-            # host's flagged packets with no other host's and no 1 s gap between them, two or more
-            # (a spoofed source's single packet is no host's activity)
+            # host's flagged packets with no other host's and no 1 s gap between them (a run may go
+            # on from the previous batch), busy from the run's BUSY_PACKETS-th packet on (a spoofed
+            # source's single packet, or one connection the model calls an attack, is no attack)
             ev = np.flatnonzero(anomaly & (predicted != self.recon))
             sv, te = p["ip_src"][ev], t[ev]
             brk = np.ones(len(ev) + 1, dtype=bool)
             brk[1:-1] = (sv[1:] != sv[:-1]) | (te[1:] - te[:-1] > 1.0)
             edges = np.flatnonzero(brk)
             heads, tails = edges[:-1], edges[1:] - 1
-            keep = tails > heads
-            heads, tails = heads[keep], tails[keep]
-            eh = _ip_hash(sv[heads])
+            before = np.zeros(len(heads), dtype=np.int64)   # the run's packets in earlier batches
+            if len(ev) and self._run is not None and self._run[0] == sv[0] and te[0] - self._run[2] <= 1.0:
+                before[0] = self._run[1]
+            if len(ev):
+                self._run = (sv[-1], int(before[-1] + tails[-1] - heads[-1] + 1), float(te[-1]))
+            need = np.maximum(BUSY_PACKETS - before, 1) - 1   # the row of this batch that makes it busy
+            keep = heads + need <= tails
+            since, tails = heads[keep] + need[keep], tails[keep]
+            eh = _ip_hash(sv[since])
             o = np.argsort(eh, kind="stable")          # by host, in time order within one
-            self._ev_h, self._ev_t, self._ev_last = eh[o], te[heads][o], te[tails][o]
+            self._ev_h, self._ev_t, self._ev_last = eh[o], te[since][o], te[tails][o]
             stealth = np.flatnonzero(tcp & ((flags & STEALTH_FLAGS) == 0))
             if len(stealth):
                 v.set(stealth, self.recon, False, p["ip_src"][stealth], p["ip_dst"][stealth], True,

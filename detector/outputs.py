@@ -94,6 +94,8 @@ class PredictionsWriter(_Writer):
 
     def __init__(self, out, classes: Sequence[str], with_labels: bool):
         self.out = _reserved(out)
+        if self.out.append:
+            _same_columns(self.out, self.header(with_labels))
         self._fh = self.out.open("w")
         self.classes = [csv_safe(c) for c in classes]
         self.with_labels = with_labels
@@ -106,8 +108,12 @@ class PredictionsWriter(_Writer):
         header; a file reopened after rotation starts with one)."""
         self._w = csv.writer(self._fh, lineterminator="\n")
         if self._fh.tell() == 0:
-            self._w.writerow(["frame_number", "predicted", "confidence"] + (["label"] if self.with_labels else []))
+            self._w.writerow(self.header(self.with_labels))
             self._fh.flush()
+
+    @staticmethod
+    def header(with_labels: bool) -> list[str]:
+        return ["frame_number", "predicted", "confidence"] + (["label"] if with_labels else [])
 
     def write(self, cb: ClassifiedBatch) -> None:
         names = np.asarray(self.classes, dtype=object)[cb.predicted]
@@ -127,6 +133,27 @@ def csv_safe(name: str) -> str:
     """A class name as a spreadsheet will not run it: a leading = + - @ becomes a quoted text cell
     (bundles are validated to plain names; this guards names from anywhere else)."""
     return "'" + name if name[:1] in ("=", "+", "-", "@", "\t", "\r") else name
+
+
+def _same_columns(out: OutputFile, header: list[str]) -> None:
+    """``--append`` continues a predictions CSV only when it has this run's columns: rows of 4 columns
+    under a 3-column header (a labelled replay appended to a live sensor's file) break every CSV reader."""
+    from iotwatch.captures.errors import InputError
+
+    if out.stdout:
+        return
+    try:
+        with open(out.target, "rb") as fh:
+            first = fh.readline(4096)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise InputError(f"cannot read {out.what} {out.path}: {e.strerror}") from None
+    have = first.rstrip(b"\r\n").decode("utf-8", "replace")
+    if have and have != ",".join(header):
+        raise InputError(f"{out.what} {out.path} has the columns {have[:80]!r}; this run writes {','.join(header)!r} "
+                         f"({'with' if 'label' in header else 'without'} labels)",
+                         hint="append to a file with the same columns, or give another file")
 
 
 class AlertsWriter(_Writer):

@@ -320,9 +320,8 @@ class MonitorRun:
     def _check_writers(self) -> bool:
         """A -w / flagged file that cannot be written stops the run (exit 3, report truncated); a
         closed standard output (``-w - | head``) stops it quietly. True when the run must stop."""
+        self._take_writer_problem()
         for w in self._user_writers():
-            if w.problem is not None and self.write_failure is None:
-                self.write_failure = w.problem
             if w.stdout_closed and self.stopped_early is None:
                 self.stopped_early = f"standard output (-w -) was closed by its reader after {w.packets} packets"
         return self.write_failure is not None or (self.stopped_early is not None and self.stopped_early.startswith("standard output"))
@@ -378,6 +377,10 @@ class MonitorRun:
             self._capture_w.close(header)
         if self.flagged is not None:
             self.flagged.close(header)
+        self._take_writer_problem()
+
+    def _take_writer_problem(self) -> None:
+        """The first problem of a -w / flagged writer becomes the run's write failure."""
         for w in self._user_writers():
             if w.problem is not None and self.write_failure is None:
                 self.write_failure = w.problem

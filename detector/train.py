@@ -123,6 +123,9 @@ def feature_code_digest() -> str:
         h = hashlib.sha256()
         for mod in (fields, parser, features):
             h.update(Path(mod.__file__).read_bytes())
+        kernel = Path(features.__file__).with_name("_tables.c")  # DecayTable's C path (same values)
+        if kernel.is_file():
+            h.update(kernel.read_bytes())
         _FEATURE_CODE_DIGEST = h.hexdigest()[:16]
     return _FEATURE_CODE_DIGEST
 

@@ -28,6 +28,8 @@ import json
 import os
 import random
 import signal
+import socket
+import stat
 import struct
 import subprocess
 import sys
@@ -263,6 +265,12 @@ def gen_labels(rng: random.Random) -> bytes:
         data = DEMO.read_bytes()[: rng.choice([100, 100_000])]       # a capture given as labels
     elif r < 0.1:
         data = header + b"\n" + b"1," + b"y" * 200_000                 # one huge line
+    elif r < 0.18:                                                     # odd encodings of the same text
+        text = data.decode("utf-8", "replace")
+        data = rng.choice([lambda: text.encode("utf-16"), lambda: text.encode("utf-16-be"),
+                           lambda: text.encode("utf-32"), lambda: text.encode("latin-1", "replace") + b"9,d\xe9s\n",
+                           lambda: data.replace(nl, b"\r"), lambda: data.replace(b",", b"\x00,", 3),
+                           lambda: data.replace(b"dos", "d\u043es".encode())])()
     return data
 
 
@@ -344,7 +352,8 @@ def gen_bundle(rng: random.Random, base) -> bytes:
 # ------------------------------------------------------------------------------ output paths
 OUTPUT_SITUATIONS = ["new", "existing", "existing_force", "folder", "trailing_slash", "dangling_link",
                      "good_link_force", "fifo", "device", "same_two", "equals_input", "equals_sidecar",
-                     "missing_folder", "disk_full", "dev_null_force", "link_to_folder"]
+                     "missing_folder", "disk_full", "dev_null_force", "link_to_folder", "empty", "socket",
+                     "hardlink_input"]
 
 
 # ------------------------------------------------------------------------------ cases
@@ -420,7 +429,8 @@ def materialise(case: dict, work: Path, base) -> dict:
                         "--predictions", str(outs["predictions"]), *extra]
         case["input"] = None
     else:
-        situation = OUTPUT_SITUATIONS[case["id"] % len(OUTPUT_SITUATIONS)]
+        nth = case["id"] // 20 * 3 + case["id"] % 20 - 16   # the nth output-path case: situations in turn
+        situation = OUTPUT_SITUATIONS[nth % len(OUTPUT_SITUATIONS)]
         case["situation"] = situation
         argv = ["-r", str(small), "--headless"]
         target = outs["report"]
@@ -467,6 +477,20 @@ def materialise(case: dict, work: Path, base) -> dict:
             (d / "sub").mkdir()
             target.symlink_to(d / "sub")
             force = True
+        elif situation == "empty":     # --report "$UNSET": a usage error, not a run without its report
+            key, target = rng.choice(["--report", "--predictions", "--alerts", "-w", "--write-flagged"]), ""
+        elif situation == "socket":    # a unix socket where the report goes: never replaced, even with --force
+            sock = socket.socket(socket.AF_UNIX)
+            try:
+                sock.bind(str(target))
+            except OSError:            # path too long for a socket address: a plain new file instead
+                case["situation"] = "new"
+            finally:
+                sock.close()
+            force = True
+        elif situation == "hardlink_input":   # another name of the input capture
+            os.link(small, d / "h.csv")
+            key, target, force = "--predictions", d / "h.csv", True
         elif situation == "disk_full":
             argv = ["-r", "@BIG", "--headless", "--model", "@MODEL", "--predictions", str(outs["predictions"]),
                     "--alerts", str(outs["alerts"])]
@@ -560,8 +584,12 @@ def check_outputs(case: dict, rc: int) -> list[str]:
             problems.append(f"exit 2 but outputs written: {made}")
     if situation == "existing" and outs["report"].read_text() != "precious":
         problems.append("existing report replaced without --force")
-    if situation == "equals_input" and Path(case["input"]).stat().st_size < 100:
+    if situation in ("equals_input", "hardlink_input") and Path(case["input"]).stat().st_size < 100:
         problems.append("the input capture was overwritten")
+    if situation == "empty" and rc != 2:
+        problems.append(f"an empty output path was accepted (exit {rc})")
+    if situation == "socket" and not stat.S_ISSOCK(os.lstat(outs["report"]).st_mode):
+        problems.append("a unix socket was replaced by the report")
     if situation == "dangling_link" and (d / "nowhere").exists():
         problems.append("dangling link followed")
     if case["family"] == "live" and rc == 0 and not case.get("killed") and not case.get("skipped"):

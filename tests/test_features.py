@@ -460,3 +460,71 @@ def test_arp_claims_count_the_same_whatever_the_batching(size):
                                          (75.0, "192.168.1.2"), (200.0, "192.168.1.1")])]
     b = PacketBatch.from_records(recs)
     np.testing.assert_allclose(_run(b, size), new_extractor().transform(b), rtol=1e-5, atol=1e-5)
+
+
+def _random_table_updates(seed: int, steps: int = 6):
+    """Random (taus, idle, cap, [(keys, t, x), ...]): repeated keys, carries, expiry, caps, x in {0, 1, other}."""
+    rng = np.random.default_rng(seed)
+    taus = rng.choice([0.5, 1.0, 10.0, 30.0, 60.0], size=int(rng.integers(1, 8)))
+    idle, cap = float(rng.choice([2.0, 50.0, 300.0])), int(rng.choice([4, 16, 1000]))
+    t0, updates = 1000.0, []
+    for _ in range(steps):
+        n = int(rng.integers(1, 200))
+        keys = rng.integers(0, int(rng.choice([3, 20, 500])), size=n).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        t = t0 + np.sort(rng.random(n) * float(rng.choice([0.01, 5.0, 100.0])))
+        t0 = float(t[-1])
+        x = rng.random((n, len(taus)))
+        x[rng.random(x.shape) < 0.6] = 0.0
+        x[rng.random(x.shape) < 0.2] = 1.0
+        x[:, 0] *= float(rng.choice([1.0, 1500.0]))
+        updates.append((keys, t, x))
+    return taus, idle, cap, updates
+
+
+def test_decay_table_kernel_is_built():
+    from iotwatch.detector import _tables  # no skip: a missing build is a failure (dev.sh installs gcc)
+
+    assert callable(_tables.decay_accumulate)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_decay_table_kernel_matches_the_numpy_path_bit_for_bit(seed):
+    """detector/_tables.c repeats the numpy path's float operations (skipping only log 0 = -inf inputs,
+    which leave logaddexp unchanged): outputs and state are identical, not just close."""
+    taus, idle, cap, updates = _random_table_updates(seed)
+    fast, ref = DecayTable(taus, idle=idle, cap=cap), DecayTable(taus, idle=idle, cap=cap)
+    ref.kernel = False
+    for keys, t, x in updates:
+        a, b = fast.update(keys, t, x), ref.update(keys, t, x)
+        assert np.array_equal(a, b)
+        assert np.array_equal(fast.keys, ref.keys) and np.array_equal(fast.last_t, ref.last_t)
+        assert np.array_equal(fast.logs, ref.logs)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_state_merge_without_sorting_equals_sorting_the_union(seed):
+    from iotwatch.detector.features import _merge_state, _merge_state_capped
+
+    rng = np.random.default_rng(seed)
+    pool = rng.permutation(np.arange(1, 400, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15))
+    na, nb = int(rng.integers(0, 150)), int(rng.integers(0, 150))
+    old, new = np.sort(pool[:na]), np.sort(pool[na:na + nb])
+    cols_old = [rng.random(na) * 100, rng.random((na, 3))]
+    cols_new = [rng.random(nb) * 100 + 50, rng.random((nb, 3))]
+    if seed % 2:  # whole-second times: ties of last use across the cap's cut
+        cols_old[0], cols_new[0] = np.floor(cols_old[0] / 10) * 10, np.floor(cols_new[0] / 10) * 10
+    keep = rng.random(na) < 0.7
+    for cap in (1000, max(1, (na + nb) // 2), max(1, (na + nb) // 3)):
+        k1, c1 = _merge_state(old, cols_old, keep, new, cols_new, 120.0, 60.0, cap)
+        k2, c2 = _merge_state_capped(old, cols_old, keep, new, cols_new, 120.0, 60.0, cap)
+        assert np.array_equal(k1, k2) and all(np.array_equal(a, b) for a, b in zip(c1, c2))
+        assert np.all(k1[1:] > k1[:-1]) and len(k1) <= cap
+
+
+@pytest.mark.parametrize("n,distinct", [(1, 1), (5, 2), (1023, 40), (1024, 3), (8192, 1), (8192, 3000), (20000, 60000)])
+def test_fast_stable_argsort_is_numpys_stable_argsort(n, distinct):
+    from iotwatch.detector.features import _stable_argsort
+
+    rng = np.random.default_rng(n + distinct)
+    k = rng.integers(0, distinct, n).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    assert np.array_equal(_stable_argsort(k), np.argsort(k, kind="stable"))

@@ -76,7 +76,7 @@ def _one_error_line(stderr: str) -> bool:
     return len(lines) == 1 and lines[0].startswith("iotwatch: error: ") and len(lines[0]) < 1000
 
 
-def test_fuzz_cases_hold_every_promise(fuzz_results):
+def test_fuzz_cases_hold_every_promise(fuzz_results, capsys):
     res = fuzz_results["results"]
     assert not fuzz_results["batch_errors"], fuzz_results["batch_errors"]
     assert len(res) == len(fuzz_results["planned"]) >= 1
@@ -92,16 +92,18 @@ def test_fuzz_cases_hold_every_promise(fuzz_results):
         f = by_family.setdefault(r["family"], {"cases": 0, "exit": {}})
         f["cases"] += 1
         f["exit"][r["rc"]] = f["exit"].get(r["rc"], 0) + 1
-    print(f"\nfuzz: {len(res)} cases in {fuzz_results['seconds']:.1f} s; crashes {len(crashes)}, hangs {len(hangs)}, "
-          f"data lost {len(lost)}, orphans {len(orphans)}, over {fuzzgen.RSS_LIMIT_MB} MB {len(fat)}, "
-          f"stderr not one line {len(noisy)}; peak RSS {max(r['peak_rss_mb'] for r in res):.0f} MB; "
-          f"slowest case {max(r['seconds'] for r in res):.1f} s")
-    for fam, f in sorted(by_family.items()):
-        print(f"  {fam:8s} {f['cases']:4d} cases, exit codes {dict(sorted(f['exit'].items()))}")
     live = [r for r in res if r["family"] == "live"]
-    print(f"  live: {sum(1 for r in live if r.get('user'))} as a non-root wireshark user, "
-          f"{sum(1 for r in live if not r.get('user') and not r.get('skipped'))} as root, "
-          f"{sum(1 for r in live if r.get('skipped'))} skipped, {sum(1 for r in live if r.get('killed'))} kill -9")
+    summary = [f"fuzz: {len(res)} cases in {fuzz_results['seconds']:.1f} s; crashes {len(crashes)}, hangs {len(hangs)}, "
+               f"data lost {len(lost)}, orphans {len(orphans)}, over {fuzzgen.RSS_LIMIT_MB} MB {len(fat)}, "
+               f"stderr not one line {len(noisy)}; peak RSS {max(r['peak_rss_mb'] for r in res):.0f} MB; "
+               f"slowest case {max(r['seconds'] for r in res):.1f} s"]
+    summary += [f"  {fam:8s} {f['cases']:4d} cases, exit codes {dict(sorted(f['exit'].items()))}"
+                for fam, f in sorted(by_family.items())]
+    summary.append(f"  live: {sum(1 for r in live if r.get('user'))} as a non-root wireshark user, "
+                   f"{sum(1 for r in live if not r.get('user') and not r.get('skipped'))} as root, "
+                   f"{sum(1 for r in live if r.get('skipped'))} skipped, {sum(1 for r in live if r.get('killed'))} kill -9")
+    with capsys.disabled():   # the closing-note numbers, in every CI log (pass or fail), not only with -s
+        print("\n" + "\n".join(summary))
 
     def show(rs):
         return "\n".join(json.dumps({k: r.get(k) for k in ("id", "family", "situation", "sent_signal", "rc", "stderr",

@@ -125,6 +125,43 @@ def test_item2_watchdog_stops_dumpcap_when_its_owner_dies(tmp_path):
     assert not alive
 
 
+STUBBORN = ("import signal, sys, time\n"
+            "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+            "print('ready', flush=True)\n"
+            "time.sleep(120)\n")
+
+
+@pytest.mark.parametrize("early", [False, True], ids=["running", "signal-at-start"])
+def test_item2_closing_never_orphans_a_slow_dumpcap(early):
+    """A dumpcap that does not go on SIGTERM (a loaded machine; here: one that ignores it) is still
+    stopped by close's sequence (stop_watched): SIGTERM, then the lifeline cut, the watchdog killed
+    only last. SIGTERM-then-SIGKILL of the watchdog left it running (seen as a flaky
+    test_live_close_leaves_no_child_processes at load 11). ``signal-at-start``: the SIGTERM reaches
+    the watchdog right after it started, before (old code) its handlers were installed."""
+    from iotwatch.captures.tshark.process import ToolProcess
+    from iotwatch.captures.tshark.watchdog import Lifeline, stop_watched
+    lf = Lifeline()
+    proc = ToolProcess(lf.argv([sys.executable, "-c", STUBBORN]), pass_fds=(lf.read_fd,), die_with_parent=False)
+    lf.started()
+    watchdog = psutil.Process(proc.pid)
+    if early:
+        proc.popen.send_signal(signal.SIGTERM)
+    else:
+        assert proc.popen.stdout.readline() == b"ready\n"
+    kids = []
+    for _ in range(200):
+        kids = watchdog.children() if watchdog.is_running() else kids
+        if kids or not watchdog.is_running():
+            break
+        time.sleep(0.01)
+    stop_watched(proc, lf, grace=0.5)
+    gone, alive = psutil.wait_procs(kids, timeout=8)
+    for c in alive:
+        c.kill()
+    assert not alive, f"left running: {[c.pid for c in alive]}"
+    assert proc.returncode is not None
+
+
 # ------------------------------------------------------------------------------ item 5
 @pytest.fixture
 def netns():

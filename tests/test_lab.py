@@ -155,6 +155,31 @@ def test_fields_line_parser_and_sidecar_round_trip(tmp_path):
     assert read_sidecar(out, classes) == {1: 0, 2: 1, 3: 5}
 
 
+def test_packet_table_through_tshark_and_its_errors(tmp_path):
+    """read_packet_table (captures/tshark/table.py underneath): every frame in order, the same
+    addresses the runtime source reads; a file tshark cannot read is one InputError line."""
+    from iotwatch.captures.errors import InputError
+    from iotwatch.captures.lab.labelling import read_packet_table
+    from iotwatch.captures.sources import open_source
+
+    cap = Path(__file__).resolve().parent / "data" / "cases" / "pairing.pcapng"
+    table = read_packet_table(cap)
+    src = open_source(read=str(cap))
+    try:
+        frames = [b for b in src.batches(max_rows=4096)]
+    finally:
+        src.close()
+    numbers = [int(n) for b in frames for n in b["frame_number"]]
+    assert [p.frame_number for p in table] == numbers == list(range(1, len(table) + 1)) and len(table) > 100
+    macs = [str(m).lower() for b in frames for m in b["eth_src"]]
+    assert [p.eth_src for p in table] == macs and len(set(macs)) > 1
+    bad = tmp_path / "x.pcap"
+    bad.write_bytes(b"not a capture at all")
+    with pytest.raises(InputError, match="tshark cannot read") as ei:
+        read_packet_table(bad)
+    assert "\n" not in str(ei.value)
+
+
 # ---------------------------------------------------------------------------------------------------
 # plans, schedule, errors
 # ---------------------------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import EnvironmentProblem
+from ..tshark.table import fields_lines
 from .attacks import LabContext, Step, helper, password_list, reflection_step
 from .labelling import AttackWindow, class_counts, label_packets, read_packet_table, write_labels_csv
 from .net import BRIDGE, Lab
@@ -332,9 +333,7 @@ def run_case(case: Case, out_dir: Path, seed: int = 1, log=print, keep_workdir: 
 
 def packet_rate(capture: Path, display_filter: str) -> float:
     """Packets per second of the frames matching ``display_filter``, first to last."""
-    out = subprocess.run(["tshark", "-n", "-r", str(capture), "-Y", display_filter, "-T", "fields",
-                          "-e", "frame.time_epoch"], capture_output=True, text=True, timeout=120).stdout.split()
-    t = [float(x) for x in out]
+    t = [float(x) for x in fields_lines(capture, ["frame.time_epoch"], display_filter=display_filter, timeout=120)]
     return (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else 0.0
 
 

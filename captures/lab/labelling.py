@@ -36,12 +36,11 @@ and the result is written as the CONTRACT §2 sidecar CSV (:func:`write_labels_c
 from __future__ import annotations
 
 import csv
-import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from ..errors import EnvironmentProblem, InputError
+from ..tshark.table import fields_lines
 
 NORMAL = "normal"
 
@@ -213,17 +212,7 @@ def parse_fields_line(line: str) -> Packet:
 
 def read_packet_table(capture: str | Path, tshark: str = "tshark") -> list[Packet]:
     """Every frame of ``capture`` as a :class:`Packet` (needs tshark)."""
-    argv = [tshark, "-n", "-r", str(capture), "-T", "fields", "-E", "separator=/t", "-E", "occurrence=f"]
-    for _, f in TSHARK_FIELDS:
-        argv += ["-e", f]
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=600)
-    except FileNotFoundError:
-        raise EnvironmentProblem("tshark not found", hint="install it: apt-get install tshark") from None
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise InputError(f"tshark cannot read {capture}: {last}")
-    return [parse_fields_line(line) for line in proc.stdout.splitlines() if line.strip()]
+    return [parse_fields_line(line) for line in fields_lines(capture, [f for _, f in TSHARK_FIELDS], tshark=tshark)]
 
 
 def write_labels_csv(path: str | Path, labels: Sequence[tuple[int, str]]) -> None:

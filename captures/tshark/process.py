@@ -149,14 +149,15 @@ class ToolProcess:
                 pass
         self.wait(timeout)
 
-    def terminate(self, timeout: float = 2) -> None:
-        """SIGTERM (dumpcap then prints its statistics) and wait; SIGKILL if it does not go."""
+    def terminate(self, timeout: float = 2, *, then_kill: bool = True) -> None:
+        """SIGTERM (dumpcap then prints its statistics) and wait; SIGKILL if it does not go
+        (unless ``then_kill`` is false: the caller has another way to end it first)."""
         if self.popen.poll() is None:
             try:
                 self.popen.send_signal(signal.SIGTERM)
             except ProcessLookupError:
                 pass
-            if self.wait(timeout) is None:
+            if self.wait(timeout) is None and then_kill:
                 self.kill()
 
 

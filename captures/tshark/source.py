@@ -39,7 +39,7 @@ from .parser import FieldsParser, nth_newline
 from .process import STDERR_KEEP, PipeReader, ToolProcess, feed_file_range, start_into_pipe, start_tshark
 from .rotation import PcapngSplitter
 from .gunzip import GunzipFeeder, gzip_pcapng
-from .watchdog import Lifeline
+from .watchdog import Lifeline, stop_watched
 from ..keep import CaptureKeeper, KeptFile
 from ..batch import SourceStats
 from .args import DISSECTION_PREFS, dumpcap_command, tshark_fields_command, wlan_decryption_args
@@ -415,13 +415,7 @@ class TsharkFieldsSource:
             self._splitter.stop()
             self._stop_pending()
         if self._dumpcap is not None:
-            self._dumpcap.terminate(2)
-        if self._lifeline is not None:
-            # cut the lifeline before any SIGKILL: the watchdog then stops a dumpcap that ignored
-            # SIGTERM itself (a killed watchdog would leave it running)
-            self._lifeline.close()
-            if self._dumpcap is not None:
-                self._dumpcap.wait(3)
+            stop_watched(self._dumpcap, self._lifeline)
         self._stop_pending()
         for proc in self.processes:  # a chunk's tshark killed before its segment existed, ...
             proc.kill()

@@ -24,19 +24,29 @@ import sys
 WATCHDOG = r"""
 import os, select, signal, subprocess, sys
 fd = int(sys.argv[1])
+child = None
+asked = False
+
+def forward(signum, frame):
+    global asked
+    asked = True        # a stop asked before dumpcap is started is passed on once it is
+    if child is not None:
+        try:
+            child.send_signal(signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+# the handlers come first: a SIGTERM that arrived between starting dumpcap and installing them
+# ended the watchdog alone, leaving dumpcap capturing with nobody to stop it
+for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
+    signal.signal(s, forward)
 child = subprocess.Popen(sys.argv[2:], stdin=subprocess.DEVNULL)
+if asked:
+    forward(None, None)
 null = os.open(os.devnull, os.O_WRONLY)
 os.dup2(null, 1)        # keep no copy of the capture pipe: the reader sees EOF when dumpcap ends
 os.close(null)
 
-def forward(signum, frame):
-    try:
-        child.send_signal(signal.SIGTERM)
-    except ProcessLookupError:
-        pass
-
-for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
-    signal.signal(s, forward)
 while child.poll() is None:
     try:
         ready, _, _ = select.select([fd], [], [], 0.2)
@@ -83,3 +93,18 @@ class Lifeline:
         if self.write_fd >= 0:
             os.close(self.write_fd)
             self.write_fd = -1
+
+
+def stop_watched(proc, lifeline: Lifeline, grace: float = 2.0) -> None:
+    """Stop a watched dumpcap (``proc``: the watchdog's ToolProcess) without ever orphaning it.
+
+    SIGTERM first (passed on; dumpcap prints its statistics). If that is not enough within
+    ``grace`` seconds, cut the lifeline: the watchdog then stops dumpcap itself (SIGTERM, SIGKILL
+    2 s later) and exits. Only a watchdog still there after that is killed; killing it first, as a
+    plain SIGTERM-then-SIGKILL did, left a dumpcap that was slow to go (a loaded machine) running
+    with nobody to stop it."""
+    proc.terminate(grace, then_kill=False)
+    lifeline.close()
+    if proc.wait(grace + 3) is None:
+        proc.kill()
+

@@ -15,6 +15,7 @@ from iotwatch.captures.tshark.preflight import (INSTALL_HINT, WIFI_WARNING, capt
                                                 find_tool, is_permission_problem, monitor_mode_support, permission_fix,
                                                 sys_net, tool_version, wifi_mode)
 from iotwatch.captures.errors import one_line
+from iotwatch.detector.features import tables_kernel_status  # numpy only
 from iotwatch.detector.model import FAST_KERNELS, kernel_status  # numpy only; no torch, no UI
 
 from ..console import console
@@ -52,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     kernel, why = kernel_status()
     colour = "green" if kernel in FAST_KERNELS else "yellow"
     con.print(f"inference kernel: [{colour}]{kernel}[/] ({why})")
+    tk, twhy = tables_kernel_status()
+    con.print(f"feature-table kernel: [{'green' if tk == 'C' else 'yellow'}]{tk}[/] ({twhy})")
     capturable = 0
     if dumpcap and os.access(dumpcap, os.X_OK):
         ifaces = dumpcap_interfaces(dumpcap)
