@@ -155,20 +155,11 @@ def main() -> None:
 
 
 def reference_module(rev: str):
-    """detector/features.py as of git revision ``rev``, imported under another name."""
-    import importlib.util
-    import subprocess
-    import tempfile
+    """detector/features.py as of git revision ``rev`` (the loader of bench/features_equal.py)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from features_equal import reference_module as load
 
-    root = Path(__file__).resolve().parent.parent
-    src = subprocess.run(["git", "-C", str(root), "show", f"{rev}:detector/features.py"], capture_output=True,
-                         text=True, check=True).stdout
-    tmp = Path(tempfile.mkdtemp()) / "features_reference.py"
-    tmp.write_text(src)
-    spec = importlib.util.spec_from_file_location("features_reference", tmp)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load(rev)
 
 
 def reference_mlp(path: str):

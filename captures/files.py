@@ -72,6 +72,26 @@ def require_regular_input(path, what: str, hint: str = "check the path") -> os.s
 
 _kind = file_kind
 
+
+def check_output_folder(path, what: str) -> Path:
+    """An output folder given on the command line, checked before any work: an existing path that is
+    not a folder (``--report /dev/null``, a file) is refused now, not with a traceback at the end."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        kind = file_kind(os.stat(p).st_mode) or "a file"
+        raise InputError(f"{what} {p} is {kind}, not a folder", hint="give a folder path (created if missing)")
+    return p
+
+
+def output_folder(path, what: str) -> Path:
+    """Create (or reuse) an output folder; one InputError line when that is impossible."""
+    p = check_output_folder(path, what)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"cannot create {what} {p}: {e.strerror}", hint="give a writable folder") from None
+    return p
+
 _ENV_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS}
 
 

@@ -62,6 +62,7 @@ MAX_DISTINCT = 20_000
 MAX_COUNTER = 256
 MAX_KEPT = 10_000
 MAX_NAMED = 65_536  # addresses named by DNS answers remembered (exfiltration: uploads to bare addresses)
+_NEVER = np.iinfo(np.int64).max
 UPDATE_EVERY = 10  # an ``updated`` event each time the packet count grows by this factor
 MAX_VICTIMS = 10   # victims named by an attacker's incident (its peers with the most packets)
 
@@ -703,12 +704,11 @@ class IncidentEngine:
         """Per row (batch rows, in order): its peer is an address no DNS answer named before it (the
         names learnt so far, or an answer earlier in this batch; ``dns_a``: the first A record)."""
         first = self._batch_answers(p)
-        out = np.zeros(len(rows), dtype=bool)
         named = self._named
-        for k, (r, a) in enumerate(zip(rows.tolist(), peers.tolist())):
-            if a not in named and first.get(a, r) >= r:
-                out[k] = True
-        return out
+        pl = peers.tolist()
+        # per distinct peer: the batch row of the answer that names it (-1: named before the batch)
+        at = {a: -1 if a in named else first.get(a, _NEVER) for a in dict.fromkeys(pl)}
+        return np.fromiter(map(at.__getitem__, pl), dtype=np.int64, count=len(pl)) >= rows
 
     def _batch_answers(self, p) -> dict:
         """Address -> the batch row of its first DNS answer in this batch (computed once per batch)."""
@@ -1019,7 +1019,11 @@ def _guessing(tr: Track, a: int, b: int, sb: "_Sorted", firsts: np.ndarray) -> n
     a few a minute. Remembers the last new-connection times per port (the rows a:b are applied
     to the track unless it opens)."""
     vs = sb.vs
-    fails = (int(tr.n[C_AUTHFAIL]) + np.cumsum(vs[_ROW[C_AUTHFAIL], a:b].astype(np.int64))) >= BRUTE_FAILS
+    af = vs[_ROW[C_AUTHFAIL], a:b]
+    if tr.n[C_AUTHFAIL] or af.any():
+        fails = (int(tr.n[C_AUTHFAIL]) + np.cumsum(af, dtype=np.int64)) >= BRUTE_FAILS
+    else:
+        fails = np.zeros(b - a, dtype=bool)
     rate = np.full(b - a, tr.guess_rate)
     if len(firsts) and not tr.guess_rate:
         ft, fp = sb.t[a:b][firsts], sb.server_port[a:b][firsts]

@@ -40,7 +40,7 @@ import numpy as np
 
 from iotwatch.captures.batch import PacketBatch
 from iotwatch.captures.errors import InputError
-from iotwatch.captures.files import sha256_file
+from iotwatch.captures.files import check_output_folder, output_folder, require_regular_input, sha256_file
 
 from .bundle import CONTRACT_CLASSES, Bundle, make_meta, save_bundle
 from .evaluate import evaluate_capture, summarize
@@ -97,6 +97,8 @@ def find_captures(paths: Sequence[str]) -> list[Path]:
     """Capture files named directly or found (recursively, sorted) under the given folders."""
     out: list[Path] = []
     for p in map(Path, paths):
+        if p.exists() and not p.is_dir():
+            require_regular_input(p, "capture")   # a FIFO or device is refused by name, not "does not exist"
         if p.is_dir():
             found = sorted(f for f in p.rglob("*") if f.is_file() and f.name.endswith(CAPTURE_SUFFIXES))
             if not found:
@@ -175,7 +177,7 @@ def featurise_capture(path: Path, classes: Sequence[str], featurizer: str, cache
     X = np.concatenate(Xs) if Xs else np.zeros((0, len(extractor.names)), np.float32)
     y = np.concatenate(ys) if ys else np.zeros(0, np.int8)
     if f is not None and list(classes) == list(CONTRACT_CLASSES):
-        f.parent.mkdir(parents=True, exist_ok=True)
+        output_folder(f.parent, "--cache folder")
         tmp = f.with_name(f.name + ".tmp.npz")
         np.savez(tmp, X=X, y=y)
         tmp.replace(f)
@@ -598,6 +600,11 @@ def _train_inputs(args) -> list[str]:
 
 
 def _train(args: TrainRequest, console, command: str, cfg, out: Path, out_file) -> Path:
+    if args.csv:   # a FIFO blocked in open(), /dev/zero was read without end
+        require_regular_input(args.csv, "CSV", hint="check the --csv path")
+    for folder, what in ((args.cache, "--cache folder"), (args.report, "--report folder")):
+        if folder:   # checked before training, not found at the end (a traceback after the whole run)
+            check_output_folder(folder, what)
     eval_paths = find_captures(args.eval) if args.eval else []
     if args.upweight and not args.captures:
         raise InputError("train: --upweight adds to --captures; it needs --captures too")

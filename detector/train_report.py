@@ -221,8 +221,9 @@ def _tables_md(rec: RunRecord) -> list[str]:
 def write_report(rec: RunRecord, out_dir: str | Path) -> list[Path]:
     """Write the five figures, report.md, report.html and report.json into ``out_dir``."""
     plt = require_matplotlib()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    from iotwatch.captures.files import output_folder
+
+    out = output_folder(out_dir, "--report folder")
     drawers = (_figure_accuracy_loss, _figure_confusion, _figure_predictions, _figure_roc, _figure_learning_curve)
     numbers = {}
     for name, draw in zip(FIGURES, drawers):

@@ -692,3 +692,25 @@ def test_append_to_a_predictions_file_with_other_columns_is_refused(tmp_path, ca
     pred.write_text("frame_number,predicted,confidence,label\n1,dos,0.5000,dos\n")   # the same columns: continued
     rc, c = run(capsys, "-r", DEMO, "--headless", "-c", "20", "--predictions", pred, "--append")
     assert rc == 0 and len(pred.read_text().splitlines()) == 2 + 20
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--csv", "FIFO", "--schema", "kaggle", "--out", "m.iotw"],
+    ["train", "--csv", "/dev/zero", "--schema", "kaggle", "--out", "m.iotw"],
+    ["train", "--captures", "FIFO", "--out", "m.iotw"],
+    ["train", "--captures", str(DEMO), "--out", "m.iotw", "--cache", "/dev/null", "--epochs", "1"],
+    ["train", "--captures", str(DEMO), "--out", "m.iotw", "--report", "/dev/null", "--epochs", "1"],
+    ["train", "--captures", str(DEMO), "--out", "m.iotw", "--report", "FILE", "--epochs", "1"],
+    ["lab", "record", "--out", "/dev/null"],
+])
+def test_train_and_lab_inputs_and_folders_that_are_not_what_they_should_be(argv, tmp_path, monkeypatch, capsys):
+    """train --csv FIFO hung in open() (/dev/zero: read without end); --cache/--report /dev/null and
+    lab record --out /dev/null ended in a FileExistsError traceback (the report one after training);
+    train --captures FIFO said 'does not exist'. Now: exit 2, one line, before any work."""
+    monkeypatch.chdir(tmp_path)
+    os.mkfifo(tmp_path / "FIFO")
+    (tmp_path / "FILE").write_text("x")
+    rc, c = run(capsys, *argv)
+    line = one_error_line(c)
+    assert rc == 2 and ("not a regular file" in line or "not a folder" in line), line
+    assert not (tmp_path / "m.iotw").exists()

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import EnvironmentProblem
+from ..files import output_folder
 from ..tshark.table import fields_lines
 from .attacks import LabContext, Step, helper, password_list, reflection_step
 from .labelling import AttackWindow, class_counts, label_packets, read_packet_table, write_labels_csv
@@ -261,7 +262,7 @@ def run_case(case: Case, out_dir: Path, seed: int = 1, log=print, keep_workdir: 
     if missing:
         raise EnvironmentProblem(f"case {case.name}: tool(s) not found: {', '.join(missing)}",
                                  hint="iotwatch lab setup")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    output_folder(out_dir, "--out folder")
     capture = out_dir / f"{case.name}.pcapng"
     for p in (capture, Path(f"{capture}.labels.csv"), Path(f"{capture}.lab.json")):
         p.unlink(missing_ok=True)

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import EnvironmentProblem, InputError
+from ..files import output_folder
 from .attacks import BASE_TOOLS, FAMILIES, FAMILY_TOOLS, OPTIONAL, TOOLS, LabContext, Step, helper, plan
 from .labelling import AttackWindow, class_counts, label_packets, read_packet_table, write_labels_csv
 from .cases import _cert, reflector_services, sshd_argv
@@ -244,7 +245,7 @@ def record(out_dir: Path, scenario: str, duration: float, seed: int, force: bool
     require_root()
     families = list(FAMILIES) if scenario == "all" else ([] if scenario == "benign" else [scenario])
     optional_missing = require_tools(families)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    output_folder(out_dir, "--out folder")
     capture = out_dir / f"lab-{scenario}-seed{seed}.pcapng"
     labels_path = Path(str(capture) + ".labels.csv")
     meta_path = Path(str(capture) + ".lab.json")
