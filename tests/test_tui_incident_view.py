@@ -92,17 +92,3 @@ async def test_a_snapshot_redraws_only_the_incidents_that_changed(monkeypatch):
         await pilot.pause()
         assert pane.cells(second)[4] == f"{snap['packets']:,}"
         assert len(lines) == 1          # the one changed row; the others come from the cache
-
-
-def test_escape_is_reported_sooner_unless_escdelay_is_set(monkeypatch):
-    from textual import constants
-
-    from iotwatch.tui import app as tui_app
-
-    monkeypatch.setattr(constants, "ESCAPE_DELAY", 0.1)
-    monkeypatch.setenv("ESCDELAY", "100")
-    tui_app._short_escape_delay()
-    assert constants.ESCAPE_DELAY == 0.1          # the user's setting wins
-    monkeypatch.delenv("ESCDELAY")
-    tui_app._short_escape_delay()
-    assert constants.ESCAPE_DELAY == tui_app.ESCAPE_DELAY < 0.1

@@ -34,6 +34,9 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.reactive import Reactive
+from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Input
 from textual.worker import get_current_worker
 
@@ -68,6 +71,19 @@ PANES = ("counters", "alerts", "confusion")
 # serves the keyboard first; the replay takes what is left. Live captures keep theirs (dumpcap and
 # tshark must keep up with the wire). Measured by bench/tui_latency.py keys --probe.
 REPLAY_NICE = 10
+
+
+class MainScreen(Screen):
+    """The app's screen. Its ``focused`` does not repaint the whole screen: Textual's does on every
+    focus change (``i``, Tab, the focus going back to the table after j/t), although the widgets
+    whose look depends on the focus are restyled and redrawn anyway. The incident view lies over
+    the packet table on a layer of its own, centred (the default layer fills the screen, so the
+    alignment moves nothing else)."""
+
+    DEFAULT_CSS = """
+    MainScreen { layers: default incident; align: center middle; }
+    """
+    focused: Reactive[Widget | None] = Reactive(None, repaint=False)
 
 
 class IotWatchApp(App[int]):
@@ -152,6 +168,9 @@ class IotWatchApp(App[int]):
         self._ticks = 0
 
     # --- layout ----------------------------------------------------------------------------------
+    def get_default_screen(self) -> Screen:
+        return MainScreen(id="_default")
+
     def compose(self) -> ComposeResult:
         self.status = StatusBar(id="status")
         self.table = PacketTable(self.class_names, self.normal_index, labelled=False, id="packets")
@@ -183,10 +202,6 @@ class IotWatchApp(App[int]):
         for w in (self.counters, self.confusion, self.incident_pane):
             w.class_style = table.class_style
         self.counters.threshold = self.threshold
-        # the incident view lies over the packet table on a layer of its own, centred (the other
-        # layer fills the screen, so the alignment moves nothing else)
-        self.screen.styles.layers = ("default", "incident")
-        self.screen.styles.align = ("center", "middle")
         table.focus()
         self.refresh_screen()
         self.set_interval(self.tick, partial(self.refresh_screen, force=False), name="tick")
@@ -1207,28 +1222,11 @@ def _view_rows() -> int:
         return 50_000
 
 
-ESCAPE_DELAY = 0.025   # s; Textual's default 0.1
-
-
-def _short_escape_delay() -> None:
-    """Escape closes the incident, the detail and the prompts; a terminal without the kitty key
-    protocol (tmux, most) sends it as a lone ESC byte, which Textual reports only after waiting
-    ESCDELAY (default 100 ms) for the rest of a possible escape sequence: every Escape took over
-    100 ms (bench/tui_latency.py incident, close). 25 ms is enough for a sequence that arrives in
-    one write (terminals and tmux write a key's sequence at once); the ESCDELAY environment
-    variable (milliseconds) still decides when set."""
-    if "ESCDELAY" not in os.environ:
-        from textual import constants
-
-        constants.ESCAPE_DELAY = ESCAPE_DELAY
-
-
 def run_tui(cfg: RunConfig) -> int:
     """Run the TUI for a validated ``RunConfig``; returns the CLI exit code (terminal restored).
     Errors the source finds once running arrive as ``CaptureFailed`` and end up in the exit code
     and one line on stderr."""
     app = build_app(cfg)
-    _short_escape_delay()
     result = app.run()
     # the worker was cancelled on quit: let it close the source and write the outputs
     app.session.done.wait(timeout=15)
