@@ -480,7 +480,7 @@ def simulate_wide(path: Path, seed: int = 7, dns: str = "doh") -> dict[str, str]
         expected[f"http-form-{tool}"] = "bruteforce"
     for tool in ("yersinia", "dhcpig", "scapy-fixed"):
         spawn(T.dhcp_starvation(env, atk, r, tool=tool, count=60, rate=200), 2)
-        expected[f"dhcp-starvation-{tool}"] = "spoofing"
+        expected[f"dhcp-starvation-{tool}"] = "dos"
     spawn(T.rogue_dhcp(env, atk, phone, r, tool="yersinia", seconds=15), 16)
     expected["dhcp-spoof-yersinia"] = "spoofing"
     for tool in ("bettercap", "gratuitous"):
