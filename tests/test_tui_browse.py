@@ -16,7 +16,7 @@ from iotwatch.tui.widgets.status_bar import StatusBar
 
 from fakes import make_tiny_bundle, run_config
 from test_tui import text_of
-from tui_support import finish, write_capture
+from tui_support import finish, settle, tshark_frames, write_capture
 
 pytestmark = pytest.mark.slow  # whole-app runs with tshark read-back (1.5-4.5 s each)
 
@@ -32,20 +32,6 @@ def capture(tmp_path_factory):
 def app_on(capture, **kw):
     path, bundle = capture
     return make_app(run_config(str(path), model=str(bundle)), PacketClassifier.load(bundle), None, **kw)
-
-
-def tshark_frames(path, expr) -> list[int]:
-    cp = subprocess.run(["tshark", "-n", "-r", str(path), "-Y", expr, "-T", "fields", "-e", "frame.number"],
-                        capture_output=True, text=True, check=True)
-    return [int(x) for x in cp.stdout.split()]
-
-
-async def settle(pilot, cond, tries=600):
-    for _ in range(tries):
-        if cond():
-            return
-        await pilot.pause(0.02)
-    raise AssertionError("condition never met")
 
 
 async def index_ready(pilot):

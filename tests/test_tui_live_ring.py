@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from functools import partial
 
 import pytest
 
@@ -18,7 +19,10 @@ from iotwatch.tui.app import make_app
 from iotwatch.tui.messages import DetailLoaded
 
 from fakes import make_tiny_bundle, require, run_config
-from tui_support import finish, write_capture
+import tui_support
+from tui_support import finish, tshark_frames, write_capture
+
+settle = partial(tui_support.settle, tries=1500)  # reads from the ring's files: a longer wait than the default
 
 pytestmark = pytest.mark.slow   # tshark runs for the fields, the detail and the filter (2-6 s)
 
@@ -63,20 +67,6 @@ def ring(tmp_path_factory):
     kept = [KeptFile(str(p), 1 + i * PER_FILE, (i + 1) * PER_FILE) for i, p in enumerate(files)][1:]
     fields = FrameIndex(path).build().read_fields(1, N)
     return path, kept, fields, make_tiny_bundle(d / "tiny.iotw", seed=1)
-
-
-def tshark_frames(path, expr) -> list[int]:
-    cp = subprocess.run(["tshark", "-n", "-r", str(path), "-Y", expr, "-T", "fields", "-e", "frame.number"],
-                        capture_output=True, text=True, check=True)
-    return [int(x) for x in cp.stdout.split()]
-
-
-async def settle(pilot, cond, tries=1500):
-    for _ in range(tries):
-        if cond():
-            return
-        await pilot.pause(0.02)
-    raise AssertionError("condition never met")
 
 
 async def test_live_rows_detail_and_filter_come_from_the_ring(ring):

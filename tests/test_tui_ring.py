@@ -15,6 +15,7 @@ from iotwatch.tui.ring import LiveFilter, LiveFrames, NotKept
 from iotwatch.tui.store import PageCache, PredictionLog
 
 from fakes import require
+from tui_support import tshark_frames
 
 
 @pytest.fixture(autouse=True)
@@ -45,12 +46,6 @@ def ring(tmp_path_factory):
     assert len(files) == 5
     kept = [KeptFile(str(p), 1 + i * PER_FILE, (i + 1) * PER_FILE) for i, p in enumerate(files)][1:]
     return head, kept
-
-
-def tshark_frames(path, expr) -> list[int]:
-    out = subprocess.run(["tshark", "-n", "-r", str(path), "-Y", expr, "-T", "fields", "-e", "frame.number"],
-                         check=True, capture_output=True, text=True).stdout
-    return [int(x) for x in out.split()]
 
 
 def test_detail_of_a_kept_frame_is_numbered_as_in_the_run(ring):

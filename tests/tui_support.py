@@ -2,6 +2,8 @@
 that follows the COMMON.md classifier API (used until/unless the real tiny bundle is wanted)."""
 from __future__ import annotations
 
+import subprocess
+
 import numpy as np
 
 from iotwatch.captures.batch import PacketBatch
@@ -143,3 +145,19 @@ async def finish(pilot) -> None:
     await pilot.pause()
     app.refresh_screen()
     await pilot.pause()
+
+
+def tshark_frames(path, expr) -> list[int]:
+    """The frame numbers tshark's display filter ``expr`` keeps in ``path`` (the reference for filters)."""
+    out = subprocess.run(["tshark", "-n", "-r", str(path), "-Y", expr, "-T", "fields", "-e", "frame.number"],
+                         check=True, capture_output=True, text=True).stdout
+    return [int(x) for x in out.split()]
+
+
+async def settle(pilot, cond, tries: int = 600) -> None:
+    """Until ``cond()`` holds, pausing 20 ms between tries; fails after ``tries``."""
+    for _ in range(tries):
+        if cond():
+            return
+        await pilot.pause(0.02)
+    raise AssertionError("condition never met")
