@@ -239,14 +239,11 @@ class IotWatchApp(App[int]):
         # A thread of its own (not the worker pool's, which later workers reuse): a replay lowers its
         # scheduling priority, and the tshark it starts inherits it (see REPLAY_NICE)
         worker = get_current_worker()
-        thread = threading.Thread(target=self._capture, args=(worker,), name="iotwatch-capture", daemon=True)
-        thread.start()
-        thread.join()
+        _niced(0 if self.session.config.source.iface else REPLAY_NICE, lambda: self._capture(worker),
+               name="iotwatch-capture")
 
     def _capture(self, worker) -> None:
         session = self.session
-        if not session.config.source.iface:
-            _lower_priority(REPLAY_NICE)
 
         def emit(cb) -> None:
             # every row goes into the store here, paused or not, however far behind the screen is;
@@ -1152,6 +1149,8 @@ class IotWatchApp(App[int]):
 def _lower_priority(delta: int) -> None:
     """Raise the calling thread's niceness by ``delta`` (Linux: per thread; processes it starts
     inherit it). Best effort: nothing happens where the OS does not allow it."""
+    if not delta:
+        return
     try:
         tid = threading.get_native_id()
         os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + delta))
@@ -1159,7 +1158,7 @@ def _lower_priority(delta: int) -> None:
         pass
 
 
-def _niced(delta: int, fn: Callable[[], object]):
+def _niced(delta: int, fn: Callable[[], object], name: str = "iotwatch-niced"):
     """``fn()`` in a thread of its own with its niceness raised by ``delta`` (the worker pool's threads
     are reused, and an unprivileged process cannot lower a niceness again); returns its result or
     raises its exception."""
@@ -1172,7 +1171,7 @@ def _niced(delta: int, fn: Callable[[], object]):
         except BaseException as e:   # handed to the caller
             out["error"] = e
 
-    thread = threading.Thread(target=body, name="iotwatch-niced", daemon=True)
+    thread = threading.Thread(target=body, name=name, daemon=True)
     thread.start()
     thread.join()
     if "error" in out:

@@ -88,10 +88,9 @@ class LiveFrames:
     def dissect(self, frame: int) -> list[Node]:
         idx, local, _ = self.locate(frame)
         try:
-            layers = idx.dissect(local)
+            return idx.dissect(local, number_as=frame)
         except (OSError, LookupError) as e:
             raise NotKept(f"frame {frame:,}: {e}") from None
-        return relabel(layers, local, frame)
 
     def packet_bytes(self, frame: int) -> bytes:
         idx, local, _ = self.locate(frame)
@@ -126,17 +125,6 @@ class LiveFrames:
         raise NotKept("saving needs a capture file (-r FILE), or start the live capture with -w FILE")
 
 
-def relabel(layers: list[Node], local: int, frame: int) -> list[Node]:
-    """A tree dissected as frame ``local`` of a ring file, numbered as frame ``frame`` of the run."""
-    for node in layers:
-        if node.text.startswith(f"Frame {local}:"):
-            node.text = f"Frame {frame}:" + node.text[len(f"Frame {local}:"):]
-            for c in node.children:
-                if c.text == f"Frame Number: {local}":
-                    c.text = f"Frame Number: {frame}"
-    return layers
-
-
 class LiveFilter:
     """A display filter over a live capture: tshark runs it over the kept files' new frames, block by
     block (``step``), and the matching run frame numbers accumulate. ``upto`` = the last frame
@@ -147,7 +135,6 @@ class LiveFilter:
         self.expr = expr
         self.upto = 0
         self.lost = 0
-        self._hits: list[np.ndarray] = []
         self.matched = np.zeros(0, np.int64)
 
     def step(self, cancelled=lambda: False) -> bool:
@@ -171,9 +158,7 @@ class LiveFilter:
             except NotKept:
                 continue
             if len(hits):
-                self._hits.append(hits + (k.first_frame - 1))
-                self.matched = np.concatenate(self._hits) if len(self._hits) > 1 else self._hits[0]
-                self._hits = [self.matched]
+                self.matched = np.concatenate([self.matched, hits + (k.first_frame - 1)])
             self.upto = hi
             moved = True
             break   # one block per step: the caller posts progress in between

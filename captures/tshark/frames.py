@@ -256,12 +256,13 @@ class FrameIndex:
             batch["frame_number"][:] = frames
         return batch
 
-    def dissect(self, frame: int) -> list[Node]:
-        """Wireshark's tree for one frame: one ``Node`` per protocol (its summary line), nested fields.
+    def dissect(self, frame: int, number_as: int | None = None) -> list[Node]:
+        """Wireshark's tree for one frame: one ``Node`` per protocol (its summary line), nested fields,
+        numbered as ``number_as`` if given (a ring file's frame shown with its number in the run).
         A one-shot tshark (~170 ms of start-up); ``Dissector`` keeps one running instead."""
         xml = self._run([self.tshark, "-n", "-T", "pdml", *pref_args(DISSECTION_PREFS), "-r", "-"],
                         stdin=self.select([frame]), timeout=30)
-        return pdml_tree(xml, frame)
+        return pdml_tree(xml, frame if number_as is None else number_as)
 
     def filter_frames(self, expr: str, cancelled: Callable[[], bool] = lambda: False) -> np.ndarray:
         """Frame numbers (ascending) of the whole file matching display filter ``expr``."""

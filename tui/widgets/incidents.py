@@ -128,15 +128,14 @@ class IncidentsPane(ScrollView, can_focus=True):
         items = store.sorted()
         rows = {s["id"]: self._cells(s, first_time) for s in items}
         order = [s["id"] for s in items]
-        changed = order != self._order
-        for i, cells in rows.items():   # only rows whose cells changed are drawn again
-            old = self._shown.get(i)
-            if old is None or [str(c) for c in old] != [str(c) for c in cells] or old[0].style != cells[0].style \
-                    or old[6].style != cells[6].style:
+        reordered = changed = order != self._order
+        for i, cells in rows.items():   # only rows whose cells changed are drawn again (a cell's style
+            old = self._shown.get(i)    # follows from its own text: severity, class, state)
+            if old is None or [str(c) for c in old] != [str(c) for c in cells]:
                 self._row_version[i] = self._row_version.get(i, 0) + 1
                 changed = True
         self._shown = rows
-        if order != self._order:
+        if reordered:
             # while the user works in the pane the cursor stays on its incident; otherwise on the top row
             keep = self.selected if self.has_focus else None
             self._order = order
