@@ -1429,7 +1429,8 @@ class SpoofingBlock(FeatureBlock):
         bmask = np.empty(2 * n, dtype=bool)
         bmask[0::2] = src_mask
         bmask[1::2] = dst_mask
-        changed = self.bindings.changed(bkeys, bvals, np.repeat(t, 2), bmask)
+        t2 = np.repeat(t, 2)   # the time of both rows of each frame's pair (sender, receiver side)
+        changed = self.bindings.changed(bkeys, bvals, t2, bmask)
         mac_changed, dst_changed = changed[0::2], changed[1::2]
         # an ARP sender claiming an address bound to another MAC (poisoning) vs. an IP packet whose
         # source MAC differs (also two routers, a capture on both sides of a bridge, VRRP)
@@ -1449,7 +1450,7 @@ class SpoofingBlock(FeatureBlock):
         x[0::2, 1] = arp_claim
         x[0::2, 2] = claim_new
         x[1::2, 0] = mac_changed | dst_changed
-        lg = self.changes.update(keys, np.repeat(t, 2), x)
+        lg = self.changes.update(keys, t2, x)
         # the frame's own MACs (IP frames too): has the sender / the next hop been answering ARP nobody
         # asked for? Traffic a poisoner intercepts goes to and comes from its MAC, whatever the IPs say
         mkeys = np.empty(2 * n, dtype=np.uint64)
@@ -1457,8 +1458,7 @@ class SpoofingBlock(FeatureBlock):
         mkeys[1::2] = np.where(eth_dst != "", h_eth_dst, np.uint64(0))
         mx = np.zeros((2 * n, 1))
         mx[0::2, 0] = unsolicited
-        ml = _log1(self.mac_unsolicited.update(mkeys, np.repeat(t, 2), mx)[:, 0])
-        unicast = (eth_dst != "") & (eth_dst != "ff:ff:ff:ff:ff:ff") & ~p["eth_group"]
+        ml = _log1(self.mac_unsolicited.update(mkeys, t2, mx)[:, 0])
         put = self.put
         put(out, "mac_changed", mac_changed)
         put(out, "arp_claim_changed", arp_claim)
@@ -1470,7 +1470,8 @@ class SpoofingBlock(FeatureBlock):
         # only where the frame passes through that MAC in another host's name (forwarded/intercepted):
         # the poisoner's own traffic (its floods, its uploads) is not spoofing
         put(out, "relay_src_arp_unsolicited_30s", np.where(mac_changed | is_arp, ml[0::2], 0.0))
-        put(out, "relay_dst_arp_unsolicited_30s", np.where(unicast & dst_changed, ml[1::2], 0.0))
+        # (dst_changed is only ever set inside dst_mask: unicast IP frames)
+        put(out, "relay_dst_arp_unsolicited_30s", np.where(dst_changed, ml[1::2], 0.0))
         put(out, "src_arp_addrs_60s", _log1(lg[0::2, 2]))
         ra = p["router_adv"]
         put(out, "ra_rogue", self.ra_bindings.changed(np.where(ra, np.uint64(1), np.uint64(0)), mac, t, ra))
