@@ -49,7 +49,6 @@ import heapq
 import itertools
 import zlib
 from collections import Counter
-from collections import _count_elements  # type: ignore[attr-defined]  # Counter.update's C helper
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -1030,12 +1029,13 @@ def _guessing(tr: Track, a: int, b: int, sb: "_Sorted", firsts: np.ndarray) -> n
         k = BRUTE_CONNS - 1
         hit = b - a
         for port in dict.fromkeys(fp.tolist()):
-            allt = np.concatenate([tr.conn_times.get(port, np.empty(0)), ft[fp == port]])
+            sel = fp == port
+            allt = np.concatenate([tr.conn_times.get(port, np.empty(0)), ft[sel]])
             j = np.arange(k, len(allt))
-            new = len(allt) - int((fp == port).sum())
+            new = len(allt) - int(sel.sum())
             h = np.flatnonzero((allt[j] - allt[j - k] <= WINDOW) & (j >= new))
             if len(h):
-                hit = min(hit, int(firsts[fp == port][j[h[0]] - new]))
+                hit = min(hit, int(firsts[sel][j[h[0]] - new]))
             tr.conn_times.pop(port, None)
             tr.conn_times[port] = allt[-k:]
         while len(tr.conn_times) > MAX_COUNTER:
@@ -1062,12 +1062,9 @@ CONF_SCALE = float(1 << 32)   # confidences are summed as integers (exact, the s
 
 
 def _count(counter: Counter, items) -> None:
-    """Count ``items`` (a list, C-level; or a dict of counts), new keys in first-seen order, then
-    keep the ``MAX_COUNTER`` most common when the counter has grown past twice that."""
-    if isinstance(items, list):
-        _count_elements(counter, items)     # what Counter.update does with a list, without its checks
-    else:
-        counter.update(items)
+    """Count ``items`` (a list, or a dict of counts), new keys in first-seen order, then keep the
+    ``MAX_COUNTER`` most common when the counter has grown past twice that."""
+    counter.update(items)
     if len(counter) > MAX_COUNTER * 2:
         keep = _most_common(counter, MAX_COUNTER)
         counter.clear()
