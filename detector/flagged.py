@@ -28,12 +28,7 @@ class FlaggedWriter:
         self.classes = list(classes)
         self.engine = engine          # the run's IncidentEngine: whose tracks are still pending
         self._queue: collections.deque = collections.deque()   # (Frame, cls, conf, Track|None)
-        self.written = 0              # packets in the file
         self.with_incident = 0        # ... of which with an incident id
-
-    @property
-    def problem(self):
-        return self.ring.problem
 
     def add(self, frames: list[Frame], info: dict, tracks: dict) -> None:
         """``frames`` (ascending) with ``info[frame] = (class index, confidence)`` and ``tracks[frame]``
@@ -60,7 +55,6 @@ class FlaggedWriter:
             if not self.ring.packet(f, text):
                 q.clear()
                 return
-            self.written += 1
 
     def close(self, header) -> None:
         """Write every waiting packet (the run ended: incidents are final) and complete the file."""

@@ -346,8 +346,13 @@ class MonitorRun:
 
     def _user_writers(self) -> list:
         """The pcapng writers of the user's -w / --write-flagged (not the private ring)."""
-        keeper_w = self.keeper.writer if self.keeper is not None and not self.keeper.private_dir else None
-        return [w for w in (self._capture_w, keeper_w, self.flagged.ring if self.flagged else None) if w is not None]
+        return [w for w in (self._capture_w, self._keeper_user_writer, self.flagged.ring if self.flagged else None)
+                if w is not None]
+
+    @property
+    def _keeper_user_writer(self):
+        """The keeper's writer when it writes the user's -w files (not the private ring of a live TUI)."""
+        return self.keeper.writer if self.keeper is not None and not self.keeper.private_dir else None
 
     def kept_frames(self) -> list:
         """``source.kept_frames()`` (``captures/keep.py``): the files holding this run's frames so far."""
@@ -399,7 +404,7 @@ class MonitorRun:
 
     def _keeping_report(self) -> dict:
         extra: dict = {}
-        w = self._capture_w or (self.keeper.writer if self.keeper is not None and not self.keeper.private_dir else None)
+        w = self._capture_w or self._keeper_user_writer
         if w is not None:
             kept = w.kept()
             extra["capture_file"] = {"path": self.config.outputs.write, "packets": w.packets,
