@@ -55,8 +55,9 @@ from typing import Iterable, NamedTuple, Sequence
 
 from .errors import InputError
 from .files import OutputFile, write_error
-from .pcapfile import (ENHANCED_PACKET, INTERFACE_DESCRIPTION, MAX_RECORD, OBSOLETE_PACKET, OPT_COMMENT,
-                       OPT_ENDOFOPT, PCAP_HEADER_LEN, PCAP_MAGICS, PCAP_RECORD_LEN, PCAPNG_HEADER_BLOCKS,
+from .pcapfile import (ENHANCED_PACKET, IF_TSRESOL, INTERFACE_DESCRIPTION, MAX_RECORD, OBSOLETE_PACKET, OPT_COMMENT,
+                       OPT_ENDOFOPT, PCAP_HEADER_LEN, PCAP_MAGICS, PCAP_MAGICS_NS, PCAP_RECORD_LEN,
+                       PCAPNG_HEADER_BLOCKS,
                        SECTION_HEADER, SIMPLE_PACKET, capture_format, interface_description_block,
                        section_byte_order, section_header_block)
 
@@ -66,7 +67,6 @@ WINDOW_BYTES = 64 << 20       # live --write-flagged: packet blocks kept in memo
 _WRITE_BUFFER = 1 << 20      # bytes collected before they are written
 _PIECE = 256 << 10            # at most this much of a run in one write (what a write error can cost)
 _READ_SIZE = 1 << 20
-_IF_TSRESOL = 9
 
 
 # --- dumpcap's -b --------------------------------------------------------------------------------
@@ -302,7 +302,7 @@ def _tsresol(block: bytes, order: str) -> float:
         code, ln = struct.unpack_from(order + "HH", block, p)
         if code == OPT_ENDOFOPT:
             break
-        if code == _IF_TSRESOL and ln >= 1:
+        if code == IF_TSRESOL and ln >= 1:
             v = block[p + 4]
             return 2.0 ** -(v & 0x7F) if v & 0x80 else 10.0 ** -v
         p += 4 + ln + (-ln & 3)
@@ -336,16 +336,11 @@ class PcapWalker:
                 return []
             magic = bytes(buf[:4])
             self._byte_order = PCAP_MAGICS[magic]
-            ns = magic in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
+            ns = magic in PCAP_MAGICS_NS
             self._units = 1_000_000_000 if ns else 1_000_000
             self._tsres = [1.0 / self._units]
             _, _, _, _, snaplen, linktype = struct.unpack_from(self._byte_order + "HHiIII", buf, 4)
-            idb = interface_description_block(linktype & 0xFFFF, snaplen or 262144)
-            if ns:  # if_tsresol = 9 (nanoseconds): rebuild the IDB with the option
-                body = struct.pack("<HHI", linktype & 0xFFFF, 0, snaplen or 262144)
-                opts = struct.pack("<HHB3x", _IF_TSRESOL, 1, 9) + b"\x00\x00\x00\x00"
-                total = 12 + len(body) + len(opts)
-                idb = struct.pack("<II", INTERFACE_DESCRIPTION, total) + body + opts + struct.pack("<I", total)
+            idb = interface_description_block(linktype & 0xFFFF, snaplen or 262144, tsresol=9 if ns else None)
             self.header = section_header_block("iotwatch") + idb
             self._rec = struct.Struct(self._byte_order + "IIII").unpack_from
             pos = PCAP_HEADER_LEN

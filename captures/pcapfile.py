@@ -21,6 +21,7 @@ PCAP_MAGIC = 0xA1B2C3D4        # microsecond timestamps
 PCAP_MAGIC_NS = 0xA1B23C4D     # nanosecond timestamps
 PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1": "<", b"\xa1\xb2\xc3\xd4": ">",   # first 4 bytes -> byte order
                b"\x4d\x3c\xb2\xa1": "<", b"\xa1\xb2\x3c\x4d": ">"}
+PCAP_MAGICS_NS = frozenset({b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d"})   # the nanosecond ones
 PCAP_HEADER_LEN = 24
 PCAP_RECORD_LEN = 16           # ts_sec, ts_frac, incl_len, orig_len
 
@@ -41,6 +42,7 @@ OPT_COMMENT = 1
 SHB_USERAPPL = 4
 IF_NAME = 2
 IF_DESCRIPTION = 3
+IF_TSRESOL = 9                 # timestamp units: 10^-value seconds (default 6: microseconds)
 
 LINKTYPE_ETHERNET = 1
 MAX_RECORD = 1 << 26  # a record longer than 64 MiB is damage, not a packet
@@ -97,10 +99,12 @@ def section_header_block(application: str | None = None) -> bytes:
 
 
 def interface_description_block(linktype: int = LINKTYPE_ETHERNET, snaplen: int = 262144,
-                                name: str | None = None, description: str = "") -> bytes:
+                                name: str | None = None, description: str = "", tsresol: int | None = None) -> bytes:
     opts = [(IF_NAME, name.encode())] if name is not None else []
     if description:
         opts.append((IF_DESCRIPTION, description.encode()))
+    if tsresol is not None:
+        opts.append((IF_TSRESOL, bytes([tsresol])))
     return pack_block(INTERFACE_DESCRIPTION, struct.pack("<HHI", linktype, 0, snaplen) + options(*opts))
 
 
@@ -140,7 +144,7 @@ def read_packets(path: str | Path) -> list[tuple[int, bytes, str]]:
 
 def _pcap_records(data: bytes, order: str, path) -> Iterator[tuple[int, bytes, str]]:
     record = struct.Struct(order + "IIII").unpack_from
-    frac = 1_000_000_000 if data[:4] in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d") else 1_000_000
+    frac = 1_000_000_000 if data[:4] in PCAP_MAGICS_NS else 1_000_000
     o = PCAP_HEADER_LEN
     while o + PCAP_RECORD_LEN <= len(data):
         sec, sub, incl, _ = record(data, o)

@@ -38,7 +38,7 @@ import numpy as np
 
 from ..batch import PacketBatch
 from .args import DISSECTION_PREFS, pref_args, tshark_fields_command
-from ..pcapfile import PCAPNG_BOM_LE, PCAPNG_HEADER_BLOCKS, PCAPNG_PACKET_BLOCKS, SECTION_HEADER
+from ..pcapfile import PCAP_MAGICS, PCAPNG_BOM_LE, PCAPNG_HEADER_BLOCKS, PCAPNG_PACKET_BLOCKS, SECTION_HEADER
 from .chunking import ChunkPlanner
 
 STEP = 256           # packets between indexed offsets
@@ -122,7 +122,7 @@ class FrameIndex:
             data = os.pread(fh.fileno(), stop - start, start)
         frame, off = self._first[k], 0
         if self.format == "pcap":
-            order = "<" if self._headers[self._header[k]][:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+            order = PCAP_MAGICS.get(self._headers[self._header[k]][:4], ">")
             incl = struct.Struct(order + "I").unpack_from
             while off + 16 <= len(data):
                 n = 16 + incl(data, off + 8)[0]
