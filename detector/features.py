@@ -215,6 +215,14 @@ def _take(values: np.ndarray, pos: np.ndarray, found: np.ndarray, fill) -> np.nd
     return np.where(found, values[pos], fill)
 
 
+def _run_starts(ks: np.ndarray) -> np.ndarray:
+    """True where a run of equal values starts in the sorted, non-empty array ``ks``."""
+    head = np.empty(len(ks), dtype=bool)
+    head[0] = True
+    np.not_equal(ks[1:], ks[:-1], out=head[1:])
+    return head
+
+
 def _stable_argsort(k: np.ndarray) -> np.ndarray:
     """``np.argsort(k, kind="stable")`` (the unique order by (key, position)), 2-3x faster on large
     batches: numpy's unstable SIMD argsort by key, then equal keys put back in stream order by one
@@ -224,9 +232,7 @@ def _stable_argsort(k: np.ndarray) -> np.ndarray:
         return np.argsort(k, kind="stable")
     o = np.argsort(k)
     ks = k[o]
-    head = np.empty(n, dtype=bool)
-    head[0] = True
-    np.not_equal(ks[1:], ks[:-1], out=head[1:])
+    head = _run_starts(ks)
     base = np.cumsum(head, dtype=np.int64)
     base -= 1
     base *= n
@@ -242,9 +248,7 @@ def _sorted_unique(k: np.ndarray) -> np.ndarray:
     s = np.sort(k)
     if len(s) < 2:
         return s
-    keep = np.empty(len(s), dtype=bool)
-    keep[0] = True
-    np.not_equal(s[1:], s[:-1], out=keep[1:])
+    keep = _run_starts(s)
     return s[keep]
 
 
@@ -252,9 +256,7 @@ def _unique_first_inverse(k: np.ndarray):
     """``np.unique(k, return_index=True, return_inverse=True)`` (first occurrences) by one stable sort."""
     order = _stable_argsort(k)
     ks = k[order]
-    head = np.empty(len(k), dtype=bool)
-    head[0] = True
-    np.not_equal(ks[1:], ks[:-1], out=head[1:])
+    head = _run_starts(ks)
     heads = np.flatnonzero(head)
     inv = np.empty(len(k), dtype=np.intp)
     inv[order] = np.cumsum(head) - 1
@@ -312,9 +314,7 @@ class DecayTable:
         if order is None:
             order = _stable_argsort(keys)
         ks = keys[order]
-        head = np.empty(n, dtype=bool)
-        head[0] = True
-        np.not_equal(ks[1:], ks[:-1], out=head[1:])
+        head = _run_starts(ks)
         heads = np.flatnonzero(head)
         uk = ks[heads]
         pos, found = _lookup(self.keys, uk)
@@ -478,9 +478,7 @@ class RecentSet:
             return new, age, val
         # grouped by one stable sort: first occurrence, group of each entry, latest time per key
         ks = k[order]
-        head = np.empty(len(k), dtype=bool)
-        head[0] = True
-        np.not_equal(ks[1:], ks[:-1], out=head[1:])
+        head = _run_starts(ks)
         heads = np.flatnonzero(head)
         uk = ks[heads]
         first = order[heads]
