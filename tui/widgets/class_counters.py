@@ -10,9 +10,9 @@ from rich.measure import Measurement
 from rich.style import Style
 from rich.table import Table
 from rich.text import Text
-from textual.widgets import Static
 
 from iotwatch.tui.store import RateHistory, sparkline
+from iotwatch.tui.widgets.shaped import ShapedStatic
 
 
 class _Spark:
@@ -29,7 +29,7 @@ class _Spark:
         return Measurement(4, max(4, options.max_width))
 
 
-class ClassCounters(Static):
+class ClassCounters(ShapedStatic):
     """Counts come from ``RunTotals`` (every packet), rates from ``RateHistory``."""
 
     DEFAULT_CSS = """
@@ -65,11 +65,3 @@ class ClassCounters(Static):
                   Text(f"= attack class at confidence ≥ {self.threshold:.2f}", style="dim", no_wrap=True,
                        overflow="ellipsis") if self.threshold is not None else "")
         self._put(t, "table")
-
-    _shape: object = None
-
-    def _put(self, content, shape: object) -> None:
-        """Replace the content; a layout pass only when its shape (line count) changes: the pane's
-        height is auto, and a layout refresh reflows and repaints the whole screen."""
-        self.update(content, layout=shape != self._shape)
-        self._shape = shape

@@ -9,9 +9,9 @@ from rich.console import Group
 from rich.style import Style
 from rich.table import Table
 from rich.text import Text
-from textual.widgets import Static
 
 from iotwatch.detector.metrics import ConfusionAccumulator
+from iotwatch.tui.widgets.shaped import ShapedStatic
 
 
 def _short(name: str, width: int = 5) -> str:
@@ -27,7 +27,7 @@ def _count(v: int) -> str:
     return f"{v / 1e6:.1f}M" if v < 10_000_000 else f"{v // 1_000_000}M"
 
 
-class ConfusionSummary(Static):
+class ConfusionSummary(ShapedStatic):
     DEFAULT_CSS = """
     ConfusionSummary { height: auto; }
     """
@@ -65,11 +65,3 @@ class ConfusionSummary(Static):
         foot = Text.assemble(("macro-F1 ", "bold"), f"{acc.macro_f1():.3f}", "  ", ("accuracy ", "bold"),
                              f"{acc.accuracy():.3f}", "  ", ("labelled ", "bold"), f"{acc.total:,}")
         self._put(Group(t, foot), "table")
-
-    _shape: object = None
-
-    def _put(self, content, shape: object) -> None:
-        """Replace the content; a layout pass only when its shape (line count) changes: the pane's
-        height is auto, and a layout refresh reflows and repaints the whole screen."""
-        self.update(content, layout=shape != self._shape)
-        self._shape = shape
