@@ -203,7 +203,7 @@ def incident_frames(screen: str) -> tuple[int, int] | None:
     return None
 
 
-def bench_incident(path: str, rounds: int, probe: bool = False, restart: bool = True,
+def bench_incident(path: str, rounds: int, probe: bool = False,
                    speed: str = "max", keep_report: str | None = None, app: list[str] | None = None) -> dict:
     """Rounds of: ``a`` twice (the reference key: the status line says ``filter anomalies``, then not),
     ``i`` (focus the Incidents pane: the key line shows its keys), Enter (the incident's border title
@@ -211,7 +211,7 @@ def bench_incident(path: str, rounds: int, probe: bool = False, restart: bool = 
     ``match incident #``, then ``a`` twice back to all rows) or ``j`` (the incident gone and its
     first frame in the table's rows, then End), alternately; Home (frame 1 on screen) and End (the
     newest). Only presses made while the replay is still running count; the others
-    are reported apart (short captures: the app is started again, ``restart``). The ratio of each
+    are reported apart (short captures: the app is started again). The ratio of each
     key's median to the ``a`` median of the same run is the figure to compare across machines."""
     lat: dict[str, list[float]] = {k: [] for k in INCIDENT_KEYS}
     after: dict[str, list[float]] = {k: [] for k in INCIDENT_KEYS}   # the replay had ended meanwhile
@@ -299,8 +299,6 @@ def bench_incident(path: str, rounds: int, probe: bool = False, restart: bool = 
                 report_lines.append(str(report))
         finally:
             t.close()
-        if not restart:
-            break
         if runs >= 4 * rounds + 4:
             break
     out = {"file": path, "runs": runs, "rounds": done_rounds, "load": loads, "poll_ms": ref * 1000,
