@@ -1386,25 +1386,42 @@ class SpoofingBlock(FeatureBlock):
     name = "spoofing"
     names = ("mac_changed", "arp_claim_changed", "dst_mac_changed", "src_macchange_30s", "src_arpclaim_30s",
              "pair_macchange_30s", "ra_rogue", "arp_unsolicited", "relay_src_arp_unsolicited_30s",
-             "relay_dst_arp_unsolicited_30s", "src_arp_addrs_60s")
+             "relay_dst_arp_unsolicited_30s", "src_arp_addrs_60s", "relay_copy", "src_mac_relayed_30s",
+             "dst_mac_relayed_30s")
     ARP_ASK_WINDOW = 10.0
+    RELAY_WINDOW = 1.0   # a forwarded copy of an IP packet follows the original within this many seconds
+    IP_MACS_WINDOW = 60.0
 
     def __init__(self, idle: float = 300.0, cap: int = 65536):
         super().__init__(idle, cap)
         self.bindings = BindingTable(idle=idle, cap=cap)
         self.ra_bindings = BindingTable(idle=6 * idle, cap=16)
         self.changes = DecayTable([30.0, 30.0, 60.0], idle=idle, cap=cap)
-        self.mac_unsolicited = DecayTable([30.0], idle=idle, cap=cap)
+        # per MAC: unsolicited ARP replies it sent, forwarded copies it sent (both 30 s)
+        self.mac_unsolicited = DecayTable([30.0, 30.0], idle=idle, cap=cap)
         self.arp_asked = LastSeen(idle=self.ARP_ASK_WINDOW, cap=cap)
         self.arp_claims = LastSeen(idle=60.0, cap=cap)  # per occurrence: exact for any batching
+        # an IP packet's content (without TTL and MACs): seen at all / seen from this source MAC
+        self.copies = LastSeen(idle=self.RELAY_WINDOW, cap=cap)
+        self.copies_mac = LastSeen(idle=self.RELAY_WINDOW, cap=cap)
+        # per address (either end of a frame, ARP claims included): frames through a MAC other than its
+        # established one, over 60 s
+        self.ip_conflicts = DecayTable([self.IP_MACS_WINDOW], idle=idle, cap=cap)
+        # (address, MAC) pairs an address was sent from (IP source or ARP claim): a unicast frame to an
+        # address through a MAC it has never been sent from goes to a next hop (a router, or a poisoner)
+        self.spoke = LastSeen(idle=idle, cap=cap)
 
     def tables(self):
-        return [self.bindings, self.changes, self.mac_unsolicited, self.arp_asked, self.arp_claims]
+        return [self.bindings, self.changes, self.mac_unsolicited, self.arp_asked, self.arp_claims, self.copies,
+                self.copies_mac, self.ip_conflicts, self.spoke]
 
     def compute(self, ctx: Ctx, out: np.ndarray) -> None:
         p, t, n, b = ctx.p, ctx.t, ctx.n, ctx.b
         is_arp = p["is_arp"]
-        mac = hash_strings(b["eth_src"])
+        # an ARP cache learns the sender hardware address of the ARP payload, not the Ethernet source (a
+        # forged reply may come from another or a null Ethernet address): the MAC an ARP frame claims for
+        arp_hw = b["arp_src_hw"]
+        mac = hash_strings(np.where(is_arp & (arp_hw != ""), arp_hw, b["eth_src"]))
         bind_ip = np.where(is_arp, b["arp_src_ip"], b["ip_src"])
         src_mask = (bind_ip != "") & (b["eth_src"] != "")
         # bindings learnt from both ends of a frame (sender: IP source or ARP claim with the source MAC;
@@ -1451,12 +1468,41 @@ class SpoofingBlock(FeatureBlock):
         lg = self.changes.update(keys, t2, x)
         # the frame's own MACs (IP frames too): has the sender / the next hop been answering ARP nobody
         # asked for? Traffic a poisoner intercepts goes to and comes from its MAC, whatever the IPs say
+        # a forwarded copy: the same IP packet (addresses, protocol, length, ports, TCP flags/window/payload
+        # length, ICMP type/code; not the TTL a forwarding kernel lowers) seen within RELAY_WINDOW from another
+        # source MAC -- a host on this link re-sending other hosts' packets onto the same link (a man in the
+        # middle; a router forwards between links, a capture on one link sees one copy)
+        ipm = dst_mask & (b["eth_src"] != "")  # unicast: clients' identical DHCP/mDNS broadcasts are no copies
+        num = np.zeros(n, dtype=np.uint64)
+        for col, mul in (("ip_proto", 1), ("ip_len", 1 << 8), ("tcp_flags", 1 << 24), ("tcp_len", 1 << 36)):
+            num = num ^ (np.asarray(b[col], dtype=np.int64).astype(np.uint64) * np.uint64(mul))
+        num2 = np.zeros(n, dtype=np.uint64)
+        for col, mul in (("tcp_window", 1), ("icmp_type", 1 << 20), ("icmp_code", 1 << 28)):
+            num2 = num2 ^ (np.asarray(b[col], dtype=np.int64).astype(np.uint64) * np.uint64(mul))
+        ident = mix(mix(mix(p["hs"], p["hd"]), num), mix((p["sp"] + 2).astype(np.uint64) * np.uint64(65537)
+                                                         + (p["dp"] + 2).astype(np.uint64), num2))
+        seen_any = self.copies.update(ident, t, ipm, ipm) <= self.RELAY_WINDOW
+        seen_mac = self.copies_mac.update(mix(ident, mac), t, ipm, ipm) <= self.RELAY_WINDOW
+        relay_copy = ipm & seen_any & ~seen_mac
+        # addresses seen through two MACs in the last 60 s (on either end of a frame, ARP claims included):
+        # which one is the impostor is not known here, but frames whose MAC also answers ARP nobody asked for
+        # are the poisoner's, whichever binding the capture saw first (a capture that starts mid-poisoning
+        # binds the victims' peers to the poisoner's MAC)
+        conflicts = np.exp(self.ip_conflicts.update(np.where(bmask, bkeys, np.uint64(0)), t2,
+                                                    changed[:, None].astype(float))[:, 0])
+        shared = bmask & (conflicts >= 0.5)
+        src_shared, dst_shared = shared[0::2], shared[1::2]
+        spoke_from = self.spoke.update(mix(bkeys, bvals), t2, np.tile([True, False], n) & bmask,
+                                       np.tile([False, True], n) & bmask)[1::2]
+        next_hop = dst_mask & ~(spoke_from <= self.idle)
         mkeys = np.empty(2 * n, dtype=np.uint64)
         mkeys[0::2] = mac
         mkeys[1::2] = np.where(eth_dst != "", h_eth_dst, np.uint64(0))
-        mx = np.zeros((2 * n, 1))
+        mx = np.zeros((2 * n, 2))
         mx[0::2, 0] = unsolicited
-        ml = _log1(self.mac_unsolicited.update(mkeys, t2, mx)[:, 0])
+        mx[0::2, 1] = relay_copy
+        mlog = _log1(self.mac_unsolicited.update(mkeys, t2, mx))
+        ml = mlog[:, 0]
         put = self.put
         put(out, "mac_changed", mac_changed)
         put(out, "arp_claim_changed", arp_claim)
@@ -1467,10 +1513,13 @@ class SpoofingBlock(FeatureBlock):
         put(out, "arp_unsolicited", unsolicited)
         # only where the frame passes through that MAC in another host's name (forwarded/intercepted):
         # the poisoner's own traffic (its floods, its uploads) is not spoofing
-        put(out, "relay_src_arp_unsolicited_30s", np.where(mac_changed | is_arp, ml[0::2], 0.0))
-        # (dst_changed is only ever set inside dst_mask: unicast IP frames)
-        put(out, "relay_dst_arp_unsolicited_30s", np.where(dst_changed, ml[1::2], 0.0))
+        put(out, "relay_src_arp_unsolicited_30s", np.where(mac_changed | is_arp | src_shared, ml[0::2], 0.0))
+        # (dst_changed and dst_shared are only ever set inside dst_mask: unicast IP frames)
+        put(out, "relay_dst_arp_unsolicited_30s", np.where(dst_changed | dst_shared | next_hop, ml[1::2], 0.0))
         put(out, "src_arp_addrs_60s", _log1(lg[0::2, 2]))
+        put(out, "relay_copy", relay_copy)
+        put(out, "src_mac_relayed_30s", mlog[0::2, 1])
+        put(out, "dst_mac_relayed_30s", np.where(dst_mask, mlog[1::2, 1], 0.0))
         ra = p["router_adv"]
         put(out, "ra_rogue", self.ra_bindings.changed(np.where(ra, np.uint64(1), np.uint64(0)), mac, t, ra))
 
