@@ -446,6 +446,48 @@ def test_traffic_through_a_poisoner_is_linked_to_its_unsolicited_arp():
     assert src[11] == 0 and dst[11] == 0         # a bystander
 
 
+@pytest.mark.parametrize("size", [1, 4, 100])
+def test_a_poisoner_seen_from_its_victim_and_its_relayed_copies(size):
+    """A forged reply from a null Ethernet source binds the ARP sender hardware address (what an ARP cache
+    learns); the victim's frames to remote hosts go to that MAC while the replies come from the real
+    gateway (a capture at the victim, the poisoner relaying one way): they carry the poisoner's count
+    although the capture bound those hosts to the poisoner first. A poisoner relaying both ways re-sends
+    each packet on the same link: the copy (same IP packet, another source MAC, TTL lowered) is marked
+    and counted for that MAC; identical broadcasts of two DHCP clients are no copies; nothing is counted
+    for traffic via the real gateway."""
+    gw, victim, evil, other = "02:00:00:00:00:01", "02:00:00:00:00:09", "02:00:00:00:00:66", "02:00:00:00:00:07"
+    ip = dict(frame_len=100, ip_version=4, ip_proto=6, tcp_srcport=40000, tcp_dstport=443, tcp_flags=0x18, tcp_len=46)
+    recs = [dict(ip, time_epoch=1.0, ip_src="192.168.1.7", ip_dst="93.184.216.34", eth_src=other, eth_dst=gw),
+            dict(ip, time_epoch=1.1, ip_src="93.184.216.34", ip_dst="192.168.1.7", eth_src=gw, eth_dst=other,
+                 tcp_srcport=443, tcp_dstport=40000)]
+    for k in range(3):  # forged "192.168.1.1 is at evil" from Ethernet source 00:00:00:00:00:00
+        recs.append(dict(_arp(0, 2.0 + k, 2, "00:00:00:00:00:00", "192.168.1.1", "192.168.1.9", eth_dst=victim),
+                         arp_src_hw=evil))
+    for k, host in enumerate(("198.51.100.7", "198.51.100.8")):   # one way through the poisoner
+        recs += [dict(ip, time_epoch=5.0 + k, ip_src="192.168.1.9", ip_dst=host, eth_src=victim, eth_dst=evil),
+                 dict(ip, time_epoch=5.05 + k, ip_src=host, ip_dst="192.168.1.9", eth_src=gw, eth_dst=victim,
+                      tcp_srcport=443, tcp_dstport=40000),
+                 dict(ip, time_epoch=5.1 + k, ip_src="192.168.1.9", ip_dst=host, eth_src=victim, eth_dst=evil)]
+    recs += [dict(ip, time_epoch=8.0, ip_src="192.168.1.9", ip_dst="203.0.113.5", eth_src=victim, eth_dst=evil,
+                  ip_ttl=64),
+             dict(ip, time_epoch=8.002, ip_src="192.168.1.9", ip_dst="203.0.113.5", eth_src=evil, eth_dst=gw,
+                  ip_ttl=63)]
+    dhcp = dict(frame_len=342, ip_version=4, ip_proto=17, udp_srcport=68, udp_dstport=67, ip_src="0.0.0.0",
+                ip_dst="255.255.255.255", eth_dst="ff:ff:ff:ff:ff:ff")
+    recs += [dict(dhcp, time_epoch=9.0, eth_src="02:00:00:00:00:31"), dict(dhcp, time_epoch=9.001, eth_src="02:00:00:00:00:32")]
+    b = PacketBatch.from_records([dict(r, frame_number=i + 1) for i, r in enumerate(recs)])
+    X = _run(b, size)
+    dst = X[:, COL["relay_dst_arp_unsolicited_30s"]]
+    assert (X[:2, COL["relay_src_arp_unsolicited_30s"]] == 0).all() and (dst[:2] == 0).all()
+    assert X[4, COL["relay_src_arp_unsolicited_30s"]] > X[2, COL["relay_src_arp_unsolicited_30s"]] > 0
+    assert (dst[[5, 7, 8, 10]] > 1.0).all()       # victim -> poisoner, in remote hosts' names
+    assert (dst[[6, 9]] == 0).all()               # the real gateway's replies
+    assert X[:, COL["relay_copy"]].tolist() == [0] * 12 + [1, 0, 0]
+    assert X[12, COL["src_mac_relayed_30s"]] > 0.5 and X[12, COL["dst_mac_relayed_30s"]] == 0
+    assert X[:12, COL["src_mac_relayed_30s"]].max() == 0 and X[13:, COL["src_mac_relayed_30s"]].max() == 0
+    np.testing.assert_allclose(X, new_extractor().transform(b), rtol=1e-5, atol=1e-5)
+
+
 def test_ipv6_extension_headers_do_not_hide_the_upper_layer():
     """THC denial6-style echo requests behind an AH / hop-by-hop header read as ICMPv6 (the upper
     layer tshark dissected), like the same packets without the header; an ICMP error quoting a TCP
