@@ -12,10 +12,11 @@ inference (``features.new_extractor``), one fresh extractor per capture, as a re
 ``--cache DIR`` keeps two levels per capture (detector/featcache.py): the feature rows
 (``DIR/*.npz``, keyed by the capture, its labels and the feature code) and the parsed tshark batches
 (``DIR/batches/*.npz``, keyed by the capture, its labels and the capture-side code only). After an
-edit of detector/features.py the rows are rebuilt from the batches (no tshark: only the feature code's
-own cost remains, bench/refeaturise.py), through the same ``transform(batch)`` path. Stale files are never served, only kept: clear everything with
-``rm -r DIR``, only the rows with ``rm DIR/*.npz`` (rebuilt from the batches), only the batches
-with ``rm -r DIR/batches`` (the next run re-reads every capture with tshark).
+edit of detector/features.py the rows are rebuilt from the batches (no tshark: only the feature
+code's own cost remains, bench/refeaturise.py), through the same ``transform(batch)`` path. Stale
+files are never served, only kept: clear everything with ``rm -r DIR``, only the rows with
+``rm DIR/*.npz`` (rebuilt from the batches), only the batches with ``rm -r DIR/batches`` (the next
+run re-reads every capture with tshark).
 
 Presets:
   ``paper``   the seed paper's protocol: its 11 raw fields (addresses included), three-sigma outlier
