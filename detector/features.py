@@ -1390,30 +1390,28 @@ class SpoofingBlock(FeatureBlock):
              "dst_mac_relayed_30s")
     ARP_ASK_WINDOW = 10.0
     RELAY_WINDOW = 1.0   # a forwarded copy of an IP packet follows the original within this many seconds
-    IP_MACS_WINDOW = 60.0
 
     def __init__(self, idle: float = 300.0, cap: int = 65536):
         super().__init__(idle, cap)
         self.bindings = BindingTable(idle=idle, cap=cap)
         self.ra_bindings = BindingTable(idle=6 * idle, cap=16)
         self.changes = DecayTable([30.0, 30.0, 60.0], idle=idle, cap=cap)
-        # per MAC: unsolicited ARP replies it sent, forwarded copies it sent (both 30 s)
+        # per MAC: unsolicited ARP replies it sent, forwarded copies it sent; per address (either end of
+        # a frame, ARP claims included; keys of their own namespace): frames through a MAC other than its
+        # established one (all over 30 s)
         self.mac_unsolicited = DecayTable([30.0, 30.0], idle=idle, cap=cap)
         self.arp_asked = LastSeen(idle=self.ARP_ASK_WINDOW, cap=cap)
         self.arp_claims = LastSeen(idle=60.0, cap=cap)  # per occurrence: exact for any batching
-        # an IP packet's content (without TTL and MACs): seen at all / seen from this source MAC
-        self.copies = LastSeen(idle=self.RELAY_WINDOW, cap=cap)
-        self.copies_mac = LastSeen(idle=self.RELAY_WINDOW, cap=cap)
-        # per address (either end of a frame, ARP claims included): frames through a MAC other than its
-        # established one, over 60 s
-        self.ip_conflicts = DecayTable([self.IP_MACS_WINDOW], idle=idle, cap=cap)
+        # an IP packet's content (without TTL and MACs), and the same from one source MAC (one table, two
+        # key namespaces)
+        self.copies = LastSeen(idle=self.RELAY_WINDOW, cap=2 * cap)
         # (address, MAC) pairs an address was sent from (IP source or ARP claim): a unicast frame to an
         # address through a MAC it has never been sent from goes to a next hop (a router, or a poisoner)
         self.spoke = LastSeen(idle=idle, cap=cap)
 
     def tables(self):
         return [self.bindings, self.changes, self.mac_unsolicited, self.arp_asked, self.arp_claims, self.copies,
-                self.copies_mac, self.ip_conflicts, self.spoke]
+                self.spoke]
 
     def compute(self, ctx: Ctx, out: np.ndarray) -> None:
         p, t, n, b = ctx.p, ctx.t, ctx.n, ctx.b
@@ -1421,7 +1419,10 @@ class SpoofingBlock(FeatureBlock):
         # an ARP cache learns the sender hardware address of the ARP payload, not the Ethernet source (a
         # forged reply may come from another or a null Ethernet address): the MAC an ARP frame claims for
         arp_hw = b["arp_src_hw"]
-        mac = hash_strings(np.where(is_arp & (arp_hw != ""), arp_hw, b["eth_src"]))
+        mac = hash_strings(b["eth_src"])
+        hw = np.flatnonzero(is_arp & (arp_hw != ""))
+        if len(hw):
+            mac[hw] = hash_strings(arp_hw[hw])
         bind_ip = np.where(is_arp, b["arp_src_ip"], b["ip_src"])
         src_mask = (bind_ip != "") & (b["eth_src"] != "")
         # bindings learnt from both ends of a frame (sender: IP source or ARP claim with the source MAC;
@@ -1481,28 +1482,29 @@ class SpoofingBlock(FeatureBlock):
             num2 = num2 ^ (np.asarray(b[col], dtype=np.int64).astype(np.uint64) * np.uint64(mul))
         ident = mix(mix(mix(p["hs"], p["hd"]), num), mix((p["sp"] + 2).astype(np.uint64) * np.uint64(65537)
                                                          + (p["dp"] + 2).astype(np.uint64), num2))
-        seen_any = self.copies.update(ident, t, ipm, ipm) <= self.RELAY_WINDOW
-        seen_mac = self.copies_mac.update(mix(ident, mac), t, ipm, ipm) <= self.RELAY_WINDOW
-        relay_copy = ipm & seen_any & ~seen_mac
-        # addresses seen through two MACs in the last 60 s (on either end of a frame, ARP claims included):
+        ipm2 = np.concatenate([ipm, ipm])
+        seen = self.copies.update(np.concatenate([ident, mix(ident, mac)]), np.concatenate([t, t]), ipm2, ipm2)
+        relay_copy = ipm & (seen[:n] <= self.RELAY_WINDOW) & ~(seen[n:] <= self.RELAY_WINDOW)
+        # addresses seen through two MACs in the last ~30 s (on either end of a frame, ARP claims included):
         # which one is the impostor is not known here, but frames whose MAC also answers ARP nobody asked for
         # are the poisoner's, whichever binding the capture saw first (a capture that starts mid-poisoning
         # binds the victims' peers to the poisoner's MAC)
-        conflicts = np.exp(self.ip_conflicts.update(np.where(bmask, bkeys, np.uint64(0)), t2,
-                                                    changed[:, None].astype(float))[:, 0])
-        shared = bmask & (conflicts >= 0.5)
+        mkeys = np.empty(4 * n, dtype=np.uint64)
+        mkeys[0:2 * n:2] = mac
+        mkeys[1:2 * n:2] = np.where(eth_dst != "", h_eth_dst, np.uint64(0))
+        mkeys[2 * n:] = np.where(bmask, bkeys, np.uint64(0)) ^ np.uint64(0x2545F4914F6CDD1D)
+        mx = np.zeros((4 * n, 2))
+        mx[0:2 * n:2, 0] = unsolicited
+        mx[0:2 * n:2, 1] = relay_copy
+        mx[2 * n:, 0] = changed
+        mlog = self.mac_unsolicited.update(mkeys, np.concatenate([t2, t2]), mx)
+        shared = bmask & (np.exp(mlog[2 * n:, 0]) >= 0.5)
         src_shared, dst_shared = shared[0::2], shared[1::2]
+        mlog = _log1(mlog[:2 * n])
+        ml = mlog[:, 0]
         spoke_from = self.spoke.update(mix(bkeys, bvals), t2, np.tile([True, False], n) & bmask,
                                        np.tile([False, True], n) & bmask)[1::2]
         next_hop = dst_mask & ~(spoke_from <= self.idle)
-        mkeys = np.empty(2 * n, dtype=np.uint64)
-        mkeys[0::2] = mac
-        mkeys[1::2] = np.where(eth_dst != "", h_eth_dst, np.uint64(0))
-        mx = np.zeros((2 * n, 2))
-        mx[0::2, 0] = unsolicited
-        mx[0::2, 1] = relay_copy
-        mlog = _log1(self.mac_unsolicited.update(mkeys, t2, mx))
-        ml = mlog[:, 0]
         put = self.put
         put(out, "mac_changed", mac_changed)
         put(out, "arp_claim_changed", arp_claim)
