@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Trains the bundled model iotwatch-default/5 (detector/models/default.iotw) with ONE command, from
+# Trains the bundled model iotwatch-default/6 (detector/models/default.iotw) with ONE command, from
 #   * simulated homes (bench/make_training_data.sh: scenario varied + the classic home/busy homes),
 #   * the namespace lab's training recordings (iotwatch lab record, ../shared/data/lab/train),
+#   * the victim's view of their reflection windows (bench/lab_victim_view.py: the forged requests the lab's
+#     bridge sees removed -- a victim never sees them), its own source group,
 #   * the TRAIN part of the real-world set (captures/real/manifest.csv, split=train; extracted by
 #     `python -m iotwatch.captures.real.extract` into ../shared/data/real/<source>/). The eval part
 #     (split=eval) is never trained on: only the train sources' folders are passed.
@@ -47,6 +49,11 @@ for f in "$LAB"/train/*.pcapng; do
   if [ -f "$f.labels.csv" ]; then ln -s "$f" "$LABSNAP/"; ln -s "$f.labels.csv" "$LABSNAP/"; fi
 done
 
+# the victim's view of the lab recordings' reflection floods (deterministic: same recordings -> same bytes)
+VICTIM="$D/lab-victim"
+mkdir -p "$VICTIM" && find "$VICTIM" -maxdepth 1 -name '*.victim.pcapng*' -delete
+"$PY" bench/lab_victim_view.py "$LAB/train" "$VICTIM"
+
 EVAL=()
 if [ "$HELD_OUT" != 0 ]; then
   for f in "$D"/sim-held/*.pcapng "$D"/simv-held/*.pcapng "$LAB"/held/*.pcapng; do
@@ -55,7 +62,7 @@ if [ "$HELD_OUT" != 0 ]; then
 fi
 
 "$PY" -m iotwatch train --per-source \
-  --captures "$D/simv-train" "$D/sim-train" "$LABSNAP" \
+  --captures "$D/simv-train" "$D/sim-train" "$LABSNAP" "$VICTIM" \
   --upweight "${REAL_TRAIN[@]}" --upweight-factor "$REAL_FACTOR" \
-  --max-rows-per-class "$ROWS" --epochs "$EPOCHS" --seed 0 --name iotwatch-default --model-version 5 \
+  --max-rows-per-class "$ROWS" --epochs "$EPOCHS" --seed 0 --name iotwatch-default --model-version 6 \
   --cache "${CACHE:-/work/data/featcache}" --out "$OUT" --force ${EVAL:+--eval "${EVAL[@]}"}
