@@ -1416,11 +1416,13 @@ class SpoofingBlock(FeatureBlock):
     def compute(self, ctx: Ctx, out: np.ndarray) -> None:
         p, t, n, b = ctx.p, ctx.t, ctx.n, ctx.b
         is_arp = p["is_arp"]
-        # an ARP cache learns the sender hardware address of the ARP payload, not the Ethernet source (a
-        # forged reply may come from another or a null Ethernet address): the MAC an ARP frame claims for
+        # the MAC of an ARP frame is its sender's, the Ethernet source; a forged reply sent from a null
+        # Ethernet address is the MAC it claims (the ARP sender hardware address an ARP cache learns). Not
+        # the claim otherwise: a poisoner's clean-up replies restore the real owner's address from the
+        # poisoner's MAC and must not count for the owner
         arp_hw = b["arp_src_hw"]
         mac = hash_strings(b["eth_src"])
-        hw = np.flatnonzero(is_arp & (arp_hw != ""))
+        hw = np.flatnonzero(is_arp & (arp_hw != "") & ((b["eth_src"] == "00:00:00:00:00:00") | (b["eth_src"] == "")))
         if len(hw):
             mac[hw] = hash_strings(arp_hw[hw])
         bind_ip = np.where(is_arp, b["arp_src_ip"], b["ip_src"])
