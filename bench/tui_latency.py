@@ -15,9 +15,9 @@ detail, 1M for rss). Every figure is wall time from ``tmux send-keys`` returning
 the figure, as it is part of what a user sees). Targets (issue 14): keys median < 100 ms, max < 250 ms;
 detail <= 300 ms; RSS bounded; issue 13: the incident keys < 100 ms (compare their ratio to ``a`` of
 the same run: on a machine loaded by others the absolute figures mostly measure the load). Escape
-has a floor of ~100 ms in any Textual app in tmux: a lone ESC byte is reported when the driver's
-input loop wakes up again (select with a 0.1 s timeout), so ``close esc`` is measured apart from
-``close q``. The printed reference line gives the same poll's cost on an idle
+is reported after iotwatch's escape delay (25 ms, ``ESCDELAY``; tui/terminal.py: Textual's own
+input loop added 100-200 ms), so ``close esc`` is measured apart from ``close q``; ``--app
+"PYTHON LAUNCHER"`` runs another build for a before/after. The printed reference line gives the same poll's cost on an idle
 change-free screen, so the numbers can be read against this machine's load.
 """
 from __future__ import annotations

@@ -114,6 +114,16 @@ class IotWatchApp(App[int]):
         Binding("x", "dismiss_notice", "Dismiss warning", show=False, id="dismiss"),
     ]
 
+    def get_driver_class(self):
+        """Textual's driver for this terminal; on Linux/macOS one that reports Escape without the
+        100 ms wait (tui/terminal.py: ``ESCDELAY``, default 25 ms)."""
+        cls = super().get_driver_class()
+        if cls.__module__ == "textual.drivers.linux_driver" and cls.__name__ == "LinuxDriver":
+            from iotwatch.tui.terminal import EscapeDriver
+
+            return EscapeDriver
+        return cls
+
     def __init__(self, session: CaptureSession, *, tick: float = 0.25, view_cap: int = 50_000,
                  clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
