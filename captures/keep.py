@@ -13,8 +13,7 @@ Public API (captures layer; detector/run.py and the TUI build on it):
 * ``source.kept_frames() -> list[KeptFile]`` (on ``TsharkFieldsSource``; oldest first, thread-safe, may
   be called from any thread while the capture runs): live, the files the capture tee wrote so far and
   still on disk (a ring's deleted files are gone from the list; only frames already flushed to disk are
-  listed); a replayed file: ``[(the file, 1, frames read so far)]``; standard input: ``[]``.
-  ``MonitorRun.kept_frames()`` (detector/run.py; the TUI's ``CaptureSession``) forwards to it.
+  listed); a replay or standard input: ``[]`` (a replay's frames are in the file it reads).
   (A ``-w FILE --append`` file also holds earlier runs' sections before this run's frames: the offset
   rule above holds only for files this run created -- ring files and private rings always are.)
   A live run keeps files only when it was given a :class:`CaptureKeeper`: the user's ``-w`` (MonitorRun
