@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Iterable, NamedTuple, Sequence
 
 from .errors import InputError
-from .files import OutputFile, write_error
+from .files import OutputFile, appended_head, write_error
 from .pcapfile import (ENHANCED_PACKET, IF_TSRESOL, INTERFACE_DESCRIPTION, MAX_RECORD, OBSOLETE_PACKET, OPT_COMMENT,
                        OPT_ENDOFOPT, PCAP_HEADER_LEN, PCAP_MAGICS, PCAP_MAGICS_NS, PCAP_RECORD_LEN,
                        PCAPNG_HEADER_BLOCKS,
@@ -120,13 +120,7 @@ def ring_file_name(base: str | os.PathLike, number: int, when: float | None = No
 
 def check_appendable(path, what: str) -> None:
     """``--append`` continues a pcapng file with a new section: refuse an existing file that is not pcapng."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(4)
-    except FileNotFoundError:
-        return
-    except OSError as e:
-        raise InputError(f"cannot read {what} {path}: {e.strerror}") from None
+    head = appended_head(path, what, 4)
     if head and capture_format(head) != "pcapng":
         raise InputError(f"{what} {path} is not a pcapng file; --append adds a section to a pcapng file",
                          hint="give another file name, or --force to replace it")
