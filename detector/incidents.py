@@ -975,10 +975,12 @@ class IncidentEngine:
         tr.bytes += int(db[_B_BYTES])
         tr.conf_q += int(db[_B_CONF])
         tr.reflection += int(ds[_S_REFL])
-        pl = sb.peer_list[a:b]
+        # peers (and below, source MACs) counted per run of equal ones when the runs are long (a
+        # flood's, a scan's, a brute force's rows share their peer): same counts, same first-seen order
+        pl = _runs(sb.peer_list, sb.peer_new, a, b)
         _count(tr.peers, pl)
         if len(tr.peer_set) < MAX_DISTINCT:
-            if len(tr.peer_set) + len(pl) <= MAX_DISTINCT:
+            if len(tr.peer_set) + (b - a) <= MAX_DISTINCT:
                 tr.peer_set.update(pl)
             else:
                 tr.peer_set.update(list(dict.fromkeys(pl))[: MAX_DISTINCT - len(tr.peer_set)])
@@ -998,7 +1000,7 @@ class IncidentEngine:
                     tr.conn_bytes[x] = tr.conn_bytes.get(x, 0) + int(y)
         ma, mb = sb.mac_at[a], sb.mac_at[b]
         if mb > ma:
-            _count(tr.macs, sb.macs[ma:mb])
+            _count(tr.macs, _runs(sb.macs, sb.mac_new, ma, mb))
         ca, cb_ = sb.claim_at[a], sb.claim_at[b]
         if cb_ > ca:
             tr.impersonations += int(cb_ - ca)
@@ -1113,6 +1115,7 @@ class _Sorted:
         self.t = t = o["t"]
         self.frame = o["frame"]
         self.peer_list = o["peer"].tolist()
+        self.peer_new = _changes(o["peer"])
         # distinct probe targets (recon: peer, server port) / connections (bruteforce: peer, client port)
         self.dk = self.dk_list = None
         if dist.any():
@@ -1128,7 +1131,9 @@ class _Sorted:
         self.ports = sport[has]
         self.port_at = _at(has)
         sel = np.where(victim_role, ~fwd, fwd)
-        self.macs = o["eth_src"][sel].tolist()
+        macs = o["eth_src"][sel]
+        self.macs = macs.tolist()
+        self.mac_new = _changes(macs)
         self.mac_at = _at(sel)
         cl = o["claimed"]
         hc = np.zeros(n, dtype=bool)   # claims are made by spoofing rows only (_spoof_keys)
@@ -1204,6 +1209,29 @@ def _unique_inverse(k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     inv = np.empty(len(k), dtype=np.intp)
     inv[order] = np.cumsum(head) - 1
     return ks[head], inv
+
+
+def _changes(items: np.ndarray) -> np.ndarray:
+    """True where an item differs from the one before it (and at 0)."""
+    new = np.ones(len(items), dtype=bool)
+    if len(items) > 1:
+        new[1:] = items[1:] != items[:-1]
+    return new
+
+
+def _runs(items: list, new: np.ndarray, a: int, b: int) -> list | dict:
+    """``items[a:b]`` for ``_count``, or when its runs of equal items (``new``: see ``_changes``) are
+    long, the same counts as a dict in first-seen order."""
+    if b - a > 32:
+        heads = np.flatnonzero(new[a + 1:b])
+        if len(heads) * 4 < b - a:
+            starts = [a] + (heads + (a + 1)).tolist()
+            agg: dict = {}
+            for s, c in zip(starts, np.diff(starts + [b]).tolist()):
+                k = items[s]
+                agg[k] = agg.get(k, 0) + c
+            return agg
+    return items[a:b]
 
 
 def _at(mask: np.ndarray) -> np.ndarray:
