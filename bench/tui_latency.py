@@ -4,6 +4,7 @@
     .venv/bin/python bench/tui_latency.py keys --probe FILE   # the same, split into app / terminal share
     .venv/bin/python bench/tui_latency.py detail FILE   # Enter -> dissection on screen, frames across the file
     .venv/bin/python bench/tui_latency.py rss    FILE   # RSS while replaying FILE and browsing (g, G, PgUp ...)
+    .venv/bin/python bench/tui_latency.py startup FILE [--rounds N]  # start -> first frame, first rows
     .venv/bin/python bench/tui_latency.py incident FILE  # incident open / close / j / t / i during a
                                                           # full-speed replay, against 'a' and Home/End
         [--rounds N] [--json OUT] [--spans OUT.txt]      # --spans: UI-thread profile of the incident keys
@@ -328,6 +329,32 @@ def bench_incident(path: str, rounds: int, probe: bool = False,
     return out
 
 
+def bench_startup(path: str, rounds: int) -> dict:
+    """``iotwatch -r FILE`` started in a fresh tmux pane ``rounds`` times: wall time from starting it
+    to its first frame on screen (the status line says starting/replay) and to the first packet rows
+    in the table (Python start-up, imports, model load and tshark start included)."""
+    first, rows, loads = [], [], []
+    for _ in range(rounds):
+        t = Tmux()
+        try:
+            loads.append(os.getloadavg()[0])
+            t0 = time.perf_counter()
+            t.start([IOTWATCH, "-r", path, "--speed", "max"])
+            done, _ = t.wait(lambda s: any(w in status(s) for w in ("starting", "replay", "finished")), timeout=60,
+                             what="the first frame")
+            first.append(done - t0)
+            done, _ = t.wait(lambda s: bool(table_frames(s)), timeout=60, what="the first rows")
+            rows.append(done - t0)
+        finally:
+            t.close()
+        time.sleep(0.5)
+    f, r = sorted(x * 1000 for x in first), sorted(x * 1000 for x in rows)
+    print(f"start-up of iotwatch -r {path} in tmux, {rounds} runs (load average {min(loads):.1f}-{max(loads):.1f} "
+          f"on {os.cpu_count()} CPUs): first frame median {statistics.median(f):.0f} ms (min {f[0]:.0f}, max {f[-1]:.0f}); "
+          f"first packet rows median {statistics.median(r):.0f} ms (min {r[0]:.0f}, max {r[-1]:.0f})")
+    return {"first_frame_ms": f, "first_rows_ms": r, "load": loads}
+
+
 def bench_detail(path: str, frames: list[int]) -> None:
     t = Tmux()
     try:
@@ -409,7 +436,7 @@ def bench_rss(path: str) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=["keys", "detail", "rss", "incident"])
+    ap.add_argument("what", choices=["keys", "detail", "rss", "incident", "startup"])
     ap.add_argument("file")
     ap.add_argument("--presses", type=int, default=30)
     ap.add_argument("--rounds", type=int, default=8, help="incident: rounds of keys (each opens the modal twice)")
@@ -430,6 +457,12 @@ def main(argv=None) -> int:
             os.environ["IOTWATCH_PROBE_SPANS"] = "1"
         out = bench_incident(args.file, args.rounds, args.probe or bool(args.spans), speed=args.speed,
                              keep_report=args.spans, app=args.app.split() if args.app else None)
+        if args.json:
+            import json
+
+            Path(args.json).write_text(json.dumps(out))
+    elif args.what == "startup":
+        out = bench_startup(args.file, args.rounds)
         if args.json:
             import json
 
