@@ -307,7 +307,8 @@ def bench_incident(path: str, rounds: int, probe: bool = False,
            "after_ms": {k: [x * 1000 for x in v] for k, v in after.items()}}
     if misses:
         print(f"rounds cut short: {len(misses)} ({'; '.join(sorted(set(misses)))})")
-    print(f"incident keys during a full-speed replay of {path} ({runs} run(s), {done_rounds} rounds; "
+    print(f"incident keys during a {'full-speed' if speed == 'max' else speed} replay of {path} ({runs} run(s), "
+          f"{done_rounds} rounds; "
           f"load average {min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} CPUs; capture-pane round trip "
           f"{ref * 1000:.1f} ms):")
     ref_med = statistics.median(out["lat_ms"]["a"]) if out["lat_ms"]["a"] else float("nan")
