@@ -58,9 +58,9 @@ DEMO_PROFILE = Profile(camera_kbps=(20, 35), camera_fps=(4, 6), continuous_strea
 
 # scenario "varied": wide volume ranges; the rest is drawn per home and per episode
 VARIED_PROFILE = Profile(camera_kbps=(50, 1500), camera_fps=(4, 25), continuous_stream=False,
-                         stream_seconds=(10, 30, 90), clip_kb=(100, 4000), firmware_kb=(500, 6000),
+                         stream_seconds=(10, 30, 90), clip_kb=(100, 12000), firmware_kb=(500, 6000),
                          flood_rate=(100, 8000), flood_seconds=(2, 8), scan_ports=(100, 1000, 3000),
-                         upload_mb=(0.5, 10), backup_mb=(0.5, 8), tunnel_seconds=(20, 180), tunnel_rate=(0.5, 40),
+                         upload_mb=(0.5, 10), backup_mb=(0.3, 20), tunnel_seconds=(20, 180), tunnel_rate=(0.5, 40),
                          episodes_per_10min=6.0, min_episodes=2, varied=True)
 
 CORE_KINDS = ("hub", "camera", "sensor", "plug", "speaker", "laptop", "phone", "coap")
