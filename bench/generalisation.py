@@ -260,7 +260,7 @@ def main(argv=None) -> int:
             Path(args.json).write_text(json.dumps(res, indent=1))
         return 0
     recipes = {"sim": ["sim-train"], "lab": ["lab-train"], "sim+lab": ["sim-train", "lab-train"],
-               "sim+lab+real": ["sim-train", "lab-train", "real-train"]}
+               "sim+real": ["sim-train", "real-train"], "sim+lab+real": ["sim-train", "lab-train", "real-train"]}
     tests = {"sim-held": feats["sim-held"], "lab-held": feats["lab-held"], "real-eval": feats["real-eval"],
              "cases": feats["cases"]}
 
