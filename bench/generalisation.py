@@ -29,8 +29,10 @@ larger caps; the numbers here are for comparing recipes and feature blocks, not 
 removed (features.FEATURE_BLOCKS) and reports the change of each cross-source number.
 
 Features are computed once per capture (the same streaming extractor as a replay, one per capture;
-unlabelled frames still feed the context) and cached as .npz under ``--cache`` keyed by the capture's
-sha256 and the feature schema.
+unlabelled frames still feed the context) and cached under ``--cache`` as ``iotwatch train --cache``
+does (detector/featcache.py): the rows keyed by the capture's sha256, its labels and the feature code,
+the parsed tshark batches (``batches/``) keyed without the feature code, so after a feature change the
+rows are rebuilt without tshark. ``--only-cache`` fills both levels and stops.
 """
 from __future__ import annotations
 

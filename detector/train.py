@@ -9,6 +9,15 @@ Captures (pcap/pcapng, labels from ``<capture>.labels.csv`` or ``label=`` commen
 read with ``captures.open_source`` and featurised by THE SAME extractor the classifier uses at
 inference (``features.new_extractor``), one fresh extractor per capture, as a replay would.
 
+``--cache DIR`` keeps two levels per capture (detector/featcache.py): the feature rows
+(``DIR/*.npz``, keyed by the capture, its labels and the feature code) and the parsed tshark batches
+(``DIR/batches/*.npz``, keyed by the capture, its labels and the capture-side code only). After an
+edit of detector/features.py the rows are rebuilt from the batches (no tshark: only the feature
+code's own cost remains, bench/refeaturise.py), through the same ``transform(batch)`` path. Stale
+files are never served, only kept: clear everything with ``rm -r DIR``, only the rows with
+``rm DIR/*.npz`` (rebuilt from the batches), only the batches with ``rm -r DIR/batches`` (the next
+run re-reads every capture with tshark).
+
 Presets:
   ``paper``   the seed paper's protocol: its 11 raw fields (addresses included), three-sigma outlier
               removal, standard scaling, stratified 80/20 split, the 128-64-32 network with dropout 0.5,
@@ -112,19 +121,17 @@ def find_captures(paths: Sequence[str]) -> list[Path]:
 
 
 def feature_code_digest() -> str:
-    """sha256 of the source of the code that turns a capture into feature rows (the tshark fields,
-    their parser, the features): part of the feature cache's key, so a change of how a column is
-    computed misses the cache even when the column names (the schema hash) stay the same."""
+    """sha256 of the source of the code that turns a capture into feature rows (the capture side of
+    ``featcache.capture_code_digest``: tshark fields, parser, argv, batches, labels, the tshark version;
+    plus the features): part of the feature-row cache's key, so a change of how a column is computed
+    misses the cache even when the column names (the schema hash) stay the same."""
     global _FEATURE_CODE_DIGEST
     if _FEATURE_CODE_DIGEST is None:
-        from iotwatch.captures import fields
-        from iotwatch.captures.tshark import parser
-
         from . import features
+        from .featcache import capture_code_digest
 
-        h = hashlib.sha256()
-        for mod in (fields, parser, features):
-            h.update(Path(mod.__file__).read_bytes())
+        h = hashlib.sha256(capture_code_digest().encode())
+        h.update(Path(features.__file__).read_bytes())
         kernel = Path(features.__file__).with_name("_tables.c")  # DecayTable's C path (same values)
         if kernel.is_file():
             h.update(kernel.read_bytes())
@@ -133,17 +140,23 @@ def feature_code_digest() -> str:
 
 
 _FEATURE_CODE_DIGEST: str | None = None
+READ_BATCH_ROWS = 8192   # the batches featurise_capture reads (and caches) a capture in
 
 
 def featurise_capture(path: Path, classes: Sequence[str], featurizer: str, cache: Path | None = None,
                       on_batch=None) -> tuple[np.ndarray, np.ndarray, str]:
     """(X float32 for every frame, labels int8 with -1 = unlabelled, label source) of one capture, read
-    with a fresh extractor as a replay would. With ``cache``, the result is kept as an .npz named after
-    the capture and keyed by its sha256, its sidecar's sha256, the feature schema and the feature
-    code's digest, so a changed capture, label file or featurizer is never served stale rows."""
-    from iotwatch.captures.labels import LabelSet
-    from iotwatch.captures.sources import open_source
+    with a fresh extractor as a replay would.
 
+    With ``cache`` (detector/featcache.py), two levels: the feature rows, keyed by the capture's
+    sha256, its sidecar's sha256, the feature schema and the feature code's digest, so a changed
+    capture, label file or featurizer is never served stale rows; and the capture's parsed tshark
+    batches (``cache/batches/``), keyed without the feature code. When only the feature code changed,
+    the rows are rebuilt from the cached batches -- the same ``transform(batch)`` calls on the same
+    batches as a tshark read, no tshark. Unreadable cache files are rebuilt."""
+    from iotwatch.captures.labels import LabelSet
+
+    from . import featcache
     from .features import featurizer_info
 
     labels = LabelSet.load(classes, capture=path)
@@ -151,36 +164,56 @@ def featurise_capture(path: Path, classes: Sequence[str], featurizer: str, cache
         raise InputError(f"capture {path} has no labels",
                          hint="add <capture>.labels.csv (frame_number,label) or label= packet comments")
     label_source = labels.source if labels.sidecar_path is None else labels.sidecar_path.name
-    f = None
-    if cache is not None:
-        side = Path(str(path) + ".labels.csv")
-        lab_digest = sha256_file(side)[:12] if side.is_file() else "nolabels"
-        schema = featurizer_info(featurizer)[1]
-        key = hashlib.sha256(f"{sha256_file(path)}:{lab_digest}:{schema}:{feature_code_digest()}".encode()
-                             ).hexdigest()[:24]
-        f = Path(cache) / f"{path.name}.{key}.npz"
-        if f.is_file() and list(classes) == list(CONTRACT_CLASSES):
-            with np.load(f) as z:
-                return z["X"], z["y"].astype(np.int8), label_source
     extractor = new_extractor(featurizer)
-    source = open_source(read=str(path))
+    rows_file = stored = recorder = None
+    if cache is not None and list(classes) == list(CONTRACT_CLASSES):
+        side = labels.sidecar_path
+        side_sha = sha256_file(side) if side is not None and side.is_file() else "nolabels"
+        capture_sha = sha256_file(path)
+        schema = featurizer_info(featurizer)[1]
+        key = hashlib.sha256(f"{capture_sha}:{side_sha[:12]}:{schema}:{feature_code_digest()}".encode()
+                             ).hexdigest()[:24]
+        rows_file = Path(cache) / f"{path.name}.{key}.npz"
+        hit = featcache.load_rows(rows_file, len(extractor.names))
+        if hit is not None:
+            return hit[0], hit[1], label_source
+        batches_file, batches_key = featcache.batch_cache_file(Path(cache), path, capture_sha, side_sha)
+        stored = featcache.load_batches(batches_file, batches_key)
+        if stored is None:
+            recorder = featcache.BatchRecorder()
     Xs, ys = [], []
-    try:
-        for batch in source.batches(max_rows=8192, max_wait=1.0):
-            if len(batch):
-                Xs.append(extractor.transform(batch))
-                ys.append(labels.for_batch(batch).astype(np.int8))
-                if on_batch is not None:
-                    on_batch(len(batch))
-    finally:
-        source.close()
+    if stored is not None:   # the feature code changed, the capture side did not: no tshark
+        for batch, lab in stored:
+            Xs.append(extractor.transform(batch))
+            ys.append(lab)
+            if on_batch is not None:
+                on_batch(len(batch))
+    else:
+        from iotwatch.captures.sources import open_source
+
+        source = open_source(read=str(path))
+        try:
+            for batch in source.batches(max_rows=READ_BATCH_ROWS, max_wait=1.0):
+                if len(batch):
+                    Xs.append(extractor.transform(batch))
+                    ys.append(labels.for_batch(batch).astype(np.int8))
+                    if recorder is not None:
+                        recorder.add(batch, ys[-1])
+                    if on_batch is not None:
+                        on_batch(len(batch))
+                elif batch.truncated and recorder is not None:
+                    recorder.truncated = batch.truncated
+        finally:
+            source.close()
     X = np.concatenate(Xs) if Xs else np.zeros((0, len(extractor.names)), np.float32)
     y = np.concatenate(ys) if ys else np.zeros(0, np.int8)
-    if f is not None and list(classes) == list(CONTRACT_CLASSES):
-        output_folder(f.parent, "--cache folder")
-        tmp = f.with_name(f.name + ".tmp.npz")
-        np.savez(tmp, X=X, y=y)
-        tmp.replace(f)
+    if rows_file is not None:
+        output_folder(rows_file.parent, "--cache folder")
+        if recorder is not None:
+            arrays = recorder.arrays(batches_key)
+            if arrays is not None:
+                featcache.save_npz(batches_file, arrays)
+        featcache.save_npz(rows_file, {"X": X, "y": y})
     return X, y, label_source
 
 

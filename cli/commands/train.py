@@ -23,7 +23,9 @@ def build_parser() -> UsageParser:
     p.add_argument("--max-rows-per-class", type=int, metavar="N", help="keep at most N random rows per class of the --captures rows "
                    "(--upweight rows are all kept)")
     p.add_argument("--cache", metavar="DIR", help="keep each capture's feature rows here (keyed by the capture's and its "
-                   "labels' sha256 and the feature schema) and reuse them on the next run (the same bundle either way)")
+                   "labels' sha256 and the feature code) and its parsed tshark batches (DIR/batches, keyed without the "
+                   "feature code: after a feature change the rows are rebuilt without tshark) and reuse them on the "
+                   "next run (the same bundle either way); rm -r DIR clears both")
     p.add_argument("--per-source", action="store_true",
                    help="each --captures and --upweight PATH is one source: --max-rows-per-class applies per "
                         "(source, class), also to --upweight sources (then repeated), so a large simulated set cannot "
