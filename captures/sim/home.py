@@ -48,6 +48,7 @@ class Profile:
     min_episodes: int = 2
     extra_clients: int = 0
     varied: bool = False      # draw address plan, stacks, DNS visibility, wider attack kinds (variety.py)
+    upload_lookalikes: bool = False  # classic homes: also the uploads shaped like exfiltration (variety.py)
 
 
 DEMO_PROFILE = Profile(camera_kbps=(20, 35), camera_fps=(4, 6), continuous_stream=False, stream_seconds=(15, 20),
@@ -255,6 +256,12 @@ def build_home(sim: Sim, devices: int, profile: Profile, plan: V.Plan | None = N
     if plan is not None:
         b.home.resolver_hook = V.Resolver(b.env, plan)
         V.spawn_lookalikes(b.env, b.by_kind, sim.rng("variety/lookalikes"), b.t0, b.span, profile.backup_mb)
+    elif profile.upload_lookalikes:
+        ru = sim.rng("variety/uploads")
+        lan = [h for h in b.home.hosts if h.local and h is not b.home.gateway]
+        people = b.by_kind.get("laptop", []) + b.by_kind.get("phone", [])
+        V.spawn_upload_lookalikes(b.env, lan, people, ru, lambda lo, hi: b.t0 + int(ru.uniform(lo, hi) * b.span),
+                                  b.t0, b.span)
     return b.env, b.by_kind
 
 

@@ -49,7 +49,7 @@ from .variety import draw_plan
 
 SCENARIOS: dict[str, tuple[Profile, tuple[str, ...]]] = {
     "home": (Profile(), ATTACK_FAMILIES),
-    "busy": (Profile(extra_clients=3, episodes_per_10min=4.5), ATTACK_FAMILIES),
+    "busy": (Profile(extra_clients=3, episodes_per_10min=4.5, upload_lookalikes=True), ATTACK_FAMILIES),
     "benign": (Profile(), ()),
     "demo": (DEMO_PROFILE, ATTACK_FAMILIES),
     "varied": (VARIED_PROFILE, ATTACK_FAMILIES),
