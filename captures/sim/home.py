@@ -64,6 +64,8 @@ VARIED_PROFILE = Profile(camera_kbps=(50, 1500), camera_fps=(4, 25), continuous_
                          upload_mb=(0.5, 10), backup_mb=(0.3, 20), tunnel_seconds=(20, 180), tunnel_rate=(0.5, 40),
                          episodes_per_10min=6.0, min_episodes=2, varied=True)
 
+EXFIL_NAMES = ("transfer.example-share.com", "api.example-paste.net", "upload.example-files.io",
+               "s3.example-bucket.com", "cdn-sync.example-c2.net", "drive.example-storage.org")
 CORE_KINDS = ("hub", "camera", "sensor", "plug", "speaker", "laptop", "phone", "coap")
 EXTRA_KINDS = ("sensor", "sensor", "plug", "plug", "camera", "speaker", "phone", "laptop", "thermostat", "bridge",
                "coap")
@@ -416,9 +418,17 @@ class _Episodes:
                                  tool=what[5:])
         else:
             proc = A.bulk_upload(env, client, r, megabytes=r.uniform(*p.upload_mb),
-                                 port=r.choice((443, 443, 8443, 80, 8080, 4444, 9001)))
+                                 port=r.choice((443, 443, 8443, 80, 8080, 4444, 9001)), name=self._exfil_name(r))
         self.spawn(proc, at)
         return what
+
+    def _exfil_name(self, r: random.Random) -> str | None:
+        """Varied and busy homes: half the uploads go to a name the tool looks up first (a file-sharing
+        service, a bucket, the attacker's domain), so "no lookup before the upload" marks no class;
+        other homes keep their draws (the demo stays byte-identical)."""
+        if not (self.p.varied or self.p.upload_lookalikes) or r.random() < 0.5:
+            return None
+        return r.choice(EXFIL_NAMES)
 
 
 def _loguniform(r: random.Random, lo: float, hi: float) -> float:
@@ -633,7 +643,7 @@ class _WideEpisodes(_Episodes):
         if what == "https-post":
             self.note(attacker=client, victims=[])
             self.spawn(T.https_post_exfil(env, client, r, seconds=r.uniform(30, 300), period=_loguniform(r, 3, 60),
-                                          chunk_kb=(20, 800)), at)
+                                          chunk_kb=(20, 800), name=self._exfil_name(r)), at)
             return what
         return super().exfiltration(r, at, what)
 
