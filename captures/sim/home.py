@@ -49,6 +49,7 @@ class Profile:
     extra_clients: int = 0
     varied: bool = False      # draw address plan, stacks, DNS visibility, wider attack kinds (variety.py)
     upload_lookalikes: bool = False  # classic homes: also the uploads shaped like exfiltration (variety.py)
+    exfil_lookups: bool = False  # half the upload exfiltrations resolve a name first (EXFIL_NAMES)
 
 
 DEMO_PROFILE = Profile(camera_kbps=(20, 35), camera_fps=(4, 6), continuous_stream=False, stream_seconds=(15, 20),
@@ -62,7 +63,7 @@ VARIED_PROFILE = Profile(camera_kbps=(50, 1500), camera_fps=(4, 25), continuous_
                          stream_seconds=(10, 30, 90), clip_kb=(100, 12000), firmware_kb=(500, 6000),
                          flood_rate=(100, 8000), flood_seconds=(2, 8), scan_ports=(100, 1000, 3000),
                          upload_mb=(0.5, 10), backup_mb=(0.3, 20), tunnel_seconds=(20, 180), tunnel_rate=(0.5, 40),
-                         episodes_per_10min=6.0, min_episodes=2, varied=True)
+                         episodes_per_10min=6.0, min_episodes=2, varied=True, exfil_lookups=True)
 
 EXFIL_NAMES = ("transfer.example-share.com", "api.example-paste.net", "upload.example-files.io",
                "s3.example-bucket.com", "cdn-sync.example-c2.net", "drive.example-storage.org")
@@ -423,10 +424,10 @@ class _Episodes:
         return what
 
     def _exfil_name(self, r: random.Random) -> str | None:
-        """Varied and busy homes: half the uploads go to a name the tool looks up first (a file-sharing
-        service, a bucket, the attacker's domain), so "no lookup before the upload" marks no class;
-        other homes keep their draws (the demo stays byte-identical)."""
-        if not (self.p.varied or self.p.upload_lookalikes) or r.random() < 0.5:
+        """``Profile.exfil_lookups`` (home, busy, varied): half the uploads go to a name the tool looks
+        up first (a file-sharing service, a bucket, the attacker's domain), so "no lookup before the
+        upload" marks no class; other profiles keep their draws (the demo stays byte-identical)."""
+        if not self.p.exfil_lookups or r.random() < 0.5:
             return None
         return r.choice(EXFIL_NAMES)
 

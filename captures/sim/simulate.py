@@ -48,8 +48,9 @@ from .home import ATTACK_FAMILIES, CLASSES, DEMO_PROFILE, VARIED_PROFILE, Profil
 from .variety import draw_plan
 
 SCENARIOS: dict[str, tuple[Profile, tuple[str, ...]]] = {
-    "home": (Profile(), ATTACK_FAMILIES),
-    "busy": (Profile(extra_clients=3, episodes_per_10min=4.5, upload_lookalikes=True), ATTACK_FAMILIES),
+    "home": (Profile(exfil_lookups=True), ATTACK_FAMILIES),
+    "busy": (Profile(extra_clients=3, episodes_per_10min=4.5, upload_lookalikes=True, exfil_lookups=True),
+             ATTACK_FAMILIES),
     "benign": (Profile(), ()),
     "demo": (DEMO_PROFILE, ATTACK_FAMILIES),
     "varied": (VARIED_PROFILE, ATTACK_FAMILIES),
