@@ -2,7 +2,7 @@
 
     iotwatch simulate --out DIR [--seed N] [--duration 10m] [--devices 12]
                       [--attacks recon,dos,bruteforce,spoofing,exfiltration|all|none]
-                      [--scenario home|demo|benign|busy|varied] [--name NAME] [--start-offset T|random]
+                      [--scenario home|demo|benign|busy|varied|uploads] [--name NAME] [--start-offset T|random]
 
 Writes ``DIR/NAME.pcapng`` (every packet carries the comment ``label=<class> activity=<what>``),
 ``DIR/NAME.pcapng.labels.csv`` (``frame_number,label``, CONTRACT §2) and
@@ -44,16 +44,16 @@ from ..pcapfile import comment_option
 from .writer import PcapngWriter
 from .core import SECOND, Sim
 from .episodes import EpisodeLog
-from .home import ATTACK_FAMILIES, CLASSES, DEMO_PROFILE, VARIED_PROFILE, Profile, build_home, schedule_attacks
+from .home import ATTACK_FAMILIES, CLASSES, DEMO_PROFILE, UPLOADS_PROFILE, VARIED_PROFILE, Profile, build_home, schedule_attacks
 from .variety import draw_plan
 
 SCENARIOS: dict[str, tuple[Profile, tuple[str, ...]]] = {
-    "home": (Profile(exfil_lookups=True), ATTACK_FAMILIES),
-    "busy": (Profile(extra_clients=3, episodes_per_10min=4.5, upload_lookalikes=True, exfil_lookups=True),
-             ATTACK_FAMILIES),
+    "home": (Profile(), ATTACK_FAMILIES),
+    "busy": (Profile(extra_clients=3, episodes_per_10min=4.5), ATTACK_FAMILIES),
     "benign": (Profile(), ()),
     "demo": (DEMO_PROFILE, ATTACK_FAMILIES),
     "varied": (VARIED_PROFILE, ATTACK_FAMILIES),
+    "uploads": (UPLOADS_PROFILE, ATTACK_FAMILIES),
 }
 
 

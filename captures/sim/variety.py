@@ -552,7 +552,7 @@ def ntp_burst(env: Env, hosts: list[Host], rng: random.Random) -> Process:
 
 
 def spawn_lookalikes(env: Env, by_kind: dict[str, list[Host]], rng: random.Random, t0: int, span: int,
-                     backup_mb: tuple[float, float]) -> None:
+                     backup_mb: tuple[float, float], uploads: bool = False) -> None:
     """Start the benign look-alikes in a varied home."""
     sim = env.sim
     lan = [h for h in env.home.hosts if h.local and h is not env.home.gateway]
@@ -582,8 +582,8 @@ def spawn_lookalikes(env: Env, by_kind: dict[str, list[Host]], rng: random.Rando
         sim.spawn(health_checks(env, hub, rng.sample(lan, min(len(lan), rng.randint(3, 10))), rng), at(0, 0.2))
     if rng.random() < 0.3:
         sim.spawn(ntp_burst(env, lan, rng), at(0.1, 0.8))
-    # uploads shaped like exfiltration (a stream of their own: the draws above stay as they were)
-    spawn_upload_lookalikes(env, lan, people, sim.rng("variety/uploads"), at, t0, span)
+    if uploads:  # uploads shaped like exfiltration (a stream of their own: the draws above stay as they were)
+        spawn_upload_lookalikes(env, lan, people, sim.rng("variety/uploads"), at, t0, span)
 
 
 def spawn_upload_lookalikes(env: Env, lan: list[Host], people: list[Host], ru: random.Random, at, t0: int,
