@@ -220,6 +220,8 @@ def main(argv=None) -> int:
     ap.add_argument("--only-cache", action="store_true", help="featurise (fill the cache) and stop")
     ap.add_argument("--model", help="score this bundle on the test parts instead of training (no matrix)")
     ap.add_argument("--json")
+    ap.add_argument("--save-pred", help="folder: write each trained config's argmax per frame of every test "
+                                        "capture as CONFIG-CAPTURE.npy (error analysis)")
     args = ap.parse_args(argv)
 
     import torch
@@ -262,7 +264,7 @@ def main(argv=None) -> int:
             Path(args.json).write_text(json.dumps(res, indent=1))
         return 0
     recipes = {"sim": ["sim-train"], "lab": ["lab-train"], "sim+lab": ["sim-train", "lab-train"],
-               "sim+lab+real": ["sim-train", "lab-train", "real-train"]}
+               "sim+real": ["sim-train", "real-train"], "sim+lab+real": ["sim-train", "lab-train", "real-train"]}
     tests = {"sim-held": feats["sim-held"], "lab-held": feats["lab-held"], "real-eval": feats["real-eval"],
              "cases": feats["cases"]}
 
@@ -295,6 +297,11 @@ def main(argv=None) -> int:
         X, y = build(parts)
         model = train(X, y, all_cols, args.epochs, args.seed, args.class_weight_power)
         results["matrix"][name] = {"train_rows": int(len(y)), "results": evaluate(model, tests)}
+        if args.save_pred:
+            Path(args.save_pred).mkdir(parents=True, exist_ok=True)
+            for part in tests:
+                for (_, f), (_, X, _) in zip(files[part], feats[part]):
+                    np.save(Path(args.save_pred) / f"{name}-{f.name}.npy", model.predict(X).astype(np.int8))
         print(f"{name}: trained on {len(y):,} rows in {time.time() - t0:.0f} s", flush=True)
         print_matrix(results["matrix"])
     if args.ablation and "sim+lab+real" in results["matrix"]:
