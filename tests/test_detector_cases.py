@@ -118,11 +118,10 @@ def test_benign_case_raises_no_alert(case, tmp_path, capsys, threshold):
     assert not alerts, f"{case}: {len(alerts)} alerts ({dict(got)})"
 
 
-# A known miss of the bundled model (detector/MODEL_CARD.md): /3 called 47% of the reflection case dos, /4 called
-# it normal and exfiltration (the amplified DNS answers look like a tunnel's), /5 calls 45% of it dos and the rest
-# mostly exfiltration. Strict xfail: the run fails as soon as a model gets it right, so the mark cannot outlive the miss.
-KNOWN_MISSES = {"reflection": "iotwatch-default/5 calls the DNS+SNMP reflection at the victim dos on 45% of its "
-                              "packets, exfiltration on most of the rest (issue 12)"}
+# Known misses of the bundled model (detector/MODEL_CARD.md), strict xfail: the run fails as soon as a model gets
+# it right, so a mark cannot outlive its miss. None for iotwatch-default/6: the reflection case (/3 47% dos, /4
+# normal and exfiltration, /5 45% dos) is dos since /6 trained on the victim's view of the lab's reflection windows.
+KNOWN_MISSES: dict[str, str] = {}
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=KNOWN_MISSES[c]))
