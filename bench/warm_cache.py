@@ -38,6 +38,7 @@ def main(argv=None) -> int:
     from iotwatch.captures.labels import LabelSet
     from iotwatch.detector.bundle import CONTRACT_CLASSES
     from iotwatch.detector.features import FEATURIZER_VERSION
+    from iotwatch.detector.featcache import level_bytes
     from iotwatch.detector.train import featurise_capture, find_captures
 
     try:
@@ -87,8 +88,7 @@ def main(argv=None) -> int:
         print(f"[{i}/{len(files)}] {f}: {len(y):,} frames, {int((y >= 0).sum()):,} labelled, "
               f"{time.monotonic() - t0:.1f} s ({how})", flush=True)
         del X, y
-    size = {level: sum(p.stat().st_size for p in fs) / 1e9 for level, fs in
-            (("rows", list(cache.glob("*.npz"))), ("batches", list((cache / "batches").glob("*.npz"))))}
+    size = {level: n / 1e9 for level, n in level_bytes(cache).items()}
     print(f"done: {sum(served.values())} captures, {frames:,} frames in {time.monotonic() - t_all:.0f} s; "
           f"served from rows {served['rows']}, from batches {served['batches']}, read with tshark {served['tshark']}; "
           f"cache: batches {size['batches']:.2f} GB, rows {size['rows']:.2f} GB (all feature codes); "
