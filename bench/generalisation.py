@@ -181,15 +181,19 @@ def train(X: np.ndarray, y: np.ndarray, cols: np.ndarray, epochs: int, seed: int
     return Trained(FoldedMLP.from_tensors(mcfg, res.tensors, res.mean, res.std), cols)
 
 
-def evaluate(model: Trained, tests: dict[str, list[tuple[str, np.ndarray, np.ndarray]]]) -> dict:
-    """{test part: {"all": metrics, per source: metrics}}."""
+def evaluate(model: Trained, tests: dict[str, list[tuple[str, np.ndarray, np.ndarray]]], on_pred=None) -> dict:
+    """{test part: {"all": metrics, per source: metrics}}. ``on_pred(part, i, pred)``: also hands each
+    test capture's predictions (the i-th of its part) to the caller (--save-pred)."""
     out = {}
     for part, items in tests.items():
         if not items:
             continue
         by_src: dict[str, list] = {}
-        for src, X, y in items:
-            by_src.setdefault(src, []).append((y, model.predict(X)))
+        for i, (src, X, y) in enumerate(items):
+            pred = model.predict(X)
+            if on_pred is not None:
+                on_pred(part, i, pred)
+            by_src.setdefault(src, []).append((y, pred))
         res = {}
         ys_all, ps_all = [], []
         for src, pairs in sorted(by_src.items()):
@@ -232,6 +236,8 @@ def main(argv=None) -> int:
     ap.add_argument("--only-cache", action="store_true", help="featurise (fill the cache) and stop")
     ap.add_argument("--model", help="score this bundle on the test parts instead of training (no matrix)")
     ap.add_argument("--json")
+    ap.add_argument("--save-pred", help="folder: write each trained config's argmax per frame of every test "
+                                        "capture as CONFIG-CAPTURE.npy (error analysis)")
     args = ap.parse_args(argv)
 
     import torch
@@ -274,7 +280,7 @@ def main(argv=None) -> int:
             Path(args.json).write_text(json.dumps(res, indent=1))
         return 0
     recipes = {"sim": ["sim-train"], "lab": ["lab-train"], "sim+lab": ["sim-train", "lab-train"],
-               "sim+lab+real": ["sim-train", "lab-train", "real-train"]}
+               "sim+real": ["sim-train", "real-train"], "sim+lab+real": ["sim-train", "lab-train", "real-train"]}
     tests = {"sim-held": feats["sim-held"], "lab-held": feats["lab-held"], "real-eval": feats["real-eval"],
              "cases": feats["cases"]}
 
@@ -298,6 +304,13 @@ def main(argv=None) -> int:
                                   "files": {k: [str(f) for _, f in v] for k, v in files.items()}},
                      "matrix": {}, "ablation": {}}
     all_cols = np.arange(len(FEATURE_NAMES))
+    if args.save_pred:
+        Path(args.save_pred).mkdir(parents=True, exist_ok=True)
+
+    def save_pred(part: str, i: int, pred: np.ndarray) -> None:
+        """--save-pred: the predictions evaluate() makes anyway (no second pass of the model)."""
+        np.save(Path(args.save_pred) / f"{name}-{files[part][i][1].name}.npy", pred.astype(np.int8))
+
     for name in args.configs.split(","):
         parts = recipes[name]
         if not all(feats[p] for p in parts):
@@ -306,7 +319,8 @@ def main(argv=None) -> int:
         t0 = time.time()
         X, y = build(parts)
         model = train(X, y, all_cols, args.epochs, args.seed, args.class_weight_power)
-        results["matrix"][name] = {"train_rows": int(len(y)), "results": evaluate(model, tests)}
+        results["matrix"][name] = {"train_rows": int(len(y)),
+                                   "results": evaluate(model, tests, save_pred if args.save_pred else None)}
         print(f"{name}: trained on {len(y):,} rows in {time.time() - t0:.0f} s", flush=True)
         print_matrix(results["matrix"])
     if args.ablation and "sim+lab+real" in results["matrix"]:

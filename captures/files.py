@@ -116,6 +116,19 @@ def _start_on_a_new_line(fh, path) -> None:
             fh.flush()
 
 
+def appended_head(path, what: str, size: int, *, line: bool = False, shown=None) -> bytes | None:
+    """The first ``size`` bytes (``line``: its first line, at most ``size`` bytes) of a file ``--append``
+    would continue, for a check that it can be continued; None when there is no such file yet.
+    InputError (named ``shown``, default ``path``) when it cannot be read."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.readline(size) if line else fh.read(size)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise InputError(f"cannot read {what} {path if shown is None else shown}: {e.strerror}") from None
+
+
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return os.path.samefile(a, b)

@@ -13,8 +13,7 @@ Public API (captures layer; detector/run.py and the TUI build on it):
 * ``source.kept_frames() -> list[KeptFile]`` (on ``TsharkFieldsSource``; oldest first, thread-safe, may
   be called from any thread while the capture runs): live, the files the capture tee wrote so far and
   still on disk (a ring's deleted files are gone from the list; only frames already flushed to disk are
-  listed); a replayed file: ``[(the file, 1, frames read so far)]``; standard input: ``[]``.
-  ``MonitorRun.kept_frames()`` (detector/run.py; the TUI's ``CaptureSession``) forwards to it.
+  listed); a replay or standard input: ``[]`` (a replay's frames are in the file it reads).
   (A ``-w FILE --append`` file also holds earlier runs' sections before this run's frames: the offset
   rule above holds only for files this run created -- ring files and private rings always are.)
   A live run keeps files only when it was given a :class:`CaptureKeeper`: the user's ``-w`` (MonitorRun
@@ -54,7 +53,7 @@ from pathlib import Path
 from typing import Iterable, NamedTuple, Sequence
 
 from .errors import InputError
-from .files import OutputFile, write_error
+from .files import OutputFile, appended_head, write_error
 from .pcapfile import (ENHANCED_PACKET, IF_TSRESOL, INTERFACE_DESCRIPTION, MAX_RECORD, OBSOLETE_PACKET, OPT_COMMENT,
                        OPT_ENDOFOPT, PCAP_HEADER_LEN, PCAP_MAGICS, PCAP_MAGICS_NS, PCAP_RECORD_LEN,
                        PCAPNG_HEADER_BLOCKS,
@@ -121,13 +120,7 @@ def ring_file_name(base: str | os.PathLike, number: int, when: float | None = No
 
 def check_appendable(path, what: str) -> None:
     """``--append`` continues a pcapng file with a new section: refuse an existing file that is not pcapng."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(4)
-    except FileNotFoundError:
-        return
-    except OSError as e:
-        raise InputError(f"cannot read {what} {path}: {e.strerror}") from None
+    head = appended_head(path, what, 4)
     if head and capture_format(head) != "pcapng":
         raise InputError(f"{what} {path} is not a pcapng file; --append adds a section to a pcapng file",
                          hint="give another file name, or --force to replace it")
@@ -250,44 +243,59 @@ class PcapngWalker:
         if self.problem:
             return []
         buf = self._rest + bytes(data) if self._rest else bytes(data)
+        end, _, runs = self.walk(buf)
+        for run in runs:
+            run.data = buf
+        self._rest = buf[end:] if end < len(buf) else b""
+        return runs
+
+    def walk(self, buf, pos: int = 0, max_packets: int | None = None, runs: bool = True) -> tuple[int, int, list[Run]]:
+        """Walk the whole blocks of ``buf`` (bytes or bytearray) from ``pos``, the next bytes of the
+        stream: up to ``max_packets`` packet blocks (None: all), stopping at an incomplete block or at
+        a malformed one (``problem`` set). Returns the offset after the last whole block walked, the
+        packet blocks walked and, with ``runs``, their :class:`Run` objects, whose offsets count from
+        ``pos`` and whose ``data`` the caller sets (``buf[pos:end]`` as bytes). The live splitter
+        walks dumpcap's stream with this once, for its rotation and for the keeper (``feed_runs``)."""
         out: list[Run] = []
-        pos, n = 0, len(buf)
+        base, n, packets = pos, len(buf), 0
         head = struct.Struct(self.order + "II").unpack_from
         run: Run | None = None
         packet_types = (ENHANCED_PACKET, OBSOLETE_PACKET, SIMPLE_PACKET)
-        while pos + 12 <= n:
+        while pos + 12 <= n and (max_packets is None or packets < max_packets):
             btype, blen = head(buf, pos)
             if btype == SECTION_HEADER:
                 self.order = section_byte_order(buf[pos + 8:pos + 12])
                 head = struct.Struct(self.order + "II").unpack_from
                 btype, blen = head(buf, pos)
             if blen < 12 or blen % 4 or blen > MAX_RECORD:
-                self.problem = f"bad pcapng block at byte {self.offset + pos} (type {btype:#x}, length {blen})"
+                self.problem = (f"bad pcapng block at byte {self.offset + pos - base} (type {btype:#x}, "
+                                f"length {blen})")
                 break
             end = pos + blen
             if end > n:
                 break
             if btype in packet_types:
-                if run is None:
-                    run = Run(buf, self.frames + 1, self.section, self.header, self.order, self._tsres)
-                    out.append(run)
-                run.starts.append(pos)
-                run.ends.append(end)
+                if runs:
+                    if run is None:
+                        run = Run(None, self.frames + 1, self.section, self.header, self.order, self._tsres)
+                        out.append(run)
+                    run.starts.append(pos - base)
+                    run.ends.append(end - base)
+                packets += 1
                 self.frames += 1
             elif btype == SECTION_HEADER:
                 run = None
                 self.section += 1
-                self.header = buf[pos:end]
+                self.header = bytes(buf[pos:end])
                 self._tsres = []
             elif btype in PCAPNG_HEADER_BLOCKS:
                 run = None
-                self.header += buf[pos:end]
+                self.header += bytes(buf[pos:end])
                 if btype == INTERFACE_DESCRIPTION:
                     self._tsres = self._tsres + [_tsresol(buf[pos:end], self.order)]
             pos = end
-        self._rest = buf[pos:] if pos < n else b""
-        self.offset += pos
-        return out
+        self.offset += pos - base
+        return pos, packets, out
 
     @property
     def pending(self) -> int:
@@ -817,7 +825,7 @@ class CaptureKeeper(_Runs):
         self.window_bytes = window_bytes
         self.max_frames = max_frames
         self.private_dir = private_dir
-        self._walker = PcapngWalker()
+        self.walker = PcapngWalker()   # the stream's blocks: the live splitter walks with it (feed_runs)
         self._window_size = 0
         self._lock = threading.Lock()
         self.problem: str | None = None
@@ -836,16 +844,23 @@ class CaptureKeeper(_Runs):
     @property
     def frames(self) -> int:
         """Packets seen in the stream so far."""
-        return self._walker.frames
+        return self.walker.frames
 
     def feed(self, data) -> None:
-        """Whole pcapng blocks of the capture stream, in order (the splitter calls this before tshark
-        gets them, so a frame is here before it can be classified)."""
+        """The next bytes of the capture stream (``walker`` walks them; see ``feed_runs``)."""
         if self.closed:
             return
-        runs = self._walker.feed(data)
-        if self._walker.problem and not self.problem:
-            self.problem = f"live capture stream: {self._walker.problem}; nothing kept from there"
+        runs = self.walker.feed(data)
+        if self.walker.problem and not self.problem:
+            self.problem = f"live capture stream: {self.walker.problem}; nothing kept from there"
+        self.feed_runs(runs)
+
+    def feed_runs(self, runs: list[Run]) -> None:
+        """The packets of the next whole blocks of the stream, as ``walker`` walked them (the live
+        splitter walks dumpcap's stream once and calls this before tshark gets the blocks, so a
+        frame is here before it can be classified)."""
+        if self.closed:
+            return
         w = self.writer
         if w is not None and w.problem is None and runs:
             for run in runs:
@@ -874,7 +889,7 @@ class CaptureKeeper(_Runs):
         return self.writer.kept() if self.writer is not None else []
 
     def header(self) -> tuple[int, bytes, str] | None:
-        w = self._walker
+        w = self.walker
         return (w.section, w.header, w.order) if w.header else None
 
     def close(self) -> None:

@@ -111,9 +111,6 @@ class RunConfig:
         o = self.outputs
         if o.write == "-" and not self.headless:
             raise InputError("-w - (pcapng on standard output) works with --headless only: the TUI needs the terminal")
-        if o.write == "-" and "-" in (o.report, o.predictions, o.alerts):
-            raise InputError("-w - and another output both go to standard output (-)",
-                             hint="only one output can be -; give the other a file")
         if (o.write or o.write_flagged) and self.source.read == "-":
             raise InputError("-w/--write-flagged need a capture file they can read again, not -r - (standard input)",
                              hint="save the capture first (tee it into a file), or write it with the tool that feeds the pipe")

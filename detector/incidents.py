@@ -497,9 +497,11 @@ class IncidentEngine:
         if not self._arp_learnt:   # no spoofing rows in this batch: just learn the ARP senders
             arp = np.flatnonzero(p["arp_opcode"] >= 0)
             if len(arp):
+                owner = self._owner   # only an address without an owner yet can be learnt
                 hw, ip, es = p["arp_src_hw"][arp].tolist(), p["arp_src_ip"][arp].tolist(), p["eth_src"][arp].tolist()
                 for a, h, e in zip(ip, hw, es):
-                    self._learn(a, h or e)
+                    if a not in owner:
+                        self._learn(a, h or e)
         self.now = float(t[-1])
         self._learn_names(p)
         self._expire(float(t[-1]))
@@ -631,7 +633,9 @@ class IncidentEngine:
         forged = np.empty(0, dtype=np.int64)
         if self._dos_index >= 0:
             cand = np.flatnonzero((cls == self._dos_index) & udp & client_src & _lookup(_REFL, dp)
-                                  & ~_lookup(_REFL, sp) & (ip_src != ""))
+                                  & ~_lookup(_REFL, sp))
+            if len(cand):
+                cand = cand[ip_src[cand] != ""]
             if len(cand):
                 forged = cand[self._forged_sources(p, idx[cand], ip_src[cand], eth_src[cand])]
                 refl[forged] = True
@@ -745,8 +749,12 @@ class IncidentEngine:
         mine = idx[rows]
         arp_hw, arp_sip, arp_dip = p["arp_src_hw"], p["arp_src_ip"], p["arp_dst_ip"]
         owner, impostor, known = self._owner, self._impostor, self._poisoners
-        dns_r = (p["dns_flags"][idx] >= 0) & ((p["dns_flags"][idx] & 0x8000) != 0)
-        learn = arp_all[~np.isin(arp_all, mine)].tolist()
+        dns_r = np.zeros(len(idx), dtype=bool)
+        dfl = p["dns_flags"][mine]
+        dns_r[rows] = (dfl >= 0) & ((dfl & 0x8000) != 0)
+        # the batch's ARP rows that are not among these (``mine`` ascends, as ``idx``)
+        at = np.searchsorted(mine, arp_all).clip(0, len(mine) - 1)
+        learn = arp_all[mine[at] != arp_all].tolist()
         self._arp_learnt = True
         if len(impostor) > MAX_DISTINCT:
             impostor.clear()
@@ -940,8 +948,9 @@ class IncidentEngine:
         new = ~np.fromiter(map(tr.distinct.__contains__, sb.dk_list[a:b]), dtype=bool, count=b - a)
         if not new.any():
             return np.empty(0, int)
-        _, first = np.unique(np.where(new, keys, -1), return_index=True)
-        return np.sort(first[np.where(new, keys, -1)[first] != -1])
+        masked = np.where(new, keys, -1)
+        _, first, _ = _unique_first(masked)
+        return np.sort(first[masked[first] != -1])
 
     def _apply(self, tr: Track, a: int, b: int, sb: "_Sorted") -> None:
         """Add rows ``a:b`` (positions in ``sb``: one key, in order) to the track's counts; every sum
@@ -966,16 +975,18 @@ class IncidentEngine:
         tr.bytes += int(db[_B_BYTES])
         tr.conf_q += int(db[_B_CONF])
         tr.reflection += int(ds[_S_REFL])
-        pl = sb.peer_list[a:b]
+        # peers (and below, source MACs) counted per run of equal ones when the runs are long (a
+        # flood's, a scan's, a brute force's rows share their peer): same counts, same first-seen order
+        pl = _runs(sb.peer_list, sb.peer_new, a, b)
         _count(tr.peers, pl)
         if len(tr.peer_set) < MAX_DISTINCT:
-            if len(tr.peer_set) + len(pl) <= MAX_DISTINCT:
+            if len(tr.peer_set) + (b - a) <= MAX_DISTINCT:
                 tr.peer_set.update(pl)
             else:
                 tr.peer_set.update(list(dict.fromkeys(pl))[: MAX_DISTINCT - len(tr.peer_set)])
         pa, pb = sb.port_at[a], sb.port_at[b]
         if pb - pa > 64:     # ports with their counts in order of first appearance (stream order, as the list)
-            u, first, k = np.unique(sb.ports[pa:pb], return_index=True, return_counts=True)
+            u, first, k = _unique_first(sb.ports[pa:pb])
             o = np.argsort(first)
             _count(tr.ports, dict(zip(u[o].tolist(), k[o].tolist())))
         elif pb > pa:
@@ -983,13 +994,13 @@ class IncidentEngine:
         if tr.cls_name in _DISTINCT_CLASSES and len(tr.distinct) < MAX_DISTINCT:
             tr.distinct.update(sb.dk_list[a:b][:MAX_DISTINCT])
             if tr.cls_name == "bruteforce" and len(tr.conn_bytes) < MAX_DISTINCT:
-                u, inv2 = np.unique(sb.dk[a:b], return_inverse=True)
+                u, inv2 = _unique_inverse(sb.dk[a:b])
                 sums = np.bincount(inv2, weights=sb.fb[a:b], minlength=len(u))
                 for x, y in zip(u.tolist(), sums.tolist()):
                     tr.conn_bytes[x] = tr.conn_bytes.get(x, 0) + int(y)
         ma, mb = sb.mac_at[a], sb.mac_at[b]
         if mb > ma:
-            _count(tr.macs, sb.macs[ma:mb])
+            _count(tr.macs, _runs(sb.macs, sb.mac_new, ma, mb))
         ca, cb_ = sb.claim_at[a], sb.claim_at[b]
         if cb_ > ca:
             tr.impersonations += int(cb_ - ca)
@@ -1104,6 +1115,7 @@ class _Sorted:
         self.t = t = o["t"]
         self.frame = o["frame"]
         self.peer_list = o["peer"].tolist()
+        self.peer_new = _run_heads(o["peer"])
         # distinct probe targets (recon: peer, server port) / connections (bruteforce: peer, client port)
         self.dk = self.dk_list = None
         if dist.any():
@@ -1119,10 +1131,15 @@ class _Sorted:
         self.ports = sport[has]
         self.port_at = _at(has)
         sel = np.where(victim_role, ~fwd, fwd)
-        self.macs = o["eth_src"][sel].tolist()
+        macs = o["eth_src"][sel]
+        self.macs = macs.tolist()
+        self.mac_new = _run_heads(macs)
         self.mac_at = _at(sel)
         cl = o["claimed"]
-        hc = cl != ""
+        hc = np.zeros(n, dtype=bool)   # claims are made by spoofing rows only (_spoof_keys)
+        sr = np.flatnonzero(spoof[order])
+        if len(sr):
+            hc[sr] = cl[sr] != ""
         self.claims = cl[hc].tolist()
         self.claim_at = _at(hc)
         ra = np.flatnonzero(o["ra"])
@@ -1157,6 +1174,57 @@ class _Sorted:
         """The first position after ``pos`` (and before ``stop``) that follows a quiet gap, else stop."""
         k = int(np.searchsorted(self.gaps, pos, side="right"))
         return min(int(self.gaps[k]), stop) if k < len(self.gaps) else stop
+
+
+# np.unique by one sort: numpy 2's np.unique (hash-based) costs 0.1-1 ms per call on a few thousand
+# integers, 10-50x one np.sort (bench/incidents.py: most of the demo's engine time)
+def _run_heads(s: np.ndarray) -> np.ndarray:
+    """True where a run of equal values starts in ``s`` (at 0 and where a value differs from the one
+    before it; for a sorted ``s``, each distinct value's first place)."""
+    head = np.empty(len(s), dtype=bool)
+    if len(s):
+        head[0] = True
+        np.not_equal(s[1:], s[:-1], out=head[1:])
+    return head
+
+
+def _unique(k: np.ndarray) -> np.ndarray:
+    """``np.unique(k)``."""
+    s = np.sort(k)
+    return s[_run_heads(s)]
+
+
+def _unique_first(k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``np.unique(k, return_index=True, return_counts=True)`` (the first occurrence of each value)."""
+    order = np.argsort(k, kind="stable")
+    ks = k[order]
+    heads = np.flatnonzero(_run_heads(ks))
+    return ks[heads], order[heads], np.diff(np.append(heads, len(k)))
+
+
+def _unique_inverse(k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(k, return_inverse=True)``."""
+    order = np.argsort(k)
+    ks = k[order]
+    head = _run_heads(ks)
+    inv = np.empty(len(k), dtype=np.intp)
+    inv[order] = np.cumsum(head) - 1
+    return ks[head], inv
+
+
+def _runs(items: list, new: np.ndarray, a: int, b: int) -> list | dict:
+    """``items[a:b]`` for ``_count``, or when its runs of equal items (``new``: see ``_run_heads``) are
+    long, the same counts as a dict in first-seen order."""
+    if b - a > 32:
+        heads = np.flatnonzero(new[a + 1:b])
+        if len(heads) * 4 < b - a:
+            starts = [a] + (heads + (a + 1)).tolist()
+            agg: dict = {}
+            for s, c in zip(starts, np.diff(starts + [b]).tolist()):
+                k = items[s]
+                agg[k] = agg.get(k, 0) + c
+            return agg
+    return items[a:b]
 
 
 def _at(mask: np.ndarray) -> np.ndarray:
@@ -1441,7 +1509,7 @@ class Behaviour:
         pp = (np.minimum(sp, dp) << 16) | np.maximum(sp, dp)
         # a conversation begins with a SYN the model does not flag or flags as recon (not a flood's)
         opening = ((fl & 0x12) == 0x02) & (~anomaly[rows] | (predicted[rows] == self.recon))
-        want = np.unique(np.concatenate([pp[opening], self.flow_pp]))
+        want = _unique(np.concatenate([pp[opening], self.flow_pp]))
         mine = want[np.searchsorted(want, pp).clip(0, max(len(want) - 1, 0))] == pp if len(want) else \
             np.zeros(len(pp), dtype=bool)
         if not mine.all():

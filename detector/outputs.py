@@ -139,16 +139,11 @@ def _same_columns(out: OutputFile, header: list[str]) -> None:
     """``--append`` continues a predictions CSV only when it has this run's columns: rows of 4 columns
     under a 3-column header (a labelled replay appended to a live sensor's file) break every CSV reader."""
     from iotwatch.captures.errors import InputError
+    from iotwatch.captures.files import appended_head
 
-    if out.stdout:
+    first = None if out.stdout else appended_head(out.target, out.what, 4096, line=True, shown=out.path)
+    if not first:
         return
-    try:
-        with open(out.target, "rb") as fh:
-            first = fh.readline(4096)
-    except FileNotFoundError:
-        return
-    except OSError as e:
-        raise InputError(f"cannot read {out.what} {out.path}: {e.strerror}") from None
     have = first.rstrip(b"\r\n").decode("utf-8", "replace")
     if have and have != ",".join(header):
         raise InputError(f"{out.what} {out.path} has the columns {have[:80]!r}; this run writes {','.join(header)!r} "

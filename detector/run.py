@@ -354,11 +354,6 @@ class MonitorRun:
         """The keeper's writer when it writes the user's -w files (not the private ring of a live TUI)."""
         return self.keeper.writer if self.keeper is not None and not self.keeper.private_dir else None
 
-    def kept_frames(self) -> list:
-        """``source.kept_frames()`` (``captures/keep.py``): the files holding this run's frames so far."""
-        src = self.source
-        return src.kept_frames() if src is not None and hasattr(src, "kept_frames") else []
-
     def _flag(self, piece: ClassifiedBatch, frames, got: list) -> None:
         """The flagged frames of a piece with their class, confidence and incident track."""
         idx = piece.anomaly.nonzero()[0]

@@ -502,6 +502,13 @@ def simulate_wide(path: Path, seed: int = 7, dns: str = "doh") -> dict[str, str]
     spawn(V.ssh_user(env, lap, hub, r), 1)
     expected.update({k: "normal" for k in ("backup-upload", "web-burst", "video-stream", "pairing", "health-check",
                                            "ntp", "doh", "web-v6", "ssh-login")})
+    # the exfiltration-shaped uploads (their own random stream: the draws above stay as they were)
+    ru = sim.rng("wide/uploads")
+    door = home.add_host("doorbell1", "camera", "amazon", EMBEDDED_LINUX)
+    sim.spawn(V.chunked_uploads(env, cam, ru), sim.start + 3 * SECOND)
+    sim.spawn(V.wake_uploads(env, door, ru, (0.2, 0.5)), sim.start + 40 * SECOND)
+    sim.spawn(V.doh_browsing(env, phone, ru), sim.start + 5 * SECOND)
+    expected.update({k: "normal" for k in ("chunked-upload", "wake-upload", "web-doh")})
     with open(path, "wb") as fh:
         w = PcapngWriter(fh)
         sim.run(lambda t, frame, tag: w.write(t, frame, comment_option(

@@ -62,7 +62,7 @@ def blocks_of(data: bytes) -> list[tuple[int, bytes]]:
     return out
 
 
-def run_splitter(stream: bytes, per: int, piece: int = 997, hold_input: threading.Event | None = None):
+def run_splitter(stream: bytes, per: int, piece: int = 997, hold_input: threading.Event | None = None, tee=None):
     """Feed ``stream`` through a pipe in ``piece``-byte writes; attach a fresh output pipe whenever the
     splitter wants one (each drained by a thread). Returns the splitter and [(first_frame, bytes)]."""
     r, w = os.pipe()
@@ -78,7 +78,7 @@ def run_splitter(stream: bytes, per: int, piece: int = 997, hold_input: threadin
 
     feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()
-    sp = PcapngSplitter(r, per)
+    sp = PcapngSplitter(r, per, tee=tee)
     outputs, readers = [], []
 
     def drain(fd, sink):
@@ -121,6 +121,33 @@ def test_every_packet_once_in_order_and_each_segment_a_whole_capture(piece):
         assert data.startswith(head)  # the first one in the stream's own order, later ones replayed
     assert [p for _, data in outs for p in packets_of(data)] == sent
     assert sp.packets == 103 and sp.rotations == 10
+
+
+@pytest.mark.parametrize("piece", [1, 997, 1 << 20])
+def test_a_teed_keeper_takes_the_splitters_walk_and_keeps_what_its_own_walk_would(piece, tmp_path, monkeypatch):
+    """With a keeper teed in (-w, the flagged window), the stream's blocks are walked once: the keeper
+    gets the splitter's runs (its own walk never runs) and keeps the same file and frames as when it
+    walks the stream itself."""
+    from iotwatch.captures.keep import CaptureKeeper, PcapngRing, PcapngWalker
+
+    frames = udp_frames(53, size=40)
+    stream = shb() + idb() + b"".join(epb(f, i) for i, f in enumerate(frames[:30]))
+    stream += idb(linktype=101) + b"".join(epb(f[14:], i, iface=1) for i, f in enumerate(frames[30:], 30))
+    ref = CaptureKeeper(PcapngRing(str(tmp_path / "ref.pcapng"), None), window_bytes=1 << 30)
+    for i in range(0, len(stream), piece):
+        ref.feed(stream[i:i + piece])
+    ref.close()
+    monkeypatch.setattr(PcapngWalker, "feed", lambda self, data: pytest.fail("the stream was walked twice"))
+    keeper = CaptureKeeper(PcapngRing(str(tmp_path / "k.pcapng"), None), window_bytes=1 << 30)
+    sp, outs = run_splitter(stream, per=10, piece=piece, tee=keeper)
+    keeper.close()
+    assert sp.problem is None and keeper.problem is None and sp.packets == 53
+    assert keeper.frames == ref.frames == 53 and keeper.header() == ref.header()
+    assert (tmp_path / "k.pcapng").read_bytes() == (tmp_path / "ref.pcapng").read_bytes()
+    taken = keeper.take(range(1, 54))
+    assert [(f.number, f.block, f.ts) for f in taken] == [(f.number, f.block, f.ts) for f in ref.take(range(1, 54))]
+    assert [f.block for f in taken] == [b for t, b in blocks_of(stream) if t == EPB]
+    assert [p for _, d in outs for p in packets_of(d)] == [b for t, b in blocks_of(stream) if t == EPB]
 
 
 def test_exact_multiple_leaves_at_most_an_empty_valid_segment():

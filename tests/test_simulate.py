@@ -437,3 +437,20 @@ def test_start_offset_cuts_the_start_and_keeps_the_duration(tmp_path):
                          "--start-offset", "15s", "--attacks", "none"]) == 0
     with pytest.raises(InputError):
         simulate_cmd(["--out", str(tmp_path / "d"), "--start-offset", "soon"])
+
+
+def test_uploads_scenario_adds_exfiltration_shaped_uploads_labelled_normal(tmp_path):
+    """Scenario ``uploads`` (opt-in): a varied home plus periodic HTTPS POSTs, sleepy devices that only
+    wake to upload and DoH browsing, all ``normal``; the varied scenario itself has none of them."""
+    seen: dict[str, Counter] = {}
+    for scenario in ("uploads", "varied"):
+        res = S.simulate(tmp_path / scenario, seed=21, duration_us=120 * S.SECOND, devices=8, scenario=scenario)
+        acts: dict[str, Counter] = defaultdict(Counter)
+        for _, _, c in read_packets(res.pcap):
+            f = comment_fields(c)
+            acts[f["activity"]][f["label"]] += 1
+        seen[scenario] = acts
+    new = ("chunked-upload", "wake-upload")
+    for act in new:
+        assert set(seen["uploads"][act]) == {"normal"} and seen["uploads"][act]["normal"] >= 20, (act, seen["uploads"][act])
+        assert act not in seen["varied"]

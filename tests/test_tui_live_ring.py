@@ -82,6 +82,13 @@ async def test_live_rows_detail_and_filter_come_from_the_ring(ring):
         # frames 1-100 left the ring and memory: dropped, said so; 101-600 reachable
         assert app.dropped_from_view == PER_FILE and len(view) == N - PER_FILE
         assert view.row(0).frame == PER_FILE + 1
+        # one tick asks the ring for its files once (the view, the subtitle and the status bar share it)
+        asked = []
+        source.kept_frames = lambda: asked.append(1) or list(kept)
+        app._dirty = True
+        app.refresh_screen()
+        assert len(asked) == 1 and "500 of 600 packets" in str(app.table.border_subtitle)
+        del source.kept_frames
         await pilot.press("g")
         await settle(pilot, lambda: not app.table.view.row(0).loading)
         row = app.table.view.row(0)   # read back from ring file 2 (memory holds 301-600)

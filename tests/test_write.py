@@ -447,7 +447,7 @@ def test_live_tui_run_without_w_keeps_a_private_bounded_ring(live_lo):
                      cancelled=lambda: run.totals.packets >= 300 or time.monotonic() > deadline)
     sender.join(5)
     folder = Path(run.keeper.private_dir)
-    kept = run.kept_frames()
+    kept = run.source.kept_frames()
     assert report["packets"] == 300 and "capture_file" not in report   # not the user's file
     assert kept and kept[0].first_frame == 1 and kept[-1].last_frame == 300
     assert all(Path(k.path).parent == folder for k in kept)

@@ -114,6 +114,16 @@ class IotWatchApp(App[int]):
         Binding("x", "dismiss_notice", "Dismiss warning", show=False, id="dismiss"),
     ]
 
+    def get_driver_class(self):
+        """Textual's driver for this terminal; on Linux/macOS one that reports Escape without the
+        100 ms wait (tui/terminal.py: ``ESCDELAY``, default 25 ms)."""
+        cls = super().get_driver_class()
+        if cls.__module__ == "textual.drivers.linux_driver" and cls.__name__ == "LinuxDriver":
+            from iotwatch.tui.terminal import EscapeDriver
+
+            return EscapeDriver
+        return cls
+
     def __init__(self, session: CaptureSession, *, tick: float = 0.25, view_cap: int = 50_000,
                  clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
@@ -138,6 +148,7 @@ class IotWatchApp(App[int]):
         self.dfilter_frames = None                # its matching frame numbers
         self.sort: tuple[str, bool] | None = None
         self._base = 0                  # gid of the first row shown (clear moves it)
+        self._reach: dict | None = None  # live, during one refresh_screen: n -> _first_reachable(n)
         self._search: dict = {}         # display filter -> matching frames (search cache)
         self._pages_gen = 0
         self.incidents = IncidentStore()
@@ -337,6 +348,13 @@ class IotWatchApp(App[int]):
         ``force=False``: then the panes refresh only every PANE_EVERY ticks."""
         if not self.table.is_attached:  # a last tick while the app shuts down
             return
+        self._reach = {}   # the view, the subtitle and the status bar ask once per tick
+        try:
+            self._refresh_screen(force, tick)
+        finally:
+            self._reach = None
+
+    def _refresh_screen(self, force: bool, tick: bool) -> None:
         packets, anomalies, counts, matrix, labelled = self.session.snapshot()
         self.rates.sample(self.clock(), counts)
         table = self.table
@@ -426,12 +444,17 @@ class IotWatchApp(App[int]):
         return 0 if self.pages is not None else max(0, self.rows.first_gid - self._base)
 
     def _first_reachable(self, n: int | None = None) -> int:
-        """Live: gid of the oldest row in memory or in the ring's files."""
+        """Live: gid of the oldest row in memory or in the ring's files (the ring's file list and a
+        search over the frame numbers: once per n and tick, see refresh_screen)."""
+        n = self.plog.n if n is None else n
+        if self._reach is not None and n in self._reach:
+            return self._reach[n]
         first = self.rows.first_gid
         span = self.live_frames.span()
         if span is not None:
-            n = self.plog.n if n is None else n
             first = min(first, int(np.searchsorted(self.plog.col("frame", n), span[0])))
+        if self._reach is not None:
+            self._reach[n] = first
         return first
 
     def _gone(self, frame: int) -> str | None:

@@ -881,24 +881,31 @@ def icmp_tunnel(env: Env, client: Host, rng: random.Random, *, seconds: float, p
         yield t
 
 
-def bulk_upload(env: Env, client: Host, rng: random.Random, *, megabytes: float, port: int) -> Process:
-    """Data pushed to an Internet host nobody resolved or talked to before: an HTTP POST
-    (``curl --data-binary @loot``) on 80/8080, TLS elsewhere (https, rclone, ``ncat --ssl`` on 4444)."""
+def bulk_upload(env: Env, client: Host, rng: random.Random, *, megabytes: float, port: int,
+                name: str | None = None) -> Process:
+    """Data pushed to an Internet host nobody talked to before: an HTTP POST (``curl --data-binary
+    @loot``) on 80/8080, TLS elsewhere (https, rclone, ``ncat --ssl`` on 4444). With ``name`` the
+    tool resolves it first (a file-sharing service, a bucket, the attacker's domain: a lookup right
+    before the upload, as benign uploaders do); without, a bare address nobody resolved."""
     atk = Attack(env, "exfiltration", f"bulk-upload-{port}", client, rng)
     sim = env.sim
-    server = env.home.unseen_peer(rng)
     t = sim.now
+    if name is not None:
+        t, ip = env.home.lookup(t, client, name, rng)
+        server = env.home.peer(ip)
+    else:
+        server = env.home.unseen_peer(rng)
     c = cloud_conn(env, client, server, port, atk.tag, rng, loss=0.002)
     t = c.connect(t)
     total = int(megabytes * 1024 * 1024)
     http = port in (80, 8080)
     if http:
-        head = (f"POST /{rng.choice(('upload', 'u', 'api/v1/files', 'data'))} HTTP/1.1\r\nHost: {P.ip_str(server.ip)}"
+        head = (f"POST /{rng.choice(('upload', 'u', 'api/v1/files', 'data'))} HTTP/1.1\r\nHost: {name or P.ip_str(server.ip)}"
                 f":{port}\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\nContent-Type: application/octet-stream\r\n"
                 f"Content-Length: {total}\r\n\r\n").encode()
         t = c.send(t, True, head, ack=False)
     else:
-        t = tls_handshake(env, c, t, rng, P.ip_str(server.ip))
+        t = tls_handshake(env, c, t, rng, name or P.ip_str(server.ip))
     chunk = 256 * 1024
     sent = 0
     rate = rng.uniform(1.5e6, 6e6)

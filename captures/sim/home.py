@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from . import attacks as A
@@ -48,6 +48,8 @@ class Profile:
     min_episodes: int = 2
     extra_clients: int = 0
     varied: bool = False      # draw address plan, stacks, DNS visibility, wider attack kinds (variety.py)
+    upload_lookalikes: bool = False  # varied: also the uploads shaped like exfiltration (variety.py)
+    exfil_lookups: bool = False  # half the upload exfiltrations resolve a name first (EXFIL_NAMES)
 
 
 DEMO_PROFILE = Profile(camera_kbps=(20, 35), camera_fps=(4, 6), continuous_stream=False, stream_seconds=(15, 20),
@@ -62,6 +64,15 @@ VARIED_PROFILE = Profile(camera_kbps=(50, 1500), camera_fps=(4, 25), continuous_
                          flood_rate=(100, 8000), flood_seconds=(2, 8), scan_ports=(100, 1000, 3000),
                          upload_mb=(0.5, 10), backup_mb=(0.5, 8), tunnel_seconds=(20, 180), tunnel_rate=(0.5, 40),
                          episodes_per_10min=6.0, min_episodes=2, varied=True)
+
+EXFIL_NAMES = ("transfer.example-share.com", "api.example-paste.net", "upload.example-files.io",
+               "s3.example-bucket.com", "cdn-sync.example-c2.net", "drive.example-storage.org")
+# scenario "uploads" (opt-in, not in the training data of the bundled model: measured no better, see
+# docs/sim_vs_real.md): a varied home plus the uploads shaped like exfiltration (variety.chunked_uploads,
+# wake_uploads, doh_browsing), clips and backups as large as the exfiltration uploads, and half the upload
+# exfiltrations to a name looked up first
+UPLOADS_PROFILE = replace(VARIED_PROFILE, clip_kb=(100, 12000), backup_mb=(0.3, 20), upload_lookalikes=True,
+                          exfil_lookups=True)
 
 CORE_KINDS = ("hub", "camera", "sensor", "plug", "speaker", "laptop", "phone", "coap")
 EXTRA_KINDS = ("sensor", "sensor", "plug", "plug", "camera", "speaker", "phone", "laptop", "thermostat", "bridge",
@@ -254,7 +265,8 @@ def build_home(sim: Sim, devices: int, profile: Profile, plan: V.Plan | None = N
     sim.spawn(D.router_housekeeping(b.env, sim.rng("router")), b.t0)
     if plan is not None:
         b.home.resolver_hook = V.Resolver(b.env, plan)
-        V.spawn_lookalikes(b.env, b.by_kind, sim.rng("variety/lookalikes"), b.t0, b.span, profile.backup_mb)
+        V.spawn_lookalikes(b.env, b.by_kind, sim.rng("variety/lookalikes"), b.t0, b.span, profile.backup_mb,
+                           uploads=profile.upload_lookalikes)
     return b.env, b.by_kind
 
 
@@ -409,9 +421,17 @@ class _Episodes:
                                  tool=what[5:])
         else:
             proc = A.bulk_upload(env, client, r, megabytes=r.uniform(*p.upload_mb),
-                                 port=r.choice((443, 443, 8443, 80, 8080, 4444, 9001)))
+                                 port=r.choice((443, 443, 8443, 80, 8080, 4444, 9001)), name=self._exfil_name(r))
         self.spawn(proc, at)
         return what
+
+    def _exfil_name(self, r: random.Random) -> str | None:
+        """``Profile.exfil_lookups`` (scenario uploads): half the uploads go to a name the tool looks
+        up first (a file-sharing service, a bucket, the attacker's domain), so "no lookup before the
+        upload" marks no class; other profiles keep their draws (the demo stays byte-identical)."""
+        if not self.p.exfil_lookups or r.random() < 0.5:
+            return None
+        return r.choice(EXFIL_NAMES)
 
 
 def _loguniform(r: random.Random, lo: float, hi: float) -> float:
@@ -626,7 +646,7 @@ class _WideEpisodes(_Episodes):
         if what == "https-post":
             self.note(attacker=client, victims=[])
             self.spawn(T.https_post_exfil(env, client, r, seconds=r.uniform(30, 300), period=_loguniform(r, 3, 60),
-                                          chunk_kb=(20, 800)), at)
+                                          chunk_kb=(20, 800), name=self._exfil_name(r)), at)
             return what
         return super().exfiltration(r, at, what)
 

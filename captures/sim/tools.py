@@ -726,20 +726,25 @@ def dns_beacon(env: Env, client: Host, rng: random.Random, *, seconds: float, pe
 
 
 def https_post_exfil(env: Env, client: Host, rng: random.Random, *, seconds: float, period: float,
-                     chunk_kb: tuple[int, int]) -> Process:
+                     chunk_kb: tuple[int, int], name: str | None = None) -> Process:
     """Staged exfiltration over HTTPS: every ``period`` seconds a TLS connection to the same
-    never-resolved server (no SNI or an IP literal) POSTs a chunk; tiny answers."""
+    server POSTs a chunk; tiny answers. The server is never-resolved (no SNI or an IP literal) or,
+    with ``name``, looked up first (cached for the answer's TTL) and named in the SNI."""
     atk = Attack(env, "exfiltration", "https-post-exfil", client, rng)
     sim = env.sim
-    server = env.home.unseen_peer(rng)
+    server = env.home.unseen_peer(rng) if name is None else None
     port = rng.choice((443, 443, 8443, 4443))
     t = sim.now
     end = t + int(seconds * SECOND)
     from .devices import cloud_conn, tls_handshake
     while t < end:
-        c = cloud_conn(env, client, server, port, atk.tag, rng)
+        peer = server
+        if peer is None:
+            t, ip = env.home.lookup(t, client, name, rng)
+            peer = env.home.peer(ip)
+        c = cloud_conn(env, client, peer, port, atk.tag, rng)
         t = c.connect(t)
-        t = tls_handshake(env, c, t, rng, rng.choice((P.ip_str(server.ip), "")))
+        t = tls_handshake(env, c, t, rng, name if name is not None else rng.choice((P.ip_str(peer.ip), "")))
         t = c.send(t, True, env.tls_records(rng.randint(*chunk_kb) * 1024, rng), rate=rng.uniform(0.3e6, 5e6))
         t = c.send(t + c.db, False, env.tls_records(rng.randint(40, 200), rng))
         t = c.close(t + rng.randint(5 * MS, 100 * MS))

@@ -17,10 +17,14 @@ It also holds the benign traffic that resembles attacks (label ``normal``): HTTP
 addresses nobody resolved, browser bursts of many TLS connections to many hosts, adaptive video
 streaming over TCP, smart-home pairing bursts (DHCP/ARP/mDNS/SSDP storms, SmartConfig broadcasts,
 many short HTTP connections to the new device), uptime health checks (TCP connects to many
-ports), and NTP bursts.
+ports), NTP bursts, and uploads shaped like exfiltration: periodic HTTPS POSTs of event segments or
+log batches to one server (the twin of the staged HTTPS POST exfiltration), sleepy devices that
+wake and push a clip or a backlog as their first traffic (a quiet host suddenly uploading to an
+address nobody named, as the lab's idle attacker does), and browsers with their own DoH client.
 """
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field, replace
 
@@ -190,6 +194,127 @@ def unresolved_backup(env: Env, dev: Host, rng: random.Random, size_mb: tuple[fl
         if rng.random() < 0.3:
             server = env.home.unseen_peer(rng)
         t += jitter(rng, rng.choice((60, 180, 600)), 0.6)
+        yield t
+
+
+def chunked_uploads(env: Env, dev: Host, rng: random.Random) -> Process:
+    """A periodic uploader: a cloud camera pushing event segments while motion lasts, a log/metrics
+    shipper (fluent-bit, a Datadog agent), a sync client: every 3-60 s an HTTPS POST of 20-800 kB to
+    the same server, on a fresh TLS connection or one kept alive, a tiny answer, for minutes, then a
+    pause. The server is named by a lookup or by nothing in the capture (hard-coded/cached address),
+    the SNI names it or is empty. The benign twin of the staged HTTPS POST exfiltration
+    (``tools.https_post_exfil``): same shape, label ``normal``."""
+    tag = env.normal("chunked-upload")
+    home = env.home
+    t = env.sim.now
+    name = rng.choice(("events.example-cam.com", "logs.example-telemetry.net", "ingest.example-metrics.io",
+                       "sync.example-drive.com", "upload.example-doorbell.com"))
+    resolved = rng.random() < 0.5
+    server = None if resolved else home.unseen_peer(rng)
+    port = rng.choice((443, 443, 443, 8443))
+    sni = name if rng.random() < 0.7 else ""
+    while True:
+        end = t + int(rng.uniform(30, 300) * SECOND)
+        period = math.exp(rng.uniform(math.log(3), math.log(60)))
+        keep = rng.random() < 0.3  # HTTP/2 keep-alive: every chunk on one connection
+        c = None
+        while t < end:
+            if c is None:
+                peer = server
+                if peer is None:
+                    t, ip = home.lookup(t, dev, name, rng)
+                    peer = home.peer(ip)
+                c = cloud_conn(env, dev, peer, port, tag, rng, loss=0.001)
+                t = c.connect(t + rng.randint(100, 2 * MS))
+                t = tls_handshake(env, c, t, rng, sni)
+            t = c.send(t, True, env.tls_records(rng.randint(20, 800) * 1024, rng), rate=rng.uniform(0.3e6, 5e6))
+            t = c.send(t + c.db, False, env.tls_records(rng.randint(40, 300), rng))
+            if not keep:
+                t = c.close(t + rng.randint(5 * MS, 100 * MS), from_a=rng.random() < 0.7)
+                c = None
+            t += jitter(rng, period, 0.4)
+            yield t
+        if c is not None:
+            t = c.close(t, from_a=True)
+        t += jitter(rng, rng.choice((60, 180, 600)), 0.6)
+        yield t
+
+
+def wake_uploads(env: Env, dev: Host, rng: random.Random, size_mb: tuple[float, float]) -> Process:
+    """A device that sleeps and wakes to upload at once: a battery camera or doorbell pushing a clip,
+    a laptop whose lid opens and whose sync client pushes its backlog, a phone leaving power saving.
+    Silent for minutes (or since the capture began), then its first traffic is TLS -- a DoH lookup
+    when its resolver is DoH, or nothing visible at all (a cached/hard-coded address) -- and a bulk
+    upload of 0.1-20 MB, one or two streams, then silent again: a quiet host suddenly pushing data
+    to a server nobody named, all normal (the lab's idle attacker host does the same)."""
+    tag = env.normal("wake-upload")
+    home = env.home
+    t = env.sim.now
+    name = rng.choice(("clips.example-doorbell.com", "api.example-battcam.net", "sync.example-drive.com",
+                       "backup.example-cloud.org"))
+    while True:
+        x = rng.random()
+        if x < 0.3:
+            t, ip = home.lookup(t, dev, name, rng)  # router / hidden / DoH / public, as the home resolves
+            server = home.peer(ip)
+        elif x < 0.6:
+            t = doh_exchange(env, dev, rng, t, rng.randint(1, 4))  # its own DoH client, whatever the home does
+            server = home.peer(home.resolve(name))
+        else:
+            server = home.unseen_peer(rng)
+        port = rng.choice((443, 443, 443, 8443))
+        sni = name if rng.random() < 0.6 else ""
+        size = rng.uniform(*size_mb) * 1024 * 1024
+        streams = rng.choice((1, 1, 1, 2))
+        end = t
+        for i in range(streams):
+            c = cloud_conn(env, dev, server, port, tag, rng, loss=0.002)
+            e = c.connect(t + i * rng.randint(2 * MS, 30 * MS))
+            e = tls_handshake(env, c, e, rng, sni)
+            e = c.send(e, True, env.tls_records(int(size / streams), rng), rate=rng.uniform(0.4e6, 8e6))
+            e = c.send(e + c.db, False, env.tls_records(rng.randint(60, 600), rng))
+            e = c.close(e + rng.randint(5 * MS, 200 * MS), from_a=rng.random() < 0.7)
+            end = max(end, e)
+        t = end + jitter(rng, rng.choice((60, 150, 400)), 0.6)
+        yield t
+
+
+def doh_exchange(env: Env, dev: Host, rng: random.Random, t: int, queries: int) -> int:
+    """An application's own DNS-over-HTTPS client (Firefox/Chrome secure DNS, curl --doh-url, an app
+    SDK): a TLS connection to a public DoH server (SNI its name, or none for an address literal),
+    ``queries`` small request/answer pairs, then closed or left open. Returns the time of the last answer."""
+    ip, sni = rng.choice(DOH_SERVERS)
+    c = cloud_conn(env, dev, env.home.peer(P.ip4(ip)), 443, env.normal("doh"), rng)
+    t = c.connect(t + rng.randint(100, 2 * MS))
+    t = tls_handshake(env, c, t, rng, sni if rng.random() < 0.6 else "")
+    for _ in range(queries):
+        t = c.send(t + rng.randint(0, 3 * MS), True, env.tls_records(rng.randint(60, 160), rng), ack=False)
+        t = c.send(t + c.db + rng.randint(1 * MS, 25 * MS), False, env.tls_records(rng.randint(90, 700), rng))
+    if rng.random() < 0.6:
+        c.close(t + rng.randint(10 * MS, 2 * SECOND), from_a=rng.random() < 0.5)
+    return t
+
+
+def doh_browsing(env: Env, dev: Host, rng: random.Random) -> Process:
+    """A browser with secure DNS on: every page is a DoH exchange followed by HTTPS fetches from the
+    answers, no port-53 lookup in the capture (the DoH case of issue 12), from time to time."""
+    tag = env.normal("web-doh")
+    home = env.home
+    t = env.sim.now
+    while True:
+        t = doh_exchange(env, dev, rng, t, rng.randint(1, 6))
+        end = t
+        for i in range(rng.randint(1, 5)):
+            name = f"{rng.choice(('www', 'api', 'cdn', 'status', 'news'))}{rng.randint(1, 30)}.example.{rng.choice(('com', 'net', 'org'))}"
+            c = cloud_conn(env, dev, home.peer(home.resolve(name)), 443, tag, rng)
+            e = c.connect(t + i * rng.randint(1 * MS, 30 * MS))
+            e = tls_handshake(env, c, e, rng, name)
+            e = c.send(e, True, env.tls_records(rng.randint(300, 1500), rng), ack=False)
+            e = c.send(e + c.db + rng.randint(2 * MS, 60 * MS), False, env.tls_records(rng.randint(500, 80_000), rng),
+                       rate=rng.uniform(2e6, 20e6))
+            e = c.close(e + rng.randint(20 * MS, 2 * SECOND), from_a=rng.random() < 0.6)
+            end = max(end, e)
+        t = end + jitter(rng, rng.choice((15, 60, 240)), 0.7)
         yield t
 
 
@@ -427,7 +552,7 @@ def ntp_burst(env: Env, hosts: list[Host], rng: random.Random) -> Process:
 
 
 def spawn_lookalikes(env: Env, by_kind: dict[str, list[Host]], rng: random.Random, t0: int, span: int,
-                     backup_mb: tuple[float, float]) -> None:
+                     backup_mb: tuple[float, float], uploads: bool = False) -> None:
     """Start the benign look-alikes in a varied home."""
     sim = env.sim
     lan = [h for h in env.home.hosts if h.local and h is not env.home.gateway]
@@ -457,6 +582,26 @@ def spawn_lookalikes(env: Env, by_kind: dict[str, list[Host]], rng: random.Rando
         sim.spawn(health_checks(env, hub, rng.sample(lan, min(len(lan), rng.randint(3, 10))), rng), at(0, 0.2))
     if rng.random() < 0.3:
         sim.spawn(ntp_burst(env, lan, rng), at(0.1, 0.8))
+    if uploads:  # uploads shaped like exfiltration (a stream of their own: the draws above stay as they were)
+        spawn_upload_lookalikes(env, lan, people, sim.rng("variety/uploads"), at, t0, span)
+
+
+def spawn_upload_lookalikes(env: Env, lan: list[Host], people: list[Host], ru: random.Random, at, t0: int,
+                            span: int) -> None:
+    """Start the uploads shaped like exfiltration (scenario uploads, through ``spawn_lookalikes``):
+    periodic HTTPS POSTs from 1-2 devices, DoH browsing on some people's devices, 1-2 sleepy devices
+    that only ever wake to upload. ``at(lo, hi)`` draws a start time within the capture."""
+    sim = env.sim
+    for h in ru.sample(lan, min(len(lan), ru.randint(1, 2))):
+        sim.spawn(chunked_uploads(env, h, ru), at(0, 0.6))
+    for h in people:
+        if ru.random() < 0.4:
+            sim.spawn(doh_browsing(env, h, ru), at(0, 0.5))
+    for i in range(ru.randint(1, 2)):  # sleepy devices: nothing but their uploads in the capture
+        kind, vendor, stack = ru.choice((("camera", "amazon", EMBEDDED_LINUX), ("camera", "espressif", LWIP),
+                                         ("laptop", "apple", APPLE), ("laptop", "dell", WINDOWS)))
+        h = env.home.add_host(f"sleepy{i}-{kind}", kind, vendor, stack)
+        sim.spawn(wake_uploads(env, h, ru, (0.1, 20.0)), t0 + int(ru.uniform(0.0, 0.7) * span))
 
 
 __all__ = ["Plan", "draw_plan", "Resolver", "spawn_lookalikes"]

@@ -19,11 +19,10 @@ then the splitter waits and dumpcap's kernel buffer holds the traffic.
 from __future__ import annotations
 
 import os
-import struct
 import time
 
 from .process import ByteMover, grow_pipe, read_some
-from ..pcapfile import MAX_RECORD, PCAPNG_HEADER_BLOCKS, PCAPNG_PACKET_BLOCKS, SECTION_HEADER, section_byte_order
+from ..keep import PcapngWalker
 
 _READ_SIZE = 1 << 20
 
@@ -107,9 +106,9 @@ class PcapngSplitter(ByteMover):
         buf = bytearray()
         out: int | None = None
         in_segment = 0   # packets forwarded to the current tshark
-        offset = 0       # stream offset of buf[0]
         split = True     # False after a framing problem: pass bytes through to one tshark, never rotate
-        head = struct.Struct("<II").unpack_from
+        # one walk of the stream's blocks serves the rotation and the keeper (the tee's own walker)
+        walker = self.tee.walker if self.tee is not None else PcapngWalker()
         try:
             while True:
                 data = read_some(self._fd, _READ_SIZE)
@@ -122,34 +121,21 @@ class PcapngSplitter(ByteMover):
                 buf += data
                 pos = 0
                 while pos < len(buf):
-                    end, packets = pos, 0
                     header = self.header  # what a tshark starting at ``pos`` needs first
-                    while split and end + 12 <= len(buf) and in_segment + packets < self.per_segment:
-                        btype, blen = head(buf, end)
-                        if btype == SECTION_HEADER:  # palindromic type; it sets the byte order of what follows
-                            order = section_byte_order(buf[end + 8:end + 12])
-                            head = struct.Struct(order + "II").unpack_from
-                            btype, blen = head(buf, end)
-                        if blen < 12 or blen % 4 or blen > MAX_RECORD:
+                    end, packets, runs = pos, 0, []
+                    if split:
+                        end, packets, runs = walker.walk(buf, pos, self.per_segment - in_segment,
+                                                         runs=self.tee is not None)
+                        self.header = walker.header
+                        if walker.problem:
                             split = False
-                            self.problem = (f"live capture stream: bad pcapng block at byte {offset + end} "
-                                            f"(type {btype:#x}, length {blen}); no tshark rotation from there")
-                            break
-                        if end + blen > len(buf):
-                            break
-                        if btype in PCAPNG_PACKET_BLOCKS:
-                            packets += 1
-                        elif btype == SECTION_HEADER:
-                            self.header = bytes(buf[end:end + blen])
-                        elif btype in PCAPNG_HEADER_BLOCKS:
-                            self.header += bytes(buf[end:end + blen])
-                        end += blen
+                            self.problem = f"live capture stream: {walker.problem}; no tshark rotation from there"
                     if not split:
                         end = len(buf)  # from here on: raw pass-through
                     if end == pos:
                         break  # the next whole block is not in yet
                     if split and self.tee is not None:
-                        self._feed_tee(memoryview(buf)[pos:end])
+                        self._feed_tee(bytes(buf[pos:end]), runs)
                     if out is None:
                         out = self._take_output()
                         if out is None or (self.rotations and not _write_all(out, header)):
@@ -171,7 +157,6 @@ class PcapngSplitter(ByteMover):
                         in_segment = 0
                 if pos:
                     del buf[:pos]
-                    offset += pos
         finally:
             if buf and out is not None and not self._stopped:
                 _write_all(out, bytes(buf))  # a partial last block: tshark reports the cut
@@ -184,10 +169,13 @@ class PcapngSplitter(ByteMover):
                 os.close(leftover)
             os.close(self._fd)
 
-    def _feed_tee(self, blocks) -> None:
-        """Whole blocks to the keeper (-w files, the flagged window) before tshark sees them."""
+    def _feed_tee(self, chunk: bytes, runs: list) -> None:
+        """The packets of whole blocks (``chunk``, walked into ``runs``) to the keeper (-w files, the
+        flagged window) before tshark sees them."""
+        for run in runs:
+            run.data = chunk
         try:
-            self.tee.feed(blocks)
+            self.tee.feed_runs(runs)
         except Exception as e:  # noqa: BLE001 -- a keeper bug must not stop the capture
             self.tee.problem = f"keeping the capture failed: {type(e).__name__}: {e}"
             self.tee = None

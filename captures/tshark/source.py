@@ -120,7 +120,6 @@ class TsharkFieldsSource:
         self.keeper = keeper if live else None
         if self.keeper is not None and not self._rotate:
             self._rotate = 1 << 62   # one tshark for the whole capture, through the splitter
-        self._last_frame = 0
         self._gunzip: GunzipFeeder | None = None
         self._splitter: PcapngSplitter | None = None
         self._dumpcap: ToolProcess | None = None
@@ -139,15 +138,10 @@ class TsharkFieldsSource:
         return not self.live or self._capturing.is_set()
 
     def kept_frames(self) -> list[KeptFile]:
-        """The files holding this source's frames so far, ``[(path, first_frame, last_frame)]`` oldest
-        first (see ``captures/keep.py``): live, what the keeper wrote and still has on disk (``[]``
-        without a keeper); a replayed file, the file itself up to the last frame read; stdin, ``[]``.
-        Thread-safe."""
-        if self.live:
-            return self.keeper.kept_frames() if self.keeper is not None else []
-        if not self.path or self.path == "-" or not self._last_frame:
-            return []
-        return [KeptFile(self.path, 1, self._last_frame)]
+        """The files holding this live capture's frames so far, ``[(path, first_frame, last_frame)]``
+        oldest first (see ``captures/keep.py``): what the keeper wrote and still has on disk; ``[]``
+        without a keeper and for a replay (its frames are in the file it reads). Thread-safe."""
+        return self.keeper.kept_frames() if self.keeper is not None else []
 
     @property
     def _process(self) -> ToolProcess | None:
@@ -324,8 +318,6 @@ class TsharkFieldsSource:
                     return
                 part = batch.slice(start, min(n, start + max_rows))
                 self.stats.packets += len(part)
-                if len(part):
-                    self._last_frame = int(part.columns["frame_number"][-1])
                 if eof and start + max_rows >= n:
                     part.truncated = self.stats.truncated
                 yield part

@@ -340,7 +340,7 @@ class IncidentView(Vertical):
     incident: dict | None = None
 
     def compose(self) -> ComposeResult:
-        self.border_subtitle = "j jump to its frames · t filter the table to it · esc close"
+        self.border_subtitle = "j jump to its frames · t filter the table to it · q/esc close"
         yield Static(id="incident-body")
 
     @property
