@@ -143,6 +143,18 @@ def sample_rows(groups: list[tuple[str, np.ndarray]], cap: int, rng: np.random.G
     return np.concatenate(keep) if keep else np.zeros(0, np.int64), np.array([])
 
 
+def take_rows(arrays: list[np.ndarray], idx: np.ndarray) -> np.ndarray:
+    """``np.concatenate(arrays)[idx]`` without building the concatenation (all training captures'
+    rows at once: ~4 GB more at peak, which got the run OOM-killed beside other jobs)."""
+    bounds = np.cumsum([0] + [len(a) for a in arrays])
+    out = np.empty((len(idx), arrays[0].shape[1]), dtype=arrays[0].dtype)
+    which = np.searchsorted(bounds, idx, side="right") - 1
+    for k in np.unique(which):
+        sel = which == k
+        out[sel] = arrays[k][idx[sel] - bounds[k]]
+    return out
+
+
 class Trained:
     def __init__(self, mlp, cols: np.ndarray):
         self.mlp, self.cols = mlp, cols
@@ -169,15 +181,19 @@ def train(X: np.ndarray, y: np.ndarray, cols: np.ndarray, epochs: int, seed: int
     return Trained(FoldedMLP.from_tensors(mcfg, res.tensors, res.mean, res.std), cols)
 
 
-def evaluate(model: Trained, tests: dict[str, list[tuple[str, np.ndarray, np.ndarray]]]) -> dict:
-    """{test part: {"all": metrics, per source: metrics}}."""
+def evaluate(model: Trained, tests: dict[str, list[tuple[str, np.ndarray, np.ndarray]]], on_pred=None) -> dict:
+    """{test part: {"all": metrics, per source: metrics}}. ``on_pred(part, i, pred)``: also hands each
+    test capture's predictions (the i-th of its part) to the caller (--save-pred)."""
     out = {}
     for part, items in tests.items():
         if not items:
             continue
         by_src: dict[str, list] = {}
-        for src, X, y in items:
-            by_src.setdefault(src, []).append((y, model.predict(X)))
+        for i, (src, X, y) in enumerate(items):
+            pred = model.predict(X)
+            if on_pred is not None:
+                on_pred(part, i, pred)
+            by_src.setdefault(src, []).append((y, pred))
         res = {}
         ys_all, ps_all = [], []
         for src, pairs in sorted(by_src.items()):
@@ -274,20 +290,27 @@ def main(argv=None) -> int:
             for src, X, y in feats[part]:
                 groups.setdefault(src, []).append((X, y))
         glist = [(g, np.concatenate([y for _, y in v])) for g, v in groups.items()]
-        Xall = np.concatenate([X for v in groups.values() for X, _ in v]) if groups else None
+        Xparts = [X for v in groups.values() for X, _ in v]
         idx, _ = sample_rows(glist, args.rows_per_class, np.random.default_rng(rng_seed))
         yall = np.concatenate([y for _, y in glist])
         if args.real_repeat > 1:  # rows of real sources (not simulator folders, not the lab) count more
             real_src = {s for s, _ in files["real-train"]}
             owner = np.repeat([g in real_src for g, _ in glist], [len(y) for _, y in glist])
             idx = np.repeat(idx, np.where(owner[idx], args.real_repeat, 1))
-        return Xall[idx], yall[idx]
+        return take_rows(Xparts, idx), yall[idx]
 
     results: dict = {"settings": {"rows_per_class_per_group": args.rows_per_class, "epochs_max": args.epochs,
                                   "class_weight_power": args.class_weight_power, "seed": args.seed,
                                   "files": {k: [str(f) for _, f in v] for k, v in files.items()}},
                      "matrix": {}, "ablation": {}}
     all_cols = np.arange(len(FEATURE_NAMES))
+    if args.save_pred:
+        Path(args.save_pred).mkdir(parents=True, exist_ok=True)
+
+    def save_pred(part: str, i: int, pred: np.ndarray) -> None:
+        """--save-pred: the predictions evaluate() makes anyway (no second pass of the model)."""
+        np.save(Path(args.save_pred) / f"{name}-{files[part][i][1].name}.npy", pred.astype(np.int8))
+
     for name in args.configs.split(","):
         parts = recipes[name]
         if not all(feats[p] for p in parts):
@@ -296,12 +319,8 @@ def main(argv=None) -> int:
         t0 = time.time()
         X, y = build(parts)
         model = train(X, y, all_cols, args.epochs, args.seed, args.class_weight_power)
-        results["matrix"][name] = {"train_rows": int(len(y)), "results": evaluate(model, tests)}
-        if args.save_pred:
-            Path(args.save_pred).mkdir(parents=True, exist_ok=True)
-            for part in tests:
-                for (_, f), (_, X, _) in zip(files[part], feats[part]):
-                    np.save(Path(args.save_pred) / f"{name}-{f.name}.npy", model.predict(X).astype(np.int8))
+        results["matrix"][name] = {"train_rows": int(len(y)),
+                                   "results": evaluate(model, tests, save_pred if args.save_pred else None)}
         print(f"{name}: trained on {len(y):,} rows in {time.time() - t0:.0f} s", flush=True)
         print_matrix(results["matrix"])
     if args.ablation and "sim+lab+real" in results["matrix"]:

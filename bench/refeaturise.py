@@ -65,6 +65,8 @@ def main(argv=None) -> int:
 
 
 def _run(paths, cache: Path, featurizer: str, train, classes) -> int:
+    from iotwatch.detector import featcache
+
     frames = 0
     t = {"tshark": 0.0, "batches": 0.0, "rows": 0.0}
     identical = True
@@ -89,8 +91,7 @@ def _run(paths, cache: Path, featurizer: str, train, classes) -> int:
         print(f"{p}: {len(y1):,} frames  tshark {t1 - t0:.1f} s  batches {t2 - t1:.1f} s  rows {t3 - t2:.2f} s  "
               f"bit-identical {'yes' if same else 'NO'}", flush=True)
     train._FEATURE_CODE_DIGEST = code
-    size = {level: sum(f.stat().st_size for f in files) for level, files in
-            (("rows", list(cache.glob("*.npz"))), ("batches", list((cache / "batches").glob("*.npz"))))}
+    size = featcache.level_bytes(cache)
     print(f"\n{len(paths)} captures, {frames:,} frames")
     for k, v in t.items():
         print(f"  {k:8} {v:8.1f} s  {frames / max(v, 1e-9):>10,.0f} frames/s")

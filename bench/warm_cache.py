@@ -25,8 +25,6 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz")
-
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -40,14 +38,16 @@ def main(argv=None) -> int:
     from iotwatch.captures.labels import LabelSet
     from iotwatch.detector.bundle import CONTRACT_CLASSES
     from iotwatch.detector.features import FEATURIZER_VERSION
-    from iotwatch.detector.train import featurise_capture
+    from iotwatch.detector.featcache import level_bytes
+    from iotwatch.detector.train import featurise_capture, find_captures
 
+    try:
+        files = find_captures(args.paths)
+    except InputError as e:
+        print(f"warm_cache: {e}", file=sys.stderr)
+        return 2
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
-    files: list[Path] = []
-    for p in map(Path, args.paths):
-        found = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file() and f.name.endswith(SUFFIXES))
-        files += [f for f in found if f not in files]
     opened = [0]
     real_open = sources.open_source
 
@@ -88,8 +88,7 @@ def main(argv=None) -> int:
         print(f"[{i}/{len(files)}] {f}: {len(y):,} frames, {int((y >= 0).sum()):,} labelled, "
               f"{time.monotonic() - t0:.1f} s ({how})", flush=True)
         del X, y
-    size = {level: sum(p.stat().st_size for p in fs) / 1e9 for level, fs in
-            (("rows", list(cache.glob("*.npz"))), ("batches", list((cache / "batches").glob("*.npz"))))}
+    size = {level: n / 1e9 for level, n in level_bytes(cache).items()}
     print(f"done: {sum(served.values())} captures, {frames:,} frames in {time.monotonic() - t_all:.0f} s; "
           f"served from rows {served['rows']}, from batches {served['batches']}, read with tshark {served['tshark']}; "
           f"cache: batches {size['batches']:.2f} GB, rows {size['rows']:.2f} GB (all feature codes); "

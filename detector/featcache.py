@@ -67,6 +67,14 @@ def batch_cache_file(cache: Path, capture: Path, capture_sha: str, labels_sha: s
     return Path(cache) / BATCH_DIR / f"{capture.name}.{short}.npz", key
 
 
+def level_bytes(cache: Path) -> dict[str, int]:
+    """Bytes on disk per level of the cache ``DIR``: ``rows`` (``DIR/*.npz``, every feature code's)
+    and ``batches`` (``DIR/batches/*.npz``)."""
+    cache = Path(cache)
+    return {level: sum(f.stat().st_size for f in folder.glob("*.npz"))
+            for level, folder in (("rows", cache), ("batches", cache / BATCH_DIR))}
+
+
 # ---------------------------------------------------------------------------------------------------
 # writing
 # ---------------------------------------------------------------------------------------------------

@@ -1115,7 +1115,7 @@ class _Sorted:
         self.t = t = o["t"]
         self.frame = o["frame"]
         self.peer_list = o["peer"].tolist()
-        self.peer_new = _changes(o["peer"])
+        self.peer_new = _run_heads(o["peer"])
         # distinct probe targets (recon: peer, server port) / connections (bruteforce: peer, client port)
         self.dk = self.dk_list = None
         if dist.any():
@@ -1133,7 +1133,7 @@ class _Sorted:
         sel = np.where(victim_role, ~fwd, fwd)
         macs = o["eth_src"][sel]
         self.macs = macs.tolist()
-        self.mac_new = _changes(macs)
+        self.mac_new = _run_heads(macs)
         self.mac_at = _at(sel)
         cl = o["claimed"]
         hc = np.zeros(n, dtype=bool)   # claims are made by spoofing rows only (_spoof_keys)
@@ -1179,7 +1179,8 @@ class _Sorted:
 # np.unique by one sort: numpy 2's np.unique (hash-based) costs 0.1-1 ms per call on a few thousand
 # integers, 10-50x one np.sort (bench/incidents.py: most of the demo's engine time)
 def _run_heads(s: np.ndarray) -> np.ndarray:
-    """True where a run of equal values starts in the sorted array ``s``."""
+    """True where a run of equal values starts in ``s`` (at 0 and where a value differs from the one
+    before it; for a sorted ``s``, each distinct value's first place)."""
     head = np.empty(len(s), dtype=bool)
     if len(s):
         head[0] = True
@@ -1211,16 +1212,8 @@ def _unique_inverse(k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ks[head], inv
 
 
-def _changes(items: np.ndarray) -> np.ndarray:
-    """True where an item differs from the one before it (and at 0)."""
-    new = np.ones(len(items), dtype=bool)
-    if len(items) > 1:
-        new[1:] = items[1:] != items[:-1]
-    return new
-
-
 def _runs(items: list, new: np.ndarray, a: int, b: int) -> list | dict:
-    """``items[a:b]`` for ``_count``, or when its runs of equal items (``new``: see ``_changes``) are
+    """``items[a:b]`` for ``_count``, or when its runs of equal items (``new``: see ``_run_heads``) are
     long, the same counts as a dict in first-seen order."""
     if b - a > 32:
         heads = np.flatnonzero(new[a + 1:b])

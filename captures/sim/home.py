@@ -48,7 +48,7 @@ class Profile:
     min_episodes: int = 2
     extra_clients: int = 0
     varied: bool = False      # draw address plan, stacks, DNS visibility, wider attack kinds (variety.py)
-    upload_lookalikes: bool = False  # also the uploads shaped like exfiltration (variety.py)
+    upload_lookalikes: bool = False  # varied: also the uploads shaped like exfiltration (variety.py)
     exfil_lookups: bool = False  # half the upload exfiltrations resolve a name first (EXFIL_NAMES)
 
 
@@ -66,7 +66,8 @@ VARIED_PROFILE = Profile(camera_kbps=(50, 1500), camera_fps=(4, 25), continuous_
                          episodes_per_10min=6.0, min_episodes=2, varied=True)
 
 EXFIL_NAMES = ("transfer.example-share.com", "api.example-paste.net", "upload.example-files.io",
-               "s3.example-bucket.com", "cdn-sync.example-c2.net", "drive.example-storage.org")# scenario "uploads" (opt-in, not in the training data of the bundled model: measured no better, see
+               "s3.example-bucket.com", "cdn-sync.example-c2.net", "drive.example-storage.org")
+# scenario "uploads" (opt-in, not in the training data of the bundled model: measured no better, see
 # docs/sim_vs_real.md): a varied home plus the uploads shaped like exfiltration (variety.chunked_uploads,
 # wake_uploads, doh_browsing), clips and backups as large as the exfiltration uploads, and half the upload
 # exfiltrations to a name looked up first
@@ -266,12 +267,6 @@ def build_home(sim: Sim, devices: int, profile: Profile, plan: V.Plan | None = N
         b.home.resolver_hook = V.Resolver(b.env, plan)
         V.spawn_lookalikes(b.env, b.by_kind, sim.rng("variety/lookalikes"), b.t0, b.span, profile.backup_mb,
                            uploads=profile.upload_lookalikes)
-    elif profile.upload_lookalikes:
-        ru = sim.rng("variety/uploads")
-        lan = [h for h in b.home.hosts if h.local and h is not b.home.gateway]
-        people = b.by_kind.get("laptop", []) + b.by_kind.get("phone", [])
-        V.spawn_upload_lookalikes(b.env, lan, people, ru, lambda lo, hi: b.t0 + int(ru.uniform(lo, hi) * b.span),
-                                  b.t0, b.span)
     return b.env, b.by_kind
 
 

@@ -588,9 +588,9 @@ def spawn_lookalikes(env: Env, by_kind: dict[str, list[Host]], rng: random.Rando
 
 def spawn_upload_lookalikes(env: Env, lan: list[Host], people: list[Host], ru: random.Random, at, t0: int,
                             span: int) -> None:
-    """Start the uploads shaped like exfiltration (varied homes; busy classic homes too): periodic
-    HTTPS POSTs from 1-2 devices, DoH browsing on some people's devices, 1-2 sleepy devices that only
-    ever wake to upload. ``at(lo, hi)`` draws a start time within the capture."""
+    """Start the uploads shaped like exfiltration (scenario uploads, through ``spawn_lookalikes``):
+    periodic HTTPS POSTs from 1-2 devices, DoH browsing on some people's devices, 1-2 sleepy devices
+    that only ever wake to upload. ``at(lo, hi)`` draws a start time within the capture."""
     sim = env.sim
     for h in ru.sample(lan, min(len(lan), ru.randint(1, 2))):
         sim.spawn(chunked_uploads(env, h, ru), at(0, 0.6))
@@ -604,4 +604,4 @@ def spawn_upload_lookalikes(env: Env, lan: list[Host], people: list[Host], ru: r
         sim.spawn(wake_uploads(env, h, ru, (0.1, 20.0)), t0 + int(ru.uniform(0.0, 0.7) * span))
 
 
-__all__ = ["Plan", "draw_plan", "Resolver", "spawn_lookalikes", "spawn_upload_lookalikes"]
+__all__ = ["Plan", "draw_plan", "Resolver", "spawn_lookalikes"]
