@@ -114,12 +114,26 @@ def hash_strings(values: np.ndarray) -> np.ndarray:
     if n == 0:
         return np.empty(0, dtype=np.uint64)
     items = values.tolist() if isinstance(values, np.ndarray) else list(values)
+    cache = _HASHES
+    try:  # the usual case: every string (host, MAC, name) was hashed in an earlier batch
+        return np.fromiter(map(cache.__getitem__, items), dtype=np.uint64, count=n)
+    except KeyError:
+        pass
     distinct = dict.fromkeys(items)
     if len(distinct) * 2 > n:
         return _fnv1a(np.asarray(items, dtype=str))
     hashes = _fnv1a(np.asarray(list(distinct), dtype=str)).tolist()
     lookup = dict(zip(distinct, hashes))
-    return np.array(list(map(lookup.__getitem__, items)), dtype=np.uint64)  # 2x a generator
+    if len(cache) + len(lookup) > _HASHES_CAP:
+        cache.clear()
+    cache.update(lookup)
+    return np.fromiter(map(lookup.__getitem__, items), dtype=np.uint64, count=n)
+
+
+# hash of each string hashed before (a pure function of the string: sharing it between extractors and
+# threads changes no value); cleared when it would exceed the cap
+_HASHES: dict = {}
+_HASHES_CAP = 1 << 17
 
 
 def _fnv1a(u: np.ndarray) -> np.ndarray:
@@ -743,7 +757,8 @@ _INITIAL_TTLS = np.array([32, 64, 128, 255])
 
 def _log1(a):
     """log(1 + S) from log S (what DecayTable returns); S stays far below overflow."""
-    return np.log1p(np.exp(a))
+    e = np.exp(a)
+    return np.log1p(e, out=e)
 
 
 def _share(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -1307,12 +1322,13 @@ class HostRatesBlock(FeatureBlock):
         keys[0::2] = hs
         keys[1::2] = hd
         hl = self.hosts.update(keys, np.repeat(t, 2), ent)
-        host = _log1(hl)
+        lin = np.exp(hl)  # _log1(hl) is log1p of it: exp once
+        host = np.log1p(lin)
         nh = len(HOST_COLUMNS)
         out[:, :nh] = host[0::2]
         out[:, nh:2 * nh] = host[1::2]
-        src_lin = np.exp(hl[0::2])
-        dst_lin = np.exp(hl[1::2])
+        src_lin = lin[0::2]
+        dst_lin = lin[1::2]
         put = self.put
         put(out, "src_syn_ratio", _share(src_lin[:, hc["s_syn_10s"]], src_lin[:, hc["s_pkts_10s"]]))
         put(out, "src_fail_ratio", _share(src_lin[:, hc["r_fail_10s"]], src_lin[:, hc["s_pkts_10s"]]))
