@@ -707,7 +707,12 @@ class _NameShapeCache:
 
 
 def _isin(values: np.ndarray, choices) -> np.ndarray:
-    return np.isin(values, np.asarray(choices, dtype=values.dtype))
+    """``np.isin(values, choices)`` for a few choices: one comparison per choice (~3x faster than
+    np.isin's general machinery on a batch)."""
+    out = np.zeros(values.shape, dtype=bool)
+    for c in np.asarray(choices, dtype=values.dtype).tolist():
+        out |= values == c
+    return out
 
 
 def _flag(values: np.ndarray, bit: int) -> np.ndarray:
