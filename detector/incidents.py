@@ -61,6 +61,8 @@ MAX_DISTINCT = 20_000
 MAX_COUNTER = 256
 MAX_KEPT = 10_000
 MAX_NAMED = 65_536  # addresses named by DNS answers remembered (exfiltration: uploads to bare addresses)
+PING_PAYLOAD = 64   # B: an ICMP tunnel's echoes carry more on average than any standard ping (Linux/macOS/BusyBox
+                    # 56, Windows 32, 48 and 64 in other tools): a host pinging its gateway is no tunnel
 _NEVER = np.iinfo(np.int64).max
 UPDATE_EVERY = 10  # an ``updated`` event each time the packet count grows by this factor
 MAX_VICTIMS = 10   # victims named by an attacker's incident (its peers with the most packets)
@@ -1059,16 +1061,21 @@ def _guessing(tr: Track, a: int, b: int, sb: "_Sorted", firsts: np.ndarray) -> n
 
 def _exfil_evidence(tr: Track, a: int, b: int, sb: "_Sorted") -> np.ndarray:
     """Per position a:b of a pending exfiltration track: with the rows up to it, is the incident
-    tunnel-like (more than half its packets DNS, or ICMP: the kinds dns-tunnel / icmp-tunnel) or,
-    for a bulk upload, do more than half go to addresses no DNS answer named (data pushed to a
-    bare address: a client uploading to its own cloud service looked the name up first)?"""
+    tunnel-like (more than half its packets DNS, or ICMP echoes whose mean payload is larger than a
+    standard ping's, ``PING_PAYLOAD``: the kinds dns-tunnel / icmp-tunnel) or, for a bulk upload
+    (not mostly ICMP: pings to a bare address are no upload), do more than half go to addresses no
+    DNS answer named (data pushed to a bare address: a client uploading to its own cloud service
+    looked the name up first)?"""
     pk = tr.packets + np.arange(1, b - a + 1)
     vs = sb.vs
 
     def cum(*cs):
         return sum(int(tr.n[c]) for c in cs) + np.cumsum(sum(vs[_ROW[c], a:b].astype(np.int64) for c in cs))
-    return ((cum(C_DNS_Q, C_DNS_R) * 2 > pk) | (cum(C_ICMP_REQ, C_ICMP_BACK) * 2 > pk)
-            | (cum(C_UNNAMED) * 2 > pk))
+    echo = cum(C_ICMP_REQ, C_ICMP_BACK)
+    echo_bytes = int(tr.n[C_ICMP_LEN]) + np.cumsum(sb.vb[_BIG_ROW[C_ICMP_LEN], a:b])
+    icmp = echo * 2 > pk
+    return ((cum(C_DNS_Q, C_DNS_R) * 2 > pk) | (icmp & (echo_bytes > PING_PAYLOAD * echo))
+            | (~icmp & (cum(C_UNNAMED) * 2 > pk)))
 CONF_SCALE = float(1 << 32)   # confidences are summed as integers (exact, the same for any batch size)
 
 
@@ -1267,6 +1274,7 @@ _SMALL = np.array([C_SYN, C_SYNACK, C_RST, C_ICMP_REQ, C_ICMP_BACK, C_ARP_REQ, C
                    C_UNNAMED])
 _ROW = {c: i for i, c in enumerate(_SMALL.tolist())}   # counter -> its row in ``_Sorted.vs``
 _BIG = np.array([C_DNS_LEN, C_FWD_BYTES, C_REV_BYTES, C_ICMP_LEN])
+_BIG_ROW = {c: i for i, c in enumerate(_BIG.tolist())}   # counter -> its row in ``_Sorted.vb``
 _S_REFL = len(_SMALL)                 # small row: response from a reflection port
 _B_BYTES, _B_CONF = len(_BIG), len(_BIG) + 1   # big rows: frame bytes, confidence x CONF_SCALE
 

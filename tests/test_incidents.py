@@ -222,6 +222,42 @@ def test_a_bulk_upload_opens_exfiltration_only_to_an_address_no_dns_answer_named
         ref = _stream(events)
 
 
+def _echoes(t0, client, server, n, payload):
+    """``n`` ICMP echo requests of ``payload`` bytes from ``client`` to ``server``, each answered."""
+    out = []
+    for i in range(n):
+        for k, (a, b, typ) in enumerate(((client, server, 8), (server, client, 0))):
+            out.append(dict(time_epoch=t0 + 0.5 * i + 0.001 * k, frame_len=14 + 28 + payload,
+                            protocols="eth:ethertype:ip:icmp:data", ip_src=a, ip_dst=b, ip_proto=1,
+                            ip_len=28 + payload, icmp_type=typ, eth_src="aa:aa:aa:aa:aa:07", eth_dst="aa:aa:aa:aa:aa:01"))
+    return out
+
+
+def test_an_icmp_tunnel_needs_echoes_larger_than_a_standard_ping():
+    # the model calls both hosts' echoes exfiltration: 10.0.0.13 pings its gateway (56-byte payloads,
+    # as Linux ping), 10.0.0.7 pushes 1000-byte echoes to a relay (hping3 -1 -E FILE -d 1000)
+    recs = _echoes(1000, "10.0.0.13", "10.0.0.1", 40, 56) + _echoes(1000.2, "10.0.0.7", "198.51.100.9", 40, 1000)
+    recs.sort(key=lambda r: r["time_epoch"])
+    for i, r in enumerate(recs):
+        r["frame_number"] = i + 1
+    pk = PacketBatch.from_records(recs)
+    n = len(recs)
+    pred = np.full(n, 5)
+    proba = np.zeros((n, 6), dtype=np.float32)
+    proba[np.arange(n), pred] = 0.95
+    cb = ClassifiedBatch(pk, proba, pred, proba.max(axis=1), pred != 0, None)
+    classes = ["normal", "recon", "dos", "bruteforce", "spoofing", "exfiltration"]
+    ref = None
+    for batch in (n, 1, 7, 33):
+        eng, events = run_engine(cb, classes, batch)
+        inc = [t.to_dict() for t in eng.incidents()]
+        assert [(i["kind"], i["attacker"], i["victims"]) for i in inc] == [
+            ("icmp-tunnel", "10.0.0.7", ["198.51.100.9"])], (batch, inc)
+        assert "mean payload 1000 B" in inc[0]["evidence"]
+        assert ref is None or _stream(events) == ref
+        ref = _stream(events)
+
+
 def _login(t, client, server, port, sport, ftp_code=None):
     """One TCP login session (handshake, banner, user, password, verdict, close)."""
     out = []
