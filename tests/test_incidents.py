@@ -196,30 +196,38 @@ def _answer(t, name, addr):
                 eth_src="aa:aa:aa:aa:aa:01", eth_dst="aa:aa:aa:aa:aa:07")
 
 
+def _incidents_at_batch_sizes(recs, exfil_from=None):
+    """Number ``recs`` in time order, let a stub model call them exfiltration (all, or only those
+    sent by ``exfil_from``; the rest normal), and run the engine at several batch sizes; asserts the
+    event stream is the same at each and returns the incident dicts of each."""
+    recs.sort(key=lambda r: r["time_epoch"])
+    for i, r in enumerate(recs):
+        r["frame_number"] = i + 1
+    pk = PacketBatch.from_records(recs)
+    n = len(recs)
+    pred = np.array([5 if exfil_from in (None, r["ip_src"]) else 0 for r in recs])
+    proba = np.zeros((n, 6), dtype=np.float32)
+    proba[np.arange(n), pred] = 0.95
+    cb = ClassifiedBatch(pk, proba, pred, proba.max(axis=1), pred != 0, None)
+    classes = ["normal", "recon", "dos", "bruteforce", "spoofing", "exfiltration"]
+    out, ref = [], None
+    for batch in (n, 1, 7, 33):
+        eng, events = run_engine(cb, classes, batch)
+        out.append((batch, [t.to_dict() for t in eng.incidents()]))
+        assert ref is None or _stream(events) == ref, batch
+        ref = _stream(events)
+    return out
+
+
 def test_a_bulk_upload_opens_exfiltration_only_to_an_address_no_dns_answer_named():
     # the model calls three uploads of 10.0.0.7 exfiltration: to its cloud (looked up just before),
     # to a bare address, and to an address whose name is looked up only after the upload began
     recs = [_answer(1000, "photos-upload.example.com", "198.51.100.7")] + _upload(1000.1, "10.0.0.7", "198.51.100.7")
     recs += _upload(1100, "10.0.0.7", "203.0.113.9")
     recs += _upload(1200, "10.0.0.7", "192.0.2.5") + [_answer(1200.05, "late.example.com", "192.0.2.5")]
-    recs.sort(key=lambda r: r["time_epoch"])
-    for i, r in enumerate(recs):
-        r["frame_number"] = i + 1
-    pk = PacketBatch.from_records(recs)
-    n = len(recs)
-    pred = np.array([5 if r["ip_src"] == "10.0.0.7" else 0 for r in recs])
-    proba = np.zeros((n, 6), dtype=np.float32)
-    proba[np.arange(n), pred] = 0.95
-    cb = ClassifiedBatch(pk, proba, pred, proba.max(axis=1), pred != 0, None)
-    classes = ["normal", "recon", "dos", "bruteforce", "spoofing", "exfiltration"]
-    ref = None
-    for batch in (n, 1, 7, 33):
-        eng, events = run_engine(cb, classes, batch)
-        inc = [t.to_dict() for t in eng.incidents()]
+    for batch, inc in _incidents_at_batch_sizes(recs, exfil_from="10.0.0.7"):
         assert [(i["kind"], i["victims"]) for i in inc] == [("bulk-upload", ["203.0.113.9"]),
                                                           ("bulk-upload", ["192.0.2.5"])], (batch, inc)
-        assert ref is None or _stream(events) == ref
-        ref = _stream(events)
 
 
 def _echoes(t0, client, server, n, payload):
@@ -237,25 +245,10 @@ def test_an_icmp_tunnel_needs_echoes_larger_than_a_standard_ping():
     # the model calls both hosts' echoes exfiltration: 10.0.0.13 pings its gateway (56-byte payloads,
     # as Linux ping), 10.0.0.7 pushes 1000-byte echoes to a relay (hping3 -1 -E FILE -d 1000)
     recs = _echoes(1000, "10.0.0.13", "10.0.0.1", 40, 56) + _echoes(1000.2, "10.0.0.7", "198.51.100.9", 40, 1000)
-    recs.sort(key=lambda r: r["time_epoch"])
-    for i, r in enumerate(recs):
-        r["frame_number"] = i + 1
-    pk = PacketBatch.from_records(recs)
-    n = len(recs)
-    pred = np.full(n, 5)
-    proba = np.zeros((n, 6), dtype=np.float32)
-    proba[np.arange(n), pred] = 0.95
-    cb = ClassifiedBatch(pk, proba, pred, proba.max(axis=1), pred != 0, None)
-    classes = ["normal", "recon", "dos", "bruteforce", "spoofing", "exfiltration"]
-    ref = None
-    for batch in (n, 1, 7, 33):
-        eng, events = run_engine(cb, classes, batch)
-        inc = [t.to_dict() for t in eng.incidents()]
+    for batch, inc in _incidents_at_batch_sizes(recs):
         assert [(i["kind"], i["attacker"], i["victims"]) for i in inc] == [
             ("icmp-tunnel", "10.0.0.7", ["198.51.100.9"])], (batch, inc)
         assert "mean payload 1000 B" in inc[0]["evidence"]
-        assert ref is None or _stream(events) == ref
-        ref = _stream(events)
 
 
 def _login(t, client, server, port, sport, ftp_code=None):
