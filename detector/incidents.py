@@ -1285,7 +1285,6 @@ def _counters(cols: dict, spoof: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n = len(cols["t"])
     small = np.empty((len(_SMALL) + 1, n), dtype=np.int8)
     big = np.empty((len(_BIG) + 2, n), dtype=np.int64)
-    row = {c: i for i, c in enumerate(_SMALL.tolist())}
     syn, ack, fwd = cols["syn"], cols["ack"], cols["fwd"]
     icmp, ic4, ic6 = cols["icmp"], cols["icmp4"], cols["icmp6"]
     req = (ic4 & _lookup(_REQ4, icmp)) | (ic6 & (icmp == 128))
@@ -1302,13 +1301,13 @@ def _counters(cols: dict, spoof: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                  (C_FIN_PROBE, stealth & ((fl & 0x01) != 0) & ~xmas), (C_NULL_PROBE, stealth & ((fl & 0x3F) == 0)),
                  (C_XMAS_PROBE, xmas), (C_DHCP, cols["dhcp"]), (C_FAILED, cols["failed"]), (C_SURE, cols["sure"]),
                  (C_UNNAMED, cols["unnamed"])):
-        small[row[c]] = v
+        small[_ROW[c]] = v
     small[_S_REFL] = cols["refl"]
     fb = cols["flen"].clip(0)
-    big[0] = np.where(cols["dns_q"], cols["dns_len"], 0)
-    big[1] = np.where(fwd, fb, 0)
-    big[2] = np.where(fwd, 0, fb)
-    big[3] = np.where(req | back, cols["ip_len"].clip(28) - 28, 0)
+    big[_BIG_ROW[C_DNS_LEN]] = np.where(cols["dns_q"], cols["dns_len"], 0)
+    big[_BIG_ROW[C_FWD_BYTES]] = np.where(fwd, fb, 0)
+    big[_BIG_ROW[C_REV_BYTES]] = np.where(fwd, 0, fb)
+    big[_BIG_ROW[C_ICMP_LEN]] = np.where(req | back, cols["ip_len"].clip(28) - 28, 0)
     big[_B_BYTES] = fb
     big[_B_CONF] = cols["conf"].astype(np.float64) * CONF_SCALE
     return small, big
