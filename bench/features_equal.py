@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import pickle
 import subprocess
 import sys
 import tempfile
@@ -44,31 +43,38 @@ def reference_module(rev: str):
 
 
 def read_capture(path: str, max_packets: int, cache_dir: Path | None):
-    """The capture's packets as one PacketBatch (first ``max_packets``), cached as a pickle when asked."""
+    """The capture's packets as one PacketBatch (first ``max_packets``). With ``cache_dir``, the parsed
+    batches are kept in the training cache's pickle-free format (``detector/featcache.py``), keyed by
+    the capture's sha256, ``max_packets`` and the capture-side code."""
     from iotwatch.captures.batch import PacketBatch
+    from iotwatch.captures.files import sha256_file
     from iotwatch.captures.sources import open_source
+    from iotwatch.detector import featcache
+    from iotwatch.detector.train import READ_BATCH_ROWS
 
-    key = None
+    file = key = cached = None
     if cache_dir is not None:
-        st = Path(path).stat()
-        key = cache_dir / f"{Path(path).name}.{st.st_size}.{int(st.st_mtime)}.{max_packets}.pkl"
-        if key.is_file():
-            return pickle.loads(key.read_bytes())
-    src = open_source(read=path)
-    parts, n = [], 0
-    try:
-        for b in src.batches(max_rows=8192, max_wait=1.0):
-            parts.append(b)
-            n += len(b)
-            if n >= max_packets:
-                break
-    finally:
-        src.close()
-    batch = PacketBatch.concat(parts).slice(0, max_packets)
-    if key is not None:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        key.write_bytes(pickle.dumps(batch))
-    return batch
+        file, key = featcache.batch_cache_file(cache_dir, Path(path), sha256_file(path), f"first-{max_packets}")
+        cached = featcache.load_batches(file, key)
+    if cached is not None:
+        parts = [b for b, _ in cached]
+    else:
+        rec = featcache.BatchRecorder()
+        src = open_source(read=path)
+        parts, n = [], 0
+        try:
+            for b in src.batches(max_rows=READ_BATCH_ROWS, max_wait=1.0):
+                parts.append(b)
+                rec.add(b, np.full(len(b), -1, dtype=np.int8))
+                n += len(b)
+                if n >= max_packets:
+                    break
+        finally:
+            src.close()
+        arrays = rec.arrays(key) if file is not None else None
+        if arrays is not None:
+            featcache.save_npz(file, arrays)
+    return PacketBatch.concat(parts).slice(0, max_packets)
 
 
 def run(make, batch, cuts) -> np.ndarray:
@@ -113,7 +119,7 @@ def main(argv=None) -> int:
     ap.add_argument("--sizes", default="1,257,8192", help="batch sizes (default 1,257,8192)")
     ap.add_argument("--prefix-small", type=int, default=4000,
                     help="packets timed with batch sizes below 64 (default 4000)")
-    ap.add_argument("--cache", default="/tmp/iotwatch-features-equal", help="pickle cache of read captures ('' = none)")
+    ap.add_argument("--cache", default="/tmp/iotwatch-features-equal", help="cache of the parsed batches of read captures, pickle-free as the training cache ('' = none)")
     args = ap.parse_args(argv)
 
     from iotwatch.captures.errors import IotwatchError
