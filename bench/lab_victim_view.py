@@ -27,6 +27,7 @@ import struct
 import sys
 from pathlib import Path
 
+from iotwatch.captures.lab.labelling import write_labels_csv
 from iotwatch.captures.pcapfile import (LINKTYPE_ETHERNET, enhanced_packet_block, interface_description_block,
                                         iter_packets, section_header_block)
 
@@ -85,10 +86,7 @@ def victim_view(cap: Path, out_dir: Path, before: float, after: float) -> tuple[
             if number in labels:
                 rows.append((kept, labels[number]))
     tmp.replace(dst)
-    with open(f"{dst}.labels.csv", "w", newline="") as fh:
-        w = csv.writer(fh, lineterminator="\n")
-        w.writerow(["frame_number", "label"])
-        w.writerows(rows)
+    write_labels_csv(f"{dst}.labels.csv", rows)
     return kept, dropped
 
 
