@@ -164,23 +164,23 @@ def featurise_capture(path: Path, classes: Sequence[str], featurizer: str, cache
         raise InputError(f"capture {path} has no labels",
                          hint="add <capture>.labels.csv (frame_number,label) or label= packet comments")
     label_source = labels.source if labels.sidecar_path is None else labels.sidecar_path.name
-    extractor = new_extractor(featurizer)
+    names, schema = featurizer_info(featurizer)
     rows_file = stored = recorder = None
     if cache is not None and list(classes) == list(CONTRACT_CLASSES):
         side = labels.sidecar_path
         side_sha = sha256_file(side) if side is not None and side.is_file() else "nolabels"
         capture_sha = sha256_file(path)
-        schema = featurizer_info(featurizer)[1]
         key = hashlib.sha256(f"{capture_sha}:{side_sha[:12]}:{schema}:{feature_code_digest()}".encode()
                              ).hexdigest()[:24]
         rows_file = Path(cache) / f"{path.name}.{key}.npz"
-        hit = featcache.load_rows(rows_file, len(extractor.names))
+        hit = featcache.load_rows(rows_file, len(names))
         if hit is not None:
             return hit[0], hit[1], label_source
         batches_file, batches_key = featcache.batch_cache_file(Path(cache), path, capture_sha, side_sha)
         stored = featcache.load_batches(batches_file, batches_key)
         if stored is None:
             recorder = featcache.BatchRecorder()
+    extractor = new_extractor(featurizer)   # a rows hit needs none (every block and its tables)
     Xs, ys = [], []
     if stored is not None:   # the feature code changed, the capture side did not: no tshark
         for batch, lab in stored:
