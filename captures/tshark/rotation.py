@@ -135,7 +135,7 @@ class PcapngSplitter(ByteMover):
                     if end == pos:
                         break  # the next whole block is not in yet
                     if split and self.tee is not None:
-                        self._feed_tee(bytes(buf[pos:end]), runs)
+                        self._feed_tee(bytes(memoryview(buf)[pos:end]), runs)   # one copy, not two
                     if out is None:
                         out = self._take_output()
                         if out is None or (self.rotations and not _write_all(out, header)):
