@@ -13,7 +13,8 @@ from typing import Sequence
 
 import numpy as np
 
-from iotwatch.captures.files import OutputFile
+from iotwatch.captures.errors import InputError
+from iotwatch.captures.files import OutputFile, appended_head
 
 from .pipeline import ClassifiedBatch
 
@@ -138,9 +139,6 @@ def csv_safe(name: str) -> str:
 def _same_columns(out: OutputFile, header: list[str]) -> None:
     """``--append`` continues a predictions CSV only when it has this run's columns: rows of 4 columns
     under a 3-column header (a labelled replay appended to a live sensor's file) break every CSV reader."""
-    from iotwatch.captures.errors import InputError
-    from iotwatch.captures.files import appended_head
-
     first = None if out.stdout else appended_head(out.target, out.what, 4096, line=True, shown=out.path)
     if not first:
         return
