@@ -158,7 +158,7 @@ class IncidentsPane(ScrollView, can_focus=True):
         self._set_rows(0)
 
     def on_resize(self, event) -> None:
-        self.virtual_size = Size(event.size.width, len(self._order) + 1)
+        self._set_rows(len(self._order))
 
     @property
     def selected(self) -> int | None:
@@ -218,16 +218,10 @@ class IncidentsPane(ScrollView, can_focus=True):
             self._style_key = key
             self._cache.clear()
 
-    def _on_focus(self, event) -> None:
-        super()._on_focus(event)
-        self.refresh()
-
     def _on_blur(self, event) -> None:
-        super()._on_blur(event)
-        self.refresh()
+        super()._on_blur(event)   # Textual's refreshes the pane (its cursor row's style follows focus)
         # the focus went elsewhere (a click, a screen on top): the incident view closes with it
-        if self.viewing is not None:
-            self.post_message(self.Chosen({"id": self.viewing}, "close"))
+        self.action_close()
 
     # --- keys ------------------------------------------------------------------------------------
     def move_cursor(self, row: int) -> None:
@@ -270,7 +264,7 @@ class IncidentsPane(ScrollView, can_focus=True):
 
     def action_open(self) -> None:
         if self.viewing is not None:
-            self.post_message(self.Chosen({"id": self.viewing}, "close"))
+            self.action_close()
         else:
             self._chosen("open")
 
