@@ -17,11 +17,11 @@ from textual.cache import LRUCache
 from textual.containers import Vertical
 from textual.geometry import Size
 from textual.message import Message
-from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Static
 
 from iotwatch.tui.store import IncidentStore
+from iotwatch.tui.widgets.rowcache import StyledRowCache
 
 SEVERITY = {1: "high", 2: "med", 3: "low"}
 COLUMNS = (("sev", 4), ("class", 24), ("attacker → victim", 36), ("services", 16), ("pkts", 7), ("since", 9),
@@ -49,7 +49,7 @@ def since(s: dict, first_time: float | None) -> str:
     return f"{rel:,.1f} s"
 
 
-class IncidentsPane(ScrollView, can_focus=True):
+class IncidentsPane(StyledRowCache, can_focus=True):
     """The incidents of the run; ``show(store, first_time)`` redraws when the store changed.
 
     A Line-API ``ScrollView`` like the packet table, not a ``DataTable``: each row becomes a
@@ -204,19 +204,9 @@ class IncidentsPane(ScrollView, can_focus=True):
             self._cache[key] = strip
         return strip
 
-    _style_key: tuple | None = None
-
-    def notify_style_update(self) -> None:
-        # the cached rows stay unless a colour they use changed (a focus change restyles the pane)
-        super().notify_style_update()
-        try:
-            key = (self.rich_style, *(self.get_component_rich_style(c, partial=True) for c in sorted(self.COMPONENT_CLASSES)),
-                   *(self.class_style(i) for i in range(len(self.class_names))))
-        except KeyError:   # component styles not set up yet
-            key = None
-        if key != self._style_key:
-            self._style_key = key
-            self._cache.clear()
+    def row_styles(self) -> tuple:
+        # the rows also use the class colours
+        return (*super().row_styles(), *(self.class_style(i) for i in range(len(self.class_names))))
 
     def _on_blur(self, event) -> None:
         super()._on_blur(event)   # Textual's refreshes the pane (its cursor row's style follows focus)

@@ -18,10 +18,10 @@ from textual.binding import Binding
 from textual.cache import LRUCache
 from textual.geometry import Size
 from textual.message import Message
-from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from iotwatch.tui.store import Row, View
+from iotwatch.tui.widgets.rowcache import StyledRowCache
 
 CLASS_SLOTS = 8
 
@@ -49,7 +49,7 @@ def _fit(text: str, width: int) -> str:
     return text.ljust(width)
 
 
-class PacketTable(ScrollView, can_focus=True):
+class PacketTable(StyledRowCache, can_focus=True):
     """Scrolling packet list; ``set_view`` is called on the app's tick with the current snapshot."""
 
     COMPONENT_CLASSES = {
@@ -329,22 +329,6 @@ class PacketTable(ScrollView, can_focus=True):
     def class_style(self, index: int) -> Style:
         """The rich style of class ``index`` (shared with the counters, alerts and confusion panes)."""
         return self.get_component_rich_style(f"packet-table--class-{self._slots[index]}", partial=True)
-
-    _style_key: tuple | None = None
-
-    def notify_style_update(self) -> None:
-        """The cached rows keep their colours unless a colour they use changed: a focus change
-        (the border takes the accent colour) restyles the widget but no row, and dropping the
-        cache redrew every row on screen (~8 ms per focus change, bench/tui_latency.py incident)."""
-        super().notify_style_update()
-        try:
-            key = (self.rich_style, *(self.get_component_rich_style(c, partial=True)
-                                      for c in sorted(self.COMPONENT_CLASSES)))
-        except KeyError:   # component styles not set up yet
-            key = None
-        if key != self._style_key:
-            self._style_key = key
-            self._cache.clear()
 
     # --- navigation ----------------------------------------------------------------------------
     @property
