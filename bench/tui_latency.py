@@ -380,16 +380,6 @@ def bench_detail(path: str, frames: list[int]) -> None:
           + f"; max {max(x for _, x in out) * 1000:.0f} ms (target <= 300); capture-pane round trip {ref * 1000:.1f} ms")
 
 
-def first_frame(screen: str) -> int | None:
-    """The frame number of the first packet row on screen."""
-    for line in screen.splitlines():
-        if line.startswith("│") and len(line) > 3:
-            cell = line[2:].split()
-            if cell and cell[0].isdigit():
-                return int(cell[0])
-    return None
-
-
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -423,7 +413,7 @@ def bench_rss(path: str) -> None:
         time.sleep(2)
         t.keys("g")
         sent = time.perf_counter()
-        done, s = t.wait(lambda s: first_frame(s) == 1, timeout=30, what="frame 1 after Home")
+        done, s = t.wait(lambda s: (table_frames(s) or [0])[0] == 1, timeout=30, what="frame 1 after Home")
         home_ms = (done - sent) * 1000
         samples.append((-1, rss_mb(pid)))
     finally:
