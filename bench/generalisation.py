@@ -183,18 +183,16 @@ def train(X: np.ndarray, y: np.ndarray, cols: np.ndarray, epochs: int, seed: int
     return Trained(FoldedMLP.from_tensors(mcfg, res.tensors, res.mean, res.std), cols)
 
 
-def evaluate(model: Trained, tests: dict[str, list[tuple[str, np.ndarray, np.ndarray]]], on_pred=None,
-             transform=None) -> dict:
+def evaluate(model: Trained, tests: dict[str, list[tuple[str, np.ndarray, np.ndarray]]], on_pred=None) -> dict:
     """{test part: {"all": metrics, per source: metrics}}. ``on_pred(part, i, pred)``: also hands each
-    test capture's predictions (the i-th of its part) to the caller (--save-pred). ``transform(part, i, X)``:
-    the rows the model sees instead of ``X`` (--permute)."""
+    test capture's predictions (the i-th of its part) to the caller (--save-pred)."""
     out = {}
     for part, items in tests.items():
         if not items:
             continue
         by_src: dict[str, list] = {}
         for i, (src, X, y) in enumerate(items):
-            pred = model.predict(X if transform is None else transform(part, i, X))
+            pred = model.predict(X)
             if on_pred is not None:
                 on_pred(part, i, pred)
             by_src.setdefault(src, []).append((y, pred))
@@ -247,7 +245,7 @@ def _headline(res: dict) -> dict:
 
 
 class PartShuffle:
-    """``transform`` for evaluate(): the columns ``cols`` shuffled jointly within each test capture
+    """``shuffle`` of ShuffledItems: the columns ``cols`` shuffled jointly within each test capture
     (``scope`` "capture") or across all rows of its test part (``scope`` "part": the captures'
     rows of the block pooled and permuted, so a capture labelled as one class as a whole -- most of the
     real part -- also loses what its block values say about its class). The rng of each (part, capture)
@@ -275,6 +273,25 @@ class PartShuffle:
         return out
 
 
+class ShuffledItems:
+    """The (source, X, y) items of one test part as evaluate() iterates them, each X replaced by
+    ``shuffle(part, i, X)`` when it is reached (one shuffled capture in memory at a time)."""
+
+    def __init__(self, part: str, items: list, shuffle):
+        self.part, self.items, self.shuffle = part, items, shuffle
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self):
+        for i, (src, X, y) in enumerate(self.items):
+            yield src, self.shuffle(self.part, i, X), y
+
+
+def shuffled(tests: dict, shuffle) -> dict:
+    return {part: ShuffledItems(part, items, shuffle) for part, items in tests.items()}
+
+
 def run_permutation(model: Trained, tests: dict, units: dict, seed: int, repeats: int, scope: str, base: dict,
                     log=print) -> dict:
     """Permutation importance: for each unit (columns) and repeat, the test parts scored with those columns
@@ -284,7 +301,7 @@ def run_permutation(model: Trained, tests: dict, units: dict, seed: int, repeats
     out = {}
     for u, (label, cols) in enumerate(units.items()):
         t0 = time.time()
-        reps = [evaluate(model, tests, transform=PartShuffle(tests, cols, scope, seed, u, r)) for r in range(repeats)]
+        reps = [evaluate(model, shuffled(tests, PartShuffle(tests, cols, scope, seed, u, r))) for r in range(repeats)]
         change = {}
         for p, b in bh.items():
             vals = [_headline(x)[p] for x in reps]
@@ -344,11 +361,11 @@ def main(argv=None) -> int:
     ap.add_argument("--class-weight-power", type=float, default=0.5)
     ap.add_argument("--real-repeat", type=int, default=1, help="repeat the real training rows N times (after the cap)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--ablation", action="store_true", help="retrain sim+lab+real once per feature block with "
-                    "that block removed (needs sim+lab+real in --configs: its run is the baseline)")
-    ap.add_argument("--blocks", help="comma-separated feature blocks for --ablation/--permute (default: all)")
-    ap.add_argument("--configs", default="sim,lab,sim+lab,sim+lab+real",
-                    help="comma-separated, of: " + ", ".join(RECIPES))
+    ap.add_argument("--ablation", action="store_true")
+    ap.add_argument("--configs", default="sim,lab,sim+lab,sim+lab+real")
+    ap.add_argument("--blocks", help="comma-separated feature blocks for --ablation/--permute (default: all). "
+                    "--configs: comma-separated, of " + ", ".join(RECIPES) + "; --ablation retrains sim+lab+real "
+                    "once per block with that block removed and needs sim+lab+real in --configs (the baseline)")
     ap.add_argument("--lab-victim", nargs="+", default=[], help="the victim's view of the lab training recordings "
                     "(bench/lab_victim_view.py LAB/train OUT), trained with the lab as its own source group")
     ap.add_argument("--permute", action="store_true", help="with --model: permutation importance of each feature "
@@ -375,19 +392,19 @@ def main(argv=None) -> int:
         print_combined(runs)
         return 0
 
-    from iotwatch.detector.features import FEATURE_BLOCKS, FEATURE_NAMES
+    from iotwatch.detector import features
 
     configs = [c for c in args.configs.split(",") if c]
     bad = [c for c in configs if c not in RECIPES]
-    blocks = dict(FEATURE_BLOCKS)
+    blocks = dict(features.FEATURE_BLOCKS)
     if args.blocks:
-        bad += [b for b in args.blocks.split(",") if b not in FEATURE_BLOCKS]
-        blocks = {b: FEATURE_BLOCKS[b] for b in args.blocks.split(",") if b in FEATURE_BLOCKS}
+        bad += [b for b in args.blocks.split(",") if b not in blocks]
+        blocks = {b: blocks[b] for b in args.blocks.split(",") if b in blocks}
     col_blocks = [b for b in (args.permute_columns or "").split(",") if b]
-    bad += [b for b in col_blocks if b not in FEATURE_BLOCKS]
+    bad += [b for b in col_blocks if b not in features.FEATURE_BLOCKS]
     if bad:
         print(f"generalisation: unknown config or block: {', '.join(bad)} (configs: {', '.join(RECIPES)}; "
-              f"blocks: {', '.join(FEATURE_BLOCKS)})", file=sys.stderr)
+              f"blocks: {', '.join(features.FEATURE_BLOCKS)})", file=sys.stderr)
         return 2
     if args.ablation and "sim+lab+real" not in configs:
         print("generalisation: --ablation needs sim+lab+real in --configs (its run is the baseline)", file=sys.stderr)
@@ -424,6 +441,8 @@ def main(argv=None) -> int:
             feats[part].append((src, X, y))
     if args.only_cache:
         return 0
+
+    from iotwatch.detector.features import FEATURE_BLOCKS, FEATURE_NAMES
 
     rng_seed = args.seed
     if args.model:
@@ -494,7 +513,7 @@ def main(argv=None) -> int:
         """--save-pred: the predictions evaluate() makes anyway (no second pass of the model)."""
         np.save(Path(args.save_pred) / f"{name}-{files[part][i][1].name}.npy", pred.astype(np.int8))
 
-    for name in configs:
+    for name in args.configs.split(","):
         parts = recipes[name]
         if not all(feats[p] for p in parts):
             print(f"{name}: skipped (no data for {', '.join(p for p in parts if not feats[p])})", flush=True)
@@ -509,7 +528,9 @@ def main(argv=None) -> int:
     if args.ablation and "sim+lab+real" in results["matrix"]:
         X, y = build(recipes["sim+lab+real"])
         names = list(FEATURE_NAMES)
-        for block, cols in blocks.items():
+        for block, cols in FEATURE_BLOCKS.items():
+            if block not in blocks:   # --blocks
+                continue
             drop = {names.index(c) for c in cols}
             keep = np.array([i for i in range(len(names)) if i not in drop])
             t0 = time.time()

@@ -86,3 +86,13 @@ def test_combine_marks_changes_beyond_the_seed_spread():
     assert y["mean"][0] == 0.0 and not y["beyond"][0]            # opposite signs
     assert z["mean"][0] == -0.03 and not z["beyond"][0]          # one seed within the spread
     assert not x["beyond"][1]                                     # no change at all is not beyond
+
+
+def test_bad_flags_exit_2_with_one_line(capsys):
+    g = _module()
+    assert g.main(["--configs", "sim,nonsense"]) == 2
+    assert g.main(["--ablation", "--configs", "sim,lab"]) == 2
+    assert g.main(["--permute"]) == 2                      # a bundle is needed
+    assert g.main(["--model", "x.iotw", "--permute", "--blocks", "nope"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 4 and all(line.startswith("generalisation: ") for line in err)
