@@ -224,6 +224,13 @@ def permute_columns(X: np.ndarray, cols, rng: np.random.Generator) -> np.ndarray
     return out
 
 
+def block_columns(unit: str, blocks: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+    """--blocks entry -> its columns: ``BLOCK`` (all of the block's) or ``BLOCK/PREFIX`` (the block's columns
+    whose name starts with PREFIX, e.g. ``conn/svc_``); () when it names nothing."""
+    block, _, prefix = unit.partition("/")
+    return tuple(c for c in blocks.get(block, ()) if c.startswith(prefix))
+
+
 def permutation_units(names: list[str], blocks: dict[str, tuple[str, ...]], columns_of: list[str] | None) -> dict:
     """{unit label: column indices}: every block (``columns_of`` None), or the single columns of the
     blocks in ``columns_of`` (each preceded by its whole block, for reference)."""
@@ -363,7 +370,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--ablation", action="store_true")
     ap.add_argument("--configs", default="sim,lab,sim+lab,sim+lab+real")
-    ap.add_argument("--blocks", help="comma-separated feature blocks for --ablation/--permute (default: all). "
+    ap.add_argument("--blocks", help="comma-separated feature blocks for --ablation/--permute (default: all; "
+                    "BLOCK/PREFIX: the block's columns starting with PREFIX). "
                     "--configs: comma-separated, of " + ", ".join(RECIPES) + "; --ablation retrains sim+lab+real "
                     "once per block with that block removed and needs sim+lab+real in --configs (the baseline)")
     ap.add_argument("--lab-victim", nargs="+", default=[], help="the victim's view of the lab training recordings "
@@ -398,8 +406,8 @@ def main(argv=None) -> int:
     bad = [c for c in configs if c not in RECIPES]
     blocks = dict(features.FEATURE_BLOCKS)
     if args.blocks:
-        bad += [b for b in args.blocks.split(",") if b not in blocks]
-        blocks = {b: blocks[b] for b in args.blocks.split(",") if b in blocks}
+        blocks = {b: block_columns(b, features.FEATURE_BLOCKS) for b in args.blocks.split(",") if b}
+        bad += [b for b, cols in blocks.items() if not cols]
     col_blocks = [b for b in (args.permute_columns or "").split(",") if b]
     bad += [b for b in col_blocks if b not in features.FEATURE_BLOCKS]
     if bad:
@@ -528,9 +536,7 @@ def main(argv=None) -> int:
     if args.ablation and "sim+lab+real" in results["matrix"]:
         X, y = build(recipes["sim+lab+real"])
         names = list(FEATURE_NAMES)
-        for block, cols in FEATURE_BLOCKS.items():
-            if block not in blocks:   # --blocks
-                continue
+        for block, cols in blocks.items():   # --blocks
             drop = {names.index(c) for c in cols}
             keep = np.array([i for i in range(len(names)) if i not in drop])
             t0 = time.time()

@@ -96,3 +96,12 @@ def test_bad_flags_exit_2_with_one_line(capsys):
     assert g.main(["--model", "x.iotw", "--permute", "--blocks", "nope"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 4 and all(line.startswith("generalisation: ") for line in err)
+
+
+def test_block_columns_whole_block_or_prefix():
+    g = _module()
+    blocks = {"conn": ("pair_conns_10s", "pair_short_60s", "svc_conns_10s"), "fan": ("cli_servers_1s",)}
+    assert g.block_columns("conn", blocks) == blocks["conn"]
+    assert g.block_columns("conn/svc_", blocks) == ("svc_conns_10s",)
+    assert g.block_columns("conn/nothing", blocks) == ()
+    assert g.block_columns("nope", blocks) == ()
