@@ -26,7 +26,17 @@ the simulator is one group, the lab one, each real repository one -- and at most
 larger caps; the numbers here are for comparing recipes and feature blocks, not the bundle's.
 
 ``--ablation`` retrains the ``sim+lab+real`` recipe once per feature block with that block's columns
-removed (features.FEATURE_BLOCKS) and reports the change of each cross-source number.
+removed (features.FEATURE_BLOCKS) and reports the change of each cross-source number; ``--blocks`` picks
+blocks or parts of one (``conn/svc_``: its columns starting with ``svc_``). A retrain's seed-to-seed spread
+is large, so run the ablation with several ``--seed`` values and summarise their --json outputs with
+``--combine A.json B.json ...`` (mean change per block next to the baselines' seed spread).
+
+``--model BUNDLE --permute`` (no training): permutation importance of the bundle -- each block's columns
+shuffled jointly (one row permutation for the block) within each test capture and/or across each test
+part (``--permute-scope``; most real files are labelled as a whole, so only the part scope removes what a
+block says about a file's class), fixed rng; ``--permute-columns BLOCK,..`` does the same per column.
+``--lab-victim DIR``: the victim view of the lab recordings (bench/lab_victim_view.py), trained as its
+own source group as bench/train_default.sh does.
 
 Features are computed once per capture (the same streaming extractor as a replay, one per capture;
 unlabelled frames still feed the context) and cached under ``--cache`` as ``iotwatch train --cache``
