@@ -60,10 +60,14 @@ MAX_TRACKS = 4096  # keys tracked at once (pending + active)
 MAX_DISTINCT = 20_000
 MAX_COUNTER = 256
 MAX_KEPT = 10_000
+REPLY_WAIT = 60.0  # s: an ARP request for an address that sent IP traffic to the asker this recently awaits a reply
+MAX_HEARD_ROWS = 1_000_000   # packets of the last REPLY_WAIT seconds kept for that (references, hashed on demand)
 MAX_NAMED = 65_536  # addresses named by DNS answers remembered (exfiltration: uploads to bare addresses)
 PING_PAYLOAD = 64   # B: an ICMP tunnel's echoes carry more on average than any standard ping (Linux/macOS/BusyBox
                     # 56, Windows 32, 48 and 64 in other tools): a host pinging its gateway is no tunnel
 _NEVER = np.iinfo(np.int64).max
+OVERLAP = 5.0      # s: a pending track whose pair's running incident of another class had a packet this recently
+                   # and has more packets is that incident's minority (see IncidentEngine._dominated)
 UPDATE_EVERY = 10  # an ``updated`` event each time the packet count grows by this factor
 MAX_VICTIMS = 10   # victims named by an attacker's incident (its peers with the most packets)
 
@@ -182,6 +186,9 @@ class Track:
         self.scan_targets = 0           # slow scan (Behaviour): distinct targets refused / left half-open
         self.scan_since = np.inf        # slow scan: time of the source's first such failure
         self.rep: dict | None = None    # the packet that opened the incident, oriented attacker -> victim
+        self.minor: dict = {}           # class name -> pending track of this pair held back (see _dominated)
+        self.under: Track | None = None  # pending: the incident of its pair that held it back
+        self.bno, self.pk0, self.lt0 = -1, 0, -np.inf   # batch number, packets and last time before it
 
     # --- roles ---------------------------------------------------------------------------------
     @property
@@ -302,7 +309,14 @@ class Track:
         return max(0.0, self.last_time - self.first_time)
 
     def evidence(self) -> str:
-        """One sentence with numbers, from the behaviour counted for this incident."""
+        """One sentence with numbers, from the behaviour counted for this incident (and the packets
+        of its pair that the model called another class and that stayed with it: ``minor``)."""
+        text = self._evidence()
+        if self.minor:
+            text += "; with " + ", ".join(f"{x.packets:,} packets the model called {c}" for c, x in self.minor.items())
+        return text
+
+    def _evidence(self) -> str:
         n, pk, dur = self.n, max(self.packets, 1), self.duration
         kind = self.kind or self.classify_kind()
         victim = (self.victims or ["?"])[0]
@@ -403,6 +417,8 @@ class Track:
         if self.cls_name == "spoofing":
             d["attacker_mac"] = self.key if ":" in self.key and "." not in self.key else None
             d["claimed_ips"] = [ip for ip, _ in self.claimed.most_common(5)]
+        if self.minor:
+            d["secondary"] = {c: x.packets for c, x in self.minor.items()}
         if self.end_reason:
             d["end_reason"] = self.end_reason
         return d
@@ -462,6 +478,14 @@ class IncidentEngine:
         self._dos_index = self.classes.index("dos") if "dos" in self.classes else -1
         self._exfil_index = self.classes.index("exfiltration") if "exfiltration" in self.classes else -1
         self._named: dict = {}              # addresses DNS answers named (the most recent MAX_NAMED)
+        self._recon_index = self.classes.index("recon") if "recon" in self.classes else -1
+        self._heard: list = []              # recent batches' IP senders (see _awaited): [t, src, dst, eth_dst, hash]
+        self._heard_rows = 0
+        self._batch_hash = None
+        self._bno = 0                       # batches seen (see Track.bno)
+        self._ended_now: list = []          # incidents ended in this batch
+        self._gpos: dict = {}               # (class, key) -> its rows' positions in this batch's _Sorted
+        self._todo: dict = {}               # (class, key) -> group of this batch not processed yet
 
     # --- public ------------------------------------------------------------------------------------
     @property
@@ -481,6 +505,8 @@ class IncidentEngine:
         t = np.asarray(p["time_epoch"], dtype=np.float64)
         t = np.where(np.isfinite(t), t, -np.inf)
         t = np.maximum.accumulate(np.concatenate([[self.now], t]))[1:]
+        self._bno += 1
+        self._ended_now = []
         if not np.isfinite(t[0]):
             t = np.where(np.isfinite(t), t, 0.0)
         frames = np.asarray(p["frame_number"])
@@ -493,9 +519,12 @@ class IncidentEngine:
         beh = self.behaviour.run(p, t, cb.predicted, cb.anomaly)
         over = beh.cls >= 0
         idx = np.flatnonzero(cb.anomaly | over)
+        cls_all = np.where(over, beh.cls, cb.predicted)
+        if self._recon_index >= 0 and len(idx):
+            idx = self._drop_awaited(p, t, idx, cls_all)
         self._arp_learnt = False
         if len(idx):
-            self._process(cb, idx, t, np.where(over, beh.cls, cb.predicted), beh)
+            self._process(cb, idx, t, cls_all, beh)
         if not self._arp_learnt:   # no spoofing rows in this batch: just learn the ARP senders
             arp = np.flatnonzero(p["arp_opcode"] >= 0)
             if len(arp):
@@ -505,6 +534,7 @@ class IncidentEngine:
                     if a not in owner:
                         self._learn(a, h or e)
         self.now = float(t[-1])
+        self._hear(p, t)
         self._learn_names(p)
         self._expire(float(t[-1]))
         if self._long:
@@ -540,6 +570,7 @@ class IncidentEngine:
 
     def _close(self, tr: Track, frame: int, time: float, reason: str) -> None:
         tr.state = "ended"
+        self._ended_now.append(tr)
         tr.end_reason = reason
         self._emit("closed", tr, frame, time)
         self.ended.append(tr)
@@ -687,8 +718,13 @@ class IncidentEngine:
         groups = list(range(len(heads)))
         # reflection groups last, so the attacker of a running incident is known
         groups.sort(key=lambda g: (grefl[g] and self.rules[gcls[g]].role == "victim", int(heads[g])))
+        self._gpos = {(c, k): (bounds[g], bounds[g + 1]) for g, (c, k) in enumerate(zip(gcls, gkey))}
+        # groups not processed yet that a pending track of the same pair may need first (_pull)
+        self._todo = {(gcls[g], gkey[g]): g for g in groups if not (grefl[g] and self.rules[gcls[g]].role == "victim")}
         for g in groups:
             c, k = gcls[g], gkey[g]
+            if not (grefl[g] and self.rules[c].role == "victim") and self._todo.pop((c, k), None) is None:
+                continue   # processed already (see _pull)
             if names[c] == "exfiltration" and (c, k) not in self.tracks:
                 relay = self._attacker_incident(c, k, 3)   # a resolver forwarding a running tunnel's queries
                 if relay is not None:
@@ -704,6 +740,87 @@ class IncidentEngine:
                     cols["refl"][rows] = False
                     sb = _Sorted(self, cols, order, bounds)
             self._group(c, k, bounds[g], bounds[g + 1], sb)
+        self._todo = {}
+
+    def _pull(self, c: int, keys, sb: "_Sorted") -> None:
+        """Process now the groups of this batch of another class than ``c`` keyed by one of ``keys``
+        that have not been processed yet (a pending track's opening depends on their incidents)."""
+        if not self._todo:
+            return
+        for k in keys:
+            for cc in range(len(self.classes)):
+                g = self._todo.pop((cc, k), None) if cc != c else None
+                if g is None:
+                    continue
+                kk = k
+                if self.classes[cc] == "exfiltration" and (cc, k) not in self.tracks:
+                    kk = self._attacker_incident(cc, k, 3) or k
+                g0, g1 = self._gpos[(cc, k)]
+                self._group(cc, kk, g0, g1, sb)
+
+    def _drop_awaited(self, p, t: np.ndarray, idx: np.ndarray, cls_all: np.ndarray) -> np.ndarray:
+        """``idx`` without the ARP requests the model calls recon that resolve an address which sent
+        IP traffic to (or through) the asking host within ``REPLY_WAIT`` before them: a host -- a
+        flood's victim, the gateway routing it -- looking up where to send its answers (SYN/ACKs,
+        ICMP replies to a spoofed-source flood's forged addresses), not sweeping the segment.
+        "To or through": the packet's destination address or its Ethernet destination is the
+        asker's (learnt in stream order from every packet, the last ``REPLY_WAIT`` seconds, at most
+        ``MAX_HEARD_ROWS`` packets)."""
+        q = idx[(cls_all[idx] == self._recon_index) & (p["arp_opcode"][idx] == 1)]
+        if not len(q):
+            return idx
+        target = p["arp_dst_ip"][q]
+        hw = p["arp_src_hw"][q]
+        asker_mac = np.where(hw != "", hw, p["eth_src"][q]).tolist()
+        asker_ip = p["arp_src_ip"][q].tolist()
+        th = _unique(_ip_hash(target[target != ""]))
+        if not len(th):
+            return idx
+        tq = t[q]
+        since = float(tq[0]) - REPLY_WAIT
+        heard: dict = {}            # (sender, destination address or MAC) -> last time
+
+        def senders(tt, src, dst, edst, h):   # rows (of the first len(h)) sent by a target since ``since``
+            k = np.searchsorted(th, h).clip(0, len(th) - 1)
+            rows = np.flatnonzero((th[k] == h) & (tt[:len(h)] >= since))
+            return rows, src[rows].tolist(), dst[rows].tolist(), edst[rows].tolist(), tt[rows].tolist()
+        for e in self._heard:
+            if e[0][-1] < since:
+                continue
+            if e[4] is None:
+                e[4] = _ip_hash(e[1])
+            _, src, dst, edst, tt = senders(*e)
+            for a, b, c, x in zip(src, dst, edst, tt):
+                heard[(a, b)] = heard[(a, c)] = x
+        # this batch: senders before each request, in stream order
+        h = _ip_hash(p["ip_src"][:int(q[-1])])
+        self._batch_hash = h
+        rows, src, dst, edst, tt = senders(t, p["ip_src"], p["ip_dst"], p["eth_dst"], h)
+        rows = rows.tolist()
+        drop = np.zeros(len(q), dtype=bool)
+        k = 0
+        for i, (r, x, mac, ip, tr) in enumerate(zip(q.tolist(), target.tolist(), asker_mac, asker_ip, tq.tolist())):
+            while k < len(rows) and rows[k] < r:
+                heard[(src[k], dst[k])] = heard[(src[k], edst[k])] = tt[k]
+                k += 1
+            last = max(heard.get((x, mac), -np.inf), heard.get((x, ip), -np.inf) if ip else -np.inf)
+            drop[i] = tr - last <= REPLY_WAIT
+        if not drop.any():
+            return idx
+        return idx[~np.isin(idx, q[drop])]
+
+    def _hear(self, p, t: np.ndarray) -> None:
+        """Keep this batch's IP senders for ``_drop_awaited`` (references to its columns; hashed only
+        when a request needs them): the last REPLY_WAIT seconds, at most MAX_HEARD_ROWS packets."""
+        if self._recon_index < 0:
+            return
+        h, self._batch_hash = self._batch_hash, None
+        self._heard.append([t, p["ip_src"], p["ip_dst"], p["eth_dst"], h if h is not None and len(h) == len(t)
+                            else None])
+        self._heard_rows += len(t)
+        while self._heard and (self._heard[0][0][-1] < float(t[-1]) - REPLY_WAIT
+                               or self._heard_rows - len(self._heard[0][0]) >= MAX_HEARD_ROWS):
+            self._heard_rows -= len(self._heard.pop(0)[0])
 
     def _unnamed(self, p, rows: np.ndarray, peers: np.ndarray) -> np.ndarray:
         """Per row (batch rows, in order): its peer is an address no DNS answer named before it (the
@@ -878,6 +995,9 @@ class IncidentEngine:
                 pos = j + 1
                 tr.state = "active"
                 tr.open_time, tr.open_frame = tr.last_time, tr.last_frame
+                if tr.under is not None:
+                    tr.under.minor.pop(tr.cls_name, None)
+                    tr.under = None
                 tr.rep = _representative(tr, int(sb.order[pos - 1]), sb.cols)
                 tr.kind = tr.classify_kind()
                 if tr.kind == "slow-scan":   # its probes come up to SCAN_HORIZON apart: so may its quiet spells
@@ -917,6 +1037,8 @@ class IncidentEngine:
         if len(allt) < K:
             hit = np.flatnonzero(sure)
             if len(hit):
+                hit = hit[~self._dominated(tr, a, hit, sb)]
+            if len(hit):
                 tr.by_behaviour = True
                 return a + int(hit[0])
             return None
@@ -937,10 +1059,80 @@ class IncidentEngine:
         elif guess is not None:
             ok &= guess
         hit = np.flatnonzero(ok | sure)
+        if len(hit):
+            hit = hit[~self._dominated(tr, a, hit, sb)]
         if not len(hit):
             return None
         tr.by_behaviour = not ok[hit[0]]
         return a + int(hit[0])
+
+    def _dominated(self, tr: Track, a: int, hit: np.ndarray, sb: "_Sorted") -> np.ndarray:
+        """Per candidate opening row ``a + hit`` of a pending track: is its pair (attacker, victim)
+        part of a running incident of another class that has more packets of that pair so far and
+        a packet within ``OVERLAP`` seconds before the row? Then the track is that incident's
+        minority (a flood whose packets the model calls something else now and then: an hping3
+        ICMP flood with a few "exfiltration" echoes) and does not open there; its packets are
+        named with that incident (``Track.minor``). Once the other incident pauses or ends, or the
+        track outgrows it, it opens as usual. The other incident's state is taken as of each row
+        (its packets in earlier batches and its rows of this batch up to the row), so the result is
+        the same for any batch size."""
+        out = np.zeros(len(hit), dtype=bool)
+        pos = a + hit
+        peers = np.array([sb.peer_list[i] for i in pos.tolist()], dtype=object)
+        if self._todo:   # incidents of the pair whose rows of this batch come later in the loop: theirs first
+            self._pull(tr.cls, {tr.key, *peers.tolist()}, sb)
+        others = [x for x in self.tracks.values() if x.state == "active" and x.cls != tr.cls]
+        others += [x for x in self._ended_now if x.cls != tr.cls]
+        if not others:
+            return out
+        frames, times = sb.frame[pos], sb.t[pos]
+        # the pair of each row: the track's key is its attacker (or victim), the row's peer the other
+        att, vic = (tr.key, peers) if tr.rule.role == "attacker" else (peers, tr.key)
+        mine = tr.packets + hit + 1          # the track's packets when that row is applied
+        who, first = None, len(hit)          # the incident holding back the earliest row
+        for x in others:
+            victim = x.rule.role == "victim"
+            # the incident's key is the row's victim (attacker), its peer the row's attacker (victim)
+            keyed = np.broadcast_to(np.asarray((vic if victim else att) == x.key, dtype=bool), len(hit))
+            if not keyed.any():
+                continue
+            other = np.broadcast_to(np.asarray(att if victim else vic, dtype=object), len(hit))
+            pk0, lt0, gf, gt, gp = self._state_at(x, sb)
+            applied = gp[:x.packets - pk0] if x.bno == self._bno else []   # its rows applied so far
+            k = np.searchsorted(gf, frames, side="right")   # the incident's rows of this batch up to each row
+            last = np.where(k > 0, gt[np.maximum(k - 1, 0)] if len(gt) else lt0, lt0)
+            count = np.zeros(len(hit), dtype=np.int64)
+            for o in dict.fromkeys(other[keyed].tolist()):
+                mask = np.array([q == o for q in gp], dtype=bool)
+                base = x.peers.get(o, 0) - sum(q == o for q in applied)
+                cum = np.concatenate([[0], np.cumsum(mask)])
+                sel = keyed & (other == o)
+                count[sel] = base + cum[k[sel]]
+            held = keyed & (x.open_frame <= frames) & (times - last <= OVERLAP) & (count > mine)
+            if held.any() and int(held.argmax()) < first:
+                first, who = int(held.argmax()), x
+            out |= held
+        if who is not None and tr.under is None:
+            tr.under = who
+            who.minor[tr.cls_name] = tr
+        return out
+
+    def _state_at(self, x: Track, sb: "_Sorted") -> tuple:
+        """Incident ``x`` before this batch (packets, last time) and its rows in this batch (frames,
+        times, peers; those of its class and key before any quiet gap, from its first row)."""
+        pk0, lt0 = (x.pk0, x.lt0) if x.bno == self._bno else (x.packets, x.last_time if x.packets else -np.inf)
+        g = self._gpos.get((x.cls, x.key))
+        if g is None:
+            return pk0, lt0, np.empty(0, dtype=np.int64), np.empty(0), []
+        gf, gt, gp = sb.frame[g[0]:g[1]], sb.t[g[0]:g[1]], sb.peer_list[g[0]:g[1]]
+        if x.bno == self._bno and pk0 == 0:      # begun in this batch: its rows from its first
+            k = int(np.searchsorted(gf, x.first_frame))
+            gf, gt, gp = gf[k:], gt[k:], gp[k:]
+        gap = np.flatnonzero(np.diff(np.concatenate([[lt0], gt]) if np.isfinite(lt0) else gt) > x.quiet)
+        gap += int(not np.isfinite(lt0))
+        if len(gap):                              # rows after a quiet gap are another incident's
+            gf, gt, gp = gf[:gap[0]], gt[:gap[0]], gp[:gap[0]]
+        return pk0, lt0, gf, gt, gp
 
     @staticmethod
     def _new_firsts(tr: Track, a: int, b: int, sb: "_Sorted") -> np.ndarray:
@@ -960,6 +1152,8 @@ class IncidentEngine:
         if a >= b:
             return
         self.assigned.append((sb.frame[a:b], tr))
+        if tr.bno != self._bno:
+            tr.bno, tr.pk0, tr.lt0 = self._bno, tr.packets, (tr.last_time if tr.packets else -np.inf)
         t0, t1, f0, f1 = float(sb.t[a]), float(sb.t[b - 1]), int(sb.frame[a]), int(sb.frame[b - 1])
         if tr.packets == 0:
             tr.first_time, tr.first_frame = t0, f0
