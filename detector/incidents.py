@@ -742,21 +742,26 @@ class IncidentEngine:
             self._group(c, k, bounds[g], bounds[g + 1], sb)
         self._todo = {}
 
-    def _pull(self, c: int, keys, sb: "_Sorted") -> None:
-        """Process now the groups of this batch of another class than ``c`` keyed by one of ``keys``
-        that have not been processed yet (a pending track's opening depends on their incidents)."""
-        if not self._todo:
-            return
+    def _pull(self, c: int, keys, before: int, sb: "_Sorted") -> bool:
+        """Process now the groups of this batch of another class than ``c``, keyed by one of ``keys``,
+        not processed yet and beginning before frame ``before`` (a pending track's opening there
+        depends on their incidents). True when it processed one."""
+        done = False
         for k in keys:
             for cc in range(len(self.classes)):
-                g = self._todo.pop((cc, k), None) if cc != c else None
+                g = self._todo.get((cc, k)) if cc != c else None
                 if g is None:
                     continue
+                g0, g1 = self._gpos[(cc, k)]
+                if sb.frame[g0] >= before:
+                    continue
+                del self._todo[(cc, k)]
                 kk = k
                 if self.classes[cc] == "exfiltration" and (cc, k) not in self.tracks:
                     kk = self._attacker_incident(cc, k, 3) or k
-                g0, g1 = self._gpos[(cc, k)]
                 self._group(cc, kk, g0, g1, sb)
+                done = True
+        return done
 
     def _drop_awaited(self, p, t: np.ndarray, idx: np.ndarray, cls_all: np.ndarray) -> np.ndarray:
         """``idx`` without the ARP requests the model calls recon that resolve an address which sent
@@ -1076,11 +1081,20 @@ class IncidentEngine:
         track outgrows it, it opens as usual. The other incident's state is taken as of each row
         (its packets in earlier batches and its rows of this batch up to the row), so the result is
         the same for any batch size."""
-        out = np.zeros(len(hit), dtype=bool)
         pos = a + hit
         peers = np.array([sb.peer_list[i] for i in pos.tolist()], dtype=object)
-        if self._todo:   # incidents of the pair whose rows of this batch come later in the loop: theirs first
-            self._pull(tr.cls, {tr.key, *peers.tolist()}, sb)
+        frames = sb.frame[pos]
+        keys = {tr.key, *peers.tolist()}
+        while True:
+            out = self._held(tr, hit, pos, peers, sb)
+            # the incidents of the pair whose rows of this batch begin before the first row not held
+            # (later in the loop over groups): theirs first, then decide again
+            free = np.flatnonzero(~out)
+            if not (self._todo and len(free) and self._pull(tr.cls, keys, int(frames[free[0]]), sb)):
+                return out
+
+    def _held(self, tr: Track, hit: np.ndarray, pos: np.ndarray, peers: np.ndarray, sb: "_Sorted") -> np.ndarray:
+        out = np.zeros(len(hit), dtype=bool)
         others = [x for x in self.tracks.values() if x.state == "active" and x.cls != tr.cls]
         others += [x for x in self._ended_now if x.cls != tr.cls]
         if not others:
