@@ -746,34 +746,39 @@ class IncidentEngine:
         """Process now the groups of this batch of another class than ``c``, keyed by one of ``keys``,
         not processed yet and beginning before frame ``before`` (a pending track's opening there
         depends on their incidents). True when it processed one."""
-        done = False
-        for k in keys:
-            for cc in range(len(self.classes)):
-                g = self._todo.get((cc, k)) if cc != c else None
-                if g is None:
-                    continue
-                g0, g1 = self._gpos[(cc, k)]
-                if sb.frame[g0] >= before:
-                    continue
-                del self._todo[(cc, k)]
-                kk = k
-                if self.classes[cc] == "exfiltration" and (cc, k) not in self.tracks:
-                    kk = self._attacker_incident(cc, k, 3) or k
-                self._group(cc, kk, g0, g1, sb)
-                done = True
-        return done
+        pull = [(cc, k) for cc, k in self._todo if cc != c and k in keys and sb.frame[self._gpos[(cc, k)][0]] < before]
+        for cc, k in pull:
+            if self._todo.pop((cc, k), None) is None:
+                continue    # processed meanwhile (a pull of its own)
+            kk = k
+            if self.classes[cc] == "exfiltration" and (cc, k) not in self.tracks:
+                kk = self._attacker_incident(cc, k, 3) or k
+            g0, g1 = self._gpos[(cc, k)]
+            self._group(cc, kk, g0, g1, sb)
+        return bool(pull)
 
     def _drop_awaited(self, p, t: np.ndarray, idx: np.ndarray, cls_all: np.ndarray) -> np.ndarray:
-        """``idx`` without the ARP requests the model calls recon that resolve an address which sent
-        IP traffic to (or through) the asking host within ``REPLY_WAIT`` before them: a host -- a
-        flood's victim, the gateway routing it -- looking up where to send its answers (SYN/ACKs,
-        ICMP replies to a spoofed-source flood's forged addresses), not sweeping the segment.
-        "To or through": the packet's destination address or its Ethernet destination is the
-        asker's (learnt in stream order from every packet, the last ``REPLY_WAIT`` seconds, at most
-        ``MAX_HEARD_ROWS`` packets)."""
+        """``idx`` without the ARP requests the model calls recon that are no discovery:
+
+        * sent to a unicast MAC: a host checking a neighbour it already has in its ARP cache (RFC
+          1122 2.3.2.1; Linux's NUD probes, e.g. a DHCP server's to the clients it leased to); a
+          sweep asks the broadcast address, it does not know the MACs;
+        * for an address that sent IP traffic to (or through) the asking host within
+          ``REPLY_WAIT`` before them: a host -- a flood's victim, the gateway routing it -- looking
+          up where to send its answers (SYN/ACKs, ICMP replies to a spoofed-source flood's forged
+          addresses). "To or through": the packet's destination address or its Ethernet
+          destination is the asker's (learnt in stream order from every packet, the last
+          ``REPLY_WAIT`` seconds, at most ``MAX_HEARD_ROWS`` packets)."""
         q = idx[(cls_all[idx] == self._recon_index) & (p["arp_opcode"][idx] == 1)]
         if not len(q):
             return idx
+        ed = p["eth_dst"][q]
+        uni = (ed != "ff:ff:ff:ff:ff:ff") & (ed != "") & (ed != "00:00:00:00:00:00")
+        if uni.any():
+            idx = idx[~np.isin(idx, q[uni])]
+            q = q[~uni]
+            if not len(q):
+                return idx
         target = p["arp_dst_ip"][q]
         hw = p["arp_src_hw"][q]
         asker_mac = np.where(hw != "", hw, p["eth_src"][q]).tolist()
@@ -1082,7 +1087,7 @@ class IncidentEngine:
         (its packets in earlier batches and its rows of this batch up to the row), so the result is
         the same for any batch size."""
         pos = a + hit
-        peers = np.array([sb.peer_list[i] for i in pos.tolist()], dtype=object)
+        peers = sb.peer_arr[pos]
         frames = sb.frame[pos]
         keys = {tr.key, *peers.tolist()}
         while True:
@@ -1112,13 +1117,13 @@ class IncidentEngine:
                 continue
             other = np.broadcast_to(np.asarray(att if victim else vic, dtype=object), len(hit))
             pk0, lt0, gf, gt, gp = self._state_at(x, sb)
-            applied = gp[:x.packets - pk0] if x.bno == self._bno else []   # its rows applied so far
+            done = x.packets - pk0 if x.bno == self._bno else 0   # its rows of this batch applied so far
             k = np.searchsorted(gf, frames, side="right")   # the incident's rows of this batch up to each row
             last = np.where(k > 0, gt[np.maximum(k - 1, 0)] if len(gt) else lt0, lt0)
             count = np.zeros(len(hit), dtype=np.int64)
             for o in dict.fromkeys(other[keyed].tolist()):
-                mask = np.array([q == o for q in gp], dtype=bool)
-                base = x.peers.get(o, 0) - sum(q == o for q in applied)
+                mask = gp == o
+                base = x.peers.get(o, 0) - int(mask[:done].sum())
                 cum = np.concatenate([[0], np.cumsum(mask)])
                 sel = keyed & (other == o)
                 count[sel] = base + cum[k[sel]]
@@ -1137,8 +1142,8 @@ class IncidentEngine:
         pk0, lt0 = (x.pk0, x.lt0) if x.bno == self._bno else (x.packets, x.last_time if x.packets else -np.inf)
         g = self._gpos.get((x.cls, x.key))
         if g is None:
-            return pk0, lt0, np.empty(0, dtype=np.int64), np.empty(0), []
-        gf, gt, gp = sb.frame[g[0]:g[1]], sb.t[g[0]:g[1]], sb.peer_list[g[0]:g[1]]
+            return pk0, lt0, np.empty(0, dtype=np.int64), np.empty(0), np.empty(0, dtype=object)
+        gf, gt, gp = sb.frame[g[0]:g[1]], sb.t[g[0]:g[1]], sb.peer_arr[g[0]:g[1]]
         if x.bno == self._bno and pk0 == 0:      # begun in this batch: its rows from its first
             k = int(np.searchsorted(gf, x.first_frame))
             gf, gt, gp = gf[k:], gt[k:], gp[k:]
@@ -1329,7 +1334,8 @@ class _Sorted:
         self.fb = self.vb[_B_BYTES]
         self.t = t = o["t"]
         self.frame = o["frame"]
-        self.peer_list = o["peer"].tolist()
+        self.peer_arr = o["peer"]
+        self.peer_list = self.peer_arr.tolist()
         self.peer_new = _run_heads(o["peer"])
         # distinct probe targets (recon: peer, server port) / connections (bruteforce: peer, client port)
         self.dk = self.dk_list = None

@@ -140,3 +140,17 @@ def test_an_arp_sweep_during_a_flood_and_requests_for_addresses_that_sent_nothin
     got = [(i["class"], i["kind"], i["attacker"]) for i in inc]
     assert got == [("dos", "spoofed-syn-flood", None), ("recon", "arp-sweep", ATTACKER), ("recon", "arp-sweep", VICTIM),
                    ("recon", "arp-sweep", VICTIM)], inc
+
+
+def test_unicast_who_has_to_known_neighbours_is_no_arp_sweep_and_the_broadcast_one_is():
+    # after a DHCP starvation the gateway checks the 30 leases it gave to forged MACs: Linux sends
+    # unicast ARP requests to the cached MAC (NUD probe), twice. The same requests sent to the
+    # broadcast address, as arp-scan / nmap -sn do, are a sweep.
+    leases = [(f"10.77.0.{100 + i}", f"02:de:ad:00:00:{i:02x}") for i in range(30)]
+    probes = [dict(who_has(1000.0 + r + 0.0001 * i, VICTIM, MAC[VICTIM], ip), eth_dst=mac)
+              for r in (0, 1) for i, (ip, mac) in enumerate(leases)]
+    assert incidents(probes) == []
+    sweep = [who_has(1000.0 + r + 0.0001 * i, VICTIM, MAC[VICTIM], ip) for r in (0, 1) for i, (ip, _) in enumerate(leases)]
+    inc = incidents(sweep)
+    assert [(i["class"], i["kind"], i["attacker"], i["distinct_peers"]) for i in inc] == [
+        ("recon", "arp-sweep", VICTIM, 30)], inc
