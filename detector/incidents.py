@@ -54,6 +54,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .community_id import community_id
+
 WINDOW = 60.0      # s of packet time: the opening packets must fall within this window
 QUIET = 60.0       # s without an anomalous packet of the key: the incident ends
 MAX_TRACKS = 4096  # keys tracked at once (pending + active)
@@ -1045,13 +1047,10 @@ class IncidentEngine:
         firsts = self._new_firsts(tr, a, b, sb) if tr.cls_name == "bruteforce" else None
         guess = _guessing(tr, a, b, sb, firsts) if firsts is not None else None
         if len(allt) < K:
-            hit = np.flatnonzero(sure)
-            if len(hit):
-                hit = hit[~self._dominated(tr, a, hit, sb)]
-            if len(hit):
+            k = self._first_free(tr, a, np.flatnonzero(sure), sb)
+            if k is not None:
                 tr.by_behaviour = True
-                return a + int(hit[0])
-            return None
+            return None if k is None else a + k
         ok = np.zeros(b - a, dtype=bool)
         j = np.arange(max(K - 1, off), len(allt))
         ok[j - off] = allt[j] - allt[j - K + 1] <= self.window
@@ -1068,13 +1067,23 @@ class IncidentEngine:
             ok &= _exfil_evidence(tr, a, b, sb)
         elif guess is not None:
             ok &= guess
-        hit = np.flatnonzero(ok | sure)
-        if len(hit):
-            hit = hit[~self._dominated(tr, a, hit, sb)]
-        if not len(hit):
+        k = self._first_free(tr, a, np.flatnonzero(ok | sure), sb)
+        if k is None:
             return None
-        tr.by_behaviour = not ok[hit[0]]
-        return a + int(hit[0])
+        tr.by_behaviour = not ok[k]
+        return a + k
+
+    def _first_free(self, tr: Track, a: int, hit: np.ndarray, sb: "_Sorted") -> int | None:
+        """The first of the candidate rows ``hit`` (relative to ``a``) that ``_dominated`` does not
+        hold back, looked at in growing chunks (usually the first one decides)."""
+        lo, size = 0, 1
+        while lo < len(hit):
+            h = hit[lo:lo + size]
+            free = np.flatnonzero(~self._dominated(tr, a, h, sb))
+            if len(free):
+                return int(h[free[0]])
+            lo, size = lo + size, size * 8
+        return None
 
     def _dominated(self, tr: Track, a: int, hit: np.ndarray, sb: "_Sorted") -> np.ndarray:
         """Per candidate opening row ``a + hit`` of a pending track: is its pair (attacker, victim)
@@ -1462,8 +1471,6 @@ _SORTED_COLS = ("cls", "fwd", "t", "frame", "peer", "server_port", "client_port"
 def _representative(tr: Track, r: int, cols: dict) -> dict:
     """The opening packet's addresses, ports (ICMP: type/code) and protocol, attacker side first;
     ``cid`` is its Community ID (computed in the packet's own direction, as tshark does)."""
-    from .community_id import community_id
-
     proto = int(cols["proto"][r])
     src, dst = str(cols["ip_src"][r]), str(cols["ip_dst"][r])
     icmp = proto in (1, 58)
