@@ -134,9 +134,10 @@ KINDS: dict[str, tuple[str, ...]] = {
 }
 
 # evidence counters (index into Track.n)
-(C_SYN, C_SYNACK, C_RST, C_ICMP_REQ, C_ICMP_BACK, C_ARP_REQ, C_ARP_REP, C_UDP, C_DNS_Q, C_DNS_LEN, C_AUTHFAIL,
- C_FWD_BYTES, C_REV_BYTES, C_RA, C_DNS_R, C_TCP, C_FWD_PKTS, C_ICMP_LEN, C_FIN_PROBE, C_NULL_PROBE, C_XMAS_PROBE,
- C_DHCP, C_FAILED, C_SURE, C_UNNAMED) = range(25)
+# (the 0/1-per-packet ones first, then the sums of sizes: see _SMALL / _BIG)
+(C_SYN, C_SYNACK, C_RST, C_ICMP_REQ, C_ICMP_BACK, C_ARP_REQ, C_ARP_REP, C_UDP, C_DNS_Q, C_AUTHFAIL, C_RA, C_DNS_R,
+ C_TCP, C_FWD_PKTS, C_FIN_PROBE, C_NULL_PROBE, C_XMAS_PROBE, C_DHCP, C_FAILED, C_SURE, C_UNNAMED,
+ C_DNS_LEN, C_FWD_BYTES, C_REV_BYTES, C_ICMP_LEN) = range(25)
 N_COUNTERS = 25
 
 
@@ -1036,14 +1037,18 @@ class IncidentEngine:
     def _open_index(self, tr: Track, a: int, b: int, sb: "_Sorted") -> int | None:
         """Position (in ``sb``, within ``a:b``) of the packet that opens the incident, or None."""
         rule = tr.rule
+        K = rule.packets
         if tr.n[C_SURE] or sb.sure[a:b].any():    # a behaviour rule decided (Behaviour)
             sure = (tr.n[C_SURE] + np.cumsum(sb.sure[a:b])) >= 1
+        elif tr.packets + (b - a) < K:            # too few packets to open (the common case of a stray row)
+            if tr.cls_name == "bruteforce":       # ... still remember its new connections' times
+                _remember_conns(tr, sb.t[a:b], sb.server_port[a:b], self._new_firsts(tr, a, b, sb))
+            return None
         else:
             sure = np.zeros(b - a, dtype=bool)
         t = sb.t[a:b]
         allt = np.concatenate([tr.recent, t])
         off = len(tr.recent)
-        K = rule.packets
         firsts = self._new_firsts(tr, a, b, sb) if tr.cls_name == "bruteforce" else None
         guess = _guessing(tr, a, b, sb, firsts) if firsts is not None else None
         if len(allt) < K:
@@ -1098,19 +1103,24 @@ class IncidentEngine:
         pos = a + hit
         peers = sb.peer_arr[pos]
         frames = sb.frame[pos]
-        keys = {tr.key, *peers.tolist()}
+        pset = set(peers.tolist())
+        keys = pset | {tr.key}
         while True:
-            out = self._held(tr, hit, pos, peers, sb)
+            out = self._held(tr, hit, pos, peers, pset, sb)
             # the incidents of the pair whose rows of this batch begin before the first row not held
             # (later in the loop over groups): theirs first, then decide again
             free = np.flatnonzero(~out)
             if not (self._todo and len(free) and self._pull(tr.cls, keys, int(frames[free[0]]), sb)):
                 return out
 
-    def _held(self, tr: Track, hit: np.ndarray, pos: np.ndarray, peers: np.ndarray, sb: "_Sorted") -> np.ndarray:
+    def _held(self, tr: Track, hit: np.ndarray, pos: np.ndarray, peers: np.ndarray, pset: set,
+              sb: "_Sorted") -> np.ndarray:
         out = np.zeros(len(hit), dtype=bool)
-        others = [x for x in self.tracks.values() if x.state == "active" and x.cls != tr.cls]
-        others += [x for x in self._ended_now if x.cls != tr.cls]
+        # incidents of another class keyed by the track's key (same role) or by one of its peers
+        mine_role = tr.rule.role
+        others = [x for x in itertools.chain(self.tracks.values(), self._ended_now)
+                  if x.cls != tr.cls and x.state != "pending"
+                  and ((x.key == tr.key) if x.rule.role == mine_role else (x.key in pset))]
         if not others:
             return out
         frames, times = sb.frame[pos], sb.t[pos]
@@ -1166,13 +1176,11 @@ class IncidentEngine:
     def _new_firsts(tr: Track, a: int, b: int, sb: "_Sorted") -> np.ndarray:
         """Positions (relative to ``a``, ascending) of the first row of each probe target /
         connection in a:b that the track has not seen yet."""
-        keys = sb.dk[a:b]
-        new = ~np.fromiter(map(tr.distinct.__contains__, sb.dk_list[a:b]), dtype=bool, count=b - a)
-        if not new.any():
-            return np.empty(0, int)
-        masked = np.where(new, keys, -1)
-        _, first, _ = _unique_first(masked)
-        return np.sort(first[masked[first] != -1])
+        keys = sb.dk_list[a:b]
+        first = dict(zip(reversed(keys), range(b - a - 1, -1, -1)))   # each key's first position
+        seen = tr.distinct
+        pos = [i for k, i in first.items() if k not in seen] if seen else list(first.values())
+        return np.sort(np.array(pos, dtype=np.int64))
 
     def _apply(self, tr: Track, a: int, b: int, sb: "_Sorted") -> None:
         """Add rows ``a:b`` (positions in ``sb``: one key, in order) to the track's counts; every sum
@@ -1194,8 +1202,8 @@ class IncidentEngine:
         ds = sb.vs[:, a:b].sum(axis=1, dtype=np.int64)
         db = sb.vb[:, a:b].sum(axis=1)
         n = tr.n
-        n[_SMALL] += ds[:len(_SMALL)]
-        n[_BIG] += db[:len(_BIG)]
+        n[:_N_SMALL] += ds[:_N_SMALL]     # (_SMALL and _BIG are the counters in index order)
+        n[_N_SMALL:] += db[:N_COUNTERS - _N_SMALL]
         tr.bytes += int(db[_B_BYTES])
         tr.conf_q += int(db[_B_CONF])
         tr.reflection += int(ds[_S_REFL])
@@ -1279,6 +1287,21 @@ def _guessing(tr: Track, a: int, b: int, sb: "_Sorted", firsts: np.ndarray) -> n
             rate[hit:] = True
             tr.guess_rate = True
     return fails | rate
+
+
+def _remember_conns(tr: Track, t: np.ndarray, ports: np.ndarray, firsts: np.ndarray) -> None:
+    """``_guessing``'s memory of the last new-connection times per server port, for a track with
+    fewer than BRUTE_CONNS packets (so no rate of guessing yet)."""
+    if not len(firsts):
+        return
+    k = BRUTE_CONNS - 1
+    ft, fp = t[firsts].tolist(), ports[firsts].tolist()
+    for port in dict.fromkeys(fp):
+        new = [x for x, q in zip(ft, fp) if q == port]
+        old = tr.conn_times.pop(port, None)
+        tr.conn_times[port] = np.concatenate([old, new])[-k:] if old is not None else np.array(new[-k:])
+    while len(tr.conn_times) > MAX_COUNTER:
+        tr.conn_times.pop(next(iter(tr.conn_times)))
 
 
 def _exfil_evidence(tr: Track, a: int, b: int, sb: "_Sorted") -> np.ndarray:
@@ -1494,8 +1517,10 @@ _SMALL = np.array([C_SYN, C_SYNACK, C_RST, C_ICMP_REQ, C_ICMP_BACK, C_ARP_REQ, C
                    C_RA, C_DNS_R, C_TCP, C_FWD_PKTS, C_FIN_PROBE, C_NULL_PROBE, C_XMAS_PROBE, C_DHCP, C_FAILED, C_SURE,
                    C_UNNAMED])
 _ROW = {c: i for i, c in enumerate(_SMALL.tolist())}   # counter -> its row in ``_Sorted.vs``
+_N_SMALL = len(_SMALL)
 _BIG = np.array([C_DNS_LEN, C_FWD_BYTES, C_REV_BYTES, C_ICMP_LEN])
 _BIG_ROW = {c: i for i, c in enumerate(_BIG.tolist())}   # counter -> its row in ``_Sorted.vb``
+assert _ROW == {c: c for c in range(_N_SMALL)} and _BIG.tolist() == list(range(_N_SMALL, N_COUNTERS))
 _S_REFL = len(_SMALL)                 # small row: response from a reflection port
 _B_BYTES, _B_CONF = len(_BIG), len(_BIG) + 1   # big rows: frame bytes, confidence x CONF_SCALE
 
@@ -1504,7 +1529,7 @@ def _counters(cols: dict, spoof: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per anomalous packet (columns), the evidence counters: ``small`` (int8, the 0/1 ones in
     ``_SMALL`` order, then reflection) and ``big`` (int64: ``_BIG``, then bytes and confidence)."""
     n = len(cols["t"])
-    small = np.empty((len(_SMALL) + 1, n), dtype=np.int8)
+    small = np.empty((len(_SMALL) + 1, n), dtype=bool)   # (summed as int8: the same bytes)
     big = np.empty((len(_BIG) + 2, n), dtype=np.int64)
     syn, ack, fwd = cols["syn"], cols["ack"], cols["fwd"]
     icmp, ic4, ic6 = cols["icmp"], cols["icmp4"], cols["icmp6"]
@@ -1531,7 +1556,7 @@ def _counters(cols: dict, spoof: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     big[_BIG_ROW[C_ICMP_LEN]] = np.where(req | back, cols["ip_len"].clip(28) - 28, 0)
     big[_B_BYTES] = fb
     big[_B_CONF] = cols["conf"].astype(np.float64) * CONF_SCALE
-    return small, big
+    return small.view(np.int8), big
 
 
 def _lengths(names: np.ndarray, has: np.ndarray) -> np.ndarray:
@@ -1878,14 +1903,15 @@ class Verdicts:
         self.sure = np.zeros(n, dtype=bool)            # opens its incident at once
         self.failed = np.zeros(n, dtype=bool)          # a refused / half-open handshake
         self.rows = np.zeros(n, dtype=bool)            # key, peer, fwd and server port below apply
-        self.key = np.empty(n, dtype=object)
-        self.peer = np.empty(n, dtype=object)
+        self.key = self.peer = None                    # (object arrays, made by the first ``set``)
         self.fwd = np.zeros(n, dtype=bool)
         self.server_port = np.full(n, -1, dtype=np.int64)
         self.scan_targets = np.zeros(n, dtype=np.int64)   # slow scan: distinct failed targets so far
         self.scan_since = np.full(n, np.inf)              # slow scan: time of its first failure
 
     def set(self, rows, cls: int, sure: bool, key, peer, fwd, server_port) -> None:
+        if self.key is None:
+            self.key, self.peer = np.empty(len(self.cls), dtype=object), np.empty(len(self.cls), dtype=object)
         self.cls[rows] = cls
         self.sure[rows] = sure
         self.rows[rows] = True
