@@ -189,8 +189,9 @@ class Track:
         self.scan_targets = 0           # slow scan (Behaviour): distinct targets refused / left half-open
         self.scan_since = np.inf        # slow scan: time of the source's first such failure
         self.rep: dict | None = None    # the packet that opened the incident, oriented attacker -> victim
-        self.minor: dict = {}           # class name -> pending track of this pair held back (see _dominated)
-        self.under: Track | None = None  # pending: the incident of its pair that held it back
+        self.minor: dict = {}           # label -> pending track held back as part of this one (see _dominated)
+        self.under: Track | None = None  # pending: the incident that held it back
+        self.under_label = ""
         self.bno, self.pk0, self.lt0 = -1, 0, -np.inf   # batch number, packets and last time before it
 
     # --- roles ---------------------------------------------------------------------------------
@@ -311,12 +312,14 @@ class Track:
     def duration(self) -> float:
         return max(0.0, self.last_time - self.first_time)
 
-    def evidence(self) -> str:
-        """One sentence with numbers, from the behaviour counted for this incident (and the packets
-        of its pair that the model called another class and that stayed with it: ``minor``)."""
+    def evidence(self, secondary: bool = True) -> str:
+        """One sentence with numbers, from the behaviour counted for this incident (and with
+        ``secondary`` the packets held back as part of it: ``minor``)."""
         text = self._evidence()
-        if self.minor:
-            text += "; with " + ", ".join(f"{x.packets:,} packets the model called {c}" for c, x in self.minor.items())
+        if secondary and self.minor:
+            text += "; with " + ", ".join(f"{x.packets:,} packets " + (c if c.startswith("relayed") else
+                                                                         f"the model called {c}")
+                                          for c, x in self.minor.items())
         return text
 
     def _evidence(self) -> str:
@@ -394,7 +397,10 @@ class Track:
             return f"{_size(n[C_FWD_BYTES])} sent from {self.key} to {victim} {d} ({self.packets:,} packets){bare}"
         return f"{self.packets:,} {self.cls_name} packets involving {self.key} {d}"
 
-    def to_dict(self, classes: Sequence[str] | None = None) -> dict:
+    def to_dict(self, classes: Sequence[str] | None = None, secondary: bool = True) -> dict:
+        """The incident as plain data. ``secondary``: with the packets held back as part of it
+        (``minor``: known once the stream is read up to them; events' snapshots leave them out, so
+        that they are the same for any batch size)."""
         d = {
             "id": self.id, "class": self.cls_name, "kind": self.kind or self.classify_kind(),
             "state": "active" if self.state == "active" else "ended",
@@ -409,7 +415,7 @@ class Track:
             "packets": self.packets, "bytes": self.bytes, "peak_pps": self.peak,
             "distinct_peers": self.distinct_peers,
             "confidence": round(self.confidence, 4),
-            "evidence": self.evidence(),
+            "evidence": self.evidence(secondary),
         }
         if self.rule.role == "victim":
             d["attackers"] = [] if (self.spoofed_sources or self.is_reflection) else self.top_peers(5)
@@ -420,7 +426,7 @@ class Track:
         if self.cls_name == "spoofing":
             d["attacker_mac"] = self.key if ":" in self.key and "." not in self.key else None
             d["claimed_ips"] = [ip for ip, _ in self.claimed.most_common(5)]
-        if self.minor:
+        if secondary and self.minor:
             d["secondary"] = {c: x.packets for c, x in self.minor.items()}
         if self.end_reason:
             d["end_reason"] = self.end_reason
@@ -569,7 +575,7 @@ class IncidentEngine:
         return out
 
     def _emit(self, kind: str, tr: Track, frame: int, time: float) -> None:
-        self._events.append(IncidentEvent(kind, int(frame), float(time), tr, tr.to_dict()))
+        self._events.append(IncidentEvent(kind, int(frame), float(time), tr, tr.to_dict(secondary=False)))
 
     def _close(self, tr: Track, frame: int, time: float, reason: str) -> None:
         tr.state = "ended"
@@ -745,11 +751,14 @@ class IncidentEngine:
             self._group(c, k, bounds[g], bounds[g + 1], sb)
         self._todo = {}
 
-    def _pull(self, c: int, keys, before: int, sb: "_Sorted") -> bool:
-        """Process now the groups of this batch of another class than ``c``, keyed by one of ``keys``,
-        not processed yet and beginning before frame ``before`` (a pending track's opening there
-        depends on their incidents). True when it processed one."""
-        pull = [(cc, k) for cc, k in self._todo if cc != c and k in keys and sb.frame[self._gpos[(cc, k)][0]] < before]
+    def _pull(self, tr: Track, keys, before: int, sb: "_Sorted") -> bool:
+        """Process now the groups of this batch not processed yet and beginning before frame
+        ``before`` that pending track ``tr``'s opening there depends on: of another class, keyed by
+        one of ``keys``; for an exfiltration track also the other exfiltration groups (a tunnel it
+        may relay). True when it processed one."""
+        c, relay = tr.cls, tr.cls_name == "exfiltration"
+        pull = [(cc, k) for cc, k in self._todo if ((cc != c and k in keys) or (relay and cc == c and k != tr.key))
+                and sb.frame[self._gpos[(cc, k)][0]] < before]
         for cc, k in pull:
             if self._todo.pop((cc, k), None) is None:
                 continue    # processed meanwhile (a pull of its own)
@@ -1009,7 +1018,7 @@ class IncidentEngine:
                 tr.state = "active"
                 tr.open_time, tr.open_frame = tr.last_time, tr.last_frame
                 if tr.under is not None:
-                    tr.under.minor.pop(tr.cls_name, None)
+                    tr.under.minor.pop(tr.under_label, None)
                     tr.under = None
                 tr.rep = _representative(tr, int(sb.order[pos - 1]), sb.cols)
                 tr.kind = tr.classify_kind()
@@ -1110,7 +1119,7 @@ class IncidentEngine:
             # the incidents of the pair whose rows of this batch begin before the first row not held
             # (later in the loop over groups): theirs first, then decide again
             free = np.flatnonzero(~out)
-            if not (self._todo and len(free) and self._pull(tr.cls, keys, int(frames[free[0]]), sb)):
+            if not (self._todo and len(free) and self._pull(tr, keys, int(frames[free[0]]), sb)):
                 return out
 
     def _held(self, tr: Track, hit: np.ndarray, pos: np.ndarray, peers: np.ndarray, pset: set,
@@ -1121,7 +1130,7 @@ class IncidentEngine:
         others = [x for x in itertools.chain(self.tracks.values(), self._ended_now)
                   if x.cls != tr.cls and x.state != "pending"
                   and ((x.key == tr.key) if x.rule.role == mine_role else (x.key in pset))]
-        if not others:
+        if not others and tr.cls_name != "exfiltration":
             return out
         frames, times = sb.frame[pos], sb.t[pos]
         # the pair of each row: the track's key is its attacker (or victim), the row's peer the other
@@ -1150,9 +1159,26 @@ class IncidentEngine:
             if held.any() and int(held.argmax()) < first:
                 first, who = int(held.argmax()), x
             out |= held
+        if tr.cls_name == "exfiltration":
+            # a resolver relaying the queries of a DNS tunnel (incident, or one about to open: the
+            # client's queries come first, the resolver may still have more flagged packets) that
+            # has a packet within OVERLAP before the row
+            for x in itertools.chain(self.tracks.values(), self._ended_now):
+                if x.cls != tr.cls or x.key == tr.key or not x.packets \
+                        or (x.kind != "dns-tunnel" if x.kind else (x.n[C_DNS_Q] + x.n[C_DNS_R]) * 2 <= x.packets) \
+                        or all(p != tr.key for p, _ in x.top_peer_counts(3)):
+                    continue
+                pk0, lt0, gf, gt, gp = self._state_at(x, sb)
+                k = np.searchsorted(gf, frames, side="right")
+                last = np.where(k > 0, gt[np.maximum(k - 1, 0)] if len(gt) else lt0, lt0)
+                held = times - last <= OVERLAP
+                if held.any() and int(held.argmax()) < first:
+                    first, who = int(held.argmax()), x
+                out |= held
         if who is not None and tr.under is None:
             tr.under = who
-            who.minor[tr.cls_name] = tr
+            tr.under_label = tr.cls_name if who.cls != tr.cls else f"relayed by {tr.key}"
+            who.minor[tr.under_label] = tr
         return out
 
     def _state_at(self, x: Track, sb: "_Sorted") -> tuple:
@@ -1226,10 +1252,15 @@ class IncidentEngine:
         if tr.cls_name in _DISTINCT_CLASSES and len(tr.distinct) < MAX_DISTINCT:
             tr.distinct.update(sb.dk_list[a:b][:MAX_DISTINCT])
             if tr.cls_name == "bruteforce" and len(tr.conn_bytes) < MAX_DISTINCT:
-                u, inv2 = _unique_inverse(sb.dk[a:b])
-                sums = np.bincount(inv2, weights=sb.fb[a:b], minlength=len(u))
-                for x, y in zip(u.tolist(), sums.tolist()):
-                    tr.conn_bytes[x] = tr.conn_bytes.get(x, 0) + int(y)
+                cbytes = tr.conn_bytes
+                if b - a <= 64:
+                    for x, y in zip(sb.dk_list[a:b], sb.fb[a:b].tolist()):
+                        cbytes[x] = cbytes.get(x, 0) + y
+                else:
+                    u, inv2 = _unique_inverse(sb.dk[a:b])
+                    sums = np.bincount(inv2, weights=sb.fb[a:b], minlength=len(u))
+                    for x, y in zip(u.tolist(), sums.tolist()):
+                        cbytes[x] = cbytes.get(x, 0) + int(y)
         ma, mb = sb.mac_at[a], sb.mac_at[b]
         if mb > ma:
             _count(tr.macs, _runs(sb.macs, sb.mac_new, ma, mb))
@@ -1601,6 +1632,23 @@ _MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD
                  0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53], dtype=np.uint64)
 
 
+def _by_runs(f):
+    """``f`` (a hash of each string of an object array) computed once per run of equal strings:
+    a batch's rows come in runs (a flood's, a scan's, a brute force's share their addresses), and
+    comparing neighbours costs a third of encoding a string."""
+    def hashed(values: np.ndarray) -> np.ndarray:
+        if len(values) < 64:
+            return f(values)
+        head = _run_heads(values)
+        k = np.count_nonzero(head)
+        if k * 3 > len(values) * 2:
+            return f(values)
+        return f(values[head])[np.cumsum(head) - 1]
+    hashed.__doc__ = f.__doc__
+    return hashed
+
+
+@_by_runs
 def _key_hash(values: np.ndarray) -> np.ndarray:
     """A 64-bit hash per key string (uint64; as ``_ip_hash``), for grouping rows by key."""
     try:
@@ -1615,6 +1663,7 @@ def _key_hash(values: np.ndarray) -> np.ndarray:
     return h
 
 
+@_by_runs
 def _ip_hash(values: np.ndarray) -> np.ndarray:
     """A stable 32-bit hash per address string (as int64): its first 48 bytes (an IPv6 address has
     at most 45 characters, a MAC 17) as six 64-bit words, mixed vectorised; crc32 per distinct value

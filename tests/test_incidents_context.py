@@ -154,3 +154,44 @@ def test_unicast_who_has_to_known_neighbours_is_no_arp_sweep_and_the_broadcast_o
     inc = incidents(sweep)
     assert [(i["class"], i["kind"], i["attacker"], i["distinct_peers"]) for i in inc] == [
         ("recon", "arp-sweep", VICTIM, 30)], inc
+
+
+CLIENT, RESOLVER, AUTH = "10.77.0.150", "10.77.0.1", "10.77.0.200"
+
+
+def dns(t, src, dst, sport, dport, name, response=False, cls=EXFIL):
+    return dict(time_epoch=t, frame_len=60 + len(name) * (2 if response else 1), protocols="eth:ethertype:ip:udp:dns",
+                ip_src=src, ip_dst=dst, ip_proto=17, udp_srcport=sport, udp_dstport=dport,
+                dns_flags=0x8180 if response else 0x0100, dns_qry_name=name, eth_src=MAC.get(src, "02:00:00:00:00:96"),
+                eth_dst=MAC.get(dst, "02:00:00:00:00:c8"), cls=cls)
+
+
+def relayed_tunnel(t0, n=60, client=True):
+    """A DNS tunnel (dig TXT, base32 labels) from CLIENT through the resolver RESOLVER to the tunnel's
+    authoritative server AUTH: each query forwarded, answered, and the answer passed back; the model
+    calls all of it exfiltration. ``client=False``: the resolver alone sends the same queries (its
+    own tunnel). Before it, the resolver's own lookups, three of which the model flags."""
+    rng = random.Random(7)
+    recs = [dns(t0 - 20 + k, RESOLVER, AUTH, 33000 + k, 53, f"cdn{k}.example.net") for k in range(3)]
+    for i in range(n):
+        t = t0 + 0.1 * i
+        name = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz234567") for _ in range(120)) + ".t.exfil.example"
+        if client:
+            recs.append(dns(t, CLIENT, RESOLVER, 40000 + i, 53, name))
+        recs += [dns(t + 0.001, RESOLVER, AUTH, 50000 + i, 53, name), dns(t + 0.002, AUTH, RESOLVER, 53, 50000 + i, name, True)]
+        if client:
+            recs.append(dns(t + 0.003, RESOLVER, CLIENT, 53, 40000 + i, name, True))
+    return recs
+
+
+def test_a_resolver_relaying_a_dns_tunnel_is_part_of_the_tunnel_incident():
+    inc = incidents(relayed_tunnel(1000.0))
+    assert [(i["class"], i["kind"], i["attacker"]) for i in inc] == [("exfiltration", "dns-tunnel", CLIENT)], inc
+    assert RESOLVER in inc[0]["victims"]
+    relay = f"relayed by {RESOLVER}"
+    assert relay in inc[0]["evidence"] and inc[0]["secondary"][relay] >= 100, inc[0]
+
+
+def test_the_resolvers_own_tunnel_is_an_incident_naming_it():
+    inc = incidents(relayed_tunnel(1000.0, client=False))
+    assert [(i["class"], i["kind"], i["attacker"]) for i in inc] == [("exfiltration", "dns-tunnel", RESOLVER)], inc
