@@ -686,10 +686,11 @@ class IncidentEngine:
         peer = np.where(fwd, dst, src)
         if len(forged):
             key[forged], peer[forged] = src[forged], dst[forged]
-        claimed = np.full(len(idx), "", dtype=object)
+        claimed = None                      # the IP each spoofing row claims (made only when there are some)
         if self._spoof_index >= 0:
             m = cls == self._spoof_index
             if m.any():
+                claimed = np.full(len(idx), "", dtype=object)
                 self._spoof_keys(m, key, peer, fwd, claimed, is_arp, eth_src, eth_dst, src, dst, p, idx)
         ov = np.flatnonzero(beh.rows[idx])
         if len(ov):   # keyed by a behaviour rule (see Behaviour)
@@ -1250,7 +1251,13 @@ class IncidentEngine:
         elif pb > pa:
             _count(tr.ports, sb.ports[pa:pb].tolist())
         if tr.cls_name in _DISTINCT_CLASSES and len(tr.distinct) < MAX_DISTINCT:
-            tr.distinct.update(sb.dk_list[a:b][:MAX_DISTINCT])
+            if len(tr.distinct) + (b - a) <= MAX_DISTINCT:
+                tr.distinct.update(sb.dk_list[a:b])
+            else:   # the first MAX_DISTINCT in stream order, whatever the batches
+                for x in sb.dk_list[a:b]:
+                    tr.distinct.add(x)
+                    if len(tr.distinct) >= MAX_DISTINCT:
+                        break
             if tr.cls_name == "bruteforce" and len(tr.conn_bytes) < MAX_DISTINCT:
                 cbytes = tr.conn_bytes
                 if b - a <= 64:
@@ -1419,12 +1426,14 @@ class _Sorted:
         self.macs = macs.tolist()
         self.mac_new = _run_heads(macs)
         self.mac_at = _at(sel)
-        cl = o["claimed"]
         hc = np.zeros(n, dtype=bool)   # claims are made by spoofing rows only (_spoof_keys)
         sr = np.flatnonzero(spoof[order])
+        self.claims = []
         if len(sr):
-            hc[sr] = cl[sr] != ""
-        self.claims = cl[hc].tolist()
+            cl = cols["claimed"][order[sr]]
+            has = cl != ""
+            hc[sr] = has
+            self.claims = cl[has].tolist()
         self.claim_at = _at(hc)
         ra = np.flatnonzero(o["ra"])
         hc[ra] |= o["eth_src"][ra] != eng._ra_owner
@@ -1518,7 +1527,7 @@ def _at(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-_SORTED_COLS = ("cls", "fwd", "t", "frame", "peer", "server_port", "client_port", "eth_src", "claimed", "ra", "sure",
+_SORTED_COLS = ("cls", "fwd", "t", "frame", "peer", "server_port", "client_port", "eth_src", "ra", "sure",
                 "scan_targets", "scan_since")
 
 
