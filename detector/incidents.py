@@ -63,7 +63,7 @@ MAX_DISTINCT = 20_000
 MAX_COUNTER = 256
 MAX_KEPT = 10_000
 REPLY_WAIT = 60.0  # s: an ARP request for an address that sent IP traffic to the asker this recently awaits a reply
-MAX_HEARD_ROWS = 1_000_000   # packets of the last REPLY_WAIT seconds kept for that (references, hashed on demand)
+MAX_HEARD_ROWS = 200_000     # packets of the last REPLY_WAIT seconds kept for that (references, hashed on demand)
 MAX_NAMED = 65_536  # addresses named by DNS answers remembered (exfiltration: uploads to bare addresses)
 PING_PAYLOAD = 64   # B: an ICMP tunnel's echoes carry more on average than any standard ping (Linux/macOS/BusyBox
                     # 56, Windows 32, 48 and 64 in other tools): a host pinging its gateway is no tunnel
