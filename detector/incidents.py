@@ -1162,8 +1162,9 @@ class IncidentEngine:
             out |= held
         if tr.cls_name == "exfiltration":
             # a resolver relaying the queries of a DNS tunnel (incident, or one about to open: the
-            # client's queries come first, the resolver may still have more flagged packets) that
-            # has a packet within OVERLAP before the row
+            # client's queries come first, the resolver may still have more flagged packets) that is
+            # still running: a packet within its quiet period before the row (the resolver's
+            # retries and late answers come after the client's last query)
             for x in itertools.chain(self.tracks.values(), self._ended_now):
                 if x.cls != tr.cls or x.key == tr.key or not x.packets \
                         or (x.kind != "dns-tunnel" if x.kind else (x.n[C_DNS_Q] + x.n[C_DNS_R]) * 2 <= x.packets) \
@@ -1172,7 +1173,7 @@ class IncidentEngine:
                 pk0, lt0, gf, gt, gp = self._state_at(x, sb)
                 k = np.searchsorted(gf, frames, side="right")
                 last = np.where(k > 0, gt[np.maximum(k - 1, 0)] if len(gt) else lt0, lt0)
-                held = times - last <= OVERLAP
+                held = times - last <= x.quiet
                 if held.any() and int(held.argmax()) < first:
                     first, who = int(held.argmax()), x
                 out |= held

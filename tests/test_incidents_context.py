@@ -168,9 +168,10 @@ def dns(t, src, dst, sport, dport, name, response=False, cls=EXFIL):
 
 def relayed_tunnel(t0, n=60, client=True):
     """A DNS tunnel (dig TXT, base32 labels) from CLIENT through the resolver RESOLVER to the tunnel's
-    authoritative server AUTH: each query forwarded, answered, and the answer passed back; the model
-    calls all of it exfiltration. ``client=False``: the resolver alone sends the same queries (its
-    own tunnel). Before it, the resolver's own lookups, three of which the model flags."""
+    authoritative server AUTH: each query forwarded, answered, and the answer passed back, the last
+    ones retried later by the resolver; the model calls all of it exfiltration. ``client=False``:
+    the resolver alone sends the same queries (its own tunnel). Before it, the resolver's own
+    lookups, three of which the model flags."""
     rng = random.Random(7)
     recs = [dns(t0 - 20 + k, RESOLVER, AUTH, 33000 + k, 53, f"cdn{k}.example.net") for k in range(3)]
     for i in range(n):
@@ -181,6 +182,9 @@ def relayed_tunnel(t0, n=60, client=True):
         recs += [dns(t + 0.001, RESOLVER, AUTH, 50000 + i, 53, name), dns(t + 0.002, AUTH, RESOLVER, 53, 50000 + i, name, True)]
         if client:
             recs.append(dns(t + 0.003, RESOLVER, CLIENT, 53, 40000 + i, name, True))
+    # the resolver's retries of the last queries, 10-30 s after the client's last one (the server
+    # answers late): with 3 flagged lookups of its own before the tunnel, more than it takes to open
+    recs += [dns(t0 + 0.1 * n + 10 * k, RESOLVER, AUTH, 50000 + n - 1 - j, 53, name) for k in (1, 2, 3) for j in range(4)]
     return recs
 
 
