@@ -760,6 +760,7 @@ class IncidentEngine:
         c, relay = tr.cls, tr.cls_name == "exfiltration"
         pull = [(cc, k) for cc, k in self._todo if ((cc != c and k in keys) or (relay and cc == c and k != tr.key))
                 and sb.frame[self._gpos[(cc, k)][0]] < before]
+        carry = sb.carry, sb.carry_until   # (the per-second count of the group being processed)
         for cc, k in pull:
             if self._todo.pop((cc, k), None) is None:
                 continue    # processed meanwhile (a pull of its own)
@@ -768,6 +769,7 @@ class IncidentEngine:
                 kk = self._attacker_incident(cc, k, 3) or k
             g0, g1 = self._gpos[(cc, k)]
             self._group(cc, kk, g0, g1, sb)
+        sb.carry, sb.carry_until = carry
         return bool(pull)
 
     def _drop_awaited(self, p, t: np.ndarray, idx: np.ndarray, cls_all: np.ndarray) -> np.ndarray:
