@@ -189,10 +189,20 @@ class Track:
         self.scan_targets = 0           # slow scan (Behaviour): distinct targets refused / left half-open
         self.scan_since = np.inf        # slow scan: time of the source's first such failure
         self.rep: dict | None = None    # the packet that opened the incident, oriented attacker -> victim
-        self.minor: dict = {}           # label -> pending track held back as part of this one (see _dominated)
+        self.minor: dict = {}           # seq -> [label, pending track held back as part of this one (see
+                                        # _dominated); its packet count once it left the engine]
         self.under: Track | None = None  # pending: the incident that held it back
         self.under_label = ""
         self.bno, self.pk0, self.lt0 = -1, 0, -np.inf   # batch number, packets and last time before it
+
+    def leave(self) -> None:
+        """Out of the engine's tracks: a pending track held back leaves its packet count with its
+        holder (not the whole track)."""
+        if self.under is not None:
+            held = self.under.minor.get(self.seq)
+            if held is not None:
+                held[1] = self.packets
+            self.under = None
 
     # --- roles ---------------------------------------------------------------------------------
     @property
@@ -317,10 +327,17 @@ class Track:
         ``secondary`` the packets held back as part of it: ``minor``)."""
         text = self._evidence()
         if secondary and self.minor:
-            text += "; with " + ", ".join(f"{x.packets:,} packets " + (c if c.startswith("relayed") else
-                                                                         f"the model called {c}")
-                                          for c, x in self.minor.items())
+            text += "; with " + ", ".join(f"{n:,} packets " + (c if c.startswith("relayed") else
+                                                                 f"the model called {c}")
+                                          for c, n in self.secondary().items())
         return text
+
+    def secondary(self) -> dict:
+        """Label -> packets held back as part of this incident (``minor``, summed per label)."""
+        out: dict = {}
+        for c, x in self.minor.values():
+            out[c] = out.get(c, 0) + (x if isinstance(x, int) else x.packets)
+        return out
 
     def _evidence(self) -> str:
         n, pk, dur = self.n, max(self.packets, 1), self.duration
@@ -427,7 +444,7 @@ class Track:
             d["attacker_mac"] = self.key if ":" in self.key and "." not in self.key else None
             d["claimed_ips"] = [ip for ip, _ in self.claimed.most_common(5)]
         if secondary and self.minor:
-            d["secondary"] = {c: x.packets for c, x in self.minor.items()}
+            d["secondary"] = self.secondary()
         if self.end_reason:
             d["end_reason"] = self.end_reason
         return d
@@ -604,6 +621,7 @@ class IncidentEngine:
 
     def _end_track(self, tr: Track, deadline: float, quiet: float | None = None) -> None:
         del self.tracks[(tr.cls, tr.key)]
+        tr.leave()
         self._long.discard(tr)
         if tr.cls_name == "spoofing":
             self._poisoners.discard(tr.key)
@@ -1005,6 +1023,7 @@ class IncidentEngine:
         if pending:
             old = min(pending, key=lambda x: (x.last_time, x.seq))
             del self.tracks[(old.cls, old.key)]
+            old.leave()
 
     def _segment(self, tr: Track, a: int, b: int, sb: "_Sorted") -> None:
         """Rows ``a:b`` of one key without a quiet gap: update, opening and update events at exact rows."""
@@ -1021,7 +1040,7 @@ class IncidentEngine:
                 tr.state = "active"
                 tr.open_time, tr.open_frame = tr.last_time, tr.last_frame
                 if tr.under is not None:
-                    tr.under.minor.pop(tr.under_label, None)
+                    tr.under.minor.pop(tr.seq, None)
                     tr.under = None
                 tr.rep = _representative(tr, int(sb.order[pos - 1]), sb.cols)
                 tr.kind = tr.classify_kind()
@@ -1182,7 +1201,7 @@ class IncidentEngine:
         if who is not None and tr.under is None:
             tr.under = who
             tr.under_label = tr.cls_name if who.cls != tr.cls else f"relayed by {tr.key}"
-            who.minor[tr.under_label] = tr
+            who.minor[tr.seq] = [tr.under_label, tr]
         return out
 
     def _state_at(self, x: Track, sb: "_Sorted") -> tuple:

@@ -67,14 +67,14 @@ def incidents(recs, sizes=(None, 1, 7, 64)) -> list[dict]:
     return out
 
 
-def icmp_flood(t0, n=2000, odd=range(1000, 1023)):
-    """hping3 --icmp -d 512 --flood from ATTACKER to VICTIM, each echo answered; the model calls the
+def icmp_flood(t0, n=2000, odd=range(1000, 1023), src=ATTACKER):
+    """hping3 --icmp -d 512 --flood from ``src`` to VICTIM, each echo answered; the model calls the
     flood dos, except the requests ``odd`` (exfiltration: big echoes, as a tunnel's)."""
     recs = []
     for i in range(n):
         t = t0 + 0.001 * i
-        recs += [echo(t, ATTACKER, VICTIM, 512, cls=EXFIL if i in odd else DOS),
-                 echo(t + 0.0002, VICTIM, ATTACKER, 512, typ=0)]
+        recs += [echo(t, src, VICTIM, 512, cls=EXFIL if i in odd else DOS),
+                 echo(t + 0.0002, VICTIM, src, 512, typ=0)]
     return recs
 
 
@@ -83,6 +83,17 @@ def test_a_few_packets_of_a_flood_called_another_class_stay_with_the_flood():
     assert [(i["class"], i["attacker"], i["victims"]) for i in inc] == [("dos", ATTACKER, [VICTIM])], inc
     assert inc[0]["secondary"] == {"exfiltration": 23}
     assert "23 packets the model called exfiltration" in inc[0]["evidence"]
+
+
+def test_held_minorities_of_one_class_from_two_sources_of_a_flood_are_all_counted():
+    # ATTACKER and OTHER flood VICTIM together (one dos incident, keyed by its victim); each source
+    # has a few echoes the model calls exfiltration, held back as two pending tracks of one class:
+    # the flood's report counts both (they used to share one slot per class: 23, not 46)
+    both = icmp_flood(1000.0) + icmp_flood(1000.0005, odd=range(1500, 1523), src=OTHER)
+    inc = incidents(both)
+    assert [(i["class"], i["victims"]) for i in inc] == [("dos", [VICTIM])], inc
+    assert inc[0]["secondary"] == {"exfiltration": 46}, inc[0]
+    assert "46 packets the model called exfiltration" in inc[0]["evidence"]
 
 
 def test_the_same_pair_after_the_flood_and_another_pair_during_it_are_incidents_of_their_own():
