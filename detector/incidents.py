@@ -70,6 +70,7 @@ PING_PAYLOAD = 64   # B: an ICMP tunnel's echoes carry more on average than any 
 _NEVER = np.iinfo(np.int64).max
 OVERLAP = 5.0      # s: a pending track whose pair's running incident of another class had a packet this recently
                    # and has more packets is that incident's minority (see IncidentEngine._dominated)
+RELAY_RATIO = 2    # a resolver's flagged packets up to this many times a DNS tunnel's it relays stay with the tunnel
 UPDATE_EVERY = 10  # an ``updated`` event each time the packet count grows by this factor
 MAX_VICTIMS = 10   # victims named by an attacker's incident (its peers with the most packets)
 
@@ -753,10 +754,7 @@ class IncidentEngine:
             c, k = gcls[g], gkey[g]
             if not (grefl[g] and self.rules[c].role == "victim") and self._todo.pop((c, k), None) is None:
                 continue   # processed already (see _pull)
-            if names[c] == "exfiltration" and (c, k) not in self.tracks:
-                relay = self._attacker_incident(c, k, 3)   # a resolver forwarding a running tunnel's queries
-                if relay is not None:
-                    k = relay
+            k = self._group_key(c, k)
             if grefl[g] and self.rules[c].role == "victim" and not (
                     len(forged) and np.isin(order[bounds[g]:bounds[g + 1]], forged).any()):
                 host = self._attacker_incident(c, k)
@@ -782,11 +780,8 @@ class IncidentEngine:
         for cc, k in pull:
             if self._todo.pop((cc, k), None) is None:
                 continue    # processed meanwhile (a pull of its own)
-            kk = k
-            if self.classes[cc] == "exfiltration" and (cc, k) not in self.tracks:
-                kk = self._attacker_incident(cc, k, 3) or k
             g0, g1 = self._gpos[(cc, k)]
-            self._group(cc, kk, g0, g1, sb)
+            self._group(cc, self._group_key(cc, k), g0, g1, sb)
         sb.carry, sb.carry_until = carry
         return bool(pull)
 
@@ -896,12 +891,26 @@ class IncidentEngine:
             named.pop(next(iter(named)))
         self._answers = None
 
-    def _attacker_incident(self, c: int, host: str, top: int = 1) -> str | None:
-        """The key of a running incident of class ``c`` with ``host`` among its ``top`` peers."""
+    def _attacker_incident(self, c: int, host: str, top: int = 1, tracks=None, opened: bool = False):
+        """The key of a running incident of class ``c`` with ``host`` among its ``top`` peers (a
+        pending track too unless ``opened``). With ``tracks`` (an iterable of Tracks): every such
+        track of it instead, as an iterator."""
+        if tracks is not None:
+            return (tr for tr in tracks if tr.cls == c and tr.key != host
+                    and any(p == host for p, _ in tr.top_peer_counts(top)))
         for (cc, k), tr in self.tracks.items():
-            if cc == c and k != host and any(p == host for p, _ in tr.top_peer_counts(top)):
+            if cc == c and k != host and (not opened or tr.state == "active") \
+                    and any(p == host for p, _ in tr.top_peer_counts(top)):
                 return k
         return None
+
+    def _group_key(self, c: int, k: str) -> str:
+        """The key of this batch's group ``(c, k)``: for exfiltration rows of a host without a track
+        of its own, a resolver forwarding a running tunnel's queries, the tunnel incident's key
+        (an open incident: a pending client's flagged lookups do not take the resolver's rows)."""
+        if c == self._exfil_index and (c, k) not in self.tracks:
+            return self._attacker_incident(c, k, 3, opened=True) or k
+        return k
 
     def _spoof_keys(self, m, key, peer, fwd, claimed, is_arp, eth_src, eth_dst, src, dst, p, idx) -> None:
         """Spoofing rows: keyed by the forging MAC (see module doc). ARP senders of the whole batch
@@ -1185,7 +1194,10 @@ class IncidentEngine:
             # a resolver relaying the queries of a DNS tunnel (incident, or one about to open: the
             # client's queries come first, the resolver may still have more flagged packets) that is
             # still running: a packet within its quiet period before the row (the resolver's
-            # retries and late answers come after the client's last query)
+            # retries and late answers come after the client's last query), and the resolver's
+            # flagged packets at most RELAY_RATIO times the tunnel's as of the row (a relay forwards
+            # each query once and passes each answer back: about as many; a client's trickle of
+            # flagged lookups does not hold back the resolver's own tunnel)
             for x in itertools.chain(self.tracks.values(), self._ended_now):
                 if x.cls != tr.cls or x.key == tr.key or not x.packets \
                         or (x.kind != "dns-tunnel" if x.kind else (x.n[C_DNS_Q] + x.n[C_DNS_R]) * 2 <= x.packets) \
@@ -1194,7 +1206,7 @@ class IncidentEngine:
                 pk0, lt0, gf, gt, gp = self._state_at(x, sb)
                 k = np.searchsorted(gf, frames, side="right")
                 last = np.where(k > 0, gt[np.maximum(k - 1, 0)] if len(gt) else lt0, lt0)
-                held = times - last <= x.quiet
+                held = (times - last <= x.quiet) & (mine <= RELAY_RATIO * (pk0 + k))
                 if held.any() and int(held.argmax()) < first:
                     first, who = int(held.argmax()), x
                 out |= held

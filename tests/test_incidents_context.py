@@ -210,3 +210,15 @@ def test_a_resolver_relaying_a_dns_tunnel_is_part_of_the_tunnel_incident():
 def test_the_resolvers_own_tunnel_is_an_incident_naming_it():
     inc = incidents(relayed_tunnel(1000.0, client=False))
     assert [(i["class"], i["kind"], i["attacker"]) for i in inc] == [("exfiltration", "dns-tunnel", RESOLVER)], inc
+
+
+def test_the_resolvers_own_tunnel_is_an_incident_while_a_client_trickles_flagged_lookups():
+    # a client whose lookups through the resolver the model flags now and then (one every 20 s, too
+    # few to open) is mostly DNS with the resolver among its peers: it must not hold back the
+    # resolver's own tunnel (many times its packets) for as long as it keeps trickling
+    trickle = [r for j in range(20) for r in (
+        dns(900.0 + 20 * j, CLIENT, RESOLVER, 41000 + j, 53, f"www{j}.example.org"),
+        dns(900.01 + 20 * j, RESOLVER, CLIENT, 53, 41000 + j, f"www{j}.example.org", True, cls=NORMAL))]
+    inc = incidents(relayed_tunnel(1000.0, client=False) + trickle)
+    assert [(i["class"], i["kind"], i["attacker"]) for i in inc] == [("exfiltration", "dns-tunnel", RESOLVER)], inc
+    assert not inc[0].get("secondary"), inc[0]
