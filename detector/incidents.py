@@ -506,7 +506,7 @@ class IncidentEngine:
         self._exfil_index = self.classes.index("exfiltration") if "exfiltration" in self.classes else -1
         self._named: dict = {}              # addresses DNS answers named (the most recent MAX_NAMED)
         self._recon_index = self.classes.index("recon") if "recon" in self.classes else -1
-        self._heard: list = []              # recent batches' IP senders (see _awaited): [t, src, dst, eth_dst, hash]
+        self._heard: list = []              # recent batches' IP senders (see _drop_awaited): [t, src, dst, eth_dst, hash]
         self._heard_rows = 0
         self._batch_hash = None
         self._bno = 0                       # batches seen (see Track.bno)
@@ -830,8 +830,9 @@ class IncidentEngine:
             _, src, dst, edst, tt = senders(*e)
             for a, b, c, x in zip(src, dst, edst, tt):
                 heard[(a, b)] = heard[(a, c)] = x
-        # this batch: senders before each request, in stream order
-        h = _ip_hash(p["ip_src"][:int(q[-1])])
+        # this batch: senders before each request, in stream order (the whole column hashed: kept
+        # for the next batches by _hear)
+        h = _ip_hash(p["ip_src"])
         self._batch_hash = h
         rows, src, dst, edst, tt = senders(t, p["ip_src"], p["ip_dst"], p["eth_dst"], h)
         rows = rows.tolist()
