@@ -1212,10 +1212,9 @@ class IncidentEngine:
             # flagged packets at most RELAY_RATIO times the tunnel's as of the row (a relay forwards
             # each query once and passes each answer back: about as many; a client's trickle of
             # flagged lookups does not hold back the resolver's own tunnel)
-            for x in itertools.chain(self.tracks.values(), self._ended_now):
-                if x.cls != tr.cls or x.key == tr.key or not x.packets \
-                        or (x.kind != "dns-tunnel" if x.kind else (x.n[C_DNS_Q] + x.n[C_DNS_R]) * 2 <= x.packets) \
-                        or all(p != tr.key for p, _ in x.top_peer_counts(3)):
+            for x in self._attacker_incident(tr.cls, tr.key, 3, itertools.chain(self.tracks.values(), self._ended_now)):
+                if not x.packets \
+                        or (x.kind != "dns-tunnel" if x.kind else (x.n[C_DNS_Q] + x.n[C_DNS_R]) * 2 <= x.packets):
                     continue
                 pk0, lt0, gf, gt, gp = self._state_at(x, sb)
                 k = np.searchsorted(gf, frames, side="right")
