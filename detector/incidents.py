@@ -1096,7 +1096,7 @@ class IncidentEngine:
             sure = (tr.n[C_SURE] + np.cumsum(sb.sure[a:b])) >= 1
         elif tr.packets + (b - a) < K:            # too few packets to open (the common case of a stray row)
             if tr.cls_name == "bruteforce":       # ... still remember its new connections' times
-                _remember_conns(tr, sb.t[a:b], sb.server_port[a:b], self._new_firsts(tr, a, b, sb))
+                _guessing(tr, a, b, sb, self._new_firsts(tr, a, b, sb))
             return None
         else:
             sure = np.zeros(b - a, dtype=bool)
@@ -1372,21 +1372,6 @@ def _guessing(tr: Track, a: int, b: int, sb: "_Sorted", firsts: np.ndarray) -> n
             rate[hit:] = True
             tr.guess_rate = True
     return fails | rate
-
-
-def _remember_conns(tr: Track, t: np.ndarray, ports: np.ndarray, firsts: np.ndarray) -> None:
-    """``_guessing``'s memory of the last new-connection times per server port, for a track with
-    fewer than BRUTE_CONNS packets (so no rate of guessing yet)."""
-    if not len(firsts):
-        return
-    k = BRUTE_CONNS - 1
-    ft, fp = t[firsts].tolist(), ports[firsts].tolist()
-    for port in dict.fromkeys(fp):
-        new = [x for x, q in zip(ft, fp) if q == port]
-        old = tr.conn_times.pop(port, None)
-        tr.conn_times[port] = np.concatenate([old, new])[-k:] if old is not None else np.array(new[-k:])
-    while len(tr.conn_times) > MAX_COUNTER:
-        tr.conn_times.pop(next(iter(tr.conn_times)))
 
 
 def _exfil_evidence(tr: Track, a: int, b: int, sb: "_Sorted") -> np.ndarray:
