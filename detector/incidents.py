@@ -1346,7 +1346,7 @@ def _guessing(tr: Track, a: int, b: int, sb: "_Sorted", firsts: np.ndarray) -> n
     a few a minute. Remembers the last new-connection times per port (the rows a:b are applied
     to the track unless it opens)."""
     vs = sb.vs
-    af = vs[_ROW[C_AUTHFAIL], a:b]
+    af = vs[C_AUTHFAIL, a:b]
     if tr.n[C_AUTHFAIL] or af.any():
         fails = (int(tr.n[C_AUTHFAIL]) + np.cumsum(af, dtype=np.int64)) >= BRUTE_FAILS
     else:
@@ -1385,9 +1385,9 @@ def _exfil_evidence(tr: Track, a: int, b: int, sb: "_Sorted") -> np.ndarray:
     vs = sb.vs
 
     def cum(*cs):
-        return sum(int(tr.n[c]) for c in cs) + np.cumsum(sum(vs[_ROW[c], a:b].astype(np.int64) for c in cs))
+        return sum(int(tr.n[c]) for c in cs) + np.cumsum(sum(vs[c, a:b].astype(np.int64) for c in cs))
     echo = cum(C_ICMP_REQ, C_ICMP_BACK)
-    echo_bytes = int(tr.n[C_ICMP_LEN]) + np.cumsum(sb.vb[_BIG_ROW[C_ICMP_LEN], a:b])
+    echo_bytes = int(tr.n[C_ICMP_LEN]) + np.cumsum(sb.vb[C_ICMP_LEN - _N_SMALL, a:b])
     icmp = echo * 2 > pk
     return ((cum(C_DNS_Q, C_DNS_R) * 2 > pk) | (icmp & (echo_bytes > PING_PAYLOAD * echo))
             | (~icmp & (cum(C_UNNAMED) * 2 > pk)))
@@ -1588,11 +1588,10 @@ def _representative(tr: Track, r: int, cols: dict) -> dict:
 _SMALL = np.array([C_SYN, C_SYNACK, C_RST, C_ICMP_REQ, C_ICMP_BACK, C_ARP_REQ, C_ARP_REP, C_UDP, C_DNS_Q, C_AUTHFAIL,
                    C_RA, C_DNS_R, C_TCP, C_FWD_PKTS, C_FIN_PROBE, C_NULL_PROBE, C_XMAS_PROBE, C_DHCP, C_FAILED, C_SURE,
                    C_UNNAMED])
-_ROW = {c: i for i, c in enumerate(_SMALL.tolist())}   # counter -> its row in ``_Sorted.vs``
 _N_SMALL = len(_SMALL)
 _BIG = np.array([C_DNS_LEN, C_FWD_BYTES, C_REV_BYTES, C_ICMP_LEN])
-_BIG_ROW = {c: i for i, c in enumerate(_BIG.tolist())}   # counter -> its row in ``_Sorted.vb``
-assert _ROW == {c: c for c in range(_N_SMALL)} and _BIG.tolist() == list(range(_N_SMALL, N_COUNTERS))
+# in index order: a small counter C is row C of ``_Sorted.vs``, a big one row C - _N_SMALL of ``_Sorted.vb``
+assert _SMALL.tolist() == list(range(_N_SMALL)) and _BIG.tolist() == list(range(_N_SMALL, N_COUNTERS))
 _S_REFL = len(_SMALL)                 # small row: response from a reflection port
 _B_BYTES, _B_CONF = len(_BIG), len(_BIG) + 1   # big rows: frame bytes, confidence x CONF_SCALE
 
@@ -1619,13 +1618,13 @@ def _counters(cols: dict, spoof: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                  (C_FIN_PROBE, stealth & ((fl & 0x01) != 0) & ~xmas), (C_NULL_PROBE, stealth & ((fl & 0x3F) == 0)),
                  (C_XMAS_PROBE, xmas), (C_DHCP, cols["dhcp"]), (C_FAILED, cols["failed"]), (C_SURE, cols["sure"]),
                  (C_UNNAMED, cols["unnamed"])):
-        small[_ROW[c]] = v
+        small[c] = v
     small[_S_REFL] = cols["refl"]
     fb = cols["flen"].clip(0)
-    big[_BIG_ROW[C_DNS_LEN]] = np.where(cols["dns_q"], cols["dns_len"], 0)
-    big[_BIG_ROW[C_FWD_BYTES]] = np.where(fwd, fb, 0)
-    big[_BIG_ROW[C_REV_BYTES]] = np.where(fwd, 0, fb)
-    big[_BIG_ROW[C_ICMP_LEN]] = np.where(req | back, cols["ip_len"].clip(28) - 28, 0)
+    big[C_DNS_LEN - _N_SMALL] = np.where(cols["dns_q"], cols["dns_len"], 0)
+    big[C_FWD_BYTES - _N_SMALL] = np.where(fwd, fb, 0)
+    big[C_REV_BYTES - _N_SMALL] = np.where(fwd, 0, fb)
+    big[C_ICMP_LEN - _N_SMALL] = np.where(req | back, cols["ip_len"].clip(28) - 28, 0)
     big[_B_BYTES] = fb
     big[_B_CONF] = cols["conf"].astype(np.float64) * CONF_SCALE
     return small.view(np.int8), big
