@@ -808,8 +808,8 @@ class IncidentEngine:
             if not len(q):
                 return idx
         target = p["arp_dst_ip"][q]
-        hw = p["arp_src_hw"][q]
-        asker_mac = np.where(hw != "", hw, p["eth_src"][q]).tolist()
+        es = p["eth_src"][q]         # the frame's sender (the ARP payload's sender MAC only without it)
+        asker_mac = np.where(es != "", es, p["arp_src_hw"][q]).tolist()
         asker_ip = p["arp_src_ip"][q].tolist()
         th = _unique(_ip_hash(target[target != ""]))
         if not len(th):

@@ -222,3 +222,17 @@ def test_the_resolvers_own_tunnel_is_an_incident_while_a_client_trickles_flagged
     inc = incidents(relayed_tunnel(1000.0, client=False) + trickle)
     assert [(i["class"], i["kind"], i["attacker"]) for i in inc] == [("exfiltration", "dns-tunnel", RESOLVER)], inc
     assert not inc[0].get("secondary"), inc[0]
+
+
+def test_a_sweep_whose_arp_payload_names_the_flood_victims_mac_is_still_a_sweep():
+    # during a flood on VICTIM, the attacker sweeps the flood's own source addresses with requests
+    # whose ARP sender MAC is VICTIM's (the frame's source is its own): the asker is the frame's
+    # sender, so these are no victim's look-ups of the hosts it answers
+    rng = random.Random(6)
+    flood, sources = spoofed_flood(1000.0, VICTIM, MAC[VICTIM], rng, sources=[f"10.77.0.{100 + i % 50}"
+                                                                               for i in range(600)])
+    sweep = [dict(who_has(1000.5 + 0.01 * i, ATTACKER, MAC[VICTIM], f"10.77.0.{100 + i}"), eth_src=MAC[ATTACKER])
+             for i in range(50)]
+    inc = incidents(flood + sweep)
+    got = [(i["class"], i["kind"]) for i in inc]
+    assert got == [("dos", "spoofed-syn-flood"), ("recon", "arp-sweep")], inc
