@@ -25,6 +25,13 @@ the simulator is one group, the lab one, each real repository one -- and at most
 (early stopping as the default preset). The final bundle is trained by bench/train_default.sh with
 larger caps; the numbers here are for comparing recipes and feature blocks, not the bundle's.
 
+Comparing recipes: ``--seeds 0,1,2`` trains every config once per seed (the features read once),
+``--variants 'base;src:val_sources=0.2;ema:weight_ema_epochs=1'`` once per variant (TrainConfig fields),
+and a summary table prints each run's sim/lab/real numbers, the benign case captures' frames called
+exfiltration (argmax / above the threshold calibrated on the run's validation rows, as ``iotwatch``
+alerts) and that threshold. ``--val-sources F`` validates on whole held-out training sources
+(detector.train.validation_sources) instead of random rows.
+
 ``--ablation`` retrains the ``sim+lab+real`` recipe once per feature block with that block's columns
 removed (features.FEATURE_BLOCKS) and reports the change of each cross-source number.
 
@@ -195,15 +202,28 @@ def train(X: np.ndarray, y: np.ndarray, cols: np.ndarray, epochs: int, seed: int
     from iotwatch.detector.model import FoldedMLP, ModelConfig
     from iotwatch.detector.train import PRESETS, Dataset, fit
 
+    overrides = dict(overrides)
+    refit = bool(overrides.pop("refit", 0))     # then train on ALL rows for the epochs the held-out sources chose
+    drop = bool(overrides.pop("drop_held", 0))  # control: the held-out sources' rows unused, random-row validation
     base = PRESETS["default"]
     fields = {"epochs": epochs, "early_stopping_patience": 3, "class_weight_power": class_weight_power, **overrides}
     fields = {k: int(v) if isinstance(getattr(base, k), int) and v is not None else v for k, v in fields.items()}
     cfg = replace(base, **fields)
-    data = Dataset(np.ascontiguousarray(X[:, cols]), y.astype(np.int64), list(CLASSES), "normal", [], holdout=holdout)
+    Xc = np.ascontiguousarray(X[:, cols])
+    y = y.astype(np.int64)
+    if drop and holdout is not None:
+        Xc, y, holdout = Xc[~holdout], y[~holdout], None
+    data = Dataset(Xc, y, list(CLASSES), "normal", [], holdout=holdout)
     res = fit(data, cfg, seed, Console(quiet=True))
     mcfg = ModelConfig(len(cols), len(CLASSES), cfg.hidden, cfg.dropout)
     threshold = calibrate_threshold(res.val_proba[res.val_y == 0], 0, cfg.calibrate_false_alarms)
-    return Trained(FoldedMLP.from_tensors(mcfg, res.tensors, res.mean, res.std), cols, threshold)
+    history = [h["val_macro_f1"] for h in res.history]
+    if refit and holdout is not None:
+        again = replace(cfg, epochs=res.best_epoch, early_stopping_patience=None, val_fraction=0.0)
+        res = fit(Dataset(Xc, y, list(CLASSES), "normal", []), again, seed, Console(quiet=True))
+    out = Trained(FoldedMLP.from_tensors(mcfg, res.tensors, res.mean, res.std), cols, threshold)
+    out.best_epoch, out.val_history = res.best_epoch, history
+    return out
 
 
 def evaluate(model: Trained, tests: dict[str, list[tuple[str, np.ndarray, np.ndarray]]], on_pred=None) -> dict:
@@ -266,7 +286,10 @@ def main(argv=None) -> int:
                     "repositories; detector.train.validation_sources) instead of random rows")
     ap.add_argument("--variants", default="", help="recipe variants to compare, ';'-separated NAME:FIELD=VALUE,... "
                     "with FIELD a detector.train.TrainConfig field or real_repeat / val_sources, e.g. "
-                    "'base;src:val_sources=0.2;ema:weight_ema_epochs=1' (default: one, the flags' recipe)")
+                    "'base;src:val_sources=0.2;ema:weight_ema_epochs=1' (default: one, the flags' recipe); also "
+                    "refit=1 (after validating on held-out sources, train on all rows for the epochs they chose), "
+                    "drop_held=1 (control: the held-out sources' rows unused, random-row validation), "
+                    "sample_seed=N (the same row sample for every seed)")
     ap.add_argument("--ablation", action="store_true")
     ap.add_argument("--configs", default="sim,lab,sim+lab,sim+lab+real")
     ap.add_argument("--only-cache", action="store_true", help="featurise (fill the cache) and stop")
@@ -373,13 +396,15 @@ def main(argv=None) -> int:
             fields = dict(fields)
             repeat = int(fields.pop("real_repeat", args.real_repeat))
             vs = fields.pop("val_sources", args.val_sources)
+            sample_seed = fields.pop("sample_seed", None)  # fixed row sample: the seed then varies the training only
             for seed in seeds:
                 name = base_name + (f"/{vname}" if vname else "") + (f"/s{seed}" if len(seeds) > 1 else "")
                 t0 = time.time()
-                X, y, held = build(parts, seed, repeat, vs)
+                X, y, held = build(parts, seed if sample_seed is None else int(sample_seed), repeat, vs)
                 model = train(X, y, all_cols, args.epochs, seed, args.class_weight_power, held, **fields)
                 del X
                 results["matrix"][name] = {"train_rows": int(len(y)), "threshold": model.threshold,
+                                           "best_epoch": model.best_epoch, "val_macro_f1": model.val_history,
                                            "results": evaluate(model, tests, save_pred if args.save_pred else None)}
                 print(f"{name}: trained on {len(y):,} rows in {time.time() - t0:.0f} s", flush=True)
                 print_matrix({name: results["matrix"][name]})
@@ -441,6 +466,7 @@ def print_summary(matrix: dict) -> None:
             argmax = m["confusion"][0][CLASSES.index("exfiltration")]
             cells.append(f"{argmax}/{m.get('benign_alerted', {}).get('exfiltration', 0)}")
         th = r.get("threshold")
+        name = f"{name} (e{r['best_epoch']})" if r.get("best_epoch") else name
         print(f"| {name} | {f1('sim-held')} | {f1('lab-held')} | {f1('real-eval')} | {fmt(ev, 'benign_flagged_pct')} | "
               f"{fmt(ev, 'attack_flagged_pct')} | {cells[0]} | {cells[1]} | {'-' if th is None else f'{th:.3f}'} |")
     sys.stdout.flush()

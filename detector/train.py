@@ -809,6 +809,10 @@ def _train(args: TrainRequest, console, command: str, cfg, out: Path, out_file) 
 
         threshold = calibrate_threshold(res.val_proba[res.val_y == normal_index], normal_index,
                                         cfg.calibrate_false_alarms)
+        if threshold >= 1.0:   # measured with --val-sources 0.2: unseen sources' benign rows are called attacks
+            console.print(f"[bold red]WARNING:[/] more than {cfg.calibrate_false_alarms:.2%} of the validation "
+                          "normal packets are called an attack with certainty: the anomaly threshold is 1.0 and "
+                          "this bundle will raise almost no alert")
     validation = summarize(res.val_y, res.val_proba.argmax(1), res.val_proba, data.classes, normal_index)
     model_cfg = ModelConfig(data.X.shape[1], len(data.classes), cfg.hidden, cfg.dropout)
     training = {
