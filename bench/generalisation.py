@@ -401,7 +401,9 @@ def main(argv=None) -> int:
                 name = base_name + (f"/{vname}" if vname else "") + (f"/s{seed}" if len(seeds) > 1 else "")
                 t0 = time.time()
                 X, y, held = build(parts, seed if sample_seed is None else int(sample_seed), repeat, vs)
-                model = train(X, y, all_cols, args.epochs, seed, args.class_weight_power, held, **fields)
+                cwp = fields.get("class_weight_power", args.class_weight_power)
+                model = train(X, y, all_cols, args.epochs, seed, cwp, held,
+                              **{k: v for k, v in fields.items() if k != "class_weight_power"})
                 del X
                 results["matrix"][name] = {"train_rows": int(len(y)), "threshold": model.threshold,
                                            "best_epoch": model.best_epoch, "val_macro_f1": model.val_history,
