@@ -289,7 +289,7 @@ def main(argv=None) -> int:
                     "'base;src:val_sources=0.2;ema:weight_ema_epochs=1' (default: one, the flags' recipe); also "
                     "refit=1 (after validating on held-out sources, train on all rows for the epochs they chose), "
                     "drop_held=1 (control: the held-out sources' rows unused, random-row validation), "
-                    "sample_seed=N (the same row sample for every seed)")
+                    "sample_seed=N (the same row sample for every seed), drop_source=A+B (training sources left out)")
     ap.add_argument("--ablation", action="store_true")
     ap.add_argument("--configs", default="sim,lab,sim+lab,sim+lab+real")
     ap.add_argument("--only-cache", action="store_true", help="featurise (fill the cache) and stop")
@@ -342,7 +342,8 @@ def main(argv=None) -> int:
     tests = {"sim-held": feats["sim-held"], "lab-held": feats["lab-held"], "real-eval": feats["real-eval"],
              "cases": feats["cases"]}
 
-    def build(parts: list[str], rng_seed: int, real_repeat: int, val_sources: float | None = None):
+    def build(parts: list[str], rng_seed: int, real_repeat: int, val_sources: float | None = None,
+              exclude: frozenset = frozenset()):
         """(X, y, holdout or None) of the training parts: capped per (group, class), real rows repeated;
         with ``val_sources`` the rows of whole held-out sources (validation_sources) are marked, once each."""
         from iotwatch.detector.train import source_unit, validation_sources
@@ -351,6 +352,8 @@ def main(argv=None) -> int:
         families: dict[str, list[str]] = {}
         for part in parts:
             for (src, X, y), (_, f) in zip(feats[part], files[part]):
+                if src in exclude:
+                    continue
                 unit = src if part == "real-train" else source_unit(f)  # a real repository is ONE source
                 family = "real" if part == "real-train" else src        # a simulator folder, the lab
                 groups.setdefault(src, []).append((X, y, unit))
@@ -397,10 +400,11 @@ def main(argv=None) -> int:
             repeat = int(fields.pop("real_repeat", args.real_repeat))
             vs = fields.pop("val_sources", args.val_sources)
             sample_seed = fields.pop("sample_seed", None)  # fixed row sample: the seed then varies the training only
+            exclude = frozenset(str(fields.pop("drop_source", "")).split("+")) - {""}  # sources left out
             for seed in seeds:
                 name = base_name + (f"/{vname}" if vname else "") + (f"/s{seed}" if len(seeds) > 1 else "")
                 t0 = time.time()
-                X, y, held = build(parts, seed if sample_seed is None else int(sample_seed), repeat, vs)
+                X, y, held = build(parts, seed if sample_seed is None else int(sample_seed), repeat, vs, exclude)
                 cwp = fields.get("class_weight_power", args.class_weight_power)
                 model = train(X, y, all_cols, args.epochs, seed, cwp, held,
                               **{k: v for k, v in fields.items() if k != "class_weight_power"})
@@ -438,10 +442,11 @@ def parse_variants(spec: str) -> dict[str, dict]:
         fields = {}
         for kv in filter(None, rest.split(",")):
             k, _, v = kv.partition("=")
+            v = v.strip()
             try:
-                fields[k.strip()] = float(v) if v.strip().lower() not in ("none", "") else None
+                fields[k.strip()] = float(v) if v.lower() not in ("none", "") else None
             except ValueError:
-                raise SystemExit(f"--variants: {kv!r} is not FIELD=NUMBER") from None
+                fields[k.strip()] = v   # a name (drop_source)
         out[name.strip()] = fields
     return out or {"": {}}
 
