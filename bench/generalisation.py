@@ -406,8 +406,9 @@ def main(argv=None) -> int:
                 t0 = time.time()
                 X, y, held = build(parts, seed if sample_seed is None else int(sample_seed), repeat, vs, exclude)
                 cwp = fields.get("class_weight_power", args.class_weight_power)
-                model = train(X, y, all_cols, args.epochs, seed, cwp, held,
-                              **{k: v for k, v in fields.items() if k != "class_weight_power"})
+                epochs = int(fields.get("epochs", args.epochs))
+                model = train(X, y, all_cols, epochs, seed, cwp, held,
+                              **{k: v for k, v in fields.items() if k not in ("class_weight_power", "epochs")})
                 del X
                 results["matrix"][name] = {"train_rows": int(len(y)), "threshold": model.threshold,
                                            "best_epoch": model.best_epoch, "val_macro_f1": model.val_history,
