@@ -3,7 +3,7 @@
     iotwatch train --captures DIR_OR_FILE... --out model.iotw [--preset default|paper]
                    [--epochs N] [--seed N] [--eval DIR_OR_FILE...] [--max-rows-per-class N]
                    [--upweight DIR_OR_FILE... [--upweight-factor N]] [--val-sources FRACTION]
-                   [--weight-ema EPOCHS]
+                   [--weight-ema EPOCHS] [--class-weight-power P]
     iotwatch train --csv FILE --schema kaggle --out model.iotw [--preset paper]
 
 Captures (pcap/pcapng, labels from ``<capture>.labels.csv`` or ``label=`` comments, CONTRACT §2) are
@@ -650,6 +650,7 @@ class TrainRequest:
     report: str | None = None  # folder for the training report's figures and tables
     val_sources: float | None = None  # hold out whole sources (this fraction of each family) for validation
     weight_ema: float | None = None   # average the weights over this many epochs (TrainConfig.weight_ema_epochs)
+    class_weight_power: float | None = None  # None = the preset's (TrainConfig.class_weight_power)
 
 
 def train(args: TrainRequest, console, command: str) -> Path:
@@ -672,6 +673,10 @@ def train(args: TrainRequest, console, command: str) -> Path:
         if not args.weight_ema >= 0:
             raise InputError(f"train: --weight-ema must be >= 0 epochs, got {args.weight_ema}")
         cfg = TrainConfig(**{**asdict(cfg), "weight_ema_epochs": args.weight_ema})
+    if args.class_weight_power is not None:
+        if not 0 <= args.class_weight_power <= 2:
+            raise InputError(f"train: --class-weight-power must be between 0 and 2, got {args.class_weight_power}")
+        cfg = TrainConfig(**{**asdict(cfg), "class_weight_power": args.class_weight_power})
     if args.max_rows_per_class is not None and args.max_rows_per_class < 10:
         raise InputError("train: --max-rows-per-class must be >= 10")
     if args.csv and args.schema != "kaggle":

@@ -133,13 +133,15 @@ def test_train_val_sources_holds_out_whole_recordings(tmp_path):
         write_capture(folder / f"home-seed{i}.pcapng", seed=i, n_normal=120, n_scan=60)
     out = tmp_path / "v.iotw"
     assert main(["--captures", str(folder), "--val-sources", "0.25", "--weight-ema", "1", "--epochs", "2",
-                 "--out", str(out)]) == 0
+                 "--class-weight-power", "0.25", "--out", str(out)]) == 0
     tr = load_bundle(out).meta["training"]
     held = validation_sources({"sim": [f"home-seed{i}" for i in range(4)]}, 0.25)
     assert len(held) == 1 and tr["validation_sources"] == [f"{held[0]}.pcapng"]
     assert tr["rows"]["validation"] == 180 and tr["rows"]["train"] == 3 * 180
     assert tr["config"]["val_sources"] == 0.25 and tr["config"]["weight_ema_epochs"] == 1.0
-    for bad, match in ((["--val-sources", "1.5"], "fraction"), (["--weight-ema", "-1"], "weight-ema")):
+    assert tr["config"]["class_weight_power"] == 0.25
+    for bad, match in ((["--val-sources", "1.5"], "fraction"), (["--weight-ema", "-1"], "weight-ema"),
+                       (["--class-weight-power", "5"], "class-weight-power")):
         with pytest.raises(InputError, match=match):
             main(["--captures", str(folder), *bad, "--out", str(tmp_path / "x.iotw")])
     single = tmp_path / "one"

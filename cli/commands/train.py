@@ -42,6 +42,8 @@ def build_parser() -> UsageParser:
     p.add_argument("--weight-ema", dest="weight_ema", type=float, metavar="EPOCHS",
                    help="validate and keep an exponential moving average of the weights over about EPOCHS epochs "
                         "(same network; default: the raw weights)")
+    p.add_argument("--class-weight-power", dest="class_weight_power", type=float, metavar="P",
+                   help="loss weight of a class ~ (1 / its frequency) ** P (default: the preset's; 0 = unweighted)")
     p.add_argument("--eval", nargs="+", metavar="PATH", help="held-out labelled captures to report metrics on")
     p.add_argument("--name", default=None, help="bundle name (default: custom-<preset>; names starting with "
                    "'iotwatch-' are the bundled models')")
