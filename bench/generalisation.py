@@ -385,7 +385,7 @@ def main(argv=None) -> int:
 
     def save_pred(part: str, i: int, pred: np.ndarray) -> None:
         """--save-pred: the predictions evaluate() makes anyway (no second pass of the model)."""
-        np.save(Path(args.save_pred) / f"{name}-{files[part][i][1].name}.npy", pred.astype(np.int8))
+        np.save(Path(args.save_pred) / f"{name.replace('/', '_')}-{files[part][i][1].name}.npy", pred.astype(np.int8))
 
     seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
     variants = parse_variants(args.variants)
