@@ -54,16 +54,22 @@ from typing import Sequence
 
 import numpy as np
 
+from .community_id import community_id
+
 WINDOW = 60.0      # s of packet time: the opening packets must fall within this window
 QUIET = 60.0       # s without an anomalous packet of the key: the incident ends
 MAX_TRACKS = 4096  # keys tracked at once (pending + active)
 MAX_DISTINCT = 20_000
 MAX_COUNTER = 256
 MAX_KEPT = 10_000
+REPLY_WAIT = 60.0  # s: an ARP request for an address that sent IP traffic to the asker this recently awaits a reply
+MAX_HEARD_ROWS = 200_000     # packets of the last REPLY_WAIT seconds kept for that (references, hashed on demand)
 MAX_NAMED = 65_536  # addresses named by DNS answers remembered (exfiltration: uploads to bare addresses)
 PING_PAYLOAD = 64   # B: an ICMP tunnel's echoes carry more on average than any standard ping (Linux/macOS/BusyBox
                     # 56, Windows 32, 48 and 64 in other tools): a host pinging its gateway is no tunnel
 _NEVER = np.iinfo(np.int64).max
+OVERLAP = 5.0      # s: a pending track whose pair's running incident of another class had a packet this recently
+                   # and has more packets is that incident's minority (see IncidentEngine._dominated)
 UPDATE_EVERY = 10  # an ``updated`` event each time the packet count grows by this factor
 MAX_VICTIMS = 10   # victims named by an attacker's incident (its peers with the most packets)
 
@@ -128,9 +134,10 @@ KINDS: dict[str, tuple[str, ...]] = {
 }
 
 # evidence counters (index into Track.n)
-(C_SYN, C_SYNACK, C_RST, C_ICMP_REQ, C_ICMP_BACK, C_ARP_REQ, C_ARP_REP, C_UDP, C_DNS_Q, C_DNS_LEN, C_AUTHFAIL,
- C_FWD_BYTES, C_REV_BYTES, C_RA, C_DNS_R, C_TCP, C_FWD_PKTS, C_ICMP_LEN, C_FIN_PROBE, C_NULL_PROBE, C_XMAS_PROBE,
- C_DHCP, C_FAILED, C_SURE, C_UNNAMED) = range(25)
+# (the 0/1-per-packet ones first, then the sums of sizes: see _SMALL / _BIG)
+(C_SYN, C_SYNACK, C_RST, C_ICMP_REQ, C_ICMP_BACK, C_ARP_REQ, C_ARP_REP, C_UDP, C_DNS_Q, C_AUTHFAIL, C_RA, C_DNS_R,
+ C_TCP, C_FWD_PKTS, C_FIN_PROBE, C_NULL_PROBE, C_XMAS_PROBE, C_DHCP, C_FAILED, C_SURE, C_UNNAMED,
+ C_DNS_LEN, C_FWD_BYTES, C_REV_BYTES, C_ICMP_LEN) = range(25)
 N_COUNTERS = 25
 
 
@@ -182,6 +189,10 @@ class Track:
         self.scan_targets = 0           # slow scan (Behaviour): distinct targets refused / left half-open
         self.scan_since = np.inf        # slow scan: time of the source's first such failure
         self.rep: dict | None = None    # the packet that opened the incident, oriented attacker -> victim
+        self.minor: dict = {}           # label -> pending track held back as part of this one (see _dominated)
+        self.under: Track | None = None  # pending: the incident that held it back
+        self.under_label = ""
+        self.bno, self.pk0, self.lt0 = -1, 0, -np.inf   # batch number, packets and last time before it
 
     # --- roles ---------------------------------------------------------------------------------
     @property
@@ -301,8 +312,17 @@ class Track:
     def duration(self) -> float:
         return max(0.0, self.last_time - self.first_time)
 
-    def evidence(self) -> str:
-        """One sentence with numbers, from the behaviour counted for this incident."""
+    def evidence(self, secondary: bool = True) -> str:
+        """One sentence with numbers, from the behaviour counted for this incident (and with
+        ``secondary`` the packets held back as part of it: ``minor``)."""
+        text = self._evidence()
+        if secondary and self.minor:
+            text += "; with " + ", ".join(f"{x.packets:,} packets " + (c if c.startswith("relayed") else
+                                                                         f"the model called {c}")
+                                          for c, x in self.minor.items())
+        return text
+
+    def _evidence(self) -> str:
         n, pk, dur = self.n, max(self.packets, 1), self.duration
         kind = self.kind or self.classify_kind()
         victim = (self.victims or ["?"])[0]
@@ -377,7 +397,10 @@ class Track:
             return f"{_size(n[C_FWD_BYTES])} sent from {self.key} to {victim} {d} ({self.packets:,} packets){bare}"
         return f"{self.packets:,} {self.cls_name} packets involving {self.key} {d}"
 
-    def to_dict(self, classes: Sequence[str] | None = None) -> dict:
+    def to_dict(self, classes: Sequence[str] | None = None, secondary: bool = True) -> dict:
+        """The incident as plain data. ``secondary``: with the packets held back as part of it
+        (``minor``: known once the stream is read up to them; events' snapshots leave them out, so
+        that they are the same for any batch size)."""
         d = {
             "id": self.id, "class": self.cls_name, "kind": self.kind or self.classify_kind(),
             "state": "active" if self.state == "active" else "ended",
@@ -392,7 +415,7 @@ class Track:
             "packets": self.packets, "bytes": self.bytes, "peak_pps": self.peak,
             "distinct_peers": self.distinct_peers,
             "confidence": round(self.confidence, 4),
-            "evidence": self.evidence(),
+            "evidence": self.evidence(secondary),
         }
         if self.rule.role == "victim":
             d["attackers"] = [] if (self.spoofed_sources or self.is_reflection) else self.top_peers(5)
@@ -403,6 +426,8 @@ class Track:
         if self.cls_name == "spoofing":
             d["attacker_mac"] = self.key if ":" in self.key and "." not in self.key else None
             d["claimed_ips"] = [ip for ip, _ in self.claimed.most_common(5)]
+        if secondary and self.minor:
+            d["secondary"] = {c: x.packets for c, x in self.minor.items()}
         if self.end_reason:
             d["end_reason"] = self.end_reason
         return d
@@ -462,6 +487,14 @@ class IncidentEngine:
         self._dos_index = self.classes.index("dos") if "dos" in self.classes else -1
         self._exfil_index = self.classes.index("exfiltration") if "exfiltration" in self.classes else -1
         self._named: dict = {}              # addresses DNS answers named (the most recent MAX_NAMED)
+        self._recon_index = self.classes.index("recon") if "recon" in self.classes else -1
+        self._heard: list = []              # recent batches' IP senders (see _awaited): [t, src, dst, eth_dst, hash]
+        self._heard_rows = 0
+        self._batch_hash = None
+        self._bno = 0                       # batches seen (see Track.bno)
+        self._ended_now: list = []          # incidents ended in this batch
+        self._gpos: dict = {}               # (class, key) -> its rows' positions in this batch's _Sorted
+        self._todo: dict = {}               # (class, key) -> group of this batch not processed yet
 
     # --- public ------------------------------------------------------------------------------------
     @property
@@ -481,6 +514,8 @@ class IncidentEngine:
         t = np.asarray(p["time_epoch"], dtype=np.float64)
         t = np.where(np.isfinite(t), t, -np.inf)
         t = np.maximum.accumulate(np.concatenate([[self.now], t]))[1:]
+        self._bno += 1
+        self._ended_now = []
         if not np.isfinite(t[0]):
             t = np.where(np.isfinite(t), t, 0.0)
         frames = np.asarray(p["frame_number"])
@@ -493,9 +528,12 @@ class IncidentEngine:
         beh = self.behaviour.run(p, t, cb.predicted, cb.anomaly)
         over = beh.cls >= 0
         idx = np.flatnonzero(cb.anomaly | over)
+        cls_all = np.where(over, beh.cls, cb.predicted)
+        if self._recon_index >= 0 and len(idx):
+            idx = self._drop_awaited(p, t, idx, cls_all)
         self._arp_learnt = False
         if len(idx):
-            self._process(cb, idx, t, np.where(over, beh.cls, cb.predicted), beh)
+            self._process(cb, idx, t, cls_all, beh)
         if not self._arp_learnt:   # no spoofing rows in this batch: just learn the ARP senders
             arp = np.flatnonzero(p["arp_opcode"] >= 0)
             if len(arp):
@@ -505,6 +543,7 @@ class IncidentEngine:
                     if a not in owner:
                         self._learn(a, h or e)
         self.now = float(t[-1])
+        self._hear(p, t)
         self._learn_names(p)
         self._expire(float(t[-1]))
         if self._long:
@@ -536,10 +575,11 @@ class IncidentEngine:
         return out
 
     def _emit(self, kind: str, tr: Track, frame: int, time: float) -> None:
-        self._events.append(IncidentEvent(kind, int(frame), float(time), tr, tr.to_dict()))
+        self._events.append(IncidentEvent(kind, int(frame), float(time), tr, tr.to_dict(secondary=False)))
 
     def _close(self, tr: Track, frame: int, time: float, reason: str) -> None:
         tr.state = "ended"
+        self._ended_now.append(tr)
         tr.end_reason = reason
         self._emit("closed", tr, frame, time)
         self.ended.append(tr)
@@ -646,10 +686,11 @@ class IncidentEngine:
         peer = np.where(fwd, dst, src)
         if len(forged):
             key[forged], peer[forged] = src[forged], dst[forged]
-        claimed = np.full(len(idx), "", dtype=object)
+        claimed = None                      # the IP each spoofing row claims (made only when there are some)
         if self._spoof_index >= 0:
             m = cls == self._spoof_index
             if m.any():
+                claimed = np.full(len(idx), "", dtype=object)
                 self._spoof_keys(m, key, peer, fwd, claimed, is_arp, eth_src, eth_dst, src, dst, p, idx)
         ov = np.flatnonzero(beh.rows[idx])
         if len(ov):   # keyed by a behaviour rule (see Behaviour)
@@ -687,8 +728,13 @@ class IncidentEngine:
         groups = list(range(len(heads)))
         # reflection groups last, so the attacker of a running incident is known
         groups.sort(key=lambda g: (grefl[g] and self.rules[gcls[g]].role == "victim", int(heads[g])))
+        self._gpos = {(c, k): (bounds[g], bounds[g + 1]) for g, (c, k) in enumerate(zip(gcls, gkey))}
+        # groups not processed yet that a pending track of the same pair may need first (_pull)
+        self._todo = {(gcls[g], gkey[g]): g for g in groups if not (grefl[g] and self.rules[gcls[g]].role == "victim")}
         for g in groups:
             c, k = gcls[g], gkey[g]
+            if not (grefl[g] and self.rules[c].role == "victim") and self._todo.pop((c, k), None) is None:
+                continue   # processed already (see _pull)
             if names[c] == "exfiltration" and (c, k) not in self.tracks:
                 relay = self._attacker_incident(c, k, 3)   # a resolver forwarding a running tunnel's queries
                 if relay is not None:
@@ -704,6 +750,102 @@ class IncidentEngine:
                     cols["refl"][rows] = False
                     sb = _Sorted(self, cols, order, bounds)
             self._group(c, k, bounds[g], bounds[g + 1], sb)
+        self._todo = {}
+
+    def _pull(self, tr: Track, keys, before: int, sb: "_Sorted") -> bool:
+        """Process now the groups of this batch not processed yet and beginning before frame
+        ``before`` that pending track ``tr``'s opening there depends on: of another class, keyed by
+        one of ``keys``; for an exfiltration track also the other exfiltration groups (a tunnel it
+        may relay). True when it processed one."""
+        c, relay = tr.cls, tr.cls_name == "exfiltration"
+        pull = [(cc, k) for cc, k in self._todo if ((cc != c and k in keys) or (relay and cc == c and k != tr.key))
+                and sb.frame[self._gpos[(cc, k)][0]] < before]
+        carry = sb.carry, sb.carry_until   # (the per-second count of the group being processed)
+        for cc, k in pull:
+            if self._todo.pop((cc, k), None) is None:
+                continue    # processed meanwhile (a pull of its own)
+            kk = k
+            if self.classes[cc] == "exfiltration" and (cc, k) not in self.tracks:
+                kk = self._attacker_incident(cc, k, 3) or k
+            g0, g1 = self._gpos[(cc, k)]
+            self._group(cc, kk, g0, g1, sb)
+        sb.carry, sb.carry_until = carry
+        return bool(pull)
+
+    def _drop_awaited(self, p, t: np.ndarray, idx: np.ndarray, cls_all: np.ndarray) -> np.ndarray:
+        """``idx`` without the ARP requests the model calls recon that are no discovery:
+
+        * sent to a unicast MAC: a host checking a neighbour it already has in its ARP cache (RFC
+          1122 2.3.2.1; Linux's NUD probes, e.g. a DHCP server's to the clients it leased to); a
+          sweep asks the broadcast address, it does not know the MACs;
+        * for an address that sent IP traffic to (or through) the asking host within
+          ``REPLY_WAIT`` before them: a host -- a flood's victim, the gateway routing it -- looking
+          up where to send its answers (SYN/ACKs, ICMP replies to a spoofed-source flood's forged
+          addresses). "To or through": the packet's destination address or its Ethernet
+          destination is the asker's (learnt in stream order from every packet, the last
+          ``REPLY_WAIT`` seconds, at most ``MAX_HEARD_ROWS`` packets)."""
+        q = idx[(cls_all[idx] == self._recon_index) & (p["arp_opcode"][idx] == 1)]
+        if not len(q):
+            return idx
+        ed = p["eth_dst"][q]
+        uni = (ed != "ff:ff:ff:ff:ff:ff") & (ed != "") & (ed != "00:00:00:00:00:00")
+        if uni.any():
+            idx = idx[~np.isin(idx, q[uni])]
+            q = q[~uni]
+            if not len(q):
+                return idx
+        target = p["arp_dst_ip"][q]
+        hw = p["arp_src_hw"][q]
+        asker_mac = np.where(hw != "", hw, p["eth_src"][q]).tolist()
+        asker_ip = p["arp_src_ip"][q].tolist()
+        th = _unique(_ip_hash(target[target != ""]))
+        if not len(th):
+            return idx
+        tq = t[q]
+        since = float(tq[0]) - REPLY_WAIT
+        heard: dict = {}            # (sender, destination address or MAC) -> last time
+
+        def senders(tt, src, dst, edst, h):   # rows (of the first len(h)) sent by a target since ``since``
+            k = np.searchsorted(th, h).clip(0, len(th) - 1)
+            rows = np.flatnonzero((th[k] == h) & (tt[:len(h)] >= since))
+            return rows, src[rows].tolist(), dst[rows].tolist(), edst[rows].tolist(), tt[rows].tolist()
+        for e in self._heard:
+            if e[0][-1] < since:
+                continue
+            if e[4] is None:
+                e[4] = _ip_hash(e[1])
+            _, src, dst, edst, tt = senders(*e)
+            for a, b, c, x in zip(src, dst, edst, tt):
+                heard[(a, b)] = heard[(a, c)] = x
+        # this batch: senders before each request, in stream order
+        h = _ip_hash(p["ip_src"][:int(q[-1])])
+        self._batch_hash = h
+        rows, src, dst, edst, tt = senders(t, p["ip_src"], p["ip_dst"], p["eth_dst"], h)
+        rows = rows.tolist()
+        drop = np.zeros(len(q), dtype=bool)
+        k = 0
+        for i, (r, x, mac, ip, tr) in enumerate(zip(q.tolist(), target.tolist(), asker_mac, asker_ip, tq.tolist())):
+            while k < len(rows) and rows[k] < r:
+                heard[(src[k], dst[k])] = heard[(src[k], edst[k])] = tt[k]
+                k += 1
+            last = max(heard.get((x, mac), -np.inf), heard.get((x, ip), -np.inf) if ip else -np.inf)
+            drop[i] = tr - last <= REPLY_WAIT
+        if not drop.any():
+            return idx
+        return idx[~np.isin(idx, q[drop])]
+
+    def _hear(self, p, t: np.ndarray) -> None:
+        """Keep this batch's IP senders for ``_drop_awaited`` (references to its columns; hashed only
+        when a request needs them): the last REPLY_WAIT seconds, at most MAX_HEARD_ROWS packets."""
+        if self._recon_index < 0:
+            return
+        h, self._batch_hash = self._batch_hash, None
+        self._heard.append([t, p["ip_src"], p["ip_dst"], p["eth_dst"], h if h is not None and len(h) == len(t)
+                            else None])
+        self._heard_rows += len(t)
+        while self._heard and (self._heard[0][0][-1] < float(t[-1]) - REPLY_WAIT
+                               or self._heard_rows - len(self._heard[0][0]) >= MAX_HEARD_ROWS):
+            self._heard_rows -= len(self._heard.pop(0)[0])
 
     def _unnamed(self, p, rows: np.ndarray, peers: np.ndarray) -> np.ndarray:
         """Per row (batch rows, in order): its peer is an address no DNS answer named before it (the
@@ -878,6 +1020,9 @@ class IncidentEngine:
                 pos = j + 1
                 tr.state = "active"
                 tr.open_time, tr.open_frame = tr.last_time, tr.last_frame
+                if tr.under is not None:
+                    tr.under.minor.pop(tr.under_label, None)
+                    tr.under = None
                 tr.rep = _representative(tr, int(sb.order[pos - 1]), sb.cols)
                 tr.kind = tr.classify_kind()
                 if tr.kind == "slow-scan":   # its probes come up to SCAN_HORIZON apart: so may its quiet spells
@@ -904,22 +1049,25 @@ class IncidentEngine:
     def _open_index(self, tr: Track, a: int, b: int, sb: "_Sorted") -> int | None:
         """Position (in ``sb``, within ``a:b``) of the packet that opens the incident, or None."""
         rule = tr.rule
+        K = rule.packets
         if tr.n[C_SURE] or sb.sure[a:b].any():    # a behaviour rule decided (Behaviour)
             sure = (tr.n[C_SURE] + np.cumsum(sb.sure[a:b])) >= 1
+        elif tr.packets + (b - a) < K:            # too few packets to open (the common case of a stray row)
+            if tr.cls_name == "bruteforce":       # ... still remember its new connections' times
+                _remember_conns(tr, sb.t[a:b], sb.server_port[a:b], self._new_firsts(tr, a, b, sb))
+            return None
         else:
             sure = np.zeros(b - a, dtype=bool)
         t = sb.t[a:b]
         allt = np.concatenate([tr.recent, t])
         off = len(tr.recent)
-        K = rule.packets
         firsts = self._new_firsts(tr, a, b, sb) if tr.cls_name == "bruteforce" else None
         guess = _guessing(tr, a, b, sb, firsts) if firsts is not None else None
         if len(allt) < K:
-            hit = np.flatnonzero(sure)
-            if len(hit):
+            k = self._first_free(tr, a, np.flatnonzero(sure), sb)
+            if k is not None:
                 tr.by_behaviour = True
-                return a + int(hit[0])
-            return None
+            return None if k is None else a + k
         ok = np.zeros(b - a, dtype=bool)
         j = np.arange(max(K - 1, off), len(allt))
         ok[j - off] = allt[j] - allt[j - K + 1] <= self.window
@@ -936,23 +1084,133 @@ class IncidentEngine:
             ok &= _exfil_evidence(tr, a, b, sb)
         elif guess is not None:
             ok &= guess
-        hit = np.flatnonzero(ok | sure)
-        if not len(hit):
+        k = self._first_free(tr, a, np.flatnonzero(ok | sure), sb)
+        if k is None:
             return None
-        tr.by_behaviour = not ok[hit[0]]
-        return a + int(hit[0])
+        tr.by_behaviour = not ok[k]
+        return a + k
+
+    def _first_free(self, tr: Track, a: int, hit: np.ndarray, sb: "_Sorted") -> int | None:
+        """The first of the candidate rows ``hit`` (relative to ``a``) that ``_dominated`` does not
+        hold back, looked at in growing chunks (usually the first one decides)."""
+        lo, size = 0, 1
+        while lo < len(hit):
+            h = hit[lo:lo + size]
+            free = np.flatnonzero(~self._dominated(tr, a, h, sb))
+            if len(free):
+                return int(h[free[0]])
+            lo, size = lo + size, size * 8
+        return None
+
+    def _dominated(self, tr: Track, a: int, hit: np.ndarray, sb: "_Sorted") -> np.ndarray:
+        """Per candidate opening row ``a + hit`` of a pending track: is its pair (attacker, victim)
+        part of a running incident of another class that has more packets of that pair so far and
+        a packet within ``OVERLAP`` seconds before the row? Then the track is that incident's
+        minority (a flood whose packets the model calls something else now and then: an hping3
+        ICMP flood with a few "exfiltration" echoes) and does not open there; its packets are
+        named with that incident (``Track.minor``). Once the other incident pauses or ends, or the
+        track outgrows it, it opens as usual. The other incident's state is taken as of each row
+        (its packets in earlier batches and its rows of this batch up to the row), so the result is
+        the same for any batch size."""
+        pos = a + hit
+        peers = sb.peer_arr[pos]
+        frames = sb.frame[pos]
+        pset = set(peers.tolist())
+        keys = pset | {tr.key}
+        while True:
+            out = self._held(tr, hit, pos, peers, pset, sb)
+            # the incidents of the pair whose rows of this batch begin before the first row not held
+            # (later in the loop over groups): theirs first, then decide again
+            free = np.flatnonzero(~out)
+            if not (self._todo and len(free) and self._pull(tr, keys, int(frames[free[0]]), sb)):
+                return out
+
+    def _held(self, tr: Track, hit: np.ndarray, pos: np.ndarray, peers: np.ndarray, pset: set,
+              sb: "_Sorted") -> np.ndarray:
+        out = np.zeros(len(hit), dtype=bool)
+        # incidents of another class keyed by the track's key (same role) or by one of its peers
+        mine_role = tr.rule.role
+        others = [x for x in itertools.chain(self.tracks.values(), self._ended_now)
+                  if x.cls != tr.cls and x.state != "pending"
+                  and ((x.key == tr.key) if x.rule.role == mine_role else (x.key in pset))]
+        if not others and tr.cls_name != "exfiltration":
+            return out
+        frames, times = sb.frame[pos], sb.t[pos]
+        # the pair of each row: the track's key is its attacker (or victim), the row's peer the other
+        att, vic = (tr.key, peers) if tr.rule.role == "attacker" else (peers, tr.key)
+        mine = tr.packets + hit + 1          # the track's packets when that row is applied
+        who, first = None, len(hit)          # the incident holding back the earliest row
+        for x in others:
+            victim = x.rule.role == "victim"
+            # the incident's key is the row's victim (attacker), its peer the row's attacker (victim)
+            keyed = np.broadcast_to(np.asarray((vic if victim else att) == x.key, dtype=bool), len(hit))
+            if not keyed.any():
+                continue
+            other = np.broadcast_to(np.asarray(att if victim else vic, dtype=object), len(hit))
+            pk0, lt0, gf, gt, gp = self._state_at(x, sb)
+            done = x.packets - pk0 if x.bno == self._bno else 0   # its rows of this batch applied so far
+            k = np.searchsorted(gf, frames, side="right")   # the incident's rows of this batch up to each row
+            last = np.where(k > 0, gt[np.maximum(k - 1, 0)] if len(gt) else lt0, lt0)
+            count = np.zeros(len(hit), dtype=np.int64)
+            for o in dict.fromkeys(other[keyed].tolist()):
+                mask = gp == o
+                base = x.peers.get(o, 0) - int(mask[:done].sum())
+                cum = np.concatenate([[0], np.cumsum(mask)])
+                sel = keyed & (other == o)
+                count[sel] = base + cum[k[sel]]
+            held = keyed & (x.open_frame <= frames) & (times - last <= OVERLAP) & (count > mine)
+            if held.any() and int(held.argmax()) < first:
+                first, who = int(held.argmax()), x
+            out |= held
+        if tr.cls_name == "exfiltration":
+            # a resolver relaying the queries of a DNS tunnel (incident, or one about to open: the
+            # client's queries come first, the resolver may still have more flagged packets) that is
+            # still running: a packet within its quiet period before the row (the resolver's
+            # retries and late answers come after the client's last query)
+            for x in itertools.chain(self.tracks.values(), self._ended_now):
+                if x.cls != tr.cls or x.key == tr.key or not x.packets \
+                        or (x.kind != "dns-tunnel" if x.kind else (x.n[C_DNS_Q] + x.n[C_DNS_R]) * 2 <= x.packets) \
+                        or all(p != tr.key for p, _ in x.top_peer_counts(3)):
+                    continue
+                pk0, lt0, gf, gt, gp = self._state_at(x, sb)
+                k = np.searchsorted(gf, frames, side="right")
+                last = np.where(k > 0, gt[np.maximum(k - 1, 0)] if len(gt) else lt0, lt0)
+                held = times - last <= x.quiet
+                if held.any() and int(held.argmax()) < first:
+                    first, who = int(held.argmax()), x
+                out |= held
+        if who is not None and tr.under is None:
+            tr.under = who
+            tr.under_label = tr.cls_name if who.cls != tr.cls else f"relayed by {tr.key}"
+            who.minor[tr.under_label] = tr
+        return out
+
+    def _state_at(self, x: Track, sb: "_Sorted") -> tuple:
+        """Incident ``x`` before this batch (packets, last time) and its rows in this batch (frames,
+        times, peers; those of its class and key before any quiet gap, from its first row)."""
+        pk0, lt0 = (x.pk0, x.lt0) if x.bno == self._bno else (x.packets, x.last_time if x.packets else -np.inf)
+        g = self._gpos.get((x.cls, x.key))
+        if g is None:
+            return pk0, lt0, np.empty(0, dtype=np.int64), np.empty(0), np.empty(0, dtype=object)
+        gf, gt, gp = sb.frame[g[0]:g[1]], sb.t[g[0]:g[1]], sb.peer_arr[g[0]:g[1]]
+        if x.bno == self._bno and pk0 == 0:      # begun in this batch: its rows from its first
+            k = int(np.searchsorted(gf, x.first_frame))
+            gf, gt, gp = gf[k:], gt[k:], gp[k:]
+        gap = np.flatnonzero(np.diff(np.concatenate([[lt0], gt]) if np.isfinite(lt0) else gt) > x.quiet)
+        gap += int(not np.isfinite(lt0))
+        if len(gap):                              # rows after a quiet gap are another incident's
+            gf, gt, gp = gf[:gap[0]], gt[:gap[0]], gp[:gap[0]]
+        return pk0, lt0, gf, gt, gp
 
     @staticmethod
     def _new_firsts(tr: Track, a: int, b: int, sb: "_Sorted") -> np.ndarray:
         """Positions (relative to ``a``, ascending) of the first row of each probe target /
         connection in a:b that the track has not seen yet."""
-        keys = sb.dk[a:b]
-        new = ~np.fromiter(map(tr.distinct.__contains__, sb.dk_list[a:b]), dtype=bool, count=b - a)
-        if not new.any():
-            return np.empty(0, int)
-        masked = np.where(new, keys, -1)
-        _, first, _ = _unique_first(masked)
-        return np.sort(first[masked[first] != -1])
+        keys = sb.dk_list[a:b]
+        first = dict(zip(reversed(keys), range(b - a - 1, -1, -1)))   # each key's first position
+        seen = tr.distinct
+        pos = [i for k, i in first.items() if k not in seen] if seen else list(first.values())
+        return np.sort(np.array(pos, dtype=np.int64))
 
     def _apply(self, tr: Track, a: int, b: int, sb: "_Sorted") -> None:
         """Add rows ``a:b`` (positions in ``sb``: one key, in order) to the track's counts; every sum
@@ -960,6 +1218,8 @@ class IncidentEngine:
         if a >= b:
             return
         self.assigned.append((sb.frame[a:b], tr))
+        if tr.bno != self._bno:
+            tr.bno, tr.pk0, tr.lt0 = self._bno, tr.packets, (tr.last_time if tr.packets else -np.inf)
         t0, t1, f0, f1 = float(sb.t[a]), float(sb.t[b - 1]), int(sb.frame[a]), int(sb.frame[b - 1])
         if tr.packets == 0:
             tr.first_time, tr.first_frame = t0, f0
@@ -972,8 +1232,8 @@ class IncidentEngine:
         ds = sb.vs[:, a:b].sum(axis=1, dtype=np.int64)
         db = sb.vb[:, a:b].sum(axis=1)
         n = tr.n
-        n[_SMALL] += ds[:len(_SMALL)]
-        n[_BIG] += db[:len(_BIG)]
+        n[:_N_SMALL] += ds[:_N_SMALL]     # (_SMALL and _BIG are the counters in index order)
+        n[_N_SMALL:] += db[:N_COUNTERS - _N_SMALL]
         tr.bytes += int(db[_B_BYTES])
         tr.conf_q += int(db[_B_CONF])
         tr.reflection += int(ds[_S_REFL])
@@ -994,12 +1254,23 @@ class IncidentEngine:
         elif pb > pa:
             _count(tr.ports, sb.ports[pa:pb].tolist())
         if tr.cls_name in _DISTINCT_CLASSES and len(tr.distinct) < MAX_DISTINCT:
-            tr.distinct.update(sb.dk_list[a:b][:MAX_DISTINCT])
+            if len(tr.distinct) + (b - a) <= MAX_DISTINCT:
+                tr.distinct.update(sb.dk_list[a:b])
+            else:   # the first MAX_DISTINCT in stream order, whatever the batches
+                for x in sb.dk_list[a:b]:
+                    tr.distinct.add(x)
+                    if len(tr.distinct) >= MAX_DISTINCT:
+                        break
             if tr.cls_name == "bruteforce" and len(tr.conn_bytes) < MAX_DISTINCT:
-                u, inv2 = _unique_inverse(sb.dk[a:b])
-                sums = np.bincount(inv2, weights=sb.fb[a:b], minlength=len(u))
-                for x, y in zip(u.tolist(), sums.tolist()):
-                    tr.conn_bytes[x] = tr.conn_bytes.get(x, 0) + int(y)
+                cbytes = tr.conn_bytes
+                if b - a <= 64:
+                    for x, y in zip(sb.dk_list[a:b], sb.fb[a:b].tolist()):
+                        cbytes[x] = cbytes.get(x, 0) + y
+                else:
+                    u, inv2 = _unique_inverse(sb.dk[a:b])
+                    sums = np.bincount(inv2, weights=sb.fb[a:b], minlength=len(u))
+                    for x, y in zip(u.tolist(), sums.tolist()):
+                        cbytes[x] = cbytes.get(x, 0) + int(y)
         ma, mb = sb.mac_at[a], sb.mac_at[b]
         if mb > ma:
             _count(tr.macs, _runs(sb.macs, sb.mac_new, ma, mb))
@@ -1057,6 +1328,21 @@ def _guessing(tr: Track, a: int, b: int, sb: "_Sorted", firsts: np.ndarray) -> n
             rate[hit:] = True
             tr.guess_rate = True
     return fails | rate
+
+
+def _remember_conns(tr: Track, t: np.ndarray, ports: np.ndarray, firsts: np.ndarray) -> None:
+    """``_guessing``'s memory of the last new-connection times per server port, for a track with
+    fewer than BRUTE_CONNS packets (so no rate of guessing yet)."""
+    if not len(firsts):
+        return
+    k = BRUTE_CONNS - 1
+    ft, fp = t[firsts].tolist(), ports[firsts].tolist()
+    for port in dict.fromkeys(fp):
+        new = [x for x, q in zip(ft, fp) if q == port]
+        old = tr.conn_times.pop(port, None)
+        tr.conn_times[port] = np.concatenate([old, new])[-k:] if old is not None else np.array(new[-k:])
+    while len(tr.conn_times) > MAX_COUNTER:
+        tr.conn_times.pop(next(iter(tr.conn_times)))
 
 
 def _exfil_evidence(tr: Track, a: int, b: int, sb: "_Sorted") -> np.ndarray:
@@ -1121,7 +1407,8 @@ class _Sorted:
         self.fb = self.vb[_B_BYTES]
         self.t = t = o["t"]
         self.frame = o["frame"]
-        self.peer_list = o["peer"].tolist()
+        self.peer_arr = o["peer"]
+        self.peer_list = self.peer_arr.tolist()
         self.peer_new = _run_heads(o["peer"])
         # distinct probe targets (recon: peer, server port) / connections (bruteforce: peer, client port)
         self.dk = self.dk_list = None
@@ -1142,12 +1429,14 @@ class _Sorted:
         self.macs = macs.tolist()
         self.mac_new = _run_heads(macs)
         self.mac_at = _at(sel)
-        cl = o["claimed"]
         hc = np.zeros(n, dtype=bool)   # claims are made by spoofing rows only (_spoof_keys)
         sr = np.flatnonzero(spoof[order])
+        self.claims = []
         if len(sr):
-            hc[sr] = cl[sr] != ""
-        self.claims = cl[hc].tolist()
+            cl = cols["claimed"][order[sr]]
+            has = cl != ""
+            hc[sr] = has
+            self.claims = cl[has].tolist()
         self.claim_at = _at(hc)
         ra = np.flatnonzero(o["ra"])
         hc[ra] |= o["eth_src"][ra] != eng._ra_owner
@@ -1241,15 +1530,13 @@ def _at(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-_SORTED_COLS = ("cls", "fwd", "t", "frame", "peer", "server_port", "client_port", "eth_src", "claimed", "ra", "sure",
+_SORTED_COLS = ("cls", "fwd", "t", "frame", "peer", "server_port", "client_port", "eth_src", "ra", "sure",
                 "scan_targets", "scan_since")
 
 
 def _representative(tr: Track, r: int, cols: dict) -> dict:
     """The opening packet's addresses, ports (ICMP: type/code) and protocol, attacker side first;
     ``cid`` is its Community ID (computed in the packet's own direction, as tshark does)."""
-    from .community_id import community_id
-
     proto = int(cols["proto"][r])
     src, dst = str(cols["ip_src"][r]), str(cols["ip_dst"][r])
     icmp = proto in (1, 58)
@@ -1273,8 +1560,10 @@ _SMALL = np.array([C_SYN, C_SYNACK, C_RST, C_ICMP_REQ, C_ICMP_BACK, C_ARP_REQ, C
                    C_RA, C_DNS_R, C_TCP, C_FWD_PKTS, C_FIN_PROBE, C_NULL_PROBE, C_XMAS_PROBE, C_DHCP, C_FAILED, C_SURE,
                    C_UNNAMED])
 _ROW = {c: i for i, c in enumerate(_SMALL.tolist())}   # counter -> its row in ``_Sorted.vs``
+_N_SMALL = len(_SMALL)
 _BIG = np.array([C_DNS_LEN, C_FWD_BYTES, C_REV_BYTES, C_ICMP_LEN])
 _BIG_ROW = {c: i for i, c in enumerate(_BIG.tolist())}   # counter -> its row in ``_Sorted.vb``
+assert _ROW == {c: c for c in range(_N_SMALL)} and _BIG.tolist() == list(range(_N_SMALL, N_COUNTERS))
 _S_REFL = len(_SMALL)                 # small row: response from a reflection port
 _B_BYTES, _B_CONF = len(_BIG), len(_BIG) + 1   # big rows: frame bytes, confidence x CONF_SCALE
 
@@ -1283,7 +1572,7 @@ def _counters(cols: dict, spoof: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per anomalous packet (columns), the evidence counters: ``small`` (int8, the 0/1 ones in
     ``_SMALL`` order, then reflection) and ``big`` (int64: ``_BIG``, then bytes and confidence)."""
     n = len(cols["t"])
-    small = np.empty((len(_SMALL) + 1, n), dtype=np.int8)
+    small = np.empty((len(_SMALL) + 1, n), dtype=bool)   # (summed as int8: the same bytes)
     big = np.empty((len(_BIG) + 2, n), dtype=np.int64)
     syn, ack, fwd = cols["syn"], cols["ack"], cols["fwd"]
     icmp, ic4, ic6 = cols["icmp"], cols["icmp4"], cols["icmp6"]
@@ -1310,7 +1599,7 @@ def _counters(cols: dict, spoof: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     big[_BIG_ROW[C_ICMP_LEN]] = np.where(req | back, cols["ip_len"].clip(28) - 28, 0)
     big[_B_BYTES] = fb
     big[_B_CONF] = cols["conf"].astype(np.float64) * CONF_SCALE
-    return small, big
+    return small.view(np.int8), big
 
 
 def _lengths(names: np.ndarray, has: np.ndarray) -> np.ndarray:
@@ -1355,6 +1644,23 @@ _MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD
                  0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53], dtype=np.uint64)
 
 
+def _by_runs(f):
+    """``f`` (a hash of each string of an object array) computed once per run of equal strings:
+    a batch's rows come in runs (a flood's, a scan's, a brute force's share their addresses), and
+    comparing neighbours costs a third of encoding a string."""
+    def hashed(values: np.ndarray) -> np.ndarray:
+        if len(values) < 64:
+            return f(values)
+        head = _run_heads(values)
+        k = np.count_nonzero(head)
+        if k * 3 > len(values) * 2:
+            return f(values)
+        return f(values[head])[np.cumsum(head) - 1]
+    hashed.__doc__ = f.__doc__
+    return hashed
+
+
+@_by_runs
 def _key_hash(values: np.ndarray) -> np.ndarray:
     """A 64-bit hash per key string (uint64; as ``_ip_hash``), for grouping rows by key."""
     try:
@@ -1369,6 +1675,7 @@ def _key_hash(values: np.ndarray) -> np.ndarray:
     return h
 
 
+@_by_runs
 def _ip_hash(values: np.ndarray) -> np.ndarray:
     """A stable 32-bit hash per address string (as int64): its first 48 bytes (an IPv6 address has
     at most 45 characters, a MAC 17) as six 64-bit words, mixed vectorised; crc32 per distinct value
@@ -1657,14 +1964,15 @@ class Verdicts:
         self.sure = np.zeros(n, dtype=bool)            # opens its incident at once
         self.failed = np.zeros(n, dtype=bool)          # a refused / half-open handshake
         self.rows = np.zeros(n, dtype=bool)            # key, peer, fwd and server port below apply
-        self.key = np.empty(n, dtype=object)
-        self.peer = np.empty(n, dtype=object)
+        self.key = self.peer = None                    # (object arrays, made by the first ``set``)
         self.fwd = np.zeros(n, dtype=bool)
         self.server_port = np.full(n, -1, dtype=np.int64)
         self.scan_targets = np.zeros(n, dtype=np.int64)   # slow scan: distinct failed targets so far
         self.scan_since = np.full(n, np.inf)              # slow scan: time of its first failure
 
     def set(self, rows, cls: int, sure: bool, key, peer, fwd, server_port) -> None:
+        if self.key is None:
+            self.key, self.peer = np.empty(len(self.cls), dtype=object), np.empty(len(self.cls), dtype=object)
         self.cls[rows] = cls
         self.sure[rows] = sure
         self.rows[rows] = True
