@@ -33,7 +33,17 @@ alerts) and that threshold. ``--val-sources F`` validates on whole held-out trai
 (detector.train.validation_sources) instead of random rows.
 
 ``--ablation`` retrains the ``sim+lab+real`` recipe once per feature block with that block's columns
-removed (features.FEATURE_BLOCKS) and reports the change of each cross-source number.
+removed (features.FEATURE_BLOCKS) and reports the change of each cross-source number; ``--blocks`` picks
+blocks or parts of one (``conn/svc_``: its columns starting with ``svc_``). A retrain's seed-to-seed spread
+is large, so run the ablation with several ``--seed`` values and summarise their --json outputs with
+``--combine A.json B.json ...`` (mean change per block next to the baselines' seed spread).
+
+``--model BUNDLE --permute`` (no training): permutation importance of the bundle -- each block's columns
+shuffled jointly (one row permutation for the block) within each test capture and/or across each test
+part (``--permute-scope``; most real files are labelled as a whole, so only the part scope removes what a
+block says about a file's class), fixed rng; ``--permute-columns BLOCK,..`` does the same per column.
+``--lab-victim DIR``: the victim view of the lab recordings (bench/lab_victim_view.py), trained as its
+own source group as bench/train_default.sh does.
 
 Features are computed once per capture (the same streaming extractor as a replay, one per capture;
 unlabelled frames still feed the context) and cached under ``--cache`` as ``iotwatch train --cache``
@@ -59,6 +69,8 @@ import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CLASSES = ["normal", "recon", "dos", "bruteforce", "spoofing", "exfiltration"]
+RECIPES = {"sim": ["sim-train"], "lab": ["lab-train"], "sim+lab": ["sim-train", "lab-train"],
+           "sim+real": ["sim-train", "real-train"], "sim+lab+real": ["sim-train", "lab-train", "real-train"]}
 SUFFIXES = (".pcap", ".pcapng", ".cap")
 
 
@@ -256,6 +268,141 @@ def evaluate(model: Trained, tests: dict[str, list[tuple[str, np.ndarray, np.nda
     return out
 
 
+# ---------------------------------------------------------------------------------------------------
+# permutation importance (--permute, --permute-columns: the bundle, no retraining)
+# ---------------------------------------------------------------------------------------------------
+def permute_columns(X: np.ndarray, cols, rng: np.random.Generator) -> np.ndarray:
+    """A copy of ``X`` whose columns ``cols`` are shuffled across the rows JOINTLY: one row permutation
+    for all of them, so the block keeps its own joint distribution but loses its link to the other
+    columns and to the label. ``X`` itself is not changed (it may be the cache's array)."""
+    cols = np.asarray(cols, dtype=np.int64)
+    out = np.array(X, dtype=X.dtype, copy=True)
+    if len(X) > 1 and len(cols):
+        out[:, cols] = X[rng.permutation(len(X))[:, None], cols[None, :]]
+    return out
+
+
+def block_columns(unit: str, blocks: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+    """--blocks entry -> its columns: ``BLOCK`` (all of the block's) or ``BLOCK/PREFIX`` (the block's columns
+    whose name starts with PREFIX, e.g. ``conn/svc_``); () when it names nothing."""
+    block, _, prefix = unit.partition("/")
+    return tuple(c for c in blocks.get(block, ()) if c.startswith(prefix))
+
+
+def permutation_units(names: list[str], blocks: dict[str, tuple[str, ...]], columns_of: list[str] | None) -> dict:
+    """{unit label: column indices}: every block (``columns_of`` None), or the single columns of the
+    blocks in ``columns_of`` (each preceded by its whole block, for reference)."""
+    index = {n: i for i, n in enumerate(names)}
+    if not columns_of:
+        return {b: [index[c] for c in cols] for b, cols in blocks.items()}
+    units = {}
+    for b in columns_of:
+        units[b] = [index[c] for c in blocks[b]]
+        for c in blocks[b]:
+            units[f"{b}:{c}"] = [index[c]]
+    return units
+
+
+def _headline(res: dict) -> dict:
+    """{part: (macro-F1, benign flagged %, attack flagged %)} of an evaluate() result (None = absent)."""
+    return {p: tuple(r["all"].get(k) for k in ("macro_f1", "benign_flagged_pct", "attack_flagged_pct"))
+            for p, r in res.items()}
+
+
+class PartShuffle:
+    """``shuffle`` of ShuffledItems: the columns ``cols`` shuffled jointly within each test capture
+    (``scope`` "capture") or across all rows of its test part (``scope`` "part": the captures'
+    rows of the block pooled and permuted, so a capture labelled as one class as a whole -- most of the
+    real part -- also loses what its block values say about its class). The rng of each (part, capture)
+    or part is seeded by (seed, unit, repeat, part[, capture]): deterministic, independent of the order
+    of the units."""
+
+    def __init__(self, tests: dict, cols, scope: str, seed: int, unit: int, repeat: int):
+        self.tests, self.cols, self.scope = tests, np.asarray(cols, dtype=np.int64), scope
+        self.key = [seed, unit, repeat]
+        self.part_no = {p: k for k, p in enumerate(sorted(tests))}
+        self._part, self._pool, self._bounds = None, None, None
+
+    def __call__(self, part: str, i: int, X: np.ndarray) -> np.ndarray:
+        if self.scope == "capture":
+            return permute_columns(X, self.cols, np.random.default_rng(self.key + [self.part_no[part], i]))
+        if part != self._part:   # pool the part's block once (only the block's columns)
+            items = self.tests[part]
+            pool = np.concatenate([x[:, self.cols] for _, x, _ in items])
+            rng = np.random.default_rng(self.key + [self.part_no[part]])
+            self._pool = pool[rng.permutation(len(pool))]
+            self._bounds = np.cumsum([0] + [len(x) for _, x, _ in items])
+            self._part = part
+        out = np.array(X, copy=True)
+        out[:, self.cols] = self._pool[self._bounds[i]:self._bounds[i + 1]]
+        return out
+
+
+class ShuffledItems:
+    """The (source, X, y) items of one test part as evaluate() iterates them, each X replaced by
+    ``shuffle(part, i, X)`` when it is reached (one shuffled capture in memory at a time)."""
+
+    def __init__(self, part: str, items: list, shuffle):
+        self.part, self.items, self.shuffle = part, items, shuffle
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self):
+        for i, (src, X, y) in enumerate(self.items):
+            yield src, self.shuffle(self.part, i, X), y
+
+
+def shuffled(tests: dict, shuffle) -> dict:
+    return {part: ShuffledItems(part, items, shuffle) for part, items in tests.items()}
+
+
+def run_permutation(model: Trained, tests: dict, units: dict, seed: int, repeats: int, scope: str, base: dict,
+                    log=print) -> dict:
+    """Permutation importance: for each unit (columns) and repeat, the test parts scored with those columns
+    shuffled (PartShuffle, ``scope``). ``base``: evaluate() without shuffling. Returns {label: {"columns":
+    [...], "repeats": [evaluate(), ...], "mean_change": {part: [dF1, dbenign, dattack]}}}."""
+    bh = _headline(base)
+    out = {}
+    for u, (label, cols) in enumerate(units.items()):
+        t0 = time.time()
+        reps = [evaluate(model, shuffled(tests, PartShuffle(tests, cols, scope, seed, u, r))) for r in range(repeats)]
+        change = {}
+        for p, b in bh.items():
+            vals = [_headline(x)[p] for x in reps]
+            change[p] = [None if b[k] is None else round(float(np.mean([v[k] for v in vals])) - b[k], 4)
+                         for k in range(3)]
+        out[label] = {"columns": [int(c) for c in cols], "repeats": reps, "mean_change": change}
+        log(f"permuted {label} ({len(cols)} columns, within each {scope}): {time.time() - t0:.0f} s")
+    return out
+
+
+def print_permutation(base: dict, units: dict, title: str) -> None:
+    bh = _headline(base)
+    parts = list(bh)
+    print(f"\n{title} (each cell: change of macro-F1 / benign flagged pp / attack flagged pp when the "
+          "columns are shuffled; first row: unshuffled values)\n")
+    print("| permuted | cols | " + " | ".join(parts) + " |")
+    print("|---|---:|" + "---|" * len(parts))
+    print("| (none) | | " + " | ".join(f"{fmt3(b[0])} / {fmt2(b[1])}% / {fmt2(b[2])}%" for b in bh.values()) + " |")
+    for label, r in units.items():
+        cells = [" / ".join(sgn(v, 3 if k == 0 else 2) for k, v in enumerate(r["mean_change"][p])) for p in parts]
+        print(f"| {label} | {len(r['columns'])} | " + " | ".join(cells) + " |")
+    sys.stdout.flush()
+
+
+def fmt3(v) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def fmt2(v) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
+def sgn(v, nd: int) -> str:
+    return "-" if v is None else f"{v:+.{nd}f}"
+
+
 def fmt(m: dict | None, key: str) -> str:
     if not m or m.get(key) is None:
         return "-"
@@ -292,12 +439,60 @@ def main(argv=None) -> int:
                     "sample_seed=N (the same row sample for every seed), drop_source=A+B (training sources left out)")
     ap.add_argument("--ablation", action="store_true")
     ap.add_argument("--configs", default="sim,lab,sim+lab,sim+lab+real")
+    ap.add_argument("--blocks", help="comma-separated feature blocks for --ablation/--permute (default: all; "
+                    "BLOCK/PREFIX: the block's columns starting with PREFIX). "
+                    "--configs: comma-separated, of " + ", ".join(RECIPES) + "; --ablation retrains sim+lab+real "
+                    "once per block with that block removed and needs sim+lab+real in --configs (the baseline)")
+    ap.add_argument("--lab-victim", nargs="+", default=[], help="the victim's view of the lab training recordings "
+                    "(bench/lab_victim_view.py LAB/train OUT), trained with the lab as its own source group")
+    ap.add_argument("--permute", action="store_true", help="with --model: permutation importance of each feature "
+                    "block (its columns shuffled jointly within each test capture), no retraining")
+    ap.add_argument("--permute-columns", help="with --model: comma-separated blocks whose single columns are "
+                    "permuted one at a time (each after its whole block)")
+    ap.add_argument("--permute-repeats", type=int, default=1, help="shuffles per unit, the changes averaged")
+    ap.add_argument("--permute-scope", default="capture,part", help="comma-separated: shuffle within each test "
+                    "capture (a whole-file-labelled capture keeps its class's values) and/or across each test part")
+    ap.add_argument("--combine", nargs="+", metavar="JSON", help="no training: the --json outputs of ablation "
+                    "runs with different --seed, summarised (mean change per block vs the baseline's seed spread)")
     ap.add_argument("--only-cache", action="store_true", help="featurise (fill the cache) and stop")
     ap.add_argument("--model", help="score this bundle on the test parts instead of training (no matrix)")
     ap.add_argument("--json")
     ap.add_argument("--save-pred", help="folder: write each trained config's argmax per frame of every test "
                                         "capture as CONFIG-CAPTURE.npy (error analysis)")
     args = ap.parse_args(argv)
+    if args.combine:
+        try:
+            runs = [(f, json.loads(Path(f).read_text())) for f in args.combine]
+        except (OSError, ValueError) as exc:
+            print(f"generalisation: cannot read --combine input: {exc}", file=sys.stderr)
+            return 2
+        print_combined(runs)
+        return 0
+
+    from iotwatch.detector import features
+
+    configs = [c for c in args.configs.split(",") if c]
+    bad = [c for c in configs if c not in RECIPES]
+    blocks = dict(features.FEATURE_BLOCKS)
+    if args.blocks:
+        blocks = {b: block_columns(b, features.FEATURE_BLOCKS) for b in args.blocks.split(",") if b}
+        bad += [b for b, cols in blocks.items() if not cols]
+    col_blocks = [b for b in (args.permute_columns or "").split(",") if b]
+    bad += [b for b in col_blocks if b not in features.FEATURE_BLOCKS]
+    if bad:
+        print(f"generalisation: unknown config or block: {', '.join(bad)} (configs: {', '.join(RECIPES)}; "
+              f"blocks: {', '.join(features.FEATURE_BLOCKS)})", file=sys.stderr)
+        return 2
+    if args.ablation and "sim+lab+real" not in configs:
+        print("generalisation: --ablation needs sim+lab+real in --configs (its run is the baseline)", file=sys.stderr)
+        return 2
+    scopes = [x for x in args.permute_scope.split(",") if x]
+    if not scopes or any(x not in ("capture", "part") for x in scopes) or args.permute_repeats < 1:
+        print("generalisation: --permute-scope takes capture and/or part, --permute-repeats >= 1", file=sys.stderr)
+        return 2
+    if (args.permute or col_blocks) and not args.model:
+        print("generalisation: --permute/--permute-columns score a bundle: give --model", file=sys.stderr)
+        return 2
 
     import torch
 
@@ -307,7 +502,8 @@ def main(argv=None) -> int:
     files = {
         "sim-train": _captures(args.sim_train),
         "sim-held": _captures(args.sim_held),
-        "lab-train": [("lab", f) for _, f in _captures(args.lab_train)],
+        "lab-train": [("lab", f) for _, f in _captures(args.lab_train)]
+        + [("lab-victim", f) for _, f in _captures(args.lab_victim)],
         "lab-held": [("lab", f) for _, f in _captures(args.lab_held)],
         "real-train": real["train"],
         "real-eval": real["eval"],
@@ -332,13 +528,37 @@ def main(argv=None) -> int:
         model = Trained(clf._mlp, np.arange(len(FEATURE_NAMES)))
         tests = {"sim-held": feats["sim-held"], "lab-held": feats["lab-held"], "real-eval": feats["real-eval"],
                  "cases": feats["cases"]}
+        if list(clf.feature_names_in_) != list(FEATURE_NAMES):
+            print(f"generalisation: {args.model} was trained on other feature columns than the current code's",
+                  file=sys.stderr)
+            return 2
+        if args.permute or col_blocks:
+            units = {}
+            if args.permute:
+                units.update(permutation_units(list(FEATURE_NAMES), blocks, None))
+            if col_blocks:
+                units.update(permutation_units(list(FEATURE_NAMES), FEATURE_BLOCKS, col_blocks))
+            base = evaluate(model, tests)
+            print_matrix({clf.name: {"train_rows": None, "results": base}})
+            perm = {"baseline": base, "scopes": {}}
+            for scope in scopes:
+                perm["scopes"][scope] = run_permutation(model, tests, units, args.seed, args.permute_repeats, scope,
+                                                        base, log=lambda s: print(s, flush=True))
+                print_permutation(base, perm["scopes"][scope],
+                                  f"permutation importance of {clf.name}, shuffled within each {scope} "
+                                  f"(seed {args.seed}, {args.permute_repeats} shuffle(s) per unit)")
+            if args.json:
+                perm["settings"] = {"model": args.model, "seed": args.seed, "repeats": args.permute_repeats,
+                                    "feature_names": list(FEATURE_NAMES),
+                                    "files": {k: [str(f) for _, f in v] for k, v in files.items()}}
+                Path(args.json).write_text(json.dumps(perm, indent=1))
+            return 0
         res = {clf.name: {"train_rows": None, "results": evaluate(model, tests)}}
         print_matrix(res)
         if args.json:
             Path(args.json).write_text(json.dumps(res, indent=1))
         return 0
-    recipes = {"sim": ["sim-train"], "lab": ["lab-train"], "sim+lab": ["sim-train", "lab-train"],
-               "sim+real": ["sim-train", "real-train"], "sim+lab+real": ["sim-train", "lab-train", "real-train"]}
+    recipes = RECIPES
     tests = {"sim-held": feats["sim-held"], "lab-held": feats["lab-held"], "real-eval": feats["real-eval"],
              "cases": feats["cases"]}
 
@@ -422,13 +642,15 @@ def main(argv=None) -> int:
     if args.ablation and "sim+lab+real" in results["matrix"]:
         X, y, _ = build(recipes["sim+lab+real"], args.seed, args.real_repeat)
         names = list(FEATURE_NAMES)
-        for block, cols in FEATURE_BLOCKS.items():
+        for block, cols in blocks.items():   # --blocks
             drop = {names.index(c) for c in cols}
             keep = np.array([i for i in range(len(names)) if i not in drop])
             t0 = time.time()
             model = train(X, y, keep, args.epochs, args.seed, args.class_weight_power)
             results["ablation"][block] = {"dropped_columns": len(cols), "results": evaluate(model, tests)}
             print(f"ablation -{block}: {time.time() - t0:.0f} s", flush=True)
+            if args.json:   # after every block: a run stopped early keeps what it finished
+                Path(args.json).write_text(json.dumps(results, indent=1))
         print_ablation(results)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
@@ -519,6 +741,63 @@ def print_ablation(results: dict) -> None:
             cells.append(f"{m['macro_f1']:.3f} ({m['macro_f1'] - b['macro_f1']:+.3f}) / "
                          f"{fmt(m, 'benign_flagged_pct')} / {fmt(m, 'attack_flagged_pct')}")
         print(f"| {block} | {r['dropped_columns']} | " + " | ".join(cells) + " |")
+    sys.stdout.flush()
+
+
+def combine_ablations(runs: list[tuple[str, dict]]) -> dict:
+    """Ablation runs of different seeds (their --json) -> {"seeds", "parts", "baseline": {part: [per seed
+    (F1, benign, attack)]}, "spread": {part: [max-min of each]}, "blocks": {block: {part: {"changes":
+    [per seed (dF1, dbenign, dattack)], "mean": [...], "beyond": [bool]}}}}. "beyond": every seed's change
+    has the same sign and is larger than the baseline's seed spread (the noise of a retrain)."""
+    runs = [(f, r) for f, r in runs if "sim+lab+real" in r.get("matrix", {})]
+    seeds = [r.get("settings", {}).get("seed") for _, r in runs]
+    bases = [_headline(r["matrix"]["sim+lab+real"]["results"]) for _, r in runs]
+    parts = [p for p in bases[0] if all(p in b for b in bases)] if bases else []
+    spread = {p: [None if any(b[p][k] is None for b in bases) else round(max(b[p][k] for b in bases)
+                  - min(b[p][k] for b in bases), 4) for k in range(3)] for p in parts}
+    blocks: dict = {}
+    for (_, r), b in zip(runs, bases):
+        for block, a in r.get("ablation", {}).items():
+            h = _headline(a["results"])
+            blocks.setdefault(block, {p: {"changes": []} for p in parts})
+            for p in parts:
+                blocks[block][p]["changes"].append([None if h[p][k] is None or b[p][k] is None
+                                                    else round(h[p][k] - b[p][k], 4) for k in range(3)])
+    for block, per in blocks.items():
+        for p, c in per.items():
+            ch = c["changes"]
+            c["mean"] = [None if any(x[k] is None for x in ch) else round(float(np.mean([x[k] for x in ch])), 4)
+                         for k in range(3)]
+            c["beyond"] = [bool(len(ch) == len(runs) > 1 and spread[p][k] is not None
+                                and all(x[k] is not None and abs(x[k]) > spread[p][k] for x in ch)
+                                and len({x[k] > 0 for x in ch}) == 1) for k in range(3)]
+    return {"seeds": seeds, "parts": parts, "baseline": {p: [b[p] for b in bases] for p in parts},
+            "spread": spread, "blocks": blocks}
+
+
+def print_combined(runs: list[tuple[str, dict]]) -> None:
+    c = combine_ablations(runs)
+    if not c["parts"]:
+        print("no sim+lab+real baseline in the inputs")
+        return
+    seeds = ", ".join(str(s) for s in c["seeds"])
+    print(f"\nablation of sim+lab+real over seeds {seeds}: each cell macro-F1 change mean (per seed) / benign "
+          "flagged pp mean / attack flagged pp mean; * = every seed moved the same way by more than the baseline's "
+          "seed spread\n")
+    print("| dropped block | " + " | ".join(c["parts"]) + " |")
+    print("|---|" + "---|" * len(c["parts"]))
+    print("| baseline (per seed) | " + " | ".join(
+        " / ".join(",".join(f(b[k]) for b in c["baseline"][p]) for k, f in enumerate((fmt3, fmt2, fmt2)))
+        for p in c["parts"]) + " |")
+    print("| seed spread | " + " | ".join(
+        " / ".join(f(v) for v, f in zip(c["spread"][p], (fmt3, fmt2, fmt2))) for p in c["parts"]) + " |")
+    for block, per in c["blocks"].items():
+        cells = []
+        for p in c["parts"]:
+            m, b, ch = per[p]["mean"], per[p]["beyond"], per[p]["changes"]
+            f1 = f"{sgn(m[0], 3)}{'*' if b[0] else ''} ({','.join(sgn(x[0], 3) for x in ch)})"
+            cells.append(" / ".join([f1] + [f"{sgn(m[k], 2)}{'*' if b[k] else ''}" for k in (1, 2)]))
+        print(f"| {block} | " + " | ".join(cells) + " |")
     sys.stdout.flush()
 
 

@@ -1,0 +1,107 @@
+"""bench/generalisation.py: the permutation helpers of --permute and the seed summary of --combine."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("generalisation", ROOT / "bench" / "generalisation.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _rows(n=50, d=5):
+    # row r, column c holds 100*r + c: every value names its row and its column
+    return (100 * np.arange(n)[:, None] + np.arange(d)[None, :]).astype(np.float32)
+
+
+def test_permute_columns_shuffles_the_block_jointly_and_leaves_the_rest():
+    g = _module()
+    X = _rows()
+    before = X.copy()
+    out = g.permute_columns(X, [1, 3], np.random.default_rng(7))
+    assert np.array_equal(X, before), "the input (possibly the cache's array) must not change"
+    # untouched columns stay in place
+    assert np.array_equal(out[:, [0, 2, 4]], X[:, [0, 2, 4]])
+    # the block's columns are a permutation of the rows ...
+    src_rows_1 = (out[:, 1] - 1) / 100
+    src_rows_3 = (out[:, 3] - 3) / 100
+    assert sorted(src_rows_1.tolist()) == list(range(len(X)))
+    assert not np.array_equal(src_rows_1, np.arange(len(X)))
+    # ... the same permutation for both (jointly): each row's block values come from one source row
+    assert np.array_equal(src_rows_1, src_rows_3)
+    # deterministic for a seed, different for another
+    assert np.array_equal(out, g.permute_columns(X, [1, 3], np.random.default_rng(7)))
+    assert not np.array_equal(out, g.permute_columns(X, [1, 3], np.random.default_rng(8)))
+
+
+def test_part_shuffle_pools_the_captures_of_a_part():
+    g = _module()
+    a, b = _rows(30), _rows(20) + 10_000     # capture b's values are all >= 10,000
+    tests = {"p": [("s1", a, np.zeros(30, np.int8)), ("s2", b, np.zeros(20, np.int8))]}
+    by_capture = g.PartShuffle(tests, [2], "capture", 0, 0, 0)
+    by_part = g.PartShuffle(tests, [2], "part", 0, 0, 0)
+    within = [by_capture("p", i, x) for i, (_, x, _) in enumerate(tests["p"])]
+    pooled = [by_part("p", i, x) for i, (_, x, _) in enumerate(tests["p"])]
+    # within a capture: capture a keeps only a's values in the block
+    assert within[0][:, 2].max() < 10_000 and within[1][:, 2].min() >= 10_000
+    # across the part: the pooled block values are the union of both captures', spread over both
+    col = np.concatenate([pooled[0][:, 2], pooled[1][:, 2]])
+    assert sorted(col.tolist()) == sorted(np.concatenate([a[:, 2], b[:, 2]]).tolist())
+    assert (pooled[0][:, 2] >= 10_000).any()
+    # other columns untouched in both scopes
+    assert np.array_equal(pooled[1][:, [0, 1, 3, 4]], b[:, [0, 1, 3, 4]])
+
+
+def test_permutation_units_blocks_and_single_columns():
+    g = _module()
+    names = ["a1", "a2", "b1", "b2", "b3"]
+    blocks = {"a": ("a1", "a2"), "b": ("b1", "b2", "b3")}
+    assert g.permutation_units(names, blocks, None) == {"a": [0, 1], "b": [2, 3, 4]}
+    assert g.permutation_units(names, blocks, ["b"]) == {"b": [2, 3, 4], "b:b1": [2], "b:b2": [3], "b:b3": [4]}
+
+
+def _run(seed, base_f1, drops):
+    def res(f1):
+        return {"real-eval": {"all": {"macro_f1": f1, "benign_flagged_pct": 1.0, "attack_flagged_pct": 90.0}}}
+    return {"settings": {"seed": seed}, "matrix": {"sim+lab+real": {"results": res(base_f1)}},
+            "ablation": {b: {"results": res(base_f1 + d)} for b, d in drops.items()}}
+
+
+def test_combine_marks_changes_beyond_the_seed_spread():
+    g = _module()
+    # baselines 0.80 and 0.78: spread 0.02
+    runs = [("s0", _run(0, 0.80, {"x": +0.05, "y": +0.03, "z": -0.01})),
+            ("s1", _run(1, 0.78, {"x": +0.04, "y": -0.03, "z": -0.05}))]
+    c = g.combine_ablations(runs)
+    assert c["spread"]["real-eval"][0] == 0.02
+    x, y, z = (c["blocks"][b]["real-eval"] for b in "xyz")
+    assert x["mean"][0] == 0.045 and x["beyond"][0]              # both seeds up by more than the spread
+    assert y["mean"][0] == 0.0 and not y["beyond"][0]            # opposite signs
+    assert z["mean"][0] == -0.03 and not z["beyond"][0]          # one seed within the spread
+    assert not x["beyond"][1]                                     # no change at all is not beyond
+
+
+def test_bad_flags_exit_2_with_one_line(capsys):
+    g = _module()
+    assert g.main(["--configs", "sim,nonsense"]) == 2
+    assert g.main(["--ablation", "--configs", "sim,lab"]) == 2
+    assert g.main(["--permute"]) == 2                      # a bundle is needed
+    assert g.main(["--model", "x.iotw", "--permute", "--blocks", "nope"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 4 and all(line.startswith("generalisation: ") for line in err)
+
+
+def test_block_columns_whole_block_or_prefix():
+    g = _module()
+    blocks = {"conn": ("pair_conns_10s", "pair_short_60s", "svc_conns_10s"), "fan": ("cli_servers_1s",)}
+    assert g.block_columns("conn", blocks) == blocks["conn"]
+    assert g.block_columns("conn/svc_", blocks) == ("svc_conns_10s",)
+    assert g.block_columns("conn/nothing", blocks) == ()
+    assert g.block_columns("nope", blocks) == ()
