@@ -525,7 +525,7 @@ def main(argv=None) -> int:
         from iotwatch.detector.classifier import PacketClassifier
 
         clf = PacketClassifier.load(args.model)
-        model = Trained(clf._mlp, np.arange(len(FEATURE_NAMES)))
+        model = Trained(clf._mlp, np.arange(len(FEATURE_NAMES)), clf.policy.threshold)  # + alerts as iotwatch
         tests = {"sim-held": feats["sim-held"], "lab-held": feats["lab-held"], "real-eval": feats["real-eval"],
                  "cases": feats["cases"]}
         if list(clf.feature_names_in_) != list(FEATURE_NAMES):
