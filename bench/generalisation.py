@@ -25,6 +25,13 @@ the simulator is one group, the lab one, each real repository one -- and at most
 (early stopping as the default preset). The final bundle is trained by bench/train_default.sh with
 larger caps; the numbers here are for comparing recipes and feature blocks, not the bundle's.
 
+Comparing recipes: ``--seeds 0,1,2`` trains every config once per seed (the features read once),
+``--variants 'base;src:val_sources=0.2;ema:weight_ema_epochs=1'`` once per variant (TrainConfig fields),
+and a summary table prints each run's sim/lab/real numbers, the benign case captures' frames called
+exfiltration (argmax / above the threshold calibrated on the run's validation rows, as ``iotwatch``
+alerts) and that threshold. ``--val-sources F`` validates on whole held-out training sources
+(detector.train.validation_sources) instead of random rows.
+
 ``--ablation`` retrains the ``sim+lab+real`` recipe once per feature block with that block's columns
 removed (features.FEATURE_BLOCKS) and reports the change of each cross-source number; ``--blocks`` picks
 blocks or parts of one (``conn/svc_``: its columns starting with ``svc_``). A retrain's seed-to-seed spread
@@ -114,8 +121,12 @@ def real_parts(data: str | None, manifest: Path) -> dict[str, list[tuple[str, Pa
 # ---------------------------------------------------------------------------------------------------
 # metrics (the definitions of bench/realworld.py)
 # ---------------------------------------------------------------------------------------------------
-def score(y: np.ndarray, pred: np.ndarray) -> dict:
+def score(y: np.ndarray, pred: np.ndarray, alert: np.ndarray | None = None) -> dict:
+    """``alert`` (bool per frame, optional): the frame is an anomaly under the model's calibrated
+    threshold (detector/anomaly.py: non-normal argmax at least that sure), as `iotwatch` alerts."""
     ok = y >= 0
+    if alert is not None:
+        alert = alert[ok]
     y, pred = y[ok].astype(np.int64), pred[ok].astype(np.int64)
     k = len(CLASSES)
     cm = np.bincount(y * k + pred, minlength=k * k).reshape(k, k)
@@ -128,7 +139,11 @@ def score(y: np.ndarray, pred: np.ndarray) -> dict:
         per_class[CLASSES[c]] = round(2 * prec * rec / (prec + rec) if prec + rec else 0.0, 4)
     normal_n = cm[0].sum()
     attack_n = cm[1:].sum()
-    return {
+    extra = {}
+    if alert is not None:  # benign frames alerted, by predicted class
+        a = alert & (y == 0)
+        extra["benign_alerted"] = {CLASSES[c]: int(n) for c, n in enumerate(np.bincount(pred[a], minlength=k)) if n}
+    return extra | {
         "frames": int(len(y)),
         "macro_f1": round(float(np.mean(list(per_class.values()))), 4) if per_class else None,
         "benign_flagged_pct": round(100 * (normal_n - cm[0, 0]) / normal_n, 3) if normal_n else None,
@@ -168,29 +183,59 @@ def take_rows(arrays: list[np.ndarray], idx: np.ndarray) -> np.ndarray:
 
 
 class Trained:
-    def __init__(self, mlp, cols: np.ndarray):
-        self.mlp, self.cols = mlp, cols
+    def __init__(self, mlp, cols: np.ndarray, threshold: float | None = None):
+        self.mlp, self.cols, self.threshold = mlp, cols, threshold
 
     def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.predict_alert(X)[0]
+
+    def predict_alert(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(argmax, alerted under the calibrated threshold or None without one)."""
         out = np.empty(len(X), np.int64)
+        conf = np.empty(len(X), np.float32)
         for s in range(0, len(X), 65536):
-            out[s:s + 65536] = self.mlp.proba(np.ascontiguousarray(X[s:s + 65536][:, self.cols])).argmax(1)
-        return out
+            p = self.mlp.proba(np.ascontiguousarray(X[s:s + 65536][:, self.cols]))
+            out[s:s + 65536] = p.argmax(1)
+            conf[s:s + 65536] = p.max(1)
+        if self.threshold is None:
+            return out, None
+        return out, (out != 0) & (conf >= self.threshold)
 
 
-def train(X: np.ndarray, y: np.ndarray, cols: np.ndarray, epochs: int, seed: int, class_weight_power: float) -> Trained:
+def train(X: np.ndarray, y: np.ndarray, cols: np.ndarray, epochs: int, seed: int, class_weight_power: float,
+          holdout: np.ndarray | None = None, **overrides) -> Trained:
+    """fit() with the default preset (patience 3); ``holdout`` (bool per row): validate on these rows
+    (whole held-out sources, --val-sources) instead of random rows; ``overrides``: TrainConfig fields."""
     from dataclasses import replace
 
     from rich.console import Console
 
+    from iotwatch.detector.anomaly import calibrate_threshold
     from iotwatch.detector.model import FoldedMLP, ModelConfig
     from iotwatch.detector.train import PRESETS, Dataset, fit
 
-    cfg = replace(PRESETS["default"], epochs=epochs, early_stopping_patience=3, class_weight_power=class_weight_power)
-    data = Dataset(np.ascontiguousarray(X[:, cols]), y.astype(np.int64), list(CLASSES), "normal", [])
+    overrides = dict(overrides)
+    refit = bool(overrides.pop("refit", 0))     # then train on ALL rows for the epochs the held-out sources chose
+    drop = bool(overrides.pop("drop_held", 0))  # control: the held-out sources' rows unused, random-row validation
+    base = PRESETS["default"]
+    fields = {"epochs": epochs, "early_stopping_patience": 3, "class_weight_power": class_weight_power, **overrides}
+    fields = {k: int(v) if isinstance(getattr(base, k), int) and v is not None else v for k, v in fields.items()}
+    cfg = replace(base, **fields)
+    Xc = np.ascontiguousarray(X[:, cols])
+    y = y.astype(np.int64)
+    if drop and holdout is not None:
+        Xc, y, holdout = Xc[~holdout], y[~holdout], None
+    data = Dataset(Xc, y, list(CLASSES), "normal", [], holdout=holdout)
     res = fit(data, cfg, seed, Console(quiet=True))
     mcfg = ModelConfig(len(cols), len(CLASSES), cfg.hidden, cfg.dropout)
-    return Trained(FoldedMLP.from_tensors(mcfg, res.tensors, res.mean, res.std), cols)
+    threshold = calibrate_threshold(res.val_proba[res.val_y == 0], 0, cfg.calibrate_false_alarms)
+    history = [h["val_macro_f1"] for h in res.history]
+    if refit and holdout is not None:
+        again = replace(cfg, epochs=res.best_epoch, early_stopping_patience=None, val_fraction=0.0)
+        res = fit(Dataset(Xc, y, list(CLASSES), "normal", []), again, seed, Console(quiet=True))
+    out = Trained(FoldedMLP.from_tensors(mcfg, res.tensors, res.mean, res.std), cols, threshold)
+    out.best_epoch, out.val_history = res.best_epoch, history
+    return out
 
 
 def evaluate(model: Trained, tests: dict[str, list[tuple[str, np.ndarray, np.ndarray]]], on_pred=None) -> dict:
@@ -202,20 +247,23 @@ def evaluate(model: Trained, tests: dict[str, list[tuple[str, np.ndarray, np.nda
             continue
         by_src: dict[str, list] = {}
         for i, (src, X, y) in enumerate(items):
-            pred = model.predict(X)
+            pred, alert = model.predict_alert(X)
             if on_pred is not None:
                 on_pred(part, i, pred)
-            by_src.setdefault(src, []).append((y, pred))
+            by_src.setdefault(src, []).append((y, pred, alert))
         res = {}
-        ys_all, ps_all = [], []
-        for src, pairs in sorted(by_src.items()):
-            ys = np.concatenate([a for a, _ in pairs])
-            ps = np.concatenate([b for _, b in pairs])
+        ys_all, ps_all, as_all = [], [], []
+        for src, triples in sorted(by_src.items()):
+            ys = np.concatenate([a for a, _, _ in triples])
+            ps = np.concatenate([b for _, b, _ in triples])
+            al = None if triples[0][2] is None else np.concatenate([c for _, _, c in triples])
             ys_all.append(ys)
             ps_all.append(ps)
+            as_all.append(al)
             if len(by_src) > 1:
-                res[src] = score(ys, ps)
-        res["all"] = score(np.concatenate(ys_all), np.concatenate(ps_all))
+                res[src] = score(ys, ps, al)
+        res["all"] = score(np.concatenate(ys_all), np.concatenate(ps_all),
+                           None if as_all[0] is None else np.concatenate(as_all))
         out[part] = res
     return out
 
@@ -378,6 +426,17 @@ def main(argv=None) -> int:
     ap.add_argument("--class-weight-power", type=float, default=0.5)
     ap.add_argument("--real-repeat", type=int, default=1, help="repeat the real training rows N times (after the cap)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", help="comma-separated seeds: train every config (and variant) once per seed, the "
+                                    "features read once (default: --seed)")
+    ap.add_argument("--val-sources", type=float, help="validate on whole held-out training sources (this fraction "
+                    "of each simulator folder's recordings, of the lab's recordings and of the real training "
+                    "repositories; detector.train.validation_sources) instead of random rows")
+    ap.add_argument("--variants", default="", help="recipe variants to compare, ';'-separated NAME:FIELD=VALUE,... "
+                    "with FIELD a detector.train.TrainConfig field or real_repeat / val_sources, e.g. "
+                    "'base;src:val_sources=0.2;ema:weight_ema_epochs=1' (default: one, the flags' recipe); also "
+                    "refit=1 (after validating on held-out sources, train on all rows for the epochs they chose), "
+                    "drop_held=1 (control: the held-out sources' rows unused, random-row validation), "
+                    "sample_seed=N (the same row sample for every seed), drop_source=A+B (training sources left out)")
     ap.add_argument("--ablation", action="store_true")
     ap.add_argument("--configs", default="sim,lab,sim+lab,sim+lab+real")
     ap.add_argument("--blocks", help="comma-separated feature blocks for --ablation/--permute (default: all; "
@@ -462,12 +521,11 @@ def main(argv=None) -> int:
 
     from iotwatch.detector.features import FEATURE_BLOCKS, FEATURE_NAMES
 
-    rng_seed = args.seed
     if args.model:
         from iotwatch.detector.classifier import PacketClassifier
 
         clf = PacketClassifier.load(args.model)
-        model = Trained(clf._mlp, np.arange(len(FEATURE_NAMES)))
+        model = Trained(clf._mlp, np.arange(len(FEATURE_NAMES)), clf.policy.threshold)  # + alerts as iotwatch
         tests = {"sim-held": feats["sim-held"], "lab-held": feats["lab-held"], "real-eval": feats["real-eval"],
                  "cases": feats["cases"]}
         if list(clf.feature_names_in_) != list(FEATURE_NAMES):
@@ -504,20 +562,38 @@ def main(argv=None) -> int:
     tests = {"sim-held": feats["sim-held"], "lab-held": feats["lab-held"], "real-eval": feats["real-eval"],
              "cases": feats["cases"]}
 
-    def build(parts: list[str]):
+    def build(parts: list[str], rng_seed: int, real_repeat: int, val_sources: float | None = None,
+              exclude: frozenset = frozenset()):
+        """(X, y, holdout or None) of the training parts: capped per (group, class), real rows repeated;
+        with ``val_sources`` the rows of whole held-out sources (validation_sources) are marked, once each."""
+        from iotwatch.detector.train import source_unit, validation_sources
+
         groups: dict[str, list] = {}
+        families: dict[str, list[str]] = {}
         for part in parts:
-            for src, X, y in feats[part]:
-                groups.setdefault(src, []).append((X, y))
-        glist = [(g, np.concatenate([y for _, y in v])) for g, v in groups.items()]
-        Xparts = [X for v in groups.values() for X, _ in v]
+            for (src, X, y), (_, f) in zip(feats[part], files[part]):
+                if src in exclude:
+                    continue
+                unit = src if part == "real-train" else source_unit(f)  # a real repository is ONE source
+                family = "real" if part == "real-train" else src        # a simulator folder, the lab
+                groups.setdefault(src, []).append((X, y, unit))
+                families.setdefault(family, []).append(unit)
+        glist = [(g, np.concatenate([y for _, y, _ in v])) for g, v in groups.items()]
+        Xparts = [X for v in groups.values() for X, _, _ in v]
         idx, _ = sample_rows(glist, args.rows_per_class, np.random.default_rng(rng_seed))
         yall = np.concatenate([y for _, y in glist])
-        if args.real_repeat > 1:  # rows of real sources (not simulator folders, not the lab) count more
+        held = None
+        if val_sources:
+            names = set(validation_sources(families, val_sources))
+            held = np.concatenate([np.full(len(y), u in names) for v in groups.values() for _, y, u in v])
+            print(f"  validation sources ({len(names)}): {', '.join(sorted(names))}", flush=True)
+        if real_repeat > 1:  # rows of real sources (not simulator folders, not the lab) count more
             real_src = {s for s, _ in files["real-train"]}
             owner = np.repeat([g in real_src for g, _ in glist], [len(y) for _, y in glist])
-            idx = np.repeat(idx, np.where(owner[idx], args.real_repeat, 1))
-        return take_rows(Xparts, idx), yall[idx]
+            if held is not None:
+                owner &= ~held   # validation rows once each
+            idx = np.repeat(idx, np.where(owner[idx], real_repeat, 1))
+        return take_rows(Xparts, idx), yall[idx], None if held is None else held[idx]
 
     results: dict = {"settings": {"rows_per_class_per_group": args.rows_per_class, "epochs_max": args.epochs,
                                   "class_weight_power": args.class_weight_power, "seed": args.seed,
@@ -529,22 +605,42 @@ def main(argv=None) -> int:
 
     def save_pred(part: str, i: int, pred: np.ndarray) -> None:
         """--save-pred: the predictions evaluate() makes anyway (no second pass of the model)."""
-        np.save(Path(args.save_pred) / f"{name}-{files[part][i][1].name}.npy", pred.astype(np.int8))
+        np.save(Path(args.save_pred) / f"{name.replace('/', '_')}-{files[part][i][1].name}.npy", pred.astype(np.int8))
 
-    for name in args.configs.split(","):
-        parts = recipes[name]
+    seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
+    variants = parse_variants(args.variants)
+    results["settings"].update(seeds=seeds, variants=variants, val_sources=args.val_sources)
+    for base_name in args.configs.split(","):
+        parts = recipes[base_name]
         if not all(feats[p] for p in parts):
-            print(f"{name}: skipped (no data for {', '.join(p for p in parts if not feats[p])})", flush=True)
+            print(f"{base_name}: skipped (no data for {', '.join(p for p in parts if not feats[p])})", flush=True)
             continue
-        t0 = time.time()
-        X, y = build(parts)
-        model = train(X, y, all_cols, args.epochs, args.seed, args.class_weight_power)
-        results["matrix"][name] = {"train_rows": int(len(y)),
-                                   "results": evaluate(model, tests, save_pred if args.save_pred else None)}
-        print(f"{name}: trained on {len(y):,} rows in {time.time() - t0:.0f} s", flush=True)
-        print_matrix(results["matrix"])
+        for vname, fields in variants.items():
+            fields = dict(fields)
+            repeat = int(fields.pop("real_repeat", args.real_repeat))
+            vs = fields.pop("val_sources", args.val_sources)
+            sample_seed = fields.pop("sample_seed", None)  # fixed row sample: the seed then varies the training only
+            exclude = frozenset(str(fields.pop("drop_source", "")).split("+")) - {""}  # sources left out
+            for seed in seeds:
+                name = base_name + (f"/{vname}" if vname else "") + (f"/s{seed}" if len(seeds) > 1 else "")
+                t0 = time.time()
+                X, y, held = build(parts, seed if sample_seed is None else int(sample_seed), repeat, vs, exclude)
+                cwp = fields.get("class_weight_power", args.class_weight_power)
+                epochs = int(fields.get("epochs", args.epochs))
+                model = train(X, y, all_cols, epochs, seed, cwp, held,
+                              **{k: v for k, v in fields.items() if k not in ("class_weight_power", "epochs")})
+                del X
+                results["matrix"][name] = {"train_rows": int(len(y)), "threshold": model.threshold,
+                                           "best_epoch": model.best_epoch, "val_macro_f1": model.val_history,
+                                           "results": evaluate(model, tests, save_pred if args.save_pred else None)}
+                print(f"{name}: trained on {len(y):,} rows in {time.time() - t0:.0f} s", flush=True)
+                print_matrix({name: results["matrix"][name]})
+                if args.json:  # after every run: a long comparison keeps what it measured
+                    Path(args.json).write_text(json.dumps(results, indent=1))
+    if len(results["matrix"]) > 1:
+        print_summary(results["matrix"])
     if args.ablation and "sim+lab+real" in results["matrix"]:
-        X, y = build(recipes["sim+lab+real"])
+        X, y, _ = build(recipes["sim+lab+real"], args.seed, args.real_repeat)
         names = list(FEATURE_NAMES)
         for block, cols in blocks.items():   # --blocks
             drop = {names.index(c) for c in cols}
@@ -559,6 +655,51 @@ def main(argv=None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     return 0
+
+
+def parse_variants(spec: str) -> dict[str, dict]:
+    """--variants 'a;b:f=1,g=2' -> {"a": {}, "b": {"f": 1.0, "g": 2.0}} (values as numbers when they parse)."""
+    out: dict[str, dict] = {}
+    for item in filter(None, (x.strip() for x in spec.split(";"))):
+        name, _, rest = item.partition(":")
+        fields = {}
+        for kv in filter(None, rest.split(",")):
+            k, _, v = kv.partition("=")
+            v = v.strip()
+            try:
+                fields[k.strip()] = float(v) if v.lower() not in ("none", "") else None
+            except ValueError:
+                fields[k.strip()] = v   # a name (drop_source)
+        out[name.strip()] = fields
+    return out or {"": {}}
+
+
+def print_summary(matrix: dict) -> None:
+    """One line per run: the numbers the comparison is judged on (cases: benign frames called and
+    alerted exfiltration)."""
+    print("\n| run | sim-held F1 | lab-held F1 | real EVAL F1 | benign flagged | attack flagged | "
+          "doh exfil argmax/alerted | https-no-dns exfil argmax/alerted | threshold |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, r in matrix.items():
+        res = r["results"]
+
+        def f1(part):
+            return fmt(res.get(part, {}).get("all"), "macro_f1")
+
+        ev = res.get("real-eval", {}).get("all")
+        cells = []
+        for case in ("doh", "https-no-dns"):
+            m = res.get("cases", {}).get(case)
+            if not m:
+                cells.append("-")
+                continue
+            argmax = m["confusion"][0][CLASSES.index("exfiltration")]
+            cells.append(f"{argmax}/{m.get('benign_alerted', {}).get('exfiltration', 0)}")
+        th = r.get("threshold")
+        name = f"{name} (e{r['best_epoch']})" if r.get("best_epoch") else name
+        print(f"| {name} | {f1('sim-held')} | {f1('lab-held')} | {f1('real-eval')} | {fmt(ev, 'benign_flagged_pct')} | "
+              f"{fmt(ev, 'attack_flagged_pct')} | {cells[0]} | {cells[1]} | {'-' if th is None else f'{th:.3f}'} |")
+    sys.stdout.flush()
 
 
 def print_matrix(matrix: dict) -> None:

@@ -2,7 +2,8 @@
 
     iotwatch train --captures DIR_OR_FILE... --out model.iotw [--preset default|paper]
                    [--epochs N] [--seed N] [--eval DIR_OR_FILE...] [--max-rows-per-class N]
-                   [--upweight DIR_OR_FILE... [--upweight-factor N]]
+                   [--upweight DIR_OR_FILE... [--upweight-factor N]] [--val-sources FRACTION]
+                   [--weight-ema EPOCHS] [--class-weight-power P]
     iotwatch train --csv FILE --schema kaggle --out model.iotw [--preset paper]
 
 Captures (pcap/pcapng, labels from ``<capture>.labels.csv`` or ``label=`` comments, CONTRACT §2) are
@@ -27,6 +28,12 @@ Presets:
               of inverse class frequency, batch 256,
               up to 40 epochs with early stopping on validation macro-F1 (patience 5), and an anomaly
               threshold calibrated on validation normal traffic.
+
+Validation: a random stratified 20% of the rows, or with ``--val-sources F`` whole held-out sources
+(``validation_sources``: a fraction F of each simulator/lab folder's recordings and of the --upweight
+repositories, picked by name), so early stopping and the threshold reward what carries to a source the
+network never saw rather than each training source's own conventions. ``--weight-ema E`` validates and
+keeps an exponential moving average of the weights over ~E epochs (same network and bundle shape).
 
 Everything is seeded (numpy, torch, split, shuffling; one torch thread), and the bundle holds no
 timestamps, so the same command on the same data writes a byte-identical bundle. ``--eval`` replays
@@ -78,6 +85,10 @@ class TrainConfig:
     scale_floor: float = 0.0      # the scaler's std is at least this (rare binary columns stay O(1))
     label_smoothing: float = 0.0  # cross-entropy label smoothing (0.1 measured: fewer benign flags on the lab
                                   # cases, but the simulator's spoofing F1 fell 0.65 -> 0.2-0.3; off in the preset)
+    val_sources: float | None = None  # validation = whole held-out SOURCES (Dataset.holdout, picked by
+                                      # validation_sources with this fraction) instead of random rows
+    weight_ema_epochs: float = 0.0    # > 0: validate, early-stop and keep an exponential moving average of the
+                                      # weights with a horizon of this many epochs (0 = the raw weights)
 
 
 PRESETS = {
@@ -97,6 +108,8 @@ class Dataset:
     sources: list[dict]    # what the rows came from (file, sha256, packets, labelled)
     repeat: np.ndarray | None = None  # int (n,): times each row counts (--upweight); None = once each
     groups: np.ndarray | None = None  # int (n,): source group of each row (--per-source); None = one group
+    holdout: np.ndarray | None = None  # bool (n,): the row's source is held out whole as the validation set
+                                       # (validation_sources); None = a random stratified split of the rows
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -418,6 +431,32 @@ def cap_per_class(y: np.ndarray, cap: int | None, rng: np.random.Generator) -> n
     return np.sort(np.concatenate(keep))
 
 
+def source_unit(path: Path) -> str:
+    """The recording a capture file belongs to, for validation by source: its name up to the first dot,
+    so a recording and the views derived from it (``lab-all-seed11.pcapng`` and bench/lab_victim_view.py's
+    ``lab-all-seed11.victim.pcapng``) are ONE source and never end up on both sides of the split."""
+    return path.name.split(".", 1)[0]
+
+
+def validation_sources(families: dict[str, Sequence[str]], fraction: float) -> list[str]:
+    """The source units held out WHOLE as the validation set (``TrainConfig.val_sources``).
+
+    ``families``: family name -> its source units (a simulator folder -> its recordings, the lab -> its
+    recordings, the real training part -> its repositories). From each family of n units,
+    floor(fraction * n + 0.5) units are held out, never all of them (a family of one unit, e.g. a single
+    lab recording, is never held out; of two, one only from fraction 0.25 up); which ones is decided by
+    the sha256 of the unit names, so the pick depends on the data only -- not on the seed, the order of
+    the arguments or what else is trained on. A unit listed in several families counts in the first."""
+    seen: set[str] = set()
+    held: list[str] = []
+    for units in families.values():
+        own = sorted({u for u in units if u not in seen}, key=lambda u: (hashlib.sha256(u.encode()).hexdigest(), u))
+        seen.update(own)
+        k = min(int(math.floor(fraction * len(own) + 0.5)), len(own) - 1)
+        held += own[:max(k, 0)]
+    return sorted(held)
+
+
 def fit_scaler(X: np.ndarray, floor: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Per-column mean and std; the std is at least ``floor`` (and 1 for a constant column).
 
@@ -452,6 +491,7 @@ class FitResult:
     val_proba: np.ndarray
     val_y: np.ndarray
     rows: dict
+    val_rows: np.ndarray | None = None  # indices into data.X of the validation rows (each once)
 
 
 def fit(data: Dataset, cfg: TrainConfig, seed: int, console, max_rows_per_class: int | None = None) -> FitResult:
@@ -484,13 +524,25 @@ def fit(data: Dataset, cfg: TrainConfig, seed: int, console, max_rows_per_class:
         keep = np.sort(np.concatenate([plain[cap_per_class(y[plain], max_rows_per_class, rng)], heavy]))
         sel = np.repeat(keep, data.repeat[keep])
     X, y = X[sel], y[sel]
+    origin = sel  # the data row of each selected row (repeated rows share it)
     rows["after_cap"] = int(len(y))
     if cfg.outlier_sigma is not None:
         ok = three_sigma_mask(X, cfg.outlier_sigma)
-        X, y = X[ok], y[ok]
+        X, y, origin = X[ok], y[ok], origin[ok]
         rows["after_outlier_removal"] = int(len(y))
-    tr, va = stratified_split(y, cfg.val_fraction, rng)
+    if data.holdout is not None:
+        # whole held-out sources validate (early stopping, the threshold): no validation row comes from
+        # a source the network trains on; an --upweight repeat only weights training rows (each once here)
+        hold = data.holdout[origin]
+        tr = np.flatnonzero(~hold)
+        va = np.flatnonzero(hold)
+        va = va[np.sort(np.unique(origin[va], return_index=True)[1])]
+        if len(va) == 0 or len(tr) == 0:
+            raise InputError("validation by source: the held-out sources leave no validation or no training rows")
+    else:
+        tr, va = stratified_split(y, cfg.val_fraction, rng)
     rows["train"], rows["validation"] = int(len(tr)), int(len(va))
+    rows["validation_by_source"] = data.holdout is not None
     rows["train_class_counts"] = {c: int(n) for c, n in zip(data.classes, np.bincount(y[tr], minlength=k))}
     if len(np.unique(y[tr])) < 2:
         raise InputError("training data holds fewer than two classes after preprocessing; nothing to learn")
@@ -507,6 +559,14 @@ def fit(data: Dataset, cfg: TrainConfig, seed: int, console, max_rows_per_class:
     gen = torch.Generator().manual_seed(seed)
     n = len(yt)
     steps = math.ceil(n / cfg.batch_size)
+    ema = None
+    if cfg.weight_ema_epochs > 0:  # Polyak averaging: the averaged weights are validated and kept
+        import copy
+
+        ema = copy.deepcopy(model).eval()  # a copy draws no random numbers: the training run is unchanged
+        ema_params = list(ema.parameters())
+        horizon = max(cfg.weight_ema_epochs * steps, 1.0)
+        updates = 0
     history: list[dict] = []
     best = (-1.0, math.inf)
     best_state, best_epoch, best_proba = None, 0, None
@@ -528,14 +588,22 @@ def fit(data: Dataset, cfg: TrainConfig, seed: int, console, max_rows_per_class:
                 loss = loss_fn(out, yb)
                 loss.backward()
                 opt.step()
+                if ema is not None:
+                    updates += 1
+                    # warm-up (fewer than `horizon` updates: a plain running mean), then decay 1 - 1/horizon
+                    d = min(1.0 - 1.0 / horizon, (updates - 1) / updates)
+                    with torch.no_grad():
+                        for pe, pm in zip(ema_params, model.parameters()):
+                            pe.mul_(d).add_(pm.detach(), alpha=1.0 - d)
                 tot_loss += loss.item() * len(idx)
                 correct += int((out.argmax(1) == yb).sum())
                 if s % 200 == 0 or s == steps - 1:
                     progress.update(task, completed=s + 1, loss=tot_loss / min(n, (s + 1) * cfg.batch_size))
             progress.remove_task(task)
             model.eval()
+            judged = model if ema is None else ema
             with torch.inference_mode():
-                logits = torch.cat([model(Xv[i:i + 65536]) for i in range(0, len(Xv), 65536)])
+                logits = torch.cat([judged(Xv[i:i + 65536]) for i in range(0, len(Xv), 65536)])
                 val_loss = float(torch.nn.functional.cross_entropy(logits, torch.from_numpy(yv)))
                 proba = torch.softmax(logits, 1).numpy()
             val = summarize(yv, proba.argmax(1), None, data.classes, data.classes.index(data.normal_class))
@@ -548,7 +616,7 @@ def fit(data: Dataset, cfg: TrainConfig, seed: int, console, max_rows_per_class:
             score = (val["macro_f1"], -val_loss)
             if cfg.early_stopping_patience is None or score > best:
                 best = score
-                best_state = {kk: v.detach().clone() for kk, v in model.state_dict().items()}
+                best_state = {kk: v.detach().clone() for kk, v in judged.state_dict().items()}
                 best_epoch, best_proba = epoch, proba
                 stale = 0
             else:
@@ -557,7 +625,7 @@ def fit(data: Dataset, cfg: TrainConfig, seed: int, console, max_rows_per_class:
                     console.print(f"early stop: no validation improvement for {stale} epochs (best epoch {best_epoch})")
                     break
     tensors = {kk: v.numpy().astype(np.float32) for kk, v in best_state.items()}
-    return FitResult(tensors, mean, std, history, best_epoch, best_proba, yv, rows)
+    return FitResult(tensors, mean, std, history, best_epoch, best_proba, yv, rows, origin[va])
 
 
 @dataclass(frozen=True)
@@ -580,6 +648,9 @@ class TrainRequest:
     model_version: str = "1"
     force: bool = False
     report: str | None = None  # folder for the training report's figures and tables
+    val_sources: float | None = None  # hold out whole sources (this fraction of each family) for validation
+    weight_ema: float | None = None   # average the weights over this many epochs (TrainConfig.weight_ema_epochs)
+    class_weight_power: float | None = None  # None = the preset's (TrainConfig.class_weight_power)
 
 
 def train(args: TrainRequest, console, command: str) -> Path:
@@ -592,6 +663,20 @@ def train(args: TrainRequest, console, command: str) -> Path:
         if args.epochs < 1:
             raise InputError(f"train: --epochs must be >= 1, got {args.epochs}")
         cfg = TrainConfig(**{**asdict(cfg), "epochs": args.epochs})
+    if args.val_sources is not None:
+        if not 0 < args.val_sources < 1:
+            raise InputError(f"train: --val-sources must be a fraction between 0 and 1, got {args.val_sources}")
+        if not args.captures:
+            raise InputError("train: --val-sources holds out capture sources; it needs --captures")
+        cfg = TrainConfig(**{**asdict(cfg), "val_sources": args.val_sources})
+    if args.weight_ema is not None:
+        if not args.weight_ema >= 0:
+            raise InputError(f"train: --weight-ema must be >= 0 epochs, got {args.weight_ema}")
+        cfg = TrainConfig(**{**asdict(cfg), "weight_ema_epochs": args.weight_ema})
+    if args.class_weight_power is not None:
+        if not 0 <= args.class_weight_power <= 2:
+            raise InputError(f"train: --class-weight-power must be between 0 and 2, got {args.class_weight_power}")
+        cfg = TrainConfig(**{**asdict(cfg), "class_weight_power": args.class_weight_power})
     if args.max_rows_per_class is not None and args.max_rows_per_class < 10:
         raise InputError("train: --max-rows-per-class must be >= 10")
     if args.csv and args.schema != "kaggle":
@@ -618,6 +703,27 @@ def train(args: TrainRequest, console, command: str) -> Path:
     except BaseException:
         out_file.discard()
         raise
+
+
+def source_families(captures: Sequence[str], upweight: Sequence[str]) -> tuple[dict[str, list[str]], dict[Path, str]]:
+    """(families for validation_sources, the source unit of every capture file) of a train request:
+    each --captures folder is a family whose units are its recordings (source_unit: a recording and its
+    derived views are one), the --captures files named directly one family, and the --upweight PATHs
+    one family whose units are the PATHs (a real repository's folder is ONE source)."""
+    families: dict[str, list[str]] = {}
+    unit_of: dict[Path, str] = {}
+    for arg in captures:
+        p = Path(arg)
+        fam = f"captures {p}" if p.is_dir() else "captures"
+        for f in find_captures([arg]):
+            unit_of.setdefault(f, source_unit(f))
+            families.setdefault(fam, []).append(unit_of[f])
+    for arg in upweight:
+        p = Path(arg)
+        for f in find_captures([arg]):
+            unit_of.setdefault(f, p.name if p.is_dir() else source_unit(f))
+            families.setdefault("upweight", []).append(unit_of[f])
+    return families, unit_of
 
 
 def _train_inputs(args) -> list[str]:
@@ -682,6 +788,19 @@ def _train(args: TrainRequest, console, command: str, cfg, out: Path, out_file) 
                            data.classes, data.normal_class, data.sources + extra.sources,
                            repeat=np.concatenate([np.ones(len(data.y), np.int64), np.full(len(extra.y), f, np.int64)]),
                            groups=groups)
+        if cfg.val_sources is not None:
+            families, unit_of = source_families(args.captures, args.upweight or [])
+            held = set(validation_sources(families, cfg.val_sources))
+            if not held:
+                raise InputError(f"train: --val-sources {cfg.val_sources} holds out no source",
+                                 hint="it needs a --captures folder of several recordings or several --upweight "
+                                      "sources (each family keeps at least one source for training)")
+            flags = [unit_of[f] in held for f in paths + heavy]  # data.sources follow paths, then heavy
+            for src, flag in zip(data.sources, flags):
+                if flag:
+                    src["validation_source"] = True
+            data.holdout = np.repeat(flags, [src["labelled"] for src in data.sources]).astype(bool)
+            console.print(f"validation: {len(held)} whole source(s) held out: {', '.join(sorted(held))}")
     else:
         data = load_kaggle(args.csv, cfg.featurizer)
     counts = np.bincount(data.y, weights=data.repeat, minlength=len(data.classes)).astype(np.int64)
@@ -695,6 +814,10 @@ def _train(args: TrainRequest, console, command: str, cfg, out: Path, out_file) 
 
         threshold = calibrate_threshold(res.val_proba[res.val_y == normal_index], normal_index,
                                         cfg.calibrate_false_alarms)
+        if threshold >= 1.0:   # measured with --val-sources 0.2: unseen sources' benign rows are called attacks
+            console.print(f"[bold red]WARNING:[/] more than {cfg.calibrate_false_alarms:.2%} of the validation "
+                          "normal packets are called an attack with certainty: the anomaly threshold is 1.0 and "
+                          "this bundle will raise almost no alert")
     validation = summarize(res.val_y, res.val_proba.argmax(1), res.val_proba, data.classes, normal_index)
     model_cfg = ModelConfig(data.X.shape[1], len(data.classes), cfg.hidden, cfg.dropout)
     training = {
@@ -703,6 +826,8 @@ def _train(args: TrainRequest, console, command: str, cfg, out: Path, out_file) 
         "max_rows_per_class": args.max_rows_per_class, "per_source": bool(args.per_source), "epochs_run": len(res.history),
         "best_epoch": res.best_epoch, "history": res.history,
     }
+    if data.holdout is not None:
+        training["validation_sources"] = sorted({src["file"] for src in data.sources if src.get("validation_source")})
     meta = make_meta(name=args.name or default_name(cfg.preset), version=args.model_version, classes=data.classes,
                      featurizer=cfg.featurizer, scaler_mean=res.mean, scaler_std=res.std, config=model_cfg,
                      normal_class=data.normal_class, anomaly_threshold=threshold, training=training,

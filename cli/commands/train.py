@@ -34,6 +34,16 @@ def build_parser() -> UsageParser:
                    help="more labelled captures whose rows count --upweight-factor times (e.g. small real-tool "
                         "recordings next to large simulated sets)")
     p.add_argument("--upweight-factor", type=int, default=10, metavar="N", help="repeat factor for --upweight (default 10)")
+    p.add_argument("--val-sources", dest="val_sources", type=float, metavar="FRACTION",
+                   help="validate (early stopping, the anomaly threshold) on whole held-out SOURCES instead of random "
+                        "rows: this fraction of each --captures folder's recordings (a recording and its derived "
+                        "views, same name up to the first dot, are one) and of the --upweight PATHs, picked by name; "
+                        "they are not trained on")
+    p.add_argument("--weight-ema", dest="weight_ema", type=float, metavar="EPOCHS",
+                   help="validate and keep an exponential moving average of the weights over about EPOCHS epochs "
+                        "(same network; default: the raw weights)")
+    p.add_argument("--class-weight-power", dest="class_weight_power", type=float, metavar="P",
+                   help="loss weight of a class ~ (1 / its frequency) ** P (default: the preset's; 0 = unweighted)")
     p.add_argument("--eval", nargs="+", metavar="PATH", help="held-out labelled captures to report metrics on")
     p.add_argument("--name", default=None, help="bundle name (default: custom-<preset>; names starting with "
                    "'iotwatch-' are the bundled models')")
