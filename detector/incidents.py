@@ -817,30 +817,17 @@ class IncidentEngine:
         tq = t[q]
         since = float(tq[0]) - REPLY_WAIT
         heard: dict = {}            # (sender, destination address or MAC) -> last time
-        # only the keys these requests look up: rows sent to (or through) one of their askers
-        asked = np.array(list(set(asker_mac) | {ip for ip in asker_ip if ip}), dtype=object)
 
-        def senders(tt, src, dst, edst, h, last=False):
-            """Rows sent by a target to an asker since ``since``; ``last``: only the last row of each
-            (sender, destination address, Ethernet destination) -- the one whose time the dict keeps."""
+        def senders(tt, src, dst, edst, h):   # rows (of the first len(h)) sent by a target since ``since``
             k = np.searchsorted(th, h).clip(0, len(th) - 1)
-            m = (th[k] == h) & (tt >= since)
-            rows = np.flatnonzero(m)
-            rows = rows[np.isin(dst[rows], asked) | np.isin(edst[rows], asked)]
-            if last and len(rows) > 1:
-                key = np.zeros(len(rows), dtype=np.int64)
-                for col in (src, dst, edst):
-                    u, inv = np.unique(col[rows], return_inverse=True)
-                    key = key * len(u) + inv.reshape(-1)
-                _, first = np.unique(key[::-1], return_index=True)
-                rows = rows[np.sort(len(rows) - 1 - first)]
+            rows = np.flatnonzero((th[k] == h) & (tt[:len(h)] >= since))
             return rows, src[rows].tolist(), dst[rows].tolist(), edst[rows].tolist(), tt[rows].tolist()
         for e in self._heard:
             if e[0][-1] < since:
                 continue
             if e[4] is None:
                 e[4] = _ip_hash(e[1])
-            _, src, dst, edst, tt = senders(*e, last=True)
+            _, src, dst, edst, tt = senders(*e)
             for a, b, c, x in zip(src, dst, edst, tt):
                 heard[(a, b)] = heard[(a, c)] = x
         # this batch: senders before each request, in stream order (the whole column hashed: kept
