@@ -466,7 +466,11 @@ def main(argv=None) -> int:
         except (OSError, ValueError) as exc:
             print(f"generalisation: cannot read --combine input: {exc}", file=sys.stderr)
             return 2
-        print_combined(runs)
+        try:
+            print_combined(runs)
+        except ValueError as exc:
+            print(f"generalisation: --combine: {exc}", file=sys.stderr)
+            return 2
         return 0
 
     from iotwatch.detector import features
@@ -748,10 +752,24 @@ def combine_ablations(runs: list[tuple[str, dict]]) -> dict:
     """Ablation runs of different seeds (their --json) -> {"seeds", "parts", "baseline": {part: [per seed
     (F1, benign, attack)]}, "spread": {part: [max-min of each]}, "blocks": {block: {part: {"changes":
     [per seed (dF1, dbenign, dattack)], "mean": [...], "beyond": [bool]}}}}. "beyond": every seed's change
-    has the same sign and is larger than the baseline's seed spread (the noise of a retrain)."""
-    runs = [(f, r) for f, r in runs if "sim+lab+real" in r.get("matrix", {})]
-    seeds = [r.get("settings", {}).get("seed") for _, r in runs]
-    bases = [_headline(r["matrix"]["sim+lab+real"]["results"]) for _, r in runs]
+    has the same sign and is larger than the baseline's seed spread (the noise of a retrain).
+    Files of the same seed (e.g. the whole blocks and, in another run, --blocks conn/pair_,conn/svc_) are one
+    seed: their "ablation" blocks merged. ValueError when two of them have different baselines."""
+    by_seed: dict = {}   # seed -> (file, sim+lab+real results, merged ablation), in first-seen order
+    for f, r in runs:
+        if "sim+lab+real" not in r.get("matrix", {}):
+            continue
+        seed = r.get("settings", {}).get("seed")
+        res = r["matrix"]["sim+lab+real"]["results"]
+        if seed not in by_seed:
+            by_seed[seed] = (f, res, {})
+        elif _headline(by_seed[seed][1]) != _headline(res):
+            raise ValueError(f"{by_seed[seed][0]} and {f} are both seed {seed} but have different sim+lab+real "
+                             "baselines (other data or settings)")
+        by_seed[seed][2].update(r.get("ablation", {}))
+    runs = [(f, {"ablation": abl}) for f, _, abl in by_seed.values()]
+    seeds = list(by_seed)
+    bases = [_headline(res) for _, res, _ in by_seed.values()]
     parts = [p for p in bases[0] if all(p in b for b in bases)] if bases else []
     spread = {p: [None if any(b[p][k] is None for b in bases) else round(max(b[p][k] for b in bases)
                   - min(b[p][k] for b in bases), 4) for k in range(3)] for p in parts}
@@ -776,7 +794,7 @@ def combine_ablations(runs: list[tuple[str, dict]]) -> dict:
 
 
 def print_combined(runs: list[tuple[str, dict]]) -> None:
-    c = combine_ablations(runs)
+    c = combine_ablations(runs)   # ValueError: files of one seed disagree (main: exit 2)
     if not c["parts"]:
         print("no sim+lab+real baseline in the inputs")
         return

@@ -88,6 +88,26 @@ def test_combine_marks_changes_beyond_the_seed_spread():
     assert not x["beyond"][1]                                     # no change at all is not beyond
 
 
+def test_combine_merges_the_files_of_one_seed(tmp_path, capsys):
+    g = _module()
+    # seed 0 and 1 each in two files (whole blocks; a second run with other --blocks): two seeds, not four
+    runs = [("a0", _run(0, 0.80, {"x": +0.05})), ("a1", _run(1, 0.78, {"x": +0.04})),
+            ("b0", _run(0, 0.80, {"x/h": -0.03})), ("b1", _run(1, 0.78, {"x/h": -0.04}))]
+    c = g.combine_ablations(runs)
+    assert c["seeds"] == [0, 1]
+    assert c["baseline"]["real-eval"] == [(0.80, 1.0, 90.0), (0.78, 1.0, 90.0)]
+    assert c["blocks"]["x"]["real-eval"]["beyond"][0] and c["blocks"]["x/h"]["real-eval"]["beyond"][0]
+    assert c["blocks"]["x/h"]["real-eval"]["mean"][0] == -0.035
+    # two files of one seed with different baselines: other data or settings, refused with exit 2
+    files = []
+    for name, run in [("a0", _run(0, 0.80, {"x": +0.05})), ("b0", _run(0, 0.70, {"y": -0.01}))]:
+        (tmp_path / f"{name}.json").write_text(__import__("json").dumps(run))
+        files.append(str(tmp_path / f"{name}.json"))
+    assert g.main(["--combine", *files]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("generalisation: ") and "seed 0" in err[0]
+
+
 def test_bad_flags_exit_2_with_one_line(capsys):
     g = _module()
     assert g.main(["--configs", "sim,nonsense"]) == 2
