@@ -238,16 +238,19 @@ def train(X: np.ndarray, y: np.ndarray, cols: np.ndarray, epochs: int, seed: int
     return out
 
 
-def evaluate(model: Trained, tests: dict[str, list[tuple[str, np.ndarray, np.ndarray]]], on_pred=None) -> dict:
+def evaluate(model: Trained, tests: dict[str, list[tuple[str, np.ndarray, np.ndarray]]], on_pred=None,
+             shuffle=None) -> dict:
     """{test part: {"all": metrics, per source: metrics}}. ``on_pred(part, i, pred)``: also hands each
-    test capture's predictions (the i-th of its part) to the caller (--save-pred)."""
+    test capture's predictions (the i-th of its part) to the caller (--save-pred). ``shuffle(part, i, X)``
+    (PartShuffle, --permute): the model sees that instead of each capture's X, one shuffled capture in
+    memory at a time."""
     out = {}
     for part, items in tests.items():
         if not items:
             continue
         by_src: dict[str, list] = {}
         for i, (src, X, y) in enumerate(items):
-            pred, alert = model.predict_alert(X)
+            pred, alert = model.predict_alert(X if shuffle is None else shuffle(part, i, X))
             if on_pred is not None:
                 on_pred(part, i, pred)
             by_src.setdefault(src, []).append((y, pred, alert))
@@ -310,7 +313,7 @@ def _headline(res: dict) -> dict:
 
 
 class PartShuffle:
-    """``shuffle`` of ShuffledItems: the columns ``cols`` shuffled jointly within each test capture
+    """``shuffle`` of evaluate(): the columns ``cols`` shuffled jointly within each test capture
     (``scope`` "capture") or across all rows of its test part (``scope`` "part": the captures'
     rows of the block pooled and permuted, so a capture labelled as one class as a whole -- most of the
     real part -- also loses what its block values say about its class). The rng of each (part, capture)
@@ -338,25 +341,6 @@ class PartShuffle:
         return out
 
 
-class ShuffledItems:
-    """The (source, X, y) items of one test part as evaluate() iterates them, each X replaced by
-    ``shuffle(part, i, X)`` when it is reached (one shuffled capture in memory at a time)."""
-
-    def __init__(self, part: str, items: list, shuffle):
-        self.part, self.items, self.shuffle = part, items, shuffle
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __iter__(self):
-        for i, (src, X, y) in enumerate(self.items):
-            yield src, self.shuffle(self.part, i, X), y
-
-
-def shuffled(tests: dict, shuffle) -> dict:
-    return {part: ShuffledItems(part, items, shuffle) for part, items in tests.items()}
-
-
 def run_permutation(model: Trained, tests: dict, units: dict, seed: int, repeats: int, scope: str, base: dict,
                     log=print) -> dict:
     """Permutation importance: for each unit (columns) and repeat, the test parts scored with those columns
@@ -366,7 +350,7 @@ def run_permutation(model: Trained, tests: dict, units: dict, seed: int, repeats
     out = {}
     for u, (label, cols) in enumerate(units.items()):
         t0 = time.time()
-        reps = [evaluate(model, shuffled(tests, PartShuffle(tests, cols, scope, seed, u, r))) for r in range(repeats)]
+        reps = [evaluate(model, tests, shuffle=PartShuffle(tests, cols, scope, seed, u, r)) for r in range(repeats)]
         change = {}
         for p, b in bh.items():
             vals = [_headline(x)[p] for x in reps]

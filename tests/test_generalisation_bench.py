@@ -59,6 +59,42 @@ def test_part_shuffle_pools_the_captures_of_a_part():
     assert np.array_equal(pooled[1][:, [0, 1, 3, 4]], b[:, [0, 1, 3, 4]])
 
 
+class _ColumnTwoMLP:
+    """A stand-in for the bundle's MLP: class 2 (dos) when column 2 > 0.5, else normal, 90% sure."""
+
+    def proba(self, X):
+        p = np.full((len(X), 6), 0.02, np.float32)
+        p[np.arange(len(X)), np.where(X[:, 2] > 0.5, 2, 0)] = 0.9
+        return p
+
+
+def test_run_permutation_scores_the_shuffled_columns_only():
+    g = _module()
+    rng = np.random.default_rng(1)
+    tests = {}
+    for part, sizes in (("sim-held", (120, 80)), ("real-eval", (100,))):
+        tests[part] = []
+        for n in sizes:
+            X = rng.random((n, 4)).astype(np.float32)
+            tests[part].append(("src", X, np.where(X[:, 2] > 0.5, 2, 0).astype(np.int8)))
+    before = [x.copy() for items in tests.values() for _, x, _ in items]
+    model = g.Trained(_ColumnTwoMLP(), np.arange(4), 0.5)
+    base = g.evaluate(model, tests)
+    assert all(base[p]["all"]["macro_f1"] == 1.0 for p in tests)
+    units = {"used": [1, 2], "unused": [0, 3]}
+    for scope in ("capture", "part"):
+        out = g.run_permutation(model, tests, units, 0, 2, scope, base, log=lambda s: None)
+        for p in tests:
+            assert out["unused"]["mean_change"][p] == [0.0, 0.0, 0.0]
+            assert out["used"]["mean_change"][p][0] < -0.2          # the model's only column lost its link
+        assert len(out["used"]["repeats"]) == 2
+        # deterministic for a seed
+        again = g.run_permutation(model, tests, units, 0, 2, scope, base, log=lambda s: None)
+        assert again["used"]["mean_change"] == out["used"]["mean_change"]
+    # the test captures (possibly the cache's arrays) are not changed
+    assert all(np.array_equal(a, b) for a, b in zip(before, (x for items in tests.values() for _, x, _ in items)))
+
+
 def test_permutation_units_blocks_and_single_columns():
     g = _module()
     names = ["a1", "a2", "b1", "b2", "b3"]
