@@ -457,19 +457,19 @@ def main(argv=None) -> int:
             return 2
         return 0
 
-    from iotwatch.detector import features
+    from iotwatch.detector.features import FEATURE_BLOCKS, FEATURE_NAMES
 
-    configs = [c for c in args.configs.split(",") if c]
-    bad = [c for c in configs if c not in RECIPES]
-    blocks = dict(features.FEATURE_BLOCKS)
+    configs = args.configs.split(",")
+    bad = [c or "''" for c in configs if c not in RECIPES]   # '' (e.g. "sim,"): no such recipe either
+    blocks = dict(FEATURE_BLOCKS)
     if args.blocks:
-        blocks = {b: block_columns(b, features.FEATURE_BLOCKS) for b in args.blocks.split(",") if b}
+        blocks = {b: block_columns(b, FEATURE_BLOCKS) for b in args.blocks.split(",") if b}
         bad += [b for b, cols in blocks.items() if not cols]
     col_blocks = [b for b in (args.permute_columns or "").split(",") if b]
-    bad += [b for b in col_blocks if b not in features.FEATURE_BLOCKS]
+    bad += [b for b in col_blocks if b not in FEATURE_BLOCKS]
     if bad:
         print(f"generalisation: unknown config or block: {', '.join(bad)} (configs: {', '.join(RECIPES)}; "
-              f"blocks: {', '.join(features.FEATURE_BLOCKS)})", file=sys.stderr)
+              f"blocks: {', '.join(FEATURE_BLOCKS)})", file=sys.stderr)
         return 2
     if args.ablation and "sim+lab+real" not in configs:
         print("generalisation: --ablation needs sim+lab+real in --configs (its run is the baseline)", file=sys.stderr)
@@ -506,8 +506,6 @@ def main(argv=None) -> int:
             feats[part].append((src, X, y))
     if args.only_cache:
         return 0
-
-    from iotwatch.detector.features import FEATURE_BLOCKS, FEATURE_NAMES
 
     if args.model:
         from iotwatch.detector.classifier import PacketClassifier
@@ -546,7 +544,6 @@ def main(argv=None) -> int:
         if args.json:
             Path(args.json).write_text(json.dumps(res, indent=1))
         return 0
-    recipes = RECIPES
     tests = {"sim-held": feats["sim-held"], "lab-held": feats["lab-held"], "real-eval": feats["real-eval"],
              "cases": feats["cases"]}
 
@@ -598,8 +595,8 @@ def main(argv=None) -> int:
     seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
     variants = parse_variants(args.variants)
     results["settings"].update(seeds=seeds, variants=variants, val_sources=args.val_sources)
-    for base_name in args.configs.split(","):
-        parts = recipes[base_name]
+    for base_name in configs:
+        parts = RECIPES[base_name]
         if not all(feats[p] for p in parts):
             print(f"{base_name}: skipped (no data for {', '.join(p for p in parts if not feats[p])})", flush=True)
             continue
@@ -628,7 +625,7 @@ def main(argv=None) -> int:
     if len(results["matrix"]) > 1:
         print_summary(results["matrix"])
     if args.ablation and "sim+lab+real" in results["matrix"]:
-        X, y, _ = build(recipes["sim+lab+real"], args.seed, args.real_repeat)
+        X, y, _ = build(RECIPES["sim+lab+real"], args.seed, args.real_repeat)
         names = list(FEATURE_NAMES)
         for block, cols in blocks.items():   # --blocks
             drop = {names.index(c) for c in cols}

@@ -150,8 +150,9 @@ def test_bad_flags_exit_2_with_one_line(capsys):
     assert g.main(["--ablation", "--configs", "sim,lab"]) == 2
     assert g.main(["--permute"]) == 2                      # a bundle is needed
     assert g.main(["--model", "x.iotw", "--permute", "--blocks", "nope"]) == 2
+    assert g.main(["--configs", "sim,"]) == 2              # an empty config name (was a KeyError later)
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 4 and all(line.startswith("generalisation: ") for line in err)
+    assert len(err) == 5 and all(line.startswith("generalisation: ") for line in err)
 
 
 def test_block_columns_whole_block_or_prefix():
