@@ -394,6 +394,9 @@ def fmt(m: dict | None, key: str) -> str:
     return f"{v:.3f}" if key == "macro_f1" else f"{v:.2f}%"
 
 
+TEST_PARTS = ("sim-held", "lab-held", "real-eval", "cases")   # what a trained config or --model is scored on
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sim-train", nargs="+", default=[])
@@ -481,6 +484,20 @@ def main(argv=None) -> int:
     if (args.permute or col_blocks) and not args.model:
         print("generalisation: --permute/--permute-columns score a bundle: give --model", file=sys.stderr)
         return 2
+    clf = None
+    if args.model:   # the bundle is checked before any capture is read
+        from iotwatch.captures.errors import InputError
+        from iotwatch.detector.classifier import PacketClassifier
+
+        try:
+            clf = PacketClassifier.load(args.model)
+        except InputError as exc:
+            print(f"generalisation: {exc}", file=sys.stderr)
+            return 2
+        if list(clf.feature_names_in_) != list(FEATURE_NAMES):
+            print(f"generalisation: {args.model} was trained on other feature columns than the current code's",
+                  file=sys.stderr)
+            return 2
 
     import torch
 
@@ -501,23 +518,17 @@ def main(argv=None) -> int:
     feats: dict[str, list[tuple[str, np.ndarray, np.ndarray]]] = {}
     for part, items in files.items():
         feats[part] = []
+        if clf is not None and part not in TEST_PARTS:   # a bundle is only scored: its training data unread
+            continue
         for src, f in items:
             X, y = featurise(f, cache, log=lambda s: print(s, flush=True))
             feats[part].append((src, X, y))
     if args.only_cache:
         return 0
 
-    if args.model:
-        from iotwatch.detector.classifier import PacketClassifier
-
-        clf = PacketClassifier.load(args.model)
+    tests = {p: feats[p] for p in TEST_PARTS}
+    if clf is not None:
         model = Trained(clf._mlp, np.arange(len(FEATURE_NAMES)), clf.policy.threshold)  # + alerts as iotwatch
-        tests = {"sim-held": feats["sim-held"], "lab-held": feats["lab-held"], "real-eval": feats["real-eval"],
-                 "cases": feats["cases"]}
-        if list(clf.feature_names_in_) != list(FEATURE_NAMES):
-            print(f"generalisation: {args.model} was trained on other feature columns than the current code's",
-                  file=sys.stderr)
-            return 2
         if args.permute or col_blocks:
             units = {}
             if args.permute:
@@ -544,8 +555,6 @@ def main(argv=None) -> int:
         if args.json:
             Path(args.json).write_text(json.dumps(res, indent=1))
         return 0
-    tests = {"sim-held": feats["sim-held"], "lab-held": feats["lab-held"], "real-eval": feats["real-eval"],
-             "cases": feats["cases"]}
 
     def build(parts: list[str], rng_seed: int, real_repeat: int, val_sources: float | None = None,
               exclude: frozenset = frozenset()):

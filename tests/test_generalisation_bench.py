@@ -155,6 +155,52 @@ def test_bad_flags_exit_2_with_one_line(capsys):
     assert len(err) == 5 and all(line.startswith("generalisation: ") for line in err)
 
 
+BUNDLE = ROOT / "detector" / "models" / "default.iotw"
+CASES = ROOT / "tests" / "data" / "cases"
+
+
+def _fake_featurise(calls):
+    def featurise(path, cache, log=print):
+        from iotwatch.detector.features import FEATURE_NAMES
+
+        calls.append(Path(path))
+        rng = np.random.default_rng(len(calls))
+        return rng.random((40, len(FEATURE_NAMES))).astype(np.float32), rng.integers(0, 6, 40).astype(np.int8)
+    return featurise
+
+
+def test_model_with_other_columns_is_refused_before_any_capture_is_read(monkeypatch, capsys):
+    g = _module()
+    from iotwatch.detector import features
+
+    calls = []
+    monkeypatch.setattr(g, "featurise", _fake_featurise(calls))
+    monkeypatch.setattr(features, "FEATURE_NAMES", list(features.FEATURE_NAMES) + ["a_new_column"])
+    assert g.main(["--model", str(BUNDLE), "--sim-held", str(CASES), "--cases", str(CASES)]) == 2
+    assert calls == []
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "other feature columns" in err[0]
+    assert g.main(["--model", str(CASES / "doh.pcapng")]) == 2       # not a bundle: one line, no traceback
+    assert capsys.readouterr().err.startswith("generalisation: ")
+
+
+def test_model_reads_only_the_test_parts(monkeypatch, tmp_path, capsys):
+    g = _module()
+    calls = []
+    monkeypatch.setattr(g, "featurise", _fake_featurise(calls))
+    out = tmp_path / "perm.json"
+    assert g.main(["--model", str(BUNDLE), "--permute", "--blocks", "balance", "--permute-scope", "part",
+                   "--sim-train", str(CASES), "--cases", str(CASES), "--json", str(out)]) == 0
+    cases = [f for _, f in g._captures([str(CASES)])]
+    assert cases and sorted(calls) == sorted(cases)                  # the cases once, the training part never
+    assert f"captures: sim-train {len(cases)}, " in capsys.readouterr().out
+    import json
+
+    perm = json.loads(out.read_text())
+    assert perm["settings"]["files"]["sim-train"] == [str(f) for f in cases]   # still listed
+    assert list(perm["scopes"]["part"]) == ["balance"] and list(perm["baseline"]) == ["cases"]
+
+
 def test_block_columns_whole_block_or_prefix():
     g = _module()
     blocks = {"conn": ("pair_conns_10s", "pair_short_60s", "svc_conns_10s"), "fan": ("cli_servers_1s",)}
