@@ -306,10 +306,12 @@ def permutation_units(names: list[str], blocks: dict[str, tuple[str, ...]], colu
     return units
 
 
+HEADLINE = ("macro_f1", "benign_flagged_pct", "attack_flagged_pct")   # the numbers a comparison is judged on
+
+
 def _headline(res: dict) -> dict:
     """{part: (macro-F1, benign flagged %, attack flagged %)} of an evaluate() result (None = absent)."""
-    return {p: tuple(r["all"].get(k) for k in ("macro_f1", "benign_flagged_pct", "attack_flagged_pct"))
-            for p, r in res.items()}
+    return {p: tuple(r["all"].get(k) for k in HEADLINE) for p, r in res.items()}
 
 
 class PartShuffle:
@@ -352,8 +354,9 @@ def run_permutation(model: Trained, tests: dict, units: dict, seed: int, repeats
         t0 = time.time()
         reps = [evaluate(model, tests, shuffle=PartShuffle(tests, cols, scope, seed, u, r)) for r in range(repeats)]
         change = {}
+        heads = [_headline(x) for x in reps]
         for p, b in bh.items():
-            vals = [_headline(x)[p] for x in reps]
+            vals = [h[p] for h in heads]
             change[p] = [None if b[k] is None else round(float(np.mean([v[k] for v in vals])) - b[k], 4)
                          for k in range(3)]
         out[label] = {"columns": [int(c) for c in cols], "repeats": reps, "mean_change": change}
@@ -362,36 +365,36 @@ def run_permutation(model: Trained, tests: dict, units: dict, seed: int, repeats
 
 
 def print_permutation(base: dict, units: dict, title: str) -> None:
-    bh = _headline(base)
-    parts = list(bh)
+    parts = list(base)
     print(f"\n{title} (each cell: change of macro-F1 / benign flagged pp / attack flagged pp when the "
           "columns are shuffled; first row: unshuffled values)\n")
     print("| permuted | cols | " + " | ".join(parts) + " |")
     print("|---|---:|" + "---|" * len(parts))
-    print("| (none) | | " + " | ".join(f"{fmt3(b[0])} / {fmt2(b[1])}% / {fmt2(b[2])}%" for b in bh.values()) + " |")
+    print("| (none) | | " + " | ".join(cell(base[p]["all"]) for p in parts) + " |")
     for label, r in units.items():
         cells = [" / ".join(sgn(v, 3 if k == 0 else 2) for k, v in enumerate(r["mean_change"][p])) for p in parts]
         print(f"| {label} | {len(r['columns'])} | " + " | ".join(cells) + " |")
     sys.stdout.flush()
 
 
-def fmt3(v) -> str:
-    return "-" if v is None else f"{v:.3f}"
-
-
-def fmt2(v) -> str:
-    return "-" if v is None else f"{v:.2f}"
-
-
 def sgn(v, nd: int) -> str:
     return "-" if v is None else f"{v:+.{nd}f}"
 
 
+def num(v, key: str) -> str:
+    """A HEADLINE value: macro-F1 with 3 decimals, a percentage with 2 (no % sign); "-" when absent."""
+    return "-" if v is None else f"{v:.3f}" if key == "macro_f1" else f"{v:.2f}"
+
+
 def fmt(m: dict | None, key: str) -> str:
-    if not m or m.get(key) is None:
-        return "-"
-    v = m[key]
-    return f"{v:.3f}" if key == "macro_f1" else f"{v:.2f}%"
+    """``m[key]`` as num(), percentages with their % sign."""
+    v = None if not m else m.get(key)
+    return num(v, key) + ("" if v is None or key == "macro_f1" else "%")
+
+
+def cell(m: dict | None) -> str:
+    """macro-F1 / benign flagged % / attack flagged % of one metrics dict (the unchanged rows)."""
+    return " / ".join(fmt(m, k) for k in HEADLINE)
 
 
 TEST_PARTS = ("sim-held", "lab-held", "real-eval", "cases")   # what a trained config or --model is scored on
@@ -725,9 +728,7 @@ def print_ablation(results: dict) -> None:
     print("\nablation (sim+lab+real recipe; each cell: macro-F1 / benign flagged % / attack flagged %, change vs all blocks)\n")
     print("| dropped block | cols | " + " | ".join(parts) + " |")
     print("|---|---:|" + "---|" * len(parts))
-    row = [f"{fmt(base[p]['all'], 'macro_f1')} / {fmt(base[p]['all'], 'benign_flagged_pct')} / "
-           f"{fmt(base[p]['all'], 'attack_flagged_pct')}" for p in parts]
-    print("| (none) | | " + " | ".join(row) + " |")
+    print("| (none) | | " + " | ".join(cell(base[p]["all"]) for p in parts) + " |")
     for block, r in results["ablation"].items():
         cells = []
         for p in parts:
@@ -795,10 +796,10 @@ def print_combined(runs: list[tuple[str, dict]]) -> None:
     print("| dropped block | " + " | ".join(c["parts"]) + " |")
     print("|---|" + "---|" * len(c["parts"]))
     print("| baseline (per seed) | " + " | ".join(
-        " / ".join(",".join(f(b[k]) for b in c["baseline"][p]) for k, f in enumerate((fmt3, fmt2, fmt2)))
+        " / ".join(",".join(num(b[k], key) for b in c["baseline"][p]) for k, key in enumerate(HEADLINE))
         for p in c["parts"]) + " |")
     print("| seed spread | " + " | ".join(
-        " / ".join(f(v) for v, f in zip(c["spread"][p], (fmt3, fmt2, fmt2))) for p in c["parts"]) + " |")
+        " / ".join(num(v, key) for v, key in zip(c["spread"][p], HEADLINE)) for p in c["parts"]) + " |")
     for block, per in c["blocks"].items():
         cells = []
         for p in c["parts"]:

@@ -201,6 +201,14 @@ def test_model_reads_only_the_test_parts(monkeypatch, tmp_path, capsys):
     assert list(perm["scopes"]["part"]) == ["balance"] and list(perm["baseline"]) == ["cases"]
 
 
+def test_headline_cells():
+    g = _module()
+    m = {"macro_f1": 0.91234, "benign_flagged_pct": 1.236, "attack_flagged_pct": None}
+    assert g.cell(m) == "0.912 / 1.24% / -"
+    assert g.cell(None) == "- / - / -"
+    assert [g.num(v, k) for v, k in zip((0.5, 7.0, None), g.HEADLINE)] == ["0.500", "7.00", "-"]
+
+
 def test_block_columns_whole_block_or_prefix():
     g = _module()
     blocks = {"conn": ("pair_conns_10s", "pair_short_60s", "svc_conns_10s"), "fan": ("cli_servers_1s",)}
