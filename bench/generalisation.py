@@ -319,8 +319,10 @@ class PartShuffle:
     (``scope`` "capture") or across all rows of its test part (``scope`` "part": the captures'
     rows of the block pooled and permuted, so a capture labelled as one class as a whole -- most of the
     real part -- also loses what its block values say about its class). The rng of each (part, capture)
-    or part is seeded by (seed, unit, repeat, part[, capture]): deterministic, independent of the order
-    of the units."""
+    or part is seeded by (seed, unit, repeat, part[, capture]) with ``unit`` the unit's POSITION in
+    run_permutation's units and part/capture positions too: deterministic for the same flags, but a block's
+    draws depend on where it stands in the list (--blocks order, --permute with or without
+    --permute-columns)."""
 
     def __init__(self, tests: dict, cols, scope: str, seed: int, unit: int, repeat: int):
         self.tests, self.cols, self.scope = tests, np.asarray(cols, dtype=np.int64), scope
