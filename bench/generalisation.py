@@ -36,7 +36,8 @@ alerts) and that threshold. ``--val-sources F`` validates on whole held-out trai
 removed (features.FEATURE_BLOCKS) and reports the change of each cross-source number; ``--blocks`` picks
 blocks or parts of one (``conn/svc_``: its columns starting with ``svc_``). A retrain's seed-to-seed spread
 is large, so run the ablation with several ``--seed`` values and summarise their --json outputs with
-``--combine A.json B.json ...`` (mean change per block next to the baselines' seed spread).
+``--combine A.json B.json ...`` (mean change per block next to the baselines' seed spread; files of the
+same seed, e.g. a second run with other ``--blocks``, count as one seed).
 
 ``--model BUNDLE --permute`` (no training): permutation importance of the bundle -- each block's columns
 shuffled jointly (one row permutation for the block) within each test capture and/or across each test
