@@ -446,7 +446,8 @@ def main(argv=None) -> int:
     ap.add_argument("--permute-scope", default="capture,part", help="comma-separated: shuffle within each test "
                     "capture (a whole-file-labelled capture keeps its class's values) and/or across each test part")
     ap.add_argument("--combine", nargs="+", metavar="JSON", help="no training: the --json outputs of ablation "
-                    "runs with different --seed, summarised (mean change per block vs the baseline's seed spread)")
+                    "runs with different --seed, summarised (mean change per block vs the baseline's seed spread; "
+                    "files of one seed merged)")
     ap.add_argument("--only-cache", action="store_true", help="featurise (fill the cache) and stop")
     ap.add_argument("--model", help="score this bundle on the test parts instead of training (no matrix)")
     ap.add_argument("--json")
