@@ -36,7 +36,8 @@ alerts) and that threshold. ``--val-sources F`` validates on whole held-out trai
 removed (features.FEATURE_BLOCKS) and reports the change of each cross-source number; ``--blocks`` picks
 blocks or parts of one (``conn/svc_``: its columns starting with ``svc_``). A retrain's seed-to-seed spread
 is large, so run the ablation with several ``--seed`` values and summarise their --json outputs with
-``--combine A.json B.json ...`` (mean change per block next to the baselines' seed spread).
+``--combine A.json B.json ...`` (mean change per block next to the baselines' seed spread; files of the
+same seed, e.g. a second run with other ``--blocks``, count as one seed).
 
 ``--model BUNDLE --permute`` (no training): permutation importance of the bundle -- each block's columns
 shuffled jointly (one row permutation for the block) within each test capture and/or across each test
@@ -238,16 +239,19 @@ def train(X: np.ndarray, y: np.ndarray, cols: np.ndarray, epochs: int, seed: int
     return out
 
 
-def evaluate(model: Trained, tests: dict[str, list[tuple[str, np.ndarray, np.ndarray]]], on_pred=None) -> dict:
+def evaluate(model: Trained, tests: dict[str, list[tuple[str, np.ndarray, np.ndarray]]], on_pred=None,
+             shuffle=None) -> dict:
     """{test part: {"all": metrics, per source: metrics}}. ``on_pred(part, i, pred)``: also hands each
-    test capture's predictions (the i-th of its part) to the caller (--save-pred)."""
+    test capture's predictions (the i-th of its part) to the caller (--save-pred). ``shuffle(part, i, X)``
+    (PartShuffle, --permute): the model sees that instead of each capture's X, one shuffled capture in
+    memory at a time."""
     out = {}
     for part, items in tests.items():
         if not items:
             continue
         by_src: dict[str, list] = {}
         for i, (src, X, y) in enumerate(items):
-            pred, alert = model.predict_alert(X)
+            pred, alert = model.predict_alert(X if shuffle is None else shuffle(part, i, X))
             if on_pred is not None:
                 on_pred(part, i, pred)
             by_src.setdefault(src, []).append((y, pred, alert))
@@ -303,19 +307,23 @@ def permutation_units(names: list[str], blocks: dict[str, tuple[str, ...]], colu
     return units
 
 
+HEADLINE = ("macro_f1", "benign_flagged_pct", "attack_flagged_pct")   # the numbers a comparison is judged on
+
+
 def _headline(res: dict) -> dict:
     """{part: (macro-F1, benign flagged %, attack flagged %)} of an evaluate() result (None = absent)."""
-    return {p: tuple(r["all"].get(k) for k in ("macro_f1", "benign_flagged_pct", "attack_flagged_pct"))
-            for p, r in res.items()}
+    return {p: tuple(r["all"].get(k) for k in HEADLINE) for p, r in res.items()}
 
 
 class PartShuffle:
-    """``shuffle`` of ShuffledItems: the columns ``cols`` shuffled jointly within each test capture
+    """``shuffle`` of evaluate(): the columns ``cols`` shuffled jointly within each test capture
     (``scope`` "capture") or across all rows of its test part (``scope`` "part": the captures'
     rows of the block pooled and permuted, so a capture labelled as one class as a whole -- most of the
     real part -- also loses what its block values say about its class). The rng of each (part, capture)
-    or part is seeded by (seed, unit, repeat, part[, capture]): deterministic, independent of the order
-    of the units."""
+    or part is seeded by (seed, unit, repeat, part[, capture]) with ``unit`` the unit's POSITION in
+    run_permutation's units and part/capture positions too: deterministic for the same flags, but a block's
+    draws depend on where it stands in the list (--blocks order, --permute with or without
+    --permute-columns)."""
 
     def __init__(self, tests: dict, cols, scope: str, seed: int, unit: int, repeat: int):
         self.tests, self.cols, self.scope = tests, np.asarray(cols, dtype=np.int64), scope
@@ -338,25 +346,6 @@ class PartShuffle:
         return out
 
 
-class ShuffledItems:
-    """The (source, X, y) items of one test part as evaluate() iterates them, each X replaced by
-    ``shuffle(part, i, X)`` when it is reached (one shuffled capture in memory at a time)."""
-
-    def __init__(self, part: str, items: list, shuffle):
-        self.part, self.items, self.shuffle = part, items, shuffle
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __iter__(self):
-        for i, (src, X, y) in enumerate(self.items):
-            yield src, self.shuffle(self.part, i, X), y
-
-
-def shuffled(tests: dict, shuffle) -> dict:
-    return {part: ShuffledItems(part, items, shuffle) for part, items in tests.items()}
-
-
 def run_permutation(model: Trained, tests: dict, units: dict, seed: int, repeats: int, scope: str, base: dict,
                     log=print) -> dict:
     """Permutation importance: for each unit (columns) and repeat, the test parts scored with those columns
@@ -366,10 +355,11 @@ def run_permutation(model: Trained, tests: dict, units: dict, seed: int, repeats
     out = {}
     for u, (label, cols) in enumerate(units.items()):
         t0 = time.time()
-        reps = [evaluate(model, shuffled(tests, PartShuffle(tests, cols, scope, seed, u, r))) for r in range(repeats)]
+        reps = [evaluate(model, tests, shuffle=PartShuffle(tests, cols, scope, seed, u, r)) for r in range(repeats)]
         change = {}
+        heads = [_headline(x) for x in reps]
         for p, b in bh.items():
-            vals = [_headline(x)[p] for x in reps]
+            vals = [h[p] for h in heads]
             change[p] = [None if b[k] is None else round(float(np.mean([v[k] for v in vals])) - b[k], 4)
                          for k in range(3)]
         out[label] = {"columns": [int(c) for c in cols], "repeats": reps, "mean_change": change}
@@ -378,36 +368,39 @@ def run_permutation(model: Trained, tests: dict, units: dict, seed: int, repeats
 
 
 def print_permutation(base: dict, units: dict, title: str) -> None:
-    bh = _headline(base)
-    parts = list(bh)
+    parts = list(base)
     print(f"\n{title} (each cell: change of macro-F1 / benign flagged pp / attack flagged pp when the "
           "columns are shuffled; first row: unshuffled values)\n")
     print("| permuted | cols | " + " | ".join(parts) + " |")
     print("|---|---:|" + "---|" * len(parts))
-    print("| (none) | | " + " | ".join(f"{fmt3(b[0])} / {fmt2(b[1])}% / {fmt2(b[2])}%" for b in bh.values()) + " |")
+    print("| (none) | | " + " | ".join(cell(base[p]["all"]) for p in parts) + " |")
     for label, r in units.items():
         cells = [" / ".join(sgn(v, 3 if k == 0 else 2) for k, v in enumerate(r["mean_change"][p])) for p in parts]
         print(f"| {label} | {len(r['columns'])} | " + " | ".join(cells) + " |")
     sys.stdout.flush()
 
 
-def fmt3(v) -> str:
-    return "-" if v is None else f"{v:.3f}"
-
-
-def fmt2(v) -> str:
-    return "-" if v is None else f"{v:.2f}"
-
-
 def sgn(v, nd: int) -> str:
     return "-" if v is None else f"{v:+.{nd}f}"
 
 
+def num(v, key: str) -> str:
+    """A HEADLINE value: macro-F1 with 3 decimals, a percentage with 2 (no % sign); "-" when absent."""
+    return "-" if v is None else f"{v:.3f}" if key == "macro_f1" else f"{v:.2f}"
+
+
 def fmt(m: dict | None, key: str) -> str:
-    if not m or m.get(key) is None:
-        return "-"
-    v = m[key]
-    return f"{v:.3f}" if key == "macro_f1" else f"{v:.2f}%"
+    """``m[key]`` as num(), percentages with their % sign."""
+    v = None if not m else m.get(key)
+    return num(v, key) + ("" if v is None or key == "macro_f1" else "%")
+
+
+def cell(m: dict | None) -> str:
+    """macro-F1 / benign flagged % / attack flagged % of one metrics dict (the unchanged rows)."""
+    return " / ".join(fmt(m, k) for k in HEADLINE)
+
+
+TEST_PARTS = ("sim-held", "lab-held", "real-eval", "cases")   # what a trained config or --model is scored on
 
 
 def main(argv=None) -> int:
@@ -453,7 +446,8 @@ def main(argv=None) -> int:
     ap.add_argument("--permute-scope", default="capture,part", help="comma-separated: shuffle within each test "
                     "capture (a whole-file-labelled capture keeps its class's values) and/or across each test part")
     ap.add_argument("--combine", nargs="+", metavar="JSON", help="no training: the --json outputs of ablation "
-                    "runs with different --seed, summarised (mean change per block vs the baseline's seed spread)")
+                    "runs with different --seed, summarised (mean change per block vs the baseline's seed spread; "
+                    "files of one seed merged)")
     ap.add_argument("--only-cache", action="store_true", help="featurise (fill the cache) and stop")
     ap.add_argument("--model", help="score this bundle on the test parts instead of training (no matrix)")
     ap.add_argument("--json")
@@ -466,22 +460,26 @@ def main(argv=None) -> int:
         except (OSError, ValueError) as exc:
             print(f"generalisation: cannot read --combine input: {exc}", file=sys.stderr)
             return 2
-        print_combined(runs)
+        try:
+            print_combined(runs)
+        except ValueError as exc:
+            print(f"generalisation: --combine: {exc}", file=sys.stderr)
+            return 2
         return 0
 
-    from iotwatch.detector import features
+    from iotwatch.detector.features import FEATURE_BLOCKS, FEATURE_NAMES
 
-    configs = [c for c in args.configs.split(",") if c]
-    bad = [c for c in configs if c not in RECIPES]
-    blocks = dict(features.FEATURE_BLOCKS)
+    configs = args.configs.split(",")
+    bad = [c or "''" for c in configs if c not in RECIPES]   # '' (e.g. "sim,"): no such recipe either
+    blocks = dict(FEATURE_BLOCKS)
     if args.blocks:
-        blocks = {b: block_columns(b, features.FEATURE_BLOCKS) for b in args.blocks.split(",") if b}
+        blocks = {b: block_columns(b, FEATURE_BLOCKS) for b in args.blocks.split(",") if b}
         bad += [b for b, cols in blocks.items() if not cols]
     col_blocks = [b for b in (args.permute_columns or "").split(",") if b]
-    bad += [b for b in col_blocks if b not in features.FEATURE_BLOCKS]
+    bad += [b for b in col_blocks if b not in FEATURE_BLOCKS]
     if bad:
         print(f"generalisation: unknown config or block: {', '.join(bad)} (configs: {', '.join(RECIPES)}; "
-              f"blocks: {', '.join(features.FEATURE_BLOCKS)})", file=sys.stderr)
+              f"blocks: {', '.join(FEATURE_BLOCKS)})", file=sys.stderr)
         return 2
     if args.ablation and "sim+lab+real" not in configs:
         print("generalisation: --ablation needs sim+lab+real in --configs (its run is the baseline)", file=sys.stderr)
@@ -493,6 +491,20 @@ def main(argv=None) -> int:
     if (args.permute or col_blocks) and not args.model:
         print("generalisation: --permute/--permute-columns score a bundle: give --model", file=sys.stderr)
         return 2
+    clf = None
+    if args.model:   # the bundle is checked before any capture is read
+        from iotwatch.captures.errors import InputError
+        from iotwatch.detector.classifier import PacketClassifier
+
+        try:
+            clf = PacketClassifier.load(args.model)
+        except InputError as exc:
+            print(f"generalisation: {exc}", file=sys.stderr)
+            return 2
+        if list(clf.feature_names_in_) != list(FEATURE_NAMES):
+            print(f"generalisation: {args.model} was trained on other feature columns than the current code's",
+                  file=sys.stderr)
+            return 2
 
     import torch
 
@@ -513,25 +525,17 @@ def main(argv=None) -> int:
     feats: dict[str, list[tuple[str, np.ndarray, np.ndarray]]] = {}
     for part, items in files.items():
         feats[part] = []
+        if clf is not None and part not in TEST_PARTS:   # a bundle is only scored: its training data unread
+            continue
         for src, f in items:
             X, y = featurise(f, cache, log=lambda s: print(s, flush=True))
             feats[part].append((src, X, y))
     if args.only_cache:
         return 0
 
-    from iotwatch.detector.features import FEATURE_BLOCKS, FEATURE_NAMES
-
-    if args.model:
-        from iotwatch.detector.classifier import PacketClassifier
-
-        clf = PacketClassifier.load(args.model)
+    tests = {p: feats[p] for p in TEST_PARTS}
+    if clf is not None:
         model = Trained(clf._mlp, np.arange(len(FEATURE_NAMES)), clf.policy.threshold)  # + alerts as iotwatch
-        tests = {"sim-held": feats["sim-held"], "lab-held": feats["lab-held"], "real-eval": feats["real-eval"],
-                 "cases": feats["cases"]}
-        if list(clf.feature_names_in_) != list(FEATURE_NAMES):
-            print(f"generalisation: {args.model} was trained on other feature columns than the current code's",
-                  file=sys.stderr)
-            return 2
         if args.permute or col_blocks:
             units = {}
             if args.permute:
@@ -558,9 +562,6 @@ def main(argv=None) -> int:
         if args.json:
             Path(args.json).write_text(json.dumps(res, indent=1))
         return 0
-    recipes = RECIPES
-    tests = {"sim-held": feats["sim-held"], "lab-held": feats["lab-held"], "real-eval": feats["real-eval"],
-             "cases": feats["cases"]}
 
     def build(parts: list[str], rng_seed: int, real_repeat: int, val_sources: float | None = None,
               exclude: frozenset = frozenset()):
@@ -610,8 +611,8 @@ def main(argv=None) -> int:
     seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
     variants = parse_variants(args.variants)
     results["settings"].update(seeds=seeds, variants=variants, val_sources=args.val_sources)
-    for base_name in args.configs.split(","):
-        parts = recipes[base_name]
+    for base_name in configs:
+        parts = RECIPES[base_name]
         if not all(feats[p] for p in parts):
             print(f"{base_name}: skipped (no data for {', '.join(p for p in parts if not feats[p])})", flush=True)
             continue
@@ -640,7 +641,7 @@ def main(argv=None) -> int:
     if len(results["matrix"]) > 1:
         print_summary(results["matrix"])
     if args.ablation and "sim+lab+real" in results["matrix"]:
-        X, y, _ = build(recipes["sim+lab+real"], args.seed, args.real_repeat)
+        X, y, _ = build(RECIPES["sim+lab+real"], args.seed, args.real_repeat)
         names = list(FEATURE_NAMES)
         for block, cols in blocks.items():   # --blocks
             drop = {names.index(c) for c in cols}
@@ -731,9 +732,7 @@ def print_ablation(results: dict) -> None:
     print("\nablation (sim+lab+real recipe; each cell: macro-F1 / benign flagged % / attack flagged %, change vs all blocks)\n")
     print("| dropped block | cols | " + " | ".join(parts) + " |")
     print("|---|---:|" + "---|" * len(parts))
-    row = [f"{fmt(base[p]['all'], 'macro_f1')} / {fmt(base[p]['all'], 'benign_flagged_pct')} / "
-           f"{fmt(base[p]['all'], 'attack_flagged_pct')}" for p in parts]
-    print("| (none) | | " + " | ".join(row) + " |")
+    print("| (none) | | " + " | ".join(cell(base[p]["all"]) for p in parts) + " |")
     for block, r in results["ablation"].items():
         cells = []
         for p in parts:
@@ -748,10 +747,24 @@ def combine_ablations(runs: list[tuple[str, dict]]) -> dict:
     """Ablation runs of different seeds (their --json) -> {"seeds", "parts", "baseline": {part: [per seed
     (F1, benign, attack)]}, "spread": {part: [max-min of each]}, "blocks": {block: {part: {"changes":
     [per seed (dF1, dbenign, dattack)], "mean": [...], "beyond": [bool]}}}}. "beyond": every seed's change
-    has the same sign and is larger than the baseline's seed spread (the noise of a retrain)."""
-    runs = [(f, r) for f, r in runs if "sim+lab+real" in r.get("matrix", {})]
-    seeds = [r.get("settings", {}).get("seed") for _, r in runs]
-    bases = [_headline(r["matrix"]["sim+lab+real"]["results"]) for _, r in runs]
+    has the same sign and is larger than the baseline's seed spread (the noise of a retrain).
+    Files of the same seed (e.g. the whole blocks and, in another run, --blocks conn/pair_,conn/svc_) are one
+    seed: their "ablation" blocks merged. ValueError when two of them have different baselines."""
+    by_seed: dict = {}   # seed -> (file, sim+lab+real results, merged ablation), in first-seen order
+    for f, r in runs:
+        if "sim+lab+real" not in r.get("matrix", {}):
+            continue
+        seed = r.get("settings", {}).get("seed")
+        res = r["matrix"]["sim+lab+real"]["results"]
+        if seed not in by_seed:
+            by_seed[seed] = (f, res, {})
+        elif _headline(by_seed[seed][1]) != _headline(res):
+            raise ValueError(f"{by_seed[seed][0]} and {f} are both seed {seed} but have different sim+lab+real "
+                             "baselines (other data or settings)")
+        by_seed[seed][2].update(r.get("ablation", {}))
+    runs = [(f, {"ablation": abl}) for f, _, abl in by_seed.values()]
+    seeds = list(by_seed)
+    bases = [_headline(res) for _, res, _ in by_seed.values()]
     parts = [p for p in bases[0] if all(p in b for b in bases)] if bases else []
     spread = {p: [None if any(b[p][k] is None for b in bases) else round(max(b[p][k] for b in bases)
                   - min(b[p][k] for b in bases), 4) for k in range(3)] for p in parts}
@@ -776,7 +789,7 @@ def combine_ablations(runs: list[tuple[str, dict]]) -> dict:
 
 
 def print_combined(runs: list[tuple[str, dict]]) -> None:
-    c = combine_ablations(runs)
+    c = combine_ablations(runs)   # ValueError: files of one seed disagree (main: exit 2)
     if not c["parts"]:
         print("no sim+lab+real baseline in the inputs")
         return
@@ -787,10 +800,10 @@ def print_combined(runs: list[tuple[str, dict]]) -> None:
     print("| dropped block | " + " | ".join(c["parts"]) + " |")
     print("|---|" + "---|" * len(c["parts"]))
     print("| baseline (per seed) | " + " | ".join(
-        " / ".join(",".join(f(b[k]) for b in c["baseline"][p]) for k, f in enumerate((fmt3, fmt2, fmt2)))
+        " / ".join(",".join(num(b[k], key) for b in c["baseline"][p]) for k, key in enumerate(HEADLINE))
         for p in c["parts"]) + " |")
     print("| seed spread | " + " | ".join(
-        " / ".join(f(v) for v, f in zip(c["spread"][p], (fmt3, fmt2, fmt2))) for p in c["parts"]) + " |")
+        " / ".join(num(v, key) for v, key in zip(c["spread"][p], HEADLINE)) for p in c["parts"]) + " |")
     for block, per in c["blocks"].items():
         cells = []
         for p in c["parts"]:
