@@ -70,6 +70,7 @@ PING_PAYLOAD = 64   # B: an ICMP tunnel's echoes carry more on average than any 
 _NEVER = np.iinfo(np.int64).max
 OVERLAP = 5.0      # s: a pending track whose pair's running incident of another class had a packet this recently
                    # and has more packets is that incident's minority (see IncidentEngine._dominated)
+RELAY_RATIO = 2    # a resolver's flagged packets up to this many times a DNS tunnel's it relays stay with the tunnel
 UPDATE_EVERY = 10  # an ``updated`` event each time the packet count grows by this factor
 MAX_VICTIMS = 10   # victims named by an attacker's incident (its peers with the most packets)
 
@@ -189,10 +190,20 @@ class Track:
         self.scan_targets = 0           # slow scan (Behaviour): distinct targets refused / left half-open
         self.scan_since = np.inf        # slow scan: time of the source's first such failure
         self.rep: dict | None = None    # the packet that opened the incident, oriented attacker -> victim
-        self.minor: dict = {}           # label -> pending track held back as part of this one (see _dominated)
+        self.minor: dict = {}           # seq -> [label, pending track held back as part of this one (see
+                                        # _dominated); its packet count once it left the engine]
         self.under: Track | None = None  # pending: the incident that held it back
         self.under_label = ""
         self.bno, self.pk0, self.lt0 = -1, 0, -np.inf   # batch number, packets and last time before it
+
+    def leave(self) -> None:
+        """Out of the engine's tracks: a pending track held back leaves its packet count with its
+        holder (not the whole track)."""
+        if self.under is not None:
+            held = self.under.minor.get(self.seq)
+            if held is not None:
+                held[1] = self.packets
+            self.under = None
 
     # --- roles ---------------------------------------------------------------------------------
     @property
@@ -317,10 +328,17 @@ class Track:
         ``secondary`` the packets held back as part of it: ``minor``)."""
         text = self._evidence()
         if secondary and self.minor:
-            text += "; with " + ", ".join(f"{x.packets:,} packets " + (c if c.startswith("relayed") else
-                                                                         f"the model called {c}")
-                                          for c, x in self.minor.items())
+            text += "; with " + ", ".join(f"{n:,} packets " + (c if c.startswith("relayed") else
+                                                                 f"the model called {c}")
+                                          for c, n in self.secondary().items())
         return text
+
+    def secondary(self) -> dict:
+        """Label -> packets held back as part of this incident (``minor``, summed per label)."""
+        out: dict = {}
+        for c, x in self.minor.values():
+            out[c] = out.get(c, 0) + (x if isinstance(x, int) else x.packets)
+        return out
 
     def _evidence(self) -> str:
         n, pk, dur = self.n, max(self.packets, 1), self.duration
@@ -427,7 +445,7 @@ class Track:
             d["attacker_mac"] = self.key if ":" in self.key and "." not in self.key else None
             d["claimed_ips"] = [ip for ip, _ in self.claimed.most_common(5)]
         if secondary and self.minor:
-            d["secondary"] = {c: x.packets for c, x in self.minor.items()}
+            d["secondary"] = self.secondary()
         if self.end_reason:
             d["end_reason"] = self.end_reason
         return d
@@ -488,7 +506,7 @@ class IncidentEngine:
         self._exfil_index = self.classes.index("exfiltration") if "exfiltration" in self.classes else -1
         self._named: dict = {}              # addresses DNS answers named (the most recent MAX_NAMED)
         self._recon_index = self.classes.index("recon") if "recon" in self.classes else -1
-        self._heard: list = []              # recent batches' IP senders (see _awaited): [t, src, dst, eth_dst, hash]
+        self._heard: list = []              # recent batches' IP senders (see _drop_awaited): [t, src, dst, eth_dst, hash]
         self._heard_rows = 0
         self._batch_hash = None
         self._bno = 0                       # batches seen (see Track.bno)
@@ -604,6 +622,7 @@ class IncidentEngine:
 
     def _end_track(self, tr: Track, deadline: float, quiet: float | None = None) -> None:
         del self.tracks[(tr.cls, tr.key)]
+        tr.leave()
         self._long.discard(tr)
         if tr.cls_name == "spoofing":
             self._poisoners.discard(tr.key)
@@ -735,10 +754,7 @@ class IncidentEngine:
             c, k = gcls[g], gkey[g]
             if not (grefl[g] and self.rules[c].role == "victim") and self._todo.pop((c, k), None) is None:
                 continue   # processed already (see _pull)
-            if names[c] == "exfiltration" and (c, k) not in self.tracks:
-                relay = self._attacker_incident(c, k, 3)   # a resolver forwarding a running tunnel's queries
-                if relay is not None:
-                    k = relay
+            k = self._group_key(c, k)
             if grefl[g] and self.rules[c].role == "victim" and not (
                     len(forged) and np.isin(order[bounds[g]:bounds[g + 1]], forged).any()):
                 host = self._attacker_incident(c, k)
@@ -764,11 +780,8 @@ class IncidentEngine:
         for cc, k in pull:
             if self._todo.pop((cc, k), None) is None:
                 continue    # processed meanwhile (a pull of its own)
-            kk = k
-            if self.classes[cc] == "exfiltration" and (cc, k) not in self.tracks:
-                kk = self._attacker_incident(cc, k, 3) or k
             g0, g1 = self._gpos[(cc, k)]
-            self._group(cc, kk, g0, g1, sb)
+            self._group(cc, self._group_key(cc, k), g0, g1, sb)
         sb.carry, sb.carry_until = carry
         return bool(pull)
 
@@ -795,8 +808,8 @@ class IncidentEngine:
             if not len(q):
                 return idx
         target = p["arp_dst_ip"][q]
-        hw = p["arp_src_hw"][q]
-        asker_mac = np.where(hw != "", hw, p["eth_src"][q]).tolist()
+        es = p["eth_src"][q]         # the frame's sender (the ARP payload's sender MAC only without it)
+        asker_mac = np.where(es != "", es, p["arp_src_hw"][q]).tolist()
         asker_ip = p["arp_src_ip"][q].tolist()
         th = _unique(_ip_hash(target[target != ""]))
         if not len(th):
@@ -817,8 +830,9 @@ class IncidentEngine:
             _, src, dst, edst, tt = senders(*e)
             for a, b, c, x in zip(src, dst, edst, tt):
                 heard[(a, b)] = heard[(a, c)] = x
-        # this batch: senders before each request, in stream order
-        h = _ip_hash(p["ip_src"][:int(q[-1])])
+        # this batch: senders before each request, in stream order (the whole column hashed: kept
+        # for the next batches by _hear)
+        h = _ip_hash(p["ip_src"])
         self._batch_hash = h
         rows, src, dst, edst, tt = senders(t, p["ip_src"], p["ip_dst"], p["eth_dst"], h)
         rows = rows.tolist()
@@ -878,12 +892,26 @@ class IncidentEngine:
             named.pop(next(iter(named)))
         self._answers = None
 
-    def _attacker_incident(self, c: int, host: str, top: int = 1) -> str | None:
-        """The key of a running incident of class ``c`` with ``host`` among its ``top`` peers."""
+    def _attacker_incident(self, c: int, host: str, top: int = 1, tracks=None, opened: bool = False):
+        """The key of a running incident of class ``c`` with ``host`` among its ``top`` peers (a
+        pending track too unless ``opened``). With ``tracks`` (an iterable of Tracks): every such
+        track of it instead, as an iterator."""
+        if tracks is not None:
+            return (tr for tr in tracks if tr.cls == c and tr.key != host
+                    and any(p == host for p, _ in tr.top_peer_counts(top)))
         for (cc, k), tr in self.tracks.items():
-            if cc == c and k != host and any(p == host for p, _ in tr.top_peer_counts(top)):
+            if cc == c and k != host and (not opened or tr.state == "active") \
+                    and any(p == host for p, _ in tr.top_peer_counts(top)):
                 return k
         return None
+
+    def _group_key(self, c: int, k: str) -> str:
+        """The key of this batch's group ``(c, k)``: for exfiltration rows of a host without a track
+        of its own, a resolver forwarding a running tunnel's queries, the tunnel incident's key
+        (an open incident: a pending client's flagged lookups do not take the resolver's rows)."""
+        if c == self._exfil_index and (c, k) not in self.tracks:
+            return self._attacker_incident(c, k, 3, opened=True) or k
+        return k
 
     def _spoof_keys(self, m, key, peer, fwd, claimed, is_arp, eth_src, eth_dst, src, dst, p, idx) -> None:
         """Spoofing rows: keyed by the forging MAC (see module doc). ARP senders of the whole batch
@@ -1005,6 +1033,7 @@ class IncidentEngine:
         if pending:
             old = min(pending, key=lambda x: (x.last_time, x.seq))
             del self.tracks[(old.cls, old.key)]
+            old.leave()
 
     def _segment(self, tr: Track, a: int, b: int, sb: "_Sorted") -> None:
         """Rows ``a:b`` of one key without a quiet gap: update, opening and update events at exact rows."""
@@ -1021,7 +1050,7 @@ class IncidentEngine:
                 tr.state = "active"
                 tr.open_time, tr.open_frame = tr.last_time, tr.last_frame
                 if tr.under is not None:
-                    tr.under.minor.pop(tr.under_label, None)
+                    tr.under.minor.pop(tr.seq, None)
                     tr.under = None
                 tr.rep = _representative(tr, int(sb.order[pos - 1]), sb.cols)
                 tr.kind = tr.classify_kind()
@@ -1054,7 +1083,7 @@ class IncidentEngine:
             sure = (tr.n[C_SURE] + np.cumsum(sb.sure[a:b])) >= 1
         elif tr.packets + (b - a) < K:            # too few packets to open (the common case of a stray row)
             if tr.cls_name == "bruteforce":       # ... still remember its new connections' times
-                _remember_conns(tr, sb.t[a:b], sb.server_port[a:b], self._new_firsts(tr, a, b, sb))
+                _guessing(tr, a, b, sb, self._new_firsts(tr, a, b, sb))
             return None
         else:
             sure = np.zeros(b - a, dtype=bool)
@@ -1166,23 +1195,25 @@ class IncidentEngine:
             # a resolver relaying the queries of a DNS tunnel (incident, or one about to open: the
             # client's queries come first, the resolver may still have more flagged packets) that is
             # still running: a packet within its quiet period before the row (the resolver's
-            # retries and late answers come after the client's last query)
-            for x in itertools.chain(self.tracks.values(), self._ended_now):
-                if x.cls != tr.cls or x.key == tr.key or not x.packets \
-                        or (x.kind != "dns-tunnel" if x.kind else (x.n[C_DNS_Q] + x.n[C_DNS_R]) * 2 <= x.packets) \
-                        or all(p != tr.key for p, _ in x.top_peer_counts(3)):
+            # retries and late answers come after the client's last query), and the resolver's
+            # flagged packets at most RELAY_RATIO times the tunnel's as of the row (a relay forwards
+            # each query once and passes each answer back: about as many; a client's trickle of
+            # flagged lookups does not hold back the resolver's own tunnel)
+            for x in self._attacker_incident(tr.cls, tr.key, 3, itertools.chain(self.tracks.values(), self._ended_now)):
+                if not x.packets \
+                        or (x.kind != "dns-tunnel" if x.kind else (x.n[C_DNS_Q] + x.n[C_DNS_R]) * 2 <= x.packets):
                     continue
                 pk0, lt0, gf, gt, gp = self._state_at(x, sb)
                 k = np.searchsorted(gf, frames, side="right")
                 last = np.where(k > 0, gt[np.maximum(k - 1, 0)] if len(gt) else lt0, lt0)
-                held = times - last <= x.quiet
+                held = (times - last <= x.quiet) & (mine <= RELAY_RATIO * (pk0 + k))
                 if held.any() and int(held.argmax()) < first:
                     first, who = int(held.argmax()), x
                 out |= held
         if who is not None and tr.under is None:
             tr.under = who
             tr.under_label = tr.cls_name if who.cls != tr.cls else f"relayed by {tr.key}"
-            who.minor[tr.under_label] = tr
+            who.minor[tr.seq] = [tr.under_label, tr]
         return out
 
     def _state_at(self, x: Track, sb: "_Sorted") -> tuple:
@@ -1302,7 +1333,7 @@ def _guessing(tr: Track, a: int, b: int, sb: "_Sorted", firsts: np.ndarray) -> n
     a few a minute. Remembers the last new-connection times per port (the rows a:b are applied
     to the track unless it opens)."""
     vs = sb.vs
-    af = vs[_ROW[C_AUTHFAIL], a:b]
+    af = vs[C_AUTHFAIL, a:b]
     if tr.n[C_AUTHFAIL] or af.any():
         fails = (int(tr.n[C_AUTHFAIL]) + np.cumsum(af, dtype=np.int64)) >= BRUTE_FAILS
     else:
@@ -1330,21 +1361,6 @@ def _guessing(tr: Track, a: int, b: int, sb: "_Sorted", firsts: np.ndarray) -> n
     return fails | rate
 
 
-def _remember_conns(tr: Track, t: np.ndarray, ports: np.ndarray, firsts: np.ndarray) -> None:
-    """``_guessing``'s memory of the last new-connection times per server port, for a track with
-    fewer than BRUTE_CONNS packets (so no rate of guessing yet)."""
-    if not len(firsts):
-        return
-    k = BRUTE_CONNS - 1
-    ft, fp = t[firsts].tolist(), ports[firsts].tolist()
-    for port in dict.fromkeys(fp):
-        new = [x for x, q in zip(ft, fp) if q == port]
-        old = tr.conn_times.pop(port, None)
-        tr.conn_times[port] = np.concatenate([old, new])[-k:] if old is not None else np.array(new[-k:])
-    while len(tr.conn_times) > MAX_COUNTER:
-        tr.conn_times.pop(next(iter(tr.conn_times)))
-
-
 def _exfil_evidence(tr: Track, a: int, b: int, sb: "_Sorted") -> np.ndarray:
     """Per position a:b of a pending exfiltration track: with the rows up to it, is the incident
     tunnel-like (more than half its packets DNS, or ICMP echoes whose mean payload is larger than a
@@ -1356,9 +1372,9 @@ def _exfil_evidence(tr: Track, a: int, b: int, sb: "_Sorted") -> np.ndarray:
     vs = sb.vs
 
     def cum(*cs):
-        return sum(int(tr.n[c]) for c in cs) + np.cumsum(sum(vs[_ROW[c], a:b].astype(np.int64) for c in cs))
+        return sum(int(tr.n[c]) for c in cs) + np.cumsum(sum(vs[c, a:b].astype(np.int64) for c in cs))
     echo = cum(C_ICMP_REQ, C_ICMP_BACK)
-    echo_bytes = int(tr.n[C_ICMP_LEN]) + np.cumsum(sb.vb[_BIG_ROW[C_ICMP_LEN], a:b])
+    echo_bytes = int(tr.n[C_ICMP_LEN]) + np.cumsum(sb.vb[C_ICMP_LEN - _N_SMALL, a:b])
     icmp = echo * 2 > pk
     return ((cum(C_DNS_Q, C_DNS_R) * 2 > pk) | (icmp & (echo_bytes > PING_PAYLOAD * echo))
             | (~icmp & (cum(C_UNNAMED) * 2 > pk)))
@@ -1559,11 +1575,10 @@ def _representative(tr: Track, r: int, cols: dict) -> dict:
 _SMALL = np.array([C_SYN, C_SYNACK, C_RST, C_ICMP_REQ, C_ICMP_BACK, C_ARP_REQ, C_ARP_REP, C_UDP, C_DNS_Q, C_AUTHFAIL,
                    C_RA, C_DNS_R, C_TCP, C_FWD_PKTS, C_FIN_PROBE, C_NULL_PROBE, C_XMAS_PROBE, C_DHCP, C_FAILED, C_SURE,
                    C_UNNAMED])
-_ROW = {c: i for i, c in enumerate(_SMALL.tolist())}   # counter -> its row in ``_Sorted.vs``
 _N_SMALL = len(_SMALL)
 _BIG = np.array([C_DNS_LEN, C_FWD_BYTES, C_REV_BYTES, C_ICMP_LEN])
-_BIG_ROW = {c: i for i, c in enumerate(_BIG.tolist())}   # counter -> its row in ``_Sorted.vb``
-assert _ROW == {c: c for c in range(_N_SMALL)} and _BIG.tolist() == list(range(_N_SMALL, N_COUNTERS))
+# in index order: a small counter C is row C of ``_Sorted.vs``, a big one row C - _N_SMALL of ``_Sorted.vb``
+assert _SMALL.tolist() == list(range(_N_SMALL)) and _BIG.tolist() == list(range(_N_SMALL, N_COUNTERS))
 _S_REFL = len(_SMALL)                 # small row: response from a reflection port
 _B_BYTES, _B_CONF = len(_BIG), len(_BIG) + 1   # big rows: frame bytes, confidence x CONF_SCALE
 
@@ -1590,13 +1605,13 @@ def _counters(cols: dict, spoof: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                  (C_FIN_PROBE, stealth & ((fl & 0x01) != 0) & ~xmas), (C_NULL_PROBE, stealth & ((fl & 0x3F) == 0)),
                  (C_XMAS_PROBE, xmas), (C_DHCP, cols["dhcp"]), (C_FAILED, cols["failed"]), (C_SURE, cols["sure"]),
                  (C_UNNAMED, cols["unnamed"])):
-        small[_ROW[c]] = v
+        small[c] = v
     small[_S_REFL] = cols["refl"]
     fb = cols["flen"].clip(0)
-    big[_BIG_ROW[C_DNS_LEN]] = np.where(cols["dns_q"], cols["dns_len"], 0)
-    big[_BIG_ROW[C_FWD_BYTES]] = np.where(fwd, fb, 0)
-    big[_BIG_ROW[C_REV_BYTES]] = np.where(fwd, 0, fb)
-    big[_BIG_ROW[C_ICMP_LEN]] = np.where(req | back, cols["ip_len"].clip(28) - 28, 0)
+    big[C_DNS_LEN - _N_SMALL] = np.where(cols["dns_q"], cols["dns_len"], 0)
+    big[C_FWD_BYTES - _N_SMALL] = np.where(fwd, fb, 0)
+    big[C_REV_BYTES - _N_SMALL] = np.where(fwd, 0, fb)
+    big[C_ICMP_LEN - _N_SMALL] = np.where(req | back, cols["ip_len"].clip(28) - 28, 0)
     big[_B_BYTES] = fb
     big[_B_CONF] = cols["conf"].astype(np.float64) * CONF_SCALE
     return small.view(np.int8), big
