@@ -154,3 +154,12 @@ def require(ok: object, what: str) -> None:
     if not ok:
         pytest.fail(f"test prerequisite missing: {what} (bash dev.sh setup provides it; run as root)",
                     pytrace=False)
+
+
+def load_script(path: Path, name: str):
+    """A script that is not a package module (bench/*.py, captures/real/extract.py), imported from its file."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

@@ -1,19 +1,17 @@
 """bench/generalisation.py: the permutation helpers of --permute and the seed summary of --combine."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
+
+from fakes import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("generalisation", ROOT / "bench" / "generalisation.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(ROOT / "bench" / "generalisation.py", "generalisation")
 
 
 def _rows(n=50, d=5):

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import struct
 from pathlib import Path
@@ -10,14 +9,13 @@ from pathlib import Path
 from iotwatch.captures.pcapfile import (enhanced_packet_block, interface_description_block, iter_packets,
                                         section_header_block)
 
+from fakes import load_script
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("lab_victim_view", ROOT / "bench" / "lab_victim_view.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(ROOT / "bench" / "lab_victim_view.py", "lab_victim_view")
 
 
 def _mac(s):

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from fakes import load_script
+
 REAL = Path(__file__).resolve().parent.parent / "captures" / "real"
 MANIFEST = REAL / "manifest.csv"
 COLUMNS = ["source", "repo", "commit", "path", "sha256", "frames", "class", "scope", "filter",
@@ -117,11 +119,7 @@ def test_extraction_checks_sha256_and_writes_labels(tmp_path):
 
 
 def _load_extract():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("real_extract", REAL / "extract.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(REAL / "extract.py", "real_extract")
 
 
 def test_unpack_members_of_tar_zip_and_gz(tmp_path):
