@@ -284,7 +284,9 @@ class Track:
                 return "udp-scan"
             return "scan"
         if c == "dos":
-            if n[C_DHCP] > pk / 2:
+            # most of what reaches the victim is DHCP client messages (the server's own OFFER/ACK
+            # answers, the track's forward packets, do not dilute it)
+            if n[C_DHCP] > (pk - n[C_FWD_PKTS]) / 2:
                 return "dhcp-starvation"
             if self.is_reflection:
                 return "reflection"
