@@ -42,12 +42,13 @@ the bundle's metrics. This module is never imported by the UI or the classifier.
 """
 from __future__ import annotations
 
+import copy
 import csv
 import hashlib
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Sequence
@@ -561,8 +562,6 @@ def fit(data: Dataset, cfg: TrainConfig, seed: int, console, max_rows_per_class:
     steps = math.ceil(n / cfg.batch_size)
     ema = None
     if cfg.weight_ema_epochs > 0:  # Polyak averaging: the averaged weights are validated and kept
-        import copy
-
         ema = copy.deepcopy(model).eval()  # a copy draws no random numbers: the training run is unchanged
         ema_params = list(ema.parameters())
         horizon = max(cfg.weight_ema_epochs * steps, 1.0)
@@ -662,21 +661,21 @@ def train(args: TrainRequest, console, command: str) -> Path:
     if args.epochs is not None:
         if args.epochs < 1:
             raise InputError(f"train: --epochs must be >= 1, got {args.epochs}")
-        cfg = TrainConfig(**{**asdict(cfg), "epochs": args.epochs})
+        cfg = replace(cfg, epochs=args.epochs)
     if args.val_sources is not None:
         if not 0 < args.val_sources < 1:
             raise InputError(f"train: --val-sources must be a fraction between 0 and 1, got {args.val_sources}")
         if not args.captures:
             raise InputError("train: --val-sources holds out capture sources; it needs --captures")
-        cfg = TrainConfig(**{**asdict(cfg), "val_sources": args.val_sources})
+        cfg = replace(cfg, val_sources=args.val_sources)
     if args.weight_ema is not None:
         if not args.weight_ema >= 0:
             raise InputError(f"train: --weight-ema must be >= 0 epochs, got {args.weight_ema}")
-        cfg = TrainConfig(**{**asdict(cfg), "weight_ema_epochs": args.weight_ema})
+        cfg = replace(cfg, weight_ema_epochs=args.weight_ema)
     if args.class_weight_power is not None:
         if not 0 <= args.class_weight_power <= 2:
             raise InputError(f"train: --class-weight-power must be between 0 and 2, got {args.class_weight_power}")
-        cfg = TrainConfig(**{**asdict(cfg), "class_weight_power": args.class_weight_power})
+        cfg = replace(cfg, class_weight_power=args.class_weight_power)
     if args.max_rows_per_class is not None and args.max_rows_per_class < 10:
         raise InputError("train: --max-rows-per-class must be >= 10")
     if args.csv and args.schema != "kaggle":
@@ -888,7 +887,7 @@ def learning_curve(data: Dataset, cfg: TrainConfig, seed: int, max_rows_per_clas
         return CurvePoint(fraction, int(res.rows["train"]), best["loss"], best["val_loss"], best["val_macro_f1"])
 
     quiet = Console(file=io.StringIO())
-    short = TrainConfig(**{**asdict(cfg), "epochs": min(cfg.epochs, 8)})
+    short = replace(cfg, epochs=min(cfg.epochs, 8))
     rng = np.random.default_rng(seed)
     points = []
     for f in curve_fractions(full.rows["train"]):
