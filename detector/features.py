@@ -1443,11 +1443,12 @@ class SpoofingBlock(FeatureBlock):
         # poisoner's MAC and must not count for the owner
         arp_hw = b["arp_src_hw"]
         mac = hash_strings(b["eth_src"])
-        hw = np.flatnonzero(is_arp & (arp_hw != "") & ((b["eth_src"] == "00:00:00:00:00:00") | (b["eth_src"] == "")))
+        has_src_mac = b["eth_src"] != ""
+        hw = np.flatnonzero(is_arp & (arp_hw != "") & ((b["eth_src"] == "00:00:00:00:00:00") | ~has_src_mac))
         if len(hw):
             mac[hw] = hash_strings(arp_hw[hw])
         bind_ip = np.where(is_arp, b["arp_src_ip"], b["ip_src"])
-        src_mask = (bind_ip != "") & (b["eth_src"] != "")
+        src_mask = (bind_ip != "") & has_src_mac
         # bindings learnt from both ends of a frame (sender: IP source or ARP claim with the source MAC;
         # receiver: unicast IP destination with the destination MAC), one table: a frame sent as an
         # address, or to an address, through a MAC that is not that address's established one
@@ -1496,7 +1497,7 @@ class SpoofingBlock(FeatureBlock):
         # length, ICMP type/code; not the TTL a forwarding kernel lowers) seen within RELAY_WINDOW from another
         # source MAC -- a host on this link re-sending other hosts' packets onto the same link (a man in the
         # middle; a router forwards between links, a capture on one link sees one copy)
-        ipm = dst_mask & (b["eth_src"] != "")  # unicast: clients' identical DHCP/mDNS broadcasts are no copies
+        ipm = dst_mask & has_src_mac  # unicast: clients' identical DHCP/mDNS broadcasts are no copies
         num = np.zeros(n, dtype=np.uint64)
         for col, mul in (("ip_proto", 1), ("ip_len", 1 << 8), ("tcp_flags", 1 << 24), ("tcp_len", 1 << 36)):
             num = num ^ (np.asarray(b[col], dtype=np.int64).astype(np.uint64) * np.uint64(mul))
