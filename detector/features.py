@@ -71,6 +71,29 @@ except ImportError as _e:  # pragma: no cover - no C compiler at install time
     _TABLES_ERROR = f"iotwatch.detector._tables not importable ({_e}); reinstall with `bash dev.sh setup`"
 
 
+# numpy array data of the extractor from _tables' recycling allocator (False: numpy's default, for tests)
+RECYCLE_MEMORY = True
+
+
+def _recycling_on():
+    """Switch numpy's data allocator, in this context only, to ``_tables``' recycling one; returns what
+    ``_recycling_restore`` needs. Why: the capture layer pins glibc's mmap threshold at 128 KiB
+    (captures/tshark/malloc.py), so each of the hundreds of numpy temporaries of 128 KiB or more a batch
+    makes would be a fresh mmap faulted in page by page (20-35% of the extractor's time at 8192 rows).
+    Values never depend on it (bench/features_equal.py, tests/test_features.py)."""
+    if not RECYCLE_MEMORY or _tables is None:
+        return None
+    try:
+        return _tables.recycling_on()
+    except RuntimeError:  # numpy without NEP 49 handlers: its default allocator
+        return None
+
+
+def _recycling_restore(previous) -> None:
+    if previous is not None:
+        _tables.recycling_restore(previous)
+
+
 def tables_kernel_status() -> tuple[str, str]:
     """("C" | "numpy", why): which path DecayTable runs (the values are the same, the speed is not)."""
     if _tables is None:
@@ -1619,14 +1642,18 @@ class BehaviourExtractor:
         n = len(batch)
         if n == 0:
             return np.full((n, len(FEATURE_NAMES)), fill, dtype=np.float32)
-        ctx = Ctx(batch, self._times(batch))
-        # every block writes its float64 columns into one row block, converted to float32 once
-        cols = np.zeros((len(FEATURE_NAMES), n)) if fill == 0.0 else np.full((len(FEATURE_NAMES), n), fill)
-        for blk, sl in zip(self.blocks, self.slices):
-            blk.compute(ctx, cols[sl].T)
-            if blk is self.blocks[0]:
-                self._identities(ctx)  # the packet block found ARP/IP; the others need host identities
-        return np.ascontiguousarray(cols.T, dtype=np.float32)
+        previous = _recycling_on()  # numpy temporaries from recycled blocks (see _recycling_on)
+        try:
+            ctx = Ctx(batch, self._times(batch))
+            # every block writes its float64 columns into one row block, converted to float32 once
+            cols = np.zeros((len(FEATURE_NAMES), n)) if fill == 0.0 else np.full((len(FEATURE_NAMES), n), fill)
+            for blk, sl in zip(self.blocks, self.slices):
+                blk.compute(ctx, cols[sl].T)
+                if blk is self.blocks[0]:
+                    self._identities(ctx)  # the packet block found ARP/IP; the others need host identities
+            return np.ascontiguousarray(cols.T, dtype=np.float32)
+        finally:
+            _recycling_restore(previous)
 
     @staticmethod
     def _identities(ctx: Ctx) -> None:

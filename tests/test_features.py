@@ -584,3 +584,48 @@ def test_fast_stable_argsort_is_numpys_stable_argsort(n, distinct):
     rng = np.random.default_rng(n + distinct)
     k = rng.integers(0, distinct, n).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
     assert np.array_equal(_stable_argsort(k), np.argsort(k, kind="stable"))
+
+
+def test_recycling_allocator_reuses_blocks_and_hands_out_zeroed_ones():
+    """_tables' numpy allocator (on while transform runs): a freed block of the cached range comes back
+    for the next request of its size class, np.zeros on a recycled block is all zeros, the cache keeps
+    to its byte limit, and arrays allocated under it stay valid after the default handler is restored."""
+    from iotwatch.detector import _tables
+    from iotwatch.detector.features import _recycling_on, _recycling_restore
+
+    name = (np._core if hasattr(np, "_core") else np.core).multiarray.get_handler_name
+    default = name()
+    _tables.recycling_clear(1 << 20)  # 1 MiB limit for this test
+    try:
+        before = _tables.recycling_stats()
+        previous = _recycling_on()
+        try:
+            assert name() == "iotwatch_recycling_allocator"
+            a = np.full(40_000, 7.0)     # 320 KB: in the cached range
+            addr = a.__array_interface__["data"][0]
+            del a
+            assert _tables.recycling_stats()["blocks"] == before["blocks"] + 1
+            z = np.zeros(39_000)         # the same 64 KiB class: the block just freed, cleared
+            assert z.__array_interface__["data"][0] == addr and not z.any()
+            big = [np.ones(30_000) for _ in range(6)]   # 6 x 256 KB freed into a 1 MiB cache
+            small = np.ones(100)                         # below the range: plain malloc, never cached
+        finally:
+            _recycling_restore(previous)
+        assert name() == default
+        del big
+        stats = _tables.recycling_stats()
+        assert stats["bytes"] <= stats["limit"] == 1 << 20 and stats["blocks"] <= 4
+        assert stats["hits"] >= before["hits"] + 1
+        assert z.sum() == 0 and small.sum() == 100.0  # still valid, freed through their own handler
+        del z, small
+    finally:
+        _tables.recycling_clear(_tables.recycling_stats()["default_limit"])
+
+
+def test_features_do_not_depend_on_the_allocator(monkeypatch):
+    from iotwatch.detector import features
+
+    b = synthetic_packets(20_000, seed=5)
+    with_cache = _run(b, 8192)
+    monkeypatch.setattr(features, "RECYCLE_MEMORY", False)
+    assert np.array_equal(with_cache, _run(b, 8192))
