@@ -170,8 +170,9 @@ done:
  * batch: (n, m) float64 blocks of the state tables, 2n-entry key arrays -- is a fresh mmap whose pages
  * fault in one by one (4 KiB, zeroed by the kernel) and an munmap on free: 20-35% of the extractor's
  * time. This allocator (numpy's NEP 49 handler, set with PyDataMem_SetHandler for the current context
- * only: other threads and code outside transform keep numpy's default) rounds such blocks up to a
- * 64 KiB size class and keeps freed ones, at most CACHE_SLOTS blocks and 48 MiB (the oldest
+ * only: other threads and code outside transform keep numpy's default) rounds blocks of 96 KiB to
+ * 8 MiB (up to a batch's float32 row block: 217 x 8192 x 4 bytes) up to a 64 KiB size class and keeps
+ * freed ones, at most CACHE_SLOTS blocks and 48 MiB (the oldest
  * freed block goes back to libc first), for the next request of the same class. Only where memory
  * comes from changes, never a value: calloc clears a recycled block with memset.
  * Arrays keep their handler, so one allocated here and freed later (a returned row block) comes back.
@@ -180,7 +181,7 @@ done:
 #include <sys/mman.h>
 
 #define CACHE_MIN ((size_t)96 * 1024)      /* smaller: glibc's heap serves it without an mmap */
-#define CACHE_MAX (((size_t)4 << 20) - 1)  /* larger: numpy's own hugepage path, few faults */
+#define CACHE_MAX ((size_t)8 << 20)        /* larger: fresh, madvised for huge pages as numpy does */
 #define CACHE_GRAIN ((size_t)64 * 1024)
 #define CACHE_SLOTS 256
 #define CACHE_BYTES_DEFAULT ((size_t)48 << 20)
