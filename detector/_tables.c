@@ -1,7 +1,7 @@
 /* Grouped decayed sums for detector/features.py (DecayTable.update), in one pass.
  *
  * iotwatch.detector._tables.decay_accumulate(logx, t, order, heads, carry, state_t, state_logs,
- *                                            utaus, col_tau, gap, out, end_t, end_logs)
+ *                                            utaus, col_tau, gap, out, end_t, end_logs[, x])
  *
  * does exactly what the numpy path of DecayTable.update does after its stable sort by key, with the
  * same floating-point operations in the same order, so the results are bit-identical (tests compare
@@ -16,6 +16,9 @@
  *   The very first entry is copied (logaddexp.accumulate's first output is its first input).
  *   logaddexp(acc, -inf) == acc exactly, so -inf inputs (log 0: most counters are zero most of the
  *   time) skip the exp/log1p: the only difference from numpy is speed.
+ * With ``x`` (the (n, m) inputs whose logs logx holds), an entry whose x is 0 counts as log 0 = -inf
+ * whatever logx says: the caller may then take np.log of x with its zeros replaced by 1 (numpy's log is
+ * several times slower on 0, its -inf special case, and most inputs are 0).
  * Outputs: out (n, m) in row order (unsorted), end_t/end_logs (G, m): each group's last entry.
  * Arrays go through the buffer protocol (no numpy C API): C-contiguous float64 'd' and int64 'q'/'l'.
  */
@@ -59,23 +62,25 @@ static int get_buf(PyObject *obj, Py_buffer *view, int ndim, char kind, const ch
     return 0;
 }
 
-#define NBUF 12
+#define NBUF 13
 
 static PyObject *decay_accumulate(PyObject *self, PyObject *args) {
     PyObject *o[NBUF];
     double gap;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOOdOOO", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7], &o[8],
-                          &gap, &o[9], &o[10], &o[11]))
+    o[12] = Py_None;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOdOOO|O", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7], &o[8],
+                          &gap, &o[9], &o[10], &o[11], &o[12]))
         return NULL;
     static const char *names[NBUF] = {"logx", "t", "order", "heads", "carry", "state_t", "state_logs", "utaus",
-                                      "col_tau", "out", "end_t", "end_logs"};
-    static const int dims[NBUF] = {2, 1, 1, 1, 1, 1, 2, 1, 1, 2, 1, 2};
-    static const char kinds[NBUF] = {'d', 'd', 'q', 'q', 'q', 'd', 'd', 'd', 'q', 'd', 'd', 'd'};
+                                      "col_tau", "out", "end_t", "end_logs", "x"};
+    static const int dims[NBUF] = {2, 1, 1, 1, 1, 1, 2, 1, 1, 2, 1, 2, 2};
+    static const char kinds[NBUF] = {'d', 'd', 'q', 'q', 'q', 'd', 'd', 'd', 'q', 'd', 'd', 'd', 'd'};
+    const int nbuf = o[12] == Py_None ? NBUF - 1 : NBUF;
     Py_buffer v[NBUF];
     int got = 0;
     PyObject *result = NULL;
     double *offset = NULL, *gv = NULL, *acc = NULL;
-    for (; got < NBUF; got++)
+    for (; got < nbuf; got++)
         if (get_buf(o[got], &v[got], dims[got], kinds[got], names[got]) < 0) goto done;
     {
         const Py_ssize_t n = v[0].shape[0], m = v[0].shape[1];
@@ -83,7 +88,8 @@ static PyObject *decay_accumulate(PyObject *self, PyObject *args) {
         const double *logx = v[0].buf, *t = v[1].buf, *st_t = v[5].buf, *st_l = v[6].buf, *utaus = v[7].buf;
         const int64_t *order = v[2].buf, *heads = v[3].buf, *carry = v[4].buf, *col_tau = v[8].buf;
         double *out = v[9].buf, *end_t = v[10].buf, *end_l = v[11].buf;
-        if (v[1].shape[0] != n || v[2].shape[0] != n || v[4].shape[0] != G || v[6].shape[0] != S ||
+        const double *raw = nbuf == NBUF ? v[12].buf : NULL;
+        if ((raw && (v[12].shape[0] != n || v[12].shape[1] != m)) || v[1].shape[0] != n || v[2].shape[0] != n || v[4].shape[0] != G || v[6].shape[0] != S ||
             (S && v[6].shape[1] != m) || v[8].shape[0] != m || v[9].shape[0] != n || v[9].shape[1] != m ||
             v[10].shape[0] != G || v[11].shape[0] != G || v[11].shape[1] != m || (G == 0) != (n == 0)) {
             PyErr_SetString(PyExc_ValueError, "decay_accumulate: inconsistent shapes");
@@ -135,11 +141,11 @@ static PyObject *decay_accumulate(PyObject *self, PyObject *args) {
                 const int64_t r = order[i];
                 rel = t[r] - first_t;
                 for (Py_ssize_t u = 0; u < U; u++) gv[u] = rel / utaus[u] + offset[u];
-                const double *x = logx + r * m;
+                const double *x = logx + r * m, *xr = raw ? raw + r * m : NULL;
                 double *y = out + r * m;
                 for (Py_ssize_t j = 0; j < m; j++) {
                     const double gj = gv[col_tau[j]];
-                    const double val = x[j] + gj;
+                    const double val = (xr && xr[j] == 0.0 ? -INFINITY : x[j]) + gj;
                     if (first) acc[j] = val;
                     else if (val != -INFINITY) acc[j] = logaddexp(acc[j], val);
                     y[j] = acc[j] - gj;

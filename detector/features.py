@@ -344,8 +344,13 @@ class DecayTable:
         m = len(self.taus)
         if n == 0:
             return np.empty((0, m), dtype=np.float64)
-        with np.errstate(divide="ignore"):
-            logx = np.log(x)
+        kernel = self.kernel and _tables is not None
+        if kernel:  # log of x with its zeros as 1 (numpy's log is slow on 0); the kernel takes x == 0 as -inf
+            x = np.ascontiguousarray(x, dtype=np.float64)
+            logx = np.log(x + (x == 0))
+        else:
+            with np.errstate(divide="ignore"):
+                logx = np.log(x)
         # one stable sort by key (stream order kept per key); a key in the state gets a carry entry
         # right before its group's first entry: the layout a stable sort of [carries, entries] gives
         if order is None:
@@ -357,15 +362,15 @@ class DecayTable:
         pos, found = _lookup(self.keys, uk)
         cpos = pos[found]
         c = len(cpos)
-        if self.kernel and _tables is not None:
+        if kernel:
             t = np.ascontiguousarray(t, dtype=np.float64)
             out = np.empty((n, m))
             end_t = np.empty(len(uk))
             end_logs = np.empty((len(uk), m))
-            _tables.decay_accumulate(np.ascontiguousarray(logx, dtype=np.float64), t, order.astype(np.int64, copy=False),
+            _tables.decay_accumulate(logx, t, order.astype(np.int64, copy=False),
                                      heads.astype(np.int64, copy=False), np.where(found, pos, -1).astype(np.int64),
                                      np.ascontiguousarray(self.last_t), np.ascontiguousarray(self.logs),
-                                     self._utaus, self._col_tau, self.GAP, out, end_t, end_logs)
+                                     self._utaus, self._col_tau, self.GAP, out, end_t, end_logs, x)
             now = float(t.max())
             if c:
                 now = max(now, float(self.last_t[cpos].max()))

@@ -532,6 +532,7 @@ def _random_table_updates(seed: int, steps: int = 6):
         x = rng.random((n, len(taus)))
         x[rng.random(x.shape) < 0.6] = 0.0
         x[rng.random(x.shape) < 0.2] = 1.0
+        x[rng.random(x.shape) < 0.05] = -0.0  # log(-0.0) is -inf too
         x[:, 0] *= float(rng.choice([1.0, 1500.0]))
         updates.append((keys, t, x))
     return taus, idle, cap, updates
