@@ -630,3 +630,22 @@ def test_features_do_not_depend_on_the_allocator(monkeypatch):
     with_cache = _run(b, 8192)
     monkeypatch.setattr(features, "RECYCLE_MEMORY", False)
     assert np.array_equal(with_cache, _run(b, 8192))
+
+
+@pytest.mark.parametrize("shape", [(7,), (300,), (8192,), (4096, 18)])
+def test_exp_without_the_slow_path_is_numpys_exp_bit_for_bit(shape):
+    """features._exp routes -inf and logs <= -800 around numpy's exp (their exp is +0.0): the same bits as
+    np.exp, NaN, overflow, the subnormal range and column views included."""
+    from iotwatch.detector.features import _exp
+
+    rng = np.random.default_rng(len(shape) * 1000 + shape[0])
+    a = rng.normal(0.0, 400.0, shape)
+    a[rng.random(shape) < 0.3] = -np.inf
+    a[rng.random(shape) < 0.01] = np.nan
+    flat = a.reshape(-1)
+    flat[:6] = [-800.0, np.nextafter(-800.0, 0.0), -745.1, -745.2, 710.0, -0.0]
+    for x in (a, a[:, 3] if a.ndim == 2 else a[::2]):
+        with np.errstate(all="ignore"):
+            want, got = np.exp(x), _exp(x)
+        assert got.shape == want.shape
+        assert np.array_equal(got.view(np.uint64), np.ascontiguousarray(want).view(np.uint64))
