@@ -169,6 +169,7 @@ class Track:
         self.peers: Counter = Counter()
         self._top: tuple = (-1, [])     # (packets, peers.most_common(MAX_VICTIMS)) at that count
         self.peer_set: set = set()
+        self.client_macs: set = set()   # Ethernet sources of its DHCP client messages (DISCOVER/REQUEST)
         self.ports: Counter = Counter()
         self.distinct: set = set()                 # probe targets / connections (hashes)
         self.conn_bytes: dict = {}
@@ -373,8 +374,8 @@ class Track:
                     f"{n[C_SYNACK]:,} SYN/ACK")
         if self.cls_name == "dos":
             if kind == "dhcp-starvation":
-                return (f"{n[C_DHCP]:,} DHCP DISCOVER/REQUEST messages from {self._capped(self.distinct_peers)} distinct "
-                        f"client MACs (DHCP server {victim}) {d}, peak {self.peak:,} pkt/s")
+                return (f"{n[C_DHCP]:,} DHCP DISCOVER/REQUEST messages from {self._capped(len(self.client_macs))} "
+                        f"distinct client MACs (DHCP server {victim}) {d}, peak {self.peak:,} pkt/s")
             head = f"{self.packets:,} packets ({_size(self.bytes)}) to {victim} {d}, peak {self.peak:,} pkt/s"
             if kind == "reflection":
                 return head + f", responses from {self._capped(self.distinct_peers)} reflectors " \
@@ -1304,6 +1305,15 @@ class IncidentEngine:
                     sums = np.bincount(inv2, weights=sb.fb[a:b], minlength=len(u))
                     for x, y in zip(u.tolist(), sums.tolist()):
                         cbytes[x] = cbytes.get(x, 0) + int(y)
+        if ds[C_DHCP] and len(tr.client_macs) < MAX_DISTINCT:   # (the server's answers' peers are no clients)
+            macs = sb.eth_src[a:b][sb.vs[C_DHCP, a:b] != 0].tolist()
+            if len(tr.client_macs) + len(macs) <= MAX_DISTINCT:
+                tr.client_macs.update(macs)
+            else:   # the first MAX_DISTINCT in stream order, whatever the batches
+                for x in macs:
+                    tr.client_macs.add(x)
+                    if len(tr.client_macs) >= MAX_DISTINCT:
+                        break
         ma, mb = sb.mac_at[a], sb.mac_at[b]
         if mb > ma:
             _count(tr.macs, _runs(sb.macs, sb.mac_new, ma, mb))
@@ -1443,6 +1453,7 @@ class _Sorted:
         self.ports = sport[has]
         self.port_at = _at(has)
         sel = np.where(victim_role, ~fwd, fwd)
+        self.eth_src = o["eth_src"]
         macs = o["eth_src"][sel]
         self.macs = macs.tolist()
         self.mac_new = _run_heads(macs)
