@@ -67,6 +67,8 @@ MAX_HEARD_ROWS = 200_000     # packets of the last REPLY_WAIT seconds kept for t
 MAX_NAMED = 65_536  # addresses named by DNS answers remembered (exfiltration: uploads to bare addresses)
 PING_PAYLOAD = 64   # B: an ICMP tunnel's echoes carry more on average than any standard ping (Linux/macOS/BusyBox
                     # 56, Windows 32, 48 and 64 in other tools): a host pinging its gateway is no tunnel
+UPLOAD_MIN_BYTES = 16_384  # B the key sent (frame bytes of its flagged packets) before a bulk upload can open: an
+                           # upload moves data; a TLS handshake and a request or a DoH exchange are 1-5 kB
 _NEVER = np.iinfo(np.int64).max
 OVERLAP = 5.0      # s: a pending track whose pair's running incident of another class had a packet this recently
                    # and has more packets is that incident's minority (see IncidentEngine._dominated)
@@ -1379,7 +1381,7 @@ def _exfil_evidence(tr: Track, a: int, b: int, sb: "_Sorted") -> np.ndarray:
     standard ping's, ``PING_PAYLOAD``: the kinds dns-tunnel / icmp-tunnel) or, for a bulk upload
     (not mostly ICMP: pings to a bare address are no upload), do more than half go to addresses no
     DNS answer named (data pushed to a bare address: a client uploading to its own cloud service
-    looked the name up first)?"""
+    looked the name up first) and has the key sent at least ``UPLOAD_MIN_BYTES`` (data left)?"""
     pk = tr.packets + np.arange(1, b - a + 1)
     vs = sb.vs
 
@@ -1388,8 +1390,9 @@ def _exfil_evidence(tr: Track, a: int, b: int, sb: "_Sorted") -> np.ndarray:
     echo = cum(C_ICMP_REQ, C_ICMP_BACK)
     echo_bytes = int(tr.n[C_ICMP_LEN]) + np.cumsum(sb.vb[C_ICMP_LEN - _N_SMALL, a:b])
     icmp = echo * 2 > pk
+    sent = int(tr.n[C_FWD_BYTES]) + np.cumsum(sb.vb[C_FWD_BYTES - _N_SMALL, a:b])
     return ((cum(C_DNS_Q, C_DNS_R) * 2 > pk) | (icmp & (echo_bytes > PING_PAYLOAD * echo))
-            | (~icmp & (cum(C_UNNAMED) * 2 > pk)))
+            | (~icmp & (cum(C_UNNAMED) * 2 > pk) & (sent >= UPLOAD_MIN_BYTES)))
 CONF_SCALE = float(1 << 32)   # confidences are summed as integers (exact, the same for any batch size)
 
 
