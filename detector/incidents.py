@@ -103,8 +103,9 @@ _REQ4 = _table(256, (8, 13, 15, 17))
 
 def _lookup(table: np.ndarray, v: np.ndarray) -> np.ndarray:
     """table[v] with -1 (missing) and out-of-range values -> False."""
-    v = np.where((v >= 0) & (v < len(table) - 1), v, len(table) - 1)
-    return table[v]
+    if len(v) and (v.min() < -1 or v.max() >= len(table)):
+        v = np.where((v >= 0) & (v < len(table) - 1), v, len(table) - 1)
+    return table[v]     # (-1 is the last slot: "missing")
 
 
 @dataclass(frozen=True)
@@ -545,12 +546,12 @@ class IncidentEngine:
         self._t, self._frames = t, frames
         self.assigned = []   # (frame numbers, Track) of this batch's anomalous rows (--write-flagged)
         if self._ra_owner is None:   # the first router advertisement's sender is the router
-            ra = np.flatnonzero((p["ip_proto"] == 58) & (p["icmp_type"] == 134))
+            ra = ((p["ip_proto"] == 58) & (p["icmp_type"] == 134)).nonzero()[0]
             if len(ra):
                 self._ra_owner = str(p["eth_src"][ra[0]])
         beh = self.behaviour.run(p, t, cb.predicted, cb.anomaly)
         over = beh.cls >= 0
-        idx = np.flatnonzero(cb.anomaly | over)
+        idx = (cb.anomaly | over).nonzero()[0]
         cls_all = np.where(over, beh.cls, cb.predicted)
         if self._recon_index >= 0 and len(idx):
             idx = self._drop_awaited(p, t, idx, cls_all)
@@ -558,7 +559,7 @@ class IncidentEngine:
         if len(idx):
             self._process(cb, idx, t, cls_all, beh)
         if not self._arp_learnt:   # no spoofing rows in this batch: just learn the ARP senders
-            arp = np.flatnonzero(p["arp_opcode"] >= 0)
+            arp = (p["arp_opcode"] >= 0).nonzero()[0]
             if len(arp):
                 owner = self._owner   # only an address without an owner yet can be learnt
                 hw, ip, es = p["arp_src_hw"][arp].tolist(), p["arp_src_ip"][arp].tolist(), p["eth_src"][arp].tolist()
@@ -612,7 +613,7 @@ class IncidentEngine:
 
     def _cause(self, deadline: float) -> tuple[int, float] | None:
         """Frame and time of the first packet of the current batch later than ``deadline``."""
-        k = int(np.searchsorted(self._t, deadline, side="right"))
+        k = int(self._t.searchsorted(deadline, side="right"))
         if k >= len(self._t):
             return None
         return int(self._frames[k]), float(self._t[k])
@@ -651,7 +652,7 @@ class IncidentEngine:
         eth_src, eth_dst = p["eth_src"][idx], p["eth_dst"][idx]
         is_arp = p["arp_opcode"][idx] >= 0
         arp_op = p["arp_opcode"][idx]
-        noip = np.flatnonzero(ip_src == "")
+        noip = (ip_src == "").nonzero()[0]
         if len(noip):   # ARP: its addresses, else the MACs
             src, dst = ip_src.copy(), ip_dst.copy()
             ni = idx[noip]
@@ -716,7 +717,7 @@ class IncidentEngine:
             if m.any():
                 claimed = np.full(len(idx), "", dtype=object)
                 self._spoof_keys(m, key, peer, fwd, claimed, is_arp, eth_src, eth_dst, src, dst, p, idx)
-        ov = np.flatnonzero(beh.rows[idx])
+        ov = beh.rows[idx].nonzero()[0]
         if len(ov):   # keyed by a behaviour rule (see Behaviour)
             bi = idx[ov]
             key[ov], peer[ov], fwd[ov], server_port[ov] = beh.key[bi], beh.peer[bi], beh.fwd[bi], beh.server_port[bi]
@@ -724,15 +725,15 @@ class IncidentEngine:
         # stream order and its first row is its first appearance (groups are taken in that order below)
         ncls = np.uint64(len(self.classes) + 1)
         gk = _key_hash(key) * ncls + cls.astype(np.uint64)
-        order = np.argsort(gk, kind="stable")
+        order = gk.argsort(kind="stable")
         sk = gk[order]
-        starts = np.flatnonzero(np.append(True, sk[1:] != sk[:-1]))
+        starts = (np.append(True, sk[1:] != sk[:-1])).nonzero()[0]
         bounds = np.append(starts, len(order)).tolist()
         dns = p["dns_flags"][idx]
         has_dns = dns >= 0
         unnamed = np.zeros(len(idx), dtype=bool)
         if self._exfil_index >= 0:
-            ex = np.flatnonzero(cls == self._exfil_index)
+            ex = (cls == self._exfil_index).nonzero()[0]
             if len(ex):
                 unnamed[ex] = self._unnamed(p, idx[ex], peer[ex])
         cols = dict(unnamed=unnamed, t=t, frame=p["frame_number"][idx], flen=p["frame_len"][idx], conf=cb.confidence[idx],
@@ -824,8 +825,8 @@ class IncidentEngine:
         heard: dict = {}            # (sender, destination address or MAC) -> last time
 
         def senders(tt, src, dst, edst, h):   # rows (of the first len(h)) sent by a target since ``since``
-            k = np.searchsorted(th, h).clip(0, len(th) - 1)
-            rows = np.flatnonzero((th[k] == h) & (tt[:len(h)] >= since))
+            k = th.searchsorted(h).clip(0, len(th) - 1)
+            rows = ((th[k] == h) & (tt[:len(h)] >= since)).nonzero()[0]
             return rows, src[rows].tolist(), dst[rows].tolist(), edst[rows].tolist(), tt[rows].tolist()
         for e in self._heard:
             if e[0][-1] < since:
@@ -879,7 +880,7 @@ class IncidentEngine:
     def _batch_answers(self, p) -> dict:
         """Address -> the batch row of its first DNS answer in this batch (computed once per batch)."""
         if self._answers is None:
-            r = np.flatnonzero(p["dns_flags"] >= 0x8000)     # responses (the QR bit; missing: -1)
+            r = (p["dns_flags"] >= 0x8000).nonzero()[0]     # responses (the QR bit; missing: -1)
             a = p["dns_a"][r] if len(r) else np.empty(0, dtype=object)
             has = a != ""
             self._answers = {}
@@ -921,8 +922,8 @@ class IncidentEngine:
     def _spoof_keys(self, m, key, peer, fwd, claimed, is_arp, eth_src, eth_dst, src, dst, p, idx) -> None:
         """Spoofing rows: keyed by the forging MAC (see module doc). ARP senders of the whole batch
         are learnt in frame order (first claim of an IP = its owner), interleaved with these rows."""
-        arp_all = np.flatnonzero(p["arp_opcode"] >= 0)
-        rows = np.flatnonzero(m)
+        arp_all = (p["arp_opcode"] >= 0).nonzero()[0]
+        rows = m.nonzero()[0]
         mine = idx[rows]
         arp_hw, arp_sip, arp_dip = p["arp_src_hw"], p["arp_src_ip"], p["arp_dst_ip"]
         owner, impostor, known = self._owner, self._impostor, self._poisoners
@@ -930,7 +931,7 @@ class IncidentEngine:
         dfl = p["dns_flags"][mine]
         dns_r[rows] = (dfl >= 0) & ((dfl & 0x8000) != 0)
         # the batch's ARP rows that are not among these (``mine`` ascends, as ``idx``)
-        at = np.searchsorted(mine, arp_all).clip(0, len(mine) - 1)
+        at = mine.searchsorted(arp_all).clip(0, len(mine) - 1)
         learn = arp_all[mine[at] != arp_all].tolist()
         self._arp_learnt = True
         if len(impostor) > MAX_DISTINCT:
@@ -983,12 +984,12 @@ class IncidentEngine:
         distinct, inv = _codes(ips)
         arp = arp_ip = None
         for k, ip in enumerate(distinct):
-            mine = np.flatnonzero(inv == k)
+            mine = (inv == k).nonzero()[0]
             owner = self._owner.get(ip)
             since = -1
             if owner is None:
                 if arp is None:
-                    arp = np.flatnonzero(p["arp_opcode"] >= 0)
+                    arp = (p["arp_opcode"] >= 0).nonzero()[0]
                     arp_ip = p["arp_src_ip"][arp]
                 claims = arp[arp_ip == ip]
                 if not len(claims):
@@ -1085,7 +1086,7 @@ class IncidentEngine:
         rule = tr.rule
         K = rule.packets
         if tr.n[C_SURE] or sb.sure[a:b].any():    # a behaviour rule decided (Behaviour)
-            sure = (tr.n[C_SURE] + np.cumsum(sb.sure[a:b])) >= 1
+            sure = (tr.n[C_SURE] + sb.sure[a:b].cumsum()) >= 1
         elif tr.packets + (b - a) < K:            # too few packets to open (the common case of a stray row)
             if tr.cls_name == "bruteforce":       # ... still remember its new connections' times
                 _guessing(tr, a, b, sb, self._new_firsts(tr, a, b, sb))
@@ -1098,7 +1099,7 @@ class IncidentEngine:
         firsts = self._new_firsts(tr, a, b, sb) if tr.cls_name == "bruteforce" else None
         guess = _guessing(tr, a, b, sb, firsts) if firsts is not None else None
         if len(allt) < K:
-            k = self._first_free(tr, a, np.flatnonzero(sure), sb)
+            k = self._first_free(tr, a, sure.nonzero()[0], sb)
             if k is not None:
                 tr.by_behaviour = True
             return None if k is None else a + k
@@ -1108,17 +1109,17 @@ class IncidentEngine:
         if rule.distinct > 1 and tr.cls_name in _DISTINCT_CLASSES:
             if firsts is None:
                 firsts = self._new_firsts(tr, a, b, sb)
-            cum = np.searchsorted(firsts, np.arange(b - a), side="right")
+            cum = firsts.searchsorted(np.arange(b - a), side="right")
             ok &= (len(tr.distinct) + cum) >= rule.distinct
         elif rule.distinct > 1:
             ok &= len(tr.distinct) >= rule.distinct
         if tr.cls_name == "spoofing":   # an impersonation must be seen: a claim against an owner, a rogue RA
-            ok &= (tr.impersonations + np.cumsum(sb.ev[a:b])) >= 1
+            ok &= (tr.impersonations + sb.ev[a:b].cumsum()) >= 1
         elif tr.cls_name == "exfiltration":
             ok &= _exfil_evidence(tr, a, b, sb)
         elif guess is not None:
             ok &= guess
-        k = self._first_free(tr, a, np.flatnonzero(ok | sure), sb)
+        k = self._first_free(tr, a, (ok | sure).nonzero()[0], sb)
         if k is None:
             return None
         tr.by_behaviour = not ok[k]
@@ -1130,7 +1131,7 @@ class IncidentEngine:
         lo, size = 0, 1
         while lo < len(hit):
             h = hit[lo:lo + size]
-            free = np.flatnonzero(~self._dominated(tr, a, h, sb))
+            free = (~self._dominated(tr, a, h, sb)).nonzero()[0]
             if len(free):
                 return int(h[free[0]])
             lo, size = lo + size, size * 8
@@ -1155,7 +1156,7 @@ class IncidentEngine:
             out = self._held(tr, hit, pos, peers, pset, sb)
             # the incidents of the pair whose rows of this batch begin before the first row not held
             # (later in the loop over groups): theirs first, then decide again
-            free = np.flatnonzero(~out)
+            free = (~out).nonzero()[0]
             if not (self._todo and len(free) and self._pull(tr, keys, int(frames[free[0]]), sb)):
                 return out
 
@@ -1183,13 +1184,13 @@ class IncidentEngine:
             other = np.broadcast_to(np.asarray(att if victim else vic, dtype=object), len(hit))
             pk0, lt0, gf, gt, gp = self._state_at(x, sb)
             done = x.packets - pk0 if x.bno == self._bno else 0   # its rows of this batch applied so far
-            k = np.searchsorted(gf, frames, side="right")   # the incident's rows of this batch up to each row
+            k = gf.searchsorted(frames, side="right")   # the incident's rows of this batch up to each row
             last = np.where(k > 0, gt[np.maximum(k - 1, 0)] if len(gt) else lt0, lt0)
             count = np.zeros(len(hit), dtype=np.int64)
             for o in dict.fromkeys(other[keyed].tolist()):
                 mask = gp == o
                 base = x.peers.get(o, 0) - int(mask[:done].sum())
-                cum = np.concatenate([[0], np.cumsum(mask)])
+                cum = np.concatenate([[0], mask.cumsum()])
                 sel = keyed & (other == o)
                 count[sel] = base + cum[k[sel]]
             held = keyed & (x.open_frame <= frames) & (times - last <= OVERLAP) & (count > mine)
@@ -1209,7 +1210,7 @@ class IncidentEngine:
                         or (x.kind != "dns-tunnel" if x.kind else (x.n[C_DNS_Q] + x.n[C_DNS_R]) * 2 <= x.packets):
                     continue
                 pk0, lt0, gf, gt, gp = self._state_at(x, sb)
-                k = np.searchsorted(gf, frames, side="right")
+                k = gf.searchsorted(frames, side="right")
                 last = np.where(k > 0, gt[np.maximum(k - 1, 0)] if len(gt) else lt0, lt0)
                 held = (times - last <= x.quiet) & (mine <= RELAY_RATIO * (pk0 + k))
                 if held.any() and int(held.argmax()) < first:
@@ -1230,9 +1231,9 @@ class IncidentEngine:
             return pk0, lt0, np.empty(0, dtype=np.int64), np.empty(0), np.empty(0, dtype=object)
         gf, gt, gp = sb.frame[g[0]:g[1]], sb.t[g[0]:g[1]], sb.peer_arr[g[0]:g[1]]
         if x.bno == self._bno and pk0 == 0:      # begun in this batch: its rows from its first
-            k = int(np.searchsorted(gf, x.first_frame))
+            k = int(gf.searchsorted(x.first_frame))
             gf, gt, gp = gf[k:], gt[k:], gp[k:]
-        gap = np.flatnonzero(np.diff(np.concatenate([[lt0], gt]) if np.isfinite(lt0) else gt) > x.quiet)
+        gap = (np.diff(np.concatenate([[lt0], gt]) if np.isfinite(lt0) else gt) > x.quiet).nonzero()[0]
         gap += int(not np.isfinite(lt0))
         if len(gap):                              # rows after a quiet gap are another incident's
             gf, gt, gp = gf[:gap[0]], gt[:gap[0]], gp[:gap[0]]
@@ -1285,7 +1286,7 @@ class IncidentEngine:
         pa, pb = sb.port_at[a], sb.port_at[b]
         if pb - pa > 64:     # ports with their counts in order of first appearance (stream order, as the list)
             u, first, k = _unique_first(sb.ports[pa:pb])
-            o = np.argsort(first)
+            o = first.argsort()
             _count(tr.ports, dict(zip(u[o].tolist(), k[o].tolist())))
         elif pb > pa:
             _count(tr.ports, sb.ports[pa:pb].tolist())
@@ -1349,7 +1350,7 @@ def _guessing(tr: Track, a: int, b: int, sb: "_Sorted", firsts: np.ndarray) -> n
     vs = sb.vs
     af = vs[C_AUTHFAIL, a:b]
     if tr.n[C_AUTHFAIL] or af.any():
-        fails = (int(tr.n[C_AUTHFAIL]) + np.cumsum(af, dtype=np.int64)) >= BRUTE_FAILS
+        fails = (int(tr.n[C_AUTHFAIL]) + af.cumsum(dtype=np.int64)) >= BRUTE_FAILS
     else:
         fails = np.zeros(b - a, dtype=bool)
     rate = np.full(b - a, tr.guess_rate)
@@ -1362,7 +1363,7 @@ def _guessing(tr: Track, a: int, b: int, sb: "_Sorted", firsts: np.ndarray) -> n
             allt = np.concatenate([tr.conn_times.get(port, np.empty(0)), ft[sel]])
             j = np.arange(k, len(allt))
             new = len(allt) - int(sel.sum())
-            h = np.flatnonzero((allt[j] - allt[j - k] <= WINDOW) & (j >= new))
+            h = ((allt[j] - allt[j - k] <= WINDOW) & (j >= new)).nonzero()[0]
             if len(h):
                 hit = min(hit, int(firsts[sel][j[h[0]] - new]))
             tr.conn_times.pop(port, None)
@@ -1388,9 +1389,9 @@ def _exfil_evidence(tr: Track, a: int, b: int, sb: "_Sorted") -> np.ndarray:
     def cum(*cs):
         return sum(int(tr.n[c]) for c in cs) + np.cumsum(sum(vs[c, a:b].astype(np.int64) for c in cs))
     echo = cum(C_ICMP_REQ, C_ICMP_BACK)
-    echo_bytes = int(tr.n[C_ICMP_LEN]) + np.cumsum(sb.vb[C_ICMP_LEN - _N_SMALL, a:b])
+    echo_bytes = int(tr.n[C_ICMP_LEN]) + sb.vb[C_ICMP_LEN - _N_SMALL, a:b].cumsum()
     icmp = echo * 2 > pk
-    sent = int(tr.n[C_FWD_BYTES]) + np.cumsum(sb.vb[C_FWD_BYTES - _N_SMALL, a:b])
+    sent = int(tr.n[C_FWD_BYTES]) + sb.vb[C_FWD_BYTES - _N_SMALL, a:b].cumsum()
     return ((cum(C_DNS_Q, C_DNS_R) * 2 > pk) | (icmp & (echo_bytes > PING_PAYLOAD * echo))
             | (~icmp & (cum(C_UNNAMED) * 2 > pk) & (sent >= UPLOAD_MIN_BYTES)))
 CONF_SCALE = float(1 << 32)   # confidences are summed as integers (exact, the same for any batch size)
@@ -1412,7 +1413,7 @@ def _most_common(counter: Counter, n: int) -> list:
     if len(counter) <= 64:
         return counter.most_common(n)
     counts = np.fromiter(counter.values(), dtype=np.int64, count=len(counter))
-    top = np.argsort(-counts, kind="stable")[:n].tolist()
+    top = (-counts).argsort(kind="stable")[:n].tolist()
     keys = list(counter)
     return [(keys[i], int(counts[i])) for i in top]
 
@@ -1444,7 +1445,7 @@ class _Sorted:
         # distinct probe targets (recon: peer, server port) / connections (bruteforce: peer, client port)
         self.dk = self.dk_list = None
         if dist.any():
-            rd = np.flatnonzero(dist)
+            rd = dist.nonzero()[0]
             dk = np.zeros(n, dtype=np.int64)
             port = np.where(recon[rd], o["server_port"][rd], o["client_port"][rd])
             dk[rd] = _ip_hash(o["peer"][rd]) * 65537 + port + 1
@@ -1462,7 +1463,7 @@ class _Sorted:
         self.mac_new = _run_heads(macs)
         self.mac_at = _at(sel)
         hc = np.zeros(n, dtype=bool)   # claims are made by spoofing rows only (_spoof_keys)
-        sr = np.flatnonzero(spoof[order])
+        sr = spoof[order].nonzero()[0]
         self.claims = []
         if len(sr):
             cl = cols["claimed"][order[sr]]
@@ -1470,7 +1471,7 @@ class _Sorted:
             hc[sr] = has
             self.claims = cl[has].tolist()
         self.claim_at = _at(hc)
-        ra = np.flatnonzero(o["ra"])
+        ra = o["ra"].nonzero()[0]
         hc[ra] |= o["eth_src"][ra] != eng._ra_owner
         self.ev = hc                  # impersonation evidence: a claim against an owner, a rogue RA
         self.sure = o["sure"]
@@ -1482,9 +1483,9 @@ class _Sorted:
         gap = np.diff(t) > eng.quiet
         brk[1:] = (sec[1:] != sec[:-1]) | gap
         brk[np.array(bounds[:-1], dtype=np.int64)] = True
-        self.run_starts = starts = np.flatnonzero(brk)
-        self.runpos = np.arange(1, n + 1) - starts[np.cumsum(brk) - 1]
-        self.gaps = np.flatnonzero(gap) + 1   # positions that follow a quiet gap
+        self.run_starts = starts = brk.nonzero()[0]
+        self.runpos = np.arange(1, n + 1) - starts[brk.cumsum() - 1]
+        self.gaps = gap.nonzero()[0] + 1   # positions that follow a quiet gap
         self.n = n
         self.carry, self.carry_until = 0, 0
 
@@ -1495,12 +1496,12 @@ class _Sorted:
         return bool((c["syn"][r] and not c["ack"][r]) or c["failed"][r])
 
     def run_end(self, pos: int) -> int:
-        k = int(np.searchsorted(self.run_starts, pos, side="right"))
+        k = int(self.run_starts.searchsorted(pos, side="right"))
         return int(self.run_starts[k]) if k < len(self.run_starts) else self.n
 
     def gap_after(self, pos: int, stop: int) -> int:
         """The first position after ``pos`` (and before ``stop``) that follows a quiet gap, else stop."""
-        k = int(np.searchsorted(self.gaps, pos, side="right"))
+        k = int(self.gaps.searchsorted(pos, side="right"))
         return min(int(self.gaps[k]), stop) if k < len(self.gaps) else stop
 
 
@@ -1524,19 +1525,19 @@ def _unique(k: np.ndarray) -> np.ndarray:
 
 def _unique_first(k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``np.unique(k, return_index=True, return_counts=True)`` (the first occurrence of each value)."""
-    order = np.argsort(k, kind="stable")
+    order = k.argsort(kind="stable")
     ks = k[order]
-    heads = np.flatnonzero(_run_heads(ks))
+    heads = (_run_heads(ks)).nonzero()[0]
     return ks[heads], order[heads], np.diff(np.append(heads, len(k)))
 
 
 def _unique_inverse(k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``np.unique(k, return_inverse=True)``."""
-    order = np.argsort(k)
+    order = k.argsort()
     ks = k[order]
     head = _run_heads(ks)
     inv = np.empty(len(k), dtype=np.intp)
-    inv[order] = np.cumsum(head) - 1
+    inv[order] = head.cumsum() - 1
     return ks[head], inv
 
 
@@ -1544,7 +1545,7 @@ def _runs(items: list, new: np.ndarray, a: int, b: int) -> list | dict:
     """``items[a:b]`` for ``_count``, or when its runs of equal items (``new``: see ``_run_heads``) are
     long, the same counts as a dict in first-seen order."""
     if b - a > 32:
-        heads = np.flatnonzero(new[a + 1:b])
+        heads = new[a + 1:b].nonzero()[0]
         if len(heads) * 4 < b - a:
             starts = [a] + (heads + (a + 1)).tolist()
             agg: dict = {}
@@ -1635,7 +1636,7 @@ def _counters(cols: dict, spoof: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _lengths(names: np.ndarray, has: np.ndarray) -> np.ndarray:
     out = np.zeros(len(names), dtype=np.int64)
-    k = np.flatnonzero(has)
+    k = has.nonzero()[0]
     if len(k):
         out[k] = np.fromiter(map(len, names[k].tolist()), dtype=np.int64, count=len(k))
     return out
@@ -1686,7 +1687,7 @@ def _by_runs(f):
         k = np.count_nonzero(head)
         if k * 3 > len(values) * 2:
             return f(values)
-        return f(values[head])[np.cumsum(head) - 1]
+        return f(values[head])[head.cumsum() - 1]
     hashed.__doc__ = f.__doc__
     return hashed
 
@@ -1787,11 +1788,11 @@ class Behaviour:
             # host's flagged packets with no other host's and no 1 s gap between them (a run may go
             # on from the previous batch), busy from the run's BUSY_PACKETS-th packet on (a spoofed
             # source's single packet, or one connection the model calls an attack, is no attack)
-            ev = np.flatnonzero(anomaly & (predicted != self.recon))
+            ev = (anomaly & (predicted != self.recon)).nonzero()[0]
             sv, te = p["ip_src"][ev], t[ev]
             brk = np.ones(len(ev) + 1, dtype=bool)
             brk[1:-1] = (sv[1:] != sv[:-1]) | (te[1:] - te[:-1] > 1.0)
-            edges = np.flatnonzero(brk)
+            edges = brk.nonzero()[0]
             heads, tails = edges[:-1], edges[1:] - 1
             before = np.zeros(len(heads), dtype=np.int64)   # the run's packets in earlier batches
             if len(ev) and self._run is not None and self._run[0] == sv[0] and te[0] - self._run[2] <= 1.0:
@@ -1802,15 +1803,15 @@ class Behaviour:
             keep = heads + need <= tails
             since, tails = heads[keep] + need[keep], tails[keep]
             eh = _ip_hash(sv[since])
-            o = np.argsort(eh, kind="stable")          # by host, in time order within one
+            o = eh.argsort(kind="stable")          # by host, in time order within one
             self._ev_h, self._ev_t, self._ev_last = eh[o], te[since][o], te[tails][o]
-            stealth = np.flatnonzero(tcp & ((flags & STEALTH_FLAGS) == 0))
+            stealth = (tcp & ((flags & STEALTH_FLAGS) == 0)).nonzero()[0]
             if len(stealth):
                 v.set(stealth, self.recon, False, p["ip_src"][stealth], p["ip_dst"][stealth], True,
                       p["tcp_dstport"][stealth])
             # the packets that tell a handshake's fate: SYN, RST, FIN and the bare ACK completing it
             # (data segments come after that ACK)
-            rows = np.flatnonzero(tcp & (((flags & 0x07) != 0) | (((flags & 0x3F) == 0x10) & (p["tcp_len"] <= 0))))
+            rows = (tcp & (((flags & 0x07) != 0) | (((flags & 0x3F) == 0x10) & (p["tcp_len"] <= 0)))).nonzero()[0]
             if len(rows):
                 self._handshakes(p, t, rows, flags[rows], predicted, anomaly, v)
             self._busy_merge(float(t[-1]))
@@ -1821,17 +1822,17 @@ class Behaviour:
     def _dhcp(self, p, t: np.ndarray, v: "Verdicts") -> None:
         udp = p["ip_proto"] == 17
         sport, dport = p["udp_srcport"], p["udp_dstport"]
-        server = np.flatnonzero(udp & (sport == 67) & (dport == 68))
-        client = np.flatnonzero(udp & (sport == 68) & (dport == 67))
+        server = (udp & (sport == 67) & (dport == 68)).nonzero()[0]
+        client = (udp & (sport == 68) & (dport == 67)).nonzero()[0]
         if len(client):
             allt = np.concatenate([self.dhcp_times, t[client]])
             k = len(self.dhcp_times)
             j = np.arange(k, len(allt))
-            lo = np.searchsorted(allt, allt[j] - DHCP_WINDOW, side="right")
+            lo = allt.searchsorted(allt[j] - DHCP_WINDOW, side="right")
             hit = client[(j - lo + 1) >= DHCP_COUNT]
             self.dhcp_times = allt[-(DHCP_COUNT - 1):]
             # one key per starvation (hits no more than QUIET apart): the server known at its first hit
-            for run in np.split(hit, np.flatnonzero(np.diff(t[hit]) > QUIET) + 1) if len(hit) else []:
+            for run in np.split(hit, (np.diff(t[hit]) > QUIET).nonzero()[0] + 1) if len(hit) else []:
                 r0 = int(run[0])
                 if self.dhcp_key is None or t[r0] - self.dhcp_last > QUIET:
                     before = server[server < r0]
@@ -1855,7 +1856,7 @@ class Behaviour:
         # a conversation begins with a SYN the model does not flag or flags as recon (not a flood's)
         opening = ((fl & 0x12) == 0x02) & (~anomaly[rows] | (predicted[rows] == self.recon))
         want = _unique(np.concatenate([pp[opening], self.flow_pp]))
-        mine = want[np.searchsorted(want, pp).clip(0, max(len(want) - 1, 0))] == pp if len(want) else \
+        mine = want[want.searchsorted(pp).clip(0, max(len(want) - 1, 0))] == pp if len(want) else \
             np.zeros(len(pp), dtype=bool)
         if not mine.all():
             rows, fl, sp, dp, pp, opening = rows[mine], fl[mine], sp[mine], dp[mine], pp[mine], opening[mine]
@@ -1869,7 +1870,7 @@ class Behaviour:
         a = (h[:len(rows)] << 16) | sp
         b = (h[len(rows):] << 16) | dp
         fk = np.minimum(a, b).astype(np.uint64) * _H1 ^ np.maximum(a, b).astype(np.uint64)
-        o = np.argsort(fk, kind="stable")            # by conversation, in stream order within one
+        o = fk.argsort(kind="stable")            # by conversation, in stream order within one
         fks, ts, f0 = fk[o], t[rows][o], fl[o]
         m = len(o)
         newgrp = np.ones(m, dtype=bool)
@@ -1879,11 +1880,11 @@ class Behaviour:
         # packets already seen of conversations carried over from earlier batches
         base = np.zeros(m, dtype=np.int64)
         if len(self.flow_keys):
-            si = np.searchsorted(self.flow_keys, fks).clip(0, len(self.flow_keys) - 1)
+            si = self.flow_keys.searchsorted(fks).clip(0, len(self.flow_keys) - 1)
             hit = newgrp & (self.flow_keys[si] == fks) & (ts - self.flow_t[si] <= FLOW_IDLE)
             base[hit] = self.flow_n[si[hit]]
-        seg_start = np.flatnonzero(start)
-        seg = np.cumsum(start) - 1
+        seg_start = start.nonzero()[0]
+        seg = start.cumsum() - 1
         index = np.arange(m) - seg_start[seg] + base[seg_start][seg]   # 0-based packet of its conversation
         began = ((base > 0) | opening[o])[seg_start][seg]
         rst = (f0 & 0x04) != 0
@@ -1896,16 +1897,16 @@ class Behaviour:
         kk, kn, kt = fks[seg_end[keep]], index[seg_end[keep]] + 1, ts[seg_end[keep]]
         kp = pp[o][seg_end[keep]]
         now = float(t[-1])
-        seen = np.searchsorted(fks, self.flow_keys).clip(0, m - 1)
+        seen = fks.searchsorted(self.flow_keys).clip(0, m - 1)
         old = (self.flow_t > now - FLOW_IDLE) & (fks[seen] != self.flow_keys)
         keys = np.concatenate([self.flow_keys[old], kk])
         ns = np.concatenate([self.flow_n[old], kn])
         tt = np.concatenate([self.flow_t[old], kt])
         pps = np.concatenate([self.flow_pp[old], kp])
         if len(keys) > MAX_FLOWS:
-            recent = np.argsort(tt, kind="stable")[-MAX_FLOWS:]
+            recent = tt.argsort(kind="stable")[-MAX_FLOWS:]
             keys, ns, tt, pps = keys[recent], ns[recent], tt[recent], pps[recent]
-        so = np.argsort(keys, kind="stable")
+        so = keys.argsort(kind="stable")
         self.flow_keys, self.flow_n, self.flow_t, self.flow_pp = keys[so], ns[so], tt[so], pps[so]
         fr = np.sort(rows[o[fail]])
         if not len(fr):
@@ -1925,7 +1926,7 @@ class Behaviour:
         busy = self._busy_before(_ip_hash(client), tf)
         clients, inv = _codes(client)
         for ci, c in enumerate(clients):
-            mine = np.flatnonzero(inv == ci)
+            mine = (inv == ci).nonzero()[0]
             st = self.scanners.pop(c, None)
             for i, x, tt_, b in zip(mine.tolist(), target[mine].tolist(), tf[mine].tolist(), busy[mine].tolist()):
                 if tt_ - b <= SCAN_HORIZON:      # its failures belong to a flood / brute force the model sees
@@ -1954,14 +1955,14 @@ class Behaviour:
         flags as an attack other than recon (earlier batches or this one), else -inf."""
         out = np.full(len(hosts), -np.inf)
         if len(self.busy_h):
-            k = np.searchsorted(self.busy_h, hosts).clip(0, len(self.busy_h) - 1)
+            k = self.busy_h.searchsorted(hosts).clip(0, len(self.busy_h) - 1)
             hit = self.busy_h[k] == hosts
             out[hit] = self.busy_t[k[hit]]
         eh, et, el = self._ev_h, self._ev_t, self._ev_last
         if len(eh):
-            lo = np.searchsorted(eh, hosts, side="left")
-            hi = np.searchsorted(eh, hosts, side="right")
-            for j in np.flatnonzero(hi > lo).tolist():   # the host's last run begun by then
+            lo = eh.searchsorted(hosts, side="left")
+            hi = eh.searchsorted(hosts, side="right")
+            for j in (hi > lo).nonzero()[0].tolist():   # the host's last run begun by then
                 q = lo[j] + int(np.searchsorted(et[lo[j]:hi[j]], times[j], side="right")) - 1
                 if q >= lo[j]:
                     out[j] = max(out[j], min(el[q], times[j]))
@@ -1975,14 +1976,14 @@ class Behaviour:
             return
         h = np.concatenate([self.busy_h, self._ev_h])
         tt = np.concatenate([self.busy_t, self._ev_last])
-        o = np.argsort(h, kind="stable")              # earlier batches first within one host
+        o = h.argsort(kind="stable")              # earlier batches first within one host
         h, tt = h[o], tt[o]
         last = np.append(h[1:] != h[:-1], True)
         h, tt = h[last], tt[last]
         keep = tt >= now - SCAN_HORIZON
         h, tt = h[keep], tt[keep]
         if len(h) > MAX_FLOWS:
-            r = np.sort(np.argsort(tt, kind="stable")[-MAX_FLOWS:])
+            r = np.sort(tt.argsort(kind="stable")[-MAX_FLOWS:])
             h, tt = h[r], tt[r]
         self.busy_h, self.busy_t = h, tt
 
