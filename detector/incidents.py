@@ -47,8 +47,9 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import operator
 import zlib
-from collections import Counter
+from collections import Counter, _count_elements
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -727,8 +728,8 @@ class IncidentEngine:
         gk = _key_hash(key) * ncls + cls.astype(np.uint64)
         order = gk.argsort(kind="stable")
         sk = gk[order]
-        starts = (np.append(True, sk[1:] != sk[:-1])).nonzero()[0]
-        bounds = np.append(starts, len(order)).tolist()
+        starts = _run_heads(sk).nonzero()[0]
+        bounds = starts.tolist() + [len(order)]
         dns = p["dns_flags"][idx]
         has_dns = dns >= 0
         unnamed = np.zeros(len(idx), dtype=bool)
@@ -825,7 +826,7 @@ class IncidentEngine:
         heard: dict = {}            # (sender, destination address or MAC) -> last time
 
         def senders(tt, src, dst, edst, h):   # rows (of the first len(h)) sent by a target since ``since``
-            k = th.searchsorted(h).clip(0, len(th) - 1)
+            k = np.minimum(th.searchsorted(h), len(th) - 1)
             rows = ((th[k] == h) & (tt[:len(h)] >= since)).nonzero()[0]
             return rows, src[rows].tolist(), dst[rows].tolist(), edst[rows].tolist(), tt[rows].tolist()
         for e in self._heard:
@@ -931,7 +932,7 @@ class IncidentEngine:
         dfl = p["dns_flags"][mine]
         dns_r[rows] = (dfl >= 0) & ((dfl & 0x8000) != 0)
         # the batch's ARP rows that are not among these (``mine`` ascends, as ``idx``)
-        at = mine.searchsorted(arp_all).clip(0, len(mine) - 1)
+        at = np.minimum(mine.searchsorted(arp_all), len(mine) - 1)
         learn = arp_all[mine[at] != arp_all].tolist()
         self._arp_learnt = True
         if len(impostor) > MAX_DISTINCT:
@@ -1400,7 +1401,12 @@ CONF_SCALE = float(1 << 32)   # confidences are summed as integers (exact, the s
 def _count(counter: Counter, items) -> None:
     """Count ``items`` (a list, or a dict of counts), new keys in first-seen order, then keep the
     ``MAX_COUNTER`` most common when the counter has grown past twice that."""
-    counter.update(items)
+    if isinstance(items, list):
+        _count_elements(counter, items)
+    else:                   # (Counter.update's own loop for a dict: new keys in the dict's order)
+        get = counter.get
+        for k, v in items.items():
+            counter[k] = v + get(k, 0)
     if len(counter) > MAX_COUNTER * 2:
         keep = _most_common(counter, MAX_COUNTER)
         counter.clear()
@@ -1480,7 +1486,7 @@ class _Sorted:
         # runs of one key within one second (and no quiet gap): each row's position in its run
         self.sec = sec = np.floor(t).astype(np.int64)
         brk = np.ones(n, dtype=bool)
-        gap = np.diff(t) > eng.quiet
+        gap = (t[1:] - t[:-1]) > eng.quiet
         brk[1:] = (sec[1:] != sec[:-1]) | gap
         brk[np.array(bounds[:-1], dtype=np.int64)] = True
         self.run_starts = starts = brk.nonzero()[0]
@@ -1528,7 +1534,10 @@ def _unique_first(k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     order = k.argsort(kind="stable")
     ks = k[order]
     heads = (_run_heads(ks)).nonzero()[0]
-    return ks[heads], order[heads], np.diff(np.append(heads, len(k)))
+    counts = np.empty(len(heads), dtype=np.int64)
+    counts[:-1] = heads[1:] - heads[:-1]
+    counts[-1:] = len(k) - heads[-1:]
+    return ks[heads], order[heads], counts
 
 
 def _unique_inverse(k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -1549,7 +1558,7 @@ def _runs(items: list, new: np.ndarray, a: int, b: int) -> list | dict:
         if len(heads) * 4 < b - a:
             starts = [a] + (heads + (a + 1)).tolist()
             agg: dict = {}
-            for s, c in zip(starts, np.diff(starts + [b]).tolist()):
+            for s, c in zip(starts, map(operator.sub, starts[1:] + [b], starts)):
                 k = items[s]
                 agg[k] = agg.get(k, 0) + c
             return agg
@@ -1624,11 +1633,11 @@ def _counters(cols: dict, spoof: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                  (C_UNNAMED, cols["unnamed"])):
         small[c] = v
     small[_S_REFL] = cols["refl"]
-    fb = cols["flen"].clip(0)
+    fb = np.maximum(cols["flen"], 0)
     big[C_DNS_LEN - _N_SMALL] = np.where(cols["dns_q"], cols["dns_len"], 0)
     big[C_FWD_BYTES - _N_SMALL] = np.where(fwd, fb, 0)
     big[C_REV_BYTES - _N_SMALL] = np.where(fwd, 0, fb)
-    big[C_ICMP_LEN - _N_SMALL] = np.where(req | back, cols["ip_len"].clip(28) - 28, 0)
+    big[C_ICMP_LEN - _N_SMALL] = np.where(req | back, np.maximum(cols["ip_len"], 28) - 28, 0)
     big[_B_BYTES] = fb
     big[_B_CONF] = cols["conf"].astype(np.float64) * CONF_SCALE
     return small.view(np.int8), big
@@ -1850,13 +1859,13 @@ class Behaviour:
         """Failed handshakes (a conversation that began with a SYN and gets a RST as its 2nd or 3rd
         packet, counting SYN, RST, FIN and bare ACK segments), then the per-source sketch of their
         distinct targets."""
-        sp, dp = p["tcp_srcport"][rows].clip(0), p["tcp_dstport"][rows].clip(0)
+        sp, dp = np.maximum(p["tcp_srcport"][rows], 0), np.maximum(p["tcp_dstport"][rows], 0)
         # only conversations that begin here (a SYN) or are remembered can fail: others by port pair out
         pp = (np.minimum(sp, dp) << 16) | np.maximum(sp, dp)
         # a conversation begins with a SYN the model does not flag or flags as recon (not a flood's)
         opening = ((fl & 0x12) == 0x02) & (~anomaly[rows] | (predicted[rows] == self.recon))
         want = _unique(np.concatenate([pp[opening], self.flow_pp]))
-        mine = want[want.searchsorted(pp).clip(0, max(len(want) - 1, 0))] == pp if len(want) else \
+        mine = want[np.minimum(want.searchsorted(pp), max(len(want) - 1, 0))] == pp if len(want) else \
             np.zeros(len(pp), dtype=bool)
         if not mine.all():
             rows, fl, sp, dp, pp, opening = rows[mine], fl[mine], sp[mine], dp[mine], pp[mine], opening[mine]
@@ -1880,7 +1889,7 @@ class Behaviour:
         # packets already seen of conversations carried over from earlier batches
         base = np.zeros(m, dtype=np.int64)
         if len(self.flow_keys):
-            si = self.flow_keys.searchsorted(fks).clip(0, len(self.flow_keys) - 1)
+            si = np.minimum(self.flow_keys.searchsorted(fks), len(self.flow_keys) - 1)
             hit = newgrp & (self.flow_keys[si] == fks) & (ts - self.flow_t[si] <= FLOW_IDLE)
             base[hit] = self.flow_n[si[hit]]
         seg_start = start.nonzero()[0]
@@ -1890,14 +1899,14 @@ class Behaviour:
         rst = (f0 & 0x04) != 0
         fail = rst & began & (index >= 1) & (index <= 2)
         # conversations that can still fail: began with a SYN, fewer than 3 packets, no RST yet
-        seg_end = np.append(seg_start[1:], m) - 1
-        last_of_group = np.append(newgrp[1:], True)
+        seg_end = np.concatenate([seg_start[1:], [m]]) - 1
+        last_of_group = np.concatenate([newgrp[1:], [True]])
         anyrst = np.add.reduceat(rst.astype(np.int64), seg_start) > 0
         keep = last_of_group[seg_end] & began[seg_start] & (index[seg_end] < 2) & ~anyrst
         kk, kn, kt = fks[seg_end[keep]], index[seg_end[keep]] + 1, ts[seg_end[keep]]
         kp = pp[o][seg_end[keep]]
         now = float(t[-1])
-        seen = fks.searchsorted(self.flow_keys).clip(0, m - 1)
+        seen = np.minimum(fks.searchsorted(self.flow_keys), m - 1)
         old = (self.flow_t > now - FLOW_IDLE) & (fks[seen] != self.flow_keys)
         keys = np.concatenate([self.flow_keys[old], kk])
         ns = np.concatenate([self.flow_n[old], kn])
@@ -1920,7 +1929,7 @@ class Behaviour:
         client = np.where(ack, p["ip_dst"][fr], p["ip_src"][fr])
         host = np.where(ack, p["ip_src"][fr], p["ip_dst"][fr])
         port = np.where(ack, p["tcp_srcport"][fr], p["tcp_dstport"][fr])
-        target = (_ip_hash(host) << 16) | port.clip(0)
+        target = (_ip_hash(host) << 16) | np.maximum(port, 0)
         sure, notes = [], []
         tf = t[fr]
         busy = self._busy_before(_ip_hash(client), tf)
@@ -1955,7 +1964,7 @@ class Behaviour:
         flags as an attack other than recon (earlier batches or this one), else -inf."""
         out = np.full(len(hosts), -np.inf)
         if len(self.busy_h):
-            k = self.busy_h.searchsorted(hosts).clip(0, len(self.busy_h) - 1)
+            k = np.minimum(self.busy_h.searchsorted(hosts), len(self.busy_h) - 1)
             hit = self.busy_h[k] == hosts
             out[hit] = self.busy_t[k[hit]]
         eh, et, el = self._ev_h, self._ev_t, self._ev_last
@@ -1978,7 +1987,7 @@ class Behaviour:
         tt = np.concatenate([self.busy_t, self._ev_last])
         o = h.argsort(kind="stable")              # earlier batches first within one host
         h, tt = h[o], tt[o]
-        last = np.append(h[1:] != h[:-1], True)
+        last = np.concatenate([h[1:] != h[:-1], [True]])
         h, tt = h[last], tt[last]
         keep = tt >= now - SCAN_HORIZON
         h, tt = h[keep], tt[keep]
