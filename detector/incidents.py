@@ -1244,11 +1244,16 @@ class IncidentEngine:
     def _new_firsts(tr: Track, a: int, b: int, sb: "_Sorted") -> np.ndarray:
         """Positions (relative to ``a``, ascending) of the first row of each probe target /
         connection in a:b that the track has not seen yet."""
-        keys = sb.dk_list[a:b]
-        first = dict(zip(reversed(keys), range(b - a - 1, -1, -1)))   # each key's first position
         seen = tr.distinct
-        pos = [i for k, i in first.items() if k not in seen] if seen else list(first.values())
-        return np.sort(np.array(pos, dtype=np.int64))
+        if b - a <= 64:
+            keys = sb.dk_list[a:b]
+            first = dict(zip(reversed(keys), range(b - a - 1, -1, -1)))   # each key's first position
+            pos = [i for k, i in first.items() if k not in seen] if seen else list(first.values())
+            return np.sort(np.array(pos, dtype=np.int64))
+        u, pos, _ = _unique_first(sb.dk[a:b])      # (a probe target / connection has many rows)
+        if seen:
+            pos = pos[np.array([k not in seen for k in u.tolist()], dtype=bool)]
+        return np.sort(pos)
 
     def _apply(self, tr: Track, a: int, b: int, sb: "_Sorted") -> None:
         """Add rows ``a:b`` (positions in ``sb``: one key, in order) to the track's counts; every sum
@@ -1285,12 +1290,8 @@ class IncidentEngine:
             else:
                 tr.peer_set.update(list(dict.fromkeys(pl))[: MAX_DISTINCT - len(tr.peer_set)])
         pa, pb = sb.port_at[a], sb.port_at[b]
-        if pb - pa > 64:     # ports with their counts in order of first appearance (stream order, as the list)
-            u, first, k = _unique_first(sb.ports[pa:pb])
-            o = first.argsort()
-            _count(tr.ports, dict(zip(u[o].tolist(), k[o].tolist())))
-        elif pb > pa:
-            _count(tr.ports, sb.ports[pa:pb].tolist())
+        if pb > pa:          # (a flood's, a brute force's rows share their port: counted per run)
+            _count(tr.ports, _runs(sb.port_list, sb.port_new, pa, pb))
         if tr.cls_name in _DISTINCT_CLASSES and len(tr.distinct) < MAX_DISTINCT:
             if len(tr.distinct) + (b - a) <= MAX_DISTINCT:
                 tr.distinct.update(sb.dk_list[a:b])
@@ -1460,7 +1461,9 @@ class _Sorted:
         # compressed lists: server ports seen, source MACs on the attacker's (victim's) side, claims
         sport = o["server_port"]
         has = sport >= 0
-        self.ports = sport[has]
+        ports = sport[has]
+        self.port_list = ports.tolist()
+        self.port_new = _run_heads(ports)
         self.port_at = _at(has)
         sel = np.where(victim_role, ~fwd, fwd)
         self.eth_src = o["eth_src"]
