@@ -200,6 +200,14 @@ class Track:
         self.under: Track | None = None  # pending: the incident that held it back
         self.under_label = ""
         self.bno, self.pk0, self.lt0 = -1, 0, -np.inf   # batch number, packets and last time before it
+        self.unsnapped: list = []       # its events whose snapshot is not made yet (see IncidentEvent)
+
+    def freeze(self) -> None:
+        """Make the snapshots of its events waiting for one (before the track changes: ``_apply``,
+        ``_close``; or when one is read)."""
+        events, self.unsnapped = self.unsnapped, []
+        for e in events:
+            e._snapshot = self.to_dict(secondary=False)
 
     def leave(self) -> None:
         """Out of the engine's tracks: a pending track held back leaves its packet count with its
@@ -466,16 +474,34 @@ def _size(b: float) -> str:
     return f"{b:.0f} B"
 
 
-@dataclass
 class IncidentEvent:
     """``kind`` is "opened", "updated" or "closed"; ``frame`` is the frame that caused it (for a
-    quiet-period close: the first packet later than the quiet period); ``incident`` the track."""
+    quiet-period close: the first packet later than the quiet period); ``incident`` the track;
+    ``snapshot`` the incident as of the event (``Track.to_dict`` without the held-back packets).
+    The snapshot is made on demand: when first read, or before its track changes (``Track.freeze``),
+    whichever comes first -- the same dict either way; a run that reads none (headless without
+    ``--alerts``) formats no evidence for its events."""
 
-    kind: str
-    frame: int
-    time: float
-    incident: Track
-    snapshot: dict
+    __slots__ = ("kind", "frame", "time", "incident", "_snapshot")
+
+    def __init__(self, kind: str, frame: int, time: float, incident: Track, snapshot: dict | None = None):
+        self.kind, self.frame, self.time, self.incident = kind, frame, time, incident
+        self._snapshot = snapshot
+        if snapshot is None:
+            incident.unsnapped.append(self)
+
+    @property
+    def snapshot(self) -> dict:
+        if self._snapshot is None:
+            self.incident.freeze()
+        return self._snapshot
+
+    @snapshot.setter
+    def snapshot(self, value: dict) -> None:
+        self._snapshot = value
+
+    def __repr__(self) -> str:
+        return f"IncidentEvent({self.kind!r}, frame={self.frame}, time={self.time}, incident #{self.incident.id})"
 
 
 _ORDER = {"closed": 0, "opened": 1, "updated": 2}
@@ -595,14 +621,17 @@ class IncidentEngine:
             if e.kind == "opened":
                 self.opened += 1
                 e.incident.id = self.opened
-            e.snapshot["id"] = e.incident.id
+            if e._snapshot is not None:   # (made already: its track changed since; else made with this id)
+                e._snapshot["id"] = e.incident.id
             out.append(e)
         return out
 
     def _emit(self, kind: str, tr: Track, frame: int, time: float) -> None:
-        self._events.append(IncidentEvent(kind, int(frame), float(time), tr, tr.to_dict(secondary=False)))
+        self._events.append(IncidentEvent(kind, int(frame), float(time), tr))   # (snapshot on demand)
 
     def _close(self, tr: Track, frame: int, time: float, reason: str) -> None:
+        if tr.unsnapped:
+            tr.freeze()
         tr.state = "ended"
         self._ended_now.append(tr)
         tr.end_reason = reason
@@ -1260,6 +1289,8 @@ class IncidentEngine:
         is a difference of the batch's running sums, every counter a C-level update of a list slice."""
         if a >= b:
             return
+        if tr.unsnapped:     # its events' snapshots are of the state before these rows
+            tr.freeze()
         self.assigned.append((sb.frame[a:b], tr))
         if tr.bno != self._bno:
             tr.bno, tr.pk0, tr.lt0 = self._bno, tr.packets, (tr.last_time if tr.packets else -np.inf)
