@@ -172,6 +172,7 @@ class Track:
         self.recent: np.ndarray = np.empty(0)      # last (packets-1) times while pending
         self.peers: Counter = Counter()
         self._top: tuple = (-1, [])     # (packets, peers.most_common(MAX_VICTIMS)) at that count
+        self._svc: tuple = (-1, [])     # (packets, services) at that count
         self.peer_set: set = set()
         self.client_macs: set = set()   # Ethernet sources of its DHCP client messages (DISCOVER/REQUEST)
         self.ports: Counter = Counter()
@@ -259,11 +260,14 @@ class Track:
 
     @property
     def services(self) -> list[str]:
-        out = []
-        for port, _ in _most_common(self.ports, 4):
-            name = SERVICE_NAMES.get(port)
-            out.append(f"{name}/{port}" if name else str(port))
-        return out
+        """Its 4 most common server ports, named (kept until the track's next packets)."""
+        if self._svc[0] != self.packets:
+            out = []
+            for port, _ in _most_common(self.ports, 4):
+                name = SERVICE_NAMES.get(port)
+                out.append(f"{name}/{port}" if name else str(port))
+            self._svc = (self.packets, out)
+        return list(self._svc[1])
 
     @property
     def confidence(self) -> float:
@@ -359,7 +363,6 @@ class Track:
         n, pk, dur = self.n, max(self.packets, 1), self.duration
         kind = self.kind or self.classify_kind()
         victim = (self.victims or ["?"])[0]
-        ports = len({p for p in self.ports})
         d = f"in {dur:,.1f} s"
         if self.cls_name == "recon":
             if kind == "arp-sweep":
@@ -1453,7 +1456,7 @@ def _most_common(counter: Counter, n: int) -> list:
     counts = np.fromiter(counter.values(), dtype=np.int64, count=len(counter))
     top = (-counts).argsort(kind="stable")[:n].tolist()
     keys = list(counter)
-    return [(keys[i], int(counts[i])) for i in top]
+    return list(zip([keys[i] for i in top], counts[top].tolist()))
 
 
 class _Sorted:
