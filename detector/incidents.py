@@ -483,7 +483,8 @@ class IncidentEvent:
     ``snapshot`` the incident as of the event (``Track.to_dict`` without the held-back packets).
     The snapshot is made on demand: when first read, or before its track changes (``Track.freeze``),
     whichever comes first -- the same dict either way; a run that reads none (headless without
-    ``--alerts``) formats no evidence for its events."""
+    ``--alerts``) formats no evidence for its events. Like the engine, not thread-safe: read it in
+    the thread that runs ``update`` (as the TUI's worker and the EVE writer do), or between updates."""
 
     __slots__ = ("kind", "frame", "time", "incident", "_snapshot")
 
