@@ -289,15 +289,30 @@ def _sorted_unique(k: np.ndarray) -> np.ndarray:
     return s[keep]
 
 
-def _unique_first_inverse(k: np.ndarray):
-    """``np.unique(k, return_index=True, return_inverse=True)`` (first occurrences) by one stable sort."""
-    order = _stable_argsort(k)
+def _group_by_key(k: np.ndarray, order: np.ndarray | None = None):
+    """Entries of the non-empty key array ``k`` grouped by key with one stable sort (stream order kept
+    within a key): ``(order, head, heads, uk)`` = the sort (``order`` when the caller has it), True where a
+    key's group starts in sorted order, those sorted positions, the distinct keys (ascending). The
+    grouping step of ``DecayTable``, ``RecentSet`` and ``_unique_first_inverse``."""
+    if order is None:
+        order = _stable_argsort(k)
     ks = k[order]
     head = _run_starts(ks)
     heads = np.flatnonzero(head)
-    inv = np.empty(len(k), dtype=np.intp)
+    return order, head, heads, ks[heads]
+
+
+def _group_inverse(order: np.ndarray, head: np.ndarray) -> np.ndarray:
+    """The group (index into ``uk``) of each entry, in entry order, from ``_group_by_key``'s order/head."""
+    inv = np.empty(len(order), dtype=np.intp)
     inv[order] = np.cumsum(head) - 1
-    return ks[heads], order[heads], inv
+    return inv
+
+
+def _unique_first_inverse(k: np.ndarray):
+    """``np.unique(k, return_index=True, return_inverse=True)`` (first occurrences) by one stable sort."""
+    order, head, heads, uk = _group_by_key(k)
+    return uk, order[heads], _group_inverse(order, head)
 
 
 def _lookup(keys_sorted: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -353,12 +368,7 @@ class DecayTable:
                 logx = np.log(x)
         # one stable sort by key (stream order kept per key); a key in the state gets a carry entry
         # right before its group's first entry: the layout a stable sort of [carries, entries] gives
-        if order is None:
-            order = _stable_argsort(keys)
-        ks = keys[order]
-        head = _run_starts(ks)
-        heads = np.flatnonzero(head)
-        uk = ks[heads]
+        order, head, heads, uk = _group_by_key(keys, order)
         pos, found = _lookup(self.keys, uk)
         cpos = pos[found]
         c = len(cpos)
@@ -507,25 +517,18 @@ class RecentSet:
         n = len(keys)
         if mask is None:
             idx, k, tk = None, keys, t
-            if order is None and n:
-                order = _stable_argsort(k)
         else:
             idx = np.flatnonzero(mask)
-            k, tk = keys[idx], t[idx]
-            order = _stable_argsort(k) if len(idx) else None
+            k, tk, order = keys[idx], t[idx], None
         new = np.zeros(n, dtype=bool)
         age = np.zeros(n, dtype=np.float64)
         val = np.zeros(n, dtype=np.float64)
         if len(k) == 0:
             return new, age, val
         # grouped by one stable sort: first occurrence, group of each entry, latest time per key
-        ks = k[order]
-        head = _run_starts(ks)
-        heads = np.flatnonzero(head)
-        uk = ks[heads]
+        order, head, heads, uk = _group_by_key(k, order)
         first = order[heads]
-        inv = np.empty(len(k), dtype=np.intp)
-        inv[order] = np.cumsum(head) - 1
+        inv = _group_inverse(order, head)
         pos, found = _lookup(self.keys, uk)
         alive = _take(self.last_t, pos, found, -np.inf) >= tk[first] - self.window
         new[first[~alive] if idx is None else idx[first[~alive]]] = True
