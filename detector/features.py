@@ -143,7 +143,7 @@ def hash_strings(values: np.ndarray) -> np.ndarray:
     except KeyError:
         pass
     distinct = dict.fromkeys(items)
-    if len(distinct) * 2 > n:
+    if len(distinct) * 2 > n and len(distinct) > _HASHES_ALWAYS:  # mostly new strings (spoofed sources)
         return _fnv1a(np.asarray(items, dtype=str))
     hashes = _fnv1a(np.asarray(list(distinct), dtype=str)).tolist()
     lookup = dict(zip(distinct, hashes))
@@ -157,6 +157,9 @@ def hash_strings(values: np.ndarray) -> np.ndarray:
 # threads changes no value); cleared when it would exceed the cap
 _HASHES: dict = {}
 _HASHES_CAP = 1 << 17
+# batches with at most this many distinct strings always fill the cache: live batches of one or two rows
+# (every string distinct) would otherwise never find their hosts there and hash them again each time
+_HASHES_ALWAYS = 64
 
 
 def _fnv1a(u: np.ndarray) -> np.ndarray:

@@ -159,6 +159,22 @@ def test_hash_is_deterministic_and_distinguishes():
     assert int(hash_strings(np.array(["a"], dtype=object))[0]) == 0xAF63DC4C8601EC8C  # FNV-1a("a")
 
 
+def test_live_sized_batches_fill_the_hash_cache_and_big_new_batches_do_not():
+    """One- and two-row batches (live capture) cache their strings, so the next batch finds them; a big
+    batch of mostly new strings (spoofed sources) is hashed without filling the cache. Same values."""
+    from iotwatch.detector import features
+
+    features._HASHES.clear()
+    one = hash_strings(np.array(["192.0.2.77"], dtype=object))
+    two = hash_strings(np.array(["192.0.2.78", "02:00:00:00:00:4e"], dtype=object))
+    assert {"192.0.2.77", "192.0.2.78", "02:00:00:00:00:4e"} <= features._HASHES.keys()
+    spoofed = np.array([f"198.51.{i // 256}.{i % 256}" for i in range(1000)], dtype=object)
+    many = hash_strings(spoofed)
+    assert "198.51.0.7" not in features._HASHES
+    ref = features._fnv1a(np.array(["192.0.2.77", "192.0.2.78", "02:00:00:00:00:4e", *spoofed], dtype=str))
+    assert np.array_equal(np.concatenate([one, two, many]), ref)
+
+
 def test_paper_extractor_fields():
     recs = [dict(frame_number=7, frame_len=60, eth_src="00:00:00:00:01:00", eth_dst="", ip_src="10.0.1.2",
                  ip_dst="", ip_proto=6, ip_len=46, tcp_len=6, tcp_srcport=1234, tcp_dstport=23)]
