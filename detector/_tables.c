@@ -169,6 +169,97 @@ done:
 }
 
 /* ---------------------------------------------------------------------------------------------------
+ * merge_state(keys_old, alive_old, keys_new, alive_new, cols_old, cols_new, keys_out, cols_out): the merge
+ * of features._merge_state in one pass: the rows of the two sorted, disjoint uint64 key arrays whose
+ * alive mask (bool) is set, in key order (a new key before an equal old one, as searchsorted's left side
+ * puts it), into keys_out, and each column's rows (any dtype and row width, the same for old, new and
+ * out; C-contiguous) into the matching cols_out array. Only data movement: the same bytes as numpy's
+ * compaction + searchsorted + scatter.
+ * ------------------------------------------------------------------------------------------------- */
+#define MERGE_MAX_COLS 8
+
+static int any_buf(PyObject *obj, Py_buffer *view, int writable) {
+    return PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_ND |
+                                             (writable ? PyBUF_WRITABLE : 0));
+}
+
+static PyObject *merge_state(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *ko, *ao, *kn, *an, *co, *cn, *kout, *cout;
+    if (!PyArg_ParseTuple(args, "OOOOO!O!OO!", &ko, &ao, &kn, &an, &PyTuple_Type, &co, &PyTuple_Type, &cn, &kout,
+                          &PyTuple_Type, &cout))
+        return NULL;
+    const Py_ssize_t nc = PyTuple_GET_SIZE(co);
+    if (nc > MERGE_MAX_COLS || PyTuple_GET_SIZE(cn) != nc || PyTuple_GET_SIZE(cout) != nc) {
+        PyErr_SetString(PyExc_ValueError, "merge_state: column tuples differ in length (or more than 8)");
+        return NULL;
+    }
+    Py_buffer v[4 + 3 * MERGE_MAX_COLS];
+    PyObject *objs[4] = {ko, ao, kn, an};
+    int got = 0;
+    PyObject *result = NULL;
+    for (; got < 4; got++)
+        if (any_buf(objs[got], &v[got], 0) < 0) goto done;
+    for (Py_ssize_t c = 0; c < nc; c++) {
+        if (any_buf(PyTuple_GET_ITEM(co, c), &v[got], 0) < 0) goto done;
+        got++;
+        if (any_buf(PyTuple_GET_ITEM(cn, c), &v[got], 0) < 0) goto done;
+        got++;
+        if (any_buf(PyTuple_GET_ITEM(cout, c), &v[got], 1) < 0) goto done;
+        got++;
+    }
+    {
+        Py_buffer vk;
+        if (any_buf(kout, &vk, 1) < 0) goto done;
+        const Py_ssize_t NO = v[0].len / 8, NN = v[2].len / 8, NT = vk.len / 8;
+        int ok = v[0].itemsize == 8 && v[2].itemsize == 8 && vk.itemsize == 8 && v[1].itemsize == 1 &&
+                 v[3].itemsize == 1 && v[1].len == NO && v[3].len == NN;
+        const unsigned char *mo = v[1].buf, *mn = v[3].buf;
+        Py_ssize_t alive = 0;
+        if (ok) {
+            for (Py_ssize_t i = 0; i < NO; i++) alive += mo[i] != 0;
+            for (Py_ssize_t j = 0; j < NN; j++) alive += mn[j] != 0;
+            ok = alive == NT;
+        }
+        Py_ssize_t row[MERGE_MAX_COLS];
+        for (Py_ssize_t c = 0; ok && c < nc; c++) {
+            Py_buffer *o = &v[4 + 3 * c], *w = &v[5 + 3 * c], *t = &v[6 + 3 * c];
+            row[c] = NO ? o->len / NO : (NN ? w->len / NN : 0);
+            ok = o->len == row[c] * NO && w->len == row[c] * NN && t->len == row[c] * NT;
+        }
+        if (!ok) {
+            PyBuffer_Release(&vk);
+            PyErr_SetString(PyExc_ValueError, "merge_state: inconsistent sizes");
+            goto done;
+        }
+        const uint64_t *a = v[0].buf, *b = v[2].buf;
+        uint64_t *k = vk.buf;
+        Py_ssize_t i = 0, j = 0, w = 0;
+        for (;;) {
+            while (i < NO && !mo[i]) i++;
+            while (j < NN && !mn[j]) j++;
+            if (i >= NO && j >= NN) break;
+            const int take_new = i >= NO || (j < NN && b[j] <= a[i]);
+            const Py_ssize_t src = take_new ? j : i;
+            k[w] = take_new ? b[j] : a[i];
+            for (Py_ssize_t c = 0; c < nc; c++) {
+                const char *from = (const char *)v[(take_new ? 5 : 4) + 3 * c].buf + src * row[c];
+                memcpy((char *)v[6 + 3 * c].buf + w * row[c], from, (size_t)row[c]);
+            }
+            if (take_new) j++;
+            else i++;
+            w++;
+        }
+        PyBuffer_Release(&vk);
+        result = Py_None;
+        Py_INCREF(result);
+    }
+done:
+    for (int q = 0; q < got; q++) PyBuffer_Release(&v[q]);
+    return result;
+}
+
+/* ---------------------------------------------------------------------------------------------------
  * np.exp without its slow paths for results that are exactly 0: to_exp_input(a, out) copies a (float64,
  * C-contiguous, any shape) into out with every value <= EXP_ZERO_BELOW (-inf = log 0, and the very
  * negative logs DecayTable gives a column with nothing in its own group: ~ -1000 per group of offset)
@@ -471,6 +562,7 @@ static PyObject *recycling_clear(PyObject *self, PyObject *args) {
 static PyMethodDef module_methods[] = {
     {"decay_accumulate", decay_accumulate, METH_VARARGS,
      "grouped decayed sums of DecayTable.update, bit-identical to its numpy path (see _tables.c)"},
+    {"merge_state", merge_state, METH_VARARGS, "the merge of features._merge_state in one pass (see _tables.c)"},
     {"to_exp_input", to_exp_input, METH_VARARGS, "out = a with values <= -800 (exp is +0.0) as 0.0; returns how many"},
     {"zero_where_exp_zero", zero_where_exp_zero, METH_VARARGS, "out[a <= -800] = +0.0"},
     {"recycling_on", recycling_on, METH_NOARGS,

@@ -184,6 +184,9 @@ def mix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return (a * np.uint64(0x9E3779B97F4A7C15)) ^ (b + np.uint64(0x632BE59BD9B4E019)) * np.uint64(0xBF58476D1CE4E5B9)
 
 
+MERGE_KERNEL = True  # _merge_state's merge in C when built (False: numpy, for tests)
+
+
 def _merge_state(keys_old, cols_old, keep_old, keys_new, cols_new, now, idle, cap, time_col=0):
     """Union of the old rows not updated (``keep_old``) and the new rows, minus idle ones, capped.
 
@@ -205,6 +208,16 @@ def _merge_state(keys_old, cols_old, keep_old, keys_new, cols_new, now, idle, ca
         alive_old &= last_old >= cut
         alive_new &= last_new >= cut
         na, nb = int(np.count_nonzero(alive_old)), int(np.count_nonzero(alive_new))
+    if na and nb and _tables is not None and MERGE_KERNEL:  # the same merge in one pass (_tables.c)
+        kinds = [(o.dtype, o.shape[1:]) for o in cols_old]
+        if kinds == [(nw.dtype, nw.shape[1:]) for nw in cols_new] and len(kinds) <= 8:
+            keys = np.empty(na + nb, dtype=np.uint64)
+            cols = [np.empty((na + nb,) + shape, dtype=dt) for dt, shape in kinds]
+            _tables.merge_state(np.ascontiguousarray(keys_old, dtype=np.uint64), alive_old,
+                                np.ascontiguousarray(keys_new, dtype=np.uint64), alive_new,
+                                tuple(np.ascontiguousarray(o) for o in cols_old),
+                                tuple(np.ascontiguousarray(nw) for nw in cols_new), keys, tuple(cols))
+            return keys, cols
     if na < len(keys_old):
         keys_old = keys_old[alive_old]
         cols_old = [c[alive_old] for c in cols_old]

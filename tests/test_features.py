@@ -665,3 +665,25 @@ def test_exp_without_the_slow_path_is_numpys_exp_bit_for_bit(shape):
             want, got = np.exp(x), _exp(x)
         assert got.shape == want.shape
         assert np.array_equal(got.view(np.uint64), np.ascontiguousarray(want).view(np.uint64))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_state_merge_kernel_equals_the_numpy_merge(seed, monkeypatch):
+    """_tables.merge_state (one pass) gives _merge_state's numpy result: keys and every column (float64
+    1-d and 2-d, uint64 values as BindingTable keeps), with expiry and the cap."""
+    from iotwatch.detector import features
+
+    rng = np.random.default_rng(100 + seed)
+    pool = rng.permutation(np.arange(1, 3000, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15))
+    na, nb = int(rng.integers(1, 1200)), int(rng.integers(1, 1200))
+    old, new = np.sort(pool[:na]), np.sort(pool[na:na + nb])
+    cols_old = [rng.random(na) * 100, rng.random((na, 5)), rng.integers(0, 2**63, na).astype(np.uint64)]
+    cols_new = [rng.random(nb) * 100 + 50, rng.random((nb, 5)), rng.integers(0, 2**63, nb).astype(np.uint64)]
+    keep = rng.random(na) < 0.8
+    for cap in (10_000, (na + nb) // 2 + 1):
+        k1, c1 = features._merge_state(old, cols_old, keep, new, cols_new, 120.0, 60.0, cap)
+        monkeypatch.setattr(features, "MERGE_KERNEL", False)
+        k2, c2 = features._merge_state(old, cols_old, keep, new, cols_new, 120.0, 60.0, cap)
+        monkeypatch.setattr(features, "MERGE_KERNEL", True)
+        assert np.array_equal(k1, k2) and len(c1) == len(c2) == 3
+        assert all(a.dtype == b.dtype and np.array_equal(a, b) for a, b in zip(c1, c2))
