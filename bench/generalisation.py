@@ -622,8 +622,7 @@ def main(argv=None) -> int:
             vs = fields.pop("val_sources", args.val_sources)
             sample_seed = fields.pop("sample_seed", None)  # fixed row sample: the seed then varies the training only
             exclude = frozenset(str(fields.pop("drop_source", "")).split("+")) - {""}  # sources left out
-            drop = tuple(x for x in str(fields.pop("drop_cols", "") or "").split("+") if x)  # columns left out
-            cols = np.array([i for i, c in enumerate(FEATURE_NAMES) if not (drop and c.startswith(drop))])
+            cols = columns_without(FEATURE_NAMES, str(fields.pop("drop_cols", "") or ""))  # drop_cols=P+Q
             for seed in seeds:
                 name = base_name + (f"/{vname}" if vname else "") + (f"/s{seed}" if len(seeds) > 1 else "")
                 t0 = time.time()
@@ -658,6 +657,12 @@ def main(argv=None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     return 0
+
+
+def columns_without(names, drop: str) -> np.ndarray:
+    """Indices of the columns whose name starts with none of the '+'-separated prefixes of ``drop``."""
+    prefixes = tuple(x for x in drop.split("+") if x)
+    return np.array([i for i, c in enumerate(names) if not (prefixes and c.startswith(prefixes))], dtype=np.int64)
 
 
 def parse_variants(spec: str) -> dict[str, dict]:
