@@ -21,7 +21,7 @@ from iotwatch.captures.batch import PacketBatch
 from iotwatch.captures.sim.simulate import simulate
 from iotwatch.captures.sources import open_source
 from iotwatch.detector.classifier import PacketClassifier
-from iotwatch.detector.incidents import CLASS_RULES, IncidentEngine
+from iotwatch.detector.incidents import CLASS_RULES, UPLOAD_MIN_BYTES, IncidentEngine
 from iotwatch.detector.pipeline import ClassifiedBatch, classify_stream
 from iotwatch.detector.run import MonitorRun
 from iotwatch.options import demo_capture
@@ -228,6 +228,21 @@ def test_a_bulk_upload_opens_exfiltration_only_to_an_address_no_dns_answer_named
     for batch, inc in _incidents_at_batch_sizes(recs, exfil_from="10.0.0.7"):
         assert [(i["kind"], i["victims"]) for i in inc] == [("bulk-upload", ["203.0.113.9"]),
                                                           ("bulk-upload", ["192.0.2.5"])], (batch, inc)
+
+
+def test_a_bulk_upload_needs_data_to_leave_not_only_a_bare_address():
+    # the model calls a DoH client's first exchanges with its resolver (configured by address, so no DNS
+    # answer named it; 20 small TLS records, 2.4 kB) exfiltration: no incident. Later the same host pushes
+    # 1514-byte frames to a bare address: the incident opens once UPLOAD_MIN_BYTES have left, not before.
+    small = _upload(1000, "10.0.0.7", "203.0.113.53", n=20)
+    for r in small:
+        r["frame_len"] = 120
+    big = _upload(1100, "10.0.0.7", "203.0.113.9", n=40)
+    for batch, inc in _incidents_at_batch_sizes(small + big, exfil_from="10.0.0.7"):
+        assert [(i["kind"], i["victims"]) for i in inc] == [("bulk-upload", ["203.0.113.9"])], (batch, inc)
+        need = -(-UPLOAD_MIN_BYTES // 1514)       # frames of 1514 B until that many bytes left
+        assert need > CLASS_RULES["exfiltration"].packets     # (so the byte rule, not the count, decides)
+        assert inc[0]["first_frame"] == 21 and inc[0]["open_frame"] == 20 + need, (batch, inc[0])
 
 
 def _echoes(t0, client, server, n, payload):
