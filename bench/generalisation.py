@@ -429,7 +429,8 @@ def main(argv=None) -> int:
                     "'base;src:val_sources=0.2;ema:weight_ema_epochs=1' (default: one, the flags' recipe); also "
                     "refit=1 (after validating on held-out sources, train on all rows for the epochs they chose), "
                     "drop_held=1 (control: the held-out sources' rows unused, random-row validation), "
-                    "sample_seed=N (the same row sample for every seed), drop_source=A+B (training sources left out)")
+                    "sample_seed=N (the same row sample for every seed), drop_source=A+B (training sources left out), "
+                    "drop_cols=P+Q (feature columns whose name starts with P or Q left out)")
     ap.add_argument("--ablation", action="store_true")
     ap.add_argument("--configs", default="sim,lab,sim+lab,sim+lab+real")
     ap.add_argument("--blocks", help="comma-separated feature blocks for --ablation/--permute (default: all; "
@@ -600,7 +601,6 @@ def main(argv=None) -> int:
                                   "class_weight_power": args.class_weight_power, "seed": args.seed,
                                   "files": {k: [str(f) for _, f in v] for k, v in files.items()}},
                      "matrix": {}, "ablation": {}}
-    all_cols = np.arange(len(FEATURE_NAMES))
     if args.save_pred:
         Path(args.save_pred).mkdir(parents=True, exist_ok=True)
 
@@ -622,13 +622,14 @@ def main(argv=None) -> int:
             vs = fields.pop("val_sources", args.val_sources)
             sample_seed = fields.pop("sample_seed", None)  # fixed row sample: the seed then varies the training only
             exclude = frozenset(str(fields.pop("drop_source", "")).split("+")) - {""}  # sources left out
+            cols = columns_without(FEATURE_NAMES, str(fields.pop("drop_cols", "") or ""))  # drop_cols=P+Q
             for seed in seeds:
                 name = base_name + (f"/{vname}" if vname else "") + (f"/s{seed}" if len(seeds) > 1 else "")
                 t0 = time.time()
                 X, y, held = build(parts, seed if sample_seed is None else int(sample_seed), repeat, vs, exclude)
                 cwp = fields.get("class_weight_power", args.class_weight_power)
                 epochs = int(fields.get("epochs", args.epochs))
-                model = train(X, y, all_cols, epochs, seed, cwp, held,
+                model = train(X, y, cols, epochs, seed, cwp, held,
                               **{k: v for k, v in fields.items() if k not in ("class_weight_power", "epochs")})
                 del X
                 results["matrix"][name] = {"train_rows": int(len(y)), "threshold": model.threshold,
@@ -656,6 +657,12 @@ def main(argv=None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     return 0
+
+
+def columns_without(names, drop: str) -> np.ndarray:
+    """Indices of the columns whose name starts with none of the '+'-separated prefixes of ``drop``."""
+    prefixes = tuple(x for x in drop.split("+") if x)
+    return np.array([i for i, c in enumerate(names) if not (prefixes and c.startswith(prefixes))], dtype=np.int64)
 
 
 def parse_variants(spec: str) -> dict[str, dict]:

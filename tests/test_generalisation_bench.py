@@ -214,3 +214,13 @@ def test_block_columns_whole_block_or_prefix():
     assert g.block_columns("conn/svc_", blocks) == ("svc_conns_10s",)
     assert g.block_columns("conn/nothing", blocks) == ()
     assert g.block_columns("nope", blocks) == ()
+
+
+def test_drop_cols_variant_leaves_out_the_columns_of_each_prefix():
+    g = _module()
+    names = ("pair_authfail_30s", "pair_short_60s", "src_s_authfail_30s", "cs_conns_10s", "cs_short_60s", "flow_new")
+    assert g.columns_without(names, "").tolist() == [0, 1, 2, 3, 4, 5]
+    assert g.columns_without(names, "cs_").tolist() == [0, 1, 2, 5]
+    assert g.columns_without(names, "cs_+pair_authfail+src_s_").tolist() == [1, 5]
+    assert g.columns_without(names, "nothing").tolist() == [0, 1, 2, 3, 4, 5]
+    assert g.parse_variants("base217:drop_cols=cs_;cs") == {"base217": {"drop_cols": "cs_"}, "cs": {}}
