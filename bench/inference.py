@@ -13,7 +13,8 @@ Prints, for the bundle's network, all measured in the same run:
   nonzero, its worst case) are timed too;
 * the largest probability difference of each path from torch, and the argmax agreement;
 * ``extractor.transform`` packets/s on a synthetic stream (``tests/fakes.synthetic_packets``)
-  in 8192-row batches (replay) and 256-row batches (live), against the ~20k pkt/s raw tshark rate the
+  in 8192-row batches (replay) and 256-row batches (live), and features + ``predict_proba`` in 8192-row
+  batches (the cost target of issue 12: >= 100k packets/s), against the ~20k pkt/s raw tshark rate the
   headless replay is bounded by; with ``--reference-features REV`` also the extractor of
   ``detector/features.py`` at git revision REV (e.g. the commit of an older bundle's featurizer) on the
   same stream, interleaved pass by pass, and the ratio new / reference, plus features + model packets/s
@@ -150,6 +151,13 @@ def main() -> None:
                 ext.transform(stream.slice(s, s + rows))
         r, _ = best_rate(extract, len(stream), max(1, args.repeat // 2))
         print(f"{rows:<40}{r:>14,.0f}{r / TSHARK_PKTS:>10.1f}")
+
+    def extract_and_classify():
+        ext = new_extractor(clf.featurizer)
+        for s in range(0, len(stream), 8192):
+            clf.predict_proba(ext.transform(stream.slice(s, s + 8192)))
+    r, _ = best_rate(extract_and_classify, len(stream), max(1, args.repeat // 2))
+    print(f"{'8192, features + model (predict_proba)':<40}{r:>14,.0f}{r / TSHARK_PKTS:>10.1f}")
     if args.reference_features:
         compare_reference(args, clf, stream)
 

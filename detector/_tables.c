@@ -1,7 +1,7 @@
 /* Grouped decayed sums for detector/features.py (DecayTable.update), in one pass.
  *
  * iotwatch.detector._tables.decay_accumulate(logx, t, order, heads, carry, state_t, state_logs,
- *                                            utaus, col_tau, gap, out, end_t, end_logs)
+ *                                            utaus, col_tau, gap, out, end_t, end_logs[, x])
  *
  * does exactly what the numpy path of DecayTable.update does after its stable sort by key, with the
  * same floating-point operations in the same order, so the results are bit-identical (tests compare
@@ -16,6 +16,9 @@
  *   The very first entry is copied (logaddexp.accumulate's first output is its first input).
  *   logaddexp(acc, -inf) == acc exactly, so -inf inputs (log 0: most counters are zero most of the
  *   time) skip the exp/log1p: the only difference from numpy is speed.
+ * With ``x`` (the (n, m) inputs whose logs logx holds), an entry whose x is 0 counts as log 0 = -inf
+ * whatever logx says: the caller may then take np.log of x with its zeros replaced by 1 (numpy's log is
+ * several times slower on 0, its -inf special case, and most inputs are 0).
  * Outputs: out (n, m) in row order (unsorted), end_t/end_logs (G, m): each group's last entry.
  * Arrays go through the buffer protocol (no numpy C API): C-contiguous float64 'd' and int64 'q'/'l'.
  */
@@ -59,23 +62,25 @@ static int get_buf(PyObject *obj, Py_buffer *view, int ndim, char kind, const ch
     return 0;
 }
 
-#define NBUF 12
+#define NBUF 13
 
 static PyObject *decay_accumulate(PyObject *self, PyObject *args) {
     PyObject *o[NBUF];
     double gap;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOOdOOO", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7], &o[8],
-                          &gap, &o[9], &o[10], &o[11]))
+    o[12] = Py_None;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOdOOO|O", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7], &o[8],
+                          &gap, &o[9], &o[10], &o[11], &o[12]))
         return NULL;
     static const char *names[NBUF] = {"logx", "t", "order", "heads", "carry", "state_t", "state_logs", "utaus",
-                                      "col_tau", "out", "end_t", "end_logs"};
-    static const int dims[NBUF] = {2, 1, 1, 1, 1, 1, 2, 1, 1, 2, 1, 2};
-    static const char kinds[NBUF] = {'d', 'd', 'q', 'q', 'q', 'd', 'd', 'd', 'q', 'd', 'd', 'd'};
+                                      "col_tau", "out", "end_t", "end_logs", "x"};
+    static const int dims[NBUF] = {2, 1, 1, 1, 1, 1, 2, 1, 1, 2, 1, 2, 2};
+    static const char kinds[NBUF] = {'d', 'd', 'q', 'q', 'q', 'd', 'd', 'd', 'q', 'd', 'd', 'd', 'd'};
+    const int nbuf = o[12] == Py_None ? NBUF - 1 : NBUF;
     Py_buffer v[NBUF];
     int got = 0;
     PyObject *result = NULL;
     double *offset = NULL, *gv = NULL, *acc = NULL;
-    for (; got < NBUF; got++)
+    for (; got < nbuf; got++)
         if (get_buf(o[got], &v[got], dims[got], kinds[got], names[got]) < 0) goto done;
     {
         const Py_ssize_t n = v[0].shape[0], m = v[0].shape[1];
@@ -83,7 +88,8 @@ static PyObject *decay_accumulate(PyObject *self, PyObject *args) {
         const double *logx = v[0].buf, *t = v[1].buf, *st_t = v[5].buf, *st_l = v[6].buf, *utaus = v[7].buf;
         const int64_t *order = v[2].buf, *heads = v[3].buf, *carry = v[4].buf, *col_tau = v[8].buf;
         double *out = v[9].buf, *end_t = v[10].buf, *end_l = v[11].buf;
-        if (v[1].shape[0] != n || v[2].shape[0] != n || v[4].shape[0] != G || v[6].shape[0] != S ||
+        const double *raw = nbuf == NBUF ? v[12].buf : NULL;
+        if ((raw && (v[12].shape[0] != n || v[12].shape[1] != m)) || v[1].shape[0] != n || v[2].shape[0] != n || v[4].shape[0] != G || v[6].shape[0] != S ||
             (S && v[6].shape[1] != m) || v[8].shape[0] != m || v[9].shape[0] != n || v[9].shape[1] != m ||
             v[10].shape[0] != G || v[11].shape[0] != G || v[11].shape[1] != m || (G == 0) != (n == 0)) {
             PyErr_SetString(PyExc_ValueError, "decay_accumulate: inconsistent shapes");
@@ -135,11 +141,11 @@ static PyObject *decay_accumulate(PyObject *self, PyObject *args) {
                 const int64_t r = order[i];
                 rel = t[r] - first_t;
                 for (Py_ssize_t u = 0; u < U; u++) gv[u] = rel / utaus[u] + offset[u];
-                const double *x = logx + r * m;
+                const double *x = logx + r * m, *xr = raw ? raw + r * m : NULL;
                 double *y = out + r * m;
                 for (Py_ssize_t j = 0; j < m; j++) {
                     const double gj = gv[col_tau[j]];
-                    const double val = x[j] + gj;
+                    const double val = (xr && xr[j] == 0.0 ? -INFINITY : x[j]) + gj;
                     if (first) acc[j] = val;
                     else if (val != -INFINITY) acc[j] = logaddexp(acc[j], val);
                     y[j] = acc[j] - gj;
@@ -162,9 +168,409 @@ done:
     return result;
 }
 
+/* ---------------------------------------------------------------------------------------------------
+ * merge_state(keys_old, alive_old, keys_new, alive_new, cols_old, cols_new, keys_out, cols_out): the merge
+ * of features._merge_state in one pass: the rows of the two sorted, disjoint uint64 key arrays whose
+ * alive mask (bool) is set, in key order (a new key before an equal old one, as searchsorted's left side
+ * puts it), into keys_out, and each column's rows (any dtype and row width, the same for old, new and
+ * out; C-contiguous) into the matching cols_out array. Only data movement: the same bytes as numpy's
+ * compaction + searchsorted + scatter.
+ * ------------------------------------------------------------------------------------------------- */
+#define MERGE_MAX_COLS 8
+
+static int any_buf(PyObject *obj, Py_buffer *view, int writable) {
+    return PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_ND |
+                                             (writable ? PyBUF_WRITABLE : 0));
+}
+
+static PyObject *merge_state(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *ko, *ao, *kn, *an, *co, *cn, *kout, *cout;
+    if (!PyArg_ParseTuple(args, "OOOOO!O!OO!", &ko, &ao, &kn, &an, &PyTuple_Type, &co, &PyTuple_Type, &cn, &kout,
+                          &PyTuple_Type, &cout))
+        return NULL;
+    const Py_ssize_t nc = PyTuple_GET_SIZE(co);
+    if (nc > MERGE_MAX_COLS || PyTuple_GET_SIZE(cn) != nc || PyTuple_GET_SIZE(cout) != nc) {
+        PyErr_SetString(PyExc_ValueError, "merge_state: column tuples differ in length (or more than 8)");
+        return NULL;
+    }
+    Py_buffer v[4 + 3 * MERGE_MAX_COLS];
+    PyObject *objs[4] = {ko, ao, kn, an};
+    int got = 0;
+    PyObject *result = NULL;
+    for (; got < 4; got++)
+        if (any_buf(objs[got], &v[got], 0) < 0) goto done;
+    for (Py_ssize_t c = 0; c < nc; c++) {
+        if (any_buf(PyTuple_GET_ITEM(co, c), &v[got], 0) < 0) goto done;
+        got++;
+        if (any_buf(PyTuple_GET_ITEM(cn, c), &v[got], 0) < 0) goto done;
+        got++;
+        if (any_buf(PyTuple_GET_ITEM(cout, c), &v[got], 1) < 0) goto done;
+        got++;
+    }
+    {
+        Py_buffer vk;
+        if (any_buf(kout, &vk, 1) < 0) goto done;
+        const Py_ssize_t NO = v[0].len / 8, NN = v[2].len / 8, NT = vk.len / 8;
+        int ok = v[0].itemsize == 8 && v[2].itemsize == 8 && vk.itemsize == 8 && v[1].itemsize == 1 &&
+                 v[3].itemsize == 1 && v[1].len == NO && v[3].len == NN;
+        const unsigned char *mo = v[1].buf, *mn = v[3].buf;
+        Py_ssize_t alive = 0;
+        if (ok) {
+            for (Py_ssize_t i = 0; i < NO; i++) alive += mo[i] != 0;
+            for (Py_ssize_t j = 0; j < NN; j++) alive += mn[j] != 0;
+            ok = alive == NT;
+        }
+        Py_ssize_t row[MERGE_MAX_COLS];
+        for (Py_ssize_t c = 0; ok && c < nc; c++) {
+            Py_buffer *o = &v[4 + 3 * c], *w = &v[5 + 3 * c], *t = &v[6 + 3 * c];
+            row[c] = NO ? o->len / NO : (NN ? w->len / NN : 0);
+            ok = o->len == row[c] * NO && w->len == row[c] * NN && t->len == row[c] * NT;
+        }
+        if (!ok) {
+            PyBuffer_Release(&vk);
+            PyErr_SetString(PyExc_ValueError, "merge_state: inconsistent sizes");
+            goto done;
+        }
+        const uint64_t *a = v[0].buf, *b = v[2].buf;
+        uint64_t *k = vk.buf;
+        Py_ssize_t i = 0, j = 0, w = 0;
+        for (;;) {
+            while (i < NO && !mo[i]) i++;
+            while (j < NN && !mn[j]) j++;
+            if (i >= NO && j >= NN) break;
+            const int take_new = i >= NO || (j < NN && b[j] <= a[i]);
+            const Py_ssize_t src = take_new ? j : i;
+            k[w] = take_new ? b[j] : a[i];
+            for (Py_ssize_t c = 0; c < nc; c++) {
+                const char *from = (const char *)v[(take_new ? 5 : 4) + 3 * c].buf + src * row[c];
+                memcpy((char *)v[6 + 3 * c].buf + w * row[c], from, (size_t)row[c]);
+            }
+            if (take_new) j++;
+            else i++;
+            w++;
+        }
+        PyBuffer_Release(&vk);
+        result = Py_None;
+        Py_INCREF(result);
+    }
+done:
+    for (int q = 0; q < got; q++) PyBuffer_Release(&v[q]);
+    return result;
+}
+
+/* ---------------------------------------------------------------------------------------------------
+ * np.exp without its slow paths for results that are exactly 0: to_exp_input(a, out) copies a (float64,
+ * C-contiguous, any shape) into out with every value <= EXP_ZERO_BELOW (-inf = log 0, and the very
+ * negative logs DecayTable gives a column with nothing in its own group: ~ -1000 per group of offset)
+ * as 0.0 and returns how many there were; the caller takes np.exp of out in place, then
+ * zero_where_exp_zero(out, a) writes +0.0 back there: np.exp of any x <= -800 is +0.0 (checked, and
+ * e^-800 ~ 4e-348 is far below the smallest subnormal), but numpy's float64 exp takes a scalar path for
+ * every vector holding such a value (6x slower for -inf, 17x for underflow).
+ * ------------------------------------------------------------------------------------------------- */
+#define EXP_ZERO_BELOW (-800.0)
+
+static int flat_doubles(PyObject *obj, Py_buffer *view, int writable, const char *what) {
+    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0)) < 0)
+        return -1;
+    const char *f = view->format ? view->format : "";
+    if (*f == '<' || *f == '=' || *f == '@') f++;
+    if (view->itemsize != 8 || strcmp(f, "d") != 0) {
+        PyErr_Format(PyExc_TypeError, "%s must be a C-contiguous float64 array", what);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+__attribute__((optimize("O3"))) static PyObject *to_exp_input(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *a, *o;
+    if (!PyArg_ParseTuple(args, "OO", &a, &o)) return NULL;
+    Py_buffer va, vo;
+    if (flat_doubles(a, &va, 0, "a") < 0) return NULL;
+    if (flat_doubles(o, &vo, 1, "out") < 0) {
+        PyBuffer_Release(&va);
+        return NULL;
+    }
+    if (va.len != vo.len) {
+        PyBuffer_Release(&va);
+        PyBuffer_Release(&vo);
+        PyErr_SetString(PyExc_ValueError, "to_exp_input: a and out differ in size");
+        return NULL;
+    }
+    const Py_ssize_t n = va.len / 8;
+    const double *x = va.buf;
+    uint64_t *y = vo.buf;  /* written as bits: branch-free (the pattern is random) */
+    uint64_t count = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const double xi = x[i];
+        uint64_t bits;
+        memcpy(&bits, &xi, 8);
+        const uint64_t zero = (uint64_t)(xi <= EXP_ZERO_BELOW);
+        count += zero;
+        y[i] = bits & (zero - 1);  /* -> +0.0 */
+    }
+    PyBuffer_Release(&va);
+    PyBuffer_Release(&vo);
+    return PyLong_FromUnsignedLongLong(count);
+}
+
+__attribute__((optimize("O3"))) static PyObject *zero_where_exp_zero(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *o, *a;
+    if (!PyArg_ParseTuple(args, "OO", &o, &a)) return NULL;
+    Py_buffer va, vo;
+    if (flat_doubles(o, &vo, 1, "out") < 0) return NULL;
+    if (flat_doubles(a, &va, 0, "a") < 0) {
+        PyBuffer_Release(&vo);
+        return NULL;
+    }
+    if (va.len != vo.len) {
+        PyBuffer_Release(&va);
+        PyBuffer_Release(&vo);
+        PyErr_SetString(PyExc_ValueError, "zero_where_exp_zero: out and a differ in size");
+        return NULL;
+    }
+    const Py_ssize_t n = va.len / 8;
+    const double *x = va.buf;
+    uint64_t *y = vo.buf;  /* as bits: branch-free */
+    for (Py_ssize_t i = 0; i < n; i++) y[i] &= (uint64_t)(x[i] <= EXP_ZERO_BELOW) - 1;  /* +0.0 */
+    PyBuffer_Release(&va);
+    PyBuffer_Release(&vo);
+    Py_RETURN_NONE;
+}
+
+/* ---------------------------------------------------------------------------------------------------
+ * A recycling allocator for numpy array data, switched on while the extractor transforms a batch.
+ *
+ * The capture layer pins glibc's mmap threshold at 128 KiB (captures/tshark/malloc.py: flat memory on
+ * long runs), so every numpy temporary of 128 KiB or more -- the extractor makes hundreds per 8192-row
+ * batch: (n, m) float64 blocks of the state tables, 2n-entry key arrays -- is a fresh mmap whose pages
+ * fault in one by one (4 KiB, zeroed by the kernel) and an munmap on free: 20-35% of the extractor's
+ * time. This allocator (numpy's NEP 49 handler, set with PyDataMem_SetHandler for the current context
+ * only: other threads and code outside transform keep numpy's default) rounds blocks of 96 KiB to
+ * 8 MiB (up to a batch's float32 row block: 217 x 8192 x 4 bytes) up to a 64 KiB size class and keeps
+ * freed ones, at most CACHE_SLOTS blocks and 48 MiB (the oldest
+ * freed block goes back to libc first), for the next request of the same class. Only where memory
+ * comes from changes, never a value: calloc clears a recycled block with memset.
+ * Arrays keep their handler, so one allocated here and freed later (a returned row block) comes back.
+ * ------------------------------------------------------------------------------------------------- */
+#include <pthread.h>
+#include <sys/mman.h>
+
+#define CACHE_MIN ((size_t)96 * 1024)      /* smaller: glibc's heap serves it without an mmap */
+#define CACHE_MAX ((size_t)8 << 20)        /* larger: fresh, madvised for huge pages as numpy does */
+#define CACHE_GRAIN ((size_t)64 * 1024)
+#define CACHE_SLOTS 256
+#define CACHE_BYTES_DEFAULT ((size_t)48 << 20)
+#define HUGE_MIN ((size_t)4 << 20)         /* numpy's own threshold for madvise(MADV_HUGEPAGE) */
+
+typedef struct {
+    void *ctx;
+    void *(*malloc)(void *ctx, size_t size);
+    void *(*calloc)(void *ctx, size_t nelem, size_t elsize);
+    void *(*realloc)(void *ctx, void *ptr, size_t new_size);
+    void (*free)(void *ctx, void *ptr, size_t size);
+} np_allocator;  /* numpy's PyDataMemAllocator (ndarraytypes.h, version 1) */
+
+typedef struct {
+    char name[127];
+    uint8_t version;
+    np_allocator allocator;
+} np_handler;  /* numpy's PyDataMem_Handler */
+
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static void *cache_ptr[CACHE_SLOTS];
+static size_t cache_cap[CACHE_SLOTS];
+static int cache_n = 0;               /* slots 0..cache_n-1, oldest first */
+static size_t cache_bytes = 0;
+static size_t cache_limit = CACHE_BYTES_DEFAULT;
+static unsigned long long cache_hits = 0, cache_misses = 0;
+
+static inline int cached_size(size_t size) { return size >= CACHE_MIN && size <= CACHE_MAX; }
+static inline size_t size_class(size_t size) { return (size + CACHE_GRAIN - 1) / CACHE_GRAIN * CACHE_GRAIN; }
+
+static void *cache_take(size_t cap) {
+    void *p = NULL;
+    pthread_mutex_lock(&cache_lock);
+    for (int i = cache_n - 1; i >= 0; i--)  /* the most recently freed block of the class: warm in cache */
+        if (cache_cap[i] == cap) {
+            p = cache_ptr[i];
+            memmove(cache_ptr + i, cache_ptr + i + 1, (size_t)(cache_n - i - 1) * sizeof(void *));
+            memmove(cache_cap + i, cache_cap + i + 1, (size_t)(cache_n - i - 1) * sizeof(size_t));
+            cache_n--;
+            cache_bytes -= cap;
+            break;
+        }
+    if (p) cache_hits++;
+    else cache_misses++;
+    pthread_mutex_unlock(&cache_lock);
+    return p;
+}
+
+static void *fresh(size_t cap, int zero) {
+    void *p = zero ? calloc(1, cap) : malloc(cap);
+#ifdef MADV_HUGEPAGE
+    if (p && cap >= HUGE_MIN) {  /* as numpy does for its own large blocks */
+        uintptr_t a = ((uintptr_t)p + 4095) & ~(uintptr_t)4095;
+        if (a < (uintptr_t)p + cap) madvise((void *)a, (uintptr_t)p + cap - a, MADV_HUGEPAGE);
+    }
+#endif
+    return p;
+}
+
+static void *rc_malloc(void *ctx, size_t size) {
+    (void)ctx;
+    if (!cached_size(size)) return size > CACHE_MAX ? fresh(size, 0) : malloc(size);
+    size_t cap = size_class(size);
+    void *p = cache_take(cap);
+    return p ? p : fresh(cap, 0);
+}
+
+static void *rc_calloc(void *ctx, size_t nelem, size_t elsize) {
+    (void)ctx;
+    if (elsize && nelem > SIZE_MAX / elsize) return NULL;
+    size_t size = nelem * elsize;
+    if (!cached_size(size)) return size > CACHE_MAX ? fresh(size, 1) : calloc(nelem, elsize);
+    size_t cap = size_class(size);
+    void *p = cache_take(cap);
+    if (p) {
+        memset(p, 0, size);
+        return p;
+    }
+    return fresh(cap, 1);
+}
+
+static void *rc_realloc(void *ctx, void *ptr, size_t new_size) {
+    (void)ctx;
+    /* a block numpy will free with a size of the cached range must hold that size's whole class */
+    return realloc(ptr, cached_size(new_size) ? size_class(new_size) : new_size);
+}
+
+static void rc_free(void *ctx, void *ptr, size_t size) {
+    (void)ctx;
+    if (!ptr) return;
+    if (!cached_size(size)) {
+        free(ptr);
+        return;
+    }
+    size_t cap = size_class(size);
+    void *drop[CACHE_SLOTS + 1];
+    int nd = 0;
+    pthread_mutex_lock(&cache_lock);
+    while (cache_n > 0 && (cache_n == CACHE_SLOTS || cache_bytes + cap > cache_limit)) {  /* oldest out */
+        drop[nd++] = cache_ptr[0];
+        cache_bytes -= cache_cap[0];
+        memmove(cache_ptr, cache_ptr + 1, (size_t)(cache_n - 1) * sizeof(void *));
+        memmove(cache_cap, cache_cap + 1, (size_t)(cache_n - 1) * sizeof(size_t));
+        cache_n--;
+    }
+    if (cap <= cache_limit) {
+        cache_ptr[cache_n] = ptr;
+        cache_cap[cache_n] = cap;
+        cache_n++;
+        cache_bytes += cap;
+    }
+    else drop[nd++] = ptr;
+    pthread_mutex_unlock(&cache_lock);
+    for (int i = 0; i < nd; i++) free(drop[i]);
+}
+
+static np_handler recycling_handler = {
+    "iotwatch_recycling_allocator", 1, {NULL, rc_malloc, rc_calloc, rc_realloc, rc_free}};
+static PyObject *handler_capsule = NULL;
+static PyObject *(*set_handler)(PyObject *) = NULL;
+static const char *numpy_api_error = NULL;
+
+/* PyDataMem_SetHandler from numpy's C-API table (no numpy headers needed at build time) */
+static int numpy_api(void) {
+    if (set_handler) return 0;
+    if (numpy_api_error) {
+        PyErr_SetString(PyExc_RuntimeError, numpy_api_error);
+        return -1;
+    }
+    PyObject *mod = PyImport_ImportModule("numpy._core._multiarray_umath");
+    if (!mod) {
+        PyErr_Clear();
+        mod = PyImport_ImportModule("numpy.core._multiarray_umath");
+    }
+    if (!mod) return -1;
+    PyObject *cap = PyObject_GetAttrString(mod, "_ARRAY_API");
+    Py_DECREF(mod);
+    if (!cap) return -1;
+    void **api = PyCapsule_IsValid(cap, NULL) ? (void **)PyCapsule_GetPointer(cap, NULL) : NULL;
+    Py_DECREF(cap);
+    if (!api) {
+        numpy_api_error = "numpy's _ARRAY_API capsule is not readable";
+        PyErr_SetString(PyExc_RuntimeError, numpy_api_error);
+        return -1;
+    }
+    unsigned int feature = ((unsigned int (*)(void))api[211])();  /* PyArray_GetNDArrayCFeatureVersion */
+    if (feature < 0x0000000f) {  /* NPY_1_22_API_VERSION: NEP 49 handlers */
+        numpy_api_error = "numpy older than 1.22 has no PyDataMem_SetHandler";
+        PyErr_SetString(PyExc_RuntimeError, numpy_api_error);
+        return -1;
+    }
+    handler_capsule = PyCapsule_New(&recycling_handler, "mem_handler", NULL);
+    if (!handler_capsule) return -1;
+    set_handler = (PyObject * (*)(PyObject *)) api[304];  /* PyDataMem_SetHandler */
+    return 0;
+}
+
+static PyObject *recycling_on(PyObject *self, PyObject *noargs) {
+    (void)self; (void)noargs;
+    if (numpy_api() < 0) return NULL;
+    return set_handler(handler_capsule);  /* the previous handler (new reference): give it to restore */
+}
+
+static PyObject *recycling_restore(PyObject *self, PyObject *previous) {
+    (void)self;
+    if (numpy_api() < 0) return NULL;
+    PyObject *mine = set_handler(previous);
+    if (!mine) return NULL;
+    Py_DECREF(mine);
+    Py_RETURN_NONE;
+}
+
+static PyObject *recycling_stats(PyObject *self, PyObject *noargs) {
+    (void)self; (void)noargs;
+    pthread_mutex_lock(&cache_lock);
+    PyObject *r = Py_BuildValue("{s:K,s:K,s:i,s:n,s:n,s:n}", "hits", cache_hits, "misses", cache_misses, "blocks",
+                                cache_n, "bytes", (Py_ssize_t)cache_bytes, "limit", (Py_ssize_t)cache_limit,
+                                "default_limit", (Py_ssize_t)CACHE_BYTES_DEFAULT);
+    pthread_mutex_unlock(&cache_lock);
+    return r;
+}
+
+static PyObject *recycling_clear(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_ssize_t limit = -1;
+    if (!PyArg_ParseTuple(args, "|n", &limit)) return NULL;
+    void *drop[CACHE_SLOTS];
+    pthread_mutex_lock(&cache_lock);
+    int nd = cache_n;
+    memcpy(drop, cache_ptr, (size_t)nd * sizeof(void *));
+    cache_n = 0;
+    cache_bytes = 0;
+    if (limit >= 0) cache_limit = (size_t)limit;
+    pthread_mutex_unlock(&cache_lock);
+    for (int i = 0; i < nd; i++) free(drop[i]);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
     {"decay_accumulate", decay_accumulate, METH_VARARGS,
      "grouped decayed sums of DecayTable.update, bit-identical to its numpy path (see _tables.c)"},
+    {"merge_state", merge_state, METH_VARARGS, "the merge of features._merge_state in one pass (see _tables.c)"},
+    {"to_exp_input", to_exp_input, METH_VARARGS, "out = a with values <= -800 (exp is +0.0) as 0.0; returns how many"},
+    {"zero_where_exp_zero", zero_where_exp_zero, METH_VARARGS, "out[a <= -800] = +0.0"},
+    {"recycling_on", recycling_on, METH_NOARGS,
+     "numpy array data from the recycling allocator in this context; returns the previous handler"},
+    {"recycling_restore", recycling_restore, METH_O, "restore the handler recycling_on returned"},
+    {"recycling_stats", recycling_stats, METH_NOARGS, "hits, misses, cached blocks and bytes, byte limit"},
+    {"recycling_clear", recycling_clear, METH_VARARGS,
+     "give every cached block back to libc; recycling_clear(limit) also sets the byte limit"},
     {NULL, NULL, 0, NULL},
 };
 

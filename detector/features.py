@@ -71,6 +71,29 @@ except ImportError as _e:  # pragma: no cover - no C compiler at install time
     _TABLES_ERROR = f"iotwatch.detector._tables not importable ({_e}); reinstall with `bash dev.sh setup`"
 
 
+# numpy array data of the extractor from _tables' recycling allocator (False: numpy's default, for tests)
+RECYCLE_MEMORY = True
+
+
+def _recycling_on():
+    """Switch numpy's data allocator, in this context only, to ``_tables``' recycling one; returns what
+    ``_recycling_restore`` needs. Why: the capture layer pins glibc's mmap threshold at 128 KiB
+    (captures/tshark/malloc.py), so each of the hundreds of numpy temporaries of 128 KiB or more a batch
+    makes would be a fresh mmap faulted in page by page (20-35% of the extractor's time at 8192 rows).
+    Values never depend on it (bench/features_equal.py, tests/test_features.py)."""
+    if not RECYCLE_MEMORY or _tables is None:
+        return None
+    try:
+        return _tables.recycling_on()
+    except RuntimeError:  # numpy without NEP 49 handlers: its default allocator
+        return None
+
+
+def _recycling_restore(previous) -> None:
+    if previous is not None:
+        _tables.recycling_restore(previous)
+
+
 def tables_kernel_status() -> tuple[str, str]:
     """("C" | "numpy", why): which path DecayTable runs (the values are the same, the speed is not)."""
     if _tables is None:
@@ -120,7 +143,7 @@ def hash_strings(values: np.ndarray) -> np.ndarray:
     except KeyError:
         pass
     distinct = dict.fromkeys(items)
-    if len(distinct) * 2 > n:
+    if len(distinct) * 2 > n and len(distinct) > _HASHES_ALWAYS:  # mostly new strings (spoofed sources)
         return _fnv1a(np.asarray(items, dtype=str))
     hashes = _fnv1a(np.asarray(list(distinct), dtype=str)).tolist()
     lookup = dict(zip(distinct, hashes))
@@ -134,6 +157,9 @@ def hash_strings(values: np.ndarray) -> np.ndarray:
 # threads changes no value); cleared when it would exceed the cap
 _HASHES: dict = {}
 _HASHES_CAP = 1 << 17
+# batches with at most this many distinct strings always fill the cache: live batches of one or two rows
+# (every string distinct) would otherwise never find their hosts there and hash them again each time
+_HASHES_ALWAYS = 64
 
 
 def _fnv1a(u: np.ndarray) -> np.ndarray:
@@ -158,6 +184,9 @@ def mix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return (a * np.uint64(0x9E3779B97F4A7C15)) ^ (b + np.uint64(0x632BE59BD9B4E019)) * np.uint64(0xBF58476D1CE4E5B9)
 
 
+MERGE_KERNEL = True  # _merge_state's merge in C when built (False: numpy, for tests)
+
+
 def _merge_state(keys_old, cols_old, keep_old, keys_new, cols_new, now, idle, cap, time_col=0):
     """Union of the old rows not updated (``keep_old``) and the new rows, minus idle ones, capped.
 
@@ -179,6 +208,16 @@ def _merge_state(keys_old, cols_old, keep_old, keys_new, cols_new, now, idle, ca
         alive_old &= last_old >= cut
         alive_new &= last_new >= cut
         na, nb = int(np.count_nonzero(alive_old)), int(np.count_nonzero(alive_new))
+    if na and nb and _tables is not None and MERGE_KERNEL:  # the same merge in one pass (_tables.c)
+        kinds = [(o.dtype, o.shape[1:]) for o in cols_old]
+        if kinds == [(nw.dtype, nw.shape[1:]) for nw in cols_new] and len(kinds) <= 8:
+            keys = np.empty(na + nb, dtype=np.uint64)
+            cols = [np.empty((na + nb,) + shape, dtype=dt) for dt, shape in kinds]
+            _tables.merge_state(np.ascontiguousarray(keys_old, dtype=np.uint64), alive_old,
+                                np.ascontiguousarray(keys_new, dtype=np.uint64), alive_new,
+                                tuple(np.ascontiguousarray(o) for o in cols_old),
+                                tuple(np.ascontiguousarray(nw) for nw in cols_new), keys, tuple(cols))
+            return keys, cols
     if na < len(keys_old):
         keys_old = keys_old[alive_old]
         cols_old = [c[alive_old] for c in cols_old]
@@ -266,15 +305,30 @@ def _sorted_unique(k: np.ndarray) -> np.ndarray:
     return s[keep]
 
 
-def _unique_first_inverse(k: np.ndarray):
-    """``np.unique(k, return_index=True, return_inverse=True)`` (first occurrences) by one stable sort."""
-    order = _stable_argsort(k)
+def _group_by_key(k: np.ndarray, order: np.ndarray | None = None):
+    """Entries of the non-empty key array ``k`` grouped by key with one stable sort (stream order kept
+    within a key): ``(order, head, heads, uk)`` = the sort (``order`` when the caller has it), True where a
+    key's group starts in sorted order, those sorted positions, the distinct keys (ascending). The
+    grouping step of ``DecayTable``, ``RecentSet`` and ``_unique_first_inverse``."""
+    if order is None:
+        order = _stable_argsort(k)
     ks = k[order]
     head = _run_starts(ks)
     heads = np.flatnonzero(head)
-    inv = np.empty(len(k), dtype=np.intp)
+    return order, head, heads, ks[heads]
+
+
+def _group_inverse(order: np.ndarray, head: np.ndarray) -> np.ndarray:
+    """The group (index into ``uk``) of each entry, in entry order, from ``_group_by_key``'s order/head."""
+    inv = np.empty(len(order), dtype=np.intp)
     inv[order] = np.cumsum(head) - 1
-    return ks[heads], order[heads], inv
+    return inv
+
+
+def _unique_first_inverse(k: np.ndarray):
+    """``np.unique(k, return_index=True, return_inverse=True)`` (first occurrences) by one stable sort."""
+    order, head, heads, uk = _group_by_key(k)
+    return uk, order[heads], _group_inverse(order, head)
 
 
 def _lookup(keys_sorted: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -321,28 +375,28 @@ class DecayTable:
         m = len(self.taus)
         if n == 0:
             return np.empty((0, m), dtype=np.float64)
-        with np.errstate(divide="ignore"):
-            logx = np.log(x)
+        kernel = self.kernel and _tables is not None
+        if kernel:  # log of x with its zeros as 1 (numpy's log is slow on 0); the kernel takes x == 0 as -inf
+            x = np.ascontiguousarray(x, dtype=np.float64)
+            logx = np.log(x + (x == 0))
+        else:
+            with np.errstate(divide="ignore"):
+                logx = np.log(x)
         # one stable sort by key (stream order kept per key); a key in the state gets a carry entry
         # right before its group's first entry: the layout a stable sort of [carries, entries] gives
-        if order is None:
-            order = _stable_argsort(keys)
-        ks = keys[order]
-        head = _run_starts(ks)
-        heads = np.flatnonzero(head)
-        uk = ks[heads]
+        order, head, heads, uk = _group_by_key(keys, order)
         pos, found = _lookup(self.keys, uk)
         cpos = pos[found]
         c = len(cpos)
-        if self.kernel and _tables is not None:
+        if kernel:
             t = np.ascontiguousarray(t, dtype=np.float64)
             out = np.empty((n, m))
             end_t = np.empty(len(uk))
             end_logs = np.empty((len(uk), m))
-            _tables.decay_accumulate(np.ascontiguousarray(logx, dtype=np.float64), t, order.astype(np.int64, copy=False),
+            _tables.decay_accumulate(logx, t, order.astype(np.int64, copy=False),
                                      heads.astype(np.int64, copy=False), np.where(found, pos, -1).astype(np.int64),
                                      np.ascontiguousarray(self.last_t), np.ascontiguousarray(self.logs),
-                                     self._utaus, self._col_tau, self.GAP, out, end_t, end_logs)
+                                     self._utaus, self._col_tau, self.GAP, out, end_t, end_logs, x)
             now = float(t.max())
             if c:
                 now = max(now, float(self.last_t[cpos].max()))
@@ -479,25 +533,18 @@ class RecentSet:
         n = len(keys)
         if mask is None:
             idx, k, tk = None, keys, t
-            if order is None and n:
-                order = _stable_argsort(k)
         else:
             idx = np.flatnonzero(mask)
-            k, tk = keys[idx], t[idx]
-            order = _stable_argsort(k) if len(idx) else None
+            k, tk, order = keys[idx], t[idx], None
         new = np.zeros(n, dtype=bool)
         age = np.zeros(n, dtype=np.float64)
         val = np.zeros(n, dtype=np.float64)
         if len(k) == 0:
             return new, age, val
         # grouped by one stable sort: first occurrence, group of each entry, latest time per key
-        ks = k[order]
-        head = _run_starts(ks)
-        heads = np.flatnonzero(head)
-        uk = ks[heads]
+        order, head, heads, uk = _group_by_key(k, order)
         first = order[heads]
-        inv = np.empty(len(k), dtype=np.intp)
-        inv[order] = np.cumsum(head) - 1
+        inv = _group_inverse(order, head)
         pos, found = _lookup(self.keys, uk)
         alive = _take(self.last_t, pos, found, -np.inf) >= tk[first] - self.window
         new[first[~alive] if idx is None else idx[first[~alive]]] = True
@@ -760,9 +807,29 @@ _DNS_QTYPES = (("a", 1), ("aaaa", 28), ("txt", 16), ("null", 10), ("cname", 5), 
 _INITIAL_TTLS = np.array([32, 64, 128, 255])
 
 
+_EXP_MIN_SIZE = 256  # smaller arrays: np.exp directly (two more C calls would cost more than they save)
+
+
+def _exp(a: np.ndarray) -> np.ndarray:
+    """``np.exp(a)``, the same values, without numpy's slow scalar path for results that are exactly 0:
+    -inf (log 0, what DecayTable gives for a sum that is 0) and logs below -800 (a column with nothing in
+    its key's group: ~ -1000 per group of DecayTable's offset). numpy's float64 exp is elementwise but
+    6-17x slower on vectors holding them; they go in as 0 and come out as +0.0 (``_tables.c``)."""
+    a = np.asarray(a, dtype=np.float64)
+    if _tables is None or a.size < _EXP_MIN_SIZE:
+        return np.exp(a)
+    a = np.ascontiguousarray(a)
+    e = np.empty_like(a)
+    if _tables.to_exp_input(a, e) == 0:
+        return np.exp(e, out=e)
+    np.exp(e, out=e)
+    _tables.zero_where_exp_zero(e, a)
+    return e
+
+
 def _log1(a):
     """log(1 + S) from log S (what DecayTable returns); S stays far below overflow."""
-    e = np.exp(a)
+    e = _exp(a)
     return np.log1p(e, out=e)
 
 
@@ -1138,7 +1205,7 @@ class ConnBlock(FeatureBlock):
         skey = mix(p["srv"], (p["svc_port"] + 1).astype(np.uint64))
         for w, tab, key, order in (("pair", self.pair, p["pkey"], ctx.order("pkey")), ("svc", self.svc, skey, None)):
             lg = tab.update(key, t, e, order)
-            c = np.exp(lg)
+            c = _exp(lg)
             self.put(out, f"{w}_conns_10s", _log1(lg[:, 0]) / 6.0)
             self.put(out, f"{w}_conns_60s", _log1(lg[:, 1]) / 6.0)
             self.put(out, f"{w}_failed_60s", _log1(lg[:, 2]) / 6.0)
@@ -1200,7 +1267,7 @@ class FanBlock(FeatureBlock):
             se[:, hs_[name]] = v
         cl = self.clients.update(cli, t, ce)
         sl = self.servers.update(srv, t, se)
-        cc, sc = np.exp(cl), np.exp(sl)
+        cc, sc = _exp(cl), _exp(sl)
         put = self.put
         for name, col in (("cli_servers_1s", "c_srv_1s"), ("cli_servers_10s", "c_srv_10s"),
                           ("cli_servers_60s", "c_srv_60s"), ("cli_services_10s", "c_svc_10s"),
@@ -1260,7 +1327,7 @@ class BalanceBlock(FeatureBlock):
         put(out, "flow_unsolicited", unsol)
         put(out, "dst_unsolicited_1s", _log1(dl[:, 0]) / 8.0)
         put(out, "dst_unsolicited_10s", _log1(dl[:, 1]) / 8.0)
-        put(out, "dst_unsolicited_share", _share(np.exp(dl[:, 1]), np.exp(dl[:, 3])))
+        put(out, "dst_unsolicited_share", _share(_exp(dl[:, 1]), _exp(dl[:, 3])))
         put(out, "dst_unsolicited_flows_10s", _log1(dl[:, 2]) / 8.0)
         fwd = p["fwd"]  # sender is a
         pe = np.zeros((n, 12))
@@ -1327,7 +1394,7 @@ class HostRatesBlock(FeatureBlock):
         keys[0::2] = hs
         keys[1::2] = hd
         hl = self.hosts.update(keys, np.repeat(t, 2), ent)
-        lin = np.exp(hl)  # _log1(hl) is log1p of it: exp once
+        lin = _exp(hl)  # _log1(hl) is log1p of it: exp once
         host = np.log1p(lin)
         nh = len(HOST_COLUMNS)
         out[:, :nh] = host[0::2]
@@ -1389,7 +1456,7 @@ class PairBlock(FeatureBlock):
         put(out, "pair_syn_10s", _log1(pl[:, pc["syn_10s"]]))
         put(out, "pair_authfail_30s", _log1(pl[:, pc["authfail_30s"]]))
         put(out, "pair_dns_resp_per_query", np.clip(
-            np.exp(pl[:, pc["dnsr_10s"]]) / np.maximum(np.exp(pl[:, pc["dnsq_10s"]]), 1.0), 0, 4) / 4.0)
+            _exp(pl[:, pc["dnsr_10s"]]) / np.maximum(_exp(pl[:, pc["dnsq_10s"]]), 1.0), 0, 4) / 4.0)
         _, page, _ = self.pairs_seen.update(p["pkey"], t, order=ctx.order("pkey"))
         put(out, "pair_age_log", np.log1p(page) / 6.0)
 
@@ -1522,7 +1589,7 @@ class SpoofingBlock(FeatureBlock):
         mx[0:2 * n:2, 1] = relay_copy
         mx[2 * n:, 0] = changed
         mlog = self.mac_unsolicited.update(mkeys, np.concatenate([t2, t2]), mx)
-        shared = bmask & (np.exp(mlog[2 * n:, 0]) >= 0.5)
+        shared = bmask & (_exp(mlog[2 * n:, 0]) >= 0.5)
         src_shared, dst_shared = shared[0::2], shared[1::2]
         mlog = _log1(mlog[:2 * n])
         ml = mlog[:, 0]
@@ -1619,14 +1686,20 @@ class BehaviourExtractor:
         n = len(batch)
         if n == 0:
             return np.full((n, len(FEATURE_NAMES)), fill, dtype=np.float32)
-        ctx = Ctx(batch, self._times(batch))
-        # every block writes its float64 columns into one row block, converted to float32 once
-        cols = np.zeros((len(FEATURE_NAMES), n)) if fill == 0.0 else np.full((len(FEATURE_NAMES), n), fill)
-        for blk, sl in zip(self.blocks, self.slices):
-            blk.compute(ctx, cols[sl].T)
-            if blk is self.blocks[0]:
-                self._identities(ctx)  # the packet block found ARP/IP; the others need host identities
-        return np.ascontiguousarray(cols.T, dtype=np.float32)
+        previous = _recycling_on()  # numpy temporaries from recycled blocks (see _recycling_on)
+        try:
+            ctx = Ctx(batch, self._times(batch))
+            # every block writes its columns (float64 or bool values, never read back) into one float32 row
+            # block, column-major so that each write is contiguous: each value is rounded to float32 once,
+            # as converting a float64 block at the end did, at half the memory traffic
+            cols = np.full((len(FEATURE_NAMES), n), fill, dtype=np.float32)
+            for blk, sl in zip(self.blocks, self.slices):
+                blk.compute(ctx, cols[sl].T)
+                if blk is self.blocks[0]:
+                    self._identities(ctx)  # the packet block found ARP/IP; the others need host identities
+            return np.ascontiguousarray(cols.T)
+        finally:
+            _recycling_restore(previous)
 
     @staticmethod
     def _identities(ctx: Ctx) -> None:

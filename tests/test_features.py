@@ -159,6 +159,22 @@ def test_hash_is_deterministic_and_distinguishes():
     assert int(hash_strings(np.array(["a"], dtype=object))[0]) == 0xAF63DC4C8601EC8C  # FNV-1a("a")
 
 
+def test_live_sized_batches_fill_the_hash_cache_and_big_new_batches_do_not():
+    """One- and two-row batches (live capture) cache their strings, so the next batch finds them; a big
+    batch of mostly new strings (spoofed sources) is hashed without filling the cache. Same values."""
+    from iotwatch.detector import features
+
+    features._HASHES.clear()
+    one = hash_strings(np.array(["192.0.2.77"], dtype=object))
+    two = hash_strings(np.array(["192.0.2.78", "02:00:00:00:00:4e"], dtype=object))
+    assert {"192.0.2.77", "192.0.2.78", "02:00:00:00:00:4e"} <= features._HASHES.keys()
+    spoofed = np.array([f"198.51.{i // 256}.{i % 256}" for i in range(1000)], dtype=object)
+    many = hash_strings(spoofed)
+    assert "198.51.0.7" not in features._HASHES
+    ref = features._fnv1a(np.array(["192.0.2.77", "192.0.2.78", "02:00:00:00:00:4e", *spoofed], dtype=str))
+    assert np.array_equal(np.concatenate([one, two, many]), ref)
+
+
 def test_paper_extractor_fields():
     recs = [dict(frame_number=7, frame_len=60, eth_src="00:00:00:00:01:00", eth_dst="", ip_src="10.0.1.2",
                  ip_dst="", ip_proto=6, ip_len=46, tcp_len=6, tcp_srcport=1234, tcp_dstport=23)]
@@ -532,6 +548,7 @@ def _random_table_updates(seed: int, steps: int = 6):
         x = rng.random((n, len(taus)))
         x[rng.random(x.shape) < 0.6] = 0.0
         x[rng.random(x.shape) < 0.2] = 1.0
+        x[rng.random(x.shape) < 0.05] = -0.0  # log(-0.0) is -inf too
         x[:, 0] *= float(rng.choice([1.0, 1500.0]))
         updates.append((keys, t, x))
     return taus, idle, cap, updates
@@ -584,3 +601,89 @@ def test_fast_stable_argsort_is_numpys_stable_argsort(n, distinct):
     rng = np.random.default_rng(n + distinct)
     k = rng.integers(0, distinct, n).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
     assert np.array_equal(_stable_argsort(k), np.argsort(k, kind="stable"))
+
+
+def test_recycling_allocator_reuses_blocks_and_hands_out_zeroed_ones():
+    """_tables' numpy allocator (on while transform runs): a freed block of the cached range comes back
+    for the next request of its size class, np.zeros on a recycled block is all zeros, the cache keeps
+    to its byte limit, and arrays allocated under it stay valid after the default handler is restored."""
+    from iotwatch.detector import _tables
+    from iotwatch.detector.features import _recycling_on, _recycling_restore
+
+    name = (np._core if hasattr(np, "_core") else np.core).multiarray.get_handler_name
+    default = name()
+    _tables.recycling_clear(1 << 20)  # 1 MiB limit for this test
+    try:
+        before = _tables.recycling_stats()
+        previous = _recycling_on()
+        try:
+            assert name() == "iotwatch_recycling_allocator"
+            a = np.full(40_000, 7.0)     # 320 KB: in the cached range
+            addr = a.__array_interface__["data"][0]
+            del a
+            assert _tables.recycling_stats()["blocks"] == before["blocks"] + 1
+            z = np.zeros(39_000)         # the same 64 KiB class: the block just freed, cleared
+            assert z.__array_interface__["data"][0] == addr and not z.any()
+            big = [np.ones(30_000) for _ in range(6)]   # 6 x 256 KB freed into a 1 MiB cache
+            small = np.ones(100)                         # below the range: plain malloc, never cached
+        finally:
+            _recycling_restore(previous)
+        assert name() == default
+        del big
+        stats = _tables.recycling_stats()
+        assert stats["bytes"] <= stats["limit"] == 1 << 20 and stats["blocks"] <= 4
+        assert stats["hits"] >= before["hits"] + 1
+        assert z.sum() == 0 and small.sum() == 100.0  # still valid, freed through their own handler
+        del z, small
+    finally:
+        _tables.recycling_clear(_tables.recycling_stats()["default_limit"])
+
+
+def test_features_do_not_depend_on_the_allocator(monkeypatch):
+    from iotwatch.detector import features
+
+    b = synthetic_packets(20_000, seed=5)
+    with_cache = _run(b, 8192)
+    monkeypatch.setattr(features, "RECYCLE_MEMORY", False)
+    assert np.array_equal(with_cache, _run(b, 8192))
+
+
+@pytest.mark.parametrize("shape", [(7,), (300,), (8192,), (4096, 18)])
+def test_exp_without_the_slow_path_is_numpys_exp_bit_for_bit(shape):
+    """features._exp routes -inf and logs <= -800 around numpy's exp (their exp is +0.0): the same bits as
+    np.exp, NaN, overflow, the subnormal range and column views included."""
+    from iotwatch.detector.features import _exp
+
+    rng = np.random.default_rng(len(shape) * 1000 + shape[0])
+    a = rng.normal(0.0, 400.0, shape)
+    a[rng.random(shape) < 0.3] = -np.inf
+    a[rng.random(shape) < 0.01] = np.nan
+    flat = a.reshape(-1)
+    flat[:6] = [-800.0, np.nextafter(-800.0, 0.0), -745.1, -745.2, 710.0, -0.0]
+    for x in (a, a[:, 3] if a.ndim == 2 else a[::2]):
+        with np.errstate(all="ignore"):
+            want, got = np.exp(x), _exp(x)
+        assert got.shape == want.shape
+        assert np.array_equal(got.view(np.uint64), np.ascontiguousarray(want).view(np.uint64))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_state_merge_kernel_equals_the_numpy_merge(seed, monkeypatch):
+    """_tables.merge_state (one pass) gives _merge_state's numpy result: keys and every column (float64
+    1-d and 2-d, uint64 values as BindingTable keeps), with expiry and the cap."""
+    from iotwatch.detector import features
+
+    rng = np.random.default_rng(100 + seed)
+    pool = rng.permutation(np.arange(1, 3000, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15))
+    na, nb = int(rng.integers(1, 1200)), int(rng.integers(1, 1200))
+    old, new = np.sort(pool[:na]), np.sort(pool[na:na + nb])
+    cols_old = [rng.random(na) * 100, rng.random((na, 5)), rng.integers(0, 2**63, na).astype(np.uint64)]
+    cols_new = [rng.random(nb) * 100 + 50, rng.random((nb, 5)), rng.integers(0, 2**63, nb).astype(np.uint64)]
+    keep = rng.random(na) < 0.8
+    for cap in (10_000, (na + nb) // 2 + 1):
+        k1, c1 = features._merge_state(old, cols_old, keep, new, cols_new, 120.0, 60.0, cap)
+        monkeypatch.setattr(features, "MERGE_KERNEL", False)
+        k2, c2 = features._merge_state(old, cols_old, keep, new, cols_new, 120.0, 60.0, cap)
+        monkeypatch.setattr(features, "MERGE_KERNEL", True)
+        assert np.array_equal(k1, k2) and len(c1) == len(c2) == 3
+        assert all(a.dtype == b.dtype and np.array_equal(a, b) for a, b in zip(c1, c2))
