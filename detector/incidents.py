@@ -47,8 +47,9 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import operator
 import zlib
-from collections import Counter
+from collections import Counter, _count_elements
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -103,8 +104,9 @@ _REQ4 = _table(256, (8, 13, 15, 17))
 
 def _lookup(table: np.ndarray, v: np.ndarray) -> np.ndarray:
     """table[v] with -1 (missing) and out-of-range values -> False."""
-    v = np.where((v >= 0) & (v < len(table) - 1), v, len(table) - 1)
-    return table[v]
+    if len(v) and (v.min() < -1 or v.max() >= len(table)):
+        v = np.where((v >= 0) & (v < len(table) - 1), v, len(table) - 1)
+    return table[v]     # (-1 is the last slot: "missing")
 
 
 @dataclass(frozen=True)
@@ -170,7 +172,9 @@ class Track:
         self.recent: np.ndarray = np.empty(0)      # last (packets-1) times while pending
         self.peers: Counter = Counter()
         self._top: tuple = (-1, [])     # (packets, peers.most_common(MAX_VICTIMS)) at that count
+        self._svc: tuple = (-1, [])     # (packets, services) at that count
         self.peer_set: set = set()
+        self.client_macs: set = set()   # Ethernet sources of its DHCP client messages (DISCOVER/REQUEST)
         self.ports: Counter = Counter()
         self.distinct: set = set()                 # probe targets / connections (hashes)
         self.conn_bytes: dict = {}
@@ -197,6 +201,14 @@ class Track:
         self.under: Track | None = None  # pending: the incident that held it back
         self.under_label = ""
         self.bno, self.pk0, self.lt0 = -1, 0, -np.inf   # batch number, packets and last time before it
+        self.unsnapped: list = []       # its events whose snapshot is not made yet (see IncidentEvent)
+
+    def freeze(self) -> None:
+        """Make the snapshots of its events waiting for one (before the track changes: ``_apply``,
+        ``_close``; or when one is read)."""
+        events, self.unsnapped = self.unsnapped, []
+        for e in events:
+            e._snapshot = self.to_dict(secondary=False)
 
     def leave(self) -> None:
         """Out of the engine's tracks: a pending track held back leaves its packet count with its
@@ -248,11 +260,14 @@ class Track:
 
     @property
     def services(self) -> list[str]:
-        out = []
-        for port, _ in _most_common(self.ports, 4):
-            name = SERVICE_NAMES.get(port)
-            out.append(f"{name}/{port}" if name else str(port))
-        return out
+        """Its 4 most common server ports, named (kept until the track's next packets)."""
+        if self._svc[0] != self.packets:
+            out = []
+            for port, _ in _most_common(self.ports, 4):
+                name = SERVICE_NAMES.get(port)
+                out.append(f"{name}/{port}" if name else str(port))
+            self._svc = (self.packets, out)
+        return list(self._svc[1])
 
     @property
     def confidence(self) -> float:
@@ -348,7 +363,6 @@ class Track:
         n, pk, dur = self.n, max(self.packets, 1), self.duration
         kind = self.kind or self.classify_kind()
         victim = (self.victims or ["?"])[0]
-        ports = len({p for p in self.ports})
         d = f"in {dur:,.1f} s"
         if self.cls_name == "recon":
             if kind == "arp-sweep":
@@ -375,8 +389,8 @@ class Track:
                     f"{n[C_SYNACK]:,} SYN/ACK")
         if self.cls_name == "dos":
             if kind == "dhcp-starvation":
-                return (f"{n[C_DHCP]:,} DHCP DISCOVER/REQUEST messages from {self._capped(self.distinct_peers)} distinct "
-                        f"client MACs (DHCP server {victim}) {d}, peak {self.peak:,} pkt/s")
+                return (f"{n[C_DHCP]:,} DHCP DISCOVER/REQUEST messages from {self._capped(len(self.client_macs))} "
+                        f"distinct client MACs (DHCP server {victim}) {d}, peak {self.peak:,} pkt/s")
             head = f"{self.packets:,} packets ({_size(self.bytes)}) to {victim} {d}, peak {self.peak:,} pkt/s"
             if kind == "reflection":
                 return head + f", responses from {self._capped(self.distinct_peers)} reflectors " \
@@ -463,16 +477,35 @@ def _size(b: float) -> str:
     return f"{b:.0f} B"
 
 
-@dataclass
 class IncidentEvent:
     """``kind`` is "opened", "updated" or "closed"; ``frame`` is the frame that caused it (for a
-    quiet-period close: the first packet later than the quiet period); ``incident`` the track."""
+    quiet-period close: the first packet later than the quiet period); ``incident`` the track;
+    ``snapshot`` the incident as of the event (``Track.to_dict`` without the held-back packets).
+    The snapshot is made on demand: when first read, or before its track changes (``Track.freeze``),
+    whichever comes first -- the same dict either way; a run that reads none (headless without
+    ``--alerts``) formats no evidence for its events. Like the engine, not thread-safe: read it in
+    the thread that runs ``update`` (as the TUI's worker and the EVE writer do), or between updates."""
 
-    kind: str
-    frame: int
-    time: float
-    incident: Track
-    snapshot: dict
+    __slots__ = ("kind", "frame", "time", "incident", "_snapshot")
+
+    def __init__(self, kind: str, frame: int, time: float, incident: Track, snapshot: dict | None = None):
+        self.kind, self.frame, self.time, self.incident = kind, frame, time, incident
+        self._snapshot = snapshot
+        if snapshot is None:
+            incident.unsnapped.append(self)
+
+    @property
+    def snapshot(self) -> dict:
+        if self._snapshot is None:
+            self.incident.freeze()
+        return self._snapshot
+
+    @snapshot.setter
+    def snapshot(self, value: dict) -> None:
+        self._snapshot = value
+
+    def __repr__(self) -> str:
+        return f"IncidentEvent({self.kind!r}, frame={self.frame}, time={self.time}, incident #{self.incident.id})"
 
 
 _ORDER = {"closed": 0, "opened": 1, "updated": 2}
@@ -544,12 +577,12 @@ class IncidentEngine:
         self._t, self._frames = t, frames
         self.assigned = []   # (frame numbers, Track) of this batch's anomalous rows (--write-flagged)
         if self._ra_owner is None:   # the first router advertisement's sender is the router
-            ra = np.flatnonzero((p["ip_proto"] == 58) & (p["icmp_type"] == 134))
+            ra = ((p["ip_proto"] == 58) & (p["icmp_type"] == 134)).nonzero()[0]
             if len(ra):
                 self._ra_owner = str(p["eth_src"][ra[0]])
         beh = self.behaviour.run(p, t, cb.predicted, cb.anomaly)
         over = beh.cls >= 0
-        idx = np.flatnonzero(cb.anomaly | over)
+        idx = (cb.anomaly | over).nonzero()[0]
         cls_all = np.where(over, beh.cls, cb.predicted)
         if self._recon_index >= 0 and len(idx):
             idx = self._drop_awaited(p, t, idx, cls_all)
@@ -557,7 +590,7 @@ class IncidentEngine:
         if len(idx):
             self._process(cb, idx, t, cls_all, beh)
         if not self._arp_learnt:   # no spoofing rows in this batch: just learn the ARP senders
-            arp = np.flatnonzero(p["arp_opcode"] >= 0)
+            arp = (p["arp_opcode"] >= 0).nonzero()[0]
             if len(arp):
                 owner = self._owner   # only an address without an owner yet can be learnt
                 hw, ip, es = p["arp_src_hw"][arp].tolist(), p["arp_src_ip"][arp].tolist(), p["eth_src"][arp].tolist()
@@ -592,14 +625,17 @@ class IncidentEngine:
             if e.kind == "opened":
                 self.opened += 1
                 e.incident.id = self.opened
-            e.snapshot["id"] = e.incident.id
+            if e._snapshot is not None:   # (made already: its track changed since; else made with this id)
+                e._snapshot["id"] = e.incident.id
             out.append(e)
         return out
 
     def _emit(self, kind: str, tr: Track, frame: int, time: float) -> None:
-        self._events.append(IncidentEvent(kind, int(frame), float(time), tr, tr.to_dict(secondary=False)))
+        self._events.append(IncidentEvent(kind, int(frame), float(time), tr))   # (snapshot on demand)
 
     def _close(self, tr: Track, frame: int, time: float, reason: str) -> None:
+        if tr.unsnapped:
+            tr.freeze()
         tr.state = "ended"
         self._ended_now.append(tr)
         tr.end_reason = reason
@@ -611,7 +647,7 @@ class IncidentEngine:
 
     def _cause(self, deadline: float) -> tuple[int, float] | None:
         """Frame and time of the first packet of the current batch later than ``deadline``."""
-        k = int(np.searchsorted(self._t, deadline, side="right"))
+        k = int(self._t.searchsorted(deadline, side="right"))
         if k >= len(self._t):
             return None
         return int(self._frames[k]), float(self._t[k])
@@ -650,7 +686,7 @@ class IncidentEngine:
         eth_src, eth_dst = p["eth_src"][idx], p["eth_dst"][idx]
         is_arp = p["arp_opcode"][idx] >= 0
         arp_op = p["arp_opcode"][idx]
-        noip = np.flatnonzero(ip_src == "")
+        noip = (ip_src == "").nonzero()[0]
         if len(noip):   # ARP: its addresses, else the MACs
             src, dst = ip_src.copy(), ip_dst.copy()
             ni = idx[noip]
@@ -715,7 +751,7 @@ class IncidentEngine:
             if m.any():
                 claimed = np.full(len(idx), "", dtype=object)
                 self._spoof_keys(m, key, peer, fwd, claimed, is_arp, eth_src, eth_dst, src, dst, p, idx)
-        ov = np.flatnonzero(beh.rows[idx])
+        ov = beh.rows[idx].nonzero()[0]
         if len(ov):   # keyed by a behaviour rule (see Behaviour)
             bi = idx[ov]
             key[ov], peer[ov], fwd[ov], server_port[ov] = beh.key[bi], beh.peer[bi], beh.fwd[bi], beh.server_port[bi]
@@ -723,15 +759,15 @@ class IncidentEngine:
         # stream order and its first row is its first appearance (groups are taken in that order below)
         ncls = np.uint64(len(self.classes) + 1)
         gk = _key_hash(key) * ncls + cls.astype(np.uint64)
-        order = np.argsort(gk, kind="stable")
+        order = gk.argsort(kind="stable")
         sk = gk[order]
-        starts = np.flatnonzero(np.append(True, sk[1:] != sk[:-1]))
-        bounds = np.append(starts, len(order)).tolist()
+        starts = _run_heads(sk).nonzero()[0]
+        bounds = starts.tolist() + [len(order)]
         dns = p["dns_flags"][idx]
         has_dns = dns >= 0
         unnamed = np.zeros(len(idx), dtype=bool)
         if self._exfil_index >= 0:
-            ex = np.flatnonzero(cls == self._exfil_index)
+            ex = (cls == self._exfil_index).nonzero()[0]
             if len(ex):
                 unnamed[ex] = self._unnamed(p, idx[ex], peer[ex])
         cols = dict(unnamed=unnamed, t=t, frame=p["frame_number"][idx], flen=p["frame_len"][idx], conf=cb.confidence[idx],
@@ -823,8 +859,8 @@ class IncidentEngine:
         heard: dict = {}            # (sender, destination address or MAC) -> last time
 
         def senders(tt, src, dst, edst, h):   # rows (of the first len(h)) sent by a target since ``since``
-            k = np.searchsorted(th, h).clip(0, len(th) - 1)
-            rows = np.flatnonzero((th[k] == h) & (tt[:len(h)] >= since))
+            k = np.minimum(th.searchsorted(h), len(th) - 1)
+            rows = ((th[k] == h) & (tt[:len(h)] >= since)).nonzero()[0]
             return rows, src[rows].tolist(), dst[rows].tolist(), edst[rows].tolist(), tt[rows].tolist()
         for e in self._heard:
             if e[0][-1] < since:
@@ -878,7 +914,7 @@ class IncidentEngine:
     def _batch_answers(self, p) -> dict:
         """Address -> the batch row of its first DNS answer in this batch (computed once per batch)."""
         if self._answers is None:
-            r = np.flatnonzero(p["dns_flags"] >= 0x8000)     # responses (the QR bit; missing: -1)
+            r = (p["dns_flags"] >= 0x8000).nonzero()[0]     # responses (the QR bit; missing: -1)
             a = p["dns_a"][r] if len(r) else np.empty(0, dtype=object)
             has = a != ""
             self._answers = {}
@@ -920,8 +956,8 @@ class IncidentEngine:
     def _spoof_keys(self, m, key, peer, fwd, claimed, is_arp, eth_src, eth_dst, src, dst, p, idx) -> None:
         """Spoofing rows: keyed by the forging MAC (see module doc). ARP senders of the whole batch
         are learnt in frame order (first claim of an IP = its owner), interleaved with these rows."""
-        arp_all = np.flatnonzero(p["arp_opcode"] >= 0)
-        rows = np.flatnonzero(m)
+        arp_all = (p["arp_opcode"] >= 0).nonzero()[0]
+        rows = m.nonzero()[0]
         mine = idx[rows]
         arp_hw, arp_sip, arp_dip = p["arp_src_hw"], p["arp_src_ip"], p["arp_dst_ip"]
         owner, impostor, known = self._owner, self._impostor, self._poisoners
@@ -929,7 +965,7 @@ class IncidentEngine:
         dfl = p["dns_flags"][mine]
         dns_r[rows] = (dfl >= 0) & ((dfl & 0x8000) != 0)
         # the batch's ARP rows that are not among these (``mine`` ascends, as ``idx``)
-        at = np.searchsorted(mine, arp_all).clip(0, len(mine) - 1)
+        at = np.minimum(mine.searchsorted(arp_all), len(mine) - 1)
         learn = arp_all[mine[at] != arp_all].tolist()
         self._arp_learnt = True
         if len(impostor) > MAX_DISTINCT:
@@ -982,12 +1018,12 @@ class IncidentEngine:
         distinct, inv = _codes(ips)
         arp = arp_ip = None
         for k, ip in enumerate(distinct):
-            mine = np.flatnonzero(inv == k)
+            mine = (inv == k).nonzero()[0]
             owner = self._owner.get(ip)
             since = -1
             if owner is None:
                 if arp is None:
-                    arp = np.flatnonzero(p["arp_opcode"] >= 0)
+                    arp = (p["arp_opcode"] >= 0).nonzero()[0]
                     arp_ip = p["arp_src_ip"][arp]
                 claims = arp[arp_ip == ip]
                 if not len(claims):
@@ -1084,7 +1120,7 @@ class IncidentEngine:
         rule = tr.rule
         K = rule.packets
         if tr.n[C_SURE] or sb.sure[a:b].any():    # a behaviour rule decided (Behaviour)
-            sure = (tr.n[C_SURE] + np.cumsum(sb.sure[a:b])) >= 1
+            sure = (tr.n[C_SURE] + sb.sure[a:b].cumsum()) >= 1
         elif tr.packets + (b - a) < K:            # too few packets to open (the common case of a stray row)
             if tr.cls_name == "bruteforce":       # ... still remember its new connections' times
                 _guessing(tr, a, b, sb, self._new_firsts(tr, a, b, sb))
@@ -1097,7 +1133,7 @@ class IncidentEngine:
         firsts = self._new_firsts(tr, a, b, sb) if tr.cls_name == "bruteforce" else None
         guess = _guessing(tr, a, b, sb, firsts) if firsts is not None else None
         if len(allt) < K:
-            k = self._first_free(tr, a, np.flatnonzero(sure), sb)
+            k = self._first_free(tr, a, sure.nonzero()[0], sb)
             if k is not None:
                 tr.by_behaviour = True
             return None if k is None else a + k
@@ -1107,17 +1143,17 @@ class IncidentEngine:
         if rule.distinct > 1 and tr.cls_name in _DISTINCT_CLASSES:
             if firsts is None:
                 firsts = self._new_firsts(tr, a, b, sb)
-            cum = np.searchsorted(firsts, np.arange(b - a), side="right")
+            cum = firsts.searchsorted(np.arange(b - a), side="right")
             ok &= (len(tr.distinct) + cum) >= rule.distinct
         elif rule.distinct > 1:
             ok &= len(tr.distinct) >= rule.distinct
         if tr.cls_name == "spoofing":   # an impersonation must be seen: a claim against an owner, a rogue RA
-            ok &= (tr.impersonations + np.cumsum(sb.ev[a:b])) >= 1
+            ok &= (tr.impersonations + sb.ev[a:b].cumsum()) >= 1
         elif tr.cls_name == "exfiltration":
             ok &= _exfil_evidence(tr, a, b, sb)
         elif guess is not None:
             ok &= guess
-        k = self._first_free(tr, a, np.flatnonzero(ok | sure), sb)
+        k = self._first_free(tr, a, (ok | sure).nonzero()[0], sb)
         if k is None:
             return None
         tr.by_behaviour = not ok[k]
@@ -1129,7 +1165,7 @@ class IncidentEngine:
         lo, size = 0, 1
         while lo < len(hit):
             h = hit[lo:lo + size]
-            free = np.flatnonzero(~self._dominated(tr, a, h, sb))
+            free = (~self._dominated(tr, a, h, sb)).nonzero()[0]
             if len(free):
                 return int(h[free[0]])
             lo, size = lo + size, size * 8
@@ -1154,7 +1190,7 @@ class IncidentEngine:
             out = self._held(tr, hit, pos, peers, pset, sb)
             # the incidents of the pair whose rows of this batch begin before the first row not held
             # (later in the loop over groups): theirs first, then decide again
-            free = np.flatnonzero(~out)
+            free = (~out).nonzero()[0]
             if not (self._todo and len(free) and self._pull(tr, keys, int(frames[free[0]]), sb)):
                 return out
 
@@ -1182,13 +1218,13 @@ class IncidentEngine:
             other = np.broadcast_to(np.asarray(att if victim else vic, dtype=object), len(hit))
             pk0, lt0, gf, gt, gp = self._state_at(x, sb)
             done = x.packets - pk0 if x.bno == self._bno else 0   # its rows of this batch applied so far
-            k = np.searchsorted(gf, frames, side="right")   # the incident's rows of this batch up to each row
+            k = gf.searchsorted(frames, side="right")   # the incident's rows of this batch up to each row
             last = np.where(k > 0, gt[np.maximum(k - 1, 0)] if len(gt) else lt0, lt0)
             count = np.zeros(len(hit), dtype=np.int64)
             for o in dict.fromkeys(other[keyed].tolist()):
                 mask = gp == o
                 base = x.peers.get(o, 0) - int(mask[:done].sum())
-                cum = np.concatenate([[0], np.cumsum(mask)])
+                cum = np.concatenate([[0], mask.cumsum()])
                 sel = keyed & (other == o)
                 count[sel] = base + cum[k[sel]]
             held = keyed & (x.open_frame <= frames) & (times - last <= OVERLAP) & (count > mine)
@@ -1208,7 +1244,7 @@ class IncidentEngine:
                         or (x.kind != "dns-tunnel" if x.kind else (x.n[C_DNS_Q] + x.n[C_DNS_R]) * 2 <= x.packets):
                     continue
                 pk0, lt0, gf, gt, gp = self._state_at(x, sb)
-                k = np.searchsorted(gf, frames, side="right")
+                k = gf.searchsorted(frames, side="right")
                 last = np.where(k > 0, gt[np.maximum(k - 1, 0)] if len(gt) else lt0, lt0)
                 held = (times - last <= x.quiet) & (mine <= RELAY_RATIO * (pk0 + k))
                 if held.any() and int(held.argmax()) < first:
@@ -1229,9 +1265,9 @@ class IncidentEngine:
             return pk0, lt0, np.empty(0, dtype=np.int64), np.empty(0), np.empty(0, dtype=object)
         gf, gt, gp = sb.frame[g[0]:g[1]], sb.t[g[0]:g[1]], sb.peer_arr[g[0]:g[1]]
         if x.bno == self._bno and pk0 == 0:      # begun in this batch: its rows from its first
-            k = int(np.searchsorted(gf, x.first_frame))
+            k = int(gf.searchsorted(x.first_frame))
             gf, gt, gp = gf[k:], gt[k:], gp[k:]
-        gap = np.flatnonzero(np.diff(np.concatenate([[lt0], gt]) if np.isfinite(lt0) else gt) > x.quiet)
+        gap = (np.diff(np.concatenate([[lt0], gt]) if np.isfinite(lt0) else gt) > x.quiet).nonzero()[0]
         gap += int(not np.isfinite(lt0))
         if len(gap):                              # rows after a quiet gap are another incident's
             gf, gt, gp = gf[:gap[0]], gt[:gap[0]], gp[:gap[0]]
@@ -1241,17 +1277,24 @@ class IncidentEngine:
     def _new_firsts(tr: Track, a: int, b: int, sb: "_Sorted") -> np.ndarray:
         """Positions (relative to ``a``, ascending) of the first row of each probe target /
         connection in a:b that the track has not seen yet."""
-        keys = sb.dk_list[a:b]
-        first = dict(zip(reversed(keys), range(b - a - 1, -1, -1)))   # each key's first position
         seen = tr.distinct
-        pos = [i for k, i in first.items() if k not in seen] if seen else list(first.values())
-        return np.sort(np.array(pos, dtype=np.int64))
+        if b - a <= 64:
+            keys = sb.dk_list[a:b]
+            first = dict(zip(reversed(keys), range(b - a - 1, -1, -1)))   # each key's first position
+            pos = [i for k, i in first.items() if k not in seen] if seen else list(first.values())
+            return np.sort(np.array(pos, dtype=np.int64))
+        u, pos, _ = _unique_first(sb.dk[a:b])      # (a probe target / connection has many rows)
+        if seen:
+            pos = pos[np.array([k not in seen for k in u.tolist()], dtype=bool)]
+        return np.sort(pos)
 
     def _apply(self, tr: Track, a: int, b: int, sb: "_Sorted") -> None:
         """Add rows ``a:b`` (positions in ``sb``: one key, in order) to the track's counts; every sum
         is a difference of the batch's running sums, every counter a C-level update of a list slice."""
         if a >= b:
             return
+        if tr.unsnapped:     # its events' snapshots are of the state before these rows
+            tr.freeze()
         self.assigned.append((sb.frame[a:b], tr))
         if tr.bno != self._bno:
             tr.bno, tr.pk0, tr.lt0 = self._bno, tr.packets, (tr.last_time if tr.packets else -np.inf)
@@ -1282,12 +1325,8 @@ class IncidentEngine:
             else:
                 tr.peer_set.update(list(dict.fromkeys(pl))[: MAX_DISTINCT - len(tr.peer_set)])
         pa, pb = sb.port_at[a], sb.port_at[b]
-        if pb - pa > 64:     # ports with their counts in order of first appearance (stream order, as the list)
-            u, first, k = _unique_first(sb.ports[pa:pb])
-            o = np.argsort(first)
-            _count(tr.ports, dict(zip(u[o].tolist(), k[o].tolist())))
-        elif pb > pa:
-            _count(tr.ports, sb.ports[pa:pb].tolist())
+        if pb > pa:          # (a flood's, a brute force's rows share their port: counted per run)
+            _count(tr.ports, _runs(sb.port_list, sb.port_new, pa, pb))
         if tr.cls_name in _DISTINCT_CLASSES and len(tr.distinct) < MAX_DISTINCT:
             if len(tr.distinct) + (b - a) <= MAX_DISTINCT:
                 tr.distinct.update(sb.dk_list[a:b])
@@ -1306,6 +1345,15 @@ class IncidentEngine:
                     sums = np.bincount(inv2, weights=sb.fb[a:b], minlength=len(u))
                     for x, y in zip(u.tolist(), sums.tolist()):
                         cbytes[x] = cbytes.get(x, 0) + int(y)
+        if ds[C_DHCP] and len(tr.client_macs) < MAX_DISTINCT:   # (the server's answers' peers are no clients)
+            macs = sb.eth_src[a:b][sb.vs[C_DHCP, a:b] != 0].tolist()
+            if len(tr.client_macs) + len(macs) <= MAX_DISTINCT:
+                tr.client_macs.update(macs)
+            else:   # the first MAX_DISTINCT in stream order, whatever the batches
+                for x in macs:
+                    tr.client_macs.add(x)
+                    if len(tr.client_macs) >= MAX_DISTINCT:
+                        break
         ma, mb = sb.mac_at[a], sb.mac_at[b]
         if mb > ma:
             _count(tr.macs, _runs(sb.macs, sb.mac_new, ma, mb))
@@ -1339,7 +1387,7 @@ def _guessing(tr: Track, a: int, b: int, sb: "_Sorted", firsts: np.ndarray) -> n
     vs = sb.vs
     af = vs[C_AUTHFAIL, a:b]
     if tr.n[C_AUTHFAIL] or af.any():
-        fails = (int(tr.n[C_AUTHFAIL]) + np.cumsum(af, dtype=np.int64)) >= BRUTE_FAILS
+        fails = (int(tr.n[C_AUTHFAIL]) + af.cumsum(dtype=np.int64)) >= BRUTE_FAILS
     else:
         fails = np.zeros(b - a, dtype=bool)
     rate = np.full(b - a, tr.guess_rate)
@@ -1352,7 +1400,7 @@ def _guessing(tr: Track, a: int, b: int, sb: "_Sorted", firsts: np.ndarray) -> n
             allt = np.concatenate([tr.conn_times.get(port, np.empty(0)), ft[sel]])
             j = np.arange(k, len(allt))
             new = len(allt) - int(sel.sum())
-            h = np.flatnonzero((allt[j] - allt[j - k] <= WINDOW) & (j >= new))
+            h = ((allt[j] - allt[j - k] <= WINDOW) & (j >= new)).nonzero()[0]
             if len(h):
                 hit = min(hit, int(firsts[sel][j[h[0]] - new]))
             tr.conn_times.pop(port, None)
@@ -1378,9 +1426,9 @@ def _exfil_evidence(tr: Track, a: int, b: int, sb: "_Sorted") -> np.ndarray:
     def cum(*cs):
         return sum(int(tr.n[c]) for c in cs) + np.cumsum(sum(vs[c, a:b].astype(np.int64) for c in cs))
     echo = cum(C_ICMP_REQ, C_ICMP_BACK)
-    echo_bytes = int(tr.n[C_ICMP_LEN]) + np.cumsum(sb.vb[C_ICMP_LEN - _N_SMALL, a:b])
+    echo_bytes = int(tr.n[C_ICMP_LEN]) + sb.vb[C_ICMP_LEN - _N_SMALL, a:b].cumsum()
     icmp = echo * 2 > pk
-    sent = int(tr.n[C_FWD_BYTES]) + np.cumsum(sb.vb[C_FWD_BYTES - _N_SMALL, a:b])
+    sent = int(tr.n[C_FWD_BYTES]) + sb.vb[C_FWD_BYTES - _N_SMALL, a:b].cumsum()
     return ((cum(C_DNS_Q, C_DNS_R) * 2 > pk) | (icmp & (echo_bytes > PING_PAYLOAD * echo))
             | (~icmp & (cum(C_UNNAMED) * 2 > pk) & (sent >= UPLOAD_MIN_BYTES)))
 CONF_SCALE = float(1 << 32)   # confidences are summed as integers (exact, the same for any batch size)
@@ -1389,7 +1437,12 @@ CONF_SCALE = float(1 << 32)   # confidences are summed as integers (exact, the s
 def _count(counter: Counter, items) -> None:
     """Count ``items`` (a list, or a dict of counts), new keys in first-seen order, then keep the
     ``MAX_COUNTER`` most common when the counter has grown past twice that."""
-    counter.update(items)
+    if isinstance(items, list):
+        _count_elements(counter, items)
+    else:                   # (Counter.update's own loop for a dict: new keys in the dict's order)
+        get = counter.get
+        for k, v in items.items():
+            counter[k] = v + get(k, 0)
     if len(counter) > MAX_COUNTER * 2:
         keep = _most_common(counter, MAX_COUNTER)
         counter.clear()
@@ -1402,9 +1455,9 @@ def _most_common(counter: Counter, n: int) -> list:
     if len(counter) <= 64:
         return counter.most_common(n)
     counts = np.fromiter(counter.values(), dtype=np.int64, count=len(counter))
-    top = np.argsort(-counts, kind="stable")[:n].tolist()
+    top = (-counts).argsort(kind="stable")[:n].tolist()
     keys = list(counter)
-    return [(keys[i], int(counts[i])) for i in top]
+    return list(zip([keys[i] for i in top], counts[top].tolist()))
 
 
 class _Sorted:
@@ -1434,7 +1487,7 @@ class _Sorted:
         # distinct probe targets (recon: peer, server port) / connections (bruteforce: peer, client port)
         self.dk = self.dk_list = None
         if dist.any():
-            rd = np.flatnonzero(dist)
+            rd = dist.nonzero()[0]
             dk = np.zeros(n, dtype=np.int64)
             port = np.where(recon[rd], o["server_port"][rd], o["client_port"][rd])
             dk[rd] = _ip_hash(o["peer"][rd]) * 65537 + port + 1
@@ -1443,15 +1496,18 @@ class _Sorted:
         # compressed lists: server ports seen, source MACs on the attacker's (victim's) side, claims
         sport = o["server_port"]
         has = sport >= 0
-        self.ports = sport[has]
+        ports = sport[has]
+        self.port_list = ports.tolist()
+        self.port_new = _run_heads(ports)
         self.port_at = _at(has)
         sel = np.where(victim_role, ~fwd, fwd)
+        self.eth_src = o["eth_src"]
         macs = o["eth_src"][sel]
         self.macs = macs.tolist()
         self.mac_new = _run_heads(macs)
         self.mac_at = _at(sel)
         hc = np.zeros(n, dtype=bool)   # claims are made by spoofing rows only (_spoof_keys)
-        sr = np.flatnonzero(spoof[order])
+        sr = spoof[order].nonzero()[0]
         self.claims = []
         if len(sr):
             cl = cols["claimed"][order[sr]]
@@ -1459,7 +1515,7 @@ class _Sorted:
             hc[sr] = has
             self.claims = cl[has].tolist()
         self.claim_at = _at(hc)
-        ra = np.flatnonzero(o["ra"])
+        ra = o["ra"].nonzero()[0]
         hc[ra] |= o["eth_src"][ra] != eng._ra_owner
         self.ev = hc                  # impersonation evidence: a claim against an owner, a rogue RA
         self.sure = o["sure"]
@@ -1468,12 +1524,12 @@ class _Sorted:
         # runs of one key within one second (and no quiet gap): each row's position in its run
         self.sec = sec = np.floor(t).astype(np.int64)
         brk = np.ones(n, dtype=bool)
-        gap = np.diff(t) > eng.quiet
+        gap = (t[1:] - t[:-1]) > eng.quiet
         brk[1:] = (sec[1:] != sec[:-1]) | gap
         brk[np.array(bounds[:-1], dtype=np.int64)] = True
-        self.run_starts = starts = np.flatnonzero(brk)
-        self.runpos = np.arange(1, n + 1) - starts[np.cumsum(brk) - 1]
-        self.gaps = np.flatnonzero(gap) + 1   # positions that follow a quiet gap
+        self.run_starts = starts = brk.nonzero()[0]
+        self.runpos = np.arange(1, n + 1) - starts[brk.cumsum() - 1]
+        self.gaps = gap.nonzero()[0] + 1   # positions that follow a quiet gap
         self.n = n
         self.carry, self.carry_until = 0, 0
 
@@ -1484,12 +1540,12 @@ class _Sorted:
         return bool((c["syn"][r] and not c["ack"][r]) or c["failed"][r])
 
     def run_end(self, pos: int) -> int:
-        k = int(np.searchsorted(self.run_starts, pos, side="right"))
+        k = int(self.run_starts.searchsorted(pos, side="right"))
         return int(self.run_starts[k]) if k < len(self.run_starts) else self.n
 
     def gap_after(self, pos: int, stop: int) -> int:
         """The first position after ``pos`` (and before ``stop``) that follows a quiet gap, else stop."""
-        k = int(np.searchsorted(self.gaps, pos, side="right"))
+        k = int(self.gaps.searchsorted(pos, side="right"))
         return min(int(self.gaps[k]), stop) if k < len(self.gaps) else stop
 
 
@@ -1513,19 +1569,22 @@ def _unique(k: np.ndarray) -> np.ndarray:
 
 def _unique_first(k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``np.unique(k, return_index=True, return_counts=True)`` (the first occurrence of each value)."""
-    order = np.argsort(k, kind="stable")
+    order = k.argsort(kind="stable")
     ks = k[order]
-    heads = np.flatnonzero(_run_heads(ks))
-    return ks[heads], order[heads], np.diff(np.append(heads, len(k)))
+    heads = (_run_heads(ks)).nonzero()[0]
+    counts = np.empty(len(heads), dtype=np.int64)
+    counts[:-1] = heads[1:] - heads[:-1]
+    counts[-1:] = len(k) - heads[-1:]
+    return ks[heads], order[heads], counts
 
 
 def _unique_inverse(k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``np.unique(k, return_inverse=True)``."""
-    order = np.argsort(k)
+    order = k.argsort()
     ks = k[order]
     head = _run_heads(ks)
     inv = np.empty(len(k), dtype=np.intp)
-    inv[order] = np.cumsum(head) - 1
+    inv[order] = head.cumsum() - 1
     return ks[head], inv
 
 
@@ -1533,11 +1592,11 @@ def _runs(items: list, new: np.ndarray, a: int, b: int) -> list | dict:
     """``items[a:b]`` for ``_count``, or when its runs of equal items (``new``: see ``_run_heads``) are
     long, the same counts as a dict in first-seen order."""
     if b - a > 32:
-        heads = np.flatnonzero(new[a + 1:b])
+        heads = new[a + 1:b].nonzero()[0]
         if len(heads) * 4 < b - a:
             starts = [a] + (heads + (a + 1)).tolist()
             agg: dict = {}
-            for s, c in zip(starts, np.diff(starts + [b]).tolist()):
+            for s, c in zip(starts, map(operator.sub, starts[1:] + [b], starts)):
                 k = items[s]
                 agg[k] = agg.get(k, 0) + c
             return agg
@@ -1612,11 +1671,11 @@ def _counters(cols: dict, spoof: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                  (C_UNNAMED, cols["unnamed"])):
         small[c] = v
     small[_S_REFL] = cols["refl"]
-    fb = cols["flen"].clip(0)
+    fb = np.maximum(cols["flen"], 0)
     big[C_DNS_LEN - _N_SMALL] = np.where(cols["dns_q"], cols["dns_len"], 0)
     big[C_FWD_BYTES - _N_SMALL] = np.where(fwd, fb, 0)
     big[C_REV_BYTES - _N_SMALL] = np.where(fwd, 0, fb)
-    big[C_ICMP_LEN - _N_SMALL] = np.where(req | back, cols["ip_len"].clip(28) - 28, 0)
+    big[C_ICMP_LEN - _N_SMALL] = np.where(req | back, np.maximum(cols["ip_len"], 28) - 28, 0)
     big[_B_BYTES] = fb
     big[_B_CONF] = cols["conf"].astype(np.float64) * CONF_SCALE
     return small.view(np.int8), big
@@ -1624,7 +1683,7 @@ def _counters(cols: dict, spoof: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _lengths(names: np.ndarray, has: np.ndarray) -> np.ndarray:
     out = np.zeros(len(names), dtype=np.int64)
-    k = np.flatnonzero(has)
+    k = has.nonzero()[0]
     if len(k):
         out[k] = np.fromiter(map(len, names[k].tolist()), dtype=np.int64, count=len(k))
     return out
@@ -1675,7 +1734,7 @@ def _by_runs(f):
         k = np.count_nonzero(head)
         if k * 3 > len(values) * 2:
             return f(values)
-        return f(values[head])[np.cumsum(head) - 1]
+        return f(values[head])[head.cumsum() - 1]
     hashed.__doc__ = f.__doc__
     return hashed
 
@@ -1776,11 +1835,11 @@ class Behaviour:
             # host's flagged packets with no other host's and no 1 s gap between them (a run may go
             # on from the previous batch), busy from the run's BUSY_PACKETS-th packet on (a spoofed
             # source's single packet, or one connection the model calls an attack, is no attack)
-            ev = np.flatnonzero(anomaly & (predicted != self.recon))
+            ev = (anomaly & (predicted != self.recon)).nonzero()[0]
             sv, te = p["ip_src"][ev], t[ev]
             brk = np.ones(len(ev) + 1, dtype=bool)
             brk[1:-1] = (sv[1:] != sv[:-1]) | (te[1:] - te[:-1] > 1.0)
-            edges = np.flatnonzero(brk)
+            edges = brk.nonzero()[0]
             heads, tails = edges[:-1], edges[1:] - 1
             before = np.zeros(len(heads), dtype=np.int64)   # the run's packets in earlier batches
             if len(ev) and self._run is not None and self._run[0] == sv[0] and te[0] - self._run[2] <= 1.0:
@@ -1791,15 +1850,15 @@ class Behaviour:
             keep = heads + need <= tails
             since, tails = heads[keep] + need[keep], tails[keep]
             eh = _ip_hash(sv[since])
-            o = np.argsort(eh, kind="stable")          # by host, in time order within one
+            o = eh.argsort(kind="stable")          # by host, in time order within one
             self._ev_h, self._ev_t, self._ev_last = eh[o], te[since][o], te[tails][o]
-            stealth = np.flatnonzero(tcp & ((flags & STEALTH_FLAGS) == 0))
+            stealth = (tcp & ((flags & STEALTH_FLAGS) == 0)).nonzero()[0]
             if len(stealth):
                 v.set(stealth, self.recon, False, p["ip_src"][stealth], p["ip_dst"][stealth], True,
                       p["tcp_dstport"][stealth])
             # the packets that tell a handshake's fate: SYN, RST, FIN and the bare ACK completing it
             # (data segments come after that ACK)
-            rows = np.flatnonzero(tcp & (((flags & 0x07) != 0) | (((flags & 0x3F) == 0x10) & (p["tcp_len"] <= 0))))
+            rows = (tcp & (((flags & 0x07) != 0) | (((flags & 0x3F) == 0x10) & (p["tcp_len"] <= 0)))).nonzero()[0]
             if len(rows):
                 self._handshakes(p, t, rows, flags[rows], predicted, anomaly, v)
             self._busy_merge(float(t[-1]))
@@ -1810,17 +1869,17 @@ class Behaviour:
     def _dhcp(self, p, t: np.ndarray, v: "Verdicts") -> None:
         udp = p["ip_proto"] == 17
         sport, dport = p["udp_srcport"], p["udp_dstport"]
-        server = np.flatnonzero(udp & (sport == 67) & (dport == 68))
-        client = np.flatnonzero(udp & (sport == 68) & (dport == 67))
+        server = (udp & (sport == 67) & (dport == 68)).nonzero()[0]
+        client = (udp & (sport == 68) & (dport == 67)).nonzero()[0]
         if len(client):
             allt = np.concatenate([self.dhcp_times, t[client]])
             k = len(self.dhcp_times)
             j = np.arange(k, len(allt))
-            lo = np.searchsorted(allt, allt[j] - DHCP_WINDOW, side="right")
+            lo = allt.searchsorted(allt[j] - DHCP_WINDOW, side="right")
             hit = client[(j - lo + 1) >= DHCP_COUNT]
             self.dhcp_times = allt[-(DHCP_COUNT - 1):]
             # one key per starvation (hits no more than QUIET apart): the server known at its first hit
-            for run in np.split(hit, np.flatnonzero(np.diff(t[hit]) > QUIET) + 1) if len(hit) else []:
+            for run in np.split(hit, (np.diff(t[hit]) > QUIET).nonzero()[0] + 1) if len(hit) else []:
                 r0 = int(run[0])
                 if self.dhcp_key is None or t[r0] - self.dhcp_last > QUIET:
                     before = server[server < r0]
@@ -1838,13 +1897,13 @@ class Behaviour:
         """Failed handshakes (a conversation that began with a SYN and gets a RST as its 2nd or 3rd
         packet, counting SYN, RST, FIN and bare ACK segments), then the per-source sketch of their
         distinct targets."""
-        sp, dp = p["tcp_srcport"][rows].clip(0), p["tcp_dstport"][rows].clip(0)
+        sp, dp = np.maximum(p["tcp_srcport"][rows], 0), np.maximum(p["tcp_dstport"][rows], 0)
         # only conversations that begin here (a SYN) or are remembered can fail: others by port pair out
         pp = (np.minimum(sp, dp) << 16) | np.maximum(sp, dp)
         # a conversation begins with a SYN the model does not flag or flags as recon (not a flood's)
         opening = ((fl & 0x12) == 0x02) & (~anomaly[rows] | (predicted[rows] == self.recon))
         want = _unique(np.concatenate([pp[opening], self.flow_pp]))
-        mine = want[np.searchsorted(want, pp).clip(0, max(len(want) - 1, 0))] == pp if len(want) else \
+        mine = want[np.minimum(want.searchsorted(pp), max(len(want) - 1, 0))] == pp if len(want) else \
             np.zeros(len(pp), dtype=bool)
         if not mine.all():
             rows, fl, sp, dp, pp, opening = rows[mine], fl[mine], sp[mine], dp[mine], pp[mine], opening[mine]
@@ -1858,7 +1917,7 @@ class Behaviour:
         a = (h[:len(rows)] << 16) | sp
         b = (h[len(rows):] << 16) | dp
         fk = np.minimum(a, b).astype(np.uint64) * _H1 ^ np.maximum(a, b).astype(np.uint64)
-        o = np.argsort(fk, kind="stable")            # by conversation, in stream order within one
+        o = fk.argsort(kind="stable")            # by conversation, in stream order within one
         fks, ts, f0 = fk[o], t[rows][o], fl[o]
         m = len(o)
         newgrp = np.ones(m, dtype=bool)
@@ -1868,33 +1927,33 @@ class Behaviour:
         # packets already seen of conversations carried over from earlier batches
         base = np.zeros(m, dtype=np.int64)
         if len(self.flow_keys):
-            si = np.searchsorted(self.flow_keys, fks).clip(0, len(self.flow_keys) - 1)
+            si = np.minimum(self.flow_keys.searchsorted(fks), len(self.flow_keys) - 1)
             hit = newgrp & (self.flow_keys[si] == fks) & (ts - self.flow_t[si] <= FLOW_IDLE)
             base[hit] = self.flow_n[si[hit]]
-        seg_start = np.flatnonzero(start)
-        seg = np.cumsum(start) - 1
+        seg_start = start.nonzero()[0]
+        seg = start.cumsum() - 1
         index = np.arange(m) - seg_start[seg] + base[seg_start][seg]   # 0-based packet of its conversation
         began = ((base > 0) | opening[o])[seg_start][seg]
         rst = (f0 & 0x04) != 0
         fail = rst & began & (index >= 1) & (index <= 2)
         # conversations that can still fail: began with a SYN, fewer than 3 packets, no RST yet
-        seg_end = np.append(seg_start[1:], m) - 1
-        last_of_group = np.append(newgrp[1:], True)
+        seg_end = np.concatenate([seg_start[1:], [m]]) - 1
+        last_of_group = np.concatenate([newgrp[1:], [True]])
         anyrst = np.add.reduceat(rst.astype(np.int64), seg_start) > 0
         keep = last_of_group[seg_end] & began[seg_start] & (index[seg_end] < 2) & ~anyrst
         kk, kn, kt = fks[seg_end[keep]], index[seg_end[keep]] + 1, ts[seg_end[keep]]
         kp = pp[o][seg_end[keep]]
         now = float(t[-1])
-        seen = np.searchsorted(fks, self.flow_keys).clip(0, m - 1)
+        seen = np.minimum(fks.searchsorted(self.flow_keys), m - 1)
         old = (self.flow_t > now - FLOW_IDLE) & (fks[seen] != self.flow_keys)
         keys = np.concatenate([self.flow_keys[old], kk])
         ns = np.concatenate([self.flow_n[old], kn])
         tt = np.concatenate([self.flow_t[old], kt])
         pps = np.concatenate([self.flow_pp[old], kp])
         if len(keys) > MAX_FLOWS:
-            recent = np.argsort(tt, kind="stable")[-MAX_FLOWS:]
+            recent = tt.argsort(kind="stable")[-MAX_FLOWS:]
             keys, ns, tt, pps = keys[recent], ns[recent], tt[recent], pps[recent]
-        so = np.argsort(keys, kind="stable")
+        so = keys.argsort(kind="stable")
         self.flow_keys, self.flow_n, self.flow_t, self.flow_pp = keys[so], ns[so], tt[so], pps[so]
         fr = np.sort(rows[o[fail]])
         if not len(fr):
@@ -1908,13 +1967,13 @@ class Behaviour:
         client = np.where(ack, p["ip_dst"][fr], p["ip_src"][fr])
         host = np.where(ack, p["ip_src"][fr], p["ip_dst"][fr])
         port = np.where(ack, p["tcp_srcport"][fr], p["tcp_dstport"][fr])
-        target = (_ip_hash(host) << 16) | port.clip(0)
+        target = (_ip_hash(host) << 16) | np.maximum(port, 0)
         sure, notes = [], []
         tf = t[fr]
         busy = self._busy_before(_ip_hash(client), tf)
         clients, inv = _codes(client)
         for ci, c in enumerate(clients):
-            mine = np.flatnonzero(inv == ci)
+            mine = (inv == ci).nonzero()[0]
             st = self.scanners.pop(c, None)
             for i, x, tt_, b in zip(mine.tolist(), target[mine].tolist(), tf[mine].tolist(), busy[mine].tolist()):
                 if tt_ - b <= SCAN_HORIZON:      # its failures belong to a flood / brute force the model sees
@@ -1943,14 +2002,14 @@ class Behaviour:
         flags as an attack other than recon (earlier batches or this one), else -inf."""
         out = np.full(len(hosts), -np.inf)
         if len(self.busy_h):
-            k = np.searchsorted(self.busy_h, hosts).clip(0, len(self.busy_h) - 1)
+            k = np.minimum(self.busy_h.searchsorted(hosts), len(self.busy_h) - 1)
             hit = self.busy_h[k] == hosts
             out[hit] = self.busy_t[k[hit]]
         eh, et, el = self._ev_h, self._ev_t, self._ev_last
         if len(eh):
-            lo = np.searchsorted(eh, hosts, side="left")
-            hi = np.searchsorted(eh, hosts, side="right")
-            for j in np.flatnonzero(hi > lo).tolist():   # the host's last run begun by then
+            lo = eh.searchsorted(hosts, side="left")
+            hi = eh.searchsorted(hosts, side="right")
+            for j in (hi > lo).nonzero()[0].tolist():   # the host's last run begun by then
                 q = lo[j] + int(np.searchsorted(et[lo[j]:hi[j]], times[j], side="right")) - 1
                 if q >= lo[j]:
                     out[j] = max(out[j], min(el[q], times[j]))
@@ -1964,14 +2023,14 @@ class Behaviour:
             return
         h = np.concatenate([self.busy_h, self._ev_h])
         tt = np.concatenate([self.busy_t, self._ev_last])
-        o = np.argsort(h, kind="stable")              # earlier batches first within one host
+        o = h.argsort(kind="stable")              # earlier batches first within one host
         h, tt = h[o], tt[o]
-        last = np.append(h[1:] != h[:-1], True)
+        last = np.concatenate([h[1:] != h[:-1], [True]])
         h, tt = h[last], tt[last]
         keep = tt >= now - SCAN_HORIZON
         h, tt = h[keep], tt[keep]
         if len(h) > MAX_FLOWS:
-            r = np.sort(np.argsort(tt, kind="stable")[-MAX_FLOWS:])
+            r = np.sort(tt.argsort(kind="stable")[-MAX_FLOWS:])
             h, tt = h[r], tt[r]
         self.busy_h, self.busy_t = h, tt
 

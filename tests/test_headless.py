@@ -160,7 +160,8 @@ def test_bad_label_value_names_file_and_line(capture, tmp_path, model, capsys):
 
 def test_alerts_name_the_capture_file_whatever_its_extension(tmp_path, model, capsys):
     cap = tmp_path / "evidence.cap"  # editcap/tcpdump names: not .pcap/.pcapng, still a file replay
-    cap.write_bytes(pcap(udp_frames(20)))
+    # 20 UDP datagrams of 1.2 kB to a bare address: 24 kB out, above the bulk-upload rule's UPLOAD_MIN_BYTES
+    cap.write_bytes(pcap(udp_frames(20, size=1200)))
     alerts = tmp_path / "a.jsonl"
     flagging = make_tiny_bundle(tmp_path / "flag.iotw", seed=3, anomaly_threshold=0.0, favour="exfiltration")
     rc, _ = run(capsys, "-r", cap, "--headless", "--model", flagging, "--alerts", alerts)

@@ -319,3 +319,26 @@ def test_simulated_held_out_kinds_each_map_to_one_incident(tmp_path):
         assert by_id[per[e["id"]][0]]["kind"] == want[e["kind"]], (e["kind"], by_id[per[e["id"]][0]])
     hours = 480 / 3600
     assert len(unmatched) <= max(1, int(hours)), unmatched
+
+
+def test_dhcp_starvation_counts_client_macs_not_the_servers_offered_addresses():
+    # the server answers each DISCOVER with an OFFER to a new address, and the model flags the OFFERs as
+    # dos: they join the starvation's track (keyed by the server) with the offered addresses as peers;
+    # the evidence counts the distinct MACs of the DHCP client messages only
+    rng = random.Random(2)
+    recs, pred = [dhcp(990.0, "aa:00:00:00:00:30"), dhcp(990.01, "aa:00:00:00:00:01", True, SERVER, "10.0.0.30")], [0, 0]
+    for i, r in enumerate(starvation(1000.0, 120, rng)):
+        recs += [r, dhcp(r["time_epoch"] + 0.01, "aa:00:00:00:00:01", True, SERVER, f"10.0.1.{i + 1}")]
+        pred += [0, 2]
+    cb = batch(recs, pred)
+    eng, events = run(cb)
+    inc = [t.to_dict() for t in eng.incidents()]
+    assert len(inc) == 1, inc
+    i = inc[0]
+    assert i["kind"] == "dhcp-starvation" and i["victims"] == [SERVER]
+    clients = 120 - DHCP_COUNT + 1               # the client messages from the one reaching DHCP_COUNT on
+    assert i["distinct_peers"] == clients + 120  # (the peers include the 120 offered addresses)
+    assert f"from {clients} distinct client MACs" in i["evidence"], i["evidence"]
+    ref = stream(events)
+    for size in (1, 5, 33):
+        assert stream(run(cb, size)[1]) == ref, size

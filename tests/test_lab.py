@@ -531,3 +531,104 @@ def test_reflection_case_smoke(tmp_path):
     assert not any(r.split("|")[1] == "10.77.0.66" for r in rows)  # the attacker is never seen at the victim
     others = re.compile(r"^iw-(\d+)-")
     assert {n for n in _netns() - ns_before if not others.match(n)} == set()
+
+
+# ---------------------------------------------------------------------------------------------------
+# HTTPS POST exfiltration goes to the attacker's own drop server, not to the cloud the NAS backs up to
+# ---------------------------------------------------------------------------------------------------
+_ADDR = re.compile(r"\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b")
+
+
+class _FakeProc:
+    returncode = 0
+
+    def wait(self, timeout=None):
+        return 0
+
+    def poll(self):
+        return 0
+
+
+class _FakeLab:
+    """Records what start_services/start_benign/run_step would start, in which namespace."""
+
+    def __init__(self, ips: dict[str, str], workdir: Path):
+        from iotwatch.captures.lab.net import Host, mac_for
+
+        self.hosts = {r: Host(r, "ns-" + r, ip, mac_for(ip)) for r, ip in ips.items()}
+        self.workdir = workdir
+        self.spawned: list[tuple[str, list[str], str]] = []
+
+    def spawn(self, role, argv, name, stdin=None):
+        self.spawned.append((role, [str(a) for a in argv], name))
+        return _FakeProc()
+
+    def stop(self, proc, *a, **kw):
+        pass
+
+
+def _https_posts(ctx, seed):
+    steps = lab_attacks.plan("exfiltration", ctx, random.Random(seed))
+    return [s for s in steps if any(a.startswith("https://") for c in s.commands for a in c)]
+
+
+@pytest.mark.parametrize("seed", [90, 11, 12, 15])
+def test_https_post_exfiltration_goes_to_a_drop_server_no_benign_device_talks_to(tmp_path, seed):
+    import ipaddress
+
+    from iotwatch.captures.lab.net import LAB_SUBNET, in_lab
+
+    ips = lab.topology(seed)
+    drop = ips["drop"]
+    assert drop == lab.DROP_IP and drop != ips["cloud"] and in_lab(drop)
+    assert ipaddress.ip_address(drop) not in LAB_SUBNET          # outside the LAN, on-link like the cloud
+    fake = _FakeLab(ips, tmp_path)
+    until = time.time() + 60
+    lab.start_services(fake, tmp_path, until)
+    lab.start_benign(fake, seed, until, max_actions=100)
+    # the drop server is the only process that names the drop address: HTTPS with its own certificate
+    naming = [(role, argv) for role, argv, _ in fake.spawned if drop in _ADDR.findall(" ".join(argv))]
+    assert [role for role, _ in naming] == ["drop"]
+    serve = " ".join(naming[0][1])
+    assert "--https 443" in serve and str(tmp_path / "drop.crt") in serve and "cloud.crt" not in serve
+    # peers of the benign devices: every address their drivers name (the cloud is one: NAS backups)
+    drivers = [" ".join(argv) for _, argv, name in fake.spawned if name.startswith("drive-")]
+    assert len(drivers) >= 6
+    peers = {a for t in drivers for a in _ADDR.findall(t)}
+    assert ips["cloud"] in peers and ips["nas"] in {h.ip for h in fake.hosts.values()}
+    assert any("--limit-rate 2M --data-binary" in t and "/upload" in t for t in drivers)  # the backups stay
+    ctx = lab_attacks.LabContext(ips=ips, macs={r: h.mac for r, h in fake.hosts.items()}, workdir=tmp_path)
+    posts = _https_posts(ctx, seed)
+    assert len(posts) == 1 and posts[0].label == "exfiltration"
+    cmd = posts[0].commands[0]
+    assert cmd[0] == "curl" and "--data-binary" in cmd
+    assert [a for a in cmd if a.startswith("https://")] == [f"https://{drop}/upload"]
+    dests = {a for a in _ADDR.findall(" ".join(cmd))}
+    assert dests == {drop} and not dests & peers
+
+
+def test_drop_server_exfiltration_episode_names_the_drop_and_labels_only_its_frames(tmp_path):
+    """run_step's window for the POST step -> a .lab.json episode whose victim is the drop server; its
+    frames are exfiltration, the NAS's backup to the cloud in the same seconds stays normal."""
+    from incident_truth import load_episodes
+
+    ips = lab.topology(90)
+    fake = _FakeLab(ips, tmp_path)
+    ctx = lab_attacks.LabContext(ips=ips, macs={r: h.mac for r, h in fake.hosts.items()}, workdir=tmp_path)
+    step = _https_posts(ctx, 90)[0]
+    atk, drop, nas, cloud = (fake.hosts[r] for r in ("attacker", "drop", "nas", "cloud"))
+    w = lab.run_step(fake, step, 5.0, atk.mac, atk.ip, 0)
+    assert [role for role, _, _ in fake.spawned] == ["attacker"]
+    cap = tmp_path / "lab-exfiltration-seed90.pcapng"
+    summary = {"hosts": {r: {"ip": h.ip, "mac": h.mac} for r, h in fake.hosts.items()}, "windows": [w.to_json()]}
+    Path(str(cap) + ".lab.json").write_text(json.dumps(summary))
+    eps = load_episodes(cap)
+    assert len(eps) == 1 and eps[0]["class"] == "exfiltration" and eps[0]["victims"] == [drop.ip]
+    assert eps[0]["attacker"]["ip"] == atk.ip
+    t = (w.start + w.end) / 2
+    pkts = [P(1, t, eth_src=atk.mac, eth_dst=drop.mac, ip_src=atk.ip, ip_dst=drop.ip),     # the POST
+            P(2, t, eth_src=drop.mac, eth_dst=atk.mac, ip_src=drop.ip, ip_dst=atk.ip),     # the drop's ACKs
+            P(3, t, eth_src=nas.mac, eth_dst=cloud.mac, ip_src=nas.ip, ip_dst=cloud.ip),   # a backup meanwhile
+            P(4, t, eth_src=cloud.mac, eth_dst=nas.mac, ip_src=cloud.ip, ip_dst=nas.ip)]
+    got = [lab_ for _, lab_ in label_packets(pkts, [w], [h.ip for h in fake.hosts.values()])]
+    assert got == ["exfiltration", "exfiltration", "normal", "normal"]

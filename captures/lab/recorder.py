@@ -9,12 +9,12 @@
 
 ``record`` (root only) builds the lab of :mod:`.net` (a bridge in its own namespace; gateway,
 hub, camera, sensor, NAS, phone, smart plug, an unseen "sink" host and one attacker, each in its
-own namespace on 10.77.0.0/24, plus a "cloud" HTTPS host and a DoH server in 203.0.113.0/24 on the
-same bridge; no route out), proves the isolation, starts real services (mosquitto, dnsmasq for DNS
-and DHCP, dropbear, OpenSSH, snmpd, chronyd, iodined, dns2tcpd, ptunnel-ng, and the small servers
-of :mod:`.services`: HTTP(S)/DoH, telnet, FTP, CoAP, SSDP, mDNS) and the benign device drivers,
-records the bridge with dumpcap, and runs the real tools of :mod:`.attacks` in bounded windows
-between benign stretches. Output, in DIR:
+own namespace on 10.77.0.0/24, plus a "cloud" HTTPS host, a DoH server and the attacker's HTTPS
+"drop" server in 203.0.113.0/24 on the same bridge; no route out), proves the isolation, starts
+real services (mosquitto, dnsmasq for DNS and DHCP, dropbear, OpenSSH, snmpd, chronyd, iodined,
+dns2tcpd, ptunnel-ng, and the small servers of :mod:`.services`: HTTP(S)/DoH, telnet, FTP, CoAP,
+SSDP, mDNS) and the benign device drivers, records the bridge with dumpcap, and runs the real
+tools of :mod:`.attacks` in bounded windows between benign stretches. Output, in DIR:
 
     lab-<scenario>-seed<N>.pcapng              the capture (tshark reads it)
     lab-<scenario>-seed<N>.pcapng.labels.csv   frame_number,label for EVERY frame (CONTRACT §2)
@@ -55,15 +55,20 @@ IODINE_ZONE = "i.lab"           # iodine tunnel: answered by iodined on the sink
 DNS2TCP_ZONE = "d.lab"          # dns2tcp tunnel: answered by dns2tcpd on the sink (port 5354)
 IODINE_NET = "10.77.1.1/27"     # iodine's tunnel addresses exist only on dns0 inside sink/attacker
 CLOUD_IP, DOH_IP = "203.0.113.10", "203.0.113.53"
+#: the attacker's drop server (HTTPS POST exfiltration): outside the LAN like the cloud, but no benign
+#: device ever talks to it (the NAS backs up to the cloud with the same curl: a POST there would be a backup)
+DROP_IP = "203.0.113.200"
+DROP_CN = "files.drop.example.org"
 SECRET = {"mqtt": "mqtt-s3cret", "operator": "operator-s3cret", "admin": "router-s3cret", "iodine": "tunnel-s3cret", "dns2tcp": "d2t-s3cret"}
 
 
 def topology(seed: int) -> dict[str, str]:
     """role -> lab address; the attacker's address depends on the seed. ``cloud`` (HTTPS uploads,
-    backups, updates, streaming) and ``doh`` (DNS over HTTPS) sit in TEST-NET-3 (see net.py)."""
+    backups, updates, streaming), ``doh`` (DNS over HTTPS) and ``drop`` (the attacker's upload server,
+    used by no benign device) sit in TEST-NET-3 (see net.py)."""
     return {"gw": "10.77.0.1", "hub": "10.77.0.10", "cam": "10.77.0.11", "sensor": "10.77.0.12",
             "nas": "10.77.0.13", "user": "10.77.0.20", "plug": "10.77.0.30", "sink": "10.77.0.200",
-            "cloud": CLOUD_IP, "doh": DOH_IP,
+            "cloud": CLOUD_IP, "doh": DOH_IP, "drop": DROP_IP,
             "attacker": f"10.77.0.{random.Random(seed).choice([66, 77, 99, 150, 166])}"}
 
 
@@ -105,10 +110,11 @@ def write_configs(lab: Lab, wd: Path) -> None:
     (wd / "mosquitto.conf").write_text(
         f"listener 1883 {ip['hub']}\nallow_anonymous false\npassword_file {pw}\npersistence false\n"
         f"user root\nlog_dest stderr\nlog_type error\n")
-    (wd / "lab.hosts").write_text("".join(f"{a} {r}.lab\n" for r, a in ip.items() if r != "attacker")
+    (wd / "lab.hosts").write_text("".join(f"{a} {r}.lab\n" for r, a in ip.items() if r not in ("attacker", "drop"))
                                   + f"{ip['hub']} broker.lab\n")
     Lab.run(["dropbearkey", "-t", "ed25519", "-f", str(wd / "dropbear_ed25519_host_key")])
     _cert(wd)
+    _cert(wd, "drop", DROP_CN)   # the drop server's own self-signed certificate
 
 
 def start_services(lab: Lab, wd: Path, until: float) -> None:
@@ -136,6 +142,9 @@ def start_services(lab: Lab, wd: Path, until: float) -> None:
     crt, key = str(wd / "cloud.crt"), str(wd / "cloud.key")
     lab.spawn("cloud", helper("serve", "--name", "cloud", "--bind", ip["cloud"], "--until", u, "--https", "443",
                               "--cert", crt, "--key", key), "serve-cloud")
+    # the attacker's drop server: its own certificate, the same /upload endpoint (reads and discards)
+    lab.spawn("drop", helper("serve", "--name", "drop", "--bind", ip["drop"], "--until", u, "--https", "443",
+                             "--cert", str(wd / "drop.crt"), "--key", str(wd / "drop.key")), "serve-drop")
     lab.spawn("doh", helper("serve", "--name", "doh", "--bind", ip["doh"], "--until", u, "--https", "443",
                             "--cert", crt, "--key", key, "--doh-answer", ip["cloud"]), "serve-doh")
     if shutil.which("dns2tcpd"):
