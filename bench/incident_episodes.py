@@ -1,6 +1,6 @@
 """Incidents against ground truth on recorded or simulated captures (issue 13's acceptance).
 
-    .venv/bin/python bench/incident_episodes.py CAPTURE... [--against REV] [-v]
+    .venv/bin/python bench/incident_episodes.py CAPTURE... [--against REV] [--model BUNDLE] [-v]
 
 Each CAPTURE needs its ``<capture>.episodes.json`` (``iotwatch simulate``) or ``<capture>.lab.json``
 (``iotwatch lab record``). The capture is classified once with the bundled model; the incident
@@ -35,8 +35,9 @@ def main(argv=None) -> int:
     ap.add_argument("captures", nargs="+")
     ap.add_argument("--against", metavar="REV", help="also run the engine of this git revision")
     ap.add_argument("-v", "--verbose", action="store_true")
+    ap.add_argument("--model", metavar="BUNDLE", help="classify with this bundle (default: the bundled model)")
     ns = ap.parse_args(argv)
-    clf = PacketClassifier.load(None)
+    clf = PacketClassifier.load(ns.model)
     engines = [("this tree", IncidentEngine)]
     if ns.against:
         from incidents import engine_at   # bench/incidents.py

@@ -49,7 +49,7 @@ import heapq
 import itertools
 import operator
 import zlib
-from collections import Counter, _count_elements
+from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -488,21 +488,16 @@ class IncidentEvent:
 
     __slots__ = ("kind", "frame", "time", "incident", "_snapshot")
 
-    def __init__(self, kind: str, frame: int, time: float, incident: Track, snapshot: dict | None = None):
+    def __init__(self, kind: str, frame: int, time: float, incident: Track):
         self.kind, self.frame, self.time, self.incident = kind, frame, time, incident
-        self._snapshot = snapshot
-        if snapshot is None:
-            incident.unsnapped.append(self)
+        self._snapshot: dict | None = None
+        incident.unsnapped.append(self)
 
     @property
     def snapshot(self) -> dict:
         if self._snapshot is None:
             self.incident.freeze()
         return self._snapshot
-
-    @snapshot.setter
-    def snapshot(self, value: dict) -> None:
-        self._snapshot = value
 
     def __repr__(self) -> str:
         return f"IncidentEvent({self.kind!r}, frame={self.frame}, time={self.time}, incident #{self.incident.id})"
@@ -1283,7 +1278,7 @@ class IncidentEngine:
             first = dict(zip(reversed(keys), range(b - a - 1, -1, -1)))   # each key's first position
             pos = [i for k, i in first.items() if k not in seen] if seen else list(first.values())
             return np.sort(np.array(pos, dtype=np.int64))
-        u, pos, _ = _unique_first(sb.dk[a:b])      # (a probe target / connection has many rows)
+        u, pos = _unique_first(sb.dk[a:b])      # (a probe target / connection has many rows)
         if seen:
             pos = pos[np.array([k not in seen for k in u.tolist()], dtype=bool)]
         return np.sort(pos)
@@ -1328,13 +1323,7 @@ class IncidentEngine:
         if pb > pa:          # (a flood's, a brute force's rows share their port: counted per run)
             _count(tr.ports, _runs(sb.port_list, sb.port_new, pa, pb))
         if tr.cls_name in _DISTINCT_CLASSES and len(tr.distinct) < MAX_DISTINCT:
-            if len(tr.distinct) + (b - a) <= MAX_DISTINCT:
-                tr.distinct.update(sb.dk_list[a:b])
-            else:   # the first MAX_DISTINCT in stream order, whatever the batches
-                for x in sb.dk_list[a:b]:
-                    tr.distinct.add(x)
-                    if len(tr.distinct) >= MAX_DISTINCT:
-                        break
+            _add_first(tr.distinct, sb.dk_list[a:b])
             if tr.cls_name == "bruteforce" and len(tr.conn_bytes) < MAX_DISTINCT:
                 cbytes = tr.conn_bytes
                 if b - a <= 64:
@@ -1346,14 +1335,7 @@ class IncidentEngine:
                     for x, y in zip(u.tolist(), sums.tolist()):
                         cbytes[x] = cbytes.get(x, 0) + int(y)
         if ds[C_DHCP] and len(tr.client_macs) < MAX_DISTINCT:   # (the server's answers' peers are no clients)
-            macs = sb.eth_src[a:b][sb.vs[C_DHCP, a:b] != 0].tolist()
-            if len(tr.client_macs) + len(macs) <= MAX_DISTINCT:
-                tr.client_macs.update(macs)
-            else:   # the first MAX_DISTINCT in stream order, whatever the batches
-                for x in macs:
-                    tr.client_macs.add(x)
-                    if len(tr.client_macs) >= MAX_DISTINCT:
-                        break
+            _add_first(tr.client_macs, sb.eth_src[a:b][sb.vs[C_DHCP, a:b] != 0].tolist())
         ma, mb = sb.mac_at[a], sb.mac_at[b]
         if mb > ma:
             _count(tr.macs, _runs(sb.macs, sb.mac_new, ma, mb))
@@ -1434,15 +1416,23 @@ def _exfil_evidence(tr: Track, a: int, b: int, sb: "_Sorted") -> np.ndarray:
 CONF_SCALE = float(1 << 32)   # confidences are summed as integers (exact, the same for any batch size)
 
 
+def _add_first(s: set, items: list) -> None:
+    """Add ``items`` to ``s`` until it holds ``MAX_DISTINCT``: the first ones in stream order, whatever the batches."""
+    if len(s) >= MAX_DISTINCT:
+        return
+    if len(s) + len(items) <= MAX_DISTINCT:
+        s.update(items)
+        return
+    for x in items:
+        s.add(x)
+        if len(s) >= MAX_DISTINCT:
+            break
+
+
 def _count(counter: Counter, items) -> None:
     """Count ``items`` (a list, or a dict of counts), new keys in first-seen order, then keep the
     ``MAX_COUNTER`` most common when the counter has grown past twice that."""
-    if isinstance(items, list):
-        _count_elements(counter, items)
-    else:                   # (Counter.update's own loop for a dict: new keys in the dict's order)
-        get = counter.get
-        for k, v in items.items():
-            counter[k] = v + get(k, 0)
+    counter.update(items)
     if len(counter) > MAX_COUNTER * 2:
         keep = _most_common(counter, MAX_COUNTER)
         counter.clear()
@@ -1567,15 +1557,12 @@ def _unique(k: np.ndarray) -> np.ndarray:
     return s[_run_heads(s)]
 
 
-def _unique_first(k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``np.unique(k, return_index=True, return_counts=True)`` (the first occurrence of each value)."""
+def _unique_first(k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(k, return_index=True)`` (the first occurrence of each value)."""
     order = k.argsort(kind="stable")
     ks = k[order]
     heads = (_run_heads(ks)).nonzero()[0]
-    counts = np.empty(len(heads), dtype=np.int64)
-    counts[:-1] = heads[1:] - heads[:-1]
-    counts[-1:] = len(k) - heads[-1:]
-    return ks[heads], order[heads], counts
+    return ks[heads], order[heads]
 
 
 def _unique_inverse(k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

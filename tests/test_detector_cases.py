@@ -32,7 +32,17 @@ MIN_FRAMES = {"https-no-dns": 100, "doh": 100, "pairing": 60, "ssh-guessing": 30
               "syn-flood": 2000, "reflection": 200}
 
 
+_RUNS: dict[str, tuple[list[dict], list[dict]]] = {}   # case -> its run's (predictions, alerts); only read
+
+
 def _run(case: str, tmp_path: Path, capsys) -> tuple[list[dict], list[dict]]:
+    """The headless CLI on the case capture (once per case: the tests only read the result)."""
+    if case not in _RUNS:
+        _RUNS[case] = _run_cli(case, tmp_path, capsys)
+    return _RUNS[case]
+
+
+def _run_cli(case: str, tmp_path: Path, capsys) -> tuple[list[dict], list[dict]]:
     cap = CASES / f"{case}.pcapng"
     pred, alerts = tmp_path / "pred.csv", tmp_path / "alerts.jsonl"
     rc = main(["-r", str(cap), "--headless", "--predictions", str(pred), "--alerts", str(alerts)])

@@ -540,12 +540,7 @@ _ADDR = re.compile(r"\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b")
 
 
 class _FakeProc:
-    returncode = 0
-
     def wait(self, timeout=None):
-        return 0
-
-    def poll(self):
         return 0
 
 
@@ -563,8 +558,9 @@ class _FakeLab:
         self.spawned.append((role, [str(a) for a in argv], name))
         return _FakeProc()
 
-    def stop(self, proc, *a, **kw):
-        pass
+    def ctx(self) -> "lab_attacks.LabContext":
+        return lab_attacks.LabContext(ips={r: h.ip for r, h in self.hosts.items()},
+                                      macs={r: h.mac for r, h in self.hosts.items()}, workdir=self.workdir)
 
 
 def _https_posts(ctx, seed):
@@ -572,20 +568,19 @@ def _https_posts(ctx, seed):
     return [s for s in steps if any(a.startswith("https://") for c in s.commands for a in c)]
 
 
-@pytest.mark.parametrize("seed", [90, 11, 12, 15])
-def test_https_post_exfiltration_goes_to_a_drop_server_no_benign_device_talks_to(tmp_path, seed):
+def test_the_drop_server_is_served_alone_and_no_benign_device_talks_to_it(tmp_path):
     import ipaddress
 
-    from iotwatch.captures.lab.net import LAB_SUBNET, in_lab
+    from iotwatch.captures.lab.net import CLOUD_NET
 
-    ips = lab.topology(seed)
+    ips = lab.topology(90)
     drop = ips["drop"]
-    assert drop == lab.DROP_IP and drop != ips["cloud"] and in_lab(drop)
-    assert ipaddress.ip_address(drop) not in LAB_SUBNET          # outside the LAN, on-link like the cloud
+    assert drop == lab.DROP_IP and drop != ips["cloud"]
+    assert ipaddress.ip_address(drop) in CLOUD_NET          # outside the LAN, on-link like the cloud
     fake = _FakeLab(ips, tmp_path)
     until = time.time() + 60
     lab.start_services(fake, tmp_path, until)
-    lab.start_benign(fake, seed, until, max_actions=100)
+    lab.start_benign(fake, 90, until, max_actions=100)
     # the drop server is the only process that names the drop address: HTTPS with its own certificate
     naming = [(role, argv) for role, argv, _ in fake.spawned if drop in _ADDR.findall(" ".join(argv))]
     assert [role for role, _ in naming] == ["drop"]
@@ -594,17 +589,19 @@ def test_https_post_exfiltration_goes_to_a_drop_server_no_benign_device_talks_to
     # peers of the benign devices: every address their drivers name (the cloud is one: NAS backups)
     drivers = [" ".join(argv) for _, argv, name in fake.spawned if name.startswith("drive-")]
     assert len(drivers) >= 6
-    peers = {a for t in drivers for a in _ADDR.findall(t)}
-    assert ips["cloud"] in peers and ips["nas"] in {h.ip for h in fake.hosts.values()}
+    assert ips["cloud"] in {a for t in drivers for a in _ADDR.findall(t)}
     assert any("--limit-rate 2M --data-binary" in t and "/upload" in t for t in drivers)  # the backups stay
-    ctx = lab_attacks.LabContext(ips=ips, macs={r: h.mac for r, h in fake.hosts.items()}, workdir=tmp_path)
-    posts = _https_posts(ctx, seed)
+
+
+@pytest.mark.parametrize("seed", [90, 11, 12, 15])
+def test_https_post_exfiltration_goes_to_the_drop_server(tmp_path, seed):
+    ips = lab.topology(seed)
+    posts = _https_posts(_FakeLab(ips, tmp_path).ctx(), seed)
     assert len(posts) == 1 and posts[0].label == "exfiltration"
     cmd = posts[0].commands[0]
     assert cmd[0] == "curl" and "--data-binary" in cmd
-    assert [a for a in cmd if a.startswith("https://")] == [f"https://{drop}/upload"]
-    dests = {a for a in _ADDR.findall(" ".join(cmd))}
-    assert dests == {drop} and not dests & peers
+    assert [a for a in cmd if a.startswith("https://")] == [f"https://{ips['drop']}/upload"]
+    assert set(_ADDR.findall(" ".join(cmd))) == {ips["drop"]}
 
 
 def test_drop_server_exfiltration_episode_names_the_drop_and_labels_only_its_frames(tmp_path):
@@ -614,8 +611,7 @@ def test_drop_server_exfiltration_episode_names_the_drop_and_labels_only_its_fra
 
     ips = lab.topology(90)
     fake = _FakeLab(ips, tmp_path)
-    ctx = lab_attacks.LabContext(ips=ips, macs={r: h.mac for r, h in fake.hosts.items()}, workdir=tmp_path)
-    step = _https_posts(ctx, 90)[0]
+    step = _https_posts(fake.ctx(), 90)[0]
     atk, drop, nas, cloud = (fake.hosts[r] for r in ("attacker", "drop", "nas", "cloud"))
     w = lab.run_step(fake, step, 5.0, atk.mac, atk.ip, 0)
     assert [role for role, _, _ in fake.spawned] == ["attacker"]

@@ -139,14 +139,15 @@ def start_services(lab: Lab, wd: Path, until: float) -> None:
     reflector_services(lab, wd, dns_role="", snmp_role="hub", ntp_role="gw")
     lab.spawn("plug", helper("serve", "--name", "plug", "--bind", ip["plug"], "--until", u, "--http", "80",
                              "--ssdp", "--mdns"), "serve-plug")
-    crt, key = str(wd / "cloud.crt"), str(wd / "cloud.key")
-    lab.spawn("cloud", helper("serve", "--name", "cloud", "--bind", ip["cloud"], "--until", u, "--https", "443",
-                              "--cert", crt, "--key", key), "serve-cloud")
-    # the attacker's drop server: its own certificate, the same /upload endpoint (reads and discards)
-    lab.spawn("drop", helper("serve", "--name", "drop", "--bind", ip["drop"], "--until", u, "--https", "443",
-                             "--cert", str(wd / "drop.crt"), "--key", str(wd / "drop.key")), "serve-drop")
-    lab.spawn("doh", helper("serve", "--name", "doh", "--bind", ip["doh"], "--until", u, "--https", "443",
-                            "--cert", crt, "--key", key, "--doh-answer", ip["cloud"]), "serve-doh")
+
+    def https(role: str, cert: str, *extra: str) -> None:   # an HTTPS server (cert/key written by write_configs)
+        lab.spawn(role, helper("serve", "--name", role, "--bind", ip[role], "--until", u, "--https", "443",
+                               "--cert", str(wd / f"{cert}.crt"), "--key", str(wd / f"{cert}.key"), *extra),
+                  f"serve-{role}")
+
+    https("cloud", "cloud")
+    https("drop", "drop")   # the attacker's drop server: its own certificate, the same /upload endpoint
+    https("doh", "cloud", "--doh-answer", ip["cloud"])
     if shutil.which("dns2tcpd"):
         (wd / "dns2tcpd.conf").write_text(f"listen = {ip['sink']}\nport = 5354\nuser = root\nchroot = {wd}\n"
                                           f"domain = {DNS2TCP_ZONE}\nresources = upload:{ip['sink']}:8080\n"
