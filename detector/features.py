@@ -36,6 +36,9 @@ Two featurizers exist:
     * ``spoofing``     IP->MAC binding changes of the sender, ARP claims of another host's address, rogue
                        router advertisements, ARP replies nobody asked for (per reply, and per MAC for
                        the frames a poisoner sends or receives) and the addresses one MAC claims in ARP.
+    * ``clisvc``       one client on one service (client, server, port): connections, failed and short
+                       connections, failed logins (guessing is per service; pair/host counters mix a
+                       client's other traffic to the same server into it).
 
     Distinct counts come from first-seen events of capped LRU key sets (``RecentSet``; bounded memory,
     approximate once a set is full) summed with exponential decay, the same decayed sums as the counters.
@@ -1617,8 +1620,55 @@ class SpoofingBlock(FeatureBlock):
         put(out, "ra_rogue", self.ra_bindings.changed(np.where(ra, np.uint64(1), np.uint64(0)), mac, t, ra))
 
 
+class ClientServiceBlock(FeatureBlock):
+    """Connections, failed, short connections and failed logins of ONE client on ONE service (client,
+    server, service port), decayed over 10/30/60 s. Credential guessing is a client hammering one login
+    service; the pair and host counters add up every service of the two hosts, so a client's other
+    traffic to the same server (a slowloris on port 80 while it guesses telnet passwords, a device's web
+    UI while its MQTT login fails) reads like the guessing. Robust to a capture that starts mid-stream
+    (decayed counts of what is seen) and to any address plan (hashed identities only)."""
+
+    name = "clisvc"
+    names = ("cs_conns_10s", "cs_conns_60s", "cs_failed_60s", "cs_short_60s", "cs_authfail_30s",
+             "cs_short_share", "cs_failed_share", "cs_authfail_per_conn")
+    _TAUS = (10.0, 60.0, 60.0, 60.0, 30.0, 60.0)  # conns, conns, failed, short, authfail, authfail
+
+    def __init__(self, idle: float = 300.0, cap: int = 65536):
+        super().__init__(idle, cap)
+        self.table = DecayTable(list(self._TAUS), idle=idle, cap=cap)
+
+    def tables(self):
+        return [self.table]
+
+    def compute(self, ctx: Ctx, out: np.ndarray) -> None:
+        p, t, n = ctx.p, ctx.t, ctx.n
+        conn = p["new_flow"] & p["has_ip"]
+        e = np.zeros((n, len(self._TAUS)))
+        e[:, 0] = conn
+        e[:, 1] = conn
+        e[:, 2] = (p["is_tcp"] & p["rst"] & ~p["established"]) | p["icmp_unreach"]  # as ConnBlock
+        e[:, 3] = (p["is_tcp"] & (p["fin"] | p["rst"]) & (p["flow_total"] < ConnBlock.SHORT_PKTS)
+                   & (p["flow_age"] < ConnBlock.SHORT_SECONDS))
+        e[:, 4] = p["auth_fail"]
+        e[:, 5] = p["auth_fail"]
+        key = mix(mix(p["cli"], p["srv"]), (p["svc_port"] + 1).astype(np.uint64))
+        lg = self.table.update(key, t, e)
+        c = np.exp(lg)
+        conns = np.maximum(c[:, 1], 1.0)
+        put = self.put
+        put(out, "cs_conns_10s", _log1(lg[:, 0]) / 6.0)
+        put(out, "cs_conns_60s", _log1(lg[:, 1]) / 6.0)
+        put(out, "cs_failed_60s", _log1(lg[:, 2]) / 6.0)
+        put(out, "cs_short_60s", _log1(lg[:, 3]) / 6.0)
+        put(out, "cs_authfail_30s", _log1(lg[:, 4]))   # scaled as pair_authfail_30s
+        put(out, "cs_short_share", _share(c[:, 3], conns))
+        put(out, "cs_failed_share", _share(c[:, 2], conns))
+        put(out, "cs_authfail_per_conn", _share(c[:, 5], conns))
+
+
 BLOCKS: tuple[type[FeatureBlock], ...] = (PacketBlock, ApplicationBlock, FlowBlock, ConnBlock, FanBlock,
-                                          BalanceBlock, HostRatesBlock, PairBlock, SpoofingBlock)
+                                          BalanceBlock, HostRatesBlock, PairBlock, SpoofingBlock,
+                                          ClientServiceBlock)
 FEATURE_NAMES: tuple[str, ...] = tuple(n for blk in BLOCKS for n in blk.names)
 FEATURE_BLOCKS: dict[str, tuple[str, ...]] = {blk.name: blk.names for blk in BLOCKS}
 FEATURE_SCHEMA = schema_hash(FEATURIZER_VERSION, FEATURE_NAMES)

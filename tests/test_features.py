@@ -687,3 +687,46 @@ def test_state_merge_kernel_equals_the_numpy_merge(seed, monkeypatch):
         monkeypatch.setattr(features, "MERGE_KERNEL", True)
         assert np.array_equal(k1, k2) and len(c1) == len(c2) == 3
         assert all(a.dtype == b.dtype and np.array_equal(a, b) for a, b in zip(c1, c2))
+
+
+def _ftp_guess(recs, t, client, srv, sport):
+    """One hydra-style FTP guess: handshake, USER/PASS, 530, FIN both ways."""
+    recs.append(_tcp(len(recs), t, client, srv, sport, 21, flags=0x02))
+    recs.append(_tcp(len(recs), t + 0.001, srv, client, 21, sport, flags=0x12))
+    recs.append(_tcp(len(recs), t + 0.002, client, srv, sport, 21))
+    recs.append(_tcp(len(recs), t + 0.01, client, srv, sport, 21, size=80, flags=0x18))
+    recs.append(dict(_tcp(len(recs), t + 0.02, srv, client, 21, sport, size=90, flags=0x18), ftp_code=530))
+    recs.append(_tcp(len(recs), t + 0.03, client, srv, sport, 21, flags=0x11))
+    recs.append(_tcp(len(recs), t + 0.031, srv, client, 21, sport, flags=0x11))
+    return recs
+
+
+def test_failed_logins_count_for_the_guessed_service_not_the_clients_other_traffic():
+    """A client guessing FTP passwords on a server while it also holds slow HTTP connections to that
+    server (slowloris): the pair counts the failed logins on both, the (client, service) block only on
+    FTP; another client of the same FTP server sees none of them."""
+    client, srv, other = "10.0.0.66", "10.0.0.5", "10.0.0.7"
+    recs: list = []
+    for k in range(30):
+        _ftp_guess(recs, 10.0 + k * 0.5, client, srv, 50000 + k)
+    http = []  # keep-alive lines on a connection opened before the capture (no SYN seen), every second
+    for k in range(20):
+        http.append(_tcp(0, 10.2 + k, client, srv, 41000, 80, size=80, flags=0x18))
+        http.append(_tcp(0, 10.21 + k, srv, client, 80, 41000))
+    own = [_tcp(0, 24.3, other, srv, 52000, 21, flags=0x02), _tcp(0, 24.301, srv, other, 21, 52000, flags=0x12)]
+    recs = sorted(recs + http + own, key=lambda r: r["time_epoch"])
+    recs = [dict(r, frame_number=i + 1) for i, r in enumerate(recs)]
+    X = new_extractor().transform(PacketBatch.from_records(recs))
+    is_http = np.array([80 in (r["tcp_srcport"], r["tcp_dstport"]) for r in recs])
+    is_other = np.array([other in (r["ip_src"], r["ip_dst"]) for r in recs])
+    late = np.array([r["time_epoch"] > 20 for r in recs])
+    ftp = ~is_http & ~is_other
+    assert X[is_http & late, COL["pair_authfail_30s"]].min() > 2.0      # the pair mixes them...
+    assert X[is_http, COL["cs_authfail_30s"]].max() == 0                 # ...the HTTP service has none
+    assert X[is_http, COL["cs_short_60s"]].max() == 0
+    assert X[is_http, COL["cs_authfail_per_conn"]].max() == 0
+    assert X[ftp & late, COL["cs_authfail_30s"]].min() > 2.0
+    assert X[ftp & late, COL["cs_short_60s"]].min() > 0.4
+    assert X[ftp & late, COL["cs_authfail_per_conn"]].min() > 0.8
+    assert X[ftp & late, COL["cs_conns_60s"]].min() > X[is_http, COL["cs_conns_60s"]].max()
+    assert X[is_other, COL["cs_authfail_30s"]].max() == 0 and X[is_other, COL["cs_conns_60s"]].max() < 0.2
