@@ -1397,7 +1397,8 @@ def _guessing(tr: Track, a: int, b: int, sb: "_Sorted", firsts: np.ndarray) -> n
 
 def _exfil_evidence(tr: Track, a: int, b: int, sb: "_Sorted") -> np.ndarray:
     """Per position a:b of a pending exfiltration track: with the rows up to it, is the incident
-    tunnel-like (more than half its packets DNS, or ICMP echoes whose mean payload is larger than a
+    tunnel-like (more than half its packets DNS, queries among them -- answers alone, as the victim of a
+    DNS reflection receives them, carry nothing out --, or ICMP echoes whose mean payload is larger than a
     standard ping's, ``PING_PAYLOAD``: the kinds dns-tunnel / icmp-tunnel) or, for a bulk upload
     (not mostly ICMP: pings to a bare address are no upload), do more than half go to addresses no
     DNS answer named (data pushed to a bare address: a client uploading to its own cloud service
@@ -1411,7 +1412,8 @@ def _exfil_evidence(tr: Track, a: int, b: int, sb: "_Sorted") -> np.ndarray:
     echo_bytes = int(tr.n[C_ICMP_LEN]) + sb.vb[C_ICMP_LEN - _N_SMALL, a:b].cumsum()
     icmp = echo * 2 > pk
     sent = int(tr.n[C_FWD_BYTES]) + sb.vb[C_FWD_BYTES - _N_SMALL, a:b].cumsum()
-    return ((cum(C_DNS_Q, C_DNS_R) * 2 > pk) | (icmp & (echo_bytes > PING_PAYLOAD * echo))
+    return (((cum(C_DNS_Q, C_DNS_R) * 2 > pk) & (cum(C_DNS_Q) >= 1))
+            | (icmp & (echo_bytes > PING_PAYLOAD * echo))
             | (~icmp & (cum(C_UNNAMED) * 2 > pk) & (sent >= UPLOAD_MIN_BYTES)))
 CONF_SCALE = float(1 << 32)   # confidences are summed as integers (exact, the same for any batch size)
 

@@ -224,6 +224,19 @@ def test_the_resolvers_own_tunnel_is_an_incident_while_a_client_trickles_flagged
     assert not inc[0].get("secondary"), inc[0]
 
 
+def test_dns_answers_alone_at_a_reflections_victim_are_no_dns_tunnel():
+    # the victim of a DNS reflection receives large answers to queries it never sent (the attacker forged
+    # them elsewhere); the model calls the first 30 exfiltration. They carry nothing out: no incident.
+    # The same answers with the victim's own queries (a tunnel client) open the dns-tunnel incident.
+    def answers():
+        return [dns(1000.0 + 0.01 * i, RESOLVER, OTHER, 53, 40000 + i, "big.lab" + "x" * 400, True) for i in range(30)]
+
+    assert incidents(answers()) == []
+    queries = [dns(999.995 + 0.01 * i, OTHER, RESOLVER, 40000 + i, 53, "big.lab" + "x" * 400) for i in range(30)]
+    inc = incidents(answers() + queries)
+    assert [(i["class"], i["kind"], i["attacker"]) for i in inc] == [("exfiltration", "dns-tunnel", OTHER)], inc
+
+
 def test_a_sweep_whose_arp_payload_names_the_flood_victims_mac_is_still_a_sweep():
     # during a flood on VICTIM, the attacker sweeps the flood's own source addresses with requests
     # whose ARP sender MAC is VICTIM's (the frame's source is its own): the asker is the frame's
