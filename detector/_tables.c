@@ -350,7 +350,7 @@ __attribute__((optimize("O3"))) static PyObject *zero_where_exp_zero(PyObject *s
  * fault in one by one (4 KiB, zeroed by the kernel) and an munmap on free: 20-35% of the extractor's
  * time. This allocator (numpy's NEP 49 handler, set with PyDataMem_SetHandler for the current context
  * only: other threads and code outside transform keep numpy's default) rounds blocks of 96 KiB to
- * 8 MiB (up to a batch's float32 row block: 217 x 8192 x 4 bytes) up to a 64 KiB size class and keeps
+ * 8 MiB (up to a batch's float32 row block: 225 x 8192 x 4 bytes) up to a 64 KiB size class and keeps
  * freed ones, at most CACHE_SLOTS blocks and 48 MiB (the oldest
  * freed block goes back to libc first), for the next request of the same class. Only where memory
  * comes from changes, never a value: calloc clears a recycled block with memset.
@@ -459,6 +459,11 @@ static void rc_free(void *ctx, void *ptr, size_t size) {
     void *drop[CACHE_SLOTS + 1];
     int nd = 0;
     pthread_mutex_lock(&cache_lock);
+    if (cap > cache_limit) {  /* never cached: the cache stays as it is */
+        pthread_mutex_unlock(&cache_lock);
+        free(ptr);
+        return;
+    }
     while (cache_n > 0 && (cache_n == CACHE_SLOTS || cache_bytes + cap > cache_limit)) {  /* oldest out */
         drop[nd++] = cache_ptr[0];
         cache_bytes -= cache_cap[0];
@@ -466,13 +471,10 @@ static void rc_free(void *ctx, void *ptr, size_t size) {
         memmove(cache_cap, cache_cap + 1, (size_t)(cache_n - 1) * sizeof(size_t));
         cache_n--;
     }
-    if (cap <= cache_limit) {
-        cache_ptr[cache_n] = ptr;
-        cache_cap[cache_n] = cap;
-        cache_n++;
-        cache_bytes += cap;
-    }
-    else drop[nd++] = ptr;
+    cache_ptr[cache_n] = ptr;
+    cache_cap[cache_n] = cap;
+    cache_n++;
+    cache_bytes += cap;
     pthread_mutex_unlock(&cache_lock);
     for (int i = 0; i < nd; i++) free(drop[i]);
 }
@@ -535,12 +537,16 @@ static PyObject *recycling_restore(PyObject *self, PyObject *previous) {
 
 static PyObject *recycling_stats(PyObject *self, PyObject *noargs) {
     (void)self; (void)noargs;
+    /* copied under the lock, built after it: making the dict may run the garbage collector, which may
+       free an array of this allocator, whose rc_free takes the same (non-recursive) lock */
     pthread_mutex_lock(&cache_lock);
-    PyObject *r = Py_BuildValue("{s:K,s:K,s:i,s:n,s:n,s:n}", "hits", cache_hits, "misses", cache_misses, "blocks",
-                                cache_n, "bytes", (Py_ssize_t)cache_bytes, "limit", (Py_ssize_t)cache_limit,
-                                "default_limit", (Py_ssize_t)CACHE_BYTES_DEFAULT);
+    unsigned long long hits = cache_hits, misses = cache_misses;
+    int blocks = cache_n;
+    size_t bytes = cache_bytes, limit = cache_limit;
     pthread_mutex_unlock(&cache_lock);
-    return r;
+    return Py_BuildValue("{s:K,s:K,s:i,s:n,s:n,s:n}", "hits", hits, "misses", misses, "blocks", blocks,
+                         "bytes", (Py_ssize_t)bytes, "limit", (Py_ssize_t)limit,
+                         "default_limit", (Py_ssize_t)CACHE_BYTES_DEFAULT);
 }
 
 static PyObject *recycling_clear(PyObject *self, PyObject *args) {

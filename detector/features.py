@@ -1193,12 +1193,19 @@ class ConnBlock(FeatureBlock):
     def tables(self):
         return [self.pair, self.svc]
 
-    def compute(self, ctx: Ctx, out: np.ndarray) -> None:
-        p, t, n = ctx.p, ctx.t, ctx.n
+    @classmethod
+    def events(cls, p) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per packet: a new connection; a failed one (refused by RST before the handshake completed, or
+        ICMP unreachable); a short one closing (FIN/RST within SHORT_PKTS packets and SHORT_SECONDS)."""
         conn = p["new_flow"] & p["has_ip"]
         fail = (p["is_tcp"] & p["rst"] & ~p["established"]) | p["icmp_unreach"]
-        short = (p["is_tcp"] & (p["fin"] | p["rst"]) & (p["flow_total"] < self.SHORT_PKTS)
-                 & (p["flow_age"] < self.SHORT_SECONDS))
+        short = (p["is_tcp"] & (p["fin"] | p["rst"]) & (p["flow_total"] < cls.SHORT_PKTS)
+                 & (p["flow_age"] < cls.SHORT_SECONDS))
+        return conn, fail, short
+
+    def compute(self, ctx: Ctx, out: np.ndarray) -> None:
+        p, t, n = ctx.p, ctx.t, ctx.n
+        conn, fail, short = self.events(p)
         e = np.zeros((n, 5))
         e[:, 0] = conn
         e[:, 1] = conn
@@ -1642,18 +1649,17 @@ class ClientServiceBlock(FeatureBlock):
 
     def compute(self, ctx: Ctx, out: np.ndarray) -> None:
         p, t, n = ctx.p, ctx.t, ctx.n
-        conn = p["new_flow"] & p["has_ip"]
+        conn, fail, short = ConnBlock.events(p)
         e = np.zeros((n, len(self._TAUS)))
         e[:, 0] = conn
         e[:, 1] = conn
-        e[:, 2] = (p["is_tcp"] & p["rst"] & ~p["established"]) | p["icmp_unreach"]  # as ConnBlock
-        e[:, 3] = (p["is_tcp"] & (p["fin"] | p["rst"]) & (p["flow_total"] < ConnBlock.SHORT_PKTS)
-                   & (p["flow_age"] < ConnBlock.SHORT_SECONDS))
+        e[:, 2] = fail
+        e[:, 3] = short
         e[:, 4] = p["auth_fail"]
         e[:, 5] = p["auth_fail"]
         key = mix(mix(p["cli"], p["srv"]), (p["svc_port"] + 1).astype(np.uint64))
         lg = self.table.update(key, t, e)
-        c = np.exp(lg)
+        c = _exp(lg)
         conns = np.maximum(c[:, 1], 1.0)
         put = self.put
         put(out, "cs_conns_10s", _log1(lg[:, 0]) / 6.0)
