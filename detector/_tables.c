@@ -283,22 +283,28 @@ static int flat_doubles(PyObject *obj, Py_buffer *view, int writable, const char
     return 0;
 }
 
+/* the read-only float64 buffer ``a`` and the writable ``out`` of one size (both released on error) */
+static int in_out_doubles(PyObject *a, PyObject *o, Py_buffer *va, Py_buffer *vo, const char *who) {
+    if (flat_doubles(a, va, 0, "a") < 0) return -1;
+    if (flat_doubles(o, vo, 1, "out") < 0) {
+        PyBuffer_Release(va);
+        return -1;
+    }
+    if (va->len != vo->len) {
+        PyBuffer_Release(va);
+        PyBuffer_Release(vo);
+        PyErr_Format(PyExc_ValueError, "%s: a and out differ in size", who);
+        return -1;
+    }
+    return 0;
+}
+
 __attribute__((optimize("O3"))) static PyObject *to_exp_input(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *a, *o;
     if (!PyArg_ParseTuple(args, "OO", &a, &o)) return NULL;
     Py_buffer va, vo;
-    if (flat_doubles(a, &va, 0, "a") < 0) return NULL;
-    if (flat_doubles(o, &vo, 1, "out") < 0) {
-        PyBuffer_Release(&va);
-        return NULL;
-    }
-    if (va.len != vo.len) {
-        PyBuffer_Release(&va);
-        PyBuffer_Release(&vo);
-        PyErr_SetString(PyExc_ValueError, "to_exp_input: a and out differ in size");
-        return NULL;
-    }
+    if (in_out_doubles(a, o, &va, &vo, "to_exp_input") < 0) return NULL;
     const Py_ssize_t n = va.len / 8;
     const double *x = va.buf;
     uint64_t *y = vo.buf;  /* written as bits: branch-free (the pattern is random) */
@@ -321,17 +327,7 @@ __attribute__((optimize("O3"))) static PyObject *zero_where_exp_zero(PyObject *s
     PyObject *o, *a;
     if (!PyArg_ParseTuple(args, "OO", &o, &a)) return NULL;
     Py_buffer va, vo;
-    if (flat_doubles(o, &vo, 1, "out") < 0) return NULL;
-    if (flat_doubles(a, &va, 0, "a") < 0) {
-        PyBuffer_Release(&vo);
-        return NULL;
-    }
-    if (va.len != vo.len) {
-        PyBuffer_Release(&va);
-        PyBuffer_Release(&vo);
-        PyErr_SetString(PyExc_ValueError, "zero_where_exp_zero: out and a differ in size");
-        return NULL;
-    }
+    if (in_out_doubles(a, o, &va, &vo, "zero_where_exp_zero") < 0) return NULL;
     const Py_ssize_t n = va.len / 8;
     const double *x = va.buf;
     uint64_t *y = vo.buf;  /* as bits: branch-free */
