@@ -603,13 +603,14 @@ def test_fast_stable_argsort_is_numpys_stable_argsort(n, distinct):
     assert np.array_equal(_stable_argsort(k), np.argsort(k, kind="stable"))
 
 
-def test_recycling_allocator_reuses_blocks_and_hands_out_zeroed_ones():
+def test_recycling_allocator_reuses_blocks_and_hands_out_zeroed_ones(monkeypatch):
     """_tables' numpy allocator (on while transform runs): a freed block of the cached range comes back
     for the next request of its size class, np.zeros on a recycled block is all zeros, the cache keeps
     to its byte limit, and arrays allocated under it stay valid after the default handler is restored."""
-    from iotwatch.detector import _tables
+    from iotwatch.detector import _tables, features
     from iotwatch.detector.features import _recycling_on, _recycling_restore
 
+    monkeypatch.setattr(features, "RECYCLE_MEMORY", True)    # (off by default: IOTWATCH_FEATURE_CACHE_MB)
     name = (np._core if hasattr(np, "_core") else np.core).multiarray.get_handler_name
     default = name()
     _tables.recycling_clear(1 << 20)  # 1 MiB limit for this test
@@ -640,12 +641,31 @@ def test_recycling_allocator_reuses_blocks_and_hands_out_zeroed_ones():
 
 
 def test_features_do_not_depend_on_the_allocator(monkeypatch):
-    from iotwatch.detector import features
+    from iotwatch.detector import _tables, features
 
     b = synthetic_packets(20_000, seed=5)
-    with_cache = _run(b, 8192)
+    monkeypatch.setattr(features, "RECYCLE_MEMORY", True)
+    _tables.recycling_clear(48 << 20)
+    try:
+        with_cache = _run(b, 8192)
+        assert _tables.recycling_stats()["hits"] > 0          # (it did run)
+    finally:
+        _tables.recycling_clear(0)
     monkeypatch.setattr(features, "RECYCLE_MEMORY", False)
     assert np.array_equal(with_cache, _run(b, 8192))
+
+
+@pytest.mark.parametrize("value, limit", [("", 0), ("32", 32 << 20), ("lots", 0), ("-5", 0)])
+def test_the_recycling_allocator_is_off_unless_iotwatch_feature_cache_mb_sets_its_limit(value, limit):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "IOTWATCH_FEATURE_CACHE_MB": value}
+    out = subprocess.run([sys.executable, "-c", "from iotwatch.detector import features, _tables; "
+                          "print(features.RECYCLE_MEMORY, _tables.recycling_stats()['limit'])"],
+                         env=env, capture_output=True, text=True, check=True).stdout.split()
+    assert out == [str(limit > 0), str(limit if limit else 48 << 20)]
 
 
 @pytest.mark.parametrize("shape", [(7,), (300,), (8192,), (4096, 18)])
