@@ -79,7 +79,7 @@ def _recycle_limit() -> int:
     """Bytes the recycling allocator may keep: ``IOTWATCH_FEATURE_CACHE_MB`` (MiB); 0 (off) when unset or
     not a whole number."""
     v = os.environ.get("IOTWATCH_FEATURE_CACHE_MB", "").strip()
-    return max(0, int(v)) << 20 if v.isdigit() else 0
+    return int(v) << 20 if v.isdigit() else 0
 
 
 # numpy array data of the extractor from _tables' recycling allocator: OFF unless IOTWATCH_FEATURE_CACHE_MB

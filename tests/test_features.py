@@ -650,7 +650,7 @@ def test_features_do_not_depend_on_the_allocator(monkeypatch):
         with_cache = _run(b, 8192)
         assert _tables.recycling_stats()["hits"] > 0          # (it did run)
     finally:
-        _tables.recycling_clear(0)
+        _tables.recycling_clear(_tables.recycling_stats()["default_limit"])
     monkeypatch.setattr(features, "RECYCLE_MEMORY", False)
     assert np.array_equal(with_cache, _run(b, 8192))
 
