@@ -1412,7 +1412,8 @@ def _exfil_evidence(tr: Track, a: int, b: int, sb: "_Sorted") -> np.ndarray:
     echo_bytes = int(tr.n[C_ICMP_LEN]) + sb.vb[C_ICMP_LEN - _N_SMALL, a:b].cumsum()
     icmp = echo * 2 > pk
     sent = int(tr.n[C_FWD_BYTES]) + sb.vb[C_FWD_BYTES - _N_SMALL, a:b].cumsum()
-    return (((cum(C_DNS_Q, C_DNS_R) * 2 > pk) & (cum(C_DNS_Q) >= 1))
+    queries = cum(C_DNS_Q)
+    return ((((queries + cum(C_DNS_R)) * 2 > pk) & (queries >= 1))
             | (icmp & (echo_bytes > PING_PAYLOAD * echo))
             | (~icmp & (cum(C_UNNAMED) * 2 > pk) & (sent >= UPLOAD_MIN_BYTES)))
 CONF_SCALE = float(1 << 32)   # confidences are summed as integers (exact, the same for any batch size)
