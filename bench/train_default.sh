@@ -31,6 +31,7 @@ CWP=${CWP:-0}                 # --class-weight-power: the loss's inverse-class-f
                               # lab-held 0.945 [0.935-0.961] -> 0.960 [0.954-0.966], real EVAL 0.881 [0.878-0.884]
                               # -> 0.892 [0.879-0.942], benign flagged 0.34% [0.28-0.47] -> 0.24% [0.22-0.27],
                               # attack flagged 97.8% -> 96.8%; power 1 was worse on every one (0.848/0.915/0.864)
+SEED=${SEED:-0}               # the training seed (shuffles, initial weights); the bundle is seed 0
 HELD_OUT=${HELD_OUT:-0}       # 1: also --eval the simulator/lab held-out captures (a tshark replay of ~0.9M packets,
                               # ~10 min); bench/generalisation.py --model scores them from the feature cache instead
 
@@ -72,5 +73,5 @@ fi
 "$PY" -m iotwatch train --per-source \
   --captures "$D/simv-train" "$D/sim-train" "$LABSNAP" "$VICTIM" \
   --upweight "${REAL_TRAIN[@]}" --upweight-factor "$REAL_FACTOR" \
-  --max-rows-per-class "$ROWS" --epochs "$EPOCHS" --class-weight-power "$CWP" --seed 0 --name iotwatch-default --model-version 8 \
+  --max-rows-per-class "$ROWS" --epochs "$EPOCHS" --class-weight-power "$CWP" --seed "$SEED" --name iotwatch-default --model-version 8 \
   --cache "${CACHE:-/work/data/featcache}" --out "$OUT" --force ${EVAL:+--eval "${EVAL[@]}"}
