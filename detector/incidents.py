@@ -76,6 +76,14 @@ OVERLAP = 5.0      # s: a pending track whose pair's running incident of another
 RELAY_RATIO = 2    # a resolver's flagged packets up to this many times a DNS tunnel's it relays stay with the tunnel
 UPDATE_EVERY = 10  # an ``updated`` event each time the packet count grows by this factor
 MAX_VICTIMS = 10   # victims named by an attacker's incident (its peers with the most packets)
+# Upload after an attack (``Uploads``): a correlation over packets the model calls normal
+BULK_BYTES = 1_000_000     # B of data segments between a host and an external peer that are one bulk exchange
+                           # (a file, not a request or a form: the lab's smallest HTTPS POST is 4 MB)
+SEGMENT_MIN = 512          # B: a TCP segment this large carries data (ACKs, handshakes and most requests are smaller)
+UPLOAD_RATIO = 4           # an upload: the host sent at least this many times the data segments' bytes it received
+LOOKBACK = 1800.0          # s: a host is an attacker for the rule while one of its incidents had a packet this recently
+MAX_CONTACTS = 65_536      # (host, external peer) pairs whose first SYN is remembered (least recently used dropped)
+MAX_PAIRS = 4096           # pairs whose data segments are being counted (least recently active dropped)
 
 SERVICE_PORTS = frozenset({1883, 8883, 5683, 5684, 8080, 8443, 8000, 8008, 8009, 8081, 8888, 2323, 8554, 3306,
                            5432, 6379, 27017, 5353, 1900, 49152, 62078, 9999, 8123, 37777, 5555, 7547, 8291,
@@ -135,7 +143,7 @@ KINDS: dict[str, tuple[str, ...]] = {
             "connection-exhaustion", "dns-flood", "spoofed-udp-flood", "dhcp-starvation"),
     "bruteforce": ("login-guessing", "ssh", "telnet", "ftp", "http", "mqtt"),
     "spoofing": ("spoofing", "arp-poisoning", "dns-forgery", "rogue-router-advertisement"),
-    "exfiltration": ("exfiltration", "dns-tunnel", "icmp-tunnel", "bulk-upload"),
+    "exfiltration": ("exfiltration", "dns-tunnel", "icmp-tunnel", "bulk-upload", "upload-after-attack"),
 }
 
 # evidence counters (index into Track.n)
@@ -202,6 +210,7 @@ class Track:
         self.under_label = ""
         self.bno, self.pk0, self.lt0 = -1, 0, -np.inf   # batch number, packets and last time before it
         self.unsnapped: list = []       # its events whose snapshot is not made yet (see IncidentEvent)
+        self.uploads: dict = {}         # UploadInfo -> [bytes sent, connections, last time] of its rows (Uploads)
 
     def freeze(self) -> None:
         """Make the snapshots of its events waiting for one (before the track changes: ``_apply``,
@@ -331,6 +340,8 @@ class Track:
                 return "dns-forgery"
             return "spoofing"
         if c == "exfiltration":
+            if self.by_behaviour and self.uploads:
+                return "upload-after-attack"
             if n[C_DNS_Q] + n[C_DNS_R] > pk / 2:
                 return "dns-tunnel"
             if n[C_ICMP_REQ] + n[C_ICMP_BACK] > pk / 2:
@@ -346,11 +357,33 @@ class Track:
         """One sentence with numbers, from the behaviour counted for this incident (and with
         ``secondary`` the packets held back as part of it: ``minor``)."""
         text = self._evidence()
+        if self.uploads:
+            up = self._upload_evidence()
+            text = up if self.by_behaviour and self.cls_name == "exfiltration" else f"{text}; then {up}"
         if secondary and self.minor:
             text += "; with " + ", ".join(f"{n:,} packets " + (c if c.startswith("relayed") else
                                                                  f"the model called {c}")
                                           for c, n in self.secondary().items())
         return text
+
+    def _upload_evidence(self) -> str:
+        """The uploads after an attack among its rows (``Uploads``), in words and numbers."""
+        out = []
+        for info, (sent, conns, last) in self.uploads.items():
+            total, nc = info.sent + sent, info.conns + conns
+            incs = info.incidents
+            names = ", ".join(f"#{x.id} ({x.cls_name})" for x in incs[:5]) + \
+                (f" and {len(incs) - 5} more" if len(incs) > 5 else "")
+            out.append(f"{_size(total)} sent from {info.host} to {info.peer}:{info.port} in "
+                       f"{max(0.0, last - info.since):,.1f} s over {nc:,} connection{'s' if nc != 1 else ''}, "
+                       f"a peer it first contacted after its attack began; {info.host} is the attacker of "
+                       f"incident{'s' if len(incs) != 1 else ''} {names} (correlation: the model called "
+                       f"these packets normal)")
+        return "; ".join(out)
+
+    def correlated_with(self) -> list[int]:
+        """Ids of the incidents that made its uploads exfiltration (``Uploads``), in order."""
+        return sorted({x.id for info in self.uploads for x in info.incidents})
 
     def secondary(self) -> dict:
         """Label -> packets held back as part of this incident (``minor``, summed per label)."""
@@ -464,6 +497,9 @@ class Track:
             d["claimed_ips"] = [ip for ip, _ in self.claimed.most_common(5)]
         if secondary and self.minor:
             d["secondary"] = self.secondary()
+        if self.uploads:
+            d["raised_by"] = "correlation" if self.by_behaviour and self.cls_name == "exfiltration" else "model"
+            d["correlated_with"] = self.correlated_with()
         if self.end_reason:
             d["end_reason"] = self.end_reason
         return d
@@ -545,6 +581,7 @@ class IncidentEngine:
         self._ended_now: list = []          # incidents ended in this batch
         self._gpos: dict = {}               # (class, key) -> its rows' positions in this batch's _Sorted
         self._todo: dict = {}               # (class, key) -> group of this batch not processed yet
+        self._uploads = Uploads(self._exfil_index) if self._exfil_index >= 0 else None
 
     # --- public ------------------------------------------------------------------------------------
     @property
@@ -564,10 +601,19 @@ class IncidentEngine:
         t = np.asarray(p["time_epoch"], dtype=np.float64)
         t = np.where(np.isfinite(t), t, -np.inf)
         t = np.maximum.accumulate(np.concatenate([[self.now], t]))[1:]
-        self._bno += 1
-        self._ended_now = []
         if not np.isfinite(t[0]):
             t = np.where(np.isfinite(t), t, 0.0)
+        plan = None
+        if self._uploads is not None:
+            split, plan = self._uploads.plan(p, t, cb.anomaly)
+            if split:   # a decision that needs the incidents opened before its row: those rows first
+                events = self.update(cb.slice(0, split))
+                assigned = self.assigned
+                events += self.update(cb.slice(split, n))
+                self.assigned = assigned + self.assigned
+                return events
+        self._bno += 1
+        self._ended_now = []
         frames = np.asarray(p["frame_number"])
         self._t, self._frames = t, frames
         self.assigned = []   # (frame numbers, Track) of this batch's anomalous rows (--write-flagged)
@@ -576,6 +622,8 @@ class IncidentEngine:
             if len(ra):
                 self._ra_owner = str(p["eth_src"][ra[0]])
         beh = self.behaviour.run(p, t, cb.predicted, cb.anomaly)
+        if plan is not None:
+            self._uploads.commit(plan, p, beh)
         over = beh.cls >= 0
         idx = (cb.anomaly | over).nonzero()[0]
         cls_all = np.where(over, beh.cls, cb.predicted)
@@ -765,7 +813,15 @@ class IncidentEngine:
             ex = (cls == self._exfil_index).nonzero()[0]
             if len(ex):
                 unnamed[ex] = self._unnamed(p, idx[ex], peer[ex])
-        cols = dict(unnamed=unnamed, t=t, frame=p["frame_number"][idx], flen=p["frame_len"][idx], conf=cb.confidence[idx],
+        conf = cb.confidence[idx]
+        upload = None
+        if beh.upload is not None:
+            upload = beh.upload[idx]
+            m = (upload != None).nonzero()[0]   # noqa: E711 (elementwise)
+            if len(m) and cb.proba is not None and self._exfil_index < cb.proba.shape[1]:
+                conf = conf.copy()     # the model's own probability of the class, not of "normal"
+                conf[m] = cb.proba[idx[m], self._exfil_index]
+        cols = dict(unnamed=unnamed, t=t, frame=p["frame_number"][idx], flen=p["frame_len"][idx], conf=conf, upload=upload,
                     peer=peer, server_port=server_port, client_port=client_port, fwd=fwd, syn=syn, ack=ack,
                     rst=rst, tcp=tcp, icmp4=icmp4, icmp6=icmp6, icmp=icmp, is_arp=is_arp, arp_op=arp_op, udp=udp,
                     dns_q=has_dns & ((dns & 0x8000) == 0), dns_r=has_dns & ((dns & 0x8000) != 0),
@@ -1094,6 +1150,8 @@ class IncidentEngine:
                     self._long.add(tr)
                 tr.next_update = tr.packets * UPDATE_EVERY
                 tr.recent = np.empty(0)
+                if self._uploads is not None:
+                    self._uploads.note(tr)
                 self._emit("opened", tr, tr.last_frame, tr.last_time)
             else:
                 need = tr.next_update - tr.packets
@@ -1343,6 +1401,21 @@ class IncidentEngine:
         if cb_ > ca:
             tr.impersonations += int(cb_ - ca)
             _count(tr.claimed, sb.claims[ca:cb_])
+        if sb.upload is not None:
+            up = sb.upload[a:b]
+            hit = (up != None).nonzero()[0]   # noqa: E711 (elementwise)
+            if len(hit):
+                infos = up[hit].tolist()
+                fb = sb.vb[C_FWD_BYTES - _N_SMALL, a:b][hit].tolist()
+                sy = sb.vs[C_SYN, a:b][hit].tolist()
+                tt = sb.t[a:b][hit].tolist()
+                for info, x, y, z in zip(infos, fb, sy, tt):
+                    e = tr.uploads.get(info)
+                    if e is None:
+                        e = tr.uploads[info] = [0, 0, z]
+                    e[0] += x
+                    e[1] += y
+                    e[2] = max(e[2], z)
         if tr.n[C_SURE] and tr.cls_name == "recon":
             tr.scan_targets = max(tr.scan_targets, int(sb.scan_targets[a:b].max()))
             tr.scan_since = min(tr.scan_since, float(sb.scan_since[a:b].min()))
@@ -1512,6 +1585,7 @@ class _Sorted:
         hc[ra] |= o["eth_src"][ra] != eng._ra_owner
         self.ev = hc                  # impersonation evidence: a claim against an owner, a rogue RA
         self.sure = o["sure"]
+        self.upload = cols["upload"][order] if cols.get("upload") is not None else None
         self.server_port = o["server_port"]
         self.scan_targets, self.scan_since = o["scan_targets"], o["scan_since"]
         # runs of one key within one second (and no quiet gap): each row's position in its run
@@ -2038,6 +2112,7 @@ class Verdicts:
         self.server_port = np.full(n, -1, dtype=np.int64)
         self.scan_targets = np.zeros(n, dtype=np.int64)   # slow scan: distinct failed targets so far
         self.scan_since = np.full(n, np.inf)              # slow scan: time of its first failure
+        self.upload = None                                # upload after an attack: its UploadInfo (object array)
 
     def set(self, rows, cls: int, sure: bool, key, peer, fwd, server_port) -> None:
         if self.key is None:
@@ -2049,3 +2124,295 @@ class Verdicts:
         self.peer[rows] = peer
         self.fwd[rows] = fwd
         self.server_port[rows] = server_port
+
+
+def _is_local(a: str) -> bool:
+    """Not an address on the Internet: private (RFC 1918), CGNAT, loopback, link-local, multicast,
+    broadcast, unspecified, IPv6 ULA / link-local / multicast -- or not an IP address at all."""
+    if ":" in a:
+        x = a.lower()
+        return x.startswith(("fe8", "fe9", "fea", "feb", "fc", "fd", "ff")) or x in ("::1", "::") or \
+            x.count(":") == 5 and len(x) == 17 and "::" not in x      # (a MAC address)
+    parts = a.split(".")
+    if len(parts) != 4:
+        return True
+    try:
+        o1, o2 = int(parts[0]), int(parts[1])
+    except ValueError:
+        return True
+    return (o1 in (0, 10, 127) or o1 >= 224 or (o1 == 192 and o2 == 168) or (o1 == 172 and 16 <= o2 <= 31)
+            or (o1 == 169 and o2 == 254) or (o1 == 100 and 64 <= o2 <= 127))
+
+
+class UploadInfo:
+    """What the upload rule saw when it fired for one (host, external peer) pair: the data sent
+    before the row that fired (``sent``: data segments of at least SEGMENT_MIN bytes; ``received``),
+    since when (``since``: its first counted row), its connections (SYNs) until then, the time of
+    the pair's first SYN in the engine's memory (``first_contact``) and the host's incidents that
+    made it an attacker (``incidents``: Tracks, of any class, whose attack began before that SYN
+    and which had a packet within LOOKBACK of the row)."""
+
+    __slots__ = ("host", "peer", "port", "sent", "received", "since", "conns", "first_contact", "incidents")
+
+    def __init__(self, host, peer, port, sent, received, since, conns, first_contact, incidents):
+        self.host, self.peer, self.port = host, peer, port
+        self.sent, self.received, self.since, self.conns = sent, received, since, conns
+        self.first_contact, self.incidents = first_contact, incidents
+
+
+class Uploads:
+    """**Upload after an attack** (a correlation; the model calls these packets normal): a host the
+    engine has named the attacker of an incident (any class but this rule's own; open, or with a
+    packet within ``LOOKBACK``) that sends a bulk upload to an external address it first contacted
+    after that attack began is exfiltrating -- the compromise-then-exfiltrate pattern, whatever the
+    upload looks like packet by packet (an HTTPS POST of a few MB is what every backup looks like).
+
+    Per (local host, external peer) pair, in stream order, the same for any batch size:
+
+    * **contact**: the time of the host's first SYN to the peer (the engine's memory: the last
+      ``MAX_CONTACTS`` pairs by use); a pair without one (a connection begun before the capture, or
+      forgotten) is never new and is not counted;
+    * **counting**: the bytes of its TCP data segments (``SEGMENT_MIN`` bytes and more, both
+      directions, packets the model does not flag) since its first SYN or its last decision;
+    * **decision**, at the segment that brings the count to ``BULK_BYTES``: an upload (the host sent
+      at least ``UPLOAD_RATIO`` times what it received) by a host that is then the attacker of an
+      incident whose attack began before the pair's first SYN and that had a packet within
+      ``LOOKBACK`` -> from that segment on, the pair's packets (both directions, those the model does
+      not flag) are ``exfiltration`` rows of the host that open its incident at once (``sure``; kind
+      ``upload-after-attack`` unless the host's exfiltration incident is running: they join it).
+      Otherwise the count starts again. The rows stay the host's until the pair is quiet for QUIET.
+
+    The decision depends on the incidents opened before its row; the engine splits a batch at such
+    a row (``IncidentEngine.update``) so that it is taken with the same incidents for any batch size.
+    """
+
+    def __init__(self, exfil: int):
+        self.exfil = exfil
+        self.contacts: dict = {}     # pair -> time of its first SYN (least recently used first)
+        self.pairs: dict = {}        # pair -> [sent, received, since, conns, last time, port]
+        self.live: dict = {}         # pair -> [UploadInfo, last time]
+        self._loc: dict = {}         # address hash -> local?
+        self.registry: dict = {}     # host -> its incidents that name it the attacker (see note())
+
+    # --- incidents that name a host the attacker --------------------------------------------------
+    def note(self, tr: "Track") -> None:
+        """Remember an incident that just opened by its attacker (an IP address; not the rule's own)."""
+        if tr.cls == self.exfil and tr.by_behaviour:
+            return
+        host = tr.attacker
+        if not host or ("." not in host and ":" not in host) or (host.count(":") == 5 and len(host) == 17):
+            return
+        lst = self.registry.pop(host, [])
+        lst.append(tr)
+        self.registry[host] = lst[-16:]
+        while len(self.registry) > MAX_TRACKS:
+            self.registry.pop(next(iter(self.registry)))
+
+    def implicating(self, host: str, contact: float, t: float) -> tuple:
+        return tuple(x for x in self.registry.get(host, ()) if x.first_time <= contact and x.last_time >= t - LOOKBACK)
+
+    # --- per batch -----------------------------------------------------------------------------------
+    def _local(self, values: np.ndarray, h: np.ndarray) -> np.ndarray:
+        loc = self._loc
+        u, first, inv = np.unique(h, return_index=True, return_inverse=True)
+        out = np.empty(len(u), dtype=bool)
+        for i, (x, j) in enumerate(zip(u.tolist(), first.tolist())):
+            v = loc.get(x)
+            if v is None:
+                if len(loc) >= MAX_CONTACTS:
+                    loc.clear()
+                v = loc[x] = _is_local(str(values[j]))
+            out[i] = v
+        return out[inv]
+
+    def plan(self, p, t: np.ndarray, anomaly: np.ndarray):
+        """Read-only pass over a batch: ``(split, plan)``. ``split`` > 0: the first row (> 0) where a
+        decision needs the incidents opened before it, or a running upload's quiet gap ends it --
+        process the rows before it first. Else ``plan`` for ``commit`` (None: nothing to do)."""
+        proto, fl = p["ip_proto"], p["tcp_flags"]
+        tcp = (proto == 6) & (fl >= 0)
+        clean = tcp & ~anomaly
+        syn = clean & ((fl & 0x12) == 0x02)
+        data = clean & (p["frame_len"] >= SEGMENT_MIN)
+        live = self.live
+        rows = (tcp if live else (syn | data)).nonzero()[0]
+        if not len(rows):
+            return 0, None
+        src, dst = p["ip_src"][rows], p["ip_dst"][rows]
+        hs, hd = _ip_hash(src), _ip_hash(dst)
+        ls, ld = self._local(src, hs), self._local(dst, hd)
+        out, inn = ls & ~ld, ld & ~ls
+        both = out | inn
+        pk = np.where(out, (hs << 32) | hd, (hd << 32) | hs)
+        rsyn = syn[rows] & out
+        rdata = data[rows] & both
+        rt = t[rows]
+        lv = np.zeros(len(rows), dtype=bool)
+        ends: list = []            # running uploads that end (quiet) before this batch's rows of theirs
+        verdict: list = []         # (positions in rows, UploadInfo, last time, pair)
+        if live:
+            lk = np.fromiter(live, dtype=np.int64, count=len(live))
+            lv = both & np.isin(pk, lk)
+            for k in np.unique(pk[lv]).tolist():
+                pos = (lv & (pk == k)).nonzero()[0]
+                info, last = live[k]
+                gap = (np.diff(np.concatenate([[last], rt[pos]])) > QUIET).nonzero()[0]
+                if len(gap):
+                    g = int(rows[pos[gap[0]]])
+                    if g > 0:
+                        return g, None     # (its rows from there on are counted afresh)
+                    ends.append(k)
+                    lv[pos] = False
+                    continue
+                verdict.append((pos[~anomaly[rows[pos]]], info, float(rt[pos[-1]]), k))
+            for k, (info, last) in live.items():
+                if k not in ends and float(t[0]) - last > QUIET:
+                    ends.append(k)
+        sel = ((rsyn | rdata) & ~lv).nonzero()[0]
+        if not len(sel):
+            return 0, ((rows, src, dst, out, pk, tcp, anomaly, t, {}, {}, [], verdict, ends) if verdict or ends
+                       else None)
+        keys = pk[sel]
+        o = keys.argsort(kind="stable")
+        sk = keys[o]
+        ps = sel[o]                           # positions in rows: by pair, stream order within one
+        m = len(ps)
+        hd_ = np.concatenate([[0], (sk[1:] != sk[:-1]).nonzero()[0] + 1])
+        size = np.diff(np.concatenate([hd_, [m]]))
+        gid = np.repeat(np.arange(len(hd_)), size)
+        uk = sk[hd_].tolist()
+        contacts, pairs = self.contacts, self.pairs
+        cont = [contacts.get(k) for k in uk]
+        ar = np.arange(m)
+        sy = rsyn[ps]
+        da = rdata[ps]
+        known = np.fromiter((c is not None for c in cont), dtype=bool, count=len(uk))
+        firstsyn = np.minimum.reduceat(np.where(sy, ar, m), hd_)
+        start = np.where(known, hd_, firstsyn)     # a new contact: from its first SYN (none: nothing)
+        valid = ar >= start[gid]
+        vs, vd = sy & valid, da & valid
+        fo = out[ps]
+        by = p["frame_len"][rows[ps]].astype(np.int64)
+        bs = np.where(vd & fo, by, 0)
+        br = np.where(vd & ~fo, by, 0)
+        sts = [pairs.get(k) if c is not None else None for k, c in zip(uk, cont)]
+        base = np.fromiter(((x[0] + x[1]) if x else 0 for x in sts), dtype=np.int64, count=len(uk))
+        c = np.cumsum(bs + br)
+        off = c[hd_] - (bs + br)[hd_]
+        tot = base[gid] + c - off[gid]
+        cross = vd & (tot >= BULK_BYTES)
+        nsyn = np.add.reduceat(vs.astype(np.int64), hd_)
+        tps = rt[ps]
+        new_contacts: dict = {}    # pair -> [first SYN time, SYNs] after this batch
+        states: dict = {}          # pair -> its count after this batch
+        trig: list = []            # (pair, UploadInfo, batch row of the decision)
+        split = 0
+        crossing = set(np.unique(gid[cross]).tolist()) if cross.any() else set()
+        act = (start < hd_ + size).nonzero()[0].tolist()     # pairs with rows to count
+        if act:
+            ssum = np.add.reduceat(bs, hd_)
+            rsum = np.add.reduceat(br, hd_)
+        for g in act:
+            k = uk[g]
+            c0 = cont[g]
+            first = c0[0] if c0 is not None else float(tps[firstsyn[g]])
+            syns = (c0[1] if c0 is not None else 0) + int(nsyn[g])
+            new_contacts[k] = [first, syns]
+            st = sts[g]
+            a0, a1 = int(start[g]), int(hd_[g] + size[g])
+            if g not in crossing:
+                if st is None:
+                    st = [0, 0, float(tps[a0]), (c0[1] if c0 is not None else 0), 0.0]
+                states[k] = [st[0] + int(ssum[g]), st[1] + int(rsum[g]), st[2], st[3], float(tps[a1 - 1])]
+                continue
+            # the rare pair that reaches BULK_BYTES in this batch: row by row
+            st = list(st) if st is not None else [0, 0, float(tps[a0]), (c0[1] if c0 is not None else 0), 0.0]
+            synb = (c0[1] if c0 is not None else 0) + np.cumsum(vs[a0:a1].astype(np.int64))  # SYNs up to each row
+            i = a0
+            while i < a1:
+                cs = st[0] + np.cumsum(bs[i:a1])
+                cr = st[1] + np.cumsum(br[i:a1])
+                hit = ((cs + cr) >= BULK_BYTES).nonzero()[0]
+                if not len(hit):
+                    st[0], st[1] = int(cs[-1]), int(cr[-1])
+                    break
+                j = i + int(hit[0])
+                row = int(rows[ps[j]])
+                if cs[hit[0]] >= UPLOAD_RATIO * cr[hit[0]]:
+                    if row > 0:
+                        split = row if not split else min(split, row)
+                        break
+                    q = ps[j]
+                    host, peer = (str(src[q]), str(dst[q])) if fo[j] else (str(dst[q]), str(src[q]))
+                    inc = self.implicating(host, first, float(tps[j]))
+                    if inc:
+                        port = int(p["tcp_dstport"][row] if fo[j] else p["tcp_srcport"][row])
+                        info = UploadInfo(host, peer, port, int(cs[hit[0]] - bs[j]), int(cr[hit[0]] - br[j]),
+                                          st[2], int(synb[j - a0]) - st[3], first, inc)
+                        trig.append((k, info, row))
+                        st = None
+                        break
+                i = j + 1     # decided, not an exfiltration: counted afresh from the next row
+                st = [0, 0, float(tps[i]) if i < a1 else float(tps[j]), int(synb[j - a0]), 0.0]
+            if st is not None:
+                st[4] = float(tps[a1 - 1])
+                states[k] = st
+            else:
+                states[k] = None
+        if split:
+            return split, None
+        return 0, (rows, src, dst, out, pk, tcp, anomaly, t, new_contacts, states, trig, verdict, ends)
+
+    def commit(self, plan, p, beh: "Verdicts") -> None:
+        """Apply a plan: remember contacts and counts, start the uploads that fired, and set the
+        rows of running uploads as ``exfiltration`` rows of their host (not those a behaviour rule
+        decided)."""
+        rows, src, dst, out, pk, tcp, anomaly, t, new_contacts, states, trig, verdict, ends = plan
+        contacts, pairs, live = self.contacts, self.pairs, self.live
+        for k in ends:
+            live.pop(k, None)
+        for k, c in new_contacts.items():
+            contacts.pop(k, None)
+            contacts[k] = c
+        while len(contacts) > MAX_CONTACTS:
+            contacts.pop(next(iter(contacts)))
+        for k, st in states.items():
+            pairs.pop(k, None)
+            if st is not None:
+                pairs[k] = st
+        while len(pairs) > MAX_PAIRS:
+            pairs.pop(next(iter(pairs)))
+        if trig:
+            # the pair's packets from the decision on: every TCP row of the batch (not only the counted)
+            allr = tcp.nonzero()[0]
+            if len(allr) != len(rows) or not np.array_equal(allr, rows):
+                rows, src, dst = allr, p["ip_src"][allr], p["ip_dst"][allr]
+                hs, hd = _ip_hash(src), _ip_hash(dst)
+                ls, ld = self._local(src, hs), self._local(dst, hd)
+                out = ls & ~ld
+                pk = np.where(out, (hs << 32) | hd, (hd << 32) | hs)
+                pk[~(out | (ld & ~ls))] = -1
+            for k, info, r0 in trig:
+                pos = (pk == k).nonzero()[0]
+                pos = pos[rows[pos] >= r0]
+                pos = pos[~anomaly[rows[pos]]]
+                verdict.append((pos, info, float(t[rows[pos[-1]]]) if len(pos) else float(t[r0]), k))
+        for pos, info, last, k in verdict:
+            live[k] = [info, last]
+            while len(live) > MAX_PAIRS:
+                live.pop(next(iter(live)))
+            r = rows[pos]
+            if not len(r):
+                continue
+            free = ~beh.rows[r]
+            r, pos = r[free], pos[free]
+            if not len(r):
+                continue
+            fwd = out[pos]
+            peer = np.where(fwd, dst[pos], src[pos])
+            sport = np.where(fwd, p["tcp_dstport"][r], p["tcp_srcport"][r])
+            beh.set(r, self.exfil, True, np.full(len(r), info.host, dtype=object), peer, fwd, sport)
+            if beh.upload is None:
+                beh.upload = np.empty(len(beh.cls), dtype=object)
+            beh.upload[r] = info
+
