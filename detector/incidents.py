@@ -581,7 +581,7 @@ class IncidentEngine:
         self._ended_now: list = []          # incidents ended in this batch
         self._gpos: dict = {}               # (class, key) -> its rows' positions in this batch's _Sorted
         self._todo: dict = {}               # (class, key) -> group of this batch not processed yet
-        self._uploads = Uploads(self._exfil_index) if self._exfil_index >= 0 else None
+        self._uploads = Uploads(self._exfil_index, self) if self._exfil_index >= 0 else None
 
     # --- public ------------------------------------------------------------------------------------
     @property
@@ -2186,8 +2186,8 @@ class Uploads:
     a row (``IncidentEngine.update``) so that it is taken with the same incidents for any batch size.
     """
 
-    def __init__(self, exfil: int):
-        self.exfil = exfil
+    def __init__(self, exfil: int, engine: "IncidentEngine"):
+        self.exfil, self.engine = exfil, engine
         self.contacts: dict = {}     # pair -> time of its first SYN (least recently used first)
         self.pairs: dict = {}        # pair -> [sent, received, since, conns, last time, port]
         self.live: dict = {}         # pair -> [UploadInfo, last time]
@@ -2207,6 +2207,22 @@ class Uploads:
         self.registry[host] = lst[-16:]
         while len(self.registry) > MAX_TRACKS:
             self.registry.pop(next(iter(self.registry)))
+
+    def may_name(self, host: str, row: int, p, anomaly: np.ndarray) -> bool:
+        """Could an incident naming ``host`` its attacker have opened in this batch before ``row``
+        (then the decision there waits for the rows before it: see ``plan``)? Only if the host has
+        incidents already, or is the attacker of a track (its key; a flood's main source), or one of the
+        batch's earlier packets involving it is flagged, a RST or a stealth probe (what a behaviour
+        rule may flag), or it has an upload running."""
+        if host in self.registry or any(x[0].host == host for x in self.live.values()):
+            return True
+        for tr in self.engine.tracks.values():
+            if (tr.key == host) if tr.rule.role == "attacker" else tr.top_peers(1) == [host]:
+                return True
+        fl = p["tcp_flags"][:row]
+        odd = anomaly[:row] | ((p["ip_proto"][:row] == 6) & (fl >= 0) & (((fl & 0x04) != 0) | ((fl & STEALTH_FLAGS) == 0)))
+        r = odd.nonzero()[0]
+        return bool(len(r)) and bool(((p["ip_src"][r] == host) | (p["ip_dst"][r] == host)).any())
 
     def implicating(self, host: str, contact: float, t: float) -> tuple:
         return tuple(x for x in self.registry.get(host, ()) if x.first_time <= contact and x.last_time >= t - LOOKBACK)
@@ -2339,11 +2355,11 @@ class Uploads:
                 j = i + int(hit[0])
                 row = int(rows[ps[j]])
                 if cs[hit[0]] >= UPLOAD_RATIO * cr[hit[0]]:
-                    if row > 0:
-                        split = row if not split else min(split, row)
-                        break
                     q = ps[j]
                     host, peer = (str(src[q]), str(dst[q])) if fo[j] else (str(dst[q]), str(src[q]))
+                    if row > 0 and self.may_name(host, row, p, anomaly):
+                        split = row if not split else min(split, row)
+                        break
                     inc = self.implicating(host, first, float(tps[j]))
                     if inc:
                         port = int(p["tcp_dstport"][row] if fo[j] else p["tcp_srcport"][row])
