@@ -2144,6 +2144,18 @@ def _is_local(a: str) -> bool:
             or (o1 == 169 and o2 == 254) or (o1 == 100 and 64 <= o2 <= 127))
 
 
+class _AddrCodes(dict):
+    """Address string -> a 63-bit code: its hash (Python's, stable within the process) with the
+    lowest bit saying whether the address is local (``_is_local``); at most MAX_CONTACTS kept (the
+    codes do not change when it starts again)."""
+
+    def __missing__(self, a: str) -> int:
+        if len(self) >= MAX_CONTACTS:
+            self.clear()
+        v = self[a] = ((hash(a) >> 1) << 1) | int(_is_local(a))
+        return v
+
+
 class UploadInfo:
     """What the upload rule saw when it fired for one (host, external peer) pair: the data sent
     before the row that fired (``sent``: data segments of at least SEGMENT_MIN bytes; ``received``),
@@ -2188,10 +2200,14 @@ class Uploads:
 
     def __init__(self, exfil: int, engine: "IncidentEngine"):
         self.exfil, self.engine = exfil, engine
-        self.contacts: dict = {}     # pair -> time of its first SYN (least recently used first)
-        self.pairs: dict = {}        # pair -> [sent, received, since, conns, last time, port]
+        # (host, external peer) pairs with a first SYN, sorted by key (at most MAX_CONTACTS, the least
+        # recently active dropped): first SYN time, SYNs, and the count since its first SYN or last
+        # decision -- bytes sent and received, since, SYNs before it, last row
+        self.K = np.empty(0, dtype=np.int64)
+        self.FIRST, self.SINCE, self.LAST = np.empty(0), np.empty(0), np.empty(0)
+        self.SYNS, self.S, self.R, self.SYNB = (np.empty(0, dtype=np.int64) for _ in range(4))
         self.live: dict = {}         # pair -> [UploadInfo, last time]
-        self._loc: dict = {}         # address hash -> local?
+        self.codes = _AddrCodes()    # address -> its code (see _AddrCodes)
         self.registry: dict = {}     # host -> its incidents that name it the attacker (see note())
 
     # --- incidents that name a host the attacker --------------------------------------------------
@@ -2228,18 +2244,17 @@ class Uploads:
         return tuple(x for x in self.registry.get(host, ()) if x.first_time <= contact and x.last_time >= t - LOOKBACK)
 
     # --- per batch -----------------------------------------------------------------------------------
-    def _local(self, values: np.ndarray, h: np.ndarray) -> np.ndarray:
-        loc = self._loc
-        u, first, inv = np.unique(h, return_index=True, return_inverse=True)
-        out = np.empty(len(u), dtype=bool)
-        for i, (x, j) in enumerate(zip(u.tolist(), first.tolist())):
-            v = loc.get(x)
-            if v is None:
-                if len(loc) >= MAX_CONTACTS:
-                    loc.clear()
-                v = loc[x] = _is_local(str(values[j]))
-            out[i] = v
-        return out[inv]
+    def _pairs(self, src: np.ndarray, dst: np.ndarray) -> tuple:
+        """Per row: its pair key (host first), sent by a local host to an external one (``out``), or
+        the other way (``inn``)."""
+        n = len(src)
+        v = np.fromiter(map(self.codes.__getitem__, src.tolist() + dst.tolist()), dtype=np.int64, count=2 * n)
+        vs, vd = v[:n], v[n:]
+        ls, ld = (vs & 1) == 1, (vd & 1) == 1
+        out, inn = ls & ~ld, ld & ~ls
+        hs, hd = (vs >> 1).astype(np.uint64), (vd >> 1).astype(np.uint64)
+        pk = (np.where(out, hs * _H1 ^ hd, hd * _H1 ^ hs)).view(np.int64)
+        return pk, out, inn
 
     def plan(self, p, t: np.ndarray, anomaly: np.ndarray):
         """Read-only pass over a batch: ``(split, plan)``. ``split`` > 0: the first row (> 0) where a
@@ -2255,11 +2270,8 @@ class Uploads:
         if not len(rows):
             return 0, None
         src, dst = p["ip_src"][rows], p["ip_dst"][rows]
-        hs, hd = _ip_hash(src), _ip_hash(dst)
-        ls, ld = self._local(src, hs), self._local(dst, hd)
-        out, inn = ls & ~ld, ld & ~ls
+        pk, out, inn = self._pairs(src, dst)
         both = out | inn
-        pk = np.where(out, (hs << 32) | hd, (hd << 32) | hs)
         rsyn = syn[rows] & out
         rdata = data[rows] & both
         rt = t[rows]
@@ -2286,7 +2298,7 @@ class Uploads:
                     ends.append(k)
         sel = ((rsyn | rdata) & ~lv).nonzero()[0]
         if not len(sel):
-            return 0, ((rows, src, dst, out, pk, tcp, anomaly, t, {}, {}, [], verdict, ends) if verdict or ends
+            return 0, ((rows, src, dst, out, pk, tcp, anomaly, t, None, [], verdict, ends) if verdict or ends
                        else None)
         keys = pk[sel]
         o = keys.argsort(kind="stable")
@@ -2296,54 +2308,51 @@ class Uploads:
         hd_ = np.concatenate([[0], (sk[1:] != sk[:-1]).nonzero()[0] + 1])
         size = np.diff(np.concatenate([hd_, [m]]))
         gid = np.repeat(np.arange(len(hd_)), size)
-        uk = sk[hd_].tolist()
-        contacts, pairs = self.contacts, self.pairs
-        cont = [contacts.get(k) for k in uk]
+        uk = sk[hd_]
+        G = len(uk)
+        K = self.K
+        at = np.minimum(K.searchsorted(uk), max(len(K) - 1, 0))
+        known = (K[at] == uk) if len(K) else np.zeros(G, dtype=bool)
         ar = np.arange(m)
         sy = rsyn[ps]
         da = rdata[ps]
-        known = np.fromiter((c is not None for c in cont), dtype=bool, count=len(uk))
+        end = hd_ + size
         firstsyn = np.minimum.reduceat(np.where(sy, ar, m), hd_)
         start = np.where(known, hd_, firstsyn)     # a new contact: from its first SYN (none: nothing)
+        act = start < end                          # pairs with rows to count
         valid = ar >= start[gid]
         vs, vd = sy & valid, da & valid
         fo = out[ps]
         by = p["frame_len"][rows[ps]].astype(np.int64)
         bs = np.where(vd & fo, by, 0)
         br = np.where(vd & ~fo, by, 0)
-        sts = [pairs.get(k) if c is not None else None for k, c in zip(uk, cont)]
-        base = np.fromiter(((x[0] + x[1]) if x else 0 for x in sts), dtype=np.int64, count=len(uk))
+        tps = rt[ps]
+        zi, zf = np.zeros(G, dtype=np.int64), np.zeros(G)
+        b_first = np.where(known, self.FIRST[at] if len(K) else zf, tps[np.minimum(firstsyn, m - 1)])
+        b_syns = np.where(known, self.SYNS[at] if len(K) else zi, 0)
+        b_s = np.where(known, self.S[at] if len(K) else zi, 0)
+        b_r = np.where(known, self.R[at] if len(K) else zi, 0)
+        b_since = np.where(known, self.SINCE[at] if len(K) else zf, np.nan)
+        b_synb = np.where(known, self.SYNB[at] if len(K) else zi, 0)
+        b_since = np.where(np.isnan(b_since), tps[np.minimum(start, m - 1)], b_since)
         c = np.cumsum(bs + br)
         off = c[hd_] - (bs + br)[hd_]
-        tot = base[gid] + c - off[gid]
+        tot = (b_s + b_r)[gid] + c - off[gid]
         cross = vd & (tot >= BULK_BYTES)
-        nsyn = np.add.reduceat(vs.astype(np.int64), hd_)
-        tps = rt[ps]
-        new_contacts: dict = {}    # pair -> [first SYN time, SYNs] after this batch
-        states: dict = {}          # pair -> its count after this batch
+        n_s = b_s + np.add.reduceat(bs, hd_)
+        n_r = b_r + np.add.reduceat(br, hd_)
+        n_syns = b_syns + np.add.reduceat(vs.astype(np.int64), hd_)
+        n_since, n_synb = b_since.copy(), b_synb.copy()
+        n_last = tps[end - 1]
         trig: list = []            # (pair, UploadInfo, batch row of the decision)
         split = 0
-        crossing = set(np.unique(gid[cross]).tolist()) if cross.any() else set()
-        act = (start < hd_ + size).nonzero()[0].tolist()     # pairs with rows to count
-        if act:
-            ssum = np.add.reduceat(bs, hd_)
-            rsum = np.add.reduceat(br, hd_)
-        for g in act:
-            k = uk[g]
-            c0 = cont[g]
-            first = c0[0] if c0 is not None else float(tps[firstsyn[g]])
-            syns = (c0[1] if c0 is not None else 0) + int(nsyn[g])
-            new_contacts[k] = [first, syns]
-            st = sts[g]
-            a0, a1 = int(start[g]), int(hd_[g] + size[g])
-            if g not in crossing:
-                if st is None:
-                    st = [0, 0, float(tps[a0]), (c0[1] if c0 is not None else 0), 0.0]
-                states[k] = [st[0] + int(ssum[g]), st[1] + int(rsum[g]), st[2], st[3], float(tps[a1 - 1])]
-                continue
+        for g in (np.unique(gid[cross]).tolist() if cross.any() else ()):
             # the rare pair that reaches BULK_BYTES in this batch: row by row
-            st = list(st) if st is not None else [0, 0, float(tps[a0]), (c0[1] if c0 is not None else 0), 0.0]
-            synb = (c0[1] if c0 is not None else 0) + np.cumsum(vs[a0:a1].astype(np.int64))  # SYNs up to each row
+            k = int(uk[g])
+            a0, a1 = int(start[g]), int(end[g])
+            first = float(b_first[g])
+            st = [int(b_s[g]), int(b_r[g]), float(b_since[g]), int(b_synb[g])]
+            synb = int(b_syns[g]) + np.cumsum(vs[a0:a1].astype(np.int64))  # SYNs up to each row
             i = a0
             while i < a1:
                 cs = st[0] + np.cumsum(bs[i:a1])
@@ -2366,48 +2375,52 @@ class Uploads:
                         info = UploadInfo(host, peer, port, int(cs[hit[0]] - bs[j]), int(cr[hit[0]] - br[j]),
                                           st[2], int(synb[j - a0]) - st[3], first, inc)
                         trig.append((k, info, row))
-                        st = None
+                        st = [0, 0, np.nan, int(synb[-1])]    # (counted afresh once the upload is over)
                         break
                 i = j + 1     # decided, not an exfiltration: counted afresh from the next row
-                st = [0, 0, float(tps[i]) if i < a1 else float(tps[j]), int(synb[j - a0]), 0.0]
-            if st is not None:
-                st[4] = float(tps[a1 - 1])
-                states[k] = st
-            else:
-                states[k] = None
+                st = [0, 0, float(tps[i]) if i < a1 else np.nan, int(synb[j - a0])]
+            n_s[g], n_r[g], n_since[g], n_synb[g] = st
+            if split:
+                break
+        new = (uk, act, known, at, b_first, n_syns, n_s, n_r, n_since, n_synb, n_last)
         if split:
             return split, None
-        return 0, (rows, src, dst, out, pk, tcp, anomaly, t, new_contacts, states, trig, verdict, ends)
+        return 0, (rows, src, dst, out, pk, tcp, anomaly, t, new, trig, verdict, ends)
 
     def commit(self, plan, p, beh: "Verdicts") -> None:
         """Apply a plan: remember contacts and counts, start the uploads that fired, and set the
         rows of running uploads as ``exfiltration`` rows of their host (not those a behaviour rule
         decided)."""
-        rows, src, dst, out, pk, tcp, anomaly, t, new_contacts, states, trig, verdict, ends = plan
-        contacts, pairs, live = self.contacts, self.pairs, self.live
+        rows, src, dst, out, pk, tcp, anomaly, t, new, trig, verdict, ends = plan
+        live = self.live
         for k in ends:
             live.pop(k, None)
-        for k, c in new_contacts.items():
-            contacts.pop(k, None)
-            contacts[k] = c
-        while len(contacts) > MAX_CONTACTS:
-            contacts.pop(next(iter(contacts)))
-        for k, st in states.items():
-            pairs.pop(k, None)
-            if st is not None:
-                pairs[k] = st
-        while len(pairs) > MAX_PAIRS:
-            pairs.pop(next(iter(pairs)))
+        if new is not None:
+            uk, act, known, at, first, syns, sent, recv, since, synb, last = new
+            cols = (self.FIRST, self.SYNS, self.S, self.R, self.SINCE, self.SYNB, self.LAST)
+            vals = (first, syns, sent, recv, since, synb, last)
+            upd = act & known
+            if upd.any():
+                for col, v in zip(cols, vals):
+                    col[at[upd]] = v[upd]
+            add = act & ~known
+            if add.any():
+                K = np.concatenate([self.K, uk[add]])
+                o = K.argsort(kind="stable")
+                merged = [np.concatenate([col, v[add]])[o] for col, v in zip(cols, vals)]
+                K = K[o]
+                if len(K) > MAX_CONTACTS:     # the least recently active go
+                    keep = np.sort(merged[-1].argsort(kind="stable")[-MAX_CONTACTS:])
+                    K, merged = K[keep], [x[keep] for x in merged]
+                self.K = K
+                self.FIRST, self.SYNS, self.S, self.R, self.SINCE, self.SYNB, self.LAST = merged
         if trig:
             # the pair's packets from the decision on: every TCP row of the batch (not only the counted)
             allr = tcp.nonzero()[0]
             if len(allr) != len(rows) or not np.array_equal(allr, rows):
                 rows, src, dst = allr, p["ip_src"][allr], p["ip_dst"][allr]
-                hs, hd = _ip_hash(src), _ip_hash(dst)
-                ls, ld = self._local(src, hs), self._local(dst, hd)
-                out = ls & ~ld
-                pk = np.where(out, (hs << 32) | hd, (hd << 32) | hs)
-                pk[~(out | (ld & ~ls))] = -1
+                pk, out, inn = self._pairs(src, dst)
+                pk[~(out | inn)] = -1
             for k, info, r0 in trig:
                 pos = (pk == k).nonzero()[0]
                 pos = pos[rows[pos] >= r0]
