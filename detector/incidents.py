@@ -374,8 +374,9 @@ class Track:
             incs = info.incidents
             names = ", ".join(f"#{x.id} ({x.cls_name})" for x in incs[:5]) + \
                 (f" and {len(incs) - 5} more" if len(incs) > 5 else "")
+            over = f" over {nc:,} connection{'s' if nc != 1 else ''}" if nc > 0 else ""   # (SYNs the model did not flag)
             out.append(f"{_size(total)} sent from {info.host} to {info.peer}:{info.port} in "
-                       f"{max(0.0, last - info.since):,.1f} s over {nc:,} connection{'s' if nc != 1 else ''}, "
+                       f"{max(0.0, last - info.since):,.1f} s{over}, "
                        f"a peer it first contacted after its attack began; {info.host} is the attacker of "
                        f"incident{'s' if len(incs) != 1 else ''} {names} (correlation: the model called "
                        f"these packets normal)")
@@ -2240,6 +2241,14 @@ class Uploads:
         r = odd.nonzero()[0]
         return bool(len(r)) and bool(((p["ip_src"][r] == host) | (p["ip_dst"][r] == host)).any())
 
+    def named(self, peer: str, row: int, p) -> bool:
+        """Did a DNS answer name ``peer`` before ``row`` (the engine's names, or this batch's answers)?
+        A device uploading to its cloud looked the name up; data pushed to a bare address did not."""
+        if peer in self.engine._named:
+            return True
+        r = (p["dns_flags"][:row] >= 0x8000).nonzero()[0]
+        return bool(len(r)) and bool((p["dns_a"][r] == peer).any())
+
     def implicating(self, host: str, contact: float, t: float) -> tuple:
         return tuple(x for x in self.registry.get(host, ()) if x.first_time <= contact and x.last_time >= t - LOOKBACK)
 
@@ -2366,10 +2375,11 @@ class Uploads:
                 if cs[hit[0]] >= UPLOAD_RATIO * cr[hit[0]]:
                     q = ps[j]
                     host, peer = (str(src[q]), str(dst[q])) if fo[j] else (str(dst[q]), str(src[q]))
-                    if row > 0 and self.may_name(host, row, p, anomaly):
+                    named = self.named(peer, row, p)
+                    if not named and row > 0 and self.may_name(host, row, p, anomaly):
                         split = row if not split else min(split, row)
                         break
-                    inc = self.implicating(host, first, float(tps[j]))
+                    inc = () if named else self.implicating(host, first, float(tps[j]))
                     if inc:
                         port = int(p["tcp_dstport"][row] if fo[j] else p["tcp_srcport"][row])
                         info = UploadInfo(host, peer, port, int(cs[hit[0]] - bs[j]), int(cr[hit[0]] - br[j]),
