@@ -131,6 +131,18 @@ def test_a_download_and_a_small_upload_by_the_attacker_are_none():
     assert [(i["class"], i["attacker"]) for i in inc] == [("recon", ATTACKER)], inc
 
 
+def test_an_upload_to_an_address_a_dns_answer_named_is_none():
+    # the device looked its cloud up first (in an earlier batch, or earlier in the same one)
+    answer = dict(time_epoch=1099.5, frame_len=120, protocols="eth:ethertype:ip:udp:dns", ip_src="10.0.0.1",
+                  ip_dst=ATTACKER, ip_proto=17, udp_srcport=53, udp_dstport=53000, dns_flags=0x8180,
+                  dns_qry_name="cloud.example", dns_a=DROP, eth_src="aa:00:00:00:00:02", eth_dst="aa:00:00:00:00:01",
+                  cls=0)
+    cb = batch(scan(1000) + [answer] + upload(1100))
+    for size in (None, 130):
+        inc = incidents(cb, size)
+        assert [(i["class"], i["attacker"]) for i in inc] == [("recon", ATTACKER)], (size, inc)
+
+
 def test_an_upload_long_after_the_attack_is_none():
     inc = incidents(batch(scan(1000) + upload(1000 + 1800 + 60 + 5)))
     assert [(i["class"], i["attacker"]) for i in inc] == [("recon", ATTACKER)], inc
