@@ -2130,6 +2130,8 @@ class Verdicts:
 def _is_local(a: str) -> bool:
     """Not an address on the Internet: private (RFC 1918), CGNAT, loopback, link-local, multicast,
     broadcast, unspecified, IPv6 ULA / link-local / multicast -- or not an IP address at all."""
+    if not isinstance(a, str):
+        return True
     if ":" in a:
         x = a.lower()
         return x.startswith(("fe8", "fe9", "fea", "feb", "fc", "fd", "ff")) or x in ("::1", "::") or \

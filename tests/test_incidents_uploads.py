@@ -173,3 +173,13 @@ def test_same_events_for_any_batch_size(recs):
     assert any(s["class"] == "exfiltration" for _, _, s in ref) == (len(recs) < 9000)
     for size in (1, 7, 8192):
         assert [(e.kind, e.frame, e.snapshot) for e in run(cb, size)[1]] == ref, size
+
+
+@pytest.mark.parametrize("addr,local", [("10.77.0.77", True), ("192.168.1.1", True), ("172.20.0.1", True),
+                                        ("100.64.0.1", True), ("169.254.1.1", True), ("224.0.0.251", True),
+                                        ("fe80::1", True), ("fd00::1", True), ("ff02::1", True), ("", True),
+                                        ("203.0.113.200", False), ("172.32.0.1", False), ("8.8.8.8", False),
+                                        ("2001:db8::1", False)])
+def test_local_and_external_addresses(addr, local):
+    from iotwatch.detector.incidents import _is_local
+    assert _is_local(addr) is local
