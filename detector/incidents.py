@@ -83,7 +83,7 @@ SEGMENT_MIN = 512          # B: a TCP segment this large carries data (ACKs, han
 UPLOAD_RATIO = 4           # an upload: the host sent at least this many times the data segments' bytes it received
 LOOKBACK = 1800.0          # s: a host is an attacker for the rule while one of its incidents had a packet this recently
 MAX_CONTACTS = 65_536      # (host, external peer) pairs whose first SYN is remembered (least recently used dropped)
-MAX_PAIRS = 4096           # pairs whose data segments are being counted (least recently active dropped)
+MAX_PAIRS = 4096           # uploads after an attack running at once (the oldest dropped)
 
 SERVICE_PORTS = frozenset({1883, 8883, 5683, 5684, 8080, 8443, 8000, 8008, 8009, 8081, 8888, 2323, 8554, 3306,
                            5432, 6379, 27017, 5353, 1900, 49152, 62078, 9999, 8123, 37777, 5555, 7547, 8291,
@@ -2148,14 +2148,17 @@ def _is_local(a: str) -> bool:
 
 
 class _AddrCodes(dict):
-    """Address string -> a 63-bit code: its hash (Python's, stable within the process) with the
-    lowest bit saying whether the address is local (``_is_local``); at most MAX_CONTACTS kept (the
-    codes do not change when it starts again)."""
+    """Address string -> a 63-bit code: a 62-bit hash of it that is the same in every process
+    (unlike ``hash``: two CRC-32s, of the string and of it reversed) with the lowest bit saying
+    whether the address is local (``_is_local``); at most MAX_CONTACTS kept (a code does not change
+    when it starts again)."""
 
-    def __missing__(self, a: str) -> int:
+    def __missing__(self, a) -> int:
         if len(self) >= MAX_CONTACTS:
             self.clear()
-        v = self[a] = ((hash(a) >> 1) << 1) | int(_is_local(a))
+        b = str(a).encode("utf-8", "surrogatepass")
+        h = (zlib.crc32(b) << 30) ^ zlib.crc32(b[::-1])     # (62 bits: an int64 with the bit below)
+        v = self[a] = (h << 1) | int(_is_local(a))
         return v
 
 
