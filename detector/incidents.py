@@ -2212,6 +2212,7 @@ class Uploads:
         self.K = np.empty(0, dtype=np.int64)
         self.FIRST, self.SINCE, self.LAST = np.empty(0), np.empty(0), np.empty(0)
         self.SYNS, self.S, self.R, self.SYNB = (np.empty(0, dtype=np.int64) for _ in range(4))
+        self.DEC = np.empty(0, dtype=bool)     # decided in its current burst (see plan)
         self.live: dict = {}         # pair -> [UploadInfo, last time]
         self.codes = _AddrCodes()    # address -> its code (see _AddrCodes)
         self.registry: dict = {}     # host -> its incidents that name it the attacker (see note())
@@ -2258,12 +2259,20 @@ class Uploads:
         return tuple(x for x in self.registry.get(host, ()) if x.first_time <= contact and x.last_time >= t - LOOKBACK)
 
     # --- per batch -----------------------------------------------------------------------------------
+    def _code(self, values: np.ndarray) -> np.ndarray:
+        """Each address's code, looked up once per run of equal ones (a connection's segments)."""
+        get = self.codes.__getitem__
+        if len(values) < 64:
+            return np.fromiter(map(get, values.tolist()), dtype=np.int64, count=len(values))
+        head = _run_heads(values)
+        h = values[head]
+        v = np.fromiter(map(get, h.tolist()), dtype=np.int64, count=len(h))
+        return v if len(h) == len(values) else v[head.cumsum() - 1]
+
     def _pairs(self, src: np.ndarray, dst: np.ndarray) -> tuple:
         """Per row: its pair key (host first), sent by a local host to an external one (``out``), or
         the other way (``inn``)."""
-        n = len(src)
-        v = np.fromiter(map(self.codes.__getitem__, src.tolist() + dst.tolist()), dtype=np.int64, count=2 * n)
-        vs, vd = v[:n], v[n:]
+        vs, vd = self._code(src), self._code(dst)
         ls, ld = (vs & 1) == 1, (vd & 1) == 1
         out, inn = ls & ~ld, ld & ~ls
         hs, hd = (vs >> 1).astype(np.uint64), (vd >> 1).astype(np.uint64)
@@ -2332,15 +2341,22 @@ class Uploads:
         da = rdata[ps]
         end = hd_ + size
         firstsyn = np.minimum.reduceat(np.where(sy, ar, m), hd_)
-        start = np.where(known, hd_, firstsyn)     # a new contact: from its first SYN (none: nothing)
-        act = start < end                          # pairs with rows to count
+        tps = rt[ps]
+        # a pair decided in this burst waits for a quiet spell (QUIET without a counted row) to count again
+        b_dec = (self.DEC[at] if len(K) else np.zeros(G, dtype=bool)) & known
+        gp = np.empty(m, dtype=bool)
+        gp[1:] = (tps[1:] - tps[:-1]) > QUIET
+        gp[hd_] = tps[hd_] - np.where(known, self.LAST[at] if len(K) else 0.0, -np.inf) > QUIET
+        firstgap = np.minimum.reduceat(np.where(gp, ar, m), hd_)
+        start = np.where(known, np.where(b_dec, firstgap, hd_), firstsyn)   # a new contact: from its first SYN
+        restart = b_dec & (firstgap < hd_ + size)
+        act = known | (firstsyn < hd_ + size)      # pairs to remember (counted from ``start``)
         valid = ar >= start[gid]
         vs, vd = sy & valid, da & valid
         fo = out[ps]
         by = p["frame_len"][rows[ps]].astype(np.int64)
         bs = np.where(vd & fo, by, 0)
         br = np.where(vd & ~fo, by, 0)
-        tps = rt[ps]
         zi, zf = np.zeros(G, dtype=np.int64), np.zeros(G)
         b_first = np.where(known, self.FIRST[at] if len(K) else zf, tps[np.minimum(firstsyn, m - 1)])
         b_syns = np.where(known, self.SYNS[at] if len(K) else zi, 0)
@@ -2348,7 +2364,9 @@ class Uploads:
         b_r = np.where(known, self.R[at] if len(K) else zi, 0)
         b_since = np.where(known, self.SINCE[at] if len(K) else zf, np.nan)
         b_synb = np.where(known, self.SYNB[at] if len(K) else zi, 0)
-        b_since = np.where(np.isnan(b_since), tps[np.minimum(start, m - 1)], b_since)
+        b_s, b_r = np.where(restart, 0, b_s), np.where(restart, 0, b_r)
+        b_since = np.where(np.isnan(b_since) | restart, tps[np.minimum(start, m - 1)], b_since)
+        b_synb = np.where(restart, b_syns, b_synb)
         c = np.cumsum(bs + br)
         off = c[hd_] - (bs + br)[hd_]
         tot = (b_s + b_r)[gid] + c - off[gid]
@@ -2357,6 +2375,7 @@ class Uploads:
         n_r = b_r + np.add.reduceat(br, hd_)
         n_syns = b_syns + np.add.reduceat(vs.astype(np.int64), hd_)
         n_since, n_synb = b_since.copy(), b_synb.copy()
+        n_dec = b_dec & ~restart
         n_last = tps[end - 1]
         trig: list = []            # (pair, UploadInfo, batch row of the decision)
         split = 0
@@ -2365,7 +2384,7 @@ class Uploads:
             k = int(uk[g])
             a0, a1 = int(start[g]), int(end[g])
             first = float(b_first[g])
-            st = [int(b_s[g]), int(b_r[g]), float(b_since[g]), int(b_synb[g])]
+            st = [int(b_s[g]), int(b_r[g]), float(b_since[g]), int(b_synb[g]), False]
             synb = int(b_syns[g]) + np.cumsum(vs[a0:a1].astype(np.int64))  # SYNs up to each row
             i = a0
             while i < a1:
@@ -2390,14 +2409,20 @@ class Uploads:
                         info = UploadInfo(host, peer, port, int(cs[hit[0]] - bs[j]), int(cr[hit[0]] - br[j]),
                                           st[2], int(synb[j - a0]) - st[3], first, inc)
                         trig.append((k, info, row))
-                        st = [0, 0, np.nan, int(synb[-1])]    # (counted afresh once the upload is over)
+                        st = [0, 0, np.nan, int(synb[-1]), True]    # (counted afresh after a quiet spell)
                         break
-                i = j + 1     # decided, not an exfiltration: counted afresh from the next row
-                st = [0, 0, float(tps[i]) if i < a1 else np.nan, int(synb[j - a0])]
-            n_s[g], n_r[g], n_since[g], n_synb[g] = st
+                # decided, not an exfiltration: counted afresh after the pair's next quiet spell
+                q = (gp[j + 1:a1]).nonzero()[0]
+                if not len(q):
+                    st = [0, 0, np.nan, int(synb[-1]), True]
+                    break
+                i = j + 1 + int(q[0])
+                st = [0, 0, float(tps[i]), int(synb[i - a0 - 1]), False]
+            n_s[g], n_r[g], n_since[g], n_synb[g] = st[:4]
+            n_dec[g] = st[4] if len(st) > 4 else False
             if split:
                 break
-        new = (uk, act, known, at, b_first, n_syns, n_s, n_r, n_since, n_synb, n_last)
+        new = (uk, act, known, at, b_first, n_syns, n_s, n_r, n_since, n_synb, n_last, n_dec)
         if split:
             return split, None
         return 0, (rows, src, dst, out, pk, tcp, anomaly, t, new, trig, verdict, ends)
@@ -2411,9 +2436,9 @@ class Uploads:
         for k in ends:
             live.pop(k, None)
         if new is not None:
-            uk, act, known, at, first, syns, sent, recv, since, synb, last = new
-            cols = (self.FIRST, self.SYNS, self.S, self.R, self.SINCE, self.SYNB, self.LAST)
-            vals = (first, syns, sent, recv, since, synb, last)
+            uk, act, known, at, first, syns, sent, recv, since, synb, last, dec = new
+            cols = (self.FIRST, self.SYNS, self.S, self.R, self.SINCE, self.SYNB, self.DEC, self.LAST)
+            vals = (first, syns, sent, recv, since, synb, dec, last)
             upd = act & known
             if upd.any():
                 for col, v in zip(cols, vals):
@@ -2428,7 +2453,7 @@ class Uploads:
                     keep = np.sort(merged[-1].argsort(kind="stable")[-MAX_CONTACTS:])
                     K, merged = K[keep], [x[keep] for x in merged]
                 self.K = K
-                self.FIRST, self.SYNS, self.S, self.R, self.SINCE, self.SYNB, self.LAST = merged
+                self.FIRST, self.SYNS, self.S, self.R, self.SINCE, self.SYNB, self.DEC, self.LAST = merged
         if trig:
             # the pair's packets from the decision on: every TCP row of the batch (not only the counted)
             allr = tcp.nonzero()[0]
