@@ -2198,7 +2198,8 @@ class Uploads:
       ``LOOKBACK`` -> from that segment on, the pair's packets (both directions, those the model does
       not flag) are ``exfiltration`` rows of the host that open its incident at once (``sure``; kind
       ``upload-after-attack`` unless the host's exfiltration incident is running: they join it).
-      Otherwise the count starts again. The rows stay the host's until the pair is quiet for QUIET.
+      The rows stay the host's until the pair is quiet for QUIET. After any other decision the
+      pair is decided for its burst: counted again after QUIET without a counted segment.
 
     The decision depends on the incidents opened before its row; the engine splits a batch at such
     a row (``IncidentEngine.update``) so that it is taken with the same incidents for any batch size.
