@@ -101,13 +101,11 @@ def _meta(snap: dict, ev: IncidentEvent, model: str) -> dict[str, list[str]]:
         m["victims"] = list(snap["victims"])
     if snap.get("services"):
         m["services"] = list(snap["services"])
-    for k in ("attacker_mac", "claimed_ips", "source_macs", "reflectors", "attackers"):
+    for k in ("attacker_mac", "claimed_ips", "source_macs", "reflectors", "attackers",
+              "raised_by", "correlated_with"):   # (raised_by/correlated_with: an upload after an attack)
         v = snap.get(k)
         if v:
             m[k] = [str(x) for x in (v if isinstance(v, list) else [v])]
-    if snap.get("raised_by"):       # an upload after an attack (Uploads): by correlation, or joined the model's
-        m["raised_by"] = [snap["raised_by"]]
-        m["correlated_with"] = [str(x) for x in snap.get("correlated_with", [])] or ["none"]
     if snap.get("spoofed_sources"):
         m["spoofed_sources"] = ["true"]
     if snap.get("end_reason"):

@@ -56,6 +56,7 @@ from typing import Sequence
 import numpy as np
 
 from .community_id import community_id
+from .features import address_class
 
 WINDOW = 60.0      # s of packet time: the opening packets must fall within this window
 QUIET = 60.0       # s without an anomalous packet of the key: the incident ends
@@ -340,7 +341,7 @@ class Track:
                 return "dns-forgery"
             return "spoofing"
         if c == "exfiltration":
-            if self.by_behaviour and self.uploads:
+            if self.correlated:
                 return "upload-after-attack"
             if n[C_DNS_Q] + n[C_DNS_R] > pk / 2:
                 return "dns-tunnel"
@@ -348,6 +349,12 @@ class Track:
                 return "icmp-tunnel"
             return "bulk-upload"
         return KINDS.get(c, ("generic",))[0]
+
+    @property
+    def correlated(self) -> bool:
+        """Opened by the upload-after-attack correlation (its exfiltration rows came from Uploads), not
+        by the model."""
+        return self.by_behaviour and bool(self.uploads)
 
     @property
     def duration(self) -> float:
@@ -359,7 +366,7 @@ class Track:
         text = self._evidence()
         if self.uploads:
             up = self._upload_evidence()
-            text = up if self.by_behaviour and self.cls_name == "exfiltration" else f"{text}; then {up}"
+            text = up if self.correlated else f"{text}; then {up}"
         if secondary and self.minor:
             text += "; with " + ", ".join(f"{n:,} packets " + (c if c.startswith("relayed") else
                                                                  f"the model called {c}")
@@ -499,7 +506,7 @@ class Track:
         if secondary and self.minor:
             d["secondary"] = self.secondary()
         if self.uploads:
-            d["raised_by"] = "correlation" if self.by_behaviour and self.cls_name == "exfiltration" else "model"
+            d["raised_by"] = "correlation" if self.correlated else "model"
             d["correlated_with"] = self.correlated_with()
         if self.end_reason:
             d["end_reason"] = self.end_reason
@@ -608,6 +615,7 @@ class IncidentEngine:
         if self._uploads is not None:
             split, plan = self._uploads.plan(p, t, cb.anomaly)
             if split:   # a decision that needs the incidents opened before its row: those rows first
+                self._answers = None    # (plan read the whole batch's DNS answers: each slice reads its own)
                 events = self.update(cb.slice(0, split))
                 assigned = self.assigned
                 events += self.update(cb.slice(split, n))
@@ -2128,23 +2136,10 @@ class Verdicts:
 
 
 def _is_local(a: str) -> bool:
-    """Not an address on the Internet: private (RFC 1918), CGNAT, loopback, link-local, multicast,
-    broadcast, unspecified, IPv6 ULA / link-local / multicast -- or not an IP address at all."""
-    if not isinstance(a, str):
-        return True
-    if ":" in a:
-        x = a.lower()
-        return x.startswith(("fe8", "fe9", "fea", "feb", "fc", "fd", "ff")) or x in ("::1", "::") or \
-            x.count(":") == 5 and len(x) == 17 and "::" not in x      # (a MAC address)
-    parts = a.split(".")
-    if len(parts) != 4:
-        return True
-    try:
-        o1, o2 = int(parts[0]), int(parts[1])
-    except ValueError:
-        return True
-    return (o1 in (0, 10, 127) or o1 >= 224 or (o1 == 192 and o2 == 168) or (o1 == 172 and 16 <= o2 <= 31)
-            or (o1 == 169 and o2 == 254) or (o1 == 100 and 64 <= o2 <= 127))
+    """Not an address on the Internet (``address_class`` is not public: private, CGNAT, loopback,
+    link-local, multicast, broadcast, unspecified, IPv6 ULA/link-local/multicast) -- or not an IP
+    address at all (a MAC address)."""
+    return not isinstance(a, str) or address_class(a) != 3
 
 
 class _AddrCodes(dict):
@@ -2164,18 +2159,16 @@ class _AddrCodes(dict):
 
 class UploadInfo:
     """What the upload rule saw when it fired for one (host, external peer) pair: the data sent
-    before the row that fired (``sent``: data segments of at least SEGMENT_MIN bytes; ``received``),
-    since when (``since``: its first counted row), its connections (SYNs) until then, the time of
-    the pair's first SYN in the engine's memory (``first_contact``) and the host's incidents that
-    made it an attacker (``incidents``: Tracks, of any class, whose attack began before that SYN
+    before the row that fired (``sent``: data segments of at least SEGMENT_MIN bytes), since when
+    (``since``: its first counted row), its connections (SYNs) until then and the host's incidents
+    that made it an attacker (``incidents``: Tracks, of any class, whose attack began before that SYN
     and which had a packet within LOOKBACK of the row)."""
 
-    __slots__ = ("host", "peer", "port", "sent", "received", "since", "conns", "first_contact", "incidents")
+    __slots__ = ("host", "peer", "port", "sent", "since", "conns", "incidents")
 
-    def __init__(self, host, peer, port, sent, received, since, conns, first_contact, incidents):
+    def __init__(self, host, peer, port, sent, since, conns, incidents):
         self.host, self.peer, self.port = host, peer, port
-        self.sent, self.received, self.since, self.conns = sent, received, since, conns
-        self.first_contact, self.incidents = first_contact, incidents
+        self.sent, self.since, self.conns, self.incidents = sent, since, conns, incidents
 
 
 class Uploads:
@@ -2216,6 +2209,9 @@ class Uploads:
         self.DEC = np.empty(0, dtype=bool)     # decided in its current burst (see plan)
         self.live: dict = {}         # pair -> [UploadInfo, last time]
         self.codes = _AddrCodes()    # address -> its code (see _AddrCodes)
+        # each address's code, looked up once per run of equal ones (a connection's segments)
+        self._code = _by_runs(lambda v: np.fromiter(map(self.codes.__getitem__, v.tolist()), dtype=np.int64,
+                                                    count=len(v)))
         self.registry: dict = {}     # host -> its incidents that name it the attacker (see note())
 
     # --- incidents that name a host the attacker --------------------------------------------------
@@ -2251,25 +2247,12 @@ class Uploads:
     def named(self, peer: str, row: int, p) -> bool:
         """Did a DNS answer name ``peer`` before ``row`` (the engine's names, or this batch's answers)?
         A device uploading to its cloud looked the name up; data pushed to a bare address did not."""
-        if peer in self.engine._named:
-            return True
-        r = (p["dns_flags"][:row] >= 0x8000).nonzero()[0]
-        return bool(len(r)) and bool((p["dns_a"][r] == peer).any())
+        return peer in self.engine._named or self.engine._batch_answers(p).get(peer, _NEVER) < row
 
     def implicating(self, host: str, contact: float, t: float) -> tuple:
         return tuple(x for x in self.registry.get(host, ()) if x.first_time <= contact and x.last_time >= t - LOOKBACK)
 
     # --- per batch -----------------------------------------------------------------------------------
-    def _code(self, values: np.ndarray) -> np.ndarray:
-        """Each address's code, looked up once per run of equal ones (a connection's segments)."""
-        get = self.codes.__getitem__
-        if len(values) < 64:
-            return np.fromiter(map(get, values.tolist()), dtype=np.int64, count=len(values))
-        head = _run_heads(values)
-        h = values[head]
-        v = np.fromiter(map(get, h.tolist()), dtype=np.int64, count=len(h))
-        return v if len(h) == len(values) else v[head.cumsum() - 1]
-
     def _pairs(self, src: np.ndarray, dst: np.ndarray) -> tuple:
         """Per row: its pair key (host first), sent by a local host to an external one (``out``), or
         the other way (``inn``)."""
@@ -2305,7 +2288,7 @@ class Uploads:
         if live:
             lk = np.fromiter(live, dtype=np.int64, count=len(live))
             lv = both & np.isin(pk, lk)
-            for k in np.unique(pk[lv]).tolist():
+            for k in _unique(pk[lv]).tolist():
                 pos = (lv & (pk == k)).nonzero()[0]
                 info, last = live[k]
                 gap = (np.diff(np.concatenate([[last], rt[pos]])) > QUIET).nonzero()[0]
@@ -2329,7 +2312,7 @@ class Uploads:
         sk = keys[o]
         ps = sel[o]                           # positions in rows: by pair, stream order within one
         m = len(ps)
-        hd_ = np.concatenate([[0], (sk[1:] != sk[:-1]).nonzero()[0] + 1])
+        hd_ = _run_heads(sk).nonzero()[0]
         size = np.diff(np.concatenate([hd_, [m]]))
         gid = np.repeat(np.arange(len(hd_)), size)
         uk = sk[hd_]
@@ -2380,7 +2363,7 @@ class Uploads:
         n_last = tps[end - 1]
         trig: list = []            # (pair, UploadInfo, batch row of the decision)
         split = 0
-        for g in (np.unique(gid[cross]).tolist() if cross.any() else ()):
+        for g in (_unique(gid[cross]).tolist() if cross.any() else ()):
             # the rare pair that reaches BULK_BYTES in this batch: row by row
             k = int(uk[g])
             a0, a1 = int(start[g]), int(end[g])
@@ -2407,8 +2390,8 @@ class Uploads:
                     inc = () if named else self.implicating(host, first, float(tps[j]))
                     if inc:
                         port = int(p["tcp_dstport"][row] if fo[j] else p["tcp_srcport"][row])
-                        info = UploadInfo(host, peer, port, int(cs[hit[0]] - bs[j]), int(cr[hit[0]] - br[j]),
-                                          st[2], int(synb[j - a0]) - st[3], first, inc)
+                        info = UploadInfo(host, peer, port, int(cs[hit[0]] - bs[j]), st[2],
+                                          int(synb[j - a0]) - st[3], inc)
                         trig.append((k, info, row))
                         st = [0, 0, np.nan, int(synb[-1]), True]    # (counted afresh after a quiet spell)
                         break
@@ -2420,7 +2403,7 @@ class Uploads:
                 i = j + 1 + int(q[0])
                 st = [0, 0, float(tps[i]), int(synb[i - a0 - 1]), False]
             n_s[g], n_r[g], n_since[g], n_synb[g] = st[:4]
-            n_dec[g] = st[4] if len(st) > 4 else False
+            n_dec[g] = st[4]
             if split:
                 break
         new = (uk, act, known, at, b_first, n_syns, n_s, n_r, n_since, n_synb, n_last, n_dec)
