@@ -652,7 +652,7 @@ class _WideEpisodes(_Episodes):
 
 
 def schedule_attacks(env: D.Env, by_kind: dict[str, list[Host]], families: tuple[str, ...],
-                     profile: Profile, first_us: int = 0) -> list[str]:
+                     profile: Profile, first_us: int = 0, variant_cycle: int | None = None) -> list[str]:
     """Place attack episodes over the capture; returns ``family:tool@offset`` per episode.
 
     Each episode is a :class:`~iotwatch.captures.sim.core.Episode` in ``sim.episodes``; its
@@ -661,6 +661,11 @@ def schedule_attacks(env: D.Env, by_kind: dict[str, list[Host]], families: tuple
     ``*.episodes.json`` by :mod:`.episodes`. ``first_us``: no episode starts in the first
     ``first_us`` of the capture (half the part ``--start-offset`` cuts away: some attacks are
     already under way when the capture starts).
+    ``variant_cycle`` K (``iotwatch simulate --variant-cycle``): the episodes of each family take the
+    family's distinct variants in turn, starting at K x episodes, instead of a seed-shuffled draw, so a
+    series of homes K = 0, 1, 2, ... covers every variant of every family (a training set of a few short
+    homes otherwise misses some by chance). Everything else of the home (devices, times, rates, the
+    episode draws of each variant) stays what the seed gives.
     """
     sim, home = env.sim, env.home
     if not families:
@@ -690,6 +695,9 @@ def schedule_attacks(env: D.Env, by_kind: dict[str, list[Host]], families: tuple
         # cycle through the family's tools in a seed-shuffled order: every capture covers several
         variants = list(draw.VARIANTS[family])
         rng.shuffle(variants)
+        if variant_cycle is not None:
+            distinct = list(dict.fromkeys(draw.VARIANTS[family]))
+            variants = [distinct[(variant_cycle * episodes + k) % len(distinct)] for k in range(len(distinct))]
         for k, frac in enumerate(sorted(rng.uniform(0.08, 0.92) for _ in range(episodes))):
             at = t0 + int(frac * span)
             # processes spawned now belong to this episode (ground truth: simulate writes *.episodes.json)

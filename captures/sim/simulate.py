@@ -3,6 +3,7 @@
     iotwatch simulate --out DIR [--seed N] [--duration 10m] [--devices 12]
                       [--attacks recon,dos,bruteforce,spoofing,exfiltration|all|none]
                       [--scenario home|demo|benign|busy|varied|uploads] [--name NAME] [--start-offset T|random]
+                      [--variant-cycle K]
 
 Writes ``DIR/NAME.pcapng`` (every packet carries the comment ``label=<class> activity=<what>``),
 ``DIR/NAME.pcapng.labels.csv`` (``frame_number,label``, CONTRACT §2) and
@@ -133,16 +134,21 @@ def start_time(seed: int) -> int:
 
 def simulate(out_dir: str | Path, *, seed: int = 1, duration_us: int = 600 * SECOND, devices: int = 12,
              attacks: tuple[str, ...] | None = None, scenario: str = "home", name: str | None = None,
-             start_offset_us: int | None = None, profile: Profile | None = None, force: bool = True) -> Result:
+             start_offset_us: int | None = None, profile: Profile | None = None, force: bool = True,
+             variant_cycle: int | None = None) -> Result:
     """Generate one capture; returns what was written (see module docstring). ``profile``
     (Python API only) replaces the scenario's volume knobs, e.g. for tests. ``force=False`` (the
-    command line without --force) refuses to replace existing files."""
+    command line without --force) refuses to replace existing files. ``variant_cycle`` K
+    (``--variant-cycle``): each family's episodes take its variants in turn from K x episodes on
+    (:func:`~iotwatch.captures.sim.home.schedule_attacks`), so homes K = 0, 1, 2, ... cover them all."""
     if scenario not in SCENARIOS:
         raise InputError(f"--scenario: unknown scenario {scenario!r}", hint="choose from " + ", ".join(SCENARIOS))
     if not 3 <= devices <= 60:
         raise InputError(f"--devices must be between 3 and 60, got {devices}")
     if seed < 0:
         raise InputError(f"--seed must be >= 0, got {seed}")
+    if variant_cycle is not None and variant_cycle < 0:
+        raise InputError(f"--variant-cycle must be >= 0, got {variant_cycle}")
     scenario_profile, default_attacks = SCENARIOS[scenario]
     profile = profile or scenario_profile
     families = default_attacks if attacks is None else attacks
@@ -164,7 +170,8 @@ def simulate(out_dir: str | Path, *, seed: int = 1, duration_us: int = 600 * SEC
     cut = plan.cut_us if plan is not None else (start_offset_us or 0)
     sim = Sim(seed, start_time(seed), duration_us + cut)
     env, by_kind = build_home(sim, devices, profile, plan)
-    episodes = schedule_attacks(env, by_kind, families, profile, first_us=cut // 2)
+    episodes = schedule_attacks(env, by_kind, families, profile, first_us=cut // 2,
+                                variant_cycle=variant_cycle)
     log = EpisodeLog(sim.episodes, declared=profile.varied)
     first_t = sim.start + cut  # frames before it are cut away (--start-offset)
     counts = [0] * len(CLASSES)

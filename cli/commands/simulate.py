@@ -26,6 +26,9 @@ def build_parser() -> UsageParser:
     p.add_argument("--start-offset", metavar="T", help="cut the first T of the simulation (e.g. 45s, 2m) so the "
                    "capture starts mid-conversation; 'random' draws it per seed (default: random for scenario "
                    "varied, 0 otherwise); the capture still lasts --duration")
+    p.add_argument("--variant-cycle", type=int, metavar="K", help="take each attack family's variants in turn, "
+                   "starting at K x episodes, instead of a seed-shuffled draw: homes K=0,1,2,... together cover every "
+                   "variant (training sets of a few short homes); default: the seed's draw")
     p.add_argument("--force", action="store_true", help="overwrite an existing capture/labels of the same name")
     return p
 
@@ -36,7 +39,8 @@ def main(argv: Sequence[str]) -> int:
         raise InputError(f"--scenario: unknown scenario {ns.scenario!r}", hint="choose from " + ", ".join(SCENARIOS))
     res = simulate(ns.out, seed=ns.seed, duration_us=parse_duration(ns.duration), devices=ns.devices,
                    attacks=parse_attacks(ns.attacks, SCENARIOS[ns.scenario][1]), scenario=ns.scenario, name=ns.name,
-                   start_offset_us=parse_offset(ns.start_offset), force=ns.force)
+                   start_offset_us=parse_offset(ns.start_offset), force=ns.force,
+                   variant_cycle=ns.variant_cycle)
     per_class = " ".join(f"{c}={n}" for c, n in res.class_counts.items())
     size_mb = res.pcap.stat().st_size / 1e6
     print(f"wrote {res.pcap} ({size_mb:.1f} MB, {res.packets} packets: {per_class}) + {res.labels.name} "
