@@ -32,6 +32,11 @@ if [ "$ONLY" = all ] || [ "$ONLY" = simulated ]; then
   for s in $(seq 201 210); do
     "$IOTWATCH" simulate --out "$D/simv-train" --seed "$s" --duration 2m --devices $((4 + (s * 7) % 17)) --scenario varied
   done
+  # a series over every attack variant: home K takes each family's variants from K x episodes on
+  for s in $(seq 211 220); do
+    "$IOTWATCH" simulate --out "$D/simv-cycle" --seed "$s" --duration 2m --devices $((4 + (s * 7) % 17)) --scenario varied \
+      --variant-cycle $((s - 211))
+  done
   for s in $(seq 1 14); do
     sc=home; [ $((s % 3)) -eq 0 ] && sc=busy
     "$IOTWATCH" simulate --out "$D/sim-train" --seed "$s" --duration 2m --devices $((4 + (s * 7) % 17)) --scenario "$sc"

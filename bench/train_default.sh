@@ -70,8 +70,11 @@ if [ "$HELD_OUT" != 0 ]; then
   done
 fi
 
+# D/simv-cycle (bench/make_training_data.sh): 10 more varied homes whose attack variants are taken in turn
+# (--variant-cycle), its own source group
+CYCLE=(); [ -d "$D/simv-cycle" ] && CYCLE=("$D/simv-cycle")
 "$PY" -m iotwatch train --per-source \
-  --captures "$D/simv-train" "$D/sim-train" "$LABSNAP" "$VICTIM" \
+  --captures "$D/simv-train" "$D/sim-train" "${CYCLE[@]}" "$LABSNAP" "$VICTIM" \
   --upweight "${REAL_TRAIN[@]}" --upweight-factor "$REAL_FACTOR" \
   --max-rows-per-class "$ROWS" --epochs "$EPOCHS" --class-weight-power "$CWP" --seed "$SEED" --name iotwatch-default --model-version 8 \
   --cache "${CACHE:-/work/data/featcache}" --out "$OUT" --force ${EVAL:+--eval "${EVAL[@]}"}
