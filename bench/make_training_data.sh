@@ -5,12 +5,14 @@
 # captures/lab/packages.txt installed by `bash dev.sh setup`).
 #
 #   sudo bash bench/make_training_data.sh [DATA_DIR]          default DATA_DIR=/work/data/detector
-#   ONLY=simulated|recorded|heldout bash bench/make_training_data.sh     one part only
+#   ONLY=simulated|cycle|recorded|heldout bash bench/make_training_data.sh     one part only (cycle: simv-cycle)
 #
 # Layout written (NOT in git: a few GB):
 #   DATA_DIR/simv-train/varied-seed*.pcapng (+ .labels.csv)  10 randomised homes (scenario varied: address
 #                                                      plans, TTLs, rates, DNS visibility, mid-conversation
 #                                                      starts, benign look-alikes), seeds 201-210, 2 minutes each
+#   DATA_DIR/simv-cycle/varied-seed21*.pcapng (+ ...)  10 more varied homes, seeds 211-220, 2 minutes each,
+#                                                      --variant-cycle 0-9: together every attack variant
 #   DATA_DIR/sim-train/*.pcapng (+ .labels.csv)        15 classic homes, seeds 1-14 (home/busy), 25 (benign),
 #                                                      2 minutes each
 #   DATA_DIR/recorded-train/lab-*.pcapng (+ .labels.csv, .lab.json)
@@ -32,16 +34,19 @@ if [ "$ONLY" = all ] || [ "$ONLY" = simulated ]; then
   for s in $(seq 201 210); do
     "$IOTWATCH" simulate --out "$D/simv-train" --seed "$s" --duration 2m --devices $((4 + (s * 7) % 17)) --scenario varied
   done
-  # a series over every attack variant: home K takes each family's variants from K x episodes on
-  for s in $(seq 211 220); do
-    "$IOTWATCH" simulate --out "$D/simv-cycle" --seed "$s" --duration 2m --devices $((4 + (s * 7) % 17)) --scenario varied \
-      --variant-cycle $((s - 211))
-  done
   for s in $(seq 1 14); do
     sc=home; [ $((s % 3)) -eq 0 ] && sc=busy
     "$IOTWATCH" simulate --out "$D/sim-train" --seed "$s" --duration 2m --devices $((4 + (s * 7) % 17)) --scenario "$sc"
   done
   "$IOTWATCH" simulate --out "$D/sim-train" --seed 25 --duration 2m --devices 12 --scenario benign
+fi
+
+if [ "$ONLY" = all ] || [ "$ONLY" = simulated ] || [ "$ONLY" = cycle ]; then
+  # a series over every attack variant: home K takes each family's variants from K x episodes on
+  for s in $(seq 211 220); do
+    "$IOTWATCH" simulate --out "$D/simv-cycle" --seed "$s" --duration 2m --devices $((4 + (s * 7) % 17)) --scenario varied \
+      --variant-cycle $((s - 211))
+  done
 fi
 
 if [ "$ONLY" = all ] || [ "$ONLY" = recorded ]; then
