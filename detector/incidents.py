@@ -843,29 +843,48 @@ class IncidentEngine:
                     dhcp=udp & (sp == 68) & (dp == 67), ra=icmp6 & (icmp == 134))
         sb = _Sorted(self, cols, order, bounds)
         heads = order[bounds[:-1]]
-        gcls, gkey, grefl = cls[heads].tolist(), key[heads].tolist(), refl[heads].tolist()
+        gcls, gkey = cls[heads].tolist(), key[heads].tolist()
+        # a group with responses from reflection ports (victim roles) is a reflection group, whichever
+        # of its rows comes first in this batch (the answers may be redirected: see below)
+        grefl = np.logical_or.reduceat(refl[order], bounds[:-1]).tolist() if len(order) else []
         groups = list(range(len(heads)))
         # reflection groups last, so the attacker of a running incident is known
         groups.sort(key=lambda g: (grefl[g] and self.rules[gcls[g]].role == "victim", int(heads[g])))
         self._gpos = {(c, k): (bounds[g], bounds[g + 1]) for g, (c, k) in enumerate(zip(gcls, gkey))}
         # groups not processed yet that a pending track of the same pair may need first (_pull)
         self._todo = {(gcls[g], gkey[g]): g for g in groups if not (grefl[g] and self.rules[gcls[g]].role == "victim")}
+        breaks = bounds
         for g in groups:
             c, k = gcls[g], gkey[g]
+            g0, g1 = bounds[g], bounds[g + 1]
             if not (grefl[g] and self.rules[c].role == "victim") and self._todo.pop((c, k), None) is None:
                 continue   # processed already (see _pull)
             k = self._group_key(c, k)
             if grefl[g] and self.rules[c].role == "victim" and not (
-                    len(forged) and np.isin(order[bounds[g]:bounds[g + 1]], forged).any()):
+                    len(forged) and np.isin(order[g0:g1], forged).any()):
                 host = self._attacker_incident(c, k)
                 if host is not None:  # the answers to a running flood's requests (DNS water torture)
-                    k = host
-                    rows = order[bounds[g]:bounds[g + 1]]
+                    # only the responses from reflection ports join the attacker's incident; the key's
+                    # other rows (e.g. its ICMP errors about those answers) stay its own, as they would
+                    # in batches of any size: the group is split, each part in stream order
+                    rows = order[g0:g1]
+                    r = refl[rows]
+                    mid = g0
+                    if not r.all():
+                        order = order.copy()
+                        order[g0:g1] = np.concatenate([rows[~r], rows[r]])
+                        mid = g0 + int(np.count_nonzero(~r))
+                        breaks = sorted(breaks + [mid])
+                        self._gpos[(c, k)] = (g0, mid)
+                        rows = rows[r]
                     cols["peer"][rows] = cols["dst"][rows]
                     cols["fwd"][rows] = True
                     cols["refl"][rows] = False
-                    sb = _Sorted(self, cols, order, bounds)
-            self._group(c, k, bounds[g], bounds[g + 1], sb)
+                    sb = _Sorted(self, cols, order, breaks)
+                    if mid > g0:
+                        self._group(c, k, g0, mid, sb)
+                    g0, k = mid, host
+            self._group(c, k, g0, g1, sb)
         self._todo = {}
 
     def _pull(self, tr: Track, keys, before: int, sb: "_Sorted") -> bool:
