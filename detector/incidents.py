@@ -1036,8 +1036,8 @@ class IncidentEngine:
                 if (not opened or tr.state == "active") and any(p == host for p, _ in tr.top_peer_counts(top)):
                     return k
                 continue
-            if opened and not (tr.state == "active" and tr.open_frame <= at[0]):
-                continue
+            if (opened and not (tr.state == "active" and tr.open_frame <= at[0])) or host not in tr.peers:
+                continue    # (not one of its peers now: none of its top peers then)
             peers = self._peers_at(tr, *at)
             if peers is not None and any(p == host for p, _ in peers(top)):
                 return k
@@ -1060,8 +1060,12 @@ class IncidentEngine:
             return None
         if not later:
             return tr.top_peer_counts
+        later = np.concatenate(later)
+        heads = _run_heads(later).nonzero()[0]     # (a flood's rows share their peer: counted per run)
+        runs = np.diff(np.append(heads, len(later))).tolist()
         counts = tr.peers.copy()
-        counts.subtract(np.concatenate(later).tolist())
+        for p, n in zip(later[heads].tolist(), runs):
+            counts[p] -= n
         counts = Counter({p: n for p, n in counts.items() if n > 0})
         return lambda n: _most_common(counts, n)
 
