@@ -822,7 +822,6 @@ _ICMP_TYPES = (("echo_request", (8,), (128,)), ("echo_reply", (0,), (129,)), ("u
                ("neighbor", (), (135, 136)))
 _DNS_QTYPES = (("a", 1), ("aaaa", 28), ("txt", 16), ("null", 10), ("cname", 5), ("mx", 15), ("any", 255))
 _INITIAL_TTLS = np.array([32, 64, 128, 255])
-HOPS_CAP = 3  # ip_hops: every host 3 or more routers away looks the same (PacketBlock)
 
 
 _EXP_MIN_SIZE = 256  # smaller arrays: np.exp directly (two more C calls would cost more than they save)
@@ -941,12 +940,7 @@ class PacketBlock(FeatureBlock):
         put("payload_frac", np.clip(payload / np.maximum(flen, 1), 0, 1))
         ttl = b["ip_ttl"]
         init = _INITIAL_TTLS[np.minimum(np.searchsorted(_INITIAL_TTLS, np.maximum(ttl, 0)), 3)]
-        # routers crossed, capped at HOPS_CAP: 0 = same link, 1-2 = a LAN router or two, 3 = beyond. The exact
-        # distance of an Internet host is a constant of that host (of its route), not of what it does: uncapped,
-        # the model learned the hop counts of the few upload servers in training (s9clip: /8 called a benign
-        # camera's clip uploads to a 15-hop cloud exfiltration and a 13-hop exfiltration normal)
-        hops = np.minimum(np.maximum(init - ttl, 0), HOPS_CAP)
-        put("ip_hops", np.where(ttl >= 0, np.log1p(hops) / 3.5, 0))
+        put("ip_hops", np.where(ttl >= 0, np.log1p(np.maximum(init - ttl, 0)) / 3.5, 0))
         ipf = b["ip_flags"]
         put("ip_df", _flag(ipf, 0x40))
         put("ip_mf", _flag(ipf, 0x20))

@@ -750,28 +750,3 @@ def test_failed_logins_count_for_the_guessed_service_not_the_clients_other_traff
     assert X[ftp & late, COL["cs_authfail_per_conn"]].min() > 0.8
     assert X[ftp & late, COL["cs_conns_60s"]].min() > X[is_http, COL["cs_conns_60s"]].max()
     assert X[is_other, COL["cs_authfail_30s"]].max() == 0 and X[is_other, COL["cs_conns_60s"]].max() < 0.2
-
-
-def _upload(ttl_server: int) -> PacketBatch:
-    """A camera's TLS upload to a cloud server whose answers arrive with ``ttl_server``."""
-    recs, t = [], 1000.0
-    for k in range(60):
-        recs.append(dict(_tcp(len(recs), t, "192.168.1.20", "198.51.100.60", 50123, 443, size=1514, flags=0x18),
-                         ip_ttl=64))
-        t += 0.004
-        if k % 2:
-            recs.append(dict(_tcp(len(recs), t, "198.51.100.60", "192.168.1.20", 443, 50123), ip_ttl=ttl_server))
-            t += 0.004
-    return PacketBatch.from_records(recs)
-
-
-def test_how_far_away_an_internet_host_is_does_not_change_its_rows():
-    """Hop counts are capped (HOPS_CAP): an upload server 15 routers away and one 20 away give the same rows
-    (the exact distance is a constant of the server's route, which the model memorised per server), while
-    the same link, one router and beyond stay apart."""
-    from iotwatch.detector.features import HOPS_CAP
-
-    near, far = (new_extractor().transform(_upload(64 - h)) for h in (15, 20))
-    np.testing.assert_array_equal(near, far)
-    hops = {h: new_extractor().transform(_upload(64 - h))[:, COL["ip_hops"]].max() for h in (0, 1, HOPS_CAP, 30)}
-    assert hops[0] == 0 < hops[1] < hops[HOPS_CAP] == hops[30]
