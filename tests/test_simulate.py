@@ -454,3 +454,41 @@ def test_uploads_scenario_adds_exfiltration_shaped_uploads_labelled_normal(tmp_p
     for act in new:
         assert set(seen["uploads"][act]) == {"normal"} and seen["uploads"][act]["normal"] >= 20, (act, seen["uploads"][act])
         assert act not in seen["varied"]
+
+
+def _camera_roles(pcap: Path) -> dict[bytes, Counter]:
+    """IPv4 address of every camera (the LAN end of its vendor-cloud session: the router's MAC forwards
+    many addresses, a camera's MAC one) -> activities of the frames it is on."""
+    acts: dict[bytes, Counter] = defaultdict(Counter)
+    frames, ips_of_mac = [], defaultdict(set)
+    for _, f, c in read_packets(pcap):
+        if len(f) >= 34 and f[12:14] == b"\x08\x00":
+            frames.append((f[6:12], f[26:30], f[30:34], comment_fields(c)["activity"]))
+            ips_of_mac[f[6:12]].add(f[26:30])
+    cams = {s for mac, s, _, a in frames if a == "camera-cloud" and len(ips_of_mac[mac]) == 1}
+    for _, s, d, a in frames:
+        for h in (s, d):
+            if h in cams:
+                acts[h][a] += 1
+    return acts
+
+
+def test_varied_homes_have_cloud_only_cameras_that_only_talk_to_their_cloud(tmp_path):
+    """Profile.cloud_cameras (scenario varied): some cameras are cloud-only (Ring/Blink/Arlo style): their
+    vendor cloud and clip uploads but no local RTSP stream and no hub polls, so "an idle host that uploads"
+    is not only the exfiltration of a training home; the classic scenario keeps every camera local."""
+    from iotwatch.captures.sim.home import VARIED_PROFILE, Profile
+
+    assert Profile().cloud_cameras == 0 and VARIED_PROFILE.cloud_cameras > 0
+    cloud_only = local = 0
+    for seed in (3, 4, 5, 6):
+        res = S.simulate(tmp_path / f"v{seed}", seed=seed, duration_us=90 * S.SECOND, devices=14, scenario="varied")
+        for acts in _camera_roles(res.pcap).values():
+            if acts["camera-cloud"] and not (acts["rtsp-rtp"] or acts["hub-poll"] or acts["hub-ping"]):
+                cloud_only += 1
+            elif acts["rtsp-rtp"] or acts["hub-poll"]:
+                local += 1
+    assert cloud_only >= 1 and local >= 1, (cloud_only, local)
+    res = S.simulate(tmp_path / "home", seed=3, duration_us=90 * S.SECOND, devices=14, scenario="busy")
+    roles = _camera_roles(res.pcap)
+    assert roles and all(a["rtsp-rtp"] or a["hub-poll"] or a["hub-ping"] for a in roles.values())
