@@ -473,22 +473,23 @@ def _camera_roles(pcap: Path) -> dict[bytes, Counter]:
     return acts
 
 
-def test_varied_homes_have_cloud_only_cameras_that_only_talk_to_their_cloud(tmp_path):
-    """Profile.cloud_cameras (scenario varied): some cameras are cloud-only (Ring/Blink/Arlo style): their
-    vendor cloud and clip uploads but no local RTSP stream and no hub polls, so "an idle host that uploads"
-    is not only the exfiltration of a training home; the classic scenario keeps every camera local."""
-    from iotwatch.captures.sim.home import VARIED_PROFILE, Profile
+def test_uploads_scenario_has_cloud_only_cameras_that_only_talk_to_their_cloud(tmp_path):
+    """Profile.cloud_cameras (scenario uploads, opt-in): some cameras are cloud-only (Ring/Blink/Arlo style):
+    their vendor cloud and clip uploads but no local RTSP stream and no hub pings or polls; in the other
+    scenarios every camera streams to the hub/NVR or answers its polls."""
+    from iotwatch.captures.sim.home import UPLOADS_PROFILE, VARIED_PROFILE, Profile
 
-    assert Profile().cloud_cameras == 0 and VARIED_PROFILE.cloud_cameras > 0
-    cloud_only = local = 0
-    for seed in (3, 4, 5, 6):
-        res = S.simulate(tmp_path / f"v{seed}", seed=seed, duration_us=90 * S.SECOND, devices=14, scenario="varied")
-        for acts in _camera_roles(res.pcap).values():
-            if acts["camera-cloud"] and not (acts["rtsp-rtp"] or acts["hub-poll"] or acts["hub-ping"]):
-                cloud_only += 1
-            elif acts["rtsp-rtp"] or acts["hub-poll"]:
-                local += 1
-    assert cloud_only >= 1 and local >= 1, (cloud_only, local)
-    res = S.simulate(tmp_path / "home", seed=3, duration_us=90 * S.SECOND, devices=14, scenario="busy")
-    roles = _camera_roles(res.pcap)
-    assert roles and all(a["rtsp-rtp"] or a["hub-poll"] or a["hub-ping"] for a in roles.values())
+    assert Profile().cloud_cameras == VARIED_PROFILE.cloud_cameras == 0 < UPLOADS_PROFILE.cloud_cameras
+    idle: dict[str, int] = {}
+    for scenario in ("uploads", "varied"):
+        idle[scenario] = local = 0
+        for seed in (3, 4, 5, 6):
+            res = S.simulate(tmp_path / f"{scenario}{seed}", seed=seed, duration_us=90 * S.SECOND, devices=14,
+                             scenario=scenario)
+            for acts in _camera_roles(res.pcap).values():
+                if acts["rtsp-rtp"] or acts["hub-poll"] or acts["hub-ping"]:
+                    local += 1
+                else:
+                    idle[scenario] += 1
+        assert local >= 1, scenario
+    assert idle["uploads"] >= 1 and idle["varied"] == 0, idle

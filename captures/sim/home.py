@@ -66,7 +66,7 @@ VARIED_PROFILE = Profile(camera_kbps=(50, 1500), camera_fps=(4, 25), continuous_
                          stream_seconds=(10, 30, 90), clip_kb=(100, 4000), firmware_kb=(500, 6000),
                          flood_rate=(100, 8000), flood_seconds=(2, 8), scan_ports=(100, 1000, 3000),
                          upload_mb=(0.5, 10), backup_mb=(0.5, 8), tunnel_seconds=(20, 180), tunnel_rate=(0.5, 40),
-                         episodes_per_10min=6.0, min_episodes=2, varied=True, cloud_cameras=0.4)
+                         episodes_per_10min=6.0, min_episodes=2, varied=True)
 
 EXFIL_NAMES = ("transfer.example-share.com", "api.example-paste.net", "upload.example-files.io",
                "s3.example-bucket.com", "cdn-sync.example-c2.net", "drive.example-storage.org")
@@ -75,7 +75,7 @@ EXFIL_NAMES = ("transfer.example-share.com", "api.example-paste.net", "upload.ex
 # wake_uploads, doh_browsing), clips and backups as large as the exfiltration uploads, and half the upload
 # exfiltrations to a name looked up first
 UPLOADS_PROFILE = replace(VARIED_PROFILE, clip_kb=(100, 12000), backup_mb=(0.3, 20), upload_lookalikes=True,
-                          exfil_lookups=True)
+                          exfil_lookups=True, cloud_cameras=0.4)
 
 CORE_KINDS = ("hub", "camera", "sensor", "plug", "speaker", "laptop", "phone", "coap")
 EXTRA_KINDS = ("sensor", "sensor", "plug", "plug", "camera", "speaker", "phone", "laptop", "thermostat", "bridge",
