@@ -210,6 +210,7 @@ class Track:
         self.under: Track | None = None  # pending: the incident that held it back
         self.under_label = ""
         self.bno, self.pk0, self.lt0 = -1, 0, -np.inf   # batch number, packets and last time before it
+        self.log: list = []             # its rows of this batch applied so far: (frames, times, peers) slices
         self.unsnapped: list = []       # its events whose snapshot is not made yet (see IncidentEvent)
         self.uploads: dict = {}         # UploadInfo -> [bytes sent, connections, last time] of its rows (Uploads)
 
@@ -588,6 +589,7 @@ class IncidentEngine:
         self._bno = 0                       # batches seen (see Track.bno)
         self._ended_now: list = []          # incidents ended in this batch
         self._gpos: dict = {}               # (class, key) -> its rows' positions in this batch's _Sorted
+        self._logged: list = []             # tracks with rows applied in this batch (Track.log; see _peers_at)
         self._todo: dict = {}               # (class, key) -> group of this batch not processed yet
         self._uploads = Uploads(self._exfil_index, self) if self._exfil_index >= 0 else None
 
@@ -649,6 +651,9 @@ class IncidentEngine:
                 for a, h, e in zip(ip, hw, es):
                     if a not in owner:
                         self._learn(a, h or e)
+        for tr in self._logged:     # (views of this batch's arrays: not kept past it)
+            tr.log = []
+        self._logged = []
         self.now = float(t[-1])
         self._hear(p, t)
         self._learn_names(p)
@@ -843,29 +848,48 @@ class IncidentEngine:
                     dhcp=udp & (sp == 68) & (dp == 67), ra=icmp6 & (icmp == 134))
         sb = _Sorted(self, cols, order, bounds)
         heads = order[bounds[:-1]]
-        gcls, gkey, grefl = cls[heads].tolist(), key[heads].tolist(), refl[heads].tolist()
+        gcls, gkey = cls[heads].tolist(), key[heads].tolist()
+        # a group of a victim-role class with responses from reflection ports is a reflection group,
+        # whichever of its rows comes first in this batch (the answers may be redirected: see below)
+        grefl = np.logical_or.reduceat((refl & victim)[order], bounds[:-1]).tolist() if len(order) else []
         groups = list(range(len(heads)))
         # reflection groups last, so the attacker of a running incident is known
-        groups.sort(key=lambda g: (grefl[g] and self.rules[gcls[g]].role == "victim", int(heads[g])))
+        groups.sort(key=lambda g: (grefl[g], int(heads[g])))
         self._gpos = {(c, k): (bounds[g], bounds[g + 1]) for g, (c, k) in enumerate(zip(gcls, gkey))}
         # groups not processed yet that a pending track of the same pair may need first (_pull)
-        self._todo = {(gcls[g], gkey[g]): g for g in groups if not (grefl[g] and self.rules[gcls[g]].role == "victim")}
+        self._todo = {(gcls[g], gkey[g]): g for g in groups if not grefl[g]}
+        breaks = bounds
         for g in groups:
             c, k = gcls[g], gkey[g]
-            if not (grefl[g] and self.rules[c].role == "victim") and self._todo.pop((c, k), None) is None:
+            g0, g1 = bounds[g], bounds[g + 1]
+            if not grefl[g] and self._todo.pop((c, k), None) is None:
                 continue   # processed already (see _pull)
-            k = self._group_key(c, k)
-            if grefl[g] and self.rules[c].role == "victim" and not (
-                    len(forged) and np.isin(order[bounds[g]:bounds[g + 1]], forged).any()):
-                host = self._attacker_incident(c, k)
+            k = self._group_key(c, k, sb, g0)
+            rows = order[g0:g1]
+            if grefl[g] and not (len(forged) and np.isin(rows, forged).any()):
+                r = refl[rows]
+                first = g0 + int(r.argmax())    # (as of its first answer)
+                host = self._attacker_incident(c, k, at=(int(sb.frame[first]), float(sb.t[first])))
                 if host is not None:  # the answers to a running flood's requests (DNS water torture)
-                    k = host
-                    rows = order[bounds[g]:bounds[g + 1]]
+                    # only the responses from reflection ports join the attacker's incident; the key's
+                    # other rows (e.g. its ICMP errors about those answers) stay its own, as they would
+                    # in batches of any size: the group is split, each part in stream order
+                    mid = g0
+                    if not r.all():
+                        order = order.copy()
+                        order[g0:g1] = np.concatenate([rows[~r], rows[r]])
+                        mid = g0 + int(np.count_nonzero(~r))
+                        breaks = sorted(breaks + [mid])
+                        self._gpos[(c, k)] = (g0, mid)
+                        rows = rows[r]
                     cols["peer"][rows] = cols["dst"][rows]
                     cols["fwd"][rows] = True
                     cols["refl"][rows] = False
-                    sb = _Sorted(self, cols, order, bounds)
-            self._group(c, k, bounds[g], bounds[g + 1], sb)
+                    sb = _Sorted(self, cols, order, breaks)
+                    if mid > g0:
+                        self._group(c, k, g0, mid, sb)
+                    g0, k = mid, host
+            self._group(c, k, g0, g1, sb)
         self._todo = {}
 
     def _pull(self, tr: Track, keys, before: int, sb: "_Sorted") -> bool:
@@ -881,7 +905,7 @@ class IncidentEngine:
             if self._todo.pop((cc, k), None) is None:
                 continue    # processed meanwhile (a pull of its own)
             g0, g1 = self._gpos[(cc, k)]
-            self._group(cc, self._group_key(cc, k), g0, g1, sb)
+            self._group(cc, self._group_key(cc, k, sb, g0), g0, g1, sb)
         sb.carry, sb.carry_until = carry
         return bool(pull)
 
@@ -992,25 +1016,61 @@ class IncidentEngine:
             named.pop(next(iter(named)))
         self._answers = None
 
-    def _attacker_incident(self, c: int, host: str, top: int = 1, tracks=None, opened: bool = False):
+    def _attacker_incident(self, c: int, host: str, top: int = 1, tracks=None, opened: bool = False,
+                           at: tuple | None = None):
         """The key of a running incident of class ``c`` with ``host`` among its ``top`` peers (a
         pending track too unless ``opened``). With ``tracks`` (an iterable of Tracks): every such
-        track of it instead, as an iterator."""
+        track of it instead, as an iterator. Otherwise ``at`` (frame, time of a packet of this batch): as
+        the incidents were at that packet -- running then (begun before it, no quiet gap since), open
+        then, their peers counted up to it -- not as this batch's later rows made them (the
+        incidents' groups of this batch are processed first), so the answer is the same for any
+        batch size."""
         if tracks is not None:
             return (tr for tr in tracks if tr.cls == c and tr.key != host
                     and any(p == host for p, _ in tr.top_peer_counts(top)))
         for (cc, k), tr in self.tracks.items():
-            if cc == c and k != host and (not opened or tr.state == "active") \
-                    and any(p == host for p, _ in tr.top_peer_counts(top)):
+            if cc != c or k == host:
+                continue
+            if (opened and not (tr.state == "active" and tr.open_frame <= at[0])) or host not in tr.peers:
+                continue    # (not one of its peers now: none of its top peers then)
+            peers = self._peers_at(tr, *at)
+            if peers is not None and any(p == host for p, _ in peers(top)):
                 return k
         return None
 
-    def _group_key(self, c: int, k: str) -> str:
-        """The key of this batch's group ``(c, k)``: for exfiltration rows of a host without a track
-        of its own, a resolver forwarding a running tunnel's queries, the tunnel incident's key
-        (an open incident: a pending client's flagged lookups do not take the resolver's rows)."""
+    def _peers_at(self, tr: Track, frame: int, t: float):
+        """``tr.top_peer_counts`` as of the packet ``frame`` (time ``t``) of this batch, or None when
+        the track was not running then (none of its packets yet, or more than its quiet period since
+        its last one)."""
+        if tr.bno != self._bno or not tr.log:        # no rows in this batch: as it is
+            return tr.top_peer_counts if t - tr.last_time <= tr.quiet and tr.packets else None
+        last, later = tr.lt0, []
+        for fr, tt, pp in tr.log:
+            k = int(fr.searchsorted(frame, side="right"))
+            if k:
+                last = max(last, float(tt[k - 1]))
+            if k < len(fr):
+                later.append(pp[k:])
+        if not (t - last <= tr.quiet):               # (-inf: no packet before it)
+            return None
+        if not later:
+            return tr.top_peer_counts
+        later = np.concatenate(later)
+        heads = _run_heads(later).nonzero()[0]     # (a flood's rows share their peer: counted per run)
+        runs = np.diff(np.append(heads, len(later))).tolist()
+        counts = tr.peers.copy()
+        for p, n in zip(later[heads].tolist(), runs):
+            counts[p] -= n
+        counts = Counter({p: n for p, n in counts.items() if n > 0})
+        return lambda n: _most_common(counts, n)
+
+    def _group_key(self, c: int, k: str, sb: "_Sorted", g0: int) -> str:
+        """The key of this batch's group ``(c, k)`` (its first row at position ``g0`` of ``sb``): for
+        exfiltration rows of a host without a track of its own, a resolver forwarding a running
+        tunnel's queries, the tunnel incident's key (an open incident: a pending client's flagged
+        lookups do not take the resolver's rows), as the incidents were at the group's first row."""
         if c == self._exfil_index and (c, k) not in self.tracks:
-            return self._attacker_incident(c, k, 3, opened=True) or k
+            return self._attacker_incident(c, k, 3, opened=True, at=(int(sb.frame[g0]), float(sb.t[g0]))) or k
         return k
 
     def _spoof_keys(self, m, key, peer, fwd, claimed, is_arp, eth_src, eth_dst, src, dst, p, idx) -> None:
@@ -1360,6 +1420,9 @@ class IncidentEngine:
         self.assigned.append((sb.frame[a:b], tr))
         if tr.bno != self._bno:
             tr.bno, tr.pk0, tr.lt0 = self._bno, tr.packets, (tr.last_time if tr.packets else -np.inf)
+            tr.log = []     # (emptied at the end of every batch too; this keeps a batch that raised from leaking)
+            self._logged.append(tr)
+        tr.log.append((sb.frame[a:b], sb.t[a:b], sb.peer_arr[a:b]))
         t0, t1, f0, f1 = float(sb.t[a]), float(sb.t[b - 1]), int(sb.frame[a]), int(sb.frame[b - 1])
         if tr.packets == 0:
             tr.first_time, tr.first_frame = t0, f0
