@@ -101,7 +101,8 @@ def _meta(snap: dict, ev: IncidentEvent, model: str) -> dict[str, list[str]]:
         m["victims"] = list(snap["victims"])
     if snap.get("services"):
         m["services"] = list(snap["services"])
-    for k in ("attacker_mac", "claimed_ips", "source_macs", "reflectors", "attackers"):
+    for k in ("attacker_mac", "claimed_ips", "source_macs", "reflectors", "attackers",
+              "raised_by", "correlated_with"):   # (raised_by/correlated_with: an upload after an attack)
         v = snap.get(k)
         if v:
             m[k] = [str(x) for x in (v if isinstance(v, list) else [v])]

@@ -56,6 +56,7 @@ from typing import Sequence
 import numpy as np
 
 from .community_id import community_id
+from .features import address_class
 
 WINDOW = 60.0      # s of packet time: the opening packets must fall within this window
 QUIET = 60.0       # s without an anomalous packet of the key: the incident ends
@@ -76,6 +77,14 @@ OVERLAP = 5.0      # s: a pending track whose pair's running incident of another
 RELAY_RATIO = 2    # a resolver's flagged packets up to this many times a DNS tunnel's it relays stay with the tunnel
 UPDATE_EVERY = 10  # an ``updated`` event each time the packet count grows by this factor
 MAX_VICTIMS = 10   # victims named by an attacker's incident (its peers with the most packets)
+# Upload after an attack (``Uploads``): a correlation over packets the model calls normal
+BULK_BYTES = 1_000_000     # B of data segments between a host and an external peer that are one bulk exchange
+                           # (a file, not a request or a form: the lab's smallest HTTPS POST is 4 MB)
+SEGMENT_MIN = 512          # B: a TCP segment this large carries data (ACKs, handshakes and most requests are smaller)
+UPLOAD_RATIO = 4           # an upload: the host sent at least this many times the data segments' bytes it received
+LOOKBACK = 1800.0          # s: a host is an attacker for the rule while one of its incidents had a packet this recently
+MAX_CONTACTS = 65_536      # (host, external peer) pairs whose first SYN is remembered (least recently used dropped)
+MAX_PAIRS = 4096           # uploads after an attack running at once (the oldest dropped)
 
 SERVICE_PORTS = frozenset({1883, 8883, 5683, 5684, 8080, 8443, 8000, 8008, 8009, 8081, 8888, 2323, 8554, 3306,
                            5432, 6379, 27017, 5353, 1900, 49152, 62078, 9999, 8123, 37777, 5555, 7547, 8291,
@@ -135,7 +144,7 @@ KINDS: dict[str, tuple[str, ...]] = {
             "connection-exhaustion", "dns-flood", "spoofed-udp-flood", "dhcp-starvation"),
     "bruteforce": ("login-guessing", "ssh", "telnet", "ftp", "http", "mqtt"),
     "spoofing": ("spoofing", "arp-poisoning", "dns-forgery", "rogue-router-advertisement"),
-    "exfiltration": ("exfiltration", "dns-tunnel", "icmp-tunnel", "bulk-upload"),
+    "exfiltration": ("exfiltration", "dns-tunnel", "icmp-tunnel", "bulk-upload", "upload-after-attack"),
 }
 
 # evidence counters (index into Track.n)
@@ -201,7 +210,9 @@ class Track:
         self.under: Track | None = None  # pending: the incident that held it back
         self.under_label = ""
         self.bno, self.pk0, self.lt0 = -1, 0, -np.inf   # batch number, packets and last time before it
+        self.log: list = []             # its rows of this batch applied so far: (frames, times, peers) slices
         self.unsnapped: list = []       # its events whose snapshot is not made yet (see IncidentEvent)
+        self.uploads: dict = {}         # UploadInfo -> [bytes sent, connections, last time] of its rows (Uploads)
 
     def freeze(self) -> None:
         """Make the snapshots of its events waiting for one (before the track changes: ``_apply``,
@@ -331,12 +342,20 @@ class Track:
                 return "dns-forgery"
             return "spoofing"
         if c == "exfiltration":
+            if self.correlated:
+                return "upload-after-attack"
             if n[C_DNS_Q] + n[C_DNS_R] > pk / 2:
                 return "dns-tunnel"
             if n[C_ICMP_REQ] + n[C_ICMP_BACK] > pk / 2:
                 return "icmp-tunnel"
             return "bulk-upload"
         return KINDS.get(c, ("generic",))[0]
+
+    @property
+    def correlated(self) -> bool:
+        """Opened by the upload-after-attack correlation (its exfiltration rows came from Uploads), not
+        by the model."""
+        return self.by_behaviour and bool(self.uploads)
 
     @property
     def duration(self) -> float:
@@ -346,11 +365,34 @@ class Track:
         """One sentence with numbers, from the behaviour counted for this incident (and with
         ``secondary`` the packets held back as part of it: ``minor``)."""
         text = self._evidence()
+        if self.uploads:
+            up = self._upload_evidence()
+            text = up if self.correlated else f"{text}; then {up}"
         if secondary and self.minor:
             text += "; with " + ", ".join(f"{n:,} packets " + (c if c.startswith("relayed") else
                                                                  f"the model called {c}")
                                           for c, n in self.secondary().items())
         return text
+
+    def _upload_evidence(self) -> str:
+        """The uploads after an attack among its rows (``Uploads``), in words and numbers."""
+        out = []
+        for info, (sent, conns, last) in self.uploads.items():
+            total, nc = info.sent + sent, info.conns + conns
+            incs = info.incidents
+            names = ", ".join(f"#{x.id} ({x.cls_name})" for x in incs[:5]) + \
+                (f" and {len(incs) - 5} more" if len(incs) > 5 else "")
+            over = f" over {nc:,} connection{'s' if nc != 1 else ''}" if nc > 0 else ""   # (SYNs the model did not flag)
+            out.append(f"{_size(total)} sent from {info.host} to {info.peer}:{info.port} in "
+                       f"{max(0.0, last - info.since):,.1f} s{over}, "
+                       f"a peer it first contacted after its attack began; {info.host} is the attacker of "
+                       f"incident{'s' if len(incs) != 1 else ''} {names} (correlation: the model called "
+                       f"these packets normal)")
+        return "; ".join(out)
+
+    def correlated_with(self) -> list[int]:
+        """Ids of the incidents that made its uploads exfiltration (``Uploads``), in order."""
+        return sorted({x.id for info in self.uploads for x in info.incidents})
 
     def secondary(self) -> dict:
         """Label -> packets held back as part of this incident (``minor``, summed per label)."""
@@ -464,6 +506,9 @@ class Track:
             d["claimed_ips"] = [ip for ip, _ in self.claimed.most_common(5)]
         if secondary and self.minor:
             d["secondary"] = self.secondary()
+        if self.uploads:
+            d["raised_by"] = "correlation" if self.correlated else "model"
+            d["correlated_with"] = self.correlated_with()
         if self.end_reason:
             d["end_reason"] = self.end_reason
         return d
@@ -544,7 +589,9 @@ class IncidentEngine:
         self._bno = 0                       # batches seen (see Track.bno)
         self._ended_now: list = []          # incidents ended in this batch
         self._gpos: dict = {}               # (class, key) -> its rows' positions in this batch's _Sorted
+        self._logged: list = []             # tracks with rows applied in this batch (Track.log; see _peers_at)
         self._todo: dict = {}               # (class, key) -> group of this batch not processed yet
+        self._uploads = Uploads(self._exfil_index, self) if self._exfil_index >= 0 else None
 
     # --- public ------------------------------------------------------------------------------------
     @property
@@ -564,10 +611,20 @@ class IncidentEngine:
         t = np.asarray(p["time_epoch"], dtype=np.float64)
         t = np.where(np.isfinite(t), t, -np.inf)
         t = np.maximum.accumulate(np.concatenate([[self.now], t]))[1:]
-        self._bno += 1
-        self._ended_now = []
         if not np.isfinite(t[0]):
             t = np.where(np.isfinite(t), t, 0.0)
+        plan = None
+        if self._uploads is not None:
+            split, plan = self._uploads.plan(p, t, cb.anomaly)
+            if split:   # a decision that needs the incidents opened before its row: those rows first
+                self._answers = None    # (plan read the whole batch's DNS answers: each slice reads its own)
+                events = self.update(cb.slice(0, split))
+                assigned = self.assigned
+                events += self.update(cb.slice(split, n))
+                self.assigned = assigned + self.assigned
+                return events
+        self._bno += 1
+        self._ended_now = []
         frames = np.asarray(p["frame_number"])
         self._t, self._frames = t, frames
         self.assigned = []   # (frame numbers, Track) of this batch's anomalous rows (--write-flagged)
@@ -576,6 +633,8 @@ class IncidentEngine:
             if len(ra):
                 self._ra_owner = str(p["eth_src"][ra[0]])
         beh = self.behaviour.run(p, t, cb.predicted, cb.anomaly)
+        if plan is not None:
+            self._uploads.commit(plan, p, beh)
         over = beh.cls >= 0
         idx = (cb.anomaly | over).nonzero()[0]
         cls_all = np.where(over, beh.cls, cb.predicted)
@@ -592,6 +651,9 @@ class IncidentEngine:
                 for a, h, e in zip(ip, hw, es):
                     if a not in owner:
                         self._learn(a, h or e)
+        for tr in self._logged:     # (views of this batch's arrays: not kept past it)
+            tr.log = []
+        self._logged = []
         self.now = float(t[-1])
         self._hear(p, t)
         self._learn_names(p)
@@ -765,7 +827,15 @@ class IncidentEngine:
             ex = (cls == self._exfil_index).nonzero()[0]
             if len(ex):
                 unnamed[ex] = self._unnamed(p, idx[ex], peer[ex])
-        cols = dict(unnamed=unnamed, t=t, frame=p["frame_number"][idx], flen=p["frame_len"][idx], conf=cb.confidence[idx],
+        conf = cb.confidence[idx]
+        upload = None
+        if beh.upload is not None:
+            upload = beh.upload[idx]
+            m = (upload != None).nonzero()[0]   # noqa: E711 (elementwise)
+            if len(m) and cb.proba is not None and self._exfil_index < cb.proba.shape[1]:
+                conf = conf.copy()     # the model's own probability of the class, not of "normal"
+                conf[m] = cb.proba[idx[m], self._exfil_index]
+        cols = dict(unnamed=unnamed, t=t, frame=p["frame_number"][idx], flen=p["frame_len"][idx], conf=conf, upload=upload,
                     peer=peer, server_port=server_port, client_port=client_port, fwd=fwd, syn=syn, ack=ack,
                     rst=rst, tcp=tcp, icmp4=icmp4, icmp6=icmp6, icmp=icmp, is_arp=is_arp, arp_op=arp_op, udp=udp,
                     dns_q=has_dns & ((dns & 0x8000) == 0), dns_r=has_dns & ((dns & 0x8000) != 0),
@@ -778,29 +848,49 @@ class IncidentEngine:
                     dhcp=udp & (sp == 68) & (dp == 67), ra=icmp6 & (icmp == 134))
         sb = _Sorted(self, cols, order, bounds)
         heads = order[bounds[:-1]]
-        gcls, gkey, grefl = cls[heads].tolist(), key[heads].tolist(), refl[heads].tolist()
+        gcls, gkey = cls[heads].tolist(), key[heads].tolist()
+        # a group with responses from reflection ports (victim roles) is a reflection group, whichever
+        # of its rows comes first in this batch (the answers may be redirected: see below)
+        grefl = np.logical_or.reduceat(refl[order], bounds[:-1]).tolist() if len(order) else []
         groups = list(range(len(heads)))
         # reflection groups last, so the attacker of a running incident is known
         groups.sort(key=lambda g: (grefl[g] and self.rules[gcls[g]].role == "victim", int(heads[g])))
         self._gpos = {(c, k): (bounds[g], bounds[g + 1]) for g, (c, k) in enumerate(zip(gcls, gkey))}
         # groups not processed yet that a pending track of the same pair may need first (_pull)
         self._todo = {(gcls[g], gkey[g]): g for g in groups if not (grefl[g] and self.rules[gcls[g]].role == "victim")}
+        breaks = bounds
         for g in groups:
             c, k = gcls[g], gkey[g]
+            g0, g1 = bounds[g], bounds[g + 1]
             if not (grefl[g] and self.rules[c].role == "victim") and self._todo.pop((c, k), None) is None:
                 continue   # processed already (see _pull)
-            k = self._group_key(c, k)
+            k = self._group_key(c, k, sb, g0)
             if grefl[g] and self.rules[c].role == "victim" and not (
-                    len(forged) and np.isin(order[bounds[g]:bounds[g + 1]], forged).any()):
-                host = self._attacker_incident(c, k)
+                    len(forged) and np.isin(order[g0:g1], forged).any()):
+                first = g0 + int(refl[order[g0:g1]].argmax())    # (as of its first answer)
+                host = self._attacker_incident(c, k, at=(int(sb.frame[first]), float(sb.t[first])))
                 if host is not None:  # the answers to a running flood's requests (DNS water torture)
-                    k = host
-                    rows = order[bounds[g]:bounds[g + 1]]
+                    # only the responses from reflection ports join the attacker's incident; the key's
+                    # other rows (e.g. its ICMP errors about those answers) stay its own, as they would
+                    # in batches of any size: the group is split, each part in stream order
+                    rows = order[g0:g1]
+                    r = refl[rows]
+                    mid = g0
+                    if not r.all():
+                        order = order.copy()
+                        order[g0:g1] = np.concatenate([rows[~r], rows[r]])
+                        mid = g0 + int(np.count_nonzero(~r))
+                        breaks = sorted(breaks + [mid])
+                        self._gpos[(c, k)] = (g0, mid)
+                        rows = rows[r]
                     cols["peer"][rows] = cols["dst"][rows]
                     cols["fwd"][rows] = True
                     cols["refl"][rows] = False
-                    sb = _Sorted(self, cols, order, bounds)
-            self._group(c, k, bounds[g], bounds[g + 1], sb)
+                    sb = _Sorted(self, cols, order, breaks)
+                    if mid > g0:
+                        self._group(c, k, g0, mid, sb)
+                    g0, k = mid, host
+            self._group(c, k, g0, g1, sb)
         self._todo = {}
 
     def _pull(self, tr: Track, keys, before: int, sb: "_Sorted") -> bool:
@@ -816,7 +906,7 @@ class IncidentEngine:
             if self._todo.pop((cc, k), None) is None:
                 continue    # processed meanwhile (a pull of its own)
             g0, g1 = self._gpos[(cc, k)]
-            self._group(cc, self._group_key(cc, k), g0, g1, sb)
+            self._group(cc, self._group_key(cc, k, sb, g0), g0, g1, sb)
         sb.carry, sb.carry_until = carry
         return bool(pull)
 
@@ -927,25 +1017,66 @@ class IncidentEngine:
             named.pop(next(iter(named)))
         self._answers = None
 
-    def _attacker_incident(self, c: int, host: str, top: int = 1, tracks=None, opened: bool = False):
+    def _attacker_incident(self, c: int, host: str, top: int = 1, tracks=None, opened: bool = False,
+                           at: tuple | None = None):
         """The key of a running incident of class ``c`` with ``host`` among its ``top`` peers (a
         pending track too unless ``opened``). With ``tracks`` (an iterable of Tracks): every such
-        track of it instead, as an iterator."""
+        track of it instead, as an iterator. With ``at`` (frame, time of a packet of this batch): as
+        the incidents were at that packet -- running then (begun before it, no quiet gap since), open
+        then, their peers counted up to it -- not as this batch's later rows made them (the
+        incidents' groups of this batch are processed first), so the answer is the same for any
+        batch size."""
         if tracks is not None:
             return (tr for tr in tracks if tr.cls == c and tr.key != host
                     and any(p == host for p, _ in tr.top_peer_counts(top)))
         for (cc, k), tr in self.tracks.items():
-            if cc == c and k != host and (not opened or tr.state == "active") \
-                    and any(p == host for p, _ in tr.top_peer_counts(top)):
+            if cc != c or k == host:
+                continue
+            if at is None:
+                if (not opened or tr.state == "active") and any(p == host for p, _ in tr.top_peer_counts(top)):
+                    return k
+                continue
+            if (opened and not (tr.state == "active" and tr.open_frame <= at[0])) or host not in tr.peers:
+                continue    # (not one of its peers now: none of its top peers then)
+            peers = self._peers_at(tr, *at)
+            if peers is not None and any(p == host for p, _ in peers(top)):
                 return k
         return None
 
-    def _group_key(self, c: int, k: str) -> str:
-        """The key of this batch's group ``(c, k)``: for exfiltration rows of a host without a track
-        of its own, a resolver forwarding a running tunnel's queries, the tunnel incident's key
-        (an open incident: a pending client's flagged lookups do not take the resolver's rows)."""
+    def _peers_at(self, tr: Track, frame: int, t: float):
+        """``tr.top_peer_counts`` as of the packet ``frame`` (time ``t``) of this batch, or None when
+        the track was not running then (none of its packets yet, or more than its quiet period since
+        its last one)."""
+        if tr.bno != self._bno or not tr.log:        # no rows in this batch: as it is
+            return tr.top_peer_counts if t - tr.last_time <= tr.quiet and tr.packets else None
+        last, later = tr.lt0, []
+        for fr, tt, pp in tr.log:
+            k = int(fr.searchsorted(frame, side="right"))
+            if k:
+                last = max(last, float(tt[k - 1]))
+            if k < len(fr):
+                later.append(pp[k:])
+        if not (t - last <= tr.quiet):               # (-inf: no packet before it)
+            return None
+        if not later:
+            return tr.top_peer_counts
+        later = np.concatenate(later)
+        heads = _run_heads(later).nonzero()[0]     # (a flood's rows share their peer: counted per run)
+        runs = np.diff(np.append(heads, len(later))).tolist()
+        counts = tr.peers.copy()
+        for p, n in zip(later[heads].tolist(), runs):
+            counts[p] -= n
+        counts = Counter({p: n for p, n in counts.items() if n > 0})
+        return lambda n: _most_common(counts, n)
+
+    def _group_key(self, c: int, k: str, sb: "_Sorted | None" = None, g0: int = 0) -> str:
+        """The key of this batch's group ``(c, k)`` (its first row at position ``g0`` of ``sb``): for
+        exfiltration rows of a host without a track of its own, a resolver forwarding a running
+        tunnel's queries, the tunnel incident's key (an open incident: a pending client's flagged
+        lookups do not take the resolver's rows), as the incidents were at the group's first row."""
         if c == self._exfil_index and (c, k) not in self.tracks:
-            return self._attacker_incident(c, k, 3, opened=True) or k
+            at = (int(sb.frame[g0]), float(sb.t[g0])) if sb is not None else None
+            return self._attacker_incident(c, k, 3, opened=True, at=at) or k
         return k
 
     def _spoof_keys(self, m, key, peer, fwd, claimed, is_arp, eth_src, eth_dst, src, dst, p, idx) -> None:
@@ -1094,6 +1225,8 @@ class IncidentEngine:
                     self._long.add(tr)
                 tr.next_update = tr.packets * UPDATE_EVERY
                 tr.recent = np.empty(0)
+                if self._uploads is not None:
+                    self._uploads.note(tr)
                 self._emit("opened", tr, tr.last_frame, tr.last_time)
             else:
                 need = tr.next_update - tr.packets
@@ -1293,6 +1426,9 @@ class IncidentEngine:
         self.assigned.append((sb.frame[a:b], tr))
         if tr.bno != self._bno:
             tr.bno, tr.pk0, tr.lt0 = self._bno, tr.packets, (tr.last_time if tr.packets else -np.inf)
+            tr.log = []
+            self._logged.append(tr)
+        tr.log.append((sb.frame[a:b], sb.t[a:b], sb.peer_arr[a:b]))
         t0, t1, f0, f1 = float(sb.t[a]), float(sb.t[b - 1]), int(sb.frame[a]), int(sb.frame[b - 1])
         if tr.packets == 0:
             tr.first_time, tr.first_frame = t0, f0
@@ -1343,6 +1479,21 @@ class IncidentEngine:
         if cb_ > ca:
             tr.impersonations += int(cb_ - ca)
             _count(tr.claimed, sb.claims[ca:cb_])
+        if sb.upload is not None:
+            up = sb.upload[a:b]
+            hit = (up != None).nonzero()[0]   # noqa: E711 (elementwise)
+            if len(hit):
+                infos = up[hit].tolist()
+                fb = sb.vb[C_FWD_BYTES - _N_SMALL, a:b][hit].tolist()
+                sy = sb.vs[C_SYN, a:b][hit].tolist()
+                tt = sb.t[a:b][hit].tolist()
+                for info, x, y, z in zip(infos, fb, sy, tt):
+                    e = tr.uploads.get(info)
+                    if e is None:
+                        e = tr.uploads[info] = [0, 0, z]
+                    e[0] += x
+                    e[1] += y
+                    e[2] = max(e[2], z)
         if tr.n[C_SURE] and tr.cls_name == "recon":
             tr.scan_targets = max(tr.scan_targets, int(sb.scan_targets[a:b].max()))
             tr.scan_since = min(tr.scan_since, float(sb.scan_since[a:b].min()))
@@ -1512,6 +1663,7 @@ class _Sorted:
         hc[ra] |= o["eth_src"][ra] != eng._ra_owner
         self.ev = hc                  # impersonation evidence: a claim against an owner, a rogue RA
         self.sure = o["sure"]
+        self.upload = cols["upload"][order] if cols.get("upload") is not None else None
         self.server_port = o["server_port"]
         self.scan_targets, self.scan_since = o["scan_targets"], o["scan_since"]
         # runs of one key within one second (and no quiet gap): each row's position in its run
@@ -2038,6 +2190,7 @@ class Verdicts:
         self.server_port = np.full(n, -1, dtype=np.int64)
         self.scan_targets = np.zeros(n, dtype=np.int64)   # slow scan: distinct failed targets so far
         self.scan_since = np.full(n, np.inf)              # slow scan: time of its first failure
+        self.upload = None                                # upload after an attack: its UploadInfo (object array)
 
     def set(self, rows, cls: int, sure: bool, key, peer, fwd, server_port) -> None:
         if self.key is None:
@@ -2049,3 +2202,339 @@ class Verdicts:
         self.peer[rows] = peer
         self.fwd[rows] = fwd
         self.server_port[rows] = server_port
+
+
+def _is_local(a: str) -> bool:
+    """Not an address on the Internet (``address_class`` is not public: private, CGNAT, loopback,
+    link-local, multicast, broadcast, unspecified, IPv6 ULA/link-local/multicast) -- or not an IP
+    address at all (a MAC address)."""
+    return not isinstance(a, str) or address_class(a) != 3
+
+
+class _AddrCodes(dict):
+    """Address string -> a 63-bit code: a 62-bit hash of it that is the same in every process
+    (unlike ``hash``: two CRC-32s, of the string and of it reversed) with the lowest bit saying
+    whether the address is local (``_is_local``); at most MAX_CONTACTS kept (a code does not change
+    when it starts again)."""
+
+    def __missing__(self, a) -> int:
+        if len(self) >= MAX_CONTACTS:
+            self.clear()
+        b = str(a).encode("utf-8", "surrogatepass")
+        h = (zlib.crc32(b) << 30) ^ zlib.crc32(b[::-1])     # (62 bits: an int64 with the bit below)
+        v = self[a] = (h << 1) | int(_is_local(a))
+        return v
+
+
+class UploadInfo:
+    """What the upload rule saw when it fired for one (host, external peer) pair: the data sent
+    before the row that fired (``sent``: data segments of at least SEGMENT_MIN bytes), since when
+    (``since``: its first counted row), its connections (SYNs) until then and the host's incidents
+    that made it an attacker (``incidents``: Tracks, of any class, whose attack began before that SYN
+    and which had a packet within LOOKBACK of the row)."""
+
+    __slots__ = ("host", "peer", "port", "sent", "since", "conns", "incidents")
+
+    def __init__(self, host, peer, port, sent, since, conns, incidents):
+        self.host, self.peer, self.port = host, peer, port
+        self.sent, self.since, self.conns, self.incidents = sent, since, conns, incidents
+
+
+class Uploads:
+    """**Upload after an attack** (a correlation; the model calls these packets normal): a host the
+    engine has named the attacker of an incident (any class but this rule's own; open, or with a
+    packet within ``LOOKBACK``) that sends a bulk upload to an external address it first contacted
+    after that attack began is exfiltrating -- the compromise-then-exfiltrate pattern, whatever the
+    upload looks like packet by packet (an HTTPS POST of a few MB is what every backup looks like).
+
+    Per (local host, external peer) pair, in stream order, the same for any batch size:
+
+    * **contact**: the time of the host's first SYN to the peer (the engine's memory: the last
+      ``MAX_CONTACTS`` pairs by use); a pair without one (a connection begun before the capture, or
+      forgotten) is never new and is not counted;
+    * **counting**: the bytes of its TCP data segments (``SEGMENT_MIN`` bytes and more, both
+      directions, packets the model does not flag) since its first SYN or its last decision;
+    * **decision**, at the segment that brings the count to ``BULK_BYTES``: an upload (the host sent
+      at least ``UPLOAD_RATIO`` times what it received) by a host that is then the attacker of an
+      incident whose attack began before the pair's first SYN and that had a packet within
+      ``LOOKBACK`` -> from that segment on, the pair's packets (both directions, those the model does
+      not flag) are ``exfiltration`` rows of the host that open its incident at once (``sure``; kind
+      ``upload-after-attack`` unless the host's exfiltration incident is running: they join it).
+      The rows stay the host's until the pair is quiet for QUIET. After any other decision the
+      pair is decided for its burst: counted again after QUIET without a counted segment.
+
+    The decision depends on the incidents opened before its row; the engine splits a batch at such
+    a row (``IncidentEngine.update``) so that it is taken with the same incidents for any batch size.
+    """
+
+    def __init__(self, exfil: int, engine: "IncidentEngine"):
+        self.exfil, self.engine = exfil, engine
+        # (host, external peer) pairs with a first SYN, sorted by key (at most MAX_CONTACTS, the least
+        # recently active dropped): first SYN time, SYNs, and the count since its first SYN or last
+        # decision -- bytes sent and received, since, SYNs before it, last row
+        self.K = np.empty(0, dtype=np.int64)
+        self.FIRST, self.SINCE, self.LAST = np.empty(0), np.empty(0), np.empty(0)
+        self.SYNS, self.S, self.R, self.SYNB = (np.empty(0, dtype=np.int64) for _ in range(4))
+        self.DEC = np.empty(0, dtype=bool)     # decided in its current burst (see plan)
+        self.live: dict = {}         # pair -> [UploadInfo, last time]
+        self.codes = _AddrCodes()    # address -> its code (see _AddrCodes)
+        # each address's code, looked up once per run of equal ones (a connection's segments)
+        self._code = _by_runs(lambda v: np.fromiter(map(self.codes.__getitem__, v.tolist()), dtype=np.int64,
+                                                    count=len(v)))
+        self.registry: dict = {}     # host -> its incidents that name it the attacker (see note())
+
+    # --- incidents that name a host the attacker --------------------------------------------------
+    def note(self, tr: "Track") -> None:
+        """Remember an incident that just opened by its attacker (an IP address; not the rule's own)."""
+        if tr.cls == self.exfil and tr.by_behaviour:
+            return
+        host = tr.attacker
+        if not host or ("." not in host and ":" not in host) or (host.count(":") == 5 and len(host) == 17):
+            return
+        lst = self.registry.pop(host, [])
+        lst.append(tr)
+        self.registry[host] = lst[-16:]
+        while len(self.registry) > MAX_TRACKS:
+            self.registry.pop(next(iter(self.registry)))
+
+    def may_name(self, host: str, row: int, p, anomaly: np.ndarray) -> bool:
+        """Could an incident naming ``host`` its attacker have opened in this batch before ``row``
+        (then the decision there waits for the rows before it: see ``plan``)? Only if the host has
+        incidents already, or is the attacker of a track (its key; a flood's main source), or one of the
+        batch's earlier packets involving it is flagged, a RST or a stealth probe (what a behaviour
+        rule may flag), or it has an upload running."""
+        if host in self.registry or any(x[0].host == host for x in self.live.values()):
+            return True
+        for tr in self.engine.tracks.values():
+            if (tr.key == host) if tr.rule.role == "attacker" else tr.top_peers(1) == [host]:
+                return True
+        fl = p["tcp_flags"][:row]
+        odd = anomaly[:row] | ((p["ip_proto"][:row] == 6) & (fl >= 0) & (((fl & 0x04) != 0) | ((fl & STEALTH_FLAGS) == 0)))
+        r = odd.nonzero()[0]
+        return bool(len(r)) and bool(((p["ip_src"][r] == host) | (p["ip_dst"][r] == host)).any())
+
+    def named(self, peer: str, row: int, p) -> bool:
+        """Did a DNS answer name ``peer`` before ``row`` (the engine's names, or this batch's answers)?
+        A device uploading to its cloud looked the name up; data pushed to a bare address did not."""
+        return peer in self.engine._named or self.engine._batch_answers(p).get(peer, _NEVER) < row
+
+    def implicating(self, host: str, contact: float, t: float) -> tuple:
+        return tuple(x for x in self.registry.get(host, ()) if x.first_time <= contact and x.last_time >= t - LOOKBACK)
+
+    # --- per batch -----------------------------------------------------------------------------------
+    def _pairs(self, src: np.ndarray, dst: np.ndarray) -> tuple:
+        """Per row: its pair key (host first), sent by a local host to an external one (``out``), or
+        the other way (``inn``)."""
+        vs, vd = self._code(src), self._code(dst)
+        ls, ld = (vs & 1) == 1, (vd & 1) == 1
+        out, inn = ls & ~ld, ld & ~ls
+        hs, hd = (vs >> 1).astype(np.uint64), (vd >> 1).astype(np.uint64)
+        pk = (np.where(out, hs * _H1 ^ hd, hd * _H1 ^ hs)).view(np.int64)
+        return pk, out, inn
+
+    def plan(self, p, t: np.ndarray, anomaly: np.ndarray):
+        """Read-only pass over a batch: ``(split, plan)``. ``split`` > 0: the first row (> 0) where a
+        decision needs the incidents opened before it, or a running upload's quiet gap ends it --
+        process the rows before it first. Else ``plan`` for ``commit`` (None: nothing to do)."""
+        proto, fl = p["ip_proto"], p["tcp_flags"]
+        tcp = (proto == 6) & (fl >= 0)
+        clean = tcp & ~anomaly
+        syn = clean & ((fl & 0x12) == 0x02)
+        data = clean & (p["frame_len"] >= SEGMENT_MIN)
+        live = self.live
+        rows = (tcp if live else (syn | data)).nonzero()[0]
+        if not len(rows):
+            return 0, None
+        src, dst = p["ip_src"][rows], p["ip_dst"][rows]
+        pk, out, inn = self._pairs(src, dst)
+        both = out | inn
+        rsyn = syn[rows] & out
+        rdata = data[rows] & both
+        rt = t[rows]
+        lv = np.zeros(len(rows), dtype=bool)
+        ends: list = []            # running uploads that end (quiet) before this batch's rows of theirs
+        verdict: list = []         # (positions in rows, UploadInfo, last time, pair)
+        if live:
+            lk = np.fromiter(live, dtype=np.int64, count=len(live))
+            lv = both & np.isin(pk, lk)
+            for k in _unique(pk[lv]).tolist():
+                pos = (lv & (pk == k)).nonzero()[0]
+                info, last = live[k]
+                gap = (np.diff(np.concatenate([[last], rt[pos]])) > QUIET).nonzero()[0]
+                if len(gap):
+                    g = int(rows[pos[gap[0]]])
+                    if g > 0:
+                        return g, None     # (its rows from there on are counted afresh)
+                    ends.append(k)
+                    lv[pos] = False
+                    continue
+                verdict.append((pos[~anomaly[rows[pos]]], info, float(rt[pos[-1]]), k))
+            for k, (info, last) in live.items():
+                if k not in ends and float(t[0]) - last > QUIET:
+                    ends.append(k)
+        sel = ((rsyn | rdata) & ~lv).nonzero()[0]
+        if not len(sel):
+            return 0, ((rows, src, dst, out, pk, tcp, anomaly, t, None, [], verdict, ends) if verdict or ends
+                       else None)
+        keys = pk[sel]
+        o = keys.argsort(kind="stable")
+        sk = keys[o]
+        ps = sel[o]                           # positions in rows: by pair, stream order within one
+        m = len(ps)
+        hd_ = _run_heads(sk).nonzero()[0]
+        size = np.diff(np.concatenate([hd_, [m]]))
+        gid = np.repeat(np.arange(len(hd_)), size)
+        uk = sk[hd_]
+        G = len(uk)
+        K = self.K
+        at = np.minimum(K.searchsorted(uk), max(len(K) - 1, 0))
+        known = (K[at] == uk) if len(K) else np.zeros(G, dtype=bool)
+        ar = np.arange(m)
+        sy = rsyn[ps]
+        da = rdata[ps]
+        end = hd_ + size
+        firstsyn = np.minimum.reduceat(np.where(sy, ar, m), hd_)
+        tps = rt[ps]
+        # a pair decided in this burst waits for a quiet spell (QUIET without a counted row) to count again
+        b_dec = (self.DEC[at] if len(K) else np.zeros(G, dtype=bool)) & known
+        gp = np.empty(m, dtype=bool)
+        gp[1:] = (tps[1:] - tps[:-1]) > QUIET
+        gp[hd_] = tps[hd_] - np.where(known, self.LAST[at] if len(K) else 0.0, -np.inf) > QUIET
+        firstgap = np.minimum.reduceat(np.where(gp, ar, m), hd_)
+        start = np.where(known, np.where(b_dec, firstgap, hd_), firstsyn)   # a new contact: from its first SYN
+        restart = b_dec & (firstgap < hd_ + size)
+        act = known | (firstsyn < hd_ + size)      # pairs to remember (counted from ``start``)
+        valid = ar >= start[gid]
+        vs, vd = sy & valid, da & valid
+        fo = out[ps]
+        by = p["frame_len"][rows[ps]].astype(np.int64)
+        bs = np.where(vd & fo, by, 0)
+        br = np.where(vd & ~fo, by, 0)
+        zi, zf = np.zeros(G, dtype=np.int64), np.zeros(G)
+        b_first = np.where(known, self.FIRST[at] if len(K) else zf, tps[np.minimum(firstsyn, m - 1)])
+        b_syns = np.where(known, self.SYNS[at] if len(K) else zi, 0)
+        b_s = np.where(known, self.S[at] if len(K) else zi, 0)
+        b_r = np.where(known, self.R[at] if len(K) else zi, 0)
+        b_since = np.where(known, self.SINCE[at] if len(K) else zf, np.nan)
+        b_synb = np.where(known, self.SYNB[at] if len(K) else zi, 0)
+        b_s, b_r = np.where(restart, 0, b_s), np.where(restart, 0, b_r)
+        b_since = np.where(np.isnan(b_since) | restart, tps[np.minimum(start, m - 1)], b_since)
+        b_synb = np.where(restart, b_syns, b_synb)
+        c = np.cumsum(bs + br)
+        off = c[hd_] - (bs + br)[hd_]
+        tot = (b_s + b_r)[gid] + c - off[gid]
+        cross = vd & (tot >= BULK_BYTES)
+        n_s = b_s + np.add.reduceat(bs, hd_)
+        n_r = b_r + np.add.reduceat(br, hd_)
+        n_syns = b_syns + np.add.reduceat(vs.astype(np.int64), hd_)
+        n_since, n_synb = b_since.copy(), b_synb.copy()
+        n_dec = b_dec & ~restart
+        n_last = tps[end - 1]
+        trig: list = []            # (pair, UploadInfo, batch row of the decision)
+        split = 0
+        for g in (_unique(gid[cross]).tolist() if cross.any() else ()):
+            # the rare pair that reaches BULK_BYTES in this batch: row by row
+            k = int(uk[g])
+            a0, a1 = int(start[g]), int(end[g])
+            first = float(b_first[g])
+            st = [int(b_s[g]), int(b_r[g]), float(b_since[g]), int(b_synb[g]), False]
+            synb = int(b_syns[g]) + np.cumsum(vs[a0:a1].astype(np.int64))  # SYNs up to each row
+            i = a0
+            while i < a1:
+                cs = st[0] + np.cumsum(bs[i:a1])
+                cr = st[1] + np.cumsum(br[i:a1])
+                hit = ((cs + cr) >= BULK_BYTES).nonzero()[0]
+                if not len(hit):
+                    st[0], st[1] = int(cs[-1]), int(cr[-1])
+                    break
+                j = i + int(hit[0])
+                row = int(rows[ps[j]])
+                if cs[hit[0]] >= UPLOAD_RATIO * cr[hit[0]]:
+                    q = ps[j]
+                    host, peer = (str(src[q]), str(dst[q])) if fo[j] else (str(dst[q]), str(src[q]))
+                    named = self.named(peer, row, p)
+                    if not named and row > 0 and self.may_name(host, row, p, anomaly):
+                        split = row if not split else min(split, row)
+                        break
+                    inc = () if named else self.implicating(host, first, float(tps[j]))
+                    if inc:
+                        port = int(p["tcp_dstport"][row] if fo[j] else p["tcp_srcport"][row])
+                        info = UploadInfo(host, peer, port, int(cs[hit[0]] - bs[j]), st[2],
+                                          int(synb[j - a0]) - st[3], inc)
+                        trig.append((k, info, row))
+                        st = [0, 0, np.nan, int(synb[-1]), True]    # (counted afresh after a quiet spell)
+                        break
+                # decided, not an exfiltration: counted afresh after the pair's next quiet spell
+                q = (gp[j + 1:a1]).nonzero()[0]
+                if not len(q):
+                    st = [0, 0, np.nan, int(synb[-1]), True]
+                    break
+                i = j + 1 + int(q[0])
+                st = [0, 0, float(tps[i]), int(synb[i - a0 - 1]), False]
+            n_s[g], n_r[g], n_since[g], n_synb[g] = st[:4]
+            n_dec[g] = st[4]
+            if split:
+                break
+        new = (uk, act, known, at, b_first, n_syns, n_s, n_r, n_since, n_synb, n_last, n_dec)
+        if split:
+            return split, None
+        return 0, (rows, src, dst, out, pk, tcp, anomaly, t, new, trig, verdict, ends)
+
+    def commit(self, plan, p, beh: "Verdicts") -> None:
+        """Apply a plan: remember contacts and counts, start the uploads that fired, and set the
+        rows of running uploads as ``exfiltration`` rows of their host (not those a behaviour rule
+        decided)."""
+        rows, src, dst, out, pk, tcp, anomaly, t, new, trig, verdict, ends = plan
+        live = self.live
+        for k in ends:
+            live.pop(k, None)
+        if new is not None:
+            uk, act, known, at, first, syns, sent, recv, since, synb, last, dec = new
+            cols = (self.FIRST, self.SYNS, self.S, self.R, self.SINCE, self.SYNB, self.DEC, self.LAST)
+            vals = (first, syns, sent, recv, since, synb, dec, last)
+            upd = act & known
+            if upd.any():
+                for col, v in zip(cols, vals):
+                    col[at[upd]] = v[upd]
+            add = act & ~known
+            if add.any():
+                K = np.concatenate([self.K, uk[add]])
+                o = K.argsort(kind="stable")
+                merged = [np.concatenate([col, v[add]])[o] for col, v in zip(cols, vals)]
+                K = K[o]
+                if len(K) > MAX_CONTACTS:     # the least recently active go
+                    keep = np.sort(merged[-1].argsort(kind="stable")[-MAX_CONTACTS:])
+                    K, merged = K[keep], [x[keep] for x in merged]
+                self.K = K
+                self.FIRST, self.SYNS, self.S, self.R, self.SINCE, self.SYNB, self.DEC, self.LAST = merged
+        if trig:
+            # the pair's packets from the decision on: every TCP row of the batch (not only the counted)
+            allr = tcp.nonzero()[0]
+            if len(allr) != len(rows) or not np.array_equal(allr, rows):
+                rows, src, dst = allr, p["ip_src"][allr], p["ip_dst"][allr]
+                pk, out, inn = self._pairs(src, dst)
+                pk[~(out | inn)] = -1
+            for k, info, r0 in trig:
+                pos = (pk == k).nonzero()[0]
+                pos = pos[rows[pos] >= r0]
+                pos = pos[~anomaly[rows[pos]]]
+                verdict.append((pos, info, float(t[rows[pos[-1]]]) if len(pos) else float(t[r0]), k))
+        for pos, info, last, k in verdict:
+            live[k] = [info, last]
+            while len(live) > MAX_PAIRS:
+                live.pop(next(iter(live)))
+            r = rows[pos]
+            if not len(r):
+                continue
+            free = ~beh.rows[r]
+            r, pos = r[free], pos[free]
+            if not len(r):
+                continue
+            fwd = out[pos]
+            peer = np.where(fwd, dst[pos], src[pos])
+            sport = np.where(fwd, p["tcp_dstport"][r], p["tcp_srcport"][r])
+            beh.set(r, self.exfil, True, np.full(len(r), info.host, dtype=object), peer, fwd, sport)
+            if beh.upload is None:
+                beh.upload = np.empty(len(beh.cls), dtype=object)
+            beh.upload[r] = info
+

@@ -266,6 +266,19 @@ def test_an_icmp_tunnel_needs_echoes_larger_than_a_standard_ping():
         assert "mean payload 1000 B" in inc[0]["evidence"]
 
 
+
+def test_a_host_joins_a_tunnel_as_the_tunnel_was_at_its_first_row_not_after_the_batch():
+    # 10.0.0.7 pushes 1000-byte echoes to a relay (an ICMP tunnel); 10.0.0.13 pings its gateway at 1005 s
+    # (the model calls both exfiltration) and only at 1010 s does the tunnel's host ping 10.0.0.13. The
+    # pings of 10.0.0.13 are no relay of the tunnel: when they came, 10.0.0.13 was none of its peers --
+    # also in a batch that holds the tunnel's later echoes to 10.0.0.13 (lab-all-seed12: a host's pings
+    # joined a bulk upload at 8192-row batches, not at 256).
+    recs = _echoes(1000, "10.0.0.7", "198.51.100.9", 40, 1000) + _echoes(1005, "10.0.0.13", "10.0.0.1", 3, 56)
+    recs += _echoes(1010.2, "10.0.0.7", "10.0.0.13", 3, 1000)
+    for batch, inc in _incidents_at_batch_sizes(recs):
+        assert [(i["kind"], i["attacker"]) for i in inc] == [("icmp-tunnel", "10.0.0.7")], (batch, inc)
+        assert inc[0]["packets"] == 86, (batch, inc[0])    # its own 43 echoes and their replies
+
 def _login(t, client, server, port, sport, ftp_code=None):
     """One TCP login session (handshake, banner, user, password, verdict, close)."""
     out = []

@@ -342,3 +342,34 @@ def test_dhcp_starvation_counts_client_macs_not_the_servers_offered_addresses():
     ref = stream(events)
     for size in (1, 5, 33):
         assert stream(run(cb, size)[1]) == ref, size
+
+
+def icmp_unreachable(t, src, dst, eth_src):
+    return dict(time_epoch=t, frame_len=90, protocols="eth:ethertype:ip:icmp:ip:udp", ip_src=src, ip_dst=dst,
+                ip_proto=1, icmp_type=3, eth_src=eth_src, eth_dst="aa:00:00:00:00:02")
+
+
+def test_a_floods_answers_join_it_whatever_row_comes_first_in_a_batch():
+    # 10.0.0.150 floods 10.0.0.12's CoAP port (5683, a reflection port); 10.0.0.12 answers each request,
+    # 10.0.0.150 refuses every tenth answer with an ICMP port unreachable (one even before the first
+    # answer). The answers are keyed by 10.0.0.150 and join its flood's incident; the ICMP errors are
+    # its own packets. Whether the first of 10.0.0.150's rows in a batch is an answer or an ICMP error
+    # must not decide where the batch's answers go (lab-all-seed11: a "reflection" on the flooder whose
+    # size depended on the batch size).
+    att, vic, amac, vmac = "10.0.0.150", "10.0.0.12", "aa:00:00:00:01:50", "aa:00:00:00:00:12"
+    recs = [icmp_unreachable(999.99, att, vic, amac)]
+    for i in range(300):
+        t = 1000 + 0.01 * i
+        recs += [udp(t, att, vic, 40000 + i, 5683, amac), udp(t + 0.002, vic, att, 5683, 40000 + i, vmac)]
+        if i % 10 == 5:
+            recs.append(icmp_unreachable(t + 0.003, att, vic, amac))
+    cb = batch(recs, [2] * len(recs))
+    for size in (1, 7, 64, len(cb)):
+        eng, _ = run(cb, size)
+        inc = [t.to_dict() for t in eng.incidents()]
+        assert [(i["kind"], i["attacker"], i["victims"], i["first_frame"], i["last_frame"]) for i in inc] == [
+            ("udp-flood", att, [vic], 2, len(cb))], (size, inc)
+        # its requests and their answers; the 31 ICMP errors stay 10.0.0.150's own (a pending track)
+        assert inc[0]["packets"] == 600, (size, inc[0])
+        # (where the answers joining the flood's incident count in its opening and peak rate may depend on
+        # the batch: they are applied after the flood's own rows of each batch)
