@@ -849,32 +849,31 @@ class IncidentEngine:
         sb = _Sorted(self, cols, order, bounds)
         heads = order[bounds[:-1]]
         gcls, gkey = cls[heads].tolist(), key[heads].tolist()
-        # a group with responses from reflection ports (victim roles) is a reflection group, whichever
-        # of its rows comes first in this batch (the answers may be redirected: see below)
-        grefl = np.logical_or.reduceat(refl[order], bounds[:-1]).tolist() if len(order) else []
+        # a group of a victim-role class with responses from reflection ports is a reflection group,
+        # whichever of its rows comes first in this batch (the answers may be redirected: see below)
+        grefl = np.logical_or.reduceat((refl & victim)[order], bounds[:-1]).tolist() if len(order) else []
         groups = list(range(len(heads)))
         # reflection groups last, so the attacker of a running incident is known
-        groups.sort(key=lambda g: (grefl[g] and self.rules[gcls[g]].role == "victim", int(heads[g])))
+        groups.sort(key=lambda g: (grefl[g], int(heads[g])))
         self._gpos = {(c, k): (bounds[g], bounds[g + 1]) for g, (c, k) in enumerate(zip(gcls, gkey))}
         # groups not processed yet that a pending track of the same pair may need first (_pull)
-        self._todo = {(gcls[g], gkey[g]): g for g in groups if not (grefl[g] and self.rules[gcls[g]].role == "victim")}
+        self._todo = {(gcls[g], gkey[g]): g for g in groups if not grefl[g]}
         breaks = bounds
         for g in groups:
             c, k = gcls[g], gkey[g]
             g0, g1 = bounds[g], bounds[g + 1]
-            if not (grefl[g] and self.rules[c].role == "victim") and self._todo.pop((c, k), None) is None:
+            if not grefl[g] and self._todo.pop((c, k), None) is None:
                 continue   # processed already (see _pull)
             k = self._group_key(c, k, sb, g0)
-            if grefl[g] and self.rules[c].role == "victim" and not (
-                    len(forged) and np.isin(order[g0:g1], forged).any()):
-                first = g0 + int(refl[order[g0:g1]].argmax())    # (as of its first answer)
+            rows = order[g0:g1]
+            if grefl[g] and not (len(forged) and np.isin(rows, forged).any()):
+                r = refl[rows]
+                first = g0 + int(r.argmax())    # (as of its first answer)
                 host = self._attacker_incident(c, k, at=(int(sb.frame[first]), float(sb.t[first])))
                 if host is not None:  # the answers to a running flood's requests (DNS water torture)
                     # only the responses from reflection ports join the attacker's incident; the key's
                     # other rows (e.g. its ICMP errors about those answers) stay its own, as they would
                     # in batches of any size: the group is split, each part in stream order
-                    rows = order[g0:g1]
-                    r = refl[rows]
                     mid = g0
                     if not r.all():
                         order = order.copy()
@@ -1021,7 +1020,7 @@ class IncidentEngine:
                            at: tuple | None = None):
         """The key of a running incident of class ``c`` with ``host`` among its ``top`` peers (a
         pending track too unless ``opened``). With ``tracks`` (an iterable of Tracks): every such
-        track of it instead, as an iterator. With ``at`` (frame, time of a packet of this batch): as
+        track of it instead, as an iterator. Otherwise ``at`` (frame, time of a packet of this batch): as
         the incidents were at that packet -- running then (begun before it, no quiet gap since), open
         then, their peers counted up to it -- not as this batch's later rows made them (the
         incidents' groups of this batch are processed first), so the answer is the same for any
@@ -1031,10 +1030,6 @@ class IncidentEngine:
                     and any(p == host for p, _ in tr.top_peer_counts(top)))
         for (cc, k), tr in self.tracks.items():
             if cc != c or k == host:
-                continue
-            if at is None:
-                if (not opened or tr.state == "active") and any(p == host for p, _ in tr.top_peer_counts(top)):
-                    return k
                 continue
             if (opened and not (tr.state == "active" and tr.open_frame <= at[0])) or host not in tr.peers:
                 continue    # (not one of its peers now: none of its top peers then)
@@ -1069,14 +1064,13 @@ class IncidentEngine:
         counts = Counter({p: n for p, n in counts.items() if n > 0})
         return lambda n: _most_common(counts, n)
 
-    def _group_key(self, c: int, k: str, sb: "_Sorted | None" = None, g0: int = 0) -> str:
+    def _group_key(self, c: int, k: str, sb: "_Sorted", g0: int) -> str:
         """The key of this batch's group ``(c, k)`` (its first row at position ``g0`` of ``sb``): for
         exfiltration rows of a host without a track of its own, a resolver forwarding a running
         tunnel's queries, the tunnel incident's key (an open incident: a pending client's flagged
         lookups do not take the resolver's rows), as the incidents were at the group's first row."""
         if c == self._exfil_index and (c, k) not in self.tracks:
-            at = (int(sb.frame[g0]), float(sb.t[g0])) if sb is not None else None
-            return self._attacker_incident(c, k, 3, opened=True, at=at) or k
+            return self._attacker_incident(c, k, 3, opened=True, at=(int(sb.frame[g0]), float(sb.t[g0]))) or k
         return k
 
     def _spoof_keys(self, m, key, peer, fwd, claimed, is_arp, eth_src, eth_dst, src, dst, p, idx) -> None:
@@ -1426,7 +1420,7 @@ class IncidentEngine:
         self.assigned.append((sb.frame[a:b], tr))
         if tr.bno != self._bno:
             tr.bno, tr.pk0, tr.lt0 = self._bno, tr.packets, (tr.last_time if tr.packets else -np.inf)
-            tr.log = []
+            tr.log = []     # (emptied at the end of every batch too; this keeps a batch that raised from leaking)
             self._logged.append(tr)
         tr.log.append((sb.frame[a:b], sb.t[a:b], sb.peer_arr[a:b]))
         t0, t1, f0, f1 = float(sb.t[a]), float(sb.t[b - 1]), int(sb.frame[a]), int(sb.frame[b - 1])

@@ -454,3 +454,42 @@ def test_uploads_scenario_adds_exfiltration_shaped_uploads_labelled_normal(tmp_p
     for act in new:
         assert set(seen["uploads"][act]) == {"normal"} and seen["uploads"][act]["normal"] >= 20, (act, seen["uploads"][act])
         assert act not in seen["varied"]
+
+
+def _camera_roles(pcap: Path) -> dict[bytes, Counter]:
+    """IPv4 address of every camera (the LAN end of its vendor-cloud session: the router's MAC forwards
+    many addresses, a camera's MAC one) -> activities of the frames it is on."""
+    acts: dict[bytes, Counter] = defaultdict(Counter)
+    frames, ips_of_mac = [], defaultdict(set)
+    for _, f, c in read_packets(pcap):
+        if len(f) >= 34 and f[12:14] == b"\x08\x00":
+            frames.append((f[6:12], f[26:30], f[30:34], comment_fields(c)["activity"]))
+            ips_of_mac[f[6:12]].add(f[26:30])
+    cams = {s for mac, s, _, a in frames if a == "camera-cloud" and len(ips_of_mac[mac]) == 1}
+    for _, s, d, a in frames:
+        for h in (s, d):
+            if h in cams:
+                acts[h][a] += 1
+    return acts
+
+
+def test_uploads_scenario_has_cloud_only_cameras_that_only_talk_to_their_cloud(tmp_path):
+    """Profile.cloud_cameras (scenario uploads, opt-in): some cameras are cloud-only (Ring/Blink/Arlo style):
+    their vendor cloud and clip uploads but no local RTSP stream and no hub pings or polls; in the other
+    scenarios every camera streams to the hub/NVR or answers its polls."""
+    from iotwatch.captures.sim.home import UPLOADS_PROFILE, VARIED_PROFILE, Profile
+
+    assert Profile().cloud_cameras == VARIED_PROFILE.cloud_cameras == 0 < UPLOADS_PROFILE.cloud_cameras
+    idle: dict[str, int] = {}
+    for scenario in ("uploads", "varied"):
+        idle[scenario] = local = 0
+        for seed in (3, 4, 5, 6):
+            res = S.simulate(tmp_path / f"{scenario}{seed}", seed=seed, duration_us=90 * S.SECOND, devices=14,
+                             scenario=scenario)
+            for acts in _camera_roles(res.pcap).values():
+                if acts["rtsp-rtp"] or acts["hub-poll"] or acts["hub-ping"]:
+                    local += 1
+                else:
+                    idle[scenario] += 1
+        assert local >= 1, scenario
+    assert idle["uploads"] >= 1 and idle["varied"] == 0, idle

@@ -50,6 +50,9 @@ class Profile:
     varied: bool = False      # draw address plan, stacks, DNS visibility, wider attack kinds (variety.py)
     upload_lookalikes: bool = False  # varied: also the uploads shaped like exfiltration (variety.py)
     exfil_lookups: bool = False  # half the upload exfiltrations resolve a name first (EXFIL_NAMES)
+    cloud_cameras: float = 0.0  # share of cameras that are cloud-only (Ring/Blink/Arlo style): no local RTSP
+    #                             stream, no local API for the hub to poll, no NAS snapshots -- an idle host
+    #                             whose only traffic is its vendor cloud and the clips it uploads
 
 
 DEMO_PROFILE = Profile(camera_kbps=(20, 35), camera_fps=(4, 6), continuous_stream=False, stream_seconds=(15, 20),
@@ -72,7 +75,7 @@ EXFIL_NAMES = ("transfer.example-share.com", "api.example-paste.net", "upload.ex
 # wake_uploads, doh_browsing), clips and backups as large as the exfiltration uploads, and half the upload
 # exfiltrations to a name looked up first
 UPLOADS_PROFILE = replace(VARIED_PROFILE, clip_kb=(100, 12000), backup_mb=(0.3, 20), upload_lookalikes=True,
-                          exfil_lookups=True)
+                          exfil_lookups=True, cloud_cameras=0.4)
 
 CORE_KINDS = ("hub", "camera", "sensor", "plug", "speaker", "laptop", "phone", "coap")
 EXTRA_KINDS = ("sensor", "sensor", "plug", "plug", "camera", "speaker", "phone", "laptop", "thermostat", "bridge",
@@ -97,6 +100,7 @@ class _Builder:
         self.env = D.Env(sim, self.home)
         self.by_kind: dict[str, list[Host]] = {}
         self.hub_host: Host | None = None
+        self.cloud_only: set[Host] = set()  # cloud-only cameras (Profile.cloud_cameras)
         self.t0 = sim.start
         self.span = sim.end - sim.start
 
@@ -118,14 +122,20 @@ class _Builder:
         vendor, cloud, upload = r.choice(_CAMERA_CLOUDS)
         h = self.home.add_host(name, "camera", vendor, r.choice((EMBEDDED_LINUX, LINUX)))
         first = not self.by_kind.get("camera")
-        self.spawn(D.camera_stream(env, h, self.hub_host or self.home.gateway, r, fps=r.randint(*p.camera_fps),
-                                   kbps=r.randint(*p.camera_kbps), continuous=p.continuous_stream and first,
-                                   session_s=p.stream_seconds), at)
+        # its own stream of draws: homes without cloud-only cameras keep every other draw
+        cloud_only = p.cloud_cameras > 0 and self.sim.rng("cloud-camera/" + name).random() < p.cloud_cameras
+        stream = D.camera_stream(env, h, self.hub_host or self.home.gateway, r, fps=r.randint(*p.camera_fps),
+                                 kbps=r.randint(*p.camera_kbps), continuous=p.continuous_stream and first,
+                                 session_s=p.stream_seconds)
+        if cloud_only:
+            self.cloud_only.add(h)
+        else:
+            self.spawn(stream, at)
         self.spawn(D.camera_cloud(env, h, r, cloud, upload, clip_kb=p.clip_kb), at + r.randint(1, 4) * SECOND)
         self.spawn(D.ntp_client(env, h, r, "time.vendor.example.com", r.choice((300, 900))), at + 2 * SECOND)
         if vendor in ("dahua", "wyze") or r.random() < 0.3:
             self.spawn(D.camera_p2p(env, h, r, relay_kb=p.clip_kb), at + r.randint(1, 10) * SECOND)
-        if self.hub_host is not None and r.random() < 0.5:  # the hub doubles as a NAS
+        if self.hub_host is not None and r.random() < 0.5 and not cloud_only:  # the hub doubles as a NAS
             self.spawn(D.ftp_snapshots(env, h, self.hub_host, r, r.choice((60, 180, 400)), snapshot_kb=p.snapshot_kb),
                        at + 5 * SECOND)
         return h
@@ -228,7 +238,8 @@ class _Builder:
         if hub is None:
             return
         r = self.sim.rng("hub")
-        targets = [h for h in home.hosts if h.local and h is not hub and h is not home.gateway]
+        targets = [h for h in home.hosts if h.local and h is not hub and h is not home.gateway
+                   and h not in self.cloud_only]
         self.spawn(D.hub_discovery(env, hub, r, targets, r.choice((30, 60)), snapshot_kb=self.profile.snapshot_kb),
                    self.t0 + r.randint(2 * SECOND, 10 * SECOND))
         responders = [(h, h.name) for h in self.by_kind.get("speaker", []) + self.by_kind.get("bridge", [])]
