@@ -116,6 +116,15 @@ def test_extraction_checks_sha256_and_writes_labels(tmp_path):
     arp = set(ext.tshark_frames(dest, "arp"))
     assert len(labels) == len(ext.tshark_frames(dest)) and 0 < len(arp) < len(labels)
     assert all((lab == "recon") == (int(f) in arp) for f, lab in labels)
+    # a later manifest edit of the label reaches the extracted folder without --force; an unchanged
+    # row leaves the sidecar file as it is
+    side = Path(str(dest) + ".labels.csv")
+    before = side.stat().st_mtime_ns, side.read_bytes()
+    ext.extract_row(row, tmp_path / "mirrors", out)
+    assert (side.stat().st_mtime_ns, side.read_bytes()) == before
+    ext.extract_row(dict(row, scope="whole", filter="", rest="", **{"class": "dos"}), tmp_path / "mirrors", out)
+    relabelled = list(csv.reader(open(side, encoding="utf-8")))[1:]
+    assert len(relabelled) == len(labels) and {lab for _, lab in relabelled} == {"dos"}
 
 
 def _load_extract():

@@ -116,7 +116,9 @@ def tshark_frames(capture: Path, display_filter: str | None = None) -> list[int]
 
 
 def write_labels(capture: Path, row: dict[str, str]) -> Path:
-    """Writes ``<capture>.labels.csv`` for a manifest row; returns its path."""
+    """Writes ``<capture>.labels.csv`` for a manifest row; returns its path. An existing sidecar with
+    the same content is left as it is (not rewritten), so re-running the extraction touches only the
+    sidecars whose labels the manifest changed."""
     frames = tshark_frames(capture)
     labels: dict[int, str] = {}
     if row["scope"] == "whole":
@@ -131,12 +133,16 @@ def write_labels(capture: Path, row: dict[str, str]) -> Path:
     else:
         raise ValueError(f"unknown scope {row['scope']!r}")
     out = capture.with_name(capture.name + ".labels.csv")
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow(["frame_number", "label"])
+    for f in sorted(labels):
+        w.writerow([f, labels[f]])
+    data = buf.getvalue().encode("utf-8")
+    if out.is_file() and not out.is_symlink() and out.read_bytes() == data:
+        return out
     tmp = out.with_name(out.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["frame_number", "label"])
-        for f in sorted(labels):
-            w.writerow([f, labels[f]])
+    tmp.write_bytes(data)
     os.replace(tmp, out)
     return out
 
@@ -165,9 +171,9 @@ def extract_row(row: dict[str, str], mirrors: Path, out: Path, force: bool = Fal
         tmp = dest.with_name(dest.name + ".tmp")
         tmp.write_bytes(data)
         os.replace(tmp, dest)
-    sidecar = dest.with_name(dest.name + ".labels.csv")
-    if force or not have or not sidecar.is_file():
-        write_labels(dest, row)
+    # always recomputed (one tshark pass, two for a partial row): a manifest edit of class, scope or
+    # filter must reach a data folder extracted before it; an unchanged sidecar is not rewritten
+    write_labels(dest, row)
     return dest
 
 
