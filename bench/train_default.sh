@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Trains the bundled model iotwatch-default/8 (detector/models/default.iotw) with ONE command, from
+# Trains the bundled model iotwatch-default/9 (detector/models/default.iotw) with ONE command, from
 #   * simulated homes (bench/make_training_data.sh: scenario varied + the classic home/busy homes),
 #   * the namespace lab's training recordings (iotwatch lab record, ../shared/data/lab/train),
 #   * the victim's view of their reflection windows (bench/lab_victim_view.py: the forged requests the lab's
@@ -76,5 +76,5 @@ CYCLE=(); [ -d "$D/simv-cycle" ] && CYCLE=("$D/simv-cycle")
 "$PY" -m iotwatch train --per-source \
   --captures "$D/simv-train" "$D/sim-train" "${CYCLE[@]}" "$LABSNAP" "$VICTIM" \
   --upweight "${REAL_TRAIN[@]}" --upweight-factor "$REAL_FACTOR" \
-  --max-rows-per-class "$ROWS" --epochs "$EPOCHS" --class-weight-power "$CWP" --seed "$SEED" --name iotwatch-default --model-version 8 \
+  --max-rows-per-class "$ROWS" --epochs "$EPOCHS" --class-weight-power "$CWP" --seed "$SEED" --name iotwatch-default --model-version 9 \
   --cache "${CACHE:-/work/data/featcache}" --out "$OUT" --force ${EVAL:+--eval "${EVAL[@]}"}
