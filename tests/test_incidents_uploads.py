@@ -11,10 +11,11 @@ import pytest
 
 from iotwatch.captures.batch import PacketBatch
 from iotwatch.detector.eve import eve_record, signature_id
-from iotwatch.detector.incidents import BULK_BYTES, KINDS, IncidentEngine
+from iotwatch.detector.incidents import BULK_BYTES, KINDS
 from iotwatch.detector.pipeline import ClassifiedBatch
 
 from test_eve import check_eve_alert
+from test_incidents_behaviour import run
 
 CLASSES = ["normal", "recon", "dos", "bruteforce", "spoofing", "exfiltration"]
 ATTACKER, VICTIM, HOST, DROP = "10.0.0.66", "10.0.0.5", "10.0.0.7", "203.0.113.200"
@@ -67,16 +68,6 @@ def batch(recs):
     proba[np.arange(n), pred] = 0.9
     proba[:, CLASSES.index("exfiltration")] += 0.01
     return ClassifiedBatch(pk, proba, pred, proba.max(axis=1), pred != 0, None)
-
-
-def run(cb, size=None):
-    eng = IncidentEngine(CLASSES, 0)
-    size = size or len(cb)
-    events = []
-    for s in range(0, len(cb), size):
-        events += eng.update(cb.slice(s, min(len(cb), s + size)))
-    events += eng.finish()
-    return eng, events
 
 
 def incidents(cb, size=None):
