@@ -77,7 +77,7 @@ def capture(out: Path, name: str, episodes: list[tuple[str, str, float, Callable
     name the broadcast address its DISCOVERs go to)."""
     gateway = []
 
-    def schedule(env, by_kind, families, profile, first_us=0):
+    def schedule(env, by_kind, families, profile, first_us=0, variant_cycle=None):
         sim, home = env.sim, env.home
         gateway.append(".".join(map(str, home.gateway.ip)))
         rng = sim.rng("attacks")
