@@ -792,6 +792,33 @@ def _labels(s: str, size: int = 63) -> str:
     return ".".join(s[i:i + size] for i in range(0, len(s), size))
 
 
+def tunnel_query(env: Env, rng: random.Random, tool: str, domain: str, uid: int, qtype: int | None,
+                 seqno: int) -> tuple[str, int]:
+    """The next query name and type of an iodine / dnscat2 tunnel (shared by :func:`dns_tunnel` and
+    the IPv6 transport in :mod:`.v6`)."""
+    if tool == "iodine" and rng.random() < 0.3:  # lazy-mode ping: short name, keeps a query pending
+        return f"r{uid:x}{b32(rng.randbytes(4))}.{domain}", qtype
+    if tool == "iodine":
+        raw = env.noise(rng.randint(80, 150), rng)
+        enc = b32(raw) if rng.random() < 0.5 else _b64u(raw)
+        return _labels(f"{uid:x}{enc}")[: 250 - len(domain)].rstrip(".") + "." + domain, qtype
+    raw = struct.pack("!HBH", rng.getrandbits(16), 1, seqno) + env.noise(rng.randint(8, 100), rng)
+    return _labels(raw.hex()) + "." + domain, rng.choice((P.DNS_TXT, P.DNS_CNAME, P.DNS_MX))
+
+
+def tunnel_answer(env: Env, rng: random.Random, tool: str, qt: int, domain: str) -> bytes:
+    """The answer record data of an iodine / dnscat2 tunnel to a query of type ``qt``."""
+    down = env.noise(rng.randint(16, 200), rng)
+    if qt == P.DNS_TXT:
+        return P.dns_txt((down.hex() if tool == "dnscat2" else _b64u(down)).encode()[:250])
+    if qt in (P.DNS_CNAME, P.DNS_MX):
+        target = P.dns_name(_labels(down.hex()[:120]) + "." + domain)
+        return (struct.pack("!H", 10) + target) if qt == P.DNS_MX else target
+    if qt == P.DNS_SRV:
+        return struct.pack("!HHH", 0, 0, 0) + P.dns_name(_labels(b32(down)[:120]) + "." + domain)
+    return down
+
+
 def dns_tunnel(env: Env, client: Host, rng: random.Random, *, tool: str, seconds: float, qps: float,
                direct: bool = False) -> Process:
     """iodine / dnscat2 tunnels: data encoded into long query names, answers carrying data back."""
@@ -802,39 +829,20 @@ def dns_tunnel(env: Env, client: Host, rng: random.Random, *, tool: str, seconds
     t = sim.now
     end = t + int(seconds * SECOND)
     sport = eph_port(rng, client)
+    qtype = None
     if tool == "iodine":
         qtype = rng.choice((P.DNS_NULL, P.DNS_NULL, P.DNS_TXT, P.DNS_CNAME, P.DNS_MX, P.DNS_SRV, 65399))
     uid = rng.randrange(16)
     seqno = 0
     while t < end:
-        if tool == "iodine" and rng.random() < 0.3:  # lazy-mode ping: short name, keeps a query pending
-            name = f"r{uid:x}{b32(rng.randbytes(4))}.{domain}"
-            qt = qtype
-        elif tool == "iodine":
-            raw = env.noise(rng.randint(80, 150), rng)
-            enc = b32(raw) if rng.random() < 0.5 else _b64u(raw)
-            name = _labels(f"{uid:x}{enc}")[: 250 - len(domain)].rstrip(".") + "." + domain
-            qt = qtype
-        else:
-            raw = struct.pack("!HBH", rng.getrandbits(16), 1, seqno) + env.noise(rng.randint(8, 100), rng)
-            name = _labels(raw.hex()) + "." + domain
-            qt = rng.choice((P.DNS_TXT, P.DNS_CNAME, P.DNS_MX))
+        name, qt = tunnel_query(env, rng, tool, domain, uid, qtype, seqno)
         seqno = (seqno + 1) & 0xFFFF
         q = P.dns_question(name, qt)
         qid = rng.getrandbits(16)
         if rng.random() < 0.3:
             sport = eph_port(rng, client)
         sim.udp(t, client, server, sport, 53, P.dns_message(qid, 0x0100, [q], additional=[P.edns_opt(4096)]), atk.tag)
-        down = env.noise(rng.randint(16, 200), rng)
-        if qt == P.DNS_TXT:
-            rdata = P.dns_txt((down.hex() if tool == "dnscat2" else _b64u(down)).encode()[:250])
-        elif qt in (P.DNS_CNAME, P.DNS_MX):
-            target = P.dns_name(_labels(down.hex()[:120]) + "." + domain)
-            rdata = (struct.pack("!H", 10) + target) if qt == P.DNS_MX else target
-        elif qt == P.DNS_SRV:
-            rdata = struct.pack("!HHH", 0, 0, 0) + P.dns_name(_labels(b32(down)[:120]) + "." + domain)
-        else:
-            rdata = down
+        rdata = tunnel_answer(env, rng, tool, qt, domain)
         rt = t + (wan_rtt(rng) if not direct else wan_rtt(rng) + rng.randint(0, 20 * MS))
         sim.udp(rt, server, client, 53, sport,
                 P.dns_message(qid, 0x8180, [q], [P.dns_rr(P.PTR_TO_QNAME, qt, rdata, 0)],

@@ -17,6 +17,7 @@ from typing import Callable
 from . import attacks as A
 from . import devices as D
 from . import tools as T
+from . import v6 as V6
 from . import variety as V
 from .core import (ANDROID, APPLE, EMBEDDED_LINUX, LINUX, LWIP, LWIP255, MS, SECOND, WINDOWS, Episode, Home, Host,
                    Process, Sim)
@@ -53,6 +54,9 @@ class Profile:
     cloud_cameras: float = 0.0  # share of cameras that are cloud-only (Ring/Blink/Arlo style): no local RTSP
     #                             stream, no local API for the hub to poll, no NAS snapshots -- an idle host
     #                             whose only traffic is its vendor cloud and the clips it uploads
+    ipv6_attacks: float = 0.0  # share of the dos / exfiltration / recon episodes done over IPv6 (v6.py: floods,
+    #                            ICMPv6 and DNS-over-IPv6 tunnels, alive6); also nmap -6 and ssh-over-IPv6's share
+    traceroutes: bool = False  # laptops and phones run traceroute / tracert / mtr now and then (normal)
 
 
 DEMO_PROFILE = Profile(camera_kbps=(20, 35), camera_fps=(4, 6), continuous_stream=False, stream_seconds=(15, 20),
@@ -76,6 +80,10 @@ EXFIL_NAMES = ("transfer.example-share.com", "api.example-paste.net", "upload.ex
 # exfiltrations to a name looked up first
 UPLOADS_PROFILE = replace(VARIED_PROFILE, clip_kb=(100, 12000), backup_mb=(0.3, 20), upload_lookalikes=True,
                           exfil_lookups=True, cloud_cameras=0.4)
+
+# scenario "varied6" (opt-in): a varied home plus IPv6 attacks (a third of the dos, exfiltration and recon
+# episodes, nmap -6 and ssh over IPv6 at that share too) and benign traceroutes (docs/sim_vs_real.md)
+VARIED6_PROFILE = replace(VARIED_PROFILE, ipv6_attacks=0.35, traceroutes=True)
 
 CORE_KINDS = ("hub", "camera", "sensor", "plug", "speaker", "laptop", "phone", "coap")
 EXTRA_KINDS = ("sensor", "sensor", "plug", "plug", "camera", "speaker", "phone", "laptop", "thermostat", "bridge",
@@ -278,6 +286,10 @@ def build_home(sim: Sim, devices: int, profile: Profile, plan: V.Plan | None = N
         b.home.resolver_hook = V.Resolver(b.env, plan)
         V.spawn_lookalikes(b.env, b.by_kind, sim.rng("variety/lookalikes"), b.t0, b.span, profile.backup_mb,
                            uploads=profile.upload_lookalikes)
+    people = b.by_kind.get("laptop", []) + b.by_kind.get("phone", [])
+    if profile.traceroutes and people:  # a stream of its own: homes without traceroutes keep every draw
+        rt = sim.rng("traceroute")
+        sim.spawn(V6.traceroutes(b.env, people, rt), b.t0 + int(rt.uniform(0.02, 0.4) * b.span))
     return b.env, b.by_kind
 
 
@@ -436,6 +448,73 @@ class _Episodes:
         self.spawn(proc, at)
         return what
 
+    # Profile.ipv6_attacks: the share of a family's episodes replaced by one of these (v6.py)
+    V6_VARIANTS = {
+        "dos": ("syn6", "syn6-spoofed", "udp6", "icmp6", "icmp6", "inbound-syn6", "inbound-icmp6", "inbound-udp6"),
+        "exfiltration": ("icmp6-tunnel", "icmp6-tunnel", "dns6-tunnel"),
+        "recon": ("alive6-multicast", "alive6-range"),
+    }
+
+    def over_ipv6(self, r: random.Random, at: int, what: str) -> str:
+        """One IPv6 episode (``V6_VARIANTS``); returns its description (``...-v6`` kinds)."""
+        env, p, home = self.env, self.p, self.home
+        present = self.present(at)
+        if what.startswith("alive6"):
+            self.note(attacker=self.kali, victims=[], targets="lan", tool="alive6")
+            mode = what[7:]
+            self.spawn(V6.alive6(env, self.kali, r, mode=mode, count=r.choice((64, 256, 1024)),
+                                 rate=_loguniform(r, 50, 2000)), at)
+            return f"alive6-{mode}-v6"
+        if what.endswith("tunnel"):
+            v6_hosts = [h for h in present if h.ip6 is not None]
+            client = r.choice(v6_hosts or present)
+            self.note(attacker=client, victims=[])
+            if what == "dns6-tunnel":
+                tool = r.choice(("iodine", "dnscat2"))
+                self.spawn(V6.dns6_tunnel(env, client, r, tool=tool, seconds=r.uniform(*p.tunnel_seconds),
+                                          qps=_loguniform(r, *p.tunnel_rate)), at)
+                return f"dns6-tunnel-{tool}-v6"
+            tool = r.choice(("ptunnel", "icmpsh"))
+            self.note(tool=tool)
+            self.spawn(V6.icmp6_tunnel(env, client, r, seconds=r.uniform(*p.tunnel_seconds),
+                                       pps=_loguniform(r, *p.tunnel_rate), tool=tool), at)
+            return f"icmp6-tunnel-{tool}-v6"
+        # dos: a flood at one victim's IPv6 address, from the attacker or spoofed Internet sources
+        victim = r.choice(present)
+        rate, secs = int(_loguniform(r, *p.flood_rate)), r.uniform(*p.flood_seconds)
+        cap = getattr(self, "cap", 25_000)
+        secs = min(secs, cap / rate) / 2  # the victim's answers count too
+        inbound = what.startswith("inbound-")
+        src = home.unseen_peer(r) if inbound else self.kali
+        link_local = not inbound and victim.ip6 is not None and r.random() < 0.4
+        self.note(attacker=src, victims=[victim])
+        kind = what[8:] if inbound else what
+        if kind.startswith("syn6"):
+            tool = r.choice(("thcsyn6", "nping"))
+            servers = [h for h in present if A.open_ports(h)]
+            if servers and r.random() < 0.7:
+                victim = r.choice(servers)
+                self.note(victims=[victim])
+            link_local = link_local and victim.ip6 is not None
+            self.spawn(V6.syn6_flood(env, src, victim, r, rate=rate, seconds=secs, spoof=kind.endswith("spoofed"),
+                                     dport=r.choice(A.open_ports(victim) or (80, 443, 22)), link_local=link_local,
+                                     tool=tool), at)
+            what = f"{tool}-{kind}"
+        elif kind == "udp6":
+            self.spawn(V6.udp6_flood(env, src, victim, r, rate=rate, seconds=secs,
+                                     dport=r.choice((53, 80, 123, 1900, 5683, r.randint(1024, 65535))),
+                                     spoof=not inbound and r.random() < 0.3,
+                                     link_local=link_local), at)
+            what = kind
+        else:
+            tool = r.choice(("ping6", "thc"))
+            self.spawn(V6.icmp6_flood(env, src, victim, r, rate=rate, seconds=secs, tool=tool,
+                                      data=r.choice((8, 56, 512, 1232)), spoof=not inbound and r.random() < 0.2,
+                                      link_local=link_local), at)
+            what = f"{kind}-{tool}"
+        self.note(tool=what)
+        return ("inbound-" if inbound else "") + what + ("-ll" if link_local else "") + "-v6"
+
     def _exfil_name(self, r: random.Random) -> str | None:
         """``Profile.exfil_lookups`` (scenario uploads): half the uploads go to a name the tool looks
         up first (a file-sharing service, a bucket, the attacker's domain), so "no lookup before the
@@ -503,7 +582,7 @@ class _WideEpisodes(_Episodes):
             timing, min_rate, ports = r.choice((0, 1, 1, 2)), 0, r.choice((20, 100, 1000))
         else:
             timing, min_rate, ports = r.choice((3, 4, 4, 5)), 0, r.choice(p.scan_ports)
-        v6 = r.random() < 0.15  # nmap -6 over the global IPv6 addresses
+        v6 = r.random() < (p.ipv6_attacks or 0.15)  # nmap -6 over the global IPv6 addresses
         self.note(tool=f"nmap -{kind} -T{timing}" + (f" --min-rate {min_rate}" if min_rate else "") + (" -6" if v6 else ""))
         self.spawn(T.nmap_scan(env, who, victims, r, kind=kind, timing=timing, ports=ports, min_rate=min_rate,
                                seconds=r.uniform(120, 600), v6=v6), at)
@@ -582,7 +661,7 @@ class _WideEpisodes(_Episodes):
             who = self.home.unseen_peer(r) if what == "ssh-inbound" else self._who(r)
             slow = r.choice((5.0, 15.0, 40.0)) if what == "ssh-slow" else 0.0
             self.note(attacker=who, victims=[target], tool=tool)
-            v6 = r.random() < 0.2
+            v6 = r.random() < (self.p.ipv6_attacks or 0.2)
             self.spawn(T.ssh_guess(env, who, target, r, tool=tool, attempts=r.randint(10, 40) if slow else
                                    r.randint(20, 150), slow=slow, port=22 if r.random() < 0.85 else 2222, v6=v6), at)
             return (f"ssh-{tool}" + ("-slow" if slow else "") + ("-inbound" if what == "ssh-inbound" else "")
@@ -712,11 +791,16 @@ def schedule_attacks(env: D.Env, by_kind: dict[str, list[Host]], families: tuple
         for k, frac in enumerate(sorted(rng.uniform(0.08, 0.92) for _ in range(episodes))):
             at = t0 + int(frac * span)
             # processes spawned now belong to this episode (ground truth: simulate writes *.episodes.json)
-            ep = sim.scheduling = draw.rec = Episode(len(sim.episodes), family, variants[k % len(variants)], at)
+            variant, method = variants[k % len(variants)], getattr(draw, family)
+            if profile.ipv6_attacks > 0 and family in draw.V6_VARIANTS:  # its own stream: other scenarios keep theirs
+                r6 = sim.rng(f"v6/{family}/{k}")
+                if r6.random() < profile.ipv6_attacks:
+                    variant, method = r6.choice(draw.V6_VARIANTS[family]), draw.over_ipv6
+            ep = sim.scheduling = draw.rec = Episode(len(sim.episodes), family, variant, at)
             ep.declared["attacker"] = draw.kali
             sim.episodes.append(ep)
             try:
-                what = getattr(draw, family)(sim.rng(f"episode/{family}/{k}"), at, variants[k % len(variants)])
+                what = method(sim.rng(f"episode/{family}/{k}"), at, variant)
             finally:
                 sim.scheduling = draw.rec = None
             ep.kind = what

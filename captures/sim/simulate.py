@@ -2,7 +2,7 @@
 
     iotwatch simulate --out DIR [--seed N] [--duration 10m] [--devices 12]
                       [--attacks recon,dos,bruteforce,spoofing,exfiltration|all|none]
-                      [--scenario home|demo|benign|busy|varied|uploads] [--name NAME] [--start-offset T|random]
+                      [--scenario home|demo|benign|busy|varied|uploads|varied6] [--name NAME] [--start-offset T|random]
                       [--variant-cycle K]
 
 Writes ``DIR/NAME.pcapng`` (every packet carries the comment ``label=<class> activity=<what>``),
@@ -45,7 +45,7 @@ from ..pcapfile import comment_option
 from .writer import PcapngWriter
 from .core import SECOND, Sim
 from .episodes import EpisodeLog
-from .home import ATTACK_FAMILIES, CLASSES, DEMO_PROFILE, UPLOADS_PROFILE, VARIED_PROFILE, Profile, build_home, schedule_attacks
+from .home import ATTACK_FAMILIES, CLASSES, DEMO_PROFILE, UPLOADS_PROFILE, VARIED6_PROFILE, VARIED_PROFILE, Profile, build_home, schedule_attacks
 from .variety import draw_plan
 
 SCENARIOS: dict[str, tuple[Profile, tuple[str, ...]]] = {
@@ -55,6 +55,7 @@ SCENARIOS: dict[str, tuple[Profile, tuple[str, ...]]] = {
     "demo": (DEMO_PROFILE, ATTACK_FAMILIES),
     "varied": (VARIED_PROFILE, ATTACK_FAMILIES),
     "uploads": (UPLOADS_PROFILE, ATTACK_FAMILIES),
+    "varied6": (VARIED6_PROFILE, ATTACK_FAMILIES),
 }
 
 
