@@ -289,7 +289,8 @@ def build_home(sim: Sim, devices: int, profile: Profile, plan: V.Plan | None = N
     people = b.by_kind.get("laptop", []) + b.by_kind.get("phone", [])
     if profile.traceroutes and people:  # a stream of its own: homes without traceroutes keep every draw
         rt = sim.rng("traceroute")
-        sim.spawn(V6.traceroutes(b.env, people, rt), b.t0 + int(rt.uniform(0.02, 0.4) * b.span))
+        cut = plan.cut_us if plan is not None else 0  # the first one after the part --start-offset cuts away
+        sim.spawn(V6.traceroutes(b.env, people, rt), b.t0 + cut + int(rt.uniform(0.02, 0.4) * (b.span - cut)))
     return b.env, b.by_kind
 
 

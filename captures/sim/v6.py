@@ -453,8 +453,9 @@ def traceroutes(env: Env, hosts: list[Host], rng: random.Random, per_10min: floa
     sim = env.sim
     t = sim.now
     while True:
-        dev = rng.choice(hosts)
-        if dev.present_from <= t:
+        present = [h for h in hosts if h.present_from <= t]
+        if present:
+            dev = rng.choice(present)
             style = rng.choice(("linux", "linux", "tracert", "mtr")) if dev.stack.name != "windows" \
                 else rng.choice(("tracert", "tracert", "mtr"))
             if dev.kind == "phone":
