@@ -6,6 +6,7 @@
 #
 #   sudo bash bench/make_training_data.sh [DATA_DIR]          default DATA_DIR=/work/data/detector
 #   ONLY=simulated|cycle|recorded|heldout bash bench/make_training_data.sh     one part only (cycle: simv-cycle)
+#   ONLY=v6 bash bench/make_training_data.sh           opt-in, not part of "all": simv6 (scenario varied6)
 #
 # Layout written (NOT in git: a few GB):
 #   DATA_DIR/simv-train/varied-seed*.pcapng (+ .labels.csv)  10 randomised homes (scenario varied: address
@@ -13,6 +14,8 @@
 #                                                      starts, benign look-alikes), seeds 201-210, 2 minutes each
 #   DATA_DIR/simv-cycle/varied-seed21*.pcapng (+ ...)  10 more varied homes, seeds 211-220, 2 minutes each,
 #                                                      --variant-cycle 0-9: together every attack variant
+#   DATA_DIR/simv6/varied6-seed23*.pcapng (+ ...)     ONLY=v6 (opt-in): 10 varied6 homes (IPv6 floods, tunnels,
+#                                                      alive6; benign traceroutes), seeds 231-240, 2 minutes each
 #   DATA_DIR/sim-train/*.pcapng (+ .labels.csv)        15 classic homes, seeds 1-14 (home/busy), 25 (benign),
 #                                                      2 minutes each
 #   DATA_DIR/recorded-train/lab-*.pcapng (+ .labels.csv, .lab.json)
@@ -46,6 +49,13 @@ if [ "$ONLY" = all ] || [ "$ONLY" = simulated ] || [ "$ONLY" = cycle ]; then
   for s in $(seq 211 220); do
     "$IOTWATCH" simulate --out "$D/simv-cycle" --seed "$s" --duration 2m --devices $((4 + (s * 7) % 17)) --scenario varied \
       --variant-cycle $((s - 211))
+  done
+fi
+
+if [ "$ONLY" = v6 ]; then
+  # opt-in (not in the bundled model's data until measured): IPv6 attacks and benign traceroutes
+  for s in $(seq 231 240); do
+    "$IOTWATCH" simulate --out "$D/simv6" --seed "$s" --duration 2m --devices $((4 + (s * 7) % 17)) --scenario varied6
   done
 fi
 

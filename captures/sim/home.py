@@ -484,8 +484,9 @@ class _Episodes:
         victim = r.choice(present)
         rate, secs = int(_loguniform(r, *p.flood_rate)), r.uniform(*p.flood_seconds)
         cap = getattr(self, "cap", 25_000)
-        secs = min(secs, cap / rate) / 2  # the victim's answers count too
         inbound = what.startswith("inbound-")
+        # the victim's answers count too (and the attacker's kernel RSTs when a SYN flood is not spoofed)
+        secs = min(secs, cap / rate) / (3 if what == "syn6" else 2)
         src = home.unseen_peer(r) if inbound else self.kali
         link_local = not inbound and victim.ip6 is not None and r.random() < 0.4
         self.note(attacker=src, victims=[victim])

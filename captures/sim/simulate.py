@@ -23,6 +23,9 @@ and TTLs, whether DNS is visible (router, a resolver outside the capture, DoH, a
 partly cached), benign look-alikes (unresolved backups, browser bursts, streaming, pairing storms,
 health checks) and the wider attack kinds of :mod:`~iotwatch.captures.sim.tools`, and cuts a random
 start (``--start-offset``, default ``random`` there, 0 elsewhere) so the capture begins mid-conversation.
+Scenario ``uploads`` (opt-in) adds exfiltration-shaped benign uploads; scenario ``varied6`` (opt-in)
+adds IPv6 attacks (floods, ICMPv6 and DNS-over-IPv6 tunnels, alive6 sweeps: about a third of the dos,
+exfiltration and recon episodes, :mod:`~iotwatch.captures.sim.v6`) and benign traceroutes.
 
 What is simulated: :mod:`~iotwatch.captures.sim.home` (device mix, attack schedule),
 :mod:`~iotwatch.captures.sim.devices` (benign behaviour, hard negatives),
