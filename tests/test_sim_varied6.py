@@ -16,6 +16,7 @@ from iotwatch.captures.sim import v6 as V6
 from iotwatch.captures.sim.core import LINUX, WINDOWS, Home, Sim
 from iotwatch.captures.sim.devices import Env
 from iotwatch.captures.sim.home import Profile
+from iotwatch.captures.sim.writer import PcapngWriter
 from test_simulate import _bad_frames, comment_fields, read_labels
 
 NEW_ACTIVITY_MARKS = ("syn6-flood", "udp6-flood", "icmp6-flood", "icmp6-tunnel", "dns6-tunnel", "alive6", "traceroute")
@@ -102,8 +103,9 @@ def test_varied6_dissects_cleanly(all6):
     assert _bad_frames(all6[0].pcap) == ""
 
 
-def _trace(style: str, v6: bool, stack=LINUX):
-    """One traceroute from a laptop in a classic home; returns (laptop, [frames])."""
+def _trace(style: str, v6: bool, stack=LINUX, pcap: Path | None = None):
+    """One traceroute from a laptop in a classic home; returns (laptop, [(frame, tag)]); ``pcap``:
+    also written there."""
     sim = Sim(5, 1_700_000_000 * S.SECOND, 120 * S.SECOND)
     home = Home(sim)
     env = Env(sim, home)
@@ -114,15 +116,22 @@ def _trace(style: str, v6: bool, stack=LINUX):
         yield sim.now + 1
 
     sim.spawn(run(), sim.start)
-    out = []
-    sim.run(lambda t, f, tag: out.append((f, sim.tags[tag])))
+    out, times = [], []
+    sim.run(lambda t, f, tag: (out.append((f, sim.tags[tag])), times.append(t)))
+    if pcap is not None:
+        with open(pcap, "wb") as fh:
+            w = PcapngWriter(fh)
+            for t, (f, _) in zip(times, out):
+                w.write(t, f)
+            w.close()
     return dev, out
 
 
 @pytest.mark.parametrize("style,v6", [("linux", False), ("linux", True), ("tracert", False), ("tracert", True),
                                       ("mtr", False)])
-def test_traceroute_is_normal_with_increasing_hop_limits(style, v6):
-    dev, out = _trace(style, v6, WINDOWS if style == "tracert" else LINUX)
+def test_traceroute_is_normal_with_increasing_hop_limits(style, v6, tmp_path):
+    dev, out = _trace(style, v6, WINDOWS if style == "tracert" else LINUX, tmp_path / "trace.pcapng")
+    assert _bad_frames(tmp_path / "trace.pcapng") == ""  # quoted packets, checksums
     assert out and {tag.label for _, tag in out} == {"normal"}
     probes = [f for f, tag in out if tag.activity.startswith("traceroute") and f[6:12] == dev.mac
               and _ethertype(f) == (0x86DD if v6 else 0x0800)]
