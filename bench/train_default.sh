@@ -77,8 +77,11 @@ fi
 # with the audited real labels: simulator 0.944, real benign flagged 0.30%, the HTTPS-without-DNS case 20% of
 # packets -- not better than /8 where it matters (detector/MODEL_CARD.md, session 9)
 CYCLE=(); [ "${CYCLE_HOMES:-0}" != 0 ] && CYCLE=("$D/simv-cycle")
+# EXTRA_SOURCES="DIR ...": more training folders, each its own source group (e.g. "$D/simv6": the opt-in scenario
+# varied6, bench/make_training_data.sh ONLY=v6)
+read -r -a EXTRA <<< "${EXTRA_SOURCES:-}"
 "$PY" -m iotwatch train --per-source \
-  --captures "$D/simv-train" "$D/sim-train" "${CYCLE[@]}" "$LABSNAP" "$VICTIM" \
+  --captures "$D/simv-train" "$D/sim-train" "${CYCLE[@]}" "${EXTRA[@]}" "$LABSNAP" "$VICTIM" \
   --upweight "${REAL_TRAIN[@]}" --upweight-factor "$REAL_FACTOR" \
   --max-rows-per-class "$ROWS" --epochs "$EPOCHS" --class-weight-power "$CWP" --seed "$SEED" --name iotwatch-default --model-version "${MODEL_VERSION:-8}" \
   --cache "${CACHE:-/work/data/featcache}" --out "$OUT" --force ${EVAL:+--eval "${EVAL[@]}"}
