@@ -306,6 +306,9 @@ def _v6_join(env: D.Env, dev: Host, rng: random.Random) -> Process:
 class _Episodes:
     """Draws one attack episode of a family: tool, victim and intensity (returns its description)."""
 
+    # probes/flood packets per episode: 100 per second of capture, 3k-25k (a 2-minute home is not one flood)
+    cap = 25_000
+
     def __init__(self, env: D.Env, by_kind: dict[str, list[Host]], attacker: Host, profile: Profile):
         self.env, self.sim, self.home, self.by_kind = env, env.sim, env.home, by_kind
         self.kali, self.p = attacker, profile
@@ -483,10 +486,9 @@ class _Episodes:
         # dos: a flood at one victim's IPv6 address, from the attacker or spoofed Internet sources
         victim = r.choice(present)
         rate, secs = int(_loguniform(r, *p.flood_rate)), r.uniform(*p.flood_seconds)
-        cap = getattr(self, "cap", 25_000)
         inbound = what.startswith("inbound-")
         # the victim's answers count too (and the attacker's kernel RSTs when a SYN flood is not spoofed)
-        secs = min(secs, cap / rate) / (3 if what == "syn6" else 2)
+        secs = min(secs, self.cap / rate) / (3 if what == "syn6" else 2)
         src = home.unseen_peer(r) if inbound else self.kali
         link_local = not inbound and victim.ip6 is not None and r.random() < 0.4
         self.note(attacker=src, victims=[victim])
@@ -545,9 +547,6 @@ class _WideEpisodes(_Episodes):
         "spoofing": ("arp", "dns", "ra", "dhcp-starvation", "dhcp-spoof", "arp-subnet"),
         "exfiltration": ("iodine", "dnscat2", "icmp", "upload", "dns2tcp", "dns-beacon", "https-post"),
     }
-
-    # probes/flood packets per episode: 100 per second of capture, 3k-25k (a 2-minute home is not one flood)
-    cap = 25_000
 
     def _who(self, r: random.Random) -> Host:
         """The attacking machine: usually the attacker's laptop, sometimes a compromised device."""

@@ -61,16 +61,20 @@ def _random_global(rng: random.Random) -> bytes:
     return bytes((0x20 | rng.randrange(16),)) + rng.randbytes(15)
 
 
-def _endpoints(env: Env, attacker: Host, victim: Host, link_local: bool) -> tuple[bytes, bytes, bytes]:
-    """(attacker source address, victim address, MAC the victim answers to) of an IPv6 flood."""
+def _endpoints(env: Env, attacker: Host, victim: Host, link_local: bool,
+               spoof: bool) -> tuple[bytes, bytes, bytes]:
+    """(attacker source address, victim address, MAC the victim answers to) of an IPv6 flood; the
+    answers to ``spoof``ed sources go to the router."""
     home = env.home
     if link_local and attacker.local and attacker.ip6 is not None and victim.ip6 is not None:
-        return attacker.ip6, victim.ip6, attacker.mac
-    if attacker.local:
-        return home.give_gua6(attacker), home.give_gua6(victim), attacker.mac
-    if attacker.gua6 is None:
-        attacker.gua6 = _random_global(env.sim.rng("v6/peer/" + attacker.name))
-    return attacker.gua6, home.give_gua6(victim), home.gateway.mac
+        src, dst, back = attacker.ip6, victim.ip6, attacker.mac
+    elif attacker.local:
+        src, dst, back = home.give_gua6(attacker), home.give_gua6(victim), attacker.mac
+    else:
+        if attacker.gua6 is None:
+            attacker.gua6 = _random_global(env.sim.rng("v6/peer/" + attacker.name))
+        src, dst, back = attacker.gua6, home.give_gua6(victim), home.gateway.mac
+    return src, dst, home.gateway.mac if spoof else back
 
 
 # ----------------------------------------------------------------------------- dos
@@ -80,10 +84,8 @@ def syn6_flood(env: Env, attacker: Host, target: Host, rng: random.Random, *, ra
     global source per packet (answers go to the router). The victim answers a share with SYN/ACK
     (all of them when not spoofed; the attacker's kernel then resets them)."""
     atk = Attack(env, "dos", f"{tool}-syn6-flood" + ("-spoofed" if spoof else ""), attacker, rng)
-    sim, home = env.sim, env.home
-    src0, dst, back = _endpoints(env, attacker, target, link_local)
-    if spoof:
-        back = home.gateway.mac
+    sim = env.sim
+    src0, dst, back = _endpoints(env, attacker, target, link_local, spoof)
     smac = attacker.mac
     window = rng.choice((512, 1024, 5760, 65535)) if tool == "thcsyn6" else 1480
     opts = P.tcp_options(mss=1440, order="plain") if tool == "nping" or rng.random() < 0.5 else b""
@@ -125,10 +127,8 @@ def udp6_flood(env: Env, attacker: Host, target: Host, rng: random.Random, *, ra
     """UDP flood over IPv6 (``nping -6 --udp`` / THC): ICMPv6 port unreachable back, limited as Linux
     limits ICMPv6 errors (burst 6, then one per second and destination); lwIP answers every one."""
     atk = Attack(env, "dos", "udp6-flood" + ("-spoofed" if spoof else ""), attacker, rng)
-    sim, home = env.sim, env.home
-    src0, dst, back = _endpoints(env, attacker, target, link_local)
-    if spoof:
-        back = home.gateway.mac
+    sim = env.sim
+    src0, dst, back = _endpoints(env, attacker, target, link_local, spoof)
     payload = env.noise(data, rng) if data and rng.random() < 0.5 else b"X" * data
     sport = rng.randint(1024, 60000)
     t, end = sim.now, sim.now + int(seconds * SECOND)
@@ -157,10 +157,8 @@ def icmp6_flood(env: Env, attacker: Host, target: Host, rng: random.Random, *, r
     """ICMPv6 echo-request flood: ``ping -6 -f`` (id = pid, sequence + 1, iputils' 56 bytes: 16-byte
     timestamp then 0x10, 0x11, ...) or a fixed-size THC/nping flood; the victim echoes every one."""
     atk = Attack(env, "dos", f"icmp6-flood-{tool}" + ("-spoofed" if spoof else ""), attacker, rng)
-    sim, home = env.sim, env.home
-    src0, dst, back = _endpoints(env, attacker, target, link_local)
-    if spoof:
-        back = home.gateway.mac
+    sim = env.sim
+    src0, dst, back = _endpoints(env, attacker, target, link_local, spoof)
     ident = rng.randint(1000, 40000)
     t, end = sim.now, sim.now + int(seconds * SECOND)
     step = max(1, SECOND // rate)
