@@ -4,9 +4,10 @@
 # captures recorded in the namespace lab (`iotwatch lab record`, root; the lab tools of
 # captures/lab/packages.txt installed by `bash dev.sh setup`).
 #
-#   sudo bash bench/make_training_data.sh [DATA_DIR]          default DATA_DIR=/work/data/detector
-#   ONLY=simulated|cycle|recorded|heldout bash bench/make_training_data.sh     one part only (cycle: simv-cycle)
-#   ONLY=v6 bash bench/make_training_data.sh           opt-in, not part of "all": simv6 (scenario varied6)
+#   sudo bash bench/make_training_data.sh [DATA_DIR] [LAB_DIR]   defaults /work/data/detector /work/shared/data/lab
+#                                                      (bench/train_default.sh's SIM_DIR and LAB_DIR)
+#   ONLY=simulated|cycle|v6|recorded|heldout bash bench/make_training_data.sh     one part only (cycle: simv-cycle,
+#                                                      v6: simv6; both are also part of "simulated")
 #
 # Layout written (NOT in git: a few GB):
 #   DATA_DIR/simv-train/varied-seed*.pcapng (+ .labels.csv)  10 randomised homes (scenario varied: address
@@ -14,22 +15,23 @@
 #                                                      starts, benign look-alikes), seeds 201-210, 2 minutes each
 #   DATA_DIR/simv-cycle/varied-seed21*.pcapng (+ ...)  10 more varied homes, seeds 211-220, 2 minutes each,
 #                                                      --variant-cycle 0-9: together every attack variant
-#   DATA_DIR/simv6/varied6-seed23*.pcapng (+ ...)     ONLY=v6 (opt-in): 10 varied6 homes (IPv6 floods, tunnels,
-#                                                      alive6; benign traceroutes), seeds 231-240, 2 minutes each
+#   DATA_DIR/simv6/varied6-seed23*.pcapng (+ ...)     10 varied6 homes (IPv6 floods, tunnels, alive6; benign
+#                                                      traceroutes), seeds 231-240, 2 minutes each (trained on since /9)
 #   DATA_DIR/sim-train/*.pcapng (+ .labels.csv)        15 classic homes, seeds 1-14 (home/busy), 25 (benign),
 #                                                      2 minutes each
-#   DATA_DIR/recorded-train/lab-*.pcapng (+ .labels.csv, .lab.json)
+#   LAB_DIR/train/lab-*.pcapng (+ .labels.csv, .lab.json)
 #                                                      one real-tool recording per family + benign, one of all
 #   DATA_DIR/sim-held/{busy-seed101,home-seed102}.pcapng   held out: other seeds and device mixes, 4 minutes
 #   DATA_DIR/simv-held/varied-seed{301,302}.pcapng    held out: randomised homes, 4 minutes
-#   DATA_DIR/recorded-held/lab-all-seed99.pcapng        held out: another lab run (other victims, order, timing)
+#   LAB_DIR/held/lab-all-seed90.pcapng                held out: another lab run (other victims, order, timing)
 # Recording takes ~30 minutes of wall time (the lab runs in real time). Every command is seeded;
 # the simulated part is byte-identical for the same arguments, the recorded part has the same
 # plan (tools, victims, order, budgets) but real timing. After a change of the lab's labelling rules,
-# `iotwatch lab relabel DATA_DIR/recorded-*/*.pcapng` relabels the recordings without recording again.
+# `iotwatch lab relabel LAB_DIR/*/*.pcapng` relabels the recordings without recording again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D=${1:-/work/data/detector}
+LAB=${2:-/work/shared/data/lab}
 IOTWATCH=${IOTWATCH:-.venv/bin/iotwatch}
 ONLY=${ONLY:-all}
 
@@ -52,8 +54,8 @@ if [ "$ONLY" = all ] || [ "$ONLY" = simulated ] || [ "$ONLY" = cycle ]; then
   done
 fi
 
-if [ "$ONLY" = v6 ]; then
-  # opt-in (not in the bundled model's data until measured): IPv6 attacks and benign traceroutes
+if [ "$ONLY" = all ] || [ "$ONLY" = simulated ] || [ "$ONLY" = v6 ]; then
+  # IPv6 attacks and benign traceroutes (scenario varied6; in the bundled model's data since /9)
   for s in $(seq 231 240); do
     "$IOTWATCH" simulate --out "$D/simv6" --seed "$s" --duration 2m --devices $((4 + (s * 7) % 17)) --scenario varied6
   done
@@ -61,9 +63,9 @@ fi
 
 if [ "$ONLY" = all ] || [ "$ONLY" = recorded ]; then
   for f in benign recon dos bruteforce spoofing exfiltration; do
-    "$IOTWATCH" lab record --out "$D/recorded-train" --scenario "$f" --seed 11 --force
+    "$IOTWATCH" lab record --out "$LAB/train" --scenario "$f" --seed 11 --force
   done
-  "$IOTWATCH" lab record --out "$D/recorded-train" --scenario all --seed 12 --duration 360 --force
+  "$IOTWATCH" lab record --out "$LAB/train" --scenario all --seed 12 --duration 360 --force
 fi
 
 if [ "$ONLY" = all ] || [ "$ONLY" = heldout ]; then
@@ -71,5 +73,5 @@ if [ "$ONLY" = all ] || [ "$ONLY" = heldout ]; then
   "$IOTWATCH" simulate --out "$D/sim-held" --seed 102 --duration 4m --devices 6 --scenario home
   "$IOTWATCH" simulate --out "$D/simv-held" --seed 301 --duration 4m --devices 16 --scenario varied
   "$IOTWATCH" simulate --out "$D/simv-held" --seed 302 --duration 4m --devices 7 --scenario varied
-  "$IOTWATCH" lab record --out "$D/recorded-held" --scenario all --seed 99 --duration 360 --force
+  "$IOTWATCH" lab record --out "$LAB/held" --scenario all --seed 90 --duration 360 --force
 fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Trains the bundled model iotwatch-default/8 (detector/models/default.iotw) with ONE command, from
-#   * simulated homes (bench/make_training_data.sh: scenario varied + the classic home/busy homes),
+# Trains the bundled model iotwatch-default/9 (detector/models/default.iotw) with ONE command, from
+#   * simulated homes (bench/make_training_data.sh: scenario varied, scenario varied6 (IPv6 attacks, benign
+#     traceroutes; since /9) and the classic home/busy homes),
 #   * the namespace lab's training recordings (iotwatch lab record, ../shared/data/lab/train),
 #   * the victim's view of their reflection windows (bench/lab_victim_view.py: the forged requests the lab's
 #     bridge sees removed -- a victim never sees them), its own source group,
@@ -77,11 +78,11 @@ fi
 # with the audited real labels: simulator 0.944, real benign flagged 0.30%, the HTTPS-without-DNS case 20% of
 # packets -- not better than /8 where it matters (detector/MODEL_CARD.md, session 9)
 CYCLE=(); [ "${CYCLE_HOMES:-0}" != 0 ] && CYCLE=("$D/simv-cycle")
-# EXTRA_SOURCES="DIR ...": more training folders, each its own source group (e.g. "$D/simv6": the opt-in scenario
-# varied6, bench/make_training_data.sh ONLY=v6)
+# EXTRA_SOURCES="DIR ...": more training folders, each its own source group (session 10 measured D/simv6 and the
+# uploads homes with it; D/simv6 is in the default set since /9)
 read -r -a EXTRA <<< "${EXTRA_SOURCES:-}"
 "$PY" -m iotwatch train --per-source \
-  --captures "$D/simv-train" "$D/sim-train" "${CYCLE[@]}" "${EXTRA[@]}" "$LABSNAP" "$VICTIM" \
+  --captures "$D/simv-train" "$D/sim-train" "$D/simv6" "${CYCLE[@]}" "${EXTRA[@]}" "$LABSNAP" "$VICTIM" \
   --upweight "${REAL_TRAIN[@]}" --upweight-factor "$REAL_FACTOR" \
-  --max-rows-per-class "$ROWS" --epochs "$EPOCHS" --class-weight-power "$CWP" --seed "$SEED" --name iotwatch-default --model-version "${MODEL_VERSION:-8}" \
+  --max-rows-per-class "$ROWS" --epochs "$EPOCHS" --class-weight-power "$CWP" --seed "$SEED" --name iotwatch-default --model-version "${MODEL_VERSION:-9}" \
   --cache "${CACHE:-/work/data/featcache}" --out "$OUT" --force ${EVAL:+--eval "${EVAL[@]}"}

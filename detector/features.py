@@ -903,7 +903,7 @@ class PacketBlock(FeatureBlock):
         ["frame_len_log", "payload_log", "payload_frac", "ip_hops", "ip_df", "ip_mf", "ip_fragment", "ipv4",
          "ipv6", "non_ip", "proto_tcp", "proto_udp", "proto_icmp", "proto_icmpv6", "proto_other_ip", "arp",
          "tcp_fin", "tcp_syn", "tcp_rst", "tcp_psh", "tcp_ack", "tcp_urg", "tcp_syn_only", "tcp_synack",
-         "tcp_window_log", "tcp_window_zero", "tcp_options"]
+         "tcp_window_log", "tcp_window_zero", "tcp_syn_bare"]
         + [f"port_{b}" for b, _ in PORT_BUCKETS]
         + ["port_other_system", "port_other_registered", "port_both_ephemeral", "port_none",
            "to_service", "from_service"]
@@ -976,7 +976,11 @@ class PacketBlock(FeatureBlock):
         win = b["tcp_window"]
         put("tcp_window_log", np.where(win >= 0, _log1p_pos(win.astype(np.float64)) / 11.1, 0))
         put("tcp_window_zero", (win == 0) & is_tcp)
-        put("tcp_options", b["tcp_hdr_len"] > 20)
+        # options on a SYN are what every OS stack sends; a bare SYN (20-byte header) is crafted (hping3,
+        # masscan, zmap, flood tools). Options on other segments are NOT a feature: whether data segments
+        # carry timestamps fingerprints the sender's stack (Linux yes, lwIP/Windows mostly not), which a
+        # model learns as "attacker" when its training attacks come from one stack (MODEL_CARD session 10).
+        put("tcp_syn_bare", syn_only & (b["tcp_hdr_len"] == 20))
 
         sp = np.where(b["tcp_srcport"] >= 0, b["tcp_srcport"], b["udp_srcport"])
         dp = np.where(b["tcp_dstport"] >= 0, b["tcp_dstport"], b["udp_dstport"])

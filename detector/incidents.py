@@ -1330,6 +1330,14 @@ class IncidentEngine:
         # the pair of each row: the track's key is its attacker (or victim), the row's peer the other
         att, vic = (tr.key, peers) if tr.rule.role == "attacker" else (peers, tr.key)
         mine = tr.packets + hit + 1          # the track's packets when that row is applied
+        # guessing the server itself refused (BRUTE_FAILS logins: FTP 530, HTTP 401/403, MQTT CONNACK) is
+        # nobody's minority: a flood makes no server refuse a login, so a slowloris running on the same
+        # service of the same pair does not swallow the password guessing next to it
+        proven = np.zeros(len(hit), dtype=bool)
+        if tr.cls_name == "bruteforce" and len(hit):
+            a = int(pos[0] - hit[0])
+            fails = int(tr.n[C_AUTHFAIL]) + np.cumsum(sb.vs[C_AUTHFAIL, a:a + int(hit[-1]) + 1], dtype=np.int64)
+            proven = fails[hit] >= BRUTE_FAILS
         who, first = None, len(hit)          # the incident holding back the earliest row
         for x in others:
             victim = x.rule.role == "victim"
@@ -1349,7 +1357,7 @@ class IncidentEngine:
                 cum = np.concatenate([[0], mask.cumsum()])
                 sel = keyed & (other == o)
                 count[sel] = base + cum[k[sel]]
-            held = keyed & (x.open_frame <= frames) & (times - last <= OVERLAP) & (count > mine)
+            held = keyed & (x.open_frame <= frames) & (times - last <= OVERLAP) & (count > mine) & ~proven
             if held.any() and int(held.argmax()) < first:
                 first, who = int(held.argmax()), x
             out |= held

@@ -109,13 +109,13 @@ def threshold() -> float:
     return PacketClassifier.load().policy.threshold
 
 
-# Known false alarms of the bundled model: iotwatch-default/8 (as /7, /6 and /5) calls a few packets of the DoH session
+# Known false alarms of the bundled model: iotwatch-default/9 (as /8, /7, /6 and /5) calls a few packets of the DoH session
 # and of the HTTPS upload/download without DNS exfiltration above its anomaly threshold; /4 flagged none. Strict
 # xfail, like KNOWN_MISSES below. None of them opens an incident (no alert): test_benign_case_raises_no_alert.
-KNOWN_FALSE_ALARMS = {"doh": "iotwatch-default/8 calls 16 of the 264 DoH packets exfiltration above its threshold "
-                             "(/7: 13, /6: 15, /5: 17) (issue 12)",
-                      "https-no-dns": "iotwatch-default/8 calls 6 of the 214 packets exfiltration above its threshold "
-                                      "(/7: 1, /6: 6, /5: 6) (issue 12)"}
+KNOWN_FALSE_ALARMS = {"doh": "iotwatch-default/9 calls 7 of the 264 DoH packets exfiltration above its threshold "
+                             "(/8: 16, /7: 13, /6: 15, /5: 17) (issue 12)",
+                      "https-no-dns": "iotwatch-default/9 calls 3 of the 214 packets exfiltration above its threshold "
+                                      "(/8: 6, /7: 1, /6: 6, /5: 6) (issue 12)"}
 
 
 @pytest.mark.parametrize("case", BENIGN)
@@ -137,7 +137,7 @@ def test_benign_case_flags_no_packet(case, tmp_path, capsys, threshold):
 
 
 # Known misses of the bundled model (detector/MODEL_CARD.md), strict xfail: the run fails as soon as a model gets
-# it right, so a mark cannot outlive its miss. None for iotwatch-default/8 (as /7 and /6): the reflection case (/3 47% dos, /4
+# it right, so a mark cannot outlive its miss. None for iotwatch-default/9 (as /8, /7 and /6): the reflection case (/3 47% dos, /4
 # normal and exfiltration, /5 45% dos) is dos since /6 trained on the victim's view of the lab's reflection windows.
 KNOWN_MISSES: dict[str, str] = {}
 

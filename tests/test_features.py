@@ -291,6 +291,23 @@ def test_every_declared_column_is_written_and_moves():
         assert blk.names and len(set(blk.names)) == len(blk.names)
 
 
+def test_bare_syn_marks_a_crafted_syn_not_the_senders_stack():
+    """``tcp_syn_bare``: a SYN without TCP options (hping3, masscan, flood tools; every OS stack puts MSS and more
+    on its SYN). Whether other segments carry options (timestamps: Linux yes, lwIP/Windows mostly not) is the
+    sender's stack, not its behaviour, and must not show (MODEL_CARD session 10: a model learned "timestamps on
+    port 443 => exfiltration" from one attacker stack)."""
+    rows = [(0x02, 20), (0x02, 40), (0x02, 24), (0x12, 20), (0x12, 40), (0x10, 32), (0x18, 20), (0x18, 32),
+            (0x04, 20)]
+    recs = [dict(_tcp(i, 100.0 + i * 0.01, "10.0.0.7", "10.0.0.8", 40000 + i, 443, flags=f), tcp_hdr_len=h)
+            for i, (f, h) in enumerate(rows)]
+    X = new_extractor().transform(PacketBatch.from_records(recs))
+    assert X[:, COL["tcp_syn_bare"]].tolist() == [1, 0, 0, 0, 0, 0, 0, 0, 0]
+    assert "tcp_options" not in COL
+    # the stack's options on data segments change no column of the packet block
+    pkt = [COL[n] for n in FEATURE_BLOCKS["packet"]]
+    assert np.array_equal(X[6, pkt], X[7, pkt])
+
+
 def test_count_table_is_a_running_sum_per_key():
     tab = CountTable(1)
     out = tab.update(np.array([5, 7, 5], dtype=np.uint64), np.array([0.0, 1.0, 2.0]), np.ones((3, 1)))

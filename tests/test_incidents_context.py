@@ -249,3 +249,44 @@ def test_a_sweep_whose_arp_payload_names_the_flood_victims_mac_is_still_a_sweep(
     inc = incidents(flood + sweep)
     got = [(i["class"], i["kind"]) for i in inc]
     assert got == [("dos", "spoofed-syn-flood"), ("recon", "arp-sweep")], inc
+
+
+BRUTE = 3
+
+
+def http_guessing(t0, n=40, refused=True):
+    """``n`` HTTP basic-auth guesses from ATTACKER to VICTIM:80, one connection each (SYN, SYN/ACK, GET,
+    answer), all called bruteforce by the model; the server answers 401 (``refused``) or 200."""
+    recs = []
+    for k in range(n):
+        t, sp = t0 + 0.3 * k, 30000 + k
+        recs += [syn(t, ATTACKER, VICTIM, sp, 80, MAC[ATTACKER], MAC[VICTIM], cls=BRUTE),
+                 syn(t + 0.001, VICTIM, ATTACKER, 80, sp, MAC[VICTIM], MAC[ATTACKER], flags=0x12, cls=BRUTE),
+                 dict(syn(t + 0.002, ATTACKER, VICTIM, sp, 80, MAC[ATTACKER], MAC[VICTIM], flags=0x18, cls=BRUTE),
+                      protocols="eth:ethertype:ip:tcp:http", http_method="GET", frame_len=240),
+                 dict(syn(t + 0.004, VICTIM, ATTACKER, 80, sp, MAC[VICTIM], MAC[ATTACKER], flags=0x18, cls=BRUTE),
+                      protocols="eth:ethertype:ip:tcp:http", http_status=401 if refused else 200, frame_len=400)]
+    return recs
+
+
+def slow_flood(t0, n=1500):
+    """A connection flood (slowloris-like) from ATTACKER on VICTIM:80 the model calls dos, 15 s long."""
+    return [syn(t0 + 0.01 * i, ATTACKER, VICTIM, 20000 + i, 80, MAC[ATTACKER], MAC[VICTIM]) for i in range(n)]
+
+
+def test_password_guessing_the_server_refuses_is_no_minority_of_a_flood_on_the_same_service():
+    # the simulated demo (seed 3): a slowloris on a camera's web server while the same attacker guesses
+    # its HTTP password. 160 guessing packets against 1,500 flood packets of the pair: without the 401s
+    # they would be the flood's minority; the refused logins make them an incident of their own
+    inc = incidents(slow_flood(1000.0) + http_guessing(1001.0))
+    got = sorted((i["class"], i["attacker"], tuple(i["victims"])) for i in inc)
+    assert got == [("bruteforce", ATTACKER, (VICTIM,)), ("dos", ATTACKER, (VICTIM,))], inc
+    brute = next(i for i in inc if i["class"] == "bruteforce")
+    assert "refused logins" in brute["evidence"] and not brute.get("secondary")
+
+
+def test_flood_packets_called_bruteforce_without_refused_logins_stay_with_the_flood():
+    # the look-alike: the same connections answered 200 (no login refused): the flood's minority
+    inc = incidents(slow_flood(1000.0) + http_guessing(1001.0, refused=False))
+    assert [(i["class"], i["victims"]) for i in inc] == [("dos", [VICTIM])], inc
+    assert inc[0]["secondary"] == {"bruteforce": 160}, inc[0]
