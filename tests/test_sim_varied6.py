@@ -176,3 +176,15 @@ def test_varied_scenario_has_no_frame_of_the_new_code_paths(tmp_path):
     doc = json.loads(Path(str(res.pcap) + ".episodes.json").read_text())
     assert not any(r["kind"].startswith(("alive6", "dns6", "icmp6")) or "syn6" in r["kind"] or "udp6" in r["kind"]
                    for r in doc["episodes"])
+
+
+def test_an_attackers_global_ipv6_address_is_never_one_of_its_victims(all6):
+    """The episodes file names each attacker by all its addresses, the global IPv6 one (``gua6``) included, and
+    none of them is listed as a victim (an IPv6 scan from the attacker's global address used to list that
+    address among the victims, so the incident that named it as the attacker matched no episode)."""
+    _, _, _, episodes = all6
+    with_gua = [r for r in episodes if r["kind"].endswith("-v6") and any(h.get("gua6") for h in r["attackers"])]
+    assert with_gua
+    for r in episodes:
+        own = {a for h in r["attackers"] for a in (h["ip"], h["ip6"], h.get("gua6")) if a}
+        assert not own & set(r["victims"]), r

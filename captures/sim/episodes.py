@@ -14,7 +14,8 @@ the IP addresses it claimed. File format (one object)::
                    "start": 1712.5, "end": 1718.1, "first_frame": 901, "last_frame": 22013, "packets": 14000,
                    "tool": "...", "declared": {"attacker": {..}, "victims": [..], "reflectors": [..], ...}}]}
 
-Scenario ``varied`` adds ``tool`` and ``declared``: what the schedule chose (tool, attacker, victims, reflectors with ``reflector_count``,
+A host with a global IPv6 address (scenario varied) also has ``"gua6"``; an attacker's addresses, that one
+included, are never among the victims. Scenario ``varied`` adds ``tool`` and ``declared``: what the schedule chose (tool, attacker, victims, reflectors with ``reflector_count``,
 ``targets`` lan/internet for sweeps); ``victims`` above is what the wire shows.
 
 Times are seconds since the epoch (the capture's clock), frames 1-based as tshark numbers them.
@@ -74,7 +75,10 @@ class EpisodeLog:
 
     @staticmethod
     def _host(h: Host) -> dict:
-        return {"ip": P.ip_str(h.ip), "ip6": P.ip_str(h.ip6) if h.ip6 else None, "mac": P.mac_str(h.mac)}
+        d = {"ip": P.ip_str(h.ip), "ip6": P.ip_str(h.ip6) if h.ip6 else None, "mac": P.mac_str(h.mac)}
+        if h.gua6:  # scenario varied: the host's global IPv6 address too (hosts without one: the file as before)
+            d["gua6"] = P.ip_str(h.gua6)
+        return d
 
     @classmethod
     def _declared(cls, d: dict) -> dict:
@@ -96,7 +100,7 @@ class EpisodeLog:
     def records(self) -> list[dict]:
         out = []
         for ep, st in zip(self.episodes, self.stats):
-            own = {a for h in ep.attackers for a in (h.ip, h.ip6) if a}
+            own = {a for h in ep.attackers for a in (h.ip, h.ip6, h.gua6) if a}
             victims = [a for a, n in st.addrs.most_common() if a not in own and n >= VICTIM_SHARE * st.packets
                        and a != b"\x00\x00\x00\x00"]
             out.append({
