@@ -1308,8 +1308,15 @@ class IncidentEngine:
         frames = sb.frame[pos]
         pset = set(peers.tolist())
         keys = pset | {tr.key}
+        # guessing the server itself refused (BRUTE_FAILS logins: FTP 530, HTTP 401/403, MQTT CONNACK) is
+        # nobody's minority: a flood makes no server refuse a login, so a slowloris running on the same
+        # service of the same pair does not swallow the password guessing next to it
+        if tr.cls_name == "bruteforce" and len(hit):
+            proven = _refused(tr, a, a + int(hit[-1]) + 1, sb)[hit]
+        else:
+            proven = np.zeros(len(hit), dtype=bool)
         while True:
-            out = self._held(tr, hit, pos, peers, pset, sb)
+            out = self._held(tr, hit, pos, peers, pset, proven, sb)
             # the incidents of the pair whose rows of this batch begin before the first row not held
             # (later in the loop over groups): theirs first, then decide again
             free = (~out).nonzero()[0]
@@ -1317,7 +1324,7 @@ class IncidentEngine:
                 return out
 
     def _held(self, tr: Track, hit: np.ndarray, pos: np.ndarray, peers: np.ndarray, pset: set,
-              sb: "_Sorted") -> np.ndarray:
+              proven: np.ndarray, sb: "_Sorted") -> np.ndarray:
         out = np.zeros(len(hit), dtype=bool)
         # incidents of another class keyed by the track's key (same role) or by one of its peers
         mine_role = tr.rule.role
@@ -1330,14 +1337,6 @@ class IncidentEngine:
         # the pair of each row: the track's key is its attacker (or victim), the row's peer the other
         att, vic = (tr.key, peers) if tr.rule.role == "attacker" else (peers, tr.key)
         mine = tr.packets + hit + 1          # the track's packets when that row is applied
-        # guessing the server itself refused (BRUTE_FAILS logins: FTP 530, HTTP 401/403, MQTT CONNACK) is
-        # nobody's minority: a flood makes no server refuse a login, so a slowloris running on the same
-        # service of the same pair does not swallow the password guessing next to it
-        proven = np.zeros(len(hit), dtype=bool)
-        if tr.cls_name == "bruteforce" and len(hit):
-            a = int(pos[0] - hit[0])
-            fails = int(tr.n[C_AUTHFAIL]) + np.cumsum(sb.vs[C_AUTHFAIL, a:a + int(hit[-1]) + 1], dtype=np.int64)
-            proven = fails[hit] >= BRUTE_FAILS
         who, first = None, len(hit)          # the incident holding back the earliest row
         for x in others:
             victim = x.rule.role == "victim"
@@ -1512,6 +1511,15 @@ class IncidentEngine:
 _DISTINCT_CLASSES = ("recon", "bruteforce")
 
 
+def _refused(tr: Track, a: int, b: int, sb: "_Sorted") -> np.ndarray:
+    """Per position a:b of a pending brute-force track: has the server refused ``BRUTE_FAILS`` of its
+    logins so far (the track's count before the rows plus the rows up to each)?"""
+    af = sb.vs[C_AUTHFAIL, a:b]
+    if tr.n[C_AUTHFAIL] or af.any():
+        return (int(tr.n[C_AUTHFAIL]) + af.cumsum(dtype=np.int64)) >= BRUTE_FAILS
+    return np.zeros(b - a, dtype=bool)
+
+
 def _guessing(tr: Track, a: int, b: int, sb: "_Sorted", firsts: np.ndarray) -> np.ndarray:
     """Per position a:b of a pending brute-force track: is there evidence of password guessing so
     far -- ``BRUTE_FAILS`` logins the server refused (where the protocol shows its verdict: FTP 530,
@@ -1519,12 +1527,7 @@ def _guessing(tr: Track, a: int, b: int, sb: "_Sorted", firsts: np.ndarray) -> n
     its peers within ``WINDOW`` (where it hides it: SSH, telnet)? A user's logins succeed and come
     a few a minute. Remembers the last new-connection times per port (the rows a:b are applied
     to the track unless it opens)."""
-    vs = sb.vs
-    af = vs[C_AUTHFAIL, a:b]
-    if tr.n[C_AUTHFAIL] or af.any():
-        fails = (int(tr.n[C_AUTHFAIL]) + af.cumsum(dtype=np.int64)) >= BRUTE_FAILS
-    else:
-        fails = np.zeros(b - a, dtype=bool)
+    fails = _refused(tr, a, b, sb)
     rate = np.full(b - a, tr.guess_rate)
     if len(firsts) and not tr.guess_rate:
         ft, fp = sb.t[a:b][firsts], sb.server_port[a:b][firsts]

@@ -14,7 +14,7 @@ from iotwatch.detector.incidents import OVERLAP, REPLY_WAIT, IncidentEngine
 from iotwatch.detector.pipeline import ClassifiedBatch
 
 CLASSES = ["normal", "recon", "dos", "bruteforce", "spoofing", "exfiltration"]
-NORMAL, RECON, DOS, EXFIL = 0, 1, 2, 5
+NORMAL, RECON, DOS, BRUTE, EXFIL = 0, 1, 2, 3, 5
 ATTACKER, VICTIM, OTHER = "10.77.0.77", "10.77.0.1", "10.77.0.50"
 MAC = {ATTACKER: "02:00:00:00:00:77", VICTIM: "02:00:00:00:00:01", OTHER: "02:00:00:00:00:50"}
 
@@ -249,9 +249,6 @@ def test_a_sweep_whose_arp_payload_names_the_flood_victims_mac_is_still_a_sweep(
     inc = incidents(flood + sweep)
     got = [(i["class"], i["kind"]) for i in inc]
     assert got == [("dos", "spoofed-syn-flood"), ("recon", "arp-sweep")], inc
-
-
-BRUTE = 3
 
 
 def http_guessing(t0, n=40, refused=True):

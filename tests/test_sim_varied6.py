@@ -17,6 +17,7 @@ from iotwatch.captures.sim.core import LINUX, WINDOWS, Home, Sim
 from iotwatch.captures.sim.devices import Env
 from iotwatch.captures.sim.home import Profile
 from iotwatch.captures.sim.writer import PcapngWriter
+from incident_truth import _addresses
 from test_simulate import _bad_frames, comment_fields, read_labels
 
 NEW_ACTIVITY_MARKS = ("syn6-flood", "udp6-flood", "icmp6-flood", "icmp6-tunnel", "dns6-tunnel", "alive6", "traceroute")
@@ -186,5 +187,4 @@ def test_an_attackers_global_ipv6_address_is_never_one_of_its_victims(all6):
     with_gua = [r for r in episodes if r["kind"].endswith("-v6") and any(h.get("gua6") for h in r["attackers"])]
     assert with_gua
     for r in episodes:
-        own = {a for h in r["attackers"] for a in (h["ip"], h["ip6"], h.get("gua6")) if a}
-        assert not own & set(r["victims"]), r
+        assert not _addresses(r) & set(r["victims"]), r
