@@ -260,6 +260,188 @@ done:
 }
 
 /* ---------------------------------------------------------------------------------------------------
+ * group_keys(keys, order, heads, uniq, inv) -> G: the entries of a uint64 key array grouped by key, what
+ * a stable argsort gives (features._group_by_key): order (n, int64) = np.argsort(keys, kind="stable"),
+ * heads[:G] = the sorted position where each distinct key's run starts, uniq[:G] = the distinct keys in
+ * ascending order, inv (n, int64) = each entry's group (index into uniq). The permutation a stable sort
+ * gives is unique, so this is the same result by another road: the distinct keys are found with an
+ * open-addressing hash table in one pass (a batch holds few distinct hosts, pairs, flows, many times
+ * over), only those are sorted (LSD radix, skipping the bytes all of them share), then every entry is
+ * placed by counting sort, in stream order within its key. O(n + G) instead of numpy's O(n log n)
+ * argsort. Returns -1 (and writes nothing the caller may use) when the hash table probes too long (keys
+ * crafted to collide): the caller then sorts with numpy.
+ * ------------------------------------------------------------------------------------------------- */
+#define GROUP_MAX_PROBES 64  /* average probes per entry before giving up to numpy's sort */
+
+static int u64_buf(PyObject *obj, Py_buffer *view, int writable, const char *what) {
+    if (any_buf(obj, view, writable) < 0) return -1;
+    if (view->itemsize != 8 || view->ndim != 1) {
+        PyErr_Format(PyExc_TypeError, "%s must be a 1-d C-contiguous 8-byte integer array", what);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+/* sort the distinct keys u[0..G) (with their first-seen ids) ascending: LSD radix, 8 bits a pass */
+static void radix_sort_pairs(uint64_t *u, int32_t *id, uint64_t *tu, int32_t *tid, Py_ssize_t G) {
+    if (G <= 32) {  /* insertion sort: keys are distinct */
+        for (Py_ssize_t i = 1; i < G; i++) {
+            const uint64_t k = u[i];
+            const int32_t d = id[i];
+            Py_ssize_t j = i;
+            while (j > 0 && u[j - 1] > k) {
+                u[j] = u[j - 1];
+                id[j] = id[j - 1];
+                j--;
+            }
+            u[j] = k;
+            id[j] = d;
+        }
+        return;
+    }
+    static Py_ssize_t cnt[8][256];  /* under the GIL (the caller holds it) */
+    memset(cnt, 0, sizeof(cnt));
+    for (Py_ssize_t i = 0; i < G; i++)
+        for (int b = 0; b < 8; b++) cnt[b][(u[i] >> (8 * b)) & 0xFF]++;
+    for (int b = 0; b < 8; b++) {
+        if (cnt[b][(u[0] >> (8 * b)) & 0xFF] == G) continue;  /* every key has this byte: nothing moves */
+        Py_ssize_t sum = 0;
+        for (int d = 0; d < 256; d++) {
+            const Py_ssize_t c = cnt[b][d];
+            cnt[b][d] = sum;
+            sum += c;
+        }
+        for (Py_ssize_t i = 0; i < G; i++) {
+            const Py_ssize_t at = cnt[b][(u[i] >> (8 * b)) & 0xFF]++;
+            tu[at] = u[i];
+            tid[at] = id[i];
+        }
+        memcpy(u, tu, (size_t)G * sizeof(uint64_t));
+        memcpy(id, tid, (size_t)G * sizeof(int32_t));
+    }
+}
+
+static PyObject *group_keys(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *o[5];
+    if (!PyArg_ParseTuple(args, "OOOOO", &o[0], &o[1], &o[2], &o[3], &o[4])) return NULL;
+    static const char *names[5] = {"keys", "order", "heads", "uniq", "inv"};
+    Py_buffer v[5];
+    int got = 0;
+    PyObject *result = NULL;
+    int32_t *slot_id = NULL;
+    int32_t *gid = NULL, *ids = NULL, *tids = NULL;
+    uint64_t *slot_key = NULL, *u = NULL, *tu = NULL;
+    Py_ssize_t *rank = NULL, *start = NULL;
+    for (; got < 5; got++)
+        if (u64_buf(o[got], &v[got], got > 0, names[got]) < 0) goto done;
+    {
+        const Py_ssize_t n = v[0].shape[0];
+        if (v[1].shape[0] != n || v[2].shape[0] != n || v[3].shape[0] != n || v[4].shape[0] != n || n >= INT32_MAX) {
+            PyErr_SetString(PyExc_ValueError, "group_keys: arrays differ in length");
+            goto done;
+        }
+        const uint64_t *k = v[0].buf;
+        int64_t *order = v[1].buf, *heads = v[2].buf, *inv = v[4].buf;
+        uint64_t *uniq = v[3].buf;
+        /* the table starts small (cache-resident for the usual few hundred distinct keys) and doubles
+         * whenever it would be more than half full: at most 2n slots */
+        int bits = 4, max_bits = 4;
+        while (((Py_ssize_t)1 << max_bits) < 2 * n) max_bits++;
+        bits = max_bits < 10 ? max_bits : 10;
+        size_t size = (size_t)1 << bits, mask = size - 1;
+        slot_key = malloc(((size_t)1 << max_bits) * sizeof(uint64_t));
+        slot_id = malloc(((size_t)1 << max_bits) * sizeof(int32_t));
+        gid = malloc((size_t)(n ? n : 1) * sizeof(int32_t));
+        u = malloc((size_t)(n ? n : 1) * sizeof(uint64_t));
+        tu = malloc((size_t)(n ? n : 1) * sizeof(uint64_t));
+        ids = malloc((size_t)(n ? n : 1) * sizeof(int32_t));
+        tids = malloc((size_t)(n ? n : 1) * sizeof(int32_t));
+        rank = malloc((size_t)(n ? n : 1) * sizeof(Py_ssize_t));
+        start = malloc((size_t)(n ? n : 1) * sizeof(Py_ssize_t));
+        if (!slot_key || !slot_id || !gid || !u || !tu || !ids || !tids || !rank || !start) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        memset(slot_id, 0xFF, size * sizeof(int32_t));  /* -1: empty */
+        Py_ssize_t G = 0, probes = 0;
+        const Py_ssize_t max_probes = GROUP_MAX_PROBES * (n + 16);
+#define SLOT(key) ((size_t)(((key) * 0x9E3779B97F4A7C15ULL) >> (64 - bits)))
+        for (Py_ssize_t i = 0; i < n; i++) {  /* distinct keys in first-seen order; counts in start[] */
+            const uint64_t key = k[i];
+            size_t h = SLOT(key);
+            for (;;) {
+                const int32_t s = slot_id[h];
+                if (s < 0) {
+                    if (2 * (size_t)(G + 1) > size) {  /* grow, re-insert the distinct keys, probe again */
+                        bits++;
+                        size <<= 1;
+                        mask = size - 1;
+                        memset(slot_id, 0xFF, size * sizeof(int32_t));
+                        for (Py_ssize_t g = 0; g < G; g++) {
+                            size_t q = SLOT(u[g]);
+                            while (slot_id[q] >= 0) q = (q + 1) & mask;
+                            slot_id[q] = (int32_t)g;
+                            slot_key[q] = u[g];
+                        }
+                        h = SLOT(key);
+                        continue;
+                    }
+                    slot_id[h] = (int32_t)G;
+                    slot_key[h] = key;
+                    u[G] = key;
+                    ids[G] = (int32_t)G;
+                    start[G] = 0;
+                    gid[i] = (int32_t)G++;
+                    break;
+                }
+                if (slot_key[h] == key) {
+                    gid[i] = s;
+                    break;
+                }
+                h = (h + 1) & mask;
+                if (++probes > max_probes) {
+                    result = PyLong_FromLong(-1);
+                    goto done;
+                }
+            }
+            start[gid[i]]++;
+        }
+#undef SLOT
+        radix_sort_pairs(u, ids, tu, tids, G);
+        Py_ssize_t pos = 0;
+        for (Py_ssize_t r = 0; r < G; r++) {  /* runs in key order: rank of each first-seen id, run starts */
+            const int32_t d = ids[r];
+            rank[d] = r;
+            uniq[r] = u[r];
+            heads[r] = pos;
+            const Py_ssize_t c = start[d];
+            start[d] = pos;
+            pos += c;
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {  /* counting sort: stream order kept within a key */
+            const int32_t d = gid[i];
+            order[start[d]++] = i;
+            inv[i] = rank[d];
+        }
+        result = PyLong_FromSsize_t(G);
+    }
+done:
+    free(slot_key);
+    free(slot_id);
+    free(gid);
+    free(u);
+    free(tu);
+    free(ids);
+    free(tids);
+    free(rank);
+    free(start);
+    for (int q = 0; q < got; q++) PyBuffer_Release(&v[q]);
+    return result;
+}
+
+/* ---------------------------------------------------------------------------------------------------
  * np.exp without its slow paths for results that are exactly 0: to_exp_input(a, out) copies a (float64,
  * C-contiguous, any shape) into out with every value <= EXP_ZERO_BELOW (-inf = log 0, and the very
  * negative logs DecayTable gives a column with nothing in its own group: ~ -1000 per group of offset)
@@ -565,6 +747,8 @@ static PyMethodDef module_methods[] = {
     {"decay_accumulate", decay_accumulate, METH_VARARGS,
      "grouped decayed sums of DecayTable.update, bit-identical to its numpy path (see _tables.c)"},
     {"merge_state", merge_state, METH_VARARGS, "the merge of features._merge_state in one pass (see _tables.c)"},
+    {"group_keys", group_keys, METH_VARARGS,
+     "entries grouped by uint64 key: a stable argsort, run heads, distinct keys, inverse (see _tables.c)"},
     {"to_exp_input", to_exp_input, METH_VARARGS, "out = a with values <= -800 (exp is +0.0) as 0.0; returns how many"},
     {"zero_where_exp_zero", zero_where_exp_zero, METH_VARARGS, "out[a <= -800] = +0.0"},
     {"recycling_on", recycling_on, METH_NOARGS,

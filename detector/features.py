@@ -293,11 +293,33 @@ def _run_starts(ks: np.ndarray) -> np.ndarray:
     return head
 
 
-def _stable_argsort(k: np.ndarray) -> np.ndarray:
-    """``np.argsort(k, kind="stable")`` (the unique order by (key, position)), 2-3x faster on large
-    batches: numpy's unstable SIMD argsort by key, then equal keys put back in stream order by one
-    SIMD sort of (group, position) composites (distinct, so any sort gives the same order)."""
+GROUP_KERNEL = True  # _group_by_key/_stable_argsort by _tables.group_keys when built (False: numpy, for tests)
+
+
+def _group_kernel(k: np.ndarray):
+    """``(order, heads, uk, inv)`` of the uint64 key array ``k`` by ``_tables.group_keys`` (a hash table
+    finds the distinct keys, only those are sorted, a counting sort places the entries: ~20x faster than
+    a stable argsort of a batch's few hundred distinct hosts/pairs/flows), or None without the kernel, for
+    other key types, or when the kernel gives up on keys that collide in its table."""
+    if _tables is None or not GROUP_KERNEL or k.dtype != np.uint64:
+        return None
     n = len(k)
+    order, heads, inv = np.empty(n, dtype=np.intp), np.empty(n, dtype=np.intp), np.empty(n, dtype=np.intp)
+    uk = np.empty(n, dtype=np.uint64)
+    g = _tables.group_keys(np.ascontiguousarray(k), order, heads, uk, inv)
+    if g < 0:
+        return None
+    return order, heads[:g], uk[:g], inv
+
+
+def _stable_argsort(k: np.ndarray) -> np.ndarray:
+    """``np.argsort(k, kind="stable")`` (the unique order by (key, position)): ``_tables.group_keys`` for
+    uint64 keys; else numpy's unstable SIMD argsort by key, then equal keys put back in stream order by
+    one SIMD sort of (group, position) composites (distinct, so any sort gives the same order)."""
+    n = len(k)
+    grouped = _group_kernel(k)
+    if grouped is not None:
+        return grouped[0]
     if n < 1024:
         return np.argsort(k, kind="stable")
     o = np.argsort(k)
@@ -315,6 +337,9 @@ def _stable_argsort(k: np.ndarray) -> np.ndarray:
 def _sorted_unique(k: np.ndarray) -> np.ndarray:
     """``np.unique(k)`` of a small integer key array by one sort (numpy 2's hash-based unique costs
     ~0.1 ms per call whatever the size)."""
+    grouped = _group_kernel(k)
+    if grouped is not None:
+        return grouped[2]
     s = np.sort(k)
     if len(s) < 2:
         return s
@@ -322,30 +347,35 @@ def _sorted_unique(k: np.ndarray) -> np.ndarray:
     return s[keep]
 
 
-def _group_by_key(k: np.ndarray, order: np.ndarray | None = None):
-    """Entries of the non-empty key array ``k`` grouped by key with one stable sort (stream order kept
-    within a key): ``(order, head, heads, uk)`` = the sort (``order`` when the caller has it), True where a
-    key's group starts in sorted order, those sorted positions, the distinct keys (ascending). The
-    grouping step of ``DecayTable``, ``RecentSet`` and ``_unique_first_inverse``."""
-    if order is None:
-        order = _stable_argsort(k)
+def _group_by_key(k: np.ndarray):
+    """Entries of the non-empty key array ``k`` grouped by key as one stable sort groups them (stream order
+    kept within a key): ``(order, heads, uk, inv)`` = the sort, the sorted positions where a key's group
+    starts, the distinct keys (ascending), the group (index into ``uk``) of each entry in entry order. The
+    grouping step of ``DecayTable``, ``CountTable``, ``RecentSet`` and ``_unique_first_inverse``; tables
+    keyed alike share one (``Ctx.groups``)."""
+    grouped = _group_kernel(k)
+    if grouped is not None:
+        return grouped
+    order = _stable_argsort(k)
     ks = k[order]
     head = _run_starts(ks)
     heads = np.flatnonzero(head)
-    return order, head, heads, ks[heads]
-
-
-def _group_inverse(order: np.ndarray, head: np.ndarray) -> np.ndarray:
-    """The group (index into ``uk``) of each entry, in entry order, from ``_group_by_key``'s order/head."""
     inv = np.empty(len(order), dtype=np.intp)
     inv[order] = np.cumsum(head) - 1
-    return inv
+    return order, heads, ks[heads], inv
+
+
+def _head_mask(n: int, heads: np.ndarray) -> np.ndarray:
+    """True at the sorted positions ``heads`` where a group starts (of ``n`` entries)."""
+    head = np.zeros(n, dtype=bool)
+    head[heads] = True
+    return head
 
 
 def _unique_first_inverse(k: np.ndarray):
     """``np.unique(k, return_index=True, return_inverse=True)`` (first occurrences) by one stable sort."""
-    order, head, heads, uk = _group_by_key(k)
-    return uk, order[heads], _group_inverse(order, head)
+    order, heads, uk, inv = _group_by_key(k)
+    return uk, order[heads], inv
 
 
 def _lookup(keys_sorted: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -386,8 +416,8 @@ class DecayTable:
     def __len__(self) -> int:
         return len(self.keys)
 
-    def update(self, keys: np.ndarray, t: np.ndarray, x: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
-        """``order``: ``_stable_argsort(keys)`` when the caller has it (keys shared by tables)."""
+    def update(self, keys: np.ndarray, t: np.ndarray, x: np.ndarray, groups=None) -> np.ndarray:
+        """``groups``: ``_group_by_key(keys)`` when the caller has it (keys shared by tables)."""
         n = len(keys)
         m = len(self.taus)
         if n == 0:
@@ -401,7 +431,7 @@ class DecayTable:
                 logx = np.log(x)
         # one stable sort by key (stream order kept per key); a key in the state gets a carry entry
         # right before its group's first entry: the layout a stable sort of [carries, entries] gives
-        order, head, heads, uk = _group_by_key(keys, order)
+        order, heads, uk, inv = groups if groups is not None else _group_by_key(keys)
         pos, found = _lookup(self.keys, uk)
         cpos = pos[found]
         c = len(cpos)
@@ -422,8 +452,8 @@ class DecayTable:
             self.keys, (self.last_t, self.logs) = _merge_state(
                 self.keys, [self.last_t, self.logs], keep_old, uk, [end_t, end_logs], now, self.idle, self.cap)
             return out
-        gid0 = np.cumsum(head)
-        gid0 -= 1
+        head = _head_mask(n, heads)
+        gid0 = inv[order]
         N = n + c
         if c:
             carries = np.cumsum(found)  # carries up to and including each group
@@ -491,35 +521,31 @@ class CountTable:
     def __len__(self) -> int:
         return len(self.keys)
 
-    def update(self, keys: np.ndarray, t: np.ndarray, x: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
+    def update(self, keys: np.ndarray, t: np.ndarray, x: np.ndarray, groups=None) -> np.ndarray:
+        """``groups``: ``_group_by_key(keys)`` when the caller has it (keys shared by tables)."""
         n = len(keys)
         if n == 0:
             return np.empty((0, self.m), dtype=np.float64)
-        if order is None:
-            order = _stable_argsort(keys)
-        k, tt, xx = keys[order], t[order], x[order]
-        start = np.empty(n, dtype=bool)
-        start[0] = True
-        np.not_equal(k[1:], k[:-1], out=start[1:])
-        heads = np.flatnonzero(start)
-        pos, found = _lookup(self.keys, k[heads])
+        order, heads, uk, inv = groups if groups is not None else _group_by_key(keys)
+        tt, xx = t[order], x[order]
+        pos, found = _lookup(self.keys, uk)
         alive = found & (_take(self.last_t, pos, found, -np.inf) >= tt[heads] - self.idle)
         carry = np.zeros((len(heads), self.m))
         if alive.any():
             carry[alive] = self.sums[pos[alive]]
         cs = np.cumsum(xx, axis=0)
-        gid = np.cumsum(start) - 1
+        gid = inv[order]
         before = np.vstack([np.zeros((1, self.m)), cs[:-1]])[heads]  # running total before each group
         acc = cs - before[gid] + carry[gid]
         out = np.empty_like(acc)
         out[order] = acc
-        end = np.empty(n, dtype=bool)
-        end[-1] = True
-        end[:-1] = start[1:]
+        ends = np.empty(len(heads), dtype=np.intp)  # each group's last sorted position
+        ends[:-1] = heads[1:] - 1
+        ends[-1] = n - 1
         keep_old = np.ones(len(self.keys), dtype=bool)
         keep_old[pos[found]] = False
         self.keys, (self.last_t, self.sums) = _merge_state(
-            self.keys, [self.last_t, self.sums], keep_old, k[end], [tt[end], acc[end]], float(tt.max()),
+            self.keys, [self.last_t, self.sums], keep_old, uk, [tt[ends], acc[ends]], float(tt.max()),
             self.idle, self.cap)
         return out
 
@@ -541,27 +567,25 @@ class RecentSet:
         return len(self.keys)
 
     def update(self, keys: np.ndarray, t: np.ndarray, mask: np.ndarray | None = None,
-               values: np.ndarray | None = None, order: np.ndarray | None = None
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               values: np.ndarray | None = None, groups=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(new, age, value) per entry: ``new`` for the first entry of a key not seen within the
         window, ``age`` seconds since the key was first seen, ``value`` recorded at that moment.
         Entries outside ``mask`` are neither tested nor remembered (new False, age 0, value 0).
-        ``order``: ``_stable_argsort(keys)`` when the caller has it (only used without a mask)."""
+        ``groups``: ``_group_by_key(keys)`` when the caller has it (only used without a mask)."""
         n = len(keys)
         if mask is None:
             idx, k, tk = None, keys, t
         else:
             idx = np.flatnonzero(mask)
-            k, tk, order = keys[idx], t[idx], None
+            k, tk, groups = keys[idx], t[idx], None
         new = np.zeros(n, dtype=bool)
         age = np.zeros(n, dtype=np.float64)
         val = np.zeros(n, dtype=np.float64)
         if len(k) == 0:
             return new, age, val
         # grouped by one stable sort: first occurrence, group of each entry, latest time per key
-        order, head, heads, uk = _group_by_key(k, order)
+        order, heads, uk, inv = groups if groups is not None else _group_by_key(k)
         first = order[heads]
-        inv = _group_inverse(order, head)
         pos, found = _lookup(self.keys, uk)
         alive = _take(self.last_t, pos, found, -np.inf) >= tk[first] - self.window
         new[first[~alive] if idx is None else idx[first[~alive]]] = True
@@ -863,14 +887,14 @@ class Ctx:
         self.n = len(batch)
         self.t = t
         self.p: dict[str, np.ndarray] = {}
-        self._orders: dict[str, np.ndarray] = {}
+        self._groups: dict[str, tuple] = {}
 
-    def order(self, name: str) -> np.ndarray:
-        """``np.argsort(p[name], kind="stable")``, computed once per batch (tables keyed alike share it)."""
-        o = self._orders.get(name)
-        if o is None:
-            o = self._orders[name] = _stable_argsort(self.p[name])
-        return o
+    def groups(self, name: str) -> tuple:
+        """``_group_by_key(p[name])``, computed once per batch (tables keyed alike share it)."""
+        g = self._groups.get(name)
+        if g is None:
+            g = self._groups[name] = _group_by_key(self.p[name])
+        return g
 
 
 class FeatureBlock:
@@ -1141,8 +1165,8 @@ class FlowBlock(FeatureBlock):
         from_svc = p["from_service"] & ~p["syn_only"] & (p["is_tcp"] | p["sp_service"])
         looks_reply = p["synack"] | from_svc | p["arp_reply"] | p["echo_rep"]
         init_a = np.where(looks_reply, ~fwd, fwd).astype(np.float64)
-        forder = _stable_argsort(fkey)
-        new, age, first_a = self.seen.update(fkey, t, values=init_a, order=forder)
+        fgroups = _group_by_key(fkey)
+        new, age, first_a = self.seen.update(fkey, t, values=init_a, groups=fgroups)
         by_init = fwd == (first_a > 0.5)
         size = p["size"]
         e = np.zeros((n, 8))
@@ -1154,7 +1178,7 @@ class FlowBlock(FeatureBlock):
         e[:, 5] = p["synack"]
         e[:, 6] = p["fin"] | p["rst"]
         e[:, 7] = p["rst"]
-        cnt = self.table.update(fkey, t, e, forder)
+        cnt = self.table.update(fkey, t, e, fgroups)
         sent_p = np.where(fwd, cnt[:, 0], cnt[:, 1])
         recv_p = np.where(fwd, cnt[:, 1], cnt[:, 0])
         sent_b = np.where(fwd, cnt[:, 2], cnt[:, 3])
@@ -1231,7 +1255,7 @@ class ConnBlock(FeatureBlock):
         e[:, 3] = short
         e[:, 4] = 1.0
         skey = mix(p["srv"], (p["svc_port"] + 1).astype(np.uint64))
-        for w, tab, key, order in (("pair", self.pair, p["pkey"], ctx.order("pkey")), ("svc", self.svc, skey, None)):
+        for w, tab, key, order in (("pair", self.pair, p["pkey"], ctx.groups("pkey")), ("svc", self.svc, skey, None)):
             lg = tab.update(key, t, e, order)
             c = _exp(lg)
             self.put(out, f"{w}_conns_10s", _log1(lg[:, 0]) / 6.0)
@@ -1366,7 +1390,7 @@ class BalanceBlock(FeatureBlock):
             pe[:, 2 * j + 1] = request & fwd     # requests a sent
             pe[:, 6 + 2 * j] = reply & fwd       # answers b received
             pe[:, 6 + 2 * j + 1] = request & ~fwd
-        pl = _log1(self.pairs.update(p["pkey"], t, pe, ctx.order("pkey")))
+        pl = _log1(self.pairs.update(p["pkey"], t, pe, ctx.groups("pkey")))
         for j, name in enumerate(("dst_dns_answer_excess", "dst_echo_reply_excess", "dst_synack_excess")):
             # the receiver is b when the sender is a
             got = np.where(fwd, pl[:, 6 + 2 * j], pl[:, 2 * j])
@@ -1472,7 +1496,7 @@ class PairBlock(FeatureBlock):
         pe[:, pc["authfail_30s"]] = p["auth_fail"]
         pe[:, pc["dnsq_10s"]] = p["dns_query"]
         pe[:, pc["dnsr_10s"]] = p["dns_resp"]
-        pl = self.pairs.update(p["pkey"], t, pe, ctx.order("pkey"))
+        pl = self.pairs.update(p["pkey"], t, pe, ctx.groups("pkey"))
         sent_l = np.where(fwd, pl[:, pc["fwd_bytes_10s"]], pl[:, pc["rev_bytes_10s"]]).clip(-50)
         recv_l = np.where(fwd, pl[:, pc["rev_bytes_10s"]], pl[:, pc["fwd_bytes_10s"]]).clip(-50)
         put = self.put
@@ -1485,7 +1509,7 @@ class PairBlock(FeatureBlock):
         put(out, "pair_authfail_30s", _log1(pl[:, pc["authfail_30s"]]))
         put(out, "pair_dns_resp_per_query", np.clip(
             _exp(pl[:, pc["dnsr_10s"]]) / np.maximum(_exp(pl[:, pc["dnsq_10s"]]), 1.0), 0, 4) / 4.0)
-        _, page, _ = self.pairs_seen.update(p["pkey"], t, order=ctx.order("pkey"))
+        _, page, _ = self.pairs_seen.update(p["pkey"], t, groups=ctx.groups("pkey"))
         put(out, "pair_age_log", np.log1p(page) / 6.0)
 
 

@@ -620,6 +620,55 @@ def test_fast_stable_argsort_is_numpys_stable_argsort(n, distinct):
     assert np.array_equal(_stable_argsort(k), np.argsort(k, kind="stable"))
 
 
+@pytest.mark.parametrize("n,distinct", [(1, 1), (7, 3), (1024, 3), (8192, 60), (8192, 8192), (20000, 60000)])
+def test_group_kernel_is_the_stable_sort_grouping(monkeypatch, n, distinct):
+    """_tables.group_keys (hash table + counting sort) groups exactly as numpy's stable argsort does."""
+    from iotwatch.detector import features
+
+    if features._tables is None:
+        pytest.skip(features._TABLES_ERROR)
+    rng = np.random.default_rng(n + distinct)
+    k = rng.integers(0, distinct, n).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    fast = features._group_by_key(k)
+    monkeypatch.setattr(features, "GROUP_KERNEL", False)
+    ref = features._group_by_key(k)
+    assert all(np.array_equal(a, b) for a, b in zip(fast, ref))
+    uk, first, inv = np.unique(k, return_index=True, return_inverse=True)
+    assert np.array_equal(fast[2], uk) and np.array_equal(fast[0][fast[1]], first)
+    assert np.array_equal(fast[3], inv.ravel())
+
+
+def test_extractor_without_the_group_kernel_gives_the_same_features(monkeypatch):
+    """The numpy grouping (stable argsort) and _tables.group_keys give the extractor the same values."""
+    from iotwatch.detector import features
+
+    stream = synthetic_packets(3000, seed=11)
+
+    def run():
+        ext = features.BehaviourExtractor()
+        return np.concatenate([ext.transform(stream.slice(s, s + 700)) for s in range(0, len(stream), 700)])
+
+    fast = run()
+    monkeypatch.setattr(features, "GROUP_KERNEL", False)
+    assert np.array_equal(fast, run())
+
+
+def test_group_kernel_gives_up_on_colliding_keys():
+    """Keys that all land in one slot of group_keys' table (i * C^-1: C * key = i, high bits 0) make it
+    give up after a bounded number of probes; _group_by_key then sorts with numpy, the same result."""
+    from iotwatch.detector import features
+
+    if features._tables is None:
+        pytest.skip(features._TABLES_ERROR)
+    c_inv = pow(0x9E3779B97F4A7C15, -1, 1 << 64)
+    rng = np.random.default_rng(5)
+    k = np.array([(int(i) * c_inv) % (1 << 64) for i in rng.integers(0, 3000, 6000)], dtype=np.uint64)
+    assert features._group_kernel(k) is None
+    order, heads, uk, inv = features._group_by_key(k)
+    assert np.array_equal(order, np.argsort(k, kind="stable")) and np.array_equal(uk, np.unique(k))
+    assert np.array_equal(uk[inv], k) and np.array_equal(order[heads], np.unique(k, return_index=True)[1])
+
+
 def test_recycling_allocator_reuses_blocks_and_hands_out_zeroed_ones(monkeypatch):
     """_tables' numpy allocator (on while transform runs): a freed block of the cached range comes back
     for the next request of its size class, np.zeros on a recycled block is all zeros, the cache keeps
