@@ -442,6 +442,50 @@ done:
 }
 
 /* ---------------------------------------------------------------------------------------------------
+ * transpose32(src, dst): dst = src.T for a C-contiguous (R, C) array of 4-byte items and a C-contiguous
+ * (C, R) one: the extractor's column-major float32 row block into the row-major matrix it returns, in
+ * 8 x 256 tiles (both sides stay in cache; numpy's strided copy of a (225, 8192) block walks one side a
+ * cache line per item: 5.5 ms against 1.3 ms here). Only data movement.
+ * ------------------------------------------------------------------------------------------------- */
+#define TILE_R 8    /* rows of src read at once: few, as they are often a power of two bytes apart (8192 x 4) */
+#define TILE_C 256
+
+static PyObject *transpose32(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *a, *b;
+    if (!PyArg_ParseTuple(args, "OO", &a, &b)) return NULL;
+    Py_buffer va, vb;
+    if (any_buf(a, &va, 0) < 0) return NULL;
+    if (any_buf(b, &vb, 1) < 0) {
+        PyBuffer_Release(&va);
+        return NULL;
+    }
+    if (va.ndim != 2 || vb.ndim != 2 || va.itemsize != 4 || vb.itemsize != 4 || va.shape[0] != vb.shape[1] ||
+        va.shape[1] != vb.shape[0]) {
+        PyBuffer_Release(&va);
+        PyBuffer_Release(&vb);
+        PyErr_SetString(PyExc_ValueError, "transpose32: src (R, C) and dst (C, R) of 4-byte items");
+        return NULL;
+    }
+    const Py_ssize_t R = va.shape[0], C = va.shape[1];
+    const uint32_t *src = va.buf;
+    uint32_t *dst = vb.buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t r0 = 0; r0 < R; r0 += TILE_R) {
+        const Py_ssize_t r1 = r0 + TILE_R < R ? r0 + TILE_R : R;
+        for (Py_ssize_t c0 = 0; c0 < C; c0 += TILE_C) {
+            const Py_ssize_t c1 = c0 + TILE_C < C ? c0 + TILE_C : C;
+            for (Py_ssize_t r = r0; r < r1; r++)
+                for (Py_ssize_t c = c0; c < c1; c++) dst[c * R + r] = src[r * C + c];
+        }
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&va);
+    PyBuffer_Release(&vb);
+    Py_RETURN_NONE;
+}
+
+/* ---------------------------------------------------------------------------------------------------
  * np.exp without its slow paths for results that are exactly 0: to_exp_input(a, out) copies a (float64,
  * C-contiguous, any shape) into out with every value <= EXP_ZERO_BELOW (-inf = log 0, and the very
  * negative logs DecayTable gives a column with nothing in its own group: ~ -1000 per group of offset)
@@ -749,6 +793,7 @@ static PyMethodDef module_methods[] = {
     {"merge_state", merge_state, METH_VARARGS, "the merge of features._merge_state in one pass (see _tables.c)"},
     {"group_keys", group_keys, METH_VARARGS,
      "entries grouped by uint64 key: a stable argsort, run heads, distinct keys, inverse (see _tables.c)"},
+    {"transpose32", transpose32, METH_VARARGS, "dst = src.T for C-contiguous 4-byte arrays (see _tables.c)"},
     {"to_exp_input", to_exp_input, METH_VARARGS, "out = a with values <= -800 (exp is +0.0) as 0.0; returns how many"},
     {"zero_where_exp_zero", zero_where_exp_zero, METH_VARARGS, "out[a <= -800] = +0.0"},
     {"recycling_on", recycling_on, METH_NOARGS,

@@ -653,6 +653,18 @@ def test_extractor_without_the_group_kernel_gives_the_same_features(monkeypatch)
     assert np.array_equal(fast, run())
 
 
+@pytest.mark.parametrize("shape", [(225, 8192), (225, 1), (3, 257), (1, 5), (0, 4)])
+def test_tiled_transpose_is_the_transpose(shape):
+    from iotwatch.detector import features
+
+    if features._tables is None:
+        pytest.skip(features._TABLES_ERROR)
+    a = np.random.default_rng(1).random(shape).astype(np.float32)
+    b = np.empty(shape[::-1], dtype=np.float32)
+    features._tables.transpose32(a, b)
+    assert np.array_equal(b, a.T)
+
+
 def test_group_kernel_gives_up_on_colliding_keys():
     """Keys that all land in one slot of group_keys' table (i * C^-1: C * key = i, high bits 0) make it
     give up after a bounded number of probes; _group_by_key then sorts with numpy, the same result."""
