@@ -18,7 +18,10 @@
  *   time) skip the exp/log1p: the only difference from numpy is speed.
  * With ``x`` (the (n, m) inputs whose logs logx holds), an entry whose x is 0 counts as log 0 = -inf
  * whatever logx says: the caller may then take np.log of x with its zeros replaced by 1 (numpy's log is
- * several times slower on 0, its -inf special case, and most inputs are 0).
+ * several times slower on 0, its -inf special case, and most inputs are 0). With ``x``, logx may be None:
+ * when every x is 0 or 1 (event counts: most tables) their logs are -inf and 0.0 (np.log(1.0) is +0.0) and
+ * no (n, m) log array is needed; otherwise nothing is done and False returned (the caller takes the
+ * logs and calls again). Returns True.
  * Outputs: out (n, m) in row order (unsorted), end_t/end_logs (G, m): each group's last entry.
  * Arrays go through the buffer protocol (no numpy C API): C-contiguous float64 'd' and int64 'q'/'l'.
  */
@@ -76,6 +79,16 @@ static PyObject *decay_accumulate(PyObject *self, PyObject *args) {
     static const int dims[NBUF] = {2, 1, 1, 1, 1, 1, 2, 1, 1, 2, 1, 2, 2};
     static const char kinds[NBUF] = {'d', 'd', 'q', 'q', 'q', 'd', 'd', 'd', 'q', 'd', 'd', 'd', 'd'};
     const int nbuf = o[12] == Py_None ? NBUF - 1 : NBUF;
+    /* logx None: every x is 0 or 1 (checked), whose logs are -inf and 0.0 (np.log(1.0) is +0.0): x is read
+     * in its place */
+    const int binary = o[0] == Py_None;
+    if (binary) {
+        if (nbuf != NBUF) {
+            PyErr_SetString(PyExc_ValueError, "decay_accumulate: logx None needs x");
+            return NULL;
+        }
+        o[0] = o[12];
+    }
     Py_buffer v[NBUF];
     int got = 0;
     PyObject *result = NULL;
@@ -89,6 +102,13 @@ static PyObject *decay_accumulate(PyObject *self, PyObject *args) {
         const int64_t *order = v[2].buf, *heads = v[3].buf, *carry = v[4].buf, *col_tau = v[8].buf;
         double *out = v[9].buf, *end_t = v[10].buf, *end_l = v[11].buf;
         const double *raw = nbuf == NBUF ? v[12].buf : NULL;
+        if (binary)
+            for (Py_ssize_t i = 0; i < n * m; i++)
+                if (raw[i] != 0.0 && raw[i] != 1.0) {  /* nothing done: the caller takes the logs */
+                    result = Py_False;
+                    Py_INCREF(result);
+                    goto done;
+                }
         if ((raw && (v[12].shape[0] != n || v[12].shape[1] != m)) || v[1].shape[0] != n || v[2].shape[0] != n || v[4].shape[0] != G || v[6].shape[0] != S ||
             (S && v[6].shape[1] != m) || v[8].shape[0] != m || v[9].shape[0] != n || v[9].shape[1] != m ||
             v[10].shape[0] != G || v[11].shape[0] != G || v[11].shape[1] != m || (G == 0) != (n == 0)) {
@@ -145,7 +165,7 @@ static PyObject *decay_accumulate(PyObject *self, PyObject *args) {
                 double *y = out + r * m;
                 for (Py_ssize_t j = 0; j < m; j++) {
                     const double gj = gv[col_tau[j]];
-                    const double val = (xr && xr[j] == 0.0 ? -INFINITY : x[j]) + gj;
+                    const double val = (xr && xr[j] == 0.0 ? -INFINITY : binary ? 0.0 : x[j]) + gj;
                     if (first) acc[j] = val;
                     else if (val != -INFINITY) acc[j] = logaddexp(acc[j], val);
                     y[j] = acc[j] - gj;
@@ -157,7 +177,7 @@ static PyObject *decay_accumulate(PyObject *self, PyObject *args) {
             for (Py_ssize_t u = 0; u < U; u++) offset[u] = offset[u] + (rel / utaus[u] + gap);
         }
         Py_END_ALLOW_THREADS
-        result = Py_None;
+        result = Py_True;
         Py_INCREF(result);
     }
 done:

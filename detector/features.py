@@ -387,6 +387,10 @@ def _lookup(keys_sorted: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.
     return pos_c, keys_sorted[pos_c] == query
 
 
+# np.log(1.0) is +0.0 (what lets _tables.decay_accumulate take the logs of 0/1 inputs itself): checked once
+_LOG_ONE_IS_ZERO = not np.log(np.ones(67)).view(np.uint64).any()
+
+
 class DecayTable:
     """Exponentially decayed sums per key: S <- S * exp(-dt / tau) + x, one time constant per column.
 
@@ -423,9 +427,8 @@ class DecayTable:
         if n == 0:
             return np.empty((0, m), dtype=np.float64)
         kernel = self.kernel and _tables is not None
-        if kernel:  # log of x with its zeros as 1 (numpy's log is slow on 0); the kernel takes x == 0 as -inf
+        if kernel:  # the kernel takes x == 0 as log 0 = -inf, and takes the logs itself when x is all 0 or 1
             x = np.ascontiguousarray(x, dtype=np.float64)
-            logx = np.log(x + (x == 0))
         else:
             with np.errstate(divide="ignore"):
                 logx = np.log(x)
@@ -440,10 +443,13 @@ class DecayTable:
             out = np.empty((n, m))
             end_t = np.empty(len(uk))
             end_logs = np.empty((len(uk), m))
-            _tables.decay_accumulate(logx, t, order.astype(np.int64, copy=False),
-                                     heads.astype(np.int64, copy=False), np.where(found, pos, -1).astype(np.int64),
-                                     np.ascontiguousarray(self.last_t), np.ascontiguousarray(self.logs),
-                                     self._utaus, self._col_tau, self.GAP, out, end_t, end_logs, x)
+            args = (t, order.astype(np.int64, copy=False), heads.astype(np.int64, copy=False),
+                    np.where(found, pos, -1).astype(np.int64), np.ascontiguousarray(self.last_t),
+                    np.ascontiguousarray(self.logs), self._utaus, self._col_tau, self.GAP, out, end_t, end_logs, x)
+            if not (_LOG_ONE_IS_ZERO and _tables.decay_accumulate(None, *args)):
+                # log of x with its zeros as 1 (numpy's log is slow on 0), in place: one (n, m) array
+                logx = np.add(x, x == 0)
+                _tables.decay_accumulate(np.log(logx, out=logx), *args)
             now = float(t.max())
             if c:
                 now = max(now, float(self.last_t[cpos].max()))

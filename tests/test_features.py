@@ -592,6 +592,19 @@ def test_decay_table_kernel_matches_the_numpy_path_bit_for_bit(seed):
 
 
 @pytest.mark.parametrize("seed", range(20))
+def test_decay_table_kernel_on_event_counts_matches_the_numpy_path(seed):
+    """Inputs all 0 or 1 (and -0.0): the kernel takes their logs itself (no np.log array), same bits."""
+    taus, idle, cap, updates = _random_table_updates(seed)
+    fast, ref = DecayTable(taus, idle=idle, cap=cap), DecayTable(taus, idle=idle, cap=cap)
+    ref.kernel = False
+    for keys, t, x in updates:
+        x = np.where(x > 0.5, 1.0, np.where(x > 0.2, -0.0, 0.0)) if seed % 4 else x  # some steps not binary
+        a, b = fast.update(keys, t, x), ref.update(keys, t, x)
+        assert np.array_equal(a, b)
+        assert np.array_equal(fast.keys, ref.keys) and np.array_equal(fast.logs, ref.logs)
+
+
+@pytest.mark.parametrize("seed", range(20))
 def test_state_merge_without_sorting_equals_sorting_the_union(seed):
     from iotwatch.detector.features import _merge_state, _merge_state_capped
 
