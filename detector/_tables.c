@@ -33,6 +33,7 @@
 #include <string.h>
 
 #define LOGE2 0.693147180559945309417232121458176568
+#define EXP_ZERO_BELOW (-800.0)  /* exp(x) is +0.0 for every x <= this */
 
 /* numpy/_core/src/npymath/npy_math_internal.h.src: npy_logaddexp */
 static inline double logaddexp(double x, double y) {
@@ -40,11 +41,14 @@ static inline double logaddexp(double x, double y) {
         return x + LOGE2;
     }
     const double tmp = x - y;
+    /* the same arithmetic without the libm calls when exp underflows to +0.0 (e^-800 is far below the
+     * smallest subnormal) and log1p(+0.0) is +0.0: the first entry of a key's group meets the previous
+     * group's sums 1000 time constants (DecayTable.GAP) below it */
     if (tmp > 0) {
-        return x + log1p(exp(-tmp));
+        return tmp > -EXP_ZERO_BELOW ? x + 0.0 : x + log1p(exp(-tmp));
     }
     else if (tmp <= 0) {
-        return y + log1p(exp(tmp));
+        return tmp < EXP_ZERO_BELOW ? y + 0.0 : y + log1p(exp(tmp));
     }
     return tmp; /* NaN */
 }
@@ -514,7 +518,6 @@ static PyObject *transpose32(PyObject *self, PyObject *args) {
  * e^-800 ~ 4e-348 is far below the smallest subnormal), but numpy's float64 exp takes a scalar path for
  * every vector holding such a value (6x slower for -inf, 17x for underflow).
  * ------------------------------------------------------------------------------------------------- */
-#define EXP_ZERO_BELOW (-800.0)
 
 static int flat_doubles(PyObject *obj, Py_buffer *view, int writable, const char *what) {
     if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0)) < 0)
