@@ -676,21 +676,14 @@ class LastSeen:
         if len(idx) == 0:
             return since
         k, tk, is_set = keys[idx], t[idx], set_mask[idx]
-        uk = _sorted_unique(k)
+        # one grouping by key; the key's state (its last set time) counts as a set entry at the head of
+        # its group: the latest set entry strictly before each entry, else the state, else none (inf)
+        order, heads, uk, inv = _group_by_key(k)
         pos, found = _lookup(self.keys, uk)
-        carry_t = _take(self.last_t, pos, found, -np.inf)
-        has = np.isfinite(carry_t)
-        ck = uk[has]
-        c = len(ck)
-        all_k = np.concatenate([ck, k])
-        all_t = np.concatenate([carry_t[has], tk])
-        all_set = np.concatenate([np.ones(c, dtype=bool), is_set])
-        order = _stable_argsort(all_k)
-        kk, tt, ss = all_k[order], all_t[order], all_set[order]
-        m = len(kk)
-        start = np.empty(m, dtype=bool)
-        start[0] = True
-        np.not_equal(kk[1:], kk[:-1], out=start[1:])
+        carry_t = _take(self.last_t, pos, found, -np.inf)  # -inf: no state
+        tt, ss = tk[order], is_set[order]
+        m = len(tt)
+        start = _head_mask(m, heads)
         # index of the latest set entry at or before each position, not crossing a group start
         mark = np.where(ss | start, np.arange(m), 0)
         np.maximum.accumulate(mark, out=mark)
@@ -699,25 +692,23 @@ class LastSeen:
         prev[1:] = np.where(start[1:], -1, mark[:-1])
         ok = prev >= 0
         ok[ok] = ss[prev[ok]]
-        dt = np.full(m, np.inf)
-        dt[ok] = tt[ok] - tt[prev[ok]]
+        ref_t = carry_t[inv[order]]
+        ref_t[ok] = tt[prev[ok]]
+        dt = tt - ref_t  # tt - (-inf) = inf: nothing set before
         dt[dt > self.idle] = np.inf
         res = np.empty(m)
         res[order] = dt
-        since[idx] = res[c:]
-        end = np.empty(m, dtype=bool)
-        end[-1] = True
-        end[:-1] = start[1:]
-        last_set = np.where(ss, tt, -np.inf)
-        gid = np.cumsum(start) - 1
-        grp_last = np.full(int(gid[-1]) + 1, -np.inf)
-        np.maximum.at(grp_last, gid, last_set)
-        gk = kk[end]
+        since[idx] = res
+        grp_last = np.maximum.reduceat(np.where(ss, tt, -np.inf), heads)
+        np.maximum(grp_last, carry_t, out=grp_last)
         live = np.isfinite(grp_last)
+        now = float(tk.max())
+        if found.any():
+            now = max(now, float(carry_t[found].max()))
         keep_old = np.ones(len(self.keys), dtype=bool)
         keep_old[pos[found]] = False
-        self.keys, (self.last_t,) = _merge_state(self.keys, [self.last_t], keep_old, gk[live], [grp_last[live]],
-                                                float(tt.max()), self.idle, self.cap)
+        self.keys, (self.last_t,) = _merge_state(self.keys, [self.last_t], keep_old, uk[live], [grp_last[live]],
+                                                now, self.idle, self.cap)
         return since
 
 
