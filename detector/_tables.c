@@ -193,6 +193,82 @@ done:
 }
 
 /* ---------------------------------------------------------------------------------------------------
+ * count_accumulate(x, order, heads, carry, state_sums, out, end_sums): CountTable.update's running sums
+ * after its grouping, the same float operations in the same order as its numpy path (tests compare the
+ * two): over the entries in sorted order (order[i] = row of x; group g from sorted position heads[g]),
+ *     cs  += x                     (np.cumsum over ALL sorted rows, every column: the sum runs across groups)
+ *     out  = (cs - before_g) + c_g (before_g: cs just before the group, 0 for the first; c_g: the state row
+ *                                   carry[g] of state_sums, or 0.0 when carry[g] < 0)
+ * out (n, m) in row order; end_sums (G, m): each group's last out row. float64 'd', int64 'q'.
+ * ------------------------------------------------------------------------------------------------- */
+static PyObject *count_accumulate(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *o[7];
+    if (!PyArg_ParseTuple(args, "OOOOOOO", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6])) return NULL;
+    static const char *names[7] = {"x", "order", "heads", "carry", "state_sums", "out", "end_sums"};
+    static const int dims[7] = {2, 1, 1, 1, 2, 2, 2};
+    static const char kinds[7] = {'d', 'q', 'q', 'q', 'd', 'd', 'd'};
+    Py_buffer v[7];
+    int got = 0;
+    PyObject *result = NULL;
+    double *cs = NULL, *before = NULL;
+    for (; got < 7; got++)
+        if (get_buf(o[got], &v[got], dims[got], kinds[got], names[got]) < 0) goto done;
+    {
+        const Py_ssize_t n = v[0].shape[0], m = v[0].shape[1], G = v[2].shape[0], S = v[4].shape[0];
+        const double *x = v[0].buf, *st = v[4].buf;
+        const int64_t *order = v[1].buf, *heads = v[2].buf, *carry = v[3].buf;
+        double *out = v[5].buf, *end = v[6].buf;
+        if (v[1].shape[0] != n || v[3].shape[0] != G || (S && v[4].shape[1] != m) || v[5].shape[0] != n ||
+            v[5].shape[1] != m || v[6].shape[0] != G || v[6].shape[1] != m || (G == 0) != (n == 0)) {
+            PyErr_SetString(PyExc_ValueError, "count_accumulate: inconsistent shapes");
+            goto done;
+        }
+        for (Py_ssize_t g = 0; g < G; g++) {
+            const Py_ssize_t e = g + 1 < G ? heads[g + 1] : n;
+            if (heads[g] < 0 || heads[g] >= e || e > n || carry[g] >= S || (g == 0 && heads[0] != 0)) {
+                PyErr_SetString(PyExc_ValueError, "count_accumulate: bad group heads or carries");
+                goto done;
+            }
+        }
+        for (Py_ssize_t i = 0; i < n; i++)
+            if (order[i] < 0 || order[i] >= n) {
+                PyErr_SetString(PyExc_ValueError, "count_accumulate: order out of range");
+                goto done;
+            }
+        cs = calloc((size_t)(m ? m : 1), sizeof(double));
+        before = malloc((size_t)(m ? m : 1) * sizeof(double));
+        if (!cs || !before) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t g = 0; g < G; g++) {
+            const Py_ssize_t s = heads[g], e = g + 1 < G ? heads[g + 1] : n;
+            const double *c = carry[g] >= 0 ? st + carry[g] * m : NULL;
+            for (Py_ssize_t j = 0; j < m; j++) before[j] = g ? cs[j] : 0.0;
+            for (Py_ssize_t i = s; i < e; i++) {
+                const double *xr = x + order[i] * m;
+                double *y = out + order[i] * m;
+                for (Py_ssize_t j = 0; j < m; j++) {
+                    cs[j] = i ? cs[j] + xr[j] : xr[j];  /* cumsum's first row is the row itself */
+                    y[j] = (cs[j] - before[j]) + (c ? c[j] : 0.0);
+                }
+            }
+            memcpy(end + g * m, out + order[e - 1] * m, (size_t)m * sizeof(double));
+        }
+        Py_END_ALLOW_THREADS
+        result = Py_None;
+        Py_INCREF(result);
+    }
+done:
+    free(cs);
+    free(before);
+    for (int q = 0; q < got; q++) PyBuffer_Release(&v[q]);
+    return result;
+}
+
+/* ---------------------------------------------------------------------------------------------------
  * merge_state(keys_old, alive_old, keys_new, alive_new, cols_old, cols_new, keys_out, cols_out): the merge
  * of features._merge_state in one pass: the rows of the two sorted, disjoint uint64 key arrays whose
  * alive mask (bool) is set, in key order (a new key before an equal old one, as searchsorted's left side
@@ -813,6 +889,8 @@ static PyObject *recycling_clear(PyObject *self, PyObject *args) {
 static PyMethodDef module_methods[] = {
     {"decay_accumulate", decay_accumulate, METH_VARARGS,
      "grouped decayed sums of DecayTable.update, bit-identical to its numpy path (see _tables.c)"},
+    {"count_accumulate", count_accumulate, METH_VARARGS,
+     "running sums of CountTable.update, bit-identical to its numpy path (see _tables.c)"},
     {"merge_state", merge_state, METH_VARARGS, "the merge of features._merge_state in one pass (see _tables.c)"},
     {"group_keys", group_keys, METH_VARARGS,
      "entries grouped by uint64 key: a stable argsort, run heads, distinct keys, inverse (see _tables.c)"},

@@ -520,6 +520,7 @@ class CountTable:
         self.m = columns
         self.idle = idle
         self.cap = cap
+        self.kernel = True  # use detector/_tables.c when built (False: the numpy path, for tests)
         self.keys = np.empty(0, dtype=np.uint64)
         self.last_t = np.empty(0, dtype=np.float64)
         self.sums = np.empty((0, columns), dtype=np.float64)
@@ -533,8 +534,25 @@ class CountTable:
         if n == 0:
             return np.empty((0, self.m), dtype=np.float64)
         order, heads, uk, inv = groups if groups is not None else _group_by_key(keys)
-        tt, xx = t[order], x[order]
         pos, found = _lookup(self.keys, uk)
+        if self.kernel and _tables is not None:  # the same sums in one pass (_tables.c), no (n, m) temporaries
+            tt = t[order]
+            alive = found & (_take(self.last_t, pos, found, -np.inf) >= tt[heads] - self.idle)
+            out = np.empty((n, self.m))
+            end_sums = np.empty((len(heads), self.m))
+            _tables.count_accumulate(np.ascontiguousarray(x, dtype=np.float64), order.astype(np.int64, copy=False),
+                                     heads.astype(np.int64, copy=False), np.where(alive, pos, -1).astype(np.int64),
+                                     np.ascontiguousarray(self.sums), out, end_sums)
+            ends = np.empty(len(heads), dtype=np.intp)  # each group's last sorted position
+            ends[:-1] = heads[1:] - 1
+            ends[-1] = n - 1
+            keep_old = np.ones(len(self.keys), dtype=bool)
+            keep_old[pos[found]] = False
+            self.keys, (self.last_t, self.sums) = _merge_state(
+                self.keys, [self.last_t, self.sums], keep_old, uk, [tt[ends], end_sums], float(tt.max()),
+                self.idle, self.cap)
+            return out
+        tt, xx = t[order], x[order]
         alive = found & (_take(self.last_t, pos, found, -np.inf) >= tt[heads] - self.idle)
         carry = np.zeros((len(heads), self.m))
         if alive.any():
