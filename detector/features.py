@@ -903,6 +903,15 @@ class Ctx:
         self.t = t
         self.p: dict[str, np.ndarray] = {}
         self._groups: dict[str, tuple] = {}
+        self._hashes: dict[str, np.ndarray] = {}
+
+    def hashes(self, column: str) -> np.ndarray:
+        """``hash_strings`` of a string column of the batch, once per batch (identities and spoofing share
+        the MAC and address columns' hashes). Read-only."""
+        h = self._hashes.get(column)
+        if h is None:
+            h = self._hashes[column] = hash_strings(self.b[column])
+        return h
 
     def groups(self, name: str) -> tuple:
         """``_group_by_key(p[name])``, computed once per batch (tables keyed alike share it)."""
@@ -952,16 +961,27 @@ class PacketBlock(FeatureBlock):
     def __init__(self, idle: float = 300.0, cap: int = 65536):
         super().__init__(idle, cap)
         self._addr_class: dict[str, int] = {}
+        self._mac_group: dict[str, bool] = {}
 
-    def _group(self, values: np.ndarray) -> np.ndarray:
-        cache = self._addr_class
-        todo = [v for v in dict.fromkeys(values.tolist()) if v not in cache]
+    @staticmethod
+    def _per_string(values: np.ndarray, cache: dict, of, dtype) -> np.ndarray:
+        """``of(v)`` for each string of ``values``, computed once per distinct string (a batch holds few)."""
+        items = values.tolist()
+        todo = [v for v in dict.fromkeys(items) if v not in cache]
         if todo:
             if len(cache) > 65536:
                 cache.clear()
             for v in todo:
-                cache[v] = address_class(v)
-        return np.array(list(map(cache.__getitem__, values.tolist())), dtype=np.int8) == 2
+                cache[v] = of(v)
+        return np.fromiter(map(cache.__getitem__, items), dtype=dtype, count=len(items))
+
+    def _group(self, values: np.ndarray) -> np.ndarray:
+        return self._per_string(values, self._addr_class, address_class, np.int8) == 2
+
+    @staticmethod
+    def _is_group_mac(mac) -> bool:
+        """A multicast Ethernet destination of IPv4 (01:...) or IPv6 (33:...)."""
+        return str(mac).startswith(("01:", "33:"))
 
     def compute(self, ctx: Ctx, out: np.ndarray) -> None:
         b, n, p = ctx.b, ctx.n, ctx.p
@@ -1061,8 +1081,7 @@ class PacketBlock(FeatureBlock):
         eth_dst = b["eth_dst"]
         bcast = eth_dst == "ff:ff:ff:ff:ff:ff"
         put("eth_broadcast", bcast)
-        eth_u = eth_dst.astype(str)
-        eth_group = np.char.startswith(eth_u, "01:") | np.char.startswith(eth_u, "33:")
+        eth_group = self._per_string(eth_dst, self._mac_group, self._is_group_mac, bool)
         put("eth_multicast", eth_group & ~bcast)
         put("dst_group", bcast | eth_group | self._group(b["ip_dst"]))
         size = np.maximum(flen, 0)
@@ -1441,8 +1460,11 @@ class HostRatesBlock(FeatureBlock):
     def compute(self, ctx: Ctx, out: np.ndarray) -> None:
         p, t, n, b = ctx.p, ctx.t, ctx.n, ctx.b
         hs, hd = p["hs"], p["hd"]
-        new_name = self.names_seen.update(mix(hs, hash_strings(b["dns_qry_name"])), t,
-                                          p["has_name"] & p["dns_query"])[0]
+        asked = p["has_name"] & p["dns_query"]
+        name_keys = np.zeros(n, dtype=np.uint64)  # (host, name) of each query; only read where asked
+        q = np.flatnonzero(asked)
+        name_keys[q] = mix(hs[q], hash_strings(b["dns_qry_name"][q]))
+        new_name = self.names_seen.update(name_keys, t, asked)[0]
         size = p["size"]
         hc = {name: i for i, (name, _) in enumerate(HOST_COLUMNS)}
         ent = np.zeros((2 * n, len(HOST_COLUMNS)))
@@ -1575,23 +1597,32 @@ class SpoofingBlock(FeatureBlock):
         # Ethernet address is the MAC it claims (the ARP sender hardware address an ARP cache learns). Not
         # the claim otherwise: a poisoner's clean-up replies restore the real owner's address from the
         # poisoner's MAC and must not count for the owner
-        arp_hw = b["arp_src_hw"]
-        mac = hash_strings(b["eth_src"])
-        has_src_mac = b["eth_src"] != ""
-        hw = np.flatnonzero(is_arp & (arp_hw != "") & ((b["eth_src"] == "00:00:00:00:00:00") | ~has_src_mac))
-        if len(hw):
-            mac[hw] = hash_strings(arp_hw[hw])
-        bind_ip = np.where(is_arp, b["arp_src_ip"], b["ip_src"])
-        src_mask = (bind_ip != "") & has_src_mac
+        eth_src = b["eth_src"]
+        mac = ctx.hashes("eth_src").copy()
+        has_src_mac = eth_src != ""
+        # the ARP fields (strings) are only read on ARP frames: hashed and compared there
+        arp = np.flatnonzero(is_arp)
+        a_src, a_dst = b["arp_src_ip"][arp], b["arp_dst_ip"][arp]
+        ha_src, ha_dst = np.zeros(n, dtype=np.uint64), np.zeros(n, dtype=np.uint64)
+        claims, asks_other, claims_real = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+        if len(arp):
+            ha_src[arp], ha_dst[arp] = hash_strings(a_src), hash_strings(a_dst)
+            claims[arp] = a_src != ""                          # the sender claims an address
+            asks_other[arp] = a_src != a_dst                   # not a gratuitous request
+            claims_real[arp] = (a_src != "") & (a_src != "0.0.0.0")  # not an ARP probe
+            arp_hw = b["arp_src_hw"][arp]
+            hw = arp[(arp_hw != "") & ((eth_src[arp] == "00:00:00:00:00:00") | ~has_src_mac[arp])]
+            if len(hw):
+                mac[hw] = hash_strings(b["arp_src_hw"][hw])
+        src_mask = np.where(is_arp, claims, p["has_ip"]) & has_src_mac  # the ARP claim's or the IP source
         # bindings learnt from both ends of a frame (sender: IP source or ARP claim with the source MAC;
         # receiver: unicast IP destination with the destination MAC), one table: a frame sent as an
         # address, or to an address, through a MAC that is not that address's established one
         eth_dst = b["eth_dst"]
-        dst_mask = p["has_ip"] & (eth_dst != "") & (eth_dst != "ff:ff:ff:ff:ff:ff") & ~p["eth_group"]
+        has_dst_mac = eth_dst != ""
+        dst_mask = p["has_ip"] & has_dst_mac & (eth_dst != "ff:ff:ff:ff:ff:ff") & ~p["eth_group"]
         op = b["arp_opcode"]
-        a_src, a_dst = b["arp_src_ip"], b["arp_dst_ip"]
-        ha_src, ha_dst = hash_strings(a_src), hash_strings(a_dst)
-        h_eth_dst = hash_strings(eth_dst)
+        h_eth_dst = ctx.hashes("eth_dst")
         bkeys = np.empty(2 * n, dtype=np.uint64)
         # the hash of the bound address: the ARP sender's (ha_src) or the IP source's (= hs: an IP frame's
         # source identity is its IP source), "" (the FNV offset) outside the mask
@@ -1612,9 +1643,9 @@ class SpoofingBlock(FeatureBlock):
         # was this ARP reply asked for: a request from its target for the address it claims
         req, rep = is_arp & (op == 1), is_arp & (op == 2)
         ask = mix(np.where(rep, ha_dst, ha_src), np.where(rep, ha_src, ha_dst))  # (asker, asked-for)
-        since = self.arp_asked.update(ask, t, req & (a_src != a_dst), rep)
+        since = self.arp_asked.update(ask, t, req & asks_other, rep)
         unsolicited = rep & ~(since <= self.ARP_ASK_WINDOW)
-        cmask = is_arp & (a_src != "") & (a_src != "0.0.0.0")
+        cmask = is_arp & claims_real
         claim_new = cmask & ~(self.arp_claims.update(mix(mac, ha_src), t, cmask, cmask) <= 60.0)
         keys = np.empty(2 * n, dtype=np.uint64)
         keys[0::2] = p["hs"]
@@ -1649,7 +1680,7 @@ class SpoofingBlock(FeatureBlock):
         # binds the victims' peers to the poisoner's MAC)
         mkeys = np.empty(4 * n, dtype=np.uint64)
         mkeys[0:2 * n:2] = mac
-        mkeys[1:2 * n:2] = np.where(eth_dst != "", h_eth_dst, np.uint64(0))
+        mkeys[1:2 * n:2] = np.where(has_dst_mac, h_eth_dst, np.uint64(0))
         mkeys[2 * n:] = np.where(bmask, bkeys, np.uint64(0)) ^ np.uint64(0x2545F4914F6CDD1D)
         mx = np.zeros((4 * n, 2))
         mx[0:2 * n:2, 0] = unsolicited
@@ -1823,10 +1854,15 @@ class BehaviourExtractor:
         """Host identities: IP; for ARP the sender MAC and the target IP; else MACs."""
         b, p = ctx.b, ctx.p
         has_ip, is_arp = p["has_ip"], p["is_arp"]
-        src_s = np.where(has_ip, b["ip_src"], b["eth_src"])
-        dst_s = np.where(has_ip, b["ip_dst"], np.where(is_arp & (b["arp_dst_ip"] != ""), b["arp_dst_ip"], b["eth_dst"]))
-        hs = hash_strings(src_s)
-        hd = hash_strings(dst_s)
+        # the hash of the identity string = the identity of the string's hash: hash the columns (shared with
+        # the spoofing block), choose per packet between hashes (uint64, not Python strings)
+        hs = np.where(has_ip, ctx.hashes("ip_src"), ctx.hashes("eth_src"))
+        hd = np.where(has_ip, ctx.hashes("ip_dst"), ctx.hashes("eth_dst"))
+        arp = np.flatnonzero(is_arp & ~has_ip)
+        if len(arp):  # an ARP frame's destination is its target address, when it has one
+            target = b["arp_dst_ip"][arp]
+            named = target != ""
+            hd[arp[named]] = hash_strings(target[named])
         fwd = hs <= hd
         p.update(hs=hs, hd=hd, fwd=fwd, pkey=mix(np.where(fwd, hs, hd), np.where(fwd, hd, hs)))
 
