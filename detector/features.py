@@ -334,25 +334,12 @@ def _stable_argsort(k: np.ndarray) -> np.ndarray:
     return comp
 
 
-def _sorted_unique(k: np.ndarray) -> np.ndarray:
-    """``np.unique(k)`` of a small integer key array by one sort (numpy 2's hash-based unique costs
-    ~0.1 ms per call whatever the size)."""
-    grouped = _group_kernel(k)
-    if grouped is not None:
-        return grouped[2]
-    s = np.sort(k)
-    if len(s) < 2:
-        return s
-    keep = _run_starts(s)
-    return s[keep]
-
-
 def _group_by_key(k: np.ndarray):
     """Entries of the non-empty key array ``k`` grouped by key as one stable sort groups them (stream order
     kept within a key): ``(order, heads, uk, inv)`` = the sort, the sorted positions where a key's group
     starts, the distinct keys (ascending), the group (index into ``uk``) of each entry in entry order. The
-    grouping step of ``DecayTable``, ``CountTable``, ``RecentSet`` and ``_unique_first_inverse``; tables
-    keyed alike share one (``Ctx.groups``)."""
+    grouping step of every state table (``_unique_first_inverse`` for ``BindingTable``); tables keyed alike
+    share one (``Ctx.groups``)."""
     grouped = _group_kernel(k)
     if grouped is not None:
         return grouped
