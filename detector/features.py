@@ -958,6 +958,7 @@ class PacketBlock(FeatureBlock):
         if todo:
             if len(cache) > 65536:
                 cache.clear()
+                todo = list(dict.fromkeys(items))  # the batch's strings that were cached are gone too
             for v in todo:
                 cache[v] = of(v)
         return np.fromiter(map(cache.__getitem__, items), dtype=dtype, count=len(items))

@@ -667,6 +667,21 @@ def test_group_kernel_is_the_stable_sort_grouping(monkeypatch, n, distinct):
     assert np.array_equal(fast[3], inv.ravel())
 
 
+def test_packet_block_string_caches_survive_being_cleared():
+    """PacketBlock's per-string caches (address class, multicast MAC) are cleared past 65536 strings: a
+    batch mixing strings cached before the clear and new ones is still classified (it raised KeyError)."""
+    from iotwatch.detector.features import PacketBlock
+
+    pb = PacketBlock()
+    pb._group(np.array([f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}" for i in range(65540)], dtype=object))
+    assert pb._group(np.array(["10.0.0.1", "224.0.0.251", "10.0.0.1"], dtype=object)).tolist() == [False, True, False]
+    pb._per_string(np.array([f"02:00:00:{i >> 16 & 255:02x}:{i >> 8 & 255:02x}:{i & 255:02x}" for i in range(65540)],
+                            dtype=object), pb._mac_group, pb._is_group_mac, bool)
+    got = pb._per_string(np.array(["02:00:00:00:00:01", "01:00:5e:00:00:fb"], dtype=object), pb._mac_group,
+                         pb._is_group_mac, bool)
+    assert got.tolist() == [False, True]
+
+
 def test_extractor_without_the_group_kernel_gives_the_same_features(monkeypatch):
     """The numpy grouping (stable argsort) and _tables.group_keys give the extractor the same values."""
     from iotwatch.detector import features
