@@ -522,41 +522,32 @@ class CountTable:
             return np.empty((0, self.m), dtype=np.float64)
         order, heads, uk, inv = groups if groups is not None else _group_by_key(keys)
         pos, found = _lookup(self.keys, uk)
+        tt = t[order]
+        alive = found & (_take(self.last_t, pos, found, -np.inf) >= tt[heads] - self.idle)
+        ends = np.empty(len(heads), dtype=np.intp)  # each group's last sorted position
+        ends[:-1] = heads[1:] - 1
+        ends[-1] = n - 1
         if self.kernel and _tables is not None:  # the same sums in one pass (_tables.c), no (n, m) temporaries
-            tt = t[order]
-            alive = found & (_take(self.last_t, pos, found, -np.inf) >= tt[heads] - self.idle)
             out = np.empty((n, self.m))
             end_sums = np.empty((len(heads), self.m))
             _tables.count_accumulate(np.ascontiguousarray(x, dtype=np.float64), order.astype(np.int64, copy=False),
                                      heads.astype(np.int64, copy=False), np.where(alive, pos, -1).astype(np.int64),
                                      np.ascontiguousarray(self.sums), out, end_sums)
-            ends = np.empty(len(heads), dtype=np.intp)  # each group's last sorted position
-            ends[:-1] = heads[1:] - 1
-            ends[-1] = n - 1
-            keep_old = np.ones(len(self.keys), dtype=bool)
-            keep_old[pos[found]] = False
-            self.keys, (self.last_t, self.sums) = _merge_state(
-                self.keys, [self.last_t, self.sums], keep_old, uk, [tt[ends], end_sums], float(tt.max()),
-                self.idle, self.cap)
-            return out
-        tt, xx = t[order], x[order]
-        alive = found & (_take(self.last_t, pos, found, -np.inf) >= tt[heads] - self.idle)
-        carry = np.zeros((len(heads), self.m))
-        if alive.any():
-            carry[alive] = self.sums[pos[alive]]
-        cs = np.cumsum(xx, axis=0)
-        gid = inv[order]
-        before = np.vstack([np.zeros((1, self.m)), cs[:-1]])[heads]  # running total before each group
-        acc = cs - before[gid] + carry[gid]
-        out = np.empty_like(acc)
-        out[order] = acc
-        ends = np.empty(len(heads), dtype=np.intp)  # each group's last sorted position
-        ends[:-1] = heads[1:] - 1
-        ends[-1] = n - 1
+        else:
+            carry = np.zeros((len(heads), self.m))
+            if alive.any():
+                carry[alive] = self.sums[pos[alive]]
+            cs = np.cumsum(x[order], axis=0)
+            gid = inv[order]
+            before = np.vstack([np.zeros((1, self.m)), cs[:-1]])[heads]  # running total before each group
+            acc = cs - before[gid] + carry[gid]
+            out = np.empty_like(acc)
+            out[order] = acc
+            end_sums = acc[ends]
         keep_old = np.ones(len(self.keys), dtype=bool)
         keep_old[pos[found]] = False
         self.keys, (self.last_t, self.sums) = _merge_state(
-            self.keys, [self.last_t, self.sums], keep_old, uk, [tt[ends], acc[ends]], float(tt.max()),
+            self.keys, [self.last_t, self.sums], keep_old, uk, [tt[ends], end_sums], float(tt.max()),
             self.idle, self.cap)
         return out
 
