@@ -27,7 +27,7 @@ from iotwatch.captures.lab import attacks as lab_attacks
 from iotwatch.captures.errors import EnvironmentProblem
 from iotwatch.captures.lab.labelling import (TSHARK_FIELDS, AttackWindow, Packet, class_counts, label_packets,
                                           parse_fields_line, write_labels_csv)
-from iotwatch.captures.lab.net import LAB_ENV
+from iotwatch.captures.lab.net import CLOUD_NET, LAB_ENV, cloud_hops
 from iotwatch.captures.labels import read_sidecar
 
 ATK_MAC, ATK_IP = "02:77:00:00:00:42", "10.77.0.66"
@@ -314,6 +314,13 @@ def test_recon_recording_smoke(tmp_path):
     meta = json.loads(Path(str(capture) + ".lab.json").read_text())
     assert meta["class_counts"] == counts and meta["windows"]
     assert any("no route" in c for c in meta["isolation_checks"])
+    # the lab's Internet hosts arrive many hops away, as real ones do (not at their initial TTL like a neighbour)
+    cloud = subprocess.run(["tshark", "-n", "-r", str(capture), "-Y", f"ip.src == {CLOUD_NET}", "-T", "fields",
+                            "-e", "ip.src", "-e", "ip.ttl"], capture_output=True, text=True, check=True).stdout
+    seen = {tuple(line.split("\t")) for line in cloud.splitlines() if line}
+    assert seen, "no frame from the lab's cloud hosts"
+    assert {(ip, int(ttl)) for ip, ttl in seen} == {(ip, 64 - cloud_hops(ip)) for ip, _ in seen}
+    assert all(10 <= cloud_hops(ip) <= 18 for ip, _ in seen)
 
 
 # ---------------------------------------------------------------------------------------------------

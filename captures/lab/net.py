@@ -37,6 +37,15 @@ LAB_SUBNET = ipaddress.ip_network("10.77.0.0/24")
 #: hosts reach them through an on-link route, never through a gateway.
 CLOUD_NET = ipaddress.ip_network("203.0.113.0/24")
 LAB_NETS = (LAB_SUBNET, CLOUD_NET)
+
+
+def cloud_hops(ip: str) -> int:
+    """How many routers a cloud host's packets seem to have crossed when the lab's capture sees them: 10-18,
+    fixed per address. A real Internet peer is that far; on the lab's one bridge it would arrive with its
+    initial TTL (0 hops) like a LAN neighbour, and a model would learn "port 443 at hop 0" from the lab
+    (the cloud backups, the drop server, the case captures' HTTPS server). Its initial TTL is lowered by as
+    much (``net.ipv4.ip_default_ttl``); tools that set their own TTL (hping3, scapy) are not affected."""
+    return 10 + int(ipaddress.ip_address(ip)) % 9
 LAB_ENV = "IOTWATCH_LAB"   # every lab process (and its children) carries IOTWATCH_LAB=<prefix>
 BRIDGE = "br0"
 
@@ -110,6 +119,8 @@ class Lab:
             self.run(["ip", "-n", self.bridge_ns, "link", "set", port, "up"])
             own, other = (LAB_SUBNET, CLOUD_NET) if ipaddress.ip_address(h.ip) in LAB_SUBNET else (CLOUD_NET, LAB_SUBNET)
             self.run(["ip", "-n", h.ns, "addr", "add", f"{h.ip}/{own.prefixlen}", "dev", "eth0"])
+            if own is CLOUD_NET:  # seen from the LAN, an Internet host is many hops away (cloud_hops)
+                self.ns_run(h.ns, ["sysctl", "-q", "-w", f"net.ipv4.ip_default_ttl={64 - cloud_hops(h.ip)}"])
             self.run(["ip", "-n", h.ns, "link", "set", "eth0", "up"])
             # wire-sized frames: without this, veth hands TCP segments of up to 64 KB to the bridge
             # (TSO/GSO), and the capture shows packets no real link carries
