@@ -69,6 +69,26 @@ static int get_buf(PyObject *obj, Py_buffer *view, int ndim, char kind, const ch
     return 0;
 }
 
+/* The grouping both accumulate kernels take from features._group_by_key: groups g = sorted positions
+ * heads[g] .. heads[g + 1] (the last to n), each non-empty, a state carry below S (or < 0: none), and
+ * order a permutation target in 0..n. Sets ValueError naming ``who`` and returns -1 when violated. */
+static int check_groups(const char *who, Py_ssize_t n, Py_ssize_t G, Py_ssize_t S, const int64_t *heads,
+                        const int64_t *carry, const int64_t *order, int first_at_zero) {
+    for (Py_ssize_t g = 0; g < G; g++) {
+        const Py_ssize_t e = g + 1 < G ? heads[g + 1] : n;
+        if (heads[g] < 0 || heads[g] >= e || e > n || carry[g] >= S || (first_at_zero && g == 0 && heads[0] != 0)) {
+            PyErr_Format(PyExc_ValueError, "%s: bad group heads or carries", who);
+            return -1;
+        }
+    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (order[i] < 0 || order[i] >= n) {
+            PyErr_Format(PyExc_ValueError, "%s: order out of range", who);
+            return -1;
+        }
+    return 0;
+}
+
 #define NBUF 13
 
 static PyObject *decay_accumulate(PyObject *self, PyObject *args) {
@@ -124,18 +144,7 @@ static PyObject *decay_accumulate(PyObject *self, PyObject *args) {
                 PyErr_SetString(PyExc_ValueError, "decay_accumulate: col_tau out of range");
                 goto done;
             }
-        for (Py_ssize_t g = 0; g < G; g++) {
-            Py_ssize_t e = g + 1 < G ? heads[g + 1] : n;
-            if (heads[g] < 0 || heads[g] >= e || e > n || carry[g] >= S) {
-                PyErr_SetString(PyExc_ValueError, "decay_accumulate: bad group heads or carries");
-                goto done;
-            }
-        }
-        for (Py_ssize_t i = 0; i < n; i++)
-            if (order[i] < 0 || order[i] >= n) {
-                PyErr_SetString(PyExc_ValueError, "decay_accumulate: order out of range");
-                goto done;
-            }
+        if (check_groups("decay_accumulate", n, G, S, heads, carry, order, 0) < 0) goto done;
         offset = calloc((size_t)(U ? U : 1), sizeof(double));
         gv = malloc((size_t)(U ? U : 1) * sizeof(double));
         acc = malloc((size_t)(m ? m : 1) * sizeof(double));
@@ -224,18 +233,7 @@ static PyObject *count_accumulate(PyObject *self, PyObject *args) {
             PyErr_SetString(PyExc_ValueError, "count_accumulate: inconsistent shapes");
             goto done;
         }
-        for (Py_ssize_t g = 0; g < G; g++) {
-            const Py_ssize_t e = g + 1 < G ? heads[g + 1] : n;
-            if (heads[g] < 0 || heads[g] >= e || e > n || carry[g] >= S || (g == 0 && heads[0] != 0)) {
-                PyErr_SetString(PyExc_ValueError, "count_accumulate: bad group heads or carries");
-                goto done;
-            }
-        }
-        for (Py_ssize_t i = 0; i < n; i++)
-            if (order[i] < 0 || order[i] >= n) {
-                PyErr_SetString(PyExc_ValueError, "count_accumulate: order out of range");
-                goto done;
-            }
+        if (check_groups("count_accumulate", n, G, S, heads, carry, order, 1) < 0) goto done;
         cs = calloc((size_t)(m ? m : 1), sizeof(double));
         before = malloc((size_t)(m ? m : 1) * sizeof(double));
         if (!cs || !before) {
