@@ -37,6 +37,8 @@ LAB_SUBNET = ipaddress.ip_network("10.77.0.0/24")
 #: hosts reach them through an on-link route, never through a gateway.
 CLOUD_NET = ipaddress.ip_network("203.0.113.0/24")
 LAB_NETS = (LAB_SUBNET, CLOUD_NET)
+LAB_ENV = "IOTWATCH_LAB"   # every lab process (and its children) carries IOTWATCH_LAB=<prefix>
+BRIDGE = "br0"
 
 
 def cloud_hops(ip: str) -> int:
@@ -46,8 +48,6 @@ def cloud_hops(ip: str) -> int:
     (the cloud backups, the drop server, the case captures' HTTPS server). Its initial TTL is lowered by as
     much (``net.ipv4.ip_default_ttl``); tools that set their own TTL (hping3, scapy) are not affected."""
     return 10 + int(ipaddress.ip_address(ip)) % 9
-LAB_ENV = "IOTWATCH_LAB"   # every lab process (and its children) carries IOTWATCH_LAB=<prefix>
-BRIDGE = "br0"
 
 
 @dataclass(frozen=True)
