@@ -1268,8 +1268,8 @@ class ConnBlock(FeatureBlock):
         e[:, 3] = short
         e[:, 4] = 1.0
         skey = mix(p["srv"], (p["svc_port"] + 1).astype(np.uint64))
-        for w, tab, key, order in (("pair", self.pair, p["pkey"], ctx.groups("pkey")), ("svc", self.svc, skey, None)):
-            lg = tab.update(key, t, e, order)
+        for w, tab, key, groups in (("pair", self.pair, p["pkey"], ctx.groups("pkey")), ("svc", self.svc, skey, None)):
+            lg = tab.update(key, t, e, groups)
             c = _exp(lg)
             self.put(out, f"{w}_conns_10s", _log1(lg[:, 0]) / 6.0)
             self.put(out, f"{w}_conns_60s", _log1(lg[:, 1]) / 6.0)
@@ -1590,9 +1590,9 @@ class SpoofingBlock(FeatureBlock):
             asks_other[arp] = a_src != a_dst                   # not a gratuitous request
             claims_real[arp] = (a_src != "") & (a_src != "0.0.0.0")  # not an ARP probe
             arp_hw = b["arp_src_hw"][arp]
-            hw = arp[(arp_hw != "") & ((eth_src[arp] == "00:00:00:00:00:00") | ~has_src_mac[arp])]
-            if len(hw):
-                mac[hw] = hash_strings(b["arp_src_hw"][hw])
+            forged = (arp_hw != "") & ((eth_src[arp] == "00:00:00:00:00:00") | ~has_src_mac[arp])
+            if forged.any():
+                mac[arp[forged]] = hash_strings(arp_hw[forged])
         src_mask = np.where(is_arp, claims, p["has_ip"]) & has_src_mac  # the ARP claim's or the IP source
         # bindings learnt from both ends of a frame (sender: IP source or ARP claim with the source MAC;
         # receiver: unicast IP destination with the destination MAC), one table: a frame sent as an
