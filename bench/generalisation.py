@@ -183,19 +183,58 @@ def take_rows(arrays: list[np.ndarray], idx: np.ndarray) -> np.ndarray:
     return out
 
 
+def vote_inputs(path: Path, cache: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(flow key, time) of every frame of ``path``, what the flow vote (detector/flowvote.py) needs beside
+    the probabilities: from the feature cache's parsed batches when it holds them, else read with tshark."""
+    from iotwatch.captures.labels import LabelSet
+    from iotwatch.captures.sources import open_source
+    from iotwatch.detector import featcache
+    from iotwatch.captures.files import sha256_file
+    from iotwatch.detector.flowvote import flow_keys
+
+    labels = LabelSet.load(CLASSES, capture=path)
+    side = labels.sidecar_path if labels is not None else None
+    side_sha = sha256_file(side) if side is not None and side.is_file() else "nolabels"
+    file, key = featcache.batch_cache_file(Path(cache), path, sha256_file(path), side_sha)
+    stored = featcache.load_batches(file, key)
+    if stored is not None:
+        batches = [b for b, _ in stored]
+    else:
+        src = open_source(read=str(path))
+        try:
+            batches = list(src.batches(max_rows=8192, max_wait=1.0))
+        finally:
+            src.close()
+    keys = [flow_keys(b) for b in batches]
+    times = [np.asarray(b["time_epoch"], dtype=np.float64) for b in batches]
+    return (np.concatenate(keys) if keys else np.empty(0, np.uint64),
+            np.concatenate(times) if times else np.empty(0))
+
+
 class Trained:
-    def __init__(self, mlp, cols: np.ndarray, threshold: float | None = None):
-        self.mlp, self.cols, self.threshold = mlp, cols, threshold
+    """``vote``: the flow vote's alpha (0 = none), applied when predict_alert gets the frames' flow keys."""
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return self.predict_alert(X)[0]
+    def __init__(self, mlp, cols: np.ndarray, threshold: float | None = None, vote: float = 0.0):
+        self.mlp, self.cols, self.threshold, self.vote = mlp, cols, threshold, vote
 
-    def predict_alert(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """(argmax, alerted under the calibrated threshold or None without one)."""
+    def predict(self, X: np.ndarray, flows=None) -> np.ndarray:
+        return self.predict_alert(X, flows)[0]
+
+    def predict_alert(self, X: np.ndarray, flows=None) -> tuple[np.ndarray, np.ndarray | None]:
+        """(argmax, alerted under the calibrated threshold or None without one). ``flows``: (keys, times) of
+        the capture's frames (vote_inputs): with a vote, each frame's probabilities are voted as
+        `iotwatch` votes them (one FlowVote over the capture, in frame order)."""
+        from iotwatch.detector.flowvote import FlowVote
+
+        vote = FlowVote(self.vote) if self.vote > 0 and flows is not None else None
+        if vote is not None and len(flows[0]) != len(X):
+            raise ValueError(f"flow keys for {len(flows[0])} frames, features for {len(X)}")
         out = np.empty(len(X), np.int64)
         conf = np.empty(len(X), np.float32)
         for s in range(0, len(X), 65536):
             p = self.mlp.proba(np.ascontiguousarray(X[s:s + 65536][:, self.cols]))
+            if vote is not None:
+                p = vote.update(flows[0][s:s + 65536], flows[1][s:s + 65536], p)
             out[s:s + 65536] = p.argmax(1)
             conf[s:s + 65536] = p.max(1)
         if self.threshold is None:
@@ -234,9 +273,13 @@ def train(X: np.ndarray, y: np.ndarray, cols: np.ndarray, epochs: int, seed: int
     if refit and holdout is not None:
         again = replace(cfg, epochs=res.best_epoch, early_stopping_patience=None, val_fraction=0.0)
         res = fit(Dataset(Xc, y, list(CLASSES), "normal", []), again, seed, Console(quiet=True))
-    out = Trained(FoldedMLP.from_tensors(mcfg, res.tensors, res.mean, res.std), cols, threshold)
+    out = Trained(FoldedMLP.from_tensors(mcfg, res.tensors, res.mean, res.std), cols, threshold, cfg.flow_vote)
     out.best_epoch, out.val_history = res.best_epoch, history
     return out
+
+
+# (part, i) -> vote_inputs of the i-th capture of a test part: filled by main() when a model votes
+FLOWS: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
 
 
 def evaluate(model: Trained, tests: dict[str, list[tuple[str, np.ndarray, np.ndarray]]], on_pred=None,
@@ -251,7 +294,7 @@ def evaluate(model: Trained, tests: dict[str, list[tuple[str, np.ndarray, np.nda
             continue
         by_src: dict[str, list] = {}
         for i, (src, X, y) in enumerate(items):
-            pred, alert = model.predict_alert(X if shuffle is None else shuffle(part, i, X))
+            pred, alert = model.predict_alert(X if shuffle is None else shuffle(part, i, X), FLOWS.get((part, i)))
             if on_pred is not None:
                 on_pred(part, i, pred)
             by_src.setdefault(src, []).append((y, pred, alert))
@@ -535,8 +578,15 @@ def main(argv=None) -> int:
         return 0
 
     tests = {p: feats[p] for p in TEST_PARTS}
+    from iotwatch.detector.train import PRESETS
+
+    if (clf.flow_vote if clf is not None else PRESETS["default"].flow_vote) > 0:
+        for part in TEST_PARTS:   # the flow keys of every test frame, once (the vote needs them besides X)
+            for i, (_, f) in enumerate(files[part]):
+                FLOWS[(part, i)] = vote_inputs(f, cache)
     if clf is not None:
-        model = Trained(clf._mlp, np.arange(len(FEATURE_NAMES)), clf.policy.threshold)  # + alerts as iotwatch
+        model = Trained(clf._mlp, np.arange(len(FEATURE_NAMES)), clf.policy.threshold,
+                        clf.flow_vote)  # + alerts and the flow vote as iotwatch
         if args.permute or col_blocks:
             units = {}
             if args.permute:

@@ -267,6 +267,81 @@ done:
 }
 
 /* ---------------------------------------------------------------------------------------------------
+ * vote_accumulate(x, order, heads, carry, state_sums, state_w, alpha, out, end_sums, end_w): the per-flow
+ * vote of detector/flowvote.py (FlowVote.update) after its grouping. Per group g (sorted positions from
+ * heads[g]), starting from the state row carry[g] (sums and weight) or from 0 when carry[g] < 0, over the
+ * group's rows in stream order (order[i] = row of x):
+ *     s = alpha * s + x ;  w = alpha * w + 1 ;  out = s / w
+ * (a bias-corrected exponential moving average of the rows over the flow's packets). out (n, m) in row
+ * order; end_sums (G, m), end_w (G): each group's final s and w. The numpy path of FlowVote computes the
+ * same values (tests compare the two). float64 'd', int64 'q'.
+ * ------------------------------------------------------------------------------------------------- */
+static PyObject *vote_accumulate(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *o[9];
+    double alpha;
+    if (!PyArg_ParseTuple(args, "OOOOOOdOOO", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &alpha, &o[6], &o[7], &o[8]))
+        return NULL;
+    static const char *names[9] = {"x", "order", "heads", "carry", "state_sums", "state_w", "out", "end_sums",
+                                   "end_w"};
+    static const int dims[9] = {2, 1, 1, 1, 2, 1, 2, 2, 1};
+    static const char kinds[9] = {'d', 'q', 'q', 'q', 'd', 'd', 'd', 'd', 'd'};
+    Py_buffer v[9];
+    int got = 0;
+    PyObject *result = NULL;
+    double *s = NULL;
+    for (; got < 9; got++)
+        if (get_buf(o[got], &v[got], dims[got], kinds[got], names[got]) < 0) goto done;
+    {
+        const Py_ssize_t n = v[0].shape[0], m = v[0].shape[1], G = v[2].shape[0], S = v[4].shape[0];
+        const double *x = v[0].buf, *st = v[4].buf, *sw = v[5].buf;
+        const int64_t *order = v[1].buf, *heads = v[2].buf, *carry = v[3].buf;
+        double *out = v[6].buf, *end = v[7].buf, *end_w = v[8].buf;
+        if (v[1].shape[0] != n || v[3].shape[0] != G || (S && v[4].shape[1] != m) || v[5].shape[0] != S ||
+            v[6].shape[0] != n || v[6].shape[1] != m || v[7].shape[0] != G || v[7].shape[1] != m ||
+            v[8].shape[0] != G || (G == 0) != (n == 0) || !(alpha >= 0.0 && alpha < 1.0)) {
+            PyErr_SetString(PyExc_ValueError, "vote_accumulate: inconsistent shapes or alpha outside [0, 1)");
+            goto done;
+        }
+        if (check_groups("vote_accumulate", n, G, S, heads, carry, order, 1) < 0) goto done;
+        s = malloc((size_t)(m ? m : 1) * sizeof(double));
+        if (!s) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t g = 0; g < G; g++) {
+            const Py_ssize_t b = heads[g], e = g + 1 < G ? heads[g + 1] : n;
+            double w = 0.0;
+            if (carry[g] >= 0) {
+                memcpy(s, st + carry[g] * m, (size_t)m * sizeof(double));
+                w = sw[carry[g]];
+            }
+            else
+                for (Py_ssize_t j = 0; j < m; j++) s[j] = 0.0;
+            for (Py_ssize_t i = b; i < e; i++) {
+                const double *xr = x + order[i] * m;
+                double *y = out + order[i] * m;
+                w = alpha * w + 1.0;
+                for (Py_ssize_t j = 0; j < m; j++) {
+                    s[j] = alpha * s[j] + xr[j];
+                    y[j] = s[j] / w;
+                }
+            }
+            memcpy(end + g * m, s, (size_t)m * sizeof(double));
+            end_w[g] = w;
+        }
+        Py_END_ALLOW_THREADS
+        result = Py_None;
+        Py_INCREF(result);
+    }
+done:
+    free(s);
+    for (int q = 0; q < got; q++) PyBuffer_Release(&v[q]);
+    return result;
+}
+
+/* ---------------------------------------------------------------------------------------------------
  * merge_state(keys_old, alive_old, keys_new, alive_new, cols_old, cols_new, keys_out, cols_out): the merge
  * of features._merge_state in one pass: the rows of the two sorted, disjoint uint64 key arrays whose
  * alive mask (bool) is set, in key order (a new key before an equal old one, as searchsorted's left side
@@ -889,6 +964,8 @@ static PyMethodDef module_methods[] = {
      "grouped decayed sums of DecayTable.update, bit-identical to its numpy path (see _tables.c)"},
     {"count_accumulate", count_accumulate, METH_VARARGS,
      "running sums of CountTable.update, bit-identical to its numpy path (see _tables.c)"},
+    {"vote_accumulate", vote_accumulate, METH_VARARGS,
+     "per-flow bias-corrected moving average of FlowVote.update (see _tables.c)"},
     {"merge_state", merge_state, METH_VARARGS, "the merge of features._merge_state in one pass (see _tables.c)"},
     {"group_keys", group_keys, METH_VARARGS,
      "entries grouped by uint64 key: a stable argsort, run heads, distinct keys, inverse (see _tables.c)"},

@@ -74,7 +74,7 @@ class Bundle:
 
 def make_meta(*, name: str, version: str, classes, featurizer: str, scaler_mean, scaler_std,
               config: ModelConfig, normal_class: str = "normal", anomaly_threshold: float = 0.5,
-              training: dict | None = None, metrics: dict | None = None) -> dict:
+              training: dict | None = None, metrics: dict | None = None, flow_vote: float = 0.0) -> dict:
     """Metadata for a bundle whose features come from ``featurizer`` (names and schema filled in)."""
     names, schema = FEATURIZERS[featurizer]
     return {
@@ -82,7 +82,7 @@ def make_meta(*, name: str, version: str, classes, featurizer: str, scaler_mean,
         "classes": list(classes), "normal_class": normal_class, "featurizer": featurizer,
         "feature_names": list(names), "feature_schema": schema,
         "scaler_mean": [float(x) for x in scaler_mean], "scaler_std": [float(x) for x in scaler_std],
-        "anomaly_threshold": float(anomaly_threshold), "model_config": config.to_dict(),
+        "anomaly_threshold": float(anomaly_threshold), "flow_vote": float(flow_vote), "model_config": config.to_dict(),
         "training": training or {}, "metrics": metrics or {},
     }
 
@@ -318,6 +318,9 @@ def _check_meta(meta: dict, where: str, shapes: dict[str, tuple]) -> ModelConfig
     thr = meta["anomaly_threshold"]
     if not _number(thr) or not 0.0 <= thr <= 1.0:
         raise InputError(f"{where}: anomaly_threshold must be a number in [0, 1]")
+    vote = meta.get("flow_vote", 0.0)  # optional: bundles before iotwatch-default/10 have none (no vote)
+    if not _number(vote) or not 0.0 <= vote < 1.0:
+        raise InputError(f"{where}: flow_vote must be a number in [0, 1)")
     expected = cfg.tensor_shapes()
     if set(shapes) != set(expected):
         extra = sorted(one_line(str(k), 40) for k in set(shapes) - set(expected))[:5]

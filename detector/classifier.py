@@ -5,6 +5,8 @@
     X = ext.transform(batch)                   # float32 (n, len(clf.feature_names_in_))
     proba = clf.predict_proba(X)               # float32 (n, len(clf.classes_)), rows sum to 1
     clf.predict(X); clf.is_anomaly(proba, predicted)
+    vote = clf.new_vote()                      # per stream too: None when the bundle has no flow vote
+    proba = vote.update(flowvote.flow_keys(batch), batch["time_epoch"], proba)
 
 Inference runs the bundle's weights in float32 with the scaler folded into the first layer
 (``model.FoldedMLP``): the fused C kernel ``iotwatch.detector._mlp`` when it is built and the CPU has
@@ -21,6 +23,7 @@ import numpy as np
 from .anomaly import AnomalyPolicy
 from .bundle import Bundle, default_bundle_path, load_bundle
 from .features import new_extractor
+from .flowvote import FlowVote
 from .model import FoldedMLP
 
 
@@ -37,6 +40,7 @@ class PacketClassifier:
         self.name: str = bundle.display_name
         self.normal_index: int = self.classes_.index(meta["normal_class"])
         self.policy = AnomalyPolicy(self.normal_index, float(meta["anomaly_threshold"]))
+        self.flow_vote: float = float(meta.get("flow_vote", 0.0))
         mean, std = bundle.scaler
         self._mlp = FoldedMLP.from_tensors(bundle.config, bundle.tensors, mean, std)
 
@@ -57,6 +61,10 @@ class PacketClassifier:
     def new_extractor(self):
         """A fresh per-stream feature extractor matching this model's features."""
         return new_extractor(self.featurizer)
+
+    def new_vote(self) -> FlowVote | None:
+        """A fresh per-stream flow vote (detector/flowvote.py) with the bundle's alpha; None without one."""
+        return FlowVote(self.flow_vote) if self.flow_vote > 0 else None
 
     def _check(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=np.float32)

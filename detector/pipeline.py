@@ -1,6 +1,6 @@
 """The one data path shared by headless runs, the TUI worker and evaluation:
 
-    source.batches() -> extractor.transform(batch) -> classifier.predict_proba(X) -> ClassifiedBatch
+    source.batches() -> extractor.transform(batch) -> classifier.predict_proba(X) -> flow vote -> ClassifiedBatch
 
 No Textual here. The TUI runs ``classify_stream`` inside a thread worker and posts each
 ``ClassifiedBatch`` as one message.
@@ -15,6 +15,8 @@ import numpy as np
 from iotwatch.captures.batch import PacketBatch
 from iotwatch.captures.labels import LabelSet
 from iotwatch.captures.sources import PacketSource
+
+from .flowvote import FlowVote, flow_keys
 
 
 @dataclass
@@ -38,9 +40,14 @@ class ClassifiedBatch:
                                None if self.features is None else self.features[start:stop])
 
 
-def classify_batch(classifier, extractor, packets: PacketBatch, labels: LabelSet | None = None) -> ClassifiedBatch:
+def classify_batch(classifier, extractor, packets: PacketBatch, labels: LabelSet | None = None,
+                   vote: FlowVote | None = None) -> ClassifiedBatch:
+    """One batch through the model; ``vote`` (``classifier.new_vote()``, one per stream like the extractor)
+    averages each packet's probabilities with its flow's earlier packets."""
     X = extractor.transform(packets)
     proba = classifier.predict_proba(X)
+    if vote is not None:
+        proba = vote.update(flow_keys(packets), packets["time_epoch"], proba)
     predicted = proba.argmax(axis=1).astype(np.int64)
     confidence = proba[np.arange(len(predicted)), predicted].astype(np.float32)
     anomaly = classifier.is_anomaly(proba, predicted)
@@ -59,8 +66,9 @@ def classify_stream(
 ) -> Iterator[ClassifiedBatch]:
     """Yield one ClassifiedBatch per source batch until the source ends or ``cancelled()``."""
     extractor = classifier.new_extractor()
+    vote = classifier.new_vote()
     for packets in source.batches(max_rows=max_rows, max_wait=max_wait):
         if cancelled():
             return
         if len(packets):
-            yield classify_batch(classifier, extractor, packets, labels)
+            yield classify_batch(classifier, extractor, packets, labels, vote)

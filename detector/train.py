@@ -90,13 +90,15 @@ class TrainConfig:
                                       # validation_sources with this fraction) instead of random rows
     weight_ema_epochs: float = 0.0    # > 0: validate, early-stop and keep an exponential moving average of the
                                       # weights with a horizon of this many epochs (0 = the raw weights)
+    flow_vote: float = 0.0  # the bundle's per-flow vote (detector/flowvote.py): alpha of the moving average of a
+                            # flow's probabilities over its packets, 0 = each packet alone
 
 
 PRESETS = {
     "paper": TrainConfig(preset="paper", featurizer="paper", epochs=10, batch_size=32, outlier_sigma=3.0),
     "default": TrainConfig(preset="default", featurizer="behaviour-v2", epochs=40, batch_size=256,
                            class_weight_power=0.5, early_stopping_patience=5, calibrate_false_alarms=0.001,
-                           scale_floor=0.5),
+                           scale_floor=0.5, flow_vote=0.85),
 }
 
 
@@ -830,7 +832,7 @@ def _train(args: TrainRequest, console, command: str, cfg, out: Path, out_file) 
     meta = make_meta(name=args.name or default_name(cfg.preset), version=args.model_version, classes=data.classes,
                      featurizer=cfg.featurizer, scaler_mean=res.mean, scaler_std=res.std, config=model_cfg,
                      normal_class=data.normal_class, anomaly_threshold=threshold, training=training,
-                     metrics={"validation": validation})
+                     metrics={"validation": validation}, flow_vote=cfg.flow_vote)
     if eval_paths:
         from .classifier import PacketClassifier
 
