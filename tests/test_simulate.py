@@ -515,3 +515,17 @@ def test_variant_cycle_series_covers_every_variant_of_a_family(tmp_path):
                        variant_cycle=None)
     assert plain.episodes == again.episodes
     assert plain.pcap.read_bytes() == again.pcap.read_bytes()
+
+
+@pytest.mark.parametrize("seed", [301, 304, 309])
+def test_no_host_talks_to_itself_over_the_wire(tmp_path, seed):
+    """A varied home's uptime monitor once checked itself and a compromised device guessed its own telnet/SSH
+    password (seeds 301, 304 and 309 had such frames): a packet whose IP source is its destination never
+    crosses a LAN (the kernel keeps it on loopback)."""
+    run = S.simulate(tmp_path, seed=seed, duration_us=60 * S.SECOND, devices=7, scenario="varied", name="x")
+    out = subprocess.run(["tshark", "-n", "-r", str(run.pcap), "-T", "fields", "-E", "occurrence=f", "-e", "ip.src",
+                          "-e", "ip.dst", "-e", "ipv6.src", "-e", "ipv6.dst"], capture_output=True, text=True, check=True)
+    rows = [line.split("\t") for line in out.stdout.splitlines()]
+    assert len(rows) > 1000
+    selfish = [i + 1 for i, r in enumerate(rows) if (r[0] and r[0] == r[1]) or (r[2] and r[2] == r[3])]
+    assert selfish == [], f"frames from a host to itself: {selfish[:10]}"

@@ -406,6 +406,8 @@ class _Episodes:
         if what == "mirai":
             bot = self.home.unseen_peer(r) if r.random() < 0.6 else r.choice(self.iot)
             target = r.choice(cameras)
+            if target is bot:  # a compromised camera does not guess its own password (only then a new draw)
+                target = r.choice([h for h in cameras if h is not bot] or [self.home.gateway])
             self.note(attacker=bot, victims=[target])
             proc = A.mirai_telnet_login(self.env, bot, target, r, attempts=r.randint(8, 30))
         else:
@@ -548,9 +550,13 @@ class _WideEpisodes(_Episodes):
         "exfiltration": ("iodine", "dnscat2", "icmp", "upload", "dns2tcp", "dns-beacon", "https-post"),
     }
 
-    def _who(self, r: random.Random) -> Host:
-        """The attacking machine: usually the attacker's laptop, sometimes a compromised device."""
-        return self.kali if r.random() < 0.75 else r.choice(self.iot)
+    def _who(self, r: random.Random, target: Host | None = None) -> Host:
+        """The attacking machine: usually the attacker's laptop, sometimes a compromised device (never the
+        ``target`` itself: a device does not guess its own passwords over the wire)."""
+        if r.random() < 0.75:
+            return self.kali
+        who = r.choice(self.iot)  # the draws of a home without the collision stay as they were
+        return who if who is not target else r.choice([h for h in self.iot if h is not target] or [self.kali])
 
     def recon(self, r: random.Random, at: int, what: str) -> str:
         env, p = self.env, self.p
@@ -659,7 +665,7 @@ class _WideEpisodes(_Episodes):
         if what.startswith("ssh"):
             tool = r.choice(tuple(T.SSH_TOOLS))
             target = r.choice(ssh_hosts)
-            who = self.home.unseen_peer(r) if what == "ssh-inbound" else self._who(r)
+            who = self.home.unseen_peer(r) if what == "ssh-inbound" else self._who(r, target)
             slow = r.choice((5.0, 15.0, 40.0)) if what == "ssh-slow" else 0.0
             self.note(attacker=who, victims=[target], tool=tool)
             v6 = r.random() < (self.p.ipv6_attacks or 0.2)
@@ -670,7 +676,7 @@ class _WideEpisodes(_Episodes):
         if what == "telnet-guess":
             tool = r.choice(("medusa", "ncrack"))
             target = r.choice(self.by_kind.get("camera") or self.servers)
-            who = self._who(r)
+            who = self._who(r, target)
             self.note(attacker=who, victims=[target], tool=tool)
             self.spawn(T.telnet_guess(env, who, target, r, tool=tool, attempts=r.randint(10, 60),
                                       slow=r.choice((0.0, 0.0, 8.0))), at)
@@ -679,7 +685,7 @@ class _WideEpisodes(_Episodes):
             tool = r.choice(("mosquitto", "ncrack", "mqtt-pwn"))
             brokers = [h for h in self.present(at) if 1883 in A.open_ports(h)] or self.servers
             target = r.choice(brokers)
-            who = self._who(r)
+            who = self._who(r, target)
             self.note(attacker=who, victims=[target], tool=tool)
             self.spawn(T.mqtt_guess(env, who, target, r, tool=tool, attempts=r.randint(20, 150)), at)
             return f"mqtt-guess-{tool}"

@@ -579,7 +579,8 @@ def spawn_lookalikes(env: Env, by_kind: dict[str, list[Host]], rng: random.Rando
     if people and servers and rng.random() < 0.5:
         sim.spawn(ssh_user(env, rng.choice(people), rng.choice(servers), rng), at(0, 0.6))
     if rng.random() < 0.5:
-        sim.spawn(health_checks(env, hub, rng.sample(lan, min(len(lan), rng.randint(3, 10))), rng), at(0, 0.2))
+        watched = [h for h in rng.sample(lan, min(len(lan), rng.randint(3, 10))) if h is not hub]  # not itself
+        sim.spawn(health_checks(env, hub, watched, rng), at(0, 0.2))
     if rng.random() < 0.3:
         sim.spawn(ntp_burst(env, lan, rng), at(0.1, 0.8))
     if uploads:  # uploads shaped like exfiltration (a stream of their own: the draws above stay as they were)
