@@ -3,8 +3,10 @@
 The model judges each packet from its features alone; a connection's packets then get verdicts that
 flicker (a backup upload whose server ACKs look like exfiltration one in three, a TLS session whose
 first records look odd). An IDS judges connections. ``FlowVote`` keeps, per flow (IP 5-tuple, both
-directions; ICMP and other IP protocols per host pair and protocol), a bias-corrected exponential moving
-average of the probabilities over the flow's packets, in stream order:
+directions; ICMP and other IP protocols per host pair and protocol; each end also by the MAC address it is
+reached through, so the part of a connection an ARP poisoner relays, or an answer forged from its MAC, is
+voted apart from the direct packets), a bias-corrected exponential moving average of the probabilities over
+the flow's packets, in stream order:
 
     s <- alpha * s + p ;  w <- alpha * w + 1 ;  voted p = s / w
 
@@ -29,8 +31,9 @@ _TCP, _UDP = 6, 17
 
 
 def flow_keys(batch: PacketBatch) -> np.ndarray:
-    """uint64 per packet: its flow (5-tuple for TCP/UDP, host pair + protocol otherwise), the same for
-    both directions; 0 for packets without an IP source and destination (not voted)."""
+    """uint64 per packet: its flow (5-tuple for TCP/UDP, host pair + protocol otherwise; each end with the
+    MAC it is reached through), the same for both directions; 0 for packets without an IP source and
+    destination (not voted)."""
     n = len(batch)
     if n == 0:
         return np.empty(0, dtype=np.uint64)
@@ -39,7 +42,10 @@ def flow_keys(batch: PacketBatch) -> np.ndarray:
     tcp, udp = proto == _TCP, proto == _UDP
     sp = np.where(tcp, batch["tcp_srcport"], np.where(udp, batch["udp_srcport"], -1)).astype(np.int64)
     dp = np.where(tcp, batch["tcp_dstport"], np.where(udp, batch["udp_dstport"], -1)).astype(np.int64)
-    hs, hd = hash_strings(src), hash_strings(dst)
+    # each end is (address, port, the MAC it is reached through): a flow that an ARP poisoner starts to relay
+    # (or a forged answer in a DNS exchange, sent from the poisoner's MAC) is another vote than the direct one
+    hs = mix(hash_strings(src), hash_strings(batch["eth_src"]))
+    hd = mix(hash_strings(dst), hash_strings(batch["eth_dst"]))
     a = mix(hs, (sp + 2).astype(np.uint64))
     b = mix(hd, (dp + 2).astype(np.uint64))
     lo, hi = np.minimum(a, b), np.maximum(a, b)

@@ -17,9 +17,14 @@ from iotwatch.detector.pipeline import classify_batch
 from fakes import make_tiny_bundle
 
 
-def _rec(i, src, dst, sp, dp, proto=6, t=None):
+def _mac(ip):
+    return f"02:00:00:00:00:{int(ip.rsplit('.', 1)[1]):02x}"
+
+
+def _rec(i, src, dst, sp, dp, proto=6, t=None, via=None):
+    """A frame src -> dst; ``via``: the MAC it goes through instead of dst's own (an ARP poisoner's)."""
     r = dict(frame_number=i + 1, time_epoch=100.0 + i * 0.01 if t is None else t, frame_len=60, ip_version=4,
-             ip_src=src, ip_dst=dst, ip_proto=proto, eth_src="02:00:00:00:00:01", eth_dst="02:00:00:00:00:09")
+             ip_src=src, ip_dst=dst, ip_proto=proto, eth_src=_mac(src), eth_dst=via or _mac(dst))
     if proto == 6:
         r.update(tcp_srcport=sp, tcp_dstport=dp, tcp_flags=0x10)
     elif proto == 17:
@@ -38,6 +43,18 @@ def test_flow_keys_are_the_same_both_ways_and_differ_between_flows():
     assert k[0] == k[1] and k[5] == k[6]          # both directions, TCP and ICMP
     assert len({int(x) for x in k[[0, 2, 3, 4, 5]]}) == 5   # another port, protocol, host: another flow
     assert k[7] == 0 and (k[:7] != 0).all()       # ARP: not voted
+
+
+def test_a_relayed_flow_or_a_forged_answer_is_another_vote():
+    """The same 5-tuple through an ARP poisoner's MAC (relayed both ways), or a DNS answer forged from the
+    poisoner's MAC, is not averaged with the direct packets of the flow."""
+    evil = "02:00:00:00:00:66"
+    recs = [_rec(0, "10.0.0.5", "10.0.0.1", 40000, 53, proto=17),
+            _rec(1, "10.0.0.1", "10.0.0.5", 53, 40000, proto=17),
+            _rec(2, "10.0.0.5", "10.0.0.1", 40000, 53, proto=17, via=evil),
+            dict(_rec(3, "10.0.0.1", "10.0.0.5", 53, 40000, proto=17), eth_src=evil)]
+    k = flow_keys(PacketBatch.from_records(recs))
+    assert k[0] == k[1] and k[2] == k[3] and k[0] != k[2]
 
 
 def _reference(keys, proba, alpha):
