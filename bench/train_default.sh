@@ -84,5 +84,5 @@ read -r -a EXTRA <<< "${EXTRA_SOURCES:-}"
 "$PY" -m iotwatch train --per-source \
   --captures "$D/simv-train" "$D/sim-train" "$D/simv6" "${CYCLE[@]}" "${EXTRA[@]}" "$LABSNAP" "$VICTIM" \
   --upweight "${REAL_TRAIN[@]}" --upweight-factor "$REAL_FACTOR" \
-  --max-rows-per-class "$ROWS" --epochs "$EPOCHS" --class-weight-power "$CWP" --seed "$SEED" --name iotwatch-default --model-version "${MODEL_VERSION:-9}" \
+  --max-rows-per-class "$ROWS" --epochs "$EPOCHS" --class-weight-power "$CWP" --seed "$SEED" --name iotwatch-default --model-version "${MODEL_VERSION:-10}" \
   --cache "${CACHE:-/work/data/featcache}" --out "$OUT" --force ${EVAL:+--eval "${EVAL[@]}"}

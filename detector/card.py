@@ -37,8 +37,13 @@ def card(meta: dict, path: str = "") -> Iterator:
         ("network", f"{cfg.get('n_features')} → {' → '.join(map(str, cfg.get('hidden', [])))} → {cfg.get('n_classes')}, "
                     f"dropout {cfg.get('dropout')}"),
         ("anomaly threshold", f"{meta.get('anomaly_threshold', 0):.4f} (top class not normal and at least this probable)"),
+        ("flow vote", f"alpha {meta['flow_vote']:g} (each packet's probabilities averaged with its flow's earlier ones)"
+         if meta.get("flow_vote") else "off (each packet alone)"),
     ]
     if tr:
+        derived = tr.get("derived_from") or {}
+        if derived:
+            rows.append(("derived from", f"{derived.get('bundle')} (sha256 {derived.get('sha256')}): {derived.get('change')}"))
         rows += [("trained with", tr.get("command", "")),
                  ("preset / seed", f"{tr.get('preset')} / {tr.get('seed')}"),
                  ("epochs", f"{tr.get('epochs_run')} run, best {tr.get('best_epoch')}"),

@@ -110,3 +110,13 @@ def format_why(whys: list[GroupWhy], cls_name: str) -> str:
         feats = ", ".join(f"{n}={v:.3g}" for n, v, _ in g.features)
         lines.append(f"  {g.score:+6.2f}  {g.group}: {feats}")
     return "\n".join(lines)
+
+
+def vote_note(own_proba, predicted: int, class_names) -> str:
+    """"" or one line when the flow vote (detector/flowvote.py) decided the class: the packet's own
+    probabilities favour another class than the one shown."""
+    own = int(np.argmax(own_proba))
+    if own == int(predicted):
+        return ""
+    return (f"this packet alone: {class_names[own]} {float(own_proba[own]):.2f}; "
+            f"{class_names[int(predicted)]} is its connection's vote (earlier packets of the flow)")

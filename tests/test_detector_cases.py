@@ -109,13 +109,12 @@ def threshold() -> float:
     return PacketClassifier.load().policy.threshold
 
 
-# Known false alarms of the bundled model: iotwatch-default/9 (as /8, /7, /6 and /5) calls a few packets of the DoH session
-# and of the HTTPS upload/download without DNS exfiltration above its anomaly threshold; /4 flagged none. Strict
-# xfail, like KNOWN_MISSES below. None of them opens an incident (no alert): test_benign_case_raises_no_alert.
-KNOWN_FALSE_ALARMS = {"doh": "iotwatch-default/9 calls 7 of the 264 DoH packets exfiltration above its threshold "
-                             "(/8: 16, /7: 13, /6: 15, /5: 17) (issue 12)",
-                      "https-no-dns": "iotwatch-default/9 calls 3 of the 214 packets exfiltration above its threshold "
-                                      "(/8: 6, /7: 1, /6: 6, /5: 6) (issue 12)"}
+# Known false alarms of the bundled model, strict xfail like KNOWN_MISSES below. None for iotwatch-default/10: its
+# flow vote averages each packet with its connection's earlier packets, and the few packets of the DoH session and of
+# the HTTPS upload/download without DNS that /9's weights alone call exfiltration above the threshold (7 of 264 and
+# 3 of 214; /8: 16 and 6, /7: 13 and 1, /6: 15 and 6, /5: 17 and 6; /4: none) now sit in connections their other
+# packets call normal. None of them ever opened an incident (no alert): test_benign_case_raises_no_alert.
+KNOWN_FALSE_ALARMS: dict[str, str] = {}
 
 
 @pytest.mark.parametrize("case", BENIGN)
@@ -137,7 +136,7 @@ def test_benign_case_flags_no_packet(case, tmp_path, capsys, threshold):
 
 
 # Known misses of the bundled model (detector/MODEL_CARD.md), strict xfail: the run fails as soon as a model gets
-# it right, so a mark cannot outlive its miss. None for iotwatch-default/9 (as /8, /7 and /6): the reflection case (/3 47% dos, /4
+# it right, so a mark cannot outlive its miss. None for iotwatch-default/10 (as /9, /8, /7 and /6): the reflection case (/3 47% dos, /4
 # normal and exfiltration, /5 45% dos) is dos since /6 trained on the victim's view of the lab's reflection windows.
 KNOWN_MISSES: dict[str, str] = {}
 

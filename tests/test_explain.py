@@ -22,16 +22,33 @@ def _anomalous_rows(clf, n=5):
     return cb.features[idx], cb.predicted[idx], cb.proba[idx]
 
 
+def test_kept_features_are_the_model_input():
+    """The pipeline keeps each packet's model input: the first packet of a flow (or a non-IP frame, which the
+    flow vote leaves alone) has the probabilities the model gives those features."""
+    from iotwatch.detector.flowvote import flow_keys
+
+    clf = PacketClassifier.load(None)
+    src = open_source(read=str(demo_capture()))
+    try:
+        cb = next(iter(classify_stream(src, clf, None, max_rows=4096)))
+    finally:
+        src.close()
+    keys = flow_keys(cb.packets)
+    _, first = np.unique(keys, return_index=True)
+    alone = np.union1d(first, np.flatnonzero(keys == 0))
+    assert len(alone) > 10
+    np.testing.assert_allclose(cb.proba[alone], clf.predict_proba(cb.features[alone]), atol=1e-5)
+
+
 def test_attributions_are_gradient_times_input():
     clf = PacketClassifier.load(None)
     ex = explain.Explainer(clf)
-    X, pred, proba = _anomalous_rows(clf)
+    X, pred, _ = _anomalous_rows(clf)
     assert len(X)
-    for x, c, p in zip(X.astype(np.float64), pred, proba):
+    for x, c in zip(X.astype(np.float64), pred):
         a = ex.attributions(x, int(c))
-        # numerical d log p_c / d x_j, times (x_j - mean_j)
+        # numerical d log p_c / d x_j of the packet's own probabilities (before the flow vote), times (x_j - mean_j)
         base = np.log(clf.predict_proba(x[None].astype(np.float32))[0, c])
-        assert abs(np.exp(base) - p[c]) < 1e-4
         j = np.argsort(-np.abs(a))[:3]
         for k in j:
             h = 1e-2 * max(1.0, abs(x[k]))
@@ -61,3 +78,11 @@ def test_groups_cover_every_feature_once_and_blocks_win(monkeypatch):
     g = explain.feature_groups(names)
     assert g["flow"] == [0, 2] and "other" not in g and g["TCP"] == [1]
     assert sorted(i for idx in g.values() for i in idx) == list(range(len(names)))
+
+
+def test_vote_note_says_when_the_flow_decided():
+    names = ["normal", "recon", "dos", "bruteforce", "spoofing", "exfiltration"]
+    own = np.array([0.7, 0, 0, 0, 0, 0.3], dtype=np.float32)
+    assert explain.vote_note(own, 0, names) == ""
+    note = explain.vote_note(own, 5, names)
+    assert note.startswith("this packet alone: normal 0.70;") and "exfiltration is its connection's vote" in note

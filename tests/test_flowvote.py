@@ -176,3 +176,7 @@ def test_pipeline_votes_per_stream(tmp_path):
     np.testing.assert_allclose(proba, want, rtol=1e-5, atol=1e-6)
     predicted = np.concatenate([cb.predicted for cb in voted])
     np.testing.assert_array_equal(predicted, proba.argmax(1))
+def test_bundled_model_votes():
+    assert PacketClassifier.load(None).flow_vote > 0
+
+

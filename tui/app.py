@@ -1092,9 +1092,12 @@ class IotWatchApp(App[int]):
                 from iotwatch.detector.explain import Explainer
 
                 self._explainer = Explainer(self.session.classifier)
-            from iotwatch.detector.explain import format_why
+            from iotwatch.detector.explain import format_why, vote_note
 
-            return "\n" + format_why(self._explainer.explain(x, row.predicted), self.class_names[row.predicted])
+            text = "\n" + format_why(self._explainer.explain(x, row.predicted), self.class_names[row.predicted])
+            own = self.session.classifier.predict_proba(np.asarray(x, dtype=np.float32)[None])[0]
+            note = vote_note(own, row.predicted, self.class_names)   # the flow vote decided: say so
+            return text + ("\n" + note if note else "")
         except (AttributeError, KeyError, ValueError, TypeError):   # a model without inspectable weights
             return ""
 
