@@ -184,13 +184,19 @@ def test_model_with_other_columns_is_refused_before_any_capture_is_read(monkeypa
 
 def test_model_reads_only_the_test_parts(monkeypatch, tmp_path, capsys):
     g = _module()
-    calls = []
+    calls, voted = [], []
     monkeypatch.setattr(g, "featurise", _fake_featurise(calls))
+
+    def vote_inputs(path, cache):   # the bundle votes: the flow keys of the same (fake) 40 frames, 4 flows
+        voted.append(Path(path))
+        return np.repeat(np.arange(1, 5, dtype=np.uint64), 10), np.arange(40, dtype=np.float64)
+    monkeypatch.setattr(g, "vote_inputs", vote_inputs)
     out = tmp_path / "perm.json"
     assert g.main(["--model", str(BUNDLE), "--permute", "--blocks", "balance", "--permute-scope", "part",
                    "--sim-train", str(CASES), "--cases", str(CASES), "--json", str(out)]) == 0
     cases = [f for _, f in g._captures([str(CASES)])]
     assert cases and sorted(calls) == sorted(cases)                  # the cases once, the training part never
+    assert sorted(voted) == sorted(cases)                            # and their flow keys, for the bundle's vote
     assert f"captures: sim-train {len(cases)}, " in capsys.readouterr().out
     import json
 
