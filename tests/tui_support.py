@@ -85,6 +85,10 @@ class FakeClassifier:
     def new_extractor(self) -> _Extractor:
         return _Extractor()
 
+    def new_vote(self):
+        return None   # no flow vote: each packet as predict_proba says
+
+
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         k = X[:, 0].astype(np.int64)
         proba = np.full((len(k), len(CLASSES)), 0.02, dtype=np.float32)
