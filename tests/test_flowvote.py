@@ -180,3 +180,23 @@ def test_bundled_model_votes():
     assert PacketClassifier.load(None).flow_vote > 0
 
 
+
+
+def test_vote_bundle_derives_a_voting_bundle_and_says_from_what(tmp_path, capsys):
+    from fakes import load_script
+    from pathlib import Path
+
+    script = load_script(Path(__file__).resolve().parent.parent / "bench" / "vote_bundle.py", "vote_bundle")
+    src = make_tiny_bundle(tmp_path / "tiny.iotw")
+    out = tmp_path / "voting.iotw"
+    assert script.main([str(src), str(out), "--alpha", "0.7", "--version", "7"]) == 0
+    b = load_bundle(out)
+    before = load_bundle(src)
+    assert b.meta["flow_vote"] == 0.7 and b.meta["version"] == "7"
+    assert b.meta["training"]["derived_from"]["bundle"] == before.display_name
+    assert all(np.array_equal(b.tensors[k], before.tensors[k]) for k in before.tensors)   # the same network
+    assert PacketClassifier.load(out).new_vote().alpha == 0.7
+    assert script.main([str(src), str(tmp_path / "x.iotw"), "--alpha", "1.0", "--version", "8"]) == 2
+    assert not (tmp_path / "x.iotw").exists()
+    assert script.main([str(tmp_path / "missing.iotw"), str(tmp_path / "y.iotw"), "--alpha", "0.5", "--version", "8"]) == 2
+    assert "vote_bundle: " in capsys.readouterr().err
