@@ -365,6 +365,14 @@ def _unique_first_inverse(k: np.ndarray):
     return uk, order[heads], inv
 
 
+def _group_ends(heads: np.ndarray, n: int) -> np.ndarray:
+    """Each group's last sorted position, for the ``heads`` of ``n`` grouped entries."""
+    ends = np.empty(len(heads), dtype=np.intp)
+    ends[:-1] = heads[1:] - 1
+    ends[-1] = n - 1
+    return ends
+
+
 def _lookup(keys_sorted: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(position, found) of each query key in a sorted key array."""
     if len(keys_sorted) == 0:
@@ -524,9 +532,7 @@ class CountTable:
         pos, found = _lookup(self.keys, uk)
         tt = t[order]
         alive = found & (_take(self.last_t, pos, found, -np.inf) >= tt[heads] - self.idle)
-        ends = np.empty(len(heads), dtype=np.intp)  # each group's last sorted position
-        ends[:-1] = heads[1:] - 1
-        ends[-1] = n - 1
+        ends = _group_ends(heads, n)
         if self.kernel and _tables is not None:  # the same sums in one pass (_tables.c), no (n, m) temporaries
             out = np.empty((n, self.m))
             end_sums = np.empty((len(heads), self.m))

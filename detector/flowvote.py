@@ -25,7 +25,7 @@ import numpy as np
 
 from iotwatch.captures.batch import PacketBatch
 
-from .features import _group_by_key, _lookup, _merge_state, _tables, hash_strings, mix
+from .features import _group_by_key, _group_ends, _lookup, _merge_state, _tables, _take, hash_strings, mix
 
 _TCP, _UDP = 6, 17
 
@@ -96,12 +96,9 @@ class FlowVote:
         order, heads, uk, inv = _group_by_key(k)
         pos, found = _lookup(self.keys, uk)
         tt = tv[order]
-        last = self.last_t[pos] if len(self.keys) else np.full(len(uk), -np.inf)
-        alive = found & (last >= tt[heads] - self.idle)  # an idle flow starts again
+        alive = found & (_take(self.last_t, pos, found, -np.inf) >= tt[heads] - self.idle)  # idle: starts again
         carry = np.where(alive, pos, -1).astype(np.int64)
-        ends = np.empty(len(heads), dtype=np.intp)
-        ends[:-1] = heads[1:] - 1
-        ends[-1] = n - 1
+        ends = _group_ends(heads, n)
         res = np.empty((n, m))
         end_sums = np.empty((len(heads), m))
         end_w = np.empty(len(heads))
