@@ -35,6 +35,26 @@ def tiny_tensors(cfg: ModelConfig, seed: int = 0) -> dict[str, np.ndarray]:
     return out
 
 
+def rewrite_bundle(src, dst, mutate_meta=None, mutate_tensors=None) -> Path:
+    """A copy of the bundle ``src`` at ``dst`` with its metadata and tensors changed in place by the given
+    functions, written raw (safetensors + metadata, none of save_bundle's checks: for bundles a loader must refuse)."""
+    import json
+
+    from safetensors.numpy import save_file
+
+    from iotwatch.detector.bundle import META_KEY, load_bundle
+
+    b = load_bundle(src)
+    meta = json.loads(json.dumps(b.meta))
+    tensors = dict(b.tensors)
+    if mutate_meta:
+        mutate_meta(meta)
+    if mutate_tensors:
+        mutate_tensors(tensors)
+    save_file(tensors, str(dst), metadata={META_KEY: json.dumps(meta)})
+    return dst
+
+
 def make_tiny_bundle(path: str | Path, seed: int = 0, classes: Sequence[str] = CONTRACT_CLASSES,
                      featurizer: str = FEATURIZER_VERSION, hidden: tuple[int, ...] = (8, 8),
                      name: str = "tiny-test", anomaly_threshold: float = 0.5, favour: str | None = None) -> Path:

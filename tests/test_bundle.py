@@ -1,7 +1,6 @@
 """Model bundles: round trip, the bundled model, and refusal of anything unsafe or inconsistent."""
 from __future__ import annotations
 
-import json
 import pickle
 import zipfile
 
@@ -11,10 +10,10 @@ from safetensors.numpy import save_file
 
 from iotwatch.captures.batch import PacketBatch
 from iotwatch.captures.errors import InputError
-from iotwatch.detector.bundle import CONTRACT_CLASSES, META_KEY, load_bundle, save_bundle
+from iotwatch.detector.bundle import CONTRACT_CLASSES, load_bundle, save_bundle
 from iotwatch.detector.classifier import PacketClassifier
 from iotwatch.detector.features import FEATURE_NAMES, FEATURE_SCHEMA, PAPER_FEATURE_NAMES
-from fakes import make_tiny_bundle
+from fakes import make_tiny_bundle, rewrite_bundle
 
 
 def _batch(n=50):
@@ -22,18 +21,6 @@ def _batch(n=50):
         dict(frame_number=i + 1, time_epoch=100.0 + i * 0.01, frame_len=60 + i, ip_version=4,
              ip_src=f"10.0.0.{i % 3}", ip_dst="10.0.0.9", ip_proto=6, tcp_srcport=40000 + i, tcp_dstport=22,
              tcp_flags=0x02, eth_src="02:00:00:00:00:01", eth_dst="02:00:00:00:00:09") for i in range(n))
-
-
-def _rewrite(src, dst, mutate_meta=None, mutate_tensors=None):
-    b = load_bundle(src)
-    meta = json.loads(json.dumps(b.meta))
-    tensors = dict(b.tensors)
-    if mutate_meta:
-        mutate_meta(meta)
-    if mutate_tensors:
-        mutate_tensors(tensors)
-    save_file(tensors, str(dst), metadata={META_KEY: json.dumps(meta)})
-    return dst
 
 
 def test_bundled_model_loads_and_classifies():
@@ -120,34 +107,34 @@ def test_refuses_schema_mismatch_shapes_and_missing_keys(tmp_path):
 
     def bad_schema(m):
         m["feature_schema"] = "context-v1:0000000000000000"
-    _one_line_input_error(_rewrite(good, tmp_path / "s.iotw", bad_schema), "feature schema")
+    _one_line_input_error(rewrite_bundle(good, tmp_path / "s.iotw", bad_schema), "feature schema")
 
     def retired(m):  # an iotwatch-default/2 era bundle
         m["featurizer"] = "context-v1"
         m["feature_schema"] = "context-v1:f40bbd5843d1773e"
-    _one_line_input_error(_rewrite(good, tmp_path / "r.iotw", retired), "retired featurizer 'context-v1'")
+    _one_line_input_error(rewrite_bundle(good, tmp_path / "r.iotw", retired), "retired featurizer 'context-v1'")
 
     def renamed(m):
         m["feature_names"] = m["feature_names"][::-1]
-    _one_line_input_error(_rewrite(good, tmp_path / "n.iotw", renamed), "feature schema")
+    _one_line_input_error(rewrite_bundle(good, tmp_path / "n.iotw", renamed), "feature schema")
 
     def no_classes(m):
         del m["classes"]
-    _one_line_input_error(_rewrite(good, tmp_path / "k.iotw", no_classes), "lacks classes")
+    _one_line_input_error(rewrite_bundle(good, tmp_path / "k.iotw", no_classes), "lacks classes")
 
     def wrong_shape(t):
         t["layers.0.weight"] = np.zeros((8, 3), np.float32)
-    _one_line_input_error(_rewrite(good, tmp_path / "w.iotw", mutate_tensors=wrong_shape), "shape")
+    _one_line_input_error(rewrite_bundle(good, tmp_path / "w.iotw", mutate_tensors=wrong_shape), "shape")
 
     def missing_tensor(t):
         del t["layers.1.bias"]
-    _one_line_input_error(_rewrite(good, tmp_path / "m.iotw", mutate_tensors=missing_tensor), "missing")
+    _one_line_input_error(rewrite_bundle(good, tmp_path / "m.iotw", mutate_tensors=missing_tensor), "missing")
 
     def nan_weight(t):
         w = t["layers.0.weight"].copy()
         w[0, 0] = np.nan
         t["layers.0.weight"] = w
-    _one_line_input_error(_rewrite(good, tmp_path / "nan.iotw", mutate_tensors=nan_weight), "NaN")
+    _one_line_input_error(rewrite_bundle(good, tmp_path / "nan.iotw", mutate_tensors=nan_weight), "NaN")
     plain = tmp_path / "plain.iotw"
     save_file({"x": np.zeros(3, np.float32)}, str(plain))
     _one_line_input_error(plain, "no iotwatch metadata")

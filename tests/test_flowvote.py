@@ -2,19 +2,16 @@
 the bundle's ``flow_vote`` and its place in the pipeline."""
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
-from safetensors.numpy import save_file
 
 from iotwatch.captures.batch import PacketBatch
 from iotwatch.captures.errors import InputError
-from iotwatch.detector.bundle import META_KEY, load_bundle
+from iotwatch.detector.bundle import load_bundle
 from iotwatch.detector.classifier import PacketClassifier
 from iotwatch.detector.flowvote import FlowVote, flow_keys
 from iotwatch.detector.pipeline import classify_batch
-from fakes import make_tiny_bundle
+from fakes import make_tiny_bundle, rewrite_bundle
 
 
 def _mac(ip):
@@ -139,14 +136,9 @@ def test_alpha_is_checked():
 
 
 def _with_vote(src, dst, vote):
-    b = load_bundle(src)
-    meta = json.loads(json.dumps(b.meta))
-    if vote is None:
-        meta.pop("flow_vote", None)
-    else:
-        meta["flow_vote"] = vote
-    save_file(dict(b.tensors), str(dst), metadata={META_KEY: json.dumps(meta)})
-    return dst
+    """A copy of ``src`` whose meta flow_vote is ``vote`` (None: without the key)."""
+    return rewrite_bundle(src, dst, lambda meta: meta.pop("flow_vote", None) if vote is None
+                          else meta.update(flow_vote=vote))
 
 
 def test_bundle_flow_vote_is_optional_and_checked(tmp_path):
@@ -155,12 +147,9 @@ def test_bundle_flow_vote_is_optional_and_checked(tmp_path):
     assert PacketClassifier.load(_with_vote(src, tmp_path / "zero.iotw", 0.0)).new_vote() is None
     v = PacketClassifier.load(_with_vote(src, tmp_path / "on.iotw", 0.85)).new_vote()
     assert isinstance(v, FlowVote) and v.alpha == 0.85
-    for bad in (1.0, -0.5, "0.8", None, True):
-        path = _with_vote(src, tmp_path / "bad.iotw", bad) if bad is not None else None
-        if path is None:
-            continue
+    for bad in (1.0, -0.5, "0.8", True):
         with pytest.raises(InputError, match="flow_vote"):
-            load_bundle(path)
+            load_bundle(_with_vote(src, tmp_path / "bad.iotw", bad))
 
 
 def test_pipeline_votes_per_stream(tmp_path):
