@@ -189,13 +189,11 @@ def vote_inputs(path: Path, cache: Path) -> tuple[np.ndarray, np.ndarray]:
     from iotwatch.captures.labels import LabelSet
     from iotwatch.captures.sources import open_source
     from iotwatch.detector import featcache
-    from iotwatch.captures.files import sha256_file
     from iotwatch.detector.flowvote import flow_keys
+    from iotwatch.detector.train import capture_digests
 
-    labels = LabelSet.load(CLASSES, capture=path)
-    side = labels.sidecar_path if labels is not None else None
-    side_sha = sha256_file(side) if side is not None and side.is_file() else "nolabels"
-    file, key = featcache.batch_cache_file(Path(cache), path, sha256_file(path), side_sha)
+    digests = capture_digests(path, LabelSet.load(CLASSES, capture=path))   # the keys featurise's entries have
+    file, key = featcache.batch_cache_file(Path(cache), path, *digests)
     stored = featcache.load_batches(file, key)
     if stored is not None:
         batches = [b for b, _ in stored]
@@ -278,12 +276,8 @@ def train(X: np.ndarray, y: np.ndarray, cols: np.ndarray, epochs: int, seed: int
     return out
 
 
-# (part, i) -> vote_inputs of the i-th capture of a test part: filled by main() when a model votes
-FLOWS: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
-
-
 def evaluate(model: Trained, tests: dict[str, list[tuple[str, np.ndarray, np.ndarray]]], on_pred=None,
-             shuffle=None) -> dict:
+             shuffle=None, flows: dict | None = None) -> dict:
     """{test part: {"all": metrics, per source: metrics}}. ``on_pred(part, i, pred)``: also hands each
     test capture's predictions (the i-th of its part) to the caller (--save-pred). ``shuffle(part, i, X)``
     (PartShuffle, --permute): the model sees that instead of each capture's X, one shuffled capture in
@@ -294,7 +288,8 @@ def evaluate(model: Trained, tests: dict[str, list[tuple[str, np.ndarray, np.nda
             continue
         by_src: dict[str, list] = {}
         for i, (src, X, y) in enumerate(items):
-            pred, alert = model.predict_alert(X if shuffle is None else shuffle(part, i, X), FLOWS.get((part, i)))
+            pred, alert = model.predict_alert(X if shuffle is None else shuffle(part, i, X),
+                                              None if flows is None else flows.get((part, i)))
             if on_pred is not None:
                 on_pred(part, i, pred)
             by_src.setdefault(src, []).append((y, pred, alert))
@@ -390,7 +385,7 @@ class PartShuffle:
 
 
 def run_permutation(model: Trained, tests: dict, units: dict, seed: int, repeats: int, scope: str, base: dict,
-                    log=print) -> dict:
+                    log=print, flows: dict | None = None) -> dict:
     """Permutation importance: for each unit (columns) and repeat, the test parts scored with those columns
     shuffled (PartShuffle, ``scope``). ``base``: evaluate() without shuffling. Returns {label: {"columns":
     [...], "repeats": [evaluate(), ...], "mean_change": {part: [dF1, dbenign, dattack]}}}."""
@@ -398,7 +393,8 @@ def run_permutation(model: Trained, tests: dict, units: dict, seed: int, repeats
     out = {}
     for u, (label, cols) in enumerate(units.items()):
         t0 = time.time()
-        reps = [evaluate(model, tests, shuffle=PartShuffle(tests, cols, scope, seed, u, r)) for r in range(repeats)]
+        reps = [evaluate(model, tests, shuffle=PartShuffle(tests, cols, scope, seed, u, r), flows=flows)
+                for r in range(repeats)]
         change = {}
         heads = [_headline(x) for x in reps]
         for p, b in bh.items():
@@ -580,10 +576,11 @@ def main(argv=None) -> int:
     tests = {p: feats[p] for p in TEST_PARTS}
     from iotwatch.detector.train import PRESETS
 
+    flows: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}   # (part, i) -> vote_inputs of that capture
     if (clf.flow_vote if clf is not None else PRESETS["default"].flow_vote) > 0:
         for part in TEST_PARTS:   # the flow keys of every test frame, once (the vote needs them besides X)
             for i, (_, f) in enumerate(files[part]):
-                FLOWS[(part, i)] = vote_inputs(f, cache)
+                flows[(part, i)] = vote_inputs(f, cache)
     if clf is not None:
         model = Trained(clf._mlp, np.arange(len(FEATURE_NAMES)), clf.policy.threshold,
                         clf.flow_vote)  # + alerts and the flow vote as iotwatch
@@ -593,12 +590,12 @@ def main(argv=None) -> int:
                 units.update(permutation_units(list(FEATURE_NAMES), blocks, None))
             if col_blocks:
                 units.update(permutation_units(list(FEATURE_NAMES), FEATURE_BLOCKS, col_blocks))
-            base = evaluate(model, tests)
+            base = evaluate(model, tests, flows=flows)
             print_matrix({clf.name: {"train_rows": None, "results": base}})
             perm = {"baseline": base, "scopes": {}}
             for scope in scopes:
                 perm["scopes"][scope] = run_permutation(model, tests, units, args.seed, args.permute_repeats, scope,
-                                                        base, log=lambda s: print(s, flush=True))
+                                                        base, log=lambda s: print(s, flush=True), flows=flows)
                 print_permutation(base, perm["scopes"][scope],
                                   f"permutation importance of {clf.name}, shuffled within each {scope} "
                                   f"(seed {args.seed}, {args.permute_repeats} shuffle(s) per unit)")
@@ -608,7 +605,7 @@ def main(argv=None) -> int:
                                     "files": {k: [str(f) for _, f in v] for k, v in files.items()}}
                 Path(args.json).write_text(json.dumps(perm, indent=1))
             return 0
-        res = {clf.name: {"train_rows": None, "results": evaluate(model, tests)}}
+        res = {clf.name: {"train_rows": None, "results": evaluate(model, tests, flows=flows)}}
         print_matrix(res)
         if args.json:
             Path(args.json).write_text(json.dumps(res, indent=1))
@@ -684,7 +681,8 @@ def main(argv=None) -> int:
                 del X
                 results["matrix"][name] = {"train_rows": int(len(y)), "threshold": model.threshold,
                                            "best_epoch": model.best_epoch, "val_macro_f1": model.val_history,
-                                           "results": evaluate(model, tests, save_pred if args.save_pred else None)}
+                                           "results": evaluate(model, tests, save_pred if args.save_pred else None,
+                                                                       flows=flows)}
                 print(f"{name}: trained on {len(y):,} rows in {time.time() - t0:.0f} s", flush=True)
                 print_matrix({name: results["matrix"][name]})
                 if args.json:  # after every run: a long comparison keeps what it measured
@@ -699,7 +697,8 @@ def main(argv=None) -> int:
             keep = np.array([i for i in range(len(names)) if i not in drop])
             t0 = time.time()
             model = train(X, y, keep, args.epochs, args.seed, args.class_weight_power)
-            results["ablation"][block] = {"dropped_columns": len(cols), "results": evaluate(model, tests)}
+            results["ablation"][block] = {"dropped_columns": len(cols),
+                                          "results": evaluate(model, tests, flows=flows)}
             print(f"ablation -{block}: {time.time() - t0:.0f} s", flush=True)
             if args.json:   # after every block: a run stopped early keeps what it finished
                 Path(args.json).write_text(json.dumps(results, indent=1))

@@ -159,6 +159,13 @@ _FEATURE_CODE_DIGEST: str | None = None
 READ_BATCH_ROWS = 8192   # the batches featurise_capture reads (and caches) a capture in
 
 
+def capture_digests(path: Path, labels) -> tuple[str, str]:
+    """(the capture's sha256, its label sidecar's or "nolabels"): what keys its feature-cache entries (the rows
+    and the parsed batches, detector/featcache.py). ``labels``: its ``LabelSet`` (None: no sidecar)."""
+    side = labels.sidecar_path if labels is not None else None
+    return sha256_file(path), (sha256_file(side) if side is not None and side.is_file() else "nolabels")
+
+
 def featurise_capture(path: Path, classes: Sequence[str], featurizer: str, cache: Path | None = None,
                       on_batch=None) -> tuple[np.ndarray, np.ndarray, str]:
     """(X float32 for every frame, labels int8 with -1 = unlabelled, label source) of one capture, read
@@ -183,9 +190,7 @@ def featurise_capture(path: Path, classes: Sequence[str], featurizer: str, cache
     names, schema = featurizer_info(featurizer)
     rows_file = stored = recorder = None
     if cache is not None and list(classes) == list(CONTRACT_CLASSES):
-        side = labels.sidecar_path
-        side_sha = sha256_file(side) if side is not None and side.is_file() else "nolabels"
-        capture_sha = sha256_file(path)
+        capture_sha, side_sha = capture_digests(path, labels)
         key = hashlib.sha256(f"{capture_sha}:{side_sha[:12]}:{schema}:{feature_code_digest()}".encode()
                              ).hexdigest()[:24]
         rows_file = Path(cache) / f"{path.name}.{key}.npz"
