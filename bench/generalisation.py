@@ -183,13 +183,14 @@ def take_rows(arrays: list[np.ndarray], idx: np.ndarray) -> np.ndarray:
     return out
 
 
-def vote_inputs(path: Path, cache: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(flow key, time) of every frame of ``path``, what the flow vote (detector/flowvote.py) needs beside
-    the probabilities: from the feature cache's parsed batches when it holds them, else read with tshark."""
+def vote_inputs(path: Path, cache: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(flow key, time, host-pair key) of every frame of ``path``, what the flow vote (detector/flowvote.py)
+    needs beside the probabilities: from the feature cache's parsed batches when it holds them, else read with
+    tshark."""
     from iotwatch.captures.labels import LabelSet
     from iotwatch.captures.sources import open_source
     from iotwatch.detector import featcache
-    from iotwatch.detector.flowvote import flow_keys
+    from iotwatch.detector.flowvote import vote_keys
     from iotwatch.detector.train import capture_digests
 
     digests = capture_digests(path, LabelSet.load(CLASSES, capture=path))   # the keys featurise's entries have
@@ -203,28 +204,32 @@ def vote_inputs(path: Path, cache: Path) -> tuple[np.ndarray, np.ndarray]:
             batches = list(src.batches(max_rows=8192, max_wait=1.0))
         finally:
             src.close()
-    keys = [flow_keys(b) for b in batches]
+    keys = [vote_keys(b) for b in batches]
     times = [np.asarray(b["time_epoch"], dtype=np.float64) for b in batches]
-    return (np.concatenate(keys) if keys else np.empty(0, np.uint64),
-            np.concatenate(times) if times else np.empty(0))
+    return (np.concatenate([k[0] for k in keys]) if keys else np.empty(0, np.uint64),
+            np.concatenate(times) if times else np.empty(0),
+            np.concatenate([k[1] for k in keys]) if keys else np.empty(0, np.uint64))
 
 
 class Trained:
-    """``vote``: the flow vote's alpha (0 = none), applied when predict_alert gets the frames' flow keys."""
+    """``vote``: the flow vote's alpha (0 = none) and ``pair`` its ``PairVote`` (None = none), applied when
+    predict_alert gets the frames' flow keys."""
 
-    def __init__(self, mlp, cols: np.ndarray, threshold: float | None = None, vote: float = 0.0):
-        self.mlp, self.cols, self.threshold, self.vote = mlp, cols, threshold, vote
+    def __init__(self, mlp, cols: np.ndarray, threshold: float | None = None, vote: float = 0.0, pair=None):
+        self.mlp, self.cols, self.threshold, self.vote, self.pair = mlp, cols, threshold, vote, pair
 
     def predict(self, X: np.ndarray, flows=None) -> np.ndarray:
         return self.predict_alert(X, flows)[0]
 
     def predict_alert(self, X: np.ndarray, flows=None) -> tuple[np.ndarray, np.ndarray | None]:
         """(argmax, alerted under the calibrated threshold or None without one). ``flows``: (keys, times) of
-        the capture's frames (vote_inputs): with a vote, each frame's probabilities are voted as
-        `iotwatch` votes them (one FlowVote over the capture, in frame order)."""
+        the capture's frames (vote_inputs; with their host-pair keys for a pair vote): with a vote, each frame's
+        probabilities are voted as `iotwatch` votes them (one FlowVote over the capture, in frame order)."""
         from iotwatch.detector.flowvote import FlowVote
 
-        vote = FlowVote(self.vote) if self.vote > 0 and flows is not None else None
+        voting = self.vote > 0 or self.pair is not None
+        vote = FlowVote(self.vote, pair=self.pair) if voting and flows is not None else None
+        pairs = flows[2] if flows is not None and len(flows) > 2 else None
         if vote is not None and len(flows[0]) != len(X):
             raise ValueError(f"flow keys for {len(flows[0])} frames, features for {len(X)}")
         out = np.empty(len(X), np.int64)
@@ -232,7 +237,8 @@ class Trained:
         for s in range(0, len(X), 65536):
             p = self.mlp.proba(np.ascontiguousarray(X[s:s + 65536][:, self.cols]))
             if vote is not None:
-                p = vote.update(flows[0][s:s + 65536], flows[1][s:s + 65536], p)
+                p = vote.update(flows[0][s:s + 65536], flows[1][s:s + 65536], p,
+                                None if pairs is None else pairs[s:s + 65536])
             out[s:s + 65536] = p.argmax(1)
             conf[s:s + 65536] = p.max(1)
         if self.threshold is None:
@@ -249,6 +255,8 @@ def train(X: np.ndarray, y: np.ndarray, cols: np.ndarray, epochs: int, seed: int
     from rich.console import Console
 
     from iotwatch.detector.anomaly import calibrate_threshold
+    from iotwatch.detector.bundle import pair_vote_meta
+    from iotwatch.detector.flowvote import PairVote
     from iotwatch.detector.model import FoldedMLP, ModelConfig
     from iotwatch.detector.train import PRESETS, Dataset, fit
 
@@ -271,7 +279,8 @@ def train(X: np.ndarray, y: np.ndarray, cols: np.ndarray, epochs: int, seed: int
     if refit and holdout is not None:
         again = replace(cfg, epochs=res.best_epoch, early_stopping_patience=None, val_fraction=0.0)
         res = fit(Dataset(Xc, y, list(CLASSES), "normal", []), again, seed, Console(quiet=True))
-    out = Trained(FoldedMLP.from_tensors(mcfg, res.tensors, res.mean, res.std), cols, threshold, cfg.flow_vote)
+    out = Trained(FoldedMLP.from_tensors(mcfg, res.tensors, res.mean, res.std), cols, threshold, cfg.flow_vote,
+                  PairVote.from_meta(pair_vote_meta(cfg.pair_vote, CLASSES), CLASSES, "normal"))
     out.best_epoch, out.val_history = res.best_epoch, history
     return out
 
@@ -577,13 +586,14 @@ def main(argv=None) -> int:
     from iotwatch.detector.train import PRESETS
 
     flows: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}   # (part, i) -> vote_inputs of that capture
-    if (clf.flow_vote if clf is not None else PRESETS["default"].flow_vote) > 0:
+    preset = PRESETS["default"]
+    if clf.new_vote() is not None if clf is not None else (preset.flow_vote > 0 or preset.pair_vote > 0):
         for part in TEST_PARTS:   # the flow keys of every test frame, once (the vote needs them besides X)
             for i, (_, f) in enumerate(files[part]):
                 flows[(part, i)] = vote_inputs(f, cache)
     if clf is not None:
         model = Trained(clf._mlp, np.arange(len(FEATURE_NAMES)), clf.policy.threshold,
-                        clf.flow_vote)  # + alerts and the flow vote as iotwatch
+                        clf.flow_vote, clf.pair_vote)  # + alerts and the flow/pair vote as iotwatch
         if args.permute or col_blocks:
             units = {}
             if args.permute:

@@ -159,15 +159,17 @@ def main() -> None:
     r, _ = best_rate(extract_and_classify, len(stream), max(1, args.repeat // 2))
     print(f"{'8192, features + model (predict_proba)':<40}{r:>14,.0f}{r / TSHARK_PKTS:>10.1f}")
     if clf.new_vote() is not None:   # what the pipeline runs per batch: + the bundle's flow vote
-        from iotwatch.detector.flowvote import flow_keys
+        from iotwatch.detector.flowvote import vote_keys
 
         def extract_classify_vote():
             ext, vote = new_extractor(clf.featurizer), clf.new_vote()
             for s in range(0, len(stream), 8192):
                 b = stream.slice(s, s + 8192)
-                vote.update(flow_keys(b), b["time_epoch"], clf.predict_proba(ext.transform(b)))
+                flows, pairs = vote_keys(b)
+                vote.update(flows, b["time_epoch"], clf.predict_proba(ext.transform(b)), pairs)
         r, _ = best_rate(extract_classify_vote, len(stream), max(1, args.repeat // 2))
-        print(f"{f'8192, + flow vote (alpha {clf.flow_vote:g})':<40}{r:>14,.0f}{r / TSHARK_PKTS:>10.1f}")
+        pair = f", pair {clf.pair_vote.weight:g}" if clf.pair_vote is not None else ""
+        print(f"{f'8192, + flow vote (alpha {clf.flow_vote:g}{pair})':<40}{r:>14,.0f}{r / TSHARK_PKTS:>10.1f}")
     if args.reference_features:
         compare_reference(args, clf, stream)
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Trains the bundled model iotwatch-default/9 (detector/models/default.iotw) with ONE command, from
+# Trains the bundled model iotwatch-default/11 (detector/models/default.iotw) with ONE command, from
 #   * simulated homes (bench/make_training_data.sh: scenario varied, scenario varied6 (IPv6 attacks, benign
 #     traceroutes; since /9) and the classic home/busy homes),
 #   * the namespace lab's training recordings (iotwatch lab record, ../shared/data/lab/train),
@@ -84,5 +84,5 @@ read -r -a EXTRA <<< "${EXTRA_SOURCES:-}"
 "$PY" -m iotwatch train --per-source \
   --captures "$D/simv-train" "$D/sim-train" "$D/simv6" "${CYCLE[@]}" "${EXTRA[@]}" "$LABSNAP" "$VICTIM" \
   --upweight "${REAL_TRAIN[@]}" --upweight-factor "$REAL_FACTOR" \
-  --max-rows-per-class "$ROWS" --epochs "$EPOCHS" --class-weight-power "$CWP" --seed "$SEED" --name iotwatch-default --model-version "${MODEL_VERSION:-10}" \
+  --max-rows-per-class "$ROWS" --epochs "$EPOCHS" --class-weight-power "$CWP" --seed "$SEED" --name iotwatch-default --model-version "${MODEL_VERSION:-11}" \
   --cache "${CACHE:-/work/data/featcache}" --out "$OUT" --force ${EVAL:+--eval "${EVAL[@]}"}

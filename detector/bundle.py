@@ -14,6 +14,7 @@ iotwatch does not compute. It never unpickles anything.
 from __future__ import annotations
 
 import json
+import math
 import re
 import struct
 from dataclasses import dataclass, field
@@ -74,10 +75,13 @@ class Bundle:
 
 def make_meta(*, name: str, version: str, classes, featurizer: str, scaler_mean, scaler_std,
               config: ModelConfig, normal_class: str = "normal", anomaly_threshold: float = 0.5,
-              training: dict | None = None, metrics: dict | None = None, flow_vote: float = 0.0) -> dict:
-    """Metadata for a bundle whose features come from ``featurizer`` (names and schema filled in)."""
+              training: dict | None = None, metrics: dict | None = None, flow_vote: float = 0.0,
+              pair_vote: dict | None = None) -> dict:
+    """Metadata for a bundle whose features come from ``featurizer`` (names and schema filled in);
+    ``pair_vote`` (detector/flowvote.py ``PairVote``, class names) only when given."""
     names, schema = FEATURIZERS[featurizer]
-    return {
+    extra = {} if pair_vote is None else {"pair_vote": dict(pair_vote)}
+    return {**extra,
         "format": FORMAT, "format_version": FORMAT_VERSION, "name": name, "version": version,
         "classes": list(classes), "normal_class": normal_class, "featurizer": featurizer,
         "feature_names": list(names), "feature_schema": schema,
@@ -85,6 +89,18 @@ def make_meta(*, name: str, version: str, classes, featurizer: str, scaler_mean,
         "anomaly_threshold": float(anomaly_threshold), "flow_vote": float(flow_vote), "model_config": config.to_dict(),
         "training": training or {}, "metrics": metrics or {},
     }
+
+
+PAIR_VOTE_CLASSES = ("exfiltration",)
+
+
+def pair_vote_meta(weight: float, classes, tau: float = 600.0, ramp: float = 20.0) -> dict | None:
+    """The bundle's ``pair_vote`` (detector/flowvote.py ``PairVote``) for ``weight``: the classes it may overrule
+    are those of ``PAIR_VOTE_CLASSES`` the model has; None when ``weight`` is 0 or it has none of them."""
+    names = [c for c in PAIR_VOTE_CLASSES if c in classes]
+    if not weight or not names:
+        return None
+    return {"weight": float(weight), "tau": float(tau), "ramp": float(ramp), "classes": names}
 
 
 def save_bundle(path: str | Path, tensors: dict[str, np.ndarray], meta: dict, force: bool = True,
@@ -321,6 +337,16 @@ def _check_meta(meta: dict, where: str, shapes: dict[str, tuple]) -> ModelConfig
     vote = meta.get("flow_vote", 0.0)  # optional: bundles before iotwatch-default/10 have none (no vote)
     if not _number(vote) or not 0.0 <= vote < 1.0:
         raise InputError(f"{where}: flow_vote must be a number in [0, 1)")
+    pair = meta.get("pair_vote")  # optional: bundles before iotwatch-default/11 have none (detector/flowvote.py)
+    if pair is not None:
+        ok = (isinstance(pair, dict) and set(pair) == {"weight", "tau", "ramp", "classes"}
+              and all(_number(pair[k]) and math.isfinite(pair[k]) for k in ("weight", "tau", "ramp"))
+              and 0.0 <= pair["weight"] <= 1.0 and pair["tau"] > 0 and pair["ramp"] >= 1.0
+              and isinstance(pair["classes"], list)
+              and all(isinstance(c, str) and c in classes and c != meta["normal_class"] for c in pair["classes"]))
+        if not ok:
+            raise InputError(f"{where}: pair_vote must be {{weight in [0, 1], tau > 0, ramp >= 1, classes: "
+                             f"names of non-normal classes}}")
     expected = cfg.tensor_shapes()
     if set(shapes) != set(expected):
         extra = sorted(one_line(str(k), 40) for k in set(shapes) - set(expected))[:5]

@@ -39,6 +39,9 @@ def card(meta: dict, path: str = "") -> Iterator:
         ("anomaly threshold", f"{meta.get('anomaly_threshold', 0):.4f} (top class not normal and at least this probable)"),
         ("flow vote", f"alpha {meta['flow_vote']:g} (each packet's probabilities averaged with its flow's earlier ones)"
          if meta.get("flow_vote") else "off (each packet alone)"),
+        ("pair vote", (f"weight {meta['pair_vote']['weight']:g} over {meta['pair_vote']['tau']:g} s: a connection "
+                       f"voted {', '.join(meta['pair_vote']['classes'])} is pulled toward the two hosts' other, mostly "
+                       f"normal traffic") if (meta.get("pair_vote") or {}).get("weight") else "off"),
     ]
     if tr:
         derived = tr.get("derived_from") or {}

@@ -23,7 +23,7 @@ import numpy as np
 from .anomaly import AnomalyPolicy
 from .bundle import Bundle, default_bundle_path, load_bundle
 from .features import new_extractor
-from .flowvote import FlowVote
+from .flowvote import FlowVote, PairVote
 from .model import FoldedMLP
 
 
@@ -41,6 +41,7 @@ class PacketClassifier:
         self.normal_index: int = self.classes_.index(meta["normal_class"])
         self.policy = AnomalyPolicy(self.normal_index, float(meta["anomaly_threshold"]))
         self.flow_vote: float = float(meta.get("flow_vote", 0.0))
+        self.pair_vote: PairVote | None = PairVote.from_meta(meta.get("pair_vote"), self.classes_, meta["normal_class"])
         mean, std = bundle.scaler
         self._mlp = FoldedMLP.from_tensors(bundle.config, bundle.tensors, mean, std)
 
@@ -63,8 +64,11 @@ class PacketClassifier:
         return new_extractor(self.featurizer)
 
     def new_vote(self) -> FlowVote | None:
-        """A fresh per-stream flow vote (detector/flowvote.py) with the bundle's alpha; None without one."""
-        return FlowVote(self.flow_vote) if self.flow_vote > 0 else None
+        """A fresh per-stream flow vote (detector/flowvote.py) with the bundle's alpha and pair vote; None
+        without either."""
+        if self.flow_vote > 0 or self.pair_vote is not None:
+            return FlowVote(self.flow_vote, pair=self.pair_vote)
+        return None
 
     def _check(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=np.float32)

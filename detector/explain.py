@@ -113,10 +113,11 @@ def format_why(whys: list[GroupWhy], cls_name: str) -> str:
 
 
 def vote_note(own_proba, predicted: int, class_names) -> str:
-    """"" or one line when the flow vote (detector/flowvote.py) decided the class: the packet's own
-    probabilities favour another class than the one shown."""
+    """"" or one line when the flow vote (detector/flowvote.py, the pair vote included) decided the class: the
+    packet's own probabilities favour another class than the one shown."""
     own = int(np.argmax(own_proba))
     if own == int(predicted):
         return ""
     return (f"this packet alone: {class_names[own]} {float(own_proba[own]):.2f}; "
-            f"{class_names[int(predicted)]} is its connection's vote (earlier packets of the flow)")
+            f"{class_names[int(predicted)]} is its connection's vote (earlier packets of the flow, and for some "
+            f"classes the two hosts' other connections)")

@@ -16,7 +16,7 @@ from iotwatch.captures.batch import PacketBatch
 from iotwatch.captures.labels import LabelSet
 from iotwatch.captures.sources import PacketSource
 
-from .flowvote import FlowVote, flow_keys
+from .flowvote import FlowVote, vote_keys
 
 
 @dataclass
@@ -47,7 +47,8 @@ def classify_batch(classifier, extractor, packets: PacketBatch, labels: LabelSet
     X = extractor.transform(packets)
     proba = classifier.predict_proba(X)
     if vote is not None:
-        proba = vote.update(flow_keys(packets), packets["time_epoch"], proba)
+        flows, pairs = vote_keys(packets)
+        proba = vote.update(flows, packets["time_epoch"], proba, pairs)
     predicted = proba.argmax(axis=1).astype(np.int64)
     confidence = proba[np.arange(len(predicted)), predicted].astype(np.float32)
     anomaly = classifier.is_anomaly(proba, predicted)

@@ -59,7 +59,7 @@ from iotwatch.captures.batch import PacketBatch
 from iotwatch.captures.errors import InputError
 from iotwatch.captures.files import check_output_folder, output_folder, require_regular_input, sha256_file
 
-from .bundle import CONTRACT_CLASSES, Bundle, make_meta, save_bundle
+from .bundle import CONTRACT_CLASSES, Bundle, make_meta, pair_vote_meta, save_bundle
 from .evaluate import evaluate_capture, summarize
 from .features import new_extractor
 from .model import ModelConfig
@@ -92,13 +92,15 @@ class TrainConfig:
                                       # weights with a horizon of this many epochs (0 = the raw weights)
     flow_vote: float = 0.0  # the bundle's per-flow vote (detector/flowvote.py): alpha of the moving average of a
                             # flow's probabilities over its packets, 0 = each packet alone
+    pair_vote: float = 0.0  # weight of the pull of a connection voted exfiltration toward the two hosts' other,
+                            # mostly normal traffic (detector/flowvote.py PairVote; tau 600 s, ramp 20), 0 = off
 
 
 PRESETS = {
     "paper": TrainConfig(preset="paper", featurizer="paper", epochs=10, batch_size=32, outlier_sigma=3.0),
     "default": TrainConfig(preset="default", featurizer="behaviour-v2", epochs=40, batch_size=256,
                            class_weight_power=0.5, early_stopping_patience=5, calibrate_false_alarms=0.001,
-                           scale_floor=0.5, flow_vote=0.85),
+                           scale_floor=0.5, flow_vote=0.85, pair_vote=0.6),
 }
 
 
@@ -837,7 +839,8 @@ def _train(args: TrainRequest, console, command: str, cfg, out: Path, out_file) 
     meta = make_meta(name=args.name or default_name(cfg.preset), version=args.model_version, classes=data.classes,
                      featurizer=cfg.featurizer, scaler_mean=res.mean, scaler_std=res.std, config=model_cfg,
                      normal_class=data.normal_class, anomaly_threshold=threshold, training=training,
-                     metrics={"validation": validation}, flow_vote=cfg.flow_vote)
+                     metrics={"validation": validation}, flow_vote=cfg.flow_vote,
+                     pair_vote=pair_vote_meta(cfg.pair_vote, data.classes))
     if eval_paths:
         from .classifier import PacketClassifier
 

@@ -1,5 +1,5 @@
 """The per-flow vote (detector/flowvote.py): flow keys, the recurrence, its C kernel, state across batches,
-the bundle's ``flow_vote`` and its place in the pipeline."""
+the bundle's ``flow_vote`` and its place in the pipeline; the pair vote (``PairVote``, ``pair_vote``)."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,7 +9,7 @@ from iotwatch.captures.batch import PacketBatch
 from iotwatch.captures.errors import InputError
 from iotwatch.detector.bundle import load_bundle
 from iotwatch.detector.classifier import PacketClassifier
-from iotwatch.detector.flowvote import FlowVote, flow_keys
+from iotwatch.detector.flowvote import FlowVote, PairVote, flow_keys, vote_keys
 from iotwatch.detector.pipeline import classify_batch
 from fakes import make_tiny_bundle, rewrite_bundle
 
@@ -52,6 +52,91 @@ def test_a_relayed_flow_or_a_forged_answer_is_another_vote():
             dict(_rec(3, "10.0.0.1", "10.0.0.5", 53, 40000, proto=17), eth_src=evil)]
     k = flow_keys(PacketBatch.from_records(recs))
     assert k[0] == k[1] and k[2] == k[3] and k[0] != k[2]
+
+
+def test_pair_keys_are_the_two_hosts_whatever_the_connection():
+    """A pair key per packet: the same for every connection and protocol of two hosts, both ways; another
+    for another host or for the part an ARP poisoner relays (the ends carry their MACs); 0 for ARP."""
+    recs = [_rec(0, "10.0.0.1", "10.0.0.2", 40000, 443), _rec(1, "10.0.0.2", "10.0.0.1", 443, 40000),
+            _rec(2, "10.0.0.1", "10.0.0.2", 40001, 443), _rec(3, "10.0.0.1", "10.0.0.2", -1, -1, proto=1),
+            _rec(4, "10.0.0.1", "10.0.0.3", 40000, 443),
+            _rec(5, "10.0.0.1", "10.0.0.2", 40000, 443, via="02:00:00:00:00:66"),
+            dict(frame_number=7, time_epoch=100.1, frame_len=42, arp_opcode=1, eth_src="02:00:00:00:00:01")]
+    flows, pairs = vote_keys(PacketBatch.from_records(recs))
+    assert np.array_equal(flows, flow_keys(PacketBatch.from_records(recs)))
+    assert pairs[0] == pairs[1] == pairs[2] == pairs[3] and flows[0] != flows[2]
+    assert len({int(pairs[0]), int(pairs[4]), int(pairs[5])}) == 3
+    assert pairs[6] == 0 and (pairs[:6] != 0).all()
+
+
+NORMAL, DOS, EXFIL = 0, 2, 5
+PAIR = PairVote(0.6, tau=600.0, ramp=20.0, classes=(EXFIL,), normal=NORMAL)
+
+
+def _probs(n, cls, p):
+    out = np.full((n, 6), (1.0 - p) / 5, dtype=np.float32)
+    out[:, cls] = p
+    return out
+
+
+def _pair_stream():
+    """Hosts 1 and 2: a 40-packet connection judged normal, five minutes later a 30-packet upload judged
+    exfiltration (0.8) and a connection judged dos; hosts 3 and 4: first an exfiltration, then another; hosts 5
+    and 6: only an upload judged exfiltration. (flow, pair, t, proba) per packet."""
+    F = lambda i: np.uint64(1000 + i)
+    P = lambda i: np.uint64(2000 + i)
+    rows = [(F(1), P(1), 100.0 + i * 0.1, _probs(1, NORMAL, 0.95)) for i in range(40)]
+    rows += [(F(2), P(1), 400.0 + i * 0.1, _probs(1, EXFIL, 0.8)) for i in range(30)]
+    rows += [(F(3), P(1), 410.0 + i * 0.1, _probs(1, DOS, 0.8)) for i in range(10)]
+    rows += [(F(4), P(2), 420.0 + i * 0.1, _probs(1, EXFIL, 0.8)) for i in range(40)]
+    rows += [(F(5), P(2), 600.0 + i * 0.1, _probs(1, EXFIL, 0.8)) for i in range(30)]
+    rows += [(F(6), P(3), 700.0 + i * 0.1, _probs(1, EXFIL, 0.8)) for i in range(30)]
+    rows.sort(key=lambda r: r[2])
+    return (np.array([r[0] for r in rows]), np.array([r[1] for r in rows]), np.array([r[2] for r in rows]),
+            np.concatenate([r[3] for r in rows]))
+
+
+def test_pair_vote_pulls_an_exfiltration_toward_the_hosts_normal_past_and_nothing_else():
+    """The upload of two hosts whose earlier connection was normal is pulled to normal; the same upload between
+    hosts that exchanged nothing before, or whose earlier traffic was exfiltration itself, stays exfiltration;
+    a connection voted dos is not touched (``classes``); without pair keys or with weight 0 nothing changes."""
+    flows, pairs, t, proba = _pair_stream()
+    plain = FlowVote(0.85).update(flows, t, proba)
+    out = FlowVote(0.85, pair=PAIR).update(flows, t, proba, pairs)
+    f = lambda i: flows == np.uint64(1000 + i)
+    assert (out[f(2)].argmax(1) == NORMAL).all() and (plain[f(2)].argmax(1) == EXFIL).all()
+    for same in (1, 3, 4, 5, 6):
+        np.testing.assert_array_equal(out[f(same)], plain[f(same)])
+    np.testing.assert_allclose(out.sum(1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(FlowVote(0.85, pair=PAIR).update(flows, t, proba), plain)
+    np.testing.assert_array_equal(FlowVote(0.85, pair=PairVote(0.0, classes=(EXFIL,))).update(flows, t, proba, pairs),
+                                  plain)
+
+
+@pytest.mark.parametrize("cuts", [(1, 2, 3), (17, 40, 41, 100), (75,)])
+def test_pair_vote_is_the_same_in_any_batching(cuts):
+    flows, pairs, t, proba = _pair_stream()
+    whole = FlowVote(0.85, pair=PAIR).update(flows, t, proba, pairs)
+    vote, parts, edges = FlowVote(0.85, pair=PAIR), [], [0, *cuts, len(t)]
+    for a, b in zip(edges, edges[1:]):
+        parts.append(vote.update(flows[a:b], t[a:b], proba[a:b], pairs[a:b]))
+    np.testing.assert_allclose(np.concatenate(parts), whole, rtol=1e-6, atol=1e-7)
+
+
+def test_pair_vote_forgets_a_past_older_than_its_horizon():
+    """Other traffic decays over tau: an upload 3 hours after the normal connection is not pulled."""
+    flows, pairs, t, proba = _pair_stream()
+    t = np.where(flows == np.uint64(1001), t - 3 * 3600.0, t)
+    order = np.argsort(t, kind="stable")
+    flows, pairs, t, proba = flows[order], pairs[order], t[order], proba[order]
+    out = FlowVote(0.85, pair=PAIR).update(flows, t, proba, pairs)
+    assert (out[flows == np.uint64(1002)].argmax(1) == EXFIL).all()
+
+
+def test_pair_vote_values_are_checked():
+    for bad in (PairVote(1.5), PairVote(0.5, tau=0.0), PairVote(0.5, ramp=0.5)):
+        with pytest.raises(ValueError):
+            FlowVote(0.85, pair=bad)
 
 
 def _reference(keys, proba, alpha):
@@ -152,6 +237,27 @@ def test_bundle_flow_vote_is_optional_and_checked(tmp_path):
             load_bundle(_with_vote(src, tmp_path / "bad.iotw", bad))
 
 
+def _with_pair(src, dst, pair):
+    """A copy of ``src`` whose meta pair_vote is ``pair`` (None: without the key)."""
+    return rewrite_bundle(src, dst, lambda meta: meta.pop("pair_vote", None) if pair is None
+                          else meta.update(pair_vote=pair))
+
+
+def test_bundle_pair_vote_is_optional_and_checked(tmp_path):
+    src = make_tiny_bundle(tmp_path / "tiny.iotw")
+    classes = load_bundle(src).classes
+    other = next(c for c in classes if c != "normal")
+    good = {"weight": 0.6, "tau": 600.0, "ramp": 20.0, "classes": [other]}
+    assert PacketClassifier.load(_with_pair(src, tmp_path / "none.iotw", None)).pair_vote is None
+    clf = PacketClassifier.load(_with_pair(src, tmp_path / "on.iotw", good))
+    assert clf.pair_vote == PairVote(0.6, 600.0, 20.0, (classes.index(other),), classes.index("normal"))
+    assert clf.new_vote().pair == clf.pair_vote
+    for bad in ({**good, "weight": 1.5}, {**good, "tau": 0}, {**good, "ramp": 0.5}, {**good, "classes": ["normal"]},
+                {**good, "classes": ["nonsense"]}, {**good, "extra": 1}, [0.6], {**good, "weight": float("nan")}):
+        with pytest.raises(InputError, match="pair_vote"):
+            load_bundle(_with_pair(src, tmp_path / "bad.iotw", bad))
+
+
 def test_pipeline_votes_per_stream(tmp_path):
     """classify_batch with a vote = the model's probabilities voted over the flows, batch after batch."""
     clf = PacketClassifier.load(_with_vote(make_tiny_bundle(tmp_path / "tiny.iotw"), tmp_path / "v.iotw", 0.85))
@@ -166,7 +272,24 @@ def test_pipeline_votes_per_stream(tmp_path):
     predicted = np.concatenate([cb.predicted for cb in voted])
     np.testing.assert_array_equal(predicted, proba.argmax(1))
 def test_bundled_model_votes():
-    assert PacketClassifier.load(None).flow_vote > 0
+    clf = PacketClassifier.load(None)
+    assert clf.flow_vote > 0 and clf.pair_vote is not None
+    assert [clf.classes_[i] for i in clf.pair_vote.classes] == ["exfiltration"]
+
+
+def test_pipeline_gives_the_vote_the_pair_keys(tmp_path):
+    """classify_batch hands the vote each packet's host pair: with a pair vote the product path pulls."""
+    seen = []
+
+    class Spy(FlowVote):
+        def update(self, keys, t, proba, pairs=None):
+            seen.append(pairs)
+            return super().update(keys, t, proba, pairs)
+
+    clf = PacketClassifier.load(_with_vote(make_tiny_bundle(tmp_path / "tiny.iotw"), tmp_path / "v.iotw", 0.85))
+    batch = PacketBatch.from_records([_rec(i, "10.0.0.1", "10.0.0.2", 40000, 443) for i in range(5)])
+    classify_batch(clf, clf.new_extractor(), batch, None, Spy(0.85))
+    assert len(seen) == 1 and np.array_equal(seen[0], vote_keys(batch)[1])
 
 
 
@@ -185,6 +308,13 @@ def test_vote_bundle_derives_a_voting_bundle_and_says_from_what(tmp_path, capsys
     assert b.meta["training"]["derived_from"]["bundle"] == before.display_name
     assert all(np.array_equal(b.tensors[k], before.tensors[k]) for k in before.tensors)   # the same network
     assert PacketClassifier.load(out).new_vote().alpha == 0.7
+    paired = tmp_path / "paired.iotw"
+    assert script.main([str(out), str(paired), "--alpha", "0.7", "--pair", "0.6", "--version", "8"]) == 0
+    b2 = load_bundle(paired)
+    assert b2.meta["training"]["derived_from"]["earlier"]["bundle"] == before.display_name   # the chain is kept
+    assert ("exfiltration" in b2.classes) == ("pair_vote" in b2.meta)
+    assert script.main([str(out), str(tmp_path / "z.iotw"), "--alpha", "0.7", "--pair", "1.5", "--version", "9"]) == 2
+    assert not (tmp_path / "z.iotw").exists()
     assert script.main([str(src), str(tmp_path / "x.iotw"), "--alpha", "1.0", "--version", "8"]) == 2
     assert not (tmp_path / "x.iotw").exists()
     assert script.main([str(tmp_path / "missing.iotw"), str(tmp_path / "y.iotw"), "--alpha", "0.5", "--version", "8"]) == 2
