@@ -36,11 +36,11 @@ into any batches gives the same votes. ``alpha`` comes from the model bundle (``
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from iotwatch.captures.batch import PacketBatch
-
-from dataclasses import dataclass
 
 from .features import (DecayTable, _exp, _group_by_key, _group_ends, _lookup, _merge_state, _tables, _take,
                        hash_strings, mix)

@@ -120,10 +120,17 @@ def test_simulated_captures_every_episode_is_one_incident(sims, clf, k):
 
 @pytest.mark.slow
 def test_benign_traffic_opens_no_incident(sims, clf):
-    cb = classified(sims[1], clf)
-    eng, events = run_engine(cb, clf.classes_, 8192)
-    assert cb.anomaly.any(), "no false positive at all: the check would be vacuous"
-    assert eng.opened == 0, [t.to_dict() for t in eng.incidents()]
+    """Packet-level false positives of benign traffic open no incident: with the bundle as shipped, and with its
+    pair vote off (detector/flowvote.py), which leaves more of them for the engine to weigh."""
+    votes_only_flows = PacketClassifier.load(None)
+    votes_only_flows.pair_vote = None
+    flagged = 0
+    for model in (clf, votes_only_flows):
+        cb = classified(sims[1], model)
+        eng, events = run_engine(cb, model.classes_, 8192)
+        flagged += int(cb.anomaly.sum())
+        assert eng.opened == 0, [t.to_dict() for t in eng.incidents()]
+    assert flagged, "no false positive at all: the check would be vacuous"
 
 
 def _stream(events):
