@@ -94,13 +94,13 @@ def make_meta(*, name: str, version: str, classes, featurizer: str, scaler_mean,
 PAIR_VOTE_CLASSES = ("exfiltration",)
 
 
-def pair_vote_meta(weight: float, classes, tau: float = 600.0, ramp: float = 20.0) -> dict | None:
+def pair_vote_meta(weight: float, classes, tau: float = 600.0, ramp: float = 20.0, floor: float = 0.9) -> dict | None:
     """The bundle's ``pair_vote`` (detector/flowvote.py ``PairVote``) for ``weight``: the classes it may overrule
     are those of ``PAIR_VOTE_CLASSES`` the model has; None when ``weight`` is 0 or it has none of them."""
     names = [c for c in PAIR_VOTE_CLASSES if c in classes]
     if not weight or not names:
         return None
-    return {"weight": float(weight), "tau": float(tau), "ramp": float(ramp), "classes": names}
+    return {"weight": float(weight), "tau": float(tau), "ramp": float(ramp), "floor": float(floor), "classes": names}
 
 
 def save_bundle(path: str | Path, tensors: dict[str, np.ndarray], meta: dict, force: bool = True,
@@ -339,14 +339,15 @@ def _check_meta(meta: dict, where: str, shapes: dict[str, tuple]) -> ModelConfig
         raise InputError(f"{where}: flow_vote must be a number in [0, 1)")
     pair = meta.get("pair_vote")  # optional: bundles before iotwatch-default/11 have none (detector/flowvote.py)
     if pair is not None:
-        ok = (isinstance(pair, dict) and set(pair) == {"weight", "tau", "ramp", "classes"}
-              and all(_number(pair[k]) and math.isfinite(pair[k]) for k in ("weight", "tau", "ramp"))
+        ok = (isinstance(pair, dict) and set(pair) == {"weight", "tau", "ramp", "floor", "classes"}
+              and all(_number(pair[k]) and math.isfinite(pair[k]) for k in ("weight", "tau", "ramp", "floor"))
               and 0.0 <= pair["weight"] <= 1.0 and pair["tau"] > 0 and pair["ramp"] >= 1.0
+              and 0.0 <= pair["floor"] < 1.0
               and isinstance(pair["classes"], list)
               and all(isinstance(c, str) and c in classes and c != meta["normal_class"] for c in pair["classes"]))
         if not ok:
-            raise InputError(f"{where}: pair_vote must be {{weight in [0, 1], tau > 0, ramp >= 1, classes: "
-                             f"names of non-normal classes}}")
+            raise InputError(f"{where}: pair_vote must be {{weight in [0, 1], tau > 0, ramp >= 1, floor in [0, 1), "
+                             f"classes: names of non-normal classes}}")
     expected = cfg.tensor_shapes()
     if set(shapes) != set(expected):
         extra = sorted(one_line(str(k), 40) for k in set(shapes) - set(expected))[:5]

@@ -12,6 +12,13 @@ from rich.table import Table
 from rich.text import Text
 
 
+def _pair_vote_line(pv: dict | None) -> str:
+    if not pv or not pv.get("weight"):
+        return "off"
+    return (f"weight {pv['weight']:g} over {pv['tau']:g} s: a connection voted {', '.join(pv['classes'])} is pulled "
+            f"toward the two hosts' other traffic when at least {pv['floor']:g} of it was normal")
+
+
 def _metrics_table(title: str, m: dict) -> Table:
     t = Table(title=f"{title}: macro-F1 {m['macro_f1']:.4f}, accuracy {m['accuracy']:.4f}, "
                     f"false alarms {m['false_alarm_rate'] * 100:.3f}% of normal", show_edge=False, title_justify="left")
@@ -39,9 +46,7 @@ def card(meta: dict, path: str = "") -> Iterator:
         ("anomaly threshold", f"{meta.get('anomaly_threshold', 0):.4f} (top class not normal and at least this probable)"),
         ("flow vote", f"alpha {meta['flow_vote']:g} (each packet's probabilities averaged with its flow's earlier ones)"
          if meta.get("flow_vote") else "off (each packet alone)"),
-        ("pair vote", (f"weight {meta['pair_vote']['weight']:g} over {meta['pair_vote']['tau']:g} s: a connection "
-                       f"voted {', '.join(meta['pair_vote']['classes'])} is pulled toward the two hosts' other, mostly "
-                       f"normal traffic") if (meta.get("pair_vote") or {}).get("weight") else "off"),
+        ("pair vote", _pair_vote_line(meta.get("pair_vote"))),
     ]
     if tr:
         derived = tr.get("derived_from") or {}

@@ -20,14 +20,16 @@ connection between two hosts is judged with what their other connections of the 
 Per host pair (each end with its MAC, as above) the voted probabilities of every packet are summed with
 exponential decay over ``tau`` seconds; so are the packet's own connection's, and their difference is the
 pair's *other* traffic: its mean ``o`` and weight ``W`` (decayed packets). Where the connection's vote
-names one of ``classes`` (the bundle's: ``exfiltration``) and the other traffic was mostly normal,
+names one of ``classes`` (the bundle's: ``exfiltration``) and the other traffic was normal -- at least
+``floor`` of it (the bundle's: 0.9), the pull growing to its full weight as that share reaches 1 --
 
-    pull = weight * min(W / ramp, 1) * o[normal] ;  p' = pull * o + (1 - pull) * p
+    pull = weight * min(W / ramp, 1) * clip((o[normal] - floor) / (1 - floor), 0, 1) ;  p' = pull * o + (1 - pull) * p
 
 A NAS's third backup to the server it pushed two backups to minutes ago, judged normal then, is not
 exfiltration now because of its upload rate; a host pushing data to a peer it never exchanged anything with
 has no other traffic to be judged by (``W`` = 0: p' = p), nor one whose other connections to that peer were
-themselves attacks (``o[normal]`` ~ 0). What it costs: data sent to a peer the host talks to every day is not
+themselves partly attacks (a staged exfiltration whose first chunk passed as normal, its second did not:
+``o[normal]`` below the floor). What it costs: data sent to a peer the host talks to every day is not
 called exfiltration on the evidence of one connection (measured in detector/MODEL_CARD.md, session 14).
 
 Causal (only earlier packets count, never later ones) and batch-size independent: the same stream cut
@@ -86,12 +88,14 @@ def vote_keys(batch: PacketBatch) -> tuple[np.ndarray, np.ndarray]:
 class PairVote:
     """How a connection's vote is pulled toward what the two hosts' other connections were voted (module doc):
     ``weight`` in [0, 1] (0 = off), ``tau`` seconds of the decayed sums, ``ramp`` decayed packets of other
-    traffic for the full pull, ``classes`` the voted classes it may overrule (indices), ``normal`` the index of
-    the normal class. The bundle's ``meta["pair_vote"]`` holds them with class names."""
+    traffic for the full pull, ``floor`` in [0, 1) the normal share of the other traffic below which nothing
+    is pulled, ``classes`` the voted classes it may overrule (indices), ``normal`` the index of the normal
+    class. The bundle's ``meta["pair_vote"]`` holds them with class names."""
 
     weight: float
     tau: float = 600.0
     ramp: float = 20.0
+    floor: float = 0.9
     classes: tuple[int, ...] = ()
     normal: int = 0
     HORIZON = 3.0  # a pair's sums are kept this many tau after its last packet
@@ -103,7 +107,7 @@ class PairVote:
         if not meta or not meta["weight"]:
             return None
         classes = list(classes)
-        return cls(float(meta["weight"]), float(meta["tau"]), float(meta["ramp"]),
+        return cls(float(meta["weight"]), float(meta["tau"]), float(meta["ramp"]), float(meta["floor"]),
                    tuple(classes.index(c) for c in meta["classes"]), classes.index(normal_class))
 
 
@@ -113,8 +117,9 @@ class FlowVote:
     def __init__(self, alpha: float, idle: float = 300.0, cap: int = 65536, pair: PairVote | None = None):
         if not 0.0 <= alpha < 1.0:
             raise ValueError(f"flow vote alpha must be in [0, 1), got {alpha}")
-        if pair is not None and not (0.0 <= pair.weight <= 1.0 and pair.tau > 0 and pair.ramp >= 1.0):
-            raise ValueError(f"pair vote: weight in [0, 1], tau > 0 and ramp >= 1, got {pair}")
+        if pair is not None and not (0.0 <= pair.weight <= 1.0 and pair.tau > 0 and pair.ramp >= 1.0
+                                     and 0.0 <= pair.floor < 1.0):
+            raise ValueError(f"pair vote: weight in [0, 1], tau > 0, ramp >= 1 and floor in [0, 1), got {pair}")
         self.alpha = float(alpha)
         self.pair = pair if pair is not None and pair.weight > 0 else None
         self._pair_tables: tuple[DecayTable, DecayTable] | None = None
@@ -195,7 +200,8 @@ class FlowVote:
         rows = np.flatnonzero(target)
         o = np.maximum(other[rows, :m], 0.0)
         o /= np.maximum(o.sum(axis=1, keepdims=True), 1e-12)
-        pull = pv.weight * np.minimum(w[rows] / pv.ramp, 1.0) * o[:, pv.normal]
+        clean = np.clip((o[:, pv.normal] - pv.floor) / (1.0 - pv.floor), 0.0, 1.0)
+        pull = pv.weight * np.minimum(w[rows] / pv.ramp, 1.0) * clean
         q = q.copy()
         q[rows] = pull[:, None] * o + (1.0 - pull[:, None]) * q[rows]
         return q

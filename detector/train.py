@@ -93,7 +93,7 @@ class TrainConfig:
     flow_vote: float = 0.0  # the bundle's per-flow vote (detector/flowvote.py): alpha of the moving average of a
                             # flow's probabilities over its packets, 0 = each packet alone
     pair_vote: float = 0.0  # weight of the pull of a connection voted exfiltration toward the two hosts' other,
-                            # mostly normal traffic (detector/flowvote.py PairVote; tau 600 s, ramp 20), 0 = off
+                            # normal traffic (detector/flowvote.py PairVote; tau 600 s, ramp 20, floor 0.9), 0 = off
 
 
 PRESETS = {

@@ -70,7 +70,7 @@ def test_pair_keys_are_the_two_hosts_whatever_the_connection():
 
 
 NORMAL, DOS, EXFIL = 0, 2, 5
-PAIR = PairVote(0.6, tau=600.0, ramp=20.0, classes=(EXFIL,), normal=NORMAL)
+PAIR = PairVote(0.6, tau=600.0, ramp=20.0, floor=0.9, classes=(EXFIL,), normal=NORMAL)
 
 
 def _probs(n, cls, p):
@@ -82,15 +82,19 @@ def _probs(n, cls, p):
 def _pair_stream():
     """Hosts 1 and 2: a 40-packet connection judged normal, five minutes later a 30-packet upload judged
     exfiltration (0.8) and a connection judged dos; hosts 3 and 4: first an exfiltration, then another; hosts 5
-    and 6: only an upload judged exfiltration. (flow, pair, t, proba) per packet."""
+    and 6: only an upload judged exfiltration; hosts 7 and 8: a connection judged normal, one judged
+    exfiltration, then another (a staged exfiltration whose first chunk passed). (flow, pair, t, proba)."""
     F = lambda i: np.uint64(1000 + i)
     P = lambda i: np.uint64(2000 + i)
-    rows = [(F(1), P(1), 100.0 + i * 0.1, _probs(1, NORMAL, 0.95)) for i in range(40)]
+    rows = [(F(1), P(1), 100.0 + i * 0.1, _probs(1, NORMAL, 0.99)) for i in range(40)]
     rows += [(F(2), P(1), 400.0 + i * 0.1, _probs(1, EXFIL, 0.8)) for i in range(30)]
     rows += [(F(3), P(1), 410.0 + i * 0.1, _probs(1, DOS, 0.8)) for i in range(10)]
     rows += [(F(4), P(2), 420.0 + i * 0.1, _probs(1, EXFIL, 0.8)) for i in range(40)]
     rows += [(F(5), P(2), 600.0 + i * 0.1, _probs(1, EXFIL, 0.8)) for i in range(30)]
     rows += [(F(6), P(3), 700.0 + i * 0.1, _probs(1, EXFIL, 0.8)) for i in range(30)]
+    rows += [(F(7), P(4), 800.0 + i * 0.1, _probs(1, NORMAL, 0.99)) for i in range(30)]
+    rows += [(F(8), P(4), 810.0 + i * 0.1, _probs(1, EXFIL, 0.9)) for i in range(30)]
+    rows += [(F(9), P(4), 820.0 + i * 0.1, _probs(1, EXFIL, 0.8)) for i in range(30)]
     rows.sort(key=lambda r: r[2])
     return (np.array([r[0] for r in rows]), np.array([r[1] for r in rows]), np.array([r[2] for r in rows]),
             np.concatenate([r[3] for r in rows]))
@@ -98,14 +102,16 @@ def _pair_stream():
 
 def test_pair_vote_pulls_an_exfiltration_toward_the_hosts_normal_past_and_nothing_else():
     """The upload of two hosts whose earlier connection was normal is pulled to normal; the same upload between
-    hosts that exchanged nothing before, or whose earlier traffic was exfiltration itself, stays exfiltration;
-    a connection voted dos is not touched (``classes``); without pair keys or with weight 0 nothing changes."""
+    hosts that exchanged nothing before, or whose earlier traffic was exfiltration itself, or only partly normal
+    (below the floor: a staged exfiltration's third chunk, after a normal-looking first), stays exfiltration; a
+    connection voted dos is not touched (``classes``); without pair keys or with weight 0 nothing changes."""
     flows, pairs, t, proba = _pair_stream()
     plain = FlowVote(0.85).update(flows, t, proba)
     out = FlowVote(0.85, pair=PAIR).update(flows, t, proba, pairs)
     f = lambda i: flows == np.uint64(1000 + i)
     assert (out[f(2)].argmax(1) == NORMAL).all() and (plain[f(2)].argmax(1) == EXFIL).all()
-    for same in (1, 3, 4, 5, 6):
+    assert (out[f(8)].argmax(1) == NORMAL).all()   # the second chunk still follows a clean normal past
+    for same in (1, 3, 4, 5, 6, 7, 9):
         np.testing.assert_array_equal(out[f(same)], plain[f(same)])
     np.testing.assert_allclose(out.sum(1), 1.0, rtol=1e-5)
     np.testing.assert_array_equal(FlowVote(0.85, pair=PAIR).update(flows, t, proba), plain)
@@ -134,7 +140,7 @@ def test_pair_vote_forgets_a_past_older_than_its_horizon():
 
 
 def test_pair_vote_values_are_checked():
-    for bad in (PairVote(1.5), PairVote(0.5, tau=0.0), PairVote(0.5, ramp=0.5)):
+    for bad in (PairVote(1.5), PairVote(0.5, tau=0.0), PairVote(0.5, ramp=0.5), PairVote(0.5, floor=1.0)):
         with pytest.raises(ValueError):
             FlowVote(0.85, pair=bad)
 
@@ -247,12 +253,13 @@ def test_bundle_pair_vote_is_optional_and_checked(tmp_path):
     src = make_tiny_bundle(tmp_path / "tiny.iotw")
     classes = load_bundle(src).classes
     other = next(c for c in classes if c != "normal")
-    good = {"weight": 0.6, "tau": 600.0, "ramp": 20.0, "classes": [other]}
+    good = {"weight": 0.6, "tau": 600.0, "ramp": 20.0, "floor": 0.9, "classes": [other]}
     assert PacketClassifier.load(_with_pair(src, tmp_path / "none.iotw", None)).pair_vote is None
     clf = PacketClassifier.load(_with_pair(src, tmp_path / "on.iotw", good))
-    assert clf.pair_vote == PairVote(0.6, 600.0, 20.0, (classes.index(other),), classes.index("normal"))
+    assert clf.pair_vote == PairVote(0.6, 600.0, 20.0, 0.9, (classes.index(other),), classes.index("normal"))
     assert clf.new_vote().pair == clf.pair_vote
-    for bad in ({**good, "weight": 1.5}, {**good, "tau": 0}, {**good, "ramp": 0.5}, {**good, "classes": ["normal"]},
+    for bad in ({**good, "weight": 1.5}, {**good, "tau": 0}, {**good, "ramp": 0.5}, {**good, "floor": 1.0},
+                {**{k: v for k, v in good.items() if k != "floor"}}, {**good, "classes": ["normal"]},
                 {**good, "classes": ["nonsense"]}, {**good, "extra": 1}, [0.6], {**good, "weight": float("nan")}):
         with pytest.raises(InputError, match="pair_vote"):
             load_bundle(_with_pair(src, tmp_path / "bad.iotw", bad))
