@@ -114,6 +114,10 @@ def test_model_show_prints_the_bundled_card():
     for src in meta["training"]["data"][:3]:
         assert src["sha256"] in r.stdout.replace("\n", "").replace(" ", "").replace("│", "")
     assert "history" in r.stdout and "validation split" in r.stdout
+    pv = meta["pair_vote"]   # the votes the bundle applies, as the card says them
+    assert f"alpha {meta['flow_vote']:g}" in r.stdout
+    assert f"weight {pv['weight']:g} over {pv['tau']:g} s: a connection voted exfiltration" in r.stdout
+    assert f"at least {pv['floor']:g} of it was normal" in r.stdout
 
 
 def test_model_show_json_and_bad_file(tmp_path):
