@@ -139,6 +139,19 @@ def test_pair_vote_forgets_a_past_older_than_its_horizon():
     assert (out[flows == np.uint64(1002)].argmax(1) == EXFIL).all()
 
 
+def test_pair_vote_state_is_bounded():
+    """The two decayed sums hold at most ``cap`` connections and ``cap`` host pairs, as every table does."""
+    rng = np.random.default_rng(5)
+    n = 5000
+    flows = rng.integers(1, 10**9, n).astype(np.uint64)
+    pairs = rng.integers(1, 10**9, n).astype(np.uint64)
+    proba = rng.dirichlet(np.ones(6), n).astype(np.float32)
+    vote = FlowVote(0.85, cap=100, pair=PAIR)
+    for a in range(0, n, 500):
+        vote.update(flows[a:a + 500], 100.0 + np.arange(a, a + 500) * 0.01, proba[a:a + 500], pairs[a:a + 500])
+    assert all(0 < len(tab) <= 100 for tab in vote._pair_tables)
+
+
 def test_pair_vote_values_are_checked():
     for bad in (PairVote(1.5), PairVote(0.5, tau=0.0), PairVote(0.5, ramp=0.5), PairVote(0.5, floor=1.0)):
         with pytest.raises(ValueError):
