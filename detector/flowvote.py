@@ -112,7 +112,8 @@ class PairVote:
 
 
 class FlowVote:
-    """Stateful vote for one packet stream (one per extractor): ``update(keys, t, proba)``."""
+    """Stateful vote for one packet stream (one per extractor): ``update(keys, t, proba, pairs)``; ``pair``: the
+    optional ``PairVote`` (used when ``update`` gets the host-pair keys of ``vote_keys``)."""
 
     def __init__(self, alpha: float, idle: float = 300.0, cap: int = 65536, pair: PairVote | None = None):
         if not 0.0 <= alpha < 1.0:
