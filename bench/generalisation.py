@@ -223,13 +223,11 @@ class Trained:
 
     def predict_alert(self, X: np.ndarray, flows=None) -> tuple[np.ndarray, np.ndarray | None]:
         """(argmax, alerted under the calibrated threshold or None without one). ``flows``: (keys, times) of
-        the capture's frames (vote_inputs; with their host-pair keys for a pair vote): with a vote, each frame's
-        probabilities are voted as `iotwatch` votes them (one FlowVote over the capture, in frame order)."""
-        from iotwatch.detector.flowvote import FlowVote
+        the capture's frames and their host-pair keys (vote_inputs): with a vote, each frame's probabilities are
+        voted as `iotwatch` votes them (one FlowVote over the capture, in frame order)."""
+        from iotwatch.detector.flowvote import new_vote
 
-        voting = self.vote > 0 or self.pair is not None
-        vote = FlowVote(self.vote, pair=self.pair) if voting and flows is not None else None
-        pairs = flows[2] if flows is not None and len(flows) > 2 else None
+        vote = new_vote(self.vote, self.pair) if flows is not None else None
         if vote is not None and len(flows[0]) != len(X):
             raise ValueError(f"flow keys for {len(flows[0])} frames, features for {len(X)}")
         out = np.empty(len(X), np.int64)
@@ -237,8 +235,7 @@ class Trained:
         for s in range(0, len(X), 65536):
             p = self.mlp.proba(np.ascontiguousarray(X[s:s + 65536][:, self.cols]))
             if vote is not None:
-                p = vote.update(flows[0][s:s + 65536], flows[1][s:s + 65536], p,
-                                None if pairs is None else pairs[s:s + 65536])
+                p = vote.update(flows[0][s:s + 65536], flows[1][s:s + 65536], p, flows[2][s:s + 65536])
             out[s:s + 65536] = p.argmax(1)
             conf[s:s + 65536] = p.max(1)
         if self.threshold is None:
@@ -583,11 +580,8 @@ def main(argv=None) -> int:
         return 0
 
     tests = {p: feats[p] for p in TEST_PARTS}
-    from iotwatch.detector.train import PRESETS
-
-    flows: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}   # (part, i) -> vote_inputs of that capture
-    preset = PRESETS["default"]
-    if clf.new_vote() is not None if clf is not None else (preset.flow_vote > 0 or preset.pair_vote > 0):
+    flows: dict[tuple[str, int], tuple] = {}   # (part, i) -> vote_inputs of that capture
+    if clf is None or clf.new_vote() is not None:   # trained models vote (the preset's flow vote)
         for part in TEST_PARTS:   # the flow keys of every test frame, once (the vote needs them besides X)
             for i, (_, f) in enumerate(files[part]):
                 flows[(part, i)] = vote_inputs(f, cache)

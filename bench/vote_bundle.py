@@ -27,33 +27,27 @@ def main(argv=None) -> int:
                     help="the pair vote's weight, in [0, 1] (0 = off; default: as the bundle has it)")
     ap.add_argument("--version", required=True, help="the new bundle's version")
     args = ap.parse_args(argv)
-    if not 0.0 <= args.alpha < 1.0:
-        print(f"vote_bundle: --alpha must be in [0, 1), got {args.alpha}", file=sys.stderr)
-        return 2
-    if args.pair is not None and not 0.0 <= args.pair <= 1.0:
-        print(f"vote_bundle: --pair must be in [0, 1], got {args.pair}", file=sys.stderr)
-        return 2
-    try:
+    try:   # bad values are refused by save_bundle's checks (those of load_bundle) before anything is written
         src = load_bundle(args.bundle)
+        meta = dict(src.meta)
+        meta["training"] = dict(meta.get("training") or {})
+        change = [f"flow_vote {meta.get('flow_vote', 0.0)} -> {args.alpha}"]
+        meta["flow_vote"] = args.alpha
+        if args.pair is not None:
+            old = (meta.get("pair_vote") or {}).get("weight", 0.0)
+            change.append(f"pair_vote weight {old} -> {args.pair}")
+            meta.pop("pair_vote", None)
+            pair = pair_vote_meta(args.pair, meta["classes"])
+            if pair is not None:
+                meta["pair_vote"] = pair
+        earlier = meta["training"].get("derived_from")   # /11 from /10 from /9: the chain is kept
+        meta["training"]["derived_from"] = {"bundle": src.display_name, "sha256": sha256_file(args.bundle),
+                                            "change": ", ".join(change), **({"earlier": earlier} if earlier else {})}
+        meta["version"] = args.version
+        out = save_bundle(args.out, src.tensors, meta)
     except InputError as exc:
         print(f"vote_bundle: {exc}", file=sys.stderr)
         return 2
-    meta = dict(src.meta)
-    meta["training"] = dict(meta.get("training") or {})
-    change = [f"flow_vote {meta.get('flow_vote', 0.0)} -> {args.alpha}"]
-    meta["flow_vote"] = args.alpha
-    if args.pair is not None:
-        old = (meta.get("pair_vote") or {}).get("weight", 0.0)
-        change.append(f"pair_vote weight {old} -> {args.pair}")
-        meta.pop("pair_vote", None)
-        pair = pair_vote_meta(args.pair, meta["classes"])
-        if pair is not None:
-            meta["pair_vote"] = pair
-    earlier = meta["training"].get("derived_from")   # /11 from /10 from /9: the chain is kept
-    meta["training"]["derived_from"] = {"bundle": src.display_name, "sha256": sha256_file(args.bundle),
-                                        "change": ", ".join(change), **({"earlier": earlier} if earlier else {})}
-    meta["version"] = args.version
-    out = save_bundle(args.out, src.tensors, meta)
     pair = (meta.get("pair_vote") or {}).get("weight", 0.0)
     print(f"wrote {out}: {meta['name']}/{args.version} = {src.display_name} with flow vote {args.alpha}, "
           f"pair vote {pair:g}")

@@ -5,8 +5,9 @@
     X = ext.transform(batch)                   # float32 (n, len(clf.feature_names_in_))
     proba = clf.predict_proba(X)               # float32 (n, len(clf.classes_)), rows sum to 1
     clf.predict(X); clf.is_anomaly(proba, predicted)
-    vote = clf.new_vote()                      # per stream too: None when the bundle has no flow vote
-    proba = vote.update(flowvote.flow_keys(batch), batch["time_epoch"], proba)
+    vote = clf.new_vote()                      # per stream too: None when the bundle has no flow/pair vote
+    flows, pairs = flowvote.vote_keys(batch)
+    proba = vote.update(flows, batch["time_epoch"], proba, pairs)
 
 Inference runs the bundle's weights in float32 with the scaler folded into the first layer
 (``model.FoldedMLP``): the fused C kernel ``iotwatch.detector._mlp`` when it is built and the CPU has
@@ -23,7 +24,7 @@ import numpy as np
 from .anomaly import AnomalyPolicy
 from .bundle import Bundle, default_bundle_path, load_bundle
 from .features import new_extractor
-from .flowvote import FlowVote, PairVote
+from .flowvote import FlowVote, PairVote, new_vote
 from .model import FoldedMLP
 
 
@@ -66,9 +67,7 @@ class PacketClassifier:
     def new_vote(self) -> FlowVote | None:
         """A fresh per-stream flow vote (detector/flowvote.py) with the bundle's alpha and pair vote; None
         without either."""
-        if self.flow_vote > 0 or self.pair_vote is not None:
-            return FlowVote(self.flow_vote, pair=self.pair_vote)
-        return None
+        return new_vote(self.flow_vote, self.pair_vote)
 
     def _check(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=np.float32)

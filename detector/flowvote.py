@@ -111,6 +111,13 @@ class PairVote:
                    tuple(classes.index(c) for c in meta["classes"]), classes.index(normal_class))
 
 
+def new_vote(alpha: float, pair: PairVote | None = None) -> "FlowVote | None":
+    """A fresh per-stream vote with the flow vote's ``alpha`` and the ``pair`` vote; None when neither is on."""
+    if alpha > 0 or (pair is not None and pair.weight > 0):
+        return FlowVote(alpha, pair=pair)
+    return None
+
+
 class FlowVote:
     """Stateful vote for one packet stream (one per extractor): ``update(keys, t, proba, pairs)``; ``pair``: the
     optional ``PairVote`` (used when ``update`` gets the host-pair keys of ``vote_keys``)."""

@@ -189,7 +189,8 @@ def test_model_reads_only_the_test_parts(monkeypatch, tmp_path, capsys):
 
     def vote_inputs(path, cache):   # the bundle votes: the flow keys of the same (fake) 40 frames, 4 flows
         voted.append(Path(path))
-        return np.repeat(np.arange(1, 5, dtype=np.uint64), 10), np.arange(40, dtype=np.float64)
+        keys = np.repeat(np.arange(1, 5, dtype=np.uint64), 10)
+        return keys, np.arange(40, dtype=np.float64), keys // 2 + 1   # 4 flows of 3 host pairs
     monkeypatch.setattr(g, "vote_inputs", vote_inputs)
     out = tmp_path / "perm.json"
     assert g.main(["--model", str(BUNDLE), "--permute", "--blocks", "balance", "--permute-scope", "part",
