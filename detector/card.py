@@ -52,6 +52,11 @@ def card(meta: dict, path: str = "") -> Iterator:
         derived = tr.get("derived_from") or {}
         if derived:
             rows.append(("derived from", f"{derived.get('bundle')} (sha256 {derived.get('sha256')}): {derived.get('change')}"))
+        init = tr.get("init") or {}
+        if init:
+            rows.append(("continued from", f"{init.get('bundle')} (sha256 {init.get('sha256')}): its network and "
+                         f"scaler, trained further on the data below; its own training data: "
+                         f"{len(init.get('data') or [])} files (--json: training.init.data)"))
         rows += [("trained with", tr.get("command", "")),
                  ("preset / seed", f"{tr.get('preset')} / {tr.get('seed')}"),
                  ("epochs", f"{tr.get('epochs_run')} run, best {tr.get('best_epoch')}"),

@@ -3,7 +3,7 @@
     iotwatch train --captures DIR_OR_FILE... --out model.iotw [--preset default|paper]
                    [--epochs N] [--seed N] [--eval DIR_OR_FILE...] [--max-rows-per-class N]
                    [--upweight DIR_OR_FILE... [--upweight-factor N]] [--val-sources FRACTION]
-                   [--weight-ema EPOCHS] [--class-weight-power P]
+                   [--weight-ema EPOCHS] [--class-weight-power P] [--init BUNDLE] [--lr LR]
     iotwatch train --csv FILE --schema kaggle --out model.iotw [--preset paper]
 
 Captures (pcap/pcapng, labels from ``<capture>.labels.csv`` or ``label=`` comments, CONTRACT §2) are
@@ -34,6 +34,10 @@ Validation: a random stratified 20% of the rows, or with ``--val-sources F`` who
 repositories, picked by name), so early stopping and the threshold reward what carries to a source the
 network never saw rather than each training source's own conventions. ``--weight-ema E`` validates and
 keeps an exponential moving average of the weights over ~E epochs (same network and bundle shape).
+``--init BUNDLE`` continues training that bundle's network and scaler (same features, classes and layers)
+instead of starting from random weights; the bundle records it, with the init's own training data, so
+the sources its weights have seen stay listed (iotwatch-default/12 is /11's network continued for 5
+epochs at ``--lr 3e-4`` on the session-15 data: bench/train_default.sh).
 
 Everything is seeded (numpy, torch, split, shuffling; one torch thread), and the bundle holds no
 timestamps, so the same command on the same data writes a byte-identical bundle. ``--eval`` replays
@@ -504,7 +508,11 @@ class FitResult:
     val_rows: np.ndarray | None = None  # indices into data.X of the validation rows (each once)
 
 
-def fit(data: Dataset, cfg: TrainConfig, seed: int, console, max_rows_per_class: int | None = None) -> FitResult:
+def fit(data: Dataset, cfg: TrainConfig, seed: int, console, max_rows_per_class: int | None = None,
+        init: Bundle | None = None) -> FitResult:
+    """``init``: continue from this bundle's network and scaler (same features and classes) instead of
+    random weights; columns its first layer does not read (all-zero weights: columns added since) get the
+    scaler fitted on this data."""
     import torch
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -557,11 +565,17 @@ def fit(data: Dataset, cfg: TrainConfig, seed: int, console, max_rows_per_class:
     if len(np.unique(y[tr])) < 2:
         raise InputError("training data holds fewer than two classes after preprocessing; nothing to learn")
     mean, std = fit_scaler(X[tr], cfg.scale_floor)
+    if init is not None:
+        unread = ~np.any(init.tensors["layers.0.weight"] != 0, axis=0)
+        mean = np.where(unread, mean, np.asarray(init.meta["scaler_mean"], dtype=mean.dtype))
+        std = np.where(unread, std, np.asarray(init.meta["scaler_std"], dtype=std.dtype))
     Xs = ((X - mean) / std).astype(np.float32)
     Xt, yt = torch.from_numpy(Xs[tr]), torch.from_numpy(y[tr])
     Xv, yv = torch.from_numpy(Xs[va]), y[va]
 
     model = build_model(ModelConfig(X.shape[1], k, cfg.hidden, cfg.dropout))
+    if init is not None:
+        model.load_state_dict({kk: torch.from_numpy(np.array(v)) for kk, v in init.tensors.items()})
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     weight = (torch.tensor(class_weights(y[tr], k, cfg.class_weight_power), dtype=torch.float32)
               if cfg.class_weight_power else None)
@@ -659,6 +673,8 @@ class TrainRequest:
     val_sources: float | None = None  # hold out whole sources (this fraction of each family) for validation
     weight_ema: float | None = None   # average the weights over this many epochs (TrainConfig.weight_ema_epochs)
     class_weight_power: float | None = None  # None = the preset's (TrainConfig.class_weight_power)
+    init: str | None = None       # continue training this bundle's network (same features, classes, layers)
+    lr: float | None = None       # None = the preset's (TrainConfig.lr)
 
 
 def train(args: TrainRequest, console, command: str) -> Path:
@@ -685,6 +701,19 @@ def train(args: TrainRequest, console, command: str) -> Path:
         if not 0 <= args.class_weight_power <= 2:
             raise InputError(f"train: --class-weight-power must be between 0 and 2, got {args.class_weight_power}")
         cfg = replace(cfg, class_weight_power=args.class_weight_power)
+    if args.lr is not None:
+        if not 0 < args.lr <= 1:
+            raise InputError(f"train: --lr must be in (0, 1], got {args.lr}")
+        cfg = replace(cfg, lr=args.lr)
+    init = None
+    if args.init is not None:
+        from .bundle import load_bundle
+
+        init = load_bundle(args.init)
+        if cfg.featurizer != init.meta["featurizer"] or list(cfg.hidden) != list(init.config.hidden):
+            raise InputError(f"train: --init {args.init} is a {init.meta['featurizer']} network with hidden layers "
+                             f"{list(init.config.hidden)}; the {cfg.preset} preset trains {cfg.featurizer} "
+                             f"{list(cfg.hidden)}")
     if args.max_rows_per_class is not None and args.max_rows_per_class < 10:
         raise InputError("train: --max-rows-per-class must be >= 10")
     if args.csv and args.schema != "kaggle":
@@ -707,7 +736,7 @@ def train(args: TrainRequest, console, command: str) -> Path:
     out_file = plan_outputs([(out, "model bundle")], args.force, _train_inputs(args))["model bundle"]
     out_file.reserve()
     try:
-        return _train(args, console, command, cfg, out, out_file)
+        return _train(args, console, command, cfg, out, out_file, init)
     except BaseException:
         out_file.discard()
         raise
@@ -746,7 +775,7 @@ def _train_inputs(args) -> list[str]:
     return paths
 
 
-def _train(args: TrainRequest, console, command: str, cfg, out: Path, out_file) -> Path:
+def _train(args: TrainRequest, console, command: str, cfg, out: Path, out_file, init=None) -> Path:
     if args.csv:   # a FIFO blocked in open(), /dev/zero was read without end
         require_regular_input(args.csv, "CSV", hint="check the --csv path")
     for folder, what in ((args.cache, "--cache folder"), (args.report, "--report folder")):
@@ -814,7 +843,10 @@ def _train(args: TrainRequest, console, command: str, cfg, out: Path, out_file) 
     counts = np.bincount(data.y, weights=data.repeat, minlength=len(data.classes)).astype(np.int64)
     console.print("labelled rows: " + ", ".join(f"{c} {n:,}" for c, n in zip(data.classes, counts)))
 
-    res = fit(data, cfg, args.seed, console, args.max_rows_per_class)
+    if init is not None and list(init.meta["classes"]) != list(data.classes):
+        raise InputError(f"train: --init {args.init} has the classes {init.meta['classes']}, this data "
+                         f"{list(data.classes)}")
+    res = fit(data, cfg, args.seed, console, args.max_rows_per_class, init)
     normal_index = data.classes.index(data.normal_class)
     threshold = 0.5
     if cfg.calibrate_false_alarms is not None:
@@ -834,6 +866,13 @@ def _train(args: TrainRequest, console, command: str, cfg, out: Path, out_file) 
         "max_rows_per_class": args.max_rows_per_class, "per_source": bool(args.per_source), "epochs_run": len(res.history),
         "best_epoch": res.best_epoch, "history": res.history,
     }
+    if init is not None:
+        # the network was trained on the init's data too: its sources (and its own chain) travel with the bundle,
+        # so `iotwatch model show` and the model card list every capture the weights have seen
+        earlier = init.meta.get("training") or {}
+        training["init"] = {"bundle": init.display_name, "sha256": sha256_file(args.init),
+                            "data": earlier.get("data", []),
+                            **{k: earlier[k] for k in ("init", "derived_from") if k in earlier}}
     if data.holdout is not None:
         training["validation_sources"] = sorted({src["file"] for src in data.sources if src.get("validation_source")})
     meta = make_meta(name=args.name or default_name(cfg.preset), version=args.model_version, classes=data.classes,

@@ -149,3 +149,44 @@ def test_train_val_sources_holds_out_whole_recordings(tmp_path):
     write_capture(single / "a.pcapng", seed=9, n_normal=50, n_scan=30)
     with pytest.raises(InputError, match="holds out no source"):
         main(["--captures", str(single), "--val-sources", "0.2", "--out", str(tmp_path / "y.iotw")])
+
+
+def test_init_continues_a_network_and_keeps_its_scaler_for_the_columns_it_reads():
+    from iotwatch.detector.bundle import Bundle
+    from iotwatch.detector.model import ModelConfig
+
+    data, _ = _dataset([400, 300])
+    first = fit(data, _cfg(early_stopping_patience=None), 0, _Quiet())
+    tensors = {k: v.copy() for k, v in first.tensors.items()}
+    tensors["layers.0.weight"][:, 3] = 0.0         # a column the network does not read (added since)
+    mean, std = first.mean.copy(), first.std.copy()
+    mean[:3] += 5.0                                # not what this data gives: kept only if taken from init
+    init = Bundle(ModelConfig(4, 2), tensors, {"scaler_mean": mean.tolist(), "scaler_std": std.tolist()})
+    cont = fit(data, replace(_cfg(early_stopping_patience=None, lr=1e-12, dropout=0.0), epochs=1), 1, _Quiet(), init=init)
+    assert np.allclose(cont.mean[:3], mean[:3]) and np.allclose(cont.std[:3], std[:3])
+    assert np.isclose(cont.mean[3], data.X[:, 3].mean(), atol=0.2) and not np.isclose(cont.mean[3], mean[3] + 0.5)
+    for k in tensors:                              # a learning rate of ~0: the init network, unchanged
+        assert np.allclose(cont.tensors[k], tensors[k], atol=1e-6)
+    fresh = fit(data, replace(_cfg(early_stopping_patience=None, lr=1e-12), epochs=1), 1, _Quiet())
+    assert not np.allclose(fresh.tensors["layers.0.weight"], tensors["layers.0.weight"])
+
+
+@pytest.mark.slow
+def test_train_init_records_the_bundle_and_refuses_another_shape(tmp_path):
+    folder = tmp_path / "sim"
+    folder.mkdir()
+    for i in range(2):
+        write_capture(folder / f"home-seed{i}.pcapng", seed=i, n_normal=120, n_scan=60)
+    base, cont = tmp_path / "base.iotw", tmp_path / "cont.iotw"
+    assert main(["--captures", str(folder), "--epochs", "1", "--out", str(base)]) == 0
+    assert main(["--captures", str(folder), "--epochs", "1", "--init", str(base), "--lr", "1e-4",
+                 "--out", str(cont)]) == 0
+    tr = load_bundle(cont).meta["training"]
+    first = load_bundle(base).meta["training"]
+    assert tr["init"]["bundle"] == load_bundle(base).display_name and len(tr["init"]["sha256"]) == 64
+    assert tr["init"]["data"] == first["data"] and tr["init"]["data"][0]["sha256"]   # the data its weights saw
+    assert tr["config"]["lr"] == 1e-4
+    with pytest.raises(InputError, match="lr"):
+        main(["--captures", str(folder), "--lr", "0", "--out", str(tmp_path / "x.iotw")])
+    with pytest.raises(InputError, match="init"):
+        main(["--captures", str(folder), "--preset", "paper", "--init", str(base), "--out", str(tmp_path / "y.iotw")])

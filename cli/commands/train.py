@@ -44,6 +44,10 @@ def build_parser() -> UsageParser:
                         "(same network; default: the raw weights)")
     p.add_argument("--class-weight-power", dest="class_weight_power", type=float, metavar="P",
                    help="loss weight of a class ~ (1 / its frequency) ** P (default: the preset's; 0 = unweighted)")
+    p.add_argument("--init", metavar="BUNDLE",
+                   help="continue training this bundle's network and scaler instead of random weights (same "
+                        "features, classes and layers; columns its first layer does not read get a fitted scaler)")
+    p.add_argument("--lr", type=float, metavar="LR", help="Adam learning rate (default: the preset's, 1e-3)")
     p.add_argument("--eval", nargs="+", metavar="PATH", help="held-out labelled captures to report metrics on")
     p.add_argument("--name", default=None, help="bundle name (default: custom-<preset>; names starting with "
                    "'iotwatch-' are the bundled models')")
