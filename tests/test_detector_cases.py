@@ -109,12 +109,15 @@ def threshold() -> float:
     return PacketClassifier.load().policy.threshold
 
 
-# Known false alarms of the bundled model, strict xfail like KNOWN_MISSES below. None for iotwatch-default/10: its
-# flow vote averages each packet with its connection's earlier packets, and the few packets of the DoH session and of
-# the HTTPS upload/download without DNS that /9's weights alone call exfiltration above the threshold (7 of 264 and
-# 3 of 214; /8: 16 and 6, /7: 13 and 1, /6: 15 and 6, /5: 17 and 6; /4: none) now sit in connections their other
-# packets call normal. None of them ever opened an incident (no alert): test_benign_case_raises_no_alert.
-KNOWN_FALSE_ALARMS: dict[str, str] = {}
+# Known false alarms of the bundled model, strict xfail like KNOWN_MISSES below: the run fails as soon as a model
+# flags none of the case's packets, so the mark cannot outlive the false alarm. /10 and /11 had none (their flow vote
+# averaged the few packets /9's weights called exfiltration into connections called normal). iotwatch-default/12
+# (/11's network trained further, detector/MODEL_CARD.md "Why /12") calls the DoH session's first TLS connection at
+# the capture's start exfiltration: 13 of 264 packets above the threshold (/9's weights alone: 7; /8: 16), none of
+# the HTTPS-without-DNS case's. Neither opens an incident: test_benign_case_raises_no_alert passes for both.
+KNOWN_FALSE_ALARMS: dict[str, str] = {
+    "doh": "iotwatch-default/12: 13 of 264 packets of the first DoH connection called exfiltration (no alert)",
+}
 
 
 @pytest.mark.parametrize("case", BENIGN)

@@ -118,6 +118,10 @@ def test_model_show_prints_the_bundled_card():
     assert f"alpha {meta['flow_vote']:g}" in r.stdout
     assert f"weight {pv['weight']:g} over {pv['tau']:g} s: a connection voted exfiltration" in r.stdout
     assert f"at least {pv['floor']:g} of it was normal" in r.stdout
+    init = meta["training"]["init"]   # /12 continues /11's network: the card names it and its data
+    flat = r.stdout.replace("\n", "").replace(" ", "")
+    assert f"continuedfrom{init['bundle']}(sha256{init['sha256']}" in flat.replace("│", "")
+    assert f"{len(init['data'])}files(--json:training.init.data)" in flat
 
 
 def test_model_show_json_and_bad_file(tmp_path):
@@ -127,3 +131,21 @@ def test_model_show_json_and_bad_file(tmp_path):
     bad.write_bytes(b"not a bundle")
     r = _iotwatch("model", "show", str(bad))
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+
+
+def test_model_card_lists_every_capture_the_bundled_weights_have_seen():
+    """Outside evaluators exclude the files a bundle was trained on: the card's table must hold every sha256 of
+    the bundle's training data and, for a continued network, of the data of the network it started from."""
+    from pathlib import Path
+
+    import iotwatch.detector as det
+
+    tr = load_bundle(default_bundle_path()).meta["training"]
+    seen, init = list(tr["data"]), tr.get("init") or {}
+    while init:
+        seen += init.get("data") or []
+        init = init.get("init") or {}
+    card = (Path(det.__file__).parent / "MODEL_CARD.md").read_text(encoding="utf-8")
+    table = card[card.index("## Training captures (sha256)"):]
+    missing = sorted({s["file"] for s in seen if f"`{s['sha256']}`" not in table})
+    assert seen and not missing, f"not in MODEL_CARD.md: {missing[:5]}"
