@@ -38,6 +38,15 @@ def _dataset(sizes: list[int], seed: int = 0) -> tuple[Dataset, np.ndarray]:
     return Dataset(np.concatenate(X), np.concatenate(y).astype(np.int64), CLASSES, "normal", []), np.concatenate(src)
 
 
+def _homes(tmp_path, n: int):
+    """A folder of n small simulated-looking labelled captures (normal traffic and a scan)."""
+    folder = tmp_path / "sim"
+    folder.mkdir()
+    for i in range(n):
+        write_capture(folder / f"home-seed{i}.pcapng", seed=i, n_normal=120, n_scan=60)
+    return folder
+
+
 def _cfg(**kw):
     return replace(PRESETS["default"], epochs=2, batch_size=64, **kw)
 
@@ -127,10 +136,7 @@ def test_source_families_of_a_train_request(tmp_path):
 
 @pytest.mark.slow
 def test_train_val_sources_holds_out_whole_recordings(tmp_path):
-    folder = tmp_path / "sim"
-    folder.mkdir()
-    for i in range(4):
-        write_capture(folder / f"home-seed{i}.pcapng", seed=i, n_normal=120, n_scan=60)
+    folder = _homes(tmp_path, 4)
     out = tmp_path / "v.iotw"
     assert main(["--captures", str(folder), "--val-sources", "0.25", "--weight-ema", "1", "--epochs", "2",
                  "--class-weight-power", "0.25", "--out", str(out)]) == 0
@@ -173,10 +179,7 @@ def test_init_continues_a_network_and_keeps_its_scaler_for_the_columns_it_reads(
 
 @pytest.mark.slow
 def test_train_init_records_the_bundle_and_refuses_another_shape(tmp_path):
-    folder = tmp_path / "sim"
-    folder.mkdir()
-    for i in range(2):
-        write_capture(folder / f"home-seed{i}.pcapng", seed=i, n_normal=120, n_scan=60)
+    folder = _homes(tmp_path, 2)
     base, cont = tmp_path / "base.iotw", tmp_path / "cont.iotw"
     assert main(["--captures", str(folder), "--epochs", "1", "--out", str(base)]) == 0
     assert main(["--captures", str(folder), "--epochs", "1", "--init", str(base), "--lr", "1e-4",
