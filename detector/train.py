@@ -770,8 +770,9 @@ def _train_inputs(args) -> list[str]:
         for p in group or []:
             q = Path(p)
             paths += [str(x) for x in q.rglob("*")] if q.is_dir() else [str(q)]
-    if args.csv:
-        paths.append(args.csv)
+    for one in (args.csv, args.init):
+        if one:
+            paths.append(one)
     return paths
 
 

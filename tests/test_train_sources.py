@@ -189,6 +189,10 @@ def test_train_init_records_the_bundle_and_refuses_another_shape(tmp_path):
     assert tr["init"]["bundle"] == load_bundle(base).display_name and len(tr["init"]["sha256"]) == 64
     assert tr["init"]["data"] == first["data"] and tr["init"]["data"][0]["sha256"]   # the data its weights saw
     assert tr["config"]["lr"] == 1e-4
+    before = base.read_bytes()
+    with pytest.raises(InputError, match="input"):   # --out may not replace the bundle it continues
+        main(["--captures", str(folder), "--init", str(base), "--out", str(base), "--force"])
+    assert base.read_bytes() == before
     with pytest.raises(InputError, match="lr"):
         main(["--captures", str(folder), "--lr", "0", "--out", str(tmp_path / "x.iotw")])
     with pytest.raises(InputError, match="init"):
