@@ -63,7 +63,7 @@ from iotwatch.captures.batch import PacketBatch
 from iotwatch.captures.errors import InputError
 from iotwatch.captures.files import check_output_folder, output_folder, require_regular_input, sha256_file
 
-from .bundle import CONTRACT_CLASSES, Bundle, make_meta, pair_vote_meta, save_bundle
+from .bundle import CONTRACT_CLASSES, Bundle, load_bundle, make_meta, pair_vote_meta, save_bundle
 from .evaluate import evaluate_capture, summarize
 from .features import new_extractor
 from .model import ModelConfig
@@ -707,8 +707,6 @@ def train(args: TrainRequest, console, command: str) -> Path:
         cfg = replace(cfg, lr=args.lr)
     init = None
     if args.init is not None:
-        from .bundle import load_bundle
-
         init = load_bundle(args.init)
         if cfg.featurizer != init.meta["featurizer"] or list(cfg.hidden) != list(init.config.hidden):
             raise InputError(f"train: --init {args.init} is a {init.meta['featurizer']} network with hidden layers "
